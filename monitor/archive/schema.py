@@ -1,0 +1,178 @@
+"""Archive schema and migrations (versioned in the ``meta`` table).
+
+Each migration is a function applied once, in order, inside a transaction. Never edit an
+existing migration: add a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _m1_initial(conn: sqlite3.Connection) -> None:
+    conn.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS channels (
+            platform TEXT NOT NULL,
+            channel_id TEXT NOT NULL,
+            username TEXT,
+            title TEXT,
+            kind TEXT,
+            access_hash TEXT,
+            resolved_from TEXT,
+            resolved_at TEXT,
+            updated_at TEXT,
+            PRIMARY KEY (platform, channel_id)
+        );
+        CREATE INDEX IF NOT EXISTS idx_channels_username ON channels(platform, username);
+        CREATE INDEX IF NOT EXISTS idx_channels_resolved_from ON channels(platform, resolved_from);
+
+        CREATE TABLE IF NOT EXISTS messages (
+            id INTEGER PRIMARY KEY,
+            platform TEXT NOT NULL,
+            channel_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            channel TEXT,
+            channel_title TEXT,
+            date TEXT NOT NULL,
+            edit_date TEXT,
+            author TEXT,
+            text TEXT NOT NULL DEFAULT '',
+            lang TEXT,
+            url TEXT,
+            reply_to TEXT,
+            forwarded_from TEXT,
+            media TEXT,
+            grouped_id TEXT,
+            extra TEXT,
+            raw TEXT NOT NULL,
+            raw_sha256 TEXT NOT NULL,
+            search_text TEXT NOT NULL DEFAULT '',
+            first_seen_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            deleted_at TEXT,
+            UNIQUE (platform, channel_id, message_id)
+        );
+        CREATE INDEX IF NOT EXISTS idx_messages_date ON messages(date);
+        CREATE INDEX IF NOT EXISTS idx_messages_channel ON messages(platform, channel_id, date);
+
+        CREATE TABLE IF NOT EXISTS versions (
+            id INTEGER PRIMARY KEY,
+            message_rowid INTEGER NOT NULL REFERENCES messages(id),
+            text TEXT NOT NULL,
+            text_sha256 TEXT NOT NULL,
+            edit_date TEXT,
+            raw TEXT NOT NULL,
+            raw_sha256 TEXT NOT NULL,
+            record_sha256 TEXT NOT NULL,
+            seen_at TEXT NOT NULL,
+            UNIQUE (message_rowid, text_sha256)
+        );
+
+        -- Hash chain over versions in insertion order (integrity, issue 07).
+        CREATE TABLE IF NOT EXISTS chain (
+            seq INTEGER PRIMARY KEY,
+            version_id INTEGER NOT NULL,
+            msg_key TEXT NOT NULL,
+            record_sha256 TEXT NOT NULL,
+            link_sha256 TEXT NOT NULL
+        );
+
+        CREATE TABLE IF NOT EXISTS hits (
+            id INTEGER PRIMARY KEY,
+            message_rowid INTEGER NOT NULL REFERENCES messages(id),
+            rule_id TEXT NOT NULL,
+            rule_hash TEXT NOT NULL,
+            level TEXT NOT NULL,
+            title TEXT,
+            tags TEXT,
+            matches TEXT NOT NULL,
+            text_sha256 TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (message_rowid, rule_id, rule_hash, text_sha256)
+        );
+        CREATE INDEX IF NOT EXISTS idx_hits_rule ON hits(rule_id, created_at);
+        CREATE INDEX IF NOT EXISTS idx_hits_created ON hits(created_at);
+
+        CREATE TABLE IF NOT EXISTS outbox (
+            id INTEGER PRIMARY KEY,
+            hit_id INTEGER REFERENCES hits(id),
+            destination TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'alert',
+            payload TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            sent_at TEXT,
+            dedup_key TEXT UNIQUE
+        );
+        CREATE INDEX IF NOT EXISTS idx_outbox_status ON outbox(status, next_attempt_at);
+
+        CREATE TABLE IF NOT EXISTS checkpoints (
+            source TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            value TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (source, channel)
+        );
+
+        CREATE TABLE IF NOT EXISTS source_status (
+            source TEXT PRIMARY KEY,
+            last_message_at TEXT,
+            last_poll_at TEXT,
+            errors INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            info TEXT,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
+            search_text, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER IF NOT EXISTS messages_ai AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(rowid, search_text) VALUES (new.id, new.search_text);
+        END;
+        CREATE TRIGGER IF NOT EXISTS messages_ad AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, search_text) VALUES ('delete', old.id, old.search_text);
+        END;
+        CREATE TRIGGER IF NOT EXISTS messages_au AFTER UPDATE OF search_text ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, search_text) VALUES ('delete', old.id, old.search_text);
+            INSERT INTO messages_fts(rowid, search_text) VALUES (new.id, new.search_text);
+        END;
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [_m1_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to SCHEMA_VERSION; returns the number of migrations applied."""
+    version = current_version(conn)
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"archive schema version {version} is newer than this claimwatch supports ({SCHEMA_VERSION})"
+        )
+    applied = 0
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        with conn:
+            MIGRATIONS[number - 1](conn)
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (str(number),),
+            )
+        applied += 1
+    return applied

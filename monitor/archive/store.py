@@ -1,0 +1,510 @@
+"""The SQLite archive: messages, versions, hits, outbox, checkpoints, channels, FTS, hash chain.
+
+Python API first (the CLI and the daemon only call this). Writes are batched: one
+:meth:`Archive.store` call is one transaction holding messages, their versions, hits,
+the outbox rows for those hits and the sources' checkpoints, so a crash at any moment
+leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import sqlite_utils
+
+from ..model import Deletion, Hit, Message, canonical_json, iso, sha256_hex
+from ..rules.normalize import search_text
+from .schema import migrate
+
+GENESIS = "0" * 64
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def now_iso() -> str:
+    return utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def record_hash(key: str, text: str, raw_sha256: str) -> str:
+    """Hash of one version record, covered by the chain."""
+    return sha256_hex(f"{key}\n{raw_sha256}\n{text}")
+
+
+def chain_link(previous: str, record_sha256: str) -> str:
+    return sha256_hex(previous + record_sha256)
+
+
+@dataclass
+class StoreOutcome:
+    key: str
+    status: str  # new | edited | updated | unchanged
+    message_rowid: int
+    new_hit_ids: list[int] = field(default_factory=list)
+    new_outbox_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class StoreResult:
+    new: int = 0
+    edited: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    hits: int = 0
+    outbox: int = 0
+    outcomes: list[StoreOutcome] = field(default_factory=list)
+
+    def add(self, other: "StoreResult") -> None:
+        self.new += other.new
+        self.edited += other.edited
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.hits += other.hits
+        self.outbox += other.outbox
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "new": self.new,
+            "edited": self.edited,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "hits": self.hits,
+            "outbox": self.outbox,
+        }
+
+
+OutboxPolicy = Callable[["Archive", int, Hit, Message, str], list[int]]
+
+
+def enqueue_all(archive: "Archive", hit_id: int, hit: Hit, msg: Message, now: str) -> list[int]:
+    """Default outbox policy: one pending alert row per destination of the hit."""
+    ids = []
+    for dest in hit.destinations:
+        oid = archive.enqueue(hit_id, dest, kind="alert", now=now)
+        if oid is not None:
+            ids.append(oid)
+    return ids
+
+
+class Archive:
+    """An open archive. Create with :meth:`open`; use as a context manager to close."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self.conn = conn
+        self.path = path
+        self.db = sqlite_utils.Database(conn)
+        self.lock = threading.RLock()
+        self._last_link: str | None = None
+        # Decides which outbox rows a new hit gets (inside the store transaction). The
+        # alerting layer replaces it with its throttling policy.
+        self.outbox_policy: OutboxPolicy = enqueue_all
+
+    # -- lifecycle ------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, *, readonly: bool = False) -> "Archive":
+        path = str(path)
+        if readonly:
+            if not Path(path).exists():
+                raise FileNotFoundError(f"archive not found: {path}")
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+        else:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=10000")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            migrate(conn)
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- transactions ---------------------------------------------------------
+    def transaction(self) -> "_Tx":
+        return _Tx(self)
+
+    # -- writing --------------------------------------------------------------
+    def store(
+        self,
+        items: Iterable[tuple[Message, Sequence[Hit]]],
+        *,
+        checkpoints: Mapping[tuple[str, str], str] | None = None,
+        alerts: bool = True,
+        collect: bool = True,
+    ) -> StoreResult:
+        """Store messages with their hits (and outbox rows) and checkpoints in ONE transaction.
+
+        Idempotent: storing the same record again changes nothing. A changed text adds a
+        version; a hit is unique per (message, rule, rule hash, text), and outbox rows are
+        only created for hits that are new. ``alerts=False`` stores hits without outbox rows;
+        ``collect=False`` keeps no per-message outcomes (bounded memory for big imports).
+        """
+        result = StoreResult()
+        with self.lock, self.transaction():
+            for msg, hits in items:
+                outcome = self._store_one(msg, hits, alerts)
+                setattr(result, outcome.status, getattr(result, outcome.status) + 1)
+                result.hits += len(outcome.new_hit_ids)
+                result.outbox += len(outcome.new_outbox_ids)
+                if collect:
+                    result.outcomes.append(outcome)
+            for (source, channel), value in (checkpoints or {}).items():
+                self._set_checkpoint(source, channel, value)
+        return result
+
+    def _store_one(self, msg: Message, hits: Sequence[Hit], alerts: bool) -> StoreOutcome:
+        c = self.conn
+        raw_json = msg.raw_json()
+        raw_sha = sha256_hex(raw_json)
+        now = now_iso()
+        row = c.execute(
+            "SELECT id, raw_sha256, text, edit_date FROM messages WHERE platform=? AND channel_id=? AND message_id=?",
+            msg.key_tuple,
+        ).fetchone()
+        text_sha = sha256_hex(msg.text)
+        if row is None:
+            cur = c.execute(
+                "INSERT INTO messages(platform, channel_id, message_id, channel, channel_title, date, edit_date,"
+                " author, text, lang, url, reply_to, forwarded_from, media, grouped_id, extra, raw, raw_sha256,"
+                " search_text, first_seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    msg.platform,
+                    msg.channel_id,
+                    msg.message_id,
+                    msg.channel,
+                    msg.channel_title,
+                    iso(msg.date),
+                    iso(msg.edit_date),
+                    msg.author,
+                    msg.text,
+                    msg.lang,
+                    msg.url,
+                    msg.reply_to,
+                    canonical_json(msg.forwarded_from.to_dict()) if msg.forwarded_from else None,
+                    canonical_json([m.to_dict() for m in msg.media]) if msg.media else None,
+                    msg.grouped_id,
+                    canonical_json(msg.extra) if msg.extra else None,
+                    raw_json,
+                    raw_sha,
+                    search_text(msg.text),
+                    now,
+                    now,
+                ),
+            )
+            rowid = cur.lastrowid
+            self._add_version(rowid, msg, text_sha, raw_json, raw_sha, now)
+            status = "new"
+        else:
+            rowid = row[0]
+            if row[1] == raw_sha:
+                status = "unchanged"
+            else:
+                text_changed = row[2] != msg.text
+                added = False
+                if text_changed:
+                    added = self._add_version(rowid, msg, text_sha, raw_json, raw_sha, now)
+                stored_edit = row[3]
+                incoming_edit = iso(msg.edit_date)
+                is_older = stored_edit is not None and (incoming_edit is None or incoming_edit < stored_edit)
+                if not is_older:
+                    c.execute(
+                        "UPDATE messages SET text=?, edit_date=?, raw=?, raw_sha256=?, search_text=?, media=?,"
+                        " extra=?, channel=COALESCE(?, channel), channel_title=COALESCE(?, channel_title),"
+                        " updated_at=? WHERE id=?",
+                        (
+                            msg.text,
+                            incoming_edit,
+                            raw_json,
+                            raw_sha,
+                            search_text(msg.text) if text_changed else c.execute(
+                                "SELECT search_text FROM messages WHERE id=?", (rowid,)
+                            ).fetchone()[0],
+                            canonical_json([m.to_dict() for m in msg.media]) if msg.media else None,
+                            canonical_json(msg.extra) if msg.extra else None,
+                            msg.channel,
+                            msg.channel_title,
+                            now,
+                            rowid,
+                        ),
+                    )
+                status = "edited" if added else "updated"
+        outcome = StoreOutcome(msg.key, status, rowid)
+        for hit in hits:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO hits(message_rowid, rule_id, rule_hash, level, title, tags, matches,"
+                " text_sha256, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    rowid,
+                    hit.rule_id,
+                    hit.rule_hash,
+                    hit.level,
+                    hit.title,
+                    canonical_json(list(hit.tags)) if hit.tags else None,
+                    canonical_json([m.to_dict() for m in hit.matches]),
+                    text_sha,
+                    now,
+                ),
+            )
+            if cur.rowcount != 1:
+                continue
+            hit_id = cur.lastrowid
+            outcome.new_hit_ids.append(hit_id)
+            if alerts:
+                outcome.new_outbox_ids.extend(self.outbox_policy(self, hit_id, hit, msg, now))
+        return outcome
+
+    def _add_version(
+        self, rowid: int, msg: Message, text_sha: str, raw_json: str, raw_sha: str, now: str
+    ) -> bool:
+        rec = record_hash(msg.key, msg.text, raw_sha)
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO versions(message_rowid, text, text_sha256, edit_date, raw, raw_sha256,"
+            " record_sha256, seen_at) VALUES (?,?,?,?,?,?,?,?)",
+            (rowid, msg.text, text_sha, iso(msg.edit_date), raw_json, raw_sha, rec, now),
+        )
+        if cur.rowcount != 1:
+            return False
+        link = chain_link(self._previous_link(), rec)
+        self.conn.execute(
+            "INSERT INTO chain(version_id, msg_key, record_sha256, link_sha256) VALUES (?,?,?,?)",
+            (cur.lastrowid, msg.key, rec, link),
+        )
+        self._last_link = link
+        return True
+
+    def _previous_link(self) -> str:
+        if self._last_link is None:
+            row = self.conn.execute("SELECT link_sha256 FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+            self._last_link = row[0] if row else GENESIS
+        return self._last_link
+
+    def enqueue(
+        self,
+        hit_id: int | None,
+        destination: str,
+        *,
+        kind: str = "alert",
+        payload: Mapping[str, Any] | None = None,
+        dedup_key: str | None = None,
+        due: str | None = None,
+        now: str | None = None,
+    ) -> int | None:
+        """Add an outbox row (inside the caller's transaction). Returns its id, or None if a
+        row with the same dedup key exists already."""
+        now = now or now_iso()
+        if dedup_key is None and hit_id is not None:
+            dedup_key = f"{kind}:{hit_id}:{destination}"
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO outbox(hit_id, destination, kind, payload, status, attempts,"
+            " next_attempt_at, created_at, dedup_key) VALUES (?,?,?,?, 'pending', 0, ?, ?, ?)",
+            (
+                hit_id,
+                destination,
+                kind,
+                canonical_json(payload) if payload is not None else None,
+                due or now,
+                now,
+                dedup_key,
+            ),
+        )
+        return cur.lastrowid if cur.rowcount == 1 else None
+
+    def mark_deleted(self, deletion: Deletion) -> list[int]:
+        """Mark messages deleted (kept, never removed). Returns the row ids newly marked."""
+        ids: list[int] = []
+        when = iso(deletion.date) if deletion.date else now_iso()
+        with self.lock, self.transaction():
+            for mid in deletion.message_ids:
+                if deletion.channel_id is None:
+                    rows = self.conn.execute(
+                        "SELECT id FROM messages WHERE platform=? AND message_id=? AND deleted_at IS NULL",
+                        (deletion.platform, mid),
+                    ).fetchall()
+                else:
+                    rows = self.conn.execute(
+                        "SELECT id FROM messages WHERE platform=? AND channel_id=? AND message_id=?"
+                        " AND deleted_at IS NULL",
+                        (deletion.platform, deletion.channel_id, mid),
+                    ).fetchall()
+                for (rid,) in rows:
+                    self.conn.execute("UPDATE messages SET deleted_at=? WHERE id=?", (when, rid))
+                    ids.append(rid)
+        return ids
+
+    # -- checkpoints ----------------------------------------------------------
+    def _set_checkpoint(self, source: str, channel: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO checkpoints(source, channel, value, updated_at) VALUES (?,?,?,?)"
+            " ON CONFLICT(source, channel) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
+            (source, channel, str(value), now_iso()),
+        )
+
+    def set_checkpoint(self, source: str, channel: str, value: str) -> None:
+        with self.lock, self.transaction():
+            self._set_checkpoint(source, channel, value)
+
+    def get_checkpoint(self, source: str, channel: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT value FROM checkpoints WHERE source=? AND channel=?", (source, channel)
+        ).fetchone()
+        return row[0] if row else None
+
+    def checkpoints(self, source: str | None = None) -> dict[tuple[str, str], str]:
+        sql = "SELECT source, channel, value FROM checkpoints"
+        args: tuple = ()
+        if source is not None:
+            sql += " WHERE source=?"
+            args = (source,)
+        return {(s, c): v for s, c, v in self.conn.execute(sql, args)}
+
+    # -- channels -------------------------------------------------------------
+    def upsert_channel(
+        self,
+        platform: str,
+        channel_id: str,
+        *,
+        username: str | None = None,
+        title: str | None = None,
+        kind: str | None = None,
+        access_hash: str | None = None,
+        resolved_from: str | None = None,
+    ) -> None:
+        now = now_iso()
+        with self.lock, self.transaction():
+            self.conn.execute(
+                "INSERT INTO channels(platform, channel_id, username, title, kind, access_hash, resolved_from,"
+                " resolved_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(platform, channel_id) DO UPDATE SET"
+                " username=COALESCE(excluded.username, username), title=COALESCE(excluded.title, title),"
+                " kind=COALESCE(excluded.kind, kind), access_hash=COALESCE(excluded.access_hash, access_hash),"
+                " resolved_from=COALESCE(excluded.resolved_from, resolved_from),"
+                " resolved_at=COALESCE(excluded.resolved_at, resolved_at), updated_at=excluded.updated_at",
+                (platform, str(channel_id), username, title, kind, access_hash, resolved_from,
+                 now if resolved_from else None, now),
+            )
+
+    def find_channel(self, platform: str, ref: str) -> dict[str, Any] | None:
+        """Look up a cached channel by id, username (with or without @) or the ref it was resolved from."""
+        ref_clean = ref.lstrip("@")
+        row = self.conn.execute(
+            "SELECT platform, channel_id, username, title, kind, access_hash, resolved_from FROM channels"
+            " WHERE platform=? AND (channel_id=? OR lower(username)=lower(?) OR resolved_from=?) LIMIT 1",
+            (platform, ref, ref_clean, ref),
+        ).fetchone()
+        if not row:
+            return None
+        keys = ("platform", "channel_id", "username", "title", "kind", "access_hash", "resolved_from")
+        return dict(zip(keys, row))
+
+    # -- source status (health) -----------------------------------------------
+    def record_source_status(
+        self,
+        source: str,
+        *,
+        last_message_at: str | None = None,
+        polled: bool = False,
+        error: str | None = None,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        now = now_iso()
+        with self.lock, self.transaction():
+            self.conn.execute(
+                "INSERT INTO source_status(source, last_message_at, last_poll_at, errors, last_error, info,"
+                " updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(source) DO UPDATE SET"
+                " last_message_at=COALESCE(excluded.last_message_at, last_message_at),"
+                " last_poll_at=COALESCE(excluded.last_poll_at, last_poll_at),"
+                " errors=errors + excluded.errors, last_error=COALESCE(excluded.last_error, last_error),"
+                " info=COALESCE(excluded.info, info), updated_at=excluded.updated_at",
+                (source, last_message_at, now if polled else None, 1 if error else 0, error,
+                 json.dumps(info) if info is not None else None, now),
+            )
+
+    # -- reading --------------------------------------------------------------
+    def get_message(self, platform: str, channel_id: str, message_id: str) -> dict[str, Any] | None:
+        rows = list(
+            self.db.query(
+                "SELECT * FROM messages WHERE platform=? AND channel_id=? AND message_id=?",
+                (platform, channel_id, message_id),
+            )
+        )
+        return rows[0] if rows else None
+
+    def message_from_row(self, row: Mapping[str, Any]) -> Message:
+        """Rebuild a Message from a messages row (for re-matching and export)."""
+        d = dict(row)
+        d["forwarded_from"] = json.loads(d["forwarded_from"]) if d.get("forwarded_from") else None
+        d["media"] = json.loads(d["media"]) if d.get("media") else []
+        d["extra"] = json.loads(d["extra"]) if d.get("extra") else {}
+        d["raw"] = json.loads(d["raw"]) if d.get("raw") else None
+        return Message.from_dict(d)
+
+    def iter_messages(self, where: str = "", args: Sequence[Any] = (), batch: int = 1000) -> Iterator[Message]:
+        sql = "SELECT * FROM messages" + (f" WHERE {where}" if where else "") + " ORDER BY id"
+        for row in self.db.query(sql, args):
+            yield self.message_from_row(row)
+
+    def stats(self) -> dict[str, Any]:
+        c = self.conn
+        total, first, last = c.execute("SELECT count(*), min(date), max(date) FROM messages").fetchone()
+        by_channel = [
+            {"platform": p, "channel_id": cid, "channel": ch, "messages": n, "first": f, "last": l}
+            for p, cid, ch, n, f, l in c.execute(
+                "SELECT platform, channel_id, max(coalesce(channel, channel_title, channel_id)), count(*),"
+                " min(date), max(date) FROM messages GROUP BY platform, channel_id ORDER BY count(*) DESC"
+            )
+        ]
+        by_platform = {p: n for p, n in c.execute("SELECT platform, count(*) FROM messages GROUP BY platform")}
+        outbox = {s: n for s, n in c.execute("SELECT status, count(*) FROM outbox GROUP BY status")}
+        return {
+            "messages": total,
+            "versions": c.execute("SELECT count(*) FROM versions").fetchone()[0],
+            "deleted": c.execute("SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL").fetchone()[0],
+            "hits": c.execute("SELECT count(*) FROM hits").fetchone()[0],
+            "first_date": first,
+            "last_date": last,
+            "by_platform": by_platform,
+            "by_channel": by_channel,
+            "outbox": outbox,
+        }
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT / ROLLBACK; nested use joins the outer transaction."""
+
+    def __init__(self, archive: Archive) -> None:
+        self.archive = archive
+        self.outer = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        conn = self.archive.conn
+        if conn.in_transaction:
+            self.outer = False
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+            self.outer = True
+        return conn
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if not self.outer:
+            return
+        conn = self.archive.conn
+        if exc_type is None:
+            conn.execute("COMMIT")
+        else:
+            conn.execute("ROLLBACK")
+            self.archive._last_link = None  # the chain head may have been rolled back

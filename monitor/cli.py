@@ -1,0 +1,186 @@
+"""``claimwatch`` command line: thin commands over the library.
+
+Commands are grouped by package: this module holds ``import`` and ``stats``; the rule,
+alert, daemon, collector and query commands are registered from their own packages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from . import __version__
+from .archive import Archive
+from .cli_common import (
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    LogLevelOpt,
+    console,
+    db_path,
+    err_console,
+    fail,
+    print_json_lines,
+    setup,
+)
+
+app = typer.Typer(
+    name="claimwatch",
+    help="Watch Telegram channels and X accounts for claims of responsibility and official statements.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"claimwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = None,
+) -> None:
+    """claimwatch: monitor, match, archive, alert."""
+
+
+@app.command("import")
+def import_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Telegram export JSON, X API v2 JSONL or canonical JSONL files.")],
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto | telegram | x | canonical")] = "auto",
+    rules: Annotated[
+        Optional[str], typer.Option("--rules", help="Rules file/folder to match while importing (default: config 'rules').")
+    ] = None,
+    no_rules: Annotated[bool, typer.Option("--no-rules", help="Import without matching.")] = False,
+    alert: Annotated[bool, typer.Option("--alert", help="Queue alerts for new hits (default: store hits only).")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Count and skip malformed records instead of failing.")] = False,
+    log_level: LogLevelOpt = "WARNING",
+    json_out: JsonOpt = False,
+) -> None:
+    """Import message files into the archive (idempotent), matching rules as they go."""
+    from .ingest import import_file
+    from .sources.files import InputError
+
+    if fmt not in ("auto", "telegram", "x", "canonical"):
+        fail(f"--format: unknown format '{fmt}' (auto, telegram, x, canonical)")
+    cfg = setup(config, log_level)
+    for p in paths:
+        if not p.exists():
+            fail(f"{p}: no such file")
+        if p.is_dir():
+            fail(f"{p}: is a directory (give the files)")
+    matcher = None
+    if not no_rules:
+        from .rules.cli import matcher_for_cli
+
+        matcher = matcher_for_cli(rules or cfg.rules, cfg, required=rules is not None)
+    archive = Archive.open(db_path(db, cfg))
+    reports = []
+    failed = False
+    with archive, Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=json_out or not err_console.is_terminal,
+    ) as progress:
+        for p in paths:
+            task = progress.add_task(p.name, total=p.stat().st_size)
+            try:
+                report = import_file(
+                    archive,
+                    p,
+                    fmt=fmt,
+                    matcher=matcher,
+                    skip_bad=skip_bad,
+                    alerts=alert,
+                    progress=lambda n, t=task: progress.update(t, completed=n),
+                )
+            except InputError as exc:
+                err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+                failed = True
+                continue
+            finally:
+                progress.remove_task(task)
+            reports.append(report)
+            for example in report.bad_examples:
+                err_console.print(f"[yellow]skipped:[/] {example}", highlight=False)
+    if json_out:
+        print_json_lines(r.as_dict() for r in reports)
+    else:
+        table = Table(title="Import")
+        for col in ("file", "format", "read", "new", "edited", "unchanged", "service", "bad", "hits"):
+            table.add_column(col, justify="left" if col in ("file", "format") else "right")
+        for r in reports:
+            d = r.as_dict()
+            table.add_row(
+                r.path, r.format, str(r.read), str(d["new"]), str(d["edited"] + d["updated"]), str(d["unchanged"]),
+                str(r.skipped_service), str(r.bad), str(d["hits"]),
+            )
+        console.print(table)
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command("stats")
+def stats_cmd(
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    log_level: LogLevelOpt = "WARNING",
+    json_out: JsonOpt = False,
+) -> None:
+    """Counts by platform and channel, date range, hits and outbox."""
+    cfg = setup(config, log_level)
+    path = db_path(db, cfg)
+    try:
+        archive = Archive.open(path, readonly=True)
+    except FileNotFoundError:
+        fail(f"{path}: archive not found (run 'claimwatch import' or 'claimwatch run' first)")
+    with archive:
+        s = archive.stats()
+    if json_out:
+        print_json_lines([s])
+        return
+    console.print(
+        f"[bold]{s['messages']}[/] messages ({s['versions']} versions, {s['deleted']} deleted), "
+        f"[bold]{s['hits']}[/] hits, {s['first_date'] or '-'} .. {s['last_date'] or '-'}"
+    )
+    table = Table(title="Messages by channel")
+    for col in ("platform", "channel", "channel_id", "messages", "first", "last"):
+        table.add_column(col, justify="right" if col == "messages" else "left")
+    for row in s["by_channel"]:
+        table.add_row(row["platform"], str(row["channel"]), row["channel_id"], str(row["messages"]), row["first"], row["last"])
+    console.print(table)
+    if s["outbox"]:
+        console.print("outbox: " + ", ".join(f"{k} {v}" for k, v in sorted(s["outbox"].items())))
+
+
+def _register_all() -> None:
+    from . import daemon_cli
+    from .alerts import cli as alerts_cli
+    from .query import cli as query_cli
+    from .rules import cli as rules_cli
+    from .sources.telegram import cli as telegram_cli
+
+    for mod in (rules_cli, alerts_cli, daemon_cli, telegram_cli, query_cli):
+        mod.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    app()

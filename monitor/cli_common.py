@@ -1,0 +1,63 @@
+"""Shared pieces of the CLI: the common options, errors, output helpers.
+
+Every command takes ``--db``, ``--config`` and ``--log-level`` after its name (also from
+``CLAIMWATCH_DB`` / ``CLAIMWATCH_CONFIG``); listings take ``--json``. Usage and input
+errors exit with code 2 and a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any, Iterable, NoReturn, Optional
+
+import typer
+from rich.console import Console
+
+from .config import Config, ConfigError, load_config, resolve_config_path
+
+console = Console()
+err_console = Console(stderr=True)
+
+DbOpt = Annotated[
+    Optional[str],
+    typer.Option("--db", envvar="CLAIMWATCH_DB", help="Archive SQLite file (default: config 'database').", show_default=False),
+]
+ConfigOpt = Annotated[
+    Optional[str],
+    typer.Option("--config", "-c", envvar="CLAIMWATCH_CONFIG", help="YAML config file.", show_default=False),
+]
+LogLevelOpt = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def setup(config: str | None, log_level: str = "INFO", log_format: str | None = None) -> Config:
+    """Load config (or defaults) and configure logging; config errors exit 2."""
+    from .logs import configure_logging
+
+    try:
+        cfg = load_config(resolve_config_path(config))
+    except ConfigError as exc:
+        fail(str(exc))
+    configure_logging(log_level or cfg.log_level, log_format or cfg.log_format)
+    return cfg
+
+
+def db_path(db: str | None, cfg: Config) -> str:
+    return db or cfg.database
+
+
+def print_json_lines(rows: Iterable[Any]) -> None:
+    out = sys.stdout
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    out.flush()

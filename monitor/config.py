@@ -1,0 +1,253 @@
+"""Configuration: YAML validated with pydantic; ``${ENV_VAR}`` (or ``${ENV_VAR:-default}``)
+interpolation for secrets; unknown keys are errors naming the key and the file.
+
+Every command works without a config file (:func:`default_config`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from .durations import parse_duration, parse_size
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the file and key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- sources -------------------------------------------------------------------
+class FileSourceConfig(_Model):
+    path: str
+    follow: bool = False
+    format: Literal["auto", "telegram", "x", "canonical"] = "auto"
+    poll_interval: float = 0.5  # seconds between checks of followed files
+
+
+class MediaDownloadConfig(_Model):
+    types: list[str] = ["photo"]
+    max_size: int = 20 * 1024 * 1024
+    dir: str = "data/media"
+
+    @field_validator("max_size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> int:
+        return parse_size(v)
+
+
+class TelegramConfig(_Model):
+    api_id: int | None = None
+    api_hash: SecretStr | None = None
+    session: str = "data/telegram.session"
+    session_string: SecretStr | None = None
+    channels: list[str] = []
+    backfill: str | int = "3d"  # duration or a message count
+    gapfill_interval: float = 300.0  # seconds
+    download_media: MediaDownloadConfig | None = None
+
+    @field_validator("gapfill_interval", mode="before")
+    @classmethod
+    def _dur(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class XConfig(_Model):
+    bearer_token: SecretStr | None = None
+    accounts: list[str] = []
+    searches: list[str] = []
+    interval: float = 120.0
+    monthly_read_cap: int | None = None
+    backfill: str = "1d"
+    base_url: str | None = None  # tests point this at a loopback server
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _dur(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class SourcesConfig(_Model):
+    files: list[FileSourceConfig] = []
+    telegram: TelegramConfig | None = None
+    x: XConfig | None = None
+
+
+# --- alerts --------------------------------------------------------------------
+class SlackDestination(_Model):
+    type: Literal["slack"]
+    webhook_url: SecretStr | None = None
+    token: SecretStr | None = None
+    channel: str | None = None
+    base_url: str | None = None  # Web API base (tests: a loopback server)
+
+
+class EmailDestination(_Model):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    type: Literal["email"]
+    host: str
+    port: int = 587
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_: str = Field(alias="from")
+    to: list[str]
+    timeout: float = 30.0
+
+
+class FileDestination(_Model):
+    type: Literal["file"]
+    path: str
+
+
+class ConsoleDestination(_Model):
+    type: Literal["console"]
+
+
+class WebhookDestination(_Model):
+    type: Literal["webhook"]
+    url: SecretStr
+    headers: dict[str, SecretStr] = {}
+
+
+Destination = Annotated[
+    Union[SlackDestination, EmailDestination, FileDestination, ConsoleDestination, WebhookDestination],
+    Field(discriminator="type"),
+]
+
+
+class DigestConfig(_Model):
+    destination: str
+    cron: str = "0 7 * * *"
+    window: float = 86400.0
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _dur(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class AlertsConfig(_Model):
+    default: list[str] = ["console"]
+    destinations: dict[str, Destination] = {}
+    digest: DigestConfig | None = None
+    templates: str | None = None  # folder with user templates overriding the built-in ones
+    max_retry_seconds: float = 3600.0  # give up (status failed) after retrying this long
+
+
+class HttpConfig(_Model):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9464
+
+
+class Config(_Model):
+    database: str = "data/claimwatch.db"
+    rules: str = "rules/"
+    sources: SourcesConfig = SourcesConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    http: HttpConfig = HttpConfig()
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+    source_path: str | None = Field(default=None, exclude=True)
+
+    def destination_names(self) -> set[str]:
+        # console is always available, even when not declared.
+        return set(self.alerts.destinations) | {"console"}
+
+
+def default_config() -> Config:
+    return Config()
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(value: Any, *, file: str, where: str = "") -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a loaded YAML tree."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, file=file, where=f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, file=file, where=f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            env = os.environ.get(name)
+            if env is not None:
+                return env
+            if default is not None:
+                return default
+            raise ConfigError(f"{file}: {where}: environment variable {name} is not set")
+
+        return _ENV_RE.sub(sub, value)
+    return value
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts)
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load and validate a config file; ``None`` gives the defaults."""
+    if path is None:
+        return default_config()
+    p = Path(path)
+    name = str(p)
+    if not p.exists():
+        raise ConfigError(f"{name}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{name}: not valid UTF-8 (byte {exc.start})") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        pos = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ConfigError(f"{name}{pos}: YAML error: {getattr(exc, 'problem', exc)}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: top level must be a mapping")
+    data = interpolate(data, file=name)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = _loc(tuple(err["loc"]))
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{name}: unknown key '{loc}'")
+            else:
+                problems.append(f"{name}: {loc}: {err['msg']}")
+        raise ConfigError("\n".join(problems)) from None
+    cfg.source_path = name
+    _check_references(cfg, name)
+    return cfg
+
+
+def _check_references(cfg: Config, name: str) -> None:
+    known = cfg.destination_names()
+    for dest in cfg.alerts.default:
+        if dest not in known:
+            raise ConfigError(f"{name}: alerts.default: unknown destination '{dest}'")
+    if cfg.alerts.digest and cfg.alerts.digest.destination not in known:
+        raise ConfigError(f"{name}: alerts.digest.destination: unknown destination '{cfg.alerts.digest.destination}'")
+
+
+def resolve_config_path(explicit: str | None) -> str | None:
+    """--config, then $CLAIMWATCH_CONFIG, then none (defaults)."""
+    return explicit or os.environ.get("CLAIMWATCH_CONFIG") or None

@@ -1,0 +1,25 @@
+"""Shared fixtures: real SQLite archives in tmp dirs, sample paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.archive import Archive
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+RULES = ROOT / "rules"
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "archive.db"
+
+
+@pytest.fixture
+def archive(db_path: Path):
+    a = Archive.open(db_path)
+    yield a
+    a.close()
