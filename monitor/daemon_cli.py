@@ -1,7 +1,150 @@
-"""CLI commands of monitor.daemon (run, status) (STUB: being written)."""
+"""``claimwatch run`` and ``claimwatch status``: thin commands over :mod:`monitor.daemon`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timezone
+from typing import Annotated, Any, Optional
 
 import typer
+from rich.table import Table
+
+from .cli_common import ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, fail, print_json_lines, setup
 
 
 def register(app: typer.Typer) -> None:
-    """Add this package's commands to the main app."""
+    app.command("run")(run_cmd)
+    app.command("status")(status_cmd)
+
+
+def run_cmd(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="Process what the sources have now, deliver alerts, exit.")] = False,
+    drain_timeout: Annotated[
+        float, typer.Option("--drain-timeout", help="With --once: seconds to keep retrying failing destinations.")
+    ] = 30.0,
+    log_level: LogLevelOpt = "INFO",
+    log_format: Annotated[Optional[str], typer.Option("--log-format", help="console | json")] = None,
+) -> None:
+    """Run the monitor: sources -> rules -> archive -> alerts (until SIGTERM, or --once)."""
+    from .daemon import Daemon
+    from .rules import RuleSetError
+    from .rules.loader import format_problems
+
+    cfg = setup(config, log_level, log_format)
+    daemon = Daemon(cfg, db=db_path(db, cfg), drain_timeout=drain_timeout)
+    try:
+        daemon.prepare()
+    except RuleSetError as exc:
+        fail("rules have errors; not starting\n" + format_problems(exc.problems))
+    except (ValueError, OSError) as exc:
+        fail(f"cannot start: {exc}")
+    code = asyncio.run(daemon.run(once=once))
+    raise typer.Exit(code)
+
+
+def _age(iso_ts: str | None) -> str:
+    if not iso_ts:
+        return "-"
+    try:
+        ts = datetime.fromisoformat(iso_ts.replace("Z", "+00:00"))
+    except ValueError:
+        return "-"
+    secs = (datetime.now(timezone.utc) - ts).total_seconds()
+    if secs < 120:
+        return f"{secs:.0f}s"
+    if secs < 7200:
+        return f"{secs / 60:.0f}m"
+    return f"{secs / 3600:.1f}h"
+
+
+def status_report(path: str) -> dict[str, Any]:
+    """Per-source status, outbox counts and loaded rules, read from the archive."""
+    from .archive import Archive
+
+    with Archive.open(path, readonly=True) as archive:
+        conn = archive.conn
+        sources = []
+        daemon_info: dict[str, Any] = {}
+        for source, last_msg, last_poll, errors, last_error, info, updated in conn.execute(
+            "SELECT source, last_message_at, last_poll_at, errors, last_error, info, updated_at FROM source_status"
+            " ORDER BY source"
+        ):
+            parsed = json.loads(info) if info else {}
+            if source == "daemon":
+                daemon_info = {**parsed, "heartbeat_at": last_poll}
+                continue
+            sources.append(
+                {
+                    "source": source,
+                    "last_message_at": last_msg,
+                    "last_message_date": parsed.get("last_message_date"),
+                    "last_poll_at": last_poll,
+                    "errors": errors,
+                    "last_error": last_error,
+                    "info": parsed,
+                }
+            )
+        outbox = {s: n for s, n in conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")}
+        checkpoints = [
+            {"source": s, "channel": c, "value": v, "updated_at": u}
+            for s, c, v, u in conn.execute("SELECT source, channel, value, updated_at FROM checkpoints ORDER BY source, channel")
+        ]
+        messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+        hits = conn.execute("SELECT count(*) FROM hits").fetchone()[0]
+    return {
+        "database": path,
+        "messages": messages,
+        "hits": hits,
+        "daemon": daemon_info,
+        "sources": sources,
+        "outbox": outbox,
+        "checkpoints": checkpoints,
+    }
+
+
+def status_cmd(
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    log_level: LogLevelOpt = "WARNING",
+    json_out: JsonOpt = False,
+) -> None:
+    """Sources (last message, lag, errors), outbox pending/failed, loaded rules."""
+    cfg = setup(config, log_level)
+    path = db_path(db, cfg)
+    try:
+        report = status_report(path)
+    except FileNotFoundError:
+        fail(f"{path}: archive not found (has 'claimwatch run' been started?)")
+    if json_out:
+        print_json_lines([report])
+        return
+    d = report["daemon"]
+    rules = d.get("rules") or {}
+    console.print(
+        f"[bold]{report['messages']}[/] messages, [bold]{report['hits']}[/] hits in {path}\n"
+        f"daemon heartbeat: {_age(d.get('heartbeat_at'))} ago, pid {d.get('pid', '-')}, "
+        f"rules loaded: {rules.get('rules', '-')}"
+        + (f" [red](reload failed: {rules['last_error']})[/]" if rules.get("last_error") else "")
+    )
+    table = Table(title="Sources")
+    for col in ("source", "last message", "lag", "last poll", "errors", "last error"):
+        table.add_column(col)
+    for s in report["sources"]:
+        lag = "-"
+        if s["last_message_date"]:
+            lag = _age(s["last_message_date"])
+        table.add_row(
+            s["source"], _age(s["last_message_at"]) + " ago", lag, _age(s["last_poll_at"]) + " ago",
+            str(s["errors"]), (s["last_error"] or "")[:80],
+        )
+    console.print(table)
+    ob = report["outbox"]
+    console.print(
+        f"outbox: pending {ob.get('pending', 0)}, failed {ob.get('failed', 0)}, sent {ob.get('sent', 0)}"
+        + "".join(f", {k} {v}" for k, v in ob.items() if k not in ("pending", "failed", "sent"))
+    )
+    if report["checkpoints"]:
+        console.print(f"checkpoints: {len(report['checkpoints'])}")

@@ -58,3 +58,9 @@ class Source(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (called once on shutdown)."""
+
+
+class SourceStopped(Exception):
+    """A source cannot go on (bad credentials, revoked session): the daemon logs the reason,
+    shows it in ``claimwatch status`` and does not restart that source. Other exceptions
+    make the daemon restart the source with backoff."""

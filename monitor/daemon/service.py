@@ -1,0 +1,320 @@
+"""The daemon: wires config, rules, archive, sources, pipeline, scheduler and delivery.
+
+``Daemon(cfg)`` does nothing until :meth:`prepare` (load and validate rules, open and
+migrate the archive, build destinations and sources) and :meth:`run`. Both are called
+by ``claimwatch run``; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import datetime, timezone
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from ..archive import Archive, StoreResult, now_iso
+from ..config import Config
+from ..logs import get_logger
+from ..sources.base import Envelope, Source, SourceContext, SourceStopped
+from .pipeline import Pipeline
+from .rules_state import RulesState
+
+log = get_logger("claimwatch.daemon")
+
+HEARTBEAT_SECONDS = 15.0
+
+
+def build_sources(cfg: Config) -> dict[str, Source]:
+    """One source per configured section (files, telegram, x)."""
+    sources: dict[str, Source] = {}
+    if cfg.sources.files:
+        from ..sources.file_source import FilesSource
+
+        sources["files"] = FilesSource(list(cfg.sources.files))
+    if cfg.sources.telegram is not None:
+        from ..sources.telegram import build_source as build_telegram
+
+        sources["telegram"] = build_telegram(cfg.sources.telegram)
+    if cfg.sources.x is not None:
+        from ..sources.x import build_source as build_x
+
+        sources["x"] = build_x(cfg.sources.x)
+    return sources
+
+
+class Daemon:
+    def __init__(self, cfg: Config, *, db: str | None = None, drain_timeout: float = 30.0) -> None:
+        self.cfg = cfg
+        self.db = db or cfg.database
+        self.drain_timeout = drain_timeout
+        self.archive: Archive | None = None
+        self.rules: RulesState | None = None
+        self.sources: dict[str, Source] = {}
+        self.destinations: dict[str, Any] = {}
+        self.pipeline: Pipeline | None = None
+        self.worker: Any = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.http: Any = None
+        self.started_at: str | None = None
+        self.stop_event: asyncio.Event | None = None
+        self.source_errors: dict[str, str] = {}
+        self._last_message: dict[str, tuple[str, str]] = {}  # source -> (received_at, message date)
+
+    # -- preparation (synchronous; errors here mean "refuse to start") ---------
+    def prepare(self) -> None:
+        """Validate rules, open/migrate the archive, build destinations and sources.
+
+        Raises ``RuleSetError`` for broken rules and ``ConfigError``/``ValueError`` for
+        unusable configuration, before anything starts.
+        """
+        from ..alerts import build_destinations, install_policy
+
+        self.rules = RulesState(self.cfg, self.cfg.rules, on_error=self._notify_rules_error)
+        self.rules.load()
+        self.destinations = build_destinations(self.cfg)
+        self.sources = build_sources(self.cfg)
+        self.archive = Archive.open(self.db)
+        install_policy(self.archive, self.cfg)
+
+    # -- health ---------------------------------------------------------------
+    def outbox_counts(self) -> dict[str, int]:
+        if self.archive is None:
+            return {}
+        with self.archive.lock:
+            return {s: n for s, n in self.archive.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")}
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "ok": self.pipeline is not None and not (self.stop_event and self.stop_event.is_set()),
+            "started_at": self.started_at,
+            "pid": os.getpid(),
+            "rules": self.rules.info() if self.rules else None,
+            "queues": self.pipeline.depths() if self.pipeline else {},
+            "sources": {
+                name: {**src.health(), "error": self.source_errors.get(name)} for name, src in self.sources.items()
+            },
+            "outbox": self.outbox_counts(),
+        }
+
+    def _on_stored(self, result: StoreResult) -> None:
+        pass
+
+    def _notify_rules_error(self, text: str) -> None:
+        """A reload failed: tell the default destinations (the old rules keep running)."""
+        if self.archive is None:
+            return
+        payload = {"title": "claimwatch: rules reload failed, previous rules still active", "text": text}
+        with self.archive.lock, self.archive.transaction():
+            stamp = now_iso()
+            for dest in self.cfg.alerts.default:
+                self.archive.enqueue(None, dest, kind="notice", payload=payload, dedup_key=f"notice:{stamp}:{dest}")
+        if self.pipeline is not None:
+            self.pipeline.wake.set()
+
+    # -- running --------------------------------------------------------------
+    async def run(self, *, once: bool = False) -> int:
+        if self.archive is None:
+            self.prepare()
+        assert self.archive is not None and self.rules is not None
+        from ..alerts import DeliveryWorker
+
+        self.started_at = now_iso()
+        self.stop_event = stop = asyncio.Event()
+        worker_stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._install_signals(loop, stop)
+
+        self.pipeline = pipeline = Pipeline(self.archive, self.rules.get, on_stored=self._on_stored)
+        pipeline.start()
+        self.worker = DeliveryWorker(
+            self.archive, self.destinations, max_retry_seconds=self.cfg.alerts.max_retry_seconds
+        )
+        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self._schedule_jobs(self.scheduler, pipeline)
+        self.scheduler.start()
+        if self.cfg.http.enabled and not once:
+            from .health import HealthServer
+
+            self.http = HealthServer(self, self.cfg.http.host, self.cfg.http.port)
+            await self.http.start()
+            log.info("health endpoint listening", url=f"http://{self.http.host}:{self.http.port}/healthz")
+
+        worker_task = None if once else asyncio.create_task(self.worker.run(worker_stop, pipeline.wake))
+        ctx = SourceContext(self.archive, self._emit_tracked(pipeline), self.scheduler, stop)
+        source_tasks = [
+            asyncio.create_task(self._run_source(name, src, ctx, once), name=f"source:{name}")
+            for name, src in self.sources.items()
+        ]
+        watch_task = None if once else asyncio.create_task(self._watch_rules(stop))
+        log.info(
+            "claimwatch running",
+            sources=list(self.sources),
+            rules=self.rules.rule_count,
+            database=self.db,
+            once=once,
+        )
+        try:
+            if once:
+                await asyncio.gather(*source_tasks)
+            else:
+                await stop.wait()
+                log.info("stopping: draining queues")
+                stop_wait = [t for t in source_tasks if not t.done()]
+                if stop_wait:
+                    _done, still = await asyncio.wait(stop_wait, timeout=3.0)
+                    for t in still:
+                        t.cancel()
+                    await asyncio.gather(*still, return_exceptions=True)
+        finally:
+            await pipeline.close()
+            self._heartbeat()
+            if once:
+                await self.worker.drain(self.drain_timeout)
+            else:
+                worker_stop.set()
+                pipeline.wake.set()
+                if worker_task is not None:
+                    try:
+                        await asyncio.wait_for(worker_task, timeout=5.0)
+                    except asyncio.TimeoutError:
+                        worker_task.cancel()
+            if watch_task is not None:
+                stop.set()
+                watch_task.cancel()
+                await asyncio.gather(watch_task, return_exceptions=True)
+            self.scheduler.shutdown(wait=False)
+            if self.http is not None:
+                await self.http.stop()
+            for src in self.sources.values():
+                await src.close()
+            await self._close_destinations()
+            self.archive.close()
+            self._remove_signals(loop)
+        log.info("claimwatch stopped", **pipeline.stats.__dict__)
+        return 0
+
+    def _emit_tracked(self, pipeline: Pipeline) -> Any:
+        last = self._last_message
+
+        async def emit(envelope: Envelope) -> None:
+            event = envelope.event
+            date = getattr(event, "date", None)
+            last[envelope.source] = (now_iso(), date.isoformat() if isinstance(date, datetime) else "")
+            await pipeline.emit(envelope)
+
+        return emit
+
+    async def _run_source(self, name: str, source: Source, ctx: SourceContext, once: bool) -> None:
+        """Run a source; restart it with backoff after errors, unless it stopped for good."""
+        delay = 1.0
+        while True:
+            try:
+                await source.run(ctx, once=once)
+                return
+            except asyncio.CancelledError:
+                raise
+            except SourceStopped as exc:
+                self.source_errors[name] = str(exc)
+                log.error("source stopped", source=name, error=str(exc))
+                self._record_error(name, str(exc))
+                return
+            except Exception as exc:  # keep the daemon alive; the source is retried
+                self.source_errors[name] = f"{type(exc).__name__}: {exc}"
+                log.error("source failed; restarting", source=name, error=str(exc), retry_in=delay)
+                self._record_error(name, str(exc))
+                if once:
+                    return
+                try:
+                    await asyncio.wait_for(ctx.stop.wait(), timeout=delay)
+                    return
+                except asyncio.TimeoutError:
+                    delay = min(delay * 2, 300.0)
+
+    def _record_error(self, name: str, error: str) -> None:
+        if self.archive is not None:
+            self.archive.record_source_status(name, error=error)
+
+    async def _watch_rules(self, stop: asyncio.Event) -> None:
+        try:
+            await self.rules.watch(stop)  # type: ignore[union-attr]
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # watching is a convenience; SIGHUP still works
+            log.warning("rules folder watch unavailable", error=str(exc))
+
+    def _schedule_jobs(self, scheduler: AsyncIOScheduler, pipeline: Pipeline) -> None:
+        scheduler.add_job(self._heartbeat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat", coalesce=True)
+        # Safety net: pending rows whose retry time has come are picked up even if no
+        # new hit wakes the worker.
+        scheduler.add_job(pipeline.wake.set, "interval", seconds=5, id="outbox-retry", coalesce=True)
+        digest = self.cfg.alerts.digest
+        if digest is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            from ..alerts import enqueue_digest
+
+            def run_digest() -> None:
+                with self.archive.lock:  # type: ignore[union-attr]
+                    enqueue_digest(self.archive, self.cfg, datetime.now(timezone.utc))
+                pipeline.wake.set()
+
+            scheduler.add_job(run_digest, CronTrigger.from_crontab(digest.cron, timezone=timezone.utc), id="digest")
+
+    def _heartbeat(self) -> None:
+        """Write per-source and daemon status to the archive (read by ``claimwatch status``)."""
+        if self.archive is None:
+            return
+        try:
+            for name, src in self.sources.items():
+                received, date = self._last_message.get(name, (None, None))
+                info = {**src.health(), "last_message_date": date}
+                self.archive.record_source_status(name, last_message_at=received, polled=True, info=info)
+            info = {
+                "pid": os.getpid(),
+                "started_at": self.started_at,
+                "rules": self.rules.info() if self.rules else None,
+                "queues": self.pipeline.depths() if self.pipeline else {},
+                "stats": self.pipeline.stats.__dict__ if self.pipeline else {},
+            }
+            self.archive.record_source_status("daemon", polled=True, info=info)
+        except Exception as exc:  # pragma: no cover - status is best effort
+            log.warning("heartbeat failed", error=str(exc))
+
+    async def _close_destinations(self) -> None:
+        for dest in self.destinations.values():
+            close = getattr(dest, "close", None)
+            if close is not None:
+                try:
+                    res = close()
+                    if asyncio.iscoroutine(res):
+                        await res
+                except Exception:  # pragma: no cover
+                    pass
+
+    # -- signals --------------------------------------------------------------
+    def _install_signals(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+        try:
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+            loop.add_signal_handler(signal.SIGINT, stop.set)
+            loop.add_signal_handler(signal.SIGHUP, self._sighup)
+        except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover - not main thread
+            pass
+
+    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
+                pass
+
+    def _sighup(self) -> None:
+        log.info("SIGHUP: reloading rules")
+        if self.rules is not None:
+            self.rules.reload()
+
+    def request_stop(self) -> None:
+        if self.stop_event is not None:
+            self.stop_event.set()

@@ -1,0 +1,220 @@
+"""The ``files`` source: import files once, or follow JSONL files like ``tail -F``.
+
+Configured under ``sources.files``::
+
+    - {path: samples/telegram/result.json}           # imported once (checkpointed)
+    - {path: "data/incoming/*.jsonl", follow: true}  # tailed live (a file, glob or folder)
+
+*Import once*: the file is read with the streaming importers; its checkpoint (size and
+mtime) is committed with the last message, so an unchanged file is not read again and a
+crash midway simply re-reads it (the archive is idempotent).
+
+*Follow*: each matching file is read line by line from its checkpoint (``inode:offset``
+of the end of the last complete line). A partial last line waits for its newline;
+rotation (the path now names a new file) finishes the old file then starts the new one
+at offset 0; truncation (size below the offset) restarts at 0. Each JSONL line may be a
+canonical record, an X tweet or an X API v2 page (see :mod:`monitor.sources.files`).
+A malformed line is logged with its file and line number and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import FileSourceConfig
+from ..logs import get_logger
+from ..model import Message, MessageError
+from .base import Envelope, Source, SourceContext
+from .files import InputError, read_messages
+
+log = get_logger("claimwatch.files")
+
+SOURCE = "files"
+READ_CHUNK = 1 << 20
+
+
+def expand(pattern: str) -> list[Path]:
+    """Files named by a path, a glob or a folder (``*.jsonl``/``*.json`` inside it), sorted."""
+    p = Path(pattern)
+    if p.is_dir():
+        return sorted(x for x in p.iterdir() if x.is_file() and x.suffix in (".jsonl", ".json", ".ndjson"))
+    if any(ch in pattern for ch in "*?["):
+        return sorted(Path(x) for x in glob.glob(pattern, recursive=True) if Path(x).is_file())
+    return [p] if p.is_file() else []
+
+
+@dataclass
+class _Followed:
+    """Read position in one followed file."""
+
+    path: Path
+    inode: int = 0
+    offset: int = 0
+    line_no: int = 0  # lines read since offset 0 in this process (for error messages)
+    fh: Any = None
+    partial: bytes = b""
+
+    def checkpoint(self) -> str:
+        return f"{self.inode}:{self.offset}"
+
+
+@dataclass
+class FilesSource(Source):
+    """Import-once and followed files (``sources.files`` in the config)."""
+
+    entries: list[FileSourceConfig]
+    name: str = SOURCE
+    stats: dict[str, int] = field(default_factory=lambda: {"messages": 0, "bad_lines": 0, "files": 0, "errors": 0})
+    _followed: dict[str, _Followed] = field(default_factory=dict)
+    last_error: str | None = None
+
+    # -- Source interface -----------------------------------------------------
+    async def run(self, ctx: SourceContext, *, once: bool = False) -> None:
+        for entry in self.entries:
+            if not entry.follow:
+                for path in expand(entry.path) or [Path(entry.path)]:
+                    await self._import_once(ctx, path, entry.format)
+        follow = [e for e in self.entries if e.follow]
+        if not follow:
+            return
+        interval = min(e.poll_interval for e in follow)
+        while True:
+            for entry in follow:
+                for path in expand(entry.path):
+                    await self._poll_file(ctx, path, entry.format)
+            if once or ctx.stop.is_set():
+                break
+            try:
+                await asyncio.wait_for(ctx.stop.wait(), timeout=interval)
+            except asyncio.TimeoutError:
+                pass
+            if ctx.stop.is_set():
+                break
+        await self.close()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            **self.stats,
+            "followed": {k: f.checkpoint() for k, f in self._followed.items()},
+            "last_error": self.last_error,
+        }
+
+    async def close(self) -> None:
+        for f in self._followed.values():
+            if f.fh is not None:
+                f.fh.close()
+                f.fh = None
+
+    # -- import once ----------------------------------------------------------
+    async def _import_once(self, ctx: SourceContext, path: Path, fmt: str) -> None:
+        key = str(path.resolve())
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            self._error(f"{path}: no such file")
+            return
+        stamp = f"done:{st.st_size}:{st.st_mtime_ns}"
+        if ctx.checkpoint(SOURCE, key) == stamp:
+            log.debug("file already imported", path=str(path))
+            return
+        log.info("importing file", path=str(path))
+        previous: Message | None = None
+        try:
+            # The reader is synchronous and streaming; yield to the loop between messages.
+            for n, msg in enumerate(read_messages(path, fmt=fmt, skip_bad=True)):
+                if previous is not None:
+                    await ctx.emit(Envelope(previous, SOURCE))
+                previous = msg
+                if n % 256 == 0:
+                    await asyncio.sleep(0)
+        except InputError as exc:
+            self._error(str(exc))
+            return
+        if previous is not None:
+            await ctx.emit(Envelope(previous, SOURCE, checkpoint=(key, stamp)))
+        self.stats["files"] += 1
+
+    # -- follow ---------------------------------------------------------------
+    async def _poll_file(self, ctx: SourceContext, path: Path, fmt: str) -> None:
+        key = str(path.resolve())
+        state = self._followed.get(key)
+        if state is None:
+            state = _Followed(path)
+            self._followed[key] = state
+            saved = ctx.checkpoint(SOURCE, key)
+            if saved and ":" in saved and not saved.startswith("done:"):
+                ino, off = saved.split(":", 1)
+                state.inode, state.offset = int(ino), int(off)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return  # rotated away; the new file appears on a later poll
+        if state.fh is None:
+            self._open(state, st)
+        elif st.st_ino != state.inode:
+            # Rotated: drain the old file, then start the new one from the beginning.
+            await self._read_available(ctx, state, key, fmt)
+            state.fh.close()
+            state.fh, state.inode, state.offset, state.partial, state.line_no = None, st.st_ino, 0, b"", 0
+            log.info("followed file rotated", path=str(path))
+            self._open(state, st)
+        elif st.st_size < state.offset:
+            log.warning("followed file truncated; reading from the start", path=str(path))
+            state.offset, state.partial, state.line_no = 0, b"", 0
+            state.fh.seek(0)
+        await self._read_available(ctx, state, key, fmt)
+
+    def _open(self, state: _Followed, st: os.stat_result) -> None:
+        state.fh = open(state.path, "rb")  # noqa: SIM115 - kept open while following
+        if state.inode != st.st_ino or st.st_size < state.offset:
+            state.inode, state.offset = st.st_ino, 0
+        state.fh.seek(state.offset)
+        state.partial = b""
+
+    async def _read_available(self, ctx: SourceContext, state: _Followed, key: str, fmt: str) -> None:
+        while True:
+            chunk = state.fh.read(READ_CHUNK)
+            if not chunk:
+                return
+            data = state.partial + chunk
+            lines = data.split(b"\n")
+            state.partial = lines.pop()
+            pos = state.offset
+            for raw_line in lines:
+                pos += len(raw_line) + 1
+                state.line_no += 1
+                messages = self._parse_line(state, raw_line, fmt)
+                if not messages:
+                    state.offset = pos
+                    continue
+                for i, msg in enumerate(messages):
+                    state.offset = pos
+                    last = i == len(messages) - 1
+                    await ctx.emit(Envelope(msg, SOURCE, checkpoint=(key, state.checkpoint()) if last else None))
+                    self.stats["messages"] += 1
+
+    def _parse_line(self, state: _Followed, raw_line: bytes, fmt: str) -> list[Message]:
+        from .files import parse_jsonl_record
+
+        line = raw_line.strip()
+        if not line:
+            return []
+        where = f"{state.path}:{state.line_no}"
+        try:
+            obj = json.loads(line)
+            return parse_jsonl_record(obj, fmt)
+        except (ValueError, MessageError, InputError, KeyError, TypeError) as exc:
+            self.stats["bad_lines"] += 1
+            self._error(f"{where}: skipped malformed line: {exc}")
+            return []
+
+    def _error(self, message: str) -> None:
+        self.stats["errors"] += 1
+        self.last_error = message
+        log.warning(message)
