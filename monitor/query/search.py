@@ -1,0 +1,149 @@
+"""Full-text search over the archive (FTS5 on the normalised ``search_text`` column).
+
+    results = search(archive, 'الدولة AND "claimed responsibility"', Filters.build(since="7d"))
+    for r in results: print(r.key, r.score, r.snippet)
+
+Ranking is FTS5's bm25 (``rank``). To keep latency bounded on large archives, candidates
+are taken newest-first (by archive row) and at most ``window`` of them are ranked; a query
+with fewer matches than ``window`` is ranked over all of them. ``window=0`` ranks every match.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..archive import Archive
+from ..model import Message
+from .filters import Filters
+from .fts import QuerySyntaxError, fts_error, is_fts_error, translate
+from .highlight import CLOSE, OPEN, Span, marked_spans, snippet, to_original
+
+DEFAULT_WINDOW = 10_000
+SORTS = ("rank", "date")
+
+
+@dataclass
+class SearchResult:
+    message: Message
+    row: dict[str, Any]  # the messages row (deleted_at, first_seen_at ...)
+    score: float  # -bm25: higher is better
+    highlights: list[Span] = field(default_factory=list)  # spans of message.text that matched
+    snippet: str = ""
+    snippet_spans: list[Span] = field(default_factory=list)  # spans of snippet that matched
+
+    @property
+    def key(self) -> str:
+        return self.message.key
+
+    def marked_snippet(self, open_: str = "**", close: str = "**") -> str:
+        out, pos = [], 0
+        for s, e in self.snippet_spans:
+            out += [self.snippet[pos:s], open_, self.snippet[s:e], close]
+            pos = e
+        out.append(self.snippet[pos:])
+        return "".join(out)
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical Message fields, plus key, score, snippet, highlights and deleted_at."""
+        d = self.message.to_dict()
+        d.update(
+            key=self.key,
+            score=round(self.score, 6),
+            snippet=self.marked_snippet(),
+            highlights=[list(s) for s in self.highlights],
+            deleted_at=self.row.get("deleted_at"),
+        )
+        return d
+
+
+@dataclass
+class SearchResults:
+    query: str
+    fts: str  # the FTS5 expression actually run
+    results: list[SearchResult]
+    window: int
+    window_full: bool  # True when more matches than ``window`` exist (ranking covered the newest)
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+
+def search(
+    archive: Archive,
+    query: str,
+    filters: Filters | None = None,
+    *,
+    limit: int = 20,
+    window: int = DEFAULT_WINDOW,
+    sort: str = "rank",
+    snippet_width: int = 160,
+) -> SearchResults:
+    """Run ``query`` (user syntax, see :mod:`monitor.query.fts`). Raises QuerySyntaxError."""
+    if sort not in SORTS:
+        raise QuerySyntaxError(f"--sort: unknown order {sort!r} (rank or date)")
+    if limit < 1:
+        raise QuerySyntaxError("--limit must be at least 1")
+    fts = translate(query)
+    conn = archive.conn
+    filters = filters or Filters()
+    conds, fargs = filters.where(conn, "m")
+    where = "messages_fts MATCH ?" + "".join(f" AND {c}" for c in conds)
+    source = "messages_fts f JOIN messages m ON m.id = f.rowid" if conds else "messages_fts f"
+    args: list[Any] = [fts, *fargs]
+    inner = f"SELECT f.rowid AS id, f.rank AS rank FROM {source} WHERE {where} ORDER BY f.rowid DESC"
+    if window > 0:
+        inner += f" LIMIT {int(window)}"
+    if sort == "rank":
+        sql = f"SELECT id, rank FROM ({inner}) ORDER BY rank, id DESC LIMIT ?"
+    else:
+        sql = (
+            f"SELECT t.id, t.rank FROM ({inner}) t JOIN messages d ON d.id = t.id"
+            " ORDER BY d.date DESC, t.id DESC LIMIT ?"
+        )
+    window_full = False
+    try:
+        rows = conn.execute(sql, [*args, limit]).fetchall()
+        if window > 0 and len(rows) == limit:
+            # Were there more matches than the window? (counting does not compute ranks)
+            count_sql = f"SELECT count(*) FROM (SELECT f.rowid FROM {source} WHERE {where} LIMIT {int(window) + 1})"
+            window_full = conn.execute(count_sql, args).fetchone()[0] > window
+        results = _load(archive, fts, rows, snippet_width)
+    except sqlite3.OperationalError as exc:
+        if is_fts_error(exc):
+            raise fts_error(query, exc) from None
+        raise
+    return SearchResults(query, fts, results, window, window_full)
+
+
+def _load(archive: Archive, fts: str, rows: list[tuple[int, float]], width: int) -> list[SearchResult]:
+    if not rows:
+        return []
+    conn = archive.conn
+    ids = [r[0] for r in rows]
+    marks: dict[int, str] = {}
+    for rid in ids:
+        got = conn.execute(
+            "SELECT highlight(messages_fts, 0, ?, ?) FROM messages_fts WHERE messages_fts MATCH ? AND rowid = ?",
+            (OPEN, CLOSE, fts, rid),
+        ).fetchone()
+        if got:
+            marks[rid] = got[0]
+    by_id = {
+        r["id"]: r
+        for r in archive.db.query(f"SELECT * FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids)
+    }
+    out: list[SearchResult] = []
+    for rid, rank in rows:
+        row = by_id.get(rid)
+        if row is None:
+            continue
+        msg = archive.message_from_row(row)
+        spans = to_original(msg.text, row["search_text"], marked_spans(row["search_text"], marks.get(rid, "")))
+        snip, snip_spans = snippet(msg.text, spans, width)
+        out.append(SearchResult(msg, row, -float(rank), spans, snip, snip_spans))
+    return out
