@@ -242,6 +242,8 @@ class Archive:
                             rowid,
                         ),
                     )
+                    if not added:
+                        self._chain_raw(rowid, msg, text_sha, raw_sha)
                 status = "edited" if added else "updated"
         outcome = StoreOutcome(msg.key, status, rowid)
         for hit in hits:
@@ -286,6 +288,23 @@ class Archive:
         )
         self._last_link = link
         return True
+
+    def _chain_raw(self, rowid: int, msg: Message, text_sha: str, raw_sha: str) -> None:
+        """Chain a raw record that replaced ``messages.raw`` without adding a version (same text,
+        new metadata such as views): its record hash uses the same formula and names the version
+        holding that text, so ``claimwatch verify`` can check the message row's current raw."""
+        row = self.conn.execute(
+            "SELECT id FROM versions WHERE message_rowid=? AND text_sha256=?", (rowid, text_sha)
+        ).fetchone()
+        if row is None:  # every stored text has a version; nothing to link to otherwise
+            return
+        rec = record_hash(msg.key, msg.text, raw_sha)
+        link = chain_link(self._previous_link(), rec)
+        self.conn.execute(
+            "INSERT INTO chain(version_id, msg_key, record_sha256, link_sha256) VALUES (?,?,?,?)",
+            (row[0], msg.key, rec, link),
+        )
+        self._last_link = link
 
     def _previous_link(self) -> str:
         if self._last_link is None:
