@@ -1,0 +1,204 @@
+"""Streaming export of archived messages: canonical JSONL (re-importable) or flat CSV.
+
+    result = export(archive, "out.jsonl", fmt="jsonl", filters=Filters.build(rule="claims"),
+                    manifest="out.manifest.json")
+
+JSONL lines are :meth:`Message.to_dict` (schema ``claimwatch.message/1``) with the raw
+record exactly as archived, so importing the file with ``--format canonical`` into the
+same archive changes nothing, and into a new one stores the same message rows. The export
+reads one snapshot; a manifest records the number of messages, the file's SHA-256 and the
+archive's hash-chain head at that snapshot, for ``claimwatch verify --manifest``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator
+
+from ..archive import Archive
+from ..archive.store import GENESIS
+from ..model import Message, canonical_json
+from .filters import Filters
+from .verify import MANIFEST_SCHEMA
+
+FORMATS = ("jsonl", "csv")
+CSV_COLUMNS = (
+    "key", "platform", "channel_id", "channel", "channel_title", "message_id", "date", "edit_date",
+    "author", "lang", "url", "reply_to", "text", "forwarded_from", "media", "grouped_id", "extra",
+    "raw_sha256", "first_seen_at", "updated_at", "deleted_at",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ExportError(ValueError):
+    """Bad export arguments or an unwritable output (the message names it)."""
+
+
+@dataclass
+class ExportResult:
+    format: str
+    path: str | None  # None for stdout
+    count: int = 0
+    file_sha256: str = ""
+    chain_length: int = 0
+    chain_head: str = GENESIS
+    filters: dict[str, Any] = field(default_factory=dict)
+    manifest_path: str | None = None
+
+    def manifest(self, archive_path: str) -> dict[str, Any]:
+        return {
+            "schema": MANIFEST_SCHEMA,
+            "exported_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "archive": os.path.abspath(archive_path),
+            "format": self.format,
+            "filters": self.filters,
+            "count": self.count,
+            "file": os.path.basename(self.path) if self.path else None,
+            "file_sha256": self.file_sha256,
+            "chain_length": self.chain_length,
+            "chain_head": self.chain_head,
+        }
+
+
+def row_message(archive: Archive, row: dict[str, Any]) -> Message:
+    """Message of a messages row whose ``raw`` re-serialises to the archived bytes.
+
+    Raw records are stored as canonical JSON; one that is not (a string kept as received)
+    is exported as that string, so a re-import hashes to the same raw_sha256.
+    """
+    raw = row.get("raw")
+    try:
+        exact = raw is not None and canonical_json(json.loads(raw)) == raw
+    except ValueError:
+        exact = False
+    if exact:
+        return archive.message_from_row(row)
+    return dataclasses.replace(archive.message_from_row({**row, "raw": None}), raw=raw)
+
+
+def csv_row(row: dict[str, Any]) -> list[Any]:
+    key = f"{row['platform']}:{row['channel_id']}:{row['message_id']}"
+    return [key if c == "key" else row.get(c) for c in CSV_COLUMNS]
+
+
+def excel_safe(value: Any) -> Any:
+    """Neutralise a cell that a spreadsheet would run as a formula (prefix a quote)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def iter_rows(archive: Archive, filters: Filters | None = None) -> Iterator[dict[str, Any]]:
+    conds, args = (filters or Filters()).where(archive.conn, "m")
+    sql = "SELECT m.* FROM messages m" + (" WHERE " + " AND ".join(conds) if conds else "") + " ORDER BY m.id"
+    yield from archive.db.query(sql, args)
+
+
+class _HashingWriter(io.RawIOBase):
+    """Binary sink that hashes what passes through."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.sink = sink
+        self.hash = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        data = bytes(b)
+        self.hash.update(data)
+        self.sink.write(data)
+        return len(data)
+
+
+def export(
+    archive: Archive,
+    out: str | Path,
+    *,
+    fmt: str = "jsonl",
+    filters: Filters | None = None,
+    manifest: str | Path | None = None,
+    excel: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ExportResult:
+    """Write the messages that match ``filters`` to ``out`` (``-`` = stdout), oldest row first.
+
+    A file is written to ``out.part`` and renamed when complete, so a failed export leaves
+    no truncated file. ``excel`` (CSV only) adds a UTF-8 BOM and neutralises formula-like
+    cells; the default keeps every value exactly as archived.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"--format: unknown format {fmt!r} (jsonl or csv)")
+    if excel and fmt != "csv":
+        raise ExportError("--excel only applies to --format csv")
+    filters = filters or Filters()
+    to_stdout = str(out) == "-"
+    result = ExportResult(fmt, None if to_stdout else str(out), filters=filters.as_dict())
+    conn = archive.conn
+    part = Path(f"{out}.part")
+    if not to_stdout:
+        target = Path(out)
+        if target.is_dir():
+            raise ExportError(f"{out}: is a directory")
+        try:
+            sink: IO[bytes] = part.open("wb")
+        except OSError as exc:
+            raise ExportError(f"{out}: cannot write ({exc.strerror})") from None
+    else:
+        sink = sys.stdout.buffer
+    own_tx = not conn.in_transaction
+    if own_tx:
+        conn.execute("BEGIN")  # one snapshot for the rows and the chain head
+    ok = False
+    try:
+        head = conn.execute("SELECT count(*), max(seq) FROM chain").fetchone()
+        result.chain_length = head[0]
+        if head[0]:
+            result.chain_head = conn.execute("SELECT link_sha256 FROM chain ORDER BY seq DESC LIMIT 1").fetchone()[0]
+        hasher = _HashingWriter(sink)
+        text = io.TextIOWrapper(io.BufferedWriter(hasher, 1 << 16), encoding="utf-8", newline="")
+        if fmt == "jsonl":
+            for row in iter_rows(archive, filters):
+                text.write(canonical_json(row_message(archive, row).to_dict()) + "\n")
+                result.count += 1
+                if progress is not None and not result.count % 5000:
+                    progress(result.count)
+        else:
+            if excel:
+                text.write("\ufeff")
+            writer = csv.writer(text, lineterminator="\r\n")
+            writer.writerow(CSV_COLUMNS)
+            for row in iter_rows(archive, filters):
+                values = csv_row(row)
+                writer.writerow([excel_safe(v) for v in values] if excel else values)
+                result.count += 1
+                if progress is not None and not result.count % 5000:
+                    progress(result.count)
+        text.flush()
+        text.detach()
+        result.file_sha256 = hasher.hash.hexdigest()
+        ok = True
+    finally:
+        if own_tx:
+            conn.execute("COMMIT")
+        if not to_stdout:
+            sink.close()
+            if ok:
+                os.replace(part, out)
+            else:
+                part.unlink(missing_ok=True)
+    if progress is not None:
+        progress(result.count)
+    if manifest is not None:
+        result.manifest_path = str(manifest)
+        Path(manifest).write_text(json.dumps(result.manifest(archive.path), indent=2, ensure_ascii=False) + "\n")
+    return result

@@ -1,0 +1,86 @@
+"""Listing rule hits with their messages, newest first."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, Iterator
+
+from .filters import FilterError, Filters, parse_when
+
+# Known levels, lowest first (Sigma-style); ``high+`` means high and above.
+LEVELS = ("informational", "low", "medium", "high", "critical")
+
+HIT_COLUMNS = (
+    "id", "created_at", "rule_id", "rule_hash", "level", "title", "tags", "matches", "key",
+    "platform", "channel_id", "channel", "message_id", "date", "url", "text", "deleted_at",
+)
+
+
+def parse_levels(values: list[str] | str | None) -> list[str]:
+    """``high``, ``high,critical`` or ``medium+`` (that level and above) -> level names."""
+    if not values:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    out: list[str] = []
+    for value in values:
+        for part in (p.strip().lower() for p in str(value).split(",")):
+            if not part:
+                continue
+            if part.endswith("+"):
+                base = part[:-1]
+                if base not in LEVELS:
+                    raise FilterError(f"--level: unknown level {base!r} for '+' (one of {', '.join(LEVELS)})")
+                out += list(LEVELS[LEVELS.index(base) :])
+            else:
+                out.append(part)
+    return list(dict.fromkeys(out))
+
+
+def list_hits(
+    conn: sqlite3.Connection,
+    *,
+    rules: list[str] | None = None,
+    levels: list[str] | None = None,
+    since: str | None = None,
+    channels: list[str] | None = None,
+    platforms: list[str] | None = None,
+    limit: int | None = 100,
+) -> Iterator[dict[str, Any]]:
+    """Hits (newest first) joined with their message. ``since`` is a date or age (``7d``) and
+    applies to when the hit was recorded; ``limit`` None or 0 = all."""
+    conds: list[str] = []
+    args: list[Any] = []
+    if rules:
+        conds.append(f"h.rule_id IN ({','.join('?' * len(rules))})")
+        args += rules
+    if levels:
+        conds.append(f"lower(h.level) IN ({','.join('?' * len(levels))})")
+        args += [lv.lower() for lv in levels]
+    if since:
+        conds.append("h.created_at >= ?")
+        args.append(parse_when(since, "--since"))
+    if channels or platforms:
+        fconds, fargs = Filters(platforms=list(platforms or []), channels=list(channels or [])).where(conn, "m")
+        conds += fconds
+        args += fargs
+    sql = (
+        "SELECT h.id, h.created_at, h.rule_id, h.rule_hash, h.level, h.title, h.tags, h.matches,"
+        " m.platform, m.channel_id, coalesce(m.channel, m.channel_title) AS channel, m.message_id, m.date,"
+        " m.url, m.text, m.deleted_at FROM hits h JOIN messages m ON m.id = h.message_rowid"
+    )
+    if conds:
+        sql += " WHERE " + " AND ".join(conds)
+    sql += " ORDER BY h.created_at DESC, h.id DESC"
+    if limit:
+        sql += " LIMIT ?"
+        args.append(int(limit))
+    cur = conn.execute(sql, args)
+    names = [d[0] for d in cur.description]
+    for values in cur:
+        row = dict(zip(names, values))
+        row["key"] = f"{row['platform']}:{row['channel_id']}:{row['message_id']}"
+        row["tags"] = json.loads(row["tags"]) if row["tags"] else []
+        row["matches"] = json.loads(row["matches"]) if row["matches"] else []
+        yield {c: row.get(c) for c in HIT_COLUMNS}

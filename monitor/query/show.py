@@ -1,0 +1,120 @@
+"""Everything the archive holds about one message: row, versions, chain, hits, deliveries, raw."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from typing import Any
+
+from ..model import PLATFORMS
+from .filters import resolve_channels
+
+
+class RefError(ValueError):
+    """A message reference that cannot be parsed (the message says what is expected)."""
+
+
+_TME = re.compile(r"^(?:https?://)?(?:t\.me|telegram\.me)/(?:s/)?(c/)?([^/?#]+)/(\d+)")
+_XCOM = re.compile(r"^(?:https?://)?(?:www\.)?(?:x|twitter)\.com/([^/?#]+)/status/(\d+)")
+
+
+def parse_ref(ref: str) -> tuple[str, str | None, str, str | None]:
+    """``platform:channel_id:message_id`` or a t.me / x.com post link ->
+    (platform, channel_id or None, message_id, channel name or None)."""
+    ref = ref.strip()
+    m = _TME.match(ref)
+    if m:
+        if m.group(1):  # t.me/c/<internal id>/<msg>
+            return "telegram", f"-100{m.group(2)}", m.group(3), None
+        return "telegram", None, m.group(3), m.group(2)
+    m = _XCOM.match(ref)
+    if m:
+        return "x", None, m.group(2), m.group(1) if m.group(1) != "i" else None
+    platform, sep, rest = ref.partition(":")
+    channel_id, sep2, message_id = rest.rpartition(":")
+    if not sep or not sep2 or not channel_id or not message_id or platform not in PLATFORMS:
+        raise RefError(
+            f"not a message key: {ref!r} (use PLATFORM:CHANNEL_ID:MESSAGE_ID, e.g. telegram:-1001234:56, or a post link)"
+        )
+    return platform, channel_id, message_id, None
+
+
+def find_message_rowid(conn: sqlite3.Connection, ref: str) -> int | None:
+    platform, channel_id, message_id, name = parse_ref(ref)
+    if channel_id is not None:
+        row = conn.execute(
+            "SELECT id FROM messages WHERE platform=? AND channel_id=? AND message_id=?",
+            (platform, channel_id, message_id),
+        ).fetchone()
+        if row or name is None:
+            return row[0] if row else None
+    if name is None:  # an x.com/i/status link: the id alone
+        rows = conn.execute("SELECT id FROM messages WHERE platform=? AND message_id=?", (platform, message_id)).fetchall()
+        return rows[0][0] if len(rows) == 1 else None
+    for p, cid in sorted(resolve_channels(conn, [name], [platform])):
+        row = conn.execute(
+            "SELECT id FROM messages WHERE platform=? AND channel_id=? AND message_id=?", (p, cid, message_id)
+        ).fetchone()
+        if row:
+            return row[0]
+    return None
+
+
+def _rows(conn: sqlite3.Connection, sql: str, args: tuple) -> list[dict[str, Any]]:
+    cur = conn.execute(sql, args)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur]
+
+
+def _json(value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def message_detail(conn: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
+    """The message row, every version (with its chain record), hits and their outbox rows,
+    and the raw record parsed; None when the archive has no such message."""
+    rowid = find_message_rowid(conn, ref)
+    if rowid is None:
+        return None
+    msg = _rows(conn, "SELECT * FROM messages WHERE id=?", (rowid,))[0]
+    msg.pop("search_text", None)
+    raw = msg.pop("raw")
+    for name in ("forwarded_from", "media", "extra"):
+        msg[name] = _json(msg[name])
+    msg["key"] = f"{msg['platform']}:{msg['channel_id']}:{msg['message_id']}"
+    versions = _rows(
+        conn,
+        "SELECT v.id, v.seen_at, v.edit_date, v.text, v.text_sha256, v.raw_sha256, v.record_sha256,"
+        " (SELECT min(c.seq) FROM chain c WHERE c.version_id = v.id) AS chain_seq"
+        " FROM versions v WHERE v.message_rowid=? ORDER BY v.id",
+        (rowid,),
+    )
+    hits = _rows(
+        conn,
+        "SELECT id, created_at, rule_id, rule_hash, level, title, tags, matches, text_sha256 FROM hits"
+        " WHERE message_rowid=? ORDER BY id",
+        (rowid,),
+    )
+    for h in hits:
+        h["tags"] = _json(h["tags"]) or []
+        h["matches"] = _json(h["matches"]) or []
+    deliveries = _rows(
+        conn,
+        "SELECT o.id, o.hit_id, o.destination, o.kind, o.status, o.attempts, o.last_error, o.created_at, o.sent_at"
+        " FROM outbox o JOIN hits h ON h.id = o.hit_id WHERE h.message_rowid=? ORDER BY o.id",
+        (rowid,),
+    )
+    return {
+        "message": msg,
+        "deleted_at": msg.get("deleted_at"),
+        "versions": versions,
+        "hits": hits,
+        "deliveries": deliveries,
+        "raw": _json(raw),
+    }
