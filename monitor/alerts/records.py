@@ -1,0 +1,76 @@
+"""Reading what an alert needs from the archive (hits joined with their messages).
+
+Plain SQL over ``archive.conn``; callers hold ``archive.lock``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, Iterable, Mapping
+
+_HIT_SQL = """
+SELECT h.id AS hit_id, h.rule_id, h.rule_hash, h.level, h.title, h.tags, h.matches, h.text_sha256,
+       h.created_at AS hit_created_at,
+       m.id AS message_rowid, m.platform, m.channel_id, m.message_id, m.channel, m.channel_title,
+       m.date, m.edit_date, m.author, m.url, m.forwarded_from, m.media, m.deleted_at,
+       m.text AS current_text,
+       (SELECT v.text FROM versions v WHERE v.message_rowid = m.id AND v.text_sha256 = h.text_sha256
+        LIMIT 1) AS hit_text
+FROM hits h JOIN messages m ON m.id = h.message_rowid
+WHERE h.id = ?
+"""
+
+_BRIEF_SQL = """
+SELECT h.id AS hit_id, h.created_at AS hit_created_at, h.rule_id,
+       m.platform, m.channel_id, m.message_id, m.channel, m.channel_title, m.date, m.url
+FROM hits h JOIN messages m ON m.id = h.message_rowid
+WHERE h.id IN ({marks})
+ORDER BY h.id
+"""
+
+
+def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _json(value: str | None, default: Any) -> Any:
+    if not value:
+        return default
+    try:
+        return json.loads(value)
+    except ValueError:
+        return default
+
+
+def load_hit(conn: sqlite3.Connection, hit_id: int) -> dict[str, Any] | None:
+    """A hit with its message; ``text`` is the version of the text the rule matched."""
+    rows = _dicts(conn.execute(_HIT_SQL, (hit_id,)))
+    if not rows:
+        return None
+    row = rows[0]
+    row["text"] = row["hit_text"] if row["hit_text"] is not None else row["current_text"]
+    row["matches"] = _json(row["matches"], [])
+    row["tags"] = _json(row["tags"], [])
+    row["forwarded_from"] = _json(row["forwarded_from"], None)
+    row["media"] = _json(row["media"], [])
+    return row
+
+
+def load_hits_brief(conn: sqlite3.Connection, hit_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Channel, link and date of each hit (for follow-ups), in hit order."""
+    ids = [int(i) for i in hit_ids]
+    out: list[dict[str, Any]] = []
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        out.extend(_dicts(conn.execute(_BRIEF_SQL.format(marks=",".join("?" * len(chunk))), chunk)))
+    return out
+
+
+def row_dict(cur: sqlite3.Cursor, row: Iterable[Any]) -> dict[str, Any]:
+    return dict(zip([d[0] for d in cur.description], row))
+
+
+def payload_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    return _json(row.get("payload"), {}) or {}
