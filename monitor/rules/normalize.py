@@ -1,26 +1,49 @@
-"""One text normalisation for the matcher, the archive's search column and search queries.
+r"""One text normalisation for the matcher, the archive's search column and search queries.
 
-Per character: NFKC, casefold, then Arabic/Persian unification:
+Per character:
 
-* remove Arabic diacritics (harakat, tanween, shadda, sukun, superscript alef, Quranic marks) and tatweel
+* NFKC (compatibility forms such as Arabic presentation forms and ligatures are unfolded), casefold
+* Latin/Greek/Cyrillic combining diacritics removed ("Kermān" -> "kerman", "İ" -> "i")
+* Arabic diacritics (harakat, tanween, shadda, sukun, superscript alef, Quranic marks) and tatweel removed
 * alef forms أ إ آ ٱ -> ا ; ى ی -> ي ; ک -> ك ; ۀ ة -> ه ; ؤ -> و ; ئ -> ي
-* zero-width characters removed (ZWNJ -> space, so Persian compound halves become words)
+* zero-width and bidi control characters removed (ZWNJ -> space, so Persian compound halves become words)
 * Eastern Arabic and Persian digits -> ASCII
 
 Because the mapping is applied character by character, ``normalize`` is a single
 ``str.translate`` over a lazily filled table (fast), and :func:`normalize_with_offsets`
 can map every output character back to its position in the original text (for hit spans).
+
+Words are runs of ``\w`` characters of the normalised text (:data:`WORD_RE`).
+:func:`word_text` is the normalised text with every other character turned into a space:
+same length, same offsets, the form the rule matcher scans.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
-_ARABIC_MARKS = set(range(0x0610, 0x061B)) | set(range(0x064B, 0x0660)) | {0x0670} | set(range(0x06D6, 0x06DD)) | set(
-    range(0x06DF, 0x06E5)
-) | {0x06E7, 0x06E8} | set(range(0x06EA, 0x06EE)) | set(range(0x08D3, 0x0900))
+
+def _ranges(*spans: tuple[int, int]) -> set[int]:
+    out: set[int] = set()
+    for a, b in spans:
+        out.update(range(a, b + 1))
+    return out
+
+
+_ARABIC_MARKS = _ranges(
+    (0x0610, 0x061A), (0x064B, 0x065F), (0x0670, 0x0670), (0x06D6, 0x06DC), (0x06DF, 0x06E4),
+    (0x06E7, 0x06E8), (0x06EA, 0x06ED), (0x08D3, 0x08FF),
+)
 _TATWEEL = 0x0640
-_ZERO_WIDTH_DROP = {0x200B, 0x200D, 0x2060, 0xFEFF, 0x200E, 0x200F, 0x061C, 0x00AD}
+# Zero-width and bidirectional controls (Telegram texts are full of them): removed.
+_ZERO_WIDTH_DROP = {0x200B, 0x200D, 0x2060, 0xFEFF, 0x200E, 0x200F, 0x061C, 0x00AD, 0x180E} | _ranges(
+    (0x202A, 0x202E), (0x2066, 0x2069)
+)
+# Combining diacritics of Latin/Greek/Cyrillic (after decomposition) and variation selectors:
+# removed, so "Kermān" and "Kerman", "İstanbul" and "istanbul" normalise alike.
+_LATIN_MARKS = _ranges((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF), (0xFE20, 0xFE2F), (0xFE00, 0xFE0F))
+_DROP = frozenset(_ARABIC_MARKS | _ZERO_WIDTH_DROP | _LATIN_MARKS | {_TATWEEL})
 _ZWNJ = 0x200C
 
 _LETTER_MAP = {
@@ -32,34 +55,44 @@ _LETTER_MAP = {
     "ی": "ي",
     "ې": "ي",
     "ک": "ك",
+    "ڪ": "ك",
     "ۀ": "ه",
     "ة": "ه",
     "ۃ": "ه",
+    "ە": "ه",
+    "ھ": "ه",
+    "ہ": "ه",
     "ؤ": "و",
     "ئ": "ي",
 }
 _DIGITS = {chr(0x0660 + i): str(i) for i in range(10)} | {chr(0x06F0 + i): str(i) for i in range(10)}
 
 
+def _unify(chars: str) -> str:
+    out = []
+    for c in chars:
+        cp = ord(c)
+        if cp == _ZWNJ:
+            out.append(" ")
+        elif cp not in _DROP:
+            out.append(_DIGITS.get(c) or _LETTER_MAP.get(c) or c)
+    return "".join(out)
+
+
 def _map_char(ch: str) -> str:
     cp = ord(ch)
     if cp == _ZWNJ:
         return " "
-    if cp in _ZERO_WIDTH_DROP or cp in _ARABIC_MARKS or cp == _TATWEEL:
+    if cp in _DROP:
         return ""
-    out = unicodedata.normalize("NFKC", ch).casefold()
-    if out == ch and ch not in _LETTER_MAP and ch not in _DIGITS:
-        return ch
-    res = []
-    for c in out:
-        c2 = ord(c)
-        if c2 == _ZWNJ:
-            res.append(" ")
-        elif c2 in _ZERO_WIDTH_DROP or c2 in _ARABIC_MARKS or c2 == _TATWEEL:
-            continue
-        else:
-            res.append(_DIGITS.get(c, _LETTER_MAP.get(c, c)))
-    return "".join(res)
+    direct = _DIGITS.get(ch) or _LETTER_MAP.get(ch)
+    if direct:
+        return direct
+    if cp < 128:
+        return ch.lower()
+    # Compatibility decomposition, drop the marks, recompose (= NFKC without the marks), casefold.
+    decomposed = _unify(unicodedata.normalize("NFKD", ch))
+    return _unify(unicodedata.normalize("NFC", decomposed).casefold())
 
 
 class _Table(dict):
@@ -79,11 +112,45 @@ for _cp in range(128):
     _TABLE[_cp]  # noqa: B018 - fills the cache
 
 
+WORD_RE = re.compile(r"\w+")
+
+
+def _is_word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"  # exactly what ``re``'s \w matches in a str pattern
+
+
+class _WordTable(dict):
+    """Like _Table, but every non-word character of the output becomes a space."""
+
+    def __missing__(self, cp: int) -> str | int:
+        m = _TABLE[cp]
+        out = chr(m) if isinstance(m, int) else m
+        words = "".join(c if _is_word_char(c) else " " for c in out)
+        value: str | int = cp if words == chr(cp) else words
+        self[cp] = value
+        return value
+
+
+_WORD_TABLE = _WordTable()
+for _cp in range(128):
+    _WORD_TABLE[_cp]  # noqa: B018
+
+
 def normalize(text: str) -> str:
     """Normalise ``text`` for matching and search (see module docstring)."""
     if not text:
         return ""
     return text.translate(_TABLE)
+
+
+def word_text(text: str) -> str:
+    """``normalize(text)`` with every non-word character replaced by a space (same length).
+
+    ``word_text(t).split()`` equals ``WORD_RE.findall(normalize(t))``.
+    """
+    if not text:
+        return ""
+    return text.translate(_WORD_TABLE)
 
 
 def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
@@ -114,6 +181,16 @@ def original_span(offsets: list[int], start: int, end: int) -> tuple[int, int]:
     return offsets[start], offsets[end - 1] + 1
 
 
+def text_span(text: str, offsets: list[int], start: int, end: int) -> tuple[int, int]:
+    """Like :func:`original_span`, but the end also covers characters normalisation removed
+    right after the span (harakat, tatweel, zero-width marks), so a word's span is whole."""
+    s, e = original_span(offsets, start, end)
+    n = len(text)
+    while e < n and _TABLE[ord(text[e])] == "":
+        e += 1
+    return s, e
+
+
 # Arabic-script proclitics (after normalisation): conjunctions و ف, prepositions ب ك ل, article ال,
 # and their combinations. Used by the matcher (term `الدولة` matches `والدولة`) and by the
 # archive's search column (so search finds the same forms).
@@ -139,6 +216,29 @@ def proclitic_stems(word: str, min_stem: int = 2) -> list[str]:
         if word[:n] in PROCLITICS:
             out.append(word[n:])
     return out
+
+
+_ARTICLE_FORMS = tuple(c + p for c in _PROCLITIC_PARTS for p in ("", "ب", "ك") if c + p)
+_LAM_FORMS = ("لل", "ولل", "فلل")
+
+
+def proclitic_forms(word: str) -> tuple[str, ...]:
+    """The forms of a normalised Arabic-script word with attached proclitics (the word itself excluded).
+
+    ``الدوله`` -> ``والدوله``, ``بالدوله``, ``فبالدوله``, ``للدوله`` ...; ``دوله`` -> ``ودوله``,
+    ``الدوله``, ``والدوله``, ``لدوله``, ``للدوله`` ... Words shorter than two letters get none.
+    """
+    if len(word) < 2 or not is_arabic_script(word):
+        return ()
+    if word.startswith("ال") and len(word) > 3:
+        stem = word[2:]
+        # ل + الدوله -> للدوله; ل + اللجنه -> للجنه (the lams merge: لله, not للله)
+        lam_forms = ("ل", "ول", "فل") if stem.startswith("ل") else _LAM_FORMS
+        forms = {p + word for p in _ARTICLE_FORMS} | {p + stem for p in lam_forms}
+    else:
+        forms = {p + word for p in PROCLITICS if "لال" not in p}
+    forms.discard(word)
+    return tuple(sorted(forms))
 
 
 def search_text(text: str) -> str:

@@ -1,0 +1,127 @@
+"""Normalisation: one table of (input, expected) pairs per rule of docs/rules.md."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from monitor.rules.normalize import (
+    PROCLITICS,
+    WORD_RE,
+    normalize,
+    normalize_with_offsets,
+    original_span,
+    proclitic_forms,
+    proclitic_stems,
+    search_text,
+    text_span,
+    word_text,
+)
+
+CASES = [
+    # casefold, NFKC
+    ("ISIS Claims", "isis claims"),
+    ("Straße", "strasse"),
+    ("ﬁnal", "final"),  # ligature (NFKC)
+    ("ＡＢＣ１２", "abc12"),  # fullwidth (NFKC)
+    ("½", "1⁄2"),
+    # Latin diacritics folded
+    ("Kermān", "kerman"),
+    ("Ḥamās", "hamas"),
+    ("café", "cafe"),
+    ("cafe\u0301", "cafe"),  # decomposed accent
+    ("İstanbul", "istanbul"),
+    # Arabic diacritics: harakat, tanween, shadda, sukun, superscript alef
+    ("الدَّوْلَةُ", "الدوله"),
+    ("تبنّى", "تبني"),
+    ("هجوماً", "هجوما"),
+    ("رحمٰن", "رحمن"),
+    # tatweel
+    ("الدولـــة", "الدوله"),
+    # alef forms
+    ("أعلن", "اعلن"),
+    ("إعلان", "اعلان"),
+    ("آمر", "امر"),
+    ("ٱلله", "الله"),
+    # yeh / alef maqsura, kaf, heh, hamza carriers
+    ("مصطفى", "مصطفي"),
+    ("ایران", "ايران"),
+    ("کرمان", "كرمان"),
+    ("خانۀ", "خانه"),
+    ("دولة", "دوله"),
+    ("مؤتمر", "موتمر"),
+    ("رئيس", "رييس"),
+    # Arabic presentation forms (NFKC)
+    ("ﻻ", "لا"),
+    ("ﷲ", "الله"),
+    # zero-width: ZWNJ -> space, others removed; bidi controls removed
+    ("می\u200cخواهند", "مي خواهند"),
+    ("دا\u200bعش", "داعش"),
+    ("is\u200dis", "isis"),
+    ("\u202bداعش\u202c", "داعش"),
+    ("\ufeffword", "word"),
+    # Eastern Arabic and Persian digits
+    ("٢٠٢٤", "2024"),
+    ("۱۴۰۲", "1402"),
+    ("", ""),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_normalize_table(text: str, expected: str) -> None:
+    assert normalize(text) == expected
+
+
+@pytest.mark.parametrize(("text", "_expected"), CASES)
+def test_offsets_map_every_output_char_to_its_source(text: str, _expected: str) -> None:
+    norm, offsets = normalize_with_offsets(text)
+    assert norm == normalize(text)
+    assert len(offsets) == len(norm) + 1 and offsets[-1] == len(text)
+    assert offsets == sorted(offsets)
+    for i, ch in enumerate(norm):
+        assert ch in normalize(text[offsets[i]]) or ch == " "
+
+
+@pytest.mark.parametrize(("text", "_expected"), CASES + [("al-Naba, #عاجل: claim!", "")])
+def test_word_text_has_the_same_words_and_length(text: str, _expected: str) -> None:
+    wt = word_text(text)
+    norm = normalize(text)
+    assert len(wt) == len(norm)
+    assert wt.split() == WORD_RE.findall(norm)
+    assert [m.span() for m in re.finditer(r"\S+", wt)] == [m.span() for m in WORD_RE.finditer(norm)]
+
+
+def test_span_maps_back_to_original_text_with_diacritics() -> None:
+    text = "أعلنَ تنظيمُ الدَّوْلَةِ مسؤوليتَه"
+    norm, offsets = normalize_with_offsets(text)
+    start = norm.index("الدوله")
+    s, e = original_span(offsets, start, start + len("الدوله"))
+    assert text[s:e] == "الدَّوْلَة"
+    s, e = text_span(text, offsets, start, start + len("الدوله"))
+    assert text[s:e] == "الدَّوْلَةِ"  # trailing kasra included
+
+
+@pytest.mark.parametrize(
+    ("word", "must_have", "must_not_have"),
+    [
+        ("الدوله", {"والدوله", "بالدوله", "للدوله", "وللدوله", "فبالدوله", "كالدوله"}, {"الدوله", "والالدوله", "لالدوله"}),
+        ("دوله", {"ودوله", "الدوله", "والدوله", "بدوله", "لدوله", "للدوله", "فبالدوله"}, {"دوله", "لالدوله"}),
+        ("الله", {"والله", "بالله", "لله", "ولله"}, set()),
+        ("isis", set(), {"visis"}),
+        ("و", set(), {"وو"}),
+    ],
+)
+def test_proclitic_forms(word: str, must_have: set[str], must_not_have: set[str]) -> None:
+    forms = set(proclitic_forms(word))
+    assert must_have <= forms
+    assert not (must_not_have & forms)
+    if not must_have:
+        assert forms == set()
+
+
+def test_proclitic_stems_and_search_text_unchanged_api() -> None:
+    assert "الدوله" in proclitic_stems("والدوله")
+    assert "و" in PROCLITICS and "لل" in PROCLITICS
+    st = search_text("وأعلنت والدولة")
+    assert st.startswith("واعلنت والدوله\n") and "الدوله" in st.split()
