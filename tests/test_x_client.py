@@ -165,6 +165,7 @@ class Reply:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     disconnect: bool = False  # drop the connection instead of answering
+    delay: float = 0.0  # answer this late (client timeouts)
 
 
 @dataclass
@@ -190,8 +191,8 @@ class FakeX:
         self.base_url = ""
 
     def add(self, path: str, body: Any = None, status: int = 200, headers: dict[str, str] | None = None,
-            *, disconnect: bool = False) -> None:
-        self.replies.setdefault(path, []).append(Reply(status, body, headers or {}, disconnect))
+            *, disconnect: bool = False, delay: float = 0.0) -> None:
+        self.replies.setdefault(path, []).append(Reply(status, body, headers or {}, disconnect, delay))
 
     def seen(self, path: str) -> list[Seen]:
         return [r for r in self.requests if r.path == path]
@@ -216,6 +217,8 @@ class FakeX:
                                   request.headers.get("Authorization")))
         queue = self.replies.get(request.path) or []
         reply = queue.pop(0) if queue else Reply(200, {"meta": {"result_count": 0}})
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         if reply.disconnect:
             assert request.transport is not None
             request.transport.close()
@@ -223,6 +226,9 @@ class FakeX:
         headers = {"x-rate-limit-limit": "300", "x-rate-limit-remaining": str(self.remaining),
                    "x-rate-limit-reset": str(self.clock_reset or int(NOW.timestamp()) + 900)}
         headers.update(reply.headers)
+        headers = {k: v for k, v in headers.items() if v != ""}  # "" drops a header
+        if isinstance(reply.body, str):  # an HTML error page (a proxy, a load balancer)
+            return web.Response(status=reply.status, text=reply.body, content_type="text/html", headers=headers)
         return web.Response(status=reply.status, text=json.dumps(reply.body), content_type="application/json",
                             headers=headers)
 

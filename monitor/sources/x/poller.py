@@ -1,0 +1,249 @@
+"""Calling the X API with its failure modes handled, and paging through results.
+
+* 429: wait until ``x-rate-limit-reset`` (+1 s), then retry; a monthly usage-cap 429
+  is not retried (:class:`UsageCapped`).
+* 5xx and network errors: exponential backoff with a cap, then :class:`RequestFailed`.
+* 401: :class:`~monitor.sources.base.SourceStopped` ("X: invalid bearer token").
+* 403: :class:`EndpointForbidden` naming the endpoint and the access level it needs.
+* other 4xx (bad query, unknown id): :class:`RequestFailed` with ``permanent=True``.
+
+Sleeping and the clock are injectable so tests run without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+from tweepy.errors import (
+    BadRequest,
+    Forbidden,
+    HTTPException,
+    NotFound,
+    TooManyRequests,
+    TwitterServerError,
+    Unauthorized,
+)
+
+from ...logs import get_logger
+from ..base import SourceStopped
+from .client import ENDPOINTS, SEARCH, TIMELINE, USERS, XApi
+
+log = get_logger("claimwatch.x")
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+INVALID_TOKEN = "X: invalid bearer token (401 Unauthorized); check sources.x.bearer_token"
+PLAN_HINT = "https://developer.x.com/en/portal/product"
+# Access level an endpoint needs, as X published it when this was written (see docs/x.md).
+ACCESS_NEEDED = {
+    TIMELINE: "Basic or higher",
+    SEARCH: "Basic or higher (recent search: last 7 days)",
+    USERS: "Basic or higher",
+}
+
+
+class XRequestError(Exception):
+    """A request to X could not be completed."""
+
+    def __init__(self, endpoint: str, message: str) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+class EndpointForbidden(XRequestError):
+    """403: the app's access level does not include this endpoint."""
+
+
+class UsageCapped(XRequestError):
+    """429 with the monthly usage cap: no more reads this month."""
+
+
+class RequestFailed(XRequestError):
+    """Retries exhausted (``permanent=False``) or a request X will never accept (``permanent=True``)."""
+
+    def __init__(self, endpoint: str, message: str, *, permanent: bool = False) -> None:
+        super().__init__(endpoint, message)
+        self.permanent = permanent
+
+
+async def error_body(exc: HTTPException) -> dict[str, Any]:
+    """The JSON body of a failed response (tweepy has already read it), or {}."""
+    try:
+        body = await exc.response.json(content_type=None)
+    except Exception:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _detail(body: dict[str, Any], exc: Exception) -> str:
+    parts = []
+    for err in body.get("errors") or []:
+        if isinstance(err, dict) and err.get("message"):
+            code = f"{err['code']} - " if "code" in err else ""
+            parts.append(f"{code}{err['message']}")
+    if not parts:
+        for key in ("title", "detail", "reason", "required_enrollment"):
+            if body.get(key) and str(body[key]) not in parts:
+                parts.append(str(body[key]))
+    if not parts:
+        parts.append(str(exc).replace("\n", " "))
+    return "; ".join(parts)
+
+
+def forbidden_message(endpoint: str, body: dict[str, Any], exc: Exception) -> str:
+    return (
+        f"X: {ENDPOINTS[endpoint]} is not included in this app's access level "
+        f"(403 Forbidden: {_detail(body, exc)}). It needs {ACCESS_NEEDED[endpoint]} access: "
+        f"check the plan of the app's Project at {PLAN_HINT}"
+    )
+
+
+def is_usage_cap(body: dict[str, Any]) -> bool:
+    text = " ".join(str(body.get(k, "")) for k in ("type", "title", "detail")).lower()
+    return "usage-capped" in text or "usagecapexceeded" in text or "usage cap" in text
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 5  # 5xx / network, per request
+    backoff_base: float = 2.0
+    backoff_cap: float = 300.0
+    max_rate_waits: int = 3  # 429s per request before giving up this poll
+    rate_fallback: float = 60.0  # wait when a 429 has no reset header
+    rate_margin: float = 1.0
+
+
+@dataclass
+class Caller:
+    """Runs one API call with the retry policy; remembers rate-limit waits for health()."""
+
+    api: XApi
+    sleep: Sleep = asyncio.sleep
+    clock: Clock = time.time
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    waits: list[tuple[str, float]] = field(default_factory=list)  # (endpoint, seconds) for tests/health
+
+    async def _wait(self, endpoint: str, seconds: float, why: str) -> None:
+        seconds = max(0.0, seconds)
+        self.waits.append((endpoint, seconds))
+        log.warning("x: waiting", endpoint=ENDPOINTS[endpoint], seconds=round(seconds, 1), reason=why)
+        await self.sleep(seconds)
+
+    async def call(self, endpoint: str, make: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        attempts = 0
+        rate_waits = 0
+        p = self.policy
+        while True:
+            until = self.api.exhausted_until(endpoint, self.clock())
+            if until is not None:
+                await self._wait(endpoint, until - self.clock() + p.rate_margin, "rate limit: 0 requests remaining")
+            try:
+                return await make()
+            except Unauthorized:
+                raise SourceStopped(INVALID_TOKEN) from None
+            except Forbidden as exc:
+                body = await error_body(exc)
+                raise EndpointForbidden(endpoint, forbidden_message(endpoint, body, exc)) from None
+            except TooManyRequests as exc:
+                body = await error_body(exc)
+                if is_usage_cap(body):
+                    raise UsageCapped(
+                        endpoint, f"X: monthly usage cap reached ({_detail(body, exc)}); no reads until it resets"
+                    ) from None
+                rate_waits += 1
+                if rate_waits > p.max_rate_waits:
+                    raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]} still rate limited after "
+                                        f"{p.max_rate_waits} waits") from None
+                await self._wait(endpoint, self._rate_delay(endpoint, exc.reset_time, rate_waits),
+                                 "429 Too Many Requests")
+            except (BadRequest, NotFound) as exc:
+                body = await error_body(exc)
+                raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]}: {_detail(body, exc)}", permanent=True) from None
+            except TwitterServerError as exc:
+                attempts = await self._backoff(endpoint, attempts, f"{exc.response.status} server error")
+            except HTTPException as exc:  # another 4xx
+                body = await error_body(exc)
+                raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]}: {_detail(body, exc)}", permanent=True) from None
+            except (aiohttp.ClientResponseError, AttributeError, TypeError, ValueError) as exc:
+                # tweepy could not read the body: an HTML page from a proxy, JSON that is not
+                # an object, a 2xx that is not JSON. Decide by the HTTP status.
+                if isinstance(exc, aiohttp.ClientResponseError):
+                    status: int | None = exc.status
+                else:
+                    status = self.api.rate(endpoint).status
+                    if not isinstance(exc, ValueError) and (status is None or status < 400):
+                        raise  # not a response problem: a bug
+                why = f"HTTP {status}: unreadable response ({type(exc).__name__})"
+                if status == 401:
+                    raise SourceStopped(INVALID_TOKEN) from None
+                if status == 403:
+                    raise EndpointForbidden(endpoint, forbidden_message(endpoint, {}, exc)) from None
+                if status == 429:
+                    rate_waits += 1
+                    if rate_waits > p.max_rate_waits:
+                        raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]} still rate limited") from None
+                    await self._wait(endpoint, self._rate_delay(endpoint, None, rate_waits),
+                                     "429 Too Many Requests")
+                elif status is not None and 400 <= status < 500:
+                    raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]}: {why}", permanent=True) from None
+                else:
+                    attempts = await self._backoff(endpoint, attempts, why)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                attempts = await self._backoff(endpoint, attempts, f"network: {type(exc).__name__}: {exc}")
+
+    def _rate_delay(self, endpoint: str, reset: int | None, rate_waits: int) -> float:
+        """Until ``x-rate-limit-reset`` (+margin); a missing or past reset waits 60 s, 120 s, ..."""
+        p = self.policy
+        reset = reset or self.api.rate(endpoint).reset
+        if reset is not None and reset - self.clock() > 0:
+            return reset - self.clock() + p.rate_margin
+        return p.rate_fallback * rate_waits
+
+    async def _backoff(self, endpoint: str, attempts: int, why: str) -> int:
+        attempts += 1
+        p = self.policy
+        if attempts >= p.max_attempts:
+            raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]} failed {attempts} times ({why})")
+        await self._wait(endpoint, min(p.backoff_cap, p.backoff_base * 2 ** (attempts - 1)), why)
+        return attempts
+
+
+@dataclass
+class Fetched:
+    """All pages one poll of one target returned (newest first, as X sends them)."""
+
+    pages: list[dict[str, Any]] = field(default_factory=list)
+    reads: int = 0  # posts received (what counts against the monthly cap)
+    truncated: bool = False  # stopped with a next_token left (page or budget limit)
+    errors: list[dict[str, Any]] = field(default_factory=list)  # partial errors in 200 bodies
+
+
+async def fetch_pages(
+    caller: Caller,
+    endpoint: str,
+    request: Callable[[str | None], Awaitable[dict[str, Any]]],
+    *,
+    max_pages: int,
+    max_reads: int | None = None,
+) -> Fetched:
+    """Follow ``meta.next_token`` until the last page, ``max_pages`` or ``max_reads``."""
+    out = Fetched()
+    token: str | None = None
+    while True:
+        page = await caller.call(endpoint, lambda: request(token))
+        if not isinstance(page, dict):
+            raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]}: unexpected response {type(page).__name__}")
+        out.pages.append(page)
+        out.reads += len(page.get("data") or [])
+        out.errors.extend(e for e in page.get("errors") or [] if isinstance(e, dict))
+        token = (page.get("meta") or {}).get("next_token")
+        if not token:
+            return out
+        if len(out.pages) >= max_pages or (max_reads is not None and out.reads >= max_reads):
+            out.truncated = True
+            return out
