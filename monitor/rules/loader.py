@@ -1,0 +1,550 @@
+"""Load and validate rule files into a :class:`~monitor.rules.ruleset.RuleSet`.
+
+A path is a rule file or a directory (loaded recursively: ``*.yml`` and ``*.yaml``, hidden
+files and folders skipped). A file holds one rule (a mapping with ``id``) or several under
+``rules:``. Every problem in every file is collected and reported as ``file:line:col:
+message``; :func:`load_rules` raises :class:`RuleSetError` when there is any.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import yaml
+
+from ..durations import parse_duration
+from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
+from .problems import Problem, RuleSetError, format_problems
+from .regexes import RegexError, compile_regex
+from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
+from .source_filter import SourceError, parse_source
+from .terms import TermError, parse_term
+from .yaml_nodes import Node, YamlSyntaxError, parse_yaml
+
+__all__ = ["load_rules", "format_problems", "RuleSetError", "Problem", "RULE_KEYS"]
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_PATTERNS = 500_000  # match patterns of the whole set (a word's proclitic forms count)
+MAX_REGEXES = 10_000
+MAX_NEAR_WITHIN = 1_000
+
+RULE_KEYS = (
+    "id", "title", "description", "level", "tags", "sources", "languages", "match", "condition",
+    "alert", "throttle", "enabled", "author", "references",
+)
+SELECTION_KEYS = ("any", "all", "regex", "near", "field")
+NEAR_KEYS = ("terms", "within")
+RULE_EXTENSIONS = (".yml", ".yaml")
+
+_ID_RE = re.compile(r"[a-z0-9._-]+\Z")
+_SELECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_LANG_RE = re.compile(r"[a-z]{2,3}\Z")
+_TRUE = {"true", "yes", "on"}
+_FALSE = {"false", "no", "off"}
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class _FileContext:
+    """Collects the problems of one file."""
+
+    def __init__(self, file: str, text: str, problems: list[Problem]) -> None:
+        self.file = file
+        self.text = text
+        self.problems = problems
+        self._lines: list[str] | None = None
+
+    def add(self, node_or_pos: Node | tuple[int, int], message: str) -> None:
+        if isinstance(node_or_pos, Node):
+            line, col = node_or_pos.line, node_or_pos.col
+        else:
+            line, col = node_or_pos
+        self.problems.append(Problem(self.file, line, col, message))
+
+    def line_text(self, line: int) -> str:
+        if self._lines is None:
+            self._lines = self.text.splitlines()
+        return self._lines[line - 1] if 0 < line <= len(self._lines) else ""
+
+
+# -- discovery and reading ------------------------------------------------------------------
+def rule_files(paths: Sequence[str | Path], problems: list[Problem]) -> list[str]:
+    """Rule files under ``paths`` in a stable order (directories walked, sorted)."""
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def add(p: str) -> None:
+        key = os.path.realpath(p)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+
+    for raw in paths:
+        p = str(raw)
+        if os.path.isdir(p):
+            found = []
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith(".") and name.lower().endswith(RULE_EXTENSIONS):
+                        found.append(os.path.join(root, name))
+            if not found:
+                problems.append(Problem(p, 1, 1, "no rule files (*.yml, *.yaml) in this directory"))
+            for f in found:
+                add(f)
+        elif os.path.isfile(p):
+            add(p)
+        else:
+            problems.append(Problem(p, 1, 1, "no such file or directory"))
+    return out
+
+
+def _read(file: str, problems: list[Problem]) -> tuple[bytes, str] | None:
+    try:
+        size = os.path.getsize(file)
+        if size > MAX_FILE_BYTES:
+            problems.append(
+                Problem(file, 1, 1, f"rule file is {size / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.1f} MB "
+                        "(split it, or keep long watch lists smaller)")
+            )
+            return None
+        with open(file, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        problems.append(Problem(file, 1, 1, f"cannot read: {exc.strerror or exc}"))
+        return None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        pos = exc.start
+        line = data.count(b"\n", 0, pos) + 1
+        col = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
+        problems.append(
+            Problem(file, line, col, f"not valid UTF-8 (byte 0x{data[pos]:02x} at offset {pos}); save the file as UTF-8")
+        )
+        return None
+    return data, text
+
+
+# -- the public entry point -----------------------------------------------------------------
+def load_rules(paths: Sequence[str | Path], *, known_destinations: set[str] | None = None) -> RuleSet:
+    """Load, validate and return the rules under ``paths``; raises :class:`RuleSetError`."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    problems: list[Problem] = []
+    files = rule_files(paths, problems)
+    rules: list[Rule] = []
+    for file in files:
+        rules.extend(load_file(file, problems, known_destinations))
+    first: dict[str, Rule] = {}
+    for rule in rules:
+        other = first.get(rule.id)
+        if other is None:
+            first[rule.id] = rule
+        else:
+            problems.append(
+                Problem(rule.file, *rule.id_pos, f"duplicate id '{rule.id}' (also defined at {other.file}:{other.id_pos[0]}:{other.id_pos[1]})")
+            )
+    _check_budget(rules, problems)
+    if problems:
+        raise RuleSetError(problems)
+    return RuleSet(rules=rules, files=files)
+
+
+def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
+    total = 0
+    regexes = 0
+    largest: tuple[int, Rule, Selection] | None = None
+    for rule in rules:
+        for sel in rule.selections:
+            n = sel.pattern_count
+            total += n
+            regexes += len(sel.regexes)
+            if largest is None or n > largest[0]:
+                largest = (n, rule, sel)
+    if total > MAX_PATTERNS and largest is not None:
+        n, rule, sel = largest
+        problems.append(
+            Problem(rule.file, sel.line, sel.col,
+                    f"the rule set needs {total:,} match patterns (at most {MAX_PATTERNS:,}; an Arabic-script word "
+                    f"counts once per proclitic form); the largest is selection '{sel.name}' of rule '{rule.id}' "
+                    f"with {n:,}")
+        )
+    if regexes > MAX_REGEXES:
+        problems.append(Problem(rules[0].file, 1, 1, f"the rule set has {regexes:,} regexes (at most {MAX_REGEXES:,})"))
+
+
+def load_file(file: str, problems: list[Problem], known_destinations: set[str] | None = None) -> list[Rule]:
+    """The rules of one file; problems are appended to ``problems``."""
+    read = _read(file, problems)
+    if read is None:
+        return []
+    data, text = read
+    ctx = _FileContext(file, text, problems)
+    try:
+        parsed = parse_yaml(text)
+    except YamlSyntaxError as exc:
+        ctx.add((exc.line, exc.col), exc.message)
+        return []
+    for issue in parsed.issues:
+        ctx.add((issue.line, issue.col), issue.message)
+    docs = parsed.documents
+    if not docs or (len(docs) == 1 and docs[0].is_null):
+        ctx.add((1, 1), "empty rule file (expected a rule mapping with 'id', or 'rules:' with a list of rules)")
+        return []
+    if len(docs) > 1:
+        ctx.add(docs[1], "several YAML documents in one file; list several rules under 'rules:' instead")
+        return []
+    root = docs[0]
+    if root.kind != "map":
+        ctx.add(root, "a rule file must be a mapping (one rule with 'id'), or have 'rules:' with a list of rules")
+        return []
+    keys = {k.value: (k, v) for k, v in root.items() if k.kind == "scalar"}
+    if "rules" in keys:
+        key_node, seq = keys["rules"]
+        for k, _v in root.items():
+            if k.kind == "scalar" and k.value != "rules":
+                ctx.add(k, f"unknown key '{k.value}' next to 'rules:' (put it inside each rule)")
+        if seq.kind != "seq":
+            ctx.add(seq if not seq.is_null else key_node, "'rules' must be a list of rules")
+            return []
+        out = []
+        for item in seq.value:  # type: ignore[union-attr]
+            if item.kind != "map":
+                ctx.add(item, "each entry under 'rules' must be a rule mapping")
+                continue
+            canonical = yaml.safe_dump(item.to_plain(), sort_keys=True, allow_unicode=True, default_flow_style=False)
+            rule = _build_rule(item, ctx, hashlib.sha256(canonical.encode("utf-8")).hexdigest(), known_destinations)
+            if rule is not None:
+                out.append(rule)
+        if not seq.value:
+            ctx.add(seq, "'rules' is empty")
+        return out
+    rule = _build_rule(root, ctx, hashlib.sha256(data).hexdigest(), known_destinations)
+    return [rule] if rule is not None else []
+
+
+# -- one rule -------------------------------------------------------------------------------
+def _str(ctx: _FileContext, node: Node, what: str) -> str | None:
+    if node.kind != "scalar":
+        ctx.add(node, f"'{what}' must be a string")
+        return None
+    return node.value  # type: ignore[return-value]
+
+
+def _str_list(ctx: _FileContext, node: Node, what: str, *, allow_scalar: bool = True) -> list[tuple[Node, str]] | None:
+    if node.kind == "scalar":
+        if node.is_null:
+            return []
+        if allow_scalar:
+            return [(node, node.value)]  # type: ignore[list-item]
+        ctx.add(node, f"'{what}' must be a list")
+        return None
+    if node.kind != "seq":
+        ctx.add(node, f"'{what}' must be a list of strings")
+        return None
+    out = []
+    for item in node.value:  # type: ignore[union-attr]
+        if item.kind != "scalar":
+            ctx.add(item, f"'{what}': each entry must be a string")
+            continue
+        out.append((item, item.value))
+    return out
+
+
+def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destinations: set[str] | None) -> Rule | None:
+    n_before = len(ctx.problems)
+    fields: dict[str, tuple[Node, Node]] = {}
+    for k, v in node.items():
+        if k.kind != "scalar":
+            ctx.add(k, "keys must be strings")
+            continue
+        if k.value not in RULE_KEYS:
+            ctx.add(k, f"unknown key '{k.value}'{_suggest(k.value, RULE_KEYS)}")  # type: ignore[arg-type]
+            continue
+        fields[k.value] = (k, v)  # type: ignore[index]
+
+    # id
+    rule_id = None
+    id_pos: Node = node
+    if "id" not in fields:
+        ctx.add(node, "missing required key 'id'")
+    else:
+        id_node = fields["id"][1]
+        id_pos = id_node
+        value = _str(ctx, id_node, "id")
+        if value is not None:
+            if not value:
+                ctx.add(id_node, "'id' is empty")
+            elif not _ID_RE.match(value):
+                ctx.add(id_node, f"invalid id '{value}': use lowercase letters, digits, '.', '_' and '-'")
+            else:
+                rule_id = value
+
+    title = None
+    if "title" in fields:
+        title = _str(ctx, fields["title"][1], "title")
+    description = ""
+    if "description" in fields and not fields["description"][1].is_null:
+        description = _str(ctx, fields["description"][1], "description") or ""
+
+    level = "medium"
+    if "level" in fields:
+        lv_node = fields["level"][1]
+        lv = _str(ctx, lv_node, "level")
+        if lv is not None:
+            if lv.lower() not in LEVELS:
+                ctx.add(lv_node, f"unknown level '{lv}'{_suggest(lv.lower(), LEVELS)}; use {', '.join(LEVELS)}")
+            else:
+                level = lv.lower()
+
+    tags: list[str] = []
+    if "tags" in fields:
+        tags = [v for _n, v in (_str_list(ctx, fields["tags"][1], "tags") or [])]
+
+    sources = []
+    if "sources" in fields:
+        for s_node, s in _str_list(ctx, fields["sources"][1], "sources") or []:
+            try:
+                sources.append(parse_source(s))
+            except SourceError as exc:
+                ctx.add(s_node, str(exc))
+
+    languages = None
+    if "languages" in fields:
+        langs = set()
+        for l_node, lang in _str_list(ctx, fields["languages"][1], "languages") or []:
+            code = lang.strip().lower()
+            if not _LANG_RE.match(code):
+                ctx.add(l_node, f"languages: '{lang}' is not a language code (use e.g. en, ar, fa)")
+            else:
+                langs.add(code)
+        languages = frozenset(langs) if langs else None
+
+    alert: list[str] = []
+    if "alert" in fields:
+        for a_node, dest in _str_list(ctx, fields["alert"][1], "alert") or []:
+            if known_destinations is not None and dest not in known_destinations:
+                known = sorted(known_destinations)
+                ctx.add(a_node, f"unknown alert destination '{dest}'{_suggest(dest, known)}; known: {', '.join(known)}")
+            else:
+                alert.append(dest)
+
+    throttle = None
+    if "throttle" in fields and not fields["throttle"][1].is_null:
+        t_node = fields["throttle"][1]
+        if t_node.kind != "scalar":
+            ctx.add(t_node, "'throttle' must be a duration such as 10m")
+        else:
+            try:
+                seconds = parse_duration(t_node.value)
+            except ValueError as exc:
+                ctx.add(t_node, f"throttle: {exc}")
+            else:
+                throttle = int(round(seconds)) or None
+
+    enabled = True
+    if "enabled" in fields:
+        e_node = fields["enabled"][1]
+        value = str(e_node.value).lower() if e_node.kind == "scalar" else ""
+        if value in _TRUE:
+            enabled = True
+        elif value in _FALSE:
+            enabled = False
+        else:
+            ctx.add(e_node, "'enabled' must be true or false")
+
+    author = None
+    if "author" in fields and not fields["author"][1].is_null:
+        author = _str(ctx, fields["author"][1], "author")
+    references = []
+    if "references" in fields:
+        references = [v for _n, v in (_str_list(ctx, fields["references"][1], "references") or [])]
+
+    # match + condition
+    selections: list[Selection] = []
+    names_seen: list[str] = []  # every well-formed selection name, even if its content has problems
+    sel_ok = True
+    if "match" not in fields:
+        ctx.add(node, "missing required key 'match' (named selections of terms)")
+        sel_ok = False
+    else:
+        m_key, m_node = fields["match"]
+        if m_node.kind != "map" or not m_node.value:
+            ctx.add(m_node if not m_node.is_null else m_key, "'match' must be a mapping of named selections")
+            sel_ok = False
+        else:
+            for s_key, s_node in m_node.items():
+                name = s_key.value if s_key.kind == "scalar" else None
+                if not isinstance(name, str) or not _SELECTION_NAME.match(name):
+                    ctx.add(s_key, f"invalid selection name {name!r}: use letters, digits and '_' (not starting with a digit)")
+                    sel_ok = False
+                    continue
+                if name.lower() in RESERVED:
+                    ctx.add(s_key, f"selection name '{name}' is a reserved word of conditions")
+                    sel_ok = False
+                    continue
+                if name in names_seen:
+                    continue  # duplicate key already reported by the YAML layer
+                names_seen.append(name)
+                sel = _build_selection(name, s_key, s_node, ctx)
+                if sel is None:
+                    sel_ok = False
+                else:
+                    selections.append(sel)
+
+    condition = None
+    if "condition" in fields:
+        c_node = fields["condition"][1]
+        text = _str(ctx, c_node, "condition")
+        if text is not None and "match" in fields:
+            try:
+                condition = parse_condition(text, names_seen)
+            except ConditionErrors as exc:
+                for err in exc.errors:
+                    ctx.add(_condition_pos(ctx, c_node, text, err.pos), f"condition: {err.message}")
+    elif sel_ok and selections:
+        if len(selections) == 1:
+            condition = single_condition(selections[0].name)
+        else:
+            ctx.add(fields["match"][0], "'condition' is required when 'match' has more than one selection")
+
+    if len(ctx.problems) > n_before or rule_id is None or condition is None:
+        return None
+    rule = Rule(
+        id=rule_id,
+        title=title or rule_id,
+        level=level,
+        selections=tuple(selections),
+        condition=condition,
+        file=ctx.file,
+        line=node.line,
+        hash=rule_hash,
+        description=description,
+        tags=tuple(tags),
+        sources=tuple(sources),
+        languages=languages,
+        alert=tuple(alert),
+        throttle=throttle,
+        enabled=enabled,
+        author=author,
+        references=tuple(references),
+        id_pos=(id_pos.line, id_pos.col),
+    )
+    return rule
+
+
+def _condition_pos(ctx: _FileContext, node: Node, text: str, pos: int) -> tuple[int, int]:
+    """File position of character ``pos`` of a condition scalar (exact for one-line scalars)."""
+    if node.style in ("|", ">"):
+        line = node.line + 1 + text.count("\n", 0, pos)
+        src = ctx.line_text(line)
+        indent = len(src) - len(src.lstrip(" "))
+        return line, indent + pos - (text.rfind("\n", 0, pos) + 1) + 1
+    quote = 1 if node.style in ("'", '"') else 0
+    return node.line, node.col + quote + pos
+
+
+def _build_selection(name: str, key: Node, node: Node, ctx: _FileContext) -> Selection | None:
+    n_before = len(ctx.problems)
+    where = f"selection '{name}'"
+    if node.kind in ("seq", "scalar"):
+        if node.is_null:
+            ctx.add(key, f"{where} is empty")
+            return None
+        terms = _terms(ctx, node, where, "any")
+        if len(ctx.problems) > n_before or terms is None:
+            return None
+        return Selection(name, "any", "text", tuple(terms), line=key.line, col=key.col)
+    entries: dict[str, tuple[Node, Node]] = {}
+    for k, v in node.items():
+        if k.kind != "scalar" or k.value not in SELECTION_KEYS:
+            label = k.value if k.kind == "scalar" else "?"
+            ctx.add(k, f"{where}: unknown key '{label}'{_suggest(str(label), SELECTION_KEYS)}")
+            continue
+        entries[k.value] = (k, v)  # type: ignore[index]
+    ops = [op for op in OPS if op in entries]
+    if len(ops) != 1:
+        found = f" (found {', '.join(ops)})" if ops else ""
+        ctx.add(key, f"{where} needs exactly one of any, all, near, regex{found}")
+        return None
+    op = ops[0]
+    field = "text"
+    if "field" in entries:
+        f_node = entries["field"][1]
+        value = _str(ctx, f_node, "field")
+        if value is not None:
+            if value not in FIELDS:
+                ctx.add(f_node, f"{where}: unknown field '{value}'{_suggest(value, FIELDS)}; use {', '.join(FIELDS)}")
+            else:
+                field = value
+    op_key, op_node = entries[op]
+    terms: list = []
+    regexes: list[str] = []
+    within = 0
+    if op in ("any", "all"):
+        terms = _terms(ctx, op_node, where, op) or []
+    elif op == "regex":
+        items = _str_list(ctx, op_node, "regex")
+        if items is not None and not items:
+            ctx.add(op_key, f"{where}: 'regex' is empty")
+        for r_node, pattern in items or []:
+            try:
+                compile_regex(pattern)
+            except RegexError as exc:
+                ctx.add(r_node, f"{where}: invalid regex {pattern!r}: {exc}")
+            else:
+                regexes.append(pattern)
+    else:  # near
+        if op_node.kind != "map":
+            ctx.add(op_node, f"{where}: 'near' must be a mapping with 'terms' and 'within'")
+            return None
+        near: dict[str, tuple[Node, Node]] = {}
+        for k, v in op_node.items():
+            if k.kind != "scalar" or k.value not in NEAR_KEYS:
+                label = k.value if k.kind == "scalar" else "?"
+                ctx.add(k, f"{where}: unknown key '{label}' in 'near'{_suggest(str(label), NEAR_KEYS)}")
+                continue
+            near[k.value] = (k, v)  # type: ignore[index]
+        if "terms" not in near:
+            ctx.add(op_node, f"{where}: 'near' needs 'terms'")
+        else:
+            terms = _terms(ctx, near["terms"][1], where, "near.terms") or []
+            if terms and len(terms) < 2:
+                ctx.add(near["terms"][1], f"{where}: 'near' needs at least two terms")
+        if "within" not in near:
+            ctx.add(op_node, f"{where}: 'near' needs 'within' (a number of words)")
+        else:
+            w_node = near["within"][1]
+            raw = str(w_node.value) if w_node.kind == "scalar" else ""
+            if not raw.isdigit() or not 1 <= int(raw) <= MAX_NEAR_WITHIN:
+                ctx.add(w_node, f"{where}: 'within' must be a whole number of words from 1 to {MAX_NEAR_WITHIN}")
+            else:
+                within = int(raw)
+    if len(ctx.problems) > n_before:
+        return None
+    return Selection(name, op, field, tuple(terms), tuple(regexes), within, key.line, key.col)
+
+
+def _terms(ctx: _FileContext, node: Node, where: str, what: str) -> list | None:
+    items = _str_list(ctx, node, what)
+    if items is None:
+        return None
+    if not items:
+        ctx.add(node, f"{where}: '{what}' is empty")
+        return None
+    out = []
+    for t_node, raw in items:
+        try:
+            out.append(parse_term(raw))
+        except TermError as exc:
+            ctx.add(t_node, f"{where}: {exc}")
+    return out

@@ -1,0 +1,433 @@
+"""The compiled matcher: term semantics, conditions, near, sources, languages, fields, spans.
+
+Every term-semantics case is also run through the naive reference matcher (one regex per
+term), and a generated corpus checks that both find exactly the same hits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+
+import pytest
+
+from monitor.rules import Matcher, load_rules
+from monitor.rules.condition import parse_condition
+from monitor.rules.reference import NaiveMatcher
+
+from rules_helpers import both_for, matcher_for, msg, one_term_rule, write
+
+# (term, text, expected)
+TERM_CASES = [
+    # whole words only, case-insensitive
+    ("isis", "ISIS claimed the attack", True),
+    ("isis", "the crisis deepens", False),
+    ("isis", "#ISIS", True),
+    ("isis", "isis's statement", True),
+    ("isis", "isis_official", False),  # '_' is part of a word
+    ("Kerman", "blast in KERMAN today", True),
+    ("kerman", "Kermanshah province", False),
+    ("kerman", "Kermān cemetery", True),  # diacritics folded
+    # wildcards
+    ("claim*", "they claimed it", True),
+    ("claim*", "claim", True),
+    ("claim*", "reclaimed land", False),
+    ("*stan", "Wilayat Khorasan in Pakistan", True),
+    ("*stan", "they stand", False),
+    ("*bomb*", "suicide-bombers struck", True),
+    ("*bomb*", "bomb", True),
+    # phrases: consecutive words, any separators
+    ("claimed responsibility", "IS claimed responsibility for", True),
+    ("claimed responsibility", "claimed\n\nresponsibility", True),
+    ("claimed responsibility", "claimed -- responsibility", True),
+    ("claimed responsibility", "claimed full responsibility", False),
+    ("claimed responsibility", "responsibility claimed", False),
+    ("claimed responsibility", "unclaimed responsibility", False),
+    ("claim* responsib*", "claiming responsibilities", True),
+    ("al-Naba", "in al naba issue", True),
+    ("U.S.", "the U.S. said", True),
+    # Arabic: normalisation, proclitics, whole words
+    ("الدولة", "والدولة", True),
+    ("الدولة", "بالدولة", True),
+    ("الدولة", "للدولة", True),
+    ("الدولة", "فبالدولة", True),
+    ("الدولة", "دولة", False),  # the term has the article, the text not
+    ("دولة", "الدولة", True),
+    ("دولة", "مدولة", False),  # م is no proclitic
+    ("الدولة الإسلامية", "بيان من الدولة الإسلامية", True),
+    ("الدولة الإسلامية", "وبالدولة الإسلامية", True),
+    ("الدولة الإسلامية", "الدولة والإسلامية", True),  # later words take proclitics too
+    ("الدولة الإسلامية", "الدولة العراقية الإسلامية", False),
+    ("الله", "لله", True),
+    ("تبنى", "تبنّى الهجوم", True),
+    ("أعلن مسؤوليته", "واعلن مسؤوليتَه عن", True),
+    ("تبن*", "وتبنت الدولة", True),
+    ("ولاية", "بولاية سيناء", True),
+    ("ولاية", "الولايات المتحدة", False),
+    # Persian: ی/ي, ک/ك, ZWNJ, digits
+    ("کرمان", "انفجار در كرمان", True),
+    ("رژیم صهیونیستی", "رژيم صهيونيستي", True),
+    ("می خواهند", "می\u200cخواهند", True),
+    ("2024", "في ٢٠٢٤", True),
+    ("۱۴۰۲", "1402", True),
+]
+
+
+@pytest.mark.parametrize(("term", "text", "expected"), TERM_CASES)
+def test_term_semantics(tmp_path, term: str, text: str, expected: bool) -> None:
+    compiled, naive = both_for(tmp_path, one_term_rule(term))
+    m = msg(text)
+    assert bool(compiled.match(m)) is expected
+    assert bool(naive.match_ids(m)) is expected
+
+
+@pytest.mark.parametrize(
+    ("term", "text", "expected"),
+    [
+        ("الدولة", "الدولة الإسلامية تبنت", True),
+        ("الدولة", "تبنت الدولة", True),
+        ("missing", "الدولة", False),
+    ],
+)
+def test_all_needs_every_term_anywhere(tmp_path, term: str, text: str, expected: bool) -> None:
+    m = matcher_for(tmp_path, f'id: t\nmatch:\n  sel:\n    all: ["تبنت", "{term}"]\n')
+    assert bool(m.match(msg(text))) is expected
+
+
+CONDITION_RULE = """
+id: c
+match:
+  sel_a: [alpha]
+  sel_b: [beta]
+  sel_c: [gamma]
+condition: {cond}
+"""
+
+# (condition, text, expected)
+CONDITION_CASES = [
+    ("sel_a and sel_b", "alpha beta", True),
+    ("sel_a and sel_b", "alpha", False),
+    ("sel_a or sel_b", "beta", True),
+    ("sel_a or sel_b", "gamma", False),
+    ("not sel_a", "beta", True),
+    ("not sel_a", "alpha", False),
+    ("not sel_a", "", True),
+    ("sel_a and not sel_b", "alpha", True),
+    ("sel_a and not sel_b", "alpha beta", False),
+    ("sel_a or sel_b and sel_c", "alpha", True),  # and binds tighter
+    ("sel_a or sel_b and sel_c", "beta", False),
+    ("(sel_a or sel_b) and sel_c", "beta gamma", True),
+    ("not sel_a or sel_b", "alpha", False),  # not binds tightest
+    ("not sel_a or sel_b", "gamma", True),
+    ("not (sel_a or sel_b)", "gamma", True),
+    ("not (sel_a or sel_b)", "beta", False),
+    ("not not sel_a", "alpha", True),
+    ("not not sel_a", "beta", False),
+    ("1 of sel_*", "gamma", True),
+    ("1 of sel_*", "delta", False),
+    ("any of them", "beta", True),
+    ("all of them", "alpha beta gamma", True),
+    ("all of them", "alpha beta", False),
+    ("2 of them", "alpha gamma", True),
+    ("2 of them", "gamma", False),
+    ("all of sel_[ab]", "alpha beta", True),
+    ("SEL_A AND NOT sel_c".replace("SEL_A", "sel_a"), "alpha", True),  # keywords case-insensitive
+    ("sel_a and (sel_b or (sel_c and not sel_b))", "alpha gamma", True),
+]
+
+
+@pytest.mark.parametrize(("cond", "text", "expected"), CONDITION_CASES)
+def test_conditions(tmp_path, cond: str, text: str, expected: bool) -> None:
+    compiled, naive = both_for(tmp_path, CONDITION_RULE.format(cond=f'"{cond}"'))
+    m = msg(text)
+    assert bool(compiled.match(m)) is expected
+    assert bool(naive.match_ids(m)) is expected
+
+
+def test_deeply_nested_condition_does_not_recurse(tmp_path) -> None:
+    depth = 4000  # far beyond Python's recursion limit
+    cond = "(" * depth + "sel_a and not sel_b" + ")" * depth
+    m = matcher_for(tmp_path, CONDITION_RULE.format(cond=cond))
+    assert m.match(msg("alpha"))
+    assert not m.match(msg("alpha beta"))
+    nots = "not " * 3001 + "sel_a"  # odd number of nots
+    m = matcher_for(tmp_path, CONDITION_RULE.format(cond=nots))
+    assert m.match(msg("beta")) and not m.match(msg("alpha"))
+
+
+def test_condition_evaluation_short_circuits() -> None:
+    cond = parse_condition("a and (b or c) and not d", ["a", "b", "c", "d"])
+    asked: list[str] = []
+
+    def truth(name: str) -> bool:
+        asked.append(name)
+        return name in {"b"}
+
+    assert cond.evaluate(truth) is False
+    assert asked == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("text", "within", "expected"),
+    [
+        ("attack in which killed", 3, True),
+        ("attack x y killed", 3, True),
+        ("attack x y z killed", 3, False),
+        ("killed x attack", 3, True),  # order does not matter
+        ("attack", 3, False),
+        ("attack a b c d e f g h killed then attack killed", 1, True),  # a later pair is close
+    ],
+)
+def test_near(tmp_path, text: str, within: int, expected: bool) -> None:
+    rule = f"id: n\nmatch:\n  sel:\n    near: {{terms: [attack, killed], within: {within}}}\n"
+    compiled, naive = both_for(tmp_path, rule)
+    assert bool(compiled.match(msg(text))) is expected
+    assert bool(naive.match_ids(msg(text))) is expected
+
+
+def test_near_with_phrases_and_arabic(tmp_path) -> None:
+    rule = 'id: n\nmatch:\n  sel:\n    near: {terms: ["الدولة الإسلامية", "هجوم"], within: 4}\n'
+    m = matcher_for(tmp_path, rule)
+    hits = m.match(msg("تبنت الدولة الإسلامية اليوم وبهجوم على"))
+    assert hits
+    text = "تبنت الدولة الإسلامية اليوم وبهجوم على"
+    assert [text[x.start:x.end] for x in hits[0].matches] == ["الدولة الإسلامية", "وبهجوم"]
+    assert not m.match(msg("الدولة الإسلامية " + "كلمة " * 6 + "هجوم"))
+
+
+SOURCES_RULE = """
+id: s
+sources: {sources}
+match:
+  sel: [alpha]
+"""
+
+
+@pytest.mark.parametrize(
+    ("sources", "kw", "expected"),
+    [
+        ('["telegram"]', dict(platform="telegram"), True),
+        ('["telegram"]', dict(platform="x"), False),
+        ('["x:@IRIran_Military"]', dict(platform="x", channel="IRIran_Military"), True),
+        ('["x:@IRIran_Military"]', dict(platform="x", channel="@iriran_military"), True),
+        ('["x:IRIran_Military"]', dict(platform="x", channel="IRIran_Militaryx"), False),
+        ('["x:@IRIran_Military"]', dict(platform="telegram", channel="IRIran_Military"), False),
+        ('["telegram:*amaq*"]', dict(channel="AmaqNews"), True),
+        ('["telegram:*amaq*"]', dict(channel=None, title="Amaq Agency"), True),
+        ('["telegram:*amaq*"]', dict(channel="nashir", title="Nashir News"), False),
+        ('["telegram:-100123*"]', dict(channel="x", channel_id="-1001234567"), True),
+        ('["x", "telegram:naba?"]', dict(channel="naba1"), True),
+        ('["x", "telegram:naba?"]', dict(channel="naba12"), False),
+    ],
+)
+def test_sources_globs(tmp_path, sources: str, kw: dict, expected: bool) -> None:
+    m = matcher_for(tmp_path, SOURCES_RULE.format(sources=sources))
+    assert bool(m.match(msg("alpha", **kw))) is expected
+
+
+@pytest.mark.parametrize(
+    ("languages", "text", "lang", "expected"),
+    [
+        ("[ar]", "أعلنت الدولة الإسلامية alpha", None, True),
+        ("[ar]", "وزارت امور خارجه ایران alpha را محکوم کرد", None, False),
+        ("[fa]", "وزارت امور خارجه ایران alpha را محکوم کرد", None, True),
+        ("[fa]", "گزارش alpha", None, True),
+        ("[en]", "Islamic State alpha claimed", None, True),
+        ("[en]", "alpha", "ar", False),  # the declared language wins
+        ("[ar, fa]", "alpha", "fa", True),
+        ("[en]", "alpha", "und", True),  # no real language declared: the script decides
+        ("[ar]", "بيان ولاية alpha من ایران", None, True),  # ی typed, but ة makes it Arabic
+    ],
+)
+def test_languages(tmp_path, languages: str, text: str, lang: str | None, expected: bool) -> None:
+    m = matcher_for(tmp_path, f"id: l\nlanguages: {languages}\nmatch:\n  sel: [alpha]\n")
+    assert bool(m.match(msg(text, lang=lang, platform="x" if lang else "telegram"))) is expected
+
+
+def test_fields(tmp_path) -> None:
+    rule = """
+    id: f
+    match:
+      chan:
+        field: channel
+        any: ["amaq*"]
+      who:
+        field: author
+        any: [spokesman]
+      fwd:
+        field: forwarded_from
+        any: ["nashir"]
+      link:
+        field: url
+        any: ["t.me/amaqagency"]
+      body: [attack]
+    condition: body and (chan or who or fwd or link)
+    """
+    m = matcher_for(tmp_path, rule)
+    assert m.match(msg("attack", channel="AmaqAgency"))
+    assert m.match(msg("attack", channel="x", title="Amaq Agency"))
+    assert m.match(msg("attack", channel="x", author="The Spokesman"))
+    assert m.match(msg("attack", channel="x", forwarded="Nashir News"))
+    assert m.match(msg("attack", channel="amaqagency"))  # url built from the username
+    assert not m.match(msg("attack", channel="other"))
+    assert not m.match(msg("amaq attack spokesman", channel="other"))
+    hit = m.match(msg("attack", channel="x", title="Amaq Agency"))[0]
+    chan = [x for x in hit.matches if x.field == "channel"][0]
+    assert "x\nAmaq Agency"[chan.start:chan.end] == "Amaq"
+
+
+def test_hit_records_rule_hash_selections_terms_and_original_spans(tmp_path) -> None:
+    rule = """
+    id: is-claim-ar
+    title: IS claim (Arabic)
+    level: high
+    tags: [islamic-state, claim]
+    alert: [slack-ops]
+    throttle: 10m
+    match:
+      claim: ["تبنى", "أعلن مسؤوليته", "claim*"]
+      group:
+        all: ["الدولة", "الإسلامية"]
+      denial: ["ينفي"]
+    condition: claim and group and not denial
+    """
+    d = tmp_path / "r"
+    path = write(d / "claim.yml", rule)
+    m = Matcher(load_rules([d]), default_destinations=("console",))
+    text = "وأعلنَ مسؤوليتَه تنظيمُ «الدَّوْلَةِ الإسلاميةِ» عن الهجوم؛ وتبنّى claimed"
+    hits = m.match(msg(text))
+    assert len(hits) == 1
+    hit = hits[0]
+    assert hit.rule_id == "is-claim-ar" and hit.level == "high" and hit.title == "IS claim (Arabic)"
+    assert hit.rule_hash == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert hit.destinations == ("slack-ops",) and hit.throttle_seconds == 600
+    assert hit.tags == ("islamic-state", "claim")
+    assert hit.selections() == ["claim", "group"]
+    got = [(x.selection, x.term, text[x.start:x.end]) for x in hit.matches]
+    assert got == [
+        ("claim", "أعلن مسؤوليته", "وأعلنَ مسؤوليتَه"),
+        ("group", "الدولة", "الدَّوْلَةِ"),
+        ("group", "الإسلامية", "الإسلاميةِ"),
+        ("claim", "تبنى", "وتبنّى"),
+        ("claim", "claim*", "claimed"),
+    ]
+    assert all(x.field == "text" for x in hit.matches)
+
+
+def test_default_destinations_and_no_throttle(tmp_path) -> None:
+    m = matcher_for(tmp_path, one_term_rule("alpha"), default_destinations=("slack", "email"))
+    hit = m.match(msg("alpha"))[0]
+    assert hit.destinations == ("slack", "email") and hit.throttle_seconds is None
+
+
+def test_regex_selection_spans_and_normalised_pattern(tmp_path) -> None:
+    rule = r"""
+    id: rx
+    match:
+      wilayat:
+        regex: ['\bwilayat\s+\w+', 'ولاية\s+\pL+']
+    """
+    m = matcher_for(tmp_path, rule)
+    text = "Amaq: WILAYAT Sinai fighters; بيان ولايةِ سيناء"
+    hit = m.match(msg(text))[0]
+    assert [text[x.start:x.end] for x in hit.matches] == ["WILAYAT Sinai", "ولايةِ سيناء"]
+    assert not m.match(msg("wilayats"))
+
+
+def test_regex_is_linear_on_catastrophic_pattern(tmp_path) -> None:
+    m = matcher_for(tmp_path, "id: rx\nmatch:\n  sel:\n    regex: ['(a+)+$']\n")
+    text = "a" * 200_000 + "!"
+    start = time.process_time()
+    assert not m.match(msg(text))
+    # a backtracking engine needs ~2^200000 steps here; RE2 is linear (generous bound)
+    assert time.process_time() - start < 5
+
+
+def test_disabled_rule_is_not_matched(tmp_path) -> None:
+    m = matcher_for(tmp_path, "id: d\nenabled: false\nmatch:\n  sel: [alpha]\n")
+    assert m.rule_count == 0 and not m.match(msg("alpha"))
+
+
+def test_rule_anchored_on_rare_word_is_not_evaluated_for_common_word(tmp_path) -> None:
+    d = tmp_path / "r"
+    write(d / "a.yml", "id: a\nmatch:\n  rare: [kerman]\n  common: [the]\ncondition: rare and common\n")
+    write(d / "b.yml", "id: b\nmatch:\n  rare: [isis]\n  common: [the]\ncondition: common and not rare\n")
+    m = Matcher(load_rules([d]))
+    cands, _ = m.candidates(msg("the weather is fine"))
+    assert [m.rules[i].id for i in cands] == ["b"]  # b has no anchor: 'not rare' needs nothing found
+    cands, _ = m.candidates(msg("the blast in kerman"))
+    assert sorted(m.rules[i].id for i in cands) == ["a", "b"]
+    assert [h.rule_id for h in m.match(msg("the blast in kerman"))] == ["a", "b"]
+
+
+def test_empty_and_none_text(tmp_path) -> None:
+    m = matcher_for(tmp_path, "id: e\nmatch:\n  a: [alpha]\ncondition: not a\n")
+    assert m.match(msg(""))
+    m2 = matcher_for(tmp_path, one_term_rule("alpha"))
+    assert not m2.match(msg(""))
+
+
+def test_hostile_message_is_bounded(tmp_path) -> None:
+    m = matcher_for(tmp_path, one_term_rule("alpha"))
+    text = "alpha " * 50_000
+    hit = m.match(msg(text))[0]
+    assert len(hit.matches) == 100  # capped
+
+
+# -- differential test: compiled == naive on a generated corpus ----------------------------
+VOCAB = (
+    "attack killed claimed responsibility statement wilayat sinai khorasan kerman the of in and "
+    "الدولة الإسلامية تبنى أعلن مسؤوليته بيان ولاية هجوم كرمان في من على "
+    "رژیم صهیونیستی آمریکا محکوم تروریستی حمله در و"
+).split()
+PREFIXES = ["", "", "", "و", "ب", "ال", "وال", "لل", "ف"]
+
+
+def _rules_dir(tmp_path, rng: random.Random):
+    d = tmp_path / "gen"
+    shapes = [
+        "a and b", "a or b", "a and not b", "not a", "1 of them", "all of them", "a and (b or not c)",
+        "not (a and b)", "not (a or b) and c", "2 of them",
+    ]
+    for i in range(60):
+        def term() -> str:
+            n = rng.choice([1, 1, 1, 2])
+            words = []
+            for _ in range(n):
+                w = rng.choice(VOCAB)
+                r = rng.random()
+                if r < 0.1:
+                    w = w[: max(2, len(w) - 2)] + "*"
+                elif r < 0.15:
+                    w = "*" + w[2:] if len(w) > 3 else w
+                words.append(w)
+            return " ".join(words)
+
+        sels = {}
+        for name in "abc":
+            op = rng.choice(["any", "any", "all", "near"])
+            terms = [term() for _ in range(rng.randint(2, 3))]
+            if op == "near":
+                sels[name] = f"    near: {{terms: {terms!r}, within: {rng.randint(1, 5)}}}"
+            else:
+                sels[name] = f"    {op}: {terms!r}"
+        body = "\n".join(f"  {k}:\n{v}" for k, v in sels.items())
+        write(d / f"r{i}.yml", f"id: r{i}\nmatch:\n{body}\ncondition: {rng.choice(shapes)}\n")
+    return d
+
+
+def test_compiled_and_naive_matchers_agree(tmp_path) -> None:
+    rng = random.Random(7)
+    rs = load_rules([_rules_dir(tmp_path, rng)])
+    compiled, naive = Matcher(rs), NaiveMatcher(rs)
+    total = 0
+    for _ in range(1500):
+        words = [rng.choice(PREFIXES) + rng.choice(VOCAB) for _ in range(rng.randint(0, 14))]
+        seps = [rng.choice([" ", " ", ", ", "\n", " - ", "\u200c"]) for _ in words]
+        text = "".join(w + s for w, s in zip(words, seps))
+        m = msg(text)
+        got = [h.rule_id for h in compiled.match(m)]
+        assert got == naive.match_ids(m), text
+        total += len(got)
+    assert total > 300  # the corpus really exercises the rules
