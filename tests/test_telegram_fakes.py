@@ -15,6 +15,7 @@ from monitor.archive import Archive
 from monitor.config import TelegramConfig
 from monitor.model import Deletion, Message
 from monitor.sources.base import Envelope, SourceContext
+from monitor.sources.telegram.convert import peer_bare_id
 
 T0 = datetime(2024, 3, 22, 18, 0, tzinfo=timezone.utc)
 AMAQ_ID = 1234500000
@@ -87,7 +88,7 @@ class FakeGateway:
 
     def add(self, *messages: Any) -> None:
         for m in messages:
-            self.history[m.peer_id.channel_id][m.id] = m
+            self.history[int(peer_bare_id(m.peer_id))][m.id] = m
 
     def lose_connection(self) -> None:
         self._lost.set()
@@ -107,7 +108,7 @@ class FakeGateway:
 
     async def resolve(self, ref: Any) -> Any:
         self.calls.append(("resolve", ref))
-        key = ref if isinstance(ref, (str, int)) else ("peer", getattr(ref, "channel_id", None))
+        key = ref if isinstance(ref, (str, int)) else ("peer", peer_bare_id(ref))
         if key in self.resolve_errors:
             raise self.resolve_errors[key]
         if isinstance(ref, str):
@@ -132,10 +133,14 @@ class FakeGateway:
             if entity is None or entity.access_hash != ref.access_hash:
                 raise errors.ChannelInvalidError(request=None)
             return entity
+        if isinstance(ref, types.InputPeerChat):
+            if ref.chat_id not in self.channels:
+                raise errors.ChatIdInvalidError(request=None)
+            return self.channels[ref.chat_id]
         raise TypeError(f"Cannot cast {type(ref).__name__} to any kind of peer")
 
     def _cid(self, peer: Any) -> int:
-        return getattr(peer, "channel_id", None) or peer.id
+        return int(peer_bare_id(peer))
 
     async def iter_messages(
         self,

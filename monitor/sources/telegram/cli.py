@@ -1,7 +1,169 @@
-"""CLI commands of monitor.sources.telegram (STUB: being written)."""
+"""``claimwatch login telegram`` and ``claimwatch doctor``.
+
+Telethon is imported inside the commands, so other commands start fast. Tests replace
+:func:`make_gateway` (doctor) and :func:`make_login_client` (login) at the network edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from ...cli_common import (
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    LogLevelOpt,
+    console,
+    db_path,
+    err_console,
+    fail,
+    print_json_lines,
+    setup,
+)
+from ...config import TelegramConfig
+from . import make_gateway  # noqa: F401 - looked up at call time (tests replace it)
+
+
+def make_login_client(session: Any, api_id: int, api_hash: str) -> Any:
+    """The Telethon client used by ``login telegram``."""
+    from telethon import TelegramClient
+
+    return TelegramClient(session, api_id, api_hash)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this package's commands to the main app."""
+    """Add ``login telegram`` and ``doctor`` to the main app."""
+    login_app = typer.Typer(help="Log in to a platform (writes the session claimwatch uses).", no_args_is_help=True)
+    login_app.command("telegram")(login_telegram)
+    app.add_typer(login_app, name="login")
+    app.command("doctor")(doctor)
+
+
+def login_telegram(
+    config: ConfigOpt = None,
+    string: Annotated[
+        bool,
+        typer.Option("--string", help="Print a StringSession (for TG_SESSION in containers); write no file."),
+    ] = False,
+    session: Annotated[
+        Optional[str], typer.Option("--session", help="Session file (default: config sources.telegram.session).")
+    ] = None,
+    phone: Annotated[
+        Optional[str], typer.Option("--phone", help="Phone number, international format (prompted if omitted).")
+    ] = None,
+    api_id: Annotated[
+        Optional[int], typer.Option("--api-id", envvar="TG_API_ID", help="From https://my.telegram.org.", show_default=False)
+    ] = None,
+    api_hash: Annotated[
+        Optional[str],
+        typer.Option("--api-hash", envvar="TG_API_HASH", help="From https://my.telegram.org.", show_default=False),
+    ] = None,
+    log_level: LogLevelOpt = "WARNING",
+) -> None:
+    """Log in to Telegram interactively (phone, code, 2FA password) and save the session.
+
+    The session file is written with mode 0600. With --string nothing is written: the
+    StringSession is printed on stdout for the container's TG_SESSION variable.
+    """
+    from .errors import TelegramSetupError
+    from .session import open_private_session, session_file, string_session
+
+    cfg = setup(config, log_level)
+    tg = cfg.sources.telegram or TelegramConfig()
+    the_id = api_id or tg.api_id
+    the_hash = api_hash or (tg.api_hash.get_secret_value() if tg.api_hash is not None else None)
+    if not the_id or not the_hash:
+        fail(
+            "api_id and api_hash are required: create an application at https://my.telegram.org, then pass"
+            " --api-id/--api-hash, set TG_API_ID/TG_API_HASH, or set sources.telegram in the config"
+        )
+    path = None
+    try:
+        if string:
+            sess = string_session()
+        else:
+            path = session_file(session or tg.session)
+            sess = open_private_session(path)
+    except (TelegramSetupError, OSError) as exc:
+        fail(str(exc))
+    client = make_login_client(sess, int(the_id), str(the_hash))
+    try:
+        me = asyncio.run(_login(client, phone))
+    except typer.Exit:
+        raise
+    except Exception as exc:  # wrong code, wrong password, invalid phone...
+        from .errors import describe
+
+        fail(f"login failed: {describe(exc)}", code=1)
+    who = f"@{me.username}" if getattr(me, "username", None) else (getattr(me, "first_name", None) or "?")
+    if string:
+        err_console.print(
+            f"Logged in as {escape(who)}. The StringSession follows on stdout: keep it secret (it grants full access"
+            " to the account); use it as TG_SESSION with session_string: \"${TG_SESSION}\".",
+            highlight=False,
+        )
+        typer.echo(sess.save())
+    else:
+        assert path is not None
+        os.chmod(path, 0o600)
+        console.print(f"Logged in as {escape(who)}; session saved to {escape(str(path))} (mode 0600).", highlight=False)
+
+
+async def _login(client: Any, phone: str | None) -> Any:
+    try:
+        await client.start(
+            phone=lambda: phone or typer.prompt("Phone number (international format, e.g. +441234567890)"),
+            code_callback=lambda: typer.prompt("Login code (sent by Telegram)"),
+            password=lambda: typer.prompt("Two-step verification password", hide_input=True),
+            max_attempts=3,
+        )
+        return await client.get_me()
+    finally:
+        await client.disconnect()
+
+
+def doctor(
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    log_level: LogLevelOpt = "WARNING",
+    json_out: JsonOpt = False,
+) -> None:
+    """Check Telegram credentials and session, resolve and read every configured channel,
+    and report each one OK or why it cannot be read. Exit 1 if anything is wrong."""
+    from ...archive import Archive
+    from . import cli as this
+    from .doctor import run_doctor
+
+    cfg = setup(config, log_level)
+    tg = cfg.sources.telegram
+    if tg is None:
+        fail("sources.telegram is not configured: nothing to check (is --config the right file?)", code=1)
+    archive = Archive.open(db_path(db, cfg))  # the channel cache lives in the archive
+    with archive:
+        checks = asyncio.run(run_doctor(tg, archive, this.make_gateway))
+    if json_out:
+        print_json_lines(c.as_dict() for c in checks)
+    else:
+        table = Table(title="Telegram")
+        for col in ("check", "status", "id", "title", "detail"):
+            table.add_column(col, overflow="fold")
+        for c in checks:
+            if c.ok:
+                status = Text("OK", style="green")
+            else:
+                status = Text("cannot read" if c.name in tg.channels else "FAIL", style="red")
+            # Titles and reasons come from Telegram: plain Text, never console markup.
+            table.add_row(Text(c.name), status, Text(c.channel_id or ""), Text(c.title or ""), Text(c.detail))
+        console.print(table)
+    problems = [c for c in checks if not c.ok]
+    if problems:
+        if not json_out:
+            err_console.print(f"[bold red]{len(problems)} problem(s)[/]", highlight=False)
+        raise typer.Exit(1)
