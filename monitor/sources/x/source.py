@@ -314,8 +314,8 @@ class XSource(Source):
         if stored is not None and stored.isdigit() and (since is None or int(stored) > since):
             since = int(stored)
         start_time: str | None = None
-        backfill = since is None
-        if backfill:
+        backfill = since is None and target.polls == 0  # first poll of a target with no checkpoint
+        if since is None:
             now = self.now()
             if target.start_time is None:
                 target.start_time = now - timedelta(seconds=self.backfill)
