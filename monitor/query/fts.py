@@ -9,10 +9,12 @@ term by term, while its FTS5 syntax is kept:
 * anything else is a term; terms side by side are ANDed.
 
 Every term is emitted as a quoted FTS5 string, so punctuation inside a term (``al-Qaeda``,
-``U.S.``) can never be read as FTS5 syntax. A single Arabic-script word needs no expansion
-(the index holds the stems of ``والدولة``, so ``الدولة`` finds it); a phrase whose first
-word is Arabic-script is expanded to the same phrase with each proclitic before that word,
-so ``"الدولة الإسلامية"`` also finds ``والدولة الإسلامية``.
+``U.S.``) can never be read as FTS5 syntax. Arabic-script words get the rules' proclitic
+handling: the index holds the proclitic-stripped stems of every word, so ``الدولة`` finds
+``والدولة`` and ``بالدولة``; the forms stems cannot give (``للدولة``) are ORed in; and a
+phrase whose first word is Arabic-script is expanded to the same phrase with each
+proclitic form of that word, so ``"الدولة الإسلامية"`` also finds ``والدولة الإسلامية``.
+Inside a phrase only the first word gets proclitic forms.
 """
 
 from __future__ import annotations
@@ -21,7 +23,17 @@ import re
 import sqlite3
 from dataclasses import dataclass
 
-from ..rules.normalize import PROCLITICS, is_arabic_script, normalize
+from ..rules.normalize import PROCLITICS, is_arabic_script, normalize, proclitic_stems
+
+try:  # the matcher's own list of a word's proclitic forms (incl. the ل+ال contraction)
+    from ..rules.normalize import proclitic_forms as _proclitic_forms
+except ImportError:  # pragma: no cover - older normalize
+
+    def _proclitic_forms(word: str) -> tuple[str, ...]:
+        if len(word) < 2 or not is_arabic_script(word):
+            return ()
+        skip_article = word.startswith("ال")
+        return tuple(sorted(p + word for p in PROCLITICS if not (skip_article and p.endswith("ال"))))
 
 OPERATORS = frozenset({"AND", "OR", "NOT"})
 _WORD = re.compile(r"\w+")
@@ -30,6 +42,16 @@ _SPECIAL = set('"()')
 
 class QuerySyntaxError(ValueError):
     """The search query cannot be understood; the message says why (one line)."""
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """A translated query: the FTS5 expression, and the normalised words it looks for
+    (``exact`` whole words, ``prefixes`` word starts) for highlighting."""
+
+    fts: str
+    exact: frozenset[str]
+    prefixes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,31 +104,45 @@ def _quote(words: list[str]) -> str:
     return '"' + " ".join(words).replace('"', '""') + '"'
 
 
-def _phrase(text: str, prefix: bool) -> str | None:
-    """FTS5 for one term or phrase, or None when it holds nothing searchable."""
+def _phrase(text: str, prefix: bool, exact: set[str], prefixes: list[str]) -> str | None:
+    """FTS5 for one term or phrase, or None when it holds nothing searchable. Adds the words
+    looked for to ``exact`` / ``prefixes``."""
     words = _WORD.findall(normalize(text))
     if not words:
         return None
+    exact.update(words[:-1] if prefix else words)
+    if prefix:
+        prefixes.append(words[-1])
     star = "*" if prefix else ""
-    if len(words) == 1 or not is_arabic_script(words[0]):
-        return _quote(words) + star
     first, rest = words[0], words[1:]
-    alternatives = [_quote(words) + star]
-    has_article = first.startswith("ال")
-    alternatives += [
-        _quote([p + first, *rest]) + star
-        for p in sorted(PROCLITICS, key=lambda s: (len(s), s))
-        if not (has_article and p.endswith("ال"))  # never "الال..."
-    ]
+    if is_arabic_script(first) and (rest or not prefix):
+        exact.update(_proclitic_forms(first))
+    if not is_arabic_script(first) or (prefix and not rest):
+        return _quote(words) + star
+    if not rest:
+        # The index holds each word's proclitic-stripped stems, so "الدوله" already finds
+        # "والدوله"; add only the forms the stems do not give (e.g. "للدوله").
+        extra = [f for f in _proclitic_forms(first) if first not in proclitic_stems(f)]
+        if not extra:
+            return _quote(words)
+        return "(" + " OR ".join(_quote([w]) for w in [first, *extra]) + ")"
+    alternatives = [_quote([form, *rest]) + star for form in [first, *_proclitic_forms(first)]]
     return "(" + " OR ".join(alternatives) + ")"
 
 
 def translate(query: str) -> str:
     """Return the FTS5 MATCH expression for ``query``; raise :class:`QuerySyntaxError`."""
+    return compile_query(query).fts
+
+
+def compile_query(query: str) -> CompiledQuery:
+    """Translate ``query`` (see module docstring); raise :class:`QuerySyntaxError`."""
     if query is None or not query.strip():
         raise QuerySyntaxError("empty search query")
     toks = _tokenize(query)
     out: list[str] = []
+    exact: set[str] = set()
+    prefixes: list[str] = []
     depth = 0
     terms = 0
     prev = "start"  # start | lpar | rpar | op | term: what was emitted last
@@ -114,6 +150,8 @@ def translate(query: str) -> str:
     for tok in toks:
         if tok.kind == "lpar":
             depth += 1
+            if prev in ("term", "rpar"):
+                out.append("AND")  # FTS5 has no implicit AND next to parentheses
             out.append("(")
             prev = "lpar"
         elif tok.kind == "rpar":
@@ -132,8 +170,10 @@ def translate(query: str) -> str:
             out.append(tok.text)
             prev, pending_op = "op", tok
         else:
-            fts = _phrase(tok.text, tok.prefix)
+            fts = _phrase(tok.text, tok.prefix, exact, prefixes)
             if fts is not None:
+                if prev in ("term", "rpar"):
+                    out.append("AND")
                 out.append(fts)
                 terms += 1
                 prev = "term"
@@ -143,7 +183,7 @@ def translate(query: str) -> str:
         raise _dangling(pending_op)
     if not terms:
         raise QuerySyntaxError(f"no searchable words in query {query!r}")
-    return " ".join(out)
+    return CompiledQuery(" ".join(out), frozenset(exact), tuple(dict.fromkeys(prefixes)))
 
 
 def _dangling(tok: _Tok) -> QuerySyntaxError:

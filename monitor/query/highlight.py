@@ -1,10 +1,11 @@
-"""Map FTS5 highlights on the normalised search column back to the original message text.
+"""Highlight the words a search looked for in the original message text, and cut snippets.
 
-FTS5 ``highlight()`` marks matches in ``messages.search_text`` (normalised text, then the
-proclitic-stripped stems of Arabic-script words). Analysts need to see the text as posted,
-so each marked span is mapped back: spans in the normalised part through
-:func:`~monitor.rules.normalize.normalize_with_offsets`, spans in the stems part to the
-whole word the stem came from.
+Search runs on the normalised ``search_text`` column, but analysts read the text as posted.
+Each word of the original text is normalised (with offsets, so spans map back exactly) and
+highlighted when it, or one of its proclitic-stripped stems, is a word the query looked for
+(or starts with one of its prefixes). Words are highlighted wherever they occur, also
+outside the phrase that matched. This is done in Python for the few results shown, which
+is much cheaper than FTS5 ``highlight()`` on OR-expanded queries.
 """
 
 from __future__ import annotations
@@ -13,66 +14,45 @@ import re
 import unicodedata
 
 from ..rules.normalize import normalize_with_offsets, original_span, proclitic_stems
+from .fts import CompiledQuery
 
-OPEN = "\ue000"  # private-use characters: never produced by normalisation of real text
+OPEN = "\ue000"  # private-use characters: markers for the Datasette plugin
 CLOSE = "\ue001"
 _WORD = re.compile(r"\w+")
 
 Span = tuple[int, int]
 
 
-def marked_spans(search_text: str, marked: str) -> list[Span]:
-    """Spans of ``search_text`` that ``marked`` (its highlight() with OPEN/CLOSE) wraps.
-
-    Returns [] when the markers cannot be told apart from the text (it contains them).
-    """
-    if OPEN in search_text or CLOSE in search_text:
-        return []
-    spans: list[Span] = []
-    pos = 0
-    start = -1
-    for ch in marked:
-        if ch == OPEN:
-            start = pos
-        elif ch == CLOSE:
-            if start >= 0:
-                spans.append((start, pos))
-            start = -1
-        else:
-            pos += 1
-    return spans
+def _fold(word: str) -> str:
+    """Drop combining marks (the FTS tokenizer's remove_diacritics does the same)."""
+    if word.isascii():
+        return word
+    return "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
 
 
-def _stem_sources(norm: str) -> tuple[str, list[tuple[int, int, int, int]]]:
-    """Rebuild the stems part of the search column: (text, [(start, end, word_start, word_end)])."""
-    parts: list[str] = []
-    sources: list[tuple[int, int, int, int]] = []
-    pos = len(norm) + 1
-    for m in _WORD.finditer(norm):
-        for stem in proclitic_stems(m.group()):
-            parts.append(stem)
-            sources.append((pos, pos + len(stem), m.start(), m.end()))
-            pos += len(stem) + 1
-    return " ".join(parts), sources
+class Highlighter:
+    """Finds the words of a compiled query in texts."""
 
+    def __init__(self, query: CompiledQuery) -> None:
+        self.exact = frozenset(_fold(w) for w in query.exact)
+        self.prefixes = tuple(_fold(p) for p in query.prefixes)
 
-def to_original(text: str, search_text: str, spans: list[Span]) -> list[Span]:
-    """Map spans of ``search_text`` to merged, sorted spans of the original ``text``."""
-    if not spans:
-        return []
-    norm, offsets = normalize_with_offsets(text)
-    stems, sources = _stem_sources(norm)
-    stems_ok = search_text == (norm + "\n" + stems if stems else norm)
-    out: list[Span] = []
-    for s, e in spans:
-        if e <= len(norm):
-            out.append(original_span(offsets, s, e))
-        elif stems_ok and s > len(norm):
-            for a, b, ws, we in sources:
-                if a <= s < b:
-                    out.append(original_span(offsets, ws, we))
-                    break
-    return merge([(s, _past_marks(text, e)) for s, e in out])
+    def _hit(self, word: str) -> bool:
+        w = _fold(word)
+        return w in self.exact or (bool(self.prefixes) and w.startswith(self.prefixes))
+
+    def spans(self, text: str) -> list[Span]:
+        """Merged, sorted spans of ``text`` (original characters) holding a searched word."""
+        if not text:
+            return []
+        norm, offsets = normalize_with_offsets(text)
+        out: list[Span] = []
+        for m in _WORD.finditer(norm):
+            word = m.group()
+            if self._hit(word) or any(self._hit(stem) for stem in proclitic_stems(word)):
+                s, e = original_span(offsets, m.start(), m.end())
+                out.append((s, _past_marks(text, e)))
+        return merge(out)
 
 
 def _past_marks(text: str, end: int) -> int:
@@ -134,10 +114,3 @@ def mark(text: str, spans: list[Span], open_: str = OPEN, close: str = CLOSE) ->
         pos = e
     out.append(clean(text[pos:]))
     return "".join(out)
-
-
-def marked_snippet(text: str, search_text: str, highlighted: str | None, width: int = 160) -> str:
-    """Snippet of the original text with OPEN/CLOSE around matches (used by the Datasette plugin)."""
-    spans = to_original(text or "", search_text or "", marked_spans(search_text or "", highlighted or ""))
-    window, inside = snippet(text or "", spans, width)
-    return mark(window, inside)

@@ -16,9 +16,9 @@ from typing import Any
 
 from ..archive import Archive
 from ..model import Message
-from .filters import Filters
-from .fts import QuerySyntaxError, fts_error, is_fts_error, translate
-from .highlight import CLOSE, OPEN, Span, marked_spans, snippet, to_original
+from .filters import Filters, resolve_channels
+from .fts import CompiledQuery, QuerySyntaxError, compile_query, fts_error, is_fts_error
+from .highlight import Highlighter, Span, snippet
 
 DEFAULT_WINDOW = 10_000
 SORTS = ("rank", "date")
@@ -88,13 +88,11 @@ def search(
         raise QuerySyntaxError(f"--sort: unknown order {sort!r} (rank or date)")
     if limit < 1:
         raise QuerySyntaxError("--limit must be at least 1")
-    fts = translate(query)
+    compiled = compile_query(query)
+    fts = compiled.fts
     conn = archive.conn
     filters = filters or Filters()
-    conds, fargs = filters.where(conn, "m")
-    where = "messages_fts MATCH ?" + "".join(f" AND {c}" for c in conds)
-    source = "messages_fts f JOIN messages m ON m.id = f.rowid" if conds else "messages_fts f"
-    args: list[Any] = [fts, *fargs]
+    source, where, args = _plan(conn, fts, filters)
     inner = f"SELECT f.rowid AS id, f.rank AS rank FROM {source} WHERE {where} ORDER BY f.rowid DESC"
     if window > 0:
         inner += f" LIMIT {int(window)}"
@@ -112,7 +110,7 @@ def search(
             # Were there more matches than the window? (counting does not compute ranks)
             count_sql = f"SELECT count(*) FROM (SELECT f.rowid FROM {source} WHERE {where} LIMIT {int(window) + 1})"
             window_full = conn.execute(count_sql, args).fetchone()[0] > window
-        results = _load(archive, fts, rows, snippet_width)
+        results = _load(archive, compiled, rows, snippet_width)
     except sqlite3.OperationalError as exc:
         if is_fts_error(exc):
             raise fts_error(query, exc) from None
@@ -120,30 +118,74 @@ def search(
     return SearchResults(query, fts, results, window, window_full)
 
 
-def _load(archive: Archive, fts: str, rows: list[tuple[int, float]], width: int) -> list[SearchResult]:
+def _plan(conn: sqlite3.Connection, fts: str, filters: Filters) -> tuple[str, str, list[Any]]:
+    """FROM, WHERE and arguments for the candidate query.
+
+    FTS5 walks its matches newest row first; each filter must be cheap per match:
+    channel and rule filters become a membership test in a set built once from an index
+    (``+f.rowid`` keeps SQLite from turning it into one FTS lookup per id); a date range
+    also bounds the rowids FTS5 walks (the ids of messages posted in that range); only
+    the date and platform tests read the message row.
+    """
+    conds = ["messages_fts MATCH ?"]
+    args: list[Any] = [fts]
+    row_conds: list[str] = []  # tests that read the message row (joined as m)
+    row_args: list[Any] = []
+    if filters.channels:
+        keys = sorted(resolve_channels(conn, filters.channels, filters.platforms))
+        if not keys:
+            conds.append("0")
+        else:
+            union = " UNION ALL ".join(["SELECT id FROM messages WHERE platform=? AND channel_id=?"] * len(keys))
+            conds.append(f"+f.rowid IN ({union})")
+            for k in keys:
+                args += list(k)
+    elif filters.platforms:
+        row_conds.append(f"m.platform IN ({','.join('?' * len(filters.platforms))})")
+        row_args += filters.platforms
+    if filters.rules:
+        conds.append(
+            f"+f.rowid IN (SELECT message_rowid FROM hits WHERE rule_id IN ({','.join('?' * len(filters.rules))}))"
+        )
+        args += filters.rules
+    if filters.since or filters.until:
+        dconds: list[str] = []
+        dargs: list[Any] = []
+        if filters.since:
+            dconds.append("date >= ?")
+            dargs.append(filters.since)
+        if filters.until:
+            dconds.append("date < ?")
+            dargs.append(filters.until)
+        lo, hi = conn.execute(f"SELECT min(id), max(id) FROM messages WHERE {' AND '.join(dconds)}", dargs).fetchone()
+        if lo is None:
+            conds.append("0")
+        else:
+            conds.append("f.rowid BETWEEN ? AND ?")
+            args += [lo, hi]
+            row_conds += [f"m.{c}" for c in dconds]
+            row_args += dargs
+    if row_conds:
+        return "messages_fts f JOIN messages m ON m.id = f.rowid", " AND ".join(conds + row_conds), args + row_args
+    return "messages_fts f", " AND ".join(conds), args
+
+
+def _load(archive: Archive, query: CompiledQuery, rows: list[tuple[int, float]], width: int) -> list[SearchResult]:
     if not rows:
         return []
-    conn = archive.conn
     ids = [r[0] for r in rows]
-    marks: dict[int, str] = {}
-    for rid in ids:
-        got = conn.execute(
-            "SELECT highlight(messages_fts, 0, ?, ?) FROM messages_fts WHERE messages_fts MATCH ? AND rowid = ?",
-            (OPEN, CLOSE, fts, rid),
-        ).fetchone()
-        if got:
-            marks[rid] = got[0]
     by_id = {
         r["id"]: r
         for r in archive.db.query(f"SELECT * FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids)
     }
+    highlighter = Highlighter(query)
     out: list[SearchResult] = []
     for rid, rank in rows:
         row = by_id.get(rid)
         if row is None:
             continue
         msg = archive.message_from_row(row)
-        spans = to_original(msg.text, row["search_text"], marked_spans(row["search_text"], marks.get(rid, "")))
+        spans = highlighter.spans(msg.text)
         snip, snip_spans = snippet(msg.text, spans, width)
         out.append(SearchResult(msg, row, -float(rank), spans, snip, snip_spans))
     return out
