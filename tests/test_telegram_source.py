@@ -512,3 +512,44 @@ async def test_media_is_never_downloaded_by_default(archive):
     col = Collector(archive)
     await make_source(gw).run(context(archive, col), once=True)
     assert col.messages()[0].media[0].sha256 is None
+
+
+async def test_live_message_kept_when_the_catch_up_fails_then_checkpointed_by_gapfill(archive):
+    gw = make_gateway(post(AMAQ_ID, 1, "old"))
+    col = Collector(archive)
+    source = make_source(gw)
+    ctx, task = await start(source, archive, col)
+    gw.add(post(AMAQ_ID, 2, "missed"))
+    gw.history_errors[AMAQ_ID] = [ConnectionError("connection reset")]
+    await gw.push_new(post(AMAQ_ID, 3, "live claim"))
+    # The gap could not be read: the live post is stored at once, without a checkpoint.
+    assert col.ids() == [1, 3] and col.envelopes[-1].checkpoint is None
+    assert archive.get_checkpoint("telegram", CID) == "1"
+    await source.gapfill()
+    # Gap-fill stores 2, then carries the checkpoint past 3 (already stored, stored idempotently).
+    assert col.ids() == [1, 3, 2, 3]
+    assert [e.checkpoint for e in col.envelopes[2:]] == [(CID, "2"), (CID, "3")]
+    assert archive.get_checkpoint("telegram", CID) == "3"
+    assert stored_ids(archive) == [1, 2, 3]
+    col.clear()
+    await source.gapfill()
+    assert col.envelopes == []
+    await stop(ctx, task)
+
+
+async def test_basic_group_deletions_are_placed_by_message_id(archive):
+    gw = make_gateway(post(AMAQ_ID, 7, "channel post 7"))
+    group = types.Chat(id=4242, title="Small group", photo=types.ChatPhotoEmpty(), participants_count=3, date=T0, version=1)
+    gw.add_channel(group)
+    gw.add(types.Message(id=7, peer_id=types.PeerChat(4242), date=T0, message="group msg 7", from_id=types.PeerUser(9)))
+    col = Collector(archive)
+    source = make_source(gw, channels=["@amaq_example", "-4242"])
+    ctx, task = await start(source, archive, col)
+    assert sorted((m.channel_id, m.message_id) for m in col.messages()) == [(CID, "7"), ("4242", "7")]
+    col.clear()
+    # UpdateDeleteMessages carries no chat: only the group's message 7 is meant, not the channel's.
+    await gw.push_delete(None, [7, 8])
+    assert [(d.channel_id, d.message_ids) for d in col.deletions()] == [("4242", ("7",))]
+    assert archive.get_message("telegram", CID, "7")["deleted_at"] is None
+    assert archive.get_message("telegram", "4242", "7")["deleted_at"] is not None
+    await stop(ctx, task)
