@@ -1,0 +1,92 @@
+"""Email over SMTP (aiosmtplib): multipart/alternative, plain text + HTML.
+
+Header values are built with the stdlib ``email`` package in SMTP policy, which refuses
+CR/LF in a header; the renderer already made the subject a single line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+
+import aiosmtplib
+
+from ...config import EmailDestination as EmailConfig
+from ...logs import get_logger, register_secret
+from ..alert import Alert
+from .base import Destination, PermanentDeliveryError, TemporaryDeliveryError
+
+log = get_logger("claimwatch.alerts")
+
+
+class EmailDestination(Destination):
+    type = "email"
+
+    def __init__(self, name: str, cfg: EmailConfig) -> None:
+        super().__init__(name)
+        self.cfg = cfg
+        self._password = cfg.password.get_secret_value() if cfg.password else None
+        register_secret(self._password)
+
+    def build_message(self, alert: Alert) -> EmailMessage:
+        msg = EmailMessage()
+        msg["Subject"] = alert.subject
+        msg["From"] = self.cfg.from_
+        msg["To"] = ", ".join(self.cfg.to)
+        msg["Date"] = formatdate(localtime=False)
+        domain = parseaddr(self.cfg.from_)[1].rpartition("@")[2] or "claimwatch.invalid"
+        if alert.outbox_id is not None:
+            # Stable per outbox row: a re-send after a crash carries the same Message-ID,
+            # so mail systems can recognise the duplicate.
+            tag = hashlib.sha256(f"{alert.dedup_key}|{alert.outbox_id}".encode()).hexdigest()[:16]
+            msg["Message-ID"] = f"<claimwatch.{alert.outbox_id}.{tag}@{domain}>"
+        else:
+            msg["Message-ID"] = make_msgid("claimwatch", domain=domain)
+        msg["X-Claimwatch-Kind"] = alert.kind
+        msg.set_content(alert.text, subtype="plain", charset="utf-8")
+        msg.add_alternative(alert.html, subtype="html", charset="utf-8")
+        return msg
+
+    async def send(self, alert: Alert) -> None:
+        cfg = self.cfg
+        message = self.build_message(alert)
+        try:
+            refused, _ = await aiosmtplib.send(
+                message,
+                hostname=cfg.host,
+                port=cfg.port,
+                username=cfg.username,
+                password=self._password,
+                use_tls=cfg.security == "tls",
+                start_tls=True if cfg.security == "starttls" else False,
+                timeout=cfg.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            reason = "SMTP recipients refused: " + "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+            if codes and all(c >= 500 for c in codes):
+                raise PermanentDeliveryError(reason) from None
+            raise TemporaryDeliveryError(reason) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            reason = f"SMTP {exc.code}: {exc.message}"
+            if isinstance(exc, aiosmtplib.SMTPAuthenticationError) or 500 <= exc.code < 600:
+                raise PermanentDeliveryError(reason) from None
+            raise TemporaryDeliveryError(reason) from None
+        except aiosmtplib.SMTPNotSupported as exc:
+            raise PermanentDeliveryError(f"SMTP: {exc}") from None
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError) as exc:
+            raise TemporaryDeliveryError(f"SMTP connection error: {type(exc).__name__}: {exc}") from None
+        except aiosmtplib.SMTPException as exc:
+            # The bare class: the server lacks something the configuration needs
+            # (e.g. "STARTTLS extension not supported"): retrying will not help.
+            raise PermanentDeliveryError(f"SMTP: {exc}") from None
+        except (aiosmtplib.SMTPException, asyncio.TimeoutError, OSError) as exc:
+            raise TemporaryDeliveryError(f"SMTP connection error: {type(exc).__name__}: {exc}") from None
+        if refused:  # delivered, but not to everyone
+            log.warning(
+                "email_recipients_refused",
+                destination=self.name,
+                refused={addr: f"{r.code} {r.message}" for addr, r in refused.items()},
+            )

@@ -1,0 +1,465 @@
+"""Delivering the outbox: pending rows -> destinations, with retries that survive restarts.
+
+Row life cycle (``outbox.status``)::
+
+    pending --claim--> sending --ok--> sent            (never sent again)
+                          |-- temporary error --> pending (next_attempt_at = backoff)
+                          |-- permanent error --> failed  (last_error = reason)
+                          '-- nothing to say ---> skipped (an empty throttle window)
+
+* A worker *claims* a row before sending it (``status='sending'``, ``next_attempt_at`` =
+  now + lease) in its own short transaction, so two workers never send the same row at
+  the same time. If a worker dies while sending, the lease expires and another worker
+  sends the row again (at-least-once: the only duplicate possible is the one alert that
+  was in flight during a hard crash). A worker that is *stopped or cancelled* lets its
+  in-flight sends finish (``cancel_grace``) and records them, so nothing is sent twice.
+* Temporary errors (5xx, 429, connection errors, timeouts) are retried with exponential
+  backoff and jitter: ``min(max_delay, base_delay * 2**(attempt-1))`` times a random
+  factor in [0.5, 1]. A 429's ``Retry-After`` is honoured exactly, for every pending row
+  of that destination. A row gives up (``failed``) once its nominal backoff schedule
+  spans ``max_retry_seconds``; ``retry_failed`` puts failed rows back to pending.
+* Permanent errors (4xx other than 429, bad address, auth refused, template errors)
+  mark the row ``failed`` with the reason.
+
+All SQL runs in worker threads (``asyncio.to_thread``) under ``archive.lock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ..archive import Archive, utcnow
+from ..logs import get_logger, redact
+from .alert import Alert
+from .destinations.base import Destination, PermanentDeliveryError, TemporaryDeliveryError
+from .records import row_dict
+from .render import RenderError, Renderer, render_row
+from .timefmt import parse_ts, ts
+
+log = get_logger("claimwatch.alerts")
+
+STATUSES = ("pending", "sending", "sent", "failed", "skipped")
+_ROW_COLUMNS = (
+    "id, hit_id, destination, kind, payload, status, attempts, next_attempt_at, last_error, created_at, sent_at, dedup_key"
+)
+
+
+@dataclass
+class _Claim:
+    claimed: bool
+    alert: Alert | None = None
+    attempts: int = 0
+    outcome: str | None = None  # set when the row was settled without sending (failed/skipped)
+
+
+@dataclass
+class WorkerStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped: int = 0
+    by_destination: dict[str, int] = field(default_factory=dict)
+
+
+class DeliveryWorker:
+    """Sends due outbox rows to their destinations.
+
+    ``destinations`` maps names (as in ``outbox.destination``) to :class:`Destination`
+    objects. ``clock`` returns the current aware UTC datetime. ``concurrency`` is the number
+    of sends in flight per destination (1 keeps each destination's alerts in order).
+    """
+
+    def __init__(
+        self,
+        archive: Archive,
+        destinations: Mapping[str, Destination],
+        *,
+        renderer: Renderer | None = None,
+        max_retry_seconds: float = 3600,
+        base_delay: float = 1.0,
+        max_delay: float = 300,
+        clock: Callable[[], datetime] = utcnow,
+        concurrency: int = 1,
+        lease_seconds: float = 120.0,
+        send_timeout: float = 60.0,
+        cancel_grace: float = 30.0,
+        poll_interval: float = 5.0,
+        batch_size: int = 200,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.archive = archive
+        self.destinations = dict(destinations)
+        self.renderer = renderer or Renderer()
+        self.max_retry_seconds = max_retry_seconds
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.clock = clock
+        self.concurrency = max(1, concurrency)
+        self.lease_seconds = lease_seconds
+        self.send_timeout = send_timeout
+        self.cancel_grace = cancel_grace
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.rng = rng
+        self.stats = WorkerStats()
+        self._inflight: set[int] = set()
+        self._tasks: set[asyncio.Task[str]] = set()
+        self._sems: dict[str, asyncio.Semaphore] = {}
+        self._kick: asyncio.Event | None = None
+        self._stopping = False
+
+    # -- public API ---------------------------------------------------------------
+    async def deliver_due(self) -> int:
+        """Send every row that is due now; returns how many were sent."""
+        sent = 0
+        while True:
+            tasks = await self._dispatch_due()
+            if not tasks:
+                return sent
+            results = await asyncio.gather(*tasks)
+            sent += sum(1 for r in results if r == "sent")
+            if len(tasks) < self.batch_size:
+                return sent
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
+        """Deliver until ``stop`` is set: send due rows, then sleep until the next row is due,
+        ``wake`` is set (new rows stored) or a send finishes. On stop or cancellation the
+        sends in flight finish (up to ``cancel_grace`` seconds) and are recorded."""
+        self._stopping = False
+        self._kick = asyncio.Event()
+        wake = wake or asyncio.Event()
+        try:
+            while not stop.is_set():
+                wake.clear()
+                self._kick.clear()
+                try:
+                    await self._dispatch_due()
+                    delay = await self._db(self._seconds_to_next_due)
+                except Exception as exc:  # a locked or broken DB must not kill the worker
+                    log.error("outbox_error", error=redact(f"{type(exc).__name__}: {exc}"))
+                    delay = min(self.poll_interval, 1.0)
+                delay = self.poll_interval if delay is None else min(max(delay, 0.0), self.poll_interval)
+                if delay > 0:
+                    await _wait_any((stop, wake, self._kick), delay)
+        finally:
+            await self._finish_inflight()
+
+    async def drain(self, timeout: float) -> int:
+        """Deliver what is due, retrying failing rows until ``timeout`` seconds have passed.
+        What still fails stays pending (delivered after the next start)."""
+        deadline = time.monotonic() + timeout
+        sent = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                sent += await asyncio.wait_for(self.deliver_due(), remaining)
+            except asyncio.TimeoutError:
+                break
+            remaining = deadline - time.monotonic()
+            nxt = await self._db(self._seconds_to_next_due)
+            if nxt is None or nxt >= remaining:
+                break
+            await asyncio.sleep(max(nxt, 0.001))
+        return sent
+
+    async def aclose(self) -> None:
+        """Close the destinations' network clients."""
+        for dest in self.destinations.values():
+            try:
+                await dest.aclose()
+            except Exception as exc:  # closing must not mask the real outcome
+                log.warning("destination_close_failed", destination=dest.name, error=redact(str(exc)))
+
+    # -- dispatching --------------------------------------------------------------
+    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    def _now(self) -> datetime:
+        return self.clock()
+
+    async def _dispatch_due(self) -> list[asyncio.Task[str]]:
+        rows = await self._db(self._fetch_due, ts(self._now()), frozenset(self._inflight))
+        tasks = []
+        for row in rows:
+            if row["id"] in self._inflight:
+                continue
+            self._inflight.add(row["id"])
+            task = asyncio.create_task(self._deliver(row), name=f"outbox-{row['id']}")
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+            tasks.append(task)
+        return tasks
+
+    def _task_done(self, task: asyncio.Task[str]) -> None:
+        self._tasks.discard(task)
+        if self._kick is not None:
+            self._kick.set()
+
+    async def _finish_inflight(self) -> None:
+        if not self._tasks:
+            return
+        self._stopping = True  # queued rows are not started
+        pending = set(self._tasks)
+        _, still = await asyncio.wait(pending, timeout=self.cancel_grace)
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.gather(*still, return_exceptions=True)
+        self._stopping = False
+
+    def _sem(self, destination: str) -> asyncio.Semaphore:
+        sem = self._sems.get(destination)
+        if sem is None:
+            sem = self._sems[destination] = asyncio.Semaphore(self.concurrency)
+        return sem
+
+    async def _deliver(self, row: dict[str, Any]) -> str:
+        """Claim, render, send and record one row. Returns sent|retry|failed|skipped|lost."""
+        try:
+            async with self._sem(row["destination"]):
+                if self._stopping:
+                    return "lost"
+                claiming = asyncio.ensure_future(self._db(self._claim, row))
+                try:
+                    claim = await asyncio.shield(claiming)
+                except asyncio.CancelledError:
+                    # The claim runs on in its thread: wait for it and hand the row back.
+                    claim = await claiming
+                    if claim.claimed and claim.outcome is None:
+                        self._release(row["id"])
+                    raise
+                if not claim.claimed:
+                    return "lost"
+                if claim.outcome is not None:
+                    return claim.outcome
+                assert claim.alert is not None
+                return await self._send(row, claim)
+        finally:
+            self._inflight.discard(row["id"])
+
+    async def _send(self, row: dict[str, Any], claim: _Claim) -> str:
+        dest = self.destinations[row["destination"]]
+        alert = claim.alert
+        assert alert is not None
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(dest.send(alert), self.send_timeout)
+        except asyncio.CancelledError:
+            # Interrupted mid-send (grace period over): hand the row back. It may have been
+            # delivered already, which is the one case that can produce a duplicate.
+            self._release(row["id"])
+            raise
+        except TemporaryDeliveryError as exc:
+            return await self._db(self._record_retry, row, claim.attempts, exc.reason, exc.retry_after)
+        except PermanentDeliveryError as exc:
+            return await self._db(self._record_failed, row, exc.reason)
+        except TimeoutError:
+            return await self._db(self._record_retry, row, claim.attempts, f"timed out after {self.send_timeout:g}s", None)
+        except Exception as exc:  # a bug or an unexpected library error: retry, and say what it was
+            log.exception("destination_error", destination=row["destination"], outbox_id=row["id"])
+            reason = redact(f"{type(exc).__name__}: {exc}")
+            return await self._db(self._record_retry, row, claim.attempts, reason, None)
+        return await self._db(self._record_sent, row, claim.attempts, time.perf_counter() - started)
+
+    # -- SQL (run in threads, under archive.lock) ---------------------------------
+    def _fetch_due(self, now: str, exclude: frozenset[int]) -> list[dict[str, Any]]:
+        conn = self.archive.conn
+        with self.archive.lock:
+            cur = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM outbox WHERE status IN ('pending', 'sending') AND next_attempt_at <= ?"
+                " ORDER BY next_attempt_at, id LIMIT ?",
+                (now, self.batch_size + len(exclude)),
+            )
+            rows = [row_dict(cur, r) for r in cur.fetchall()]
+        return [r for r in rows if r["id"] not in exclude][: self.batch_size]
+
+    def _seconds_to_next_due(self) -> float | None:
+        """Seconds until the next row not in flight is due (negative: overdue), or None."""
+        conn = self.archive.conn
+        best: str | None = None
+        with self.archive.lock:
+            for status in ("pending", "sending"):
+                for rid, when in conn.execute(
+                    "SELECT id, next_attempt_at FROM outbox WHERE status = ? ORDER BY next_attempt_at LIMIT ?",
+                    (status, len(self._inflight) + 1),
+                ):
+                    if rid not in self._inflight:
+                        if best is None or when < best:
+                            best = when
+                        break
+        if best is None:
+            return None
+        return (parse_ts(best) - self._now()).total_seconds()
+
+    def _claim(self, row: Mapping[str, Any]) -> _Claim:
+        now = self._now()
+        conn = self.archive.conn
+        with self.archive.lock:
+            if row["destination"] not in self.destinations:
+                with self.archive.transaction():
+                    cur = conn.execute(
+                        "UPDATE outbox SET status='failed', last_error=? WHERE id=? AND status IN ('pending','sending')"
+                        " AND next_attempt_at <= ?",
+                        (f"unknown destination '{row['destination']}' (not in the configuration)", row["id"], ts(now)),
+                    )
+                if cur.rowcount == 1:
+                    self.stats.failed += 1
+                    log.warning("alert_failed", outbox_id=row["id"], destination=row["destination"],
+                                error="unknown destination")
+                return _Claim(claimed=cur.rowcount == 1, outcome="failed")
+            with self.archive.transaction():
+                cur = conn.execute(
+                    "UPDATE outbox SET status='sending', attempts=attempts+1, next_attempt_at=?"
+                    " WHERE id=? AND status IN ('pending','sending') AND next_attempt_at <= ?",
+                    (ts(now + timedelta(seconds=self.lease_seconds)), row["id"], ts(now)),
+                )
+            if cur.rowcount != 1:
+                return _Claim(claimed=False)
+            attempts = int(row["attempts"]) + 1
+            try:
+                alert = render_row(conn, row, self.renderer)
+            except RenderError as exc:
+                self._record_failed(row, str(exc))
+                return _Claim(claimed=True, outcome="failed", attempts=attempts)
+            except Exception as exc:
+                log.exception("render_error", outbox_id=row["id"])
+                self._record_failed(row, f"render error: {type(exc).__name__}: {exc}")
+                return _Claim(claimed=True, outcome="failed", attempts=attempts)
+            if alert is None:
+                with self.archive.transaction():
+                    conn.execute("UPDATE outbox SET status='skipped', sent_at=? WHERE id=?", (ts(now), row["id"]))
+                self.stats.skipped += 1
+                return _Claim(claimed=True, outcome="skipped", attempts=attempts)
+            return _Claim(claimed=True, alert=alert, attempts=attempts)
+
+    def _release(self, outbox_id: int) -> None:
+        with self.archive.lock, self.archive.transaction():
+            self.archive.conn.execute(
+                "UPDATE outbox SET status='pending', next_attempt_at=?, last_error=? WHERE id=? AND status='sending'",
+                (ts(self._now()), "interrupted while sending", outbox_id),
+            )
+
+    def _record_sent(self, row: Mapping[str, Any], attempts: int, seconds: float) -> str:
+        with self.archive.lock, self.archive.transaction():
+            self.archive.conn.execute(
+                "UPDATE outbox SET status='sent', sent_at=?, last_error=NULL WHERE id=?", (ts(self._now()), row["id"])
+            )
+        self.stats.sent += 1
+        self.stats.by_destination[row["destination"]] = self.stats.by_destination.get(row["destination"], 0) + 1
+        log.info("alert_sent", outbox_id=row["id"], destination=row["destination"], kind=row["kind"],
+                 attempts=attempts, ms=round(seconds * 1000, 1))
+        return "sent"
+
+    def _record_failed(self, row: Mapping[str, Any], reason: str) -> str:
+        reason = redact(reason)
+        with self.archive.lock, self.archive.transaction():
+            self.archive.conn.execute(
+                "UPDATE outbox SET status='failed', last_error=? WHERE id=?", (reason, row["id"])
+            )
+        self.stats.failed += 1
+        log.warning("alert_failed", outbox_id=row["id"], destination=row["destination"], kind=row["kind"], error=reason)
+        return "failed"
+
+    def _record_retry(self, row: Mapping[str, Any], attempts: int, reason: str, retry_after: float | None) -> str:
+        reason = redact(reason)
+        if self.schedule_spent(attempts):
+            return self._record_failed(row, f"gave up after {attempts} attempts: {reason}")
+        now = self._now()
+        delay = retry_after if retry_after is not None else self.backoff(attempts)
+        due = ts(now + timedelta(seconds=delay))
+        with self.archive.lock, self.archive.transaction():
+            conn = self.archive.conn
+            conn.execute(
+                "UPDATE outbox SET status='pending', next_attempt_at=?, last_error=? WHERE id=?",
+                (due, reason, row["id"]),
+            )
+            if retry_after is not None:
+                # Rate limited: the whole destination waits, not just this row.
+                conn.execute(
+                    "UPDATE outbox SET next_attempt_at=? WHERE destination=? AND status='pending' AND next_attempt_at < ?",
+                    (due, row["destination"], due),
+                )
+        self.stats.retried += 1
+        log.warning("alert_retry", outbox_id=row["id"], destination=row["destination"], attempts=attempts,
+                    retry_in=round(delay, 3), error=reason)
+        return "retry"
+
+    # -- backoff ------------------------------------------------------------------
+    def nominal_delay(self, attempt: int) -> float:
+        return min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before the next try after ``attempt`` failed tries (with jitter)."""
+        return self.nominal_delay(attempt) * (0.5 + 0.5 * self.rng())
+
+    def schedule_spent(self, attempts: int) -> bool:
+        """True once the nominal backoff after ``attempts`` tries spans max_retry_seconds."""
+        total = 0.0
+        for i in range(1, attempts + 1):
+            total += self.nominal_delay(i)
+            if total >= self.max_retry_seconds:
+                return True
+        return False
+
+
+async def _wait_any(events: Iterable[asyncio.Event], timeout: float) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+# -- library functions for the CLI --------------------------------------------------
+def list_deliveries(archive: Archive, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Recent outbox rows (newest first) with their rule and channel."""
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown status '{status}' (one of: {', '.join(STATUSES)})")
+    sql = (
+        "SELECT o.id, o.created_at, o.destination, o.kind, o.status, o.attempts, o.next_attempt_at, o.sent_at,"
+        " o.last_error, o.hit_id, h.rule_id, h.title, h.level, m.platform, m.channel_id, m.channel,"
+        " m.channel_title, m.url"
+        " FROM outbox o LEFT JOIN hits h ON h.id = o.hit_id LEFT JOIN messages m ON m.id = h.message_rowid"
+    )
+    args: list[Any] = []
+    if status is not None:
+        sql += " WHERE o.status = ?"
+        args.append(status)
+    sql += " ORDER BY o.id DESC LIMIT ?"
+    args.append(int(limit))
+    with archive.lock:
+        cur = archive.conn.execute(sql, args)
+        rows = [row_dict(cur, r) for r in cur.fetchall()]
+    for r in rows:
+        if r["last_error"]:
+            r["last_error"] = redact(r["last_error"])
+    return rows
+
+
+def status_counts(archive: Archive) -> dict[str, int]:
+    with archive.lock:
+        return {s: n for s, n in archive.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")}
+
+
+def retry_failed(archive: Archive, ids: Sequence[int] | None = None, *, now: datetime | None = None) -> int:
+    """Put failed rows (all, or those in ``ids``) back to pending, due now, with a fresh
+    retry schedule. Returns how many were re-queued."""
+    when = ts(now or utcnow())
+    sql = "UPDATE outbox SET status='pending', attempts=0, next_attempt_at=? WHERE status='failed'"
+    args: list[Any] = [when]
+    if ids is not None:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return 0
+        sql += f" AND id IN ({','.join('?' * len(ids))})"
+        args.extend(ids)
+    with archive.lock, archive.transaction():
+        return archive.conn.execute(sql, args).rowcount
