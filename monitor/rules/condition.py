@@ -147,8 +147,8 @@ def _to_rpn(tokens: list[_Tok], text: str) -> list[_Tok]:
         last = tok
     if expect_operand:
         if last is None:
-            raise ConditionError("empty condition", 0)
-        raise ConditionError(f"condition ends after '{last.text}'", len(text.rstrip()))
+            raise ConditionError("is empty", 0)
+        raise ConditionError(f"unexpected end after '{last.text}'", len(text.rstrip()))
     while ops:
         op = ops.pop()
         if op.kind == "(":
@@ -180,7 +180,7 @@ class Condition:
 def parse_condition(text: str, selections: Sequence[str]) -> Condition:
     """Parse ``text`` against the defined selection names; raises :class:`ConditionErrors`."""
     if len(text) > MAX_CONDITION_CHARS:
-        raise ConditionErrors([ConditionError(f"condition is {len(text):,} characters long (at most {MAX_CONDITION_CHARS:,})", 0)])
+        raise ConditionErrors([ConditionError(f"is {len(text):,} characters long (at most {MAX_CONDITION_CHARS:,})", 0)])
     try:
         rpn = _to_rpn(_tokens(text), text)
     except ConditionError as exc:

@@ -446,8 +446,8 @@ def _condition_pos(ctx: _FileContext, node: Node, text: str, pos: int) -> tuple[
     """File position of character ``pos`` of a condition scalar (exact for one-line scalars)."""
     if node.style in ("|", ">"):
         line = node.line + 1 + text.count("\n", 0, pos)
-        src = ctx.line_text(line)
-        indent = len(src) - len(src.lstrip(" "))
+        first = ctx.line_text(node.line + 1)  # the block's indentation is that of its first line
+        indent = len(first) - len(first.lstrip(" "))
         return line, indent + pos - (text.rfind("\n", 0, pos) + 1) + 1
     quote = 1 if node.style in ("'", '"') else 0
     return node.line, node.col + quote + pos
