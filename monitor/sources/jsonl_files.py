@@ -1,0 +1,77 @@
+"""Line-by-line reader for the JSONL formats (X API v2 pages/tweets, canonical messages).
+
+Memory is bounded by the longest line. Errors name the file and the line:
+``tweets.jsonl:17: invalid JSON: Expecting ',' delimiter (column 45)``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Iterator
+
+from ..model import Message, MessageError
+from .files import ImportStats, InputError, ProgressFn, parse_jsonl_record
+
+PROGRESS_EVERY = 1 << 20  # bytes
+
+
+def read_jsonl(
+    f: IO[bytes],
+    path: str | Path,
+    fmt: str,
+    *,
+    stats: ImportStats,
+    skip_bad: bool = False,
+    progress: ProgressFn | None = None,
+    offset: int = 0,
+) -> Iterator[Message]:
+    """Yield the Messages of a JSONL file (``fmt``: x | canonical | auto per line)."""
+    nbytes = offset
+    next_progress = nbytes + PROGRESS_EVERY
+    lineno = 0
+    good_lines = 0
+    bad_lines = 0
+    for line in f:
+        lineno += 1
+        nbytes += len(line)
+        if progress is not None and nbytes >= next_progress:
+            progress(nbytes)
+            next_progress = nbytes + PROGRESS_EVERY
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        errors: list[str] = []
+        try:
+            obj = json.loads(line)
+            messages = parse_jsonl_record(obj, fmt, errors=errors)
+        except UnicodeDecodeError as exc:
+            bad_lines += 1
+            stats.add_bad(where, f"invalid UTF-8 (byte {exc.start + 1} of the line)", skip_bad=skip_bad)
+            continue
+        except json.JSONDecodeError as exc:
+            bad_lines += 1
+            truncated = not line.endswith(b"\n") and exc.pos >= len(line.rstrip()) - 1
+            reason = "truncated record at end of file" if truncated else "invalid JSON"
+            stats.add_bad(where, f"{reason}: {exc.msg} (column {exc.colno})", skip_bad=skip_bad)
+            continue
+        except RecursionError:
+            bad_lines += 1
+            stats.add_bad(where, "invalid JSON: nested too deeply", skip_bad=skip_bad)
+            continue
+        except MessageError as exc:
+            bad_lines += 1
+            stats.add_bad(where, str(exc), skip_bad=skip_bad)
+            continue
+        for reason in errors:
+            stats.add_bad(where, reason, skip_bad=skip_bad)
+        good_lines += 1
+        for msg in messages:
+            stats.read += 1
+            yield msg
+    stats.bytes_read = nbytes
+    if progress is not None:
+        progress(nbytes)
+    if bad_lines and not good_lines:
+        first = stats.bad_examples[0] if stats.bad_examples else ""
+        raise InputError(f"{path}: no readable record ({bad_lines} bad lines; first: {first})")
