@@ -216,3 +216,29 @@ async def test_invalid_query_disables_that_search_only(fake_x: FakeX, sink: Sink
     last_error = sink.archive.conn.execute("select last_error from source_status where source='x'").fetchone()[0]
     assert "Unbalanced parentheses" in last_error and "search '((' disabled" in last_error
     assert [m.message_id for m in sink.messages] == [good["id"]]
+
+
+async def test_stop_cuts_a_rate_limit_wait_short(fake_x: FakeX, sink: Sink) -> None:
+    import asyncio
+    import time
+
+    from monitor.config import XConfig
+    from monitor.sources.x import build_source
+
+    fake_x.add("/2/users/by", users_lookup("IRIMFA_SPOX"))
+    fake_x.add(TL, TOO_MANY, status=429, headers={"x-rate-limit-reset": str(int(time.time()) + 600)})
+    src = build_source(XConfig(bearer_token=TOKEN, accounts=["@IRIMFA_SPOX"], base_url=fake_x.base_url))
+    ctx = sink.ctx()
+    task = asyncio.create_task(src.run(ctx, once=True))
+    try:
+        for _ in range(500):
+            if fake_x.seen(TL):
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert not task.done()  # waiting for the reset, 10 minutes away
+        ctx.stop.set()
+        await asyncio.wait_for(task, 5)  # returns at once, without an error
+    finally:
+        await src.close()
+    assert len(fake_x.seen(TL)) == 1 and sink.messages == []

@@ -116,34 +116,37 @@ class XSource(Source):
     # -- Source interface -----------------------------------------------------
     async def run(self, ctx: SourceContext, *, once: bool = False) -> None:
         self._ctx = ctx
+        self._fatal = None
         self._fatal_event = asyncio.Event()
-        await self.prepare(ctx)
         await self.poll_all()
         if once:
             return
-        if ctx.scheduler is not None:
-            self._job = ctx.scheduler.add_job(
-                self._scheduled_poll, "interval", seconds=self.effective_interval,
-                max_instances=1, coalesce=True, id="x-poll", replace_existing=True,
-            )
-            try:
-                waits = [asyncio.ensure_future(ctx.stop.wait()), asyncio.ensure_future(self._fatal_event.wait())]
+        if ctx.scheduler is None:  # library use without the daemon: poll in a loop
+            while True:
                 try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for w in waits:
-                        w.cancel()
-            finally:
-                self._remove_job()
-            if self._fatal is not None and not ctx.stop.is_set():
-                raise self._fatal
-            return
-        while not ctx.stop.is_set():  # no scheduler (library use): poll in a loop
-            try:
-                await asyncio.wait_for(ctx.stop.wait(), timeout=self.effective_interval)
-                return
-            except asyncio.TimeoutError:
-                await self.poll_all()
+                    await asyncio.wait_for(ctx.stop.wait(), timeout=self._job_seconds())
+                    return
+                except asyncio.TimeoutError:
+                    await self.poll_all()
+        self._job = ctx.scheduler.add_job(
+            self._scheduled_poll, "interval", seconds=self._job_seconds(),
+            max_instances=1, coalesce=True, id="x-poll", replace_existing=True,
+        )
+        waits = [asyncio.ensure_future(ctx.stop.wait()), asyncio.ensure_future(self._fatal_event.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            self._remove_job()
+        if self._fatal is not None and not ctx.stop.is_set():
+            raise self._fatal
+
+    def _job_seconds(self) -> float:
+        """The poll interval; with the cap used up, the time left until next month."""
+        if math.isinf(self.effective_interval):
+            return max(self.cfg.interval, budget.seconds_left_in_month(self.now()) + 60.0)
+        return self.effective_interval
 
     def health(self) -> dict[str, Any]:
         cap = self.cfg.monthly_read_cap
@@ -239,8 +242,14 @@ class XSource(Source):
         """One round: every account timeline and every search, once."""
         if self._ctx is None:
             raise RuntimeError("XSource.poll_all() before run()/prepare()")
-        if not self._prepared:
-            await self.prepare(self._ctx)
+        try:
+            if not self._prepared:
+                await self.prepare(self._ctx)
+            await self._round()
+        except _Stopping:  # ctx.stop was set while waiting
+            return
+
+    async def _round(self) -> None:
         async with self._lock:
             now = self.now()
             if budget.month_key(now) != self.usage_month:
@@ -310,7 +319,7 @@ class XSource(Source):
         ctx = self._ctx
         assert ctx is not None
         since = target.since_id
-        stored = await asyncio.to_thread(ctx.checkpoint, SOURCE, target.key)
+        stored = await asyncio.to_thread(self._read_checkpoint, target.key)
         if stored is not None and stored.isdigit() and (since is None or int(stored) > since):
             since = int(stored)
         start_time: str | None = None
@@ -378,7 +387,7 @@ class XSource(Source):
         return "budget:" + budget.month_key(now)
 
     async def _load_usage(self, now: datetime) -> None:
-        value = await asyncio.to_thread(self._ctx.checkpoint, SOURCE, self._budget_key(now))  # type: ignore[union-attr]
+        value = await asyncio.to_thread(self._read_checkpoint, self._budget_key(now))
         self.usage = budget.Usage.from_json(value)
         self.usage_month = budget.month_key(now)
 
@@ -410,7 +419,7 @@ class XSource(Source):
         self.effective_interval = new
         if not reschedule or self._job is None or math.isinf(new):
             return
-        if abs(new - old) > RESCHEDULE_RATIO * max(old, 1.0):
+        if math.isinf(old) or abs(new - old) > RESCHEDULE_RATIO * max(old, 1.0):
             log.info("x: poll interval changed for the read budget", interval=budget.fmt_seconds(new),
                      projection=self.last_plan.describe())
             try:
@@ -419,6 +428,12 @@ class XSource(Source):
                 log.warning("x: could not reschedule poll job", error=str(exc))
 
     # -- helpers ----------------------------------------------------------------
+    def _read_checkpoint(self, channel: str) -> str | None:
+        """(in a worker thread) under the archive lock, as the pipeline writes."""
+        assert self._ctx is not None
+        with self._ctx.archive.lock:
+            return self._ctx.checkpoint(SOURCE, channel)
+
     async def _error(self, message: str) -> None:
         self.errors += 1
         self.last_error = message
