@@ -1,0 +1,98 @@
+"""The scheduled digest: counts per rule, top channels and links to the latest hits.
+
+The daemon schedules :func:`enqueue_digest` (APScheduler ``CronTrigger.from_crontab(
+cfg.alerts.digest.cron)``); the digest is an outbox row like any alert (``kind='digest'``),
+so it is retried and survives restarts. Hits are counted by when they were *detected*
+(``hits.created_at``), in ``[now - digest.window, now)``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..archive import Archive, utcnow
+from ..config import Config
+from ..model import make_url
+from .records import row_dict
+from .render import channel_label, channel_url, one_line
+from .timefmt import ts
+
+TOP_CHANNELS = 10
+LATEST_HITS = 20
+
+
+def build_digest(archive: Archive, since: datetime, until: datetime) -> dict[str, Any]:
+    """The digest payload for hits detected in ``[since, until)``."""
+    lo, hi = ts(since), ts(until)
+    conn = archive.conn
+    with archive.lock:
+        total = conn.execute("SELECT count(*) FROM hits WHERE created_at >= ? AND created_at < ?", (lo, hi)).fetchone()[0]
+        rules = [
+            {"rule_id": rid, "title": one_line(title or rid, 300), "level": level or "", "count": n}
+            for rid, title, level, n in conn.execute(
+                "SELECT rule_id, max(title), max(level), count(*) FROM hits WHERE created_at >= ? AND created_at < ?"
+                " GROUP BY rule_id ORDER BY count(*) DESC, rule_id",
+                (lo, hi),
+            )
+        ]
+        channels = [
+            {
+                "platform": platform,
+                "channel_id": cid,
+                "channel": one_line(channel_label(platform, channel, title, cid), 200),
+                "url": channel_url(platform, channel),
+                "count": n,
+            }
+            for platform, cid, channel, title, n in conn.execute(
+                "SELECT m.platform, m.channel_id, max(m.channel), max(m.channel_title), count(*)"
+                " FROM hits h JOIN messages m ON m.id = h.message_rowid"
+                " WHERE h.created_at >= ? AND h.created_at < ?"
+                " GROUP BY m.platform, m.channel_id ORDER BY count(*) DESC, m.channel_id LIMIT ?",
+                (lo, hi, TOP_CHANNELS),
+            )
+        ]
+        cur = conn.execute(
+            "SELECT h.id AS hit_id, h.rule_id, h.title, h.level, h.created_at, m.platform, m.channel_id,"
+            " m.channel, m.channel_title, m.message_id, m.url, m.date"
+            " FROM hits h JOIN messages m ON m.id = h.message_rowid"
+            " WHERE h.created_at >= ? AND h.created_at < ? ORDER BY h.created_at DESC, h.id DESC LIMIT ?",
+            (lo, hi, LATEST_HITS),
+        )
+        latest_rows = [row_dict(cur, r) for r in cur.fetchall()]
+    latest = [
+        {
+            "hit_id": r["hit_id"],
+            "rule_id": r["rule_id"],
+            "title": one_line(r["title"] or r["rule_id"], 300),
+            "level": r["level"],
+            "channel": one_line(channel_label(r["platform"], r["channel"], r["channel_title"], r["channel_id"]), 200),
+            "url": r["url"] or make_url(r["platform"], r["channel"], r["channel_id"], r["message_id"]),
+            "date": r["date"],
+            "detected": r["created_at"],
+        }
+        for r in latest_rows
+    ]
+    return {"since": lo, "until": hi, "total_hits": total, "rules": rules, "channels": channels, "latest": latest}
+
+
+def enqueue_digest(archive: Archive, cfg: Config, now: datetime | None = None) -> int | None:
+    """Queue the digest for ``cfg.alerts.digest`` covering the window before ``now``.
+
+    Returns the outbox id, or None when no digest is configured or this one (same
+    destination, same minute) was queued already.
+    """
+    digest = cfg.alerts.digest
+    if digest is None:
+        return None
+    now = now or utcnow()
+    payload = build_digest(archive, now - timedelta(seconds=digest.window), now)
+    with archive.lock, archive.transaction():
+        return archive.enqueue(
+            None,
+            digest.destination,
+            kind="digest",
+            payload=payload,
+            dedup_key=f"digest:{digest.destination}:{now.strftime('%Y-%m-%dT%H:%MZ')}",
+            now=ts(now),
+        )
