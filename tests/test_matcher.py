@@ -25,7 +25,8 @@ TERM_CASES = [
     ("isis", "the crisis deepens", False),
     ("isis", "#ISIS", True),
     ("isis", "isis's statement", True),
-    ("isis", "isis_official", False),  # '_' is part of a word
+    ("isis", "isis_official", True),  # "_" separates words (hashtags)
+    ("ولاية خراسان", "#ولاية_خراسان", True),
     ("Kerman", "blast in KERMAN today", True),
     ("kerman", "Kermanshah province", False),
     ("kerman", "Kermān cemetery", True),  # diacritics folded
@@ -194,6 +195,27 @@ def test_near_with_phrases_and_arabic(tmp_path) -> None:
     text = "تبنت الدولة الإسلامية اليوم وبهجوم على"
     assert [text[x.start:x.end] for x in hits[0].matches] == ["الدولة الإسلامية", "وبهجوم"]
     assert not m.match(msg("الدولة الإسلامية " + "كلمة " * 6 + "هجوم"))
+
+
+def test_near_with_alternatives(tmp_path) -> None:
+    rule = """
+    id: place
+    match:
+      sel:
+        near: {terms: [[kerman, كرمان], [explosion*, blast*, انفجار]], within: 4}
+    """
+    compiled, naive = both_for(tmp_path, rule)
+    for text, expected in [
+        ("Twin blasts hit Kerman cemetery", True),
+        ("انفجار در مراسم کرمان", True),
+        ("Kerman: officials say a series of explosions", False),  # 6 words apart
+        ("explosions reported", False),
+    ]:
+        assert bool(compiled.match(msg(text))) is expected, text
+        assert bool(naive.match_ids(msg(text))) is expected, text
+    text = "Twin blasts hit Kerman cemetery"
+    hit = compiled.match(msg(text))[0]
+    assert [(x.term, text[x.start:x.end]) for x in hit.matches] == [("blast*", "blasts"), ("kerman", "Kerman")]
 
 
 SOURCES_RULE = """
@@ -409,6 +431,8 @@ def _rules_dir(tmp_path, rng: random.Random):
             op = rng.choice(["any", "any", "all", "near"])
             terms = [term() for _ in range(rng.randint(2, 3))]
             if op == "near":
+                if rng.random() < 0.5:  # alternatives for the first position
+                    terms = [[terms[0], term()], *terms[1:]]
                 sels[name] = f"    near: {{terms: {terms!r}, within: {rng.randint(1, 5)}}}"
             else:
                 sels[name] = f"    {op}: {terms!r}"

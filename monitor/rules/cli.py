@@ -1,12 +1,226 @@
-"""CLI commands of monitor.rules (STUB: being written)."""
+"""``claimwatch rules check`` and ``claimwatch rules test``, and the rule loading other commands share.
+
+* ``rules check PATH…``: validate; every problem printed as ``file:line:col: message``.
+  Exit 0 when clean, 1 when there are problems, 2 for usage errors (bad config).
+* ``rules test RULES [INPUT…] [--db DB] [--json]``: backtest the rules over import files
+  and/or the archive (opened read-only: nothing is written) and print the hits.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
+from ..cli_common import ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, err_console, fail, print_json_lines, setup
+from ..config import Config
+from ..model import Hit, Message, iso, make_url
+from .loader import load_rules
+from .matcher import Matcher
+from .problems import Problem, RuleSetError, format_problems
+
+__all__ = ["register", "matcher_for_cli", "format_problems", "hit_record"]
+
+rules_app = typer.Typer(
+    name="rules",
+    help="Check rule files and test them against messages.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this package's commands to the main app."""
+    """Add the ``rules`` command group to the main app."""
+    app.add_typer(rules_app, name="rules")
 
 
-def matcher_for_cli(path: str, cfg, required: bool = False):
-    """STUB: load + compile rules at ``path`` for a CLI command; exit 2 with file:line errors."""
-    return None
+def _known_destinations(cfg: Config) -> set[str] | None:
+    return cfg.destination_names() if cfg.source_path else None
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for p in problems:
+        err_console.print(str(p), highlight=False, markup=False, soft_wrap=True)
+
+
+def matcher_for_cli(path: str | Path, cfg: Config, required: bool = False) -> Matcher | None:
+    """Load and compile the rules at ``path`` for a CLI command.
+
+    Problems are printed as ``file:line:col: message`` on stderr and the command exits 2.
+    A missing ``path`` gives None (no matching) unless ``required``, which exits 2.
+    """
+    p = Path(path)
+    if not p.exists():
+        if required:
+            fail(f"{path}: rules not found (no such file or directory)")
+        return None
+    try:
+        ruleset = load_rules([p], known_destinations=_known_destinations(cfg))
+    except RuleSetError as exc:
+        _print_problems(exc.problems)
+        fail(f"{len(exc.problems)} problem(s) in the rules at {path}")
+    return Matcher(ruleset, default_destinations=tuple(cfg.alerts.default))
+
+
+@rules_app.command("check")
+def check_cmd(
+    paths: Annotated[
+        Optional[list[Path]], typer.Argument(help="Rule files or folders (default: config 'rules').", show_default=False)
+    ] = None,
+    config: ConfigOpt = None,
+    log_level: LogLevelOpt = "WARNING",
+    json_out: JsonOpt = False,
+) -> None:
+    """Validate rules: each problem as file:line:col: message. Exit 0 only when clean."""
+    cfg = setup(config, log_level)
+    targets = [str(p) for p in paths] if paths else [cfg.rules]
+    try:
+        ruleset = load_rules(targets, known_destinations=_known_destinations(cfg))
+    except RuleSetError as exc:
+        if json_out:
+            print_json_lines(p.to_dict() for p in exc.problems)
+        else:
+            for p in exc.problems:
+                console.print(str(p), highlight=False, markup=False, soft_wrap=True)
+        files = len({p.file for p in exc.problems})
+        err_console.print(f"{len(exc.problems)} problem(s) in {files} file(s)", highlight=False)
+        raise typer.Exit(1)
+    stats = Matcher(ruleset).stats()
+    summary = (
+        f"ok: {len(ruleset.rules)} rule(s) in {len(ruleset.files)} file(s); "
+        f"{stats['patterns']:,} match patterns, {stats['regexes']} regex(es), "
+        f"{stats['unanchored_rules']} rule(s) evaluated on every message"
+    )
+    if json_out:
+        err_console.print(summary, highlight=False)
+    else:
+        console.print(summary, highlight=False)
+
+
+def hit_record(msg: Message, hit: Hit) -> dict[str, Any]:
+    """The JSON object ``rules test --json`` prints for one hit."""
+    return {
+        "rule": hit.rule_id,
+        "level": hit.level,
+        "platform": msg.platform,
+        "channel_id": msg.channel_id,
+        "channel": msg.channel,
+        "message_id": msg.message_id,
+        "date": iso(msg.date),
+        "url": msg.url or make_url(msg.platform, msg.channel, msg.channel_id, msg.message_id),
+        "matches": [
+            {"selection": m.selection, "term": m.term, "start": m.start, "end": m.end, "field": m.field}
+            for m in hit.matches
+        ],
+    }
+
+
+def _snippet(msg: Message, hit: Hit, width: int = 90) -> str:
+    spans = [m for m in hit.matches if m.field == "text"]
+    text = msg.text or ""
+    if not spans:
+        return " ".join(text.split())[:width]
+    start = max(0, spans[0].start - 20)
+    end = min(len(text), start + width)
+    parts, pos = [], start
+    for m in spans:
+        if m.start < pos or m.end > end:
+            continue
+        parts.append(text[pos:m.start])
+        parts.append("[" + text[m.start:m.end] + "]")
+        pos = m.end
+    parts.append(text[pos:end])
+    body = " ".join("".join(parts).split())
+    return ("…" if start > 0 else "") + body + ("…" if end < len(text) else "")
+
+
+def _archive_messages(path: str, progress: Any) -> Iterator[Message]:
+    from ..archive import Archive
+
+    try:
+        archive = Archive.open(path, readonly=True)
+    except FileNotFoundError:
+        fail(f"{path}: archive not found")
+    with archive:
+        total = archive.conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+        task = progress.add_task(f"archive {Path(path).name}", total=total)
+        for i, msg in enumerate(archive.iter_messages(), 1):
+            yield msg
+            if i % 500 == 0:
+                progress.update(task, completed=i)
+        progress.update(task, completed=total)
+
+
+def _file_messages(path: Path, fmt: str, skip_bad: bool, progress: Any) -> Iterator[Message]:
+    from ..sources.files import InputError, read_messages
+
+    if not path.exists():
+        fail(f"{path}: no such file")
+    if path.is_dir():
+        fail(f"{path}: is a directory (give the files)")
+    task = progress.add_task(path.name, total=path.stat().st_size)
+    try:
+        yield from read_messages(path, fmt=fmt, skip_bad=skip_bad, progress=lambda n: progress.update(task, completed=n))
+    except InputError as exc:
+        fail(str(exc))
+
+
+@rules_app.command("test")
+def test_cmd(
+    rules: Annotated[Path, typer.Argument(help="Rule file or folder.")],
+    inputs: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="Telegram export JSON, X API v2 JSONL or canonical JSONL files.", show_default=False),
+    ] = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="Input format: auto | telegram | x | canonical")] = "auto",
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed records instead of failing.")] = False,
+    log_level: LogLevelOpt = "WARNING",
+    json_out: JsonOpt = False,
+) -> None:
+    """Backtest rules over files or the archive (nothing is written) and print the hits.
+
+    Without INPUT files the archive is scanned (--db, or the config's database).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    cfg = setup(config, log_level)
+    matcher = matcher_for_cli(rules, cfg, required=True)
+    assert matcher is not None
+    per_rule: Counter[str] = Counter()
+    scanned = 0
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=True,
+        disable=json_out or not err_console.is_terminal,
+    ) as progress:
+
+        def messages() -> Iterator[Message]:
+            for p in inputs or []:
+                yield from _file_messages(p, fmt, skip_bad, progress)
+            if db is not None or not inputs:
+                yield from _archive_messages(db_path(db, cfg), progress)
+
+        out = sys.stdout
+        for msg in messages():
+            scanned += 1
+            for hit in matcher.match(msg):
+                per_rule[hit.rule_id] += 1
+                if json_out:
+                    print_json_lines([hit_record(msg, hit)])
+                else:
+                    where = f"{msg.platform}/{msg.channel or msg.channel_id}/{msg.message_id}"
+                    out.write(f"{iso(msg.date)}  {hit.level:<8} {hit.rule_id}  {where}  {_snippet(msg, hit)}\n")
+        out.flush()
+    total = sum(per_rule.values())
+    by_rule = ", ".join(f"{r} {n}" for r, n in per_rule.most_common())
+    err_console.print(
+        f"{scanned} message(s) scanned, {total} hit(s)" + (f": {by_rule}" if by_rule else ""), highlight=False, markup=False
+    )

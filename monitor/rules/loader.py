@@ -488,6 +488,7 @@ def _build_selection(name: str, key: Node, node: Node, ctx: _FileContext) -> Sel
                 field = value
     op_key, op_node = entries[op]
     terms: list = []
+    groups: list[tuple[int, ...]] = []
     regexes: list[str] = []
     within = 0
     if op in ("any", "all"):
@@ -517,9 +518,7 @@ def _build_selection(name: str, key: Node, node: Node, ctx: _FileContext) -> Sel
         if "terms" not in near:
             ctx.add(op_node, f"{where}: 'near' needs 'terms'")
         else:
-            terms = _terms(ctx, near["terms"][1], where, "near.terms") or []
-            if terms and len(terms) < 2:
-                ctx.add(near["terms"][1], f"{where}: 'near' needs at least two terms")
+            terms, groups = _near_terms(ctx, near["terms"][1], where)
         if "within" not in near:
             ctx.add(op_node, f"{where}: 'near' needs 'within' (a number of words)")
         else:
@@ -531,7 +530,26 @@ def _build_selection(name: str, key: Node, node: Node, ctx: _FileContext) -> Sel
                 within = int(raw)
     if len(ctx.problems) > n_before:
         return None
-    return Selection(name, op, field, tuple(terms), tuple(regexes), within, key.line, key.col)
+    return Selection(name, op, field, tuple(terms), tuple(regexes), within, key.line, key.col, tuple(groups))
+
+
+def _near_terms(ctx: _FileContext, node: Node, where: str) -> tuple[list, list[tuple[int, ...]]]:
+    """``near.terms``: each entry a term, or a list of alternative terms (one of them must be near)."""
+    terms: list = []
+    groups: list[tuple[int, ...]] = []
+    if node.kind != "seq":
+        ctx.add(node, f"{where}: 'near.terms' must be a list")
+        return terms, groups
+    for entry in node.value:  # type: ignore[union-attr]
+        alts = _terms(ctx, entry, where, "near.terms") if entry.kind in ("seq", "scalar") else None
+        if entry.kind == "map":
+            ctx.add(entry, f"{where}: each entry of 'near.terms' must be a term or a list of alternative terms")
+        if alts:
+            groups.append(tuple(range(len(terms), len(terms) + len(alts))))
+            terms.extend(alts)
+    if len(node.value) < 2:  # type: ignore[arg-type]
+        ctx.add(node, f"{where}: 'near' needs at least two terms")
+    return terms, groups
 
 
 def _terms(ctx: _FileContext, node: Node, where: str, what: str) -> list | None:

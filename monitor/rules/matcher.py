@@ -122,7 +122,9 @@ class _FieldIndex:
 class _Sel:
     """A selection compiled against its field's word and regex ids."""
 
-    __slots__ = ("sel", "field", "op", "singles", "phrases", "term_wids", "regex_ids", "within", "name", "cost", "anchors")
+    __slots__ = (
+        "sel", "field", "op", "singles", "phrases", "term_wids", "regex_ids", "within", "groups", "name", "cost", "anchors"
+    )
 
     def __init__(self, sel: Selection, index: _FieldIndex) -> None:
         self.sel = sel
@@ -134,13 +136,20 @@ class _Sel:
         self.singles = frozenset(w[0] for w in self.term_wids if len(w) == 1)
         self.phrases = tuple(w for w in self.term_wids if len(w) > 1)
         self.regex_ids = frozenset(index.regex_id(p) for p in sel.regexes)
-        # anchor words: the rarest word of each term (any) or of the cheapest term (all, near)
+        self.groups = [list(g) for g in sel.groups]
+        # anchor words: the rarest word of each term (any), of the cheapest term (all) or of
+        # each alternative of the cheapest group (near)
         if sel.op == "regex":
             self.cost = REGEX_COST * len(sel.regexes)
             self.anchors: list[tuple[str, int]] = [("r", r) for r in self.regex_ids]
         elif sel.op == "any":
             self.cost = sum(term_cost(t) for t in sel.terms)
             self.anchors = [("w", tw[rarest_word(t)]) for t, tw in zip(sel.terms, self.term_wids)]
+        elif sel.op == "near":
+            costs = [sum(term_cost(sel.terms[t]) for t in g) for g in sel.groups]
+            g = sel.groups[costs.index(min(costs))]
+            self.cost = min(costs)
+            self.anchors = [("w", self.term_wids[t][rarest_word(sel.terms[t])]) for t in g]
         else:
             costs = [term_cost(t) for t in sel.terms]
             i = costs.index(min(costs))
@@ -230,7 +239,7 @@ class _Scan:
 
 
 def _near_window(starts: list[list[int]], within: int) -> list[int] | None:
-    """One start per term, all within ``within`` words of each other (first such window)."""
+    """One start per group, all within ``within`` words of each other (first such window)."""
     if any(not s for s in starts):
         return None
     events = sorted((p, t) for t, ps in enumerate(starts) for p in ps)
@@ -402,12 +411,22 @@ def _evaluate(sel: _Sel, scan: _Scan) -> bool:
         return all(scan.term_starts(p) for p in sel.phrases)
     if op == "regex":
         return not sel.regex_ids.isdisjoint(scan.regex_matched())
-    # near
-    for wids in sel.term_wids:
-        for w in wids:
-            if w not in found:
-                return False
-    return _near_window([scan.term_starts(t) for t in sel.term_wids], sel.within) is not None
+    # near: every group needs an alternative whose words were all found, then positions
+    term_wids = sel.term_wids
+    for group in sel.groups:
+        if not any(found.issuperset(term_wids[t]) for t in group):
+            return False
+    return _near_window(_group_starts(sel, scan), sel.within) is not None
+
+
+def _group_starts(sel: _Sel, scan: _Scan) -> list[list[int]]:
+    out = []
+    for group in sel.groups:
+        if len(group) == 1:
+            out.append(scan.term_starts(sel.term_wids[group[0]]))
+        else:
+            out.append(sorted({i for t in group for i in scan.term_starts(sel.term_wids[t])}))
+    return out
 
 
 def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
@@ -428,10 +447,13 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
             for i in scan.term_starts(wids)[:MAX_MATCHES_PER_HIT]:
                 add(term.raw, i, len(wids))
     elif sel.op == "near":
-        window = _near_window([scan.term_starts(t) for t in sel.term_wids], sel.within)
+        window = _near_window(_group_starts(sel, scan), sel.within)
         if window is not None:
-            for term, wids, i in zip(terms, sel.term_wids, window):
-                add(term.raw, i, len(wids))
+            for group, i in zip(sel.groups, window):
+                for t in group:  # the first alternative that starts there
+                    if i in scan.term_starts(sel.term_wids[t]):
+                        add(terms[t].raw, i, len(sel.term_wids[t]))
+                        break
     else:
         matched = scan.regex_matched()
         for pattern, rid in zip(sel.sel.regexes, [scan.index.regex_ids[p] for p in sel.sel.regexes]):

@@ -13,7 +13,8 @@ Because the mapping is applied character by character, ``normalize`` is a single
 ``str.translate`` over a lazily filled table (fast), and :func:`normalize_with_offsets`
 can map every output character back to its position in the original text (for hit spans).
 
-Words are runs of ``\w`` characters of the normalised text (:data:`WORD_RE`).
+Words are runs of letters and digits of the normalised text (:data:`WORD_RE`); ``_`` separates
+words, so the hashtag ``#ولاية_خراسان`` holds the words ``ولايه`` and ``خراسان``.
 :func:`word_text` is the normalised text with every other character turned into a space:
 same length, same offsets, the form the rule matcher scans.
 """
@@ -112,11 +113,13 @@ for _cp in range(128):
     _TABLE[_cp]  # noqa: B018 - fills the cache
 
 
-WORD_RE = re.compile(r"\w+")
+WORD_RE = re.compile(r"[^\W_]+")
+WORD_CHAR = r"[^\W_]"  # as a regex class: a letter or digit (str.isalnum)
+NON_WORD_CHAR = r"[\W_]"
 
 
 def _is_word_char(c: str) -> bool:
-    return c.isalnum() or c == "_"  # exactly what ``re``'s \w matches in a str pattern
+    return c.isalnum()  # exactly what ``re``'s [^\W_] matches in a str pattern
 
 
 class _WordTable(dict):

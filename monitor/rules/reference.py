@@ -37,16 +37,18 @@ class _NaiveSel:
             return any(r.search(norm) for r in self.regexes)
         starts = [m.start() for m in WORD_RE.finditer(norm)]
         positions = []
-        for p in self.patterns:
-            # overlapping occurrences: search again from every word start
+        for group in self.sel.groups:
+            # a group's positions: every word where one of its alternatives matches
             found = set()
-            for i, s in enumerate(starts):
-                m = p.match(norm, s)
-                if m:
-                    found.add(bisect_right(starts, m.start()) - 1)
-            positions.append(sorted(found))
+            for t in group:
+                p = self.patterns[t]
+                for s in starts:
+                    m = p.match(norm, s)
+                    if m:
+                        found.add(bisect_right(starts, m.start()) - 1)
             if not found:
                 return False
+            positions.append(sorted(found))
         return _any_window(positions, self.sel.within)
 
 

@@ -23,6 +23,7 @@ class Selection:
     within: int = 0  # near: all terms within this many words
     line: int = 1
     col: int = 1
+    groups: tuple[tuple[int, ...], ...] = ()  # near: indexes into terms, one group per position
 
     @property
     def pattern_count(self) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .normalize import WORD_RE, is_arabic_script, normalize, proclitic_forms
+from .normalize import NON_WORD_CHAR, WORD_CHAR, WORD_RE, is_arabic_script, normalize, proclitic_forms
 
 MAX_TERM_CHARS = 256
 MAX_TERM_WORDS = 16
@@ -56,11 +56,11 @@ class Word:
         alts = "|".join(re.escape(f) for f in sorted(self.forms, key=len, reverse=True))
         core = f"(?:{alts})"
         if self.kind == PREFIX:
-            return core + r"\w*"
+            return core + WORD_CHAR + "*"
         if self.kind == SUFFIX:
-            return r"\w*" + core
+            return WORD_CHAR + "*" + core
         if self.kind == INFIX:
-            return r"\w*" + core + r"\w*"
+            return WORD_CHAR + "*" + core + WORD_CHAR + "*"
         return core
 
     def __str__(self) -> str:
@@ -78,7 +78,8 @@ class Term:
 
     def regex(self) -> str:
         """The term as a Python regex over normalised text: whole words, any separators."""
-        return r"(?<!\w)" + r"\W+".join(w.regex() for w in self.words) + r"(?!\w)"
+        sep = NON_WORD_CHAR + "+"
+        return f"(?<!{WORD_CHAR})" + sep.join(w.regex() for w in self.words) + f"(?!{WORD_CHAR})"
 
     @property
     def arabic(self) -> bool:
