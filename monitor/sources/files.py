@@ -241,7 +241,7 @@ def parse_jsonl_record(obj: Any, fmt: str = "auto", *, errors: list[str] | None 
             raise MessageError(f"record is a JSON {type(obj).__name__}, not an object")
         keys = ", ".join(list(obj)[:6]) or "none"
         raise MessageError(f"not a tweet, X API page or canonical message (keys: {keys})")
-    if fmt == "x" and kind == "canonical" or fmt == "canonical" and kind != "canonical":
+    if (fmt == "x" and kind == "canonical") or (fmt == "canonical" and kind != "canonical"):
         raise MessageError(f"a {kind} record in a file read as '{fmt}'")
     if kind == "canonical":
         if obj.get("schema") != CANONICAL_SCHEMA:
@@ -249,7 +249,7 @@ def parse_jsonl_record(obj: Any, fmt: str = "auto", *, errors: list[str] | None 
         return [scrub_message(Message.from_dict(obj))]
     if kind == "x-page":
         return x_convert.page_to_messages(obj, errors=errors)
-    return [x_convert.tweet_to_message(obj)]
+    return [x_convert.fold_edit(x_convert.tweet_to_message(obj))]
 
 
 def canonical_line(msg: Message) -> str:

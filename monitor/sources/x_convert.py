@@ -12,7 +12,10 @@ embedded, ``referenced_tweets`` expanded in place) are understood:
 * retweet: the original's full text, original author/id/date in ``forwarded_from``;
 * quote: own text, the quoted text in ``extra["quoted_text"]`` (+ ``quoted_id``, ``quoted_author``);
 * reply: ``reply_to`` = the replied-to tweet id; ``extra["in_reply_to_user_id"]``;
-* ``extra["edit_history_tweet_ids"]``; a later version of an edited post gets ``edit_date``;
+* ``extra["edit_history_tweet_ids"]``; a later version of an edited post gets ``edit_date``,
+  and :func:`fold_edit` (applied by :func:`page_to_messages`) makes it a new version of the
+  original post's message (``message_id`` = the first id of the edit history, the version's
+  own id in ``extra["version_id"]`` and ``url``), so the archive keeps both texts;
 * no ``created_at``: the date is derived from the snowflake id (``extra["date_from_id"]``).
 
 Bad records raise :class:`~monitor.model.MessageError` naming the field.
@@ -20,6 +23,7 @@ Bad records raise :class:`~monitor.model.MessageError` naming the field.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from datetime import datetime, timezone
@@ -256,6 +260,34 @@ def tweet_to_message(
     return scrub_message(msg)
 
 
+def fold_edit(msg: Message, tweets: Mapping[Any, Obj | tweepy.Tweet] | None = None) -> Message:
+    """Make a later version of an edited post a version of the original post's message.
+
+    ``message_id`` becomes the edit history's first id; the version's own id goes to
+    ``extra["version_id"]`` (and stays in ``url``); ``date`` is the original's (from
+    ``tweets``, else its snowflake id) and ``edit_date`` this version's time. Other messages
+    are returned unchanged (so folding twice is harmless).
+    """
+    history = msg.extra.get("edit_history_tweet_ids") or []
+    if len(history) < 2 or str(history[0]) == msg.message_id or msg.message_id not in [str(h) for h in history]:
+        return msg
+    original = str(history[0])
+    orig = _lookup(tweets, original)
+    date = None
+    if isinstance(orig, Mapping) and orig.get("created_at"):
+        try:
+            date = to_utc(orig["created_at"], "created_at")
+        except MessageError:
+            date = None
+    return dataclasses.replace(
+        msg,
+        message_id=original,
+        date=date or snowflake_time(original),
+        edit_date=msg.edit_date or msg.date,
+        extra={**msg.extra, "version_id": msg.message_id},
+    )
+
+
 def _index(items: Any, key: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or ():
@@ -265,11 +297,15 @@ def _index(items: Any, key: str) -> dict[str, Any]:
     return out
 
 
-def page_to_messages(page: Obj | tweepy.Response, *, errors: list[str] | None = None) -> list[Message]:
+def page_to_messages(
+    page: Obj | tweepy.Response, *, errors: list[str] | None = None, fold_edits: bool = True
+) -> list[Message]:
     """All tweets of one API response page (a v2 dict or a tweepy ``Response``).
 
-    A bad tweet raises MessageError ("data[i] (tweet <id>): reason"); with ``errors`` (a
-    list) the reason is appended there instead and the other tweets are returned.
+    Later versions of edited posts are folded into the original's message (:func:`fold_edit`)
+    unless ``fold_edits`` is False. A bad tweet raises MessageError ("data[i] (tweet <id>):
+    reason"); with ``errors`` (a list) the reason is appended there instead and the other
+    tweets are returned.
     """
     if isinstance(page, tweepy.Response):
         data, includes = page.data, page.includes or {}
@@ -289,7 +325,8 @@ def page_to_messages(page: Obj | tweepy.Response, *, errors: list[str] | None = 
     out = []
     for i, item in enumerate(data):
         try:
-            out.append(tweet_to_message(item, users, tweets, media))
+            msg = tweet_to_message(item, users, tweets, media)
+            out.append(fold_edit(msg, tweets) if fold_edits else msg)
         except MessageError as exc:
             tid = _data(item).get("id") if isinstance(_data(item), Mapping) else None
             reason = f"data[{i}]" + (f" (tweet {tid})" if tid else "") + f": {exc}"
