@@ -299,3 +299,30 @@ async def test_edit_between_polls_keeps_the_first_text(fake_x: FakeX, sink: Sink
     texts = [v[0] for v in sink.archive.conn.execute("select text from versions order by id")]
     assert texts == ["We claim the strike on the base", "We deny any role in the strike"]
     assert sink.archive.conn.execute("select count(*) from messages").fetchone()[0] == 1
+
+
+def test_edit_folding_matches_the_file_importer() -> None:
+    """A page saved to JSONL (twarc2-style) and imported gives the same archive keys."""
+    from monitor.sources.files import parse_jsonl_record
+    from monitor.sources.x.convert import page_items
+
+    a = post("IRIMFA_SPOX", "First text", NOW - timedelta(minutes=30))
+    b_id = snowflake(NOW - timedelta(minutes=10))
+    b = post("IRIMFA_SPOX", "Second text", NOW - timedelta(minutes=10), id=b_id, history=[a["id"], b_id])
+    plain = post("IRIMFA_SPOX", "Unedited", NOW - timedelta(minutes=5))
+    body = page([b, plain], users=["IRIMFA_SPOX"], tweets=[a])
+    errors: list[str] = []
+    live = [it.message for it in page_items(body, errors) if it.latest]
+    imported = parse_jsonl_record(body)
+    assert errors == []
+    assert sorted(m.key for m in live) == sorted(m.key for m in imported)
+    by_key = {m.key: m for m in imported}
+    for m in live:
+        other = by_key[m.key]
+        assert (m.text, m.date, m.edit_date, m.url, m.extra.get("version_id")) == (
+            other.text, other.date, other.edit_date, other.url, other.extra.get("version_id"))
+    edited = by_key[f"x:{IRIMFA}:{a['id']}"]
+    assert edited.text == "Second text" and edited.extra["version_id"] == b_id
+    # a single tweet line (not a page) folds the same way
+    (single,) = parse_jsonl_record(b)
+    assert single.key == edited.key and single.edit_date == edited.edit_date
