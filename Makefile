@@ -18,8 +18,11 @@ install: $(VENV)/.installed
 demo: install
 	rm -f $(DB) $(DB)-wal $(DB)-shm data/demo-alerts.jsonl
 	mkdir -p data
-	$(BIN)/claimwatch import samples/telegram/result.json samples/x/tweets.jsonl --db $(DB) --rules rules/
+	$(BIN)/claimwatch rules check rules/
+	$(BIN)/claimwatch run --config config/demo.yaml --once --log-level WARNING
 	$(BIN)/claimwatch stats --db $(DB)
+	$(BIN)/claimwatch hits --db $(DB)
+	@echo "Alerts written to data/demo-alerts.jsonl; try: .venv/bin/claimwatch search 'الدولة' --db $(DB)"
 
 test: install
 	$(BIN)/python -m pytest
@@ -27,6 +30,9 @@ test: install
 bench: install
 	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/match_bench.py
+	$(BIN)/python bench/alert_bench.py
+	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python bench/search_bench.py
 
 clean:
 	rm -rf $(VENV) data/demo.db*

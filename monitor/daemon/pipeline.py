@@ -160,6 +160,7 @@ class Pipeline:
         total = StoreResult()
         with archive.lock, archive.transaction():
             pending: list[tuple[Message, list[Hit]]] = []
+            pending_keys: set[tuple[str, str, str]] = set()
             checkpoints: dict[tuple[str, str], str] = {}
             for envelope, hits, _t0 in batch:
                 if envelope.checkpoint is not None:
@@ -168,8 +169,16 @@ class Pipeline:
                 if isinstance(envelope.event, Deletion):
                     # Flush what came before, to keep the source's order.
                     self._store_pending(pending, total)
+                    pending_keys.clear()
                     self._delete(envelope.event, total)
                 else:
+                    key = envelope.event.key_tuple
+                    if key in pending_keys:
+                        # An edit of a message earlier in this batch: store that first,
+                        # so the edit is compared with it (and gets its follow-up).
+                        self._store_pending(pending, total)
+                        pending_keys.clear()
+                    pending_keys.add(key)
                     pending.append((envelope.event, hits))
             self._store_pending(pending, total)
             for (source, channel), value in checkpoints.items():

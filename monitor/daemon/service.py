@@ -62,6 +62,7 @@ class Daemon:
         self.stop_event: asyncio.Event | None = None
         self.source_errors: dict[str, str] = {}
         self._last_message: dict[str, tuple[str, str]] = {}  # source -> (received_at, message date)
+        self._lock_fh: Any = None
 
     # -- preparation (synchronous; errors here mean "refuse to start") ---------
     def prepare(self) -> None:
@@ -76,8 +77,38 @@ class Daemon:
         self.rules.load()
         self.destinations = build_destinations(self.cfg)
         self.sources = build_sources(self.cfg)
+        self._lock_archive()
         self.archive = Archive.open(self.db)
         install_policy(self.archive, self.cfg)
+        self._recover_interrupted_sends()
+
+    def _lock_archive(self) -> None:
+        """One daemon per archive: a second one would send the same outbox rows."""
+        import fcntl
+        from pathlib import Path
+
+        lock_path = Path(self.db + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(lock_path, "a+")  # noqa: SIM115 - held for the daemon's lifetime
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise ValueError(f"another claimwatch daemon is running on {self.db} (lock {lock_path})") from None
+        self._lock_fh = fh
+
+    def _recover_interrupted_sends(self) -> None:
+        """Rows a killed daemon was sending are due again now (this process holds the lock,
+        so no other worker can be sending them)."""
+        assert self.archive is not None
+        with self.archive.lock, self.archive.transaction() as conn:
+            n = conn.execute(
+                "UPDATE outbox SET status='pending', next_attempt_at=?, last_error='interrupted: daemon restarted'"
+                " WHERE status='sending'",
+                (now_iso(),),
+            ).rowcount
+        if n:
+            log.warning("re-queued alerts that were being sent when the previous run stopped", rows=n)
 
     # -- health ---------------------------------------------------------------
     def outbox_counts(self) -> dict[str, int]:
@@ -171,16 +202,16 @@ class Daemon:
         finally:
             await pipeline.close()
             self._heartbeat()
-            if once:
-                await self.worker.drain(self.drain_timeout)
-            else:
+            if worker_task is not None:
                 worker_stop.set()
                 pipeline.wake.set()
-                if worker_task is not None:
-                    try:
-                        await asyncio.wait_for(worker_task, timeout=5.0)
-                    except asyncio.TimeoutError:
-                        worker_task.cancel()
+                try:
+                    await asyncio.wait_for(worker_task, timeout=5.0)
+                except asyncio.TimeoutError:
+                    worker_task.cancel()
+            # Deliver what the last batches queued; --once retries failing destinations
+            # for up to drain_timeout, a SIGTERM only briefly (what fails stays pending).
+            await self.worker.drain(self.drain_timeout if once else min(self.drain_timeout, 3.0))
             if watch_task is not None:
                 stop.set()
                 watch_task.cancel()
@@ -193,6 +224,9 @@ class Daemon:
             await self._close_destinations()
             self.archive.close()
             self._remove_signals(loop)
+            if self._lock_fh is not None:
+                self._lock_fh.close()
+                self._lock_fh = None
         log.info("claimwatch stopped", **pipeline.stats.__dict__)
         return 0
 

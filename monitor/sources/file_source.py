@@ -85,9 +85,7 @@ class FilesSource(Source):
             return
         interval = min(e.poll_interval for e in follow)
         while True:
-            for entry in follow:
-                for path in expand(entry.path):
-                    await self._poll_file(ctx, path, entry.format)
+            await self.poll(ctx)
             if once or ctx.stop.is_set():
                 break
             try:
@@ -97,6 +95,13 @@ class FilesSource(Source):
             if ctx.stop.is_set():
                 break
         await self.close()
+
+    async def poll(self, ctx: SourceContext) -> None:
+        """Read what is new in every followed file (files stay open between polls)."""
+        for entry in self.entries:
+            if entry.follow:
+                for path in expand(entry.path):
+                    await self._poll_file(ctx, path, entry.format)
 
     def health(self) -> dict[str, Any]:
         return {

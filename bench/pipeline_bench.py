@@ -1,0 +1,179 @@
+"""Whole-daemon benchmark: followed JSONL -> shipped rules -> archive -> outbox -> loopback Slack.
+
+Runs ``claimwatch run`` as a subprocess (as in production) and a loopback Slack webhook
+server in this process, then prints:
+
+* sustained throughput: N messages already in the followed file, time until all are stored;
+* message-to-alert latency: hit messages appended one at a time while the daemon is idle,
+  time from the append to the Slack server receiving the alert (p50 / p99);
+* the daemon's peak RSS (from /proc while it runs).
+
+Usage: python bench/pipeline_bench.py [--messages 100000] [--latency-samples 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from monitor.model import Message  # noqa: E402
+
+T0 = datetime(2024, 1, 3, tzinfo=timezone.utc)
+NOISE = [
+    "Weather across the region will be mild with light rain expected tomorrow",
+    "وزارة الصحة تعلن عن حملة تطعيم جديدة في المدارس خلال الأسبوع المقبل",
+    "بازار تهران امروز شاهد افزایش قیمت طلا و ارز بود و معامله‌گران محتاط هستند",
+    "The football match ended in a draw after extra time in the capital",
+    "أسعار النفط ترتفع مع توقعات بزيادة الطلب العالمي هذا العام",
+    "نشست کمیسیون اقتصادی مجلس درباره بودجه سال آینده برگزار شد",
+]
+CLAIM = "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم في كرمان tok{n}x"
+
+
+def line(n: int, text: str) -> str:
+    m = Message("telegram", "1700", str(n), T0 + timedelta(seconds=n), text, channel="bench_chan", raw={"id": n})
+    return json.dumps(m.to_dict(), ensure_ascii=False) + "\n"
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if row.startswith("VmHWM:"):
+                return int(row.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def count(db: Path, sql: str) -> int:
+    if not db.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(db, timeout=5)
+        try:
+            return conn.execute(sql).fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=100_000)
+    ap.add_argument("--latency-samples", type=int, default=200)
+    ap.add_argument("--hit-ratio", type=float, default=0.01)
+    args = ap.parse_args()
+
+    received: dict[str, float] = {}
+    token_re = re.compile(r"tok(\d+)x")
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.text()
+        now = time.perf_counter()
+        for tok in token_re.findall(body):
+            received.setdefault(tok, now)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
+
+    tmp = Path(tempfile.mkdtemp(prefix="cw-pipeline-"))
+    feed = tmp / "feed.jsonl"
+    db = tmp / "archive.db"
+    cfg = {
+        "database": str(db),
+        "rules": str(ROOT / "rules"),
+        "sources": {"files": [{"path": str(feed), "follow": True, "poll_interval": 0.005}]},
+        "alerts": {
+            "default": ["slack"],
+            "destinations": {"slack": {"type": "slack", "webhook_url": f"http://127.0.0.1:{port}/hook"}},
+        },
+        "log_level": "WARNING",
+    }
+    import yaml
+
+    (tmp / "cfg.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+
+    rnd = random.Random(7)
+    n = args.messages
+    with feed.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            text = CLAIM.format(n=i) if rnd.random() < args.hit_ratio else rnd.choice(NOISE) + f" #{i}"
+            fh.write(line(i, text))
+    size_mb = feed.stat().st_size / 1e6
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", "--config", str(tmp / "cfg.yaml"), "--log-level", "WARNING"],
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
+    peak = 0
+    try:
+        t_start = time.perf_counter()
+        while count(db, "select count(*) from messages") < n:
+            peak = max(peak, rss_kb(proc.pid))
+            if proc.poll() is not None:
+                raise SystemExit("daemon exited early")
+            await asyncio.sleep(0.1)
+        elapsed = time.perf_counter() - t_start
+        print(f"throughput: {n} messages ({size_mb:.1f} MB JSONL) in {elapsed:.2f} s = {n / elapsed:,.0f} msgs/s sustained")
+        # Let the backlog of alerts drain before measuring latency.
+        while count(db, "select count(*) from outbox where status='pending'") > 0:
+            await asyncio.sleep(0.1)
+        latencies = []
+        with feed.open("a", encoding="utf-8") as fh:
+            for k in range(args.latency_samples):
+                i = n + k
+                t0 = time.perf_counter()
+                fh.write(line(i, CLAIM.format(n=i)))
+                fh.flush()
+                tok = str(i)
+                deadline = t0 + 5
+                while tok not in received and time.perf_counter() < deadline:
+                    await asyncio.sleep(0.0005)
+                if tok in received:
+                    latencies.append((received[tok] - t0) * 1000)
+                peak = max(peak, rss_kb(proc.pid))
+        latencies.sort()
+        p50 = statistics.median(latencies)
+        p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
+        print(
+            f"latency (append -> Slack received), {len(latencies)}/{args.latency_samples} alerts: "
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        )
+        print(f"daemon peak RSS: {peak / 1024:.0f} MB")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,101 @@
+"""Loopback stand-ins for Slack and SMTP, and helpers to write daemon configs and inputs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from monitor.model import Message
+from test_alerts_support import FakeSlack, SmtpSink
+
+T0 = datetime(2024, 1, 4, 15, 0, tzinfo=timezone.utc)
+
+RULE = """\
+id: test-claim
+title: Test claim of responsibility
+level: high
+match:
+  claim:
+    any: ["claimed responsibility", "أعلن مسؤوليته"]
+  denial:
+    any: ["denies"]
+condition: claim and not denial
+"""
+
+
+def slack_count(slack: FakeSlack, token: str) -> int:
+    """How many Slack requests the loopback stand-in received that mention ``token``."""
+    return sum(1 for r in list(slack.requests) if token in json.dumps(r["json"], ensure_ascii=False))
+
+
+def smtp_count(sink: SmtpSink, token: str) -> int:
+    """How many received emails carry ``token`` in their text part."""
+    n = 0
+    for m in list(sink.messages):
+        body = m["msg"].get_body(preferencelist=("plain",))
+        if body is not None and token in body.get_content():
+            n += 1
+    return n
+
+
+def canonical_line(mid: int, text: str, channel_id: str = "555") -> str:
+    m = Message(
+        "telegram", channel_id, str(mid), T0 + timedelta(seconds=mid), text, channel="claims_test",
+        channel_title="Claims Test", raw={"id": mid, "text": text},
+    )
+    return json.dumps(m.to_dict(), ensure_ascii=False) + "\n"
+
+
+def write_config(tmp: Path, slack_url: str | None, smtp_port: int | None, *, poll: float = 0.05) -> Path:
+    (tmp / "rules").mkdir(exist_ok=True)
+    (tmp / "rules" / "claim.yaml").write_text(RULE, encoding="utf-8")
+    (tmp / "in").mkdir(exist_ok=True)
+    dests: dict[str, Any] = {"log": {"type": "file", "path": str(tmp / "alerts.jsonl")}}
+    default = ["log"]
+    if slack_url:
+        dests["slack"] = {"type": "slack", "webhook_url": slack_url}
+        default.append("slack")
+    if smtp_port:
+        dests["mail"] = {
+            "type": "email", "host": "127.0.0.1", "port": smtp_port, "security": "none",
+            "from": "claimwatch <cw@example.org>", "to": ["desk@example.org"],
+        }
+        default.append("mail")
+    cfg = {
+        "database": str(tmp / "archive.db"),
+        "rules": str(tmp / "rules"),
+        "sources": {"files": [{"path": str(tmp / "in" / "*.jsonl"), "follow": True, "poll_interval": poll}]},
+        "alerts": {"default": default, "destinations": dests, "max_retry_seconds": 120},
+        "log_format": "json",
+    }
+    import yaml
+
+    path = tmp / "claimwatch.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+def db_rows(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        return conn.execute(sql, args).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+async def wait_for(pred: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

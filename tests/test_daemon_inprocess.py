@@ -1,0 +1,129 @@
+"""The daemon in-process: rules hot reload keeps the old rules on a broken file, edit and
+delete follow-ups for messages that had hits, --once processing, health endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+
+from daemon_helpers import RULE, canonical_line, db_rows, wait_for, write_config
+from monitor.archive import Archive
+from monitor.config import load_config
+from monitor.daemon import Daemon, Pipeline
+from monitor.model import Deletion, Message
+from monitor.rules import Matcher, load_rules
+from monitor.sources.base import Envelope
+
+
+def alerts_file(tmp: Path) -> list[dict]:
+    p = tmp / "alerts.jsonl"
+    if not p.exists():
+        return []
+    return [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+async def test_broken_rule_file_keeps_old_rules_and_reports(tmp_path: Path) -> None:
+    cfg = load_config(write_config(tmp_path, None, None))
+    daemon = Daemon(cfg)
+    daemon.prepare()
+    task = asyncio.create_task(daemon.run())
+    feed = tmp_path / "in" / "feed.jsonl"
+    db = tmp_path / "archive.db"
+    try:
+        feed.write_text(canonical_line(1, "They claimed responsibility for it"), encoding="utf-8")
+        await wait_for(lambda: len(db_rows(db, "select id from hits")) == 1, 20, "first hit")
+        (tmp_path / "rules" / "claim.yaml").write_text(RULE.replace("condition: claim and not denial", "condition: claim and ("))
+        os.kill(os.getpid(), signal.SIGHUP)
+        await wait_for(lambda: daemon.rules.last_error is not None, 10, "reload error")
+        assert "claim.yaml" in daemon.rules.last_error
+        with feed.open("a", encoding="utf-8") as fh:
+            fh.write(canonical_line(2, "Another group claimed responsibility today"))
+        await wait_for(lambda: len(db_rows(db, "select id from hits")) == 2, 20, "old rules still match")
+        # The failed reload was reported to the default destination.
+        await wait_for(lambda: any("rules reload failed" in json.dumps(a) for a in alerts_file(tmp_path)), 10, "notice")
+        # Fixing the file is picked up (SIGHUP) and the error clears.
+        (tmp_path / "rules" / "claim.yaml").write_text(RULE.replace('"claimed responsibility", ', ""))
+        os.kill(os.getpid(), signal.SIGHUP)
+        await wait_for(lambda: daemon.rules.last_error is None and daemon.rules.reloads >= 1, 10, "good reload")
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 15) == 0
+
+
+async def test_run_once_processes_and_exits(tmp_path: Path) -> None:
+    cfg = load_config(write_config(tmp_path, None, None))
+    (tmp_path / "in" / "a.jsonl").write_text(
+        canonical_line(1, "claimed responsibility") + canonical_line(2, "nothing here"), encoding="utf-8"
+    )
+    daemon = Daemon(cfg)
+    assert await asyncio.wait_for(daemon.run(once=True), 30) == 0
+    db = tmp_path / "archive.db"
+    assert len(db_rows(db, "select id from messages")) == 2
+    assert db_rows(db, "select status, count(*) from outbox group by status") == [("sent", 1)]
+    assert len(alerts_file(tmp_path)) == 1
+
+
+def _matcher(tmp: Path) -> Matcher:
+    (tmp / "r").mkdir(exist_ok=True)
+    (tmp / "r" / "claim.yaml").write_text(RULE, encoding="utf-8")
+    return Matcher(load_rules([tmp / "r"]), default_destinations=("log",))
+
+
+async def test_edit_and_delete_of_hit_queue_followups_with_original_text(tmp_path: Path) -> None:
+    archive = Archive.open(tmp_path / "a.db")
+    matcher = _matcher(tmp_path)
+    pipe = Pipeline(archive, lambda: matcher, batch_wait=0.001)
+    pipe.start()
+    from datetime import datetime, timezone
+
+    m = Message("telegram", "9", "1", datetime(2024, 1, 4, tzinfo=timezone.utc), "We claimed responsibility for the Kerman attack", raw={"v": 1})
+    quiet = Message("telegram", "9", "2", m.date, "nothing to see", raw={"v": 1})
+    await pipe.emit(Envelope(m, "test", checkpoint=("9", "1")))
+    await pipe.emit(Envelope(quiet, "test"))
+    edited = replace(m, text="Statement withdrawn", edit_date=m.date, raw={"v": 2})
+    await pipe.emit(Envelope(edited, "test"))
+    await pipe.emit(Envelope(replace(quiet, text="still nothing", raw={"v": 2}), "test"))
+    await pipe.emit(Envelope(Deletion("telegram", "9", ("1", "2")), "test"))
+    await pipe.close()
+    rows = archive.conn.execute("select kind, destination, payload from outbox order by id").fetchall()
+    kinds = [(k, d) for k, d, _ in rows]
+    assert kinds == [("alert", "log"), ("edited", "log"), ("deleted", "log")]
+    edited_payload = json.loads(rows[1][2])
+    assert edited_payload["previous_text"] == "We claimed responsibility for the Kerman attack"
+    assert edited_payload["new_text"] == "Statement withdrawn"
+    deleted_payload = json.loads(rows[2][2])
+    assert deleted_payload["previous_text"] == "Statement withdrawn"
+    assert archive.get_checkpoint("test", "9") == "1"
+    # Both messages kept, marked deleted; versions kept.
+    assert archive.conn.execute("select count(*) from messages where deleted_at is not null").fetchone()[0] == 2
+    assert archive.conn.execute("select count(*) from versions").fetchone()[0] == 4
+    archive.close()
+
+
+async def test_health_endpoint_and_metrics(tmp_path: Path) -> None:
+    cfgfile = write_config(tmp_path, None, None)
+    cfg = load_config(cfgfile)
+    cfg.http.enabled = True
+    cfg.http.port = 0
+    daemon = Daemon(cfg)
+    task = asyncio.create_task(daemon.run())
+    try:
+        await wait_for(lambda: daemon.http is not None and daemon.http.port != 0, 10, "http up")
+        (tmp_path / "in" / "f.jsonl").write_text(canonical_line(1, "claimed responsibility"), encoding="utf-8")
+        await wait_for(lambda: len(db_rows(tmp_path / "archive.db", "select id from hits")) == 1, 20, "hit")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.http.port}") as client:
+            h = (await client.get("/healthz")).json()
+            assert h["ok"] is True and h["rules"]["rules"] == 1 and "files" in h["sources"]
+            metrics = (await client.get("/metrics")).text
+        assert 'claimwatch_messages_total{source="files"} 1.0' in metrics
+        assert "claimwatch_hits_total 1.0" in metrics
+        assert "claimwatch_queue_depth" in metrics
+    finally:
+        daemon.request_stop()
+        await asyncio.wait_for(task, 15)
