@@ -76,7 +76,7 @@ def search_cmd(
     sort: Annotated[str, typer.Option("--sort", help="rank (bm25) or date (newest first).")] = "rank",
     window: Annotated[
         int, typer.Option("--window", help="Rank the newest N matches (0 = all matches; slower on common words).", min=0)
-    ] = 10_000,
+    ] = 2_000,
     db: DbOpt = None,
     config: ConfigOpt = None,
     log_level: LogLevelOpt = "WARNING",

@@ -20,7 +20,7 @@ from .filters import Filters, resolve_channels
 from .fts import CompiledQuery, QuerySyntaxError, compile_query, fts_error, is_fts_error
 from .highlight import Highlighter, Span, snippet
 
-DEFAULT_WINDOW = 10_000
+DEFAULT_WINDOW = 2_000
 SORTS = ("rank", "date")
 
 

@@ -172,6 +172,7 @@ def verify(
         has_version = _Marks(max_mid, n_messages)
         text_ok = _Marks(max_mid, n_messages)
         raw_ok = _Marks(max_mid, n_messages)
+        reported: set[int] = set()  # message rows already reported during the chain walk
         pin_length = manifest.get("chain_length") if manifest else None
         pin_link: str | None = GENESIS if pin_length == 0 else None
 
@@ -218,7 +219,10 @@ def verify(
                 continue
             key = f"{m_plat}:{m_cid}:{m_mid}"
             if key != c_key:
-                problem("altered", "messages", m_id, c_key, f"message key is now {key}")
+                if first:
+                    problem("altered", "messages", m_id, c_key, f"message key is now {key}")
+                else:
+                    problem("altered", "chain", seq, c_key, f"names version {v_id} of another message ({key})")
                 continue
             if not first:
                 # A later record naming the version: a raw record (same text, new metadata) that
@@ -234,6 +238,7 @@ def verify(
                 text_ok.add(m_id)
             elif v_rsha == m_rsha:
                 problem("altered", "messages", m_id, key, f"text differs from version {v_id} of the same raw record")
+                reported.add(m_id)
         report.head = prev
 
         # 2. every version chained
@@ -258,7 +263,7 @@ def verify(
                 problem("inserted", "messages", m_id, key, "message has no version in the hash chain")
             elif m_id not in raw_ok:
                 problem("altered", "messages", m_id, key, "raw record is not one of its chained records")
-            elif m_id not in text_ok:
+            elif m_id not in text_ok and m_id not in reported:
                 problem("altered", "messages", m_id, key, "text matches none of its archived versions")
         if progress is not None:
             progress(total, total)
