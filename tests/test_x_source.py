@@ -326,3 +326,40 @@ def test_edit_folding_matches_the_file_importer() -> None:
     # a single tweet line (not a page) folds the same way
     (single,) = parse_jsonl_record(b)
     assert single.key == edited.key and single.edit_date == edited.edit_date
+
+
+async def test_sample_pages_served_as_a_search(fake_x: FakeX, sink: Sink) -> None:
+    """The repository's X API v2 sample pages (Kerman, January 2024) through the collector."""
+    import json
+    from datetime import datetime
+
+    from conftest import SAMPLES
+    from monitor.sources.files import parse_jsonl_record
+
+    lines = [json.loads(x) for x in (SAMPLES / "x" / "tweets.jsonl").read_text(encoding="utf-8").splitlines()]
+    pages = [{k: v for k, v in o.items() if k != "__twarc"} for o in lines if "data" in o and "meta" in o]
+    assert len(pages) == 2 and pages[0]["meta"].get("next_token")
+    for p in pages:
+        fake_x.add("/2/tweets/search/recent", p)
+    t = FakeTime(datetime(2024, 1, 5, 18, 0, tzinfo=timezone.utc))
+    await run_once(make_source(fake_x, t, accounts=[], searches=["Kerman"]), sink)
+
+    first, second = fake_x.seen("/2/tweets/search/recent")
+    assert second.query["next_token"] == pages[0]["meta"]["next_token"]
+    expected = [m for p in pages for m in parse_jsonl_record(p)]
+    # oldest first by the id of the version X returned (an edit keeps the original's message_id)
+    ids = [int(e.event.extra.get("version_id", e.event.message_id)) for e in sink.envelopes]
+    assert ids == sorted(ids)
+    # the sample holds an edited post whose first version is in includes.tweets: emitted too
+    (earlier,) = [e for e in sink.envelopes if e.checkpoint is None]
+    (latest,) = [e for e in sink.envelopes if e.event.key == earlier.event.key and e is not earlier]
+    assert latest.event.extra["version_id"] != earlier.event.message_id == latest.event.message_id
+    assert earlier.event.text != latest.event.text
+    assert len(sink.envelopes) == len(expected) + 1 == 10
+    versions = sink.archive.conn.execute(
+        "select count(*) from versions v join messages m on m.id = v.message_rowid where m.message_id=?",
+        (earlier.event.message_id,)).fetchone()[0]
+    assert versions == 2
+    newest = max(int(d["id"]) for p in pages for d in p["data"])
+    assert sink.archive.get_checkpoint("x", "search:Kerman") == str(newest)
+    assert {m.key for m in sink.messages} == {m.key for m in expected}
