@@ -86,7 +86,7 @@ def check_cmd(
             for p in exc.problems:
                 console.print(str(p), highlight=False, markup=False, soft_wrap=True)
         files = len({p.file for p in exc.problems})
-        err_console.print(f"{len(exc.problems)} problem(s) in {files} file(s)", highlight=False)
+        err_console.print(f"{len(exc.problems)} problem(s) in {files} file(s)", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     stats = Matcher(ruleset).stats()
     summary = (
@@ -95,9 +95,9 @@ def check_cmd(
         f"{stats['unanchored_rules']} rule(s) evaluated on every message"
     )
     if json_out:
-        err_console.print(summary, highlight=False)
+        err_console.print(summary, highlight=False, soft_wrap=True)
     else:
-        console.print(summary, highlight=False)
+        console.print(summary, highlight=False, soft_wrap=True)
 
 
 def hit_record(msg: Message, hit: Hit) -> dict[str, Any]:
