@@ -60,6 +60,10 @@ def _age(iso_ts: str | None) -> str:
     return f"{secs / 3600:.1f}h"
 
 
+def _fmt_seconds(secs: float) -> str:
+    return f"{secs:.0f}s" if secs < 120 else f"{secs / 60:.0f}m" if secs < 7200 else f"{secs / 3600:.1f}h"
+
+
 def status_report(path: str) -> dict[str, Any]:
     """Per-source status, outbox counts and loaded rules, read from the archive."""
     from .archive import Archive
@@ -141,6 +145,17 @@ def status_cmd(
             str(s["errors"]), (s["last_error"] or "")[:80],
         )
     console.print(table)
+    for s in report["sources"]:  # sources with a read budget (x)
+        info = s["info"]
+        if "reads_used" in info:
+            cap = info.get("monthly_read_cap")
+            every = info.get("effective_interval")
+            console.print(
+                f"{s['source']}: {info['reads_used']} posts read this month"
+                + (f" of {cap}, {info.get('reads_remaining')} left" if cap else "")
+                + (f"; polling every {_fmt_seconds(every)}" if isinstance(every, (int, float)) else "")
+                + (f"; stopped: {', '.join(info['stopped'])}" if info.get("stopped") else "")
+            )
     ob = report["outbox"]
     console.print(
         f"outbox: pending {ob.get('pending', 0)}, failed {ob.get('failed', 0)}, sent {ob.get('sent', 0)}"

@@ -226,3 +226,36 @@ async def test_daemon_run_once_with_x_source(fake_x: FakeX, tmp_path: Path) -> N
         (claim["id"],)]
     assert len(db_rows(db, "select id from hits")) == 1
     assert fake_x.seen("/2/users/by")[0].authorization == f"Bearer {TOKEN}"
+
+
+# -- status and metrics ------------------------------------------------------------------------------
+async def test_reads_shown_in_status_and_metrics(fake_x: FakeX, sink: Sink, db_path: Path) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+    from monitor.config import Config, SourcesConfig
+    from monitor.daemon import Daemon
+    from monitor.daemon.health import DaemonCollector
+
+    t = FakeTime()
+    fake_x.add("/2/users/by", users_lookup("IRIMFA_SPOX"))
+    fake_x.add(TL, page([post("IRIMFA_SPOX", f"p{i}", NOW - timedelta(hours=i + 1)) for i in range(4)],
+                        users=["IRIMFA_SPOX"]))
+    src = make_source(fake_x, t, monthly_read_cap=1500)
+    await run_once(src, sink)
+    # what the daemon's heartbeat writes
+    sink.archive.record_source_status("x", polled=True, info=src.health())
+
+    result = CliRunner().invoke(app, ["status", "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    assert "x: 4 posts read this month of 1500, 1496 left; polling every" in " ".join(result.output.split())
+
+    daemon = Daemon(Config(sources=SourcesConfig()))
+    daemon.sources = {"x": src}
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DaemonCollector(daemon))
+    text = generate_latest(registry).decode()
+    assert 'claimwatch_source_reads{kind="used",source="x"} 4.0' in text
+    assert 'claimwatch_source_reads{kind="remaining",source="x"} 1496.0' in text
+    assert f'claimwatch_source_poll_interval_seconds{{source="x"}} {float(src.effective_interval)}' in text

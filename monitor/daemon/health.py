@@ -53,6 +53,23 @@ class DaemonCollector:
         for status, n in d.outbox_counts().items():
             outbox.add_metric([status], n)
         yield outbox
+        # Sources with a read budget (x): posts read this month and the poll interval in use.
+        reads = GaugeMetricFamily(
+            "claimwatch_source_reads", "Posts read this month by sources with a read budget", labels=["source", "kind"]
+        )
+        interval = GaugeMetricFamily(
+            "claimwatch_source_poll_interval_seconds", "Poll interval in use (after the read budget)", labels=["source"]
+        )
+        for name, source in d.sources.items():
+            info = source.health()
+            for kind in ("used", "remaining", "projected"):
+                value = info.get(f"reads_{kind}")
+                if isinstance(value, (int, float)):
+                    reads.add_metric([name, kind], value)
+            if isinstance(info.get("effective_interval"), (int, float)):
+                interval.add_metric([name], info["effective_interval"])
+        yield reads
+        yield interval
         rules = GaugeMetricFamily("claimwatch_rules_loaded", "Rules in the loaded set")
         rules.add_metric([], d.rules.rule_count if d.rules else 0)
         yield rules
