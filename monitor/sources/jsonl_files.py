@@ -43,7 +43,7 @@ def read_jsonl(
         where = f"{path}:{lineno}"
         errors: list[str] = []
         try:
-            obj = json.loads(line)
+            obj = json.loads(line.rstrip(b"\r\n"))
             messages = parse_jsonl_record(obj, fmt, errors=errors)
         except UnicodeDecodeError as exc:
             bad_lines += 1
@@ -51,7 +51,9 @@ def read_jsonl(
             continue
         except json.JSONDecodeError as exc:
             bad_lines += 1
-            truncated = not line.endswith(b"\n") and exc.pos >= len(line.rstrip()) - 1
+            truncated = not line.endswith(b"\n") and exc.pos >= len(exc.doc.rstrip()) - 1
+            if not truncated and exc.msg.startswith("Unterminated string") and not line.endswith(b"\n"):
+                truncated = True
             reason = "truncated record at end of file" if truncated else "invalid JSON"
             stats.add_bad(where, f"{reason}: {exc.msg} (column {exc.colno})", skip_bad=skip_bad)
             continue

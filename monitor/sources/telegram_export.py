@@ -426,10 +426,13 @@ class _Reader:
             raise InputError(f"{self.path}: {where} is not a list")
         ctx = self.chats.get(id(chat))
         if ctx is None:
+            keys = list(chat)
+            header_first = "id" in chat and keys.index("id") < keys.index("messages")
+            if not (header_first or done):
+                return  # the header follows the messages (unusual): wait for the whole chat
             if "id" not in chat:
-                if done:
-                    raise InputError(f"{self.path}: {where.rsplit('.', 1)[0] or 'chat'}: chat without 'id'")
-                return  # wait for the chat's header
+                chat_where = where.rsplit(".", 1)[0] if "." in where else "the export"
+                raise InputError(f"{self.path}: {chat_where}: chat without 'id'")
             ctx = _Chat(where)
             ctx.setup(chat, username)
             self.chats[id(chat)] = ctx
@@ -474,6 +477,8 @@ class _Reader:
             where = f"bytes {self.offset}-{self.offset + len(chunk)}"
         if "UTF8" in detail:
             return InputError(f"{self.path}: invalid UTF-8 at {where}{pos}")
+        if self.kind is None and self.capture.root is not None:
+            return InputError(f"{self.path}: not a Telegram export: invalid JSON at {where}: {detail}")
         return InputError(f"{self.path}: invalid JSON at {where}{pos}: {detail}")
 
     def _column_at_chunk_start(self) -> int:
