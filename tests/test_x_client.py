@@ -49,7 +49,7 @@ USERS_DATA = {
 
 
 def users_lookup(*names: str, missing: tuple[str, ...] = ()) -> dict[str, Any]:
-    body: dict[str, Any] = {"data": [USERS_DATA[n] for n in names]}
+    body: dict[str, Any] = {"data": [USERS_DATA[n] for n in names]} if names else {}
     if missing:
         body["errors"] = [
             {

@@ -242,3 +242,28 @@ async def test_stop_cuts_a_rate_limit_wait_short(fake_x: FakeX, sink: Sink) -> N
     finally:
         await src.close()
     assert len(fake_x.seen(TL)) == 1 and sink.messages == []
+
+
+async def test_suspended_account_reported_once(fake_x: FakeX, sink: Sink) -> None:
+    t = FakeTime()
+    suspended = {"errors": [{"value": IRIMFA, "detail": f"User has been suspended: [{IRIMFA}].", "title": "Forbidden",
+                             "resource_type": "user", "parameter": "id", "resource_id": IRIMFA,
+                             "type": "https://api.twitter.com/2/problems/resource-not-found"}]}
+    fake_x.add("/2/users/by", users_lookup("IRIMFA_SPOX"))
+    fake_x.add(TL, suspended)
+    fake_x.add(TL, suspended)
+    src = make_source(fake_x, t)
+    try:
+        await src.run(sink.ctx(), once=True)
+        await src.poll_all()
+    finally:
+        await src.close()
+    assert len(fake_x.seen(TL)) == 2 and sink.messages == []
+    assert src.health()["errors"] == 1
+    assert src.health()["last_error"] == f"X: @IRIMFA_SPOX: User has been suspended: [{IRIMFA}]."
+
+
+async def test_nothing_to_poll_stops_with_the_reasons(fake_x: FakeX, sink: Sink) -> None:
+    fake_x.add("/2/users/by", users_lookup(missing=("gone_ministry",)))
+    with pytest.raises(SourceStopped, match=r"@gone_ministry not found: Could not find user"):
+        await run_once(make_source(fake_x, FakeTime(), accounts=["@gone_ministry"]), sink)

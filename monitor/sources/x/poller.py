@@ -120,17 +120,15 @@ class RetryPolicy:
 
 @dataclass
 class Caller:
-    """Runs one API call with the retry policy; remembers rate-limit waits for health()."""
+    """Runs one API call with the retry policy."""
 
     api: XApi
     sleep: Sleep = asyncio.sleep
     clock: Clock = time.time
     policy: RetryPolicy = field(default_factory=RetryPolicy)
-    waits: list[tuple[str, float]] = field(default_factory=list)  # (endpoint, seconds) for tests/health
 
     async def _wait(self, endpoint: str, seconds: float, why: str) -> None:
         seconds = max(0.0, seconds)
-        self.waits.append((endpoint, seconds))
         log.warning("x: waiting", endpoint=ENDPOINTS[endpoint], seconds=round(seconds, 1), reason=why)
         await self.sleep(seconds)
 

@@ -56,6 +56,7 @@ class Target:
     start_time: datetime | None = None  # first poll without a checkpoint
     disabled: str | None = None  # a request X will never accept (bad query)
     polls: int = 0
+    reported: set[str] = field(default_factory=set)  # partial errors already logged
 
 
 @dataclass
@@ -286,7 +287,7 @@ class XSource(Source):
         active = {t.kind for t in self._targets.values() if not t.disabled} - set(self.stopped)
         if active or (self._unresolved and USERS not in self.stopped):
             return
-        reasons = [v for k, v in self.stopped.items()] + [t.disabled for t in self._targets.values() if t.disabled]
+        reasons = [*self.stopped.values(), *(t.disabled for t in self._targets.values() if t.disabled), *self.problems]
         raise SourceStopped("; ".join(r for r in reasons if r) or "X: nothing left to poll")
 
     async def _poll_part(self, kind: str, targets: list[Target]) -> None:
@@ -358,9 +359,11 @@ class XSource(Source):
         items = [it for page in fetched.pages for it in page_items(page, bad)]
         for reason in bad:
             await self._error(f"X: {target.label}: post skipped: {reason}")
-        for err in fetched.errors:
-            log.warning("x: partial error in response", target=target.label,
-                        detail=err.get("detail") or err.get("title") or str(err))
+        for err in fetched.errors:  # e.g. a suspended or protected account: once per target
+            detail = str(err.get("detail") or err.get("title") or err)
+            if detail not in target.reported:
+                target.reported.add(detail)
+                await self._error(f"X: {target.label}: {detail}")
         if fetched.truncated:
             what = "backfill" if backfill else "poll"
             msg = (f"X: {target.label}: {what} stopped after {fetched.reads} posts "
