@@ -172,10 +172,8 @@ def hits_cmd(
         except FilterError as exc:
             fail(str(exc))
     table = Table(title=f"{len(rows)} hit(s)")
-    for col in ("recorded", "level", "rule", "channel", "key", "text"):
-        table.add_column(col, no_wrap=col in ("recorded", "key"), ratio=1 if col == "text" else None)
-    for r in rows:
-        table.add_row(
+    cells = [
+        (
             (r["created_at"] or "")[:16].replace("T", " "),
             Text(r["level"] or "", style=LEVEL_STYLE.get((r["level"] or "").lower(), "")),
             Text(r["rule_id"]),
@@ -183,6 +181,16 @@ def hits_cmd(
             Text(r["key"]),
             Text(_one_line(r["text"])),
         )
+        for r in rows
+    ]
+    for i, col in enumerate(("recorded", "level", "rule", "channel", "key", "text")):
+        if col in ("text", "channel"):
+            table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=12 if col == "text" else 7)
+        else:  # identifiers stay whole; the text gives way
+            width = max([len(col)] + [len(str(c[i])) for c in cells])
+            table.add_column(col, no_wrap=True, min_width=min(width, 40))
+    for c in cells:
+        table.add_row(*c)
     console.print(table)
 
 

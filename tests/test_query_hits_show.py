@@ -1,0 +1,108 @@
+"""`claimwatch hits` and `claimwatch show` on a real archive with versions, deletion and deliveries."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.archive import Archive
+from monitor.cli import app
+from monitor.model import Deletion, Hit, Match, Message
+from monitor.query.filters import FilterError
+from monitor.query.hits import list_hits, parse_levels
+from monitor.query.show import RefError, message_detail, parse_ref
+
+runner = CliRunner()
+T1 = datetime(2024, 1, 4, 15, 0, tzinfo=timezone.utc)
+T2 = datetime(2024, 1, 4, 16, 0, tzinfo=timezone.utc)
+HIGH = Hit("isis-claims", "h1", "high", "ISIS claims", (Match("kw", "الدولة", 6, 17),), ("slack", "email"))
+CRIT = Hit("mass-casualty", "h9", "critical", "Mass casualty", (Match("kw", "killed", 0, 6),), ("slack",))
+LOW = Hit("irgc", "h2", "low", "IRGC", (Match("kw", "سپاه", 0, 4),), ())
+
+
+@pytest.fixture
+def arch(db_path):
+    a = Archive.open(db_path)
+    a.store([(Message("telegram", "-1001", "1", T1, "أعلنت الدَّوْلَةُ الإسلامية", channel="amaq",
+                      url="https://t.me/amaq/1", raw={"id": 1, "text": "v1"}), [HIGH])])
+    a.store([(Message("telegram", "-1001", "1", T1, "أعلنت الدولة الإسلامية مسؤوليتها", channel="amaq",
+                      edit_date=T2, raw={"id": 1, "text": "v2"}), [])])
+    a.store([(Message("x", "42", "7", T2, "killed in the attack", channel="newsdesk", raw={"id": 7}), [CRIT]),
+             (Message("telegram", "-1003", "3", T2, "سپاه بیانیه", channel="sepah", raw={"id": 3}), [LOW])])
+    a.conn.execute("UPDATE outbox SET status='sent', attempts=1, sent_at='2024-01-04T15:00:05Z' WHERE destination='slack'"
+                   " AND hit_id=1")
+    a.conn.execute("UPDATE outbox SET status='failed', attempts=5, last_error='SMTP 550 <b>' WHERE destination='email'")
+    a.mark_deleted(Deletion("telegram", "-1001", ("1",), T2))
+    yield a
+    a.close()
+
+
+def test_list_hits_filters(arch) -> None:
+    conn = arch.conn
+    assert [h["rule_id"] for h in list_hits(conn)] == ["irgc", "mass-casualty", "isis-claims"]
+    assert [h["key"] for h in list_hits(conn, rules=["isis-claims"])] == ["telegram:-1001:1"]
+    assert [h["rule_id"] for h in list_hits(conn, levels=parse_levels("high+"))] == ["mass-casualty", "isis-claims"]
+    assert [h["rule_id"] for h in list_hits(conn, levels=parse_levels(["low,critical"]))] == ["irgc", "mass-casualty"]
+    assert [h["rule_id"] for h in list_hits(conn, channels=["newsdesk"])] == ["mass-casualty"]
+    assert list(list_hits(conn, since="2099-01-01")) == []
+    assert len(list(list_hits(conn, limit=1))) == 1
+    with pytest.raises(FilterError):
+        parse_levels("urgent+")
+
+
+def test_cli_hits_outputs(arch, db_path) -> None:
+    r = runner.invoke(app, ["hits", "--db", str(db_path), "--level", "high+"])
+    assert r.exit_code == 0, r.output
+    assert "mass-casualty" in r.output and "isis-claims" in r.output and "irgc" not in r.output
+    r = runner.invoke(app, ["hits", "--db", str(db_path), "--json", "--rule", "isis-claims"])
+    (row,) = [json.loads(line) for line in r.output.splitlines()]
+    assert row["matches"][0]["term"] == "الدولة" and row["deleted_at"] == "2024-01-04T16:00:00Z"
+    r = runner.invoke(app, ["hits", "--db", str(db_path), "--csv"])
+    got = list(csv.DictReader(io.StringIO(r.output)))
+    assert [g["rule_id"] for g in got] == ["irgc", "mass-casualty", "isis-claims"]
+    assert json.loads(got[2]["matches"])[0]["selection"] == "kw"
+    r = runner.invoke(app, ["hits", "--db", str(db_path), "--since", "tomorrow"])
+    assert r.exit_code == 2 and "--since" in r.output
+
+
+def test_parse_ref() -> None:
+    assert parse_ref("telegram:-1001:1") == ("telegram", "-1001", "1", None)
+    assert parse_ref("https://t.me/amaq/1") == ("telegram", None, "1", "amaq")
+    assert parse_ref("https://t.me/c/1234/5") == ("telegram", "-1001234", "5", None)
+    assert parse_ref("https://x.com/newsdesk/status/7") == ("x", None, "7", "newsdesk")
+    for bad in ("telegram:1", "facebook:1:2", "nonsense"):
+        with pytest.raises(RefError):
+            parse_ref(bad)
+
+
+def test_message_detail(arch) -> None:
+    d = message_detail(arch.conn, "telegram:-1001:1")
+    assert d["message"]["text"] == "أعلنت الدولة الإسلامية مسؤوليتها"
+    assert [v["text"] for v in d["versions"]] == ["أعلنت الدَّوْلَةُ الإسلامية", "أعلنت الدولة الإسلامية مسؤوليتها"]
+    assert [v["chain_seq"] for v in d["versions"]] == [1, 2]
+    assert d["deleted_at"] == "2024-01-04T16:00:00Z"
+    assert [h["rule_id"] for h in d["hits"]] == ["isis-claims"]
+    assert {(o["destination"], o["status"]) for o in d["deliveries"]} == {("slack", "sent"), ("email", "failed")}
+    assert d["raw"] == {"id": 1, "text": "v2"}
+    assert message_detail(arch.conn, "https://t.me/amaq/1")["message"]["key"] == "telegram:-1001:1"
+    assert message_detail(arch.conn, "telegram:-1001:999") is None
+
+
+def test_cli_show(arch, db_path) -> None:
+    r = runner.invoke(app, ["show", "telegram:-1001:1", "--db", str(db_path)])
+    assert r.exit_code == 0, r.output
+    out = r.output
+    for expected in ("versions (2)", "deleted at 2024-01-04T16:00:00Z", "isis-claims", "alert deliveries (2)",
+                     "failed", "SMTP 550 <b>", '"text": "v2"', "seq 1", "seq 2"):
+        assert expected in out, expected
+    r = runner.invoke(app, ["show", "telegram:-1001:1", "--db", str(db_path), "--json"])
+    assert json.loads(r.output)["versions"][0]["text"] == "أعلنت الدَّوْلَةُ الإسلامية"
+    r = runner.invoke(app, ["show", "telegram:-1001:404", "--db", str(db_path)])
+    assert r.exit_code == 1 and "no message" in r.output
+    r = runner.invoke(app, ["show", "garbage", "--db", str(db_path)])
+    assert r.exit_code == 2 and "PLATFORM:CHANNEL_ID:MESSAGE_ID" in r.output
