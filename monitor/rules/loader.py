@@ -411,11 +411,10 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
             except ConditionErrors as exc:
                 for err in exc.errors:
                     ctx.add(_condition_pos(ctx, c_node, text, err.pos), f"condition: {err.message}")
-    elif sel_ok and selections:
-        if len(selections) == 1:
-            condition = single_condition(selections[0].name)
-        else:
-            ctx.add(fields["match"][0], "'condition' is required when 'match' has more than one selection")
+    elif len(names_seen) > 1:
+        ctx.add(fields["match"][0], "'condition' is required when 'match' has more than one selection")
+    elif sel_ok and len(selections) == 1:
+        condition = single_condition(selections[0].name)
 
     if len(ctx.problems) > n_before or rule_id is None or condition is None:
         return None
