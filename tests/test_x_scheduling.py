@@ -16,8 +16,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor.config import XConfig
 from monitor.sources.base import SourceStopped
 from monitor.sources.x import build_source, budget
-from test_x_client import NOW, TOKEN, UNAUTHORIZED, FakeX, fake_x, page, post, snowflake, users_lookup  # noqa: F401
-from test_x_source import IRIMFA, QUERY, STATE, FakeTime, Sink, make_source, run_once, sink  # noqa: F401
+from test_x_client import NOW, TOKEN, UNAUTHORIZED, FakeX, fake_x, page, post, users_lookup  # noqa: F401
+from test_x_source import IRIMFA, QUERY, FakeTime, Sink, make_source, run_once, sink  # noqa: F401
 
 TL = f"/2/users/{IRIMFA}/tweets"
 

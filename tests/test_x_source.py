@@ -3,7 +3,6 @@ since_id resume across restarts, long posts, retweets, quotes, edits."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
