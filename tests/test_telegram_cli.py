@@ -4,6 +4,7 @@ the daemon's build_source checks."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 from pathlib import Path
@@ -37,8 +38,12 @@ def _restore_logging():
     """The CLI configures structlog to print to CliRunner's stderr, which closes after the
     invocation: put the previous configuration back for the tests that follow."""
     saved = structlog.get_config()
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
     yield
     structlog.configure(**saved)
+    root.setLevel(level)
+    root.handlers[:] = handlers
 
 
 def mode(path: Path) -> int:
