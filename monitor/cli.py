@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -110,14 +111,14 @@ def import_cmd(
                     progress=lambda n, t=task: progress.update(t, completed=n),
                 )
             except InputError as exc:
-                err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+                err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
                 failed = True
                 continue
             finally:
                 progress.remove_task(task)
             reports.append(report)
             for example in report.bad_examples:
-                err_console.print(f"[yellow]skipped:[/] {example}", highlight=False)
+                err_console.print(f"[yellow]skipped:[/] {escape(example)}", highlight=False, soft_wrap=True)
     if json_out:
         print_json_lines(r.as_dict() for r in reports)
     else:

@@ -53,7 +53,7 @@ class ImportStats:
         self.bad += 1
         if len(self.bad_examples) < MAX_BAD_EXAMPLES:
             self.bad_examples.append(f"{where}: {reason}")
-        log.warning("bad record skipped", where=where, reason=reason)
+        log.info("bad record skipped", where=where, reason=reason)
 
 
 ProgressFn = Callable[[int], None]

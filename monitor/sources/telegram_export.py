@@ -469,6 +469,8 @@ class _Reader:
             return InputError(f"{self.path}: truncated JSON: the file ends at byte {self.offset}{pos}")
         if at is not None:
             at = max(at - 1, 0)  # yajl points just past the offending byte
+            if "UTF8" in detail:
+                at = _first_invalid_utf8(chunk, at)
             offset = self.offset + at
             line = self.newlines + chunk.count(b"\n", 0, at) + 1
             col = at - chunk.rfind(b"\n", 0, at) if b"\n" in chunk[:at] else self._column_at_chunk_start() + at
@@ -495,6 +497,18 @@ class _Reader:
         if ctx is None:
             return ", before the first message" if self.kind is not None else ""
         return f", in {ctx.where}[{ctx.index}]" + (f" (after message id {ctx.last_id})" if ctx.last_id is not None else "")
+
+
+def _first_invalid_utf8(chunk: bytes, at: int) -> int:
+    """Start of the invalid UTF-8 sequence that ends at ``chunk[at]`` (yajl reports its end)."""
+    start = 0
+    while start < min(3, len(chunk)) and 0x80 <= chunk[start] <= 0xBF:
+        start += 1  # the chunk may begin inside a character
+    try:
+        chunk[start : at + 1].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return start + exc.start
+    return at
 
 
 def _reason(exc: Exception) -> str:
