@@ -83,8 +83,7 @@ def search_cmd(
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
 ) -> None:
-    """Full-text search over the archive, normalised like the rules (diacritics, Persian/Arabic
-    letters, proclitics), ranked, with highlighted snippets."""
+    """Full-text search, normalised like the rules (diacritics, Persian/Arabic letters, proclitics), ranked."""
     from .fts import QuerySyntaxError
     from .search import search
 
@@ -329,8 +328,7 @@ def verify_cmd(
     log_level: LogLevelOpt = "WARNING",
     json_out: JsonOpt = False,
 ) -> None:
-    """Recompute every raw/record hash and the hash chain; exit 1 at the first altered, removed
-    or inserted row (reported with its key)."""
+    """Recompute every hash and the hash chain; exit 1 on an altered, removed or inserted row."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .verify import ManifestError, load_manifest, verify
@@ -380,13 +378,13 @@ def serve_cmd(
     config: ConfigOpt = None,
     log_level: LogLevelOpt = "WARNING",
 ) -> None:
-    """Browse the archive in Datasette (read-only), with canned queries. Needs claimwatch[web]."""
+    """Browse the archive in Datasette (read-only), with canned queries. Needs the web extra."""
     cfg = setup(config, log_level)
     path = db_path(db, cfg)
     try:
         from ..web.app import serve
     except ImportError as exc:
-        fail(f"Datasette is not installed ({exc.name}): pip install 'claimwatch[web]'")
+        fail(f"Datasette is not installed ({exc.name}): pip install 'claimwatch\\[web]'")
     from pathlib import Path
 
     if not Path(path).exists():
