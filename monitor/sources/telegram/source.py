@@ -60,6 +60,7 @@ SOURCE = "telegram"
 RECHECK_IDS = 100  # recently stored posts per channel re-fetched by gap-fill (edits/deletions)
 RECONNECT_MIN = 1.0
 RECONNECT_MAX = 300.0
+PROGRESS_EVERY = 1000  # log the progress of long history reads
 
 Sleep = Callable[[float], Awaitable[Any]]
 
@@ -187,6 +188,8 @@ class TelegramSource(Source):
                 )
             await self._serve(ctx)
         finally:
+            if self._fatal.done() and not self._fatal.cancelled():
+                self._fatal.exception()  # retrieved (it was raised, or run ended first)
             if job is not None:
                 try:
                     job.remove()
@@ -440,9 +443,13 @@ class TelegramSource(Source):
     async def _read(self, state: ChannelState, messages: AsyncIterator[Any]) -> None:
         """Emit history messages (ascending ids) with their checkpoints, advancing ``synced``."""
         tail_live = None  # last message that had been emitted live, without its checkpoint
+        count = 0
         async for m in messages:
             if state.synced is not None and m.id <= state.synced:
                 continue
+            count += 1
+            if count % PROGRESS_EVERY == 0:
+                log.info("telegram history read", channel=state.info.label, messages=count, last_id=m.id)
             if isinstance(m, types.Message):
                 if m.id in state.ahead:
                     state.ahead.discard(m.id)
