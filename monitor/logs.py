@@ -42,7 +42,20 @@ def _redact_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[s
     return event
 
 
-def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of writing (test runners and
+    CLI runners replace it; a logger must not keep a closed stream)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def configure_logging(level: str = "INFO", fmt: str = "console", stream: Any = None) -> None:
+    """Configure structlog; ``stream`` defaults to the current ``sys.stderr`` at each write."""
+    out = stream if stream is not None else _CurrentStderr()
     lvl = getattr(logging, str(level).upper(), logging.INFO)
     shared = [
         structlog.contextvars.merge_contextvars,
@@ -54,14 +67,14 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         renderer: Any = structlog.processors.JSONRenderer(ensure_ascii=False)
         shared.append(structlog.processors.format_exc_info)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        renderer = structlog.dev.ConsoleRenderer(colors=stream is None and sys.stderr.isatty())
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=max(lvl, logging.WARNING), stream=out, format="%(levelname)s %(name)s: %(message)s")  # type: ignore[arg-type]
 
 
 def get_logger(name: str = "claimwatch") -> Any:

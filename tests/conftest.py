@@ -23,3 +23,13 @@ def archive(db_path: Path):
     a = Archive.open(db_path)
     yield a
     a.close()
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging():
+    """CLI commands configure structlog globally (level filter, output); undo it after
+    each test so one test's configuration never hides another's log lines."""
+    yield
+    import structlog
+
+    structlog.reset_defaults()

@@ -173,8 +173,7 @@ def debug_log(monkeypatch):
     buf = io.StringIO()
     root = logging.getLogger()
     level = root.level
-    monkeypatch.setattr(sys, "stderr", buf)
-    configure_logging("DEBUG", "json")
+    configure_logging("DEBUG", "json", stream=buf)
     yield buf
     structlog.reset_defaults()
     root.setLevel(level)
