@@ -91,6 +91,23 @@ async def test_row_left_sending_by_a_crashed_worker_is_sent_after_its_lease(arch
     assert list(_alert_ids(slack.requests)) == ["alert-000"]
 
 
+async def test_a_restarted_worker_recovers_rows_left_sending_at_once(archive, slack):
+    _store_many(archive, 3)
+    future = ts(utcnow() + timedelta(seconds=600))  # leased by a process that was killed
+    archive.conn.execute("UPDATE outbox SET status='sending', attempts=1, next_attempt_at=?", (future,))
+    worker = DeliveryWorker(archive, build_destinations(_slack_cfg(slack.webhook_url)))
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.to_thread(slack.wait_for, 3, 5)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        await worker.aclose()
+    assert [r["status"] for r in outbox_rows(archive)] == ["sent"] * 3
+    assert sorted(_alert_ids(slack.requests)) == ["alert-000", "alert-001", "alert-002"]
+
+
 async def test_sent_rows_are_never_sent_again(archive, slack):
     _store_many(archive, 3)
     worker = DeliveryWorker(archive, build_destinations(_slack_cfg(slack.webhook_url)))

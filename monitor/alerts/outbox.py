@@ -27,8 +27,10 @@ All SQL runs in worker threads (``asyncio.to_thread``) under ``archive.lock``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -50,11 +52,12 @@ _ROW_COLUMNS = (
 
 
 @dataclass
-class _Claim:
-    claimed: bool
-    alert: Alert | None = None
-    attempts: int = 0
-    outcome: str | None = None  # set when the row was settled without sending (failed/skipped)
+class _Job:
+    """A claimed, rendered row waiting for (or in) its send."""
+
+    row: dict[str, Any]
+    alert: Alert
+    attempts: int
 
 
 @dataclass
@@ -71,7 +74,8 @@ class DeliveryWorker:
 
     ``destinations`` maps names (as in ``outbox.destination``) to :class:`Destination`
     objects. ``clock`` returns the current aware UTC datetime. ``concurrency`` is the number
-    of sends in flight per destination (1 keeps each destination's alerts in order).
+    of sends in flight per destination (1 keeps each destination's alerts in order); at
+    most ``concurrency * queue_per_destination`` rows per destination are claimed ahead.
     """
 
     def __init__(
@@ -85,7 +89,8 @@ class DeliveryWorker:
         max_delay: float = 300,
         clock: Callable[[], datetime] = utcnow,
         concurrency: int = 1,
-        lease_seconds: float = 120.0,
+        queue_per_destination: int = 16,
+        lease_seconds: float = 300.0,
         send_timeout: float = 60.0,
         cancel_grace: float = 30.0,
         poll_interval: float = 5.0,
@@ -100,6 +105,7 @@ class DeliveryWorker:
         self.max_delay = max_delay
         self.clock = clock
         self.concurrency = max(1, concurrency)
+        self.per_destination_cap = self.concurrency * max(1, queue_per_destination)
         self.lease_seconds = lease_seconds
         self.send_timeout = send_timeout
         self.cancel_grace = cancel_grace
@@ -107,39 +113,44 @@ class DeliveryWorker:
         self.batch_size = batch_size
         self.rng = rng
         self.stats = WorkerStats()
-        self._inflight: set[int] = set()
+        self._inflight: dict[int, str] = {}  # claimed rows (queued or sending) -> destination
         self._tasks: set[asyncio.Task[str]] = set()
         self._sems: dict[str, asyncio.Semaphore] = {}
         self._kick: asyncio.Event | None = None
         self._stopping = False
+        self._hold: dict[str, datetime] = {}  # destination -> rate-limited until (Retry-After)
 
     # -- public API ---------------------------------------------------------------
     async def deliver_due(self) -> int:
-        """Send every row that is due now; returns how many were sent."""
+        """Send every row that is due now (each at most once per call); returns how many were sent."""
         sent = 0
+        tried: set[int] = set()
         while True:
-            tasks = await self._dispatch_due()
-            if not tasks:
+            tasks, handled, _ = await self._dispatch_due(frozenset(tried))
+            tried.update(handled)
+            if not tasks and not handled:
                 return sent
             results = await asyncio.gather(*tasks)
             sent += sum(1 for r in results if r == "sent")
-            if len(tasks) < self.batch_size:
-                return sent
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Deliver until ``stop`` is set: send due rows, then sleep until the next row is due,
-        ``wake`` is set (new rows stored) or a send finishes. On stop or cancellation the
-        sends in flight finish (up to ``cancel_grace`` seconds) and are recorded."""
+        ``wake`` is set (new rows stored) or sends finish. On stop or cancellation the sends
+        in flight finish (up to ``cancel_grace`` seconds) and are recorded; rows claimed but
+        not yet sent are handed back."""
         self._stopping = False
         self._kick = asyncio.Event()
         wake = wake or asyncio.Event()
         try:
+            try:
+                await self.recover()
+            except Exception as exc:
+                log.error("outbox_error", error=redact(f"{type(exc).__name__}: {exc}"))
             while not stop.is_set():
                 wake.clear()
                 self._kick.clear()
                 try:
-                    await self._dispatch_due()
-                    delay = await self._db(self._seconds_to_next_due)
+                    _, _, delay = await self._dispatch_due()
                 except Exception as exc:  # a locked or broken DB must not kill the worker
                     log.error("outbox_error", error=redact(f"{type(exc).__name__}: {exc}"))
                     delay = min(self.poll_interval, 1.0)
@@ -154,6 +165,7 @@ class DeliveryWorker:
         What still fails stays pending (delivered after the next start)."""
         deadline = time.monotonic() + timeout
         sent = 0
+        await self.recover()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -163,11 +175,22 @@ class DeliveryWorker:
             except asyncio.TimeoutError:
                 break
             remaining = deadline - time.monotonic()
-            nxt = await self._db(self._seconds_to_next_due)
+            nxt = await self._db(self._locked_next_due, frozenset(self._inflight), frozenset())
             if nxt is None or nxt >= remaining:
                 break
             await asyncio.sleep(max(nxt, 0.001))
         return sent
+
+    async def recover(self) -> int:
+        """Hand back rows a previous process left ``sending`` (it crashed mid-delivery), so
+        they are sent now rather than when their lease expires. One delivering process per
+        archive is assumed (the daemon); ``run`` and ``drain`` call this when they start."""
+        if self._inflight:
+            return 0
+        n = await self._db(self._recover)
+        if n:
+            log.warning("outbox_recovered", rows=n, note="rows left 'sending' by a previous run are sent again")
+        return n
 
     async def aclose(self) -> None:
         """Close the destinations' network clients."""
@@ -184,30 +207,41 @@ class DeliveryWorker:
     def _now(self) -> datetime:
         return self.clock()
 
-    async def _dispatch_due(self) -> list[asyncio.Task[str]]:
-        rows = await self._db(self._fetch_due, ts(self._now()), frozenset(self._inflight))
-        tasks = []
-        for row in rows:
-            if row["id"] in self._inflight:
-                continue
-            self._inflight.add(row["id"])
-            task = asyncio.create_task(self._deliver(row), name=f"outbox-{row['id']}")
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
-            tasks.append(task)
-        return tasks
+    async def _dispatch_due(
+        self, exclude: frozenset[int] = frozenset()
+    ) -> tuple[list[asyncio.Task[str]], list[int], float | None]:
+        """Claim and render due rows (one thread hop), start a send task for each.
 
-    def _task_done(self, task: asyncio.Task[str]) -> None:
+        Returns the tasks, the ids handled (claimed or settled without sending) and the
+        seconds until the next row that is neither in flight nor waiting for a full
+        destination is due (None: nothing pending)."""
+        jobs, handled, next_due = await self._db(self._prepare, dict(self._inflight), exclude)
+        tasks = []
+        for job in jobs:
+            rid, dest = job.row["id"], job.row["destination"]
+            self._inflight[rid] = dest
+            task = asyncio.create_task(self._deliver(job), name=f"outbox-{rid}")
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._task_done, dest))
+            tasks.append(task)
+        return tasks, handled, next_due
+
+    def _task_done(self, destination: str, task: asyncio.Task[str]) -> None:
+        """Wake the run loop when a retry was scheduled (it may be due before the loop's next
+        wake-up) or when the destination's queue is half empty (time to claim more)."""
         self._tasks.discard(task)
-        if self._kick is not None:
+        if self._kick is None:
+            return
+        retry = not task.cancelled() and task.exception() is None and task.result() in ("retry", "deferred")
+        queued = sum(1 for d in self._inflight.values() if d == destination)
+        if retry or queued <= self.per_destination_cap // 2:
             self._kick.set()
 
     async def _finish_inflight(self) -> None:
         if not self._tasks:
             return
-        self._stopping = True  # queued rows are not started
-        pending = set(self._tasks)
-        _, still = await asyncio.wait(pending, timeout=self.cancel_grace)
+        self._stopping = True  # claimed rows not yet sending are handed back
+        _, still = await asyncio.wait(set(self._tasks), timeout=self.cancel_grace)
         for task in still:
             task.cancel()
         if still:
@@ -220,131 +254,174 @@ class DeliveryWorker:
             sem = self._sems[destination] = asyncio.Semaphore(self.concurrency)
         return sem
 
-    async def _deliver(self, row: dict[str, Any]) -> str:
-        """Claim, render, send and record one row. Returns sent|retry|failed|skipped|lost."""
+    async def _deliver(self, job: _Job) -> str:
+        """Send one claimed row and record the outcome: sent | retry | failed | released."""
+        rid = job.row["id"]
+        sem = self._sem(job.row["destination"])
         try:
-            async with self._sem(row["destination"]):
+            try:
+                await sem.acquire()
+            except asyncio.CancelledError:
+                self._release(rid, undo_attempt=True)
+                raise
+            try:
                 if self._stopping:
-                    return "lost"
-                claiming = asyncio.ensure_future(self._db(self._claim, row))
-                try:
-                    claim = await asyncio.shield(claiming)
-                except asyncio.CancelledError:
-                    # The claim runs on in its thread: wait for it and hand the row back.
-                    claim = await claiming
-                    if claim.claimed and claim.outcome is None:
-                        self._release(row["id"])
-                    raise
-                if not claim.claimed:
-                    return "lost"
-                if claim.outcome is not None:
-                    return claim.outcome
-                assert claim.alert is not None
-                return await self._send(row, claim)
+                    await self._db(functools.partial(self._release, rid, undo_attempt=True))
+                    return "released"
+                hold = self._hold.get(job.row["destination"])
+                if hold is not None and hold > self._now():
+                    # claimed before the destination said "slow down": wait with the others
+                    await self._db(functools.partial(self._release, rid, undo_attempt=True, due=hold))
+                    return "deferred"
+                return await self._send(job)
+            finally:
+                sem.release()
         finally:
-            self._inflight.discard(row["id"])
+            self._inflight.pop(rid, None)
 
-    async def _send(self, row: dict[str, Any], claim: _Claim) -> str:
+    async def _send(self, job: _Job) -> str:
+        row, alert = job.row, job.alert
         dest = self.destinations[row["destination"]]
-        alert = claim.alert
-        assert alert is not None
         started = time.perf_counter()
         try:
             await asyncio.wait_for(dest.send(alert), self.send_timeout)
         except asyncio.CancelledError:
             # Interrupted mid-send (grace period over): hand the row back. It may have been
             # delivered already, which is the one case that can produce a duplicate.
-            self._release(row["id"])
+            self._release(row["id"], undo_attempt=False)
             raise
         except TemporaryDeliveryError as exc:
-            return await self._db(self._record_retry, row, claim.attempts, exc.reason, exc.retry_after)
+            return await self._db(self._record_retry, row, job.attempts, exc.reason, exc.retry_after)
         except PermanentDeliveryError as exc:
             return await self._db(self._record_failed, row, exc.reason)
         except TimeoutError:
-            return await self._db(self._record_retry, row, claim.attempts, f"timed out after {self.send_timeout:g}s", None)
+            return await self._db(self._record_retry, row, job.attempts, f"timed out after {self.send_timeout:g}s", None)
         except Exception as exc:  # a bug or an unexpected library error: retry, and say what it was
             log.exception("destination_error", destination=row["destination"], outbox_id=row["id"])
             reason = redact(f"{type(exc).__name__}: {exc}")
-            return await self._db(self._record_retry, row, claim.attempts, reason, None)
-        return await self._db(self._record_sent, row, claim.attempts, time.perf_counter() - started)
+            return await self._db(self._record_retry, row, job.attempts, reason, None)
+        return await self._db(self._record_sent, row, job.attempts, time.perf_counter() - started)
 
     # -- SQL (run in threads, under archive.lock) ---------------------------------
-    def _fetch_due(self, now: str, exclude: frozenset[int]) -> list[dict[str, Any]]:
+    def _prepare(self, inflight: dict[int, str], exclude: frozenset[int]) -> tuple[list[_Job], list[int], float | None]:
+        """Fetch due rows, claim them (one transaction) and render them."""
+        now = self._now()
         conn = self.archive.conn
+        skip = set(inflight) | exclude
+        per = Counter(inflight.values())
         with self.archive.lock:
             cur = conn.execute(
                 f"SELECT {_ROW_COLUMNS} FROM outbox WHERE status IN ('pending', 'sending') AND next_attempt_at <= ?"
                 " ORDER BY next_attempt_at, id LIMIT ?",
-                (now, self.batch_size + len(exclude)),
+                (ts(now), self.batch_size + len(skip)),
             )
-            rows = [row_dict(cur, r) for r in cur.fetchall()]
-        return [r for r in rows if r["id"] not in exclude][: self.batch_size]
+            picked = []
+            for values in cur.fetchall():
+                row = row_dict(cur, values)
+                dest = row["destination"]
+                if row["id"] in skip or (dest in self.destinations and per[dest] >= self.per_destination_cap):
+                    continue
+                per[dest] += 1
+                picked.append(row)
+                if len(picked) >= self.batch_size:
+                    break
+            handled: list[int] = []
+            claimed = []
+            lease = ts(now + timedelta(seconds=self.lease_seconds))
+            with self.archive.transaction():
+                for row in picked:
+                    if row["destination"] not in self.destinations:
+                        reason = f"unknown destination '{row['destination']}' (not in the configuration)"
+                        cur = conn.execute(
+                            "UPDATE outbox SET status='failed', last_error=? WHERE id=? AND status IN ('pending','sending')"
+                            " AND next_attempt_at <= ?",
+                            (reason, row["id"], ts(now)),
+                        )
+                        if cur.rowcount == 1:
+                            handled.append(row["id"])
+                            self.stats.failed += 1
+                            log.warning("alert_failed", outbox_id=row["id"], destination=row["destination"], error=reason)
+                        continue
+                    cur = conn.execute(
+                        "UPDATE outbox SET status='sending', attempts=attempts+1, next_attempt_at=?"
+                        " WHERE id=? AND status IN ('pending','sending') AND next_attempt_at <= ?",
+                        (lease, row["id"], ts(now)),
+                    )
+                    if cur.rowcount == 1:
+                        claimed.append(row)
+            jobs = []
+            for row in claimed:
+                handled.append(row["id"])
+                job = self._render(row)
+                if job is not None:
+                    jobs.append(job)
+            full = frozenset(d for d, n in per.items() if n >= self.per_destination_cap)
+            next_due = self._locked_next_due(frozenset(skip | {r["id"] for r in picked}), full)
+        return jobs, handled, next_due
 
-    def _seconds_to_next_due(self) -> float | None:
-        """Seconds until the next row not in flight is due (negative: overdue), or None."""
-        conn = self.archive.conn
+    def _render(self, row: dict[str, Any]) -> _Job | None:
+        """The job for a claimed row, or None when the row was settled (failed/skipped)."""
+        attempts = int(row["attempts"]) + 1
+        try:
+            alert = render_row(self.archive.conn, row, self.renderer)
+        except RenderError as exc:
+            self._record_failed(row, str(exc))
+            return None
+        except Exception as exc:
+            log.exception("render_error", outbox_id=row["id"])
+            self._record_failed(row, f"render error: {type(exc).__name__}: {exc}")
+            return None
+        if alert is None:
+            with self.archive.lock, self.archive.transaction():
+                self.archive.conn.execute(
+                    "UPDATE outbox SET status='skipped', sent_at=? WHERE id=?", (ts(self._now()), row["id"])
+                )
+            self.stats.skipped += 1
+            return None
+        return _Job(row, alert, attempts)
+
+    def _locked_next_due(self, exclude: frozenset[int], full: frozenset[str]) -> float | None:
+        """Seconds until the next row not in ``exclude`` and not for a ``full`` destination is
+        due (negative: overdue), or None."""
         best: str | None = None
         with self.archive.lock:
             for status in ("pending", "sending"):
-                for rid, when in conn.execute(
-                    "SELECT id, next_attempt_at FROM outbox WHERE status = ? ORDER BY next_attempt_at LIMIT ?",
-                    (status, len(self._inflight) + 1),
-                ):
-                    if rid not in self._inflight:
-                        if best is None or when < best:
-                            best = when
-                        break
+                sql = "SELECT next_attempt_at FROM outbox WHERE status = ?"
+                args: list[Any] = [status]
+                if full:
+                    sql += f" AND destination NOT IN ({','.join('?' * len(full))})"
+                    args.extend(full)
+                if exclude:
+                    sql += f" AND id NOT IN ({','.join('?' * len(exclude))})"
+                    args.extend(exclude)
+                row = self.archive.conn.execute(sql + " ORDER BY next_attempt_at LIMIT 1", args).fetchone()
+                if row is not None and (best is None or row[0] < best):
+                    best = row[0]
         if best is None:
             return None
         return (parse_ts(best) - self._now()).total_seconds()
 
-    def _claim(self, row: Mapping[str, Any]) -> _Claim:
-        now = self._now()
-        conn = self.archive.conn
-        with self.archive.lock:
-            if row["destination"] not in self.destinations:
-                with self.archive.transaction():
-                    cur = conn.execute(
-                        "UPDATE outbox SET status='failed', last_error=? WHERE id=? AND status IN ('pending','sending')"
-                        " AND next_attempt_at <= ?",
-                        (f"unknown destination '{row['destination']}' (not in the configuration)", row["id"], ts(now)),
-                    )
-                if cur.rowcount == 1:
-                    self.stats.failed += 1
-                    log.warning("alert_failed", outbox_id=row["id"], destination=row["destination"],
-                                error="unknown destination")
-                return _Claim(claimed=cur.rowcount == 1, outcome="failed")
-            with self.archive.transaction():
-                cur = conn.execute(
-                    "UPDATE outbox SET status='sending', attempts=attempts+1, next_attempt_at=?"
-                    " WHERE id=? AND status IN ('pending','sending') AND next_attempt_at <= ?",
-                    (ts(now + timedelta(seconds=self.lease_seconds)), row["id"], ts(now)),
-                )
-            if cur.rowcount != 1:
-                return _Claim(claimed=False)
-            attempts = int(row["attempts"]) + 1
-            try:
-                alert = render_row(conn, row, self.renderer)
-            except RenderError as exc:
-                self._record_failed(row, str(exc))
-                return _Claim(claimed=True, outcome="failed", attempts=attempts)
-            except Exception as exc:
-                log.exception("render_error", outbox_id=row["id"])
-                self._record_failed(row, f"render error: {type(exc).__name__}: {exc}")
-                return _Claim(claimed=True, outcome="failed", attempts=attempts)
-            if alert is None:
-                with self.archive.transaction():
-                    conn.execute("UPDATE outbox SET status='skipped', sent_at=? WHERE id=?", (ts(now), row["id"]))
-                self.stats.skipped += 1
-                return _Claim(claimed=True, outcome="skipped", attempts=attempts)
-            return _Claim(claimed=True, alert=alert, attempts=attempts)
-
-    def _release(self, outbox_id: int) -> None:
+    def _recover(self) -> int:
         with self.archive.lock, self.archive.transaction():
-            self.archive.conn.execute(
-                "UPDATE outbox SET status='pending', next_attempt_at=?, last_error=? WHERE id=? AND status='sending'",
-                (ts(self._now()), "interrupted while sending", outbox_id),
-            )
+            return self.archive.conn.execute(
+                "UPDATE outbox SET status='pending', next_attempt_at=? WHERE status='sending'", (ts(self._now()),)
+            ).rowcount
+
+    def _release(self, outbox_id: int, *, undo_attempt: bool, due: datetime | None = None) -> None:
+        """Hand a claimed row back (pending, due now or at ``due``)."""
+        when = ts(due or self._now())
+        with self.archive.lock, self.archive.transaction():
+            if undo_attempt:
+                self.archive.conn.execute(
+                    "UPDATE outbox SET status='pending', next_attempt_at=?, attempts=max(attempts-1, 0)"
+                    " WHERE id=? AND status='sending'",
+                    (when, outbox_id),
+                )
+            else:
+                self.archive.conn.execute(
+                    "UPDATE outbox SET status='pending', next_attempt_at=?, last_error=? WHERE id=? AND status='sending'",
+                    (ts(self._now()), "interrupted while sending", outbox_id),
+                )
 
     def _record_sent(self, row: Mapping[str, Any], attempts: int, seconds: float) -> str:
         with self.archive.lock, self.archive.transaction():
@@ -382,6 +459,7 @@ class DeliveryWorker:
             )
             if retry_after is not None:
                 # Rate limited: the whole destination waits, not just this row.
+                self._hold[row["destination"]] = now + timedelta(seconds=delay)
                 conn.execute(
                     "UPDATE outbox SET next_attempt_at=? WHERE destination=? AND status='pending' AND next_attempt_at < ?",
                     (due, row["destination"], due),
