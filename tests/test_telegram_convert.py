@@ -59,6 +59,15 @@ def test_text_entities_views_author_url_and_raw():
     assert Message.from_dict(json.loads(json.dumps(m.to_dict()))) == m
 
 
+def test_entity_splitting_an_emoji_does_not_break_the_message():
+    tl = post(AMAQ_ID, 9, "a🔥b", entities=[types.MessageEntityBold(offset=2, length=2)])  # starts inside the emoji
+    m = message_to_message(tl, AMAQ)
+    (ent,) = m.extra["entities"]
+    assert "\ufffd" in ent["text"]
+    json.dumps(m.to_dict(), ensure_ascii=False).encode("utf-8")
+    assert m.text_sha256()
+
+
 def test_private_channel_url_uses_c_form():
     tl = post(AMAQ_ID, 7, "x")
     m = message_to_message(tl, ChannelMeta(str(AMAQ_ID), None, "Private one", "channel"))

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
-from telethon import helpers
 from telethon.tl import types
 
 from ...model import Forward, Media, Message, iso, make_url, to_utc
@@ -99,17 +98,22 @@ def entity_username(entity: Any) -> str | None:
 # -- raw ----------------------------------------------------------------------------
 def json_safe(obj: Any) -> Any:
     """A TL ``to_dict()`` tree with datetimes as ISO-8601 UTC and bytes as hex."""
+    if obj is None or type(obj) in _SCALARS:
+        return obj
     if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
+        return {k if type(k) is str else str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     if isinstance(obj, datetime):
         return iso(to_utc(obj))
     if isinstance(obj, (bytes, bytearray)):
         return bytes(obj).hex()
-    if obj is None or isinstance(obj, (str, int, float, bool)):
+    if isinstance(obj, (str, int, float)):
         return obj
     return str(obj)
+
+
+_SCALARS = frozenset((str, int, float, bool))
 
 
 # -- entities -------------------------------------------------------------------------
@@ -134,14 +138,19 @@ def convert_entities(text: str, entities: Any) -> list[dict[str, Any]]:
     """Entities with Python offsets, their text and their extra fields (url, user_id...)."""
     if not entities or not text:
         return []
-    wide = helpers.add_surrogate(text)  # one Python char per UTF-16 code unit
+    utf16 = text.encode("utf-16-le", "surrogatepass")
+    bmp_only = len(utf16) == 2 * len(text)  # then UTF-16 offsets are Python offsets
     out = []
     for ent in entities:
         off, length = getattr(ent, "offset", None), getattr(ent, "length", None)
         if not isinstance(off, int) or not isinstance(length, int):
             continue
-        start = len(helpers.del_surrogate(wide[:off]))
-        piece = helpers.del_surrogate(wide[off : off + length])
+        if bmp_only:
+            start, piece = off, text[off : off + length]
+        else:
+            # "replace": an offset inside a surrogate pair (malformed) must not yield lone surrogates
+            start = len(utf16[: 2 * off].decode("utf-16-le", "replace"))
+            piece = utf16[2 * off : 2 * (off + length)].decode("utf-16-le", "replace")
         d: dict[str, Any] = {"type": entity_type(ent), "offset": start, "length": len(piece), "text": piece}
         for attr in ("url", "user_id", "language", "document_id"):
             value = getattr(ent, attr, None)
