@@ -244,15 +244,27 @@ def proclitic_forms(word: str) -> tuple[str, ...]:
     return tuple(sorted(forms))
 
 
+_ARABIC_CHAR = re.compile("[\u0600-\u06ff]")
+_SEARCH_WORD = re.compile(r"\w+")
+_STEMS_CACHE: dict[str, tuple[str, ...]] = {}  # word -> proclitic_stems(word); bounded, for imports
+_STEMS_CACHE_MAX = 100_000
+
+
 def search_text(text: str) -> str:
     """The archive's FTS column: normalised text, then proclitic-stripped forms of Arabic words."""
     norm = normalize(text)
+    if _ARABIC_CHAR.search(norm) is None:
+        return norm
     extra: list[str] = []
-    if any("\u0600" <= ch <= "\u06ff" for ch in norm):
-        import re
-
-        for word in re.findall(r"\w+", norm):
-            extra.extend(proclitic_stems(word))
+    cache = _STEMS_CACHE
+    for word in _SEARCH_WORD.findall(norm):
+        stems = cache.get(word)
+        if stems is None:
+            stems = tuple(proclitic_stems(word))
+            if len(cache) < _STEMS_CACHE_MAX:
+                cache[word] = stems
+        if stems:
+            extra.extend(stems)
     if extra:
         return norm + "\n" + " ".join(extra)
     return norm
