@@ -95,21 +95,27 @@ def search(
     source, where, args = _plan(conn, fts, filters)
     inner = f"SELECT f.rowid AS id, f.rank AS rank FROM {source} WHERE {where} ORDER BY f.rowid DESC"
     if window > 0:
-        inner += f" LIMIT {int(window)}"
+        # One candidate more than the window tells whether the window was full; that
+        # extra (oldest) candidate is then dropped, in the same statement.
+        inner = (
+            "SELECT id, rank, count(*) OVER () AS n, min(id) OVER () AS oldest"
+            f" FROM ({inner} LIMIT {int(window) + 1})"
+        )
+        keep = f" WHERE t.n <= {int(window)} OR t.id != t.oldest"
+    else:
+        inner = f"SELECT id, rank, 0 AS n FROM ({inner})"
+        keep = ""
     if sort == "rank":
-        sql = f"SELECT id, rank FROM ({inner}) ORDER BY rank, id DESC LIMIT ?"
+        sql = f"SELECT t.id, t.rank, t.n FROM ({inner}) t{keep} ORDER BY t.rank, t.id DESC LIMIT ?"
     else:
         sql = (
-            f"SELECT t.id, t.rank FROM ({inner}) t JOIN messages d ON d.id = t.id"
+            f"SELECT t.id, t.rank, t.n FROM ({inner}) t JOIN messages d ON d.id = t.id{keep}"
             " ORDER BY d.date DESC, t.id DESC LIMIT ?"
         )
-    window_full = False
     try:
-        rows = conn.execute(sql, [*args, limit]).fetchall()
-        if window > 0 and len(rows) == limit:
-            # Were there more matches than the window? (counting does not compute ranks)
-            count_sql = f"SELECT count(*) FROM (SELECT f.rowid FROM {source} WHERE {where} LIMIT {int(window) + 1})"
-            window_full = conn.execute(count_sql, args).fetchone()[0] > window
+        got = conn.execute(sql, [*args, limit]).fetchall()
+        window_full = window > 0 and bool(got) and got[0][2] > window
+        rows = [(r[0], r[1]) for r in got]
         results = _load(archive, compiled, rows, snippet_width)
     except sqlite3.OperationalError as exc:
         if is_fts_error(exc):
