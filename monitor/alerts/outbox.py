@@ -7,12 +7,15 @@ Row life cycle (``outbox.status``)::
                           |-- permanent error --> failed  (last_error = reason)
                           '-- nothing to say ---> skipped (an empty throttle window)
 
-* A worker *claims* a row before sending it (``status='sending'``, ``next_attempt_at`` =
-  now + lease) in its own short transaction, so two workers never send the same row at
-  the same time. If a worker dies while sending, the lease expires and another worker
-  sends the row again (at-least-once: the only duplicate possible is the one alert that
-  was in flight during a hard crash). A worker that is *stopped or cancelled* lets its
-  in-flight sends finish (``cancel_grace``) and records them, so nothing is sent twice.
+* The worker *claims* due rows before sending them (``status='sending'``,
+  ``next_attempt_at`` = now + lease, ``attempts`` + 1): one short transaction per batch,
+  at most ``concurrency * queue_per_destination`` rows per destination ahead. A row marked
+  ``sent`` is never claimed again.
+* Stopped or cancelled, the worker lets the sends in flight finish (``cancel_grace``) and
+  records them, and hands claimed-but-unsent rows back: nothing is sent twice. After a
+  hard crash, the next ``run``/``drain`` hands back every row left ``sending`` and sends it
+  again: the alert that was on the wire at the moment of the crash may arrive twice
+  (at-least-once for that window only; emails carry a stable ``Message-ID`` per row).
 * Temporary errors (5xx, 429, connection errors, timeouts) are retried with exponential
   backoff and jitter: ``min(max_delay, base_delay * 2**(attempt-1))`` times a random
   factor in [0.5, 1]. A 429's ``Retry-After`` is honoured exactly, for every pending row
@@ -21,7 +24,8 @@ Row life cycle (``outbox.status``)::
 * Permanent errors (4xx other than 429, bad address, auth refused, template errors)
   mark the row ``failed`` with the reason.
 
-All SQL runs in worker threads (``asyncio.to_thread``) under ``archive.lock``.
+All SQL runs in worker threads (``asyncio.to_thread``) under ``archive.lock``, except
+handing a row back while the worker is being cancelled (one short UPDATE).
 """
 
 from __future__ import annotations
