@@ -304,6 +304,36 @@ async def test_generic_webhook_posts_json_with_headers(archive, slack):
     assert body["subject"] == "[claimwatch][HIGH] Claim of responsibility · Amaq Example (@amaq_example)"
 
 
+async def test_webhook_header_secrets_never_reach_errors(archive, slack):
+    slack.respond((401, {}, "bad key hook-secret-token-123 for /ingest?key=query-secret-abc"))
+    msg = message()
+    archive.store([(msg, [hit_for(msg, destinations=("hook",))])])
+    url = f"http://127.0.0.1:{slack.port}/ingest?key=query-secret-abc"
+    cfg = _cfg(hook={"type": "webhook", "url": url, "headers": {"X-Api-Key": "hook-secret-token-123"}})
+    worker = DeliveryWorker(archive, build_destinations(cfg))
+    try:
+        assert await worker.deliver_due() == 0
+    finally:
+        await worker.aclose()
+    [row] = outbox_rows(archive)
+    assert row["status"] == "failed"
+    assert row["last_error"] == "webhook HTTP 401: bad key *** for ***"
+    assert "hook-secret-token-123" not in row["last_error"]
+
+
+async def test_from_config_uses_the_user_templates(archive, tmp_path):
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "alert.txt.j2").write_text("MY TEMPLATE: {{ title }}\n", encoding="utf-8")
+    cfg = Config.model_validate({"alerts": {"templates": str(tmp_path / "tpl"), "max_retry_seconds": 60}})
+    msg = message()
+    archive.store([(msg, [hit_for(msg, destinations=("console",))])])
+    out = io.StringIO()
+    worker = DeliveryWorker.from_config(archive, {"console": ConsoleDestination(stream=out)}, cfg)
+    assert worker.max_retry_seconds == 60
+    assert await worker.deliver_due() == 1
+    assert "MY TEMPLATE: Claim of responsibility" in out.getvalue()
+
+
 async def test_console_shows_terminal_control_characters_visibly(archive):
     msg = message("\x1b]0;pwned\x07\x1b[2J claimed responsibility")
     archive.store([(msg, [hit_for(msg, destinations=("console",))])])

@@ -183,3 +183,23 @@ def test_policy_uses_default_destinations_when_the_hit_has_none(archive):
     msg = message()
     archive.store([(msg, [hit_for(msg, destinations=())])])
     assert [r["destination"] for r in outbox_rows(archive)] == ["console"]
+
+
+async def test_followup_lists_20_hits_and_counts_every_repost(throttled, slack, clock):
+    archive = throttled
+    worker = _worker(archive, slack, clock)
+    try:
+        _hit(archive, mid="0")
+        for i in range(1, 26):
+            _hit(archive, f"{TEXT} number {i}", mid=str(i))
+        for j, chan in enumerate(("m1", "m2", "m2")):  # reposts arrive after the 25 others
+            _hit(archive, mid=f"r{j}", channel=f"mirror_{chan}", channel_id=f"-20{chan}", title=None)
+        clock.advance(600)
+        assert await worker.deliver_due() == 2
+    finally:
+        await worker.aclose()
+    sent = slack_text(slack.requests[1])
+    assert "*28 more hits*" in sent
+    assert sent.count("<https://t.me/amaq_example/") == 20
+    assert "… and 8 more" in sent
+    assert "<https://t.me/mirror_m1|@mirror_m1>: 1" in sent and "<https://t.me/mirror_m2|@mirror_m2>: 2" in sent

@@ -40,6 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..archive import Archive, utcnow
+from ..config import Config
 from ..logs import get_logger, redact
 from .alert import Alert
 from .destinations.base import Destination, PermanentDeliveryError, TemporaryDeliveryError
@@ -123,6 +124,14 @@ class DeliveryWorker:
         self._kick: asyncio.Event | None = None
         self._stopping = False
         self._hold: dict[str, datetime] = {}  # destination -> rate-limited until (Retry-After)
+
+    @classmethod
+    def from_config(cls, archive: Archive, destinations: Mapping[str, Destination], cfg: Config, **kw: Any) -> "DeliveryWorker":
+        """A worker using ``cfg.alerts`` (user templates, ``max_retry_seconds``); raises
+        :class:`RenderError` when the templates folder does not exist."""
+        kw.setdefault("renderer", Renderer(cfg.alerts.templates))
+        kw.setdefault("max_retry_seconds", cfg.alerts.max_retry_seconds)
+        return cls(archive, destinations, **kw)
 
     # -- public API ---------------------------------------------------------------
     async def deliver_due(self) -> int:

@@ -555,7 +555,7 @@ def context_for_row(conn: sqlite3.Connection, row: Mapping[str, Any]) -> dict[st
     if kind == "followup":
         if not payload.get("count"):
             return None
-        hits = records.load_hits_brief(conn, list(payload.get("hit_ids") or [])[:FOLLOWUP_LIST_LIMIT])
+        hits = records.load_hits_brief(conn, list(payload.get("hit_ids") or []))
         return followup_context(payload, hits)
     if kind == "digest":
         return digest_context(payload)
