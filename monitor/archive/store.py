@@ -31,6 +31,16 @@ GENESIS = "0" * 64
 # trigger costs ~35 us per row while the bulk insert costs ~5 us (see docs/performance.md).
 FTS_DEFER_AFTER = 256
 _FTS_INSERT_TRIGGER = "messages_ai"
+# In such a big batch the page cache is raised to this (KiB) for the transaction (fewer
+# dirty pages spilled and re-written), and messages of channels that had no rows when the
+# batch first met them are inserted without looking them up first.
+BIG_BATCH_CACHE_KIB = 64 * 1024
+_INSERT_MESSAGE = (
+    "INSERT INTO messages(platform, channel_id, message_id, channel, channel_title, date, edit_date,"
+    " author, text, lang, url, reply_to, forwarded_from, media, grouped_id, extra, raw, raw_sha256,"
+    " search_text, first_seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_NEW_MESSAGE = _INSERT_MESSAGE + " ON CONFLICT(platform, channel_id, message_id) DO NOTHING"
 
 
 def utcnow() -> datetime:
@@ -40,6 +50,15 @@ def utcnow() -> datetime:
 def now_iso() -> str:
     """UTC now as ``%Y-%m-%dT%H:%M:%S.%fZ`` (isoformat: several times faster than strftime)."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def _iso(dt: datetime | None) -> str | None:
+    """:func:`monitor.model.iso` (``%Y-%m-%dT%H:%M:%SZ``), without strftime for UTC datetimes."""
+    if dt is None:
+        return None
+    if dt.tzinfo is timezone.utc and dt.year >= 1000:
+        return dt.replace(tzinfo=None, microsecond=0).isoformat() + "Z"
+    return iso(dt)
 
 
 def record_hash(key: str, text: str, raw_sha256: str) -> str:
@@ -112,6 +131,7 @@ class Archive:
         self.lock = threading.RLock()
         self._last_link: str | None = None
         self._fts_deferred: _DeferredFts | None = None
+        self._empty_channels: dict[tuple[str, str], bool] | None = None  # big batches only
         # Decides which outbox rows a new hit gets (inside the store transaction). The
         # alerting layer replaces it with its throttling policy.
         self.outbox_policy: OutboxPolicy = enqueue_all
@@ -166,6 +186,7 @@ class Archive:
         """
         result = StoreResult()
         tx = self.transaction()
+        cache_size = None
         with self.lock, tx:
             try:
                 store_one = self._store_one
@@ -175,8 +196,11 @@ class Archive:
                     status = outcome.status
                     if status == "new":
                         result.new += 1
-                        if result.new == defer_at:
+                        if result.new == defer_at:  # a big batch
                             self._defer_fts()
+                            cache_size = self.conn.execute("PRAGMA cache_size").fetchone()[0]
+                            self.conn.execute(f"PRAGMA cache_size={-BIG_BATCH_CACHE_KIB}")
+                            self._empty_channels = {}
                     else:
                         setattr(result, status, getattr(result, status) + 1)
                     if outcome.new_hit_ids:
@@ -190,6 +214,9 @@ class Archive:
             finally:
                 # On an exception the rollback restores the trigger and the index as they were.
                 self._fts_deferred = None
+                self._empty_channels = None
+                if cache_size is not None:
+                    self.conn.execute(f"PRAGMA cache_size={int(cache_size)}")
         return result
 
     # -- deferred full-text indexing (big batches) ----------------------------------
@@ -229,10 +256,59 @@ class Archive:
         self.conn.execute(d.trigger_sql)
         self._fts_deferred = None
 
+    def _channel_was_empty(self, platform: str, channel_id: str) -> bool:
+        """Big batches: did the channel have no rows when this batch first met it?"""
+        seen = self._empty_channels
+        if seen is None:
+            return False
+        empty = seen.get((platform, channel_id))
+        if empty is None:
+            empty = self.conn.execute(
+                "SELECT 1 FROM messages WHERE platform=? AND channel_id=? LIMIT 1", (platform, channel_id)
+            ).fetchone() is None
+            seen[(platform, channel_id)] = empty
+        return empty
+
+    def _message_params(self, msg: Message, raw_json: str, raw_sha: str, now: str) -> tuple:
+        return (
+            msg.platform,
+            msg.channel_id,
+            msg.message_id,
+            msg.channel,
+            msg.channel_title,
+            _iso(msg.date),
+            _iso(msg.edit_date),
+            msg.author,
+            msg.text,
+            msg.lang,
+            msg.url,
+            msg.reply_to,
+            canonical_json(msg.forwarded_from.to_dict()) if msg.forwarded_from else None,
+            canonical_json([m.to_dict() for m in msg.media]) if msg.media else None,
+            msg.grouped_id,
+            canonical_json(msg.extra) if msg.extra else None,
+            raw_json,
+            raw_sha,
+            search_text(msg.text),
+            now,
+            now,
+        )
+
     def _store_one(self, msg: Message, hits: Sequence[Hit], alerts: bool) -> StoreOutcome:
         c = self.conn
         raw_json = msg.raw_json()
         raw_sha = _sha256(raw_json.encode("utf-8")).hexdigest()
+        if self._empty_channels is not None and self._channel_was_empty(msg.platform, msg.channel_id):
+            # Most likely new: insert straight away (a repeat within the batch falls through).
+            now = now_iso()
+            cur = c.execute(_INSERT_NEW_MESSAGE, self._message_params(msg, raw_json, raw_sha, now))
+            if cur.rowcount == 1:
+                text_sha = _sha256(msg.text.encode("utf-8")).hexdigest()
+                self._add_version(cur.lastrowid, msg, text_sha, raw_json, raw_sha, now)
+                outcome = StoreOutcome(msg.key, "new", cur.lastrowid)
+                if hits:
+                    self._store_hits(outcome, msg, hits, text_sha, alerts, now)
+                return outcome
         row = c.execute(
             "SELECT id, raw_sha256, text, edit_date FROM messages WHERE platform=? AND channel_id=? AND message_id=?",
             (msg.platform, msg.channel_id, msg.message_id),
@@ -245,34 +321,7 @@ class Archive:
         now = now_iso()
         text_sha = _sha256(msg.text.encode("utf-8")).hexdigest()
         if row is None:
-            cur = c.execute(
-                "INSERT INTO messages(platform, channel_id, message_id, channel, channel_title, date, edit_date,"
-                " author, text, lang, url, reply_to, forwarded_from, media, grouped_id, extra, raw, raw_sha256,"
-                " search_text, first_seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    msg.platform,
-                    msg.channel_id,
-                    msg.message_id,
-                    msg.channel,
-                    msg.channel_title,
-                    iso(msg.date),
-                    iso(msg.edit_date),
-                    msg.author,
-                    msg.text,
-                    msg.lang,
-                    msg.url,
-                    msg.reply_to,
-                    canonical_json(msg.forwarded_from.to_dict()) if msg.forwarded_from else None,
-                    canonical_json([m.to_dict() for m in msg.media]) if msg.media else None,
-                    msg.grouped_id,
-                    canonical_json(msg.extra) if msg.extra else None,
-                    raw_json,
-                    raw_sha,
-                    search_text(msg.text),
-                    now,
-                    now,
-                ),
-            )
+            cur = c.execute(_INSERT_MESSAGE, self._message_params(msg, raw_json, raw_sha, now))
             rowid = cur.lastrowid
             self._add_version(rowid, msg, text_sha, raw_json, raw_sha, now)
             status = "new"
@@ -285,7 +334,7 @@ class Archive:
             if text_changed:
                 added = self._add_version(rowid, msg, text_sha, raw_json, raw_sha, now)
             stored_edit = row[3]
-            incoming_edit = iso(msg.edit_date)
+            incoming_edit = _iso(msg.edit_date)
             is_older = stored_edit is not None and (incoming_edit is None or incoming_edit < stored_edit)
             if not is_older:
                 c.execute(
@@ -351,7 +400,7 @@ class Archive:
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO versions(message_rowid, text, text_sha256, edit_date, raw, raw_sha256,"
             " record_sha256, seen_at) VALUES (?,?,?,?,?,?,?,?)",
-            (rowid, msg.text, text_sha, iso(msg.edit_date), raw_json, raw_sha, rec, now),
+            (rowid, msg.text, text_sha, _iso(msg.edit_date), raw_json, raw_sha, rec, now),
         )
         if cur.rowcount != 1:
             return False

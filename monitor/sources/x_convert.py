@@ -42,8 +42,8 @@ Obj = Mapping[str, Any]
 
 
 def snowflake_time(tweet_id: int | str) -> datetime:
-    """Creation time encoded in a tweet id (ids since late 2010)."""
-    return datetime.fromtimestamp(((int(tweet_id) >> 22) + TWITTER_EPOCH_MS) / 1000, tz=timezone.utc)
+    """Creation time encoded in a tweet id (ids since late 2010), in whole seconds like ``created_at``."""
+    return datetime.fromtimestamp(((int(tweet_id) >> 22) + TWITTER_EPOCH_MS) // 1000, tz=timezone.utc)
 
 
 def _data(obj: Any) -> Any:
