@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import structlog
 from test_alerts_support import hit_for, message, outbox_rows, slack, slack_text, smtp  # noqa: F401
 from typer.testing import CliRunner
 
@@ -13,12 +12,6 @@ from monitor.archive import Archive
 from monitor.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _reset_logging():
-    yield
-    structlog.reset_defaults()  # the CLI configured logging onto the runner's (closed) streams
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from test_alerts_support import HOSTILE, FakeSlack, free_port, hit_for, message, outbox_rows, slack, slack_text  # noqa: F401
+from test_alerts_support import HOSTILE, free_port, hit_for, message, outbox_rows, slack, slack_text  # noqa: F401
 
 from monitor.alerts.destinations import build_destinations
 from monitor.alerts.outbox import DeliveryWorker
@@ -163,10 +163,9 @@ async def test_hostile_text_reaches_slack_escaped(archive, slack):
 
 
 @pytest.fixture
-def debug_log(monkeypatch):
+def debug_log():
     """structlog at DEBUG, JSON, into a buffer (returned); restored afterwards."""
     import io
-    import sys
 
     import structlog
 
