@@ -50,4 +50,4 @@ def term_cost(term: Term) -> float:
     return word_cost(term.words[rarest_word(term)])
 
 
-REGEX_COST = 20.0  # a regex selection is found by the RE2 filter, not by a word
+REGEX_COST = 100.0  # anchoring on a regex runs the RE2 filter over every message: a last resort

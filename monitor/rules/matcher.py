@@ -35,7 +35,7 @@ from ..model import Hit, Match, Message, make_url
 from .anchors import REGEX_COST, rarest_word, term_cost
 from .condition import run_program
 from .language import message_language
-from .normalize import WORD_RE, normalize, normalize_with_offsets, text_span, word_text
+from .normalize import normalize, normalized_offsets, text_span, word_text
 from .regexes import compile_regex, options as regex_options, prepare as prepare_regex
 from .ruleset import FIELDS, Rule, RuleSet, Selection
 from .source_filter import sources_match
@@ -92,6 +92,10 @@ class _FieldIndex:
         return rid
 
     def build(self) -> None:
+        """Build the automaton (value of each key: its index) and the per-key tables."""
+        self.key_wids: list[tuple[int, ...]] = []
+        self.key_rules: list[frozenset[int] | None] = []
+        self.word_keys: list[list[int]] = [[] for _ in self.words]
         if self.words:
             keys: dict[str, list[int]] = {}
             for wid, word in enumerate(self.words):
@@ -99,10 +103,14 @@ class _FieldIndex:
                     keys.setdefault(key, []).append(wid)
             auto = ahocorasick.Automaton()
             for key, wids in keys.items():
-                auto.add_word(key, tuple(wids))
+                for w in wids:
+                    self.word_keys[w].append(len(self.key_wids))
+                auto.add_word(key, len(self.key_wids))
+                self.key_wids.append(tuple(wids))
+                rules = set().union(*(self.triggers.get(w, ()) for w in wids))
+                self.key_rules.append(frozenset(rules) if rules else None)
             auto.make_automaton()
             self.automaton = auto
-        self.ends_space = [w.ends_with_space for w in self.words]
         if self.regexes:
             import re2
 
@@ -123,7 +131,8 @@ class _Sel:
     """A selection compiled against its field's word and regex ids."""
 
     __slots__ = (
-        "sel", "field", "op", "singles", "phrases", "term_wids", "regex_ids", "within", "groups", "name", "cost", "anchors"
+        "sel", "field", "op", "singles", "phrases", "term_wids", "regex_ids", "within", "groups", "name", "cost",
+        "anchors", "single_keys", "single_keysets",
     )
 
     def __init__(self, sel: Selection, index: _FieldIndex) -> None:
@@ -137,6 +146,8 @@ class _Sel:
         self.phrases = tuple(w for w in self.term_wids if len(w) > 1)
         self.regex_ids = frozenset(index.regex_id(p) for p in sel.regexes)
         self.groups = [list(g) for g in sel.groups]
+        self.single_keys: frozenset[int] = frozenset()  # filled by finish() once keys exist
+        self.single_keysets: list[frozenset[int]] = []
         # anchor words: the rarest word of each term (any), of the cheapest term (all) or of
         # each alternative of the cheapest group (near)
         if sel.op == "regex":
@@ -155,6 +166,13 @@ class _Sel:
             i = costs.index(min(costs))
             self.cost = costs[i]
             self.anchors = [("w", self.term_wids[i][rarest_word(sel.terms[i])])]
+
+
+    def finish(self, index: _FieldIndex) -> None:
+        """Key sets of the single-word terms: ``any``/``all`` of them is decided on the scan's keys."""
+        sets = [frozenset(index.word_keys[w]) for w in sorted(self.singles)]
+        self.single_keysets = sets
+        self.single_keys = frozenset().union(*sets)
 
 
 class _Rule:
@@ -179,35 +197,72 @@ class _Rule:
         )
 
 
-class _Scan:
-    """One field of one message: what the scan found (positions computed on demand)."""
+_NOTHING: frozenset[int] = frozenset()
 
-    __slots__ = ("index", "text", "wt", "matches", "found", "_positions", "_regex", "_spans")
+
+class _Scan:
+    """One field of one message: the keys the scan found; words and positions on demand."""
+
+    __slots__ = ("index", "text", "wt", "keys", "_matches", "_found", "_tokens", "_positions", "_regex", "_spans")
 
     def __init__(self, index: _FieldIndex, text: str) -> None:
         self.index = index
         self.text = text
-        self.wt = f" {word_text(text)} "
+        self.wt = wt = f" {word_text(text)} "
         auto = index.automaton
-        self.matches = list(auto.iter(self.wt)) if auto is not None and text else []
-        found: set[int] = set()
-        for _end, wids in self.matches:
-            found.update(wids)
-        self.found = found
+        self._matches: list[tuple[int, int]] | None = None
+        self._found: set[int] | None = None
+        self._tokens: list[tuple[int, int]] | None = None
         self._positions: dict[int, list[int]] | None = None
         self._regex: frozenset[int] | None = None
         self._spans = None
+        if auto is None or not text:
+            self.keys: set[int] | frozenset[int] = _NOTHING
+            self._matches = []
+            self._found = set()
+        else:
+            self.keys = {k for _, k in auto.iter(wt)}
+
+    @property
+    def matches(self) -> list[tuple[int, int]]:
+        """(end, key index) of every key occurrence (a second scan, only when positions are needed)."""
+        if self._matches is None:
+            self._matches = list(self.index.automaton.iter(self.wt))  # type: ignore[union-attr]
+        return self._matches
+
+    @property
+    def found(self) -> set[int]:
+        """Ids of the words found."""
+        if self._found is None:
+            key_wids = self.index.key_wids
+            found: set[int] = set()
+            for k in self.keys:
+                found.update(key_wids[k])
+            self._found = found
+        return self._found
+
+    def tokens(self) -> list[tuple[int, int]]:
+        """Word spans in ``wt`` (= spans in the normalised text shifted by one)."""
+        if self._tokens is None:
+            self._tokens = [m.span() for m in _TOKEN.finditer(self.wt)]
+        return self._tokens
 
     def positions(self, wid: int) -> list[int]:
         """Sorted token indexes where word ``wid`` occurs."""
         if self._positions is None:
-            starts = [m.start() for m in _TOKEN.finditer(self.wt)]
-            ends_space = self.index.ends_space
+            starts = [s for s, _ in self.tokens()]
+            key_wids = self.index.key_wids
             pos: dict[int, set[int]] = {}
-            for end, wids in self.matches:
-                for w in wids:
-                    p = end - 1 if ends_space[w] else end
-                    pos.setdefault(w, set()).add(bisect.bisect_right(starts, p) - 1)
+            bisect_right = bisect.bisect_right
+            for end, k in self.matches:
+                # a key ends inside its word or on the space right after it
+                i = bisect_right(starts, end) - 1
+                for w in key_wids[k]:
+                    got = pos.get(w)
+                    if got is None:
+                        pos[w] = {i}
+                    else:
+                        got.add(i)
             self._positions = {w: sorted(s) for w, s in pos.items()}
         return self._positions.get(wid, [])
 
@@ -230,11 +285,10 @@ class _Scan:
             self._regex = frozenset(got or ())
         return self._regex
 
-    def spans(self) -> tuple[str, list[int], list[tuple[int, int]]]:
-        """(normalised text, offsets to the original, token spans in the normalised text)."""
+    def spans(self) -> tuple[list[int], list[tuple[int, int]]]:
+        """(offsets from the normalised to the original text, token spans in the normalised text)."""
         if self._spans is None:
-            norm, offsets = normalize_with_offsets(self.text)
-            self._spans = (norm, offsets, [m.span() for m in WORD_RE.finditer(norm)])
+            self._spans = (normalized_offsets(self.text), [(a - 1, b - 1) for a, b in self.tokens()])
         return self._spans
 
 
@@ -294,6 +348,9 @@ class Matcher:
                     target.setdefault(ident, set()).add(ri)
         for index in self.fields.values():
             index.build()
+        for cr in self._rules:
+            for sel in cr.sels:
+                sel.finish(self.fields[sel.field])
         self._eager = [(name, idx) for name, idx in self.fields.items() if idx.eager]
         self._eager_text = self.fields["text"] if any(n == "text" for n, _ in self._eager) else None
         self._eager_other = [(n, i) for n, i in self._eager if n != "text"]
@@ -326,9 +383,9 @@ class Matcher:
         text_index = self._eager_text
         if text_index is not None:
             scan = scans["text"] = _Scan(text_index, msg.text or "")
-            triggers = text_index.triggers
-            for w in scan.found:
-                t = triggers.get(w)
+            key_rules = text_index.key_rules
+            for k in scan.keys:
+                t = key_rules[k]
                 if t is not None:
                     cands |= t
             if text_index.regex_triggers:
@@ -336,8 +393,8 @@ class Matcher:
                     cands.update(text_index.regex_triggers.get(r, ()))
         for name, index in self._eager_other:
             scan = scans[name] = _Scan(index, field_value(msg, name))
-            for w in scan.found:
-                t = index.triggers.get(w)
+            for k in scan.keys:
+                t = index.key_rules[k]
                 if t is not None:
                     cands |= t
             if index.regex_triggers:
@@ -400,19 +457,21 @@ class Matcher:
 
 def _evaluate(sel: _Sel, scan: _Scan) -> bool:
     op = sel.op
-    found = scan.found
+    keys = scan.keys
     if op == "any":
-        if not sel.singles.isdisjoint(found):
+        if not sel.single_keys.isdisjoint(keys):
             return True
         return any(scan.term_starts(p) for p in sel.phrases)
     if op == "all":
-        if not sel.singles <= found:
-            return False
+        for ks in sel.single_keysets:
+            if ks.isdisjoint(keys):
+                return False
         return all(scan.term_starts(p) for p in sel.phrases)
     if op == "regex":
         return not sel.regex_ids.isdisjoint(scan.regex_matched())
     # near: every group needs an alternative whose words were all found, then positions
     term_wids = sel.term_wids
+    found = scan.found
     for group in sel.groups:
         if not any(found.issuperset(term_wids[t]) for t in group):
             return False
@@ -432,7 +491,7 @@ def _group_starts(sel: _Sel, scan: _Scan) -> list[list[int]]:
 def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
     """The matches of a true selection, with spans in the original field text."""
     text = scan.text
-    norm, offsets, toks = scan.spans()
+    offsets, toks = scan.spans()
     out: list[Match] = []
 
     def add(term: str, first_tok: int, n_words: int) -> None:
@@ -459,7 +518,7 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
         for pattern, rid in zip(sel.sel.regexes, [scan.index.regex_ids[p] for p in sel.sel.regexes]):
             if rid not in matched:
                 continue
-            for m in scan.index.compiled[rid].finditer(norm):
+            for m in scan.index.compiled[rid].finditer(normalize(text)):
                 if m.end() > m.start():
                     start, end = text_span(text, offsets, m.start(), m.end())
                     out.append(Match(sel.name, pattern, start, end, sel.field))

@@ -156,25 +156,43 @@ def word_text(text: str) -> str:
     return text.translate(_WORD_TABLE)
 
 
+class _LengthTable(dict):
+    """str.translate table: each character -> chr(length of its normalised form)."""
+
+    def __missing__(self, cp: int) -> str:
+        m = _TABLE[cp]
+        value = chr(1 if isinstance(m, int) else len(m))
+        self[cp] = value
+        return value
+
+
+_LENGTHS = _LengthTable()
+for _cp in range(128):
+    _LENGTHS[_cp]  # noqa: B018
+_NOT_ONE = re.compile("[^\x01]")
+
+
 def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
     """Normalise and return, for each output character, the index of its source character.
 
     The returned list has one extra final entry (``len(text)``) so an exclusive end offset
     ``e`` in the normalised text maps to ``offsets[e]`` in the original.
     """
-    out: list[str] = []
+    return text.translate(_TABLE), normalized_offsets(text)
+
+
+def normalized_offsets(text: str) -> list[int]:
+    """The offsets part of :func:`normalize_with_offsets` (valid for :func:`word_text` too)."""
+    lengths = text.translate(_LENGTHS)
     offsets: list[int] = []
-    table = _TABLE
-    for i, ch in enumerate(text):
-        m = table[ord(ch)]
-        if isinstance(m, int):
-            out.append(ch)
-            offsets.append(i)
-        elif m:
-            out.append(m)
-            offsets.extend([i] * len(m))
-    offsets.append(len(text))
-    return "".join(out), offsets
+    prev = 0
+    for m in _NOT_ONE.finditer(lengths):  # only characters removed or expanded
+        i = m.start()
+        offsets.extend(range(prev, i))
+        offsets.extend([i] * ord(lengths[i]))
+        prev = i + 1
+    offsets.extend(range(prev, len(text) + 1))
+    return offsets
 
 
 def original_span(offsets: list[int], start: int, end: int) -> tuple[int, int]:

@@ -46,11 +46,6 @@ class Word:
             return [f"{self.text} "]
         return [self.text]
 
-    @property
-    def ends_with_space(self) -> bool:
-        """Whether this word's keys end on the space after the word (exact, suffix)."""
-        return self.kind in (EXACT, SUFFIX)
-
     def regex(self) -> str:
         """The same word as a Python regex over normalised text (without the outer boundaries)."""
         alts = "|".join(re.escape(f) for f in sorted(self.forms, key=len, reverse=True))

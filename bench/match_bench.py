@@ -1,0 +1,300 @@
+"""Matching benchmark: the compiled matcher against a naive loop, in one run.
+
+Generates 1,000 rules (YAML files in a temp dir; half of them ``a and b`` with ``b`` a
+common word, so condition evaluation is exercised, not only term finding) and 200,000
+mixed-language messages (Arabic with proclitics and diacritics, Persian with ZWNJ, English,
+hashtags, punctuation), then prints:
+
+* rule-set load (parse + validate) and compile times;
+* msgs/s of the compiled matcher over all messages, normalisation included;
+* msgs/s of the naive loop (one compiled regex per term, every rule evaluated on every
+  message) timed on the first 1,000 messages, the ratio, and whether both found exactly the
+  same hits on those 1,000;
+* with ``--workers N`` the aggregate msgs/s of N processes (fork, one share each);
+* peak RSS of this process.
+
+Usage: python bench/match_bench.py [--rules 1000] [--messages 200000] [--naive 1000]
+                                   [--workers 2] [--seed 1] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import random
+import resource
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from monitor.model import Message  # noqa: E402
+from monitor.rules import Matcher, load_rules  # noqa: E402
+from monitor.rules.reference import NaiveMatcher  # noqa: E402
+
+# -- vocabulary -----------------------------------------------------------------------------
+COMMON = {
+    "en": "the of and to in a is that for on with as was by at from it said has were are be this".split(),
+    "ar": "في من على الى أن عن مع التي الذي هذا كان بعد قد إن ما بين خلال حيث وقال كما".split(),
+    "fa": "و در به از که این را با است برای آن شد می یک تا هم کرد شده خود".split(),
+}
+REAL = {
+    "en": (
+        "attack killed claimed responsibility statement province soldiers caliphate bombing explosion "
+        "ministry foreign condemned terrorist regime zionist united states iran kerman tehran baghdad "
+        "mosul kabul police army security forces gunmen suicide bomber mosque market checkpoint convoy"
+    ).split(),
+    "ar": (
+        "الدولة الإسلامية تبنى أعلن مسؤوليته ولاية خراسان سيناء هجوم تفجير انتحاري جنود الخلافة "
+        "وكالة أعماق بيان كرمان بغداد الموصل الجيش الشرطة مقتل إصابة عبوة ناسفة استهدف المرتدين"
+    ).split(),
+    "fa": (
+        "وزارت امور خارجه محکوم رژیم صهیونیستی آمریکا تروریستی حمله انفجار کرمان تهران سپاه "
+        "پاسداران جنایت مسئول بیانیه سخنگوی شهید کشته زخمی امنیتی"
+    ).split(),
+}
+SYLLABLES = {
+    "en": "ka ri mo ta le su ne vo pa li dro gan tor mel vis ran ost ber cal fen".split(),
+    "ar": "با تي مو را سا لي نو قا حي دو كر عم فا رج سل ها طو بي مز شر".split(),
+    "fa": "پا گو چی ژا کا می نو دا ره سی بو لا زا شو فر گل مه تا خو یا".split(),
+}
+PROCLITIC = ["و", "ب", "ال", "وال", "لل", "ف", "بال"]
+DIACRITICS = ["\u064e", "\u064f", "\u0650", "\u0651", "\u0652"]
+
+
+def make_vocab(rng: random.Random, lang: str, n: int) -> list[str]:
+    words = set()
+    syl = SYLLABLES[lang]
+    while len(words) < n:
+        words.add("".join(rng.choice(syl) for _ in range(rng.randint(2, 4))))
+    return COMMON[lang] + REAL[lang] + sorted(words)
+
+
+def zipf_weights(n: int) -> list[float]:
+    return [1.0 / (r + 1) ** 1.05 for r in range(n)]
+
+
+# -- messages -------------------------------------------------------------------------------
+def make_messages(rng: random.Random, vocab: dict[str, list[str]], n: int) -> list[Message]:
+    t0 = datetime(2024, 1, 3, tzinfo=timezone.utc)
+    cum = {}
+    for lang, v in vocab.items():
+        acc, total = [], 0.0
+        for w in zipf_weights(len(v)):
+            total += w
+            acc.append(total)
+        cum[lang] = acc
+    langs = ["ar"] * 4 + ["fa"] * 3 + ["en"] * 3
+    channels = ["amaq_news", "nashir_media", "presstv", "irna_en", "alarabiya_brk", "kabul_now", "sahel_watch"]
+    out = []
+    for i in range(n):
+        lang = rng.choice(langs)
+        words = rng.choices(vocab[lang], cum_weights=cum[lang], k=rng.randint(8, 45))
+        if lang == "ar":
+            words = [
+                (rng.choice(PROCLITIC) + w if rng.random() < 0.15 else w)
+                + (rng.choice(DIACRITICS) if rng.random() < 0.05 else "")
+                for w in words
+            ]
+        parts = []
+        for w in words:
+            r = rng.random()
+            sep = " "
+            if r < 0.06:
+                sep = "، " if lang != "en" else ", "
+            elif r < 0.08:
+                sep = "\n"
+            elif r < 0.10 and lang == "fa":
+                sep = "\u200c"
+            parts.append(w + sep)
+        text = "".join(parts)
+        if rng.random() < 0.2:
+            text = f"#{rng.choice(vocab[lang][40:200])}_{rng.choice(vocab[lang][40:200])} | " + text
+        platform = "x" if rng.random() < 0.3 else "telegram"
+        out.append(
+            Message(
+                platform=platform,
+                channel_id=str(-1001000000000 - (i % 7)) if platform == "telegram" else str(1000 + i % 7),
+                message_id=str(i),
+                date=t0 + timedelta(seconds=i),
+                text=text,
+                channel=channels[i % 7],
+                lang=lang if platform == "x" else None,
+            )
+        )
+    return out
+
+
+# -- rules ----------------------------------------------------------------------------------
+def _yaml_list(items: list[str]) -> str:
+    return "[" + ", ".join('"' + s.replace('"', '\\"') + '"' for s in items) + "]"
+
+
+def make_rules(rng: random.Random, vocab: dict[str, list[str]], n: int, directory: Path) -> None:
+    known = {w for v in vocab.values() for w in v}
+    terms_only = {lang: [w for w in make_vocab(rng, lang, 4000)[-3000:] if w not in known] for lang in vocab}
+    def term(lang: str) -> str:
+        v = vocab[lang]
+        # Like real watch lists: most terms are specific (rare or absent in a given stream),
+        # some are words the stream uses often.
+        r = rng.random()
+        pool = terms_only[lang] if r < 0.7 else v[2000:] if r < 0.9 else v[len(COMMON[lang]) : 2000]
+        words = [rng.choice(pool) for _ in range(rng.choice([1, 1, 1, 2]))]
+        r = rng.random()
+        if r < 0.08 and len(words[-1]) > 4:
+            words[-1] = words[-1][:-1] + "*"
+        elif r < 0.11 and len(words[0]) > 4:
+            words[0] = "*" + words[0][1:]
+        return " ".join(words)
+
+    for i in range(n):
+        lang = rng.choice(["ar", "ar", "fa", "en", "en"])
+        lines = [f"id: bench-{i:04d}", f"title: bench rule {i}", f"level: {rng.choice(['low', 'medium', 'high'])}"]
+        if i % 2 == 0:
+            # half the rules: a and b, b a common word
+            lines += [
+                "match:",
+                f"  a: {_yaml_list([term(lang) for _ in range(rng.randint(1, 3))])}",
+                f"  b: {_yaml_list([rng.choice(COMMON[lang][:10])])}",
+                "condition: a and b",
+            ]
+        else:
+            shape = rng.random()
+            if rng.random() < 0.15:
+                lines.append(f"sources: {_yaml_list([rng.choice(['telegram', 'x', 'telegram:*news*', 'x:presstv'])])}")
+            if rng.random() < 0.1:
+                lines.append(f"languages: [{lang}]")
+            lines.append("match:")
+            lines.append(f"  claim: {_yaml_list([term(lang) for _ in range(rng.randint(3, 8))])}")
+            if shape < 0.3:
+                lines.append(f"  group:\n    all: {_yaml_list([term(lang) for _ in range(2)])}")
+                lines.append(f"  denial: {_yaml_list([term(lang)])}")
+                lines.append("condition: claim and group and not denial")
+            elif shape < 0.5:
+                lines.append(f"  near_it:\n    near: {{terms: {_yaml_list([term(lang), term(lang)])}, within: {rng.randint(3, 10)}}}")
+                lines.append("condition: claim or near_it")
+            elif shape < 0.55:
+                word = rng.choice(vocab[lang][len(COMMON[lang]) : 300]).rstrip("*")
+                lines.append(f"  rx:\n    regex: ['{word}\\s+\\pL+']")
+                lines.append("condition: claim and rx")
+            elif shape < 0.75:
+                lines.append(f"  other: {_yaml_list([term(lang) for _ in range(rng.randint(2, 5))])}")
+                lines.append("condition: 1 of them")
+            # else: a single selection
+        (directory / f"bench-{i:04d}.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# -- measuring ------------------------------------------------------------------------------
+def run_share(matcher: Matcher, messages: list[Message], start: int, step: int) -> tuple[int, float]:
+    t = time.perf_counter()
+    hits = 0
+    match = matcher.match
+    for m in messages[start::step]:
+        hits += len(match(m))
+    return hits, time.perf_counter() - t
+
+
+def run_workers(matcher: Matcher, messages: list[Message], workers: int) -> tuple[float, int]:
+    """Aggregate msgs/s of ``workers`` forked processes, each matching every workers-th message."""
+    pids = []
+    r_fds = []
+    start_at = time.perf_counter()
+    for w in range(workers):
+        r, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child
+            os.close(r)
+            hits, _ = run_share(matcher, messages, w, workers)
+            os.write(wfd, str(hits).encode())
+            os._exit(0)
+        os.close(wfd)
+        pids.append(pid)
+        r_fds.append(r)
+    total_hits = 0
+    for pid, r in zip(pids, r_fds):
+        os.waitpid(pid, 0)
+        total_hits += int(os.read(r, 64) or b"0")
+        os.close(r)
+    elapsed = time.perf_counter() - start_at
+    return len(messages) / elapsed, total_hits
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rules", type=int, default=1000)
+    ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--naive", type=int, default=1000, help="messages for the naive loop")
+    ap.add_argument("--workers", type=int, default=2, help="also measure N forked processes (0: skip)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--profile", action="store_true", help="profile the compiled matcher")
+    args = ap.parse_args()
+
+    rng = random.Random(args.seed)
+    vocab = {lang: make_vocab(rng, lang, 6000) for lang in ("en", "ar", "fa")}
+    t = time.perf_counter()
+    messages = make_messages(rng, vocab, args.messages)
+    print(f"generated {len(messages):,} messages in {time.perf_counter() - t:.1f}s "
+          f"(avg {sum(len(m.text) for m in messages) / len(messages):.0f} chars)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rules_dir = Path(tmp) / "rules"
+        rules_dir.mkdir()
+        make_rules(rng, vocab, args.rules, rules_dir)
+        t = time.perf_counter()
+        ruleset = load_rules([rules_dir])
+        t_load = time.perf_counter() - t
+    t = time.perf_counter()
+    matcher = Matcher(ruleset)
+    t_compile = time.perf_counter() - t
+    s = matcher.stats()
+    print(f"rules: {s['rules']:,} loaded in {t_load:.2f}s (parse + validate), compiled in {t_compile:.2f}s "
+          f"-> {s['patterns']:,} patterns, {s['regexes']} regexes, {s['unanchored_rules']} unanchored rules; "
+          f"load + compile {t_load + t_compile:.2f}s")
+
+    # naive loop on the first N messages
+    naive = NaiveMatcher(ruleset)
+    head = messages[: args.naive]
+    t = time.perf_counter()
+    naive_hits = [set(naive.match_ids(m)) for m in head]
+    t_naive = time.perf_counter() - t
+    naive_rate = len(head) / t_naive
+    compiled_head = [{h.rule_id for h in matcher.match(m)} for m in head]
+    same = compiled_head == naive_hits
+    n_naive_hits = sum(len(h) for h in naive_hits)
+
+    # compiled matcher on everything
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+    hits, elapsed = run_share(matcher, messages, 0, 1)
+    if args.profile:
+        prof.disable()
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(18)
+    rate = len(messages) / elapsed
+    print(f"compiled: {len(messages):,} messages in {elapsed:.2f}s = {rate:,.0f} msgs/s (1 process), "
+          f"{hits:,} hits ({hits / len(messages):.2f}/message)")
+    print(f"naive:    {len(head):,} messages in {t_naive:.2f}s = {naive_rate:,.0f} msgs/s, {n_naive_hits:,} hits")
+    print(f"ratio:    {rate / naive_rate:,.0f}x")
+    print(f"same hits on the first {len(head):,} messages: {'yes' if same else 'NO'}")
+    if not same:
+        for i, (a, b) in enumerate(zip(compiled_head, naive_hits)):
+            if a != b:
+                print(f"  message {i}: compiled-only {sorted(a - b)}, naive-only {sorted(b - a)}: {head[i].text[:120]!r}")
+                break
+    if args.workers > 1 and hasattr(os, "fork"):
+        agg, agg_hits = run_workers(matcher, messages, args.workers)
+        print(f"compiled: {agg:,.0f} msgs/s with {args.workers} processes ({os.cpu_count()} CPUs), {agg_hits:,} hits")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS: {rss:,.0f} MB (this process, messages included)")
+    if not same:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
