@@ -518,10 +518,17 @@ def test_big_import_indexes_every_row_and_keeps_the_triggers(tmp_path: Path, arc
     # the same keys again with new text inside the same big batch (deferred rows updated)
     lines += [canonical_line(Message("telegram", "555", str(i), datetime(2024, 1, 4, tzinfo=UTC), f"gamma{i}",
                                      edit_date=datetime(2024, 1, 5, tzinfo=UTC), raw={"i": i, "e": 1})) for i in (3, 400, 650)]
+    # a channel new to the archive (inserted without lookups in a big batch), with repeats
+    fresh = [canonical_line(Message("x", "777", str(i), datetime(2024, 1, 4, tzinfo=UTC), f"epsilon{i}", raw={"f": i}))
+             for i in range(1, 301)]
+    fresh.insert(150, canonical_line(Message("x", "777", "20", datetime(2024, 1, 4, tzinfo=UTC), "epsilon20", raw={"f": 20})))
+    fresh.append(canonical_line(Message("x", "777", "280", datetime(2024, 1, 4, tzinfo=UTC), "zeta280",
+                                        edit_date=datetime(2024, 1, 5, tzinfo=UTC), raw={"f": 280, "e": 1})))
     big = tmp_path / "big.jsonl"
-    big.write_text("".join(lines), encoding="utf-8")
+    big.write_text("".join(lines + fresh), encoding="utf-8")
     report = import_file(archive, big)
-    assert (report.result.new, report.result.edited) == (689, 13)
+    assert (report.result.new, report.result.edited, report.result.unchanged) == (989, 14, 1)
+    assert c.execute("select count(*) from messages where channel_id='777'").fetchone()[0] == 300
     fts_ok(c)
     assert c.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger' ORDER BY name").fetchall() == triggers
 
@@ -531,6 +538,7 @@ def test_big_import_indexes_every_row_and_keeps_the_triggers(tmp_path: Path, arc
 
     assert search("beta500") == ["500"] and search("gamma400") == ["400"] and search("beta400") == []
     assert search("gamma3") == ["3"] and search("alpha3") == [] and search("beta10") == ["10"]
+    assert search("epsilon20") == ["20"] and search("zeta280") == ["280"] and search("epsilon280") == []
     # after the big batch the trigger indexes single rows again
     archive.store([(Message("telegram", "555", "9999", datetime(2024, 1, 4, tzinfo=UTC), "delta"), [])])
     assert search("delta") == ["9999"]
