@@ -48,8 +48,8 @@ NOISE = [
 CLAIM = "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم في كرمان tok{n}x"
 
 
-def line(n: int, text: str) -> str:
-    m = Message("telegram", "1700", str(n), T0 + timedelta(seconds=n), text, channel="bench_chan", raw={"id": n})
+def line(n: int, text: str, channel_id: str = "1700") -> str:
+    m = Message("telegram", channel_id, str(n), T0 + timedelta(seconds=n), text, channel=f"chan_{channel_id}", raw={"id": n})
     return json.dumps(m.to_dict(), ensure_ascii=False) + "\n"
 
 
@@ -149,7 +149,8 @@ async def main() -> None:
             for k in range(args.latency_samples):
                 i = n + k
                 t0 = time.perf_counter()
-                fh.write(line(i, CLAIM.format(n=i)))
+                # Each sample from its own channel: shipped rules throttle per rule+channel.
+                fh.write(line(i, CLAIM.format(n=i), channel_id=str(900000 + k)))
                 fh.flush()
                 tok = str(i)
                 deadline = t0 + 5

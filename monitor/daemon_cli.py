@@ -29,6 +29,8 @@ def run_cmd(
     log_format: Annotated[Optional[str], typer.Option("--log-format", help="console | json")] = None,
 ) -> None:
     """Run the monitor: sources -> rules -> archive -> alerts (until SIGTERM, or --once)."""
+    from .alerts.render import RenderError
+    from .config import ConfigError
     from .daemon import Daemon
     from .rules import RuleSetError
     from .rules.loader import format_problems
@@ -39,7 +41,7 @@ def run_cmd(
         daemon.prepare()
     except RuleSetError as exc:
         fail("rules have errors; not starting\n" + format_problems(exc.problems))
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ConfigError, RenderError) as exc:
         fail(f"cannot start: {exc}")
     code = asyncio.run(daemon.run(once=once))
     raise typer.Exit(code)

@@ -131,3 +131,15 @@ def test_broken_rules_refuse_to_start(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "bad.yaml" in res.stderr and "nope" in res.stderr
     assert not (tmp_path / "archive.db").exists() or not db_rows(tmp_path / "archive.db", "select id from messages")
+
+
+def test_unusable_alert_config_refuses_to_start(tmp_path: Path) -> None:
+    config = write_config(tmp_path, None, None)
+    text = config.read_text(encoding="utf-8").replace("alerts:\n", "alerts:\n  templates: /nonexistent/templates\n", 1)
+    config.write_text(text, encoding="utf-8")
+    res = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--config", str(config), "--once"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert res.returncode == 2
+    assert "cannot start" in res.stderr and "/nonexistent/templates" in res.stderr

@@ -81,6 +81,10 @@ class Daemon:
         self.archive = Archive.open(self.db)
         install_policy(self.archive, self.cfg)
         self._recover_interrupted_sends()
+        from ..alerts import DeliveryWorker
+
+        # Raises RenderError (a ValueError) when alerts.templates names a missing folder.
+        self.worker = DeliveryWorker.from_config(self.archive, self.destinations, self.cfg, cancel_grace=4.0)
 
     def _lock_archive(self) -> None:
         """One daemon per archive: a second one would send the same outbox rows."""
@@ -150,8 +154,6 @@ class Daemon:
         if self.archive is None:
             self.prepare()
         assert self.archive is not None and self.rules is not None
-        from ..alerts import DeliveryWorker
-
         self.started_at = now_iso()
         self.stop_event = stop = asyncio.Event()
         worker_stop = asyncio.Event()
@@ -160,9 +162,6 @@ class Daemon:
 
         self.pipeline = pipeline = Pipeline(self.archive, self.rules.get, on_stored=self._on_stored)
         pipeline.start()
-        self.worker = DeliveryWorker(
-            self.archive, self.destinations, max_retry_seconds=self.cfg.alerts.max_retry_seconds
-        )
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self._schedule_jobs(self.scheduler, pipeline)
         self.scheduler.start()
