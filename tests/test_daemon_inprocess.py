@@ -127,3 +127,27 @@ async def test_health_endpoint_and_metrics(tmp_path: Path) -> None:
     finally:
         daemon.request_stop()
         await asyncio.wait_for(task, 15)
+
+
+async def test_status_reports_sources_outbox_and_rules(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    cfgfile = write_config(tmp_path, None, None)
+    (tmp_path / "in" / "a.jsonl").write_text(
+        canonical_line(1, "claimed responsibility") + canonical_line(2, "quiet"), encoding="utf-8"
+    )
+    daemon = Daemon(load_config(cfgfile))
+    assert await daemon.run(once=True) == 0
+    res = CliRunner().invoke(app, ["status", "--config", str(cfgfile), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout.splitlines()[-1])
+    assert report["messages"] == 2 and report["hits"] == 1
+    (files,) = [s for s in report["sources"] if s["source"] == "files"]
+    assert files["last_message_at"] and files["last_message_date"].startswith("2024-01-04")
+    assert files["info"]["messages"] == 2
+    assert report["outbox"] == {"sent": 1}
+    assert report["daemon"]["rules"]["rules"] == 1
+    text = CliRunner().invoke(app, ["status", "--config", str(cfgfile)])
+    assert text.exit_code == 0 and "files" in text.stdout and "pending 0" in text.stdout

@@ -77,6 +77,7 @@ class StoreOutcome:
     message_rowid: int
     new_hit_ids: list[int] = field(default_factory=list)
     new_outbox_ids: list[int] = field(default_factory=list)
+    previous_text: str | None = None  # for status "edited": the text stored before
 
 
 @dataclass
@@ -361,6 +362,8 @@ class Archive:
                     self._chain_raw(rowid, msg, text_sha, raw_sha)
             status = "edited" if added else "updated"
         outcome = StoreOutcome(msg.key, status, rowid)
+        if status == "edited":
+            outcome.previous_text = row[2]
         if hits:
             self._store_hits(outcome, msg, hits, text_sha, alerts, now)
         return outcome

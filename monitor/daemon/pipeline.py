@@ -193,32 +193,25 @@ class Pipeline:
     def _store_pending(self, pending: list[tuple[Message, list[Hit]]], total: StoreResult) -> None:
         if not pending:
             return
-        previous_texts = {}
-        for msg, _ in pending:
-            # Remember the stored text of messages that already had hits, for edit follow-ups.
-            prev = self._hit_message_text(msg)
-            if prev is not None:
-                previous_texts[msg.key] = prev
         result = self.archive.store(pending)
         total.add(result)
         total.outcomes.extend(result.outcomes)
+        conn = self.archive.conn
         for outcome in result.outcomes:
-            if outcome.status == "edited" and outcome.key in previous_texts:
-                rowid, old_text = previous_texts[outcome.key]
-                new_text = self.archive.conn.execute("SELECT text FROM messages WHERE id=?", (rowid,)).fetchone()[0]
-                n = self._followup(rowid, "edited", {"previous_text": old_text, "new_text": new_text})
-                total.outbox += n
+            if outcome.status != "edited":
+                continue
+            rowid = outcome.message_rowid
+            new_text = conn.execute("SELECT text FROM messages WHERE id=?", (rowid,)).fetchone()[0]
+            # Only a message whose earlier text had a hit gets an "edited" follow-up.
+            had_hit = conn.execute(
+                "SELECT 1 FROM hits WHERE message_rowid=? AND text_sha256 != ? LIMIT 1", (rowid, sha256_hex(new_text))
+            ).fetchone()
+            if had_hit is None:
+                continue
+            total.outbox += self._followup(
+                rowid, "edited", {"previous_text": outcome.previous_text, "new_text": new_text}
+            )
         pending.clear()
-
-    def _hit_message_text(self, msg: Message) -> tuple[int, str] | None:
-        row = self.archive.conn.execute(
-            "SELECT m.id, m.text FROM messages m WHERE m.platform=? AND m.channel_id=? AND m.message_id=?"
-            " AND EXISTS (SELECT 1 FROM hits h WHERE h.message_rowid = m.id)",
-            msg.key_tuple,
-        ).fetchone()
-        if row is None or row[1] == msg.text:
-            return None
-        return row[0], row[1]
 
     def _delete(self, deletion: Deletion, total: StoreResult) -> None:
         self.stats.deletions += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -61,7 +62,7 @@ class Daemon:
         self.started_at: str | None = None
         self.stop_event: asyncio.Event | None = None
         self.source_errors: dict[str, str] = {}
-        self._last_message: dict[str, tuple[str, str]] = {}  # source -> (received_at, message date)
+        self._last_message: dict[str, tuple[float, Any]] = {}  # source -> (received at, latest event)
         self._lock_fh: Any = None
 
     # -- preparation (synchronous; errors here mean "refuse to start") ---------
@@ -230,12 +231,11 @@ class Daemon:
         return 0
 
     def _emit_tracked(self, pipeline: Pipeline) -> Any:
+        """The pipeline's emit, remembering each source's latest event (for status)."""
         last = self._last_message
 
         async def emit(envelope: Envelope) -> None:
-            event = envelope.event
-            date = getattr(event, "date", None)
-            last[envelope.source] = (now_iso(), date.isoformat() if isinstance(date, datetime) else "")
+            last[envelope.source] = (time.time(), envelope.event)
             await pipeline.emit(envelope)
 
         return emit
@@ -302,7 +302,12 @@ class Daemon:
             return
         try:
             for name, src in self.sources.items():
-                received, date = self._last_message.get(name, (None, None))
+                received_at, received, date = None, None, None
+                if name in self._last_message:
+                    received_at, event = self._last_message[name]
+                    received = datetime.fromtimestamp(received_at, timezone.utc).isoformat()
+                    event_date = getattr(event, "date", None)
+                    date = event_date.isoformat() if isinstance(event_date, datetime) else None
                 info = {**src.health(), "last_message_date": date}
                 self.archive.record_source_status(name, last_message_at=received, polled=True, info=info)
             info = {
