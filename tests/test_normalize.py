@@ -10,7 +10,9 @@ from monitor.rules.normalize import (
     PROCLITICS,
     WORD_RE,
     normalize,
+    OffsetMap,
     normalize_with_offsets,
+    normalized_offsets,
     original_span,
     proclitic_forms,
     proclitic_stems,
@@ -125,3 +127,12 @@ def test_proclitic_stems_and_search_text_unchanged_api() -> None:
     assert "و" in PROCLITICS and "لل" in PROCLITICS
     st = search_text("وأعلنت والدولة")
     assert st.startswith("واعلنت والدوله\n") and "الدوله" in st.split()
+
+
+@pytest.mark.parametrize(("text", "_expected"), CASES + [("الدَّوْلَةُ ﷲ Straße e\u0301\u200c", "")])
+def test_offset_map_equals_the_offsets_list(text: str, _expected: str) -> None:
+    _norm, offsets = normalize_with_offsets(text)
+    m = OffsetMap(text)
+    assert len(m) == len(offsets)
+    assert [m[i] for i in range(len(offsets))] == offsets
+    assert normalized_offsets(text) == offsets

@@ -112,7 +112,7 @@ def _read(file: str, problems: list[Problem]) -> tuple[bytes, str] | None:
         size = os.path.getsize(file)
         if size > MAX_FILE_BYTES:
             problems.append(
-                Problem(file, 1, 1, f"rule file is {size / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.1f} MB "
+                Problem(file, 1, 1, f"rule file is {size / 2**20:.1f} MiB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MiB "
                         "(split it, or keep long watch lists smaller)")
             )
             return None

@@ -35,7 +35,7 @@ from ..model import Hit, Match, Message, make_url
 from .anchors import REGEX_COST, rarest_word, term_cost
 from .condition import run_program
 from .language import message_language
-from .normalize import normalize, normalized_offsets, text_span, word_text
+from .normalize import OffsetMap, normalize, text_span, word_text
 from .regexes import compile_regex, options as regex_options, prepare as prepare_regex
 from .ruleset import FIELDS, Rule, RuleSet, Selection
 from .source_filter import sources_match
@@ -285,10 +285,10 @@ class _Scan:
             self._regex = frozenset(got or ())
         return self._regex
 
-    def spans(self) -> tuple[list[int], list[tuple[int, int]]]:
+    def spans(self) -> tuple[OffsetMap, list[tuple[int, int]]]:
         """(offsets from the normalised to the original text, token spans in the normalised text)."""
         if self._spans is None:
-            self._spans = (normalized_offsets(self.text), [(a - 1, b - 1) for a, b in self.tokens()])
+            self._spans = (OffsetMap(self.text), [(a - 1, b - 1) for a, b in self.tokens()])
         return self._spans
 
 

@@ -21,6 +21,7 @@ same length, same offsets, the form the rule matcher scans.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 
@@ -193,6 +194,46 @@ def normalized_offsets(text: str) -> list[int]:
         prev = i + 1
     offsets.extend(range(prev, len(text) + 1))
     return offsets
+
+
+class OffsetMap:
+    """Maps positions of the normalised text to the original text, like the list of
+    :func:`normalize_with_offsets` (``m[i]``), but built from the characters normalisation
+    removes or expands only: cheap when a hit needs a few spans of a long text."""
+
+    __slots__ = ("_orig", "_norm_start", "_length", "_norm_len")
+
+    def __init__(self, text: str) -> None:
+        lengths = text.translate(_LENGTHS)
+        orig: list[int] = []
+        norm_start: list[int] = []
+        length: list[int] = []
+        delta = 0
+        for m in _NOT_ONE.finditer(lengths):
+            i = m.start()
+            n = ord(lengths[i])
+            orig.append(i)
+            norm_start.append(i + delta)
+            length.append(n)
+            delta += n - 1
+        self._orig, self._norm_start, self._length = orig, norm_start, length
+        self._norm_len = len(text) + delta
+
+    def __len__(self) -> int:
+        return self._norm_len + 1
+
+    def __getitem__(self, q: int) -> int:
+        if q < 0:
+            q += self._norm_len + 1
+        if not 0 <= q <= self._norm_len:
+            raise IndexError(q)
+        k = bisect.bisect_right(self._norm_start, q) - 1
+        if k < 0:
+            return q
+        start = self._norm_start[k]
+        if q < start + self._length[k]:
+            return self._orig[k]
+        return self._orig[k] + 1 + (q - start - self._length[k])
 
 
 def original_span(offsets: list[int], start: int, end: int) -> tuple[int, int]:
