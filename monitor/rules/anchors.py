@@ -40,14 +40,18 @@ def word_cost(word: Word) -> float:
     return base * _KIND_FACTOR[word.kind]
 
 
-def rarest_word(term: Term) -> int:
-    """Index of the term's word least likely to occur: a phrase is anchored on it."""
-    costs = [word_cost(w) for w in term.words]
-    return costs.index(min(costs))
+def rarest_word(term: Term) -> tuple[int, float]:
+    """(index, cost) of the term's word least likely to occur: a phrase is anchored on it."""
+    best, best_cost = 0, word_cost(term.words[0])
+    for i in range(1, len(term.words)):
+        c = word_cost(term.words[i])
+        if c < best_cost:
+            best, best_cost = i, c
+    return best, best_cost
 
 
 def term_cost(term: Term) -> float:
-    return word_cost(term.words[rarest_word(term)])
+    return rarest_word(term)[1]
 
 
 REGEX_COST = 100.0  # anchoring on a regex runs the RE2 filter over every message: a last resort

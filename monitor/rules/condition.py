@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 MAX_CONDITION_CHARS = 20_000
@@ -157,12 +157,12 @@ def _to_rpn(tokens: list[_Tok], text: str) -> list[_Tok]:
     return output
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Condition:
     source: str
-    tree: Node
-    names: frozenset[str]  # selections referenced
-    positive: frozenset[str]  # selections referenced outside any 'not' (their matches are reported)
+    tree: Node = field(repr=False)  # may be nested thousands deep: never compared, hashed or printed
+    names: frozenset[str] = frozenset()  # selections referenced
+    positive: frozenset[str] = frozenset()  # selections referenced outside any 'not' (their matches are reported)
 
     def program(self, index: Mapping[str, int]) -> tuple[tuple[int, object], ...]:
         return compile_program(self.tree, index)

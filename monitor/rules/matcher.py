@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import ahocorasick
 
 from ..model import Hit, Match, Message, make_url
-from .anchors import REGEX_COST, rarest_word, term_cost
+from .anchors import REGEX_COST, rarest_word
 from .condition import run_program
 from .language import message_language
 from .normalize import OffsetMap, normalize, text_span, word_text
@@ -107,8 +107,12 @@ class _FieldIndex:
                     self.word_keys[w].append(len(self.key_wids))
                 auto.add_word(key, len(self.key_wids))
                 self.key_wids.append(tuple(wids))
-                rules = set().union(*(self.triggers.get(w, ()) for w in wids))
-                self.key_rules.append(frozenset(rules) if rules else None)
+                if len(wids) == 1:
+                    rules = self.triggers.get(wids[0])
+                    self.key_rules.append(frozenset(rules) if rules else None)
+                else:
+                    rules = set().union(*(self.triggers.get(w, ()) for w in wids))
+                    self.key_rules.append(frozenset(rules) if rules else None)
             auto.make_automaton()
             self.automaton = auto
         if self.regexes:
@@ -153,19 +157,21 @@ class _Sel:
         if sel.op == "regex":
             self.cost = REGEX_COST * len(sel.regexes)
             self.anchors: list[tuple[str, int]] = [("r", r) for r in self.regex_ids]
-        elif sel.op == "any":
-            self.cost = sum(term_cost(t) for t in sel.terms)
-            self.anchors = [("w", tw[rarest_word(t)]) for t, tw in zip(sel.terms, self.term_wids)]
-        elif sel.op == "near":
-            costs = [sum(term_cost(sel.terms[t]) for t in g) for g in sel.groups]
-            g = sel.groups[costs.index(min(costs))]
-            self.cost = min(costs)
-            self.anchors = [("w", self.term_wids[t][rarest_word(sel.terms[t])]) for t in g]
         else:
-            costs = [term_cost(t) for t in sel.terms]
-            i = costs.index(min(costs))
-            self.cost = costs[i]
-            self.anchors = [("w", self.term_wids[i][rarest_word(sel.terms[i])])]
+            rarest = [rarest_word(t) for t in sel.terms]  # (word index, cost) per term
+            if sel.op == "any":
+                self.cost = sum(c for _, c in rarest)
+                self.anchors = [("w", tw[i]) for (i, _), tw in zip(rarest, self.term_wids)]
+            elif sel.op == "near":
+                costs = [sum(rarest[t][1] for t in g) for g in sel.groups]
+                g = sel.groups[costs.index(min(costs))]
+                self.cost = min(costs)
+                self.anchors = [("w", self.term_wids[t][rarest[t][0]]) for t in g]
+            else:
+                costs = [c for _, c in rarest]
+                t = costs.index(min(costs))
+                self.cost = costs[t]
+                self.anchors = [("w", self.term_wids[t][rarest[t][0]])]
 
 
     def finish(self, index: _FieldIndex) -> None:

@@ -10,7 +10,7 @@ proclitics (``الدولة`` matches ``والدولة``, ``بالدولة``, ``�
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .normalize import NON_WORD_CHAR, WORD_CHAR, WORD_RE, is_arabic_script, normalize, proclitic_forms
 
@@ -28,13 +28,12 @@ class TermError(ValueError):
 class Word:
     text: str  # normalised, without '*'
     kind: str = EXACT  # exact | prefix (w*) | suffix (*w) | infix (*w*)
+    # The word and, for Arabic-script words that start at a word boundary, its proclitic forms.
+    forms: tuple[str, ...] = field(init=False, compare=False, repr=False)
 
-    @property
-    def forms(self) -> tuple[str, ...]:
-        """The word and, for Arabic-script words that start at a word boundary, its proclitic forms."""
-        if self.kind in (EXACT, PREFIX):
-            return (self.text, *proclitic_forms(self.text))
-        return (self.text,)
+    def __post_init__(self) -> None:
+        forms = (self.text, *proclitic_forms(self.text)) if self.kind in (EXACT, PREFIX) else (self.text,)
+        object.__setattr__(self, "forms", forms)
 
     def keys(self) -> list[str]:
         """Patterns for the matcher's scan of ``" " + word_text(text) + " "``."""
