@@ -43,6 +43,7 @@ from .terms import Term, Word
 
 MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
+_SPACES = re.compile(" +")
 
 
 def field_value(msg: Message, field: str) -> str:
@@ -247,42 +248,62 @@ class _Scan:
             self._found = found
         return self._found
 
-    def tokens(self) -> list[tuple[int, int]]:
-        """Word spans in ``wt`` (= spans in the normalised text shifted by one)."""
+    def token_starts(self) -> list[int]:
+        """Start offsets (in ``wt``) of all words, for word distances (``near``)."""
         if self._tokens is None:
-            self._tokens = [m.span() for m in _TOKEN.finditer(self.wt)]
+            self._tokens = [m.start() for m in _TOKEN.finditer(self.wt)]
         return self._tokens
 
-    def positions(self, wid: int) -> list[int]:
-        """Sorted token indexes where word ``wid`` occurs."""
+    def occurrences(self, wid: int) -> list[int]:
+        """Sorted start offsets (in ``wt``) of the words where word ``wid`` was found."""
         if self._positions is None:
-            starts = [s for s, _ in self.tokens()]
+            wt = self.wt
+            rfind = wt.rfind
             key_wids = self.index.key_wids
             pos: dict[int, set[int]] = {}
-            bisect_right = bisect.bisect_right
             for end, k in self.matches:
                 # a key ends inside its word or on the space right after it
-                i = bisect_right(starts, end) - 1
+                start = rfind(" ", 0, end) + 1
                 for w in key_wids[k]:
                     got = pos.get(w)
                     if got is None:
-                        pos[w] = {i}
+                        pos[w] = {start}
                     else:
-                        got.add(i)
+                        got.add(start)
             self._positions = {w: sorted(s) for w, s in pos.items()}
         return self._positions.get(wid, [])
 
     def term_starts(self, wids: tuple[int, ...]) -> list[int]:
-        """Token indexes where the term (consecutive words) starts."""
+        """Start offsets where the term (consecutive words) starts."""
         found = self.found
         for w in wids:
             if w not in found:
                 return []
-        first = self.positions(wids[0])
+        first = self.occurrences(wids[0])
         if len(wids) == 1:
             return first
-        rest = [set(self.positions(w)) for w in wids[1:]]
-        return [i for i in first if all(i + k + 1 in s for k, s in enumerate(rest))]
+        wt = self.wt
+        find = wt.find
+        spaces = _SPACES.match
+        rest = [set(self.occurrences(w)) for w in wids[1:]]
+        out = []
+        for s in first:
+            pos = s
+            for occ in rest:
+                pos = spaces(wt, find(" ", pos)).end()  # the next word
+                if pos not in occ:
+                    break
+            else:
+                out.append(s)
+        return out
+
+    def term_end(self, start: int, n_words: int) -> int:
+        """End offset (in ``wt``) of the ``n_words``-th word from ``start``."""
+        wt = self.wt
+        end = wt.find(" ", start)
+        for _ in range(n_words - 1):
+            end = wt.find(" ", _SPACES.match(wt, end).end())
+        return end
 
     def regex_matched(self) -> frozenset[int]:
         if self._regex is None:
@@ -291,10 +312,10 @@ class _Scan:
             self._regex = frozenset(got or ())
         return self._regex
 
-    def spans(self) -> tuple[OffsetMap, list[tuple[int, int]]]:
-        """(offsets from the normalised to the original text, token spans in the normalised text)."""
+    def offsets(self) -> OffsetMap:
+        """Positions of the normalised text (``wt`` minus its leading space) in the original."""
         if self._spans is None:
-            self._spans = (OffsetMap(self.text), [(a - 1, b - 1) for a, b in self.tokens()])
+            self._spans = OffsetMap(self.text)
         return self._spans
 
 
@@ -485,39 +506,40 @@ def _evaluate(sel: _Sel, scan: _Scan) -> bool:
 
 
 def _group_starts(sel: _Sel, scan: _Scan) -> list[list[int]]:
+    """Word indexes where each ``near`` group (one of its alternatives) starts."""
+    starts = scan.token_starts()
+    bisect_left = bisect.bisect_left
     out = []
     for group in sel.groups:
-        if len(group) == 1:
-            out.append(scan.term_starts(sel.term_wids[group[0]]))
-        else:
-            out.append(sorted({i for t in group for i in scan.term_starts(sel.term_wids[t])}))
+        offs = {o for t in group for o in scan.term_starts(sel.term_wids[t])}
+        out.append(sorted(bisect_left(starts, o) for o in offs))
     return out
 
 
 def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
     """The matches of a true selection, with spans in the original field text."""
     text = scan.text
-    offsets, toks = scan.spans()
+    offsets = scan.offsets()
     out: list[Match] = []
 
-    def add(term: str, first_tok: int, n_words: int) -> None:
-        s = toks[first_tok][0]
-        e = toks[first_tok + n_words - 1][1]
-        start, end = text_span(text, offsets, s, e)
-        out.append(Match(sel.name, term, start, end, sel.field))
+    def add(term: str, start: int, n_words: int) -> None:
+        # offsets in wt are one more than in the normalised text (wt starts with a space)
+        s, e = text_span(text, offsets, start - 1, scan.term_end(start, n_words) - 1)
+        out.append(Match(sel.name, term, s, e, sel.field))
 
     terms: list[Term] = list(sel.sel.terms)
     if sel.op in ("any", "all"):
         for term, wids in zip(terms, sel.term_wids):
-            for i in scan.term_starts(wids)[:MAX_MATCHES_PER_HIT]:
-                add(term.raw, i, len(wids))
+            for o in scan.term_starts(wids)[:MAX_MATCHES_PER_HIT]:
+                add(term.raw, o, len(wids))
     elif sel.op == "near":
         window = _near_window(_group_starts(sel, scan), sel.within)
         if window is not None:
+            starts = scan.token_starts()
             for group, i in zip(sel.groups, window):
                 for t in group:  # the first alternative that starts there
-                    if i in scan.term_starts(sel.term_wids[t]):
-                        add(terms[t].raw, i, len(sel.term_wids[t]))
+                    if starts[i] in scan.term_starts(sel.term_wids[t]):
+                        add(terms[t].raw, starts[i], len(sel.term_wids[t]))
                         break
     else:
         matched = scan.regex_matched()
