@@ -531,6 +531,7 @@ def test_big_import_indexes_every_row_and_keeps_the_triggers(tmp_path: Path, arc
     assert c.execute("select count(*) from messages where channel_id='777'").fetchone()[0] == 300
     fts_ok(c)
     assert c.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger' ORDER BY name").fetchall() == triggers
+    assert c.execute("SELECT v FROM messages_fts_config WHERE k='hashsize'").fetchone() in (None, (1048576,))
 
     def search(term: str) -> list[str]:
         return [r[0] for r in c.execute(

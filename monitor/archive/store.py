@@ -25,22 +25,27 @@ from .schema import migrate
 
 GENESIS = "0" * 64
 
-# A store() call that owns its transaction and has inserted this many new messages switches
-# full-text indexing from the per-row insert trigger to one INSERT ... SELECT at the end of
-# the transaction: FTS5 flushes its pending terms at every statement that writes it, so the
-# trigger costs ~35 us per row while the bulk insert costs ~5 us (see docs/performance.md).
-FTS_DEFER_AFTER = 256
+# A store() call that owns its transaction switches to "big batch" mode once it has inserted
+# this many new messages (imports; the daemon's small batches never do):
+# * new rows go into the full-text index by a plain INSERT next to the message INSERT instead
+#   of the insert trigger: FTS5 flushes its pending terms at every statement that writes it
+#   through a trigger (a statement journal), which cost ~35 us per row; the trigger is
+#   dropped and recreated inside the transaction, so a rollback restores it;
+# * FTS5 may keep up to BIG_BATCH_FTS_HASH bytes of pending terms before writing a segment
+#   (default 1 MB; fewer, larger segments and merges: ~1/3 less indexing time);
+# * messages of channels that had no rows before the batch are inserted without a lookup.
+BIG_BATCH_AFTER = 256
+BIG_BATCH_FTS_HASH = 32 * 1024 * 1024
+FTS_DEFAULT_HASH = 1024 * 1024
 _FTS_INSERT_TRIGGER = "messages_ai"
-# In such a big batch the page cache is raised to this (KiB) for the transaction (fewer
-# dirty pages spilled and re-written), and messages of channels that had no rows when the
-# batch first met them are inserted without looking them up first.
-BIG_BATCH_CACHE_KIB = 64 * 1024
 _INSERT_MESSAGE = (
     "INSERT INTO messages(platform, channel_id, message_id, channel, channel_title, date, edit_date,"
     " author, text, lang, url, reply_to, forwarded_from, media, grouped_id, extra, raw, raw_sha256,"
     " search_text, first_seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_NEW_MESSAGE = _INSERT_MESSAGE + " ON CONFLICT(platform, channel_id, message_id) DO NOTHING"
+_SEARCH_TEXT = 18  # position of search_text in the INSERT parameters
+_INSERT_FTS = "INSERT INTO messages_fts(rowid, search_text) VALUES (?, ?)"
 
 
 def utcnow() -> datetime:
@@ -131,8 +136,7 @@ class Archive:
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
         self._last_link: str | None = None
-        self._fts_deferred: _DeferredFts | None = None
-        self._empty_channels: dict[tuple[str, str], bool] | None = None  # big batches only
+        self._big: _BigBatch | None = None  # set while a big store() batch runs
         # Decides which outbox rows a new hit gets (inside the store transaction). The
         # alerting layer replaces it with its throttling policy.
         self.outbox_policy: OutboxPolicy = enqueue_all
@@ -187,21 +191,17 @@ class Archive:
         """
         result = StoreResult()
         tx = self.transaction()
-        cache_size = None
         with self.lock, tx:
             try:
                 store_one = self._store_one
-                defer_at = FTS_DEFER_AFTER if tx.outer else -1
+                big_at = BIG_BATCH_AFTER if tx.outer else -1
                 for msg, hits in items:
                     outcome = store_one(msg, hits, alerts)
                     status = outcome.status
                     if status == "new":
                         result.new += 1
-                        if result.new == defer_at:  # a big batch
-                            self._defer_fts()
-                            cache_size = self.conn.execute("PRAGMA cache_size").fetchone()[0]
-                            self.conn.execute(f"PRAGMA cache_size={-BIG_BATCH_CACHE_KIB}")
-                            self._empty_channels = {}
+                        if result.new == big_at:
+                            self._begin_big_batch(outcome.message_rowid - BIG_BATCH_AFTER + 1)
                     else:
                         setattr(result, status, getattr(result, status) + 1)
                     if outcome.new_hit_ids:
@@ -211,63 +211,48 @@ class Archive:
                         result.outcomes.append(outcome)
                 for (source, channel), value in (checkpoints or {}).items():
                     self._set_checkpoint(source, channel, value)
-                self._finish_fts()
+                self._end_big_batch()
             finally:
-                # On an exception the rollback restores the trigger and the index as they were.
-                self._fts_deferred = None
-                self._empty_channels = None
-                if cache_size is not None:
-                    self.conn.execute(f"PRAGMA cache_size={int(cache_size)}")
+                # On an exception the rollback restores the trigger, the index and the FTS config.
+                self._big = None
         return result
 
-    # -- deferred full-text indexing (big batches) ----------------------------------
-    def _defer_fts(self) -> None:
-        """Drop the FTS insert trigger inside this transaction; rows inserted from now on are
-        indexed by :meth:`_finish_fts` before commit (the same rows, the same index)."""
-        row = self.conn.execute(
+    # -- big batches (imports) ----------------------------------------------------------
+    def _begin_big_batch(self, first_new_rowid: int) -> None:
+        c = self.conn
+        row = c.execute(
             "SELECT sql FROM sqlite_master WHERE type='trigger' AND name=? AND tbl_name='messages'",
             (_FTS_INSERT_TRIGGER,),
         ).fetchone()
-        if row is None:
+        if row is None:  # not the schema this code knows: leave indexing alone
             return
-        start = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM messages").fetchone()[0]
-        self.conn.execute(f"DROP TRIGGER {_FTS_INSERT_TRIGGER}")
-        self._fts_deferred = _DeferredFts(start, row[0])
-
-    def _index_deferred_row(self, rowid: int) -> None:
-        """Index a not-yet-indexed row before it is updated (the update trigger deletes the
-        old terms from the index, so they must be there)."""
-        d = self._fts_deferred
-        if d is None or rowid < d.start or rowid in d.indexed:
-            return
-        self.conn.execute(
-            "INSERT INTO messages_fts(rowid, search_text) SELECT id, search_text FROM messages WHERE id=?", (rowid,)
+        hash_row = c.execute("SELECT v FROM messages_fts_config WHERE k='hashsize'").fetchone()
+        big = _BigBatch(
+            trigger_sql=row[0],
+            first_new_rowid=first_new_rowid,
+            fts_hash=int(hash_row[0]) if hash_row else FTS_DEFAULT_HASH,
         )
-        d.indexed.add(rowid)
+        c.execute(f"DROP TRIGGER {_FTS_INSERT_TRIGGER}")
+        c.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES('hashsize', ?)", (BIG_BATCH_FTS_HASH,))
+        self._big = big
 
-    def _finish_fts(self) -> None:
-        d = self._fts_deferred
-        if d is None:
+    def _end_big_batch(self) -> None:
+        """Recreate the insert trigger and restore the FTS config (inside the transaction)."""
+        big = self._big
+        if big is None:
             return
-        self.conn.execute(
-            "INSERT INTO messages_fts(rowid, search_text) SELECT id, search_text FROM messages"
-            " WHERE id >= ? AND id NOT IN (SELECT value FROM json_each(?))",
-            (d.start, json.dumps(sorted(d.indexed))),
-        )
-        self.conn.execute(d.trigger_sql)
-        self._fts_deferred = None
+        self.conn.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES('hashsize', ?)", (big.fts_hash,))
+        self.conn.execute(big.trigger_sql)
 
-    def _channel_was_empty(self, platform: str, channel_id: str) -> bool:
-        """Big batches: did the channel have no rows when this batch first met it?"""
-        seen = self._empty_channels
-        if seen is None:
-            return False
-        empty = seen.get((platform, channel_id))
+    def _channel_was_empty(self, big: "_BigBatch", platform: str, channel_id: str) -> bool:
+        """Did the channel have no rows before this batch began?"""
+        empty = big.empty_channels.get((platform, channel_id))
         if empty is None:
             empty = self.conn.execute(
-                "SELECT 1 FROM messages WHERE platform=? AND channel_id=? LIMIT 1", (platform, channel_id)
+                "SELECT 1 FROM messages WHERE platform=? AND channel_id=? AND id < ? LIMIT 1",
+                (platform, channel_id, big.first_new_rowid),
             ).fetchone() is None
-            seen[(platform, channel_id)] = empty
+            big.empty_channels[(platform, channel_id)] = empty
         return empty
 
     def _message_params(self, msg: Message, raw_json: str, raw_sha: str, now: str) -> tuple:
@@ -299,14 +284,18 @@ class Archive:
         c = self.conn
         raw_json = msg.raw_json()
         raw_sha = _sha256(raw_json.encode("utf-8")).hexdigest()
-        if self._empty_channels is not None and self._channel_was_empty(msg.platform, msg.channel_id):
+        big = self._big
+        if big is not None and self._channel_was_empty(big, msg.platform, msg.channel_id):
             # Most likely new: insert straight away (a repeat within the batch falls through).
             now = now_iso()
-            cur = c.execute(_INSERT_NEW_MESSAGE, self._message_params(msg, raw_json, raw_sha, now))
+            params = self._message_params(msg, raw_json, raw_sha, now)
+            cur = c.execute(_INSERT_NEW_MESSAGE, params)
             if cur.rowcount == 1:
+                rowid = cur.lastrowid
+                c.execute(_INSERT_FTS, (rowid, params[_SEARCH_TEXT]))
                 text_sha = _sha256(msg.text.encode("utf-8")).hexdigest()
-                self._add_version(cur.lastrowid, msg, text_sha, raw_json, raw_sha, now)
-                outcome = StoreOutcome(msg.key, "new", cur.lastrowid)
+                self._add_version(rowid, msg, text_sha, raw_json, raw_sha, now)
+                outcome = StoreOutcome(msg.key, "new", rowid)
                 if hits:
                     self._store_hits(outcome, msg, hits, text_sha, alerts, now)
                 return outcome
@@ -322,14 +311,14 @@ class Archive:
         now = now_iso()
         text_sha = _sha256(msg.text.encode("utf-8")).hexdigest()
         if row is None:
-            cur = c.execute(_INSERT_MESSAGE, self._message_params(msg, raw_json, raw_sha, now))
-            rowid = cur.lastrowid
+            params = self._message_params(msg, raw_json, raw_sha, now)
+            rowid = c.execute(_INSERT_MESSAGE, params).lastrowid
+            if big is not None:
+                c.execute(_INSERT_FTS, (rowid, params[_SEARCH_TEXT]))
             self._add_version(rowid, msg, text_sha, raw_json, raw_sha, now)
             status = "new"
         else:
             rowid = row[0]
-            if self._fts_deferred is not None:
-                self._index_deferred_row(rowid)
             text_changed = row[2] != msg.text
             added = False
             if text_changed:
@@ -629,10 +618,11 @@ class Archive:
 
 
 @dataclass
-class _DeferredFts:
-    start: int  # first messages.id not indexed by the trigger
-    trigger_sql: str  # the dropped insert trigger, recreated before commit
-    indexed: set[int] = field(default_factory=set)  # deferred rows indexed early (before an update)
+class _BigBatch:
+    trigger_sql: str  # the dropped FTS insert trigger, recreated before commit
+    first_new_rowid: int  # messages.id of the batch's first new row
+    fts_hash: int  # FTS5 hashsize to restore
+    empty_channels: dict[tuple[str, str], bool] = field(default_factory=dict)
 
 
 class _Tx:
