@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from operator import itemgetter
 from typing import Callable, Sequence
 
 import ahocorasick
@@ -44,6 +45,7 @@ from .terms import Term, Word
 MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
 _SPACES = re.compile(" +")
+_second = itemgetter(1)
 
 
 def field_value(msg: Message, field: str) -> str:
@@ -228,7 +230,7 @@ class _Scan:
             self._matches = []
             self._found = set()
         else:
-            self.keys = {k for _, k in auto.iter(wt)}
+            self.keys = set(map(_second, auto.iter(wt)))  # the key indexes found
 
     @property
     def matches(self) -> list[tuple[int, int]]:
