@@ -320,6 +320,7 @@ def test_detect_format(tmp_path: Path) -> None:
     pretty_page = tmp_path / "page.json"
     pretty_page.write_text(json.dumps(json.loads(X.read_text().splitlines()[1]), indent=2), encoding="utf-8")
     assert detect_format(pretty_page) == "x"
+    assert len(read(pretty_page)[0]) == 3  # one pretty-printed response is read whole
     flat = tmp_path / "flat.jsonl"
     flat.write_text("\n" + X.read_text().splitlines()[3] + "\n", encoding="utf-8")
     assert detect_format(flat) == "x"
@@ -349,7 +350,7 @@ def test_unknown_formats_name_the_file(tmp_path: Path, content: bytes, message: 
 def test_format_override(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"tweets.jsonl: not a Telegram export"):
         read(X, fmt="telegram")
-    with pytest.raises(InputError, match=r"result.json:1: invalid JSON"):
+    with pytest.raises(InputError, match=r"result.json: not a tweet, X API page or canonical message \(keys: name, type, id, messages\)"):
         read(TG, fmt="x")
     with pytest.raises(InputError, match=r"tweets.jsonl:1: .*read as 'canonical'"):
         read(X, fmt="canonical")

@@ -14,6 +14,7 @@ from ..model import Message, MessageError
 from .files import ImportStats, InputError, ProgressFn, parse_jsonl_record
 
 PROGRESS_EVERY = 1 << 20  # bytes
+MAX_SINGLE_DOCUMENT = 64 << 20  # a pretty-printed API response is read whole up to this size
 
 
 def read_jsonl(
@@ -26,7 +27,26 @@ def read_jsonl(
     progress: ProgressFn | None = None,
     offset: int = 0,
 ) -> Iterator[Message]:
-    """Yield the Messages of a JSONL file (``fmt``: x | canonical | auto per line)."""
+    """Yield the Messages of a JSONL file (``fmt``: x | canonical | auto per line).
+
+    A file holding one pretty-printed JSON object (an API response saved with curl, say)
+    is read as a single record.
+    """
+    document = _single_document(f, offset)
+    if document is not None:
+        errors: list[str] = []
+        try:
+            messages = parse_jsonl_record(document, fmt, errors=errors)
+        except MessageError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        for reason in errors:
+            stats.add_bad(f"{path}", reason, skip_bad=skip_bad)
+        stats.read += len(messages)
+        stats.bytes_read = f.tell()
+        if progress is not None:
+            progress(stats.bytes_read)
+        yield from messages
+        return
     nbytes = offset
     next_progress = nbytes + PROGRESS_EVERY
     lineno = 0
@@ -77,3 +97,30 @@ def read_jsonl(
     if bad_lines and not good_lines:
         first = stats.bad_examples[0] if stats.bad_examples else ""
         raise InputError(f"{path}: no readable record ({bad_lines} bad lines; first: {first})")
+
+
+def _single_document(f: IO[bytes], offset: int) -> object | None:
+    """The whole file's JSON object if it is one multi-line document, else None (f rewound)."""
+    first = f.readline()
+    while first and not first.strip():
+        first = f.readline()
+    f.seek(offset)
+    stripped = first.strip()
+    if not stripped.startswith(b"{"):
+        return None
+    try:
+        json.loads(stripped)
+        return None  # a complete first line: JSONL
+    except (ValueError, RecursionError):
+        pass
+    f.seek(0, 2)
+    size = f.tell()
+    f.seek(offset)
+    if size - offset > MAX_SINGLE_DOCUMENT:
+        return None
+    try:
+        doc = json.loads(f.read())
+    except (ValueError, RecursionError):
+        f.seek(offset)
+        return None  # not one document either: report line errors
+    return doc if isinstance(doc, dict) else None
