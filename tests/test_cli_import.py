@@ -109,7 +109,7 @@ def broken(tmp_path: Path, kind: str) -> tuple[Path, str]:
         return p, f"{p}: invalid UTF-8 at byte offset {pos} (line {line}, column {col}), in messages[9] (after message id 9)"
     if kind == "unknown":
         p.write_text('{"rows": [{"a": 1}]}\n', encoding="utf-8")
-        return p, f"{p}: unknown format: first record has keys rows (expected a Telegram Desktop export, X API v2 JSONL or claimwatch canonical JSONL)"
+        return p, f"{p}: unknown format: a record with keys rows (expected a Telegram Desktop export, X API v2 JSONL or claimwatch canonical JSONL)"
     if kind == "missing_field":
         doc = json.loads(data)
         del doc["messages"][9]["date_unixtime"]  # message id 10

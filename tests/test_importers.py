@@ -324,6 +324,11 @@ def test_detect_format(tmp_path: Path) -> None:
     flat = tmp_path / "flat.jsonl"
     flat.write_text("\n" + X.read_text().splitlines()[3] + "\n", encoding="utf-8")
     assert detect_format(flat) == "x"
+    broken_first = tmp_path / "broken.jsonl"  # a broken first line: the next lines decide
+    broken_first.write_text('{"id": "5", "text": "cut\n' + X.read_text().splitlines()[3] + "\n", encoding="utf-8")
+    assert detect_format(broken_first) == "x"
+    msgs, stats = read(broken_first, skip_bad=True)
+    assert len(msgs) == 1 and stats.bad_examples[0].endswith(":1: invalid JSON: Unterminated string starting at (column 21)")
 
 
 @pytest.mark.parametrize(
@@ -333,7 +338,7 @@ def test_detect_format(tmp_path: Path) -> None:
         (b"   \n\n", "empty file"),
         (b"[1, 2, 3]", "unknown format: a JSON array"),
         (b"id,text\n1,hello\n", "unknown format: text starting 'id,text"),
-        (b'{"foo": 1, "bar": 2}\n', "unknown format: first record has keys foo, bar"),
+        (b'{"foo": 1, "bar": 2}\n', "unknown format: a record with keys foo, bar"),
         (b'{\n "foo": {"a": 1},\n "bar": 2\n}\n', "unknown format: a JSON object without Telegram, X or canonical keys"),
     ],
 )

@@ -106,6 +106,7 @@ _KIND_TO_FORMAT = {"canonical": "canonical", "x-page": "x", "x-tweet": "x", "tel
 _TELEGRAM_KEYS = {"messages", "chats", "left_chats", "personal_information", "frequent_contacts"}
 _X_PAGE_KEYS = {"data", "includes"}
 _SCAN_EVENTS = 2_000_000
+_DETECT_LINES = 20
 
 
 def detect_format(path: str | Path) -> str:
@@ -128,19 +129,25 @@ def _detect(f: IO[bytes], path: str | Path) -> str:
     if not stripped.startswith(b"{"):
         what = "a JSON array" if stripped.startswith(b"[") else f"text starting {_snippet(stripped)}"
         raise InputError(f"{path}: unknown format: {what} (expected {_EXPECTED})")
-    # JSONL (or a one-line JSON document): the first line is a complete object.
-    first = stripped.split(b"\n", 1)[0]
-    if b"\n" in stripped or len(head) < PEEK_BYTES:
+    # JSONL (or a one-line JSON document): the first line that parses decides (a broken
+    # first line is reported by the reader, with its number).
+    lines = stripped.split(b"\n")
+    if len(head) == PEEK_BYTES:
+        lines = lines[:-1]  # the last one may be cut
+    for line in lines[:_DETECT_LINES]:
+        if not line.strip():
+            continue
         try:
-            obj = json.loads(first)
+            obj = json.loads(line)
         except (ValueError, RecursionError):
-            obj = None
+            continue
         kind = classify_record(obj)
         if kind:
             return _KIND_TO_FORMAT[kind]
         if isinstance(obj, Mapping):
             keys = ", ".join(list(obj)[:6])
-            raise InputError(f"{path}: unknown format: first record has keys {keys} (expected {_EXPECTED})")
+            raise InputError(f"{path}: unknown format: a record with keys {keys} (expected {_EXPECTED})")
+        break
     # A pretty-printed document (Telegram export) or a broken first line: stream the
     # top-level keys with ijson and decide from them.
     f.seek(start)
