@@ -142,7 +142,12 @@ async def main() -> None:
         elapsed = time.perf_counter() - t_start
         print(f"throughput: {n} messages ({size_mb:.1f} MB JSONL) in {elapsed:.2f} s = {n / elapsed:,.0f} msgs/s sustained")
         # Let the backlog of alerts drain before measuring latency.
-        while count(db, "select count(*) from outbox where status='pending'") > 0:
+        # (Throttle follow-ups stay pending until their window ends: only wait for due rows.)
+        while True:
+            now = datetime.now(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
+            due = f"select count(*) from outbox where status in ('pending','sending') and next_attempt_at <= '{now}'"
+            if count(db, due) == 0:
+                break
             await asyncio.sleep(0.1)
         latencies = []
         with feed.open("a", encoding="utf-8") as fh:
