@@ -1,0 +1,95 @@
+"""Configuration loading: defaults, ${ENV} interpolation, errors naming file/key/line,
+the example config documenting every key, and the CLI's exit code 2 on a bad config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "cfg.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_no_file_gives_working_defaults() -> None:
+    cfg = load_config(None)
+    assert cfg.database == "data/claimwatch.db" and cfg.rules == "rules/"
+    assert cfg.alerts.default == ["console"] and "console" in cfg.destination_names()
+
+
+def test_env_interpolation_and_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CW_TEST_HOOK", "http://127.0.0.1:9/hook-secret-xyz")
+    cfg = load_config(
+        write(
+            tmp_path,
+            "database: ${CW_TEST_DB:-data/x.db}\n"
+            "alerts:\n  default: [s]\n  destinations:\n    s: {type: slack, webhook_url: '${CW_TEST_HOOK}'}\n",
+        )
+    )
+    assert cfg.database == "data/x.db"
+    hook = cfg.alerts.destinations["s"].webhook_url
+    assert hook.get_secret_value() == "http://127.0.0.1:9/hook-secret-xyz"
+    assert "hook-secret-xyz" not in repr(cfg)  # secrets are not shown in reprs
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("databse: x.db\n", "unknown key 'databse'"),
+        ("sources:\n  files:\n    - {path: a, folow: true}\n", "unknown key 'sources.files[0].folow'"),
+        ("alerts:\n  destinations:\n    s: {type: slack, webhook_url: '${CW_UNSET_VAR}'}\n",
+         "alerts.destinations.s.webhook_url: environment variable CW_UNSET_VAR is not set"),
+        ("alerts:\n  default: [nowhere]\n", "alerts.default: unknown destination 'nowhere'"),
+        ("database: [unclosed\n", "cfg.yaml:2:1: YAML error"),
+        ("- just a list\n", "top level must be a mapping"),
+        ("sources:\n  x: {interval: soon}\n", "sources.x.interval"),
+        ("alerts:\n  destinations:\n    e: {type: email, host: h, to: [a@b]}\n", "alerts.destinations.e.email.from"),
+    ],
+)
+def test_errors_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert message in str(err.value)
+    assert str(tmp_path / "cfg.yaml") in str(err.value)
+
+
+def test_non_utf8_config(tmp_path: Path) -> None:
+    p = tmp_path / "cfg.yaml"
+    p.write_bytes(b"database: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not valid UTF-8"):
+        load_config(p)
+
+
+def test_example_config_documents_every_section_and_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("TG_API_ID", "TG_API_HASH", "X_BEARER_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = load_config(ROOT / "config" / "claimwatch.example.yaml")
+    assert cfg.sources.files and cfg.sources.telegram is not None and cfg.sources.x is not None
+    assert cfg.sources.x.interval == 120.0 and cfg.sources.telegram.gapfill_interval == 300.0
+    text = (ROOT / "config" / "claimwatch.example.yaml").read_text(encoding="utf-8")
+    # Every top-level key of the model appears in the example.
+    for key in ("database:", "rules:", "log_level:", "log_format:", "sources:", "alerts:", "http:"):
+        assert key in text
+    demo = load_config(ROOT / "config" / "demo.yaml")
+    assert demo.alerts.default == ["console", "demo-log"]
+
+
+def test_cli_reports_bad_config_with_exit_2(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["stats", "--config", str(write(tmp_path, "colour: blue\n"))])
+    assert res.exit_code == 2
+    assert "unknown key 'colour'" in res.output
+
+
+def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAIMWATCH_CONFIG", str(write(tmp_path, "colour: blue\n")))
+    res = CliRunner().invoke(app, ["stats"])
+    assert res.exit_code == 2 and "colour" in res.output
