@@ -3,6 +3,7 @@ SIGKILL mid-stream and restart (nothing lost, nothing duplicated), SIGTERM clean
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -111,7 +112,11 @@ async def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert code == 0, (tmp_path / "daemon.log").read_text()
+    log_text = (tmp_path / "daemon.log").read_text()
+    assert code == 0, log_text
+    # log_format: json gives one JSON object per line.
+    events = [json.loads(x) for x in log_text.splitlines() if x.strip()]
+    assert any(e.get("event") == "claimwatch stopped" for e in events)
     # State flushed: the checkpoint is at the end of the file, alerts written, heartbeat recorded.
     (value,) = db_rows(db, "select value from checkpoints where source='files'")[0]
     assert int(value.split(":")[1]) == feed.stat().st_size

@@ -151,3 +151,25 @@ async def test_status_reports_sources_outbox_and_rules(tmp_path: Path) -> None:
     assert report["daemon"]["rules"]["rules"] == 1
     text = CliRunner().invoke(app, ["status", "--config", str(cfgfile)])
     assert text.exit_code == 0 and "files" in text.stdout and "pending 0" in text.stdout
+
+
+async def test_rules_folder_change_reloads_without_signal(tmp_path: Path) -> None:
+    cfg = load_config(write_config(tmp_path, None, None))
+    daemon = Daemon(cfg)
+    daemon.prepare()
+    task = asyncio.create_task(daemon.run())
+    db = tmp_path / "archive.db"
+    feed = tmp_path / "in" / "feed.jsonl"
+    try:
+        await wait_for(lambda: daemon.pipeline is not None, 10, "daemon started")
+        await asyncio.sleep(0.5)  # let the folder watch start
+        # A new rule file appears in the watched folder: it is loaded and matches.
+        (tmp_path / "rules" / "kerman.yaml").write_text(
+            "id: kerman-watch\ntitle: Kerman watch\nlevel: low\nmatch:\n  place: {any: [kerman]}\n", encoding="utf-8"
+        )
+        await wait_for(lambda: daemon.rules.rule_count == 2, 15, "reload after file change")
+        feed.write_text(canonical_line(1, "Explosions reported in Kerman today"), encoding="utf-8")
+        await wait_for(lambda: db_rows(db, "select rule_id from hits") == [("kerman-watch",)], 20, "new rule hit")
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 15) == 0
