@@ -25,6 +25,7 @@ from .cli_common import (
     db_path,
     err_console,
     fail,
+    open_archive,
     print_json_lines,
     setup,
 )
@@ -145,12 +146,7 @@ def stats_cmd(
 ) -> None:
     """Counts by platform and channel, date range, hits and outbox."""
     cfg = setup(config, log_level)
-    path = db_path(db, cfg)
-    try:
-        archive = Archive.open(path, readonly=True)
-    except FileNotFoundError:
-        fail(f"{path}: archive not found (run 'claimwatch import' or 'claimwatch run' first)")
-    with archive:
+    with open_archive(db_path(db, cfg)) as archive:
         s = archive.stats()
     if json_out:
         print_json_lines([s])

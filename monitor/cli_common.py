@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, Iterable, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, NoReturn, Optional
 
 import typer
 from rich.console import Console
 
 from .config import Config, ConfigError, load_config, resolve_config_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .archive import Archive
 
 console = Console()
 err_console = Console(stderr=True)
@@ -54,6 +57,17 @@ def setup(config: str | None, log_level: str = "INFO", log_format: str | None = 
 
 def db_path(db: str | None, cfg: Config) -> str:
     return db or cfg.database
+
+
+def open_archive(path: str, *, readonly: bool = True) -> "Archive":
+    """Open an existing archive, or exit 2 with one line saying it is not there."""
+    from pathlib import Path
+
+    from .archive import Archive
+
+    if not Path(path).exists():
+        fail(f"{path}: archive not found (run 'claimwatch import' or 'claimwatch run' first)")
+    return Archive.open(path, readonly=readonly)
 
 
 def print_json_lines(rows: Iterable[Any]) -> None:

@@ -10,7 +10,19 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from ..cli_common import ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, err_console, fail, print_json_lines, setup
+from ..cli_common import (
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    LogLevelOpt,
+    console,
+    db_path,
+    err_console,
+    fail,
+    open_archive,
+    print_json_lines,
+    setup,
+)
 from ..logs import redact
 
 STATUS_STYLE = {"sent": "green", "failed": "bold red", "pending": "yellow", "sending": "cyan", "skipped": "dim"}
@@ -50,18 +62,12 @@ def register(app: typer.Typer) -> None:
         """List recent alert deliveries and failures (newest first)."""
         if ctx.invoked_subcommand is not None:
             return
-        from ..archive import Archive
         from .outbox import STATUSES, list_deliveries, status_counts
 
         if status is not None and status not in STATUSES:
             fail(f"--status: unknown status '{status}' (one of: {', '.join(STATUSES)})")
         cfg = setup(config, log_level)
-        path = db_path(db, cfg)
-        try:
-            archive = Archive.open(path, readonly=True)
-        except FileNotFoundError:
-            fail(f"{path}: archive not found (run 'claimwatch import' or 'claimwatch run' first)")
-        with archive:
+        with open_archive(db_path(db, cfg)) as archive:
             rows = list_deliveries(archive, status=status, limit=limit)
             counts = status_counts(archive)
         if json_out:
@@ -116,16 +122,10 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Put failed deliveries back in the queue (the running daemon sends them)."""
-        from ..archive import Archive
         from .outbox import retry_failed
 
         cfg = setup(config, log_level)
-        path = db_path(db, cfg)
-        from pathlib import Path
-
-        if not Path(path).exists():
-            fail(f"{path}: archive not found")
-        with Archive.open(path) as archive:
+        with open_archive(db_path(db, cfg), readonly=False) as archive:
             if ids:
                 known = {
                     rid: st

@@ -14,7 +14,19 @@ from rich.table import Table
 from rich.text import Text
 
 from ..archive import Archive
-from ..cli_common import ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, err_console, fail, print_json_lines, setup
+from ..cli_common import (
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    LogLevelOpt,
+    console,
+    db_path,
+    err_console,
+    fail,
+    open_archive,
+    print_json_lines,
+    setup,
+)
 
 CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV on stdout (header row first).")]
 PlatformOpt = Annotated[Optional[list[str]], typer.Option("--platform", help="telegram or x (repeatable).")]
@@ -30,11 +42,7 @@ LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "y
 
 def _open(db: str | None, config: str | None, log_level: str) -> Archive:
     cfg = setup(config, log_level)
-    path = db_path(db, cfg)
-    try:
-        return Archive.open(path, readonly=True)
-    except FileNotFoundError:
-        fail(f"{path}: archive not found (run 'claimwatch import' or 'claimwatch run' first)")
+    return open_archive(db_path(db, cfg))
 
 
 def _out_mode(json_out: bool, csv_out: bool) -> str:
@@ -385,10 +393,7 @@ def serve_cmd(
         from ..web.app import serve
     except ImportError as exc:
         fail(f"Datasette is not installed ({exc.name}): pip install 'claimwatch\\[web]'")
-    from pathlib import Path
-
-    if not Path(path).exists():
-        fail(f"{path}: archive not found")
+    open_archive(path).close()  # exits 2 when there is no archive
     if host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(f"[yellow]warning:[/] serving the archive on {host}: anyone who can reach it can read it")
     err_console.print(f"serving {path} read-only on http://{host}:{port}/ (Ctrl+C to stop)", highlight=False)

@@ -15,7 +15,19 @@ from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
-from ..cli_common import ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, err_console, fail, print_json_lines, setup
+from ..cli_common import (
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    LogLevelOpt,
+    console,
+    db_path,
+    err_console,
+    fail,
+    open_archive,
+    print_json_lines,
+    setup,
+)
 from ..config import Config
 from ..model import Hit, Message, iso, make_url
 from .loader import load_rules
@@ -138,13 +150,7 @@ def _snippet(msg: Message, hit: Hit, width: int = 90) -> str:
 
 
 def _archive_messages(path: str, progress: Any) -> Iterator[Message]:
-    from ..archive import Archive
-
-    try:
-        archive = Archive.open(path, readonly=True)
-    except FileNotFoundError:
-        fail(f"{path}: archive not found")
-    with archive:
+    with open_archive(path) as archive:
         total = archive.conn.execute("SELECT count(*) FROM messages").fetchone()[0]
         task = progress.add_task(f"archive {Path(path).name}", total=total)
         for i, msg in enumerate(archive.iter_messages(), 1):
