@@ -101,6 +101,7 @@ class EmailDestination(_Model):
     from_: str = Field(alias="from")
     to: list[str]
     timeout: float = 30.0
+    ca_file: str | None = None  # PEM bundle to trust for tls/starttls (a private CA); default: system CAs
 
 
 class FileDestination(_Model):

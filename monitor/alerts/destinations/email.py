@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
@@ -29,6 +30,8 @@ class EmailDestination(Destination):
         self.cfg = cfg
         self._password = cfg.password.get_secret_value() if cfg.password else None
         register_secret(self._password)
+        # Certificates are always verified; ca_file adds a private CA instead of the system ones.
+        self._tls_context = ssl.create_default_context(cafile=cfg.ca_file) if cfg.ca_file else None
 
     def build_message(self, alert: Alert) -> EmailMessage:
         msg = EmailMessage()
@@ -61,6 +64,7 @@ class EmailDestination(Destination):
                 password=self._password,
                 use_tls=cfg.security == "tls",
                 start_tls=True if cfg.security == "starttls" else False,
+                tls_context=self._tls_context,
                 timeout=cfg.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
