@@ -13,7 +13,7 @@ _HIT_SQL = """
 SELECT h.id AS hit_id, h.rule_id, h.rule_hash, h.level, h.title, h.tags, h.matches, h.text_sha256,
        h.created_at AS hit_created_at,
        m.id AS message_rowid, m.platform, m.channel_id, m.message_id, m.channel, m.channel_title,
-       m.date, m.edit_date, m.author, m.url, m.forwarded_from, m.media, m.deleted_at,
+       m.date, m.edit_date, m.author, m.url, m.forwarded_from, m.media, m.deleted_at, m.grouped_id,
        m.text AS current_text,
        (SELECT v.text FROM versions v WHERE v.message_rowid = m.id AND v.text_sha256 = h.text_sha256
         LIMIT 1) AS hit_text
@@ -55,7 +55,29 @@ def load_hit(conn: sqlite3.Connection, hit_id: int) -> dict[str, Any] | None:
     row["tags"] = _json(row["tags"], [])
     row["forwarded_from"] = _json(row["forwarded_from"], None)
     row["media"] = _json(row["media"], [])
+    if row.get("grouped_id"):
+        _add_album(conn, row)
     return row
+
+
+_ALBUM_SQL = """
+SELECT message_id, media FROM messages
+WHERE platform = ? AND channel_id = ? AND grouped_id = ?
+ORDER BY length(message_id), message_id
+"""
+
+
+def _add_album(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+    """A Telegram album is one message per item sharing ``grouped_id``, with the caption on
+    one of them: the alert lists the media of every item stored so far, in post order."""
+    items = conn.execute(_ALBUM_SQL, (row["platform"], row["channel_id"], row["grouped_id"])).fetchall()
+    if len(items) < 2:
+        return
+    media: list[Any] = []
+    for _mid, item_media in items:
+        media.extend(_json(item_media, []))
+    row["media"] = media
+    row["album_items"] = len(items)
 
 
 def load_hits_brief(conn: sqlite3.Connection, hit_ids: Iterable[int]) -> list[dict[str, Any]]:

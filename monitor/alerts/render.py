@@ -196,7 +196,8 @@ def hit_context(facts: Mapping[str, Any], *, kind: str = "alert", change: Mappin
             "text": text,
             "segments": [{"text": t, "match": b} for t, b in sf.segments(text, _spans(text, matches))],
             "forwarded": forward_note(facts.get("forwarded_from")),
-            "media": media_note(facts.get("media")),
+            "media": (f"album of {facts['album_items']}: " if facts.get("album_items") else "")
+            + media_note(facts.get("media")),
         },
         "matches": _terms(text, matches),
         "match_records": matches,
