@@ -7,6 +7,7 @@ import sqlite3
 from datetime import datetime, timezone
 
 from monitor.archive import Archive
+from monitor.archive.schema import SCHEMA_VERSION
 from monitor.model import Deletion, Hit, Match, Message
 
 T0 = datetime(2024, 1, 4, 15, 0, tzinfo=timezone.utc)
@@ -86,4 +87,4 @@ def test_wal_and_schema_version(db_path) -> None:
     Archive.open(db_path).close()
     conn = sqlite3.connect(db_path)
     assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("select value from meta where key='schema_version'").fetchone()[0] == "1"
+    assert conn.execute("select value from meta where key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)

@@ -148,7 +148,46 @@ def _m1_initial(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_m1_initial]
+def _m2_shared_version_raw(conn: sqlite3.Connection) -> None:
+    """``versions.raw`` may be NULL: "the same record as ``messages.raw`` of my message".
+
+    A new message's raw record was stored twice (message row and first version). From now
+    on the version row leaves it NULL while the message row holds the same record
+    (``raw_sha256`` equal); the archive copies it into the version row before the message
+    row's raw is replaced. Existing duplicates are dropped here (rebuild of ``versions``
+    with the same ids and constraints).
+    """
+    if not conn.in_transaction:
+        conn.execute("BEGIN IMMEDIATE")
+    conn.execute(
+        """
+        CREATE TABLE versions_m2 (
+            id INTEGER PRIMARY KEY,
+            message_rowid INTEGER NOT NULL REFERENCES messages(id),
+            text TEXT NOT NULL,
+            text_sha256 TEXT NOT NULL,
+            edit_date TEXT,
+            raw TEXT,
+            raw_sha256 TEXT NOT NULL,
+            record_sha256 TEXT NOT NULL,
+            seen_at TEXT NOT NULL,
+            UNIQUE (message_rowid, text_sha256)
+        )
+        """
+    )
+    conn.execute(
+        "INSERT INTO versions_m2(id, message_rowid, text, text_sha256, edit_date, raw, raw_sha256,"
+        " record_sha256, seen_at)"
+        " SELECT v.id, v.message_rowid, v.text, v.text_sha256, v.edit_date,"
+        " CASE WHEN v.raw_sha256 = m.raw_sha256 AND v.raw = m.raw THEN NULL ELSE v.raw END,"
+        " v.raw_sha256, v.record_sha256, v.seen_at"
+        " FROM versions v LEFT JOIN messages m ON m.id = v.message_rowid ORDER BY v.id"
+    )
+    conn.execute("DROP TABLE versions")
+    conn.execute("ALTER TABLE versions_m2 RENAME TO versions")
+
+
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

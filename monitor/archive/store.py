@@ -46,6 +46,11 @@ _INSERT_MESSAGE = (
 _INSERT_NEW_MESSAGE = _INSERT_MESSAGE + " ON CONFLICT(platform, channel_id, message_id) DO NOTHING"
 _SEARCH_TEXT = 18  # position of search_text in the INSERT parameters
 _INSERT_FTS = "INSERT INTO messages_fts(rowid, search_text) VALUES (?, ?)"
+# versions.raw NULL means "the record messages.raw holds" (schema migration 2): before the
+# message row's raw is replaced, such versions get their own copy.
+_KEEP_SHARED_RAW = (
+    "UPDATE versions SET raw=(SELECT raw FROM messages WHERE id=?) WHERE message_rowid=? AND raw IS NULL"
+)
 
 
 def utcnow() -> datetime:
@@ -294,7 +299,7 @@ class Archive:
                 rowid = cur.lastrowid
                 c.execute(_INSERT_FTS, (rowid, params[_SEARCH_TEXT]))
                 text_sha = _sha256(msg.text.encode("utf-8")).hexdigest()
-                self._add_version(rowid, msg, text_sha, raw_json, raw_sha, now)
+                self._add_version(rowid, msg, text_sha, None, raw_sha, now)
                 outcome = StoreOutcome(msg.key, "new", rowid)
                 if hits:
                     self._store_hits(outcome, msg, hits, text_sha, alerts, now)
@@ -315,7 +320,7 @@ class Archive:
             rowid = c.execute(_INSERT_MESSAGE, params).lastrowid
             if big is not None:
                 c.execute(_INSERT_FTS, (rowid, params[_SEARCH_TEXT]))
-            self._add_version(rowid, msg, text_sha, raw_json, raw_sha, now)
+            self._add_version(rowid, msg, text_sha, None, raw_sha, now)
             status = "new"
         else:
             rowid = row[0]
@@ -327,6 +332,8 @@ class Archive:
             incoming_edit = _iso(msg.edit_date)
             is_older = stored_edit is not None and (incoming_edit is None or incoming_edit < stored_edit)
             if not is_older:
+                # A version sharing the message row's raw record (raw NULL) keeps it.
+                c.execute(_KEEP_SHARED_RAW, (rowid, rowid))
                 c.execute(
                     "UPDATE messages SET text=?, edit_date=?, raw=?, raw_sha256=?, search_text=?, media=?,"
                     " extra=?, channel=COALESCE(?, channel), channel_title=COALESCE(?, channel_title),"
@@ -386,8 +393,10 @@ class Archive:
                 outcome.new_outbox_ids.extend(self.outbox_policy(self, hit_id, hit, msg, now))
 
     def _add_version(
-        self, rowid: int, msg: Message, text_sha: str, raw_json: str, raw_sha: str, now: str
+        self, rowid: int, msg: Message, text_sha: str, raw_json: str | None, raw_sha: str, now: str
     ) -> bool:
+        """Add a version (and its chain record) unless this text has one. ``raw_json`` None:
+        the record is the one the message row holds (``messages.raw``), not stored twice."""
         rec = record_hash(msg.key, msg.text, raw_sha)
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO versions(message_rowid, text, text_sha256, edit_date, raw, raw_sha256,"

@@ -4,7 +4,9 @@ What is stored (see :mod:`monitor.archive.store`):
 
 * every message row keeps its raw record and ``raw_sha256``;
 * every distinct text of a message is a ``versions`` row with its raw record, ``raw_sha256``
-  and ``record_sha256 = record_hash(key, text, raw_sha256)``;
+  and ``record_sha256 = record_hash(key, text, raw_sha256)``; a version's raw is NULL while
+  it is the record the message row holds (same ``raw_sha256``; schema 2), and is then
+  checked through the message row;
 * ``chain`` links the records in insertion order:
   ``link_sha256 = sha256(previous link + record_sha256)`` from ``GENESIS``. The first chain
   row naming a version is that version's record; a later one naming the same version is a
@@ -182,12 +184,12 @@ def verify(
         position = 0
         rows = conn.execute(
             "SELECT c.seq, c.version_id, c.msg_key, c.record_sha256, c.link_sha256,"
-            " v.id, v.message_rowid, v.text, v.text_sha256, v.raw, v.raw_sha256, v.record_sha256,"
+            " v.id, v.message_rowid, v.text, v.text_sha256, v.raw IS NULL, v.raw, v.raw_sha256, v.record_sha256,"
             " m.id, m.platform, m.channel_id, m.message_id, m.text, m.raw_sha256"
             " FROM chain c LEFT JOIN versions v ON v.id = c.version_id"
             " LEFT JOIN messages m ON m.id = v.message_rowid ORDER BY c.seq"
         )
-        for (seq, c_vid, c_key, c_rec, c_link, v_id, v_mrow, v_text, v_tsha, v_raw, v_rsha, v_rec,
+        for (seq, c_vid, c_key, c_rec, c_link, v_id, v_mrow, v_text, v_tsha, v_shared, v_raw, v_rsha, v_rec,
              m_id, m_plat, m_cid, m_mid, m_text, m_rsha) in rows:
             position += 1
             done += 1
@@ -208,7 +210,12 @@ def verify(
             first = v_id not in seen_versions
             if first:  # the version's own record
                 seen_versions.add(v_id)
-                if _sha(v_raw) != v_rsha:
+                if v_shared and m_id is not None and m_rsha != v_rsha:
+                    # Kept in the message row (whose raw is hashed in step 3): only valid
+                    # while that row names the same record.
+                    problem("altered", "versions", v_id, c_key,
+                            "raw record is not stored and its message row holds another one")
+                elif not v_shared and _sha(v_raw) != v_rsha:
                     problem("altered", "versions", v_id, c_key, "raw record does not match its raw_sha256")
                 elif _sha(v_text) != v_tsha:
                     problem("altered", "versions", v_id, c_key, "text does not match its text_sha256")

@@ -32,6 +32,7 @@ from ..logs import get_logger
 from ..model import Message, MessageError
 from .base import Envelope, Source, SourceContext
 from .files import InputError, read_messages
+from .surrogates import json_may_have_surrogates
 
 log = get_logger("claimwatch.files")
 
@@ -213,7 +214,7 @@ class FilesSource(Source):
         where = f"{state.path}:{state.line_no}"
         try:
             obj = json.loads(line)
-            return parse_jsonl_record(obj, fmt)
+            return parse_jsonl_record(obj, fmt, scrub=json_may_have_surrogates(line))
         except (ValueError, MessageError, InputError, KeyError, TypeError) as exc:
             self.stats["bad_lines"] += 1
             self._error(f"{where}: skipped malformed line: {exc}")

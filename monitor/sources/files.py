@@ -230,12 +230,16 @@ def read_messages(
             yield from read_jsonl(f, path, fmt, stats=stats, skip_bad=skip_bad, progress=progress, offset=bom)
 
 
-def parse_jsonl_record(obj: Any, fmt: str = "auto", *, errors: list[str] | None = None) -> list[Message]:
+def parse_jsonl_record(
+    obj: Any, fmt: str = "auto", *, errors: list[str] | None = None, scrub: bool = True
+) -> list[Message]:
     """One decoded JSONL line -> its Messages (X response page, X tweet, flattened tweet, canonical).
 
     Raises MessageError for a record that is not one of those or lacks required fields.
     With ``errors`` (a list) a page's bad tweets are reported there ("tweet <id>: reason")
-    and the good ones returned.
+    and the good ones returned. ``scrub=False`` skips the lone-surrogate scrub of a canonical
+    record (for a caller that checked the line with
+    :func:`~monitor.sources.surrogates.json_may_have_surrogates`).
     """
     from . import x_convert
     from .surrogates import scrub_message
@@ -253,7 +257,8 @@ def parse_jsonl_record(obj: Any, fmt: str = "auto", *, errors: list[str] | None 
     if kind == "canonical":
         if obj.get("schema") != CANONICAL_SCHEMA:
             raise MessageError(f"unsupported schema {obj.get('schema')!r} (this version reads {CANONICAL_SCHEMA})")
-        return [scrub_message(Message.from_dict(obj))]
+        msg = Message.from_dict(obj)
+        return [scrub_message(msg) if scrub else msg]
     if kind == "x-page":
         return x_convert.page_to_messages(obj, errors=errors)
     return [x_convert.fold_edit(x_convert.tweet_to_message(obj))]

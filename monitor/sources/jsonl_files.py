@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from ..model import Message, MessageError
+from .surrogates import json_may_have_surrogates
 from .files import ImportStats, InputError, ProgressFn, parse_jsonl_record
 
 PROGRESS_EVERY = 1 << 20  # bytes
@@ -64,7 +65,7 @@ def read_jsonl(
         errors: list[str] = []
         try:
             obj = json.loads(line.rstrip(b"\r\n"))
-            messages = parse_jsonl_record(obj, fmt, errors=errors)
+            messages = parse_jsonl_record(obj, fmt, errors=errors, scrub=json_may_have_surrogates(line))
         except UnicodeDecodeError as exc:
             bad_lines += 1
             stats.add_bad(where, f"invalid UTF-8 (byte {exc.start + 1} of the line)", skip_bad=skip_bad)

@@ -14,6 +14,15 @@ from typing import Any
 from ..model import Forward, Message, canonical_json
 
 _LONE = re.compile("[\ud800-\udfff]")
+# In JSON bytes a surrogate can only come from a \uD800-\uDFFF escape or from CESU-8-style
+# encoded surrogates (ED A0-BF xx, which json.loads decodes with "surrogatepass").
+_MAYBE_IN_JSON = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def json_may_have_surrogates(line: bytes) -> bool:
+    """False when the JSON text ``line`` cannot decode to any surrogate (a cheap byte scan);
+    True means it may (valid pairs included): scrub the decoded record."""
+    return _MAYBE_IN_JSON.search(line) is not None
 
 
 def has_lone_surrogates(s: str | None) -> bool:

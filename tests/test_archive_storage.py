@@ -1,0 +1,140 @@
+"""Storage layout: a version shares its message row's raw record (schema 2), migration of
+schema-1 archives, and the lone-surrogate fast path of JSONL lines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from monitor.archive import Archive
+from monitor.archive.schema import MIGRATIONS, SCHEMA_VERSION
+from monitor.archive.store import GENESIS, chain_link, record_hash
+from monitor.model import Message, canonical_json
+from monitor.query.verify import verify
+from monitor.sources.files import canonical_line, parse_jsonl_record
+from monitor.sources.surrogates import json_may_have_surrogates
+
+T = datetime(2024, 1, 4, 15, 0, tzinfo=timezone.utc)
+
+
+def msg(mid: str, text: str, **raw_extra: str) -> Message:
+    return Message("telegram", "-1001", mid, T, text, channel="amaq", raw={"id": mid, "text": text, **raw_extra})
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def version_raws(a: Archive, mid: str) -> list[str | None]:
+    return [r for (r,) in a.conn.execute(
+        "SELECT v.raw FROM versions v JOIN messages m ON m.id = v.message_rowid WHERE m.message_id=? ORDER BY v.id",
+        (mid,))]
+
+
+def test_raw_record_is_stored_once_and_kept_when_replaced(db_path: Path) -> None:
+    with Archive.open(db_path) as a:
+        first = msg("1", "بيان رقم 1")
+        a.store([(first, [])])
+        assert version_raws(a, "1") == [None]  # the message row holds it
+        assert verify(a.conn).ok
+        # same text, new metadata: the message row's raw changes, the version keeps the old one
+        a.store([(msg("1", "بيان رقم 1", views="900"), [])])
+        assert version_raws(a, "1") == [first.raw_json()]
+        assert verify(a.conn).ok
+        # an edit: a second version with its own raw; the first keeps its record
+        edited = msg("1", "بيان رقم 1 معدل")
+        a.store([(edited, [])])
+        assert version_raws(a, "1") == [first.raw_json(), edited.raw_json()]
+        assert verify(a.conn).ok
+        # unchanged re-store of a new message: still shared
+        a.store([(msg("2", "بيان رقم 2"), [])])
+        a.store([(msg("2", "بيان رقم 2"), [])])
+        assert version_raws(a, "2") == [None]
+        report = verify(a.conn)
+        assert report.ok, report.problems
+
+
+def test_a_removed_version_raw_is_detected(db_path: Path) -> None:
+    with Archive.open(db_path) as a:
+        a.store([(msg("1", "نص"), [])])
+        a.store([(msg("1", "نص", views="5"), [])])  # version 1 now holds its own raw
+        a.conn.execute("UPDATE versions SET raw=NULL")
+        p = verify(a.conn).first
+        assert p is not None and (p.kind, p.table, p.key) == ("altered", "versions", "telegram:-1001:1")
+
+
+def test_a_forged_shared_raw_is_detected(db_path: Path) -> None:
+    with Archive.open(db_path) as a:
+        a.store([(msg("1", "نص"), [])])
+        raw = '{"id":"1","text":"نص","views":"1"}'
+        a.conn.execute("UPDATE messages SET raw=?, raw_sha256=?", (raw, sha(raw)))
+        report = verify(a.conn)
+        assert not report.ok
+        assert {(p.table, p.key) for p in report.problems} >= {("messages", "telegram:-1001:1")}
+
+
+def _schema1_archive(path: Path) -> None:
+    """A schema-1 archive written the old way (the raw record in both rows)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    MIGRATIONS[0](conn)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    link = GENESIS
+    for mid, raws in (("1", ['{"id":"1"}']), ("2", ['{"id":"2"}', '{"id":"2","views":"3"}'])):
+        key, text = f"telegram:-1001:{mid}", f"text {mid}"
+        current = raws[-1]
+        rowid = conn.execute(
+            "INSERT INTO messages(platform, channel_id, message_id, date, text, raw, raw_sha256, search_text,"
+            " first_seen_at, updated_at) VALUES ('telegram','-1001',?,'2024-01-04T15:00:00Z',?,?,?,?,'x','x')",
+            (mid, text, current, sha(current), text),
+        ).lastrowid
+        rec = record_hash(key, text, sha(raws[0]))
+        vid = conn.execute(
+            "INSERT INTO versions(message_rowid, text, text_sha256, raw, raw_sha256, record_sha256, seen_at)"
+            " VALUES (?,?,?,?,?,?,'x')", (rowid, text, sha(text), raws[0], sha(raws[0]), rec),
+        ).lastrowid
+        for raw in raws:
+            rec = record_hash(key, text, sha(raw))
+            link = chain_link(link, rec)
+            conn.execute("INSERT INTO chain(version_id, msg_key, record_sha256, link_sha256) VALUES (?,?,?,?)",
+                         (vid, key, rec, link))
+    conn.close()
+
+
+def test_schema1_archive_is_migrated_and_verifies(db_path: Path) -> None:
+    _schema1_archive(db_path)
+    with Archive.open(db_path) as a:
+        version = a.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        assert version == str(SCHEMA_VERSION)
+        # the duplicate (message 1) is dropped, the replaced one (message 2) kept
+        assert version_raws(a, "1") == [None]
+        assert version_raws(a, "2") == ['{"id":"2"}']
+        report = verify(a.conn)
+        assert report.ok, report.problems
+        assert (report.messages, report.versions, report.chain) == (2, 2, 3)
+        # and it keeps working: an edit of message 1
+        a.store([(Message("telegram", "-1001", "1", T, "text 1 edited", raw={"id": "1", "e": 1}), [])])
+        assert version_raws(a, "1") == ['{"id":"1"}', canonical_json({"id": "1", "e": 1})]
+        assert verify(a.conn).ok
+
+
+def test_surrogate_scan_of_json_lines() -> None:
+    assert not json_may_have_surrogates(b'{"text":"\\u0627 plain \xd8\xa7"}')
+    assert json_may_have_surrogates(b'{"text":"cut \\ud83d"}')
+    assert json_may_have_surrogates(b'{"text":"cut \\uDE00"}')
+    assert json_may_have_surrogates('{"t":"\ud83d"}'.encode("utf-8", "surrogatepass"))
+
+
+def test_canonical_line_with_lone_surrogate_is_scrubbed_and_plain_line_is_unchanged() -> None:
+    line = canonical_line(msg("7", "cut here")).replace("cut here", "cut \\ud83d").encode()
+    assert json_may_have_surrogates(line)
+    (m,) = parse_jsonl_record(json.loads(line), scrub=json_may_have_surrogates(line))
+    assert m.text == "cut \ufffd"
+    m.text.encode("utf-8")  # storable
+    plain = msg("8", "نص عادي")
+    line = canonical_line(plain).encode()
+    assert not json_may_have_surrogates(line)
+    assert parse_jsonl_record(json.loads(line), scrub=False) == [plain]
