@@ -178,6 +178,9 @@ def hits_cmd(
             rows = list(rows)
         except FilterError as exc:
             fail(str(exc))
+    if console.width < 120:
+        _print_hits_list(rows)
+        return
     table = Table(title=f"{len(rows)} hit(s)")
     cells = [
         (
@@ -190,15 +193,42 @@ def hits_cmd(
         )
         for r in rows
     ]
-    for i, col in enumerate(("recorded", "level", "rule", "channel", "key", "text")):
-        if col in ("text", "channel"):
-            table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=12 if col == "text" else 7)
-        else:  # identifiers stay whole; the text gives way
-            width = max([len(col)] + [len(str(c[i])) for c in cells])
-            table.add_column(col, no_wrap=True, min_width=min(width, 40))
+    # Identifiers stay whole; the text takes what is left of the console's width.
+    widths = [max([len(col)] + [len(str(c[i])) for c in cells]) for i, col in enumerate(HIT_TABLE_COLUMNS[:-1])]
+    text_width = max(12, console.width - sum(widths) - 3 * len(HIT_TABLE_COLUMNS) - 1)
+    for i, col in enumerate(HIT_TABLE_COLUMNS):
+        if col == "text":
+            table.add_column(col, no_wrap=True, overflow="ellipsis", width=text_width)
+        else:
+            table.add_column(col, no_wrap=True, width=widths[i])
     for c in cells:
         table.add_row(*c)
     console.print(table)
+
+
+HIT_TABLE_COLUMNS = ("recorded", "level", "rule", "channel", "key", "text")
+
+
+def _print_hits_list(rows: list[dict[str, Any]]) -> None:
+    """Hits for a narrow console: a heading line per hit, then its text (one line, cut)."""
+    console.print(f"[bold]{len(rows)} hit(s)[/]")
+    for r in rows:
+        level = (r["level"] or "").lower()
+        head = Text.assemble(
+            ((r["created_at"] or "")[:16].replace("T", " "), "dim"),
+            "  ",
+            ((r["level"] or "").upper(), LEVEL_STYLE.get(level, "")),
+            "  ",
+            (r["rule_id"], "bold"),
+            "  ",
+            str(r["channel"] or r["channel_id"]),
+            "  ",
+            (r["key"], "dim"),
+        )
+        console.print(head, soft_wrap=True)
+        body = Text("    " + _one_line(r["text"]))
+        body.truncate(max(console.width, 40) * 2, overflow="ellipsis")
+        console.print(body, soft_wrap=False, overflow="ellipsis", no_wrap=True)
 
 
 def _split(values: list[str] | None) -> list[str]:
