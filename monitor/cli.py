@@ -159,10 +159,18 @@ def stats_cmd(
     for col in ("platform", "channel", "channel_id", "messages", "first", "last"):
         table.add_column(col, justify="right" if col == "messages" else "left")
     for row in s["by_channel"]:
-        table.add_row(row["platform"], str(row["channel"]), row["channel_id"], str(row["messages"]), row["first"], row["last"])
+        table.add_row(
+            row["platform"], str(row["channel"]), row["channel_id"], str(row["messages"]),
+            _short_date(row["first"]), _short_date(row["last"]),
+        )
     console.print(table)
     if s["outbox"]:
         console.print("outbox: " + ", ".join(f"{k} {v}" for k, v in sorted(s["outbox"].items())))
+
+
+def _short_date(value: str | None) -> str:
+    """``2024-01-04T13:49:30Z`` -> ``2024-01-04 13:49`` (tables; JSON keeps the full value)."""
+    return (value or "-")[:16].replace("T", " ")
 
 
 def _register_all() -> None:
