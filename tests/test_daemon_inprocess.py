@@ -173,3 +173,28 @@ async def test_rules_folder_change_reloads_without_signal(tmp_path: Path) -> Non
     finally:
         daemon.request_stop()
         assert await asyncio.wait_for(task, 15) == 0
+
+
+async def test_digest_is_scheduled_from_cron_and_delivered(tmp_path: Path) -> None:
+    import yaml
+
+    cfgfile = write_config(tmp_path, None, None)
+    data = yaml.safe_load(cfgfile.read_text(encoding="utf-8"))
+    data["alerts"]["digest"] = {"destination": "log", "cron": "0 7 * * *"}
+    cfgfile.write_text(yaml.safe_dump(data), encoding="utf-8")
+    daemon = Daemon(load_config(cfgfile))
+    task = asyncio.create_task(daemon.run())
+    try:
+        (tmp_path / "in" / "f.jsonl").write_text(canonical_line(1, "claimed responsibility"), encoding="utf-8")
+        await wait_for(lambda: len(alerts_file(tmp_path)) == 1, 20, "alert")
+        job = daemon.scheduler.get_job("digest")
+        assert job is not None
+        nxt = job.next_run_time
+        assert (nxt.hour, nxt.minute) == (7, 0) and str(nxt.tzinfo) == "UTC"
+        job.func()  # what the scheduler runs at 07:00 UTC
+        await wait_for(lambda: any(a.get("kind") == "digest" for a in alerts_file(tmp_path)), 10, "digest delivered")
+    finally:
+        daemon.request_stop()
+        await asyncio.wait_for(task, 15)
+    digest = [a for a in alerts_file(tmp_path) if a.get("kind") == "digest"][0]
+    assert "test-claim" in json.dumps(digest)
