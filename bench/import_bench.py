@@ -136,19 +136,24 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def child_peak_rss_mb() -> float:
+    """Peak RSS of the largest finished child (the import's preparer process)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def cpu_seconds() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
 
-def timed_import(db: Path, export: Path, profile: bool) -> tuple[float, float, object]:
+def timed_import(db: Path, export: Path, profile: bool, inline: bool = False) -> tuple[float, float, object]:
     """(wall seconds, CPU seconds of this process, report) of one import_file."""
     with Archive.open(db) as archive:
         prof = cProfile.Profile() if profile else None
         t, c = time.perf_counter(), cpu_seconds()
         if prof:
             prof.enable()
-        report = import_file(archive, export, matcher=None)
+        report = import_file(archive, export, matcher=None, prepare_process=False if inline else None)
         if prof:
             prof.disable()
         elapsed, cpu = time.perf_counter() - t, cpu_seconds() - c
@@ -162,7 +167,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--keep", type=Path, help="write the export and archive here and keep them")
-    ap.add_argument("--profile", action="store_true", help="cProfile the first import")
+    ap.add_argument("--profile", action="store_true", help="cProfile the first import (this process only)")
+    ap.add_argument("--inline", action="store_true", help="prepare rows in this process (no preparer process)")
     args = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="claimwatch-import-bench-")
@@ -179,16 +185,17 @@ def main() -> None:
     rss_before = peak_rss_mb()
 
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; other processes slow the wall-clock figures)")
-    elapsed, cpu, report = timed_import(db, export, args.profile)
+    elapsed, cpu, report = timed_import(db, export, args.profile, args.inline)
     n = report.read + report.skipped_service
     print(
         f"import:    {report.read:,} messages stored (+{report.skipped_service:,} service) in {elapsed:.2f}s"
         f" = {n / elapsed:,.0f} msgs/s ({report.read / elapsed:,.0f} stored/s), {size_mb / elapsed:.1f} MB/s;"
         f" CPU {cpu:.2f}s = {n / cpu:,.0f} msgs/CPU-s; new={report.result.new:,}"
     )
-    print(f"peak RSS after import: {peak_rss_mb():.0f} MB (before import: {rss_before:.0f} MB)")
+    print(f"peak RSS after import: {peak_rss_mb():.0f} MB (before import: {rss_before:.0f} MB);"
+          f" preparer process peak RSS: {child_peak_rss_mb():.0f} MB")
 
-    elapsed2, cpu2, report2 = timed_import(db, export, False)
+    elapsed2, cpu2, report2 = timed_import(db, export, False, args.inline)
     print(
         f"re-import: {report2.read:,} messages in {elapsed2:.2f}s = {n / elapsed2:,.0f} msgs/s;"
         f" CPU {cpu2:.2f}s = {n / cpu2:,.0f} msgs/CPU-s; new={report2.result.new}, unchanged={report2.result.unchanged:,}"

@@ -59,16 +59,34 @@ def import_file(
     skip_bad: bool = False,
     alerts: bool = False,
     progress: Callable[[int], None] | None = None,
+    prepare_process: bool | None = None,
 ) -> FileReport:
     """Import one file in one transaction: a parse error rolls the whole file back.
 
     With ``skip_bad`` a malformed *record* is counted and skipped; a file that is not
     parseable at all (broken JSON, truncated) always fails. ``progress`` receives the
     number of bytes read so far.
+
+    ``prepare_process``: read, match and prepare the rows in a second process (see
+    :mod:`monitor.ingest_prepare`) while this one writes; None (default) decides by the
+    file's size. Not with ``alerts`` and a matcher (outbox rows are made from Messages).
     """
+    from . import ingest_prepare
+
     stats = ImportStats()
-    messages = read_messages(path, fmt=fmt, skip_bad=skip_bad, stats=stats, progress=progress)
-    result = archive.store(_pairs(messages, matcher), alerts=alerts, collect=False)
+    if prepare_process is None:
+        prepare_process = ingest_prepare.worth_it(path)
+    if prepare_process and ingest_prepare.available() and not (alerts and matcher is not None):
+        rows = ingest_prepare.prepared_rows(
+            path, fmt=fmt, skip_bad=skip_bad, matcher=matcher, stats=stats, progress=progress
+        )
+        try:
+            result = archive.store_rows(rows, collect=False)
+        finally:
+            rows.close()
+    else:
+        messages = read_messages(path, fmt=fmt, skip_bad=skip_bad, stats=stats, progress=progress)
+        result = archive.store(_pairs(messages, matcher), alerts=alerts, collect=False)
     return FileReport(
         path=str(path),
         format=stats.format or fmt,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
-from hashlib import sha256 as _sha256
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -21,6 +21,10 @@ import sqlite_utils
 
 from ..model import Deletion, Hit, Message, canonical_json, iso, sha256_hex
 from ..rules.normalize import search_text
+from .rows import (
+    CHANNEL, CHANNEL_ID, CHANNEL_TITLE, EDIT_DATE, EXTRA, MEDIA, MESSAGE_ID, PLATFORM, RAW, RAW_SHA, SEARCH,
+    RECORD_SHA, TEXT, TEXT_SHA, Row, prepare_row, record_hash, row_key,
+)
 from .schema import migrate
 
 GENESIS = "0" * 64
@@ -44,7 +48,6 @@ _INSERT_MESSAGE = (
     " search_text, first_seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_NEW_MESSAGE = _INSERT_MESSAGE + " ON CONFLICT(platform, channel_id, message_id) DO NOTHING"
-_SEARCH_TEXT = 18  # position of search_text in the INSERT parameters
 _INSERT_FTS = "INSERT INTO messages_fts(rowid, search_text) VALUES (?, ?)"
 # versions.raw NULL means "the record messages.raw holds" (schema migration 2): before the
 # message row's raw is replaced, such versions get their own copy.
@@ -60,20 +63,6 @@ def utcnow() -> datetime:
 def now_iso() -> str:
     """UTC now as ``%Y-%m-%dT%H:%M:%S.%fZ`` (isoformat: several times faster than strftime)."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def _iso(dt: datetime | None) -> str | None:
-    """:func:`monitor.model.iso` (``%Y-%m-%dT%H:%M:%SZ``), without strftime for UTC datetimes."""
-    if dt is None:
-        return None
-    if dt.tzinfo is timezone.utc and dt.year >= 1000:
-        return dt.replace(tzinfo=None, microsecond=0).isoformat() + "Z"
-    return iso(dt)
-
-
-def record_hash(key: str, text: str, raw_sha256: str) -> str:
-    """Hash of one version record, covered by the chain."""
-    return sha256_hex(f"{key}\n{raw_sha256}\n{text}")
 
 
 def chain_link(previous: str, record_sha256: str) -> str:
@@ -142,6 +131,7 @@ class Archive:
         self.lock = threading.RLock()
         self._last_link: str | None = None
         self._big: _BigBatch | None = None  # set while a big store() batch runs
+        self._clock: Callable[[], str] | None = None  # the rows' timestamps during store_rows
         # Decides which outbox rows a new hit gets (inside the store transaction). The
         # alerting layer replaces it with its throttling policy.
         self.outbox_policy: OutboxPolicy = enqueue_all
@@ -194,14 +184,42 @@ class Archive:
         only created for hits that are new. ``alerts=False`` stores hits without outbox rows;
         ``collect=False`` keeps no per-message outcomes (bounded memory for big imports).
         """
+        store_one = self._store_one
+        return self._store_items(items, lambda item: store_one(item[0], item[1], alerts), checkpoints, collect)
+
+    def store_rows(
+        self,
+        items: Iterable[tuple[Row, Sequence[Hit]]],
+        *,
+        checkpoints: Mapping[tuple[str, str], str] | None = None,
+        collect: bool = True,
+    ) -> StoreResult:
+        """:meth:`store` for rows made by :func:`.rows.prepare_row` (e.g. in a preparer
+        process): the same outcomes, in one transaction; hits are stored without outbox rows."""
+        store_row = self._store_row
+        self._clock = _MillisecondClock()
+        try:
+            return self._store_items(items, lambda item: store_row(item[0], item[1], False, None), checkpoints, collect)
+        finally:
+            self._clock = None
+
+    def _now(self) -> str:
+        return self._clock() if self._clock is not None else now_iso()
+
+    def _store_items(
+        self,
+        items: Iterable[Any],
+        store_one: Callable[[Any], StoreOutcome],
+        checkpoints: Mapping[tuple[str, str], str] | None,
+        collect: bool,
+    ) -> StoreResult:
         result = StoreResult()
         tx = self.transaction()
         with self.lock, tx:
             try:
-                store_one = self._store_one
                 big_at = BIG_BATCH_AFTER if tx.outer else -1
-                for msg, hits in items:
-                    outcome = store_one(msg, hits, alerts)
+                for item in items:
+                    outcome = store_one(item)
                     status = outcome.status
                     if status == "new":
                         result.new += 1
@@ -260,112 +278,88 @@ class Archive:
             big.empty_channels[(platform, channel_id)] = empty
         return empty
 
-    def _message_params(self, msg: Message, raw_json: str, raw_sha: str, now: str) -> tuple:
-        return (
-            msg.platform,
-            msg.channel_id,
-            msg.message_id,
-            msg.channel,
-            msg.channel_title,
-            _iso(msg.date),
-            _iso(msg.edit_date),
-            msg.author,
-            msg.text,
-            msg.lang,
-            msg.url,
-            msg.reply_to,
-            canonical_json(msg.forwarded_from.to_dict()) if msg.forwarded_from else None,
-            canonical_json([m.to_dict() for m in msg.media]) if msg.media else None,
-            msg.grouped_id,
-            canonical_json(msg.extra) if msg.extra else None,
-            raw_json,
-            raw_sha,
-            search_text(msg.text),
-            now,
-            now,
-        )
-
     def _store_one(self, msg: Message, hits: Sequence[Hit], alerts: bool) -> StoreOutcome:
+        return self._store_row(prepare_row(msg, search=False), hits, alerts, msg)
+
+    def _store_row(self, row: Row, hits: Sequence[Hit], alerts: bool, msg: Message | None) -> StoreOutcome:
+        """Store one prepared row (see :mod:`.rows`); ``msg`` is only needed for outbox rows."""
         c = self.conn
-        raw_json = msg.raw_json()
-        raw_sha = _sha256(raw_json.encode("utf-8")).hexdigest()
+        raw_sha = row[RAW_SHA]
         big = self._big
-        if big is not None and self._channel_was_empty(big, msg.platform, msg.channel_id):
+        if big is not None and self._channel_was_empty(big, row[PLATFORM], row[CHANNEL_ID]):
             # Most likely new: insert straight away (a repeat within the batch falls through).
-            now = now_iso()
-            params = self._message_params(msg, raw_json, raw_sha, now)
+            now = self._now()
+            params = self._insert_params(row, now)
             cur = c.execute(_INSERT_NEW_MESSAGE, params)
             if cur.rowcount == 1:
                 rowid = cur.lastrowid
-                c.execute(_INSERT_FTS, (rowid, params[_SEARCH_TEXT]))
-                text_sha = _sha256(msg.text.encode("utf-8")).hexdigest()
-                self._add_version(rowid, msg, text_sha, None, raw_sha, now)
-                outcome = StoreOutcome(msg.key, "new", rowid)
+                c.execute(_INSERT_FTS, (rowid, params[SEARCH]))
+                key = row_key(row)
+                self._add_version(rowid, key, row, None, now)
+                outcome = StoreOutcome(key, "new", rowid)
                 if hits:
-                    self._store_hits(outcome, msg, hits, text_sha, alerts, now)
+                    self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now)
                 return outcome
-        row = c.execute(
+        found = c.execute(
             "SELECT id, raw_sha256, text, edit_date FROM messages WHERE platform=? AND channel_id=? AND message_id=?",
-            (msg.platform, msg.channel_id, msg.message_id),
+            (row[PLATFORM], row[CHANNEL_ID], row[MESSAGE_ID]),
         ).fetchone()
-        if row is not None and row[1] == raw_sha:  # the same record again
-            outcome = StoreOutcome(msg.key, "unchanged", row[0])
+        key = row_key(row)
+        if found is not None and found[1] == raw_sha:  # the same record again
+            outcome = StoreOutcome(key, "unchanged", found[0])
             if hits:
-                self._store_hits(outcome, msg, hits, _sha256(msg.text.encode("utf-8")).hexdigest(), alerts, now_iso())
+                self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, self._now())
             return outcome
-        now = now_iso()
-        text_sha = _sha256(msg.text.encode("utf-8")).hexdigest()
-        if row is None:
-            params = self._message_params(msg, raw_json, raw_sha, now)
+        now = self._now()
+        text = row[TEXT]
+        if found is None:
+            params = self._insert_params(row, now)
             rowid = c.execute(_INSERT_MESSAGE, params).lastrowid
             if big is not None:
-                c.execute(_INSERT_FTS, (rowid, params[_SEARCH_TEXT]))
-            self._add_version(rowid, msg, text_sha, None, raw_sha, now)
+                c.execute(_INSERT_FTS, (rowid, params[SEARCH]))
+            self._add_version(rowid, key, row, None, now)
             status = "new"
         else:
-            rowid = row[0]
-            text_changed = row[2] != msg.text
+            rowid = found[0]
+            text_changed = found[2] != text
             added = False
             if text_changed:
-                added = self._add_version(rowid, msg, text_sha, raw_json, raw_sha, now)
-            stored_edit = row[3]
-            incoming_edit = _iso(msg.edit_date)
+                added = self._add_version(rowid, key, row, row[RAW], now)
+            stored_edit = found[3]
+            incoming_edit = row[EDIT_DATE]
             is_older = stored_edit is not None and (incoming_edit is None or incoming_edit < stored_edit)
             if not is_older:
                 # A version sharing the message row's raw record (raw NULL) keeps it.
                 c.execute(_KEEP_SHARED_RAW, (rowid, rowid))
+                if not text_changed:
+                    search = c.execute("SELECT search_text FROM messages WHERE id=?", (rowid,)).fetchone()[0]
+                else:
+                    search = row[SEARCH] if row[SEARCH] is not None else search_text(text)
                 c.execute(
                     "UPDATE messages SET text=?, edit_date=?, raw=?, raw_sha256=?, search_text=?, media=?,"
                     " extra=?, channel=COALESCE(?, channel), channel_title=COALESCE(?, channel_title),"
                     " updated_at=? WHERE id=?",
-                    (
-                        msg.text,
-                        incoming_edit,
-                        raw_json,
-                        raw_sha,
-                        search_text(msg.text) if text_changed else c.execute(
-                            "SELECT search_text FROM messages WHERE id=?", (rowid,)
-                        ).fetchone()[0],
-                        canonical_json([m.to_dict() for m in msg.media]) if msg.media else None,
-                        canonical_json(msg.extra) if msg.extra else None,
-                        msg.channel,
-                        msg.channel_title,
-                        now,
-                        rowid,
-                    ),
+                    (text, incoming_edit, row[RAW], raw_sha, search, row[MEDIA], row[EXTRA],
+                     row[CHANNEL], row[CHANNEL_TITLE], now, rowid),
                 )
                 if not added:
-                    self._chain_raw(rowid, msg, text_sha, raw_sha)
+                    self._chain_raw(rowid, key, row)
             status = "edited" if added else "updated"
-        outcome = StoreOutcome(msg.key, status, rowid)
+        outcome = StoreOutcome(key, status, rowid)
         if status == "edited":
-            outcome.previous_text = row[2]
+            outcome.previous_text = found[2]
         if hits:
-            self._store_hits(outcome, msg, hits, text_sha, alerts, now)
+            self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now)
         return outcome
 
+    @staticmethod
+    def _insert_params(row: Row, now: str) -> tuple:
+        if row[SEARCH] is None:
+            return (*row[:SEARCH], search_text(row[TEXT]), now, now)
+        return (*row[:TEXT_SHA], now, now)
+
     def _store_hits(
-        self, outcome: StoreOutcome, msg: Message, hits: Sequence[Hit], text_sha: str, alerts: bool, now: str
+        self, outcome: StoreOutcome, msg: Message | None, hits: Sequence[Hit], text_sha: str, alerts: bool, now: str
     ) -> None:
         c = self.conn
         rowid = outcome.message_rowid
@@ -389,44 +383,44 @@ class Archive:
                 continue
             hit_id = cur.lastrowid
             outcome.new_hit_ids.append(hit_id)
-            if alerts:
+            if alerts and msg is not None:
                 outcome.new_outbox_ids.extend(self.outbox_policy(self, hit_id, hit, msg, now))
 
-    def _add_version(
-        self, rowid: int, msg: Message, text_sha: str, raw_json: str | None, raw_sha: str, now: str
-    ) -> bool:
+    def _add_version(self, rowid: int, key: str, row: Row, raw_json: str | None, now: str) -> bool:
         """Add a version (and its chain record) unless this text has one. ``raw_json`` None:
         the record is the one the message row holds (``messages.raw``), not stored twice."""
-        rec = record_hash(msg.key, msg.text, raw_sha)
+        raw_sha = row[RAW_SHA]
+        text = row[TEXT]
+        rec = row[RECORD_SHA] or record_hash(key, text, raw_sha)
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO versions(message_rowid, text, text_sha256, edit_date, raw, raw_sha256,"
             " record_sha256, seen_at) VALUES (?,?,?,?,?,?,?,?)",
-            (rowid, msg.text, text_sha, _iso(msg.edit_date), raw_json, raw_sha, rec, now),
+            (rowid, text, row[TEXT_SHA], row[EDIT_DATE], raw_json, raw_sha, rec, now),
         )
         if cur.rowcount != 1:
             return False
         link = chain_link(self._previous_link(), rec)
         self.conn.execute(
             "INSERT INTO chain(version_id, msg_key, record_sha256, link_sha256) VALUES (?,?,?,?)",
-            (cur.lastrowid, msg.key, rec, link),
+            (cur.lastrowid, key, rec, link),
         )
         self._last_link = link
         return True
 
-    def _chain_raw(self, rowid: int, msg: Message, text_sha: str, raw_sha: str) -> None:
+    def _chain_raw(self, rowid: int, key: str, row: Row) -> None:
         """Chain a raw record that replaced ``messages.raw`` without adding a version (same text,
         new metadata such as views): its record hash uses the same formula and names the version
         holding that text, so ``claimwatch verify`` can check the message row's current raw."""
-        row = self.conn.execute(
-            "SELECT id FROM versions WHERE message_rowid=? AND text_sha256=?", (rowid, text_sha)
+        found = self.conn.execute(
+            "SELECT id FROM versions WHERE message_rowid=? AND text_sha256=?", (rowid, row[TEXT_SHA])
         ).fetchone()
-        if row is None:  # every stored text has a version; nothing to link to otherwise
+        if found is None:  # every stored text has a version; nothing to link to otherwise
             return
-        rec = record_hash(msg.key, msg.text, raw_sha)
+        rec = record_hash(key, row[TEXT], row[RAW_SHA])
         link = chain_link(self._previous_link(), rec)
         self.conn.execute(
             "INSERT INTO chain(version_id, msg_key, record_sha256, link_sha256) VALUES (?,?,?,?)",
-            (row[0], msg.key, rec, link),
+            (found[0], key, rec, link),
         )
         self._last_link = link
 
@@ -624,6 +618,21 @@ class Archive:
             "by_channel": by_channel,
             "outbox": outbox,
         }
+
+
+class _MillisecondClock:
+    """:func:`now_iso`, formatted at most once per millisecond (bulk imports)."""
+
+    def __init__(self) -> None:
+        self._at = -1.0
+        self._value = ""
+
+    def __call__(self) -> str:
+        t = time.monotonic()
+        if t - self._at >= 0.001:
+            self._at = t
+            self._value = now_iso()
+        return self._value
 
 
 @dataclass
