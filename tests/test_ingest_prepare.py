@@ -56,11 +56,14 @@ def files(tmp_path: Path) -> list[Path]:
                       "actor": "Test Channel", "action": "pin_message", "message_id": 3, "text": ""})
     first = export(tmp_path / "result.json", msgs)
     t = datetime(2024, 1, 4, tzinfo=UTC)
-    lines = [canonical_line(Message("x", "9", str(i), t, f"statement x{i}", raw={"i": i})) for i in range(1, 400)]
+    lines = [canonical_line(Message("x", "9", str(i), t, f"statement x{i}", raw={"i": i})) for i in range(1, 1200)]
     # an edit (new text) and a metadata change (same text, new raw) of earlier lines, and a repeat
     lines.append(canonical_line(Message("x", "9", "5", t, "statement x5 edited", edit_date=t, raw={"i": 5, "e": 1})))
     lines.append(canonical_line(Message("x", "9", "6", t, "statement x6", raw={"i": 6, "views": 3})))
     lines.append(lines[10])
+    # more new messages, one of them twice close together (same chunk)
+    more = [canonical_line(Message("x", "9", str(i), t, f"statement x{i}", raw={"i": i})) for i in range(1200, 1700)]
+    lines += more[:300] + [more[250]] + more[300:]
     second = tmp_path / "more.jsonl"
     second.write_text("".join(lines), encoding="utf-8")
     return [first, second]
@@ -84,11 +87,12 @@ def test_same_archive_with_and_without_the_preparer(tmp_path: Path) -> None:
     first = reports[True][0]
     assert (first["read"], first["skipped_service"], first["new"]) == (1199, 1, 1199)
     assert first["hits"] == 399  # every third message has "claim"
-    assert (reports[True][1]["new"], reports[True][1]["edited"], reports[True][1]["updated"]) == (399, 1, 1)
+    assert (reports[True][1]["new"], reports[True][1]["edited"], reports[True][1]["updated"]) == (1699, 1, 1)
+    assert reports[True][1]["unchanged"] == 2
     assert reports[True][2]["unchanged"] == 1199 and reports[True][2]["new"] == 0
     a, b = content(tmp_path / "False.db"), content(tmp_path / "True.db")
     assert a == b
-    assert len(a["fts"]) == 1199 - 399 + 399  # the "statement" texts (x5's edit included)
+    assert len(a["fts"]) == 1199 - 399 + 1699  # the "statement" texts (x5's edit included)
 
 
 def test_an_error_rolls_the_whole_file_back_and_names_the_position(tmp_path: Path) -> None:

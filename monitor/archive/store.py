@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from itertools import islice
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -49,6 +50,12 @@ _INSERT_MESSAGE = (
 )
 _INSERT_NEW_MESSAGE = _INSERT_MESSAGE + " ON CONFLICT(platform, channel_id, message_id) DO NOTHING"
 _INSERT_FTS = "INSERT INTO messages_fts(rowid, search_text) VALUES (?, ?)"
+_INSERT_VERSION = (
+    "INSERT INTO versions(message_rowid, text, text_sha256, edit_date, raw, raw_sha256, record_sha256, seen_at)"
+    " VALUES (?,?,?,?,?,?,?,?)"
+)
+_INSERT_CHAIN = "INSERT INTO chain(version_id, msg_key, record_sha256, link_sha256) VALUES (?,?,?,?)"
+BULK_ROWS = 500  # rows per executemany in Archive.store_rows
 # versions.raw NULL means "the record messages.raw holds" (schema migration 2): before the
 # message row's raw is replaced, such versions get their own copy.
 _KEEP_SHARED_RAW = (
@@ -199,7 +206,10 @@ class Archive:
         store_row = self._store_row
         self._clock = _MillisecondClock()
         try:
-            return self._store_items(items, lambda item: store_row(item[0], item[1], False, None), checkpoints, collect)
+            return self._store_items(
+                items, lambda item: store_row(item[0], item[1], False, None), checkpoints, collect,
+                bulk=None if collect else self._insert_new_rows,
+            )
         finally:
             self._clock = None
 
@@ -212,26 +222,20 @@ class Archive:
         store_one: Callable[[Any], StoreOutcome],
         checkpoints: Mapping[tuple[str, str], str] | None,
         collect: bool,
+        *,
+        bulk: Callable[[list[Any], StoreResult], bool] | None = None,
     ) -> StoreResult:
+        """The store loop. ``bulk(chunk, result)``, during a big batch, may store a whole
+        chunk of items at once (returns False to leave it to ``store_one``)."""
         result = StoreResult()
         tx = self.transaction()
         with self.lock, tx:
             try:
                 big_at = BIG_BATCH_AFTER if tx.outer else -1
-                for item in items:
-                    outcome = store_one(item)
-                    status = outcome.status
-                    if status == "new":
-                        result.new += 1
-                        if result.new == big_at:
-                            self._begin_big_batch(outcome.message_rowid - BIG_BATCH_AFTER + 1)
-                    else:
-                        setattr(result, status, getattr(result, status) + 1)
-                    if outcome.new_hit_ids:
-                        result.hits += len(outcome.new_hit_ids)
-                        result.outbox += len(outcome.new_outbox_ids)
-                    if collect:
-                        result.outcomes.append(outcome)
+                for chunk in _chunks(items, BULK_ROWS) if bulk is not None else (items,):
+                    if bulk is not None and self._big is not None and bulk(chunk, result):
+                        continue
+                    self._store_chunk(chunk, store_one, result, big_at, collect)
                 for (source, channel), value in (checkpoints or {}).items():
                     self._set_checkpoint(source, channel, value)
                 self._end_big_batch()
@@ -239,6 +243,74 @@ class Archive:
                 # On an exception the rollback restores the trigger, the index and the FTS config.
                 self._big = None
         return result
+
+    def _store_chunk(
+        self, items: Iterable[Any], store_one: Callable[[Any], StoreOutcome], result: StoreResult, big_at: int,
+        collect: bool,
+    ) -> None:
+        for item in items:
+            outcome = store_one(item)
+            status = outcome.status
+            if status == "new":
+                result.new += 1
+                if result.new == big_at:
+                    self._begin_big_batch(outcome.message_rowid - BIG_BATCH_AFTER + 1)
+            else:
+                setattr(result, status, getattr(result, status) + 1)
+            if outcome.new_hit_ids:
+                result.hits += len(outcome.new_hit_ids)
+                result.outbox += len(outcome.new_outbox_ids)
+            if collect:
+                result.outcomes.append(outcome)
+
+    def _insert_new_rows(self, chunk: list[tuple[Row, Sequence[Hit]]], result: StoreResult) -> bool:
+        """Insert a chunk of prepared rows that are all new with one ``executemany`` per table
+        (same rows, ids, versions and chain as one by one). False, storing nothing, if any
+        key is in the archive already or repeats within the chunk."""
+        c = self.conn
+        by_channel: dict[tuple[str, str], list[str]] = {}
+        for row, _hits in chunk:
+            by_channel.setdefault((row[PLATFORM], row[CHANNEL_ID]), []).append(row[MESSAGE_ID])
+        for (platform, channel_id), ids in by_channel.items():
+            if len(set(ids)) != len(ids):
+                return False
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                if c.execute(
+                    f"SELECT 1 FROM messages WHERE platform=? AND channel_id=? AND message_id IN ({','.join('?' * len(part))})"
+                    " LIMIT 1",
+                    (platform, channel_id, *part),
+                ).fetchone():
+                    return False
+        now = self._now()
+        insert_params = self._insert_params
+        params = [insert_params(row, now) for row, _hits in chunk]
+        # New rows take max(id) + 1 in turn (no row can conflict: checked above).
+        first_id = c.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0] + 1
+        c.executemany(_INSERT_MESSAGE, params)
+        last_id = first_id + len(chunk) - 1
+        if c.execute("SELECT max(id) FROM messages").fetchone()[0] != last_id:  # cannot happen; be sure
+            raise RuntimeError("archive: bulk insert did not assign consecutive ids")
+        c.executemany(_INSERT_FTS, [(first_id + i, p[SEARCH]) for i, p in enumerate(params)])
+        first_vid = c.execute("SELECT coalesce(max(id), 0) FROM versions").fetchone()[0] + 1
+        versions, chain = [], []
+        link = self._previous_link()
+        for i, (row, _hits) in enumerate(chunk):
+            key = row_key(row)
+            rec = row[RECORD_SHA] or record_hash(key, row[TEXT], row[RAW_SHA])
+            versions.append((first_id + i, row[TEXT], row[TEXT_SHA], row[EDIT_DATE], None, row[RAW_SHA], rec, now))
+            link = chain_link(link, rec)
+            chain.append((first_vid + i, key, rec, link))
+        c.executemany(_INSERT_VERSION, versions)
+        c.executemany(_INSERT_CHAIN, chain)
+        self._last_link = link
+        result.new += len(chunk)
+        for i, (row, hits) in enumerate(chunk):
+            if hits:
+                outcome = StoreOutcome(row_key(row), "new", first_id + i)
+                self._store_hits(outcome, None, hits, row[TEXT_SHA], False, now)
+                result.hits += len(outcome.new_hit_ids)
+        return True
 
     # -- big batches (imports) ----------------------------------------------------------
     def _begin_big_batch(self, first_new_rowid: int) -> None:
@@ -393,17 +465,13 @@ class Archive:
         text = row[TEXT]
         rec = row[RECORD_SHA] or record_hash(key, text, raw_sha)
         cur = self.conn.execute(
-            "INSERT OR IGNORE INTO versions(message_rowid, text, text_sha256, edit_date, raw, raw_sha256,"
-            " record_sha256, seen_at) VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT OR IGNORE" + _INSERT_VERSION[len("INSERT"):],
             (rowid, text, row[TEXT_SHA], row[EDIT_DATE], raw_json, raw_sha, rec, now),
         )
         if cur.rowcount != 1:
             return False
         link = chain_link(self._previous_link(), rec)
-        self.conn.execute(
-            "INSERT INTO chain(version_id, msg_key, record_sha256, link_sha256) VALUES (?,?,?,?)",
-            (cur.lastrowid, key, rec, link),
-        )
+        self.conn.execute(_INSERT_CHAIN, (cur.lastrowid, key, rec, link))
         self._last_link = link
         return True
 
@@ -618,6 +686,12 @@ class Archive:
             "by_channel": by_channel,
             "outbox": outbox,
         }
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
 
 
 class _MillisecondClock:
