@@ -44,6 +44,21 @@ _FILE_MEDIA_TYPES = {
 _NOT_INCLUDED = "(File "  # "(File not included. Change data exporting settings to download.)"
 
 
+_PEER_PREFIXES = ("channel", "chat", "user")
+
+
+def _bare_peer_id(value: object) -> str | None:
+    """Desktop exports write peer ids as ``channel1234500000`` / ``user42``; the live
+    collector records the bare id (``1234500000``), so both agree."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    for prefix in _PEER_PREFIXES:
+        if text.startswith(prefix) and text[len(prefix):].isdigit():
+            return text[len(prefix):]
+    return text
+
+
 @lru_cache(maxsize=1)
 def ijson_backend() -> Any:
     """ijson's C (yajl2_c) backend when available, else its default backend."""
@@ -206,9 +221,7 @@ def convert_message(m: Any, chat: _Chat) -> Message | None:
         author=author,
         url=chat.url_prefix + mid if chat.url_prefix is not None else None,
         reply_to=str(reply) if reply is not None else None,
-        forwarded_from=Forward(name=fwd, id=str(fwd_id) if fwd_id is not None else None)
-        if fwd is not None or fwd_id is not None
-        else None,
+        forwarded_from=Forward(name=fwd, id=_bare_peer_id(fwd_id)) if fwd is not None or fwd_id is not None else None,
         media=_media(m) if has_media else (),
         extra=extra,
         raw=m,
