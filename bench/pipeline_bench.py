@@ -81,6 +81,7 @@ async def main() -> None:
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--latency-samples", type=int, default=200)
     ap.add_argument("--hit-ratio", type=float, default=0.01)
+    ap.add_argument("--profile", type=Path, help="cProfile the daemon into this file (slower; for finding costs)")
     args = ap.parse_args()
 
     received: dict[str, float] = {}
@@ -126,8 +127,9 @@ async def main() -> None:
             fh.write(line(i, text))
     size_mb = feed.stat().st_size / 1e6
 
+    profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run", "--config", str(tmp / "cfg.yaml"), "--log-level", "WARNING"],
+        [sys.executable, *profile, "-m", "monitor", "run", "--config", str(tmp / "cfg.yaml"), "--log-level", "WARNING"],
         cwd=ROOT,
         stderr=subprocess.DEVNULL,
     )

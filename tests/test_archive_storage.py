@@ -138,3 +138,44 @@ def test_canonical_line_with_lone_surrogate_is_scrubbed_and_plain_line_is_unchan
     line = canonical_line(plain).encode()
     assert not json_may_have_surrogates(line)
     assert parse_jsonl_record(json.loads(line), scrub=False) == [plain]
+
+
+def test_a_big_store_call_inside_an_outer_transaction_matches_one_by_one(tmp_path: Path) -> None:
+    """The daemon's writer stores batches of new messages in its own transaction: the bulk
+    path (one executemany per table, trigger swapped) gives the rows, hits, outbox rows and
+    outcomes that storing them one by one gives, and leaves the triggers and index intact."""
+    from monitor.model import Hit, Match
+
+    def batch() -> list[tuple[Message, list[Hit]]]:
+        out = []
+        for i in range(300):
+            m = Message("telegram", "-1002", str(i), T, f"claim number {i}", channel="c", raw={"i": i})
+            hits = [Hit("r1", "h1", "high", "Claim", (Match("sel", "claim", 0, 5),), ("slack",))] if i % 10 == 0 else []
+            out.append((m, hits))
+        return out
+
+    results, contents = [], []
+    for name, size in (("bulk", 300), ("single", 1)):
+        db = tmp_path / f"{name}.db"
+        with Archive.open(db) as a:
+            triggers = a.conn.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger' ORDER BY name").fetchall()
+            items = batch()
+            with a.lock, a.transaction():
+                res = [a.store(items[k:k + size]) for k in range(0, len(items), size)]
+            results.append(([(o.key, o.status, o.message_rowid, len(o.new_hit_ids), len(o.new_outbox_ids))
+                             for r in res for o in r.outcomes], sum(r.new for r in res), sum(r.outbox for r in res)))
+            assert a.conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type='trigger' ORDER BY name").fetchall() == triggers
+            a.conn.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES('integrity-check', 1)")
+            assert a.conn.execute("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '\"number 250\"'").fetchone() == (1,)
+            assert verify(a.conn).ok
+            contents.append((
+                a.conn.execute("SELECT platform, channel_id, message_id, text, raw, search_text FROM messages ORDER BY id").fetchall(),
+                a.conn.execute("SELECT message_rowid, text, raw, record_sha256 FROM versions ORDER BY id").fetchall(),
+                a.conn.execute("SELECT version_id, msg_key, link_sha256 FROM chain ORDER BY seq").fetchall(),
+                a.conn.execute("SELECT message_rowid, rule_id FROM hits ORDER BY id").fetchall(),
+                a.conn.execute("SELECT hit_id, destination, kind FROM outbox ORDER BY id").fetchall(),
+            ))
+    assert results[0] == results[1]
+    assert results[0][1:] == (300, 30)
+    assert contents[0] == contents[1]

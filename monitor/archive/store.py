@@ -55,7 +55,8 @@ _INSERT_VERSION = (
     " VALUES (?,?,?,?,?,?,?,?)"
 )
 _INSERT_CHAIN = "INSERT INTO chain(version_id, msg_key, record_sha256, link_sha256) VALUES (?,?,?,?)"
-BULK_ROWS = 500  # rows per executemany in Archive.store_rows
+BULK_ROWS = 500  # rows per executemany (chunks of new messages)
+BULK_MIN_ROWS = 64  # smaller chunks are stored one by one
 # versions.raw NULL means "the record messages.raw holds" (schema migration 2): before the
 # message row's raw is replaced, such versions get their own copy.
 _KEEP_SHARED_RAW = (
@@ -192,7 +193,17 @@ class Archive:
         ``collect=False`` keeps no per-message outcomes (bounded memory for big imports).
         """
         store_one = self._store_one
-        return self._store_items(items, lambda item: store_one(item[0], item[1], alerts), checkpoints, collect)
+        insert_new = self._insert_new_rows
+
+        def bulk(chunk: list[tuple[Message, Sequence[Hit]]], result: StoreResult) -> bool:
+            if len(chunk) < BULK_MIN_ROWS:
+                return False
+            rows = [(prepare_row(msg), hits) for msg, hits in chunk]
+            return insert_new(rows, result, msgs=[msg for msg, _hits in chunk], alerts=alerts, collect=collect)
+
+        return self._store_items(
+            items, lambda item: store_one(item[0], item[1], alerts), checkpoints, collect, bulk=bulk
+        )
 
     def store_rows(
         self,
@@ -206,9 +217,10 @@ class Archive:
         store_row = self._store_row
         self._clock = _MillisecondClock()
         try:
+            insert_new = self._insert_new_rows
             return self._store_items(
                 items, lambda item: store_row(item[0], item[1], False, None), checkpoints, collect,
-                bulk=None if collect else self._insert_new_rows,
+                bulk=lambda chunk, result: len(chunk) >= BULK_MIN_ROWS and insert_new(chunk, result, collect=collect),
             )
         finally:
             self._clock = None
@@ -225,15 +237,15 @@ class Archive:
         *,
         bulk: Callable[[list[Any], StoreResult], bool] | None = None,
     ) -> StoreResult:
-        """The store loop. ``bulk(chunk, result)``, during a big batch, may store a whole
-        chunk of items at once (returns False to leave it to ``store_one``)."""
+        """The store loop. ``bulk(chunk, result)`` may store a whole chunk of items at once
+        (returns False, having stored nothing, to leave it to ``store_one``)."""
         result = StoreResult()
         tx = self.transaction()
         with self.lock, tx:
             try:
                 big_at = BIG_BATCH_AFTER if tx.outer else -1
                 for chunk in _chunks(items, BULK_ROWS) if bulk is not None else (items,):
-                    if bulk is not None and self._big is not None and bulk(chunk, result):
+                    if bulk is not None and bulk(chunk, result):
                         continue
                     self._store_chunk(chunk, store_one, result, big_at, collect)
                 for (source, channel), value in (checkpoints or {}).items():
@@ -263,10 +275,21 @@ class Archive:
             if collect:
                 result.outcomes.append(outcome)
 
-    def _insert_new_rows(self, chunk: list[tuple[Row, Sequence[Hit]]], result: StoreResult) -> bool:
+    def _insert_new_rows(
+        self,
+        chunk: list[tuple[Row, Sequence[Hit]]],
+        result: StoreResult,
+        *,
+        msgs: Sequence[Message] | None = None,
+        alerts: bool = False,
+        collect: bool = False,
+    ) -> bool:
         """Insert a chunk of prepared rows that are all new with one ``executemany`` per table
-        (same rows, ids, versions and chain as one by one). False, storing nothing, if any
-        key is in the archive already or repeats within the chunk."""
+        (same rows, ids, versions, chain, hits and outbox rows as one by one; ``msgs``, the
+        rows' Messages, for the outbox policy). False, storing nothing, if any key is in the
+        archive already or repeats within the chunk. Starts a big batch (see
+        BIG_BATCH_AFTER) when the transaction has none yet: the chunk is big enough to pay
+        for the trigger swap."""
         c = self.conn
         by_channel: dict[tuple[str, str], list[str]] = {}
         for row, _hits in chunk:
@@ -287,11 +310,14 @@ class Archive:
         params = [insert_params(row, now) for row, _hits in chunk]
         # New rows take max(id) + 1 in turn (no row can conflict: checked above).
         first_id = c.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0] + 1
+        if self._big is None:
+            self._begin_big_batch(first_id)
         c.executemany(_INSERT_MESSAGE, params)
         last_id = first_id + len(chunk) - 1
         if c.execute("SELECT max(id) FROM messages").fetchone()[0] != last_id:  # cannot happen; be sure
             raise RuntimeError("archive: bulk insert did not assign consecutive ids")
-        c.executemany(_INSERT_FTS, [(first_id + i, p[SEARCH]) for i, p in enumerate(params)])
+        if self._big is not None:  # else the insert trigger indexed them
+            c.executemany(_INSERT_FTS, [(first_id + i, p[SEARCH]) for i, p in enumerate(params)])
         first_vid = c.execute("SELECT coalesce(max(id), 0) FROM versions").fetchone()[0] + 1
         versions, chain = [], []
         link = self._previous_link()
@@ -306,10 +332,15 @@ class Archive:
         self._last_link = link
         result.new += len(chunk)
         for i, (row, hits) in enumerate(chunk):
+            if not hits and not collect:
+                continue
+            outcome = StoreOutcome(chain[i][1], "new", first_id + i)
             if hits:
-                outcome = StoreOutcome(row_key(row), "new", first_id + i)
-                self._store_hits(outcome, None, hits, row[TEXT_SHA], False, now)
+                self._store_hits(outcome, msgs[i] if msgs is not None else None, hits, row[TEXT_SHA], alerts, now)
                 result.hits += len(outcome.new_hit_ids)
+                result.outbox += len(outcome.new_outbox_ids)
+            if collect:
+                result.outcomes.append(outcome)
         return True
 
     # -- big batches (imports) ----------------------------------------------------------
