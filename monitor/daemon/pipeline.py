@@ -24,6 +24,7 @@ from ..sources.base import Envelope
 log = get_logger("claimwatch.pipeline")
 
 _STOP = object()
+DEEP_BATCH_FACTOR = 4  # writer batches grow to 4 x batch_size while the store queue is deep
 
 
 class MatcherLike(Protocol):
@@ -123,7 +124,10 @@ class Pipeline:
                 return
             batch = [first]
             deadline = time.monotonic() + self.batch_wait
-            while len(batch) < self.batch_size:
+            # A backlog is written in bigger transactions (fewer commits and trigger swaps);
+            # an idle pipeline still commits each message within batch_wait.
+            limit = self.batch_size * DEEP_BATCH_FACTOR if self.store_queue.qsize() >= 2 * self.batch_size else self.batch_size
+            while len(batch) < limit:
                 try:
                     item = self.store_queue.get_nowait()
                 except asyncio.QueueEmpty:
