@@ -179,3 +179,14 @@ def test_a_big_store_call_inside_an_outer_transaction_matches_one_by_one(tmp_pat
     assert results[0] == results[1]
     assert results[0][1:] == (300, 30)
     assert contents[0] == contents[1]
+
+
+def test_new_archives_use_8k_pages_and_old_ones_keep_theirs(tmp_path: Path) -> None:
+    with Archive.open(tmp_path / "new.db") as a:
+        assert a.conn.execute("PRAGMA page_size").fetchone() == (8192,)
+    old = tmp_path / "old.db"
+    sqlite3.connect(old).execute("CREATE TABLE x (y)").connection.close()  # 4 kB pages
+    with Archive.open(old) as a:
+        assert a.conn.execute("PRAGMA page_size").fetchone() == (4096,)
+        a.store([(msg("1", "نص"), [])])
+        assert verify(a.conn).ok

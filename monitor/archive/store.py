@@ -55,6 +55,7 @@ _INSERT_VERSION = (
     " VALUES (?,?,?,?,?,?,?,?)"
 )
 _INSERT_CHAIN = "INSERT INTO chain(version_id, msg_key, record_sha256, link_sha256) VALUES (?,?,?,?)"
+NEW_ARCHIVE_PAGE_SIZE = 8192
 BULK_ROWS = 500  # rows per executemany (chunks of new messages)
 BULK_MIN_ROWS = 64  # smaller chunks are stored one by one
 # versions.raw NULL means "the record messages.raw holds" (schema migration 2): before the
@@ -158,6 +159,10 @@ class Archive:
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=10000")
         if not readonly:
+            if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+                # A new archive: 8 kB pages hold ~4 message rows instead of 2 (imports ~10 %
+                # faster). Only possible before the first table and before WAL mode.
+                conn.execute(f"PRAGMA page_size={NEW_ARCHIVE_PAGE_SIZE}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             migrate(conn)
@@ -194,12 +199,14 @@ class Archive:
         """
         store_one = self._store_one
         insert_new = self._insert_new_rows
+        all_new = self._all_new
 
         def bulk(chunk: list[tuple[Message, Sequence[Hit]]], result: StoreResult) -> bool:
-            if len(chunk) < BULK_MIN_ROWS:
-                return False
+            if len(chunk) < BULK_MIN_ROWS or not all_new([msg.key_tuple for msg, _hits in chunk]):
+                return False  # before preparing: re-imports and edits go one by one
             rows = [(prepare_row(msg), hits) for msg, hits in chunk]
-            return insert_new(rows, result, msgs=[msg for msg, _hits in chunk], alerts=alerts, collect=collect)
+            return insert_new(rows, result, msgs=[msg for msg, _hits in chunk], alerts=alerts, collect=collect,
+                              checked=True)
 
         return self._store_items(
             items, lambda item: store_one(item[0], item[1], alerts), checkpoints, collect, bulk=bulk
@@ -275,6 +282,24 @@ class Archive:
             if collect:
                 result.outcomes.append(outcome)
 
+    def _all_new(self, keys: Sequence[tuple[str, str, str]]) -> bool:
+        """Are all these (platform, channel_id, message_id) distinct and not in the archive?"""
+        by_channel: dict[tuple[str, str], list[str]] = {}
+        for platform, channel_id, message_id in keys:
+            by_channel.setdefault((platform, channel_id), []).append(message_id)
+        for (platform, channel_id), ids in by_channel.items():
+            if len(set(ids)) != len(ids):
+                return False
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                if self.conn.execute(
+                    f"SELECT 1 FROM messages WHERE platform=? AND channel_id=? AND message_id IN ({','.join('?' * len(part))})"
+                    " LIMIT 1",
+                    (platform, channel_id, *part),
+                ).fetchone():
+                    return False
+        return True
+
     def _insert_new_rows(
         self,
         chunk: list[tuple[Row, Sequence[Hit]]],
@@ -283,6 +308,7 @@ class Archive:
         msgs: Sequence[Message] | None = None,
         alerts: bool = False,
         collect: bool = False,
+        checked: bool = False,
     ) -> bool:
         """Insert a chunk of prepared rows that are all new with one ``executemany`` per table
         (same rows, ids, versions, chain, hits and outbox rows as one by one; ``msgs``, the
@@ -291,20 +317,8 @@ class Archive:
         BIG_BATCH_AFTER) when the transaction has none yet: the chunk is big enough to pay
         for the trigger swap."""
         c = self.conn
-        by_channel: dict[tuple[str, str], list[str]] = {}
-        for row, _hits in chunk:
-            by_channel.setdefault((row[PLATFORM], row[CHANNEL_ID]), []).append(row[MESSAGE_ID])
-        for (platform, channel_id), ids in by_channel.items():
-            if len(set(ids)) != len(ids):
-                return False
-            for start in range(0, len(ids), 500):
-                part = ids[start:start + 500]
-                if c.execute(
-                    f"SELECT 1 FROM messages WHERE platform=? AND channel_id=? AND message_id IN ({','.join('?' * len(part))})"
-                    " LIMIT 1",
-                    (platform, channel_id, *part),
-                ).fetchone():
-                    return False
+        if not checked and not self._all_new([(row[PLATFORM], row[CHANNEL_ID], row[MESSAGE_ID]) for row, _h in chunk]):
+            return False
         now = self._now()
         insert_params = self._insert_params
         params = [insert_params(row, now) for row, _hits in chunk]
