@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
@@ -109,6 +110,10 @@ def prepared_rows(
 
 def _produce(chunks: Any, path: str, fmt: str, skip_bad: bool, matcher: MatcherLike | None) -> None:
     """The preparer process: read, match, prepare; send chunks, then "done" or "error"."""
+    # Fresh stream objects: another thread of the parent (a progress display) may have held
+    # the inherited ones' locks at the moment of the fork. Logs follow sys.stderr.
+    sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
     stats = ImportStats()
     position = [0]
 
