@@ -30,8 +30,9 @@ from .schema import migrate
 
 GENESIS = "0" * 64
 
-# A store() call that owns its transaction switches to "big batch" mode once it has inserted
-# this many new messages (imports; the daemon's small batches never do):
+# A store() call switches to "big batch" mode once it has inserted BIG_BATCH_AFTER new
+# messages one by one (if it owns its transaction), or when it inserts a chunk of at least
+# BULK_MIN_ROWS new messages at once (also inside the daemon writer's transaction):
 # * new rows go into the full-text index by a plain INSERT next to the message INSERT instead
 #   of the insert trigger: FTS5 flushes its pending terms at every statement that writes it
 #   through a trigger (a statement journal), which cost ~35 us per row; the trigger is
