@@ -78,7 +78,8 @@ def import_file(
         prepare_process = ingest_prepare.worth_it(path)
     if prepare_process and ingest_prepare.available() and not (alerts and matcher is not None):
         rows = ingest_prepare.prepared_rows(
-            path, fmt=fmt, skip_bad=skip_bad, matcher=matcher, stats=stats, progress=progress
+            path, fmt=fmt, skip_bad=skip_bad, matcher=matcher, stats=stats, progress=progress,
+            archive_path=archive.path,
         )
         try:
             result = archive.store_rows(rows, collect=False)

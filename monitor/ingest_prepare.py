@@ -21,11 +21,12 @@ import multiprocessing
 import os
 import pickle
 import queue
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from .archive.rows import Row, prepare_row
+from .archive.rows import RAW_SHA, Row, complete_row, prepare_row
 from .model import Hit, Message
 from .sources.files import ImportStats, read_messages
 
@@ -60,16 +61,21 @@ def prepared_rows(
     matcher: MatcherLike | None = None,
     stats: ImportStats | None = None,
     progress: Callable[[int], None] | None = None,
+    archive_path: str | None = None,
 ) -> Iterator[tuple[Row, Sequence[Hit]]]:
     """Yield (row, hits) for every message of ``path``, prepared in a forked process.
 
     ``stats`` is filled in when the file has been read completely. Closing the generator
-    early (or an exception in the consumer) stops the preparer.
+    early (or an exception in the consumer) stops the preparer. ``archive_path`` (the
+    archive's file): the preparer reads it (read-only) to leave out the search column and
+    record hash of records stored already (a re-import); the writer computes them if it
+    needs them after all.
     """
     ctx = multiprocessing.get_context("fork")
     chunks: Any = ctx.Queue(maxsize=QUEUE_CHUNKS)
     proc = ctx.Process(
-        target=_produce, args=(chunks, str(path), fmt, skip_bad, matcher), name="claimwatch-prepare", daemon=True
+        target=_produce, args=(chunks, str(path), fmt, skip_bad, matcher, archive_path), name="claimwatch-prepare",
+        daemon=True,
     )
     proc.start()
     try:
@@ -108,7 +114,46 @@ def prepared_rows(
         chunks.cancel_join_thread()
 
 
-def _produce(chunks: Any, path: str, fmt: str, skip_bad: bool, matcher: MatcherLike | None) -> None:
+class _StoredRecords:
+    """Read-only look-ups of stored raw hashes, done for a chunk only when its first
+    message is stored already (a fresh import pays one look-up per chunk)."""
+
+    def __init__(self, archive_path: str | None) -> None:
+        self.conn: sqlite3.Connection | None = None
+        if archive_path and archive_path != ":memory:" and os.path.exists(archive_path):
+            try:
+                self.conn = sqlite3.connect(f"file:{archive_path}?mode=ro", uri=True)
+            except sqlite3.Error:
+                self.conn = None
+        self.checking = False
+
+    def stored_sha(self, msg: Message) -> str | None:
+        assert self.conn is not None
+        try:
+            found = self.conn.execute(
+                "SELECT raw_sha256 FROM messages WHERE platform=? AND channel_id=? AND message_id=?",
+                (msg.platform, msg.channel_id, msg.message_id),
+            ).fetchone()
+        except sqlite3.Error:
+            return None
+        return found[0] if found else None
+
+    def prepare(self, msg: Message, first_of_chunk: bool) -> Row:
+        if self.conn is None:
+            return prepare_row(msg)
+        if first_of_chunk:
+            self.checking = self.stored_sha(msg) is not None
+        if not self.checking:
+            return prepare_row(msg)
+        row = prepare_row(msg, search=False)
+        if self.stored_sha(msg) == row[RAW_SHA]:
+            return row  # unchanged, as far as committed rows tell: lazy values stay None
+        return complete_row(row)
+
+
+def _produce(
+    chunks: Any, path: str, fmt: str, skip_bad: bool, matcher: MatcherLike | None, archive_path: str | None = None
+) -> None:
     """The preparer process: read, match, prepare; send chunks, then "done" or "error"."""
     # Fresh stream objects: another thread of the parent (a progress display) may have held
     # the inherited ones' locks at the moment of the fork. Logs follow sys.stderr.
@@ -124,12 +169,14 @@ def _produce(chunks: Any, path: str, fmt: str, skip_bad: bool, matcher: MatcherL
         rows: list[Row] = []
         hits: dict[int, list[Hit]] = {}
         match = matcher.match if matcher is not None else None
+        stored = _StoredRecords(archive_path)
+        prepare = stored.prepare
         for msg in read_messages(path, fmt=fmt, skip_bad=skip_bad, stats=stats, progress=seen):
             if match is not None:
                 found = match(msg)
                 if found:
                     hits[len(rows)] = found
-            rows.append(prepare_row(msg))
+            rows.append(prepare(msg, not rows))
             if len(rows) == CHUNK_ROWS:
                 chunks.put(("rows", (marshal.dumps(rows), hits), position[0]))
                 rows, hits = [], {}

@@ -123,3 +123,31 @@ def test_an_unreadable_file_is_reported_as_by_the_inline_reader(tmp_path: Path) 
         assert str(forked.value) == str(inline.value) and "broken.json" in str(forked.value)
         with pytest.raises(InputError, match="no such file"):
             import_file(archive, tmp_path / "missing.json", prepare_process=True)
+
+
+def test_reimport_with_stored_records_changing_inside_the_file(tmp_path: Path) -> None:
+    """The preparer leaves out work for records it sees stored already; a record the same
+    file changes again before it comes by still gets its search column and version."""
+    t = datetime(2024, 1, 4, tzinfo=UTC)
+
+    def line(mid: int, text: str, v: int) -> str:
+        return canonical_line(Message("x", "9", str(mid), t, text, raw={"i": mid, "v": v}))
+
+    first = tmp_path / "first.jsonl"
+    first.write_text("".join(line(i, f"statement two {i}", 2) for i in range(1, 1500)), encoding="utf-8")
+    again = tmp_path / "again.jsonl"
+    again.write_text("".join([line(7, "statement one 7", 1), line(7, "statement two 7", 2)]
+                             + [line(i, f"statement two {i}", 2) for i in range(1, 1500)]), encoding="utf-8")
+    reports, contents = [], []
+    for mode in (False, True):
+        db = tmp_path / f"{mode}.db"
+        with Archive.open(db) as archive:
+            reports.append([import_file(archive, p, prepare_process=mode).as_dict() for p in (first, again)])
+            assert verify(archive.conn).ok
+            hits = archive.conn.execute(
+                "SELECT m.message_id FROM messages_fts f JOIN messages m ON m.id = f.rowid"
+                " WHERE messages_fts MATCH '\"two 7\"'").fetchall()
+            assert hits == [("7",)]
+        contents.append(content(db))
+    assert reports[0] == reports[1]
+    assert contents[0] == contents[1]

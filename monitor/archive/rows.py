@@ -73,3 +73,10 @@ def prepare_row(msg: Message, *, search: bool = True) -> Row:
 def row_key(row: Row) -> str:
     """``platform:channel_id:message_id`` (:attr:`Message.key`)."""
     return f"{row[0]}:{row[1]}:{row[2]}"
+
+
+def complete_row(row: Row) -> Row:
+    """``row`` with its lazy values (search column, record hash) computed."""
+    if row[SEARCH] is not None and row[RECORD_SHA] is not None:
+        return row
+    return (*row[:SEARCH], search_text(row[TEXT]), row[TEXT_SHA], record_hash(row_key(row), row[TEXT], row[RAW_SHA]))
