@@ -13,7 +13,7 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from test_alerts_support import free_port, hit_for, message, outbox_rows
+from test_alerts_support import hit_for, message, outbox_rows, start_smtp
 
 from monitor.alerts.destinations import build_destinations
 from monitor.alerts.outbox import DeliveryWorker
@@ -68,13 +68,11 @@ async def _deliver(archive: Any, cfg: Config) -> None:
 async def test_starttls_with_login(archive: Any, ca: Any) -> None:
     _authority, server_ctx, ca_file = ca
     sink = Sink()
-    port = free_port()
     # require_starttls: the server refuses mail (and login) before TLS is up.
-    ctl = Controller(
-        sink, hostname="127.0.0.1", port=port, tls_context=server_ctx, require_starttls=True,
+    ctl, port = start_smtp(lambda p: Controller(
+        sink, hostname="127.0.0.1", port=p, tls_context=server_ctx, require_starttls=True,
         authenticator=sink.auth, auth_required=True, ready_timeout=5,
-    )
-    ctl.start()
+    ))
     try:
         await _deliver(archive, _cfg(port, "starttls", ca_file, username="alerts", password="s3cret"))
     finally:
@@ -87,9 +85,7 @@ async def test_starttls_with_login(archive: Any, ca: Any) -> None:
 async def test_implicit_tls(archive: Any, ca: Any) -> None:
     _authority, server_ctx, ca_file = ca
     sink = Sink()
-    port = free_port()
-    ctl = Controller(sink, hostname="127.0.0.1", port=port, ssl_context=server_ctx, ready_timeout=5)
-    ctl.start()
+    ctl, port = start_smtp(lambda p: Controller(sink, hostname="127.0.0.1", port=p, ssl_context=server_ctx, ready_timeout=5))
     try:
         await _deliver(archive, _cfg(port, "tls", ca_file))
     finally:
@@ -103,9 +99,9 @@ async def test_untrusted_certificate_is_refused(archive: Any, ca: Any, tmp_path:
     other = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other))  # a CA that did not sign the server's cert
     sink = Sink()
-    port = free_port()
-    ctl = Controller(sink, hostname="127.0.0.1", port=port, tls_context=server_ctx, require_starttls=True, ready_timeout=5)
-    ctl.start()
+    ctl, port = start_smtp(lambda p: Controller(
+        sink, hostname="127.0.0.1", port=p, tls_context=server_ctx, require_starttls=True, ready_timeout=5
+    ))
     try:
         await _deliver(archive, _cfg(port, "starttls", other))
     finally:

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -132,6 +132,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_smtp(make: Callable[[int], Controller], attempts: int = 5) -> tuple[Controller, int]:
+    """Start an aiosmtpd controller on a free loopback port. aiosmtpd cannot bind port 0, so
+    a port is picked first; another process may take it in between: then try another."""
+    error: Exception | None = None
+    for _ in range(attempts):
+        port = free_port()
+        controller = make(port)
+        try:
+            controller.start()
+            return controller, port
+        except Exception as exc:  # noqa: BLE001 - the port was taken meanwhile
+            error = exc
+    raise RuntimeError(f"could not start an SMTP server on 127.0.0.1: {error}")
+
+
 class SmtpSink:
     """aiosmtpd on 127.0.0.1. ``replies``: scripted DATA replies (e.g. "451 try later")."""
 
@@ -144,8 +159,9 @@ class SmtpSink:
         kwargs: dict[str, Any] = {}
         if users is not None:
             kwargs = {"authenticator": self._auth, "auth_required": True, "auth_require_tls": False}
-        self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, ready_timeout=5, **kwargs)
+        self._kwargs = kwargs
+        self.port = 0
+        self.controller: Controller | None = None
 
     def _auth(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
         if isinstance(auth_data, LoginPassword):
@@ -181,7 +197,9 @@ class SmtpSink:
             return list(self.messages)
 
     def start(self) -> "SmtpSink":
-        self.controller.start()
+        self.controller, self.port = start_smtp(
+            lambda port: Controller(self, hostname="127.0.0.1", port=port, ready_timeout=5, **self._kwargs)
+        )
         return self
 
     def stop(self) -> None:
