@@ -47,28 +47,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(archive_file: Path):
-    port = free_port()
+def _start_serve(archive_file: Path) -> tuple[subprocess.Popen, str]:
+    """Start `claimwatch serve` on a free loopback port and wait until it answers. The port
+    is picked before the server binds it; if another process took it meanwhile, retry."""
     env = {**os.environ, "CLAIMWATCH_CONFIG": ""}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "serve", "--db", str(archive_file), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"serve exited: {proc.stdout.read().decode(errors='replace')}")
+    output = ""
+    for _attempt in range(3):
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "serve", "--db", str(archive_file), "--port", str(port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while proc.poll() is None:
             try:
                 if httpx.get(f"{base}/-/versions.json", timeout=2).status_code == 200:
-                    break
+                    return proc, base
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
+                proc.kill()
                 raise AssertionError("serve did not start within 30 s")
             time.sleep(0.2)
+        output = proc.stdout.read().decode(errors="replace")
+        if "address already in use" not in output.lower():
+            break
+    raise AssertionError(f"serve exited: {output}")
+
+
+@pytest.fixture
+def server(archive_file: Path):
+    proc, base = _start_serve(archive_file)
+    try:
         with httpx.Client(base_url=base, timeout=10) as client:
             yield client
     finally:
