@@ -74,6 +74,19 @@ def endpoint_of(path: str) -> str:
     return USERS
 
 
+def _page_params(since_id: str | None, start_time: str | None) -> dict[str, Any]:
+    """What every timeline/search page asks for: resume point, page size, expansions, fields."""
+    return {
+        "since_id": since_id,
+        "start_time": None if since_id else start_time,  # since_id wins; start_time only on a first poll
+        "max_results": PAGE_SIZE,
+        "expansions": EXPANSIONS,
+        "tweet_fields": TWEET_FIELDS,
+        "user_fields": USER_FIELDS,
+        "media_fields": MEDIA_FIELDS,
+    }
+
+
 @dataclass
 class RateLimit:
     """Last ``x-rate-limit-*`` headers seen for one endpoint."""
@@ -188,29 +201,11 @@ class XApi:
         pagination_token: str | None = None,
     ) -> dict[str, Any]:
         return await self.client.get_users_tweets(
-            user_id,
-            since_id=since_id,
-            start_time=None if since_id else start_time,
-            pagination_token=pagination_token,
-            max_results=PAGE_SIZE,
-            expansions=EXPANSIONS,
-            tweet_fields=TWEET_FIELDS,
-            user_fields=USER_FIELDS,
-            media_fields=MEDIA_FIELDS,
+            user_id, pagination_token=pagination_token, **_page_params(since_id, start_time)
         )
 
     async def search_recent(
         self, query: str, *, since_id: str | None = None, start_time: str | None = None,
         next_token: str | None = None,
     ) -> dict[str, Any]:
-        return await self.client.search_recent_tweets(
-            query,
-            since_id=since_id,
-            start_time=None if since_id else start_time,
-            next_token=next_token,
-            max_results=PAGE_SIZE,
-            expansions=EXPANSIONS,
-            tweet_fields=TWEET_FIELDS,
-            user_fields=USER_FIELDS,
-            media_fields=MEDIA_FIELDS,
-        )
+        return await self.client.search_recent_tweets(query, next_token=next_token, **_page_params(since_id, start_time))
