@@ -91,6 +91,7 @@ def test_telegram_uses_date_unixtime_not_the_local_date() -> None:
 def test_telegram_edits_forwards_replies_media_and_signatures_are_kept() -> None:
     msgs = by_id(read(TG)[0])
     assert msgs["6"].forwarded_from == Forward(name="شبكة أخبار الخليج", id="1612300000")
+    assert msgs["6"].extra["forward_from_type"] == "channel"
     assert msgs["13"].reply_to == "10" and msgs["21"].reply_to == "20"
     photo = msgs["10"]
     assert photo.text.startswith("بيان: تبنى تنظيم الدولة الإسلامية")

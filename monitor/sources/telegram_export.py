@@ -47,16 +47,23 @@ _NOT_INCLUDED = "(File "  # "(File not included. Change data exporting settings 
 _PEER_PREFIXES = ("channel", "chat", "user")
 
 
+def _peer_kind(value: object) -> str | None:
+    """``channel`` / ``chat`` / ``user`` from an export peer id like ``channel1234500000``."""
+    text = str(value) if value is not None else ""
+    for prefix in _PEER_PREFIXES:
+        if text.startswith(prefix) and text[len(prefix):].isdigit():
+            return prefix
+    return None
+
+
 def _bare_peer_id(value: object) -> str | None:
     """Desktop exports write peer ids as ``channel1234500000`` / ``user42``; the live
     collector records the bare id (``1234500000``), so both agree."""
     if value is None or value == "":
         return None
     text = str(value)
-    for prefix in _PEER_PREFIXES:
-        if text.startswith(prefix) and text[len(prefix):].isdigit():
-            return text[len(prefix):]
-    return text
+    kind = _peer_kind(text)
+    return text[len(kind):] if kind else text
 
 
 @lru_cache(maxsize=1)
@@ -209,6 +216,9 @@ def convert_message(m: Any, chat: _Chat) -> Message | None:
         author = m.get("from")
     has_media = "photo" in m or "file" in m or "poll" in m or "location_information" in m or "contact_information" in m
     extra = _extra(m, chat) if (has_media or "via_bot" in m or "reply_to_peer_id" in m or not chat.is_channel) else {}
+    kind = _peer_kind(fwd_id)
+    if kind is not None:  # as the live collector records it
+        extra = {**extra, "forward_from_type": kind}
     return Message(
         platform="telegram",
         channel_id=chat.channel_id,  # type: ignore[arg-type]
