@@ -360,3 +360,26 @@ async def test_list_deliveries_shows_rule_channel_and_errors(archive, slack):
     assert len(failed) == 1 and failed[0]["last_error"] == "Slack webhook HTTP 400: invalid_blocks"
     assert failed[0]["rule_id"] == "claims" and failed[0]["channel"] == "amaq_example"
     assert list_deliveries(archive, limit=1)[0]["id"] == 2
+
+
+async def test_drain_deadline_during_a_claim_hands_the_rows_back(archive, slack):
+    """The deadline may cancel drain while rows are being claimed in a thread: the claim
+    still completes, and its rows must go back to pending, not stay 'sending' for a lease."""
+    import time as _time
+
+    class SlowClaim(DeliveryWorker):
+        def _prepare(self, *args, **kwargs):
+            result = super()._prepare(*args, **kwargs)
+            _time.sleep(0.3)  # the claim is committed; the coroutine awaiting it is cancelled meanwhile
+            return result
+
+    _store_many(archive, 2)
+    worker = SlowClaim(archive, build_destinations(_slack_cfg(slack.webhook_url)))
+    try:
+        assert await worker.drain(0.1) == 0
+    finally:
+        await worker.aclose()
+    rows = outbox_rows(archive)
+    assert [r["status"] for r in rows] == ["pending", "pending"]
+    assert [r["attempts"] for r in rows] == [0, 0]
+    assert slack.requests == []

@@ -228,7 +228,19 @@ class DeliveryWorker:
         Returns the tasks, the ids handled (claimed or settled without sending) and the
         seconds until the next row that is neither in flight nor waiting for a full
         destination is due (None: nothing pending)."""
-        jobs, handled, next_due = await self._db(self._prepare, dict(self._inflight), exclude)
+        claim = asyncio.ensure_future(self._db(self._prepare, dict(self._inflight), exclude))
+        try:
+            jobs, handled, next_due = await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            # Cancelled (e.g. drain's deadline) while the claim ran in its thread: the claim
+            # still completes, so wait for it and hand its rows back before giving up.
+            try:
+                claimed = (await claim)[0]
+            except Exception:  # noqa: BLE001 - the claim failed: nothing to hand back
+                claimed = []
+            for job in claimed:
+                self._release(job.row["id"], undo_attempt=True)
+            raise
         tasks = []
         for job in jobs:
             rid, dest = job.row["id"], job.row["destination"]
