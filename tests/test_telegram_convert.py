@@ -10,10 +10,7 @@ from telethon.tl import types
 
 from monitor.model import Message
 from monitor.sources.telegram.convert import ChannelMeta, json_safe, message_to_message
-try:  # tests/ may or may not be a package
-    from .test_telegram_fakes import AMAQ_ID, T0, channel, post
-except ImportError:
-    from test_telegram_fakes import AMAQ_ID, T0, channel, post  # type: ignore[no-redef]
+from test_telegram_fakes import AMAQ_ID, T0, channel, post  # type: ignore[no-redef]
 
 AMAQ = channel(AMAQ_ID, "Amaq Example", "amaq_example", access_hash=77)
 

@@ -11,10 +11,7 @@ from telethon.tl import types
 from monitor.config import TelegramConfig
 from monitor.sources.telegram.gateway import TelethonGateway
 
-try:  # tests/ may or may not be a package
-    from .test_telegram_fakes import AMAQ_ID, T0, post
-except ImportError:
-    from test_telegram_fakes import AMAQ_ID, T0, post  # type: ignore[no-redef]
+from test_telegram_fakes import AMAQ_ID, T0, post  # type: ignore[no-redef]
 
 API_HASH = "0123456789abcdef0123456789abcdef"
 

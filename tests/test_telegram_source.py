@@ -21,40 +21,22 @@ from monitor.sources.base import SourceStopped
 from monitor.sources.telegram.errors import TelegramAuthError
 from monitor.sources.telegram.media import MediaStore
 from monitor.sources.telegram.source import TelegramSource
-try:  # tests/ may or may not be a package
-    from .test_telegram_fakes import (
-        AMAQ_HASH,
-        AMAQ_ID,
-        OTHER_HASH,
-        OTHER_ID,
-        T0,
-        Collector,
-        FakeGateway,
-        Sleeps,
-        channel,
-        context,
-        post,
-        service,
-        tg_config,
-        wait_until,
-    )
-except ImportError:
-    from test_telegram_fakes import (
-        AMAQ_HASH,
-        AMAQ_ID,
-        OTHER_HASH,
-        OTHER_ID,
-        T0,
-        Collector,
-        FakeGateway,
-        Sleeps,
-        channel,
-        context,
-        post,
-        service,
-        tg_config,
-        wait_until,
-    )  # type: ignore[no-redef]
+from test_telegram_fakes import (
+    AMAQ_HASH,
+    AMAQ_ID,
+    OTHER_HASH,
+    OTHER_ID,
+    T0,
+    Collector,
+    FakeGateway,
+    Sleeps,
+    channel,
+    context,
+    post,
+    service,
+    tg_config,
+    wait_until,
+)
 
 CID = str(AMAQ_ID)
 
