@@ -21,7 +21,7 @@ from ..durations import parse_duration
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, compile_regex
-from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
+from .ruleset import FIELDS, KINDS, LEVELS, OPS, Rule, RuleSet, Selection
 from .source_filter import SourceError, parse_source
 from .terms import TermError, parse_term
 from .yaml_nodes import Node, YamlSyntaxError, parse_yaml
@@ -34,7 +34,7 @@ MAX_REGEXES = 10_000
 MAX_NEAR_WITHIN = 1_000
 
 RULE_KEYS = (
-    "id", "title", "description", "level", "tags", "sources", "languages", "match", "condition",
+    "id", "title", "description", "level", "kind", "tags", "sources", "languages", "match", "condition",
     "alert", "throttle", "enabled", "author", "references",
 )
 SELECTION_KEYS = ("any", "all", "regex", "near", "field")
@@ -306,6 +306,16 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
             else:
                 level = lv.lower()
 
+    kind = "watch"
+    if "kind" in fields:
+        k_node = fields["kind"][1]
+        kv = _str(ctx, k_node, "kind")
+        if kv is not None:
+            if kv.strip().lower() not in KINDS:
+                ctx.add(k_node, f"unknown kind '{kv}'{_suggest(kv.strip().lower(), KINDS)}; use {', '.join(KINDS)}")
+            else:
+                kind = kv.strip().lower()
+
     tags: list[str] = []
     if "tags" in fields:
         tags = [v for _n, v in (_str_list(ctx, fields["tags"][1], "tags") or [])]
@@ -437,6 +447,7 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
         author=author,
         references=tuple(references),
         id_pos=(id_pos.line, id_pos.col),
+        kind=kind,
     )
     return rule
 

@@ -203,6 +203,7 @@ class _Rule:
             destinations=tuple(rule.alert) or default_destinations,
             throttle_seconds=rule.throttle,
             tags=tuple(rule.tags),
+            kind=rule.kind,
         )
 
 

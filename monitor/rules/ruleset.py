@@ -9,6 +9,7 @@ from .source_filter import SourcePattern
 from .terms import Term
 
 LEVELS = ("info", "low", "medium", "high", "critical")
+KINDS = ("claim", "statement", "denial", "report", "watch")  # what a hit is; default watch
 FIELDS = ("text", "channel", "author", "forwarded_from", "url")
 OPS = ("any", "all", "near", "regex")
 
@@ -50,6 +51,7 @@ class Rule:
     author: str | None = None
     references: tuple[str, ...] = ()
     id_pos: tuple[int, int] = (1, 1)  # line, col of the id in the file
+    kind: str = "watch"  # one of KINDS
 
     @property
     def throttle_seconds(self) -> int | None:
