@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 from .condition import Condition
 from .source_filter import SourcePattern
 from .terms import Term
+
+if TYPE_CHECKING:
+    from .actors import Actor
 
 LEVELS = ("info", "low", "medium", "high", "critical")
 KINDS = ("claim", "statement", "denial", "report", "watch")  # what a hit is; default watch
@@ -72,6 +77,7 @@ class Rule:
 class RuleSet:
     rules: list[Rule] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    actors: list["Actor"] = field(default_factory=list)  # from the actor files (rules/actors.yml)
 
     def __len__(self) -> int:
         return len(self.rules)
