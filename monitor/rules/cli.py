@@ -118,6 +118,8 @@ def hit_record(msg: Message, hit: Hit) -> dict[str, Any]:
     return {
         "rule": hit.rule_id,
         "level": hit.level,
+        "kind": hit.kind,
+        "actors": list(hit.actors),
         "platform": msg.platform,
         "channel_id": msg.channel_id,
         "channel": msg.channel,
@@ -224,7 +226,8 @@ def test_cmd(
                     print_json_lines([hit_record(msg, hit)])
                 else:
                     where = f"{msg.platform}/{msg.channel or msg.channel_id}/{msg.message_id}"
-                    out.write(f"{iso(msg.date)}  {hit.level:<8} {hit.rule_id}  {where}  {_snippet(msg, hit)}\n")
+                    actors = f" [{','.join(hit.actors)}]" if hit.actors else ""
+                    out.write(f"{iso(msg.date)}  {hit.level:<8} {hit.kind:<9} {hit.rule_id}{actors}  {where}  {_snippet(msg, hit)}\n")
         out.flush()
     total = sum(per_rule.values())
     by_rule = ", ".join(f"{r} {n}" for r, n in per_rule.most_common())
