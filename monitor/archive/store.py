@@ -9,6 +9,7 @@ leaves either all of it or none of it.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from itertools import islice
@@ -29,6 +30,7 @@ from .rows import (
 from .schema import migrate
 
 GENESIS = "0" * 64
+MAX_PAGES_ENV = "CLAIMWATCH_MAX_PAGE_COUNT"  # optional cap on the archive size, in pages
 
 # A store() call switches to "big batch" mode once it has inserted BIG_BATCH_AFTER new
 # messages one by one (if it owns its transaction), or when it inserts a chunk of at least
@@ -167,6 +169,11 @@ class Archive:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             migrate(conn)
+            cap = os.environ.get(MAX_PAGES_ENV)
+            if cap:
+                # Caps the archive's size (tests fill it with this: SQLite then fails writes
+                # with "database or disk is full", as on a full disk).
+                conn.execute(f"PRAGMA max_page_count={int(cap)}")
         return cls(conn, path)
 
     def close(self) -> None:
@@ -777,14 +784,31 @@ class _Tx:
         else:
             conn.execute("BEGIN IMMEDIATE")
             self.outer = True
+            # Another process (an import while the daemon runs) may have extended the chain
+            # since our last transaction: read the tip again, now that we hold the write lock.
+            self.archive._last_link = None
         return conn
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         if not self.outer:
             return
         conn = self.archive.conn
+        self.archive._last_link = None  # read the tip again in the next transaction
         if exc_type is None:
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback(conn)
+                raise
         else:
-            conn.execute("ROLLBACK")
-            self.archive._last_link = None  # the chain head may have been rolled back
+            # SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR): a second
+            # ROLLBACK would raise "no transaction is active" and hide the real error.
+            self._rollback(conn)
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:  # the original error is what matters
+                pass
