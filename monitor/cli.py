@@ -122,7 +122,7 @@ def import_cmd(
                 err_console.print(f"[yellow]skipped:[/] {escape(example)}", highlight=False, soft_wrap=True)
     if json_out:
         print_json_lines(r.as_dict() for r in reports)
-    else:
+    elif reports:  # no empty table after a failed import
         table = Table(title="Import")
         for col in ("file", "format", "read", "new", "edited", "unchanged", "service", "bad", "hits"):
             table.add_column(col, justify="left" if col in ("file", "format") else "right")

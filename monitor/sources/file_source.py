@@ -36,6 +36,7 @@ from ..config import FileSourceConfig
 from ..logs import get_logger
 from ..model import Message, MessageError
 from .base import Envelope, Source, SourceContext
+from .depth import depth_message, line_too_deep
 from .files import InputError, read_messages
 from .surrogates import json_may_have_surrogates
 
@@ -231,9 +232,11 @@ class FilesSource(Source):
             return []
         where = f"{state.path}:{state.line_no}"
         try:
+            if line_too_deep(line):
+                raise InputError(depth_message())
             obj = json.loads(line)
             return parse_jsonl_record(obj, fmt, scrub=json_may_have_surrogates(line))
-        except (ValueError, MessageError, InputError, KeyError, TypeError) as exc:
+        except (ValueError, MessageError, InputError, KeyError, TypeError, RecursionError) as exc:
             self.stats["bad_lines"] += 1
             self._error(f"{where}: skipped malformed line: {exc}")
             return []
