@@ -188,4 +188,18 @@ _register_all()
 
 
 def main() -> None:
-    app()
+    """The ``claimwatch`` command. Environment problems (an archive path that is a folder, a
+    folder that cannot be created or read, a file that is not a database) are one line on
+    stderr and exit 2, not a traceback."""
+    import sqlite3
+
+    from rich.markup import escape
+
+    from .cli_common import cut
+
+    try:
+        app()
+    except (sqlite3.Error, OSError) as exc:
+        text = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.filename}: {exc.strerror or exc}"
+        err_console.print(f"[bold red]error:[/] {escape(cut(text))}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None

@@ -133,6 +133,35 @@ def enqueue_all(archive: "Archive", hit_id: int, hit: Hit, msg: Message, now: st
     return ids
 
 
+class ArchiveOpenError(OSError):
+    """The archive path cannot be opened (a directory, no folder, not a database): one line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "cannot open the archive"
+
+
+def _connect_readonly(path: str) -> sqlite3.Connection:
+    """``mode=ro``; in a folder this process cannot write (no ``-shm`` can be created) the
+    file is read as ``immutable`` (nobody can be writing it there)."""
+    from urllib.parse import quote
+
+    uri = "file:" + quote(str(Path(path).resolve()))
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.Error as exc:
+        first = exc
+    if not os.access(Path(path).resolve().parent, os.W_OK):
+        try:
+            conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False, isolation_level=None)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.Error:
+            pass
+    raise ArchiveOpenError(f"{path}: cannot open the archive: {first}")
+
+
 class Archive:
     """An open archive. Create with :meth:`open`; use as a context manager to close."""
 
@@ -152,14 +181,23 @@ class Archive:
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False) -> "Archive":
         path = str(path)
+        if path != ":memory:" and Path(path).is_dir():
+            raise ArchiveOpenError(f"{path}: is a directory, not an archive file")
         if readonly:
             if not Path(path).exists():
                 raise FileNotFoundError(f"archive not found: {path}")
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+            conn = _connect_readonly(path)
         else:
             if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                try:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise ArchiveOpenError(f"{path}: cannot create its folder: {exc.strerror or exc}") from None
+            try:
+                conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.Error as exc:
+                raise ArchiveOpenError(f"{path}: cannot open the archive: {exc}") from None
         conn.execute("PRAGMA busy_timeout=10000")
         if not readonly:
             if conn.execute("PRAGMA page_count").fetchone()[0] == 0:

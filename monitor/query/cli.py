@@ -9,6 +9,7 @@ from typing import Annotated, Any, Iterable, Optional
 
 import typer
 from rich.json import JSON
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -154,12 +155,14 @@ def hits_cmd(
 ) -> None:
     """Rule hits, newest first, with their messages."""
     from .filters import FilterError
-    from .hits import HIT_COLUMNS, list_hits, parse_levels
+    from .hits import HIT_COLUMNS, list_hits, parse_levels, unknown_names
 
     mode = _out_mode(json_out, csv_out)
     archive = _open(db, config, log_level)
     with archive:
         try:
+            for warning in unknown_names(archive.conn, rules=_split(rule), channels=_split(channel)):
+                err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
             rows = list_hits(
                 archive.conn,
                 rules=_split(rule),
