@@ -22,6 +22,7 @@ from typing import Any, Mapping
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from ..bidi import neutralize_all
 from ..model import _is_username, make_url
 from . import records
 from . import slack_format as sf
@@ -338,6 +339,8 @@ class Renderer:
             raise RenderError(f"template {name}: {type(exc).__name__}: {exc}") from exc
 
     def render(self, ctx: Mapping[str, Any]) -> Alert:
+        # Every output below (text, HTML, Subject, Slack, JSON) is built from this context.
+        ctx = neutralize_all(dict(ctx))
         kind = ctx["kind"]
         base = {"alert": "alert", "test": "alert", "edited": "change", "deleted": "change"}.get(kind, kind)
         if base not in _SLACK:

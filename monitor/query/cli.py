@@ -61,7 +61,9 @@ def _write_csv(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
 
 
 def _one_line(text: str | None, width: int = 120) -> str:
-    flat = " ".join((text or "").split())
+    from ..bidi import neutralize_bidi
+
+    flat = " ".join(neutralize_bidi(text or "").split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
