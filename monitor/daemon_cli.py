@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from datetime import datetime, timezone
 from typing import Annotated, Any, Optional
 
@@ -11,7 +12,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli_common import ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, fail, print_json_lines, setup
+from .cli_common import (
+    ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, err_console, fail, print_json_lines, setup,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +48,39 @@ def run_cmd(
     except (ValueError, OSError, ConfigError, RenderError) as exc:
         fail(f"cannot start: {exc}")
     code = asyncio.run(daemon.run(once=once))
+    if once:
+        note = pending_note(daemon.db)
+        if note:
+            err_console.print(escape(note), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def pending_note(path: str) -> str | None:
+    """One line on what ``run --once`` left pending in the outbox, and why."""
+    from .archive import Archive
+
+    try:
+        with Archive.open(path, readonly=True) as archive:
+            rows = archive.conn.execute(
+                "SELECT kind, count(*), min(next_attempt_at), sum(attempts > 0) FROM outbox"
+                " WHERE status='pending' GROUP BY kind ORDER BY kind"
+            ).fetchall()
+    except (OSError, sqlite3.Error):
+        return None
+    if not rows:
+        return None
+    total = sum(n for _k, n, _due, _tried in rows)
+    parts = []
+    for kind, n, due, tried in rows:
+        when = (due or "")[:16].replace("T", " ")
+        if kind == "followup":
+            parts.append(f"{n} throttled follow-up(s) summing up later hits of an alerted rule and channel, due from {when} UTC")
+        elif tried:
+            parts.append(f"{n} {kind}(s) whose destination failed, retried from {when} UTC")
+        else:
+            parts.append(f"{n} {kind}(s) due from {when} UTC")
+    return (f"{total} alert(s) left pending: " + "; ".join(parts)
+            + ". 'run --once' sends only what is due now; the daemon ('claimwatch run') or a later 'run --once' sends the rest when due.")
 
 
 def _age(iso_ts: str | None) -> str:

@@ -60,3 +60,31 @@ def test_lag_formatting() -> None:
     assert _fmt_seconds(5 * 3600) == "5h"
     assert _fmt_seconds(3 * 86400 + 4 * 3600) == "3d 4h"
     assert _fmt_seconds(25439.7 * 3600) == "2y 329d"  # was "25439.7h"
+
+
+def test_run_once_explains_pending_throttled_followups(tmp_path: Path) -> None:
+    config = write_config(tmp_path, None, None)
+    rule = tmp_path / "rules" / "claim.yaml"
+    rule.write_text(rule.read_text() + "throttle: 30m\n")
+    feed = tmp_path / "in" / "feed.jsonl"
+    feed.write_text("".join(canonical_line(i, f"The group claimed responsibility for attack {i}") for i in range(4)))
+    res = cw("run", "--config", str(config), "--once", "--log-level", "WARNING")
+    assert res.returncode == 0, res.stderr
+    pending = db_rows(tmp_path / "archive.db", "select kind from outbox where status='pending'")
+    assert pending and {k for (k,) in pending} == {"followup"}
+    lines = [x for x in res.stderr.splitlines() if "left pending" in x]
+    assert len(lines) == 1, res.stderr
+    assert f"{len(pending)} alert(s) left pending: {len(pending)} throttled follow-up(s)" in lines[0]
+    assert "due from" in lines[0] and "daemon" in lines[0]
+
+
+def test_hits_table_shows_when_the_post_was_published(tmp_path: Path) -> None:
+    config = write_config(tmp_path, None, None)
+    (tmp_path / "in" / "feed.jsonl").write_text(canonical_line(5, "The group claimed responsibility"))
+    assert cw("run", "--config", str(config), "--once").returncode == 0
+    out = cw("hits", "--config", str(config)).stdout
+    assert "posted" in out and "2024-01-04 15:00" in out, out  # the post's date (daemon_helpers.T0 + 5 s)
+    import json
+
+    row = json.loads(cw("hits", "--config", str(config), "--json").stdout.splitlines()[0])
+    assert row["date"].startswith("2024-01-04T15:00:05") and row["created_at"] > row["date"]  # detection kept

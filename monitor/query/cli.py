@@ -189,7 +189,7 @@ def hits_cmd(
     table = Table(title=f"{len(rows)} hit(s)")
     cells = [
         (
-            (r["created_at"] or "")[:16].replace("T", " "),
+            (r["date"] or "")[:16].replace("T", " "),  # when posted (--json/--csv: created_at = detected)
             Text(r["level"] or "", style=LEVEL_STYLE.get((r["level"] or "").lower(), "")),
             Text(r["rule_id"]),
             Text(str(r["channel"] or r["channel_id"])),
@@ -211,7 +211,7 @@ def hits_cmd(
     console.print(table)
 
 
-HIT_TABLE_COLUMNS = ("recorded", "level", "rule", "channel", "key", "text")
+HIT_TABLE_COLUMNS = ("posted", "level", "rule", "channel", "key", "text")
 
 
 def _print_hits_list(rows: list[dict[str, Any]]) -> None:
@@ -220,7 +220,7 @@ def _print_hits_list(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         level = (r["level"] or "").lower()
         head = Text.assemble(
-            ((r["created_at"] or "")[:16].replace("T", " "), "dim"),
+            ((r["date"] or "")[:16].replace("T", " "), "dim"),
             "  ",
             ((r["level"] or "").upper(), LEVEL_STYLE.get(level, "")),
             "  ",
