@@ -115,6 +115,12 @@ def import_cmd(
                 err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
                 failed = True
                 continue
+            except OSError as exc:  # unreadable (permissions, I/O error): one line, the next file goes on
+                reason = exc.strerror or str(exc)
+                err_console.print(f"[bold red]error:[/] {escape(str(p))}: cannot read: {escape(reason)}",
+                                  highlight=False, soft_wrap=True)
+                failed = True
+                continue
             finally:
                 progress.remove_task(task)
             reports.append(report)

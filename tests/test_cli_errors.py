@@ -118,3 +118,10 @@ def test_unknown_rule_or_channel_warns(archive: Path) -> None:
     assert "no channel '@nowhere'" in res.stderr
     res = cw("hits", "--db", str(archive), "--rule", "claims")
     assert "warning" not in res.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+def test_unreadable_input_is_one_line(tmp_path: Path) -> None:
+    # /proc/self/mem exists and opens, but reading it fails (EIO): a real unreadable input.
+    one_line_error(cw("import", "/proc/self/mem", "--db", str(tmp_path / "u.db"), "--no-rules"),
+                   "/proc/self/mem: cannot read")
