@@ -7,10 +7,14 @@ assemble 100,000 nested arrays, and recursive code later hits RecursionError).
 
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Any
 
 MAX_JSON_DEPTH = 100  # real exports nest under 10 levels
 
+_DELTA = [0] * 256
+_DELTA[0x5B] = _DELTA[0x7B] = 1
+_DELTA[0x5D] = _DELTA[0x7D] = -1
 _NOT_KEPT = bytes(b for b in range(256) if b not in b'[]{}"')
 
 
@@ -38,15 +42,14 @@ class DepthGuard:
         brackets = b"".join(parts[1::2] if in_string else parts[0::2])
         if len(parts) % 2 == 0:
             self._in_string = not in_string
-        depth = base = self._depth
-        limit = self.limit
-        for b in brackets:  # about 1 byte in 100 of real JSON
-            if b == 0x5B or b == 0x7B:
-                depth += 1
-                if depth > limit:
-                    return start + _first_too_deep(data, base, limit, in_string)
-            else:
-                depth -= 1
+        base = self._depth
+        if brackets:
+            depths = list(accumulate(map(_DELTA.__getitem__, brackets), initial=base))  # C-speed
+            if max(depths) > self.limit:
+                return start + _first_too_deep(data, base, self.limit, in_string)
+            depth = depths[-1]
+        else:
+            depth = base
         self._depth = depth
         return None
 
