@@ -115,6 +115,12 @@ def import_cmd(
                 err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
                 failed = True
                 continue
+            except OSError as exc:  # unreadable (permissions, I/O error): one line, the next file goes on
+                reason = exc.strerror or str(exc)
+                err_console.print(f"[bold red]error:[/] {escape(str(p))}: cannot read: {escape(reason)}",
+                                  highlight=False, soft_wrap=True)
+                failed = True
+                continue
             finally:
                 progress.remove_task(task)
             reports.append(report)
@@ -122,7 +128,7 @@ def import_cmd(
                 err_console.print(f"[yellow]skipped:[/] {escape(example)}", highlight=False, soft_wrap=True)
     if json_out:
         print_json_lines(r.as_dict() for r in reports)
-    else:
+    elif reports:  # no empty table after a failed import
         table = Table(title="Import")
         for col in ("file", "format", "read", "new", "edited", "unchanged", "service", "bad", "hits"):
             table.add_column(col, justify="left" if col in ("file", "format") else "right")
@@ -188,4 +194,18 @@ _register_all()
 
 
 def main() -> None:
-    app()
+    """The ``claimwatch`` command. Environment problems (an archive path that is a folder, a
+    folder that cannot be created or read, a file that is not a database) are one line on
+    stderr and exit 2, not a traceback."""
+    import sqlite3
+
+    from rich.markup import escape
+
+    from .cli_common import cut
+
+    try:
+        app()
+    except (sqlite3.Error, OSError) as exc:
+        text = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.filename}: {exc.strerror or exc}"
+        err_console.print(f"[bold red]error:[/] {escape(cut(text))}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None

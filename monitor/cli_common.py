@@ -38,8 +38,18 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
+MAX_ERROR_CHARS = 400
+
+
+def cut(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """An error message of reasonable size (a pasted 100,000-character argument is cut)."""
+    if len(message) <= limit:
+        return message
+    return message[:limit] + f"... ({len(message) - limit:,} more characters)"
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {cut(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -168,6 +168,9 @@ class Config(_Model):
         return set(self.alerts.destinations) | {"console"}
 
 
+CONFIG_MAX_NODES = 100_000  # a real config has a few hundred
+
+
 def default_config() -> Config:
     return Config()
 
@@ -215,9 +218,14 @@ def load_config(path: str | Path | None) -> Config:
     if not p.exists():
         raise ConfigError(f"{name}: config file not found")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{name}: not valid UTF-8 (byte {exc.start})") from exc
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    _check_yaml(text, name)
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         pos = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -241,6 +249,24 @@ def load_config(path: str | Path | None) -> Config:
     cfg.source_path = name
     _check_references(cfg, name)
     return cfg
+
+
+def _check_yaml(text: str, name: str) -> None:
+    """Hostile-input checks before PyYAML builds anything, with the rule loader's machinery:
+    nesting depth, a node limit counting alias expansion (no "billion laughs"), one
+    document, no duplicate keys."""
+    from .rules.yaml_nodes import YamlSyntaxError, parse_yaml
+
+    try:
+        parsed = parse_yaml(text, max_nodes=CONFIG_MAX_NODES)
+    except YamlSyntaxError as exc:
+        message = exc.message.replace("YAML syntax error", "YAML error", 1)
+        raise ConfigError(f"{name}:{exc.line}:{exc.col}: {message}") from None
+    if len(parsed.documents) > 1:
+        second = parsed.documents[1]
+        raise ConfigError(f"{name}:{second.line}:{second.col}: more than one YAML document")
+    if parsed.issues:
+        raise ConfigError("\n".join(f"{name}:{i.line}:{i.col}: {i.message}" for i in parsed.issues))
 
 
 def _check_references(cfg: Config, name: str) -> None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from datetime import datetime, timezone
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from .cli_common import ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, fail, print_json_lines, setup
+from .cli_common import (
+    ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, err_console, fail, print_json_lines, setup,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +48,39 @@ def run_cmd(
     except (ValueError, OSError, ConfigError, RenderError) as exc:
         fail(f"cannot start: {exc}")
     code = asyncio.run(daemon.run(once=once))
+    if once:
+        note = pending_note(daemon.db)
+        if note:
+            err_console.print(escape(note), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def pending_note(path: str) -> str | None:
+    """One line on what ``run --once`` left pending in the outbox, and why."""
+    from .archive import Archive
+
+    try:
+        with Archive.open(path, readonly=True) as archive:
+            rows = archive.conn.execute(
+                "SELECT kind, count(*), min(next_attempt_at), sum(attempts > 0) FROM outbox"
+                " WHERE status='pending' GROUP BY kind ORDER BY kind"
+            ).fetchall()
+    except (OSError, sqlite3.Error):
+        return None
+    if not rows:
+        return None
+    total = sum(n for _k, n, _due, _tried in rows)
+    parts = []
+    for kind, n, due, tried in rows:
+        when = (due or "")[:16].replace("T", " ")
+        if kind == "followup":
+            parts.append(f"{n} throttled follow-up(s) summing up later hits of an alerted rule and channel, due from {when} UTC")
+        elif tried:
+            parts.append(f"{n} {kind}(s) whose destination failed, retried from {when} UTC")
+        else:
+            parts.append(f"{n} {kind}(s) due from {when} UTC")
+    return (f"{total} alert(s) left pending: " + "; ".join(parts)
+            + ". 'run --once' sends only what is due now; the daemon ('claimwatch run') or a later 'run --once' sends the rest when due.")
 
 
 def _age(iso_ts: str | None) -> str:
@@ -54,16 +90,57 @@ def _age(iso_ts: str | None) -> str:
         ts = datetime.fromisoformat(iso_ts.replace("Z", "+00:00"))
     except ValueError:
         return "-"
-    secs = (datetime.now(timezone.utc) - ts).total_seconds()
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return _fmt_seconds((datetime.now(timezone.utc) - ts).total_seconds())
+
+
+def _fmt_seconds(secs: float) -> str:
+    """A duration for people: 45s, 12m, 5h, 3d 4h, 2y 15d (negative: 'in the future')."""
+    if secs < 0:
+        return "in the future"
     if secs < 120:
         return f"{secs:.0f}s"
     if secs < 7200:
         return f"{secs / 60:.0f}m"
-    return f"{secs / 3600:.1f}h"
+    if secs < 48 * 3600:
+        return f"{secs / 3600:.0f}h"
+    days = int(secs // 86400)
+    if days < 365:
+        hours = int(secs % 86400 // 3600)
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    return f"{days // 365}y {days % 365}d"
 
 
-def _fmt_seconds(secs: float) -> str:
-    return f"{secs:.0f}s" if secs < 120 else f"{secs / 60:.0f}m" if secs < 7200 else f"{secs / 3600:.1f}h"
+def _ago(iso_ts: str | None) -> str:
+    age = _age(iso_ts)
+    return age if age == "-" else f"{age} ago"
+
+
+def daemon_running(path: str) -> bool:
+    """Is a daemon holding this archive's lock (``<db>.lock``) right now?"""
+    import fcntl
+
+    try:
+        fh = open(path + ".lock", "rb")  # noqa: SIM115
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        fh.close()
+    return False
+
+
+def _daemon_line(d: dict[str, Any], running: bool) -> str:
+    if running:
+        return f"daemon: running, pid {d.get('pid', '?')}, heartbeat {_age(d.get('heartbeat_at'))} ago"
+    if not d:
+        return "daemon: not running (never started on this archive)"
+    ended = d.get("stopped_at") or d.get("heartbeat_at")
+    return f"daemon: not running (last run ended {_age(ended)} ago)"
 
 
 def status_report(path: str) -> dict[str, Any]:
@@ -100,6 +177,13 @@ def status_report(path: str) -> dict[str, Any]:
         ]
         messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
         hits = conn.execute("SELECT count(*) FROM hits").fetchone()[0]
+    from .daemon.service import read_status_file
+
+    side = read_status_file(path)  # written when the archive itself could not be
+    if side and str(side.get("heartbeat_at") or "") > str(daemon_info.get("heartbeat_at") or ""):
+        daemon_info = side
+    running = daemon_running(path)
+    daemon_info = {**daemon_info, "running": running} if daemon_info or running else {}
     return {
         "database": path,
         "messages": messages,
@@ -129,12 +213,21 @@ def status_cmd(
         return
     d = report["daemon"]
     rules = d.get("rules") or {}
+    running = bool(d.get("running"))
     console.print(
-        f"[bold]{report['messages']}[/] messages, [bold]{report['hits']}[/] hits in {path}\n"
-        f"daemon heartbeat: {_age(d.get('heartbeat_at'))} ago, pid {d.get('pid', '-')}, "
-        f"rules loaded: {rules.get('rules', '-')}"
-        + (f" [red](reload failed: {rules['last_error']})[/]" if rules.get("last_error") else "")
+        f"[bold]{report['messages']}[/] messages, [bold]{report['hits']}[/] hits in {escape(path)}\n"
+        + _daemon_line(d, running)
+        + (f", rules loaded: {rules['rules']}" if running and rules.get("rules") is not None else "")
+        + (f" [red](reload failed: {escape(str(rules['last_error']))})[/]" if running and rules.get("last_error") else "")
     )
+    if running and d.get("write_error"):
+        console.print(
+            f"[bold red]archive writes failing[/] since {_age(d.get('write_failing_since'))} ago "
+            f"(retrying; nothing is dropped): {escape(str(d['write_error'])[:200])}"
+        )
+    unstored = (d.get("stats") or {}).get("unstored")
+    if not running and unstored:
+        console.print(f"[red]last run could not store {unstored} event(s)[/]: {escape(str(d.get('write_error') or ''))}")
     table = Table(title="Sources")
     for col in ("source", "last message", "lag", "last poll", "errors", "last error"):
         table.add_column(col)
@@ -143,7 +236,7 @@ def status_cmd(
         if s["last_message_date"]:
             lag = _age(s["last_message_date"])
         table.add_row(
-            s["source"], _age(s["last_message_at"]) + " ago", lag, _age(s["last_poll_at"]) + " ago",
+            s["source"], _ago(s["last_message_at"]), lag, _ago(s["last_poll_at"]),
             str(s["errors"]), (s["last_error"] or "")[:80],
         )
     console.print(table)

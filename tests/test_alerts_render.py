@@ -213,3 +213,56 @@ def test_render_row_uses_the_version_that_matched(archive):
     alert = render_row(archive.conn, row, Renderer())
     assert "first text *claimed responsibility*" in alert.slack_blocks[2]["text"]["text"]
     assert alert.outbox_id == row["id"] and alert.destination == "slack"
+
+
+# -- issue 09 case 8: bidi controls and Slack emphasis in quoted text ----------------------
+_BIDI = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]
+
+
+def test_bidi_controls_are_neutralised_in_every_output(tmp_path):
+    import asyncio
+    import io
+
+    from monitor.alerts.destinations.console import ConsoleDestination
+
+    text = "Attack \u202eevil.exe\u202c claimed responsibility \u2067x\u2069 \u200fRLM stays"
+    facts = _facts(text, channel_title="Chan\u202enaL", title="Claim \u2066t\u2069", author="a\u202bb")
+    alert = Renderer().render(hit_context(facts))
+    outputs = {
+        "text": alert.text,
+        "html": alert.html,
+        "subject": alert.subject,
+        "slack": _all_slack_text(alert),
+        "json": json.dumps(alert.data, ensure_ascii=False),
+    }
+    stream = io.StringIO()
+    asyncio.run(ConsoleDestination(stream=stream).send(alert))
+    outputs["console"] = stream.getvalue()
+    for name, out in outputs.items():
+        assert not any(ch in out for ch in _BIDI), name
+    assert "\ufffdevil.exe\ufffd" in alert.text and "\u200fRLM stays" in alert.text  # marks are kept
+    assert "Chan\ufffdnaL" in alert.subject
+    # the match is still bolded at the right place in Slack (offsets unchanged)
+    assert "*claimed responsibility*" in _all_slack_text(alert)
+
+
+def test_bidi_text_stays_raw_in_the_archive(tmp_path):
+    from monitor.archive import Archive
+    from monitor.model import Message
+    from datetime import datetime, timezone
+
+    raw = "x \u202eabc\u202c y"
+    with Archive.open(tmp_path / "a.db") as archive:
+        archive.store([(Message("telegram", "1", "1", datetime(2024, 1, 1, tzinfo=timezone.utc), raw), [])])
+        assert archive.get_message("telegram", "1", "1")["text"] == raw
+
+
+def test_slack_emphasis_in_quoted_text_is_neutralised():
+    text = "*bold* _italic_ ~strike~ `code` claimed responsibility for claims_test 2*3"
+    alert = Renderer().render(hit_context(_facts(text)))
+    body = alert.slack_blocks[2]["text"]["text"]
+    for marker in ("*bold*", "_italic_", "~strike~", "`code`"):
+        assert marker not in body, marker
+    assert "claims_test" in body and "2*3" in body
+    assert "*claimed responsibility*" in body  # our own bold still works
+    assert "*bold*" in alert.text  # plain text and the archive keep what was written

@@ -93,3 +93,34 @@ def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("CLAIMWATCH_CONFIG", str(write(tmp_path, "colour: blue\n")))
     res = CliRunner().invoke(app, ["stats"])
     assert res.exit_code == 2 and "colour" in res.output
+
+
+def test_yaml_bomb_in_config_is_refused_by_the_node_limit(tmp_path: Path) -> None:
+    # Nested anchors: 10^6 nodes once the aliases are expanded (a real config has hundreds).
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 7):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    p = write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    msg = str(exc.value)
+    assert msg.startswith(f"{p}:") and "100,000 nodes" in msg and "\n" not in msg
+
+
+def test_duplicate_keys_in_config_are_rejected_with_their_line(tmp_path: Path) -> None:
+    p = write(tmp_path, "database: a.db\nrules: rules/\ndatabase: b.db\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert str(exc.value) == f"{p}:3:1: duplicate key 'database' (first at line 1)"
+    nested = write(tmp_path, "alerts:\n  default: [console]\n  default: [log]\n")
+    with pytest.raises(ConfigError, match=r":3:3: duplicate key 'default'"):
+        load_config(nested)
+
+
+def test_cli_reports_config_bomb_in_one_line_exit_2(tmp_path: Path) -> None:
+    lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]']
+    for i in range(1, 7):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    p = write(tmp_path, "\n".join(lines) + "\n")
+    r = CliRunner().invoke(app, ["stats", "--config", str(p), "--db", str(tmp_path / "x.db")])
+    assert r.exit_code == 2 and "nodes" in r.output and "Traceback" not in r.output

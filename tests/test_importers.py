@@ -551,3 +551,60 @@ def test_big_import_indexes_every_row_and_keeps_the_triggers(tmp_path: Path, arc
     archive.store([(Message("telegram", "555", "9999", datetime(2024, 1, 4, tzinfo=UTC), "delta"), [])])
     assert search("delta") == ["9999"]
     fts_ok(c)
+
+
+# -- issue 09 cases 4-5: hostile nesting and wrong types --------------------------------
+def _export(tmp_path, body: str, name: str = "bad.json"):
+    p = tmp_path / name
+    p.write_text(body, encoding="utf-8")
+    return p
+
+
+def _import_error(p) -> str:
+    from monitor.sources.files import InputError, read_messages
+
+    with pytest.raises((InputError, MessageError)) as exc:
+        list(read_messages(p))
+    assert "\n" not in str(exc.value)
+    return str(exc.value)
+
+
+def test_deeply_nested_messages_are_refused_with_the_byte(tmp_path) -> None:
+    head = '{"name":"c","type":"public_channel","id":5,"messages":'
+    p = _export(tmp_path, head + "[" * 100_000 + "]" * 100_000 + "}")
+    assert _import_error(p) == f"{p}: JSON nested deeper than 100 levels at byte {len(head) + 99}"  # the 100th [ is level 101
+
+
+def test_a_message_with_a_1000_level_field_is_refused(tmp_path) -> None:
+    msg = '{"id":1,"type":"message","date_unixtime":"1700000000","text":"hi","x":' + "[" * 1000 + "]" * 1000 + "}"
+    p = _export(tmp_path, '{"name":"c","type":"public_channel","id":5,"messages":[' + msg + "]}")
+    assert "JSON nested deeper than 100 levels at byte" in _import_error(p)
+    # the general path (header after the messages) and a deep JSONL line too
+    p2 = _export(tmp_path, '{"messages":[' + msg + '],"name":"c","type":"public_channel","id":5}', "late.json")
+    assert "JSON nested deeper than 100 levels" in _import_error(p2)
+    good = Message("telegram", "5", "1", datetime(2024, 1, 1, tzinfo=timezone.utc), "hi", raw={"x": "DEEP"})
+    line = json.dumps(good.to_dict()).replace('"DEEP"', "[" * 5000 + "]" * 5000) + "\n"
+    p3 = _export(tmp_path, json.dumps(good.to_dict()) + "\n" + line, "deep.jsonl")
+    assert "JSON nested deeper than 100 levels" in _import_error(p3)
+
+
+@pytest.mark.parametrize(
+    ("chat_id", "msg_id", "expected"),
+    [
+        ("null", "1", "id: expected a chat id (an integer), found null"),
+        ('"abc"', "1", "id: expected a chat id (an integer), found 'abc'"),
+        ("5", '"abc"', "messages[0] (id abc): id: expected an integer, found 'abc'"),
+        ("5", "1.5", "messages[0] (id 1.5): id: expected an integer, found 1.5"),
+        ("5", "true", "id: expected an integer, found true"),
+    ],
+)
+def test_wrong_types_are_one_line_errors_with_the_position(tmp_path, chat_id: str, msg_id: str, expected: str) -> None:
+    body = (f'{{"name":"c","type":"public_channel","id":{chat_id},"messages":[{{"id":{msg_id},"type":"message",'
+            '"date_unixtime":"1700000000","text":"hi"}]}')
+    p = _export(tmp_path, body)
+    assert expected in _import_error(p)
+
+
+def test_messages_not_a_list_is_an_error(tmp_path) -> None:
+    p = _export(tmp_path, '{"name":"c","type":"public_channel","id":5,"messages":{"a":1}}')
+    assert _import_error(p) == f"{p}: messages: expected a list, found an object"

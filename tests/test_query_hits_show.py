@@ -104,7 +104,8 @@ def test_cli_hits_outputs(arch, db_path) -> None:
 def test_parse_ref() -> None:
     assert parse_ref("telegram:-1001:1") == ("telegram", "-1001", "1", None)
     assert parse_ref("https://t.me/amaq/1") == ("telegram", None, "1", "amaq")
-    assert parse_ref("https://t.me/c/1234/5") == ("telegram", "-1001234", "5", None)
+    # the archive stores the bare channel id, as the link shows it (docs/telegram.md)
+    assert parse_ref("https://t.me/c/1234/5") == ("telegram", "1234", "5", None)
     assert parse_ref("https://x.com/newsdesk/status/7") == ("x", None, "7", "newsdesk")
     for bad in ("telegram:1", "facebook:1:2", "nonsense"):
         with pytest.raises(RefError):
@@ -137,3 +138,37 @@ def test_cli_show(arch, db_path) -> None:
     assert r.exit_code == 1 and "no message" in r.output
     r = runner.invoke(app, ["show", "garbage", "--db", str(db_path)])
     assert r.exit_code == 2 and "PLATFORM:CHANNEL_ID:MESSAGE_ID" in r.output
+
+
+# -- issue 09 case 9: every link claimwatch prints (and users paste) is accepted back ----
+def test_show_accepts_links_and_marked_ids(tmp_path) -> None:
+    from monitor.model import make_url
+    from monitor.query.show import find_message_rowid
+
+    db = tmp_path / "links.db"
+    with Archive.open(db) as a:
+        a.store([
+            (Message("telegram", "1234500000", "9", T1, "private post"), []),
+            (Message("telegram", "1234600000", "7", T1, "public post", channel="amaq_news"), []),
+            (Message("x", "44196397", "1600000000000000001", T1, "a tweet", channel="someuser"), []),
+        ])
+        conn = a.conn
+        private = find_message_rowid(conn, "telegram:1234500000:9")
+        assert private is not None
+        printed = make_url("telegram", None, "1234500000", "9")
+        assert printed == "https://t.me/c/1234500000/9"
+        for ref in (printed, "t.me/c/1234500000/9", "https://t.me/c/1234500000/9?single",
+                    "telegram:-1001234500000:9", "<https://t.me/c/1234500000/9>"):
+            assert find_message_rowid(conn, ref) == private, ref
+        public = find_message_rowid(conn, "telegram:1234600000:7")
+        for ref in ("https://t.me/amaq_news/7", "https://t.me/s/amaq_news/7", "telegram:-1001234600000:7"):
+            assert find_message_rowid(conn, ref) == public, ref
+        tweet = find_message_rowid(conn, "x:44196397:1600000000000000001")
+        for ref in ("https://x.com/someuser/status/1600000000000000001",
+                    "https://twitter.com/someuser/status/1600000000000000001?s=20",
+                    "https://mobile.twitter.com/someuser/status/1600000000000000001",
+                    "https://x.com/i/status/1600000000000000001",
+                    "https://x.com/someuser/status/1600000000000000001/photo/1"):
+            assert find_message_rowid(conn, ref) == tweet, ref
+    r = runner.invoke(app, ["show", "https://t.me/c/1234500000/9", "--db", str(db)])
+    assert r.exit_code == 0 and "private post" in r.output, r.output

@@ -261,3 +261,12 @@ def test_login_needs_api_credentials(tmp_path, monkeypatch):
     result = runner.invoke(app, ["login", "telegram", "--session", str(tmp_path / "s.session")])
     assert result.exit_code == 2
     assert "my.telegram.org" in result.output
+
+
+def test_doctor_creates_no_archive(tmp_path, monkeypatch):
+    gw = fake_telegram()
+    monkeypatch.setattr(tg_cli, "make_gateway", lambda cfg: gw)
+    cfg = write_config(tmp_path, ["@amaq_example"], private_session(tmp_path))
+    result = runner.invoke(app, ["doctor", "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    assert not list(tmp_path.glob("a.db*"))  # issue 09 case 10: no empty archive as a side effect

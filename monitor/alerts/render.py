@@ -22,6 +22,7 @@ from typing import Any, Mapping
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from ..bidi import neutralize_all
 from ..model import _is_username, make_url
 from . import records
 from . import slack_format as sf
@@ -349,6 +350,8 @@ class Renderer:
         if hit and hit.get("actors") and self.actor_titles:
             actors = [{"id": a["id"], "title": one_line(self.actor_titles.get(a["id"], a["title"]), 100)} for a in hit["actors"]]
             ctx = {**ctx, "hit": {**hit, "actors": actors}}
+        # Every output below (text, HTML, Subject, Slack, JSON) is built from this context.
+        ctx = neutralize_all(dict(ctx))
         kind = ctx["kind"]
         base = {"alert": "alert", "test": "alert", "edited": "change", "deleted": "change"}.get(kind, kind)
         if base not in _SLACK:

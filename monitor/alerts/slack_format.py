@@ -11,6 +11,8 @@ Slack's own count, so a clipped text is always within the limit.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, Iterable, Sequence
 from urllib.parse import quote, urlsplit
 
@@ -24,6 +26,8 @@ ELLIPSIS = "…"
 ZWSP = "\u200b"  # lets Slack see a bold marker next to a letter as a word boundary
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_LOOKALIKE = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}  # ∗ ˍ ∼ ˋ
+_EMPHASIS = re.compile(r"(?<!\w)[*_~`]|[*_~`](?!\w)")
 
 
 def slen(text: str) -> int:
@@ -144,13 +148,21 @@ def _bold(text: str, start: int, end: int) -> str:
     return "\n".join(out)
 
 
+def quote_emphasis(text: str) -> str:
+    """Emphasis markers (``*bold*``, ``_italic_``, ``~strike~``, `` `code` ``) at a word
+    edge in quoted text become look-alikes that Slack does not format (same length, so
+    offsets stay valid); ``claims_test`` or ``2*3`` stay as written."""
+    return _EMPHASIS.sub(lambda m: _LOOKALIKE[m.group()], text)
+
+
 def mrkdwn_text(text: str, spans: Iterable[tuple[int, int]] = (), limit: int = SECTION_TEXT_LIMIT) -> str:
-    """Escape ``text``, bold the ``[start, end)`` spans (offsets in the *original* text) and
-    fit the result into ``limit`` with "…".
+    """Escape ``text`` (``&<>`` and emphasis markers), bold the ``[start, end)`` spans
+    (offsets in the *original* text) and fit the result into ``limit`` with "…".
 
     Escaping is done per segment, so the offsets never shift and an entity or a bold run is
     never cut in half.
     """
+    text = quote_emphasis(text)
     segs = _segments(text, spans)
     parts = [_bold(text, s, e) if bold else escape(text[s:e]) for s, e, bold in segs]
     full = "".join(parts)

@@ -1,5 +1,5 @@
 """SQLite archive (see :mod:`monitor.archive.store`)."""
 
-from .store import Archive, StoreOutcome, StoreResult, now_iso, utcnow
+from .store import Archive, ArchiveOpenError, StoreOutcome, StoreResult, now_iso, utcnow
 
 __all__ = ["Archive", "StoreOutcome", "StoreResult", "now_iso", "utcnow"]

@@ -9,6 +9,7 @@ leaves either all of it or none of it.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from itertools import islice
@@ -29,6 +30,7 @@ from .rows import (
 from .schema import migrate
 
 GENESIS = "0" * 64
+MAX_PAGES_ENV = "CLAIMWATCH_MAX_PAGE_COUNT"  # optional cap on the archive size, in pages
 
 # A store() call switches to "big batch" mode once it has inserted BIG_BATCH_AFTER new
 # messages one by one (if it owns its transaction), or when it inserts a chunk of at least
@@ -131,6 +133,35 @@ def enqueue_all(archive: "Archive", hit_id: int, hit: Hit, msg: Message, now: st
     return ids
 
 
+class ArchiveOpenError(OSError):
+    """The archive path cannot be opened (a directory, no folder, not a database): one line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "cannot open the archive"
+
+
+def _connect_readonly(path: str) -> sqlite3.Connection:
+    """``mode=ro``; in a folder this process cannot write (no ``-shm`` can be created) the
+    file is read as ``immutable`` (nobody can be writing it there)."""
+    from urllib.parse import quote
+
+    uri = "file:" + quote(str(Path(path).resolve()))
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.Error as exc:
+        first = exc
+    if not os.access(Path(path).resolve().parent, os.W_OK):
+        try:
+            conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False, isolation_level=None)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.Error:
+            pass
+    raise ArchiveOpenError(f"{path}: cannot open the archive: {first}")
+
+
 class Archive:
     """An open archive. Create with :meth:`open`; use as a context manager to close."""
 
@@ -150,14 +181,23 @@ class Archive:
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False) -> "Archive":
         path = str(path)
+        if path != ":memory:" and Path(path).is_dir():
+            raise ArchiveOpenError(f"{path}: is a directory, not an archive file")
         if readonly:
             if not Path(path).exists():
                 raise FileNotFoundError(f"archive not found: {path}")
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+            conn = _connect_readonly(path)
         else:
             if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                try:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise ArchiveOpenError(f"{path}: cannot create its folder: {exc.strerror or exc}") from None
+            try:
+                conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.Error as exc:
+                raise ArchiveOpenError(f"{path}: cannot open the archive: {exc}") from None
         conn.execute("PRAGMA busy_timeout=10000")
         if not readonly:
             if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
@@ -167,6 +207,11 @@ class Archive:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             migrate(conn)
+            cap = os.environ.get(MAX_PAGES_ENV)
+            if cap:
+                # Caps the archive's size (tests fill it with this: SQLite then fails writes
+                # with "database or disk is full", as on a full disk).
+                conn.execute(f"PRAGMA max_page_count={int(cap)}")
         return cls(conn, path)
 
     def close(self) -> None:
@@ -779,14 +824,31 @@ class _Tx:
         else:
             conn.execute("BEGIN IMMEDIATE")
             self.outer = True
+            # Another process (an import while the daemon runs) may have extended the chain
+            # since our last transaction: read the tip again, now that we hold the write lock.
+            self.archive._last_link = None
         return conn
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         if not self.outer:
             return
         conn = self.archive.conn
+        self.archive._last_link = None  # read the tip again in the next transaction
         if exc_type is None:
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback(conn)
+                raise
         else:
-            conn.execute("ROLLBACK")
-            self.archive._last_link = None  # the chain head may have been rolled back
+            # SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR): a second
+            # ROLLBACK would raise "no transaction is active" and hide the real error.
+            self._rollback(conn)
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:  # the original error is what matters
+                pass

@@ -39,11 +39,17 @@ class DaemonCollector:
             stored.add_metric(["edited"], stats.edited)
             hits.add_metric([], stats.hits)
             errors.add_metric(["pipeline"], stats.errors)
+            errors.add_metric(["archive_write"], stats.write_errors)
         for name, source in d.sources.items():
             errors.add_metric([f"source:{name}"], int(source.health().get("errors", 0) or 0))
         yield stored
         yield hits
         yield errors
+        failing = GaugeMetricFamily(
+            "claimwatch_archive_write_failing", "1 while archive writes fail (the batch is retried until it commits)"
+        )
+        failing.add_metric([], 1 if d.pipeline is not None and d.pipeline.write_error else 0)
+        yield failing
         depth = GaugeMetricFamily("claimwatch_queue_depth", "Items waiting in pipeline queues", labels=["queue"])
         if d.pipeline:
             for q, n in d.pipeline.depths().items():

@@ -4,6 +4,13 @@ Both queues are bounded, so a fast source waits for the archive instead of filli
 The writer commits a batch of messages, their versions, hits, outbox rows and the sources'
 checkpoints in one transaction, then wakes the delivery worker.
 
+A batch that fails to commit (disk full, I/O error) is rolled back and retried with a
+capped exponential backoff until it commits; the pipeline waits meanwhile (back-pressure
+up to the sources), reports the failure (``write_error``; ``on_write_error`` once when
+writes start failing and once, with None, when they recover) and never drops the batch. Only ``give_up_retrying()`` (shutdown, ``--once``) or
+``max_attempts`` end the retries; what was not stored is counted in ``stats.unstored``.
+After a commit, each envelope's ``on_commit`` is called in emit order.
+
 When an edited message or a deletion touches a message that had hits, the writer queues
 an ``edited`` / ``deleted`` follow-up alert (with the original text) to the destinations
 the original alert went to, in the same transaction.
@@ -43,6 +50,8 @@ class PipelineStats:
     deletions: int = 0
     followups: int = 0
     errors: int = 0
+    write_errors: int = 0  # failed write attempts (each rolled back and retried)
+    unstored: int = 0  # events given up on (shutdown or --once while writes failed)
     by_source: dict[str, int] = field(default_factory=dict)
 
 
@@ -62,6 +71,10 @@ class Pipeline:
         batch_size: int = 500,
         batch_wait: float = 0.005,
         on_stored: Callable[[StoreResult], None] | None = None,
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+        max_attempts: int | None = None,
+        on_write_error: Callable[[str | None], None] | None = None,
     ) -> None:
         self.archive = archive
         self.get_matcher = get_matcher
@@ -73,6 +86,14 @@ class Pipeline:
         self.wake = asyncio.Event()  # set after every commit that queued outbox rows
         self.stats = PipelineStats()
         self._tasks: list[asyncio.Task[None]] = []
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.max_attempts = max_attempts  # None: retry until the batch commits
+        # called with the error when writes start failing, with None when they recover
+        self.on_write_error = on_write_error
+        self.write_error: str | None = None  # the last write error while writes fail
+        self.write_failing_since: float | None = None  # time.time() of the first failure
+        self._give_up = asyncio.Event()
 
     # -- source side ----------------------------------------------------------
     async def emit(self, envelope: Envelope) -> None:
@@ -92,6 +113,10 @@ class Pipeline:
         """Process everything already queued, then stop both stages."""
         await self.in_queue.put(_STOP)
         await asyncio.gather(*self._tasks)
+
+    def give_up_retrying(self) -> None:
+        """Stop retrying failed writes (shutdown): a failing batch gets one more attempt."""
+        self._give_up.set()
 
     def depths(self) -> dict[str, int]:
         return {"match": self.in_queue.qsize(), "store": self.store_queue.qsize()}
@@ -145,24 +170,60 @@ class Pipeline:
             await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[Envelope, list[Hit], float]]) -> None:
-        try:
-            result = await asyncio.to_thread(self._write_batch, batch)
-        except Exception as exc:
-            # Nothing of the batch was committed (one transaction), checkpoints did not
-            # advance: the sources will offer these messages again after a restart.
-            self.stats.errors += 1
-            log.error("archive write failed; batch rolled back", size=len(batch), error=str(exc))
-            return
-        for envelope, _hits, _t in batch:
+        delay = self.retry_initial
+        attempt = 0
+        while True:
+            try:
+                result = await asyncio.to_thread(self._write_batch, batch)
+                break
+            except Exception as exc:
+                # Nothing of the batch was committed (one transaction) and no checkpoint
+                # advanced: retry the same batch until it commits.
+                attempt += 1
+                self._write_failed(exc, batch, attempt, delay)
+                if self._give_up.is_set() or (self.max_attempts is not None and attempt >= self.max_attempts):
+                    self.stats.unstored += len(batch)
+                    log.error("archive write given up; events not stored", size=len(batch), attempts=attempt)
+                    return
+                try:
+                    await asyncio.wait_for(self._give_up.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+                delay = min(delay * 2, self.retry_max)
+        if self.write_error is not None:
+            log.warning("archive writes recovered", attempts=attempt + 1, error_was=self.write_error)
+            self.write_error = self.write_failing_since = None
+            self._report(None)
+        for envelope, _hits, _t0 in batch:
             if envelope.on_commit is not None:
                 try:
                     envelope.on_commit()
                 except Exception as exc:  # a source's bookkeeping must not stop the writer
-                    log.error("source on_commit failed", source=envelope.source, error=str(exc))
+                    log.error("on_commit failed", source=envelope.source, error=str(exc))
         if result.outbox:
             self.wake.set()
         if self.on_stored is not None:
             self.on_stored(result)
+
+    def _write_failed(self, exc: Exception, batch: list[Any], attempt: int, delay: float) -> None:
+        self.stats.errors += 1
+        self.stats.write_errors += 1
+        error = f"{type(exc).__name__}: {exc}"
+        first = self.write_error is None
+        self.write_error = error
+        if first:
+            self.write_failing_since = time.time()
+        log.error("archive write failed; batch rolled back", size=len(batch), attempt=attempt, retry_in=delay,
+                  error=error)
+        if first:
+            self._report(error)
+
+    def _report(self, error: str | None) -> None:
+        if self.on_write_error is not None:
+            try:
+                self.on_write_error(error)
+            except Exception as exc:  # pragma: no cover - reporting is best effort
+                log.error("write error report failed", error=str(exc))
 
     # -- the transaction (runs in a worker thread) ----------------------------
     def _write_batch(self, batch: list[tuple[Envelope, list[Hit], float]]) -> StoreResult:

@@ -8,6 +8,7 @@ by ``claimwatch run``; tests call them directly.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -26,6 +27,8 @@ from .rules_state import RulesState
 log = get_logger("claimwatch.daemon")
 
 HEARTBEAT_SECONDS = 15.0
+WRITE_NOTICE_EVERY = 3600.0  # at most one "archive writes failing" notice an hour (flapping disk)
+ONCE_WRITE_ATTEMPTS = 4  # --once: attempts per failing batch before it gives up (exit 1)
 
 
 def build_sources(cfg: Config) -> dict[str, Source]:
@@ -46,6 +49,31 @@ def build_sources(cfg: Config) -> dict[str, Source]:
     return sources
 
 
+def status_file(db: str) -> str:
+    return db + ".status.json"
+
+
+def write_status_file(db: str, info: dict[str, Any]) -> None:
+    """The daemon's latest status, overwritten in place (no new file to allocate on a
+    full disk once it exists; padded so a shorter text leaves no stale bytes)."""
+    data = json.dumps(info, default=str).encode()
+    path = status_file(db)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        os.pwrite(fd, data.ljust(size, b" "), 0)
+    finally:
+        os.close(fd)
+
+
+def read_status_file(db: str) -> dict[str, Any] | None:
+    try:
+        with open(status_file(db), "rb") as fh:
+            return json.loads(fh.read() or b"null")
+    except (OSError, ValueError):
+        return None
+
+
 class Daemon:
     def __init__(self, cfg: Config, *, db: str | None = None, drain_timeout: float = 30.0) -> None:
         self.cfg = cfg
@@ -64,6 +92,7 @@ class Daemon:
         self.source_errors: dict[str, str] = {}
         self._last_message: dict[str, tuple[float, Any]] = {}  # source -> (received at, latest event)
         self._lock_fh: Any = None
+        self._write_notice_at = -WRITE_NOTICE_EVERY
 
     # -- preparation (synchronous; errors here mean "refuse to start") ---------
     def prepare(self) -> None:
@@ -133,10 +162,45 @@ class Daemon:
                 name: {**src.health(), "error": self.source_errors.get(name)} for name, src in self.sources.items()
             },
             "outbox": self.outbox_counts(),
+            "archive_write_error": self.pipeline.write_error if self.pipeline else None,
         }
 
     def _on_stored(self, result: StoreResult) -> None:
         pass
+
+    def _on_write_error(self, error: str | None) -> None:
+        """Archive writes started failing (or recovered: None): update the status at once
+        and tell the default destinations once per outage (directly, not through the
+        outbox: the archive may be full)."""
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, self._heartbeat)
+        if error is None or time.monotonic() - self._write_notice_at < WRITE_NOTICE_EVERY:
+            return
+        self._write_notice_at = time.monotonic()
+        task = loop.create_task(self._send_write_notice(error))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _send_write_notice(self, error: str) -> None:
+        import dataclasses
+
+        from ..alerts.render import notice_context
+
+        payload = {
+            "title": "claimwatch: archive writes failing; retrying, nothing is dropped",
+            "text": f"database {self.db}: {error}",
+            "level": "high",
+        }
+        for name in self.cfg.alerts.default:
+            dest = self.destinations.get(name)
+            if dest is None or self.worker is None:
+                continue
+            try:
+                alert = self.worker.renderer.render(notice_context(payload))
+                alert = dataclasses.replace(alert, destination=name, dedup_key=f"notice:write-error:{self.started_at}")
+                await asyncio.wait_for(dest.send(alert), 30.0)
+            except Exception as exc:
+                log.error("could not send the archive write notice", destination=name, error=str(exc))
 
     def _notify_rules_error(self, text: str) -> None:
         """A reload failed: tell the default destinations (the old rules keep running)."""
@@ -161,10 +225,15 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._install_signals(loop, stop)
 
-        self.pipeline = pipeline = Pipeline(self.archive, self.rules.get, on_stored=self._on_stored)
+        self.pipeline = pipeline = Pipeline(
+            self.archive, self.rules.get, on_stored=self._on_stored, on_write_error=self._on_write_error,
+            max_attempts=ONCE_WRITE_ATTEMPTS if once else None,
+        )
+        self._notices: set[asyncio.Task[None]] = set()
         pipeline.start()
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self._schedule_jobs(self.scheduler, pipeline)
+        self._heartbeat()  # status shows this run from the start
         self.scheduler.start()
         if self.cfg.http.enabled and not once:
             from .health import HealthServer
@@ -200,8 +269,11 @@ class Daemon:
                         t.cancel()
                     await asyncio.gather(*still, return_exceptions=True)
         finally:
+            pipeline.give_up_retrying()  # what cannot be written now is re-read after a restart
             await pipeline.close()
-            self._heartbeat()
+            if self._notices:
+                await asyncio.wait(self._notices, timeout=10.0)
+            self._heartbeat(stopped=True)
             if worker_task is not None:
                 worker_stop.set()
                 pipeline.wake.set()
@@ -228,6 +300,10 @@ class Daemon:
                 self._lock_fh.close()
                 self._lock_fh = None
         log.info("claimwatch stopped", **pipeline.stats.__dict__)
+        if pipeline.stats.unstored:
+            log.error("events were not stored (archive writes failed); they are read again on the next run",
+                      unstored=pipeline.stats.unstored, error=pipeline.write_error)
+            return 1
         return 0
 
     def _emit_tracked(self, pipeline: Pipeline) -> Any:
@@ -296,10 +372,30 @@ class Daemon:
 
             scheduler.add_job(run_digest, CronTrigger.from_crontab(digest.cron, timezone=timezone.utc), id="digest")
 
-    def _heartbeat(self) -> None:
-        """Write per-source and daemon status to the archive (read by ``claimwatch status``)."""
+    def _heartbeat(self, *, stopped: bool = False) -> None:
+        """Write per-source and daemon status to the archive (read by ``claimwatch status``);
+        while the archive cannot be written, the daemon's status goes to ``<db>.status.json``."""
         if self.archive is None:
             return
+        pipe = self.pipeline
+        info = {
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "stopped_at": now_iso() if stopped else None,
+            "rules": self.rules.info() if self.rules else None,
+            "queues": pipe.depths() if pipe else {},
+            "stats": pipe.stats.__dict__ if pipe else {},
+            "write_error": pipe.write_error if pipe else None,
+            "write_failing_since": (
+                datetime.fromtimestamp(pipe.write_failing_since, timezone.utc).isoformat()
+                if pipe and pipe.write_failing_since else None
+            ),
+        }
+        if self.db != ":memory:":
+            try:
+                write_status_file(self.db, {**info, "heartbeat_at": now_iso()})
+            except OSError as exc:
+                log.warning("status file not written", error=str(exc))
         try:
             for name, src in self.sources.items():
                 received_at, received, date = None, None, None
@@ -308,17 +404,10 @@ class Daemon:
                     received = datetime.fromtimestamp(received_at, timezone.utc).isoformat()
                     event_date = getattr(event, "date", None)
                     date = event_date.isoformat() if isinstance(event_date, datetime) else None
-                info = {**src.health(), "last_message_date": date}
-                self.archive.record_source_status(name, last_message_at=received, polled=True, info=info)
-            info = {
-                "pid": os.getpid(),
-                "started_at": self.started_at,
-                "rules": self.rules.info() if self.rules else None,
-                "queues": self.pipeline.depths() if self.pipeline else {},
-                "stats": self.pipeline.stats.__dict__ if self.pipeline else {},
-            }
+                src_info = {**src.health(), "last_message_date": date}
+                self.archive.record_source_status(name, last_message_at=received, polled=True, info=src_info)
             self.archive.record_source_status("daemon", polled=True, info=info)
-        except Exception as exc:  # pragma: no cover - status is best effort
+        except Exception as exc:  # status is best effort (the archive may be full)
             log.warning("heartbeat failed", error=str(exc))
 
     async def _close_destinations(self) -> None:

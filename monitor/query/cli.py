@@ -9,6 +9,7 @@ from typing import Annotated, Any, Iterable, Optional
 
 import typer
 from rich.json import JSON
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -60,7 +61,9 @@ def _write_csv(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
 
 
 def _one_line(text: str | None, width: int = 120) -> str:
-    flat = " ".join((text or "").split())
+    from ..bidi import neutralize_bidi
+
+    flat = " ".join(neutralize_bidi(text or "").split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
@@ -158,12 +161,14 @@ def hits_cmd(
 ) -> None:
     """Rule hits, newest first, with their messages."""
     from .filters import FilterError
-    from .hits import HIT_COLUMNS, list_hits, parse_levels
+    from .hits import HIT_COLUMNS, list_hits, parse_levels, unknown_names
 
     mode = _out_mode(json_out, csv_out)
     archive = _open(db, config, log_level)
     with archive:
         try:
+            for warning in unknown_names(archive.conn, rules=_split(rule), channels=_split(channel)):
+                err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
             rows = list_hits(
                 archive.conn,
                 rules=_split(rule),
@@ -190,7 +195,7 @@ def hits_cmd(
     table = Table(title=f"{len(rows)} hit(s)")
     cells = [
         (
-            (r["created_at"] or "")[:16].replace("T", " "),
+            (r["date"] or "")[:16].replace("T", " "),  # when posted (--json/--csv: created_at = detected)
             Text(r["level"] or "", style=LEVEL_STYLE.get((r["level"] or "").lower(), "")),
             Text(r["kind"] or ""),
             Text(r["rule_id"]),
@@ -214,7 +219,7 @@ def hits_cmd(
     console.print(table)
 
 
-HIT_TABLE_COLUMNS = ("recorded", "level", "kind", "rule", "actors", "channel", "key", "text")
+HIT_TABLE_COLUMNS = ("posted", "level", "kind", "rule", "actors", "channel", "key", "text")
 
 
 def _print_hits_list(rows: list[dict[str, Any]]) -> None:
@@ -223,7 +228,7 @@ def _print_hits_list(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         level = (r["level"] or "").lower()
         head = Text.assemble(
-            ((r["created_at"] or "")[:16].replace("T", " "), "dim"),
+            ((r["date"] or "")[:16].replace("T", " "), "dim"),
             "  ",
             ((r["level"] or "").upper(), LEVEL_STYLE.get(level, "")),
             "  ",

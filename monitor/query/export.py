@@ -155,6 +155,19 @@ def export(
             raise ExportError(f"{out}: cannot write ({exc.strerror})") from None
     else:
         sink = sys.stdout.buffer
+    manifest_part: Path | None = None
+    if manifest is not None:
+        # Both files or neither: the manifest's folder must be writable before anything is written.
+        manifest_part = Path(f"{manifest}.part")
+        try:
+            if Path(manifest).is_dir():
+                raise IsADirectoryError(21, "is a directory")
+            manifest_part.open("wb").close()
+        except OSError as exc:
+            if not to_stdout:
+                sink.close()
+                part.unlink(missing_ok=True)
+            raise ExportError(f"--manifest {manifest}: cannot write ({exc.strerror})") from None
     own_tx = not conn.in_transaction
     if own_tx:
         conn.execute("BEGIN")  # one snapshot for the rows and the chain head
@@ -186,19 +199,25 @@ def export(
         text.flush()
         text.detach()
         result.file_sha256 = hasher.hash.hexdigest()
+        if manifest_part is not None:
+            result.manifest_path = str(manifest)
+            manifest_part.write_text(json.dumps(result.manifest(archive.path), indent=2, ensure_ascii=False) + "\n")
         ok = True
     finally:
         if own_tx:
             conn.execute("COMMIT")
         if not to_stdout:
             sink.close()
-            if ok:
+        if ok:
+            if not to_stdout:
                 os.replace(part, out)
-            else:
+            if manifest_part is not None:
+                os.replace(manifest_part, manifest)  # type: ignore[arg-type]
+        else:
+            if not to_stdout:
                 part.unlink(missing_ok=True)
+            if manifest_part is not None:
+                manifest_part.unlink(missing_ok=True)
     if progress is not None:
         progress(result.count)
-    if manifest is not None:
-        result.manifest_path = str(manifest)
-        Path(manifest).write_text(json.dumps(result.manifest(archive.path), indent=2, ensure_ascii=False) + "\n")
     return result

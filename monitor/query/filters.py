@@ -27,20 +27,30 @@ def parse_when(value: str, option: str = "--since", *, end_of_day: bool = False,
     s = str(value).strip()
     if not s:
         raise FilterError(f"{option}: empty date")
+    shown = s if len(s) <= 40 else s[:37] + "..."
+    out_of_range = f"{option}: {shown!r} is out of range (dates from year 1 to 9999)"
     if s[-1:].lower() in ("s", "m", "h", "d", "w") and s[:-1].replace(".", "", 1).isdigit():
         try:
             seconds = parse_duration(s)
         except ValueError as exc:
             raise FilterError(f"{option}: {exc}") from exc
-        return iso((now or datetime.now(timezone.utc)) - timedelta(seconds=seconds))  # type: ignore[return-value]
+        try:
+            return iso((now or datetime.now(timezone.utc)) - timedelta(seconds=seconds))  # type: ignore[return-value]
+        except (OverflowError, ValueError):
+            raise FilterError(out_of_range) from None
     try:
         dt = to_utc(s, option)
     except MessageError as exc:
-        raise FilterError(f"{option}: not a date: {value!r} (use 2024-01-31, 2024-01-31T12:00:00Z or 7d)") from exc
+        raise FilterError(f"{option}: not a date: {shown!r} (use 2024-01-31, 2024-01-31T12:00:00Z or 7d)") from exc
+    except (OverflowError, ValueError, OSError):
+        raise FilterError(out_of_range) from None
     assert dt is not None
-    if end_of_day and len(s) == 10:
-        dt += timedelta(days=1)
-    return iso(dt)  # type: ignore[return-value]
+    try:
+        if end_of_day and len(s) == 10:
+            dt += timedelta(days=1)
+        return iso(dt)  # type: ignore[return-value]
+    except (OverflowError, ValueError):
+        raise FilterError(out_of_range) from None
 
 
 @dataclass

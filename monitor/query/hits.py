@@ -36,9 +36,33 @@ def parse_levels(values: list[str] | str | None) -> list[str]:
                 if base not in LEVELS:
                     raise FilterError(f"--level: unknown level {base!r} for '+' (one of {', '.join(LEVELS)})")
                 out += list(LEVELS[LEVELS.index(base) :])
+            elif part not in LEVELS:
+                shown = part if len(part) <= 40 else part[:37] + "..."
+                raise FilterError(f"--level: unknown level {shown!r} (one of {', '.join(LEVELS)}, or e.g. medium+)")
             else:
                 out.append(part)
     return list(dict.fromkeys(out))
+
+
+def unknown_names(conn: sqlite3.Connection, *, rules: list[str] | None = None,
+                  channels: list[str] | None = None) -> list[str]:
+    """Warnings for ``--rule`` / ``--channel`` values that name nothing in the archive."""
+    from .filters import resolve_channels
+
+    out = []
+    for rule in rules or []:
+        if conn.execute("SELECT 1 FROM hits WHERE rule_id=? LIMIT 1", (rule,)).fetchone() is None:
+            known = [r for (r,) in conn.execute("SELECT DISTINCT rule_id FROM hits ORDER BY rule_id LIMIT 11")]
+            some = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "") if known else "none"
+            out.append(f"--rule: no hits of a rule named {_short(rule)!r} in the archive (rules with hits: {some})")
+    for ref in channels or []:
+        if not resolve_channels(conn, [ref]):
+            out.append(f"--channel: no channel {_short(ref)!r} in the archive (an id, @username or title)")
+    return out
+
+
+def _short(value: str, limit: int = 40) -> str:
+    return value if len(value) <= limit else value[:limit - 3] + "..."
 
 
 def list_hits(

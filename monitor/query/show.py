@@ -15,18 +15,30 @@ class RefError(ValueError):
     """A message reference that cannot be parsed (the message says what is expected)."""
 
 
-_TME = re.compile(r"^(?:https?://)?(?:t\.me|telegram\.me)/(?:s/)?(c/)?([^/?#]+)/(\d+)")
-_XCOM = re.compile(r"^(?:https?://)?(?:www\.)?(?:x|twitter)\.com/([^/?#]+)/status/(\d+)")
+_TME = re.compile(r"^(?:https?://)?(?:www\.)?(?:t\.me|telegram\.me|telegram\.dog)/(?:s/)?(c/)?([^/?#]+)/(?:\d+/)?(\d+)/?(?:[?#].*)?$")
+_XCOM = re.compile(
+    r"^(?:https?://)?(?:www\.|mobile\.)?(?:x|twitter)\.com/([^/?#]+)/status(?:es)?/(\d+)(?:/[^?#]*)?/?(?:[?#].*)?$"
+)
+
+
+def telegram_id_forms(value: str) -> list[str]:
+    """A Telegram channel id as given, then its other form: the archive stores the bare id
+    (``1234567890``), clients and bots show the marked one (``-1001234567890``)."""
+    if value.startswith("-100") and value[4:].isdigit():
+        return [value, value[4:]]
+    if value.isdigit():
+        return [value, "-100" + value]
+    return [value]
 
 
 def parse_ref(ref: str) -> tuple[str, str | None, str, str | None]:
     """``platform:channel_id:message_id`` or a t.me / x.com post link ->
     (platform, channel_id or None, message_id, channel name or None)."""
-    ref = ref.strip()
+    ref = ref.strip().strip("<>")
     m = _TME.match(ref)
     if m:
-        if m.group(1):  # t.me/c/<internal id>/<msg>
-            return "telegram", f"-100{m.group(2)}", m.group(3), None
+        if m.group(1):  # t.me/c/<bare channel id>/<msg> (or /c/<id>/<topic>/<msg>): as stored
+            return "telegram", m.group(2), m.group(3), None
         return "telegram", None, m.group(3), m.group(2)
     m = _XCOM.match(ref)
     if m:
@@ -35,7 +47,7 @@ def parse_ref(ref: str) -> tuple[str, str | None, str, str | None]:
     channel_id, sep2, message_id = rest.rpartition(":")
     if not sep or not sep2 or not channel_id or not message_id or platform not in PLATFORMS:
         raise RefError(
-            f"not a message key: {ref!r} (use PLATFORM:CHANNEL_ID:MESSAGE_ID, e.g. telegram:-1001234:56, or a post link)"
+            f"not a message key: {ref!r} (use PLATFORM:CHANNEL_ID:MESSAGE_ID, e.g. telegram:1234567890:56, or a t.me / x.com post link)"
         )
     return platform, channel_id, message_id, None
 
@@ -43,10 +55,14 @@ def parse_ref(ref: str) -> tuple[str, str | None, str, str | None]:
 def find_message_rowid(conn: sqlite3.Connection, ref: str) -> int | None:
     platform, channel_id, message_id, name = parse_ref(ref)
     if channel_id is not None:
-        row = conn.execute(
-            "SELECT id FROM messages WHERE platform=? AND channel_id=? AND message_id=?",
-            (platform, channel_id, message_id),
-        ).fetchone()
+        row = None
+        for cid in telegram_id_forms(channel_id) if platform == "telegram" else [channel_id]:
+            row = conn.execute(
+                "SELECT id FROM messages WHERE platform=? AND channel_id=? AND message_id=?",
+                (platform, cid, message_id),
+            ).fetchone()
+            if row:
+                break
         if row or name is None:
             return row[0] if row else None
     if name is None:  # an x.com/i/status link: the id alone

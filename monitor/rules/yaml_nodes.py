@@ -86,11 +86,11 @@ def _mark(ev: yaml.Event) -> tuple[int, int]:
     return (m.line + 1, m.column + 1) if m is not None else (1, 1)
 
 
-def parse_yaml(text: str) -> ParsedYaml:
+def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
     """Parse ``text`` into positioned node trees (one per document).
 
     Raises :class:`YamlSyntaxError` with a 1-based line and column for syntax errors,
-    nesting deeper than :data:`MAX_DEPTH` and alias expansion beyond :data:`MAX_NODES`.
+    nesting deeper than :data:`MAX_DEPTH` and alias expansion beyond ``max_nodes``.
     """
     out = ParsedYaml()
     stack: list[tuple[Node, list]] = []  # (collection node, [pending key node or None, seen keys])
@@ -143,9 +143,9 @@ def parse_yaml(text: str) -> ParsedYaml:
             if isinstance(ev, yaml.ScalarEvent) and ev.anchor:
                 anchors[ev.anchor] = node
             doc_size += node.size
-            if doc_size > MAX_NODES:
+            if doc_size > max_nodes:
                 line, col = _mark(ev)
-                raise YamlSyntaxError(line, col, f"document expands to more than {MAX_NODES:,} nodes (alias expansion)")
+                raise YamlSyntaxError(line, col, f"document expands to more than {max_nodes:,} nodes (alias expansion)")
             if not stack:
                 out.documents.append(node)
             else:

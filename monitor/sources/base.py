@@ -3,7 +3,9 @@
 A source turns something remote (a file, Telegram, X) into :class:`Envelope` events:
 a new or edited :class:`~monitor.model.Message`, or a :class:`~monitor.model.Deletion`.
 Each envelope may carry a checkpoint ``(channel, value)``; the pipeline commits it in the
-same transaction as the event, so a checkpoint never runs ahead of what is stored.
+same transaction as the event, so a checkpoint never runs ahead of what is stored, and an
+``on_commit`` callback the pipeline calls once that transaction committed. A batch that
+fails to commit is retried (with backoff) until it commits, never dropped.
 
     class MySource(Source):
         name = "my"
@@ -31,9 +33,9 @@ class Envelope:
     event: Message | Deletion
     source: str
     checkpoint: tuple[str, str] | None = None  # (channel, value) committed with the event
-    # Called on the event loop after the transaction that stored this event committed, in
-    # emit order; never for a batch that did not commit. Sources advance in-memory progress
-    # (Telegram ``synced``, X ``since_id``) only from here.
+    # Called on the event loop after the transaction that stored this event committed (in
+    # emit order); never for a batch that did not commit. Sources advance their in-memory
+    # progress (follow positions, synced ids) only from here.
     on_commit: Callable[[], None] | None = None
 
 

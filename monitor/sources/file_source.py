@@ -15,6 +15,11 @@ rotation (the path now names a new file) finishes the old file then starts the n
 at offset 0; truncation (size below the offset) restarts at 0. Each JSONL line may be a
 canonical record, an X tweet or an X API v2 page (see :mod:`monitor.sources.files`).
 A malformed line is logged with its file and line number and skipped.
+
+The read position runs ahead of the archive only in memory: the checkpoint committed with a
+line's message is the one stored, the pipeline retries a batch that failed to commit until
+it commits, and a restart reads on from the committed checkpoint, so a line whose message
+was not stored is never passed. ``health()`` reports the committed positions (``on_commit``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from ..config import FileSourceConfig
 from ..logs import get_logger
 from ..model import Message, MessageError
 from .base import Envelope, Source, SourceContext
+from .depth import depth_message, line_too_deep
 from .files import InputError, read_messages
 from .surrogates import json_may_have_surrogates
 
@@ -58,11 +64,19 @@ class _Followed:
     inode: int = 0
     offset: int = 0
     line_no: int = 0  # lines read since offset 0 in this process (for error messages)
+    committed: str | None = None  # the checkpoint stored in the archive (set by on_commit)
     fh: Any = None
     partial: bytes = b""
 
     def checkpoint(self) -> str:
         return f"{self.inode}:{self.offset}"
+
+
+def _committer(state: _Followed, value: str) -> Any:
+    def on_commit() -> None:
+        state.committed = value
+
+    return on_commit
 
 
 @dataclass
@@ -107,7 +121,8 @@ class FilesSource(Source):
     def health(self) -> dict[str, Any]:
         return {
             **self.stats,
-            "followed": {k: f.checkpoint() for k, f in self._followed.items()},
+            # Only what the archive holds: the read position may be ahead while a batch waits.
+            "followed": {k: f.committed for k, f in self._followed.items() if f.committed},
             "last_error": self.last_error,
         }
 
@@ -157,6 +172,7 @@ class FilesSource(Source):
             if saved and ":" in saved and not saved.startswith("done:"):
                 ino, off = saved.split(":", 1)
                 state.inode, state.offset = int(ino), int(off)
+                state.committed = saved
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -201,8 +217,11 @@ class FilesSource(Source):
                     continue
                 for i, msg in enumerate(messages):
                     state.offset = pos
-                    last = i == len(messages) - 1
-                    await ctx.emit(Envelope(msg, SOURCE, checkpoint=(key, state.checkpoint()) if last else None))
+                    if i == len(messages) - 1:
+                        value = state.checkpoint()
+                        await ctx.emit(Envelope(msg, SOURCE, checkpoint=(key, value), on_commit=_committer(state, value)))
+                    else:
+                        await ctx.emit(Envelope(msg, SOURCE))
                     self.stats["messages"] += 1
 
     def _parse_line(self, state: _Followed, raw_line: bytes, fmt: str) -> list[Message]:
@@ -213,9 +232,11 @@ class FilesSource(Source):
             return []
         where = f"{state.path}:{state.line_no}"
         try:
+            if line_too_deep(line):
+                raise InputError(depth_message())
             obj = json.loads(line)
             return parse_jsonl_record(obj, fmt, scrub=json_may_have_surrogates(line))
-        except (ValueError, MessageError, InputError, KeyError, TypeError) as exc:
+        except (ValueError, MessageError, InputError, KeyError, TypeError, RecursionError) as exc:
             self.stats["bad_lines"] += 1
             self._error(f"{where}: skipped malformed line: {exc}")
             return []

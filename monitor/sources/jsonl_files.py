@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from ..model import Message, MessageError
+from .depth import depth_message, line_too_deep
 from .surrogates import json_may_have_surrogates
 from .files import ImportStats, InputError, ProgressFn, parse_jsonl_record
 
@@ -63,6 +64,10 @@ def read_jsonl(
             continue
         where = f"{path}:{lineno}"
         errors: list[str] = []
+        if line_too_deep(line):
+            bad_lines += 1
+            stats.add_bad(where, depth_message(), skip_bad=skip_bad)
+            continue
         try:
             obj = json.loads(line.rstrip(b"\r\n"))
             messages = parse_jsonl_record(obj, fmt, errors=errors, scrub=json_may_have_surrogates(line))

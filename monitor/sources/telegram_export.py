@@ -26,6 +26,8 @@ from typing import IO, Any, Iterator, Mapping
 
 import ijson
 
+from .depth import MAX_JSON_DEPTH, DepthGuard
+
 from ..model import Forward, Media, Message, MessageError, make_url
 from .files import ImportStats, InputError, ProgressFn
 
@@ -103,9 +105,12 @@ class _Chat:
     index: int = 0  # messages[] index of the next message
     last_id: Any = None
 
-    def setup(self, chat: Mapping[str, Any], username: str | None) -> None:
-        self.name = chat.get("name")
-        self.channel_id = str(chat["id"])
+    def setup(self, chat: Mapping[str, Any], username: str | None, path: Any = "") -> None:
+        self.name = chat.get("name") if isinstance(chat.get("name"), str) else None
+        self.channel_id = _peer_id(chat["id"])
+        if self.channel_id is None:
+            field = self.where.rsplit(".", 1)[0] + ".id" if "." in self.where else "id"
+            raise InputError(f"{path}: {field}: expected a chat id (an integer), found {_json_repr(chat['id'])}")
         kind = chat.get("type")
         self.is_channel = kind in ("public_channel", "private_channel")
         self.channel = username.lstrip("@") if username else self.name
@@ -194,6 +199,28 @@ def _extra(m: dict, chat: _Chat) -> dict[str, Any]:
     return extra
 
 
+def _peer_id(value: Any) -> str | None:
+    """A chat or message id as Telegram exports it: an integer (or its digits); else None."""
+    if type(value) is int:
+        return str(value)
+    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) < 24:
+        return str(int(value))
+    return None  # null, 1.5 (ijson: Decimal), "abc", true, lists, objects
+
+
+def _json_repr(value: Any) -> str:
+    if value is None:
+        text = "null"
+    elif isinstance(value, str):
+        text = f"'{value}'"
+    elif isinstance(value, (bool, dict, list)):
+        text = {True: "true", False: "false"}.get(value, type(value).__name__) if not isinstance(value, (dict, list)) else (
+            "an object" if isinstance(value, dict) else "a list")
+    else:
+        text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def convert_message(m: Any, chat: _Chat) -> Message | None:
     """One export message -> Message; None for a service message. Raises MessageError."""
     if type(m) is not dict:
@@ -203,10 +230,12 @@ def convert_message(m: Any, chat: _Chat) -> Message | None:
     mid = m.get("id")
     if mid is None or mid == "":
         raise MessageError("missing required field 'id'")
+    if _peer_id(mid) is None:
+        raise MessageError(f"id: expected an integer, found {_json_repr(mid)}")
     du = m.get("date_unixtime")
     if du is None or du == "":
         raise MessageError("missing required field 'date_unixtime'")
-    mid = str(mid)
+    mid = _peer_id(mid)
     eu = m.get("edited_unixtime")
     fwd = m.get("forwarded_from")
     fwd_id = m.get("forwarded_from_id")
@@ -238,11 +267,17 @@ def convert_message(m: Any, chat: _Chat) -> Message | None:
     )
 
 
+def _too_deep_message(path: Any, offset: int) -> str:
+    return f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels at byte {offset}"
+
+
 class _CountingFile:
     """File wrapper that ijson reads through: counts bytes and lines, reports progress."""
 
-    def __init__(self, f: IO[bytes], offset: int, progress: ProgressFn | None) -> None:
+    def __init__(self, f: IO[bytes], offset: int, progress: ProgressFn | None, path: Any = None) -> None:
         self.f = f
+        self.path = path
+        self.guard = DepthGuard(offset=offset)
         self.offset = offset  # file position after the last chunk
         self.newlines = 0  # newlines before the last chunk
         self.last = b""
@@ -258,6 +293,9 @@ class _CountingFile:
             return chunk
         self.newlines += self.last.count(b"\n")
         self.last = chunk
+        deep = self.guard.feed(chunk)
+        if deep is not None:
+            raise InputError(_too_deep_message(self.path, deep))
         self.offset += len(chunk)
         if self.progress is not None and chunk:
             self.progress(self.offset)
@@ -267,11 +305,16 @@ class _CountingFile:
 def _scan_header(f: IO[bytes]) -> tuple[str | None, dict[str, Any]]:
     """("single" | "account" | None, top-level scalars seen before the first list)."""
     header: dict[str, Any] = {}
+    messages_key = False
     try:
         for prefix, event, value in ijson_backend().parse(f, buf_size=16 * 1024):
+            if messages_key:
+                header["messages"] = event  # start_array, or what is wrongly there
+                return "single", header
             if prefix == "" and event == "map_key":
                 if value == "messages":
-                    return "single", header
+                    messages_key = True
+                    continue
                 if value in ("chats", "left_chats"):
                     return "account", header
             elif event in ("string", "number", "integer", "boolean", "null") and prefix in ("name", "type", "id"):
@@ -312,6 +355,9 @@ class _Reader:
     def run(self) -> Iterator[Message]:
         kind, header = _scan_header(self.f)
         self.f.seek(self.offset)
+        if kind == "single" and header.get("messages") not in (None, "start_array"):
+            found = {"start_map": "an object", "null": "null"}.get(header["messages"], f"a {header['messages']}")
+            raise InputError(f"{self.path}: messages: expected a list, found {found}")
         if kind == "single" and "id" in header:
             return self._run_single(header)
         return self._run_general()
@@ -321,9 +367,9 @@ class _Reader:
         self.kind = "single"
         username = self.channel_username if isinstance(self.channel_username, str) else None
         ctx = _Chat("messages")
-        ctx.setup(header, username)
+        ctx.setup(header, username, self.path)
         self.last_chat = ctx
-        cf = _CountingFile(self.f, self.offset, self.progress)
+        cf = _CountingFile(self.f, self.offset, self.progress, self.path)
         items = ijson_backend().items(cf, "messages.item", buf_size=CHUNK)
         stats, skip_bad, path = self.stats, self.skip_bad, self.path
         index = 0
@@ -360,10 +406,14 @@ class _Reader:
         coro = backend.items_coro(sink, "", map_type=self.capture)
         f = self.f
         first = True
+        guard = DepthGuard(offset=self.offset)
         while True:
             chunk = f.read(CHUNK)
             if not chunk:
                 break
+            deep = guard.feed(chunk)
+            if deep is not None:
+                raise InputError(_too_deep_message(self.path, deep))
             if first:
                 head = chunk.lstrip()
                 if head and not head.startswith(b"{"):
@@ -457,7 +507,7 @@ class _Reader:
                 chat_where = where.rsplit(".", 1)[0] if "." in where else "the export"
                 raise InputError(f"{self.path}: {chat_where}: chat without 'id'")
             ctx = _Chat(where)
-            ctx.setup(chat, username)
+            ctx.setup(chat, username, self.path)
             self.chats[id(chat)] = ctx
         self.last_chat = ctx
         complete = done or next(reversed(chat)) != "messages"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -145,7 +146,10 @@ def doctor(
     tg = cfg.sources.telegram
     if tg is None:
         fail("sources.telegram is not configured: nothing to check (is --config the right file?)", code=1)
-    archive = Archive.open(db_path(db, cfg))  # the channel cache lives in the archive
+    path = db_path(db, cfg)
+    # The channel cache lives in the archive; a check creates no archive: without one, the
+    # resolved channels are cached in memory for this run only.
+    archive = Archive.open(path if Path(path).exists() else ":memory:")
     with archive:
         checks = asyncio.run(run_doctor(tg, archive, this.make_gateway))
     if json_out:

@@ -1,0 +1,127 @@
+"""Issue 09, cases 6-7: environment problems and bad values are one line and exit 2 (no
+traceback), read-only commands work in a read-only folder, filters say when a value names
+nothing. Real subprocesses of ``claimwatch`` on real SQLite files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon_helpers import canonical_line
+
+
+def cw(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd)
+
+
+def one_line_error(res: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr and "╭" not in res.stderr, res.stderr
+    lines = [x for x in res.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(canonical_line(i, f"The group claimed responsibility tok{i}") for i in range(5)))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text("id: claims\ntitle: Claims\nlevel: high\nmatch:\n  c:\n    any: [claimed]\n"
+                                  "condition: c\n")
+    db = tmp_path / "a.db"
+    res = cw("import", str(src), "--db", str(db), "--rules", str(rules))
+    assert res.returncode == 0, res.stderr
+    return db
+
+
+def test_db_that_is_a_directory_or_has_no_folder(tmp_path: Path, archive: Path) -> None:
+    one_line_error(cw("stats", "--db", str(tmp_path)), "is a directory")
+    one_line_error(cw("import", str(tmp_path / "in.jsonl"), "--db", "/proc/no-such-dir/a.db", "--no-rules"),
+                   "/proc/no-such-dir/a.db", "cannot create its folder")
+
+
+def test_read_only_commands_work_in_a_read_only_folder(tmp_path: Path, archive: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "a.db").write_bytes(archive.read_bytes())
+    if os.geteuid() == 0:
+        mnt = tmp_path / "mnt"
+        mnt.mkdir()
+        if subprocess.run(["mount", "--bind", str(ro), str(mnt)], capture_output=True).returncode != 0:
+            pytest.skip("cannot bind-mount")
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(mnt)], check=True, capture_output=True)
+            _check_read_only(mnt / "a.db")
+        finally:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    else:
+        ro.chmod(0o555)
+        try:
+            _check_read_only(ro / "a.db")
+        finally:
+            ro.chmod(0o755)
+
+
+def _check_read_only(db: Path) -> None:
+    for args in (["stats"], ["search", "claimed"], ["verify"], ["hits"], ["status"]):
+        res = cw(*args, "--db", str(db))
+        assert res.returncode == 0, (args, res.stdout, res.stderr)
+        assert "Traceback" not in res.stderr
+    assert "5 hit(s)" in cw("hits", "--db", str(db)).stdout
+
+
+@pytest.mark.parametrize("value", ["99999999999999", "1000000d"])
+def test_since_until_out_of_range(archive: Path, value: str) -> None:
+    one_line_error(cw("search", "claimed", "--db", str(archive), "--since", value), "--since", "out of range")
+    one_line_error(cw("hits", "--db", str(archive), "--since", value), "--since", "out of range")
+
+
+def test_long_arguments_are_cut_in_errors(archive: Path) -> None:
+    line = one_line_error(cw("search", "claimed", "--db", str(archive), "--since", "x" * 100_000), "--since")
+    assert len(line) < 600
+
+
+def test_export_manifest_into_a_missing_folder_writes_neither(tmp_path: Path, archive: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    one_line_error(cw("export", "-o", str(out), "--db", str(archive), "--manifest", str(tmp_path / "no" / "m.json")),
+                   "--manifest")
+    assert not out.exists() and not list(tmp_path.glob("out.jsonl*"))
+    res = cw("export", "-o", str(out), "--db", str(archive), "--manifest", str(tmp_path / "m.json"))
+    assert res.returncode == 0 and out.exists() and (tmp_path / "m.json").exists()
+
+
+def test_failed_import_prints_no_empty_table(tmp_path: Path, archive: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name":"c","type":"public_channel","id":5,"messages":{"a":1}}')
+    res = cw("import", str(bad), "--db", str(archive), "--no-rules")
+    assert res.returncode == 2 and "messages: expected a list" in res.stderr
+    assert "┏" not in res.stdout and "Import" not in res.stdout
+
+
+def test_unknown_level_is_a_usage_error_naming_the_choices(archive: Path) -> None:
+    one_line_error(cw("hits", "--db", str(archive), "--level", "bogus"), "unknown level 'bogus'", "critical")
+
+
+def test_unknown_rule_or_channel_warns(archive: Path) -> None:
+    res = cw("hits", "--db", str(archive), "--rule", "nosuch")
+    assert res.returncode == 0 and "no hits of a rule named 'nosuch'" in res.stderr and "claims" in res.stderr
+    res = cw("hits", "--db", str(archive), "--channel", "@nowhere")
+    assert "no channel '@nowhere'" in res.stderr
+    res = cw("hits", "--db", str(archive), "--rule", "claims")
+    assert "warning" not in res.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+def test_unreadable_input_is_one_line(tmp_path: Path) -> None:
+    # /proc/self/mem exists and opens, but reading it fails (EIO): a real unreadable input.
+    one_line_error(cw("import", "/proc/self/mem", "--db", str(tmp_path / "u.db"), "--no-rules"),
+                   "/proc/self/mem: cannot read")
