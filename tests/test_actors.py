@@ -199,10 +199,10 @@ def test_reference_without_an_actor_file_says_so(tmp_path) -> None:
 def test_shipped_actors_load_and_tag(tmp_path) -> None:
     rs = load_rules([RULES])
     ids = {a.id for a in rs.actors}
-    assert {"islamic-state", "amaq", "al-furqan", "iran", "irgc"} <= ids
-    assert all(r.kind in ("claim", "statement", "watch") for r in rs.rules)
+    assert {"islamic-state", "houthis", "iran", "irgc", "centcom"} <= ids
+    assert all(r.kind in ("claim", "statement", "denial", "report", "watch") for r in rs.rules)
     m = Matcher(rs)
     hits = m.match(msg("Islamic State claimed responsibility for the twin bombings in Kerman, its Amaq news agency said.",
                        platform="x", lang="en"))
-    claim = next(h for h in hits if h.rule_id == "is-claim-en")
-    assert claim.kind == "claim" and claim.actors == ("amaq", "islamic-state")
+    claim = next(h for h in hits if h.rule_id == "claim-en")
+    assert claim.kind == "claim" and claim.actors == ("islamic-state",)
