@@ -187,7 +187,15 @@ def _m2_shared_version_raw(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE versions_m2 RENAME TO versions")
 
 
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw]
+def _m3_hit_kind_actors(conn: sqlite3.Connection) -> None:
+    """``hits.kind`` (the rule's kind: claim | statement | denial | report | watch; existing
+    hits are ``watch``) and ``hits.actors`` (JSON list of actor ids, NULL when none)."""
+    conn.execute("ALTER TABLE hits ADD COLUMN kind TEXT NOT NULL DEFAULT 'watch'")
+    conn.execute("ALTER TABLE hits ADD COLUMN actors TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_hits_kind ON hits(kind, created_at)")
+
+
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw, _m3_hit_kind_actors]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
