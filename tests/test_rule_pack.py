@@ -135,6 +135,24 @@ EXAMPLES = [
     ("site-mention", "Thousands of pilgrims visited the Shah Cheragh shrine in Shiraz", dict(**X, lang="en"), True),
     ("site-mention", "آژانس بین‌المللی انرژی اتمی از تأسیسات نطنز بازدید کرد", dict(**TG), True),
     ("site-mention", "Shiraz hosts its annual poetry festival", dict(**X, lang="en"), False),
+    # -- more English constructions -------------------------------------------------------------
+    ("claim-en", "“We have targeted Sderot and settlements in the Gaza envelope with rocket barrages,” the al-Quds Brigades said in a statement.", dict(**X, lang="en"), True),
+    ("claim-en", "The Islamic State has claimed that one of its soldiers carried out the attack in Las Vegas.", dict(**X, lang="en"), True),
+    ("claim-en", "The Taliban claimed the responsibility for the massive blast that rocked Kabul on Friday evening.", dict(**X, lang="en"), True),
+    ("claim-en", "Claims were made by JNIM on the Telegram channel of its az-Zallaqa media foundation.", dict(**X, lang="en"), True),
+    ("claim-en", "“We struck Hamas targets across Gaza overnight,” the IDF said.", dict(**X, lang="en"), False),
+    ("claim-en", "The blast claimed the lives of 12 people; Hamas officials called it a massacre.", dict(**X, lang="en"), False),
+    ("claim-en", "Al Qaeda released a video that the group claims was narrated by its leader.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "The group targeted the military site with a ballistic missile, Saree said in a televised address.", dict(**X, lang="en"), True),
+    ("claim-formula-en", "The Islamic Resistance in Iraq issued a statement on Thursday, announcing that resistance fighters attacked a US base in Syria with drones.", dict(**X, lang="en"), True),
+    ("claim-formula-en", "The Islamic Resistance in Iraq has repeatedly attacked US bases in Iraq and Syria so far.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "Pakistan's defence minister said the suicide bombing should serve as a warning about the growing terror threat.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The Pentagon said in a statement that the attack against US personnel took place at a base near Hasakah.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The defence ministry said the exercise would simulate an attack on the coast.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "Islamic State claimed the attack on the shrine, the interior ministry said.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "Hamas said in a statement that the attack on the tank killed three soldiers.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "“Those behind this atrocious act will be taken before justice. They will not be saved!” the Indian prime minister wrote.", dict(**X, lang="en"), True),
+    ("group-release", "AQAP said in a statement released by al-Malahem that its members attacked a checkpoint in Abyan.", dict(**X, lang="en"), False),
 ]
 
 
