@@ -153,6 +153,23 @@ EXAMPLES = [
     ("statement-comment-en", "Hamas said in a statement that the attack on the tank killed three soldiers.", dict(**X, lang="en"), False),
     ("statement-threat-en", "“Those behind this atrocious act will be taken before justice. They will not be saved!” the Indian prime minister wrote.", dict(**X, lang="en"), True),
     ("group-release", "AQAP said in a statement released by al-Malahem that its members attacked a checkpoint in Abyan.", dict(**X, lang="en"), False),
+    # -- more Arabic and Persian constructions -----------------------------------------------------
+    ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
+    ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
+    ("claim-formula-ar", "وقال الجيش في بيان إن قواتنا استهدفت مواقع لحماس في خان يونس", dict(**TG), False),
+    ("statement-threat-ar", "وتوعد المرشد الإيراني علي خامنئي برد قاسٍ على تفجيري كرمان", dict(**TG), True),
+    ("statement-condemn-ar", "وأشار المتحدث في بيان رسمي إلى أن الولايات المتحدة تندد بشدة بالهجمات التي شنتها الميليشيات", dict(**TG), True),
+    ("statement-comment-ar", "وقال المتحدث باسم وزارة الداخلية في بيان إن الهجوم الإرهابي استهدف نقطة أمنية في شمال سيناء", dict(**TG), True),
+    ("statement-comment-ar", "وقالت حركة حماس في بيان إن الهجوم جاء ردا على جرائم الاحتلال", dict(**TG), False),
+    ("statement-comment-ar", "أعلن تنظيم داعش مسؤوليته عن الهجوم بحسب ما قال مسؤول أمني", dict(**TG), False),
+    ("claim-fa", "پکک مسؤلیت انفجارهای اخیر را برعهده گرفت", dict(**TG), True),
+    ("claim-fa", "هنوز هیچ گروهی مسئولیت این حمله را بر عهده نگرفته است", dict(**TG), False),
+    ("claim-formula-fa", "گروه جیش العدل با صدور بیانیه‌ای مدعی شده که یک خودروی حامل مواد منفجره را در داخل پاسگاه منفجر کرده است", dict(**TG), True),
+    ("claim-formula-fa", "دانیل هاگاری سخنگوی ارتش اسرائیل گفت جنگنده‌ها مواضع حزب‌الله را هدف قرار دادند", dict(**TG), False),
+    ("statement-strike-fa", "ارتش پاکستان در بیانیه‌ای اعلام کرد در جریان دو عملیات ۱۱ عنصر وابسته به تحریک طالبان کشته شده‌اند", dict(**TG), True),
+    ("statement-comment-fa", "معاون سخنگوی وزارت دفاع آمریکا خاطرنشان کرد که این حملات ۳۲ بار در عراق رخ داده است", dict(**TG), True),
+    ("statement-comment-fa", "سخنگوی طالبان اعلام کرد که این گروه هیچ ارتباطی با حملات دو روز پیش در کابل ندارد", dict(**TG), False),
+    ("statement-comment-fa", "وزارت دفاع اعلام کرد رزمایش حمله به اهداف فرضی فردا برگزار می‌شود", dict(**TG), False),
 ]
 
 
