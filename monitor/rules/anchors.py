@@ -35,8 +35,8 @@ def word_cost(word: Word) -> float:
     else:
         n = len(text)
         base = {1: 100.0, 2: 40.0, 3: 12.0, 4: 5.0, 5: 3.0}.get(n, 2.0 if n < 8 else 1.0)
-    if len(word.forms) > 1:
-        base *= 1.5  # proclitic forms match more often
+    if word.arabic:
+        base *= 1.5  # affixed forms match too
     return base * _KIND_FACTOR[word.kind]
 
 

@@ -30,7 +30,7 @@ from .yaml_nodes import Node, YamlSyntaxError, parse_yaml
 __all__ = ["load_rules", "load_actor_titles", "format_problems", "RuleSetError", "Problem", "RULE_KEYS"]
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
-MAX_PATTERNS = 500_000  # match patterns of the whole set (a word's proclitic forms count)
+MAX_PATTERNS = 500_000  # match patterns of the whole set: one per term word
 MAX_REGEXES = 10_000
 MAX_NEAR_WITHIN = 1_000
 
@@ -216,8 +216,8 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
         n, rule, sel = largest
         problems.append(
             Problem(rule.file, sel.line, sel.col,
-                    f"the rule set needs {total:,} match patterns (at most {MAX_PATTERNS:,}; an Arabic-script word "
-                    f"counts once per proclitic form); the largest is selection '{sel.name}' of rule '{rule.id}' "
+                    f"the rule set needs {total:,} match patterns (at most {MAX_PATTERNS:,}; one per term word); "
+                    f"the largest is selection '{sel.name}' of rule '{rule.id}' "
                     f"with {n:,}")
         )
     if regexes > MAX_REGEXES:

@@ -3,11 +3,14 @@ rules that can be true are evaluated.
 
 Compilation (on load and on every reload):
 
-* Every word of every term becomes one or more Aho-Corasick keys over the message's
-  :func:`~monitor.rules.normalize.word_text` framed by spaces: ``" word "`` for a whole word,
-  ``" word"`` for ``word*``, ``"word "`` for ``*word``, ``"word"`` for ``*word*``; an Arabic-script
-  word adds a key per proclitic form (``" والدوله "``, ``" بالدوله "`` ...). Whole-word matching
-  is thus part of the scan: ``isis`` can never be found inside ``crisis``.
+* Every distinct word of every term becomes ONE pattern: whole words go into a dict, wildcard
+  words into a small Aho-Corasick automaton with the keys ``" word"`` (``word*``), ``"word "``
+  (``*word``) and ``"word"`` (``*word*``), matched against a form framed by spaces.
+* Morphology is on the message side (:mod:`monitor.rules.morphology`): each word of the
+  message is reduced to the forms a term can match (proclitics, enclitic pronouns, Persian
+  suffixes stripped), and those forms are looked up. A word's lookup result (the set of term
+  words it matches) is cached per field, so a word already seen costs one dict lookup.
+  Persian words written in two pieces (``بیانیه ای``, ``می شود``) are joined first.
 * ``regex:`` selections of a field go into one RE2 ``FilteredRE2`` (its literal atoms decide
   which regexes run at all; each runs in linear time).
 * Each rule gets an anchor, its "fast pattern": from the selections its condition requires
@@ -17,16 +20,16 @@ Compilation (on load and on every reload):
   ``claim and common_word`` costs nothing on the many messages that only have the common word.
   Rules whose condition can be true with nothing found (``not denial``) are evaluated always.
 
-Per message: ``word_text`` (one ``str.translate``), one Aho-Corasick pass per scanned field,
-the anchor lookup, then short-circuit condition bytecode with lazily evaluated selections.
-Positions (phrases, ``near``) are computed only when a candidate rule needs them, and
-character spans in the original text only for hits.
+Per message: ``scan_text`` (one ``str.translate``), a split into words and one cached lookup
+per word, the anchor lookup, then short-circuit condition bytecode with lazily evaluated
+selections. Positions (phrases, ``near``) are computed only when a candidate rule needs them,
+and character spans in the original text only for hits.
 """
 
 from __future__ import annotations
 
-import bisect
 import re
+import sys
 from operator import itemgetter
 from typing import Callable, Sequence
 
@@ -36,16 +39,43 @@ from ..model import Hit, Match, Message, make_url
 from .anchors import REGEX_COST, rarest_word
 from .condition import run_program
 from .language import message_language
-from .normalize import OffsetMap, normalize, text_span, word_text
+from .morphology import MERGE_TOKENS, merged_pairs, word_forms
+from .normalize import OffsetMap, normalize, scan_text, text_span
 from .regexes import compile_regex, options as regex_options, prepare as prepare_regex
 from .ruleset import FIELDS, Rule, RuleSet, Selection
 from .source_filter import sources_match
-from .terms import Term, Word
+from .terms import EXACT, Term, Word
 
 MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
-_SPACES = re.compile(" +")
 _second = itemgetter(1)
+_NOTHING: frozenset[int] = frozenset()
+MAX_CACHED_WORDS = 200_000  # per field: words whose lookup is remembered (then the cache starts over)
+MAX_CACHED_WORD_CHARS = 64
+
+
+class _Lookup(dict):
+    """word of the message (as :func:`scan_text` gives it) -> ids of the term words it matches."""
+
+    def __init__(self, exact: dict[str, int], auto: "ahocorasick.Automaton | None") -> None:
+        super().__init__()
+        self.exact = exact
+        self.auto = auto
+
+    def __missing__(self, token: str) -> frozenset[int]:
+        forms = word_forms(token)
+        exact = self.exact
+        got = [exact[f] for f in forms if f in exact]
+        auto = self.auto
+        if auto is not None:
+            for f in forms:
+                got.extend(map(_second, auto.iter(f" {f} ")))
+        value = frozenset(got) if got else _NOTHING
+        if len(token) <= MAX_CACHED_WORD_CHARS:
+            if len(self) >= MAX_CACHED_WORDS:
+                self.clear()
+            self[token] = value
+        return value
 
 
 def field_value(msg: Message, field: str) -> str:
@@ -95,29 +125,23 @@ class _FieldIndex:
         return rid
 
     def build(self) -> None:
-        """Build the automaton (value of each key: its index) and the per-key tables."""
-        self.key_wids: list[tuple[int, ...]] = []
-        self.key_rules: list[frozenset[int] | None] = []
-        self.word_keys: list[list[int]] = [[] for _ in self.words]
-        if self.words:
-            keys: dict[str, list[int]] = {}
-            for wid, word in enumerate(self.words):
-                for key in word.keys():
-                    keys.setdefault(key, []).append(wid)
-            auto = ahocorasick.Automaton()
-            for key, wids in keys.items():
-                for w in wids:
-                    self.word_keys[w].append(len(self.key_wids))
-                auto.add_word(key, len(self.key_wids))
-                self.key_wids.append(tuple(wids))
-                if len(wids) == 1:
-                    rules = self.triggers.get(wids[0])
-                    self.key_rules.append(frozenset(rules) if rules else None)
-                else:
-                    rules = set().union(*(self.triggers.get(w, ()) for w in wids))
-                    self.key_rules.append(frozenset(rules) if rules else None)
+        """The word dict, the wildcard automaton, the rules each word triggers, the lookup cache."""
+        self.exact: dict[str, int] = {}
+        auto = ahocorasick.Automaton()
+        for wid, word in enumerate(self.words):
+            if word.kind == EXACT:
+                self.exact[word.text] = wid
+            else:
+                auto.add_word(word.key(), wid)
+        if len(auto):
             auto.make_automaton()
-            self.automaton = auto
+            self.automaton: ahocorasick.Automaton | None = auto
+        else:
+            self.automaton = None
+        self.key_rules: list[frozenset[int] | None] = [
+            frozenset(self.triggers[w]) if w in self.triggers else None for w in range(len(self.words))
+        ]
+        self.lookup = _Lookup(self.exact, self.automaton)
         if self.regexes:
             import re2
 
@@ -130,6 +154,19 @@ class _FieldIndex:
             self.compiled = [compile_regex(p) for p in self.regexes]
 
     @property
+    def pattern_count(self) -> int:
+        return len(self.exact) + (len(self.automaton) if self.automaton is not None else 0)
+
+    def memory_estimate(self) -> int:
+        """Bytes of the compiled patterns (an estimate: dict, automaton, regex programs)."""
+        n = sys.getsizeof(self.exact) + sum(sys.getsizeof(k) + 28 for k in self.exact)
+        n += sum(sys.getsizeof(w) + 100 for w in self.words)
+        if self.automaton is not None:
+            n += self.automaton.get_stats()["total_size"]
+        n += sum(8_000 + 40 * len(p) for p in self.regexes)  # RE2 programs, roughly
+        return n
+
+    @property
     def eager(self) -> bool:
         return bool(self.triggers or self.regex_triggers)
 
@@ -139,7 +176,7 @@ class _Sel:
 
     __slots__ = (
         "sel", "field", "op", "singles", "phrases", "term_wids", "regex_ids", "within", "groups", "name", "cost",
-        "anchors", "single_keys", "single_keysets",
+        "anchors",
     )
 
     def __init__(self, sel: Selection, index: _FieldIndex) -> None:
@@ -153,8 +190,6 @@ class _Sel:
         self.phrases = tuple(w for w in self.term_wids if len(w) > 1)
         self.regex_ids = frozenset(index.regex_id(p) for p in sel.regexes)
         self.groups = [list(g) for g in sel.groups]
-        self.single_keys: frozenset[int] = frozenset()  # filled by finish() once keys exist
-        self.single_keysets: list[frozenset[int]] = []
         # anchor words: the rarest word of each term (any), of the cheapest term (all) or of
         # each alternative of the cheapest group (near)
         if sel.op == "regex":
@@ -175,13 +210,6 @@ class _Sel:
                 t = costs.index(min(costs))
                 self.cost = costs[t]
                 self.anchors = [("w", self.term_wids[t][rarest[t][0]])]
-
-
-    def finish(self, index: _FieldIndex) -> None:
-        """Key sets of the single-word terms: ``any``/``all`` of them is decided on the scan's keys."""
-        sets = [frozenset(index.word_keys[w]) for w in sorted(self.singles)]
-        self.single_keysets = sets
-        self.single_keys = frozenset().union(*sets)
 
 
 class _Rule:
@@ -207,77 +235,64 @@ class _Rule:
         )
 
 
-_NOTHING: frozenset[int] = frozenset()
-
-
 class _Scan:
-    """One field of one message: the keys the scan found; words and positions on demand."""
+    """One field of one message: the term words found; positions and spans on demand.
 
-    __slots__ = ("index", "text", "wt", "keys", "_matches", "_found", "_tokens", "_positions", "_regex", "_spans")
+    Positions are word (token) indexes of :func:`scan_text`; a match covers tokens
+    ``[start, end)``: one token, or two for a Persian word written in two pieces."""
+
+    __slots__ = ("index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans")
 
     def __init__(self, index: _FieldIndex, text: str) -> None:
         self.index = index
         self.text = text
-        self.wt = wt = f" {word_text(text)} "
-        auto = index.automaton
-        self._matches: list[tuple[int, int]] | None = None
-        self._found: set[int] | None = None
-        self._tokens: list[tuple[int, int]] | None = None
-        self._positions: dict[int, list[int]] | None = None
+        self._positions: dict[int, list[tuple[int, int]]] | None = None
+        self._bounds: list[tuple[int, int]] | None = None
         self._regex: frozenset[int] | None = None
         self._spans = None
-        if auto is None or not text:
-            self.keys: set[int] | frozenset[int] = _NOTHING
-            self._matches = []
-            self._found = set()
-        else:
-            self.keys = set(map(_second, auto.iter(wt)))  # the key indexes found
+        self.extra: list[tuple[int, frozenset[int]]] = []
+        if not index.words or not text:
+            self.st = ""
+            self.tokens: list[str] = []
+            self.sets: list[frozenset[int]] = []
+            self.found: set[int] = set()
+            return
+        self.st = st = scan_text(text)
+        self.tokens = tokens = st.split()
+        lookup = index.lookup
+        self.sets = sets = list(map(lookup.__getitem__, tokens))
+        self.found = found = set().union(*sets)
+        if not MERGE_TOKENS.isdisjoint(tokens):
+            for i, joined in merged_pairs(tokens):
+                ws = lookup[joined]
+                if ws:
+                    self.extra.append((i, ws))
+                    found |= ws
 
-    @property
-    def matches(self) -> list[tuple[int, int]]:
-        """(end, key index) of every key occurrence (a second scan, only when positions are needed)."""
-        if self._matches is None:
-            self._matches = list(self.index.automaton.iter(self.wt))  # type: ignore[union-attr]
-        return self._matches
-
-    @property
-    def found(self) -> set[int]:
-        """Ids of the words found."""
-        if self._found is None:
-            key_wids = self.index.key_wids
-            found: set[int] = set()
-            for k in self.keys:
-                found.update(key_wids[k])
-            self._found = found
-        return self._found
-
-    def token_starts(self) -> list[int]:
-        """Start offsets (in ``wt``) of all words, for word distances (``near``)."""
-        if self._tokens is None:
-            self._tokens = [m.start() for m in _TOKEN.finditer(self.wt)]
-        return self._tokens
-
-    def occurrences(self, wid: int) -> list[int]:
-        """Sorted start offsets (in ``wt``) of the words where word ``wid`` was found."""
+    def occurrences(self, wid: int) -> list[tuple[int, int]]:
+        """Sorted (start, end) token spans where word ``wid`` was found."""
         if self._positions is None:
-            wt = self.wt
-            rfind = wt.rfind
-            key_wids = self.index.key_wids
-            pos: dict[int, set[int]] = {}
-            for end, k in self.matches:
-                # a key ends inside its word or on the space right after it
-                start = rfind(" ", 0, end) + 1
-                for w in key_wids[k]:
-                    got = pos.get(w)
-                    if got is None:
-                        pos[w] = {start}
-                    else:
-                        got.add(start)
-            self._positions = {w: sorted(s) for w, s in pos.items()}
+            pos: dict[int, list[tuple[int, int]]] = {}
+            for i, ws in enumerate(self.sets):
+                if ws:
+                    for w in ws:
+                        got = pos.get(w)
+                        if got is None:
+                            pos[w] = [(i, i + 1)]
+                        else:
+                            got.append((i, i + 1))
+            if self.extra:
+                for i, ws in self.extra:
+                    for w in ws:
+                        pos.setdefault(w, []).append((i, i + 2))
+                for v in pos.values():
+                    v.sort()
+            self._positions = pos
         return self._positions.get(wid, [])
 
-    def term_starts(self, wids: tuple[int, ...]) -> list[int]:
-        """Start offsets where the term (consecutive words) starts."""
+    def term_spans(self, wids: tuple[int, ...]) -> list[tuple[int, int]]:
+        """(start, end) token spans where the term (consecutive words) matches; for a start
+        with several ends, the longest."""
         found = self.found
         for w in wids:
             if w not in found:
@@ -285,28 +300,28 @@ class _Scan:
         first = self.occurrences(wids[0])
         if len(wids) == 1:
             return first
-        wt = self.wt
-        find = wt.find
-        spaces = _SPACES.match
-        rest = [set(self.occurrences(w)) for w in wids[1:]]
-        out = []
-        for s in first:
-            pos = s
-            for occ in rest:
-                pos = spaces(wt, find(" ", pos)).end()  # the next word
-                if pos not in occ:
+        nexts = []
+        for w in wids[1:]:
+            by_start: dict[int, list[int]] = {}
+            for s, e in self.occurrences(w):
+                by_start.setdefault(s, []).append(e)
+            nexts.append(by_start)
+        best: dict[int, int] = {}
+        for s, e in first:
+            ends = [e]
+            for by_start in nexts:
+                ends = [e2 for e1 in ends for e2 in by_start.get(e1, ())]
+                if not ends:
                     break
             else:
-                out.append(s)
-        return out
+                best[s] = max(max(ends), best.get(s, 0))
+        return sorted(best.items())
 
-    def term_end(self, start: int, n_words: int) -> int:
-        """End offset (in ``wt``) of the ``n_words``-th word from ``start``."""
-        wt = self.wt
-        end = wt.find(" ", start)
-        for _ in range(n_words - 1):
-            end = wt.find(" ", _SPACES.match(wt, end).end())
-        return end
+    def bounds(self) -> list[tuple[int, int]]:
+        """Character offsets (in the normalised text) of every token."""
+        if self._bounds is None:
+            self._bounds = [m.span() for m in _TOKEN.finditer(self.st)]
+        return self._bounds
 
     def regex_matched(self) -> frozenset[int]:
         if self._regex is None:
@@ -316,7 +331,7 @@ class _Scan:
         return self._regex
 
     def offsets(self) -> OffsetMap:
-        """Positions of the normalised text (``wt`` minus its leading space) in the original."""
+        """Positions of the normalised text in the original."""
         if self._spans is None:
             self._spans = OffsetMap(self.text)
         return self._spans
@@ -378,9 +393,6 @@ class Matcher:
                     target.setdefault(ident, set()).add(ri)
         for index in self.fields.values():
             index.build()
-        for cr in self._rules:
-            for sel in cr.sels:
-                sel.finish(self.fields[sel.field])
         self._eager = [(name, idx) for name, idx in self.fields.items() if idx.eager]
         self._eager_text = self.fields["text"] if any(n == "text" for n, _ in self._eager) else None
         self._eager_other = [(n, i) for n, i in self._eager if n != "text"]
@@ -411,9 +423,11 @@ class Matcher:
         return {
             "rules": self.rule_count,
             "unanchored_rules": len(self._unanchored),
+            "terms": len({(s.field, tuple(t.words)) for r in self._rules for s in r.rule.selections for t in s.terms}),
             "words": sum(len(i.words) for i in self.fields.values()),
-            "patterns": sum(len(i.automaton) for i in self.fields.values() if i.automaton is not None),
+            "patterns": sum(i.pattern_count for i in self.fields.values()),
             "regexes": sum(len(i.regexes) for i in self.fields.values()),
+            "memory_bytes": sum(i.memory_estimate() for i in self.fields.values()) + 3_000 * self.rule_count,
         }
 
     # -- matching -------------------------------------------------------------------------
@@ -424,7 +438,7 @@ class Matcher:
         if text_index is not None:
             scan = scans["text"] = _Scan(text_index, msg.text or "")
             key_rules = text_index.key_rules
-            for k in scan.keys:
+            for k in scan.found:
                 t = key_rules[k]
                 if t is not None:
                     cands |= t
@@ -433,7 +447,7 @@ class Matcher:
                     cands.update(text_index.regex_triggers.get(r, ()))
         for name, index in self._eager_other:
             scan = scans[name] = _Scan(index, field_value(msg, name))
-            for k in scan.keys:
+            for k in scan.found:
                 t = index.key_rules[k]
                 if t is not None:
                     cands |= t
@@ -502,21 +516,19 @@ class Matcher:
 
 def _evaluate(sel: _Sel, scan: _Scan) -> bool:
     op = sel.op
-    keys = scan.keys
+    found = scan.found
     if op == "any":
-        if not sel.single_keys.isdisjoint(keys):
+        if not sel.singles.isdisjoint(found):
             return True
-        return any(scan.term_starts(p) for p in sel.phrases)
+        return any(scan.term_spans(p) for p in sel.phrases)
     if op == "all":
-        for ks in sel.single_keysets:
-            if ks.isdisjoint(keys):
-                return False
-        return all(scan.term_starts(p) for p in sel.phrases)
+        if not sel.singles.issubset(found):
+            return False
+        return all(scan.term_spans(p) for p in sel.phrases)
     if op == "regex":
         return not sel.regex_ids.isdisjoint(scan.regex_matched())
     # near: every group needs an alternative whose words were all found, then positions
     term_wids = sel.term_wids
-    found = scan.found
     for group in sel.groups:
         if not any(found.issuperset(term_wids[t]) for t in group):
             return False
@@ -524,13 +536,20 @@ def _evaluate(sel: _Sel, scan: _Scan) -> bool:
 
 
 def _group_starts(sel: _Sel, scan: _Scan) -> list[list[int]]:
-    """Word indexes where each ``near`` group (one of its alternatives) starts."""
-    starts = scan.token_starts()
-    bisect_left = bisect.bisect_left
+    """Token indexes where each ``near`` group (one of its alternatives) starts."""
     out = []
     for group in sel.groups:
-        offs = {o for t in group for o in scan.term_starts(sel.term_wids[t])}
-        out.append(sorted(bisect_left(starts, o) for o in offs))
+        out.append(sorted({s for t in group for s, _ in scan.term_spans(sel.term_wids[t])}))
+    return out
+
+
+def _outermost(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted spans without those inside another (``می شود`` and its ``شود``: report once)."""
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        if out and out[-1][0] <= s and e <= out[-1][1]:
+            continue
+        out.append((s, e))
     return out
 
 
@@ -540,24 +559,24 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
     offsets = scan.offsets()
     out: list[Match] = []
 
-    def add(term: str, start: int, n_words: int) -> None:
-        # offsets in wt are one more than in the normalised text (wt starts with a space)
-        s, e = text_span(text, offsets, start - 1, scan.term_end(start, n_words) - 1)
+    def add(term: str, start: int, end: int) -> None:
+        bounds = scan.bounds()
+        s, e = text_span(text, offsets, bounds[start][0], bounds[end - 1][1])
         out.append(Match(sel.name, term, s, e, sel.field))
 
     terms: list[Term] = list(sel.sel.terms)
     if sel.op in ("any", "all"):
         for term, wids in zip(terms, sel.term_wids):
-            for o in scan.term_starts(wids)[:MAX_MATCHES_PER_HIT]:
-                add(term.raw, o, len(wids))
+            for s, e in _outermost(scan.term_spans(wids))[:MAX_MATCHES_PER_HIT]:
+                add(term.raw, s, e)
     elif sel.op == "near":
         window = _near_window(_group_starts(sel, scan), sel.within)
         if window is not None:
-            starts = scan.token_starts()
             for group, i in zip(sel.groups, window):
                 for t in group:  # the first alternative that starts there
-                    if starts[i] in scan.term_starts(sel.term_wids[t]):
-                        add(terms[t].raw, starts[i], len(sel.term_wids[t]))
+                    ends = [e for s, e in scan.term_spans(sel.term_wids[t]) if s == i]
+                    if ends:
+                        add(terms[t].raw, i, ends[0])
                         break
     else:
         matched = scan.regex_matched()

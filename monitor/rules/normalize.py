@@ -70,39 +70,48 @@ _LETTER_MAP = {
 _DIGITS = {chr(0x0660 + i): str(i) for i in range(10)} | {chr(0x06F0 + i): str(i) for i in range(10)}
 
 
-def _unify(chars: str) -> str:
+# The matcher's scan keeps teh marbuta and alef maqsura apart from heh and yeh (see
+# :func:`scan_text`): only there, so that ``دولة`` does not lose a "pronoun" ``ه``.
+_SCAN_LETTER_MAP = {**_LETTER_MAP, "ة": "ة", "ۃ": "ة", "ى": "ى"}
+
+
+def _unify(chars: str, letters: dict[str, str] = _LETTER_MAP) -> str:
     out = []
     for c in chars:
         cp = ord(c)
         if cp == _ZWNJ:
             out.append(" ")
         elif cp not in _DROP:
-            out.append(_DIGITS.get(c) or _LETTER_MAP.get(c) or c)
+            out.append(_DIGITS.get(c) or letters.get(c) or c)
     return "".join(out)
 
 
-def _map_char(ch: str) -> str:
+def _map_char(ch: str, letters: dict[str, str] = _LETTER_MAP) -> str:
     cp = ord(ch)
     if cp == _ZWNJ:
         return " "
     if cp in _DROP:
         return ""
-    direct = _DIGITS.get(ch) or _LETTER_MAP.get(ch)
+    direct = _DIGITS.get(ch) or letters.get(ch)
     if direct:
         return direct
     if cp < 128:
         return ch.lower()
     # Compatibility decomposition, drop the marks, recompose (= NFKC without the marks), casefold.
-    decomposed = _unify(unicodedata.normalize("NFKD", ch))
-    return _unify(unicodedata.normalize("NFC", decomposed).casefold())
+    decomposed = _unify(unicodedata.normalize("NFKD", ch), letters)
+    return _unify(unicodedata.normalize("NFC", decomposed).casefold(), letters)
 
 
 class _Table(dict):
     """str.translate table that computes (and caches) the mapping of unseen characters."""
 
+    def __init__(self, letters: dict[str, str] = _LETTER_MAP) -> None:
+        super().__init__()
+        self.letters = letters
+
     def __missing__(self, cp: int) -> str | int:
         ch = chr(cp)
-        out = _map_char(ch)
+        out = _map_char(ch, self.letters)
         value: str | int = cp if out == ch else out
         self[cp] = value
         return value
@@ -126,8 +135,12 @@ def _is_word_char(c: str) -> bool:
 class _WordTable(dict):
     """Like _Table, but every non-word character of the output becomes a space."""
 
+    def __init__(self, base: _Table) -> None:
+        super().__init__()
+        self.base = base
+
     def __missing__(self, cp: int) -> str | int:
-        m = _TABLE[cp]
+        m = self.base[cp]
         out = chr(m) if isinstance(m, int) else m
         words = "".join(c if _is_word_char(c) else " " for c in out)
         value: str | int = cp if words == chr(cp) else words
@@ -135,9 +148,11 @@ class _WordTable(dict):
         return value
 
 
-_WORD_TABLE = _WordTable()
+_WORD_TABLE = _WordTable(_TABLE)
+_SCAN_TABLE = _WordTable(_Table(_SCAN_LETTER_MAP))
 for _cp in range(128):
     _WORD_TABLE[_cp]  # noqa: B018
+    _SCAN_TABLE[_cp]  # noqa: B018
 
 
 def normalize(text: str) -> str:
@@ -155,6 +170,18 @@ def word_text(text: str) -> str:
     if not text:
         return ""
     return text.translate(_WORD_TABLE)
+
+
+def scan_text(text: str) -> str:
+    """:func:`word_text`, except that ة and ى stay as they are (the matcher's morphology needs
+    them to tell ``دولة`` from ``كتابه``; :data:`FOLD` turns them into ه and ي afterwards).
+    Same length and offsets as :func:`word_text`."""
+    if not text:
+        return ""
+    return text.translate(_SCAN_TABLE)
+
+
+FOLD = str.maketrans({"ة": "ه", "ى": "ي"})
 
 
 class _LengthTable(dict):

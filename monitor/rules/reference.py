@@ -2,50 +2,69 @@
 
 It exists to check the compiled :class:`~monitor.rules.matcher.Matcher` (tests compare the
 two on generated messages) and as the baseline of ``bench/match_bench.py``. It shares only
-the term parser and the normalisation with the compiled matcher: whole words, wildcards,
-proclitics and phrases are expressed as regexes, conditions are evaluated recursively.
+the term parser, the normalisation and the word analysis (:mod:`monitor.rules.morphology`,
+tested on its own) with the compiled matcher: every term word is compared with every form
+of every word of the message, phrases are followed word by word, conditions are evaluated
+recursively.
 """
 
 from __future__ import annotations
-
-import re
-from bisect import bisect_right
 
 from ..model import Message
 from .condition import Node
 from .language import message_language
 from .matcher import field_value
-from .normalize import WORD_RE, normalize
+from .morphology import merged_pairs, word_forms
+from .normalize import normalize, scan_text
 from .regexes import compile_regex
 from .ruleset import Rule, RuleSet, Selection
+from .terms import Term
 from .source_filter import sources_match
+
+
+class _Field:
+    """A field's text as the naive matcher sees it: normalised text and word forms."""
+
+    def __init__(self, text: str) -> None:
+        self.norm = normalize(text)
+        tokens = scan_text(text).split()
+        self.spans: dict[int, list[tuple[int, tuple[str, ...]]]] = {}  # start -> [(end, forms)]
+        for i, t in enumerate(tokens):
+            self.spans.setdefault(i, []).append((i + 1, word_forms(t)))
+        for i, joined in merged_pairs(tokens):
+            self.spans[i].append((i + 2, word_forms(joined)))
+
+    def term_starts(self, term: Term) -> list[int]:
+        out = []
+        for start in self.spans:
+            ends = {start}
+            for word in term.words:
+                ends = {e for x in ends for e, forms in self.spans.get(x, ()) if any(word.matches(f) for f in forms)}
+                if not ends:
+                    break
+            else:
+                out.append(start)
+        return out
 
 
 class _NaiveSel:
     def __init__(self, sel: Selection) -> None:
         self.sel = sel
-        self.patterns = [re.compile(t.regex()) for t in sel.terms]
         self.regexes = [compile_regex(p) for p in sel.regexes]
 
-    def evaluate(self, norm: str) -> bool:
+    def evaluate(self, field: _Field) -> bool:
         op = self.sel.op
+        terms = self.sel.terms
         if op == "any":
-            return any(p.search(norm) for p in self.patterns)
+            return any(field.term_starts(t) for t in terms)
         if op == "all":
-            return all(p.search(norm) for p in self.patterns)
+            return all(field.term_starts(t) for t in terms)
         if op == "regex":
-            return any(r.search(norm) for r in self.regexes)
-        starts = [m.start() for m in WORD_RE.finditer(norm)]
+            return any(r.search(field.norm) for r in self.regexes)
         positions = []
         for group in self.sel.groups:
-            # a group's positions: every word where one of its alternatives matches
-            found = set()
-            for t in group:
-                p = self.patterns[t]
-                for s in starts:
-                    m = p.match(norm, s)
-                    if m:
-                        found.add(bisect_right(starts, m.start()) - 1)
+            # a group's positions: every word where one of its alternatives starts
+            found = {s for t in group for s in field.term_starts(terms[t])}
             if not found:
                 return False
             positions.append(sorted(found))
@@ -82,7 +101,7 @@ class NaiveMatcher:
 
     def match_ids(self, msg: Message) -> list[str]:
         out = []
-        norms: dict[str, str] = {}
+        norms: dict[str, _Field] = {}
         for rule, sels in self.rules:
             if rule.sources and not sources_match(rule.sources, msg):
                 continue
@@ -93,7 +112,7 @@ class NaiveMatcher:
                 sel = sels[name]
                 f = sel.sel.field
                 if f not in norms:
-                    norms[f] = normalize(field_value(msg, f))
+                    norms[f] = _Field(field_value(msg, f))
                 return sel.evaluate(norms[f])
 
             if _eval(rule.condition.tree, truth):

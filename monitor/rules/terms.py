@@ -3,8 +3,10 @@
 A term is one or more words, matched as consecutive whole words of the normalised text
 (whatever separates them in the text: spaces, punctuation, line breaks). ``*`` at the end
 of a word makes it a prefix (``claim*`` matches ``claimed``), at the start a suffix
-(``*stan``), at both ends an infix. Arabic-script words also match with attached
-proclitics (``الدولة`` matches ``والدولة``, ``بالدولة``, ``للدولة``).
+(``*stan``), at both ends an infix. Arabic-script words also match their affixed forms in
+messages (``الدولة`` matches ``والدولة``, ``مسؤولية`` matches ``مسؤوليتها``): the message's
+words are reduced to the forms a term can match (:mod:`monitor.rules.morphology`); the term
+itself is one pattern per word.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .normalize import NON_WORD_CHAR, WORD_CHAR, WORD_RE, is_arabic_script, normalize, proclitic_forms
+from .morphology import merge_term_words
+from .normalize import WORD_RE, is_arabic_script, normalize
 
 MAX_TERM_CHARS = 256
 MAX_TERM_WORDS = 16
@@ -28,34 +31,28 @@ class TermError(ValueError):
 class Word:
     text: str  # normalised, without '*'
     kind: str = EXACT  # exact | prefix (w*) | suffix (*w) | infix (*w*)
-    # The word and, for Arabic-script words that start at a word boundary, its proclitic forms.
-    forms: tuple[str, ...] = field(init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        forms = (self.text, *proclitic_forms(self.text)) if self.kind in (EXACT, PREFIX) else (self.text,)
-        object.__setattr__(self, "forms", forms)
+    def key(self) -> str:
+        """The word's one pattern, matched against each form of a message word framed by
+        spaces: ``" w "`` (whole form), ``" w"`` (prefix), ``"w "`` (suffix), ``"w"`` (infix)."""
+        return {EXACT: " {} ", PREFIX: " {}", SUFFIX: "{} ", INFIX: "{}"}[self.kind].format(self.text)
 
     def keys(self) -> list[str]:
-        """Patterns for the matcher's scan of ``" " + word_text(text) + " "``."""
-        if self.kind == EXACT:
-            return [f" {f} " for f in self.forms]
-        if self.kind == PREFIX:
-            return [f" {f}" for f in self.forms]
-        if self.kind == SUFFIX:
-            return [f"{self.text} "]
-        return [self.text]
+        return [self.key()]
 
-    def regex(self) -> str:
-        """The same word as a Python regex over normalised text (without the outer boundaries)."""
-        alts = "|".join(re.escape(f) for f in sorted(self.forms, key=len, reverse=True))
-        core = f"(?:{alts})"
+    def matches(self, form: str) -> bool:
+        """Whether one form of a message word matches this word (the reference semantics)."""
+        if self.kind == EXACT:
+            return form == self.text
         if self.kind == PREFIX:
-            return core + WORD_CHAR + "*"
+            return form.startswith(self.text)
         if self.kind == SUFFIX:
-            return WORD_CHAR + "*" + core
-        if self.kind == INFIX:
-            return WORD_CHAR + "*" + core + WORD_CHAR + "*"
-        return core
+            return form.endswith(self.text)
+        return self.text in form
+
+    @property
+    def arabic(self) -> bool:
+        return is_arabic_script(self.text)
 
     def __str__(self) -> str:
         return {EXACT: "{}", PREFIX: "{}*", SUFFIX: "*{}", INFIX: "*{}*"}[self.kind].format(self.text)
@@ -69,11 +66,6 @@ class Term:
     @property
     def is_phrase(self) -> bool:
         return len(self.words) > 1
-
-    def regex(self) -> str:
-        """The term as a Python regex over normalised text: whole words, any separators."""
-        sep = NON_WORD_CHAR + "+"
-        return f"(?<!{WORD_CHAR})" + sep.join(w.regex() for w in self.words) + f"(?!{WORD_CHAR})"
 
     @property
     def arabic(self) -> bool:
@@ -107,6 +99,25 @@ def parse_term(raw: str) -> Term:
         words.extend(chunk_words)
     if not words:
         raise TermError(f"empty term: {raw!r} has no words (only punctuation or spaces)")
+    words = _join_pieces(words)
     if len(words) > MAX_TERM_WORDS:
         raise TermError(f"term {raw!r} has {len(words)} words (at most {MAX_TERM_WORDS})")
     return Term(raw, tuple(words))
+
+
+def _join_pieces(words: list[Word]) -> list[Word]:
+    """Persian words written in pieces join as in messages: ``بیانیه ای`` -> ``بیانیهای``,
+    ``می شود`` -> ``میشود`` (see :func:`monitor.rules.morphology.merge_term_words`)."""
+    groups = merge_term_words(
+        [w.text for w in words], [w.kind == EXACT for w in words], [w.kind in (EXACT, PREFIX) for w in words]
+    )
+    if len(groups) == len(words):
+        return words
+    out = []
+    for a, b in groups:
+        if a == b:
+            out.append(words[a])
+        else:  # a suffix piece keeps the first word's kind, a prefix piece takes the second's
+            kind = words[b].kind if words[a].text in ("مي", "نمي") else words[a].kind
+            out.append(Word(words[a].text + words[b].text, kind))
+    return out

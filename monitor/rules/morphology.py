@@ -1,0 +1,146 @@
+"""Light, table-driven morphology of Arabic-script words, applied to the MESSAGE's words.
+
+A rule term is stored as written (normalised); each word of a message is reduced, once, to
+the few forms a term can match (:func:`word_forms`), and terms are looked up against those
+forms. So the matcher holds one pattern per distinct term word, however many affixed forms
+the word has in text (issue 14), and a term written in its base form matches its inflected
+forms in messages (issue 08).
+
+Forms of a normalised Arabic-script word (Arabic or Persian), as :func:`scan_text` gives it
+(ة and ى still apart from ه and ي):
+
+1. the word itself;
+2. proclitics stripped: conjunctions و ف, prepositions ب ك ل, article ال and their
+   combinations (``فبالدولة`` -> ``الدولة``, ``دولة``); ``لل`` also gives the form with the
+   article (``للدولة`` -> ``الدولة``), and ``ل`` before a word starting with ``ل`` too
+   (``لله`` -> ``الله``);
+3. of each form of 1-2, enclitic pronouns stripped: ه ها هم هما هن كم كن نا ي ك, restoring
+   ة where the stem ends in ت (``مسؤوليتها`` -> ``مسؤولية``) and ى where it ends in ا
+   (``تبناه`` -> ``تبنى``); a final ة or ى is never taken for a pronoun (``دولة`` stays
+   whole);
+4. of each form of 1-2, Persian suffixes stripped: ها های هایی ترین تر, and ای after ه
+   (``بیانیهای`` -> ``بیانیه``).
+
+A stripped form must keep at least :data:`MIN_STEM` letters: shorter words match only as
+written (the term ``لي`` does not hit ``ولي``, ``من`` does not hit ``ومن``).
+
+Persian words written in two pieces (ZWNJ, which normalisation turns into a space, or a
+plain space) are joined by :func:`merged_pairs`: a standalone suffix token
+(:data:`SUFFIX_TOKENS`: ها های هایی ای ی تر ترین) joins the word before it (``بیانیه‌ای``,
+``بیانیه ای`` -> ``بیانیهای`` -> ``بیانیه``), and the verbal prefix می / نمی joins the word
+after it (``می‌شود``, ``می شود`` -> ``میشود``). The prefix is never stripped (``میرود`` is
+not ``رود``); terms are joined the same way (:func:`merge_term_words`), so ``میشود``,
+``می‌شود`` and ``می شود`` are one term and match all three spellings.
+"""
+
+from __future__ import annotations
+
+from .normalize import FOLD, PROCLITICS, is_arabic_script
+
+MIN_STEM = 3  # letters a stripped form keeps at least
+
+# proclitics as written before a word (ل + ال is written لل: لال never occurs)
+STRIP_PROCLITICS: frozenset[str] = frozenset(p for p in PROCLITICS if "لال" not in p)
+_MAX_PROCLITIC = max(len(p) for p in STRIP_PROCLITICS)
+_LAM_ARTICLE = ("لل", "ولل", "فلل")  # ل + ال: the stem had the article
+_LAM = ("ل", "ول", "فل")  # ل + الل...: لله is ل + الله
+ENCLITICS = ("هما", "ها", "هم", "هن", "كم", "كن", "نا", "ه", "ي", "ك")
+PERSIAN_SUFFIXES = ("هایی", "های", "ها", "ترین", "تر")
+PERSIAN_SUFFIXES_AFTER_HEH = ("ای",)
+
+# after normalisation (ی -> ي, ک -> ك)
+ENCLITICS_N = ENCLITICS
+PERSIAN_SUFFIXES_N = tuple(s.replace("ی", "ي") for s in PERSIAN_SUFFIXES)
+PERSIAN_AFTER_HEH_N = tuple(s.replace("ی", "ي") for s in PERSIAN_SUFFIXES_AFTER_HEH)
+SUFFIX_TOKENS: frozenset[str] = frozenset({"ها", "هاي", "هايي", "اي", "ي", "تر", "ترين"})
+PREFIX_TOKENS: frozenset[str] = frozenset({"مي", "نمي"})
+MERGE_TOKENS: frozenset[str] = SUFFIX_TOKENS | PREFIX_TOKENS
+
+
+def _strip_suffixes(word: str, out: set[str]) -> None:
+    n = len(word)
+    for e in ENCLITICS_N:
+        if n - len(e) >= MIN_STEM and word.endswith(e):
+            stem = word[: -len(e)]
+            out.add(stem)
+            last = stem[-1]
+            if last == "ت":
+                out.add(stem[:-1] + "ة")
+            elif last == "ا":
+                out.add(stem[:-1] + "ى")
+    for s in PERSIAN_SUFFIXES_N:
+        if n - len(s) >= MIN_STEM and word.endswith(s):
+            out.add(word[: -len(s)])
+    for s in PERSIAN_AFTER_HEH_N:
+        if n - len(s) >= MIN_STEM and word.endswith(s) and word[-len(s) - 1] == "ه":
+            out.add(word[: -len(s)])
+
+
+def word_forms(token: str) -> tuple[str, ...]:
+    """The normalised forms a term can match for one token of :func:`scan_text`.
+
+    The first is the token itself (folded: ة -> ه, ى -> ي); non-Arabic-script tokens have
+    only that one.
+    """
+    folded = token.translate(FOLD)
+    if not is_arabic_script(token) or len(token) <= MIN_STEM - 1:
+        return (folded,)
+    base = {token}
+    n = len(token)
+    for k in range(min(_MAX_PROCLITIC, n - 1), 0, -1):
+        p = token[:k]
+        if p not in STRIP_PROCLITICS:
+            continue
+        rest = token[k:]
+        if len(rest) >= MIN_STEM:
+            base.add(rest)
+        if len(rest) < 2:
+            continue
+        if p in _LAM_ARTICLE:
+            base.add("ال" + rest)
+        elif p in _LAM and rest.startswith("ل"):
+            base.add("ال" + rest)
+    out = set(base)
+    for b in base:
+        _strip_suffixes(b, out)
+    out.discard(token)
+    if not out:
+        return (folded,)
+    rest_forms = {f.translate(FOLD) for f in out if len(f) >= MIN_STEM}
+    rest_forms.discard(folded)
+    return (folded, *sorted(rest_forms))
+
+
+def merged_pairs(tokens: list[str]) -> list[tuple[int, str]]:
+    """(index of the first token, joined token) for each Persian word written in two pieces:
+    a suffix token after an Arabic-script word, or می/نمی before one."""
+    out = []
+    last = len(tokens) - 1
+    for i, t in enumerate(tokens):
+        if t in SUFFIX_TOKENS and i > 0:
+            prev = tokens[i - 1]
+            if prev not in MERGE_TOKENS and is_arabic_script(prev):
+                out.append((i - 1, prev + t))
+        if t in PREFIX_TOKENS and i < last:
+            nxt = tokens[i + 1]
+            if nxt not in MERGE_TOKENS and is_arabic_script(nxt):
+                out.append((i, t + nxt))
+    return out
+
+
+def merge_term_words(texts: list[str], exact: list[bool], open_end: list[bool]) -> list[tuple[int, int]]:
+    """How the words of a term join like a message's pieces: a list of (first, last) word
+    indexes, one per resulting word. ``exact[i]``: word i has no wildcard; ``open_end[i]``:
+    it has none at its start (exact or ``word*``)."""
+    groups: list[list[int]] = []
+    for i, t in enumerate(texts):
+        if groups and len(groups[-1]) == 1:
+            j = groups[-1][0]
+            prev = texts[j]
+            suffix = exact[i] and exact[j] and t in SUFFIX_TOKENS and prev not in MERGE_TOKENS
+            prefix = exact[j] and open_end[i] and prev in PREFIX_TOKENS and t not in MERGE_TOKENS
+            if (suffix and is_arabic_script(prev)) or (prefix and is_arabic_script(t)):
+                groups[-1].append(i)
+                continue
+        groups.append([i])
+    return [(g[0], g[-1]) for g in groups]
