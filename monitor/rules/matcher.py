@@ -49,6 +49,7 @@ from .terms import EXACT, Term, Word
 MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
 _second = itemgetter(1)
+_span = re.Match.span
 _NOTHING: frozenset[int] = frozenset()
 MAX_CACHED_WORDS = 200_000  # per field: words whose lookup is remembered (then the cache starts over)
 MAX_CACHED_WORD_CHARS = 64
@@ -68,8 +69,7 @@ class _Lookup(dict):
         got = [exact[f] for f in forms if f in exact]
         auto = self.auto
         if auto is not None:
-            for f in forms:
-                got.extend(map(_second, auto.iter(f" {f} ")))
+            got.extend(map(_second, auto.iter(" " + "  ".join(forms) + " ")))
         value = frozenset(got) if got else _NOTHING
         if len(token) <= MAX_CACHED_WORD_CHARS:
             if len(self) >= MAX_CACHED_WORDS:
@@ -270,24 +270,17 @@ class _Scan:
 
     def occurrences(self, wid: int) -> list[tuple[int, int]]:
         """Sorted (start, end) token spans where word ``wid`` was found."""
-        if self._positions is None:
-            pos: dict[int, list[tuple[int, int]]] = {}
-            for i, ws in enumerate(self.sets):
-                if ws:
-                    for w in ws:
-                        got = pos.get(w)
-                        if got is None:
-                            pos[w] = [(i, i + 1)]
-                        else:
-                            got.append((i, i + 1))
+        pos = self._positions
+        if pos is None:
+            pos = self._positions = {}
+        got = pos.get(wid)
+        if got is None:
+            got = [(i, i + 1) for i, ws in enumerate(self.sets) if wid in ws]
             if self.extra:
-                for i, ws in self.extra:
-                    for w in ws:
-                        pos.setdefault(w, []).append((i, i + 2))
-                for v in pos.values():
-                    v.sort()
-            self._positions = pos
-        return self._positions.get(wid, [])
+                got.extend((i, i + 2) for i, ws in self.extra if wid in ws)
+                got.sort()
+            pos[wid] = got
+        return got
 
     def term_spans(self, wids: tuple[int, ...]) -> list[tuple[int, int]]:
         """(start, end) token spans where the term (consecutive words) matches; for a start
@@ -319,7 +312,7 @@ class _Scan:
     def bounds(self) -> list[tuple[int, int]]:
         """Character offsets (in the normalised text) of every token."""
         if self._bounds is None:
-            self._bounds = [m.span() for m in _TOKEN.finditer(self.st)]
+            self._bounds = list(map(_span, _TOKEN.finditer(self.st)))
         return self._bounds
 
     def regex_matched(self) -> frozenset[int]:
