@@ -523,7 +523,7 @@ def _group_starts(sel: _Sel, scan: _Scan) -> list[list[int]]:
 def _outermost(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Sorted spans without those inside another (``می شود`` and its ``شود``: report once)."""
     out: list[tuple[int, int]] = []
-    for s, e in spans:
+    for s, e in sorted(spans, key=lambda x: (x[0], -x[1])):
         if out and out[-1][0] <= s and e <= out[-1][1]:
             continue
         out.append((s, e))
