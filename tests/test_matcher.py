@@ -551,3 +551,27 @@ def test_compiled_and_naive_matchers_agree(tmp_path) -> None:
         assert got == naive.match_ids(m), text
         total += len(got)
     assert total > 300  # the corpus really exercises the rules
+
+
+# -- regexes on Arabic script ----------------------------------------------------------------
+def test_regex_word_class_is_unicode_aware(tmp_path) -> None:
+    rule = r"""
+    id: rx
+    match:
+      sel:
+        regex: ['ولاية\s+\w+\s+\d+', '[\w-]+stan\b', 'امس\W+\w']
+    """
+    compiled, naive = both_for(tmp_path, rule)
+    text = "بيان ولايةِ سيناء ٢٠٢٤"  # \w finds the Arabic word, \d the Eastern Arabic digits
+    hit = compiled.match(msg(text))[0]
+    assert [text[x.start:x.end] for x in hit.matches] == ["ولايةِ سيناء ٢٠٢٤"]
+    assert naive.match_ids(msg(text)) == ["rx"]
+    assert compiled.match(msg("Wilayat Khorasan-Pakistan"))  # [\w-] inside a class
+    assert compiled.match(msg("امس، قال"))  # \W between Arabic words
+    assert not compiled.match(msg("امسقال"))
+
+
+def test_regex_ascii_boundary_next_to_arabic_never_holds(tmp_path) -> None:
+    # documented limit (rules check warns): RE2's \b knows only ASCII word characters
+    m = matcher_for(tmp_path, "id: rx\nmatch:\n  sel:\n    regex: ['\\bولاية']\n")
+    assert not m.match(msg("بيان ولاية سيناء"))
