@@ -51,6 +51,8 @@ _TOKEN = re.compile(r"\S+")
 _second = itemgetter(1)
 _span = re.Match.span
 _NOTHING: frozenset[int] = frozenset()
+_PIECES: frozenset[int] = frozenset({-1})
+_PIECE = -1  # in a word's lookup result: the word is a Persian piece (ها، ای، می ...), see merged_pairs
 MAX_CACHED_WORDS = 200_000  # per field: words whose lookup is remembered (then the cache starts over)
 MAX_CACHED_WORD_CHARS = 64
 
@@ -70,6 +72,8 @@ class _Lookup(dict):
         auto = self.auto
         if auto is not None:
             got.extend(map(_second, auto.iter(" " + "  ".join(forms) + " ")))
+        if token in MERGE_TOKENS:
+            got.append(_PIECE)
         value = frozenset(got) if got else _NOTHING
         if len(token) <= MAX_CACHED_WORD_CHARS:
             if len(self) >= MAX_CACHED_WORDS:
@@ -259,11 +263,12 @@ class _Scan:
         self.st = st = scan_text(text)
         self.tokens = tokens = st.split()
         lookup = index.lookup
-        self.sets = sets = list(map(lookup.__getitem__, tokens))
-        self.found = found = set().union(*sets)
-        if not MERGE_TOKENS.isdisjoint(tokens):
+        self.sets = sets = [lookup[t] for t in tokens]
+        self.found = found = set().union(*filter(None, sets))
+        if _PIECE in found:
+            found.discard(_PIECE)
             for i, joined in merged_pairs(tokens):
-                ws = lookup[joined]
+                ws = lookup[joined] - _PIECES
                 if ws:
                     self.extra.append((i, ws))
                     found |= ws
