@@ -44,6 +44,7 @@ STRIP_PROCLITICS: frozenset[str] = frozenset(p for p in PROCLITICS if "لال" n
 _MAX_PROCLITIC = max(len(p) for p in STRIP_PROCLITICS)
 _LAM_ARTICLE = ("لل", "ولل", "فلل")  # ل + ال: the stem had the article
 _LAM = ("ل", "ول", "فل")  # ل + الل...: لله is ل + الله
+_PROCLITIC_FIRST = frozenset(p[0] for p in STRIP_PROCLITICS)
 ENCLITICS = ("هما", "ها", "هم", "هن", "كم", "كن", "نا", "ه", "ي", "ك")
 PERSIAN_SUFFIXES = ("هایی", "های", "ها", "ترین", "تر")
 PERSIAN_SUFFIXES_AFTER_HEH = ("ای",)
@@ -66,6 +67,7 @@ def _by_last_letter(suffixes: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
 
 _ENCLITICS_BY_LAST = _by_last_letter(ENCLITICS_N)
 _PERSIAN_BY_LAST = _by_last_letter(PERSIAN_SUFFIXES_N + PERSIAN_AFTER_HEH_N)
+_SUFFIX_LAST = frozenset(_ENCLITICS_BY_LAST) | frozenset(_PERSIAN_BY_LAST)
 
 
 def _strip_suffixes(word: str, out: set[str]) -> None:
@@ -100,7 +102,7 @@ def word_forms(token: str) -> tuple[str, ...]:
     folded = _fold(token)
     base = {token}
     n = len(token)
-    for k in range(min(_MAX_PROCLITIC, n - 1), 0, -1):
+    for k in range(min(_MAX_PROCLITIC, n - 1) if token[0] in _PROCLITIC_FIRST else 0, 0, -1):
         p = token[:k]
         if p not in STRIP_PROCLITICS:
             continue
@@ -115,13 +117,14 @@ def word_forms(token: str) -> tuple[str, ...]:
             base.add("ال" + rest)
     out = set(base)
     for b in base:
-        _strip_suffixes(b, out)
+        if b[-1] in _SUFFIX_LAST:
+            _strip_suffixes(b, out)
     out.discard(token)
     if not out:
         return (folded,)
     rest_forms = {_fold(f) for f in out if len(f) >= MIN_STEM}
     rest_forms.discard(folded)
-    return (folded, *sorted(rest_forms))
+    return (folded, *rest_forms)
 
 
 def merged_pairs(tokens: list[str]) -> list[tuple[int, str]]:
