@@ -13,8 +13,12 @@ hashtags, punctuation), then prints:
 * with ``--workers N`` the aggregate msgs/s of N processes (fork, one share each);
 * peak RSS of this process.
 
-Usage: python bench/match_bench.py [--rules 1000] [--messages 200000] [--naive 1000]
-                                   [--workers 2] [--seed 1] [--profile] [--actors rules/actors.yml]
+``--scale 1000,5000,10000`` instead prints, for each rule count, the match patterns, load
+and compile times, the compiled matcher's RSS and the msgs/s of one process (no naive loop).
+
+Usage: python bench/match_bench.py [--rules 1000] [--messages 200000] [--naive N]
+                                   [--workers 2] [--seed 1] [--profile] [--scale 1000,5000,10000]
+                                   [--actors rules/actors.yml]
 """
 
 from __future__ import annotations
@@ -239,16 +243,49 @@ def current_rss_mb() -> float:
         return float("nan")
 
 
+def scale(args: argparse.Namespace, vocab: dict[str, list[str]], messages: list[Message], sizes: list[int]) -> None:
+    """One line per rule count: patterns, load, compile, matcher RSS, msgs/s (one process)."""
+    import gc
+
+    print(f"{'rules':>7} {'terms':>8} {'patterns':>9} {'load s':>7} {'compile s':>9} {'matcher MB':>10} "
+          f"{'est. MB':>8} {'msgs/s':>8} {'per CPU s':>9} {'hits/msg':>8}")
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            rules_dir = Path(tmp) / "rules"
+            rules_dir.mkdir()
+            make_rules(random.Random(args.seed + 1), vocab, n, rules_dir)
+            t = time.perf_counter()
+            ruleset = load_rules([rules_dir])
+            t_load = time.perf_counter() - t
+        gc.collect()
+        rss_before = current_rss_mb()
+        t = time.perf_counter()
+        matcher = Matcher(ruleset)
+        t_compile = time.perf_counter() - t
+        s = matcher.stats()
+        hits, elapsed, cpu = run_share(matcher, messages)
+        gc.collect()
+        matcher_mb = current_rss_mb() - rss_before  # patterns + the per-field word caches after the run
+        print(f"{n:>7,} {s['terms']:>8,} {s['patterns']:>9,} {t_load:>7.2f} {t_compile:>9.2f} {matcher_mb:>10.0f} "
+              f"{s['memory_bytes'] / 2**20:>8.1f} {len(messages) / elapsed:>8,.0f} {len(messages) / cpu:>9,.0f} "
+              f"{hits / len(messages):>8.2f}", flush=True)
+        del matcher, ruleset
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rules", type=int, default=1000)
     ap.add_argument("--messages", type=int, default=200_000)
-    ap.add_argument("--naive", type=int, default=1000, help="messages for the naive loop")
+    ap.add_argument("--naive", type=int, default=None,
+                    help="messages for the naive loop (default 1,000, fewer above 1,000 rules)")
     ap.add_argument("--workers", type=int, default=2, help="also measure N forked processes (0: skip)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--profile", action="store_true", help="profile the compiled matcher")
     ap.add_argument("--actors", default=None, help="also load this actor file (e.g. rules/actors.yml): hits get actor tags")
+    ap.add_argument("--scale", default=None, help="comma-separated rule counts: the scaling table only")
     args = ap.parse_args()
+    if args.naive is None:
+        args.naive = 1000 if args.rules <= 1000 else max(100, 1_000_000 // args.rules)
 
     rng = random.Random(args.seed)
     vocab = {lang: make_vocab(rng, lang, 6000) for lang in ("en", "ar", "fa")}
@@ -256,6 +293,10 @@ def main() -> None:
     messages = make_messages(rng, vocab, args.messages)
     print(f"generated {len(messages):,} messages in {time.perf_counter() - t:.1f}s "
           f"(avg {sum(len(m.text) for m in messages) / len(messages):.0f} chars)")
+
+    if args.scale:
+        scale(args, vocab, messages, [int(x) for x in args.scale.split(",")])
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         rules_dir = Path(tmp) / "rules"

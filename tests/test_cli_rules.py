@@ -64,6 +64,23 @@ def test_check_clean_rules_exits_0(rules_dir: Path) -> None:
     assert r.stdout.startswith("ok: 1 rule(s) and 2 actor(s) in 2 file(s)")
 
 
+def test_check_reports_size_and_warnings(tmp_path: Path) -> None:
+    path = write(tmp_path / "w.yml", "id: w\nmatch:\n  s: [attack, كرمان, مسؤولية, claim*]\n  r:\n    regex: ['\\bولاية']\ncondition: s or r\n")
+    r = run("rules", "check", path)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(
+        "ok: 1 rule(s) in 1 file(s); 4 distinct term(s), 4 match patterns, 1 regex(es), "
+        "0 rule(s) evaluated on every message; matcher ~"
+    )
+    assert lines[0].endswith(" MB; 2 warning(s)")
+    assert lines[1].startswith(f"{path}:3:3: warning: rule 'w': selection 's' alone makes the rule true")
+    assert lines[2].startswith(f"{path}:4:3: warning: selection 'r': regex " + repr("\\bولاية") + " has \\b or \\B next")
+    r = run("rules", "check", path, "--json")
+    assert r.exit_code == 0
+    assert [json.loads(x)["level"] for x in r.stdout.splitlines()] == ["warning", "warning"]
+
+
 def test_check_reports_every_problem_as_file_line_col(tmp_path: Path) -> None:
     d = tmp_path / "bad"
     write(d / "a.yml", "id: a\nlevel: hgih\nmatch:\n  s: ['']\n")

@@ -77,6 +77,57 @@ TERM_CASES = [
     ("می خواهند", "می\u200cخواهند", True),
     ("2024", "في ٢٠٢٤", True),
     ("۱۴۰۲", "1402", True),
+    # Arabic enclitic pronouns, with ة restored before them (issue 08)
+    ("مسؤولية", "أعلن مسؤوليته عن الهجوم", True),
+    ("مسؤولية", "أعلنت مسؤوليتها", True),
+    ("مسؤولية", "نحمّلهم مسؤوليتهم", True),
+    ("مسؤولية", "وبمسؤوليتهم", True),  # proclitics and enclitic together
+    ("الدولة", "دولتها", False),  # the term has the article, the text not
+    ("دولة", "دولتهم", True),
+    ("تبنى", "تبناه التنظيم", True),  # ى restored before the pronoun
+    ("تبنى", "تبنته", False),  # تبنّت + ه: another verb form, not an affix
+    ("كتاب", "كتابنا", True),
+    ("العراق", "الجيش العراقي", True),  # ي is also the nisba ending
+    ("دول", "الدولة", False),  # ة is not a pronoun ه: دولة keeps its last letter
+    ("مسؤولي", "مسؤولية", False),
+    ("حمل", "حمله", True),  # ه (written, not ة) is taken for a pronoun
+    # short words match only as written (no affix is stripped down to 2 letters)
+    ("لي", "ولي العهد", False),
+    ("لي", "قال لي", True),
+    ("من", "ومن", False),
+    ("الله", "لله", True),
+    # Persian suffixes, with or without ZWNJ or a space
+    ("بیانیه", "بیانیه‌ای صادر کرد", True),
+    ("بیانیه", "بیانیهای صادر کرد", True),
+    ("بیانیه", "بیانیه ای صادر کرد", True),
+    ("بیانیه", "بیانیه‌ها", True),
+    ("بیانیه", "بیانیه‌های سپاه", True),
+    ("کشور", "کشورهایی که", True),
+    ("بزرگ", "بزرگترین حمله", True),
+    ("بزرگ", "بزرگ‌تر", True),
+    ("بیانیه سپاه", "بیانیه‌ای سپاه", True),  # the suffix piece belongs to the word before it
+    ("بیانیه سپاه", "بیانیه ای سپاه", True),
+    ("بیانیه سپاه", "بیانیه، سپاه", True),
+    ("بیانیه سپاه", "بیانیه جدید سپاه", False),
+    ("بیانیه‌ای سپاه", "بیانیه‌ای سپاه", True),
+    ("بیانیه‌ای سپاه", "بیانیهای سپاه", True),
+    ("بیانیه‌ای سپاه", "بیانیه ای سپاه", True),
+    ("بیانیه‌ای", "بیانیه", False),
+    # the verbal prefix می / نمی: joined, spaced and ZWNJ spellings are one word
+    ("میشود", "گفته می‌شود", True),
+    ("می‌شود", "گفته میشود", True),
+    ("می شود", "گفته میشود", True),
+    ("میشود", "گفته می شود", True),
+    ("نمی‌خواهند", "نمیخواهند", True),
+    ("شود", "می‌شود", True),  # the ZWNJ piece is a word of its own, as before
+    ("شود", "میشود", False),  # the prefix is never stripped (میرود is not رود)
+    ("رود", "میرود", False),
+    ("می", "می‌شود", True),
+    # phrases with affixed words
+    ("أعلن مسؤولية", "وأعلنت الدولة", False),
+    ("تحمل مسؤولية", "وتحمل مسؤوليتها", True),
+    ("مسؤولية الهجوم", "مسؤوليته الهجوم", True),
+    ("بیانیه سپاه", "بیانیه‌ی سپاه", True),  # ezafe ی
 ]
 
 
@@ -200,6 +251,46 @@ def test_near_with_phrases_and_arabic(tmp_path) -> None:
     text = "تبنت الدولة الإسلامية اليوم وبهجوم على"
     assert [text[x.start:x.end] for x in hits[0].matches] == ["الدولة الإسلامية", "وبهجوم"]
     assert not m.match(msg("الدولة الإسلامية " + "كلمة " * 6 + "هجوم"))
+
+
+@pytest.mark.parametrize(
+    ("term", "text", "span"),
+    [
+        ("مسؤولية", "أعلن مسؤوليتَها عن", "مسؤوليتَها"),
+        ("الدولة", "قال: وبالدولةِ، نعم", "وبالدولةِ"),
+        ("بیانیه", "یک بیانیه‌ای صادر شد", "بیانیه‌ای"),
+        ("بیانیه", "یک بیانیه ای صادر شد", "بیانیه ای"),
+        ("بیانیه", "یک بیانیهای صادر شد", "بیانیهای"),
+        ("میشود", "گفته می‌شود که", "می‌شود"),
+        ("میشود", "گفته می  شود که", "می  شود"),
+        ("شود", "گفته می‌شود که", "شود"),
+        ("تحمل مسؤولية", "ثم وتحمّل مسؤوليتَه كاملة", "وتحمّل مسؤوليتَه"),
+        ("بیانیه‌ای سپاه", "این بیانیه ای سپاه است", "بیانیه ای سپاه"),
+    ],
+)
+def test_spans_cover_the_affixed_word_in_the_original_text(tmp_path, term: str, text: str, span: str) -> None:
+    m = matcher_for(tmp_path, one_term_rule(term))
+    (hit,) = m.match(msg(text))
+    assert [text[x.start:x.end] for x in hit.matches] == [span]
+
+
+def test_near_counts_words_with_affixes(tmp_path) -> None:
+    rule = 'id: n\nmatch:\n  sel:\n    near: {terms: ["مسؤولية", "هجوم"], within: 2}\n'
+    compiled, naive = both_for(tmp_path, rule)
+    text = "أعلنت مسؤوليتها عن الهجوم"
+    hit = compiled.match(msg(text))[0]
+    assert [text[x.start:x.end] for x in hit.matches] == ["مسؤوليتها", "الهجوم"]
+    assert naive.match_ids(msg(text)) == ["n"]
+    far = "أعلنت مسؤوليتها اليوم عن الهجوم"
+    assert not compiled.match(msg(far)) and not naive.match_ids(msg(far))
+
+
+def test_one_pattern_per_term_word(tmp_path) -> None:
+    rule = 'id: p\nmatch:\n  a: ["الدولة", "مسؤولية", "بیانیه", "claim*", "الدولة الإسلامية"]\n  b: [دولة]\ncondition: a or b\n'
+    m = matcher_for(tmp_path, rule)
+    # الدولة, مسوولية, بیانیه, claim*, الإسلامية, دولة: the affixed forms are not patterns
+    assert m.stats()["patterns"] == 6
+    assert m.stats()["terms"] == 6
 
 
 def test_near_with_alternatives(tmp_path) -> None:
@@ -460,3 +551,27 @@ def test_compiled_and_naive_matchers_agree(tmp_path) -> None:
         assert got == naive.match_ids(m), text
         total += len(got)
     assert total > 300  # the corpus really exercises the rules
+
+
+# -- regexes on Arabic script ----------------------------------------------------------------
+def test_regex_word_class_is_unicode_aware(tmp_path) -> None:
+    rule = r"""
+    id: rx
+    match:
+      sel:
+        regex: ['ولاية\s+\w+\s+\d+', '[\w-]+stan\b', 'امس\W+\w']
+    """
+    compiled, naive = both_for(tmp_path, rule)
+    text = "بيان ولايةِ سيناء ٢٠٢٤"  # \w finds the Arabic word, \d the Eastern Arabic digits
+    hit = compiled.match(msg(text))[0]
+    assert [text[x.start:x.end] for x in hit.matches] == ["ولايةِ سيناء ٢٠٢٤"]
+    assert naive.match_ids(msg(text)) == ["rx"]
+    assert compiled.match(msg("Wilayat Khorasan-Pakistan"))  # [\w-] inside a class
+    assert compiled.match(msg("امس، قال"))  # \W between Arabic words
+    assert not compiled.match(msg("امسقال"))
+
+
+def test_regex_ascii_boundary_next_to_arabic_never_holds(tmp_path) -> None:
+    # documented limit (rules check warns): RE2's \b knows only ASCII word characters
+    m = matcher_for(tmp_path, "id: rx\nmatch:\n  sel:\n    regex: ['\\bولاية']\n")
+    assert not m.match(msg("بيان ولاية سيناء"))

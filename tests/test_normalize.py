@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from monitor.rules.morphology import merged_pairs, word_forms
 from monitor.rules.normalize import (
     PROCLITICS,
     WORD_RE,
@@ -16,6 +17,7 @@ from monitor.rules.normalize import (
     original_span,
     proclitic_forms,
     proclitic_stems,
+    scan_text,
     search_text,
     text_span,
     word_text,
@@ -136,3 +138,56 @@ def test_offset_map_equals_the_offsets_list(text: str, _expected: str) -> None:
     assert len(m) == len(offsets)
     assert [m[i] for i in range(len(offsets))] == offsets
     assert normalized_offsets(text) == offsets
+
+
+# -- the matcher's word analysis (monitor.rules.morphology) ----------------------------------
+
+
+def forms(word: str) -> set[str]:
+    return set(word_forms(scan_text(word)))
+
+
+@pytest.mark.parametrize(
+    ("word", "must_have", "must_not_have"),
+    [
+        ("مسؤوليته", {"مسووليته", "مسووليه"}, set()),
+        ("مسؤوليتها", {"مسووليه"}, set()),
+        ("ومسؤوليتهم", {"مسووليه", "مسووليتهم"}, set()),
+        ("فبالدولة", {"الدوله", "دوله", "بالدوله"}, {"دول"}),
+        ("للدولة", {"الدوله", "دوله"}, set()),
+        ("لله", {"الله"}, {"له", "اله"}),
+        ("دولة", {"دوله"}, {"دول"}),  # ة is not the pronoun ه
+        ("تبنى", {"تبني"}, {"تبن"}),  # nor is ى the pronoun ي
+        ("تبناه", {"تبني"}, set()),
+        ("كتابهم", {"كتاب"}, set()),
+        ("ولي", {"ولي"}, {"لي"}),  # never stripped below 3 letters
+        ("هنا", {"هنا"}, {"ه"}),
+        ("بیانیهای", {"بيانيه"}, set()),
+        ("کشورهای", {"كشور"}, set()),
+        ("کشورهایی", {"كشور"}, set()),
+        ("بزرگترین", {"بزرگ"}, set()),
+        ("بزرگتر", {"بزرگ"}, set()),
+        ("میشود", {"ميشود"}, {"شود"}),
+        ("ISIS", {"isis"}, set()),
+    ],
+)
+def test_word_forms(word: str, must_have: set[str], must_not_have: set[str]) -> None:
+    got = forms(word)
+    assert must_have <= got, got
+    assert not (must_not_have & got), got
+    assert word_forms(scan_text(word))[0] == normalize(word)  # the word itself comes first
+
+
+def test_scan_text_keeps_teh_marbuta_and_alef_maqsura_with_word_text_offsets() -> None:
+    text = "الدَّولةُ تبنّى ﺓ، كتابه‌ها"
+    st = scan_text(text)
+    assert st.split() == ["الدولة", "تبنى", "ة", "كتابه", "ها"]
+    assert len(st) == len(word_text(text))
+    assert st.replace("ة", "ه").replace("ى", "ي") == word_text(text)
+
+
+def test_pieces_of_persian_words_are_joined() -> None:
+    tokens = scan_text("بیانیه‌ای سپاه می‌شود، می شود ها").split()
+    assert merged_pairs(tokens) == [(0, "بيانيهاي"), (3, "ميشود"), (5, "ميشود"), (6, "شودها")]
+    assert merged_pairs(["ها", "ای"]) == []  # a piece never joins a piece
+    assert merged_pairs("isis ها".split()) == []  # only Arabic-script words take them

@@ -309,3 +309,62 @@ def test_deeply_nested_condition_is_parsed_without_recursion(tmp_path) -> None:
 def test_catastrophic_regex_compiles(tmp_path) -> None:
     path = write(tmp_path / "rx.yml", "id: rx\nmatch:\n  s:\n    regex: ['(a+)+$', '(x|x|x)*y']\n")
     assert load_rules([path]).rules[0].selection("s").regexes == ("(a+)+$", "(x|x|x)*y")
+
+
+# -- warnings (rules check) ---------------------------------------------------------------------
+from monitor.rules.lint import lint  # noqa: E402
+
+
+def warnings_of(tmp_path, text: str) -> list[str]:
+    path = write(tmp_path / "w.yml", text)
+    return [str(w).replace(str(path), "F") for w in lint(load_rules([path]))]
+
+
+def test_warns_on_a_very_common_word_that_decides_a_rule(tmp_path) -> None:
+    assert warnings_of(tmp_path, "id: w\nmatch:\n  s: [attack, kerman]\n") == [
+        "F:3:3: warning: rule 'w': selection 's' alone makes the rule true and its term 'attack' is a very common "
+        "word: expect hits on a large share of all messages (combine it with another selection)"
+    ]
+    assert len(warnings_of(tmp_path, "id: w\nmatch:\n  s: [The]\n  t: [x]\ncondition: s or t\n")) == 1
+    # combined with another selection, or inside a phrase: no warning
+    assert warnings_of(tmp_path, "id: w\nmatch:\n  s: [attack]\n  t: [kerman]\ncondition: s and t\n") == []
+    assert warnings_of(tmp_path, "id: w\nmatch:\n  s: [attack on the shrine, attack*]\n") == []
+
+
+def test_warns_on_short_arabic_script_terms(tmp_path) -> None:
+    assert warnings_of(tmp_path, "id: w\nmatch:\n  s: [لي, مسؤولية, لم يعلن]\n") == [
+        "F:3:3: warning: selection 's': term 'لي' is an Arabic-script word of 2 letter(s): such words are "
+        "frequent and match only as written (no affixed forms); use a phrase or a longer word"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "warned"),
+    [
+        (r"\bولاية\s+\pL+", True),
+        (r"ولاية\b", True),
+        (r"(?:\bولاية)", True),
+        (r"\b\w+stan", True),  # \w matches Arabic letters too
+        (r"[ا-ي]+\b", True),
+        (r"\bwilayat\s+\w+", False),
+        (r"wilayat\b", False),
+        (r"\\bولاية", False),  # an escaped backslash, not \b
+        (r"ولاية\s+\pL+", False),
+    ],
+)
+def test_warns_on_ascii_boundaries_next_to_arabic(tmp_path, pattern: str, warned: bool) -> None:
+    quoted = pattern.replace("'", "''")
+    got = warnings_of(tmp_path, f"id: w\nmatch:\n  s:\n    regex: ['{quoted}']\n")
+    if not warned:
+        assert got == []
+        return
+    assert got == [
+        f"F:3:3: warning: selection 's': regex {pattern!r} has \\b or \\B next to Arabic-script letters, but "
+        "RE2's boundaries only know ASCII letters: there \\b never holds and \\B always does (use a term, or "
+        "(?:^|[^\\pL\\pN_]) and (?:$|[^\\pL\\pN_]) around the word)"
+    ]
+
+
+def test_shipped_pack_has_no_warnings() -> None:
+    pack = Path(__file__).resolve().parent.parent / "rules"
+    assert lint(load_rules([pack])) == []

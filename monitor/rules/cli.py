@@ -100,17 +100,24 @@ def check_cmd(
         files = len({p.file for p in exc.problems})
         err_console.print(f"{len(exc.problems)} problem(s) in {files} file(s)", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+    from .lint import lint
+
     stats = Matcher(ruleset).stats()
+    warnings = lint(ruleset)
     summary = (
         f"ok: {len(ruleset.rules)} rule(s)" + (f" and {len(ruleset.actors)} actor(s)" if ruleset.actors else "")
         + f" in {len(ruleset.files)} file(s); "
-        f"{stats['patterns']:,} match patterns, {stats['regexes']} regex(es), "
-        f"{stats['unanchored_rules']} rule(s) evaluated on every message"
+        f"{stats['terms']:,} distinct term(s), {stats['patterns']:,} match patterns, {stats['regexes']} regex(es), "
+        f"{stats['unanchored_rules']} rule(s) evaluated on every message; "
+        f"matcher ~{stats['memory_bytes'] / 2**20:,.1f} MB; {len(warnings)} warning(s)"
     )
     if json_out:
+        print_json_lines({**w.to_dict(), "level": "warning"} for w in warnings)
         err_console.print(summary, highlight=False, soft_wrap=True)
     else:
         console.print(summary, highlight=False, soft_wrap=True)
+        for w in warnings:
+            console.print(str(w), highlight=False, markup=False, soft_wrap=True)
 
 
 def hit_record(msg: Message, hit: Hit) -> dict[str, Any]:

@@ -49,7 +49,10 @@ from .terms import EXACT, Term, Word
 MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
 _second = itemgetter(1)
+_span = re.Match.span
 _NOTHING: frozenset[int] = frozenset()
+_PIECES: frozenset[int] = frozenset({-1})
+_PIECE = -1  # in a word's lookup result: the word is a Persian piece (ها، ای، می ...), see merged_pairs
 MAX_CACHED_WORDS = 200_000  # per field: words whose lookup is remembered (then the cache starts over)
 MAX_CACHED_WORD_CHARS = 64
 
@@ -68,8 +71,9 @@ class _Lookup(dict):
         got = [exact[f] for f in forms if f in exact]
         auto = self.auto
         if auto is not None:
-            for f in forms:
-                got.extend(map(_second, auto.iter(f" {f} ")))
+            got.extend(map(_second, auto.iter(" " + "  ".join(forms) + " ")))
+        if token in MERGE_TOKENS:
+            got.append(_PIECE)
         value = frozenset(got) if got else _NOTHING
         if len(token) <= MAX_CACHED_WORD_CHARS:
             if len(self) >= MAX_CACHED_WORDS:
@@ -260,35 +264,29 @@ class _Scan:
         self.st = st = scan_text(text)
         self.tokens = tokens = st.split()
         lookup = index.lookup
-        self.sets = sets = list(map(lookup.__getitem__, tokens))
-        self.found = found = set().union(*sets)
-        if not MERGE_TOKENS.isdisjoint(tokens):
+        self.sets = sets = [lookup[t] for t in tokens]
+        self.found = found = set().union(*filter(None, sets))
+        if _PIECE in found:
+            found.discard(_PIECE)
             for i, joined in merged_pairs(tokens):
-                ws = lookup[joined]
+                ws = lookup[joined] - _PIECES
                 if ws:
                     self.extra.append((i, ws))
                     found |= ws
 
     def occurrences(self, wid: int) -> list[tuple[int, int]]:
         """Sorted (start, end) token spans where word ``wid`` was found."""
-        if self._positions is None:
-            pos: dict[int, list[tuple[int, int]]] = {}
-            for i, ws in enumerate(self.sets):
-                if ws:
-                    for w in ws:
-                        got = pos.get(w)
-                        if got is None:
-                            pos[w] = [(i, i + 1)]
-                        else:
-                            got.append((i, i + 1))
+        pos = self._positions
+        if pos is None:
+            pos = self._positions = {}
+        got = pos.get(wid)
+        if got is None:
+            got = [(i, i + 1) for i, ws in enumerate(self.sets) if wid in ws]
             if self.extra:
-                for i, ws in self.extra:
-                    for w in ws:
-                        pos.setdefault(w, []).append((i, i + 2))
-                for v in pos.values():
-                    v.sort()
-            self._positions = pos
-        return self._positions.get(wid, [])
+                got.extend((i, i + 2) for i, ws in self.extra if wid in ws)
+                got.sort()
+            pos[wid] = got
+        return got
 
     def term_spans(self, wids: tuple[int, ...]) -> list[tuple[int, int]]:
         """(start, end) token spans where the term (consecutive words) matches; for a start
@@ -320,7 +318,7 @@ class _Scan:
     def bounds(self) -> list[tuple[int, int]]:
         """Character offsets (in the normalised text) of every token."""
         if self._bounds is None:
-            self._bounds = [m.span() for m in _TOKEN.finditer(self.st)]
+            self._bounds = list(map(_span, _TOKEN.finditer(self.st)))
         return self._bounds
 
     def regex_matched(self) -> frozenset[int]:
@@ -546,7 +544,7 @@ def _group_starts(sel: _Sel, scan: _Scan) -> list[list[int]]:
 def _outermost(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Sorted spans without those inside another (``می شود`` and its ``شود``: report once)."""
     out: list[tuple[int, int]] = []
-    for s, e in spans:
+    for s, e in sorted(spans, key=lambda x: (x[0], -x[1])):
         if out and out[-1][0] <= s and e <= out[-1][1]:
             continue
         out.append((s, e))

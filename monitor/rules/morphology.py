@@ -35,7 +35,7 @@ not ``رود``); terms are joined the same way (:func:`merge_term_words`), so ``
 
 from __future__ import annotations
 
-from .normalize import FOLD, PROCLITICS, is_arabic_script
+from .normalize import PROCLITICS, is_arabic_script
 
 MIN_STEM = 3  # letters a stripped form keeps at least
 
@@ -44,6 +44,7 @@ STRIP_PROCLITICS: frozenset[str] = frozenset(p for p in PROCLITICS if "لال" n
 _MAX_PROCLITIC = max(len(p) for p in STRIP_PROCLITICS)
 _LAM_ARTICLE = ("لل", "ولل", "فلل")  # ل + ال: the stem had the article
 _LAM = ("ل", "ول", "فل")  # ل + الل...: لله is ل + الله
+_PROCLITIC_FIRST = frozenset(p[0] for p in STRIP_PROCLITICS)
 ENCLITICS = ("هما", "ها", "هم", "هن", "كم", "كن", "نا", "ه", "ي", "ك")
 PERSIAN_SUFFIXES = ("هایی", "های", "ها", "ترین", "تر")
 PERSIAN_SUFFIXES_AFTER_HEH = ("ای",)
@@ -57,23 +58,37 @@ PREFIX_TOKENS: frozenset[str] = frozenset({"مي", "نمي"})
 MERGE_TOKENS: frozenset[str] = SUFFIX_TOKENS | PREFIX_TOKENS
 
 
+def _by_last_letter(suffixes: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for x in suffixes:
+        out.setdefault(x[-1], []).append(x)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+_ENCLITICS_BY_LAST = _by_last_letter(ENCLITICS_N)
+_PERSIAN_BY_LAST = _by_last_letter(PERSIAN_SUFFIXES_N + PERSIAN_AFTER_HEH_N)
+_SUFFIX_LAST = frozenset(_ENCLITICS_BY_LAST) | frozenset(_PERSIAN_BY_LAST)
+
+
 def _strip_suffixes(word: str, out: set[str]) -> None:
     n = len(word)
-    for e in ENCLITICS_N:
+    last = word[-1]
+    for e in _ENCLITICS_BY_LAST.get(last, ()):
         if n - len(e) >= MIN_STEM and word.endswith(e):
             stem = word[: -len(e)]
             out.add(stem)
-            last = stem[-1]
-            if last == "ت":
+            end = stem[-1]
+            if end == "ت":
                 out.add(stem[:-1] + "ة")
-            elif last == "ا":
+            elif end == "ا":
                 out.add(stem[:-1] + "ى")
-    for s in PERSIAN_SUFFIXES_N:
-        if n - len(s) >= MIN_STEM and word.endswith(s):
-            out.add(word[: -len(s)])
-    for s in PERSIAN_AFTER_HEH_N:
-        if n - len(s) >= MIN_STEM and word.endswith(s) and word[-len(s) - 1] == "ه":
-            out.add(word[: -len(s)])
+    for x in _PERSIAN_BY_LAST.get(last, ()):
+        if n - len(x) >= MIN_STEM and word.endswith(x) and (x not in PERSIAN_AFTER_HEH_N or word[-len(x) - 1] == "ه"):
+            out.add(word[: -len(x)])
+
+
+def _fold(form: str) -> str:
+    return form.replace("ة", "ه").replace("ى", "ي") if ("ة" in form or "ى" in form) else form
 
 
 def word_forms(token: str) -> tuple[str, ...]:
@@ -82,12 +97,12 @@ def word_forms(token: str) -> tuple[str, ...]:
     The first is the token itself (folded: ة -> ه, ى -> ي); non-Arabic-script tokens have
     only that one.
     """
-    folded = token.translate(FOLD)
-    if not is_arabic_script(token) or len(token) <= MIN_STEM - 1:
-        return (folded,)
+    if not ("\u0600" <= token[0] <= "\u06ff") or len(token) < MIN_STEM:
+        return (_fold(token),)
+    folded = _fold(token)
     base = {token}
     n = len(token)
-    for k in range(min(_MAX_PROCLITIC, n - 1), 0, -1):
+    for k in range(min(_MAX_PROCLITIC, n - 1) if token[0] in _PROCLITIC_FIRST else 0, 0, -1):
         p = token[:k]
         if p not in STRIP_PROCLITICS:
             continue
@@ -102,13 +117,14 @@ def word_forms(token: str) -> tuple[str, ...]:
             base.add("ال" + rest)
     out = set(base)
     for b in base:
-        _strip_suffixes(b, out)
+        if b[-1] in _SUFFIX_LAST:
+            _strip_suffixes(b, out)
     out.discard(token)
     if not out:
         return (folded,)
-    rest_forms = {f.translate(FOLD) for f in out if len(f) >= MIN_STEM}
+    rest_forms = {_fold(f) for f in out if len(f) >= MIN_STEM}
     rest_forms.discard(folded)
-    return (folded, *sorted(rest_forms))
+    return (folded, *rest_forms)
 
 
 def merged_pairs(tokens: list[str]) -> list[tuple[int, str]]:
@@ -116,7 +132,8 @@ def merged_pairs(tokens: list[str]) -> list[tuple[int, str]]:
     a suffix token after an Arabic-script word, or می/نمی before one."""
     out = []
     last = len(tokens) - 1
-    for i, t in enumerate(tokens):
+    for i in [i for i, t in enumerate(tokens) if t in MERGE_TOKENS]:
+        t = tokens[i]
         if t in SUFFIX_TOKENS and i > 0:
             prev = tokens[i - 1]
             if prev not in MERGE_TOKENS and is_arabic_script(prev):

@@ -18,7 +18,7 @@ from .morphology import merged_pairs, word_forms
 from .normalize import normalize, scan_text
 from .regexes import compile_regex
 from .ruleset import Rule, RuleSet, Selection
-from .terms import Term
+from .terms import EXACT, Term
 from .source_filter import sources_match
 
 
@@ -33,8 +33,11 @@ class _Field:
             self.spans.setdefault(i, []).append((i + 1, word_forms(t)))
         for i, joined in merged_pairs(tokens):
             self.spans[i].append((i + 2, word_forms(joined)))
+        self.forms = {f for spans in self.spans.values() for _, forms in spans for f in forms}
 
     def term_starts(self, term: Term) -> list[int]:
+        if any(w.kind == EXACT and w.text not in self.forms for w in term.words):
+            return []  # a word that is nowhere
         out = []
         for start in self.spans:
             ends = {start}

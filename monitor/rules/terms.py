@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .morphology import merge_term_words
+from .morphology import PREFIX_TOKENS, merge_term_words
 from .normalize import WORD_RE, is_arabic_script, normalize
 
 MAX_TERM_CHARS = 256
@@ -118,6 +118,6 @@ def _join_pieces(words: list[Word]) -> list[Word]:
         if a == b:
             out.append(words[a])
         else:  # a suffix piece keeps the first word's kind, a prefix piece takes the second's
-            kind = words[b].kind if words[a].text in ("مي", "نمي") else words[a].kind
+            kind = words[b].kind if words[a].text in PREFIX_TOKENS else words[a].kind
             out.append(Word(words[a].text + words[b].text, kind))
     return out
