@@ -48,7 +48,8 @@ def lint(ruleset: RuleSet) -> list[Problem]:
                         f"{len(word.text)} letter(s): such words are frequent and match only as written "
                         "(no affixed forms); use a phrase or a longer word"
                     )))
-                elif sel.op == "any" and word.kind == EXACT and word.text in BROAD_WORDS:
+                elif sel.op == "any" and not rule.sources and word.kind == EXACT and word.text in BROAD_WORDS:
+                    # (a rule limited by ``sources`` only sees its own accounts' posts)
                     if decides is None:
                         decides = _decides(rule, sel)
                     if decides:
