@@ -84,6 +84,8 @@ EXAMPLES = [
     ("denial-fa", "قیمت طلا در بازار تهران کاهش یافت", dict(**TG), False),
     ("report-fa", "با وجود اینکه داعش مسئولیت حمله را بر عهده گرفته بود، مقامات اسرائیل را مقصر دانستند", dict(**TG), True),
     ("report-fa", "داعش مسئولیت حمله تروریستی شیراز را بر عهده گرفت", dict(**TG), False),
+    ("claim-formula-fa", "پ ک ک در بیانیه‌ای گفت اعضایش مواد منفجره را در زیر ساختمان پایگاه جاسازی کرده بودند", dict(**TG), True),
+    ("claim-formula-fa", "پلیس اعلام کرد مواد منفجره را در یک خودروی رهاشده کشف کرد", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
@@ -107,6 +109,8 @@ EXAMPLES = [
     ("statement-threat-en", "\u201cThe United States reserves the right to respond against those militias,\u201d the defense secretary told his Iraqi counterpart.", dict(**X, lang="en"), True),
     ("statement-blame-en", "The terrorists were sponsored from across the border, the statement said, holding Kabul responsible for the attack.", dict(**X, lang="en"), True),
     ("statement-blame-en", "Hamas said the occupation bears full responsibility for the attack on the hospital.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "\u201cI condemn in the strongest terms this cowardly terrorist attack on worshippers,\u201d he wrote.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "\u201cI condemn the referee's decision,\u201d the coach said after the match.", dict(**X, lang="en"), False),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
@@ -123,6 +127,9 @@ EXAMPLES = [
     ("statement-threat-ar", "وقالت حركة حماس في بيان إن الاحتلال سيدفع الثمن على جرائمه في غزة", dict(**TG), False),
     ("statement-comment-ar", "وجاء في البيان أن التفجير الإرهابي استهدف مدنيين أبرياء في سوق شعبي", dict(**TG), True),
     ("statement-comment-ar", "وجاء في البيان أن المهرجان الثقافي سيقام في الصيف المقبل", dict(**TG), False),
+    ("statement-condemn-ar", "وأضافت في بيان: \"نعرب عن إدانتنا لهذا العمل الإرهابي الذي استهدف المصلين\"", dict(**TG), True),
+    ("statement-condemn-ar", "وصف رئيس الوزراء الهجوم على الحافلة بأنه عمل إرهابي جبان", dict(**TG), True),
+    ("statement-condemn-ar", "نعرب عن تضامننا مع المتضررين من الفيضانات في الإقليم", dict(**TG), False),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
@@ -188,6 +195,8 @@ EXAMPLES = [
     ("statement-strike-fa", "ارتش پاکستان در بیانیه‌ای اعلام کرد در جریان دو عملیات ۱۱ عنصر وابسته به تحریک طالبان کشته شده‌اند", dict(**TG), True),
     ("statement-threat-fa", "وی افزود: عاملان این حمله تروریستی بهای سنگینی خواهند پرداخت", dict(**TG), True),
     ("statement-threat-fa", "حماس در بیانیه‌ای گفت رژیم صهیونیستی بهای سنگینی برای این جنایت خواهد پرداخت", dict(**TG), False),
+    ("statement-condemn-fa", "ما این اقدام تروریستی علیه زائران بی‌گناه را به شدت محکوم می‌کنیم", dict(**TG), True),
+    ("statement-condemn-fa", "ما این تصمیم داور را محکوم می‌کنیم و به آن اعتراض داریم", dict(**TG), False),
     ("statement-comment-fa", "معاون سخنگوی وزارت دفاع آمریکا خاطرنشان کرد که این حملات ۳۲ بار در عراق رخ داده است", dict(**TG), True),
     ("statement-comment-fa", "سخنگوی طالبان اعلام کرد که این گروه هیچ ارتباطی با حملات دو روز پیش در کابل ندارد", dict(**TG), False),
     ("statement-comment-fa", "وزارت دفاع اعلام کرد رزمایش حمله به اهداف فرضی فردا برگزار می‌شود", dict(**TG), False),
