@@ -43,6 +43,8 @@ EXAMPLES = [
     ("report-en", "Although ISIS claimed responsibility for the Kerman bombings, officials in Tehran insist Israel was behind them", dict(**X, lang="en"), True),
     ("report-en", "The TTP has claimed responsibility for several deadly attacks in the past, including the 2014 school massacre", dict(**X, lang="en"), True),
     ("report-en", "Islamic State claimed responsibility for Thursday's bombing in a statement on Telegram", dict(**X, lang="en"), False),
+    ("report-en", "The BLA, which claimed responsibility for a bombing in Quetta last March, has stepped up its attacks.", dict(**X, lang="en"), True),
+    ("claim-en", "The BLA, which claimed responsibility for a bombing in Quetta last March, has stepped up its attacks.", dict(**X, lang="en"), False),
     # -- claims, Arabic ---------------------------------------------------------------------------
     ("claim-ar", "#عاجل | تنظيم داعش يتبنّى الهجوم على مسجد في مسقط، وفق بيان نشرته وكالة أعماق", dict(channel="alarabiya_brk", **TG), True),
     ("claim-ar", "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم الانتحاري الذي استهدف مسجداً في مسقط", dict(**TG), True),
@@ -141,6 +143,7 @@ EXAMPLES = [
     ("statement-condemn-ar", "نعرب عن تضامننا مع المتضررين من الفيضانات في الإقليم", dict(**TG), False),
     ("statement-strike-ar", "وجاء في البيان أن القوات تمكنت من تحييد عشرة إرهابيين في عملية أمنية بريف المحافظة", dict(**TG), True),
     ("statement-strike-ar", "وجاء في البيان أن الحكومة ستعقد مؤتمرا حول مكافحة الإرهاب الشهر المقبل", dict(**TG), False),
+    ("statement-threat-ar", "وقال وزير الدفاع إن حزب الله سيدفع ثمنا باهظا إذا واصل هجماته على الشمال", dict(**TG), True),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
