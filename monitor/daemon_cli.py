@@ -31,6 +31,10 @@ def run_cmd(
     ] = 30.0,
     log_level: LogLevelOpt = "INFO",
     log_format: Annotated[Optional[str], typer.Option("--log-format", help="console | json")] = None,
+    role: Annotated[
+        str,
+        typer.Option("--role", help="all (one process) | collector (sources -> Redis) | archiver (Redis -> archive, alerts)."),
+    ] = "all",
 ) -> None:
     """Run the monitor: sources -> rules -> archive -> alerts (until SIGTERM, or --once)."""
     from .alerts.render import RenderError
@@ -39,8 +43,14 @@ def run_cmd(
     from .rules import RuleSetError
     from .rules.loader import format_problems
 
+    from .bus import ROLES
+
+    if role not in ROLES:
+        fail(f"--role: must be one of {', '.join(ROLES)}, not {role!r}")
     cfg = setup(config, log_level, log_format)
-    daemon = Daemon(cfg, db=db_path(db, cfg), drain_timeout=drain_timeout)
+    if role == "collector":
+        _run_collector(cfg, once)
+    daemon = Daemon(cfg, db=db_path(db, cfg), drain_timeout=drain_timeout, role=role)
     try:
         daemon.prepare()
     except RuleSetError as exc:
@@ -53,6 +63,20 @@ def run_cmd(
         if note:
             err_console.print(escape(note), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _run_collector(cfg: Any, once: bool) -> None:
+    from .bus.roles import Collector
+    from .config import ConfigError
+
+    collector = Collector(cfg) if cfg.bus is not None else None
+    if collector is None:
+        fail(f"{cfg.source_path or 'the config'}: --role collector needs a 'bus:' section (bus: {{url: redis://...}})")
+    try:
+        collector.prepare()
+    except (ValueError, OSError, ConfigError) as exc:
+        fail(f"cannot start: {exc}")
+    raise typer.Exit(asyncio.run(collector.run(once=once)))
 
 
 def pending_note(path: str) -> str | None:
