@@ -282,6 +282,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--profile", action="store_true", help="profile the compiled matcher")
     ap.add_argument("--actors", default=None, help="also load this actor file (e.g. rules/actors.yml): hits get actor tags")
+    ap.add_argument("--pack", default=str(ROOT / "rules"),
+                    help="also measure this rule pack plus the generated rules (default: the shipped rules/; '' to skip)")
     ap.add_argument("--scale", default=None, help="comma-separated rule counts: the scaling table only")
     args = ap.parse_args()
     if args.naive is None:
@@ -304,9 +306,34 @@ def main() -> None:
         make_rules(random.Random(args.seed + 1), vocab, args.rules, rules_dir)  # independent of --messages
         if args.actors:
             (rules_dir / "actors.yml").write_bytes(Path(args.actors).read_bytes())
-        t = time.perf_counter()
-        ruleset = load_rules([rules_dir])
-        t_load = time.perf_counter() - t
+        sets = [("generated only", [rules_dir])]
+        if args.pack:
+            sets.append((f"pack ({args.pack}) + generated", [Path(args.pack), rules_dir]))
+        ok = True
+        for label, paths in sets:
+            print(f"-- {label} --")
+            ok = measure(args, paths, messages) and ok
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS: {rss:,.0f} MB (this process, messages included); load average {load_average()}")
+    if not ok:
+        sys.exit(1)
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def measure(args: argparse.Namespace, paths: list[Path], messages: list[Message]) -> bool:
+    """Load, compile, match all messages, compare with the naive loop; True when the hits agree."""
+    import gc
+
+    gc.collect()
+    t = time.perf_counter()
+    ruleset = load_rules(paths)
+    t_load = time.perf_counter() - t
     rss_before = current_rss_mb()
     t = time.perf_counter()
     matcher = Matcher(ruleset)
@@ -314,8 +341,8 @@ def main() -> None:
     matcher_mb = current_rss_mb() - rss_before
     s = matcher.stats()
     print(f"rules: {s['rules']:,} loaded in {t_load:.2f}s (parse + validate), compiled in {t_compile:.2f}s "
-          f"-> {s['patterns']:,} patterns, {s['regexes']} regexes, {s['unanchored_rules']} unanchored rules; "
-          f"load + compile {t_load + t_compile:.2f}s; compiled matcher ~{matcher_mb:.0f} MB")
+          f"-> {s['terms']:,} terms, {s['patterns']:,} patterns, {s['regexes']} regexes, {s['unanchored_rules']} unanchored rules; "
+          f"load + compile {t_load + t_compile:.2f}s; compiled matcher ~{matcher_mb:.0f} MB; load average {load_average()}")
 
     # naive loop on the first N messages
     naive = NaiveMatcher(ruleset)
@@ -335,10 +362,11 @@ def main() -> None:
     hits, elapsed, cpu = run_share(matcher, messages)
     if args.profile:
         prof.disable()
-        pstats.Stats(prof).sort_stats("cumulative").print_stats(18)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     rate = len(messages) / elapsed
     print(f"compiled: {len(messages):,} messages in {elapsed:.2f}s = {rate:,.0f} msgs/s (1 process; "
-          f"{len(messages) / cpu:,.0f} msgs per CPU second), {hits:,} hits ({hits / len(messages):.2f}/message)")
+          f"{len(messages) / cpu:,.0f} msgs per CPU second), {hits:,} hits ({hits / len(messages):.2f}/message); "
+          f"load average {load_average()}")
     print(f"naive:    {len(head):,} messages in {t_naive:.2f}s = {naive_rate:,.0f} msgs/s, {n_naive_hits:,} hits")
     print(f"ratio:    {rate / naive_rate:,.0f}x")
     print(f"same hits on the first {len(head):,} messages: {'yes' if same else 'NO'}")
@@ -350,10 +378,7 @@ def main() -> None:
     if args.workers > 1 and hasattr(os, "fork"):
         agg, agg_hits = run_workers(matcher, messages, args.workers)
         print(f"compiled: {agg:,.0f} msgs/s with {args.workers} processes ({os.cpu_count()} CPUs), {agg_hits:,} hits")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS: {rss:,.0f} MB (this process, messages included)")
-    if not same:
-        sys.exit(1)
+    return same
 
 
 if __name__ == "__main__":
