@@ -127,6 +127,21 @@ class _FieldIndex:
             self.regexes.append(pattern)
         return rid
 
+    def __getstate__(self) -> dict:
+        # the RE2 programs and the word-lookup cache are rebuilt on load (see monitor.rules.cache)
+        state = dict(self.__dict__)
+        for k in ("filter", "compiled", "lookup"):
+            state.pop(k, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.filter = None
+        self.compiled = []
+        if hasattr(self, "exact"):
+            self.lookup = _Lookup(self.exact, self.automaton)
+            self._build_regexes()
+
     def build(self) -> None:
         """The word dict, the wildcard automaton, the rules each word triggers, the lookup cache."""
         self.exact: dict[str, int] = {}
@@ -145,6 +160,9 @@ class _FieldIndex:
             frozenset(self.triggers[w]) if w in self.triggers else None for w in range(len(self.words))
         ]
         self.lookup = _Lookup(self.exact, self.automaton)
+        self._build_regexes()
+
+    def _build_regexes(self) -> None:
         if self.regexes:
             import re2
 
