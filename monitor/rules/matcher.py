@@ -255,7 +255,8 @@ class _Sel:
         self.field = sel.field
         self.op = sel.op
         self.within = sel.within
-        self.term_wids: list[tuple[int, ...]] = [tuple(index.word_id(w) for w in t.words) for t in sel.terms]
+        compiled = [intern.term(index, t) for t in sel.terms]  # (word ids, (rarest word, its cost))
+        self.term_wids: list[tuple[int, ...]] = [c[0] for c in compiled]
         self.singles = frozenset(w[0] for w in self.term_wids if len(w) == 1)
         self.phrases = tuple(w for w in self.term_wids if len(w) > 1)
         self.regex_ids = frozenset(index.regex_id(p) for p in sel.regexes)
@@ -285,7 +286,7 @@ class _Sel:
             self.cost = REGEX_COST * len(sel.regexes)
             self.anchors: list[tuple[str, int]] = [("r", r) for r in self.regex_ids]
         else:
-            rarest = [rarest_word(t) for t in sel.terms]  # (word index, cost) per term
+            rarest = [c[1] for c in compiled]  # (word index, cost) per term
             if sel.op == "any":
                 self.cost = sum(c for _, c in rarest)
                 self.anchors = [("w", tw[i]) for (i, _), tw in zip(rarest, self.term_wids)]
@@ -315,6 +316,18 @@ class _Interner:
     def __init__(self) -> None:
         self._alts: dict[tuple[str, frozenset[tuple[int, ...]]], _Alts] = {}
         self._sels: dict[tuple, int] = {}
+        self._by_list: dict[tuple[int, ...], _Alts] = {}  # id()s of the same term objects (a shared list)
+        # (field, id(term)) -> compiled term; the terms stay alive in the rule set meanwhile
+        self._terms: dict[tuple[str, int], tuple[tuple[int, ...], tuple[int, float]]] = {}
+
+    def term(self, index: _FieldIndex, term: Term) -> tuple[tuple[int, ...], tuple[int, float]]:
+        """A term's word ids and rarest word, computed once per term object (lists and actors
+        referenced by many rules share their term objects)."""
+        key = (index.name, id(term))
+        got = self._terms.get(key)
+        if got is None:
+            got = self._terms[key] = (tuple(index.word_id(w) for w in term.words), rarest_word(term))
+        return got
 
     def alts(self, field: str, term_wids: list[tuple[int, ...]]) -> _Alts:
         key = (field, frozenset(term_wids))
