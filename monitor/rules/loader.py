@@ -213,16 +213,23 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
     regexes = 0
     largest: tuple[int, Rule, Selection] | None = None
     words: set[tuple[str, str, str]] = set()  # (field, kind, text): the matcher holds each once
+    seen: set[tuple[str, int]] = set()  # (field, id(term)): lists and actors share their term objects
     for rule in rules:
         for sel in rule.selections:
             regexes += len(sel.regexes)
             if not sel.terms:
                 continue
-            mine = {(w.kind, w.text) for t in sel.terms for w in t.words}
-            n = len(mine)
-            words.update((sel.field, k, t) for k, t in mine)
-            if largest is None or n > largest[0]:
-                largest = (n, rule, sel)
+            field = sel.field
+            for t in sel.terms:
+                key = (field, id(t))
+                if key not in seen:
+                    seen.add(key)
+                    words.update([(field, w.kind, w.text) for w in t.words])
+            if largest is None or len(sel.terms) > largest[0]:
+                largest = (len(sel.terms), rule, sel)
+    if largest is not None:  # the largest selection by its distinct words
+        _n, rule, sel = largest
+        largest = (len({(w.kind, w.text) for t in sel.terms for w in t.words}), rule, sel)
     total = len(words)
     if total > MAX_PATTERNS and largest is not None:
         n, rule, sel = largest

@@ -257,16 +257,13 @@ class _Sel:
         self.within = sel.within
         compiled = [intern.term(index, t) for t in sel.terms]  # (word ids, (rarest word, its cost))
         self.term_wids: list[tuple[int, ...]] = [c[0] for c in compiled]
-        self.singles = frozenset(w[0] for w in self.term_wids if len(w) == 1)
-        self.phrases = tuple(w for w in self.term_wids if len(w) > 1)
+        all_op = sel.op == "all"
+        self.singles = frozenset(w[0] for w in self.term_wids if len(w) == 1) if all_op else frozenset()
+        self.phrases = tuple(w for w in self.term_wids if len(w) > 1) if all_op else ()
         self.regex_ids = frozenset(index.regex_id(p) for p in sel.regexes)
         self.groups = [list(g) for g in sel.groups]
-        # for _explain: the terms whose first word was found, in rule order
-        first: dict[int, list[int]] = {}
-        for t, w in enumerate(self.term_wids):
-            first.setdefault(w[0], []).append(t)
-        self.first_terms = {k: tuple(v) for k, v in first.items()}
-        self.first_keys = frozenset(first)
+        self.first_terms: dict[int, tuple[int, ...]] | None = None  # for _explain, built on first use
+        self.first_keys: frozenset[int] = frozenset()
         self.alts: _Alts | None = None
         self.galts: tuple[_Alts, ...] = ()
         if sel.op == "any":
@@ -303,6 +300,12 @@ class _Sel:
 
     def found_terms(self, found: set[int]) -> list[int]:
         """Indexes (ascending) of the terms whose first word was found."""
+        if self.first_terms is None:
+            first: dict[int, list[int]] = {}
+            for t, w in enumerate(self.term_wids):
+                first.setdefault(w[0], []).append(t)
+            self.first_terms = {k: tuple(v) for k, v in first.items()}
+            self.first_keys = frozenset(first)
         keys = self.first_keys.intersection(found)
         if not keys:
             return []
