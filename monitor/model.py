@@ -271,6 +271,8 @@ class Hit:
     destinations: tuple[str, ...] = ()  # resolved alert destination names
     throttle_seconds: int | None = None
     tags: tuple[str, ...] = ()
+    kind: str = "watch"  # claim | statement | denial | report | watch (the rule's ``kind:``)
+    actors: tuple[str, ...] = ()  # ids of the actors the message names or that posted it
 
     def selections(self) -> list[str]:
         return sorted({m.selection for m in self.matches})

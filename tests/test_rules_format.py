@@ -80,7 +80,18 @@ def test_defaults_and_scalar_shorthands(tmp_path) -> None:
     rule = rs.rules[0]
     assert rule.title == "r1" and rule.level == "medium" and rule.alert == () and rule.throttle is None
     assert rule.sources == () and rule.languages is None and rule.enabled
+    assert rule.kind == "watch"
     assert rule.selection("s").op == "any" and rule.selection("s").terms[0].raw == "claimed responsibility"
+
+
+def test_kind_is_read_and_reaches_the_hit(tmp_path) -> None:
+    from monitor.rules import Matcher
+    from rules_helpers import msg
+
+    rs = load_rules([write(tmp_path / "r.yml", "id: r1\nkind: Statement\nmatch:\n  s: [condemns]\n")])
+    assert rs.rules[0].kind == "statement"
+    (hit,) = Matcher(rs).match(msg("The ministry condemns the attack"))
+    assert hit.kind == "statement" and hit.actors == ()
 
 
 def test_terms_stay_strings_as_written(tmp_path) -> None:
@@ -126,6 +137,9 @@ ERROR_CASES = [
     pytest.param("id: a\nconditon: s\nmatch:\n  s: [a]\n", ["F:2:1: unknown key 'conditon' (did you mean 'condition'?)"], id="unknown-key"),
     pytest.param("id: a\nfoo: 1\nmatch:\n  s: [a]\n", ["F:2:1: unknown key 'foo'"], id="unknown-key-no-suggestion"),
     pytest.param("title: x\nmatch:\n  s: [a]\n", ["F:1:1: missing required key 'id'"], id="missing-id"),
+    pytest.param("id: a\nkind: claims\nmatch:\n  s: [a]\n",
+                 ["F:2:7: unknown kind 'claims' (did you mean 'claim'?); use claim, statement, denial, report, watch"], id="bad-kind"),
+    pytest.param("id: a\nkind: [claim]\nmatch:\n  s: [a]\n", ["F:2:7: 'kind' must be a string"], id="kind-not-string"),
     pytest.param("id: Bad Id\nmatch:\n  s: [a]\n", ["F:1:5: invalid id 'Bad Id': use lowercase letters, digits, '.', '_' and '-'"], id="bad-id"),
     pytest.param("id: [a]\nmatch:\n  s: [a]\n", ["F:1:5: 'id' must be a string"], id="id-not-string"),
     pytest.param("id: a\n", ["F:1:1: missing required key 'match' (named selections of terms)"], id="missing-match"),

@@ -102,7 +102,8 @@ def check_cmd(
         raise typer.Exit(1)
     stats = Matcher(ruleset).stats()
     summary = (
-        f"ok: {len(ruleset.rules)} rule(s) in {len(ruleset.files)} file(s); "
+        f"ok: {len(ruleset.rules)} rule(s)" + (f" and {len(ruleset.actors)} actor(s)" if ruleset.actors else "")
+        + f" in {len(ruleset.files)} file(s); "
         f"{stats['patterns']:,} match patterns, {stats['regexes']} regex(es), "
         f"{stats['unanchored_rules']} rule(s) evaluated on every message"
     )

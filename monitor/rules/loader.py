@@ -19,9 +19,10 @@ import yaml
 
 from ..durations import parse_duration
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
+from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, compile_regex
-from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
+from .ruleset import FIELDS, KINDS, LEVELS, OPS, Rule, RuleSet, Selection
 from .source_filter import SourceError, parse_source
 from .terms import TermError, parse_term
 from .yaml_nodes import Node, YamlSyntaxError, parse_yaml
@@ -34,7 +35,7 @@ MAX_REGEXES = 10_000
 MAX_NEAR_WITHIN = 1_000
 
 RULE_KEYS = (
-    "id", "title", "description", "level", "tags", "sources", "languages", "match", "condition",
+    "id", "title", "description", "level", "kind", "tags", "sources", "languages", "match", "condition",
     "alert", "throttle", "enabled", "author", "references",
 )
 SELECTION_KEYS = ("any", "all", "regex", "near", "field")
@@ -43,6 +44,7 @@ RULE_EXTENSIONS = (".yml", ".yaml")
 
 _ID_RE = re.compile(r"[a-z0-9._-]+\Z")
 _SELECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_ACTOR_ID_RE = re.compile(r"[a-z0-9-]+\Z")
 _LANG_RE = re.compile(r"[a-z]{2,3}\Z")
 _TRUE = {"true", "yes", "on"}
 _FALSE = {"false", "no", "off"}
@@ -61,6 +63,8 @@ class _FileContext:
         self.text = text
         self.problems = problems
         self._lines: list[str] | None = None
+        self.actors: dict[str, Actor] = {}
+        self.referenced: set[str] = set()  # actors the rule being built references
 
     def add(self, node_or_pos: Node | tuple[int, int], message: str) -> None:
         if isinstance(node_or_pos, Node):
@@ -136,14 +140,35 @@ def _read(file: str, problems: list[Problem]) -> tuple[bytes, str] | None:
 
 # -- the public entry point -----------------------------------------------------------------
 def load_rules(paths: Sequence[str | Path], *, known_destinations: set[str] | None = None) -> RuleSet:
-    """Load, validate and return the rules under ``paths``; raises :class:`RuleSetError`."""
+    """Load, validate and return the rules under ``paths``; raises :class:`RuleSetError`.
+
+    Actor files (a top-level mapping with ``actors:``) are read first, so rules of any file
+    can reference any actor (``@actor:ID`` in terms and in ``sources:``).
+    """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     problems: list[Problem] = []
     files = rule_files(paths, problems)
+    parsed = [(file, _parse_file(file, problems)) for file in files]
+    actors: dict[str, Actor] = {}
+    actor_files = []
+    for file, got in parsed:
+        if got is not None and _is_actor_file(got[2]):
+            actor_files.append(file)
+            for actor in _build_actors(got[0], got[2]):
+                other = actors.get(actor.id)
+                if other is None:
+                    actors[actor.id] = actor
+                else:
+                    problems.append(Problem(actor.file, actor.line, actor.col,
+                                            f"duplicate actor id '{actor.id}' (also defined at {other.file}:{other.line}:{other.col})"))
+    _check_members(actors, problems)
     rules: list[Rule] = []
-    for file in files:
-        rules.extend(load_file(file, problems, known_destinations))
+    for file, got in parsed:
+        if got is not None and file not in actor_files:
+            ctx, data, root = got
+            ctx.actors = actors
+            rules.extend(_build_rules(ctx, data, root, known_destinations))
     first: dict[str, Rule] = {}
     for rule in rules:
         other = first.get(rule.id)
@@ -156,7 +181,7 @@ def load_rules(paths: Sequence[str | Path], *, known_destinations: set[str] | No
     _check_budget(rules, problems)
     if problems:
         raise RuleSetError(problems)
-    return RuleSet(rules=rules, files=files)
+    return RuleSet(rules=rules, files=files, actors=list(actors.values()))
 
 
 def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
@@ -182,31 +207,53 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
         problems.append(Problem(rules[0].file, 1, 1, f"the rule set has {regexes:,} regexes (at most {MAX_REGEXES:,})"))
 
 
-def load_file(file: str, problems: list[Problem], known_destinations: set[str] | None = None) -> list[Rule]:
+def load_file(
+    file: str, problems: list[Problem], known_destinations: set[str] | None = None, actors: dict[str, Actor] | None = None
+) -> list[Rule]:
     """The rules of one file; problems are appended to ``problems``."""
+    got = _parse_file(file, problems)
+    if got is None:
+        return []
+    ctx, data, root = got
+    if _is_actor_file(root):
+        return []
+    ctx.actors = actors or {}
+    return _build_rules(ctx, data, root, known_destinations)
+
+
+def _parse_file(file: str, problems: list[Problem]) -> tuple[_FileContext, bytes, Node] | None:
+    """Read and parse one file: (context, bytes, root mapping), or None after a problem."""
     read = _read(file, problems)
     if read is None:
-        return []
+        return None
     data, text = read
     ctx = _FileContext(file, text, problems)
     try:
         parsed = parse_yaml(text)
     except YamlSyntaxError as exc:
         ctx.add((exc.line, exc.col), exc.message)
-        return []
+        return None
     for issue in parsed.issues:
         ctx.add((issue.line, issue.col), issue.message)
     docs = parsed.documents
     if not docs or (len(docs) == 1 and docs[0].is_null):
         ctx.add((1, 1), "empty rule file (expected a rule mapping with 'id', or 'rules:' with a list of rules)")
-        return []
+        return None
     if len(docs) > 1:
         ctx.add(docs[1], "several YAML documents in one file; list several rules under 'rules:' instead")
-        return []
+        return None
     root = docs[0]
     if root.kind != "map":
         ctx.add(root, "a rule file must be a mapping (one rule with 'id'), or have 'rules:' with a list of rules")
-        return []
+        return None
+    return ctx, data, root
+
+
+def _is_actor_file(root: Node) -> bool:
+    return root.kind == "map" and any(k.kind == "scalar" and k.value == "actors" for k, _v in root.items())
+
+
+def _build_rules(ctx: _FileContext, data: bytes, root: Node, known_destinations: set[str] | None) -> list[Rule]:
     keys = {k.value: (k, v) for k, v in root.items() if k.kind == "scalar"}
     if "rules" in keys:
         key_node, seq = keys["rules"]
@@ -230,6 +277,171 @@ def load_file(file: str, problems: list[Problem], known_destinations: set[str] |
         return out
     rule = _build_rule(root, ctx, hashlib.sha256(data).hexdigest(), known_destinations)
     return [rule] if rule is not None else []
+
+
+# -- actors ---------------------------------------------------------------------------------
+def _build_actors(ctx: _FileContext, root: Node) -> list[Actor]:
+    """The actors of an actor file (a mapping with ``actors:``, a list of actor mappings)."""
+    out: list[Actor] = []
+    seq = None
+    for k, v in root.items():
+        if k.kind == "scalar" and k.value == "actors":
+            seq = (k, v)
+        else:
+            label = k.value if k.kind == "scalar" else "?"
+            ctx.add(k, f"unknown key '{label}' next to 'actors:' (an actor file holds only 'actors:')")
+    assert seq is not None
+    key_node, seq_node = seq
+    if seq_node.kind != "seq" or not seq_node.value:
+        ctx.add(seq_node if not seq_node.is_null else key_node, "'actors' must be a non-empty list of actors")
+        return out
+    for item in seq_node.value:  # type: ignore[union-attr]
+        if item.kind != "map":
+            ctx.add(item, "each entry under 'actors' must be an actor mapping (id, type, title, names, accounts)")
+            continue
+        actor = _build_actor(ctx, item)
+        if actor is not None:
+            out.append(actor)
+    return out
+
+
+def _build_actor(ctx: _FileContext, node: Node) -> Actor | None:
+    n_before = len(ctx.problems)
+    fields: dict[str, tuple[Node, Node]] = {}
+    for k, v in node.items():
+        if k.kind != "scalar" or k.value not in ACTOR_KEYS:
+            label = k.value if k.kind == "scalar" else "?"
+            ctx.add(k, f"actor: unknown key '{label}'{_suggest(str(label), ACTOR_KEYS)}")
+            continue
+        fields[k.value] = (k, v)  # type: ignore[index]
+    actor_id = None
+    where = "actor"
+    if "id" not in fields:
+        ctx.add(node, "actor: missing required key 'id'")
+    else:
+        id_node = fields["id"][1]
+        value = _str(ctx, id_node, "id")
+        if value is not None:
+            if not _ACTOR_ID_RE.match(value):
+                ctx.add(id_node, f"invalid actor id '{value}': use lowercase letters, digits and '-'")
+            else:
+                actor_id = value
+                where = f"actor '{value}'"
+    a_type = None
+    if "type" not in fields:
+        ctx.add(node, f"{where}: missing required key 'type' ({', '.join(ACTOR_TYPES)})")
+    else:
+        t_node = fields["type"][1]
+        value = _str(ctx, t_node, "type")
+        if value is not None:
+            if value.strip().lower() not in ACTOR_TYPES:
+                ctx.add(t_node, f"{where}: unknown type '{value}'{_suggest(value.lower(), ACTOR_TYPES)}; use {', '.join(ACTOR_TYPES)}")
+            else:
+                a_type = value.strip().lower()
+    title = None
+    if "title" in fields and not fields["title"][1].is_null:
+        title = _str(ctx, fields["title"][1], "title")
+    description = ""
+    if "description" in fields and not fields["description"][1].is_null:
+        description = _str(ctx, fields["description"][1], "description") or ""
+    names: list[tuple[str, tuple]] = []
+    if "names" in fields and not fields["names"][1].is_null:
+        n_node = fields["names"][1]
+        if n_node.kind == "map":
+            for l_node, terms_node in n_node.items():
+                lang = str(l_node.value).strip().lower() if l_node.kind == "scalar" else ""
+                if not _LANG_RE.match(lang):
+                    ctx.add(l_node, f"{where}: names: '{l_node.value}' is not a language code (use e.g. en, ar, fa)")
+                    continue
+                terms = _plain_terms(ctx, terms_node, f"{where}: names.{lang}")
+                if terms:
+                    names.append((lang, tuple(terms)))
+        elif n_node.kind == "seq":
+            terms = _plain_terms(ctx, n_node, f"{where}: names")
+            if terms:
+                names.append(("", tuple(terms)))
+        else:
+            ctx.add(n_node, f"{where}: 'names' must be a mapping of language to names (en: [...], ar: [...])")
+    accounts = []
+    if "accounts" in fields:
+        for s_node, s in _str_list(ctx, fields["accounts"][1], "accounts") or []:
+            try:
+                pattern = parse_source(s)
+            except SourceError as exc:
+                ctx.add(s_node, f"{where}: {exc}")
+                continue
+            if pattern.glob is None:
+                ctx.add(s_node, f"{where}: account '{s}' names no channel (write platform:username, e.g. telegram:army21ye)")
+                continue
+            accounts.append(pattern)
+    member_of = None
+    member_pos = node
+    if "member_of" in fields and not fields["member_of"][1].is_null:
+        member_pos = fields["member_of"][1]
+        member_of = _str(ctx, member_pos, "member_of")
+    if not names and not accounts and len(ctx.problems) == n_before:
+        ctx.add(node, f"{where}: needs 'names' or 'accounts'")
+    if len(ctx.problems) > n_before or actor_id is None or a_type is None:
+        return None
+    actor = Actor(
+        id=actor_id, type=a_type, title=title or actor_id, names=tuple(names), accounts=tuple(accounts),
+        member_of=member_of, description=description, file=ctx.file, line=node.line, col=node.col,
+        member_pos=(member_pos.line, member_pos.col),
+    )
+    return actor
+
+
+def _plain_terms(ctx: _FileContext, node: Node, where: str) -> list:
+    items = _str_list(ctx, node, where)
+    out = []
+    for t_node, raw in items or []:
+        if raw.strip().lower().startswith("@actor"):
+            ctx.add(t_node, f"{where}: an actor's names cannot reference actors ({raw!r})")
+            continue
+        try:
+            out.append(parse_term(raw))
+        except TermError as exc:
+            ctx.add(t_node, f"{where}: {exc}")
+    return out
+
+
+def _check_members(actors: dict[str, Actor], problems: list[Problem]) -> None:
+    """``member_of`` names a known actor, and membership has no cycle."""
+    for actor in actors.values():
+        if actor.member_of is None:
+            continue
+        line, col = actor.member_pos
+        if actor.member_of not in actors:
+            problems.append(Problem(actor.file, line, col,
+                                    f"actor '{actor.id}': member_of: unknown actor '{actor.member_of}'{_suggest(actor.member_of, actors)}"))
+            continue
+        seen = [actor.id]
+        parent: str | None = actor.member_of
+        while parent is not None and parent in actors:
+            if parent in seen:
+                problems.append(Problem(actor.file, line, col,
+                                        f"actor '{actor.id}': member_of makes a cycle ({' -> '.join([*seen, parent])})"))
+                break
+            seen.append(parent)
+            parent = actors[parent].member_of
+
+
+def _actor_ref(ctx: _FileContext, node: Node, raw: str, where: str) -> Actor | None:
+    """The actor an ``@actor:ID`` reference names, or None after a problem."""
+    head, _sep, ident = raw.strip().partition(":")
+    ident = ident.strip()
+    if head.lower() != "@actor" or not ident:
+        ctx.add(node, f"{where}: {raw!r}: an actor reference is written '@actor:ID' (e.g. '@actor:houthis')")
+        return None
+    actor = ctx.actors.get(ident)
+    if actor is None:
+        hint = _suggest(ident, ctx.actors)
+        if not ctx.actors:
+            hint += " (no actor file loaded: give the rules folder, or its actors.yml too)"
+        ctx.add(node, f"{where}: unknown actor '{ident}'{hint}")
+        return None
+    ctx.referenced.add(actor.id)
+    return actor
 
 
 # -- one rule -------------------------------------------------------------------------------
@@ -262,6 +474,7 @@ def _str_list(ctx: _FileContext, node: Node, what: str, *, allow_scalar: bool = 
 
 def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destinations: set[str] | None) -> Rule | None:
     n_before = len(ctx.problems)
+    ctx.referenced = set()
     fields: dict[str, tuple[Node, Node]] = {}
     for k, v in node.items():
         if k.kind != "scalar":
@@ -306,6 +519,16 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
             else:
                 level = lv.lower()
 
+    kind = "watch"
+    if "kind" in fields:
+        k_node = fields["kind"][1]
+        kv = _str(ctx, k_node, "kind")
+        if kv is not None:
+            if kv.strip().lower() not in KINDS:
+                ctx.add(k_node, f"unknown kind '{kv}'{_suggest(kv.strip().lower(), KINDS)}; use {', '.join(KINDS)}")
+            else:
+                kind = kv.strip().lower()
+
     tags: list[str] = []
     if "tags" in fields:
         tags = [v for _n, v in (_str_list(ctx, fields["tags"][1], "tags") or [])]
@@ -313,6 +536,14 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
     sources = []
     if "sources" in fields:
         for s_node, s in _str_list(ctx, fields["sources"][1], "sources") or []:
+            if s.strip().startswith("@"):
+                actor = _actor_ref(ctx, s_node, s, "sources")
+                if actor is not None:
+                    found = [acc for aid in descendants(ctx.actors, actor.id) for acc in ctx.actors[aid].accounts]
+                    if not found:
+                        ctx.add(s_node, f"sources: actor '{actor.id}' has no accounts")
+                    sources.extend(found)
+                continue
             try:
                 sources.append(parse_source(s))
             except SourceError as exc:
@@ -418,6 +649,9 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
 
     if len(ctx.problems) > n_before or rule_id is None or condition is None:
         return None
+    if ctx.referenced:  # the rule's meaning includes the actors it references
+        folded = "\n".join([rule_hash, *(ctx.actors[a].fingerprint() for a in sorted(ctx.referenced))])
+        rule_hash = hashlib.sha256(folded.encode("utf-8")).hexdigest()
     rule = Rule(
         id=rule_id,
         title=title or rule_id,
@@ -437,6 +671,7 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
         author=author,
         references=tuple(references),
         id_pos=(id_pos.line, id_pos.col),
+        kind=kind,
     )
     return rule
 
@@ -560,6 +795,13 @@ def _terms(ctx: _FileContext, node: Node, where: str, what: str) -> list | None:
         return None
     out = []
     for t_node, raw in items:
+        if raw.strip().lower().startswith("@actor"):
+            actor = _actor_ref(ctx, t_node, raw, where)
+            if actor is not None:
+                if not actor.terms:
+                    ctx.add(t_node, f"{where}: actor '{actor.id}' has no names")
+                out.extend(actor.terms)
+            continue
         try:
             out.append(parse_term(raw))
         except TermError as exc:

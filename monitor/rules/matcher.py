@@ -203,6 +203,7 @@ class _Rule:
             destinations=tuple(rule.alert) or default_destinations,
             throttle_seconds=rule.throttle,
             tags=tuple(rule.tags),
+            kind=rule.kind,
         )
 
 
@@ -384,6 +385,16 @@ class Matcher:
         self._eager_text = self.fields["text"] if any(n == "text" for n, _ in self._eager) else None
         self._eager_other = [(n, i) for n, i in self._eager if n != "text"]
         self.rule_count = len(self._rules)
+        # actors: a separate compiled matcher of their names, run only on messages with hits
+        self.actors = None
+        if getattr(ruleset, "actors", None):
+            from .actors import ActorTagger
+
+            self.actors = ActorTagger(ruleset.actors)
+
+    def actors_of(self, msg: Message) -> tuple[str, ...]:
+        """Ids of the actors ``msg`` names or was posted by (with their parents)."""
+        return self.actors.tag(msg) if self.actors is not None else ()
 
     def _field(self, name: str) -> _FieldIndex:
         index = self.fields.get(name)
@@ -437,6 +448,7 @@ class Matcher:
         if not cands:
             return []
         hits: list[Hit] = []
+        actors: tuple[str, ...] | None = None  # computed once, for the first hit
         lang: list[str | None] = []
         memo: dict[int, bool] = {}
         rules = self._rules
@@ -467,10 +479,14 @@ class Matcher:
                 return v
 
             if run_program(cr.program, truth):
-                hits.append(self._hit(cr, truth, scan_of))
+                if actors is None:
+                    actors = self.actors_of(msg)
+                hits.append(self._hit(cr, truth, scan_of, actors))
         return hits
 
-    def _hit(self, cr: _Rule, truth: Callable[[int], bool], scan_of: Callable[[str], _Scan]) -> Hit:
+    def _hit(
+        self, cr: _Rule, truth: Callable[[int], bool], scan_of: Callable[[str], _Scan], actors: tuple[str, ...] = ()
+    ) -> Hit:
         matches: list[Match] = []
         for i in cr.positive:
             if len(matches) >= MAX_MATCHES_PER_HIT:
@@ -481,7 +497,7 @@ class Matcher:
         # terms that normalise alike (كرمان, کرمان) find the same words: report each span once
         unique = list({(m.selection, m.field, m.start, m.end): m for m in reversed(matches)}.values())
         unique.sort(key=lambda m: (FIELDS.index(m.field), m.start, m.end, m.selection))
-        return Hit(matches=tuple(unique[:MAX_MATCHES_PER_HIT]), **cr.hit)
+        return Hit(matches=tuple(unique[:MAX_MATCHES_PER_HIT]), actors=actors, **cr.hit)
 
 
 def _evaluate(sel: _Sel, scan: _Scan) -> bool:

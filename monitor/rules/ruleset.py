@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 from .condition import Condition
 from .source_filter import SourcePattern
 from .terms import Term
 
+if TYPE_CHECKING:
+    from .actors import Actor
+
 LEVELS = ("info", "low", "medium", "high", "critical")
+KINDS = ("claim", "statement", "denial", "report", "watch")  # what a hit is; default watch
 FIELDS = ("text", "channel", "author", "forwarded_from", "url")
 OPS = ("any", "all", "near", "regex")
 
@@ -50,6 +56,7 @@ class Rule:
     author: str | None = None
     references: tuple[str, ...] = ()
     id_pos: tuple[int, int] = (1, 1)  # line, col of the id in the file
+    kind: str = "watch"  # one of KINDS
 
     @property
     def throttle_seconds(self) -> int | None:
@@ -70,6 +77,7 @@ class Rule:
 class RuleSet:
     rules: list[Rule] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    actors: list["Actor"] = field(default_factory=list)  # from the actor files (rules/actors.yml)
 
     def __len__(self) -> int:
         return len(self.rules)
