@@ -145,6 +145,9 @@ class Archive:
         # Decides which outbox rows a new hit gets (inside the store transaction). The
         # alerting layer replaces it with its throttling policy.
         self.outbox_policy: OutboxPolicy = enqueue_all
+        # Keeps incidents up to date as hits are stored (monitor.incidents), inside the store
+        # transaction; None switches it off. Writable archives get one with default settings.
+        self.incidents: Any = None
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
@@ -167,7 +170,12 @@ class Archive:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             migrate(conn)
-        return cls(conn, path)
+        archive = cls(conn, path)
+        if not readonly:
+            from ..incidents.assign import IncidentTracker
+
+            archive.incidents = IncidentTracker()
+        return archive
 
     def close(self) -> None:
         self.conn.close()
@@ -351,7 +359,7 @@ class Archive:
                 continue
             outcome = StoreOutcome(chain[i][1], "new", first_id + i)
             if hits:
-                self._store_hits(outcome, msgs[i] if msgs is not None else None, hits, row[TEXT_SHA], alerts, now)
+                self._store_hits(outcome, msgs[i] if msgs is not None else None, hits, row[TEXT_SHA], alerts, now, row)
                 result.hits += len(outcome.new_hit_ids)
                 result.outbox += len(outcome.new_outbox_ids)
             if collect:
@@ -416,7 +424,7 @@ class Archive:
                 self._add_version(rowid, key, row, None, now)
                 outcome = StoreOutcome(key, "new", rowid)
                 if hits:
-                    self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now)
+                    self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now, row)
                 return outcome
         found = c.execute(
             "SELECT id, raw_sha256, text, edit_date FROM messages WHERE platform=? AND channel_id=? AND message_id=?",
@@ -426,7 +434,7 @@ class Archive:
         if found is not None and found[1] == raw_sha:  # the same record again
             outcome = StoreOutcome(key, "unchanged", found[0])
             if hits:
-                self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, self._now())
+                self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, self._now(), row)
             return outcome
         now = self._now()
         text = row[TEXT]
@@ -467,7 +475,7 @@ class Archive:
         if status == "edited":
             outcome.previous_text = found[2]
         if hits:
-            self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now)
+            self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now, row)
         return outcome
 
     @staticmethod
@@ -477,10 +485,12 @@ class Archive:
         return (*row[:TEXT_SHA], now, now)
 
     def _store_hits(
-        self, outcome: StoreOutcome, msg: Message | None, hits: Sequence[Hit], text_sha: str, alerts: bool, now: str
+        self, outcome: StoreOutcome, msg: Message | None, hits: Sequence[Hit], text_sha: str, alerts: bool, now: str,
+        row: Row | None = None,
     ) -> None:
         c = self.conn
         rowid = outcome.message_rowid
+        new: list[tuple[int, Hit]] = []
         for hit in hits:
             cur = c.execute(
                 "INSERT OR IGNORE INTO hits(message_rowid, rule_id, rule_hash, level, title, tags, matches,"
@@ -499,7 +509,12 @@ class Archive:
             )
             if cur.rowcount != 1:
                 continue
-            hit_id = cur.lastrowid
+            new.append((cur.lastrowid, hit))
+        if not new:
+            return
+        if self.incidents is not None:  # before the outbox policy: alerts may look at the incident
+            self.incidents.on_hits(c, rowid, row, [h for _i, h in new], now)
+        for hit_id, hit in new:
             outcome.new_hit_ids.append(hit_id)
             if alerts and msg is not None:
                 outcome.new_outbox_ids.extend(self.outbox_policy(self, hit_id, hit, msg, now))

