@@ -2,8 +2,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DB     ?= data/demo.db
+# rules eval gate on the corpus's test split (raise to the figures the pack has reached)
+EVAL_MIN_RECALL    ?= 0
+EVAL_MIN_PRECISION ?= 0
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test eval install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +29,13 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+	$(MAKE) eval
+
+eval: install
+	@if ls corpus/*.jsonl >/dev/null 2>&1; then \
+		$(BIN)/claimwatch rules eval rules/ corpus/*.jsonl --split test --no-show-misses \
+			--min-recall $(EVAL_MIN_RECALL) --min-precision $(EVAL_MIN_PRECISION); \
+	else echo "no corpus/*.jsonl: rules eval skipped"; fi
 
 bench: install
 	$(BIN)/python bench/import_bench.py

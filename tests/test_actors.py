@@ -206,3 +206,26 @@ def test_shipped_actors_load_and_tag(tmp_path) -> None:
                        platform="x", lang="en"))
     claim = next(h for h in hits if h.rule_id == "is-claim-en")
     assert claim.kind == "claim" and claim.actors == ("amaq", "islamic-state")
+
+
+@pytest.mark.parametrize("prepare_process", [False, True], ids=["in-process", "prepare-process"])
+def test_import_stores_kind_and_actors(tmp_path, prepare_process: bool) -> None:
+    """Both import write paths (in process, and rows prepared in a forked process) store the
+    hits' kind and actors in the archive."""
+    import sqlite3
+
+    from monitor.archive import Archive
+    from monitor.ingest import import_file
+
+    from conftest import SAMPLES
+
+    rules = load_rules([RULES])
+    with Archive.open(tmp_path / "a.db") as archive:
+        import_file(archive, SAMPLES / "x" / "tweets.jsonl", matcher=Matcher(rules), prepare_process=prepare_process)
+    rows = sqlite3.connect(tmp_path / "a.db").execute("SELECT rule_id, kind, actors FROM hits ORDER BY id").fetchall()
+    by_rule = {}
+    for rule_id, kind, actors in rows:
+        by_rule.setdefault(rule_id, set()).add((kind, actors))
+    assert {k for k, _a in by_rule["is-claim-en"]} == {"claim"}
+    assert any(a and "islamic-state" in a for _k, a in by_rule["is-claim-en"])
+    assert {k for r in by_rule if r.startswith("place-") for k, _a in by_rule[r]} == {"watch"}

@@ -150,7 +150,9 @@ def test_a_big_store_call_inside_an_outer_transaction_matches_one_by_one(tmp_pat
         out = []
         for i in range(300):
             m = Message("telegram", "-1002", str(i), T, f"claim number {i}", channel="c", raw={"i": i})
-            hits = [Hit("r1", "h1", "high", "Claim", (Match("sel", "claim", 0, 5),), ("slack",))] if i % 10 == 0 else []
+            hit = Hit("r1", "h1", "high", "Claim", (Match("sel", "claim", 0, 5),), ("slack",), kind="claim",
+                      actors=("houthis", "iran") if i % 20 == 0 else ())
+            hits = [hit] if i % 10 == 0 else []
             out.append((m, hits))
         return out
 
@@ -173,11 +175,12 @@ def test_a_big_store_call_inside_an_outer_transaction_matches_one_by_one(tmp_pat
                 a.conn.execute("SELECT platform, channel_id, message_id, text, raw, search_text FROM messages ORDER BY id").fetchall(),
                 a.conn.execute("SELECT message_rowid, text, raw, record_sha256 FROM versions ORDER BY id").fetchall(),
                 a.conn.execute("SELECT version_id, msg_key, link_sha256 FROM chain ORDER BY seq").fetchall(),
-                a.conn.execute("SELECT message_rowid, rule_id FROM hits ORDER BY id").fetchall(),
+                a.conn.execute("SELECT message_rowid, rule_id, kind, actors FROM hits ORDER BY id").fetchall(),
                 a.conn.execute("SELECT hit_id, destination, kind FROM outbox ORDER BY id").fetchall(),
             ))
     assert results[0] == results[1]
     assert results[0][1:] == (300, 30)
+    assert contents[0][3][:2] == [(1, "r1", "claim", '["houthis","iran"]'), (11, "r1", "claim", None)]
     assert contents[0] == contents[1]
 
 
@@ -190,3 +193,31 @@ def test_new_archives_use_8k_pages_and_old_ones_keep_theirs(tmp_path: Path) -> N
         assert a.conn.execute("PRAGMA page_size").fetchone() == (4096,)
         a.store([(msg("1", "نص"), [])])
         assert verify(a.conn).ok
+
+
+def test_schema2_archive_gets_hit_kind_and_actors(db_path: Path) -> None:
+    """Migration 3: existing hits become kind 'watch' with no actors; new hits store both."""
+    from monitor.model import Hit, Match
+
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    MIGRATIONS[0](conn)
+    MIGRATIONS[1](conn)
+    if conn.in_transaction:  # migration 2 opens its own transaction
+        conn.execute("COMMIT")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    rowid = conn.execute(
+        "INSERT INTO messages(platform, channel_id, message_id, date, text, raw, raw_sha256, search_text,"
+        " first_seen_at, updated_at) VALUES ('telegram','-1001','1','2024-01-04T15:00:00Z','old',"
+        " '{}', 'x', 'old', 'x', 'x')").lastrowid
+    conn.execute("INSERT INTO hits(message_rowid, rule_id, rule_hash, level, matches, text_sha256, created_at)"
+                 " VALUES (?, 'old-rule', 'h', 'high', '[]', 's', '2024-01-04T15:00:00Z')", (rowid,))
+    conn.close()
+    with Archive.open(db_path) as a:
+        assert a.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+        assert a.conn.execute("SELECT rule_id, kind, actors FROM hits").fetchall() == [("old-rule", "watch", None)]
+        plan = a.conn.execute("EXPLAIN QUERY PLAN SELECT id FROM hits WHERE kind='claim' ORDER BY created_at DESC").fetchall()
+        assert any("idx_hits_kind" in str(row) for row in plan)
+        hit = Hit("new-rule", "h2", "high", "New", (Match("sel", "claim", 0, 5),), (), kind="statement", actors=("iran",))
+        a.store([(msg("2", "claim"), [hit])])
+        assert a.conn.execute("SELECT kind, actors FROM hits WHERE rule_id='new-rule'").fetchall() == [("statement", '["iran"]')]

@@ -24,6 +24,7 @@ CLAIM_RULE = """
 id: is-claim-ar
 title: IS claim (Arabic)
 level: high
+kind: claim
 match:
   claim: ["تبنى", "أعلن مسؤوليته", "claimed responsibility"]
   group: ["الدولة الإسلامية", "Islamic State"]
@@ -40,6 +41,8 @@ def run(*args: str):
 def rules_dir(tmp_path: Path) -> Path:
     d = tmp_path / "rules"
     write(d / "claim.yml", CLAIM_RULE)
+    write(d / "actors.yml", "actors:\n  - {id: islamic-state, type: group, names: [Islamic State, الدولة الإسلامية]}\n"
+          "  - {id: reuters, type: media, title: Reuters, accounts: ['x:Reuters']}\n")
     return d
 
 
@@ -58,7 +61,7 @@ def config_file(tmp_path: Path) -> Path:
 def test_check_clean_rules_exits_0(rules_dir: Path) -> None:
     r = run("rules", "check", rules_dir)
     assert r.exit_code == 0, r.output
-    assert r.stdout.startswith("ok: 1 rule(s) in 1 file(s)")
+    assert r.stdout.startswith("ok: 1 rule(s) and 2 actor(s) in 2 file(s)")
 
 
 def test_check_reports_every_problem_as_file_line_col(tmp_path: Path) -> None:
@@ -136,7 +139,8 @@ def test_test_over_archive_json(tmp_path: Path, rules_dir: Path) -> None:
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert rows == [
         {
-            "rule": "is-claim-ar", "level": "high", "platform": "telegram", "channel_id": "-1001",
+            "rule": "is-claim-ar", "level": "high", "kind": "claim", "actors": ["islamic-state"],
+            "platform": "telegram", "channel_id": "-1001",
             "channel": "amaq_news", "message_id": "10", "date": "2024-01-04T15:00:00Z",
             "url": "https://t.me/amaq_news/10",
             "matches": [
@@ -145,7 +149,8 @@ def test_test_over_archive_json(tmp_path: Path, rules_dir: Path) -> None:
             ],
         },
         {
-            "rule": "is-claim-ar", "level": "high", "platform": "x", "channel_id": "99", "channel": "Reuters",
+            "rule": "is-claim-ar", "level": "high", "kind": "claim", "actors": ["islamic-state", "reuters"],
+            "platform": "x", "channel_id": "99", "channel": "Reuters",
             "message_id": "20", "date": "2024-01-04T15:00:00Z", "url": "https://x.com/Reuters/status/20",
             "matches": [
                 {"selection": "group", "term": "Islamic State", "start": 4, "end": 17, "field": "text"},
@@ -167,7 +172,8 @@ def test_test_over_archive_human_output(tmp_path: Path, rules_dir: Path) -> None
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     assert len(lines) == 2
-    assert lines[1] == "2024-01-04T15:00:00Z  high     is-claim-ar  x/Reuters/20  The [Islamic State] [claimed responsibility]"
+    assert lines[1] == ("2024-01-04T15:00:00Z  high     claim     is-claim-ar [islamic-state,reuters]  x/Reuters/20  "
+                        "The [Islamic State] [claimed responsibility]")
 
 
 def test_test_missing_archive_and_bad_rules(tmp_path: Path, rules_dir: Path) -> None:

@@ -58,12 +58,17 @@ async def test_broken_rule_file_keeps_old_rules_and_reports(tmp_path: Path) -> N
 
 async def test_run_once_processes_and_exits(tmp_path: Path) -> None:
     cfg = load_config(write_config(tmp_path, None, None))
+    # the rule has a kind and the pack an actor file: the pipeline stores both on the hit
+    (tmp_path / "rules" / "claim.yaml").write_text(RULE.replace("level: high", "level: high\nkind: claim"), encoding="utf-8")
+    (tmp_path / "rules" / "actors.yml").write_text(
+        "actors:\n  - {id: al-shabaab, type: group, names: [al-Shabaab, الشباب]}\n", encoding="utf-8")
     (tmp_path / "in" / "a.jsonl").write_text(
-        canonical_line(1, "claimed responsibility") + canonical_line(2, "nothing here"), encoding="utf-8"
+        canonical_line(1, "al-Shabaab claimed responsibility") + canonical_line(2, "nothing here"), encoding="utf-8"
     )
     daemon = Daemon(cfg)
     assert await asyncio.wait_for(daemon.run(once=True), 30) == 0
     db = tmp_path / "archive.db"
+    assert db_rows(db, "select kind, actors from hits") == [("claim", '["al-shabaab"]')]
     assert len(db_rows(db, "select id from messages")) == 2
     assert db_rows(db, "select status, count(*) from outbox group by status") == [("sent", 1)]
     assert len(alerts_file(tmp_path)) == 1

@@ -20,9 +20,10 @@ from monitor.query.show import RefError, message_detail, parse_ref
 runner = CliRunner()
 T1 = datetime(2024, 1, 4, 15, 0, tzinfo=timezone.utc)
 T2 = datetime(2024, 1, 4, 16, 0, tzinfo=timezone.utc)
-HIGH = Hit("isis-claims", "h1", "high", "ISIS claims", (Match("kw", "الدولة", 6, 17),), ("slack", "email"))
+HIGH = Hit("isis-claims", "h1", "high", "ISIS claims", (Match("kw", "الدولة", 6, 17),), ("slack", "email"),
+           kind="claim", actors=("amaq", "islamic-state"))
 CRIT = Hit("mass-casualty", "h9", "critical", "Mass casualty", (Match("kw", "killed", 0, 6),), ("slack",))
-LOW = Hit("irgc", "h2", "low", "IRGC", (Match("kw", "سپاه", 0, 4),), ())
+LOW = Hit("irgc", "h2", "low", "IRGC", (Match("kw", "سپاه", 0, 4),), (), kind="statement", actors=("irgc", "iran"))
 
 
 @pytest.fixture
@@ -53,6 +54,36 @@ def test_list_hits_filters(arch) -> None:
     assert len(list(list_hits(conn, limit=1))) == 1
     with pytest.raises(FilterError):
         parse_levels("urgent+")
+
+
+def test_list_hits_by_kind_and_actor(arch) -> None:
+    conn = arch.conn
+    assert [(h["rule_id"], h["kind"], h["actors"]) for h in list_hits(conn)] == [
+        ("irgc", "statement", ["irgc", "iran"]), ("mass-casualty", "watch", []), ("isis-claims", "claim", ["amaq", "islamic-state"])]
+    assert [h["rule_id"] for h in list_hits(conn, kinds=["claim"])] == ["isis-claims"]
+    assert [h["rule_id"] for h in list_hits(conn, kinds=["claim", "Watch"])] == ["mass-casualty", "isis-claims"]
+    assert [h["rule_id"] for h in list_hits(conn, actors=["iran"])] == ["irgc"]
+    assert [h["rule_id"] for h in list_hits(conn, actors=["amaq", "iran"])] == ["irgc", "isis-claims"]
+    assert [h["rule_id"] for h in list_hits(conn, kinds=["claim"], actors=["iran"])] == []
+    assert list(list_hits(conn, actors=["ira"])) == []  # whole ids, not substrings
+    with pytest.raises(FilterError, match="unknown kind 'claims'"):
+        list(list_hits(conn, kinds=["claims"]))
+
+
+def test_cli_hits_kind_and_actor(arch, db_path) -> None:
+    r = runner.invoke(app, ["hits", "--db", str(db_path), "--json", "--kind", "claim", "--actor", "islamic-state"])
+    assert r.exit_code == 0, r.output
+    (row,) = [json.loads(line) for line in r.output.splitlines()]
+    assert (row["rule_id"], row["kind"], row["actors"]) == ("isis-claims", "claim", ["amaq", "islamic-state"])
+    r = runner.invoke(app, ["hits", "--db", str(db_path), "--kind", "claims"])
+    assert r.exit_code == 2
+    assert "unknown kind 'claims' (one of claim, statement, denial, report, watch)" in r.output
+    r = runner.invoke(app, ["hits", "--db", str(db_path), "--kind", "statement"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "statement" in r.output and "irgc,iran" in r.output and "isis-claims" not in r.output
+    r = runner.invoke(app, ["hits", "--db", str(db_path), "--csv", "--actor", "amaq"])
+    (got,) = list(csv.DictReader(io.StringIO(r.output)))
+    assert got["kind"] == "claim" and json.loads(got["actors"]) == ["amaq", "islamic-state"]
 
 
 def test_cli_hits_outputs(arch, db_path) -> None:
@@ -86,7 +117,7 @@ def test_message_detail(arch) -> None:
     assert [v["text"] for v in d["versions"]] == ["أعلنت الدَّوْلَةُ الإسلامية", "أعلنت الدولة الإسلامية مسؤوليتها"]
     assert [v["chain_seq"] for v in d["versions"]] == [1, 2]
     assert d["deleted_at"] == "2024-01-04T16:00:00Z"
-    assert [h["rule_id"] for h in d["hits"]] == ["isis-claims"]
+    assert [(h["rule_id"], h["kind"], h["actors"]) for h in d["hits"]] == [("isis-claims", "claim", ["amaq", "islamic-state"])]
     assert {(o["destination"], o["status"]) for o in d["deliveries"]} == {("slack", "sent"), ("email", "failed")}
     assert d["raw"] == {"id": 1, "text": "v2"}
     assert message_detail(arch.conn, "https://t.me/amaq/1")["message"]["key"] == "telegram:-1001:1"

@@ -129,7 +129,10 @@ class DeliveryWorker:
     def from_config(cls, archive: Archive, destinations: Mapping[str, Destination], cfg: Config, **kw: Any) -> "DeliveryWorker":
         """A worker using ``cfg.alerts`` (user templates, ``max_retry_seconds``); raises
         :class:`RenderError` when the templates folder does not exist."""
-        kw.setdefault("renderer", Renderer(cfg.alerts.templates))
+        if "renderer" not in kw:
+            from ..rules.loader import load_actor_titles
+
+            kw["renderer"] = Renderer(cfg.alerts.templates, actor_titles=load_actor_titles([cfg.rules]) if cfg.rules else None)
         kw.setdefault("max_retry_seconds", cfg.alerts.max_retry_seconds)
         return cls(archive, destinations, **kw)
 

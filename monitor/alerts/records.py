@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 _HIT_SQL = """
 SELECT h.id AS hit_id, h.rule_id, h.rule_hash, h.level, h.title, h.tags, h.matches, h.text_sha256,
-       h.created_at AS hit_created_at,
+       h.created_at AS hit_created_at, h.kind AS hit_kind, h.actors,
        m.id AS message_rowid, m.platform, m.channel_id, m.message_id, m.channel, m.channel_title,
        m.date, m.edit_date, m.author, m.url, m.forwarded_from, m.media, m.deleted_at, m.grouped_id,
        m.text AS current_text,
@@ -53,6 +53,8 @@ def load_hit(conn: sqlite3.Connection, hit_id: int) -> dict[str, Any] | None:
     row["text"] = row["hit_text"] if row["hit_text"] is not None else row["current_text"]
     row["matches"] = _json(row["matches"], [])
     row["tags"] = _json(row["tags"], [])
+    actors = _json(row.get("actors"), [])
+    row["actors"] = [str(a) for a in actors] if isinstance(actors, list) else []
     row["forwarded_from"] = _json(row["forwarded_from"], None)
     row["media"] = _json(row["media"], [])
     if row.get("grouped_id"):

@@ -176,7 +176,13 @@ def hit_context(facts: Mapping[str, Any], *, kind: str = "alert", change: Mappin
         "level": one_line(str(facts.get("level") or "info").upper(), 30),
         "title": one_line(str(facts.get("title") or facts.get("rule_id") or ""), 300),
         "rule_id": facts.get("rule_id") or "",
-        "hit": {"id": facts.get("hit_id"), "stored": human_utc(facts.get("hit_created_at"))},
+        "hit": {
+            "id": facts.get("hit_id"),
+            "stored": human_utc(facts.get("hit_created_at")),
+            "kind": one_line(str(facts.get("hit_kind") or "watch"), 30),
+            # ids from the archive; the renderer fills in the titles it knows (rules/actors.yml)
+            "actors": [{"id": one_line(str(a), 100), "title": one_line(str(a), 100)} for a in facts.get("actors") or []],
+        },
         "channel": {
             "label": one_line(
                 channel_label(platform, facts.get("channel"), facts.get("channel_title"), facts.get("channel_id")), 200
@@ -314,7 +320,8 @@ def sample_context(destination: str = "") -> dict[str, Any]:
 class Renderer:
     """Renders contexts into :class:`Alert` objects (templates: built-in, overridable)."""
 
-    def __init__(self, templates_dir: str | Path | None = None) -> None:
+    def __init__(self, templates_dir: str | Path | None = None, actor_titles: Mapping[str, str] | None = None) -> None:
+        self.actor_titles = dict(actor_titles or {})
         loaders = []
         if templates_dir:
             path = Path(templates_dir)
@@ -338,6 +345,10 @@ class Renderer:
             raise RenderError(f"template {name}: {type(exc).__name__}: {exc}") from exc
 
     def render(self, ctx: Mapping[str, Any]) -> Alert:
+        hit = ctx.get("hit")
+        if hit and hit.get("actors") and self.actor_titles:
+            actors = [{"id": a["id"], "title": one_line(self.actor_titles.get(a["id"], a["title"]), 100)} for a in hit["actors"]]
+            ctx = {**ctx, "hit": {**hit, "actors": actors}}
         kind = ctx["kind"]
         base = {"alert": "alert", "test": "alert", "edited": "change", "deleted": "change"}.get(kind, kind)
         if base not in _SLACK:
@@ -378,7 +389,19 @@ def subject(ctx: Mapping[str, Any]) -> str:
     if ctx["kind"] == "notice":
         return one_line(f"[claimwatch][{ctx['level']}] {ctx['title']}")
     level = "TEST" if ctx["kind"] == "test" else ctx["level"]
-    return one_line(f"[claimwatch][{one_line(level, 20)}] {_headline(ctx)} · {ctx['channel']['label']}")
+    hit = ctx.get("hit") or {}
+    kind = f"[{one_line(hit['kind'], 20)}]" if hit.get("kind") not in (None, "", "watch") else ""
+    actors = actor_line(ctx)
+    return one_line(
+        f"[claimwatch][{one_line(level, 20)}]{kind} {_headline(ctx)}" + (f" · {actors}" if actors else "")
+        + f" · {ctx['channel']['label']}"
+    )
+
+
+def actor_line(ctx: Mapping[str, Any], limit: int = 200) -> str:
+    """The hit's actors as one line of titles (``Houthis (Ansar Allah), Iran``); "" when none."""
+    hit = ctx.get("hit") or {}
+    return one_line(", ".join(a["title"] for a in hit.get("actors") or []), limit)
 
 
 def _data(ctx: Mapping[str, Any]) -> dict[str, Any]:
@@ -424,6 +447,8 @@ def _context_notes(ctx: Mapping[str, Any]) -> list[str]:
     if msg.get("edited"):
         notes.append(":pencil2: Edited " + sf.escape(msg["edited"]))
     tail = f"rule `{sf.plain(str(ctx['rule_id']), 200)}`"
+    if (ctx.get("hit") or {}).get("kind"):
+        tail += f" · kind `{sf.plain(str(ctx['hit']['kind']), 30)}`"
     if ctx.get("hit", {}).get("id") is not None:
         tail = f"hit #{ctx['hit']['id']} · " + tail
     notes.append(tail)
@@ -432,7 +457,10 @@ def _context_notes(ctx: Mapping[str, Any]) -> list[str]:
 
 def _slack_alert(ctx: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     msg = ctx["message"]
-    head = f"{_emoji(ctx['level'])} *{sf.plain(ctx['level'], 30)}* · *{sf.plain(ctx['title'], 500)}*"
+    kind = (ctx.get("hit") or {}).get("kind")
+    kind = None if kind == "watch" else kind  # watch lists (the default kind) get no badge
+    head = f"{_emoji(ctx['level'])} *{sf.plain(ctx['level'], 30)}*" + (f" · `{sf.plain(kind, 30)}`" if kind else "")
+    head += f" · *{sf.plain(ctx['title'], 500)}*"
     if ctx.get("test"):
         head += " _(test)_"
     text = msg["text"] or ""
@@ -443,11 +471,16 @@ def _slack_alert(ctx: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         pos += len(seg["text"])
     body = sf.mrkdwn_text(text, spans, sf.SECTION_TEXT_LIMIT) if text.strip() else "_(no text)_"
     fields = _message_fields(ctx)
+    actors = actor_line(ctx, 1000)
+    if actors:
+        fields.append("*Actors*\n" + sf.plain(actors, 1000))
     if ctx["matches"]:
         fields.append("*Matched*\n" + sf.plain(", ".join(ctx["matches"]), 1000))
     blocks = [sf.section(head), sf.fields(fields), sf.section(body), sf.context(_context_notes(ctx))]
     fallback = (
-        f"[{sf.plain(ctx['level'], 30)}] {sf.plain(ctx['title'], 300)} · {sf.plain(ctx['channel']['label'], 200)}: "
+        f"[{sf.plain(ctx['level'], 30)}]" + (f"[{sf.plain(kind, 30)}]" if kind else "")
+        + f" {sf.plain(ctx['title'], 300)}" + (f" · {sf.plain(actors, 200)}" if actors else "")
+        + f" · {sf.plain(ctx['channel']['label'], 200)}: "
         + (sf.plain(text, 300) if text else "(no text)")
     )
     return fallback, blocks

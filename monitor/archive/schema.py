@@ -187,6 +187,14 @@ def _m2_shared_version_raw(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE versions_m2 RENAME TO versions")
 
 
+def _m3_hit_kind_actors(conn: sqlite3.Connection) -> None:
+    """``hits.kind`` (the rule's kind: claim | statement | denial | report | watch; existing
+    hits are ``watch``) and ``hits.actors`` (JSON list of actor ids, NULL when none)."""
+    conn.execute("ALTER TABLE hits ADD COLUMN kind TEXT NOT NULL DEFAULT 'watch'")
+    conn.execute("ALTER TABLE hits ADD COLUMN actors TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_hits_kind ON hits(kind, created_at)")
+
+
 def _m5_incidents(conn: sqlite3.Connection) -> None:
     """Incidents (issue 10): one timeline per real-world event, kept up to date as hits are
     stored (:mod:`monitor.incidents`). ``incident_messages`` holds each message with hits once;
@@ -278,7 +286,7 @@ def _m5_incidents(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw, _m5_incidents]
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw, _m3_hit_kind_actors, _m5_incidents]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

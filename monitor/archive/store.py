@@ -494,7 +494,7 @@ class Archive:
         for hit in hits:
             cur = c.execute(
                 "INSERT OR IGNORE INTO hits(message_rowid, rule_id, rule_hash, level, title, tags, matches,"
-                " text_sha256, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                " text_sha256, created_at, kind, actors) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     rowid,
                     hit.rule_id,
@@ -505,6 +505,8 @@ class Archive:
                     canonical_json([m.to_dict() for m in hit.matches]),
                     text_sha,
                     now,
+                    hit.kind,
+                    canonical_json(list(hit.actors)) if hit.actors else None,
                 ),
             )
             if cur.rowcount != 1:

@@ -145,6 +145,10 @@ def hits_cmd(
     since: Annotated[Optional[str], typer.Option("--since", help="Hits recorded since: date, ISO datetime or age (7d).")] = None,
     channel: ChannelOpt = None,
     platform: PlatformOpt = None,
+    kind: Annotated[
+        Optional[list[str]], typer.Option("--kind", help="Hit kind(s): claim, statement, denial, report, watch.")
+    ] = None,
+    actor: Annotated[Optional[list[str]], typer.Option("--actor", help="Hits tagged with this actor id (repeatable).")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many (0 = all).", min=0)] = 100,
     db: DbOpt = None,
     config: ConfigOpt = None,
@@ -168,6 +172,8 @@ def hits_cmd(
                 channels=_split(channel),
                 platforms=_split(platform),
                 limit=limit,
+                kinds=_split(kind),
+                actors=_split(actor),
             )
             if mode == "json":
                 print_json_lines(rows)
@@ -186,7 +192,9 @@ def hits_cmd(
         (
             (r["created_at"] or "")[:16].replace("T", " "),
             Text(r["level"] or "", style=LEVEL_STYLE.get((r["level"] or "").lower(), "")),
+            Text(r["kind"] or ""),
             Text(r["rule_id"]),
+            Text(",".join(r["actors"] or [])),
             Text(str(r["channel"] or r["channel_id"])),
             Text(r["key"]),
             Text(_one_line(r["text"])),
@@ -206,7 +214,7 @@ def hits_cmd(
     console.print(table)
 
 
-HIT_TABLE_COLUMNS = ("recorded", "level", "rule", "channel", "key", "text")
+HIT_TABLE_COLUMNS = ("recorded", "level", "kind", "rule", "actors", "channel", "key", "text")
 
 
 def _print_hits_list(rows: list[dict[str, Any]]) -> None:
@@ -219,7 +227,11 @@ def _print_hits_list(rows: list[dict[str, Any]]) -> None:
             "  ",
             ((r["level"] or "").upper(), LEVEL_STYLE.get(level, "")),
             "  ",
+            (r["kind"] or "", "italic"),
+            "  ",
             (r["rule_id"], "bold"),
+            "  ",
+            (",".join(r["actors"] or []), ""),
             "  ",
             str(r["channel"] or r["channel_id"]),
             "  ",

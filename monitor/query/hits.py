@@ -8,11 +8,14 @@ from typing import Any, Iterator
 
 from .filters import FilterError, Filters, parse_when
 
+# Hit kinds (a rule's ``kind:``), as monitor.rules.ruleset.KINDS
+KINDS = ("claim", "statement", "denial", "report", "watch")
+
 # Known levels, lowest first (Sigma-style); ``high+`` means high and above.
 LEVELS = ("informational", "low", "medium", "high", "critical")
 
 HIT_COLUMNS = (
-    "id", "created_at", "rule_id", "rule_hash", "level", "title", "tags", "matches", "key",
+    "id", "created_at", "rule_id", "rule_hash", "level", "kind", "actors", "title", "tags", "matches", "key",
     "platform", "channel_id", "channel", "message_id", "date", "url", "text", "deleted_at",
 )
 
@@ -47,11 +50,24 @@ def list_hits(
     channels: list[str] | None = None,
     platforms: list[str] | None = None,
     limit: int | None = 100,
+    kinds: list[str] | None = None,
+    actors: list[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Hits (newest first) joined with their message. ``since`` is a date or age (``7d``) and
-    applies to when the hit was recorded; ``limit`` None or 0 = all."""
+    applies to when the hit was recorded; ``limit`` None or 0 = all. ``kinds``: hits of these
+    kinds; ``actors``: hits tagged with any of these actor ids."""
     conds: list[str] = []
     args: list[Any] = []
+    if kinds:
+        kinds = [k.strip().lower() for k in kinds]
+        for k in kinds:
+            if k not in KINDS:
+                raise FilterError(f"--kind: unknown kind {k!r} (one of {', '.join(KINDS)})")
+        conds.append(f"h.kind IN ({','.join('?' * len(kinds))})")
+        args += kinds
+    if actors:
+        conds.append(f"EXISTS (SELECT 1 FROM json_each(h.actors) WHERE json_each.value IN ({','.join('?' * len(actors))}))")
+        args += actors
     if rules:
         conds.append(f"h.rule_id IN ({','.join('?' * len(rules))})")
         args += rules
@@ -66,7 +82,7 @@ def list_hits(
         conds += fconds
         args += fargs
     sql = (
-        "SELECT h.id, h.created_at, h.rule_id, h.rule_hash, h.level, h.title, h.tags, h.matches,"
+        "SELECT h.id, h.created_at, h.rule_id, h.rule_hash, h.level, h.kind, h.actors, h.title, h.tags, h.matches,"
         " m.platform, m.channel_id, coalesce(m.channel, m.channel_title) AS channel, m.message_id, m.date,"
         " m.url, m.text, m.deleted_at FROM hits h JOIN messages m ON m.id = h.message_rowid"
     )
@@ -82,5 +98,6 @@ def list_hits(
         row = dict(zip(names, values))
         row["key"] = f"{row['platform']}:{row['channel_id']}:{row['message_id']}"
         row["tags"] = json.loads(row["tags"]) if row["tags"] else []
+        row["actors"] = json.loads(row["actors"]) if row["actors"] else []
         row["matches"] = json.loads(row["matches"]) if row["matches"] else []
         yield {c: row.get(c) for c in HIT_COLUMNS}

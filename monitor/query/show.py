@@ -97,13 +97,14 @@ def message_detail(conn: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
     )
     hits = _rows(
         conn,
-        "SELECT id, created_at, rule_id, rule_hash, level, title, tags, matches, text_sha256 FROM hits"
+        "SELECT id, created_at, rule_id, rule_hash, level, kind, actors, title, tags, matches, text_sha256 FROM hits"
         " WHERE message_rowid=? ORDER BY id",
         (rowid,),
     )
     for h in hits:
         h["tags"] = _json(h["tags"]) or []
         h["matches"] = _json(h["matches"]) or []
+        h["actors"] = _json(h["actors"]) or []
     deliveries = _rows(
         conn,
         "SELECT o.id, o.hit_id, o.destination, o.kind, o.status, o.attempts, o.last_error, o.created_at, o.sent_at"

@@ -118,6 +118,8 @@ def hit_record(msg: Message, hit: Hit) -> dict[str, Any]:
     return {
         "rule": hit.rule_id,
         "level": hit.level,
+        "kind": hit.kind,
+        "actors": list(hit.actors),
         "platform": msg.platform,
         "channel_id": msg.channel_id,
         "channel": msg.channel,
@@ -224,10 +226,134 @@ def test_cmd(
                     print_json_lines([hit_record(msg, hit)])
                 else:
                     where = f"{msg.platform}/{msg.channel or msg.channel_id}/{msg.message_id}"
-                    out.write(f"{iso(msg.date)}  {hit.level:<8} {hit.rule_id}  {where}  {_snippet(msg, hit)}\n")
+                    actors = f" [{','.join(hit.actors)}]" if hit.actors else ""
+                    out.write(f"{iso(msg.date)}  {hit.level:<8} {hit.kind:<9} {hit.rule_id}{actors}  {where}  {_snippet(msg, hit)}\n")
         out.flush()
     total = sum(per_rule.values())
     by_rule = ", ".join(f"{r} {n}" for r, n in per_rule.most_common())
     err_console.print(
         f"{scanned} message(s) scanned, {total} hit(s)" + (f": {by_rule}" if by_rule else ""), highlight=False, markup=False
     )
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _figures_table(title: str, first: str, rows: dict[str, Any], counts: tuple[str, str, str]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column(first)
+    for name in (*counts, "precision", "recall", "F1"):
+        table.add_column(name, justify="right")
+    for key, f in rows.items():
+        table.add_row(key, str(f.relevant), str(f.predicted), str(f.true), _pct(f.precision), _pct(f.recall), _pct(f.f1))
+    return table
+
+
+def _print_listing(title: str, rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    if not rows:
+        console.print(f"[bold]{title}:[/] none")
+        return
+    table = Table(title=f"{title} ({len(rows)})", title_justify="left", show_lines=False)
+    for col in ("id", "lang", "label", "actor", "rules", "text"):
+        table.add_column(col, overflow="fold" if col != "text" else "ellipsis")
+    for r in rows:
+        rules = ", ".join(f"{h['rule']}({h['kind']},{h['level']})" for h in r["rules"]) or "-"
+        table.add_row(Text(r["id"]), r["lang"], r["label"], Text(r["actor"] or "-"), Text(rules), Text(r["text"]))
+    console.print(table)
+
+
+@rules_app.command("eval")
+def eval_cmd(
+    rules: Annotated[Path, typer.Argument(help="Rule file or folder (with its actors.yml).")],
+    corpus: Annotated[list[Path], typer.Argument(help="Labelled corpus JSONL files (docs/rules.md).")],
+    split: Annotated[str, typer.Option("--split", help="dev, test or all.")] = "all",
+    min_recall: Annotated[
+        Optional[float], typer.Option("--min-recall", help="Exit 1 when claim or statement recall is below this.", min=0, max=1)
+    ] = None,
+    min_precision: Annotated[
+        Optional[float], typer.Option("--min-precision", help="Exit 1 when the alert precision is below this.", min=0, max=1)
+    ] = None,
+    alert_level: Annotated[str, typer.Option("--alert-level", help="Lowest level that alerts.")] = "medium",
+    show_misses: Annotated[
+        bool, typer.Option("--show-misses/--no-show-misses", help="List the misses and false alerts with their text.")
+    ] = True,
+    config: ConfigOpt = None,
+    log_level: LogLevelOpt = "WARNING",
+    json_out: JsonOpt = False,
+) -> None:
+    """Precision and recall of RULES on a labelled corpus; exit 1 below the thresholds.
+
+    Alerts are hits at --alert-level or above; claims and statements count with their kind,
+    denials and reports at any level. Definitions in docs/rules.md.
+    """
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .evaluate import LEVELS, CorpusError, evaluate, read_corpus
+
+    cfg = setup(config, log_level)
+    if split not in ("dev", "test", "all"):
+        fail(f"--split: unknown split '{split}' (one of dev, test, all)")
+    level = alert_level.strip().lower()
+    if level not in LEVELS:
+        fail(f"--alert-level: unknown level '{alert_level}' (one of {', '.join(LEVELS)})")
+    for path in corpus:
+        if not path.is_file():
+            fail(f"{path}: no such file")
+    matcher = matcher_for_cli(rules, cfg, required=True)
+    assert matcher is not None
+    try:
+        items = read_corpus(corpus, split)
+    except CorpusError as exc:
+        fail(str(exc))
+    if not items:
+        fail(f"no corpus items in split '{split}'")
+    with Progress(
+        TextColumn("[bold]matching"), BarColumn(), MofNCompleteColumn(), console=err_console, transient=True,
+        disable=json_out or not err_console.is_terminal or len(items) < 500,
+    ) as progress:
+        task = progress.add_task("corpus", total=len(items))
+        ev = evaluate(matcher, items, alert_level=level, split=split, progress=lambda n: progress.update(task, completed=n))
+    failed = ev.gate(min_recall, min_precision)
+    if json_out:
+        data = ev.to_dict()
+        data["thresholds"] = {"min_recall": min_recall, "min_precision": min_precision, "failed": failed}
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    else:
+        overall = ev.overall()
+        console.print(
+            f"[bold]{len(items)} item(s)[/] (split {split}), alerts at {level} and above: "
+            f"precision {_pct(overall.precision)}, recall {_pct(overall.recall)}, F1 {_pct(overall.f1)} "
+            f"({overall.predicted} alerted, {overall.true} of {overall.relevant} claims/statements)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        labels = ev.by_label()
+        console.print(_figures_table("By label (claim/statement at alert level; denial/report at any level)", "label",
+                                     {k: v for k, v in labels.items() if k != "none"}, ("items", "found", "true")))
+        console.print(f"label none: {labels['none'].n} item(s), {labels['none'].predicted} alerted", highlight=False)
+        console.print(_figures_table("By language (alerts)", "lang", ev.by_language(), ("positives", "alerted", "true")))
+        console.print(_figures_table("By actor (positives alerted with their kind)", "actor", ev.by_actor(),
+                                     ("positives", "found", "true")))
+        from rich.table import Table
+
+        table = Table(title="By rule", title_justify="left")
+        for col in ("rule", "kind", "level", "hits", "alerts", "true", "false"):
+            table.add_column(col, justify="right" if col in ("hits", "alerts", "true", "false") else "left")
+        for rule_id, row in ev.by_rule().items():
+            table.add_row(rule_id, row["kind"], row["level"], *(str(row[c]) for c in ("hits", "alerts", "true", "false")))
+        console.print(table)
+        if show_misses:
+            _print_listing("Misses", ev.misses())
+            _print_listing("False alerts", ev.false_alerts())
+    if failed:
+        err_console.print("below the thresholds: " + "; ".join(failed), highlight=False, markup=False)
+        raise typer.Exit(1)

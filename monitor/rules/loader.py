@@ -27,7 +27,7 @@ from .source_filter import SourceError, parse_source
 from .terms import TermError, parse_term
 from .yaml_nodes import Node, YamlSyntaxError, parse_yaml
 
-__all__ = ["load_rules", "format_problems", "RuleSetError", "Problem", "RULE_KEYS"]
+__all__ = ["load_rules", "load_actor_titles", "format_problems", "RuleSetError", "Problem", "RULE_KEYS"]
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_PATTERNS = 500_000  # match patterns of the whole set (a word's proclitic forms count)
@@ -182,6 +182,23 @@ def load_rules(paths: Sequence[str | Path], *, known_destinations: set[str] | No
     if problems:
         raise RuleSetError(problems)
     return RuleSet(rules=rules, files=files, actors=list(actors.values()))
+
+
+def load_actor_titles(paths: Sequence[str | Path]) -> dict[str, str]:
+    """Actor id -> title from the actor files under ``paths`` (for alert rendering).
+
+    Best effort: problems are ignored (``rules check`` reports them), a missing path gives {}.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    problems: list[Problem] = []
+    out: dict[str, str] = {}
+    for file in rule_files([p for p in paths if os.path.exists(p)], problems):
+        got = _parse_file(file, problems)
+        if got is not None and _is_actor_file(got[2]):
+            for actor in _build_actors(got[0], got[2]):
+                out.setdefault(actor.id, actor.title)
+    return out
 
 
 def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
