@@ -305,8 +305,10 @@ class IncidentTracker:
                   barred: set[int]) -> int | None:
         w = timedelta(seconds=self.settings.window)
         lo, hi = fmt_iso(when - w), fmt_iso(when + w)
-        cities = {p.id for p in places if p.kind == "city"}
-        capitals = {p.id for p in places if p.kind == "city" and p.capital}
+        cities = {pid for pid, loc, _c in located_places(places) if loc and pid.startswith("city:")}
+        # a capital named alone in a statement or denial stands for its government ("Tehran
+        # blamed Washington"); in a claim or a report it is where it happened
+        capitals = {p.id for p in places if p.id in cities and p.capital} if m.kind in ("statement", "denial") else set()
         countries = {p.country_id for p in places}
         keys = sorted(cities | countries)
         ph = ",".join("?" * len(keys))
@@ -377,11 +379,10 @@ class IncidentTracker:
         if m.date < start or first is None:
             start, first = m.date, m.rowid
         end = max(end, m.date)
-        has_city = any(p.kind == "city" for p in places)
-        for p in places:
-            _facet(conn, incident_id, "place", p.id, 1 if (p.kind == "city" or not has_city) else 0)
-            if p.kind == "city":
-                _facet(conn, incident_id, "place", p.country_id, 1, mention=False)
+        for pid, located, country in located_places(places):
+            _facet(conn, incident_id, "place", pid, located)
+            if country:
+                _facet(conn, incident_id, "place", country, 1, mention=False)
         for a in m.actors:
             _facet(conn, incident_id, "actor", a, 0)
         conn.execute(
@@ -395,8 +396,8 @@ class IncidentTracker:
     def _refresh_summary(self, conn: sqlite3.Connection, incident_id: int, now: str) -> None:
         """``places``, ``actors`` (most mentioned first) and ``title`` from the facets."""
         places = [v for (v,) in conn.execute(
-            "SELECT value FROM incident_facets WHERE incident_id=? AND facet='place'"
-            " ORDER BY located DESC, mentions DESC, value", (incident_id,))]
+            "SELECT value FROM incident_facets WHERE incident_id=? AND facet='place' AND located=1"
+            " ORDER BY mentions DESC, value", (incident_id,))]
         actors = [v for (v,) in conn.execute(
             "SELECT value FROM incident_facets WHERE incident_id=? AND facet='actor' ORDER BY mentions DESC, value",
             (incident_id,))]
@@ -417,6 +418,23 @@ class IncidentTracker:
             country = next((p for p in places if p in gp), None)
             where = gp[country].name if country else (actors[0] if actors else "incident")
         return f"{where} · {start[:10]}"
+
+
+def located_places(places: Sequence[Place]) -> list[tuple[str, int, str | None]]:
+    """``(place id, located, country id to locate)`` for the places a message names. Where it
+    happened: its cities (a capital only when no other city is named: "Tehran blamed
+    Washington" names governments), else its countries. A located city locates its country."""
+    cities = [p for p in places if p.kind == "city"]
+    plain = [p for p in cities if not p.capital]
+    where = {p.id for p in (plain or cities)}
+    out = []
+    for p in places:
+        if p.kind == "city":
+            loc = p.id in where
+            out.append((p.id, 1 if loc else 0, p.country_id if loc else None))
+        else:
+            out.append((p.id, 0 if cities else 1, None))
+    return out
 
 
 def _facet(conn: sqlite3.Connection, incident_id: int, facet: str, value: str, located: int, *,

@@ -33,7 +33,8 @@ JACCARD = 0.5
 CONTAINMENT = 0.8
 MIN_CONTAINED_SHINGLES = 8
 
-_PERMS = MinHash(num_perm=NUM_PERM, seed=1).permutations  # fixed: signatures are stored
+SCHEME = "affine32"  # datasketch >= 2.0 permutation scheme; stored signatures use it
+_PERMS = MinHash(num_perm=NUM_PERM, seed=1, scheme=SCHEME).permutations  # fixed: signatures are stored
 
 
 def words(text: str) -> list[str]:
@@ -85,6 +86,6 @@ def signature(ws: list[str]) -> Signature | None:
     if len(ws) < MIN_WORDS:
         return None
     shingles = {" ".join(ws[i:i + SHINGLE]).encode("utf-8") for i in range(len(ws) - SHINGLE + 1)}
-    m = MinHash(num_perm=NUM_PERM, permutations=_PERMS)
+    m = MinHash(num_perm=NUM_PERM, permutations=_PERMS, scheme=SCHEME)
     m.update_batch(list(shingles))
     return Signature(m.hashvalues.copy(), len(shingles))

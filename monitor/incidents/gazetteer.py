@@ -32,6 +32,19 @@ from typing import Iterable
 from ..rules.normalize import WORD_RE, normalize, proclitic_stems
 
 MIN_POPULATION = 15000
+# Arabic-script city names come from GeoNames' untagged alternate names, which also hold
+# transliterations of far-away towns that are everyday words (دوله, بيان). They are used for
+# cities of the countries that write Arabic script, and elsewhere for cities of 1,000,000+.
+ARABIC_SCRIPT_COUNTRIES = frozenset(
+    "AF AE BH DJ DZ EG EH IL IQ IR JO KM KW LB LY MA MR OM PK PS QA SA SD SO SY TD TN YE".split()
+)
+ARABIC_SCRIPT_ELSEWHERE_MIN = 1_000_000
+# Latin-script names: cities of 15,000+ in the regions claimwatch watches, 100,000+ elsewhere
+# (thousands of small towns are named like English words: Republic, Police, Mobile).
+WATCHED_REGION = ARABIC_SCRIPT_COUNTRIES | frozenset(
+    "TR AZ TJ TM UZ IN BD NG NE ML BF CM TD KE MZ CD ET ER UG PH ID".split()
+)
+LATIN_ELSEWHERE_MIN = 100_000
 
 # Latin-script city names that are common English words or names (never matched).
 LATIN_STOP = frozenset(
@@ -53,6 +66,7 @@ ARABIC_STOP = frozenset(
     for w in """
     صور العين حماه جده الرمادي مدينه الحره الجديده سوق باب النصر الامل الوحده الخير دار عين بيت
     كوت قلعه شهر بندر تل جبل نور شمس سلام امين بلد المركز الشمال الجنوب الغرب الشرق ملي كرج
+    دوله الدوله بيان البيان جديد الجديد قبلي امل كامل اله نيم حمايه ولايه الولايه اسلام مصر مدن
     """.split()
 )
 
@@ -78,6 +92,8 @@ COUNTRY_ALIASES: dict[str, tuple[str, ...]] = {
 # Country names that are everyday words in running text (never matched alone).
 COUNTRY_STOP = frozenset({"chad", "jordan", "guinea", "turkey", "georgia", "niger", "china", "us"})
 
+# proclitics a place name takes (و ب ل ف and their pairs; not ك "as", which makes words)
+_PLACE_PROCLITICS = frozenset({"و", "ب", "ل", "ف", "وب", "ول", "فب", "فل"})
 _ARABIC_SCRIPT = re.compile("[\u0600-\u06ff]")
 _MAX_WORDS = 5
 
@@ -152,7 +168,7 @@ class Gazetteer:
             w = words[i]
             forms = [w]
             if "\u0600" <= w[0] <= "\u06ff":
-                forms += proclitic_stems(w, 3)
+                forms += [st for st in proclitic_stems(w, 3) if w[:len(w) - len(st)] in _PLACE_PROCLITICS]
             best: tuple[int, Place] | None = None
             for form in forms:
                 for e in index.get(form, ()):
@@ -226,10 +242,13 @@ def build(min_population: int = MIN_POPULATION) -> Gazetteer:
             f"city:{c['geonameid']}", c["name"], iso2, "city", int(c.get("population") or 0),
             capital=(iso2, normalize(c["name"])) in capitals,
         )
-        gaz.add(c["name"], place)
-        for alt in c.get("alternatenames") or ():
-            if _ARABIC_SCRIPT.search(alt):
-                gaz.add(alt, place)
+        pop = place.population
+        if iso2 in WATCHED_REGION or pop >= LATIN_ELSEWHERE_MIN:
+            gaz.add(c["name"], place)
+        if iso2 in ARABIC_SCRIPT_COUNTRIES or pop >= ARABIC_SCRIPT_ELSEWHERE_MIN:
+            for alt in c.get("alternatenames") or ():
+                if _ARABIC_SCRIPT.search(alt):
+                    gaz.add(alt, place)
     ar, fa = Locale("ar").territories, Locale("fa").territories
     en = Locale("en").territories
     for iso2, place in cplaces.items():
