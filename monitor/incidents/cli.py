@@ -102,16 +102,24 @@ def show_cmd(
                        f"{', '.join(titles.get(a, a) for a in d['actors']) or '-'}"))
     console.print(Text(f"{d['start']} - {d['end']}   {c['messages']} message(s) in {c['channels']} channel(s)"))
     table = Table(show_lines=False)
-    for col in ("T", "date", "kind", "actors", "channel", "text"):
-        table.add_column(col, ratio=1 if col == "text" else None, no_wrap=col != "text")
+    wide = console.width >= 120
+    cols = ("T", "date", "kind", "actors", "channel", "text") if wide else ("T", "kind", "channel", "text")
+    for col in cols:
+        table.add_column(col, ratio=1 if col == "text" else None, no_wrap=col != "text",
+                         min_width=9 if col == "T" else None, overflow="ellipsis" if col == "channel" else None,
+                         max_width=16 if col == "channel" and not wide else None)
     for e in timeline(d):
         body = Text(" ".join(e["text"].split())[:300])
         if e.get("family_note"):
             body.append(f"\n{e['family_note']}", style="italic dim")
         if e.get("url"):
             body.append(f"\n{e['url']}", style="blue")
-        table.add_row(e["offset"], e["date"][:16].replace("T", " "), Text(e["kind"], style=KIND_STYLE.get(e["kind"], "")),
-                      Text(", ".join(titles.get(a, a) for a in e["actors"])), Text(str(e["channel"])), body)
+        kind = Text(e["kind"], style=KIND_STYLE.get(e["kind"], ""))
+        if wide:
+            table.add_row(e["offset"], e["date"][:16].replace("T", " "), kind,
+                          Text(", ".join(titles.get(a, a) for a in e["actors"])), Text(str(e["channel"])), body)
+        else:
+            table.add_row(e["offset"], kind, Text(str(e["channel"])), body)
     console.print(table)
 
 

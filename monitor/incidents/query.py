@@ -6,6 +6,7 @@ import json
 import sqlite3
 from typing import Any, Iterator
 
+from ..model import make_url
 from ..query.filters import FilterError, parse_when
 from .assign import KINDS, parse_iso
 from .corrections import resolve
@@ -22,7 +23,8 @@ def _first_seen(conn: sqlite3.Connection, rowid: int | None) -> dict[str, Any] |
     r = conn.execute(_FIRST_SEEN, (rowid,)).fetchone()
     if r is None:
         return None
-    return {"platform": r[0], "channel_id": r[1], "message_id": r[2], "date": r[3], "url": r[4]}
+    return {"platform": r[0], "channel_id": r[1], "message_id": r[2], "date": r[3],
+            "url": r[4] or make_url(r[0], r[5], r[1], r[2])}
 
 
 def _summary(conn: sqlite3.Connection, row: tuple) -> dict[str, Any]:
@@ -136,7 +138,7 @@ def incident_detail(conn: sqlite3.Connection, incident_id: int) -> dict[str, Any
             "rules": json.loads(rules), "actors": json.loads(actors), "family": family,
             "first_in_family": first_rowid == rowid,
         })
-        extras.append({"channel": channel or title or channel_id, "url": url, "text": text or "", "how": how,
+        extras.append({"channel": channel or title or channel_id, "url": url or make_url(platform, channel, channel_id, message_id), "text": text or "", "how": how,
                        "origin": origin})
     out["messages"] = messages
     out["_extras"] = extras
