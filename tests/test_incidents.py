@@ -289,3 +289,26 @@ def test_cli_listing_filters_show_and_markdown(tmp_path) -> None:
     assert text.exit_code == 0 and "T+1d1h51m" in text.output
     missing = runner.invoke(app, ["incident", "show", "999", "--db", db])
     assert missing.exit_code == 1
+
+
+def test_verify_and_export_include_incidents(tmp_path) -> None:
+    archive_with(tmp_path, KERMAN + KABUL, name="v.db").close()
+    db = str(tmp_path / "v.db")
+    runner = CliRunner()
+    assert runner.invoke(app, ["incident", "detach", "1", "x:400:9", "--db", db]).exit_code == 0
+    res = runner.invoke(app, ["verify", "--json", "--db", db])
+    assert res.exit_code == 0, res.output
+    assert "3 incident(s), 1 analyst correction(s) checked" in json.loads(res.output)["notes"]
+    res = runner.invoke(app, ["export", "-o", str(tmp_path / "out.jsonl"), "--manifest", str(tmp_path / "m.json"),
+                              "--db", db])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "m.json").read_text())
+    assert manifest["incidents"] == 3
+    assert [(c["action"], c["message_key"]) for c in manifest["incident_corrections"]] == [("detach", "x:400:9")]
+    # a tampered incident table is a problem
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE incidents SET messages = messages + 1 WHERE id = 1")
+    res = runner.invoke(app, ["verify", "--json", "--db", db])
+    assert res.exit_code == 1
