@@ -35,6 +35,7 @@ from .gazetteer import Gazetteer, Place, load as load_gazetteer
 KINDS = ("claim", "statement", "denial", "report", "watch")
 _KIND_RANK = {k: i for i, k in enumerate(KINDS)}
 _UNSET = object()
+NEAR_CANDIDATES = 16  # LSH candidates verified per new text
 
 
 def strongest_kind(kinds: Iterable[str]) -> str:
@@ -246,9 +247,11 @@ class IncidentTracker:
         keys = sig.band_keys()
         ph = ",".join("?" * len(keys))
         best: tuple[str, int] | None = None
+        # the texts sharing the most bands (the most similar) first; at most NEAR_CANDIDATES checked
         for text_id, family_id, blob in conn.execute(
-            f"SELECT t.id, t.family_id, t.signature FROM family_texts t WHERE t.id IN"
-            f" (SELECT text_id FROM family_bands WHERE band_key IN ({ph})) ORDER BY t.id",
+            f"SELECT t.id, t.family_id, t.signature FROM (SELECT text_id, count(*) AS n FROM family_bands"
+            f" WHERE band_key IN ({ph}) GROUP BY text_id ORDER BY n DESC, text_id LIMIT {NEAR_CANDIDATES}) b"
+            f" JOIN family_texts t ON t.id = b.text_id",
             keys,
         ):
             if blob is None or not sig.similar(fam.Signature.from_blob(blob)):

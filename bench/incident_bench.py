@@ -1,0 +1,130 @@
+"""Incident assignment and listing benchmark (docs/performance.md, "Incidents").
+
+Builds an archive of --messages messages with bulk SQL (not through the import path: that is
+bench/import_bench.py's job), then assigns --hits of them to incidents incrementally, in date
+order, through the same IncidentTracker.assign the archive calls while storing, in
+transactions of 500 (the daemon writer's batch size), and times ``incidents`` listings.
+
+Texts: attacks in 300 cities of the gazetteer over a year (reports, statements naming blamed
+countries, claims), a third of the hits reposts (exact, trimmed) in other channels, some
+forwards, some without a place.
+
+    python bench/incident_bench.py                       # 1,000,000 messages, 50,000 hits
+    python bench/incident_bench.py --messages 100000 --hits 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from monitor.archive import Archive  # noqa: E402
+from monitor.incidents.assign import IncidentTracker, Incoming  # noqa: E402
+from monitor.incidents.gazetteer import load  # noqa: E402
+from monitor.incidents.query import list_incidents  # noqa: E402
+
+START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+ACTORS = ["islamic-state", "iran", "israel", "united-states", "houthis", "hamas", "taliban", "ttp"]
+
+
+def iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--hits", type=int, default=50_000)
+    ap.add_argument("--db", default=None)
+    args = ap.parse_args()
+    rnd = random.Random(7)
+    gaz = load()
+    cities = sorted((p for p in gaz.places.values() if p.kind == "city" and p.population > 200_000),
+                    key=lambda p: -p.population)[:300]
+    path = args.db or str(Path(tempfile.mkdtemp()) / "incidents.db")
+    t = time.perf_counter()
+    archive = Archive.open(path)
+    conn = archive.conn
+    span = 365 * 86400
+    # the hits: events (city, time), each with a report, statements, a claim and reposts
+    hit_rows = []
+    while len(hit_rows) < args.hits:
+        city = rnd.choice(cities)
+        t0 = START + timedelta(seconds=rnd.randrange(span))
+        claim = (f"The Islamic State claimed responsibility for the attack in {city.name} which killed "
+                 f"{rnd.randrange(5, 90)} people, its statement said, naming attacker number {rnd.randrange(10**6)}")
+        texts = [
+            (0, f"Explosion reported in {city.name}, casualties feared ({rnd.randrange(10**6)})", "report", []),
+            (7200, f"The government blamed Israel and the United States for the crime in {city.name} {rnd.randrange(10**6)}",
+             "statement", ["iran", "israel", "united-states"]),
+            (86400, claim, "claim", ["islamic-state"]),
+        ]
+        texts += [(86400 + rnd.randrange(3600), claim if i % 2 else claim[: len(claim) * 3 // 4], "claim",
+                   ["islamic-state"]) for i in range(rnd.randrange(0, 6))]
+        texts.append((3 * 3600, f"Officials said the investigation continues {rnd.randrange(10**6)}", "statement",
+                      [rnd.choice(ACTORS)]))
+        for delay, text, kind, actors in texts:
+            hit_rows.append((t0 + timedelta(seconds=delay), text, kind, actors))
+    hit_rows = hit_rows[: args.hits]
+    hit_rows.sort()
+    step = max(1, args.messages // max(1, args.hits))
+    conn.execute("BEGIN")
+    rows = []
+    hit_at = {}
+    for i in range(args.messages):
+        if i % step == 0 and i // step < len(hit_rows):
+            date, text, kind, actors = hit_rows[i // step]
+            hit_at[i + 1] = (kind, actors)
+        else:
+            date, text = START + timedelta(seconds=rnd.randrange(span)), f"noise message {i} about markets and weather"
+        ch = str(1000 + rnd.randrange(500))
+        rows.append(("telegram", ch, str(i), iso(date), text, "{}", "0" * 64, "", "2024", "2024"))
+        if len(rows) == 10000:
+            conn.executemany("INSERT INTO messages(platform, channel_id, message_id, date, text, raw, raw_sha256,"
+                             " search_text, first_seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            rows = []
+    if rows:
+        conn.executemany("INSERT INTO messages(platform, channel_id, message_id, date, text, raw, raw_sha256,"
+                         " search_text, first_seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+    conn.execute("COMMIT")
+    print(f"built {args.messages:,} messages in {time.perf_counter() - t:.1f}s ({path})")
+    todo = conn.execute(
+        f"SELECT id, platform, channel_id, message_id, date, text FROM messages WHERE id IN"
+        f" ({','.join(str(k) for k in hit_at)}) ORDER BY date, id"
+    ).fetchall() if len(hit_at) < 500_000 else []
+    tracker = IncidentTracker()
+    t = time.perf_counter()
+    for start in range(0, len(todo), 500):
+        conn.execute("BEGIN IMMEDIATE")
+        for rowid, platform, cid, mid, date, text in todo[start:start + 500]:
+            kind, actors = hit_at[rowid]
+            tracker.assign(conn, Incoming(rowid, platform, cid, mid, date, text, None, kind, ["r"], actors), "now")
+        conn.execute("COMMIT")
+    secs = time.perf_counter() - t
+    n_inc = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
+    print(f"assigned {len(todo):,} hits in {secs:.1f}s: {len(todo) / secs:,.0f} hits/s -> {n_inc:,} incidents")
+    lat = []
+    for i in range(200):
+        q = time.perf_counter()
+        kw = [{}, {"place": ["Kabul"]}, {"kind": ["claim"]}, {"actor": ["iran"]}, {"since": "2024-06-01"}][i % 5]
+        list_incidents(conn, **kw)
+        lat.append((time.perf_counter() - q) * 1000)
+    lat.sort()
+    print(f"incidents listing (50 rows, 5 filter mixes): p50 {statistics.median(lat):.1f} ms,"
+          f" p99 {lat[int(len(lat) * 0.99) - 1]:.1f} ms")
+    print(json.dumps({"messages": args.messages, "hits": len(todo), "hits_per_s": round(len(todo) / secs),
+                      "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 1)}))
+    archive.close()
+
+
+if __name__ == "__main__":
+    main()
