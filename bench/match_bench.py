@@ -14,7 +14,7 @@ hashtags, punctuation), then prints:
 * peak RSS of this process.
 
 Usage: python bench/match_bench.py [--rules 1000] [--messages 200000] [--naive 1000]
-                                   [--workers 2] [--seed 1] [--profile]
+                                   [--workers 2] [--seed 1] [--profile] [--actors rules/actors.yml]
 """
 
 from __future__ import annotations
@@ -247,6 +247,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="also measure N forked processes (0: skip)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--profile", action="store_true", help="profile the compiled matcher")
+    ap.add_argument("--actors", default=None, help="also load this actor file (e.g. rules/actors.yml): hits get actor tags")
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
@@ -260,6 +261,8 @@ def main() -> None:
         rules_dir = Path(tmp) / "rules"
         rules_dir.mkdir()
         make_rules(random.Random(args.seed + 1), vocab, args.rules, rules_dir)  # independent of --messages
+        if args.actors:
+            (rules_dir / "actors.yml").write_bytes(Path(args.actors).read_bytes())
         t = time.perf_counter()
         ruleset = load_rules([rules_dir])
         t_load = time.perf_counter() - t

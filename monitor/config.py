@@ -52,6 +52,9 @@ class TelegramConfig(_Model):
     channels: list[str] = []
     backfill: str | int = "3d"  # duration or a message count
     gapfill_interval: float = 300.0  # seconds
+    # Telethon sleeps over flood waits up to this long itself (its update loop needs it to
+    # finish getDifference); longer waits reach the source, which logs and waits them out.
+    flood_sleep_threshold: int = Field(60, ge=0, le=3600)
     download_media: MediaDownloadConfig | None = None
 
     @field_validator("gapfill_interval", mode="before")

@@ -59,7 +59,20 @@ def service(cid: int, mid: int, *, minutes: float = 0) -> types.MessageService:
 
 
 class FakeGateway:
-    """In-memory Telegram: ``history`` per channel id; live events pushed by the test."""
+    """In-memory Telegram: ``history`` per channel id; live events pushed by the test.
+
+    Behaves as Telethon over Telegram does where the source can tell:
+
+    * ``iter_messages`` reads in chunks of 100 (one GetHistory each); an error queued in
+      ``history_errors`` is raised by the next request, which may be after messages were
+      already yielded (``fail_after``: raise at the chunk boundary after N messages);
+    * flood waits are per *request type*, for every channel (``flood``: request type ->
+      seconds raised by the next calls of that type, whatever the peer);
+    * live handlers run as separate tasks (Telethon's update loop spawns one per update),
+      so concurrent pushes race for the source's locks; reactions arrive as edits with
+      the same text and ``edit_date`` (:meth:`push_reaction`);
+    * authorisation is asked every time: a logged-out session fails every request.
+    """
 
     def __init__(self) -> None:
         self.channels: dict[int, Any] = {}
@@ -68,6 +81,9 @@ class FakeGateway:
         self.invites: dict[str, Any] = {}  # invite hash -> entity or exception
         self.resolve_errors: dict[Any, BaseException] = {}  # ref -> raised (every time)
         self.history_errors: dict[int, list[BaseException]] = {}  # channel -> raised by next reads
+        self.fail_after: dict[int, tuple[int, BaseException]] = {}  # channel -> (after N messages, error)
+        self.flood: dict[str, list[int]] = {}  # "GetHistory"/"GetMessages"/"GetFile" -> next calls' waits (0: none), any peer
+        self.tasks: list[asyncio.Task[Any]] = []  # live handler tasks
         self.get_errors: dict[int, list[BaseException]] = {}  # channel -> raised by next get_messages
         self.connect_errors: list[BaseException] = []
         self.authorized = True
@@ -102,6 +118,16 @@ class FakeGateway:
 
     async def is_authorized(self) -> bool:
         return self.authorized
+
+    def _request(self, kind: str) -> None:
+        """What every API request meets first: the session, then a flood wait of its type."""
+        if not self.authorized:
+            raise errors.AuthKeyUnregisteredError(request=None)
+        waits = self.flood.get(kind)
+        if waits:
+            seconds = waits.pop(0)
+            if seconds:  # 0: this call goes through
+                raise errors.FloodWaitError(request=None, capture=seconds)
 
     async def get_me(self) -> Any:
         return types.User(id=42, first_name="Desk", username="desk_analyst")
@@ -153,6 +179,7 @@ class FakeGateway:
     ) -> AsyncIterator[Any]:
         cid = self._cid(peer)
         self.calls.append(("iter_messages", cid, min_id, reverse, offset_date, limit))
+        self._request("GetHistory")
         pending = self.history_errors.get(cid)
         if pending:
             raise pending.pop(0)
@@ -167,12 +194,19 @@ class FakeGateway:
             msgs.reverse()
         if limit is not None:
             msgs = msgs[:limit]
-        for m in msgs:
+        for i, m in enumerate(msgs):
+            if i and i % 100 == 0:  # the next chunk is a new GetHistory request
+                self._request("GetHistory")
+                failing = self.fail_after.get(cid)
+                if failing is not None and failing[0] <= i:
+                    del self.fail_after[cid]
+                    raise failing[1]
             yield m
 
     async def get_messages(self, peer: Any, ids: Sequence[int]) -> list[Any]:
         cid = self._cid(peer)
         self.calls.append(("get_messages", cid, list(ids)))
+        self._request("GetMessages")
         pending = self.get_errors.get(cid)
         if pending:
             raise pending.pop(0)
@@ -182,6 +216,7 @@ class FakeGateway:
         self.handlers = (on_new, on_edit, on_delete)
 
     async def download_media(self, message: Any, path: str) -> str | None:
+        self._request("GetFile")
         data = self.media_bytes.get(message.id)
         if data is None:
             return None
@@ -197,16 +232,44 @@ class FakeGateway:
         self.disconnects += 1
 
     # -- live events (what Telethon would deliver) ----------------------------------------
-    async def push_new(self, message: Any, *, store: bool = True) -> None:
+    def _spawn(self, work: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(work)
+        self.tasks.append(task)
+        return task
+
+    async def settle(self) -> None:
+        """Wait for every handler task started so far."""
+        while self.tasks:
+            tasks, self.tasks = self.tasks, []
+            await asyncio.gather(*tasks)
+
+    async def push_new(self, message: Any, *, store: bool = True, wait: bool = True) -> None:
+        """Deliver a new message to the handler, as its own task (``wait``: until it is done)."""
         if store:
             self.add(message)
         assert self.handlers is not None, "the source registered no handlers"
-        await self.handlers[0](message)
+        task = self._spawn(self.handlers[0](message))
+        if wait:
+            await task
 
-    async def push_edit(self, message: Any) -> None:
+    async def push_edit(self, message: Any, *, wait: bool = True) -> None:
         self.add(message)
         assert self.handlers is not None
-        await self.handlers[1](message)
+        task = self._spawn(self.handlers[1](message))
+        if wait:
+            await task
+
+    async def push_reaction(self, cid: int, mid: int, emoticon: str = "👍", count: int = 1) -> None:
+        """Someone reacted: Telegram sends UpdateEditChannelMessage, Telethon a MessageEdited
+        with the same text and edit_date, only ``reactions`` differ."""
+        old = self.history[cid][mid]
+        reacted = types.Message(
+            id=old.id, peer_id=old.peer_id, date=old.date, message=old.message, post=old.post,
+            edit_date=old.edit_date, media=old.media, entities=old.entities, views=(old.views or 0) + 1,
+            reactions=types.MessageReactions(results=[types.ReactionCount(
+                reaction=types.ReactionEmoji(emoticon=emoticon), count=count)]),
+        )
+        await self.push_edit(reacted)
 
     async def push_delete(self, cid: int | None, ids: list[int]) -> None:
         assert self.handlers is not None
@@ -226,14 +289,20 @@ class Collector:
         self.archive = archive
         self.envelopes: list[Envelope] = []
 
+    failing = False  # while set, batches "roll back": nothing stored, no on_commit
+
     async def emit(self, envelope: Envelope) -> None:
         self.envelopes.append(envelope)
+        if self.failing:
+            return
         ev = envelope.event
         if isinstance(ev, Message):
             cps = {(envelope.source, envelope.checkpoint[0]): envelope.checkpoint[1]} if envelope.checkpoint else None
             self.archive.store([(ev, [])], checkpoints=cps)
         else:
             self.archive.mark_deleted(ev)
+        if envelope.on_commit is not None:  # as the pipeline does once the transaction committed
+            envelope.on_commit()
 
     def messages(self) -> list[Message]:
         return [e.event for e in self.envelopes if isinstance(e.event, Message)]

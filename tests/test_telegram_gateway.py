@@ -53,7 +53,7 @@ async def test_telethon_events_reach_the_handlers_as_tl_objects():
     assert isinstance(got[3][1], types.UpdateDeleteMessages) and got[3][1].messages == [7, 8]
 
 
-async def test_client_is_built_on_connect_with_flood_waits_left_to_the_source():
+async def test_client_is_built_on_connect_with_a_flood_sleep_threshold():
     made = []
 
     class Client:
@@ -73,4 +73,9 @@ async def test_client_is_built_on_connect_with_flood_waits_left_to_the_source():
     ((session, api_id, api_hash, kw),) = made
     assert isinstance(session, StringSession) and session.dc_id == 2
     assert (api_id, api_hash) == (777, API_HASH)
-    assert kw["flood_sleep_threshold"] == 0
+    # Not 0: Telethon's update loop must sleep over short flood waits during getDifference
+    assert kw["flood_sleep_threshold"] == 60
+    made.clear()
+    cfg = TelegramConfig(api_id=777, api_hash=API_HASH, session_string=saved.save(), flood_sleep_threshold=120)
+    await TelethonGateway(cfg, client_factory=Client).connect()
+    assert made[0][3]["flood_sleep_threshold"] == 120

@@ -17,6 +17,7 @@ from aiohttp import web
 from tweepy.errors import Forbidden, TooManyRequests, Unauthorized
 
 from monitor.sources.x.client import PAGE_SIZE, SEARCH, TIMELINE, USERS, XApi
+from monitor.sources.x.poller import reset_header
 
 TWITTER_EPOCH_MS = 1288834974657
 NOW = datetime(2024, 6, 3, 12, 0, tzinfo=timezone.utc)
@@ -176,13 +177,56 @@ class Seen:
     authorization: str | None
 
 
-class FakeX:
-    """X API v2 on 127.0.0.1: scripted replies per path (FIFO), every request recorded.
+def snowflake_time(post_id: str | int) -> datetime:
+    return datetime.fromtimestamp(((int(post_id) >> 22) + TWITTER_EPOCH_MS) / 1000, tz=timezone.utc)
 
-    A path with no scripted reply left answers ``{"meta": {"result_count": 0}}``.
+
+def stale_since_id(value: str, now: datetime) -> dict[str, Any]:
+    """X's 400 for a recent-search ``since_id`` older than the 7-day window."""
+    floor = (now - timedelta(days=7)).strftime("%Y-%m-%dT%H:%MZ")
+    return {
+        "errors": [{"parameters": {"since_id": [value]},
+                    "message": f"Invalid 'since_id':'{value}'. 'since_id' must be a tweet id created after "
+                               f"{floor}. Please use a 'since_id' that is larger than the "
+                               f"oldest tweet in the 7 day search window."}],
+        "title": "Invalid Request",
+        "detail": "One or more parameters to your request was invalid.",
+        "type": "https://api.twitter.com/2/problems/invalid-request",
+    }
+
+
+def bad_max_results(value: str, low: int) -> dict[str, Any]:
+    return {
+        "errors": [{"parameters": {"max_results": [value]},
+                    "message": f"The `max_results` query parameter value [{value}] is not between {low} and 100"}],
+        "title": "Invalid Request",
+        "detail": "One or more parameters to your request was invalid.",
+        "type": "https://api.twitter.com/2/problems/invalid-request",
+    }
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.strptime(value.replace(".000Z", "Z"), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+class FakeX:
+    """X API v2 on 127.0.0.1, every request recorded.
+
+    Timelines and searches answer *by the query*, as X does, from the posts published with
+    :meth:`publish`: ``since_id``/``until_id`` (exclusive), ``start_time``/``end_time``,
+    newest first, at most ``max_results`` (5..100 timeline, 10..100 search, else X's 400),
+    ``next_token``/``pagination_token`` continuing where the page ended; a recent search
+    with a ``since_id`` older than 7 days (by its snowflake time, against :attr:`now`)
+    gets X's 400; a search only finds posts of the last 7 days.
+
+    Replies scripted with :meth:`add` (an error, a literal page) are served first, first-in
+    first-out, for that path. A path with neither answers ``{"meta": {"result_count": 0}}``.
     """
 
     def __init__(self) -> None:
+        self.now: datetime = NOW  # X's clock, for the 7-day window of recent search
+        self.published: dict[str, list[tuple[dict[str, Any], str]]] = {}  # path/"search:q" -> (post, author)
+        self.tokens: dict[str, int] = {}  # next_token -> id the next page starts below
         self.replies: dict[str, list[Reply]] = {}
         self.requests: list[Seen] = []
         self.clock_reset = 0  # x-rate-limit-reset sent with 200s (0: now + 900)
@@ -193,6 +237,50 @@ class FakeX:
     def add(self, path: str, body: Any = None, status: int = 200, headers: dict[str, str] | None = None,
             *, disconnect: bool = False, delay: float = 0.0) -> None:
         self.replies.setdefault(path, []).append(Reply(status, body, headers or {}, disconnect, delay))
+
+    def publish(self, where: str, *posts: dict[str, Any], author: str | None = None) -> None:
+        """Posts that exist: ``where`` is a timeline path or ``"search:<query>"``."""
+        for p in posts:
+            name = author or next(n for n, u in USERS_DATA.items() if u["id"] == p["author_id"])
+            self.published.setdefault(where, []).append((p, name))
+
+    def _answer(self, request: web.Request, where: str) -> tuple[int, dict[str, Any]]:
+        q = request.query
+        search = where.startswith("search:")
+        low = 10 if search else 5
+        size = q.get("max_results", "10")
+        if not size.isdigit() or not low <= int(size) <= 100:
+            return 400, bad_max_results(size, low)
+        if search and q.get("since_id") and snowflake_time(q["since_id"]) < self.now - timedelta(days=7):
+            return 400, stale_since_id(q["since_id"], self.now)
+        posts = sorted(self.published.get(where, []), key=lambda pa: int(pa[0]["id"]), reverse=True)
+        token = q.get("next_token") or q.get("pagination_token")
+        if token is not None and token not in self.tokens:
+            return 400, {"errors": [{"parameters": {"pagination_token": [token]},
+                                     "message": "The `pagination_token` query parameter value is not valid"}],
+                         "title": "Invalid Request", "type": "https://api.twitter.com/2/problems/invalid-request"}
+        below = self.tokens.get(token) if token else None
+        since = int(q["since_id"]) if q.get("since_id") else None
+        until = int(q["until_id"]) if q.get("until_id") else None
+        start = _parse_time(q["start_time"]) if q.get("start_time") else None
+        end = _parse_time(q["end_time"]) if q.get("end_time") else None
+        window = self.now - timedelta(days=7) if search else None
+
+        def keep(p: dict[str, Any]) -> bool:
+            pid = int(p["id"])
+            created = snowflake_time(pid)
+            return ((since is None or pid > since) and (until is None or pid < until)
+                    and (below is None or pid < below) and (start is None or created >= start)
+                    and (end is None or created < end) and (window is None or created >= window)
+                    and created <= self.now)
+
+        match = [(p, a) for p, a in posts if keep(p)]
+        chunk, rest = match[: int(size)], match[int(size):]
+        next_token = None
+        if rest:
+            next_token = f"7140dibdnow9c7b{len(self.tokens):05d}"
+            self.tokens[next_token] = int(chunk[-1][0]["id"])
+        return 200, page([p for p, _ in chunk], users=sorted({a for _, a in chunk}), next_token=next_token)
 
     def seen(self, path: str) -> list[Seen]:
         return [r for r in self.requests if r.path == path]
@@ -215,8 +303,17 @@ class FakeX:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(Seen(request.method, request.path, dict(request.query),
                                   request.headers.get("Authorization")))
+        where = None
+        if request.path == "/2/tweets/search/recent":
+            where = "search:" + request.query.get("query", "")
+        elif request.path.endswith("/tweets") and request.path.startswith("/2/users/"):
+            where = request.path
         queue = self.replies.get(request.path) or []
-        reply = queue.pop(0) if queue else Reply(200, {"meta": {"result_count": 0}})
+        if where is not None and not queue:
+            status, body = self._answer(request, where)
+            reply = Reply(status, body)
+        else:
+            reply = queue.pop(0) if queue else Reply(200, {"meta": {"result_count": 0}})
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.disconnect:
@@ -272,6 +369,7 @@ async def test_timeline_request_built_by_tweepy(fake_x: FakeX) -> None:
 
 async def test_search_request_uses_next_token_and_start_time(fake_x: FakeX) -> None:
     api = XApi(TOKEN, base_url=fake_x.base_url)
+    fake_x.add("/2/tweets/search/recent", page([]))  # the token is made up: a scripted answer
     try:
         await api.search_recent('"claimed responsibility" lang:en -is:retweet', start_time="2024-06-02T12:00:00Z",
                                 next_token="b26v89c19zqg8o3fpdg")
@@ -324,7 +422,7 @@ async def test_error_bodies_become_tweepy_errors(fake_x: FakeX) -> None:
     finally:
         await api.close()
     assert "When authenticating requests" in str(forbidden.value)
-    assert too_many.value.reset_time == reset
+    assert reset_header(too_many.value) == reset  # reset_time exists only since tweepy 4.17
     assert api.rates[TIMELINE].status == 429
 
 

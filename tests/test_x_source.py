@@ -47,6 +47,8 @@ class Sink:
         self.envelopes.append(env)
         cps = {(env.source, env.checkpoint[0]): env.checkpoint[1]} if env.checkpoint else None
         self.archive.store([(env.event, [])], checkpoints=cps)
+        if env.on_commit is not None:  # as the pipeline does once the transaction committed
+            env.on_commit()
 
     def ctx(self, scheduler: Any = None) -> SourceContext:
         return SourceContext(self.archive, self.emit, scheduler)

@@ -153,6 +153,12 @@ class Pipeline:
             self.stats.errors += 1
             log.error("archive write failed; batch rolled back", size=len(batch), error=str(exc))
             return
+        for envelope, _hits, _t in batch:
+            if envelope.on_commit is not None:
+                try:
+                    envelope.on_commit()
+                except Exception as exc:  # a source's bookkeeping must not stop the writer
+                    log.error("source on_commit failed", source=envelope.source, error=str(exc))
         if result.outbox:
             self.wake.set()
         if self.on_stored is not None:

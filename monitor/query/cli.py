@@ -194,7 +194,7 @@ def hits_cmd(
             Text(r["level"] or "", style=LEVEL_STYLE.get((r["level"] or "").lower(), "")),
             Text(r["kind"] or ""),
             Text(r["rule_id"]),
-            Text(",".join(r["actors"] or [])),
+            Text(_one_line(",".join(r["actors"] or []), 24)),  # ids, cut: the rest stays whole
             Text(str(r["channel"] or r["channel_id"])),
             Text(r["key"]),
             Text(_one_line(r["text"])),

@@ -31,6 +31,10 @@ class Envelope:
     event: Message | Deletion
     source: str
     checkpoint: tuple[str, str] | None = None  # (channel, value) committed with the event
+    # Called on the event loop after the transaction that stored this event committed, in
+    # emit order; never for a batch that did not commit. Sources advance in-memory progress
+    # (Telegram ``synced``, X ``since_id``) only from here.
+    on_commit: Callable[[], None] | None = None
 
 
 @dataclass

@@ -39,7 +39,7 @@ def build_source(cfg: "TelegramConfig") -> "TelegramSource":
     from .errors import TelegramSetupError
     from .media import MediaStore
     from .session import check_session_file
-    from .source import TelegramSource, parse_backfill
+    from .source import TelegramSource, check_channel_refs, parse_backfill
 
     if cfg.api_hash is not None:
         register_secret(cfg.api_hash.get_secret_value())
@@ -47,6 +47,7 @@ def build_source(cfg: "TelegramConfig") -> "TelegramSource":
         register_secret(cfg.session_string.get_secret_value())
     try:
         parse_backfill(cfg.backfill)
+        check_channel_refs(list(cfg.channels))
     except ValueError as exc:
         raise TelegramSetupError(str(exc)) from None
     gateway = make_gateway(cfg)

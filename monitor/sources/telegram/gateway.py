@@ -90,7 +90,9 @@ class TelethonGateway:
             self._session(),
             int(self.cfg.api_id or 0),
             self.cfg.api_hash.get_secret_value(),
-            flood_sleep_threshold=0,  # every FloodWait reaches the source, which logs and waits
+            # Not 0: Telethon's update loop gives up gap recovery (getDifference) on a flood
+            # wait it may not sleep over, and raises at once for a request type under a wait.
+            flood_sleep_threshold=int(self.cfg.flood_sleep_threshold),
             connection_retries=5,
             retry_delay=2,
             auto_reconnect=True,

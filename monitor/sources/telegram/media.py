@@ -17,11 +17,12 @@ import uuid
 from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ...config import MediaDownloadConfig
 from ...logs import get_logger
 from ...model import Media
+from .errors import flood_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
     from .gateway import TelegramGateway
@@ -49,8 +50,17 @@ def _hash_file(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+class _FloodWait(Exception):
+    def __init__(self, seconds: int, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+        self.reason = reason
+
+
 class MediaStore:
-    def __init__(self, cfg: MediaDownloadConfig) -> None:
+    def __init__(self, cfg: MediaDownloadConfig, *, max_flood_wait: float = 300.0) -> None:
+        self.max_flood_wait = max_flood_wait
+        self.flood_skipped = 0  # media not downloaded because of a long flood wait
         self.cfg = cfg
         self.dir = Path(cfg.dir)
         self.types = {t.lower() for t in cfg.types}
@@ -70,9 +80,30 @@ class MediaStore:
                 return ext
         return _EXT_BY_TYPE.get(media.type, "")
 
-    async def store(self, gateway: "TelegramGateway", tl_msg: Any, media: Media) -> Media:
+    async def store(self, gateway: "TelegramGateway", tl_msg: Any, media: Media, *,
+                    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> Media:
         """Download ``media`` of ``tl_msg`` if wanted; returns it with sha256/path set, or
-        unchanged when not wanted or the download failed (the message is never lost)."""
+        unchanged when not wanted or the download failed (the message is never lost).
+
+        A flood wait (a premium download limit included) up to ``max_flood_wait`` seconds is
+        waited out and the download retried once; a longer one is reported (logged as an
+        error, counted in :attr:`flood_skipped`), never skipped silently."""
+        for attempt in (1, 2):
+            try:
+                return await self._store(gateway, tl_msg, media)
+            except _FloodWait as fw:
+                if attempt == 1 and fw.seconds <= self.max_flood_wait:
+                    log.warning("media download under a flood wait; waiting", seconds=fw.seconds,
+                                message_id=getattr(tl_msg, "id", None))
+                    await sleep(fw.seconds)
+                    continue
+                self.flood_skipped += 1
+                log.error("media not downloaded: flood wait too long", seconds=fw.seconds,
+                          message_id=getattr(tl_msg, "id", None), error=fw.reason)
+                return media
+        return media  # pragma: no cover
+
+    async def _store(self, gateway: "TelegramGateway", tl_msg: Any, media: Media) -> Media:
         if not self.wanted(media):
             return media
         file_id = media_file_id(getattr(tl_msg, "media", None))
@@ -102,6 +133,11 @@ class MediaStore:
             else:
                 os.replace(got, final)
         except Exception as exc:  # a failed download must not lose the message
+            for p in {tmp, got}:
+                p.unlink(missing_ok=True)
+            seconds = flood_seconds(exc)
+            if seconds is not None:
+                raise _FloodWait(seconds, f"{type(exc).__name__}: {exc}") from None
             log.warning("media download failed", message_id=getattr(tl_msg, "id", None), error=str(exc))
             for p in {tmp, got}:
                 p.unlink(missing_ok=True)

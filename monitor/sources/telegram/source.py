@@ -16,8 +16,16 @@ How nothing is missed and nothing is emitted twice, per channel:
   id: one that is gone yields a :class:`~monitor.model.Deletion`, one with a newer edit
   date yields the edited Message. So edits and deletions of recent posts are seen even
   when their events are lost.
+* The first backfill always ends with a checkpoint, even when it stored nothing (a quiet
+  channel, ``backfill: 0``): a restart is then a restart, not a first start, and the
+  first live post goes through the gap test like every other.
+* ``synced`` is what was handed to the pipeline; ``committed`` advances only from
+  ``Envelope.on_commit`` (what the archive committed). Gap-fill and a reconnect's catch-up
+  start from ``committed``, so posts of a batch that did not commit are read again.
 * Edits (``MessageEdited``) are emitted as Messages with ``edit_date`` (same id, no
-  checkpoint); deletions (``MessageDeleted``) as ``Deletion(channel_id=…)``. The pipeline
+  checkpoint) when something an analyst sees changed: Telegram delivers every reaction
+  and view count as an edit with the same text and ``edit_date``; those are dropped,
+  compared with the last seen version (a small cache, else the archive). Deletions (``MessageDeleted``) as ``Deletion(channel_id=…)``. The pipeline
   stores a new version / marks ``deleted_at`` and sends follow-ups for messages with hits.
 
 Flood waits are waited out (logged with the channel), unreadable channels are reported
@@ -28,6 +36,7 @@ connection is re-established with backoff and followed by a catch-up of every ch
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -61,8 +70,17 @@ RECHECK_IDS = 100  # recently stored posts per channel re-fetched by gap-fill (e
 RECONNECT_MIN = 1.0
 RECONNECT_MAX = 300.0
 PROGRESS_EVERY = 1000  # log the progress of long history reads
+SEEN_CACHE = 2000  # per channel: last seen (edit date, text digest), to drop edits that change nothing
+# Peer kinds watched: channels and supergroups number their messages per channel, so
+# "the next id is synced + 1" tells a gap. Private chats and basic groups number messages per
+# *account* (every chat shares one counter): that test fails for nearly every message there.
+WATCHED_KINDS = ("channel", "megagroup")
 
 Sleep = Callable[[float], Awaitable[Any]]
+
+
+UNWATCHED_KIND = ("a private chat or basic group: not watched (their message ids are numbered per account, "
+                  "so gaps cannot be told); watch channels and supergroups")
 
 
 def parse_backfill(value: str | int) -> tuple[str, float]:
@@ -80,6 +98,26 @@ def parse_backfill(value: str | int) -> tuple[str, float]:
         raise ValueError(f"sources.telegram.backfill: {exc} (or a message count such as 500)") from None
 
 
+def check_channel_refs(refs: list[str]) -> None:
+    """Refuse numeric references to private chats and basic groups (config validation);
+    a username that turns out to be one is reported when it is resolved."""
+    from telethon import utils
+
+    from .channels import parse_ref
+
+    for i, ref in enumerate(refs):
+        try:
+            parsed = parse_ref(str(ref))
+        except Exception:
+            continue  # the resolver reports unusable references by name
+        if isinstance(parsed, int):
+            _real, peer_type = utils.resolve_id(parsed)
+            if peer_type is not types.PeerChannel:
+                kind = "basic group" if peer_type is types.PeerChat else "private chat"
+                raise ValueError(f"sources.telegram.channels[{i}]: {ref} is a {kind}; only channels and "
+                                 f"supergroups are watched (see docs/telegram.md)")
+
+
 @dataclass
 class ChannelState:
     info: ChannelInfo
@@ -87,19 +125,31 @@ class ChannelState:
     checkpointed: int = 0  # highest id emitted with a checkpoint
     backfilled: bool = False  # the first history read has completed
     ahead: set[int] = field(default_factory=set)  # emitted live beyond `synced`, checkpoint pending
+    committed: int | None = None  # highest checkpoint the archive committed (on_commit)
     recent: OrderedDict[int, str | None] = field(default_factory=OrderedDict)  # id -> edit date
+    seen: OrderedDict[int, tuple[str | None, str]] = field(default_factory=OrderedDict)  # id -> (edit date, text digest)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     error: str | None = None
 
-    def remember(self, message_id: int, edit_date: str | None) -> None:
+    def remember(self, message_id: int, edit_date: str | None, text: str | None = None) -> None:
         self.recent[message_id] = edit_date
         self.recent.move_to_end(message_id)
         while len(self.recent) > RECHECK_IDS:
             self.recent.popitem(last=False)
+        if text is not None:
+            self.seen[message_id] = (edit_date, digest(text))
+            self.seen.move_to_end(message_id)
+            while len(self.seen) > SEEN_CACHE:
+                self.seen.popitem(last=False)
 
     def forget(self, message_id: int) -> None:
         self.recent.pop(message_id, None)
+        self.seen.pop(message_id, None)
         self.ahead.discard(message_id)
+
+
+def digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
 async def _aiter(items: Iterable[Any]) -> AsyncIterator[Any]:
@@ -143,6 +193,7 @@ class TelegramSource(Source):
         self.gateway = gateway
         self.media = media
         self.backfill = parse_backfill(cfg.backfill)
+        check_channel_refs(list(cfg.channels))
         self._sleep = sleep
         self._now = now or (lambda: datetime.now(timezone.utc))
         self._ctx: SourceContext | None = None
@@ -155,6 +206,7 @@ class TelegramSource(Source):
         self.flood_waits = 0
         self.last_gapfill: str | None = None
         self.username_lookups = 0
+        self.unchanged_edits = 0  # edits dropped: only reactions/views changed
         self.ready = asyncio.Event()  # set once the start-up catch-up of every channel is done
 
     # -- public ---------------------------------------------------------------------
@@ -222,6 +274,8 @@ class TelegramSource(Source):
             "unavailable": dict(self._unavailable),
             "channel_errors": {s.info.label: s.error for s in self._channels.values() if s.error},
             "flood_waits": self.flood_waits,
+            "unchanged_edits": self.unchanged_edits,
+            "media_flood_skipped": self.media.flood_skipped if self.media is not None else 0,
             "last_gapfill": self.last_gapfill,
         }
 
@@ -333,6 +387,9 @@ class TelegramSource(Source):
                 if is_auth_error(exc):
                     raise auth_error(exc) from None
                 raise
+            if info.kind not in WATCHED_KINDS:
+                self._report_unavailable(ref, UNWATCHED_KIND)
+                continue
             if info.channel_id in channels:
                 log.warning("telegram channel configured twice", channel=ref, same_as=channels[info.channel_id].info.ref)
                 continue
@@ -358,17 +415,17 @@ class TelegramSource(Source):
         value = ctx.checkpoint(SOURCE, info.channel_id)
         state = ChannelState(info)
         if value is not None and str(value).isdigit():
-            state.synced = state.checkpointed = int(value)
+            state.synced = state.checkpointed = state.committed = int(value)
             state.backfilled = True
         with ctx.archive.lock:
             rows = ctx.archive.conn.execute(
-                "SELECT message_id, edit_date FROM messages WHERE platform=? AND channel_id=? AND deleted_at IS NULL"
-                " ORDER BY id DESC LIMIT ?",
+                "SELECT message_id, edit_date, text FROM messages WHERE platform=? AND channel_id=?"
+                " AND deleted_at IS NULL ORDER BY id DESC LIMIT ?",
                 (SOURCE, info.channel_id, RECHECK_IDS),
             ).fetchall()
-        for mid, edit_date in reversed(rows):
+        for mid, edit_date, text in reversed(rows):
             if str(mid).isdigit():
-                state.remember(int(mid), edit_date)
+                state.remember(int(mid), edit_date, text)
         return state
 
     def _report_unavailable(self, ref: str, reason: str) -> None:
@@ -407,6 +464,12 @@ class TelegramSource(Source):
     async def _catch_up_locked(self, state: ChannelState) -> None:
         """Read the channel's history after ``synced`` (or the backfill window), oldest first."""
         info = state.info
+        if state.committed is not None and state.synced is not None and state.committed < state.synced \
+                and not state.ahead:
+            # Handed on but not committed (a batch that rolled back): read those again.
+            log.info("telegram re-reading posts not committed", channel=info.label,
+                     committed=state.committed, handed_on=state.synced)
+            state.synced = state.checkpointed = state.committed
         while True:
             try:
                 if state.synced is not None:
@@ -415,6 +478,7 @@ class TelegramSource(Source):
                     )
                 else:
                     await self._first_backfill(state)
+                    await self._first_checkpoint(state)
                 state.backfilled = True
                 return
             except Exception as exc:
@@ -439,6 +503,19 @@ class TelegramSource(Source):
         since = self._now() - timedelta(seconds=amount)
         log.info("telegram backfill", channel=state.info.label, since=iso(since))
         await self._read(state, self.gateway.iter_messages(peer, reverse=True, offset_date=since))
+
+    async def _first_checkpoint(self, state: ChannelState) -> None:
+        """After the first backfill: a checkpoint even when it stored nothing, so a restart
+        reads what was posted while the daemon was down (not a new backfill window)."""
+        if state.synced is None:  # nothing in the window: the newest id (0: an empty channel)
+            state.synced = 0
+            async for m in self.gateway.iter_messages(state.info.peer, limit=1):
+                state.synced = m.id
+        if state.checkpointed >= state.synced:
+            return  # the last stored post carries it
+        assert self._ctx is not None
+        await asyncio.to_thread(self._ctx.archive.set_checkpoint, SOURCE, state.info.channel_id, str(state.synced))
+        state.checkpointed = state.committed = state.synced
 
     async def _read(self, state: ChannelState, messages: AsyncIterator[Any]) -> None:
         """Emit history messages (ascending ids) with their checkpoints, advancing ``synced``."""
@@ -485,7 +562,27 @@ class TelegramSource(Source):
             await self._emit_deletion(info.channel_id, deleted)
 
     # -- emitting --------------------------------------------------------------------------
-    async def _emit_message(self, state: ChannelState, tl_msg: Any, *, checkpoint: bool) -> None:
+    async def _unchanged(self, state: ChannelState, mid: int, edit_date: str | None, text: str) -> bool:
+        """True when the stored version has the same edit date and text (a reaction, a view
+        count): nothing an analyst sees changed."""
+        known = state.seen.get(mid)
+        if known is None and self._ctx is not None:
+            ctx = self._ctx
+
+            def lookup() -> Any:
+                with ctx.archive.lock:
+                    return ctx.archive.conn.execute(
+                        "SELECT edit_date, text FROM messages WHERE platform=? AND channel_id=? AND message_id=?"
+                        " ORDER BY id DESC LIMIT 1", (SOURCE, state.info.channel_id, str(mid))).fetchone()
+
+            row = await asyncio.to_thread(lookup)
+            if row is not None:
+                known = (row[0], digest(row[1] or ""))
+                state.seen[mid] = known
+        return known is not None and known == (edit_date, digest(text))
+
+    async def _emit_message(self, state: ChannelState, tl_msg: Any, *, checkpoint: bool,
+                            edit: bool = False) -> None:
         ctx = self._ctx
         assert ctx is not None
         try:
@@ -498,15 +595,29 @@ class TelegramSource(Source):
                 error=f"{type(exc).__name__}: {exc}",
             )
             return
+        edited = iso(msg.edit_date) if msg.edit_date else None
+        if edit and await self._unchanged(state, tl_msg.id, edited, msg.text):
+            log.debug("telegram edit changes nothing shown (reactions, views); dropped",
+                      channel=state.info.label, message_id=tl_msg.id)
+            self.unchanged_edits += 1
+            return
         if self.media is not None and msg.media:
-            stored = [await self.media.store(self.gateway, tl_msg, m) for m in msg.media]
+            stored = [await self.media.store(self.gateway, tl_msg, m, sleep=self._sleep) for m in msg.media]
             msg = replace(msg, media=tuple(stored))
         cp = None
         if checkpoint and tl_msg.id > state.checkpointed:
             cp = (state.info.channel_id, str(tl_msg.id))
             state.checkpointed = tl_msg.id
-        state.remember(tl_msg.id, iso(msg.edit_date) if msg.edit_date else None)
-        await ctx.emit(Envelope(msg, SOURCE, cp))
+        state.remember(tl_msg.id, edited, msg.text)
+        on_commit = self._committer(state, tl_msg.id) if cp is not None else None
+        await ctx.emit(Envelope(msg, SOURCE, cp, on_commit=on_commit))
+
+    @staticmethod
+    def _committer(state: ChannelState, mid: int) -> Callable[[], None]:
+        def on_commit() -> None:
+            if state.committed is None or mid > state.committed:
+                state.committed = mid
+        return on_commit
 
     async def _emit_deletion(self, channel_id: str | None, ids: Iterable[int]) -> None:
         assert self._ctx is not None
@@ -542,10 +653,10 @@ class TelegramSource(Source):
         mid = tl_msg.id
         async with state.lock:
             if state.synced is not None and (mid <= state.synced or mid in state.ahead):
-                if edit:  # an edit of a post already read: a new version
-                    await self._emit_message(state, tl_msg, checkpoint=False)
+                if edit:  # an edit of a post already read: a new version (if anything shown changed)
+                    await self._emit_message(state, tl_msg, checkpoint=False, edit=True)
                 return  # a new message already read from history
-            if not edit and state.backfilled and (state.synced is None or mid == state.synced + 1):
+            if not edit and state.backfilled and state.synced is not None and mid == state.synced + 1:
                 await self._emit_message(state, tl_msg, checkpoint=True)
                 state.synced = mid
                 return
@@ -577,35 +688,4 @@ class TelegramSource(Source):
                     state.forget(mid)
             log.info("telegram posts deleted", channel=state.info.label, ids=list(update.messages))
             await self._emit_deletion(state.info.channel_id, update.messages)
-        elif isinstance(update, types.UpdateDeleteMessages):
-            await self._deleted_without_chat(list(update.messages))
-
-    async def _deleted_without_chat(self, ids: list[int]) -> None:
-        """Telegram does not say where a private-chat / basic-group message was deleted (ids
-        are unique per account there): find the configured non-channel chats that have them."""
-        chats = [s for s in self._channels.values() if s.info.kind in ("chat", "user")]
-        if not chats or not ids:
-            return
-        ctx = self._ctx
-        assert ctx is not None
-        wanted = {str(i) for i in ids}
-        found: dict[str, set[int]] = {}
-        for s in chats:
-            for mid in ids:
-                if mid in s.recent:
-                    found.setdefault(s.info.channel_id, set()).add(mid)
-        marks = ",".join("?" * len(chats))
-        id_marks = ",".join("?" * len(wanted))
-        with ctx.archive.lock:
-            rows = ctx.archive.conn.execute(
-                f"SELECT channel_id, message_id FROM messages WHERE platform=? AND channel_id IN ({marks})"
-                f" AND message_id IN ({id_marks})",
-                (SOURCE, *[s.info.channel_id for s in chats], *sorted(wanted)),
-            ).fetchall()
-        for cid, mid in rows:
-            found.setdefault(cid, set()).add(int(mid))
-        for cid, mids in found.items():
-            state = self._channels[cid]
-            for mid in mids:
-                state.forget(mid)
-            await self._emit_deletion(cid, mids)
+        # UpdateDeleteMessages (private chats, basic groups) names no chat: not watched.

@@ -74,12 +74,18 @@ def endpoint_of(path: str) -> str:
     return USERS
 
 
-def _page_params(since_id: str | None, start_time: str | None) -> dict[str, Any]:
+# The smallest max_results each endpoint accepts (X answers 400 below it).
+MIN_PAGE = {TIMELINE: 5, SEARCH: 10}
+
+
+def _page_params(since_id: str | None, start_time: str | None, until_id: str | None = None,
+                 max_results: int | None = None) -> dict[str, Any]:
     """What every timeline/search page asks for: resume point, page size, expansions, fields."""
     return {
         "since_id": since_id,
-        "start_time": None if since_id else start_time,  # since_id wins; start_time only on a first poll
-        "max_results": PAGE_SIZE,
+        "start_time": None if since_id else start_time,  # since_id wins; start_time only without one
+        "until_id": until_id,  # reading a gap below posts already read
+        "max_results": max_results or PAGE_SIZE,
         "expansions": EXPANSIONS,
         "tweet_fields": TWEET_FIELDS,
         "user_fields": USER_FIELDS,
@@ -198,14 +204,17 @@ class XApi:
 
     async def user_tweets(
         self, user_id: str, *, since_id: str | None = None, start_time: str | None = None,
-        pagination_token: str | None = None,
+        pagination_token: str | None = None, until_id: str | None = None, max_results: int | None = None,
     ) -> dict[str, Any]:
         return await self.client.get_users_tweets(
-            user_id, pagination_token=pagination_token, **_page_params(since_id, start_time)
+            user_id, pagination_token=pagination_token,
+            **_page_params(since_id, start_time, until_id, max_results),
         )
 
     async def search_recent(
         self, query: str, *, since_id: str | None = None, start_time: str | None = None,
-        next_token: str | None = None,
+        next_token: str | None = None, until_id: str | None = None, max_results: int | None = None,
     ) -> dict[str, Any]:
-        return await self.client.search_recent_tweets(query, next_token=next_token, **_page_params(since_id, start_time))
+        return await self.client.search_recent_tweets(
+            query, next_token=next_token, **_page_params(since_id, start_time, until_id, max_results)
+        )

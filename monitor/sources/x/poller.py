@@ -64,11 +64,43 @@ class UsageCapped(XRequestError):
 
 
 class RequestFailed(XRequestError):
-    """Retries exhausted (``permanent=False``) or a request X will never accept (``permanent=True``)."""
+    """Retries exhausted (``permanent=False``) or a request X will never accept (``permanent=True``).
 
-    def __init__(self, endpoint: str, message: str, *, permanent: bool = False) -> None:
+    ``parameters`` names the request parameters X's 400 complained about; one the source
+    computes itself (``since_id``, ``start_time``, ...) is not permanent: the source asks again
+    another way (a ``since_id`` that fell out of the 7-day search window, for instance)."""
+
+    def __init__(self, endpoint: str, message: str, *, permanent: bool = False,
+                 parameters: frozenset[str] = frozenset()) -> None:
         super().__init__(endpoint, message)
         self.permanent = permanent
+        self.parameters = parameters
+
+
+# Parameters the source computes (resume points, page size): a 400 naming one of them is
+# the source's to fix, not a bad query of the user's.
+COMPUTED_PARAMETERS = frozenset({"since_id", "until_id", "start_time", "end_time", "max_results",
+                                 "next_token", "pagination_token"})
+
+
+def bad_parameters(body: dict[str, Any]) -> frozenset[str]:
+    names: set[str] = set()
+    for err in body.get("errors") or []:
+        params = err.get("parameters") if isinstance(err, dict) else None
+        if isinstance(params, dict):
+            names.update(str(k) for k in params)
+    return frozenset(names)
+
+
+def reset_header(exc: HTTPException) -> int | None:
+    """``x-rate-limit-reset`` of a failed response, read from the headers (tweepy < 4.17 has
+    no ``TooManyRequests.reset_time``)."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    try:
+        value = headers.get("x-rate-limit-reset")
+        return int(value) if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 async def error_body(exc: HTTPException) -> dict[str, Any]:
@@ -157,11 +189,13 @@ class Caller:
                 if rate_waits > p.max_rate_waits:
                     raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]} still rate limited after "
                                         f"{p.max_rate_waits} waits") from None
-                await self._wait(endpoint, self._rate_delay(endpoint, exc.reset_time, rate_waits),
+                await self._wait(endpoint, self._rate_delay(endpoint, reset_header(exc), rate_waits),
                                  "429 Too Many Requests")
             except (BadRequest, NotFound) as exc:
                 body = await error_body(exc)
-                raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]}: {_detail(body, exc)}", permanent=True) from None
+                params = bad_parameters(body)
+                raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]}: {_detail(body, exc)}",
+                                    permanent=not (params & COMPUTED_PARAMETERS), parameters=params) from None
             except TwitterServerError as exc:
                 attempts = await self._backoff(endpoint, attempts, f"{exc.response.status} server error")
             except HTTPException as exc:  # another 4xx
@@ -213,27 +247,40 @@ class Caller:
 
 @dataclass
 class Fetched:
-    """All pages one poll of one target returned (newest first, as X sends them)."""
+    """All pages one read of one target returned (newest first, as X sends them)."""
 
     pages: list[dict[str, Any]] = field(default_factory=list)
     reads: int = 0  # posts received (what counts against the monthly cap)
-    truncated: bool = False  # stopped with a next_token left (page or budget limit)
+    truncated: bool = False  # stopped with posts left unread (page or budget limit)
+    budget_hit: bool = False  # ... because the read budget was used up
     errors: list[dict[str, Any]] = field(default_factory=list)  # partial errors in 200 bodies
 
 
 async def fetch_pages(
     caller: Caller,
     endpoint: str,
-    request: Callable[[str | None], Awaitable[dict[str, Any]]],
+    request: Callable[[str | None, int], Awaitable[dict[str, Any]]],
     *,
     max_pages: int,
     max_reads: int | None = None,
+    page_size: int = 100,
+    min_page: int = 1,
 ) -> Fetched:
-    """Follow ``meta.next_token`` until the last page, ``max_pages`` or ``max_reads``."""
+    """Follow ``meta.next_token`` until the last page, ``max_pages`` or ``max_reads``.
+
+    The budget is checked *before* each page: a page asks for no more posts than are left
+    (``max_results``), and none is asked for when fewer are left than the endpoint's smallest
+    page (``min_page``), so the reads never go over ``max_reads``."""
     out = Fetched()
     token: str | None = None
     while True:
-        page = await caller.call(endpoint, lambda: request(token))
+        size = page_size
+        if max_reads is not None:
+            size = min(size, max_reads - out.reads)
+            if size < min_page:
+                out.truncated = out.budget_hit = True
+                return out
+        page = await caller.call(endpoint, lambda: request(token, size))
         if not isinstance(page, dict):
             raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]}: unexpected response {type(page).__name__}")
         out.pages.append(page)
@@ -242,6 +289,6 @@ async def fetch_pages(
         token = (page.get("meta") or {}).get("next_token")
         if not token:
             return out
-        if len(out.pages) >= max_pages or (max_reads is not None and out.reads >= max_reads):
+        if len(out.pages) >= max_pages:
             out.truncated = True
             return out

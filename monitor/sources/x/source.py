@@ -3,8 +3,16 @@
 Each poll round fetches, per target (an account or a search query), every post newer than
 its checkpoint (``since_id``) following ``meta.next_token``, then emits the Messages
 oldest first; the checkpoint travels with the message that advances it, so it is
-committed together with what is stored. Account timelines and searches run as two
-concurrent parts: a 429 or a 403 in one does not hold up the other.
+committed together with what is stored, and the in-memory ``since_id`` advances only when
+the pipeline says that message committed (``Envelope.on_commit``). Account timelines and
+searches run as two concurrent parts: a 429 or a 403 in one does not hold up the other.
+
+Nothing is skipped when a poll is cut short (page limit, read budget): X sends the newest
+posts first, so the posts between the old ``since_id`` and the oldest post read are kept as
+a *gap* in the checkpoint (``{"since_id": ..., "gaps": [...]}``) and read on the next polls
+with ``until_id`` (newest first inside the gap, continuing downwards). A search whose
+``since_id`` fell out of the 7-day window of recent search asks from the window's start
+(``start_time``) instead; what lay before it cannot be read and is reported.
 
 The daemon's APScheduler runs :meth:`XSource.poll_all` every ``effective_interval``
 seconds (the configured interval, or longer when ``monthly_read_cap`` requires it).
@@ -13,6 +21,7 @@ seconds (the configured interval, or longer when ``monthly_read_cap`` requires i
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,9 +35,9 @@ from ...model import iso
 from ..base import Envelope, Source, SourceContext, SourceStopped
 from . import budget
 from .accounts import Account, parse_accounts, resolve_accounts
-from .client import ENDPOINTS, SEARCH, TIMELINE, USERS, XApi
+from .client import ENDPOINTS, MIN_PAGE, PAGE_SIZE, SEARCH, TIMELINE, USERS, XApi
 from .convert import page_items
-from .poller import Caller, EndpointForbidden, RequestFailed, UsageCapped, fetch_pages
+from .poller import Caller, EndpointForbidden, Fetched, RequestFailed, UsageCapped, fetch_pages
 
 log = get_logger("claimwatch.x")
 
@@ -45,6 +54,66 @@ class _Stopping(Exception):
     """ctx.stop was set while waiting."""
 
 
+TWITTER_EPOCH_MS = 1288834974657
+
+
+def snowflake_time(post_id: int) -> datetime:
+    """When X minted a post id (the top bits of a snowflake are milliseconds since 2010-11-04)."""
+    return datetime.fromtimestamp(((post_id >> 22) + TWITTER_EPOCH_MS) / 1000, tz=timezone.utc)
+
+
+def _fmt(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Posts not read yet: ids above ``after`` (or from ``start``) and below ``before``."""
+
+    before: int
+    after: int | None = None
+    start: str | None = None  # start_time when there is no lower id (a cut-short backfill)
+
+    def to_json(self) -> dict[str, str]:
+        d = {"before": str(self.before)}
+        if self.after is not None:
+            d["after"] = str(self.after)
+        if self.start is not None:
+            d["start"] = self.start
+        return d
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A target's checkpoint: the newest post read, and the gaps below it still to read."""
+
+    since_id: int | None = None
+    gaps: tuple[Gap, ...] = ()
+
+    def encode(self) -> str:
+        if not self.gaps:
+            return str(self.since_id) if self.since_id is not None else ""
+        return json.dumps({"since_id": str(self.since_id) if self.since_id is not None else None,
+                           "gaps": [g.to_json() for g in self.gaps]}, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, value: str | None) -> "Progress | None":
+        """The stored checkpoint (a bare id, as written before gaps existed, or JSON); None if unusable."""
+        if not value:
+            return None
+        if value.isdigit():
+            return cls(int(value))
+        try:
+            d = json.loads(value)
+            since = d.get("since_id")
+            gaps = tuple(Gap(int(g["before"]), int(g["after"]) if g.get("after") else None, g.get("start"))
+                         for g in d.get("gaps") or [])
+            return cls(int(since) if since else None, gaps)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            log.warning("x: unreadable checkpoint ignored", value=value[:200])
+            return None
+
+
 @dataclass
 class Target:
     kind: str  # TIMELINE | SEARCH
@@ -52,7 +121,9 @@ class Target:
     label: str
     user_id: str | None = None
     query: str | None = None
-    since_id: int | None = None  # newest post id emitted (may be ahead of the archive)
+    since_id: int | None = None  # newest post id the archive committed (from on_commit)
+    gaps: tuple[Gap, ...] = ()  # posts below since_id not read yet (committed with it)
+    loaded: bool = False  # the stored checkpoint has been read
     start_time: datetime | None = None  # first poll without a checkpoint
     disabled: str | None = None  # a request X will never accept (bad query)
     polls: int = 0
@@ -71,6 +142,7 @@ class XSource(Source):
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] | None = None  # default: asyncio sleep cut short by ctx.stop
     name: str = SOURCE
+    poll_max_pages: int = POLL_MAX_PAGES  # pages per target per poll (gaps included)
 
     stopped: dict[str, str] = field(default_factory=dict)  # part -> reason (403)
     usage: budget.Usage = field(default_factory=budget.Usage)
@@ -316,74 +388,177 @@ class XSource(Source):
                 else:
                     await self._error(f"{exc} ({target.label}; retried next poll)")
 
+    def _window_start(self) -> datetime:
+        """The oldest time recent search still covers (with a margin for the request's trip)."""
+        return self.now() - timedelta(seconds=SEARCH_WINDOW - SEARCH_WINDOW_MARGIN)
+
     async def _poll_target(self, target: Target) -> None:
         ctx = self._ctx
         assert ctx is not None
+        if not target.loaded:
+            stored = await asyncio.to_thread(self._read_checkpoint, target.key)
+            progress = Progress.decode(stored)
+            if progress is not None:
+                target.since_id, target.gaps = progress.since_id, progress.gaps
+            target.loaded = True
+        before = Progress(target.since_id, target.gaps)
         since = target.since_id
-        stored = await asyncio.to_thread(self._read_checkpoint, target.key)
-        if stored is not None and stored.isdigit() and (since is None or int(stored) > since):
-            since = int(stored)
-        start_time: str | None = None
         backfill = since is None and target.polls == 0  # first poll of a target with no checkpoint
+        pages_left = BACKFILL_MAX_PAGES if backfill else self.poll_max_pages
+        start_time: str | None = None
+        now = self.now()
         if since is None:
-            now = self.now()
             if target.start_time is None:
                 target.start_time = now - timedelta(seconds=self.backfill)
             start = target.start_time
             if target.kind == SEARCH:
-                start = max(start, now - timedelta(seconds=SEARCH_WINDOW - SEARCH_WINDOW_MARGIN))
-            start_time = start.strftime("%Y-%m-%dT%H:%M:%SZ")
-        since_s = str(since) if since is not None else None
+                start = max(start, self._window_start())
+            start_time = _fmt(start)
+        elif target.kind == SEARCH and snowflake_time(since) < self._window_start():
+            # X answers 400 to a since_id older than 7 days: ask from the window's start.
+            start_time = _fmt(self._window_start())
+            await self._error(
+                f"X: {target.label}: not polled since {_fmt(snowflake_time(since))}, beyond the 7 days recent "
+                f"search covers; posts before {start_time} cannot be read (reading from there)")
+            since = None
 
-        if target.kind == TIMELINE:
-            def request(token: str | None) -> Awaitable[dict[str, Any]]:
-                return self.api.user_tweets(target.user_id or "", since_id=since_s, start_time=start_time,
-                                            pagination_token=token)
-        else:
-            def request(token: str | None) -> Awaitable[dict[str, Any]]:
-                return self.api.search_recent(target.query or "", since_id=since_s, start_time=start_time,
-                                              next_token=token)
+        # 1. the head: everything newer than since_id (newest first)
+        try:
+            head = await self._fetch(target, since, start_time, None, pages_left)
+        except RequestFailed as exc:
+            if target.kind != SEARCH or since is None or "since_id" not in exc.parameters:
+                raise
+            # X judged the since_id too old (its clock, or a slow request): from the window's start.
+            start_time = _fmt(self._window_start())
+            await self._error(f"{exc} ({target.label}: asking from {start_time} instead)")
+            since = None
+            head = await self._fetch(target, None, start_time, None, pages_left)
+        pages_left -= len(head.pages)
+        self.usage.reads += head.reads
+        fetches = [head]
+        head_items = await self._items(target, head)
+        head_gap: Gap | None = None
+        if head.truncated and head_items:
+            oldest = min(it.post_id for it in head_items)
+            head_gap = Gap(oldest, since, start_time if since is None else None)
 
-        fetched = await fetch_pages(
-            self._caller, target.kind, request,
-            max_pages=BACKFILL_MAX_PAGES if backfill else POLL_MAX_PAGES,
-            max_reads=self._budget_left(),
-        )
-        self.usage.reads += fetched.reads
+        # 2. the gaps left by earlier polls (newest gap first), with the pages left
+        gaps = list(target.gaps)
+        gap_items: list[Any] = []
+        for gap in sorted(target.gaps, key=lambda g: g.before, reverse=True):
+            after, gstart = gap.after, gap.start
+            if target.kind == SEARCH:
+                window = self._window_start()
+                if snowflake_time(gap.before) < window:
+                    gaps.remove(gap)
+                    await self._error(
+                        f"X: {target.label}: posts before {_fmt(snowflake_time(gap.before))} were not read and "
+                        f"are now older than the 7 days recent search covers")
+                    continue
+            if pages_left <= 0 or head.budget_hit:
+                continue
+                if after is not None and snowflake_time(after) < window:
+                    after, gstart = None, _fmt(window)
+                elif after is None:
+                    gstart = _fmt(max(window, datetime.strptime(gstart, "%Y-%m-%dT%H:%M:%SZ").replace(
+                        tzinfo=timezone.utc))) if gstart else _fmt(window)
+            try:
+                got = await self._fetch(target, after, gstart, gap.before, pages_left)
+            except RequestFailed as exc:  # the gap stays for the next poll; the head is stored
+                await self._error(f"{exc} ({target.label}: gap left for the next poll)")
+                break
+            pages_left -= len(got.pages)
+            self.usage.reads += got.reads
+            fetches.append(got)
+            items = await self._items(target, got)
+            gaps.remove(gap)
+            if got.truncated and items:
+                gaps.append(Gap(min(it.post_id for it in items), gap.after, gap.start))
+            elif got.truncated:  # nothing read (budget): the gap stays as it was
+                gaps.append(gap)
+            gap_items.extend(items)
+            if got.budget_hit:
+                pages_left = 0
+        if head_gap is not None:
+            gaps.append(head_gap)
+
+        reads = sum(f.reads for f in fetches)
         if not backfill:
             self.usage.polls += 1
-            self.usage.poll_reads += fetched.reads
+            self.usage.poll_reads += reads
         target.polls += 1
+        for fetched in fetches:
+            for err in fetched.errors:  # e.g. a suspended or protected account: once per target
+                detail = str(err.get("detail") or err.get("title") or err)
+                if detail not in target.reported:
+                    target.reported.add(detail)
+                    await self._error(f"X: {target.label}: {detail}")
+        if head.truncated or any(f.truncated for f in fetches[1:]):
+            what = "backfill" if backfill else "poll"
+            why = "read budget" if any(f.budget_hit for f in fetches) else "page limit"
+            msg = (f"X: {target.label}: {what} stopped after {reads} posts ({why}); the older posts are kept "
+                   f"as a gap and read by the next polls")
+            log.warning(msg, gaps=len(gaps))
 
+        # 3. emit oldest first; per post the checkpoint says what is stored up to it
+        newest = max([it.post_id for it in head_items if it.latest], default=None)
+        final = Progress(newest if newest is not None and (since is None or newest > since) else since,
+                         tuple(gaps))
+        if final.since_id is None and before.since_id is not None:  # stale search since_id, nothing new
+            final = Progress(before.since_id, final.gaps)
+        items = sorted(gap_items, key=lambda it: (it.post_id, it.latest))
+        items += sorted(head_items, key=lambda it: (it.post_id, it.latest))
+        # Until the last post, gap progress is not claimed (conservative: a crash re-reads).
+        head_gaps = tuple(before.gaps) + ((head_gap,) if head_gap is not None else ())
+        in_head = {id(it) for it in head_items}
+        last_latest = max((i for i, it in enumerate(items) if it.latest), default=None)
+        running = before.since_id if since is not None else None
+        for i, item in enumerate(items):
+            progress: Progress | None = None
+            if i == last_latest:
+                progress = final
+            elif item.latest and id(item) in in_head and (running is None or item.post_id > running):
+                running = item.post_id
+                progress = Progress(running, head_gaps)
+            checkpoint = (target.key, progress.encode()) if progress is not None else None
+            on_commit = self._committer(target, progress) if progress is not None else None
+            await ctx.emit(Envelope(item.message, SOURCE, checkpoint, on_commit=on_commit))
+        if last_latest is None and final != before:
+            # Nothing to store, but the checkpoint changed (a gap found empty, a stale since_id).
+            await asyncio.to_thread(self._write_checkpoint, target.key, final.encode())
+            target.since_id, target.gaps = final.since_id, final.gaps
+        if items:
+            log.info("x: polled", target=target.label, posts=len(items), since_id=since,
+                     newest=final.since_id, gaps=len(final.gaps))
+
+    def _committer(self, target: Target, progress: Progress) -> Callable[[], None]:
+        def on_commit() -> None:
+            if target.since_id is None or progress.since_id is None or progress.since_id >= target.since_id:
+                target.since_id, target.gaps = progress.since_id, progress.gaps
+        return on_commit
+
+    async def _fetch(self, target: Target, since: int | None, start_time: str | None, until: int | None,
+                     max_pages: int) -> Fetched:
+        since_s = str(since) if since is not None else None
+        until_s = str(until) if until is not None else None
+        if target.kind == TIMELINE:
+            def request(token: str | None, size: int) -> Awaitable[dict[str, Any]]:
+                return self.api.user_tweets(target.user_id or "", since_id=since_s, start_time=start_time,
+                                            until_id=until_s, pagination_token=token, max_results=size)
+        else:
+            def request(token: str | None, size: int) -> Awaitable[dict[str, Any]]:
+                return self.api.search_recent(target.query or "", since_id=since_s, start_time=start_time,
+                                              until_id=until_s, next_token=token, max_results=size)
+        return await fetch_pages(self._caller, target.kind, request, max_pages=max(1, max_pages),
+                                 max_reads=self._budget_left(), page_size=PAGE_SIZE,
+                                 min_page=MIN_PAGE[target.kind])
+
+    async def _items(self, target: Target, fetched: Fetched) -> list[Any]:
         bad: list[str] = []
         items = [it for page in fetched.pages for it in page_items(page, bad)]
         for reason in bad:
             await self._error(f"X: {target.label}: post skipped: {reason}")
-        for err in fetched.errors:  # e.g. a suspended or protected account: once per target
-            detail = str(err.get("detail") or err.get("title") or err)
-            if detail not in target.reported:
-                target.reported.add(detail)
-                await self._error(f"X: {target.label}: {detail}")
-        if fetched.truncated:
-            what = "backfill" if backfill else "poll"
-            msg = (f"X: {target.label}: {what} stopped after {fetched.reads} posts "
-                   f"({'read budget' if self._budget_left() == 0 else 'page limit'}); older posts were not read")
-            if backfill:
-                log.warning(msg)
-            else:
-                await self._error(msg)
-
-        items.sort(key=lambda it: (it.post_id, it.latest))
-        newest = since
-        for item in items:
-            checkpoint = None
-            if item.latest and (newest is None or item.post_id > newest):
-                newest = item.post_id
-                checkpoint = (target.key, str(newest))
-            await ctx.emit(Envelope(item.message, SOURCE, checkpoint))
-        target.since_id = newest
-        if items:
-            log.info("x: polled", target=target.label, posts=len(items), since_id=since_s, newest=newest)
+        return items
 
     # -- budget ---------------------------------------------------------------
     def _budget_key(self, now: datetime) -> str:
@@ -436,6 +611,11 @@ class XSource(Source):
         assert self._ctx is not None
         with self._ctx.archive.lock:
             return self._ctx.checkpoint(SOURCE, channel)
+
+    def _write_checkpoint(self, channel: str, value: str) -> None:
+        """(in a worker thread) a checkpoint that changed without a post to carry it."""
+        assert self._ctx is not None
+        self._ctx.archive.set_checkpoint(SOURCE, channel, value)
 
     async def _error(self, message: str) -> None:
         self.errors += 1
