@@ -127,6 +127,15 @@ def main() -> None:
         major = sum(max(Counter(evs).values()) for evs in groups.values())
         purity[col] = major / max(1, sum(len(v) for v in groups.values()))
     events = len({v[2] for v in hit_at.values()})
+    # family recall: an event's claim and its copies (exact and trimmed) in one family
+    claim_fams: dict[int, set[int]] = {}
+    for rowid, fid in conn.execute("SELECT message_rowid, family_id FROM incident_messages WHERE kind='claim'"):
+        claim_fams.setdefault(hit_at[rowid][2], set()).add(fid)
+    n_claims = Counter(v[2] for v in hit_at.values() if v[0] == "claim")
+    multi = [ev for ev, n in n_claims.items() if n > 1 and ev in claim_fams]
+    recall = sum(1 for ev in multi if len(claim_fams[ev]) == 1) / max(1, len(multi))
+    purity["recall"] = recall
+    print(f"family recall: {recall:.4f} of {len(multi):,} events with copies of their claim have them in one family")
     print(f"purity: incidents {purity['incident_id']:.4f}, families {purity['family_id']:.4f}"
           f" ({events:,} events made)")
     t = time.perf_counter()
@@ -146,7 +155,7 @@ def main() -> None:
     print(json.dumps({"messages": args.messages, "hits": len(todo), "hits_per_s": round(len(todo) / secs),
                       "hits_per_cpu_s": round(len(todo) / cpu),
                       "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 1), "incident_purity": round(purity["incident_id"], 4),
-                      "family_purity": round(purity["family_id"], 4), "state_load_s": round(load_s, 2)}))
+                      "family_purity": round(purity["family_id"], 4), "family_recall": round(purity["recall"], 4), "state_load_s": round(load_s, 2)}))
     archive.close()
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from itertools import chain
 from dataclasses import dataclass
 from datetime import date as date_cls, datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
@@ -41,6 +42,7 @@ _UNSET = object()
 NEAR_CANDIDATES = 16  # LSH candidates verified per new text
 NEAR_VERIFIED = 4  # of those the estimate accepts, compared on their actual shingles
 SHINGLE_CACHE = 4096  # texts whose shingles are kept after a comparison
+RECENT_TEXTS = 2048  # texts whose words, key and places are kept (reposts are frequent)
 BAND_CAP = 32  # of a crowded band (template text), only its newest texts are candidates
 
 
@@ -154,7 +156,7 @@ class _State:
         self.texts: dict[str, int] = {}  # fingerprint / "fwd:<key>" -> family id
         self.sig_family: list[int] = []  # per indexed signature (row of sig_values): its family
         self.sig_rowid: list[int | None] = []  # ... and the message that brought the text
-        self.sig_values: list[np.ndarray] = []
+        self.sig_mat = np.zeros((1024, fam.NUM_PERM), dtype=np.uint64)  # row i: signature i (grows by doubling)
         self.sig_shingles: list[int] = []
         self.bands: dict[int, list[int]] = {}  # band key -> signature rows (oldest first)
         self.shingle_cache: dict[int, tuple[str, set[bytes]]] = {}  # rowid -> text, shingles (recently compared)
@@ -215,7 +217,7 @@ class _State:
                 sig = fam.Signature.from_blob(blob)
                 mat[i] = sig.values
                 s.sig_shingles.append(sig.shingles)
-            s.sig_values = list(mat)
+            s.sig_mat = np.concatenate([mat, np.zeros((max(1024, len(blobs)), n_perm), dtype=np.uint64)])
             bands = s.bands
             for row, v in enumerate(mat.tolist()):
                 for k in (hash((b, *v[b * fam.ROWS:(b + 1) * fam.ROWS])) for b in range(fam.BANDS)):
@@ -277,7 +279,9 @@ class _State:
         row = len(self.sig_family)
         self.sig_family.append(family_id)
         self.sig_rowid.append(rowid)
-        self.sig_values.append(sig.values)
+        if row >= len(self.sig_mat):
+            self.sig_mat = np.concatenate([self.sig_mat, np.zeros_like(self.sig_mat)])
+        self.sig_mat[row] = sig.values
         self.sig_shingles.append(sig.shingles)
         bands = self.bands
         for k in sig.band_keys():
@@ -288,31 +292,26 @@ class _State:
                 lst.append(row)
 
     def near_family(self, conn: sqlite3.Connection, sig: fam.Signature, ws: list[str],
-                    pending: Mapping[int, str]) -> tuple[int, str] | None:
+                    pending: Mapping[int, str]) -> list[tuple[int, str]]:
         """The family of the earliest-seen near copy of ``sig`` (at most NEAR_CANDIDATES texts
         checked: those sharing most bands; of a crowded band only its newest BAND_CAP texts).
         The MinHash estimate only preselects: the texts it accepts are read (one SELECT, or
         ``pending`` for this transaction's) and compared on their actual shingles, so templated
         texts (two claims that differ in the city and the toll) are not taken for copies.
-        Returns the family and the text it matched."""
+        Returns the families matched (with the text that matched), most similar first."""
         keys = sig.band_keys()
-        counter: Counter[int] = Counter()
         bands = self.bands
-        for k in keys:
-            lst = bands.get(k)
-            if lst:
-                counter.update(lst[-BAND_CAP:] if len(lst) > BAND_CAP else lst)
-        if not counter:
-            return None
-        rows = [r for r, _n in counter.most_common(NEAR_CANDIDATES)]
-        vals = np.stack([self.sig_values[r] for r in rows])
-        ok = fam.similar_many(sig, vals, np.array([self.sig_shingles[r] for r in rows]))
-        if not ok.any():
-            return None
+        got = [lst[-BAND_CAP:] for k in keys if (lst := bands.get(k))]
+        if not got:
+            return []
+        counter = Counter(chain.from_iterable(got))
+        rows = sorted(counter, key=counter.__getitem__, reverse=True)[:NEAR_CANDIDATES] if len(counter) > NEAR_CANDIDATES \
+            else list(counter)
+        ok = fam.similar_many(sig, self.sig_mat[rows], np.array([self.sig_shingles[r] for r in rows]))
+        if not ok:
+            return []
         # the likeliest first (estimated Jaccard), at most NEAR_VERIFIED of them read and compared
-        est = np.count_nonzero(vals == sig.values, axis=1)
-        order = sorted((i for i in range(len(rows)) if ok[i]), key=lambda i: -int(est[i]))[:NEAR_VERIFIED]
-        rows = [rows[i] for i in order]
+        rows = [rows[i] for i, _e in sorted(ok, key=lambda t: -t[1])[:NEAR_VERIFIED]]
         cache = self.shingle_cache
         texts = {rid: pending[rid] for r in rows if (rid := self.sig_rowid[r]) in pending}
         todo = [rid for r in rows if (rid := self.sig_rowid[r]) is not None and rid not in texts and rid not in cache]
@@ -320,7 +319,7 @@ class _State:
             texts.update(conn.execute(
                 f"SELECT id, text FROM messages WHERE id IN ({','.join('?' * len(todo))})", todo).fetchall())
         mine = sig.shingle_set if sig.shingle_set is not None else fam.shingles(ws)
-        best: tuple[str, int, str] | None = None
+        found: dict[int, tuple[float, str, str]] = {}  # family -> (similarity, first date, text)
         for r in rows:
             rid = self.sig_rowid[r]
             got = cache.get(rid)
@@ -331,12 +330,14 @@ class _State:
                 got = cache[rid] = (text, fam.shingles(fam.words(text)))
                 if len(cache) > SHINGLE_CACHE:
                     del cache[next(iter(cache))]
-            if not fam.near_copy(mine, got[1]):
+            sim = fam.near_copy(mine, got[1])
+            if not sim:
                 continue
             f = self.families.get(self.sig_family[r])
-            if f is not None and (best is None or f.first_date < best[0]):
-                best = (f.first_date, f.id, got[0])
-        return (best[1], best[2]) if best else None
+            if f is not None and (f.id not in found or sim > found[f.id][0]):
+                found[f.id] = (sim, f.first_date, got[0])
+        order = sorted(found.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+        return [(fid, text) for fid, (_s, _d, text) in order]
 
 
 @dataclass
@@ -362,6 +363,7 @@ class IncidentTracker:
         self._gaz = gazetteer
         self._state: _State | None = None
         self._in_tx = False
+        self._recent: dict[str, tuple[list[str], str | None, list[Place]]] = {}  # text -> words, key, places
         self._reset_pending()
 
     def _reset_pending(self) -> None:
@@ -516,9 +518,15 @@ class IncidentTracker:
             existing = self._member(conn, m.rowid)
             if existing is not None:
                 return self._update_member(st, m, existing, now)
-        ws = fam.words(m.text)
-        fp = fam.fingerprint(ws)
+        recent = self._recent.get(m.text)  # the same text again (a repost): words, key, places known
+        if recent is not None:
+            ws, fp, places = recent
+        else:
+            ws = fam.words(m.text)
+            fp = fam.fingerprint(ws)
+            places = None
         sig: Any = _UNSET
+        near: list[tuple[int, str]] = []
         family_id, how, origin = None, "", None
         # 1. the family of a text it copies
         fwd_keys = self._forward_keys(m)
@@ -535,19 +543,25 @@ class IncidentTracker:
             sig = fam.signature(ws)
             if sig is not None:
                 near = st.near_family(conn, sig, ws, self._pending_texts)
-                if near is not None:
-                    family_id, how = near[0], "near-copy"
-                    if not self._in_window(st.incidents.get(st.families[family_id].incident), m.date) \
-                            and not fam.same_numbers(ws, fam.words(near[1])):
-                        family_id, how = None, ""  # months later, another toll: the same template, another event
-        places: list[Place] = self.gazetteer.find(m.text, ws)
+        if places is None:
+            places = self.gazetteer.find(m.text, ws)
+            recents = self._recent
+            recents[m.text] = (ws, fp, places)
+            if len(recents) > RECENT_TEXTS:
+                del recents[next(iter(recents))]
+        for fid, text in near:
+            inc = st.incidents.get(st.families[fid].incident)
+            if inc is None or (barred and inc.id in barred) or _other_city(places, inc):
+                continue  # the same template about another attack
+            if not self._in_window(inc, m.date) and not fam.same_numbers(ws, fam.words(text)):
+                continue  # months later, another toll: the same template, another event
+            family_id, how = fid, "near-copy"
+            break
         incident_id: int | None = None
         if family_id is not None:
             incident_id = st.families[family_id].incident
             if (barred and incident_id in barred) or incident_id not in st.incidents:
                 family_id, how, incident_id = None, "", None
-            elif how == "near-copy" and _other_city(places, st.incidents[incident_id]):
-                family_id, how, incident_id = None, "", None  # the same template about another attack
         if incident_id is None:
             incident_id, how = self._choose(st, m, places, barred or set())
             if incident_id is None:

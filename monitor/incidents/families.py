@@ -73,37 +73,41 @@ class Signature:
         return self._keys
 
     def similar(self, other: "Signature") -> bool:
-        return bool(similar_many(self, np.asarray(other.values)[None, :], np.array([other.shingles]))[0])
+        return bool(similar_many(self, np.asarray(other.values)[None, :], np.array([other.shingles])))
 
 
 # band keys (Python's hash of (band, values): the same in every process for ints) live in
 # memory only, so the formula may change freely; the stored signatures may not
 
 
-def similar_many(sig: Signature, values: np.ndarray, shingles: np.ndarray) -> np.ndarray:
-    """Which of the candidates (``values`` (n, NUM_PERM), their shingle counts) are near copies
-    of ``sig``: estimated Jaccard >= JACCARD, or the shorter one >= CONTAINMENT contained."""
-    j = np.count_nonzero(values == sig.values, axis=1) / NUM_PERM
-    small = np.minimum(shingles, sig.shingles)
-    inter = j * (shingles + sig.shingles) / (1 + j)
-    contained = (small >= MIN_CONTAINED_SHINGLES) & (j > 0) & (inter >= CONTAINMENT * small)
-    return (j >= JACCARD) | contained
+def similar_many(sig: Signature, values: np.ndarray, shingles: np.ndarray) -> list[tuple[int, float]]:
+    """Which of the candidates (``values`` (n, NUM_PERM), their shingle counts) may be near
+    copies of ``sig`` by the MinHash estimate: estimated Jaccard >= JACCARD, or the shorter one
+    >= CONTAINMENT contained. Returns ``(index, estimated Jaccard)`` of those."""
+    est = np.count_nonzero(values == sig.values, axis=1) * (1.0 / NUM_PERM)
+    n = sig.shingles
+    small = np.minimum(shingles, n)
+    ok = (est >= JACCARD) | ((small >= MIN_CONTAINED_SHINGLES) & (est * (shingles + n) >= CONTAINMENT * small * (1 + est))
+                             & (est > 0))
+    idx = np.flatnonzero(ok).tolist()
+    return list(zip(idx, est[idx].tolist()))
 
 
 def shingles(ws: list[str]) -> set[bytes]:
     return {" ".join(ws[i:i + SHINGLE]).encode("utf-8") for i in range(len(ws) - SHINGLE + 1)}
 
 
-def near_copy(a: set[bytes], b: set[bytes]) -> bool:
+def near_copy(a: set[bytes], b: set[bytes]) -> float:
     """The exact test the MinHash estimate stands for: Jaccard >= JACCARD, or the smaller set
-    (>= MIN_CONTAINED_SHINGLES) >= CONTAINMENT contained in the other."""
+    (>= MIN_CONTAINED_SHINGLES) >= CONTAINMENT contained in the other. Returns the larger of
+    Jaccard and containment when it passes, else 0.0."""
     if not a or not b:
-        return False
+        return 0.0
     inter = len(a & b)
-    if inter >= JACCARD * (len(a) + len(b) - inter):
-        return True
+    jac = inter / (len(a) + len(b) - inter)
     small = min(len(a), len(b))
-    return small >= MIN_CONTAINED_SHINGLES and inter >= CONTAINMENT * small
+    cont = inter / small if small >= MIN_CONTAINED_SHINGLES else 0.0
+    return max(jac, cont) if jac >= JACCARD or cont >= CONTAINMENT else 0.0
 
 
 def same_numbers(a: list[str], b: list[str]) -> bool:
