@@ -202,6 +202,8 @@ def _m5_incidents(conn: sqlite3.Connection) -> None:
     the exact-copy keys and MinHash signatures of those texts (the LSH band index is rebuilt
     from them in memory);
     ``incident_facets`` the places and actors an incident names (with mention counts);
+    ``incident_threads`` the Slack ``ts`` / email ``Message-ID`` of each incident's first
+    alert per destination (later alerts continue that thread);
     ``incident_corrections`` the analysts' merges and detaches (keyed by message keys, so they
     survive a rebuild)."""
     conn.executescript(
@@ -270,6 +272,15 @@ def _m5_incidents(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (incident_id, facet, value)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS idx_incident_facets_value ON incident_facets(facet, value, incident_id);
+
+        CREATE TABLE IF NOT EXISTS incident_threads (
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            destination TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            outbox_id INTEGER,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (incident_id, destination)
+        );
 
         CREATE TABLE IF NOT EXISTS incident_corrections (
             id INTEGER PRIMARY KEY,

@@ -211,7 +211,9 @@ def rebuild(archive: Any, progress: Callable[[int, int], None] | None = None) ->
     conn = archive.conn
     now = now_iso()
     with archive.lock, archive.transaction():
-        for table in ("incident_messages", "family_texts", "families", "incident_facets", "incidents"):
+        # alert threads follow their first alert's message into its new incident (below)
+        threads = conn.execute("SELECT destination, ref, outbox_id, created_at FROM incident_threads").fetchall()
+        for table in ("incident_threads", "incident_messages", "family_texts", "families", "incident_facets", "incidents"):
             conn.execute(f"DELETE FROM {table}")
         tracker.invalidate(conn)
         total = conn.execute("SELECT count(DISTINCT message_rowid) FROM hits").fetchone()[0]
@@ -237,5 +239,12 @@ def rebuild(archive: Any, progress: Callable[[int, int], None] | None = None) ->
         tracker.flush(conn)
         applied = apply_corrections(conn, tracker, now)
         tracker.invalidate(conn)
+        for destination, ref, outbox_id, created_at in threads:
+            conn.execute(
+                "INSERT OR IGNORE INTO incident_threads(incident_id, destination, ref, outbox_id, created_at)"
+                " SELECT im.incident_id, ?, ?, o.id, ? FROM outbox o JOIN hits h ON h.id = o.hit_id"
+                " JOIN incident_messages im ON im.message_rowid = h.message_rowid WHERE o.id = ?",
+                (destination, ref, created_at, outbox_id),
+            )
     incidents = conn.execute("SELECT count(*) FROM incidents WHERE merged_into IS NULL").fetchone()[0]
     return {"messages": done, "incidents": incidents, "corrections": applied}
