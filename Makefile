@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python bench/alert_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/search_bench.py
+	$(BIN)/python bench/incident_bench.py
 
 clean:
 	rm -rf $(VENV) data/demo.db*
