@@ -203,7 +203,8 @@ def _m5_incidents(conn: sqlite3.Connection) -> None:
     from them in memory);
     ``incident_facets`` the places and actors an incident names (with mention counts);
     ``incident_threads`` the Slack ``ts`` / email ``Message-ID`` of each incident's first
-    alert per destination (later alerts continue that thread);
+    alert per destination (later alerts continue that thread; ``idx_outbox_hit`` finds the
+    alerts of a repost family's other messages);
     ``incident_corrections`` the analysts' merges and detaches (keyed by message keys, so they
     survive a rebuild)."""
     conn.executescript(
@@ -273,6 +274,7 @@ def _m5_incidents(conn: sqlite3.Connection) -> None:
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS idx_incident_facets_value ON incident_facets(facet, value, incident_id);
 
+        CREATE INDEX IF NOT EXISTS idx_outbox_hit ON outbox(hit_id);
         CREATE TABLE IF NOT EXISTS incident_threads (
             incident_id INTEGER NOT NULL REFERENCES incidents(id),
             destination TEXT NOT NULL,

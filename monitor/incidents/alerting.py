@@ -149,9 +149,10 @@ def alerted_copy(conn: sqlite3.Connection, outbox_row: Mapping[str, Any]) -> int
         return None
     family_id, rowid = row
     got = conn.execute(
-        "SELECT o.id FROM outbox o JOIN hits h ON h.id = o.hit_id JOIN incident_messages im ON im.message_rowid = h.message_rowid"
-        f" WHERE im.family_id=? AND im.message_rowid <> ? AND o.kind='alert' AND o.destination=? AND o.id < ?"
-        f" AND o.status IN ({','.join('?' * len(_ACTIVE))}) ORDER BY o.id LIMIT 1",
+        "SELECT o.id FROM outbox o WHERE o.hit_id IN (SELECT h.id FROM incident_messages im JOIN hits h"
+        " ON h.message_rowid = im.message_rowid WHERE im.family_id=? AND im.message_rowid <> ?)"
+        f" AND o.kind='alert' AND o.destination=? AND o.id < ? AND +o.status IN ({','.join('?' * len(_ACTIVE))})"
+        " ORDER BY o.id LIMIT 1",
         (family_id, rowid, outbox_row["destination"], outbox_row["id"], *_ACTIVE),
     ).fetchone()
     return got[0] if got else None
