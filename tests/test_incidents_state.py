@@ -121,8 +121,8 @@ def test_the_compiled_gazetteer_is_cached_on_disk(tmp_path, monkeypatch) -> None
 
 
 def test_signatures_are_datasketchs_minhash() -> None:
-    """The fast signature path gives exactly datasketch's MinHash (affine32) values, which the
-    archive stores: signatures written by either path compare."""
+    """Signatures are exactly datasketch's MinHash (affine32, seed 1) values, computed without
+    importing datasketch (it imports scipy): the stored signatures stay datasketch's."""
     from datasketch import MinHash
 
     from monitor.incidents import families as fam
@@ -130,7 +130,7 @@ def test_signatures_are_datasketchs_minhash() -> None:
     for text in ("The Islamic State claimed responsibility for the attack in Kerman which killed 95 people",
                  "تبنى تنظيم الدولة الإسلامية الهجوم المزدوج في مدينة كرمان الذي استهدف تجمعا قرب قبر قاسم سليماني"):
         ws = fam.words(text)
-        m = MinHash(num_perm=fam.NUM_PERM, permutations=fam._PERMS, scheme=fam.SCHEME)
+        m = MinHash(num_perm=fam.NUM_PERM, seed=1, scheme=fam.SCHEME)
         m.update_batch(fam.shingles(ws))
         sig = fam.signature(ws)
         assert sig.values.tolist() == m.hashvalues.tolist()

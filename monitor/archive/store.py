@@ -172,9 +172,9 @@ class Archive:
             migrate(conn)
         archive = cls(conn, path)
         if not readonly:
-            from ..incidents.assign import IncidentTracker
+            from ..incidents import LazyTracker
 
-            archive.incidents = IncidentTracker()
+            archive.incidents = LazyTracker()
         return archive
 
     def close(self) -> None:

@@ -5,13 +5,16 @@ A repost is recognised three ways, cheapest first:
 1. Telegram/X say so: ``forwarded_from`` names the origin channel and message;
 2. the same normalised text (:func:`fingerprint`: the words of
    :func:`monitor.rules.normalize.normalize`, SHA-256): a plain copy;
-3. a near-duplicate (light edits, a trimmed or extended copy): MinHash (``datasketch``) over
+3. a near-duplicate (light edits, a trimmed or extended copy): MinHash over
    word shingles of the normalised text, looked up through LSH band keys. The signatures are
-   stored in the archive (``family_texts.signature``); the band index is kept in memory by
-   each writing process (:class:`BandIndex`, rebuilt from the stored signatures in one numpy
-   pass). A candidate is accepted when the estimated Jaccard similarity is at least
-   :data:`JACCARD` or when the shorter text is (estimated) at least :data:`CONTAINMENT`
-   contained in the longer one (a trimmed copy).
+   datasketch's (``MinHash(num_perm=32, seed=1, scheme="affine32")``: SHA-1 of each shingle,
+   murmur3 finaliser, affine permutations), computed here with numpy directly: datasketch's
+   package imports scipy (+55 MB per process) and its per-call overhead doubled the cost;
+   tests check the values are datasketch's. The signatures are stored in the archive
+   (``family_texts.signature``); the band index is kept in memory by each writing process
+   (:mod:`.assign`). The estimate preselects candidates (Jaccard >= :data:`JACCARD`, or the
+   shorter text >= :data:`CONTAINMENT` contained in the longer: a trimmed copy), which are
+   then compared on their actual shingles (:func:`near_copy`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-from datasketch import MinHash
 
 from ..rules.normalize import WORD_RE, normalize
 
@@ -34,8 +36,7 @@ JACCARD = 0.5
 CONTAINMENT = 0.8
 MIN_CONTAINED_SHINGLES = 8
 
-SCHEME = "affine32"  # datasketch >= 2.0 permutation scheme; stored signatures use it
-_PERMS = MinHash(num_perm=NUM_PERM, seed=1, scheme=SCHEME).permutations  # fixed: signatures are stored
+SCHEME = "affine32"  # datasketch >= 2.0 permutation scheme the stored signatures follow
 
 
 def words(text: str) -> list[str]:
@@ -122,21 +123,27 @@ def signature(ws: list[str]) -> Signature | None:
     if len(ws) < MIN_WORDS:
         return None
     sh = shingles(ws)
-    if _fmix is None:  # a datasketch without the helper: its own (slower) path
-        m = MinHash(num_perm=NUM_PERM, permutations=_PERMS, scheme=SCHEME)
-        m.update_batch(sh)
-        return Signature(m.hashvalues.astype(np.uint64), len(sh), shingle_set=sh)
-    # datasketch's affine32 scheme (MinHash.update_batch, CPU path) without its per-call
-    # overhead: sha1_hash32 of each shingle, the murmur3 finaliser, a*h + b (uint32), min.
-    # tests/test_incidents_state.py checks it gives datasketch's values.
     sha1 = hashlib.sha1
     hv = np.array([int.from_bytes(sha1(x).digest()[:4], "little") for x in sh], dtype=np.uint32)
-    hv = _fmix(hv, 32)
-    return Signature((hv[:, None] * _A + _B).min(axis=0).astype(np.uint64), len(sh), shingle_set=sh)
+    with np.errstate(over="ignore"):
+        hv ^= hv >> _S16
+        hv *= _M1
+        hv ^= hv >> _S13
+        hv *= _M2
+        hv ^= hv >> _S16
+        values = (hv[:, None] * _A + _B).min(axis=0)
+    return Signature(values.astype(np.uint64), len(sh), shingle_set=sh)
 
 
-try:
-    from datasketch.minhash import _fmix
-except ImportError:  # pragma: no cover - the helper is private
-    _fmix = None
-_A, _B = (np.asarray(p, dtype=np.uint32) for p in _PERMS)
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's affine32 permutations for ``seed`` (``MinHash._init_permutations``)."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
+# MurmurHash3's 32-bit finaliser (datasketch's _fmix for affine32) and the permutations
+_S16, _S13 = np.uint32(16), np.uint32(13)
+_M1, _M2 = np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35)
+_A, _B = _permutations(NUM_PERM, 1)
