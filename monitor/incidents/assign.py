@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import heapq
 from collections import Counter
 from itertools import chain
 from dataclasses import dataclass
@@ -316,14 +317,13 @@ class _State:
         got = [lst[-BAND_CAP:] for k in keys if (lst := bands.get(k))]
         if not got:
             return []
+        # the texts sharing most bands (E[shared bands] = BANDS * Jaccard^2; the newest first
+        # among equals): at most NEAR_VERIFIED of them are read and compared
         counter = Counter(chain.from_iterable(got))
-        rows = sorted(counter, key=counter.__getitem__, reverse=True)[:NEAR_CANDIDATES] if len(counter) > NEAR_CANDIDATES \
-            else list(counter)
-        ok = fam.similar_many(sig, self.sig_mat[rows], np.array([self.sig_shingles[r] for r in rows]))
-        if not ok:
-            return []
-        # the likeliest first (estimated Jaccard), at most NEAR_VERIFIED of them read and compared
-        rows = [rows[i] for i, _e in sorted(ok, key=lambda t: -t[1])[:NEAR_VERIFIED]]
+        if len(counter) > NEAR_VERIFIED:
+            rows = heapq.nlargest(NEAR_VERIFIED, counter, key=lambda r: (counter[r], r))
+        else:
+            rows = list(counter)
         cache, tcache = self.shingle_cache, self.text_cache
         todo = [rid for r in rows if (rid := self.sig_rowid[r]) is not None and rid not in cache and rid not in tcache
                 and rid not in pending]
