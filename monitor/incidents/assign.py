@@ -164,8 +164,6 @@ class _State:
         self.texts: dict[str, int] = {}  # fingerprint / "fwd:<key>" -> family id
         self.sig_family: list[int] = []  # per indexed signature (row of sig_values): its family
         self.sig_rowid: list[int | None] = []  # ... and the message that brought the text
-        self.sig_mat = np.zeros((1024, fam.NUM_PERM), dtype=np.uint64)  # row i: signature i (grows by doubling)
-        self.sig_shingles: list[int] = []
         self.bands: dict[int, list[int]] = {}  # band key -> signature rows (oldest first)
         self.shingle_cache: dict[int, tuple[str, set[bytes]]] = {}  # rowid -> text, shingles (recently compared)
         self.text_cache: dict[int, str] = {}  # rowid -> text of indexed texts (recent ones)
@@ -222,15 +220,10 @@ class _State:
                 s.sig_rowid.append(rowid)
         s.next_text = max_text + 1
         if blobs:
-            n_perm = fam.NUM_PERM
-            mat = np.empty((len(blobs), n_perm), dtype=np.uint64)
-            for i, blob in enumerate(blobs):
-                sig = fam.Signature.from_blob(blob)
-                mat[i] = sig.values
-                s.sig_shingles.append(sig.shingles)
-            s.sig_mat = np.concatenate([mat, np.zeros((max(1024, len(blobs)), n_perm), dtype=np.uint64)])
+            # every stored signature's band keys (the signatures themselves are not kept)
+            mat = np.frombuffer(b"".join(blob[4:4 + 8 * fam.NUM_PERM] for blob in blobs), dtype="<u8")
             bands = s.bands
-            for row, v in enumerate(mat.tolist()):
+            for row, v in enumerate(mat.reshape(len(blobs), fam.NUM_PERM).tolist()):
                 for k in (hash((b, *v[b * fam.ROWS:(b + 1) * fam.ROWS])) for b in range(fam.BANDS)):
                     lst = bands.get(k)
                     if lst is None:
@@ -292,10 +285,6 @@ class _State:
         row = len(self.sig_family)
         self.sig_family.append(family_id)
         self.sig_rowid.append(rowid)
-        if row >= len(self.sig_mat):
-            self.sig_mat = np.concatenate([self.sig_mat, np.zeros_like(self.sig_mat)])
-        self.sig_mat[row] = sig.values
-        self.sig_shingles.append(sig.shingles)
         bands = self.bands
         for k in sig.band_keys():
             lst = bands.get(k)

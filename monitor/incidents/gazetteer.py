@@ -32,7 +32,7 @@ import tempfile
 import threading
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from ..rules.normalize import WORD_RE, normalize, proclitic_stems
 
@@ -103,9 +103,9 @@ _ARABIC_SCRIPT = re.compile("[\u0600-\u06ff]")
 _MAX_WORDS = 5
 
 
-@dataclass(frozen=True, slots=True)
-class Place:
-    """A city (``id`` ``city:<geonameid>``) or a country (``country:<ISO2>``)."""
+class Place(NamedTuple):
+    """A city (``id`` ``city:<geonameid>``) or a country (``country:<ISO2>``). A named tuple:
+    the ~13,000 of the gazetteer are made in milliseconds when its cache is read."""
 
     id: str
     name: str  # English name
@@ -119,11 +119,13 @@ class Place:
         return f"country:{self.country}"
 
 
-@dataclass
 class _Entry:
-    rest: tuple[str, ...]  # the name's further words
-    place: Place
-    latin: bool
+    __slots__ = ("rest", "place", "latin")
+
+    def __init__(self, rest: tuple[str, ...], place: Place, latin: bool) -> None:
+        self.rest = rest  # the name's further words
+        self.place = place
+        self.latin = latin
 
 
 @dataclass
