@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import heapq
 from collections import Counter
 from itertools import chain
 from dataclasses import dataclass
@@ -308,11 +307,8 @@ class _State:
             return []
         # the texts sharing most bands (E[shared bands] = BANDS * Jaccard^2; the newest first
         # among equals): at most NEAR_VERIFIED of them are read and compared
-        counter = Counter(chain.from_iterable(got))
-        if len(counter) > NEAR_VERIFIED:
-            rows = heapq.nlargest(NEAR_VERIFIED, counter, key=lambda r: (counter[r], r))
-        else:
-            rows = list(counter)
+        counter = Counter(chain.from_iterable(reversed(lst) for lst in got))  # newest first among equals
+        rows = [r for r, _n in counter.most_common(NEAR_VERIFIED)]
         cache, tcache = self.shingle_cache, self.text_cache
         todo = [rid for r in rows if (rid := self.sig_rowid[r]) is not None and rid not in cache and rid not in tcache
                 and rid not in pending]
@@ -423,7 +419,9 @@ class IncidentTracker:
             conn.executemany(
                 "INSERT INTO incident_messages(message_rowid, incident_id, family_id, date, platform, channel_id, kind,"
                 " rules, actors, places, how, origin, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(r, *[_j(v) if isinstance(v, list) else v for v in vals]) for r, vals in self._new_members.items()],
+                [(r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), _jl(places), how, origin, added)
+                 for r, (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added)
+                 in self._new_members.items()],
             )
         if self._changed_members:
             conn.executemany(
@@ -894,3 +892,16 @@ def _text_family(conn: sqlite3.Connection, key: str) -> int | None:
 
 def _j(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+
+_JL: dict[tuple[str, ...], str] = {}
+
+
+def _jl(v: list[str]) -> str:
+    """:func:`_j` of a list of strings, memoised (members repeat the same rules, actors, places)."""
+    key = tuple(v)
+    got = _JL.get(key)
+    if got is None:
+        got = _j(v)
+        _put(_JL, key, got, 4096)
+    return got
