@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -142,7 +143,8 @@ def main() -> None:
     with archive.transaction():
         IncidentTracker().state(conn)
     load_s = time.perf_counter() - t
-    print(f"tracker state loaded from the tables in {load_s:.2f}s")
+    print(f"tracker state loaded from the tables in {load_s:.2f}s;"
+          f" peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     lat = []
     for i in range(200):
         q = time.perf_counter()

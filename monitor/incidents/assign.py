@@ -145,8 +145,18 @@ class _Family:
 
 
 def _ts(iso: str) -> float:
-    """Epoch seconds of an archive date (ISO 8601, UTC)."""
-    return datetime.fromisoformat(iso.replace("Z", "+00:00") if iso.endswith("Z") else iso).timestamp()
+    """Epoch seconds of an archive date (ISO 8601, UTC); the last one is remembered (a message's
+    date is asked for several times in a row)."""
+    global _LAST_TS
+    last = _LAST_TS
+    if last[0] == iso:
+        return last[1]
+    t = datetime.fromisoformat(iso.replace("Z", "+00:00") if iso.endswith("Z") else iso).timestamp()
+    _LAST_TS = (iso, t)
+    return t
+
+
+_LAST_TS: tuple[str, float] = ("", 0.0)
 
 
 class _State:
@@ -367,7 +377,7 @@ class IncidentTracker:
     def _reset_pending(self) -> None:
         self._new_members: dict[int, list[Any]] = {}  # rowid -> incident_messages row (list)
         self._changed_members: dict[int, tuple] = {}  # rowid -> (kind, rules, actors) of an existing member
-        self._new_keys: dict[str, int] = {}  # message key (bare channel) -> family id, this transaction
+        self._new_keys: dict[tuple[str, str, str], int] = {}  # (platform, channel, message) -> family, this transaction
         self._dirty_inc: set[int] = set()
         self._dirty_fam: set[int] = set()
         self._new_texts: list[tuple] = []
@@ -582,7 +592,7 @@ class IncidentTracker:
         self._index_text(st, family_id, fp, sig, ws, fwd_keys[0] if fwd_keys else None, m)
         self._new_members[m.rowid] = [incident_id, family_id, m.date, m.platform, m.channel_id, m.kind, m.rules,
                                       m.actors, [p.id for p in places], how, origin, now]
-        self._new_keys[f"{m.platform}:{bare_channel_id(m.channel_id)}:{m.message_id}"] = family_id
+        self._new_keys[(m.platform, m.channel_id, m.message_id)] = family_id
         self._add_to_incident(st, st.incidents[incident_id], m, places, now)
         return Assigned(incident_id, family_id, how, f.first, True)
 
@@ -639,12 +649,13 @@ class IncidentTracker:
         return "fwd:" + origin, origin
 
     def _forward_origin_family(self, conn: sqlite3.Connection, m: Incoming, origin: str) -> int | None:
-        got = self._new_keys.get(origin)
-        if got is not None:
-            return got
         f = m.forwarded_from or {}
         bare = bare_channel_id(f.get("id"))
         ids = {bare, f"-100{bare}", f"-{bare}", str(f.get("id"))}
+        for cid in ids:  # stored in this transaction (not written yet)?
+            got = self._new_keys.get((m.platform, cid, str(f.get("message_id"))))
+            if got is not None:
+                return got
         ph = ",".join("?" * len(ids))
         row = conn.execute(
             f"SELECT im.family_id FROM messages ms JOIN incident_messages im ON im.message_rowid = ms.id"
