@@ -176,3 +176,14 @@ async def test_a_failed_first_alert_does_not_silence_its_repost(archive, slack, 
     # Slack failed the first time, so the repost is alerted there; email had it already
     assert statuses == [("slack", "failed"), ("mail", "sent"), ("slack", "sent"), ("mail", "skipped")]
     assert "thread_ts" not in _posts(slack)[-1]["json"]  # no thread was started at Slack
+
+
+def test_the_note_names_the_group_once_and_titles_without_gloss():
+    from monitor.incidents.alerting import note_text
+
+    titles = {"amaq": "Amaq News Agency (Islamic State)", "islamic-state": "Islamic State",
+              "israel": "Israel", "iran": "Iran (government)"}
+    note = {"claimants": ["amaq", "islamic-state"], "after": "25h50m", "blamed": ["iran", "israel"], "blamed_at": "T+2h21m"}
+    assert note_text(note, titles) == ("claim by Islamic State, 25h50m after the first report; "
+                                       "officials blamed Iran, Israel at T+2h21m")
+    assert note_text({**note, "claimants": []}, titles).startswith("claim, 25h50m after")

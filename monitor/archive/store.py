@@ -514,7 +514,7 @@ class Archive:
             new.append((cur.lastrowid, hit))
         if not new:
             return
-        if self.incidents is not None:  # before the outbox policy: alerts may look at the incident
+        if self.incidents is not None:  # in memory now; its rows are written before COMMIT (_Tx)
             self.incidents.on_hits(c, rowid, row, [h for _i, h in new], now, new=outcome.status == "new")
         for hit_id, hit in new:
             outcome.new_hit_ids.append(hit_id)

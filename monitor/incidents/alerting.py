@@ -59,8 +59,9 @@ def alert_incident(conn: sqlite3.Connection, hit_id: int) -> dict[str, Any] | No
     ).fetchone()
     if earlier_claim is not None:
         return out
-    claimants = json.loads(hit_actors) if hit_actors else []
     home = _home_actors(json.loads(places or "[]"))
+    # the claim's actors, without the country it happened in ("… in Kerman, Iran" names Iran)
+    claimants = [a for a in (json.loads(hit_actors) if hit_actors else []) if not _is_home(a, home)]
     blamed: list[str] = []
     blamed_at = None
     for s_date, s_actors in conn.execute(
@@ -93,7 +94,12 @@ def note_text(note: Mapping[str, Any], titles: Mapping[str, str]) -> str:
     def names(ids: list[str]) -> str:
         return ", ".join(_short(titles.get(a, a)) for a in ids)
 
-    who = f"claim by {names(note['claimants'])}" if note.get("claimants") else "claim"
+    claimants = list(note.get("claimants") or [])
+    # a member named with its group ("Amaq News Agency (Islamic State)" next to "Islamic
+    # State"): the group says it
+    shown = [titles.get(a, a) for a in claimants]
+    claimants = [a for a, t in zip(claimants, shown) if not any(o != t and t.endswith(f"({o})") for o in shown)]
+    who = f"claim by {names(claimants)}" if claimants else "claim"
     return f"{who}, {note['after']} after the first report; officials blamed {names(note['blamed'])} at {note['blamed_at']}"
 
 
