@@ -44,6 +44,7 @@ NEAR_VERIFIED = 4  # of those the estimate accepts, compared on their actual shi
 SHINGLE_CACHE = 4096  # texts whose shingles are kept after a comparison
 TEXT_CACHE = 32768  # texts of indexed signatures kept (the newest; older ones are read when compared)
 RECENT_TEXTS = 2048  # texts whose words, key and places are kept (reposts are frequent)
+MIN_SHARED_BANDS = 2  # E[shared bands] = 16 * Jaccard^2: 4 at 0.5, 1 at 0.25
 BAND_CAP = 16  # of a crowded band (template text), only its newest texts are candidates
 BUCKET = 3 * 86400  # incidents are indexed by the 3-day buckets their span covers
 
@@ -318,7 +319,10 @@ class _State:
         # the texts sharing most bands (E[shared bands] = BANDS * Jaccard^2; the newest first
         # among equals): at most NEAR_VERIFIED of them are read and compared
         counter = Counter(chain.from_iterable(reversed(lst) for lst in got))  # newest first among equals
-        rows = [r for r, _n in counter.most_common(NEAR_VERIFIED)]
+        # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25)
+        rows = [r for r, n in counter.most_common(NEAR_VERIFIED) if n >= MIN_SHARED_BANDS]
+        if not rows:
+            return []
         cache, tcache = self.shingle_cache, self.text_cache
         todo = [rid for r in rows if (rid := self.sig_rowid[r]) is not None and rid not in cache and rid not in tcache
                 and rid not in pending]
