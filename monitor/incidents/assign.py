@@ -722,7 +722,11 @@ class IncidentTracker:
         countries = {p.country_id for p in places}
         actors = set(m.actors)
         best: tuple[tuple, int] | None = None
-        for incident_id in st.active("place", cities | countries, lo, hi):
+        # an incident sharing a city beats any that shares only a country: look at those first
+        candidates = st.active("place", cities, lo, hi) - barred if cities else set()
+        if not candidates:
+            candidates = st.active("place", countries, lo, hi)
+        for incident_id in candidates:
             if incident_id in barred:
                 continue
             inc = st.incidents[incident_id]
