@@ -28,7 +28,7 @@ import sqlite3
 from collections import Counter
 from itertools import chain
 from dataclasses import dataclass
-from datetime import date as date_cls, datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -39,8 +39,7 @@ from .gazetteer import Gazetteer, Place, load as load_gazetteer
 KINDS = ("claim", "statement", "denial", "report", "watch")
 _KIND_RANK = {k: i for i, k in enumerate(KINDS)}
 _UNSET = object()
-NEAR_CANDIDATES = 8  # LSH candidates verified per new text
-NEAR_VERIFIED = 4  # of those the estimate accepts, compared on their actual shingles
+NEAR_VERIFIED = 4  # LSH candidates (those sharing most bands) compared on their actual shingles
 SHINGLE_CACHE = 4096  # texts whose shingles are kept after a comparison
 TEXT_CACHE = 32768  # texts of indexed signatures kept (the newest; older ones are read when compared)
 RECENT_TEXTS = 2048  # texts whose words, key and places are kept (reposts are frequent)
@@ -305,12 +304,12 @@ class _State:
 
     def near_family(self, conn: sqlite3.Connection, sig: fam.Signature, ws: list[str],
                     pending: Mapping[int, str]) -> list[tuple[int, str]]:
-        """The family of the earliest-seen near copy of ``sig`` (at most NEAR_CANDIDATES texts
-        checked: those sharing most bands; of a crowded band only its newest BAND_CAP texts).
-        The MinHash estimate only preselects: the texts it accepts are read (one SELECT, or
-        ``pending`` for this transaction's) and compared on their actual shingles, so templated
-        texts (two claims that differ in the city and the toll) are not taken for copies.
-        Returns the families matched (with the text that matched), most similar first."""
+        """The families of the near copies of ``sig``: of the texts sharing LSH bands with it (of
+        a crowded band only its newest BAND_CAP texts), the NEAR_VERIFIED sharing most (at least
+        MIN_SHARED_BANDS) are compared on their actual shingles (texts from the caches, from
+        ``pending`` for this transaction's, else one SELECT), so templated texts (two claims
+        that differ in the city and the toll) are not taken for copies. Returns the families
+        matched (with the text that matched), most similar first, then earliest seen."""
         keys = sig.band_keys()
         bands = self.bands
         got = [lst[-BAND_CAP:] for k in keys if (lst := bands.get(k))]
@@ -603,7 +602,6 @@ class IncidentTracker:
     def _in_window(self, inc: _Inc | None, when: str) -> bool:
         if inc is None:
             return False
-        w = timedelta(seconds=self.settings.window)
         t = _ts(when)
         return inc.t0 - self.settings.window <= t <= inc.t1 + self.settings.window
 

@@ -12,9 +12,9 @@ A repost is recognised three ways, cheapest first:
    package imports scipy (+55 MB per process) and its per-call overhead doubled the cost;
    tests check the values are datasketch's. The signatures are stored in the archive
    (``family_texts.signature``); the band index is kept in memory by each writing process
-   (:mod:`.assign`). The estimate preselects candidates (Jaccard >= :data:`JACCARD`, or the
-   shorter text >= :data:`CONTAINMENT` contained in the longer: a trimmed copy), which are
-   then compared on their actual shingles (:func:`near_copy`).
+   (:mod:`.assign`). The texts sharing most bands are compared on their actual shingles
+   (:func:`near_copy`: Jaccard >= :data:`JACCARD`, or the shorter text >= :data:`CONTAINMENT`
+   contained in the longer: a trimmed copy).
 """
 
 from __future__ import annotations
@@ -72,25 +72,9 @@ class Signature:
             self._keys = [hash((b, *v[b * ROWS:(b + 1) * ROWS])) for b in range(BANDS)]
         return self._keys
 
-    def similar(self, other: "Signature") -> bool:
-        return bool(similar_many(self, np.asarray(other.values)[None, :], np.array([other.shingles])))
-
 
 # band keys (Python's hash of (band, values): the same in every process for ints) live in
 # memory only, so the formula may change freely; the stored signatures may not
-
-
-def similar_many(sig: Signature, values: np.ndarray, shingles: np.ndarray) -> list[tuple[int, float]]:
-    """Which of the candidates (``values`` (n, NUM_PERM), their shingle counts) may be near
-    copies of ``sig`` by the MinHash estimate: estimated Jaccard >= JACCARD, or the shorter one
-    >= CONTAINMENT contained. Returns ``(index, estimated Jaccard)`` of those."""
-    est = np.count_nonzero(values == sig.values, axis=1) * (1.0 / NUM_PERM)
-    n = sig.shingles
-    small = np.minimum(shingles, n)
-    ok = (est >= JACCARD) | ((small >= MIN_CONTAINED_SHINGLES) & (est * (shingles + n) >= CONTAINMENT * small * (1 + est))
-                             & (est > 0))
-    idx = np.flatnonzero(ok).tolist()
-    return list(zip(idx, est[idx].tolist()))
 
 
 def shingles(ws: list[str]) -> set[bytes]:
