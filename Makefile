@@ -27,6 +27,8 @@ demo: install
 	$(BIN)/claimwatch run --config config/demo.yaml --once --log-level WARNING
 	$(BIN)/claimwatch stats --db $(DB)
 	$(BIN)/claimwatch hits --db $(DB)
+	$(BIN)/claimwatch incidents --db $(DB)
+	$(BIN)/claimwatch incident show 1 --db $(DB)
 	@echo "Alerts written to data/demo-alerts.jsonl; try: .venv/bin/claimwatch search 'الدولة' --db $(DB)"
 
 test: install
@@ -45,6 +47,7 @@ bench: install
 	$(BIN)/python bench/alert_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/search_bench.py
+	$(BIN)/python bench/incident_bench.py
 
 clean:
 	rm -rf $(VENV) data/demo.db*

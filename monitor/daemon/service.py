@@ -110,6 +110,9 @@ class Daemon:
         self.sources = build_sources(self.cfg)
         self._lock_archive()
         self.archive = Archive.open(self.db)
+        from ..incidents import configure as configure_incidents
+
+        configure_incidents(self.archive, self.cfg)
         install_policy(self.archive, self.cfg)
         self._recover_interrupted_sends()
         from ..alerts import DeliveryWorker
