@@ -35,7 +35,7 @@ def bars(series: list[tuple[str, int]], width: int = 720, height: int = 140) -> 
     peak = max((c for _d, c in series), default=0)
     out: list[dict[str, Any]] = []
     if n:
-        step = inner_w / n
+        step = min(inner_w / n, 28.0)  # a few days stay narrow bars, not slabs
         for i, (day, count) in enumerate(series):
             h = 0 if peak == 0 else max(1.0 if count else 0.0, inner_h * count / peak)
             out.append({
