@@ -198,9 +198,12 @@ def _m3_hit_kind_actors(conn: sqlite3.Connection) -> None:
 def _m5_incidents(conn: sqlite3.Connection) -> None:
     """Incidents (issue 10): one timeline per real-world event, kept up to date as hits are
     stored (:mod:`monitor.incidents`). ``incident_messages`` holds each message with hits once;
-    ``families`` group copies of one text (first-seen message, members); ``family_texts`` and
-    ``family_bands`` are the exact-copy and MinHash/LSH index of those texts;
+    ``families`` group copies of one text (first-seen message, members); ``family_texts`` holds
+    the exact-copy keys and MinHash signatures of those texts (the LSH band index is rebuilt
+    from them in memory);
     ``incident_facets`` the places and actors an incident names (with mention counts);
+    ``incident_threads`` the Slack ``ts`` / email ``Message-ID`` of each incident's first
+    alert per destination (later alerts continue that thread);
     ``incident_corrections`` the analysts' merges and detaches (keyed by message keys, so they
     survive a rebuild)."""
     conn.executescript(
@@ -255,14 +258,10 @@ def _m5_incidents(conn: sqlite3.Connection) -> None:
             id INTEGER PRIMARY KEY,
             fingerprint TEXT NOT NULL UNIQUE,
             family_id INTEGER NOT NULL REFERENCES families(id),
-            signature BLOB
+            signature BLOB,
+            message_rowid INTEGER REFERENCES messages(id)
         );
         CREATE INDEX IF NOT EXISTS idx_family_texts_family ON family_texts(family_id);
-        CREATE TABLE IF NOT EXISTS family_bands (
-            band_key INTEGER NOT NULL,
-            text_id INTEGER NOT NULL REFERENCES family_texts(id)
-        );
-        CREATE INDEX IF NOT EXISTS idx_family_bands ON family_bands(band_key);
 
         CREATE TABLE IF NOT EXISTS incident_facets (
             incident_id INTEGER NOT NULL REFERENCES incidents(id),
@@ -273,6 +272,15 @@ def _m5_incidents(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (incident_id, facet, value)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS idx_incident_facets_value ON incident_facets(facet, value, incident_id);
+
+        CREATE TABLE IF NOT EXISTS incident_threads (
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            destination TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            outbox_id INTEGER,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (incident_id, destination)
+        );
 
         CREATE TABLE IF NOT EXISTS incident_corrections (
             id INTEGER PRIMARY KEY,

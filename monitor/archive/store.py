@@ -515,7 +515,7 @@ class Archive:
         if not new:
             return
         if self.incidents is not None:  # before the outbox policy: alerts may look at the incident
-            self.incidents.on_hits(c, rowid, row, [h for _i, h in new], now)
+            self.incidents.on_hits(c, rowid, row, [h for _i, h in new], now, new=outcome.status == "new")
         for hit_id, hit in new:
             outcome.new_hit_ids.append(hit_id)
             if alerts and msg is not None:
@@ -800,8 +800,20 @@ class _Tx:
         if not self.outer:
             return
         conn = self.archive.conn
+        incidents = self.archive.incidents
+        if exc_type is None and incidents is not None:
+            try:
+                incidents.flush(conn)  # the incident rows this transaction changed
+            except BaseException:
+                self._rollback(conn)
+                raise
         if exc_type is None:
             conn.execute("COMMIT")
         else:
-            conn.execute("ROLLBACK")
-            self.archive._last_link = None  # the chain head may have been rolled back
+            self._rollback(conn)
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        conn.execute("ROLLBACK")
+        self.archive._last_link = None  # the chain head may have been rolled back
+        if self.archive.incidents is not None:
+            self.archive.incidents.discard()  # its in-memory state may hold rolled-back rows

@@ -25,9 +25,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
+from itertools import chain
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date as date_cls, datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
 
 from . import families as fam
 from .gazetteer import Gazetteer, Place, load as load_gazetteer
@@ -36,6 +40,10 @@ KINDS = ("claim", "statement", "denial", "report", "watch")
 _KIND_RANK = {k: i for i, k in enumerate(KINDS)}
 _UNSET = object()
 NEAR_CANDIDATES = 16  # LSH candidates verified per new text
+NEAR_VERIFIED = 4  # of those the estimate accepts, compared on their actual shingles
+SHINGLE_CACHE = 4096  # texts whose shingles are kept after a comparison
+RECENT_TEXTS = 2048  # texts whose words, key and places are kept (reposts are frequent)
+BAND_CAP = 32  # of a crowded band (template text), only its newest texts are candidates
 
 
 def strongest_kind(kinds: Iterable[str]) -> str:
@@ -99,12 +107,274 @@ def bare_channel_id(cid: Any) -> str:
     return s.lstrip("-")
 
 
+class _Inc:
+    """An incident as the tracker keeps it in memory (the ``incidents`` row and its facets)."""
+
+    __slots__ = ("id", "start", "end", "t0", "t1", "first", "counts", "messages", "channels", "places", "actors",
+                 "created", "updated", "days")
+
+    def __init__(self, iid: int, start: str, end: str, first: int | None, counts: dict[str, int], messages: int,
+                 created: str, updated: str) -> None:
+        self.id = iid
+        self.start = start
+        self.end = end
+        self.t0, self.t1 = _ts(start), _ts(end)
+        self.first = first
+        self.counts = counts
+        self.messages = messages
+        self.channels: set[tuple[str, str]] = set()
+        self.places: dict[str, list[int]] = {}  # place id -> [mentions, located]
+        self.actors: dict[str, int] = {}  # actor id -> mentions
+        self.created = created
+        self.updated = updated
+        self.days: tuple[int, int] | None = None  # the day span indexed in _State.by_day
+
+
+class _Family:
+    __slots__ = ("id", "incident", "first", "first_date", "members")
+
+    def __init__(self, fid: int, incident: int, first: int, first_date: str, members: int) -> None:
+        self.id, self.incident, self.first, self.first_date, self.members = fid, incident, first, first_date, members
+
+
+def _ts(iso: str) -> float:
+    """Epoch seconds of an archive date (ISO 8601, UTC)."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00") if iso.endswith("Z") else iso).timestamp()
+
+
+class _State:
+    """What assignment reads, in memory: live incidents with their facets and channels, families,
+    the exact-copy keys and the MinHash/LSH band index of the families' texts. Loaded from the
+    tables (:meth:`load`) the first time a hit is stored and again when another connection
+    changed them (``meta.incidents_generation``); changes are written back by
+    :meth:`IncidentTracker.flush` before the transaction commits."""
+
+    def __init__(self, gen: int) -> None:
+        self.gen = gen
+        self.incidents: dict[int, _Inc] = {}
+        self.families: dict[int, _Family] = {}
+        self.texts: dict[str, int] = {}  # fingerprint / "fwd:<key>" -> family id
+        self.sig_family: list[int] = []  # per indexed signature (row of sig_values): its family
+        self.sig_rowid: list[int | None] = []  # ... and the message that brought the text
+        self.sig_mat = np.zeros((1024, fam.NUM_PERM), dtype=np.uint64)  # row i: signature i (grows by doubling)
+        self.sig_shingles: list[int] = []
+        self.bands: dict[int, list[int]] = {}  # band key -> signature rows (oldest first)
+        self.shingle_cache: dict[int, tuple[str, set[bytes]]] = {}  # rowid -> text, shingles (recently compared)
+        # (facet, value) -> day -> incident ids active that day (places: located ones only)
+        self.by_day: dict[tuple[str, str], dict[int, set[int]]] = {}
+        self.next_incident = 1
+        self.next_family = 1
+        self.next_text = 1
+
+    @classmethod
+    def load(cls, conn: sqlite3.Connection, gen: int) -> "_State":
+        s = cls(gen)
+        for iid, start, end, first, counts, n, created, updated in conn.execute(
+            "SELECT id, start_at, end_at, first_message_rowid, counts, messages, created_at, updated_at FROM incidents"
+            " WHERE merged_into IS NULL"
+        ):
+            s.incidents[iid] = _Inc(iid, start, end, first, json.loads(counts), n, created, updated)
+        s.next_incident = (conn.execute("SELECT max(id) FROM incidents").fetchone()[0] or 0) + 1
+        for iid, facet, value, mentions, located in conn.execute(
+            "SELECT incident_id, facet, value, mentions, located FROM incident_facets"
+        ):
+            inc = s.incidents.get(iid)
+            if inc is None:
+                continue
+            if facet == "place":
+                inc.places[value] = [mentions, located]
+            else:
+                inc.actors[value] = mentions
+        for iid, platform, channel_id in conn.execute(
+            "SELECT DISTINCT incident_id, platform, channel_id FROM incident_messages"
+        ):
+            inc = s.incidents.get(iid)
+            if inc is not None:
+                inc.channels.add((platform, channel_id))
+        for inc in s.incidents.values():
+            s.index_days(inc)
+        for fid, iid, first, first_date, members in conn.execute(
+            "SELECT id, incident_id, first_message_rowid, first_date, members FROM families"
+        ):
+            s.families[fid] = _Family(fid, iid, first, first_date, members)
+        s.next_family = (max(s.families) if s.families else 0) + 1
+        blobs: list[bytes] = []
+        max_text = 0
+        for tid, fp, fid, blob, rowid in conn.execute(
+            "SELECT id, fingerprint, family_id, signature, message_rowid FROM family_texts ORDER BY id"
+        ):
+            s.texts[fp] = fid
+            max_text = max(max_text, tid)
+            if blob is not None:
+                blobs.append(blob)
+                s.sig_family.append(fid)
+                s.sig_rowid.append(rowid)
+        s.next_text = max_text + 1
+        if blobs:
+            n_perm = fam.NUM_PERM
+            mat = np.empty((len(blobs), n_perm), dtype=np.uint64)
+            for i, blob in enumerate(blobs):
+                sig = fam.Signature.from_blob(blob)
+                mat[i] = sig.values
+                s.sig_shingles.append(sig.shingles)
+            s.sig_mat = np.concatenate([mat, np.zeros((max(1024, len(blobs)), n_perm), dtype=np.uint64)])
+            bands = s.bands
+            for row, v in enumerate(mat.tolist()):
+                for k in (hash((b, *v[b * fam.ROWS:(b + 1) * fam.ROWS])) for b in range(fam.BANDS)):
+                    lst = bands.get(k)
+                    if lst is None:
+                        bands[k] = [row]
+                    else:
+                        lst.append(row)
+        return s
+
+    # -- the day index (candidates within a window) ----------------------------------------------
+    def _facet_keys(self, inc: _Inc) -> list[tuple[str, str]]:
+        return [("place", v) for v, (_m, loc) in inc.places.items() if loc] + [("actor", a) for a in inc.actors]
+
+    def index_days(self, inc: _Inc, keys: list[tuple[str, str]] | None = None) -> None:
+        """Index ``inc`` under its located places and actors for every day of its span (only
+        ``keys`` over the whole span, or every key over the days the span grew by)."""
+        d0, d1 = int(inc.t0 // 86400), int(inc.t1 // 86400)
+        old = inc.days
+        if keys is None:
+            keys = self._facet_keys(inc)
+            if old is not None:  # the span grew: index the new days only
+                days = [d for d in range(d0, d1 + 1) if not old[0] <= d <= old[1]]
+            else:
+                days = list(range(d0, d1 + 1))
+        else:
+            days = list(range(d0, d1 + 1))
+        inc.days = (d0, d1)
+        by_day = self.by_day
+        for key in keys:
+            per = by_day.get(key)
+            if per is None:
+                per = by_day[key] = {}
+            for d in days:
+                got = per.get(d)
+                if got is None:
+                    per[d] = {inc.id}
+                else:
+                    got.add(inc.id)
+
+    def active(self, facet: str, values: Iterable[str], lo: float, hi: float) -> set[int]:
+        """Live incidents naming one of ``values`` whose span meets [lo, hi] (epoch seconds)."""
+        d_lo, d_hi = int(lo // 86400), int(hi // 86400)
+        out: set[int] = set()
+        by_day = self.by_day
+        for v in values:
+            per = by_day.get((facet, v))
+            if not per:
+                continue
+            for d in range(d_lo, d_hi + 1):
+                got = per.get(d)
+                if got:
+                    out |= got
+        incs = self.incidents
+        return {i for i in out if i in incs and incs[i].t1 >= lo and incs[i].t0 <= hi}
+
+    # -- near copies ---------------------------------------------------------------------------
+    def add_signature(self, family_id: int, sig: fam.Signature, rowid: int) -> None:
+        row = len(self.sig_family)
+        self.sig_family.append(family_id)
+        self.sig_rowid.append(rowid)
+        if row >= len(self.sig_mat):
+            self.sig_mat = np.concatenate([self.sig_mat, np.zeros_like(self.sig_mat)])
+        self.sig_mat[row] = sig.values
+        self.sig_shingles.append(sig.shingles)
+        bands = self.bands
+        for k in sig.band_keys():
+            lst = bands.get(k)
+            if lst is None:
+                bands[k] = [row]
+            else:
+                lst.append(row)
+
+    def near_family(self, conn: sqlite3.Connection, sig: fam.Signature, ws: list[str],
+                    pending: Mapping[int, str]) -> list[tuple[int, str]]:
+        """The family of the earliest-seen near copy of ``sig`` (at most NEAR_CANDIDATES texts
+        checked: those sharing most bands; of a crowded band only its newest BAND_CAP texts).
+        The MinHash estimate only preselects: the texts it accepts are read (one SELECT, or
+        ``pending`` for this transaction's) and compared on their actual shingles, so templated
+        texts (two claims that differ in the city and the toll) are not taken for copies.
+        Returns the families matched (with the text that matched), most similar first."""
+        keys = sig.band_keys()
+        bands = self.bands
+        got = [lst[-BAND_CAP:] for k in keys if (lst := bands.get(k))]
+        if not got:
+            return []
+        counter = Counter(chain.from_iterable(got))
+        rows = sorted(counter, key=counter.__getitem__, reverse=True)[:NEAR_CANDIDATES] if len(counter) > NEAR_CANDIDATES \
+            else list(counter)
+        ok = fam.similar_many(sig, self.sig_mat[rows], np.array([self.sig_shingles[r] for r in rows]))
+        if not ok:
+            return []
+        # the likeliest first (estimated Jaccard), at most NEAR_VERIFIED of them read and compared
+        rows = [rows[i] for i, _e in sorted(ok, key=lambda t: -t[1])[:NEAR_VERIFIED]]
+        cache = self.shingle_cache
+        texts = {rid: pending[rid] for r in rows if (rid := self.sig_rowid[r]) in pending}
+        todo = [rid for r in rows if (rid := self.sig_rowid[r]) is not None and rid not in texts and rid not in cache]
+        if todo:
+            texts.update(conn.execute(
+                f"SELECT id, text FROM messages WHERE id IN ({','.join('?' * len(todo))})", todo).fetchall())
+        mine = sig.shingle_set if sig.shingle_set is not None else fam.shingles(ws)
+        found: dict[int, tuple[float, str, str]] = {}  # family -> (similarity, first date, text)
+        for r in rows:
+            rid = self.sig_rowid[r]
+            got = cache.get(rid)
+            if got is None:
+                text = texts.get(rid)
+                if text is None:
+                    continue
+                got = cache[rid] = (text, fam.shingles(fam.words(text)))
+                if len(cache) > SHINGLE_CACHE:
+                    del cache[next(iter(cache))]
+            sim = fam.near_copy(mine, got[1])
+            if not sim:
+                continue
+            f = self.families.get(self.sig_family[r])
+            if f is not None and (f.id not in found or sim > found[f.id][0]):
+                found[f.id] = (sim, f.first_date, got[0])
+        order = sorted(found.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+        return [(fid, text) for fid, (_s, _d, text) in order]
+
+
+@dataclass
+class Assigned:
+    """Where :meth:`IncidentTracker.on_hits` put a message (for the alerting policy)."""
+
+    incident_id: int
+    family_id: int | None
+    how: str  # forward | copy | near-copy | place | actor | new | member (was in it already)
+    family_first: int | None  # the family's first message rowid
+    new_member: bool
+
+
 class IncidentTracker:
-    """Keeps the incident tables up to date; one per archive connection."""
+    """Keeps the incident tables up to date; one per archive connection.
+
+    Assignment reads only the in-memory :class:`_State`; the rows it changes are written with
+    one ``executemany`` per table by :meth:`flush`, which the archive calls before every commit
+    (:meth:`discard` after a rollback)."""
 
     def __init__(self, settings: Settings | None = None, gazetteer: Gazetteer | None = None) -> None:
         self.settings = settings or Settings()
         self._gaz = gazetteer
+        self._state: _State | None = None
+        self._in_tx = False
+        self._recent: dict[str, tuple[list[str], str | None, list[Place]]] = {}  # text -> words, key, places
+        self._reset_pending()
+
+    def _reset_pending(self) -> None:
+        self._new_members: dict[int, list[Any]] = {}  # rowid -> incident_messages row (list)
+        self._changed_members: dict[int, tuple] = {}  # rowid -> (kind, rules, actors) of an existing member
+        self._new_keys: dict[str, int] = {}  # message key (bare channel) -> family id, this transaction
+        self._dirty_inc: set[int] = set()
+        self._dirty_fam: set[int] = set()
+        self._new_texts: list[tuple] = []
+        self._pending_texts: dict[int, str] = {}  # rowid -> text of this transaction's new signatures
+        self._dirty_facets: set[tuple[int, str, str]] = set()
 
     @property
     def gazetteer(self) -> Gazetteer:
@@ -112,11 +382,107 @@ class IncidentTracker:
             self._gaz = load_gazetteer()
         return self._gaz
 
+    # -- state and transactions -----------------------------------------------------------------
+    def state(self, conn: sqlite3.Connection) -> _State:
+        """The in-memory state, (re)loaded at the first use in a transaction when someone else
+        (another process, another connection or tracker) changed the incident tables since: every
+        writer bumps the generation counter in ``meta`` (one indexed read per transaction)."""
+        st = self._state
+        if self._in_tx and st is not None:
+            return st
+        gen = _generation(conn)
+        if st is None or gen != st.gen:
+            st = self._state = _State.load(conn, gen)
+        self._in_tx = True
+        return st
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Write this transaction's changes (called by the archive before COMMIT)."""
+        self._in_tx = False
+        st = self._state
+        if st is None or not (self._dirty_inc or self._changed_members or self._new_texts):
+            self._reset_pending()
+            return
+        if self._new_texts:
+            conn.executemany(
+                "INSERT INTO family_texts(id, fingerprint, family_id, signature, message_rowid) VALUES (?,?,?,?,?)",
+                self._new_texts,
+            )
+        if self._dirty_fam:
+            conn.executemany(
+                "INSERT INTO families(id, incident_id, first_message_rowid, first_date, members) VALUES (?,?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET incident_id=excluded.incident_id,"
+                " first_message_rowid=excluded.first_message_rowid, first_date=excluded.first_date,"
+                " members=excluded.members",
+                [(f.id, f.incident, f.first, f.first_date, f.members)
+                 for f in (st.families[i] for i in sorted(self._dirty_fam))],
+            )
+        if self._new_members:
+            conn.executemany(
+                "INSERT INTO incident_messages(message_rowid, incident_id, family_id, date, platform, channel_id, kind,"
+                " rules, actors, places, how, origin, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(r, *[_j(v) if isinstance(v, list) else v for v in vals]) for r, vals in self._new_members.items()],
+            )
+        if self._changed_members:
+            conn.executemany(
+                "UPDATE incident_messages SET kind=?, rules=?, actors=? WHERE message_rowid=?",
+                [(k, _j(ru), _j(ac), r) for r, (k, ru, ac) in self._changed_members.items()],
+            )
+        if self._dirty_facets:
+            rows = []
+            for iid, facet, value in sorted(self._dirty_facets):
+                inc = st.incidents[iid]
+                if facet == "place":
+                    m, loc = inc.places[value]
+                else:
+                    m, loc = inc.actors[value], 0
+                rows.append((iid, facet, value, m, loc))
+            conn.executemany(
+                "INSERT INTO incident_facets(incident_id, facet, value, mentions, located) VALUES (?,?,?,?,?)"
+                " ON CONFLICT(incident_id, facet, value) DO UPDATE SET mentions=excluded.mentions,"
+                " located=excluded.located",
+                rows,
+            )
+        if self._dirty_inc:
+            rows = []
+            for iid in sorted(self._dirty_inc):
+                inc = st.incidents[iid]
+                places, actors = self._summary(inc)
+                rows.append((iid, self.title(places, actors, inc.start), inc.start, inc.end, inc.first, _j(places),
+                             _j(actors), _j(inc.counts), inc.messages, len(inc.channels), inc.created, inc.updated))
+            conn.executemany(
+                "INSERT INTO incidents(id, title, start_at, end_at, first_message_rowid, places, actors, counts, messages,"
+                " channels, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET title=excluded.title, start_at=excluded.start_at,"
+                " end_at=excluded.end_at, first_message_rowid=excluded.first_message_rowid, places=excluded.places,"
+                " actors=excluded.actors, counts=excluded.counts, messages=excluded.messages,"
+                " channels=excluded.channels, updated_at=excluded.updated_at",
+                rows,
+            )
+        st.gen += 1
+        _set_generation(conn, st.gen)
+        self._reset_pending()
+
+    def discard(self) -> None:
+        """The transaction rolled back: forget the state (reloaded from the tables when next needed)."""
+        self._state = None
+        self._in_tx = False
+        self._reset_pending()
+
+    def invalidate(self, conn: sqlite3.Connection) -> None:
+        """The incident tables were changed with SQL (corrections, rebuild): drop the state and
+        tell the other writers (the generation counter)."""
+        self._state = None
+        self._in_tx = False
+        self._reset_pending()
+        _set_generation(conn, _generation(conn) + 1)
+
     # -- entry point from the archive ----------------------------------------------------
     def on_hits(self, conn: sqlite3.Connection, rowid: int, row: Sequence[Any] | None, hits: Sequence[Any],
-                now: str) -> int | None:
+                now: str, *, new: bool = False) -> Assigned | None:
         """Assign message ``rowid`` (its archive row values, see :mod:`monitor.archive.rows`)
-        with its new ``hits``; returns the incident id."""
+        with its new ``hits``. ``new``: the message was just inserted (it cannot be in an
+        incident yet). Returns where it went."""
         if not hits:
             return None
         if row is None:
@@ -134,91 +500,134 @@ class IncidentTracker:
                     actors.append(a)
         inc = Incoming(
             rowid=rowid, platform=platform, channel_id=str(channel_id), message_id=str(message_id), date=date,
-            text=text or "", forwarded_from=fwd_d,
+            text=text or "", forwarded_from=fwd_d if isinstance(fwd_d, Mapping) else None,
             kind=strongest_kind(getattr(h, "kind", "watch") or "watch" for h in hits),
             rules=sorted({h.rule_id for h in hits}), actors=actors,
         )
-        return self.assign(conn, inc, now)
+        return self.assign_full(conn, inc, now, new=new)
 
     # -- assignment -------------------------------------------------------------------------
-    def assign(self, conn: sqlite3.Connection, m: Incoming, now: str, *, barred: set[int] | None = None) -> int:
-        existing = conn.execute(
-            "SELECT incident_id, kind, rules, actors FROM incident_messages WHERE message_rowid=?", (m.rowid,)
-        ).fetchone()
-        if existing is not None:
-            return self._update_member(conn, m, existing, now)
-        ws = fam.words(m.text)
-        fp = fam.fingerprint(ws)
+    def assign(self, conn: sqlite3.Connection, m: Incoming, now: str, *, barred: set[int] | None = None,
+               new: bool = False) -> int:
+        return self.assign_full(conn, m, now, barred=barred, new=new).incident_id
+
+    def assign_full(self, conn: sqlite3.Connection, m: Incoming, now: str, *, barred: set[int] | None = None,
+                    new: bool = False) -> Assigned:
+        st = self.state(conn)
+        if not new:
+            existing = self._member(conn, m.rowid)
+            if existing is not None:
+                return self._update_member(st, m, existing, now)
+        recent = self._recent.get(m.text)  # the same text again (a repost): words, key, places known
+        if recent is not None:
+            ws, fp, places = recent
+        else:
+            ws = fam.words(m.text)
+            fp = fam.fingerprint(ws)
+            places = None
         sig: Any = _UNSET
+        near: list[tuple[int, str]] = []
         family_id, how, origin = None, "", None
         # 1. the family of a text it copies
         fwd_keys = self._forward_keys(m)
         if fwd_keys:
             origin = fwd_keys[1]
-            family_id = self._forward_origin_family(conn, m)
+            family_id = self._forward_origin_family(conn, m, origin)
             if family_id is None:
-                family_id = _text_family(conn, fwd_keys[0])
+                family_id = st.texts.get(fwd_keys[0])
             how = "forward" if family_id is not None else ""
         if family_id is None and fp is not None:
-            family_id = _text_family(conn, fp)
+            family_id = st.texts.get(fp)
             how = "copy" if family_id is not None else ""
         if family_id is None:
             sig = fam.signature(ws)
             if sig is not None:
-                family_id = self._near_family(conn, sig)
-                how = "near-copy" if family_id is not None else ""
+                near = st.near_family(conn, sig, ws, self._pending_texts)
+        if places is None:
+            places = self.gazetteer.find(m.text, ws)
+            recents = self._recent
+            recents[m.text] = (ws, fp, places)
+            if len(recents) > RECENT_TEXTS:
+                del recents[next(iter(recents))]
+        for fid, text in near:
+            inc = st.incidents.get(st.families[fid].incident)
+            if inc is None or (barred and inc.id in barred) or _other_city(places, inc):
+                continue  # the same template about another attack
+            if not self._in_window(inc, m.date) and not fam.same_numbers(ws, fam.words(text)):
+                continue  # months later, another toll: the same template, another event
+            family_id, how = fid, "near-copy"
+            break
+        incident_id: int | None = None
         if family_id is not None:
-            incident_id = conn.execute("SELECT incident_id FROM families WHERE id=?", (family_id,)).fetchone()[0]
-            if barred and incident_id in barred:
-                family_id, how = None, ""
-        places: list[Place] = self.gazetteer.find(m.text)
-        if family_id is None:
-            incident_id, how = self._choose(conn, m, places, barred or set())
+            incident_id = st.families[family_id].incident
+            if (barred and incident_id in barred) or incident_id not in st.incidents:
+                family_id, how, incident_id = None, "", None
+        if incident_id is None:
+            incident_id, how = self._choose(st, m, places, barred or set())
             if incident_id is None:
-                incident_id = self._new_incident(conn, m, now)
+                incident_id = st.next_incident
+                st.next_incident += 1
+                st.incidents[incident_id] = _Inc(incident_id, m.date, m.date, m.rowid, {}, 0, now, now)
                 how = "new"
         # the family: a new one, or the copy joins (the text is indexed once)
         if family_id is None:
-            family_id = conn.execute(
-                "INSERT INTO families(incident_id, first_message_rowid, first_date, members) VALUES (?,?,?,0)",
-                (incident_id, m.rowid, m.date),
-            ).lastrowid
-        self._index_text(conn, family_id, fp, sig, ws, fwd_keys[0] if fwd_keys else None)
-        conn.execute(
-            "INSERT INTO incident_messages(message_rowid, incident_id, family_id, date, platform, channel_id, kind,"
-            " rules, actors, places, how, origin, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (m.rowid, incident_id, family_id, m.date, m.platform, m.channel_id, m.kind, _j(m.rules), _j(m.actors),
-             _j([p.id for p in places]), how, origin, now),
-        )
-        conn.execute(
-            "UPDATE families SET members = members + 1,"
-            " first_message_rowid = CASE WHEN ? < first_date THEN ? ELSE first_message_rowid END,"
-            " first_date = min(first_date, ?) WHERE id=?",
-            (m.date, m.rowid, m.date, family_id),
-        )
-        self._add_to_incident(conn, incident_id, m, places, now)
-        return incident_id
+            family_id = st.next_family
+            st.next_family += 1
+            st.families[family_id] = _Family(family_id, incident_id, m.rowid, m.date, 0)
+        f = st.families[family_id]
+        f.members += 1
+        if m.date < f.first_date:
+            f.first, f.first_date = m.rowid, m.date
+        self._dirty_fam.add(family_id)
+        self._index_text(st, family_id, fp, sig, ws, fwd_keys[0] if fwd_keys else None, m)
+        self._new_members[m.rowid] = [incident_id, family_id, m.date, m.platform, m.channel_id, m.kind, m.rules,
+                                      m.actors, [p.id for p in places], how, origin, now]
+        self._new_keys[f"{m.platform}:{bare_channel_id(m.channel_id)}:{m.message_id}"] = family_id
+        self._add_to_incident(st, st.incidents[incident_id], m, places, now)
+        return Assigned(incident_id, family_id, how, f.first, True)
 
-    def _update_member(self, conn: sqlite3.Connection, m: Incoming, existing: tuple, now: str) -> int:
-        incident_id, old_kind, rules_j, actors_j = existing
-        rules = sorted(set(json.loads(rules_j)) | set(m.rules))
-        actors = list(dict.fromkeys([*json.loads(actors_j), *m.actors]))
+    def _in_window(self, inc: _Inc | None, when: str) -> bool:
+        if inc is None:
+            return False
+        w = timedelta(seconds=self.settings.window)
+        t = _ts(when)
+        return inc.t0 - self.settings.window <= t <= inc.t1 + self.settings.window
+
+    def _member(self, conn: sqlite3.Connection, rowid: int) -> tuple | None:
+        pend = self._new_members.get(rowid)
+        if pend is not None:
+            return (pend[0], pend[5], pend[6], pend[7], pend[1], True)
+        r = conn.execute(
+            "SELECT incident_id, kind, rules, actors, family_id FROM incident_messages WHERE message_rowid=?", (rowid,)
+        ).fetchone()
+        if r is None:
+            return None
+        ch = self._changed_members.get(rowid)
+        kind, rules, actors = ch if ch is not None else (r[1], json.loads(r[2]), json.loads(r[3]))
+        return (r[0], kind, rules, actors, r[4], False)
+
+    def _update_member(self, st: _State, m: Incoming, existing: tuple, now: str) -> Assigned:
+        incident_id, old_kind, old_rules, old_actors, family_id, pending = existing
+        rules = sorted(set(old_rules) | set(m.rules))
+        actors = list(dict.fromkeys([*old_actors, *m.actors]))
         kind = strongest_kind([old_kind, m.kind])
-        conn.execute(
-            "UPDATE incident_messages SET kind=?, rules=?, actors=? WHERE message_rowid=?",
-            (kind, _j(rules), _j(actors), m.rowid),
-        )
-        new_actors = [a for a in actors if a not in json.loads(actors_j)]
-        if kind != old_kind or new_actors:
-            counts = json.loads(conn.execute("SELECT counts FROM incidents WHERE id=?", (incident_id,)).fetchone()[0])
+        if pending:
+            pend = self._new_members[m.rowid]
+            pend[5], pend[6], pend[7] = kind, rules, actors
+        else:
+            self._changed_members[m.rowid] = (kind, rules, actors)
+        inc = st.incidents.get(incident_id)
+        new_actors = [a for a in actors if a not in old_actors]
+        if inc is not None and (kind != old_kind or new_actors):
             if kind != old_kind:
-                counts[old_kind] = max(0, counts.get(old_kind, 0) - 1)
-                counts[kind] = counts.get(kind, 0) + 1
+                inc.counts[old_kind] = max(0, inc.counts.get(old_kind, 0) - 1)
+                inc.counts[kind] = inc.counts.get(kind, 0) + 1
             for a in new_actors:
-                _facet(conn, incident_id, "actor", a, 0)
-            conn.execute("UPDATE incidents SET counts=?, updated_at=? WHERE id=?", (_j(counts), now, incident_id))
-            self._refresh_summary(conn, incident_id, now)
-        return incident_id
+                self._facet_actor(st, inc, a)
+            inc.updated = now
+            self._dirty_inc.add(incident_id)
+        f = st.families.get(family_id) if family_id is not None else None
+        return Assigned(incident_id, family_id, "member", f.first if f else None, False)
 
     # -- families ---------------------------------------------------------------------------
     @staticmethod
@@ -229,8 +638,10 @@ class IncidentTracker:
         origin = f"{m.platform}:{bare_channel_id(f['id'])}:{f['message_id']}"
         return "fwd:" + origin, origin
 
-    @staticmethod
-    def _forward_origin_family(conn: sqlite3.Connection, m: Incoming) -> int | None:
+    def _forward_origin_family(self, conn: sqlite3.Connection, m: Incoming, origin: str) -> int | None:
+        got = self._new_keys.get(origin)
+        if got is not None:
+            return got
         f = m.forwarded_from or {}
         bare = bare_channel_id(f.get("id"))
         ids = {bare, f"-100{bare}", f"-{bare}", str(f.get("id"))}
@@ -242,96 +653,67 @@ class IncidentTracker:
         ).fetchone()
         return row[0] if row else None
 
-    @staticmethod
-    def _near_family(conn: sqlite3.Connection, sig: fam.Signature) -> int | None:
-        keys = sig.band_keys()
-        ph = ",".join("?" * len(keys))
-        best: tuple[str, int] | None = None
-        # the texts sharing the most bands (the most similar) first; at most NEAR_CANDIDATES checked
-        for text_id, family_id, blob in conn.execute(
-            f"SELECT t.id, t.family_id, t.signature FROM (SELECT text_id, count(*) AS n FROM family_bands"
-            f" WHERE band_key IN ({ph}) GROUP BY text_id ORDER BY n DESC, text_id LIMIT {NEAR_CANDIDATES}) b"
-            f" JOIN family_texts t ON t.id = b.text_id",
-            keys,
-        ):
-            if blob is None or not sig.similar(fam.Signature.from_blob(blob)):
-                continue
-            first = conn.execute("SELECT first_date FROM families WHERE id=?", (family_id,)).fetchone()[0]
-            if best is None or first < best[0]:
-                best = (first, family_id)
-        return best[1] if best else None
-
-    @staticmethod
-    def _index_text(conn: sqlite3.Connection, family_id: int, fp: str | None, sig: Any, ws: list[str],
-                    fwd_key: str | None) -> None:
-        if fwd_key is not None:
-            conn.execute("INSERT OR IGNORE INTO family_texts(fingerprint, family_id) VALUES (?,?)", (fwd_key, family_id))
-        if fp is None:
+    def _index_text(self, st: _State, family_id: int, fp: str | None, sig: Any, ws: list[str],
+                    fwd_key: str | None, m: Incoming) -> None:
+        if fwd_key is not None and fwd_key not in st.texts:
+            st.texts[fwd_key] = family_id
+            self._new_texts.append((st.next_text, fwd_key, family_id, None, m.rowid))
+            st.next_text += 1
+        if fp is None or fp in st.texts:
             return
-        if sig is _UNSET:  # joined as a copy or forward: a new text still gets indexed below
-            if conn.execute("SELECT 1 FROM family_texts WHERE fingerprint=?", (fp,)).fetchone():
-                return
+        if sig is _UNSET:  # joined as a copy or forward: a new text still gets indexed
             sig = fam.signature(ws)
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO family_texts(fingerprint, family_id, signature) VALUES (?,?,?)",
-            (fp, family_id, sig.to_blob() if sig is not None else None),
-        )
-        if cur.rowcount == 1 and sig is not None:
-            tid = cur.lastrowid
-            conn.executemany("INSERT INTO family_bands(band_key, text_id) VALUES (?,?)", [(k, tid) for k in sig.band_keys()])
+        st.texts[fp] = family_id
+        self._new_texts.append((st.next_text, fp, family_id, sig.to_blob() if sig is not None else None, m.rowid))
+        st.next_text += 1
+        if sig is not None:
+            st.add_signature(family_id, sig, m.rowid)
+            self._pending_texts[m.rowid] = m.text
+            if sig.shingle_set is not None:  # likely compared soon (its reposts): keep its shingles
+                cache = st.shingle_cache
+                cache[m.rowid] = (m.text, sig.shingle_set)
+                sig.shingle_set = None
+                if len(cache) > SHINGLE_CACHE:
+                    del cache[next(iter(cache))]
 
     # -- choosing an incident -------------------------------------------------------------------
-    def _choose(self, conn: sqlite3.Connection, m: Incoming, places: list[Place], barred: set[int]
-                ) -> tuple[int | None, str]:
-        when = parse_iso(m.date)
+    def _choose(self, st: _State, m: Incoming, places: list[Place], barred: set[int]) -> tuple[int | None, str]:
+        when = _ts(m.date)
         if places:
-            got = self._by_place(conn, m, when, places, barred)
+            got = self._by_place(st, m, when, places, barred)
             if got is not None:
                 return got, "place"
             return None, ""
         if m.actors:
-            lo = fmt_iso(when - timedelta(seconds=self.settings.actor_window))
-            hi = fmt_iso(when + timedelta(seconds=self.settings.actor_window))
-            ph = ",".join("?" * len(m.actors))
-            rows = conn.execute(
-                f"SELECT f.incident_id, count(*), max(i.end_at) FROM incident_facets f JOIN incidents i ON i.id = f.incident_id"
-                f" WHERE f.facet='actor' AND f.value IN ({ph}) AND i.merged_into IS NULL AND i.end_at >= ? AND i.start_at <= ?"
-                f" GROUP BY f.incident_id ORDER BY count(*) DESC, max(i.end_at) DESC",
-                (*m.actors, lo, hi),
-            ).fetchall()
-            for incident_id, _n, _end in rows:
-                if incident_id not in barred:
-                    return incident_id, "actor"
+            lo, hi = when - self.settings.actor_window, when + self.settings.actor_window
+            best: tuple[tuple, int] | None = None
+            actors = set(m.actors)
+            for iid in st.active("actor", m.actors, lo, hi):
+                if iid in barred:
+                    continue
+                inc = st.incidents[iid]
+                score = (len(actors & inc.actors.keys()), inc.end, -iid)
+                if best is None or score > best[0]:
+                    best = (score, iid)
+            if best is not None:
+                return best[1], "actor"
         return None, ""
 
-    def _by_place(self, conn: sqlite3.Connection, m: Incoming, when: datetime, places: list[Place],
+    def _by_place(self, st: _State, m: Incoming, when: float, places: list[Place],
                   barred: set[int]) -> int | None:
-        w = timedelta(seconds=self.settings.window)
-        lo, hi = fmt_iso(when - w), fmt_iso(when + w)
+        lo, hi = when - self.settings.window, when + self.settings.window
         cities = {pid for pid, loc, _c in located_places(places) if loc and pid.startswith("city:")}
         # a capital named alone in a statement or denial stands for its government ("Tehran
         # blamed Washington"); in a claim or a report it is where it happened
         capitals = {p.id for p in places if p.id in cities and p.capital} if m.kind in ("statement", "denial") else set()
         countries = {p.country_id for p in places}
-        keys = sorted(cities | countries)
-        ph = ",".join("?" * len(keys))
-        cand: dict[int, str] = {}
-        for incident_id, end_at in conn.execute(
-            f"SELECT DISTINCT f.incident_id, i.end_at FROM incident_facets f JOIN incidents i ON i.id = f.incident_id"
-            f" WHERE f.facet='place' AND f.value IN ({ph}) AND f.located = 1 AND i.merged_into IS NULL"
-            f" AND i.end_at >= ? AND i.start_at <= ?",
-            (*keys, lo, hi),
-        ):
-            if incident_id not in barred:
-                cand[incident_id] = end_at
-        if not cand:
-            return None
         actors = set(m.actors)
         best: tuple[tuple, int] | None = None
-        for incident_id, end_at in cand.items():
-            located = {v for (v,) in conn.execute(
-                "SELECT value FROM incident_facets WHERE incident_id=? AND facet='place' AND located=1", (incident_id,)
-            )}
+        for incident_id in st.active("place", cities | countries, lo, hi):
+            if incident_id in barred:
+                continue
+            inc = st.incidents[incident_id]
+            located = {v for v, (_n, loc) in inc.places.items() if loc}
             inc_cities = {v for v in located if v.startswith("city:")}
             inc_countries = {v for v in located if v.startswith("country:")}
             shared_cities = cities & inc_cities
@@ -341,63 +723,76 @@ class IncidentTracker:
                 other = cities - capitals  # a capital alone may stand for its government
                 if other and inc_cities:
                     continue  # another city: another attack
-                if other and not (countries & inc_countries):
-                    continue
                 if not (countries & inc_countries):
                     continue
                 strength = 1
-            shared_actors = 0
-            if actors:
-                shared_actors = conn.execute(
-                    f"SELECT count(*) FROM incident_facets WHERE incident_id=? AND facet='actor' AND value IN"
-                    f" ({','.join('?' * len(actors))})", (incident_id, *actors),
-                ).fetchone()[0]
+            shared_actors = len(actors & inc.actors.keys()) if actors else 0
             score = (strength, len(shared_cities), len(countries & inc_countries) if strength == 1 else 0,
-                     shared_actors, end_at)
+                     shared_actors, inc.end, -incident_id)
             if best is None or score > best[0]:
                 best = (score, incident_id)
         return best[1] if best else None
 
     # -- incident rows --------------------------------------------------------------------------
-    @staticmethod
-    def _new_incident(conn: sqlite3.Connection, m: Incoming, now: str) -> int:
-        return conn.execute(
-            "INSERT INTO incidents(title, start_at, end_at, first_message_rowid, counts, created_at, updated_at)"
-            " VALUES ('', ?, ?, ?, '{}', ?, ?)",
-            (m.date, m.date, m.rowid, now, now),
-        ).lastrowid
-
-    def _add_to_incident(self, conn: sqlite3.Connection, incident_id: int, m: Incoming, places: list[Place],
-                         now: str) -> None:
-        start, end, first, counts_j, n, channels = conn.execute(
-            "SELECT start_at, end_at, first_message_rowid, counts, messages, channels FROM incidents WHERE id=?",
-            (incident_id,),
-        ).fetchone()
-        counts = json.loads(counts_j)
-        counts[m.kind] = counts.get(m.kind, 0) + 1
-        new_channel = conn.execute(
-            "SELECT count(*) FROM incident_messages WHERE incident_id=? AND platform=? AND channel_id=?",
-            (incident_id, m.platform, m.channel_id),
-        ).fetchone()[0] == 1  # just inserted: the only one
-        if m.date < start or first is None:
-            start, first = m.date, m.rowid
-        end = max(end, m.date)
+    def _add_to_incident(self, st: _State, inc: _Inc, m: Incoming, places: list[Place], now: str) -> None:
+        inc.counts[m.kind] = inc.counts.get(m.kind, 0) + 1
+        inc.channels.add((m.platform, m.channel_id))
+        grew = False
+        if inc.first is None or m.date < inc.start:
+            inc.first = m.rowid
+            if m.date < inc.start:
+                inc.start, inc.t0, grew = m.date, _ts(m.date), True
+        if m.date > inc.end:
+            inc.end, inc.t1, grew = m.date, _ts(m.date), True
+        inc.messages += 1
+        inc.updated = now
+        new_keys: list[tuple[str, str]] = []
         for pid, located, country in located_places(places):
-            _facet(conn, incident_id, "place", pid, located)
-            if country:
-                _facet(conn, incident_id, "place", country, 1, mention=False)
+            if self._facet_place(inc, pid, located, True):
+                new_keys.append(("place", pid))
+            if country and self._facet_place(inc, country, 1, False):
+                new_keys.append(("place", country))
         for a in m.actors:
-            _facet(conn, incident_id, "actor", a, 0)
-        conn.execute(
-            "UPDATE incidents SET start_at=?, end_at=?, first_message_rowid=?, counts=?, messages=?, channels=?,"
-            " updated_at=? WHERE id=?",
-            (start, end, first, _j(counts), n + 1, channels + (1 if new_channel else 0), now, incident_id),
-        )
-        if places or m.actors or n == 0:
-            self._refresh_summary(conn, incident_id, now)
+            if self._facet_actor(st, inc, a, index=False):
+                new_keys.append(("actor", a))
+        if inc.days is None or grew:
+            st.index_days(inc)
+        if new_keys:
+            st.index_days(inc, new_keys)
+        self._dirty_inc.add(inc.id)
+
+    def _facet_place(self, inc: _Inc, pid: str, located: int, mention: bool) -> bool:
+        """Count a place; True when it became located (index it)."""
+        self._dirty_facets.add((inc.id, "place", pid))
+        cur = inc.places.get(pid)
+        if cur is None:
+            inc.places[pid] = [1 if mention else 0, located]
+            return bool(located)
+        if mention:
+            cur[0] += 1
+        if located and not cur[1]:
+            cur[1] = 1
+            return True
+        return False
+
+    def _facet_actor(self, st: _State, inc: _Inc, actor: str, *, index: bool = True) -> bool:
+        self._dirty_facets.add((inc.id, "actor", actor))
+        fresh = actor not in inc.actors
+        inc.actors[actor] = inc.actors.get(actor, 0) + 1
+        if fresh and index and inc.days is not None:
+            st.index_days(inc, [("actor", actor)])
+        return fresh
+
+    @staticmethod
+    def _summary(inc: _Inc) -> tuple[list[str], list[str]]:
+        places = [v for v, _ in sorted(((v, m) for v, (m, loc) in inc.places.items() if loc),
+                                       key=lambda t: (-t[1], t[0]))]
+        actors = [v for v, _ in sorted(inc.actors.items(), key=lambda t: (-t[1], t[0]))]
+        return places, actors
 
     def _refresh_summary(self, conn: sqlite3.Connection, incident_id: int, now: str) -> None:
-        """``places``, ``actors`` (most mentioned first) and ``title`` from the facets."""
+        """``places``, ``actors`` (most mentioned first) and ``title`` from the facets (SQL; for
+        the corrections, which rewrite the tables)."""
         places = [v for (v,) in conn.execute(
             "SELECT value FROM incident_facets WHERE incident_id=? AND facet='place' AND located=1"
             " ORDER BY mentions DESC, value", (incident_id,))]
@@ -421,6 +816,27 @@ class IncidentTracker:
             country = next((p for p in places if p in gp), None)
             where = gp[country].name if country else (actors[0] if actors else "incident")
         return f"{where} · {start[:10]}"
+
+
+def _other_city(places: Sequence[Place], inc: _Inc) -> bool:
+    """Does a message name (as where it happened) only cities other than the incident's?"""
+    mine = {pid for pid, loc, _c in located_places(places) if loc and pid.startswith("city:")}
+    if not mine:
+        return False
+    theirs = {v for v, (_n, loc) in inc.places.items() if loc and v.startswith("city:")}
+    return bool(theirs) and not (mine & theirs)
+
+
+def _generation(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key='incidents_generation'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _set_generation(conn: sqlite3.Connection, gen: int) -> None:
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES ('incidents_generation', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        (str(gen),),
+    )
 
 
 def located_places(places: Sequence[Place]) -> list[tuple[str, int, str | None]]:

@@ -60,6 +60,7 @@ def incident_of_key(conn: sqlite3.Connection, key: str) -> int | None:
 
 def merge(conn: sqlite3.Connection, tracker: IncidentTracker, a: int, b: int, now: str, *, record: bool = True) -> int:
     """Move every message of incident ``b`` into ``a``; ``b`` then points at ``a``. Returns ``a``."""
+    tracker.flush(conn)
     ra, rb = resolve(conn, a), resolve(conn, b)
     if ra is None:
         raise CorrectionError(f"no incident {a}")
@@ -83,12 +84,14 @@ def merge(conn: sqlite3.Connection, tracker: IncidentTracker, a: int, b: int, no
     )
     conn.execute("UPDATE incidents SET merged_into=? WHERE merged_into=?", (ra, rb))
     recompute(conn, tracker, ra, now)
+    tracker.invalidate(conn)
     return ra
 
 
 def detach(conn: sqlite3.Connection, tracker: IncidentTracker, incident_id: int, message_key: str, now: str, *,
            record: bool = True) -> int:
     """Take one message out of its incident into a new incident of its own. Returns the new id."""
+    tracker.flush(conn)
     live = resolve(conn, incident_id)
     if live is None:
         raise CorrectionError(f"no incident {incident_id}")
@@ -132,6 +135,7 @@ def detach(conn: sqlite3.Connection, tracker: IncidentTracker, incident_id: int,
     _recompute_family(conn, family_id)
     recompute(conn, tracker, live, now)
     recompute(conn, tracker, new_id, now)
+    tracker.invalidate(conn)
     return new_id
 
 
@@ -207,8 +211,11 @@ def rebuild(archive: Any, progress: Callable[[int, int], None] | None = None) ->
     conn = archive.conn
     now = now_iso()
     with archive.lock, archive.transaction():
-        for table in ("incident_messages", "family_bands", "family_texts", "families", "incident_facets", "incidents"):
+        # alert threads follow their first alert's message into its new incident (below)
+        threads = conn.execute("SELECT destination, ref, outbox_id, created_at FROM incident_threads").fetchall()
+        for table in ("incident_threads", "incident_messages", "family_texts", "families", "incident_facets", "incidents"):
             conn.execute(f"DELETE FROM {table}")
+        tracker.invalidate(conn)
         total = conn.execute("SELECT count(DISTINCT message_rowid) FROM hits").fetchone()[0]
         done = 0
         for rowid, platform, channel_id, message_id, date, text, fwd, kinds, rules, actors in conn.execute(
@@ -229,6 +236,15 @@ def rebuild(archive: Any, progress: Callable[[int, int], None] | None = None) ->
             done += 1
             if progress and done % 1000 == 0:
                 progress(done, total)
+        tracker.flush(conn)
         applied = apply_corrections(conn, tracker, now)
+        tracker.invalidate(conn)
+        for destination, ref, outbox_id, created_at in threads:
+            conn.execute(
+                "INSERT OR IGNORE INTO incident_threads(incident_id, destination, ref, outbox_id, created_at)"
+                " SELECT im.incident_id, ?, ?, o.id, ? FROM outbox o JOIN hits h ON h.id = o.hit_id"
+                " JOIN incident_messages im ON im.message_rowid = h.message_rowid WHERE o.id = ?",
+                (destination, ref, created_at, outbox_id),
+            )
     incidents = conn.execute("SELECT count(*) FROM incidents WHERE merged_into IS NULL").fetchone()[0]
     return {"messages": done, "incidents": incidents, "corrections": applied}

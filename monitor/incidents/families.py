@@ -6,10 +6,11 @@ A repost is recognised three ways, cheapest first:
 2. the same normalised text (:func:`fingerprint`: the words of
    :func:`monitor.rules.normalize.normalize`, SHA-256): a plain copy;
 3. a near-duplicate (light edits, a trimmed or extended copy): MinHash (``datasketch``) over
-   word shingles of the normalised text, looked up through LSH band keys stored in the
-   archive (``family_bands``), so the index is shared by every process writing the archive
-   and survives restarts. A candidate is accepted when the estimated Jaccard similarity is at
-   least :data:`JACCARD` or when the shorter text is (estimated) at least :data:`CONTAINMENT`
+   word shingles of the normalised text, looked up through LSH band keys. The signatures are
+   stored in the archive (``family_texts.signature``); the band index is kept in memory by
+   each writing process (:class:`BandIndex`, rebuilt from the stored signatures in one numpy
+   pass). A candidate is accepted when the estimated Jaccard similarity is at least
+   :data:`JACCARD` or when the shorter text is (estimated) at least :data:`CONTAINMENT`
    contained in the longer one (a trimmed copy).
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,11 +26,11 @@ from datasketch import MinHash
 
 from ..rules.normalize import WORD_RE, normalize
 
-NUM_PERM = 64
-BANDS = 32  # 32 bands of 2 rows: P(candidate) ~0.95 at Jaccard 0.3, ~1.0 at 0.5
+NUM_PERM = 32  # the estimate only preselects: candidates are compared on their actual shingles
+BANDS = 16  # 16 bands of 2 rows: P(candidate) ~0.78 at Jaccard 0.3, ~0.99 at 0.5
 ROWS = NUM_PERM // BANDS
 SHINGLE = 3  # words per shingle
-MIN_WORDS = 6  # shorter texts only match exactly (fingerprint)
+MIN_WORDS = 10  # shorter texts only match exactly (fingerprint): in a short text one changed word is a new statement
 JACCARD = 0.5
 CONTAINMENT = 0.8
 MIN_CONTAINED_SHINGLES = 8
@@ -52,6 +54,8 @@ def fingerprint(ws: list[str]) -> str | None:
 class Signature:
     values: np.ndarray  # uint64[NUM_PERM]
     shingles: int
+    _keys: list[int] | None = None
+    shingle_set: set[bytes] | None = None  # kept from signature() for the exact comparison
 
     def to_blob(self) -> bytes:
         return struct.pack("<I", self.shingles) + self.values.astype("<u8").tobytes()
@@ -62,30 +66,69 @@ class Signature:
         return cls(np.frombuffer(blob, dtype="<u8", offset=4).astype(np.uint64), n)
 
     def band_keys(self) -> list[int]:
-        """One signed 64-bit key per band (band number mixed in)."""
-        v = self.values
-        out = []
-        for b in range(BANDS):
-            h = hashlib.blake2b(v[b * ROWS:(b + 1) * ROWS].tobytes(), digest_size=8, person=b"band%04d" % b).digest()
-            out.append(int.from_bytes(h, "little", signed=True))
-        return out
+        """One key per band (band number mixed in); computed once."""
+        if self._keys is None:
+            v = self.values.tolist()
+            self._keys = [hash((b, *v[b * ROWS:(b + 1) * ROWS])) for b in range(BANDS)]
+        return self._keys
 
     def similar(self, other: "Signature") -> bool:
-        j = float(np.count_nonzero(self.values == other.values)) / NUM_PERM
-        if j >= JACCARD:
-            return True
-        small = min(self.shingles, other.shingles)
-        if small < MIN_CONTAINED_SHINGLES or j <= 0:
-            return False
-        inter = j * (self.shingles + other.shingles) / (1 + j)
-        return inter / small >= CONTAINMENT
+        return bool(similar_many(self, np.asarray(other.values)[None, :], np.array([other.shingles])))
+
+
+# band keys (Python's hash of (band, values): the same in every process for ints) live in
+# memory only, so the formula may change freely; the stored signatures may not
+
+
+def similar_many(sig: Signature, values: np.ndarray, shingles: np.ndarray) -> list[tuple[int, float]]:
+    """Which of the candidates (``values`` (n, NUM_PERM), their shingle counts) may be near
+    copies of ``sig`` by the MinHash estimate: estimated Jaccard >= JACCARD, or the shorter one
+    >= CONTAINMENT contained. Returns ``(index, estimated Jaccard)`` of those."""
+    est = np.count_nonzero(values == sig.values, axis=1) * (1.0 / NUM_PERM)
+    n = sig.shingles
+    small = np.minimum(shingles, n)
+    ok = (est >= JACCARD) | ((small >= MIN_CONTAINED_SHINGLES) & (est * (shingles + n) >= CONTAINMENT * small * (1 + est))
+                             & (est > 0))
+    idx = np.flatnonzero(ok).tolist()
+    return list(zip(idx, est[idx].tolist()))
+
+
+def shingles(ws: list[str]) -> set[bytes]:
+    return {" ".join(ws[i:i + SHINGLE]).encode("utf-8") for i in range(len(ws) - SHINGLE + 1)}
+
+
+def near_copy(a: set[bytes], b: set[bytes]) -> float:
+    """The exact test the MinHash estimate stands for: Jaccard >= JACCARD, or the smaller set
+    (>= MIN_CONTAINED_SHINGLES) >= CONTAINMENT contained in the other. Returns the larger of
+    Jaccard and containment when it passes, else 0.0."""
+    if not a or not b:
+        return 0.0
+    inter = len(a & b)
+    jac = inter / (len(a) + len(b) - inter)
+    small = min(len(a), len(b))
+    cont = inter / small if small >= MIN_CONTAINED_SHINGLES else 0.0
+    return max(jac, cont) if jac >= JACCARD or cont >= CONTAINMENT else 0.0
+
+
+def same_numbers(a: list[str], b: list[str]) -> bool:
+    """Do two texts agree on their numbers (the shorter one's all in the other)? A light edit or
+    a trimmed copy keeps them; the same template about another event changes the toll."""
+    na = {w for w in a if w.isdigit()}
+    nb = {w for w in b if w.isdigit()}
+    return na <= nb if len(a) <= len(b) else nb <= na
 
 
 def signature(ws: list[str]) -> Signature | None:
     """MinHash of the text's word shingles (None below :data:`MIN_WORDS` words)."""
     if len(ws) < MIN_WORDS:
         return None
-    shingles = {" ".join(ws[i:i + SHINGLE]).encode("utf-8") for i in range(len(ws) - SHINGLE + 1)}
-    m = MinHash(num_perm=NUM_PERM, permutations=_PERMS, scheme=SCHEME)
-    m.update_batch(list(shingles))
-    return Signature(m.hashvalues.copy(), len(shingles))
+    sh = shingles(ws)
+    m = getattr(_local, "minhash", None)
+    if m is None:
+        m = _local.minhash = MinHash(num_perm=NUM_PERM, permutations=_PERMS, scheme=SCHEME)
+    m.clear()
+    m.update_batch(sh)
+    return Signature(m.hashvalues.copy(), len(sh), shingle_set=sh)
+
+
+_local = threading.local()  # one MinHash per thread, reused (cleared) by signature()

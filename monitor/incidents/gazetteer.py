@@ -151,12 +151,13 @@ class Gazetteer:
         entries.append(_Entry(words[1:], place, latin))
         self.places[place.id] = place
 
-    def find(self, text: str) -> list[Place]:
-        """The places ``text`` names, in order of first mention (each once)."""
+    def find(self, text: str, words: list[str] | None = None) -> list[Place]:
+        """The places ``text`` names, in order of first mention (each once). ``words``: the
+        words of ``normalize(text)`` when the caller has them already."""
         if not text:
             return []
-        norm = normalize(text)
-        words = WORD_RE.findall(norm)
+        if words is None:
+            words = WORD_RE.findall(normalize(text))
         if not words:
             return []
         caps: set[str] | None = None
@@ -201,12 +202,10 @@ _CAP_WORD = re.compile(r"[^\W\d_][^\W_]*")
 
 def _capitalised(text: str) -> set[str]:
     """Normalised words that start with a capital letter in ``text`` (Latin-script names)."""
-    out = set()
-    for m in _CAP_WORD.finditer(text):
-        w = m.group()
-        if w[0].isupper():
-            out.update(WORD_RE.findall(normalize(w)))
-    return out
+    caps = [w for w in _CAP_WORD.findall(text) if w[0].isupper()]
+    if not caps:
+        return set()
+    return set(WORD_RE.findall(normalize(" ".join(caps))))  # one normalisation for all of them
 
 
 _lock = threading.Lock()
