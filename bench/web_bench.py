@@ -47,8 +47,11 @@ def enrich(path: str, seed: int) -> None:
     c.execute("BEGIN")
     # replace the incidents the store path made of the synthetic hits (no places or actors:
     # one per hit) with bigger ones, as a real archive has
-    for table in ("incident_messages", "family_bands", "family_texts", "families", "incident_facets", "incidents"):
-        c.execute(f"DELETE FROM {table}")
+    tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    for table in ("incident_messages", "family_bands", "family_texts", "families", "incident_facets",
+                  "incident_threads", "incidents"):
+        if table in tables:
+            c.execute(f"DELETE FROM {table}")
     hits = c.execute("SELECT h.id, h.message_rowid, m.date, m.platform, m.channel_id FROM hits h"
                      " JOIN messages m ON m.id = h.message_rowid ORDER BY h.id").fetchall()
     for hid, *_ in hits:
