@@ -78,7 +78,8 @@ def render_cell(value: Any, column: str) -> Any:
         html = str(escape(neutralize_bidi(value))).replace(OPEN, "<mark>").replace(CLOSE, "</mark>")
         return Markup(f'<span dir="auto">{html}</span>')
     if isinstance(value, str) and column in ("text", "channel", "title", "channel_title", "author"):
-        return Markup(f'<span dir="auto" class="cw-cell">{escape(neutralize_bidi(value))}</span>')
+        cls = ' class="cw-cell"' if column == "text" else ""
+        return Markup(f'<span dir="{text_dir(value)}"{cls}>{escape(neutralize_bidi(value))}</span>')
     return None
 
 
@@ -237,6 +238,23 @@ async def media_view(datasette: Any, request: Any) -> Response:
     raise NotFound("media file not found in the media folder")
 
 
+TABLE_CSS = """
+/* claimwatch: message texts in Datasette's own table/row/query pages */
+.cw-cell { display: block; min-width: 22em; max-width: 48em; unicode-bidi: isolate; text-align: start; }
+td [dir], td[dir] { text-align: start; }
+"""
+
+
+async def css_view(datasette: Any, request: Any) -> Response:
+    return Response(TABLE_CSS, content_type="text/css; charset=utf-8",
+                    headers={"cache-control": "max-age=3600"})
+
+
+@hookimpl
+def extra_css_urls(datasette: Any) -> list[str]:
+    return [datasette.urls.path("/-/claimwatch.css")]
+
+
 async def healthz_view(datasette: Any, request: Any) -> Response:
     db = datasette.get_database(_db_name(datasette))
     try:
@@ -256,6 +274,7 @@ def register_routes() -> list[tuple[str, Any]]:
         (r"^/channel/(?P<platform>[a-z]+)/(?P<channel_id>[^/]+)$", channel_view),
         (r"^/media/(?P<key>[^/]+)/(?P<n>\d+)$", media_view),
         (r"^/-/healthz$", healthz_view),
+        (r"^/-/claimwatch\.css$", css_view),
     ]
 
 
