@@ -52,7 +52,6 @@ def test_day_series_fills_gaps_and_bars_scale() -> None:
 
 
 def test_search_params_and_urls() -> None:
-
     p = parse_params({"q": " الدولة ", "kind": ["claim,statement"], "level": ["high"]})
     assert p["q"] == "الدولة" and p["kind"] == ["claim", "statement"] and p["sort"] == "rank"
     url = url_for(p, level=[])
