@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python bench/alert_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/search_bench.py
+	$(BIN)/python bench/incident_bench.py
 
 screenshots: install browser
 	$(BIN)/python tests/web_screenshots.py

@@ -39,11 +39,13 @@ from .gazetteer import Gazetteer, Place, load as load_gazetteer
 KINDS = ("claim", "statement", "denial", "report", "watch")
 _KIND_RANK = {k: i for i, k in enumerate(KINDS)}
 _UNSET = object()
-NEAR_CANDIDATES = 16  # LSH candidates verified per new text
+NEAR_CANDIDATES = 8  # LSH candidates verified per new text
 NEAR_VERIFIED = 4  # of those the estimate accepts, compared on their actual shingles
 SHINGLE_CACHE = 4096  # texts whose shingles are kept after a comparison
+TEXT_CACHE = 32768  # texts of indexed signatures kept (the newest; older ones are read when compared)
 RECENT_TEXTS = 2048  # texts whose words, key and places are kept (reposts are frequent)
-BAND_CAP = 32  # of a crowded band (template text), only its newest texts are candidates
+BAND_CAP = 16  # of a crowded band (template text), only its newest texts are candidates
+BUCKET = 3 * 86400  # incidents are indexed by the 3-day buckets their span covers
 
 
 def strongest_kind(kinds: Iterable[str]) -> str:
@@ -111,7 +113,7 @@ class _Inc:
     """An incident as the tracker keeps it in memory (the ``incidents`` row and its facets)."""
 
     __slots__ = ("id", "start", "end", "t0", "t1", "first", "counts", "messages", "channels", "places", "actors",
-                 "created", "updated", "days")
+                 "created", "updated", "days", "loc_cities", "loc_countries")
 
     def __init__(self, iid: int, start: str, end: str, first: int | None, counts: dict[str, int], messages: int,
                  created: str, updated: str) -> None:
@@ -127,7 +129,12 @@ class _Inc:
         self.actors: dict[str, int] = {}  # actor id -> mentions
         self.created = created
         self.updated = updated
-        self.days: tuple[int, int] | None = None  # the day span indexed in _State.by_day
+        self.days: tuple[int, int] | None = None  # the bucket span indexed in _State.by_day
+        self.loc_cities: set[str] = set()  # located places (where it happened), by kind
+        self.loc_countries: set[str] = set()
+
+    def locate(self, pid: str) -> None:
+        (self.loc_cities if pid.startswith("city:") else self.loc_countries).add(pid)
 
 
 class _Family:
@@ -160,6 +167,7 @@ class _State:
         self.sig_shingles: list[int] = []
         self.bands: dict[int, list[int]] = {}  # band key -> signature rows (oldest first)
         self.shingle_cache: dict[int, tuple[str, set[bytes]]] = {}  # rowid -> text, shingles (recently compared)
+        self.text_cache: dict[int, str] = {}  # rowid -> text of indexed texts (recent ones)
         # (facet, value) -> day -> incident ids active that day (places: located ones only)
         self.by_day: dict[tuple[str, str], dict[int, set[int]]] = {}
         self.next_incident = 1
@@ -183,6 +191,8 @@ class _State:
                 continue
             if facet == "place":
                 inc.places[value] = [mentions, located]
+                if located:
+                    inc.locate(value)
             else:
                 inc.actors[value] = mentions
         for iid, platform, channel_id in conn.execute(
@@ -235,9 +245,11 @@ class _State:
     def index_days(self, inc: _Inc, keys: list[tuple[str, str]] | None = None) -> None:
         """Index ``inc`` under its located places and actors for every day of its span (only
         ``keys`` over the whole span, or every key over the days the span grew by)."""
-        d0, d1 = int(inc.t0 // 86400), int(inc.t1 // 86400)
+        d0, d1 = int(inc.t0 // BUCKET), int(inc.t1 // BUCKET)
         old = inc.days
         if keys is None:
+            if old is not None and old[0] <= d0 and d1 <= old[1]:
+                return  # the span still fits the buckets indexed
             keys = self._facet_keys(inc)
             if old is not None:  # the span grew: index the new days only
                 days = [d for d in range(d0, d1 + 1) if not old[0] <= d <= old[1]]
@@ -260,7 +272,7 @@ class _State:
 
     def active(self, facet: str, values: Iterable[str], lo: float, hi: float) -> set[int]:
         """Live incidents naming one of ``values`` whose span meets [lo, hi] (epoch seconds)."""
-        d_lo, d_hi = int(lo // 86400), int(hi // 86400)
+        d_lo, d_hi = int(lo // BUCKET), int(hi // BUCKET)
         out: set[int] = set()
         by_day = self.by_day
         for v in values:
@@ -312,24 +324,25 @@ class _State:
             return []
         # the likeliest first (estimated Jaccard), at most NEAR_VERIFIED of them read and compared
         rows = [rows[i] for i, _e in sorted(ok, key=lambda t: -t[1])[:NEAR_VERIFIED]]
-        cache = self.shingle_cache
-        texts = {rid: pending[rid] for r in rows if (rid := self.sig_rowid[r]) in pending}
-        todo = [rid for r in rows if (rid := self.sig_rowid[r]) is not None and rid not in texts and rid not in cache]
+        cache, tcache = self.shingle_cache, self.text_cache
+        todo = [rid for r in rows if (rid := self.sig_rowid[r]) is not None and rid not in cache and rid not in tcache
+                and rid not in pending]
         if todo:
-            texts.update(conn.execute(
-                f"SELECT id, text FROM messages WHERE id IN ({','.join('?' * len(todo))})", todo).fetchall())
+            for rid, text in conn.execute(
+                f"SELECT id, text FROM messages WHERE id IN ({','.join('?' * len(todo))})", todo
+            ).fetchall():
+                _put(tcache, rid, text, TEXT_CACHE)
         mine = sig.shingle_set if sig.shingle_set is not None else fam.shingles(ws)
         found: dict[int, tuple[float, str, str]] = {}  # family -> (similarity, first date, text)
         for r in rows:
             rid = self.sig_rowid[r]
             got = cache.get(rid)
             if got is None:
-                text = texts.get(rid)
+                text = pending.get(rid) if rid in pending else tcache.get(rid)
                 if text is None:
                     continue
-                got = cache[rid] = (text, fam.shingles(fam.words(text)))
-                if len(cache) > SHINGLE_CACHE:
-                    del cache[next(iter(cache))]
+                got = (text, fam.shingles(fam.words(text)))
+                _put(cache, rid, got, SHINGLE_CACHE)
             sim = fam.near_copy(mine, got[1])
             if not sim:
                 continue
@@ -551,7 +564,7 @@ class IncidentTracker:
                 del recents[next(iter(recents))]
         for fid, text in near:
             inc = st.incidents.get(st.families[fid].incident)
-            if inc is None or (barred and inc.id in barred) or _other_city(places, inc):
+            if inc is None or (barred and inc.id in barred) or _other_city(_located(places)[1], inc):
                 continue  # the same template about another attack
             if not self._in_window(inc, m.date) and not fam.same_numbers(ws, fam.words(text)):
                 continue  # months later, another toll: the same template, another event
@@ -669,12 +682,10 @@ class IncidentTracker:
         if sig is not None:
             st.add_signature(family_id, sig, m.rowid)
             self._pending_texts[m.rowid] = m.text
+            _put(st.text_cache, m.rowid, m.text, TEXT_CACHE)
             if sig.shingle_set is not None:  # likely compared soon (its reposts): keep its shingles
-                cache = st.shingle_cache
-                cache[m.rowid] = (m.text, sig.shingle_set)
+                _put(st.shingle_cache, m.rowid, (m.text, sig.shingle_set), SHINGLE_CACHE)
                 sig.shingle_set = None
-                if len(cache) > SHINGLE_CACHE:
-                    del cache[next(iter(cache))]
 
     # -- choosing an incident -------------------------------------------------------------------
     def _choose(self, st: _State, m: Incoming, places: list[Place], barred: set[int]) -> tuple[int | None, str]:
@@ -702,7 +713,7 @@ class IncidentTracker:
     def _by_place(self, st: _State, m: Incoming, when: float, places: list[Place],
                   barred: set[int]) -> int | None:
         lo, hi = when - self.settings.window, when + self.settings.window
-        cities = {pid for pid, loc, _c in located_places(places) if loc and pid.startswith("city:")}
+        cities = _located(places)[1]
         # a capital named alone in a statement or denial stands for its government ("Tehran
         # blamed Washington"); in a claim or a report it is where it happened
         capitals = {p.id for p in places if p.id in cities and p.capital} if m.kind in ("statement", "denial") else set()
@@ -713,9 +724,7 @@ class IncidentTracker:
             if incident_id in barred:
                 continue
             inc = st.incidents[incident_id]
-            located = {v for v, (_n, loc) in inc.places.items() if loc}
-            inc_cities = {v for v in located if v.startswith("city:")}
-            inc_countries = {v for v in located if v.startswith("country:")}
+            inc_cities, inc_countries = inc.loc_cities, inc.loc_countries
             shared_cities = cities & inc_cities
             if shared_cities:
                 strength = 2
@@ -747,7 +756,7 @@ class IncidentTracker:
         inc.messages += 1
         inc.updated = now
         new_keys: list[tuple[str, str]] = []
-        for pid, located, country in located_places(places):
+        for pid, located, country in _located(places)[0]:
             if self._facet_place(inc, pid, located, True):
                 new_keys.append(("place", pid))
             if country and self._facet_place(inc, country, 1, False):
@@ -767,11 +776,14 @@ class IncidentTracker:
         cur = inc.places.get(pid)
         if cur is None:
             inc.places[pid] = [1 if mention else 0, located]
+            if located:
+                inc.locate(pid)
             return bool(located)
         if mention:
             cur[0] += 1
         if located and not cur[1]:
             cur[1] = 1
+            inc.locate(pid)
             return True
         return False
 
@@ -818,12 +830,32 @@ class IncidentTracker:
         return f"{where} · {start[:10]}"
 
 
-def _other_city(places: Sequence[Place], inc: _Inc) -> bool:
+def _put(cache: dict, key: Any, value: Any, size: int) -> None:
+    """Insert into a dict used as a FIFO cache of ``size`` entries."""
+    cache[key] = value
+    if len(cache) > size:
+        del cache[next(iter(cache))]
+
+
+_LOCATED: dict[tuple[str, ...], tuple[list[tuple[str, int, str | None]], frozenset[str]]] = {}
+
+
+def _located(places: Sequence[Place]) -> tuple[list[tuple[str, int, str | None]], frozenset[str]]:
+    """:func:`located_places` and the located cities, memoised by the places named."""
+    key = tuple(p.id for p in places)
+    got = _LOCATED.get(key)
+    if got is None:
+        lp = located_places(places)
+        got = (lp, frozenset(pid for pid, loc, _c in lp if loc and pid.startswith("city:")))
+        _put(_LOCATED, key, got, 4096)
+    return got
+
+
+def _other_city(mine: frozenset[str], inc: _Inc) -> bool:
     """Does a message name (as where it happened) only cities other than the incident's?"""
-    mine = {pid for pid, loc, _c in located_places(places) if loc and pid.startswith("city:")}
     if not mine:
         return False
-    theirs = {v for v, (_n, loc) in inc.places.items() if loc and v.startswith("city:")}
+    theirs = inc.loc_cities
     return bool(theirs) and not (mine & theirs)
 
 

