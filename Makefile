@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/search_bench.py
 	$(BIN)/python bench/incident_bench.py
+	$(BIN)/python bench/web_bench.py
 
 screenshots: install browser
 	$(BIN)/python tests/web_screenshots.py
