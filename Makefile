@@ -3,12 +3,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DB     ?= data/demo.db
 # rules eval gate on the corpus's test split: the figures the shipped pack reaches there, rounded
-# down to 0.01 (claim recall 0.675, statement recall 0.674, alert precision 0.899 on 2026-11-29), so a
+# down to 0.01 (claim recall 0.688, statement recall 0.674, alert precision 0.893 on 2026-11-29), so a
 # rule change that loses recall or precision fails CI. Raise them when the pack improves.
 EVAL_MIN_RECALL    ?= 0.67
 EVAL_MIN_PRECISION ?= 0.89
 
-.PHONY: demo test eval install install-test bench clean
+.PHONY: demo test eval install install-test bench clean browser screenshots web-bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,21 @@ demo: install
 	$(BIN)/claimwatch run --config config/demo.yaml --once --log-level WARNING
 	$(BIN)/claimwatch stats --db $(DB)
 	$(BIN)/claimwatch hits --db $(DB)
+	$(BIN)/claimwatch incidents --db $(DB)
+	$(BIN)/claimwatch incident show 1 --db $(DB)
 	@echo "Alerts written to data/demo-alerts.jsonl; try: .venv/bin/claimwatch search 'الدولة' --db $(DB)"
 
-test: install
+# Headless Chromium for the browser tests (tests/test_web_browser.py) and `make screenshots`:
+# Debian's chromium + chromium-driver, installed when missing (needs root or sudo).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver fonts-noto-core >/dev/null \
+			|| echo "warning: could not install chromium (browser tests will be skipped, or fail in CI)"; \
+	else echo "warning: no apt-get: install chromium and chromedriver by hand for the browser tests"; fi
+
+test: install browser
 	$(BIN)/python -m pytest
 	$(MAKE) eval
 
@@ -45,6 +57,14 @@ bench: install
 	$(BIN)/python bench/alert_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/search_bench.py
+	$(BIN)/python bench/incident_bench.py
+	$(BIN)/python bench/web_bench.py
+
+screenshots: install browser
+	$(BIN)/python tests/web_screenshots.py
+
+web-bench: install
+	$(BIN)/python bench/web_bench.py
 
 clean:
 	rm -rf $(VENV) data/demo.db*

@@ -94,6 +94,7 @@ class Daemon:
         self._last_message: dict[str, tuple[float, Any]] = {}  # source -> (received at, latest event)
         self._lock_fh: Any = None
         self._write_notice_at = -WRITE_NOTICE_EVERY
+        self._reload_tasks: set[asyncio.Task[bool]] = set()
 
     # -- preparation (synchronous; errors here mean "refuse to start") ---------
     def prepare(self) -> None:
@@ -115,6 +116,9 @@ class Daemon:
             self.sources = build_sources(self.cfg)
         self._lock_archive()
         self.archive = Archive.open(self.db)
+        from ..incidents import configure as configure_incidents
+
+        configure_incidents(self.archive, self.cfg)
         install_policy(self.archive, self.cfg)
         self._recover_interrupted_sends()
         from ..alerts import DeliveryWorker
@@ -445,8 +449,10 @@ class Daemon:
 
     def _sighup(self) -> None:
         log.info("SIGHUP: reloading rules")
-        if self.rules is not None:
-            self.rules.reload()
+        if self.rules is not None:  # built off the event loop; the pipeline keeps matching meanwhile
+            task = asyncio.get_running_loop().create_task(self.rules.reload_async(), name="rules-reload")
+            self._reload_tasks.add(task)
+            task.add_done_callback(self._reload_tasks.discard)
 
     def request_stop(self) -> None:
         if self.stop_event is not None:
