@@ -21,13 +21,18 @@ def password(cfg: BusConfig) -> str | None:
     return os.environ.get("CLAIMWATCH_REDIS_PASSWORD") or None
 
 
-def client(cfg: BusConfig, *, timeout: float = 10.0) -> Any:
+def client(cfg: BusConfig, *, timeout: float = 10.0, retries: int = 1) -> Any:
+    """``retries``: redis-py's own reconnect attempts per command, kept short: a collector
+    spools at once instead of holding its sources back while Redis is away."""
     import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
 
     kwargs: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": min(timeout, 5.0),
         "retry_on_timeout": False,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries),
         "health_check_interval": 30,
     }
     pw = password(cfg)
