@@ -41,7 +41,7 @@ from .condition import run_program
 from .language import message_language
 from .morphology import MERGE_TOKENS, merged_pairs, word_forms
 from .normalize import OffsetMap, normalize, scan_text, text_span
-from .regexes import compile_regex, options as regex_options, prepare as prepare_regex
+from .regexes import compile_regex, options as regex_options, prepare as prepare_regex, required_literal
 from .ruleset import FIELDS, Rule, RuleSet, Selection
 from .terms import EXACT, Term, Word
 
@@ -163,6 +163,10 @@ class _FieldIndex:
         self._build_regexes()
 
     def _build_regexes(self) -> None:
+        # the anchor regexes' required letters: when none is in the text, none of them can
+        # match, and the RE2 filter is not run for the candidates (None: always run it)
+        gates = [required_literal(self.regexes[r]) for r in self.regex_triggers]
+        self.regex_gates: tuple[str, ...] | None = None if None in gates else tuple(dict.fromkeys(gates))
         if self.regexes:
             import re2
 
@@ -485,8 +489,8 @@ class _Scan:
     def __init__(self, index: _FieldIndex, text: str) -> None:
         self.index = index
         self.text = text
-        self._present: dict[int, bool] = {}
-        self._starts: dict[int, list[int]] = {}
+        self._present: dict[int, bool] | None = None  # memos, made on first use
+        self._starts: dict[int, list[int]] | None = None
         self._positions: dict[int, list[tuple[int, int]]] | None = None
         self._bounds: list[tuple[int, int]] | None = None
         self._regex: frozenset[int] | None = None
@@ -501,7 +505,7 @@ class _Scan:
         self.st = st = scan_text(text)
         self.tokens = tokens = st.split()
         lookup = index.lookup
-        self.sets = sets = [lookup[t] for t in tokens]
+        self.sets = sets = list(map(lookup.__getitem__, tokens))
         self.found = found = set().union(*filter(None, sets))
         if _PIECE in found:
             found.discard(_PIECE)
@@ -527,16 +531,22 @@ class _Scan:
 
     def present(self, alts: _Alts) -> bool:
         """Whether one of the alternatives occurs (memo per message: shared between rules)."""
-        v = self._present.get(alts.uid)
+        memo = self._present
+        if memo is None:
+            memo = self._present = {}
+        v = memo.get(alts.uid)
         if v is None:
-            v = self._present[alts.uid] = alts.present(self)
+            v = memo[alts.uid] = alts.present(self)
         return v
 
     def starts(self, alts: _Alts) -> list[int]:
         """Sorted token indexes where one of the alternatives starts (memo per message)."""
-        v = self._starts.get(alts.uid)
+        memo = self._starts
+        if memo is None:
+            memo = self._starts = {}
+        v = memo.get(alts.uid)
         if v is None:
-            v = self._starts[alts.uid] = alts.starts(self)
+            v = memo[alts.uid] = alts.starts(self)
         return v
 
     def term_spans(self, wids: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -725,28 +735,25 @@ class Matcher:
     # -- matching -------------------------------------------------------------------------
     def candidates(self, msg: Message) -> tuple[list[int], dict[str, _Scan]]:
         scans: dict[str, _Scan] = {}
-        cands: set[int] = set(self._unanchored)
+        got: list[frozenset[int]] = []
         text_index = self._eager_text
         if text_index is not None:
             scan = scans["text"] = _Scan(text_index, msg.text or "")
-            key_rules = text_index.key_rules
-            for k in scan.found:
-                t = key_rules[k]
-                if t is not None:
-                    cands |= t
-            if text_index.regex_triggers:
-                for r in scan.regex_matched():
-                    cands.update(text_index.regex_triggers.get(r, ()))
+            if scan.found:
+                got = list(filter(None, map(text_index.key_rules.__getitem__, scan.found)))
+            if text_index.regex_triggers and _regex_may_match(text_index, scan):
+                triggers = text_index.regex_triggers
+                got.extend(triggers[r] for r in scan.regex_matched() if r in triggers)
         for name, index in self._eager_other:
             scan = scans[name] = _Scan(index, field_value(msg, name))
-            for k in scan.found:
-                t = index.key_rules[k]
-                if t is not None:
-                    cands |= t
-            if index.regex_triggers:
-                for r in scan.regex_matched():
-                    cands.update(index.regex_triggers.get(r, ()))
-        return sorted(cands), scans
+            if scan.found:
+                got.extend(filter(None, map(index.key_rules.__getitem__, scan.found)))
+            if index.regex_triggers and _regex_may_match(index, scan):
+                triggers = index.regex_triggers
+                got.extend(triggers[r] for r in scan.regex_matched() if r in triggers)
+        if not got:
+            return self._unanchored, scans
+        return sorted(set(self._unanchored).union(*got)), scans
 
     def match(self, msg: Message) -> list[Hit]:
         """The hits of every rule on ``msg`` (in rule order)."""
@@ -811,6 +818,18 @@ class Matcher:
         unique = list({(m.selection, m.field, m.start, m.end): m for m in reversed(matches)}.values())
         unique.sort(key=lambda m: (FIELDS.index(m.field), m.start, m.end, m.selection))
         return Hit(matches=tuple(unique[:MAX_MATCHES_PER_HIT]), actors=actors, **cr.hit)
+
+
+def _regex_may_match(index: _FieldIndex, scan: _Scan) -> bool:
+    """False when no anchor regex of the field can match (their required letters are absent)."""
+    gates = index.regex_gates
+    st = scan.st
+    if gates is None or (not st and scan.text):  # no words on the field: the text was not scanned
+        return True
+    for g in gates:
+        if g in st:
+            return True
+    return False
 
 
 def _evaluate(sel: _Sel, scan: _Scan) -> bool:
