@@ -109,8 +109,11 @@ class _FieldIndex:
         self.regex_ids: dict[str, int] = {}
         self.filter = None
         self.compiled: list = []
-        self.triggers: dict[int, set[int]] = {}  # word id -> rule indexes anchored on it
-        self.regex_triggers: dict[int, set[int]] = {}  # regex id -> rule indexes
+        # word id -> indexes (ascending) of the rules anchored on it; emptied by build() into
+        # key_rules, where rules anchored on the same words share one tuple
+        self.triggers: dict[int, list[int]] = {}
+        self.regex_triggers: dict[int, list[int] | tuple[int, ...]] = {}  # regex id -> rule indexes
+        self.has_triggers = False
 
     def word_id(self, word: Word) -> int:
         key = (word.kind, word.text)
@@ -156,9 +159,15 @@ class _FieldIndex:
             self.automaton: ahocorasick.Automaton | None = auto
         else:
             self.automaton = None
-        self.key_rules: list[frozenset[int] | None] = [
-            frozenset(self.triggers[w]) if w in self.triggers else None for w in range(len(self.words))
-        ]
+        shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+        key_rules: list[tuple[int, ...] | None] = [None] * len(self.words)
+        for w, rs in self.triggers.items():
+            t = tuple(rs)
+            key_rules[w] = shared.setdefault(t, t)
+        self.key_rules = key_rules
+        self.regex_triggers = {r: tuple(rs) for r, rs in self.regex_triggers.items()}
+        self.has_triggers = bool(self.triggers or self.regex_triggers)
+        self.triggers = {}
         self.lookup = _Lookup(self.exact, self.automaton)
         self._build_regexes()
 
@@ -193,7 +202,7 @@ class _FieldIndex:
 
     @property
     def eager(self) -> bool:
-        return bool(self.triggers or self.regex_triggers)
+        return self.has_triggers
 
 
 class _Alts:
@@ -250,7 +259,7 @@ class _Sel:
 
     __slots__ = (
         "sel", "field", "op", "singles", "phrases", "term_wids", "regex_ids", "within", "groups", "name", "cost",
-        "anchors", "alts", "galts", "uid", "first_terms", "first_keys",
+        "anchors", "anchor_regex", "alts", "galts", "uid", "first_terms", "first_keys",
     )
 
     def __init__(self, sel: Selection, index: _FieldIndex, intern: "_Interner") -> None:
@@ -260,7 +269,7 @@ class _Sel:
         self.op = sel.op
         self.within = sel.within
         compiled = [intern.term(index, t) for t in sel.terms]  # (word ids, (rarest word, its cost))
-        self.term_wids: list[tuple[int, ...]] = [c[0] for c in compiled]
+        self.term_wids: tuple[tuple[int, ...], ...] = intern.shared(tuple([c[0] for c in compiled]))
         all_op = sel.op == "all"
         self.singles = frozenset(w[0] for w in self.term_wids if len(w) == 1) if all_op else frozenset()
         self.phrases = tuple(w for w in self.term_wids if len(w) > 1) if all_op else ()
@@ -285,22 +294,24 @@ class _Sel:
         # each alternative of the cheapest group (near)
         if sel.op == "regex":
             self.cost = REGEX_COST * len(sel.regexes)
-            self.anchors: list[tuple[str, int]] = [("r", r) for r in self.regex_ids]
+            self.anchor_regex = True
+            self.anchors: tuple[int, ...] = tuple(self.regex_ids)  # dropped once the rule is registered
         else:
+            self.anchor_regex = False
             rarest = [c[1] for c in compiled]  # (word index, cost) per term
             if sel.op == "any":
                 self.cost = sum(c for _, c in rarest)
-                self.anchors = [("w", tw[i]) for (i, _), tw in zip(rarest, self.term_wids)]
+                self.anchors = tuple([tw[i] for (i, _), tw in zip(rarest, self.term_wids)])
             elif sel.op == "near":
                 costs = [sum(rarest[t][1] for t in g) for g in sel.groups]
                 g = sel.groups[costs.index(min(costs))]
                 self.cost = min(costs)
-                self.anchors = [("w", self.term_wids[t][rarest[t][0]]) for t in g]
+                self.anchors = tuple([self.term_wids[t][rarest[t][0]] for t in g])
             else:
                 costs = [c for _, c in rarest]
                 t = costs.index(min(costs))
                 self.cost = costs[t]
-                self.anchors = [("w", self.term_wids[t][rarest[t][0]])]
+                self.anchors = (self.term_wids[t][rarest[t][0]],)
 
     def found_terms(self, found: set[int]) -> list[int]:
         """Indexes (ascending) of the terms whose first word was found."""
@@ -324,16 +335,23 @@ class _Interner:
         self._alts: dict[tuple[str, frozenset[tuple[int, ...]]], _Alts] = {}
         self._sels: dict[tuple, int] = {}
         self._by_list: dict[tuple[int, ...], _Alts] = {}  # id()s of the same term objects (a shared list)
-        # (field, id(term)) -> compiled term; the terms stay alive in the rule set meanwhile
-        self._terms: dict[tuple[str, int], tuple[tuple[int, ...], tuple[int, float]]] = {}
+        # field -> id(term) -> compiled term; the terms stay alive in the rule set meanwhile
+        self._terms: dict[str, dict[int, tuple[tuple[int, ...], tuple[int, float]]]] = {}
+        self._shared: dict[tuple, tuple] = {}
+
+    def shared(self, value: tuple) -> tuple:
+        """One tuple per content (the selections that reference the same list share it)."""
+        return self._shared.setdefault(value, value)
 
     def term(self, index: _FieldIndex, term: Term) -> tuple[tuple[int, ...], tuple[int, float]]:
         """A term's word ids and rarest word, computed once per term object (lists and actors
         referenced by many rules share their term objects)."""
-        key = (index.name, id(term))
-        got = self._terms.get(key)
+        cache = self._terms.get(index.name)
+        if cache is None:
+            cache = self._terms[index.name] = {}
+        got = cache.get(id(term))
         if got is None:
-            got = self._terms[key] = (tuple(index.word_id(w) for w in term.words), rarest_word(term))
+            got = cache[id(term)] = (tuple([index.word_id(w) for w in term.words]), rarest_word(term))
         return got
 
     def alts(self, field: str, term_wids: list[tuple[int, ...]]) -> _Alts:
@@ -651,13 +669,19 @@ class Matcher:
             anchor_names = rule.condition.necessary(lambda n: by_name[n].cost)
             if anchor_names is None:
                 self._unanchored.append(ri)
-                continue
-            for name in anchor_names:
-                sel = by_name[name]
-                index = self.fields[sel.field]
-                for kind, ident in sel.anchors:
-                    target = index.triggers if kind == "w" else index.regex_triggers
-                    target.setdefault(ident, set()).add(ri)
+            else:
+                for name in anchor_names:
+                    sel = by_name[name]
+                    index = self.fields[sel.field]
+                    target = index.regex_triggers if sel.anchor_regex else index.triggers
+                    for ident in sel.anchors:
+                        got = target.get(ident)
+                        if got is None:
+                            target[ident] = [ri]
+                        elif got[-1] != ri:
+                            got.append(ri)
+            for sel in sels:
+                sel.anchors = ()
         # actors: their names go into the text field's words, so tagging a hit reuses the
         # message's scan (which actors' names were found), computed only for messages with hits
         self.actors = None
