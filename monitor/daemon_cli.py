@@ -228,12 +228,23 @@ def status_cmd(
     """Sources (last message, lag, errors), outbox pending/failed, loaded rules."""
     cfg = setup(config, log_level)
     path = db_path(db, cfg)
+    bus = None
+    if cfg.bus is not None:  # collectors and archivers on Redis (docs/operations.md)
+        from .bus.status import bus_report, print_bus
+
+        bus = bus_report(cfg.bus)
     try:
         report = status_report(path)
     except FileNotFoundError:
-        fail(f"{path}: archive not found (has 'claimwatch run' been started?)")
+        if bus is None:
+            fail(f"{path}: archive not found (has 'claimwatch run' been started?)")
+        report = None  # a collector's host: no archive here
     if json_out:
-        print_json_lines([report])
+        print_json_lines([{**(report or {}), **({"bus": bus} if bus is not None else {})}])
+        return
+    if bus is not None:
+        print_bus(console, bus, _age)
+    if report is None:
         return
     d = report["daemon"]
     rules = d.get("rules") or {}

@@ -173,3 +173,60 @@ def test_role_collector_without_bus_section_is_a_one_line_error(tmp_path: Path) 
     res = CliRunner().invoke(app, ["run", "--role", "nonsense", "--config", str(cfg), "--once"])
     assert res.exit_code == 2 and "--role" in res.output
     pytest.importorskip("redis")
+
+
+def test_status_and_metrics_show_stream_lag_pending_and_collectors(tmp_path: Path, redis_server) -> None:
+    import asyncio
+
+    import httpx
+    import yaml
+    from typer.testing import CliRunner
+
+    from daemon_helpers import wait_for
+    from monitor.cli import app
+
+    cfg_path = write_bus_config(tmp_path, redis_server.url)
+    feed(tmp_path, 1, 40)
+    asyncio.run(run_collector(cfg_path))
+    res = CliRunner().invoke(app, ["status", "--config", str(cfg_path), "--json"])
+    assert res.exit_code == 0, res.output
+    bus = json.loads(res.output)["bus"]  # no archive yet: the bus alone (a collector's host)
+    assert bus["stream_length"] == 40 and bus["lag"] is None  # no archiver group yet
+    assert bus["collectors"]["c1"]["published"] == 40 and bus["collectors"]["c1"]["last_publish"]
+
+    # An archiver with /metrics, consuming half and leaving the rest pending.
+    r = redis_sync.Redis.from_url(redis_server.url)
+    r.xgroup_create("cw-test", "archivers", id="0")
+    r.xreadgroup("archivers", "gone", {"cw-test": ">"}, count=10)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["http"] = {"enabled": True, "port": 0}
+    cfg["bus"]["name"] = "arch"
+    arch_path = tmp_path / "arch.yaml"
+    arch_path.write_text(yaml.safe_dump(cfg))
+    daemon = Daemon(load_config(arch_path), role="archiver")
+    daemon.prepare()
+
+    async def archiver_with_metrics() -> str:
+        task = asyncio.create_task(daemon.run())
+        try:
+            await wait_for(lambda: daemon.sources["bus"].acked == 30, 20, "archiver caught up")
+            await daemon.sources["bus"]._refresh_info()
+            async with httpx.AsyncClient() as http:
+                return (await http.get(f"http://127.0.0.1:{daemon.http.port}/metrics")).text
+        finally:
+            daemon.request_stop()
+            assert await asyncio.wait_for(task, 20) == 0
+
+    body = asyncio.run(archiver_with_metrics())
+    assert "claimwatch_bus_stream_length 40.0" in body
+    assert "claimwatch_bus_lag 0.0" in body
+    assert "claimwatch_bus_pending 10.0" in body  # the 10 the consumer 'gone' holds
+    assert 'claimwatch_bus_collector_last_publish_age_seconds{collector="c1"}' in body
+    res = CliRunner().invoke(app, ["status", "--config", str(cfg_path)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "40 entries" in text and "lag 0" in text and "pending 10" in text
+    assert "Collectors" in res.output and "c1" in res.output
+    res = CliRunner().invoke(app, ["status", "--config", str(cfg_path), "--json"])
+    report = json.loads(res.output)
+    assert report["messages"] == 30 and report["bus"]["consumers"]["gone"]["pending"] == 10
