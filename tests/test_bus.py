@@ -248,3 +248,43 @@ def test_collector_example_config_and_bad_bus_keys(tmp_path: Path, monkeypatch) 
         load_config(bad)
     text = str(err.value)
     assert "bus.url" in text and "bus.spool.max_bytes" in text and "unknown key 'bus.strem'" in text
+
+
+async def test_own_pending_entries_beyond_one_read_are_all_delivered_again(tmp_path: Path, redis_server, monkeypatch) -> None:
+    import monitor.bus.consumer as consumer
+
+    monkeypatch.setattr(consumer, "READ_COUNT", 5)
+    cfg_path = write_bus_config(tmp_path, redis_server.url)  # claim_idle 60 s: no take-over here
+    feed(tmp_path, 1, 23)
+    await run_collector(cfg_path)
+    r = redis_sync.Redis.from_url(redis_server.url)
+    r.xgroup_create("cw-test", "archivers", id="0")
+    # This archiver (name c1) read everything before, then died before acknowledging.
+    assert len(r.xreadgroup("archivers", "c1", {"cw-test": ">"}, count=100)[0][1]) == 23
+    daemon = await run_archiver(cfg_path)
+    assert daemon.sources["bus"].claimed == 0
+    assert db_rows(tmp_path / "archive.db", "select count(*) from messages")[0][0] == 23
+    assert r.xinfo_groups("cw-test")[0]["pending"] == 0
+
+
+async def test_group_lost_with_redis_data_is_created_again(tmp_path: Path, redis_server) -> None:
+    import asyncio
+
+    cfg_path = write_bus_config(tmp_path, redis_server.url)
+    feed(tmp_path, 1, 5)
+    await run_collector(cfg_path)
+    daemon = Daemon(load_config(cfg_path), role="archiver")
+    daemon.prepare()
+    task = asyncio.create_task(daemon.run())
+    from daemon_helpers import wait_for
+
+    try:
+        await wait_for(lambda: daemon.sources["bus"].acked == 5, 20, "first entries")
+        r = redis_sync.Redis.from_url(redis_server.url)
+        r.flushall()  # as a Redis restarted without persistence
+        feed(tmp_path, 6, 4)
+        await run_collector(cfg_path)
+        await wait_for(lambda: len(db_rows(tmp_path / "archive.db", "select id from messages")) == 9, 30, "after the loss")
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 20) == 0

@@ -104,8 +104,11 @@ class BusSource(Source):
                     pass  # they stay pending and are delivered again: the store is idempotent
 
     async def _consume(self, ctx: SourceContext, once: bool) -> None:
+        from redis.exceptions import ResponseError
+
         delay = 0.2
         own_pending = True  # first re-read what this consumer was given and did not acknowledge
+        cursor = "0"  # position in this consumer's pending entries while re-reading them
         next_claim = 0.0
         next_info = 0.0
         while not ctx.stop.is_set():
@@ -121,34 +124,41 @@ class BusSource(Source):
                 if now >= next_claim:
                     next_claim = now + self.claim_every
                     await self._claim(ctx)
-                start = "0" if own_pending else ">"
+                start = cursor if own_pending else ">"
                 reply = await self.redis.xreadgroup(
                     self.cfg.group, self.consumer, {self.cfg.stream: start}, count=READ_COUNT,
                     block=None if own_pending else (50 if once else BLOCK_MS),
                 )
                 entries = reply[0][1] if reply else []
-                if own_pending and not entries:
-                    own_pending = False
-                    continue
-                if not entries and once and not own_pending:
-                    return
                 if own_pending:
-                    fresh = [(i, f) for i, f in entries if _sid(i) not in self.inflight]
-                    if not fresh:
-                        # all of them are being stored now; read new entries meanwhile
+                    if not entries:
                         own_pending = False
                         continue
-                    entries = fresh
+                    cursor = _sid(entries[-1][0])  # the next read goes on after these
+                    entries = [(i, f) for i, f in entries if _sid(i) not in self.inflight]
+                    if not entries:
+                        continue
+                elif not entries:
+                    if once:
+                        return
+                    continue
                 await self._emit_entries(ctx, entries)
             except asyncio.CancelledError:
                 raise
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # The stream or group is gone (Redis restarted without its data): join again.
+                log.error("consumer group missing; creating it again", stream=self.cfg.stream, error=str(exc))
+                self.connected = False
+                own_pending, cursor = True, "0"
             except self._unreachable as exc:
                 self.errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 if self.connected:
                     log.warning("redis unreachable; retrying", error=self.last_error)
                 self.connected = False
-                own_pending = True
+                own_pending, cursor = True, "0"
                 try:
                     await asyncio.wait_for(ctx.stop.wait(), delay)
                 except asyncio.TimeoutError:
