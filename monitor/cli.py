@@ -87,6 +87,9 @@ def import_cmd(
 
         matcher = matcher_for_cli(rules or cfg.rules, cfg, required=rules is not None)
     archive = Archive.open(db_path(db, cfg))
+    from .alerts.policy import OutboxPolicy
+
+    archive.policy = OutboxPolicy.from_config(cfg)  # the daemon's outbox rows, `--alert` or not
     reports = []
     failed = False
     with archive, Progress(

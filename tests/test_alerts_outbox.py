@@ -12,11 +12,11 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from test_alerts_support import hit_for, message, outbox_rows, slack  # noqa: F401
+from alerts_support import hit_for, message, outbox_rows, slack  # noqa: F401
 
 from monitor.alerts.destinations import ConsoleDestination, build_destinations
 from monitor.alerts.outbox import DeliveryWorker, list_deliveries, retry_failed, status_counts
-from monitor.alerts.timefmt import ts
+from monitor.timefmt import ts
 from monitor.archive import Archive, utcnow
 from monitor.config import Config
 

@@ -21,7 +21,7 @@ from monitor.sources.base import SourceStopped
 from monitor.sources.telegram.errors import TelegramAuthError
 from monitor.sources.telegram.media import MediaStore
 from monitor.sources.telegram.source import TelegramSource
-from test_telegram_fakes import (
+from telegram_fakes import (
     AMAQ_HASH,
     AMAQ_ID,
     OTHER_HASH,

@@ -46,7 +46,7 @@ from .alert import Alert
 from .destinations.base import Destination, PermanentDeliveryError, TemporaryDeliveryError
 from .records import row_dict
 from .render import RenderError, Renderer, render_row
-from .timefmt import parse_ts, ts
+from ..timefmt import parse_ts, ts
 
 log = get_logger("claimwatch.alerts")
 

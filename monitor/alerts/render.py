@@ -23,11 +23,11 @@ from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateErro
 from jinja2.sandbox import SandboxedEnvironment
 
 from ..bidi import neutralize_all
-from ..model import _is_username, make_url
+from ..model import channel_label, channel_url, make_url
 from . import records
 from . import slack_format as sf
 from .alert import Alert
-from .timefmt import human_utc
+from ..timefmt import human_utc
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 SUBJECT_LIMIT = 200
@@ -58,29 +58,6 @@ def one_line(text: str, limit: int = SUBJECT_LIMIT) -> str:
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text
-
-
-def channel_label(platform: str | None, channel: str | None, title: str | None, channel_id: str | None) -> str:
-    """``Title (@handle)``, ``@handle``, the title, or the id."""
-    handle = None
-    if channel and _is_username(channel):
-        handle = "@" + channel.lstrip("@")
-    name = title if title and title != channel else None
-    if handle and name:
-        return f"{name} ({handle})"
-    return handle or name or channel or str(channel_id or "?")
-
-
-def channel_url(platform: str | None, channel: str | None) -> str | None:
-    """Public link to a channel/account, when it has a username."""
-    if not channel or not _is_username(channel):
-        return None
-    handle = channel.lstrip("@")
-    if platform == "telegram":
-        return f"https://t.me/{handle}"
-    if platform == "x":
-        return f"https://x.com/{handle}"
-    return None
 
 
 def _size(n: Any) -> str:

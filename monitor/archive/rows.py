@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from hashlib import sha256 as _sha256
 
 from ..model import Message, canonical_json, iso
-from ..rules.normalize import search_text
+from ..text import search_text
 
 Row = tuple  # see the module docstring
 

@@ -21,8 +21,10 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import sqlite_utils
 
+from ..alerts.kinds import AlertKind, OutboxStatus
+from ..alerts.policy import OutboxPolicy
 from ..model import Deletion, Hit, Message, canonical_json, iso, sha256_hex
-from ..rules.normalize import search_text
+from ..text import search_text
 from .rows import (
     CHANNEL, CHANNEL_ID, CHANNEL_TITLE, EDIT_DATE, EXTRA, MEDIA, MESSAGE_ID, PLATFORM, RAW, RAW_SHA, SEARCH,
     RECORD_SHA, TEXT, TEXT_SHA, Row, prepare_row, record_hash, row_key,
@@ -89,6 +91,7 @@ class StoreOutcome:
     new_hit_ids: list[int] = field(default_factory=list)
     new_outbox_ids: list[int] = field(default_factory=list)
     previous_text: str | None = None  # for status "edited": the text stored before
+    followups: int = 0  # of new_outbox_ids: edited follow-ups
 
 
 @dataclass
@@ -99,6 +102,7 @@ class StoreResult:
     unchanged: int = 0
     hits: int = 0
     outbox: int = 0
+    followups: int = 0  # of outbox: edited/deleted follow-ups
     outcomes: list[StoreOutcome] = field(default_factory=list)
 
     def add(self, other: "StoreResult") -> None:
@@ -108,6 +112,7 @@ class StoreResult:
         self.unchanged += other.unchanged
         self.hits += other.hits
         self.outbox += other.outbox
+        self.followups += other.followups
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -118,19 +123,6 @@ class StoreResult:
             "hits": self.hits,
             "outbox": self.outbox,
         }
-
-
-OutboxPolicy = Callable[["Archive", int, Hit, Message, str], list[int]]
-
-
-def enqueue_all(archive: "Archive", hit_id: int, hit: Hit, msg: Message, now: str) -> list[int]:
-    """Default outbox policy: one pending alert row per destination of the hit."""
-    ids = []
-    for dest in hit.destinations:
-        oid = archive.enqueue(hit_id, dest, kind="alert", now=now)
-        if oid is not None:
-            ids.append(oid)
-    return ids
 
 
 class ArchiveOpenError(OSError):
@@ -173,9 +165,10 @@ class Archive:
         self._last_link: str | None = None
         self._big: _BigBatch | None = None  # set while a big store() batch runs
         self._clock: Callable[[], str] | None = None  # the rows' timestamps during store_rows
-        # Decides which outbox rows a new hit gets (inside the store transaction). The
-        # alerting layer replaces it with its throttling policy.
-        self.outbox_policy: OutboxPolicy = enqueue_all
+        # Which outbox rows stored events create (new hits, edits, deletions), inside the
+        # store transaction: monitor.alerts.policy. The daemon and `import --alert` give it
+        # the config's default destinations (OutboxPolicy.from_config).
+        self.policy = OutboxPolicy()
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
@@ -322,9 +315,10 @@ class Archive:
                     self._begin_big_batch(outcome.message_rowid - BIG_BATCH_AFTER + 1)
             else:
                 setattr(result, status, getattr(result, status) + 1)
-            if outcome.new_hit_ids:
+            if outcome.new_hit_ids or outcome.new_outbox_ids:
                 result.hits += len(outcome.new_hit_ids)
                 result.outbox += len(outcome.new_outbox_ids)
+                result.followups += outcome.followups
             if collect:
                 result.outcomes.append(outcome)
 
@@ -513,6 +507,10 @@ class Archive:
             outcome.previous_text = found[2]
         if hits:
             self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now)
+        if status == "edited" and alerts:
+            followups = self.policy.on_edit(self, rowid, found[2], now)
+            outcome.new_outbox_ids.extend(followups)
+            outcome.followups = len(followups)
         return outcome
 
     @staticmethod
@@ -549,7 +547,7 @@ class Archive:
             hit_id = cur.lastrowid
             outcome.new_hit_ids.append(hit_id)
             if alerts and msg is not None:
-                outcome.new_outbox_ids.extend(self.outbox_policy(self, hit_id, hit, msg, now))
+                outcome.new_outbox_ids.extend(self.policy.on_hit(self, hit_id, hit, msg, now))
 
     def _add_version(self, rowid: int, key: str, row: Row, raw_json: str | None, now: str) -> bool:
         """Add a version (and its chain record) unless this text has one. ``raw_json`` None:
@@ -596,7 +594,7 @@ class Archive:
         hit_id: int | None,
         destination: str,
         *,
-        kind: str = "alert",
+        kind: str = AlertKind.ALERT,
         payload: Mapping[str, Any] | None = None,
         dedup_key: str | None = None,
         due: str | None = None,
@@ -609,12 +607,13 @@ class Archive:
             dedup_key = f"{kind}:{hit_id}:{destination}"
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO outbox(hit_id, destination, kind, payload, status, attempts,"
-            " next_attempt_at, created_at, dedup_key) VALUES (?,?,?,?, 'pending', 0, ?, ?, ?)",
+            " next_attempt_at, created_at, dedup_key) VALUES (?,?,?,?,?, 0, ?, ?, ?)",
             (
                 hit_id,
                 destination,
-                kind,
+                str(kind),
                 canonical_json(payload) if payload is not None else None,
+                OutboxStatus.PENDING,
                 due or now,
                 now,
                 dedup_key,
@@ -622,10 +621,14 @@ class Archive:
         )
         return cur.lastrowid if cur.rowcount == 1 else None
 
-    def mark_deleted(self, deletion: Deletion) -> list[int]:
-        """Mark messages deleted (kept, never removed). Returns the row ids newly marked."""
+    def mark_deleted(self, deletion: Deletion, *, alerts: bool = True, result: StoreResult | None = None) -> list[int]:
+        """Mark messages deleted (kept, never removed). Returns the row ids newly marked.
+
+        With ``alerts`` the outbox policy queues ``deleted`` follow-ups (in the same
+        transaction); ``result`` (if given) counts them."""
         ids: list[int] = []
-        when = iso(deletion.date) if deletion.date else now_iso()
+        now = now_iso()
+        when = iso(deletion.date) if deletion.date else now
         with self.lock, self.transaction():
             for mid in deletion.message_ids:
                 if deletion.channel_id is None:
@@ -642,6 +645,11 @@ class Archive:
                 for (rid,) in rows:
                     self.conn.execute("UPDATE messages SET deleted_at=? WHERE id=?", (when, rid))
                     ids.append(rid)
+                    if alerts:
+                        followups = len(self.policy.on_delete(self, rid, now))
+                        if result is not None:
+                            result.outbox += followups
+                            result.followups += followups
         return ids
 
     # -- checkpoints ----------------------------------------------------------

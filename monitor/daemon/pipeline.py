@@ -11,9 +11,9 @@ writes start failing and once, with None, when they recover) and never drops the
 ``max_attempts`` end the retries; what was not stored is counted in ``stats.unstored``.
 After a commit, each envelope's ``on_commit`` is called in emit order.
 
-When an edited message or a deletion touches a message that had hits, the writer queues
-an ``edited`` / ``deleted`` follow-up alert (with the original text) to the destinations
-the original alert went to, in the same transaction.
+The outbox rows a batch creates (alerts, throttle windows, ``edited`` / ``deleted``
+follow-ups) are decided by the archive's outbox policy (:mod:`monitor.alerts.policy`),
+the same on every path that stores messages.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol
 
 from ..archive import Archive, StoreResult
 from ..logs import get_logger
-from ..model import Deletion, Hit, Message, sha256_hex
+from ..model import Deletion, Hit, Message
 from ..sources.base import Envelope
 
 log = get_logger("claimwatch.pipeline")
@@ -259,6 +259,7 @@ class Pipeline:
         self.stats.edited += total.edited
         self.stats.hits += total.hits
         self.stats.outbox += total.outbox
+        self.stats.followups += total.followups
         return total
 
     def _store_pending(self, pending: list[tuple[Message, list[Hit]]], total: StoreResult) -> None:
@@ -267,42 +268,8 @@ class Pipeline:
         result = self.archive.store(pending)
         total.add(result)
         total.outcomes.extend(result.outcomes)
-        conn = self.archive.conn
-        for outcome in result.outcomes:
-            if outcome.status != "edited":
-                continue
-            rowid = outcome.message_rowid
-            new_text = conn.execute("SELECT text FROM messages WHERE id=?", (rowid,)).fetchone()[0]
-            # Only a message whose earlier text had a hit gets an "edited" follow-up.
-            had_hit = conn.execute(
-                "SELECT 1 FROM hits WHERE message_rowid=? AND text_sha256 != ? LIMIT 1", (rowid, sha256_hex(new_text))
-            ).fetchone()
-            if had_hit is None:
-                continue
-            total.outbox += self._followup(
-                rowid, "edited", {"previous_text": outcome.previous_text, "new_text": new_text}
-            )
         pending.clear()
 
     def _delete(self, deletion: Deletion, total: StoreResult) -> None:
         self.stats.deletions += 1
-        for rowid in self.archive.mark_deleted(deletion):
-            text = self.archive.conn.execute("SELECT text FROM messages WHERE id=?", (rowid,)).fetchone()[0]
-            total.outbox += self._followup(rowid, "deleted", {"previous_text": text, "new_text": None})
-
-    def _followup(self, message_rowid: int, kind: str, payload: dict[str, Any]) -> int:
-        """Queue one follow-up per destination that alerted on a hit of this message."""
-        rows = self.archive.conn.execute(
-            "SELECT h.id, o.destination FROM hits h JOIN outbox o ON o.hit_id = h.id"
-            " WHERE h.message_rowid=? AND o.kind = 'alert' GROUP BY o.destination",
-            (message_rowid,),
-        ).fetchall()
-        n = 0
-        version = sha256_hex(payload.get("new_text") or "")
-        for hit_id, destination in rows:
-            # One follow-up per message, destination and new text (or deletion).
-            key = f"{kind}:{message_rowid}:{destination}:{version}"
-            if self.archive.enqueue(hit_id, destination, kind=kind, payload=payload, dedup_key=key) is not None:
-                n += 1
-        self.stats.followups += n
-        return n
+        self.archive.mark_deleted(deletion, result=total)

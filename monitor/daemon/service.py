@@ -101,7 +101,8 @@ class Daemon:
         Raises ``RuleSetError`` for broken rules and ``ConfigError``/``ValueError`` for
         unusable configuration, before anything starts.
         """
-        from ..alerts import build_destinations, install_policy
+        from ..alerts import build_destinations
+        from ..alerts.policy import OutboxPolicy
 
         self.rules = RulesState(self.cfg, self.cfg.rules, on_error=self._notify_rules_error)
         self.rules.load()
@@ -109,7 +110,7 @@ class Daemon:
         self.sources = build_sources(self.cfg)
         self._lock_archive()
         self.archive = Archive.open(self.db)
-        install_policy(self.archive, self.cfg)
+        self.archive.policy = OutboxPolicy.from_config(self.cfg)
         self._recover_interrupted_sends()
         from ..alerts import DeliveryWorker
 

@@ -241,7 +241,7 @@ def parse_jsonl_record(
     record (for a caller that checked the line with
     :func:`~monitor.sources.surrogates.json_may_have_surrogates`).
     """
-    from . import x_convert
+    from .x import convert as x_convert
     from .surrogates import scrub_message
 
     kind = classify_record(obj)

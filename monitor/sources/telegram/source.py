@@ -50,7 +50,8 @@ from ...logs import get_logger
 from ...model import Deletion, iso
 from ..base import Envelope, Source, SourceContext
 from .channels import ChannelInfo, ChannelResolver
-from .convert import message_to_message, peer_bare_id
+from .convert import message_to_message
+from .ids import peer_bare_id
 from .errors import (
     ChannelUnavailable,
     TelegramAuthError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..model import to_utc
+from .model import to_utc
 
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # same as monitor.archive.store.now_iso
 
