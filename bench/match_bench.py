@@ -84,8 +84,34 @@ def zipf_weights(n: int) -> list[float]:
     return [1.0 / (r + 1) ** 1.05 for r in range(n)]
 
 
+NAME_SYLLABLES = {
+    "en": "ab du mal ik ha san mu ham mad ya hya sa ree ka rim na sir ja mal fa rid ta riq zu bair".split(),
+    "ar": "عب د ال مل ك حس ن مح مد يح يى سر يع كر يم نا صر جم فر طا رق زب ير".split(),
+    "fa": "قا سم سل ما نی حس ین علی رضا مهد پو ری زا ده کا ظم اح مد خا نی".split(),
+}
+
+
+def make_names(rng: random.Random, n: int) -> list[str]:
+    """``n`` distinct person names of two or three words, a third each in English, Arabic and
+    Persian script (a watch list's commanders, spokesmen, officials)."""
+    out: dict[str, None] = {}
+    langs = ["en", "ar", "fa"]
+    while len(out) < n:
+        lang = langs[len(out) % 3]
+        syl = NAME_SYLLABLES[lang]
+        words = ["".join(rng.choice(syl) for _ in range(rng.randint(2, 3))) for _ in range(rng.choice([2, 2, 3]))]
+        if lang == "en":
+            words = [w.capitalize() for w in words]
+            if rng.random() < 0.2:
+                words = ["Abu", *words[:1], "al-" + words[-1]]
+        elif rng.random() < 0.2:
+            words = ["أبو" if lang == "ar" else "ابو", *words[:1], "ال" + words[-1]]
+        out[" ".join(words)] = None
+    return list(out)
+
+
 # -- messages -------------------------------------------------------------------------------
-def make_messages(rng: random.Random, vocab: dict[str, list[str]], n: int) -> list[Message]:
+def make_messages(rng: random.Random, vocab: dict[str, list[str]], n: int, names: list[str] | None = None) -> list[Message]:
     t0 = datetime(2024, 1, 3, tzinfo=timezone.utc)
     cum = {}
     for lang, v in vocab.items():
@@ -118,6 +144,8 @@ def make_messages(rng: random.Random, vocab: dict[str, list[str]], n: int) -> li
                 sep = "\u200c"
             parts.append(w + sep)
         text = "".join(parts)
+        if names and rng.random() < 0.01:  # 1 % of the messages name someone on a watch list
+            text = f"{text} {rng.choice(names)} {rng.choice(vocab[lang][:60])}"
         if rng.random() < 0.2:
             text = f"#{rng.choice(vocab[lang][40:200])}_{rng.choice(vocab[lang][40:200])} | " + text
         platform = "x" if rng.random() < 0.3 else "telegram"
@@ -140,7 +168,13 @@ def _yaml_list(items: list[str]) -> str:
     return "[" + ", ".join('"' + s.replace('"', '\\"') + '"' for s in items) + "]"
 
 
-def make_rules(rng: random.Random, vocab: dict[str, list[str]], n: int, directory: Path) -> None:
+RULES_PER_LIST = 10
+
+
+def make_rules(rng: random.Random, vocab: dict[str, list[str]], n: int, directory: Path,
+               names: list[str] | None = None) -> None:
+    """``n`` rules; with ``names``, also watch lists (``lists/names-NNNN.csv``, one per 10
+    rules, the names split evenly) and each rule ``... or who`` with ``who: ["@list:..."]``."""
     known = {w for v in vocab.values() for w in v}
     terms_only = {lang: [w for w in make_vocab(rng, lang, 4000)[-3000:] if w not in known] for lang in vocab}
     def term(lang: str) -> str:
@@ -191,7 +225,24 @@ def make_rules(rng: random.Random, vocab: dict[str, list[str]], n: int, director
                 lines.append(f"  other: {_yaml_list([term(lang) for _ in range(rng.randint(2, 5))])}")
                 lines.append("condition: 1 of them")
             # else: a single selection
+        if names:
+            cond = next(k for k, line in enumerate(lines) if line.startswith("condition:")) if any(
+                line.startswith("condition:") for line in lines) else None
+            who = f'  who: ["@list:names-{i // RULES_PER_LIST:04d}"]'
+            if cond is None:
+                sel = next(line.split(":")[0].strip() for line in lines[lines.index("match:") + 1:])
+                lines += [who, f"condition: {sel} or who"]
+            else:
+                lines[cond] = f"condition: ({lines[cond][len('condition:'):].strip()}) or who"
+                lines.insert(cond, who)
         (directory / f"bench-{i:04d}.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if names:
+        lists = directory / "lists"
+        lists.mkdir(exist_ok=True)
+        n_lists = -(-n // RULES_PER_LIST)
+        per = -(-len(names) // n_lists)
+        for j in range(n_lists):
+            (lists / f"names-{j:04d}.csv").write_text("\n".join(names[j * per : (j + 1) * per]) + "\n", encoding="utf-8")
 
 
 # -- measuring ------------------------------------------------------------------------------
@@ -253,7 +304,8 @@ def scale(args: argparse.Namespace, vocab: dict[str, list[str]], messages: list[
         with tempfile.TemporaryDirectory() as tmp:
             rules_dir = Path(tmp) / "rules"
             rules_dir.mkdir()
-            make_rules(random.Random(args.seed + 1), vocab, n, rules_dir)
+            make_rules(random.Random(args.seed + 1), vocab, n, rules_dir,
+                       make_names(random.Random(args.seed + 2), 20 * n) if args.names else None)
             t = time.perf_counter()
             ruleset = load_rules([rules_dir])
             t_load = time.perf_counter() - t
@@ -282,6 +334,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--profile", action="store_true", help="profile the compiled matcher")
     ap.add_argument("--actors", default=None, help="also load this actor file (e.g. rules/actors.yml): hits get actor tags")
+    ap.add_argument("--pack", default=str(ROOT / "rules"),
+                    help="also measure this rule pack plus the generated rules (default: the shipped rules/; '' to skip)")
+    ap.add_argument("--names", type=int, default=None,
+                    help="distinct watch-list names in lists/*.csv referenced by the rules (default 20 per rule; 0: none)")
     ap.add_argument("--scale", default=None, help="comma-separated rule counts: the scaling table only")
     args = ap.parse_args()
     if args.naive is None:
@@ -290,7 +346,11 @@ def main() -> None:
     rng = random.Random(args.seed)
     vocab = {lang: make_vocab(rng, lang, 6000) for lang in ("en", "ar", "fa")}
     t = time.perf_counter()
-    messages = make_messages(rng, vocab, args.messages)
+    if args.names is None:
+        args.names = 20 * args.rules
+    names = make_names(random.Random(args.seed + 2), args.names) if args.names else None
+    messages = make_messages(rng, vocab, args.messages, names)
+    args.name_list = names
     print(f"generated {len(messages):,} messages in {time.perf_counter() - t:.1f}s "
           f"(avg {sum(len(m.text) for m in messages) / len(messages):.0f} chars)")
 
@@ -301,21 +361,71 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rules_dir = Path(tmp) / "rules"
         rules_dir.mkdir()
-        make_rules(random.Random(args.seed + 1), vocab, args.rules, rules_dir)  # independent of --messages
+        make_rules(random.Random(args.seed + 1), vocab, args.rules, rules_dir, names)  # independent of --messages
         if args.actors:
             (rules_dir / "actors.yml").write_bytes(Path(args.actors).read_bytes())
-        t = time.perf_counter()
-        ruleset = load_rules([rules_dir])
-        t_load = time.perf_counter() - t
+        sets = [("generated only", [rules_dir])]
+        if args.pack:
+            sets.append((f"pack ({args.pack}) + generated", [Path(args.pack), rules_dir]))
+        ok = True
+        for label, paths in sets:
+            print(f"-- {label} --")
+            ok = measure(args, paths, messages) and ok
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS: {rss:,.0f} MB (this process, messages included); load average {load_average()}")
+    if not ok:
+        sys.exit(1)
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def cached_load(paths: list[Path]) -> float:
+    """Seconds to load the compiled set from a fresh on-disk cache (written first)."""
+    from monitor.rules import cache
+
+    with tempfile.TemporaryDirectory() as d:
+        old = os.environ.get(cache.CACHE_ENV)
+        os.environ[cache.CACHE_ENV] = d
+        try:
+            cache.load_matcher(paths)  # miss: builds and writes
+            statuses: list[str] = []
+            t = time.perf_counter()
+            cache.load_matcher(paths, on_status=statuses.append)
+            elapsed = time.perf_counter() - t
+            assert statuses == ["hit"], statuses
+        finally:
+            if old is None:
+                os.environ.pop(cache.CACHE_ENV, None)
+            else:
+                os.environ[cache.CACHE_ENV] = old
+    return elapsed
+
+
+def measure(args: argparse.Namespace, paths: list[Path], messages: list[Message]) -> bool:
+    """Load, compile, match all messages, compare with the naive loop; True when the hits agree."""
+    import gc
+
+    gc.collect()
     rss_before = current_rss_mb()
+    t = time.perf_counter()
+    ruleset = load_rules(paths)
+    t_load = time.perf_counter() - t
     t = time.perf_counter()
     matcher = Matcher(ruleset)
     t_compile = time.perf_counter() - t
-    matcher_mb = current_rss_mb() - rss_before
+    gc.collect()
+    matcher_mb = current_rss_mb() - rss_before  # the rule set and its compiled matcher
     s = matcher.stats()
     print(f"rules: {s['rules']:,} loaded in {t_load:.2f}s (parse + validate), compiled in {t_compile:.2f}s "
-          f"-> {s['patterns']:,} patterns, {s['regexes']} regexes, {s['unanchored_rules']} unanchored rules; "
-          f"load + compile {t_load + t_compile:.2f}s; compiled matcher ~{matcher_mb:.0f} MB")
+          f"-> {s['terms']:,} terms, {s['patterns']:,} patterns, {s['regexes']} regexes, {s['unanchored_rules']} unanchored rules; "
+          f"load + compile {t_load + t_compile:.2f}s; rule set + matcher {matcher_mb:.0f} MB RSS; load average {load_average()}")
+    t_cached = cached_load(paths)
+    print(f"cached:   load from the on-disk cache of compiled sets {t_cached:.2f}s (restart, rules test)")
 
     # naive loop on the first N messages
     naive = NaiveMatcher(ruleset)
@@ -335,10 +445,11 @@ def main() -> None:
     hits, elapsed, cpu = run_share(matcher, messages)
     if args.profile:
         prof.disable()
-        pstats.Stats(prof).sort_stats("cumulative").print_stats(18)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     rate = len(messages) / elapsed
     print(f"compiled: {len(messages):,} messages in {elapsed:.2f}s = {rate:,.0f} msgs/s (1 process; "
-          f"{len(messages) / cpu:,.0f} msgs per CPU second), {hits:,} hits ({hits / len(messages):.2f}/message)")
+          f"{len(messages) / cpu:,.0f} msgs per CPU second), {hits:,} hits ({hits / len(messages):.2f}/message); "
+          f"load average {load_average()}")
     print(f"naive:    {len(head):,} messages in {t_naive:.2f}s = {naive_rate:,.0f} msgs/s, {n_naive_hits:,} hits")
     print(f"ratio:    {rate / naive_rate:,.0f}x")
     print(f"same hits on the first {len(head):,} messages: {'yes' if same else 'NO'}")
@@ -350,10 +461,7 @@ def main() -> None:
     if args.workers > 1 and hasattr(os, "fork"):
         agg, agg_hits = run_workers(matcher, messages, args.workers)
         print(f"compiled: {agg:,.0f} msgs/s with {args.workers} processes ({os.cpu_count()} CPUs), {agg_hits:,} hits")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS: {rss:,.0f} MB (this process, messages included)")
-    if not same:
-        sys.exit(1)
+    return same
 
 
 if __name__ == "__main__":

@@ -8,7 +8,14 @@ server in this process, then prints:
   time from the append to the Slack server receiving the alert (p50 / p99);
 * the daemon's peak RSS (from /proc while it runs).
 
-Usage: python bench/pipeline_bench.py [--messages 100000] [--latency-samples 200]
+With ``--reload-rules N`` (e.g. 10000) the daemon runs the shipped pack plus N generated
+rules with their watch lists (bench/match_bench.py's generator), and while it streams a rule
+file is edited and SIGHUP sent: the bench prints the steady rate before the reload, the rate
+over the reload window (SIGHUP until the first message matched by the new set) and their
+ratio. The new set adds a rule whose term every message carries, so the first hit of that
+rule marks the swap; no message is matched against a half-built set (tests/test_rules_cache.py).
+
+Usage: python bench/pipeline_bench.py [--messages 100000] [--latency-samples 200] [--reload-rules 10000]
 """
 
 from __future__ import annotations
@@ -76,11 +83,72 @@ def count(db: Path, sql: str) -> int:
         return 0
 
 
+def make_rule_set(tmp: Path, n_rules: int) -> Path:
+    """The shipped pack plus ``n_rules`` generated rules with watch lists, in ``tmp/rules``."""
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import match_bench as mb
+
+    target = tmp / "rules"
+    shutil.copytree(ROOT / "rules", target)
+    gen = target / "generated"
+    gen.mkdir()
+    rng = random.Random(1)
+    vocab = {lang: mb.make_vocab(rng, lang, 6000) for lang in ("en", "ar", "fa")}
+    mb.make_rules(random.Random(2), vocab, n_rules, gen, mb.make_names(random.Random(3), 20 * n_rules))
+    return target
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: int) -> None:
+    """Steady rate, then SIGHUP after an edit; the rate until the new set's first hit."""
+    t_start = time.perf_counter()
+    while count(db, "select count(*) from messages") < 1:
+        if proc.poll() is not None:
+            raise SystemExit("daemon exited early")
+        await asyncio.sleep(0.1)
+    print(f"daemon up (rules loaded, compiled and cached) after {time.perf_counter() - t_start:.1f} s; load average {load_average()}")
+    samples: list[tuple[float, int]] = []
+
+    async def sample(until: float) -> None:
+        while time.perf_counter() < until:
+            samples.append((time.perf_counter(), count(db, "select count(*) from messages")))
+            await asyncio.sleep(0.1)
+
+    await sample(time.perf_counter() + 8)
+    (t0, c0), (t1, c1) = samples[0], samples[-1]
+    steady = (c1 - c0) / (t1 - t0)
+    print(f"steady: {steady:,.0f} msgs/s over {t1 - t0:.1f} s; load average {load_average()}")
+    edited = rules_path / "generated" / "bench-0000.yml"
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    (rules_path / "generated" / "zz-marker.yml").write_text(
+        "id: zz-marker\nlevel: info\nmatch:\n  m: [zzmarker]\n", encoding="utf-8")
+    t_hup = time.perf_counter()
+    c_hup = count(db, "select count(*) from messages")
+    proc.send_signal(signal.SIGHUP)
+    while count(db, "select count(*) from hits where rule_id = 'zz-marker'") == 0:
+        if proc.poll() is not None:
+            raise SystemExit("daemon exited early")
+        if count(db, "select count(*) from messages") >= n:
+            raise SystemExit("the feed ran out before the reload finished: use more --messages")
+        await asyncio.sleep(0.05)
+    t_swap = time.perf_counter()
+    c_swap = count(db, "select count(*) from messages")
+    during = (c_swap - c_hup) / (t_swap - t_hup)
+    print(f"reload: SIGHUP -> first message matched by the new set {t_swap - t_hup:.1f} s; "
+          f"{during:,.0f} msgs/s during the reload = {during / steady:.0%} of the steady rate; load average {load_average()}")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--latency-samples", type=int, default=200)
     ap.add_argument("--hit-ratio", type=float, default=0.01)
+    ap.add_argument("--reload-rules", type=int, default=0, help="measure a hot reload of the pack + N generated rules")
     ap.add_argument("--profile", type=Path, help="cProfile the daemon into this file (slower; for finding costs)")
     args = ap.parse_args()
 
@@ -105,9 +173,12 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="cw-pipeline-"))
     feed = tmp / "feed.jsonl"
     db = tmp / "archive.db"
+    rules_path = ROOT / "rules"
+    if args.reload_rules:
+        rules_path = make_rule_set(tmp, args.reload_rules)
     cfg = {
         "database": str(db),
-        "rules": str(ROOT / "rules"),
+        "rules": str(rules_path),
         "sources": {"files": [{"path": str(feed), "follow": True, "poll_interval": 0.005}]},
         "alerts": {
             "default": ["slack"],
@@ -124,17 +195,24 @@ async def main() -> None:
     with feed.open("w", encoding="utf-8") as fh:
         for i in range(n):
             text = CLAIM.format(n=i) if rnd.random() < args.hit_ratio else rnd.choice(NOISE) + f" #{i}"
+            if args.reload_rules:
+                text += " zzmarker"
             fh.write(line(i, text))
     size_mb = feed.stat().st_size / 1e6
 
     profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
+    env = dict(os.environ, CLAIMWATCH_CACHE_DIR=str(tmp / "cache"))
     proc = subprocess.Popen(
         [sys.executable, *profile, "-m", "monitor", "run", "--config", str(tmp / "cfg.yaml"), "--log-level", "WARNING"],
         cwd=ROOT,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     peak = 0
     try:
+        if args.reload_rules:
+            await measure_reload(proc, db, rules_path, n)
+            return
         t_start = time.perf_counter()
         while count(db, "select count(*) from messages") < n:
             peak = max(peak, rss_kb(proc.pid))

@@ -2,19 +2,29 @@
 
 An invalid new rule set is reported (log and a notice to the default alert
 destinations) and the previous rules keep matching.
+
+Loading goes through the on-disk cache of compiled sets (:mod:`monitor.rules.cache`): a
+restart with unchanged rule files skips parsing and compiling. A hot reload in the running
+daemon (:meth:`RulesState.reload_async`) never blocks the event loop: the new set is loaded
+and compiled in a worker process (spawned; it writes the cache), then read back in a worker
+thread that yields the GIL between frames, and only the complete matcher is swapped in, in
+one assignment on the event loop. Every message is matched against the old set or the new
+one, never a half-built one. Without a cache directory the build runs in a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from ..config import Config
 from ..logs import get_logger
-from ..rules import Matcher, RuleSetError, load_rules
+from ..rules import Matcher, RuleSetError
+from ..rules.cache import build_into_cache, cache_dir, cached_matcher, load_matcher
 from ..rules.loader import format_problems
 
 log = get_logger("claimwatch.rules")
@@ -33,7 +43,12 @@ class RulesState:
     last_error: str | None = None
     reloads: int = 0
     on_error: Callable[[str], None] | None = None
+    reload_in: str = "auto"  # "process" (worker process + cache), "thread", "auto": process when caching is on
+    cache_status: str | None = None  # hit | miss | off: how the current set was loaded
+    last_reload_seconds: float | None = None
     _watch_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _reloading: "asyncio.Future[bool] | None" = field(default=None, repr=False)
+    _again: bool = field(default=False, repr=False)
 
     def _known_destinations(self) -> set[str]:
         return self.cfg.destination_names()
@@ -43,38 +58,107 @@ class RulesState:
         self._swap(self._build())
 
     def _build(self) -> tuple[Matcher, int, str]:
-        ruleset = load_rules([self.path], known_destinations=self._known_destinations())
-        matcher = Matcher(ruleset, default_destinations=tuple(self.cfg.alerts.default))
-        fp = hashlib.sha256("".join(sorted(r.id + getattr(r, "hash", "") for r in ruleset.rules)).encode()).hexdigest()
-        return matcher, len(ruleset.rules), fp
+        statuses: list[str] = []
+        matcher = load_matcher(
+            [self.path], known_destinations=self._known_destinations(),
+            default_destinations=tuple(self.cfg.alerts.default), on_status=statuses.append,
+        )
+        self.cache_status = statuses[-1] if statuses else None
+        return self._built(matcher)
+
+    @staticmethod
+    def _built(matcher: Matcher) -> tuple[Matcher, int, str]:
+        rules = matcher.rules
+        fp = hashlib.sha256("".join(sorted(r.id + getattr(r, "hash", "") for r in rules)).encode()).hexdigest()
+        return matcher, len(rules), fp
 
     def _swap(self, built: tuple[Matcher, int, str]) -> None:
         from ..archive import now_iso
 
+        # one assignment: the pipeline reads self.matcher per message, so each message is
+        # matched against the old set or the new one
         self.matcher, self.rule_count, self.fingerprint = built
         self.loaded_at = now_iso()
         self.last_error = None
 
+    def _failed(self, text: str, **kw: Any) -> bool:
+        self.last_error = text
+        log.error("rules reload failed; keeping the previous rules", **kw)
+        if self.on_error is not None:
+            self.on_error(text)
+        return False
+
     def reload(self) -> bool:
-        """Load the rules again; keep the old set when the new one has errors."""
+        """Load the rules again, here and now (blocking); keep the old set when the new one
+        has errors. The daemon uses :meth:`reload_async`."""
+        t = time.perf_counter()
         try:
             built = self._build()
         except RuleSetError as exc:
-            text = format_problems(exc.problems)
-            self.last_error = text
-            log.error("rules reload failed; keeping the previous rules", problems=text)
-            if self.on_error is not None:
-                self.on_error(text)
-            return False
+            return self._failed(format_problems(exc.problems), problems=format_problems(exc.problems))
         except Exception as exc:  # unreadable folder etc.
-            self.last_error = str(exc)
-            log.error("rules reload failed; keeping the previous rules", error=str(exc))
-            if self.on_error is not None:
-                self.on_error(str(exc))
-            return False
+            return self._failed(str(exc), error=str(exc))
         self._swap(built)
         self.reloads += 1
-        log.info("rules reloaded", rules=self.rule_count)
+        self.last_reload_seconds = time.perf_counter() - t
+        log.info("rules reloaded", rules=self.rule_count, seconds=round(self.last_reload_seconds, 3))
+        return True
+
+    async def reload_async(self) -> bool:
+        """Reload without blocking the event loop (see the module docstring); the current set
+        keeps matching until the new one is complete. A reload asked for while one runs is
+        done once more after it (the files may have changed again)."""
+        if self._reloading is not None:
+            self._again = True
+            return await asyncio.shield(self._reloading)
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._reloading = fut
+        ok = False
+        try:
+            while True:
+                self._again = False
+                ok = await self._reload_off_loop()
+                if not self._again:
+                    break
+        finally:
+            self._reloading = None
+            if not fut.done():
+                fut.set_result(ok)
+        return ok
+
+    async def _reload_off_loop(self) -> bool:
+        t = time.perf_counter()
+        mode = self.reload_in
+        directory = cache_dir()
+        if mode == "auto":
+            mode = "process" if directory is not None else "thread"
+        known = self._known_destinations()
+        defaults = tuple(self.cfg.alerts.default)
+        try:
+            matcher = None
+            if mode == "process" and directory is not None:
+                ok, problems = await _in_process(build_into_cache, [self.path], known, defaults, str(directory))
+                if not ok:
+                    return self._failed(problems or "invalid rules", problems=problems)
+                matcher = await asyncio.to_thread(
+                    cached_matcher, [self.path], known_destinations=known, default_destinations=defaults, pause=0.002
+                )
+                status = "process"
+            if matcher is None:  # thread mode, or the files changed again since the worker read them
+                statuses: list[str] = []
+                matcher = await asyncio.to_thread(
+                    load_matcher, [self.path], known_destinations=known, default_destinations=defaults,
+                    on_status=statuses.append,
+                )
+                status = "thread"
+        except RuleSetError as exc:
+            return self._failed(format_problems(exc.problems), problems=format_problems(exc.problems))
+        except Exception as exc:  # unreadable folder, worker died ...
+            return self._failed(str(exc), error=str(exc))
+        self._swap(self._built(matcher))
+        self.reloads += 1
+        self.last_reload_seconds = time.perf_counter() - t
+        log.info("rules reloaded", rules=self.rule_count, built_in=status, seconds=round(self.last_reload_seconds, 3))
         return True
 
     def get(self) -> Matcher | None:
@@ -88,7 +172,7 @@ class RulesState:
         if not target.exists():
             return
         async for _changes in awatch(target, stop_event=stop, debounce=300, recursive=True):
-            self.reload()
+            await self.reload_async()
 
     def info(self) -> dict[str, Any]:
         return {
@@ -98,4 +182,19 @@ class RulesState:
             "fingerprint": self.fingerprint,
             "reloads": self.reloads,
             "last_error": self.last_error,
+            "cache": self.cache_status,
+            "last_reload_seconds": self.last_reload_seconds,
         }
+
+
+async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a freshly spawned worker process (it shares nothing with the daemon's
+    event loop, threads or GIL)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+    finally:
+        pool.shutdown(wait=False)  # the worker exits on its own; never join it on the event loop

@@ -93,6 +93,7 @@ class Daemon:
         self._last_message: dict[str, tuple[float, Any]] = {}  # source -> (received at, latest event)
         self._lock_fh: Any = None
         self._write_notice_at = -WRITE_NOTICE_EVERY
+        self._reload_tasks: set[asyncio.Task[bool]] = set()
 
     # -- preparation (synchronous; errors here mean "refuse to start") ---------
     def prepare(self) -> None:
@@ -440,8 +441,10 @@ class Daemon:
 
     def _sighup(self) -> None:
         log.info("SIGHUP: reloading rules")
-        if self.rules is not None:
-            self.rules.reload()
+        if self.rules is not None:  # built off the event loop; the pipeline keeps matching meanwhile
+            task = asyncio.get_running_loop().create_task(self.rules.reload_async(), name="rules-reload")
+            self._reload_tasks.add(task)
+            task.add_done_callback(self._reload_tasks.discard)
 
     def request_stop(self) -> None:
         if self.stop_event is not None:

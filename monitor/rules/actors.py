@@ -92,7 +92,7 @@ class ActorTagger:
     words, wildcards, proclitics). Accounts are looked up by channel username, id and title.
     """
 
-    def __init__(self, actors: Iterable[Actor]) -> None:
+    def __init__(self, actors: Iterable[Actor], names: bool = True) -> None:
         from .condition import single_condition
         from .matcher import Matcher
         from .ruleset import Rule, RuleSet, Selection
@@ -101,7 +101,7 @@ class ActorTagger:
         rules = []
         for a in self.actors.values():
             terms = a.terms
-            if terms:
+            if terms and names:  # (the rules' Matcher finds names in its own scan: names=False)
                 sel = Selection("names", "any", "text", terms, line=a.line, col=a.col)
                 rules.append(Rule(id=a.id, title=a.title, level="info", selections=(sel,),
                                   condition=single_condition("names"), file=a.file, line=a.line))
@@ -141,9 +141,10 @@ class ActorTagger:
             return set()
         return {h.rule_id for h in self._names.match(msg)}
 
-    def tag(self, msg: Message) -> tuple[str, ...]:
-        """Ids of the actors of ``msg`` (named or posting, plus their parents), sorted."""
-        found = self.named_in(msg) | self.posted_by(msg)
+    def tag(self, msg: Message, named: set[str] | None = None) -> tuple[str, ...]:
+        """Ids of the actors of ``msg`` (named or posting, plus their parents), sorted;
+        ``named``: the actors already found named in its text."""
+        found = (self.named_in(msg) if named is None else named) | self.posted_by(msg)
         for aid in list(found):
             found.update(self._up.get(aid, ()))
         return tuple(sorted(found))

@@ -69,12 +69,13 @@ def matcher_for_cli(path: str | Path, cfg: Config, required: bool = False) -> Ma
         if required:
             fail(f"{path}: rules not found (no such file or directory)")
         return None
-    try:
-        ruleset = load_rules([p], known_destinations=_known_destinations(cfg))
+    from .cache import load_matcher
+
+    try:  # from the on-disk cache of compiled sets when the rule files are unchanged
+        return load_matcher([p], known_destinations=_known_destinations(cfg), default_destinations=tuple(cfg.alerts.default))
     except RuleSetError as exc:
         _print_problems(exc.problems)
         fail(f"{len(exc.problems)} problem(s) in the rules at {path}")
-    return Matcher(ruleset, default_destinations=tuple(cfg.alerts.default))
 
 
 @rules_app.command("check")

@@ -20,6 +20,7 @@ import yaml
 from ..durations import parse_duration
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
+from .lists import LIST_DIR, WatchList, list_files, load_lists
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, compile_regex
 from .ruleset import FIELDS, KINDS, LEVELS, OPS, Rule, RuleSet, Selection
@@ -65,6 +66,9 @@ class _FileContext:
         self._lines: list[str] | None = None
         self.actors: dict[str, Actor] = {}
         self.referenced: set[str] = set()  # actors the rule being built references
+        self.lists: dict[str, WatchList] = {}
+        self.referenced_lists: set[str] = set()  # lists the rule being built references
+        self.failed_lists: set[str] = set()  # lists whose file has problems (already reported)
 
     def add(self, node_or_pos: Node | tuple[int, int], message: str) -> None:
         if isinstance(node_or_pos, Node):
@@ -96,7 +100,7 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem]) -> list[str
         if os.path.isdir(p):
             found = []
             for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != LIST_DIR)  # lists: see lists.py
                 for name in sorted(files):
                     if not name.startswith(".") and name.lower().endswith(RULE_EXTENSIONS):
                         found.append(os.path.join(root, name))
@@ -163,11 +167,15 @@ def load_rules(paths: Sequence[str | Path], *, known_destinations: set[str] | No
                     problems.append(Problem(actor.file, actor.line, actor.col,
                                             f"duplicate actor id '{actor.id}' (also defined at {other.file}:{other.line}:{other.col})"))
     _check_members(actors, problems)
+    failed_lists: set[str] = set()
+    lists = load_lists(list_files([str(p) for p in paths]), problems, failed_lists)
     rules: list[Rule] = []
     for file, got in parsed:
         if got is not None and file not in actor_files:
             ctx, data, root = got
             ctx.actors = actors
+            ctx.lists = lists
+            ctx.failed_lists = failed_lists
             rules.extend(_build_rules(ctx, data, root, known_destinations))
     first: dict[str, Rule] = {}
     for rule in rules:
@@ -181,7 +189,7 @@ def load_rules(paths: Sequence[str | Path], *, known_destinations: set[str] | No
     _check_budget(rules, problems)
     if problems:
         raise RuleSetError(problems)
-    return RuleSet(rules=rules, files=files, actors=list(actors.values()))
+    return RuleSet(rules=rules, files=files, actors=list(actors.values()), lists=list(lists.values()))
 
 
 def load_actor_titles(paths: Sequence[str | Path]) -> dict[str, str]:
@@ -202,21 +210,32 @@ def load_actor_titles(paths: Sequence[str | Path]) -> dict[str, str]:
 
 
 def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
-    total = 0
     regexes = 0
     largest: tuple[int, Rule, Selection] | None = None
+    words: set[tuple[str, str, str]] = set()  # (field, kind, text): the matcher holds each once
+    seen: set[tuple[str, int]] = set()  # (field, id(term)): lists and actors share their term objects
     for rule in rules:
         for sel in rule.selections:
-            n = sel.pattern_count
-            total += n
             regexes += len(sel.regexes)
-            if largest is None or n > largest[0]:
-                largest = (n, rule, sel)
+            if not sel.terms:
+                continue
+            field = sel.field
+            for t in sel.terms:
+                key = (field, id(t))
+                if key not in seen:
+                    seen.add(key)
+                    words.update([(field, w.kind, w.text) for w in t.words])
+            if largest is None or len(sel.terms) > largest[0]:
+                largest = (len(sel.terms), rule, sel)
+    if largest is not None:  # the largest selection by its distinct words
+        _n, rule, sel = largest
+        largest = (len({(w.kind, w.text) for t in sel.terms for w in t.words}), rule, sel)
+    total = len(words)
     if total > MAX_PATTERNS and largest is not None:
         n, rule, sel = largest
         problems.append(
             Problem(rule.file, sel.line, sel.col,
-                    f"the rule set needs {total:,} match patterns (at most {MAX_PATTERNS:,}; one per term word); "
+                    f"the rule set needs {total:,} match patterns (at most {MAX_PATTERNS:,}; one per distinct term word); "
                     f"the largest is selection '{sel.name}' of rule '{rule.id}' "
                     f"with {n:,}")
         )
@@ -461,6 +480,27 @@ def _actor_ref(ctx: _FileContext, node: Node, raw: str, where: str) -> Actor | N
     return actor
 
 
+def _list_ref(ctx: _FileContext, node: Node, raw: str, where: str) -> WatchList | None:
+    """The list an ``@list:NAME`` reference names, or None after a problem."""
+    head, _sep, name = raw.strip().partition(":")
+    name = name.strip()
+    if head.lower() != "@list" or not name:
+        ctx.add(node, f"{where}: {raw!r}: a list reference is written '@list:NAME' (e.g. '@list:houthi-commanders')")
+        return None
+    wl = ctx.lists.get(name)
+    if wl is None and name in ctx.failed_lists:  # its file's problems are reported; the rule is not built
+        ctx.add(node, f"{where}: list '{name}' has problems (see {LIST_DIR}/{name}.*)")
+        return None
+    if wl is None:
+        hint = _suggest(name, ctx.lists)
+        if not ctx.lists:
+            hint += " (no list loaded: lists are read from a 'lists' folder of the rules path, e.g. rules/lists/NAME.csv)"
+        ctx.add(node, f"{where}: unknown list '{name}'{hint}")
+        return None
+    ctx.referenced_lists.add(wl.name)
+    return wl
+
+
 # -- one rule -------------------------------------------------------------------------------
 def _str(ctx: _FileContext, node: Node, what: str) -> str | None:
     if node.kind != "scalar":
@@ -492,6 +532,7 @@ def _str_list(ctx: _FileContext, node: Node, what: str, *, allow_scalar: bool = 
 def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destinations: set[str] | None) -> Rule | None:
     n_before = len(ctx.problems)
     ctx.referenced = set()
+    ctx.referenced_lists = set()
     fields: dict[str, tuple[Node, Node]] = {}
     for k, v in node.items():
         if k.kind != "scalar":
@@ -666,8 +707,9 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
 
     if len(ctx.problems) > n_before or rule_id is None or condition is None:
         return None
-    if ctx.referenced:  # the rule's meaning includes the actors it references
-        folded = "\n".join([rule_hash, *(ctx.actors[a].fingerprint() for a in sorted(ctx.referenced))])
+    if ctx.referenced or ctx.referenced_lists:  # the rule's meaning includes the actors and lists it references
+        folded = "\n".join([rule_hash, *(ctx.actors[a].fingerprint() for a in sorted(ctx.referenced)),
+                            *("list:" + ctx.lists[n].fingerprint() for n in sorted(ctx.referenced_lists))])
         rule_hash = hashlib.sha256(folded.encode("utf-8")).hexdigest()
     rule = Rule(
         id=rule_id,
@@ -818,6 +860,11 @@ def _terms(ctx: _FileContext, node: Node, where: str, what: str) -> list | None:
                 if not actor.terms:
                     ctx.add(t_node, f"{where}: actor '{actor.id}' has no names")
                 out.extend(actor.terms)
+            continue
+        if raw.strip().lower().startswith("@list"):
+            wl = _list_ref(ctx, t_node, raw, where)
+            if wl is not None:
+                out.extend(wl.terms)
             continue
         try:
             out.append(parse_term(raw))

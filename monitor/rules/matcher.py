@@ -43,7 +43,6 @@ from .morphology import MERGE_TOKENS, merged_pairs, word_forms
 from .normalize import OffsetMap, normalize, scan_text, text_span
 from .regexes import compile_regex, options as regex_options, prepare as prepare_regex
 from .ruleset import FIELDS, Rule, RuleSet, Selection
-from .source_filter import sources_match
 from .terms import EXACT, Term, Word
 
 MAX_MATCHES_PER_HIT = 100
@@ -128,6 +127,21 @@ class _FieldIndex:
             self.regexes.append(pattern)
         return rid
 
+    def __getstate__(self) -> dict:
+        # the RE2 programs and the word-lookup cache are rebuilt on load (see monitor.rules.cache)
+        state = dict(self.__dict__)
+        for k in ("filter", "compiled", "lookup"):
+            state.pop(k, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.filter = None
+        self.compiled = []
+        if hasattr(self, "exact"):
+            self.lookup = _Lookup(self.exact, self.automaton)
+            self._build_regexes()
+
     def build(self) -> None:
         """The word dict, the wildcard automaton, the rules each word triggers, the lookup cache."""
         self.exact: dict[str, int] = {}
@@ -146,6 +160,9 @@ class _FieldIndex:
             frozenset(self.triggers[w]) if w in self.triggers else None for w in range(len(self.words))
         ]
         self.lookup = _Lookup(self.exact, self.automaton)
+        self._build_regexes()
+
+    def _build_regexes(self) -> None:
         if self.regexes:
             import re2
 
@@ -175,32 +192,98 @@ class _FieldIndex:
         return bool(self.triggers or self.regex_triggers)
 
 
+class _Alts:
+    """Alternative terms (an ``any`` list or one ``near`` group) compiled for the per-message
+    questions "is one of them here" and "where do they start".
+
+    One-word terms are one frozenset (tested against the message's found words at C speed);
+    phrases are indexed by their first word, so only phrases whose first word was found are
+    followed. Interned per field by content: rules that use the same actor or list share one
+    object, and its per-message answers are computed once (memo on the :class:`_Scan`)."""
+
+    __slots__ = ("uid", "singles", "by_first", "keys")
+
+    def __init__(self, uid: int, term_wids: "frozenset[tuple[int, ...]]") -> None:
+        self.uid = uid
+        singles: set[int] = set()
+        by_first: dict[int, list[tuple[int, ...]]] = {}
+        for w in sorted(term_wids):
+            if len(w) == 1:
+                singles.add(w[0])
+            else:
+                by_first.setdefault(w[0], []).append(w)
+        self.singles = frozenset(singles)
+        self.by_first = {k: tuple(v) for k, v in by_first.items()}
+        self.keys = frozenset(by_first)
+
+    def present(self, scan: "_Scan") -> bool:
+        found = scan.found
+        if not self.singles.isdisjoint(found):
+            return True
+        if self.keys:
+            by_first = self.by_first
+            for k in self.keys.intersection(found):
+                for p in by_first[k]:
+                    if scan.term_spans(p):
+                        return True
+        return False
+
+    def starts(self, scan: "_Scan") -> list[int]:
+        found = scan.found
+        out: set[int] = set()
+        for w in self.singles.intersection(found):
+            out.update([s for s, _ in scan.occurrences(w)])
+        if self.keys:
+            by_first = self.by_first
+            for k in self.keys.intersection(found):
+                for p in by_first[k]:
+                    out.update([s for s, _ in scan.term_spans(p)])
+        return sorted(out)
+
+
 class _Sel:
     """A selection compiled against its field's word and regex ids."""
 
     __slots__ = (
         "sel", "field", "op", "singles", "phrases", "term_wids", "regex_ids", "within", "groups", "name", "cost",
-        "anchors",
+        "anchors", "alts", "galts", "uid", "first_terms", "first_keys",
     )
 
-    def __init__(self, sel: Selection, index: _FieldIndex) -> None:
+    def __init__(self, sel: Selection, index: _FieldIndex, intern: "_Interner") -> None:
         self.sel = sel
         self.name = sel.name
         self.field = sel.field
         self.op = sel.op
         self.within = sel.within
-        self.term_wids: list[tuple[int, ...]] = [tuple(index.word_id(w) for w in t.words) for t in sel.terms]
-        self.singles = frozenset(w[0] for w in self.term_wids if len(w) == 1)
-        self.phrases = tuple(w for w in self.term_wids if len(w) > 1)
+        compiled = [intern.term(index, t) for t in sel.terms]  # (word ids, (rarest word, its cost))
+        self.term_wids: list[tuple[int, ...]] = [c[0] for c in compiled]
+        all_op = sel.op == "all"
+        self.singles = frozenset(w[0] for w in self.term_wids if len(w) == 1) if all_op else frozenset()
+        self.phrases = tuple(w for w in self.term_wids if len(w) > 1) if all_op else ()
         self.regex_ids = frozenset(index.regex_id(p) for p in sel.regexes)
         self.groups = [list(g) for g in sel.groups]
+        self.first_terms: dict[int, tuple[int, ...]] | None = None  # for _explain, built on first use
+        self.first_keys: frozenset[int] = frozenset()
+        self.alts: _Alts | None = None
+        self.galts: tuple[_Alts, ...] = ()
+        if sel.op == "any":
+            self.alts = intern.alts(sel.field, self.term_wids)
+            key: tuple = (sel.field, "any", self.alts.uid)
+        elif sel.op == "near":
+            self.galts = tuple(intern.alts(sel.field, [self.term_wids[t] for t in g]) for g in sel.groups)
+            key = (sel.field, "near", sel.within, tuple(g.uid for g in self.galts))
+        elif sel.op == "all":
+            key = (sel.field, "all", frozenset(self.term_wids))
+        else:
+            key = (sel.field, "regex", self.regex_ids)
+        self.uid = intern.selection(key)
         # anchor words: the rarest word of each term (any), of the cheapest term (all) or of
         # each alternative of the cheapest group (near)
         if sel.op == "regex":
             self.cost = REGEX_COST * len(sel.regexes)
             self.anchors: list[tuple[str, int]] = [("r", r) for r in self.regex_ids]
         else:
-            rarest = [rarest_word(t) for t in sel.terms]  # (word index, cost) per term
+            rarest = [c[1] for c in compiled]  # (word index, cost) per term
             if sel.op == "any":
                 self.cost = sum(c for _, c in rarest)
                 self.anchors = [("w", tw[i]) for (i, _), tw in zip(rarest, self.term_wids)]
@@ -215,17 +298,166 @@ class _Sel:
                 self.cost = costs[t]
                 self.anchors = [("w", self.term_wids[t][rarest[t][0]])]
 
+    def found_terms(self, found: set[int]) -> list[int]:
+        """Indexes (ascending) of the terms whose first word was found."""
+        if self.first_terms is None:
+            first: dict[int, list[int]] = {}
+            for t, w in enumerate(self.term_wids):
+                first.setdefault(w[0], []).append(t)
+            self.first_terms = {k: tuple(v) for k, v in first.items()}
+            self.first_keys = frozenset(first)
+        keys = self.first_keys.intersection(found)
+        if not keys:
+            return []
+        first = self.first_terms
+        return sorted(t for k in keys for t in first[k])
+
+
+class _Interner:
+    """Shares compiled alternatives and selection keys between rules (see :class:`_Alts`)."""
+
+    def __init__(self) -> None:
+        self._alts: dict[tuple[str, frozenset[tuple[int, ...]]], _Alts] = {}
+        self._sels: dict[tuple, int] = {}
+        self._by_list: dict[tuple[int, ...], _Alts] = {}  # id()s of the same term objects (a shared list)
+        # (field, id(term)) -> compiled term; the terms stay alive in the rule set meanwhile
+        self._terms: dict[tuple[str, int], tuple[tuple[int, ...], tuple[int, float]]] = {}
+
+    def term(self, index: _FieldIndex, term: Term) -> tuple[tuple[int, ...], tuple[int, float]]:
+        """A term's word ids and rarest word, computed once per term object (lists and actors
+        referenced by many rules share their term objects)."""
+        key = (index.name, id(term))
+        got = self._terms.get(key)
+        if got is None:
+            got = self._terms[key] = (tuple(index.word_id(w) for w in term.words), rarest_word(term))
+        return got
+
+    def alts(self, field: str, term_wids: list[tuple[int, ...]]) -> _Alts:
+        key = (field, frozenset(term_wids))
+        got = self._alts.get(key)
+        if got is None:
+            got = self._alts[key] = _Alts(len(self._alts), key[1])
+        return got
+
+    def selection(self, key: tuple) -> int:
+        uid = self._sels.get(key)
+        if uid is None:
+            uid = self._sels[key] = len(self._sels)
+        return uid
+
+
+class _Sources:
+    """A rule's ``sources:`` compiled: whole platforms, literal channel names in a dict,
+    globs tried one by one. Interned, so rules with the same accounts share the answer."""
+
+    __slots__ = ("uid", "platforms", "exact", "globs", "literals")
+
+    def __init__(self, uid: int, patterns: tuple) -> None:
+        self.uid = uid
+        self.platforms = frozenset(p.platform for p in patterns if p.glob is None)
+        self.exact: set[tuple[str, str]] = set()
+        self.globs: dict[str, list] = {}  # platform -> patterns the dict cannot answer
+        self.literals: dict[str, list] = {}  # platform -> the dict's patterns (for non-ASCII values)
+        for p in patterns:
+            if p.glob is None:
+                continue
+            if p.glob.isascii() and not any(c in p.glob for c in "*?["):
+                self.exact.add((p.platform, p.glob.lower()))
+                self.literals.setdefault(p.platform, []).append(p)
+            else:
+                self.globs.setdefault(p.platform, []).append(p)
+
+    def matches(self, msg: Message) -> bool:
+        platform = msg.platform
+        if platform in self.platforms:
+            return True
+        exact = self.exact
+        ascii_only = True
+        for value in (msg.channel, msg.channel_id, msg.channel_title):
+            if value:
+                v = str(value).lstrip("@")
+                if not v.isascii():
+                    ascii_only = False
+                elif (platform, v.lower()) in exact:
+                    return True
+        for p in self.globs.get(platform, ()):
+            if p.matches(msg):
+                return True
+        if not ascii_only:  # re's case folding of non-ASCII text: ask each literal pattern
+            for p in self.literals.get(platform, ()):
+                if p.matches(msg):
+                    return True
+        return False
+
+
+MAX_CONDITION_DEPTH = 40  # deeper conditions run as bytecode (run_program), not as a Python function
+
+
+def _at_least(truth: Callable[[int], bool], need: int, idxs: tuple[int, ...]) -> bool:
+    got = 0
+    left = len(idxs)
+    for i in idxs:
+        if truth(i):
+            got += 1
+            if got >= need:
+                return True
+        left -= 1
+        if got + left < need:
+            return False
+    return got >= need
+
+
+def condition_source(tree: tuple, index: dict[str, int]) -> str | None:
+    """A condition as a Python expression of ``t(i)`` calls (same short-circuit order as its
+    bytecode), or None when it is nested too deeply to compile that way."""
+
+    def expr(node: tuple, depth: int) -> str:
+        if depth > MAX_CONDITION_DEPTH:
+            raise RecursionError
+        kind = node[0]
+        if kind == "sel":
+            return f"t({index[node[1]]})"
+        if kind == "not":
+            return f"(not {expr(node[1], depth + 1)})"
+        if kind in ("and", "or"):
+            return "(" + f" {kind} ".join(expr(n, depth + 1) for n in node[1]) + ")"
+        need, names = node[1], node[2]
+        return f"_at_least(t, {int(need)}, {tuple(index[n] for n in names)!r})"
+
+    try:
+        return expr(tree, 0)
+    except RecursionError:
+        return None
+
+
+def _condition_function(source: str | None) -> Callable[[Callable[[int], bool]], bool] | None:
+    if source is None:
+        return None
+    return eval(f"lambda t: {source}", {"_at_least": _at_least})  # noqa: S307 - built from the parsed tree
+
 
 class _Rule:
-    __slots__ = ("rule", "sels", "program", "positive", "sources", "languages", "hit")
+    __slots__ = ("rule", "sels", "program", "positive", "sources", "languages", "hit", "cond_src", "test")
 
-    def __init__(self, rule: Rule, sels: list[_Sel], default_destinations: tuple[str, ...]) -> None:
+    def __getstate__(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__ if k != "test"}
+
+    def __setstate__(self, state: dict) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+        self.test = _condition_function(self.cond_src)
+
+    def __init__(
+        self, rule: Rule, sels: list[_Sel], default_destinations: tuple[str, ...], sources: "_Sources | None"
+    ) -> None:
         self.rule = rule
         self.sels = sels
         index = {s.name: i for i, s in enumerate(sels)}
         self.program = rule.condition.program(index)
+        self.cond_src = condition_source(rule.condition.tree, index)
+        self.test = _condition_function(self.cond_src)
         self.positive = [i for i, s in enumerate(sels) if s.name in rule.condition.positive]
-        self.sources = rule.sources
+        self.sources = sources
         self.languages = rule.languages
         self.hit = dict(
             rule_id=rule.id,
@@ -245,11 +477,16 @@ class _Scan:
     Positions are word (token) indexes of :func:`scan_text`; a match covers tokens
     ``[start, end)``: one token, or two for a Persian word written in two pieces."""
 
-    __slots__ = ("index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans")
+    __slots__ = (
+        "index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans",
+        "_present", "_starts",
+    )
 
     def __init__(self, index: _FieldIndex, text: str) -> None:
         self.index = index
         self.text = text
+        self._present: dict[int, bool] = {}
+        self._starts: dict[int, list[int]] = {}
         self._positions: dict[int, list[tuple[int, int]]] | None = None
         self._bounds: list[tuple[int, int]] | None = None
         self._regex: frozenset[int] | None = None
@@ -287,6 +524,20 @@ class _Scan:
                 got.sort()
             pos[wid] = got
         return got
+
+    def present(self, alts: _Alts) -> bool:
+        """Whether one of the alternatives occurs (memo per message: shared between rules)."""
+        v = self._present.get(alts.uid)
+        if v is None:
+            v = self._present[alts.uid] = alts.present(self)
+        return v
+
+    def starts(self, alts: _Alts) -> list[int]:
+        """Sorted token indexes where one of the alternatives starts (memo per message)."""
+        v = self._starts.get(alts.uid)
+        if v is None:
+            v = self._starts[alts.uid] = alts.starts(self)
+        return v
 
     def term_spans(self, wids: tuple[int, ...]) -> list[tuple[int, int]]:
         """(start, end) token spans where the term (consecutive words) matches; for a start
@@ -371,11 +622,19 @@ class Matcher:
         self.fields: dict[str, _FieldIndex] = {}
         self._rules: list[_Rule] = []
         self._unanchored: list[int] = []
+        intern = _Interner()
+        source_sets: dict[tuple, _Sources] = {}
         for rule in ruleset.rules:
             if not rule.enabled:
                 continue
-            sels = [_Sel(s, self._field(s.field)) for s in rule.selections]
-            compiled = _Rule(rule, sels, self.default_destinations)
+            sels = [_Sel(s, self._field(s.field), intern) for s in rule.selections]
+            sources = None
+            if rule.sources:
+                skey = tuple(str(p) for p in rule.sources)
+                sources = source_sets.get(skey)
+                if sources is None:
+                    sources = source_sets[skey] = _Sources(len(source_sets), rule.sources)
+            compiled = _Rule(rule, sels, self.default_destinations, sources)
             ri = len(self._rules)
             self._rules.append(compiled)
             by_name = {s.name: s for s in sels}
@@ -389,22 +648,57 @@ class Matcher:
                 for kind, ident in sel.anchors:
                     target = index.triggers if kind == "w" else index.regex_triggers
                     target.setdefault(ident, set()).add(ri)
+        # actors: their names go into the text field's words, so tagging a hit reuses the
+        # message's scan (which actors' names were found), computed only for messages with hits
+        self.actors = None
+        self._actor_single: dict[int, tuple[str, ...]] = {}
+        self._actor_phrases: dict[int, tuple[tuple[str, tuple[int, ...]], ...]] = {}
+        if getattr(ruleset, "actors", None):
+            from .actors import ActorTagger
+
+            self.actors = ActorTagger(ruleset.actors, names=False)
+            text_index = self._field("text")
+            single: dict[int, list[str]] = {}
+            phrases: dict[int, list[tuple[str, tuple[int, ...]]]] = {}
+            for actor in ruleset.actors:
+                for term in actor.terms:
+                    wids = tuple(text_index.word_id(w) for w in term.words)
+                    if len(wids) == 1:
+                        single.setdefault(wids[0], []).append(actor.id)
+                    else:
+                        phrases.setdefault(wids[0], []).append((actor.id, wids))
+            self._actor_single = {k: tuple(dict.fromkeys(v)) for k, v in single.items()}
+            self._actor_phrases = {k: tuple(v) for k, v in phrases.items()}
+        self._actor_phrase_keys = frozenset(self._actor_phrases)
         for index in self.fields.values():
             index.build()
         self._eager = [(name, idx) for name, idx in self.fields.items() if idx.eager]
         self._eager_text = self.fields["text"] if any(n == "text" for n, _ in self._eager) else None
         self._eager_other = [(n, i) for n, i in self._eager if n != "text"]
         self.rule_count = len(self._rules)
-        # actors: a separate compiled matcher of their names, run only on messages with hits
-        self.actors = None
-        if getattr(ruleset, "actors", None):
-            from .actors import ActorTagger
 
-            self.actors = ActorTagger(ruleset.actors)
-
-    def actors_of(self, msg: Message) -> tuple[str, ...]:
+    def actors_of(self, msg: Message, scan: "_Scan | None" = None) -> tuple[str, ...]:
         """Ids of the actors ``msg`` names or was posted by (with their parents)."""
-        return self.actors.tag(msg) if self.actors is not None else ()
+        if self.actors is None:
+            return ()
+        if scan is None:
+            scan = _Scan(self.fields["text"], msg.text or "")
+        return self.actors.tag(msg, self._named_in(scan))
+
+    def _named_in(self, scan: "_Scan") -> set[str]:
+        """Actors whose names occur in the scanned text."""
+        found = scan.found
+        named: set[str] = set()
+        single = self._actor_single
+        for w in found:
+            got = single.get(w)
+            if got:
+                named.update(got)
+        for k in self._actor_phrase_keys.intersection(found):
+            for aid, wids in self._actor_phrases[k]:
+                if aid not in named and scan.term_spans(wids):
+                    named.add(aid)
+        return named
 
     def _field(self, name: str) -> _FieldIndex:
         index = self.fields.get(name)
@@ -471,28 +765,35 @@ class Matcher:
                 s = scans[field] = _Scan(self.fields[field], field_value(msg, field))
             return s
 
+        sources_memo: dict[int, bool] = {}
+        sels: list[_Sel] = []
+
+        def truth(i: int) -> bool:
+            sel = sels[i]
+            v = memo.get(sel.uid)
+            if v is None:
+                v = memo[sel.uid] = _evaluate(sel, scan_of(sel.field))
+            return v
+
         for ri in cands:
             cr = rules[ri]
-            if cr.sources and not sources_match(cr.sources, msg):
-                continue
+            src = cr.sources
+            if src is not None:
+                ok = sources_memo.get(src.uid)
+                if ok is None:
+                    ok = sources_memo[src.uid] = src.matches(msg)
+                if not ok:
+                    continue
             if cr.languages is not None:
                 if not lang:
                     lang.append(message_language(msg))
                 if lang[0] not in cr.languages:
                     continue
             sels = cr.sels
-
-            def truth(i: int, sels: list[_Sel] = sels) -> bool:
-                sel = sels[i]
-                key = id(sel)
-                v = memo.get(key)
-                if v is None:
-                    v = memo[key] = _evaluate(sel, scan_of(sel.field))
-                return v
-
-            if run_program(cr.program, truth):
+            test = cr.test
+            if test(truth) if test is not None else run_program(cr.program, truth):
                 if actors is None:
-                    actors = self.actors_of(msg)
+                    actors = self.actors_of(msg, scan_of("text")) if self.actors is not None else ()
                 hits.append(self._hit(cr, truth, scan_of, actors))
         return hits
 
@@ -514,31 +815,24 @@ class Matcher:
 
 def _evaluate(sel: _Sel, scan: _Scan) -> bool:
     op = sel.op
-    found = scan.found
     if op == "any":
-        if not sel.singles.isdisjoint(found):
-            return True
-        return any(scan.term_spans(p) for p in sel.phrases)
+        return scan.present(sel.alts)  # type: ignore[arg-type]
     if op == "all":
-        if not sel.singles.issubset(found):
+        if not sel.singles.issubset(scan.found):
             return False
         return all(scan.term_spans(p) for p in sel.phrases)
     if op == "regex":
         return not sel.regex_ids.isdisjoint(scan.regex_matched())
-    # near: every group needs an alternative whose words were all found, then positions
-    term_wids = sel.term_wids
-    for group in sel.groups:
-        if not any(found.issuperset(term_wids[t]) for t in group):
+    # near: every group needs an alternative that occurs, then a window over their starts
+    for g in sel.galts:
+        if not scan.present(g):
             return False
     return _near_window(_group_starts(sel, scan), sel.within) is not None
 
 
 def _group_starts(sel: _Sel, scan: _Scan) -> list[list[int]]:
     """Token indexes where each ``near`` group (one of its alternatives) starts."""
-    out = []
-    for group in sel.groups:
-        out.append(sorted({s for t in group for s, _ in scan.term_spans(sel.term_wids[t])}))
-    return out
+    return [scan.starts(g) for g in sel.galts]
 
 
 def _outermost(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -564,14 +858,16 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
 
     terms: list[Term] = list(sel.sel.terms)
     if sel.op in ("any", "all"):
-        for term, wids in zip(terms, sel.term_wids):
-            for s, e in _outermost(scan.term_spans(wids))[:MAX_MATCHES_PER_HIT]:
-                add(term.raw, s, e)
+        for t in sel.found_terms(scan.found):
+            for s, e in _outermost(scan.term_spans(sel.term_wids[t]))[:MAX_MATCHES_PER_HIT]:
+                add(terms[t].raw, s, e)
     elif sel.op == "near":
         window = _near_window(_group_starts(sel, scan), sel.within)
         if window is not None:
+            candidates = sel.found_terms(scan.found)
             for group, i in zip(sel.groups, window):
-                for t in group:  # the first alternative that starts there
+                members = set(group)
+                for t in (t for t in candidates if t in members):  # the first alternative that starts there
                     ends = [e for s, e in scan.term_spans(sel.term_wids[t]) if s == i]
                     if ends:
                         add(terms[t].raw, i, ends[0])

@@ -12,6 +12,7 @@ from .terms import Term
 
 if TYPE_CHECKING:
     from .actors import Actor
+    from .lists import WatchList
 
 LEVELS = ("info", "low", "medium", "high", "critical")
 KINDS = ("claim", "statement", "denial", "report", "watch")  # what a hit is; default watch
@@ -78,6 +79,7 @@ class RuleSet:
     rules: list[Rule] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     actors: list["Actor"] = field(default_factory=list)  # from the actor files (rules/actors.yml)
+    lists: list["WatchList"] = field(default_factory=list)  # from the list files (rules/lists/*.csv)
 
     def __len__(self) -> int:
         return len(self.rules)

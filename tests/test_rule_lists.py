@@ -1,0 +1,149 @@
+"""Watch lists as data (rules/lists/*.csv, *.yml) referenced from rules as "@list:NAME"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.rules import Matcher, RuleSetError, load_rules
+from monitor.rules.reference import NaiveMatcher
+
+from rules_helpers import msg, write
+
+COMMANDERS_CSV = """\
+# name, then its variants
+Yahya Saree,يحيى سريع,یحیی سریع
+Abdul-Malik al-Houthi,عبد الملك الحوثي
+
+"Saree, Yahya",
+"""
+
+RULE = """\
+id: commanders
+match:
+  who:
+    any: ["@list:commanders"]
+  near_claim:
+    near:
+      terms: ["@list:commanders", [claimed, تبنى]]
+      within: 4
+condition: who
+"""
+
+
+def rules_dir(tmp_path: Path, rule: str = RULE, lists: dict[str, str] | None = None) -> Path:
+    d = tmp_path / "rules"
+    write(d / "watch.yml", rule)
+    for name, text in (lists if lists is not None else {"commanders.csv": COMMANDERS_CSV}).items():
+        (d / "lists").mkdir(parents=True, exist_ok=True)
+        (d / "lists" / name).write_text(text, encoding="utf-8")
+    return d
+
+
+def problems(tmp_path: Path, **kw) -> list[str]:
+    with pytest.raises(RuleSetError) as exc:
+        load_rules([rules_dir(tmp_path, **kw)])
+    return [str(p).replace(str(tmp_path) + "/", "") for p in exc.value.problems]
+
+
+def test_csv_list_expands_to_names_and_variants(tmp_path) -> None:
+    rs = load_rules([rules_dir(tmp_path)])
+    (wl,) = rs.lists
+    assert wl.name == "commanders" and wl.entries == 3
+    raws = [t.raw for t in rs.rules[0].selection("who").terms]
+    assert raws == ["Yahya Saree", "يحيى سريع", "یحیی سریع", "Abdul-Malik al-Houthi", "عبد الملك الحوثي", "Saree, Yahya"]
+    m = Matcher(rs)
+    (hit,) = m.match(msg("بيان من يحيى سريع اليوم"))
+    assert hit.rule_id == "commanders"
+    assert [(x.term, x.selection) for x in hit.matches] == [("يحيى سريع", "who")]
+    assert m.match(msg("a statement by Abdul Malik al Houthi")) != []
+    assert m.match(msg("Saree alone is not a name on the list")) == []
+
+
+def test_list_in_a_near_group_is_one_group_of_alternatives(tmp_path) -> None:
+    rule = RULE.replace("condition: who", "condition: near_claim")
+    m = Matcher(load_rules([rules_dir(tmp_path, rule=rule)]))
+    assert m.match(msg("Yahya Saree claimed the attack")) != []
+    assert m.match(msg("Yahya Saree spoke at length about many things and then someone claimed")) == []
+
+
+def test_yaml_list_of_names_and_variant_lists(tmp_path) -> None:
+    lists = {"commanders.yml": "- Yahya Saree\n- [Abdul-Malik al-Houthi, عبد الملك الحوثي]\n- 'Kerman*'\n"}
+    rs = load_rules([rules_dir(tmp_path, lists=lists)])
+    assert [t.raw for t in rs.lists[0].terms] == ["Yahya Saree", "Abdul-Malik al-Houthi", "عبد الملك الحوثي", "Kerman*"]
+    m = Matcher(rs)
+    assert m.match(msg("وقال عبد الملك الحوثي")) != []
+    assert m.match(msg("blast in Kermanshah")) != []
+
+
+def test_list_files_are_not_read_as_rule_files(tmp_path) -> None:
+    # a YAML list under lists/ would be an invalid rule file; it is a list, not a rule
+    lists = {"commanders.yml": "- Yahya Saree\n"}
+    rs = load_rules([rules_dir(tmp_path, lists=lists)])
+    assert [r.id for r in rs.rules] == ["commanders"]
+    assert all("/lists/" not in f for f in rs.files)
+
+
+def test_compiled_and_naive_agree_on_list_rules(tmp_path) -> None:
+    rs = load_rules([rules_dir(tmp_path)])
+    m, naive = Matcher(rs), NaiveMatcher(rs)
+    for text in ["يحيى سريع", "ويحيى سريع قال", "Yahya Saree", "Yahya", "عبد الملك الحوثي تبنى", "nothing"]:
+        assert {h.rule_id for h in m.match(msg(text))} == set(naive.match_ids(msg(text))), text
+
+
+def test_rule_hash_follows_the_list(tmp_path) -> None:
+    d = rules_dir(tmp_path)
+    before = load_rules([d]).rules[0].hash
+    (d / "lists" / "commanders.csv").write_text(COMMANDERS_CSV + "Mohammed Abdulsalam\n", encoding="utf-8")
+    after = load_rules([d]).rules[0].hash
+    assert before != after
+
+
+def test_unknown_list_is_reported_with_a_suggestion(tmp_path) -> None:
+    rule = RULE.replace('any: ["@list:commanders"]', 'any: ["@list:comanders"]')
+    assert problems(tmp_path, rule=rule) == [
+        "rules/watch.yml:4:11: selection 'who': unknown list 'comanders' (did you mean 'commanders'?)"
+    ]
+
+
+def test_reference_without_any_list_says_where_lists_live(tmp_path) -> None:
+    (msg_,) = problems(tmp_path, lists={})[:1]
+    assert "unknown list 'commanders' (no list loaded: lists are read from a 'lists' folder" in msg_
+
+
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        ("commanders.csv", "Yahya Saree\n*\n", "rules/lists/commanders.csv:2:1: list 'commanders': term '*': '*' needs a word"),
+        ("commanders.csv", "ok\n@actor:houthis\n",
+         "rules/lists/commanders.csv:2:1: list 'commanders': '@actor:houthis': a list entry cannot reference a list or an actor"),
+        ("commanders.csv", "# only a comment\n\n", "rules/lists/commanders.csv:1:1: list 'commanders' is empty"),
+        ("commanders.yml", "names: [a]\n", "rules/lists/commanders.yml:1:1: a list file holds a YAML list of names"),
+        ("commanders.yml", "- a\n- {b: c}\n", "rules/lists/commanders.yml:2:3: each entry must be a name or a list"),
+        ("Commanders.csv", "a\n", "rules/lists/Commanders.csv:1:1: invalid list name 'Commanders'"),
+    ],
+)
+def test_list_problems_name_file_line_and_column(tmp_path, name, text, expected) -> None:
+    got = problems(tmp_path, lists={name: text})
+    assert got[0].startswith(expected), got
+
+
+def test_invalid_utf8_list_names_the_line(tmp_path) -> None:
+    d = rules_dir(tmp_path)
+    (d / "lists" / "commanders.csv").write_bytes(b"ok\n\xff\xfe bad\n")
+    with pytest.raises(RuleSetError) as exc:
+        load_rules([d])
+    p, *refs = exc.value.problems
+    assert p.line == 2 and "not valid UTF-8" in p.message
+    assert refs and all("list 'commanders' has problems" in r.message for r in refs)  # not "unknown list"
+
+
+def test_a_hundred_thousand_entries_load_and_match(tmp_path) -> None:
+    rows = "".join(f"name{i} person{i},الاسم{i}\n" for i in range(100_000))
+    rs = load_rules([rules_dir(tmp_path, lists={"commanders.csv": rows})])
+    assert rs.lists[0].entries == 100_000 and len(rs.lists[0].terms) == 200_000
+    m = Matcher(rs)
+    assert [h.rule_id for h in m.match(msg("met name99999 person99999 today"))] == ["commanders"]
+    assert m.match(msg("met name99999 today")) == []
+    assert m.match(msg("والاسم5 قال")) != []  # Arabic-script morphology applies to list entries too

@@ -1,0 +1,231 @@
+"""The on-disk cache of compiled rule sets and the hot reload that builds off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from daemon_helpers import write_config
+from monitor.archive import Archive
+from monitor.config import load_config
+from monitor.daemon import Pipeline
+from monitor.daemon.rules_state import RulesState
+from monitor.model import Message
+from monitor.rules import RuleSetError
+from monitor.rules import cache as cache_mod
+from monitor.rules.cache import cache_dir, load_matcher
+from monitor.sources.base import Envelope
+
+from rules_helpers import msg, write
+
+RULE = """\
+id: watch
+level: high
+match:
+  who: ["@list:names", Kerman]
+"""
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    d = tmp_path / "cache"
+    monkeypatch.setenv("CLAIMWATCH_CACHE_DIR", str(d))
+    return d
+
+
+def rules(tmp_path: Path, rule: str = RULE, names: str = "Yahya Saree\n") -> Path:
+    d = tmp_path / "rules"
+    write(d / "watch.yml", rule)
+    write(d / "lists" / "names.csv", names)
+    return d
+
+
+def load(d: Path) -> tuple[object, list[str]]:
+    statuses: list[str] = []
+    m = load_matcher([d], on_status=statuses.append)
+    return m, statuses
+
+
+def ids(m, text: str) -> list[str]:
+    return [h.rule_id for h in m.match(msg(text))]
+
+
+def test_second_load_comes_from_the_cache_and_matches_alike(tmp_path, cache) -> None:
+    d = rules(tmp_path)
+    first, s1 = load(d)
+    second, s2 = load(d)
+    assert (s1, s2) == (["miss"], ["hit"])
+    assert len(list(cache.glob("*.pickle"))) == 1
+    for text in ["Yahya Saree spoke", "blast in Kerman", "بكرمان", "nothing"]:
+        a, b = first.match(msg(text, message_id="1")), second.match(msg(text, message_id="1"))
+        assert a == b, text
+    assert ids(second, "Yahya Saree spoke") == ["watch"]
+
+
+def test_a_rule_edit_or_a_list_edit_invalidates_the_entry(tmp_path, cache) -> None:
+    d = rules(tmp_path)
+    load(d)
+    write(d / "watch.yml", RULE.replace("Kerman", "Zahedan"))
+    m, status = load(d)
+    assert status == ["miss"] and ids(m, "blast in Zahedan") == ["watch"] and ids(m, "blast in Kerman") == []
+    write(d / "lists" / "names.csv", "Yahya Saree\nAbdul-Malik al-Houthi\n")
+    m, status = load(d)
+    assert status == ["miss"] and ids(m, "Abdul-Malik al-Houthi said") == ["watch"]
+    assert len(list(cache.glob("*.pickle"))) == 1  # older entries of the same rules path are removed
+    _, status = load(d)
+    assert status == ["hit"]
+
+
+def test_a_damaged_entry_is_rebuilt(tmp_path, cache) -> None:
+    d = rules(tmp_path)
+    load(d)
+    (entry,) = cache.glob("*.pickle")
+    data = entry.read_bytes()
+    entry.write_bytes(data[: len(data) // 2])  # truncated
+    m, status = load(d)
+    assert status == ["miss"] and ids(m, "Yahya Saree") == ["watch"]
+    (entry,) = cache.glob("*.pickle")
+    entry.write_bytes(b"garbage")
+    m, status = load(d)
+    assert status == ["miss"] and ids(m, "Yahya Saree") == ["watch"]
+    _, status = load(d)
+    assert status == ["hit"]
+
+
+def test_other_destinations_or_code_are_other_entries(tmp_path, cache, monkeypatch) -> None:
+    d = rules(tmp_path)
+    load_matcher([d])
+    statuses: list[str] = []
+    load_matcher([d], default_destinations=("slack",), on_status=statuses.append)
+    assert statuses == ["miss"]
+    monkeypatch.setattr(cache_mod, "_code_version", "another version of the code")
+    load_matcher([d], on_status=statuses.append)
+    assert statuses == ["miss", "miss"]
+
+
+def test_invalid_rules_are_not_cached_and_still_reported(tmp_path, cache) -> None:
+    d = rules(tmp_path, rule=RULE.replace("level: high", "level: loud"))
+    for _ in range(2):
+        with pytest.raises(RuleSetError):
+            load_matcher([d])
+    assert not list(cache.glob("*.pickle")) if cache.exists() else True
+
+
+def test_cache_off(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CLAIMWATCH_CACHE_DIR", "off")
+    assert cache_dir() is None
+    _, status = load(rules(tmp_path))
+    assert status == ["off"]
+
+
+def test_xdg_cache_home_is_the_default(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("CLAIMWATCH_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "claimwatch" / "rules"
+
+
+def test_rules_test_cli_uses_the_cache(tmp_path, cache) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    d = rules(tmp_path)
+    feed = tmp_path / "m.jsonl"
+    feed.write_text(json.dumps(msg("Yahya Saree spoke").to_dict(), ensure_ascii=False) + "\n", encoding="utf-8")
+    runner = CliRunner()
+    for _ in range(2):
+        res = runner.invoke(app, ["rules", "test", str(d), str(feed), "--json"])
+        assert res.exit_code == 0, res.output
+        assert '"rule_id": "watch"' in res.output or '"rule": "watch"' in res.output, res.output
+    assert len(list(cache.glob("*.pickle"))) == 1
+
+
+# -- hot reload ---------------------------------------------------------------------------
+def _state(tmp_path: Path, d: Path, mode: str) -> RulesState:
+    cfg = load_config(write_config(tmp_path, None, None))
+    st = RulesState(cfg, str(d), reload_in=mode)
+    st.load()
+    return st
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+async def test_reload_swaps_atomically_while_the_pipeline_runs(tmp_path, cache, db_path, mode) -> None:
+    """Old set: rule 'watch'; new set: rule 'watch2' (same terms). While the new set is built
+    the pipeline keeps matching with the old one; every message is matched against exactly one
+    complete set, and after the swap only the new one."""
+    d = rules(tmp_path)
+    st = _state(tmp_path, d, mode)
+    write(d / "watch.yml", RULE.replace("id: watch", "id: watch2"))
+    gate = threading.Event()
+    if mode == "thread":  # hold the build until messages were matched meanwhile
+        real = load_matcher
+
+        def slow(*a, **kw):
+            assert gate.wait(30)
+            return real(*a, **kw)
+
+        import monitor.daemon.rules_state as rs_mod
+
+        rs_mod_load = rs_mod.load_matcher
+        rs_mod.load_matcher = slow
+    archive = Archive.open(db_path)
+    seen: list[tuple[str, ...]] = []
+
+    class Recording:
+        def match(self, m: Message):
+            hits = st.get().match(m)
+            seen.append(tuple(h.rule_id for h in hits))
+            return hits
+
+    pipe = Pipeline(archive, lambda: Recording(), batch_wait=0.001)
+    pipe.start()
+    try:
+        reload = asyncio.create_task(st.reload_async())
+        n = 0
+        while not reload.done():
+            await pipe.emit(Envelope(event=msg("Yahya Saree spoke", message_id=str(n)), source="t"))
+            n += 1
+            await asyncio.sleep(0.001)
+            if n == 50:
+                gate.set()
+            assert n < 100_000
+        assert await reload
+        for k in range(20):
+            await pipe.emit(Envelope(event=msg("Yahya Saree spoke", message_id=f"after{k}"), source="t"))
+        await pipe.close()
+    finally:
+        if mode == "thread":
+            rs_mod.load_matcher = rs_mod_load
+        archive.close()
+    assert set(seen) <= {("watch",), ("watch2",)}  # never none or both: no half-built set
+    first_new = seen.index(("watch2",))
+    assert first_new >= (50 if mode == "thread" else 1)  # the loop kept matching during the build
+    assert all(s == ("watch2",) for s in seen[first_new:])
+    got = {r.id for r in st.get().rules}
+    assert st.reloads == 1 and "watch2" in got and "watch" not in got
+
+
+async def test_reload_with_broken_rules_keeps_the_old_set(tmp_path, cache) -> None:
+    d = rules(tmp_path)
+    st = _state(tmp_path, d, "process")
+    errors: list[str] = []
+    st.on_error = errors.append
+    write(d / "watch.yml", RULE.replace("level: high", "level: loud"))
+    assert await st.reload_async() is False
+    assert "unknown level 'loud'" in errors[0] and "watch.yml" in errors[0]
+    assert ids(st.get(), "Yahya Saree") == ["watch"]
+
+
+async def test_reloads_asked_meanwhile_are_coalesced(tmp_path, cache) -> None:
+    d = rules(tmp_path)
+    st = _state(tmp_path, d, "thread")
+    write(d / "watch.yml", RULE.replace("Kerman", "Zahedan"))
+    results = await asyncio.gather(st.reload_async(), st.reload_async(), st.reload_async())
+    assert results == [True, True, True]
+    assert 1 <= st.reloads <= 2
+    assert ids(st.get(), "Zahedan") == ["watch"]
