@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 PLATFORMS = ("telegram", "x")
 CANONICAL_SCHEMA = "claimwatch.message/1"
@@ -322,3 +322,9 @@ def channel_url(platform: str | None, channel: str | None) -> str | None:
     if platform == "x":
         return f"https://x.com/{handle}"
     return None
+
+
+class MatcherLike(Protocol):
+    """What the importer and the pipeline need of a matcher (:class:`monitor.rules.Matcher`)."""
+
+    def match(self, msg: Message) -> list[Hit]: ...

@@ -1,13 +1,36 @@
-"""Timestamps of the outbox: the archive's ``now_iso`` format, so strings compare in time order."""
+"""Every timestamp, age and duration format in one place.
+
+* archive timestamps (``created_at``, ``next_attempt_at`` …): :func:`now_iso`, :func:`ts`,
+  microseconds and a trailing Z, so strings compare in time order; :func:`parse_ts`, :func:`shift`;
+* message dates (second precision, trailing Z): :func:`monitor.model.iso` (with the Message
+  model it validates), :func:`iso_now`;
+* for people: :func:`human_utc` (``2024-05-01 12:00:00 UTC``), :func:`approx_duration`
+  (``3d 4h``), :func:`exact_duration` (``1m30s``), :func:`age` / :func:`ago` of a timestamp.
+"""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .model import to_utc
+from .model import iso, to_utc
 
-TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # same as monitor.archive.store.now_iso
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the format of now_iso
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def now_iso() -> str:
+    """UTC now as ``%Y-%m-%dT%H:%M:%S.%fZ`` (isoformat: several times faster than strftime)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def iso_now() -> str:
+    """UTC now to the second, as message dates are written (``2024-05-01T12:00:00Z``)."""
+    return iso(utcnow()) or ""
 
 
 def ts(dt: datetime) -> str:
@@ -36,3 +59,51 @@ def human_utc(value: Any) -> str:
         return parse_ts(value).strftime("%Y-%m-%d %H:%M:%S UTC")
     except ValueError:
         return str(value)
+
+
+def approx_duration(secs: float) -> str:
+    """A duration for people, rounded: 45s, 12m, 5h, 3d 4h, 2y 15d (negative: 'in the future')."""
+    if secs < 0:
+        return "in the future"
+    if secs < 120:
+        return f"{secs:.0f}s"
+    if secs < 7200:
+        return f"{secs / 60:.0f}m"
+    if secs < 48 * 3600:
+        return f"{secs / 3600:.0f}h"
+    days = int(secs // 86400)
+    if days < 365:
+        hours = int(secs % 86400 // 3600)
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    return f"{days // 365}y {days % 365}d"
+
+
+def exact_duration(seconds: float) -> str:
+    """``90`` -> ``1m30s``; ``inf`` -> ``never`` (settings such as poll intervals)."""
+    if math.isinf(seconds):
+        return "never"
+    s = int(round(seconds))
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    parts = [f"{d}d" if d else "", f"{h}h" if h else "", f"{m}m" if m else "", f"{s}s" if s else ""]
+    return "".join(parts) or "0s"
+
+
+def age(value: str | None) -> str:
+    """How long ago a timestamp was (:func:`approx_duration`), ``-`` for none or a bad one."""
+    if not value:
+        return "-"
+    try:
+        then = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return "-"
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=timezone.utc)
+    return approx_duration((datetime.now(timezone.utc) - then).total_seconds())
+
+
+def ago(value: str | None) -> str:
+    """``5h ago`` (``-`` for none)."""
+    text = age(value)
+    return text if text == "-" else f"{text} ago"

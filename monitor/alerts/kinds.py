@@ -1,4 +1,5 @@
-"""The outbox's vocabulary: alert kinds and row statuses (StrEnum: stored as their values)."""
+"""The outbox's vocabulary: alert kinds, row statuses, delivery results (StrEnum: stored and
+compared as their string values)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,13 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
+
+
+class DeliveryResult(StrEnum):
+    """What the delivery worker did with one claimed row."""
+
+    SENT = "sent"
+    RETRY = "retry"  # a temporary error: due again later
+    FAILED = "failed"  # a permanent error, or out of retries
+    RELEASED = "released"  # handed back unsent (the worker is stopping)
+    DEFERRED = "deferred"  # handed back until the destination's rate-limit hold ends

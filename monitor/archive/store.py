@@ -15,16 +15,18 @@ import threading
 from itertools import islice
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import sqlite_utils
 
-from ..alerts.kinds import AlertKind, OutboxStatus
+from ..alerts import queue
+from ..alerts.kinds import AlertKind
 from ..alerts.policy import OutboxPolicy
 from ..model import Deletion, Hit, Message, canonical_json, iso, sha256_hex
 from ..text import search_text
+from ..timefmt import now_iso
 from .rows import (
     CHANNEL, CHANNEL_ID, CHANNEL_TITLE, EDIT_DATE, EXTRA, MEDIA, MESSAGE_ID, PLATFORM, RAW, RAW_SHA, SEARCH,
     RECORD_SHA, TEXT, TEXT_SHA, Row, prepare_row, record_hash, row_key,
@@ -70,23 +72,26 @@ _KEEP_SHARED_RAW = (
 )
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def now_iso() -> str:
-    """UTC now as ``%Y-%m-%dT%H:%M:%S.%fZ`` (isoformat: several times faster than strftime)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
 def chain_link(previous: str, record_sha256: str) -> str:
     return sha256_hex(previous + record_sha256)
+
+
+class StoreStatus(StrEnum):
+    """What storing one message did."""
+
+    NEW = "new"
+    EDITED = "edited"  # a new text: a new version
+    UPDATED = "updated"  # same text, other fields changed (views, media …)
+    UNCHANGED = "unchanged"  # the same record again
+
+
+_NEW, _EDITED, _UPDATED, _UNCHANGED = StoreStatus  # locals of the hot path
 
 
 @dataclass
 class StoreOutcome:
     key: str
-    status: str  # new | edited | updated | unchanged
+    status: StoreStatus
     message_rowid: int
     new_hit_ids: list[int] = field(default_factory=list)
     new_outbox_ids: list[int] = field(default_factory=list)
@@ -309,12 +314,16 @@ class Archive:
         for item in items:
             outcome = store_one(item)
             status = outcome.status
-            if status == "new":
+            if status is _NEW:
                 result.new += 1
                 if result.new == big_at:
                     self._begin_big_batch(outcome.message_rowid - BIG_BATCH_AFTER + 1)
+            elif status is _UNCHANGED:
+                result.unchanged += 1
+            elif status is _EDITED:
+                result.edited += 1
             else:
-                setattr(result, status, getattr(result, status) + 1)
+                result.updated += 1
             if outcome.new_hit_ids or outcome.new_outbox_ids:
                 result.hits += len(outcome.new_hit_ids)
                 result.outbox += len(outcome.new_outbox_ids)
@@ -388,7 +397,7 @@ class Archive:
         for i, (row, hits) in enumerate(chunk):
             if not hits and not collect:
                 continue
-            outcome = StoreOutcome(chain[i][1], "new", first_id + i)
+            outcome = StoreOutcome(chain[i][1], _NEW, first_id + i)
             if hits:
                 self._store_hits(outcome, msgs[i] if msgs is not None else None, hits, row[TEXT_SHA], alerts, now)
                 result.hits += len(outcome.new_hit_ids)
@@ -453,7 +462,7 @@ class Archive:
                 c.execute(_INSERT_FTS, (rowid, params[SEARCH]))
                 key = row_key(row)
                 self._add_version(rowid, key, row, None, now)
-                outcome = StoreOutcome(key, "new", rowid)
+                outcome = StoreOutcome(key, _NEW, rowid)
                 if hits:
                     self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now)
                 return outcome
@@ -463,7 +472,7 @@ class Archive:
         ).fetchone()
         key = row_key(row)
         if found is not None and found[1] == raw_sha:  # the same record again
-            outcome = StoreOutcome(key, "unchanged", found[0])
+            outcome = StoreOutcome(key, _UNCHANGED, found[0])
             if hits:
                 self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, self._now())
             return outcome
@@ -475,7 +484,7 @@ class Archive:
             if big is not None:
                 c.execute(_INSERT_FTS, (rowid, params[SEARCH]))
             self._add_version(rowid, key, row, None, now)
-            status = "new"
+            status = _NEW
         else:
             rowid = found[0]
             text_changed = found[2] != text
@@ -501,13 +510,13 @@ class Archive:
                 )
                 if not added:
                     self._chain_raw(rowid, key, row)
-            status = "edited" if added else "updated"
+            status = _EDITED if added else _UPDATED
         outcome = StoreOutcome(key, status, rowid)
-        if status == "edited":
+        if status is _EDITED:
             outcome.previous_text = found[2]
         if hits:
             self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now)
-        if status == "edited" and alerts:
+        if status is _EDITED and alerts:
             followups = self.policy.on_edit(self, rowid, found[2], now)
             outcome.new_outbox_ids.extend(followups)
             outcome.followups = len(followups)
@@ -600,26 +609,9 @@ class Archive:
         due: str | None = None,
         now: str | None = None,
     ) -> int | None:
-        """Add an outbox row (inside the caller's transaction). Returns its id, or None if a
-        row with the same dedup key exists already."""
-        now = now or now_iso()
-        if dedup_key is None and hit_id is not None:
-            dedup_key = f"{kind}:{hit_id}:{destination}"
-        cur = self.conn.execute(
-            "INSERT OR IGNORE INTO outbox(hit_id, destination, kind, payload, status, attempts,"
-            " next_attempt_at, created_at, dedup_key) VALUES (?,?,?,?,?, 0, ?, ?, ?)",
-            (
-                hit_id,
-                destination,
-                str(kind),
-                canonical_json(payload) if payload is not None else None,
-                OutboxStatus.PENDING,
-                due or now,
-                now,
-                dedup_key,
-            ),
-        )
-        return cur.lastrowid if cur.rowcount == 1 else None
+        """Add an outbox row (inside the caller's transaction): :func:`monitor.alerts.queue.enqueue`."""
+        return queue.enqueue(self.conn, hit_id, destination, kind=kind, now=now or now_iso(), payload=payload,
+                             dedup_key=dedup_key, due=due)
 
     def mark_deleted(self, deletion: Deletion, *, alerts: bool = True, result: StoreResult | None = None) -> list[int]:
         """Mark messages deleted (kept, never removed). Returns the row ids newly marked.
@@ -775,7 +767,7 @@ class Archive:
             )
         ]
         by_platform = {p: n for p, n in c.execute("SELECT platform, count(*) FROM messages GROUP BY platform")}
-        outbox = {s: n for s, n in c.execute("SELECT status, count(*) FROM outbox GROUP BY status")}
+        outbox = queue.status_counts(c)
         return {
             "messages": total,
             "versions": c.execute("SELECT count(*) FROM versions").fetchone()[0],

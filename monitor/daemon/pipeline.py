@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from ..archive import Archive, StoreResult
 from ..logs import get_logger
-from ..model import Deletion, Hit, Message
+from ..model import Deletion, Hit, MatcherLike, Message
 from ..sources.base import Envelope
 
 log = get_logger("claimwatch.pipeline")
@@ -33,9 +33,6 @@ log = get_logger("claimwatch.pipeline")
 _STOP = object()
 DEEP_BATCH_FACTOR = 4  # writer batches grow to 4 x batch_size while the store queue is deep
 
-
-class MatcherLike(Protocol):
-    def match(self, msg: Message) -> list[Hit]: ...
 
 
 @dataclass

@@ -17,7 +17,8 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from ..archive import Archive, StoreResult, now_iso
+from ..alerts.queue import requeue_sending, status_counts
+from ..archive import Archive, now_iso
 from ..config import Config
 from ..logs import get_logger
 from ..sources.base import Envelope, Source, SourceContext, SourceStopped
@@ -35,7 +36,7 @@ def build_sources(cfg: Config) -> dict[str, Source]:
     """One source per configured section (files, telegram, x)."""
     sources: dict[str, Source] = {}
     if cfg.sources.files:
-        from ..sources.file_source import FilesSource
+        from ..sources.files.source import FilesSource
 
         sources["files"] = FilesSource(list(cfg.sources.files))
     if cfg.sources.telegram is not None:
@@ -138,11 +139,7 @@ class Daemon:
         so no other worker can be sending them)."""
         assert self.archive is not None
         with self.archive.lock, self.archive.transaction() as conn:
-            n = conn.execute(
-                "UPDATE outbox SET status='pending', next_attempt_at=?, last_error='interrupted: daemon restarted'"
-                " WHERE status='sending'",
-                (now_iso(),),
-            ).rowcount
+            n = requeue_sending(conn, now_iso(), reason="interrupted: daemon restarted")
         if n:
             log.warning("re-queued alerts that were being sent when the previous run stopped", rows=n)
 
@@ -151,7 +148,7 @@ class Daemon:
         if self.archive is None:
             return {}
         with self.archive.lock:
-            return {s: n for s, n in self.archive.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")}
+            return status_counts(self.archive.conn)
 
     def health(self) -> dict[str, Any]:
         return {
@@ -166,9 +163,6 @@ class Daemon:
             "outbox": self.outbox_counts(),
             "archive_write_error": self.pipeline.write_error if self.pipeline else None,
         }
-
-    def _on_stored(self, result: StoreResult) -> None:
-        pass
 
     def _on_write_error(self, error: str | None) -> None:
         """Archive writes started failing (or recovered: None): update the status at once
@@ -228,7 +222,7 @@ class Daemon:
         self._install_signals(loop, stop)
 
         self.pipeline = pipeline = Pipeline(
-            self.archive, self.rules.get, on_stored=self._on_stored, on_write_error=self._on_write_error,
+            self.archive, self.rules.get, on_write_error=self._on_write_error,
             max_attempts=ONCE_WRITE_ATTEMPTS if once else None,
         )
         self._notices: set[asyncio.Task[None]] = set()

@@ -20,13 +20,13 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 from ..archive import Archive
 from ..archive.store import GENESIS
 from ..model import Message, canonical_json
+from ..timefmt import iso_now
 from .filters import Filters
 from .verify import MANIFEST_SCHEMA
 
@@ -57,7 +57,7 @@ class ExportResult:
     def manifest(self, archive_path: str) -> dict[str, Any]:
         return {
             "schema": MANIFEST_SCHEMA,
-            "exported_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "exported_at": iso_now(),
             "archive": os.path.abspath(archive_path),
             "format": self.format,
             "filters": self.filters,

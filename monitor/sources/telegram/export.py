@@ -26,11 +26,11 @@ from typing import IO, Any, Iterator, Mapping
 
 import ijson
 
-from .depth import MAX_JSON_DEPTH, DepthGuard
+from ..depth import MAX_JSON_DEPTH, DepthGuard
 
-from ..model import Forward, Media, Message, MessageError, make_url
-from .telegram.ids import peer_bare_id, peer_kind
-from .files import ImportStats, InputError, ProgressFn
+from ...model import Forward, Media, Message, MessageError, make_url
+from .ids import peer_bare_id, peer_kind
+from ..files.errors import ImportStats, InputError, ProgressFn
 
 CHUNK = 256 * 1024
 _UTC = timezone.utc
