@@ -8,7 +8,7 @@ DB     ?= data/demo.db
 EVAL_MIN_RECALL    ?= 0.67
 EVAL_MIN_PRECISION ?= 0.89
 
-.PHONY: demo test eval install install-test bench clean
+.PHONY: demo test eval install install-test bench clean browser screenshots web-bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,21 @@ demo: install
 	$(BIN)/claimwatch run --config config/demo.yaml --once --log-level WARNING
 	$(BIN)/claimwatch stats --db $(DB)
 	$(BIN)/claimwatch hits --db $(DB)
+	$(BIN)/claimwatch incidents --db $(DB)
+	$(BIN)/claimwatch incident show 1 --db $(DB)
 	@echo "Alerts written to data/demo-alerts.jsonl; try: .venv/bin/claimwatch search 'الدولة' --db $(DB)"
 
-test: install
+# Headless Chromium for the browser tests (tests/test_web_browser.py) and `make screenshots`:
+# Debian's chromium + chromium-driver, installed when missing (needs root or sudo).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver fonts-noto-core >/dev/null \
+			|| echo "warning: could not install chromium (browser tests will be skipped, or fail in CI)"; \
+	else echo "warning: no apt-get: install chromium and chromedriver by hand for the browser tests"; fi
+
+test: install browser
 	$(BIN)/python -m pytest
 	$(MAKE) eval
 
@@ -45,6 +57,14 @@ bench: install
 	$(BIN)/python bench/alert_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/search_bench.py
+	$(BIN)/python bench/incident_bench.py
+	$(BIN)/python bench/web_bench.py
+
+screenshots: install browser
+	$(BIN)/python tests/web_screenshots.py
+
+web-bench: install
+	$(BIN)/python bench/web_bench.py
 
 clean:
 	rm -rf $(VENV) data/demo.db*

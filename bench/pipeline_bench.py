@@ -52,7 +52,9 @@ NOISE = [
     "أسعار النفط ترتفع مع توقعات بزيادة الطلب العالمي هذا العام",
     "نشست کمیسیون اقتصادی مجلس درباره بودجه سال آینده برگزار شد",
 ]
-CLAIM = "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم في كرمان tok{n}x"
+# The token sits mid-text: claims that differ only in a trailing tag are reposts of one text,
+# which alert once (docs/alerts.md, "Incidents"); these must each alert.
+CLAIM = "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم tok{n}x في كرمان"
 
 
 def line(n: int, text: str, channel_id: str = "1700") -> str:

@@ -88,8 +88,10 @@ def import_cmd(
         matcher = matcher_for_cli(rules or cfg.rules, cfg, required=rules is not None)
     archive = Archive.open(db_path(db, cfg))
     from .alerts.policy import OutboxPolicy
+    from .incidents import configure as configure_incidents
 
     archive.policy = OutboxPolicy.from_config(cfg)  # the daemon's outbox rows, `--alert` or not
+    configure_incidents(archive, cfg)
     reports = []
     failed = False
     with archive, Progress(
@@ -185,11 +187,12 @@ def _short_date(value: str | None) -> str:
 def _register_all() -> None:
     from . import daemon_cli
     from .alerts import cli as alerts_cli
+    from .incidents import cli as incidents_cli
     from .query import cli as query_cli
     from .rules import cli as rules_cli
     from .sources.telegram import cli as telegram_cli
 
-    for mod in (rules_cli, alerts_cli, daemon_cli, telegram_cli, query_cli):
+    for mod in (rules_cli, alerts_cli, daemon_cli, telegram_cli, query_cli, incidents_cli):
         mod.register(app)
 
 

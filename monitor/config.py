@@ -153,12 +153,26 @@ class HttpConfig(_Model):
     port: int = 9464
 
 
+class IncidentsConfig(_Model):
+    """Incidents (docs/incidents.md): how hits are grouped into one timeline per event."""
+
+    enabled: bool = True
+    window: float = 72 * 3600.0  # a hit joins an incident whose last message is at most this old
+    actor_window: float = 24 * 3600.0  # a hit naming no place joins by shared actor within this
+
+    @field_validator("window", "actor_window", mode="before")
+    @classmethod
+    def _dur(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
 class Config(_Model):
     database: str = "data/claimwatch.db"
     rules: str = "rules/"
     sources: SourcesConfig = SourcesConfig()
     alerts: AlertsConfig = AlertsConfig()
     http: HttpConfig = HttpConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
     source_path: str | None = Field(default=None, exclude=True)

@@ -4,8 +4,10 @@
   microseconds and a trailing Z, so strings compare in time order; :func:`parse_ts`, :func:`shift`;
 * message dates (second precision, trailing Z): :func:`monitor.model.iso` (with the Message
   model it validates), :func:`iso_now`;
+* :func:`parse_iso` (a stored ISO-8601 date, fast: no coercion of other types);
 * for people: :func:`human_utc` (``2024-05-01 12:00:00 UTC``), :func:`approx_duration`
-  (``3d 4h``), :func:`exact_duration` (``1m30s``), :func:`age` / :func:`ago` of a timestamp.
+  (``3d 4h``), :func:`exact_duration` (``1m30s``), :func:`compact_duration` (``1d2h``,
+  incident offsets), :func:`offset` (``T+2h10m``), :func:`age` / :func:`ago` of a timestamp.
 """
 
 from __future__ import annotations
@@ -107,3 +109,28 @@ def ago(value: str | None) -> str:
     """``5h ago`` (``-`` for none)."""
     text = age(value)
     return text if text == "-" else f"{text} ago"
+
+
+def parse_iso(s: str) -> datetime:
+    """A stored ISO-8601 date (``…Z`` or with an offset) as a datetime."""
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def compact_duration(secs: float) -> str:
+    """``1d2h``, ``3h5m``, ``7m`` (whole minutes; minutes shown with days only under 2 days)."""
+    secs = int(secs)
+    d, rem = divmod(secs, 86400)
+    h, rem = divmod(rem, 3600)
+    m = rem // 60
+    if d:
+        return f"{d}d{h}h" if not m or d >= 2 else f"{d}d{h}h{m}m"
+    if h:
+        return f"{h}h{m}m"
+    return f"{m}m"
+
+
+def offset(t0: str, t: str) -> str:
+    """``T+2h10m`` (``T+0m`` for the first message; days as ``T+1d2h``; ``T-5m`` before T0)."""
+    secs = int((parse_iso(t) - parse_iso(t0)).total_seconds())
+    sign = "+" if secs >= 0 else "-"
+    return "T" + sign + compact_duration(abs(secs))

@@ -14,6 +14,21 @@ from monitor.archive import Archive
 os.environ["CLAIMWATCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="claimwatch-test-cache-")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _gazetteer_cache(tmp_path_factory: pytest.TempPathFactory):
+    """The compiled gazetteer (monitor.incidents.gazetteer) is cached in a folder of the test
+    session, not in the user's ~/.cache (CLI subprocesses inherit it)."""
+    import os
+
+    old = os.environ.get("CLAIMWATCH_CACHE_DIR")
+    os.environ["CLAIMWATCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("CLAIMWATCH_CACHE_DIR", None)
+    else:
+        os.environ["CLAIMWATCH_CACHE_DIR"] = old
 SAMPLES = ROOT / "samples"
 RULES = ROOT / "rules"
 

@@ -24,8 +24,9 @@ def _cfg(port: int, **over) -> Config:
     return Config.model_validate({"alerts": {"destinations": {"mail": dest}}})
 
 
-def _store(archive, text="The group claimed responsibility for the attack", mid="1", **kw):
-    msg = message(text, mid=mid, **kw)
+def _store(archive, text=None, mid="1", **kw):
+    # each message its own text: a repost of an alerted text is not alerted again (incidents)
+    msg = message(text or f"The group claimed responsibility for the attack #{mid}", mid=mid, **kw)
     return archive.store([(msg, [hit_for(msg, destinations=("mail",))])])
 
 

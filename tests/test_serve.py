@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
+import re
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from monitor.archive import Archive
 from monitor.model import Hit, Match, Message
+from web_support import Server
 
 pytest.importorskip("datasette")
 
@@ -41,54 +41,10 @@ def archive_file(tmp_path: Path) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_serve(archive_file: Path) -> tuple[subprocess.Popen, str]:
-    """Start `claimwatch serve` on a free loopback port and wait until it answers. The port
-    is picked before the server binds it; if another process took it meanwhile, retry."""
-    env = {**os.environ, "CLAIMWATCH_CONFIG": ""}
-    output = ""
-    for _attempt in range(3):
-        port = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "serve", "--db", str(archive_file), "--port", str(port)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-        )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while proc.poll() is None:
-            try:
-                if httpx.get(f"{base}/-/versions.json", timeout=2).status_code == 200:
-                    return proc, base
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError("serve did not start within 30 s")
-            time.sleep(0.2)
-        output = proc.stdout.read().decode(errors="replace")
-        if "address already in use" not in output.lower():
-            break
-    raise AssertionError(f"serve exited: {output}")
-
-
 @pytest.fixture
 def server(archive_file: Path):
-    proc, base = _start_serve(archive_file)
-    try:
-        with httpx.Client(base_url=base, timeout=10) as client:
-            yield client
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    with Server(archive_file) as srv, httpx.Client(base_url=srv.base, timeout=10) as client:
+        yield client
 
 
 def rows(client: httpx.Client, path: str, **params) -> list[dict]:
@@ -137,12 +93,77 @@ def test_canned_search_normalised_with_highlights(server: httpx.Client) -> None:
     assert r.status_code == 400 and "syntax error" in r.json()["error"]
 
 
-def test_read_only(server: httpx.Client, archive_file: Path) -> None:
-    r = server.get("/claims.json", params={"sql": "delete from messages"})
-    assert r.status_code == 400
-    r = server.get("/claims.json", params={"sql": "select count(*) as n from messages", "_shape": "objects"})
-    assert r.json()["rows"] == [{"n": 4}]
+def test_read_only_and_sql_refused_by_default(server: httpx.Client, archive_file: Path) -> None:
+    r = server.get("/claims.json", params={"sql": "select count(*) as n from messages"})
+    assert r.status_code == 403
+    r = server.get("/claims", params={"sql": "delete from messages"})
+    assert r.status_code in (400, 403)
     r = server.post("/claims/-/query", data={"sql": "delete from messages"})
     assert r.status_code in (400, 403, 404, 405)
+    assert server.get("/claims/messages.json", params={"_where": "1=1"}).status_code in (400, 403)
     with Archive.open(archive_file, readonly=True) as a:
         assert a.conn.execute("select count(*) from messages").fetchone()[0] == 4
+
+
+def test_allow_sql_is_still_read_only(archive_file: Path) -> None:
+    with Server(archive_file, "--allow-sql") as srv:
+        with httpx.Client(base_url=srv.base, timeout=10) as client:
+            r = client.get("/claims.json", params={"sql": "select count(*) as n from messages", "_shape": "objects"})
+            assert r.json()["rows"] == [{"n": 4}]
+            for sql in ("delete from messages", "pragma query_only=0", "attach database 'x.db' as x"):
+                assert client.get("/claims.json", params={"sql": sql}).status_code in (400, 403)
+    with Archive.open(archive_file, readonly=True) as a:
+        assert a.conn.execute("select count(*) from messages").fetchone()[0] == 4
+
+
+def test_password(archive_file: Path) -> None:
+    from datasette_auth_passwords.utils import hash_password
+
+    env = {"CLAIMWATCH_WEB_PASSWORD_HASH": hash_password("s3cret-pass", iterations=1000)}
+    with Server(archive_file, env=env) as srv:
+        with httpx.Client(base_url=srv.base, timeout=10) as client:
+            assert client.get("/-/healthz").status_code == 200  # health checks need no login
+            for path in ("/", "/search?q=x", "/message/telegram:-1001:1", "/claims", "/claims/messages.json"):
+                r = client.get(path)
+                assert r.status_code in (302, 403), path
+                if r.status_code == 302:
+                    assert r.headers["location"] == "/-/login"
+            bad = client.post("/-/login", data={"username": "analyst", "password": "wrong"})
+            assert "Invalid username or password" in bad.text and "ds_actor" not in client.cookies
+            form = client.get("/-/login").text
+            token = re.search(r'name="csrftoken" value="([^"]+)"', form).group(1)
+            ok = client.post("/-/login", data={"username": "analyst", "password": "s3cret-pass", "csrftoken": token})
+            assert ok.status_code == 302 and "ds_actor" in client.cookies
+            page = client.get("/message/telegram:-1001:1")
+            assert page.status_code == 200 and "مسؤوليتها" in page.text
+
+
+def test_bad_password_hash_is_a_usage_error(archive_file: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "monitor", "serve", "--db", str(archive_file), "--port", "0"],
+                       capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "CLAIMWATCH_CONFIG": "", "CLAIMWATCH_WEB_PASSWORD_HASH": "plain"})
+    assert r.returncode == 2 and "CLAIMWATCH_WEB_PASSWORD_HASH" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_reads_while_the_daemon_writes(server: httpx.Client, archive_file: Path) -> None:
+    """The server's mode=ro connections see what a writer commits to the WAL archive, while
+    the writer keeps its connection open (no checkpoint in between)."""
+    assert "سپاه یک بیانیه" in server.get("/channel/telegram/-1003").text
+    writer = Archive.open(archive_file)
+    try:
+        writer.store([(Message("telegram", "-1003", "9", T2, "پیام تازه درباره کرمان", channel="sepah",
+                               raw={"id": 9}), [HIT_B])])
+        page = server.get("/channel/telegram/-1003").text
+        assert "پیام تازه درباره کرمان" in page
+        assert "Messages</th><td>2<" in page
+        assert server.get("/message/telegram:-1003:9").status_code == 200
+    finally:
+        writer.close()
+
+
+def test_healthz_and_pages_not_found(server: httpx.Client) -> None:
+    assert server.get("/-/healthz").text == "ok"
+    assert server.get("/message/telegram:-1001:999").status_code == 404
+    assert server.get("/message/nonsense").status_code == 404
+    assert server.get("/channel/telegram/nope").status_code == 404
+    assert server.get("/incident/12345").status_code == 404

@@ -27,3 +27,8 @@ class Alert:
     outbox_id: int | None = None
     destination: str | None = None
     dedup_key: str | None = None
+    # the incident of the alert's hit (docs/incidents.md) and, set by the worker just before
+    # sending, the thread its earlier alerts started at this destination (Slack ts, email
+    # Message-ID): destinations that can thread reply to it
+    incident_id: int | None = None
+    thread_ref: str | None = None

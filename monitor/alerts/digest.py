@@ -21,6 +21,7 @@ from ..timefmt import ts
 
 TOP_CHANNELS = 10
 LATEST_HITS = 20
+TOP_INCIDENTS = 10
 
 
 def build_digest(archive: Archive, since: datetime, until: datetime) -> dict[str, Any]:
@@ -61,6 +62,7 @@ def build_digest(archive: Archive, since: datetime, until: datetime) -> dict[str
             (lo, hi, LATEST_HITS),
         )
         latest_rows = [row_dict(cur, r) for r in cur.fetchall()]
+        incidents = _incidents(conn, lo, hi)
     latest = [
         {
             "hit_id": r["hit_id"],
@@ -74,7 +76,28 @@ def build_digest(archive: Archive, since: datetime, until: datetime) -> dict[str
         }
         for r in latest_rows
     ]
-    return {"since": lo, "until": hi, "total_hits": total, "rules": rules, "channels": channels, "latest": latest}
+    return {"since": lo, "until": hi, "total_hits": total, "rules": rules, "channels": channels, "latest": latest,
+            "incidents": incidents}
+
+
+def _incidents(conn: Any, lo: str, hi: str) -> list[dict[str, Any]]:
+    """The incidents of the messages with hits detected in the window (docs/incidents.md):
+    their messages and channels in the window, and how many were reposts (copies of a text
+    seen first elsewhere, which alert only once)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name='incident_messages'").fetchone() is None:
+        return []
+    return [
+        {"id": iid, "title": one_line(title or f"incident {iid}", 200), "messages": n, "channels": ch, "reposts": rp}
+        for iid, title, n, ch, rp in conn.execute(
+            "SELECT im.incident_id, i.title, count(*), count(DISTINCT im.platform || ':' || im.channel_id),"
+            " sum(CASE WHEN f.first_message_rowid <> im.message_rowid THEN 1 ELSE 0 END)"
+            " FROM (SELECT DISTINCT message_rowid FROM hits WHERE created_at >= ? AND created_at < ?) w"
+            " JOIN incident_messages im ON im.message_rowid = w.message_rowid"
+            " JOIN incidents i ON i.id = im.incident_id LEFT JOIN families f ON f.id = im.family_id"
+            " GROUP BY im.incident_id ORDER BY count(*) DESC, im.incident_id DESC LIMIT ?",
+            (lo, hi, TOP_INCIDENTS),
+        )
+    ]
 
 
 def enqueue_digest(archive: Archive, cfg: Config, now: datetime | None = None) -> int | None:

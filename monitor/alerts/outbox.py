@@ -31,6 +31,7 @@ handing a row back while the worker is being cancelled (one short UPDATE).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import random
 import time
@@ -313,9 +314,15 @@ class DeliveryWorker:
     async def _send(self, job: _Job) -> DeliveryResult:
         row, alert = job.row, job.alert
         dest = self.destinations[row["destination"]]
+        if alert.incident_id is not None:
+            # later alerts of an incident continue the thread its first alert started here
+            # (looked up now, not when rendering: the first may have been sent in this batch)
+            thread = await self._db(self._thread_of, alert.incident_id, row["destination"])
+            if thread is not None:
+                alert = job.alert = dataclasses.replace(alert, thread_ref=thread)
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(dest.send(alert), self.send_timeout)
+            ref = await asyncio.wait_for(dest.send(alert), self.send_timeout)
         except asyncio.CancelledError:
             # Interrupted mid-send (grace period over): hand the row back. It may have been
             # delivered already, which is the one case that can produce a duplicate.
@@ -331,7 +338,8 @@ class DeliveryWorker:
             log.exception("destination_error", destination=row["destination"], outbox_id=row["id"])
             reason = redact(f"{type(exc).__name__}: {exc}")
             return await self._db(self._record_retry, row, job.attempts, reason, None)
-        return await self._db(self._record_sent, row, job.attempts, time.perf_counter() - started)
+        return await self._db(self._record_sent, row, job.attempts, time.perf_counter() - started,
+                              alert.incident_id if isinstance(ref, str) and ref else None, ref)
 
     # -- SQL (run in threads, under archive.lock) ---------------------------------
     def _prepare(self, inflight: dict[int, str], exclude: frozenset[int]) -> tuple[list[_Job], list[int], float | None]:
@@ -393,6 +401,19 @@ class DeliveryWorker:
     def _render(self, row: dict[str, Any]) -> _Job | None:
         """The job for a claimed row, or None when the row was settled (failed/skipped)."""
         attempts = int(row["attempts"]) + 1
+        if row["kind"] == "alert":
+            from ..incidents.alerting import alerted_copy
+
+            first = alerted_copy(self.archive.conn, row)
+            if first is not None:  # a repost of a text alerted already: counted in its incident and the digest
+                with self.archive.lock, self.archive.transaction():
+                    self.archive.conn.execute(
+                        "UPDATE outbox SET status='skipped', sent_at=?, last_error=? WHERE id=?",
+                        (ts(self._now()), f"repost of the text of alert {first}", row["id"]),
+                    )
+                self.stats.skipped += 1
+                log.info("alert_skipped_repost", outbox_id=row["id"], destination=row["destination"], first=first)
+                return None
         try:
             alert = render_row(self.archive.conn, row, self.renderer)
         except RenderError as exc:
@@ -452,11 +473,23 @@ class DeliveryWorker:
                     (ts(self._now()), "interrupted while sending", outbox_id),
                 )
 
-    def _record_sent(self, row: Mapping[str, Any], attempts: int, seconds: float) -> DeliveryResult:
+    def _thread_of(self, incident_id: int, destination: str) -> str | None:
+        from ..incidents.alerting import thread_of
+
+        with self.archive.lock:
+            return thread_of(self.archive.conn, incident_id, destination)
+
+    def _record_sent(self, row: Mapping[str, Any], attempts: int, seconds: float, incident_id: int | None = None,
+                     ref: str | None = None) -> DeliveryResult:
         with self.archive.lock, self.archive.transaction():
             self.archive.conn.execute(
                 "UPDATE outbox SET status='sent', sent_at=?, last_error=NULL WHERE id=?", (ts(self._now()), row["id"])
             )
+            if incident_id is not None and ref:
+                from ..incidents.alerting import record_thread
+
+                # the first alert of the incident here starts its thread (kept if one exists)
+                record_thread(self.archive.conn, incident_id, row["destination"], ref, row["id"], ts(self._now()))
         self.stats.sent += 1
         self.stats.by_destination[row["destination"]] = self.stats.by_destination.get(row["destination"], 0) + 1
         log.info("alert_sent", outbox_id=row["id"], destination=row["destination"], kind=row["kind"],

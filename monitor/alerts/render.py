@@ -186,6 +186,9 @@ def hit_context(facts: Mapping[str, Any], *, kind: str = "alert", change: Mappin
         "matches": _terms(text, matches),
         "match_records": matches,
         "change": None,
+        # the incident of the hit (id, title, note: "claim by ..., officials blamed ..."), set
+        # by context_for_row from the incident tables
+        "incident": None,
     }
     if kind in ("edited", "deleted"):
         change = change or {}
@@ -254,6 +257,7 @@ def digest_context(payload: Mapping[str, Any]) -> dict[str, Any]:
         "latest": [
             {**h, "url": http_url(h.get("url")), "date": human_utc(h.get("date"))} for h in payload.get("latest") or []
         ],
+        "incidents": list(payload.get("incidents") or []),
     }
 
 
@@ -327,6 +331,15 @@ class Renderer:
         if hit and hit.get("actors") and self.actor_titles:
             actors = [{"id": a["id"], "title": one_line(self.actor_titles.get(a["id"], a["title"]), 100)} for a in hit["actors"]]
             ctx = {**ctx, "hit": {**hit, "actors": actors}}
+        inc = ctx.get("incident")
+        if inc:
+            from ..incidents.alerting import note_text
+
+            note = inc.get("note")
+            ctx = {**ctx, "incident": {
+                "id": inc["id"], "title": one_line(str(inc.get("title") or ""), 200),
+                "note": one_line(note_text(note, self.actor_titles), 500) if isinstance(note, Mapping) else note,
+            }}
         # Every output below (text, HTML, Subject, Slack, JSON) is built from this context.
         ctx = neutralize_all(dict(ctx))
         kind = ctx["kind"]
@@ -346,6 +359,7 @@ class Renderer:
             slack_text=sf.message_text(slack_text),
             slack_blocks=blocks[: sf.MAX_BLOCKS],
             data=_data(ctx),
+            incident_id=inc["id"] if inc else None,
         )
 
 
@@ -456,10 +470,17 @@ def _slack_alert(ctx: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         fields.append("*Actors*\n" + sf.plain(actors, 1000))
     if ctx["matches"]:
         fields.append("*Matched*\n" + sf.plain(", ".join(ctx["matches"]), 1000))
+    inc = ctx.get("incident")
+    if inc:
+        fields.append(f"*Incident*\n#{inc['id']} " + sf.plain(inc["title"], 300))
     blocks = [sf.section(head), sf.fields(fields), sf.section(body), sf.context(_context_notes(ctx))]
+    note = (inc or {}).get("note")
+    if note:
+        blocks.insert(1, sf.section(":pushpin: " + sf.plain(note, 1000)))
     fallback = (
         f"[{sf.plain(ctx['level'], 30)}]" + (f"[{sf.plain(kind, 30)}]" if kind else "")
         + f" {sf.plain(ctx['title'], 300)}" + (f" · {sf.plain(actors, 200)}" if actors else "")
+        + (f" · {sf.plain(note, 300)}" if note else "")
         + f" · {sf.plain(ctx['channel']['label'], 200)}: "
         + (sf.plain(text, 300) if text else "(no text)")
     )
@@ -530,6 +551,13 @@ def _slack_digest(ctx: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
             for h in ctx["latest"]
         ]
         blocks.append(sf.section("*Latest hits*\n" + sf.lines_within(lines, sf.SECTION_TEXT_LIMIT - 20)))
+    if ctx["incidents"]:
+        lines = [
+            f"• #{i['id']} {sf.plain(str(i['title']), 200)}: {i['messages']} messages, {i['channels']} channels"
+            + (f", {i['reposts']} reposts" if i.get("reposts") else "")
+            for i in ctx["incidents"]
+        ]
+        blocks.append(sf.section("*Incidents*\n" + sf.lines_within(lines, sf.SECTION_TEXT_LIMIT - 20)))
     if not ctx["total"]:
         blocks.append(sf.section("_No hits in this period._"))
     fallback = f"claimwatch digest: {ctx['total']} hits, {sf.escape(ctx['since'])} to {sf.escape(ctx['until'])}"
@@ -565,7 +593,12 @@ def context_for_row(conn: sqlite3.Connection, row: Mapping[str, Any]) -> dict[st
         facts = records.load_hit(conn, row["hit_id"])
         if facts is None:
             raise RenderError(f"outbox row {row.get('id')}: hit {row['hit_id']} not found")
-        return hit_context(facts, kind=kind, change=payload)
+        ctx = hit_context(facts, kind=kind, change=payload)
+        if kind == "alert":
+            from ..incidents.alerting import alert_incident
+
+            ctx["incident"] = alert_incident(conn, row["hit_id"])
+        return ctx
     if kind == "followup":
         if not payload.get("count"):
             return None

@@ -195,7 +195,108 @@ def _m3_hit_kind_actors(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS idx_hits_kind ON hits(kind, created_at)")
 
 
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw, _m3_hit_kind_actors]
+def _m5_incidents(conn: sqlite3.Connection) -> None:
+    """Incidents (issue 10): one timeline per real-world event, kept up to date as hits are
+    stored (:mod:`monitor.incidents`). ``incident_messages`` holds each message with hits once;
+    ``families`` group copies of one text (first-seen message, members); ``family_texts`` holds
+    the exact-copy keys and MinHash signatures of those texts (the LSH band index is rebuilt
+    from them in memory);
+    ``incident_facets`` the places and actors an incident names (with mention counts);
+    ``incident_threads`` the Slack ``ts`` / email ``Message-ID`` of each incident's first
+    alert per destination (later alerts continue that thread; ``idx_outbox_hit`` finds the
+    alerts of a repost family's other messages);
+    ``incident_corrections`` the analysts' merges and detaches (keyed by message keys, so they
+    survive a rebuild)."""
+    conn.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS incidents (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            start_at TEXT NOT NULL,
+            end_at TEXT NOT NULL,
+            first_message_rowid INTEGER REFERENCES messages(id),
+            places TEXT NOT NULL DEFAULT '[]',
+            actors TEXT NOT NULL DEFAULT '[]',
+            counts TEXT NOT NULL DEFAULT '{}',
+            messages INTEGER NOT NULL DEFAULT 0,
+            channels INTEGER NOT NULL DEFAULT 0,
+            merged_into INTEGER REFERENCES incidents(id),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS idx_incidents_end ON incidents(end_at);
+        CREATE INDEX IF NOT EXISTS idx_incidents_start ON incidents(start_at);
+
+        CREATE TABLE IF NOT EXISTS families (
+            id INTEGER PRIMARY KEY,
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            first_message_rowid INTEGER NOT NULL REFERENCES messages(id),
+            first_date TEXT NOT NULL,
+            members INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX IF NOT EXISTS idx_families_incident ON families(incident_id);
+
+        CREATE TABLE IF NOT EXISTS incident_messages (
+            message_rowid INTEGER PRIMARY KEY REFERENCES messages(id),
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            family_id INTEGER REFERENCES families(id),
+            date TEXT NOT NULL,
+            platform TEXT NOT NULL,
+            channel_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            rules TEXT NOT NULL DEFAULT '[]',
+            actors TEXT NOT NULL DEFAULT '[]',
+            places TEXT NOT NULL DEFAULT '[]',
+            how TEXT NOT NULL,
+            origin TEXT,
+            added_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS idx_incident_messages_incident ON incident_messages(incident_id, date);
+        CREATE INDEX IF NOT EXISTS idx_incident_messages_channel ON incident_messages(incident_id, platform, channel_id);
+        CREATE INDEX IF NOT EXISTS idx_incident_messages_family ON incident_messages(family_id, date);
+
+        CREATE TABLE IF NOT EXISTS family_texts (
+            id INTEGER PRIMARY KEY,
+            fingerprint TEXT NOT NULL UNIQUE,
+            family_id INTEGER NOT NULL REFERENCES families(id),
+            signature BLOB,
+            message_rowid INTEGER REFERENCES messages(id)
+        );
+        CREATE INDEX IF NOT EXISTS idx_family_texts_family ON family_texts(family_id);
+
+        CREATE TABLE IF NOT EXISTS incident_facets (
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            facet TEXT NOT NULL,
+            value TEXT NOT NULL,
+            mentions INTEGER NOT NULL DEFAULT 0,
+            located INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (incident_id, facet, value)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS idx_incident_facets_value ON incident_facets(facet, value, incident_id);
+
+        CREATE INDEX IF NOT EXISTS idx_outbox_hit ON outbox(hit_id);
+        CREATE TABLE IF NOT EXISTS incident_threads (
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            destination TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            outbox_id INTEGER,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (incident_id, destination)
+        );
+
+        CREATE TABLE IF NOT EXISTS incident_corrections (
+            id INTEGER PRIMARY KEY,
+            action TEXT NOT NULL,
+            message_key TEXT NOT NULL,
+            other_key TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            note TEXT
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw, _m3_hit_kind_actors, _m5_incidents]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -174,6 +174,9 @@ class Archive:
         # store transaction: monitor.alerts.policy. The daemon and `import --alert` give it
         # the config's default destinations (OutboxPolicy.from_config).
         self.policy = OutboxPolicy()
+        # Keeps incidents up to date as hits are stored (monitor.incidents), inside the store
+        # transaction; None switches it off. Writable archives get one with default settings.
+        self.incidents: Any = None
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
@@ -210,7 +213,12 @@ class Archive:
                 # Caps the archive's size (tests fill it with this: SQLite then fails writes
                 # with "database or disk is full", as on a full disk).
                 conn.execute(f"PRAGMA max_page_count={int(cap)}")
-        return cls(conn, path)
+        archive = cls(conn, path)
+        if not readonly:
+            from ..incidents import LazyTracker
+
+            archive.incidents = LazyTracker()
+        return archive
 
     def close(self) -> None:
         self.conn.close()
@@ -399,7 +407,7 @@ class Archive:
                 continue
             outcome = StoreOutcome(chain[i][1], _NEW, first_id + i)
             if hits:
-                self._store_hits(outcome, msgs[i] if msgs is not None else None, hits, row[TEXT_SHA], alerts, now)
+                self._store_hits(outcome, msgs[i] if msgs is not None else None, hits, row[TEXT_SHA], alerts, now, row)
                 result.hits += len(outcome.new_hit_ids)
                 result.outbox += len(outcome.new_outbox_ids)
             if collect:
@@ -464,7 +472,7 @@ class Archive:
                 self._add_version(rowid, key, row, None, now)
                 outcome = StoreOutcome(key, _NEW, rowid)
                 if hits:
-                    self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now)
+                    self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now, row)
                 return outcome
         found = c.execute(
             "SELECT id, raw_sha256, text, edit_date FROM messages WHERE platform=? AND channel_id=? AND message_id=?",
@@ -474,7 +482,7 @@ class Archive:
         if found is not None and found[1] == raw_sha:  # the same record again
             outcome = StoreOutcome(key, _UNCHANGED, found[0])
             if hits:
-                self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, self._now())
+                self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, self._now(), row)
             return outcome
         now = self._now()
         text = row[TEXT]
@@ -515,7 +523,7 @@ class Archive:
         if status is _EDITED:
             outcome.previous_text = found[2]
         if hits:
-            self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now)
+            self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now, row)
         if status is _EDITED and alerts:
             followups = self.policy.on_edit(self, rowid, found[2], now)
             outcome.new_outbox_ids.extend(followups)
@@ -529,10 +537,12 @@ class Archive:
         return (*row[:TEXT_SHA], now, now)
 
     def _store_hits(
-        self, outcome: StoreOutcome, msg: Message | None, hits: Sequence[Hit], text_sha: str, alerts: bool, now: str
+        self, outcome: StoreOutcome, msg: Message | None, hits: Sequence[Hit], text_sha: str, alerts: bool, now: str,
+        row: Row | None = None,
     ) -> None:
         c = self.conn
         rowid = outcome.message_rowid
+        new: list[tuple[int, Hit]] = []
         for hit in hits:
             cur = c.execute(
                 "INSERT OR IGNORE INTO hits(message_rowid, rule_id, rule_hash, level, title, tags, matches,"
@@ -553,7 +563,12 @@ class Archive:
             )
             if cur.rowcount != 1:
                 continue
-            hit_id = cur.lastrowid
+            new.append((cur.lastrowid, hit))
+        if not new:
+            return
+        if self.incidents is not None:  # in memory now; its rows are written before COMMIT (_Tx)
+            self.incidents.on_hits(c, rowid, row, [h for _i, h in new], now, new=outcome.status is _NEW)
+        for hit_id, hit in new:
             outcome.new_hit_ids.append(hit_id)
             if alerts and msg is not None:
                 outcome.new_outbox_ids.extend(self.policy.on_hit(self, hit_id, hit, msg, now))
@@ -834,6 +849,13 @@ class _Tx:
             return
         conn = self.archive.conn
         self.archive._last_link = None  # read the tip again in the next transaction
+        incidents = self.archive.incidents
+        if exc_type is None and incidents is not None:
+            try:
+                incidents.flush(conn)  # the incident rows this transaction changed
+            except BaseException:
+                self._rollback(conn)
+                raise
         if exc_type is None:
             try:
                 conn.execute("COMMIT")
@@ -845,10 +867,12 @@ class _Tx:
             # ROLLBACK would raise "no transaction is active" and hide the real error.
             self._rollback(conn)
 
-    @staticmethod
-    def _rollback(conn: sqlite3.Connection) -> None:
+    def _rollback(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:  # the original error is what matters
                 pass
+        self.archive._last_link = None  # the chain head may have been rolled back
+        if self.archive.incidents is not None:
+            self.archive.incidents.discard()  # its in-memory state may hold rolled-back rows

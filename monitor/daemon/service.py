@@ -112,6 +112,9 @@ class Daemon:
         self.sources = build_sources(self.cfg)
         self._lock_archive()
         self.archive = Archive.open(self.db)
+        from ..incidents import configure as configure_incidents
+
+        configure_incidents(self.archive, self.cfg)
         self.archive.policy = OutboxPolicy.from_config(self.cfg)
         self._recover_interrupted_sends()
         from ..alerts import DeliveryWorker

@@ -429,22 +429,58 @@ def verify_cmd(
 def serve_cmd(
     host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port.", min=0, max=65535)] = 8001,
+    allow_sql: Annotated[bool, typer.Option("--allow-sql", help="Allow arbitrary read-only SQL (?sql=, the query editor); off by default.")] = False,
+    media: Annotated[Optional[str], typer.Option("--media", help="Folder of downloaded media to show inline (default: the config's telegram.download_media.dir, if it exists).")] = None,
+    hash_password: Annotated[bool, typer.Option("--hash-password", help="Ask for a password, print its hash for CLAIMWATCH_WEB_PASSWORD_HASH and exit.")] = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     log_level: LogLevelOpt = "WARNING",
 ) -> None:
-    """Browse the archive in Datasette (read-only), with canned queries. Needs the web extra."""
+    """Browse the archive in the browser (Datasette, read-only): overview, incidents, messages,
+    channels, search. Set CLAIMWATCH_WEB_PASSWORD_HASH to require a password. Needs the web extra."""
+    import os
+    from pathlib import Path
+
+    if hash_password:
+        try:
+            from datasette_auth_passwords.utils import hash_password as _hash
+        except ImportError as exc:
+            fail(f"datasette-auth-passwords is not installed ({exc.name}): pip install 'claimwatch\\[web]'")
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        if not password:
+            fail("empty password")
+        print(_hash(password))
+        return
     cfg = setup(config, log_level)
     path = db_path(db, cfg)
     try:
-        from ..web.app import serve
+        from ..web.app import PASSWORD_ENV, serve
     except ImportError as exc:
         fail(f"Datasette is not installed ({exc.name}): pip install 'claimwatch\\[web]'")
     open_archive(path).close()  # exits 2 when there is no archive
+    password_hash = os.environ.get(PASSWORD_ENV, "").strip() or None
+    if password_hash and password_hash.count("$") != 3:
+        fail(f"{PASSWORD_ENV}: not a password hash (make one with: claimwatch serve --hash-password)")
+    tg = cfg.sources.telegram
+    tg_media = tg.download_media if tg is not None else None
+    if media is None and tg_media is not None and Path(tg_media.dir).is_dir():
+        media = tg_media.dir
+    if media is not None and not Path(media).is_dir():
+        fail(f"--media: {media}: no such folder")
+    titles: dict[str, str] = {}
+    if cfg.rules and Path(cfg.rules).exists():
+        try:
+            from ..rules.loader import load_actor_titles
+
+            titles = load_actor_titles([cfg.rules])
+        except Exception:  # noqa: BLE001 - titles are a nicety; ids are shown without them
+            titles = {}
     if host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(f"[yellow]warning:[/] serving the archive on {host}: anyone who can reach it can read it")
+        err_console.print(f"[yellow]warning:[/] serving the archive on {host}: anyone who can reach it can read it"
+                          + ("" if password_hash else f" (set {PASSWORD_ENV} to require a password)"))
     err_console.print(f"serving {path} read-only on http://{host}:{port}/ (Ctrl+C to stop)", highlight=False)
-    serve(path, host=host, port=port, log_level=log_level.lower())
+    serve(path, host=host, port=port, log_level=log_level.lower(), allow_sql=allow_sql, titles=titles,
+          media_dir=media, password_hash=password_hash)
 
 
 def register(app: typer.Typer) -> None:

@@ -54,6 +54,9 @@ class ExportResult:
     filters: dict[str, Any] = field(default_factory=dict)
     manifest_path: str | None = None
 
+    incidents: int = 0
+    incident_corrections: list[dict[str, Any]] = field(default_factory=list)
+
     def manifest(self, archive_path: str) -> dict[str, Any]:
         return {
             "schema": MANIFEST_SCHEMA,
@@ -66,6 +69,9 @@ class ExportResult:
             "file_sha256": self.file_sha256,
             "chain_length": self.chain_length,
             "chain_head": self.chain_head,
+            # incidents are derived from hits; the analysts' corrections are not: they travel here
+            "incidents": self.incidents,
+            "incident_corrections": self.incident_corrections,
         }
 
 
@@ -177,6 +183,14 @@ def export(
         result.chain_length = head[0]
         if head[0]:
             result.chain_head = conn.execute("SELECT link_sha256 FROM chain ORDER BY seq DESC LIMIT 1").fetchone()[0]
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name='incidents'").fetchone():
+            result.incidents = conn.execute(
+                "SELECT count(*) FROM incidents WHERE merged_into IS NULL AND messages > 0").fetchone()[0]
+            result.incident_corrections = [
+                {"action": a, "message_key": k, "other_key": o, "created_at": t}
+                for a, k, o, t in conn.execute(
+                    "SELECT action, message_key, other_key, created_at FROM incident_corrections ORDER BY id")
+            ]
         hasher = _HashingWriter(sink)
         text = io.TextIOWrapper(io.BufferedWriter(hasher, 1 << 16), encoding="utf-8", newline="")
         if fmt == "jsonl":

@@ -275,7 +275,10 @@ def verify(
         if progress is not None:
             progress(total, total)
 
-        # 4. the manifest's pin
+        # 4. incidents (derived tables): every member a live message, counts as stored
+        _check_incidents(conn, report, problem)
+
+        # 5. the manifest's pin
         if manifest is not None:
             _check_manifest(manifest, n_chain, pin_link, report, problem)
     finally:
@@ -283,6 +286,29 @@ def verify(
             conn.execute("COMMIT")
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _check_incidents(conn: sqlite3.Connection, report: VerifyReport, problem: Any) -> None:
+    """Incident tables (derived from hits, docs/incidents.md): members exist, each incident's
+    message count matches its members, no member sits in a merged incident."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name='incidents'").fetchone() is None:
+        return
+    for (rowid,) in conn.execute(
+        "SELECT im.message_rowid FROM incident_messages im LEFT JOIN messages m ON m.id = im.message_rowid"
+        " WHERE m.id IS NULL"
+    ):
+        problem("incidents", "incident_messages", rowid, None, "incident member is not in the archive")
+    for iid, stored, actual, merged in conn.execute(
+        "SELECT i.id, i.messages, (SELECT count(*) FROM incident_messages im WHERE im.incident_id = i.id), i.merged_into"
+        " FROM incidents i"
+    ):
+        if merged is not None and actual:
+            problem("incidents", "incidents", iid, None, f"merged incident still has {actual} message(s)")
+        elif merged is None and stored != actual:
+            problem("incidents", "incidents", iid, None, f"incident counts {stored} message(s), has {actual}")
+    n = conn.execute("SELECT count(*) FROM incidents WHERE merged_into IS NULL AND messages > 0").fetchone()[0]
+    c = conn.execute("SELECT count(*) FROM incident_corrections").fetchone()[0]
+    report.notes.append(f"{n} incident(s), {c} analyst correction(s) checked")
 
 
 def _key(conn: sqlite3.Connection, message_rowid: int) -> str | None:

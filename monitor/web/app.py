@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,25 @@ def _register_plugin() -> None:
         pm.register(plugin, name="claimwatch")
 
 
-def build_datasette(db_path: str | Path, *, settings: dict[str, Any] | None = None):
-    """A Datasette instance serving ``db_path`` read-only (mode=ro connections, query_only)."""
+PASSWORD_ENV = "CLAIMWATCH_WEB_PASSWORD_HASH"
+ACCOUNT = "analyst"
+
+
+def build_datasette(
+    db_path: str | Path,
+    *,
+    settings: dict[str, Any] | None = None,
+    allow_sql: bool = False,
+    titles: dict[str, str] | None = None,
+    media_dir: str | Path | None = None,
+    password_hash: str | None = None,
+):
+    """A Datasette instance serving ``db_path`` read-only (mode=ro connections, query_only).
+
+    Arbitrary SQL (``?sql=``, the query editor) is refused unless ``allow_sql``; canned
+    queries and claimwatch's pages work either way. With ``password_hash`` (from
+    ``claimwatch serve --hash-password``), every page but ``/-/login`` and ``/-/healthz``
+    needs the ``analyst`` account (datasette-auth-passwords)."""
     from datasette.app import Datasette
 
     path = Path(db_path)
@@ -47,12 +65,24 @@ def build_datasette(db_path: str | Path, *, settings: dict[str, Any] | None = No
     _register_plugin()
     merged = copy.deepcopy(DEFAULT_SETTINGS)
     merged.update(settings or {})
-    return Datasette(files=[str(path)], metadata=load_metadata(path.stem), settings=merged)
+    meta = load_metadata(path.stem)
+    if not allow_sql:
+        meta["allow_sql"] = False
+    if password_hash:
+        meta["allow"] = {"id": ACCOUNT}
+        meta.setdefault("plugins", {})["datasette-auth-passwords"] = {f"{ACCOUNT}_password_hash": password_hash}
+    template_dir = str(resources.files("monitor.web").joinpath("templates"))
+    ds = Datasette(files=[str(path)], metadata=meta, settings=merged, template_dir=template_dir,
+                   secret=os.environ.get("DATASETTE_SECRET") or None)
+    ds.claimwatch = {"titles": dict(titles or {}), "media_dir": str(media_dir) if media_dir else None,
+                     "allow_sql": allow_sql, "password": bool(password_hash)}
+    return ds
 
 
-def serve(db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8001, log_level: str = "warning") -> None:
+def serve(db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8001, log_level: str = "warning",
+          **options: Any) -> None:
     """Serve until interrupted (uvicorn)."""
     import uvicorn
 
-    ds = build_datasette(db_path)
+    ds = build_datasette(db_path, **options)
     uvicorn.run(ds.app(), host=host, port=port, log_level=log_level, lifespan="on")

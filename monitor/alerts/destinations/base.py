@@ -44,7 +44,10 @@ class Destination(abc.ABC):
         self.name = name
 
     @abc.abstractmethod
-    async def send(self, alert: Alert) -> None: ...
+    async def send(self, alert: Alert) -> str | None:
+        """Deliver; a destination that can thread returns the reference later alerts of the
+        same incident reply to (Slack ``ts``, email ``Message-ID``) and replies to
+        ``alert.thread_ref`` when set."""
 
     async def aclose(self) -> None:
         """Release connections (safe to call more than once)."""

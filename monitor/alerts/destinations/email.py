@@ -47,12 +47,17 @@ class EmailDestination(Destination):
             msg["Message-ID"] = f"<claimwatch.{alert.outbox_id}.{tag}@{domain}>"
         else:
             msg["Message-ID"] = make_msgid("claimwatch", domain=domain)
+        if alert.thread_ref:
+            # a later development of an incident alerted before: the same conversation
+            msg["In-Reply-To"] = alert.thread_ref
+            msg["References"] = alert.thread_ref
         msg["X-Claimwatch-Kind"] = alert.kind
         msg.set_content(alert.text, subtype="plain", charset="utf-8")
         msg.add_alternative(alert.html, subtype="html", charset="utf-8")
         return msg
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert) -> str | None:
+        """Send; returns the Message-ID (later alerts of the incident reply to it)."""
         cfg = self.cfg
         message = self.build_message(alert)
         try:
@@ -94,3 +99,4 @@ class EmailDestination(Destination):
                 destination=self.name,
                 refused={addr: f"{r.code} {r.message}" for addr, r in refused.items()},
             )
+        return str(message["Message-ID"])

@@ -84,14 +84,22 @@ class SlackDestination(Destination):
     def _body(self, alert: Alert) -> dict[str, Any]:
         return {"text": alert.slack_text, "blocks": alert.slack_blocks, "unfurl_links": False, "unfurl_media": False}
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert) -> str | None:
+        """Post; with the Web API, an alert of an incident already alerted here goes into the
+        thread of its first alert (``thread_ts``) and the message's ``ts`` is returned (an
+        Incoming Webhook cannot thread: no ``ts`` comes back)."""
         client = self._ensure_client()
         try:
             if self._webhook_url:
                 resp = await client.send_dict(self._body(alert))
                 classify_http(resp.status_code, resp.body or "", (resp.headers or {}).get("Retry-After"), "Slack webhook HTTP")
-            else:
-                await client.chat_postMessage(channel=self.channel, **self._body(alert))
+                return None
+            body = self._body(alert)
+            if alert.thread_ref:
+                body["thread_ts"] = alert.thread_ref
+            resp = await client.chat_postMessage(channel=self.channel, **body)
+            ts = resp.get("ts") if resp is not None else None
+            return str(ts) if ts else None
         except SlackApiError as exc:
             _raise_api_error(exc)
         except aiohttp.InvalidURL:

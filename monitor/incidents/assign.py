@@ -1,0 +1,916 @@
+"""Incremental assignment of messages with hits to incidents (docs/incidents.md).
+
+:class:`IncidentTracker` is installed on an :class:`~monitor.archive.Archive`
+(``archive.incidents``); the archive calls :meth:`IncidentTracker.on_hits` from
+``Archive._store_hits``, inside the store transaction, for every message that got new hits:
+import, daemon and backfill all pass there, so an incident is never out of step with its hits.
+
+A message joins, in this order:
+
+1. the **family** of a text it copies: Telegram/X's ``forwarded_from`` names a message in an
+   incident, or the same normalised text, or a near-duplicate (MinHash/LSH,
+   :mod:`.families`). Any time: a repost a week later still joins its incident;
+2. an incident active within ``window`` of its date (default 72 h from the incident's last
+   message) that names a **place** it names: a shared city; a country when the message names no
+   city (or only a capital, standing for its government: "Tehran blamed Washington"). Two
+   incidents in different cities never share a message by place;
+3. with no place: an incident active within ``actor_window`` that shares an **actor**;
+4. otherwise it opens a new incident (and a new family).
+
+A message already in an incident stays there (new hits on it, re-imports and edits update its
+kind, rules and actors only); the analysts' corrections (:mod:`.corrections`) move messages.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from itertools import chain
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from . import families as fam
+from .gazetteer import Gazetteer, Place, load as load_gazetteer
+
+KINDS = ("claim", "statement", "denial", "report", "watch")
+_KIND_RANK = {k: i for i, k in enumerate(KINDS)}
+_UNSET = object()
+NEAR_VERIFIED = 4  # LSH candidates (those sharing most bands) compared on their actual shingles
+SHINGLE_CACHE = 4096  # texts whose shingles are kept after a comparison
+TEXT_CACHE = 32768  # texts of indexed signatures kept (the newest; older ones are read when compared)
+RECENT_TEXTS = 2048  # texts whose words, key and places are kept (reposts are frequent)
+MIN_SHARED_BANDS = 2  # E[shared bands] = 16 * Jaccard^2: 4 at 0.5, 1 at 0.25
+BAND_CAP = 16  # of a crowded band (template text), only its newest texts are candidates
+BUCKET = 3 * 86400  # incidents are indexed by the 3-day buckets their span covers
+
+
+def strongest_kind(kinds: Iterable[str]) -> str:
+    best = "watch"
+    for k in kinds:
+        if _KIND_RANK.get(k, 9) < _KIND_RANK[best]:
+            best = k
+    return best
+
+
+@dataclass(frozen=True)
+class Settings:
+    window: float = 72 * 3600.0
+    actor_window: float = 24 * 3600.0
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "Settings":
+        inc = getattr(cfg, "incidents", None)
+        if inc is None:
+            return cls()
+        return cls(window=inc.window, actor_window=inc.actor_window)
+
+
+@dataclass
+class Incoming:
+    """What assignment needs of a message (from a prepared archive row or a messages row)."""
+
+    rowid: int
+    platform: str
+    channel_id: str
+    message_id: str
+    date: str  # ISO, Z
+    text: str
+    forwarded_from: Mapping[str, Any] | None
+    kind: str
+    rules: list[str]
+    actors: list[str]
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.channel_id}:{self.message_id}"
+
+
+def bare_channel_id(cid: Any) -> str:
+    """``-1001234``, ``channel1234``, ``1234`` -> ``1234`` (Telegram peer ids as exports, the
+    live collector and ``forwarded_from`` write them)."""
+    s = str(cid or "")
+    for prefix in ("channel", "chat", "user"):
+        if s.startswith(prefix):
+            s = s[len(prefix):]
+    if s.startswith("-100"):
+        s = s[4:]
+    return s.lstrip("-")
+
+
+class _Inc:
+    """An incident as the tracker keeps it in memory (the ``incidents`` row and its facets)."""
+
+    __slots__ = ("id", "start", "end", "t0", "t1", "first", "counts", "messages", "channels", "places", "actors",
+                 "created", "updated", "days", "loc_cities", "loc_countries")
+
+    def __init__(self, iid: int, start: str, end: str, first: int | None, counts: dict[str, int], messages: int,
+                 created: str, updated: str) -> None:
+        self.id = iid
+        self.start = start
+        self.end = end
+        self.t0, self.t1 = _ts(start), _ts(end)
+        self.first = first
+        self.counts = counts
+        self.messages = messages
+        self.channels: set[tuple[str, str]] = set()
+        self.places: dict[str, list[int]] = {}  # place id -> [mentions, located]
+        self.actors: dict[str, int] = {}  # actor id -> mentions
+        self.created = created
+        self.updated = updated
+        self.days: tuple[int, int] | None = None  # the bucket span indexed in _State.by_day
+        self.loc_cities: set[str] = set()  # located places (where it happened), by kind
+        self.loc_countries: set[str] = set()
+
+    def locate(self, pid: str) -> None:
+        (self.loc_cities if pid.startswith("city:") else self.loc_countries).add(pid)
+
+
+class _Family:
+    __slots__ = ("id", "incident", "first", "first_date", "members")
+
+    def __init__(self, fid: int, incident: int, first: int, first_date: str, members: int) -> None:
+        self.id, self.incident, self.first, self.first_date, self.members = fid, incident, first, first_date, members
+
+
+def _ts(iso: str) -> float:
+    """Epoch seconds of an archive date (ISO 8601, UTC); the last one is remembered (a message's
+    date is asked for several times in a row)."""
+    global _LAST_TS
+    last = _LAST_TS
+    if last[0] == iso:
+        return last[1]
+    t = datetime.fromisoformat(iso.replace("Z", "+00:00") if iso.endswith("Z") else iso).timestamp()
+    _LAST_TS = (iso, t)
+    return t
+
+
+_LAST_TS: tuple[str, float] = ("", 0.0)
+
+
+class _State:
+    """What assignment reads, in memory: live incidents with their facets and channels, families,
+    the exact-copy keys and the MinHash/LSH band index of the families' texts. Loaded from the
+    tables (:meth:`load`) the first time a hit is stored and again when another connection
+    changed them (``meta.incidents_generation``); changes are written back by
+    :meth:`IncidentTracker.flush` before the transaction commits."""
+
+    def __init__(self, gen: int) -> None:
+        self.gen = gen
+        self.incidents: dict[int, _Inc] = {}
+        self.families: dict[int, _Family] = {}
+        self.texts: dict[str, int] = {}  # fingerprint / "fwd:<key>" -> family id
+        self.sig_family: list[int] = []  # per indexed signature (row of sig_values): its family
+        self.sig_rowid: list[int | None] = []  # ... and the message that brought the text
+        self.bands: dict[int, list[int]] = {}  # band key -> signature rows (oldest first)
+        self.shingle_cache: dict[int, tuple[str, set[bytes]]] = {}  # rowid -> text, shingles (recently compared)
+        self.text_cache: dict[int, str] = {}  # rowid -> text of indexed texts (recent ones)
+        # (facet, value) -> day -> incident ids active that day (places: located ones only)
+        self.by_day: dict[tuple[str, str], dict[int, set[int]]] = {}
+        self.next_incident = 1
+        self.next_family = 1
+        self.next_text = 1
+
+    @classmethod
+    def load(cls, conn: sqlite3.Connection, gen: int) -> "_State":
+        s = cls(gen)
+        for iid, start, end, first, counts, n, created, updated in conn.execute(
+            "SELECT id, start_at, end_at, first_message_rowid, counts, messages, created_at, updated_at FROM incidents"
+            " WHERE merged_into IS NULL"
+        ):
+            s.incidents[iid] = _Inc(iid, start, end, first, json.loads(counts), n, created, updated)
+        s.next_incident = (conn.execute("SELECT max(id) FROM incidents").fetchone()[0] or 0) + 1
+        for iid, facet, value, mentions, located in conn.execute(
+            "SELECT incident_id, facet, value, mentions, located FROM incident_facets"
+        ):
+            inc = s.incidents.get(iid)
+            if inc is None:
+                continue
+            if facet == "place":
+                inc.places[value] = [mentions, located]
+                if located:
+                    inc.locate(value)
+            else:
+                inc.actors[value] = mentions
+        for iid, platform, channel_id in conn.execute(
+            "SELECT DISTINCT incident_id, platform, channel_id FROM incident_messages"
+        ):
+            inc = s.incidents.get(iid)
+            if inc is not None:
+                inc.channels.add((platform, channel_id))
+        for inc in s.incidents.values():
+            s.index_days(inc)
+        for fid, iid, first, first_date, members in conn.execute(
+            "SELECT id, incident_id, first_message_rowid, first_date, members FROM families"
+        ):
+            s.families[fid] = _Family(fid, iid, first, first_date, members)
+        s.next_family = (max(s.families) if s.families else 0) + 1
+        blobs: list[bytes] = []
+        max_text = 0
+        for tid, fp, fid, blob, rowid in conn.execute(
+            "SELECT id, fingerprint, family_id, signature, message_rowid FROM family_texts ORDER BY id"
+        ):
+            s.texts[fp] = fid
+            max_text = max(max_text, tid)
+            if blob is not None:
+                blobs.append(blob)
+                s.sig_family.append(fid)
+                s.sig_rowid.append(rowid)
+        s.next_text = max_text + 1
+        if blobs:
+            # every stored signature's band keys (the signatures themselves are not kept)
+            mat = np.frombuffer(b"".join(blob[4:4 + 8 * fam.NUM_PERM] for blob in blobs), dtype="<u8")
+            bands = s.bands
+            for row, v in enumerate(mat.reshape(len(blobs), fam.NUM_PERM).tolist()):
+                for k in (hash((b, *v[b * fam.ROWS:(b + 1) * fam.ROWS])) for b in range(fam.BANDS)):
+                    lst = bands.get(k)
+                    if lst is None:
+                        bands[k] = [row]
+                    else:
+                        lst.append(row)
+        return s
+
+    # -- the day index (candidates within a window) ----------------------------------------------
+    def _facet_keys(self, inc: _Inc) -> list[tuple[str, str]]:
+        return [("place", v) for v, (_m, loc) in inc.places.items() if loc] + [("actor", a) for a in inc.actors]
+
+    def index_days(self, inc: _Inc, keys: list[tuple[str, str]] | None = None) -> None:
+        """Index ``inc`` under its located places and actors for every day of its span (only
+        ``keys`` over the whole span, or every key over the days the span grew by)."""
+        d0, d1 = int(inc.t0 // BUCKET), int(inc.t1 // BUCKET)
+        old = inc.days
+        if keys is None:
+            if old is not None and old[0] <= d0 and d1 <= old[1]:
+                return  # the span still fits the buckets indexed
+            keys = self._facet_keys(inc)
+            if old is not None:  # the span grew: index the new days only
+                days = [d for d in range(d0, d1 + 1) if not old[0] <= d <= old[1]]
+            else:
+                days = list(range(d0, d1 + 1))
+        else:
+            days = list(range(d0, d1 + 1))
+        inc.days = (d0, d1)
+        by_day = self.by_day
+        for key in keys:
+            per = by_day.get(key)
+            if per is None:
+                per = by_day[key] = {}
+            for d in days:
+                got = per.get(d)
+                if got is None:
+                    per[d] = {inc.id}
+                else:
+                    got.add(inc.id)
+
+    def active(self, facet: str, values: Iterable[str], lo: float, hi: float) -> set[int]:
+        """Live incidents naming one of ``values`` whose span meets [lo, hi] (epoch seconds)."""
+        d_lo, d_hi = int(lo // BUCKET), int(hi // BUCKET)
+        out: set[int] = set()
+        by_day = self.by_day
+        for v in values:
+            per = by_day.get((facet, v))
+            if not per:
+                continue
+            for d in range(d_lo, d_hi + 1):
+                got = per.get(d)
+                if got:
+                    out |= got
+        incs = self.incidents
+        return {i for i in out if i in incs and incs[i].t1 >= lo and incs[i].t0 <= hi}
+
+    # -- near copies ---------------------------------------------------------------------------
+    def add_signature(self, family_id: int, sig: fam.Signature, rowid: int) -> None:
+        row = len(self.sig_family)
+        self.sig_family.append(family_id)
+        self.sig_rowid.append(rowid)
+        bands = self.bands
+        for k in sig.band_keys():
+            lst = bands.get(k)
+            if lst is None:
+                bands[k] = [row]
+            else:
+                lst.append(row)
+
+    def near_family(self, conn: sqlite3.Connection, sig: fam.Signature, ws: list[str],
+                    pending: Mapping[int, str]) -> list[tuple[int, str]]:
+        """The families of the near copies of ``sig``: of the texts sharing LSH bands with it (of
+        a crowded band only its newest BAND_CAP texts), the NEAR_VERIFIED sharing most (at least
+        MIN_SHARED_BANDS) are compared on their actual shingles (texts from the caches, from
+        ``pending`` for this transaction's, else one SELECT), so templated texts (two claims
+        that differ in the city and the toll) are not taken for copies. Returns the families
+        matched (with the text that matched), most similar first, then earliest seen."""
+        keys = sig.band_keys()
+        bands = self.bands
+        got = [lst[-BAND_CAP:] for k in keys if (lst := bands.get(k))]
+        if not got:
+            return []
+        # the texts sharing most bands (E[shared bands] = BANDS * Jaccard^2; the newest first
+        # among equals): at most NEAR_VERIFIED of them are read and compared
+        counter = Counter(chain.from_iterable(reversed(lst) for lst in got))  # newest first among equals
+        # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25)
+        rows = [r for r, n in counter.most_common(NEAR_VERIFIED) if n >= MIN_SHARED_BANDS]
+        if not rows:
+            return []
+        cache, tcache = self.shingle_cache, self.text_cache
+        todo = [rid for r in rows if (rid := self.sig_rowid[r]) is not None and rid not in cache and rid not in tcache
+                and rid not in pending]
+        if todo:
+            for rid, text in conn.execute(
+                f"SELECT id, text FROM messages WHERE id IN ({','.join('?' * len(todo))})", todo
+            ).fetchall():
+                _put(tcache, rid, text, TEXT_CACHE)
+        mine = sig.shingle_set if sig.shingle_set is not None else fam.shingles(ws)
+        found: dict[int, tuple[float, str, str]] = {}  # family -> (similarity, first date, text)
+        for r in rows:
+            rid = self.sig_rowid[r]
+            got = cache.get(rid)
+            if got is None:
+                text = pending.get(rid) if rid in pending else tcache.get(rid)
+                if text is None:
+                    continue
+                got = (text, fam.shingles(fam.words(text)))
+                _put(cache, rid, got, SHINGLE_CACHE)
+            sim = fam.near_copy(mine, got[1])
+            if not sim:
+                continue
+            f = self.families.get(self.sig_family[r])
+            if f is not None and (f.id not in found or sim > found[f.id][0]):
+                found[f.id] = (sim, f.first_date, got[0])
+        order = sorted(found.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+        return [(fid, text) for fid, (_s, _d, text) in order]
+
+
+@dataclass
+class Assigned:
+    """Where :meth:`IncidentTracker.on_hits` put a message (for the alerting policy)."""
+
+    incident_id: int
+    family_id: int | None
+    how: str  # forward | copy | near-copy | place | actor | new | member (was in it already)
+    family_first: int | None  # the family's first message rowid
+    new_member: bool
+
+
+class IncidentTracker:
+    """Keeps the incident tables up to date; one per archive connection.
+
+    Assignment reads only the in-memory :class:`_State`; the rows it changes are written with
+    one ``executemany`` per table by :meth:`flush`, which the archive calls before every commit
+    (:meth:`discard` after a rollback)."""
+
+    def __init__(self, settings: Settings | None = None, gazetteer: Gazetteer | None = None) -> None:
+        self.settings = settings or Settings()
+        self._gaz = gazetteer
+        self._state: _State | None = None
+        self._in_tx = False
+        self._recent: dict[str, tuple[list[str], str | None, list[Place]]] = {}  # text -> words, key, places
+        self._reset_pending()
+
+    def _reset_pending(self) -> None:
+        self._new_members: dict[int, list[Any]] = {}  # rowid -> incident_messages row (list)
+        self._changed_members: dict[int, tuple] = {}  # rowid -> (kind, rules, actors) of an existing member
+        self._new_keys: dict[tuple[str, str, str], int] = {}  # (platform, channel, message) -> family, this transaction
+        self._dirty_inc: set[int] = set()
+        self._dirty_fam: set[int] = set()
+        self._new_texts: list[tuple] = []
+        self._pending_texts: dict[int, str] = {}  # rowid -> text of this transaction's new signatures
+        self._dirty_facets: set[tuple[int, str, str]] = set()
+
+    @property
+    def gazetteer(self) -> Gazetteer:
+        if self._gaz is None:
+            self._gaz = load_gazetteer()
+        return self._gaz
+
+    # -- state and transactions -----------------------------------------------------------------
+    def state(self, conn: sqlite3.Connection) -> _State:
+        """The in-memory state, (re)loaded at the first use in a transaction when someone else
+        (another process, another connection or tracker) changed the incident tables since: every
+        writer bumps the generation counter in ``meta`` (one indexed read per transaction)."""
+        st = self._state
+        if self._in_tx and st is not None:
+            return st
+        gen = _generation(conn)
+        if st is None or gen != st.gen:
+            st = self._state = _State.load(conn, gen)
+        self._in_tx = True
+        return st
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Write this transaction's changes (called by the archive before COMMIT)."""
+        self._in_tx = False
+        st = self._state
+        if st is None or not (self._dirty_inc or self._changed_members or self._new_texts):
+            self._reset_pending()
+            return
+        if self._new_texts:
+            conn.executemany(
+                "INSERT INTO family_texts(id, fingerprint, family_id, signature, message_rowid) VALUES (?,?,?,?,?)",
+                self._new_texts,
+            )
+        if self._dirty_fam:
+            conn.executemany(
+                "INSERT INTO families(id, incident_id, first_message_rowid, first_date, members) VALUES (?,?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET incident_id=excluded.incident_id,"
+                " first_message_rowid=excluded.first_message_rowid, first_date=excluded.first_date,"
+                " members=excluded.members",
+                [(f.id, f.incident, f.first, f.first_date, f.members)
+                 for f in (st.families[i] for i in sorted(self._dirty_fam))],
+            )
+        if self._new_members:
+            conn.executemany(
+                "INSERT INTO incident_messages(message_rowid, incident_id, family_id, date, platform, channel_id, kind,"
+                " rules, actors, places, how, origin, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), _jl(places), how, origin, added)
+                 for r, (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added)
+                 in self._new_members.items()],
+            )
+        if self._changed_members:
+            conn.executemany(
+                "UPDATE incident_messages SET kind=?, rules=?, actors=? WHERE message_rowid=?",
+                [(k, _j(ru), _j(ac), r) for r, (k, ru, ac) in self._changed_members.items()],
+            )
+        if self._dirty_facets:
+            rows = []
+            for iid, facet, value in sorted(self._dirty_facets):
+                inc = st.incidents[iid]
+                if facet == "place":
+                    m, loc = inc.places[value]
+                else:
+                    m, loc = inc.actors[value], 0
+                rows.append((iid, facet, value, m, loc))
+            conn.executemany(
+                "INSERT INTO incident_facets(incident_id, facet, value, mentions, located) VALUES (?,?,?,?,?)"
+                " ON CONFLICT(incident_id, facet, value) DO UPDATE SET mentions=excluded.mentions,"
+                " located=excluded.located",
+                rows,
+            )
+        if self._dirty_inc:
+            rows = []
+            for iid in sorted(self._dirty_inc):
+                inc = st.incidents[iid]
+                places, actors = self._summary(inc)
+                rows.append((iid, self.title(places, actors, inc.start), inc.start, inc.end, inc.first, _j(places),
+                             _j(actors), _j(inc.counts), inc.messages, len(inc.channels), inc.created, inc.updated))
+            conn.executemany(
+                "INSERT INTO incidents(id, title, start_at, end_at, first_message_rowid, places, actors, counts, messages,"
+                " channels, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET title=excluded.title, start_at=excluded.start_at,"
+                " end_at=excluded.end_at, first_message_rowid=excluded.first_message_rowid, places=excluded.places,"
+                " actors=excluded.actors, counts=excluded.counts, messages=excluded.messages,"
+                " channels=excluded.channels, updated_at=excluded.updated_at",
+                rows,
+            )
+        st.gen += 1
+        _set_generation(conn, st.gen)
+        self._reset_pending()
+
+    def discard(self) -> None:
+        """The transaction rolled back: forget the state (reloaded from the tables when next needed)."""
+        self._state = None
+        self._in_tx = False
+        self._reset_pending()
+
+    def invalidate(self, conn: sqlite3.Connection) -> None:
+        """The incident tables were changed with SQL (corrections, rebuild): drop the state and
+        tell the other writers (the generation counter)."""
+        self._state = None
+        self._in_tx = False
+        self._reset_pending()
+        _set_generation(conn, _generation(conn) + 1)
+
+    # -- entry point from the archive ----------------------------------------------------
+    def on_hits(self, conn: sqlite3.Connection, rowid: int, row: Sequence[Any] | None, hits: Sequence[Any],
+                now: str, *, new: bool = False) -> Assigned | None:
+        """Assign message ``rowid`` (its archive row values, see :mod:`monitor.archive.rows`)
+        with its new ``hits``. ``new``: the message was just inserted (it cannot be in an
+        incident yet). Returns where it went."""
+        if not hits:
+            return None
+        if row is None:
+            r = conn.execute(
+                "SELECT platform, channel_id, message_id, date, text, forwarded_from FROM messages WHERE id=?", (rowid,)
+            ).fetchone()
+            platform, channel_id, message_id, date, text, fwd = r
+        else:
+            platform, channel_id, message_id, date, text, fwd = row[0], row[1], row[2], row[5], row[8], row[12]
+        fwd_d = json.loads(fwd) if isinstance(fwd, str) and fwd else (fwd if isinstance(fwd, Mapping) else None)
+        actors: list[str] = []
+        for h in hits:
+            for a in getattr(h, "actors", ()) or ():
+                if a not in actors:
+                    actors.append(a)
+        inc = Incoming(
+            rowid=rowid, platform=platform, channel_id=str(channel_id), message_id=str(message_id), date=date,
+            text=text or "", forwarded_from=fwd_d if isinstance(fwd_d, Mapping) else None,
+            kind=strongest_kind(getattr(h, "kind", "watch") or "watch" for h in hits),
+            rules=sorted({h.rule_id for h in hits}), actors=actors,
+        )
+        return self.assign_full(conn, inc, now, new=new)
+
+    # -- assignment -------------------------------------------------------------------------
+    def assign(self, conn: sqlite3.Connection, m: Incoming, now: str, *, barred: set[int] | None = None,
+               new: bool = False) -> int:
+        return self.assign_full(conn, m, now, barred=barred, new=new).incident_id
+
+    def assign_full(self, conn: sqlite3.Connection, m: Incoming, now: str, *, barred: set[int] | None = None,
+                    new: bool = False) -> Assigned:
+        st = self.state(conn)
+        if not new:
+            existing = self._member(conn, m.rowid)
+            if existing is not None:
+                return self._update_member(st, m, existing, now)
+        recent = self._recent.get(m.text)  # the same text again (a repost): words, key, places known
+        if recent is not None:
+            ws, fp, places = recent
+        else:
+            ws = fam.words(m.text)
+            fp = fam.fingerprint(ws)
+            places = None
+        sig: Any = _UNSET
+        near: list[tuple[int, str]] = []
+        family_id, how, origin = None, "", None
+        # 1. the family of a text it copies
+        fwd_keys = self._forward_keys(m)
+        if fwd_keys:
+            origin = fwd_keys[1]
+            family_id = self._forward_origin_family(conn, m, origin)
+            if family_id is None:
+                family_id = st.texts.get(fwd_keys[0])
+            how = "forward" if family_id is not None else ""
+        if family_id is None and fp is not None:
+            family_id = st.texts.get(fp)
+            how = "copy" if family_id is not None else ""
+        if family_id is None:
+            sig = fam.signature(ws)
+            if sig is not None:
+                near = st.near_family(conn, sig, ws, self._pending_texts)
+        if places is None:
+            places = self.gazetteer.find(m.text, ws)
+            recents = self._recent
+            recents[m.text] = (ws, fp, places)
+            if len(recents) > RECENT_TEXTS:
+                del recents[next(iter(recents))]
+        for fid, text in near:
+            inc = st.incidents.get(st.families[fid].incident)
+            if inc is None or (barred and inc.id in barred) or _other_city(_located(places)[1], inc):
+                continue  # the same template about another attack
+            if not self._in_window(inc, m.date) and not fam.same_numbers(ws, fam.words(text)):
+                continue  # months later, another toll: the same template, another event
+            family_id, how = fid, "near-copy"
+            break
+        incident_id: int | None = None
+        if family_id is not None:
+            incident_id = st.families[family_id].incident
+            if (barred and incident_id in barred) or incident_id not in st.incidents:
+                family_id, how, incident_id = None, "", None
+        if incident_id is None:
+            incident_id, how = self._choose(st, m, places, barred or set())
+            if incident_id is None:
+                incident_id = st.next_incident
+                st.next_incident += 1
+                st.incidents[incident_id] = _Inc(incident_id, m.date, m.date, m.rowid, {}, 0, now, now)
+                how = "new"
+        # the family: a new one, or the copy joins (the text is indexed once)
+        if family_id is None:
+            family_id = st.next_family
+            st.next_family += 1
+            st.families[family_id] = _Family(family_id, incident_id, m.rowid, m.date, 0)
+        f = st.families[family_id]
+        f.members += 1
+        if m.date < f.first_date:
+            f.first, f.first_date = m.rowid, m.date
+        self._dirty_fam.add(family_id)
+        self._index_text(st, family_id, fp, sig, ws, fwd_keys[0] if fwd_keys else None, m)
+        self._new_members[m.rowid] = [incident_id, family_id, m.date, m.platform, m.channel_id, m.kind, m.rules,
+                                      m.actors, [p.id for p in places], how, origin, now]
+        self._new_keys[(m.platform, m.channel_id, m.message_id)] = family_id
+        self._add_to_incident(st, st.incidents[incident_id], m, places, now)
+        return Assigned(incident_id, family_id, how, f.first, True)
+
+    def _in_window(self, inc: _Inc | None, when: str) -> bool:
+        if inc is None:
+            return False
+        t = _ts(when)
+        return inc.t0 - self.settings.window <= t <= inc.t1 + self.settings.window
+
+    def _member(self, conn: sqlite3.Connection, rowid: int) -> tuple | None:
+        pend = self._new_members.get(rowid)
+        if pend is not None:
+            return (pend[0], pend[5], pend[6], pend[7], pend[1], True)
+        r = conn.execute(
+            "SELECT incident_id, kind, rules, actors, family_id FROM incident_messages WHERE message_rowid=?", (rowid,)
+        ).fetchone()
+        if r is None:
+            return None
+        ch = self._changed_members.get(rowid)
+        kind, rules, actors = ch if ch is not None else (r[1], json.loads(r[2]), json.loads(r[3]))
+        return (r[0], kind, rules, actors, r[4], False)
+
+    def _update_member(self, st: _State, m: Incoming, existing: tuple, now: str) -> Assigned:
+        incident_id, old_kind, old_rules, old_actors, family_id, pending = existing
+        rules = sorted(set(old_rules) | set(m.rules))
+        actors = list(dict.fromkeys([*old_actors, *m.actors]))
+        kind = strongest_kind([old_kind, m.kind])
+        if pending:
+            pend = self._new_members[m.rowid]
+            pend[5], pend[6], pend[7] = kind, rules, actors
+        else:
+            self._changed_members[m.rowid] = (kind, rules, actors)
+        inc = st.incidents.get(incident_id)
+        new_actors = [a for a in actors if a not in old_actors]
+        if inc is not None and (kind != old_kind or new_actors):
+            if kind != old_kind:
+                inc.counts[old_kind] = max(0, inc.counts.get(old_kind, 0) - 1)
+                inc.counts[kind] = inc.counts.get(kind, 0) + 1
+            for a in new_actors:
+                self._facet_actor(st, inc, a)
+            inc.updated = now
+            self._dirty_inc.add(incident_id)
+        f = st.families.get(family_id) if family_id is not None else None
+        return Assigned(incident_id, family_id, "member", f.first if f else None, False)
+
+    # -- families ---------------------------------------------------------------------------
+    @staticmethod
+    def _forward_keys(m: Incoming) -> tuple[str, str] | None:
+        f = m.forwarded_from
+        if not f or not f.get("id") or not f.get("message_id"):
+            return None
+        origin = f"{m.platform}:{bare_channel_id(f['id'])}:{f['message_id']}"
+        return "fwd:" + origin, origin
+
+    def _forward_origin_family(self, conn: sqlite3.Connection, m: Incoming, origin: str) -> int | None:
+        f = m.forwarded_from or {}
+        bare = bare_channel_id(f.get("id"))
+        ids = {bare, f"-100{bare}", f"-{bare}", str(f.get("id"))}
+        for cid in ids:  # stored in this transaction (not written yet)?
+            got = self._new_keys.get((m.platform, cid, str(f.get("message_id"))))
+            if got is not None:
+                return got
+        ph = ",".join("?" * len(ids))
+        row = conn.execute(
+            f"SELECT im.family_id FROM messages ms JOIN incident_messages im ON im.message_rowid = ms.id"
+            f" WHERE ms.platform=? AND ms.channel_id IN ({ph}) AND ms.message_id=? LIMIT 1",
+            (m.platform, *ids, str(f.get("message_id"))),
+        ).fetchone()
+        return row[0] if row else None
+
+    def _index_text(self, st: _State, family_id: int, fp: str | None, sig: Any, ws: list[str],
+                    fwd_key: str | None, m: Incoming) -> None:
+        if fwd_key is not None and fwd_key not in st.texts:
+            st.texts[fwd_key] = family_id
+            self._new_texts.append((st.next_text, fwd_key, family_id, None, m.rowid))
+            st.next_text += 1
+        if fp is None or fp in st.texts:
+            return
+        if sig is _UNSET:  # joined as a copy or forward: a new text still gets indexed
+            sig = fam.signature(ws)
+        st.texts[fp] = family_id
+        self._new_texts.append((st.next_text, fp, family_id, sig.to_blob() if sig is not None else None, m.rowid))
+        st.next_text += 1
+        if sig is not None:
+            st.add_signature(family_id, sig, m.rowid)
+            self._pending_texts[m.rowid] = m.text
+            _put(st.text_cache, m.rowid, m.text, TEXT_CACHE)
+            if sig.shingle_set is not None:  # likely compared soon (its reposts): keep its shingles
+                _put(st.shingle_cache, m.rowid, (m.text, sig.shingle_set), SHINGLE_CACHE)
+                sig.shingle_set = None
+
+    # -- choosing an incident -------------------------------------------------------------------
+    def _choose(self, st: _State, m: Incoming, places: list[Place], barred: set[int]) -> tuple[int | None, str]:
+        when = _ts(m.date)
+        if places:
+            got = self._by_place(st, m, when, places, barred)
+            if got is not None:
+                return got, "place"
+            return None, ""
+        if m.actors:
+            lo, hi = when - self.settings.actor_window, when + self.settings.actor_window
+            best: tuple[tuple, int] | None = None
+            actors = set(m.actors)
+            for iid in st.active("actor", m.actors, lo, hi):
+                if iid in barred:
+                    continue
+                inc = st.incidents[iid]
+                score = (len(actors & inc.actors.keys()), inc.end, -iid)
+                if best is None or score > best[0]:
+                    best = (score, iid)
+            if best is not None:
+                return best[1], "actor"
+        return None, ""
+
+    def _by_place(self, st: _State, m: Incoming, when: float, places: list[Place],
+                  barred: set[int]) -> int | None:
+        lo, hi = when - self.settings.window, when + self.settings.window
+        cities = _located(places)[1]
+        # a capital named alone in a statement or denial stands for its government ("Tehran
+        # blamed Washington"); in a claim or a report it is where it happened
+        capitals = {p.id for p in places if p.id in cities and p.capital} if m.kind in ("statement", "denial") else set()
+        countries = {p.country_id for p in places}
+        actors = set(m.actors)
+        best: tuple[tuple, int] | None = None
+        # an incident sharing a city beats any that shares only a country: look at those first
+        candidates = st.active("place", cities, lo, hi) - barred if cities else set()
+        if not candidates:
+            candidates = st.active("place", countries, lo, hi)
+        for incident_id in candidates:
+            if incident_id in barred:
+                continue
+            inc = st.incidents[incident_id]
+            inc_cities, inc_countries = inc.loc_cities, inc.loc_countries
+            shared_cities = cities & inc_cities
+            if shared_cities:
+                strength = 2
+            else:
+                other = cities - capitals  # a capital alone may stand for its government
+                if other and inc_cities:
+                    continue  # another city: another attack
+                if not (countries & inc_countries):
+                    continue
+                strength = 1
+            shared_actors = len(actors & inc.actors.keys()) if actors else 0
+            score = (strength, len(shared_cities), len(countries & inc_countries) if strength == 1 else 0,
+                     shared_actors, inc.end, -incident_id)
+            if best is None or score > best[0]:
+                best = (score, incident_id)
+        return best[1] if best else None
+
+    # -- incident rows --------------------------------------------------------------------------
+    def _add_to_incident(self, st: _State, inc: _Inc, m: Incoming, places: list[Place], now: str) -> None:
+        inc.counts[m.kind] = inc.counts.get(m.kind, 0) + 1
+        inc.channels.add((m.platform, m.channel_id))
+        grew = False
+        if inc.first is None or m.date < inc.start:
+            inc.first = m.rowid
+            if m.date < inc.start:
+                inc.start, inc.t0, grew = m.date, _ts(m.date), True
+        if m.date > inc.end:
+            inc.end, inc.t1, grew = m.date, _ts(m.date), True
+        inc.messages += 1
+        inc.updated = now
+        new_keys: list[tuple[str, str]] = []
+        for pid, located, country in _located(places)[0]:
+            if self._facet_place(inc, pid, located, True):
+                new_keys.append(("place", pid))
+            if country and self._facet_place(inc, country, 1, False):
+                new_keys.append(("place", country))
+        for a in m.actors:
+            if self._facet_actor(st, inc, a, index=False):
+                new_keys.append(("actor", a))
+        if inc.days is None or grew:
+            st.index_days(inc)
+        if new_keys:
+            st.index_days(inc, new_keys)
+        self._dirty_inc.add(inc.id)
+
+    def _facet_place(self, inc: _Inc, pid: str, located: int, mention: bool) -> bool:
+        """Count a place; True when it became located (index it)."""
+        self._dirty_facets.add((inc.id, "place", pid))
+        cur = inc.places.get(pid)
+        if cur is None:
+            inc.places[pid] = [1 if mention else 0, located]
+            if located:
+                inc.locate(pid)
+            return bool(located)
+        if mention:
+            cur[0] += 1
+        if located and not cur[1]:
+            cur[1] = 1
+            inc.locate(pid)
+            return True
+        return False
+
+    def _facet_actor(self, st: _State, inc: _Inc, actor: str, *, index: bool = True) -> bool:
+        self._dirty_facets.add((inc.id, "actor", actor))
+        fresh = actor not in inc.actors
+        inc.actors[actor] = inc.actors.get(actor, 0) + 1
+        if fresh and index and inc.days is not None:
+            st.index_days(inc, [("actor", actor)])
+        return fresh
+
+    @staticmethod
+    def _summary(inc: _Inc) -> tuple[list[str], list[str]]:
+        places = [v for v, _ in sorted(((v, m) for v, (m, loc) in inc.places.items() if loc),
+                                       key=lambda t: (-t[1], t[0]))]
+        actors = [v for v, _ in sorted(inc.actors.items(), key=lambda t: (-t[1], t[0]))]
+        return places, actors
+
+    def _refresh_summary(self, conn: sqlite3.Connection, incident_id: int, now: str) -> None:
+        """``places``, ``actors`` (most mentioned first) and ``title`` from the facets (SQL; for
+        the corrections, which rewrite the tables)."""
+        places = [v for (v,) in conn.execute(
+            "SELECT value FROM incident_facets WHERE incident_id=? AND facet='place' AND located=1"
+            " ORDER BY mentions DESC, value", (incident_id,))]
+        actors = [v for (v,) in conn.execute(
+            "SELECT value FROM incident_facets WHERE incident_id=? AND facet='actor' ORDER BY mentions DESC, value",
+            (incident_id,))]
+        start = conn.execute("SELECT start_at FROM incidents WHERE id=?", (incident_id,)).fetchone()[0]
+        conn.execute(
+            "UPDATE incidents SET places=?, actors=?, title=? WHERE id=?",
+            (_j(places), _j(actors), self.title(places, actors, start), incident_id),
+        )
+
+    def title(self, places: list[str], actors: list[str], start: str) -> str:
+        gp = self.gazetteer.places
+        city = next((p for p in places if p.startswith("city:") and p in gp), None)
+        if city:
+            c = gp[city]
+            country = gp.get(c.country_id)
+            where = f"{c.name}, {country.name}" if country else c.name
+        else:
+            country = next((p for p in places if p in gp), None)
+            where = gp[country].name if country else (actors[0] if actors else "incident")
+        return f"{where} · {start[:10]}"
+
+
+def _put(cache: dict, key: Any, value: Any, size: int) -> None:
+    """Insert into a dict used as a FIFO cache of ``size`` entries."""
+    cache[key] = value
+    if len(cache) > size:
+        del cache[next(iter(cache))]
+
+
+_LOCATED: dict[tuple[str, ...], tuple[list[tuple[str, int, str | None]], frozenset[str]]] = {}
+
+
+def _located(places: Sequence[Place]) -> tuple[list[tuple[str, int, str | None]], frozenset[str]]:
+    """:func:`located_places` and the located cities, memoised by the places named."""
+    key = tuple(p.id for p in places)
+    got = _LOCATED.get(key)
+    if got is None:
+        lp = located_places(places)
+        got = (lp, frozenset(pid for pid, loc, _c in lp if loc and pid.startswith("city:")))
+        _put(_LOCATED, key, got, 4096)
+    return got
+
+
+def _other_city(mine: frozenset[str], inc: _Inc) -> bool:
+    """Does a message name (as where it happened) only cities other than the incident's?"""
+    if not mine:
+        return False
+    theirs = inc.loc_cities
+    return bool(theirs) and not (mine & theirs)
+
+
+def _generation(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key='incidents_generation'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _set_generation(conn: sqlite3.Connection, gen: int) -> None:
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES ('incidents_generation', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        (str(gen),),
+    )
+
+
+def located_places(places: Sequence[Place]) -> list[tuple[str, int, str | None]]:
+    """``(place id, located, country id to locate)`` for the places a message names. Where it
+    happened: its cities (a capital only when no other city is named: "Tehran blamed
+    Washington" names governments), else its countries. A located city locates its country."""
+    cities = [p for p in places if p.kind == "city"]
+    plain = [p for p in cities if not p.capital]
+    where = {p.id for p in (plain or cities)}
+    out = []
+    for p in places:
+        if p.kind == "city":
+            loc = p.id in where
+            out.append((p.id, 1 if loc else 0, p.country_id if loc else None))
+        else:
+            out.append((p.id, 0 if cities else 1, None))
+    return out
+
+
+def _facet(conn: sqlite3.Connection, incident_id: int, facet: str, value: str, located: int, *,
+           mention: bool = True) -> None:
+    conn.execute(
+        "INSERT INTO incident_facets(incident_id, facet, value, mentions, located) VALUES (?,?,?,?,?)"
+        " ON CONFLICT(incident_id, facet, value) DO UPDATE SET mentions = mentions + excluded.mentions,"
+        " located = max(located, excluded.located)",
+        (incident_id, facet, value, 1 if mention else 0, located),
+    )
+
+
+def _text_family(conn: sqlite3.Connection, key: str) -> int | None:
+    row = conn.execute("SELECT family_id FROM family_texts WHERE fingerprint=?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def _j(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+
+_JL: dict[tuple[str, ...], str] = {}
+
+
+def _jl(v: list[str]) -> str:
+    """:func:`_j` of a list of strings, memoised (members repeat the same rules, actors, places)."""
+    key = tuple(v)
+    got = _JL.get(key)
+    if got is None:
+        got = _j(v)
+        _put(_JL, key, got, 4096)
+    return got

