@@ -203,3 +203,55 @@ async def test_digest_is_scheduled_from_cron_and_delivered(tmp_path: Path) -> No
         await asyncio.wait_for(task, 15)
     digest = [a for a in alerts_file(tmp_path) if a.get("kind") == "digest"][0]
     assert "test-claim" in json.dumps(digest)
+
+
+class _Flaky:
+    """A source that fails its first ``failures`` runs, then runs once (or, with ``forever``,
+    fails every run)."""
+
+    name = "flaky"
+
+    def __init__(self, failures: int = 1, forever: bool = False) -> None:
+        self.failures = failures
+        self.forever = forever
+        self.runs = 0
+
+    async def run(self, ctx, *, once: bool = False) -> None:
+        self.runs += 1
+        if self.forever or self.runs <= self.failures:
+            raise OSError("feed unreachable")
+
+
+async def test_a_failing_source_is_restarted_after_a_backoff_and_its_error_kept(tmp_path: Path) -> None:
+    from monitor.sources.base import SourceContext
+
+    daemon = Daemon(load_config(write_config(tmp_path, None, None)))
+    source = _Flaky(failures=1)
+    await daemon._run_source("flaky", source, SourceContext(archive=None, emit=None), once=False)
+    assert source.runs == 2  # restarted once (after 1 s), then ran to its end
+    assert daemon.source_errors["flaky"] == "OSError: feed unreachable"
+
+
+async def test_a_failing_source_is_not_restarted_once_the_daemon_stops(tmp_path: Path) -> None:
+    from monitor.sources.base import SourceContext, SourceStopped
+
+    daemon = Daemon(load_config(write_config(tmp_path, None, None)))
+    ctx = SourceContext(archive=None, emit=None)
+    source = _Flaky(forever=True)
+    task = asyncio.create_task(daemon._run_source("flaky", source, ctx, once=False))
+    await wait_for(lambda: source.runs == 1, 5, "first run")
+    ctx.stop.set()
+    await asyncio.wait_for(task, 5)
+    assert source.runs == 1
+    once = _Flaky(forever=True)
+    await daemon._run_source("once", once, SourceContext(archive=None, emit=None), once=True)
+    assert once.runs == 1 and daemon.source_errors["once"] == "OSError: feed unreachable"
+
+    class Revoked(_Flaky):
+        async def run(self, ctx, *, once: bool = False) -> None:
+            self.runs += 1
+            raise SourceStopped("session revoked")
+
+    revoked = Revoked()
+    await daemon._run_source("revoked", revoked, SourceContext(archive=None, emit=None), once=False)
+    assert revoked.runs == 1 and daemon.source_errors["revoked"] == "session revoked"

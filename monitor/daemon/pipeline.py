@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
 from ..archive import Archive, StoreResult
 from ..logs import get_logger
 from ..model import Deletion, Hit, MatcherLike, Message
@@ -167,28 +169,37 @@ class Pipeline:
             await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[Envelope, list[Hit], float]]) -> None:
-        delay = self.retry_initial
-        attempt = 0
-        while True:
+        # Nothing of a failed batch was committed (one transaction) and no checkpoint
+        # advanced: the same batch is retried (capped exponential backoff) until it commits.
+        wait = wait_exponential(multiplier=self.retry_initial, max=self.retry_max)
+
+        def give_up(state: RetryCallState) -> bool:
+            return self._give_up.is_set() or (self.max_attempts is not None and state.attempt_number >= self.max_attempts)
+
+        def failed(state: RetryCallState) -> None:
+            assert state.outcome is not None
+            self._write_failed(state.outcome.exception(), batch, state.attempt_number, wait(state))
+
+        async def pause(seconds: float) -> None:  # cut short by give_up_retrying()
             try:
-                result = await asyncio.to_thread(self._write_batch, batch)
-                break
-            except Exception as exc:
-                # Nothing of the batch was committed (one transaction) and no checkpoint
-                # advanced: retry the same batch until it commits.
-                attempt += 1
-                self._write_failed(exc, batch, attempt, delay)
-                if self._give_up.is_set() or (self.max_attempts is not None and attempt >= self.max_attempts):
-                    self.stats.unstored += len(batch)
-                    log.error("archive write given up; events not stored", size=len(batch), attempts=attempt)
-                    return
-                try:
-                    await asyncio.wait_for(self._give_up.wait(), delay)
-                except asyncio.TimeoutError:
-                    pass
-                delay = min(delay * 2, self.retry_max)
+                await asyncio.wait_for(self._give_up.wait(), seconds)
+            except asyncio.TimeoutError:
+                pass
+
+        retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), wait=wait, stop=give_up, after=failed,
+                                 sleep=pause, reraise=True)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    result = await asyncio.to_thread(self._write_batch, batch)
+        except Exception:
+            attempts = retrying.statistics.get("attempt_number", 0)
+            self.stats.unstored += len(batch)
+            log.error("archive write given up; events not stored", size=len(batch), attempts=attempts)
+            return
+        attempt_number = attempt.retry_state.attempt_number
         if self.write_error is not None:
-            log.warning("archive writes recovered", attempts=attempt + 1, error_was=self.write_error)
+            log.warning("archive writes recovered", attempts=attempt_number, error_was=self.write_error)
             self.write_error = self.write_failing_since = None
             self._report(None)
         for envelope, _hits, _t0 in batch:
@@ -202,7 +213,7 @@ class Pipeline:
         if self.on_stored is not None:
             self.on_stored(result)
 
-    def _write_failed(self, exc: Exception, batch: list[Any], attempt: int, delay: float) -> None:
+    def _write_failed(self, exc: BaseException | None, batch: list[Any], attempt: int, delay: float) -> None:
         self.stats.errors += 1
         self.stats.write_errors += 1
         error = f"{type(exc).__name__}: {exc}"

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from ..alerts.queue import requeue_sending, status_counts
 from ..archive import Archive, now_iso
@@ -26,6 +27,11 @@ from .pipeline import Pipeline
 from .rules_state import RulesState
 
 log = get_logger("claimwatch.daemon")
+
+
+class _Stopping(Exception):
+    """The daemon stopped while a failed source waited to restart."""
+
 
 HEARTBEAT_SECONDS = 15.0
 WRITE_NOTICE_EVERY = 3600.0  # at most one "archive writes failing" notice an hour (flapping disk)
@@ -316,30 +322,38 @@ class Daemon:
         return emit
 
     async def _run_source(self, name: str, source: Source, ctx: SourceContext, once: bool) -> None:
-        """Run a source; restart it with backoff after errors, unless it stopped for good."""
-        delay = 1.0
-        while True:
+        """Run a source; restart it with backoff (1 s doubling to 5 min) after errors, unless
+        it stopped for good, or the daemon is stopping, or ``once``."""
+        wait = wait_exponential(multiplier=1.0, max=300.0)
+
+        def failed(state: RetryCallState) -> None:
+            assert state.outcome is not None
+            exc = state.outcome.exception()
+            self.source_errors[name] = f"{type(exc).__name__}: {exc}"
+            log.error("source failed; restarting", source=name, error=str(exc), retry_in=wait(state))
+            self._record_error(name, str(exc))
+
+        async def pause(seconds: float) -> None:
             try:
-                await source.run(ctx, once=once)
+                await asyncio.wait_for(ctx.stop.wait(), timeout=seconds)
+            except asyncio.TimeoutError:
                 return
-            except asyncio.CancelledError:
-                raise
-            except SourceStopped as exc:
-                self.source_errors[name] = str(exc)
-                log.error("source stopped", source=name, error=str(exc))
-                self._record_error(name, str(exc))
-                return
-            except Exception as exc:  # keep the daemon alive; the source is retried
-                self.source_errors[name] = f"{type(exc).__name__}: {exc}"
-                log.error("source failed; restarting", source=name, error=str(exc), retry_in=delay)
-                self._record_error(name, str(exc))
-                if once:
-                    return
-                try:
-                    await asyncio.wait_for(ctx.stop.wait(), timeout=delay)
-                    return
-                except asyncio.TimeoutError:
-                    delay = min(delay * 2, 300.0)
+            raise _Stopping  # stopped while waiting: no restart
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, Exception) and not isinstance(exc, SourceStopped)),
+            wait=wait, stop=lambda _state: once, after=failed, sleep=pause, reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await source.run(ctx, once=once)
+        except SourceStopped as exc:
+            self.source_errors[name] = str(exc)
+            log.error("source stopped", source=name, error=str(exc))
+            self._record_error(name, str(exc))
+        except (_Stopping, Exception):  # the daemon is stopping, or a failed `once` run (recorded)
+            return
 
     def _record_error(self, name: str, error: str) -> None:
         if self.archive is not None:
