@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 from ..archive import Archive
-from ..archive.store import GENESIS
+from ..archive.chain import GENESIS
 from ..model import Message, canonical_json
 from ..timefmt import iso_now
 from .filters import Filters
