@@ -167,12 +167,18 @@ async def test_rules_folder_change_reloads_without_signal(tmp_path: Path) -> Non
     feed = tmp_path / "in" / "feed.jsonl"
     try:
         await wait_for(lambda: daemon.pipeline is not None, 10, "daemon started")
-        await asyncio.sleep(0.5)  # let the folder watch start
-        # A new rule file appears in the watched folder: it is loaded and matches.
-        (tmp_path / "rules" / "kerman.yaml").write_text(
-            "id: kerman-watch\ntitle: Kerman watch\nlevel: low\nmatch:\n  place: {any: [kerman]}\n", encoding="utf-8"
-        )
-        await wait_for(lambda: daemon.rules.rule_count == 2, 15, "reload after file change")
+        # A new rule file appears in the watched folder: it is loaded and matches. The folder
+        # watch may not be running yet when the file is first written: the file is written
+        # again until a reload is seen (waiting on the reload, not for a fixed time).
+        rule = "id: kerman-watch\ntitle: Kerman watch\nlevel: low\nmatch:\n  place: {any: [kerman]}\n"
+        for attempt in range(15):
+            (tmp_path / "rules" / "kerman.yaml").write_text(rule + f"# write {attempt}\n", encoding="utf-8")
+            try:
+                await wait_for(lambda: daemon.rules.rule_count == 2, 1.0, "reload after file change")
+                break
+            except AssertionError:
+                continue
+        assert daemon.rules.rule_count == 2
         feed.write_text(canonical_line(1, "Explosions reported in Kerman today"), encoding="utf-8")
         await wait_for(lambda: db_rows(db, "select rule_id from hits") == [("kerman-watch",)], 20, "new rule hit")
     finally:

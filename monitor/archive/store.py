@@ -28,8 +28,6 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-import sqlite_utils
-
 from ..alerts import queue
 from ..alerts.kinds import AlertKind
 from ..alerts.policy import OutboxPolicy
@@ -95,7 +93,6 @@ class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
     def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         self.conn = conn
         self.path = path
-        self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
         self._last_link: str | None = None
         self._big: _BigBatch | None = None  # set while a big store() batch runs
@@ -431,9 +428,16 @@ class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
         return ids
 
     # -- reading --------------------------------------------------------------
+    def query(self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()) -> Iterator[dict[str, Any]]:
+        """Rows of a SELECT as dicts (column name -> value)."""
+        cur = self.conn.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        for row in cur:
+            yield dict(zip(names, row))
+
     def get_message(self, platform: str, channel_id: str, message_id: str) -> dict[str, Any] | None:
         rows = list(
-            self.db.query(
+            self.query(
                 "SELECT * FROM messages WHERE platform=? AND channel_id=? AND message_id=?",
                 (platform, channel_id, message_id),
             )
@@ -451,8 +455,9 @@ class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
 
     def iter_messages(self, where: str = "", args: Sequence[Any] = (), batch: int = 1000) -> Iterator[Message]:
         sql = "SELECT * FROM messages" + (f" WHERE {where}" if where else "") + " ORDER BY id"
-        for row in self.db.query(sql, args):
+        for row in self.query(sql, args):
             yield self.message_from_row(row)
+
 
 class _Tx:
     """BEGIN IMMEDIATE ... COMMIT / ROLLBACK; nested use joins the outer transaction."""

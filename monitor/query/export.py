@@ -106,7 +106,7 @@ def excel_safe(value: Any) -> Any:
 def iter_rows(archive: Archive, filters: Filters | None = None) -> Iterator[dict[str, Any]]:
     conds, args = (filters or Filters()).where(archive.conn, "m")
     sql = "SELECT m.* FROM messages m" + (" WHERE " + " AND ".join(conds) if conds else "") + " ORDER BY m.id"
-    yield from archive.db.query(sql, args)
+    yield from archive.query(sql, args)
 
 
 class _HashingWriter(io.RawIOBase):
