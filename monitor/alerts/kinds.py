@@ -13,6 +13,7 @@ class AlertKind(StrEnum):
     DELETED = "deleted"  # a message with a hit was deleted
     DIGEST = "digest"  # the periodic summary
     NOTICE = "notice"  # an operator notice (rules reload failed, archive writes failing)
+    TEST = "test"  # `claimwatch alerts test`: a sample alert, never stored
 
 
 class OutboxStatus(StrEnum):
