@@ -30,6 +30,12 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
+def from_epoch(seconds: float) -> str:
+    """A ``time.time()`` value as ISO-8601 UTC with an offset (``…+00:00``: the daemon's status
+    rows and file; :func:`age` reads it)."""
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
+
+
 def iso_now() -> str:
     """UTC now to the second, as message dates are written (``2024-05-01T12:00:00Z``)."""
     return iso(utcnow()) or ""

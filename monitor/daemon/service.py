@@ -23,6 +23,7 @@ from ..archive import Archive, now_iso
 from ..config import Config
 from ..logs import get_logger
 from ..sources.base import Envelope, Source, SourceContext, SourceStopped
+from ..timefmt import from_epoch
 from .pipeline import Pipeline
 from .rules_state import RulesState
 
@@ -400,7 +401,7 @@ class Daemon:
             "stats": pipe.stats.__dict__ if pipe else {},
             "write_error": pipe.write_error if pipe else None,
             "write_failing_since": (
-                datetime.fromtimestamp(pipe.write_failing_since, timezone.utc).isoformat()
+                from_epoch(pipe.write_failing_since)
                 if pipe and pipe.write_failing_since else None
             ),
         }
@@ -414,7 +415,7 @@ class Daemon:
                 received_at, received, date = None, None, None
                 if name in self._last_message:
                     received_at, event = self._last_message[name]
-                    received = datetime.fromtimestamp(received_at, timezone.utc).isoformat()
+                    received = from_epoch(received_at)
                     event_date = getattr(event, "date", None)
                     date = event_date.isoformat() if isinstance(event_date, datetime) else None
                 src_info = {**src.health(), "last_message_date": date}
