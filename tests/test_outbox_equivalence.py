@@ -140,3 +140,19 @@ def test_import_without_alert_queues_nothing_for_edits_and_deletions(tmp_path: P
     archive.mark_deleted(Deletion("telegram", str(AMAQ_ID), ("1",)), alerts=False)
     assert _outbox(archive) == []
     archive.close()
+
+
+def test_import_alert_without_rules_still_queues_the_edit_followup(tmp_path: Path) -> None:
+    """`import --alert --no-rules` of an edit: no new hit, but the earlier hit's destinations
+    hear of the edit (the preparer process, which stores rows without outbox rows, is not used)."""
+    archive = _open(tmp_path / "a.db")
+    v1 = Message("telegram", str(AMAQ_ID), "1", T0, "We claim the attack", raw={"v": 1})
+    v2 = Message("telegram", str(AMAQ_ID), "1", T0, "Statement withdrawn", edit_date=T0, raw={"v": 2})
+    for i, (msg, matcher) in enumerate(((v1, _matcher(tmp_path)), (v2, None))):
+        path = tmp_path / f"{i}.jsonl"
+        path.write_text(json.dumps(msg.to_dict()) + "\n", encoding="utf-8")
+        import_file(archive, path, matcher=matcher, alerts=True, prepare_process=True)
+    assert [(k, d) for k, d, _key in _outbox(archive)] == [
+        ("alert", "log"), ("alert", "slack"), ("edited", "log"), ("edited", "slack"),
+    ]
+    archive.close()

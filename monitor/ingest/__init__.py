@@ -68,12 +68,12 @@ def import_file(
 
     ``prepare_process``: read, match and prepare the rows in a second process (see
     :mod:`monitor.ingest.prepare`) while this one writes; None (default) decides by the
-    file's size. Not with ``alerts`` and a matcher (outbox rows are made from Messages).
+    file's size. Not with ``alerts`` (the outbox policy works on Messages, edits included).
     """
     stats = ImportStats()
     if prepare_process is None:
         prepare_process = ingest_prepare.worth_it(path)
-    if prepare_process and ingest_prepare.available() and not (alerts and matcher is not None):
+    if prepare_process and ingest_prepare.available() and not alerts:
         rows = ingest_prepare.prepared_rows(
             path, fmt=fmt, skip_bad=skip_bad, matcher=matcher, stats=stats, progress=progress,
             archive_path=archive.path,
