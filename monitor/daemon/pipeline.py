@@ -169,8 +169,35 @@ class Pipeline:
             await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[Envelope, list[Hit], float]]) -> None:
-        # Nothing of a failed batch was committed (one transaction) and no checkpoint
-        # advanced: the same batch is retried (capped exponential backoff) until it commits.
+        try:  # the common case, without the retry machinery (it costs ~80 us per batch)
+            result = await asyncio.to_thread(self._write_batch, batch)
+            attempt_number = 1
+        except Exception as exc:
+            retried = await self._retry_write(batch, exc)
+            if retried is None:
+                return
+            result, attempt_number = retried
+        if self.write_error is not None:
+            log.warning("archive writes recovered", attempts=attempt_number, error_was=self.write_error)
+            self.write_error = self.write_failing_since = None
+            self._report(None)
+        for envelope, _hits, _t0 in batch:
+            if envelope.on_commit is not None:
+                try:
+                    envelope.on_commit()
+                except Exception as exc:  # a source's bookkeeping must not stop the writer
+                    log.error("on_commit failed", source=envelope.source, error=str(exc))
+        if result.outbox:
+            self.wake.set()
+        if self.on_stored is not None:
+            self.on_stored(result)
+
+    async def _retry_write(
+        self, batch: list[tuple[Envelope, list[Hit], float]], first: Exception
+    ) -> tuple[StoreResult, int] | None:
+        """Nothing of a failed batch was committed (one transaction) and no checkpoint
+        advanced: retry the same batch (capped exponential backoff) until it commits. None:
+        given up (shutdown, ``max_attempts``), the batch counted as unstored."""
         wait = wait_exponential(multiplier=self.retry_initial, max=self.retry_max)
 
         def give_up(state: RetryCallState) -> bool:
@@ -191,27 +218,15 @@ class Pipeline:
         try:
             async for attempt in retrying:
                 with attempt:
+                    if attempt.retry_state.attempt_number == 1:
+                        raise first  # the attempt _commit made
                     result = await asyncio.to_thread(self._write_batch, batch)
         except Exception:
-            attempts = retrying.statistics.get("attempt_number", 0)
             self.stats.unstored += len(batch)
-            log.error("archive write given up; events not stored", size=len(batch), attempts=attempts)
-            return
-        attempt_number = attempt.retry_state.attempt_number
-        if self.write_error is not None:
-            log.warning("archive writes recovered", attempts=attempt_number, error_was=self.write_error)
-            self.write_error = self.write_failing_since = None
-            self._report(None)
-        for envelope, _hits, _t0 in batch:
-            if envelope.on_commit is not None:
-                try:
-                    envelope.on_commit()
-                except Exception as exc:  # a source's bookkeeping must not stop the writer
-                    log.error("on_commit failed", source=envelope.source, error=str(exc))
-        if result.outbox:
-            self.wake.set()
-        if self.on_stored is not None:
-            self.on_stored(result)
+            log.error("archive write given up; events not stored", size=len(batch),
+                      attempts=retrying.statistics.get("attempt_number", 0))
+            return None
+        return result, attempt.retry_state.attempt_number
 
     def _write_failed(self, exc: BaseException | None, batch: list[Any], attempt: int, delay: float) -> None:
         self.stats.errors += 1
