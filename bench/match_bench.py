@@ -68,6 +68,26 @@ SYLLABLES = {
     "ar": "با تي مو را سا لي نو قا حي دو كر عم فا رج سل ها طو بي مز شر".split(),
     "fa": "پا گو چی ژا کا می نو دا ره سی بو لا زا شو فر گل مه تا خو یا".split(),
 }
+# Everyday news and chat words without attack vocabulary (sport, weather, prices, family,
+# traffic): most of a real channel's messages are like this and hit nothing (``--quiet``).
+NEUTRAL = {
+    "en": (
+        "weather rain sunny tomorrow morning match team goal league coach season price market bread "
+        "rice fuel bus traffic road school students teacher exam family wedding birthday photo video "
+        "happy thanks friends music concert film festival holiday travel flight hotel phone internet "
+        "football player club win draw cup final weekend city park garden doctor hospital clinic medicine"
+    ).split(),
+    "ar": (
+        "الطقس أمطار مشمس غدا صباح مباراة فريق هدف الدوري المدرب الموسم سعر السوق الخبز الأرز الوقود "
+        "حافلة المرور الطريق المدرسة الطلاب المعلم امتحان العائلة زفاف عيد صورة فيديو سعيد شكرا "
+        "أصدقاء موسيقى حفل فيلم مهرجان عطلة سفر رحلة فندق هاتف الإنترنت كرة لاعب النادي فوز تعادل"
+    ).split(),
+    "fa": (
+        "هوا باران آفتابی فردا صبح مسابقه تیم گل لیگ مربی فصل قیمت بازار نان برنج سوخت اتوبوس "
+        "ترافیک جاده مدرسه دانش آموزان معلم امتحان خانواده عروسی تولد عکس ویدیو خوشحال ممنون "
+        "دوستان موسیقی کنسرت فیلم جشنواره تعطیلات سفر پرواز هتل گوشی اینترنت فوتبال بازیکن باشگاه"
+    ).split(),
+}
 PROCLITIC = ["و", "ب", "ال", "وال", "لل", "ف", "بال"]
 DIACRITICS = ["\u064e", "\u064f", "\u0650", "\u0651", "\u0652"]
 
@@ -111,8 +131,23 @@ def make_names(rng: random.Random, n: int) -> list[str]:
 
 
 # -- messages -------------------------------------------------------------------------------
-def make_messages(rng: random.Random, vocab: dict[str, list[str]], n: int, names: list[str] | None = None) -> list[Message]:
-    t0 = datetime(2024, 1, 3, tzinfo=timezone.utc)
+def quiet_vocab(rng: random.Random, vocab: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Per language: the common words, everyday words (:data:`NEUTRAL`) and 6,000 made-up words
+    of five syllables (the generated rules' terms have two to four), no attack vocabulary."""
+    out = {}
+    for lang in vocab:
+        known = set(vocab[lang])
+        words: set[str] = set()
+        syl = SYLLABLES[lang]
+        while len(words) < 6000:
+            w = "".join(rng.choice(syl) for _ in range(5))
+            if w not in known:
+                words.add(w)
+        out[lang] = COMMON[lang] + NEUTRAL[lang] + sorted(words)
+    return out
+
+
+def _cumulative(vocab: dict[str, list[str]]) -> dict[str, list[float]]:
     cum = {}
     for lang, v in vocab.items():
         acc, total = [], 0.0
@@ -120,12 +155,26 @@ def make_messages(rng: random.Random, vocab: dict[str, list[str]], n: int, names
             total += w
             acc.append(total)
         cum[lang] = acc
+    return cum
+
+
+def make_messages(rng: random.Random, vocab: dict[str, list[str]], n: int, names: list[str] | None = None,
+                  quiet: float = 0.0) -> list[Message]:
+    """``n`` messages; a ``quiet`` fraction of them drawn from everyday words only (see
+    :func:`quiet_vocab`), the rest from ``vocab`` (the rules' own words at a high rate)."""
+    t0 = datetime(2024, 1, 3, tzinfo=timezone.utc)
+    cum = _cumulative(vocab)
+    qvocab = quiet_vocab(random.Random(rng.random()), vocab) if quiet else vocab
+    qcum = _cumulative(qvocab) if quiet else cum
     langs = ["ar"] * 4 + ["fa"] * 3 + ["en"] * 3
     channels = ["amaq_news", "nashir_media", "presstv", "irna_en", "alarabiya_brk", "kabul_now", "sahel_watch"]
     out = []
     for i in range(n):
         lang = rng.choice(langs)
-        words = rng.choices(vocab[lang], cum_weights=cum[lang], k=rng.randint(8, 45))
+        if quiet and rng.random() < quiet:
+            words = rng.choices(qvocab[lang], cum_weights=qcum[lang], k=rng.randint(8, 45))
+        else:
+            words = rng.choices(vocab[lang], cum_weights=cum[lang], k=rng.randint(8, 45))
         if lang == "ar":
             words = [
                 (rng.choice(PROCLITIC) + w if rng.random() < 0.15 else w)
@@ -338,6 +387,9 @@ def main() -> None:
                     help="also measure this rule pack plus the generated rules (default: the shipped rules/; '' to skip)")
     ap.add_argument("--names", type=int, default=None,
                     help="distinct watch-list names in lists/*.csv referenced by the rules (default 20 per rule; 0: none)")
+    ap.add_argument("--quiet", type=float, default=0.0,
+                    help="fraction of messages made of everyday words only, no attack vocabulary "
+                         "(0: the default stream, which uses the rules' words at a high rate; 0.95: a realistic channel)")
     ap.add_argument("--scale", default=None, help="comma-separated rule counts: the scaling table only")
     args = ap.parse_args()
     if args.naive is None:
@@ -349,10 +401,11 @@ def main() -> None:
     if args.names is None:
         args.names = 20 * args.rules
     names = make_names(random.Random(args.seed + 2), args.names) if args.names else None
-    messages = make_messages(rng, vocab, args.messages, names)
+    messages = make_messages(rng, vocab, args.messages, names, args.quiet)
     args.name_list = names
     print(f"generated {len(messages):,} messages in {time.perf_counter() - t:.1f}s "
-          f"(avg {sum(len(m.text) for m in messages) / len(messages):.0f} chars)")
+          f"(avg {sum(len(m.text) for m in messages) / len(messages):.0f} chars; "
+          f"{args.quiet:.0%} everyday text without attack vocabulary)")
 
     if args.scale:
         scale(args, vocab, messages, [int(x) for x in args.scale.split(",")])

@@ -153,6 +153,43 @@ class HttpConfig(_Model):
     port: int = 9464
 
 
+class BusSpoolConfig(_Model):
+    path: str = "data/bus-spool"  # folder of the collector's on-disk spool
+    max_bytes: int = 1024 * 1024 * 1024  # full spool: the sources wait (back-pressure)
+
+    @field_validator("max_bytes", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> int:
+        return parse_size(v)
+
+
+class BusConfig(_Model):
+    """Redis Streams between collectors and archivers (``run --role collector|archiver``)."""
+
+    url: str = "redis://127.0.0.1:6379/0"  # rediss://... for TLS
+    password: SecretStr | None = None  # e.g. ${REDIS_PASSWORD}; else $CLAIMWATCH_REDIS_PASSWORD
+    tls_ca_file: str | None = None  # PEM bundle for rediss:// with a private CA
+    stream: str = "claimwatch"
+    group: str = "archivers"
+    name: str | None = None  # this collector's / archiver consumer's name (default: host name)
+    maxlen: int = Field(1_000_000, ge=1000)  # approximate stream cap (XADD MAXLEN ~)
+    claim_idle: float = 60.0  # entries pending this long on a dead consumer are taken over
+    state: str = "data/collector-state.db"  # the collector's own checkpoints
+    spool: BusSpoolConfig = BusSpoolConfig()
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @field_validator("claim_idle", mode="before")
+    @classmethod
+    def _dur(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
 class IncidentsConfig(_Model):
     """Incidents (docs/incidents.md): how hits are grouped into one timeline per event."""
 
@@ -172,6 +209,7 @@ class Config(_Model):
     sources: SourcesConfig = SourcesConfig()
     alerts: AlertsConfig = AlertsConfig()
     http: HttpConfig = HttpConfig()
+    bus: BusConfig | None = None
     incidents: IncidentsConfig = IncidentsConfig()
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"

@@ -32,6 +32,10 @@ def run_cmd(
     ] = 30.0,
     log_level: LogLevelOpt = "INFO",
     log_format: Annotated[Optional[str], typer.Option("--log-format", help="console | json")] = None,
+    role: Annotated[
+        str,
+        typer.Option("--role", help="all (one process) | collector (sources -> Redis) | archiver (Redis -> archive, alerts)."),
+    ] = "all",
 ) -> None:
     """Run the monitor: sources -> rules -> archive -> alerts (until SIGTERM, or --once)."""
     from .alerts.render import RenderError
@@ -40,8 +44,14 @@ def run_cmd(
     from .rules import RuleSetError
     from .rules.loader import format_problems
 
+    from .bus import ROLES
+
+    if role not in ROLES:
+        fail(f"--role: must be one of {', '.join(ROLES)}, not {role!r}")
     cfg = setup(config, log_level, log_format)
-    daemon = Daemon(cfg, db=db_path(db, cfg), drain_timeout=drain_timeout)
+    if role == "collector":
+        _run_collector(cfg, once)
+    daemon = Daemon(cfg, db=db_path(db, cfg), drain_timeout=drain_timeout, role=role)
     try:
         daemon.prepare()
     except RuleSetError as exc:
@@ -54,6 +64,20 @@ def run_cmd(
         if note:
             err_console.print(escape(note), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _run_collector(cfg: Any, once: bool) -> None:
+    from .bus.roles import Collector
+    from .config import ConfigError
+
+    collector = Collector(cfg) if cfg.bus is not None else None
+    if collector is None:
+        fail(f"{cfg.source_path or 'the config'}: --role collector needs a 'bus:' section (bus: {{url: redis://...}})")
+    try:
+        collector.prepare()
+    except (ValueError, OSError, ConfigError) as exc:
+        fail(f"cannot start: {exc}")
+    raise typer.Exit(asyncio.run(collector.run(once=once)))
 
 
 def pending_note(path: str) -> str | None:
@@ -171,12 +195,23 @@ def status_cmd(
     """Sources (last message, lag, errors), outbox pending/failed, loaded rules."""
     cfg = setup(config, log_level)
     path = db_path(db, cfg)
+    bus = None
+    if cfg.bus is not None:  # collectors and archivers on Redis (docs/operations.md)
+        from .bus.status import bus_report, print_bus
+
+        bus = bus_report(cfg.bus)
     try:
         report = status_report(path)
     except FileNotFoundError:
-        fail(f"{path}: archive not found (has 'claimwatch run' been started?)")
+        if bus is None:
+            fail(f"{path}: archive not found (has 'claimwatch run' been started?)")
+        report = None  # a collector's host: no archive here
     if json_out:
-        print_json_lines([report])
+        print_json_lines([{**(report or {}), **({"bus": bus} if bus is not None else {})}])
+        return
+    if bus is not None:
+        print_bus(console, bus, age)
+    if report is None:
         return
     d = report["daemon"]
     rules = d.get("rules") or {}

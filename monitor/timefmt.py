@@ -98,17 +98,23 @@ def exact_duration(seconds: float) -> str:
     return "".join(parts) or "0s"
 
 
-def age(value: str | None) -> str:
-    """How long ago a timestamp was (:func:`approx_duration`), ``-`` for none or a bad one."""
+def seconds_since(value: str | None) -> float | None:
+    """Seconds from an ISO-8601 timestamp to now (None for none or a bad one)."""
     if not value:
-        return "-"
+        return None
     try:
         then = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return "-"
+        return None
     if then.tzinfo is None:
         then = then.replace(tzinfo=timezone.utc)
-    return approx_duration((datetime.now(timezone.utc) - then).total_seconds())
+    return (datetime.now(timezone.utc) - then).total_seconds()
+
+
+def age(value: str | None) -> str:
+    """How long ago a timestamp was (:func:`approx_duration`), ``-`` for none or a bad one."""
+    secs = seconds_since(value)
+    return "-" if secs is None else approx_duration(secs)
 
 
 def ago(value: str | None) -> str:

@@ -53,3 +53,14 @@ def _reset_logging():
     import structlog
 
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):
+    """A real redis-server on a free loopback port (see tests/redis_helpers.py)."""
+    from redis_helpers import RedisServer, require_redis_server
+
+    server = RedisServer(require_redis_server(), tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()

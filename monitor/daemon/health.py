@@ -76,6 +76,10 @@ class DaemonCollector:
                 interval.add_metric([name], info["effective_interval"])
         yield reads
         yield interval
+        if d.cfg.bus is not None:
+            from ..bus.status import metrics as bus_metrics
+
+            yield from bus_metrics(d.sources)
         rules = GaugeMetricFamily("claimwatch_rules_loaded", "Rules in the loaded set")
         rules.add_metric([], d.rules.rule_count if d.rules else 0)
         yield rules

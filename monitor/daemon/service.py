@@ -83,8 +83,9 @@ def read_status_file(db: str) -> dict[str, Any] | None:
 
 
 class Daemon:
-    def __init__(self, cfg: Config, *, db: str | None = None, drain_timeout: float = 30.0) -> None:
+    def __init__(self, cfg: Config, *, db: str | None = None, drain_timeout: float = 30.0, role: str = "all") -> None:
         self.cfg = cfg
+        self.role = role  # "all": the sources feed the pipeline; "archiver": the bus does
         self.db = db or cfg.database
         self.drain_timeout = drain_timeout
         self.archive: Archive | None = None
@@ -116,7 +117,12 @@ class Daemon:
         self.rules = RulesState(self.cfg, self.cfg.rules, on_error=self._notify_rules_error)
         self.rules.load()
         self.destinations = build_destinations(self.cfg)
-        self.sources = build_sources(self.cfg)
+        if self.role == "archiver":
+            from ..bus.roles import archiver_sources
+
+            self.sources = archiver_sources(self.cfg)
+        else:
+            self.sources = build_sources(self.cfg)
         self._lock_archive()
         self.archive = Archive.open(self.db)
         from ..incidents import configure as configure_incidents

@@ -41,7 +41,7 @@ from .condition import run_program
 from .language import message_language
 from .morphology import MERGE_TOKENS, merged_pairs, word_forms
 from ..text import OffsetMap, normalize, scan_text, text_span
-from .regexes import compile_regex, options as regex_options, prepare as prepare_regex
+from .regexes import compile_regex, options as regex_options, prepare as prepare_regex, required_literal
 from .ruleset import FIELDS, Rule, RuleSet, Selection
 from .terms import EXACT, Term, Word
 
@@ -109,8 +109,11 @@ class _FieldIndex:
         self.regex_ids: dict[str, int] = {}
         self.filter = None
         self.compiled: list = []
-        self.triggers: dict[int, set[int]] = {}  # word id -> rule indexes anchored on it
-        self.regex_triggers: dict[int, set[int]] = {}  # regex id -> rule indexes
+        # word id -> indexes (ascending) of the rules anchored on it; emptied by build() into
+        # key_rules, where rules anchored on the same words share one tuple
+        self.triggers: dict[int, list[int]] = {}
+        self.regex_triggers: dict[int, list[int] | tuple[int, ...]] = {}  # regex id -> rule indexes
+        self.has_triggers = False
 
     def word_id(self, word: Word) -> int:
         key = (word.kind, word.text)
@@ -156,13 +159,23 @@ class _FieldIndex:
             self.automaton: ahocorasick.Automaton | None = auto
         else:
             self.automaton = None
-        self.key_rules: list[frozenset[int] | None] = [
-            frozenset(self.triggers[w]) if w in self.triggers else None for w in range(len(self.words))
-        ]
+        shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+        key_rules: list[tuple[int, ...] | None] = [None] * len(self.words)
+        for w, rs in self.triggers.items():
+            t = tuple(rs)
+            key_rules[w] = shared.setdefault(t, t)
+        self.key_rules = key_rules
+        self.regex_triggers = {r: tuple(rs) for r, rs in self.regex_triggers.items()}
+        self.has_triggers = bool(self.triggers or self.regex_triggers)
+        self.triggers = {}
         self.lookup = _Lookup(self.exact, self.automaton)
         self._build_regexes()
 
     def _build_regexes(self) -> None:
+        # the anchor regexes' required letters: when none is in the text, none of them can
+        # match, and the RE2 filter is not run for the candidates (None: always run it)
+        gates = [required_literal(self.regexes[r]) for r in self.regex_triggers]
+        self.regex_gates: tuple[str, ...] | None = None if None in gates else tuple(dict.fromkeys(gates))
         if self.regexes:
             import re2
 
@@ -189,7 +202,7 @@ class _FieldIndex:
 
     @property
     def eager(self) -> bool:
-        return bool(self.triggers or self.regex_triggers)
+        return self.has_triggers
 
 
 class _Alts:
@@ -246,7 +259,7 @@ class _Sel:
 
     __slots__ = (
         "sel", "field", "op", "singles", "phrases", "term_wids", "regex_ids", "within", "groups", "name", "cost",
-        "anchors", "alts", "galts", "uid", "first_terms", "first_keys",
+        "anchors", "anchor_regex", "alts", "galts", "uid", "first_terms", "first_keys",
     )
 
     def __init__(self, sel: Selection, index: _FieldIndex, intern: "_Interner") -> None:
@@ -256,7 +269,7 @@ class _Sel:
         self.op = sel.op
         self.within = sel.within
         compiled = [intern.term(index, t) for t in sel.terms]  # (word ids, (rarest word, its cost))
-        self.term_wids: list[tuple[int, ...]] = [c[0] for c in compiled]
+        self.term_wids: tuple[tuple[int, ...], ...] = intern.shared(tuple([c[0] for c in compiled]))
         all_op = sel.op == "all"
         self.singles = frozenset(w[0] for w in self.term_wids if len(w) == 1) if all_op else frozenset()
         self.phrases = tuple(w for w in self.term_wids if len(w) > 1) if all_op else ()
@@ -281,22 +294,24 @@ class _Sel:
         # each alternative of the cheapest group (near)
         if sel.op == "regex":
             self.cost = REGEX_COST * len(sel.regexes)
-            self.anchors: list[tuple[str, int]] = [("r", r) for r in self.regex_ids]
+            self.anchor_regex = True
+            self.anchors: tuple[int, ...] = tuple(self.regex_ids)  # dropped once the rule is registered
         else:
+            self.anchor_regex = False
             rarest = [c[1] for c in compiled]  # (word index, cost) per term
             if sel.op == "any":
                 self.cost = sum(c for _, c in rarest)
-                self.anchors = [("w", tw[i]) for (i, _), tw in zip(rarest, self.term_wids)]
+                self.anchors = tuple([tw[i] for (i, _), tw in zip(rarest, self.term_wids)])
             elif sel.op == "near":
                 costs = [sum(rarest[t][1] for t in g) for g in sel.groups]
                 g = sel.groups[costs.index(min(costs))]
                 self.cost = min(costs)
-                self.anchors = [("w", self.term_wids[t][rarest[t][0]]) for t in g]
+                self.anchors = tuple([self.term_wids[t][rarest[t][0]] for t in g])
             else:
                 costs = [c for _, c in rarest]
                 t = costs.index(min(costs))
                 self.cost = costs[t]
-                self.anchors = [("w", self.term_wids[t][rarest[t][0]])]
+                self.anchors = (self.term_wids[t][rarest[t][0]],)
 
     def found_terms(self, found: set[int]) -> list[int]:
         """Indexes (ascending) of the terms whose first word was found."""
@@ -320,16 +335,23 @@ class _Interner:
         self._alts: dict[tuple[str, frozenset[tuple[int, ...]]], _Alts] = {}
         self._sels: dict[tuple, int] = {}
         self._by_list: dict[tuple[int, ...], _Alts] = {}  # id()s of the same term objects (a shared list)
-        # (field, id(term)) -> compiled term; the terms stay alive in the rule set meanwhile
-        self._terms: dict[tuple[str, int], tuple[tuple[int, ...], tuple[int, float]]] = {}
+        # field -> id(term) -> compiled term; the terms stay alive in the rule set meanwhile
+        self._terms: dict[str, dict[int, tuple[tuple[int, ...], tuple[int, float]]]] = {}
+        self._shared: dict[tuple, tuple] = {}
+
+    def shared(self, value: tuple) -> tuple:
+        """One tuple per content (the selections that reference the same list share it)."""
+        return self._shared.setdefault(value, value)
 
     def term(self, index: _FieldIndex, term: Term) -> tuple[tuple[int, ...], tuple[int, float]]:
         """A term's word ids and rarest word, computed once per term object (lists and actors
         referenced by many rules share their term objects)."""
-        key = (index.name, id(term))
-        got = self._terms.get(key)
+        cache = self._terms.get(index.name)
+        if cache is None:
+            cache = self._terms[index.name] = {}
+        got = cache.get(id(term))
         if got is None:
-            got = self._terms[key] = (tuple(index.word_id(w) for w in term.words), rarest_word(term))
+            got = cache[id(term)] = (tuple([index.word_id(w) for w in term.words]), rarest_word(term))
         return got
 
     def alts(self, field: str, term_wids: list[tuple[int, ...]]) -> _Alts:
@@ -485,8 +507,8 @@ class _Scan:
     def __init__(self, index: _FieldIndex, text: str) -> None:
         self.index = index
         self.text = text
-        self._present: dict[int, bool] = {}
-        self._starts: dict[int, list[int]] = {}
+        self._present: dict[int, bool] | None = None  # memos, made on first use
+        self._starts: dict[int, list[int]] | None = None
         self._positions: dict[int, list[tuple[int, int]]] | None = None
         self._bounds: list[tuple[int, int]] | None = None
         self._regex: frozenset[int] | None = None
@@ -501,7 +523,7 @@ class _Scan:
         self.st = st = scan_text(text)
         self.tokens = tokens = st.split()
         lookup = index.lookup
-        self.sets = sets = [lookup[t] for t in tokens]
+        self.sets = sets = list(map(lookup.__getitem__, tokens))
         self.found = found = set().union(*filter(None, sets))
         if _PIECE in found:
             found.discard(_PIECE)
@@ -527,16 +549,22 @@ class _Scan:
 
     def present(self, alts: _Alts) -> bool:
         """Whether one of the alternatives occurs (memo per message: shared between rules)."""
-        v = self._present.get(alts.uid)
+        memo = self._present
+        if memo is None:
+            memo = self._present = {}
+        v = memo.get(alts.uid)
         if v is None:
-            v = self._present[alts.uid] = alts.present(self)
+            v = memo[alts.uid] = alts.present(self)
         return v
 
     def starts(self, alts: _Alts) -> list[int]:
         """Sorted token indexes where one of the alternatives starts (memo per message)."""
-        v = self._starts.get(alts.uid)
+        memo = self._starts
+        if memo is None:
+            memo = self._starts = {}
+        v = memo.get(alts.uid)
         if v is None:
-            v = self._starts[alts.uid] = alts.starts(self)
+            v = memo[alts.uid] = alts.starts(self)
         return v
 
     def term_spans(self, wids: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -641,13 +669,19 @@ class Matcher:
             anchor_names = rule.condition.necessary(lambda n: by_name[n].cost)
             if anchor_names is None:
                 self._unanchored.append(ri)
-                continue
-            for name in anchor_names:
-                sel = by_name[name]
-                index = self.fields[sel.field]
-                for kind, ident in sel.anchors:
-                    target = index.triggers if kind == "w" else index.regex_triggers
-                    target.setdefault(ident, set()).add(ri)
+            else:
+                for name in anchor_names:
+                    sel = by_name[name]
+                    index = self.fields[sel.field]
+                    target = index.regex_triggers if sel.anchor_regex else index.triggers
+                    for ident in sel.anchors:
+                        got = target.get(ident)
+                        if got is None:
+                            target[ident] = [ri]
+                        elif got[-1] != ri:
+                            got.append(ri)
+            for sel in sels:
+                sel.anchors = ()
         # actors: their names go into the text field's words, so tagging a hit reuses the
         # message's scan (which actors' names were found), computed only for messages with hits
         self.actors = None
@@ -725,28 +759,25 @@ class Matcher:
     # -- matching -------------------------------------------------------------------------
     def candidates(self, msg: Message) -> tuple[list[int], dict[str, _Scan]]:
         scans: dict[str, _Scan] = {}
-        cands: set[int] = set(self._unanchored)
+        got: list[frozenset[int]] = []
         text_index = self._eager_text
         if text_index is not None:
             scan = scans["text"] = _Scan(text_index, msg.text or "")
-            key_rules = text_index.key_rules
-            for k in scan.found:
-                t = key_rules[k]
-                if t is not None:
-                    cands |= t
-            if text_index.regex_triggers:
-                for r in scan.regex_matched():
-                    cands.update(text_index.regex_triggers.get(r, ()))
+            if scan.found:
+                got = list(filter(None, map(text_index.key_rules.__getitem__, scan.found)))
+            if text_index.regex_triggers and _regex_may_match(text_index, scan):
+                triggers = text_index.regex_triggers
+                got.extend(triggers[r] for r in scan.regex_matched() if r in triggers)
         for name, index in self._eager_other:
             scan = scans[name] = _Scan(index, field_value(msg, name))
-            for k in scan.found:
-                t = index.key_rules[k]
-                if t is not None:
-                    cands |= t
-            if index.regex_triggers:
-                for r in scan.regex_matched():
-                    cands.update(index.regex_triggers.get(r, ()))
-        return sorted(cands), scans
+            if scan.found:
+                got.extend(filter(None, map(index.key_rules.__getitem__, scan.found)))
+            if index.regex_triggers and _regex_may_match(index, scan):
+                triggers = index.regex_triggers
+                got.extend(triggers[r] for r in scan.regex_matched() if r in triggers)
+        if not got:
+            return self._unanchored, scans
+        return sorted(set(self._unanchored).union(*got)), scans
 
     def match(self, msg: Message) -> list[Hit]:
         """The hits of every rule on ``msg`` (in rule order)."""
@@ -811,6 +842,18 @@ class Matcher:
         unique = list({(m.selection, m.field, m.start, m.end): m for m in reversed(matches)}.values())
         unique.sort(key=lambda m: (FIELDS.index(m.field), m.start, m.end, m.selection))
         return Hit(matches=tuple(unique[:MAX_MATCHES_PER_HIT]), actors=actors, **cr.hit)
+
+
+def _regex_may_match(index: _FieldIndex, scan: _Scan) -> bool:
+    """False when no anchor regex of the field can match (their required letters are absent)."""
+    gates = index.regex_gates
+    st = scan.st
+    if gates is None or (not st and scan.text):  # no words on the field: the text was not scanned
+        return True
+    for g in gates:
+        if g in st:
+            return True
+    return False
 
 
 def _evaluate(sel: _Sel, scan: _Scan) -> bool:

@@ -139,3 +139,54 @@ def compile_regex(pattern: str):
         if isinstance(msg, bytes):
             msg = msg.decode("utf-8", "replace")
         raise RegexError(str(msg)) from None
+
+
+def required_literal(pattern: str) -> str | None:
+    """A run of ASCII letters every match of ``pattern`` contains (lowercase), or None.
+
+    Only the simple, common case is recognised: the pattern starts (after ``\\b``, ``^`` or
+    ``(?i)``) with plain letters and has no ``|`` outside parentheses. The matcher runs the
+    RE2 filter for such a regex only when the normalised text contains the letters (the text
+    is lowercase after normalisation, which also folds ``ſ`` and the Kelvin sign)."""
+    i, n = 0, len(pattern)
+    while True:
+        if pattern.startswith("\\b", i):
+            i += 2
+        elif pattern.startswith("(?i)", i):
+            i += 4
+        elif pattern.startswith("^", i):
+            i += 1
+        else:
+            break
+    j = i
+    while j < n and pattern[j].isascii() and pattern[j].isalpha():
+        j += 1
+    if j < n and pattern[j] in "?*{":
+        j -= 1  # the last letter is optional
+    literal = pattern[i:j].lower()
+    if len(literal) < 3:
+        return None
+    depth = 0
+    in_class = False
+    k = 0
+    while k < n:
+        c = pattern[k]
+        if c == "\\":
+            if pattern.startswith("\\Q", k):
+                return None
+            k += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if pattern.startswith("[]", k) or pattern.startswith("[^]", k):
+                k += 2
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            return None
+        k += 1
+    return literal

@@ -1,0 +1,286 @@
+"""The archiver's side of the bus: a :class:`~monitor.sources.base.Source` reading the stream.
+
+``BusSource`` joins the consumer group (created at the stream's start if missing), reads
+with ``XREADGROUP`` and emits each entry as an envelope into the normal pipeline, which
+stores, matches and queues alerts in one SQLite transaction. The envelope's ``on_commit``
+(called after that transaction committed) queues the entry id for ``XACK``: an entry is
+acknowledged only once stored. Entries of this consumer that were delivered but never
+acknowledged (a crash, a lost connection) are read again first (``XREADGROUP ... 0``), and
+entries pending on a consumer that went away are taken over with ``XAUTOCLAIM`` once idle
+for ``bus.claim_idle``. The archive's store is idempotent and alerts have dedup keys, so an
+entry delivered twice is stored once and alerted once.
+
+An entry that is not a valid event is copied to ``<stream>:dead`` with the reason, then
+acknowledged (it would fail the same way on every delivery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from ..config import BusConfig
+from ..logs import get_logger
+from ..sources.base import Envelope, Source, SourceContext
+from . import codec
+from .connection import client, collectors_key, dead_key, node_name, unreachable_errors
+
+log = get_logger("claimwatch.bus.consumer")
+
+READ_COUNT = 500
+BLOCK_MS = 1000
+ACK_WAIT = 0.01
+INFO_EVERY = 5.0
+LAG_COUNT_CAP = 100_000  # Redis < 7 has no lag field: counted up to this
+
+
+class BusSource(Source):
+    name = "bus"
+
+    def __init__(self, cfg: BusConfig, *, redis: Any = None, claim_every: float | None = None) -> None:
+        self.cfg = cfg
+        self.redis = redis
+        self.consumer = node_name(cfg)
+        self.claim_every = claim_every if claim_every is not None else max(1.0, cfg.claim_idle / 2)
+        self.inflight: set[str] = set()
+        self.to_ack: list[str] = []
+        self._closing = False
+        self.delivered = 0
+        self.acked = 0
+        self.claimed = 0
+        self.dead = 0
+        self.errors = 0
+        self.connected = False
+        self.last_error: str | None = None
+        self.bus_info: dict[str, Any] = {}  # stream length, lag, pending, collectors (refreshed)
+        self.latencies: list[float] = []  # publish -> stored, seconds (kept when record_latency)
+        self.record_latency = False
+        self._published_ms: dict[str, int] = {}
+        self._unreachable = unreachable_errors()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "consumer": self.consumer,
+            "stream": self.cfg.stream,
+            "group": self.cfg.group,
+            "connected": self.connected,
+            "delivered": self.delivered,
+            "acked": self.acked,
+            "claimed": self.claimed,
+            "dead": self.dead,
+            "inflight": len(self.inflight),
+            "errors": self.errors,
+            "last_error": self.last_error,
+            **{k: v for k, v in self.bus_info.items() if k != "collectors"},
+        }
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            try:
+                await self.redis.aclose()
+            except Exception:  # pragma: no cover
+                pass
+
+    # -- running --------------------------------------------------------------
+    async def run(self, ctx: SourceContext, *, once: bool = False) -> None:
+        if self.redis is None:
+            self.redis = client(self.cfg)
+        self._closing = False
+        acker = asyncio.create_task(self._ack_loop(ctx.stop), name="bus-ack")
+        try:
+            await self._consume(ctx, once)
+            if once:
+                while self.inflight and not acker.done():  # wait for the last commits' acks
+                    await asyncio.sleep(0.02)
+        finally:
+            self._closing = True  # (no cancel: wait_for in 3.11 may swallow it)
+            await asyncio.gather(acker, return_exceptions=True)
+            if self.to_ack:
+                try:
+                    await self._flush_acks()
+                except self._unreachable:
+                    pass  # they stay pending and are delivered again: the store is idempotent
+
+    async def _consume(self, ctx: SourceContext, once: bool) -> None:
+        delay = 0.2
+        own_pending = True  # first re-read what this consumer was given and did not acknowledge
+        next_claim = 0.0
+        next_info = 0.0
+        while not ctx.stop.is_set():
+            try:
+                if not self.connected:
+                    await self._join()
+                    self.connected = True
+                    delay = 0.2
+                now = time.monotonic()
+                if now >= next_info:
+                    next_info = now + INFO_EVERY
+                    await self._refresh_info()
+                if now >= next_claim:
+                    next_claim = now + self.claim_every
+                    await self._claim(ctx)
+                start = "0" if own_pending else ">"
+                reply = await self.redis.xreadgroup(
+                    self.cfg.group, self.consumer, {self.cfg.stream: start}, count=READ_COUNT,
+                    block=None if own_pending else (50 if once else BLOCK_MS),
+                )
+                entries = reply[0][1] if reply else []
+                if own_pending and not entries:
+                    own_pending = False
+                    continue
+                if not entries and once and not own_pending:
+                    return
+                if own_pending:
+                    fresh = [(i, f) for i, f in entries if _sid(i) not in self.inflight]
+                    if not fresh:
+                        # all of them are being stored now; read new entries meanwhile
+                        own_pending = False
+                        continue
+                    entries = fresh
+                await self._emit_entries(ctx, entries)
+            except asyncio.CancelledError:
+                raise
+            except self._unreachable as exc:
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if self.connected:
+                    log.warning("redis unreachable; retrying", error=self.last_error)
+                self.connected = False
+                own_pending = True
+                try:
+                    await asyncio.wait_for(ctx.stop.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+                delay = min(delay * 2, 5.0)
+
+    async def _join(self) -> None:
+        from redis.exceptions import ResponseError
+
+        try:
+            await self.redis.xgroup_create(self.cfg.stream, self.cfg.group, id="0", mkstream=True)
+            log.info("consumer group created", stream=self.cfg.stream, group=self.cfg.group)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _claim(self, ctx: SourceContext) -> None:
+        """Take over entries pending on other consumers for longer than claim_idle."""
+        start = "0-0"
+        idle_ms = int(self.cfg.claim_idle * 1000)
+        for _ in range(100):  # bounded per round
+            reply = await self.redis.xautoclaim(
+                self.cfg.stream, self.cfg.group, self.consumer, idle_ms, start_id=start, count=READ_COUNT
+            )
+            start, entries = reply[0], reply[1]
+            fresh = [(i, f) for i, f in entries if _sid(i) not in self.inflight]
+            if fresh:
+                self.claimed += len(fresh)
+                log.warning("took over pending entries of a consumer that went away", entries=len(fresh))
+                await self._emit_entries(ctx, fresh)
+            if _sid(start) in ("0-0", "0"):
+                return
+
+    async def _emit_entries(self, ctx: SourceContext, entries: list[tuple[Any, dict[Any, Any]]]) -> None:
+        for raw_id, fields in entries:
+            sid = _sid(raw_id)
+            if fields is None:  # trimmed away while pending
+                self.to_ack.append(sid)
+                continue
+            try:
+                event, _key, _collector, published = codec.decode(fields)
+            except codec.BusRecordError as exc:
+                await self._set_aside(sid, fields, str(exc))
+                continue
+            self.inflight.add(sid)
+            self.delivered += 1
+            if self.record_latency and published is not None:
+                self._published_ms[sid] = published
+            await ctx.emit(Envelope(event, self.name, on_commit=self._committer(sid)))
+
+    def _committer(self, sid: str) -> Any:
+        def on_commit() -> None:
+            self.to_ack.append(sid)
+            if self.record_latency:
+                published = self._published_ms.pop(sid, None)
+                if published is not None:
+                    self.latencies.append(time.time() - published / 1000)
+
+        return on_commit
+
+    async def _set_aside(self, sid: str, fields: dict[Any, Any], reason: str) -> None:
+        self.dead += 1
+        log.error("invalid stream entry set aside", id=sid, stream=self.cfg.stream, error=reason)
+        record = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in fields.items()}
+        record["reason"] = reason[:500]
+        record["id"] = sid
+        await self.redis.xadd(dead_key(self.cfg), record, maxlen=100_000, approximate=True)
+        await self.redis.xack(self.cfg.stream, self.cfg.group, sid)
+
+    async def _ack_loop(self, stop: asyncio.Event) -> None:
+        while not self._closing:
+            await asyncio.sleep(ACK_WAIT)
+            if not self.to_ack:
+                continue
+            try:
+                await self._flush_acks()
+            except self._unreachable as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(0.5)  # kept; retried (entries stay pending meanwhile)
+
+    async def _flush_acks(self) -> None:
+        ids = self.to_ack[:]
+        await self.redis.xack(self.cfg.stream, self.cfg.group, *ids)
+        del self.to_ack[: len(ids)]
+        self.inflight.difference_update(ids)
+        self.acked += len(ids)
+
+    async def _refresh_info(self) -> None:
+        self.bus_info = await bus_snapshot(self.redis, self.cfg)
+
+
+async def bus_snapshot(redis: Any, cfg: BusConfig) -> dict[str, Any]:
+    """Stream length, the group's lag and pending entries, and each collector's report."""
+    from redis.exceptions import ResponseError
+
+    info: dict[str, Any] = {"stream_length": await redis.xlen(cfg.stream), "lag": None, "pending": None,
+                            "consumers": {}}
+    try:
+        groups = await redis.xinfo_groups(cfg.stream)
+    except ResponseError:
+        groups = []
+    for g in groups:
+        g = {(k.decode() if isinstance(k, bytes) else k): v for k, v in g.items()}
+        name = g.get("name")
+        name = name.decode() if isinstance(name, bytes) else name
+        if name != cfg.group:
+            continue
+        info["pending"] = int(g.get("pending") or 0)
+        lag = g.get("lag")
+        if lag is None:  # Redis < 7: count the entries after the last delivered id (capped)
+            last = g.get("last-delivered-id") or "0-0"
+            last = last.decode() if isinstance(last, bytes) else last
+            lag = len(await redis.xrange(cfg.stream, min=f"({last}", max="+", count=LAG_COUNT_CAP))
+        info["lag"] = int(lag)
+        try:
+            for c in await redis.xinfo_consumers(cfg.stream, cfg.group):
+                c = {(k.decode() if isinstance(k, bytes) else k): v for k, v in c.items()}
+                cname = c.get("name")
+                cname = cname.decode() if isinstance(cname, bytes) else str(cname)
+                info["consumers"][cname] = {"pending": int(c.get("pending") or 0), "idle_ms": int(c.get("idle") or 0)}
+        except ResponseError:
+            pass
+    collectors = {}
+    for name, raw in (await redis.hgetall(collectors_key(cfg))).items():
+        name = name.decode() if isinstance(name, bytes) else name
+        try:
+            collectors[name] = json.loads(raw)
+        except ValueError:
+            continue
+    info["collectors"] = collectors
+    return info
+
+
+def _sid(raw_id: Any) -> str:
+    return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)

@@ -1,0 +1,232 @@
+"""The bus against a real redis-server: collector -> stream -> archiver, the spool while Redis
+is away, redelivery of unacknowledged entries, take-over of a dead consumer's entries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis as redis_sync
+
+from bus_helpers import write_bus_config
+from daemon_helpers import canonical_line, db_rows
+from monitor.bus.roles import Collector
+from monitor.config import load_config
+from monitor.daemon import Daemon
+
+
+def alerts(tmp: Path) -> list[dict]:
+    p = tmp / "alerts.jsonl"
+    return [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()] if p.exists() else []
+
+
+def feed(tmp: Path, first: int, n: int, name: str = "feed.jsonl") -> None:
+    with (tmp / "in" / name).open("a", encoding="utf-8") as fh:
+        for i in range(first, first + n):
+            text = f"Group {i} claimed responsibility for the attack" if i % 10 == 0 else f"ordinary news {i}"
+            fh.write(canonical_line(i, text))
+
+
+async def run_collector(cfg_path: Path) -> Collector:
+    collector = Collector(load_config(cfg_path))
+    assert await collector.run(once=True) == 0
+    return collector
+
+
+async def run_archiver(cfg_path: Path) -> Daemon:
+    daemon = Daemon(load_config(cfg_path), role="archiver", drain_timeout=5)
+    assert await daemon.run(once=True) == 0
+    return daemon
+
+
+def test_redis_server_fixture_is_real(redis_server) -> None:
+    r = redis_sync.Redis.from_url(redis_server.url)
+    assert r.ping()
+    r.xadd("s", {"a": "1"})
+    assert r.xlen("s") == 1
+    assert r.info("server")["redis_version"] >= "6.2"
+
+
+async def test_collector_to_archiver_stores_matches_and_alerts_once(tmp_path: Path, redis_server) -> None:
+    cfg_path = write_bus_config(tmp_path, redis_server.url)
+    feed(tmp_path, 1, 200)
+    collector = await run_collector(cfg_path)
+    assert collector.publisher.published == 200 and collector.publisher.spooled == 0
+    r = redis_sync.Redis.from_url(redis_server.url)
+    assert r.xlen("cw-test") == 200
+    entry = r.xrange("cw-test", count=1)[0][1]
+    assert entry[b"k"].startswith(b"telegram:555:1:") and entry[b"c"] == b"c1"
+    assert json.loads(entry[b"e"])["text"] == "ordinary news 1"
+    # Nothing is stored by the collector; its checkpoint is in its own state file.
+    assert not (tmp_path / "archive.db").exists()
+    assert db_rows(tmp_path / "c1" / "state.db", "select count(*) from checkpoints")[0][0] == 1
+
+    daemon = await run_archiver(cfg_path)
+    assert db_rows(tmp_path / "archive.db", "select count(*) from messages")[0][0] == 200
+    assert db_rows(tmp_path / "archive.db", "select count(*) from hits")[0][0] == 20
+    assert len(alerts(tmp_path)) == 20
+    group = r.xinfo_groups("cw-test")[0]
+    assert group["pending"] == 0
+    assert daemon.sources["bus"].acked == 200
+
+    # A restarted collector neither repeats nor skips: only the new lines are published.
+    feed(tmp_path, 201, 10)
+    collector = await run_collector(cfg_path)
+    assert collector.publisher.published == 10
+    assert r.xlen("cw-test") == 210
+    await run_archiver(cfg_path)
+    assert db_rows(tmp_path / "archive.db", "select count(*) from messages")[0][0] == 210
+    assert len(alerts(tmp_path)) == 21
+
+
+async def test_spool_while_redis_is_away_then_drains_in_order(tmp_path: Path, redis_server) -> None:
+    cfg_path = write_bus_config(tmp_path, redis_server.url)
+    redis_server.stop()
+    feed(tmp_path, 1, 50)
+    collector = await run_collector(cfg_path)
+    pub = collector.publisher
+    assert pub.published == 0 and pub.spooled == 50
+    assert (tmp_path / "c1" / "spool" / "spool.jsonl").stat().st_size > 0
+    # The checkpoint advanced (the spool is a commit): the next run does not re-read the lines.
+    assert db_rows(tmp_path / "c1" / "state.db", "select count(*) from checkpoints")[0][0] == 1
+
+    redis_server.start()
+    feed(tmp_path, 51, 5)
+    collector = await run_collector(cfg_path)
+    assert collector.publisher.spooled == 0
+    assert collector.publisher.published == 55  # 50 drained from the spool, then 5 new
+    r = redis_sync.Redis.from_url(redis_server.url)
+    ids = [json.loads(f[b"e"])["message_id"] for _i, f in r.xrange("cw-test")]
+    assert ids == [str(i) for i in range(1, 56)]
+    assert (tmp_path / "c1" / "spool" / "spool.jsonl").stat().st_size == 0
+
+
+async def test_full_spool_holds_sources_back_and_loses_nothing(tmp_path: Path, redis_server) -> None:
+    import asyncio
+
+    cfg_path = write_bus_config(tmp_path, redis_server.url, spool_max=4000)
+    redis_server.stop()
+    feed(tmp_path, 1, 40)
+    collector = Collector(load_config(cfg_path))
+    task = asyncio.create_task(collector.run(once=True))
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if collector.publisher is not None and collector.publisher.spool_full:
+            break
+    assert collector.publisher.spool_full and not task.done()
+    assert collector.publisher.spool.size <= 4000
+    redis_server.start()
+    assert await asyncio.wait_for(task, 60) == 0
+    r = redis_sync.Redis.from_url(redis_server.url)
+    ids = [json.loads(f[b"e"])["message_id"] for _i, f in r.xrange("cw-test")]
+    assert ids == [str(i) for i in range(1, 41)]
+
+
+async def test_unacknowledged_entries_are_delivered_again_and_stored_once(tmp_path: Path, redis_server) -> None:
+    cfg_path = write_bus_config(tmp_path, redis_server.url, claim_idle=0)
+    feed(tmp_path, 1, 30)
+    await run_collector(cfg_path)
+    r = redis_sync.Redis.from_url(redis_server.url)
+    # A consumer that read everything and died before acknowledging anything.
+    r.xgroup_create("cw-test", "archivers", id="0")
+    got = r.xreadgroup("archivers", "dead-archiver", {"cw-test": ">"}, count=100)
+    assert len(got[0][1]) == 30
+    assert r.xinfo_groups("cw-test")[0]["pending"] == 30
+    # Half of it had been stored by that archiver before it died (same archive).
+    daemon = await run_archiver(cfg_path)  # consumer c1 takes the pending entries over
+    assert daemon.sources["bus"].claimed == 30
+    assert r.xinfo_groups("cw-test")[0]["pending"] == 0
+    # Delivered again to another consumer: the store and alerts stay exactly once.
+    r.xgroup_setid("cw-test", "archivers", id="0")
+    await run_archiver(cfg_path)
+    assert db_rows(tmp_path / "archive.db", "select count(*) from messages")[0][0] == 30
+    assert db_rows(tmp_path / "archive.db", "select count(*) from hits")[0][0] == 3
+    assert len(alerts(tmp_path)) == 3
+
+
+async def test_invalid_entry_is_set_aside_not_stored(tmp_path: Path, redis_server) -> None:
+    cfg_path = write_bus_config(tmp_path, redis_server.url)
+    r = redis_sync.Redis.from_url(redis_server.url)
+    r.xadd("cw-test", {"k": "x", "e": '{"type": "message", "platform": "telegram"}', "c": "evil", "t": "1"})
+    r.xadd("cw-test", {"e": b"\xff\xfe not utf-8"})
+    feed(tmp_path, 1, 3)
+    await run_collector(cfg_path)
+    daemon = await run_archiver(cfg_path)
+    assert daemon.sources["bus"].dead == 2
+    assert db_rows(tmp_path / "archive.db", "select count(*) from messages")[0][0] == 3
+    dead = r.xrange("cw-test:dead")
+    assert "channel_id" in dead[0][1][b"reason"].decode()
+    assert r.xinfo_groups("cw-test")[0]["pending"] == 0
+
+
+def test_role_collector_without_bus_section_is_a_one_line_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from daemon_helpers import write_config
+    from monitor.cli import app
+
+    cfg = write_config(tmp_path, None, None)
+    res = CliRunner().invoke(app, ["run", "--role", "collector", "--config", str(cfg), "--once"])
+    assert res.exit_code == 2
+    assert "needs a 'bus:' section" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["run", "--role", "nonsense", "--config", str(cfg), "--once"])
+    assert res.exit_code == 2 and "--role" in res.output
+    pytest.importorskip("redis")
+
+
+def test_status_and_metrics_show_stream_lag_pending_and_collectors(tmp_path: Path, redis_server) -> None:
+    import asyncio
+
+    import httpx
+    import yaml
+    from typer.testing import CliRunner
+
+    from daemon_helpers import wait_for
+    from monitor.cli import app
+
+    cfg_path = write_bus_config(tmp_path, redis_server.url)
+    feed(tmp_path, 1, 40)
+    asyncio.run(run_collector(cfg_path))
+    res = CliRunner().invoke(app, ["status", "--config", str(cfg_path), "--json"])
+    assert res.exit_code == 0, res.output
+    bus = json.loads(res.output)["bus"]  # no archive yet: the bus alone (a collector's host)
+    assert bus["stream_length"] == 40 and bus["lag"] is None  # no archiver group yet
+    assert bus["collectors"]["c1"]["published"] == 40 and bus["collectors"]["c1"]["last_publish"]
+
+    # An archiver with /metrics, consuming half and leaving the rest pending.
+    r = redis_sync.Redis.from_url(redis_server.url)
+    r.xgroup_create("cw-test", "archivers", id="0")
+    r.xreadgroup("archivers", "gone", {"cw-test": ">"}, count=10)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["http"] = {"enabled": True, "port": 0}
+    cfg["bus"]["name"] = "arch"
+    arch_path = tmp_path / "arch.yaml"
+    arch_path.write_text(yaml.safe_dump(cfg))
+    daemon = Daemon(load_config(arch_path), role="archiver")
+    daemon.prepare()
+
+    async def archiver_with_metrics() -> str:
+        task = asyncio.create_task(daemon.run())
+        try:
+            await wait_for(lambda: daemon.sources["bus"].acked == 30, 20, "archiver caught up")
+            await daemon.sources["bus"]._refresh_info()
+            async with httpx.AsyncClient() as http:
+                return (await http.get(f"http://127.0.0.1:{daemon.http.port}/metrics")).text
+        finally:
+            daemon.request_stop()
+            assert await asyncio.wait_for(task, 20) == 0
+
+    body = asyncio.run(archiver_with_metrics())
+    assert "claimwatch_bus_stream_length 40.0" in body
+    assert "claimwatch_bus_lag 0.0" in body
+    assert "claimwatch_bus_pending 10.0" in body  # the 10 the consumer 'gone' holds
+    assert 'claimwatch_bus_collector_last_publish_age_seconds{collector="c1"}' in body
+    res = CliRunner().invoke(app, ["status", "--config", str(cfg_path)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "40 entries" in text and "lag 0" in text and "pending 10" in text
+    assert "Collectors" in res.output and "c1" in res.output
+    res = CliRunner().invoke(app, ["status", "--config", str(cfg_path), "--json"])
+    report = json.loads(res.output)
+    assert report["messages"] == 30 and report["bus"]["consumers"]["gone"]["pending"] == 10
