@@ -44,6 +44,17 @@ class MediaDownloadConfig(_Model):
         return parse_size(v)
 
 
+class TelegramAccountConfig(_Model):
+    """One Telegram account of several (``sources.telegram.accounts``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    api_id: int | None = None  # default: sources.telegram.api_id
+    api_hash: SecretStr | None = None  # default: sources.telegram.api_hash
+    session: str | None = None  # default: data/telegram-<name>.session (beside sources.telegram.session)
+    session_string: SecretStr | None = None
+    channels: list[str] = []  # assigned to this account; sources.telegram.channels are spread
+
+
 class TelegramConfig(_Model):
     api_id: int | None = None
     api_hash: SecretStr | None = None
@@ -56,6 +67,9 @@ class TelegramConfig(_Model):
     # finish getDifference); longer waits reach the source, which logs and waits them out.
     flood_sleep_threshold: int = Field(60, ge=0, le=3600)
     download_media: MediaDownloadConfig | None = None
+    # Several accounts (monitor/sources/telegram/accounts.py); empty: the keys above are the one account.
+    accounts: list[TelegramAccountConfig] = []
+    channels_per_account: int = Field(500, ge=1, le=1000)  # Telegram's limit is about 500 channels an account
 
     @field_validator("gapfill_interval", mode="before")
     @classmethod

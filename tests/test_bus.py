@@ -230,3 +230,21 @@ def test_status_and_metrics_show_stream_lag_pending_and_collectors(tmp_path: Pat
     res = CliRunner().invoke(app, ["status", "--config", str(cfg_path), "--json"])
     report = json.loads(res.output)
     assert report["messages"] == 30 and report["bus"]["consumers"]["gone"]["pending"] == 10
+
+
+def test_collector_example_config_and_bad_bus_keys(tmp_path: Path, monkeypatch) -> None:
+    from monitor.config import ConfigError
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("TG_API_ID", "12345")
+    monkeypatch.setenv("TG_API_HASH", "abc")
+    monkeypatch.setenv("REDIS_PASSWORD", "s3cret")
+    cfg = load_config(root / "config" / "collector.example.yaml")
+    assert cfg.bus.name == "collector-a" and cfg.bus.password.get_secret_value() == "s3cret"
+    assert cfg.bus.spool.max_bytes == 1_000_000_000
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bus:\n  url: http://example.org\n  spool: {max_bytes: lots}\n  strem: x\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    text = str(err.value)
+    assert "bus.url" in text and "bus.spool.max_bytes" in text and "unknown key 'bus.strem'" in text

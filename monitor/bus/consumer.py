@@ -33,7 +33,7 @@ READ_COUNT = 500
 BLOCK_MS = 1000
 ACK_WAIT = 0.01
 INFO_EVERY = 5.0
-LAG_COUNT_CAP = 100_000  # Redis < 7 has no lag field: counted up to this
+LAG_COUNT_CAP = 1000  # Redis < 7 has no lag field: entries after the group's position counted up to this
 
 
 class BusSource(Source):
@@ -261,7 +261,13 @@ async def bus_snapshot(redis: Any, cfg: BusConfig) -> dict[str, Any]:
         if lag is None:  # Redis < 7: count the entries after the last delivered id (capped)
             last = g.get("last-delivered-id") or "0-0"
             last = last.decode() if isinstance(last, bytes) else last
-            lag = len(await redis.xrange(cfg.stream, min=f"({last}", max="+", count=LAG_COUNT_CAP))
+            newest = await redis.xrevrange(cfg.stream, count=1)
+            newest_id = newest[0][0].decode() if newest and isinstance(newest[0][0], bytes) else (newest[0][0] if newest else None)
+            if newest_id is None or newest_id == last:
+                lag = 0
+            else:
+                lag = len(await redis.xrange(cfg.stream, min=f"({last}", max="+", count=LAG_COUNT_CAP))
+            info["lag_capped"] = lag >= LAG_COUNT_CAP
         info["lag"] = int(lag)
         try:
             for c in await redis.xinfo_consumers(cfg.stream, cfg.group):

@@ -47,9 +47,9 @@ def build_sources(cfg: Config) -> dict[str, Source]:
 
         sources["files"] = FilesSource(list(cfg.sources.files))
     if cfg.sources.telegram is not None:
-        from ..sources.telegram import build_source as build_telegram
+        from ..sources.telegram.accounts import build_sources as build_telegram
 
-        sources["telegram"] = build_telegram(cfg.sources.telegram)
+        sources.update(build_telegram(cfg.sources.telegram))  # one source per account
     if cfg.sources.x is not None:
         from ..sources.x import build_source as build_x
 

