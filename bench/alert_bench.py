@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 
 from aiohttp import web  # noqa: E402
 
-from monitor.alerts import install_policy  # noqa: E402
 from monitor.alerts.destinations import build_destinations  # noqa: E402
 from monitor.alerts.outbox import DeliveryWorker  # noqa: E402
 from monitor.archive import Archive  # noqa: E402
@@ -130,7 +129,6 @@ async def run(args: argparse.Namespace) -> int:
     server = LoopbackSlack().start()
     tmp = tempfile.TemporaryDirectory(prefix="alert-bench-")
     archive = Archive.open(Path(tmp.name) / "bench.db")
-    install_policy(archive)
     cfg = Config.model_validate(
         {"alerts": {"destinations": {"slack": {"type": "slack", "webhook_url": f"http://127.0.0.1:{server.port}/services/T/B/x"}}}}
     )

@@ -87,8 +87,10 @@ def import_cmd(
 
         matcher = matcher_for_cli(rules or cfg.rules, cfg, required=rules is not None)
     archive = Archive.open(db_path(db, cfg))
+    from .alerts.policy import OutboxPolicy
     from .incidents import configure as configure_incidents
 
+    archive.policy = OutboxPolicy.from_config(cfg)  # the daemon's outbox rows, `--alert` or not
     configure_incidents(archive, cfg)
     reports = []
     failed = False

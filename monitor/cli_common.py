@@ -34,10 +34,6 @@ LogLevelOpt = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARN
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
-
-
 MAX_ERROR_CHARS = 400
 
 

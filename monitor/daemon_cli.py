@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from datetime import datetime, timezone
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from .alerts.queue import status_counts
+from .timefmt import age, ago, approx_duration
 from .cli_common import (
     ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, err_console, fail, print_json_lines, setup,
 )
@@ -107,40 +108,6 @@ def pending_note(path: str) -> str | None:
             + ". 'run --once' sends only what is due now; the daemon ('claimwatch run') or a later 'run --once' sends the rest when due.")
 
 
-def _age(iso_ts: str | None) -> str:
-    if not iso_ts:
-        return "-"
-    try:
-        ts = datetime.fromisoformat(iso_ts.replace("Z", "+00:00"))
-    except ValueError:
-        return "-"
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
-    return _fmt_seconds((datetime.now(timezone.utc) - ts).total_seconds())
-
-
-def _fmt_seconds(secs: float) -> str:
-    """A duration for people: 45s, 12m, 5h, 3d 4h, 2y 15d (negative: 'in the future')."""
-    if secs < 0:
-        return "in the future"
-    if secs < 120:
-        return f"{secs:.0f}s"
-    if secs < 7200:
-        return f"{secs / 60:.0f}m"
-    if secs < 48 * 3600:
-        return f"{secs / 3600:.0f}h"
-    days = int(secs // 86400)
-    if days < 365:
-        hours = int(secs % 86400 // 3600)
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    return f"{days // 365}y {days % 365}d"
-
-
-def _ago(iso_ts: str | None) -> str:
-    age = _age(iso_ts)
-    return age if age == "-" else f"{age} ago"
-
-
 def daemon_running(path: str) -> bool:
     """Is a daemon holding this archive's lock (``<db>.lock``) right now?"""
     import fcntl
@@ -160,11 +127,11 @@ def daemon_running(path: str) -> bool:
 
 def _daemon_line(d: dict[str, Any], running: bool) -> str:
     if running:
-        return f"daemon: running, pid {d.get('pid', '?')}, heartbeat {_age(d.get('heartbeat_at'))} ago"
+        return f"daemon: running, pid {d.get('pid', '?')}, heartbeat {age(d.get('heartbeat_at'))} ago"
     if not d:
         return "daemon: not running (never started on this archive)"
     ended = d.get("stopped_at") or d.get("heartbeat_at")
-    return f"daemon: not running (last run ended {_age(ended)} ago)"
+    return f"daemon: not running (last run ended {age(ended)} ago)"
 
 
 def status_report(path: str) -> dict[str, Any]:
@@ -194,7 +161,7 @@ def status_report(path: str) -> dict[str, Any]:
                     "info": parsed,
                 }
             )
-        outbox = {s: n for s, n in conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")}
+        outbox = status_counts(conn)
         checkpoints = [
             {"source": s, "channel": c, "value": v, "updated_at": u}
             for s, c, v, u in conn.execute("SELECT source, channel, value, updated_at FROM checkpoints ORDER BY source, channel")
@@ -243,7 +210,7 @@ def status_cmd(
         print_json_lines([{**(report or {}), **({"bus": bus} if bus is not None else {})}])
         return
     if bus is not None:
-        print_bus(console, bus, _age)
+        print_bus(console, bus, age)
     if report is None:
         return
     d = report["daemon"]
@@ -257,7 +224,7 @@ def status_cmd(
     )
     if running and d.get("write_error"):
         console.print(
-            f"[bold red]archive writes failing[/] since {_age(d.get('write_failing_since'))} ago "
+            f"[bold red]archive writes failing[/] since {age(d.get('write_failing_since'))} ago "
             f"(retrying; nothing is dropped): {escape(str(d['write_error'])[:200])}"
         )
     unstored = (d.get("stats") or {}).get("unstored")
@@ -269,9 +236,9 @@ def status_cmd(
     for s in report["sources"]:
         lag = "-"
         if s["last_message_date"]:
-            lag = _age(s["last_message_date"])
+            lag = age(s["last_message_date"])
         table.add_row(
-            s["source"], _ago(s["last_message_at"]), lag, _ago(s["last_poll_at"]),
+            s["source"], ago(s["last_message_at"]), lag, ago(s["last_poll_at"]),
             str(s["errors"]), (s["last_error"] or "")[:80],
         )
     console.print(table)
@@ -283,7 +250,7 @@ def status_cmd(
             console.print(
                 f"{s['source']}: {info['reads_used']} posts read this month"
                 + (f" of {cap}, {info.get('reads_remaining')} left" if cap else "")
-                + (f"; polling every {_fmt_seconds(every)}" if isinstance(every, (int, float)) else "")
+                + (f"; polling every {approx_duration(every)}" if isinstance(every, (int, float)) else "")
                 + (f"; stopped: {', '.join(info['stopped'])}" if info.get("stopped") else "")
             )
     ob = report["outbox"]

@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 PLATFORMS = ("telegram", "x")
 CANONICAL_SCHEMA = "claimwatch.message/1"
@@ -299,3 +299,32 @@ def make_url(platform: str, channel: str | None, channel_id: str, message_id: st
 def _is_username(s: str) -> bool:
     s = s.lstrip("@")
     return 4 <= len(s) <= 64 and all(c.isascii() and (c.isalnum() or c == "_") for c in s)
+
+
+def channel_label(platform: str | None, channel: str | None, title: str | None, channel_id: str | None) -> str:
+    """``Title (@handle)``, ``@handle``, the title, or the id."""
+    handle = None
+    if channel and _is_username(channel):
+        handle = "@" + channel.lstrip("@")
+    name = title if title and title != channel else None
+    if handle and name:
+        return f"{name} ({handle})"
+    return handle or name or channel or str(channel_id or "?")
+
+
+def channel_url(platform: str | None, channel: str | None) -> str | None:
+    """Public link to a channel/account, when it has a username."""
+    if not channel or not _is_username(channel):
+        return None
+    handle = channel.lstrip("@")
+    if platform == "telegram":
+        return f"https://t.me/{handle}"
+    if platform == "x":
+        return f"https://x.com/{handle}"
+    return None
+
+
+class MatcherLike(Protocol):
+    """What the importer and the pipeline need of a matcher (:class:`monitor.rules.Matcher`)."""
+
+    def match(self, msg: Message) -> list[Hit]: ...

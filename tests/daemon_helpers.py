@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from monitor.model import Message
-from test_alerts_support import FakeSlack, SmtpSink
+from alerts_support import FakeSlack, SmtpSink
 
 T0 = datetime(2024, 1, 4, 15, 0, tzinfo=timezone.utc)
 

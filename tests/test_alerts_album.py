@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from test_alerts_support import hit_for, message
+from alerts_support import hit_for, message
 
 from monitor.alerts.destinations import build_destinations
 from monitor.alerts.outbox import DeliveryWorker

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_alerts_support import hit_for, message, outbox_rows, slack, slack_text, smtp  # noqa: F401
+from alerts_support import hit_for, message, outbox_rows, slack, slack_text, smtp  # noqa: F401
 from typer.testing import CliRunner
 
 from monitor.archive import Archive

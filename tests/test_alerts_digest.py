@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from test_alerts_support import hit_for, message, outbox_rows, slack, slack_text, smtp  # noqa: F401
+from alerts_support import hit_for, message, outbox_rows, slack, slack_text, smtp  # noqa: F401
 
 from monitor.alerts.destinations import build_destinations
 from monitor.alerts.digest import build_digest, enqueue_digest
 from monitor.alerts.outbox import DeliveryWorker
-from monitor.alerts.timefmt import ts
+from monitor.timefmt import ts
 from monitor.config import Config
 
 NOW = datetime(2024, 5, 2, 7, 0, tzinfo=timezone.utc)

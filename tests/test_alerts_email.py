@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_alerts_support import HOSTILE, SmtpSink, free_port, hit_for, message, outbox_rows, smtp  # noqa: F401
+from alerts_support import HOSTILE, SmtpSink, free_port, hit_for, message, outbox_rows, smtp  # noqa: F401
 
 from monitor.alerts.destinations import build_destinations
 from monitor.alerts.outbox import DeliveryWorker

@@ -13,7 +13,7 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from test_alerts_support import hit_for, message, outbox_rows, start_smtp
+from alerts_support import hit_for, message, outbox_rows, start_smtp
 
 from monitor.alerts.destinations import build_destinations
 from monitor.alerts.outbox import DeliveryWorker

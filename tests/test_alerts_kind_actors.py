@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 
-from test_alerts_support import message, slack, slack_text, smtp  # noqa: F401
+from alerts_support import message, slack, slack_text, smtp  # noqa: F401
 
 from monitor.alerts.destinations import ConsoleDestination, build_destinations
 from monitor.alerts.outbox import DeliveryWorker
@@ -116,7 +116,7 @@ async def test_without_actor_titles_the_ids_are_shown_and_watch_has_no_badge(arc
     assert await worker.deliver_due() == 1
     assert "Kind:     watch" in out.getvalue() and "Actors:   unknown-actor" in out.getvalue()
     from monitor.alerts.render import Renderer, render_row
-    from test_alerts_support import outbox_rows
+    from alerts_support import outbox_rows
 
     alert = render_row(archive.conn, outbox_rows(archive)[0], Renderer())
     assert alert.subject == "[claimwatch][LOW] Port watch · unknown-actor · Amaq Example (@amaq_example)"

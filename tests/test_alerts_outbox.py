@@ -12,11 +12,11 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from test_alerts_support import hit_for, message, outbox_rows, slack  # noqa: F401
+from alerts_support import hit_for, message, outbox_rows, slack  # noqa: F401
 
 from monitor.alerts.destinations import ConsoleDestination, build_destinations
 from monitor.alerts.outbox import DeliveryWorker, list_deliveries, retry_failed, status_counts
-from monitor.alerts.timefmt import ts
+from monitor.timefmt import ts
 from monitor.archive import Archive, utcnow
 from monitor.config import Config
 
@@ -368,9 +368,19 @@ async def test_drain_deadline_during_a_claim_hands_the_rows_back(archive, slack)
     import time as _time
 
     class SlowClaim(DeliveryWorker):
+        awaiting: asyncio.Task | None = None  # the task whose claim runs in the thread
+
+        async def _dispatch_due(self, *args, **kwargs):
+            self.awaiting = asyncio.current_task()
+            return await super()._dispatch_due(*args, **kwargs)
+
         def _prepare(self, *args, **kwargs):
             result = super()._prepare(*args, **kwargs)
-            _time.sleep(0.3)  # the claim is committed; the coroutine awaiting it is cancelled meanwhile
+            # The claim is committed; hold it until drain's deadline has cancelled the task
+            # awaiting it (a condition, not a fixed time).
+            end = _time.monotonic() + 10
+            while not (self.awaiting is not None and self.awaiting.cancelling()) and _time.monotonic() < end:
+                _time.sleep(0.005)
             return result
 
     _store_many(archive, 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_alerts_support import HOSTILE, hit_for, message
+from alerts_support import HOSTILE, hit_for, message
 
 from monitor.alerts import slack_format as sf
 from monitor.alerts.render import Renderer, RenderError, hit_context, one_line, render_row

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from test_alerts_support import HOSTILE, free_port, hit_for, message, outbox_rows, slack, slack_text  # noqa: F401
+from alerts_support import HOSTILE, free_port, hit_for, message, outbox_rows, slack, slack_text  # noqa: F401
 
 from monitor.alerts.destinations import build_destinations
 from monitor.alerts.outbox import DeliveryWorker

@@ -6,12 +6,12 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from test_alerts_support import hit_for, message, outbox_rows, slack, slack_text  # noqa: F401
+from alerts_support import hit_for, message, outbox_rows, slack, slack_text  # noqa: F401
 
 from monitor.alerts.destinations import build_destinations
 from monitor.alerts.outbox import DeliveryWorker
-from monitor.alerts.throttle import ThrottlePolicy, install, text_fingerprint
-from monitor.alerts.timefmt import ts
+from monitor.alerts.policy import OutboxPolicy, text_fingerprint
+from monitor.timefmt import ts
 from monitor.config import Config
 
 TEXT = "The group claimed responsibility for the attack"
@@ -38,7 +38,7 @@ def clock(monkeypatch) -> Clock:
 
 @pytest.fixture
 def throttled(archive):
-    install(archive)
+    archive.policy = OutboxPolicy()  # every archive has it; explicit here
     return archive
 
 
@@ -179,7 +179,7 @@ def test_text_fingerprint_uses_the_rules_normalisation():
 
 
 def test_policy_uses_default_destinations_when_the_hit_has_none(archive):
-    archive.outbox_policy = ThrottlePolicy(default_destinations=("console",))
+    archive.policy = OutboxPolicy(default_destinations=("console",))
     msg = message()
     archive.store([(msg, [hit_for(msg, destinations=())])])
     assert [r["destination"] for r in outbox_rows(archive)] == ["console"]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from monitor.archive import Archive
 from monitor.archive.schema import MIGRATIONS, SCHEMA_VERSION
-from monitor.archive.store import GENESIS, chain_link, record_hash
+from monitor.archive.chain import GENESIS, chain_link
+from monitor.archive.rows import record_hash
 from monitor.model import Message, canonical_json
 from monitor.query.verify import verify
 from monitor.sources.files import canonical_line, parse_jsonl_record

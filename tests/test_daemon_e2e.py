@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon_helpers import canonical_line, db_rows, slack_count, smtp_count, wait_for, write_config
-from test_alerts_support import FakeSlack, SmtpSink
+from alerts_support import FakeSlack, SmtpSink
 
 
 

@@ -167,12 +167,18 @@ async def test_rules_folder_change_reloads_without_signal(tmp_path: Path) -> Non
     feed = tmp_path / "in" / "feed.jsonl"
     try:
         await wait_for(lambda: daemon.pipeline is not None, 10, "daemon started")
-        await asyncio.sleep(0.5)  # let the folder watch start
-        # A new rule file appears in the watched folder: it is loaded and matches.
-        (tmp_path / "rules" / "kerman.yaml").write_text(
-            "id: kerman-watch\ntitle: Kerman watch\nlevel: low\nmatch:\n  place: {any: [kerman]}\n", encoding="utf-8"
-        )
-        await wait_for(lambda: daemon.rules.rule_count == 2, 15, "reload after file change")
+        # A new rule file appears in the watched folder: it is loaded and matches. The folder
+        # watch may not be running yet when the file is first written: the file is written
+        # again until a reload is seen (waiting on the reload, not for a fixed time).
+        rule = "id: kerman-watch\ntitle: Kerman watch\nlevel: low\nmatch:\n  place: {any: [kerman]}\n"
+        for attempt in range(15):
+            (tmp_path / "rules" / "kerman.yaml").write_text(rule + f"# write {attempt}\n", encoding="utf-8")
+            try:
+                await wait_for(lambda: daemon.rules.rule_count == 2, 1.0, "reload after file change")
+                break
+            except AssertionError:
+                continue
+        assert daemon.rules.rule_count == 2
         feed.write_text(canonical_line(1, "Explosions reported in Kerman today"), encoding="utf-8")
         await wait_for(lambda: db_rows(db, "select rule_id from hits") == [("kerman-watch",)], 20, "new rule hit")
     finally:
@@ -203,3 +209,55 @@ async def test_digest_is_scheduled_from_cron_and_delivered(tmp_path: Path) -> No
         await asyncio.wait_for(task, 15)
     digest = [a for a in alerts_file(tmp_path) if a.get("kind") == "digest"][0]
     assert "test-claim" in json.dumps(digest)
+
+
+class _Flaky:
+    """A source that fails its first ``failures`` runs, then runs once (or, with ``forever``,
+    fails every run)."""
+
+    name = "flaky"
+
+    def __init__(self, failures: int = 1, forever: bool = False) -> None:
+        self.failures = failures
+        self.forever = forever
+        self.runs = 0
+
+    async def run(self, ctx, *, once: bool = False) -> None:
+        self.runs += 1
+        if self.forever or self.runs <= self.failures:
+            raise OSError("feed unreachable")
+
+
+async def test_a_failing_source_is_restarted_after_a_backoff_and_its_error_kept(tmp_path: Path) -> None:
+    from monitor.sources.base import SourceContext
+
+    daemon = Daemon(load_config(write_config(tmp_path, None, None)))
+    source = _Flaky(failures=1)
+    await daemon._run_source("flaky", source, SourceContext(archive=None, emit=None), once=False)
+    assert source.runs == 2  # restarted once (after 1 s), then ran to its end
+    assert daemon.source_errors["flaky"] == "OSError: feed unreachable"
+
+
+async def test_a_failing_source_is_not_restarted_once_the_daemon_stops(tmp_path: Path) -> None:
+    from monitor.sources.base import SourceContext, SourceStopped
+
+    daemon = Daemon(load_config(write_config(tmp_path, None, None)))
+    ctx = SourceContext(archive=None, emit=None)
+    source = _Flaky(forever=True)
+    task = asyncio.create_task(daemon._run_source("flaky", source, ctx, once=False))
+    await wait_for(lambda: source.runs == 1, 5, "first run")
+    ctx.stop.set()
+    await asyncio.wait_for(task, 5)
+    assert source.runs == 1
+    once = _Flaky(forever=True)
+    await daemon._run_source("once", once, SourceContext(archive=None, emit=None), once=True)
+    assert once.runs == 1 and daemon.source_errors["once"] == "OSError: feed unreachable"
+
+    class Revoked(_Flaky):
+        async def run(self, ctx, *, once: bool = False) -> None:
+            self.runs += 1
+            raise SourceStopped("session revoked")
+
+    revoked = Revoked()
+    await daemon._run_source("revoked", revoked, SourceContext(archive=None, emit=None), once=False)
+    assert revoked.runs == 1 and daemon.source_errors["revoked"] == "session revoked"

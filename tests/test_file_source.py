@@ -13,7 +13,7 @@ from monitor.archive import Archive
 from monitor.config import FileSourceConfig
 from monitor.model import Message
 from monitor.sources.base import Envelope, SourceContext
-from monitor.sources.file_source import FilesSource
+from monitor.sources.files.source import FilesSource
 
 T0 = datetime(2024, 1, 4, 12, 0, tzinfo=timezone.utc)
 

@@ -18,7 +18,8 @@ import tweepy
 from monitor.archive import Archive
 from monitor.ingest import import_file
 from monitor.model import Forward, Media, Message, MessageError, canonical_json
-from monitor.sources import telegram_export, x_convert
+from monitor.sources.telegram import export as telegram_export
+from monitor.sources.x import convert as x_convert
 from monitor.sources.files import (
     ImportStats,
     InputError,

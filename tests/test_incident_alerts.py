@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from test_alerts_support import message, slack, slack_text, smtp  # noqa: F401
+from alerts_support import message, slack, slack_text, smtp  # noqa: F401
 
 from monitor.alerts.destinations import build_destinations
 from monitor.alerts.digest import build_digest

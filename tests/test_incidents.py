@@ -14,7 +14,8 @@ from monitor.archive import Archive
 from monitor.cli import app
 from monitor.incidents import configure
 from monitor.incidents.corrections import rebuild
-from monitor.incidents.query import incident_detail, list_incidents, offset, public, timeline
+from monitor.incidents.query import incident_detail, list_incidents, public, timeline
+from monitor.timefmt import offset
 from monitor.ingest import import_file
 from monitor.rules import Matcher, load_rules
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from monitor.rules.morphology import merged_pairs, word_forms
-from monitor.rules.normalize import (
+from monitor.text import (
     PROCLITICS,
     WORD_RE,
     normalize,

@@ -32,13 +32,13 @@ def arch(db_path):
     a.store([(Message("telegram", "-1001", "1", T1, "أعلنت الدَّوْلَةُ الإسلامية", channel="amaq",
                       url="https://t.me/amaq/1", raw={"id": 1, "text": "v1"}), [HIGH])])
     a.store([(Message("telegram", "-1001", "1", T1, "أعلنت الدولة الإسلامية مسؤوليتها", channel="amaq",
-                      edit_date=T2, raw={"id": 1, "text": "v2"}), [])])
+                      edit_date=T2, raw={"id": 1, "text": "v2"}), [])], alerts=False)  # no follow-ups here
     a.store([(Message("x", "42", "7", T2, "killed in the attack", channel="newsdesk", raw={"id": 7}), [CRIT]),
              (Message("telegram", "-1003", "3", T2, "سپاه بیانیه", channel="sepah", raw={"id": 3}), [LOW])])
     a.conn.execute("UPDATE outbox SET status='sent', attempts=1, sent_at='2024-01-04T15:00:05Z' WHERE destination='slack'"
                    " AND hit_id=1")
     a.conn.execute("UPDATE outbox SET status='failed', attempts=5, last_error='SMTP 550 <b>' WHERE destination='email'")
-    a.mark_deleted(Deletion("telegram", "-1001", ("1",), T2))
+    a.mark_deleted(Deletion("telegram", "-1001", ("1",), T2), alerts=False)
     yield a
     a.close()
 

@@ -24,9 +24,7 @@ HIT_A = Hit("isis-claims", "h1", "high", "ISIS claims", (Match("kw", "الدول
 HIT_B = Hit("irgc-statements", "h2", "medium", "IRGC statements", (Match("kw", "سپاه", 0, 4),), ())
 
 
-@pytest.fixture
-def archive_file(tmp_path: Path) -> Path:
-    path = tmp_path / "claims.db"
+def make_archive(path: Path) -> Path:
     with Archive.open(path) as a:
         a.store([
             (Message("telegram", "-1001", "1", T1, "أعلنت الدَّوْلَةُ الإسلامية <script>alert(1)</script> مسؤوليتها",
@@ -41,8 +39,15 @@ def archive_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def archive_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One archive for the module's read-only tests (a test that writes makes its own)."""
+    return make_archive(tmp_path_factory.mktemp("serve") / "claims.db")
+
+
+@pytest.fixture(scope="module")
 def server(archive_file: Path):
+    """One Datasette for the module (started once: each start costs seconds)."""
     with Server(archive_file) as srv, httpx.Client(base_url=srv.base, timeout=10) as client:
         yield client
 
@@ -145,9 +150,15 @@ def test_bad_password_hash_is_a_usage_error(archive_file: Path) -> None:
     assert r.returncode == 2 and "CLAIMWATCH_WEB_PASSWORD_HASH" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_reads_while_the_daemon_writes(server: httpx.Client, archive_file: Path) -> None:
+def test_reads_while_the_daemon_writes(tmp_path: Path) -> None:
     """The server's mode=ro connections see what a writer commits to the WAL archive, while
     the writer keeps its connection open (no checkpoint in between)."""
+    archive_file = make_archive(tmp_path / "claims.db")  # its own: this test writes
+    with Server(archive_file) as srv, httpx.Client(base_url=srv.base, timeout=10) as server:
+        _read_while_writing(server, archive_file)
+
+
+def _read_while_writing(server: httpx.Client, archive_file: Path) -> None:
     assert "سپاه یک بیانیه" in server.get("/channel/telegram/-1003").text
     writer = Archive.open(archive_file)
     try:

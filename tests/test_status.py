@@ -11,7 +11,7 @@ from pathlib import Path
 
 from daemon_helpers import canonical_line, db_rows, wait_for, write_config
 
-from monitor.daemon_cli import _fmt_seconds
+from monitor.timefmt import approx_duration
 
 
 def cw(*args: str) -> subprocess.CompletedProcess:
@@ -55,11 +55,11 @@ async def test_status_while_the_daemon_runs(tmp_path: Path) -> None:
 
 
 def test_lag_formatting() -> None:
-    assert _fmt_seconds(45) == "45s"
-    assert _fmt_seconds(12 * 60) == "12m"
-    assert _fmt_seconds(5 * 3600) == "5h"
-    assert _fmt_seconds(3 * 86400 + 4 * 3600) == "3d 4h"
-    assert _fmt_seconds(25439.7 * 3600) == "2y 329d"  # was "25439.7h"
+    assert approx_duration(45) == "45s"
+    assert approx_duration(12 * 60) == "12m"
+    assert approx_duration(5 * 3600) == "5h"
+    assert approx_duration(3 * 86400 + 4 * 3600) == "3d 4h"
+    assert approx_duration(25439.7 * 3600) == "2y 329d"  # was "25439.7h"
 
 
 def test_run_once_explains_pending_throttled_followups(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from monitor.sources.telegram import cli as tg_cli
 from monitor.sources.telegram.errors import TelegramSetupError
 from monitor.sources.telegram.gateway import TelethonGateway
 from monitor.sources.telegram.session import check_session_file, open_private_session
-from test_telegram_fakes import AMAQ_HASH, AMAQ_ID, OTHER_HASH, OTHER_ID, FakeGateway, channel, post  # type: ignore[no-redef]
+from telegram_fakes import AMAQ_HASH, AMAQ_ID, OTHER_HASH, OTHER_ID, FakeGateway, channel, post  # type: ignore[no-redef]
 
 runner = CliRunner()
 API_HASH = "0123456789abcdef0123456789abcdef"

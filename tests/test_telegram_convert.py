@@ -11,7 +11,7 @@ from telethon.tl import types
 
 from monitor.model import Message
 from monitor.sources.telegram.convert import ChannelMeta, json_safe, message_to_message
-from test_telegram_fakes import AMAQ_ID, T0, channel, post  # type: ignore[no-redef]
+from telegram_fakes import AMAQ_ID, T0, channel, post  # type: ignore[no-redef]
 
 AMAQ = channel(AMAQ_ID, "Amaq Example", "amaq_example", access_hash=77)
 

@@ -14,7 +14,7 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.sources.telegram.session import open_private_session
 
-from test_telegram_fakes import AMAQ_HASH, AMAQ_ID, FakeGateway, channel, post  # type: ignore[no-redef]
+from telegram_fakes import AMAQ_HASH, AMAQ_ID, FakeGateway, channel, post  # type: ignore[no-redef]
 
 RULE = """\
 id: tg-claim

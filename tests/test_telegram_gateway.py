@@ -11,7 +11,7 @@ from telethon.tl import types
 from monitor.config import TelegramConfig
 from monitor.sources.telegram.gateway import TelethonGateway
 
-from test_telegram_fakes import AMAQ_ID, T0, post  # type: ignore[no-redef]
+from telegram_fakes import AMAQ_ID, T0, post  # type: ignore[no-redef]
 
 API_HASH = "0123456789abcdef0123456789abcdef"
 

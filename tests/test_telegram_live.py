@@ -16,7 +16,7 @@ from telethon.tl import types
 from monitor.config import MediaDownloadConfig
 from monitor.sources.telegram.media import MediaStore
 from monitor.sources.telegram.source import TelegramSource
-from test_telegram_fakes import (
+from telegram_fakes import (
     AMAQ_HASH,
     AMAQ_ID,
     T0,

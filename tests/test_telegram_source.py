@@ -21,7 +21,7 @@ from monitor.sources.base import SourceStopped
 from monitor.sources.telegram.errors import TelegramAuthError
 from monitor.sources.telegram.media import MediaStore
 from monitor.sources.telegram.source import TelegramSource
-from test_telegram_fakes import (
+from telegram_fakes import (
     AMAQ_HASH,
     AMAQ_ID,
     OTHER_HASH,
@@ -536,3 +536,19 @@ async def test_private_chats_and_basic_groups_are_not_watched(archive):
     assert [(m.channel_id, m.message_id) for m in col.messages()] == [(CID, "7")]
     assert "private chat or basic group: not watched" in source.health()["unavailable"]["@small_group"]
     await stop(ctx, task)
+
+
+async def test_reconnect_retries_network_errors_with_backoff_but_not_a_revoked_session(archive):
+    gw = make_gateway()
+    sleeps = Sleeps()
+    source = make_source(gw, sleeps)
+    gw.connect_errors = [ConnectionError("reset"), OSError("unreachable"), asyncio.TimeoutError()]
+    await source._connect(retry=True)
+    assert gw.connects == 4 and sleeps.calls == [1.0, 2.0, 4.0]
+    gw.connect_errors = [ConnectionError("reset")]
+    with pytest.raises(ConnectionError):
+        await source._connect(retry=False)  # the first connection of a run is not retried
+    gw.connect_errors = [errors.AuthKeyUnregisteredError(request=None)]
+    with pytest.raises(Exception, match="not authorised"):
+        await source._connect(retry=True)
+    assert gw.connects == 6 and sleeps.calls == [1.0, 2.0, 4.0]

@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.archive import Archive
-from monitor.archive.store import GENESIS, chain_link, record_hash
+from monitor.archive.chain import GENESIS, chain_link
+from monitor.archive.rows import record_hash
 from monitor.cli import app
 from monitor.model import Message
 from monitor.query.verify import ManifestError, load_manifest, verify

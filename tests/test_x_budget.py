@@ -114,5 +114,7 @@ def test_usage_json(value, expected) -> None:
 @pytest.mark.parametrize(
     ("seconds", "text"), [(0, "0s"), (90, "1m30s"), (1296, "21m36s"), (90061, "1d1h1m1s"), (math.inf, "never")]
 )
-def test_fmt_seconds(seconds: float, text: str) -> None:
-    assert budget.fmt_seconds(seconds) == text
+def test_exact_duration(seconds: float, text: str) -> None:
+    from monitor.timefmt import exact_duration
+
+    assert exact_duration(seconds) == text

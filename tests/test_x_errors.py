@@ -229,14 +229,18 @@ async def test_stop_cuts_a_rate_limit_wait_short(fake_x: FakeX, sink: Sink) -> N
     fake_x.add(TL, TOO_MANY, status=429, headers={"x-rate-limit-reset": str(int(time.time()) + 600)})
     src = build_source(XConfig(bearer_token=TOKEN, accounts=["@IRIMFA_SPOX"], base_url=fake_x.base_url))
     ctx = sink.ctx()
-    task = asyncio.create_task(src.run(ctx, once=True))
-    try:
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(src.run(ctx, once=True))
+
+        def waiting() -> bool:  # the source said it waits for the rate-limit reset
+            return any(e["event"] == "x: waiting" and e.get("reason") == "429 Too Many Requests" for e in logs)
+
         for _ in range(500):
-            if fake_x.seen(TL):
+            if waiting() or task.done():
                 break
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
-        assert not task.done()  # waiting for the reset, 10 minutes away
+    try:
+        assert waiting() and not task.done()  # waiting for the reset, 10 minutes away
         ctx.stop.set()
         await asyncio.wait_for(task, 5)  # returns at once, without an error
     finally:

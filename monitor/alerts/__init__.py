@@ -1,9 +1,9 @@
-"""Alerting: outbox policy (throttle), rendering, destinations, delivery worker, digest.
+"""Alerting: outbox policy (alerts, throttle, follow-ups), rendering, destinations, delivery worker, digest.
 
 Public API (imported lazily so ``claimwatch --help`` stays fast)::
 
     build_destinations(cfg) -> {name: Destination}      # monitor.alerts.destinations
-    install_policy(archive, cfg) -> ThrottlePolicy      # monitor.alerts.throttle
+    OutboxPolicy.from_config(cfg)                       # monitor.alerts.policy (archive.policy)
     DeliveryWorker(archive, destinations, ...)          # monitor.alerts.outbox
     list_deliveries / retry_failed                      # monitor.alerts.outbox
     build_digest / enqueue_digest                       # monitor.alerts.digest
@@ -25,8 +25,7 @@ _EXPORTS = {
     "list_deliveries": ".outbox",
     "retry_failed": ".outbox",
     "status_counts": ".outbox",
-    "ThrottlePolicy": ".throttle",
-    "install_policy": ".throttle",
+    "OutboxPolicy": ".policy",
     "build_digest": ".digest",
     "enqueue_digest": ".digest",
     "Renderer": ".render",
@@ -40,5 +39,4 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'monitor.alerts' has no attribute {name!r}")
-    attr = "install" if name == "install_policy" else name
-    return getattr(importlib.import_module(module, __name__), attr)
+    return getattr(importlib.import_module(module, __name__), name)

@@ -15,8 +15,9 @@ from ..archive import Archive, utcnow
 from ..config import Config
 from ..model import make_url
 from .records import row_dict
-from .render import channel_label, channel_url, one_line
-from .timefmt import ts
+from ..model import channel_label, channel_url
+from .render import one_line
+from ..timefmt import ts
 
 TOP_CHANNELS = 10
 LATEST_HITS = 20

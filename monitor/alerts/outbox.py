@@ -43,15 +43,17 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..archive import Archive, utcnow
 from ..config import Config
 from ..logs import get_logger, redact
+from . import queue
 from .alert import Alert
+from .kinds import DeliveryResult, OutboxStatus
 from .destinations.base import Destination, PermanentDeliveryError, TemporaryDeliveryError
 from .records import row_dict
 from .render import RenderError, Renderer, render_row
-from .timefmt import parse_ts, ts
+from ..timefmt import parse_ts, ts
 
 log = get_logger("claimwatch.alerts")
 
-STATUSES = ("pending", "sending", "sent", "failed", "skipped")
+STATUSES = tuple(OutboxStatus)
 _ROW_COLUMNS = (
     "id, hit_id, destination, kind, payload, status, attempts, next_attempt_at, last_error, created_at, sent_at, dedup_key"
 )
@@ -148,7 +150,7 @@ class DeliveryWorker:
             if not tasks and not handled:
                 return sent
             results = await asyncio.gather(*tasks)
-            sent += sum(1 for r in results if r == "sent")
+            sent += sum(1 for r in results if r == DeliveryResult.SENT)
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Deliver until ``stop`` is set: send due rows, then sleep until the next row is due,
@@ -261,7 +263,8 @@ class DeliveryWorker:
         self._tasks.discard(task)
         if self._kick is None:
             return
-        retry = not task.cancelled() and task.exception() is None and task.result() in ("retry", "deferred")
+        retry = (not task.cancelled() and task.exception() is None
+                 and task.result() in (DeliveryResult.RETRY, DeliveryResult.DEFERRED))
         queued = sum(1 for d in self._inflight.values() if d == destination)
         if retry or queued <= self.per_destination_cap // 2:
             self._kick.set()
@@ -283,7 +286,7 @@ class DeliveryWorker:
             sem = self._sems[destination] = asyncio.Semaphore(self.concurrency)
         return sem
 
-    async def _deliver(self, job: _Job) -> str:
+    async def _deliver(self, job: _Job) -> DeliveryResult:
         """Send one claimed row and record the outcome: sent | retry | failed | released."""
         rid = job.row["id"]
         sem = self._sem(job.row["destination"])
@@ -296,19 +299,19 @@ class DeliveryWorker:
             try:
                 if self._stopping:
                     await self._db(functools.partial(self._release, rid, undo_attempt=True))
-                    return "released"
+                    return DeliveryResult.RELEASED
                 hold = self._hold.get(job.row["destination"])
                 if hold is not None and hold > self._now():
                     # claimed before the destination said "slow down": wait with the others
                     await self._db(functools.partial(self._release, rid, undo_attempt=True, due=hold))
-                    return "deferred"
+                    return DeliveryResult.DEFERRED
                 return await self._send(job)
             finally:
                 sem.release()
         finally:
             self._inflight.pop(rid, None)
 
-    async def _send(self, job: _Job) -> str:
+    async def _send(self, job: _Job) -> DeliveryResult:
         row, alert = job.row, job.alert
         dest = self.destinations[row["destination"]]
         if alert.incident_id is not None:
@@ -452,9 +455,7 @@ class DeliveryWorker:
 
     def _recover(self) -> int:
         with self.archive.lock, self.archive.transaction():
-            return self.archive.conn.execute(
-                "UPDATE outbox SET status='pending', next_attempt_at=? WHERE status='sending'", (ts(self._now()),)
-            ).rowcount
+            return queue.requeue_sending(self.archive.conn, ts(self._now()))
 
     def _release(self, outbox_id: int, *, undo_attempt: bool, due: datetime | None = None) -> None:
         """Hand a claimed row back (pending, due now or at ``due``)."""
@@ -479,7 +480,7 @@ class DeliveryWorker:
             return thread_of(self.archive.conn, incident_id, destination)
 
     def _record_sent(self, row: Mapping[str, Any], attempts: int, seconds: float, incident_id: int | None = None,
-                     ref: str | None = None) -> str:
+                     ref: str | None = None) -> DeliveryResult:
         with self.archive.lock, self.archive.transaction():
             self.archive.conn.execute(
                 "UPDATE outbox SET status='sent', sent_at=?, last_error=NULL WHERE id=?", (ts(self._now()), row["id"])
@@ -493,9 +494,9 @@ class DeliveryWorker:
         self.stats.by_destination[row["destination"]] = self.stats.by_destination.get(row["destination"], 0) + 1
         log.info("alert_sent", outbox_id=row["id"], destination=row["destination"], kind=row["kind"],
                  attempts=attempts, ms=round(seconds * 1000, 1))
-        return "sent"
+        return DeliveryResult.SENT
 
-    def _record_failed(self, row: Mapping[str, Any], reason: str) -> str:
+    def _record_failed(self, row: Mapping[str, Any], reason: str) -> DeliveryResult:
         reason = redact(reason)
         with self.archive.lock, self.archive.transaction():
             self.archive.conn.execute(
@@ -503,9 +504,11 @@ class DeliveryWorker:
             )
         self.stats.failed += 1
         log.warning("alert_failed", outbox_id=row["id"], destination=row["destination"], kind=row["kind"], error=reason)
-        return "failed"
+        return DeliveryResult.FAILED
 
-    def _record_retry(self, row: Mapping[str, Any], attempts: int, reason: str, retry_after: float | None) -> str:
+    def _record_retry(
+        self, row: Mapping[str, Any], attempts: int, reason: str, retry_after: float | None
+    ) -> DeliveryResult:
         reason = redact(reason)
         if self.schedule_spent(attempts):
             return self._record_failed(row, f"gave up after {attempts} attempts: {reason}")
@@ -528,7 +531,7 @@ class DeliveryWorker:
         self.stats.retried += 1
         log.warning("alert_retry", outbox_id=row["id"], destination=row["destination"], attempts=attempts,
                     retry_in=round(delay, 3), error=reason)
-        return "retry"
+        return DeliveryResult.RETRY
 
     # -- backoff ------------------------------------------------------------------
     def nominal_delay(self, attempt: int) -> float:
@@ -585,7 +588,7 @@ def list_deliveries(archive: Archive, status: str | None = None, limit: int = 50
 
 def status_counts(archive: Archive) -> dict[str, int]:
     with archive.lock:
-        return {s: n for s, n in archive.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")}
+        return queue.status_counts(archive.conn)
 
 
 def retry_failed(archive: Archive, ids: Sequence[int] | None = None, *, now: datetime | None = None) -> int:

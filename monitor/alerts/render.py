@@ -17,17 +17,18 @@ import re
 import sqlite3
 import unicodedata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
 from ..bidi import neutralize_all
-from ..model import _is_username, make_url
+from ..model import channel_label, channel_url, make_url
 from . import records
 from . import slack_format as sf
 from .alert import Alert
-from .timefmt import human_utc
+from .kinds import AlertKind
+from ..timefmt import human_utc
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 SUBJECT_LIMIT = 200
@@ -58,29 +59,6 @@ def one_line(text: str, limit: int = SUBJECT_LIMIT) -> str:
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text
-
-
-def channel_label(platform: str | None, channel: str | None, title: str | None, channel_id: str | None) -> str:
-    """``Title (@handle)``, ``@handle``, the title, or the id."""
-    handle = None
-    if channel and _is_username(channel):
-        handle = "@" + channel.lstrip("@")
-    name = title if title and title != channel else None
-    if handle and name:
-        return f"{name} ({handle})"
-    return handle or name or channel or str(channel_id or "?")
-
-
-def channel_url(platform: str | None, channel: str | None) -> str | None:
-    """Public link to a channel/account, when it has a username."""
-    if not channel or not _is_username(channel):
-        return None
-    handle = channel.lstrip("@")
-    if platform == "telegram":
-        return f"https://t.me/{handle}"
-    if platform == "x":
-        return f"https://x.com/{handle}"
-    return None
 
 
 def _size(n: Any) -> str:
@@ -173,7 +151,7 @@ def hit_context(facts: Mapping[str, Any], *, kind: str = "alert", change: Mappin
     )
     ctx: dict[str, Any] = {
         "kind": kind,
-        "test": kind == "test",
+        "test": kind == AlertKind.TEST,
         "level": one_line(str(facts.get("level") or "info").upper(), 30),
         "title": one_line(str(facts.get("title") or facts.get("rule_id") or ""), 300),
         "rule_id": facts.get("rule_id") or "",
@@ -213,7 +191,7 @@ def hit_context(facts: Mapping[str, Any], *, kind: str = "alert", change: Mappin
         # by context_for_row from the incident tables
         "incident": None,
     }
-    if kind in ("edited", "deleted"):
+    if kind in (AlertKind.EDITED, AlertKind.DELETED):
         change = change or {}
         previous = change.get("previous_text")
         ctx["change"] = {
@@ -366,12 +344,12 @@ class Renderer:
         # Every output below (text, HTML, Subject, Slack, JSON) is built from this context.
         ctx = neutralize_all(dict(ctx))
         kind = ctx["kind"]
-        base = {"alert": "alert", "test": "alert", "edited": "change", "deleted": "change"}.get(kind, kind)
-        if base not in _SLACK:
+        spec = KINDS.get(kind)
+        if spec is None:
             raise RenderError(f"unknown alert kind {kind!r}")
-        text = self._template(f"{base}.txt.j2", ctx)
-        html = self._template(f"{base}.html.j2", ctx)
-        slack_text, blocks = _SLACK[base](ctx)
+        text = self._template(f"{spec.template}.txt.j2", ctx)
+        html = self._template(f"{spec.template}.html.j2", ctx)
+        slack_text, blocks = spec.slack(ctx)
         return Alert(
             kind=kind,
             level=ctx["level"],
@@ -387,25 +365,16 @@ class Renderer:
 
 
 def _headline(ctx: Mapping[str, Any]) -> str:
-    kind = ctx["kind"]
-    if kind == "followup":
-        return f"{ctx['count']} more {'hit' if ctx['count'] == 1 else 'hits'}: {ctx['title']}"
-    if kind == "edited":
-        return f"Edited: {ctx['title']}"
-    if kind == "deleted":
-        return f"Deleted: {ctx['title']}"
-    if kind == "digest":
-        return f"Digest: {ctx['total']} hits, {ctx['since']} to {ctx['until']}"
-    return str(ctx["title"])
+    spec = KINDS.get(ctx["kind"])
+    return spec.headline(ctx) if spec is not None else str(ctx["title"])
 
 
 def subject(ctx: Mapping[str, Any]) -> str:
     """``[claimwatch][LEVEL] rule title · channel`` on one line (hostile parts cleaned)."""
-    if ctx["kind"] == "digest":
-        return one_line(f"[claimwatch] {_headline(ctx)}")
-    if ctx["kind"] == "notice":
-        return one_line(f"[claimwatch][{ctx['level']}] {ctx['title']}")
-    level = "TEST" if ctx["kind"] == "test" else ctx["level"]
+    spec = KINDS.get(ctx["kind"])
+    if spec is not None and spec.subject is not None:
+        return one_line(spec.subject(ctx))
+    level = "TEST" if ctx["kind"] == AlertKind.TEST else ctx["level"]
     hit = ctx.get("hit") or {}
     kind = f"[{one_line(hit['kind'], 20)}]" if hit.get("kind") not in (None, "", "watch") else ""
     actors = actor_line(ctx)
@@ -595,45 +564,75 @@ def _slack_notice(ctx: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     return f"{sf.plain(ctx['title'], 300)}", blocks
 
 
-_SLACK = {
-    "alert": _slack_alert,
-    "change": _slack_change,
-    "followup": _slack_followup,
-    "digest": _slack_digest,
-    "notice": _slack_notice,
+# -- from outbox rows ---------------------------------------------------------------
+def _hit_row_context(conn: sqlite3.Connection, row: Mapping[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    kind = row["kind"]
+    if row.get("hit_id") is None:
+        raise RenderError(f"outbox row {row.get('id')}: kind {kind} without a hit")
+    facts = records.load_hit(conn, row["hit_id"])
+    if facts is None:
+        raise RenderError(f"outbox row {row.get('id')}: hit {row['hit_id']} not found")
+    ctx = hit_context(facts, kind=kind, change=payload)
+    if kind == AlertKind.ALERT:
+        from ..incidents.alerting import alert_incident
+
+        ctx["incident"] = alert_incident(conn, row["hit_id"])
+    return ctx
+
+
+def _followup_row_context(conn: sqlite3.Connection, row: Mapping[str, Any], payload: dict[str, Any]) -> dict[str, Any] | None:
+    if not payload.get("count"):
+        return None  # a window without further hits: nothing to say
+    return followup_context(payload, records.load_hits_brief(conn, list(payload.get("hit_ids") or [])))
+
+
+Context = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class KindSpec:
+    """How one kind of outbox row becomes an alert."""
+
+    template: str  # <template>.txt.j2 / .html.j2
+    slack: Callable[[Mapping[str, Any]], tuple[str, list[dict[str, Any]]]]
+    context: Callable[[sqlite3.Connection, Mapping[str, Any], dict[str, Any]], Context | None]
+    headline: Callable[[Mapping[str, Any]], str] = lambda ctx: str(ctx["title"])
+    subject: Callable[[Mapping[str, Any]], str] | None = None  # None: ``[claimwatch][LEVEL][kind] headline · …``
+
+
+# One entry per alert kind (monitor.alerts.kinds.AlertKind, plus "test" for `claimwatch alerts test`).
+KINDS: dict[str, KindSpec] = {
+    AlertKind.ALERT: KindSpec("alert", _slack_alert, _hit_row_context),
+    AlertKind.TEST: KindSpec(
+        "alert", _slack_alert, lambda _c, row, _p: sample_context(str(row.get("destination") or ""))
+    ),
+    AlertKind.EDITED: KindSpec("change", _slack_change, _hit_row_context,
+                               headline=lambda ctx: f"Edited: {ctx['title']}"),
+    AlertKind.DELETED: KindSpec("change", _slack_change, _hit_row_context,
+                                headline=lambda ctx: f"Deleted: {ctx['title']}"),
+    AlertKind.FOLLOWUP: KindSpec(
+        "followup", _slack_followup, _followup_row_context,
+        headline=lambda ctx: f"{ctx['count']} more {'hit' if ctx['count'] == 1 else 'hits'}: {ctx['title']}",
+    ),
+    AlertKind.DIGEST: KindSpec(
+        "digest", _slack_digest, lambda _c, _row, payload: digest_context(payload),
+        headline=lambda ctx: f"Digest: {ctx['total']} hits, {ctx['since']} to {ctx['until']}",
+        subject=lambda ctx: f"[claimwatch] {_headline(ctx)}",
+    ),
+    AlertKind.NOTICE: KindSpec(
+        "notice", _slack_notice, lambda _c, _row, payload: notice_context(payload),
+        subject=lambda ctx: f"[claimwatch][{ctx['level']}] {ctx['title']}",
+    ),
 }
 
 
-# -- from outbox rows ---------------------------------------------------------------
 def context_for_row(conn: sqlite3.Connection, row: Mapping[str, Any]) -> dict[str, Any] | None:
     """The template context of an outbox row; None when there is nothing to send (an empty
     follow-up window). Raises :class:`RenderError` when the row cannot be rendered."""
-    kind = row["kind"]
-    payload = records.payload_of(row)
-    if kind in ("alert", "edited", "deleted"):
-        if row.get("hit_id") is None:
-            raise RenderError(f"outbox row {row.get('id')}: kind {kind} without a hit")
-        facts = records.load_hit(conn, row["hit_id"])
-        if facts is None:
-            raise RenderError(f"outbox row {row.get('id')}: hit {row['hit_id']} not found")
-        ctx = hit_context(facts, kind=kind, change=payload)
-        if kind == "alert":
-            from ..incidents.alerting import alert_incident
-
-            ctx["incident"] = alert_incident(conn, row["hit_id"])
-        return ctx
-    if kind == "followup":
-        if not payload.get("count"):
-            return None
-        hits = records.load_hits_brief(conn, list(payload.get("hit_ids") or []))
-        return followup_context(payload, hits)
-    if kind == "digest":
-        return digest_context(payload)
-    if kind == "test":
-        return sample_context(str(row.get("destination") or ""))
-    if kind == "notice":
-        return notice_context(payload)
-    raise RenderError(f"outbox row {row.get('id')}: unknown kind {kind!r}")
+    spec = KINDS.get(row["kind"])
+    if spec is None:
+        raise RenderError(f"outbox row {row.get('id')}: unknown kind {row['kind']!r}")
+    return spec.context(conn, row, records.payload_of(row))
 
 
 def render_row(conn: sqlite3.Connection, row: Mapping[str, Any], renderer: Renderer) -> Alert | None:

@@ -1,5 +1,6 @@
 """SQLite archive (see :mod:`monitor.archive.store`)."""
 
-from .store import Archive, ArchiveOpenError, StoreOutcome, StoreResult, now_iso, utcnow
+from ..timefmt import now_iso, utcnow
+from .store import Archive, ArchiveOpenError, StoreOutcome, StoreResult
 
-__all__ = ["Archive", "StoreOutcome", "StoreResult", "now_iso", "utcnow"]
+__all__ = ["Archive", "ArchiveOpenError", "StoreOutcome", "StoreResult", "now_iso", "utcnow"]

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from hashlib import sha256 as _sha256
 
 from ..model import Message, canonical_json, iso
-from ..rules.normalize import search_text
+from ..text import search_text
 
 Row = tuple  # see the module docstring
 
@@ -80,3 +80,19 @@ def complete_row(row: Row) -> Row:
     if row[SEARCH] is not None and row[RECORD_SHA] is not None:
         return row
     return (*row[:SEARCH], search_text(row[TEXT]), row[TEXT_SHA], record_hash(row_key(row), row[TEXT], row[RAW_SHA]))
+
+
+INSERT_MESSAGE = (
+    "INSERT INTO messages(platform, channel_id, message_id, channel, channel_title, date, edit_date,"
+    " author, text, lang, url, reply_to, forwarded_from, media, grouped_id, extra, raw, raw_sha256,"
+    " search_text, first_seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+INSERT_NEW_MESSAGE = INSERT_MESSAGE + " ON CONFLICT(platform, channel_id, message_id) DO NOTHING"
+INSERT_FTS = "INSERT INTO messages_fts(rowid, search_text) VALUES (?, ?)"
+
+
+def insert_params(row: Row, now: str) -> tuple:
+    """The INSERT_MESSAGE parameters of a row (search text computed if the row has none)."""
+    if row[SEARCH] is None:
+        return (*row[:SEARCH], search_text(row[TEXT]), now, now)
+    return (*row[:TEXT_SHA], now, now)

@@ -1,9 +1,22 @@
-"""The SQLite archive: messages, versions, hits, outbox, checkpoints, channels, FTS, hash chain.
+"""The SQLite archive: :class:`Archive` and its write path (messages, versions, hits and the
+outbox rows the policy decides, in one transaction).
 
 Python API first (the CLI and the daemon only call this). Writes are batched: one
 :meth:`Archive.store` call is one transaction holding messages, their versions, hits,
 the outbox rows for those hits and the sources' checkpoints, so a crash at any moment
 leaves either all of it or none of it.
+
+The class is assembled from one module per concern:
+
+    store.py        opening, transactions, the write path (store, store_rows, mark_deleted), reads
+    bulk.py         chunks of new rows in one executemany, the FTS big-batch mode
+    chain.py        versions and the hash chain
+    checkpoints.py  sources' checkpoints;  channels.py  the channel cache
+    status.py       source status rows and the archive's counts
+    outcomes.py     StoreOutcome / StoreResult;  rows.py  Message -> row values;  schema.py  migrations
+
+Storage imports no rules: text normalisation is :mod:`monitor.text`. Which outbox rows a
+stored event creates is :mod:`monitor.alerts.policy` (``archive.policy``).
 """
 
 from __future__ import annotations
@@ -12,125 +25,37 @@ import json
 import os
 import sqlite3
 import threading
-from itertools import islice
-import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-import sqlite_utils
-
-from ..model import Deletion, Hit, Message, canonical_json, iso, sha256_hex
-from ..rules.normalize import search_text
+from ..alerts import queue
+from ..alerts.kinds import AlertKind
+from ..alerts.policy import OutboxPolicy
+from ..model import Deletion, Hit, Message, canonical_json, iso
+from ..text import search_text
+from ..timefmt import now_iso
+from .bulk import BIG_BATCH_AFTER, BULK_MIN_ROWS, BULK_ROWS, BulkWriter, _BigBatch, _chunks, _MillisecondClock
+from .chain import ChainWriter
+from .channels import Channels
+from .checkpoints import Checkpoints
+from .outcomes import StoreOutcome, StoreResult, StoreStatus
 from .rows import (
-    CHANNEL, CHANNEL_ID, CHANNEL_TITLE, EDIT_DATE, EXTRA, MEDIA, MESSAGE_ID, PLATFORM, RAW, RAW_SHA, SEARCH,
-    RECORD_SHA, TEXT, TEXT_SHA, Row, prepare_row, record_hash, row_key,
+    CHANNEL, CHANNEL_ID, CHANNEL_TITLE, EDIT_DATE, EXTRA, INSERT_FTS, INSERT_MESSAGE, INSERT_NEW_MESSAGE, MEDIA,
+    MESSAGE_ID, PLATFORM, RAW, RAW_SHA, SEARCH, TEXT, TEXT_SHA, Row, insert_params, prepare_row, row_key,
 )
 from .schema import migrate
+from .status import SourceStatus
 
-GENESIS = "0" * 64
+_NEW, _EDITED, _UPDATED, _UNCHANGED = StoreStatus  # locals of the hot path
+
 MAX_PAGES_ENV = "CLAIMWATCH_MAX_PAGE_COUNT"  # optional cap on the archive size, in pages
 
-# A store() call switches to "big batch" mode once it has inserted BIG_BATCH_AFTER new
-# messages one by one (if it owns its transaction), or when it inserts a chunk of at least
-# BULK_MIN_ROWS new messages at once (also inside the daemon writer's transaction):
-# * new rows go into the full-text index by a plain INSERT next to the message INSERT instead
-#   of the insert trigger: FTS5 flushes its pending terms at every statement that writes it
-#   through a trigger (a statement journal), which cost ~35 us per row; the trigger is
-#   dropped and recreated inside the transaction, so a rollback restores it;
-# * FTS5 may keep up to BIG_BATCH_FTS_HASH bytes of pending terms before writing a segment
-#   (default 1 MB; fewer, larger segments and merges: ~1/3 less indexing time);
-# * messages of channels that had no rows before the batch are inserted without a lookup.
-BIG_BATCH_AFTER = 256
-BIG_BATCH_FTS_HASH = 32 * 1024 * 1024
-FTS_DEFAULT_HASH = 1024 * 1024
-_FTS_INSERT_TRIGGER = "messages_ai"
-_INSERT_MESSAGE = (
-    "INSERT INTO messages(platform, channel_id, message_id, channel, channel_title, date, edit_date,"
-    " author, text, lang, url, reply_to, forwarded_from, media, grouped_id, extra, raw, raw_sha256,"
-    " search_text, first_seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-_INSERT_NEW_MESSAGE = _INSERT_MESSAGE + " ON CONFLICT(platform, channel_id, message_id) DO NOTHING"
-_INSERT_FTS = "INSERT INTO messages_fts(rowid, search_text) VALUES (?, ?)"
-_INSERT_VERSION = (
-    "INSERT INTO versions(message_rowid, text, text_sha256, edit_date, raw, raw_sha256, record_sha256, seen_at)"
-    " VALUES (?,?,?,?,?,?,?,?)"
-)
-_INSERT_CHAIN = "INSERT INTO chain(version_id, msg_key, record_sha256, link_sha256) VALUES (?,?,?,?)"
 NEW_ARCHIVE_PAGE_SIZE = 8192
-BULK_ROWS = 500  # rows per executemany (chunks of new messages)
-BULK_MIN_ROWS = 64  # smaller chunks are stored one by one
 # versions.raw NULL means "the record messages.raw holds" (schema migration 2): before the
 # message row's raw is replaced, such versions get their own copy.
 _KEEP_SHARED_RAW = (
     "UPDATE versions SET raw=(SELECT raw FROM messages WHERE id=?) WHERE message_rowid=? AND raw IS NULL"
 )
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def now_iso() -> str:
-    """UTC now as ``%Y-%m-%dT%H:%M:%S.%fZ`` (isoformat: several times faster than strftime)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def chain_link(previous: str, record_sha256: str) -> str:
-    return sha256_hex(previous + record_sha256)
-
-
-@dataclass
-class StoreOutcome:
-    key: str
-    status: str  # new | edited | updated | unchanged
-    message_rowid: int
-    new_hit_ids: list[int] = field(default_factory=list)
-    new_outbox_ids: list[int] = field(default_factory=list)
-    previous_text: str | None = None  # for status "edited": the text stored before
-
-
-@dataclass
-class StoreResult:
-    new: int = 0
-    edited: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    hits: int = 0
-    outbox: int = 0
-    outcomes: list[StoreOutcome] = field(default_factory=list)
-
-    def add(self, other: "StoreResult") -> None:
-        self.new += other.new
-        self.edited += other.edited
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.hits += other.hits
-        self.outbox += other.outbox
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "new": self.new,
-            "edited": self.edited,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "hits": self.hits,
-            "outbox": self.outbox,
-        }
-
-
-OutboxPolicy = Callable[["Archive", int, Hit, Message, str], list[int]]
-
-
-def enqueue_all(archive: "Archive", hit_id: int, hit: Hit, msg: Message, now: str) -> list[int]:
-    """Default outbox policy: one pending alert row per destination of the hit."""
-    ids = []
-    for dest in hit.destinations:
-        oid = archive.enqueue(hit_id, dest, kind="alert", now=now)
-        if oid is not None:
-            ids.append(oid)
-    return ids
 
 
 class ArchiveOpenError(OSError):
@@ -162,20 +87,20 @@ def _connect_readonly(path: str) -> sqlite3.Connection:
     raise ArchiveOpenError(f"{path}: cannot open the archive: {first}")
 
 
-class Archive:
+class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
     """An open archive. Create with :meth:`open`; use as a context manager to close."""
 
     def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         self.conn = conn
         self.path = path
-        self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
         self._last_link: str | None = None
         self._big: _BigBatch | None = None  # set while a big store() batch runs
         self._clock: Callable[[], str] | None = None  # the rows' timestamps during store_rows
-        # Decides which outbox rows a new hit gets (inside the store transaction). The
-        # alerting layer replaces it with its throttling policy.
-        self.outbox_policy: OutboxPolicy = enqueue_all
+        # Which outbox rows stored events create (new hits, edits, deletions), inside the
+        # store transaction: monitor.alerts.policy. The daemon and `import --alert` give it
+        # the config's default destinations (OutboxPolicy.from_config).
+        self.policy = OutboxPolicy()
         # Keeps incidents up to date as hits are stored (monitor.incidents), inside the store
         # transaction; None switches it off. Writable archives get one with default settings.
         self.incidents: Any = None
@@ -324,130 +249,22 @@ class Archive:
         for item in items:
             outcome = store_one(item)
             status = outcome.status
-            if status == "new":
+            if status is _NEW:
                 result.new += 1
                 if result.new == big_at:
                     self._begin_big_batch(outcome.message_rowid - BIG_BATCH_AFTER + 1)
+            elif status is _UNCHANGED:
+                result.unchanged += 1
+            elif status is _EDITED:
+                result.edited += 1
             else:
-                setattr(result, status, getattr(result, status) + 1)
-            if outcome.new_hit_ids:
+                result.updated += 1
+            if outcome.new_hit_ids or outcome.new_outbox_ids:
                 result.hits += len(outcome.new_hit_ids)
                 result.outbox += len(outcome.new_outbox_ids)
+                result.followups += outcome.followups
             if collect:
                 result.outcomes.append(outcome)
-
-    def _all_new(self, keys: Sequence[tuple[str, str, str]]) -> bool:
-        """Are all these (platform, channel_id, message_id) distinct and not in the archive?"""
-        by_channel: dict[tuple[str, str], list[str]] = {}
-        for platform, channel_id, message_id in keys:
-            by_channel.setdefault((platform, channel_id), []).append(message_id)
-        for (platform, channel_id), ids in by_channel.items():
-            if len(set(ids)) != len(ids):
-                return False
-            for start in range(0, len(ids), 500):
-                part = ids[start:start + 500]
-                if self.conn.execute(
-                    f"SELECT 1 FROM messages WHERE platform=? AND channel_id=? AND message_id IN ({','.join('?' * len(part))})"
-                    " LIMIT 1",
-                    (platform, channel_id, *part),
-                ).fetchone():
-                    return False
-        return True
-
-    def _insert_new_rows(
-        self,
-        chunk: list[tuple[Row, Sequence[Hit]]],
-        result: StoreResult,
-        *,
-        msgs: Sequence[Message] | None = None,
-        alerts: bool = False,
-        collect: bool = False,
-        checked: bool = False,
-    ) -> bool:
-        """Insert a chunk of prepared rows that are all new with one ``executemany`` per table
-        (same rows, ids, versions, chain, hits and outbox rows as one by one; ``msgs``, the
-        rows' Messages, for the outbox policy). False, storing nothing, if any key is in the
-        archive already or repeats within the chunk. Starts a big batch (see
-        BIG_BATCH_AFTER) when the transaction has none yet: the chunk is big enough to pay
-        for the trigger swap."""
-        c = self.conn
-        if not checked and not self._all_new([(row[PLATFORM], row[CHANNEL_ID], row[MESSAGE_ID]) for row, _h in chunk]):
-            return False
-        now = self._now()
-        insert_params = self._insert_params
-        params = [insert_params(row, now) for row, _hits in chunk]
-        # New rows take max(id) + 1 in turn (no row can conflict: checked above).
-        first_id = c.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0] + 1
-        if self._big is None:
-            self._begin_big_batch(first_id)
-        c.executemany(_INSERT_MESSAGE, params)
-        last_id = first_id + len(chunk) - 1
-        if c.execute("SELECT max(id) FROM messages").fetchone()[0] != last_id:  # cannot happen; be sure
-            raise RuntimeError("archive: bulk insert did not assign consecutive ids")
-        if self._big is not None:  # else the insert trigger indexed them
-            c.executemany(_INSERT_FTS, [(first_id + i, p[SEARCH]) for i, p in enumerate(params)])
-        first_vid = c.execute("SELECT coalesce(max(id), 0) FROM versions").fetchone()[0] + 1
-        versions, chain = [], []
-        link = self._previous_link()
-        for i, (row, _hits) in enumerate(chunk):
-            key = row_key(row)
-            rec = row[RECORD_SHA] or record_hash(key, row[TEXT], row[RAW_SHA])
-            versions.append((first_id + i, row[TEXT], row[TEXT_SHA], row[EDIT_DATE], None, row[RAW_SHA], rec, now))
-            link = chain_link(link, rec)
-            chain.append((first_vid + i, key, rec, link))
-        c.executemany(_INSERT_VERSION, versions)
-        c.executemany(_INSERT_CHAIN, chain)
-        self._last_link = link
-        result.new += len(chunk)
-        for i, (row, hits) in enumerate(chunk):
-            if not hits and not collect:
-                continue
-            outcome = StoreOutcome(chain[i][1], "new", first_id + i)
-            if hits:
-                self._store_hits(outcome, msgs[i] if msgs is not None else None, hits, row[TEXT_SHA], alerts, now, row)
-                result.hits += len(outcome.new_hit_ids)
-                result.outbox += len(outcome.new_outbox_ids)
-            if collect:
-                result.outcomes.append(outcome)
-        return True
-
-    # -- big batches (imports) ----------------------------------------------------------
-    def _begin_big_batch(self, first_new_rowid: int) -> None:
-        c = self.conn
-        row = c.execute(
-            "SELECT sql FROM sqlite_master WHERE type='trigger' AND name=? AND tbl_name='messages'",
-            (_FTS_INSERT_TRIGGER,),
-        ).fetchone()
-        if row is None:  # not the schema this code knows: leave indexing alone
-            return
-        hash_row = c.execute("SELECT v FROM messages_fts_config WHERE k='hashsize'").fetchone()
-        big = _BigBatch(
-            trigger_sql=row[0],
-            first_new_rowid=first_new_rowid,
-            fts_hash=int(hash_row[0]) if hash_row else FTS_DEFAULT_HASH,
-        )
-        c.execute(f"DROP TRIGGER {_FTS_INSERT_TRIGGER}")
-        c.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES('hashsize', ?)", (BIG_BATCH_FTS_HASH,))
-        self._big = big
-
-    def _end_big_batch(self) -> None:
-        """Recreate the insert trigger and restore the FTS config (inside the transaction)."""
-        big = self._big
-        if big is None:
-            return
-        self.conn.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES('hashsize', ?)", (big.fts_hash,))
-        self.conn.execute(big.trigger_sql)
-
-    def _channel_was_empty(self, big: "_BigBatch", platform: str, channel_id: str) -> bool:
-        """Did the channel have no rows before this batch began?"""
-        empty = big.empty_channels.get((platform, channel_id))
-        if empty is None:
-            empty = self.conn.execute(
-                "SELECT 1 FROM messages WHERE platform=? AND channel_id=? AND id < ? LIMIT 1",
-                (platform, channel_id, big.first_new_rowid),
-            ).fetchone() is None
-            big.empty_channels[(platform, channel_id)] = empty
-        return empty
 
     def _store_one(self, msg: Message, hits: Sequence[Hit], alerts: bool) -> StoreOutcome:
         return self._store_row(prepare_row(msg, search=False), hits, alerts, msg)
@@ -460,14 +277,14 @@ class Archive:
         if big is not None and self._channel_was_empty(big, row[PLATFORM], row[CHANNEL_ID]):
             # Most likely new: insert straight away (a repeat within the batch falls through).
             now = self._now()
-            params = self._insert_params(row, now)
-            cur = c.execute(_INSERT_NEW_MESSAGE, params)
+            params = insert_params(row, now)
+            cur = c.execute(INSERT_NEW_MESSAGE, params)
             if cur.rowcount == 1:
                 rowid = cur.lastrowid
-                c.execute(_INSERT_FTS, (rowid, params[SEARCH]))
+                c.execute(INSERT_FTS, (rowid, params[SEARCH]))
                 key = row_key(row)
                 self._add_version(rowid, key, row, None, now)
-                outcome = StoreOutcome(key, "new", rowid)
+                outcome = StoreOutcome(key, _NEW, rowid)
                 if hits:
                     self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now, row)
                 return outcome
@@ -477,19 +294,19 @@ class Archive:
         ).fetchone()
         key = row_key(row)
         if found is not None and found[1] == raw_sha:  # the same record again
-            outcome = StoreOutcome(key, "unchanged", found[0])
+            outcome = StoreOutcome(key, _UNCHANGED, found[0])
             if hits:
                 self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, self._now(), row)
             return outcome
         now = self._now()
         text = row[TEXT]
         if found is None:
-            params = self._insert_params(row, now)
-            rowid = c.execute(_INSERT_MESSAGE, params).lastrowid
+            params = insert_params(row, now)
+            rowid = c.execute(INSERT_MESSAGE, params).lastrowid
             if big is not None:
-                c.execute(_INSERT_FTS, (rowid, params[SEARCH]))
+                c.execute(INSERT_FTS, (rowid, params[SEARCH]))
             self._add_version(rowid, key, row, None, now)
-            status = "new"
+            status = _NEW
         else:
             rowid = found[0]
             text_changed = found[2] != text
@@ -515,19 +332,17 @@ class Archive:
                 )
                 if not added:
                     self._chain_raw(rowid, key, row)
-            status = "edited" if added else "updated"
+            status = _EDITED if added else _UPDATED
         outcome = StoreOutcome(key, status, rowid)
-        if status == "edited":
+        if status is _EDITED:
             outcome.previous_text = found[2]
         if hits:
             self._store_hits(outcome, msg, hits, row[TEXT_SHA], alerts, now, row)
+        if status is _EDITED and alerts:
+            followups = self.policy.on_edit(self, rowid, found[2], now)
+            outcome.new_outbox_ids.extend(followups)
+            outcome.followups = len(followups)
         return outcome
-
-    @staticmethod
-    def _insert_params(row: Row, now: str) -> tuple:
-        if row[SEARCH] is None:
-            return (*row[:SEARCH], search_text(row[TEXT]), now, now)
-        return (*row[:TEXT_SHA], now, now)
 
     def _store_hits(
         self, outcome: StoreOutcome, msg: Message | None, hits: Sequence[Hit], text_sha: str, alerts: bool, now: str,
@@ -560,87 +375,35 @@ class Archive:
         if not new:
             return
         if self.incidents is not None:  # in memory now; its rows are written before COMMIT (_Tx)
-            self.incidents.on_hits(c, rowid, row, [h for _i, h in new], now, new=outcome.status == "new")
+            self.incidents.on_hits(c, rowid, row, [h for _i, h in new], now, new=outcome.status is _NEW)
         for hit_id, hit in new:
             outcome.new_hit_ids.append(hit_id)
             if alerts and msg is not None:
-                outcome.new_outbox_ids.extend(self.outbox_policy(self, hit_id, hit, msg, now))
-
-    def _add_version(self, rowid: int, key: str, row: Row, raw_json: str | None, now: str) -> bool:
-        """Add a version (and its chain record) unless this text has one. ``raw_json`` None:
-        the record is the one the message row holds (``messages.raw``), not stored twice."""
-        raw_sha = row[RAW_SHA]
-        text = row[TEXT]
-        rec = row[RECORD_SHA] or record_hash(key, text, raw_sha)
-        cur = self.conn.execute(
-            "INSERT OR IGNORE" + _INSERT_VERSION[len("INSERT"):],
-            (rowid, text, row[TEXT_SHA], row[EDIT_DATE], raw_json, raw_sha, rec, now),
-        )
-        if cur.rowcount != 1:
-            return False
-        link = chain_link(self._previous_link(), rec)
-        self.conn.execute(_INSERT_CHAIN, (cur.lastrowid, key, rec, link))
-        self._last_link = link
-        return True
-
-    def _chain_raw(self, rowid: int, key: str, row: Row) -> None:
-        """Chain a raw record that replaced ``messages.raw`` without adding a version (same text,
-        new metadata such as views): its record hash uses the same formula and names the version
-        holding that text, so ``claimwatch verify`` can check the message row's current raw."""
-        found = self.conn.execute(
-            "SELECT id FROM versions WHERE message_rowid=? AND text_sha256=?", (rowid, row[TEXT_SHA])
-        ).fetchone()
-        if found is None:  # every stored text has a version; nothing to link to otherwise
-            return
-        rec = record_hash(key, row[TEXT], row[RAW_SHA])
-        link = chain_link(self._previous_link(), rec)
-        self.conn.execute(
-            "INSERT INTO chain(version_id, msg_key, record_sha256, link_sha256) VALUES (?,?,?,?)",
-            (found[0], key, rec, link),
-        )
-        self._last_link = link
-
-    def _previous_link(self) -> str:
-        if self._last_link is None:
-            row = self.conn.execute("SELECT link_sha256 FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
-            self._last_link = row[0] if row else GENESIS
-        return self._last_link
+                outcome.new_outbox_ids.extend(self.policy.on_hit(self, hit_id, hit, msg, now))
 
     def enqueue(
         self,
         hit_id: int | None,
         destination: str,
         *,
-        kind: str = "alert",
+        kind: str = AlertKind.ALERT,
         payload: Mapping[str, Any] | None = None,
         dedup_key: str | None = None,
         due: str | None = None,
         now: str | None = None,
     ) -> int | None:
-        """Add an outbox row (inside the caller's transaction). Returns its id, or None if a
-        row with the same dedup key exists already."""
-        now = now or now_iso()
-        if dedup_key is None and hit_id is not None:
-            dedup_key = f"{kind}:{hit_id}:{destination}"
-        cur = self.conn.execute(
-            "INSERT OR IGNORE INTO outbox(hit_id, destination, kind, payload, status, attempts,"
-            " next_attempt_at, created_at, dedup_key) VALUES (?,?,?,?, 'pending', 0, ?, ?, ?)",
-            (
-                hit_id,
-                destination,
-                kind,
-                canonical_json(payload) if payload is not None else None,
-                due or now,
-                now,
-                dedup_key,
-            ),
-        )
-        return cur.lastrowid if cur.rowcount == 1 else None
+        """Add an outbox row (inside the caller's transaction): :func:`monitor.alerts.queue.enqueue`."""
+        return queue.enqueue(self.conn, hit_id, destination, kind=kind, now=now or now_iso(), payload=payload,
+                             dedup_key=dedup_key, due=due)
 
-    def mark_deleted(self, deletion: Deletion) -> list[int]:
-        """Mark messages deleted (kept, never removed). Returns the row ids newly marked."""
+    def mark_deleted(self, deletion: Deletion, *, alerts: bool = True, result: StoreResult | None = None) -> list[int]:
+        """Mark messages deleted (kept, never removed). Returns the row ids newly marked.
+
+        With ``alerts`` the outbox policy queues ``deleted`` follow-ups (in the same
+        transaction); ``result`` (if given) counts them."""
         ids: list[int] = []
-        when = iso(deletion.date) if deletion.date else now_iso()
+        now = now_iso()
+        when = iso(deletion.date) if deletion.date else now
         with self.lock, self.transaction():
             for mid in deletion.message_ids:
                 if deletion.channel_id is None:
@@ -657,100 +420,24 @@ class Archive:
                 for (rid,) in rows:
                     self.conn.execute("UPDATE messages SET deleted_at=? WHERE id=?", (when, rid))
                     ids.append(rid)
+                    if alerts:
+                        followups = len(self.policy.on_delete(self, rid, now))
+                        if result is not None:
+                            result.outbox += followups
+                            result.followups += followups
         return ids
 
-    # -- checkpoints ----------------------------------------------------------
-    def _set_checkpoint(self, source: str, channel: str, value: str) -> None:
-        self.conn.execute(
-            "INSERT INTO checkpoints(source, channel, value, updated_at) VALUES (?,?,?,?)"
-            " ON CONFLICT(source, channel) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
-            (source, channel, str(value), now_iso()),
-        )
-
-    def set_checkpoint(self, source: str, channel: str, value: str) -> None:
-        with self.lock, self.transaction():
-            self._set_checkpoint(source, channel, value)
-
-    def get_checkpoint(self, source: str, channel: str) -> str | None:
-        row = self.conn.execute(
-            "SELECT value FROM checkpoints WHERE source=? AND channel=?", (source, channel)
-        ).fetchone()
-        return row[0] if row else None
-
-    def checkpoints(self, source: str | None = None) -> dict[tuple[str, str], str]:
-        sql = "SELECT source, channel, value FROM checkpoints"
-        args: tuple = ()
-        if source is not None:
-            sql += " WHERE source=?"
-            args = (source,)
-        return {(s, c): v for s, c, v in self.conn.execute(sql, args)}
-
-    # -- channels -------------------------------------------------------------
-    def upsert_channel(
-        self,
-        platform: str,
-        channel_id: str,
-        *,
-        username: str | None = None,
-        title: str | None = None,
-        kind: str | None = None,
-        access_hash: str | None = None,
-        resolved_from: str | None = None,
-    ) -> None:
-        now = now_iso()
-        with self.lock, self.transaction():
-            self.conn.execute(
-                "INSERT INTO channels(platform, channel_id, username, title, kind, access_hash, resolved_from,"
-                " resolved_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT(platform, channel_id) DO UPDATE SET"
-                " username=COALESCE(excluded.username, username), title=COALESCE(excluded.title, title),"
-                " kind=COALESCE(excluded.kind, kind), access_hash=COALESCE(excluded.access_hash, access_hash),"
-                " resolved_from=COALESCE(excluded.resolved_from, resolved_from),"
-                " resolved_at=COALESCE(excluded.resolved_at, resolved_at), updated_at=excluded.updated_at",
-                (platform, str(channel_id), username, title, kind, access_hash, resolved_from,
-                 now if resolved_from else None, now),
-            )
-
-    def find_channel(self, platform: str, ref: str) -> dict[str, Any] | None:
-        """Look up a cached channel by id, username (with or without @) or the ref it was resolved from."""
-        ref_clean = ref.lstrip("@")
-        row = self.conn.execute(
-            "SELECT platform, channel_id, username, title, kind, access_hash, resolved_from FROM channels"
-            " WHERE platform=? AND (channel_id=? OR lower(username)=lower(?) OR resolved_from=?) LIMIT 1",
-            (platform, ref, ref_clean, ref),
-        ).fetchone()
-        if not row:
-            return None
-        keys = ("platform", "channel_id", "username", "title", "kind", "access_hash", "resolved_from")
-        return dict(zip(keys, row))
-
-    # -- source status (health) -----------------------------------------------
-    def record_source_status(
-        self,
-        source: str,
-        *,
-        last_message_at: str | None = None,
-        polled: bool = False,
-        error: str | None = None,
-        info: Mapping[str, Any] | None = None,
-    ) -> None:
-        now = now_iso()
-        with self.lock, self.transaction():
-            self.conn.execute(
-                "INSERT INTO source_status(source, last_message_at, last_poll_at, errors, last_error, info,"
-                " updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(source) DO UPDATE SET"
-                " last_message_at=COALESCE(excluded.last_message_at, last_message_at),"
-                " last_poll_at=COALESCE(excluded.last_poll_at, last_poll_at),"
-                " errors=errors + excluded.errors, last_error=COALESCE(excluded.last_error, last_error),"
-                " info=COALESCE(excluded.info, info), updated_at=excluded.updated_at",
-                (source, last_message_at, now if polled else None, 1 if error else 0, error,
-                 json.dumps(info) if info is not None else None, now),
-            )
-
     # -- reading --------------------------------------------------------------
+    def query(self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()) -> Iterator[dict[str, Any]]:
+        """Rows of a SELECT as dicts (column name -> value)."""
+        cur = self.conn.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        for row in cur:
+            yield dict(zip(names, row))
+
     def get_message(self, platform: str, channel_id: str, message_id: str) -> dict[str, Any] | None:
         rows = list(
-            self.db.query(
+            self.query(
                 "SELECT * FROM messages WHERE platform=? AND channel_id=? AND message_id=?",
                 (platform, channel_id, message_id),
             )
@@ -768,61 +455,8 @@ class Archive:
 
     def iter_messages(self, where: str = "", args: Sequence[Any] = (), batch: int = 1000) -> Iterator[Message]:
         sql = "SELECT * FROM messages" + (f" WHERE {where}" if where else "") + " ORDER BY id"
-        for row in self.db.query(sql, args):
+        for row in self.query(sql, args):
             yield self.message_from_row(row)
-
-    def stats(self) -> dict[str, Any]:
-        c = self.conn
-        total, first, last = c.execute("SELECT count(*), min(date), max(date) FROM messages").fetchone()
-        by_channel = [
-            {"platform": p, "channel_id": cid, "channel": ch, "messages": n, "first": f, "last": l}
-            for p, cid, ch, n, f, l in c.execute(
-                "SELECT platform, channel_id, max(coalesce(channel, channel_title, channel_id)), count(*),"
-                " min(date), max(date) FROM messages GROUP BY platform, channel_id ORDER BY count(*) DESC"
-            )
-        ]
-        by_platform = {p: n for p, n in c.execute("SELECT platform, count(*) FROM messages GROUP BY platform")}
-        outbox = {s: n for s, n in c.execute("SELECT status, count(*) FROM outbox GROUP BY status")}
-        return {
-            "messages": total,
-            "versions": c.execute("SELECT count(*) FROM versions").fetchone()[0],
-            "deleted": c.execute("SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL").fetchone()[0],
-            "hits": c.execute("SELECT count(*) FROM hits").fetchone()[0],
-            "first_date": first,
-            "last_date": last,
-            "by_platform": by_platform,
-            "by_channel": by_channel,
-            "outbox": outbox,
-        }
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
-class _MillisecondClock:
-    """:func:`now_iso`, formatted at most once per millisecond (bulk imports)."""
-
-    def __init__(self) -> None:
-        self._at = -1.0
-        self._value = ""
-
-    def __call__(self) -> str:
-        t = time.monotonic()
-        if t - self._at >= 0.001:
-            self._at = t
-            self._value = now_iso()
-        return self._value
-
-
-@dataclass
-class _BigBatch:
-    trigger_sql: str  # the dropped FTS insert trigger, recreated before commit
-    first_new_rowid: int  # messages.id of the batch's first new row
-    fts_hash: int  # FTS5 hashsize to restore
-    empty_channels: dict[tuple[str, str], bool] = field(default_factory=dict)
 
 
 class _Tx:

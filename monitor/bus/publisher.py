@@ -17,12 +17,12 @@ import json
 import os
 import socket
 import time
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..config import BusConfig
 from ..logs import get_logger
 from ..sources.base import Envelope
+from ..timefmt import from_epoch
 from . import codec
 from .connection import collectors_key, node_name, unreachable_errors
 from .spool import Spool, SpoolFull
@@ -56,7 +56,7 @@ class Publisher:
         self.errors = 0
         self.last_publish: float | None = None
         self.last_error: str | None = None
-        self.started_at = datetime.now(timezone.utc).isoformat()
+        self.started_at = from_epoch(time.time())
         self._retry_at = 0.0
         self._delay = RETRY_INITIAL
         self._reported = 0.0
@@ -87,7 +87,7 @@ class Publisher:
             "spool_full": self.spool_full,
             "queue": self.queue.qsize(),
             "last_publish": (
-                datetime.fromtimestamp(self.last_publish, timezone.utc).isoformat() if self.last_publish else None
+                from_epoch(self.last_publish) if self.last_publish else None
             ),
             "last_error": self.last_error,
         }
@@ -238,7 +238,7 @@ class Publisher:
         if not self.connected and time.monotonic() < self._retry_at:
             return
         info = {**self.health(), "host": socket.gethostname(), "pid": os.getpid(), "started_at": self.started_at,
-                "reported_at": datetime.now(timezone.utc).isoformat()}
+                "reported_at": from_epoch(time.time())}
         try:
             await self.redis.hset(collectors_key(self.cfg), self.name, json.dumps(info))
         except self._unreachable as exc:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from ..config import BusConfig
+from ..timefmt import seconds_since
 
 
 def bus_report(cfg: BusConfig) -> dict[str, Any]:
@@ -36,16 +36,6 @@ def _safe_url(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
-
-
-def _age_seconds(iso_ts: str | None) -> float | None:
-    if not iso_ts:
-        return None
-    try:
-        ts = datetime.fromisoformat(iso_ts)
-    except ValueError:
-        return None
-    return (datetime.now(timezone.utc) - ts).total_seconds()
 
 
 def print_bus(console: Any, report: dict[str, Any], fmt_age: Any) -> None:
@@ -103,7 +93,7 @@ def metrics(sources: dict[str, Any]) -> Iterator[Any]:
     spool = GaugeMetricFamily("claimwatch_bus_collector_spool_bytes", "Bytes in each collector's spool",
                               labels=["collector"])
     for name, c in (info.get("collectors") or {}).items():
-        age = _age_seconds(c.get("last_publish"))
+        age = seconds_since(c.get("last_publish"))
         if age is not None:
             last.add_metric([name], age)
         if isinstance(c.get("spool_bytes"), int):

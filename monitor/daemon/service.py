@@ -16,15 +16,23 @@ from datetime import datetime, timezone
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
-from ..archive import Archive, StoreResult, now_iso
+from ..alerts.queue import requeue_sending, status_counts
+from ..archive import Archive, now_iso
 from ..config import Config
 from ..logs import get_logger
 from ..sources.base import Envelope, Source, SourceContext, SourceStopped
+from ..timefmt import from_epoch
 from .pipeline import Pipeline
 from .rules_state import RulesState
 
 log = get_logger("claimwatch.daemon")
+
+
+class _Stopping(Exception):
+    """The daemon stopped while a failed source waited to restart."""
+
 
 HEARTBEAT_SECONDS = 15.0
 WRITE_NOTICE_EVERY = 3600.0  # at most one "archive writes failing" notice an hour (flapping disk)
@@ -35,7 +43,7 @@ def build_sources(cfg: Config) -> dict[str, Source]:
     """One source per configured section (files, telegram, x)."""
     sources: dict[str, Source] = {}
     if cfg.sources.files:
-        from ..sources.file_source import FilesSource
+        from ..sources.files.source import FilesSource
 
         sources["files"] = FilesSource(list(cfg.sources.files))
     if cfg.sources.telegram is not None:
@@ -103,7 +111,8 @@ class Daemon:
         Raises ``RuleSetError`` for broken rules and ``ConfigError``/``ValueError`` for
         unusable configuration, before anything starts.
         """
-        from ..alerts import build_destinations, install_policy
+        from ..alerts import build_destinations
+        from ..alerts.policy import OutboxPolicy
 
         self.rules = RulesState(self.cfg, self.cfg.rules, on_error=self._notify_rules_error)
         self.rules.load()
@@ -119,7 +128,7 @@ class Daemon:
         from ..incidents import configure as configure_incidents
 
         configure_incidents(self.archive, self.cfg)
-        install_policy(self.archive, self.cfg)
+        self.archive.policy = OutboxPolicy.from_config(self.cfg)
         self._recover_interrupted_sends()
         from ..alerts import DeliveryWorker
 
@@ -146,11 +155,7 @@ class Daemon:
         so no other worker can be sending them)."""
         assert self.archive is not None
         with self.archive.lock, self.archive.transaction() as conn:
-            n = conn.execute(
-                "UPDATE outbox SET status='pending', next_attempt_at=?, last_error='interrupted: daemon restarted'"
-                " WHERE status='sending'",
-                (now_iso(),),
-            ).rowcount
+            n = requeue_sending(conn, now_iso(), reason="interrupted: daemon restarted")
         if n:
             log.warning("re-queued alerts that were being sent when the previous run stopped", rows=n)
 
@@ -159,7 +164,7 @@ class Daemon:
         if self.archive is None:
             return {}
         with self.archive.lock:
-            return {s: n for s, n in self.archive.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")}
+            return status_counts(self.archive.conn)
 
     def health(self) -> dict[str, Any]:
         return {
@@ -174,9 +179,6 @@ class Daemon:
             "outbox": self.outbox_counts(),
             "archive_write_error": self.pipeline.write_error if self.pipeline else None,
         }
-
-    def _on_stored(self, result: StoreResult) -> None:
-        pass
 
     def _on_write_error(self, error: str | None) -> None:
         """Archive writes started failing (or recovered: None): update the status at once
@@ -236,7 +238,7 @@ class Daemon:
         self._install_signals(loop, stop)
 
         self.pipeline = pipeline = Pipeline(
-            self.archive, self.rules.get, on_stored=self._on_stored, on_write_error=self._on_write_error,
+            self.archive, self.rules.get, on_write_error=self._on_write_error,
             max_attempts=ONCE_WRITE_ATTEMPTS if once else None,
         )
         self._notices: set[asyncio.Task[None]] = set()
@@ -327,30 +329,38 @@ class Daemon:
         return emit
 
     async def _run_source(self, name: str, source: Source, ctx: SourceContext, once: bool) -> None:
-        """Run a source; restart it with backoff after errors, unless it stopped for good."""
-        delay = 1.0
-        while True:
+        """Run a source; restart it with backoff (1 s doubling to 5 min) after errors, unless
+        it stopped for good, or the daemon is stopping, or ``once``."""
+        wait = wait_exponential(multiplier=1.0, max=300.0)
+
+        def failed(state: RetryCallState) -> None:
+            assert state.outcome is not None
+            exc = state.outcome.exception()
+            self.source_errors[name] = f"{type(exc).__name__}: {exc}"
+            log.error("source failed; restarting", source=name, error=str(exc), retry_in=wait(state))
+            self._record_error(name, str(exc))
+
+        async def pause(seconds: float) -> None:
             try:
-                await source.run(ctx, once=once)
+                await asyncio.wait_for(ctx.stop.wait(), timeout=seconds)
+            except asyncio.TimeoutError:
                 return
-            except asyncio.CancelledError:
-                raise
-            except SourceStopped as exc:
-                self.source_errors[name] = str(exc)
-                log.error("source stopped", source=name, error=str(exc))
-                self._record_error(name, str(exc))
-                return
-            except Exception as exc:  # keep the daemon alive; the source is retried
-                self.source_errors[name] = f"{type(exc).__name__}: {exc}"
-                log.error("source failed; restarting", source=name, error=str(exc), retry_in=delay)
-                self._record_error(name, str(exc))
-                if once:
-                    return
-                try:
-                    await asyncio.wait_for(ctx.stop.wait(), timeout=delay)
-                    return
-                except asyncio.TimeoutError:
-                    delay = min(delay * 2, 300.0)
+            raise _Stopping  # stopped while waiting: no restart
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, Exception) and not isinstance(exc, SourceStopped)),
+            wait=wait, stop=lambda _state: once, after=failed, sleep=pause, reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await source.run(ctx, once=once)
+        except SourceStopped as exc:
+            self.source_errors[name] = str(exc)
+            log.error("source stopped", source=name, error=str(exc))
+            self._record_error(name, str(exc))
+        except (_Stopping, Exception):  # the daemon is stopping, or a failed `once` run (recorded)
+            return
 
     def _record_error(self, name: str, error: str) -> None:
         if self.archive is not None:
@@ -397,7 +407,7 @@ class Daemon:
             "stats": pipe.stats.__dict__ if pipe else {},
             "write_error": pipe.write_error if pipe else None,
             "write_failing_since": (
-                datetime.fromtimestamp(pipe.write_failing_since, timezone.utc).isoformat()
+                from_epoch(pipe.write_failing_since)
                 if pipe and pipe.write_failing_since else None
             ),
         }
@@ -411,7 +421,7 @@ class Daemon:
                 received_at, received, date = None, None, None
                 if name in self._last_message:
                     received_at, event = self._last_message[name]
-                    received = datetime.fromtimestamp(received_at, timezone.utc).isoformat()
+                    received = from_epoch(received_at)
                     event_date = getattr(event, "date", None)
                     date = event_date.isoformat() if isinstance(event_date, datetime) else None
                 src_info = {**src.health(), "last_message_date": date}

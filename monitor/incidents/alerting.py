@@ -21,7 +21,7 @@ import re
 import sqlite3
 from typing import Any, Mapping
 
-from .query import duration, offset
+from ..timefmt import compact_duration, offset
 
 _ACTIVE = ("sent", "sending", "pending")
 
@@ -86,7 +86,7 @@ def _after(secs: float) -> str:
         h, rem = divmod(int(secs), 3600)
         m = rem // 60
         return f"{h}h{m}m" if h and m else (f"{h}h" if h else f"{m}m")
-    return duration(secs)
+    return compact_duration(secs)
 
 
 def note_text(note: Mapping[str, Any], titles: Mapping[str, str]) -> str:
@@ -136,7 +136,7 @@ def _slug(s: str) -> str:
 
 
 def _seconds(a: str, b: str) -> float:
-    from .assign import parse_iso
+    from ..timefmt import parse_iso
 
     return (parse_iso(b) - parse_iso(a)).total_seconds()
 

@@ -28,7 +28,7 @@ import sqlite3
 from collections import Counter
 from itertools import chain
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -87,14 +87,6 @@ class Incoming:
     @property
     def key(self) -> str:
         return f"{self.platform}:{self.channel_id}:{self.message_id}"
-
-
-def parse_iso(s: str) -> datetime:
-    return datetime.fromisoformat(s.replace("Z", "+00:00"))
-
-
-def fmt_iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def bare_channel_id(cid: Any) -> str:

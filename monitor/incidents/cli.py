@@ -124,7 +124,7 @@ def show_cmd(
 
 
 def _write(db: str | None, config: str | None, log_level: str, fn: Any) -> Any:
-    from ..archive.store import now_iso
+    from ..timefmt import now_iso
     from . import configure
     from .corrections import CorrectionError
 

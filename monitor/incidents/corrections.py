@@ -205,7 +205,7 @@ def apply_corrections(conn: sqlite3.Connection, tracker: IncidentTracker, now: s
 
 def rebuild(archive: Any, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Reassign every message with hits, in date order, then re-apply the corrections."""
-    from ..archive.store import now_iso
+    from ..timefmt import now_iso
 
     tracker: IncidentTracker = archive.incidents or IncidentTracker()
     conn = archive.conn

@@ -4,7 +4,7 @@ A repost is recognised three ways, cheapest first:
 
 1. Telegram/X say so: ``forwarded_from`` names the origin channel and message;
 2. the same normalised text (:func:`fingerprint`: the words of
-   :func:`monitor.rules.normalize.normalize`, SHA-256): a plain copy;
+   :func:`monitor.text.normalize`, SHA-256): a plain copy;
 3. a near-duplicate (light edits, a trimmed or extended copy): MinHash over
    word shingles of the normalised text, looked up through LSH band keys. The signatures are
    datasketch's (``MinHash(num_perm=32, seed=1, scheme="affine32")``: SHA-1 of each shingle,
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..rules.normalize import WORD_RE, normalize
+from ..text import WORD_RE, normalize
 
 NUM_PERM = 32  # the estimate only preselects: candidates are compared on their actual shingles
 BANDS = 16  # 16 bands of 2 rows: P(candidate) ~0.78 at Jaccard 0.3, ~0.99 at 0.5

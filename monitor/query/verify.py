@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..archive.store import GENESIS, chain_link, record_hash
+from ..archive.chain import GENESIS, chain_link
+from ..archive.rows import record_hash
 
 MANIFEST_SCHEMA = "claimwatch.manifest/1"
 

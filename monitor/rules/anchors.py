@@ -8,7 +8,7 @@ or wildcard ones, as Snort and Suricata prefer the longest content as fast patte
 
 from __future__ import annotations
 
-from .normalize import normalize
+from ..text import normalize
 from .terms import EXACT, INFIX, PREFIX, SUFFIX, Term, Word
 
 # Frequent words of the three languages the shipped rules cover (normalised on import).

@@ -55,7 +55,7 @@ def code_version() -> str:
     if _code_version is None:
         h = hashlib.sha256(MAGIC)
         here = Path(__file__).resolve().parent
-        for f in sorted(here.glob("*.py")) + [here.parent / "model.py"]:
+        for f in sorted(here.glob("*.py")) + [here.parent / "model.py", here.parent / "text.py"]:  # text: normalisation
             h.update(f.name.encode() + b"\0" + f.read_bytes())
         from importlib import metadata
 

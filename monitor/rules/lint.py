@@ -5,7 +5,7 @@ what they seem to. ``rules check`` prints them after the set's size; they never 
 from __future__ import annotations
 
 from .anchors import COMMON_WORDS
-from .normalize import normalize
+from ..text import normalize
 from .problems import Problem
 from .regexes import ascii_boundary_next_to_arabic
 from .ruleset import Rule, RuleSet, Selection

@@ -40,7 +40,7 @@ from .anchors import REGEX_COST, rarest_word
 from .condition import run_program
 from .language import message_language
 from .morphology import MERGE_TOKENS, merged_pairs, word_forms
-from .normalize import OffsetMap, normalize, scan_text, text_span
+from ..text import OffsetMap, normalize, scan_text, text_span
 from .regexes import compile_regex, options as regex_options, prepare as prepare_regex, required_literal
 from .ruleset import FIELDS, Rule, RuleSet, Selection
 from .terms import EXACT, Term, Word

@@ -35,7 +35,7 @@ not ``رود``); terms are joined the same way (:func:`merge_term_words`), so ``
 
 from __future__ import annotations
 
-from .normalize import PROCLITICS, is_arabic_script
+from ..text import PROCLITICS, is_arabic_script
 
 MIN_STEM = 3  # letters a stripped form keeps at least
 

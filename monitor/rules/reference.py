@@ -15,7 +15,7 @@ from .condition import Node
 from .language import message_language
 from .matcher import field_value
 from .morphology import merged_pairs, word_forms
-from .normalize import normalize, scan_text
+from ..text import normalize, scan_text
 from .regexes import compile_regex
 from .ruleset import Rule, RuleSet, Selection
 from .terms import EXACT, Term

@@ -17,7 +17,7 @@ import re
 
 import re2
 
-from .normalize import normalize
+from ..text import normalize
 
 MAX_REGEX_CHARS = 2_000
 MAX_MEM = 32 << 20

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from .morphology import PREFIX_TOKENS, merge_term_words
-from .normalize import WORD_RE, is_arabic_script, normalize
+from ..text import WORD_RE, is_arabic_script, normalize
 
 MAX_TERM_CHARS = 256
 MAX_TERM_WORDS = 16

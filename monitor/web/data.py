@@ -13,9 +13,10 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..incidents.assign import KINDS, parse_iso
-from ..incidents.query import duration, incident_detail, list_incidents, public, timeline
-from ..model import PLATFORMS, make_url
+from ..incidents.assign import KINDS
+from ..incidents.query import incident_detail, list_incidents, public, timeline
+from ..timefmt import compact_duration, parse_iso
+from ..model import PLATFORMS, channel_url, iso, make_url
 from ..query.show import find_message_rowid
 from .chart import bars, day_series
 from .text import pieces, short, word_diff
@@ -32,10 +33,6 @@ OPEN_WINDOW = timedelta(hours=72)  # an incident with a message this recent is "
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _json(value: str | None, default: Any) -> Any:
@@ -58,7 +55,7 @@ def ago(then: str | None, now: datetime) -> str | None:
         secs = (now - parse_iso(then)).total_seconds()
     except ValueError:
         return None
-    return duration(max(secs, 0))
+    return compact_duration(max(secs, 0))
 
 
 # -- home ---------------------------------------------------------------------------------------
@@ -69,7 +66,7 @@ def home(conn: sqlite3.Connection, titles: dict[str, str], now: datetime | None 
     by_level_kind: dict[str, dict[str, int]] = {}
     since = None
     if latest:
-        since = _iso(parse_iso(latest) - timedelta(days=7))
+        since = iso(parse_iso(latest) - timedelta(days=7))
         for level, kind, n in conn.execute(
             "SELECT level, kind, count(*) FROM hits WHERE created_at >= ? GROUP BY level, kind", (since,)
         ):
@@ -321,7 +318,7 @@ def channel(conn: sqlite3.Connection, platform: str, channel_id: str, titles: di
     ).fetchone()[0]
     per_day: dict[str, int] = {}
     if last:
-        since = _iso(parse_iso(last[0]) - timedelta(days=CHANNEL_DAYS - 1))[:10]
+        since = iso(parse_iso(last[0]) - timedelta(days=CHANNEL_DAYS - 1))[:10]
         per_day = dict(conn.execute(
             "SELECT substr(date, 1, 10) AS day, count(*) FROM messages WHERE platform=? AND channel_id=? AND date >= ?"
             " GROUP BY day", (platform, channel_id, since),
@@ -362,7 +359,7 @@ def channel(conn: sqlite3.Connection, platform: str, channel_id: str, titles: di
     return {
         "platform": platform, "channel_id": channel_id, "name": name, "title": title, "username": username,
         "kind": info[2] if info else None, "resolved_at": info[4] if info else None,
-        "url": _channel_url(platform, username),
+        "url": channel_url(platform, username),
         "total": total, "first": first[0] if first else None, "last": last[0] if last else None,
         "lag": ago(last[0] if last else None, now), "chart": bars(day_series(per_day, CHANNEL_DAYS)),
         "rules": rules, "recent": recent, "checkpoints": checkpoints,
@@ -370,12 +367,6 @@ def channel(conn: sqlite3.Connection, platform: str, channel_id: str, titles: di
     }
 
 
-def _channel_url(platform: str, username: str | None) -> str | None:
-    if not username:
-        return None
-    name = username.lstrip("@")
-    return f"https://t.me/{name}" if platform == "telegram" else f"https://x.com/{name}" if platform == "x" else None
-
-
 def valid_platform(p: str) -> bool:
     return p in PLATFORMS
+

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from ..archive import Archive
 from ..incidents.assign import KINDS
+from ..model import iso
 from ..query.filters import Filters
 from ..query.fts import compile_query, fts_error, is_fts_error
 from ..query.search import DEFAULT_WINDOW, _load, _plan
@@ -134,7 +135,7 @@ def run(conn: sqlite3.Connection, params: dict[str, Any], titles: dict[str, str]
     for mid, _rule, level, _kind, _actors in hit_rows:
         levels.setdefault(mid, set()).add(level)
     out["results"] = [{
-        "key": r.key, "date": r.message.date.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "key": r.key, "date": iso(r.message.date),
         "channel": r.message.channel or r.message.channel_title or r.message.channel_id,
         "platform": r.message.platform, "channel_id": r.message.channel_id,
         "snippet": pieces(r.snippet, r.snippet_spans), "score": round(r.score, 3),

@@ -10,7 +10,7 @@ from typing import Any
 
 from ...config import FileDestination as FileConfig
 from ..alert import Alert
-from ..timefmt import ts
+from ...timefmt import ts
 from ...archive import utcnow
 from .base import Destination, PermanentDeliveryError, TemporaryDeliveryError
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ...archive import Archive
     from .gateway import TelegramGateway
 
-PLATFORM = "telegram"
+from .ids import PLATFORM
 
 _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 _TME = re.compile(r"^(?:https?://)?(?:www\.)?(?:t|telegram)\.(?:me|dog)/(.+)$", re.IGNORECASE)

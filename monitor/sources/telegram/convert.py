@@ -3,10 +3,8 @@
 Only the TL fields are read (never the client-bound helpers of Telethon's custom
 ``Message``), so a message fetched live, from history, or built in a test converts alike.
 
-Identity: ``channel_id`` is the *bare* peer id as a string (``PeerChannel.channel_id``,
-``PeerChat.chat_id`` or ``PeerUser.user_id``), never Telethon's marked ``-100…`` form.
-It is the ``id`` that Telegram Desktop's JSON export gives a channel, so a channel
-imported from an export and the same channel collected live share one key.
+Identity: ``channel_id`` is the *bare* peer id as a string (:mod:`.ids`, shared with
+the Desktop export importer), so an exported and a live-collected channel share one key.
 
 ``raw`` is ``tl_message.to_dict()`` made JSON-safe (datetimes as ISO-8601 UTC, bytes as
 hex). Entity offsets in ``extra["entities"]`` are Python string offsets into ``text``
@@ -23,8 +21,8 @@ from typing import Any, Mapping
 from telethon.tl import types
 
 from ...model import Forward, Media, Message, iso, make_url, to_utc
+from .ids import PLATFORM, peer_bare_id, peer_kind
 
-PLATFORM = "telegram"
 
 # Channel kinds with public/private post links (t.me/<user>/<id>, t.me/c/<id>/<id>).
 LINKABLE_KINDS = ("channel", "megagroup")
@@ -38,29 +36,6 @@ class ChannelMeta:
     username: str | None = None
     title: str | None = None
     kind: str = "channel"  # channel | megagroup | chat | user
-
-
-# -- ids --------------------------------------------------------------------------
-def peer_bare_id(peer: Any) -> str | None:
-    """Bare id of a Peer* / InputPeer* / entity as a string, or None."""
-    if peer is None:
-        return None
-    for attr in ("channel_id", "chat_id", "user_id"):
-        value = getattr(peer, attr, None)
-        if isinstance(value, int):
-            return str(value)
-    value = getattr(peer, "id", None)
-    return str(value) if isinstance(value, int) else None
-
-
-def peer_kind(peer: Any) -> str | None:
-    if isinstance(peer, (types.PeerChannel, types.InputPeerChannel)):
-        return "channel"
-    if isinstance(peer, (types.PeerChat, types.InputPeerChat)):
-        return "chat"
-    if isinstance(peer, (types.PeerUser, types.InputPeerUser)):
-        return "user"
-    return None
 
 
 def meta_of(entity: Any) -> ChannelMeta:

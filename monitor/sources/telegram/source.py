@@ -43,6 +43,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 from telethon.tl import types
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from ...config import TelegramConfig
 from ...durations import parse_duration
@@ -50,7 +51,8 @@ from ...logs import get_logger
 from ...model import Deletion, iso
 from ..base import Envelope, Source, SourceContext
 from .channels import ChannelInfo, ChannelResolver
-from .convert import message_to_message, peer_bare_id
+from .convert import message_to_message
+from .ids import peer_bare_id
 from .errors import (
     ChannelUnavailable,
     TelegramAuthError,
@@ -77,6 +79,10 @@ SEEN_CACHE = 2000  # per channel: last seen (edit date, text digest), to drop ed
 WATCHED_KINDS = ("channel", "megagroup")
 
 Sleep = Callable[[float], Awaitable[Any]]
+
+
+class _Stopping(Exception):
+    """ctx.stop was set while waiting to reconnect."""
 
 
 UNWATCHED_KIND = ("a private chat or basic group: not watched (their message ids are numbered per account, "
@@ -284,28 +290,41 @@ class TelegramSource(Source):
 
     # -- connection -------------------------------------------------------------------
     async def _connect(self, *, retry: bool) -> None:
-        delay = RECONNECT_MIN
-        while True:
-            try:
-                await self.gateway.connect()
-                authorized = await self.gateway.is_authorized()
-            except Exception as exc:
-                if is_auth_error(exc):
-                    raise auth_error(exc) from None
-                if not retry or not isinstance(exc, (OSError, ConnectionError, asyncio.TimeoutError)):
-                    raise
-                log.warning("telegram connection failed; retrying", error=str(exc), retry_in=delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX)
-                if self._ctx is not None and self._ctx.stop.is_set():
-                    return
-                continue
-            if not authorized:
-                raise TelegramAuthError(
-                    "Telegram session is not logged in (or was logged out); run 'claimwatch login telegram'"
-                )
-            self._connected = True
+        """Connect and check the session; with ``retry`` a network failure is retried with
+        backoff (RECONNECT_MIN doubling to RECONNECT_MAX) until it connects or ctx.stop is set."""
+
+        def transient(exc: BaseException) -> bool:
+            return retry and not is_auth_error(exc) and isinstance(exc, (OSError, ConnectionError, asyncio.TimeoutError))
+
+        wait = wait_exponential(multiplier=RECONNECT_MIN, max=RECONNECT_MAX)
+
+        def failed(state: RetryCallState) -> None:
+            assert state.outcome is not None
+            log.warning("telegram connection failed; retrying", error=str(state.outcome.exception()),
+                        retry_in=wait(state))
+
+        async def pause(seconds: float) -> None:
+            await self._sleep(seconds)
+            if self._ctx is not None and self._ctx.stop.is_set():
+                raise _Stopping
+
+        try:
+            async for attempt in AsyncRetrying(retry=retry_if_exception(transient), wait=wait, after=failed,
+                                               sleep=pause, reraise=True):
+                with attempt:
+                    await self.gateway.connect()
+                    authorized = await self.gateway.is_authorized()
+        except _Stopping:
             return
+        except Exception as exc:
+            if is_auth_error(exc):
+                raise auth_error(exc) from None
+            raise
+        if not authorized:
+            raise TelegramAuthError(
+                "Telegram session is not logged in (or was logged out); run 'claimwatch login telegram'"
+            )
+        self._connected = True
 
     async def _disconnect(self) -> None:
         if self._connected:

@@ -18,6 +18,8 @@ import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
+from ...timefmt import exact_duration
+
 PRIOR_READS_PER_POLL = 1.0  # posts per target poll assumed before anything was measured
 PRIOR_WEIGHT = 20.0  # how many polls the prior counts for
 
@@ -125,11 +127,11 @@ class BudgetPlan:
             return head + "; cap used up: polling paused until the 1st of next month (UTC)"
         if self.throttled:
             return (
-                head + f"; at every {fmt_seconds(self.configured_interval)} the projection is "
+                head + f"; at every {exact_duration(self.configured_interval)} the projection is "
                 f"{self.projected_at_configured} posts, over the cap: polling every "
-                f"{fmt_seconds(self.effective_interval)} (projected {self.projected})"
+                f"{exact_duration(self.effective_interval)} (projected {self.projected})"
             )
-        return head + f"; projected {self.projected} posts at every {fmt_seconds(self.effective_interval)}"
+        return head + f"; projected {self.projected} posts at every {exact_duration(self.effective_interval)}"
 
 
 def plan(*, cap: int, usage: Usage, now: datetime, targets: int, interval: float) -> BudgetPlan:
@@ -157,13 +159,3 @@ def plan(*, cap: int, usage: Usage, now: datetime, targets: int, interval: float
     )
 
 
-def fmt_seconds(seconds: float) -> str:
-    """``90`` -> ``1m30s``; ``inf`` -> ``never``."""
-    if math.isinf(seconds):
-        return "never"
-    s = int(round(seconds))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    parts = [f"{d}d" if d else "", f"{h}h" if h else "", f"{m}m" if m else "", f"{s}s" if s else ""]
-    return "".join(parts) or "0s"

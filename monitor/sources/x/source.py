@@ -32,6 +32,7 @@ from ...config import XConfig
 from ...durations import parse_duration
 from ...logs import get_logger, register_secret
 from ...model import iso
+from ...timefmt import exact_duration
 from ..base import Envelope, Source, SourceContext, SourceStopped
 from . import budget
 from .accounts import Account, parse_accounts, resolve_accounts
@@ -60,10 +61,6 @@ TWITTER_EPOCH_MS = 1288834974657
 def snowflake_time(post_id: int) -> datetime:
     """When X minted a post id (the top bits of a snowflake are milliseconds since 2010-11-04)."""
     return datetime.fromtimestamp(((post_id >> 22) + TWITTER_EPOCH_MS) / 1000, tz=timezone.utc)
-
-
-def _fmt(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -267,7 +264,7 @@ class XSource(Source):
             log.warning(
                 "x: recent search only reaches back 7 days; searches are backfilled for 7 days, not the "
                 "configured window (full-archive search needs a higher access level)",
-                backfill=budget.fmt_seconds(self.backfill),
+                backfill=exact_duration(self.backfill),
             )
         self._replan(reschedule=False)
         if self.cfg.monthly_read_cap is not None and self.last_plan is not None:
@@ -413,12 +410,12 @@ class XSource(Source):
             start = target.start_time
             if target.kind == SEARCH:
                 start = max(start, self._window_start())
-            start_time = _fmt(start)
+            start_time = iso(start)
         elif target.kind == SEARCH and snowflake_time(since) < self._window_start():
             # X answers 400 to a since_id older than 7 days: ask from the window's start.
-            start_time = _fmt(self._window_start())
+            start_time = iso(self._window_start())
             await self._error(
-                f"X: {target.label}: not polled since {_fmt(snowflake_time(since))}, beyond the 7 days recent "
+                f"X: {target.label}: not polled since {iso(snowflake_time(since))}, beyond the 7 days recent "
                 f"search covers; posts before {start_time} cannot be read (reading from there)")
             since = None
 
@@ -429,7 +426,7 @@ class XSource(Source):
             if target.kind != SEARCH or since is None or "since_id" not in exc.parameters:
                 raise
             # X judged the since_id too old (its clock, or a slow request): from the window's start.
-            start_time = _fmt(self._window_start())
+            start_time = iso(self._window_start())
             await self._error(f"{exc} ({target.label}: asking from {start_time} instead)")
             since = None
             head = await self._fetch(target, None, start_time, None, pages_left)
@@ -452,16 +449,16 @@ class XSource(Source):
                 if snowflake_time(gap.before) < window:
                     gaps.remove(gap)
                     await self._error(
-                        f"X: {target.label}: posts before {_fmt(snowflake_time(gap.before))} were not read and "
+                        f"X: {target.label}: posts before {iso(snowflake_time(gap.before))} were not read and "
                         f"are now older than the 7 days recent search covers")
                     continue
             if pages_left <= 0 or head.budget_hit:
                 continue
                 if after is not None and snowflake_time(after) < window:
-                    after, gstart = None, _fmt(window)
+                    after, gstart = None, iso(window)
                 elif after is None:
-                    gstart = _fmt(max(window, datetime.strptime(gstart, "%Y-%m-%dT%H:%M:%SZ").replace(
-                        tzinfo=timezone.utc))) if gstart else _fmt(window)
+                    gstart = iso(max(window, datetime.strptime(gstart, "%Y-%m-%dT%H:%M:%SZ").replace(
+                        tzinfo=timezone.utc))) if gstart else iso(window)
             try:
                 got = await self._fetch(target, after, gstart, gap.before, pages_left)
             except RequestFailed as exc:  # the gap stays for the next poll; the head is stored
@@ -598,7 +595,7 @@ class XSource(Source):
         if not reschedule or self._job is None or math.isinf(new):
             return
         if math.isinf(old) or abs(new - old) > RESCHEDULE_RATIO * max(old, 1.0):
-            log.info("x: poll interval changed for the read budget", interval=budget.fmt_seconds(new),
+            log.info("x: poll interval changed for the read budget", interval=exact_duration(new),
                      projection=self.last_plan.describe())
             try:
                 self._job.reschedule("interval", seconds=new)

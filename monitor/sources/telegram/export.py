@@ -26,10 +26,11 @@ from typing import IO, Any, Iterator, Mapping
 
 import ijson
 
-from .depth import MAX_JSON_DEPTH, DepthGuard
+from ..depth import MAX_JSON_DEPTH, DepthGuard
 
-from ..model import Forward, Media, Message, MessageError, make_url
-from .files import ImportStats, InputError, ProgressFn
+from ...model import Forward, Media, Message, MessageError, make_url
+from .ids import peer_bare_id, peer_kind
+from ..files.errors import ImportStats, InputError, ProgressFn
 
 CHUNK = 256 * 1024
 _UTC = timezone.utc
@@ -44,28 +45,6 @@ _FILE_MEDIA_TYPES = {
     "video_message": "video_note",
 }
 _NOT_INCLUDED = "(File "  # "(File not included. Change data exporting settings to download.)"
-
-
-_PEER_PREFIXES = ("channel", "chat", "user")
-
-
-def _peer_kind(value: object) -> str | None:
-    """``channel`` / ``chat`` / ``user`` from an export peer id like ``channel1234500000``."""
-    text = str(value) if value is not None else ""
-    for prefix in _PEER_PREFIXES:
-        if text.startswith(prefix) and text[len(prefix):].isdigit():
-            return prefix
-    return None
-
-
-def _bare_peer_id(value: object) -> str | None:
-    """Desktop exports write peer ids as ``channel1234500000`` / ``user42``; the live
-    collector records the bare id (``1234500000``), so both agree."""
-    if value is None or value == "":
-        return None
-    text = str(value)
-    kind = _peer_kind(text)
-    return text[len(kind):] if kind else text
 
 
 @lru_cache(maxsize=1)
@@ -245,7 +224,7 @@ def convert_message(m: Any, chat: _Chat) -> Message | None:
         author = m.get("from")
     has_media = "photo" in m or "file" in m or "poll" in m or "location_information" in m or "contact_information" in m
     extra = _extra(m, chat) if (has_media or "via_bot" in m or "reply_to_peer_id" in m or not chat.is_channel) else {}
-    kind = _peer_kind(fwd_id)
+    kind = peer_kind(str(fwd_id)) if fwd_id is not None else None
     if kind is not None:  # as the live collector records it
         extra = {**extra, "forward_from_type": kind}
     return Message(
@@ -260,7 +239,7 @@ def convert_message(m: Any, chat: _Chat) -> Message | None:
         author=author,
         url=chat.url_prefix + mid if chat.url_prefix is not None else None,
         reply_to=str(reply) if reply is not None else None,
-        forwarded_from=Forward(name=fwd, id=_bare_peer_id(fwd_id)) if fwd is not None or fwd_id is not None else None,
+        forwarded_from=Forward(name=fwd, id=peer_bare_id(fwd_id)) if fwd is not None or fwd_id is not None else None,
         media=_media(m) if has_media else (),
         extra=extra,
         raw=m,

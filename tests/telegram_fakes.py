@@ -15,7 +15,7 @@ from monitor.archive import Archive
 from monitor.config import TelegramConfig
 from monitor.model import Deletion, Message
 from monitor.sources.base import Envelope, SourceContext
-from monitor.sources.telegram.convert import peer_bare_id
+from monitor.sources.telegram.ids import peer_bare_id
 
 T0 = datetime(2024, 3, 22, 18, 0, tzinfo=timezone.utc)
 AMAQ_ID = 1234500000

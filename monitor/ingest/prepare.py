@@ -3,11 +3,11 @@
 An import's Python work per message (JSON parsing, conversion to :class:`Message`,
 matching, normalising the search text, hashing, JSON of the raw record) is about as long
 as SQLite's; in one process the GIL keeps them from overlapping. :func:`prepared_rows`
-forks a preparer process that runs :func:`~monitor.sources.files.read_messages` (and the
+forks a preparer process that runs :func:`~monitor.sources.files.detect.read_messages` (and the
 matcher) and sends ready :mod:`~monitor.archive.rows` tuples in chunks (``marshal``: a
 third faster to load than pickle) through a bounded queue, so memory stays bounded and the writer only runs SQL.
 
-Errors keep their meaning: an :class:`~monitor.sources.files.InputError` raised while
+Errors keep their meaning: an :class:`~monitor.sources.files.errors.InputError` raised while
 reading is raised again here (same message, naming the file and position), so the
 caller's transaction rolls the whole file back. ``progress`` and the import statistics
 are forwarded to the caller.
@@ -24,20 +24,18 @@ import queue
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from .archive.rows import RAW_SHA, Row, complete_row, prepare_row
-from .model import Hit, Message
-from .sources.files import ImportStats, read_messages
+from ..archive.rows import RAW_SHA, Row, complete_row, prepare_row
+from ..model import Hit, MatcherLike, Message
+from ..sources.files.detect import read_messages
+from ..sources.files.errors import ImportStats
 
 CHUNK_ROWS = 1000  # rows per message on the queue
 QUEUE_CHUNKS = 8  # chunks in flight (bounded memory: ~8 x 1000 x 2-3 kB)
 MIN_BYTES = 4 * 1024 * 1024  # smaller files are prepared inline (a fork costs ~10 ms)
 _POLL_SECONDS = 1.0
 
-
-class MatcherLike(Protocol):
-    def match(self, msg: Message) -> list[Hit]: ...
 
 
 def available() -> bool:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator, Mapping
 
-from ..model import Message, MessageError
-from .depth import depth_message, line_too_deep
-from .surrogates import json_may_have_surrogates
-from .files import ImportStats, InputError, ProgressFn, parse_jsonl_record
+from ...model import CANONICAL_SCHEMA, Message, MessageError, canonical_json
+from ..depth import depth_message, line_too_deep
+from ..surrogates import json_may_have_surrogates, scrub_message
+from ..x import convert as x_convert
+from .errors import ImportStats, InputError, ProgressFn
 
 PROGRESS_EVERY = 1 << 20  # bytes
 MAX_SINGLE_DOCUMENT = 64 << 20  # a pretty-printed API response is read whole up to this size
@@ -130,3 +131,57 @@ def _single_document(f: IO[bytes], offset: int) -> object | None:
         f.seek(offset)
         return None  # not one document either: report line errors
     return doc if isinstance(doc, dict) else None
+
+
+def classify_record(obj: Any) -> str | None:
+    """The kind of one decoded JSON object: canonical | x-page | x-tweet | telegram | None."""
+    if not isinstance(obj, Mapping):
+        return None
+    schema = obj.get("schema")
+    if isinstance(schema, str) and schema.startswith("claimwatch.message/"):
+        return "canonical"
+    if "data" in obj or "includes" in obj or ("meta" in obj and "result_count" in (obj.get("meta") or {})):
+        return "x-page"
+    if "id" in obj and ("text" in obj or "note_tweet" in obj) and (
+        "author_id" in obj or "edit_history_tweet_ids" in obj or "author" in obj or "__twarc" in obj
+    ):
+        return "x-tweet"
+    if "messages" in obj or "chats" in obj or "left_chats" in obj:
+        return "telegram"
+    return None
+
+
+def parse_jsonl_record(
+    obj: Any, fmt: str = "auto", *, errors: list[str] | None = None, scrub: bool = True
+) -> list[Message]:
+    """One decoded JSONL line -> its Messages (X response page, X tweet, flattened tweet, canonical).
+
+    Raises MessageError for a record that is not one of those or lacks required fields.
+    With ``errors`` (a list) a page's bad tweets are reported there ("tweet <id>: reason")
+    and the good ones returned. ``scrub=False`` skips the lone-surrogate scrub of a canonical
+    record (for a caller that checked the line with
+    :func:`~monitor.sources.surrogates.json_may_have_surrogates`).
+    """
+    kind = classify_record(obj)
+    if fmt not in ("auto", "x", "canonical"):
+        raise MessageError(f"format '{fmt}' is not a JSONL format")
+    if kind is None or kind == "telegram":
+        if not isinstance(obj, Mapping):
+            raise MessageError(f"record is a JSON {type(obj).__name__}, not an object")
+        keys = ", ".join(list(obj)[:6]) or "none"
+        raise MessageError(f"not a tweet, X API page or canonical message (keys: {keys})")
+    if (fmt == "x" and kind == "canonical") or (fmt == "canonical" and kind != "canonical"):
+        raise MessageError(f"a {kind} record in a file read as '{fmt}'")
+    if kind == "canonical":
+        if obj.get("schema") != CANONICAL_SCHEMA:
+            raise MessageError(f"unsupported schema {obj.get('schema')!r} (this version reads {CANONICAL_SCHEMA})")
+        msg = Message.from_dict(obj)
+        return [scrub_message(msg) if scrub else msg]
+    if kind == "x-page":
+        return x_convert.page_to_messages(obj, errors=errors)
+    return [x_convert.fold_edit(x_convert.tweet_to_message(obj))]
+
+
+def canonical_line(msg: Message) -> str:
+    """``msg`` as one canonical JSONL line (with the trailing newline)."""
+    return canonical_json(msg.to_dict()) + "\n"

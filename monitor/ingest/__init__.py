@@ -7,16 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator
 
-from .archive import Archive, StoreResult
-from .model import Hit, Message
-from .sources.files import ImportStats, read_messages
+from ..archive import Archive, StoreResult
+from ..model import Hit, MatcherLike, Message
+from ..sources.files.detect import read_messages
+from ..sources.files.errors import ImportStats
+from . import prepare as ingest_prepare
 
 
-
-class MatcherLike(Protocol):
-    def match(self, msg: Message) -> list[Hit]: ...
 
 
 @dataclass
@@ -68,15 +67,13 @@ def import_file(
     number of bytes read so far.
 
     ``prepare_process``: read, match and prepare the rows in a second process (see
-    :mod:`monitor.ingest_prepare`) while this one writes; None (default) decides by the
-    file's size. Not with ``alerts`` and a matcher (outbox rows are made from Messages).
+    :mod:`monitor.ingest.prepare`) while this one writes; None (default) decides by the
+    file's size. Not with ``alerts`` (the outbox policy works on Messages, edits included).
     """
-    from . import ingest_prepare
-
     stats = ImportStats()
     if prepare_process is None:
         prepare_process = ingest_prepare.worth_it(path)
-    if prepare_process and ingest_prepare.available() and not (alerts and matcher is not None):
+    if prepare_process and ingest_prepare.available() and not alerts:
         rows = ingest_prepare.prepared_rows(
             path, fmt=fmt, skip_bad=skip_bad, matcher=matcher, stats=stats, progress=progress,
             archive_path=archive.path,

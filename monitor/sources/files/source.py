@@ -13,7 +13,7 @@ crash midway simply re-reads it (the archive is idempotent).
 of the end of the last complete line). A partial last line waits for its newline;
 rotation (the path now names a new file) finishes the old file then starts the new one
 at offset 0; truncation (size below the offset) restarts at 0. Each JSONL line may be a
-canonical record, an X tweet or an X API v2 page (see :mod:`monitor.sources.files`).
+canonical record, an X tweet or an X API v2 page (see :mod:`monitor.sources.files.detect`).
 A malformed line is logged with its file and line number and skipped.
 
 The read position runs ahead of the archive only in memory: the checkpoint committed with a
@@ -32,13 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import FileSourceConfig
-from ..logs import get_logger
-from ..model import Message, MessageError
-from .base import Envelope, Source, SourceContext
-from .depth import depth_message, line_too_deep
-from .files import InputError, read_messages
-from .surrogates import json_may_have_surrogates
+from ...config import FileSourceConfig
+from ...logs import get_logger
+from ...model import Message, MessageError
+from ..base import Envelope, Source, SourceContext
+from ..depth import depth_message, line_too_deep
+from ..surrogates import json_may_have_surrogates
+from .detect import read_messages
+from .errors import InputError
+from .jsonl import parse_jsonl_record
 
 log = get_logger("claimwatch.files")
 
@@ -225,7 +227,6 @@ class FilesSource(Source):
                     self.stats["messages"] += 1
 
     def _parse_line(self, state: _Followed, raw_line: bytes, fmt: str) -> list[Message]:
-        from .files import parse_jsonl_record
 
         line = raw_line.strip()
         if not line:

@@ -1,0 +1,356 @@
+r"""One text normalisation for the matcher, the archive's search column and search queries.
+
+Per character:
+
+* NFKC (compatibility forms such as Arabic presentation forms and ligatures are unfolded), casefold
+* Latin/Greek/Cyrillic combining diacritics removed ("Kermān" -> "kerman", "İ" -> "i")
+* Arabic diacritics (harakat, tanween, shadda, sukun, superscript alef, Quranic marks) and tatweel removed
+* alef forms أ إ آ ٱ -> ا ; ى ی -> ي ; ک -> ك ; ۀ ة -> ه ; ؤ -> و ; ئ -> ي
+* zero-width and bidi control characters removed (ZWNJ -> space, so Persian compound halves become words)
+* Eastern Arabic and Persian digits -> ASCII
+
+Because the mapping is applied character by character, ``normalize`` is a single
+``str.translate`` over a lazily filled table (fast), and :func:`normalize_with_offsets`
+can map every output character back to its position in the original text (for hit spans).
+
+Words are runs of letters and digits of the normalised text (:data:`WORD_RE`); ``_`` separates
+words, so the hashtag ``#ولاية_خراسان`` holds the words ``ولايه`` and ``خراسان``.
+:func:`word_text` is the normalised text with every other character turned into a space:
+same length, same offsets, the form the rule matcher scans.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+
+
+def _ranges(*spans: tuple[int, int]) -> set[int]:
+    out: set[int] = set()
+    for a, b in spans:
+        out.update(range(a, b + 1))
+    return out
+
+
+_ARABIC_MARKS = _ranges(
+    (0x0610, 0x061A), (0x064B, 0x065F), (0x0670, 0x0670), (0x06D6, 0x06DC), (0x06DF, 0x06E4),
+    (0x06E7, 0x06E8), (0x06EA, 0x06ED), (0x08D3, 0x08FF),
+)
+_TATWEEL = 0x0640
+# Zero-width and bidirectional controls (Telegram texts are full of them): removed.
+_ZERO_WIDTH_DROP = {0x200B, 0x200D, 0x2060, 0xFEFF, 0x200E, 0x200F, 0x061C, 0x00AD, 0x180E} | _ranges(
+    (0x202A, 0x202E), (0x2066, 0x2069)
+)
+# Combining diacritics of Latin/Greek/Cyrillic (after decomposition) and variation selectors:
+# removed, so "Kermān" and "Kerman", "İstanbul" and "istanbul" normalise alike.
+_LATIN_MARKS = _ranges((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF), (0xFE20, 0xFE2F), (0xFE00, 0xFE0F))
+_DROP = frozenset(_ARABIC_MARKS | _ZERO_WIDTH_DROP | _LATIN_MARKS | {_TATWEEL})
+_ZWNJ = 0x200C
+
+_LETTER_MAP = {
+    "أ": "ا",
+    "إ": "ا",
+    "آ": "ا",
+    "ٱ": "ا",
+    "ى": "ي",
+    "ی": "ي",
+    "ې": "ي",
+    "ک": "ك",
+    "ڪ": "ك",
+    "ۀ": "ه",
+    "ة": "ه",
+    "ۃ": "ه",
+    "ە": "ه",
+    "ھ": "ه",
+    "ہ": "ه",
+    "ؤ": "و",
+    "ئ": "ي",
+}
+_DIGITS = {chr(0x0660 + i): str(i) for i in range(10)} | {chr(0x06F0 + i): str(i) for i in range(10)}
+
+
+# The matcher's scan keeps teh marbuta and alef maqsura apart from heh and yeh (see
+# :func:`scan_text`): only there, so that ``دولة`` does not lose a "pronoun" ``ه``.
+_SCAN_LETTER_MAP = {**_LETTER_MAP, "ة": "ة", "ۃ": "ة", "ى": "ى"}
+
+
+def _unify(chars: str, letters: dict[str, str] = _LETTER_MAP) -> str:
+    out = []
+    for c in chars:
+        cp = ord(c)
+        if cp == _ZWNJ:
+            out.append(" ")
+        elif cp not in _DROP:
+            out.append(_DIGITS.get(c) or letters.get(c) or c)
+    return "".join(out)
+
+
+def _map_char(ch: str, letters: dict[str, str] = _LETTER_MAP) -> str:
+    cp = ord(ch)
+    if cp == _ZWNJ:
+        return " "
+    if cp in _DROP:
+        return ""
+    direct = _DIGITS.get(ch) or letters.get(ch)
+    if direct:
+        return direct
+    if cp < 128:
+        return ch.lower()
+    # Compatibility decomposition, drop the marks, recompose (= NFKC without the marks), casefold.
+    decomposed = _unify(unicodedata.normalize("NFKD", ch), letters)
+    return _unify(unicodedata.normalize("NFC", decomposed).casefold(), letters)
+
+
+class _Table(dict):
+    """str.translate table that computes (and caches) the mapping of unseen characters."""
+
+    def __init__(self, letters: dict[str, str] = _LETTER_MAP) -> None:
+        super().__init__()
+        self.letters = letters
+
+    def __missing__(self, cp: int) -> str | int:
+        ch = chr(cp)
+        out = _map_char(ch, self.letters)
+        value: str | int = cp if out == ch else out
+        self[cp] = value
+        return value
+
+
+_TABLE = _Table()
+# Pre-fill ASCII quickly (casefold of A-Z).
+for _cp in range(128):
+    _TABLE[_cp]  # noqa: B018 - fills the cache
+
+
+WORD_RE = re.compile(r"[^\W_]+")
+WORD_CHAR = r"[^\W_]"  # as a regex class: a letter or digit (str.isalnum)
+NON_WORD_CHAR = r"[\W_]"
+
+
+def _is_word_char(c: str) -> bool:
+    return c.isalnum()  # exactly what ``re``'s [^\W_] matches in a str pattern
+
+
+class _WordTable(dict):
+    """Like _Table, but every non-word character of the output becomes a space."""
+
+    def __init__(self, base: _Table) -> None:
+        super().__init__()
+        self.base = base
+
+    def __missing__(self, cp: int) -> str | int:
+        m = self.base[cp]
+        out = chr(m) if isinstance(m, int) else m
+        words = "".join(c if _is_word_char(c) else " " for c in out)
+        value: str | int = cp if words == chr(cp) else words
+        self[cp] = value
+        return value
+
+
+_WORD_TABLE = _WordTable(_TABLE)
+_SCAN_TABLE = _WordTable(_Table(_SCAN_LETTER_MAP))
+for _cp in range(128):
+    _WORD_TABLE[_cp]  # noqa: B018
+    _SCAN_TABLE[_cp]  # noqa: B018
+
+
+def normalize(text: str) -> str:
+    """Normalise ``text`` for matching and search (see module docstring)."""
+    if not text:
+        return ""
+    return text.translate(_TABLE)
+
+
+def word_text(text: str) -> str:
+    """``normalize(text)`` with every non-word character replaced by a space (same length).
+
+    ``word_text(t).split()`` equals ``WORD_RE.findall(normalize(t))``.
+    """
+    if not text:
+        return ""
+    return text.translate(_WORD_TABLE)
+
+
+def scan_text(text: str) -> str:
+    """:func:`word_text`, except that ة and ى stay as they are (the matcher's morphology needs
+    them to tell ``دولة`` from ``كتابه``; :data:`FOLD` turns them into ه and ي afterwards).
+    Same length and offsets as :func:`word_text`."""
+    if not text:
+        return ""
+    return text.translate(_SCAN_TABLE)
+
+
+FOLD = str.maketrans({"ة": "ه", "ى": "ي"})
+
+
+class _LengthTable(dict):
+    """str.translate table: each character -> chr(length of its normalised form)."""
+
+    def __missing__(self, cp: int) -> str:
+        m = _TABLE[cp]
+        value = chr(1 if isinstance(m, int) else len(m))
+        self[cp] = value
+        return value
+
+
+_LENGTHS = _LengthTable()
+for _cp in range(128):
+    _LENGTHS[_cp]  # noqa: B018
+_NOT_ONE = re.compile("[^\x01]")
+
+
+def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
+    """Normalise and return, for each output character, the index of its source character.
+
+    The returned list has one extra final entry (``len(text)``) so an exclusive end offset
+    ``e`` in the normalised text maps to ``offsets[e]`` in the original.
+    """
+    return text.translate(_TABLE), normalized_offsets(text)
+
+
+def normalized_offsets(text: str) -> list[int]:
+    """The offsets part of :func:`normalize_with_offsets` (valid for :func:`word_text` too)."""
+    lengths = text.translate(_LENGTHS)
+    offsets: list[int] = []
+    prev = 0
+    for m in _NOT_ONE.finditer(lengths):  # only characters removed or expanded
+        i = m.start()
+        offsets.extend(range(prev, i))
+        offsets.extend([i] * ord(lengths[i]))
+        prev = i + 1
+    offsets.extend(range(prev, len(text) + 1))
+    return offsets
+
+
+class OffsetMap:
+    """Maps positions of the normalised text to the original text, like the list of
+    :func:`normalize_with_offsets` (``m[i]``), but built from the characters normalisation
+    removes or expands only: cheap when a hit needs a few spans of a long text."""
+
+    __slots__ = ("_orig", "_norm_start", "_length", "_norm_len")
+
+    def __init__(self, text: str) -> None:
+        lengths = text.translate(_LENGTHS)
+        orig: list[int] = []
+        norm_start: list[int] = []
+        length: list[int] = []
+        delta = 0
+        for m in _NOT_ONE.finditer(lengths):
+            i = m.start()
+            n = ord(lengths[i])
+            orig.append(i)
+            norm_start.append(i + delta)
+            length.append(n)
+            delta += n - 1
+        self._orig, self._norm_start, self._length = orig, norm_start, length
+        self._norm_len = len(text) + delta
+
+    def __len__(self) -> int:
+        return self._norm_len + 1
+
+    def __getitem__(self, q: int) -> int:
+        if q < 0:
+            q += self._norm_len + 1
+        if not 0 <= q <= self._norm_len:
+            raise IndexError(q)
+        k = bisect.bisect_right(self._norm_start, q) - 1
+        if k < 0:
+            return q
+        start = self._norm_start[k]
+        if q < start + self._length[k]:
+            return self._orig[k]
+        return self._orig[k] + 1 + (q - start - self._length[k])
+
+
+def original_span(offsets: list[int], start: int, end: int) -> tuple[int, int]:
+    """Map a [start, end) span of normalised text back to the original text."""
+    if end <= start:
+        return offsets[start], offsets[start]
+    return offsets[start], offsets[end - 1] + 1
+
+
+def text_span(text: str, offsets: list[int], start: int, end: int) -> tuple[int, int]:
+    """Like :func:`original_span`, but the end also covers characters normalisation removed
+    right after the span (harakat, tatweel, zero-width marks), so a word's span is whole."""
+    s, e = original_span(offsets, start, end)
+    n = len(text)
+    while e < n and _TABLE[ord(text[e])] == "":
+        e += 1
+    return s, e
+
+
+# Arabic-script proclitics (after normalisation): conjunctions و ف, prepositions ب ك ل, article ال,
+# and their combinations. Used by the matcher (term `الدولة` matches `والدولة`) and by the
+# archive's search column (so search finds the same forms).
+_PROCLITIC_PARTS = ("", "و", "ف")
+_PREPS = ("", "ب", "ك", "ل")
+_ARTICLE = ("", "ال")
+PROCLITICS: frozenset[str] = frozenset(
+    c + p + a for c in _PROCLITIC_PARTS for p in _PREPS for a in _ARTICLE if c + p + a
+) | frozenset({"لل", "ولل", "فلل"})
+_MAX_PROCLITIC = max(len(p) for p in PROCLITICS)
+
+
+def is_arabic_script(word: str) -> bool:
+    return bool(word) and "\u0600" <= word[0] <= "\u06ff"
+
+
+def proclitic_stems(word: str, min_stem: int = 2) -> list[str]:
+    """Stems of a normalised Arabic-script word with a leading proclitic removed (longest first)."""
+    if not is_arabic_script(word):
+        return []
+    out = []
+    for n in range(min(_MAX_PROCLITIC, len(word) - min_stem), 0, -1):
+        if word[:n] in PROCLITICS:
+            out.append(word[n:])
+    return out
+
+
+_ARTICLE_FORMS = tuple(c + p for c in _PROCLITIC_PARTS for p in ("", "ب", "ك") if c + p)
+_LAM_FORMS = ("لل", "ولل", "فلل")
+
+
+def proclitic_forms(word: str) -> tuple[str, ...]:
+    """The forms of a normalised Arabic-script word with attached proclitics (the word itself excluded).
+
+    ``الدوله`` -> ``والدوله``, ``بالدوله``, ``فبالدوله``, ``للدوله`` ...; ``دوله`` -> ``ودوله``,
+    ``الدوله``, ``والدوله``, ``لدوله``, ``للدوله`` ... Words shorter than two letters get none.
+    """
+    if len(word) < 2 or not is_arabic_script(word):
+        return ()
+    if word.startswith("ال") and len(word) > 3:
+        stem = word[2:]
+        # ل + الدوله -> للدوله; ل + اللجنه -> للجنه (the lams merge: لله, not للله)
+        lam_forms = ("ل", "ول", "فل") if stem.startswith("ل") else _LAM_FORMS
+        forms = {p + word for p in _ARTICLE_FORMS} | {p + stem for p in lam_forms}
+    else:
+        forms = {p + word for p in PROCLITICS if "لال" not in p}
+    forms.discard(word)
+    return tuple(sorted(forms))
+
+
+_ARABIC_CHAR = re.compile("[\u0600-\u06ff]")
+_SEARCH_WORD = re.compile(r"\w+")
+_STEMS_CACHE: dict[str, tuple[str, ...]] = {}  # word -> proclitic_stems(word); bounded, for imports
+_STEMS_CACHE_MAX = 100_000
+
+
+def search_text(text: str) -> str:
+    """The archive's FTS column: normalised text, then proclitic-stripped forms of Arabic words."""
+    norm = normalize(text)
+    if _ARABIC_CHAR.search(norm) is None:
+        return norm
+    extra: list[str] = []
+    cache = _STEMS_CACHE
+    for word in _SEARCH_WORD.findall(norm):
+        stems = cache.get(word)
+        if stems is None:
+            stems = tuple(proclitic_stems(word))
+            if len(cache) < _STEMS_CACHE_MAX:
+                cache[word] = stems
+        if stems:
+            extra.extend(stems)
+    if extra:
+        return norm + "\n" + " ".join(extra)
+    return norm
