@@ -1,6 +1,6 @@
 """Several Telegram accounts: channels per account or spread, the limit, one source per
 account in the daemon (one account's ban or flood wait does not stop the others), login
-and doctor per account. Telegram is the fake gateway of tests/test_telegram_fakes.py."""
+and doctor per account. Telegram is the fake gateway of tests/telegram_fakes.py."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from monitor.sources.telegram.accounts import account_config, account_configs
 from monitor.sources.telegram.errors import TelegramSetupError
 from monitor.sources.telegram.session import open_private_session
 
-from test_telegram_fakes import AMAQ_HASH, AMAQ_ID, FakeGateway, channel, post  # type: ignore[no-redef]
+from telegram_fakes import AMAQ_HASH, AMAQ_ID, FakeGateway, channel, post  # type: ignore[no-redef]
 
 HASH = "0123456789abcdef0123456789abcdef"
 OTHER_ID = 1777000001
