@@ -47,7 +47,7 @@ test: install browser
 
 eval: install
 	@if ls corpus/*.jsonl >/dev/null 2>&1; then \
-		$(BIN)/claimwatch rules eval rules/ corpus/*.jsonl --split test --no-show-misses \
+		$(BIN)/claimwatch rules eval rules/ corpus/ --split test --no-show-misses \
 			--min-recall $(EVAL_MIN_RECALL) --min-precision $(EVAL_MIN_PRECISION); \
 	else echo "no corpus/*.jsonl: rules eval skipped"; fi
 

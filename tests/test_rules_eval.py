@@ -167,6 +167,21 @@ def test_usage_errors() -> None:
     assert r.exit_code == 2 and "no such file" in r.stderr
 
 
+def test_a_corpus_folder_means_its_jsonl_files(tmp_path) -> None:
+    lines = CORPUS.read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "a.jsonl").write_text("".join(lines[:5]), encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text("".join(lines[5:]), encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not a corpus file", encoding="utf-8")
+    assert [i.id for i in read_corpus([tmp_path])] == [i.id for i in read_corpus([CORPUS])]
+    one, split = run(RULES, CORPUS, "--json"), run(RULES, tmp_path, "--json")
+    assert split.exit_code == one.exit_code
+    assert json.loads(split.stdout)["overall"] == json.loads(one.stdout)["overall"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run(RULES, empty)
+    assert r.exit_code == 2 and "no *.jsonl file" in r.stderr
+
+
 def test_items_are_messages_from_their_source_host() -> None:
     (item,) = [i for i in read_corpus([CORPUS]) if i.id == "s3"]
     m = item.message()

@@ -304,7 +304,7 @@ def eval_cmd(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from .evaluate import LEVELS, CorpusError, evaluate, read_corpus
+    from .evaluate import LEVELS, CorpusError, corpus_files, evaluate, read_corpus
 
     cfg = setup(config, log_level)
     if split not in ("dev", "test", "all"):
@@ -313,8 +313,10 @@ def eval_cmd(
     if level not in LEVELS:
         fail(f"--alert-level: unknown level '{alert_level}' (one of {', '.join(LEVELS)})")
     for path in corpus:
-        if not path.is_file():
-            fail(f"{path}: no such file")
+        if not path.exists():
+            fail(f"{path}: no such file or folder")
+        if path.is_dir() and not corpus_files([path]):
+            fail(f"{path}: a folder with no *.jsonl file")
     matcher = matcher_for_cli(rules, cfg, required=True)
     assert matcher is not None
     try:

@@ -139,8 +139,17 @@ def parse_item(record: Any, file: str, line: int) -> Item:
     return Item(item_id, text, lang, label, actor, source, split, file, line)
 
 
+def corpus_files(paths: Sequence[str | Path]) -> list[Path]:
+    """``paths`` with each folder replaced by its ``*.jsonl`` files (sorted)."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        out.extend(sorted(path.glob("*.jsonl")) if path.is_dir() else [path])
+    return out
+
+
 def read_corpus(paths: Sequence[str | Path], split: str = "all") -> list[Item]:
-    """The items of the JSONL files ``paths`` in the ``split`` (``dev``, ``test`` or ``all``).
+    """The items of the JSONL files ``paths`` (a folder: its ``*.jsonl``) in the ``split``
+    (``dev``, ``test`` or ``all``).
 
     Every line is validated (whatever its split); the first bad line raises :class:`CorpusError`.
     Blank lines are skipped; an id used twice is an error.
@@ -149,7 +158,7 @@ def read_corpus(paths: Sequence[str | Path], split: str = "all") -> list[Item]:
         raise CorpusError(f"unknown split {split!r} (one of dev, test, all)")
     items: list[Item] = []
     seen: dict[str, tuple[str, int]] = {}
-    for path in paths:
+    for path in corpus_files(paths):
         file = str(path)
         try:
             fh = open(path, "rb")
