@@ -80,6 +80,14 @@ def test_home(browser, server: Server, archive: Path) -> None:
     # Persian/Arabic texts are laid out right-to-left
     rtl = [el for el in browser.find_elements(By.CSS_SELECTOR, "#latest-hits .cw-text") if "سپاه" in el.text]
     assert rtl and all(el.get_attribute("dir") in ("rtl", "auto") and direction(el) == "rtl" for el in rtl)
+    # the latest hits fit the window: no horizontal scrolling, the actor's full title on hover
+    width = browser.execute_script("return window.innerWidth")
+    table_right = browser.execute_script(
+        "return document.getElementById('latest-hits').getBoundingClientRect().right")
+    assert table_right <= width, (table_right, width)
+    badges = browser.find_elements(By.CSS_SELECTOR, "#latest-hits td.cw-actors .badge")
+    assert badges and all(b.get_attribute("title").startswith(b.text) for b in badges)
+    assert any(b.get_attribute("title") != b.text for b in badges)
     # the search box leads to the search page
     box = browser.find_element(By.CSS_SELECTOR, "form.searchbox input[name=q]")
     box.send_keys("کرمان")
