@@ -172,3 +172,12 @@ def test_show_accepts_links_and_marked_ids(tmp_path) -> None:
             assert find_message_rowid(conn, ref) == tweet, ref
     r = runner.invoke(app, ["show", "https://t.me/c/1234500000/9", "--db", str(db)])
     assert r.exit_code == 0 and "private post" in r.output, r.output
+
+
+def test_message_detail_finds_a_chain_record_far_from_its_version(arch) -> None:
+    # claimwatch writes chain records in version order, so the seq is looked for near the
+    # version id first; an archive whose chain is numbered otherwise still gets the right one
+    arch.conn.execute("UPDATE chain SET seq = seq + 5000")
+    arch.conn.commit()
+    d = message_detail(arch.conn, "telegram:-1001:1")
+    assert [v["chain_seq"] for v in d["versions"]] == [5001, 5002]

@@ -92,6 +92,19 @@ def _json(value: str | None) -> Any:
         return value
 
 
+def _chain_seq(conn: sqlite3.Connection, version_id: int) -> int | None:
+    """The chain position of a version. ``chain`` has no index on version_id; claimwatch
+    appends its records in the versions' insertion order, so the seq is looked for at and just
+    around the version id first, and only then (an archive written otherwise) by a full scan."""
+    row = conn.execute(
+        "SELECT min(seq) FROM chain WHERE seq BETWEEN ? AND ? AND version_id=?",
+        (version_id - 64, version_id + 64, version_id),
+    ).fetchone()
+    if row and row[0] is not None:
+        return row[0]
+    return conn.execute("SELECT min(seq) FROM chain WHERE version_id=?", (version_id,)).fetchone()[0]
+
+
 def message_detail(conn: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
     """The message row, every version (with its chain record), hits and their outbox rows,
     and the raw record parsed; None when the archive has no such message."""
@@ -106,11 +119,12 @@ def message_detail(conn: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
     msg["key"] = f"{msg['platform']}:{msg['channel_id']}:{msg['message_id']}"
     versions = _rows(
         conn,
-        "SELECT v.id, v.seen_at, v.edit_date, v.text, v.text_sha256, v.raw_sha256, v.record_sha256,"
-        " (SELECT min(c.seq) FROM chain c WHERE c.version_id = v.id) AS chain_seq"
+        "SELECT v.id, v.seen_at, v.edit_date, v.text, v.text_sha256, v.raw_sha256, v.record_sha256"
         " FROM versions v WHERE v.message_rowid=? ORDER BY v.id",
         (rowid,),
     )
+    for v in versions:
+        v["chain_seq"] = _chain_seq(conn, v["id"])
     hits = _rows(
         conn,
         "SELECT id, created_at, rule_id, rule_hash, level, kind, actors, title, tags, matches, text_sha256 FROM hits"

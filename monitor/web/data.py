@@ -17,7 +17,7 @@ from ..incidents.assign import KINDS
 from ..incidents.query import incident_detail, list_incidents, public, timeline
 from ..timefmt import compact_duration, parse_iso
 from ..model import PLATFORMS, channel_url, iso, make_url
-from ..query.show import find_message_rowid
+from ..query.show import message_detail
 from .chart import bars, day_series
 from .text import pieces, short, word_diff
 
@@ -197,61 +197,8 @@ def incident_json(detail: dict[str, Any]) -> dict[str, Any]:
 
 # -- message ------------------------------------------------------------------------------------
 
-def _rows(conn: sqlite3.Connection, sql: str, args: tuple) -> list[dict[str, Any]]:
-    cur = conn.execute(sql, args)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur]
-
-
-def _chain_seq(conn: sqlite3.Connection, version_id: int) -> int | None:
-    """The chain position of a version. ``chain`` has no index on version_id; its records
-    are appended in the versions' insertion order, so the seq is looked for at and just below
-    the version id (where it is in an archive written by claimwatch), not by a full scan."""
-    row = conn.execute(
-        "SELECT min(seq) FROM chain WHERE seq BETWEEN ? AND ? AND version_id=?",
-        (version_id - 64, version_id + 64, version_id),
-    ).fetchone()
-    return row[0] if row else None
-
-
-def _message_detail(conn: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
-    """``claimwatch show``'s data (monitor.query.show.message_detail) with a bounded chain lookup."""
-    rowid = find_message_rowid(conn, ref)
-    if rowid is None:
-        return None
-    msg = _rows(conn, "SELECT * FROM messages WHERE id=?", (rowid,))[0]
-    msg.pop("search_text", None)
-    raw = msg.pop("raw")
-    for name in ("forwarded_from", "media", "extra"):
-        msg[name] = _json(msg[name], None) if msg[name] else None
-    msg["key"] = message_key(msg["platform"], msg["channel_id"], msg["message_id"])
-    versions = _rows(
-        conn,
-        "SELECT v.id, v.seen_at, v.edit_date, v.text, v.text_sha256, v.raw_sha256, v.record_sha256"
-        " FROM versions v WHERE v.message_rowid=? ORDER BY v.id", (rowid,),
-    )
-    for v in versions:
-        v["chain_seq"] = _chain_seq(conn, v["id"])
-    hits = _rows(
-        conn,
-        "SELECT id, created_at, rule_id, rule_hash, level, kind, actors, title, tags, matches, text_sha256 FROM hits"
-        " WHERE message_rowid=? ORDER BY id", (rowid,),
-    )
-    for h in hits:
-        h["tags"] = _json(h["tags"], [])
-        h["matches"] = _json(h["matches"], [])
-        h["actors"] = _json(h["actors"], [])
-    deliveries = _rows(
-        conn,
-        "SELECT o.id, o.hit_id, o.destination, o.kind, o.status, o.attempts, o.last_error, o.created_at, o.sent_at"
-        " FROM hits h JOIN outbox o ON o.hit_id = h.id WHERE h.message_rowid=? ORDER BY o.id", (rowid,),
-    )
-    return {"message": msg, "deleted_at": msg.get("deleted_at"), "versions": versions, "hits": hits,
-            "deliveries": deliveries, "raw": _json(raw, raw)}
-
-
 def message(conn: sqlite3.Connection, key: str, titles: dict[str, str]) -> dict[str, Any] | None:
-    d = _message_detail(conn, key)
+    d = message_detail(conn, key)
     if d is None:
         return None
     m = d["message"]
