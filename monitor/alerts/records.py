@@ -5,9 +5,10 @@ Plain SQL over ``archive.conn``; callers hold ``archive.lock``.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any, Iterable, Mapping
+
+from ..archive.columns import dict_rows, json_column
 
 _HIT_SQL = """
 SELECT h.id AS hit_id, h.rule_id, h.rule_hash, h.level, h.title, h.tags, h.matches, h.text_sha256,
@@ -30,33 +31,19 @@ ORDER BY h.id
 """
 
 
-def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
-
-
-def _json(value: str | None, default: Any) -> Any:
-    if not value:
-        return default
-    try:
-        return json.loads(value)
-    except ValueError:
-        return default
-
-
 def load_hit(conn: sqlite3.Connection, hit_id: int) -> dict[str, Any] | None:
     """A hit with its message; ``text`` is the version of the text the rule matched."""
-    rows = _dicts(conn.execute(_HIT_SQL, (hit_id,)))
+    rows = dict_rows(conn.execute(_HIT_SQL, (hit_id,)))
     if not rows:
         return None
     row = rows[0]
     row["text"] = row["hit_text"] if row["hit_text"] is not None else row["current_text"]
-    row["matches"] = _json(row["matches"], [])
-    row["tags"] = _json(row["tags"], [])
-    actors = _json(row.get("actors"), [])
+    row["matches"] = json_column(row["matches"], [])
+    row["tags"] = json_column(row["tags"], [])
+    actors = json_column(row.get("actors"), [])
     row["actors"] = [str(a) for a in actors] if isinstance(actors, list) else []
-    row["forwarded_from"] = _json(row["forwarded_from"], None)
-    row["media"] = _json(row["media"], [])
+    row["forwarded_from"] = json_column(row["forwarded_from"], None)
+    row["media"] = json_column(row["media"], [])
     if row.get("grouped_id"):
         _add_album(conn, row)
     return row
@@ -77,7 +64,7 @@ def _add_album(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
         return
     media: list[Any] = []
     for _mid, item_media in items:
-        media.extend(_json(item_media, []))
+        media.extend(json_column(item_media, []))
     row["media"] = media
     row["album_items"] = len(items)
 
@@ -88,7 +75,7 @@ def load_hits_brief(conn: sqlite3.Connection, hit_ids: Iterable[int]) -> list[di
     out: list[dict[str, Any]] = []
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
-        out.extend(_dicts(conn.execute(_BRIEF_SQL.format(marks=",".join("?" * len(chunk))), chunk)))
+        out.extend(dict_rows(conn.execute(_BRIEF_SQL.format(marks=",".join("?" * len(chunk))), chunk)))
     return out
 
 
@@ -97,4 +84,4 @@ def row_dict(cur: sqlite3.Cursor, row: Iterable[Any]) -> dict[str, Any]:
 
 
 def payload_of(row: Mapping[str, Any]) -> dict[str, Any]:
-    return _json(row.get("payload"), {}) or {}
+    return json_column(row.get("payload"), {}) or {}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 from typing import Any
 
+from ..archive.columns import dict_rows, json_column
 from ..model import PLATFORMS
 from .filters import resolve_channels
 
@@ -78,18 +78,7 @@ def find_message_rowid(conn: sqlite3.Connection, ref: str) -> int | None:
 
 
 def _rows(conn: sqlite3.Connection, sql: str, args: tuple) -> list[dict[str, Any]]:
-    cur = conn.execute(sql, args)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur]
-
-
-def _json(value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
+    return dict_rows(conn.execute(sql, args))
 
 
 def _chain_seq(conn: sqlite3.Connection, version_id: int) -> int | None:
@@ -115,7 +104,7 @@ def message_detail(conn: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
     msg.pop("search_text", None)
     raw = msg.pop("raw")
     for name in ("forwarded_from", "media", "extra"):
-        msg[name] = _json(msg[name])
+        msg[name] = json_column(msg[name])
     msg["key"] = f"{msg['platform']}:{msg['channel_id']}:{msg['message_id']}"
     versions = _rows(
         conn,
@@ -132,9 +121,9 @@ def message_detail(conn: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
         (rowid,),
     )
     for h in hits:
-        h["tags"] = _json(h["tags"]) or []
-        h["matches"] = _json(h["matches"]) or []
-        h["actors"] = _json(h["actors"]) or []
+        h["tags"] = json_column(h["tags"], [])
+        h["matches"] = json_column(h["matches"], [])
+        h["actors"] = json_column(h["actors"], [])
     deliveries = _rows(
         conn,
         "SELECT o.id, o.hit_id, o.destination, o.kind, o.status, o.attempts, o.last_error, o.created_at, o.sent_at"
@@ -147,5 +136,5 @@ def message_detail(conn: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
         "versions": versions,
         "hits": hits,
         "deliveries": deliveries,
-        "raw": _json(raw),
+        "raw": json_column(raw, bad=raw),
     }

@@ -17,6 +17,7 @@ from ..incidents.assign import KINDS
 from ..incidents.query import incident_detail, list_incidents, public, timeline
 from ..timefmt import compact_duration, parse_iso
 from ..model import PLATFORMS, channel_url, iso, make_url
+from ..archive.columns import json_column
 from ..query.show import message_detail
 from .chart import bars, day_series
 from .text import pieces, short, word_diff
@@ -33,15 +34,6 @@ OPEN_WINDOW = timedelta(hours=72)  # an incident with a message this recent is "
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _json(value: str | None, default: Any) -> Any:
-    if not value:
-        return default
-    try:
-        return json.loads(value)
-    except ValueError:
-        return default
 
 
 def message_key(platform: str, channel_id: str, message_id: str) -> str:
@@ -101,7 +93,7 @@ def _hit_row(r: tuple, titles: dict[str, str]) -> dict[str, Any]:
      deleted) = r
     return {
         "id": hid, "created_at": created, "level": level, "kind": kind,
-        "actors": [titles.get(a, a) for a in _json(actors, [])], "rule_id": rule_id, "title": title,
+        "actors": [titles.get(a, a) for a in json_column(actors, [])], "rule_id": rule_id, "title": title,
         "key": message_key(platform, channel_id, message_id), "platform": platform, "channel_id": channel_id,
         "channel": channel, "date": date, "text": short(text, 200), "deleted_at": deleted,
     }
@@ -292,7 +284,7 @@ def channel(conn: sqlite3.Connection, platform: str, channel_id: str, titles: di
             levels.setdefault(mid, []).append(level)
     for rid, mid, date, edit_date, deleted, text, media in rows:
         recent.append({"key": message_key(platform, channel_id, mid), "date": date, "edit_date": edit_date,
-                       "deleted_at": deleted, "text": short(text, 300), "media": len(_json(media, [])),
+                       "deleted_at": deleted, "text": short(text, 300), "media": len(json_column(media, [])),
                        "levels": sorted(set(levels.get(rid, [])), key=lambda lv: LEVELS.index(lv) if lv in LEVELS else 9)})
     username, title = (info[0], info[1]) if info else (None, None)
     name = username or title or (last[1] if last else None) or channel_id
