@@ -108,6 +108,8 @@ EXAMPLES = [
     ("claim-formula-fa", "پولیس ولایت کندز اعلام کرد که در درگیری با جنگجویان طالبان پنج پولیس کشته شده‌اند.", dict(**TG), False),
     ("claim-formula-fa", "بوکوحرام در ویدیویی تازه گروگان‌های ربوده شده را نشان داد و گفت آنها زنده‌اند.", dict(**TG), False),
     ("claim-formula-fa", "وزیر کشور پاکستان گفت مقامات، تحریک طالبان پاکستان را عامل این حمله می‌دانند.", dict(**TG), False),
+    ("claim-fa", "حزب‌الله پایگاه نظامی اسرائیل در الجلیل را هدف قرار داد", dict(**TG), True),
+    ("claim-fa", "ارتش اسرائیل مواضع حزب‌الله در جنوب لبنان را هدف قرار داد", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
