@@ -110,6 +110,7 @@ EXAMPLES = [
     ("claim-formula-fa", "وزیر کشور پاکستان گفت مقامات، تحریک طالبان پاکستان را عامل این حمله می‌دانند.", dict(**TG), False),
     ("claim-fa", "حزب‌الله پایگاه نظامی اسرائیل در الجلیل را هدف قرار داد", dict(**TG), True),
     ("claim-fa", "ارتش اسرائیل مواضع حزب‌الله در جنوب لبنان را هدف قرار داد", dict(**TG), False),
+    ("claim-fa", "داعش مسئولیت حمله تروریستی کرمان را بر عهده گرفت؛ ایران این حمله را به شدت محکوم کرد.", dict(**TG), True),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
