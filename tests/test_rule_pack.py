@@ -186,6 +186,8 @@ EXAMPLES = [
     ("statement-threat-fa", "حماس: رژیم صهیونیستی تاوان این جنایت را خواهد پرداخت", dict(**TG), False),
     ("statement-blame-fa", "سخنگوی ارتش اسرائیل گفت حماس مسئول این حمله است و بهای آن را خواهد پرداخت.", dict(**TG), True),
     ("statement-blame-fa", "حزب‌الله در بیانیه‌ای رژیم صهیونیستی را مسئول این جنایت دانست و عاملان را تهدید کرد.", dict(**TG), False),
+    ("statement-comment-fa", "سخنگوی وزارت خارجه: حمله به کنسولگری نقض آشکار حقوق بین‌الملل است", dict(**TG), True),
+    ("statement-comment-fa", "مربی تیم ملی: حمله ما در بازی امروز ضعیف بود", dict(**TG), False),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
