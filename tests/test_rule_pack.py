@@ -188,6 +188,7 @@ EXAMPLES = [
     ("statement-blame-fa", "حزب‌الله در بیانیه‌ای رژیم صهیونیستی را مسئول این جنایت دانست و عاملان را تهدید کرد.", dict(**TG), False),
     ("statement-comment-fa", "سخنگوی وزارت خارجه: حمله به کنسولگری نقض آشکار حقوق بین‌الملل است", dict(**TG), True),
     ("statement-comment-fa", "مربی تیم ملی: حمله ما در بازی امروز ضعیف بود", dict(**TG), False),
+    ("statement-strike-fa", "به فضل الهی، موشک‌های سپاه پاسداران اهداف نظامی رژیم صهیونیستی در سرزمین‌های اشغالی را هدف قرار داد.", dict(**TG), True),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
