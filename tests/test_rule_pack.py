@@ -111,6 +111,8 @@ EXAMPLES = [
     ("claim-fa", "حزب‌الله پایگاه نظامی اسرائیل در الجلیل را هدف قرار داد", dict(**TG), True),
     ("claim-fa", "ارتش اسرائیل مواضع حزب‌الله در جنوب لبنان را هدف قرار داد", dict(**TG), False),
     ("claim-fa", "داعش مسئولیت حمله تروریستی کرمان را بر عهده گرفت؛ ایران این حمله را به شدت محکوم کرد.", dict(**TG), True),
+    ("claim-fa", "هلال احمر مسئولیت عملیات امداد و نجات در مناطق زلزله‌زده را بر عهده گرفت.", dict(**TG), False),
+    ("claim-fa", "متهم در دادگاه مسئولیت قتل همسرش را پذیرفت.", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
