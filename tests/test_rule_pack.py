@@ -113,6 +113,8 @@ EXAMPLES = [
     ("claim-fa", "داعش مسئولیت حمله تروریستی کرمان را بر عهده گرفت؛ ایران این حمله را به شدت محکوم کرد.", dict(**TG), True),
     ("claim-fa", "هلال احمر مسئولیت عملیات امداد و نجات در مناطق زلزله‌زده را بر عهده گرفت.", dict(**TG), False),
     ("claim-fa", "متهم در دادگاه مسئولیت قتل همسرش را پذیرفت.", dict(**TG), False),
+    ("claim-formula-fa", "منابع محلی گفتند در حمله داعش به یک روستا در شمال شرق سوریه ۱۰ غیرنظامی کشته شدند.", dict(**TG), False),
+    ("claim-formula-fa", "طالبان در بیانیه‌ای گفته‌اند که در حمله به پایگاه نظامی در هلمند ده‌ها سرباز دولتی کشته شده‌اند.", dict(**TG), True),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
