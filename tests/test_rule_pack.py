@@ -195,6 +195,8 @@ EXAMPLES = [
     ("statement-strike-fa", "به فضل الهی، موشک‌های سپاه پاسداران اهداف نظامی رژیم صهیونیستی در سرزمین‌های اشغالی را هدف قرار داد.", dict(**TG), True),
     ("statement-comment-fa", "وزیر اقتصاد گفت بدهی بانک‌ها یک بمب ساعتی است که باید خنثی شود.", dict(**TG), False),
     ("statement-comment-fa", "نماینده مجلس گفت دولت مردم را گروگان سیاست‌های غلط خود گرفته است.", dict(**TG), False),
+    ("statement-comment-fa", "وزیر خارجه ترکیه گفت بمباران بیمارستان‌های غزه جنایت جنگی است.", dict(**TG), True),
+    ("statement-comment-fa", "وزیر جهاد کشاورزی گفت کشتار دام سبک در کشتارگاه‌های صنعتی افزایش یافته است.", dict(**TG), False),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
