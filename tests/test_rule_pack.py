@@ -234,6 +234,8 @@ EXAMPLES = [
     ("statement-strike-en", "The Islamic Resistance in Iraq said in a statement it had struck a vital target in the occupied territories with drones.", dict(**X, lang="en"), False),
     ("statement-strike-en", "The militants said they had shot down an army helicopter over the valley.", dict(**X, lang="en"), False),
     ("statement-blame-en", "An umbrella group of Iran-backed militias said it was behind the drone attack on the Tower 22 base.", dict(**X, lang="en"), False),
+    ("claim-en", "It said its fighters stormed the army base near Mocimboa da Praia and seized weapons.", dict(**X, lang="en"), True),
+    ("claim-en", "The army said it had struck the militants' hideouts and that their fighters had fled into the hills.", dict(**X, lang="en"), False),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
