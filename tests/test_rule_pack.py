@@ -236,6 +236,9 @@ EXAMPLES = [
     ("statement-blame-en", "An umbrella group of Iran-backed militias said it was behind the drone attack on the Tower 22 base.", dict(**X, lang="en"), False),
     ("claim-en", "It said its fighters stormed the army base near Mocimboa da Praia and seized weapons.", dict(**X, lang="en"), True),
     ("claim-en", "The army said it had struck the militants' hideouts and that their fighters had fled into the hills.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The EU's foreign policy chief expressed grave concern over the Israeli strikes on Beirut and urged restraint.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "The foreign ministry expressed deep concern over the attack on press freedom in the new media law.", dict(**X, lang="en"), False),
+    ("claim-en", "The statement said the group's fighters had ambushed a convoy on the Kismayo road.", dict(**X, lang="en"), True),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
