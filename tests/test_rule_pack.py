@@ -144,6 +144,16 @@ EXAMPLES = [
     ("statement-strike-ar", "وجاء في البيان أن القوات تمكنت من تحييد عشرة إرهابيين في عملية أمنية بريف المحافظة", dict(**TG), True),
     ("statement-strike-ar", "وجاء في البيان أن الحكومة ستعقد مؤتمرا حول مكافحة الإرهاب الشهر المقبل", dict(**TG), False),
     ("statement-threat-ar", "وقال وزير الدفاع إن حزب الله سيدفع ثمنا باهظا إذا واصل هجماته على الشمال", dict(**TG), True),
+    # a group speaking under its generic noun, or in its own stance words, is not an official statement
+    ("statement-strike-ar", "وقالت الجماعة في بيان إن مقاتليها استهدفوا مواقع للجيش وقتلوا عددا من عناصر الأمن", dict(**TG), False),
+    ("statement-strike-ar", "قام المجاهدون بتوجيه ضربة إلى مقر لقوات الجيش وقتل عدد من عناصره", dict(**TG), False),
+    ("statement-strike-ar", "أعلنت الجبهة مسؤوليتها عن الهجوم الذي استهدف مواقع الجيش قرب الحدود", dict(**TG), False),
+    ("statement-strike-ar", "وقال الجيش في بيان إن قواته استهدفت مواقع المسلحين وقتلت عددا من عناصر التنظيم", dict(**TG), True),
+    ("statement-comment-ar", "وقال المتحدث باسم الحركة إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
+    ("statement-condemn-ar", "وأضاف البيان: ندين الهجوم الإرهابي الذي نفذته عناصر مرتبطة بالتنظيم", dict(**TG), True),
+    ("statement-condemn-ar", "وقالت الجماعة في بيان إنها تدين الهجوم وتعتبره عملا إجراميا", dict(**TG), False),
+    ("statement-comment-ar", "ورفضت الخارجية في بيان الاتهامات الباطلة بشأن الهجوم على السفارة", dict(**TG), False),
+    ("statement-comment-ar", "وأضاف البيان أن التفجير يكشف زيف ادعاءات الجماعات المتطرفة", dict(**TG), True),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
