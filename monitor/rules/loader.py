@@ -212,25 +212,31 @@ def load_actor_titles(paths: Sequence[str | Path]) -> dict[str, str]:
 def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
     regexes = 0
     largest: tuple[int, Rule, Selection] | None = None
-    words: set[tuple[str, str, str]] = set()  # (field, kind, text): the matcher holds each once
+    words: dict[str, set] = {}  # field -> its distinct term words (kind, text): the matcher holds each once
     seen: set[tuple[str, int]] = set()  # (field, id(term)): lists and actors share their term objects
+    seen_tuples: set[tuple[str, int]] = set()  # (field, id(terms)): selections that reference one list share it
     for rule in rules:
         for sel in rule.selections:
             regexes += len(sel.regexes)
-            if not sel.terms:
+            terms = sel.terms
+            if not terms:
                 continue
             field = sel.field
-            for t in sel.terms:
-                key = (field, id(t))
-                if key not in seen:
-                    seen.add(key)
-                    words.update([(field, w.kind, w.text) for w in t.words])
-            if largest is None or len(sel.terms) > largest[0]:
-                largest = (len(sel.terms), rule, sel)
+            key = (field, id(terms))
+            if key not in seen_tuples:
+                seen_tuples.add(key)
+                update = words.setdefault(field, set()).update
+                for t in terms:
+                    key = (field, id(t))
+                    if key not in seen:
+                        seen.add(key)
+                        update(t.words)  # Word: a (text, kind) tuple
+            if largest is None or len(terms) > largest[0]:
+                largest = (len(terms), rule, sel)
     if largest is not None:  # the largest selection by its distinct words
         _n, rule, sel = largest
-        largest = (len({(w.kind, w.text) for t in sel.terms for w in t.words}), rule, sel)
-    total = len(words)
+        largest = (len({w for t in sel.terms for w in t.words}), rule, sel)
+    total = sum(map(len, words.values()))
     if total > MAX_PATTERNS and largest is not None:
         n, rule, sel = largest
         problems.append(
@@ -852,6 +858,11 @@ def _terms(ctx: _FileContext, node: Node, where: str, what: str) -> list | None:
     if not items:
         ctx.add(node, f"{where}: '{what}' is empty")
         return None
+    if len(items) == 1 and items[0][1].strip().lower().startswith("@list"):
+        # one list: its own tuple of terms, so every selection referencing it shares one
+        # tuple object (the budget check and the compiler handle it once)
+        wl = _list_ref(ctx, items[0][0], items[0][1], where)
+        return wl.terms if wl is not None else []  # type: ignore[return-value]
     out = []
     for t_node, raw in items:
         if raw.strip().lower().startswith("@actor"):
