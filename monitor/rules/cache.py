@@ -86,10 +86,12 @@ def source_key(
     for f in files:
         try:
             with open(f, "rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+                data = fh.read()
         except OSError:
             return None
-        h.update(f"\0{f}\0{digest}".encode())
+        # path, length and content of every file, in one running hash
+        h.update(f"\0{f}\0{len(data)}\0".encode())
+        h.update(data)
     h.update(("\0dest:" + ("*" if known_destinations is None else ",".join(sorted(known_destinations)))).encode())
     h.update(("\0default:" + ",".join(default_destinations)).encode())
     return where.hexdigest()[:20], h.hexdigest()

@@ -66,11 +66,12 @@ def list_files(paths: Sequence[str], problems: list[Problem] | None = None) -> l
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             if os.path.basename(root) != LIST_DIR:
                 continue
+            real_root = os.path.realpath(root)
             for name in sorted(files):
                 if name.startswith(".") or not name.lower().endswith(LIST_EXTENSIONS):
                     continue
                 path = os.path.join(root, name)
-                key = os.path.realpath(path)
+                key = os.path.realpath(path) if os.path.islink(path) else os.path.join(real_root, name)
                 if key not in seen:
                     seen.add(key)
                     out.append(path)

@@ -89,8 +89,7 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem]) -> list[str
     out: list[str] = []
     seen: set[str] = set()
 
-    def add(p: str) -> None:
-        key = os.path.realpath(p)
+    def add(p: str, key: str) -> None:
         if key not in seen:
             seen.add(key)
             out.append(p)
@@ -101,18 +100,28 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem]) -> list[str
             found = []
             for root, dirs, files in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != LIST_DIR)  # lists: see lists.py
+                real_root = None
                 for name in sorted(files):
                     if not name.startswith(".") and name.lower().endswith(RULE_EXTENSIONS):
-                        found.append(os.path.join(root, name))
+                        if real_root is None:
+                            real_root = os.path.realpath(root)
+                        full = os.path.join(root, name)
+                        found.append((full, real_path(full, real_root, name)))
             if not found:
                 problems.append(Problem(p, 1, 1, "no rule files (*.yml, *.yaml) in this directory"))
-            for f in found:
-                add(f)
+            for f, key in found:
+                add(f, key)
         elif os.path.isfile(p):
-            add(p)
+            add(p, os.path.realpath(p))
         else:
             problems.append(Problem(p, 1, 1, "no such file or directory"))
     return out
+
+
+def real_path(full: str, real_root: str, name: str) -> str:
+    """``os.path.realpath(full)`` of the entry ``name`` of the directory whose real path is
+    ``real_root``: one ``lstat`` instead of one per path component (10,000 rule files)."""
+    return os.path.realpath(full) if os.path.islink(full) else os.path.join(real_root, name)
 
 
 def _read(file: str, problems: list[Problem]) -> tuple[bytes, str] | None:

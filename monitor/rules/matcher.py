@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 import sys
+from itertools import chain
 from operator import itemgetter
 from typing import Callable, Iterable, Sequence
 
@@ -130,9 +131,10 @@ class _FieldIndex:
         return rid
 
     def __getstate__(self) -> dict:
-        # the RE2 programs and the word-lookup cache are rebuilt on load (see monitor.rules.cache)
+        # the RE2 programs and the word-lookup cache are rebuilt on load (see monitor.rules.cache);
+        # word_ids (needed only while compiling) is rebuilt from words when asked for
         state = dict(self.__dict__)
-        for k in ("filter", "compiled", "lookup"):
+        for k in ("filter", "compiled", "lookup", "word_ids"):
             state.pop(k, None)
         return state
 
@@ -143,6 +145,12 @@ class _FieldIndex:
         if hasattr(self, "exact"):
             self.lookup = _Lookup(self.exact, self.automaton)
             self._build_regexes()
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - only for attributes left out of the pickle
+        if name == "word_ids" and "words" in self.__dict__:
+            self.word_ids = {w: i for i, w in enumerate(self.words)}
+            return self.word_ids
+        raise AttributeError(name)
 
     def build(self) -> None:
         """The word dict, the wildcard automaton, the rules each word triggers, the lookup cache."""
@@ -372,8 +380,6 @@ class _Interner:
         self._alts: dict[tuple[str, frozenset[tuple[int, ...]]], _Alts] = {}
         self._alts_by_wids: dict[tuple[str, int], _Alts] = {}  # (field, id(shared wids tuple))
         self._sels: dict[tuple, int] = {}
-        # field -> id(term) -> compiled term; the terms stay alive in the rule set meanwhile
-        self._terms: dict[str, dict[int, tuple[tuple[int, ...], tuple[int, float]]]] = {}
         # (field, id(terms tuple)) -> compiled: the selections that reference one list share
         # its tuple (see loader._terms), so a list of 200 names referenced by 10 rules is
         # compiled once; other tuples by their terms' ids
@@ -392,36 +398,44 @@ class _Interner:
             key2 = (index.name, tuple(map(id, terms)))
             got = self._tuples.get(key2)
             if got is None:
-                compiled = [self.term(index, t) for t in terms]
-                got = _Terms(self.shared(tuple([c[0] for c in compiled])), tuple([c[1] for c in compiled]))
+                wids, rarest = self._compile(index, terms)
+                got = _Terms(self.shared(wids), rarest)
                 self._tuples[key2] = got
             self._tuples[key] = got
         return got
 
-    def term(self, index: _FieldIndex, term: Term) -> tuple[tuple[int, ...], tuple[int, float]]:
-        """A term's word ids and rarest word (as :func:`~monitor.rules.anchors.rarest_word`),
-        computed once per term object (lists and actors referenced by many rules share
-        their term objects)."""
-        cache = self._terms.get(index.name)
-        if cache is None:
-            cache = self._terms[index.name] = {}
-        got = cache.get(id(term))
-        if got is None:
-            words = term.words
-            ids = [index.word_ids.get(w) for w in words]
-            if None in ids:
-                ids = [index.word_id(w) for w in words]
-            costs = self._cost
-            cs = [costs.get(w) for w in words]
-            if None in cs:
-                cs = [costs.get(w) or costs.setdefault(w, word_cost(w)) for w in words]
-            if len(cs) == 1:
-                rarest = (0, cs[0])
-            else:  # the first cheapest word
-                best = min(range(len(cs)), key=cs.__getitem__)
-                rarest = (best, cs[best])
-            got = cache[id(term)] = (tuple(ids), rarest)
-        return got
+    def _compile(
+        self, index: _FieldIndex, terms: tuple[Term, ...]
+    ) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, float], ...]]:
+        """Word ids and rarest word (as :func:`~monitor.rules.anchors.rarest_word`: the first
+        cheapest) of each term, the words of all terms looked up at once."""
+        per_term = [t.words for t in terms]
+        flat = list(chain.from_iterable(per_term))
+        ids = list(map(index.word_ids.get, flat))
+        if None in ids:
+            word_id = index.word_id
+            ids = [word_id(w) if i is None else i for i, w in zip(ids, flat)]
+        costs = self._cost
+        cs = list(map(costs.get, flat))
+        if None in cs:
+            cs = [costs.get(w) or costs.setdefault(w, word_cost(w)) for w in flat]
+        if len(flat) == len(per_term):  # one word each
+            return tuple([(i,) for i in ids]), tuple([(0, c) for c in cs])
+        wids: list[tuple[int, ...]] = []
+        rarest: list[tuple[int, float]] = []
+        pos = 0
+        for words in per_term:
+            n = len(words)
+            end = pos + n
+            wids.append(tuple(ids[pos:end]))
+            if n == 1:
+                rarest.append((0, cs[pos]))
+            else:
+                c = cs[pos:end]
+                best = c.index(min(c))
+                rarest.append((best, c[best]))
+            pos = end
+        return tuple(wids), tuple(rarest)
 
     def alts_of(self, field: str, term_wids: tuple[tuple[int, ...], ...]) -> _Alts:
         """:meth:`alts` of a shared ``wids`` tuple (by identity first)."""
@@ -557,13 +571,21 @@ class _Rule:
         self.test = _condition_function(self.cond_src)
 
     def __init__(
-        self, rule: Rule, sels: list[_Sel], default_destinations: tuple[str, ...], sources: "_Sources | None"
+        self, rule: Rule, sels: list[_Sel], default_destinations: tuple[str, ...], sources: "_Sources | None",
+        shapes: dict | None = None,
     ) -> None:
         self.rule = rule
         self.sels = sels
-        index = {s.name: i for i, s in enumerate(sels)}
-        self.program = rule.condition.program(index)
-        self.cond_src = condition_source(rule.condition.tree, index)
+        # the program and the Python source of a condition depend only on its text and the
+        # selection names in order (the tree is parsed from them): rules of one shape share them
+        shape = (rule.condition.source, tuple([s.name for s in sels]))
+        got = shapes.get(shape) if shapes is not None else None
+        if got is None:
+            index = {s.name: i for i, s in enumerate(sels)}
+            got = (rule.condition.program(index), condition_source(rule.condition.tree, index))
+            if shapes is not None:
+                shapes[shape] = got
+        self.program, self.cond_src = got
         self.test = _condition_function(self.cond_src)
         self.positive = [i for i, s in enumerate(sels) if s.name in rule.condition.positive]
         self.sources = sources
@@ -738,6 +760,7 @@ class Matcher:
         self._rules: list[_Rule] = []
         self._unanchored: list[int] = []
         intern = _Interner()
+        shapes: dict[tuple, tuple] = {}  # (condition text, selection names) -> (program, source)
         source_sets: dict[tuple, _Sources] = {}
         # (id(target dict), id(anchors tuple)) -> (target, anchors, rule indexes ascending)
         anchor_groups: dict[tuple[int, int], tuple[dict, tuple[int, ...], list[int]]] = {}
@@ -751,7 +774,7 @@ class Matcher:
                 sources = source_sets.get(skey)
                 if sources is None:
                     sources = source_sets[skey] = _Sources(len(source_sets), rule.sources)
-            compiled = _Rule(rule, sels, self.default_destinations, sources)
+            compiled = _Rule(rule, sels, self.default_destinations, sources, shapes)
             ri = len(self._rules)
             self._rules.append(compiled)
             by_name = {s.name: s for s in sels}

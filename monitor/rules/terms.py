@@ -27,6 +27,9 @@ class TermError(ValueError):
     """The term cannot be used; the message says why."""
 
 
+_tuple_new = tuple.__new__
+
+
 class Word(NamedTuple):
     """One word of a term. A named tuple (immutable, compared and hashed by value): parsed
     words are interned (:func:`parse_term` gives equal words as one object) and a compiled
@@ -60,6 +63,9 @@ class Word(NamedTuple):
     def __str__(self) -> str:
         return {EXACT: "{}", PREFIX: "{}*", SUFFIX: "*{}", INFIX: "*{}*"}[self.kind].format(self.text)
 
+    def __reduce__(self) -> tuple:  # unpickled by tuple.__new__ in C, not the named tuple's __new__
+        return (_tuple_new, (Word, tuple(self)))
+
 
 class Term(NamedTuple):
     """A parsed term (a named tuple, see :class:`Word`)."""
@@ -74,6 +80,9 @@ class Term(NamedTuple):
     @property
     def arabic(self) -> bool:
         return any(is_arabic_script(w.text) for w in self.words)
+
+    def __reduce__(self) -> tuple:
+        return (_tuple_new, (Term, tuple(self)))
 
 
 # chunk (a whitespace-free piece of a term without '*') -> its words; equal words are one
@@ -115,10 +124,7 @@ def parse_term(raw: str) -> Term:
         words = _join_pieces(words)
     if len(words) > MAX_TERM_WORDS:
         raise TermError(f"term {raw!r} has {len(words)} words (at most {MAX_TERM_WORDS})")
-    return _new_term(Term, (raw, tuple(words)))
-
-
-_new_term = tuple.__new__  # Term(raw, words) without the named tuple's Python-level __new__
+    return _tuple_new(Term, (raw, tuple(words)))  # Term(raw, words) without the named tuple's Python __new__
 
 
 def _wildcard_words(raw: str) -> list[Word]:
