@@ -16,7 +16,6 @@ temporary file and renamed into place, so readers never see half a file.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
 import pickle
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..logs import get_logger
+from .gcpause import paused_gc
 from .lists import list_files
 from .loader import load_rules, rule_files
 from .matcher import Matcher
@@ -144,17 +144,12 @@ def _read(path: Path, key: str, pause: float = 0.0) -> Matcher | None:
     try:
         if not data.startswith(header):
             raise ValueError("header does not match")
-        enabled = gc.isenabled()
-        gc.disable()  # one large object graph: collections while unpickling only cost time
-        try:
+        with paused_gc():  # one large object graph: collections while unpickling only cost time
             body = memoryview(data)[len(header):]
             if pause > 0:
                 matcher = pickle.Unpickler(_PoliteReader(body, pause)).load()
             else:
                 matcher = pickle.loads(body)
-        finally:
-            if enabled:
-                gc.enable()
         if not isinstance(matcher, Matcher):
             raise ValueError("not a compiled rule set")
     except Exception as exc:  # damaged, truncated, written by other code: rebuild

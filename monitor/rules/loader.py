@@ -20,6 +20,7 @@ import yaml
 from ..durations import parse_duration
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
+from .gcpause import paused_gc
 from .lists import LIST_DIR, WatchList, list_files, load_lists
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, compile_regex
@@ -160,6 +161,11 @@ def load_rules(paths: Sequence[str | Path], *, known_destinations: set[str] | No
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    with paused_gc():
+        return _load_rules(paths, known_destinations)
+
+
+def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None) -> RuleSet:
     problems: list[Problem] = []
     files = rule_files(paths, problems)
     parsed = [(file, _parse_file(file, problems)) for file in files]
@@ -711,7 +717,7 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
         text = _str(ctx, c_node, "condition")
         if text is not None and "match" in fields:
             try:
-                condition = parse_condition(text, names_seen)
+                condition = _parse_condition_cached(text, names_seen)
             except ConditionErrors as exc:
                 for err in exc.errors:
                     ctx.add(_condition_pos(ctx, c_node, text, err.pos), f"condition: {err.message}")
@@ -748,6 +754,23 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
         kind=kind,
     )
     return rule
+
+
+_CONDITIONS: dict[tuple[str, tuple[str, ...]], object] = {}
+
+
+def _parse_condition_cached(text: str, names: list[str]):  # noqa: ANN202
+    """:func:`parse_condition`, once per (text, selection names): generated and real rule
+    sets repeat a few shapes (``(a and b) or who``) thousands of times. A Condition is
+    immutable, so rules of one shape share it."""
+    key = (text, tuple(names))
+    got = _CONDITIONS.get(key)
+    if got is None:
+        got = parse_condition(text, names)  # errors are not cached: they are raised each time
+        if len(_CONDITIONS) >= 20_000:
+            _CONDITIONS.clear()
+        _CONDITIONS[key] = got
+    return got
 
 
 def _condition_pos(ctx: _FileContext, node: Node, text: str, pos: int) -> tuple[int, int]:

@@ -39,6 +39,7 @@ import ahocorasick
 from ..model import Hit, Match, Message, make_url
 from .anchors import REGEX_COST, word_cost
 from .condition import run_program
+from .gcpause import paused_gc
 from .language import message_language
 from .morphology import MERGE_TOKENS, merged_pairs, word_forms
 from ..text import OffsetMap, normalize, scan_text, text_span
@@ -754,6 +755,10 @@ class Matcher:
     """All rules of a :class:`RuleSet`, compiled; ``match(msg)`` returns the hits."""
 
     def __init__(self, ruleset: RuleSet, default_destinations: Sequence[str] = ("console",)) -> None:
+        with paused_gc():
+            self._compile(ruleset, default_destinations)
+
+    def _compile(self, ruleset: RuleSet, default_destinations: Sequence[str]) -> None:
         self.ruleset = ruleset
         self.default_destinations = tuple(default_destinations)
         self.fields: dict[str, _FieldIndex] = {}
