@@ -64,7 +64,7 @@ class RulesState:
             default_destinations=tuple(self.cfg.alerts.default), on_status=statuses.append,
         )
         self.cache_status = statuses[-1] if statuses else None
-        return self._built(matcher)
+        return self._built(matcher.prepare())
 
     @staticmethod
     def _built(matcher: Matcher) -> tuple[Matcher, int, str]:
@@ -141,13 +141,14 @@ class RulesState:
                 if not ok:
                     return self._failed(problems or "invalid rules", problems=problems)
                 matcher = await asyncio.to_thread(
-                    cached_matcher, [self.path], known_destinations=known, default_destinations=defaults, pause=0.002
+                    _prepared, cached_matcher, [self.path], known_destinations=known, default_destinations=defaults,
+                    pause=0.002,
                 )
                 status = "process"
             if matcher is None:  # thread mode, or the files changed again since the worker read them
                 statuses: list[str] = []
                 matcher = await asyncio.to_thread(
-                    load_matcher, [self.path], known_destinations=known, default_destinations=defaults,
+                    _prepared, load_matcher, [self.path], known_destinations=known, default_destinations=defaults,
                     on_status=statuses.append,
                 )
                 status = "thread"
@@ -185,6 +186,12 @@ class RulesState:
             "cache": self.cache_status,
             "last_reload_seconds": self.last_reload_seconds,
         }
+
+
+def _prepared(fn: Callable[..., "Matcher | None"], *args: Any, **kw: Any) -> "Matcher | None":
+    """``fn(...)`` with what compiles on first use compiled here (off the event loop)."""
+    matcher = fn(*args, **kw)
+    return matcher.prepare() if matcher is not None else None
 
 
 async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
