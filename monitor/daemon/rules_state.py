@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,12 +138,12 @@ class RulesState:
         try:
             matcher = None
             if mode == "process" and directory is not None:
-                ok, problems = await _in_process(build_into_cache, [self.path], known, defaults, str(directory))
+                ok, problems = await _in_process(_build_at_low_priority, [self.path], known, defaults, str(directory))
                 if not ok:
                     return self._failed(problems or "invalid rules", problems=problems)
                 matcher = await asyncio.to_thread(
                     _prepared, cached_matcher, [self.path], known_destinations=known, default_destinations=defaults,
-                    pause=0.002,
+                    pause=READ_PAUSE,
                 )
                 status = "process"
             if matcher is None:  # thread mode, or the files changed again since the worker read them
@@ -188,10 +189,23 @@ class RulesState:
         }
 
 
+READ_PAUSE = 0.002  # seconds the read-back thread sleeps at least per 64 KiB frame and per regex
+
+
 def _prepared(fn: Callable[..., "Matcher | None"], *args: Any, **kw: Any) -> "Matcher | None":
     """``fn(...)`` with what compiles on first use compiled here (off the event loop)."""
     matcher = fn(*args, **kw)
-    return matcher.prepare() if matcher is not None else None
+    return matcher.prepare(pause=READ_PAUSE) if matcher is not None else None
+
+
+def _build_at_low_priority(*args: Any) -> tuple[bool, str | None]:
+    """The worker process's job: :func:`build_into_cache` at a lower CPU priority (nice 10),
+    so on a busy machine the daemon's own pipeline keeps its share of the cores."""
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):  # pragma: no cover - not POSIX, or not permitted
+        pass
+    return build_into_cache(*args)
 
 
 async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:

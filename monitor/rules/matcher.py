@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from itertools import chain
 from operator import itemgetter
 from typing import Callable, Iterable, Sequence
@@ -202,13 +203,15 @@ class _FieldIndex:
             self._filter = _UNBUILT  # see the filter property
             self.compiled = _Regexes(self.regexes)
 
-    def _build_filter(self):  # noqa: ANN202
+    def _build_filter(self, pause: float = 0.0):  # noqa: ANN202
         import re2
 
         flt = re2.Filter()
         opts = regex_options()
         for pattern in self.regexes:
             flt.Add(prepare_regex(pattern), opts)
+            if pause:
+                time.sleep(pause)  # off the event loop: let it run between two compilations
         flt.Compile()
         return flt
 
@@ -851,11 +854,13 @@ class Matcher:
         self._eager_other = [(n, i) for n, i in self._eager if n != "text"]
         self.rule_count = len(self._rules)
 
-    def prepare(self) -> "Matcher":
+    def prepare(self, pause: float = 0.0) -> "Matcher":
         """Compile what is otherwise compiled on first use (the fields' RE2 filters), e.g. in
-        the thread that reads a reloaded set back, so no message pays for it."""
+        the thread that reads a reloaded set back, so no message pays for it; ``pause``:
+        seconds to sleep after each regex (yielding the GIL to the event loop)."""
         for index in self.fields.values():
-            index.filter  # noqa: B018 - builds it
+            if index._filter is _UNBUILT:
+                index.filter = index._build_filter(pause)
         return self
 
     def actors_of(self, msg: Message, scan: "_Scan | None" = None) -> tuple[str, ...]:
