@@ -132,17 +132,33 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
     t_hup = time.perf_counter()
     c_hup = count(db, "select count(*) from messages")
     proc.send_signal(signal.SIGHUP)
+    timeline: list[tuple[float, int]] = [(t_hup, c_hup)]
     while count(db, "select count(*) from hits where rule_id = 'zz-marker'") == 0:
         if proc.poll() is not None:
             raise SystemExit("daemon exited early")
-        if count(db, "select count(*) from messages") >= n:
+        got = count(db, "select count(*) from messages")
+        if got >= n:
             raise SystemExit("the feed ran out before the reload finished: use more --messages")
+        timeline.append((time.perf_counter(), got))
         await asyncio.sleep(0.05)
     t_swap = time.perf_counter()
     c_swap = count(db, "select count(*) from messages")
     during = (c_swap - c_hup) / (t_swap - t_hup)
     print(f"reload: SIGHUP -> first message matched by the new set {t_swap - t_hup:.1f} s; "
           f"{during:,.0f} msgs/s during the reload = {during / steady:.0%} of the steady rate; load average {load_average()}")
+    # msgs/s per second since SIGHUP: where a dip is (build in the worker process, read-back, swap)
+    buckets: dict[int, list[tuple[float, int]]] = {}
+    for t, c in timeline:
+        buckets.setdefault(int(t - t_hup), []).append((t, c))
+    rates = []
+    prev = timeline[0]
+    for sec in sorted(buckets):
+        last = buckets[sec][-1]
+        if last[0] > prev[0]:
+            rates.append(f"{(last[1] - prev[1]) / (last[0] - prev[0]):,.0f}")
+        prev = last
+    print(f"per second since SIGHUP (swap at {t_swap - t_hup:.1f} s; messages are stored in batches, so single "
+          f"seconds are coarse): {' '.join(rates)}")
 
 
 async def main() -> None:

@@ -147,3 +147,57 @@ def test_a_hundred_thousand_entries_load_and_match(tmp_path) -> None:
     assert [h.rule_id for h in m.match(msg("met name99999 person99999 today"))] == ["commanders"]
     assert m.match(msg("met name99999 today")) == []
     assert m.match(msg("والاسم5 قال")) != []  # Arabic-script morphology applies to list entries too
+
+
+PLAIN_CSV_CASES = [
+    "Yahya Saree,يحيى سريع,یحیی سریع\nAbdul-Malik al-Houthi\n",
+    "# a comment\n\n   \n  # indented comment\nname one , variant ,, \n,second column only\n",
+    "no final newline,x",
+    "tab\tinside,\x0bvertical tab\x0b,\u2028line separator\u2028,\x85next line\n\x1cfile sep\n",
+    ",,,\n , , \n#,not a comment? no: the row is skipped\n a#b,c\n",
+    "\n\n\nafter blank lines\n",
+    "یحیی\u200cسریع,ZWNJ inside\n",
+]
+
+
+@pytest.mark.parametrize("text", PLAIN_CSV_CASES)
+def test_the_plain_csv_fast_path_reads_the_rows_the_csv_reader_reads(text) -> None:
+    """Files without quotes, CRs or NULs skip the csv module: same (line, column, cell) rows."""
+    import csv
+    import io
+
+    from monitor.rules.lists import _plain_csv_rows
+
+    expected = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    for row in reader:
+        if not row or (not row[0].lstrip() and len(row) == 1) or row[0].lstrip().startswith("#"):
+            continue
+        expected += [(reader.line_num, i + 1, c.strip()) for i, c in enumerate(row) if c.strip()]
+    assert _plain_csv_rows(text) == expected
+
+
+def test_quoted_and_crlf_lists_load_like_plain_ones(tmp_path) -> None:
+    plain = "Yahya Saree,يحيى سريع\nAbdul-Malik al-Houthi\n"
+    variants = {
+        "plain": plain,
+        "crlf": plain.replace("\n", "\r\n"),
+        "quoted": '"Yahya Saree","يحيى سريع"\n"Abdul-Malik al-Houthi"\n',
+    }
+    got = {}
+    for label, text in variants.items():
+        d = rules_dir(tmp_path / label, lists={"commanders.csv": text})
+        (wl,) = load_rules([d]).lists
+        got[label] = [t.raw for t in wl.terms]
+    assert got["plain"] == got["crlf"] == got["quoted"] == ["Yahya Saree", "يحيى سريع", "Abdul-Malik al-Houthi"]
+
+
+def test_rules_referencing_one_list_share_its_terms(tmp_path) -> None:
+    d = rules_dir(tmp_path)
+    write(d / "other.yml", "id: other\nmatch:\n  who: ['@list:commanders']\n")
+    rs = load_rules([d])
+    (wl,) = rs.lists
+    sels = [r.selection("who") for r in rs.rules]
+    assert all(s.terms is wl.terms for s in sels)  # one tuple: compiled once
+    m = Matcher(rs)
+    assert sorted(h.rule_id for h in m.match(msg("يحيى سريع قال"))) == ["commanders", "other"]

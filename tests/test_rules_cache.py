@@ -229,3 +229,58 @@ async def test_reloads_asked_meanwhile_are_coalesced(tmp_path, cache) -> None:
     assert results == [True, True, True]
     assert 1 <= st.reloads <= 2
     assert ids(st.get(), "Zahedan") == ["watch"]
+
+
+REGEX_RULE = """\
+id: wilayah
+match:
+  w:
+    regex: ['wilayat\\s+\\pL+']
+"""
+
+
+def test_regexes_from_the_cache_compile_on_first_use_and_match_alike(tmp_path, cache) -> None:
+    from monitor.rules.matcher import _UNBUILT
+
+    d = rules(tmp_path, rule=REGEX_RULE)
+    built, _ = load(d)
+    cached, status = load(d)
+    assert status == ["hit"]
+    index = cached.fields["text"]
+    assert index._filter is _UNBUILT  # not compiled by the load
+    text = "claimed by Wilayat Sinai today"
+    hits = cached.match(msg(text))
+    assert [h.rule_id for h in hits] == ["wilayah"] and index._filter is not _UNBUILT
+    assert [(m.start, m.end) for m in hits[0].matches] == [(11, 24)]  # "Wilayat Sinai"
+    assert hits == built.match(msg(text))
+    again, _ = load(d)
+    assert again.prepare().fields["text"]._filter is not _UNBUILT  # what hot reload does off the loop
+
+
+def test_the_collector_is_paused_while_loading_and_resumed_as_it_was(tmp_path, cache) -> None:
+    import gc
+
+    from monitor.rules import gcpause
+
+    d = rules(tmp_path)
+    seen = []
+    real = gcpause.gc.disable
+
+    def spy():
+        seen.append(gc.isenabled())
+        real()
+
+    assert gc.isenabled()
+    try:
+        gcpause.gc.disable = spy
+        load(d)  # a miss: load, compile, write
+        load(d)  # a hit: read back
+    finally:
+        gcpause.gc.disable = real
+    assert seen and gc.isenabled()
+    gc.disable()
+    try:
+        load(d)
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()

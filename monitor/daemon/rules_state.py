@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,7 @@ class RulesState:
             default_destinations=tuple(self.cfg.alerts.default), on_status=statuses.append,
         )
         self.cache_status = statuses[-1] if statuses else None
-        return self._built(matcher)
+        return self._built(matcher.prepare())
 
     @staticmethod
     def _built(matcher: Matcher) -> tuple[Matcher, int, str]:
@@ -137,17 +138,18 @@ class RulesState:
         try:
             matcher = None
             if mode == "process" and directory is not None:
-                ok, problems = await _in_process(build_into_cache, [self.path], known, defaults, str(directory))
+                ok, problems = await _in_process(_build_at_low_priority, [self.path], known, defaults, str(directory))
                 if not ok:
                     return self._failed(problems or "invalid rules", problems=problems)
                 matcher = await asyncio.to_thread(
-                    cached_matcher, [self.path], known_destinations=known, default_destinations=defaults, pause=0.002
+                    _prepared, cached_matcher, [self.path], known_destinations=known, default_destinations=defaults,
+                    pause=READ_PAUSE,
                 )
                 status = "process"
             if matcher is None:  # thread mode, or the files changed again since the worker read them
                 statuses: list[str] = []
                 matcher = await asyncio.to_thread(
-                    load_matcher, [self.path], known_destinations=known, default_destinations=defaults,
+                    _prepared, load_matcher, [self.path], known_destinations=known, default_destinations=defaults,
                     on_status=statuses.append,
                 )
                 status = "thread"
@@ -185,6 +187,25 @@ class RulesState:
             "cache": self.cache_status,
             "last_reload_seconds": self.last_reload_seconds,
         }
+
+
+READ_PAUSE = 0.002  # seconds the read-back thread sleeps at least per 64 KiB frame and per regex
+
+
+def _prepared(fn: Callable[..., "Matcher | None"], *args: Any, **kw: Any) -> "Matcher | None":
+    """``fn(...)`` with what compiles on first use compiled here (off the event loop)."""
+    matcher = fn(*args, **kw)
+    return matcher.prepare(pause=READ_PAUSE) if matcher is not None else None
+
+
+def _build_at_low_priority(*args: Any) -> tuple[bool, str | None]:
+    """The worker process's job: :func:`build_into_cache` at a lower CPU priority (nice 10),
+    so on a busy machine the daemon's own pipeline keeps its share of the cores."""
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):  # pragma: no cover - not POSIX, or not permitted
+        pass
+    return build_into_cache(*args)
 
 
 async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:

@@ -16,16 +16,17 @@ temporary file and renamed into place, so readers never see half a file.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
 import pickle
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
 from ..logs import get_logger
+from .gcpause import paused_gc
 from .lists import list_files
 from .loader import load_rules, rule_files
 from .matcher import Matcher
@@ -86,32 +87,38 @@ def source_key(
     for f in files:
         try:
             with open(f, "rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+                data = fh.read()
         except OSError:
             return None
-        h.update(f"\0{f}\0{digest}".encode())
+        # path, length and content of every file, in one running hash
+        h.update(f"\0{f}\0{len(data)}\0".encode())
+        h.update(data)
     h.update(("\0dest:" + ("*" if known_destinations is None else ",".join(sorted(known_destinations)))).encode())
     h.update(("\0default:" + ",".join(default_destinations)).encode())
     return where.hexdigest()[:20], h.hexdigest()
 
 
 class _PoliteReader:
-    """A file the unpickler reads frame by frame, sleeping after each: used off the event
-    loop (hot reload), so the thread that unpickles holds the GIL only a fraction of the time
-    and the pipeline keeps its pace."""
+    """A file the unpickler reads frame by frame (64 KiB), sleeping after each three times as
+    long as unpickling it took (at least ``pause``): used off the event loop (hot reload), so
+    the thread that unpickles holds the GIL a quarter of the time at most and the pipeline
+    keeps its pace."""
+
+    BUSY_SHARE = 0.25  # at most this share of the time unpickling: the rest is the event loop's
 
     def __init__(self, data: memoryview, pause: float) -> None:
         self.data = data
         self.pos = 0
         self.pause = pause
+        self.last = time.perf_counter()
 
     def _advance(self, n: int) -> memoryview:
-        import time
-
         chunk = self.data[self.pos : self.pos + n]
         self.pos += len(chunk)
-        if n >= 4096:
-            time.sleep(self.pause)
+        if n >= 4096:  # a new frame: sleep in proportion to the time the last one took
+            busy = time.perf_counter() - self.last
+            time.sleep(max(self.pause, busy * (1 - self.BUSY_SHARE) / self.BUSY_SHARE))
+            self.last = time.perf_counter()
         return chunk
 
     def read(self, n: int = -1) -> bytes:
@@ -142,17 +149,12 @@ def _read(path: Path, key: str, pause: float = 0.0) -> Matcher | None:
     try:
         if not data.startswith(header):
             raise ValueError("header does not match")
-        enabled = gc.isenabled()
-        gc.disable()  # one large object graph: collections while unpickling only cost time
-        try:
+        with paused_gc():  # one large object graph: collections while unpickling only cost time
             body = memoryview(data)[len(header):]
             if pause > 0:
                 matcher = pickle.Unpickler(_PoliteReader(body, pause)).load()
             else:
                 matcher = pickle.loads(body)
-        finally:
-            if enabled:
-                gc.enable()
         if not isinstance(matcher, Matcher):
             raise ValueError("not a compiled rule set")
     except Exception as exc:  # damaged, truncated, written by other code: rebuild

@@ -20,6 +20,7 @@ import yaml
 from ..durations import parse_duration
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
+from .gcpause import paused_gc
 from .lists import LIST_DIR, WatchList, list_files, load_lists
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, compile_regex
@@ -89,8 +90,7 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem]) -> list[str
     out: list[str] = []
     seen: set[str] = set()
 
-    def add(p: str) -> None:
-        key = os.path.realpath(p)
+    def add(p: str, key: str) -> None:
         if key not in seen:
             seen.add(key)
             out.append(p)
@@ -101,18 +101,28 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem]) -> list[str
             found = []
             for root, dirs, files in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != LIST_DIR)  # lists: see lists.py
+                real_root = None
                 for name in sorted(files):
                     if not name.startswith(".") and name.lower().endswith(RULE_EXTENSIONS):
-                        found.append(os.path.join(root, name))
+                        if real_root is None:
+                            real_root = os.path.realpath(root)
+                        full = os.path.join(root, name)
+                        found.append((full, real_path(full, real_root, name)))
             if not found:
                 problems.append(Problem(p, 1, 1, "no rule files (*.yml, *.yaml) in this directory"))
-            for f in found:
-                add(f)
+            for f, key in found:
+                add(f, key)
         elif os.path.isfile(p):
-            add(p)
+            add(p, os.path.realpath(p))
         else:
             problems.append(Problem(p, 1, 1, "no such file or directory"))
     return out
+
+
+def real_path(full: str, real_root: str, name: str) -> str:
+    """``os.path.realpath(full)`` of the entry ``name`` of the directory whose real path is
+    ``real_root``: one ``lstat`` instead of one per path component (10,000 rule files)."""
+    return os.path.realpath(full) if os.path.islink(full) else os.path.join(real_root, name)
 
 
 def _read(file: str, problems: list[Problem]) -> tuple[bytes, str] | None:
@@ -151,6 +161,11 @@ def load_rules(paths: Sequence[str | Path], *, known_destinations: set[str] | No
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    with paused_gc():
+        return _load_rules(paths, known_destinations)
+
+
+def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None) -> RuleSet:
     problems: list[Problem] = []
     files = rule_files(paths, problems)
     parsed = [(file, _parse_file(file, problems)) for file in files]
@@ -212,25 +227,31 @@ def load_actor_titles(paths: Sequence[str | Path]) -> dict[str, str]:
 def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
     regexes = 0
     largest: tuple[int, Rule, Selection] | None = None
-    words: set[tuple[str, str, str]] = set()  # (field, kind, text): the matcher holds each once
+    words: dict[str, set] = {}  # field -> its distinct term words (kind, text): the matcher holds each once
     seen: set[tuple[str, int]] = set()  # (field, id(term)): lists and actors share their term objects
+    seen_tuples: set[tuple[str, int]] = set()  # (field, id(terms)): selections that reference one list share it
     for rule in rules:
         for sel in rule.selections:
             regexes += len(sel.regexes)
-            if not sel.terms:
+            terms = sel.terms
+            if not terms:
                 continue
             field = sel.field
-            for t in sel.terms:
-                key = (field, id(t))
-                if key not in seen:
-                    seen.add(key)
-                    words.update([(field, w.kind, w.text) for w in t.words])
-            if largest is None or len(sel.terms) > largest[0]:
-                largest = (len(sel.terms), rule, sel)
+            key = (field, id(terms))
+            if key not in seen_tuples:
+                seen_tuples.add(key)
+                update = words.setdefault(field, set()).update
+                for t in terms:
+                    key = (field, id(t))
+                    if key not in seen:
+                        seen.add(key)
+                        update(t.words)  # Word: a (text, kind) tuple
+            if largest is None or len(terms) > largest[0]:
+                largest = (len(terms), rule, sel)
     if largest is not None:  # the largest selection by its distinct words
         _n, rule, sel = largest
-        largest = (len({(w.kind, w.text) for t in sel.terms for w in t.words}), rule, sel)
-    total = len(words)
+        largest = (len({w for t in sel.terms for w in t.words}), rule, sel)
+    total = sum(map(len, words.values()))
     if total > MAX_PATTERNS and largest is not None:
         n, rule, sel = largest
         problems.append(
@@ -696,7 +717,7 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
         text = _str(ctx, c_node, "condition")
         if text is not None and "match" in fields:
             try:
-                condition = parse_condition(text, names_seen)
+                condition = _parse_condition_cached(text, names_seen)
             except ConditionErrors as exc:
                 for err in exc.errors:
                     ctx.add(_condition_pos(ctx, c_node, text, err.pos), f"condition: {err.message}")
@@ -733,6 +754,23 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
         kind=kind,
     )
     return rule
+
+
+_CONDITIONS: dict[tuple[str, tuple[str, ...]], object] = {}
+
+
+def _parse_condition_cached(text: str, names: list[str]):  # noqa: ANN202
+    """:func:`parse_condition`, once per (text, selection names): generated and real rule
+    sets repeat a few shapes (``(a and b) or who``) thousands of times. A Condition is
+    immutable, so rules of one shape share it."""
+    key = (text, tuple(names))
+    got = _CONDITIONS.get(key)
+    if got is None:
+        got = parse_condition(text, names)  # errors are not cached: they are raised each time
+        if len(_CONDITIONS) >= 20_000:
+            _CONDITIONS.clear()
+        _CONDITIONS[key] = got
+    return got
 
 
 def _condition_pos(ctx: _FileContext, node: Node, text: str, pos: int) -> tuple[int, int]:
@@ -852,6 +890,11 @@ def _terms(ctx: _FileContext, node: Node, where: str, what: str) -> list | None:
     if not items:
         ctx.add(node, f"{where}: '{what}' is empty")
         return None
+    if len(items) == 1 and items[0][1].strip().lower().startswith("@list"):
+        # one list: its own tuple of terms, so every selection referencing it shares one
+        # tuple object (the budget check and the compiler handle it once)
+        wl = _list_ref(ctx, items[0][0], items[0][1], where)
+        return wl.terms if wl is not None else []  # type: ignore[return-value]
     out = []
     for t_node, raw in items:
         if raw.strip().lower().startswith("@actor"):

@@ -12,9 +12,9 @@ itself is one pattern per word.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from .morphology import PREFIX_TOKENS, merge_term_words
+from .morphology import MERGE_TOKENS as _MERGE, PREFIX_TOKENS, merge_term_words
 from ..text import WORD_RE, is_arabic_script, normalize
 
 MAX_TERM_CHARS = 256
@@ -27,8 +27,14 @@ class TermError(ValueError):
     """The term cannot be used; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Word:
+_tuple_new = tuple.__new__
+
+
+class Word(NamedTuple):
+    """One word of a term. A named tuple (immutable, compared and hashed by value): parsed
+    words are interned (:func:`parse_term` gives equal words as one object) and a compiled
+    set with 200,000 names unpickles them at C speed (:mod:`monitor.rules.cache`)."""
+
     text: str  # normalised, without '*'
     kind: str = EXACT  # exact | prefix (w*) | suffix (*w) | infix (*w*)
 
@@ -57,9 +63,13 @@ class Word:
     def __str__(self) -> str:
         return {EXACT: "{}", PREFIX: "{}*", SUFFIX: "*{}", INFIX: "*{}*"}[self.kind].format(self.text)
 
+    def __reduce__(self) -> tuple:  # unpickled by tuple.__new__ in C, not the named tuple's __new__
+        return (_tuple_new, (Word, tuple(self)))
 
-@dataclass(frozen=True, slots=True)
-class Term:
+
+class Term(NamedTuple):
+    """A parsed term (a named tuple, see :class:`Word`)."""
+
     raw: str  # as written in the rule
     words: tuple[Word, ...]
 
@@ -71,6 +81,28 @@ class Term:
     def arabic(self) -> bool:
         return any(is_arabic_script(w.text) for w in self.words)
 
+    def __reduce__(self) -> tuple:
+        return (_tuple_new, (Term, tuple(self)))
+
+
+# chunk (a whitespace-free piece of a term without '*') -> its words; equal words are one
+# object. Bounded: cleared when full (a pure function of the chunk, so only a cache).
+_CHUNKS: dict[str, tuple[Word, ...]] = {}
+_WORDS: dict[str, Word] = {}
+MAX_CACHED_CHUNKS = 500_000
+
+
+def _chunk_words(chunk: str) -> tuple[Word, ...]:
+    got = _CHUNKS.get(chunk)
+    if got is None:
+        if len(_CHUNKS) >= MAX_CACHED_CHUNKS:
+            _CHUNKS.clear()
+            _WORDS.clear()
+        words = _WORDS
+        got = tuple([words.get(w) or words.setdefault(w, Word(w)) for w in WORD_RE.findall(normalize(chunk))])
+        _CHUNKS[chunk] = got
+    return got
+
 
 def parse_term(raw: str) -> Term:
     """Parse one term as written in a rule; raises :class:`TermError`."""
@@ -78,6 +110,24 @@ def parse_term(raw: str) -> Term:
         raise TermError("empty term")
     if len(raw) > MAX_TERM_CHARS:
         raise TermError(f"term is {len(raw)} characters long (at most {MAX_TERM_CHARS})")
+    if "*" not in raw:  # the common case: plain words, each chunk's words cached
+        words: list[Word] = []
+        cached = _CHUNKS.get
+        for chunk in raw.split():
+            got = cached(chunk)
+            words.extend(_chunk_words(chunk) if got is None else got)
+    else:
+        words = _wildcard_words(raw)
+    if not words:
+        raise TermError(f"empty term: {raw!r} has no words (only punctuation or spaces)")
+    if not _MERGE.isdisjoint([w.text for w in words]):
+        words = _join_pieces(words)
+    if len(words) > MAX_TERM_WORDS:
+        raise TermError(f"term {raw!r} has {len(words)} words (at most {MAX_TERM_WORDS})")
+    return _tuple_new(Term, (raw, tuple(words)))  # Term(raw, words) without the named tuple's Python __new__
+
+
+def _wildcard_words(raw: str) -> list[Word]:
     words: list[Word] = []
     for chunk in raw.split():
         lead = chunk.startswith("*")
@@ -85,24 +135,19 @@ def parse_term(raw: str) -> Term:
         core = chunk.strip("*")
         if "*" in core:
             raise TermError(f"term {raw!r}: '*' is only allowed at the start or end of a word")
-        found = WORD_RE.findall(normalize(core))
-        if not found:
+        chunk_words = list(_chunk_words(core)) if core else []
+        if not chunk_words:
             if lead or trail or chunk == "*":
                 raise TermError(f"term {raw!r}: '*' needs a word")
             continue  # punctuation between words, e.g. "claims - responsibility"
-        chunk_words = [Word(w) for w in found]
         if lead:
-            chunk_words[0] = Word(found[0], INFIX if (trail and len(found) == 1) else SUFFIX)
+            first = chunk_words[0].text
+            chunk_words[0] = Word(first, INFIX if (trail and len(chunk_words) == 1) else SUFFIX)
         if trail:
             last = chunk_words[-1]
-            chunk_words[-1] = Word(found[-1], INFIX if last.kind == SUFFIX else PREFIX)
+            chunk_words[-1] = Word(last.text, INFIX if last.kind == SUFFIX else PREFIX)
         words.extend(chunk_words)
-    if not words:
-        raise TermError(f"empty term: {raw!r} has no words (only punctuation or spaces)")
-    words = _join_pieces(words)
-    if len(words) > MAX_TERM_WORDS:
-        raise TermError(f"term {raw!r} has {len(words)} words (at most {MAX_TERM_WORDS})")
-    return Term(raw, tuple(words))
+    return words
 
 
 def _join_pieces(words: list[Word]) -> list[Word]:

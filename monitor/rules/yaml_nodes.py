@@ -86,6 +86,27 @@ def _mark(ev: yaml.Event) -> tuple[int, int]:
     return (m.line + 1, m.column + 1) if m is not None else (1, 1)
 
 
+try:  # libyaml's parser alone (no constructor or resolver: the events are all we read)
+    from yaml._yaml import CParser as _CParser
+except ImportError:  # pragma: no cover - PyYAML without libyaml
+    _CParser = None
+
+
+def _events(text: str) -> Iterator[yaml.Event]:
+    if _CParser is None:  # pragma: no cover
+        yield from yaml.parse(text, Loader=yaml.SafeLoader)
+        return
+    get = _CParser(text).get_event
+    while True:
+        ev = get()
+        if ev is None:
+            return
+        yield ev
+
+
+_SKIP = (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)
+
+
 def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
     """Parse ``text`` into positioned node trees (one per document).
 
@@ -97,20 +118,37 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
     anchors: dict[str, Node] = {}
     open_anchors: set[int] = set()
     doc_size = 0
+    scalar_ev, alias_ev = yaml.ScalarEvent, yaml.AliasEvent
+    seq_start, map_start = yaml.SequenceStartEvent, yaml.MappingStartEvent
+    seq_end, map_end, doc_start = yaml.SequenceEndEvent, yaml.MappingEndEvent, yaml.DocumentStartEvent
+    skip = _SKIP
     try:
-        loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        for ev in yaml.parse(text, Loader=loader_cls):
-            if isinstance(ev, (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)):
+        for ev in _events(text):
+            kind = type(ev)
+            if kind is scalar_ev:
+                m = ev.start_mark
+                node = Node("scalar", m.line + 1, m.column + 1, ev.value, ev.style or "")
+                if ev.anchor:
+                    anchors[ev.anchor] = node
+            elif kind is seq_end or kind is map_end:
+                coll, _state = stack.pop()
+                open_anchors.discard(id(coll))
+                if not stack:  # a finished document root
+                    out.documents.append(coll)
+                    continue
+                _attach(stack[-1], coll, out)
                 continue
-            if isinstance(ev, yaml.DocumentStartEvent):
-                anchors.clear()
-                doc_size = 0
-                continue
-            node: Node | None = None
-            if isinstance(ev, yaml.ScalarEvent):
+            elif kind is seq_start or kind is map_start:
                 line, col = _mark(ev)
-                node = Node("scalar", line, col, ev.value, ev.style or "")
-            elif isinstance(ev, yaml.AliasEvent):
+                if len(stack) >= MAX_DEPTH:
+                    raise YamlSyntaxError(line, col, f"nesting deeper than {MAX_DEPTH} levels")
+                coll = Node("seq" if kind is seq_start else "map", line, col, [])
+                if ev.anchor:
+                    anchors[ev.anchor] = coll
+                    open_anchors.add(id(coll))
+                stack.append((coll, [None, {}]))
+                continue
+            elif kind is alias_ev:
                 line, col = _mark(ev)
                 target = anchors.get(ev.anchor)
                 if target is None:
@@ -118,30 +156,14 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
                 if id(target) in open_anchors:
                     raise YamlSyntaxError(line, col, f"alias '*{ev.anchor}' refers to a collection that contains it")
                 node = target
-            elif isinstance(ev, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-                line, col = _mark(ev)
-                if len(stack) >= MAX_DEPTH:
-                    raise YamlSyntaxError(line, col, f"nesting deeper than {MAX_DEPTH} levels")
-                coll = Node("seq" if isinstance(ev, yaml.SequenceStartEvent) else "map", line, col, [])
-                coll.size = 1
-                if ev.anchor:
-                    anchors[ev.anchor] = coll
-                    open_anchors.add(id(coll))
-                stack.append((coll, [None, {}]))
+            elif kind is doc_start:
+                anchors.clear()
+                doc_size = 0
                 continue
-            elif isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                coll, _state = stack.pop()
-                open_anchors.discard(id(coll))
-                node = coll
-                if not stack:  # a finished document root
-                    out.documents.append(node)
-                    continue
-                _attach(stack[-1], node, out)
+            elif isinstance(ev, skip):
                 continue
-            if node is None:  # pragma: no cover - no other event types exist
+            else:  # pragma: no cover - no other event types exist
                 continue
-            if isinstance(ev, yaml.ScalarEvent) and ev.anchor:
-                anchors[ev.anchor] = node
             doc_size += node.size
             if doc_size > max_nodes:
                 line, col = _mark(ev)
