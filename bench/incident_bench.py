@@ -143,14 +143,14 @@ def main() -> None:
                                     "now", new=True)
     secs, cpu = time.perf_counter() - t, time.process_time() - cpu
     load_avg = os.getloadavg()
-    size = tracker._state.size() if tracker._state is not None else {}
+    size = getattr(tracker._state, "size", dict)()
     if prof is not None:
         prof.disable()
         prof.dump_stats(args.profile)
     n_inc = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
     print(f"assigned {len(todo):,} hits in {secs:.1f}s: {len(todo) / secs:,.0f} hits/s"
           f" ({len(todo) / cpu:,.0f} per CPU second) -> {n_inc:,} incidents; load average {load_avg[0]:.2f}")
-    print(f"tracker state after: {size} (in_memory={settings.in_memory})")
+    print(f"tracker state after: {size} (in_memory={getattr(settings, 'in_memory', None)})")
     purity = {}
     for col in ("incident_id", "family_id"):
         groups: dict[int, list[int]] = {}

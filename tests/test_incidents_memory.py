@@ -45,9 +45,10 @@ LATER = [
     [rec("802", 1, "2024-01-10T09:00:00Z", "Explosion in Karachi: a blast near the port")],
 ]
 LATE_REPOSTS = [
-    KERMAN[9],  # the exact copy a week later (2024-01-11)
-    # a trimmed, lightly edited copy and a forward of the original, eight days later
+    # a trimmed, lightly edited copy eight days later (found through the evicted texts' band
+    # keys), the exact copy a week later (2024-01-11) and a forward of the original
     rec("604", 6, "2024-01-12T08:00:00Z", CLAIM_AR.split(" وقال")[0] + " #عاجل #کرمان", channel="repost_d"),
+    KERMAN[9],
     rec("605", 1, "2024-01-12T09:00:00Z", "", channel="repost_e", fwd={"name": "amaq_mirror", "id": "channel500",
                                                                        "message_id": "77"}),
 ]

@@ -23,6 +23,7 @@ kind, rules and actors only); the analysts' corrections (:mod:`.corrections`) mo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -159,17 +160,19 @@ _LAST_TS: tuple[str, float] = ("", 0.0)
 
 
 class _Cold:
-    """The LSH band keys of texts whose families are not in memory (evicted, or not loaded):
-    sorted runs of (band key, text id) in numpy arrays, 12 bytes a band, merged as they grow
-    (a run is merged into the one before it while that one is at most twice its size)."""
+    """The LSH band keys and exact-copy keys of texts whose families are not in memory (evicted,
+    or not loaded): one sorted array of (band key, text id), 12 bytes a band, and one of the
+    exact-copy keys' 8-byte hashes; evicted texts are merged in (a linear merge)."""
 
     def __init__(self) -> None:
-        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.bkeys = np.zeros(0, dtype=np.uint64)
+        self.btids = np.zeros(0, dtype=np.uint32)
+        self.keys = np.zeros(0, dtype=np.uint64)
         self.texts = 0
 
     @property
     def nbytes(self) -> int:
-        return sum(k.nbytes + t.nbytes for k, t in self.runs)
+        return self.bkeys.nbytes + self.btids.nbytes + self.keys.nbytes
 
     def add(self, keys: np.ndarray, tids: np.ndarray) -> None:
         """``keys``: uint64[n, BANDS] of the texts ``tids``."""
@@ -179,33 +182,55 @@ class _Cold:
         k = keys.reshape(-1)
         t = np.repeat(tids.astype(np.uint32), fam.BANDS)
         order = np.lexsort((t, k))
-        self.runs.append((k[order], t[order]))
-        runs = self.runs
-        while len(runs) > 1 and len(runs[-2][0]) <= 2 * len(runs[-1][0]):
-            (k1, t1), (k2, t2) = runs[-2], runs[-1]
-            k, t = np.concatenate((k1, k2)), np.concatenate((t1, t2))
-            order = np.lexsort((t, k))
-            runs[-2:] = [(k[order], t[order])]
+        k, t = k[order], t[order]
+        at = self.bkeys.searchsorted(k, "right")  # after the older texts of the same band
+        self.bkeys = np.insert(self.bkeys, at, k)
+        self.btids = np.insert(self.btids, at, t)
+
+    def add_keys(self, keys: Iterable[str]) -> None:
+        h = np.array(sorted({_key_hash(k) for k in keys}), dtype=np.uint64)
+        if len(h):
+            self.keys = np.insert(self.keys, self.keys.searchsorted(h), h)
+
+    def may_have(self, key: str) -> bool:
+        """Is ``key`` (perhaps: a hash) among the exact-copy keys not in memory?"""
+        run = self.keys
+        if not len(run):
+            return False
+        h = np.uint64(_key_hash(key))
+        i = int(run.searchsorted(h))
+        return i < len(run) and run[i] == h
 
     def lookup(self, keys: list[int]) -> list[int]:
         """Text ids per band shared with ``keys`` (of a crowded band its BAND_CAP newest)."""
-        if not self.runs:
+        rk = self.bkeys
+        if not len(rk):
             return []
         q = np.array(keys, dtype=np.uint64)
+        lo = rk.searchsorted(q)
+        found = rk.take(lo, mode="clip") == q
+        if not found.any():
+            return []
         out: list[int] = []
-        for rk, rt in self.runs:
-            lo = rk.searchsorted(q, "left")
-            hi = rk.searchsorted(q, "right")
-            for i in np.flatnonzero(hi > lo).tolist():
-                out.extend(rt[max(int(lo[i]), int(hi[i]) - BAND_CAP):int(hi[i])].tolist())
+        idx = np.flatnonzero(found)
+        hi = rk.searchsorted(q[idx], "right").tolist()
+        rt = self.btids
+        for a, b in zip(lo[idx].tolist(), hi):
+            out.extend(rt[max(a, b - BAND_CAP):b].tolist())
         return out
 
 
 class _Peek(NamedTuple):
+    """What the near-copy checks read of an incident not in memory."""
+
     id: int
     t0: float
     t1: float
     loc_cities: set[str]
+
+
+def _key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
 
 
 def _iso(t: float) -> str:
@@ -287,7 +312,7 @@ class _State:
         ):
             if iid in s.incidents:
                 s.families[fid] = _Family(fid, iid, first, first_date, members)
-        hot_ids, hot_blobs, cold_ids, cold_blobs = [], [], [], []
+        hot_ids, hot_blobs, cold_ids, cold_blobs, cold_keys = [], [], [], [], []
         families, texts = s.families, s.texts
         for tid, fp, fid, blob, rowid in conn.execute(
             "SELECT id, fingerprint, family_id, signature, message_rowid FROM family_texts ORDER BY id"
@@ -297,12 +322,15 @@ class _State:
                 if blob is not None:
                     hot_ids.append((tid, fid, rowid))
                     hot_blobs.append(blob)
-            elif blob is not None:
-                cold_ids.append(tid)
-                cold_blobs.append(blob)
+            else:
+                cold_keys.append(fp)
+                if blob is not None:
+                    cold_ids.append(tid)
+                    cold_blobs.append(blob)
         for (tid, fid, rowid), keys in zip(hot_ids, fam.band_key_matrix(hot_blobs).tolist()):
             s.add_signature(tid, fid, rowid, keys)
         s.cold.add(fam.band_key_matrix(cold_blobs), np.array(cold_ids, dtype=np.uint32))
+        s.cold.add_keys(cold_keys)
         return s
 
     def _add_incident_row(self, row: Sequence[Any]) -> _Inc:
@@ -389,7 +417,7 @@ class _State:
     def text_family(self, conn: sqlite3.Connection, key: str) -> int | None:
         """The family of an exact-copy key (fingerprint or ``fwd:<key>``)."""
         fid = self.texts.get(key)
-        if fid is None and self.partial:
+        if fid is None and self.partial and self.cold.may_have(key):
             fid = _text_family(conn, key)
         return fid
 
@@ -427,7 +455,9 @@ class _State:
         fams = {fid for fid, f in self.families.items() if f.incident not in incs}
         for fid in fams:
             del self.families[fid]
-        self.texts = {k: v for k, v in self.texts.items() if v not in fams}
+        texts = self.texts
+        self.cold.add_keys(k for k, v in texts.items() if v in fams)
+        self.texts = {k: v for k, v in texts.items() if v not in fams}
         moved = [tid for tid, (fid, _r, _k) in self.sigs.items() if fid in fams]
         if moved:
             keys = np.array([self.sigs[t][2] for t in moved], dtype=np.uint64)
@@ -547,7 +577,7 @@ class _State:
             else:
                 for t in cur[-BAND_CAP:]:
                     counts[t] = get(t, 0) + 1
-        if self.cold.runs:
+        if self.cold.texts:
             for t in self.cold.lookup(keys):
                 counts[t] = get(t, 0) + 1
         # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25); the
