@@ -201,10 +201,10 @@ class _Cold:
         i = int(run.searchsorted(h))
         return i < len(run) and run[i] == h
 
-    def lookup(self, keys: list[int]) -> list[int]:
-        """Text ids per band shared with ``keys`` (of a crowded band its BAND_CAP newest)."""
+    def lookup(self, keys: list[int], caps: list[int]) -> list[int]:
+        """Text ids per band shared with ``keys`` (of a crowded band its ``caps[i]`` newest)."""
         rk = self.bkeys
-        if not len(rk):
+        if not len(rk) or not keys:
             return []
         q = np.array(keys, dtype=np.uint64)
         lo = rk.searchsorted(q)
@@ -215,8 +215,8 @@ class _Cold:
         idx = np.flatnonzero(found)
         hi = rk.searchsorted(q[idx], "right").tolist()
         rt = self.btids
-        for a, b in zip(lo[idx].tolist(), hi):
-            out.extend(rt[max(a, b - BAND_CAP):b].tolist())
+        for i, a, b in zip(idx.tolist(), lo[idx].tolist(), hi):
+            out.extend(rt[max(a, b - caps[i]):b].tolist())
         return out
 
 
@@ -568,17 +568,29 @@ class _State:
         bands = self.bands
         counts: dict[int, int] = {}
         get = counts.get
+        cold = self.cold.texts > 0
+        ckeys: list[int] = []
+        caps: list[int] = []
         for k in keys:
             cur = bands.get(k)
             if cur is None:
+                if cold:
+                    ckeys.append(k)
+                    caps.append(BAND_CAP)
                 continue
             if type(cur) is int:
                 counts[cur] = get(cur, 0) + 1
+                if cold:
+                    ckeys.append(k)
+                    caps.append(BAND_CAP - 1)
             else:
                 for t in cur[-BAND_CAP:]:
                     counts[t] = get(t, 0) + 1
-        if self.cold.texts:
-            for t in self.cold.lookup(keys):
+                if cold and len(cur) < BAND_CAP:  # the newest of a band are in memory: older ones count if room
+                    ckeys.append(k)
+                    caps.append(BAND_CAP - len(cur))
+        if ckeys:
+            for t in self.cold.lookup(ckeys, caps):
                 counts[t] = get(t, 0) + 1
         # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25); the
         # texts sharing most bands, the newest first among equals
@@ -589,13 +601,13 @@ class _State:
         tids = [t for _n, t in best[:NEAR_VERIFIED]]
         sigs = self.sigs
         where: dict[int, tuple[int, int | None]] = {}
-        cold = [t for t in tids if t not in sigs]
+        away = [t for t in tids if t not in sigs]
         for t in tids:
             if t in sigs:
                 where[t] = sigs[t][:2]
-        if cold:
+        if away:
             for t, fid, rid in conn.execute(
-                f"SELECT id, family_id, message_rowid FROM family_texts WHERE id IN ({','.join('?' * len(cold))})", cold
+                f"SELECT id, family_id, message_rowid FROM family_texts WHERE id IN ({','.join('?' * len(away))})", away
             ).fetchall():
                 where[t] = (fid, rid)
         cache, tcache = self.shingle_cache, self.text_cache
