@@ -6,7 +6,9 @@ order, through the archive's tracker (``IncidentTracker.assign_full``, what
 ``Archive._store_hits`` calls) in archive transactions of 500 (the daemon writer's batch size;
 the tracker writes its rows at commit), and times ``incidents`` listings. Also reports the
 purity of the incidents and families found (share of their messages from the event that has
-most of them) and the time to load the tracker's in-memory state from the tables.
+most of them), the tracker's state size after the run (incidents, families and texts held in
+memory, evicted texts' compact keys; ``--in-memory N`` sets its bound) and the time to load it
+from the tables. ``--base FILE`` keeps the built messages for later runs.
 
 Texts: attacks in 300 cities of the gazetteer over a year (reports, statements naming blamed
 countries, claims), a third of the hits reposts (exact, trimmed) in other channels, some
