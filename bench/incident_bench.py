@@ -6,7 +6,9 @@ order, through the archive's tracker (``IncidentTracker.assign_full``, what
 ``Archive._store_hits`` calls) in archive transactions of 500 (the daemon writer's batch size;
 the tracker writes its rows at commit), and times ``incidents`` listings. Also reports the
 purity of the incidents and families found (share of their messages from the event that has
-most of them) and the time to load the tracker's in-memory state from the tables.
+most of them), the tracker's state size after the run (incidents, families and texts held in
+memory, evicted texts' compact keys; ``--in-memory N`` sets its bound) and the time to load it
+from the tables. ``--base FILE`` keeps the built messages for later runs.
 
 Texts: attacks in 300 cities of the gazetteer over a year (reports, statements naming blamed
 countries, claims), a third of the hits reposts (exact, trimmed) in other channels, some
@@ -20,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -33,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.archive import Archive  # noqa: E402
-from monitor.incidents.assign import IncidentTracker, Incoming  # noqa: E402
+from monitor.incidents.assign import IncidentTracker, Incoming, Settings  # noqa: E402
 from monitor.incidents.gazetteer import load  # noqa: E402
 from monitor.incidents.query import list_incidents  # noqa: E402
 
@@ -50,6 +54,12 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--hits", type=int, default=50_000)
     ap.add_argument("--db", default=None)
+    ap.add_argument("--base", default=None,
+                    help="a messages-only archive built by an earlier run with the same --messages/--hits: copied"
+                         " instead of building (made there when missing)")
+    ap.add_argument("--in-memory", type=int, default=None,
+                    help="incidents the tracker holds before evicting those past the window (default: the tracker's)")
+    ap.add_argument("--profile", default=None, help="write a cProfile of the assignment to this file")
     args = ap.parse_args()
     rnd = random.Random(7)
     gaz = load()
@@ -57,6 +67,9 @@ def main() -> None:
                     key=lambda p: -p.population)[:300]
     path = args.db or str(Path(tempfile.mkdtemp()) / "incidents.db")
     t = time.perf_counter()
+    reuse = bool(args.base) and Path(args.base).exists()
+    if reuse:
+        shutil.copyfile(args.base, path)
     archive = Archive.open(path)
     conn = archive.conn
     span = 365 * 86400
@@ -84,7 +97,8 @@ def main() -> None:
     hit_rows = hit_rows[: args.hits]
     hit_rows.sort()
     step = max(1, args.messages // max(1, args.hits))
-    conn.execute("BEGIN")
+    if not reuse:
+        conn.execute("BEGIN")
     rows = []
     hit_at = {}
     for i in range(args.messages):
@@ -94,6 +108,8 @@ def main() -> None:
         else:
             date, text = START + timedelta(seconds=rnd.randrange(span)), f"noise message {i} about markets and weather"
         ch = str(1000 + rnd.randrange(500))
+        if reuse:
+            continue
         rows.append(("telegram", ch, str(i), iso(date), text, "{}", "0" * 64, "", "2024", "2024"))
         if len(rows) == 10000:
             conn.executemany("INSERT INTO messages(platform, channel_id, message_id, date, text, raw, raw_sha256,"
@@ -102,13 +118,24 @@ def main() -> None:
     if rows:
         conn.executemany("INSERT INTO messages(platform, channel_id, message_id, date, text, raw, raw_sha256,"
                          " search_text, first_seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-    conn.execute("COMMIT")
-    print(f"built {args.messages:,} messages in {time.perf_counter() - t:.1f}s ({path})")
+    if not reuse:
+        conn.execute("COMMIT")
+        if args.base:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            shutil.copyfile(path, args.base)
+    print(f"{'copied' if reuse else 'built'} {args.messages:,} messages in {time.perf_counter() - t:.1f}s ({path})")
     todo = conn.execute(
         f"SELECT id, platform, channel_id, message_id, date, text FROM messages WHERE id IN"
         f" ({','.join(str(k) for k in hit_at)}) ORDER BY date, id"
     ).fetchall() if len(hit_at) < 500_000 else []
-    tracker = archive.incidents
+    settings = Settings() if args.in_memory is None else Settings(in_memory=args.in_memory)
+    tracker = archive.incidents = IncidentTracker(settings)
+    prof = None
+    if args.profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
     t, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(todo), 500):
         with archive.transaction():
@@ -117,9 +144,15 @@ def main() -> None:
                 tracker.assign_full(conn, Incoming(rowid, platform, cid, mid, date, text, None, kind, ["r"], actors),
                                     "now", new=True)
     secs, cpu = time.perf_counter() - t, time.process_time() - cpu
+    load_avg = os.getloadavg()
+    size = getattr(tracker._state, "size", dict)()
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(args.profile)
     n_inc = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
     print(f"assigned {len(todo):,} hits in {secs:.1f}s: {len(todo) / secs:,.0f} hits/s"
-          f" ({len(todo) / cpu:,.0f} per CPU second) -> {n_inc:,} incidents")
+          f" ({len(todo) / cpu:,.0f} per CPU second) -> {n_inc:,} incidents; load average {load_avg[0]:.2f}")
+    print(f"tracker state after: {size} (in_memory={getattr(settings, 'in_memory', None)})")
     purity = {}
     for col in ("incident_id", "family_id"):
         groups: dict[int, list[int]] = {}
@@ -157,7 +190,8 @@ def main() -> None:
     print(json.dumps({"messages": args.messages, "hits": len(todo), "hits_per_s": round(len(todo) / secs),
                       "hits_per_cpu_s": round(len(todo) / cpu),
                       "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 1), "incident_purity": round(purity["incident_id"], 4),
-                      "family_purity": round(purity["family_id"], 4), "family_recall": round(purity["recall"], 4), "state_load_s": round(load_s, 2)}))
+                      "family_purity": round(purity["family_id"], 4), "family_recall": round(purity["recall"], 4), "state_load_s": round(load_s, 2),
+                      "load_avg": round(load_avg[0], 2), "state": size}))
     archive.close()
 
 

@@ -210,6 +210,7 @@ class IncidentsConfig(_Model):
     enabled: bool = True
     window: float = 72 * 3600.0  # a hit joins an incident whose last message is at most this old
     actor_window: float = 24 * 3600.0  # a hit naming no place joins by shared actor within this
+    in_memory: int = Field(default=2000, ge=1)  # incidents a writer holds before evicting those past the window
 
     @field_validator("window", "actor_window", mode="before")
     @classmethod

@@ -23,13 +23,12 @@ kind, rules and actors only); the analysts' corrections (:mod:`.corrections`) mo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
-from collections import Counter
-from itertools import chain
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -46,6 +45,7 @@ RECENT_TEXTS = 2048  # texts whose words, key and places are kept (reposts are f
 MIN_SHARED_BANDS = 2  # E[shared bands] = 16 * Jaccard^2: 4 at 0.5, 1 at 0.25
 BAND_CAP = 16  # of a crowded band (template text), only its newest texts are candidates
 BUCKET = 3 * 86400  # incidents are indexed by the 3-day buckets their span covers
+IN_MEMORY = 2000  # incidents a writer holds before it evicts those past the window
 
 
 def strongest_kind(kinds: Iterable[str]) -> str:
@@ -60,13 +60,20 @@ def strongest_kind(kinds: Iterable[str]) -> str:
 class Settings:
     window: float = 72 * 3600.0
     actor_window: float = 24 * 3600.0
+    in_memory: int = IN_MEMORY  # incidents held in memory before those past the window are evicted
+
+    @property
+    def keep(self) -> float:
+        """How far back from the newest message an incident can still be joined by place or actor."""
+        return max(self.window, self.actor_window)
 
     @classmethod
     def from_config(cls, cfg: Any) -> "Settings":
         inc = getattr(cfg, "incidents", None)
         if inc is None:
             return cls()
-        return cls(window=inc.window, actor_window=inc.actor_window)
+        return cls(window=inc.window, actor_window=inc.actor_window,
+                   in_memory=getattr(inc, "in_memory", IN_MEMORY))
 
 
 @dataclass
@@ -105,7 +112,7 @@ class _Inc:
     """An incident as the tracker keeps it in memory (the ``incidents`` row and its facets)."""
 
     __slots__ = ("id", "start", "end", "t0", "t1", "first", "counts", "messages", "channels", "places", "actors",
-                 "created", "updated", "days", "loc_cities", "loc_countries")
+                 "created", "updated", "days", "loc_cities", "loc_countries", "touched")
 
     def __init__(self, iid: int, start: str, end: str, first: int | None, counts: dict[str, int], messages: int,
                  created: str, updated: str) -> None:
@@ -124,6 +131,7 @@ class _Inc:
         self.days: tuple[int, int] | None = None  # the bucket span indexed in _State.by_day
         self.loc_cities: set[str] = set()  # located places (where it happened), by kind
         self.loc_countries: set[str] = set()
+        self.touched = 0  # the tracker's transaction count when it last changed
 
     def locate(self, pid: str) -> None:
         (self.loc_cities if pid.startswith("city:") else self.loc_countries).add(pid)
@@ -151,23 +159,118 @@ def _ts(iso: str) -> float:
 _LAST_TS: tuple[str, float] = ("", 0.0)
 
 
+class _Cold:
+    """The LSH band keys and exact-copy keys of texts whose families are not in memory (evicted,
+    or not loaded): one sorted array of (band key, text id), 12 bytes a band, and one of the
+    exact-copy keys' 8-byte hashes; evicted texts are merged in (a linear merge)."""
+
+    def __init__(self) -> None:
+        self.bkeys = np.zeros(0, dtype=np.uint64)
+        self.btids = np.zeros(0, dtype=np.uint32)
+        self.keys = np.zeros(0, dtype=np.uint64)
+        self.texts = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.bkeys.nbytes + self.btids.nbytes + self.keys.nbytes
+
+    def add(self, keys: np.ndarray, tids: np.ndarray) -> None:
+        """``keys``: uint64[n, BANDS] of the texts ``tids``."""
+        if not len(tids):
+            return
+        self.texts += len(tids)
+        k = keys.reshape(-1)
+        t = np.repeat(tids.astype(np.uint32), fam.BANDS)
+        order = np.lexsort((t, k))
+        k, t = k[order], t[order]
+        at = self.bkeys.searchsorted(k, "right")  # after the older texts of the same band
+        self.bkeys = np.insert(self.bkeys, at, k)
+        self.btids = np.insert(self.btids, at, t)
+
+    def add_keys(self, keys: Iterable[str]) -> None:
+        h = np.array(sorted({_key_hash(k) for k in keys}), dtype=np.uint64)
+        if len(h):
+            self.keys = np.insert(self.keys, self.keys.searchsorted(h), h)
+
+    def may_have(self, key: str) -> bool:
+        """Is ``key`` (perhaps: a hash) among the exact-copy keys not in memory?"""
+        run = self.keys
+        if not len(run):
+            return False
+        h = np.uint64(_key_hash(key))
+        i = int(run.searchsorted(h))
+        return i < len(run) and run[i] == h
+
+    def lookup(self, keys: list[int], caps: list[int]) -> list[int]:
+        """Text ids per band shared with ``keys`` (of a crowded band its ``caps[i]`` newest)."""
+        rk = self.bkeys
+        if not len(rk) or not keys:
+            return []
+        q = np.array(keys, dtype=np.uint64)
+        lo = rk.searchsorted(q)
+        found = rk.take(lo, mode="clip") == q
+        if not found.any():
+            return []
+        out: list[int] = []
+        idx = np.flatnonzero(found)
+        hi = rk.searchsorted(q[idx], "right").tolist()
+        rt = self.btids
+        for i, a, b in zip(idx.tolist(), lo[idx].tolist(), hi):
+            out.extend(rt[max(a, b - caps[i]):b].tolist())
+        return out
+
+
+class _Peek(NamedTuple):
+    """What the near-copy checks read of an incident not in memory."""
+
+    id: int
+    t0: float
+    t1: float
+    loc_cities: set[str]
+
+
+def _key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_INCIDENT_COLS = "id, start_at, end_at, first_message_rowid, counts, messages, created_at, updated_at"
+
+
 class _State:
-    """What assignment reads, in memory: live incidents with their facets and channels, families,
-    the exact-copy keys and the MinHash/LSH band index of the families' texts. Loaded from the
-    tables (:meth:`load`) the first time a hit is stored and again when another connection
-    changed them (``meta.incidents_generation``); changes are written back by
-    :meth:`IncidentTracker.flush` before the transaction commits."""
+    """What assignment reads, in memory: the incidents of the last days with their facets and
+    channels, their families, the exact-copy keys and the MinHash/LSH band index of the
+    families' texts ("hot"), and the band keys of every other stored text in compact arrays
+    (:class:`_Cold`). Loaded from the tables (:meth:`load`) the first time a hit is stored and
+    again when another connection changed them (``meta.incidents_generation``); changes are
+    written back by :meth:`IncidentTracker.flush` before the transaction commits.
+
+    Bounded: when more than ``Settings.in_memory`` incidents are held, those whose last message
+    is older than the window (from the newest message seen) and that were not touched in the
+    last two transactions are evicted with their families and texts (:meth:`evict`). What is
+    not in memory is read back from the tables when needed (``partial``): an exact copy by its
+    fingerprint, a near copy through the cold band keys, a forward by its origin, a message
+    dated within the window of an evicted incident by its places or actors."""
 
     def __init__(self, gen: int) -> None:
         self.gen = gen
         self.incidents: dict[int, _Inc] = {}
         self.families: dict[int, _Family] = {}
-        self.texts: dict[str, int] = {}  # fingerprint / "fwd:<key>" -> family id
-        self.sig_family: list[int] = []  # per indexed signature (row of sig_values): its family
-        self.sig_rowid: list[int | None] = []  # ... and the message that brought the text
-        self.bands: dict[int, list[int]] = {}  # band key -> signature rows (oldest first)
-        self.shingle_cache: dict[int, tuple[str, set[bytes]]] = {}  # rowid -> text, shingles (recently compared)
+        self.texts: dict[str, int] = {}  # fingerprint / "fwd:<key>" -> family id (hot families)
+        self.sigs: dict[int, tuple[int, int | None, tuple[int, ...]]] = {}  # text id -> family, message, band keys
+        self.bands: dict[int, Any] = {}  # band key -> text id, or text ids (oldest first; hot texts)
+        self.cold = _Cold()
+        self.partial = False  # some incidents are not in memory: look in the tables too
+        self.cold_until = float("-inf")  # the latest end of an incident not in memory
+        self.latest = float("-inf")  # the newest message date seen (epoch)
+        self.tick = 0  # transactions flushed
+        self.evicted = 0
+        self.shingle_cache: dict[int, tuple[str, set[str]]] = {}  # rowid -> text, shingles (recently compared)
         self.text_cache: dict[int, str] = {}  # rowid -> text of indexed texts (recent ones)
+        self.peeked: dict[int, _Peek] = {}  # incidents not in memory looked at for near copies
         # (facet, value) -> day -> incident ids active that day (places: located ones only)
         self.by_day: dict[tuple[str, str], dict[int, set[int]]] = {}
         self.next_incident = 1
@@ -175,18 +278,70 @@ class _State:
         self.next_text = 1
 
     @classmethod
-    def load(cls, conn: sqlite3.Connection, gen: int) -> "_State":
+    def load(cls, conn: sqlite3.Connection, gen: int, settings: "Settings") -> "_State":
         s = cls(gen)
-        for iid, start, end, first, counts, n, created, updated in conn.execute(
-            "SELECT id, start_at, end_at, first_message_rowid, counts, messages, created_at, updated_at FROM incidents"
-            " WHERE merged_into IS NULL"
-        ):
-            s.incidents[iid] = _Inc(iid, start, end, first, json.loads(counts), n, created, updated)
         s.next_incident = (conn.execute("SELECT max(id) FROM incidents").fetchone()[0] or 0) + 1
-        for iid, facet, value, mentions, located in conn.execute(
-            "SELECT incident_id, facet, value, mentions, located FROM incident_facets"
+        s.next_family = (conn.execute("SELECT max(id) FROM families").fetchone()[0] or 0) + 1
+        s.next_text = (conn.execute("SELECT max(id) FROM family_texts").fetchone()[0] or 0) + 1
+        live, newest = conn.execute("SELECT count(*), max(end_at) FROM incidents WHERE merged_into IS NULL").fetchone()
+        # everything when it fits; else the incidents of the last window (the rest on demand)
+        since = ""
+        if live > settings.in_memory and newest:
+            s.latest = _ts(newest)
+            since = _iso(s.latest - settings.keep)
+            before = conn.execute("SELECT max(end_at) FROM incidents WHERE merged_into IS NULL AND end_at < ?",
+                                  (since,)).fetchone()[0]
+            if before:
+                s.partial, s.cold_until = True, _ts(before)
+        for row in conn.execute(f"SELECT {_INCIDENT_COLS} FROM incidents WHERE merged_into IS NULL AND end_at >= ?",
+                                (since,)):
+            s._add_incident_row(row)
+        if s.incidents:
+            s.latest = max(s.latest, max(inc.t1 for inc in s.incidents.values()))
+        s._load_facets(conn, "SELECT f.incident_id, f.facet, f.value, f.mentions, f.located FROM incident_facets f"
+                             " JOIN incidents i ON i.id = f.incident_id WHERE i.merged_into IS NULL AND i.end_at >= ?",
+                       (since,))
+        s._load_channels(conn, "SELECT DISTINCT im.incident_id, im.platform, im.channel_id FROM incident_messages im"
+                               " JOIN incidents i ON i.id = im.incident_id WHERE i.merged_into IS NULL AND i.end_at >= ?",
+                         (since,))
+        for inc in s.incidents.values():
+            s.index_days(inc)
+        for fid, iid, first, first_date, members in conn.execute(
+            "SELECT f.id, f.incident_id, f.first_message_rowid, f.first_date, f.members FROM families f"
+            " JOIN incidents i ON i.id = f.incident_id WHERE i.end_at >= ?", (since,)
         ):
-            inc = s.incidents.get(iid)
+            if iid in s.incidents:
+                s.families[fid] = _Family(fid, iid, first, first_date, members)
+        hot_ids, hot_blobs, cold_ids, cold_blobs, cold_keys = [], [], [], [], []
+        families, texts = s.families, s.texts
+        for tid, fp, fid, blob, rowid in conn.execute(
+            "SELECT id, fingerprint, family_id, signature, message_rowid FROM family_texts ORDER BY id"
+        ):
+            if fid in families:
+                texts[fp] = fid
+                if blob is not None:
+                    hot_ids.append((tid, fid, rowid))
+                    hot_blobs.append(blob)
+            else:
+                cold_keys.append(fp)
+                if blob is not None:
+                    cold_ids.append(tid)
+                    cold_blobs.append(blob)
+        for (tid, fid, rowid), keys in zip(hot_ids, fam.band_key_matrix(hot_blobs).tolist()):
+            s.add_signature(tid, fid, rowid, keys)
+        s.cold.add(fam.band_key_matrix(cold_blobs), np.array(cold_ids, dtype=np.uint32))
+        s.cold.add_keys(cold_keys)
+        return s
+
+    def _add_incident_row(self, row: Sequence[Any]) -> _Inc:
+        iid, start, end, first, counts, n, created, updated = row
+        inc = self.incidents[iid] = _Inc(iid, start, end, first, json.loads(counts), n, created, updated)
+        inc.touched = self.tick
+        return inc
+
+    def _load_facets(self, conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
+        for iid, facet, value, mentions, located in conn.execute(sql, args):
+            inc = self.incidents.get(iid)
             if inc is None:
                 continue
             if facet == "place":
@@ -195,43 +350,146 @@ class _State:
                     inc.locate(value)
             else:
                 inc.actors[value] = mentions
-        for iid, platform, channel_id in conn.execute(
-            "SELECT DISTINCT incident_id, platform, channel_id FROM incident_messages"
-        ):
-            inc = s.incidents.get(iid)
+
+    def _load_channels(self, conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
+        for iid, platform, channel_id in conn.execute(sql, args):
+            inc = self.incidents.get(iid)
             if inc is not None:
                 inc.channels.add((platform, channel_id))
-        for inc in s.incidents.values():
-            s.index_days(inc)
-        for fid, iid, first, first_date, members in conn.execute(
-            "SELECT id, incident_id, first_message_rowid, first_date, members FROM families"
-        ):
-            s.families[fid] = _Family(fid, iid, first, first_date, members)
-        s.next_family = (max(s.families) if s.families else 0) + 1
-        blobs: list[bytes] = []
-        max_text = 0
-        for tid, fp, fid, blob, rowid in conn.execute(
-            "SELECT id, fingerprint, family_id, signature, message_rowid FROM family_texts ORDER BY id"
-        ):
-            s.texts[fp] = fid
-            max_text = max(max_text, tid)
-            if blob is not None:
-                blobs.append(blob)
-                s.sig_family.append(fid)
-                s.sig_rowid.append(rowid)
-        s.next_text = max_text + 1
-        if blobs:
-            # every stored signature's band keys (the signatures themselves are not kept)
-            mat = np.frombuffer(b"".join(blob[4:4 + 8 * fam.NUM_PERM] for blob in blobs), dtype="<u8")
-            bands = s.bands
-            for row, v in enumerate(mat.reshape(len(blobs), fam.NUM_PERM).tolist()):
-                for k in (hash((b, *v[b * fam.ROWS:(b + 1) * fam.ROWS])) for b in range(fam.BANDS)):
-                    lst = bands.get(k)
-                    if lst is None:
-                        bands[k] = [row]
-                    else:
-                        lst.append(row)
-        return s
+
+    # -- incidents not in memory ------------------------------------------------------------------
+    def load_incidents(self, conn: sqlite3.Connection, ids: Iterable[int]) -> None:
+        """Read incidents back from the tables (live ones; those in memory are kept)."""
+        todo = sorted({int(i) for i in ids if i not in self.incidents})
+        if not todo:
+            return
+        ph = ",".join("?" * len(todo))
+        got = [self._add_incident_row(row) for row in conn.execute(
+            f"SELECT {_INCIDENT_COLS} FROM incidents WHERE merged_into IS NULL AND id IN ({ph})", todo)]
+        if not got:
+            return
+        self._load_facets(conn, f"SELECT incident_id, facet, value, mentions, located FROM incident_facets"
+                                f" WHERE incident_id IN ({ph})", todo)
+        self._load_channels(conn, f"SELECT DISTINCT incident_id, platform, channel_id FROM incident_messages"
+                                  f" WHERE incident_id IN ({ph})", todo)
+        for inc in got:
+            self.index_days(inc)
+
+    def incident(self, conn: sqlite3.Connection, iid: int | None) -> _Inc | None:
+        if iid is None:
+            return None
+        inc = self.incidents.get(iid)
+        if inc is None and self.partial:
+            self.load_incidents(conn, [iid])
+            inc = self.incidents.get(iid)
+        return inc
+
+    def peek(self, conn: sqlite3.Connection, iid: int) -> Any:
+        """An incident's span and located cities, from memory or else read without loading it
+        (a near copy of an old text is often the same template about another attack)."""
+        inc = self.incidents.get(iid)
+        if inc is not None or not self.partial:
+            return inc
+        got = self.peeked.get(iid)
+        if got is None:
+            row = conn.execute("SELECT id, start_at, end_at FROM incidents WHERE id=? AND merged_into IS NULL",
+                               (iid,)).fetchone()
+            if row is None:
+                return None
+            got = _Peek(row[0], _ts(row[1]), _ts(row[2]), {v for (v,) in conn.execute(
+                "SELECT value FROM incident_facets WHERE incident_id=? AND facet='place' AND located=1"
+                " AND value LIKE 'city:%'", (iid,))})
+            _put(self.peeked, iid, got, 1024)
+        return got
+
+    def family(self, conn: sqlite3.Connection, fid: int | None) -> _Family | None:
+        """A family (read back when evicted; its incident is read when a message joins it)."""
+        if fid is None:
+            return None
+        f = self.families.get(fid)
+        if f is None and self.partial:
+            row = conn.execute("SELECT id, incident_id, first_message_rowid, first_date, members FROM families"
+                               " WHERE id=?", (fid,)).fetchone()
+            if row is not None:
+                f = self.families[fid] = _Family(*row)
+        return f
+
+    def text_family(self, conn: sqlite3.Connection, key: str) -> int | None:
+        """The family of an exact-copy key (fingerprint or ``fwd:<key>``)."""
+        fid = self.texts.get(key)
+        if fid is None and self.partial and self.cold.may_have(key):
+            fid = _text_family(conn, key)
+        return fid
+
+    def load_active(self, conn: sqlite3.Connection, facet: str, values: Iterable[str], lo: float, hi: float) -> None:
+        """Read back the incidents not in memory naming one of ``values`` whose span meets [lo, hi]."""
+        if not self.partial or lo > self.cold_until:
+            return
+        vals = sorted(set(values))
+        if not vals:
+            return
+        located = " AND f.located = 1" if facet == "place" else ""
+        ids = [r[0] for r in conn.execute(
+            f"SELECT DISTINCT f.incident_id FROM incident_facets f JOIN incidents i ON i.id = f.incident_id"
+            f" WHERE f.facet = ? AND f.value IN ({','.join('?' * len(vals))}){located} AND i.merged_into IS NULL"
+            f" AND i.end_at >= ? AND i.start_at <= ?", (facet, *vals, _iso(lo - 1), _iso(hi + 1)))]
+        self.load_incidents(conn, ids)
+
+    # -- eviction ----------------------------------------------------------------------------------
+    def evict(self, settings: "Settings") -> int:
+        """Evict incidents past the window when more than ``settings.in_memory`` are held.
+        Returns how many went."""
+        self.tick += 1
+        if len(self.incidents) <= settings.in_memory:
+            return 0
+        horizon = self.latest - settings.keep
+        stale = self.tick - 2
+        gone = {i for i, inc in self.incidents.items() if inc.t1 < horizon and inc.touched < stale}
+        if not gone:
+            return 0
+        for i in gone:
+            inc = self.incidents.pop(i)
+            if inc.t1 > self.cold_until:
+                self.cold_until = inc.t1
+        incs = self.incidents
+        fams = {fid for fid, f in self.families.items() if f.incident not in incs}
+        for fid in fams:
+            del self.families[fid]
+        texts = self.texts
+        self.cold.add_keys(k for k, v in texts.items() if v in fams)
+        self.texts = {k: v for k, v in texts.items() if v not in fams}
+        moved = [tid for tid, (fid, _r, _k) in self.sigs.items() if fid in fams]
+        if moved:
+            keys = np.array([self.sigs[t][2] for t in moved], dtype=np.uint64)
+            bands = self.bands
+            for t in moved:
+                for k in self.sigs.pop(t)[2]:
+                    cur = bands.get(k)
+                    if cur is None:
+                        continue
+                    if type(cur) is int:
+                        if cur == t:
+                            del bands[k]
+                    elif t in cur:
+                        cur.remove(t)
+                        if not cur:
+                            del bands[k]
+            self.cold.add(keys, np.array(moved, dtype=np.uint32))
+        self.by_day = {}
+        for inc in self.incidents.values():
+            inc.days = None
+            self.index_days(inc)
+        self.shingle_cache.clear()
+        self.peeked.clear()
+        self.partial = True
+        self.evicted += len(gone)
+        return len(gone)
+
+    def size(self) -> dict[str, int]:
+        """What is held (for the bench and the tests)."""
+        return {"incidents": len(self.incidents), "families": len(self.families), "texts": len(self.texts),
+                "signatures": len(self.sigs), "band_keys": len(self.bands), "cold_texts": self.cold.texts,
+                "cold_bytes": self.cold.nbytes, "evicted": self.evicted}
 
     # -- the day index (candidates within a window) ----------------------------------------------
     def _facet_keys(self, inc: _Inc) -> list[tuple[str, str]]:
@@ -266,7 +524,8 @@ class _State:
                     got.add(inc.id)
 
     def active(self, facet: str, values: Iterable[str], lo: float, hi: float) -> set[int]:
-        """Live incidents naming one of ``values`` whose span meets [lo, hi] (epoch seconds)."""
+        """Live incidents in memory naming one of ``values`` whose span meets [lo, hi] (epoch
+        seconds; :meth:`load_active` first reads back those that are not)."""
         d_lo, d_hi = int(lo // BUCKET), int(hi // BUCKET)
         out: set[int] = set()
         by_day = self.by_day
@@ -282,41 +541,78 @@ class _State:
         return {i for i in out if i in incs and incs[i].t1 >= lo and incs[i].t0 <= hi}
 
     # -- near copies ---------------------------------------------------------------------------
-    def add_signature(self, family_id: int, sig: fam.Signature, rowid: int) -> None:
-        row = len(self.sig_family)
-        self.sig_family.append(family_id)
-        self.sig_rowid.append(rowid)
+    def add_signature(self, tid: int, family_id: int, rowid: int | None, keys: Sequence[int]) -> None:
+        self.sigs[tid] = (family_id, rowid, tuple(keys))
         bands = self.bands
-        for k in sig.band_keys():
-            lst = bands.get(k)
-            if lst is None:
-                bands[k] = [row]
+        for k in keys:
+            cur = bands.get(k)
+            if cur is None:
+                bands[k] = tid
+            elif type(cur) is int:
+                bands[k] = [cur, tid]
             else:
-                lst.append(row)
+                cur.append(tid)
+                if len(cur) > 2 * BAND_CAP:  # only the newest are candidates
+                    del cur[:-BAND_CAP]
 
     def near_family(self, conn: sqlite3.Connection, sig: fam.Signature, ws: list[str],
                     pending: Mapping[int, str]) -> list[tuple[int, str]]:
-        """The families of the near copies of ``sig``: of the texts sharing LSH bands with it (of
-        a crowded band only its newest BAND_CAP texts), the NEAR_VERIFIED sharing most (at least
-        MIN_SHARED_BANDS) are compared on their actual shingles (texts from the caches, from
-        ``pending`` for this transaction's, else one SELECT), so templated texts (two claims
-        that differ in the city and the toll) are not taken for copies. Returns the families
-        matched (with the text that matched), most similar first, then earliest seen."""
+        """Families with a near copy of the text (``sig``, words ``ws``). Of the texts sharing
+        a band (of a crowded band only its newest BAND_CAP texts), the NEAR_VERIFIED sharing
+        most (at least MIN_SHARED_BANDS) are compared on their actual shingles (texts from the
+        caches, from ``pending`` for this transaction's, else one SELECT), so templated texts
+        (two claims that differ in the city and the toll) are not taken for copies. Returns
+        the families matched (with the text that matched), most similar first, then earliest
+        seen."""
         keys = sig.band_keys()
         bands = self.bands
-        got = [lst[-BAND_CAP:] for k in keys if (lst := bands.get(k))]
-        if not got:
+        counts: dict[int, int] = {}
+        get = counts.get
+        cold = self.cold.texts > 0
+        ckeys: list[int] = []
+        caps: list[int] = []
+        for k in keys:
+            cur = bands.get(k)
+            if cur is None:
+                if cold:
+                    ckeys.append(k)
+                    caps.append(BAND_CAP)
+                continue
+            if type(cur) is int:
+                counts[cur] = get(cur, 0) + 1
+                if cold:
+                    ckeys.append(k)
+                    caps.append(BAND_CAP - 1)
+            else:
+                for t in cur[-BAND_CAP:]:
+                    counts[t] = get(t, 0) + 1
+                if cold and len(cur) < BAND_CAP:  # the newest of a band are in memory: older ones count if room
+                    ckeys.append(k)
+                    caps.append(BAND_CAP - len(cur))
+        if ckeys:
+            for t in self.cold.lookup(ckeys, caps):
+                counts[t] = get(t, 0) + 1
+        # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25); the
+        # texts sharing most bands, the newest first among equals
+        best = [(n, t) for t, n in counts.items() if n >= MIN_SHARED_BANDS]
+        if not best:
             return []
-        # the texts sharing most bands (E[shared bands] = BANDS * Jaccard^2; the newest first
-        # among equals): at most NEAR_VERIFIED of them are read and compared
-        counter = Counter(chain.from_iterable(reversed(lst) for lst in got))  # newest first among equals
-        # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25)
-        rows = [r for r, n in counter.most_common(NEAR_VERIFIED) if n >= MIN_SHARED_BANDS]
-        if not rows:
-            return []
+        best.sort(reverse=True)
+        tids = [t for _n, t in best[:NEAR_VERIFIED]]
+        sigs = self.sigs
+        where: dict[int, tuple[int, int | None]] = {}
+        away = [t for t in tids if t not in sigs]
+        for t in tids:
+            if t in sigs:
+                where[t] = sigs[t][:2]
+        if away:
+            for t, fid, rid in conn.execute(
+                f"SELECT id, family_id, message_rowid FROM family_texts WHERE id IN ({','.join('?' * len(away))})", away
+            ).fetchall():
+                where[t] = (fid, rid)
         cache, tcache = self.shingle_cache, self.text_cache
-        todo = [rid for r in rows if (rid := self.sig_rowid[r]) is not None and rid not in cache and rid not in tcache
-                and rid not in pending]
+        todo = [rid for t in tids if (rid := where.get(t, (0, None))[1]) is not None and rid not in cache
+                and rid not in tcache and rid not in pending]
         if todo:
             for rid, text in conn.execute(
                 f"SELECT id, text FROM messages WHERE id IN ({','.join('?' * len(todo))})", todo
@@ -324,8 +620,10 @@ class _State:
                 _put(tcache, rid, text, TEXT_CACHE)
         mine = sig.shingle_set if sig.shingle_set is not None else fam.shingles(ws)
         found: dict[int, tuple[float, str, str]] = {}  # family -> (similarity, first date, text)
-        for r in rows:
-            rid = self.sig_rowid[r]
+        for t in tids:
+            fid, rid = where.get(t, (0, None))
+            if rid is None:
+                continue
             got = cache.get(rid)
             if got is None:
                 text = pending.get(rid) if rid in pending else tcache.get(rid)
@@ -336,7 +634,7 @@ class _State:
             sim = fam.near_copy(mine, got[1])
             if not sim:
                 continue
-            f = self.families.get(self.sig_family[r])
+            f = self.family(conn, fid)
             if f is not None and (f.id not in found or sim > found[f.id][0]):
                 found[f.id] = (sim, f.first_date, got[0])
         order = sorted(found.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
@@ -395,7 +693,7 @@ class IncidentTracker:
             return st
         gen = _generation(conn)
         if st is None or gen != st.gen:
-            st = self._state = _State.load(conn, gen)
+            st = self._state = _State.load(conn, gen, self.settings)
         self._in_tx = True
         return st
 
@@ -467,6 +765,7 @@ class IncidentTracker:
         st.gen += 1
         _set_generation(conn, st.gen)
         self._reset_pending()
+        st.evict(self.settings)
 
     def discard(self) -> None:
         """The transaction rolled back: forget the state (reloaded from the tables when next needed)."""
@@ -522,7 +821,7 @@ class IncidentTracker:
         if not new:
             existing = self._member(conn, m.rowid)
             if existing is not None:
-                return self._update_member(st, m, existing, now)
+                return self._update_member(conn, st, m, existing, now)
         recent = self._recent.get(m.text)  # the same text again (a repost): words, key, places known
         if recent is not None:
             ws, fp, places = recent
@@ -539,11 +838,13 @@ class IncidentTracker:
             origin = fwd_keys[1]
             family_id = self._forward_origin_family(conn, m, origin)
             if family_id is None:
-                family_id = st.texts.get(fwd_keys[0])
+                family_id = st.text_family(conn, fwd_keys[0])
             how = "forward" if family_id is not None else ""
+        fp_known: bool | None = None  # is the text indexed already (None: not looked up)
         if family_id is None and fp is not None:
-            family_id = st.texts.get(fp)
-            how = "copy" if family_id is not None else ""
+            family_id = st.text_family(conn, fp)
+            fp_known = family_id is not None
+            how = "copy" if fp_known else ""
         if family_id is None:
             sig = fam.signature(ws)
             if sig is not None:
@@ -555,7 +856,7 @@ class IncidentTracker:
             if len(recents) > RECENT_TEXTS:
                 del recents[next(iter(recents))]
         for fid, text in near:
-            inc = st.incidents.get(st.families[fid].incident)
+            inc = st.peek(conn, st.families[fid].incident)
             if inc is None or (barred and inc.id in barred) or _other_city(_located(places)[1], inc):
                 continue  # the same template about another attack
             if not self._in_window(inc, m.date) and not fam.same_numbers(ws, fam.words(text)):
@@ -564,11 +865,12 @@ class IncidentTracker:
             break
         incident_id: int | None = None
         if family_id is not None:
-            incident_id = st.families[family_id].incident
-            if (barred and incident_id in barred) or incident_id not in st.incidents:
+            f = st.family(conn, family_id)
+            incident_id = f.incident if f is not None else None
+            if incident_id is None or (barred and incident_id in barred) or st.incident(conn, incident_id) is None:
                 family_id, how, incident_id = None, "", None
         if incident_id is None:
-            incident_id, how = self._choose(st, m, places, barred or set())
+            incident_id, how = self._choose(conn, st, m, places, barred or set())
             if incident_id is None:
                 incident_id = st.next_incident
                 st.next_incident += 1
@@ -584,14 +886,14 @@ class IncidentTracker:
         if m.date < f.first_date:
             f.first, f.first_date = m.rowid, m.date
         self._dirty_fam.add(family_id)
-        self._index_text(st, family_id, fp, sig, ws, fwd_keys[0] if fwd_keys else None, m)
+        self._index_text(conn, st, family_id, fp, sig, ws, fwd_keys[0] if fwd_keys else None, m, fp_known)
         self._new_members[m.rowid] = [incident_id, family_id, m.date, m.platform, m.channel_id, m.kind, m.rules,
                                       m.actors, [p.id for p in places], how, origin, now]
         self._new_keys[(m.platform, m.channel_id, m.message_id)] = family_id
         self._add_to_incident(st, st.incidents[incident_id], m, places, now)
         return Assigned(incident_id, family_id, how, f.first, True)
 
-    def _in_window(self, inc: _Inc | None, when: str) -> bool:
+    def _in_window(self, inc: Any, when: str) -> bool:
         if inc is None:
             return False
         t = _ts(when)
@@ -610,7 +912,7 @@ class IncidentTracker:
         kind, rules, actors = ch if ch is not None else (r[1], json.loads(r[2]), json.loads(r[3]))
         return (r[0], kind, rules, actors, r[4], False)
 
-    def _update_member(self, st: _State, m: Incoming, existing: tuple, now: str) -> Assigned:
+    def _update_member(self, conn: sqlite3.Connection, st: _State, m: Incoming, existing: tuple, now: str) -> Assigned:
         incident_id, old_kind, old_rules, old_actors, family_id, pending = existing
         rules = sorted(set(old_rules) | set(m.rules))
         actors = list(dict.fromkeys([*old_actors, *m.actors]))
@@ -620,7 +922,7 @@ class IncidentTracker:
             pend[5], pend[6], pend[7] = kind, rules, actors
         else:
             self._changed_members[m.rowid] = (kind, rules, actors)
-        inc = st.incidents.get(incident_id)
+        inc = st.incident(conn, incident_id)
         new_actors = [a for a in actors if a not in old_actors]
         if inc is not None and (kind != old_kind or new_actors):
             if kind != old_kind:
@@ -629,8 +931,9 @@ class IncidentTracker:
             for a in new_actors:
                 self._facet_actor(st, inc, a)
             inc.updated = now
+            inc.touched = st.tick
             self._dirty_inc.add(incident_id)
-        f = st.families.get(family_id) if family_id is not None else None
+        f = st.family(conn, family_id)
         return Assigned(incident_id, family_id, "member", f.first if f else None, False)
 
     # -- families ---------------------------------------------------------------------------
@@ -658,21 +961,22 @@ class IncidentTracker:
         ).fetchone()
         return row[0] if row else None
 
-    def _index_text(self, st: _State, family_id: int, fp: str | None, sig: Any, ws: list[str],
-                    fwd_key: str | None, m: Incoming) -> None:
-        if fwd_key is not None and fwd_key not in st.texts:
+    def _index_text(self, conn: sqlite3.Connection, st: _State, family_id: int, fp: str | None, sig: Any,
+                    ws: list[str], fwd_key: str | None, m: Incoming, fp_known: bool | None) -> None:
+        if fwd_key is not None and st.text_family(conn, fwd_key) is None:
             st.texts[fwd_key] = family_id
             self._new_texts.append((st.next_text, fwd_key, family_id, None, m.rowid))
             st.next_text += 1
-        if fp is None or fp in st.texts:
+        if fp is None or fp_known or (fp_known is None and st.text_family(conn, fp) is not None):
             return
         if sig is _UNSET:  # joined as a copy or forward: a new text still gets indexed
             sig = fam.signature(ws)
         st.texts[fp] = family_id
-        self._new_texts.append((st.next_text, fp, family_id, sig.to_blob() if sig is not None else None, m.rowid))
+        tid = st.next_text
+        self._new_texts.append((tid, fp, family_id, sig.to_blob() if sig is not None else None, m.rowid))
         st.next_text += 1
         if sig is not None:
-            st.add_signature(family_id, sig, m.rowid)
+            st.add_signature(tid, family_id, m.rowid, sig.band_keys())
             self._pending_texts[m.rowid] = m.text
             _put(st.text_cache, m.rowid, m.text, TEXT_CACHE)
             if sig.shingle_set is not None:  # likely compared soon (its reposts): keep its shingles
@@ -680,10 +984,11 @@ class IncidentTracker:
                 sig.shingle_set = None
 
     # -- choosing an incident -------------------------------------------------------------------
-    def _choose(self, st: _State, m: Incoming, places: list[Place], barred: set[int]) -> tuple[int | None, str]:
+    def _choose(self, conn: sqlite3.Connection, st: _State, m: Incoming, places: list[Place],
+                barred: set[int]) -> tuple[int | None, str]:
         when = _ts(m.date)
         if places:
-            got = self._by_place(st, m, when, places, barred)
+            got = self._by_place(conn, st, m, when, places, barred)
             if got is not None:
                 return got, "place"
             return None, ""
@@ -691,6 +996,7 @@ class IncidentTracker:
             lo, hi = when - self.settings.actor_window, when + self.settings.actor_window
             best: tuple[tuple, int] | None = None
             actors = set(m.actors)
+            st.load_active(conn, "actor", m.actors, lo, hi)
             for iid in st.active("actor", m.actors, lo, hi):
                 if iid in barred:
                     continue
@@ -702,7 +1008,7 @@ class IncidentTracker:
                 return best[1], "actor"
         return None, ""
 
-    def _by_place(self, st: _State, m: Incoming, when: float, places: list[Place],
+    def _by_place(self, conn: sqlite3.Connection, st: _State, m: Incoming, when: float, places: list[Place],
                   barred: set[int]) -> int | None:
         lo, hi = when - self.settings.window, when + self.settings.window
         cities = _located(places)[1]
@@ -713,6 +1019,8 @@ class IncidentTracker:
         actors = set(m.actors)
         best: tuple[tuple, int] | None = None
         # an incident sharing a city beats any that shares only a country: look at those first
+        if st.partial:  # incidents not in memory may be within the window
+            st.load_active(conn, "place", cities | countries, lo, hi)
         candidates = st.active("place", cities, lo, hi) - barred if cities else set()
         if not candidates:
             candidates = st.active("place", countries, lo, hi)
@@ -751,6 +1059,9 @@ class IncidentTracker:
             inc.end, inc.t1, grew = m.date, _ts(m.date), True
         inc.messages += 1
         inc.updated = now
+        inc.touched = st.tick
+        if inc.t1 > st.latest:
+            st.latest = inc.t1
         new_keys: list[tuple[str, str]] = []
         for pid, located, country in _located(places)[0]:
             if self._facet_place(inc, pid, located, True):
@@ -847,7 +1158,7 @@ def _located(places: Sequence[Place]) -> tuple[list[tuple[str, int, str | None]]
     return got
 
 
-def _other_city(mine: frozenset[str], inc: _Inc) -> bool:
+def _other_city(mine: frozenset[str], inc: Any) -> bool:
     """Does a message name (as where it happened) only cities other than the incident's?"""
     if not mine:
         return False

@@ -16,6 +16,9 @@ from typing import Any, Callable
 from .assign import IncidentTracker, Incoming, _facet, _j, located_places, strongest_kind
 
 
+REBUILD_FLUSH = 5000  # a rebuild writes its rows every so many messages (the tracker may then evict)
+
+
 class CorrectionError(ValueError):
     """A correction that cannot be applied (unknown incident or message): one line."""
 
@@ -234,6 +237,8 @@ def rebuild(archive: Any, progress: Callable[[int, int], None] | None = None) ->
                 sorted(set(rules.split("\x1f"))), acts,
             ), now)
             done += 1
+            if done % REBUILD_FLUSH == 0:
+                tracker.flush(conn)  # writes the rows so far (same transaction): the tracker may evict
             if progress and done % 1000 == 0:
                 progress(done, total)
         tracker.flush(conn)

@@ -8,11 +8,15 @@ A repost is recognised three ways, cheapest first:
 3. a near-duplicate (light edits, a trimmed or extended copy): MinHash over
    word shingles of the normalised text, looked up through LSH band keys. The signatures are
    datasketch's (``MinHash(num_perm=32, seed=1, scheme="affine32")``: SHA-1 of each shingle,
-   murmur3 finaliser, affine permutations), computed here with numpy directly: datasketch's
-   package imports scipy (+55 MB per process) and its per-call overhead doubled the cost;
-   tests check the values are datasketch's. The signatures are stored in the archive
-   (``family_texts.signature``); the band index is kept in memory by each writing process
-   (:mod:`.assign`). The texts sharing most bands are compared on their actual shingles
+   murmur3 finaliser, affine permutations), computed here with numpy directly; tests check the
+   values are datasketch's. Measured (docs/performance.md, "Incidents"): importing datasketch
+   imports scipy (+68 MB RSS and ~2.6 s per writing process) and its ``MinHash`` costs ~300 us
+   a text against ~35 us here, its ``MinHashLSH.query`` ~570 us on templated texts: more than
+   the whole assignment budget. rensa (Rust, ~2 us a text) was measured too: its values are
+   not datasketch's (stored signatures would change) and with the same bands the bench's
+   family recall fell from 0.918 to 0.887. The signatures are stored in the archive
+   (``family_texts.signature``); the band index is kept by each writing process
+   (:mod:`.assign`: band keys of evicted texts in compact arrays). The texts sharing most bands are compared on their actual shingles
    (:func:`near_copy`: Jaccard >= :data:`JACCARD`, or the shorter text >= :data:`CONTAINMENT`
    contained in the longer: a trimmed copy).
 """
@@ -50,31 +54,44 @@ def fingerprint(ws: list[str]) -> str | None:
     return hashlib.sha256(" ".join(ws).encode("utf-8")).hexdigest()[:32]
 
 
+# a band key: the band's two 32-bit values in one 64-bit int, mixed with the band number (in
+# memory only: the formula may change freely; the stored signatures may not)
+_MIX = [(b * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF for b in range(BANDS)]
+_MIX_NP = np.array(_MIX, dtype=np.uint64)
+_BLOB = struct.Struct(f"<I{NUM_PERM}Q")  # shingles, then the values (uint64, as datasketch keeps them)
+
+
 @dataclass
 class Signature:
-    values: np.ndarray  # uint64[NUM_PERM]
+    values: list[int]  # NUM_PERM values (< 2**32)
     shingles: int
     _keys: list[int] | None = None
     shingle_set: set[bytes] | None = None  # kept from signature() for the exact comparison
 
     def to_blob(self) -> bytes:
-        return struct.pack("<I", self.shingles) + self.values.astype("<u8").tobytes()
+        return _BLOB.pack(self.shingles, *self.values)
 
     @classmethod
     def from_blob(cls, blob: bytes) -> "Signature":
-        (n,) = struct.unpack_from("<I", blob)
-        return cls(np.frombuffer(blob, dtype="<u8", offset=4).astype(np.uint64), n)
+        n, *values = _BLOB.unpack(blob)
+        return cls(values, n)
 
     def band_keys(self) -> list[int]:
         """One key per band (band number mixed in); computed once."""
         if self._keys is None:
-            v = self.values.tolist()
-            self._keys = [hash((b, *v[b * ROWS:(b + 1) * ROWS])) for b in range(BANDS)]
+            v = self.values
+            self._keys = [(v[i] << 32 | v[i + 1]) ^ m for i, m in zip(range(0, NUM_PERM, ROWS), _MIX)]
         return self._keys
 
 
-# band keys (Python's hash of (band, values): the same in every process for ints) live in
-# memory only, so the formula may change freely; the stored signatures may not
+def band_key_matrix(blobs: list[bytes]) -> np.ndarray:
+    """The band keys of stored signatures (``uint64[len(blobs), BANDS]``, as
+    :meth:`Signature.band_keys`), computed at once."""
+    if not blobs:
+        return np.zeros((0, BANDS), dtype=np.uint64)
+    mat = np.frombuffer(b"".join(blob[4:4 + 8 * NUM_PERM] for blob in blobs), dtype="<u8")
+    pairs = mat.reshape(len(blobs), BANDS, ROWS).astype(np.uint64)
+    return (pairs[:, :, 0] << np.uint64(32) | pairs[:, :, 1]) ^ _MIX_NP
 
 
 def shingles(ws: list[str]) -> set[bytes]:
@@ -108,7 +125,7 @@ def signature(ws: list[str]) -> Signature | None:
         return None
     sh = shingles(ws)
     sha1 = hashlib.sha1
-    hv = np.array([int.from_bytes(sha1(x).digest()[:4], "little") for x in sh], dtype=np.uint32)
+    hv = np.frombuffer(b"".join([sha1(x).digest()[:4] for x in sh]), dtype="<u4").astype(np.uint32)
     with np.errstate(over="ignore"):
         hv ^= hv >> _S16
         hv *= _M1
@@ -116,7 +133,7 @@ def signature(ws: list[str]) -> Signature | None:
         hv *= _M2
         hv ^= hv >> _S16
         values = (hv[:, None] * _A + _B).min(axis=0)
-    return Signature(values.astype(np.uint64), len(sh), shingle_set=sh)
+    return Signature(values.tolist(), len(sh), shingle_set=sh)
 
 
 def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
