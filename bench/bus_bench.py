@@ -13,7 +13,13 @@ archiver's ``on_commit`` runs after the SQLite commit). Prints:
   file -> collector -> Redis -> archiver -> archive);
 * the machine's load average before and after.
 
-Usage: python bench/bus_bench.py [--collectors 10] [--rate 5000] [--seconds 10] [--burst 50000]
+With ``--drain N`` the archiver alone reads N events already in the stream (entries of 100,
+as collectors publish them) and prints its rate and CPU time (``--profile FILE``: cProfile of
+its event-loop thread). The paced and burst runs print the CPU seconds of the collectors,
+Redis and the archiver (this process) per message, and how busy the whole machine was.
+
+Usage: python bench/bus_bench.py [--collectors 10] [--rate 5000] [--seconds 10] [--burst 50000] [--poll 0.05]
+       python bench/bus_bench.py --drain 30000 [--profile FILE]
 """
 
 from __future__ import annotations
@@ -51,6 +57,23 @@ def proc_cpu(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds per thread of this process, by thread name (the event loop is MainThread)."""
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(task.name), "other")
+        name = "worker threads" if name.startswith(("asyncio_", "ThreadPoolExecutor")) else name
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def machine_busy() -> tuple[float, float]:
@@ -92,7 +115,7 @@ def text(i: int) -> str:
     return CLAIM.format(n=i) if i % 100 == 0 else NOISE[i % len(NOISE)] + f" {i}"
 
 
-def write_configs(tmp: Path, url: str, n: int) -> tuple[Path, list[Path]]:
+def write_configs(tmp: Path, url: str, n: int, poll: float = 0.05) -> tuple[Path, list[Path]]:
     base = {
         "database": str(tmp / "archive.db"),
         "rules": str(ROOT / "rules"),
@@ -107,7 +130,7 @@ def write_configs(tmp: Path, url: str, n: int) -> tuple[Path, list[Path]]:
     for k in range(n):
         (tmp / "in" / str(k)).mkdir(parents=True, exist_ok=True)
         cfg = {**base, "sources": {"files": [{"path": str(tmp / "in" / str(k) / "*.jsonl"), "follow": True,
-                                               "poll_interval": 0.02}]},
+                                               "poll_interval": poll}]},
                "bus": {**base["bus"], "name": f"c{k}", "state": str(tmp / f"c{k}" / "state.db"),
                        "spool": {"path": str(tmp / f"c{k}" / "spool"), "max_bytes": "1GB"}}}
         p = tmp / f"c{k}.yaml"
@@ -147,11 +170,11 @@ async def drain(args: argparse.Namespace) -> None:
             for fields in codec.encode_batch(events, "c0", now_ms):
                 pipe.xadd("bench", fields)
             pipe.execute()
-        print(f"load average before: {load_average()}; {os.cpu_count()} CPUs; {r.xlen('bench'):,} entries")
+        print(f"load average before: {load_average()}; {os.cpu_count()} CPUs; {args.drain:,} events in {r.xlen('bench'):,} entries")
         db = tmp / "archive.db"
         daemon = Daemon(load_config(arch_path), role="archiver")
         daemon.prepare()
-        ru0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+        ru0, t0, threads0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic(), thread_cpu()
         prof = None
         if args.profile:
             import cProfile
@@ -167,7 +190,9 @@ async def drain(args: argparse.Namespace) -> None:
             prof.dump_stats(args.profile)
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-        print(f"drain: {args.drain:,} entries stored in {wall:.1f}s ({args.drain / wall:,.0f} msgs/s); archiver CPU "
+        threads = {k: v - threads0.get(k, 0.0) for k, v in thread_cpu().items()}
+        print("  archiver CPU by thread: " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(threads.items()) if v >= 0.05))
+        print(f"drain: {args.drain:,} events stored in {wall:.1f}s ({args.drain / wall:,.0f} msgs/s); archiver CPU "
               f"{cpu:.1f}s ({args.drain / cpu:,.0f} msgs per CPU second)")
         print(f"load average after: {load_average()}")
         daemon.request_stop()
@@ -182,6 +207,10 @@ async def main() -> None:
     ap.add_argument("--rate", type=int, default=5000, help="messages/s in total while paced")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--burst", type=int, default=50_000)
+    ap.add_argument("--poll", type=float, default=0.05,
+                    help="the collectors' file poll interval, seconds (adds up to this much latency; "
+                         "each poll costs CPU in each of the N collectors)")
+    ap.add_argument("--batch-wait", type=float, default=None, help="the archiver pipeline's batch_wait (experiment)")
     ap.add_argument("--drain", type=int, default=0,
                     help="instead: N entries put in the stream first, then the archiver alone drains them")
     ap.add_argument("--profile", help="with --drain: cProfile the archiver's event-loop thread into FILE")
@@ -198,11 +227,15 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bus-bench-"))
     server = RedisServer(binary, tmp / "redis")
     server.start()
-    arch_path, paths = write_configs(tmp, server.url, args.collectors)
+    arch_path, paths = write_configs(tmp, server.url, args.collectors, args.poll)
     db = tmp / "archive.db"
     print(f"load average before: {load_average()}; {os.cpu_count()} CPUs")
     procs = [subprocess.Popen([sys.executable, "-c", "from monitor.cli import main; main()", "run", "--role",
                                "collector", "--config", str(p), "--log-level", "WARNING"]) for p in paths]
+    if args.batch_wait is not None:
+        import monitor.daemon.pipeline as pl
+
+        pl.Pipeline.__init__.__kwdefaults__["batch_wait"] = args.batch_wait
     daemon = Daemon(load_config(arch_path), role="archiver")
     daemon.prepare()
     bus = daemon.sources["bus"]
@@ -230,6 +263,10 @@ async def main() -> None:
         while count(db, "select count(*) from messages") < total:
             await asyncio.sleep(0.05)
         paced_s = time.monotonic() - t0
+        for _ in range(100):  # the last commits' on_commit (after the rows became visible)
+            if len(bus.latencies) >= total:
+                break
+            await asyncio.sleep(0.01)
         lat = sorted(bus.latencies)
         bus.record_latency = False
         q = statistics.quantiles(lat, n=100)
