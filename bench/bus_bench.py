@@ -210,7 +210,6 @@ async def main() -> None:
     ap.add_argument("--poll", type=float, default=0.05,
                     help="the collectors' file poll interval, seconds (adds up to this much latency; "
                          "each poll costs CPU in each of the N collectors)")
-    ap.add_argument("--batch-wait", type=float, default=None, help="the archiver pipeline's batch_wait (experiment)")
     ap.add_argument("--drain", type=int, default=0,
                     help="instead: N entries put in the stream first, then the archiver alone drains them")
     ap.add_argument("--profile", help="with --drain: cProfile the archiver's event-loop thread into FILE")
@@ -232,10 +231,6 @@ async def main() -> None:
     print(f"load average before: {load_average()}; {os.cpu_count()} CPUs")
     procs = [subprocess.Popen([sys.executable, "-c", "from monitor.cli import main; main()", "run", "--role",
                                "collector", "--config", str(p), "--log-level", "WARNING"]) for p in paths]
-    if args.batch_wait is not None:
-        import monitor.daemon.pipeline as pl
-
-        pl.Pipeline.__init__.__kwdefaults__["batch_wait"] = args.batch_wait
     daemon = Daemon(load_config(arch_path), role="archiver")
     daemon.prepare()
     bus = daemon.sources["bus"]

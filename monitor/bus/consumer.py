@@ -6,10 +6,10 @@ with ``XREADGROUP`` (up to ``READ_COUNT`` entries a call) and emits each event o
 which stores, matches and queues alerts in one SQLite transaction. The envelopes'
 ``on_commit`` (called after that transaction committed) counts the entry's events down; the
 last one queues the entry id for ``XACK`` (acknowledgements go out together, every
-``ACK_WAIT``): an entry is acknowledged only once all its events are stored. Entries of this consumer that were delivered but never
-acknowledged (a crash, a lost connection) are read again first (``XREADGROUP ... 0``), and
-entries pending on a consumer that went away are taken over with ``XAUTOCLAIM`` once idle
-for ``bus.claim_idle``. The archive's store is idempotent and alerts have dedup keys, so an
+``ACK_WAIT``, in one ``XACK``): an entry is acknowledged only once all its events are
+stored. Entries of this consumer that were delivered but never acknowledged (a crash, a
+lost connection) are read again first (``XREADGROUP ... 0``), and entries pending on a
+consumer that went away are taken over with ``XAUTOCLAIM`` once idle for ``bus.claim_idle``. The archive's store is idempotent and alerts have dedup keys, so an
 entry delivered twice is stored once and alerted once.
 
 An entry that cannot be read is copied to ``<stream>:dead`` with the reason, then
