@@ -70,6 +70,8 @@ async def test_collector_to_archiver_stores_matches_and_alerts_once(tmp_path: Pa
     keys = json.loads(entry[b"k"])
     assert len(keys) == int(entry[b"n"]) == len(json.loads(entry[b"b"])) <= 100
     assert keys[0].startswith("telegram:555:1:") and entry[b"c"] == b"c1"
+    # bus.maxlen counts events: the stream is trimmed at maxlen / events per entry entries.
+    assert 100 <= collector.publisher.maxlen_entries() <= 1_000_000 // 5
     assert events[0]["text"] == "ordinary news 1" and events[0]["type"] == "message"
     # Nothing is stored by the collector; its checkpoint is in its own state file.
     assert not (tmp_path / "archive.db").exists()

@@ -63,8 +63,15 @@ class Publisher:
         self._retry_at = 0.0
         self._delay = RETRY_INITIAL
         self._reported = 0.0
+        self._per_entry = 1.0  # events per stream entry lately (moving average)
         self._task: asyncio.Task[None] | None = None
         self._unreachable = unreachable_errors()
+
+    def maxlen_entries(self) -> int:
+        """``bus.maxlen`` counts events; the stream is trimmed in entries, so the cap is
+        maxlen / the events per entry this collector published lately (approximate, as
+        ``MAXLEN ~`` is anyway)."""
+        return max(100, int(self.cfg.maxlen / max(1.0, self._per_entry)))
 
     # -- source side ----------------------------------------------------------
     async def emit(self, envelope: Envelope) -> None:
@@ -142,6 +149,7 @@ class Publisher:
     async def _handle(self, batch: list[Envelope]) -> None:
         now_ms = int(time.time() * 1000)
         entries = codec.encode_batch([env.event for env in batch], self.name, now_ms)
+        self._per_entry += 0.1 * (len(batch) / len(entries) - self._per_entry)
         if self.spool.has_data():
             await self._drain()
         if not self.spool.has_data() and await self._xadd(entries):
@@ -158,7 +166,7 @@ class Publisher:
         try:
             pipe = self.redis.pipeline(transaction=False)
             for e in entries:
-                pipe.xadd(self.cfg.stream, e, maxlen=self.cfg.maxlen, approximate=True)
+                pipe.xadd(self.cfg.stream, e, maxlen=self.maxlen_entries(), approximate=True)
             await pipe.execute()
         except self._unreachable as exc:
             self._unreachable_now(exc)
