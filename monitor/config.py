@@ -186,7 +186,7 @@ class BusConfig(_Model):
     stream: str = "claimwatch"
     group: str = "archivers"
     name: str | None = None  # this collector's / archiver consumer's name (default: host name)
-    maxlen: int = Field(1_000_000, ge=1000)  # approximate stream cap (XADD MAXLEN ~)
+    maxlen: int = Field(1_000_000, ge=1000)  # approximate stream cap in events (trimmed in entries: bus/publisher.py)
     claim_idle: float = 60.0  # entries pending this long on a dead consumer are taken over
     state: str = "data/collector-state.db"  # the collector's own checkpoints
     spool: BusSpoolConfig = BusSpoolConfig()

@@ -28,6 +28,14 @@ def feed(tmp: Path, first: int, n: int, name: str = "feed.jsonl") -> None:
             fh.write(canonical_line(i, text))
 
 
+def stream_events(r: redis_sync.Redis, stream: str = "cw-test") -> list[dict]:
+    """Every event in the stream, in order (an entry holds a JSON array of them in 'b')."""
+    out: list[dict] = []
+    for _id, fields in r.xrange(stream):
+        out.extend(json.loads(fields[b"b"]) if b"b" in fields else [json.loads(fields[b"e"])])
+    return out
+
+
 async def run_collector(cfg_path: Path) -> Collector:
     collector = Collector(load_config(cfg_path))
     assert await collector.run(once=True) == 0
@@ -54,10 +62,17 @@ async def test_collector_to_archiver_stores_matches_and_alerts_once(tmp_path: Pa
     collector = await run_collector(cfg_path)
     assert collector.publisher.published == 200 and collector.publisher.spooled == 0
     r = redis_sync.Redis.from_url(redis_server.url)
-    assert r.xlen("cw-test") == 200
+    # Batches of events, up to 100 an entry: one XADD, one read and one XACK per entry.
+    assert 2 <= r.xlen("cw-test") <= 200
+    events = stream_events(r)
+    assert [e["message_id"] for e in events] == [str(i) for i in range(1, 201)]
     entry = r.xrange("cw-test", count=1)[0][1]
-    assert entry[b"k"].startswith(b"telegram:555:1:") and entry[b"c"] == b"c1"
-    assert json.loads(entry[b"e"])["text"] == "ordinary news 1"
+    keys = json.loads(entry[b"k"])
+    assert len(keys) == int(entry[b"n"]) == len(json.loads(entry[b"b"])) <= 100
+    assert keys[0].startswith("telegram:555:1:") and entry[b"c"] == b"c1"
+    # bus.maxlen counts events: the stream is trimmed at maxlen / events per entry entries.
+    assert 100 <= collector.publisher.maxlen_entries() <= 1_000_000 // 5
+    assert events[0]["text"] == "ordinary news 1" and events[0]["type"] == "message"
     # Nothing is stored by the collector; its checkpoint is in its own state file.
     assert not (tmp_path / "archive.db").exists()
     assert db_rows(tmp_path / "c1" / "state.db", "select count(*) from checkpoints")[0][0] == 1
@@ -74,7 +89,7 @@ async def test_collector_to_archiver_stores_matches_and_alerts_once(tmp_path: Pa
     feed(tmp_path, 201, 10)
     collector = await run_collector(cfg_path)
     assert collector.publisher.published == 10
-    assert r.xlen("cw-test") == 210
+    assert len(stream_events(r)) == 210
     await run_archiver(cfg_path)
     assert db_rows(tmp_path / "archive.db", "select count(*) from messages")[0][0] == 210
     assert len(alerts(tmp_path)) == 21
@@ -97,14 +112,17 @@ async def test_spool_while_redis_is_away_then_drains_in_order(tmp_path: Path, re
     assert collector.publisher.spooled == 0
     assert collector.publisher.published == 55  # 50 drained from the spool, then 5 new
     r = redis_sync.Redis.from_url(redis_server.url)
-    ids = [json.loads(f[b"e"])["message_id"] for _i, f in r.xrange("cw-test")]
+    ids = [e["message_id"] for e in stream_events(r)]
     assert ids == [str(i) for i in range(1, 56)]
     assert (tmp_path / "c1" / "spool" / "spool.jsonl").stat().st_size == 0
 
 
-async def test_full_spool_holds_sources_back_and_loses_nothing(tmp_path: Path, redis_server) -> None:
+async def test_full_spool_holds_sources_back_and_loses_nothing(tmp_path: Path, redis_server, monkeypatch) -> None:
     import asyncio
 
+    import monitor.bus.codec as codec
+
+    monkeypatch.setattr(codec, "ENTRY_EVENTS", 2)  # entries small enough for a 4,000-byte spool to fill
     cfg_path = write_bus_config(tmp_path, redis_server.url, spool_max=4000)
     redis_server.stop()
     feed(tmp_path, 1, 40)
@@ -119,11 +137,14 @@ async def test_full_spool_holds_sources_back_and_loses_nothing(tmp_path: Path, r
     redis_server.start()
     assert await asyncio.wait_for(task, 60) == 0
     r = redis_sync.Redis.from_url(redis_server.url)
-    ids = [json.loads(f[b"e"])["message_id"] for _i, f in r.xrange("cw-test")]
+    ids = [e["message_id"] for e in stream_events(r)]
     assert ids == [str(i) for i in range(1, 41)]
 
 
-async def test_unacknowledged_entries_are_delivered_again_and_stored_once(tmp_path: Path, redis_server) -> None:
+async def test_unacknowledged_entries_are_delivered_again_and_stored_once(tmp_path: Path, redis_server, monkeypatch) -> None:
+    import monitor.bus.codec as codec
+
+    monkeypatch.setattr(codec, "ENTRY_EVENTS", 1)  # an entry per event: the counts below are entries
     cfg_path = write_bus_config(tmp_path, redis_server.url, claim_idle=0)
     feed(tmp_path, 1, 30)
     await run_collector(cfg_path)
@@ -146,17 +167,30 @@ async def test_unacknowledged_entries_are_delivered_again_and_stored_once(tmp_pa
 
 
 async def test_invalid_entry_is_set_aside_not_stored(tmp_path: Path, redis_server) -> None:
+    from monitor.bus import codec
+    from monitor.model import Message
+
     cfg_path = write_bus_config(tmp_path, redis_server.url)
     r = redis_sync.Redis.from_url(redis_server.url)
     r.xadd("cw-test", {"k": "x", "e": '{"type": "message", "platform": "telegram"}', "c": "evil", "t": "1"})
     r.xadd("cw-test", {"e": b"\xff\xfe not utf-8"})
+    r.xadd("cw-test", {"b": "[1, 2", "n": "2", "c": "evil", "t": "1"})
+    # One bad event between two good ones: the good ones are stored, the bad one set aside.
+    good = [Message.from_dict(json.loads(canonical_line(i, f"batch news {i}", channel_id="777"))) for i in (1, 2)]
+    batch = codec.encode_batch(good, "mixed", 1)[0]
+    events = json.loads(batch["b"])
+    batch["b"] = json.dumps([events[0], {"type": "message", "platform": "telegram", "text": "no ids"}, events[1]])
+    r.xadd("cw-test", batch)
     feed(tmp_path, 1, 3)
     await run_collector(cfg_path)
     daemon = await run_archiver(cfg_path)
-    assert daemon.sources["bus"].dead == 2
-    assert db_rows(tmp_path / "archive.db", "select count(*) from messages")[0][0] == 3
+    assert daemon.sources["bus"].dead == 4
+    assert db_rows(tmp_path / "archive.db", "select count(*) from messages")[0][0] == 5
+    assert db_rows(tmp_path / "archive.db", "select count(*) from messages where channel_id='777'")[0][0] == 2
     dead = r.xrange("cw-test:dead")
     assert "channel_id" in dead[0][1][b"reason"].decode()
+    assert b"'b' is not JSON" in dead[2][1][b"reason"]
+    assert dead[3][1][b"index"] == b"1" and b"channel_id" in dead[3][1][b"reason"]
     assert r.xinfo_groups("cw-test")[0]["pending"] == 0
 
 
@@ -185,9 +219,13 @@ def test_status_and_metrics_show_stream_lag_pending_and_collectors(tmp_path: Pat
     from daemon_helpers import wait_for
     from monitor.cli import app
 
+    import monitor.bus.codec as codec
+
     cfg_path = write_bus_config(tmp_path, redis_server.url)
     feed(tmp_path, 1, 40)
-    asyncio.run(run_collector(cfg_path))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(codec, "ENTRY_EVENTS", 1)  # an entry per event: the figures below are entries
+        asyncio.run(run_collector(cfg_path))
     res = CliRunner().invoke(app, ["status", "--config", str(cfg_path), "--json"])
     assert res.exit_code == 0, res.output
     bus = json.loads(res.output)["bus"]  # no archive yet: the bus alone (a collector's host)
@@ -253,14 +291,19 @@ def test_collector_example_config_and_bad_bus_keys(tmp_path: Path, monkeypatch) 
 async def test_own_pending_entries_beyond_one_read_are_all_delivered_again(tmp_path: Path, redis_server, monkeypatch) -> None:
     import monitor.bus.consumer as consumer
 
+    import monitor.bus.codec as codec
+
     monkeypatch.setattr(consumer, "READ_COUNT", 5)
+    monkeypatch.setattr(codec, "ENTRY_EVENTS", 3)
     cfg_path = write_bus_config(tmp_path, redis_server.url)  # claim_idle 60 s: no take-over here
     feed(tmp_path, 1, 23)
     await run_collector(cfg_path)
     r = redis_sync.Redis.from_url(redis_server.url)
     r.xgroup_create("cw-test", "archivers", id="0")
-    # This archiver (name c1) read everything before, then died before acknowledging.
-    assert len(r.xreadgroup("archivers", "c1", {"cw-test": ">"}, count=100)[0][1]) == 23
+    # This archiver (name c1) read everything before, then died before acknowledging:
+    # 23 events in entries of up to 3 (at least 8 entries: more than one read of 5).
+    pending = r.xreadgroup("archivers", "c1", {"cw-test": ">"}, count=100)[0][1]
+    assert len(pending) >= 8 and sum(int(f[b"n"]) for _i, f in pending) == 23
     daemon = await run_archiver(cfg_path)
     assert daemon.sources["bus"].claimed == 0
     assert db_rows(tmp_path / "archive.db", "select count(*) from messages")[0][0] == 23
@@ -288,3 +331,31 @@ async def test_group_lost_with_redis_data_is_created_again(tmp_path: Path, redis
     finally:
         daemon.request_stop()
         assert await asyncio.wait_for(task, 20) == 0
+
+
+def test_codec_reads_back_exactly_what_the_collector_had() -> None:
+    """orjson writes an event only when reading it back gives the same record; NaN, huge
+    integers, lone surrogates and Decimals go through the json module, as canonical JSON."""
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from monitor.bus import codec
+    from monitor.model import Deletion, Message, canonical_json
+
+    date = datetime(2024, 1, 3, tzinfo=timezone.utc)
+    raws = [{"id": 1, "geo": 1.5e16}, {"v": float("nan")}, {"big": 2**70}, {"s": "\ud800x"},
+            {"d": Decimal("0.1"), "t": (1, 2)}, {"at": date}]
+    events: list = [Message("telegram", "1", str(i), date, f"text {i}", raw=raw) for i, raw in enumerate(raws)]
+    events.append(Deletion("telegram", "1", ("3", "4"), date))
+    for event in events:
+        text = codec.event_json(event)
+        assert codec.loads(text) == json.loads(canonical_json(codec.event_dict(event)))
+    entries = codec.encode_batch(events, "c9", 123)
+    assert len(entries) == 1 and entries[0]["n"] == str(len(events))
+    back, collector, published = codec.decode_entry({k.encode(): v.encode() for k, v in entries[0].items()})
+    assert collector == "c9" and published == 123
+    assert [e.to_dict() if isinstance(e, Message) else e for e in back] == [
+        Message.from_dict(json.loads(canonical_json(codec.event_dict(e)))).to_dict() if isinstance(e, Message) else e
+        for e in events]
+    assert back[1].raw["v"] != back[1].raw["v"]  # NaN stayed NaN (orjson would have written null)
+    assert back[2].raw["big"] == 2**70 and back[3].raw["s"] == "\ud800x" and back[5].raw["at"] == "2024-01-03T00:00:00Z"

@@ -32,3 +32,6 @@ class Alert:
     # Message-ID): destinations that can thread reply to it
     incident_id: int | None = None
     thread_ref: str | None = None
+    # when the outbox row was created: with outbox_id, names this delivery even across
+    # archives (the file destination's delivery key)
+    created_at: str | None = None

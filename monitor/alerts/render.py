@@ -642,5 +642,6 @@ def render_row(conn: sqlite3.Connection, row: Mapping[str, Any], renderer: Rende
         return None
     alert = renderer.render(ctx)
     return dataclasses.replace(
-        alert, outbox_id=row.get("id"), destination=row.get("destination"), dedup_key=row.get("dedup_key")
+        alert, outbox_id=row.get("id"), destination=row.get("destination"), dedup_key=row.get("dedup_key"),
+        created_at=row.get("created_at"),
     )

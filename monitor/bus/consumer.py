@@ -1,17 +1,21 @@
 """The archiver's side of the bus: a :class:`~monitor.sources.base.Source` reading the stream.
 
 ``BusSource`` joins the consumer group (created at the stream's start if missing), reads
-with ``XREADGROUP`` and emits each entry as an envelope into the normal pipeline, which
-stores, matches and queues alerts in one SQLite transaction. The envelope's ``on_commit``
-(called after that transaction committed) queues the entry id for ``XACK``: an entry is
-acknowledged only once stored. Entries of this consumer that were delivered but never
-acknowledged (a crash, a lost connection) are read again first (``XREADGROUP ... 0``), and
-entries pending on a consumer that went away are taken over with ``XAUTOCLAIM`` once idle
-for ``bus.claim_idle``. The archive's store is idempotent and alerts have dedup keys, so an
+with ``XREADGROUP`` (up to ``READ_COUNT`` entries a call) and emits each event of each entry
+(:mod:`.codec`: an entry holds up to 100 events) as an envelope into the normal pipeline,
+which stores, matches and queues alerts in one SQLite transaction. The envelopes'
+``on_commit`` (called after that transaction committed) counts the entry's events down; the
+last one queues the entry id for ``XACK`` (acknowledgements go out together, every
+``ACK_WAIT``, in one ``XACK``): an entry is acknowledged only once all its events are
+stored. Entries of this consumer that were delivered but never acknowledged (a crash, a
+lost connection) are read again first (``XREADGROUP ... 0``), and entries pending on a
+consumer that went away are taken over with ``XAUTOCLAIM`` once idle for ``bus.claim_idle``. The archive's store is idempotent and alerts have dedup keys, so an
 entry delivered twice is stored once and alerted once.
 
-An entry that is not a valid event is copied to ``<stream>:dead`` with the reason, then
-acknowledged (it would fail the same way on every delivery).
+An entry that cannot be read is copied to ``<stream>:dead`` with the reason, then
+acknowledged (it would fail the same way on every delivery); an entry with one bad event
+among good ones is copied there with the event's ``index`` and the reason, and its other
+events are stored.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ from .connection import client, collectors_key, dead_key, node_name, unreachable
 
 log = get_logger("claimwatch.bus.consumer")
 
-READ_COUNT = 500
-BLOCK_MS = 1000
+READ_COUNT = 100  # entries per XREADGROUP (each up to codec.ENTRY_EVENTS events)
+BLOCK_MS = 1000  # an idle read returns as soon as an entry arrives
 ACK_WAIT = 0.01
 INFO_EVERY = 5.0
 LAG_COUNT_CAP = 1000  # Redis < 7 has no lag field: entries after the group's position counted up to this
@@ -44,7 +48,8 @@ class BusSource(Source):
         self.redis = redis
         self.consumer = node_name(cfg)
         self.claim_every = claim_every if claim_every is not None else max(1.0, cfg.claim_idle / 2)
-        self.inflight: set[str] = set()
+        self.inflight: dict[str, int] = {}  # entry id -> its events not committed yet (0: to acknowledge)
+        self._sizes: dict[str, int] = {}  # entry id -> its events (counted as acked with the entry)
         self.to_ack: list[str] = []
         self._closing = False
         self.delivered = 0
@@ -57,7 +62,6 @@ class BusSource(Source):
         self.bus_info: dict[str, Any] = {}  # stream length, lag, pending, collectors (refreshed)
         self.latencies: list[float] = []  # publish -> stored, seconds (kept when record_latency)
         self.record_latency = False
-        self._published_ms: dict[str, int] = {}
         self._unreachable = unreachable_errors()
 
     def health(self) -> dict[str, Any]:
@@ -199,34 +203,52 @@ class BusSource(Source):
                 self.to_ack.append(sid)
                 continue
             try:
-                event, _key, _collector, published = codec.decode(fields)
+                events, _collector, published = codec.decode_entry(fields)
             except codec.BusRecordError as exc:
                 await self._set_aside(sid, fields, str(exc))
                 continue
-            self.inflight.add(sid)
-            self.delivered += 1
-            if self.record_latency and published is not None:
-                self._published_ms[sid] = published
-            await ctx.emit(Envelope(event, self.name, on_commit=self._committer(sid)))
+            good: list[Any] = []
+            for index, event in enumerate(events):
+                if isinstance(event, codec.BusRecordError):
+                    await self._set_aside(sid, fields, str(event), index=index, ack=False)
+                else:
+                    good.append(event)
+            if not good:
+                self.to_ack.append(sid)
+                continue
+            self.inflight[sid] = len(good)
+            self._sizes[sid] = len(good)
+            self.delivered += len(good)
+            on_commit = self._committer(sid, published if self.record_latency else None)
+            for event in good:
+                await ctx.emit(Envelope(event, self.name, on_commit=on_commit))
 
-    def _committer(self, sid: str) -> Any:
+    def _committer(self, sid: str, published_ms: int | None) -> Any:
+        """Called after each of the entry's events committed; the last one queues the XACK."""
+
         def on_commit() -> None:
-            self.to_ack.append(sid)
-            if self.record_latency:
-                published = self._published_ms.pop(sid, None)
-                if published is not None:
-                    self.latencies.append(time.time() - published / 1000)
+            left = self.inflight.get(sid, 1) - 1
+            self.inflight[sid] = left
+            if left == 0:
+                self.to_ack.append(sid)
+            if published_ms is not None:
+                self.latencies.append(time.time() - published_ms / 1000)
 
         return on_commit
 
-    async def _set_aside(self, sid: str, fields: dict[Any, Any], reason: str) -> None:
+    async def _set_aside(self, sid: str, fields: dict[Any, Any], reason: str, *, index: int | None = None,
+                         ack: bool = True) -> None:
+        """Copy an entry (or, with ``index``, the entry naming its bad event) to the dead stream."""
         self.dead += 1
-        log.error("invalid stream entry set aside", id=sid, stream=self.cfg.stream, error=reason)
+        log.error("invalid stream entry set aside", id=sid, index=index, stream=self.cfg.stream, error=reason)
         record = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in fields.items()}
         record["reason"] = reason[:500]
         record["id"] = sid
+        if index is not None:
+            record["index"] = str(index)
         await self.redis.xadd(dead_key(self.cfg), record, maxlen=100_000, approximate=True)
-        await self.redis.xack(self.cfg.stream, self.cfg.group, sid)
+        if ack:
+            await self.redis.xack(self.cfg.stream, self.cfg.group, sid)
 
     async def _ack_loop(self, stop: asyncio.Event) -> None:
         while not self._closing:
@@ -243,8 +265,9 @@ class BusSource(Source):
         ids = self.to_ack[:]
         await self.redis.xack(self.cfg.stream, self.cfg.group, *ids)
         del self.to_ack[: len(ids)]
-        self.inflight.difference_update(ids)
-        self.acked += len(ids)
+        for sid in ids:
+            self.inflight.pop(sid, None)
+            self.acked += self._sizes.pop(sid, 0)
 
     async def _refresh_info(self) -> None:
         self.bus_info = await bus_snapshot(self.redis, self.cfg)

@@ -1,7 +1,9 @@
 """The collector's side of the bus: envelopes -> ``XADD`` (or the spool) -> checkpoints.
 
-Sources emit envelopes as in the single process; the publisher batches them, adds each
-batch to the stream in one round trip (``XADD ... MAXLEN ~``) and only then commits: it
+Sources emit envelopes as in the single process; the publisher batches them (what arrives
+within ``BATCH_WAIT``, up to ``BATCH``), adds each batch to the stream as entries of up to
+100 events (:func:`.codec.encode_batch`) in one round trip (pipelined ``XADD ... MAXLEN ~``)
+and only then commits: it
 writes the envelopes' checkpoints to the collector's own state file in one SQLite
 transaction and calls their ``on_commit`` in emit order. While Redis cannot be reached, a
 batch is appended to the on-disk spool (fsynced) instead, which is a commit too; once the
@@ -33,8 +35,9 @@ if TYPE_CHECKING:  # pragma: no cover
 log = get_logger("claimwatch.bus.publisher")
 
 _STOP = object()
-BATCH = 500
-BATCH_WAIT = 0.005
+BATCH = 500  # envelopes per batch at most (stream entries of up to codec.ENTRY_EVENTS events each)
+BATCH_WAIT = 0.005  # linger: a batch waits this long for more envelopes
+DRAIN_ENTRIES = 50  # spooled entries added to the stream per round trip
 RETRY_INITIAL = 0.2
 RETRY_MAX = 5.0
 REPORT_EVERY = 2.0
@@ -60,8 +63,15 @@ class Publisher:
         self._retry_at = 0.0
         self._delay = RETRY_INITIAL
         self._reported = 0.0
+        self._per_entry = 1.0  # events per stream entry lately (moving average)
         self._task: asyncio.Task[None] | None = None
         self._unreachable = unreachable_errors()
+
+    def maxlen_entries(self) -> int:
+        """``bus.maxlen`` counts events; the stream is trimmed in entries, so the cap is
+        maxlen / the events per entry this collector published lately (approximate, as
+        ``MAXLEN ~`` is anyway)."""
+        return max(100, int(self.cfg.maxlen / max(1.0, self._per_entry)))
 
     # -- source side ----------------------------------------------------------
     async def emit(self, envelope: Envelope) -> None:
@@ -138,14 +148,15 @@ class Publisher:
 
     async def _handle(self, batch: list[Envelope]) -> None:
         now_ms = int(time.time() * 1000)
-        entries = [codec.encode(env.event, self.name, now_ms) for env in batch]
+        entries = codec.encode_batch([env.event for env in batch], self.name, now_ms)
+        self._per_entry += 0.1 * (len(batch) / len(entries) - self._per_entry)
         if self.spool.has_data():
             await self._drain()
         if not self.spool.has_data() and await self._xadd(entries):
-            self.published += len(entries)
+            self.published += len(batch)
         else:
             await self._to_spool(entries)
-            self.spooled += len(entries)
+            self.spooled += len(batch)
         await self._commit(batch)
 
     async def _xadd(self, entries: list[dict[str, str]]) -> bool:
@@ -155,7 +166,7 @@ class Publisher:
         try:
             pipe = self.redis.pipeline(transaction=False)
             for e in entries:
-                pipe.xadd(self.cfg.stream, e, maxlen=self.cfg.maxlen, approximate=True)
+                pipe.xadd(self.cfg.stream, e, maxlen=self.maxlen_entries(), approximate=True)
             await pipe.execute()
         except self._unreachable as exc:
             self._unreachable_now(exc)
@@ -203,11 +214,11 @@ class Publisher:
         while self.spool.has_data():
             if not self.connected and time.monotonic() < self._retry_at:
                 return
-            entries, pos = await asyncio.to_thread(self.spool.read, BATCH)
+            entries, pos = await asyncio.to_thread(self.spool.read, DRAIN_ENTRIES)
             if entries and not await self._xadd(entries):
                 return
             await asyncio.to_thread(self.spool.advance, pos)
-            self.published += len(entries)
+            self.published += sum(_events_in(e) for e in entries)
             if not self.spool.has_data():
                 log.info("spool drained", stream=self.cfg.stream)
 
@@ -243,3 +254,10 @@ class Publisher:
             await self.redis.hset(collectors_key(self.cfg), self.name, json.dumps(info))
         except self._unreachable as exc:
             self._unreachable_now(exc)
+
+
+def _events_in(entry: dict[str, str]) -> int:
+    try:
+        return int(entry.get("n", 1))
+    except ValueError:
+        return 1
