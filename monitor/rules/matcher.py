@@ -459,7 +459,7 @@ def _condition_function(source: str | None) -> Callable[[Callable[[int], bool]],
 
 
 class _Rule:
-    __slots__ = ("rule", "sels", "program", "positive", "sources", "languages", "hit", "cond_src", "test")
+    __slots__ = ("rule", "sels", "program", "positive", "sources", "languages", "hit", "cond_src", "test", "gates")
 
     def __getstate__(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__ if k != "test"}
@@ -481,6 +481,7 @@ class _Rule:
         self.positive = [i for i, s in enumerate(sels) if s.name in rule.condition.positive]
         self.sources = sources
         self.languages = rule.languages
+        self.gates: tuple[tuple[frozenset[int], tuple[str, ...]], ...] | None = None  # see _rule_gates
         self.hit = dict(
             rule_id=rule.id,
             rule_hash=rule.hash,
@@ -641,6 +642,110 @@ def _near_window(starts: list[list[int]], within: int) -> list[int] | None:
     return None
 
 
+MAX_GATES = 4  # per rule
+
+
+def required_sets(tree: tuple, cost: Callable[[str], float]) -> list[frozenset[str]]:
+    """Sets of selection names such that, for the condition to be true, at least one selection
+    of EACH set must be true (a conjunction of necessary sets, cheapest first; empty when none
+    is known). :func:`~monitor.rules.condition.necessary_selections` gives one such set (the
+    rule's anchor); the others let a candidate rule be dropped with a set test (a "gate")."""
+
+    def set_cost(s: frozenset[str]) -> float:
+        return sum(cost(n) for n in s)
+
+    def cheapest(sets: list[frozenset[str]]) -> list[frozenset[str]]:
+        return sorted(set(sets), key=lambda s: (set_cost(s), sorted(s)))[:MAX_GATES + 1]
+
+    def union_of_best(subs: list[list[frozenset[str]]]) -> list[frozenset[str]]:
+        # (a and b) or c: {a, c} and {b, c} are both necessary; the products are bounded
+        if not subs or any(not x for x in subs):
+            return []
+        out: list[frozenset[str]] = [frozenset()]
+        for x in subs:
+            out = cheapest([o | s for o in out for s in x])
+        return out
+
+    results: dict[int, tuple[list[frozenset[str]], list[frozenset[str]]]] = {}  # (for true, for false)
+    stack: list[tuple[tuple, bool]] = [(tree, False)]
+    while stack:
+        node, done = stack.pop()
+        kind = node[0]
+        if kind == "sel":
+            results[id(node)] = ([frozenset({node[1]})], [])
+            continue
+        if kind == "atleast":
+            need, names = node[1], node[2]
+            if not names or need < 1:
+                results[id(node)] = ([], [])
+            else:
+                chosen = sorted(names, key=lambda n: (cost(n), n))[: len(names) - need + 1]
+                results[id(node)] = ([frozenset(chosen)], [])
+            continue
+        children = [node[1]] if kind == "not" else list(node[1])
+        if not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children)
+            continue
+        sub = [results[id(c)] for c in children]
+        if kind == "not":
+            results[id(node)] = (sub[0][1], sub[0][0])
+        elif kind == "and":
+            results[id(node)] = (cheapest([s for t, _ in sub for s in t]), union_of_best([f for _, f in sub]))
+        else:
+            results[id(node)] = (union_of_best([t for t, _ in sub]), cheapest([s for _, f in sub for s in f]))
+    return results[id(tree)][0]
+
+
+def _rule_gates(
+    rule: Rule, by_name: dict[str, _Sel], anchor_names: frozenset[str] | None
+) -> tuple[tuple[frozenset[int], tuple[str, ...]], ...] | None:
+    """Cheap necessary tests of a rule besides its anchor: (text word ids, letters) pairs; the
+    rule can only be true when, for every pair, one of the words was found in the text or one
+    of the letter runs occurs in its scan text. Only sets of ``text`` selections qualify."""
+    gates: list[tuple[frozenset[int], tuple[str, ...]]] = []
+
+    def add(words: "set[int] | frozenset[int]", letters: "set[str] | tuple[str, ...]") -> None:
+        gate = (frozenset(words), tuple(sorted(letters)))
+        if gate not in gates and len(gates) < MAX_GATES:
+            gates.append(gate)
+
+    for names in required_sets(rule.condition.tree, lambda n: by_name[n].cost):
+        if len(names) == 1:
+            sel = by_name[next(iter(names))]
+            if sel.field == "text" and sel.op in ("near", "all") and sel.anchors:
+                # every group of a near, every term of an all is needed: one gate each (the
+                # rarest word of each of its terms), except the anchor's own
+                if sel.op == "near":
+                    parts = [[sel.term_wids[t][rarest_word(sel.sel.terms[t])[0]] for t in g] for g in sel.groups]
+                else:
+                    parts = [[w[rarest_word(t)[0]]] for w, t in zip(sel.term_wids, sel.sel.terms)]
+                for words in parts:
+                    if frozenset(words) != frozenset(sel.anchors):
+                        add(words, ())
+                continue
+        if names == anchor_names:
+            continue
+        words: set[int] = set()
+        letters: set[str] = set()
+        for n in names:
+            sel = by_name[n]
+            if sel.field != "text":
+                break
+            if sel.anchor_regex:
+                lits = [required_literal(p) for p in sel.sel.regexes]
+                if not lits or None in lits:
+                    break
+                letters.update(lits)  # type: ignore[arg-type]
+            elif sel.anchors:
+                words.update(sel.anchors)
+            else:
+                break
+        else:
+            add(words, letters)
+    return tuple(gates) or None
+
+
 class Matcher:
     """All rules of a :class:`RuleSet`, compiled; ``match(msg)`` returns the hits."""
 
@@ -680,6 +785,7 @@ class Matcher:
                             target[ident] = [ri]
                         elif got[-1] != ri:
                             got.append(ri)
+            compiled.gates = _rule_gates(rule, by_name, anchor_names)
             for sel in sels:
                 sel.anchors = ()
         # actors: their names go into the text field's words, so tagging a hit reuses the
@@ -819,6 +925,18 @@ class Matcher:
                 if not lang:
                     lang.append(message_language(msg))
                 if lang[0] not in cr.languages:
+                    continue
+            gates = cr.gates
+            if gates is not None:
+                text_scan = scan_of("text")
+                found = text_scan.found
+                st = text_scan.st
+                for words, letters in gates:
+                    if words.isdisjoint(found) and not any(x in st for x in letters):
+                        break
+                else:
+                    gates = None
+                if gates is not None:
                     continue
             sels = cr.sels
             test = cr.test
