@@ -51,6 +51,7 @@ _second = itemgetter(1)
 _span = re.Match.span
 _NOTHING: frozenset[int] = frozenset()
 _PIECES: frozenset[int] = frozenset({-1})
+_FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}
 _PIECE = -1  # in a word's lookup result: the word is a Persian piece (ها، ای، می ...), see merged_pairs
 MAX_CACHED_WORDS = 200_000  # per field: words whose lookup is remembered (then the cache starts over)
 MAX_CACHED_WORD_CHARS = 64
@@ -894,12 +895,14 @@ class Matcher:
         actors: tuple[str, ...] | None = None  # computed once, for the first hit
         lang: list[str | None] = []
         memo: dict[int, bool] = {}
+        memo_get = memo.get
         rules = self._rules
+        fields = self.fields
 
         def scan_of(field: str) -> _Scan:
             s = scans.get(field)
             if s is None:
-                s = scans[field] = _Scan(self.fields[field], field_value(msg, field))
+                s = scans[field] = _Scan(fields[field], field_value(msg, field))
             return s
 
         sources_memo: dict[int, bool] = {}
@@ -907,13 +910,29 @@ class Matcher:
 
         def truth(i: int) -> bool:
             sel = sels[i]
-            v = memo.get(sel.uid)
+            v = memo_get(sel.uid)
             if v is None:
-                v = memo[sel.uid] = _evaluate(sel, scan_of(sel.field))
+                scan = scans.get(sel.field) or scan_of(sel.field)
+                alts = sel.alts
+                # an 'any' selection's uid is its alternatives': no second memo on the scan
+                v = memo[sel.uid] = alts.present(scan) if alts is not None else _evaluate(sel, scan)
             return v
 
+        text_scan = scans.get("text")
         for ri in cands:
             cr = rules[ri]
+            gates = cr.gates  # cheapest first: set tests on the text's words
+            if gates is not None:
+                if text_scan is None:
+                    text_scan = scan_of("text")
+                found = text_scan.found
+                for words, letters in gates:
+                    if words.isdisjoint(found) and not (letters and any(x in text_scan.st for x in letters)):
+                        break
+                else:
+                    gates = None
+                if gates is not None:
+                    continue
             src = cr.sources
             if src is not None:
                 ok = sources_memo.get(src.uid)
@@ -925,18 +944,6 @@ class Matcher:
                 if not lang:
                     lang.append(message_language(msg))
                 if lang[0] not in cr.languages:
-                    continue
-            gates = cr.gates
-            if gates is not None:
-                text_scan = scan_of("text")
-                found = text_scan.found
-                st = text_scan.st
-                for words, letters in gates:
-                    if words.isdisjoint(found) and not any(x in st for x in letters):
-                        break
-                else:
-                    gates = None
-                if gates is not None:
                     continue
             sels = cr.sels
             test = cr.test
@@ -956,10 +963,12 @@ class Matcher:
             if truth(i):
                 sel = cr.sels[i]
                 matches.extend(_explain(sel, scan_of(sel.field)))
-        # terms that normalise alike (كرمان, کرمان) find the same words: report each span once
-        unique = list({(m.selection, m.field, m.start, m.end): m for m in reversed(matches)}.values())
-        unique.sort(key=lambda m: (FIELDS.index(m.field), m.start, m.end, m.selection))
-        return Hit(matches=tuple(unique[:MAX_MATCHES_PER_HIT]), actors=actors, **cr.hit)
+        if len(matches) > 1:
+            # terms that normalise alike (كرمان, کرمان) find the same words: report each span once
+            unique = list({(m.selection, m.field, m.start, m.end): m for m in reversed(matches)}.values())
+            unique.sort(key=lambda m: (_FIELD_ORDER[m.field], m.start, m.end, m.selection))
+            matches = unique[:MAX_MATCHES_PER_HIT]
+        return Hit(matches=tuple(matches), actors=actors, **cr.hit)
 
 
 def _regex_may_match(index: _FieldIndex, scan: _Scan) -> bool:
@@ -1011,17 +1020,25 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
     text = scan.text
     offsets = scan.offsets()
     out: list[Match] = []
+    name, field = sel.name, sel.field
 
     def add(term: str, start: int, end: int) -> None:
         bounds = scan.bounds()
         s, e = text_span(text, offsets, bounds[start][0], bounds[end - 1][1])
-        out.append(Match(sel.name, term, s, e, sel.field))
+        out.append(Match(name, term, s, e, field))
 
-    terms: list[Term] = list(sel.sel.terms)
+    terms: Sequence[Term] = sel.sel.terms
     if sel.op in ("any", "all"):
+        term_wids = sel.term_wids
         for t in sel.found_terms(scan.found):
-            for s, e in _outermost(scan.term_spans(sel.term_wids[t]))[:MAX_MATCHES_PER_HIT]:
-                add(terms[t].raw, s, e)
+            spans = scan.term_spans(term_wids[t])
+            if not spans:
+                continue
+            bounds = scan.bounds()
+            raw = terms[t].raw
+            for s, e in (_outermost(spans) if len(spans) > 1 else spans)[:MAX_MATCHES_PER_HIT]:
+                a, b = text_span(text, offsets, bounds[s][0], bounds[e - 1][1])
+                out.append(Match(name, raw, a, b, field))
     elif sel.op == "near":
         window = _near_window(_group_starts(sel, scan), sel.within)
         if window is not None:
