@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 import sys
+from itertools import chain
 from operator import itemgetter
 from typing import Callable, Sequence
 
@@ -47,7 +48,10 @@ from .terms import EXACT, Term, Word
 
 MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
+_first = itemgetter(0)
 _second = itemgetter(1)
+_third = itemgetter(2)
+_fourth = itemgetter(3)
 _span = re.Match.span
 _NOTHING: frozenset[int] = frozenset()
 _PIECES: frozenset[int] = frozenset({-1})
@@ -64,6 +68,7 @@ class _Lookup(dict):
         super().__init__()
         self.exact = exact
         self.auto = auto
+        self.raw = _RawLookup(self)
 
     def __missing__(self, token: str) -> frozenset[int]:
         forms = word_forms(token)
@@ -79,6 +84,32 @@ class _Lookup(dict):
             if len(self) >= MAX_CACHED_WORDS:
                 self.clear()
             self[token] = value
+        return value
+
+
+class _RawLookup(dict):
+    """A whitespace-separated piece of the ORIGINAL text -> (its words as :func:`scan_text`
+    gives them, their :class:`_Lookup` results, the union of those, the words joined by spaces).
+
+    Normalisation maps character by character and every whitespace character to whitespace,
+    so ``scan_text(text).split()`` is the concatenation of ``scan_text(piece).split()`` over
+    ``text.split()``: a message is scanned with one dict lookup per piece, without translating
+    the whole text (that is done only for messages whose hits need character offsets)."""
+
+    def __init__(self, lookup: _Lookup) -> None:
+        super().__init__()
+        self.lookup = lookup
+
+    def __missing__(self, piece: str) -> tuple[tuple[str, ...], tuple[frozenset[int], ...], frozenset[int], str]:
+        words = tuple(scan_text(piece).split())
+        lookup = self.lookup
+        sets = tuple([lookup[w] for w in words])
+        union = sets[0] if len(sets) == 1 else frozenset().union(*sets)
+        value = (words, sets, union, " ".join(words))
+        if len(piece) <= MAX_CACHED_WORD_CHARS:
+            if len(self) >= MAX_CACHED_WORDS:
+                self.clear()
+            self[piece] = value
         return value
 
 
@@ -502,8 +533,8 @@ class _Scan:
     ``[start, end)``: one token, or two for a Persian word written in two pieces."""
 
     __slots__ = (
-        "index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans",
-        "_present", "_starts",
+        "index", "text", "_st", "_tokens", "_sets", "_pieces", "_words", "extra", "found", "_positions", "_bounds",
+        "_regex", "_spans", "_present", "_starts",
     )
 
     def __init__(self, index: _FieldIndex, text: str) -> None:
@@ -515,25 +546,61 @@ class _Scan:
         self._bounds: list[tuple[int, int]] | None = None
         self._regex: frozenset[int] | None = None
         self._spans = None
+        self._st: str | None = None  # scan_text(text), the words and their lookups: on demand
+        self._tokens: list[str] | None = None
+        self._sets: list[frozenset[int]] | None = None
+        self._words: str | None = None
         self.extra: list[tuple[int, frozenset[int]]] = []
         if not index.words or not text:
-            self.st = ""
-            self.tokens: list[str] = []
-            self.sets: list[frozenset[int]] = []
+            self._pieces: list | None = None
+            self._st = ""
+            self._tokens = []
+            self._sets = []
+            self._words = ""
             self.found: set[int] = set()
             return
-        self.st = st = scan_text(text)
-        self.tokens = tokens = st.split()
-        lookup = index.lookup
-        self.sets = sets = list(map(lookup.__getitem__, tokens))
-        self.found = found = set().union(*filter(None, sets))
+        self._pieces = pieces = list(map(index.lookup.raw.__getitem__, text.split()))
+        self.found = found = set().union(*filter(None, map(_third, pieces)))
         if _PIECE in found:
             found.discard(_PIECE)
-            for i, joined in merged_pairs(tokens):
+            lookup = index.lookup
+            for i, joined in merged_pairs(self.tokens):
                 ws = lookup[joined] - _PIECES
                 if ws:
                     self.extra.append((i, ws))
                     found |= ws
+
+    @property
+    def scanned(self) -> bool:
+        """False when the field has no words to find (its text was not looked at)."""
+        return self._pieces is not None or not self.text
+
+    @property
+    def st(self) -> str:
+        """:func:`scan_text` of the field's text."""
+        if self._st is None:
+            self._st = scan_text(self.text)
+        return self._st
+
+    @property
+    def tokens(self) -> list[str]:
+        """The words of :attr:`st` (``st.split()``)."""
+        if self._tokens is None:
+            self._tokens = list(chain.from_iterable(map(_first, self._pieces)))  # type: ignore[arg-type]
+        return self._tokens
+
+    @property
+    def sets(self) -> list[frozenset[int]]:
+        """Per word of :attr:`tokens`: the ids of the term words it matches."""
+        if self._sets is None:
+            self._sets = list(chain.from_iterable(map(_second, self._pieces)))  # type: ignore[arg-type]
+        return self._sets
+
+    def has_letters(self, letters: str) -> bool:
+        """Whether ``letters`` (no spaces) occur in :attr:`st`, i.e. inside one of its words."""
+        if self._words is None:
+            self._words = " ".join(map(_fourth, self._pieces))  # type: ignore[arg-type]
+        return letters in self._words
 
     def occurrences(self, wid: int) -> list[tuple[int, int]]:
         """Sorted (start, end) token spans where word ``wid`` was found."""
@@ -927,7 +994,7 @@ class Matcher:
                     text_scan = scan_of("text")
                 found = text_scan.found
                 for words, letters in gates:
-                    if words.isdisjoint(found) and not (letters and any(x in text_scan.st for x in letters)):
+                    if words.isdisjoint(found) and not (letters and any(map(text_scan.has_letters, letters))):
                         break
                 else:
                     gates = None
@@ -974,11 +1041,10 @@ class Matcher:
 def _regex_may_match(index: _FieldIndex, scan: _Scan) -> bool:
     """False when no anchor regex of the field can match (their required letters are absent)."""
     gates = index.regex_gates
-    st = scan.st
-    if gates is None or (not st and scan.text):  # no words on the field: the text was not scanned
+    if gates is None or not scan.scanned:  # no words on the field: the text was not scanned
         return True
     for g in gates:
-        if g in st:
+        if scan.has_letters(g):
             return True
     return False
 
