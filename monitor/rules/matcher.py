@@ -878,6 +878,7 @@ class Matcher:
             self._actor_single = {k: tuple(dict.fromkeys(v)) for k, v in single.items()}
             self._actor_phrases = {k: tuple(v) for k, v in phrases.items()}
         self._actor_phrase_keys = frozenset(self._actor_phrases)
+        self._actor_single_keys = frozenset(self._actor_single)
         for index in self.fields.values():
             index.build()
         self._eager = [(name, idx) for name, idx in self.fields.items() if idx.eager]
@@ -898,10 +899,8 @@ class Matcher:
         found = scan.found
         named: set[str] = set()
         single = self._actor_single
-        for w in found:
-            got = single.get(w)
-            if got:
-                named.update(got)
+        for w in self._actor_single_keys.intersection(found):
+            named.update(single[w])
         for k in self._actor_phrase_keys.intersection(found):
             for aid, wids in self._actor_phrases[k]:
                 if aid not in named and scan.term_spans(wids):
