@@ -48,6 +48,7 @@ from .terms import EXACT, Term, Word
 
 MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
+_ASCII_LETTER = re.compile("[a-zA-Z]")
 _first = itemgetter(0)
 _second = itemgetter(1)
 _third = itemgetter(2)
@@ -89,7 +90,8 @@ class _Lookup(dict):
 
 class _RawLookup(dict):
     """A whitespace-separated piece of the ORIGINAL text -> (its words as :func:`scan_text`
-    gives them, their :class:`_Lookup` results, the union of those, the words joined by spaces).
+    gives them, their :class:`_Lookup` results, the union of those, the words joined by spaces
+    when they have an ASCII letter, else "": see :meth:`_Scan.has_letters`).
 
     Normalisation maps character by character and every whitespace character to whitespace,
     so ``scan_text(text).split()`` is the concatenation of ``scan_text(piece).split()`` over
@@ -105,7 +107,8 @@ class _RawLookup(dict):
         lookup = self.lookup
         sets = tuple([lookup[w] for w in words])
         union = sets[0] if len(sets) == 1 else frozenset().union(*sets)
-        value = (words, sets, union, " ".join(words))
+        joined = " ".join(words)
+        value = (words, sets, union, joined if _ASCII_LETTER.search(joined) else "")
         if len(piece) <= MAX_CACHED_WORD_CHARS:
             if len(self) >= MAX_CACHED_WORDS:
                 self.clear()
@@ -597,9 +600,10 @@ class _Scan:
         return self._sets
 
     def has_letters(self, letters: str) -> bool:
-        """Whether ``letters`` (no spaces) occur in :attr:`st`, i.e. inside one of its words."""
+        """Whether ``letters`` (ASCII letters, as :func:`~monitor.rules.regexes.required_literal`
+        gives them) occur in :attr:`st`, i.e. inside one of its words."""
         if self._words is None:
-            self._words = " ".join(map(_fourth, self._pieces))  # type: ignore[arg-type]
+            self._words = " ".join(filter(None, map(_fourth, self._pieces)))  # type: ignore[arg-type]
         return letters in self._words
 
     def occurrences(self, wid: int) -> list[tuple[int, int]]:
