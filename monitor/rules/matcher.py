@@ -55,6 +55,7 @@ _third = itemgetter(2)
 _fourth = itemgetter(3)
 _span = re.Match.span
 _NOTHING: frozenset[int] = frozenset()
+_NO_WORDS: frozenset[int] = frozenset()
 _PIECES: frozenset[int] = frozenset({-1})
 _FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}
 _PIECE = -1  # in a word's lookup result: the word is a Persian piece (ها، ای، می ...), see merged_pairs
@@ -494,15 +495,16 @@ def _condition_function(source: str | None) -> Callable[[Callable[[int], bool]],
 
 
 class _Rule:
-    __slots__ = ("rule", "sels", "program", "positive", "sources", "languages", "hit", "cond_src", "test", "gates")
+    __slots__ = ("rule", "sels", "program", "positive", "sources", "languages", "hit", "cond_src", "test", "gates", "fast")
 
     def __getstate__(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__ if k != "test"}
+        return {k: getattr(self, k) for k in self.__slots__ if k not in ("test", "fast")}
 
     def __setstate__(self, state: dict) -> None:
         for k, v in state.items():
             setattr(self, k, v)
         self.test = _condition_function(self.cond_src)
+        self.fast = None
 
     def __init__(
         self, rule: Rule, sels: list[_Sel], default_destinations: tuple[str, ...], sources: "_Sources | None"
@@ -513,6 +515,7 @@ class _Rule:
         self.program = rule.condition.program(index)
         self.cond_src = condition_source(rule.condition.tree, index)
         self.test = _condition_function(self.cond_src)
+        self.fast: tuple | None = None  # (condition with inlined word tests, uses the text's words): first use
         self.positive = [i for i, s in enumerate(sels) if s.name in rule.condition.positive]
         self.sources = sources
         self.languages = rule.languages
@@ -527,6 +530,32 @@ class _Rule:
             tags=tuple(rule.tags),
             kind=rule.kind,
         )
+
+
+_CALL = re.compile(r"\bt\((\d+)\)")
+
+
+def _fast_test(cr: _Rule) -> tuple[Callable[[Callable[[int], bool], "set[int] | frozenset[int]"], bool], bool]:
+    """The rule's condition as ``f(t, found)``: an ``any`` selection of one-word terms on the
+    text is tested in place (``not singles.isdisjoint(found)``, what :meth:`_Alts.present`
+    answers for it; ``found``: the text's found words), every other selection through ``t``
+    (memoised per message). Returns ``(f, whether f uses found)``."""
+    if cr.cond_src is None:  # nested too deeply for a Python expression
+        program = cr.program
+        return (lambda t, found: run_program(program, t)), False
+    ns: dict[str, object] = {"_at_least": _at_least}
+
+    def inline(m: re.Match[str]) -> str:
+        i = int(m.group(1))
+        sel = cr.sels[i]
+        alts = sel.alts
+        if sel.field == "text" and alts is not None and not alts.keys:
+            ns[f"s{i}"] = alts.singles
+            return f"(not s{i}.isdisjoint(found))"
+        return m.group(0)
+
+    source = _CALL.sub(inline, cr.cond_src)
+    return eval(f"lambda t, found: {source}", ns), len(ns) > 1  # noqa: S307 - built from the parsed tree
 
 
 class _Scan:
@@ -1016,8 +1045,16 @@ class Matcher:
                 if lang[0] not in cr.languages:
                     continue
             sels = cr.sels
-            test = cr.test
-            if test(truth) if test is not None else run_program(cr.program, truth):
+            fast = cr.fast
+            if fast is None:
+                fast = cr.fast = _fast_test(cr)
+            if fast[1]:  # it tests words of the text in place
+                if text_scan is None:
+                    text_scan = scan_of("text")
+                found = text_scan.found
+            else:
+                found = _NO_WORDS
+            if fast[0](truth, found):
                 if actors is None:
                     actors = self.actors_of(msg, scan_of("text")) if self.actors is not None else ()
                 hits.append(self._hit(cr, truth, scan_of, actors))
