@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import re
 import sys
-from itertools import chain
-from operator import itemgetter
+from bisect import bisect_right
+from itertools import accumulate, chain, compress, count, repeat
+from operator import contains, itemgetter
 from typing import Callable, Sequence
 
 import ahocorasick
@@ -54,6 +55,7 @@ _second = itemgetter(1)
 _third = itemgetter(2)
 _fourth = itemgetter(3)
 _span = re.Match.span
+_match_start = re.Match.start
 _NOTHING: frozenset[int] = frozenset()
 _NO_WORDS: frozenset[int] = frozenset()
 _PIECES: frozenset[int] = frozenset({-1})
@@ -102,6 +104,7 @@ class _RawLookup(dict):
     def __init__(self, lookup: _Lookup) -> None:
         super().__init__()
         self.lookup = lookup
+        self.local: dict[str, tuple[tuple[int, int], ...]] = {}  # piece -> spans(piece)
 
     def __missing__(self, piece: str) -> tuple[tuple[str, ...], tuple[frozenset[int], ...], frozenset[int], str]:
         words = tuple(scan_text(piece).split())
@@ -115,6 +118,21 @@ class _RawLookup(dict):
                 self.clear()
             self[piece] = value
         return value
+
+    def spans(self, piece: str) -> tuple[tuple[int, int], ...]:
+        """Per word of the piece: its span in the piece as :func:`~monitor.text.text_span` gives
+        it (harakat and marks after the word included). Whitespace is never removed by
+        normalisation, so a word's span in the whole text is the piece's start plus this."""
+        cache = self.local
+        got = cache.get(piece)
+        if got is None:
+            offsets = OffsetMap(piece)
+            got = tuple([text_span(piece, offsets, a, b) for a, b in map(_span, _TOKEN.finditer(scan_text(piece)))])
+            if len(piece) <= MAX_CACHED_WORD_CHARS:
+                if len(cache) >= MAX_CACHED_WORDS:
+                    cache.clear()
+                cache[piece] = got
+        return got
 
 
 def field_value(msg: Message, field: str) -> str:
@@ -565,7 +583,7 @@ class _Scan:
     ``[start, end)``: one token, or two for a Persian word written in two pieces."""
 
     __slots__ = (
-        "index", "text", "_st", "_tokens", "_sets", "_pieces", "_words", "extra", "found", "_positions", "_bounds",
+        "index", "text", "_st", "_tokens", "_sets", "_split", "_pieces", "_piece_starts", "_piece_offsets", "_words", "extra", "found", "_positions", "_bounds",
         "_regex", "_spans", "_present", "_starts",
     )
 
@@ -582,6 +600,8 @@ class _Scan:
         self._tokens: list[str] | None = None
         self._sets: list[frozenset[int]] | None = None
         self._words: str | None = None
+        self._piece_starts: list[int] | bool | None = None
+        self._piece_offsets: list[int] | None = None
         self.extra: list[tuple[int, frozenset[int]]] = []
         if not index.words or not text:
             self._pieces: list | None = None
@@ -591,7 +611,8 @@ class _Scan:
             self._words = ""
             self.found: set[int] = set()
             return
-        self._pieces = pieces = list(map(index.lookup.raw.__getitem__, text.split()))
+        self._split = split = text.split()
+        self._pieces = pieces = list(map(index.lookup.raw.__getitem__, split))
         self.found = found = set().union(*filter(None, map(_third, pieces)))
         if _PIECE in found:
             found.discard(_PIECE)
@@ -642,12 +663,50 @@ class _Scan:
             pos = self._positions = {}
         got = pos.get(wid)
         if got is None:
-            got = [(i, i + 1) for i, ws in enumerate(self.sets) if wid in ws]
+            pieces = self._pieces
+            if pieces is None:
+                got = []
+            else:
+                # the pieces (C-level scan of their unions), then the words in them
+                hits = list(compress(count(), map(contains, map(_third, pieces), repeat(wid))))
+                starts = self._starts_of_pieces()
+                if starts is None:  # one word per piece: piece i is word i
+                    got = [(i, i + 1) for i in hits]
+                else:
+                    got = [(starts[p] + k, starts[p] + k + 1) for p in hits for k, ws in enumerate(pieces[p][1]) if wid in ws]
             if self.extra:
                 got.extend((i, i + 2) for i, ws in self.extra if wid in ws)
                 got.sort()
             pos[wid] = got
         return got
+
+    def _starts_of_pieces(self) -> list[int] | None:
+        """Index of the first word of each piece, or None when every piece is one word."""
+        got = self._piece_starts
+        if got is None:
+            counts = list(map(len, map(_first, self._pieces)))  # type: ignore[arg-type]
+            got = self._piece_starts = False if counts.count(1) == len(counts) else list(accumulate(counts, initial=0))
+        return got or None
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Characters of the original text covered by tokens ``[start, end)`` (what
+        ``text_span(text, offsets(), bounds()[start][0], bounds()[end - 1][1])`` gives),
+        from the pieces' cached word spans: the text is not normalised again."""
+        return self._token_span(start)[0], self._token_span(end - 1)[1]
+
+    def _token_span(self, t: int) -> tuple[int, int]:
+        offs = self._piece_offsets
+        if offs is None:
+            offs = self._piece_offsets = list(map(_match_start, _TOKEN.finditer(self.text)))
+        starts = self._starts_of_pieces()
+        if starts is None:
+            p, k = t, 0
+        else:
+            p = bisect_right(starts, t) - 1
+            k = t - starts[p]
+        a, b = self.index.lookup.raw.spans(self._split[p])[k]  # type: ignore[index]
+        base = offs[p]
+        return base + a, base + b
 
     def present(self, alts: _Alts) -> bool:
         """Whether one of the alternatives occurs (memo per message: shared between rules)."""
@@ -1124,13 +1183,11 @@ def _outermost(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
     """The matches of a true selection, with spans in the original field text."""
     text = scan.text
-    offsets = scan.offsets()
     out: list[Match] = []
     name, field = sel.name, sel.field
 
     def add(term: str, start: int, end: int) -> None:
-        bounds = scan.bounds()
-        s, e = text_span(text, offsets, bounds[start][0], bounds[end - 1][1])
+        s, e = scan.span(start, end)
         out.append(Match(name, term, s, e, field))
 
     terms: Sequence[Term] = sel.sel.terms
@@ -1140,10 +1197,9 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
             spans = scan.term_spans(term_wids[t])
             if not spans:
                 continue
-            bounds = scan.bounds()
             raw = terms[t].raw
             for s, e in (_outermost(spans) if len(spans) > 1 else spans)[:MAX_MATCHES_PER_HIT]:
-                a, b = text_span(text, offsets, bounds[s][0], bounds[e - 1][1])
+                a, b = scan.span(s, e)
                 out.append(Match(name, raw, a, b, field))
     elif sel.op == "near":
         window = _near_window(_group_starts(sel, scan), sel.within)
@@ -1157,6 +1213,7 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
                         add(terms[t].raw, i, ends[0])
                         break
     else:
+        offsets = scan.offsets()
         matched = scan.regex_matched()
         for pattern, rid in zip(sel.sel.regexes, [scan.index.regex_ids[p] for p in sel.sel.regexes]):
             if rid not in matched:
