@@ -291,8 +291,12 @@ class _Alts:
             by_first = self.by_first
             for k in self.keys.intersection(found):
                 for p in by_first[k]:
-                    if scan.term_spans(p):
-                        return True
+                    for w in p:  # every word found (term_spans would say [] at once otherwise)
+                        if w not in found:
+                            break
+                    else:
+                        if scan.term_spans(p):
+                            return True
         return False
 
     def starts(self, scan: "_Scan") -> list[int]:
