@@ -20,10 +20,18 @@ Compilation (on load and on every reload):
   ``claim and common_word`` costs nothing on the many messages that only have the common word.
   Rules whose condition can be true with nothing found (``not denial``) are evaluated always.
 
-Per message: ``scan_text`` (one ``str.translate``), a split into words and one cached lookup
-per word, the anchor lookup, then short-circuit condition bytecode with lazily evaluated
-selections. Positions (phrases, ``near``) are computed only when a candidate rule needs them,
-and character spans in the original text only for hits.
+* Each rule also gets "gates" (:func:`required_sets`): further sets of words its condition
+  needs besides the anchor (the other groups of a ``near``, the other side of an ``and``), so a
+  candidate rule whose other needed words are all absent is dropped with one set test.
+
+Per message: the text is split at whitespace and each piece looked up in a cache (piece ->
+its normalised words, their term-word ids, their union: :class:`_RawLookup`), so a message
+costs a split and one dict lookup per piece, not a normalisation of the whole text; then the
+anchor lookup, the gates, and the rule's condition (a Python expression in which one-word
+``any`` selections are set tests on the found words; other selections evaluated lazily and
+memoised per message). Positions (phrases, ``near``) are computed only when a candidate rule
+needs them, and character spans in the original text only for hits, from the pieces' cached
+word spans.
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ _FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}
 _PIECE = -1  # in a word's lookup result: the word is a Persian piece (ها، ای، می ...), see merged_pairs
 MAX_CACHED_WORDS = 200_000  # per field: words whose lookup is remembered (then the cache starts over)
 MAX_CACHED_WORD_CHARS = 64
+MAX_CACHED_PIECES = 100_000  # per field: whitespace pieces of texts (words with punctuation, affixes)
 
 
 class _Lookup(dict):
@@ -114,7 +123,7 @@ class _RawLookup(dict):
         joined = " ".join(words)
         value = (words, sets, union, joined if _ASCII_LETTER.search(joined) else "")
         if len(piece) <= MAX_CACHED_WORD_CHARS:
-            if len(self) >= MAX_CACHED_WORDS:
+            if len(self) >= MAX_CACHED_PIECES:
                 self.clear()
             self[piece] = value
         return value
@@ -129,7 +138,7 @@ class _RawLookup(dict):
             offsets = OffsetMap(piece)
             got = tuple([text_span(piece, offsets, a, b) for a, b in map(_span, _TOKEN.finditer(scan_text(piece)))])
             if len(piece) <= MAX_CACHED_WORD_CHARS:
-                if len(cache) >= MAX_CACHED_WORDS:
+                if len(cache) >= MAX_CACHED_PIECES:
                     cache.clear()
                 cache[piece] = got
         return got
