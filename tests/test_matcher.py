@@ -577,7 +577,7 @@ def test_regex_ascii_boundary_next_to_arabic_never_holds(tmp_path) -> None:
     assert not m.match(msg("بيان ولاية سيناء"))
 
 
-# -- speed paths: gates, the piece-wise scan, spans without a second normalisation ----------
+# -- speed paths: gates, inlined conditions, positions and spans --------------------------------
 def test_required_sets_give_every_conjunct_of_a_condition() -> None:
     from monitor.rules.matcher import required_sets
 
@@ -646,9 +646,9 @@ def test_compiled_and_naive_matchers_agree_on_gated_conditions(tmp_path) -> None
     assert total > 200
 
 
-def test_piecewise_scan_equals_the_scan_of_the_whole_text(tmp_path) -> None:
-    """Words, lookups, letters and hit spans come from the whitespace pieces of the original
-    text (cached per piece); they must equal those of the normalised whole text."""
+def test_scan_words_letters_spans_and_positions(tmp_path) -> None:
+    """A message's words, their lookups, letter tests, hit spans and word positions (each
+    computed by its own fast path) equal what the normalised whole text gives."""
     import re
 
     from monitor.rules.matcher import _Scan

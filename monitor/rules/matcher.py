@@ -24,22 +24,18 @@ Compilation (on load and on every reload):
   needs besides the anchor (the other groups of a ``near``, the other side of an ``and``), so a
   candidate rule whose other needed words are all absent is dropped with one set test.
 
-Per message: the text is split at whitespace and each piece looked up in a cache (piece ->
-its normalised words, their term-word ids, their union: :class:`_RawLookup`), so a message
-costs a split and one dict lookup per piece, not a normalisation of the whole text; then the
-anchor lookup, the gates, and the rule's condition (a Python expression in which one-word
-``any`` selections are set tests on the found words; other selections evaluated lazily and
-memoised per message). Positions (phrases, ``near``) are computed only when a candidate rule
-needs them, and character spans in the original text only for hits, from the pieces' cached
-word spans.
+Per message: ``scan_text`` (one ``str.translate``), a split into words and one cached lookup
+per word, the anchor lookup, the gates, then the rule's condition (a Python expression in
+which one-word ``any`` selections are set tests on the found words; other selections are
+evaluated lazily and memoised per message). Positions (phrases, ``near``) are computed only
+when a candidate rule needs them, and character spans in the original text only for hits.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from bisect import bisect_right
-from itertools import accumulate, chain, compress, count, repeat
+from itertools import compress, count, repeat
 from operator import contains, itemgetter
 from typing import Callable, Sequence
 
@@ -57,13 +53,8 @@ from .terms import EXACT, Term, Word
 
 MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
-_ASCII_LETTER = re.compile("[a-zA-Z]")
-_first = itemgetter(0)
 _second = itemgetter(1)
-_third = itemgetter(2)
-_fourth = itemgetter(3)
 _span = re.Match.span
-_match_start = re.Match.start
 _NOTHING: frozenset[int] = frozenset()
 _NO_WORDS: frozenset[int] = frozenset()
 _PIECES: frozenset[int] = frozenset({-1})
@@ -71,7 +62,6 @@ _FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}
 _PIECE = -1  # in a word's lookup result: the word is a Persian piece (ها، ای، می ...), see merged_pairs
 MAX_CACHED_WORDS = 200_000  # per field: words whose lookup is remembered (then the cache starts over)
 MAX_CACHED_WORD_CHARS = 64
-MAX_CACHED_PIECES = 100_000  # per field: whitespace pieces of texts (words with punctuation, affixes)
 
 
 class _Lookup(dict):
@@ -81,7 +71,6 @@ class _Lookup(dict):
         super().__init__()
         self.exact = exact
         self.auto = auto
-        self.raw = _RawLookup(self)
 
     def __missing__(self, token: str) -> frozenset[int]:
         forms = word_forms(token)
@@ -98,50 +87,6 @@ class _Lookup(dict):
                 self.clear()
             self[token] = value
         return value
-
-
-class _RawLookup(dict):
-    """A whitespace-separated piece of the ORIGINAL text -> (its words as :func:`scan_text`
-    gives them, their :class:`_Lookup` results, the union of those, the words joined by spaces
-    when they have an ASCII letter, else "": see :meth:`_Scan.has_letters`).
-
-    Normalisation maps character by character and every whitespace character to whitespace,
-    so ``scan_text(text).split()`` is the concatenation of ``scan_text(piece).split()`` over
-    ``text.split()``: a message is scanned with one dict lookup per piece, without translating
-    the whole text (that is done only for messages whose hits need character offsets)."""
-
-    def __init__(self, lookup: _Lookup) -> None:
-        super().__init__()
-        self.lookup = lookup
-        self.local: dict[str, tuple[tuple[int, int], ...]] = {}  # piece -> spans(piece)
-
-    def __missing__(self, piece: str) -> tuple[tuple[str, ...], tuple[frozenset[int], ...], frozenset[int], str]:
-        words = tuple(scan_text(piece).split())
-        lookup = self.lookup
-        sets = tuple([lookup[w] for w in words])
-        union = sets[0] if len(sets) == 1 else frozenset().union(*sets)
-        joined = " ".join(words)
-        value = (words, sets, union, joined if _ASCII_LETTER.search(joined) else "")
-        if len(piece) <= MAX_CACHED_WORD_CHARS:
-            if len(self) >= MAX_CACHED_PIECES:
-                self.clear()
-            self[piece] = value
-        return value
-
-    def spans(self, piece: str) -> tuple[tuple[int, int], ...]:
-        """Per word of the piece: its span in the piece as :func:`~monitor.text.text_span` gives
-        it (harakat and marks after the word included). Whitespace is never removed by
-        normalisation, so a word's span in the whole text is the piece's start plus this."""
-        cache = self.local
-        got = cache.get(piece)
-        if got is None:
-            offsets = OffsetMap(piece)
-            got = tuple([text_span(piece, offsets, a, b) for a, b in map(_span, _TOKEN.finditer(scan_text(piece)))])
-            if len(piece) <= MAX_CACHED_WORD_CHARS:
-                if len(cache) >= MAX_CACHED_PIECES:
-                    cache.clear()
-                cache[piece] = got
-        return got
 
 
 def field_value(msg: Message, field: str) -> str:
@@ -596,8 +541,8 @@ class _Scan:
     ``[start, end)``: one token, or two for a Persian word written in two pieces."""
 
     __slots__ = (
-        "index", "text", "_st", "_tokens", "_sets", "_split", "_pieces", "_piece_starts", "_piece_offsets", "_words", "extra", "found", "_positions", "_bounds",
-        "_regex", "_spans", "_present", "_starts",
+        "index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans",
+        "_present", "_starts",
     )
 
     def __init__(self, index: _FieldIndex, text: str) -> None:
@@ -609,28 +554,21 @@ class _Scan:
         self._bounds: list[tuple[int, int]] | None = None
         self._regex: frozenset[int] | None = None
         self._spans = None
-        self._st: str | None = None  # scan_text(text), the words and their lookups: on demand
-        self._tokens: list[str] | None = None
-        self._sets: list[frozenset[int]] | None = None
-        self._words: str | None = None
-        self._piece_starts: list[int] | bool | None = None
-        self._piece_offsets: list[int] | None = None
         self.extra: list[tuple[int, frozenset[int]]] = []
         if not index.words or not text:
-            self._pieces: list | None = None
-            self._st = ""
-            self._tokens = []
-            self._sets = []
-            self._words = ""
+            self.st = ""
+            self.tokens: list[str] = []
+            self.sets: list[frozenset[int]] = []
             self.found: set[int] = set()
             return
-        self._split = split = text.split()
-        self._pieces = pieces = list(map(index.lookup.raw.__getitem__, split))
-        self.found = found = set().union(*filter(None, map(_third, pieces)))
+        self.st = st = scan_text(text)
+        self.tokens = tokens = st.split()
+        lookup = index.lookup
+        self.sets = sets = list(map(lookup.__getitem__, tokens))
+        self.found = found = set().union(*filter(None, sets))
         if _PIECE in found:
             found.discard(_PIECE)
-            lookup = index.lookup
-            for i, joined in merged_pairs(self.tokens):
+            for i, joined in merged_pairs(tokens):
                 ws = lookup[joined] - _PIECES
                 if ws:
                     self.extra.append((i, ws))
@@ -639,35 +577,11 @@ class _Scan:
     @property
     def scanned(self) -> bool:
         """False when the field has no words to find (its text was not looked at)."""
-        return self._pieces is not None or not self.text
-
-    @property
-    def st(self) -> str:
-        """:func:`scan_text` of the field's text."""
-        if self._st is None:
-            self._st = scan_text(self.text)
-        return self._st
-
-    @property
-    def tokens(self) -> list[str]:
-        """The words of :attr:`st` (``st.split()``)."""
-        if self._tokens is None:
-            self._tokens = list(chain.from_iterable(map(_first, self._pieces)))  # type: ignore[arg-type]
-        return self._tokens
-
-    @property
-    def sets(self) -> list[frozenset[int]]:
-        """Per word of :attr:`tokens`: the ids of the term words it matches."""
-        if self._sets is None:
-            self._sets = list(chain.from_iterable(map(_second, self._pieces)))  # type: ignore[arg-type]
-        return self._sets
+        return bool(self.st) or not self.text
 
     def has_letters(self, letters: str) -> bool:
-        """Whether ``letters`` (ASCII letters, as :func:`~monitor.rules.regexes.required_literal`
-        gives them) occur in :attr:`st`, i.e. inside one of its words."""
-        if self._words is None:
-            self._words = " ".join(filter(None, map(_fourth, self._pieces)))  # type: ignore[arg-type]
-        return letters in self._words
+        """Whether ``letters`` (no spaces) occur in :attr:`st`."""
+        return letters in self.st
 
     def occurrences(self, wid: int) -> list[tuple[int, int]]:
         """Sorted (start, end) token spans where word ``wid`` was found."""
@@ -676,50 +590,18 @@ class _Scan:
             pos = self._positions = {}
         got = pos.get(wid)
         if got is None:
-            pieces = self._pieces
-            if pieces is None:
-                got = []
-            else:
-                # the pieces (C-level scan of their unions), then the words in them
-                hits = list(compress(count(), map(contains, map(_third, pieces), repeat(wid))))
-                starts = self._starts_of_pieces()
-                if starts is None:  # one word per piece: piece i is word i
-                    got = [(i, i + 1) for i in hits]
-                else:
-                    got = [(starts[p] + k, starts[p] + k + 1) for p in hits for k, ws in enumerate(pieces[p][1]) if wid in ws]
+            # the token indexes whose lookup holds wid, found at C level
+            got = [(i, i + 1) for i in compress(count(), map(contains, self.sets, repeat(wid)))]
             if self.extra:
                 got.extend((i, i + 2) for i, ws in self.extra if wid in ws)
                 got.sort()
             pos[wid] = got
         return got
 
-    def _starts_of_pieces(self) -> list[int] | None:
-        """Index of the first word of each piece, or None when every piece is one word."""
-        got = self._piece_starts
-        if got is None:
-            counts = list(map(len, map(_first, self._pieces)))  # type: ignore[arg-type]
-            got = self._piece_starts = False if counts.count(1) == len(counts) else list(accumulate(counts, initial=0))
-        return got or None
-
     def span(self, start: int, end: int) -> tuple[int, int]:
-        """Characters of the original text covered by tokens ``[start, end)`` (what
-        ``text_span(text, offsets(), bounds()[start][0], bounds()[end - 1][1])`` gives),
-        from the pieces' cached word spans: the text is not normalised again."""
-        return self._token_span(start)[0], self._token_span(end - 1)[1]
-
-    def _token_span(self, t: int) -> tuple[int, int]:
-        offs = self._piece_offsets
-        if offs is None:
-            offs = self._piece_offsets = list(map(_match_start, _TOKEN.finditer(self.text)))
-        starts = self._starts_of_pieces()
-        if starts is None:
-            p, k = t, 0
-        else:
-            p = bisect_right(starts, t) - 1
-            k = t - starts[p]
-        a, b = self.index.lookup.raw.spans(self._split[p])[k]  # type: ignore[index]
-        base = offs[p]
-        return base + a, base + b
+        """Characters of the original text covered by tokens ``[start, end)``."""
+        bounds = self.bounds()
+        return text_span(self.text, self.offsets(), bounds[start][0], bounds[end - 1][1])
 
     def present(self, alts: _Alts) -> bool:
         """Whether one of the alternatives occurs (memo per message: shared between rules)."""
