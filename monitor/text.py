@@ -200,6 +200,26 @@ for _cp in range(128):
 _NOT_ONE = re.compile("[^\x01]")
 
 
+def _one_to_one_class() -> str:
+    """A regex class of the characters of the common blocks (Latin, Arabic, general
+    punctuation) that normalise to exactly one character (computed from the table)."""
+    singles = [cp for lo, hi in ((0, 0x250), (0x600, 0x700), (0x2000, 0x2070)) for cp in range(lo, hi)
+               if _LENGTHS[cp] == "\x01"]
+    runs: list[tuple[int, int]] = []
+    for cp in singles:
+        if runs and runs[-1][1] == cp - 1:
+            runs[-1] = (runs[-1][0], cp)
+        else:
+            runs.append((cp, cp))
+    esc = lambda cp: "\\U%08x" % cp  # noqa: E731
+    return "".join(esc(a) if a == b else f"{esc(a)}-{esc(b)}" for a, b in runs)
+
+
+# characters that may be removed or expanded by normalisation: every other one maps to one
+# character, so the offset maps below only look at these (usually none or a few harakat)
+_MAYBE_NOT_ONE = re.compile(f"[^{_one_to_one_class()}]")
+
+
 def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
     """Normalise and return, for each output character, the index of its source character.
 
@@ -231,14 +251,16 @@ class OffsetMap:
     __slots__ = ("_orig", "_norm_start", "_length", "_norm_len")
 
     def __init__(self, text: str) -> None:
-        lengths = text.translate(_LENGTHS)
         orig: list[int] = []
         norm_start: list[int] = []
         length: list[int] = []
         delta = 0
-        for m in _NOT_ONE.finditer(lengths):
+        lengths = _LENGTHS
+        for m in _MAYBE_NOT_ONE.finditer(text):
             i = m.start()
-            n = ord(lengths[i])
+            n = ord(lengths[ord(text[i])])
+            if n == 1:
+                continue
             orig.append(i)
             norm_start.append(i + delta)
             length.append(n)

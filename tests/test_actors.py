@@ -229,3 +229,17 @@ def test_import_stores_kind_and_actors(tmp_path, prepare_process: bool) -> None:
     assert {k for k, _a in by_rule["claim-en"]} == {"claim"}
     assert any(a and "islamic-state" in a for _k, a in by_rule["claim-en"])
     assert {k for r in by_rule if r.startswith("place-") for k, _a in by_rule[r]} == {"watch"}
+
+
+def test_posting_actors_are_remembered_per_channel_without_mixing_channels(tmp_path) -> None:
+    rule = "id: attack\nmatch:\n  s: [attack]\n"
+    m = Matcher(load_rules([rules_dir(tmp_path, rule)]))
+    cases = [
+        (dict(platform="x", channel="@Army21YE"), ("houthis",)),
+        (dict(platform="x", channel="khamenei_fa"), ()),  # same name, other platform
+        (dict(platform="telegram", channel="khamenei_fa"), ("iran", "khamenei")),
+        (dict(platform="telegram", channel="some_news"), ()),
+    ]
+    for _ in range(3):  # repeated and interleaved: the remembered answers stay per channel
+        for kw, expected in cases:
+            assert m.match(msg("attack", **kw))[0].actors == expected, kw

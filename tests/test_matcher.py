@@ -575,3 +575,124 @@ def test_regex_ascii_boundary_next_to_arabic_never_holds(tmp_path) -> None:
     # documented limit (rules check warns): RE2's \b knows only ASCII word characters
     m = matcher_for(tmp_path, "id: rx\nmatch:\n  sel:\n    regex: ['\\bولاية']\n")
     assert not m.match(msg("بيان ولاية سيناء"))
+
+
+# -- speed paths: gates, inlined conditions, positions and spans --------------------------------
+def test_required_sets_give_every_conjunct_of_a_condition() -> None:
+    from monitor.rules.matcher import required_sets
+
+    def sets(cond: str, names: str = "abcd") -> set[frozenset[str]]:
+        tree = parse_condition(cond, list(names)).tree
+        return set(required_sets(tree, lambda n: 1.0))
+
+    assert sets("a and b") == {frozenset("a"), frozenset("b")}
+    assert sets("(a and b) or c") == {frozenset("ac"), frozenset("bc")}
+    assert sets("a and not (not b or c)") == {frozenset("a"), frozenset("b")}
+    assert sets("(a or b) and not c") == {frozenset("ab")}
+    assert sets("not a") == set()  # true with nothing found
+    assert sets("not a or b") == set()
+    assert sets("2 of them") == {frozenset("abc")}  # any 3 of the 4: at least one of them is true
+
+
+def test_gates_drop_rules_whose_other_required_words_are_absent(tmp_path) -> None:
+    d = tmp_path / "r"
+    write(d / "a.yml", "id: a\nmatch:\n  place:\n    near: {terms: [[kerman, tehran], [blast, attack]], within: 3}\n")
+    write(d / "b.yml", "id: b\nmatch:\n  x: [kerman]\n  y: [blast]\n  z: [isis]\ncondition: (x and y) or z\n")
+    m = Matcher(load_rules([d]))
+    by_id = {r.rule.id: r for r in m._rules}
+    assert by_id["a"].gates and by_id["b"].gates  # a: the other near group; b: {y, z}
+    cands, _ = m.candidates(msg("weather in kerman today"))
+    assert {m.rules[i].id for i in cands} == {"a", "b"}  # anchored on kerman, then dropped by a gate
+    assert m.match(msg("weather in kerman today")) == []
+    assert [h.rule_id for h in m.match(msg("blast in kerman"))] == ["a", "b"]
+    assert [h.rule_id for h in m.match(msg("isis in kerman"))] == ["b"]
+
+
+def test_compiled_and_naive_matchers_agree_on_gated_conditions(tmp_path) -> None:
+    rng = random.Random(11)
+    d = tmp_path / "gated"
+    shapes = [
+        "(a and b) or c", "a and (b or c) and not c", "(a or b) and (b or c)", "not (not a or not b)",
+        "a and b and c", "(a and not b) or (c and b)", "2 of them", "a and rx", "(rx or a) and b",
+    ]
+    for i in range(60):
+        def term() -> str:
+            words = [rng.choice(VOCAB) for _ in range(rng.choice([1, 1, 2]))]
+            if rng.random() < 0.1:
+                words[-1] = words[-1][: max(2, len(words[-1]) - 2)] + "*"
+            return " ".join(words)
+
+        sels = {}
+        for name in "abc":
+            op = rng.choice(["any", "any", "all", "near"])
+            if op == "near":
+                sels[name] = f"    near: {{terms: [{[term(), term()]!r}, {term()!r}], within: {rng.randint(1, 4)}}}"
+            else:
+                sels[name] = f"    {op}: {[term() for _ in range(rng.randint(1, 3))]!r}"
+        sels["rx"] = "    regex: ['claim\\w*\\s+\\w+']"
+        body = "\n".join(f"  {k}:\n{v}" for k, v in sels.items())
+        write(d / f"g{i}.yml", f"id: g{i}\nmatch:\n{body}\ncondition: {rng.choice(shapes)}\n")
+    rs = load_rules([d])
+    compiled, naive = Matcher(rs), NaiveMatcher(rs)
+    assert sum(1 for r in compiled._rules if r.gates) > 20
+    total = 0
+    for _ in range(1500):
+        words = [rng.choice(PREFIXES) + rng.choice(VOCAB) for _ in range(rng.randint(0, 14))]
+        text = "".join(w + rng.choice([" ", " ", ", ", "\n", "\u200c"]) for w in words)
+        m = msg(text)
+        got = [h.rule_id for h in compiled.match(m)]
+        assert got == naive.match_ids(m), text
+        total += len(got)
+    assert total > 200
+
+
+def test_scan_words_letters_spans_and_positions(tmp_path) -> None:
+    """A message's words, their lookups, letter tests, hit spans and word positions (each
+    computed by its own fast path) equal what the normalised whole text gives."""
+    import re
+
+    from monitor.rules.matcher import _Scan
+    from monitor.text import OffsetMap, scan_text, text_span
+
+    m = matcher_for(tmp_path, "id: p\nmatch:\n  a: [kerman, الدولة, بیانیه, claim*, 'ﻻ']\n")
+    index = m.fields["text"]
+    alphabet = (
+        list("abc KERMAN claimed , . - _ # ( ) 12 ٣") + list("الدولةوبيانيهاي بیانیه کرمان")
+        + ["\u064e", "\u0651", "\u0640", "\u200c", "\u200d", "\u200f", "\ufefb", "\ufb50", "\uff43",  # marks, ligature
+           "\u00a0", "\u2028", "\u3000", "\t", "\n", "\x1c", "ß", "İ", "é", "😀", "ـ"]
+    )
+    rng = random.Random(3)
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        scan = _Scan(index, text)
+        st = scan_text(text)
+        tokens = st.split()
+        assert scan.tokens == tokens, text
+        assert scan.sets == [index.lookup[t] for t in tokens], text
+        for g in ("claim", "kerman", "abc"):
+            assert scan.has_letters(g) == (g in st), text
+        bounds = [mm.span() for mm in re.finditer(r"\S+", st)]
+        offsets = OffsetMap(text)
+        for i in range(len(tokens)):
+            assert scan.span(i, i + 1) == text_span(text, offsets, bounds[i][0], bounds[i][1]), (text, i)
+            if i + 1 < len(tokens):
+                assert scan.span(i, i + 2) == text_span(text, offsets, bounds[i][0], bounds[i + 1][1]), (text, i)
+        for w in range(len(index.words)):
+            assert scan.occurrences(w) == sorted(
+                [(i, i + 1) for i, ws in enumerate(scan.sets) if w in ws] + [(i, i + 2) for i, ws in scan.extra if w in ws]
+            ), text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", None), ("123 !!", None), ("Hello world", "en"), ("Kermān", "en"),
+        ("انفجار في كرمان", "ar"), ("انفجار در کرمان", "fa"), ("پیام", "fa"), ("الدولة في کرمان", "ar"),
+        ("ISIS claimed the attack in كرمان", "en"), ("تبنى تنظيم الدولة الهجوم ISIS", "ar"), ("😀 ١٢٣", "ar"),  # Arabic-Indic digits are Arabic script
+        ("abc ـ", "en"), ("abc دول", "ar"),  # as many Arabic-script letters as Latin ones: Arabic
+    ],
+)
+def test_script_language(text: str, expected: str | None) -> None:
+    from monitor.rules.language import script_language
+
+    assert script_language(text) == expected

@@ -32,6 +32,7 @@ ACTOR_TYPES = ("group", "government", "military", "media", "person")
 ACTOR_KEYS = ("id", "type", "title", "names", "accounts", "member_of", "description")
 REF_PREFIX = "@actor:"
 _GLOB_CHARS = set("*?[")
+MAX_CACHED_CHANNELS = 10_000  # posted_by answers remembered per (platform, channel, id, title)
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,8 +122,18 @@ class ActorTagger:
     def __len__(self) -> int:
         return len(self.actors)
 
-    def posted_by(self, msg: Message) -> set[str]:
-        """Actors one of whose accounts posted ``msg``."""
+    def posted_by(self, msg: Message) -> frozenset[str]:
+        """Actors one of whose accounts posted ``msg`` (remembered per channel)."""
+        key = (msg.platform, msg.channel, msg.channel_id, msg.channel_title)
+        cache = self.__dict__.setdefault("_posted", {})
+        got = cache.get(key)
+        if got is None:
+            if len(cache) >= MAX_CACHED_CHANNELS:
+                cache.clear()
+            got = cache[key] = frozenset(self._posted_by(msg))
+        return got
+
+    def _posted_by(self, msg: Message) -> set[str]:
         found: set[str] = set()
         if self._exact:
             for value in (msg.channel, msg.channel_id, msg.channel_title):

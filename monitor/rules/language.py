@@ -13,6 +13,8 @@ from ..model import Message
 
 _ARABIC_SCRIPT = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]")
 _LATIN = re.compile(r"[A-Za-z\u00C0-\u024F\u1E00-\u1EFF]")
+_ARABIC_RUNS = re.compile(_ARABIC_SCRIPT.pattern + "+")
+_LATIN_RUNS = re.compile(_LATIN.pattern + "+")
 _PERSIAN_STRONG = re.compile(r"[پچژگ]")  # letters Arabic does not use
 _PERSIAN_WEAK = re.compile(r"[کی]")  # Persian kaf/yeh, also typed in Arabic on Persian keyboards
 _TEH_MARBUTA = re.compile(r"[ةۃ]")  # in nearly every Arabic text, rare in Persian
@@ -34,8 +36,13 @@ def script_language(text: str) -> str | None:
     """``fa``, ``ar``, ``en`` or None from the letters of ``text``."""
     if not text:
         return None
-    arabic = len(_ARABIC_SCRIPT.findall(text))
-    latin = len(_LATIN.findall(text))
+    if text.isascii():  # no Arabic script: Latin letters or nothing
+        return "en" if _LATIN.search(text) else None
+    if _LATIN.search(text) is None:
+        arabic, latin = (0 if _ARABIC_SCRIPT.search(text) is None else 1), 0
+    else:  # counted in runs (one string per word, not per letter)
+        arabic = sum(map(len, _ARABIC_RUNS.findall(text)))
+        latin = sum(map(len, _LATIN_RUNS.findall(text)))
     if arabic and arabic >= latin:
         if _PERSIAN_STRONG.search(text):
             return "fa"

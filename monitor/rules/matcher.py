@@ -20,10 +20,15 @@ Compilation (on load and on every reload):
   ``claim and common_word`` costs nothing on the many messages that only have the common word.
   Rules whose condition can be true with nothing found (``not denial``) are evaluated always.
 
+* Each rule also gets "gates" (:func:`required_sets`): further sets of words its condition
+  needs besides the anchor (the other groups of a ``near``, the other side of an ``and``), so a
+  candidate rule whose other needed words are all absent is dropped with one set test.
+
 Per message: ``scan_text`` (one ``str.translate``), a split into words and one cached lookup
-per word, the anchor lookup, then short-circuit condition bytecode with lazily evaluated
-selections. Positions (phrases, ``near``) are computed only when a candidate rule needs them,
-and character spans in the original text only for hits.
+per word, the anchor lookup, the gates, then the rule's condition (a Python expression in
+which one-word ``any`` selections are set tests on the found words; other selections are
+evaluated lazily and memoised per message). Positions (phrases, ``near``) are computed only
+when a candidate rule needs them, and character spans in the original text only for hits.
 """
 
 from __future__ import annotations
@@ -31,14 +36,14 @@ from __future__ import annotations
 import re
 import sys
 import time
-from itertools import chain
-from operator import itemgetter
+from itertools import chain, compress, count, repeat
+from operator import contains, itemgetter
 from typing import Callable, Iterable, Sequence
 
 import ahocorasick
 
 from ..model import Hit, Match, Message, make_url
-from .anchors import REGEX_COST, word_cost
+from .anchors import REGEX_COST, rarest_word, word_cost
 from .condition import run_program
 from .gcpause import paused_gc
 from .language import message_language
@@ -53,7 +58,9 @@ _TOKEN = re.compile(r"\S+")
 _second = itemgetter(1)
 _span = re.Match.span
 _NOTHING: frozenset[int] = frozenset()
+_NO_WORDS: frozenset[int] = frozenset()
 _PIECES: frozenset[int] = frozenset({-1})
+_FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}
 _PIECE = -1  # in a word's lookup result: the word is a Persian piece (ها، ای، می ...), see merged_pairs
 MAX_CACHED_WORDS = 200_000  # per field: words whose lookup is remembered (then the cache starts over)
 MAX_CACHED_WORD_CHARS = 64
@@ -287,8 +294,12 @@ class _Alts:
             by_first = self.by_first
             for k in self.keys.intersection(found):
                 for p in by_first[k]:
-                    if scan.term_spans(p):
-                        return True
+                    for w in p:  # every word found (term_spans would say [] at once otherwise)
+                        if w not in found:
+                            break
+                    else:
+                        if scan.term_spans(p):
+                            return True
         return False
 
     def starts(self, scan: "_Scan") -> list[int]:
@@ -584,15 +595,16 @@ def _condition_function(source: str | None) -> Callable[[Callable[[int], bool]],
 
 
 class _Rule:
-    __slots__ = ("rule", "sels", "program", "positive", "sources", "languages", "hit", "cond_src", "test")
+    __slots__ = ("rule", "sels", "program", "positive", "sources", "languages", "hit", "cond_src", "test", "gates", "fast")
 
     def __getstate__(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__ if k != "test"}
+        return {k: getattr(self, k) for k in self.__slots__ if k not in ("test", "fast")}
 
     def __setstate__(self, state: dict) -> None:
         for k, v in state.items():
             setattr(self, k, v)
         self.test = _condition_function(self.cond_src)
+        self.fast = None
 
     def __init__(
         self, rule: Rule, sels: list[_Sel], default_destinations: tuple[str, ...], sources: "_Sources | None",
@@ -611,9 +623,11 @@ class _Rule:
                 shapes[shape] = got
         self.program, self.cond_src = got
         self.test = _condition_function(self.cond_src)
+        self.fast: tuple | None = None  # (condition with inlined word tests, uses the text's words): first use
         self.positive = [i for i, s in enumerate(sels) if s.name in rule.condition.positive]
         self.sources = sources
         self.languages = rule.languages
+        self.gates: tuple[tuple[frozenset[int], tuple[str, ...]], ...] | None = None  # see _rule_gates
         self.hit = dict(
             rule_id=rule.id,
             rule_hash=rule.hash,
@@ -624,6 +638,32 @@ class _Rule:
             tags=tuple(rule.tags),
             kind=rule.kind,
         )
+
+
+_CALL = re.compile(r"\bt\((\d+)\)")
+
+
+def _fast_test(cr: _Rule) -> tuple[Callable[[Callable[[int], bool], "set[int] | frozenset[int]"], bool], bool]:
+    """The rule's condition as ``f(t, found)``: an ``any`` selection of one-word terms on the
+    text is tested in place (``not singles.isdisjoint(found)``, what :meth:`_Alts.present`
+    answers for it; ``found``: the text's found words), every other selection through ``t``
+    (memoised per message). Returns ``(f, whether f uses found)``."""
+    if cr.cond_src is None:  # nested too deeply for a Python expression
+        program = cr.program
+        return (lambda t, found: run_program(program, t)), False
+    ns: dict[str, object] = {"_at_least": _at_least}
+
+    def inline(m: re.Match[str]) -> str:
+        i = int(m.group(1))
+        sel = cr.sels[i]
+        alts = sel.alts
+        if sel.field == "text" and alts is not None and not alts.keys:
+            ns[f"s{i}"] = alts.singles
+            return f"(not s{i}.isdisjoint(found))"
+        return m.group(0)
+
+    source = _CALL.sub(inline, cr.cond_src)
+    return eval(f"lambda t, found: {source}", ns), len(ns) > 1  # noqa: S307 - built from the parsed tree
 
 
 class _Scan:
@@ -666,6 +706,15 @@ class _Scan:
                     self.extra.append((i, ws))
                     found |= ws
 
+    @property
+    def scanned(self) -> bool:
+        """False when the field has no words to find (its text was not looked at)."""
+        return bool(self.st) or not self.text
+
+    def has_letters(self, letters: str) -> bool:
+        """Whether ``letters`` (no spaces) occur in :attr:`st`."""
+        return letters in self.st
+
     def occurrences(self, wid: int) -> list[tuple[int, int]]:
         """Sorted (start, end) token spans where word ``wid`` was found."""
         pos = self._positions
@@ -673,12 +722,18 @@ class _Scan:
             pos = self._positions = {}
         got = pos.get(wid)
         if got is None:
-            got = [(i, i + 1) for i, ws in enumerate(self.sets) if wid in ws]
+            # the token indexes whose lookup holds wid, found at C level
+            got = [(i, i + 1) for i in compress(count(), map(contains, self.sets, repeat(wid)))]
             if self.extra:
                 got.extend((i, i + 2) for i, ws in self.extra if wid in ws)
                 got.sort()
             pos[wid] = got
         return got
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Characters of the original text covered by tokens ``[start, end)``."""
+        bounds = self.bounds()
+        return text_span(self.text, self.offsets(), bounds[start][0], bounds[end - 1][1])
 
     def present(self, alts: _Alts) -> bool:
         """Whether one of the alternatives occurs (memo per message: shared between rules)."""
@@ -774,6 +829,110 @@ def _near_window(starts: list[list[int]], within: int) -> list[int] | None:
     return None
 
 
+MAX_GATES = 4  # per rule
+
+
+def required_sets(tree: tuple, cost: Callable[[str], float]) -> list[frozenset[str]]:
+    """Sets of selection names such that, for the condition to be true, at least one selection
+    of EACH set must be true (a conjunction of necessary sets, cheapest first; empty when none
+    is known). :func:`~monitor.rules.condition.necessary_selections` gives one such set (the
+    rule's anchor); the others let a candidate rule be dropped with a set test (a "gate")."""
+
+    def set_cost(s: frozenset[str]) -> float:
+        return sum(cost(n) for n in s)
+
+    def cheapest(sets: list[frozenset[str]]) -> list[frozenset[str]]:
+        return sorted(set(sets), key=lambda s: (set_cost(s), sorted(s)))[:MAX_GATES + 1]
+
+    def union_of_best(subs: list[list[frozenset[str]]]) -> list[frozenset[str]]:
+        # (a and b) or c: {a, c} and {b, c} are both necessary; the products are bounded
+        if not subs or any(not x for x in subs):
+            return []
+        out: list[frozenset[str]] = [frozenset()]
+        for x in subs:
+            out = cheapest([o | s for o in out for s in x])
+        return out
+
+    results: dict[int, tuple[list[frozenset[str]], list[frozenset[str]]]] = {}  # (for true, for false)
+    stack: list[tuple[tuple, bool]] = [(tree, False)]
+    while stack:
+        node, done = stack.pop()
+        kind = node[0]
+        if kind == "sel":
+            results[id(node)] = ([frozenset({node[1]})], [])
+            continue
+        if kind == "atleast":
+            need, names = node[1], node[2]
+            if not names or need < 1:
+                results[id(node)] = ([], [])
+            else:
+                chosen = sorted(names, key=lambda n: (cost(n), n))[: len(names) - need + 1]
+                results[id(node)] = ([frozenset(chosen)], [])
+            continue
+        children = [node[1]] if kind == "not" else list(node[1])
+        if not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children)
+            continue
+        sub = [results[id(c)] for c in children]
+        if kind == "not":
+            results[id(node)] = (sub[0][1], sub[0][0])
+        elif kind == "and":
+            results[id(node)] = (cheapest([s for t, _ in sub for s in t]), union_of_best([f for _, f in sub]))
+        else:
+            results[id(node)] = (union_of_best([t for t, _ in sub]), cheapest([s for _, f in sub for s in f]))
+    return results[id(tree)][0]
+
+
+def _rule_gates(
+    rule: Rule, by_name: dict[str, _Sel], anchor_names: frozenset[str] | None
+) -> tuple[tuple[frozenset[int], tuple[str, ...]], ...] | None:
+    """Cheap necessary tests of a rule besides its anchor: (text word ids, letters) pairs; the
+    rule can only be true when, for every pair, one of the words was found in the text or one
+    of the letter runs occurs in its scan text. Only sets of ``text`` selections qualify."""
+    gates: list[tuple[frozenset[int], tuple[str, ...]]] = []
+
+    def add(words: "set[int] | frozenset[int]", letters: "set[str] | tuple[str, ...]") -> None:
+        gate = (frozenset(words), tuple(sorted(letters)))
+        if gate not in gates and len(gates) < MAX_GATES:
+            gates.append(gate)
+
+    for names in required_sets(rule.condition.tree, lambda n: by_name[n].cost):
+        if len(names) == 1:
+            sel = by_name[next(iter(names))]
+            if sel.field == "text" and sel.op in ("near", "all") and sel.anchors:
+                # every group of a near, every term of an all is needed: one gate each (the
+                # rarest word of each of its terms), except the anchor's own
+                if sel.op == "near":
+                    parts = [[sel.term_wids[t][rarest_word(sel.sel.terms[t])[0]] for t in g] for g in sel.groups]
+                else:
+                    parts = [[w[rarest_word(t)[0]]] for w, t in zip(sel.term_wids, sel.sel.terms)]
+                for words in parts:
+                    if frozenset(words) != frozenset(sel.anchors):
+                        add(words, ())
+                continue
+        if names == anchor_names:
+            continue
+        words: set[int] = set()
+        letters: set[str] = set()
+        for n in names:
+            sel = by_name[n]
+            if sel.field != "text":
+                break
+            if sel.anchor_regex:
+                lits = [required_literal(p) for p in sel.sel.regexes]
+                if not lits or None in lits:
+                    break
+                letters.update(lits)  # type: ignore[arg-type]
+            elif sel.anchors:
+                words.update(sel.anchors)
+            else:
+                break
+        else:
+            add(words, letters)
+    return tuple(gates) or None
+
+
 class Matcher:
     """All rules of a :class:`RuleSet`, compiled; ``match(msg)`` returns the hits."""
 
@@ -822,6 +981,7 @@ class Matcher:
                         anchor_groups[gkey] = (target, sel.anchors, [ri])
                     elif group[2][-1] != ri:
                         group[2].append(ri)
+            compiled.gates = _rule_gates(rule, by_name, anchor_names)
             for sel in sels:
                 sel.anchors = ()
         _register_anchors(anchor_groups.values())
@@ -847,6 +1007,7 @@ class Matcher:
             self._actor_single = {k: tuple(dict.fromkeys(v)) for k, v in single.items()}
             self._actor_phrases = {k: tuple(v) for k, v in phrases.items()}
         self._actor_phrase_keys = frozenset(self._actor_phrases)
+        self._actor_single_keys = frozenset(self._actor_single)
         for index in self.fields.values():
             index.build()
         self._eager = [(name, idx) for name, idx in self.fields.items() if idx.eager]
@@ -876,10 +1037,8 @@ class Matcher:
         found = scan.found
         named: set[str] = set()
         single = self._actor_single
-        for w in found:
-            got = single.get(w)
-            if got:
-                named.update(got)
+        for w in self._actor_single_keys.intersection(found):
+            named.update(single[w])
         for k in self._actor_phrase_keys.intersection(found):
             for aid, wids in self._actor_phrases[k]:
                 if aid not in named and scan.term_spans(wids):
@@ -953,12 +1112,14 @@ class Matcher:
         actors: tuple[str, ...] | None = None  # computed once, for the first hit
         lang: list[str | None] = []
         memo: dict[int, bool] = {}
+        memo_get = memo.get
         rules = self._rules
+        fields = self.fields
 
         def scan_of(field: str) -> _Scan:
             s = scans.get(field)
             if s is None:
-                s = scans[field] = _Scan(self.fields[field], field_value(msg, field))
+                s = scans[field] = _Scan(fields[field], field_value(msg, field))
             return s
 
         sources_memo: dict[int, bool] = {}
@@ -966,13 +1127,29 @@ class Matcher:
 
         def truth(i: int) -> bool:
             sel = sels[i]
-            v = memo.get(sel.uid)
+            v = memo_get(sel.uid)
             if v is None:
-                v = memo[sel.uid] = _evaluate(sel, scan_of(sel.field))
+                scan = scans.get(sel.field) or scan_of(sel.field)
+                alts = sel.alts
+                # an 'any' selection's uid is its alternatives': no second memo on the scan
+                v = memo[sel.uid] = alts.present(scan) if alts is not None else _evaluate(sel, scan)
             return v
 
+        text_scan = scans.get("text")
         for ri in cands:
             cr = rules[ri]
+            gates = cr.gates  # cheapest first: set tests on the text's words
+            if gates is not None:
+                if text_scan is None:
+                    text_scan = scan_of("text")
+                found = text_scan.found
+                for words, letters in gates:
+                    if words.isdisjoint(found) and not (letters and any(map(text_scan.has_letters, letters))):
+                        break
+                else:
+                    gates = None
+                if gates is not None:
+                    continue
             src = cr.sources
             if src is not None:
                 ok = sources_memo.get(src.uid)
@@ -986,8 +1163,16 @@ class Matcher:
                 if lang[0] not in cr.languages:
                     continue
             sels = cr.sels
-            test = cr.test
-            if test(truth) if test is not None else run_program(cr.program, truth):
+            fast = cr.fast
+            if fast is None:
+                fast = cr.fast = _fast_test(cr)
+            if fast[1]:  # it tests words of the text in place
+                if text_scan is None:
+                    text_scan = scan_of("text")
+                found = text_scan.found
+            else:
+                found = _NO_WORDS
+            if fast[0](truth, found):
                 if actors is None:
                     actors = self.actors_of(msg, scan_of("text")) if self.actors is not None else ()
                 hits.append(self._hit(cr, truth, scan_of, actors))
@@ -1003,10 +1188,12 @@ class Matcher:
             if truth(i):
                 sel = cr.sels[i]
                 matches.extend(_explain(sel, scan_of(sel.field)))
-        # terms that normalise alike (كرمان, کرمان) find the same words: report each span once
-        unique = list({(m.selection, m.field, m.start, m.end): m for m in reversed(matches)}.values())
-        unique.sort(key=lambda m: (FIELDS.index(m.field), m.start, m.end, m.selection))
-        return Hit(matches=tuple(unique[:MAX_MATCHES_PER_HIT]), actors=actors, **cr.hit)
+        if len(matches) > 1:
+            # terms that normalise alike (كرمان, کرمان) find the same words: report each span once
+            unique = list({(m.selection, m.field, m.start, m.end): m for m in reversed(matches)}.values())
+            unique.sort(key=lambda m: (_FIELD_ORDER[m.field], m.start, m.end, m.selection))
+            matches = unique[:MAX_MATCHES_PER_HIT]
+        return Hit(matches=tuple(matches), actors=actors, **cr.hit)
 
 
 def _register_anchors(groups: "Iterable[tuple[dict, tuple[int, ...], list[int]]]") -> None:
@@ -1030,11 +1217,10 @@ def _register_anchors(groups: "Iterable[tuple[dict, tuple[int, ...], list[int]]]
 def _regex_may_match(index: _FieldIndex, scan: _Scan) -> bool:
     """False when no anchor regex of the field can match (their required letters are absent)."""
     gates = index.regex_gates
-    st = scan.st
-    if gates is None or (not st and scan.text):  # no words on the field: the text was not scanned
+    if gates is None or not scan.scanned:  # no words on the field: the text was not scanned
         return True
     for g in gates:
-        if g in st:
+        if scan.has_letters(g):
             return True
     return False
 
@@ -1074,19 +1260,24 @@ def _outermost(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
     """The matches of a true selection, with spans in the original field text."""
     text = scan.text
-    offsets = scan.offsets()
     out: list[Match] = []
+    name, field = sel.name, sel.field
 
     def add(term: str, start: int, end: int) -> None:
-        bounds = scan.bounds()
-        s, e = text_span(text, offsets, bounds[start][0], bounds[end - 1][1])
-        out.append(Match(sel.name, term, s, e, sel.field))
+        s, e = scan.span(start, end)
+        out.append(Match(name, term, s, e, field))
 
-    terms: list[Term] = list(sel.sel.terms)
+    terms: Sequence[Term] = sel.sel.terms
     if sel.op in ("any", "all"):
+        term_wids = sel.term_wids
         for t in sel.found_terms(scan.found):
-            for s, e in _outermost(scan.term_spans(sel.term_wids[t]))[:MAX_MATCHES_PER_HIT]:
-                add(terms[t].raw, s, e)
+            spans = scan.term_spans(term_wids[t])
+            if not spans:
+                continue
+            raw = terms[t].raw
+            for s, e in (_outermost(spans) if len(spans) > 1 else spans)[:MAX_MATCHES_PER_HIT]:
+                a, b = scan.span(s, e)
+                out.append(Match(name, raw, a, b, field))
     elif sel.op == "near":
         window = _near_window(_group_starts(sel, scan), sel.within)
         if window is not None:
@@ -1099,6 +1290,7 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
                         add(terms[t].raw, i, ends[0])
                         break
     else:
+        offsets = scan.offsets()
         matched = scan.regex_matched()
         for pattern, rid in zip(sel.sel.regexes, [scan.index.regex_ids[p] for p in sel.sel.regexes]):
             if rid not in matched:
