@@ -226,15 +226,18 @@ def pct(values: list[float], p: float) -> float:
     return values[k]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_archive_args(ap: argparse.ArgumentParser) -> None:
+    """The options of the bench archive (shared with web_bench.py)."""
     ap.add_argument("--messages", type=int, default=1_000_000)
-    ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--vocab", type=int, default=60_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", help="Build (or reuse, if it exists) the archive at this path and keep it.")
-    args = ap.parse_args()
 
+
+def bench_archive(args: argparse.Namespace, prefix: str, after_build=None):
+    """The vocabulary, the entities and the archive's path (built unless ``--keep`` names an
+    existing one; ``after_build(path)`` runs after a build); the temporary folder (or None)
+    must stay referenced while the archive is used."""
     rng = random.Random(args.seed)
     vocab = make_vocab(rng, args.vocab)
     entities = make_entities(vocab, rng)
@@ -242,12 +245,23 @@ def main() -> None:
     if args.keep:
         path = args.keep
     else:
-        tmp = tempfile.TemporaryDirectory(prefix="cw-search-bench-")
+        tmp = tempfile.TemporaryDirectory(prefix=prefix)
         path = os.path.join(tmp.name, "bench.db")
     if not os.path.exists(path):
         print(f"building {args.messages:,} messages at {path}", file=sys.stderr)
         secs = build(path, args.messages, args.seed, vocab, entities)
+        if after_build is not None:
+            after_build(path)
         print(f"build: {args.messages:,} messages in {secs:.1f}s ({args.messages / secs:,.0f} msg/s)")
+    return vocab, entities, path, tmp
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_archive_args(ap)
+    ap.add_argument("--queries", type=int, default=200)
+    args = ap.parse_args()
+    vocab, entities, path, tmp = bench_archive(args, "cw-search-bench-")
     size = sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
     archive = Archive.open(path, readonly=True)
     n_msgs = archive.conn.execute("SELECT count(*) FROM messages").fetchone()[0]

@@ -21,7 +21,6 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -29,7 +28,7 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_bench import build, make_entities, make_vocab  # noqa: E402
+from search_bench import add_archive_args, bench_archive  # noqa: E402
 
 from monitor.archive import Archive  # noqa: E402
 
@@ -176,26 +175,10 @@ def pct(values: list[float], p: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--messages", type=int, default=1_000_000)
+    add_archive_args(ap)
     ap.add_argument("--requests", type=int, default=40, help="URLs timed per page")
-    ap.add_argument("--vocab", type=int, default=60_000)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--keep", help="Build (or reuse, if it exists) the archive at this path and keep it.")
     args = ap.parse_args()
-    rng = random.Random(args.seed)
-    vocab = make_vocab(rng, args.vocab)
-    entities = make_entities(vocab, rng)
-    tmp = None
-    if args.keep:
-        path = args.keep
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="cw-web-bench-")
-        path = os.path.join(tmp.name, "bench.db")
-    if not os.path.exists(path):
-        print(f"building {args.messages:,} messages at {path}", file=sys.stderr)
-        secs = build(path, args.messages, args.seed, vocab, entities)
-        enrich(path, args.seed)
-        print(f"build: {args.messages:,} messages in {secs:.1f}s")
+    vocab, entities, path, tmp = bench_archive(args, "cw-web-bench-", lambda p: enrich(p, args.seed))
     a = Archive.open(path, readonly=True)
     n_msgs, n_hits, n_inc = (a.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                              for t in ("messages", "hits", "incidents"))
