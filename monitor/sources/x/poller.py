@@ -3,6 +3,8 @@
 * 429: wait until ``x-rate-limit-reset`` (+1 s), then retry; a monthly usage-cap 429
   is not retried (:class:`UsageCapped`).
 * 5xx and network errors: exponential backoff with a cap, then :class:`RequestFailed`.
+
+The retrying is tenacity's (:class:`Caller`).
 * 401: :class:`~monitor.sources.base.SourceStopped` ("X: invalid bearer token").
 * 403: :class:`EndpointForbidden` naming the endpoint and the access level it needs.
 * other 4xx (bad query, unknown id): :class:`RequestFailed` with ``permanent=True``.
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import aiohttp
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tweepy.errors import (
     BadRequest,
     Forbidden,
@@ -150,9 +153,21 @@ class RetryPolicy:
     rate_margin: float = 1.0
 
 
+class _TryAgain(Exception):
+    """One attempt failed in a way another attempt may fix: rate limited, or transient."""
+
+    def __init__(self, why: str, *, rate_limited: bool = False, reset: int | None = None) -> None:
+        super().__init__(why)
+        self.why = why
+        self.rate_limited = rate_limited
+        self.reset = reset
+
+
 @dataclass
 class Caller:
-    """Runs one API call with the retry policy."""
+    """Runs one API call with the retry policy (tenacity): a 429 waits for the rate-limit
+    reset, at most ``max_rate_waits`` times; a 5xx or network error backs off exponentially,
+    at most ``max_attempts`` attempts; both counted per request."""
 
     api: XApi
     sleep: Sleep = asyncio.sleep
@@ -165,68 +180,93 @@ class Caller:
         await self.sleep(seconds)
 
     async def call(self, endpoint: str, make: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
-        attempts = 0
-        rate_waits = 0
         p = self.policy
-        while True:
-            until = self.api.exhausted_until(endpoint, self.clock())
-            if until is not None:
-                await self._wait(endpoint, until - self.clock() + p.rate_margin, "rate limit: 0 requests remaining")
-            try:
-                return await make()
-            except Unauthorized:
+        failures = {"rate": 0, "transient": 0}
+
+        def failed(state: RetryCallState) -> _TryAgain:
+            exc = state.outcome.exception() if state.outcome else None
+            assert isinstance(exc, _TryAgain)
+            return exc
+
+        def count(state: RetryCallState) -> None:
+            failures["rate" if failed(state).rate_limited else "transient"] += 1
+
+        def wait(state: RetryCallState) -> float:
+            exc = failed(state)
+            if exc.rate_limited:
+                return max(0.0, self._rate_delay(endpoint, exc.reset, failures["rate"]))
+            return min(p.backoff_cap, p.backoff_base * 2 ** (failures["transient"] - 1))
+
+        def stop(state: RetryCallState) -> bool:
+            return failures["rate"] > p.max_rate_waits or failures["transient"] >= p.max_attempts
+
+        def give_up(state: RetryCallState) -> dict[str, Any]:
+            if failed(state).rate_limited:
+                raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]} still rate limited after "
+                                    f"{p.max_rate_waits} waits")
+            raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]} failed {failures['transient']} times "
+                                f"({failed(state).why})")
+
+        def before_sleep(state: RetryCallState) -> None:
+            seconds = state.next_action.sleep if state.next_action else 0.0
+            log.warning("x: waiting", endpoint=ENDPOINTS[endpoint], seconds=round(seconds, 1),
+                        reason=failed(state).why)
+
+        retrying = AsyncRetrying(retry=retry_if_exception_type(_TryAgain), after=count, wait=wait, stop=stop,
+                                 before_sleep=before_sleep, sleep=self.sleep, retry_error_callback=give_up)
+        return await retrying(self._attempt, endpoint, make)
+
+    async def _attempt(self, endpoint: str, make: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """One request: its result, a final error, or :class:`_TryAgain`."""
+        until = self.api.exhausted_until(endpoint, self.clock())
+        if until is not None:
+            await self._wait(endpoint, until - self.clock() + self.policy.rate_margin,
+                             "rate limit: 0 requests remaining")
+        try:
+            return await make()
+        except Unauthorized:
+            raise SourceStopped(INVALID_TOKEN) from None
+        except Forbidden as exc:
+            body = await error_body(exc)
+            raise EndpointForbidden(endpoint, forbidden_message(endpoint, body, exc)) from None
+        except TooManyRequests as exc:
+            body = await error_body(exc)
+            if is_usage_cap(body):
+                raise UsageCapped(
+                    endpoint, f"X: monthly usage cap reached ({_detail(body, exc)}); no reads until it resets"
+                ) from None
+            raise _TryAgain("429 Too Many Requests", rate_limited=True, reset=reset_header(exc)) from None
+        except (BadRequest, NotFound) as exc:
+            body = await error_body(exc)
+            params = bad_parameters(body)
+            raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]}: {_detail(body, exc)}",
+                                permanent=not (params & COMPUTED_PARAMETERS), parameters=params) from None
+        except TwitterServerError as exc:
+            raise _TryAgain(f"{exc.response.status} server error") from None
+        except HTTPException as exc:  # another 4xx
+            body = await error_body(exc)
+            raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]}: {_detail(body, exc)}", permanent=True) from None
+        except (aiohttp.ClientResponseError, AttributeError, TypeError, ValueError) as exc:
+            # tweepy could not read the body: an HTML page from a proxy, JSON that is not
+            # an object, a 2xx that is not JSON. Decide by the HTTP status.
+            if isinstance(exc, aiohttp.ClientResponseError):
+                status: int | None = exc.status
+            else:
+                status = self.api.rate(endpoint).status
+                if not isinstance(exc, ValueError) and (status is None or status < 400):
+                    raise  # not a response problem: a bug
+            why = f"HTTP {status}: unreadable response ({type(exc).__name__})"
+            if status == 401:
                 raise SourceStopped(INVALID_TOKEN) from None
-            except Forbidden as exc:
-                body = await error_body(exc)
-                raise EndpointForbidden(endpoint, forbidden_message(endpoint, body, exc)) from None
-            except TooManyRequests as exc:
-                body = await error_body(exc)
-                if is_usage_cap(body):
-                    raise UsageCapped(
-                        endpoint, f"X: monthly usage cap reached ({_detail(body, exc)}); no reads until it resets"
-                    ) from None
-                rate_waits += 1
-                if rate_waits > p.max_rate_waits:
-                    raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]} still rate limited after "
-                                        f"{p.max_rate_waits} waits") from None
-                await self._wait(endpoint, self._rate_delay(endpoint, reset_header(exc), rate_waits),
-                                 "429 Too Many Requests")
-            except (BadRequest, NotFound) as exc:
-                body = await error_body(exc)
-                params = bad_parameters(body)
-                raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]}: {_detail(body, exc)}",
-                                    permanent=not (params & COMPUTED_PARAMETERS), parameters=params) from None
-            except TwitterServerError as exc:
-                attempts = await self._backoff(endpoint, attempts, f"{exc.response.status} server error")
-            except HTTPException as exc:  # another 4xx
-                body = await error_body(exc)
-                raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]}: {_detail(body, exc)}", permanent=True) from None
-            except (aiohttp.ClientResponseError, AttributeError, TypeError, ValueError) as exc:
-                # tweepy could not read the body: an HTML page from a proxy, JSON that is not
-                # an object, a 2xx that is not JSON. Decide by the HTTP status.
-                if isinstance(exc, aiohttp.ClientResponseError):
-                    status: int | None = exc.status
-                else:
-                    status = self.api.rate(endpoint).status
-                    if not isinstance(exc, ValueError) and (status is None or status < 400):
-                        raise  # not a response problem: a bug
-                why = f"HTTP {status}: unreadable response ({type(exc).__name__})"
-                if status == 401:
-                    raise SourceStopped(INVALID_TOKEN) from None
-                if status == 403:
-                    raise EndpointForbidden(endpoint, forbidden_message(endpoint, {}, exc)) from None
-                if status == 429:
-                    rate_waits += 1
-                    if rate_waits > p.max_rate_waits:
-                        raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]} still rate limited") from None
-                    await self._wait(endpoint, self._rate_delay(endpoint, None, rate_waits),
-                                     "429 Too Many Requests")
-                elif status is not None and 400 <= status < 500:
-                    raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]}: {why}", permanent=True) from None
-                else:
-                    attempts = await self._backoff(endpoint, attempts, why)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                attempts = await self._backoff(endpoint, attempts, f"network: {type(exc).__name__}: {exc}")
+            if status == 403:
+                raise EndpointForbidden(endpoint, forbidden_message(endpoint, {}, exc)) from None
+            if status == 429:
+                raise _TryAgain("429 Too Many Requests", rate_limited=True) from None
+            if status is not None and 400 <= status < 500:
+                raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]}: {why}", permanent=True) from None
+            raise _TryAgain(why) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _TryAgain(f"network: {type(exc).__name__}: {exc}") from None
 
     def _rate_delay(self, endpoint: str, reset: int | None, rate_waits: int) -> float:
         """Until ``x-rate-limit-reset`` (+margin); a missing or past reset waits 60 s, 120 s, ..."""
@@ -235,14 +275,6 @@ class Caller:
         if reset is not None and reset - self.clock() > 0:
             return reset - self.clock() + p.rate_margin
         return p.rate_fallback * rate_waits
-
-    async def _backoff(self, endpoint: str, attempts: int, why: str) -> int:
-        attempts += 1
-        p = self.policy
-        if attempts >= p.max_attempts:
-            raise RequestFailed(endpoint, f"X: {ENDPOINTS[endpoint]} failed {attempts} times ({why})")
-        await self._wait(endpoint, min(p.backoff_cap, p.backoff_base * 2 ** (attempts - 1)), why)
-        return attempts
 
 
 @dataclass
