@@ -432,6 +432,10 @@ EXAMPLES = [
     ('statement-condemn-en', 'The UAE affirmed its strong condemnation of these criminal acts and its rejection of all forms of terrorism.', dict(**X, lang="en"), True),
     ('claim-formula-en', 'Az-Zallaqa: our brothers carried out an attack on the Malian army and Wagner mercenaries near Timbuktu, killing dozens of them.', dict(**X, lang="en"), True),
     ('claim-formula-en', 'Our brothers carried out an audit of the accounts and launched a new charity drive.', dict(**X, lang="en"), False),
+    ('claim-formula-en', 'The attack on the convoy was carried out by al-Shabaab, a regional governor told reporters.', dict(**X, lang="en"), False),
+    ('statement-comment-en', 'The attack on the convoy was carried out by al-Shabaab, a regional governor told reporters.', dict(**X, lang="en"), True),
+    ('claim-formula-en', '“The attack was carried out by our martyrdom-seeking fighters,” a spokesman for the Majeed Brigade said.', dict(**X, lang="en"), True),
+    ('claim-formula-en', 'The statement said the attack was in retaliation for the killing of its leader, and vowed more operations against the occupiers.', dict(**X, lang="en"), True),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
