@@ -436,6 +436,13 @@ EXAMPLES = [
     ('statement-comment-en', 'The attack on the convoy was carried out by al-Shabaab, a regional governor told reporters.', dict(**X, lang="en"), True),
     ('claim-formula-en', '“The attack was carried out by our martyrdom-seeking fighters,” a spokesman for the Majeed Brigade said.', dict(**X, lang="en"), True),
     ('claim-formula-en', 'The statement said the attack was in retaliation for the killing of its leader, and vowed more operations against the occupiers.', dict(**X, lang="en"), True),
+    ('claim-en', 'Iran-backed Iraqi group says it attacked US base in Syria with drones', dict(**X, lang="en"), True),
+    ('claim-en', 'The hotel group said it launched a new brand for budget travellers.', dict(**X, lang="en"), False),
+    ('claim-en', 'The faction said it fired its leader after a corruption scandal.', dict(**X, lang="en"), False),
+    ('claim-formula-en', 'Militants storm army camp in central Mali, JNIM says', dict(**X, lang="en"), True),
+    ('claim-formula-en', 'Insurgents kill 12 soldiers in ambush in Cabo Delgado, Islamic State says', dict(**X, lang="en"), True),
+    ('claim-formula-en', 'Israeli strike kills 20 at school sheltering displaced people, Hamas says', dict(**X, lang="en"), False),
+    ('claim-formula-en', 'Seven fighters killed as Israeli jets pound positions in south Lebanon, Hezbollah says', dict(**X, lang="en"), False),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
