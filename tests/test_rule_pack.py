@@ -443,6 +443,8 @@ EXAMPLES = [
     ('claim-formula-en', 'Insurgents kill 12 soldiers in ambush in Cabo Delgado, Islamic State says', dict(**X, lang="en"), True),
     ('claim-formula-en', 'Israeli strike kills 20 at school sheltering displaced people, Hamas says', dict(**X, lang="en"), False),
     ('claim-formula-en', 'Seven fighters killed as Israeli jets pound positions in south Lebanon, Hezbollah says', dict(**X, lang="en"), False),
+    ('claim-en', 'TheHouthis claimed the missile attack on the tanker in the Red Sea.', dict(**X, lang="en"), True),
+    ('claim-en', "Hamas rejected the Israeli army's claims that its fighters fired the rocket at the hospital.", dict(**X, lang="en"), False),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
