@@ -446,6 +446,10 @@ EXAMPLES = [
     ('claim-formula-en', 'Seven fighters killed as Israeli jets pound positions in south Lebanon, Hezbollah says', dict(**X, lang="en"), False),
     ('claim-en', 'TheHouthis claimed the missile attack on the tanker in the Red Sea.', dict(**X, lang="en"), True),
     ('claim-en', "Hamas rejected the Israeli army's claims that its fighters fired the rocket at the hospital.", dict(**X, lang="en"), False),
+    ('claim-en', 'The TTP, which claimed responsibility for the school massacre in Peshawar, is now split into rival factions.', dict(**X, lang="en"), False),
+    ('report-en', 'The TTP, which claimed responsibility for the school massacre in Peshawar, is now split into rival factions.', dict(**X, lang="en"), True),
+    ('claim-en', 'ISIS-K, which claimed the deadly airport bombing during the US withdrawal, remains the main threat in Afghanistan, analysts say.', dict(**X, lang="en"), False),
+    ('claim-en', 'The attack, which killed 12 soldiers, was claimed by the Islamic State in a statement on Telegram.', dict(**X, lang="en"), True),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
