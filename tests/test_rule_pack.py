@@ -450,6 +450,11 @@ EXAMPLES = [
     ('report-en', 'The TTP, which claimed responsibility for the school massacre in Peshawar, is now split into rival factions.', dict(**X, lang="en"), True),
     ('claim-en', 'ISIS-K, which claimed the deadly airport bombing during the US withdrawal, remains the main threat in Afghanistan, analysts say.', dict(**X, lang="en"), False),
     ('claim-en', 'The attack, which killed 12 soldiers, was claimed by the Islamic State in a statement on Telegram.', dict(**X, lang="en"), True),
+    ('statement-condemn-en', 'The foreign ministry said the Israeli strike on the consulate was a flagrant violation of international law.', dict(**X, lang="en"), True),
+    ('statement-condemn-en', 'The sports minister said the attack on the referee after the match was unacceptable.', dict(**X, lang="en"), False),
+    ('statement-comment-en', 'The president said the personal attacks on the judge were unacceptable and reckless.', dict(**X, lang="en"), False),
+    ('statement-threat-en', "Israel's defence minister said the military would continue to strike Hezbollah wherever it operates.", dict(**X, lang="en"), True),
+    ('statement-blame-en', 'The White House called the drone attack on the tanker reckless and said Iran bore responsibility.', dict(**X, lang="en"), True),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
