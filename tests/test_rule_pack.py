@@ -197,6 +197,12 @@ EXAMPLES = [
     ("claim-stance-fa", "کارشناس: داعش در تبلیغات خود نیروهای دولتی را مرتد می‌نامد", dict(**TG), False),
     ("claim-stance-fa", "«رژیم صهیونیستی با حمله به بیمارستان، ده‌ها بیمار را به شهادت رساند»، دشمن صهیونیستی باید پاسخگو باشد", dict(**TG), False),
     ("claim-formula-fa", "ارتش نیجریه اعلام کرد ۳۵ عضو بوکوحرام را در ایالت بورنو کشته است", dict(**TG), False),
+    ("claim-headline-fa", "توقیف یک کشتی اسرائیلی توسط نیروهای یمنی در دریای سرخ", dict(**TG), True),
+    ("claim-headline-fa", "حمله موشکی حماس به تل‌آویو؛ آژیرها در مرکز اسرائیل به صدا درآمد", dict(**TG), True),
+    ("claim-headline-fa", "حمله حماس در ۷ اکتبر؛ یک سال بعد", dict(**TG), False),
+    ("claim-headline-fa", "حملات حوثی‌ها به کشتی‌ها هزینه حمل و نقل را بالا برد", dict(**TG), False),
+    ("claim-headline-fa", "حمله طالبان به خبرنگاران؛ سازمان گزارشگران بدون مرز نگران است", dict(**TG), False),
+    ("claim-headline-fa", "عملیات مقاومت در برابر زلزله در ساختمان‌های تهران", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
