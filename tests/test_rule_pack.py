@@ -203,6 +203,9 @@ EXAMPLES = [
     ("claim-headline-fa", "حملات حوثی‌ها به کشتی‌ها هزینه حمل و نقل را بالا برد", dict(**TG), False),
     ("claim-headline-fa", "حمله طالبان به خبرنگاران؛ سازمان گزارشگران بدون مرز نگران است", dict(**TG), False),
     ("claim-headline-fa", "عملیات مقاومت در برابر زلزله در ساختمان‌های تهران", dict(**TG), False),
+    ("claim-stance-fa", "خبرگزاری اعماق: سربازان خلافت تجمعی از رافضه را در کرمان با دو عملیات استشهادی هدف قرار دادند", dict(**TG), True),
+    ("claim-stance-fa", "سرلشکر سلامی: رزمندگان اسلام دشمن صهیونیستی را در هم کوبیدند", dict(**TG), False),
+    ("claim-fa", "سرلشکر سلامی: رزمندگان اسلام دشمن صهیونیستی را در هم کوبیدند", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
@@ -358,6 +361,8 @@ EXAMPLES = [
     ("statement-threat-fa", "سرلشکر باقری: پاسخ ما به ماجراجویی دشمن فراتر از تصور خواهد بود", dict(**TG), True),
     ("statement-threat-fa", "وزیر آموزش و پرورش: پاسخ وزارتخانه به مطالبات معلمان فراتر از انتظار خواهد بود", dict(**TG), False),
     ("statement-condemn-fa", "وزیر خارجه سوئیس حمله به غیرنظامیان در غزه را محکوم کرد", dict(**TG), True),
+    ("statement-strike-fa", "سرلشکر سلامی: رزمندگان اسلام دشمن صهیونیستی را در هم کوبیدند", dict(**TG), True),
+    ("statement-strike-fa", "داعش: برادران مجاهد ما یک کاروان ارتش مرتد پاکستان را در باجور منهدم کردند", dict(**TG), False),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
