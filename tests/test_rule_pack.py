@@ -364,6 +364,9 @@ EXAMPLES = [
     ("statement-strike-fa", "سرلشکر سلامی: رزمندگان اسلام دشمن صهیونیستی را در هم کوبیدند", dict(**TG), True),
     ("statement-strike-fa", "داعش: برادران مجاهد ما یک کاروان ارتش مرتد پاکستان را در باجور منهدم کردند", dict(**TG), False),
     ("statement-strike-fa", "ارتش هند اعلام کرد سه شبهنظامی در درگیری با نیروهای امنیتی در کشمیر کشته شدند.", dict(**TG), True),
+    ("statement-threat-fa", "قاآنی: انتقام خون شهدا از رژیم صهیونیستی گرفته خواهد شد", dict(**TG), True),
+    ("statement-condemn-fa", "پسکوف حمله تروریستی به تالار کروکوس را جنایتی وحشیانه خواند", dict(**TG), True),
+    ("statement-threat-fa", "مربی تیم: انتقام شکست هفته گذشته را از رقیب خواهیم گرفت", dict(**TG), False),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
