@@ -206,6 +206,10 @@ EXAMPLES = [
     ("claim-stance-fa", "خبرگزاری اعماق: سربازان خلافت تجمعی از رافضه را در کرمان با دو عملیات استشهادی هدف قرار دادند", dict(**TG), True),
     ("claim-stance-fa", "سرلشکر سلامی: رزمندگان اسلام دشمن صهیونیستی را در هم کوبیدند", dict(**TG), False),
     ("claim-fa", "سرلشکر سلامی: رزمندگان اسلام دشمن صهیونیستی را در هم کوبیدند", dict(**TG), False),
+    ("claim-fa", "الشباب در سال 2013 مسئولیت حمله به مرکز خرید وست‌گیت را پذیرفت", dict(**TG), False),
+    ("report-fa", "الشباب در سال 2013 مسئولیت حمله به مرکز خرید وست‌گیت را پذیرفت", dict(**TG), True),
+    ("claim-fa", "داعش مسئولیت حمله امروز به مسجد را پذیرفت؛ این مرگبارترین حمله از سال ۲۰۲۱ است", dict(**TG), True),
+    ("report-fa", "این گروه مسئولیت حملات زیادی را در بلوچستان بر عهده گرفته است", dict(**TG), True),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
