@@ -210,6 +210,9 @@ EXAMPLES = [
     ("report-fa", "الشباب در سال 2013 مسئولیت حمله به مرکز خرید وست‌گیت را پذیرفت", dict(**TG), True),
     ("claim-fa", "داعش مسئولیت حمله امروز به مسجد را پذیرفت؛ این مرگبارترین حمله از سال ۲۰۲۱ است", dict(**TG), True),
     ("report-fa", "این گروه مسئولیت حملات زیادی را در بلوچستان بر عهده گرفته است", dict(**TG), True),
+    ("claim-formula-fa", "به گفته طالبان، در این حمله ۲۰ سرباز دولتی کشته شده‌اند", dict(**TG), True),
+    ("claim-formula-fa", "یک منبع امنیتی گفت احتمال دارد جیش العدل عامل این حمله باشد", dict(**TG), False),
+    ("claim-formula-fa", "این ویدیو که در شبکه‌های اجتماعی منتشر شده، به ادعای کاربران حمله پهپادی حوثی‌ها را نشان می‌دهد اما قدیمی است", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
@@ -371,6 +374,9 @@ EXAMPLES = [
     ("statement-threat-fa", "قاآنی: انتقام خون شهدا از رژیم صهیونیستی گرفته خواهد شد", dict(**TG), True),
     ("statement-condemn-fa", "پسکوف حمله تروریستی به تالار کروکوس را جنایتی وحشیانه خواند", dict(**TG), True),
     ("statement-threat-fa", "مربی تیم: انتقام شکست هفته گذشته را از رقیب خواهیم گرفت", dict(**TG), False),
+    ("statement-comment-fa", "گروه تروریستی «جیش الظلم» در کانال تلگرامی خود مدعی شد که پنج مامور پلیس را در زاهدان کشته است", dict(**TG), False),
+    ("statement-strike-fa", "گروه تروریستی «جیش الظلم» در کانال تلگرامی خود مدعی شد که پنج مامور پلیس را در زاهدان کشته است", dict(**TG), False),
+    ("statement-strike-fa", "وزارت دفاع افغانستان اعلام کرد در عملیات نیروهای امنیتی ۳۰ جنگجوی طالبان کشته شدند", dict(**TG), True),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
