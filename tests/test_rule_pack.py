@@ -377,6 +377,9 @@ EXAMPLES = [
     ("statement-comment-fa", "گروه تروریستی «جیش الظلم» در کانال تلگرامی خود مدعی شد که پنج مامور پلیس را در زاهدان کشته است", dict(**TG), False),
     ("statement-strike-fa", "گروه تروریستی «جیش الظلم» در کانال تلگرامی خود مدعی شد که پنج مامور پلیس را در زاهدان کشته است", dict(**TG), False),
     ("statement-strike-fa", "وزارت دفاع افغانستان اعلام کرد در عملیات نیروهای امنیتی ۳۰ جنگجوی طالبان کشته شدند", dict(**TG), True),
+    ("statement-strike-fa", "ارتش اسرائیل اعلام کرد فرمانده یگان موشکی حزب‌الله را در جنوب لبنان ترور کرده است", dict(**TG), True),
+    ("statement-strike-fa", "انهدام باند قاچاق مواد مخدر در کرمان", dict(**TG), False),
+    ("statement-blame-fa", "سخنگوی وزارت خارجه انگشت اتهام را به سوی رژیم صهیونیستی در حمله به کنسولگری گرفت", dict(**TG), True),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
