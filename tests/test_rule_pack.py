@@ -213,6 +213,12 @@ EXAMPLES = [
     ("claim-formula-fa", "به گفته طالبان، در این حمله ۲۰ سرباز دولتی کشته شده‌اند", dict(**TG), True),
     ("claim-formula-fa", "یک منبع امنیتی گفت احتمال دارد جیش العدل عامل این حمله باشد", dict(**TG), False),
     ("claim-formula-fa", "این ویدیو که در شبکه‌های اجتماعی منتشر شده، به ادعای کاربران حمله پهپادی حوثی‌ها را نشان می‌دهد اما قدیمی است", dict(**TG), False),
+    ("claim-fa", "یمنی‌ها یک کشتی اسرائیلی را در دریای سرخ هدف قرار دادند", dict(**TG), True),
+    ("claim-fa", "حماس با شلیک راکت شهرک سدروت را در جنوب فلسطین اشغالی هدف قرار داد", dict(**TG), True),
+    ("claim-fa", "حزب‌الله: اسرائیل بیمارستان را در صور هدف قرار داد", dict(**TG), False),
+    ("claim-fa", "حماس اعلام کرد جنگنده‌های اسرائیلی اردوگاه نصیرات را هدف قرار دادند", dict(**TG), False),
+    ("claim-formula-fa", "انصارالله اعلام کرد که آمریکا و انگلیس فرودگاه صنعا را بمباران کردند", dict(**TG), False),
+    ("claim-formula-fa", "القسام اعلام کرد ارتش اسرائیل را در خان یونس به کمین انداخت و ۱۰ نظامی را به هلاکت رساند", dict(**TG), True),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
