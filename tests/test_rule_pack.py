@@ -386,6 +386,9 @@ EXAMPLES = [
     ("statement-strike-fa", "ارتش اسرائیل اعلام کرد فرمانده یگان موشکی حزب‌الله را در جنوب لبنان ترور کرده است", dict(**TG), True),
     ("statement-strike-fa", "انهدام باند قاچاق مواد مخدر در کرمان", dict(**TG), False),
     ("statement-blame-fa", "سخنگوی وزارت خارجه انگشت اتهام را به سوی رژیم صهیونیستی در حمله به کنسولگری گرفت", dict(**TG), True),
+    ("statement-threat-fa", "امیر حاتمی: نیروهای ما در صورت تجاوز دشمن صهیونیستی را به آتش خواهند کشید", dict(**TG), True),
+    ("statement-threat-fa", "حماس: رژیم صهیونیستی را با خاک یکسان خواهیم کرد", dict(**TG), False),
+    ("statement-threat-fa", "مربی پرسپولیس: حریف را در بازی برگشت نابود خواهیم کرد", dict(**TG), False),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
