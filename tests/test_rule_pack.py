@@ -389,6 +389,7 @@ EXAMPLES = [
     ("statement-threat-fa", "امیر حاتمی: نیروهای ما در صورت تجاوز دشمن صهیونیستی را به آتش خواهند کشید", dict(**TG), True),
     ("statement-threat-fa", "حماس: رژیم صهیونیستی را با خاک یکسان خواهیم کرد", dict(**TG), False),
     ("statement-threat-fa", "مربی پرسپولیس: حریف را در بازی برگشت نابود خواهیم کرد", dict(**TG), False),
+    ("statement-strike-fa", "ارتش پاکستان: عملیات پاکسازی در شمال وزیرستان صورت گرفت", dict(**TG), True),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
