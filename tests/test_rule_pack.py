@@ -219,6 +219,7 @@ EXAMPLES = [
     ("claim-fa", "حماس اعلام کرد جنگنده‌های اسرائیلی اردوگاه نصیرات را هدف قرار دادند", dict(**TG), False),
     ("claim-formula-fa", "انصارالله اعلام کرد که آمریکا و انگلیس فرودگاه صنعا را بمباران کردند", dict(**TG), False),
     ("claim-formula-fa", "القسام اعلام کرد ارتش اسرائیل را در خان یونس به کمین انداخت و ۱۰ نظامی را به هلاکت رساند", dict(**TG), True),
+    ("claim-headline-fa", "حمله‌ی پهپادی حزب‌الله به پایگاه نظامی صهیونیست‌ها در الجلیل", dict(**TG), True),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
@@ -390,6 +391,7 @@ EXAMPLES = [
     ("statement-threat-fa", "حماس: رژیم صهیونیستی را با خاک یکسان خواهیم کرد", dict(**TG), False),
     ("statement-threat-fa", "مربی پرسپولیس: حریف را در بازی برگشت نابود خواهیم کرد", dict(**TG), False),
     ("statement-strike-fa", "ارتش پاکستان: عملیات پاکسازی در شمال وزیرستان صورت گرفت", dict(**TG), True),
+    ("statement-strike-fa", "حمله‌ی هوایی ارتش پاکستان به مخفیگاه تروریست‌ها", dict(**TG), True),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
