@@ -220,6 +220,8 @@ EXAMPLES = [
     ("claim-formula-fa", "انصارالله اعلام کرد که آمریکا و انگلیس فرودگاه صنعا را بمباران کردند", dict(**TG), False),
     ("claim-formula-fa", "القسام اعلام کرد ارتش اسرائیل را در خان یونس به کمین انداخت و ۱۰ نظامی را به هلاکت رساند", dict(**TG), True),
     ("claim-headline-fa", "حمله‌ی پهپادی حزب‌الله به پایگاه نظامی صهیونیست‌ها در الجلیل", dict(**TG), True),
+    ("claim-fa", "ما مسئولیت کامل حمله به پایگاه دشمن در راسک را بر عهده می‌گیریم", dict(**TG), True),
+    ("claim-fa", "ما مسئولیت حمله به تیم حریف در نیمه دوم را می‌پذیریم و عذرخواهی می‌کنیم", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
