@@ -222,6 +222,12 @@ EXAMPLES = [
     ("claim-headline-fa", "حمله‌ی پهپادی حزب‌الله به پایگاه نظامی صهیونیست‌ها در الجلیل", dict(**TG), True),
     ("claim-fa", "ما مسئولیت کامل حمله به پایگاه دشمن در راسک را بر عهده می‌گیریم", dict(**TG), True),
     ("claim-fa", "ما مسئولیت حمله به تیم حریف در نیمه دوم را می‌پذیریم و عذرخواهی می‌کنیم", dict(**TG), False),
+    ("claim-fa", "حزب‌الله لبنان با انتشار ویدئویی لحظه هدف قرار گرفتن تانک مرکاوا در مرز را نشان داد", dict(**TG), True),
+    ("claim-fa", "حزب‌الله از شلیک ده‌ها موشک به سمت پایگاه هوایی میرون خبر داد", dict(**TG), True),
+    ("claim-fa", "حزب‌الله از کشته شدن سه تن از رزمندگان خود خبر داد", dict(**TG), False),
+    ("claim-fa", "ارتش اسرائیل با انتشار ویدئویی لحظه هدف قرار گرفتن مواضع حزب‌الله را نشان داد", dict(**TG), False),
+    ("claim-formula-fa", "مقاومت اسلامی لبنان: تجمع نظامیان صهیونیست در مقابل شهرک المطله با سلاح‌های مناسب هدف قرار گرفت", dict(**TG), True),
+    ("claim-formula-fa", "حماس: بیمارستان الشفا بار دیگر هدف قرار گرفت", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
@@ -394,6 +400,9 @@ EXAMPLES = [
     ("statement-threat-fa", "مربی پرسپولیس: حریف را در بازی برگشت نابود خواهیم کرد", dict(**TG), False),
     ("statement-strike-fa", "ارتش پاکستان: عملیات پاکسازی در شمال وزیرستان صورت گرفت", dict(**TG), True),
     ("statement-strike-fa", "حمله‌ی هوایی ارتش پاکستان به مخفیگاه تروریست‌ها", dict(**TG), True),
+    ("statement-condemn-fa", "سخنگوی حکومت طالبان حمله انتحاری در مسجد قندوز را محکوم کرد", dict(**TG), True),
+    ("statement-strike-fa", "اطلاعیه شماره یک سپاه: در پاسخ به جنایات رژیم صهیونیستی ده‌ها موشک و پهپاد به سمت اهداف مشخصی در سرزمین‌های اشغالی شلیک شد", dict(**TG), True),
+    ("statement-strike-fa", "وی گفت: نیروی دریایی ما موشک‌های دریایی به سمت ناو آمریکایی در دریای سرخ شلیک کرده است", dict(**TG), False),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
