@@ -228,6 +228,7 @@ EXAMPLES = [
     ("claim-fa", "ارتش اسرائیل با انتشار ویدئویی لحظه هدف قرار گرفتن مواضع حزب‌الله را نشان داد", dict(**TG), False),
     ("claim-formula-fa", "مقاومت اسلامی لبنان: تجمع نظامیان صهیونیست در مقابل شهرک المطله با سلاح‌های مناسب هدف قرار گرفت", dict(**TG), True),
     ("claim-formula-fa", "حماس: بیمارستان الشفا بار دیگر هدف قرار گرفت", dict(**TG), False),
+    ("claim-headline-fa", "حملهی پهپادی حزبالله به پایگاه نظامی صهیونیستها در الجلیل", dict(**TG), True),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
