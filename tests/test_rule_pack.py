@@ -229,6 +229,8 @@ EXAMPLES = [
     ("claim-formula-fa", "مقاومت اسلامی لبنان: تجمع نظامیان صهیونیست در مقابل شهرک المطله با سلاح‌های مناسب هدف قرار گرفت", dict(**TG), True),
     ("claim-formula-fa", "حماس: بیمارستان الشفا بار دیگر هدف قرار گرفت", dict(**TG), False),
     ("claim-headline-fa", "حملهی پهپادی حزبالله به پایگاه نظامی صهیونیستها در الجلیل", dict(**TG), True),
+    ("claim-stance-fa", "دشمن صهیونیستی بیمارستان المعمدانی را هدف قرار داد", dict(**TG), False),
+    ("claim-stance-fa", "در این بیانیه آمده است: دشمن صهیونیستی بار دیگر مدرسه‌ای را در غزه هدف قرار داد", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
