@@ -473,6 +473,10 @@ EXAMPLES = [
     ('statement-comment-en', '“Our mujahideen attacked the apostate army and destroyed four vehicles,” Abu Ahmed said.', dict(**X, lang="en"), False),
     ('statement-comment-en', 'Brig. Gen. Yahya Rasool said the attack on the checkpoint near Tarmiyah killed two soldiers.', dict(**X, lang="en"), True),
     ('statement-comment-en', 'General manager Tom Reed said the team\'s attack was the best in the league this season.', dict(**X, lang="en"), False),
+    ('claim-en', 'After a rocket attack killed two contractors in March, a new group calling itself Ashab al-Kahf took credit for the strike.', dict(**X, lang="en"), False),
+    ('claim-en', 'A new group calling itself Ashab al-Kahf took credit for the rocket attack that killed two contractors on Tuesday.', dict(**X, lang="en"), True),
+    ('statement-blame-en', 'In March the interior minister blamed the separatists for the attack on the gas pipeline.', dict(**X, lang="en"), False),
+    ('statement-blame-en', 'The interior minister blamed the separatists for Tuesday\'s attack on the gas pipeline.', dict(**X, lang="en"), True),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
