@@ -477,6 +477,8 @@ EXAMPLES = [
     ('claim-en', 'A new group calling itself Ashab al-Kahf took credit for the rocket attack that killed two contractors on Tuesday.', dict(**X, lang="en"), True),
     ('statement-blame-en', 'In March the interior minister blamed the separatists for the attack on the gas pipeline.', dict(**X, lang="en"), False),
     ('statement-blame-en', 'The interior minister blamed the separatists for Tuesday\'s attack on the gas pipeline.', dict(**X, lang="en"), True),
+    ('claim-en', 'The TTP spokesman dismissed reports that its fighters had attacked the school bus in Swat.', dict(**X, lang="en"), False),
+    ('statement-blame-en', 'The foreign ministry rejected reports blaming Tehran for the attack on the tanker.', dict(**X, lang="en"), False),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
