@@ -479,6 +479,8 @@ EXAMPLES = [
     ('statement-blame-en', 'The interior minister blamed the separatists for Tuesday\'s attack on the gas pipeline.', dict(**X, lang="en"), True),
     ('claim-en', 'The TTP spokesman dismissed reports that its fighters had attacked the school bus in Swat.', dict(**X, lang="en"), False),
     ('statement-blame-en', 'The foreign ministry rejected reports blaming Tehran for the attack on the tanker.', dict(**X, lang="en"), False),
+    ('statement-strike-en', 'Troops neutralise 12 bandits in Zamfara forest, army says', dict(**X, lang="en"), True),
+    ('statement-strike-en', 'Insurgents ambush patrol near Diffa, kill seven soldiers', dict(**X, lang="en"), False),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
