@@ -100,6 +100,7 @@ COUNTRY_STOP = frozenset({"chad", "jordan", "guinea", "turkey", "georgia", "nige
 # proclitics a place name takes (و ب ل ف and their pairs; not ك "as", which makes words)
 _PLACE_PROCLITICS = frozenset({"و", "ب", "ل", "ف", "وب", "ول", "فب", "فل"})
 _ARABIC_SCRIPT = re.compile("[\u0600-\u06ff]")
+_WORD_STARTS_ARABIC = re.compile("(?<!\\S)[\u0600-\u06ff]")  # in words joined by spaces
 _MAX_WORDS = 5
 
 
@@ -171,8 +172,20 @@ class Gazetteer:
         found: dict[str, Place] = {}
         index = self.index
         n = len(words)
+        if _WORD_STARTS_ARABIC.search(" ".join(words)) is None:
+            # no Arabic-script word (whose proclitic stems may be names): only the words that
+            # start a name can, the others are passed over as the loop below would
+            names = index.keys() & set(words)
+            if not names:
+                return []
+            starts: Iterable[int] = [i for i, w in enumerate(words) if w in names]
+        else:
+            starts = range(n)
         i = 0
-        while i < n:
+        for at in starts:
+            if at < i:
+                continue  # inside the name found before
+            i = at
             w = words[i]
             forms = [w]
             if "\u0600" <= w[0] <= "\u06ff":
