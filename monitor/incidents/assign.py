@@ -198,7 +198,8 @@ class _State:
         self.sigs: dict[int, tuple[int, int | None, tuple[int, ...]]] = {}  # text id -> family, message, band keys
         self.bands: dict[int, Any] = {}  # band key -> text id, or text ids (oldest first; hot texts)
         self.cold_texts = 0  # texts with a signature whose families are not in memory (their bands: in family_bands)
-        self.cold_bands: dict[int, tuple[list[int], bool]] = {}  # band key -> the newest text ids in family_bands, all?
+        # band key -> the newest texts of family_bands not held (newest first), and whether that is all of them
+        self.cold_bands: dict[int, tuple[list[int], bool]] = {}
         self.cold_fps: dict[str, int | None] = {}  # exact-copy key -> its family in family_texts (looked up)
         self.partial = False  # some incidents are not in memory: look in the tables too
         self.cold_until = float("-inf")  # the latest end of an incident not in memory
@@ -379,10 +380,11 @@ class _State:
     def prefetch_bands(self, conn: sqlite3.Connection, keys: Iterable[int]) -> None:
         """Read from ``family_bands`` the newest texts of a batch's band keys that may be needed
         (:meth:`_cold_band`): one query for all of them (the keys of a crowded band held in
-        memory are not needed)."""
+        memory are not needed). Kept until the next eviction: until then the texts there that
+        are not held stay the same (new texts are held)."""
         if not self.cold_texts:
             return
-        bands, cold = self.bands, self.cold_bands
+        bands, cold, sigs = self.bands, self.cold_bands, self.sigs
         todo = list({k for k in keys if k not in cold and len(bands.get(k, ())) < BAND_CAP})
         if not todo:
             return
@@ -394,20 +396,18 @@ class _State:
             (json.dumps(todo),),
         ):
             tids = sorted(map(int, got.split(",")), reverse=True) if got else []
-            cold[k] = (tids, len(tids) < 2 * BAND_CAP)
+            cold[k] = ([t for t in tids if t not in sigs], len(tids) < 2 * BAND_CAP)
 
     def _cold_band(self, conn: sqlite3.Connection, key: int, cap: int) -> list[int]:
         """The ``cap`` newest texts of band ``key`` whose families are not in memory (from
         ``family_bands``: the texts there that are not held)."""
         got = self.cold_bands.get(key)
-        sigs = self.sigs
-        if got is not None:
-            out = [t for t in got[0] if t not in sigs][:cap]
-            if len(out) == cap or got[1]:
-                return out
-        tids = [t for (t,) in conn.execute(
-            "SELECT text_id FROM family_bands WHERE band_key = ? ORDER BY text_id DESC", (key,)) if t not in sigs]
-        return tids[:cap]
+        if got is None or (len(got[0]) < cap and not got[1]):
+            sigs = self.sigs
+            got = self.cold_bands[key] = ([t for (t,) in conn.execute(
+                "SELECT text_id FROM family_bands WHERE band_key = ? ORDER BY text_id DESC", (key,)) if t not in sigs],
+                True)
+        return got[0][:cap]
 
     def load_active(self, conn: sqlite3.Connection, facet: str, values: Iterable[str], lo: float, hi: float) -> None:
         """Read back the incidents not in memory naming one of ``values`` whose span meets [lo, hi]."""
@@ -461,7 +461,6 @@ class _State:
         for inc in self.incidents.values():
             inc.days = None
             self.index_days(inc)
-        self.shingle_cache.clear()
         self.peeked.clear()
         self.partial = True
         self.evicted += len(gone)
@@ -544,20 +543,20 @@ class _State:
         (two claims that differ in the city and the toll) are not taken for copies. Returns
         the families matched (with the text that matched), most similar first, then earliest
         seen."""
-        keys = sig.band_keys()
         bands = self.bands
-        found_in: list[int] = []  # the text ids of each band shared (counted below)
+        found_in: list[int] = []  # the texts of each band shared (counted below)
         add = found_in.extend
         cold = self.cold_texts > 0
-        for k in keys:
+        cold_band = self._cold_band
+        for k in sig.band_keys():
             cur = bands.get(k)
             if cur is None:
                 if cold:
-                    add(self._cold_band(conn, k, BAND_CAP))
+                    add(cold_band(conn, k, BAND_CAP))
                 continue
             add(cur[-BAND_CAP:])
             if cold and len(cur) < BAND_CAP:  # the newest of a band are in memory: older ones count if room
-                add(self._cold_band(conn, k, BAND_CAP - len(cur)))
+                add(cold_band(conn, k, BAND_CAP - len(cur)))
         counts = Counter(found_in)
         if len(counts) == len(found_in):
             return []  # no text shares two bands
