@@ -135,8 +135,11 @@ class Gazetteer:
 
     index: dict[str, list[_Entry]] = field(default_factory=dict)
     places: dict[str, Place] = field(default_factory=dict)
+    # the first words of one-word names, and the first two words of longer names (made on first use)
+    _starts: tuple[set[str], set[tuple[str, str]]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def add(self, name: str, place: Place) -> None:
+        self._starts = None
         words = tuple(WORD_RE.findall(normalize(name)))
         if not words or len(words) > _MAX_WORDS:
             return
@@ -178,7 +181,13 @@ class Gazetteer:
             names = index.keys() & set(words)
             if not names:
                 return []
-            starts: Iterable[int] = [i for i, w in enumerate(words) if w in names]
+            if self._starts is None:
+                self._starts = ({w for w, es in index.items() if any(not e.rest for e in es)},
+                                {(w, e.rest[0]) for w, es in index.items() for e in es if e.rest})
+            single, pairs = self._starts
+            # a word that starts only longer names ("the" of "The Hague") when the next word is theirs
+            starts: Iterable[int] = [i for i, w in enumerate(words) if w in names and (
+                w in single or (i + 1 < n and (w, words[i + 1]) in pairs))]
         else:
             starts = range(n)
         i = 0
