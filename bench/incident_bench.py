@@ -8,7 +8,7 @@ size): each hit is queued (``IncidentTracker.queue``, what ``Archive._store_hits
 when it commits. Then it times ``incidents`` listings. Also reports the
 purity of the incidents and families found (share of their messages from the event that has
 most of them), the tracker's state size after the run (incidents, families and texts held in
-memory, evicted texts' compact keys; ``--in-memory N`` sets its bound) and the time to load it
+memory, texts not held counted; ``--in-memory N`` sets its bound) and the time to load it
 from the tables. ``--base FILE`` keeps the built messages for later runs.
 
 Texts: attacks in 300 cities of the gazetteer over a year (reports, statements naming blamed

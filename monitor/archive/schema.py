@@ -199,8 +199,8 @@ def _m5_incidents(conn: sqlite3.Connection) -> None:
     """Incidents (issue 10): one timeline per real-world event, kept up to date as hits are
     stored (:mod:`monitor.incidents`). ``incident_messages`` holds each message with hits once;
     ``families`` group copies of one text (first-seen message, members); ``family_texts`` holds
-    the exact-copy keys and MinHash signatures of those texts (the LSH band index is rebuilt
-    from them in memory);
+    the exact-copy keys and MinHash signatures of those texts (their LSH band keys: ``family_bands``,
+    migration 6);
     ``incident_facets`` the places and actors an incident names (with mention counts);
     ``incident_threads`` the Slack ``ts`` / email ``Message-ID`` of each incident's first
     alert per destination (later alerts continue that thread; ``idx_outbox_hit`` finds the

@@ -4,6 +4,8 @@
 (``archive.incidents``); the archive calls :meth:`IncidentTracker.on_hits` from
 ``Archive._store_hits``, inside the store transaction, for every message that got new hits:
 import, daemon and backfill all pass there, so an incident is never out of step with its hits.
+The messages are queued and assigned, in order, as one batch when the transaction commits
+(:meth:`IncidentTracker.flush`, before ``COMMIT``).
 
 A message joins, in this order:
 
@@ -178,8 +180,8 @@ _INCIDENT_COLS = "id, start_at, end_at, first_message_rowid, counts, messages, c
 class _State:
     """What assignment reads, in memory: the incidents of the last days with their facets and
     channels, their families, the exact-copy keys and the MinHash/LSH band index of the
-    families' texts ("hot"), and the band keys of every other stored text in compact arrays
-    (:class:`_Cold`). Loaded from the tables (:meth:`load`) the first time a hit is stored and
+    families' texts ("hot"); the band keys of every other stored text are read from
+    ``family_bands`` when a batch needs them (:meth:`prefetch_bands`). Loaded from the tables (:meth:`load`) the first time a hit is stored and
     again when another connection changed them (``meta.incidents_generation``); changes are
     written back by :meth:`IncidentTracker.flush` before the transaction commits.
 
@@ -645,6 +647,7 @@ class IncidentTracker:
         self._new_bands: list[tuple[int, int]] = []  # (band key, text id) of the new texts' signatures
         self._queue: list[tuple[Incoming, str, bool]] = []  # stored hits, assigned at flush (one batch)
         self._sigs: dict[str, fam.Signature | None] = {}  # fingerprint -> signature, computed for the batch
+        self._batch: dict[str, tuple[list[str], str | None, list[Place]]] = {}  # text -> words, key, places
         self._pending_texts: dict[int, str] = {}  # rowid -> text of this transaction's new signatures
         self._dirty_facets: set[tuple[int, str, str]] = set()
 
@@ -823,13 +826,15 @@ class IncidentTracker:
         yet in one numpy pass; the exact-copy keys and band keys not held in memory looked up
         in the tables with one query each."""
         recents = self._recent
+        self._batch = batch_words = {}
         fresh: dict[str, list[str]] = {}  # texts not known yet: fingerprint -> words
         keys: list[str] = []  # exact-copy keys to look up
         for m in batch:
             text = m.text
-            got = recents.get(text)
+            got = batch_words.get(text) or recents.get(text)
             if got is None:
                 got = self._words(text)
+            batch_words[text] = got
             fp = got[1]
             if fp is not None and fp not in st.texts:
                 keys.append(fp)
@@ -870,7 +875,7 @@ class IncidentTracker:
             existing = self._member(conn, m.rowid)
             if existing is not None:
                 return self._update_member(conn, st, m, existing, now)
-        ws, fp, places = self._recent.get(m.text) or self._words(m.text)
+        ws, fp, places = self._batch.get(m.text) or self._words(m.text)
         sig: Any = _UNSET
         near: list[tuple[int, str]] = []
         family_id, how, origin = None, "", None

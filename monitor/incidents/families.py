@@ -15,8 +15,9 @@ A repost is recognised three ways, cheapest first:
    the whole assignment budget. rensa (Rust, ~2 us a text) was measured too: its values are
    not datasketch's (stored signatures would change) and with the same bands the bench's
    family recall fell from 0.918 to 0.887. The signatures are stored in the archive
-   (``family_texts.signature``); the band index is kept by each writing process
-   (:mod:`.assign`: band keys of evicted texts in compact arrays). The texts sharing most bands are compared on their actual shingles
+   (``family_texts.signature``) with their band keys (``family_bands``, the index of the texts
+   a writing process does not hold in memory; :mod:`.assign` keeps the others' bands in
+   memory). The texts sharing most bands are compared on their actual shingles
    (:func:`near_copy`: Jaccard >= :data:`JACCARD`, or the shorter text >= :data:`CONTAINMENT`
    contained in the longer: a trimmed copy).
 """
