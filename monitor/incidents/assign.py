@@ -181,9 +181,10 @@ class _State:
     """What assignment reads, in memory: the incidents of the last days with their facets and
     channels, their families, the exact-copy keys and the MinHash/LSH band index of the
     families' texts ("hot"); the band keys of every other stored text are read from
-    ``family_bands`` when a batch needs them (:meth:`prefetch_bands`). Loaded from the tables (:meth:`load`) the first time a hit is stored and
-    again when another connection changed them (``meta.incidents_generation``); changes are
-    written back by :meth:`IncidentTracker.flush` before the transaction commits.
+    ``family_bands`` when a batch needs them (:meth:`prefetch_bands`). Loaded from the tables
+    (:meth:`load`) the first time a hit is stored and again when another connection changed
+    them (``meta.incidents_generation``); changes are written back by
+    :meth:`IncidentTracker.flush` before the transaction commits.
 
     Bounded: when more than ``Settings.in_memory`` incidents are held, those whose last message
     is older than the window (from the newest message seen) and that were not touched in the
@@ -198,7 +199,7 @@ class _State:
         self.families: dict[int, _Family] = {}
         self.texts: dict[str, int] = {}  # fingerprint / "fwd:<key>" -> family id (hot families)
         self.sigs: dict[int, tuple[int, int | None, tuple[int, ...]]] = {}  # text id -> family, message, band keys
-        self.bands: dict[int, Any] = {}  # band key -> text id, or text ids (oldest first; hot texts)
+        self.bands: dict[int, list[int]] = {}  # band key -> text ids (oldest first; hot texts)
         self.cold_texts = 0  # texts with a signature whose families are not in memory (their bands: in family_bands)
         # band key -> the newest texts of family_bands not held (newest first), and whether that is all of them
         self.cold_bands: dict[int, tuple[list[int], bool]] = {}
