@@ -2,12 +2,13 @@
 
 Builds an archive of --messages messages with bulk SQL (not through the import path: that is
 bench/import_bench.py's job), then assigns --hits of them to incidents incrementally, in date
-order, through the archive's tracker (``IncidentTracker.assign_full``, what
-``Archive._store_hits`` calls) in archive transactions of 500 (the daemon writer's batch size;
-the tracker writes its rows at commit), and times ``incidents`` listings. Also reports the
+order, through the archive's tracker in archive transactions of 500 (the daemon writer's batch
+size): each hit is queued (``IncidentTracker.queue``, what ``Archive._store_hits`` does through
+``on_hits``) and the transaction's hits are assigned as one batch, and their rows written,
+when it commits. Then it times ``incidents`` listings. Also reports the
 purity of the incidents and families found (share of their messages from the event that has
 most of them), the tracker's state size after the run (incidents, families and texts held in
-memory, evicted texts' compact keys; ``--in-memory N`` sets its bound) and the time to load it
+memory, texts not held counted; ``--in-memory N`` sets its bound) and the time to load it
 from the tables. ``--base FILE`` keeps the built messages for later runs.
 
 Texts: attacks in 300 cities of the gazetteer over a year (reports, statements naming blamed
@@ -141,8 +142,7 @@ def main() -> None:
         with archive.transaction():
             for rowid, platform, cid, mid, date, text in todo[start:start + 500]:
                 kind, actors, _ev = hit_at[rowid]
-                tracker.assign_full(conn, Incoming(rowid, platform, cid, mid, date, text, None, kind, ["r"], actors),
-                                    "now", new=True)
+                tracker.queue(Incoming(rowid, platform, cid, mid, date, text, None, kind, ["r"], actors), "now", new=True)
     secs, cpu = time.perf_counter() - t, time.process_time() - cpu
     load_avg = os.getloadavg()
     size = getattr(tracker._state, "size", dict)()

@@ -199,8 +199,8 @@ def _m5_incidents(conn: sqlite3.Connection) -> None:
     """Incidents (issue 10): one timeline per real-world event, kept up to date as hits are
     stored (:mod:`monitor.incidents`). ``incident_messages`` holds each message with hits once;
     ``families`` group copies of one text (first-seen message, members); ``family_texts`` holds
-    the exact-copy keys and MinHash signatures of those texts (the LSH band index is rebuilt
-    from them in memory);
+    the exact-copy keys and MinHash signatures of those texts (their LSH band keys: ``family_bands``,
+    migration 6);
     ``incident_facets`` the places and actors an incident names (with mention counts);
     ``incident_threads`` the Slack ``ts`` / email ``Message-ID`` of each incident's first
     alert per destination (later alerts continue that thread; ``idx_outbox_hit`` finds the
@@ -296,7 +296,35 @@ def _m5_incidents(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw, _m3_hit_kind_actors, _m5_incidents]
+def _m6_family_bands(conn: sqlite3.Connection) -> None:
+    """``family_bands``: the LSH band keys of every family text with a MinHash signature (16
+    rows a text: ``band_key`` the band's two values and number mixed into a signed 64-bit int,
+    :meth:`monitor.incidents.families.Signature.band_keys`). A writing process keeps the band
+    index of the texts of its recent incidents in memory and looks the others up here (before,
+    it kept ~200 bytes a text in memory for every evicted text). Filled from the stored
+    signatures of an existing archive."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS family_bands ("
+        " band_key INTEGER NOT NULL, text_id INTEGER NOT NULL REFERENCES family_texts(id),"
+        " PRIMARY KEY (band_key, text_id)) WITHOUT ROWID"
+    )
+    if conn.execute("SELECT 1 FROM family_texts WHERE signature IS NOT NULL LIMIT 1").fetchone() is None:
+        return
+    from ..incidents.families import band_key_matrix  # numpy: only when there are signatures
+
+    last = 0
+    while True:
+        rows = conn.execute("SELECT id, signature FROM family_texts WHERE signature IS NOT NULL AND id > ?"
+                            " ORDER BY id LIMIT 10000", (last,)).fetchall()
+        if not rows:
+            break
+        keys = band_key_matrix([blob for _id, blob in rows]).tolist()
+        conn.executemany("INSERT OR IGNORE INTO family_bands(band_key, text_id) VALUES (?, ?)",
+                         sorted((k, tid) for (tid, _b), ks in zip(rows, keys) for k in ks))
+        last = rows[-1][0]
+
+
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw, _m3_hit_kind_actors, _m5_incidents, _m6_family_bands]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -4,6 +4,8 @@
 (``archive.incidents``); the archive calls :meth:`IncidentTracker.on_hits` from
 ``Archive._store_hits``, inside the store transaction, for every message that got new hits:
 import, daemon and backfill all pass there, so an incident is never out of step with its hits.
+The messages are queued and assigned, in order, as one batch when the transaction commits
+(:meth:`IncidentTracker.flush`, before ``COMMIT``).
 
 A message joins, in this order:
 
@@ -23,14 +25,12 @@ kind, rules and actors only); the analysts' corrections (:mod:`.corrections`) mo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
-
-import numpy as np
 
 from . import families as fam
 from .gazetteer import Gazetteer, Place, load as load_gazetteer
@@ -46,6 +46,8 @@ MIN_SHARED_BANDS = 2  # E[shared bands] = 16 * Jaccard^2: 4 at 0.5, 1 at 0.25
 BAND_CAP = 16  # of a crowded band (template text), only its newest texts are candidates
 BUCKET = 3 * 86400  # incidents are indexed by the 3-day buckets their span covers
 IN_MEMORY = 2000  # incidents a writer holds before it evicts those past the window
+COLD_CACHE = 200_000  # band keys / exact-copy keys whose rows in the tables are kept in memory
+SQL_CHUNK = 500  # values bound in one IN (...) query
 
 
 def strongest_kind(kinds: Iterable[str]) -> str:
@@ -159,67 +161,6 @@ def _ts(iso: str) -> float:
 _LAST_TS: tuple[str, float] = ("", 0.0)
 
 
-class _Cold:
-    """The LSH band keys and exact-copy keys of texts whose families are not in memory (evicted,
-    or not loaded): one sorted array of (band key, text id), 12 bytes a band, and one of the
-    exact-copy keys' 8-byte hashes; evicted texts are merged in (a linear merge)."""
-
-    def __init__(self) -> None:
-        self.bkeys = np.zeros(0, dtype=np.uint64)
-        self.btids = np.zeros(0, dtype=np.uint32)
-        self.keys = np.zeros(0, dtype=np.uint64)
-        self.texts = 0
-
-    @property
-    def nbytes(self) -> int:
-        return self.bkeys.nbytes + self.btids.nbytes + self.keys.nbytes
-
-    def add(self, keys: np.ndarray, tids: np.ndarray) -> None:
-        """``keys``: uint64[n, BANDS] of the texts ``tids``."""
-        if not len(tids):
-            return
-        self.texts += len(tids)
-        k = keys.reshape(-1)
-        t = np.repeat(tids.astype(np.uint32), fam.BANDS)
-        order = np.lexsort((t, k))
-        k, t = k[order], t[order]
-        at = self.bkeys.searchsorted(k, "right")  # after the older texts of the same band
-        self.bkeys = np.insert(self.bkeys, at, k)
-        self.btids = np.insert(self.btids, at, t)
-
-    def add_keys(self, keys: Iterable[str]) -> None:
-        h = np.array(sorted({_key_hash(k) for k in keys}), dtype=np.uint64)
-        if len(h):
-            self.keys = np.insert(self.keys, self.keys.searchsorted(h), h)
-
-    def may_have(self, key: str) -> bool:
-        """Is ``key`` (perhaps: a hash) among the exact-copy keys not in memory?"""
-        run = self.keys
-        if not len(run):
-            return False
-        h = np.uint64(_key_hash(key))
-        i = int(run.searchsorted(h))
-        return i < len(run) and run[i] == h
-
-    def lookup(self, keys: list[int], caps: list[int]) -> list[int]:
-        """Text ids per band shared with ``keys`` (of a crowded band its ``caps[i]`` newest)."""
-        rk = self.bkeys
-        if not len(rk) or not keys:
-            return []
-        q = np.array(keys, dtype=np.uint64)
-        lo = rk.searchsorted(q)
-        found = rk.take(lo, mode="clip") == q
-        if not found.any():
-            return []
-        out: list[int] = []
-        idx = np.flatnonzero(found)
-        hi = rk.searchsorted(q[idx], "right").tolist()
-        rt = self.btids
-        for i, a, b in zip(idx.tolist(), lo[idx].tolist(), hi):
-            out.extend(rt[max(a, b - caps[i]):b].tolist())
-        return out
-
-
 class _Peek(NamedTuple):
     """What the near-copy checks read of an incident not in memory."""
 
@@ -227,10 +168,6 @@ class _Peek(NamedTuple):
     t0: float
     t1: float
     loc_cities: set[str]
-
-
-def _key_hash(key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
 
 
 def _iso(t: float) -> str:
@@ -243,10 +180,11 @@ _INCIDENT_COLS = "id, start_at, end_at, first_message_rowid, counts, messages, c
 class _State:
     """What assignment reads, in memory: the incidents of the last days with their facets and
     channels, their families, the exact-copy keys and the MinHash/LSH band index of the
-    families' texts ("hot"), and the band keys of every other stored text in compact arrays
-    (:class:`_Cold`). Loaded from the tables (:meth:`load`) the first time a hit is stored and
-    again when another connection changed them (``meta.incidents_generation``); changes are
-    written back by :meth:`IncidentTracker.flush` before the transaction commits.
+    families' texts ("hot"); the band keys of every other stored text are read from
+    ``family_bands`` when a batch needs them (:meth:`prefetch_bands`). Loaded from the tables
+    (:meth:`load`) the first time a hit is stored and again when another connection changed
+    them (``meta.incidents_generation``); changes are written back by
+    :meth:`IncidentTracker.flush` before the transaction commits.
 
     Bounded: when more than ``Settings.in_memory`` incidents are held, those whose last message
     is older than the window (from the newest message seen) and that were not touched in the
@@ -261,8 +199,11 @@ class _State:
         self.families: dict[int, _Family] = {}
         self.texts: dict[str, int] = {}  # fingerprint / "fwd:<key>" -> family id (hot families)
         self.sigs: dict[int, tuple[int, int | None, tuple[int, ...]]] = {}  # text id -> family, message, band keys
-        self.bands: dict[int, Any] = {}  # band key -> text id, or text ids (oldest first; hot texts)
-        self.cold = _Cold()
+        self.bands: dict[int, list[int]] = {}  # band key -> text ids (oldest first; hot texts)
+        self.cold_texts = 0  # texts with a signature whose families are not in memory (their bands: in family_bands)
+        # band key -> the newest texts of family_bands not held (newest first), and whether that is all of them
+        self.cold_bands: dict[int, tuple[list[int], bool]] = {}
+        self.cold_fps: dict[str, int | None] = {}  # exact-copy key -> its family in family_texts (looked up)
         self.partial = False  # some incidents are not in memory: look in the tables too
         self.cold_until = float("-inf")  # the latest end of an incident not in memory
         self.latest = float("-inf")  # the newest message date seen (epoch)
@@ -312,25 +253,23 @@ class _State:
         ):
             if iid in s.incidents:
                 s.families[fid] = _Family(fid, iid, first, first_date, members)
-        hot_ids, hot_blobs, cold_ids, cold_blobs, cold_keys = [], [], [], [], []
+        hot_ids, hot_blobs = [], []
         families, texts = s.families, s.texts
+        # the texts of the families held (the others are read back by key from the tables)
         for tid, fp, fid, blob, rowid in conn.execute(
-            "SELECT id, fingerprint, family_id, signature, message_rowid FROM family_texts ORDER BY id"
+            "SELECT t.id, t.fingerprint, t.family_id, t.signature, t.message_rowid FROM family_texts t"
+            " JOIN families f ON f.id = t.family_id JOIN incidents i ON i.id = f.incident_id WHERE i.end_at >= ?"
+            " ORDER BY t.id", (since,)
         ):
             if fid in families:
                 texts[fp] = fid
                 if blob is not None:
                     hot_ids.append((tid, fid, rowid))
                     hot_blobs.append(blob)
-            else:
-                cold_keys.append(fp)
-                if blob is not None:
-                    cold_ids.append(tid)
-                    cold_blobs.append(blob)
         for (tid, fid, rowid), keys in zip(hot_ids, fam.band_key_matrix(hot_blobs).tolist()):
             s.add_signature(tid, fid, rowid, keys)
-        s.cold.add(fam.band_key_matrix(cold_blobs), np.array(cold_ids, dtype=np.uint32))
-        s.cold.add_keys(cold_keys)
+        signed = conn.execute("SELECT count(*) FROM family_texts WHERE signature IS NOT NULL").fetchone()[0]
+        s.cold_texts = signed - len(hot_ids)
         return s
 
     def _add_incident_row(self, row: Sequence[Any]) -> _Inc:
@@ -417,9 +356,61 @@ class _State:
     def text_family(self, conn: sqlite3.Connection, key: str) -> int | None:
         """The family of an exact-copy key (fingerprint or ``fwd:<key>``)."""
         fid = self.texts.get(key)
-        if fid is None and self.partial and self.cold.may_have(key):
+        if fid is None and self.partial:
+            cold = self.cold_fps
+            if key in cold:
+                return cold[key]
             fid = _text_family(conn, key)
         return fid
+
+    def prefetch_texts(self, conn: sqlite3.Connection, keys: Iterable[str]) -> None:
+        """Look up the exact-copy keys (not held in memory) of a batch with one query per
+        :data:`SQL_CHUNK` keys (:meth:`text_family` then answers from memory)."""
+        if not self.partial:
+            return
+        texts, cold = self.texts, self.cold_fps
+        todo = list({k for k in keys if k not in texts and k not in cold})
+        if len(cold) + len(todo) > COLD_CACHE:
+            cold.clear()
+        for i in range(0, len(todo), SQL_CHUNK):
+            chunk = todo[i:i + SQL_CHUNK]
+            found = dict(conn.execute(
+                f"SELECT fingerprint, family_id FROM family_texts WHERE fingerprint IN ({','.join('?' * len(chunk))})",
+                chunk))
+            for k in chunk:
+                cold[k] = found.get(k)
+
+    def prefetch_bands(self, conn: sqlite3.Connection, keys: Iterable[int]) -> None:
+        """Read from ``family_bands`` the newest texts of a batch's band keys that may be needed
+        (:meth:`_cold_band`): one query for all of them (the keys of a crowded band held in
+        memory are not needed). Kept until the next eviction: until then the texts there that
+        are not held stay the same (new texts are held)."""
+        if not self.cold_texts:
+            return
+        bands, cold, sigs = self.bands, self.cold_bands, self.sigs
+        todo = list({k for k in keys if k not in cold and len(bands.get(k, ())) < BAND_CAP})
+        if not todo:
+            return
+        if len(cold) + len(todo) > COLD_CACHE:
+            cold.clear()
+        for k, got in conn.execute(
+            "SELECT k.value, (SELECT group_concat(text_id) FROM (SELECT text_id FROM family_bands"
+            f" WHERE band_key = k.value ORDER BY text_id DESC LIMIT {2 * BAND_CAP})) FROM json_each(?) AS k",
+            (json.dumps(todo),),
+        ):
+            tids = sorted(map(int, got.split(",")), reverse=True) if got else []
+            cold[k] = ([t for t in tids if t not in sigs], len(tids) < 2 * BAND_CAP)
+
+    def _cold_band(self, conn: sqlite3.Connection, key: int, cap: int) -> list[int]:
+        """The ``cap`` newest texts of band ``key`` whose families are not in memory (from
+        ``family_bands``: the texts there that are not held)."""
+        got = self.cold_bands.get(key)
+        if got is None or (len(got[0]) < cap and not got[1]):
+            sigs = self.sigs
+            got = self.cold_bands[key] = ([t for (t,) in conn.execute(
+                "SELECT text_id FROM family_bands WHERE band_key = ? ORDER BY text_id DESC", (key,)) if t not in sigs],
+                True)
+        return got[0][:cap]
 
     def load_active(self, conn: sqlite3.Connection, facet: str, values: Iterable[str], lo: float, hi: float) -> None:
         """Read back the incidents not in memory naming one of ``values`` whose span meets [lo, hi]."""
@@ -455,31 +446,24 @@ class _State:
         fams = {fid for fid, f in self.families.items() if f.incident not in incs}
         for fid in fams:
             del self.families[fid]
-        texts = self.texts
-        self.cold.add_keys(k for k, v in texts.items() if v in fams)
-        self.texts = {k: v for k, v in texts.items() if v not in fams}
+        # their texts stay in the tables only (family_texts, family_bands): nothing is kept of them
+        self.texts = {k: v for k, v in self.texts.items() if v not in fams}
         moved = [tid for tid, (fid, _r, _k) in self.sigs.items() if fid in fams]
-        if moved:
-            keys = np.array([self.sigs[t][2] for t in moved], dtype=np.uint64)
-            bands = self.bands
-            for t in moved:
-                for k in self.sigs.pop(t)[2]:
-                    cur = bands.get(k)
-                    if cur is None:
-                        continue
-                    if type(cur) is int:
-                        if cur == t:
-                            del bands[k]
-                    elif t in cur:
-                        cur.remove(t)
-                        if not cur:
-                            del bands[k]
-            self.cold.add(keys, np.array(moved, dtype=np.uint32))
+        bands = self.bands
+        for t in moved:
+            for k in self.sigs.pop(t)[2]:
+                cur = bands.get(k)
+                if cur is not None and t in cur:
+                    cur.remove(t)
+                    if not cur:
+                        del bands[k]
+        self.cold_texts += len(moved)
+        self.cold_bands.clear()  # what is not held changed
+        self.cold_fps.clear()
         self.by_day = {}
         for inc in self.incidents.values():
             inc.days = None
             self.index_days(inc)
-        self.shingle_cache.clear()
         self.peeked.clear()
         self.partial = True
         self.evicted += len(gone)
@@ -488,8 +472,8 @@ class _State:
     def size(self) -> dict[str, int]:
         """What is held (for the bench and the tests)."""
         return {"incidents": len(self.incidents), "families": len(self.families), "texts": len(self.texts),
-                "signatures": len(self.sigs), "band_keys": len(self.bands), "cold_texts": self.cold.texts,
-                "cold_bytes": self.cold.nbytes, "evicted": self.evicted}
+                "signatures": len(self.sigs), "band_keys": len(self.bands), "cold_texts": self.cold_texts,
+                "cold_cache": len(self.cold_bands) + len(self.cold_fps), "evicted": self.evicted}
 
     # -- the day index (candidates within a window) ----------------------------------------------
     def _facet_keys(self, inc: _Inc) -> list[tuple[str, str]]:
@@ -547,9 +531,7 @@ class _State:
         for k in keys:
             cur = bands.get(k)
             if cur is None:
-                bands[k] = tid
-            elif type(cur) is int:
-                bands[k] = [cur, tid]
+                bands[k] = [tid]
             else:
                 cur.append(tid)
                 if len(cur) > 2 * BAND_CAP:  # only the newest are candidates
@@ -564,34 +546,23 @@ class _State:
         (two claims that differ in the city and the toll) are not taken for copies. Returns
         the families matched (with the text that matched), most similar first, then earliest
         seen."""
-        keys = sig.band_keys()
         bands = self.bands
-        counts: dict[int, int] = {}
-        get = counts.get
-        cold = self.cold.texts > 0
-        ckeys: list[int] = []
-        caps: list[int] = []
-        for k in keys:
+        found_in: list[int] = []  # the texts of each band shared (counted below)
+        add = found_in.extend
+        cold = self.cold_texts > 0
+        cold_band = self._cold_band
+        for k in sig.band_keys():
             cur = bands.get(k)
             if cur is None:
                 if cold:
-                    ckeys.append(k)
-                    caps.append(BAND_CAP)
+                    add(cold_band(conn, k, BAND_CAP))
                 continue
-            if type(cur) is int:
-                counts[cur] = get(cur, 0) + 1
-                if cold:
-                    ckeys.append(k)
-                    caps.append(BAND_CAP - 1)
-            else:
-                for t in cur[-BAND_CAP:]:
-                    counts[t] = get(t, 0) + 1
-                if cold and len(cur) < BAND_CAP:  # the newest of a band are in memory: older ones count if room
-                    ckeys.append(k)
-                    caps.append(BAND_CAP - len(cur))
-        if ckeys:
-            for t in self.cold.lookup(ckeys, caps):
-                counts[t] = get(t, 0) + 1
+            add(cur[-BAND_CAP:])
+            if cold and len(cur) < BAND_CAP:  # the newest of a band are in memory: older ones count if room
+                add(cold_band(conn, k, BAND_CAP - len(cur)))
+        counts = Counter(found_in)
+        if len(counts) == len(found_in):
+            return []  # no text shares two bands
         # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25); the
         # texts sharing most bands, the newest first among equals
         best = [(n, t) for t, n in counts.items() if n >= MIN_SHARED_BANDS]
@@ -674,6 +645,10 @@ class IncidentTracker:
         self._dirty_inc: set[int] = set()
         self._dirty_fam: set[int] = set()
         self._new_texts: list[tuple] = []
+        self._new_bands: list[tuple[int, int]] = []  # (band key, text id) of the new texts' signatures
+        self._queue: list[tuple[Incoming, str, bool]] = []  # stored hits, assigned at flush (one batch)
+        self._sigs: dict[str, fam.Signature | None] = {}  # fingerprint -> signature, computed for the batch
+        self._batch: dict[str, tuple[list[str], str | None, list[Place]]] = {}  # text -> words, key, places
         self._pending_texts: dict[int, str] = {}  # rowid -> text of this transaction's new signatures
         self._dirty_facets: set[tuple[int, str, str]] = set()
 
@@ -698,7 +673,10 @@ class IncidentTracker:
         return st
 
     def flush(self, conn: sqlite3.Connection) -> None:
-        """Write this transaction's changes (called by the archive before COMMIT)."""
+        """Assign the messages queued by :meth:`on_hits` (one batch) and write this
+        transaction's changes (called by the archive before COMMIT)."""
+        if self._queue:
+            self._run_queue(conn)
         self._in_tx = False
         st = self._state
         if st is None or not (self._dirty_inc or self._changed_members or self._new_texts):
@@ -709,6 +687,9 @@ class IncidentTracker:
                 "INSERT INTO family_texts(id, fingerprint, family_id, signature, message_rowid) VALUES (?,?,?,?,?)",
                 self._new_texts,
             )
+        if self._new_bands:
+            self._new_bands.sort()
+            conn.executemany("INSERT INTO family_bands(band_key, text_id) VALUES (?,?)", self._new_bands)
         if self._dirty_fam:
             conn.executemany(
                 "INSERT INTO families(id, incident_id, first_message_rowid, first_date, members) VALUES (?,?,?,?,?)"
@@ -783,10 +764,12 @@ class IncidentTracker:
 
     # -- entry point from the archive ----------------------------------------------------
     def on_hits(self, conn: sqlite3.Connection, rowid: int, row: Sequence[Any] | None, hits: Sequence[Any],
-                now: str, *, new: bool = False) -> Assigned | None:
-        """Assign message ``rowid`` (its archive row values, see :mod:`monitor.archive.rows`)
-        with its new ``hits``. ``new``: the message was just inserted (it cannot be in an
-        incident yet). Returns where it went."""
+                now: str, *, new: bool = False) -> None:
+        """Queue message ``rowid`` (its archive row values, see :mod:`monitor.archive.rows`)
+        with its new ``hits`` for assignment: the messages of a transaction are assigned in
+        order, as one batch, by :meth:`flush` before it commits (nothing reads the incident
+        tables in between). ``new``: the message was just inserted (it cannot be in an
+        incident yet)."""
         if not hits:
             return None
         if row is None:
@@ -808,7 +791,12 @@ class IncidentTracker:
             kind=strongest_kind(getattr(h, "kind", "watch") or "watch" for h in hits),
             rules=sorted({h.rule_id for h in hits}), actors=actors,
         )
-        return self.assign_full(conn, inc, now, new=new)
+        self.queue(inc, now, new=new)
+        return None
+
+    def queue(self, m: Incoming, now: str, *, new: bool = False) -> None:
+        """Assign ``m`` at the next :meth:`flush`, after the messages queued before it."""
+        self._queue.append((m, now, new))
 
     # -- assignment -------------------------------------------------------------------------
     def assign(self, conn: sqlite3.Connection, m: Incoming, now: str, *, barred: set[int] | None = None,
@@ -817,18 +805,78 @@ class IncidentTracker:
 
     def assign_full(self, conn: sqlite3.Connection, m: Incoming, now: str, *, barred: set[int] | None = None,
                     new: bool = False) -> Assigned:
+        """Assign ``m`` now (after the queued messages) and say where it went."""
+        if self._queue:
+            self._run_queue(conn)
         st = self.state(conn)
+        self._prepare(conn, st, [m])
+        return self._assign_one(conn, st, m, now, barred, new)
+
+    def _run_queue(self, conn: sqlite3.Connection) -> None:
+        """Assign the queued messages in order: what can be done for all of them at once first
+        (:meth:`_prepare`), then each in turn."""
+        items, self._queue = self._queue, []
+        st = self.state(conn)
+        self._prepare(conn, st, [m for m, _now, _new in items])
+        for m, now, new in items:
+            self._assign_one(conn, st, m, now, None, new)
+
+    def _prepare(self, conn: sqlite3.Connection, st: _State, batch: Sequence[Incoming]) -> None:
+        """The batch's texts: words, exact-copy key and places once per distinct text (kept for
+        the next batches: reposts are frequent); the MinHash signatures of the texts not known
+        yet in one numpy pass; the exact-copy keys and band keys not held in memory looked up
+        in the tables with one query each."""
+        recents = self._recent
+        self._batch = batch_words = {}
+        fresh: dict[str, list[str]] = {}  # texts not known yet: fingerprint -> words
+        keys: list[str] = []  # exact-copy keys to look up
+        for m in batch:
+            text = m.text
+            got = batch_words.get(text) or recents.get(text)
+            if got is None:
+                got = self._words(text)
+            batch_words[text] = got
+            fp = got[1]
+            if fp is not None and fp not in st.texts:
+                keys.append(fp)
+                if len(got[0]) >= fam.MIN_WORDS:
+                    fresh[fp] = got[0]
+            if m.forwarded_from:
+                fwd = self._forward_keys(m)
+                if fwd:
+                    keys.append(fwd[0])
+        if st.partial:
+            st.prefetch_texts(conn, keys)
+            cold = st.cold_fps
+            fresh = {fp: ws for fp, ws in fresh.items() if cold.get(fp) is None}
+        self._sigs = dict(zip(fresh, fam.signatures(list(fresh.values()))))
+        if st.cold_texts:
+            st.prefetch_bands(conn, [k for sig in self._sigs.values() if sig is not None for k in sig.band_keys()])
+
+    def _words(self, text: str) -> tuple[list[str], str | None, list[Place]]:
+        """A text's words, exact-copy key and places (kept for the texts that come again)."""
+        ws = fam.words(text)
+        got = self._recent[text] = (ws, fam.fingerprint(ws), self.gazetteer.find(text, ws))
+        if len(self._recent) > RECENT_TEXTS:
+            del self._recent[next(iter(self._recent))]
+        return got
+
+    def _signature(self, fp: str | None, ws: list[str]) -> fam.Signature | None:
+        """The text's signature (computed for the batch by :meth:`_prepare`, else now)."""
+        if len(ws) < fam.MIN_WORDS:
+            return None
+        got = self._sigs.get(fp) if fp is not None else None
+        if got is None:
+            return fam.signature(ws)
+        return fam.Signature(got.values, got.shingles, got.band_keys(), got.shingle_set)
+
+    def _assign_one(self, conn: sqlite3.Connection, st: _State, m: Incoming, now: str, barred: set[int] | None,
+                    new: bool) -> Assigned:
         if not new:
             existing = self._member(conn, m.rowid)
             if existing is not None:
                 return self._update_member(conn, st, m, existing, now)
-        recent = self._recent.get(m.text)  # the same text again (a repost): words, key, places known
-        if recent is not None:
-            ws, fp, places = recent
-        else:
-            ws = fam.words(m.text)
-            fp = fam.fingerprint(ws)
-            places = None
+        ws, fp, places = self._batch.get(m.text) or self._words(m.text)
         sig: Any = _UNSET
         near: list[tuple[int, str]] = []
         family_id, how, origin = None, "", None
@@ -846,15 +894,9 @@ class IncidentTracker:
             fp_known = family_id is not None
             how = "copy" if fp_known else ""
         if family_id is None:
-            sig = fam.signature(ws)
+            sig = self._signature(fp, ws)
             if sig is not None:
                 near = st.near_family(conn, sig, ws, self._pending_texts)
-        if places is None:
-            places = self.gazetteer.find(m.text, ws)
-            recents = self._recent
-            recents[m.text] = (ws, fp, places)
-            if len(recents) > RECENT_TEXTS:
-                del recents[next(iter(recents))]
         for fid, text in near:
             inc = st.peek(conn, st.families[fid].incident)
             if inc is None or (barred and inc.id in barred) or _other_city(_located(places)[1], inc):
@@ -970,13 +1012,15 @@ class IncidentTracker:
         if fp is None or fp_known or (fp_known is None and st.text_family(conn, fp) is not None):
             return
         if sig is _UNSET:  # joined as a copy or forward: a new text still gets indexed
-            sig = fam.signature(ws)
+            sig = self._signature(fp, ws)
         st.texts[fp] = family_id
         tid = st.next_text
         self._new_texts.append((tid, fp, family_id, sig.to_blob() if sig is not None else None, m.rowid))
         st.next_text += 1
         if sig is not None:
-            st.add_signature(tid, family_id, m.rowid, sig.band_keys())
+            keys = sig.band_keys()
+            st.add_signature(tid, family_id, m.rowid, keys)
+            self._new_bands.extend((k, tid) for k in keys)
             self._pending_texts[m.rowid] = m.text
             _put(st.text_cache, m.rowid, m.text, TEXT_CACHE)
             if sig.shingle_set is not None:  # likely compared soon (its reposts): keep its shingles

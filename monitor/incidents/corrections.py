@@ -216,7 +216,8 @@ def rebuild(archive: Any, progress: Callable[[int, int], None] | None = None) ->
     with archive.lock, archive.transaction():
         # alert threads follow their first alert's message into its new incident (below)
         threads = conn.execute("SELECT destination, ref, outbox_id, created_at FROM incident_threads").fetchall()
-        for table in ("incident_threads", "incident_messages", "family_texts", "families", "incident_facets", "incidents"):
+        for table in ("incident_threads", "incident_messages", "family_bands", "family_texts", "families",
+                      "incident_facets", "incidents"):
             conn.execute(f"DELETE FROM {table}")
         tracker.invalidate(conn)
         total = conn.execute("SELECT count(DISTINCT message_rowid) FROM hits").fetchone()[0]
@@ -231,14 +232,14 @@ def rebuild(archive: Any, progress: Callable[[int, int], None] | None = None) ->
                 for a in lst:
                     if a not in acts:
                         acts.append(a)
-            tracker.assign(conn, Incoming(
+            tracker.queue(Incoming(
                 rowid, platform, channel_id, message_id, date, text or "",
                 json.loads(fwd) if fwd else None, strongest_kind(kinds.split(",")),
                 sorted(set(rules.split("\x1f"))), acts,
             ), now)
             done += 1
             if done % REBUILD_FLUSH == 0:
-                tracker.flush(conn)  # writes the rows so far (same transaction): the tracker may evict
+                tracker.flush(conn)  # assigns them (one batch) and writes the rows (same transaction): it may evict
             if progress and done % 1000 == 0:
                 progress(done, total)
         tracker.flush(conn)

@@ -15,8 +15,9 @@ A repost is recognised three ways, cheapest first:
    the whole assignment budget. rensa (Rust, ~2 us a text) was measured too: its values are
    not datasketch's (stored signatures would change) and with the same bands the bench's
    family recall fell from 0.918 to 0.887. The signatures are stored in the archive
-   (``family_texts.signature``); the band index is kept by each writing process
-   (:mod:`.assign`: band keys of evicted texts in compact arrays). The texts sharing most bands are compared on their actual shingles
+   (``family_texts.signature``) with their band keys (``family_bands``, the index of the texts
+   a writing process does not hold in memory; :mod:`.assign` keeps the others' bands in
+   memory). The texts sharing most bands are compared on their actual shingles
    (:func:`near_copy`: Jaccard >= :data:`JACCARD`, or the shorter text >= :data:`CONTAINMENT`
    contained in the longer: a trimmed copy).
 """
@@ -77,25 +78,36 @@ class Signature:
         return cls(values, n)
 
     def band_keys(self) -> list[int]:
-        """One key per band (band number mixed in); computed once."""
+        """One key per band (band number mixed in; a signed 64-bit int, as the archive's
+        ``family_bands`` keeps it); computed once."""
         if self._keys is None:
             v = self.values
-            self._keys = [(v[i] << 32 | v[i + 1]) ^ m for i, m in zip(range(0, NUM_PERM, ROWS), _MIX)]
+            self._keys = [k - _2_64 if k >> 63 else k
+                          for k in ((v[i] << 32 | v[i + 1]) ^ m for i, m in zip(range(0, NUM_PERM, ROWS), _MIX))]
         return self._keys
 
 
+_2_64 = 1 << 64
+
+
+def _band_keys(values: np.ndarray) -> np.ndarray:
+    """``int64[n, BANDS]`` band keys of ``n`` signatures' values (``[n, NUM_PERM]``, < 2**32)."""
+    pairs = values.reshape(len(values), BANDS, ROWS).astype(np.uint64)
+    return ((pairs[:, :, 0] << np.uint64(32) | pairs[:, :, 1]) ^ _MIX_NP).view(np.int64)
+
+
 def band_key_matrix(blobs: list[bytes]) -> np.ndarray:
-    """The band keys of stored signatures (``uint64[len(blobs), BANDS]``, as
+    """The band keys of stored signatures (``int64[len(blobs), BANDS]``, as
     :meth:`Signature.band_keys`), computed at once."""
     if not blobs:
-        return np.zeros((0, BANDS), dtype=np.uint64)
+        return np.zeros((0, BANDS), dtype=np.int64)
     mat = np.frombuffer(b"".join(blob[4:4 + 8 * NUM_PERM] for blob in blobs), dtype="<u8")
-    pairs = mat.reshape(len(blobs), BANDS, ROWS).astype(np.uint64)
-    return (pairs[:, :, 0] << np.uint64(32) | pairs[:, :, 1]) ^ _MIX_NP
+    return _band_keys(mat.reshape(len(blobs), NUM_PERM))
 
 
 def shingles(ws: list[str]) -> set[bytes]:
-    return {" ".join(ws[i:i + SHINGLE]).encode("utf-8") for i in range(len(ws) - SHINGLE + 1)}
+    """The text's word 3-shingles (``"a b c"``, UTF-8)."""
+    return {f"{a} {b} {c}".encode("utf-8") for a, b, c in zip(ws, ws[1:], ws[2:])}
 
 
 def near_copy(a: set[bytes], b: set[bytes]) -> float:
@@ -121,19 +133,37 @@ def same_numbers(a: list[str], b: list[str]) -> bool:
 
 def signature(ws: list[str]) -> Signature | None:
     """MinHash of the text's word shingles (None below :data:`MIN_WORDS` words)."""
-    if len(ws) < MIN_WORDS:
-        return None
-    sh = shingles(ws)
+    return signatures([ws])[0]
+
+
+def signatures(texts: list[list[str]]) -> list[Signature | None]:
+    """:func:`signature` of several texts (their words) with one numpy pass over all their
+    shingles (a writer's batch: the per-call numpy overhead is paid once)."""
+    out: list[Signature | None] = [None] * len(texts)
+    sets: list[set[bytes]] = []
+    where: list[int] = []
+    for i, ws in enumerate(texts):
+        if len(ws) >= MIN_WORDS:
+            sets.append(shingles(ws))
+            where.append(i)
+    if not sets:
+        return out
     sha1 = hashlib.sha1
-    hv = np.frombuffer(b"".join([sha1(x).digest()[:4] for x in sh]), dtype="<u4").astype(np.uint32)
+    hv = np.frombuffer(b"".join([sha1(x).digest()[:4] for sh in sets for x in sh]), dtype="<u4").astype(np.uint32)
+    sizes = [len(sh) for sh in sets]
+    starts = np.zeros(len(sizes), dtype=np.int64)
+    np.cumsum(sizes[:-1], out=starts[1:])
     with np.errstate(over="ignore"):
         hv ^= hv >> _S16
         hv *= _M1
         hv ^= hv >> _S13
         hv *= _M2
         hv ^= hv >> _S16
-        values = (hv[:, None] * _A + _B).min(axis=0)
-    return Signature(values.tolist(), len(sh), shingle_set=sh)
+        values = np.minimum.reduceat(hv[:, None] * _A + _B, starts, axis=0)
+    keys = _band_keys(values).tolist()
+    for i, sh, n, v, k in zip(where, sets, sizes, values.tolist(), keys):
+        out[i] = Signature(v, n, k, sh)
+    return out
 
 
 def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

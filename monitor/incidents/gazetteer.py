@@ -100,6 +100,7 @@ COUNTRY_STOP = frozenset({"chad", "jordan", "guinea", "turkey", "georgia", "nige
 # proclitics a place name takes (و ب ل ف and their pairs; not ك "as", which makes words)
 _PLACE_PROCLITICS = frozenset({"و", "ب", "ل", "ف", "وب", "ول", "فب", "فل"})
 _ARABIC_SCRIPT = re.compile("[\u0600-\u06ff]")
+_WORD_STARTS_ARABIC = re.compile("(?<!\\S)[\u0600-\u06ff]")  # in words joined by spaces
 _MAX_WORDS = 5
 
 
@@ -134,8 +135,11 @@ class Gazetteer:
 
     index: dict[str, list[_Entry]] = field(default_factory=dict)
     places: dict[str, Place] = field(default_factory=dict)
+    # the first words of one-word names, and the first two words of longer names (made on first use)
+    _starts: tuple[set[str], set[tuple[str, str]]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def add(self, name: str, place: Place) -> None:
+        self._starts = None
         words = tuple(WORD_RE.findall(normalize(name)))
         if not words or len(words) > _MAX_WORDS:
             return
@@ -171,8 +175,26 @@ class Gazetteer:
         found: dict[str, Place] = {}
         index = self.index
         n = len(words)
+        if _WORD_STARTS_ARABIC.search(" ".join(words)) is None:
+            # no Arabic-script word (whose proclitic stems may be names): only the words that
+            # start a name can, the others are passed over as the loop below would
+            names = index.keys() & set(words)
+            if not names:
+                return []
+            if self._starts is None:
+                self._starts = ({w for w, es in index.items() if any(not e.rest for e in es)},
+                                {(w, e.rest[0]) for w, es in index.items() for e in es if e.rest})
+            single, pairs = self._starts
+            # a word that starts only longer names ("the" of "The Hague") when the next word is theirs
+            starts: Iterable[int] = [i for i, w in enumerate(words) if w in names and (
+                w in single or (i + 1 < n and (w, words[i + 1]) in pairs))]
+        else:
+            starts = range(n)
         i = 0
-        while i < n:
+        for at in starts:
+            if at < i:
+                continue  # inside the name found before
+            i = at
             w = words[i]
             forms = [w]
             if "\u0600" <= w[0] <= "\u06ff":

@@ -289,9 +289,13 @@ def verify(
     return report
 
 
+_BANDS = 16  # band keys a family text with a MinHash signature has in family_bands (monitor.incidents.families.BANDS)
+
+
 def _check_incidents(conn: sqlite3.Connection, report: VerifyReport, problem: Any) -> None:
     """Incident tables (derived from hits, docs/incidents.md): members exist, each incident's
-    message count matches its members, no member sits in a merged incident."""
+    message count matches its members, no member sits in a merged incident, every family text
+    with a signature has its band keys in ``family_bands``."""
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name='incidents'").fetchone() is None:
         return
     for (rowid,) in conn.execute(
@@ -307,6 +311,18 @@ def _check_incidents(conn: sqlite3.Connection, report: VerifyReport, problem: An
             problem("incidents", "incidents", iid, None, f"merged incident still has {actual} message(s)")
         elif merged is None and stored != actual:
             problem("incidents", "incidents", iid, None, f"incident counts {stored} message(s), has {actual}")
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name='family_bands'").fetchone() is not None:
+        # the near-copy index (schema 5): every text with a signature has its 16 band keys, no other has any
+        for tid, signed, bands in conn.execute(
+            "SELECT t.id, t.signature IS NOT NULL, coalesce(b.n, 0) FROM family_texts t LEFT JOIN"
+            " (SELECT text_id, count(*) AS n FROM family_bands GROUP BY text_id) b ON b.text_id = t.id"
+            f" WHERE coalesce(b.n, 0) <> CASE WHEN t.signature IS NULL THEN 0 ELSE {_BANDS} END"
+        ):
+            problem("incidents", "family_bands", tid, None, f"family text has {bands} band key(s), not {_BANDS if signed else 0}")
+        for (tid,) in conn.execute(
+            "SELECT DISTINCT b.text_id FROM family_bands b LEFT JOIN family_texts t ON t.id = b.text_id WHERE t.id IS NULL"
+        ):
+            problem("incidents", "family_bands", tid, None, "band keys of a family text that is not in the archive")
     n = conn.execute("SELECT count(*) FROM incidents WHERE merged_into IS NULL AND messages > 0").fetchone()[0]
     c = conn.execute("SELECT count(*) FROM incident_corrections").fetchone()[0]
     report.notes.append(f"{n} incident(s), {c} analyst correction(s) checked")
