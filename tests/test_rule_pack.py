@@ -246,6 +246,9 @@ EXAMPLES = [
     ("claim-formula-fa", "داعش خراسان: مجاهدان خلافت یک خودروی طالبان را در جلال‌آباد منفجر کردند", dict(**TG), True),
     ("claim-formula-fa", "حماس: جنگنده‌های اسرائیلی یک خانه را در رفح منفجر کردند", dict(**TG), False),
     ("claim-formula-fa", "سخنگوی بی‌ال‌ای گفت جنگجویان این گروه قطار مسافربری را به گروگان گرفته‌اند", dict(**TG), True),
+    ("claim-formula-fa", "جبهه مقاومت ملی اعلام کرد که در حمله نیروهایش بر یک پوسته طالبان در اندراب ۴ طالب کشته شدند", dict(**TG), True),
+    ("claim-formula-fa", "ارتش پاکستان اعلام کرد در حمله نیروهایش به مخفیگاه تحریک طالبان پاکستان ۸ شورشی کشته شدند", dict(**TG), False),
+    ("claim-formula-fa", "نیروهای هیئت تحریر الشام اعلام کردند که شهر حلب را به کنترل خود درآورده‌اند", dict(**TG), True),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
@@ -442,6 +445,9 @@ EXAMPLES = [
     ("statement-threat-fa", "وزیر امور خارجه هند گفت دهلی‌نو پاسخ قاطعی به حامیان تروریسم خواهد داد", dict(**TG), True),
     ("statement-condemn-fa", "امانوئل مکرون حمله تروریستی به مدرسه در آراس را محکوم کرد", dict(**TG), True),
     ("statement-condemn-fa", "مکرون در سفر به آلمان از همکاری اقتصادی دو کشور تقدیر کرد", dict(**TG), False),
+    ("statement-strike-fa", "وزارت داخله طالبان اعلام کرد که یک هسته داعش در کابل را از بین برده است", dict(**TG), True),
+    ("statement-strike-fa", "وزارت کشور اعلام کرد ثبت‌نام داوطلبان انتخابات از فردا آغاز می‌شود و مهلت آن از بین برده نمی‌شود", dict(**TG), False),
+    ("statement-blame-fa", "سخنگوی حکومت سوریه گفت شبه‌نظامیان مورد حمایت ترکیه مسئول این انفجار هستند", dict(**TG), True),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
