@@ -249,6 +249,9 @@ EXAMPLES = [
     ("claim-formula-fa", "جبهه مقاومت ملی اعلام کرد که در حمله نیروهایش بر یک پوسته طالبان در اندراب ۴ طالب کشته شدند", dict(**TG), True),
     ("claim-formula-fa", "ارتش پاکستان اعلام کرد در حمله نیروهایش به مخفیگاه تحریک طالبان پاکستان ۸ شورشی کشته شدند", dict(**TG), False),
     ("claim-formula-fa", "نیروهای هیئت تحریر الشام اعلام کردند که شهر حلب را به کنترل خود درآورده‌اند", dict(**TG), True),
+    ("claim-formula-fa", "به گفته مقامات نیجریه، شبه‌نظامیان بوکوحرام شب گذشته به یک روستا حمله کردند و ۳۰ غیرنظامی را کشتند.", dict(**TG), False),
+    ("claim-formula-fa", "به گفته ارتش سومالی، جنگجویان الشباب پایگاه را با خمپاره هدف قرار دادند.", dict(**TG), False),
+    ("claim-fa", "به گفته مقامات محلی، داعش مسئولیت حمله به کلیسا را بر عهده گرفته است.", dict(**TG), True),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
@@ -448,6 +451,8 @@ EXAMPLES = [
     ("statement-strike-fa", "وزارت داخله طالبان اعلام کرد که یک هسته داعش در کابل را از بین برده است", dict(**TG), True),
     ("statement-strike-fa", "وزارت کشور اعلام کرد ثبت‌نام داوطلبان انتخابات از فردا آغاز می‌شود و مهلت آن از بین برده نمی‌شود", dict(**TG), False),
     ("statement-blame-fa", "سخنگوی حکومت سوریه گفت شبه‌نظامیان مورد حمایت ترکیه مسئول این انفجار هستند", dict(**TG), True),
+    ("statement-blame-fa", "یک منبع امنیتی گفت هنوز مشخص نیست کدام گروه پشت این حمله است.", dict(**TG), False),
+    ("statement-comment-fa", "به گفته مقامات نیجریه، شبه‌نظامیان بوکوحرام شب گذشته به یک روستا حمله کردند و ۳۰ غیرنظامی را کشتند.", dict(**TG), True),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
