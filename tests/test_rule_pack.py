@@ -252,6 +252,12 @@ EXAMPLES = [
     ("claim-formula-fa", "به گفته مقامات نیجریه، شبه‌نظامیان بوکوحرام شب گذشته به یک روستا حمله کردند و ۳۰ غیرنظامی را کشتند.", dict(**TG), False),
     ("claim-formula-fa", "به گفته ارتش سومالی، جنگجویان الشباب پایگاه را با خمپاره هدف قرار دادند.", dict(**TG), False),
     ("claim-fa", "به گفته مقامات محلی، داعش مسئولیت حمله به کلیسا را بر عهده گرفته است.", dict(**TG), True),
+    ("claim-headline-fa", "هلاکت ۵ نظامی صهیونیست در کمین حزب‌الله در جنوب لبنان", dict(**TG), True),
+    ("claim-headline-fa", "کشته شدن ۹ سرباز ارتش مالی در حمله جماعت نصرت الاسلام به پایگاه بولکسی", dict(**TG), True),
+    ("claim-headline-fa", "کشته شدن ۶ غیرنظامی در حمله هوایی ارتش سودان به بازار", dict(**TG), False),
+    ("claim-headline-fa", "هلاکت ۸ عضو داعش در عملیات نیروهای امنیتی عراق در کرکوک", dict(**TG), False),
+    ("claim-fa", "گروه الشباب با صدور اعلامیه‌ای حمله به هتل در موگادیشو را به عهده گرفت.", dict(**TG), True),
+    ("claim-fa", "تحقیقات درباره حمله به هتل را پلیس فدرال بر عهده گرفت.", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
@@ -453,6 +459,9 @@ EXAMPLES = [
     ("statement-blame-fa", "سخنگوی حکومت سوریه گفت شبه‌نظامیان مورد حمایت ترکیه مسئول این انفجار هستند", dict(**TG), True),
     ("statement-blame-fa", "یک منبع امنیتی گفت هنوز مشخص نیست کدام گروه پشت این حمله است.", dict(**TG), False),
     ("statement-comment-fa", "به گفته مقامات نیجریه، شبه‌نظامیان بوکوحرام شب گذشته به یک روستا حمله کردند و ۳۰ غیرنظامی را کشتند.", dict(**TG), True),
+    ("statement-strike-fa", "در این عملیات ۱۰ تروریست به هلاکت رسیدند و مقادیر زیادی سلاح و مهمات کشف شد.", dict(**TG), True),
+    ("statement-strike-fa", "در این عملیات ۱۰ بیمار قلبی با موفقیت جراحی شدند.", dict(**TG), False),
+    ("statement-strike-fa", "هلاکت ۸ عضو داعش در عملیات نیروهای امنیتی عراق در کرکوک", dict(**TG), True),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
