@@ -258,6 +258,9 @@ EXAMPLES = [
     ("claim-headline-fa", "هلاکت ۸ عضو داعش در عملیات نیروهای امنیتی عراق در کرکوک", dict(**TG), False),
     ("claim-fa", "گروه الشباب با صدور اعلامیه‌ای حمله به هتل در موگادیشو را به عهده گرفت.", dict(**TG), True),
     ("claim-fa", "تحقیقات درباره حمله به هتل را پلیس فدرال بر عهده گرفت.", dict(**TG), False),
+    ("claim-fa", "این گروه در اعلامیه‌ای مسئولیت انفجار را پذیرفت و گفت هدف آن نیروهای امنیتی بودند.", dict(**TG), True),
+    ("claim-fa", "مسوولیت این حمله را گروه داعش به دوش گرفته است.", dict(**TG), True),
+    ("claim-fa", "وزارت صحت عامه در اعلامیه‌ای مسئولیت واکسیناسیون کودکان را به دوش گرفت.", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
