@@ -261,6 +261,9 @@ EXAMPLES = [
     ("claim-fa", "این گروه در اعلامیه‌ای مسئولیت انفجار را پذیرفت و گفت هدف آن نیروهای امنیتی بودند.", dict(**TG), True),
     ("claim-fa", "مسوولیت این حمله را گروه داعش به دوش گرفته است.", dict(**TG), True),
     ("claim-fa", "وزارت صحت عامه در اعلامیه‌ای مسئولیت واکسیناسیون کودکان را به دوش گرفت.", dict(**TG), False),
+    ("claim-fa", "رسانه‌های عبری مدعی شدند حزب‌الله با موشک یک پایگاه را هدف قرار داده است.", dict(**TG), False),
+    ("claim-formula-fa", "دیده‌بان حقوق بشر اعلام کرد جنگجویان جماعت نصرت اسلام و مسلمین ده‌ها غیرنظامی را کشته‌اند.", dict(**TG), False),
+    ("claim-fa", "به نوشته روزنامه هاآرتص، حزب‌الله مسئولیت حمله به پایگاه میرون را بر عهده گرفته است.", dict(**TG), True),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
@@ -465,6 +468,9 @@ EXAMPLES = [
     ("statement-strike-fa", "در این عملیات ۱۰ تروریست به هلاکت رسیدند و مقادیر زیادی سلاح و مهمات کشف شد.", dict(**TG), True),
     ("statement-strike-fa", "در این عملیات ۱۰ بیمار قلبی با موفقیت جراحی شدند.", dict(**TG), False),
     ("statement-strike-fa", "هلاکت ۸ عضو داعش در عملیات نیروهای امنیتی عراق در کرکوک", dict(**TG), True),
+    ("statement-blame-fa", "دادگاهی در فرانسه یک عضو داعش را به اتهام شرکت در حملات پاریس به حبس ابد محکوم کرد.", dict(**TG), False),
+    ("statement-blame-fa", "یک کارشناس گفت داعش خراسان احتمالا عامل این انفجار است.", dict(**TG), False),
+    ("statement-comment-fa", "ارتش اسرائیل ادعا کرد که حزب‌الله در حمله به شمال اسرائیل ۵۰ راکت شلیک کرده است.", dict(**TG), True),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
