@@ -471,6 +471,10 @@ EXAMPLES = [
     ("statement-blame-fa", "دادگاهی در فرانسه یک عضو داعش را به اتهام شرکت در حملات پاریس به حبس ابد محکوم کرد.", dict(**TG), False),
     ("statement-blame-fa", "یک کارشناس گفت داعش خراسان احتمالا عامل این انفجار است.", dict(**TG), False),
     ("statement-comment-fa", "ارتش اسرائیل ادعا کرد که حزب‌الله در حمله به شمال اسرائیل ۵۰ راکت شلیک کرده است.", dict(**TG), True),
+    ("statement-threat-fa", "ولیعهد عربستان گفت پادشاهی به حمله حوثی‌ها به تاسیسات نفتی پاسخ قاطع خواهد داد.", dict(**TG), True),
+    ("statement-threat-fa", "رئیس ستاد ارتش پاکستان گفت خوارج مورد حمایت هند به سزای اعمال خود خواهند رسید.", dict(**TG), True),
+    ("statement-condemn-fa", "پادشاه اردن حمله به نیروهای اردنی در مرز سوریه را محکوم کرد.", dict(**TG), True),
+    ("statement-condemn-fa", "پادشاه اردن برای درمان به آمریکا سفر کرد.", dict(**TG), False),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
