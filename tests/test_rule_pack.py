@@ -264,6 +264,10 @@ EXAMPLES = [
     ("claim-fa", "رسانه‌های عبری مدعی شدند حزب‌الله با موشک یک پایگاه را هدف قرار داده است.", dict(**TG), False),
     ("claim-formula-fa", "دیده‌بان حقوق بشر اعلام کرد جنگجویان جماعت نصرت اسلام و مسلمین ده‌ها غیرنظامی را کشته‌اند.", dict(**TG), False),
     ("claim-fa", "به نوشته روزنامه هاآرتص، حزب‌الله مسئولیت حمله به پایگاه میرون را بر عهده گرفته است.", dict(**TG), True),
+    ("claim-stance-fa", "رزمندگان ما یک کاروان نظامیان اشغالگر پاکستانی را در منطقه کیچ به کمین انداختند.", dict(**TG), True),
+    ("claim-stance-fa", "نیروهای ما با موفقیت یک پاسگاه دشمن را تصرف کردند و مقادیری سلاح به غنیمت گرفتند.", dict(**TG), True),
+    ("claim-stance-fa", "گروه ما در این عملیات ۱۵ سرباز دشمن را به هلاکت رساند.", dict(**TG), True),
+    ("claim-stance-fa", "رزمندگان ما ۲۰ تروریست را در عملیات پاکسازی در وزیرستان به هلاکت رساندند.", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
@@ -475,6 +479,8 @@ EXAMPLES = [
     ("statement-threat-fa", "رئیس ستاد ارتش پاکستان گفت خوارج مورد حمایت هند به سزای اعمال خود خواهند رسید.", dict(**TG), True),
     ("statement-condemn-fa", "پادشاه اردن حمله به نیروهای اردنی در مرز سوریه را محکوم کرد.", dict(**TG), True),
     ("statement-condemn-fa", "پادشاه اردن برای درمان به آمریکا سفر کرد.", dict(**TG), False),
+    ("statement-strike-fa", "سرمچاران ما مواضع ارتش پاکستان را با سلاح‌های سنگین هدف قرار دادند.", dict(**TG), False),
+    ("statement-strike-fa", "نیروهای ما ۲۰ تروریست را در عملیات پاکسازی در وزیرستان به هلاکت رساندند.", dict(**TG), True),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
