@@ -268,6 +268,10 @@ EXAMPLES = [
     ("claim-stance-fa", "نیروهای ما با موفقیت یک پاسگاه دشمن را تصرف کردند و مقادیری سلاح به غنیمت گرفتند.", dict(**TG), True),
     ("claim-stance-fa", "گروه ما در این عملیات ۱۵ سرباز دشمن را به هلاکت رساند.", dict(**TG), True),
     ("claim-stance-fa", "رزمندگان ما ۲۰ تروریست را در عملیات پاکسازی در وزیرستان به هلاکت رساندند.", dict(**TG), False),
+    ("denial-fa", "تحریک طالبان پاکستان در بیانیه‌ای اعلام کرد که در حمله به مدرسه نظامی پیشاور دست نداشته است.", dict(**TG), True),
+    ("denial-fa", "ارتش آزادی‌بخش بلوچستان گفت این انفجار کار این گروه نبوده است.", dict(**TG), True),
+    ("denial-fa", "جماعت نصرت اسلام و مسلمین مسئولیت کشتار غیرنظامیان در روستای سولنزو را نپذیرفت.", dict(**TG), True),
+    ("denial-fa", "ارتش آزادی‌بخش بلوچستان مسئولیت حمله به کاروان نظامی در کیچ را پذیرفت.", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
