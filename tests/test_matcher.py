@@ -673,6 +673,8 @@ def test_scan_words_letters_spans_and_positions(tmp_path) -> None:
             assert scan.has_letters(g) == (g in st), text
         bounds = [mm.span() for mm in re.finditer(r"\S+", st)]
         offsets = OffsetMap(text)
+        if tokens:
+            assert scan.bounds() == bounds, text  # from the running lengths of one split
         for i in range(len(tokens)):
             assert scan.span(i, i + 1) == text_span(text, offsets, bounds[i][0], bounds[i][1]), (text, i)
             if i + 1 < len(tokens):

@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from itertools import chain, compress, count, repeat
+from itertools import accumulate, chain, compress, count, repeat
 from operator import contains, itemgetter
 from typing import Callable, Iterable, Sequence
 
@@ -55,8 +55,8 @@ from .terms import EXACT, Term, Word
 
 MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
+_SPACES = re.compile(r"(\s+)")  # split on it: tokens at even indexes (what str.split() gives, with the gaps)
 _second = itemgetter(1)
-_span = re.Match.span
 _NOTHING: frozenset[int] = frozenset()
 _NO_WORDS: frozenset[int] = frozenset()
 _PIECES: frozenset[int] = frozenset({-1})
@@ -740,7 +740,7 @@ class _Scan:
         self._present: dict[int, bool] | None = None  # memos, made on first use
         self._starts: dict[int, list[int]] | None = None
         self._positions: dict[int, list[tuple[int, int]]] | None = None
-        self._bounds: list[tuple[int, int]] | None = None
+        self._bounds: tuple[int, list[int]] | None = None  # see _cumulative
         self._regex: frozenset[int] | None = None
         self._spans = None
         self.extra: list[tuple[int, frozenset[int]]] = []
@@ -789,8 +789,21 @@ class _Scan:
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Characters of the original text covered by tokens ``[start, end)``."""
-        bounds = self.bounds()
-        return text_span(self.text, self.offsets(), bounds[start][0], bounds[end - 1][1])
+        got = self._bounds
+        if got is None:
+            got = self._cumulative()
+        first, cum = got
+        i = first + 2 * start
+        return text_span(self.text, self.offsets(), cum[i - 1] if i else 0, cum[first + 2 * end - 2])
+
+    def _cumulative(self) -> tuple[int, list[int]]:
+        """Where the tokens are, from one C-level split of :attr:`st` into tokens and the
+        whitespace between them: (index of the first token in the split, running lengths of
+        the split's parts); token ``k`` ends at ``cum[first + 2k]`` and starts where the part
+        before it ends (a list of spans from ``re.finditer`` cost a match object per token)."""
+        parts = _SPACES.split(self.st)
+        got = self._bounds = (2 if parts[0] == "" else 0, list(accumulate(map(len, parts))))
+        return got
 
     def present(self, alts: _Alts) -> bool:
         """Whether one of the alternatives occurs (memo per message: shared between rules)."""
@@ -841,9 +854,8 @@ class _Scan:
 
     def bounds(self) -> list[tuple[int, int]]:
         """Character offsets (in the normalised text) of every token."""
-        if self._bounds is None:
-            self._bounds = list(map(_span, _TOKEN.finditer(self.st)))
-        return self._bounds
+        first, cum = self._bounds or self._cumulative()
+        return [(cum[i - 1] if i else 0, cum[i]) for i in range(first, len(cum), 2) if i < len(cum) and cum[i] > (cum[i - 1] if i else 0)]
 
     def regex_matched(self) -> frozenset[int]:
         if self._regex is None:
