@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from itertools import accumulate, chain, compress, count, repeat
+from itertools import chain, compress, count, repeat
 from operator import contains, itemgetter
 from typing import Callable, Iterable, Sequence
 
@@ -55,7 +55,6 @@ from .terms import EXACT, Term, Word
 
 MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
-_SPACES = re.compile(r"(\s+)")  # split on it: tokens at even indexes (what str.split() gives, with the gaps)
 _second = itemgetter(1)
 _NOTHING: frozenset[int] = frozenset()
 _NO_WORDS: frozenset[int] = frozenset()
@@ -128,6 +127,9 @@ class _FieldIndex:
         # key_phrases (same shape, tuples)
         self.phrase_triggers: dict[int, list[tuple[tuple[int, ...], list[int]]]] = {}
         self.has_triggers = False
+        # id(a selection's shared tuple of term word ids) -> its terms by first word (see
+        # _Sel.found_terms; built on first use, not pickled; the tuples live as long as this)
+        self.first_terms: dict[int, tuple[dict[int, tuple[int, ...]], frozenset[int]]] = {}
 
     def word_id(self, word: Word) -> int:
         wid = self.word_ids.get(word)  # a Word is a (text, kind) tuple: equal words, one id
@@ -161,7 +163,7 @@ class _FieldIndex:
         # the RE2 programs and the word-lookup cache are rebuilt on load (see monitor.rules.cache);
         # word_ids (needed only while compiling) is rebuilt from words when asked for
         state = dict(self.__dict__)
-        for k in ("_filter", "compiled", "lookup", "word_ids"):
+        for k in ("_filter", "compiled", "lookup", "word_ids", "first_terms"):
             state.pop(k, None)
         return state
 
@@ -169,6 +171,7 @@ class _FieldIndex:
         self.__dict__.update(state)
         self.filter = None
         self.compiled = []
+        self.first_terms = {}
         if hasattr(self, "exact"):
             self.lookup = _Lookup(self.exact, self.automaton)
             self._build_regexes()
@@ -397,14 +400,19 @@ class _Sel:
                 self.anchors = (self.term_wids[t][rarest[t][0]],)
                 self.anchor_terms = _phrases_of([self.term_wids[t]])
 
-    def found_terms(self, found: set[int]) -> list[int]:
+    def found_terms(self, found: set[int], index: "_FieldIndex") -> list[int]:
         """Indexes (ascending) of the terms whose first word was found."""
         if self.first_terms is None:
-            first: dict[int, list[int]] = {}
-            for t, w in enumerate(self.term_wids):
-                first.setdefault(w[0], []).append(t)
-            self.first_terms = {k: tuple(v) for k, v in first.items()}
-            self.first_keys = frozenset(first)
+            # built on first use, once per shared tuple of terms (a list's 200 names are
+            # referenced by 10 rules: one dict, not ten)
+            shared = index.first_terms
+            got = shared.get(id(self.term_wids))
+            if got is None:
+                first: dict[int, list[int]] = {}
+                for t, w in enumerate(self.term_wids):
+                    first.setdefault(w[0], []).append(t)
+                got = shared[id(self.term_wids)] = ({k: tuple(v) for k, v in first.items()}, frozenset(first))
+            self.first_terms, self.first_keys = got
         keys = self.first_keys.intersection(found)
         if not keys:
             return []
@@ -740,7 +748,7 @@ class _Scan:
         self._present: dict[int, bool] | None = None  # memos, made on first use
         self._starts: dict[int, list[int]] | None = None
         self._positions: dict[int, list[tuple[int, int]]] | None = None
-        self._bounds: tuple[int, list[int]] | None = None  # see _cumulative
+        self._bounds: list[int] | None = None  # start offsets of the first tokens (see _start)
         self._regex: frozenset[int] | None = None
         self._spans = None
         self.extra: list[tuple[int, frozenset[int]]] = []
@@ -789,21 +797,28 @@ class _Scan:
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Characters of the original text covered by tokens ``[start, end)``."""
-        got = self._bounds
-        if got is None:
-            got = self._cumulative()
-        first, cum = got
-        i = first + 2 * start
-        return text_span(self.text, self.offsets(), cum[i - 1] if i else 0, cum[first + 2 * end - 2])
+        last = end - 1
+        return text_span(self.text, self.offsets(), self._start(start), self._start(last) + len(self.tokens[last]))
 
-    def _cumulative(self) -> tuple[int, list[int]]:
-        """Where the tokens are, from one C-level split of :attr:`st` into tokens and the
-        whitespace between them: (index of the first token in the split, running lengths of
-        the split's parts); token ``k`` ends at ``cum[first + 2k]`` and starts where the part
-        before it ends (a list of spans from ``re.finditer`` cost a match object per token)."""
-        parts = _SPACES.split(self.st)
-        got = self._bounds = (2 if parts[0] == "" else 0, list(accumulate(map(len, parts))))
-        return got
+    def _start(self, k: int) -> int:
+        """Offset of token ``k`` in :attr:`st`. The tokens are :attr:`st`'s maximal runs of
+        non-space characters in order, so each one is the first occurrence of its text after
+        the end of the one before: found with ``str.find``, only as far as asked (a hit needs
+        a few tokens; ``re.finditer`` over the whole text cost a match object per token)."""
+        pos = self._bounds
+        if pos is None:
+            pos = self._bounds = []
+        n = len(pos)
+        if k >= n:
+            tokens = self.tokens
+            find = self.st.find
+            at = pos[-1] + len(tokens[n - 1]) if n else 0
+            for j in range(n, k + 1):
+                tok = tokens[j]
+                at = find(tok, at)
+                pos.append(at)
+                at += len(tok)
+        return pos[k]
 
     def present(self, alts: _Alts) -> bool:
         """Whether one of the alternatives occurs (memo per message: shared between rules)."""
@@ -854,8 +869,10 @@ class _Scan:
 
     def bounds(self) -> list[tuple[int, int]]:
         """Character offsets (in the normalised text) of every token."""
-        first, cum = self._bounds or self._cumulative()
-        return [(cum[i - 1] if i else 0, cum[i]) for i in range(first, len(cum), 2) if i < len(cum) and cum[i] > (cum[i - 1] if i else 0)]
+        tokens = self.tokens
+        if tokens:
+            self._start(len(tokens) - 1)
+        return [(s, s + len(t)) for s, t in zip(self._bounds or (), tokens)]
 
     def regex_matched(self) -> frozenset[int]:
         if self._regex is None:
@@ -1367,7 +1384,7 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
     terms: Sequence[Term] = sel.sel.terms
     if sel.op in ("any", "all"):
         term_wids = sel.term_wids
-        for t in sel.found_terms(scan.found):
+        for t in sel.found_terms(scan.found, scan.index):
             spans = scan.term_spans(term_wids[t])
             if not spans:
                 continue
@@ -1378,7 +1395,7 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
     elif sel.op == "near":
         window = _near_window(_group_starts(sel, scan), sel.within)
         if window is not None:
-            candidates = sel.found_terms(scan.found)
+            candidates = sel.found_terms(scan.found, scan.index)
             for group, i in zip(sel.groups, window):
                 members = set(group)
                 for t in (t for t in candidates if t in members):  # the first alternative that starts there
