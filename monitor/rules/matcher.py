@@ -798,7 +798,11 @@ class _Scan:
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Characters of the original text covered by tokens ``[start, end)``."""
         last = end - 1
-        return text_span(self.text, self.offsets(), self._start(start), self._start(last) + len(self.tokens[last]))
+        s, e = self._start(start), self._start(last) + len(self.tokens[last])
+        offsets = self._spans or self.offsets()
+        if offsets.identity:  # no character of the text changes length in normalisation
+            return s, e
+        return text_span(self.text, offsets, s, e)
 
     def _start(self, k: int) -> int:
         """Offset of token ``k`` in :attr:`st`. The tokens are :attr:`st`'s maximal runs of
