@@ -245,8 +245,9 @@ def _build_at_low_priority(*args: Any) -> tuple[bool, str | None, dict[str, floa
 
 def _lowest_priority() -> str:
     """Run this process only on CPU time nothing else wants: ``SCHED_IDLE`` on Linux (a
-    nice-10 worker still took its weighted share of a contended core, and the daemon's rate
-    fell by a third during a reload on a busy 2-core machine), else nice 19; returns which."""
+    nice-10 worker still takes its weighted share of a contended core), else nice 19;
+    returns which. On a saturated machine the new set arrives later; the old one matches
+    meanwhile."""
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined]
         return "idle"

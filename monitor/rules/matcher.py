@@ -18,6 +18,8 @@ Compilation (on load and on every reload):
   frequency (:mod:`monitor.rules.anchors`), and from each of those the rarest word of each
   term. A rule is evaluated only when one of its anchor words was found, so a rule
   ``claim and common_word`` costs nothing on the many messages that only have the common word.
+  An anchor word taken from a phrase (a watch list's multi-word name) makes the rule a
+  candidate only when every word of that phrase was found.
   Rules whose condition can be true with nothing found (``not denial``) are evaluated always.
 
 * Each rule also gets "gates" (:func:`required_sets`): further sets of words its condition
