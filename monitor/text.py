@@ -271,6 +271,11 @@ class OffsetMap:
     def __len__(self) -> int:
         return self._norm_len + 1
 
+    @property
+    def identity(self) -> bool:
+        """True when every character normalises to exactly one (``m[i] == i``, nothing removed)."""
+        return not self._orig
+
     def __getitem__(self, q: int) -> int:
         if q < 0:
             q += self._norm_len + 1

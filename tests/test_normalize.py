@@ -138,6 +138,8 @@ def test_offset_map_equals_the_offsets_list(text: str, _expected: str) -> None:
     assert len(m) == len(offsets)
     assert [m[i] for i in range(len(offsets))] == offsets
     assert normalized_offsets(text) == offsets
+    # identity: the matcher's hit spans skip the map when no character changes length
+    assert m.identity == (offsets == list(range(len(text) + 1))), text
 
 
 # -- the matcher's word analysis (monitor.rules.morphology) ----------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 
@@ -231,6 +232,23 @@ async def test_reloads_asked_meanwhile_are_coalesced(tmp_path, cache) -> None:
     assert ids(st.get(), "Zahedan") == ["watch"]
 
 
+async def test_a_reload_asked_again_for_unchanged_files_is_skipped(tmp_path, cache) -> None:
+    """SIGHUP and the folder watch both ask for a reload after one edit: the second request
+    finds the files as the set just read back was built from, and does not build it again;
+    a later edit reloads."""
+    d = rules(tmp_path)
+    st = _state(tmp_path, d, "process")
+    write(d / "watch.yml", RULE.replace("Kerman", "Zahedan"))
+    results = await asyncio.gather(st.reload_async(), st.reload_async())
+    assert results == [True, True]
+    assert st.reloads == 1
+    assert ids(st.get(), "Zahedan") == ["watch"]
+    write(d / "watch.yml", RULE.replace("Kerman", "Bushehr"))
+    assert await st.reload_async() is True
+    assert st.reloads == 2
+    assert ids(st.get(), "Bushehr") == ["watch"] and ids(st.get(), "Zahedan") == []
+
+
 REGEX_RULE = """\
 id: wilayah
 match:
@@ -284,3 +302,20 @@ def test_the_collector_is_paused_while_loading_and_resumed_as_it_was(tmp_path, c
         assert not gc.isenabled()  # left as it was
     finally:
         gc.enable()
+
+
+def test_the_reload_worker_asks_for_the_lowest_cpu_priority() -> None:
+    """The worker process that builds a reloaded set runs only on CPU time nothing else
+    wants (SCHED_IDLE on Linux), so the daemon's pipeline keeps its share of the cores."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os; from monitor.daemon.rules_state import _lowest_priority; got = _lowest_priority(); "
+        "print(got, os.sched_getscheduler(0) == os.SCHED_IDLE if got == 'idle' else os.nice(0))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    if hasattr(os, "SCHED_IDLE"):
+        assert out == ["idle", "True"]
+    else:  # pragma: no cover - not Linux
+        assert out == ["nice", "19"]

@@ -196,15 +196,31 @@ def _write(directory: Path, where: str, key: str, matcher: Matcher) -> Path | No
     return target
 
 
+class _Phases:
+    """Adds the seconds since the previous lap to ``timings[name]`` (nothing when None)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.timings is not None:
+            now = time.perf_counter()
+            self.timings[name] = round(self.timings.get(name, 0.0) + now - self.t, 3)
+            self.t = now
+
+
 def cached_matcher(
     paths: Sequence[str | Path],
     *,
     known_destinations: set[str] | None = None,
     default_destinations: Sequence[str] = ("console",),
     pause: float = 0.0,
+    keys: list[tuple[str, str]] | None = None,
 ) -> Matcher | None:
     """The cached compiled set of ``paths`` if there is one for their current content, else
-    None. ``pause``: seconds to sleep per 64 KiB read (see :class:`_PoliteReader`)."""
+    None. ``pause``: seconds to sleep per 64 KiB read (see :class:`_PoliteReader`); ``keys``
+    gets the :func:`source_key` of the set returned."""
     directory = cache_dir()
     if directory is None:
         return None
@@ -212,19 +228,25 @@ def cached_matcher(
     key = source_key(paths, known_destinations, defaults)
     if key is None:
         return None
-    return _read(directory / f"{key[0]}-{key[1]}.pickle", key[1], pause)
+    matcher = _read(directory / f"{key[0]}-{key[1]}.pickle", key[1], pause)
+    if matcher is not None and keys is not None:
+        keys.append(key)
+    return matcher
 
 
 def build_into_cache(
-    paths: list[str], known_destinations: set[str] | None, default_destinations: tuple[str, ...], directory: str
+    paths: list[str], known_destinations: set[str] | None, default_destinations: tuple[str, ...], directory: str,
+    timings: dict[str, float] | None = None,
 ) -> tuple[bool, str | None]:
     """Load, compile and cache the set (run in a worker process by hot reload):
-    (True, None), or (False, the problems) when the rules are invalid."""
+    (True, None), or (False, the problems) when the rules are invalid. ``timings`` gets the
+    seconds of the phases (see :func:`load_matcher`)."""
     from .problems import RuleSetError, format_problems
 
     os.environ[CACHE_ENV] = directory
     try:
-        load_matcher(paths, known_destinations=known_destinations, default_destinations=default_destinations)
+        load_matcher(paths, known_destinations=known_destinations, default_destinations=default_destinations,
+                     timings=timings)
     except RuleSetError as exc:
         return False, format_problems(exc.problems)
     return True, None
@@ -237,29 +259,40 @@ def load_matcher(
     default_destinations: Sequence[str] = ("console",),
     cache: bool = True,
     on_status: Callable[[str], None] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Matcher:
     """The compiled matcher of the rules under ``paths``: from the cache when the files are
     unchanged, else loaded (raises :class:`~monitor.rules.RuleSetError`), compiled and cached.
 
-    ``on_status`` is told ``"hit"``, ``"miss"`` (built and written) or ``"off"``."""
+    ``on_status`` is told ``"hit"``, ``"miss"`` (built and written) or ``"off"``; ``timings``
+    (optional) gets the seconds of the phases: ``key`` (hashing the files, both times),
+    ``read``, ``load``, ``compile``, ``write`` (pickling and writing the entry)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    clock = _Phases(timings)
     defaults = tuple(default_destinations)
     directory = cache_dir() if cache else None
     key = source_key(paths, known_destinations, defaults) if directory is not None else None
+    clock.lap("key")
     if directory is not None and key is not None:
         where, content = key
         matcher = _read(directory / f"{where}-{content}.pickle", content)
+        clock.lap("read")
         if matcher is not None:
             if on_status is not None:
                 on_status("hit")
             return matcher
     ruleset = load_rules(paths, known_destinations=known_destinations)
+    clock.lap("load")
     matcher = Matcher(ruleset, default_destinations=defaults)
+    clock.lap("compile")
     if directory is not None and key is not None:
         # written only if no file changed while loading (else the next load builds again)
-        if source_key(paths, known_destinations, defaults) == key:
+        same = source_key(paths, known_destinations, defaults) == key
+        clock.lap("key")
+        if same:
             _write(directory, key[0], key[1], matcher)
+            clock.lap("write")
         if on_status is not None:
             on_status("miss")
     elif on_status is not None:

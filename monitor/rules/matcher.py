@@ -18,6 +18,8 @@ Compilation (on load and on every reload):
   frequency (:mod:`monitor.rules.anchors`), and from each of those the rarest word of each
   term. A rule is evaluated only when one of its anchor words was found, so a rule
   ``claim and common_word`` costs nothing on the many messages that only have the common word.
+  An anchor word taken from a phrase (a watch list's multi-word name) makes the rule a
+  candidate only when every word of that phrase was found.
   Rules whose condition can be true with nothing found (``not denial``) are evaluated always.
 
 * Each rule also gets "gates" (:func:`required_sets`): further sets of words its condition
@@ -56,7 +58,6 @@ from .terms import EXACT, Term, Word
 MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
 _second = itemgetter(1)
-_span = re.Match.span
 _NOTHING: frozenset[int] = frozenset()
 _NO_WORDS: frozenset[int] = frozenset()
 _PIECES: frozenset[int] = frozenset({-1})
@@ -123,7 +124,14 @@ class _FieldIndex:
         # key_rules, where rules anchored on the same words share one tuple
         self.triggers: dict[int, list[int]] = {}
         self.regex_triggers: dict[int, list[int] | tuple[int, ...]] = {}  # regex id -> rule indexes
+        # word id -> [(word ids of a phrase it anchors, rule indexes)]: those rules are
+        # candidates only when every word of the phrase was found; emptied by build() into
+        # key_phrases (same shape, tuples)
+        self.phrase_triggers: dict[int, list[tuple[tuple[int, ...], list[int]]]] = {}
         self.has_triggers = False
+        # id(a selection's shared tuple of term word ids) -> its terms by first word (see
+        # _Sel.found_terms; built on first use, not pickled; the tuples live as long as this)
+        self.first_terms: dict[int, tuple[dict[int, tuple[int, ...]], frozenset[int]]] = {}
 
     def word_id(self, word: Word) -> int:
         wid = self.word_ids.get(word)  # a Word is a (text, kind) tuple: equal words, one id
@@ -157,7 +165,7 @@ class _FieldIndex:
         # the RE2 programs and the word-lookup cache are rebuilt on load (see monitor.rules.cache);
         # word_ids (needed only while compiling) is rebuilt from words when asked for
         state = dict(self.__dict__)
-        for k in ("_filter", "compiled", "lookup", "word_ids"):
+        for k in ("_filter", "compiled", "lookup", "word_ids", "first_terms", "phrase_keys"):
             state.pop(k, None)
         return state
 
@@ -165,7 +173,9 @@ class _FieldIndex:
         self.__dict__.update(state)
         self.filter = None
         self.compiled = []
+        self.first_terms = {}
         if hasattr(self, "exact"):
+            self.phrase_keys = frozenset(self.key_phrases)
             self.lookup = _Lookup(self.exact, self.automaton)
             self._build_regexes()
 
@@ -195,9 +205,25 @@ class _FieldIndex:
             t = tuple(rs)
             key_rules[w] = shared.setdefault(t, t)
         self.key_rules = key_rules
+        # word id -> (phrase word ids, rule indexes, phrase word ids, rule indexes, ...): flat,
+        # one tuple per word (200,000 names: 200,000 fewer objects to pickle and read back)
+        key_phrases: dict[int, tuple] = {}
+        rules_of: dict[int, tuple[int, ...]] = {}  # id(list of rules) -> its shared tuple
+        for w, entries in self.phrase_triggers.items():
+            got: list = []
+            for wids, rs in entries:
+                t = rules_of.get(id(rs))
+                if t is None:
+                    t = tuple(sorted(set(rs)))
+                    t = rules_of[id(rs)] = shared.setdefault(t, t)
+                got += (wids, t)
+            key_phrases[w] = tuple(got)
+        self.key_phrases = key_phrases
+        self.phrase_keys = frozenset(key_phrases)
         self.regex_triggers = {r: tuple(rs) for r, rs in self.regex_triggers.items()}
-        self.has_triggers = bool(self.triggers or self.regex_triggers)
+        self.has_triggers = bool(self.triggers or self.regex_triggers or key_phrases)
         self.triggers = {}
+        self.phrase_triggers = {}
         self.lookup = _Lookup(self.exact, self.automaton)
         self._build_regexes()
 
@@ -320,7 +346,7 @@ class _Sel:
 
     __slots__ = (
         "sel", "field", "op", "singles", "phrases", "term_wids", "regex_ids", "within", "groups", "name", "cost",
-        "anchors", "anchor_regex", "alts", "galts", "uid", "first_terms", "first_keys",
+        "anchors", "anchor_terms", "anchor_regex", "alts", "galts", "uid", "first_terms", "first_keys",
     )
 
     def __init__(self, sel: Selection, index: _FieldIndex, intern: "_Interner") -> None:
@@ -353,39 +379,57 @@ class _Sel:
         self.uid = intern.selection(key)
         # anchor words: the rarest word of each term (any), of the cheapest term (all) or of
         # each alternative of the cheapest group (near)
+        # anchor_terms: for each anchor word, the words of the phrase it was taken from (all
+        # of them must be found for the phrase to match) or None for a one-word term; None
+        # when every anchor is a one-word term. Both are dropped once the rule is registered.
+        self.anchor_terms: tuple[tuple[int, ...] | None, ...] | None = None
         if sel.op == "regex":
             self.cost = REGEX_COST * len(sel.regexes)
             self.anchor_regex = True
-            self.anchors: tuple[int, ...] = tuple(self.regex_ids)  # dropped once the rule is registered
+            self.anchors: tuple[int, ...] = tuple(self.regex_ids)
         else:
             self.anchor_regex = False
             rarest = terms.rarest  # (word index, cost) per term
             if sel.op == "any":
-                self.cost, self.anchors = terms.any_anchors()
+                self.cost, self.anchors, self.anchor_terms = terms.any_anchors()
             elif sel.op == "near":
                 costs = [sum(rarest[t][1] for t in g) for g in sel.groups]
                 g = sel.groups[costs.index(min(costs))]
                 self.cost = min(costs)
                 self.anchors = tuple([self.term_wids[t][rarest[t][0]] for t in g])
+                self.anchor_terms = _phrases_of([self.term_wids[t] for t in g])
             else:
                 costs = [c for _, c in rarest]
                 t = costs.index(min(costs))
                 self.cost = costs[t]
                 self.anchors = (self.term_wids[t][rarest[t][0]],)
+                self.anchor_terms = _phrases_of([self.term_wids[t]])
 
-    def found_terms(self, found: set[int]) -> list[int]:
+    def found_terms(self, found: set[int], index: "_FieldIndex") -> list[int]:
         """Indexes (ascending) of the terms whose first word was found."""
         if self.first_terms is None:
-            first: dict[int, list[int]] = {}
-            for t, w in enumerate(self.term_wids):
-                first.setdefault(w[0], []).append(t)
-            self.first_terms = {k: tuple(v) for k, v in first.items()}
-            self.first_keys = frozenset(first)
+            # built on first use, once per shared tuple of terms (a list's 200 names are
+            # referenced by 10 rules: one dict, not ten)
+            shared = index.first_terms
+            got = shared.get(id(self.term_wids))
+            if got is None:
+                first: dict[int, list[int]] = {}
+                for t, w in enumerate(self.term_wids):
+                    first.setdefault(w[0], []).append(t)
+                got = shared[id(self.term_wids)] = ({k: tuple(v) for k, v in first.items()}, frozenset(first))
+            self.first_terms, self.first_keys = got
         keys = self.first_keys.intersection(found)
         if not keys:
             return []
         first = self.first_terms
         return sorted(t for k in keys for t in first[k])
+
+
+def _phrases_of(term_wids: "Sequence[tuple[int, ...]]") -> tuple[tuple[int, ...] | None, ...] | None:
+    """Per term: its word ids when it has several words, else None; None when none has."""
+    if all(len(w) == 1 for w in term_wids):
+        return None
+    return tuple([w if len(w) > 1 else None for w in term_wids])
 
 
 class _Terms:
@@ -397,14 +441,18 @@ class _Terms:
     def __init__(self, wids: tuple[tuple[int, ...], ...], rarest: tuple[tuple[int, float], ...]) -> None:
         self.wids = wids
         self.rarest = rarest
-        self._any: tuple[float, tuple[int, ...]] | None = None
+        self._any: tuple | None = None
 
-    def any_anchors(self) -> tuple[float, tuple[int, ...]]:
-        """An ``any`` selection's cost (the sum of its terms' costs) and anchor words (the
-        rarest word of each term)."""
+    def any_anchors(self) -> tuple[float, tuple[int, ...], tuple[tuple[int, ...] | None, ...] | None]:
+        """An ``any`` selection's cost (the sum of its terms' costs), anchor words (the
+        rarest word of each term) and the phrase of each anchor (see :func:`_phrases_of`)."""
         if self._any is None:
             rarest = self.rarest
-            self._any = (sum([c for _, c in rarest]), tuple([tw[i] for (i, _), tw in zip(rarest, self.wids)]))
+            self._any = (
+                sum([c for _, c in rarest]),
+                tuple([tw[i] for (i, _), tw in zip(rarest, self.wids)]),
+                _phrases_of(self.wids),
+            )
         return self._any
 
 
@@ -641,29 +689,51 @@ class _Rule:
 
 
 _CALL = re.compile(r"\bt\((\d+)\)")
+# inlined condition source (with its parameter names) -> a factory taking the word sets: the
+# rules of one shape share one compiled function (``eval`` costs ~0.3 ms, 10,000 rules 3 s)
+_FAST_FACTORIES: dict[str, Callable[..., Callable]] = {}
 
 
 def _fast_test(cr: _Rule) -> tuple[Callable[[Callable[[int], bool], "set[int] | frozenset[int]"], bool], bool]:
-    """The rule's condition as ``f(t, found)``: an ``any`` selection of one-word terms on the
-    text is tested in place (``not singles.isdisjoint(found)``, what :meth:`_Alts.present`
-    answers for it; ``found``: the text's found words), every other selection through ``t``
+    """The rule's condition as ``f(t, found)``: an ``any`` selection on the text is tested in
+    place where the found words decide it (``found``: the text's found words): one-word terms
+    only -> ``not singles.isdisjoint(found)`` (what :meth:`_Alts.present` answers); with
+    phrases, a selection none of whose single words and phrase first words was found is false
+    without a call, otherwise ``t`` decides. Every other selection goes through ``t``
     (memoised per message). Returns ``(f, whether f uses found)``."""
     if cr.cond_src is None:  # nested too deeply for a Python expression
         program = cr.program
         return (lambda t, found: run_program(program, t)), False
-    ns: dict[str, object] = {"_at_least": _at_least}
+    params: list[str] = []
+    values: list[frozenset[int]] = []
 
     def inline(m: re.Match[str]) -> str:
         i = int(m.group(1))
         sel = cr.sels[i]
         alts = sel.alts
-        if sel.field == "text" and alts is not None and not alts.keys:
-            ns[f"s{i}"] = alts.singles
+        if sel.field != "text" or alts is None:
+            return m.group(0)
+        if f"s{i}" not in params:  # a selection named twice in the condition: one parameter
+            params.extend((f"s{i}", f"k{i}"))
+            values.extend((alts.singles, alts.keys))
+        if not alts.keys:
             return f"(not s{i}.isdisjoint(found))"
-        return m.group(0)
+        if not alts.singles:
+            return f"(not k{i}.isdisjoint(found) and t({i}))"
+        return f"(not s{i}.isdisjoint(found) or (not k{i}.isdisjoint(found) and t({i})))"
 
     source = _CALL.sub(inline, cr.cond_src)
-    return eval(f"lambda t, found: {source}", ns), len(ns) > 1  # noqa: S307 - built from the parsed tree
+    if not params:
+        test = cr.test
+        return (lambda t, found: test(t)), False
+    factory = _FAST_FACTORIES.get(source)
+    if factory is None:
+        if len(_FAST_FACTORIES) >= 10_000:
+            _FAST_FACTORIES.clear()
+        factory = _FAST_FACTORIES[source] = eval(  # noqa: S307 - built from the parsed tree
+            f"lambda {', '.join(params)}: lambda t, found: {source}", {"_at_least": _at_least}
+        )
+    return factory(*values), True
 
 
 class _Scan:
@@ -683,7 +753,7 @@ class _Scan:
         self._present: dict[int, bool] | None = None  # memos, made on first use
         self._starts: dict[int, list[int]] | None = None
         self._positions: dict[int, list[tuple[int, int]]] | None = None
-        self._bounds: list[tuple[int, int]] | None = None
+        self._bounds: list[int] | None = None  # start offsets of the first tokens (see _start)
         self._regex: frozenset[int] | None = None
         self._spans = None
         self.extra: list[tuple[int, frozenset[int]]] = []
@@ -732,8 +802,32 @@ class _Scan:
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Characters of the original text covered by tokens ``[start, end)``."""
-        bounds = self.bounds()
-        return text_span(self.text, self.offsets(), bounds[start][0], bounds[end - 1][1])
+        last = end - 1
+        s, e = self._start(start), self._start(last) + len(self.tokens[last])
+        offsets = self._spans or self.offsets()
+        if offsets.identity:  # no character of the text changes length in normalisation
+            return s, e
+        return text_span(self.text, offsets, s, e)
+
+    def _start(self, k: int) -> int:
+        """Offset of token ``k`` in :attr:`st`. The tokens are :attr:`st`'s maximal runs of
+        non-space characters in order, so each one is the first occurrence of its text after
+        the end of the one before: found with ``str.find``, only as far as asked (a hit needs
+        a few tokens; ``re.finditer`` over the whole text cost a match object per token)."""
+        pos = self._bounds
+        if pos is None:
+            pos = self._bounds = []
+        n = len(pos)
+        if k >= n:
+            tokens = self.tokens
+            find = self.st.find
+            at = pos[-1] + len(tokens[n - 1]) if n else 0
+            for j in range(n, k + 1):
+                tok = tokens[j]
+                at = find(tok, at)
+                pos.append(at)
+                at += len(tok)
+        return pos[k]
 
     def present(self, alts: _Alts) -> bool:
         """Whether one of the alternatives occurs (memo per message: shared between rules)."""
@@ -784,9 +878,10 @@ class _Scan:
 
     def bounds(self) -> list[tuple[int, int]]:
         """Character offsets (in the normalised text) of every token."""
-        if self._bounds is None:
-            self._bounds = list(map(_span, _TOKEN.finditer(self.st)))
-        return self._bounds
+        tokens = self.tokens
+        if tokens:
+            self._start(len(tokens) - 1)
+        return [(s, s + len(t)) for s, t in zip(self._bounds or (), tokens)]
 
     def regex_matched(self) -> frozenset[int]:
         if self._regex is None:
@@ -978,12 +1073,13 @@ class Matcher:
                     gkey = (id(target), id(sel.anchors))
                     group = anchor_groups.get(gkey)
                     if group is None:
-                        anchor_groups[gkey] = (target, sel.anchors, [ri])
+                        anchor_groups[gkey] = (target, sel.anchors, [ri], index.phrase_triggers, sel.anchor_terms)
                     elif group[2][-1] != ri:
                         group[2].append(ri)
             compiled.gates = _rule_gates(rule, by_name, anchor_names)
             for sel in sels:
                 sel.anchors = ()
+                sel.anchor_terms = None
         _register_anchors(anchor_groups.values())
         # actors: their names go into the text field's words, so tagging a hit reuses the
         # message's scan (which actors' names were found), computed only for messages with hits
@@ -1087,8 +1183,11 @@ class Matcher:
         text_index = self._eager_text
         if text_index is not None:
             scan = scans["text"] = _Scan(text_index, msg.text or "")
-            if scan.found:
-                got = list(filter(None, map(text_index.key_rules.__getitem__, scan.found)))
+            found = scan.found
+            if found:
+                got = list(filter(None, map(text_index.key_rules.__getitem__, found)))
+                if text_index.phrase_keys:
+                    _phrase_candidates(text_index, found, got)
             if text_index.regex_triggers and _regex_may_match(text_index, scan):
                 triggers = text_index.regex_triggers
                 got.extend(triggers[r] for r in scan.regex_matched() if r in triggers)
@@ -1096,6 +1195,8 @@ class Matcher:
             scan = scans[name] = _Scan(index, field_value(msg, name))
             if scan.found:
                 got.extend(filter(None, map(index.key_rules.__getitem__, scan.found)))
+                if index.phrase_keys:
+                    _phrase_candidates(index, scan.found, got)
             if index.regex_triggers and _regex_may_match(index, scan):
                 triggers = index.regex_triggers
                 got.extend(triggers[r] for r in scan.regex_matched() if r in triggers)
@@ -1196,12 +1297,22 @@ class Matcher:
         return Hit(matches=tuple(matches), actors=actors, **cr.hit)
 
 
-def _register_anchors(groups: "Iterable[tuple[dict, tuple[int, ...], list[int]]]") -> None:
+def _register_anchors(groups: "Iterable[tuple[dict, tuple[int, ...], list[int], dict, tuple | None]]") -> None:
     """``target[word] = rule indexes`` (ascending, each once) for every anchor word of every
     group: what registering each rule on each of its anchors gives, with one list extension
-    per word and group (10 rules sharing a list of 200 names: 200, not 2,000, steps)."""
+    per word and group (10 rules sharing a list of 200 names: 200, not 2,000, steps). An
+    anchor word taken from a phrase goes to ``phrases[word]`` with the phrase's words instead
+    (the rules are candidates only when all of them were found)."""
     merged: list[tuple[dict, int]] = []
-    for target, anchors, rules in groups:
+    for target, anchors, rules, phrases, anchor_terms in groups:
+        if anchor_terms is not None:
+            plain = []
+            for ident, wids in zip(anchors, anchor_terms):
+                if wids is None:
+                    plain.append(ident)
+                else:
+                    phrases.setdefault(ident, []).append((wids, rules))
+            anchors = plain
         for ident in anchors:
             got = target.get(ident)
             if got is None:
@@ -1212,6 +1323,19 @@ def _register_anchors(groups: "Iterable[tuple[dict, tuple[int, ...], list[int]]]
                 got.extend(rules)
     for target, ident in merged:
         target[ident] = sorted(set(target[ident]))
+
+
+def _phrase_candidates(index: _FieldIndex, found: set[int], got: list) -> None:
+    """Add to ``got`` the rules anchored on a phrase all of whose words were found (a rule
+    anchored on a name's rarest word is not evaluated when the name's other words are absent:
+    the phrase cannot match, see :meth:`_Scan.term_spans`)."""
+    key_phrases = index.key_phrases
+    issuperset = found.issuperset
+    for w in index.phrase_keys.intersection(found):
+        entries = key_phrases[w]  # flat: phrase, rules, phrase, rules ...
+        for i in range(0, len(entries), 2):
+            if issuperset(entries[i]):
+                got.append(entries[i + 1])
 
 
 def _regex_may_match(index: _FieldIndex, scan: _Scan) -> bool:
@@ -1270,7 +1394,7 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
     terms: Sequence[Term] = sel.sel.terms
     if sel.op in ("any", "all"):
         term_wids = sel.term_wids
-        for t in sel.found_terms(scan.found):
+        for t in sel.found_terms(scan.found, scan.index):
             spans = scan.term_spans(term_wids[t])
             if not spans:
                 continue
@@ -1281,7 +1405,7 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
     elif sel.op == "near":
         window = _near_window(_group_starts(sel, scan), sel.within)
         if window is not None:
-            candidates = sel.found_terms(scan.found)
+            candidates = sel.found_terms(scan.found, scan.index)
             for group, i in zip(sel.groups, window):
                 members = set(group)
                 for t in (t for t in candidates if t in members):  # the first alternative that starts there
