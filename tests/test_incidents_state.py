@@ -135,3 +135,46 @@ def test_signatures_are_datasketchs_minhash() -> None:
         sig = fam.signature(ws)
         assert sig.values == m.hashvalues.tolist()
         assert fam.Signature.from_blob(sig.to_blob()).values == sig.values
+
+
+def test_the_cyclic_collector_pauses_for_a_batch_only(tmp_path, monkeypatch) -> None:
+    """flush() assigns a transaction's hits with the cyclic collector paused (a speed measure)
+    and leaves it as it found it afterwards: on, off, and when the batch fails."""
+    import gc
+
+    from monitor.incidents.assign import IncidentTracker
+
+    seen: list[bool] = []
+    real = IncidentTracker._assign_one
+    fail = {"on": False}
+
+    def spy(self, *args, **kwargs):
+        seen.append(gc.isenabled())
+        if fail["on"]:
+            raise RuntimeError("assignment failed")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(IncidentTracker, "_assign_one", spy)
+    archive = Archive.open(tmp_path / "a.db")
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        _import(archive, tmp_path, KERMAN[:2], "first")
+        assert seen and not any(seen) and gc.isenabled()
+        fail["on"] = True
+        with pytest.raises(RuntimeError, match="assignment failed"):
+            _import(archive, tmp_path, KABUL, "fails")
+        assert gc.isenabled()  # restored although the batch raised
+        assert len(list_incidents(archive.conn)) == 1  # the failed transaction left nothing
+        fail["on"] = False
+        gc.disable()
+        _import(archive, tmp_path, KABUL, "again")
+        assert not gc.isenabled()  # a caller's choice is kept
+        assert len(list_incidents(archive.conn)) == 2
+        _consistent(archive.conn)
+    finally:
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
+        archive.close()

@@ -25,6 +25,7 @@ kind, rules and actors only); the analysts' corrections (:mod:`.corrections`) mo
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 from collections import Counter
@@ -675,6 +676,20 @@ class IncidentTracker:
     def flush(self, conn: sqlite3.Connection) -> None:
         """Assign the messages queued by :meth:`on_hits` (one batch) and write this
         transaction's changes (called by the archive before COMMIT)."""
+        # The batch allocates many short-lived containers (candidate lists, rows) and the
+        # state holds many long-lived ones: the cyclic collector's passes over them cost
+        # 5-15 % of the assignment (docs/performance.md, "Incidents"). Nothing here makes
+        # cycles; the collector runs again after the batch (its counters keep counting).
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            self._flush(conn)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _flush(self, conn: sqlite3.Connection) -> None:
         if self._queue:
             self._run_queue(conn)
         self._in_tx = False
