@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -216,6 +217,7 @@ async def drain(args: argparse.Namespace) -> None:
         await asyncio.wait_for(task, 60)
     finally:
         server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 async def main() -> None:
@@ -322,6 +324,7 @@ async def main() -> None:
         daemon.request_stop()
         await asyncio.wait_for(task, 60)
         server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # the archive and the files (~60 MB a run)
 
 
 if __name__ == "__main__":
