@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -393,3 +394,39 @@ async def test_drain_deadline_during_a_claim_hands_the_rows_back(archive, slack)
     assert [r["status"] for r in rows] == ["pending", "pending"]
     assert [r["attempts"] for r in rows] == [0, 0]
     assert slack.requests == []
+
+
+async def test_rendering_does_not_hold_the_archive_lock(archive, tmp_path):
+    """While the worker renders a claimed alert, the archiver can commit its next batch: the
+    render reads through the worker's own connection, and only the claim and the outcome
+    take the archive lock (before, the whole claim-and-render pass held it, and a store
+    transaction due meanwhile waited for it)."""
+    from monitor.alerts.render import Renderer
+
+    stored_while_rendering: list[bool] = []
+    stores: list[threading.Thread] = []
+
+    class StoringRenderer(Renderer):
+        def render(self, ctx):
+            later = message("second claimed responsibility", mid="2")
+            t = threading.Thread(target=archive.store, args=([(later, [hit_for(later, destinations=("log",))])],))
+            t.start()
+            stores.append(t)
+            t.join(10)  # waits the whole 10 s if this thread holds the archive lock
+            stored_while_rendering.append(not t.is_alive())
+            return super().render(ctx)
+
+    first = message(mid="1")
+    archive.store([(first, [hit_for(first, destinations=("log",))])])
+    path = tmp_path / "alerts.jsonl"
+    worker = DeliveryWorker(archive, build_destinations(_cfg(log={"type": "file", "path": str(path)})),
+                            renderer=StoringRenderer())
+    try:
+        assert await worker.deliver_due() == 2  # the first alert, then the one stored meanwhile
+    finally:
+        await worker.aclose()
+        for t in stores:
+            await asyncio.to_thread(t.join)
+    assert stored_while_rendering == [True, True]
+    assert [r["status"] for r in outbox_rows(archive)] == ["sent", "sent"]
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 2

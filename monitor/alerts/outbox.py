@@ -24,21 +24,29 @@ Row life cycle (``outbox.status``)::
 * Permanent errors (4xx other than 429, bad address, auth refused, template errors)
   mark the row ``failed`` with the reason.
 
-All SQL runs in worker threads (``asyncio.to_thread``) under ``archive.lock``, except
-handing a row back while the worker is being cancelled (one short UPDATE).
+All SQL runs in worker threads (``asyncio.to_thread``). Writes (claims, outcomes) go through
+the archive's connection under ``archive.lock``, each in its own short transaction; handing a
+row back while the worker is being cancelled is one short UPDATE. Reads (the due rows, the
+next due time, rendering a claimed row, an incident's thread) go through the worker's own
+read connection to the same file (WAL: it reads the last commit and never waits for the
+writer), so the archiver's store transactions do not wait while alerts are rendered (an
+in-memory archive has no second connection: there they run under ``archive.lock``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import random
+import sqlite3
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..archive import Archive, utcnow
 from ..config import Config
@@ -127,6 +135,8 @@ class DeliveryWorker:
         self._kick: asyncio.Event | None = None
         self._stopping = False
         self._hold: dict[str, datetime] = {}  # destination -> rate-limited until (Retry-After)
+        self._reader: sqlite3.Connection | None = None  # reads, apart from the archive's connection
+        self._read_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, archive: Archive, destinations: Mapping[str, Destination], cfg: Config, **kw: Any) -> "DeliveryWorker":
@@ -178,26 +188,30 @@ class DeliveryWorker:
                     await _wait_any((stop, wake, self._kick), delay)
         finally:
             await self._finish_inflight()
+            self.close_reader()
 
     async def drain(self, timeout: float) -> int:
         """Deliver what is due, retrying failing rows until ``timeout`` seconds have passed.
         What still fails stays pending (delivered after the next start)."""
         deadline = time.monotonic() + timeout
         sent = 0
-        await self.recover()
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                sent += await asyncio.wait_for(self.deliver_due(), remaining)
-            except asyncio.TimeoutError:
-                break
-            remaining = deadline - time.monotonic()
-            nxt = await self._db(self._locked_next_due, frozenset(self._inflight), frozenset())
-            if nxt is None or nxt >= remaining:
-                break
-            await asyncio.sleep(max(nxt, 0.001))
+        try:
+            await self.recover()
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    sent += await asyncio.wait_for(self.deliver_due(), remaining)
+                except asyncio.TimeoutError:
+                    break
+                remaining = deadline - time.monotonic()
+                nxt = await self._db(self._locked_next_due, frozenset(self._inflight), frozenset())
+                if nxt is None or nxt >= remaining:
+                    break
+                await asyncio.sleep(max(nxt, 0.001))
+        finally:
+            self.close_reader()
         return sent
 
     async def recover(self) -> int:
@@ -212,12 +226,37 @@ class DeliveryWorker:
         return n
 
     async def aclose(self) -> None:
-        """Close the destinations' network clients."""
+        """Close the destinations' network clients (and the worker's read connection)."""
+        self.close_reader()
         for dest in self.destinations.values():
             try:
                 await dest.aclose()
             except Exception as exc:  # closing must not mask the real outcome
                 log.warning("destination_close_failed", destination=dest.name, error=redact(str(exc)))
+
+    def close_reader(self) -> None:
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for reads that need not wait for the archive's writer: the worker's
+        own connection to the archive file (each statement sees the last commit), or, for an
+        in-memory archive, the archive's connection under its lock."""
+        path = self.archive.path
+        if not path or path == ":memory:" or path.startswith("file:"):
+            with self.archive.lock:
+                yield self.archive.conn
+            return
+        with self._read_lock:
+            if self._reader is None:
+                conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                conn.execute("PRAGMA busy_timeout=10000")
+                conn.execute("PRAGMA query_only=1")
+                self._reader = conn
+            yield self._reader
 
     # -- dispatching --------------------------------------------------------------
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -343,31 +382,36 @@ class DeliveryWorker:
 
     # -- SQL (run in threads, under archive.lock) ---------------------------------
     def _prepare(self, inflight: dict[int, str], exclude: frozenset[int]) -> tuple[list[_Job], list[int], float | None]:
-        """Fetch due rows, claim them (one transaction) and render them."""
+        """Fetch due rows, claim them (one short transaction under the archive lock) and
+        render them (reads only, without the archive lock: a store transaction due meanwhile
+        does not wait for the rendering)."""
         now = self._now()
-        conn = self.archive.conn
         skip = set(inflight) | exclude
         per = Counter(inflight.values())
-        with self.archive.lock:
-            cur = conn.execute(
+        with self._reading() as rconn:
+            cur = rconn.execute(
                 f"SELECT {_ROW_COLUMNS} FROM outbox WHERE status IN ('pending', 'sending') AND next_attempt_at <= ?"
                 " ORDER BY next_attempt_at, id LIMIT ?",
                 (ts(now), self.batch_size + len(skip)),
             )
-            picked = []
-            for values in cur.fetchall():
-                row = row_dict(cur, values)
-                dest = row["destination"]
-                if row["id"] in skip or (dest in self.destinations and per[dest] >= self.per_destination_cap):
-                    continue
-                per[dest] += 1
-                picked.append(row)
-                if len(picked) >= self.batch_size:
-                    break
-            handled: list[int] = []
-            claimed = []
+            rows = [row_dict(cur, values) for values in cur.fetchall()]
+        picked = []
+        for row in rows:
+            dest = row["destination"]
+            if row["id"] in skip or (dest in self.destinations and per[dest] >= self.per_destination_cap):
+                continue
+            per[dest] += 1
+            picked.append(row)
+            if len(picked) >= self.batch_size:
+                break
+        handled: list[int] = []
+        claimed = []
+        if picked:
+            # The guards (status, next_attempt_at) make a claim of a row that changed since
+            # it was read above a no-op (rowcount 0).
             lease = ts(now + timedelta(seconds=self.lease_seconds))
-            with self.archive.transaction():
+            conn = self.archive.conn
+            with self.archive.lock, self.archive.transaction():
                 for row in picked:
                     if row["destination"] not in self.destinations:
                         reason = f"unknown destination '{row['destination']}' (not in the configuration)"
@@ -388,14 +432,14 @@ class DeliveryWorker:
                     )
                     if cur.rowcount == 1:
                         claimed.append(row)
-            jobs = []
-            for row in claimed:
-                handled.append(row["id"])
-                job = self._render(row)
-                if job is not None:
-                    jobs.append(job)
-            full = frozenset(d for d, n in per.items() if n >= self.per_destination_cap)
-            next_due = self._locked_next_due(frozenset(skip | {r["id"] for r in picked}), full)
+        jobs = []
+        for row in claimed:
+            handled.append(row["id"])
+            job = self._render(row)
+            if job is not None:
+                jobs.append(job)
+        full = frozenset(d for d, n in per.items() if n >= self.per_destination_cap)
+        next_due = self._locked_next_due(frozenset(skip | {r["id"] for r in picked}), full)
         return jobs, handled, next_due
 
     def _render(self, row: dict[str, Any]) -> _Job | None:
@@ -404,7 +448,8 @@ class DeliveryWorker:
         if row["kind"] == "alert":
             from ..incidents.alerting import alerted_copy
 
-            first = alerted_copy(self.archive.conn, row)
+            with self._reading() as rconn:
+                first = alerted_copy(rconn, row)
             if first is not None:  # a repost of a text alerted already: counted in its incident and the digest
                 with self.archive.lock, self.archive.transaction():
                     self.archive.conn.execute(
@@ -415,7 +460,8 @@ class DeliveryWorker:
                 log.info("alert_skipped_repost", outbox_id=row["id"], destination=row["destination"], first=first)
                 return None
         try:
-            alert = render_row(self.archive.conn, row, self.renderer)
+            with self._reading() as rconn:
+                alert = render_row(rconn, row, self.renderer)
         except RenderError as exc:
             self._record_failed(row, str(exc))
             return None
@@ -436,7 +482,7 @@ class DeliveryWorker:
         """Seconds until the next row not in ``exclude`` and not for a ``full`` destination is
         due (negative: overdue), or None."""
         best: str | None = None
-        with self.archive.lock:
+        with self._reading() as rconn:
             for status in ("pending", "sending"):
                 sql = "SELECT next_attempt_at FROM outbox WHERE status = ?"
                 args: list[Any] = [status]
@@ -446,7 +492,7 @@ class DeliveryWorker:
                 if exclude:
                     sql += f" AND id NOT IN ({','.join('?' * len(exclude))})"
                     args.extend(exclude)
-                row = self.archive.conn.execute(sql + " ORDER BY next_attempt_at LIMIT 1", args).fetchone()
+                row = rconn.execute(sql + " ORDER BY next_attempt_at LIMIT 1", args).fetchone()
                 if row is not None and (best is None or row[0] < best):
                     best = row[0]
         if best is None:
@@ -476,8 +522,8 @@ class DeliveryWorker:
     def _thread_of(self, incident_id: int, destination: str) -> str | None:
         from ..incidents.alerting import thread_of
 
-        with self.archive.lock:
-            return thread_of(self.archive.conn, incident_id, destination)
+        with self._reading() as rconn:
+            return thread_of(rconn, incident_id, destination)
 
     def _record_sent(self, row: Mapping[str, Any], attempts: int, seconds: float, incident_id: int | None = None,
                      ref: str | None = None) -> DeliveryResult:
