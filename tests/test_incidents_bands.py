@@ -17,7 +17,7 @@ from monitor.incidents.families import BANDS, Signature, fingerprint, words
 from monitor.query.verify import verify
 
 from test_incidents import CLAIM_AR, KABUL, KERMAN, archive_with
-from test_incidents_memory import LATE_REPOSTS, LATER, _import, _members, _open
+from test_incidents_memory import LATE_REPOSTS, _import, _import_kerman_then_later, _members, _open
 
 
 def _bands(conn: sqlite3.Connection) -> list[tuple[int, int]]:
@@ -47,10 +47,7 @@ def test_every_signature_has_its_band_keys_in_the_archive(tmp_path) -> None:
 def test_evicted_texts_are_held_only_in_the_archive_and_found_from_a_new_process(tmp_path) -> None:
     small, full = _open(tmp_path, "small.db", 1), _open(tmp_path, "full.db", None)
     try:
-        for archive in (small, full):
-            _import(archive, tmp_path, KERMAN[:9] + KABUL, "first")
-            for i, batch in enumerate(LATER):
-                _import(archive, tmp_path, batch, f"later{i}")
+        _import_kerman_then_later((small, full), tmp_path)
         st = small.incidents._state
         claim = small.conn.execute("SELECT id FROM family_texts WHERE fingerprint=?",
                                    (fingerprint(words(CLAIM_AR)),)).fetchone()[0]

@@ -27,6 +27,14 @@ def _import(archive, tmp_path, records, name) -> None:
                 prepare_process=False)
 
 
+def _import_kerman_then_later(archives, tmp_path) -> None:
+    """The first batch (Kerman and Kabul), then each of LATER, into every archive."""
+    for archive in archives:
+        _import(archive, tmp_path, KERMAN[:9] + KABUL, "first")
+        for i, batch in enumerate(LATER):
+            _import(archive, tmp_path, batch, f"later{i}")
+
+
 def _summary(archive) -> list[tuple]:
     rows = list_incidents(archive.conn, limit=1000)
     return sorted((r["start"], r["end"], r["counts"]["messages"], tuple(r["places"])) for r in rows)
@@ -58,10 +66,7 @@ LATE_REPOSTS = [
 def test_a_repost_a_week_later_joins_its_evicted_incident(tmp_path, monkeypatch) -> None:
     small, full = _open(tmp_path, "small.db", 1), _open(tmp_path, "full.db", None)
     try:
-        for archive in (small, full):
-            _import(archive, tmp_path, KERMAN[:9] + KABUL, "first")
-            for i, batch in enumerate(LATER):
-                _import(archive, tmp_path, batch, f"later{i}")
+        _import_kerman_then_later((small, full), tmp_path)
         kerman = next(r["id"] for r in list_incidents(small.conn) if "Kerman" in r["places"])
         st = small.incidents._state
         # Kerman (last message 2024-01-04) is past the window: gone from memory, texts and all
