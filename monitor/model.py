@@ -259,6 +259,10 @@ class Match:
         return {"selection": self.selection, "term": self.term, "start": self.start, "end": self.end, "field": self.field}
 
 
+# What a hit is (a rule's ``kind:``), strongest first; rules default to ``watch``.
+KINDS = ("claim", "statement", "denial", "report", "watch")
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
     """A rule matched a message."""
@@ -271,7 +275,7 @@ class Hit:
     destinations: tuple[str, ...] = ()  # resolved alert destination names
     throttle_seconds: int | None = None
     tags: tuple[str, ...] = ()
-    kind: str = "watch"  # claim | statement | denial | report | watch (the rule's ``kind:``)
+    kind: str = "watch"  # one of KINDS (the rule's ``kind:``)
     actors: tuple[str, ...] = ()  # ids of the actors the message names or that posted it
 
     def selections(self) -> list[str]:

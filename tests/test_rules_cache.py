@@ -278,7 +278,7 @@ def test_regexes_from_the_cache_compile_on_first_use_and_match_alike(tmp_path, c
 def test_the_collector_is_paused_while_loading_and_resumed_as_it_was(tmp_path, cache) -> None:
     import gc
 
-    from monitor.rules import gcpause
+    from monitor import gcpause
 
     d = rules(tmp_path)
     seen = []

@@ -25,7 +25,6 @@ kind, rules and actors only); the analysts' corrections (:mod:`.corrections`) mo
 
 from __future__ import annotations
 
-import gc
 import json
 import sqlite3
 from collections import Counter
@@ -33,10 +32,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
+from ..gcpause import paused_gc
+from ..model import KINDS
 from . import families as fam
 from .gazetteer import Gazetteer, Place, load as load_gazetteer
 
-KINDS = ("claim", "statement", "denial", "report", "watch")
 _KIND_RANK = {k: i for i, k in enumerate(KINDS)}
 _UNSET = object()
 NEAR_VERIFIED = 4  # LSH candidates (those sharing most bands) compared on their actual shingles
@@ -680,14 +680,8 @@ class IncidentTracker:
         # state holds many long-lived ones: the cyclic collector's passes over them cost
         # 5-15 % of the assignment (docs/performance.md, "Incidents"). Nothing here makes
         # cycles; the collector runs again after the batch (its counters keep counting).
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
+        with paused_gc():
             self._flush(conn)
-        finally:
-            if paused:
-                gc.enable()
 
     def _flush(self, conn: sqlite3.Connection) -> None:
         if self._queue:

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from ..model import KINDS
 from ..cli_common import ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, fail, open_archive, print_json_lines, setup
 
 KIND_STYLE = {"claim": "bold red", "statement": "bold yellow", "denial": "cyan", "report": "green", "watch": "dim"}
@@ -61,7 +62,7 @@ def incidents_cmd(
     for r in rows:
         c = r["counts"]
         kinds = Text()
-        for k in ("claim", "statement", "denial", "report", "watch"):
+        for k in KINDS:
             if c.get(k):
                 kinds.append(f"{c[k]} {k} ", style=KIND_STYLE[k])
         table.add_row(str(r["id"]), r["start"][:16].replace("T", " "), r["end"][:16].replace("T", " "), Text(r["title"]),

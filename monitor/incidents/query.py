@@ -9,7 +9,7 @@ from typing import Any, Iterator
 from ..model import make_url
 from ..query.filters import FilterError, parse_when
 from ..timefmt import compact_duration, offset, parse_iso
-from .assign import KINDS
+from ..model import KINDS
 from .corrections import resolve
 
 _FIRST_SEEN = (

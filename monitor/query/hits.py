@@ -6,10 +6,9 @@ import json
 import sqlite3
 from typing import Any, Iterator
 
+from ..model import KINDS
 from .filters import FilterError, Filters, parse_when
 
-# Hit kinds (a rule's ``kind:``), as monitor.rules.ruleset.KINDS
-KINDS = ("claim", "statement", "denial", "report", "watch")
 
 # Known levels, lowest first (Sigma-style); ``high+`` means high and above.
 LEVELS = ("informational", "low", "medium", "high", "critical")

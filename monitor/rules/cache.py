@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..logs import get_logger
-from .gcpause import paused_gc
+from ..gcpause import paused_gc
 from .lists import list_files
 from .loader import load_rules, rule_files
 from .matcher import Matcher

@@ -18,13 +18,14 @@ from typing import Iterable, Sequence
 import yaml
 
 from ..durations import parse_duration
+from ..model import KINDS
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
-from .gcpause import paused_gc
+from ..gcpause import paused_gc
 from .lists import LIST_DIR, WatchList, list_files, load_lists
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, compile_regex
-from .ruleset import FIELDS, KINDS, LEVELS, OPS, Rule, RuleSet, Selection
+from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
 from .source_filter import SourceError, parse_source
 from .terms import TermError, parse_term
 from .yaml_nodes import Node, YamlSyntaxError, parse_yaml

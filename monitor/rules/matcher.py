@@ -47,7 +47,7 @@ import ahocorasick
 from ..model import Hit, Match, Message, make_url
 from .anchors import REGEX_COST, rarest_word, word_cost
 from .condition import run_program
-from .gcpause import paused_gc
+from ..gcpause import paused_gc
 from .language import message_language
 from .morphology import MERGE_TOKENS, merged_pairs, word_forms
 from ..text import OffsetMap, normalize, scan_text, text_span

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from .lists import WatchList
 
 LEVELS = ("info", "low", "medium", "high", "critical")
-KINDS = ("claim", "statement", "denial", "report", "watch")  # what a hit is; default watch
 FIELDS = ("text", "channel", "author", "forwarded_from", "url")
 OPS = ("any", "all", "near", "regex")
 
@@ -57,7 +56,7 @@ class Rule:
     author: str | None = None
     references: tuple[str, ...] = ()
     id_pos: tuple[int, int] = (1, 1)  # line, col of the id in the file
-    kind: str = "watch"  # one of KINDS
+    kind: str = "watch"  # one of monitor.model.KINDS
 
     @property
     def throttle_seconds(self) -> int | None:

@@ -13,7 +13,7 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..incidents.assign import KINDS
+from ..model import KINDS
 from ..incidents.query import incident_detail, list_incidents, public, timeline
 from ..timefmt import compact_duration, parse_iso
 from ..model import PLATFORMS, channel_url, iso, make_url

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ..archive import Archive
-from ..incidents.assign import KINDS
+from ..model import KINDS
 from ..model import iso
 from ..query.filters import Filters
 from ..query.fts import compile_query, fts_error, is_fts_error
