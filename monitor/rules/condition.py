@@ -18,7 +18,7 @@ import difflib
 import fnmatch
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 MAX_CONDITION_CHARS = 20_000
 
@@ -357,21 +357,31 @@ def necessary_selections(tree: Node, cost: Callable[[str], float]) -> frozenset[
             return None
         return frozenset().union(*sets)  # type: ignore[arg-type]
 
-    results: dict[int, tuple[frozenset[str] | None, frozenset[str] | None]] = {}
+    return fold_necessary(tree, cost, leaf=lambda names: names, empty=None, best=best, union=union)
+
+
+def fold_necessary(tree: Node, cost: Callable[[str], float], *, leaf: Callable[[frozenset[str]], Any],
+                   empty: Any, best: Callable[[list[Any]], Any], union: Callable[[list[Any]], Any]) -> Any:
+    """The walk behind :func:`necessary_selections` and the matcher's gates: for each node, what
+    is necessary for it to be true and what for it to be false, bottom-up without recursion.
+    ``leaf`` wraps a set of selection names, ``empty`` stands for "nothing known", ``best``
+    picks among alternatives (and: for true; or: for false) and ``union`` combines what each
+    child needs (or: for true; and: for false)."""
+    results: dict[int, tuple[Any, Any]] = {}
     stack: list[tuple[Node, bool]] = [(tree, False)]
     while stack:
         node, done = stack.pop()
         kind = node[0]
         if kind == "sel":
-            results[id(node)] = (frozenset({node[1]}), None)
+            results[id(node)] = (leaf(frozenset({node[1]})), empty)
             continue
         if kind == "atleast":
             need, names = node[1], node[2]
             if not names or need < 1:
-                results[id(node)] = (None, None)
-                continue
-            cheapest = sorted(names, key=lambda n: (cost(n), n))[: len(names) - need + 1]
-            results[id(node)] = (frozenset(cheapest), None)
+                results[id(node)] = (empty, empty)
+            else:
+                chosen = sorted(names, key=lambda n: (cost(n), n))[: len(names) - need + 1]
+                results[id(node)] = (leaf(frozenset(chosen)), empty)
             continue
         children = [node[1]] if kind == "not" else list(node[1])
         if not done:

@@ -46,7 +46,7 @@ import ahocorasick
 
 from ..model import Hit, Match, Message, make_url
 from .anchors import REGEX_COST, rarest_word, word_cost
-from .condition import run_program
+from .condition import fold_necessary, run_program
 from ..gcpause import paused_gc
 from .language import message_language
 from .morphology import MERGE_TOKENS, merged_pairs, word_forms
@@ -948,35 +948,8 @@ def required_sets(tree: tuple, cost: Callable[[str], float]) -> list[frozenset[s
             out = cheapest([o | s for o in out for s in x])
         return out
 
-    results: dict[int, tuple[list[frozenset[str]], list[frozenset[str]]]] = {}  # (for true, for false)
-    stack: list[tuple[tuple, bool]] = [(tree, False)]
-    while stack:
-        node, done = stack.pop()
-        kind = node[0]
-        if kind == "sel":
-            results[id(node)] = ([frozenset({node[1]})], [])
-            continue
-        if kind == "atleast":
-            need, names = node[1], node[2]
-            if not names or need < 1:
-                results[id(node)] = ([], [])
-            else:
-                chosen = sorted(names, key=lambda n: (cost(n), n))[: len(names) - need + 1]
-                results[id(node)] = ([frozenset(chosen)], [])
-            continue
-        children = [node[1]] if kind == "not" else list(node[1])
-        if not done:
-            stack.append((node, True))
-            stack.extend((c, False) for c in children)
-            continue
-        sub = [results[id(c)] for c in children]
-        if kind == "not":
-            results[id(node)] = (sub[0][1], sub[0][0])
-        elif kind == "and":
-            results[id(node)] = (cheapest([s for t, _ in sub for s in t]), union_of_best([f for _, f in sub]))
-        else:
-            results[id(node)] = (union_of_best([t for t, _ in sub]), cheapest([s for _, f in sub for s in f]))
-    return results[id(tree)][0]
+    return fold_necessary(tree, cost, leaf=lambda names: [names], empty=[],
+                          best=lambda parts: cheapest([s for p in parts for s in p]), union=union_of_best)
 
 
 def _rule_gates(
