@@ -337,6 +337,18 @@ EXAMPLES = [
     ("denial-fa", "ارتش آزادی‌بخش بلوچستان گفت این انفجار کار این گروه نبوده است.", dict(**TG), True),
     ("denial-fa", "جماعت نصرت اسلام و مسلمین مسئولیت کشتار غیرنظامیان در روستای سولنزو را نپذیرفت.", dict(**TG), True),
     ("denial-fa", "ارتش آزادی‌بخش بلوچستان مسئولیت حمله به کاروان نظامی در کیچ را پذیرفت.", dict(**TG), False),
+    # -- Persian, sixth round: the group's own attack told, claims as nouns, generic and Arabic group nouns --
+    ("claim-fa", "جبهه آزادی میهن از حمله راکتی خود به یک پاسگاه در کابل خبر داد.", dict(**TG), True),
+    ("claim-fa", "ارتش پاکستان از حملات خود به مخفیگاه‌های تحریک طالبان در وزیرستان خبر داد.", dict(**TG), False),
+    ("claim-fa", "پذیرش مسئولیت حمله به کاروان نظامی از سوی جیش العدل", dict(**TG), True),
+    ("claim-fa", "اعلام مسئولیت گروه ارتش آزادیبخش بلوچستان برای حمله به قطار مسافربری", dict(**TG), True),
+    ("claim-fa", "این گروه با صدور بیانیه‌ای اعلام کرد که پشت این حمله بوده است.", dict(**TG), True),
+    ("claim-fa", "وزارت خارجه اعلام کرد که داعش پشت این حمله بوده است.", dict(**TG), False),
+    ("claim-formula-fa", "سرایا اولیاء الدم در بیانیه‌ای اعلام کرد یک کاروان لجستیکی ارتش آمریکا را در جنوب عراق هدف قرار داد.", dict(**TG), True),
+    ("claim-formula-fa", "جنبش مقاومت مردمی اعلام کرد که یک پایگاه نظامی اشغالگران را با پهپاد هدف قرار داده است.", dict(**TG), True),
+    ("claim-formula-fa", "یحیی سریع: نیروهای مسلح یمن دو کشتی متعلق به رژیم صهیونیستی را در دریای سرخ هدف قرار دادند", dict(**TG), True),
+    ("claim-formula-fa", "در بیانیه ارتش آمده است: نیروهای ما مواضع تروریست‌ها را در منطقه وزیرستان هدف قرار دادند.", dict(**TG), False),
+    ("statement-comment-fa", "شاخه نظامی این جنبش از حمله موشکی به شهرک‌های صهیونیست‌نشین خبر داد.", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
