@@ -362,6 +362,12 @@ EXAMPLES = [
     ("statement-threat-fa", "مربی تیم گفت هر حمله حریف با پاسخ سخت مدافعان ما مواجه خواهد شد.", dict(**TG), False),
     ("statement-strike-fa", "وزیر کشور افغانستان گفت نیروهای امنیتی یک هسته داعش را در کابل متلاشی کردند.", dict(**TG), True),
     ("statement-condemn-fa", "در این بیانیه آمده است: جمهوری اسلامی ایران این اقدام جنایتکارانه را به شدت محکوم می‌کند.", dict(**TG), True),
+    ("claim-fa", "مقاومت اسلامی عراق عملیات جدیدی علیه یک هدف حیاتی در حیفا انجام داد.", dict(**TG), True),
+    ("claim-fa", "در حالی که نیروهای کرد عملیاتی را برای پاکسازی مناطق آزاد شده از داعش انجام دادند، غیرنظامیان بازگشتند.", dict(**TG), False),
+    ("claim-fa", "نیروهای ویژه عملیاتی علیه القاعده در جنوب یمن انجام دادند.", dict(**TG), False),
+    ("claim-formula-fa", "جیش العدل در بیانیه‌ای نوشت: مجاهدان ما مقر سپاه در سرباز را به محاصره درآوردند.", dict(**TG), True),
+    ("statement-condemn-fa", "ذبیح‌الله مجاهد، سخنگوی طالبان، حمله بر مسجد شیعیان در قندهار را محکوم کرد.", dict(**TG), True),
+    ("statement-condemn-fa", "تحریک طالبان پاکستان در بیانیه‌ای حمله به مدرسه نظامی را محکوم کرد.", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
