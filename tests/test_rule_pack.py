@@ -368,6 +368,13 @@ EXAMPLES = [
     ("claim-formula-fa", "جیش العدل در بیانیه‌ای نوشت: مجاهدان ما مقر سپاه در سرباز را به محاصره درآوردند.", dict(**TG), True),
     ("statement-condemn-fa", "ذبیح‌الله مجاهد، سخنگوی طالبان، حمله بر مسجد شیعیان در قندهار را محکوم کرد.", dict(**TG), True),
     ("statement-condemn-fa", "تحریک طالبان پاکستان در بیانیه‌ای حمله به مدرسه نظامی را محکوم کرد.", dict(**TG), False),
+    ("claim-fa", "داعش ۱۲ سرباز نیجریه‌ای را در ایالت بورنو کشت.", dict(**TG), True),
+    ("claim-fa", "جیش العدل دو مرزبان ایرانی را ربود.", dict(**TG), True),
+    ("claim-fa", "حماس: سه سرباز اسرائیلی را در جبالیا کشتیم", dict(**TG), True),
+    ("claim-fa", "حوثی‌ها خدمه را به کشتی بازگرداندند.", dict(**TG), False),
+    ("claim-fa", "داعش در دهه گذشته هزاران نفر را در عراق و سوریه کشت.", dict(**TG), False),
+    ("claim-fa", "طالبان ۵ عضو داعش را در ننگرهار کشتند.", dict(**TG), False),
+    ("statement-strike-fa", "طالبان ۵ عضو داعش را در ننگرهار کشتند.", dict(**TG), True),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
