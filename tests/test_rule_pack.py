@@ -375,6 +375,11 @@ EXAMPLES = [
     ("claim-fa", "داعش در دهه گذشته هزاران نفر را در عراق و سوریه کشت.", dict(**TG), False),
     ("claim-fa", "طالبان ۵ عضو داعش را در ننگرهار کشتند.", dict(**TG), False),
     ("statement-strike-fa", "طالبان ۵ عضو داعش را در ننگرهار کشتند.", dict(**TG), True),
+    ("statement-threat-fa", "به دشمنان این مرز و بوم هشدار می‌دهیم که هرگونه تعرض با پاسخ قاطع و پشیمان‌کننده مواجه خواهد شد.", dict(**TG), True),
+    ("statement-threat-fa", "جمهوری اسلامی ایران حق مشروع خود برای پاسخ به این تجاوز را محفوظ می‌داند.", dict(**TG), True),
+    ("statement-threat-fa", "جبهه آزادیبخش بلوچستان هشدار داد که حملات خود را علیه پروژه‌های چینی ادامه خواهد داد.", dict(**TG), False),
+    ("statement-condemn-fa", "جنبش مقاومت مردمی ترور فرمانده حشد الشعبی را محکوم کرد و وعده انتقام داد.", dict(**TG), False),
+    ("statement-blame-fa", "گروه مسلح ام ۲۳ دولت کنگو را به حمله به مواضع خود متهم کرد.", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
