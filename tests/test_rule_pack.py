@@ -380,6 +380,10 @@ EXAMPLES = [
     ("statement-threat-fa", "جبهه آزادیبخش بلوچستان هشدار داد که حملات خود را علیه پروژه‌های چینی ادامه خواهد داد.", dict(**TG), False),
     ("statement-condemn-fa", "جنبش مقاومت مردمی ترور فرمانده حشد الشعبی را محکوم کرد و وعده انتقام داد.", dict(**TG), False),
     ("statement-blame-fa", "گروه مسلح ام ۲۳ دولت کنگو را به حمله به مواضع خود متهم کرد.", dict(**TG), False),
+    ("claim-fa", "یک گروه جهادی در پیامی در تلگرام اعلام کرد که این حمله را انجام داده است.", dict(**TG), True),
+    ("claim-fa", "گروه هکری حنظله اعلام کرد این حمله را انجام داده است.", dict(**TG), False),
+    ("claim-fa", "پلیس اعلام کرد یک گروه افراطی این حمله را انجام داده است.", dict(**TG), False),
+    ("claim-formula-fa", "گروه تحقیق اعلام کرد که عملیات نجات معدنچیان ادامه دارد.", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
