@@ -386,6 +386,8 @@ EXAMPLES = [
     ("claim-formula-fa", "گروه تحقیق اعلام کرد که عملیات نجات معدنچیان ادامه دارد.", dict(**TG), False),
     ("statement-comment-fa", "سخنگوی وزارت دفاع گفت از آغاز ماه گذشته تاکنون ۴۰ بار به پایگاه‌های ما حمله شده و این حملات در دو کشور رخ داده است.", dict(**TG), False),
     ("statement-comment-fa", "سخنگوی وزارت دفاع گفت بامداد امروز به پایگاه نیروهای ما در شرق سوریه حمله شد.", dict(**TG), True),
+    ("statement-comment-fa", "ارتش اسرائیل: سه راکت از جنوب لبنان به سمت الجلیل شلیک شد", dict(**TG), True),
+    ("statement-comment-fa", "وزارت دفاع: راکت‌های جشن نوروز در بازار فروخته نشود", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
