@@ -387,6 +387,9 @@ EXAMPLES = [
     ("statement-comment-fa", "سخنگوی وزارت دفاع گفت از آغاز ماه گذشته تاکنون ۴۰ بار به پایگاه‌های ما حمله شده و این حملات در دو کشور رخ داده است.", dict(**TG), False),
     ("statement-comment-fa", "سخنگوی وزارت دفاع گفت بامداد امروز به پایگاه نیروهای ما در شرق سوریه حمله شد.", dict(**TG), True),
     ("statement-comment-fa", "ارتش اسرائیل: سه راکت از جنوب لبنان به سمت الجلیل شلیک شد", dict(**TG), True),
+    ("claim-formula-fa", "انصارالله اعلام کرد عملیات خود را تا توقف جنایات در غزه ادامه خواهد داد.", dict(**TG), False),
+    ("claim-formula-fa", "حزب‌الله گفت در صورت ادامه حملات، عملیات‌های خود را گسترش خواهد داد.", dict(**TG), False),
+    ("claim-formula-fa", "انصارالله اعلام کرد یک کشتی اسرائیلی را در دریای سرخ هدف قرار داده و عملیات خود را ادامه خواهد داد.", dict(**TG), True),
     ("statement-comment-fa", "وزارت دفاع: راکت‌های جشن نوروز در بازار فروخته نشود", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
