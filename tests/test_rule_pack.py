@@ -390,6 +390,10 @@ EXAMPLES = [
     ("claim-formula-fa", "انصارالله اعلام کرد عملیات خود را تا توقف جنایات در غزه ادامه خواهد داد.", dict(**TG), False),
     ("claim-formula-fa", "حزب‌الله گفت در صورت ادامه حملات، عملیات‌های خود را گسترش خواهد داد.", dict(**TG), False),
     ("claim-formula-fa", "انصارالله اعلام کرد یک کشتی اسرائیلی را در دریای سرخ هدف قرار داده و عملیات خود را ادامه خواهد داد.", dict(**TG), True),
+    ("claim-formula-fa", "حماس اعلام کرد عملیات تبادل اسرا فردا انجام می‌شود.", dict(**TG), False),
+    ("claim-formula-fa", "انصارالله اعلام کرد عملیات امدادرسانی به سیل‌زدگان در الحدیده آغاز شده است.", dict(**TG), False),
+    ("claim-formula-fa", "سخنگوی القسام گفت اسرای اسرائیلی در حمله هوایی اسرائیل کشته شده‌اند.", dict(**TG), False),
+    ("claim-formula-fa", "حزب‌الله اعلام کرد در پاسخ به حملات هوایی اسرائیل، پایگاه هوایی میرون را با موشک هدف قرار داد.", dict(**TG), True),
     ("statement-comment-fa", "وزارت دفاع: راکت‌های جشن نوروز در بازار فروخته نشود", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
