@@ -394,6 +394,9 @@ EXAMPLES = [
     ("claim-formula-fa", "انصارالله اعلام کرد عملیات امدادرسانی به سیل‌زدگان در الحدیده آغاز شده است.", dict(**TG), False),
     ("claim-formula-fa", "سخنگوی القسام گفت اسرای اسرائیلی در حمله هوایی اسرائیل کشته شده‌اند.", dict(**TG), False),
     ("claim-formula-fa", "حزب‌الله اعلام کرد در پاسخ به حملات هوایی اسرائیل، پایگاه هوایی میرون را با موشک هدف قرار داد.", dict(**TG), True),
+    ("statement-strike-fa", "ارتش پاکستان مسئولیت حملات هوایی در خاک افغانستان را پذیرفت.", dict(**TG), True),
+    ("statement-strike-fa", "تحریک طالبان پاکستان مسئولیت حمله انتحاری به پایگاه هوایی را بر عهده گرفت.", dict(**TG), False),
+    ("statement-strike-fa", "ارتش یمن مسئولیت حمله به ناو آمریکایی را بر عهده گرفت.", dict(**TG), False),
     ("statement-comment-fa", "وزارت دفاع: راکت‌های جشن نوروز در بازار فروخته نشود", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
