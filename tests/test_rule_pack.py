@@ -397,6 +397,9 @@ EXAMPLES = [
     ("statement-strike-fa", "ارتش پاکستان مسئولیت حملات هوایی در خاک افغانستان را پذیرفت.", dict(**TG), True),
     ("statement-strike-fa", "تحریک طالبان پاکستان مسئولیت حمله انتحاری به پایگاه هوایی را بر عهده گرفت.", dict(**TG), False),
     ("statement-strike-fa", "ارتش یمن مسئولیت حمله به ناو آمریکایی را بر عهده گرفت.", dict(**TG), False),
+    ("claim-fa", "الشباب، که مسئولیت بسیاری از بمب‌گذاری‌ها در موگادیشو را بر عهده می‌گیرد، وابسته به القاعده است.", dict(**TG), False),
+    ("claim-fa", "داعش خراسان که مسئولیت حمله مرگبار فرودگاه کابل را بر عهده داشت، همچنان تهدیدی جدی است.", dict(**TG), False),
+    ("report-fa", "جیش العدل که مسئولیت چندین حمله در سیستان و بلوچستان را بر عهده گرفته، در فهرست تروریستی آمریکا قرار دارد.", dict(**TG), True),
     ("statement-comment-fa", "وزارت دفاع: راکت‌های جشن نوروز در بازار فروخته نشود", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
