@@ -400,6 +400,10 @@ EXAMPLES = [
     ("claim-fa", "الشباب، که مسئولیت بسیاری از بمب‌گذاری‌ها در موگادیشو را بر عهده می‌گیرد، وابسته به القاعده است.", dict(**TG), False),
     ("claim-fa", "داعش خراسان که مسئولیت حمله مرگبار فرودگاه کابل را بر عهده داشت، همچنان تهدیدی جدی است.", dict(**TG), False),
     ("report-fa", "جیش العدل که مسئولیت چندین حمله در سیستان و بلوچستان را بر عهده گرفته، در فهرست تروریستی آمریکا قرار دارد.", dict(**TG), True),
+    ("claim-fa", "ادعای انصارالله درباره سرنگونی پهپاد آمریکایی بر فراز صعده", dict(**TG), True),
+    ("claim-fa", "ادعای جیش العدل درباره کشته شدن ۱۰ نیروی سپاه در حمله به مقر راسک", dict(**TG), True),
+    ("claim-fa", "رد ادعای داعش درباره حمله به مسجد توسط وزارت کشور", dict(**TG), False),
+    ("claim-fa", "منابع مستقل هنوز قادر به تایید این ادعای حوثی‌ها درباره حمله به ناو نبوده‌اند.", dict(**TG), False),
     ("statement-comment-fa", "وزارت دفاع: راکت‌های جشن نوروز در بازار فروخته نشود", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
