@@ -815,6 +815,18 @@ EXAMPLES = [
     ('statement-blame-en', 'The foreign ministry rejected reports blaming Tehran for the attack on the tanker.', dict(**X, lang="en"), False),
     ('statement-strike-en', 'Troops neutralise 12 bandits in Zamfara forest, army says', dict(**X, lang="en"), True),
     ('statement-strike-en', 'Insurgents ambush patrol near Diffa, kill seven soldiers', dict(**X, lang="en"), False),
+    # -- English, sixth round: generic official speakers, stance, relative and headline forms --------
+    ('statement-comment-en', '"Our forces remain deployed along the border and respond to every provocation," the military said.', dict(**X, lang="en"), True),
+    ('statement-comment-en', '"Exports rose by four percent in the third quarter," the ministry said.', dict(**X, lang="en"), False),
+    ('statement-comment-en', '"Our fighters will continue the battle until the occupation leaves," the group\'s spokesman said.', dict(**X, lang="en"), False),
+    ('statement-comment-en', '"Our fighters will continue the battle until the last soldier leaves," a spokesman for the group said.', dict(**X, lang="en"), False),
+    ('statement-comment-en', 'The defence ministry confirmed the strike on the border village but claimed that most of the dead were civilians.', dict(**X, lang="en"), True),
+    ('statement-comment-en', 'The defence ministry said no group has claimed the attack on the convoy so far.', dict(**X, lang="en"), False),
+    ('statement-threat-en', '"Such acts will lead to dire consequences for those who shelter the attackers," the foreign minister warned.', dict(**X, lang="en"), True),
+    ('statement-threat-en', '"Skipping the vaccine can have dire consequences for children," the health official said.', dict(**X, lang="en"), False),
+    ('statement-strike-en', 'According to the General Staff, the fuel depot near Bryansk was successfully hit overnight.', dict(**X, lang="en"), True),
+    ('statement-strike-en', 'Border guards foiled an attempt to smuggle narcotics across the frontier, the army said.', dict(**X, lang="en"), False),
+    ('statement-strike-en', 'Border guards foiled an attempt by gunmen to cross into the country, the army said.', dict(**X, lang="en"), True),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
