@@ -885,6 +885,8 @@ EXAMPLES = [
     ('claim-en', 'Hamas said the rocket was not instigated by the group and blamed a lightning strike.', dict(**X, lang="en"), False),
     ('statement-comment-en', '"Our forces repelled an infiltration attempt overnight," said a statement issued by the defence ministry.', dict(**X, lang="en"), True),
     ('claim-en', 'An aid group said it had launched an emergency appeal after the attack on the convoy.', dict(**X, lang="en"), False),
+    ('claim-en', 'BokoHaram claimed responsibility for the bombing of the market in Maiduguri.', dict(**X, lang="en"), True),
+    ('claim-en', '#HayatTahrirAlSham claims attack on regime positions in Latakia countryside', dict(**X, lang="en"), True),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
