@@ -887,6 +887,11 @@ EXAMPLES = [
     ('claim-en', 'An aid group said it had launched an emergency appeal after the attack on the convoy.', dict(**X, lang="en"), False),
     ('claim-en', 'BokoHaram claimed responsibility for the bombing of the market in Maiduguri.', dict(**X, lang="en"), True),
     ('claim-en', '#HayatTahrirAlSham claims attack on regime positions in Latakia countryside', dict(**X, lang="en"), True),
+    ('statement-threat-en', '"Our response will be decisive and painful," the army spokesman said.', dict(**X, lang="en"), True),
+    ('statement-threat-en', '"Our response to the budget gap will be decisive," the finance minister said.', dict(**X, lang="en"), False),
+    ('claim-formula-en', "The drone that struck the tanker was launched by the Houthis, the group's military spokesman said.", dict(**X, lang="en"), True),
+    ('claim-formula-en', 'The drone that struck the tanker was launched by the Houthis, the coalition spokesman said.', dict(**X, lang="en"), False),
+    ('statement-strike-en', 'US strikes on Houthi missile sites in Yemen, announced by CENTCOM on Tuesday, destroyed 14 launchers.', dict(**X, lang="en"), True),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
