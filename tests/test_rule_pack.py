@@ -892,6 +892,9 @@ EXAMPLES = [
     ('claim-formula-en', "The drone that struck the tanker was launched by the Houthis, the group's military spokesman said.", dict(**X, lang="en"), True),
     ('claim-formula-en', 'The drone that struck the tanker was launched by the Houthis, the coalition spokesman said.', dict(**X, lang="en"), False),
     ('statement-strike-en', 'US strikes on Houthi missile sites in Yemen, announced by CENTCOM on Tuesday, destroyed 14 launchers.', dict(**X, lang="en"), True),
+    ('statement-comment-en', 'India lodged a strong protest with Pakistan over the ceasefire violation along the Line of Control.', dict(**X, lang="en"), True),
+    ('statement-threat-en', 'The Iranian mission to the UN said Tehran would not hesitate to defend its sovereignty.', dict(**X, lang="en"), True),
+    ('statement-threat-en', 'The coach said he would not hesitate to drop senior players after the defeat.', dict(**X, lang="en"), False),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
