@@ -903,6 +903,12 @@ EXAMPLES = [
     ('statement-strike-en', "The TTP rubbished the army's claims about the arrest of a would-be suicide bomber of the outfit.", dict(**X, lang="en"), False),
     ('statement-comment-en', 'Israeli military: Hezbollah fired 40 rockets at northern Israel', dict(**X, lang="en"), True),
     ('statement-comment-en', 'Military historian: the 1916 attack on the Somme was a strategic failure', dict(**X, lang="en"), False),
+    ('claim-en', 'Al-Shabaab, which claimed the Westgate mall siege, remains capable of large attacks in Kenya.', dict(**X, lang="en"), False),
+    ('report-en', 'Al-Shabaab, which claimed the Westgate mall siege, remains capable of large attacks in Kenya.', dict(**X, lang="en"), True),
+    ('claim-en', 'The TTP has taken responsibility for the bombing of the police van, which claimed five lives on Friday.', dict(**X, lang="en"), True),
+    ('claim-en', 'Jaish al-Adl has a history of claiming attacks on border guards in Sistan-Baluchestan.', dict(**X, lang="en"), False),
+    ('claim-en', 'The Islamic State affiliate claimed a similar bombing at the same shrine a decade ago.', dict(**X, lang="en"), False),
+    ('claim-en', 'Since claiming the Kerman bombings, the group has released no new statements.', dict(**X, lang="en"), False),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
