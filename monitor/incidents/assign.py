@@ -550,27 +550,40 @@ class _State:
         bands = self.bands
         found_in: list[int] = []  # the texts of each band shared (counted below)
         add = found_in.extend
-        cold = self.cold_texts > 0
-        cold_band = self._cold_band
-        for k in sig.band_keys():
-            cur = bands.get(k)
-            if cur is None:
-                if cold:
-                    add(cold_band(conn, k, BAND_CAP))
-                continue
-            add(cur[-BAND_CAP:])
-            if cold and len(cur) < BAND_CAP:  # the newest of a band are in memory: older ones count if room
-                add(cold_band(conn, k, BAND_CAP - len(cur)))
+        if self.cold_texts > 0:
+            cold_bands = self.cold_bands
+            for k in sig.band_keys():
+                cur = bands.get(k)
+                cap = BAND_CAP
+                if cur is not None:
+                    n = len(cur)
+                    if n >= BAND_CAP:
+                        add(cur[-BAND_CAP:])
+                        continue
+                    add(cur)  # the newest of a band are in memory: older ones count if room
+                    cap -= n
+                # the band's newest texts not held (_cold_band, inline: prefetched for the batch)
+                got = cold_bands.get(k)
+                if got is None or (len(got[0]) < cap and not got[1]):
+                    add(self._cold_band(conn, k, cap))
+                else:
+                    add(got[0][:cap])
+        else:
+            for k in sig.band_keys():
+                cur = bands.get(k)
+                if cur is not None:
+                    add(cur[-BAND_CAP:])
         counts = Counter(found_in)
         if len(counts) == len(found_in):
             return []  # no text shares two bands
         # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25); the
         # texts sharing most bands, the newest first among equals
-        best = [(n, t) for t, n in counts.items() if n >= MIN_SHARED_BANDS]
+        best = [t for t, n in counts.items() if n >= MIN_SHARED_BANDS]
         if not best:
             return []
-        best.sort(reverse=True)
-        tids = [t for _n, t in best[:NEAR_VERIFIED]]
+        best.sort(reverse=True)  # newest first, then (a stable sort) most bands shared first
+        best.sort(key=counts.__getitem__, reverse=True)
+        tids = best[:NEAR_VERIFIED]
         sigs = self.sigs
         where: dict[int, tuple[int, int | None]] = {}
         away = [t for t in tids if t not in sigs]
