@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
@@ -210,9 +210,10 @@ class _State:
         self.latest = float("-inf")  # the newest message date seen (epoch)
         self.tick = 0  # transactions flushed
         self.evicted = 0
-        self.shingle_cache: dict[int, tuple[str, set[str]]] = {}  # rowid -> text, shingles (recently compared)
-        self.text_cache: dict[int, str] = {}  # rowid -> text of indexed texts (recent ones)
-        self.peeked: dict[int, _Peek] = {}  # incidents not in memory looked at for near copies
+        # (FIFO caches: OrderedDict, see _put)
+        self.shingle_cache: OrderedDict[int, tuple[str, set[str]]] = OrderedDict()  # rowid -> text, shingles (recently compared)
+        self.text_cache: OrderedDict[int, str] = OrderedDict()  # rowid -> text of indexed texts (recent ones)
+        self.peeked: OrderedDict[int, _Peek] = OrderedDict()  # incidents not in memory looked at for near copies
         # (facet, value) -> day -> incident ids active that day (places: located ones only)
         self.by_day: dict[tuple[str, str], dict[int, set[int]]] = {}
         self.next_incident = 1
@@ -649,7 +650,8 @@ class IncidentTracker:
         self._gaz = gazetteer
         self._state: _State | None = None
         self._in_tx = False
-        self._recent: dict[str, tuple[list[str], str | None, list[Place]]] = {}  # text -> words, key, places
+        # text -> words, key, places (FIFO: _put)
+        self._recent: OrderedDict[str, tuple[list[str], str | None, list[Place]]] = OrderedDict()
         self._reset_pending()
 
     def _reset_pending(self) -> None:
@@ -878,9 +880,8 @@ class IncidentTracker:
     def _words(self, text: str) -> tuple[list[str], str | None, list[Place]]:
         """A text's words, exact-copy key and places (kept for the texts that come again)."""
         ws = fam.words(text)
-        got = self._recent[text] = (ws, fam.fingerprint(ws), self.gazetteer.find(text, ws))
-        if len(self._recent) > RECENT_TEXTS:
-            del self._recent[next(iter(self._recent))]
+        got = (ws, fam.fingerprint(ws), self.gazetteer.find(text, ws))
+        _put(self._recent, text, got, RECENT_TEXTS)
         return got
 
     def _signature(self, fp: str | None, ws: list[str]) -> fam.Signature | None:
@@ -1203,14 +1204,16 @@ class IncidentTracker:
         return f"{where} · {start[:10]}"
 
 
-def _put(cache: dict, key: Any, value: Any, size: int) -> None:
-    """Insert into a dict used as a FIFO cache of ``size`` entries."""
+def _put(cache: OrderedDict, key: Any, value: Any, size: int) -> None:
+    """Insert into an OrderedDict used as a FIFO cache of ``size`` entries. (Not a dict: a
+    dict's first key after many deletions at the front is found by scanning the deleted
+    slots, ~1,000 a call for 4,096 entries, measured 4.6 us a call against 0.6 us here.)"""
     cache[key] = value
     if len(cache) > size:
-        del cache[next(iter(cache))]
+        cache.popitem(last=False)
 
 
-_LOCATED: dict[tuple[str, ...], tuple[list[tuple[str, int, str | None]], frozenset[str]]] = {}
+_LOCATED: OrderedDict[tuple[str, ...], tuple[list[tuple[str, int, str | None]], frozenset[str]]] = OrderedDict()
 
 
 def _located(places: Sequence[Place]) -> tuple[list[tuple[str, int, str | None]], frozenset[str]]:
@@ -1280,7 +1283,7 @@ def _j(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
 
 
-_JL: dict[tuple[str, ...], str] = {}
+_JL: OrderedDict[tuple[str, ...], str] = OrderedDict()
 
 
 def _jl(v: list[str]) -> str:
