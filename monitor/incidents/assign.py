@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import Counter, OrderedDict
+from collections import OrderedDict
+from collections import _count_elements  # Counter's own helper (C): counts into a plain dict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
@@ -574,7 +575,8 @@ class _State:
                 cur = bands.get(k)
                 if cur is not None:
                     add(cur[-BAND_CAP:])
-        counts = Counter(found_in)
+        counts: dict[int, int] = {}
+        _count_elements(counts, found_in)  # Counter(found_in) without its Python-level overhead
         if len(counts) == len(found_in):
             return []  # no text shares two bands
         # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25); the
@@ -911,6 +913,7 @@ class IncidentTracker:
             if family_id is None:
                 family_id = st.text_family(conn, fwd_keys[0])
             how = "forward" if family_id is not None else ""
+        loc = _located(places)
         fp_known: bool | None = None  # is the text indexed already (None: not looked up)
         if family_id is None and fp is not None:
             family_id = st.text_family(conn, fp)
@@ -922,7 +925,7 @@ class IncidentTracker:
                 near = st.near_family(conn, sig, ws, self._pending_texts)
         for fid, text in near:
             inc = st.peek(conn, st.families[fid].incident)
-            if inc is None or (barred and inc.id in barred) or _other_city(_located(places)[1], inc):
+            if inc is None or (barred and inc.id in barred) or _other_city(loc[1], inc):
                 continue  # the same template about another attack
             if not self._in_window(inc, m.date) and not fam.same_numbers(ws, fam.words(text)):
                 continue  # months later, another toll: the same template, another event
@@ -935,7 +938,7 @@ class IncidentTracker:
             if incident_id is None or (barred and incident_id in barred) or st.incident(conn, incident_id) is None:
                 family_id, how, incident_id = None, "", None
         if incident_id is None:
-            incident_id, how = self._choose(conn, st, m, places, barred or set())
+            incident_id, how = self._choose(conn, st, m, places, barred or set(), loc)
             if incident_id is None:
                 incident_id = st.next_incident
                 st.next_incident += 1
@@ -955,7 +958,7 @@ class IncidentTracker:
         self._new_members[m.rowid] = [incident_id, family_id, m.date, m.platform, m.channel_id, m.kind, m.rules,
                                       m.actors, [p.id for p in places], how, origin, now]
         self._new_keys[(m.platform, m.channel_id, m.message_id)] = family_id
-        self._add_to_incident(st, st.incidents[incident_id], m, places, now)
+        self._add_to_incident(st, st.incidents[incident_id], m, places, now, loc)
         return Assigned(incident_id, family_id, how, f.first, True)
 
     def _in_window(self, inc: Any, when: str) -> bool:
@@ -1052,10 +1055,10 @@ class IncidentTracker:
 
     # -- choosing an incident -------------------------------------------------------------------
     def _choose(self, conn: sqlite3.Connection, st: _State, m: Incoming, places: list[Place],
-                barred: set[int]) -> tuple[int | None, str]:
+                barred: set[int], loc: tuple | None = None) -> tuple[int | None, str]:
         when = _ts(m.date)
         if places:
-            got = self._by_place(conn, st, m, when, places, barred)
+            got = self._by_place(conn, st, m, when, places, barred, loc)
             if got is not None:
                 return got, "place"
             return None, ""
@@ -1076,9 +1079,9 @@ class IncidentTracker:
         return None, ""
 
     def _by_place(self, conn: sqlite3.Connection, st: _State, m: Incoming, when: float, places: list[Place],
-                  barred: set[int]) -> int | None:
+                  barred: set[int], loc: tuple | None = None) -> int | None:
         lo, hi = when - self.settings.window, when + self.settings.window
-        cities = _located(places)[1]
+        cities = (loc or _located(places))[1]
         # a capital named alone in a statement or denial stands for its government ("Tehran
         # blamed Washington"); in a claim or a report it is where it happened
         capitals = {p.id for p in places if p.id in cities and p.capital} if m.kind in ("statement", "denial") else set()
@@ -1114,7 +1117,8 @@ class IncidentTracker:
         return best[1] if best else None
 
     # -- incident rows --------------------------------------------------------------------------
-    def _add_to_incident(self, st: _State, inc: _Inc, m: Incoming, places: list[Place], now: str) -> None:
+    def _add_to_incident(self, st: _State, inc: _Inc, m: Incoming, places: list[Place], now: str,
+                         loc: tuple | None = None) -> None:
         inc.counts[m.kind] = inc.counts.get(m.kind, 0) + 1
         inc.channels.add((m.platform, m.channel_id))
         grew = False
@@ -1130,7 +1134,7 @@ class IncidentTracker:
         if inc.t1 > st.latest:
             st.latest = inc.t1
         new_keys: list[tuple[str, str]] = []
-        for pid, located, country in _located(places)[0]:
+        for pid, located, country in (loc or _located(places))[0]:
             if self._facet_place(inc, pid, located, True):
                 new_keys.append(("place", pid))
             if country and self._facet_place(inc, country, 1, False):
