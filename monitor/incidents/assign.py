@@ -758,8 +758,8 @@ class IncidentTracker:
             for iid in sorted(self._dirty_inc):
                 inc = st.incidents[iid]
                 places, actors = self._summary(inc)
-                rows.append((iid, self.title(places, actors, inc.start), inc.start, inc.end, inc.first, _j(places),
-                             _j(actors), _j(inc.counts), inc.messages, len(inc.channels), inc.created, inc.updated))
+                rows.append((iid, self.title(places, actors, inc.start), inc.start, inc.end, inc.first, _jl(places),
+                             _jl(actors), _j(inc.counts), inc.messages, len(inc.channels), inc.created, inc.updated))
             conn.executemany(
                 "INSERT INTO incidents(id, title, start_at, end_at, first_message_rowid, places, actors, counts, messages,"
                 " channels, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -893,7 +893,7 @@ class IncidentTracker:
         got = self._sigs.get(fp) if fp is not None else None
         if got is None:
             return fam.signature(ws)
-        return fam.Signature(got.values, got.shingles, got.band_keys(), got.shingle_set)
+        return fam.Signature(got.values, got.shingles, got.band_keys(), got.shingle_set, got.blob)
 
     def _assign_one(self, conn: sqlite3.Connection, st: _State, m: Incoming, now: str, barred: set[int] | None,
                     new: bool) -> Assigned:

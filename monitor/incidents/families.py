@@ -65,6 +65,7 @@ def fingerprint(ws: list[str]) -> str | None:
 _MIX = [(b * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF for b in range(BANDS)]
 _MIX_NP = np.array(_MIX, dtype=np.uint64)
 _BLOB = struct.Struct(f"<I{NUM_PERM}Q")  # shingles, then the values (uint64, as datasketch keeps them)
+_BLOB_ROW = np.dtype([("n", "<u4"), ("v", "<u8", (NUM_PERM,))])  # the same, packed (numpy)
 
 
 @dataclass
@@ -73,8 +74,11 @@ class Signature:
     shingles: int
     _keys: list[int] | None = None
     shingle_set: set[bytes] | None = None  # kept from signature() for the exact comparison
+    blob: bytes | None = None  # to_blob(), made by signatures() for the whole batch at once
 
     def to_blob(self) -> bytes:
+        if self.blob is not None:
+            return self.blob
         return _BLOB.pack(self.shingles, *self.values)
 
     @classmethod
@@ -178,8 +182,12 @@ def signatures(texts: list[list[str]]) -> list[Signature | None]:
         hv ^= hv >> _S16
         values = np.minimum.reduceat(hv[:, None] * _A + _B, starts, axis=0)
     keys = _band_keys(values).tolist()
-    for i, sh, n, v, k in zip(where, sets, sizes, values.tolist(), keys):
-        out[i] = Signature(v, n, k, sh)
+    rows = np.empty(len(sizes), dtype=_BLOB_ROW)  # the stored blobs (_BLOB), all at once
+    rows["n"] = sizes
+    rows["v"] = values
+    buf, w = rows.tobytes(), _BLOB.size
+    for j, (i, sh, n, v, k) in enumerate(zip(where, sets, sizes, values.tolist(), keys)):
+        out[i] = Signature(v, n, k, sh, buf[j * w:(j + 1) * w])
     return out
 
 
