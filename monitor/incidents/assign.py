@@ -155,7 +155,7 @@ def _ts(iso: str) -> float:
     last = _LAST_TS
     if last[0] == iso:
         return last[1]
-    t = datetime.fromisoformat(iso.replace("Z", "+00:00") if iso.endswith("Z") else iso).timestamp()
+    t = datetime.fromisoformat(iso).timestamp()  # (Python >= 3.11 reads the trailing Z)
     _LAST_TS = (iso, t)
     return t
 
