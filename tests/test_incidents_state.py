@@ -135,6 +135,25 @@ def test_signatures_are_datasketchs_minhash() -> None:
         sig = fam.signature(ws)
         assert sig.values == m.hashvalues.tolist()
         assert fam.Signature.from_blob(sig.to_blob()).values == sig.values
+        assert sig.to_blob() == fam._BLOB.pack(sig.shingles, *sig.values)  # the batch's numpy-packed blob
+        again = fam.signatures([ws, fam.words("a short text")])  # the shingles' hashes kept from the first
+        assert again[0].values == sig.values and again[1] is None
+
+
+def test_the_ascii_fast_paths_read_the_same_words_and_capitals() -> None:
+    """Words and capitalised names of an ASCII text, read with ASCII-only patterns, are those
+    of the general (Unicode) patterns: a word starts at a letter (not after digits glued to a
+    letter), ``_`` separates words."""
+    from monitor.incidents import families as fam
+    from monitor.text import WORD_RE, normalize
+
+    for text in ("The Islamic State claimed it in Kerman, 95 killed", "12Abc a1B foo_Bar 9News X", "_Kabul__ (Herat) x2Y",
+                 "ALL CAPS Town", "tab\tNew\nYork's mayor", "", "123 456", "A"):
+        assert text.isascii()
+        assert fam.words(text) == WORD_RE.findall(normalize(text))
+        general = [w for w in gazetteer._CAP_WORD.findall(text) if w[0].isupper()]
+        assert gazetteer._capitalised(text) == set(WORD_RE.findall(normalize(" ".join(general))))
+        assert gazetteer._CAP_WORD_ASCII.findall(text) == general
 
 
 def test_the_cyclic_collector_pauses_for_a_batch_only(tmp_path, monkeypatch) -> None:
