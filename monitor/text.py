@@ -10,7 +10,9 @@ Per character:
 * Eastern Arabic and Persian digits -> ASCII
 
 Because the mapping is applied character by character, ``normalize`` is a single
-``str.translate`` over a lazily filled table (fast), and :func:`normalize_with_offsets`
+``str.translate`` over a lazily filled table (or, for text of ASCII, Arabic and Persian
+characters, the same mapping through a charmap codec and ``bytes.translate``: see the fast
+path below), and :func:`normalize_with_offsets`
 can map every output character back to its position in the original text (for hit spans).
 
 Words are runs of letters and digits of the normalised text (:data:`WORD_RE`); ``_`` separates

@@ -12,7 +12,10 @@ Compilation (on load and on every reload):
   words it matches) is cached per field, so a word already seen costs one dict lookup.
   Persian words written in two pieces (``بیانیه ای``, ``می شود``) are joined first.
 * ``regex:`` selections of a field go into one RE2 ``FilteredRE2`` (its literal atoms decide
-  which regexes run at all; each runs in linear time).
+  which regexes run at all; each runs in linear time). The filter is not run when no regex
+  asked about can match: the letter runs each regex needs
+  (:func:`~monitor.rules.regexes.required_literal_sets`) are marked on the words that hold
+  them when the word is first looked up, so a message's scan knows which are present.
 * Each rule gets an anchor, its "fast pattern": from the selections its condition requires
   (:func:`~monitor.rules.condition.necessary_selections`) the cheapest set by estimated word
   frequency (:mod:`monitor.rules.anchors`), and from each of those the rarest word of each
@@ -26,7 +29,7 @@ Compilation (on load and on every reload):
   needs besides the anchor (the other groups of a ``near``, the other side of an ``and``), so a
   candidate rule whose other needed words are all absent is dropped with one set test.
 
-Per message: ``scan_text`` (one ``str.translate``), a split into words and one cached lookup
+Per message: ``scan_text`` (one translation pass), a split into words and one cached lookup
 per word, the anchor lookup, the gates, then the rule's condition (a Python expression in
 which one-word ``any`` selections are set tests on the found words; other selections are
 evaluated lazily and memoised per message). Positions (phrases, ``near``) are computed only
