@@ -699,3 +699,97 @@ def test_script_language(text: str, expected: str | None) -> None:
     from monitor.rules.language import script_language
 
     assert script_language(text) == expected
+
+
+# -- regex gates: the letters a regex needs ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        (r"\bclaim(?:ed|s)?\W+(?:\w+\W+){0,3}attacks?", [("attack",), ("claim",)]),  # longest first
+        (r"(?i)\b(?:hamas|qassam|houthis?)\W+(?:said|says)", [("hamas", "qassam", "houthi"), ("said", "says")]),
+        (r"ab+cde", [("cde",)]),  # 'b+': the run ends after the first b ('ab' is shorter)
+        (r"abc?de", []),  # 'ab' and 'de': too short
+        (r"claims|killed", [("claims", "killed")]),
+        (r"claims|x", []),  # one alternative needs nothing
+        (r"(?:claim)?attack", [("attack",)]),
+        (r"\d{3}", []),
+        (r"(?:abc|)xyz", [("xyz",)]),  # a group that may be empty gives nothing
+        (r"ISIS\s+Claims", [("claims",), ("isis",)]),  # lowercase; longest first
+        (r"^[^\pL\pN]*(?:گروه)?(?:حملهٔ|حمله‌ی|مسؤولیت)", [("حمله", "مسووليت")]),  # normalised (ؤ -> و, ZWNJ ends a run)
+        (r"\Qabc\E", []),
+        (r"\141bcd", []),  # octal: not read
+        (r"[abc]+defg{2}h", [("defg",)]),  # 'g{2}': the run ends after one g ('defgg' is not read)
+        (r"x(?P<n>abcd)y", [("abcd",)]),
+        (r"(abc", []),  # invalid
+    ],
+)
+def test_required_literal_sets(pattern, expected) -> None:
+    from monitor.rules.regexes import required_literal_sets
+
+    assert required_literal_sets(pattern) == expected
+
+
+def _gate_texts() -> list[str]:
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    texts = [json.loads(line)["text"] for f in sorted((root / "corpus").glob("*.jsonl"))
+             for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rng = random.Random(5)
+    words = [w for t in texts[::7] for w in t.split()]
+    for _ in range(2_000):  # shuffled words of the corpus: matches in unusual places
+        texts.append(" ".join(rng.choice(words) for _ in range(rng.randint(1, 25))))
+    return texts
+
+
+def test_regex_gates_never_drop_a_match_of_the_shipped_regexes() -> None:
+    """For every regex of the shipped pack and every corpus text: when the regex matches the
+    normalised text, each of its letter sets has a run in the text's words (so gating the
+    RE2 filter on them loses nothing)."""
+    from pathlib import Path
+
+    from monitor.rules.regexes import compile_regex, required_literal_sets
+    from monitor.text import normalize, word_text
+
+    root = Path(__file__).resolve().parent.parent
+    m = Matcher(load_rules([root / "rules"]))
+    patterns = [p for index in m.fields.values() for p in index.regexes]
+    gated = [(p, compile_regex(p), required_literal_sets(p)) for p in patterns]
+    assert sum(1 for _, _, sets in gated if sets) >= len(patterns) // 2
+    matched = 0
+    for text in _gate_texts():
+        norm, words = normalize(text), word_text(text)
+        for pattern, rx, sets in gated:
+            if sets and rx.search(norm):
+                matched += 1
+                for s in sets:
+                    assert any(run in words for run in s), (pattern, s, text)
+    assert matched > 300
+
+
+def test_gated_regex_selections_agree_with_the_naive_matcher(tmp_path) -> None:
+    """Rules anchored on regexes and rules with regex selections behind word anchors: the
+    compiled matcher (which skips the RE2 filter when letters a regex needs are absent)
+    finds exactly the naive matcher's hits."""
+    from rules_helpers import write
+
+    d = tmp_path / "gated"
+    write(d / "r1.yml", "id: r1\nmatch:\n  c:\n    regex: ['\\bclaim(?:ed|s)?\\W+(?:\\w+\\W+){0,2}attacks?']\n")
+    write(d / "r2.yml", "id: r2\nmatch:\n  a: [isis, الدولة]\n  b:\n    regex: ['(?:حمله|هجوم)\\s+\\w+', 'ab+cde']\n"
+                        "condition: a and b\n")
+    write(d / "r3.yml", "id: r3\nmatch:\n  a: [isis]\n  b:\n    regex: ['(?:حمله|هجوم)', 'x{2}']\ncondition: a and not b\n")
+    rs = load_rules([d])
+    compiled, naive = Matcher(rs), NaiveMatcher(rs)
+    assert compiled.fields["text"].regex_gates is not None  # r1's regex is gated
+    vocab = ["isis", "claimed", "claims", "the", "attack", "attacks", "abbcde", "xx", "x", "الدولة", "حمله",
+             "حملهٔ", "هجوم", "بالهجوم", "و", "،", "CLAIMED", "ClAiMs", "atta", "ck"]
+    rng = random.Random(11)
+    total = 0
+    for _ in range(3_000):
+        text = " ".join(rng.choice(vocab) for _ in range(rng.randint(0, 9)))
+        m = msg(text)
+        got = [h.rule_id for h in compiled.match(m)]
+        assert got == naive.match_ids(m), text
+        total += len(got)
+    assert total > 300

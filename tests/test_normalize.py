@@ -193,3 +193,54 @@ def test_pieces_of_persian_words_are_joined() -> None:
     assert merged_pairs(tokens) == [(0, "بيانيهاي"), (3, "ميشود"), (5, "ميشود"), (6, "شودها")]
     assert merged_pairs(["ها", "ای"]) == []  # a piece never joins a piece
     assert merged_pairs("isis ها".split()) == []  # only Arabic-script words take them
+
+
+# -- the codec fast path of normalize / word_text / scan_text --------------------------------
+def _slow(kind: str, text: str) -> str:
+    from monitor import text as T
+
+    table = {"normalize": T._TABLE, "word_text": T._WORD_TABLE, "scan_text": T._SCAN_TABLE}[kind]
+    return text.translate(table)
+
+
+_FAST = {"normalize": normalize, "word_text": word_text, "scan_text": scan_text}
+
+
+@pytest.mark.parametrize("kind", sorted(_FAST))
+def test_fast_path_equals_the_table_on_every_bmp_code_point(kind: str) -> None:
+    fast = _FAST[kind]
+    for cp in list(range(0x10000)) + [0x1D400, 0x1F600, 0x1F1EE, 0xE0041, 0xE0100, 0x10FFFF]:
+        ch = chr(cp)
+        assert fast(ch) == _slow(kind, ch), hex(cp)
+        pair = "a" + ch + "\u0628"  # next to characters of the fast alphabet
+        assert fast(pair) == _slow(kind, pair), hex(cp)
+
+
+@pytest.mark.parametrize("kind", sorted(_FAST))
+def test_fast_path_equals_the_table_on_random_texts(kind: str) -> None:
+    import random
+
+    from monitor.text import FAST_ALPHABET
+
+    rng = random.Random(7)
+    fast = _FAST[kind]
+    others = "😀🇮🇷ﷲﻻﬁＡ…İßΣКاً\u06d6\u200c\u202b\ufffe" + "".join(chr(rng.randrange(0x80, 0x3000)) for _ in range(200))
+    taken = 0
+    for n in range(4_000):
+        k = rng.randrange(0, 60)
+        if n % 2:  # only characters of the fast alphabet: the codec path
+            text = "".join(rng.choice(FAST_ALPHABET) for _ in range(k))
+        else:
+            text = "".join(rng.choice(FAST_ALPHABET if rng.random() < 0.9 else others) for _ in range(k))
+        assert fast(text) == _slow(kind, text), repr(text)
+        taken += n % 2
+    assert taken == 2_000
+
+
+def test_fast_alphabet_covers_arabic_persian_and_ascii_text() -> None:
+    from monitor.text import FAST_ALPHABET
+
+    assert len(FAST_ALPHABET) <= 256
+    for text in ("ISIS Claims, \"responsibility\"! #tag_1", "الدَّوْلَةُ الإسلامية تبنّت؛ «هجوماً» ٣٤",
+                 "بیانیه\u200cای سپاه پاسداران: می\u200cشود ۱۴۰۲؟", "ـ\u200f\u200e\u00a0—–“”‘’•"):
+        assert set(text) <= set(FAST_ALPHABET), set(text) - set(FAST_ALPHABET)

@@ -12,7 +12,10 @@ Compilation (on load and on every reload):
   words it matches) is cached per field, so a word already seen costs one dict lookup.
   Persian words written in two pieces (``بیانیه ای``, ``می شود``) are joined first.
 * ``regex:`` selections of a field go into one RE2 ``FilteredRE2`` (its literal atoms decide
-  which regexes run at all; each runs in linear time).
+  which regexes run at all; each runs in linear time). The filter is not run when no regex
+  asked about can match: the letter runs each regex needs
+  (:func:`~monitor.rules.regexes.required_literal_sets`) are marked on the words that hold
+  them when the word is first looked up, so a message's scan knows which are present.
 * Each rule gets an anchor, its "fast pattern": from the selections its condition requires
   (:func:`~monitor.rules.condition.necessary_selections`) the cheapest set by estimated word
   frequency (:mod:`monitor.rules.anchors`), and from each of those the rarest word of each
@@ -26,7 +29,7 @@ Compilation (on load and on every reload):
   needs besides the anchor (the other groups of a ``near``, the other side of an ``and``), so a
   candidate rule whose other needed words are all absent is dropped with one set test.
 
-Per message: ``scan_text`` (one ``str.translate``), a split into words and one cached lookup
+Per message: ``scan_text`` (one translation pass), a split into words and one cached lookup
 per word, the anchor lookup, the gates, then the rule's condition (a Python expression in
 which one-word ``any`` selections are set tests on the found words; other selections are
 evaluated lazily and memoised per message). Positions (phrases, ``near``) are computed only
@@ -51,7 +54,9 @@ from ..gcpause import paused_gc
 from .language import message_language
 from .morphology import MERGE_TOKENS, merged_pairs, word_forms
 from ..text import OffsetMap, normalize, scan_text, text_span
-from .regexes import compile_regex, options as regex_options, prepare as prepare_regex, required_literal
+from .regexes import (
+    compile_regex, options as regex_options, prepare as prepare_regex, required_literal, required_literal_sets,
+)
 from .ruleset import FIELDS, Rule, RuleSet, Selection
 from .terms import EXACT, Term, Word
 
@@ -74,6 +79,9 @@ class _Lookup(dict):
         super().__init__()
         self.exact = exact
         self.auto = auto
+        # the letter runs the field's regexes need (see _FieldIndex._build_regexes): a token
+        # holding one gets the (negative) ids of their sets
+        self.gates: "ahocorasick.Automaton | None" = None
 
     def __missing__(self, token: str) -> frozenset[int]:
         forms = word_forms(token)
@@ -84,6 +92,10 @@ class _Lookup(dict):
             got.extend(map(_second, auto.iter(" " + "  ".join(forms) + " ")))
         if token in MERGE_TOKENS:
             got.append(_PIECE)
+        gates = self.gates
+        if gates is not None:
+            for _, ids in gates.iter(forms[0]):  # the token as normalize() has it
+                got.extend(ids)
         value = frozenset(got) if got else _NOTHING
         if len(token) <= MAX_CACHED_WORD_CHARS:
             if len(self) >= MAX_CACHED_WORDS:
@@ -228,10 +240,38 @@ class _FieldIndex:
         self._build_regexes()
 
     def _build_regexes(self) -> None:
-        # the anchor regexes' required letters: when none is in the text, none of them can
-        # match, and the RE2 filter is not run for the candidates (None: always run it)
-        gates = [required_literal(self.regexes[r]) for r in self.regex_triggers]
-        self.regex_gates: tuple[str, ...] | None = None if None in gates else tuple(dict.fromkeys(gates))
+        # The letters each regex needs (regexes.required_literal_sets: for each set, one of
+        # its runs must be in the text's words): every set gets a negative id, which the word
+        # lookup adds to a token holding one of its runs (once per distinct word: cached), so a
+        # message's scan knows at no extra cost which sets it satisfies (_Scan.gates_found).
+        # A regex whose sets are not all satisfied cannot match: the RE2 filter is not run
+        # for it (regex_need[rid]: its set ids, None when it has none: always run).
+        set_ids: dict[tuple[str, ...], int] = {}
+        need: list[frozenset[int] | None] = []
+        for pattern in self.regexes:
+            sets = required_literal_sets(pattern)
+            need.append(frozenset([set_ids.setdefault(s, -2 - len(set_ids)) for s in sets]) if sets else None)
+        self.regex_need: tuple[frozenset[int] | None, ...] = tuple(need)
+        self.gate_ids: frozenset[int] = frozenset(set_ids.values())
+        by_run: dict[str, list[int]] = {}
+        for s, i in set_ids.items():
+            for run in s:
+                by_run.setdefault(run, []).append(i)
+        auto = None
+        if by_run:
+            auto = ahocorasick.Automaton()
+            for run, ids in by_run.items():
+                auto.add_word(run, tuple(ids))
+            auto.make_automaton()
+        lookup = getattr(self, "lookup", None)
+        if lookup is not None:
+            lookup.gates = auto
+        trigger_need = [need[r] for r in self.regex_triggers]
+        # the anchor regexes' needs: when none is satisfied, the filter is not run for the
+        # candidates (None: always run it)
+        self.regex_gates: tuple[frozenset[int], ...] | None = (
+            None if None in trigger_need else tuple(dict.fromkeys(trigger_need))  # type: ignore[arg-type]
+        )
         if self.regexes:
             self._filter = _UNBUILT  # see the filter property
             self.compiled = _Regexes(self.regexes)
@@ -744,7 +784,7 @@ class _Scan:
 
     __slots__ = (
         "index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans",
-        "_present", "_starts",
+        "_present", "_starts", "gates_found",
     )
 
     def __init__(self, index: _FieldIndex, text: str) -> None:
@@ -757,6 +797,7 @@ class _Scan:
         self._regex: frozenset[int] | None = None
         self._spans = None
         self.extra: list[tuple[int, frozenset[int]]] = []
+        self.gates_found: frozenset[int] | set[int] = _NOTHING  # ids of the regex letter sets found
         if not index.words or not text:
             self.st = ""
             self.tokens: list[str] = []
@@ -775,6 +816,10 @@ class _Scan:
                 if ws:
                     self.extra.append((i, ws))
                     found |= ws
+        gate_ids = index.gate_ids
+        if gate_ids and not found.isdisjoint(gate_ids):
+            self.gates_found = found & gate_ids
+            found -= gate_ids
 
     @property
     def scanned(self) -> bool:
@@ -882,6 +927,12 @@ class _Scan:
         if tokens:
             self._start(len(tokens) - 1)
         return [(s, s + len(t)) for s, t in zip(self._bounds or (), tokens)]
+
+    def may_match(self, rid: int) -> bool:
+        """False when regex ``rid`` cannot match: a set of letters it needs is not in the
+        text's words (see :meth:`_FieldIndex._build_regexes`)."""
+        need = self.index.regex_need[rid]
+        return need is None or need <= self.gates_found or not self.scanned
 
     def regex_matched(self) -> frozenset[int]:
         if self._regex is None:
@@ -1312,12 +1363,15 @@ def _phrase_candidates(index: _FieldIndex, found: set[int], got: list) -> None:
 
 
 def _regex_may_match(index: _FieldIndex, scan: _Scan) -> bool:
-    """False when no anchor regex of the field can match (their required letters are absent)."""
+    """False when no anchor regex of the field can match (letters each needs are absent)."""
     gates = index.regex_gates
     if gates is None or not scan.scanned:  # no words on the field: the text was not scanned
         return True
-    for g in gates:
-        if scan.has_letters(g):
+    found = scan.gates_found
+    if not found:
+        return False
+    for need in gates:
+        if need <= found:
             return True
     return False
 
@@ -1331,7 +1385,10 @@ def _evaluate(sel: _Sel, scan: _Scan) -> bool:
             return False
         return all(scan.term_spans(p) for p in sel.phrases)
     if op == "regex":
-        return not sel.regex_ids.isdisjoint(scan.regex_matched())
+        for rid in sel.regex_ids:
+            if scan.may_match(rid):
+                return not sel.regex_ids.isdisjoint(scan.regex_matched())
+        return False
     # near: every group needs an alternative that occurs, then a window over their starts
     for g in sel.galts:
         if not scan.present(g):

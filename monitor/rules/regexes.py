@@ -190,3 +190,223 @@ def required_literal(pattern: str) -> str | None:
             return None
         k += 1
     return literal
+
+
+
+MIN_LITERAL = 3  # shorter required letters are found in too many texts to be worth a gate
+MAX_LITERAL_SETS = 3
+
+
+def required_literal_sets(pattern: str, limit: int = MAX_LITERAL_SETS) -> list[tuple[str, ...]]:
+    """Sets of letter runs (normalised like the text: lowercase, ``أ`` -> ``ا`` ...) such that
+    every match of ``pattern`` contains, for EACH set, at least one run of it; best first, at
+    most ``limit``; empty when none is found.
+
+    Reads the pattern as :func:`prepare` makes it. In a sequence every required item is
+    needed: a run of plain letters (a letter with ``?``, ``*`` or ``{0,n}`` ends it, ``+``
+    ends it after the letter), or a required group all of whose alternatives give letters (its
+    set: the best set of each alternative, together); optional items, classes, escapes and
+    ``.`` are stepped over. Top-level ``|`` alternatives: one set, the best of each. A set is
+    better when its shortest run is longer (at least :data:`MIN_LITERAL` letters), then when
+    it is smaller. The matcher runs a regex only when each set has a run in the text's words
+    (a run of letters occurs in one word: non-letters separate words)."""
+    try:
+        prepared = prepare(pattern)
+        if "\\Q" in prepared:
+            return []
+        alternatives = _split_alternatives(prepared, 0, len(prepared))
+        if len(alternatives) == 1:
+            return _sequence_literals(prepared, 0, len(prepared))[:limit]
+        one = _alternation_literals(prepared, 0, len(prepared))
+    except _Unparsed:
+        return []
+    except Exception:  # noqa: BLE001 - an invalid pattern has no gate (it is refused elsewhere)
+        return []
+    return [one] if one else []
+
+
+def required_literals(pattern: str) -> tuple[str, ...] | None:
+    """The best set of :func:`required_literal_sets`, or None."""
+    sets = required_literal_sets(pattern, 1)
+    return sets[0] if sets else None
+
+
+class _Unparsed(Exception):
+    pass
+
+
+def _skip_class(p: str, i: int) -> int:
+    """Index after the ``[...]`` class starting at ``p[i]``."""
+    n = len(p)
+    i += 1
+    if i < n and p[i] == "^":
+        i += 1
+    if i < n and p[i] == "]":
+        i += 1
+    while i < n:
+        c = p[i]
+        if c == "\\":
+            i += 2
+            continue
+        if p.startswith("[:", i):
+            end = p.find(":]", i + 2)
+            if end < 0:
+                raise _Unparsed
+            i = end + 2
+            continue
+        if c == "]":
+            return i + 1
+        i += 1
+    raise _Unparsed
+
+
+def _close_paren(p: str, i: int) -> int:
+    """Index of the ``)`` closing the group opened at ``p[i]``."""
+    depth = 0
+    n = len(p)
+    while i < n:
+        c = p[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            i = _skip_class(p, i)
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise _Unparsed
+
+
+def _split_alternatives(p: str, start: int, end: int) -> list[tuple[int, int]]:
+    out = []
+    depth = 0
+    i = a = start
+    while i < end:
+        c = p[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            i = _skip_class(p, i)
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                raise _Unparsed
+        elif c == "|" and depth == 0:
+            out.append((a, i))
+            a = i + 1
+        i += 1
+    if depth:
+        raise _Unparsed
+    out.append((a, end))
+    return out
+
+
+def _alternation_literals(p: str, start: int, end: int) -> tuple[str, ...] | None:
+    """One set for a ``|`` list: the best set of each alternative, together (None when an
+    alternative has none)."""
+    got: list[str] = []
+    for a, b in _split_alternatives(p, start, end):
+        sets = _sequence_literals(p, a, b)
+        if not sets:
+            return None
+        got.extend(sets[0])
+    return tuple(dict.fromkeys(got))
+
+
+_QUANTIFIER = re.compile(r"(?:[?*+]|\{(\d*)(?:,\d*)?\})\??")
+_FLAGS = re.compile(r"\?[a-zA-Z-]*")
+
+
+def _sequence_literals(p: str, start: int, end: int) -> list[tuple[str, ...]]:
+    """The sets of the items of a sequence (no top-level ``|``), best first."""
+    candidates: list[tuple[str, ...]] = []
+    run: list[str] = []
+
+    def close() -> None:
+        if run:
+            candidates.append((normalize("".join(run)),))
+            run.clear()
+
+    i = start
+    while i < end:
+        c = p[i]
+        group: tuple[int, int] | None = None
+        letter = False
+        if c == "\\":
+            if i + 1 >= end:
+                raise _Unparsed
+            d = p[i + 1]
+            if d.isdigit() or d in "QCE":  # octal codes, \Q...\E, \C: not read here
+                raise _Unparsed
+            if d in "pPx" and p.startswith("{", i + 2):
+                j = p.find("}", i + 2)
+                if j < 0:
+                    raise _Unparsed
+                nxt = j + 1
+            elif d == "x":
+                nxt = i + 4
+            elif d in "pP":
+                nxt = i + 3
+            else:
+                nxt = i + 2
+        elif c == "[":
+            nxt = _skip_class(p, i)
+        elif c == "(":
+            j = _close_paren(p, i)
+            nxt = j + 1
+            inner = i + 1
+            if p.startswith("?", inner):
+                colon = p.find(":", inner, j)
+                if p.startswith("?P<", inner) or p.startswith("?<", inner):
+                    inner = p.index(">", inner) + 1
+                elif colon >= 0 and _FLAGS.fullmatch(p, inner, colon):
+                    inner = colon + 1
+                elif _FLAGS.fullmatch(p, inner, j):  # (?i): flags only, matches nothing
+                    inner = j
+                else:
+                    raise _Unparsed
+            group = (inner, j)
+        elif c in ".^$":
+            nxt = i + 1
+        elif c in ")|?*+{":
+            raise _Unparsed  # not where an item starts
+        else:
+            nxt = i + 1
+            letter = c.isalnum()
+        q = _QUANTIFIER.match(p, nxt, end)
+        if q is not None:
+            nxt = q.end()
+            quant = q.group(0)[0]
+            if quant == "{":
+                optional = q.group(1) in ("", "0")
+                repeated = q.group(0).rstrip("?") != "{1}"
+            else:
+                optional = quant in "?*"
+                repeated = quant == "+"
+        else:
+            optional = repeated = False
+        if letter and not optional:
+            run.append(c)
+            if repeated:
+                close()
+        else:
+            close()
+            if group is not None and not optional and group[0] < group[1]:
+                got = _alternation_literals(p, group[0], group[1])
+                if got:
+                    candidates.append(got)
+        i = nxt
+    close()
+    good = [c for c in candidates if all(lit.isalnum() and len(lit) >= MIN_LITERAL for lit in c)]
+    good = list(dict.fromkeys(good))
+    good.sort(key=lambda c: (-min(map(len, c)), len(c)))
+    return good
