@@ -24,12 +24,17 @@ import csv
 import hashlib
 import io
 import os
+import pickle
 import re
+from array import array
 from dataclasses import dataclass
+from itertools import chain, islice, repeat
 from typing import Sequence
 
 from .problems import Problem
-from .terms import Term, TermError, parse_term
+from .terms import Term, TermError, Word, parse_term
+
+_tuple_new = tuple.__new__
 
 LIST_DIR = "lists"
 LIST_EXTENSIONS = (".csv", ".txt", ".yml", ".yaml")
@@ -129,18 +134,20 @@ def load_list(file: str, problems: list[Problem]) -> WatchList | None:
         return None
     terms: dict[str, Term] = {}
     bad = 0
-    for line, col, raw in rows:
+    parse = parse_term
+    for line, col, raw in rows:  # raw: a stripped cell
         if raw in terms:
             continue
-        if raw.lstrip().startswith("@"):
-            problems.append(Problem(file, line, col, f"list '{name}': {raw!r}: a list entry cannot reference a list or an actor"))
-            bad += 1
-        else:
+        if raw[0] != "@":
             try:
-                terms[raw] = parse_term(raw)
+                terms[raw] = parse(raw)
+                continue
             except TermError as exc:
                 problems.append(Problem(file, line, col, f"list '{name}': {exc}"))
                 bad += 1
+        else:
+            problems.append(Problem(file, line, col, f"list '{name}': {raw!r}: a list entry cannot reference a list or an actor"))
+            bad += 1
         if bad >= 50:
             problems.append(Problem(file, line, col, f"list '{name}': too many problems; stopped reading"))
             break
@@ -231,4 +238,96 @@ def _yaml_rows(file: str, text: str, problems: list[Problem]) -> list[tuple[int,
             value = str(cell.value).strip()
             if value:
                 out.append((line, cell.start_mark.column + 1, value))
+    return out
+
+
+# -- loading the lists in a second process ----------------------------------------------------
+# 200,000 names cost ~1.3 s of parsing; the rule files' YAML costs as much. On a machine with
+# two cores the lists are parsed in a forked child while the parent parses the rule files, and
+# come back flat (the terms' raw strings, word counts and word numbers: no per-term pickling).
+FORK_MIN_BYTES = 2 * 1024 * 1024  # list files smaller than this in all are loaded in-process
+
+
+def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable, see below
+    """Start loading ``files`` (as :func:`load_lists`) in a forked child when that can help
+    (``os.fork`` available, one thread in this process, two CPUs or more, at least
+    :data:`FORK_MIN_BYTES` of list files); returns a callable giving ``(lists, problems,
+    failed)``, or None (then load them in-process). The callable must be called once (it
+    reaps the child; a child that failed is replaced by loading in-process)."""
+    import threading
+
+    if not files or not hasattr(os, "fork") or threading.active_count() != 1 or (os.cpu_count() or 1) < 2:
+        return None
+    try:
+        total = sum(os.path.getsize(f) for f in files)
+    except OSError:
+        return None
+    if total < FORK_MIN_BYTES:
+        return None
+    files = list(files)
+    rfd, wfd = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(rfd)
+        os.close(wfd)
+        return None
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            os.close(rfd)
+            problems: list[Problem] = []
+            failed: set[str] = set()
+            got = load_lists(files, problems, failed)
+            data = pickle.dumps((_flatten(got), problems, failed), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(wfd, "wb") as fh:
+                fh.write(data)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(wfd)
+
+    def result() -> tuple[dict[str, WatchList], list[Problem], set[str]]:
+        try:
+            with os.fdopen(rfd, "rb") as fh:
+                data = fh.read()
+        finally:
+            _pid, status = os.waitpid(pid, 0)
+        if status == 0 and data:
+            flat, problems, failed = pickle.loads(data)
+            return _unflatten(flat), problems, failed
+        problems = []
+        failed = set()
+        return load_lists(files, problems, failed), problems, failed
+
+    return result
+
+
+def _flatten(lists: dict[str, WatchList]) -> tuple:
+    """The lists without one pickled object per term: a table of the distinct words and, per
+    list, its raw strings, the number of words of each term and their numbers in the table."""
+    table: dict[Word, int] = {}
+    number = table.setdefault
+    out = []
+    for wl in lists.values():
+        per_term = [t.words for t in wl.terms]
+        counts = array("H", map(len, per_term))
+        ids = array("I", [number(w, len(table)) for w in chain.from_iterable(per_term)])
+        out.append((wl.name, wl.file, wl.digest, wl.entries, [t.raw for t in wl.terms], counts.tobytes(), ids.tobytes()))
+    return [tuple(w) for w in table], out
+
+
+def _unflatten(flat: tuple) -> dict[str, WatchList]:
+    words, lists = flat
+    table = [_tuple_new(Word, (text, kind)) for text, kind in words]
+    word = table.__getitem__
+    out: dict[str, WatchList] = {}
+    for name, file, digest, entries, raws, counts, ids in lists:
+        n = array("H")
+        n.frombytes(counts)
+        w = array("I")
+        w.frombytes(ids)
+        it = map(word, w)
+        terms = tuple(map(_tuple_new, repeat(Term), zip(raws, [tuple(islice(it, k)) for k in n])))
+        out[name] = WatchList(name, file, terms, digest, entries)
     return out

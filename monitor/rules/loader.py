@@ -12,6 +12,8 @@ import difflib
 import hashlib
 import os
 import re
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -22,7 +24,7 @@ from ..model import KINDS
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
 from ..gcpause import paused_gc
-from .lists import LIST_DIR, WatchList, list_files, load_lists
+from .lists import LIST_DIR, WatchList, list_files, load_lists, load_lists_in_background
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, compile_regex
 from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
@@ -49,6 +51,7 @@ _ID_RE = re.compile(r"[a-z0-9._-]+\Z")
 _SELECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ACTOR_ID_RE = re.compile(r"[a-z0-9-]+\Z")
 _LANG_RE = re.compile(r"[a-z]{2,3}\Z")
+_TERM_WORDS = itemgetter(1)  # Term.words
 _TRUE = {"true", "yes", "on"}
 _FALSE = {"false", "no", "off"}
 
@@ -169,7 +172,11 @@ def load_rules(paths: Sequence[str | Path], *, known_destinations: set[str] | No
 def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None) -> RuleSet:
     problems: list[Problem] = []
     files = rule_files(paths, problems)
-    parsed = [(file, _parse_file(file, problems)) for file in files]
+    lists_job = load_lists_in_background(list_files([str(p) for p in paths]))  # a second process, if it helps
+    try:
+        parsed = [(file, _parse_file(file, problems)) for file in files]
+    finally:
+        loaded = lists_job() if lists_job is not None else None  # (lists, their problems, failed lists)
     actors: dict[str, Actor] = {}
     actor_files = []
     for file, got in parsed:
@@ -184,7 +191,11 @@ def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None
                                             f"duplicate actor id '{actor.id}' (also defined at {other.file}:{other.line}:{other.col})"))
     _check_members(actors, problems)
     failed_lists: set[str] = set()
-    lists = load_lists(list_files([str(p) for p in paths]), problems, failed_lists)
+    if loaded is None:
+        lists = load_lists(list_files([str(p) for p in paths]), problems, failed_lists)
+    else:
+        lists, list_problems, failed_lists = loaded
+        problems.extend(list_problems)
     rules: list[Rule] = []
     for file, got in parsed:
         if got is not None and file not in actor_files:
@@ -229,7 +240,6 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
     regexes = 0
     largest: tuple[int, Rule, Selection] | None = None
     words: dict[str, set] = {}  # field -> its distinct term words (kind, text): the matcher holds each once
-    seen: set[tuple[str, int]] = set()  # (field, id(term)): lists and actors share their term objects
     seen_tuples: set[tuple[str, int]] = set()  # (field, id(terms)): selections that reference one list share it
     for rule in rules:
         for sel in rule.selections:
@@ -241,12 +251,8 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
             key = (field, id(terms))
             if key not in seen_tuples:
                 seen_tuples.add(key)
-                update = words.setdefault(field, set()).update
-                for t in terms:
-                    key = (field, id(t))
-                    if key not in seen:
-                        seen.add(key)
-                        update(t.words)  # Word: a (text, kind) tuple
+                # every word of every term in one C-level pass (a Term is a (raw, words) tuple)
+                words.setdefault(field, set()).update(chain.from_iterable(map(_TERM_WORDS, terms)))
             if largest is None or len(terms) > largest[0]:
                 largest = (len(terms), rule, sel)
     if largest is not None:  # the largest selection by its distinct words
