@@ -29,7 +29,7 @@ from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, compile_regex
 from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
 from .source_filter import SourceError, parse_source
-from .terms import TermError, parse_term
+from .terms import Term, TermError, parse_term
 from .yaml_nodes import Node, YamlSyntaxError, parse_yaml
 
 __all__ = ["load_rules", "load_actor_titles", "format_problems", "RuleSetError", "Problem", "RULE_KEYS"]
@@ -801,7 +801,7 @@ def _build_selection(name: str, key: Node, node: Node, ctx: _FileContext) -> Sel
         terms = _terms(ctx, node, where, "any")
         if len(ctx.problems) > n_before or terms is None:
             return None
-        return Selection(name, "any", "text", tuple(terms), line=key.line, col=key.col)
+        return Selection(name, "any", "text", _as_tuple(terms), line=key.line, col=key.col)
     entries: dict[str, tuple[Node, Node]] = {}
     for k, v in node.items():
         if k.kind != "scalar" or k.value not in SELECTION_KEYS:
@@ -868,7 +868,14 @@ def _build_selection(name: str, key: Node, node: Node, ctx: _FileContext) -> Sel
                 within = int(raw)
     if len(ctx.problems) > n_before:
         return None
-    return Selection(name, op, field, tuple(terms), tuple(regexes), within, key.line, key.col, tuple(groups))
+    return Selection(name, op, field, _as_tuple(terms), tuple(regexes), within, key.line, key.col, tuple(groups))
+
+
+def _as_tuple(terms: "Sequence[Term]") -> tuple:
+    """``terms`` as a tuple; a list's own tuple (:class:`~monitor.rules.lists.ListTerms`) is
+    kept as it is, so every selection that references the list shares it (``tuple()`` of a
+    tuple subclass copies it)."""
+    return terms if isinstance(terms, tuple) else tuple(terms)
 
 
 def _near_terms(ctx: _FileContext, node: Node, where: str) -> tuple[list, list[tuple[int, ...]]]:
