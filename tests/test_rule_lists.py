@@ -221,6 +221,7 @@ def test_lists_loaded_in_a_second_process_equal_those_loaded_in_process(tmp_path
     files = lists_mod.list_files([str(d)])
     monkeypatch.setattr(lists_mod, "FORK_MIN_BYTES", 0)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # a core to spare
     job = lists_mod.load_lists_in_background(files)
     assert job is not None
     forked, forked_problems, forked_failed = job()
@@ -240,6 +241,8 @@ def test_lists_loaded_in_a_second_process_equal_those_loaded_in_process(tmp_path
     forked_set = load_rules([d])
     monkeypatch.setattr(lists_mod, "FORK_MIN_BYTES", 1 << 40)
     inproc_set = load_rules([d])
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 0.5, 0.5))  # both cores busy: in-process
+    assert lists_mod.load_lists_in_background(files) is None
     assert [r.hash for r in forked_set.rules] == [r.hash for r in inproc_set.rules]
     text = msg("يحيى سريع claimed it; والدولة الإسلامية")
     assert repr(Matcher(forked_set).match(text)) == repr(Matcher(inproc_set).match(text))

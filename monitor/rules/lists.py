@@ -71,6 +71,19 @@ class ListTerms(tuple):
         return (_list_terms, ([t[0] for t in self], counts.tobytes(), tuple(words), ids.tobytes()))
 
 
+def _idle_core() -> bool:
+    """Whether a second process would get a core of its own: two CPUs or more and a load
+    average (last minute) at most one below their number. The child costs ~1 CPU second more
+    than loading in-process (pickling, copy-on-write pages): on a machine whose cores are
+    all busy it only adds work (measured: no gain in wall time at a load of 3 on 2 cores)."""
+    cpus = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return False
+    return cpus >= 2 and load <= cpus - 1
+
+
 def _list_terms(raws: list[str], counts: bytes, words: tuple, ids: bytes) -> ListTerms:
     n = array("B")
     n.frombytes(counts)
@@ -267,21 +280,21 @@ def _yaml_rows(file: str, text: str, problems: list[Problem]) -> list[tuple[int,
 
 
 # -- loading the lists in a second process ----------------------------------------------------
-# 200,000 names cost ~1.3 s of parsing; the rule files' YAML costs as much. On a machine with
-# two cores the lists are parsed in a forked child while the parent parses the rule files, and
+# 200,000 names cost ~1.3 s of parsing; the rule files' YAML costs as much. When a core is idle
+# the lists are parsed in a forked child while the parent parses the rule files, and
 # come back pickled flat (see ListTerms: no pickled object per term).
 FORK_MIN_BYTES = 2 * 1024 * 1024  # list files smaller than this in all are loaded in-process
 
 
 def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable, see below
     """Start loading ``files`` (as :func:`load_lists`) in a forked child when that can help
-    (``os.fork`` available, one thread in this process, two CPUs or more, at least
-    :data:`FORK_MIN_BYTES` of list files); returns a callable giving ``(lists, problems,
+    (``os.fork`` available, one thread in this process, a core to spare: see
+    :func:`_idle_core`, at least :data:`FORK_MIN_BYTES` of list files); returns a callable giving ``(lists, problems,
     failed)``, or None (then load them in-process). The callable must be called once (it
     reaps the child; a child that failed is replaced by loading in-process)."""
     import threading
 
-    if not files or not hasattr(os, "fork") or threading.active_count() != 1 or (os.cpu_count() or 1) < 2:
+    if not files or not hasattr(os, "fork") or threading.active_count() != 1 or not _idle_core():
         return None
     try:
         total = sum(os.path.getsize(f) for f in files)
