@@ -201,3 +201,48 @@ def test_rules_referencing_one_list_share_its_terms(tmp_path) -> None:
     assert all(s.terms is wl.terms for s in sels)  # one tuple: compiled once
     m = Matcher(rs)
     assert sorted(h.rule_id for h in m.match(msg("يحيى سريع قال"))) == ["commanders", "other"]
+
+
+def test_lists_loaded_in_a_second_process_equal_those_loaded_in_process(tmp_path, monkeypatch) -> None:
+    """Large lists are parsed in a forked child while the rule files are parsed: the same
+    lists (terms, words, kinds, entries, digests) and the same problems, in the same order."""
+    import os
+
+    from monitor.rules import lists as lists_mod
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    d = rules_dir(tmp_path, lists={
+        "commanders.csv": COMMANDERS_CSV,
+        "places.csv": "Sanaa,صنعاء\nكرمان,کرمان\nبیانیه ای\nclaim*,*stan,*x*\n",
+        "bad.csv": "ok\n@list:commanders\n",
+        "yaml-names.yml": "- [Yahya Saree, يحيى سريع]\n- 'الدولة الإسلامية'\n",
+    })
+    files = lists_mod.list_files([str(d)])
+    monkeypatch.setattr(lists_mod, "FORK_MIN_BYTES", 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # a core to spare
+    job = lists_mod.load_lists_in_background(files)
+    assert job is not None
+    forked, forked_problems, forked_failed = job()
+    problems: list = []
+    failed: set[str] = set()
+    inproc = lists_mod.load_lists(files, problems, failed)
+    assert forked_problems == problems and problems and forked_failed == failed == {"bad"}
+    assert list(forked) == list(inproc) == ["commanders", "places", "yaml-names"]
+    for name, wl in inproc.items():
+        got = forked[name]
+        assert (got.name, got.file, got.digest, got.entries) == (wl.name, wl.file, wl.digest, wl.entries)
+        assert got.terms == wl.terms and [type(t) for t in got.terms] == [type(t) for t in wl.terms]
+        assert [type(w) for t in got.terms for w in t.words] == [type(w) for t in wl.terms for w in t.words]
+    # the whole load: same rules and hits whichever way the lists were read
+    write(d / "watch.yml", RULE)
+    (d / "lists" / "bad.csv").unlink()
+    forked_set = load_rules([d])
+    monkeypatch.setattr(lists_mod, "FORK_MIN_BYTES", 1 << 40)
+    inproc_set = load_rules([d])
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 0.5, 0.5))  # both cores busy: in-process
+    assert lists_mod.load_lists_in_background(files) is None
+    assert [r.hash for r in forked_set.rules] == [r.hash for r in inproc_set.rules]
+    text = msg("يحيى سريع claimed it; والدولة الإسلامية")
+    assert repr(Matcher(forked_set).match(text)) == repr(Matcher(inproc_set).match(text))

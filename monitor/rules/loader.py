@@ -12,6 +12,8 @@ import difflib
 import hashlib
 import os
 import re
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -22,12 +24,12 @@ from ..model import KINDS
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
 from ..gcpause import paused_gc
-from .lists import LIST_DIR, WatchList, list_files, load_lists
+from .lists import LIST_DIR, WatchList, list_files, load_lists, load_lists_in_background
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, compile_regex
 from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
 from .source_filter import SourceError, parse_source
-from .terms import TermError, parse_term
+from .terms import Term, TermError, parse_term
 from .yaml_nodes import Node, YamlSyntaxError, parse_yaml
 
 __all__ = ["load_rules", "load_actor_titles", "format_problems", "RuleSetError", "Problem", "RULE_KEYS"]
@@ -49,6 +51,7 @@ _ID_RE = re.compile(r"[a-z0-9._-]+\Z")
 _SELECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ACTOR_ID_RE = re.compile(r"[a-z0-9-]+\Z")
 _LANG_RE = re.compile(r"[a-z]{2,3}\Z")
+_TERM_WORDS = itemgetter(1)  # Term.words
 _TRUE = {"true", "yes", "on"}
 _FALSE = {"false", "no", "off"}
 
@@ -169,7 +172,11 @@ def load_rules(paths: Sequence[str | Path], *, known_destinations: set[str] | No
 def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None) -> RuleSet:
     problems: list[Problem] = []
     files = rule_files(paths, problems)
-    parsed = [(file, _parse_file(file, problems)) for file in files]
+    lists_job = load_lists_in_background(list_files([str(p) for p in paths]))  # a second process, if it helps
+    try:
+        parsed = [(file, _parse_file(file, problems)) for file in files]
+    finally:
+        loaded = lists_job() if lists_job is not None else None  # (lists, their problems, failed lists)
     actors: dict[str, Actor] = {}
     actor_files = []
     for file, got in parsed:
@@ -184,7 +191,11 @@ def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None
                                             f"duplicate actor id '{actor.id}' (also defined at {other.file}:{other.line}:{other.col})"))
     _check_members(actors, problems)
     failed_lists: set[str] = set()
-    lists = load_lists(list_files([str(p) for p in paths]), problems, failed_lists)
+    if loaded is None:
+        lists = load_lists(list_files([str(p) for p in paths]), problems, failed_lists)
+    else:
+        lists, list_problems, failed_lists = loaded
+        problems.extend(list_problems)
     rules: list[Rule] = []
     for file, got in parsed:
         if got is not None and file not in actor_files:
@@ -229,7 +240,6 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
     regexes = 0
     largest: tuple[int, Rule, Selection] | None = None
     words: dict[str, set] = {}  # field -> its distinct term words (kind, text): the matcher holds each once
-    seen: set[tuple[str, int]] = set()  # (field, id(term)): lists and actors share their term objects
     seen_tuples: set[tuple[str, int]] = set()  # (field, id(terms)): selections that reference one list share it
     for rule in rules:
         for sel in rule.selections:
@@ -241,12 +251,8 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
             key = (field, id(terms))
             if key not in seen_tuples:
                 seen_tuples.add(key)
-                update = words.setdefault(field, set()).update
-                for t in terms:
-                    key = (field, id(t))
-                    if key not in seen:
-                        seen.add(key)
-                        update(t.words)  # Word: a (text, kind) tuple
+                # every word of every term in one C-level pass (a Term is a (raw, words) tuple)
+                words.setdefault(field, set()).update(chain.from_iterable(map(_TERM_WORDS, terms)))
             if largest is None or len(terms) > largest[0]:
                 largest = (len(terms), rule, sel)
     if largest is not None:  # the largest selection by its distinct words
@@ -795,7 +801,7 @@ def _build_selection(name: str, key: Node, node: Node, ctx: _FileContext) -> Sel
         terms = _terms(ctx, node, where, "any")
         if len(ctx.problems) > n_before or terms is None:
             return None
-        return Selection(name, "any", "text", tuple(terms), line=key.line, col=key.col)
+        return Selection(name, "any", "text", _as_tuple(terms), line=key.line, col=key.col)
     entries: dict[str, tuple[Node, Node]] = {}
     for k, v in node.items():
         if k.kind != "scalar" or k.value not in SELECTION_KEYS:
@@ -862,7 +868,14 @@ def _build_selection(name: str, key: Node, node: Node, ctx: _FileContext) -> Sel
                 within = int(raw)
     if len(ctx.problems) > n_before:
         return None
-    return Selection(name, op, field, tuple(terms), tuple(regexes), within, key.line, key.col, tuple(groups))
+    return Selection(name, op, field, _as_tuple(terms), tuple(regexes), within, key.line, key.col, tuple(groups))
+
+
+def _as_tuple(terms: "Sequence[Term]") -> tuple:
+    """``terms`` as a tuple; a list's own tuple (:class:`~monitor.rules.lists.ListTerms`) is
+    kept as it is, so every selection that references the list shares it (``tuple()`` of a
+    tuple subclass copies it)."""
+    return terms if isinstance(terms, tuple) else tuple(terms)
 
 
 def _near_terms(ctx: _FileContext, node: Node, where: str) -> tuple[list, list[tuple[int, ...]]]:

@@ -65,6 +65,7 @@ _TOKEN = re.compile(r"\S+")
 _second = itemgetter(1)
 _NOTHING: frozenset[int] = frozenset()
 _NO_WORDS: frozenset[int] = frozenset()
+_TERM_WORDS = itemgetter(1)  # Term.words
 _PIECES: frozenset[int] = frozenset({-1})
 _FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}
 _PIECE = -1  # in a word's lookup result: the word is a Persian piece (ها، ای، می ...), see merged_pairs
@@ -532,33 +533,35 @@ class _Interner:
     ) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, float], ...]]:
         """Word ids and rarest word (as :func:`~monitor.rules.anchors.rarest_word`: the first
         cheapest) of each term, the words of all terms looked up at once."""
-        per_term = [t.words for t in terms]
+        per_term = list(map(_TERM_WORDS, terms))
         flat = list(chain.from_iterable(per_term))
-        ids = list(map(index.word_ids.get, flat))
-        if None in ids:
-            word_id = index.word_id
-            ids = [word_id(w) if i is None else i for i, w in zip(ids, flat)]
+        word_ids = index.word_ids
         costs = self._cost
-        cs = list(map(costs.get, flat))
-        if None in cs:
-            cs = [costs.get(w) or costs.setdefault(w, word_cost(w)) for w in flat]
+        distinct = dict.fromkeys(flat)
+        if not word_ids.keys() >= distinct.keys():  # new words: ids in order of first occurrence
+            word_id = index.word_id
+            for w in distinct:
+                if w not in word_ids:
+                    word_id(w)
+        missing = set(distinct).difference(costs)  # (not keys() - keys(): that walks all of costs)
+        if missing:
+            for w in missing:
+                costs[w] = word_cost(w)
+        wid = word_ids.__getitem__
+        cost = costs.__getitem__
         if len(flat) == len(per_term):  # one word each
-            return tuple([(i,) for i in ids]), tuple([(0, c) for c in cs])
-        wids: list[tuple[int, ...]] = []
+            return tuple(zip(map(wid, flat))), tuple(zip(repeat(0), map(cost, flat)))
+        wids = tuple([tuple(map(wid, words)) for words in per_term])
         rarest: list[tuple[int, float]] = []
-        pos = 0
+        append = rarest.append
         for words in per_term:
-            n = len(words)
-            end = pos + n
-            wids.append(tuple(ids[pos:end]))
-            if n == 1:
-                rarest.append((0, cs[pos]))
+            if len(words) == 1:
+                append((0, cost(words[0])))
             else:
-                c = cs[pos:end]
-                best = c.index(min(c))
-                rarest.append((best, c[best]))
-            pos = end
-        return tuple(wids), tuple(rarest)
+                c = list(map(cost, words))
+                m = min(c)
+                append((c.index(m), m))
+        return wids, tuple(rarest)
 
     def alts_of(self, field: str, term_wids: tuple[tuple[int, ...], ...]) -> _Alts:
         """:meth:`alts` of a shared ``wids`` tuple (by identity first)."""

@@ -12,6 +12,7 @@ itself is one pattern per word.
 from __future__ import annotations
 
 import re
+from itertools import chain
 from typing import NamedTuple
 
 from .morphology import MERGE_TOKENS as _MERGE, PREFIX_TOKENS, merge_term_words
@@ -89,42 +90,58 @@ class Term(NamedTuple):
 # object. Bounded: cleared when full (a pure function of the chunk, so only a cache).
 _CHUNKS: dict[str, tuple[Word, ...]] = {}
 _WORDS: dict[str, Word] = {}
+_MERGING: set[str] = set()  # cached chunks with a word that joins its neighbour (see _join_pieces)
 MAX_CACHED_CHUNKS = 500_000
 
 
 def _chunk_words(chunk: str) -> tuple[Word, ...]:
     got = _CHUNKS.get(chunk)
     if got is None:
-        if len(_CHUNKS) >= MAX_CACHED_CHUNKS:
-            _CHUNKS.clear()
-            _WORDS.clear()
         words = _WORDS
         got = tuple([words.get(w) or words.setdefault(w, Word(w)) for w in WORD_RE.findall(normalize(chunk))])
+        if not _MERGE.isdisjoint([w.text for w in got]):
+            _MERGING.add(chunk)
         _CHUNKS[chunk] = got
     return got
 
 
 def parse_term(raw: str) -> Term:
     """Parse one term as written in a rule; raises :class:`TermError`."""
-    if not raw or not raw.strip():
-        raise TermError("empty term")
-    if len(raw) > MAX_TERM_CHARS:
-        raise TermError(f"term is {len(raw)} characters long (at most {MAX_TERM_CHARS})")
+    if len(_CHUNKS) >= MAX_CACHED_CHUNKS:  # between two terms: a term's chunks are flagged alike
+        _CHUNKS.clear()
+        _WORDS.clear()
+        _MERGING.clear()
     if "*" not in raw:  # the common case: plain words, each chunk's words cached
-        words: list[Word] = []
-        cached = _CHUNKS.get
-        for chunk in raw.split():
-            got = cached(chunk)
-            words.extend(_chunk_words(chunk) if got is None else got)
+        chunks = raw.split()
+        if not chunks:
+            raise TermError("empty term")
+        if len(raw) > MAX_TERM_CHARS:
+            raise TermError(f"term is {len(raw)} characters long (at most {MAX_TERM_CHARS})")
+        if len(chunks) == 1:
+            words = _CHUNKS.get(chunks[0]) or _chunk_words(chunks[0])
+        else:
+            got = list(map(_CHUNKS.get, chunks))
+            if None in got:
+                got = [_chunk_words(c) if g is None else g for g, c in zip(got, chunks)]
+            words = tuple(chain.from_iterable(got))
+        if not words:
+            raise TermError(f"empty term: {raw!r} has no words (only punctuation or spaces)")
+        if not _MERGING.isdisjoint(chunks):
+            words = tuple(_join_pieces(list(words)))
     else:
-        words = _wildcard_words(raw)
-    if not words:
-        raise TermError(f"empty term: {raw!r} has no words (only punctuation or spaces)")
-    if not _MERGE.isdisjoint([w.text for w in words]):
-        words = _join_pieces(words)
+        if not raw.strip():
+            raise TermError("empty term")
+        if len(raw) > MAX_TERM_CHARS:
+            raise TermError(f"term is {len(raw)} characters long (at most {MAX_TERM_CHARS})")
+        wild = _wildcard_words(raw)
+        if not wild:
+            raise TermError(f"empty term: {raw!r} has no words (only punctuation or spaces)")
+        if not _MERGE.isdisjoint([w.text for w in wild]):
+            wild = _join_pieces(wild)
+        words = tuple(wild)
     if len(words) > MAX_TERM_WORDS:
         raise TermError(f"term {raw!r} has {len(words)} words (at most {MAX_TERM_WORDS})")
-    return _tuple_new(Term, (raw, tuple(words)))  # Term(raw, words) without the named tuple's Python __new__
+    return _tuple_new(Term, (raw, words))  # Term(raw, words) without the named tuple's Python __new__
 
 
 def _wildcard_words(raw: str) -> list[Word]:

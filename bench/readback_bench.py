@@ -1,0 +1,107 @@
+"""How much a hot reload's read-back thread slows the pipeline, against its own CPU time.
+
+Builds the cache entry of generated rules (``match_bench``'s 10,000 rules + 200,000 names by
+default), then runs a stand-in for the daemon's pipeline in the main thread (match each
+message, insert it into an in-memory SQLite table, commit every 200: a loop that releases
+the GIL often, as the daemon's does) and measures its rate alone, while a second thread
+reads the entry back as the daemon does on a reload (``cache._read`` with the polite pause,
+then ``Matcher.prepare``), and after. ``--mode wakeups`` replaces the read-back by a thread
+that only wakes up as often (the cost of thread switches alone); ``--mode plain`` reads
+without pauses. Prints the rates, the read-back's wall and CPU seconds (its thread's own
+CPU time) and the young/old garbage collections during the read-back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import match_bench as mb  # noqa: E402
+from monitor.rules import cache  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rules", type=int, default=10_000)
+    ap.add_argument("--mode", choices=("polite", "plain", "wakeups"), default="polite")
+    ap.add_argument("--steady", type=float, default=6.0, help="seconds measured before and after")
+    args = ap.parse_args()
+    rng = random.Random(1)
+    vocab = {lang: mb.make_vocab(rng, lang, 6000) for lang in ("en", "ar", "fa")}
+    names = mb.make_names(random.Random(3), 20 * args.rules)
+    msgs = mb.make_messages(rng, vocab, 3000, names, 0.95)
+    with tempfile.TemporaryDirectory() as tmp:
+        rules_dir = Path(tmp) / "rules"
+        rules_dir.mkdir()
+        mb.make_rules(random.Random(2), vocab, args.rules, rules_dir, names)
+        os.environ[cache.CACHE_ENV] = str(Path(tmp) / "cache")
+        paths = [rules_dir]
+        matcher = cache.load_matcher(paths)  # builds and writes the entry
+        key = cache.source_key(paths)
+        assert key is not None
+        entry = cache.cache_dir() / f"{key[0]}-{key[1]}.pickle"  # type: ignore[operator]
+        db = sqlite3.connect(":memory:")
+        db.execute("create table t (x)")
+        collections: list[int] = []
+        gc.callbacks.append(lambda phase, info: collections.append(info["generation"]) if phase == "start" else None)
+
+        def pipeline(seconds: float, stop: threading.Event | None = None) -> tuple[float, float]:
+            n, i, t = 0, 0, time.perf_counter()
+            while time.perf_counter() - t < seconds and not (stop is not None and stop.is_set()):
+                msg = msgs[i % len(msgs)]
+                i += 1
+                matcher.match(msg)
+                db.execute("insert into t values (?)", (msg.text,))
+                n += 1
+                if n % 200 == 0:
+                    db.commit()
+            elapsed = time.perf_counter() - t
+            return n / elapsed, elapsed
+
+        pipeline(2.0)  # warm the word caches
+        before, _ = pipeline(args.steady)
+        stop = threading.Event()
+        out: dict[str, float] = {}
+
+        def reader() -> None:
+            t, c = time.perf_counter(), time.thread_time()
+            if args.mode == "wakeups":
+                for _ in range(600):
+                    time.sleep(0.02)
+                    sum(range(300))
+            else:
+                pause = 0.0 if args.mode == "plain" else 0.002
+                got = cache._read(entry, key[1], pause=pause)
+                assert got is not None
+                got.prepare(pause=pause)
+            out.update(wall=time.perf_counter() - t, cpu=time.thread_time() - c)
+            stop.set()
+
+        first = len(collections)
+        thread = threading.Thread(target=reader)
+        thread.start()
+        during, window = pipeline(600.0, stop)
+        thread.join()
+        gcs = collections[first:]
+        after, _ = pipeline(args.steady)
+        print(f"{args.mode}: pipeline {before:,.0f} msgs/s before, {during:,.0f} during the read-back "
+              f"({during / before:.0%} of before; {during / ((before + after) / 2):.0%} of the mean of before and after) "
+              f"over {window:.1f} s, {after:,.0f} after; read-back {out['wall']:.1f} s wall, {out['cpu']:.2f} CPU s "
+              f"({out['cpu'] / out['wall']:.0%} of the window); collections during it: {gcs.count(0)} young, "
+              f"{gcs.count(1)} middle, {gcs.count(2)} full; load average {mb.load_average()}")
+
+
+if __name__ == "__main__":
+    main()
