@@ -19,6 +19,7 @@ its event-loop thread). The paced and burst runs print the CPU seconds of the co
 Redis and the archiver (this process) per message, and how busy the whole machine was.
 
 Usage: python bench/bus_bench.py [--collectors 10] [--rate 5000] [--seconds 10] [--burst 50000] [--poll 0.05]
+       python bench/bus_bench.py --stages 10000   (CPU per message of each stage, one at a time)
        python bench/bus_bench.py --drain 30000 [--profile FILE]
 """
 
@@ -226,6 +227,104 @@ async def drain(args: argparse.Namespace) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+async def stages(args: argparse.Namespace) -> None:
+    """CPU per message of each stage, measured one at a time in this process (thread CPU
+    time; Redis's own CPU read from its process): the collector's line parsing (the files
+    source), encoding, ``XADD``; the archiver's ``XREADGROUP``, decoding, matching, the
+    store transaction (the writer's whole batch, row preparation included) and ``XACK``."""
+    import redis.asyncio as aioredis
+
+    from monitor.bus import codec
+    from monitor.daemon.pipeline import Pipeline
+    from monitor.model import Message
+    from monitor.sources.base import Envelope
+    from monitor.sources.files.jsonl import parse_jsonl_record
+
+    n = args.stages
+    tmp, server = start_redis("bus-stages-")
+    rows: list[tuple[str, float, float]] = []  # stage, thread CPU s, redis CPU s
+
+    def took(stage: str, t0: float, r0: float) -> None:
+        rows.append((stage, time.thread_time() - t0, proc_cpu(server.proc.pid) - r0))
+
+    try:
+        arch_path, _paths = write_configs(tmp, server.url, 0)
+        daemon = Daemon(load_config(arch_path), role="archiver")
+        daemon.prepare()
+        matcher = daemon.rules.get()
+        raw = [line(i, text(i), channel_id=f"9{i % 10:02d}").encode() for i in range(1, n + 1)]
+        # Warm-up (lazy imports, the gazetteer, the first statements): 1,000 other messages
+        # matched and stored first, in another channel.
+        warm = [Message.from_dict(json.loads(line(i, text(i), channel_id="800"))) for i in range(1, 1001)]
+        warm_pipeline = Pipeline(daemon.archive, daemon.rules.get)
+        for i in range(0, 1000, 500):
+            warm_pipeline._write_batch([(Envelope(m, "bus"), matcher.match(m), 0.0) for m in warm[i:i + 500]])
+        print(f"load average before: {load_average()}; {os.cpu_count()} CPUs; {n:,} messages")
+        r = aioredis.Redis.from_url(server.url)
+        await r.ping()
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        msgs = []
+        for b in raw:
+            msgs.extend(parse_jsonl_record(json.loads(b.strip()), "auto"))
+        took("collector: parse the line (files source)", t0, r0)
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        batches = [codec.encode_batch(msgs[i:i + 500], "c0", int(time.time() * 1000)) for i in range(0, n, 500)]
+        took("collector: encode (event JSON + key)", t0, r0)
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        for entries in batches:
+            pipe = r.pipeline(transaction=False)
+            for e in entries:
+                pipe.xadd("bench", e, maxlen=2_000_000, approximate=True)
+            await pipe.execute()
+        took("collector: XADD (pipelined, 5 entries of 100)", t0, r0)
+        await r.xgroup_create("bench", "g", id="0")
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        read = []
+        while True:
+            reply = await r.xreadgroup("g", "a", {"bench": ">"}, count=100)
+            if not reply or not reply[0][1]:
+                break
+            read.extend(reply[0][1])
+        took("archiver: XREADGROUP (100 entries a call)", t0, r0)
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        events = [e for _id, fields in read for e in codec.decode_entry(fields)[0]]
+        took("archiver: decode (JSON -> Message)", t0, r0)
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        hits = [matcher.match(m) for m in events]
+        took("archiver: match", t0, r0)
+        from monitor.archive.rows import prepare_row
+
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        for m in events:
+            prepare_row(m)
+        took("  (of the store: prepare_row alone)", t0, r0)
+        pipeline = Pipeline(daemon.archive, daemon.rules.get)
+        envs = [(Envelope(m, "bus"), h, 0.0) for m, h in zip(events, hits)]
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        for i in range(0, n, 500):
+            pipeline._write_batch(envs[i:i + 500])
+        took("archiver: store (writer transaction, batches of 500)", t0, r0)
+        ids = [i for i, _f in read]
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        for i in range(0, len(ids), 10):
+            await r.xack("bench", "g", *ids[i:i + 10])
+        took("archiver: XACK (10 ids a call)", t0, r0)
+        print(f"{'stage':58} {'us/msg':>8} {'redis us/msg':>13}")
+        for stage, cpu, rcpu in rows:
+            print(f"{stage:58} {cpu / n * 1e6:8.1f} {rcpu / n * 1e6:13.1f}")
+        coll = sum(c for s, c, _r in rows if s.startswith("collector"))
+        arch = sum(c for s, c, _r in rows if s.startswith("archiver"))
+        red = sum(rc for _s, _c, rc in rows)
+        print(f"collector {coll / n * 1e6:.0f} us, archiver {arch / n * 1e6:.0f} us, redis {red / n * 1e6:.0f} us a message; "
+              f"budget at 5,000 msgs/s on 2 CPUs: 400 us")
+        print(f"load average after: {load_average()}")
+        await r.aclose()
+        daemon.archive.close()
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--collectors", type=int, default=10)
@@ -237,6 +336,8 @@ async def main() -> None:
                          "each poll costs CPU in each of the N collectors)")
     ap.add_argument("--drain", type=int, default=0,
                     help="instead: N entries put in the stream first, then the archiver alone drains them")
+    ap.add_argument("--stages", type=int, default=0,
+                    help="instead: CPU per message of each stage, one at a time, over N messages")
     ap.add_argument("--profile", help="with --drain: cProfile the archiver's event-loop thread into FILE")
     args = ap.parse_args()
     from monitor.logs import configure_logging
@@ -244,6 +345,9 @@ async def main() -> None:
     configure_logging("WARNING")
     if args.drain:
         await drain(args)
+        return
+    if args.stages:
+        await stages(args)
         return
     tmp, server = start_redis("bus-bench-")
     arch_path, paths = write_configs(tmp, server.url, args.collectors, args.poll)
