@@ -107,7 +107,9 @@ class CpuMeter:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         busy, total = machine_busy()
         threads = thread_cpu()
+        preparers = [p for p in _children() if p not in self.collectors and p != self.redis_pid]
         return {"collectors": sum(proc_cpu(p) for p in self.collectors), "redis": proc_cpu(self.redis_pid),
+                "preparers": sum(proc_cpu(p) for p in preparers),
                 "archiver": ru.ru_utime + ru.ru_stime, "machine": busy, "machine_total": total,
                 "wall": time.monotonic(), "loop": threads.get("MainThread", 0.0),
                 "threads": sum(v for k, v in threads.items() if k != "MainThread")}
@@ -116,10 +118,11 @@ class CpuMeter:
         now = self.snapshot()
         d = {k: now[k] - self.start[k] for k in now}
         self.start = now
-        ours = d["collectors"] + d["redis"] + d["archiver"]
-        parts = ", ".join(f"{k} {d[k]:.1f}s ({d[k] / messages * 1e6:.0f} us/msg)" for k in ("collectors", "redis", "archiver"))
+        ours = d["collectors"] + d["redis"] + d["archiver"] + d["preparers"]
+        parts = ", ".join(f"{k} {d[k]:.1f}s ({d[k] / messages * 1e6:.0f} us/msg)"
+                          for k in ("collectors", "redis", "archiver", "preparers"))
         parts += f" [event loop {d['loop']:.1f}s, writer and other threads {d['threads']:.1f}s]"
-        return (f"  CPU: {parts}; all three {ours:.1f}s = {messages / ours:,.0f} msgs per CPU second; "
+        return (f"  CPU: {parts}; all {ours:.1f}s = {messages / ours:,.0f} msgs per CPU second; "
                 f"the machine was busy {d['machine'] / d['wall']:.2f} of {d['machine_total'] / d['wall']:.0f} CPUs "
                 f"(ours {ours / d['wall']:.2f}, others {(d['machine'] - ours) / d['wall']:.2f})")
 
