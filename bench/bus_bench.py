@@ -16,11 +16,13 @@ archiver's ``on_commit`` runs after the SQLite commit). Prints:
 With ``--drain N`` the archiver alone reads N events already in the stream (entries of 100,
 as collectors publish them) and prints its rate and CPU time (``--profile FILE``: cProfile of
 its event-loop thread). The paced and burst runs print the CPU seconds of the collectors,
-Redis and the archiver (this process) per message, and how busy the whole machine was.
+Redis, the archiver (this process) and its preparer processes per message, and how busy the
+whole machine was.
 
 Usage: python bench/bus_bench.py [--collectors 10] [--rate 5000] [--seconds 10] [--burst 50000] [--poll 0.05]
+                                 [--preparers 1]
        python bench/bus_bench.py --stages 10000   (CPU per message of each stage, one at a time)
-       python bench/bus_bench.py --drain 30000 [--profile FILE]
+       python bench/bus_bench.py --drain 30000 [--preparers 1] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -139,7 +141,7 @@ def text(i: int) -> str:
     return CLAIM.format(n=i) if i % 100 == 0 else NOISE[i % len(NOISE)] + f" {i}"
 
 
-def write_configs(tmp: Path, url: str, n: int, poll: float = 0.05) -> tuple[Path, list[Path]]:
+def write_configs(tmp: Path, url: str, n: int, poll: float = 0.05, preparers: int = 1) -> tuple[Path, list[Path]]:
     base = {
         "database": str(tmp / "archive.db"),
         "rules": str(ROOT / "rules"),
@@ -147,7 +149,7 @@ def write_configs(tmp: Path, url: str, n: int, poll: float = 0.05) -> tuple[Path
         "log_level": "WARNING",
         "bus": {"url": url, "stream": "bench", "maxlen": 2_000_000},
     }
-    arch = {**base, "bus": {**base["bus"], "name": "archiver"}}
+    arch = {**base, "bus": {**base["bus"], "name": "archiver", "preparers": preparers}}
     arch_path = tmp / "archiver.yaml"
     arch_path.write_text(yaml.safe_dump(arch))
     paths = []
@@ -196,7 +198,7 @@ async def drain(args: argparse.Namespace) -> None:
 
     tmp, server = start_redis("bus-drain-")
     try:
-        arch_path, _paths = write_configs(tmp, server.url, 0)
+        arch_path, _paths = write_configs(tmp, server.url, 0, preparers=args.preparers)
         r = redis.Redis.from_url(server.url)
         now_ms = int(time.time() * 1000)
         for first in range(0, args.drain, 1000):
@@ -353,6 +355,8 @@ async def main() -> None:
                          "each poll costs CPU in each of the N collectors)")
     ap.add_argument("--drain", type=int, default=0,
                     help="instead: N entries put in the stream first, then the archiver alone drains them")
+    ap.add_argument("--preparers", type=int, default=1,
+                    help="the archiver's bus.preparers (0: decode and match in the archiver process)")
     ap.add_argument("--stages", type=int, default=0,
                     help="instead: CPU per message of each stage, one at a time, over N messages")
     ap.add_argument("--profile", help="with --drain: cProfile the archiver's event-loop thread into FILE")
@@ -367,7 +371,7 @@ async def main() -> None:
         await stages(args)
         return
     tmp, server = start_redis("bus-bench-")
-    arch_path, paths = write_configs(tmp, server.url, args.collectors, args.poll)
+    arch_path, paths = write_configs(tmp, server.url, args.collectors, args.poll, args.preparers)
     db = tmp / "archive.db"
     print(f"load average before: {load_average()}; {os.cpu_count()} CPUs")
     procs = [subprocess.Popen([sys.executable, "-c", "from monitor.cli import main; main()", "run", "--role",

@@ -12,6 +12,10 @@ lost connection) are read again first (``XREADGROUP ... 0``), and entries pendin
 consumer that went away are taken over with ``XAUTOCLAIM`` once idle for ``bus.claim_idle``. The archive's store is idempotent and alerts have dedup keys, so an
 entry delivered twice is stored once and alerted once.
 
+With ``bus.preparers`` (default 1) the entries go to worker processes first, which decode,
+match and prepare the rows (:mod:`.prepare`); the envelopes then carry those rows, emitted
+in the order the entries were read.
+
 An entry that cannot be read is copied to ``<stream>:dead`` with the reason, then
 acknowledged (it would fail the same way on every delivery); an entry with one bad event
 among good ones is copied there with the event's ``index`` and the reason, and its other
