@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -279,7 +280,8 @@ class BusSource(Source):
         r = self.rules
         return ProcessPoolExecutor(
             max_workers=self.preparers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=prepare.init_worker, initargs=(r.path, r._known_destinations(), tuple(r.cfg.alerts.default)),
+            initializer=prepare.init_worker,
+            initargs=(r.path, r._known_destinations(), tuple(r.cfg.alerts.default), os.getpid()),
         )
 
     def _stop_pool(self) -> None:

@@ -46,28 +46,30 @@ def fingerprint(matcher: Any) -> str:
     return hashlib.sha256("".join(sorted(r.id + getattr(r, "hash", "") for r in rules)).encode()).hexdigest()
 
 
-def init_worker(rules_path: str, known: set[str], defaults: tuple[str, ...]) -> None:
+def init_worker(rules_path: str, known: set[str], defaults: tuple[str, ...], archiver_pid: int) -> None:
     """Pool initializer: load the rule set (from the rules cache when the files are unchanged)."""
-    _exit_with_parent()
+    _exit_with_parent(archiver_pid)
     _rules.update(path=rules_path, known=known, defaults=defaults)
     _load()
 
 
-def _exit_with_parent() -> None:
-    """End this worker when the archiver is gone (SIGKILLed, say): Linux's parent-death
-    signal, and elsewhere a thread that checks the parent every second."""
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the archiver (``parent``) is gone (SIGKILLed, say): Linux's
+    parent-death signal, and a thread that checks the parent every second. (The pool's
+    pipes give no end-of-file: the worker holds both ends of its task queue.)"""
     import os
     import signal
     import threading
     import time
 
-    parent = os.getppid()
     try:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:  # not Linux
         pass
+    if os.getppid() != parent:  # the archiver died while this worker was starting
+        os._exit(0)
 
     def watch() -> None:
         while True:
