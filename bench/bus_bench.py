@@ -16,10 +16,13 @@ archiver's ``on_commit`` runs after the SQLite commit). Prints:
 With ``--drain N`` the archiver alone reads N events already in the stream (entries of 100,
 as collectors publish them) and prints its rate and CPU time (``--profile FILE``: cProfile of
 its event-loop thread). The paced and burst runs print the CPU seconds of the collectors,
-Redis and the archiver (this process) per message, and how busy the whole machine was.
+Redis, the archiver (this process) and its preparer processes per message, and how busy the
+whole machine was.
 
 Usage: python bench/bus_bench.py [--collectors 10] [--rate 5000] [--seconds 10] [--burst 50000] [--poll 0.05]
-       python bench/bus_bench.py --drain 30000 [--profile FILE]
+                                 [--preparers 1]
+       python bench/bus_bench.py --stages 10000   (CPU per message of each stage, one at a time)
+       python bench/bus_bench.py --drain 30000 [--preparers 1] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -60,6 +63,14 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children() -> list[int]:
+    """This process's child processes (the archiver's preparers; the collectors are counted apart)."""
+    try:
+        return [int(p) for p in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def thread_cpu() -> dict[str, float]:
     """CPU seconds per thread of this process, by thread name (the event loop is MainThread)."""
     import threading
@@ -98,7 +109,9 @@ class CpuMeter:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         busy, total = machine_busy()
         threads = thread_cpu()
+        preparers = [p for p in _children() if p not in self.collectors and p != self.redis_pid]
         return {"collectors": sum(proc_cpu(p) for p in self.collectors), "redis": proc_cpu(self.redis_pid),
+                "preparers": sum(proc_cpu(p) for p in preparers),
                 "archiver": ru.ru_utime + ru.ru_stime, "machine": busy, "machine_total": total,
                 "wall": time.monotonic(), "loop": threads.get("MainThread", 0.0),
                 "threads": sum(v for k, v in threads.items() if k != "MainThread")}
@@ -107,10 +120,11 @@ class CpuMeter:
         now = self.snapshot()
         d = {k: now[k] - self.start[k] for k in now}
         self.start = now
-        ours = d["collectors"] + d["redis"] + d["archiver"]
-        parts = ", ".join(f"{k} {d[k]:.1f}s ({d[k] / messages * 1e6:.0f} us/msg)" for k in ("collectors", "redis", "archiver"))
+        ours = d["collectors"] + d["redis"] + d["archiver"] + d["preparers"]
+        parts = ", ".join(f"{k} {d[k]:.1f}s ({d[k] / messages * 1e6:.0f} us/msg)"
+                          for k in ("collectors", "redis", "archiver", "preparers"))
         parts += f" [event loop {d['loop']:.1f}s, writer and other threads {d['threads']:.1f}s]"
-        return (f"  CPU: {parts}; all three {ours:.1f}s = {messages / ours:,.0f} msgs per CPU second; "
+        return (f"  CPU: {parts}; all {ours:.1f}s = {messages / ours:,.0f} msgs per CPU second; "
                 f"the machine was busy {d['machine'] / d['wall']:.2f} of {d['machine_total'] / d['wall']:.0f} CPUs "
                 f"(ours {ours / d['wall']:.2f}, others {(d['machine'] - ours) / d['wall']:.2f})")
 
@@ -127,7 +141,7 @@ def text(i: int) -> str:
     return CLAIM.format(n=i) if i % 100 == 0 else NOISE[i % len(NOISE)] + f" {i}"
 
 
-def write_configs(tmp: Path, url: str, n: int, poll: float = 0.05) -> tuple[Path, list[Path]]:
+def write_configs(tmp: Path, url: str, n: int, poll: float = 0.05, preparers: int = 1) -> tuple[Path, list[Path]]:
     base = {
         "database": str(tmp / "archive.db"),
         "rules": str(ROOT / "rules"),
@@ -135,7 +149,7 @@ def write_configs(tmp: Path, url: str, n: int, poll: float = 0.05) -> tuple[Path
         "log_level": "WARNING",
         "bus": {"url": url, "stream": "bench", "maxlen": 2_000_000},
     }
-    arch = {**base, "bus": {**base["bus"], "name": "archiver"}}
+    arch = {**base, "bus": {**base["bus"], "name": "archiver", "preparers": preparers}}
     arch_path = tmp / "archiver.yaml"
     arch_path.write_text(yaml.safe_dump(arch))
     paths = []
@@ -184,7 +198,7 @@ async def drain(args: argparse.Namespace) -> None:
 
     tmp, server = start_redis("bus-drain-")
     try:
-        arch_path, _paths = write_configs(tmp, server.url, 0)
+        arch_path, _paths = write_configs(tmp, server.url, 0, preparers=args.preparers)
         r = redis.Redis.from_url(server.url)
         now_ms = int(time.time() * 1000)
         for first in range(0, args.drain, 1000):
@@ -198,6 +212,8 @@ async def drain(args: argparse.Namespace) -> None:
         db = tmp / "archive.db"
         daemon = Daemon(load_config(arch_path), role="archiver")
         daemon.prepare()
+        await daemon.sources["bus"].start_preparers()  # spawned, rules loaded: not timed
+        children0 = sum(proc_cpu(p) for p in _children())
         ru0, t0, threads0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic(), thread_cpu()
         prof = None
         if args.profile:
@@ -216,11 +232,113 @@ async def drain(args: argparse.Namespace) -> None:
         cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         threads = {k: v - threads0.get(k, 0.0) for k, v in thread_cpu().items()}
         print("  archiver CPU by thread: " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(threads.items()) if v >= 0.05))
+        children = sum(proc_cpu(p) for p in _children()) - children0
+        bus = daemon.sources["bus"]
         print(f"drain: {args.drain:,} events stored in {wall:.1f}s ({args.drain / wall:,.0f} msgs/s); archiver CPU "
-              f"{cpu:.1f}s ({args.drain / cpu:,.0f} msgs per CPU second)")
+              f"{cpu:.1f}s ({args.drain / cpu:,.0f} msgs per CPU second), its {bus.preparers} preparer process(es) "
+              f"{children:.1f}s ({bus.prepared:,} events prepared there); together {args.drain / (cpu + children):,.0f} "
+              f"msgs per CPU second")
         print(f"load average after: {load_average()}")
         daemon.request_stop()
         await asyncio.wait_for(task, 60)
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def stages(args: argparse.Namespace) -> None:
+    """CPU per message of each stage, measured one at a time in this process (thread CPU
+    time; Redis's own CPU read from its process): the collector's line parsing (the files
+    source), encoding, ``XADD``; the archiver's ``XREADGROUP``, decoding, matching, the
+    store transaction (the writer's whole batch, row preparation included) and ``XACK``."""
+    import redis.asyncio as aioredis
+
+    from monitor.bus import codec
+    from monitor.daemon.pipeline import Pipeline
+    from monitor.model import Message
+    from monitor.sources.base import Envelope
+    from monitor.sources.files.jsonl import parse_jsonl_record
+
+    n = args.stages
+    tmp, server = start_redis("bus-stages-")
+    rows: list[tuple[str, float, float]] = []  # stage, thread CPU s, redis CPU s
+
+    def took(stage: str, t0: float, r0: float) -> None:
+        rows.append((stage, time.thread_time() - t0, proc_cpu(server.proc.pid) - r0))
+
+    try:
+        arch_path, _paths = write_configs(tmp, server.url, 0)
+        daemon = Daemon(load_config(arch_path), role="archiver")
+        daemon.prepare()
+        matcher = daemon.rules.get()
+        raw = [line(i, text(i), channel_id=f"9{i % 10:02d}").encode() for i in range(1, n + 1)]
+        # Warm-up (lazy imports, the gazetteer, the first statements): 1,000 other messages
+        # matched and stored first, in another channel.
+        warm = [Message.from_dict(json.loads(line(i, text(i), channel_id="800"))) for i in range(1, 1001)]
+        warm_pipeline = Pipeline(daemon.archive, daemon.rules.get)
+        for i in range(0, 1000, 500):
+            warm_pipeline._write_batch([(Envelope(m, "bus"), matcher.match(m), 0.0) for m in warm[i:i + 500]])
+        print(f"load average before: {load_average()}; {os.cpu_count()} CPUs; {n:,} messages")
+        r = aioredis.Redis.from_url(server.url)
+        await r.ping()
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        msgs = []
+        for b in raw:
+            msgs.extend(parse_jsonl_record(json.loads(b.strip()), "auto"))
+        took("collector: parse the line (files source)", t0, r0)
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        batches = [codec.encode_batch(msgs[i:i + 500], "c0", int(time.time() * 1000)) for i in range(0, n, 500)]
+        took("collector: encode (event JSON + key)", t0, r0)
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        for entries in batches:
+            pipe = r.pipeline(transaction=False)
+            for e in entries:
+                pipe.xadd("bench", e, maxlen=2_000_000, approximate=True)
+            await pipe.execute()
+        took("collector: XADD (pipelined, 5 entries of 100)", t0, r0)
+        await r.xgroup_create("bench", "g", id="0")
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        read = []
+        while True:
+            reply = await r.xreadgroup("g", "a", {"bench": ">"}, count=100)
+            if not reply or not reply[0][1]:
+                break
+            read.extend(reply[0][1])
+        took("archiver: XREADGROUP (100 entries a call)", t0, r0)
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        events = [e for _id, fields in read for e in codec.decode_entry(fields)[0]]
+        took("archiver: decode (JSON -> Message)", t0, r0)
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        hits = [matcher.match(m) for m in events]
+        took("archiver: match", t0, r0)
+        from monitor.archive.rows import prepare_row
+
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        for m in events:
+            prepare_row(m)
+        took("  (of the store: prepare_row alone)", t0, r0)
+        pipeline = Pipeline(daemon.archive, daemon.rules.get)
+        envs = [(Envelope(m, "bus"), h, 0.0) for m, h in zip(events, hits)]
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        for i in range(0, n, 500):
+            pipeline._write_batch(envs[i:i + 500])
+        took("archiver: store (writer transaction, batches of 500)", t0, r0)
+        ids = [i for i, _f in read]
+        t0, r0 = time.thread_time(), proc_cpu(server.proc.pid)
+        for i in range(0, len(ids), 10):
+            await r.xack("bench", "g", *ids[i:i + 10])
+        took("archiver: XACK (10 ids a call)", t0, r0)
+        print(f"{'stage':58} {'us/msg':>8} {'redis us/msg':>13}")
+        for stage, cpu, rcpu in rows:
+            print(f"{stage:58} {cpu / n * 1e6:8.1f} {rcpu / n * 1e6:13.1f}")
+        coll = sum(c for s, c, _r in rows if s.startswith("collector"))
+        arch = sum(c for s, c, _r in rows if s.startswith("archiver"))
+        red = sum(rc for _s, _c, rc in rows)
+        print(f"collector {coll / n * 1e6:.0f} us, archiver {arch / n * 1e6:.0f} us, redis {red / n * 1e6:.0f} us a message; "
+              f"budget at 5,000 msgs/s on 2 CPUs: 400 us")
+        print(f"load average after: {load_average()}")
+        await r.aclose()
+        daemon.archive.close()
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -237,6 +355,10 @@ async def main() -> None:
                          "each poll costs CPU in each of the N collectors)")
     ap.add_argument("--drain", type=int, default=0,
                     help="instead: N entries put in the stream first, then the archiver alone drains them")
+    ap.add_argument("--preparers", type=int, default=1,
+                    help="the archiver's bus.preparers (0: decode and match in the archiver process)")
+    ap.add_argument("--stages", type=int, default=0,
+                    help="instead: CPU per message of each stage, one at a time, over N messages")
     ap.add_argument("--profile", help="with --drain: cProfile the archiver's event-loop thread into FILE")
     args = ap.parse_args()
     from monitor.logs import configure_logging
@@ -245,8 +367,11 @@ async def main() -> None:
     if args.drain:
         await drain(args)
         return
+    if args.stages:
+        await stages(args)
+        return
     tmp, server = start_redis("bus-bench-")
-    arch_path, paths = write_configs(tmp, server.url, args.collectors, args.poll)
+    arch_path, paths = write_configs(tmp, server.url, args.collectors, args.poll, args.preparers)
     db = tmp / "archive.db"
     print(f"load average before: {load_average()}; {os.cpu_count()} CPUs")
     procs = [subprocess.Popen([sys.executable, "-c", "from monitor.cli import main; main()", "run", "--role",
@@ -264,9 +389,11 @@ async def main() -> None:
         # Warm-up: a few lines through every collector first, so the figures below do not
         # include the first line's lazy imports (compiled from source in every process
         # when PYTHONDONTWRITEBYTECODE is set, as here).
+        # The first line of each is a claim: the first hit loads the incidents' gazetteer
+        # (~0.5 s), which is not what the paced phase measures either.
         warm = 20
         for k in range(args.collectors):
-            append(tmp, k, 1, warm)
+            append(tmp, k, 1, warm, [line(1, CLAIM.format(n=900 + k), channel_id=f"9{k:02d}")] + render(k, 2, warm - 1))
         while stored(daemon) < warm * args.collectors:
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)

@@ -188,6 +188,8 @@ class BusConfig(_Model):
     name: str | None = None  # this collector's / archiver consumer's name (default: host name)
     maxlen: int = Field(1_000_000, ge=1000)  # approximate stream cap in events (trimmed in entries: bus/publisher.py)
     claim_idle: float = 60.0  # entries pending this long on a dead consumer are taken over
+    # archiver: worker processes that decode, match and prepare rows beside the writer (0: in the archiver process)
+    preparers: int = Field(1, ge=0, le=16)
     state: str = "data/collector-state.db"  # the collector's own checkpoints
     spool: BusSpoolConfig = BusSpoolConfig()
 

@@ -191,6 +191,30 @@ class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
             items, lambda item: store_one(item[0], item[1], alerts), checkpoints, collect, bulk=bulk
         )
 
+    def store_prepared(
+        self,
+        items: Iterable[tuple[Row, Sequence[Hit], Message | None]],
+        *,
+        alerts: bool = True,
+        collect: bool = True,
+    ) -> StoreResult:
+        """:meth:`store` for rows made elsewhere by :func:`.rows.prepare_row` (the bus's
+        preparer processes, :mod:`monitor.bus.prepare`), with their hits and outbox rows:
+        the same outcomes as :meth:`store` of the rows' messages. ``msg`` is needed only
+        for an item with hits (the outbox policy reads it)."""
+        store_row = self._store_row
+        insert_new = self._insert_new_rows
+        all_new = self._all_new
+
+        def bulk(chunk: list[tuple[Row, Sequence[Hit], Message | None]], result: StoreResult) -> bool:
+            if len(chunk) < BULK_MIN_ROWS or not all_new([(r[PLATFORM], r[CHANNEL_ID], r[MESSAGE_ID]) for r, _h, _m in chunk]):
+                return False
+            return insert_new([(r, h) for r, h, _m in chunk], result, msgs=[m for _r, _h, m in chunk], alerts=alerts,
+                              collect=collect, checked=True)
+
+        return self._store_items(items, lambda item: store_row(item[0], item[1], alerts, item[2]), None, collect,
+                                 bulk=bulk)
+
     def store_rows(
         self,
         items: Iterable[tuple[Row, Sequence[Hit]]],

@@ -158,12 +158,17 @@ def decode_entry(fields: Mapping[Any, Any]) -> tuple[list[Message | Deletion | B
             events.append(event_from_dict(item))
         except BusRecordError as exc:
             events.append(exc)
-    t = _text(fields, "t")
+    _text(fields, "t")  # not UTF-8: the entry cannot be read
+    return events, _text(fields, "c"), entry_time(fields)
+
+
+def entry_time(fields: Mapping[Any, Any]) -> int | None:
+    """The entry's publish time (Unix ms; None when missing or not a number)."""
     try:
-        published = int(t) if t is not None else None
-    except ValueError:
-        published = None
-    return events, _text(fields, "c"), published
+        t = _text(fields, "t")
+        return int(t) if t is not None else None
+    except (ValueError, BusRecordError):
+        return None
 
 
 def decode(fields: Mapping[Any, Any]) -> tuple[Message | Deletion, str, str | None, int | None]:

@@ -12,6 +12,10 @@ lost connection) are read again first (``XREADGROUP ... 0``), and entries pendin
 consumer that went away are taken over with ``XAUTOCLAIM`` once idle for ``bus.claim_idle``. The archive's store is idempotent and alerts have dedup keys, so an
 entry delivered twice is stored once and alerted once.
 
+With ``bus.preparers`` (default 1) the entries go to worker processes first, which decode,
+match and prepare the rows (:mod:`.prepare`); the envelopes then carry those rows, emitted
+in the order the entries were read.
+
 An entry that cannot be read is copied to ``<stream>:dead`` with the reason, then
 acknowledged (it would fail the same way on every delivery); an entry with one bad event
 among good ones is copied there with the event's ``index`` and the reason, and its other
@@ -22,13 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
 from ..config import BusConfig
 from ..logs import get_logger
 from ..sources.base import Envelope, Source, SourceContext
-from . import codec
+from . import codec, prepare
 from .connection import client, collectors_key, dead_key, node_name, unreachable_errors
 
 log = get_logger("claimwatch.bus.consumer")
@@ -37,14 +42,27 @@ READ_COUNT = 100  # entries per XREADGROUP (each up to codec.ENTRY_EVENTS events
 BLOCK_MS = 1000  # an idle read returns as soon as an entry arrives
 ACK_WAIT = 0.01
 INFO_EVERY = 5.0
+PREPARE_ENTRIES = 5  # entries (up to 500 events) per task for a preparer process
+PREPARE_AHEAD = 8  # tasks sent to the preparers and not yet emitted, at most
 LAG_COUNT_CAP = 1000  # Redis < 7 has no lag field: entries after the group's position counted up to this
 
 
 class BusSource(Source):
     name = "bus"
 
-    def __init__(self, cfg: BusConfig, *, redis: Any = None, claim_every: float | None = None) -> None:
+    def __init__(self, cfg: BusConfig, *, redis: Any = None, claim_every: float | None = None, rules: Any = None,
+                 preparers: int | None = None) -> None:
         self.cfg = cfg
+        # The archiver's rule set (RulesState): with it, ``preparers`` worker processes decode,
+        # match and prepare the rows (:mod:`.prepare`); without, or with 0, this process does.
+        self.rules = rules
+        self.preparers = (cfg.preparers if preparers is None else preparers) if rules is not None else 0
+        self._pool: Any = None
+        self._ready: asyncio.Queue[Any] | None = None  # (entries, future of their preparation), in read order
+        self._queued: set[str] = set()  # entry ids sent to the preparers and not yet emitted
+        self._reread = False  # emitting failed (Redis unreachable): read this consumer's pending entries again
+        self.prepared = 0  # events prepared in the worker processes
+        self.preparer_failures = 0
         self.redis = redis
         self.consumer = node_name(cfg)
         self.claim_every = claim_every if claim_every is not None else max(1.0, cfg.claim_idle / 2)
@@ -77,10 +95,13 @@ class BusSource(Source):
             "inflight": len(self.inflight),
             "errors": self.errors,
             "last_error": self.last_error,
+            "preparers": self.preparers,
+            "prepared": self.prepared,
             **{k: v for k, v in self.bus_info.items() if k != "collectors"},
         }
 
     async def close(self) -> None:
+        self._stop_pool()
         if self.redis is not None:
             try:
                 await self.redis.aclose()
@@ -93,12 +114,25 @@ class BusSource(Source):
             self.redis = client(self.cfg)
         self._closing = False
         acker = asyncio.create_task(self._ack_loop(ctx.stop), name="bus-ack")
+        emitter = None
+        if self.preparers:
+            await self.start_preparers()
+            self._ready = asyncio.Queue(PREPARE_AHEAD)
+            emitter = asyncio.create_task(self._emitter(ctx), name="bus-emitter")
         try:
             await self._consume(ctx, once)
+            if emitter is not None:  # emit what the preparers have (or fail over to here)
+                await self._ready.put(None)  # type: ignore[union-attr]
+                await emitter
             if once:
                 while self.inflight and not acker.done():  # wait for the last commits' acks
                     await asyncio.sleep(0.02)
         finally:
+            if emitter is not None and not emitter.done():
+                emitter.cancel()
+                await asyncio.gather(emitter, return_exceptions=True)
+            self._ready = None
+            self._queued.clear()
             self._closing = True  # (no cancel: wait_for in 3.11 may swallow it)
             await asyncio.gather(acker, return_exceptions=True)
             if self.to_ack:
@@ -117,6 +151,9 @@ class BusSource(Source):
         next_info = 0.0
         while not ctx.stop.is_set():
             try:
+                if self._reread:
+                    self._reread = False
+                    own_pending, cursor = True, "0"
                 if not self.connected:
                     await self._join()
                     self.connected = True
@@ -139,7 +176,7 @@ class BusSource(Source):
                         own_pending = False
                         continue
                     cursor = _sid(entries[-1][0])  # the next read goes on after these
-                    entries = [(i, f) for i, f in entries if _sid(i) not in self.inflight]
+                    entries = [(i, f) for i, f in entries if not self._taken(_sid(i))]
                     if not entries:
                         continue
                 elif not entries:
@@ -188,7 +225,7 @@ class BusSource(Source):
                 self.cfg.stream, self.cfg.group, self.consumer, idle_ms, start_id=start, count=READ_COUNT
             )
             start, entries = reply[0], reply[1]
-            fresh = [(i, f) for i, f in entries if _sid(i) not in self.inflight]
+            fresh = [(i, f) for i, f in entries if not self._taken(_sid(i))]
             if fresh:
                 self.claimed += len(fresh)
                 log.warning("took over pending entries of a consumer that went away", entries=len(fresh))
@@ -196,7 +233,141 @@ class BusSource(Source):
             if _sid(start) in ("0-0", "0"):
                 return
 
+    def _taken(self, sid: str) -> bool:
+        """Is this entry being prepared, stored or acknowledged already?"""
+        return sid in self.inflight or sid in self._queued
+
     async def _emit_entries(self, ctx: SourceContext, entries: list[tuple[Any, dict[Any, Any]]]) -> None:
+        if self._ready is None:
+            await self._emit_decoded(ctx, entries)
+            return
+        for start in range(0, len(entries), PREPARE_ENTRIES):
+            part = entries[start:start + PREPARE_ENTRIES]
+            self._queued.update(_sid(i) for i, _f in part)
+            await self._ready.put((part, self._submit([None if f is None else prepare.entry_body(f) for _i, f in part])))
+
+    def _submit(self, bodies: list[bytes | None]) -> Any:
+        """The entries' preparation in a worker process (a future), or None (done here)."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            if self._pool is None:
+                self._pool = self._start_pool()
+            return asyncio.get_running_loop().run_in_executor(
+                self._pool, prepare.prepare_entries, bodies, self.rules.fingerprint)
+        except (BrokenProcessPool, RuntimeError, OSError) as exc:
+            self._preparer_failed(exc)
+            return None
+
+    async def start_preparers(self) -> None:
+        """Start the preparer processes and wait until each has loaded the rules (a few
+        seconds; the first entries would wait for them anyway). Failing that, this process
+        decodes and matches until the next entries try again."""
+        if not self.preparers or self._pool is not None:
+            return
+        try:
+            self._pool = self._start_pool()
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(self._pool, prepare.prepare_entries, [], self.rules.fingerprint)
+                                   for _ in range(self.preparers)))
+        except Exception as exc:
+            self._preparer_failed(exc)
+
+    def _start_pool(self) -> Any:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        r = self.rules
+        return ProcessPoolExecutor(
+            max_workers=self.preparers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=prepare.init_worker,
+            initargs=(r.path, r._known_destinations(), tuple(r.cfg.alerts.default), os.getpid()),
+        )
+
+    def _stop_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)  # the workers exit on their own
+            self._pool = None
+
+    def _preparer_failed(self, exc: BaseException) -> None:
+        self.preparer_failures += 1
+        log.error("bus preparer process failed; decoding and matching here until it is started again",
+                  error=f"{type(exc).__name__}: {exc}")
+        self._stop_pool()  # started again with the next entries
+
+    async def _emitter(self, ctx: SourceContext) -> None:
+        """Emit prepared entries in the order they were read."""
+        assert self._ready is not None
+        while True:
+            item = await self._ready.get()
+            if item is None:
+                return
+            part, future = item
+            result = None
+            if future is not None:
+                try:
+                    result = await future
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the worker died (BrokenProcessPool) or failed: decode here
+                    self._preparer_failed(exc)
+            try:
+                await self._emit_prepared(ctx, part, result)
+            except self._unreachable as exc:  # setting an entry aside failed: it stays pending
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._reread = True
+            finally:
+                for raw_id, _f in part:
+                    self._queued.discard(_sid(raw_id))
+
+    async def _emit_prepared(self, ctx: SourceContext, entries: list[tuple[Any, dict[Any, Any]]],
+                             result: tuple[str, list[list[Any]]] | None) -> None:
+        """Emit the entries' events: the rows and hits a worker prepared (``result``), and
+        what it left (deletions, events that are not valid) or all of them without a result,
+        decoded here (as :meth:`_emit_decoded`)."""
+        fp, prepared = result if result is not None else ("", None)
+        for k, (raw_id, fields) in enumerate(entries):
+            sid = _sid(raw_id)
+            if fields is None:  # trimmed away while pending
+                self.to_ack.append(sid)
+                continue
+            items = prepared[k] if prepared is not None else None
+            entry = prepare.EntryEvents(fields)
+            events: list[Any] | None = None
+            if not items or None in items:
+                try:
+                    events = entry.events()
+                except codec.BusRecordError as exc:
+                    await self._set_aside(sid, fields, str(exc))
+                    continue
+                if items and len(items) != len(events):  # cannot happen; be sure
+                    items = None
+            good: list[Any] = []
+            for index in range(len(items) if items else len(events or ())):
+                item = items[index] if items else None
+                if item is not None:
+                    good.append(prepare.Prepared(item[0], item[1], item[2], fp, entry, index))
+                    continue
+                event = events[index]  # type: ignore[index]
+                if isinstance(event, codec.BusRecordError):
+                    await self._set_aside(sid, fields, str(event), index=index, ack=False)
+                else:
+                    good.append(event)
+            if not good:
+                self.to_ack.append(sid)
+                continue
+            self.inflight[sid] = len(good)
+            self._sizes[sid] = len(good)
+            self.delivered += len(good)
+            if items:
+                self.prepared += sum(1 for item in items if item is not None)
+            published = codec.entry_time(fields) if self.record_latency else None
+            on_commit = self._committer(sid, published)
+            for event in good:
+                await ctx.emit(Envelope(event, self.name, on_commit=on_commit))
+
+    async def _emit_decoded(self, ctx: SourceContext, entries: list[tuple[Any, dict[Any, Any]]]) -> None:
         for raw_id, fields in entries:
             sid = _sid(raw_id)
             if fields is None:  # trimmed away while pending

@@ -32,10 +32,12 @@ def require_bus(cfg: Config, role: str) -> BusConfig:
     return cfg.bus
 
 
-def archiver_sources(cfg: Config) -> dict[str, Source]:
+def archiver_sources(cfg: Config, rules: Any = None) -> dict[str, Source]:
+    """The archiver's one source; with ``rules`` (the daemon's RulesState) its preparer
+    processes (``bus.preparers``) load the same rule set."""
     from .consumer import BusSource
 
-    return {"bus": BusSource(require_bus(cfg, "archiver"))}
+    return {"bus": BusSource(require_bus(cfg, "archiver"), rules=rules)}
 
 
 class Collector:

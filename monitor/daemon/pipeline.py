@@ -129,14 +129,27 @@ class Pipeline:
                 return
             envelope, t0 = item
             hits: list[Hit] = []
-            if isinstance(envelope.event, Message):
+            event = envelope.event
+            if isinstance(event, Message):
                 matcher = self.get_matcher()
                 if matcher is not None:
                     try:
-                        hits = matcher.match(envelope.event)
+                        hits = matcher.match(event)
                     except Exception as exc:  # a bad message must not stop the pipeline
                         self.stats.errors += 1
-                        log.error("matching failed; message stored without hits", key=envelope.event.key, error=str(exc))
+                        log.error("matching failed; message stored without hits", key=event.key, error=str(exc))
+                self.stats.matched += 1
+            elif not isinstance(event, Deletion):
+                # Prepared by a bus worker process (monitor.bus.prepare): its hits, if they
+                # came from the rule set in force now; else it is matched here.
+                matcher = self.get_matcher()
+                if matcher is not None:
+                    try:
+                        hits = event.hits_for(matcher)
+                    except Exception as exc:
+                        self.stats.errors += 1
+                        log.error("matching failed; message stored without hits", key=":".join(event.key_tuple),
+                                  error=str(exc))
                 self.stats.matched += 1
             await self.store_queue.put((envelope, hits, t0))
 
@@ -267,6 +280,11 @@ class Pipeline:
                     self._delete(envelope.event, total)
                 else:
                     key = envelope.event.key_tuple
+                    if pending and (type(pending[-1][0]) is not type(envelope.event)):
+                        # Messages and rows prepared by the bus's workers are stored by
+                        # different calls: one after the other, in order.
+                        self._store_pending(pending, total)
+                        pending_keys.clear()
                     if key in pending_keys:
                         # An edit of a message earlier in this batch: store that first,
                         # so the edit is compared with it (and gets its follow-up).
@@ -288,7 +306,10 @@ class Pipeline:
     def _store_pending(self, pending: list[tuple[Message, list[Hit]]], total: StoreResult) -> None:
         if not pending:
             return
-        result = self.archive.store(pending)
+        if isinstance(pending[0][0], Message):
+            result = self.archive.store(pending)
+        else:  # rows prepared by the bus's workers (monitor.bus.prepare.Prepared)
+            result = self.archive.store_prepared([(p.row, hits, p.decoded() if hits else None) for p, hits in pending])
         total.add(result)
         total.outcomes.extend(result.outcomes)
         pending.clear()

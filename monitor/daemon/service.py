@@ -120,7 +120,7 @@ class Daemon:
         if self.role == "archiver":
             from ..bus.roles import archiver_sources
 
-            self.sources = archiver_sources(self.cfg)
+            self.sources = archiver_sources(self.cfg, self.rules)
         else:
             self.sources = build_sources(self.cfg)
         self._lock_archive()
