@@ -354,18 +354,23 @@ class BusSource(Source):
                     await self._set_aside(sid, fields, str(event), index=index, ack=False)
                 else:
                     good.append(event)
-            if not good:
-                self.to_ack.append(sid)
-                continue
-            self.inflight[sid] = len(good)
-            self._sizes[sid] = len(good)
-            self.delivered += len(good)
             if items:
                 self.prepared += sum(1 for item in items if item is not None)
-            published = codec.entry_time(fields) if self.record_latency else None
-            on_commit = self._committer(sid, published)
-            for event in good:
-                await ctx.emit(Envelope(event, self.name, on_commit=on_commit))
+            await self._emit_good(ctx, sid, good, lambda: codec.entry_time(fields))
+
+    async def _emit_good(self, ctx: SourceContext, sid: str, good: list[Any], published: Any) -> None:
+        """Emit an entry's valid events with one commit callback (acknowledged once all are
+        stored); an entry with none is acknowledged at once. ``published`` gives the entry's
+        publish time, read only when latency is recorded."""
+        if not good:
+            self.to_ack.append(sid)
+            return
+        self.inflight[sid] = len(good)
+        self._sizes[sid] = len(good)
+        self.delivered += len(good)
+        on_commit = self._committer(sid, published() if self.record_latency else None)
+        for event in good:
+            await ctx.emit(Envelope(event, self.name, on_commit=on_commit))
 
     async def _emit_decoded(self, ctx: SourceContext, entries: list[tuple[Any, dict[Any, Any]]]) -> None:
         for raw_id, fields in entries:
@@ -384,15 +389,7 @@ class BusSource(Source):
                     await self._set_aside(sid, fields, str(event), index=index, ack=False)
                 else:
                     good.append(event)
-            if not good:
-                self.to_ack.append(sid)
-                continue
-            self.inflight[sid] = len(good)
-            self._sizes[sid] = len(good)
-            self.delivered += len(good)
-            on_commit = self._committer(sid, published if self.record_latency else None)
-            for event in good:
-                await ctx.emit(Envelope(event, self.name, on_commit=on_commit))
+            await self._emit_good(ctx, sid, good, lambda: published)
 
     def _committer(self, sid: str, published_ms: int | None) -> Any:
         """Called after each of the entry's events committed; the last one queues the XACK."""

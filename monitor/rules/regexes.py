@@ -260,32 +260,11 @@ def _skip_class(p: str, i: int) -> int:
     raise _Unparsed
 
 
-def _close_paren(p: str, i: int) -> int:
-    """Index of the ``)`` closing the group opened at ``p[i]``."""
+def _structure(p: str, start: int, end: int):
+    """The group and alternation characters of ``p[start:end]`` outside escapes and classes:
+    ``(index, char, depth)`` for each ``(``, ``)`` and ``|`` (depth after a ``(``, before a ``)``)."""
     depth = 0
-    n = len(p)
-    while i < n:
-        c = p[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "[":
-            i = _skip_class(p, i)
-            continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    raise _Unparsed
-
-
-def _split_alternatives(p: str, start: int, end: int) -> list[tuple[int, int]]:
-    out = []
-    depth = 0
-    i = a = start
+    i = start
     while i < end:
         c = p[i]
         if c == "\\":
@@ -296,15 +275,38 @@ def _split_alternatives(p: str, start: int, end: int) -> list[tuple[int, int]]:
             continue
         if c == "(":
             depth += 1
+            yield i, c, depth
         elif c == ")":
+            yield i, c, depth
             depth -= 1
-            if depth < 0:
-                raise _Unparsed
-        elif c == "|" and depth == 0:
-            out.append((a, i))
-            a = i + 1
+        elif c == "|":
+            yield i, c, depth
         i += 1
-    if depth:
+
+
+def _close_paren(p: str, i: int) -> int:
+    """Index of the ``)`` closing the group opened at ``p[i]``."""
+    for k, c, depth in _structure(p, i, len(p)):
+        if c == ")" and depth == 1:
+            return k
+    raise _Unparsed
+
+
+def _split_alternatives(p: str, start: int, end: int) -> list[tuple[int, int]]:
+    out = []
+    a = start
+    final = 0  # the depth after the last character
+    for k, c, depth in _structure(p, start, end):
+        if c == ")":
+            if depth <= 0:
+                raise _Unparsed
+            final = depth - 1
+        else:
+            final = depth
+        if c == "|" and depth == 0:
+            out.append((a, k))
+            a = k + 1
+    if final:
         raise _Unparsed
     out.append((a, end))
     return out
