@@ -34,6 +34,7 @@ import re
 import signal
 import sqlite3
 import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -303,10 +304,8 @@ async def main() -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
         await runner.cleanup()
-        if args.reload_rules:  # ~0.5 GB of feed, archive and rules per run
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
+        # feed, archive and rules: ~130 MB a run at 100,000 messages, ~0.5 GB with --reload-rules
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
