@@ -126,17 +126,25 @@ async def test_a_preparer_killed_leaves_nothing_out_and_nothing_twice(tmp_path: 
     assert len(alerts(tmp_path)) == 45
 
 
-async def test_rules_reloaded_after_the_preparers_started_are_the_ones_that_match(tmp_path: Path, redis_server) -> None:
-    cfg_path = write_bus_config(tmp_path, redis_server.url)
+NEWS_RULE = ("id: test-news\ntitle: Ordinary news\nlevel: low\nmatch:\n  news:\n    any: [\"ordinary news\"]\n"
+             "condition: news\n")
+
+
+async def archiver_with_100_published(tmp_path: Path, url: str) -> Daemon:
+    """An archiver (prepared, not running) with 100 messages published by a collector."""
+    cfg_path = write_bus_config(tmp_path, url)
     feed(tmp_path, 1, 100)
     await run_collector(cfg_path)
     daemon = Daemon(load_config(cfg_path), role="archiver", drain_timeout=5)
     daemon.prepare()
+    return daemon
+
+
+async def test_rules_reloaded_after_the_preparers_started_are_the_ones_that_match(tmp_path: Path, redis_server) -> None:
+    daemon = await archiver_with_100_published(tmp_path, redis_server.url)
     bus = daemon.sources["bus"]
     await bus.start_preparers()  # they hold the rules as they were
-    (tmp_path / "rules" / "news.yaml").write_text(
-        "id: test-news\ntitle: Ordinary news\nlevel: low\nmatch:\n  news:\n    any: [\"ordinary news\"]\n"
-        "condition: news\n", encoding="utf-8")
+    (tmp_path / "rules" / "news.yaml").write_text(NEWS_RULE, encoding="utf-8")
     assert daemon.rules.reload()
     assert await daemon.run(once=True) == 0
     rules = dict(db_rows(tmp_path / "archive.db", "select rule_id, count(*) from hits group by rule_id"))
@@ -146,14 +154,9 @@ async def test_rules_reloaded_after_the_preparers_started_are_the_ones_that_matc
 
 
 async def test_events_a_preparer_matched_with_another_rule_set_are_matched_again(tmp_path: Path, redis_server) -> None:
-    cfg_path = write_bus_config(tmp_path, redis_server.url)
-    feed(tmp_path, 1, 100)
-    await run_collector(cfg_path)
-    daemon = Daemon(load_config(cfg_path), role="archiver", drain_timeout=5)
-    daemon.prepare()
+    daemon = await archiver_with_100_published(tmp_path, redis_server.url)
     news = tmp_path / "rules" / "news.yaml"
-    news.write_text("id: test-news\ntitle: Ordinary news\nlevel: low\nmatch:\n  news:\n    any: [\"ordinary news\"]\n"
-                    "condition: news\n", encoding="utf-8")
+    news.write_text(NEWS_RULE, encoding="utf-8")
     assert daemon.rules.reload()
     news.unlink()  # the preparer can only load the set without it: its hits do not count
     assert await daemon.run(once=True) == 0
