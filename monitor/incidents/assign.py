@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import OrderedDict
-from collections import _count_elements  # Counter's own helper (C): counts into a plain dict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
@@ -577,8 +576,7 @@ class _State:
                 cur = bands.get(k)
                 if cur is not None:
                     add(cur[-BAND_CAP:])
-        counts: dict[int, int] = {}
-        _count_elements(counts, found_in)  # Counter(found_in) without its Python-level overhead
+        counts = Counter(found_in)  # counted in C; insertion order as found
         if len(counts) == len(found_in):
             return []  # no text shares two bands
         # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25); the
