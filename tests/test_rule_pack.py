@@ -36,6 +36,17 @@ EXAMPLES = [
     ("claim-account-en", "Eid greetings to our people and our nation", dict(**TG, channel="qassambrigades"), False),
     ("claim-en", "The movement added that its fighters stormed the base after killing the guards at the gate.", dict(**X, lang="en"), True),
     ("claim-en", "The company said that its members will receive the dividend next month.", dict(**X, lang="en"), False),
+    # round 7: a leader's message "saying the group was behind", an unnamed front or movement as the
+    # subject of "said it <attack>", "our brave fighters" in a group's own statement, groups new to the list
+    ("claim-en", "The rebel commander released an audio message saying the group was behind last week's ambush on an army convoy.", dict(**X, lang="en"), True),
+    ("claim-en", "The charity's founder gave an interview saying the group was behind the new literacy programme.", dict(**X, lang="en"), False),
+    ("claim-en", "The liberation front said it ambushed a military convoy near the border, killing four soldiers.", dict(**X, lang="en"), True),
+    ("claim-en", "The popular front said it launched a voter registration campaign in the capital.", dict(**X, lang="en"), False),
+    ("claim-en", "\u201cEnemy positions along the wall were attacked by our brave fighters,\u201d the movement said in a statement.", dict(**X, lang="en"), True),
+    ("claim-en", "\u201cOur brave soldiers repelled the attack on the post,\u201d the army spokesman said.", dict(**X, lang="en"), False),
+    ("claim-en", "The NPA said it ambushed an army patrol in Samar, killing three soldiers.", dict(**X, lang="en"), True),
+    ("claim-formula-en", "The Hasm movement said in a statement that it had planted an explosive device that hit a police truck in Giza.", dict(**X, lang="en"), True),
+    ("claim-formula-en", "Police said they had defused a bomb planted near a checkpoint in Giza and arrested two Hasm members.", dict(**X, lang="en"), False),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
