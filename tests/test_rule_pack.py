@@ -786,6 +786,10 @@ EXAMPLES = [
     ("statement-strike-fa", "حشد الشعبی اعلام کرد در عملیاتی در صحرای الانبار ۵ عضو داعش به هلاکت رسیدند.", dict(**TG), True),
     ("statement-strike-fa", "حشد الشعبی اعلام کرد عملیات پاکسازی بقایای داعش در مرز سوریه با موفقیت به پایان رسید.", dict(**TG), True),
     ("statement-strike-fa", "حشد الشعبی اعلام کرد مراسم سالگرد تاسیس این نهاد جمعه برگزار می‌شود.", dict(**TG), False),
+    # kills told in other spellings ("از پای درآمدند") and the state's slang ("به درک واصل شدند")
+    ("statement-strike-fa", "ارتش نیجریه اعلام کرد ۲۰ شورشی بوکوحرام در ایالت بورنو از پای درآمدند.", dict(**TG), True),
+    ("statement-strike-fa", "ارتش سومالی اعلام کرد ۱۵ عضو الشباب در منطقه شبیلی سفلی به درک واصل شدند.", dict(**TG), True),
+    ("statement-strike-fa", "این تیم فوتبال در دیدار دیروز از پای درآمد و از جام حذف شد.", dict(**TG), False),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
