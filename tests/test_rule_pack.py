@@ -453,6 +453,17 @@ EXAMPLES = [
     ("claim-fa", "رد ادعای داعش درباره حمله به مسجد توسط وزارت کشور", dict(**TG), False),
     ("claim-fa", "منابع مستقل هنوز قادر به تایید این ادعای حوثی‌ها درباره حمله به ناو نبوده‌اند.", dict(**TG), False),
     ("statement-comment-fa", "وزارت دفاع: راکت‌های جشن نوروز در بازار فروخته نشود", dict(**TG), False),
+    # -- Persian, seventh round: the next groups by name (SDF, IS provinces, Palestinian brigades, Arakan Army) --
+    ("claim-fa", "قسد در بیانیه‌ای اعلام کرد یک پهپاد ترکیه را بر فراز کوبانی سرنگون کردیم.", dict(**TG), True),
+    ("claim-formula-fa", "«نیروهای دموکراتیک سوریه» شامگاه دیروز در بیانیه‌ای اعلام کردند: دو خودروی نظامی شبه‌نظامیان وابسته به ترکیه را در نزدیکی منبج منهدم کرده‌ایم.", dict(**TG), True),
+    ("statement-strike-fa", "«نیروهای دموکراتیک سوریه» شامگاه دیروز در بیانیه‌ای اعلام کردند: دو خودروی نظامی شبه‌نظامیان وابسته به ترکیه را در نزدیکی منبج منهدم کرده‌ایم.", dict(**TG), False),
+    ("claim-formula-fa", "گردان‌های ناصر صلاح الدین اعلام کردند یک تانک مرکاوا را در شرق خان یونس منهدم کردند.", dict(**TG), True),
+    ("claim-fa", "ولایت سینا مسئولیت حمله به پاسگاه ارتش مصر در العریش را بر عهده گرفت.", dict(**TG), True),
+    ("claim-fa", "ارتش اراکان کنترل شهر پالتوا را به دست گرفت.", dict(**TG), True),
+    ("claim-fa", "ابوحمزه سخنگوی سرایا القدس گفت مقاومت تا آزادی کامل فلسطین ادامه خواهد یافت.", dict(**TG), False),
+    ("claim-fa", "قسد و دولت دمشق درباره ادغام نیروها در ارتش سوریه گفت‌وگو کردند.", dict(**TG), False),
+    # the Popular Mobilisation Forces are Iraq's state forces: their operation against IS is not a claim
+    ("claim-formula-fa", "حشد الشعبی اعلام کرد عملیات پاکسازی بقایای داعش در مرز سوریه با موفقیت به پایان رسید.", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
@@ -782,6 +793,14 @@ EXAMPLES = [
     ("statement-condemn-fa", "پادشاه اردن برای درمان به آمریکا سفر کرد.", dict(**TG), False),
     ("statement-strike-fa", "سرمچاران ما مواضع ارتش پاکستان را با سلاح‌های سنگین هدف قرار دادند.", dict(**TG), False),
     ("statement-strike-fa", "نیروهای ما ۲۰ تروریست را در عملیات پاکسازی در وزیرستان به هلاکت رساندند.", dict(**TG), True),
+    # -- Persian, seventh round: Iraq's Popular Mobilisation Forces as a state force ---------------------
+    ("statement-strike-fa", "حشد الشعبی اعلام کرد در عملیاتی در صحرای الانبار ۵ عضو داعش به هلاکت رسیدند.", dict(**TG), True),
+    ("statement-strike-fa", "حشد الشعبی اعلام کرد عملیات پاکسازی بقایای داعش در مرز سوریه با موفقیت به پایان رسید.", dict(**TG), True),
+    ("statement-strike-fa", "حشد الشعبی اعلام کرد مراسم سالگرد تاسیس این نهاد جمعه برگزار می‌شود.", dict(**TG), False),
+    # kills told in other spellings ("از پای درآمدند") and the state's slang ("به درک واصل شدند")
+    ("statement-strike-fa", "ارتش نیجریه اعلام کرد ۲۰ شورشی بوکوحرام در ایالت بورنو از پای درآمدند.", dict(**TG), True),
+    ("statement-strike-fa", "ارتش سومالی اعلام کرد ۱۵ عضو الشباب در منطقه شبیلی سفلی به درک واصل شدند.", dict(**TG), True),
+    ("statement-strike-fa", "این تیم فوتبال در دیدار دیروز از پای درآمد و از جام حذف شد.", dict(**TG), False),
     # -- media-wing releases ---------------------------------------------------------------------
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
