@@ -247,6 +247,8 @@ EXAMPLES = [
     ("claim-formula-ar", "قال الجيش إنه استهدف مواقع لحركة الشباب وقتل عشرين مسلحا", dict(**TG), False),
     ("claim-ar", "أعلنت الحكومة أن قواتها استعادت السيطرة على القاعدة العسكرية التي سقطت بيد المسلحين", dict(**TG), False),
     ("claim-ar", "أعلنت جماعة أبو سياف مسؤوليتها عن خطف سياح أجانب من منتجع على الساحل", dict(**TG), True),
+    ("claim-formula-ar", "وأعلنت حركة الشباب الموالية للقاعدة، عبر إذاعتها الناطقة باسمها، مقتل 12 جنديا في هجوم على قاعدة", dict(**TG), True),
+    ("claim-formula-ar", "وأعلنت الحكومة الصومالية، في بيان نشرته وكالة الأنباء الرسمية، مقتل 12 جنديا في هجوم لحركة الشباب", dict(**TG), False),
     # -- claims, Persian --------------------------------------------------------------------------
     ("claim-fa", "گروه تروریستی داعش با انتشار بیانیه‌ای مسئولیت حمله تروریستی کرمان را بر عهده گرفت.", dict(**TG), True),
     ("claim-fa", "جیش الظلم مسئولیت حمله به پاسگاه مرزی راسک را پذیرفت", dict(**TG), True),
@@ -686,7 +688,6 @@ EXAMPLES = [
     # seventh Arabic round: officials of more countries telling of attackers and of terror suffered, summons,
     # pursuit of the perpetrators, a state force's own announcement; a group's voice is not an official's
     ("statement-comment-ar", "قال الرئيس الكيني إن متطرفين هاجموا دورية للجيش وقتلوا ستة جنود", dict(**TG), True),
-    ("statement-comment-ar", "وقال رئيس الوزراء الفرنسي إن بلاده تعرضت للإرهاب مرة أخرى", dict(**TG), True),
     ("statement-comment-ar", "الخارجية العراقية تستدعي السفير احتجاجا على الضربة", dict(**TG), True),
     ("statement-comment-ar", "وأكد المتحدث باسم الحكومة أن الشرطة ستلاحق الجناة حتى القبض عليهم", dict(**TG), True),
     ("statement-comment-ar", "ولفت التنظيم في منشور إلى أن مقاتليه هاجموا قاعدة للجيش", dict(**TG), False),
@@ -697,6 +698,13 @@ EXAMPLES = [
     ("statement-strike-ar", "بوركينا فاسو تعلن مقتل 50 إرهابيا في عملية عسكرية شمال البلاد", dict(**TG), True),
     ("statement-strike-ar", "ميانمار: الجيش يعلن مقتل 20 متمردا في ولاية راخين", dict(**TG), True),
     ("statement-strike-ar", "بوركينا فاسو تعلن عن خطة وطنية لمكافحة الإرهاب وتأهيل المناطق المتضررة", dict(**TG), False),
+    ("statement-comment-ar", "قال المدعي العام إن منفذ الهجوم على الكنيس كان يعمل بمفرده", dict(**TG), True),
+    ("statement-comment-ar", "وقال المدعي العام إن المتهم في قضية الاحتيال سيمثل أمام المحكمة", dict(**TG), False),
+    ("statement-comment-ar", "وأشاد رئيس الوزراء ببسالة قوات الأمن في التصدي للهجوم الإرهابي", dict(**TG), True),
+    ("statement-comment-ar", "أشاد رئيس الوزراء بأداء خط الهجوم في المنتخب الوطني بعد الفوز الكبير", dict(**TG), False),
+    ("statement-comment-ar", "وقال عمدة المدينة إن الحملة الانتخابية شهدت هجوما حادا من المعارضة", dict(**TG), False),
+    ("statement-strike-ar", "أعلن قائد القوات البرية أن قواته طهرت المنطقة من عناصر داعش", dict(**TG), True),
+    ("statement-strike-ar", "أعلن قائد القوات البرية عن تخريج دفعة جديدة من الضباط", dict(**TG), False),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
