@@ -207,6 +207,9 @@ class _State:
         # band key -> the newest texts of family_bands not held (newest first), and whether that is all of them
         self.cold_bands: dict[int, tuple[list[int], bool]] = {}
         self.cold_fps: dict[str, int | None] = {}  # exact-copy key -> its family in family_texts (looked up)
+        # text id -> family, message of texts not held that were compared (family_texts rows do
+        # not change: kept across evictions; FIFO)
+        self.cold_where: OrderedDict[int, tuple[int, int | None]] = OrderedDict()
         self.partial = False  # some incidents are not in memory: look in the tables too
         self.cold_until = float("-inf")  # the latest end of an incident not in memory
         self.latest = float("-inf")  # the newest message date seen (epoch)
@@ -446,6 +449,7 @@ class _State:
             inc = self.incidents.pop(i)
             if inc.t1 > self.cold_until:
                 self.cold_until = inc.t1
+            self._unindex_days(inc)
         incs = self.incidents
         fams = {fid for fid, f in self.families.items() if f.incident not in incs}
         for fid in fams:
@@ -464,10 +468,6 @@ class _State:
         self.cold_texts += len(moved)
         self.cold_bands.clear()  # what is not held changed
         self.cold_fps.clear()
-        self.by_day = {}
-        for inc in self.incidents.values():
-            inc.days = None
-            self.index_days(inc)
         self.peeked.clear()
         self.partial = True
         self.evicted += len(gone)
@@ -511,6 +511,27 @@ class _State:
                 else:
                     got.add(inc.id)
 
+    def _unindex_days(self, inc: _Inc) -> None:
+        """Take an evicted incident out of the day index (what :meth:`index_days` put there:
+        its located places and actors over the buckets of its span; emptied entries go)."""
+        if inc.days is None:
+            return
+        d0, d1 = inc.days
+        by_day, iid = self.by_day, inc.id
+        for key in self._facet_keys(inc):
+            per = by_day.get(key)
+            if per is None:
+                continue
+            for d in range(d0, d1 + 1):
+                got = per.get(d)
+                if got is not None:
+                    got.discard(iid)
+                    if not got:
+                        del per[d]
+            if not per:
+                del by_day[key]
+        inc.days = None
+
     def active(self, facet: str, values: Iterable[str], lo: float, hi: float) -> set[int]:
         """Live incidents in memory naming one of ``values`` whose span meets [lo, hi] (epoch
         seconds; :meth:`load_active` first reads back those that are not)."""
@@ -525,8 +546,8 @@ class _State:
                 got = per.get(d)
                 if got:
                     out |= got
-        incs = self.incidents
-        return {i for i in out if i in incs and incs[i].t1 >= lo and incs[i].t0 <= hi}
+        incs = self.incidents.get
+        return {i for i in out if (inc := incs(i)) is not None and inc.t1 >= lo and inc.t0 <= hi}
 
     # -- near copies ---------------------------------------------------------------------------
     def add_signature(self, tid: int, family_id: int, rowid: int | None, keys: Sequence[int]) -> None:
@@ -587,17 +608,26 @@ class _State:
         best.sort(reverse=True)  # newest first, then (a stable sort) most bands shared first
         best.sort(key=counts.__getitem__, reverse=True)
         tids = best[:NEAR_VERIFIED]
-        sigs = self.sigs
+        sigs, held = self.sigs, self.cold_where
         where: dict[int, tuple[int, int | None]] = {}
-        away = [t for t in tids if t not in sigs]
+        away = []
         for t in tids:
-            if t in sigs:
-                where[t] = sigs[t][:2]
+            got = sigs.get(t)
+            if got is not None:
+                where[t] = got[:2]
+            else:
+                got = held.get(t)
+                if got is not None:
+                    where[t] = got
+                else:
+                    away.append(t)
         if away:
             for t, fid, rid in conn.execute(
                 f"SELECT id, family_id, message_rowid FROM family_texts WHERE id IN ({','.join('?' * len(away))})", away
             ).fetchall():
-                where[t] = (fid, rid)
+                where[t] = held[t] = (fid, rid)
+                if len(held) > COLD_CACHE:
+                    held.popitem(last=False)
         cache, tcache = self.shingle_cache, self.text_cache
         todo = [rid for t in tids if (rid := where.get(t, (0, None))[1]) is not None and rid not in cache
                 and rid not in tcache and rid not in pending]

@@ -177,7 +177,7 @@ class Gazetteer:
         n = len(words)
         joined = " ".join(words)
         # (any Arabic-script letter at all first: a quicker scan, and most texts have none)
-        if _ARABIC_SCRIPT.search(joined) is None or _WORD_STARTS_ARABIC.search(joined) is None:
+        if joined.isascii() or _ARABIC_SCRIPT.search(joined) is None or _WORD_STARTS_ARABIC.search(joined) is None:
             # no Arabic-script word (whose proclitic stems may be names): only the words that
             # start a name can, the others are passed over as the loop below would
             names = index.keys() & set(words)
