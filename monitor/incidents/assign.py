@@ -1173,9 +1173,16 @@ class IncidentTracker:
                 new_keys.append(("place", pid))
             if country and self._facet_place(inc, country, 1, False):
                 new_keys.append(("place", country))
-        for a in m.actors:
-            if self._facet_actor(st, inc, a, index=False):
-                new_keys.append(("actor", a))
+        if m.actors:  # (_facet_actor without indexing, inline)
+            dirty, iid, counted = self._dirty_facets, inc.id, inc.actors
+            for a in m.actors:
+                dirty.add((iid, "actor", a))
+                n = counted.get(a)
+                if n is None:
+                    counted[a] = 1
+                    new_keys.append(("actor", a))
+                else:
+                    counted[a] = n + 1
         if inc.days is None or grew:
             st.index_days(inc)
         if new_keys:
