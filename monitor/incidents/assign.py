@@ -150,6 +150,9 @@ class _Family:
         self.id, self.incident, self.first, self.first_date, self.members = fid, incident, first, first_date, members
 
 
+_NO_COLD: tuple[list[int], bool] = ([], True)  # a band key without texts not held (shared: never changed)
+
+
 def _ts(iso: str) -> float:
     """Epoch seconds of an archive date (ISO 8601, UTC); the last one is remembered (a message's
     date is asked for several times in a row)."""
@@ -406,7 +409,10 @@ class _State:
             f" WHERE band_key = k.value ORDER BY text_id DESC LIMIT {2 * BAND_CAP})) FROM json_each(?) AS k",
             (json.dumps(todo),),
         ):
-            tids = sorted(map(int, got.split(",")), reverse=True) if got else []
+            if not got:
+                cold[k] = _NO_COLD  # (most keys: a text's own bands)
+                continue
+            tids = sorted(map(int, got.split(",")), reverse=True)
             cold[k] = ([t for t in tids if t not in sigs], len(tids) < 2 * BAND_CAP)
 
     def _cold_band(self, conn: sqlite3.Connection, key: int, cap: int) -> list[int]:
@@ -1353,8 +1359,11 @@ def _text_family(conn: sqlite3.Connection, key: str) -> int | None:
     return row[0] if row else None
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # (json.dumps with options makes one a call)
+
+
 def _j(v: Any) -> str:
-    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    return _JSON.encode(v)
 
 
 _JL: OrderedDict[tuple[str, ...], str] = OrderedDict()
