@@ -677,6 +677,9 @@ class Assigned:
     new_member: bool
 
 
+_Words = tuple[list[str], "str | None", list[Place], "_Located"]  # IncidentTracker._words
+
+
 class IncidentTracker:
     """Keeps the incident tables up to date; one per archive connection.
 
@@ -689,8 +692,8 @@ class IncidentTracker:
         self._gaz = gazetteer
         self._state: _State | None = None
         self._in_tx = False
-        # text -> words, key, places (FIFO: _put)
-        self._recent: OrderedDict[str, tuple[list[str], str | None, list[Place]]] = OrderedDict()
+        # text -> words, key, places, located places (FIFO: _put)
+        self._recent: OrderedDict[str, _Words] = OrderedDict()
         self._reset_pending()
 
     def _reset_pending(self) -> None:
@@ -704,7 +707,7 @@ class IncidentTracker:
         self._new_band_texts: list[int] = []  # ... and their text ids
         self._queue: list[tuple[Incoming, str, bool]] = []  # stored hits, assigned at flush (one batch)
         self._sigs: dict[str, fam.Signature | None] = {}  # fingerprint -> signature, computed for the batch
-        self._batch: dict[str, tuple[list[str], str | None, list[Place]]] = {}  # text -> words, key, places
+        self._batch: dict[str, _Words] = {}  # text -> words, key, places, located places
         self._pending_texts: dict[int, str] = {}  # rowid -> text of this transaction's new signatures
         self._dirty_facets: set[tuple[int, str, str]] = set()
 
@@ -918,10 +921,12 @@ class IncidentTracker:
         if st.cold_texts:
             st.prefetch_bands(conn, [k for sig in self._sigs.values() if sig is not None for k in sig.band_keys()])
 
-    def _words(self, text: str) -> tuple[list[str], str | None, list[Place]]:
-        """A text's words, exact-copy key and places (kept for the texts that come again)."""
+    def _words(self, text: str) -> "_Words":
+        """A text's words, exact-copy key, places and located places (:func:`_located`), kept
+        for the texts that come again."""
         ws = fam.words(text)
-        got = (ws, fam.fingerprint(ws), self.gazetteer.find(text, ws))
+        places = self.gazetteer.find(text, ws)
+        got = (ws, fam.fingerprint(ws), places, _located(places))
         _put(self._recent, text, got, RECENT_TEXTS)
         return got
 
@@ -940,7 +945,7 @@ class IncidentTracker:
             existing = self._member(conn, m.rowid)
             if existing is not None:
                 return self._update_member(conn, st, m, existing, now)
-        ws, fp, places = self._batch.get(m.text) or self._words(m.text)
+        ws, fp, places, loc = self._batch.get(m.text) or self._words(m.text)
         sig: Any = _UNSET
         near: list[tuple[int, str]] = []
         family_id, how, origin = None, "", None
@@ -952,7 +957,6 @@ class IncidentTracker:
             if family_id is None:
                 family_id = st.text_family(conn, fwd_keys[0])
             how = "forward" if family_id is not None else ""
-        loc = _located(places)
         fp_known: bool | None = None  # is the text indexed already (None: not looked up)
         if family_id is None and fp is not None:
             family_id = st.text_family(conn, fp)
@@ -1121,15 +1125,14 @@ class IncidentTracker:
     def _by_place(self, conn: sqlite3.Connection, st: _State, m: Incoming, when: float, places: list[Place],
                   barred: set[int], loc: tuple | None = None) -> int | None:
         lo, hi = when - self.settings.window, when + self.settings.window
-        cities = (loc or _located(places))[1]
+        _lp, cities, countries = loc or _located(places)
         # a capital named alone in a statement or denial stands for its government ("Tehran
         # blamed Washington"); in a claim or a report it is where it happened
         capitals = {p.id for p in places if p.id in cities and p.capital} if m.kind in ("statement", "denial") else set()
-        countries = {p.country_id for p in places}
         actors = set(m.actors)
         best: tuple[tuple, int] | None = None
         # an incident sharing a city beats any that shares only a country: look at those first
-        if st.partial:  # incidents not in memory may be within the window
+        if st.partial and lo <= st.cold_until:  # incidents not in memory may be within the window
             st.load_active(conn, "place", cities | countries, lo, hi)
         candidates = st.active("place", cities, lo, hi) - barred if cities else set()
         if not candidates:
@@ -1189,10 +1192,13 @@ class IncidentTracker:
                     new_keys.append(("actor", a))
                 else:
                     counted[a] = n + 1
-        if inc.days is None or grew:
-            st.index_days(inc)
-        if new_keys:
-            st.index_days(inc, new_keys)
+        if inc.days is None:
+            st.index_days(inc)  # every key (the new ones too) over the whole span
+        else:
+            if grew:
+                st.index_days(inc)  # every key over the days the span grew by
+            if new_keys:
+                st.index_days(inc, new_keys)  # the new keys over the whole span
         self._dirty_inc.add(inc.id)
 
     def _facet_place(self, inc: _Inc, pid: str, located: int, mention: bool) -> bool:
@@ -1293,16 +1299,19 @@ def _put(cache: OrderedDict, key: Any, value: Any, size: int) -> None:
         cache.popitem(last=False)
 
 
-_LOCATED: OrderedDict[tuple[str, ...], tuple[list[tuple[str, int, str | None]], frozenset[str]]] = OrderedDict()
+_Located = tuple[list[tuple[str, int, "str | None"]], frozenset[str], frozenset[str]]
+_LOCATED: OrderedDict[tuple[str, ...], _Located] = OrderedDict()
 
 
-def _located(places: Sequence[Place]) -> tuple[list[tuple[str, int, str | None]], frozenset[str]]:
-    """:func:`located_places` and the located cities, memoised by the places named."""
+def _located(places: Sequence[Place]) -> _Located:
+    """:func:`located_places`, the located cities and the countries of the places named,
+    memoised by the places (a text's are also kept with its words: :meth:`IncidentTracker._words`)."""
     key = tuple(p.id for p in places)
     got = _LOCATED.get(key)
     if got is None:
         lp = located_places(places)
-        got = (lp, frozenset(pid for pid, loc, _c in lp if loc and pid.startswith("city:")))
+        got = (lp, frozenset(pid for pid, loc, _c in lp if loc and pid.startswith("city:")),
+               frozenset(p.country_id for p in places))
         _put(_LOCATED, key, got, 4096)
     return got
 
