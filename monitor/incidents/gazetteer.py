@@ -229,9 +229,9 @@ def _rank(p: Place) -> tuple[int, int]:
 
 
 _CAP_WORD = re.compile(r"[^\W\d_][^\W_]*")
-# every ASCII character but a letter or digit -> a space (str.translate of an ASCII text)
-_ASCII_RUNS = {i: " " for i in range(128) if not chr(i).isalnum()}
-_DIGITS = "0123456789"
+# every ASCII character but a letter or digit -> a space (bytes.translate of an ASCII text:
+# ~10x quicker than str.translate with a dict)
+_ASCII_RUNS = bytes(c if c < 128 and chr(c).isalnum() else 32 for c in range(256))
 
 
 def _cap_words_ascii(text: str) -> list[str]:
@@ -239,11 +239,11 @@ def _cap_words_ascii(text: str) -> list[str]:
     letters and digits, a word starts at its first letter. (A table and a split: ~3x quicker
     here than a regular expression; a test compares them.)"""
     out = []
-    for run in text.translate(_ASCII_RUNS).split():
-        if run[0] <= "9":
-            run = run.lstrip(_DIGITS)
-        if run and "A" <= run[0] <= "Z":
-            out.append(run)
+    for run in text.encode("ascii").translate(_ASCII_RUNS).split():
+        if run[0] <= 57:  # a digit: the word starts after the digits
+            run = run.lstrip(b"0123456789")
+        if run and 65 <= run[0] <= 90:  # A-Z
+            out.append(run.decode("ascii"))
     return out
 
 
