@@ -645,6 +645,7 @@ class _State:
                 _put(tcache, rid, text, TEXT_CACHE)
         mine = sig.shingle_set if sig.shingle_set is not None else fam.shingles(ws)
         found: dict[int, tuple[float, str, str]] = {}  # family -> (similarity, first date, text)
+        near_copy, families = fam.near_copy, self.families
         for t in tids:
             fid, rid = where.get(t, (0, None))
             if rid is None:
@@ -656,10 +657,10 @@ class _State:
                     continue
                 got = (text, fam.shingles(fam.words(text)))
                 _put(cache, rid, got, SHINGLE_CACHE)
-            sim = fam.near_copy(mine, got[1])
+            sim = near_copy(mine, got[1])
             if not sim:
                 continue
-            f = self.family(conn, fid)
+            f = families.get(fid) or self.family(conn, fid)
             if f is not None and (f.id not in found or sim > found[f.id][0]):
                 found[f.id] = (sim, f.first_date, got[0])
         order = sorted(found.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
