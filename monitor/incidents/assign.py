@@ -582,22 +582,23 @@ class _State:
         found_in: list[int] = []  # the texts of each band shared (counted below)
         add = found_in.extend
         if self.cold_texts > 0:
-            cold_bands = self.cold_bands
+            cold_get, band_cap = self.cold_bands.get, BAND_CAP
             for k in sig.band_keys():
                 cur = bands.get(k)
-                cap = BAND_CAP
                 if cur is not None:
                     n = len(cur)
-                    if n >= BAND_CAP:
-                        add(cur[-BAND_CAP:])
+                    if n >= band_cap:
+                        add(cur[-band_cap:])
                         continue
                     add(cur)  # the newest of a band are in memory: older ones count if room
-                    cap -= n
+                    cap = band_cap - n
+                else:
+                    cap = band_cap
                 # the band's newest texts not held (_cold_band, inline: prefetched for the batch)
-                got = cold_bands.get(k)
+                got = cold_get(k)
                 if got is None or (len(got[0]) < cap and not got[1]):
                     add(self._cold_band(conn, k, cap))
-                else:
+                elif got[0]:  # (most: a text's own bands, without texts)
                     add(got[0][:cap])
         else:
             for k in sig.band_keys():
