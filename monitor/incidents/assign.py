@@ -679,7 +679,8 @@ class Assigned:
     new_member: bool
 
 
-_Words = tuple[list[str], "str | None", list[Place], "_Located"]  # IncidentTracker._words
+# IncidentTracker._words: words, exact-copy key, places, located places, JSON of the place ids
+_Words = tuple[list[str], "str | None", list[Place], "_Located", str]
 
 
 class IncidentTracker:
@@ -694,12 +695,12 @@ class IncidentTracker:
         self._gaz = gazetteer
         self._state: _State | None = None
         self._in_tx = False
-        # text -> words, key, places, located places (FIFO: _put)
+        # text -> words, key, places, located places, place ids as JSON (FIFO: _put)
         self._recent: OrderedDict[str, _Words] = OrderedDict()
         self._reset_pending()
 
     def _reset_pending(self) -> None:
-        self._new_members: dict[int, list[Any]] = {}  # rowid -> incident_messages row (list)
+        self._new_members: dict[int, list[Any]] = {}  # rowid -> incident_messages row (list; places as JSON)
         self._changed_members: dict[int, tuple] = {}  # rowid -> (kind, rules, actors) of an existing member
         self._new_keys: dict[tuple[str, str, str], int] = {}  # (platform, channel, message) -> family, this transaction
         self._dirty_inc: set[int] = set()
@@ -709,7 +710,7 @@ class IncidentTracker:
         self._new_band_texts: list[int] = []  # ... and their text ids
         self._queue: list[tuple[Incoming, str, bool]] = []  # stored hits, assigned at flush (one batch)
         self._sigs: dict[str, fam.Signature | None] = {}  # fingerprint -> signature, computed for the batch
-        self._batch: dict[str, _Words] = {}  # text -> words, key, places, located places
+        self._batch: dict[str, _Words] = {}  # text -> words, key, places, located places, place ids as JSON
         self._pending_texts: dict[int, str] = {}  # rowid -> text of this transaction's new signatures
         self._dirty_facets: set[tuple[int, str, str]] = set()
 
@@ -776,7 +777,7 @@ class IncidentTracker:
                 " kind, rules, actors, places, how, origin, added_at)", 13,
                 [v for r, (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added)
                  in self._new_members.items()
-                 for v in (r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), _jl(places), how,
+                 for v in (r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), places, how,
                            origin, added)],
             )
         if self._changed_members:
@@ -928,7 +929,7 @@ class IncidentTracker:
         for the texts that come again."""
         ws = fam.words(text)
         places = self.gazetteer.find(text, ws)
-        got = (ws, fam.fingerprint(ws), places, _located(places))
+        got = (ws, fam.fingerprint(ws), places, _located(places), _jl([p.id for p in places]))
         _put(self._recent, text, got, RECENT_TEXTS)
         return got
 
@@ -947,7 +948,7 @@ class IncidentTracker:
             existing = self._member(conn, m.rowid)
             if existing is not None:
                 return self._update_member(conn, st, m, existing, now)
-        ws, fp, places, loc = self._batch.get(m.text) or self._words(m.text)
+        ws, fp, places, loc, places_json = self._batch.get(m.text) or self._words(m.text)
         sig: Any = _UNSET
         near: list[tuple[int, str]] = []
         family_id, how, origin = None, "", None
@@ -1001,7 +1002,7 @@ class IncidentTracker:
         self._dirty_fam.add(family_id)
         self._index_text(conn, st, family_id, fp, sig, ws, fwd_keys[0] if fwd_keys else None, m, fp_known)
         self._new_members[m.rowid] = [incident_id, family_id, m.date, m.platform, m.channel_id, m.kind, m.rules,
-                                      m.actors, [p.id for p in places], how, origin, now]
+                                      m.actors, places_json, how, origin, now]
         self._new_keys[(m.platform, m.channel_id, m.message_id)] = family_id
         self._add_to_incident(st, st.incidents[incident_id], m, places, now, loc)
         return Assigned(incident_id, family_id, how, f.first, True)
