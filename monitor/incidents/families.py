@@ -25,13 +25,12 @@ A repost is recognised three ways, cheapest first:
 from __future__ import annotations
 
 import hashlib
-import re
 import struct
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..text import WORD_RE, normalize
+from ..text import word_text
 
 NUM_PERM = 32  # the estimate only preselects: candidates are compared on their actual shingles
 BANDS = 16  # 16 bands of 2 rows: P(candidate) ~0.78 at Jaccard 0.3, ~0.99 at 0.5
@@ -45,12 +44,11 @@ MIN_CONTAINED_SHINGLES = 8
 SCHEME = "affine32"  # datasketch >= 2.0 permutation scheme the stored signatures follow
 
 
-_WORD_ASCII = re.compile(r"[A-Za-z0-9]+")  # WORD_RE on an ASCII text (ASCII classes scan quicker)
-
-
 def words(text: str) -> list[str]:
-    norm = normalize(text or "")
-    return (_WORD_ASCII if norm.isascii() else WORD_RE).findall(norm)
+    """``WORD_RE.findall(normalize(text))``: the normalised text with every other character a
+    space (:func:`monitor.text.word_text`, one table lookup a character), split (3-4x quicker
+    here than the regular expression, which a test compares it with)."""
+    return word_text(text).split() if text else []
 
 
 def fingerprint(ws: list[str]) -> str | None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
-from ..text import WORD_RE, normalize, proclitic_stems
+from ..text import WORD_RE, normalize, proclitic_stems, word_text
 
 MIN_POPULATION = 15000
 # Arabic-script city names come from GeoNames' untagged alternate names, which also hold
@@ -177,10 +177,10 @@ class Gazetteer:
         n = len(words)
         joined = " ".join(words)
         # (any Arabic-script letter at all first: a quicker scan, and most texts have none)
-        if _ARABIC_SCRIPT.search(joined) is None or _WORD_STARTS_ARABIC.search(joined) is None:
+        if joined.isascii() or _ARABIC_SCRIPT.search(joined) is None or _WORD_STARTS_ARABIC.search(joined) is None:
             # no Arabic-script word (whose proclitic stems may be names): only the words that
             # start a name can, the others are passed over as the loop below would
-            names = index.keys() & set(words)
+            names = index.keys() & words  # (the words are looked up in the index: no set of them made)
             if not names:
                 return []
             if self._starts is None:
@@ -229,20 +229,33 @@ def _rank(p: Place) -> tuple[int, int]:
 
 
 _CAP_WORD = re.compile(r"[^\W\d_][^\W_]*")
-# the same words of an ASCII text, only those starting with a capital (a word starts at a
-# letter after a run of letters and digits that has none; ASCII classes scan ~2x quicker)
-_CAP_WORD_ASCII = re.compile(r"(?<![A-Za-z0-9])[0-9]*([A-Z][A-Za-z0-9]*)")
+# every ASCII character but a letter or digit -> a space (bytes.translate of an ASCII text:
+# ~10x quicker than str.translate with a dict)
+_ASCII_RUNS = bytes(c if c < 128 and chr(c).isalnum() else 32 for c in range(256))
+
+
+def _cap_words_ascii(text: str) -> list[str]:
+    """``_CAP_WORD`` words of an ASCII ``text`` that start with a capital: in each run of
+    letters and digits, a word starts at its first letter. (A table and a split: ~3x quicker
+    here than a regular expression; a test compares them.)"""
+    out = []
+    for run in text.encode("ascii").translate(_ASCII_RUNS).split():
+        if run[0] <= 57:  # a digit: the word starts after the digits
+            run = run.lstrip(b"0123456789")
+        if run and 65 <= run[0] <= 90:  # A-Z
+            out.append(run.decode("ascii"))
+    return out
 
 
 def _capitalised(text: str) -> set[str]:
     """Normalised words that start with a capital letter in ``text`` (Latin-script names)."""
     if text.isascii():
-        caps = _CAP_WORD_ASCII.findall(text)
+        caps = _cap_words_ascii(text)
     else:
         caps = [w for w in _CAP_WORD.findall(text) if w[0].isupper()]
     if not caps:
         return set()
-    return set(WORD_RE.findall(normalize(" ".join(caps))))  # one normalisation for all of them
+    return set(word_text(" ".join(caps)).split())  # one normalisation for all of them (as WORD_RE.findall)
 
 
 _lock = threading.Lock()
