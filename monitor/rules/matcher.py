@@ -41,7 +41,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from itertools import chain, compress, count, repeat
+from itertools import chain, compress, count, islice, repeat
 from operator import contains, itemgetter
 from typing import Callable, Iterable, Sequence
 
@@ -58,6 +58,7 @@ from .regexes import (
     compile_regex, options as regex_options, prepare as prepare_regex, required_literal, required_literal_sets,
 )
 from .ruleset import FIELDS, Rule, RuleSet, Selection
+from .lists import ListTerms
 from .terms import EXACT, Term, Word
 
 MAX_MATCHES_PER_HIT = 100
@@ -533,6 +534,8 @@ class _Interner:
     ) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, float], ...]]:
         """Word ids and rarest word (as :func:`~monitor.rules.anchors.rarest_word`: the first
         cheapest) of each term, the words of all terms looked up at once."""
+        if isinstance(terms, ListTerms):
+            return self._compile_flat(index, terms)
         per_term = list(map(_TERM_WORDS, terms))
         flat = list(chain.from_iterable(per_term))
         word_ids = index.word_ids
@@ -561,6 +564,41 @@ class _Interner:
                 c = list(map(cost, words))
                 m = min(c)
                 append((c.index(m), m))
+        return wids, tuple(rarest)
+
+    def _compile_flat(
+        self, index: _FieldIndex, terms: ListTerms
+    ) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, float], ...]]:
+        """:meth:`_compile` of a watch list's terms from their flat form (see
+        :meth:`~monitor.rules.lists.ListTerms.flat`): the distinct words looked up once, then
+        each term's word ids and (first) cheapest word by C-level passes over the numbers. The
+        same ids, in the same order, and the same results."""
+        words, ids, counts = terms.flat()
+        gl = list(map(index.word_ids.get, words))
+        if None in gl:  # new words: ids in order of first occurrence
+            word_id = index.word_id
+            gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
+        costs = self._cost
+        cl = list(map(costs.get, words))
+        if None in cl:
+            cl = [costs.setdefault(w, word_cost(w)) if c is None else c for c, w in zip(cl, words)]
+        gids = list(map(gl.__getitem__, ids))
+        cs = list(map(cl.__getitem__, ids))
+        if len(ids) == len(counts):  # one word each
+            return tuple(zip(gids)), tuple(zip(repeat(0), cs))
+        it = iter(gids)
+        wids = tuple(map(tuple, map(islice, repeat(it), counts)))
+        rarest: list[tuple[int, float]] = []
+        append = rarest.append
+        at = 0
+        for k in counts:
+            if k == 1:
+                append((0, cs[at]))
+            else:
+                c = cs[at : at + k]
+                m = min(c)
+                append((c.index(m), m))
+            at += k
         return wids, tuple(rarest)
 
     def alts_of(self, field: str, term_wids: tuple[tuple[int, ...], ...]) -> _Alts:
