@@ -1045,7 +1045,8 @@ def required_sets(tree: tuple, cost: Callable[[str], float]) -> list[frozenset[s
 
 
 def _rule_gates(
-    rule: Rule, by_name: dict[str, _Sel], anchor_names: frozenset[str] | None
+    rule: Rule, by_name: dict[str, _Sel], anchor_names: frozenset[str] | None,
+    required: "list[frozenset[str]] | None" = None,
 ) -> tuple[tuple[frozenset[int], tuple[str, ...]], ...] | None:
     """Cheap necessary tests of a rule besides its anchor: (text word ids, letters) pairs; the
     rule can only be true when, for every pair, one of the words was found in the text or one
@@ -1057,7 +1058,9 @@ def _rule_gates(
         if gate not in gates and len(gates) < MAX_GATES:
             gates.append(gate)
 
-    for names in required_sets(rule.condition.tree, lambda n: by_name[n].cost):
+    if required is None:
+        required = required_sets(rule.condition.tree, lambda n: by_name[n].cost)
+    for names in required:
         if len(names) == 1:
             sel = by_name[next(iter(names))]
             if sel.field == "text" and sel.op in ("near", "all") and sel.anchors:
@@ -1093,6 +1096,11 @@ def _rule_gates(
     return tuple(gates) or None
 
 
+def by_name_cost(by_name: dict[str, _Sel]) -> Callable[[str], float]:
+    """A selection's estimated cost by name (see :class:`_Sel`)."""
+    return lambda n: by_name[n].cost
+
+
 class Matcher:
     """All rules of a :class:`RuleSet`, compiled; ``match(msg)`` returns the hits."""
 
@@ -1108,6 +1116,8 @@ class Matcher:
         self._unanchored: list[int] = []
         intern = _Interner()
         shapes: dict[tuple, tuple] = {}  # (condition text, selection names) -> (program, source)
+        # (id(condition tree), selection names and costs) -> (anchor names, required sets, the tree)
+        necessary: dict[tuple, tuple] = {}
         source_sets: dict[tuple, _Sources] = {}
         # (id(target dict), id(anchors tuple)) -> (target, anchors, rule indexes ascending)
         anchor_groups: dict[tuple[int, int], tuple[dict, tuple[int, ...], list[int]]] = {}
@@ -1125,7 +1135,16 @@ class Matcher:
             ri = len(self._rules)
             self._rules.append(compiled)
             by_name = {s.name: s for s in sels}
-            anchor_names = rule.condition.necessary(lambda n: by_name[n].cost)
+            # the anchor and the gates' sets depend only on the condition and the selections'
+            # costs: rules of one shape with equal costs (a third of 10,000 generated ones) share them
+            nkey = (id(rule.condition.tree), tuple([(s.name, s.cost) for s in sels]))
+            got = necessary.get(nkey)
+            if got is None:
+                cost = by_name_cost(by_name)
+                got = necessary[nkey] = (
+                    rule.condition.necessary(cost), required_sets(rule.condition.tree, cost), rule.condition.tree,
+                )
+            anchor_names, required, _tree = got
             if anchor_names is None:
                 self._unanchored.append(ri)
             else:
@@ -1141,7 +1160,7 @@ class Matcher:
                         anchor_groups[gkey] = (target, sel.anchors, [ri], index.phrase_triggers, sel.anchor_terms)
                     elif group[2][-1] != ri:
                         group[2].append(ri)
-            compiled.gates = _rule_gates(rule, by_name, anchor_names)
+            compiled.gates = _rule_gates(rule, by_name, anchor_names, required)
             for sel in sels:
                 sel.anchors = ()
                 sel.anchor_terms = None
