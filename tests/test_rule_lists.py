@@ -246,3 +246,91 @@ def test_lists_loaded_in_a_second_process_equal_those_loaded_in_process(tmp_path
     assert [r.hash for r in forked_set.rules] == [r.hash for r in inproc_set.rules]
     text = msg("يحيى سريع claimed it; والدولة الإسلامية")
     assert repr(Matcher(forked_set).match(text)) == repr(Matcher(inproc_set).match(text))
+
+
+BATCH_TERMS = [
+    "Yahya Saree", "يحيى سريع", "یحیی سریع", "Abdul-Malik al-Houthi", "أبو محمد الجولاني", "claim*", "*stan",
+    "*x*", "بیانیه ای", "می شود", "ها", "a - b", "...", "!!", "x" * 300, " ".join(["w"] * 17), "al-Qaeda's",
+    "الدولة\u0651 الإسلامية", "tab\tinside", "Kerman كرمان", "Yahya Saree", "ZWNJ\u200cinside", "۱۹۹۱", "*", "a *",
+]
+
+
+def test_parse_terms_gives_what_parse_term_gives() -> None:
+    """The batched parser of list entries: the same terms as one parse_term call each, and None
+    exactly where parse_term decides itself (wildcards, too long, no words, too many words,
+    Persian pieces), whether the chunks were cached before or not."""
+    from monitor.rules import terms as terms_mod
+
+    def one(raw: str):  # noqa: ANN202
+        try:
+            return terms_mod.parse_term(raw)
+        except terms_mod.TermError as exc:
+            return str(exc)
+
+    for cold in (True, False):
+        if cold:
+            terms_mod._CHUNKS.clear()
+            terms_mod._WORDS.clear()
+            terms_mod._MERGING.clear()
+        got = terms_mod.parse_terms(BATCH_TERMS)
+        expected = [one(r) for r in BATCH_TERMS]
+        for raw, g, e in zip(BATCH_TERMS, got, expected):
+            if g is None:
+                assert "*" in raw or len(raw) > 256 or isinstance(e, str) or len(e.words) > 16 or raw in ("بیانیه ای", "می شود", "ها")
+            else:
+                assert g == e and type(g) is type(e) and all(type(w) is terms_mod.Word for w in g.words), raw
+        assert sum(g is None for g in got) == 12
+
+
+@pytest.mark.parametrize("text", [*PLAIN_CSV_CASES, COMMANDERS_CSV, "a,b\na\nb,c,a\n", "claim*,*stan\nبیانیه ای\n",
+                                  "ok\n@list:x\n", "ok\n" + "x" * 300 + "\n", "#only a comment\n", "-- , ...\n"])
+def test_the_list_fast_path_loads_what_the_row_loop_loads(tmp_path, monkeypatch, text) -> None:
+    """A plain CSV list is read without a position per cell: the same list (terms, their
+    types, entries, digest) and the same problems as the row by row loop."""
+    from monitor.rules import lists as lists_mod
+
+    f = tmp_path / "lists" / "names.csv"
+    f.parent.mkdir()
+    f.write_text(text, encoding="utf-8")
+    fast_problems: list = []
+    fast = lists_mod.load_list(str(f), fast_problems)
+    monkeypatch.setattr(lists_mod, "_plain_list", lambda _text: None)
+    slow_problems: list = []
+    slow = lists_mod.load_list(str(f), slow_problems)
+    assert fast_problems == slow_problems
+    assert (fast is None) == (slow is None)
+    if fast is not None:
+        assert (fast.name, fast.digest, fast.entries) == (slow.name, slow.digest, slow.entries)
+        assert fast.terms == slow.terms and type(fast.terms) is type(slow.terms) is lists_mod.ListTerms
+        assert fast.terms.flat() == slow.terms.flat()
+
+
+def test_list_terms_flat_form_survives_pickling_and_compiles_like_a_plain_tuple(tmp_path) -> None:
+    """ListTerms' flat form (distinct words, word numbers, words per term) is what it pickles;
+    read back, it is the same; the compiler's flat path gives the word ids, order and rarest
+    words the general path gives for the same terms."""
+    import pickle
+
+    from monitor.rules import lists as lists_mod
+    from monitor.rules.matcher import _FieldIndex, _Interner
+
+    text = COMMANDERS_CSV + "Sanaa,صنعاء\nكرمان,کرمان\nclaim*,*stan\nبیانیه ای\nAbu Bakr al-Baghdadi\n"
+    f = tmp_path / "lists" / "places.csv"
+    f.parent.mkdir()
+    f.write_text(text, encoding="utf-8")
+    wl = lists_mod.load_list(str(f), [])
+    back = pickle.loads(pickle.dumps(wl.terms, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == wl.terms and type(back) is lists_mod.ListTerms
+    words, ids, counts = back.flat()
+    assert words == tuple(dict.fromkeys(w for t in wl.terms for w in t.words))
+    assert [words[i] for i in ids] == [w for t in wl.terms for w in t.words]
+    assert list(counts) == [len(t.words) for t in wl.terms]
+    assert back.flat() == wl.terms.flat()
+    for seed in ((), tuple(wl.terms[3:5])):  # some words known to the field before
+        a, ia = _Interner(), _FieldIndex("text")
+        b, ib = _Interner(), _FieldIndex("text")
+        if seed:
+            a._compile(ia, seed)
+            b._compile(ib, seed)
+        assert a._compile(ia, tuple(wl.terms)) == b._compile(ib, back)
+        assert ia.words == ib.words and a._cost == b._cost

@@ -28,13 +28,15 @@ import pickle
 import re
 from array import array
 from dataclasses import dataclass
+from operator import itemgetter
 from itertools import chain, islice, repeat
 from typing import Sequence
 
 from .problems import Problem
-from .terms import Term, TermError, Word, parse_term
+from .terms import Term, TermError, Word, parse_term, parse_terms
 
 _tuple_new = tuple.__new__
+_TERM_WORDS = itemgetter(1)  # Term.words
 
 LIST_DIR = "lists"
 LIST_EXTENSIONS = (".csv", ".txt", ".yml", ".yaml")
@@ -58,17 +60,28 @@ class WatchList:
 class ListTerms(tuple):
     """A list's terms: a tuple that pickles flat (its raw strings, the number of words of each
     term, its distinct words and their numbers) instead of one pickled object per term, so a
-    cached rule set with 200,000 names reads back faster and hot reload's child sends less."""
+    cached rule set with 200,000 names reads back faster and hot reload's child sends less.
 
-    __slots__ = ()
+    The same flat form (:meth:`flat`) serves the pattern budget check and the compiler: a
+    list's distinct words are looked up once, and its terms' word ids and rarest words are
+    computed by C-level passes over the numbers instead of term by term."""
+
+    def flat(self) -> "tuple[tuple[Word, ...], array, array]":
+        """(distinct words in order of first occurrence, the number of each word of each term
+        in that tuple (array ``I``), the number of words of each term (array ``B``))."""
+        got = self.__dict__.get("_flat")
+        if got is None:
+            per_term = list(map(_TERM_WORDS, self))
+            words = tuple(dict.fromkeys(chain.from_iterable(per_term)))
+            number = {w: i for i, w in enumerate(words)}
+            ids = array("I", map(number.__getitem__, chain.from_iterable(per_term)))
+            counts = array("B", map(len, per_term))  # at most MAX_TERM_WORDS (16)
+            got = self.__dict__["_flat"] = (words, ids, counts)
+        return got
 
     def __reduce__(self) -> tuple:
-        words: dict[Word, int] = {}
-        number = words.setdefault
-        per_term = [t[1] for t in self]  # Term.words
-        counts = array("B", map(len, per_term))  # at most MAX_TERM_WORDS (16)
-        ids = array("I", [number(w, len(words)) for w in chain.from_iterable(per_term)])
-        return (_list_terms, ([t[0] for t in self], counts.tobytes(), tuple(words), ids.tobytes()))
+        words, ids, counts = self.flat()
+        return (_list_terms, ([t[0] for t in self], counts.tobytes(), words, ids.tobytes()))
 
 
 def _idle_core() -> bool:
@@ -90,7 +103,9 @@ def _list_terms(raws: list[str], counts: bytes, words: tuple, ids: bytes) -> Lis
     w = array("I")
     w.frombytes(ids)
     it = map(words.__getitem__, w)
-    return ListTerms(map(_tuple_new, repeat(Term), zip(raws, [tuple(islice(it, k)) for k in n])))
+    out = ListTerms(map(_tuple_new, repeat(Term), zip(raws, map(tuple, map(islice, repeat(it), n)))))
+    out.__dict__["_flat"] = (words, w, n)
+    return out
 
 
 def is_list_dir(name: str) -> bool:
@@ -164,6 +179,11 @@ def load_list(file: str, problems: list[Problem]) -> WatchList | None:
         problems.append(Problem(file, line, 1, f"not valid UTF-8 (byte 0x{data[pos]:02x} at offset {pos}); save the file as UTF-8"))
         return None
     n_before = len(problems)
+    digest = hashlib.sha256(data).hexdigest()
+    if not file.lower().endswith((".yml", ".yaml")):
+        fast = _plain_list(text)
+        if fast is not None:
+            return WatchList(name, file, fast[0], digest, fast[1])
     if file.lower().endswith((".yml", ".yaml")):
         rows = _yaml_rows(file, text, problems)
     else:
@@ -195,7 +215,45 @@ def load_list(file: str, problems: list[Problem]) -> WatchList | None:
         problems.append(Problem(file, 1, 1, f"list '{name}' is empty (one name a row, variants in further columns)"))
         return None
     entries = len({line for line, _c, _r in rows})
-    return WatchList(name, file, ListTerms(terms.values()), hashlib.sha256(data).hexdigest(), entries)
+    return WatchList(name, file, ListTerms(terms.values()), digest, entries)
+
+
+def _plain_list(text: str) -> "tuple[ListTerms, int] | None":
+    """(terms, entries) of a CSV list that :func:`_csv_rows` reads as plain lines split at
+    commas and whose every entry parses (see :func:`~monitor.rules.terms.parse_terms`): the
+    same terms in the same order as the row by row loop of :func:`load_list`, without a
+    position per cell. None otherwise (a quote, a problem, an empty list...): then that loop
+    reads the file and reports what is wrong where."""
+    if '"' in text or "\r" in text or "\0" in text:
+        return None
+    lines = text.split("\n")
+    if max(map(len, lines)) > csv.field_size_limit():
+        return None
+    if "#" in text:
+        lines = [line for line in lines if not line.lstrip().startswith("#")]
+    if "," in text:
+        cells: list[str] = []
+        entries = 0
+        for line in lines:
+            row = [c for c in map(str.strip, line.split(",")) if c]
+            if row:
+                entries += 1
+                cells += row
+    else:
+        cells = [c for c in map(str.strip, lines) if c]
+        entries = len(cells)
+    if not cells:
+        return None
+    raws = list(dict.fromkeys(cells))  # the first of equal entries, in order
+    if "\n@" in "\n" + "\n".join(raws):  # a reference: not allowed in a list (reported by the loop)
+        return None
+    terms = parse_terms(raws)
+    if None in terms:
+        try:
+            terms = [parse_term(r) if t is None else t for r, t in zip(raws, terms)]
+        except TermError:
+            return None
+    return ListTerms(terms), entries
 
 
 def _csv_rows(file: str, text: str, problems: list[Problem]) -> list[tuple[int, int, str]] | None:

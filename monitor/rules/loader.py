@@ -24,7 +24,7 @@ from ..model import KINDS
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
 from ..gcpause import paused_gc
-from .lists import LIST_DIR, WatchList, list_files, load_lists, load_lists_in_background
+from .lists import LIST_DIR, ListTerms, WatchList, list_files, load_lists, load_lists_in_background
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, compile_regex
 from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
@@ -251,8 +251,10 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
             key = (field, id(terms))
             if key not in seen_tuples:
                 seen_tuples.add(key)
-                # every word of every term in one C-level pass (a Term is a (raw, words) tuple)
-                words.setdefault(field, set()).update(chain.from_iterable(map(_TERM_WORDS, terms)))
+                if isinstance(terms, ListTerms):  # a list's distinct words, computed once
+                    words.setdefault(field, set()).update(terms.flat()[0])
+                else:  # every word of every term in one C-level pass (a Term is a (raw, words) tuple)
+                    words.setdefault(field, set()).update(chain.from_iterable(map(_TERM_WORDS, terms)))
             if largest is None or len(terms) > largest[0]:
                 largest = (len(terms), rule, sel)
     if largest is not None:  # the largest selection by its distinct words

@@ -41,7 +41,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from itertools import chain, compress, count, repeat
+from itertools import chain, compress, count, islice, repeat
 from operator import contains, itemgetter
 from typing import Callable, Iterable, Sequence
 
@@ -58,6 +58,7 @@ from .regexes import (
     compile_regex, options as regex_options, prepare as prepare_regex, required_literal, required_literal_sets,
 )
 from .ruleset import FIELDS, Rule, RuleSet, Selection
+from .lists import ListTerms
 from .terms import EXACT, Term, Word
 
 MAX_MATCHES_PER_HIT = 100
@@ -533,6 +534,8 @@ class _Interner:
     ) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, float], ...]]:
         """Word ids and rarest word (as :func:`~monitor.rules.anchors.rarest_word`: the first
         cheapest) of each term, the words of all terms looked up at once."""
+        if isinstance(terms, ListTerms):
+            return self._compile_flat(index, terms)
         per_term = list(map(_TERM_WORDS, terms))
         flat = list(chain.from_iterable(per_term))
         word_ids = index.word_ids
@@ -561,6 +564,41 @@ class _Interner:
                 c = list(map(cost, words))
                 m = min(c)
                 append((c.index(m), m))
+        return wids, tuple(rarest)
+
+    def _compile_flat(
+        self, index: _FieldIndex, terms: ListTerms
+    ) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, float], ...]]:
+        """:meth:`_compile` of a watch list's terms from their flat form (see
+        :meth:`~monitor.rules.lists.ListTerms.flat`): the distinct words looked up once, then
+        each term's word ids and (first) cheapest word by C-level passes over the numbers. The
+        same ids, in the same order, and the same results."""
+        words, ids, counts = terms.flat()
+        gl = list(map(index.word_ids.get, words))
+        if None in gl:  # new words: ids in order of first occurrence
+            word_id = index.word_id
+            gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
+        costs = self._cost
+        cl = list(map(costs.get, words))
+        if None in cl:
+            cl = [costs.setdefault(w, word_cost(w)) if c is None else c for c, w in zip(cl, words)]
+        gids = list(map(gl.__getitem__, ids))
+        cs = list(map(cl.__getitem__, ids))
+        if len(ids) == len(counts):  # one word each
+            return tuple(zip(gids)), tuple(zip(repeat(0), cs))
+        it = iter(gids)
+        wids = tuple(map(tuple, map(islice, repeat(it), counts)))
+        rarest: list[tuple[int, float]] = []
+        append = rarest.append
+        at = 0
+        for k in counts:
+            if k == 1:
+                append((0, cs[at]))
+            else:
+                c = cs[at : at + k]
+                m = min(c)
+                append((c.index(m), m))
+            at += k
         return wids, tuple(rarest)
 
     def alts_of(self, field: str, term_wids: tuple[tuple[int, ...], ...]) -> _Alts:
@@ -1007,7 +1045,8 @@ def required_sets(tree: tuple, cost: Callable[[str], float]) -> list[frozenset[s
 
 
 def _rule_gates(
-    rule: Rule, by_name: dict[str, _Sel], anchor_names: frozenset[str] | None
+    rule: Rule, by_name: dict[str, _Sel], anchor_names: frozenset[str] | None,
+    required: "list[frozenset[str]] | None" = None,
 ) -> tuple[tuple[frozenset[int], tuple[str, ...]], ...] | None:
     """Cheap necessary tests of a rule besides its anchor: (text word ids, letters) pairs; the
     rule can only be true when, for every pair, one of the words was found in the text or one
@@ -1019,7 +1058,9 @@ def _rule_gates(
         if gate not in gates and len(gates) < MAX_GATES:
             gates.append(gate)
 
-    for names in required_sets(rule.condition.tree, lambda n: by_name[n].cost):
+    if required is None:
+        required = required_sets(rule.condition.tree, lambda n: by_name[n].cost)
+    for names in required:
         if len(names) == 1:
             sel = by_name[next(iter(names))]
             if sel.field == "text" and sel.op in ("near", "all") and sel.anchors:
@@ -1055,6 +1096,11 @@ def _rule_gates(
     return tuple(gates) or None
 
 
+def by_name_cost(by_name: dict[str, _Sel]) -> Callable[[str], float]:
+    """A selection's estimated cost by name (see :class:`_Sel`)."""
+    return lambda n: by_name[n].cost
+
+
 class Matcher:
     """All rules of a :class:`RuleSet`, compiled; ``match(msg)`` returns the hits."""
 
@@ -1070,6 +1116,8 @@ class Matcher:
         self._unanchored: list[int] = []
         intern = _Interner()
         shapes: dict[tuple, tuple] = {}  # (condition text, selection names) -> (program, source)
+        # (id(condition tree), selection names and costs) -> (anchor names, required sets, the tree)
+        necessary: dict[tuple, tuple] = {}
         source_sets: dict[tuple, _Sources] = {}
         # (id(target dict), id(anchors tuple)) -> (target, anchors, rule indexes ascending)
         anchor_groups: dict[tuple[int, int], tuple[dict, tuple[int, ...], list[int]]] = {}
@@ -1087,7 +1135,16 @@ class Matcher:
             ri = len(self._rules)
             self._rules.append(compiled)
             by_name = {s.name: s for s in sels}
-            anchor_names = rule.condition.necessary(lambda n: by_name[n].cost)
+            # the anchor and the gates' sets depend only on the condition and the selections'
+            # costs: rules of one shape with equal costs (a third of 10,000 generated ones) share them
+            nkey = (id(rule.condition.tree), tuple([(s.name, s.cost) for s in sels]))
+            got = necessary.get(nkey)
+            if got is None:
+                cost = by_name_cost(by_name)
+                got = necessary[nkey] = (
+                    rule.condition.necessary(cost), required_sets(rule.condition.tree, cost), rule.condition.tree,
+                )
+            anchor_names, required, _tree = got
             if anchor_names is None:
                 self._unanchored.append(ri)
             else:
@@ -1103,7 +1160,7 @@ class Matcher:
                         anchor_groups[gkey] = (target, sel.anchors, [ri], index.phrase_triggers, sel.anchor_terms)
                     elif group[2][-1] != ri:
                         group[2].append(ri)
-            compiled.gates = _rule_gates(rule, by_name, anchor_names)
+            compiled.gates = _rule_gates(rule, by_name, anchor_names, required)
             for sel in sels:
                 sel.anchors = ()
                 sel.anchor_terms = None
