@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import glob
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from ..depth import depth_message, line_too_deep
 from ..surrogates import json_may_have_surrogates
 from .detect import read_messages
 from .errors import InputError
+from .fastjson import loads_checked
 from .jsonl import parse_jsonl_record
 from .watch import Watcher, entry_folder, known, may_name
 
@@ -319,8 +319,9 @@ class FilesSource(Source):
         try:
             if line_too_deep(line):
                 raise InputError(depth_message())
-            obj = json.loads(line)
-            return parse_jsonl_record(obj, fmt, scrub=json_may_have_surrogates(line))
+            obj, by_orjson = loads_checked(line)
+            # orjson refuses lone surrogates: a record it read needs no scrub.
+            return parse_jsonl_record(obj, fmt, scrub=not by_orjson and json_may_have_surrogates(line))
         except (ValueError, MessageError, InputError, KeyError, TypeError, RecursionError) as exc:
             self.stats["bad_lines"] += 1
             self._error(f"{where}: skipped malformed line: {exc}")
