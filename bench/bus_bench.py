@@ -141,6 +141,35 @@ def stored(daemon: Daemon) -> int:
     return pipeline.stats.new if pipeline is not None else 0
 
 
+async def sample_waits(daemon: Daemon, r: object, stream: str, out: list[tuple[int, ...]], stop: asyncio.Event) -> None:
+    """Where events wait, every 100 ms: how far the group's reads are behind the newest entry
+    (ms, from the entry ids: Redis stamps them), the entries at the preparers (sent, not yet
+    emitted), the pipeline's queues (match, store) and the events emitted but not committed."""
+    bus = daemon.sources["bus"]
+    while not stop.is_set():
+        try:
+            last = r.xinfo_stream(stream)["last-generated-id"]  # type: ignore[attr-defined]
+            group = r.xinfo_groups(stream)[0]["last-delivered-id"]  # type: ignore[attr-defined]
+            lag_ms = max(0, int(last.split(b"-")[0]) - int(group.split(b"-")[0]))
+        except Exception:  # noqa: BLE001 - a sample missed
+            lag_ms = -1
+        depths = daemon.pipeline.depths() if daemon.pipeline is not None else {"match": 0, "store": 0}
+        stored_now = daemon.pipeline.stats.stored if daemon.pipeline is not None else 0
+        out.append((lag_ms, len(bus._queued), depths["match"], depths["store"], bus.delivered - stored_now))
+        await asyncio.sleep(0.1)
+
+
+def wait_report(samples: list[tuple[int, ...]]) -> str:
+    names = ("read lag ms", "entries at the preparers", "match queue", "store queue", "emitted, not committed")
+    parts = []
+    for k, name in enumerate(names):
+        values = sorted(s[k] for s in samples if s[k] >= 0)
+        if values:
+            parts.append(f"{name} p50 {values[len(values) // 2]:,} / p99 {values[int(len(values) * 0.99)]:,} / "
+                         f"max {values[-1]:,}")
+    return "  waiting (sampled every 100 ms): " + "; ".join(parts)
+
+
 def text(i: int) -> str:
     return CLAIM.format(n=i) if i % 100 == 0 else NOISE[i % len(NOISE)] + f" {i}"
 
@@ -419,6 +448,9 @@ async def main() -> None:
         first = 1 + warm
         lines = [render(k, first, per_tick * ticks + per) for k in range(args.collectors)]
         bus.record_latency = True
+        waits: list[tuple[int, ...]] = []
+        sampling = asyncio.Event()
+        sampler = asyncio.create_task(sample_waits(daemon, r, "bench", waits, sampling))
         meter = CpuMeter([p.pid for p in procs], server.proc.pid)
         next_id = [first] * args.collectors
         t0 = time.monotonic()
@@ -437,6 +469,8 @@ async def main() -> None:
             if len(bus.latencies) >= total:
                 break
             await asyncio.sleep(0.01)
+        sampling.set()
+        await sampler
         lat = sorted(bus.latencies)
         bus.record_latency = False
         q = statistics.quantiles(lat, n=100)
@@ -444,6 +478,7 @@ async def main() -> None:
               f"stored in {paced_s:.1f}s ({total / paced_s:,.0f} msgs/s); publish -> stored "
               f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms ({len(lat):,} samples)")
         print(meter.report(total))
+        print(wait_report(waits))
         # Burst: everything at once, end to end.
         before = stored(daemon)
         t1 = time.monotonic()
