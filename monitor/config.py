@@ -30,7 +30,8 @@ class FileSourceConfig(_Model):
     path: str
     follow: bool = False
     format: Literal["auto", "telegram", "x", "canonical"] = "auto"
-    poll_interval: float = 0.5  # seconds between checks of followed files
+    poll_interval: float = 0.5  # seconds between checks of followed files (when not watched by inotify)
+    watch: Literal["auto", "poll"] = "auto"  # auto: inotify where it works (Linux), else poll; poll: always poll
 
 
 class MediaDownloadConfig(_Model):

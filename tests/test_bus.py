@@ -343,7 +343,7 @@ def test_codec_reads_back_exactly_what_the_collector_had() -> None:
     from monitor.model import Deletion, Message, canonical_json
 
     date = datetime(2024, 1, 3, tzinfo=timezone.utc)
-    raws = [{"id": 1, "geo": 1.5e16}, {"v": float("nan")}, {"big": 2**70}, {"s": "\ud800x"},
+    raws = [{"id": 1, "geo": 1.5e16}, {"v": float("nan")}, {"big": 2**70 + 1, "neg": -(2**64) - 3}, {"s": "\ud800x"},
             {"d": Decimal("0.1"), "t": (1, 2)}, {"at": date}]
     events: list = [Message("telegram", "1", str(i), date, f"text {i}", raw=raw) for i, raw in enumerate(raws)]
     events.append(Deletion("telegram", "1", ("3", "4"), date))
@@ -358,4 +358,7 @@ def test_codec_reads_back_exactly_what_the_collector_had() -> None:
         Message.from_dict(json.loads(canonical_json(codec.event_dict(e)))).to_dict() if isinstance(e, Message) else e
         for e in events]
     assert back[1].raw["v"] != back[1].raw["v"]  # NaN stayed NaN (orjson would have written null)
-    assert back[2].raw["big"] == 2**70 and back[3].raw["s"] == "\ud800x" and back[5].raw["at"] == "2024-01-03T00:00:00Z"
+    # Integers past 64 bits stay integers (orjson would read them as floats: 2**70 + 1 -> 2**70).
+    assert back[2].raw == {"big": 2**70 + 1, "neg": -(2**64) - 3}
+    assert type(back[2].raw["big"]) is int and type(back[2].raw["neg"]) is int
+    assert back[3].raw["s"] == "\ud800x" and back[5].raw["at"] == "2024-01-03T00:00:00Z"

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import orjson
 
 from ..model import Deletion, Message, MessageError, _json_default, iso, sha256_hex, to_utc
+from ..sources.files import fastjson
 
 ENTRY_EVENTS = 100  # events per stream entry at most
 
@@ -68,13 +69,12 @@ def event_json(event: Message | Deletion) -> str:
     return json.dumps(d, ensure_ascii=True, separators=(",", ":"), default=_json_default)
 
 
-def loads(text: str | bytes) -> Any:
+def loads(text: str | bytes, *, raw: bytes | None = None) -> Any:
     """JSON -> Python, orjson first (~4x faster); the json module for what orjson refuses
-    (NaN, lone surrogate escapes, integers past 64 bits), so both read the same JSON alike."""
-    try:
-        return orjson.loads(text)
-    except ValueError:
-        return json.loads(text)
+    (NaN, lone surrogate escapes) and for text that may hold integers past 64 bits (orjson
+    reads those as floats), so both read the same JSON alike
+    (:mod:`monitor.sources.files.fastjson`). ``raw``: the text as UTF-8, when at hand."""
+    return fastjson.loads(text, raw=raw)
 
 
 def encode(event: Message | Deletion, collector: str, now_ms: int) -> dict[str, str]:
@@ -138,8 +138,9 @@ def decode_entry(fields: Mapping[Any, Any]) -> tuple[list[Message | Deletion | B
     entry that cannot be read at all raises it."""
     body = _text(fields, "b")
     if body is not None:
+        raw = fields.get(b"b")
         try:
-            items = loads(body)
+            items = loads(body, raw=raw if isinstance(raw, bytes) else None)
         except ValueError as exc:
             raise BusRecordError(f"field 'b' is not JSON: {exc}") from None
         if not isinstance(items, list):

@@ -65,6 +65,7 @@ class Publisher:
         self._reported = 0.0
         self._per_entry = 1.0  # events per stream entry lately (moving average)
         self._task: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None  # the batching loop, waiting for envelopes
         self._unreachable = unreachable_errors()
 
     def maxlen_entries(self) -> int:
@@ -77,6 +78,27 @@ class Publisher:
     async def emit(self, envelope: Envelope) -> None:
         self.received += 1
         await self.queue.put(envelope)
+        self._wake()
+
+    def _wake(self, _: Any = None) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait_queue(self, timeout: float) -> None:
+        """Until something is queued or ``timeout`` seconds passed (a future and a timer:
+        ``asyncio.wait_for`` makes a task each time, which a collector did several times a
+        batch)."""
+        if not self.queue.empty() or timeout <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(timeout, self._wake)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="bus-publisher")
@@ -84,6 +106,7 @@ class Publisher:
     async def close(self) -> None:
         """Publish (or spool) what is queued, then stop."""
         await self.queue.put(_STOP)
+        self._wake()
         if self._task is not None:
             await self._task
 
@@ -104,26 +127,20 @@ class Publisher:
 
     # -- the loop -------------------------------------------------------------
     async def _next_batch(self) -> tuple[list[Envelope], bool]:
-        timeout = 0.2 if self.spool.has_data() else 1.0
-        try:
-            first = await asyncio.wait_for(self.queue.get(), timeout)
-        except asyncio.TimeoutError:
+        await self._wait_queue(0.2 if self.spool.has_data() else 1.0)
+        if self.queue.empty():
             return [], False
+        first = self.queue.get_nowait()
         if first is _STOP:
             return [], True
         batch = [first]
         deadline = time.monotonic() + BATCH_WAIT
         while len(batch) < BATCH:
-            try:
-                item = self.queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+            if self.queue.empty():
+                await self._wait_queue(deadline - time.monotonic())
+                if self.queue.empty():
                     break
-                try:
-                    item = await asyncio.wait_for(self.queue.get(), remaining)
-                except asyncio.TimeoutError:
-                    break
+            item = self.queue.get_nowait()
             if item is _STOP:
                 await self._handle(batch)
                 return [], True
@@ -229,7 +246,9 @@ class Publisher:
             if env.checkpoint is not None:
                 checkpoints[(env.source, env.checkpoint[0])] = env.checkpoint[1]
         if checkpoints:
-            await asyncio.to_thread(self._write_checkpoints, checkpoints)
+            # On the loop: one small transaction (WAL, synchronous=NORMAL: no fsync) costs less
+            # than a hop to a worker thread and back, which a collector made for every batch.
+            self._write_checkpoints(checkpoints)
         for env in batch:
             if env.on_commit is not None:
                 try:

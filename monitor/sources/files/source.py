@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import glob
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +39,15 @@ from ..depth import depth_message, line_too_deep
 from ..surrogates import json_may_have_surrogates
 from .detect import read_messages
 from .errors import InputError
+from .fastjson import loads_checked
 from .jsonl import parse_jsonl_record
+from .watch import Watcher, entry_folder, known, may_name
 
 log = get_logger("claimwatch.files")
 
 SOURCE = "files"
 READ_CHUNK = 1 << 20
+RESCAN_WATCHED = 2.0  # seconds between full rescans when inotify watches every entry (a safety net)
 
 
 def expand(pattern: str) -> list[Path]:
@@ -90,6 +92,9 @@ class FilesSource(Source):
     stats: dict[str, int] = field(default_factory=lambda: {"messages": 0, "bad_lines": 0, "files": 0, "errors": 0})
     _followed: dict[str, _Followed] = field(default_factory=dict)
     last_error: str | None = None
+    follow_mode: str | None = None  # "inotify" or "poll" while following
+    _paths: dict[str, tuple[Path, str]] = field(default_factory=dict)  # followed path (and real path) -> (path, format)
+    _keys: dict[str, str] = field(default_factory=dict)  # followed path -> its resolved path, this scan
 
     # -- Source interface -----------------------------------------------------
     async def run(self, ctx: SourceContext, *, once: bool = False) -> None:
@@ -100,25 +105,100 @@ class FilesSource(Source):
         follow = [e for e in self.entries if e.follow]
         if not follow:
             return
-        interval = min(e.poll_interval for e in follow)
-        while True:
+        if once:
             await self.poll(ctx)
-            if once or ctx.stop.is_set():
-                break
-            try:
-                await asyncio.wait_for(ctx.stop.wait(), timeout=interval)
-            except asyncio.TimeoutError:
-                pass
-            if ctx.stop.is_set():
-                break
+            await self.close()
+            return
+        interval = min(e.poll_interval for e in follow)
+        loop = asyncio.get_running_loop()
+        watcher = Watcher.start(loop) if any(e.watch != "poll" for e in follow) else None
+        self.follow_mode = "inotify" if watcher is not None else "poll"
+        stopper = asyncio.create_task(self._wake_on_stop(ctx, watcher)) if watcher is not None else None
+        try:
+            while True:
+                complete = self._watch_entries(watcher, follow)
+                await self.poll(ctx)
+                complete = self._watch_files(watcher) and complete
+                if ctx.stop.is_set():
+                    break
+                # Every entry watched: rescan seldom (a safety net); else poll at the entries' pace.
+                period = max(interval, RESCAN_WATCHED) if complete else interval
+                await self._wait_for_changes(ctx, watcher, follow, period)
+                if ctx.stop.is_set():
+                    break
+        finally:
+            if stopper is not None:
+                stopper.cancel()
+            if watcher is not None:
+                watcher.close()
         await self.close()
 
     async def poll(self, ctx: SourceContext) -> None:
         """Read what is new in every followed file (files stay open between polls)."""
+        self._paths = {}
+        self._keys = {}
         for entry in self.entries:
             if entry.follow:
                 for path in expand(entry.path):
+                    self._paths.setdefault(str(path), (path, entry.format))
                     await self._poll_file(ctx, path, entry.format)
+
+    # -- follow by inotify -----------------------------------------------------
+    @staticmethod
+    async def _wake_on_stop(ctx: SourceContext, watcher: Watcher) -> None:
+        await ctx.stop.wait()
+        watcher.wake()
+
+    def _watch_entries(self, watcher: Watcher | None, follow: list[FileSourceConfig]) -> bool:
+        """Watch each entry's folder; True when every entry's folder is watched."""
+        if watcher is None:
+            return False
+        complete = True
+        for entry in follow:
+            folder = entry_folder(entry.path) if entry.watch != "poll" else None
+            if folder is None or not watcher.watch(folder):
+                complete = False
+        return complete
+
+    def _watch_files(self, watcher: Watcher | None) -> bool:
+        """Watch the real folder of each followed file reached through a symlink (and map
+        its real path to it); True when all are watched."""
+        if watcher is None:
+            return False
+        complete = True
+        for name, (path, fmt) in list(self._paths.items()):
+            key = self._keys.get(name)
+            if key is not None and key != name:
+                self._paths.setdefault(key, (path, fmt))
+                if not watcher.watch(os.path.dirname(key)):
+                    complete = False
+        return complete
+
+    async def _wait_for_changes(self, ctx: SourceContext, watcher: Watcher | None,
+                                follow: list[FileSourceConfig], period: float) -> None:
+        """Read the followed files written to until ``period`` is over, the stop, or a
+        change that needs a rescan (a file created, moved, deleted; see :mod:`.watch`)."""
+        if watcher is None:
+            try:
+                await asyncio.wait_for(ctx.stop.wait(), timeout=period)
+            except asyncio.TimeoutError:
+                pass
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + period
+        while not ctx.stop.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            await watcher.wait(remaining)
+            changed, rescan = watcher.take()
+            if rescan:
+                return
+            files, others = known(self._paths, changed)
+            if others and any(may_name(e.path, p) for p in others for e in follow if e.watch != "poll"):
+                return  # a file the entries may name but not followed yet
+            for path, fmt in files:
+                await self._poll_file(ctx, path, fmt)
 
     def health(self) -> dict[str, Any]:
         return {
@@ -126,6 +206,7 @@ class FilesSource(Source):
             # Only what the archive holds: the read position may be ahead while a batch waits.
             "followed": {k: f.committed for k, f in self._followed.items() if f.committed},
             "last_error": self.last_error,
+            **({"follow": self.follow_mode} if self.follow_mode else {}),
         }
 
     async def close(self) -> None:
@@ -165,7 +246,10 @@ class FilesSource(Source):
 
     # -- follow ---------------------------------------------------------------
     async def _poll_file(self, ctx: SourceContext, path: Path, fmt: str) -> None:
-        key = str(path.resolve())
+        name = str(path)
+        key = self._keys.get(name)
+        if key is None:  # resolved once a scan (each full poll starts afresh)
+            key = self._keys[name] = str(path.resolve())
         state = self._followed.get(key)
         if state is None:
             state = _Followed(path)
@@ -235,8 +319,9 @@ class FilesSource(Source):
         try:
             if line_too_deep(line):
                 raise InputError(depth_message())
-            obj = json.loads(line)
-            return parse_jsonl_record(obj, fmt, scrub=json_may_have_surrogates(line))
+            obj, by_orjson = loads_checked(line)
+            # orjson refuses lone surrogates: a record it read needs no scrub.
+            return parse_jsonl_record(obj, fmt, scrub=not by_orjson and json_may_have_surrogates(line))
         except (ValueError, MessageError, InputError, KeyError, TypeError, RecursionError) as exc:
             self.stats["bad_lines"] += 1
             self._error(f"{where}: skipped malformed line: {exc}")
