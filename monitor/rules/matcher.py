@@ -11,11 +11,12 @@ Compilation (on load and on every reload):
   suffixes stripped), and those forms are looked up. A word's lookup result (the set of term
   words it matches) is cached per field, so a word already seen costs one dict lookup.
   Persian words written in two pieces (``بیانیه ای``, ``می شود``) are joined first.
-* ``regex:`` selections of a field go into one RE2 ``FilteredRE2`` (its literal atoms decide
-  which regexes run at all; each runs in linear time). The filter is not run when no regex
-  asked about can match: the letter runs each regex needs
-  (:func:`~monitor.rules.regexes.required_literal_sets`) are marked on the words that hold
-  them when the word is first looked up, so a message's scan knows which are present.
+* ``regex:`` selections are RE2 programs (linear time), each run only when a candidate rule
+  asks about it and the letter runs it needs
+  (:func:`~monitor.rules.regexes.required_literal_sets`) are in the text: those runs are
+  marked on the words that hold them when the word is first looked up, so a message's scan
+  knows which are present. (One RE2 ``FilteredRE2`` over all of a field's regexes cost
+  20 - 60 µs per message it ran on; a regex alone costs 1 - 5 µs.)
 * Each rule gets an anchor, its "fast pattern": from the selections its condition requires
   (:func:`~monitor.rules.condition.necessary_selections`) the cheapest set by estimated word
   frequency (:mod:`monitor.rules.anchors`), and from each of those the rarest word of each
@@ -131,7 +132,6 @@ class _FieldIndex:
         self.automaton: ahocorasick.Automaton | None = None
         self.regexes: list[str] = []
         self.regex_ids: dict[str, int] = {}
-        self.filter = None
         self.compiled: list = []
         # word id -> indexes (ascending) of the rules anchored on it; emptied by build() into
         # key_rules, where rules anchored on the same words share one tuple
@@ -160,31 +160,16 @@ class _FieldIndex:
             self.regexes.append(pattern)
         return rid
 
-    @property
-    def filter(self):  # noqa: ANN201 - re2.Filter | None
-        """The field's RE2 filter over all its regexes, compiled on first use (a cached set
-        of 10,000 rules has ~250 regexes: ~0.2 s of RE2 compilation that a set without
-        regex candidates never needs; :meth:`Matcher.prepare` builds it ahead)."""
-        flt = self._filter
-        if flt is _UNBUILT:
-            flt = self._filter = self._build_filter()
-        return flt
-
-    @filter.setter
-    def filter(self, value) -> None:  # noqa: ANN001
-        self._filter = value
-
     def __getstate__(self) -> dict:
         # the RE2 programs and the word-lookup cache are rebuilt on load (see monitor.rules.cache);
         # word_ids (needed only while compiling) is rebuilt from words when asked for
         state = dict(self.__dict__)
-        for k in ("_filter", "compiled", "lookup", "word_ids", "first_terms", "phrase_keys"):
+        for k in ("compiled", "lookup", "word_ids", "first_terms", "phrase_keys"):
             state.pop(k, None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.filter = None
         self.compiled = []
         self.first_terms = {}
         if hasattr(self, "exact"):
@@ -245,8 +230,8 @@ class _FieldIndex:
         # its runs must be in the text's words): every set gets a negative id, which the word
         # lookup adds to a token holding one of its runs (once per distinct word: cached), so a
         # message's scan knows at no extra cost which sets it satisfies (_Scan.gates_found).
-        # A regex whose sets are not all satisfied cannot match: the RE2 filter is not run
-        # for it (regex_need[rid]: its set ids, None when it has none: always run).
+        # A regex whose sets are not all satisfied cannot match: it is not run (regex_need[rid]:
+        # its set ids, None when it has none: always run when asked about).
         set_ids: dict[tuple[str, ...], int] = {}
         need: list[frozenset[int] | None] = []
         for pattern in self.regexes:
@@ -267,27 +252,12 @@ class _FieldIndex:
         lookup = getattr(self, "lookup", None)
         if lookup is not None:
             lookup.gates = auto
-        trigger_need = [need[r] for r in self.regex_triggers]
-        # the anchor regexes' needs: when none is satisfied, the filter is not run for the
-        # candidates (None: always run it)
-        self.regex_gates: tuple[frozenset[int], ...] | None = (
-            None if None in trigger_need else tuple(dict.fromkeys(trigger_need))  # type: ignore[arg-type]
+        # (regex id, the letter sets it needs or None, rules anchored on it) per anchor regex
+        self.regex_anchors: tuple[tuple[int, frozenset[int] | None, tuple[int, ...]], ...] = tuple(
+            (r, need[r], tuple(rs)) for r, rs in self.regex_triggers.items()
         )
         if self.regexes:
-            self._filter = _UNBUILT  # see the filter property
             self.compiled = _Regexes(self.regexes)
-
-    def _build_filter(self, pause: float = 0.0):  # noqa: ANN202
-        import re2
-
-        flt = re2.Filter()
-        opts = regex_options()
-        for pattern in self.regexes:
-            flt.Add(prepare_regex(pattern), opts)
-            if pause:
-                time.sleep(pause)  # off the event loop: let it run between two compilations
-        flt.Compile()
-        return flt
 
     @property
     def pattern_count(self) -> int:
@@ -307,16 +277,16 @@ class _FieldIndex:
         return self.has_triggers
 
 
-_UNBUILT = object()  # a field's RE2 filter not compiled yet
-
-
 class _Regexes(list):
-    """Each regex of a field compiled on first use (for the spans of a hit; whether a regex
-    matches at all is the field's RE2 filter's answer): ``compiled[regex id]``."""
+    """Each regex of a field compiled on first use (or by :meth:`Matcher.prepare`):
+    ``compiled[regex id]``; :meth:`search` says whether it matches a normalised text."""
 
     def __init__(self, patterns: list[str]) -> None:
         super().__init__([None] * len(patterns))
         self.patterns = patterns
+
+    def search(self, i: int, text: str) -> bool:
+        return self[i].search(text) is not None
 
     def __getitem__(self, i):  # noqa: ANN001, ANN204
         got = list.__getitem__(self, i)
@@ -787,7 +757,7 @@ class _Scan:
 
     __slots__ = (
         "index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans",
-        "_present", "_starts", "gates_found",
+        "_present", "_starts", "gates_found", "_norm",
     )
 
     def __init__(self, index: _FieldIndex, text: str) -> None:
@@ -797,7 +767,8 @@ class _Scan:
         self._starts: dict[int, list[int]] | None = None
         self._positions: dict[int, list[tuple[int, int]]] | None = None
         self._bounds: list[int] | None = None  # start offsets of the first tokens (see _start)
-        self._regex: frozenset[int] | None = None
+        self._regex: dict[int, bool] | None = None  # regex id -> matches (see regex_match)
+        self._norm: str | None = None  # normalize(text), for the regexes
         self._spans = None
         self.extra: list[tuple[int, frozenset[int]]] = []
         self.gates_found: frozenset[int] | set[int] = _NOTHING  # ids of the regex letter sets found
@@ -937,12 +908,25 @@ class _Scan:
         need = self.index.regex_need[rid]
         return need is None or need <= self.gates_found or not self.scanned
 
-    def regex_matched(self) -> frozenset[int]:
-        if self._regex is None:
-            flt = self.index.filter
-            got = flt.Match(normalize(self.text)) if flt is not None and self.text else None
-            self._regex = frozenset(got or ())
-        return self._regex
+    def regex_match(self, rid: int) -> bool:
+        """Whether regex ``rid`` matches the normalised text (memo per message). Only the
+        regexes asked about run, and none whose needed letters are absent."""
+        memo = self._regex
+        if memo is None:
+            memo = self._regex = {}
+        else:
+            v = memo.get(rid)
+            if v is not None:
+                return v
+        if not self.text or not self.may_match(rid):
+            v = False
+        else:
+            norm = self._norm
+            if norm is None:
+                norm = self._norm = normalize(self.text)
+            v = self.index.compiled.search(rid, norm)
+        memo[rid] = v
+        return v
 
     def offsets(self) -> OffsetMap:
         """Positions of the normalised text in the original."""
@@ -1139,12 +1123,16 @@ class Matcher:
         self.rule_count = len(self._rules)
 
     def prepare(self, pause: float = 0.0) -> "Matcher":
-        """Compile what is otherwise compiled on first use (the fields' RE2 filters), e.g. in
+        """Compile what is otherwise compiled on first use (the fields' regexes), e.g. in
         the thread that reads a reloaded set back, so no message pays for it; ``pause``:
         seconds to sleep after each regex (yielding the GIL to the event loop)."""
         for index in self.fields.values():
-            if index._filter is _UNBUILT:
-                index.filter = index._build_filter(pause)
+            compiled = index.compiled
+            for i in range(len(compiled)):
+                if list.__getitem__(compiled, i) is None:
+                    compiled[i]  # noqa: B018 - compiles it
+                    if pause:
+                        time.sleep(pause)  # off the event loop: let it run between two compilations
         return self
 
     def actors_of(self, msg: Message, scan: "_Scan | None" = None) -> tuple[str, ...]:
@@ -1215,18 +1203,16 @@ class Matcher:
                 got = list(filter(None, map(text_index.key_rules.__getitem__, found)))
                 if text_index.phrase_keys:
                     _phrase_candidates(text_index, found, got)
-            if text_index.regex_triggers and _regex_may_match(text_index, scan):
-                triggers = text_index.regex_triggers
-                got.extend(triggers[r] for r in scan.regex_matched() if r in triggers)
+            if text_index.regex_anchors:
+                _regex_candidates(text_index, scan, got)
         for name, index in self._eager_other:
             scan = scans[name] = _Scan(index, field_value(msg, name))
             if scan.found:
                 got.extend(filter(None, map(index.key_rules.__getitem__, scan.found)))
                 if index.phrase_keys:
                     _phrase_candidates(index, scan.found, got)
-            if index.regex_triggers and _regex_may_match(index, scan):
-                triggers = index.regex_triggers
-                got.extend(triggers[r] for r in scan.regex_matched() if r in triggers)
+            if index.regex_anchors:
+                _regex_candidates(index, scan, got)
         if not got:
             return self._unanchored, scans
         return sorted(set(self._unanchored).union(*got)), scans
@@ -1365,18 +1351,20 @@ def _phrase_candidates(index: _FieldIndex, found: set[int], got: list) -> None:
                 got.append(entries[i + 1])
 
 
-def _regex_may_match(index: _FieldIndex, scan: _Scan) -> bool:
-    """False when no anchor regex of the field can match (letters each needs are absent)."""
-    gates = index.regex_gates
-    if gates is None or not scan.scanned:  # no words on the field: the text was not scanned
-        return True
+def _regex_candidates(index: _FieldIndex, scan: _Scan, got: list) -> None:
+    """Add to ``got`` the rules anchored on a regex that matches (a regex whose needed
+    letters are absent is not run)."""
     found = scan.gates_found
-    if not found:
-        return False
-    for need in gates:
-        if need <= found:
-            return True
-    return False
+    if not scan.scanned:  # the field has no words: its letters were not looked for
+        got.extend([rules for r, _, rules in index.regex_anchors if scan.regex_match(r)])
+    elif not found:
+        for r, need, rules in index.regex_anchors:
+            if need is None and scan.regex_match(r):
+                got.append(rules)
+    else:
+        for r, need, rules in index.regex_anchors:
+            if (need is None or need <= found) and scan.regex_match(r):
+                got.append(rules)
 
 
 def _evaluate(sel: _Sel, scan: _Scan) -> bool:
@@ -1388,10 +1376,7 @@ def _evaluate(sel: _Sel, scan: _Scan) -> bool:
             return False
         return all(scan.term_spans(p) for p in sel.phrases)
     if op == "regex":
-        for rid in sel.regex_ids:
-            if scan.may_match(rid):
-                return not sel.regex_ids.isdisjoint(scan.regex_matched())
-        return False
+        return any(map(scan.regex_match, sel.regex_ids))
     # near: every group needs an alternative that occurs, then a window over their starts
     for g in sel.galts:
         if not scan.present(g):
@@ -1448,9 +1433,8 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
                         break
     else:
         offsets = scan.offsets()
-        matched = scan.regex_matched()
         for pattern, rid in zip(sel.sel.regexes, [scan.index.regex_ids[p] for p in sel.sel.regexes]):
-            if rid not in matched:
+            if not scan.regex_match(rid):
                 continue
             for m in scan.index.compiled[rid].finditer(normalize(text)):
                 if m.end() > m.start():
