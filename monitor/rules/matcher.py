@@ -39,9 +39,11 @@ when a candidate rule needs them, and character spans in the original text only 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 import time
+from functools import partial
 from itertools import chain, compress, count, repeat
 from operator import contains, itemgetter
 from typing import Callable, Iterable, Sequence
@@ -56,7 +58,7 @@ from .language import message_language
 from .morphology import MERGE_TOKENS, merged_pairs, word_forms
 from ..text import OffsetMap, normalize, scan_text, text_span
 from .regexes import (
-    compile_regex, options as regex_options, prepare as prepare_regex, required_literal, required_literal_sets,
+    compile_regex, required_literal, required_literal_sets,
 )
 from .ruleset import FIELDS, Rule, RuleSet, Selection
 from .terms import EXACT, Term, Word
@@ -1289,25 +1291,87 @@ class Matcher:
             if fast[0](truth, found):
                 if actors is None:
                     actors = self.actors_of(msg, scan_of("text")) if self.actors is not None else ()
-                hits.append(self._hit(cr, truth, scan_of, actors))
+                hits.append(_lazy_hit(cr.hit, actors, partial(_matches, cr, memo, scan_of)))
         return hits
 
-    def _hit(
-        self, cr: _Rule, truth: Callable[[int], bool], scan_of: Callable[[str], _Scan], actors: tuple[str, ...] = ()
-    ) -> Hit:
-        matches: list[Match] = []
-        for i in cr.positive:
-            if len(matches) >= MAX_MATCHES_PER_HIT:
-                break
-            if truth(i):
-                sel = cr.sels[i]
-                matches.extend(_explain(sel, scan_of(sel.field)))
-        if len(matches) > 1:
-            # terms that normalise alike (كرمان, کرمان) find the same words: report each span once
-            unique = list({(m.selection, m.field, m.start, m.end): m for m in reversed(matches)}.values())
-            unique.sort(key=lambda m: (_FIELD_ORDER[m.field], m.start, m.end, m.selection))
-            matches = unique[:MAX_MATCHES_PER_HIT]
-        return Hit(matches=tuple(matches), actors=actors, **cr.hit)
+
+
+def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) -> tuple[Match, ...]:
+    """The matches of a hit of rule ``cr`` (its true positive selections explained, spans in
+    the original text); ``memo``: the message's selection truths (selection uid -> bool)."""
+    matches: list[Match] = []
+    sels = cr.sels
+    for i in cr.positive:
+        if len(matches) >= MAX_MATCHES_PER_HIT:
+            break
+        sel = sels[i]
+        v = memo.get(sel.uid)
+        if v is None:
+            scan = scan_of(sel.field)
+            alts = sel.alts
+            v = memo[sel.uid] = alts.present(scan) if alts is not None else _evaluate(sel, scan)
+        if v:
+            matches.extend(_explain(sel, scan_of(sel.field)))
+    if len(matches) > 1:
+        # terms that normalise alike (كرمان, کرمان) find the same words: report each span once
+        unique = list({(m.selection, m.field, m.start, m.end): m for m in reversed(matches)}.values())
+        unique.sort(key=lambda m: (_FIELD_ORDER[m.field], m.start, m.end, m.selection))
+        matches = unique[:MAX_MATCHES_PER_HIT]
+    return tuple(matches)
+
+
+_MATCHES_SLOT = Hit.__dict__["matches"]  # the dataclass's slot (a member descriptor)
+_HIT_SETTERS = {f.name: Hit.__dict__[f.name].__set__ for f in dataclasses.fields(Hit)}
+
+
+class _LazyHit(Hit):
+    """A :class:`~monitor.model.Hit` whose ``matches`` (spans in the original text) are
+    computed on first access: counting hits (``rules eval``, benches) does not pay for them;
+    the archive, alerts and ``rules test`` read them. It reads as a ``Hit``: same ``repr``,
+    equal (and same hash) to the ``Hit`` with the same fields, pickled and copied as one."""
+
+    __slots__ = ("_pending",)
+
+    def _get_matches(self) -> tuple[Match, ...]:
+        try:
+            pending = self._pending
+        except AttributeError:  # made by Hit.__init__ (dataclasses.replace)
+            pending = None
+        if pending is not None:
+            _MATCHES_SLOT.__set__(self, pending())
+            object.__setattr__(self, "_pending", None)
+        return _MATCHES_SLOT.__get__(self, Hit)
+
+    def _set_matches(self, value: tuple[Match, ...]) -> None:  # Hit.__init__ only (frozen otherwise)
+        _MATCHES_SLOT.__set__(self, value)
+        object.__setattr__(self, "_pending", None)
+
+    matches = property(_get_matches, _set_matches)  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Hit):
+            return all(getattr(self, f) == getattr(other, f) for f in _HIT_SETTERS)
+        return NotImplemented
+
+    __hash__ = Hit.__hash__
+
+    def __reduce__(self):  # noqa: ANN204 - a plain Hit, matches computed
+        return (Hit, tuple(getattr(self, f) for f in _HIT_SETTERS))
+
+
+_LazyHit.__qualname__ = "Hit"  # the dataclass repr prints the class name
+
+
+def _lazy_hit(fields: dict, actors: tuple[str, ...], pending: Callable[[], tuple[Match, ...]]) -> Hit:
+    """A :class:`_LazyHit` with ``fields`` (a rule's constant fields), built without the
+    frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field: ~5 µs)."""
+    hit = object.__new__(_LazyHit)
+    setters = _HIT_SETTERS
+    for k, v in fields.items():
+        setters[k](hit, v)
+    setters["actors"](hit, actors)
+    object.__setattr__(hit, "_pending", pending)
+    return hit
 
 
 def _register_anchors(groups: "Iterable[tuple[dict, tuple[int, ...], list[int], dict, tuple | None]]") -> None:
