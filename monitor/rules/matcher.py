@@ -759,7 +759,7 @@ class _Scan:
 
     __slots__ = (
         "index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans",
-        "_present", "_starts", "gates_found", "_norm",
+        "_present", "_starts", "gates_found", "_norm", "explained",
     )
 
     def __init__(self, index: _FieldIndex, text: str) -> None:
@@ -771,6 +771,7 @@ class _Scan:
         self._bounds: list[int] | None = None  # start offsets of the first tokens (see _start)
         self._regex: dict[int, bool] | None = None  # regex id -> matches (see regex_match)
         self._norm: str | None = None  # normalize(text), for the regexes
+        self.explained: dict[int, list[tuple[str, int, int]]] | None = None  # see _explain
         self._spans = None
         self.extra: list[tuple[int, frozenset[int]]] = []
         self.gates_found: frozenset[int] | set[int] = _NOTHING  # ids of the regex letter sets found
@@ -1320,6 +1321,22 @@ def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) 
     return tuple(matches)
 
 
+_MATCH_SETTERS = tuple(Match.__dict__[f.name].__set__ for f in dataclasses.fields(Match))
+
+
+def _new_match(selection: str, term: str, start: int, end: int, field: str) -> Match:
+    """``Match(selection, term, start, end, field)`` without the frozen dataclass's
+    ``__init__`` (one ``object.__setattr__`` per field)."""
+    m = object.__new__(Match)
+    s0, s1, s2, s3, s4 = _MATCH_SETTERS
+    s0(m, selection)
+    s1(m, term)
+    s2(m, start)
+    s3(m, end)
+    s4(m, field)
+    return m
+
+
 _MATCHES_SLOT = Hit.__dict__["matches"]  # the dataclass's slot (a member descriptor)
 _HIT_SETTERS = {f.name: Hit.__dict__[f.name].__set__ for f in dataclasses.fields(Hit)}
 
@@ -1471,19 +1488,28 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
 
     def add(term: str, start: int, end: int) -> None:
         s, e = scan.span(start, end)
-        out.append(Match(name, term, s, e, field))
+        out.append(_new_match(name, term, s, e, field))
 
     terms: Sequence[Term] = sel.sel.terms
     if sel.op in ("any", "all"):
-        term_wids = sel.term_wids
-        for t in sel.found_terms(scan.found, scan.index):
-            spans = scan.term_spans(term_wids[t])
-            if not spans:
-                continue
-            raw = terms[t].raw
-            for s, e in (_outermost(spans) if len(spans) > 1 else spans)[:MAX_MATCHES_PER_HIT]:
-                a, b = scan.span(s, e)
-                out.append(Match(name, raw, a, b, field))
+        # the spans depend on the terms only: selections that share a tuple of terms (a list
+        # or an actor referenced by several rules) are explained once per message
+        explained = scan.explained
+        if explained is None:
+            explained = scan.explained = {}
+        found = explained.get(id(terms))
+        if found is None:
+            found = explained[id(terms)] = []
+            term_wids = sel.term_wids
+            for t in sel.found_terms(scan.found, scan.index):
+                spans = scan.term_spans(term_wids[t])
+                if not spans:
+                    continue
+                raw = terms[t].raw
+                for s, e in (_outermost(spans) if len(spans) > 1 else spans)[:MAX_MATCHES_PER_HIT]:
+                    a, b = scan.span(s, e)
+                    found.append((raw, a, b))
+        return [_new_match(name, raw, a, b, field) for raw, a, b in found]
     elif sel.op == "near":
         window = _near_window(_group_starts(sel, scan), sel.within)
         if window is not None:
@@ -1503,7 +1529,7 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
             for m in scan.index.compiled[rid].finditer(normalize(text)):
                 if m.end() > m.start():
                     start, end = text_span(text, offsets, m.start(), m.end())
-                    out.append(Match(sel.name, pattern, start, end, sel.field))
+                    out.append(_new_match(sel.name, pattern, start, end, sel.field))
                 if len(out) >= MAX_MATCHES_PER_HIT:
                     break
     return out
