@@ -16,9 +16,12 @@ hashtags, punctuation), then prints:
 ``--scale 1000,5000,10000`` instead prints, for each rule count, the match patterns, load
 and compile times, the compiled matcher's RSS and the msgs/s of one process (no naive loop).
 
+A hit's matches (spans) are computed when first read (the archive and alerts read them;
+``rules eval`` and this bench's count do not): ``--explain`` reads them for every hit.
+
 Usage: python bench/match_bench.py [--rules 1000] [--messages 200000] [--naive N]
                                    [--workers 2] [--seed 1] [--profile] [--scale 1000,5000,10000]
-                                   [--actors rules/actors.yml]
+                                   [--actors rules/actors.yml] [--explain]
 """
 
 from __future__ import annotations
@@ -295,13 +298,22 @@ def make_rules(rng: random.Random, vocab: dict[str, list[str]], n: int, director
 
 
 # -- measuring ------------------------------------------------------------------------------
+EXPLAIN = False  # --explain: read every hit's matches (as the archive and alerts do)
+
+
 def run_share(matcher: Matcher, messages: list[Message]) -> tuple[int, float, float]:
     """(hits, wall seconds, CPU seconds of this process)."""
     t, c = time.perf_counter(), time.process_time()
     hits = 0
     match = matcher.match
-    for m in messages:
-        hits += len(match(m))
+    if EXPLAIN:
+        for m in messages:
+            for h in match(m):
+                h.matches  # noqa: B018 - computed on first read
+                hits += 1
+    else:
+        for m in messages:
+            hits += len(match(m))
     return hits, time.perf_counter() - t, time.process_time() - c
 
 
@@ -370,7 +382,7 @@ def scale(args: argparse.Namespace, vocab: dict[str, list[str]], messages: list[
             t_compile, c_compile = time.perf_counter() - t, time.process_time() - c
             t_cached, c_cached = cached_load([rules_dir])
         s = matcher.stats()
-        matcher.prepare()  # the RE2 filters, as the daemon compiles them: not counted as matching
+        matcher.prepare()  # the regexes (RE2), as the daemon compiles them: not counted as matching
         hits, elapsed, cpu = run_share(matcher, messages)
         gc.collect()
         matcher_mb = current_rss_mb() - rss_before  # rule set + patterns + the per-field word caches after the run
@@ -399,7 +411,12 @@ def main() -> None:
                     help="fraction of messages made of everyday words only, no attack vocabulary "
                          "(0: the default stream, which uses the rules' words at a high rate; 0.95: a realistic channel)")
     ap.add_argument("--scale", default=None, help="comma-separated rule counts: the scaling table only")
+    ap.add_argument("--explain", action="store_true",
+                    help="also read every hit's matches (spans in the original text; computed on first read, "
+                         "as the archive, alerts and `rules test` do); without it the rate counts hits only")
     args = ap.parse_args()
+    global EXPLAIN
+    EXPLAIN = args.explain
     if args.naive is None:
         args.naive = 1000 if args.rules <= 1000 else max(20, 200_000 // args.rules)
 
@@ -474,7 +491,7 @@ def cached_load(paths: list[Path]) -> tuple[float, float]:
                 best = min(best, (time.perf_counter() - t, time.process_time() - c))
                 assert statuses == ["hit"], statuses
                 t = time.perf_counter()
-                got.prepare()  # the RE2 filters, otherwise compiled on first use
+                got.prepare()  # the regexes (RE2), otherwise compiled on first use
                 cached_load.prepare = time.perf_counter() - t  # type: ignore[attr-defined]
                 del got
         finally:
@@ -507,7 +524,7 @@ def measure(args: argparse.Namespace, paths: list[Path], messages: list[Message]
           f"rule set + matcher {matcher_mb:.0f} MB RSS; load average {load_average()}")
     t_cached, c_cached = cached_load(paths)
     print(f"cached:   load from the on-disk cache of compiled sets {t_cached:.2f}s ({c_cached:.2f} CPU s; "
-          f"restart, rules test; + {cached_load.prepare:.2f}s of RE2 filters compiled on first use; "  # type: ignore[attr-defined]
+          f"restart, rules test; + {cached_load.prepare:.2f}s of regexes (RE2) compiled on first use; "  # type: ignore[attr-defined]
           f"load average {load_average()})")
 
     # naive loop on the first N messages
@@ -521,7 +538,7 @@ def measure(args: argparse.Namespace, paths: list[Path], messages: list[Message]
     same = compiled_head == naive_hits
     n_naive_hits = sum(len(h) for h in naive_hits)
 
-    # compiled matcher on everything; the fields' RE2 filters are compiled first, as the
+    # compiled matcher on everything; the fields' regexes (RE2) are compiled first, as the
     # daemon does (Matcher.prepare), so a one-time compilation is not counted as matching
     t = time.perf_counter()
     matcher.prepare()
@@ -534,9 +551,9 @@ def measure(args: argparse.Namespace, paths: list[Path], messages: list[Message]
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     rate = len(messages) / elapsed
-    print(f"compiled: {len(messages):,} messages in {elapsed:.2f}s = {rate:,.0f} msgs/s (1 process; "
+    print(f"compiled{' + matches' if EXPLAIN else ''}: {len(messages):,} messages in {elapsed:.2f}s = {rate:,.0f} msgs/s (1 process; "
           f"{len(messages) / cpu:,.0f} msgs per CPU second), {hits:,} hits ({hits / len(messages):.2f}/message); "
-          f"RE2 filters compiled before: {t_prepare:.2f}s; load average {load_average()}")
+          f"regexes compiled before: {t_prepare:.2f}s; load average {load_average()}")
     print(f"naive:    {len(head):,} messages in {t_naive:.2f}s = {naive_rate:,.0f} msgs/s, {n_naive_hits:,} hits")
     print(f"ratio:    {rate / naive_rate:,.0f}x")
     print(f"same hits on the first {len(head):,} messages: {'yes' if same else 'NO'}")

@@ -258,21 +258,19 @@ match:
 
 
 def test_regexes_from_the_cache_compile_on_first_use_and_match_alike(tmp_path, cache) -> None:
-    from monitor.rules.matcher import _UNBUILT
-
     d = rules(tmp_path, rule=REGEX_RULE)
     built, _ = load(d)
     cached, status = load(d)
     assert status == ["hit"]
     index = cached.fields["text"]
-    assert index._filter is _UNBUILT  # not compiled by the load
+    assert list.__getitem__(index.compiled, 0) is None  # not compiled by the load
     text = "claimed by Wilayat Sinai today"
     hits = cached.match(msg(text))
-    assert [h.rule_id for h in hits] == ["wilayah"] and index._filter is not _UNBUILT
+    assert [h.rule_id for h in hits] == ["wilayah"] and list.__getitem__(index.compiled, 0) is not None
     assert [(m.start, m.end) for m in hits[0].matches] == [(11, 24)]  # "Wilayat Sinai"
     assert hits == built.match(msg(text))
     again, _ = load(d)
-    assert again.prepare().fields["text"]._filter is not _UNBUILT  # what hot reload does off the loop
+    assert list.__getitem__(again.prepare().fields["text"].compiled, 0) is not None  # what hot reload does off the loop
 
 
 def test_the_collector_is_paused_while_loading_and_resumed_as_it_was(tmp_path, cache) -> None:

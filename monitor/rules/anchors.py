@@ -54,4 +54,4 @@ def term_cost(term: Term) -> float:
     return rarest_word(term)[1]
 
 
-REGEX_COST = 100.0  # anchoring on a regex runs the RE2 filter over every message: a last resort
+REGEX_COST = 100.0  # anchoring on a regex may run it on every message: a last resort

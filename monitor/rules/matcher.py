@@ -11,11 +11,12 @@ Compilation (on load and on every reload):
   suffixes stripped), and those forms are looked up. A word's lookup result (the set of term
   words it matches) is cached per field, so a word already seen costs one dict lookup.
   Persian words written in two pieces (``بیانیه ای``, ``می شود``) are joined first.
-* ``regex:`` selections of a field go into one RE2 ``FilteredRE2`` (its literal atoms decide
-  which regexes run at all; each runs in linear time). The filter is not run when no regex
-  asked about can match: the letter runs each regex needs
-  (:func:`~monitor.rules.regexes.required_literal_sets`) are marked on the words that hold
-  them when the word is first looked up, so a message's scan knows which are present.
+* ``regex:`` selections are RE2 programs (linear time), each run only when a candidate rule
+  asks about it and the letter runs it needs
+  (:func:`~monitor.rules.regexes.required_literal_sets`) are in the text: those runs are
+  marked on the words that hold them when the word is first looked up, so a message's scan
+  knows which are present. (One RE2 ``FilteredRE2`` over all of a field's regexes cost
+  20 - 60 µs per message it ran on; a regex alone costs 1 - 5 µs.)
 * Each rule gets an anchor, its "fast pattern": from the selections its condition requires
   (:func:`~monitor.rules.condition.necessary_selections`) the cheapest set by estimated word
   frequency (:mod:`monitor.rules.anchors`), and from each of those the rarest word of each
@@ -38,9 +39,11 @@ when a candidate rule needs them, and character spans in the original text only 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 import time
+from functools import partial
 from itertools import chain, compress, count, islice, repeat
 from operator import contains, itemgetter
 from typing import Callable, Iterable, Sequence
@@ -55,7 +58,7 @@ from .language import message_language
 from .morphology import MERGE_TOKENS, merged_pairs, word_forms
 from ..text import OffsetMap, normalize, scan_text, text_span
 from .regexes import (
-    compile_regex, options as regex_options, prepare as prepare_regex, required_literal, required_literal_sets,
+    compile_regex, required_literal, required_literal_sets,
 )
 from .ruleset import FIELDS, Rule, RuleSet, Selection
 from .lists import ListTerms
@@ -132,7 +135,6 @@ class _FieldIndex:
         self.automaton: ahocorasick.Automaton | None = None
         self.regexes: list[str] = []
         self.regex_ids: dict[str, int] = {}
-        self.filter = None
         self.compiled: list = []
         # word id -> indexes (ascending) of the rules anchored on it; emptied by build() into
         # key_rules, where rules anchored on the same words share one tuple
@@ -161,31 +163,16 @@ class _FieldIndex:
             self.regexes.append(pattern)
         return rid
 
-    @property
-    def filter(self):  # noqa: ANN201 - re2.Filter | None
-        """The field's RE2 filter over all its regexes, compiled on first use (a cached set
-        of 10,000 rules has ~250 regexes: ~0.2 s of RE2 compilation that a set without
-        regex candidates never needs; :meth:`Matcher.prepare` builds it ahead)."""
-        flt = self._filter
-        if flt is _UNBUILT:
-            flt = self._filter = self._build_filter()
-        return flt
-
-    @filter.setter
-    def filter(self, value) -> None:  # noqa: ANN001
-        self._filter = value
-
     def __getstate__(self) -> dict:
         # the RE2 programs and the word-lookup cache are rebuilt on load (see monitor.rules.cache);
         # word_ids (needed only while compiling) is rebuilt from words when asked for
         state = dict(self.__dict__)
-        for k in ("_filter", "compiled", "lookup", "word_ids", "first_terms", "phrase_keys"):
+        for k in ("compiled", "lookup", "word_ids", "first_terms", "phrase_keys"):
             state.pop(k, None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.filter = None
         self.compiled = []
         self.first_terms = {}
         if hasattr(self, "exact"):
@@ -246,8 +233,8 @@ class _FieldIndex:
         # its runs must be in the text's words): every set gets a negative id, which the word
         # lookup adds to a token holding one of its runs (once per distinct word: cached), so a
         # message's scan knows at no extra cost which sets it satisfies (_Scan.gates_found).
-        # A regex whose sets are not all satisfied cannot match: the RE2 filter is not run
-        # for it (regex_need[rid]: its set ids, None when it has none: always run).
+        # A regex whose sets are not all satisfied cannot match: it is not run (regex_need[rid]:
+        # its set ids, None when it has none: always run when asked about).
         set_ids: dict[tuple[str, ...], int] = {}
         need: list[frozenset[int] | None] = []
         for pattern in self.regexes:
@@ -268,27 +255,12 @@ class _FieldIndex:
         lookup = getattr(self, "lookup", None)
         if lookup is not None:
             lookup.gates = auto
-        trigger_need = [need[r] for r in self.regex_triggers]
-        # the anchor regexes' needs: when none is satisfied, the filter is not run for the
-        # candidates (None: always run it)
-        self.regex_gates: tuple[frozenset[int], ...] | None = (
-            None if None in trigger_need else tuple(dict.fromkeys(trigger_need))  # type: ignore[arg-type]
+        # (regex id, the letter sets it needs or None, rules anchored on it) per anchor regex
+        self.regex_anchors: tuple[tuple[int, frozenset[int] | None, tuple[int, ...]], ...] = tuple(
+            (r, need[r], tuple(rs)) for r, rs in self.regex_triggers.items()
         )
         if self.regexes:
-            self._filter = _UNBUILT  # see the filter property
             self.compiled = _Regexes(self.regexes)
-
-    def _build_filter(self, pause: float = 0.0):  # noqa: ANN202
-        import re2
-
-        flt = re2.Filter()
-        opts = regex_options()
-        for pattern in self.regexes:
-            flt.Add(prepare_regex(pattern), opts)
-            if pause:
-                time.sleep(pause)  # off the event loop: let it run between two compilations
-        flt.Compile()
-        return flt
 
     @property
     def pattern_count(self) -> int:
@@ -308,16 +280,16 @@ class _FieldIndex:
         return self.has_triggers
 
 
-_UNBUILT = object()  # a field's RE2 filter not compiled yet
-
-
 class _Regexes(list):
-    """Each regex of a field compiled on first use (for the spans of a hit; whether a regex
-    matches at all is the field's RE2 filter's answer): ``compiled[regex id]``."""
+    """Each regex of a field compiled on first use (or by :meth:`Matcher.prepare`):
+    ``compiled[regex id]``; :meth:`search` says whether it matches a normalised text."""
 
     def __init__(self, patterns: list[str]) -> None:
         super().__init__([None] * len(patterns))
         self.patterns = patterns
+
+    def search(self, i: int, text: str) -> bool:
+        return self[i].search(text) is not None
 
     def __getitem__(self, i):  # noqa: ANN001, ANN204
         got = list.__getitem__(self, i)
@@ -825,7 +797,7 @@ class _Scan:
 
     __slots__ = (
         "index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans",
-        "_present", "_starts", "gates_found",
+        "_present", "_starts", "gates_found", "_norm", "explained",
     )
 
     def __init__(self, index: _FieldIndex, text: str) -> None:
@@ -835,7 +807,9 @@ class _Scan:
         self._starts: dict[int, list[int]] | None = None
         self._positions: dict[int, list[tuple[int, int]]] | None = None
         self._bounds: list[int] | None = None  # start offsets of the first tokens (see _start)
-        self._regex: frozenset[int] | None = None
+        self._regex: dict[int, bool] | None = None  # regex id -> matches (see regex_match)
+        self._norm: str | None = None  # normalize(text), for the regexes
+        self.explained: dict[int, list[tuple[str, int, int]]] | None = None  # see _explain
         self._spans = None
         self.extra: list[tuple[int, frozenset[int]]] = []
         self.gates_found: frozenset[int] | set[int] = _NOTHING  # ids of the regex letter sets found
@@ -975,12 +949,25 @@ class _Scan:
         need = self.index.regex_need[rid]
         return need is None or need <= self.gates_found or not self.scanned
 
-    def regex_matched(self) -> frozenset[int]:
-        if self._regex is None:
-            flt = self.index.filter
-            got = flt.Match(normalize(self.text)) if flt is not None and self.text else None
-            self._regex = frozenset(got or ())
-        return self._regex
+    def regex_match(self, rid: int) -> bool:
+        """Whether regex ``rid`` matches the normalised text (memo per message). Only the
+        regexes asked about run, and none whose needed letters are absent."""
+        memo = self._regex
+        if memo is None:
+            memo = self._regex = {}
+        else:
+            v = memo.get(rid)
+            if v is not None:
+                return v
+        if not self.text or not self.may_match(rid):
+            v = False
+        else:
+            norm = self._norm
+            if norm is None:
+                norm = self._norm = normalize(self.text)
+            v = self.index.compiled.search(rid, norm)
+        memo[rid] = v
+        return v
 
     def offsets(self) -> OffsetMap:
         """Positions of the normalised text in the original."""
@@ -1196,12 +1183,16 @@ class Matcher:
         self.rule_count = len(self._rules)
 
     def prepare(self, pause: float = 0.0) -> "Matcher":
-        """Compile what is otherwise compiled on first use (the fields' RE2 filters), e.g. in
+        """Compile what is otherwise compiled on first use (the fields' regexes), e.g. in
         the thread that reads a reloaded set back, so no message pays for it; ``pause``:
         seconds to sleep after each regex (yielding the GIL to the event loop)."""
         for index in self.fields.values():
-            if index._filter is _UNBUILT:
-                index.filter = index._build_filter(pause)
+            compiled = index.compiled
+            for i in range(len(compiled)):
+                if list.__getitem__(compiled, i) is None:
+                    compiled[i]  # noqa: B018 - compiles it
+                    if pause:
+                        time.sleep(pause)  # off the event loop: let it run between two compilations
         return self
 
     def actors_of(self, msg: Message, scan: "_Scan | None" = None) -> tuple[str, ...]:
@@ -1272,18 +1263,16 @@ class Matcher:
                 got = list(filter(None, map(text_index.key_rules.__getitem__, found)))
                 if text_index.phrase_keys:
                     _phrase_candidates(text_index, found, got)
-            if text_index.regex_triggers and _regex_may_match(text_index, scan):
-                triggers = text_index.regex_triggers
-                got.extend(triggers[r] for r in scan.regex_matched() if r in triggers)
+            if text_index.regex_anchors:
+                _regex_candidates(text_index, scan, got)
         for name, index in self._eager_other:
             scan = scans[name] = _Scan(index, field_value(msg, name))
             if scan.found:
                 got.extend(filter(None, map(index.key_rules.__getitem__, scan.found)))
                 if index.phrase_keys:
                     _phrase_candidates(index, scan.found, got)
-            if index.regex_triggers and _regex_may_match(index, scan):
-                triggers = index.regex_triggers
-                got.extend(triggers[r] for r in scan.regex_matched() if r in triggers)
+            if index.regex_anchors:
+                _regex_candidates(index, scan, got)
         if not got:
             return self._unanchored, scans
         return sorted(set(self._unanchored).union(*got)), scans
@@ -1360,25 +1349,103 @@ class Matcher:
             if fast[0](truth, found):
                 if actors is None:
                     actors = self.actors_of(msg, scan_of("text")) if self.actors is not None else ()
-                hits.append(self._hit(cr, truth, scan_of, actors))
+                hits.append(_lazy_hit(cr.hit, actors, partial(_matches, cr, memo, scan_of)))
         return hits
 
-    def _hit(
-        self, cr: _Rule, truth: Callable[[int], bool], scan_of: Callable[[str], _Scan], actors: tuple[str, ...] = ()
-    ) -> Hit:
-        matches: list[Match] = []
-        for i in cr.positive:
-            if len(matches) >= MAX_MATCHES_PER_HIT:
-                break
-            if truth(i):
-                sel = cr.sels[i]
-                matches.extend(_explain(sel, scan_of(sel.field)))
-        if len(matches) > 1:
-            # terms that normalise alike (كرمان, کرمان) find the same words: report each span once
-            unique = list({(m.selection, m.field, m.start, m.end): m for m in reversed(matches)}.values())
-            unique.sort(key=lambda m: (_FIELD_ORDER[m.field], m.start, m.end, m.selection))
-            matches = unique[:MAX_MATCHES_PER_HIT]
-        return Hit(matches=tuple(matches), actors=actors, **cr.hit)
+
+
+def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) -> tuple[Match, ...]:
+    """The matches of a hit of rule ``cr`` (its true positive selections explained, spans in
+    the original text); ``memo``: the message's selection truths (selection uid -> bool)."""
+    matches: list[Match] = []
+    sels = cr.sels
+    for i in cr.positive:
+        if len(matches) >= MAX_MATCHES_PER_HIT:
+            break
+        sel = sels[i]
+        v = memo.get(sel.uid)
+        if v is None:
+            scan = scan_of(sel.field)
+            alts = sel.alts
+            v = memo[sel.uid] = alts.present(scan) if alts is not None else _evaluate(sel, scan)
+        if v:
+            matches.extend(_explain(sel, scan_of(sel.field)))
+    if len(matches) > 1:
+        # terms that normalise alike (كرمان, کرمان) find the same words: report each span once
+        unique = list({(m.selection, m.field, m.start, m.end): m for m in reversed(matches)}.values())
+        unique.sort(key=lambda m: (_FIELD_ORDER[m.field], m.start, m.end, m.selection))
+        matches = unique[:MAX_MATCHES_PER_HIT]
+    return tuple(matches)
+
+
+_MATCH_SETTERS = tuple(Match.__dict__[f.name].__set__ for f in dataclasses.fields(Match))
+
+
+def _new_match(selection: str, term: str, start: int, end: int, field: str) -> Match:
+    """``Match(selection, term, start, end, field)`` without the frozen dataclass's
+    ``__init__`` (one ``object.__setattr__`` per field)."""
+    m = object.__new__(Match)
+    s0, s1, s2, s3, s4 = _MATCH_SETTERS
+    s0(m, selection)
+    s1(m, term)
+    s2(m, start)
+    s3(m, end)
+    s4(m, field)
+    return m
+
+
+_MATCHES_SLOT = Hit.__dict__["matches"]  # the dataclass's slot (a member descriptor)
+_HIT_SETTERS = {f.name: Hit.__dict__[f.name].__set__ for f in dataclasses.fields(Hit)}
+
+
+class _LazyHit(Hit):
+    """A :class:`~monitor.model.Hit` whose ``matches`` (spans in the original text) are
+    computed on first access: counting hits (``rules eval``, benches) does not pay for them;
+    the archive, alerts and ``rules test`` read them. It reads as a ``Hit``: same ``repr``,
+    equal (and same hash) to the ``Hit`` with the same fields, pickled and copied as one."""
+
+    __slots__ = ("_pending",)
+
+    def _get_matches(self) -> tuple[Match, ...]:
+        try:
+            pending = self._pending
+        except AttributeError:  # made by Hit.__init__ (dataclasses.replace)
+            pending = None
+        if pending is not None:
+            _MATCHES_SLOT.__set__(self, pending())
+            object.__setattr__(self, "_pending", None)
+        return _MATCHES_SLOT.__get__(self, Hit)
+
+    def _set_matches(self, value: tuple[Match, ...]) -> None:  # Hit.__init__ only (frozen otherwise)
+        _MATCHES_SLOT.__set__(self, value)
+        object.__setattr__(self, "_pending", None)
+
+    matches = property(_get_matches, _set_matches)  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Hit):
+            return all(getattr(self, f) == getattr(other, f) for f in _HIT_SETTERS)
+        return NotImplemented
+
+    __hash__ = Hit.__hash__
+
+    def __reduce__(self):  # noqa: ANN204 - a plain Hit, matches computed
+        return (Hit, tuple(getattr(self, f) for f in _HIT_SETTERS))
+
+
+_LazyHit.__qualname__ = "Hit"  # the dataclass repr prints the class name
+
+
+def _lazy_hit(fields: dict, actors: tuple[str, ...], pending: Callable[[], tuple[Match, ...]]) -> Hit:
+    """A :class:`_LazyHit` with ``fields`` (a rule's constant fields), built without the
+    frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field: ~5 µs)."""
+    hit = object.__new__(_LazyHit)
+    setters = _HIT_SETTERS
+    for k, v in fields.items():
+        setters[k](hit, v)
+    setters["actors"](hit, actors)
+    object.__setattr__(hit, "_pending", pending)
+    return hit
 
 
 def _register_anchors(groups: "Iterable[tuple[dict, tuple[int, ...], list[int], dict, tuple | None]]") -> None:
@@ -1422,18 +1489,20 @@ def _phrase_candidates(index: _FieldIndex, found: set[int], got: list) -> None:
                 got.append(entries[i + 1])
 
 
-def _regex_may_match(index: _FieldIndex, scan: _Scan) -> bool:
-    """False when no anchor regex of the field can match (letters each needs are absent)."""
-    gates = index.regex_gates
-    if gates is None or not scan.scanned:  # no words on the field: the text was not scanned
-        return True
+def _regex_candidates(index: _FieldIndex, scan: _Scan, got: list) -> None:
+    """Add to ``got`` the rules anchored on a regex that matches (a regex whose needed
+    letters are absent is not run)."""
     found = scan.gates_found
-    if not found:
-        return False
-    for need in gates:
-        if need <= found:
-            return True
-    return False
+    if not scan.scanned:  # the field has no words: its letters were not looked for
+        got.extend([rules for r, _, rules in index.regex_anchors if scan.regex_match(r)])
+    elif not found:
+        for r, need, rules in index.regex_anchors:
+            if need is None and scan.regex_match(r):
+                got.append(rules)
+    else:
+        for r, need, rules in index.regex_anchors:
+            if (need is None or need <= found) and scan.regex_match(r):
+                got.append(rules)
 
 
 def _evaluate(sel: _Sel, scan: _Scan) -> bool:
@@ -1445,10 +1514,7 @@ def _evaluate(sel: _Sel, scan: _Scan) -> bool:
             return False
         return all(scan.term_spans(p) for p in sel.phrases)
     if op == "regex":
-        for rid in sel.regex_ids:
-            if scan.may_match(rid):
-                return not sel.regex_ids.isdisjoint(scan.regex_matched())
-        return False
+        return any(map(scan.regex_match, sel.regex_ids))
     # near: every group needs an alternative that occurs, then a window over their starts
     for g in sel.galts:
         if not scan.present(g):
@@ -1479,19 +1545,28 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
 
     def add(term: str, start: int, end: int) -> None:
         s, e = scan.span(start, end)
-        out.append(Match(name, term, s, e, field))
+        out.append(_new_match(name, term, s, e, field))
 
     terms: Sequence[Term] = sel.sel.terms
     if sel.op in ("any", "all"):
-        term_wids = sel.term_wids
-        for t in sel.found_terms(scan.found, scan.index):
-            spans = scan.term_spans(term_wids[t])
-            if not spans:
-                continue
-            raw = terms[t].raw
-            for s, e in (_outermost(spans) if len(spans) > 1 else spans)[:MAX_MATCHES_PER_HIT]:
-                a, b = scan.span(s, e)
-                out.append(Match(name, raw, a, b, field))
+        # the spans depend on the terms only: selections that share a tuple of terms (a list
+        # or an actor referenced by several rules) are explained once per message
+        explained = scan.explained
+        if explained is None:
+            explained = scan.explained = {}
+        found = explained.get(id(terms))
+        if found is None:
+            found = explained[id(terms)] = []
+            term_wids = sel.term_wids
+            for t in sel.found_terms(scan.found, scan.index):
+                spans = scan.term_spans(term_wids[t])
+                if not spans:
+                    continue
+                raw = terms[t].raw
+                for s, e in (_outermost(spans) if len(spans) > 1 else spans)[:MAX_MATCHES_PER_HIT]:
+                    a, b = scan.span(s, e)
+                    found.append((raw, a, b))
+        return [_new_match(name, raw, a, b, field) for raw, a, b in found]
     elif sel.op == "near":
         window = _near_window(_group_starts(sel, scan), sel.within)
         if window is not None:
@@ -1505,14 +1580,13 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
                         break
     else:
         offsets = scan.offsets()
-        matched = scan.regex_matched()
         for pattern, rid in zip(sel.sel.regexes, [scan.index.regex_ids[p] for p in sel.sel.regexes]):
-            if rid not in matched:
+            if not scan.regex_match(rid):
                 continue
             for m in scan.index.compiled[rid].finditer(normalize(text)):
                 if m.end() > m.start():
                     start, end = text_span(text, offsets, m.start(), m.end())
-                    out.append(Match(sel.name, pattern, start, end, sel.field))
+                    out.append(_new_match(sel.name, pattern, start, end, sel.field))
                 if len(out) >= MAX_MATCHES_PER_HIT:
                     break
     return out

@@ -145,8 +145,8 @@ def required_literal(pattern: str) -> str | None:
     """A run of ASCII letters every match of ``pattern`` contains (lowercase), or None.
 
     Only the simple, common case is recognised: the pattern starts (after ``\\b``, ``^`` or
-    ``(?i)``) with plain letters and has no ``|`` outside parentheses. The matcher runs the
-    RE2 filter for such a regex only when the normalised text contains the letters (the text
+    ``(?i)``) with plain letters and has no ``|`` outside parentheses. The matcher's gates
+    let a rule needing such a regex through only when the normalised text contains the letters (the text
     is lowercase after normalisation, which also folds ``ſ`` and the Kelvin sign)."""
     i, n = 0, len(pattern)
     while True:
