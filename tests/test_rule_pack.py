@@ -492,6 +492,29 @@ EXAMPLES = [
     ("claim-fa", "قسد و دولت دمشق درباره ادغام نیروها در ارتش سوریه گفت‌وگو کردند.", dict(**TG), False),
     # the Popular Mobilisation Forces are Iraq's state forces: their operation against IS is not a claim
     ("claim-formula-fa", "حشد الشعبی اعلام کرد عملیات پاکسازی بقایای داعش در مرز سوریه با موفقیت به پایان رسید.", dict(**TG), False),
+    # round 8: a group's habit, an encyclopedia's line and a relative clause are background, not a claim
+    ("claim-fa", "گروه جیش العدل هرازگاهی مسئولیت حمله به پاسگاه‌های مرزی را بر عهده می‌گیرد.", dict(**TG), False),
+    ("report-fa", "گروه جیش العدل هرازگاهی مسئولیت حمله به پاسگاه‌های مرزی را بر عهده می‌گیرد.", dict(**TG), True),
+    ("claim-fa", "انفجار ایستگاه قطار که در ۱۲ مهر ۱۳۹۹ش رخ داد[۳] و داعش مسئولیت آن را به عهده گرفت.", dict(**TG), False),
+    ("report-fa", "انفجار ایستگاه قطار که در ۱۲ مهر ۱۳۹۹ش رخ داد[۳] و داعش مسئولیت آن را به عهده گرفت.", dict(**TG), True),
+    ("claim-fa", "حمله به مسجد که طالبان پاکستان مسئولیت آن را بر عهده گرفته است، با محکومیت گسترده روبرو شد.", dict(**TG), False),
+    ("claim-fa", "طالبان پاکستان مسئولیت حمله به مسجد پیشاور را بر عهده گرفت.", dict(**TG), True),
+    # the Islamic State's agency telling an attack, a group claiming a toll, an outcome announced at length
+    ("claim-fa", "خبرگزاری أعماق وابسته به داعش روز جمعه در خبری کوتاه اعلام کرد انفجار بازار را عوامل این گروه انجام داده‌اند.", dict(**TG), True),
+    ("claim-fa", "خبرگزاری أعماق اعلام کرد گزارش‌ها درباره دست داشتن این گروه در انفجار بازار بی‌اساس است.", dict(**TG), False),
+    ("claim-fa", "گروه الشباب در بیانیه‌ای مدعی کشته شدن ۱۲ سرباز کنیایی در منطقه لامو شد.", dict(**TG), True),
+    ("claim-fa", "گردان‌های قسام از تصرف یک پهپاد جاسوسی ارتش اشغالگر در شرق رفح و دستیابی به اطلاعات ذخیره‌شده در آن خبر داد.", dict(**TG), True),
+    ("claim-fa", "جبهه مقاومت ملی از کشته شدن هفت طالب و زخمی شدن چهار تن دیگر در حملات شبانه بر پاسگاه‌های این گروه در بغلان خبر داد.", dict(**TG), True),
+    ("claim-fa", "سخنگوی نیروهای مسلح عراق از کشته شدن سه تن از سرکردگان گروه تروریستی داعش در عملیات ارتش در کرکوک خبر داد.", dict(**TG), False),
+    ("claim-fa", "سپاه از کشته شدن چهار عضو گروهک پژاک در درگیری مرزی در شمال غرب کشور خبر داد.", dict(**TG), False),
+    # the group's spokesman on an attack "by the men of this front / group"
+    ("claim-fa", "جبهه آزادی افغانستان اعلام کرد ویدئوی منتشرشده مربوط به حمله نیروهای این جبهه به یک پاسگاه طالبان در پروان است.", dict(**TG), True),
+    ("claim-fa", "پلیس اعلام کرد در حمله افراد مسلح این گروه به یک پاسگاه دو مامور کشته شدند.", dict(**TG), False),
+    ("claim-formula-fa", "جبهه مقاومت ملی مدعی شد که در حمله‌ی این جبهه بر یک کاروان طالبان در بغلان چهار طالب کشته‌وزخمی شدند.", dict(**TG), True),
+    ("claim-formula-fa", "جبهه مقاومت ملی گفت که نشست رهبران این جبهه در دوشنبه برگزار شد.", dict(**TG), False),
+    # the group in the first person in its statement, and a state's "we" about terrorists
+    ("claim-stance-fa", "در این بیانیه آمده است: ما در پاسخ به تجاوزات دشمن یک حمله پهپادی به فرودگاه انجام دادیم.", dict(**TG), True),
+    ("claim-stance-fa", "در این بیانیه آمده است: ما در این عملیات ۱۲ تروریست را به هلاکت رساندیم.", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
@@ -1125,6 +1148,21 @@ EXAMPLES = [
     ("statement-comment-fa", "معاون سخنگوی وزارت دفاع آمریکا خاطرنشان کرد که این حملات ۳۲ بار در عراق رخ داده است", dict(**TG), True),
     ("statement-comment-fa", "سخنگوی طالبان اعلام کرد که این گروه هیچ ارتباطی با حملات دو روز پیش در کابل ندارد", dict(**TG), False),
     ("statement-comment-fa", "وزارت دفاع اعلام کرد رزمایش حمله به اهداف فرضی فردا برگزار می‌شود", dict(**TG), False),
+    # round 8: a court's sentence, a group's own words and the reactions summed up are not statements
+    ("statement-comment-fa", "رئیس دادگاه گفت حکم اعدام سه نفر از متهمان حمله به حرم صادر شد.", dict(**TG), False),
+    ("statement-comment-fa", "به گزارش الجزیره در این بیانیه آمده است: ما در پاسخ به حملات به قدس یک حمله موشکی انجام دادیم.", dict(**TG), False),
+    ("statement-comment-fa", "سخنگوی جبهه افزوده است که این حمله بر پاسگاه نیروهای طالبان انجام شده است.", dict(**TG), False),
+    ("statement-comment-fa", "به گزارش فارس، أعماق اعلام کرد انفجارهای کلمبو را عوامل این گروه انجام داده‌اند.", dict(**TG), False),
+    ("statement-comment-fa", "مقامات محلی کنیا از حمله افراد مسلح به یک روستا در لامو خبر دادند.", dict(**TG), True),
+    ("statement-condemn-fa", "این حمله تروریستی با محکومیت سازمان ملل و کشورهای منطقه مواجه شد.", dict(**TG), False),
+    ("statement-condemn-fa", "وزارت خارجه قطر حمله تروریستی به مسجد را به شدت محکوم کرد.", dict(**TG), True),
+    # a state's toll announced ("از کشته شدن ... خبر داد") and the perfect "کشته‌اند"
+    ("statement-strike-fa", "قرارگاه جنوب غرب ارتش از کشته شدن چهار تروریست در درگیری مرزی خبر داد.", dict(**TG), True),
+    ("statement-strike-fa", "دولت آمریکا می‌گوید نیروهای هوایی این کشور یک فرمانده القاعده را در ادلب کشته‌اند.", dict(**TG), True),
+    ("statement-strike-fa", "نیروهای هوایی این کشور در مراسم رژه روز ارتش شرکت کردند.", dict(**TG), False),
+    ("statement-strike-fa", "بربنیاد خبرنامه جبهه مقاومت ملی، حمله بر افراد طالبان در نزدیکی وزارت دفاع صورت گرفته که در آن دو طالب کشته شده‌اند.", dict(**TG), False),
+    ("statement-threat-fa", "وزارت دفاع تأکید کرد که ارتش به این اقدامات تحریک‌آمیز پاسخ مناسب داده است.", dict(**TG), True),
+    ("statement-threat-fa", "وزیر آموزش گفت به نامه معلمان پاسخ مناسب داده خواهد شد.", dict(**TG), False),
 ]
 
 
