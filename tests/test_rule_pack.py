@@ -513,6 +513,7 @@ EXAMPLES = [
     ("claim-fa", "پلیس اعلام کرد در حمله افراد مسلح این گروه به یک پاسگاه دو مامور کشته شدند.", dict(**TG), False),
     ("claim-formula-fa", "جبهه مقاومت ملی مدعی شد که در حمله‌ی این جبهه بر یک کاروان طالبان در بغلان چهار طالب کشته‌وزخمی شدند.", dict(**TG), True),
     ("claim-formula-fa", "جبهه مقاومت ملی گفت که نشست رهبران این جبهه در دوشنبه برگزار شد.", dict(**TG), False),
+    ("claim-formula-fa", "جبهه مقاومت ملی مدعی شد که در حملهی این جبهه بر پاسگاه طالبان در پنجشیر سه طالب کشتهوزخمی شدند.", dict(**TG), True),
     # the group's newsletter as the source names the ministry it struck; the other side's silence "so far" is
     # not a claim's background
     ("claim-formula-fa", "بربنیاد خبرنامه جبهه مقاومت ملی، حمله بر افراد طالبان در نزدیکی وزارت دفاع صورت گرفته که در آن دو طالب کشته شده‌اند.", dict(**TG), True),
