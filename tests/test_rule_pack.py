@@ -1162,6 +1162,10 @@ EXAMPLES = [
     ("statement-comment-fa", "به گزارش فارس، أعماق اعلام کرد انفجارهای کلمبو را عوامل این گروه انجام داده‌اند.", dict(**TG), False),
     ("statement-condemn-fa", "این حمله تروریستی با محکومیت سازمان ملل و کشورهای منطقه مواجه شد.", dict(**TG), False),
     ("statement-condemn-fa", "وزارت خارجه قطر حمله تروریستی به مسجد را به شدت محکوم کرد.", dict(**TG), True),
+    # attack words in their non-violent senses
+    ("statement-comment-fa", "سخنگوی وزارت نفت گفت علت انفجار گاز در ساختمان مسکونی نشت لوله بوده است.", dict(**TG), False),
+    ("statement-comment-fa", "سخنگوی دولت گفت این حملات ترور شخصیت علیه وزیر است و پاسخ حقوقی می‌گیرد.", dict(**TG), False),
+    ("statement-comment-fa", "سخنگوی وزارت کشور گفت عاملان انفجار بمب در ایستگاه اتوبوس شناسایی شده‌اند.", dict(**TG), True),
     # a government's view of a group's strength is not a statement about an attack
     ("statement-comment-fa", "سخنگوی حکومت طالبان ادعا کرد که گروه تروریستی داعش در افغانستان کاملاً نابود شده و دیگر تهدیدی برای منطقه نیست.", dict(**TG), False),
     ("statement-strike-fa", "سخنگوی حکومت طالبان ادعا کرد که گروه تروریستی داعش در افغانستان کاملاً نابود شده و دیگر تهدیدی برای منطقه نیست.", dict(**TG), False),
