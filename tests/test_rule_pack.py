@@ -1187,6 +1187,9 @@ EXAMPLES = [
     ("statement-comment-fa", "رئیس جمهور در سالگرد حمله تروریستی شاهچراغ گفت یاد شهدا را گرامی می‌داریم.", dict(**TG), False),
     ("statement-blame-fa", "دادستان کل گفت پرونده عاملان حمله به مجلس با صدور کیفرخواست به دادگاه فرستاده شد.", dict(**TG), False),
     ("statement-blame-fa", "دادستان کل گفت عاملان حمله به مجلس از سوی سرویس‌های بیگانه هدایت می‌شدند.", dict(**TG), True),
+    # a warning over sanctions or trade is not a threat over an attack
+    ("statement-threat-fa", "سخنگوی وزارت خارجه هشدار داد که تحریم‌های جدید آمریکا به ضرر خود واشنگتن تمام می‌شود.", dict(**TG), False),
+    ("statement-threat-fa", "سخنگوی وزارت خارجه هشدار داد که آمریکا پاسخ قاطع حمله به کنسولگری و تحریم‌های جدید را خواهد گرفت.", dict(**TG), True),
     # a government's view of a group's strength is not a statement about an attack
     ("statement-comment-fa", "سخنگوی حکومت طالبان ادعا کرد که گروه تروریستی داعش در افغانستان کاملاً نابود شده و دیگر تهدیدی برای منطقه نیست.", dict(**TG), False),
     ("statement-strike-fa", "سخنگوی حکومت طالبان ادعا کرد که گروه تروریستی داعش در افغانستان کاملاً نابود شده و دیگر تهدیدی برای منطقه نیست.", dict(**TG), False),
