@@ -531,11 +531,10 @@ EXAMPLES = [
     ("claim-formula-fa", "جبهه مقاومت ملی مدعی شد که در حمله‌ی این جبهه بر یک کاروان طالبان در بغلان چهار طالب کشته‌وزخمی شدند.", dict(**TG), True),
     ("claim-formula-fa", "جبهه مقاومت ملی گفت که نشست رهبران این جبهه در دوشنبه برگزار شد.", dict(**TG), False),
     ("claim-formula-fa", "جبهه مقاومت ملی مدعی شد که در حملهی این جبهه بر پاسگاه طالبان در پنجشیر سه طالب کشتهوزخمی شدند.", dict(**TG), True),
-    # the group's newsletter as the source names the ministry it struck; the other side's silence "so far" is
-    # not a claim's background
+    # the group's newsletter as the source names the ministry it struck, not a ministry speaking
     ("claim-formula-fa", "بربنیاد خبرنامه جبهه مقاومت ملی، حمله بر افراد طالبان در نزدیکی وزارت دفاع صورت گرفته که در آن دو طالب کشته شده‌اند.", dict(**TG), True),
     ("claim-formula-fa", "وزارت دفاع اعلام کرد در حمله جبهه مقاومت ملی بر یک پاسگاه دو سرباز کشته شده‌اند.", dict(**TG), False),
-    ("claim-formula-fa", "سخنگوی جبهه آزادی افغانستان گفت که در حمله نیروهایش بر پاسگاه طالبان سه طالب کشته شدند. تا کنون طالبان در این باره چیزی نگفته‌اند.", dict(**TG), True),
+    ("claim-formula-fa", "سخنگوی جبهه آزادی افغانستان گفت که در حمله نیروهایش بر پاسگاه طالبان سه طالب کشته شدند.", dict(**TG), True),
     # the group in the first person in its statement, and a state's "we" about terrorists
     ("claim-stance-fa", "در این بیانیه آمده است: ما در پاسخ به تجاوزات دشمن یک حمله پهپادی به فرودگاه انجام دادیم.", dict(**TG), True),
     ("claim-stance-fa", "در این بیانیه آمده است: ما در این عملیات ۱۲ تروریست را به هلاکت رساندیم.", dict(**TG), False),
