@@ -1126,6 +1126,22 @@ EXAMPLES = [
     ("claim-formula-ar", "ذكرت مصادر إعلامية بأن حركة الجهاد الإسلامي هي من أطلق الصواريخ على المستوطنات", dict(**TG), False),
     ("claim-formula-ar", "أعلنت كتائب المجاهدين أنها تمكنت من تطوير صواريخ جديدة يصل مداها إلى المدن", dict(**TG), False),
     ("claim-formula-ar", "وأضاف قائد الشرطة: قتل 30 عنصرا من حركة الشباب واعتقل عشرة آخرون في العملية", dict(**TG), False),
+    # eighth Arabic round, statements: "دان"، "الجريمة البشعة"، a speakerless "عملا إرهابيا"; a movement or front speaking by
+    # the shape of its name; rejections across the speaker's name; "لا يعلم من"; the Maghreb's communiqués ("قضت مفارز
+    # ... على"، "إيقاف ... لتنظيم إرهابي") but not a court's "قضت"; air defences destroyed; an attack suffered
+    ("statement-condemn-ar", "دان رئيس الوزراء بشدة التفجير الإرهابي الذي استهدف سوقا شعبيا في العاصمة", dict(**TG), True),
+    ("statement-condemn-ar", "وقالت الوزارة في بيان إن هذه الجريمة البشعة التي استهدفت المصلين لن تنال من وحدة البلاد", dict(**TG), True),
+    ("statement-condemn-ar", "وتابع: ما حدث أمس كان عملا إرهابيا جبانا استهدف الأبرياء", dict(**TG), True),
+    ("statement-condemn-ar", "تعلن حركة شباب التغيير عن إدانتها الشديدة للتفجير الإرهابي في السوق", dict(**TG), False),
+    ("statement-condemn-ar", "أصدرت حركة النجباء بيانا أدانت فيه الغارات الأمريكية على مواقع الحشد", dict(**TG), False),
+    ("statement-condemn-ar", "ورفض وزير الخارجية السوداني أحمد علي ذلك الاتهام، مؤكدا أنه يدين الهجمات الإرهابية", dict(**TG), False),
+    ("statement-comment-ar", "أعلن الناطق باسم الجيش أن الجيش لا يعلم من قام بالغارات الجوية على البلدة", dict(**TG), False),
+    ("statement-comment-ar", "قال الرئيس إن البلاد تعرضت للإرهاب مرة أخرى", dict(**TG), True),
+    ("statement-strike-ar", "قضت مفارز للجيش الوطني الشعبي صبيحة اليوم على ثلاثة إرهابيين إثر عملية بحث وتمشيط", dict(**TG), True),
+    ("statement-strike-ar", "قضت محكمة الجنايات بالسجن المؤبد على ثلاثة إرهابيين أدينوا بالهجوم", dict(**TG), False),
+    ("statement-strike-ar", "وأعلنت وزارة الداخلية إيقاف عشرين عنصرا يشتبه في انتمائهم لتنظيم إرهابي", dict(**TG), True),
+    ("statement-strike-ar", "وقال المتحدث العسكري إن القوات الجوية دمرت منظومة دفاع جوي تركية في القاعدة", dict(**TG), True),
+    ("statement-strike-ar", "كمن مقاتلو الجماعة لرتل للجيش مما أسفر عن مقتل عشرين عنصرا", dict(**TG), False),
     ("claim-fa", "پکک مسؤلیت انفجارهای اخیر را برعهده گرفت", dict(**TG), True),
     ("claim-fa", "هنوز هیچ گروهی مسئولیت این حمله را بر عهده نگرفته است", dict(**TG), False),
     ("claim-formula-fa", "گروه جیش العدل با صدور بیانیه‌ای مدعی شده که یک خودروی حامل مواد منفجره را در داخل پاسگاه منفجر کرده است", dict(**TG), True),
