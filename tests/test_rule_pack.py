@@ -1142,6 +1142,17 @@ EXAMPLES = [
     ("statement-strike-ar", "وأعلنت وزارة الداخلية إيقاف عشرين عنصرا يشتبه في انتمائهم لتنظيم إرهابي", dict(**TG), True),
     ("statement-strike-ar", "وقال المتحدث العسكري إن القوات الجوية دمرت منظومة دفاع جوي تركية في القاعدة", dict(**TG), True),
     ("statement-strike-ar", "كمن مقاتلو الجماعة لرتل للجيش مما أسفر عن مقتل عشرين عنصرا", dict(**TG), False),
+    # eighth Arabic round, probes: a group admitting the deed, blame in the future tense, air defences meeting drones,
+    # the masculine "وبث" of a group's footage, the group's media relaying its fighters' deed, the enemy's strike as an army
+    # tells it
+    ("claim-ar", "اعترف تنظيم القاعدة في جزيرة العرب بتنفيذ الهجوم على المعسكر في أبين", dict(**TG), True),
+    ("claim-ar", "اعترف الوزير بتنفيذ إصلاحات اقتصادية متأخرة", dict(**TG), False),
+    ("claim-ar", "وحذرت الخارجية الأمريكية من أن واشنطن ستحمل الحوثيين المسؤولية عن أي هجمات جديدة", dict(**TG), False),
+    ("statement-strike-ar", "وأكد مصدر عسكري أن الدفاعات الجوية تصدت لطائرات مسيرة معادية في سماء دمشق", dict(**TG), True),
+    ("claim-formula-ar", "وبث التنظيم مقطعا مصورا يظهر لحظة تفجير الآلية العسكرية", dict(**TG), True),
+    ("claim-formula-ar", "وبث التلفزيون الرسمي مقطعا مصورا يظهر لحظة وصول الوفد", dict(**TG), False),
+    ("claim-formula-ar", "ونقلت إذاعة الأندلس التابعة للحركة أن مقاتلي الحركة سيطروا على القاعدة بعد اشتباكات عنيفة", dict(**TG), True),
+    ("statement-comment-ar", "وقالت قيادة الجيش اللبناني إن العدو الإسرائيلي استهدف دورية للجيش في الجنوب", dict(**TG), True),
     ("claim-fa", "پکک مسؤلیت انفجارهای اخیر را برعهده گرفت", dict(**TG), True),
     ("claim-fa", "هنوز هیچ گروهی مسئولیت این حمله را بر عهده نگرفته است", dict(**TG), False),
     ("claim-formula-fa", "گروه جیش العدل با صدور بیانیه‌ای مدعی شده که یک خودروی حامل مواد منفجره را در داخل پاسگاه منفجر کرده است", dict(**TG), True),
