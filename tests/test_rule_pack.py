@@ -1153,6 +1153,13 @@ EXAMPLES = [
     ("claim-formula-ar", "وبث التلفزيون الرسمي مقطعا مصورا يظهر لحظة وصول الوفد", dict(**TG), False),
     ("claim-formula-ar", "ونقلت إذاعة الأندلس التابعة للحركة أن مقاتلي الحركة سيطروا على القاعدة بعد اشتباكات عنيفة", dict(**TG), True),
     ("statement-comment-ar", "وقالت قيادة الجيش اللبناني إن العدو الإسرائيلي استهدف دورية للجيش في الجنوب", dict(**TG), True),
+    # eighth Arabic round, precision probes: an analyst's "إن تنظيم داعش ..."، a group's record in several countries, a
+    # cyber "attack" by hackers, words called an attack
+    ("claim-formula-ar", "قال الخبير الأمني إن تنظيم داعش يسعى لاستعادة قدرته على تنفيذ هجمات كبيرة", dict(**TG), False),
+    ("claim-ar", "وتعود جذور التنظيم إلى عام 2014 حين أعلن زعيمه قيام دولة الخلافة وتبنى هجمات في عدة دول", dict(**TG), False),
+    ("statement-comment-ar", "وقالت شركة أمنية إن قراصنة تبنوا الهجوم الإلكتروني على موقع الوزارة", dict(**TG), False),
+    ("statement-comment-ar", "وصف المتحدث باسم الحكومة تصريحات المعارضة بأنها هجوم غير مبرر على المؤسسات", dict(**TG), False),
+    ("statement-comment-ar", "ونقلت مصادر إعلامية عن الرئيس في تصريح صحفي قوله إن هذا الهجوم دليل على يأس الإرهابيين", dict(**TG), True),
     ("claim-fa", "پکک مسؤلیت انفجارهای اخیر را برعهده گرفت", dict(**TG), True),
     ("claim-fa", "هنوز هیچ گروهی مسئولیت این حمله را بر عهده نگرفته است", dict(**TG), False),
     ("claim-formula-fa", "گروه جیش العدل با صدور بیانیه‌ای مدعی شده که یک خودروی حامل مواد منفجره را در داخل پاسگاه منفجر کرده است", dict(**TG), True),
