@@ -1160,6 +1160,16 @@ EXAMPLES = [
     ("statement-comment-ar", "وقالت شركة أمنية إن قراصنة تبنوا الهجوم الإلكتروني على موقع الوزارة", dict(**TG), False),
     ("statement-comment-ar", "وصف المتحدث باسم الحكومة تصريحات المعارضة بأنها هجوم غير مبرر على المؤسسات", dict(**TG), False),
     ("statement-comment-ar", "ونقلت مصادر إعلامية عن الرئيس في تصريح صحفي قوله إن هذا الهجوم دليل على يأس الإرهابيين", dict(**TG), True),
+    # eighth Arabic round, recall probes: the group's men as a state names them ("إن إرهابيي بوكو حرام")، infiltrators met
+    # at the border, "تعلن ضرب هدف ... بالطيران المسير"، a suicide bomber in an official's account, an official's threat
+    # about an attack a group claimed (in a relative clause)
+    ("claim-formula-ar", "قال حاكم ولاية بورنو إن إرهابيي بوكو حرام قتلوا 37 شخصا في هجوم على قرية", dict(**TG), False),
+    ("statement-comment-ar", "قال حاكم ولاية بورنو إن إرهابيي بوكو حرام قتلوا 37 شخصا في هجوم على قرية", dict(**TG), True),
+    ("statement-strike-ar", "وأكدت قيادة الجيش في بيان أن وحداتها تصدت لمجموعة مسلحة حاولت التسلل عبر الحدود", dict(**TG), True),
+    ("claim-ar", "المقاومة الإسلامية في العراق تعلن ضرب هدف حيوي في حيفا بالطيران المسير", dict(**TG), True),
+    ("statement-comment-ar", "أكد قائد شرطة كابول أن انتحاريا فجر نفسه عند مدخل وزارة الخارجية", dict(**TG), True),
+    ("statement-threat-ar", "وقالت الحكومة الصومالية إن الهجوم الذي تبنته حركة الشباب لن يمر دون عقاب", dict(**TG), True),
+    ("statement-threat-ar", "وقالت حركة الشباب إن الهجوم الذي نفذته لن يكون الأخير وتوعدت الحكومة بالمزيد", dict(**TG), False),
     ("claim-fa", "پکک مسؤلیت انفجارهای اخیر را برعهده گرفت", dict(**TG), True),
     ("claim-fa", "هنوز هیچ گروهی مسئولیت این حمله را بر عهده نگرفته است", dict(**TG), False),
     ("claim-formula-fa", "گروه جیش العدل با صدور بیانیه‌ای مدعی شده که یک خودروی حامل مواد منفجره را در داخل پاسگاه منفجر کرده است", dict(**TG), True),
