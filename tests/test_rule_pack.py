@@ -1170,6 +1170,20 @@ EXAMPLES = [
     ("statement-comment-ar", "أكد قائد شرطة كابول أن انتحاريا فجر نفسه عند مدخل وزارة الخارجية", dict(**TG), True),
     ("statement-threat-ar", "وقالت الحكومة الصومالية إن الهجوم الذي تبنته حركة الشباب لن يمر دون عقاب", dict(**TG), True),
     ("statement-threat-ar", "وقالت حركة الشباب إن الهجوم الذي نفذته لن يكون الأخير وتوعدت الحكومة بالمزيد", dict(**TG), False),
+    # eighth Arabic round, speakerless quotes: the state's threat to whoever dares ("من يعتدي على أمننا"، "كل من تسول له
+    # نفسه المساس بأمن الوطن")، "ولن يفلت" (و before a 2-letter word)، an agency quoting an official ("قوله إن")، the
+    # group's first person with its cause or its naval target, Amaq relaying ("وأفادت وكالة أعماق") is no state's
+    ("statement-threat-ar", 'وتابع: "من يعتدي على أمننا سيدفع الثمن غاليا"', dict(**TG), True),
+    ("statement-threat-ar", 'وقال: "ما حدث جريمة إرهابية نكراء ولن يفلت مرتكبوها من العقاب"', dict(**TG), True),
+    ("statement-threat-ar", "وشدد على أن القوات المسلحة ستضرب بيد من حديد كل من تسول له نفسه المساس بأمن الوطن", dict(**TG), True),
+    ("statement-comment-ar", "ونقلت وكالة الأنباء الرسمية عن مصدر مسؤول قوله إن الهجوم الإرهابي أسفر عن استشهاد اثنين من رجال الأمن", dict(**TG), True),
+    ("claim-formula-ar", "وتابع البيان أن المجاهدين غنموا أسلحة وذخائر بعد اقتحام الثكنة", dict(**TG), True),
+    ("claim-formula-ar", 'وقال: "نفذنا العملية ردا على جرائم الاحتلال بحق أسرانا"', dict(**TG), True),
+    ("statement-comment-ar", 'وقال: "نفذنا العملية ردا على جرائم الاحتلال بحق أسرانا"', dict(**TG), False),
+    ("claim-formula-ar", '"استهدفنا بارجة أمريكية في البحر الأحمر بعدد من الصواريخ المجنحة"، قال المتحدث', dict(**TG), True),
+    ("statement-comment-ar", '"استهدفنا بارجة أمريكية في البحر الأحمر بعدد من الصواريخ المجنحة"، قال المتحدث', dict(**TG), False),
+    ("claim-formula-ar", "وقال المتحدث العسكري: استهدفنا مواقع الإرهابيين في الجبال بضربات دقيقة", dict(**TG), False),
+    ("statement-comment-ar", "وأفادت وكالة أعماق التابعة للتنظيم أن مقاتليه هاجموا موقعا للقوات الخاصة", dict(**TG), False),
     ("claim-fa", "پکک مسؤلیت انفجارهای اخیر را برعهده گرفت", dict(**TG), True),
     ("claim-fa", "هنوز هیچ گروهی مسئولیت این حمله را بر عهده نگرفته است", dict(**TG), False),
     ("claim-formula-fa", "گروه جیش العدل با صدور بیانیه‌ای مدعی شده که یک خودروی حامل مواد منفجره را در داخل پاسگاه منفجر کرده است", dict(**TG), True),
