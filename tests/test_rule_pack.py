@@ -1198,6 +1198,10 @@ EXAMPLES = [
     # eighth Arabic round, the Sahel's and the Maghreb's armies by name, and "إرهابين" as it is often spelt
     ("statement-strike-ar", "وقال المتحدث: قتل 40 عنصرا من بوكو حرام واستعادت القوات التشادية عربتين", dict(**TG), True),
     ("statement-strike-ar", "أعلنت وزارة الدفاع أن مفارز الجيش تمكنت من القضاء على ثلاثة إرهابين بولاية تيبازة", dict(**TG), True),
+    # eighth Arabic round: a group's leader as the strike's object, the arrested as suspected members
+    ("statement-strike-ar", "ذكر بيان للقيادة المركزية الأمريكية أن قواتها نفذت ضربة ضد قيادي في تنظيم القاعدة", dict(**TG), True),
+    ("statement-strike-ar", "أعلن الجيش اللبناني توقيف عدد من المشتبه بانتمائهم إلى تنظيم داعش", dict(**TG), True),
+    ("statement-strike-ar", "وقال قيادي في حركة الشباب إن مقاتليها قتلوا عناصر من الجيش الصومالي", dict(**TG), False),
     ("claim-fa", "پکک مسؤلیت انفجارهای اخیر را برعهده گرفت", dict(**TG), True),
     ("claim-fa", "هنوز هیچ گروهی مسئولیت این حمله را بر عهده نگرفته است", dict(**TG), False),
     ("claim-formula-fa", "گروه جیش العدل با صدور بیانیه‌ای مدعی شده که یک خودروی حامل مواد منفجره را در داخل پاسگاه منفجر کرده است", dict(**TG), True),
