@@ -1207,6 +1207,10 @@ EXAMPLES = [
     ("statement-strike-ar", "أعلنت قيادة القوات المشتركة للتحالف اعتراض وتدمير صاروخ باليستي أطلقه الحوثيون باتجاه جازان", dict(**TG), True),
     ("statement-comment-ar", "أكد الجيش أن الصور المتداولة عن هجوم على قاعدة جوية قديمة ولا تمت للأحداث الحالية بصلة", dict(**TG), False),
     ("statement-comment-ar", "أعلنت النيابة العامة إحالة المتهمين في قضية تفجير الكنيسة إلى محكمة الجنايات", dict(**TG), False),
+    # eighth Arabic round: a group downing an American drone; a group telling what the enemy's tanks did
+    ("claim-formula-ar", "وأعلن الحوثيون، في بيان تلاه المتحدث العسكري باسمهم، إسقاط طائرة أمريكية مسيرة من طراز إم كيو 9", dict(**TG), True),
+    ("claim-formula-ar", "قالت حماس إن دبابة إسرائيلية قصفت منزلا في رفح", dict(**TG), False),
+    ("claim-formula-ar", "قالت الحركة إن مستوطنين هاجموا قرية في الضفة", dict(**TG), False),
     ("claim-fa", "پکک مسؤلیت انفجارهای اخیر را برعهده گرفت", dict(**TG), True),
     ("claim-fa", "هنوز هیچ گروهی مسئولیت این حمله را بر عهده نگرفته است", dict(**TG), False),
     ("claim-formula-fa", "گروه جیش العدل با صدور بیانیه‌ای مدعی شده که یک خودروی حامل مواد منفجره را در داخل پاسگاه منفجر کرده است", dict(**TG), True),
