@@ -1214,6 +1214,9 @@ EXAMPLES = [
     # eighth Arabic round: the group's statement as the closing source ("..., حسب بيان للتنظيم")
     ("claim-formula-ar", "نفذ مقاتلو التنظيم هجوما على مواقع الجيش، حسب بيان للتنظيم", dict(**TG), True),
     ("claim-formula-ar", "قتل مقاتلو الحركة 12 جنديا في هجوم على قاعدة للجيش، بحسب بيان لحركة الشباب", dict(**TG), True),
+    # eighth Arabic round: the Houthis' headline of a ship hit ("أنصار الله: ضرب سفينة نفطية بريطانية")
+    ("claim-formula-ar", "أنصار الله: ضرب سفينة نفطية بريطانية في خليج عدن", dict(**TG), True),
+    ("claim-formula-ar", "ضرب إعصار قوي سفينة شحن قبالة السواحل العمانية", dict(**TG), False),
     ("claim-fa", "پکک مسؤلیت انفجارهای اخیر را برعهده گرفت", dict(**TG), True),
     ("claim-fa", "هنوز هیچ گروهی مسئولیت این حمله را بر عهده نگرفته است", dict(**TG), False),
     ("claim-formula-fa", "گروه جیش العدل با صدور بیانیه‌ای مدعی شده که یک خودروی حامل مواد منفجره را در داخل پاسگاه منفجر کرده است", dict(**TG), True),
