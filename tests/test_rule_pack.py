@@ -1181,6 +1181,112 @@ EXAMPLES = [
     ("claim-formula-ar", "قالت وزارة الدفاع في بيان إن قواتها أسقطت طائرة مسيرة قرب الحدود", dict(**TG), False),
     ("claim-formula-ar", "وأعلنت الجماعة، في بيان تداولته حسابات موالية لها، مقتل 20 جنديا في هجوم على موقع عسكري", dict(**TG), True),
     ("claim-formula-ar", "وأعلنت الجماعة، في بيان تداولته حسابات موالية لها، مقتل 20 من عناصرها في غارة جوية", dict(**TG), False),
+    # eighth Arabic round: Amaq's "من جنود الدولة الإسلامية", claims a group "ادعت", a claim withheld, the past pointed at
+    # ("وقد تبنى"، "تلك الاعتداءات"، "تبنت معظمها"), blame with an apposition, the ambush, hearsay after بأن, weapons
+    # shown, and the group's men as the ones killed
+    ("claim-ar", "وأكدت وكالة أعماق أن منفذ الهجوم على مركز الشرطة هو من جنود الدولة الإسلامية", dict(**TG), True),
+    ("claim-ar", "ادعت جماعة تطلق على نفسها اسم سرايا الغضب مسؤوليتها عن التفجير الذي استهدف السوق الشعبي", dict(**TG), True),
+    ("claim-ar", "وبرر بيان الجماعة عدم تبنيه للهجمات الأخيرة بالحرص على سلامة المدنيين", dict(**TG), False),
+    ("claim-ar", "وقد تبنى التنظيم تلك الاعتداءات التي أعقبها إعلان حالة الطوارئ في البلاد", dict(**TG), False),
+    ("report-ar", "وقد تبنى التنظيم تلك الاعتداءات التي أعقبها إعلان حالة الطوارئ في البلاد", dict(**TG), True),
+    ("claim-ar", "وشهدت المحافظة سلسلة تفجيرات تبنت معظمها جماعة أنصار الشريعة", dict(**TG), False),
+    ("report-ar", "وشهدت المحافظة سلسلة تفجيرات تبنت معظمها جماعة أنصار الشريعة", dict(**TG), True),
+    ("claim-ar", "وحمل المتحدث العسكري جماعة الفرقان (التي بايعت التنظيم وأعلنت ولاءها له) مسؤولية الهجوم على الكمين", dict(**TG), False),
+    ("claim-formula-ar", "كمن مقاتلو جماعة نصرة الإسلام والمسلمين لقافلة عسكرية قرب الحدود وقتلوا عددا من الجنود", dict(**TG), True),
+    ("claim-formula-ar", "ذكرت مصادر إعلامية بأن حركة الجهاد الإسلامي هي من أطلق الصواريخ على المستوطنات", dict(**TG), False),
+    ("claim-formula-ar", "أعلنت كتائب المجاهدين أنها تمكنت من تطوير صواريخ جديدة يصل مداها إلى المدن", dict(**TG), False),
+    ("claim-formula-ar", "وأضاف قائد الشرطة: قتل 30 عنصرا من حركة الشباب واعتقل عشرة آخرون في العملية", dict(**TG), False),
+    # eighth Arabic round, statements: "دان"، "الجريمة البشعة"، a speakerless "عملا إرهابيا"; a movement or front speaking by
+    # the shape of its name; rejections across the speaker's name; "لا يعلم من"; the Maghreb's communiqués ("قضت مفارز
+    # ... على"، "إيقاف ... لتنظيم إرهابي") but not a court's "قضت"; air defences destroyed; an attack suffered
+    ("statement-condemn-ar", "دان رئيس الوزراء بشدة التفجير الإرهابي الذي استهدف سوقا شعبيا في العاصمة", dict(**TG), True),
+    ("statement-condemn-ar", "وقالت الوزارة في بيان إن هذه الجريمة البشعة التي استهدفت المصلين لن تنال من وحدة البلاد", dict(**TG), True),
+    ("statement-condemn-ar", "وتابع: ما حدث أمس كان عملا إرهابيا جبانا استهدف الأبرياء", dict(**TG), True),
+    ("statement-condemn-ar", "تعلن حركة شباب التغيير عن إدانتها الشديدة للتفجير الإرهابي في السوق", dict(**TG), False),
+    ("statement-condemn-ar", "أصدرت حركة النجباء بيانا أدانت فيه الغارات الأمريكية على مواقع الحشد", dict(**TG), False),
+    ("statement-condemn-ar", "ورفض وزير الخارجية السوداني أحمد علي ذلك الاتهام، مؤكدا أنه يدين الهجمات الإرهابية", dict(**TG), False),
+    ("statement-comment-ar", "أعلن الناطق باسم الجيش أن الجيش لا يعلم من قام بالغارات الجوية على البلدة", dict(**TG), False),
+    ("statement-comment-ar", "قال الرئيس إن البلاد تعرضت للإرهاب مرة أخرى", dict(**TG), True),
+    ("statement-strike-ar", "قضت مفارز للجيش الوطني الشعبي صبيحة اليوم على ثلاثة إرهابيين إثر عملية بحث وتمشيط", dict(**TG), True),
+    ("statement-strike-ar", "قضت محكمة الجنايات بالسجن المؤبد على ثلاثة إرهابيين أدينوا بالهجوم", dict(**TG), False),
+    ("statement-strike-ar", "وأعلنت وزارة الداخلية إيقاف عشرين عنصرا يشتبه في انتمائهم لتنظيم إرهابي", dict(**TG), True),
+    ("statement-strike-ar", "وقال المتحدث العسكري إن القوات الجوية دمرت منظومة دفاع جوي تركية في القاعدة", dict(**TG), True),
+    ("statement-strike-ar", "كمن مقاتلو الجماعة لرتل للجيش مما أسفر عن مقتل عشرين عنصرا", dict(**TG), False),
+    # eighth Arabic round, probes: a group admitting the deed, blame in the future tense, air defences meeting drones,
+    # the masculine "وبث" of a group's footage, the group's media relaying its fighters' deed, the enemy's strike as an army
+    # tells it
+    ("claim-ar", "اعترف تنظيم القاعدة في جزيرة العرب بتنفيذ الهجوم على المعسكر في أبين", dict(**TG), True),
+    ("claim-ar", "اعترف الوزير بتنفيذ إصلاحات اقتصادية متأخرة", dict(**TG), False),
+    ("claim-ar", "وحذرت الخارجية الأمريكية من أن واشنطن ستحمل الحوثيين المسؤولية عن أي هجمات جديدة", dict(**TG), False),
+    ("statement-strike-ar", "وأكد مصدر عسكري أن الدفاعات الجوية تصدت لطائرات مسيرة معادية في سماء دمشق", dict(**TG), True),
+    ("claim-formula-ar", "وبث التنظيم مقطعا مصورا يظهر لحظة تفجير الآلية العسكرية", dict(**TG), True),
+    ("claim-formula-ar", "وبث التلفزيون الرسمي مقطعا مصورا يظهر لحظة وصول الوفد", dict(**TG), False),
+    ("claim-formula-ar", "ونقلت إذاعة الأندلس التابعة للحركة أن مقاتلي الحركة سيطروا على القاعدة بعد اشتباكات عنيفة", dict(**TG), True),
+    ("statement-comment-ar", "وقالت قيادة الجيش اللبناني إن العدو الإسرائيلي استهدف دورية للجيش في الجنوب", dict(**TG), True),
+    # eighth Arabic round, precision probes: an analyst's "إن تنظيم داعش ..."، a group's record in several countries, a
+    # cyber "attack" by hackers, words called an attack
+    ("claim-formula-ar", "قال الخبير الأمني إن تنظيم داعش يسعى لاستعادة قدرته على تنفيذ هجمات كبيرة", dict(**TG), False),
+    ("claim-ar", "وتعود جذور التنظيم إلى عام 2014 حين أعلن زعيمه قيام دولة الخلافة وتبنى هجمات في عدة دول", dict(**TG), False),
+    ("statement-comment-ar", "وقالت شركة أمنية إن قراصنة تبنوا الهجوم الإلكتروني على موقع الوزارة", dict(**TG), False),
+    ("statement-comment-ar", "وصف المتحدث باسم الحكومة تصريحات المعارضة بأنها هجوم غير مبرر على المؤسسات", dict(**TG), False),
+    ("statement-comment-ar", "ونقلت مصادر إعلامية عن الرئيس في تصريح صحفي قوله إن هذا الهجوم دليل على يأس الإرهابيين", dict(**TG), True),
+    # eighth Arabic round, recall probes: the group's men as a state names them ("إن إرهابيي بوكو حرام")، infiltrators met
+    # at the border, "تعلن ضرب هدف ... بالطيران المسير"، a suicide bomber in an official's account, an official's threat
+    # about an attack a group claimed (in a relative clause)
+    ("claim-formula-ar", "قال حاكم ولاية بورنو إن إرهابيي بوكو حرام قتلوا 37 شخصا في هجوم على قرية", dict(**TG), False),
+    ("statement-comment-ar", "قال حاكم ولاية بورنو إن إرهابيي بوكو حرام قتلوا 37 شخصا في هجوم على قرية", dict(**TG), True),
+    ("statement-strike-ar", "وأكدت قيادة الجيش في بيان أن وحداتها تصدت لمجموعة مسلحة حاولت التسلل عبر الحدود", dict(**TG), True),
+    ("claim-ar", "المقاومة الإسلامية في العراق تعلن ضرب هدف حيوي في حيفا بالطيران المسير", dict(**TG), True),
+    ("statement-comment-ar", "أكد قائد شرطة كابول أن انتحاريا فجر نفسه عند مدخل وزارة الخارجية", dict(**TG), True),
+    ("statement-threat-ar", "وقالت الحكومة الصومالية إن الهجوم الذي تبنته حركة الشباب لن يمر دون عقاب", dict(**TG), True),
+    ("statement-threat-ar", "وقالت حركة الشباب إن الهجوم الذي نفذته لن يكون الأخير وتوعدت الحكومة بالمزيد", dict(**TG), False),
+    # eighth Arabic round, speakerless quotes: the state's threat to whoever dares ("من يعتدي على أمننا"، "كل من تسول له
+    # نفسه المساس بأمن الوطن")، "ولن يفلت" (و before a 2-letter word)، an agency quoting an official ("قوله إن")، the
+    # group's first person with its cause or its naval target, Amaq relaying ("وأفادت وكالة أعماق") is no state's
+    ("statement-threat-ar", 'وتابع: "من يعتدي على أمننا سيدفع الثمن غاليا"', dict(**TG), True),
+    ("statement-threat-ar", 'وقال: "ما حدث جريمة إرهابية نكراء ولن يفلت مرتكبوها من العقاب"', dict(**TG), True),
+    ("statement-threat-ar", "وشدد على أن القوات المسلحة ستضرب بيد من حديد كل من تسول له نفسه المساس بأمن الوطن", dict(**TG), True),
+    ("statement-comment-ar", "ونقلت وكالة الأنباء الرسمية عن مصدر مسؤول قوله إن الهجوم الإرهابي أسفر عن استشهاد اثنين من رجال الأمن", dict(**TG), True),
+    ("claim-formula-ar", "وتابع البيان أن المجاهدين غنموا أسلحة وذخائر بعد اقتحام الثكنة", dict(**TG), True),
+    ("claim-formula-ar", 'وقال: "نفذنا العملية ردا على جرائم الاحتلال بحق أسرانا"', dict(**TG), True),
+    ("statement-comment-ar", 'وقال: "نفذنا العملية ردا على جرائم الاحتلال بحق أسرانا"', dict(**TG), False),
+    ("claim-formula-ar", '"استهدفنا بارجة أمريكية في البحر الأحمر بعدد من الصواريخ المجنحة"، قال المتحدث', dict(**TG), True),
+    ("statement-comment-ar", '"استهدفنا بارجة أمريكية في البحر الأحمر بعدد من الصواريخ المجنحة"، قال المتحدث', dict(**TG), False),
+    ("claim-formula-ar", "وقال المتحدث العسكري: استهدفنا مواقع الإرهابيين في الجبال بضربات دقيقة", dict(**TG), False),
+    ("statement-comment-ar", "وأفادت وكالة أعماق التابعة للتنظيم أن مقاتليه هاجموا موقعا للقوات الخاصة", dict(**TG), False),
+    # eighth Arabic round, headlines: a state announcing its strike ("إسرائيل تعلن اعتراض صاروخ")
+    ("statement-strike-ar", "إسرائيل تعلن اعتراض صاروخ أطلق من اليمن", dict(**TG), True),
+    ("statement-strike-ar", "باكستان تعلن مقتل 8 إرهابيين في عملية بإقليم بلوشستان", dict(**TG), True),
+    ("statement-strike-ar", "مصر تعلن مقتل سائحين في حادث سير على طريق الغردقة", dict(**TG), False),
+    ("statement-strike-ar", "وقالت الحكومة الفلبينية إن الجيش قتل عشرين من مقاتلي جماعة أبو سياف", dict(**TG), True),
+    ("statement-strike-ar", "وقالت الحركة إن الجيش قتل عشرين من مقاتليها وإنها ستثأر لهم", dict(**TG), False),
+    # eighth Arabic round, a dated claim is history: "ففي 16 يوليو 2016، أعلنت ..." (a dateline is today's)
+    ("claim-ar", "ففي 12 مارس 2015، أعلنت جماعة بوكو حرام مسؤوليتها عن تفجير سوق في مايدوغوري", dict(**TG), False),
+    ("report-ar", "ففي 12 مارس 2015، أعلنت جماعة بوكو حرام مسؤوليتها عن تفجير سوق في مايدوغوري", dict(**TG), True),
+    ("claim-formula-ar", "في تاريخ 3 من شهر أيار، فجر مسلحون سيارة مفخخة وتبنت حركة الشباب التفجير", dict(**TG), False),
+    ("claim-ar", "أعلنت جماعة بوكو حرام اليوم الأحد 12 مارس 2015 مسؤوليتها عن تفجير سوق في مايدوغوري", dict(**TG), True),
+    # eighth Arabic round, the Sahel's and the Maghreb's armies by name, and "إرهابين" as it is often spelt
+    ("statement-strike-ar", "وقال المتحدث: قتل 40 عنصرا من بوكو حرام واستعادت القوات التشادية عربتين", dict(**TG), True),
+    ("statement-strike-ar", "أعلنت وزارة الدفاع أن مفارز الجيش تمكنت من القضاء على ثلاثة إرهابين بولاية تيبازة", dict(**TG), True),
+    # eighth Arabic round: a group's leader as the strike's object, the arrested as suspected members
+    ("statement-strike-ar", "ذكر بيان للقيادة المركزية الأمريكية أن قواتها نفذت ضربة ضد قيادي في تنظيم القاعدة", dict(**TG), True),
+    ("statement-strike-ar", "أعلن الجيش اللبناني توقيف عدد من المشتبه بانتمائهم إلى تنظيم داعش", dict(**TG), True),
+    ("statement-strike-ar", "وقال قيادي في حركة الشباب إن مقاتليها قتلوا عناصر من الجيش الصومالي", dict(**TG), False),
+    # eighth Arabic round: "لن تتهاون" as a threat, the Arab coalition's command as a military, old pictures
+    ("statement-threat-ar", "شدد الرئيس على أن الدولة لن تتهاون مع كل من تسول له نفسه المساس بأمن البلاد", dict(**TG), True),
+    ("statement-strike-ar", "أعلنت قيادة القوات المشتركة للتحالف اعتراض وتدمير صاروخ باليستي أطلقه الحوثيون باتجاه جازان", dict(**TG), True),
+    ("statement-comment-ar", "أكد الجيش أن الصور المتداولة عن هجوم على قاعدة جوية قديمة ولا تمت للأحداث الحالية بصلة", dict(**TG), False),
+    ("statement-comment-ar", "أعلنت النيابة العامة إحالة المتهمين في قضية تفجير الكنيسة إلى محكمة الجنايات", dict(**TG), False),
+    # eighth Arabic round: a group downing an American drone; a group telling what the enemy's tanks did
+    ("claim-formula-ar", "وأعلن الحوثيون، في بيان تلاه المتحدث العسكري باسمهم، إسقاط طائرة أمريكية مسيرة من طراز إم كيو 9", dict(**TG), True),
+    ("claim-formula-ar", "قالت حماس إن دبابة إسرائيلية قصفت منزلا في رفح", dict(**TG), False),
+    ("claim-formula-ar", "قالت الحركة إن مستوطنين هاجموا قرية في الضفة", dict(**TG), False),
+    # eighth Arabic round: the group's statement as the closing source ("..., حسب بيان للتنظيم")
+    ("claim-formula-ar", "نفذ مقاتلو التنظيم هجوما على مواقع الجيش، حسب بيان للتنظيم", dict(**TG), True),
+    ("claim-formula-ar", "قتل مقاتلو الحركة 12 جنديا في هجوم على قاعدة للجيش، بحسب بيان لحركة الشباب", dict(**TG), True),
+    # eighth Arabic round: the Houthis' headline of a ship hit ("أنصار الله: ضرب سفينة نفطية بريطانية")
+    ("claim-formula-ar", "أنصار الله: ضرب سفينة نفطية بريطانية في خليج عدن", dict(**TG), True),
+    ("claim-formula-ar", "ضرب إعصار قوي سفينة شحن قبالة السواحل العمانية", dict(**TG), False),
     ("claim-fa", "پکک مسؤلیت انفجارهای اخیر را برعهده گرفت", dict(**TG), True),
     ("claim-fa", "هنوز هیچ گروهی مسئولیت این حمله را بر عهده نگرفته است", dict(**TG), False),
     ("claim-formula-fa", "گروه جیش العدل با صدور بیانیه‌ای مدعی شده که یک خودروی حامل مواد منفجره را در داخل پاسگاه منفجر کرده است", dict(**TG), True),
