@@ -52,6 +52,7 @@ BUCKET = 3 * 86400  # incidents are indexed by the 3-day buckets their span cove
 IN_MEMORY = 2000  # incidents a writer holds before it evicts those past the window
 COLD_CACHE = 200_000  # band keys / exact-copy keys whose rows in the tables are kept in memory
 SQL_CHUNK = 500  # values bound in one IN (...) query
+STAGED_ROWS = 32768  # band rows kept in family_bands_new before they are moved to family_bands
 
 
 def strongest_kind(kinds: Iterable[str]) -> str:
@@ -211,6 +212,10 @@ class _State:
         # band key -> the newest texts of family_bands not held (newest first), and whether that is all of them
         self.cold_bands: dict[int, tuple[list[int], bool]] = {}
         self.cold_fps: dict[str, int | None] = {}  # exact-copy key -> its family in family_texts (looked up)
+        # the rows of family_bands_new (the newest texts' band keys, moved to family_bands in
+        # bulk: IncidentTracker._write_bands): band key -> text ids, oldest first; and their number
+        self.staged: dict[int, list[int]] = {}
+        self.staged_rows = 0
         # text id -> family, message of texts not held that were compared (family_texts rows do
         # not change: kept across evictions; FIFO)
         self.cold_where: OrderedDict[int, tuple[int, int | None]] = OrderedDict()
@@ -279,6 +284,14 @@ class _State:
                     hot_blobs.append(blob)
         for (tid, fid, rowid), keys in zip(hot_ids, fam.band_key_matrix(hot_blobs).tolist()):
             s.add_signature(tid, fid, rowid, keys)
+        staged = s.staged
+        for k, tid in conn.execute("SELECT band_key, text_id FROM family_bands_new ORDER BY text_id, band_key"):
+            got = staged.get(k)
+            if got is None:
+                staged[k] = [tid]
+            else:
+                got.append(tid)
+            s.staged_rows += 1
         signed = conn.execute("SELECT count(*) FROM family_texts WHERE signature IS NOT NULL").fetchone()[0]
         s.cold_texts = signed - len(hot_ids)
         return s
@@ -404,26 +417,40 @@ class _State:
             return
         if len(cold) + len(todo) > COLD_CACHE:
             cold.clear()
+        staged = self.staged
         for k, got in conn.execute(
             "SELECT k.value, (SELECT group_concat(text_id) FROM (SELECT text_id FROM family_bands"
             f" WHERE band_key = k.value ORDER BY text_id DESC LIMIT {2 * BAND_CAP})) FROM json_each(?) AS k",
             (json.dumps(todo),),
         ):
             if not got:
-                cold[k] = _NO_COLD  # (most keys: a text's own bands)
-                continue
+                cold[k] = _NO_COLD if k not in staged else (self._with_staged(k, [], None), True)
+                continue  # (most keys: a text's own bands)
             tids = sorted(map(int, got.split(",")), reverse=True)
-            cold[k] = ([t for t in tids if t not in sigs], len(tids) < 2 * BAND_CAP)
+            whole = len(tids) < 2 * BAND_CAP
+            mine = [t for t in tids if t not in sigs]
+            cold[k] = (mine if k not in staged else self._with_staged(k, mine, None if whole else tids[-1]), whole)
+
+    def _with_staged(self, key: int, table: list[int], floor: int | None) -> list[int]:
+        """``table`` (a band's texts not held from ``family_bands``, newest first) with those of
+        ``family_bands_new`` (:attr:`staged`) merged in; when ``table`` is only the newest
+        rows (``floor``: the oldest of them), nothing older than them is taken (the next ones
+        may be in ``family_bands``)."""
+        sigs = self.sigs
+        extra = [t for t in self.staged[key] if t not in sigs and (floor is None or t >= floor)]
+        return sorted(table + extra, reverse=True) if extra else table
 
     def _cold_band(self, conn: sqlite3.Connection, key: int, cap: int) -> list[int]:
         """The ``cap`` newest texts of band ``key`` whose families are not in memory (from
-        ``family_bands``: the texts there that are not held)."""
+        ``family_bands`` and ``family_bands_new``: the texts there that are not held)."""
         got = self.cold_bands.get(key)
         if got is None or (len(got[0]) < cap and not got[1]):
             sigs = self.sigs
-            got = self.cold_bands[key] = ([t for (t,) in conn.execute(
-                "SELECT text_id FROM family_bands WHERE band_key = ? ORDER BY text_id DESC", (key,)) if t not in sigs],
-                True)
+            got = [t for (t,) in conn.execute(
+                "SELECT text_id FROM family_bands WHERE band_key = ? ORDER BY text_id DESC", (key,)) if t not in sigs]
+            if key in self.staged:
+                got = self._with_staged(key, got, None)
+            got = self.cold_bands[key] = (got, True)
         return got[0][:cap]
 
     def load_active(self, conn: sqlite3.Connection, facet: str, values: Iterable[str], lo: float, hi: float) -> None:
@@ -753,18 +780,14 @@ class IncidentTracker:
             self._reset_pending()
             return
         if self._new_texts:
-            _insert_rows(conn, "INSERT INTO family_texts(id, fingerprint, family_id, signature, message_rowid)", 5,
+            _insert_rows(conn, "INSERT OR FAIL INTO family_texts(id, fingerprint, family_id, signature, message_rowid)", 5,
                          list(chain.from_iterable(self._new_texts)))
-        if self._new_bands:  # in key order (numpy sorts the two columns: quicker than a list of pairs)
-            keys, tids = np.array(self._new_bands, dtype=np.int64), np.array(self._new_band_texts, dtype=np.int64)
-            order = np.lexsort((tids, keys))
-            flat = np.empty(2 * len(order), dtype=np.int64)
-            flat[0::2], flat[1::2] = keys[order], tids[order]
-            _insert_rows(conn, "INSERT INTO family_bands(band_key, text_id)", 2, flat.tolist())
+        if self._new_bands:
+            self._write_bands(conn, st)
         if self._dirty_fam:
             fams = st.families
             _insert_rows(
-                conn, "INSERT INTO families(id, incident_id, first_message_rowid, first_date, members)", 5,
+                conn, "INSERT OR FAIL INTO families(id, incident_id, first_message_rowid, first_date, members)", 5,
                 [v for i in sorted(self._dirty_fam) for f in (fams[i],)
                  for v in (f.id, f.incident, f.first, f.first_date, f.members)],
                 # (a stored family keeps its incident: only corrections move one, and they reload
@@ -775,7 +798,7 @@ class IncidentTracker:
             )
         if self._new_members:
             _insert_rows(
-                conn, "INSERT INTO incident_messages(message_rowid, incident_id, family_id, date, platform, channel_id,"
+                conn, "INSERT OR FAIL INTO incident_messages(message_rowid, incident_id, family_id, date, platform, channel_id,"
                 " kind, rules, actors, places, how, origin, added_at)", 13,
                 [v for r, (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added)
                  in self._new_members.items()
@@ -797,7 +820,7 @@ class IncidentTracker:
                     m, loc = inc.actors[value], 0
                 rows += (iid, facet, value, m, loc)
             _insert_rows(
-                conn, "INSERT INTO incident_facets(incident_id, facet, value, mentions, located)", 5, rows,
+                conn, "INSERT OR FAIL INTO incident_facets(incident_id, facet, value, mentions, located)", 5, rows,
                 " ON CONFLICT(incident_id, facet, value) DO UPDATE SET mentions=excluded.mentions,"
                 " located=excluded.located",
             )
@@ -809,7 +832,7 @@ class IncidentTracker:
                 rows += (iid, self.title(places, actors, inc.start), inc.start, inc.end, inc.first, _jl(places),
                          _jl(actors), _j(inc.counts), inc.messages, len(inc.channels), inc.created, inc.updated)
             _insert_rows(
-                conn, "INSERT INTO incidents(id, title, start_at, end_at, first_message_rowid, places, actors, counts,"
+                conn, "INSERT OR FAIL INTO incidents(id, title, start_at, end_at, first_message_rowid, places, actors, counts,"
                 " messages, channels, created_at, updated_at)", 12, rows,
                 " ON CONFLICT(id) DO UPDATE SET title=excluded.title, start_at=excluded.start_at,"
                 " end_at=excluded.end_at, first_message_rowid=excluded.first_message_rowid, places=excluded.places,"
@@ -820,6 +843,34 @@ class IncidentTracker:
         _set_generation(conn, st.gen)
         self._reset_pending()
         st.evict(self.settings)
+
+    def _write_bands(self, conn: sqlite3.Connection, st: _State) -> None:
+        """The new texts' band keys: into ``family_bands_new`` (small: a batch's random keys
+        change few of its pages), moved to ``family_bands`` in one sorted ``INSERT ... SELECT``
+        once it holds :data:`STAGED_ROWS` rows. (Written straight into ``family_bands``, a
+        batch's ~3,400 random keys changed nearly every page of it: the whole table went
+        through the WAL at every commit, and again at the checkpoint.)"""
+        keys, tids = self._new_bands, self._new_band_texts
+        staged = st.staged
+        for k, t in zip(keys, tids):  # (text ids ascending: oldest first per key)
+            got = staged.get(k)
+            if got is None:
+                staged[k] = [t]
+            else:
+                got.append(t)
+        st.staged_rows += len(keys)
+        if st.staged_rows >= STAGED_ROWS:
+            conn.execute("INSERT OR FAIL INTO family_bands(band_key, text_id) SELECT band_key, text_id"
+                         " FROM family_bands_new ORDER BY band_key, text_id")
+            conn.execute("DELETE FROM family_bands_new")
+            st.staged, st.staged_rows = {}, 0
+        # in key order (numpy sorts the two columns: quicker than a list of pairs)
+        a, b = np.array(keys, dtype=np.int64), np.array(tids, dtype=np.int64)
+        order = np.lexsort((b, a))
+        flat = np.empty(2 * len(order), dtype=np.int64)
+        flat[0::2], flat[1::2] = a[order], b[order]
+        _insert_rows(conn, "INSERT OR FAIL INTO family_bands_new(band_key, text_id)" if st.staged_rows
+                     else "INSERT OR FAIL INTO family_bands(band_key, text_id)", 2, flat.tolist())
 
     def discard(self) -> None:
         """The transaction rolled back: forget the state (reloaded from the tables when next needed)."""
