@@ -182,6 +182,9 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# the columns of an incidents row the tracker writes (after id; created_at too when it is new)
+_INCIDENT_WRITTEN = ("title", "start_at", "end_at", "first_message_rowid", "places", "actors", "counts", "messages",
+                     "channels", "updated_at")
 _INCIDENT_COLS = "id, start_at, end_at, first_message_rowid, counts, messages, created_at, updated_at"
 
 
@@ -740,6 +743,9 @@ class IncidentTracker:
         self._batch: dict[str, _Words] = {}  # text -> words, key, places, located places, place ids as JSON
         self._pending_texts: dict[int, str] = {}  # rowid -> text of this transaction's new signatures
         self._dirty_facets: set[tuple[int, str, str]] = set()
+        self._new_facets: set[tuple[int, str, str]] = set()  # (of them: not in incident_facets yet)
+        self._new_incs: set[int] = set()  # incidents and families made in this transaction (not in their tables)
+        self._new_fams: set[int] = set()
 
     @property
     def gazetteer(self) -> Gazetteer:
@@ -785,17 +791,17 @@ class IncidentTracker:
         if self._new_bands:
             self._write_bands(conn, st)
         if self._dirty_fam:
-            fams = st.families
-            _insert_rows(
-                conn, "INSERT OR FAIL INTO families(id, incident_id, first_message_rowid, first_date, members)", 5,
-                [v for i in sorted(self._dirty_fam) for f in (fams[i],)
-                 for v in (f.id, f.incident, f.first, f.first_date, f.members)],
-                # (a stored family keeps its incident: only corrections move one, and they reload
-                # the state; leaving incident_id out spares idx_families_incident, ~2x quicker)
-                " ON CONFLICT(id) DO UPDATE SET"
-                " first_message_rowid=excluded.first_message_rowid, first_date=excluded.first_date,"
-                " members=excluded.members",
-            )
+            fams, made, rows, old = st.families, self._new_fams, [], []
+            for i in sorted(self._dirty_fam):
+                f = fams[i]
+                if i in made:
+                    rows += (i, f.incident, f.first, f.first_date, f.members)
+                else:
+                    old += (i, f.first, f.first_date, f.members)
+            # (a stored family keeps its incident: only corrections move one, and they reload
+            # the state; leaving incident_id out spares idx_families_incident, ~2x quicker)
+            _upsert_rows(conn, "families", ("id",), ("incident_id", "first_message_rowid", "first_date", "members"),
+                         rows, old, ("first_message_rowid", "first_date", "members"))
         if self._new_members:
             _insert_rows(
                 conn, "INSERT OR FAIL INTO incident_messages(message_rowid, incident_id, family_id, date, platform, channel_id,"
@@ -811,34 +817,30 @@ class IncidentTracker:
                 [(k, _j(ru), _j(ac), r) for r, (k, ru, ac) in self._changed_members.items()],
             )
         if self._dirty_facets:
-            rows = []
-            for iid, facet, value in sorted(self._dirty_facets):
+            rows, old = [], []
+            new_facets = self._new_facets
+            for key in sorted(self._dirty_facets):
+                iid, facet, value = key
                 inc = st.incidents[iid]
                 if facet == "place":
                     m, loc = inc.places[value]
                 else:
                     m, loc = inc.actors[value], 0
-                rows += (iid, facet, value, m, loc)
-            _insert_rows(
-                conn, "INSERT OR FAIL INTO incident_facets(incident_id, facet, value, mentions, located)", 5, rows,
-                " ON CONFLICT(incident_id, facet, value) DO UPDATE SET mentions=excluded.mentions,"
-                " located=excluded.located",
-            )
+                (rows if key in new_facets else old).extend((iid, facet, value, m, loc))
+            _upsert_rows(conn, "incident_facets", ("incident_id", "facet", "value"), ("mentions", "located"), rows, old)
         if self._dirty_inc:
-            rows = []
+            rows, old, made = [], [], self._new_incs
             for iid in sorted(self._dirty_inc):
                 inc = st.incidents[iid]
                 places, actors = self._summary(inc)
-                rows += (iid, self.title(places, actors, inc.start), inc.start, inc.end, inc.first, _jl(places),
-                         _jl(actors), _j(inc.counts), inc.messages, len(inc.channels), inc.created, inc.updated)
-            _insert_rows(
-                conn, "INSERT OR FAIL INTO incidents(id, title, start_at, end_at, first_message_rowid, places, actors, counts,"
-                " messages, channels, created_at, updated_at)", 12, rows,
-                " ON CONFLICT(id) DO UPDATE SET title=excluded.title, start_at=excluded.start_at,"
-                " end_at=excluded.end_at, first_message_rowid=excluded.first_message_rowid, places=excluded.places,"
-                " actors=excluded.actors, counts=excluded.counts, messages=excluded.messages,"
-                " channels=excluded.channels, updated_at=excluded.updated_at",
-            )
+                vals = (iid, self.title(places, actors, inc.start), inc.start, inc.end, inc.first, _jl(places),
+                        _jl(actors), _j(inc.counts), inc.messages, len(inc.channels), inc.updated)
+                if iid in made:
+                    rows += vals
+                    rows.append(inc.created)
+                else:
+                    old += vals
+            _upsert_rows(conn, "incidents", ("id",), _INCIDENT_WRITTEN + ("created_at",), rows, old, _INCIDENT_WRITTEN)
         st.gen += 1
         _set_generation(conn, st.gen)
         self._reset_pending()
@@ -1042,12 +1044,14 @@ class IncidentTracker:
                 incident_id = st.next_incident
                 st.next_incident += 1
                 st.incidents[incident_id] = _Inc(incident_id, m.date, m.date, m.rowid, {}, 0, now, now)
+                self._new_incs.add(incident_id)
                 how = "new"
         # the family: a new one, or the copy joins (the text is indexed once)
         if family_id is None:
             family_id = st.next_family
             st.next_family += 1
             st.families[family_id] = _Family(family_id, incident_id, m.rowid, m.date, 0)
+            self._new_fams.add(family_id)
         f = st.families[family_id]
         f.members += 1
         if m.date < f.first_date:
@@ -1241,9 +1245,11 @@ class IncidentTracker:
         if m.actors:  # (_facet_actor without indexing, inline)
             dirty, iid, counted = self._dirty_facets, inc.id, inc.actors
             for a in m.actors:
-                dirty.add((iid, "actor", a))
+                key = (iid, "actor", a)
+                dirty.add(key)
                 n = counted.get(a)
                 if n is None:
+                    self._new_facets.add(key)
                     counted[a] = 1
                     new_keys.append(("actor", a))
                 else:
@@ -1259,9 +1265,11 @@ class IncidentTracker:
 
     def _facet_place(self, inc: _Inc, pid: str, located: int, mention: bool) -> bool:
         """Count a place; True when it became located (index it)."""
-        self._dirty_facets.add((inc.id, "place", pid))
+        key = (inc.id, "place", pid)
+        self._dirty_facets.add(key)
         cur = inc.places.get(pid)
         if cur is None:
+            self._new_facets.add(key)
             inc.places[pid] = [1 if mention else 0, located]
             if located:
                 inc.locate(pid)
@@ -1277,6 +1285,8 @@ class IncidentTracker:
     def _facet_actor(self, st: _State, inc: _Inc, actor: str, *, index: bool = True) -> bool:
         self._dirty_facets.add((inc.id, "actor", actor))
         fresh = actor not in inc.actors
+        if fresh:
+            self._new_facets.add((inc.id, "actor", actor))
         inc.actors[actor] = inc.actors.get(actor, 0) + 1
         if fresh and index and inc.days is not None:
             st.index_days(inc, [("actor", actor)])
@@ -1318,6 +1328,30 @@ class IncidentTracker:
 
 
 BIND_PER_STATEMENT = 240  # values bound to one multi-row INSERT (_insert_rows)
+
+
+def _upsert_rows(conn: sqlite3.Connection, table: str, keys: tuple[str, ...], cols: tuple[str, ...], new: list[Any],
+                 old: list[Any], update: tuple[str, ...] | None = None) -> None:
+    """Write rows: ``new`` ones, not in the table (``keys`` then ``cols`` values each, flat:
+    ``INSERT OR FAIL``), and ``old`` ones (``keys`` then ``update`` values each, ``update``
+    by default ``cols``: ``UPDATE ... FROM (VALUES ...)``), many rows a statement. (An ``INSERT
+    ... ON CONFLICT DO UPDATE`` of many rows makes SQLite keep a statement journal, the old
+    content of every page it changes: as many pages as the incident writes themselves went
+    there.) Should a ``new`` row be in the table after all, the new rows are written again
+    with an upsert."""
+    upd = cols if update is None else update
+    if new:
+        ncols = len(keys) + len(cols)
+        try:
+            _insert_rows(conn, f"INSERT OR FAIL INTO {table}({', '.join(keys + cols)})", ncols, new)
+        except sqlite3.IntegrityError:
+            _insert_rows(conn, f"INSERT INTO {table}({', '.join(keys + cols)})", ncols, new,
+                         f" ON CONFLICT({', '.join(keys)}) DO UPDATE SET "
+                         + ", ".join(f"{c}=excluded.{c}" for c in cols))
+    if old:
+        head = f"UPDATE {table} SET " + ", ".join(f"{c}=v.column{len(keys) + i + 1}" for i, c in enumerate(upd))
+        tail = " WHERE " + " AND ".join(f"{table}.{k}=v.column{i + 1}" for i, k in enumerate(keys))
+        _insert_rows(conn, head + " FROM (", len(keys) + len(upd), old, ") AS v" + tail)
 
 
 def _insert_rows(conn: sqlite3.Connection, head: str, ncols: int, flat: list[Any], tail: str = "") -> None:
