@@ -209,6 +209,8 @@ class _State:
         self.incidents: dict[int, _Inc] = {}
         self.families: dict[int, _Family] = {}
         self.texts: dict[str, int] = {}  # fingerprint / "fwd:<key>" -> family id (hot families)
+        self.fam_texts: dict[int, list[str]] = {}  # family id -> its keys in texts ...
+        self.fam_sigs: dict[int, list[int]] = {}  # ... and its text ids in sigs (evicted with it)
         self.sigs: dict[int, tuple[int, int | None, tuple[int, ...]]] = {}  # text id -> family, message, band keys
         self.bands: dict[int, list[int]] = {}  # band key -> text ids (oldest first; hot texts)
         self.cold_texts = 0  # texts with a signature whose families are not in memory (their bands: in family_bands)
@@ -273,7 +275,7 @@ class _State:
             if iid in s.incidents:
                 s.families[fid] = _Family(fid, iid, first, first_date, members)
         hot_ids, hot_blobs = [], []
-        families, texts = s.families, s.texts
+        families = s.families
         # the texts of the families held (the others are read back by key from the tables)
         for tid, fp, fid, blob, rowid in conn.execute(
             "SELECT t.id, t.fingerprint, t.family_id, t.signature, t.message_rowid FROM family_texts t"
@@ -281,7 +283,7 @@ class _State:
             " ORDER BY t.id", (since,)
         ):
             if fid in families:
-                texts[fp] = fid
+                s.add_text(fp, fid)
                 if blob is not None:
                     hot_ids.append((tid, fid, rowid))
                     hot_blobs.append(blob)
@@ -488,12 +490,15 @@ class _State:
                 self.cold_until = inc.t1
             self._unindex_days(inc)
         incs = self.incidents
-        fams = {fid for fid, f in self.families.items() if f.incident not in incs}
-        for fid in fams:
-            del self.families[fid]
+        fams = [fid for fid, f in self.families.items() if f.incident not in incs]
         # their texts stay in the tables only (family_texts, family_bands): nothing is kept of them
-        self.texts = {k: v for k, v in self.texts.items() if v not in fams}
-        moved = [tid for tid, (fid, _r, _k) in self.sigs.items() if fid in fams]
+        families, texts, fam_texts, fam_sigs = self.families, self.texts, self.fam_texts, self.fam_sigs
+        moved: list[int] = []
+        for fid in fams:
+            del families[fid]
+            for k in fam_texts.pop(fid, ()):
+                del texts[k]
+            moved += fam_sigs.pop(fid, ())
         bands = self.bands
         for t in moved:
             for k in self.sigs.pop(t)[2]:
@@ -587,8 +592,22 @@ class _State:
         return {i for i in out if (inc := incs(i)) is not None and inc.t1 >= lo and inc.t0 <= hi}
 
     # -- near copies ---------------------------------------------------------------------------
+    def add_text(self, key: str, family_id: int) -> None:
+        """An exact-copy key (fingerprint or ``fwd:<key>``) of a family held."""
+        self.texts[key] = family_id
+        got = self.fam_texts.get(family_id)
+        if got is None:
+            self.fam_texts[family_id] = [key]
+        else:
+            got.append(key)
+
     def add_signature(self, tid: int, family_id: int, rowid: int | None, keys: Sequence[int]) -> None:
         self.sigs[tid] = (family_id, rowid, tuple(keys))
+        got = self.fam_sigs.get(family_id)
+        if got is None:
+            self.fam_sigs[family_id] = [tid]
+        else:
+            got.append(tid)
         bands = self.bands
         for k in keys:
             cur = bands.get(k)
@@ -1135,14 +1154,14 @@ class IncidentTracker:
     def _index_text(self, conn: sqlite3.Connection, st: _State, family_id: int, fp: str | None, sig: Any,
                     ws: list[str], fwd_key: str | None, m: Incoming, fp_known: bool | None) -> None:
         if fwd_key is not None and st.text_family(conn, fwd_key) is None:
-            st.texts[fwd_key] = family_id
+            st.add_text(fwd_key, family_id)
             self._new_texts.append((st.next_text, fwd_key, family_id, None, m.rowid))
             st.next_text += 1
         if fp is None or fp_known or (fp_known is None and st.text_family(conn, fp) is not None):
             return
         if sig is _UNSET:  # joined as a copy or forward: a new text still gets indexed
             sig = self._signature(fp, ws)
-        st.texts[fp] = family_id
+        st.add_text(fp, family_id)
         tid = st.next_text
         self._new_texts.append((tid, fp, family_id, sig.to_blob() if sig is not None else None, m.rowid))
         st.next_text += 1
