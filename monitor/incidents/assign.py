@@ -1353,11 +1353,13 @@ def _upsert_rows(conn: sqlite3.Connection, table: str, keys: tuple[str, ...], co
                  old: list[Any], update: tuple[str, ...] | None = None) -> None:
     """Write rows: ``new`` ones, not in the table (``keys`` then ``cols`` values each, flat:
     ``INSERT OR FAIL``), and ``old`` ones (``keys`` then ``update`` values each, ``update``
-    by default ``cols``: ``UPDATE ... FROM (VALUES ...)``), many rows a statement. (An ``INSERT
-    ... ON CONFLICT DO UPDATE`` of many rows makes SQLite keep a statement journal, the old
-    content of every page it changes: as many pages as the incident writes themselves went
-    there.) Should a ``new`` row be in the table after all, the new rows are written again
-    with an upsert."""
+    by default ``cols``: ``UPDATE OR FAIL ... FROM (VALUES ...)``), many rows a statement. (An
+    ``INSERT ... ON CONFLICT DO UPDATE`` or a plain ``UPDATE`` of many rows makes SQLite keep
+    a statement journal, a temporary file with the old content of every page it changes, to
+    undo just that statement should a constraint fail: as many pages as the incident writes
+    themselves went there. ``OR FAIL`` needs none: a failed statement fails the batch, and
+    the archive rolls the transaction back.) Should a ``new`` row be in the table after all,
+    the new rows are written again with an upsert."""
     upd = cols if update is None else update
     if new:
         ncols = len(keys) + len(cols)
@@ -1368,7 +1370,7 @@ def _upsert_rows(conn: sqlite3.Connection, table: str, keys: tuple[str, ...], co
                          f" ON CONFLICT({', '.join(keys)}) DO UPDATE SET "
                          + ", ".join(f"{c}=excluded.{c}" for c in cols))
     if old:
-        head = f"UPDATE {table} SET " + ", ".join(f"{c}=v.column{len(keys) + i + 1}" for i, c in enumerate(upd))
+        head = f"UPDATE OR FAIL {table} SET " + ", ".join(f"{c}=v.column{len(keys) + i + 1}" for i, c in enumerate(upd))
         tail = " WHERE " + " AND ".join(f"{table}.{k}=v.column{i + 1}" for i, k in enumerate(keys))
         _insert_rows(conn, head + " FROM (", len(keys) + len(upd), old, ") AS v" + tail)
 
