@@ -290,7 +290,7 @@ class _State:
         for (tid, fid, rowid), keys in zip(hot_ids, fam.band_key_matrix(hot_blobs).tolist()):
             s.add_signature(tid, fid, rowid, keys)
         staged = s.staged
-        for k, tid in conn.execute("SELECT band_key, text_id FROM family_bands_new ORDER BY text_id, band_key"):
+        for k, tid in conn.execute("SELECT band_key, text_id FROM family_bands_new"):
             got = staged.get(k)
             if got is None:
                 staged[k] = [tid]
