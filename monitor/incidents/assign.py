@@ -1352,14 +1352,15 @@ BIND_PER_STATEMENT = 240  # values bound to one multi-row INSERT (_insert_rows)
 def _upsert_rows(conn: sqlite3.Connection, table: str, keys: tuple[str, ...], cols: tuple[str, ...], new: list[Any],
                  old: list[Any], update: tuple[str, ...] | None = None) -> None:
     """Write rows: ``new`` ones, not in the table (``keys`` then ``cols`` values each, flat:
-    ``INSERT OR FAIL``), and ``old`` ones (``keys`` then ``update`` values each, ``update``
-    by default ``cols``: ``UPDATE OR FAIL ... FROM (VALUES ...)``), many rows a statement. (An
-    ``INSERT ... ON CONFLICT DO UPDATE`` or a plain ``UPDATE`` of many rows makes SQLite keep
-    a statement journal, a temporary file with the old content of every page it changes, to
-    undo just that statement should a constraint fail: as many pages as the incident writes
-    themselves went there. ``OR FAIL`` needs none: a failed statement fails the batch, and
-    the archive rolls the transaction back.) Should a ``new`` row be in the table after all,
-    the new rows are written again with an upsert."""
+    ``INSERT OR FAIL``, many rows a statement) and ``old`` ones (``keys`` then ``update``
+    values each, ``update`` by default ``cols``: an ``UPDATE`` a row). (An ``INSERT ... ON
+    CONFLICT DO UPDATE`` of many rows, or an ``UPDATE ... FROM (VALUES ...)``, makes SQLite
+    keep a statement journal, a temporary file with the old content of every page it changes,
+    to undo just that statement should a constraint fail: as many pages as the incident writes
+    themselves went there. ``OR FAIL`` or one row a statement needs none: a failed statement
+    fails the batch, and the archive rolls the transaction back. An ``UPDATE`` a row measured
+    no slower than ``UPDATE OR FAIL ... FROM (VALUES ...)``.) Should a ``new`` row be in the
+    table after all, the new rows are written again with an upsert."""
     upd = cols if update is None else update
     if new:
         ncols = len(keys) + len(cols)
@@ -1370,9 +1371,10 @@ def _upsert_rows(conn: sqlite3.Connection, table: str, keys: tuple[str, ...], co
                          f" ON CONFLICT({', '.join(keys)}) DO UPDATE SET "
                          + ", ".join(f"{c}=excluded.{c}" for c in cols))
     if old:
-        head = f"UPDATE OR FAIL {table} SET " + ", ".join(f"{c}=v.column{len(keys) + i + 1}" for i, c in enumerate(upd))
-        tail = " WHERE " + " AND ".join(f"{table}.{k}=v.column{i + 1}" for i, k in enumerate(keys))
-        _insert_rows(conn, head + " FROM (", len(keys) + len(upd), old, ") AS v" + tail)
+        nk, nc = len(keys), len(keys) + len(upd)
+        conn.executemany(
+            f"UPDATE {table} SET " + ", ".join(f"{c}=?" for c in upd) + " WHERE " + " AND ".join(f"{k}=?" for k in keys),
+            [old[i + nk:i + nc] + old[i:i + nk] for i in range(0, len(old), nc)])
 
 
 def _insert_rows(conn: sqlite3.Connection, head: str, ncols: int, flat: list[Any], tail: str = "") -> None:
