@@ -47,7 +47,7 @@ def enrich(path: str, seed: int) -> None:
     # replace the incidents the store path made of the synthetic hits (no places or actors:
     # one per hit) with bigger ones, as a real archive has
     tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    for table in ("incident_messages", "family_bands", "family_texts", "families", "incident_facets",
+    for table in ("incident_messages", "family_bands", "family_bands_new", "family_texts", "families", "incident_facets",
                   "incident_threads", "incidents"):
         if table in tables:
             c.execute(f"DELETE FROM {table}")

@@ -198,3 +198,24 @@ def test_the_cyclic_collector_pauses_for_a_batch_only(tmp_path, monkeypatch) -> 
         else:
             gc.disable()
         archive.close()
+
+
+def test_rows_written_as_new_and_old_end_as_an_upsert_would_leave_them(tmp_path) -> None:
+    """``_upsert_rows``: new rows inserted, old ones updated from one VALUES list; a row passed
+    as new that is in the table already (not what the tracker does) is updated, not lost."""
+    import sqlite3
+
+    from monitor.incidents.assign import _upsert_rows
+
+    conn = sqlite3.connect(tmp_path / "u.db", isolation_level=None)
+    conn.execute("CREATE TABLE t (a INTEGER NOT NULL, b TEXT NOT NULL, m INTEGER NOT NULL, n TEXT, PRIMARY KEY (a, b))"
+                 " WITHOUT ROWID")
+    conn.execute("INSERT INTO t VALUES (1, 'x', 1, 'keep'), (2, 'y', 2, 'keep')")
+    conn.execute("BEGIN")
+    _upsert_rows(conn, "t", ("a", "b"), ("m", "n"), [3, "z", 3, "new"], [1, "x", 10], ("m",))
+    assert conn.execute("SELECT * FROM t ORDER BY a").fetchall() == [(1, "x", 10, "keep"), (2, "y", 2, "keep"),
+                                                                      (3, "z", 3, "new")]
+    _upsert_rows(conn, "t", ("a", "b"), ("m", "n"), [4, "w", 4, "new", 2, "y", 20, "again"], [])
+    conn.execute("COMMIT")
+    assert conn.execute("SELECT * FROM t ORDER BY a").fetchall() == [(1, "x", 10, "keep"), (2, "y", 20, "again"),
+                                                                      (3, "z", 3, "new"), (4, "w", 4, "new")]

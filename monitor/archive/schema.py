@@ -324,7 +324,22 @@ def _m6_family_bands(conn: sqlite3.Connection) -> None:
         last = rows[-1][0]
 
 
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw, _m3_hit_kind_actors, _m5_incidents, _m6_family_bands]
+def _m7_family_bands_new(conn: sqlite3.Connection) -> None:
+    """``family_bands_new``: the band keys of the newest family texts, as ``family_bands``
+    holds them, moved there in bulk (:meth:`monitor.incidents.assign.IncidentTracker._write_bands`).
+    A batch's random band keys written straight into the large ``family_bands`` changed nearly
+    every page of it, so the whole table went through the WAL at each commit; into this small
+    table they change few pages, and the move writes each page of ``family_bands`` once for
+    many batches. A text's band keys are in one of the two tables."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS family_bands_new ("
+        " band_key INTEGER NOT NULL, text_id INTEGER NOT NULL REFERENCES family_texts(id),"
+        " PRIMARY KEY (band_key, text_id)) WITHOUT ROWID"
+    )
+
+
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw, _m3_hit_kind_actors, _m5_incidents, _m6_family_bands,
+                               _m7_family_bands_new]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

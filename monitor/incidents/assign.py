@@ -52,6 +52,7 @@ BUCKET = 3 * 86400  # incidents are indexed by the 3-day buckets their span cove
 IN_MEMORY = 2000  # incidents a writer holds before it evicts those past the window
 COLD_CACHE = 200_000  # band keys / exact-copy keys whose rows in the tables are kept in memory
 SQL_CHUNK = 500  # values bound in one IN (...) query
+STAGED_ROWS = 32768  # band rows kept in family_bands_new before they are moved to family_bands
 
 
 def strongest_kind(kinds: Iterable[str]) -> str:
@@ -181,6 +182,9 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# the columns of an incidents row the tracker writes (after id; created_at too when it is new)
+_INCIDENT_WRITTEN = ("title", "start_at", "end_at", "first_message_rowid", "places", "actors", "counts", "messages",
+                     "channels", "updated_at")
 _INCIDENT_COLS = "id, start_at, end_at, first_message_rowid, counts, messages, created_at, updated_at"
 
 
@@ -205,12 +209,18 @@ class _State:
         self.incidents: dict[int, _Inc] = {}
         self.families: dict[int, _Family] = {}
         self.texts: dict[str, int] = {}  # fingerprint / "fwd:<key>" -> family id (hot families)
+        self.fam_texts: dict[int, list[str]] = {}  # family id -> its keys in texts ...
+        self.fam_sigs: dict[int, list[int]] = {}  # ... and its text ids in sigs (evicted with it)
         self.sigs: dict[int, tuple[int, int | None, tuple[int, ...]]] = {}  # text id -> family, message, band keys
         self.bands: dict[int, list[int]] = {}  # band key -> text ids (oldest first; hot texts)
         self.cold_texts = 0  # texts with a signature whose families are not in memory (their bands: in family_bands)
         # band key -> the newest texts of family_bands not held (newest first), and whether that is all of them
         self.cold_bands: dict[int, tuple[list[int], bool]] = {}
         self.cold_fps: dict[str, int | None] = {}  # exact-copy key -> its family in family_texts (looked up)
+        # the rows of family_bands_new (the newest texts' band keys, moved to family_bands in
+        # bulk: IncidentTracker._write_bands): band key -> text ids, oldest first; and their number
+        self.staged: dict[int, list[int]] = {}
+        self.staged_rows = 0
         # text id -> family, message of texts not held that were compared (family_texts rows do
         # not change: kept across evictions; FIFO)
         self.cold_where: OrderedDict[int, tuple[int, int | None]] = OrderedDict()
@@ -265,7 +275,7 @@ class _State:
             if iid in s.incidents:
                 s.families[fid] = _Family(fid, iid, first, first_date, members)
         hot_ids, hot_blobs = [], []
-        families, texts = s.families, s.texts
+        families = s.families
         # the texts of the families held (the others are read back by key from the tables)
         for tid, fp, fid, blob, rowid in conn.execute(
             "SELECT t.id, t.fingerprint, t.family_id, t.signature, t.message_rowid FROM family_texts t"
@@ -273,12 +283,20 @@ class _State:
             " ORDER BY t.id", (since,)
         ):
             if fid in families:
-                texts[fp] = fid
+                s.add_text(fp, fid)
                 if blob is not None:
                     hot_ids.append((tid, fid, rowid))
                     hot_blobs.append(blob)
         for (tid, fid, rowid), keys in zip(hot_ids, fam.band_key_matrix(hot_blobs).tolist()):
             s.add_signature(tid, fid, rowid, keys)
+        staged = s.staged
+        for k, tid in conn.execute("SELECT band_key, text_id FROM family_bands_new"):
+            got = staged.get(k)
+            if got is None:
+                staged[k] = [tid]
+            else:
+                got.append(tid)
+            s.staged_rows += 1
         signed = conn.execute("SELECT count(*) FROM family_texts WHERE signature IS NOT NULL").fetchone()[0]
         s.cold_texts = signed - len(hot_ids)
         return s
@@ -404,26 +422,40 @@ class _State:
             return
         if len(cold) + len(todo) > COLD_CACHE:
             cold.clear()
+        staged = self.staged
         for k, got in conn.execute(
             "SELECT k.value, (SELECT group_concat(text_id) FROM (SELECT text_id FROM family_bands"
             f" WHERE band_key = k.value ORDER BY text_id DESC LIMIT {2 * BAND_CAP})) FROM json_each(?) AS k",
             (json.dumps(todo),),
         ):
             if not got:
-                cold[k] = _NO_COLD  # (most keys: a text's own bands)
-                continue
+                cold[k] = _NO_COLD if k not in staged else (self._with_staged(k, [], None), True)
+                continue  # (most keys: a text's own bands)
             tids = sorted(map(int, got.split(",")), reverse=True)
-            cold[k] = ([t for t in tids if t not in sigs], len(tids) < 2 * BAND_CAP)
+            whole = len(tids) < 2 * BAND_CAP
+            mine = [t for t in tids if t not in sigs]
+            cold[k] = (mine if k not in staged else self._with_staged(k, mine, None if whole else tids[-1]), whole)
+
+    def _with_staged(self, key: int, table: list[int], floor: int | None) -> list[int]:
+        """``table`` (a band's texts not held from ``family_bands``, newest first) with those of
+        ``family_bands_new`` (:attr:`staged`) merged in; when ``table`` is only the newest
+        rows (``floor``: the oldest of them), nothing older than them is taken (the next ones
+        may be in ``family_bands``)."""
+        sigs = self.sigs
+        extra = [t for t in self.staged[key] if t not in sigs and (floor is None or t >= floor)]
+        return sorted(table + extra, reverse=True) if extra else table
 
     def _cold_band(self, conn: sqlite3.Connection, key: int, cap: int) -> list[int]:
         """The ``cap`` newest texts of band ``key`` whose families are not in memory (from
-        ``family_bands``: the texts there that are not held)."""
+        ``family_bands`` and ``family_bands_new``: the texts there that are not held)."""
         got = self.cold_bands.get(key)
         if got is None or (len(got[0]) < cap and not got[1]):
             sigs = self.sigs
-            got = self.cold_bands[key] = ([t for (t,) in conn.execute(
-                "SELECT text_id FROM family_bands WHERE band_key = ? ORDER BY text_id DESC", (key,)) if t not in sigs],
-                True)
+            got = [t for (t,) in conn.execute(
+                "SELECT text_id FROM family_bands WHERE band_key = ? ORDER BY text_id DESC", (key,)) if t not in sigs]
+            if key in self.staged:
+                got = self._with_staged(key, got, None)
+            got = self.cold_bands[key] = (got, True)
         return got[0][:cap]
 
     def load_active(self, conn: sqlite3.Connection, facet: str, values: Iterable[str], lo: float, hi: float) -> None:
@@ -458,12 +490,15 @@ class _State:
                 self.cold_until = inc.t1
             self._unindex_days(inc)
         incs = self.incidents
-        fams = {fid for fid, f in self.families.items() if f.incident not in incs}
-        for fid in fams:
-            del self.families[fid]
+        fams = [fid for fid, f in self.families.items() if f.incident not in incs]
         # their texts stay in the tables only (family_texts, family_bands): nothing is kept of them
-        self.texts = {k: v for k, v in self.texts.items() if v not in fams}
-        moved = [tid for tid, (fid, _r, _k) in self.sigs.items() if fid in fams]
+        families, texts, fam_texts, fam_sigs = self.families, self.texts, self.fam_texts, self.fam_sigs
+        moved: list[int] = []
+        for fid in fams:
+            del families[fid]
+            for k in fam_texts.pop(fid, ()):
+                del texts[k]
+            moved += fam_sigs.pop(fid, ())
         bands = self.bands
         for t in moved:
             for k in self.sigs.pop(t)[2]:
@@ -557,8 +592,22 @@ class _State:
         return {i for i in out if (inc := incs(i)) is not None and inc.t1 >= lo and inc.t0 <= hi}
 
     # -- near copies ---------------------------------------------------------------------------
+    def add_text(self, key: str, family_id: int) -> None:
+        """An exact-copy key (fingerprint or ``fwd:<key>``) of a family held."""
+        self.texts[key] = family_id
+        got = self.fam_texts.get(family_id)
+        if got is None:
+            self.fam_texts[family_id] = [key]
+        else:
+            got.append(key)
+
     def add_signature(self, tid: int, family_id: int, rowid: int | None, keys: Sequence[int]) -> None:
         self.sigs[tid] = (family_id, rowid, tuple(keys))
+        got = self.fam_sigs.get(family_id)
+        if got is None:
+            self.fam_sigs[family_id] = [tid]
+        else:
+            got.append(tid)
         bands = self.bands
         for k in keys:
             cur = bands.get(k)
@@ -713,6 +762,9 @@ class IncidentTracker:
         self._batch: dict[str, _Words] = {}  # text -> words, key, places, located places, place ids as JSON
         self._pending_texts: dict[int, str] = {}  # rowid -> text of this transaction's new signatures
         self._dirty_facets: set[tuple[int, str, str]] = set()
+        self._new_facets: set[tuple[int, str, str]] = set()  # (of them: not in incident_facets yet)
+        self._new_incs: set[int] = set()  # incidents and families made in this transaction (not in their tables)
+        self._new_fams: set[int] = set()
 
     @property
     def gazetteer(self) -> Gazetteer:
@@ -753,29 +805,25 @@ class IncidentTracker:
             self._reset_pending()
             return
         if self._new_texts:
-            _insert_rows(conn, "INSERT INTO family_texts(id, fingerprint, family_id, signature, message_rowid)", 5,
+            _insert_rows(conn, "INSERT OR FAIL INTO family_texts(id, fingerprint, family_id, signature, message_rowid)", 5,
                          list(chain.from_iterable(self._new_texts)))
-        if self._new_bands:  # in key order (numpy sorts the two columns: quicker than a list of pairs)
-            keys, tids = np.array(self._new_bands, dtype=np.int64), np.array(self._new_band_texts, dtype=np.int64)
-            order = np.lexsort((tids, keys))
-            flat = np.empty(2 * len(order), dtype=np.int64)
-            flat[0::2], flat[1::2] = keys[order], tids[order]
-            _insert_rows(conn, "INSERT INTO family_bands(band_key, text_id)", 2, flat.tolist())
+        if self._new_bands:
+            self._write_bands(conn, st)
         if self._dirty_fam:
-            fams = st.families
-            _insert_rows(
-                conn, "INSERT INTO families(id, incident_id, first_message_rowid, first_date, members)", 5,
-                [v for i in sorted(self._dirty_fam) for f in (fams[i],)
-                 for v in (f.id, f.incident, f.first, f.first_date, f.members)],
-                # (a stored family keeps its incident: only corrections move one, and they reload
-                # the state; leaving incident_id out spares idx_families_incident, ~2x quicker)
-                " ON CONFLICT(id) DO UPDATE SET"
-                " first_message_rowid=excluded.first_message_rowid, first_date=excluded.first_date,"
-                " members=excluded.members",
-            )
+            fams, made, rows, old = st.families, self._new_fams, [], []
+            for i in sorted(self._dirty_fam):
+                f = fams[i]
+                if i in made:
+                    rows += (i, f.incident, f.first, f.first_date, f.members)
+                else:
+                    old += (i, f.first, f.first_date, f.members)
+            # (a stored family keeps its incident: only corrections move one, and they reload
+            # the state; leaving incident_id out spares idx_families_incident, ~2x quicker)
+            _upsert_rows(conn, "families", ("id",), ("incident_id", "first_message_rowid", "first_date", "members"),
+                         rows, old, ("first_message_rowid", "first_date", "members"))
         if self._new_members:
             _insert_rows(
-                conn, "INSERT INTO incident_messages(message_rowid, incident_id, family_id, date, platform, channel_id,"
+                conn, "INSERT OR FAIL INTO incident_messages(message_rowid, incident_id, family_id, date, platform, channel_id,"
                 " kind, rules, actors, places, how, origin, added_at)", 13,
                 [v for r, (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added)
                  in self._new_members.items()
@@ -788,38 +836,62 @@ class IncidentTracker:
                 [(k, _j(ru), _j(ac), r) for r, (k, ru, ac) in self._changed_members.items()],
             )
         if self._dirty_facets:
-            rows = []
-            for iid, facet, value in sorted(self._dirty_facets):
+            rows, old = [], []
+            new_facets = self._new_facets
+            for key in sorted(self._dirty_facets):
+                iid, facet, value = key
                 inc = st.incidents[iid]
                 if facet == "place":
                     m, loc = inc.places[value]
                 else:
                     m, loc = inc.actors[value], 0
-                rows += (iid, facet, value, m, loc)
-            _insert_rows(
-                conn, "INSERT INTO incident_facets(incident_id, facet, value, mentions, located)", 5, rows,
-                " ON CONFLICT(incident_id, facet, value) DO UPDATE SET mentions=excluded.mentions,"
-                " located=excluded.located",
-            )
+                (rows if key in new_facets else old).extend((iid, facet, value, m, loc))
+            _upsert_rows(conn, "incident_facets", ("incident_id", "facet", "value"), ("mentions", "located"), rows, old)
         if self._dirty_inc:
-            rows = []
+            rows, old, made = [], [], self._new_incs
             for iid in sorted(self._dirty_inc):
                 inc = st.incidents[iid]
                 places, actors = self._summary(inc)
-                rows += (iid, self.title(places, actors, inc.start), inc.start, inc.end, inc.first, _jl(places),
-                         _jl(actors), _j(inc.counts), inc.messages, len(inc.channels), inc.created, inc.updated)
-            _insert_rows(
-                conn, "INSERT INTO incidents(id, title, start_at, end_at, first_message_rowid, places, actors, counts,"
-                " messages, channels, created_at, updated_at)", 12, rows,
-                " ON CONFLICT(id) DO UPDATE SET title=excluded.title, start_at=excluded.start_at,"
-                " end_at=excluded.end_at, first_message_rowid=excluded.first_message_rowid, places=excluded.places,"
-                " actors=excluded.actors, counts=excluded.counts, messages=excluded.messages,"
-                " channels=excluded.channels, updated_at=excluded.updated_at",
-            )
+                vals = (iid, self.title(places, actors, inc.start), inc.start, inc.end, inc.first, _jl(places),
+                        _jl(actors), _j(inc.counts), inc.messages, len(inc.channels), inc.updated)
+                if iid in made:
+                    rows += vals
+                    rows.append(inc.created)
+                else:
+                    old += vals
+            _upsert_rows(conn, "incidents", ("id",), _INCIDENT_WRITTEN + ("created_at",), rows, old, _INCIDENT_WRITTEN)
         st.gen += 1
         _set_generation(conn, st.gen)
         self._reset_pending()
         st.evict(self.settings)
+
+    def _write_bands(self, conn: sqlite3.Connection, st: _State) -> None:
+        """The new texts' band keys: into ``family_bands_new`` (small: a batch's random keys
+        change few of its pages), moved to ``family_bands`` in one sorted ``INSERT ... SELECT``
+        once it holds :data:`STAGED_ROWS` rows. (Written straight into ``family_bands``, a
+        batch's ~3,400 random keys changed nearly every page of it: the whole table went
+        through the WAL at every commit, and again at the checkpoint.)"""
+        keys, tids = self._new_bands, self._new_band_texts
+        staged = st.staged
+        for k, t in zip(keys, tids):  # (text ids ascending: oldest first per key)
+            got = staged.get(k)
+            if got is None:
+                staged[k] = [t]
+            else:
+                got.append(t)
+        st.staged_rows += len(keys)
+        if st.staged_rows >= STAGED_ROWS:
+            conn.execute("INSERT OR FAIL INTO family_bands(band_key, text_id) SELECT band_key, text_id"
+                         " FROM family_bands_new ORDER BY band_key, text_id")
+            conn.execute("DELETE FROM family_bands_new")
+            st.staged, st.staged_rows = {}, 0
+        # in key order (numpy sorts the two columns: quicker than a list of pairs)
+        a, b = np.array(keys, dtype=np.int64), np.array(tids, dtype=np.int64)
+        order = np.lexsort((b, a))
+        flat = np.empty(2 * len(order), dtype=np.int64)
+        flat[0::2], flat[1::2] = a[order], b[order]
+        _insert_rows(conn, "INSERT OR FAIL INTO family_bands_new(band_key, text_id)" if st.staged_rows
+                     else "INSERT OR FAIL INTO family_bands(band_key, text_id)", 2, flat.tolist())
 
     def discard(self) -> None:
         """The transaction rolled back: forget the state (reloaded from the tables when next needed)."""
@@ -991,12 +1063,14 @@ class IncidentTracker:
                 incident_id = st.next_incident
                 st.next_incident += 1
                 st.incidents[incident_id] = _Inc(incident_id, m.date, m.date, m.rowid, {}, 0, now, now)
+                self._new_incs.add(incident_id)
                 how = "new"
         # the family: a new one, or the copy joins (the text is indexed once)
         if family_id is None:
             family_id = st.next_family
             st.next_family += 1
             st.families[family_id] = _Family(family_id, incident_id, m.rowid, m.date, 0)
+            self._new_fams.add(family_id)
         f = st.families[family_id]
         f.members += 1
         if m.date < f.first_date:
@@ -1080,14 +1154,14 @@ class IncidentTracker:
     def _index_text(self, conn: sqlite3.Connection, st: _State, family_id: int, fp: str | None, sig: Any,
                     ws: list[str], fwd_key: str | None, m: Incoming, fp_known: bool | None) -> None:
         if fwd_key is not None and st.text_family(conn, fwd_key) is None:
-            st.texts[fwd_key] = family_id
+            st.add_text(fwd_key, family_id)
             self._new_texts.append((st.next_text, fwd_key, family_id, None, m.rowid))
             st.next_text += 1
         if fp is None or fp_known or (fp_known is None and st.text_family(conn, fp) is not None):
             return
         if sig is _UNSET:  # joined as a copy or forward: a new text still gets indexed
             sig = self._signature(fp, ws)
-        st.texts[fp] = family_id
+        st.add_text(fp, family_id)
         tid = st.next_text
         self._new_texts.append((tid, fp, family_id, sig.to_blob() if sig is not None else None, m.rowid))
         st.next_text += 1
@@ -1190,9 +1264,11 @@ class IncidentTracker:
         if m.actors:  # (_facet_actor without indexing, inline)
             dirty, iid, counted = self._dirty_facets, inc.id, inc.actors
             for a in m.actors:
-                dirty.add((iid, "actor", a))
+                key = (iid, "actor", a)
+                dirty.add(key)
                 n = counted.get(a)
                 if n is None:
+                    self._new_facets.add(key)
                     counted[a] = 1
                     new_keys.append(("actor", a))
                 else:
@@ -1208,9 +1284,11 @@ class IncidentTracker:
 
     def _facet_place(self, inc: _Inc, pid: str, located: int, mention: bool) -> bool:
         """Count a place; True when it became located (index it)."""
-        self._dirty_facets.add((inc.id, "place", pid))
+        key = (inc.id, "place", pid)
+        self._dirty_facets.add(key)
         cur = inc.places.get(pid)
         if cur is None:
+            self._new_facets.add(key)
             inc.places[pid] = [1 if mention else 0, located]
             if located:
                 inc.locate(pid)
@@ -1226,6 +1304,8 @@ class IncidentTracker:
     def _facet_actor(self, st: _State, inc: _Inc, actor: str, *, index: bool = True) -> bool:
         self._dirty_facets.add((inc.id, "actor", actor))
         fresh = actor not in inc.actors
+        if fresh:
+            self._new_facets.add((inc.id, "actor", actor))
         inc.actors[actor] = inc.actors.get(actor, 0) + 1
         if fresh and index and inc.days is not None:
             st.index_days(inc, [("actor", actor)])
@@ -1267,6 +1347,34 @@ class IncidentTracker:
 
 
 BIND_PER_STATEMENT = 240  # values bound to one multi-row INSERT (_insert_rows)
+
+
+def _upsert_rows(conn: sqlite3.Connection, table: str, keys: tuple[str, ...], cols: tuple[str, ...], new: list[Any],
+                 old: list[Any], update: tuple[str, ...] | None = None) -> None:
+    """Write rows: ``new`` ones, not in the table (``keys`` then ``cols`` values each, flat:
+    ``INSERT OR FAIL``, many rows a statement) and ``old`` ones (``keys`` then ``update``
+    values each, ``update`` by default ``cols``: an ``UPDATE`` a row). (An ``INSERT ... ON
+    CONFLICT DO UPDATE`` of many rows, or an ``UPDATE ... FROM (VALUES ...)``, makes SQLite
+    keep a statement journal, a temporary file with the old content of every page it changes,
+    to undo just that statement should a constraint fail: as many pages as the incident writes
+    themselves went there. ``OR FAIL`` or one row a statement needs none: a failed statement
+    fails the batch, and the archive rolls the transaction back. An ``UPDATE`` a row measured
+    no slower than ``UPDATE OR FAIL ... FROM (VALUES ...)``.) Should a ``new`` row be in the
+    table after all, the new rows are written again with an upsert."""
+    upd = cols if update is None else update
+    if new:
+        ncols = len(keys) + len(cols)
+        try:
+            _insert_rows(conn, f"INSERT OR FAIL INTO {table}({', '.join(keys + cols)})", ncols, new)
+        except sqlite3.IntegrityError:
+            _insert_rows(conn, f"INSERT INTO {table}({', '.join(keys + cols)})", ncols, new,
+                         f" ON CONFLICT({', '.join(keys)}) DO UPDATE SET "
+                         + ", ".join(f"{c}=excluded.{c}" for c in cols))
+    if old:
+        nk, nc = len(keys), len(keys) + len(upd)
+        conn.executemany(
+            f"UPDATE {table} SET " + ", ".join(f"{c}=?" for c in upd) + " WHERE " + " AND ".join(f"{k}=?" for k in keys),
+            [old[i + nk:i + nc] + old[i:i + nk] for i in range(0, len(old), nc)])
 
 
 def _insert_rows(conn: sqlite3.Connection, head: str, ncols: int, flat: list[Any], tail: str = "") -> None:

@@ -216,7 +216,7 @@ def rebuild(archive: Any, progress: Callable[[int, int], None] | None = None) ->
     with archive.lock, archive.transaction():
         # alert threads follow their first alert's message into its new incident (below)
         threads = conn.execute("SELECT destination, ref, outbox_id, created_at FROM incident_threads").fetchall()
-        for table in ("incident_threads", "incident_messages", "family_bands", "family_texts", "families",
+        for table in ("incident_threads", "incident_messages", "family_bands", "family_bands_new", "family_texts", "families",
                       "incident_facets", "incidents"):
             conn.execute(f"DELETE FROM {table}")
         tracker.invalidate(conn)

@@ -312,15 +312,19 @@ def _check_incidents(conn: sqlite3.Connection, report: VerifyReport, problem: An
         elif merged is None and stored != actual:
             problem("incidents", "incidents", iid, None, f"incident counts {stored} message(s), has {actual}")
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name='family_bands'").fetchone() is not None:
-        # the near-copy index (schema 5): every text with a signature has its 16 band keys, no other has any
+        # the near-copy index (schema 6; the newest texts' keys in family_bands_new, schema 7):
+        # every text with a signature has its 16 band keys, no other has any
+        bands_sql = ("(SELECT band_key, text_id FROM family_bands UNION ALL SELECT band_key, text_id FROM family_bands_new)"
+                     if conn.execute("SELECT 1 FROM sqlite_master WHERE name='family_bands_new'").fetchone() is not None
+                     else "family_bands")
         for tid, signed, bands in conn.execute(
             "SELECT t.id, t.signature IS NOT NULL, coalesce(b.n, 0) FROM family_texts t LEFT JOIN"
-            " (SELECT text_id, count(*) AS n FROM family_bands GROUP BY text_id) b ON b.text_id = t.id"
+            f" (SELECT text_id, count(*) AS n FROM {bands_sql} GROUP BY text_id) b ON b.text_id = t.id"
             f" WHERE coalesce(b.n, 0) <> CASE WHEN t.signature IS NULL THEN 0 ELSE {_BANDS} END"
         ):
             problem("incidents", "family_bands", tid, None, f"family text has {bands} band key(s), not {_BANDS if signed else 0}")
         for (tid,) in conn.execute(
-            "SELECT DISTINCT b.text_id FROM family_bands b LEFT JOIN family_texts t ON t.id = b.text_id WHERE t.id IS NULL"
+            f"SELECT DISTINCT b.text_id FROM {bands_sql} b LEFT JOIN family_texts t ON t.id = b.text_id WHERE t.id IS NULL"
         ):
             problem("incidents", "family_bands", tid, None, "band keys of a family text that is not in the archive")
     n = conn.execute("SELECT count(*) FROM incidents WHERE merged_into IS NULL AND messages > 0").fetchone()[0]
