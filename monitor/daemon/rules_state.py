@@ -285,10 +285,23 @@ def _build_at_low_priority(*args: Any) -> tuple[bool, str | None, dict[str, floa
     """The worker process's job: :func:`build_into_cache` at the lowest CPU priority, so on a
     busy machine the daemon's own pipeline keeps its share of the cores; returns its result,
     the seconds of its phases (logged with the reload) and the key of the entry written."""
+    _exit_with_daemon()
     _lowest_priority()
     timings: dict[str, float] = {}
     ok, problems, key = build_into_cache(*args, timings=timings)
     return ok, problems, timings, key
+
+
+def _exit_with_daemon() -> None:
+    """End this worker when the daemon is gone (Linux's parent-death signal): at the lowest
+    priority on a busy machine it may still be building when the daemon stops."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # not Linux
+        pass
 
 
 def _lowest_priority() -> str:

@@ -155,9 +155,6 @@ class _PoliteReader:
 
 
 # -- the entry's two parts -------------------------------------------------------------------
-_LOADING = threading.local()  # .rest: the _Rest of the entry being unpickled (read by the stand-ins)
-
-
 class _Rest:
     """The rule set part of an entry, read on first use: an open descriptor of the entry (it
     stays readable when a newer entry replaces the file) and where the part is."""
@@ -183,32 +180,49 @@ class _Rest:
             return self.value
 
 
-def _current_rest() -> "_Rest | None":
-    return getattr(_LOADING, "rest", None)
+class _Cell:
+    """The one object all stand-ins of an entry's live part refer to: ``rest`` is set when the
+    entry is read back (so the stand-ins are built by the unpickler in C, without a Python
+    call each)."""
+
+    __slots__ = ("rest",)
+
+    def __init__(self) -> None:
+        self.rest: _Rest | None = None
+
+    def ruleset(self) -> RuleSet:
+        if self.rest is None:
+            raise RuntimeError("a stand-in of a cached rule set outside its matcher")
+        return self.rest.ruleset()
+
+    def __reduce__(self) -> tuple:
+        return (_Cell, ())
+
+
+def _slots_reduce(obj: Any, skip: tuple[str, ...] = ()) -> tuple:
+    """Pickled as ``object.__new__`` and its slots (no Python call when read back)."""
+    return (copyreg.__newobj__, (type(obj),), (None, {k: getattr(obj, k) for k in obj.__slots__ if k not in skip}))
 
 
 class _RuleRef:
     """Stands for a compiled rule's :class:`~monitor.rules.ruleset.Rule` (``_Rule.rule``) until
     the rule set is read: any attribute reads it (see :meth:`CachedMatcher.full`)."""
 
-    __slots__ = ("index", "rest")
+    __slots__ = ("index", "cell")
 
-    def __init__(self, index: int, rest: "_Rest | None") -> None:
-        self.index, self.rest = index, rest
+    def __init__(self, index: int, cell: _Cell) -> None:
+        self.index, self.cell = index, cell
 
     def real(self) -> Any:
-        assert self.rest is not None
-        return self.rest.ruleset().rules[self.index]
+        return self.cell.ruleset().rules[self.index]
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in self.__slots__:  # the unpickler's look-ups, unset slots
+            raise AttributeError(name)
         return getattr(self.real(), name)
 
-    def __reduce__(self) -> tuple:
-        return (_rule_ref, (self.index,))
-
-
-def _rule_ref(index: int) -> _RuleRef:
-    return _RuleRef(index, _current_rest())
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        return _slots_reduce(self)
 
 
 class _TermRef:
@@ -221,6 +235,8 @@ class _TermRef:
         self.raw, self.view, self.i = raw, view, i
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in self.__slots__:
+            raise AttributeError(name)
         return getattr(self.view.real()[self.i], name)
 
 
@@ -230,19 +246,19 @@ class _TermsView:
     words per term), split on first use. Selections that share a tuple of terms (a list
     referenced by several rules) share one view, as they shared the tuple."""
 
-    __slots__ = ("joined", "count", "raws", "owner", "rest")
+    __slots__ = ("joined", "count", "raws", "owner", "cell")
     SEP = "\x00"
 
-    def __init__(self, joined: "str | tuple[str, ...]", count: int, owner: tuple[int, int], rest: "_Rest | None") -> None:
-        self.joined, self.count, self.owner, self.rest = joined, count, owner, rest
+    def __init__(self, joined: "str | tuple[str, ...]", count: int, owner: tuple[int, int], cell: _Cell) -> None:
+        self.joined, self.count, self.owner, self.cell = joined, count, owner, cell
         self.raws: tuple[str, ...] | None = None
 
     @classmethod
-    def of(cls, terms: Sequence[Any], owner: tuple[int, int]) -> "_TermsView":
+    def of(cls, terms: Sequence[Any], owner: tuple[int, int], cell: _Cell) -> "_TermsView":
         raws = [t.raw for t in terms]
         joined = cls.SEP.join(raws)
         fits = len(raws) > 0 and joined.count(cls.SEP) == len(raws) - 1
-        return cls(joined if fits else tuple(raws), len(raws), owner, None)
+        return cls(joined if fits else tuple(raws), len(raws), owner, cell)
 
     def _raws(self) -> tuple[str, ...]:
         raws = self.raws
@@ -261,16 +277,12 @@ class _TermsView:
         return _TermRef(raws[i], self, i if i >= 0 else i + self.count)
 
     def real(self) -> tuple:
-        assert self.rest is not None
         ri, j = self.owner
-        return self.rest.ruleset().rules[ri].selections[j].terms
+        return self.cell.ruleset().rules[ri].selections[j].terms
 
-    def __reduce__(self) -> tuple:
-        return (_terms_view, (self.joined, self.count, self.owner))
-
-
-def _terms_view(joined: "str | tuple[str, ...]", count: int, owner: tuple[int, int]) -> _TermsView:
-    return _TermsView(joined, count, owner, _current_rest())
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        self.raws = None
+        return _slots_reduce(self)
 
 
 class _SelView:
@@ -278,25 +290,22 @@ class _SelView:
     (``_Sel.sel``): ``terms`` (a :class:`_TermsView`) and ``regexes`` at once, anything else
     from the rule set."""
 
-    __slots__ = ("terms", "regexes", "owner", "rest")
+    __slots__ = ("terms", "regexes", "owner", "cell")
 
-    def __init__(self, terms: _TermsView, regexes: tuple[str, ...], owner: tuple[int, int], rest: "_Rest | None") -> None:
-        self.terms, self.regexes, self.owner, self.rest = terms, regexes, owner, rest
+    def __init__(self, terms: _TermsView, regexes: tuple[str, ...], owner: tuple[int, int], cell: _Cell) -> None:
+        self.terms, self.regexes, self.owner, self.cell = terms, regexes, owner, cell
 
     def real(self) -> Any:
-        assert self.rest is not None
         ri, j = self.owner
-        return self.rest.ruleset().rules[ri].selections[j]
+        return self.cell.ruleset().rules[ri].selections[j]
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in self.__slots__:  # the unpickler's look-ups, unset slots
+            raise AttributeError(name)
         return getattr(self.real(), name)
 
-    def __reduce__(self) -> tuple:
-        return (_sel_view, (self.terms, self.regexes, self.owner))
-
-
-def _sel_view(terms: _TermsView, regexes: tuple[str, ...], owner: tuple[int, int]) -> _SelView:
-    return _SelView(terms, regexes, owner, _current_rest())
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        return _slots_reduce(self)
 
 
 class CachedMatcher(Matcher):
@@ -350,7 +359,7 @@ def _new_cached_matcher() -> CachedMatcher:
     return CachedMatcher.__new__(CachedMatcher)
 
 
-def _live_pickler(buf: io.BytesIO, matcher: Matcher) -> pickle.Pickler:
+def _live_pickler(buf: io.BytesIO, matcher: Matcher) -> tuple[pickle.Pickler, _Cell]:
     """A pickler of the live part: the matcher as a :class:`CachedMatcher` without its rule
     set, each compiled rule's rule a :class:`_RuleRef`, each selection's a :class:`_SelView`
     (only these three classes go through Python: the dispatch table is looked up by type)."""
@@ -361,6 +370,7 @@ def _live_pickler(buf: io.BytesIO, matcher: Matcher) -> pickle.Pickler:
         for j, s in enumerate(r.selections):
             sel_index[id(s)] = (i, j)
     views: dict[int, _TermsView] = {}
+    cell = _Cell()
 
     def reduce_matcher(m: Matcher) -> tuple:
         state = dict(m.__dict__)
@@ -371,7 +381,7 @@ def _live_pickler(buf: io.BytesIO, matcher: Matcher) -> pickle.Pickler:
     def reduce_rule(cr: _Rule) -> tuple:
         state = cr.__getstate__()
         rule = state["rule"]
-        state["rule"] = _RuleRef(rule.index if isinstance(rule, _RuleRef) else rule_index[id(rule)], None)
+        state["rule"] = _RuleRef(rule.index if isinstance(rule, _RuleRef) else rule_index[id(rule)], cell)
         return (copyreg.__newobj__, (_Rule,), state)
 
     def reduce_sel(sel: _Sel) -> tuple:
@@ -383,8 +393,8 @@ def _live_pickler(buf: io.BytesIO, matcher: Matcher) -> pickle.Pickler:
             owner = sel_index[id(s)]
             terms = views.get(id(s.terms))
             if terms is None:
-                terms = views[id(s.terms)] = _TermsView.of(s.terms, owner)
-            view = _SelView(terms, tuple(s.regexes), owner, None)
+                terms = views[id(s.terms)] = _TermsView.of(s.terms, owner, cell)
+            view = _SelView(terms, tuple(s.regexes), owner, cell)
         state["sel"] = view
         return (copyreg.__newobj__, (_Sel,), (None, state))
 
@@ -392,7 +402,7 @@ def _live_pickler(buf: io.BytesIO, matcher: Matcher) -> pickle.Pickler:
     table = copyreg.dispatch_table.copy()
     table.update({Matcher: reduce_matcher, CachedMatcher: reduce_matcher, _Rule: reduce_rule, _Sel: reduce_sel})
     p.dispatch_table = table
-    return p
+    return p, cell
 
 
 RULES_PER_STEP = 100  # compiled rules per pickle of the live part (~5 ms to read back each)
@@ -422,8 +432,8 @@ def _entry_bytes(matcher: Matcher) -> tuple[bytes, bytes]:
                 for a in range(0, len(part), ITEMS_PER_STEP):
                     steps.append(part[a : a + ITEMS_PER_STEP])
     buf = io.BytesIO()
-    pickler = _live_pickler(buf, matcher)
-    pickler.dump(len(steps) + 1)
+    pickler, cell = _live_pickler(buf, matcher)
+    pickler.dump((len(steps) + 1, cell))
     for step in steps:
         pickler.dump(step)
     pickler.dump(matcher)
@@ -446,21 +456,15 @@ class _Entry:
         try:
             up = pickle.Unpickler(reader if reader is not None else io.BytesIO(self.live))
             with paused_gc():  # one large object graph: collections meanwhile only cost time
-                _LOADING.rest = self.rest
-                try:
-                    count = up.load()
-                finally:
-                    _LOADING.rest = None
-                if not isinstance(count, int) or count < 1:
+                first = up.load()
+                if not (isinstance(first, tuple) and len(first) == 2 and isinstance(first[1], _Cell)):
                     raise ValueError("not a compiled rule set")
+                count, cell = first
+                cell.rest = self.rest
                 matcher = None
                 for _ in range(count):
                     yield
-                    _LOADING.rest = self.rest
-                    try:
-                        matcher = up.load()
-                    finally:
-                        _LOADING.rest = None
+                    matcher = up.load()
             if not isinstance(matcher, CachedMatcher):
                 raise ValueError("not a compiled rule set")
         except Exception as exc:  # damaged, written by other code: rebuild
