@@ -126,7 +126,7 @@ def main() -> None:
                 busy += time.thread_time() - cs
                 if got is None:
                     n_done += pipeline(took * 3)[2]
-            out.update(wall=time.perf_counter() - t_all, cpu=busy)
+            out.update(wall=time.perf_counter() - t_all, cpu=busy, steps_wall=time.perf_counter() - t_all, steps_cpu=busy)
             thread = threading.Thread(target=prepare, args=(got,))
             thread.start()
             _, t2, n2 = pipeline(600.0, stop)
@@ -147,6 +147,9 @@ def main() -> None:
               f"over {window:.1f} s, {after:,.0f} after; read-back {out['wall']:.1f} s wall, {out['cpu']:.2f} CPU s "
               f"({out['cpu'] / out['wall']:.0%} of the window); collections during it: {gcs.count(0)} young, "
               f"{gcs.count(1)} middle, {gcs.count(2)} full; load average {mb.load_average()}")
+        if args.mode == "steps":
+            print(f"  of which the steps on the pipeline's thread {out['steps_wall']:.1f} s wall, {out['steps_cpu']:.2f} CPU s; "
+                  f"the regexes compiled in a thread {out['prepare']:.1f} s wall, {out['prepare_cpu']:.2f} CPU s")
 
 
 if __name__ == "__main__":
