@@ -11,10 +11,11 @@ entry and says which), the entry is read and checked in a worker thread, then un
 the event loop itself a step (~100 compiled rules, a few ms) at a time, paced so the steps
 take at most a quarter of the loop's time (no second thread contending for the GIL with the
 pipeline: the loop between two steps matches messages as usual), its regexes compiled there
-too, one at a time, and only the complete matcher is swapped in, in one assignment. Every message is matched against the old set or
-the new one, never a half-built one. The read-back builds only the live matcher: the rule
-set's own objects are read on first use (:class:`monitor.rules.cache.CachedMatcher`). Without
-a cache directory the build runs in a worker thread.
+too, one at a time, and only the complete matcher is swapped in, in one assignment. Every
+message is matched against the old set or the new one, never a half-built one. The
+read-back builds only the live matcher: the rule set's own objects are read on first use
+(:class:`monitor.rules.cache.CachedMatcher`). Without a cache directory the build runs in a
+worker thread.
 """
 
 from __future__ import annotations
