@@ -10,17 +10,20 @@ server in this process, then prints:
 
 With ``--reload-rules N`` (e.g. 10000) the daemon runs the shipped pack plus N generated
 rules with their watch lists (bench/match_bench.py's generator), and while it streams a rule
-file is edited and SIGHUP sent: the bench prints the steady rate before the reload, the rate
-over the reload window (SIGHUP until the first message matched by the new set) and their
-ratio, then the rate over 8 s after the window and the window's share of the mean of the
-rates before and after (the archive grows and the machine is shared: the rate before alone
-can flatter or wrong the window). The new set adds a rule whose term 1 % of the messages
+file is edited and SIGHUP sent: the bench waits ``--warmup`` seconds after the first message
+is stored (the daemon's word caches fill and its rate settles), prints the steady rate over
+``--steady`` seconds before the reload, the rate over the reload window (SIGHUP until the
+first message matched by the new set) and their ratio, then the rate over ``--steady``
+seconds after the window and the window's share of the mean of the rates before and after
+(the archive grows and the machine is shared: the rate before alone can flatter or wrong the
+window). Each rate is also given per CPU second of the daemon process (all its threads, from
+/proc; the reload's worker process is not counted there: it runs at the lowest priority). The new set adds a rule whose term 1 % of the messages
 carry, so the first hit of that rule marks the swap; no message is matched against a
 half-built set (tests/test_rules_cache.py). ``--daemon-log FILE`` keeps the daemon's log
 (INFO) and prints its ``rules reloaded`` line with the seconds of each reload phase.
 
 Usage: python bench/pipeline_bench.py [--messages 100000] [--latency-samples 200] [--reload-rules 10000]
-                                      [--daemon-log FILE]
+                                      [--warmup 10] [--steady 10] [--daemon-log FILE]
 """
 
 from __future__ import annotations
@@ -112,7 +115,17 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: int) -> None:
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far, all its threads."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: int,
+                         warmup: float = 10.0, steady_s: float = 10.0) -> None:
     """Steady rate, then SIGHUP after an edit; the rate until the new set's first hit."""
     t_start = time.perf_counter()
     while count(db, "select count(*) from messages") < 1:
@@ -120,23 +133,27 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
             raise SystemExit("daemon exited early")
         await asyncio.sleep(0.1)
     print(f"daemon up (rules loaded, compiled and cached) after {time.perf_counter() - t_start:.1f} s; load average {load_average()}")
-    samples: list[tuple[float, int]] = []
+    await asyncio.sleep(warmup)
+    samples: list[tuple[float, int, float]] = []
 
     async def sample(until: float) -> None:
         while time.perf_counter() < until:
-            samples.append((time.perf_counter(), count(db, "select count(*) from messages")))
+            samples.append((time.perf_counter(), count(db, "select count(*) from messages"), cpu_seconds(proc.pid)))
             await asyncio.sleep(0.1)
 
-    await sample(time.perf_counter() + 8)
-    (t0, c0), (t1, c1) = samples[0], samples[-1]
+    await sample(time.perf_counter() + steady_s)
+    (t0, c0, u0), (t1, c1, u1) = samples[0], samples[-1]
     steady = (c1 - c0) / (t1 - t0)
-    print(f"steady: {steady:,.0f} msgs/s over {t1 - t0:.1f} s; load average {load_average()}")
+    print(f"steady (after {warmup:.0f} s of warm-up): {steady:,.0f} msgs/s over {t1 - t0:.1f} s "
+          f"({(c1 - c0) / max(u1 - u0, 1e-9):,.0f} msgs per daemon CPU second, {(u1 - u0) / (t1 - t0):.2f} CPUs); "
+          f"load average {load_average()}")
     edited = rules_path / "generated" / "bench-0000.yml"
     edited.write_text(edited.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     (rules_path / "generated" / "zz-marker.yml").write_text(
         "id: zz-marker\nlevel: info\nmatch:\n  m: [zzmarker]\n", encoding="utf-8")
     t_hup = time.perf_counter()
     c_hup = count(db, "select count(*) from messages")
+    u_hup = cpu_seconds(proc.pid)
     proc.send_signal(signal.SIGHUP)
     timeline: list[tuple[float, int]] = [(t_hup, c_hup)]
     while count(db, "select count(*) from hits where rule_id = 'zz-marker'") == 0:
@@ -149,9 +166,12 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
         await asyncio.sleep(0.05)
     t_swap = time.perf_counter()
     c_swap = count(db, "select count(*) from messages")
+    u_swap = cpu_seconds(proc.pid)
     during = (c_swap - c_hup) / (t_swap - t_hup)
     print(f"reload: SIGHUP -> first message matched by the new set {t_swap - t_hup:.1f} s; "
-          f"{during:,.0f} msgs/s during the reload = {during / steady:.0%} of the steady rate; load average {load_average()}")
+          f"{during:,.0f} msgs/s during the reload = {during / steady:.0%} of the steady rate "
+          f"({(c_swap - c_hup) / max(u_swap - u_hup, 1e-9):,.0f} msgs per daemon CPU second, "
+          f"{(u_swap - u_hup) / (t_swap - t_hup):.2f} CPUs); load average {load_average()}")
     # msgs/s per second since SIGHUP: where a dip is (build in the worker process, read-back, swap)
     buckets: dict[int, list[tuple[float, int]]] = {}
     for t, c in timeline:
@@ -168,15 +188,16 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
     # the rate after the window too: the archive grows and the machine is shared, so the
     # rate before the reload alone can flatter or wrong the window
     samples.clear()
-    await sample(time.perf_counter() + 8)
-    (t0, c0), (t1, c1) = samples[0], samples[-1]
+    await sample(time.perf_counter() + steady_s)
+    (t0, c0, u0), (t1, c1, u1) = samples[0], samples[-1]
     after = (c1 - c0) / (t1 - t0)
     if c1 >= n:
         print("after the reload: the feed ran out (use more --messages)")
     else:
         mean = (steady + after) / 2
-        print(f"after the reload: {after:,.0f} msgs/s over {t1 - t0:.1f} s; the window = {during / mean:.0%} of the "
-              f"mean of the rates before and after ({mean:,.0f} msgs/s); load average {load_average()}")
+        print(f"after the reload: {after:,.0f} msgs/s over {t1 - t0:.1f} s "
+              f"({(c1 - c0) / max(u1 - u0, 1e-9):,.0f} msgs per daemon CPU second); the window = {during / mean:.0%} "
+              f"of the mean of the rates before and after ({mean:,.0f} msgs/s); load average {load_average()}")
 
 
 async def main() -> None:
@@ -185,6 +206,10 @@ async def main() -> None:
     ap.add_argument("--latency-samples", type=int, default=200)
     ap.add_argument("--hit-ratio", type=float, default=0.01)
     ap.add_argument("--reload-rules", type=int, default=0, help="measure a hot reload of the pack + N generated rules")
+    ap.add_argument("--warmup", type=float, default=10.0,
+                    help="with --reload-rules: seconds of streaming before the steady rate is measured")
+    ap.add_argument("--steady", type=float, default=10.0,
+                    help="with --reload-rules: seconds over which the rates before and after the reload are measured")
     ap.add_argument("--profile", type=Path, help="cProfile the daemon into this file (slower; for finding costs)")
     ap.add_argument("--daemon-log", type=Path,
                     help="the daemon's log (INFO) into this file; with --reload-rules the reload's phases are printed")
@@ -251,7 +276,7 @@ async def main() -> None:
     peak = 0
     try:
         if args.reload_rules:
-            await measure_reload(proc, db, rules_path, n)
+            await measure_reload(proc, db, rules_path, n, args.warmup, args.steady)
             if log_fh:
                 await asyncio.sleep(0.5)
                 for row in args.daemon_log.read_text(errors="replace").splitlines():

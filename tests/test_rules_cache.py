@@ -317,3 +317,114 @@ def test_the_reload_worker_asks_for_the_lowest_cpu_priority() -> None:
         assert out == ["idle", "True"]
     else:  # pragma: no cover - not Linux
         assert out == ["nice", "19"]
+
+
+NEAR_RULES = """\
+id: near-and-regex
+level: medium
+match:
+  claim:
+    near: [[claimed, "أعلن"], [responsibility, "مسؤوليته"]]
+    within: 4
+  w:
+    regex: ['wilayat\\s+\\pL+']
+  who: ["@list:names"]
+condition: (claim and w) or who
+"""
+
+
+def test_a_cached_set_reads_its_rules_on_first_use_and_matches_alike(tmp_path, cache) -> None:
+    """Read back, the set matches (hits and their matches: terms as written, spans) without
+    reading the parsed rules, selections and terms; asked for them, it reads them and is the
+    compiled set's equal; pickled, it is a plain Matcher."""
+    import pickle
+
+    from monitor.rules import Matcher
+    from monitor.rules.cache import CachedMatcher
+
+    d = rules(tmp_path, rule=NEAR_RULES, names="Yahya Saree\nAbdul-Malik al-Houthi\nكرمان\n")
+    write(d / "watch.yml", RULE)
+    built, _ = load(d)
+    cached, status = load(d)
+    assert status == ["hit"] and isinstance(cached, CachedMatcher)
+    texts = ["Yahya Saree spoke", "they claimed full responsibility, wilayat Sinai said", "بكرمان", "Abdul-Malik al-Houthi",
+             "nothing here", "أعلن التنظيم مسؤوليته wilayat khorasan"]
+    for text in texts:
+        a = built.match(msg(text, message_id="1"))
+        b = cached.match(msg(text, message_id="1"))
+        assert [(h, h.matches) for h in a] == [(h, h.matches) for h in b], text
+    assert any(h.matches for t in texts for h in cached.match(msg(t)))
+    assert "ruleset" not in cached.__dict__  # matching did not read the rule set
+    assert [(r.id, r.hash, r.selections[0].name) for r in cached.rules] == [
+        (r.id, r.hash, r.selections[0].name) for r in built.rules]
+    assert cached.stats()["terms"] == built.stats()["terms"]
+    assert cached.ruleset.files == built.ruleset.files
+    plain = pickle.loads(pickle.dumps(cached))
+    assert type(plain) is Matcher
+    for text in texts:
+        assert plain.match(msg(text, message_id="1")) == built.match(msg(text, message_id="1"))
+
+
+def test_a_damaged_rule_set_part_is_found_on_read_and_rebuilt(tmp_path, cache) -> None:
+    d = rules(tmp_path)
+    load(d)
+    (entry,) = cache.glob("*.pickle")
+    data = bytearray(entry.read_bytes())
+    data[-10] ^= 0xFF  # in the rule set's part (read only on first use): found by its checksum
+    entry.write_bytes(bytes(data))
+    m, status = load(d)
+    assert status == ["miss"] and ids(m, "Yahya Saree") == ["watch"]
+    _, status = load(d)
+    assert status == ["hit"]
+
+
+def test_stand_ins_keep_terms_that_hold_the_separator() -> None:
+    from monitor.rules.cache import _Cell, _TermsView
+    from monitor.rules.terms import Term
+
+    terms = (Term("a\x00b", ()), Term("c", ()))
+    view = _TermsView.of(terms, (0, 0), _Cell())
+    assert len(view) == 2 and [view[i].raw for i in range(2)] == ["a\x00b", "c"]
+    joined = _TermsView.of((Term("a", ()), Term("", ()), Term("b c", ())), (0, 0), _Cell())
+    assert isinstance(joined.joined, str) and [joined[i].raw for i in range(3)] == ["a", "", "b c"]
+
+
+async def test_the_reload_reads_back_on_the_event_loop_a_step_at_a_time(tmp_path, cache, monkeypatch) -> None:
+    """The new set is unpickled on the loop in steps with the loop free between them (other
+    tasks run), and the rules' fingerprint is computed without reading the rule set; it is
+    the one the bus's preparers compute from the rules."""
+    from monitor.bus.prepare import fingerprint
+    from monitor.rules import cache as cache_mod
+
+    d = rules(tmp_path)
+    for k in range(2 * cache_mod.RULES_PER_STEP + 10):
+        write(d / f"more{k}.yml", RULE.replace("id: watch", f"id: more{k}"))
+    st = _state(tmp_path, d, "process")
+    write(d / "watch.yml", RULE.replace("Kerman", "Zahedan"))
+    ticks = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    logged: list[dict] = []
+    import monitor.daemon.rules_state as rs_mod
+
+    real_info = rs_mod.log.info
+    monkeypatch.setattr(rs_mod.log, "info", lambda event, **kw: (logged.append(dict(kw, event=event)), real_info(event, **kw)))
+    try:
+        assert await st.reload_async() is True
+    finally:
+        done.set()
+        await task
+    line = next(x for x in logged if x["event"] == "rules reloaded")
+    assert line["built_in"] == "process" and line["steps"] >= 3  # RULES_PER_STEP compiled rules a step
+    assert ticks > line["steps"]
+    m = st.get()
+    assert "ruleset" not in m.__dict__  # the fingerprint did not need the rule set
+    assert st.fingerprint == fingerprint(m)
+    assert ids(m, "blast in Zahedan") == ["watch"]

@@ -6,10 +6,16 @@ destinations) and the previous rules keep matching.
 Loading goes through the on-disk cache of compiled sets (:mod:`monitor.rules.cache`): a
 restart with unchanged rule files skips parsing and compiling. A hot reload in the running
 daemon (:meth:`RulesState.reload_async`) never blocks the event loop: the new set is loaded
-and compiled in a worker process (spawned; it writes the cache), then read back in a worker
-thread that yields the GIL between frames, and only the complete matcher is swapped in, in
-one assignment on the event loop. Every message is matched against the old set or the new
-one, never a half-built one. Without a cache directory the build runs in a worker thread.
+and compiled in a worker process (spawned, at the lowest CPU priority; it writes the cache
+entry and says which), the entry is read and checked in a worker thread, then unpickled on
+the event loop itself a step (~100 compiled rules, a few ms) at a time, paced so the steps
+take at most a quarter of the loop's time (no second thread contending for the GIL with the
+pipeline: the loop between two steps matches messages as usual), its regexes compiled there
+too, one at a time, and only the complete matcher is swapped in, in one assignment. Every
+message is matched against the old set or the new one, never a half-built one. The
+read-back builds only the live matcher: the rule set's own objects are read on first use
+(:class:`monitor.rules.cache.CachedMatcher`). Without a cache directory the build runs in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any, Callable
 from ..config import Config
 from ..logs import get_logger
 from ..rules import Matcher, RuleSetError
-from ..rules.cache import build_into_cache, cache_dir, cached_matcher, load_matcher, source_key
+from ..rules.cache import build_into_cache, cache_dir, load_matcher, open_entry, source_key
 from ..rules.loader import format_problems
 
 log = get_logger("claimwatch.rules")
@@ -70,9 +76,11 @@ class RulesState:
 
     @staticmethod
     def _built(matcher: Matcher) -> tuple[Matcher, int, str]:
-        rules = matcher.rules
-        fp = hashlib.sha256("".join(sorted(r.id + getattr(r, "hash", "") for r in rules)).encode()).hexdigest()
-        return matcher, len(rules), fp
+        # from the compiled rules' hit fields (the rule id and file hash each hit carries):
+        # the same as hashing matcher.rules' (id, hash), without reading a cached set's rules
+        keys = [cr.hit["rule_id"] + (cr.hit["rule_hash"] or "") for cr in matcher._rules]
+        fp = hashlib.sha256("".join(sorted(keys)).encode()).hexdigest()
+        return matcher, len(keys), fp
 
     def _swap(self, built: tuple[Matcher, int, str]) -> None:
         from ..archive import now_iso
@@ -150,29 +158,31 @@ class RulesState:
         known = self._known_destinations()
         defaults = tuple(self.cfg.alerts.default)
         phases: dict[str, float] = {}
-        keys: list[tuple[str, str]] = []
+        key: tuple[str, str] | None = None
         try:
             matcher = None
             if mode == "process" and directory is not None:
-                ok, problems, phases = await _in_process(
+                ok, problems, phases, key = await _in_process(
                     _build_at_low_priority, [self.path], known, defaults, str(directory))
                 if not ok:
                     return self._failed(problems or "invalid rules", problems=problems)
                 phases = {f"worker_{k}": v for k, v in phases.items()}
                 phases["worker_total"] = round(time.perf_counter() - t, 3)
                 t_read = time.perf_counter()
-                matcher = await asyncio.to_thread(
-                    _prepared, cached_matcher, [self.path], known_destinations=known, default_destinations=defaults,
-                    pause=READ_PAUSE, phases=phases, keys=keys,
-                )
+                if key is not None:
+                    matcher = await _read_back(key, phases)
+                    if matcher is not None:
+                        await _compile_regexes(matcher, phases)
                 phases["read_back"] = round(time.perf_counter() - t_read, 3)
                 status = "process"
-            if matcher is None:  # thread mode, or the files changed again since the worker read them
+            if matcher is None:  # thread mode, or no entry (a file changed while the worker read them)
                 statuses: list[str] = []
+                keys: list[tuple[str, str]] = []
                 matcher = await asyncio.to_thread(
                     _prepared, load_matcher, [self.path], known_destinations=known, default_destinations=defaults,
-                    on_status=statuses.append,
+                    on_status=statuses.append, keys=keys,
                 )
+                key = keys[0] if keys else None
                 status = "thread"
         except RuleSetError as exc:
             return self._failed(format_problems(exc.problems), problems=format_problems(exc.problems))
@@ -180,7 +190,7 @@ class RulesState:
             return self._failed(str(exc), error=str(exc))
         t_swap = time.perf_counter()
         self._swap(self._built(matcher))
-        self._loaded_key = keys[0] if keys else None
+        self._loaded_key = key
         phases["swap"] = round(time.perf_counter() - t_swap, 3)  # the old set freed here too
         self.reloads += 1
         self.last_reload_seconds = time.perf_counter() - t
@@ -214,7 +224,67 @@ class RulesState:
         }
 
 
-READ_PAUSE = 0.002  # seconds the read-back thread sleeps at least per 64 KiB frame and per regex
+READ_PAUSE = 0.002  # seconds the thread that compiles the regexes sleeps at least after each
+BUSY_SHARE = 0.25  # at most this share of the event loop's time goes to reading a reloaded set back
+
+
+async def _read_back(key: tuple[str, str], phases: dict[str, float]) -> Matcher | None:
+    """The cache entry ``key`` read back: read and checked in a thread, unpickled on the event
+    loop a step at a time (each a few ms), sleeping after each three times as long as it took
+    (the pipeline runs meanwhile). None when the entry is missing or damaged (removed: the
+    caller builds the set in a thread instead). ``phases`` gets ``read`` (the thread's part),
+    ``unpickle`` (the steps' own time), ``steps`` and ``read_wall`` (the steps' span)."""
+    t = time.perf_counter()
+    entry = await asyncio.to_thread(open_entry, key)
+    phases["read"] = round(time.perf_counter() - t, 3)
+    if entry is None:
+        return None
+    t = time.perf_counter()
+    busy = 0.0
+    n = 0
+    steps = entry.steps()
+    try:
+        while True:
+            t0 = time.perf_counter()
+            try:
+                next(steps)
+            except StopIteration as stop:
+                matcher = stop.value
+                busy += time.perf_counter() - t0
+                break
+            took = time.perf_counter() - t0
+            busy += took
+            n += 1
+            await asyncio.sleep(took * (1 - BUSY_SHARE) / BUSY_SHARE)
+    except ValueError:  # damaged (removed)
+        return None
+    finally:
+        steps.close()
+    phases.update(unpickle=round(busy, 3), steps=n, read_wall=round(time.perf_counter() - t, 3))
+    return matcher
+
+
+async def _compile_regexes(matcher: Matcher, phases: dict[str, float]) -> None:
+    """What :meth:`Matcher.prepare` compiles (the fields' RE2 regexes), on the event loop a
+    regex at a time (~1 ms each), paced as the read-back's steps; whatever is left then
+    (nothing, normally) by ``prepare`` in a worker thread. ``phases`` gets ``prepare`` (the
+    compilations' own time) and ``prepare_wall``."""
+    t = time.perf_counter()
+    busy = 0.0
+    for index in list(matcher.fields.values()):
+        compiled = getattr(index, "compiled", None)
+        if not compiled:
+            continue
+        for i in range(len(compiled)):
+            t0 = time.perf_counter()
+            compiled[i]  # noqa: B018 - compiled on first access
+            took = time.perf_counter() - t0
+            busy += took
+            await asyncio.sleep(took * (1 - BUSY_SHARE) / BUSY_SHARE)
+    t0 = time.perf_counter()
+    await asyncio.to_thread(matcher.prepare, pause=READ_PAUSE)
+    busy += time.perf_counter() - t0
+    phases.update(prepare=round(busy, 3), prepare_wall=round(time.perf_counter() - t, 3))
 
 
 def _prepared(
@@ -233,14 +303,27 @@ def _prepared(
     return matcher
 
 
-def _build_at_low_priority(*args: Any) -> tuple[bool, str | None, dict[str, float]]:
+def _build_at_low_priority(*args: Any) -> tuple[bool, str | None, dict[str, float], tuple[str, str] | None]:
     """The worker process's job: :func:`build_into_cache` at the lowest CPU priority, so on a
-    busy machine the daemon's own pipeline keeps its share of the cores; returns its result
-    and the seconds of its phases (logged with the reload)."""
+    busy machine the daemon's own pipeline keeps its share of the cores; returns its result,
+    the seconds of its phases (logged with the reload) and the key of the entry written."""
+    _exit_with_daemon()
     _lowest_priority()
     timings: dict[str, float] = {}
-    ok, problems = build_into_cache(*args, timings=timings)
-    return ok, problems, timings
+    ok, problems, key = build_into_cache(*args, timings=timings)
+    return ok, problems, timings, key
+
+
+def _exit_with_daemon() -> None:
+    """End this worker when the daemon is gone (Linux's parent-death signal): at the lowest
+    priority on a busy machine it may still be building when the daemon stops."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # not Linux
+        pass
 
 
 def _lowest_priority() -> str:

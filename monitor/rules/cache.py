@@ -12,30 +12,48 @@ removed and the set rebuilt.
 Location: ``$CLAIMWATCH_CACHE_DIR`` (``off`` disables the cache), else
 ``$XDG_CACHE_HOME/claimwatch/rules`` (``~/.cache/claimwatch/rules``). Entries are written to a
 temporary file and renamed into place, so readers never see half a file.
+
+An entry holds two pickles: the *live* matcher (what matching needs: the fields' words,
+automata and triggers, the compiled rules and selections) and the *rule set* (the parsed
+rules, selections, terms and watch lists: about half of the objects of a large set). Reading
+an entry back unpickles only the first; the rule set is read on first use
+(:class:`CachedMatcher`: ``matcher.rules``, ``matcher.ruleset``, ``stats()``), so a restart and
+a hot reload's read-back in the daemon build far fewer Python objects. Where matching needs
+something of the rule set (a hit's terms as written, a selection's regexes) the live pickle
+carries it in a flat form (:class:`_TermsView`, :class:`_SelView`). Both parts are checked
+(length and CRC-32) when the entry is read: a damaged entry is removed and rebuilt.
 """
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
+import io
 import os
 import pickle
+import struct
 import sys
 import tempfile
+import threading
 import time
+import weakref
+import zlib
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..logs import get_logger
 from ..gcpause import paused_gc
 from .lists import list_files
 from .loader import load_rules, rule_files
-from .matcher import Matcher
+from .matcher import Matcher, _Rule, _Sel
 from .problems import Problem
+from .ruleset import RuleSet
 
 log = get_logger("claimwatch.rules.cache")
 
 CACHE_ENV = "CLAIMWATCH_CACHE_DIR"
-MAGIC = b"claimwatch compiled rules v1\n"
+MAGIC = b"claimwatch compiled rules v2\n"
+_PARTS = struct.Struct("<QQII")  # lengths and CRC-32 of the live pickle and of the rule set's
 _code_version: str | None = None
 
 
@@ -136,10 +154,351 @@ class _PoliteReader:
         return self.read(len(self.data) - self.pos if end < 0 else end + 1)
 
 
-def _read(path: Path, key: str, pause: float = 0.0) -> Matcher | None:
+# -- the entry's two parts -------------------------------------------------------------------
+class _Rest:
+    """The rule set part of an entry, read on first use: an open descriptor of the entry (it
+    stays readable when a newer entry replaces the file) and where the part is."""
+
+    def __init__(self, fd: int, offset: int, length: int, crc: int, path: Path) -> None:
+        self.fd, self.offset, self.length, self.crc, self.path = fd, offset, length, crc, path
+        self.lock = threading.Lock()
+        self.value: RuleSet | None = None
+        self._close = weakref.finalize(self, os.close, fd)
+
+    def ruleset(self) -> RuleSet:
+        with self.lock:
+            if self.value is None:
+                data = os.pread(self.fd, self.length, self.offset)
+                if len(data) != self.length or zlib.crc32(data) != self.crc:  # checked on read: cannot happen
+                    raise RuntimeError(f"rules cache entry {self.path} changed after it was read")
+                with paused_gc():
+                    value = pickle.loads(data)
+                if not isinstance(value, RuleSet):
+                    raise RuntimeError(f"rules cache entry {self.path}: not a rule set")
+                self.value = value
+                self._close()  # no longer needed
+            return self.value
+
+
+class _Cell:
+    """The one object all stand-ins of an entry's live part refer to: ``rest`` is set when the
+    entry is read back (so the stand-ins are built by the unpickler in C, without a Python
+    call each)."""
+
+    __slots__ = ("rest",)
+
+    def __init__(self) -> None:
+        self.rest: _Rest | None = None
+
+    def ruleset(self) -> RuleSet:
+        if self.rest is None:
+            raise RuntimeError("a stand-in of a cached rule set outside its matcher")
+        return self.rest.ruleset()
+
+    def __reduce__(self) -> tuple:
+        return (_Cell, ())
+
+
+def _slots_reduce(obj: Any, skip: tuple[str, ...] = ()) -> tuple:
+    """Pickled as ``object.__new__`` and its slots (no Python call when read back)."""
+    return (copyreg.__newobj__, (type(obj),), (None, {k: getattr(obj, k) for k in obj.__slots__ if k not in skip}))
+
+
+class _RuleRef:
+    """Stands for a compiled rule's :class:`~monitor.rules.ruleset.Rule` (``_Rule.rule``) until
+    the rule set is read: any attribute reads it (see :meth:`CachedMatcher.full`)."""
+
+    __slots__ = ("index", "cell")
+
+    def __init__(self, index: int, cell: _Cell) -> None:
+        self.index, self.cell = index, cell
+
+    def real(self) -> Any:
+        return self.cell.ruleset().rules[self.index]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in self.__slots__:  # the unpickler's look-ups, unset slots
+            raise AttributeError(name)
+        return getattr(self.real(), name)
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        return _slots_reduce(self)
+
+
+class _TermRef:
+    """One term of a :class:`_TermsView`: its ``raw`` text at once, anything else from the
+    rule set."""
+
+    __slots__ = ("raw", "view", "i")
+
+    def __init__(self, raw: str, view: "_TermsView", i: int) -> None:
+        self.raw, self.view, self.i = raw, view, i
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in self.__slots__:
+            raise AttributeError(name)
+        return getattr(self.view.real()[self.i], name)
+
+
+class _TermsView:
+    """A selection's terms as matching reads them (``terms[i].raw``, for a hit's matches):
+    the raw texts joined in one string (one object to unpickle, not one ``Term`` and its
+    words per term), split on first use. Selections that share a tuple of terms (a list
+    referenced by several rules) share one view, as they shared the tuple."""
+
+    __slots__ = ("joined", "count", "raws", "owner", "cell")
+    SEP = "\x00"
+
+    def __init__(self, joined: "str | tuple[str, ...]", count: int, owner: tuple[int, int], cell: _Cell) -> None:
+        self.joined, self.count, self.owner, self.cell = joined, count, owner, cell
+        self.raws: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, terms: Sequence[Any], owner: tuple[int, int], cell: _Cell) -> "_TermsView":
+        raws = [t.raw for t in terms]
+        joined = cls.SEP.join(raws)
+        fits = len(raws) > 0 and joined.count(cls.SEP) == len(raws) - 1
+        return cls(joined if fits else tuple(raws), len(raws), owner, cell)
+
+    def _raws(self) -> tuple[str, ...]:
+        raws = self.raws
+        if raws is None:
+            joined = self.joined
+            raws = self.raws = tuple(joined.split(self.SEP)) if isinstance(joined, str) else joined
+        return raws
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> _TermRef:
+        if not isinstance(i, int):
+            return self.real()[i]
+        raws = self._raws()
+        return _TermRef(raws[i], self, i if i >= 0 else i + self.count)
+
+    def real(self) -> tuple:
+        ri, j = self.owner
+        return self.cell.ruleset().rules[ri].selections[j].terms
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        self.raws = None
+        return _slots_reduce(self)
+
+
+class _SelView:
+    """Stands for a compiled selection's :class:`~monitor.rules.ruleset.Selection`
+    (``_Sel.sel``): ``terms`` (a :class:`_TermsView`) and ``regexes`` at once, anything else
+    from the rule set."""
+
+    __slots__ = ("terms", "regexes", "owner", "cell")
+
+    def __init__(self, terms: _TermsView, regexes: tuple[str, ...], owner: tuple[int, int], cell: _Cell) -> None:
+        self.terms, self.regexes, self.owner, self.cell = terms, regexes, owner, cell
+
+    def real(self) -> Any:
+        ri, j = self.owner
+        return self.cell.ruleset().rules[ri].selections[j]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in self.__slots__:  # the unpickler's look-ups, unset slots
+            raise AttributeError(name)
+        return getattr(self.real(), name)
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        return _slots_reduce(self)
+
+
+class CachedMatcher(Matcher):
+    """A :class:`~monitor.rules.Matcher` read back from the cache: it matches as the
+    compiled one (same hits, same matches); its rule set (``ruleset``, ``rules``, each
+    compiled rule's ``rule`` and selection's ``sel``) is read from the entry on first use
+    (:meth:`full`), after which it is the compiled matcher's equal in every part. Pickled,
+    it is a plain :class:`~monitor.rules.Matcher`."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "ruleset":
+            return self.full().ruleset
+        raise AttributeError(name)
+
+    def full(self) -> "CachedMatcher":
+        """Read the rule set (once) and put its objects in place of the stand-ins."""
+        if "ruleset" not in self.__dict__:
+            ruleset = self.__dict__["_rest"].ruleset()
+            rules = ruleset.rules
+            for cr in self._rules:
+                ref = cr.rule
+                if isinstance(ref, _RuleRef):
+                    rule = cr.rule = rules[ref.index]
+                    for j, sel in enumerate(cr.sels):
+                        if isinstance(sel.sel, _SelView):
+                            sel.sel = rule.selections[sel.sel.owner[1]]
+            self.__dict__["ruleset"] = ruleset
+        return self
+
+    @property
+    def rules(self) -> list:  # type: ignore[override]
+        self.full()
+        return Matcher.rules.fget(self)  # type: ignore[attr-defined]
+
+    def stats(self) -> dict[str, int]:
+        self.full()
+        return Matcher.stats(self)
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        self.full()
+        state = dict(self.__dict__)
+        state.pop("_rest", None)
+        return (_new_matcher, (), state)
+
+
+def _new_matcher() -> Matcher:
+    return Matcher.__new__(Matcher)
+
+
+def _new_cached_matcher() -> CachedMatcher:
+    return CachedMatcher.__new__(CachedMatcher)
+
+
+def _live_pickler(buf: io.BytesIO, matcher: Matcher) -> tuple[pickle.Pickler, _Cell]:
+    """A pickler of the live part: the matcher as a :class:`CachedMatcher` without its rule
+    set, each compiled rule's rule a :class:`_RuleRef`, each selection's a :class:`_SelView`
+    (only these three classes go through Python: the dispatch table is looked up by type)."""
+    ruleset = matcher.ruleset
+    rule_index = {id(r): i for i, r in enumerate(ruleset.rules)}
+    sel_index: dict[int, tuple[int, int]] = {}
+    for i, r in enumerate(ruleset.rules):
+        for j, s in enumerate(r.selections):
+            sel_index[id(s)] = (i, j)
+    views: dict[int, _TermsView] = {}
+    cell = _Cell()
+
+    def reduce_matcher(m: Matcher) -> tuple:
+        state = dict(m.__dict__)
+        state.pop("ruleset", None)
+        state.pop("_rest", None)
+        return (_new_cached_matcher, (), state)
+
+    def reduce_rule(cr: _Rule) -> tuple:
+        state = cr.__getstate__()
+        rule = state["rule"]
+        state["rule"] = _RuleRef(rule.index if isinstance(rule, _RuleRef) else rule_index[id(rule)], cell)
+        return (copyreg.__newobj__, (_Rule,), state)
+
+    def reduce_sel(sel: _Sel) -> tuple:
+        state = {k: getattr(sel, k) for k in _Sel.__slots__ if hasattr(sel, k)}
+        s = sel.sel
+        if isinstance(s, _SelView):
+            view = s
+        else:
+            owner = sel_index[id(s)]
+            terms = views.get(id(s.terms))
+            if terms is None:
+                terms = views[id(s.terms)] = _TermsView.of(s.terms, owner, cell)
+            view = _SelView(terms, tuple(s.regexes), owner, cell)
+        state["sel"] = view
+        return (copyreg.__newobj__, (_Sel,), (None, state))
+
+    p = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
+    table = copyreg.dispatch_table.copy()
+    table.update({Matcher: reduce_matcher, CachedMatcher: reduce_matcher, _Rule: reduce_rule, _Sel: reduce_sel})
+    p.dispatch_table = table
+    return p, cell
+
+
+RULES_PER_STEP = 100  # compiled rules per pickle of the live part (~5 ms to read back each)
+ITEMS_PER_STEP = 5_000  # elements of a field's large dict or list per pickle
+
+
+def _entry_bytes(matcher: Matcher) -> tuple[bytes, bytes]:
+    """(live part, rule set part) of ``matcher``'s entry. The live part is a sequence of
+    pickles written by one pickler (so later ones refer to the objects of earlier ones): the
+    number of steps, the compiled rules a hundred at a time, the elements of the fields' large
+    dicts and lists a few thousand at a time, then the matcher (mostly references by then).
+    Reading it back (:class:`_Entry`) can pause between two steps: each costs a few ms."""
+    if isinstance(matcher, CachedMatcher):
+        matcher.full()
+    steps: list[Any] = []
+    rules = matcher._rules
+    for a in range(0, len(rules), RULES_PER_STEP):
+        steps.append(rules[a : a + RULES_PER_STEP])
+    for index in matcher.fields.values():
+        for value in index.__getstate__().values():
+            parts: list[Any] = []
+            if isinstance(value, dict) and len(value) > ITEMS_PER_STEP:
+                parts = [list(value.keys()), list(value.values())]
+            elif isinstance(value, list) and len(value) > ITEMS_PER_STEP:
+                parts = [value]
+            for part in parts:
+                for a in range(0, len(part), ITEMS_PER_STEP):
+                    steps.append(part[a : a + ITEMS_PER_STEP])
+    buf = io.BytesIO()
+    pickler, cell = _live_pickler(buf, matcher)
+    pickler.dump((len(steps) + 1, cell))
+    for step in steps:
+        pickler.dump(step)
+    pickler.dump(matcher)
+    rest = pickle.dumps(matcher.ruleset, protocol=pickle.HIGHEST_PROTOCOL)
+    return buf.getvalue(), rest
+
+
+class _Entry:
+    """A cache entry opened and checked (:func:`_open`), ready to be read back: at once
+    (:meth:`load`) or a step at a time (:meth:`steps`, for reading it back on the daemon's
+    event loop between messages)."""
+
+    def __init__(self, path: Path, fd: int, live: bytes, rest: _Rest) -> None:
+        self.path, self.fd, self.live, self.rest = path, fd, live, rest
+
+    def steps(self, reader: Any = None) -> "Iterator[None]":
+        """Unpickle the live part, yielding after each step; the generator's value (its
+        ``StopIteration``) is the matcher. Raises ValueError (and removes the entry) when it
+        cannot be read."""
+        try:
+            up = pickle.Unpickler(reader if reader is not None else io.BytesIO(self.live))
+            with paused_gc():  # one large object graph: collections meanwhile only cost time
+                first = up.load()
+                if not (isinstance(first, tuple) and len(first) == 2 and isinstance(first[1], _Cell)):
+                    raise ValueError("not a compiled rule set")
+                count, cell = first
+                cell.rest = self.rest
+                matcher = None
+                for _ in range(count):
+                    yield
+                    matcher = up.load()
+            if not isinstance(matcher, CachedMatcher):
+                raise ValueError("not a compiled rule set")
+        except Exception as exc:  # damaged, written by other code: rebuild
+            self.discard(exc)
+            raise ValueError(str(exc)) from exc
+        matcher.__dict__["_rest"] = self.rest
+        return matcher
+
+    def load(self, pause: float = 0.0) -> Matcher | None:
+        """The matcher, or None when the entry cannot be read (it is removed). ``pause``: read
+        through a :class:`_PoliteReader` (seconds to sleep at least per 64 KiB)."""
+        reader = _PoliteReader(memoryview(self.live), pause) if pause > 0 else None
+        steps = self.steps(reader)
+        try:
+            while True:
+                next(steps)
+        except StopIteration as stop:
+            return stop.value
+        except ValueError:
+            return None
+
+    def discard(self, exc: BaseException) -> None:
+        log.warning("rules cache damaged; rebuilding", path=str(self.path), error=str(exc)[:200])
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+
+
+def _open(path: Path, key: str) -> _Entry | None:
+    """The entry at ``path`` for ``key``, its two parts checked (lengths, CRC-32), the live
+    part read; None when there is none or it is damaged (then it is removed)."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -147,35 +506,43 @@ def _read(path: Path, key: str, pause: float = 0.0) -> Matcher | None:
         return None
     header = MAGIC + key.encode() + b"\n"
     try:
-        if not data.startswith(header):
+        head = os.pread(fd, len(header) + _PARTS.size, 0)
+        if not head.startswith(header) or len(head) != len(header) + _PARTS.size:
             raise ValueError("header does not match")
-        with paused_gc():  # one large object graph: collections while unpickling only cost time
-            body = memoryview(data)[len(header):]
-            if pause > 0:
-                matcher = pickle.Unpickler(_PoliteReader(body, pause)).load()
-            else:
-                matcher = pickle.loads(body)
-        if not isinstance(matcher, Matcher):
-            raise ValueError("not a compiled rule set")
+        live_len, rest_len, live_crc, rest_crc = _PARTS.unpack_from(head, len(header))
+        at = len(head)
+        if os.fstat(fd).st_size != at + live_len + rest_len:
+            raise ValueError("truncated or too long")
+        live = os.pread(fd, live_len, at)
+        if zlib.crc32(live) != live_crc or zlib.crc32(os.pread(fd, rest_len, at + live_len)) != rest_crc:
+            raise ValueError("checksum does not match")
     except Exception as exc:  # damaged, truncated, written by other code: rebuild
+        os.close(fd)
         log.warning("rules cache damaged; rebuilding", path=str(path), error=str(exc)[:200])
         try:
             path.unlink()
         except OSError:
             pass
         return None
-    return matcher
+    return _Entry(path, fd, live, _Rest(fd, at + live_len, rest_len, rest_crc, path))  # fd: closed by the _Rest
+
+
+def _read(path: Path, key: str, pause: float = 0.0) -> Matcher | None:
+    entry = _open(path, key)
+    return entry.load(pause) if entry is not None else None
 
 
 def _write(directory: Path, where: str, key: str, matcher: Matcher) -> Path | None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        data = pickle.dumps(matcher, protocol=pickle.HIGHEST_PROTOCOL)
+        live, rest = _entry_bytes(matcher)
         fd, tmp = tempfile.mkstemp(prefix=f".{where}-", dir=directory)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(MAGIC + key.encode() + b"\n")
-                fh.write(data)
+                fh.write(_PARTS.pack(len(live), len(rest), zlib.crc32(live), zlib.crc32(rest)))
+                fh.write(live)
+                fh.write(rest)
             target = directory / f"{where}-{key}.pickle"
             os.replace(tmp, target)
         except BaseException:
@@ -237,19 +604,30 @@ def cached_matcher(
 def build_into_cache(
     paths: list[str], known_destinations: set[str] | None, default_destinations: tuple[str, ...], directory: str,
     timings: dict[str, float] | None = None,
-) -> tuple[bool, str | None]:
+) -> tuple[bool, str | None, tuple[str, str] | None]:
     """Load, compile and cache the set (run in a worker process by hot reload):
-    (True, None), or (False, the problems) when the rules are invalid. ``timings`` gets the
-    seconds of the phases (see :func:`load_matcher`)."""
+    (True, None, the entry's :func:`source_key`, None when it was not written: a file changed
+    meanwhile), or (False, the problems, None) when the rules are invalid. ``timings`` gets
+    the seconds of the phases (see :func:`load_matcher`)."""
     from .problems import RuleSetError, format_problems
 
     os.environ[CACHE_ENV] = directory
+    keys: list[tuple[str, str]] = []
     try:
         load_matcher(paths, known_destinations=known_destinations, default_destinations=default_destinations,
-                     timings=timings)
+                     timings=timings, keys=keys)
     except RuleSetError as exc:
-        return False, format_problems(exc.problems)
-    return True, None
+        return False, format_problems(exc.problems), None
+    return True, None, keys[0] if keys else None
+
+
+def open_entry(key: tuple[str, str]) -> "_Entry | None":
+    """The cache entry of ``key`` (a :func:`source_key`), checked and ready to be read back
+    (:meth:`_Entry.steps`), or None (no cache, no entry, or a damaged one: removed)."""
+    directory = cache_dir()
+    if directory is None:
+        return None
+    return _open(directory / f"{key[0]}-{key[1]}.pickle", key[1])
 
 
 def load_matcher(
@@ -260,13 +638,17 @@ def load_matcher(
     cache: bool = True,
     on_status: Callable[[str], None] | None = None,
     timings: dict[str, float] | None = None,
+    keys: list[tuple[str, str]] | None = None,
 ) -> Matcher:
     """The compiled matcher of the rules under ``paths``: from the cache when the files are
     unchanged, else loaded (raises :class:`~monitor.rules.RuleSetError`), compiled and cached.
 
     ``on_status`` is told ``"hit"``, ``"miss"`` (built and written) or ``"off"``; ``timings``
     (optional) gets the seconds of the phases: ``key`` (hashing the files, both times),
-    ``read``, ``load``, ``compile``, ``write`` (pickling and writing the entry)."""
+    ``read``, ``load``, ``compile``, ``write`` (pickling and writing the entry); ``keys`` gets
+    the :func:`source_key` of the entry read or written.
+
+    A set read from the cache is a :class:`CachedMatcher` (its rule set read on first use)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     clock = _Phases(timings)
@@ -281,6 +663,8 @@ def load_matcher(
         if matcher is not None:
             if on_status is not None:
                 on_status("hit")
+            if keys is not None:
+                keys.append(key)
             return matcher
     ruleset = load_rules(paths, known_destinations=known_destinations)
     clock.lap("load")
@@ -291,7 +675,8 @@ def load_matcher(
         same = source_key(paths, known_destinations, defaults) == key
         clock.lap("key")
         if same:
-            _write(directory, key[0], key[1], matcher)
+            if _write(directory, key[0], key[1], matcher) is not None and keys is not None:
+                keys.append(key)
             clock.lap("write")
         if on_status is not None:
             on_status("miss")
