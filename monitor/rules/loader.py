@@ -26,7 +26,7 @@ from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
 from ..gcpause import paused_gc
 from .lists import LIST_DIR, ListTerms, WatchList, list_files, load_lists, load_lists_in_background
 from .problems import Problem, RuleSetError, format_problems
-from .regexes import RegexError, compile_regex
+from .regexes import RegexError, check_regex
 from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
 from .source_filter import SourceError, parse_source
 from .terms import Term, TermError, parse_term
@@ -884,7 +884,7 @@ def _build_selection(name: str, key: Node, node: Node, ctx: _FileContext) -> Sel
             ctx.add(op_key, f"{where}: 'regex' is empty")
         for r_node, pattern in items or []:
             try:
-                compile_regex(pattern)
+                check_regex(pattern)  # the matcher compiles it on first use
             except RegexError as exc:
                 ctx.add(r_node, f"{where}: invalid regex {pattern!r}: {exc}")
             else:
