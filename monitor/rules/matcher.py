@@ -454,6 +454,9 @@ class _Sel:
     def found_terms(self, found: set[int], index: "_FieldIndex") -> list[int]:
         """Indexes (ascending) of the terms whose first word was found."""
         if self.first_terms is None:
+            term_wids = self.term_wids
+            if len(term_wids) <= 8:  # a few terms: asked directly (no index built for them)
+                return [t for t, w in enumerate(term_wids) if w[0] in found]
             # built on first use, once per shared tuple of terms (a list's 200 names are
             # referenced by 10 rules: one dict, not ten)
             shared = index.first_terms
