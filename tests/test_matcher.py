@@ -433,6 +433,43 @@ def test_hit_records_rule_hash_selections_terms_and_original_spans(tmp_path) -> 
     assert all(x.field == "text" for x in hit.matches)
 
 
+def test_matches_of_selections_written_alike_in_different_rules(tmp_path) -> None:
+    """Rules written apart with the same selection name and terms share one computation of
+    its matches per message, but a selection's name, its terms as written and their order
+    still decide its matches: each rule gets exactly its own, deduplicated per selection
+    (كرمان and کرمان find the same word: the first term's match is kept) and sorted by
+    start, end and selection; a selection on another field sorts by field first."""
+    from monitor.model import Match
+
+    rules = {
+        "a.yml": "id: a\nmatch:\n  b: [kerman, كرمان, کرمان]\n  w: [attack]\ncondition: b and w\n",
+        "b.yml": "id: b\nmatch:\n  b: [kerman, كرمان, کرمان]\n  v: [attack]\ncondition: b and v\n",
+        "c.yml": "id: c\nmatch:\n  b: [Kerman, کرمان, كرمان]\n  w: [attack]\ncondition: b and w\n",
+        "d.yml": "id: d\nmatch:\n  c: [kerman, كرمان]\n  ch:\n    field: channel\n    any: [news]\ncondition: c and ch\n",
+    }
+    d = tmp_path / "alike"
+    for name, text in rules.items():
+        write(d / name, text)
+    m = Matcher(load_rules([d]))
+    text = "Kerman attack, كرمان again; attack in کرمان"
+    hits = {h.rule_id: h.matches for h in m.match(msg(text, channel="news"))}
+    k1, k2, k3 = (0, 6), (15, 20), (38, 43)
+    at1, at2 = (7, 13), (28, 34)
+
+    def ms(*items):
+        return tuple(Match(sel, term, s, e, field) for sel, term, (s, e), field in items)
+
+    assert hits["a"] == ms(("b", "kerman", k1, "text"), ("w", "attack", at1, "text"), ("b", "كرمان", k2, "text"),
+                           ("w", "attack", at2, "text"), ("b", "كرمان", k3, "text"))
+    assert hits["b"] == ms(("b", "kerman", k1, "text"), ("v", "attack", at1, "text"), ("b", "كرمان", k2, "text"),
+                           ("v", "attack", at2, "text"), ("b", "كرمان", k3, "text"))
+    assert hits["c"] == ms(("b", "Kerman", k1, "text"), ("w", "attack", at1, "text"), ("b", "کرمان", k2, "text"),
+                           ("w", "attack", at2, "text"), ("b", "کرمان", k3, "text"))
+    assert hits["d"] == ms(("c", "kerman", k1, "text"), ("c", "كرمان", k2, "text"), ("c", "كرمان", k3, "text"),
+                           ("ch", "news", (0, 4), "channel"))
+    assert [text[x.start:x.end] for x in hits["c"]] == ["Kerman", "attack", "كرمان", "attack", "کرمان"]
+
+
 def test_hit_matches_are_computed_on_first_use_and_the_hit_reads_as_a_plain_hit(tmp_path) -> None:
     """A hit's matches (spans) are computed when first read, from the message's state at
     match time (later messages and later hits do not disturb them); the hit has a plain

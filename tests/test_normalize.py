@@ -6,7 +6,9 @@ import re
 
 import pytest
 
-from monitor.rules.morphology import merged_pairs, word_forms
+from monitor.rules.morphology import (
+    ENCLITICS_N, PERSIAN_AFTER_HEH_N, PERSIAN_SUFFIXES_N, STRIP_PROCLITICS, fast_word_forms, merged_pairs, word_forms,
+)
 from monitor.text import (
     PROCLITICS,
     WORD_RE,
@@ -178,6 +180,27 @@ def test_word_forms(word: str, must_have: set[str], must_not_have: set[str]) -> 
     assert must_have <= got, got
     assert not (must_not_have & got), got
     assert word_forms(scan_text(word))[0] == normalize(word)  # the word itself comes first
+
+
+def test_fast_word_forms_are_word_forms() -> None:
+    """The matcher's fast_word_forms gives exactly word_forms's forms (folded token first) on
+    every proclitic x core x suffix combination of short cores, the words of the parametrised
+    cases above and random words; a form it drops or adds fails here."""
+    import random
+
+    rng = random.Random(8)
+    letters = "ابتثجحخدذرزسشصضطظعغفقكلمنهويةىپچژگ"
+    prefixes = sorted(STRIP_PROCLITICS) + ["", "ه", "ال", "ل", "لل"]
+    suffixes = [*ENCLITICS_N, *PERSIAN_SUFFIXES_N, *PERSIAN_AFTER_HEH_N, ""]
+    cores = ["", "ه", "ت", "ا", "ل", "لل", "ها", "الل", "تا", "دوله", "دولة", "كتاب", "مسووليت", "تبنا", "بيانيه"]
+    cores += ["".join(rng.choice(letters) for _ in range(rng.randint(1, 6))) for _ in range(60)]
+    words = {p + c + s for p in prefixes for c in cores for s in suffixes}
+    words |= {scan_text(w) for w in ("مسؤوليتها", "فبالدولة", "للدولة", "لله", "تبناه", "بیانیهای", "ISIS", "1402")}
+    words |= {"".join(rng.choice(letters) for _ in range(rng.randint(1, 12))) for _ in range(20_000)}
+    words.discard("")
+    for w in words:
+        slow, fast = word_forms(w), fast_word_forms(w)
+        assert fast[0] == slow[0] and len(fast) == len(set(fast)) and set(fast) == set(slow), w
 
 
 def test_scan_text_keeps_teh_marbuta_and_alef_maqsura_with_word_text_offsets() -> None:

@@ -44,18 +44,25 @@ import re
 import sys
 import time
 from functools import partial
-from itertools import chain, compress, count, islice, repeat
-from operator import contains, itemgetter
+from itertools import accumulate, chain, compress, count, islice, repeat
+from operator import add, attrgetter, contains, itemgetter
 from typing import Callable, Iterable, Sequence
 
 import ahocorasick
+
+try:  # RE2's programs asked directly (see _Regexes.search_utf8)
+    from re2 import _Anchor
+
+    _UNANCHORED = _Anchor.UNANCHORED
+except (ImportError, AttributeError):  # pragma: no cover - another version of google-re2
+    _UNANCHORED = None
 
 from ..model import Hit, Match, Message, make_url
 from .anchors import REGEX_COST, rarest_word, word_cost
 from .condition import fold_necessary, run_program
 from ..gcpause import paused_gc
 from .language import message_language
-from .morphology import MERGE_TOKENS, merged_pairs, word_forms
+from .morphology import MERGE_TOKENS, fast_word_forms, merged_pairs
 from ..text import OffsetMap, normalize, scan_text, text_span
 from .regexes import (
     compile_regex, required_literal, required_literal_sets,
@@ -89,17 +96,24 @@ class _Lookup(dict):
         self.gates: "ahocorasick.Automaton | None" = None
 
     def __missing__(self, token: str) -> frozenset[int]:
-        forms = word_forms(token)
+        forms = fast_word_forms(token)  # the folded token first
+        first = forms[0]
         exact = self.exact
-        got = [exact[f] for f in forms if f in exact]
         auto = self.auto
-        if auto is not None:
-            got.extend(map(_second, auto.iter(" " + "  ".join(forms) + " ")))
+        if len(forms) == 1:
+            w = exact.get(first)
+            got = [] if w is None else [w]
+            if auto is not None:
+                got.extend(map(_second, auto.iter(" " + first + " ")))
+        else:
+            got = [exact[f] for f in forms if f in exact]
+            if auto is not None:
+                got.extend(map(_second, auto.iter(" " + "  ".join(forms) + " ")))
         if token in MERGE_TOKENS:
             got.append(_PIECE)
         gates = self.gates
         if gates is not None:
-            for _, ids in gates.iter(forms[0]):  # the token as normalize() has it
+            for _, ids in gates.iter(first):  # the token as normalize() has it
                 got.extend(ids)
         value = frozenset(got) if got else _NOTHING
         if len(token) <= MAX_CACHED_WORD_CHARS:
@@ -167,7 +181,7 @@ class _FieldIndex:
         # the RE2 programs and the word-lookup cache are rebuilt on load (see monitor.rules.cache);
         # word_ids (needed only while compiling) is rebuilt from words when asked for
         state = dict(self.__dict__)
-        for k in ("compiled", "lookup", "word_ids", "first_terms", "phrase_keys"):
+        for k in ("compiled", "lookup", "word_ids", "first_terms", "phrase_keys", "term_keys"):
             state.pop(k, None)
         return state
 
@@ -184,6 +198,9 @@ class _FieldIndex:
         if name == "word_ids" and "words" in self.__dict__:
             self.word_ids = {w: i for i, w in enumerate(self.words)}
             return self.word_ids
+        if name == "term_keys":  # see _terms_key (made on first use, not pickled: keyed by id)
+            self.term_keys = {}
+            return self.term_keys
         raise AttributeError(name)
 
     def build(self) -> None:
@@ -287,9 +304,24 @@ class _Regexes(list):
     def __init__(self, patterns: list[str]) -> None:
         super().__init__([None] * len(patterns))
         self.patterns = patterns
+        self.programs: list = [None] * len(patterns)  # see search_utf8
 
     def search(self, i: int, text: str) -> bool:
         return self[i].search(text) is not None
+
+    def search_utf8(self, i: int, data: bytes) -> bool:
+        """:meth:`search` of ``data.decode()``, asking RE2's program directly: the text of a
+        message is encoded once for all its regexes, and no match object is made (the
+        ``re2`` module's ``search`` encodes the text, maps the offsets back and builds a
+        match object each time: ~2 of a regex's ~4 µs)."""
+        match = self.programs[i]
+        if match is None:
+            compiled = self[i]
+            match = getattr(getattr(compiled, "_regexp", None), "Match", None)
+            if match is None or _UNANCHORED is None:  # another version of the module
+                return compiled.search(data.decode("utf-8")) is not None
+            self.programs[i] = match
+        return match(_UNANCHORED, data, 0, len(data))[0][0] >= 0
 
     def __getitem__(self, i):  # noqa: ANN001, ANN204
         got = list.__getitem__(self, i)
@@ -422,6 +454,9 @@ class _Sel:
     def found_terms(self, found: set[int], index: "_FieldIndex") -> list[int]:
         """Indexes (ascending) of the terms whose first word was found."""
         if self.first_terms is None:
+            term_wids = self.term_wids
+            if len(term_wids) <= 8:  # a few terms: asked directly (no index built for them)
+                return [t for t, w in enumerate(term_wids) if w[0] in found]
             # built on first use, once per shared tuple of terms (a list's 200 names are
             # referenced by 10 rules: one dict, not ten)
             shared = index.first_terms
@@ -797,7 +832,7 @@ class _Scan:
 
     __slots__ = (
         "index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans",
-        "_present", "_starts", "gates_found", "_norm", "explained",
+        "_present", "_starts", "gates_found", "_norm", "_utf8", "explained", "matched",
     )
 
     def __init__(self, index: _FieldIndex, text: str) -> None:
@@ -809,7 +844,9 @@ class _Scan:
         self._bounds: list[int] | None = None  # start offsets of the first tokens (see _start)
         self._regex: dict[int, bool] | None = None  # regex id -> matches (see regex_match)
         self._norm: str | None = None  # normalize(text), for the regexes
-        self.explained: dict[int, list[tuple[str, int, int]]] | None = None  # see _explain
+        self._utf8: bytes | None = None  # the same, encoded
+        self.explained: dict[int, tuple[int, list[tuple[int, int, str]]]] | None = None  # see _term_matches
+        self.matched: dict[tuple[str, int], tuple[int, tuple[Match, ...]]] | None = None  # see _selection_matches
         self._spans = None
         self.extra: list[tuple[int, frozenset[int]]] = []
         self.gates_found: frozenset[int] | set[int] = _NOTHING  # ids of the regex letter sets found
@@ -870,24 +907,28 @@ class _Scan:
         return text_span(self.text, offsets, s, e)
 
     def _start(self, k: int) -> int:
-        """Offset of token ``k`` in :attr:`st`. The tokens are :attr:`st`'s maximal runs of
-        non-space characters in order, so each one is the first occurrence of its text after
-        the end of the one before: found with ``str.find``, only as far as asked (a hit needs
-        a few tokens; ``re.finditer`` over the whole text cost a match object per token)."""
+        """Offset of token ``k`` in :attr:`st` (see :meth:`starts_of_tokens`)."""
         pos = self._bounds
         if pos is None:
-            pos = self._bounds = []
-        n = len(pos)
-        if k >= n:
-            tokens = self.tokens
-            find = self.st.find
-            at = pos[-1] + len(tokens[n - 1]) if n else 0
-            for j in range(n, k + 1):
-                tok = tokens[j]
-                at = find(tok, at)
-                pos.append(at)
-                at += len(tok)
+            pos = self._bounds = self.starts_of_tokens()
         return pos[k]
+
+    def starts_of_tokens(self) -> list[int]:
+        """The offsets of all tokens in :attr:`st`, by C-level passes: :attr:`st` holds only
+        letters, digits and spaces, so its tokens are the non-empty pieces between single
+        spaces, and a piece starts one character after the end of the piece before it.
+        (Spans need them: computed once per message with a hit whose matches are read.)"""
+        lengths = list(map(len, self.st.split(" ")))
+        got = list(compress(accumulate(map(add, lengths, repeat(1)), initial=0), lengths))
+        if len(got) != len(self.tokens):  # other characters between the words: find each one
+            got = []
+            find = self.st.find
+            at = 0
+            for tok in self.tokens:
+                at = find(tok, at)
+                got.append(at)
+                at += len(tok)
+        return got
 
     def present(self, alts: _Alts) -> bool:
         """Whether one of the alternatives occurs (memo per message: shared between rules)."""
@@ -939,8 +980,9 @@ class _Scan:
     def bounds(self) -> list[tuple[int, int]]:
         """Character offsets (in the normalised text) of every token."""
         tokens = self.tokens
-        if tokens:
-            self._start(len(tokens) - 1)
+        if not tokens:
+            return []
+        self._start(0)
         return [(s, s + len(t)) for s, t in zip(self._bounds or (), tokens)]
 
     def may_match(self, rid: int) -> bool:
@@ -962,10 +1004,13 @@ class _Scan:
         if not self.text or not self.may_match(rid):
             v = False
         else:
-            norm = self._norm
-            if norm is None:
-                norm = self._norm = normalize(self.text)
-            v = self.index.compiled.search(rid, norm)
+            data = self._utf8
+            if data is None:
+                norm = self._norm
+                if norm is None:
+                    norm = self._norm = normalize(self.text)
+                data = self._utf8 = norm.encode("utf-8")
+            v = self.index.compiled.search_utf8(rid, data)
         memo[rid] = v
         return v
 
@@ -1356,11 +1401,20 @@ class Matcher:
 
 def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) -> tuple[Match, ...]:
     """The matches of a hit of rule ``cr`` (its true positive selections explained, spans in
-    the original text); ``memo``: the message's selection truths (selection uid -> bool)."""
-    matches: list[Match] = []
+    the original text); ``memo``: the message's selection truths (selection uid -> bool).
+
+    Each span is reported once per selection (terms that normalise alike, كرمان and کرمان,
+    find the same words: the first term's match is kept), sorted by field, start, end and
+    selection; at most :data:`MAX_MATCHES_PER_HIT`. A selection's matches come deduplicated
+    and sorted from :func:`_selection_matches` (for ``any`` and ``all`` shared by the rules
+    with the same selection name and terms), and two selections of a rule never report the
+    same match (their names differ), so a hit only merges them."""
+    parts: list[tuple[Match, ...]] = []
+    raw = 0  # matches before deduplication: explaining stops once there are enough
     sels = cr.sels
+    text_only = True
     for i in cr.positive:
-        if len(matches) >= MAX_MATCHES_PER_HIT:
+        if raw >= MAX_MATCHES_PER_HIT:
             break
         sel = sels[i]
         v = memo.get(sel.uid)
@@ -1369,13 +1423,98 @@ def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) 
             alts = sel.alts
             v = memo[sel.uid] = alts.present(scan) if alts is not None else _evaluate(sel, scan)
         if v:
-            matches.extend(_explain(sel, scan_of(sel.field)))
-    if len(matches) > 1:
-        # terms that normalise alike (كرمان, کرمان) find the same words: report each span once
-        unique = list({(m.selection, m.field, m.start, m.end): m for m in reversed(matches)}.values())
-        unique.sort(key=lambda m: (_FIELD_ORDER[m.field], m.start, m.end, m.selection))
-        matches = unique[:MAX_MATCHES_PER_HIT]
-    return tuple(matches)
+            n, got = _selection_matches(sel, scan_of(sel.field))
+            if n:
+                raw += n
+                parts.append(got)
+                if sel.field != "text":
+                    text_only = False
+    if len(parts) == 1:
+        got = parts[0]
+        return got if len(got) <= MAX_MATCHES_PER_HIT else got[:MAX_MATCHES_PER_HIT]
+    if not parts:
+        return ()
+    merged = list(chain.from_iterable(parts))
+    merged.sort(key=_TEXT_ORDER if text_only else _field_order)
+    return tuple(merged[:MAX_MATCHES_PER_HIT])
+
+
+_SPAN_ORDER = attrgetter("start", "end")
+_TEXT_ORDER = attrgetter("start", "end", "selection")
+
+
+def _field_order(m: Match) -> tuple:
+    return (_FIELD_ORDER[m.field], m.start, m.end, m.selection)
+
+
+def _selection_matches(sel: _Sel, scan: _Scan) -> tuple[int, tuple[Match, ...]]:
+    """(matches found, the distinct ones sorted by span) of a true selection; for ``any`` and
+    ``all`` computed once per message for every selection with the same name and terms."""
+    if sel.op in ("any", "all"):
+        cache = scan.matched
+        if cache is None:
+            cache = scan.matched = {}
+        key = (sel.name, _terms_key(sel, scan.index))
+        got = cache.get(key)
+        if got is None:
+            n, spans = _term_matches(sel, scan)
+            name, field = sel.name, sel.field
+            got = cache[key] = (n, tuple([_new_match(name, raw, a, b, field) for a, b, raw in spans]))
+        return got
+    out = _explain(sel, scan)
+    if len(out) <= 1:
+        return len(out), tuple(out)
+    unique: dict[tuple[int, int], Match] = {}
+    for m in out:
+        unique.setdefault((m.start, m.end), m)  # the first one found there
+    return len(out), tuple(sorted(unique.values(), key=_SPAN_ORDER))
+
+
+def _term_matches(sel: _Sel, scan: _Scan) -> tuple[int, list[tuple[int, int, str]]]:
+    """(spans found, the distinct spans as ``(start, end, term)`` sorted) of a true ``any``
+    or ``all`` selection's terms, in the original text. They depend on the terms only:
+    selections that share a tuple of terms (a list or an actor referenced by several rules)
+    compute them once per message."""
+    terms: Sequence[Term] = sel.sel.terms
+    explained = scan.explained
+    if explained is None:
+        explained = scan.explained = {}
+    key = _terms_key(sel, scan.index)
+    got = explained.get(key)
+    if got is None:
+        found: list[tuple[int, int, str]] = []
+        term_wids = sel.term_wids
+        span = scan.span
+        for t in sel.found_terms(scan.found, scan.index):
+            spans = scan.term_spans(term_wids[t])
+            if not spans:
+                continue
+            raw = terms[t].raw
+            for s, e in (_outermost(spans) if len(spans) > 1 else spans)[:MAX_MATCHES_PER_HIT]:
+                a, b = span(s, e)
+                found.append((a, b, raw))
+        n = len(found)
+        if n > 1:
+            unique: dict[tuple[int, int], tuple[int, int, str]] = {}
+            for item in found:
+                unique.setdefault(item[:2], item)  # the first term found there
+            found = [unique[k] for k in sorted(unique)]
+        got = explained[key] = (n, found)
+    return got
+
+
+def _terms_key(sel: _Sel, index: _FieldIndex) -> int:
+    """A number per distinct content of a selection's terms (their words and their text as
+    written, which the matches report): rules written apart with the same terms (``b:
+    [في]`` in a hundred rules) get one, so their matches are computed once per message."""
+    terms = sel.sel.terms
+    keys = index.term_keys
+    got = keys.get(id(terms))
+    if got is None:
+        content = (id(sel.term_wids), tuple([t.raw for t in terms]))  # term_wids: one tuple per content
+        got = keys.setdefault(content, len(keys))
+        keys[id(terms)] = got
+    return got
 
 
 _MATCH_SETTERS = tuple(Match.__dict__[f.name].__set__ for f in dataclasses.fields(Match))
@@ -1549,24 +1688,7 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
 
     terms: Sequence[Term] = sel.sel.terms
     if sel.op in ("any", "all"):
-        # the spans depend on the terms only: selections that share a tuple of terms (a list
-        # or an actor referenced by several rules) are explained once per message
-        explained = scan.explained
-        if explained is None:
-            explained = scan.explained = {}
-        found = explained.get(id(terms))
-        if found is None:
-            found = explained[id(terms)] = []
-            term_wids = sel.term_wids
-            for t in sel.found_terms(scan.found, scan.index):
-                spans = scan.term_spans(term_wids[t])
-                if not spans:
-                    continue
-                raw = terms[t].raw
-                for s, e in (_outermost(spans) if len(spans) > 1 else spans)[:MAX_MATCHES_PER_HIT]:
-                    a, b = scan.span(s, e)
-                    found.append((raw, a, b))
-        return [_new_match(name, raw, a, b, field) for raw, a, b in found]
+        return [_new_match(name, raw, a, b, field) for a, b, raw in _term_matches(sel, scan)[1]]
     elif sel.op == "near":
         window = _near_window(_group_starts(sel, scan), sel.within)
         if window is not None:
