@@ -874,3 +874,26 @@ def test_gated_regex_selections_agree_with_the_naive_matcher(tmp_path) -> None:
         assert got == naive.match_ids(m), text
         total += len(got)
     assert total > 300
+
+
+def test_regex_search_on_utf8_agrees_with_search(monkeypatch):
+    """The private RE2 call (text encoded once per message) answers exactly as the public
+    ``search``, on Arabic-script and mixed text; and the public path is used when the private
+    one is unavailable (another google-re2)."""
+    import random
+
+    from monitor.rules import matcher as matcher_module
+
+    patterns = [r"\bكرمان\b", r"(?i)claim(ed|s)? responsibility", r"^بیانیه", r"\d{2,}\s*killed", r"ب+ی?", r"x$"]
+    words = ["كرمان", "بیانیه", "claimed", "responsibility", "12", "killed", "x", "ببی", "سپاه", "the", "\u200c", "\u202e"]
+    rng = random.Random(7)
+    texts = ["", "x"] + [" ".join(rng.choice(words) for _ in range(rng.randint(1, 8))) for _ in range(400)]
+    assert matcher_module._private_match_works() is True  # the installed google-re2 takes the fast path
+    for use_private in (True, False):
+        if not use_private:
+            monkeypatch.setattr(matcher_module, "_UNANCHORED", None)
+        regexes = matcher_module._Regexes(patterns)
+        for text in texts:
+            data = text.encode("utf-8")
+            for i in range(len(patterns)):
+                assert regexes.search_utf8(i, data) == regexes.search(i, text), (patterns[i], text, use_private)

@@ -57,6 +57,32 @@ try:  # RE2's programs asked directly (see _Regexes.search_utf8)
 except (ImportError, AttributeError):  # pragma: no cover - another version of google-re2
     _UNANCHORED = None
 
+
+def _private_match_works() -> bool:
+    """Whether the private call of :meth:`_Regexes.search_utf8` answers as ``search`` does on
+    this version of google-re2 (probes with a match, a miss and non-ASCII text); if not, the
+    public ``search`` is used."""
+    if _UNANCHORED is None:
+        return False
+    try:
+        import re2
+
+        probe = getattr(re2.compile("b+c"), "_regexp", None)
+        match = getattr(probe, "Match", None)
+        if match is None:
+            return False
+        for text, expected in (("aabbc", True), ("abd", False), ("كرمان bc", True), ("ب", False)):
+            data = text.encode("utf-8")
+            if (match(_UNANCHORED, data, 0, len(data))[0][0] >= 0) != expected:
+                return False
+        return True
+    except Exception:  # noqa: BLE001 - any other behaviour means: use the public API
+        return False
+
+
+if not _private_match_works():  # pragma: no cover - another version of google-re2
+    _UNANCHORED = None
+
 from ..model import Hit, Match, Message, make_url
 from .anchors import REGEX_COST, rarest_word, word_cost
 from .condition import fold_necessary, run_program
