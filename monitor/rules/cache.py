@@ -204,7 +204,26 @@ def _slots_reduce(obj: Any, skip: tuple[str, ...] = ()) -> tuple:
     return (copyreg.__newobj__, (type(obj),), (None, {k: getattr(obj, k) for k in obj.__slots__ if k not in skip}))
 
 
-class _RuleRef:
+class _LazyPart:
+    """Base of the stand-ins for parts of the rule set: attributes they do not hold are read
+    from the real part (:meth:`real`, which reads the rule set on first need); pickled by their
+    slots."""
+
+    __slots__ = ()
+
+    def real(self) -> Any:
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in self.__slots__:  # the unpickler's look-ups, unset slots
+            raise AttributeError(name)
+        return getattr(self.real(), name)
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        return _slots_reduce(self)
+
+
+class _RuleRef(_LazyPart):
     """Stands for a compiled rule's :class:`~monitor.rules.ruleset.Rule` (``_Rule.rule``) until
     the rule set is read: any attribute reads it (see :meth:`CachedMatcher.full`)."""
 
@@ -215,14 +234,6 @@ class _RuleRef:
 
     def real(self) -> Any:
         return self.cell.ruleset().rules[self.index]
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in self.__slots__:  # the unpickler's look-ups, unset slots
-            raise AttributeError(name)
-        return getattr(self.real(), name)
-
-    def __reduce_ex__(self, protocol: Any) -> tuple:
-        return _slots_reduce(self)
 
 
 class _TermRef:
@@ -285,7 +296,7 @@ class _TermsView:
         return _slots_reduce(self)
 
 
-class _SelView:
+class _SelView(_LazyPart):
     """Stands for a compiled selection's :class:`~monitor.rules.ruleset.Selection`
     (``_Sel.sel``): ``terms`` (a :class:`_TermsView`) and ``regexes`` at once, anything else
     from the rule set."""
@@ -298,14 +309,6 @@ class _SelView:
     def real(self) -> Any:
         ri, j = self.owner
         return self.cell.ruleset().rules[ri].selections[j]
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in self.__slots__:  # the unpickler's look-ups, unset slots
-            raise AttributeError(name)
-        return getattr(self.real(), name)
-
-    def __reduce_ex__(self, protocol: Any) -> tuple:
-        return _slots_reduce(self)
 
 
 class CachedMatcher(Matcher):
