@@ -894,6 +894,9 @@ EXAMPLES = [
     ("group-release", "مؤسسة الفرقان تنشر كلمة صوتية للمتحدث الرسمي للدولة الإسلامية الشيخ أبي حذيفة الأنصاري", dict(**TG), True),
     ("group-release", "Al-Furqan Media releases audio message from IS spokesman Abu Hudhayfah al-Ansari", dict(**X, lang="en"), True),
     ("group-release", "Analysts say the purported al-Furqan video is fabricated", dict(**X, lang="en"), False),
+    # a release that claims an attack is a claim, not also a statement
+    ("group-release", "نشرت وكالة أعماق بيانا تبنت فيه الدولة الإسلامية الهجوم على الكنيسة", dict(**TG), False),
+    ("group-release", "Amaq News Agency published a statement in which Islamic State claimed responsibility for the attack", dict(**X, lang="en"), False),
     # -- attack-place watch lists --------------------------------------------------------------
     ("place-iran-attack", "Two explosions hit a ceremony near the tomb of Qasem Soleimani in Kerman, killing at least 84 people", dict(**X, lang="en"), True),
     ("place-iran-attack", "انفجار تروریستی در حرم شاهچراغ شیراز", dict(**TG), True),
