@@ -46,6 +46,14 @@ def matcher_for(tmp_path: Path, rule_yaml: str, name: str = "rule.yml", **kw: An
     return Matcher(load_rules([d]), **kw)
 
 
+def matcher_for_files(tmp_path: Path, files: dict[str, str], **kw: Any) -> Matcher:
+    """A matcher of several rule files (name -> YAML) in a folder of their own."""
+    d = tmp_path / f"rules-{next(_counter)}"
+    for name, text in files.items():
+        write(d / name, text)
+    return Matcher(load_rules([d]), **kw)
+
+
 def both_for(tmp_path: Path, rule_yaml: str) -> tuple[Matcher, NaiveMatcher]:
     d = tmp_path / f"rules-{next(_counter)}"
     write(d / "rule.yml", rule_yaml)

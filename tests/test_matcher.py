@@ -16,7 +16,7 @@ from monitor.rules import Matcher, load_rules
 from monitor.rules.condition import parse_condition
 from monitor.rules.reference import NaiveMatcher
 
-from rules_helpers import both_for, matcher_for, msg, one_term_rule, write
+from rules_helpers import both_for, matcher_for, matcher_for_files, msg, one_term_rule, write
 
 # (term, text, expected)
 TERM_CASES = [
@@ -447,10 +447,7 @@ def test_matches_of_selections_written_alike_in_different_rules(tmp_path) -> Non
         "c.yml": "id: c\nmatch:\n  b: [Kerman, کرمان, كرمان]\n  w: [attack]\ncondition: b and w\n",
         "d.yml": "id: d\nmatch:\n  c: [kerman, كرمان]\n  ch:\n    field: channel\n    any: [news]\ncondition: c and ch\n",
     }
-    d = tmp_path / "alike"
-    for name, text in rules.items():
-        write(d / name, text)
-    m = Matcher(load_rules([d]))
+    m = matcher_for_files(tmp_path, rules)
     text = "Kerman attack, كرمان again; attack in کرمان"
     hits = {h.rule_id: h.matches for h in m.match(msg(text, channel="news"))}
     k1, k2, k3 = (0, 6), (15, 20), (38, 43)
@@ -484,10 +481,7 @@ def test_hit_matches_are_computed_on_first_use_and_the_hit_reads_as_a_plain_hit(
         "a.yml": "id: a\nmatch:\n  x: [alpha, 'beta gamma']\n  y: [delta]\ncondition: x and not y\n",
         "b.yml": "id: b\nmatch:\n  x: [alpha]\n  z:\n    near: {terms: [beta, gamma], within: 2}\ncondition: x or z\n",
     }
-    d = tmp_path / "lazy"
-    for name, text in rules.items():
-        write(d / name, text)
-    m = Matcher(load_rules([d]))
+    m = matcher_for_files(tmp_path, rules)
     text = "Alpha, then beta gamma and ALPHA."
     first = m.match(msg(text))
     m.match(msg("beta gamma alpha delta"))  # another message in between: its state is its own
