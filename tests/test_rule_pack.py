@@ -47,6 +47,12 @@ EXAMPLES = [
     ("claim-en", "The NPA said it ambushed an army patrol in Samar, killing three soldiers.", dict(**X, lang="en"), True),
     ("claim-formula-en", "The Hasm movement said in a statement that it had planted an explosive device that hit a police truck in Giza.", dict(**X, lang="en"), True),
     ("claim-formula-en", "Police said they had defused a bomb planted near a checkpoint in Giza and arrested two Hasm members.", dict(**X, lang="en"), False),
+    # round 9: a time or a channel between the group's saying verb and its act ("said Tuesday that it
+    # targeted", "said on Sunday that they staged"); a state body saying the same of its own strike is not a claim
+    ("claim-en", "The Houthi group said Wednesday that it targeted a container ship in the Gulf of Aden with two missiles.", dict(**X, lang="en"), True),
+    ("claim-en", "The rebels said on Sunday, May 4, that they staged the ambush on a police patrol near the highway.", dict(**X, lang="en"), True),
+    ("claim-en", "The military said on Tuesday it struck Hezbollah weapons depots in southern Lebanon overnight.", dict(**X, lang="en"), False),
+    ("claim-en", "The faction said on Monday that it launched a new membership drive across the north.", dict(**X, lang="en"), False),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
