@@ -53,6 +53,9 @@ EXAMPLES = [
     ("claim-en", "The rebels said on Sunday, May 4, that they staged the ambush on a police patrol near the highway.", dict(**X, lang="en"), True),
     ("claim-en", "The military said on Tuesday it struck Hezbollah weapons depots in southern Lebanon overnight.", dict(**X, lang="en"), False),
     ("claim-en", "The faction said on Monday that it launched a new membership drive across the north.", dict(**X, lang="en"), False),
+    # a group counting its own dead in its statement speaks of the enemy's attack
+    ("claim-formula-en", "The Al-Aqsa Martyrs Brigades issued a statement claiming that three of its fighters were killed in clashes with Israeli forces in Jenin.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "The Al-Aqsa Martyrs Brigades said in a statement that its fighters targeted an Israeli army jeep near Jenin with an explosive device.", dict(**X, lang="en"), True),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
