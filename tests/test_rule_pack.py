@@ -543,6 +543,9 @@ EXAMPLES = [
     # a state's "we" about terrorists is not a group's statement
     ("claim-stance-fa", "در این بیانیه آمده است: ما در این عملیات ۱۲ تروریست را به هلاکت رساندیم.", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
+    # round 9: the official telling what the group had done is its blame
+    ("statement-blame-en", "The Saudi defence ministry said the Houthi militia had launched a drone at civilian targets in Jazan.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "Saudi Arabia and the Houthis had launched talks on a prisoner exchange in Muscat, diplomats said.", dict(**X, lang="en"), False),
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
     ("statement-blame-en", "Pakistan's Foreign Office held Afghanistan-based groups responsible for the attack in Bajaur", dict(**X, lang="en"), True),
     ("statement-blame-en", "IRGC rejects U.S. claims that it was behind the attack", dict(**X, lang="en"), False),
