@@ -260,6 +260,14 @@ EXAMPLES = [
     ("claim-ar", "أعلنت جماعة أبو سياف مسؤوليتها عن خطف سياح أجانب من منتجع على الساحل", dict(**TG), True),
     ("claim-formula-ar", "وأعلنت حركة الشباب الموالية للقاعدة، عبر إذاعتها الناطقة باسمها، مقتل 12 جنديا في هجوم على قاعدة", dict(**TG), True),
     ("claim-formula-ar", "وأعلنت الحكومة الصومالية، في بيان نشرته وكالة الأنباء الرسمية، مقتل 12 جنديا في هجوم لحركة الشباب", dict(**TG), False),
+    # Arabic, round 9: a spokesman's "their" forces, a group's own leader as speaker, "she struck a vital target";
+    # a police official on the group's attack and an army's "vital targets" stay out of the claims
+    ("claim-formula-ar", "وقال ناطق باسم جبهة تحرير أزواد إن قواتهم أسقطت طائرة مسيرة للجيش المالي قرب كيدال", dict(**TG), True),
+    ("claim-formula-ar", "قال قيادي في حركة الشباب إن الحركة نفذت الهجوم على القاعدة العسكرية", dict(**TG), True),
+    ("claim-formula-ar", "قالت المقاومة الإسلامية في العراق في بيان إنها ضربت هدفا حيويا في أم الرشراش بالطيران المسير", dict(**TG), True),
+    ("claim-formula-ar", "قال مسؤول في الشرطة إن حركة الشباب نفذت الهجوم على القاعدة", dict(**TG), False),
+    ("claim-formula-ar", "قال الجيش إنه ضرب أهدافا حيوية للإرهابيين في شمال البلاد", dict(**TG), False),
+    ("claim-formula-ar", "قال مسؤول في حركة حماس إن الحركة ستواصل المفاوضات مع الوسطاء", dict(**TG), False),
     # -- claims, Persian --------------------------------------------------------------------------
     ("claim-fa", "گروه تروریستی داعش با انتشار بیانیه‌ای مسئولیت حمله تروریستی کرمان را بر عهده گرفت.", dict(**TG), True),
     ("claim-fa", "جیش الظلم مسئولیت حمله به پاسگاه مرزی راسک را پذیرفت", dict(**TG), True),
