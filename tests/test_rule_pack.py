@@ -776,6 +776,10 @@ EXAMPLES = [
     ("statement-comment-ar", "وقال عمدة المدينة إن الحملة الانتخابية شهدت هجوما حادا من المعارضة", dict(**TG), False),
     ("statement-strike-ar", "أعلن قائد القوات البرية أن قواته طهرت المنطقة من عناصر داعش", dict(**TG), True),
     ("statement-strike-ar", "أعلن قائد القوات البرية عن تخريج دفعة جديدة من الضباط", dict(**TG), False),
+    # Arabic round 9: the headline's "يقضي على", a leader as the object, a group's "زعم" is its own voice
+    ("statement-strike-ar", "الجيش الجزائري يقضي على إرهابيين اثنين في جيجل", dict(**TG), True),
+    ("statement-strike-ar", "وأكد الجيش أن قواته قتلت قائدا بارزا في الجماعة خلال عملية دهم", dict(**TG), True),
+    ("statement-strike-ar", "وزعم التنظيم أن مقاتليه قتلوا وجرحوا العشرات من عناصر الجيش", dict(**TG), False),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
