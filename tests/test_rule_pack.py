@@ -268,6 +268,11 @@ EXAMPLES = [
     ("claim-formula-ar", "قال مسؤول في الشرطة إن حركة الشباب نفذت الهجوم على القاعدة", dict(**TG), False),
     ("claim-formula-ar", "قال الجيش إنه ضرب أهدافا حيوية للإرهابيين في شمال البلاد", dict(**TG), False),
     ("claim-formula-ar", "قال مسؤول في حركة حماس إن الحركة ستواصل المفاوضات مع الوسطاء", dict(**TG), False),
+    # the group's own toll of its attack; a local official's or the group's account of the army's attack is none
+    ("claim-formula-ar", "وادعى التنظيم في بيان أن الهجوم أسفر عن مقتل 20 جنديا", dict(**TG), True),
+    ("claim-formula-ar", "وقالت حركة الشباب في بيان إن الهجوم أدى إلى مقتل 15 جنديا", dict(**TG), True),
+    ("claim-formula-ar", "وقال مسؤول محلي إن هجوم التنظيم أسفر عن مقتل 10 جنود", dict(**TG), False),
+    ("claim-formula-ar", "وقال التنظيم إن الجيش شن هجوما أسفر عن مقتل عشرات الجنود والمدنيين", dict(**TG), False),
     # -- claims, Persian --------------------------------------------------------------------------
     ("claim-fa", "گروه تروریستی داعش با انتشار بیانیه‌ای مسئولیت حمله تروریستی کرمان را بر عهده گرفت.", dict(**TG), True),
     ("claim-fa", "جیش الظلم مسئولیت حمله به پاسگاه مرزی راسک را پذیرفت", dict(**TG), True),
