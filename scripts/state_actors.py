@@ -7,6 +7,8 @@ rules/actors.yml is skipped in that language, so every name tags one actor. Name
 common words or other places (below) are left out; the official bodies' forms the statement
 grammar needs are written as the other entries write them ("Ghanaian army", "الجيش الغاني").
 
+The blocks in rules/actors.yml were generated once with this script and checked by hand;
+running it again after they are in the file prints only what is still missing.
 Run from the repository root: .venv/bin/python scripts/state_actors.py > /tmp/states.yml
 """
 from __future__ import annotations
@@ -29,8 +31,10 @@ UNSAFE = {
            "congo", "micronesia", "samoa", "mali", "oman", "cuba", "chile", "peru", "togo", "benin",
            "malta", "monaco", "tonga"} - {"cuba", "chile", "benin", "togo", "malta", "monaco"},
     "ar": {"عمان", "مالي", "بنين", "غينيا", "الكونغو", "جورجيا", "ساموا", "السلفادور", "الجبل الأسود",
-           "المغرب", "الجزائر", "البحرين", "اليمن", "تركيا", "الهند"},
-    "fa": {"موریس", "بنین", "مالی", "عمان", "چین", "کره", "گینه", "مصر", "هند", "یمن", "پرو", "ساموا", "کنگو", "اردن",
+           "المغرب", "الجزائر", "البحرين", "اليمن", "تركيا", "الهند",
+           # adjectives that are also "Roman", a scholar's name or a jihadist kunya (Abu ... al-Tunisi)
+           "الروماني", "الرومانية", "الألباني", "التونسي", "الجزائري", "المغربي", "الموريتاني"},
+    "fa": {"موریس", "بنین", "مالت", "رومانی", "مالی", "عمان", "چین", "کره", "گینه", "مصر", "هند", "یمن", "پرو", "ساموا", "کنگو", "اردن",
            "گرجستان"} - {"گرجستان"},
 }
 CONTINENT = {"AF": "africa", "EU": "europe", "AS": "asia", "NA": "americas", "SA": "americas",
