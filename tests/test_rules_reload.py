@@ -105,6 +105,7 @@ def _rules(tmp_path: Path) -> Path:
     d = tmp_path / "watchrules"
     write(d / "watch.yml", WATCH)
     write(d / "lists" / "names.csv", "".join(f"Name{i} Surname{i}\n" for i in range(300)))
+    write(d / "wilayah.yml", REGEX_RULE)
     return d
 
 
@@ -129,6 +130,9 @@ async def test_the_replaced_set_is_freed_once_the_pipeline_let_go_of_it(tmp_path
         await asyncio.wait_for(st.released(), 30)
         gc.collect()
         assert old() is None
+        # the new set's regexes: compiled after the swap (paced), as at start-up
+        assert await asyncio.wait_for(st._lazy_task, 30) and not st.lazy_pending
+        assert _compiled(st.get()) == (3, 3)
         await pipe.close()
     finally:
         archive.close()

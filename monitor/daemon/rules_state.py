@@ -4,16 +4,23 @@ An invalid new rule set is reported (log and a notice to the default alert
 destinations) and the previous rules keep matching.
 
 Loading goes through the on-disk cache of compiled sets (:mod:`monitor.rules.cache`): a
-restart with unchanged rule files skips parsing and compiling. A hot reload in the running
-daemon (:meth:`RulesState.reload_async`) never blocks the event loop: the new set is loaded
-and compiled in a worker process (spawned, at the lowest CPU priority; it writes the cache
-entry and says which), the entry is read and checked in a worker thread, then unpickled on
-the event loop itself a step (~100 compiled rules, a few ms) at a time, paced so the steps
-take at most a quarter of the loop's time (no second thread contending for the GIL with the
-pipeline: the loop between two steps matches messages as usual), its regexes compiled there
-too, one at a time, and only the complete matcher is swapped in, in one assignment. Every
-message is matched against the old set or the new one, never a half-built one. The
-read-back builds only the live matcher: the rule set's own objects are read on first use
+restart with unchanged rule files skips parsing and compiling. At start-up nothing is
+compiled ahead: the first messages are matched as soon as the cached set is read, and what
+compiles on first use (the fields' RE2 regexes) is compiled by :meth:`RulesState.finish_lazy`
+on the event loop, a regex at a time, paced (or by the first message that needs one).
+
+A hot reload in the running daemon (:meth:`RulesState.reload_async`) never blocks the event
+loop: the new set is loaded and compiled in a worker process (spawned, at the lowest CPU
+priority, ended with the daemon; it writes the cache entry and says which), the entry is
+read and checked in a worker thread, then unpickled on the event loop itself a step (~100
+compiled rules, a few ms) at a time, paced so the steps take at most a quarter of the loop's
+time (no second thread contending for the GIL with the pipeline: the loop between two steps
+matches messages as usual), and only the complete matcher is swapped in, in one assignment.
+Every message is matched against the old set or the new one, never a half-built one (a set
+whose regexes compile on first use is complete: same hits). After the swap its regexes are
+compiled as at start-up, and the replaced set is freed a few ms at a time
+(:func:`_free_in_steps`) once the pipeline no longer holds it. The read-back builds only the
+live matcher: the rule set's own objects are read on first use
 (:class:`monitor.rules.cache.CachedMatcher`). Without a cache directory the build runs in a
 worker thread.
 """
@@ -60,6 +67,7 @@ class RulesState:
     _loaded_key: tuple[str, str] | None = field(default=None, repr=False)  # source_key of the set read back
     lazy_pending: bool = False  # the current set still has regexes to compile (finish_lazy)
     _released: "asyncio.Task[None] | None" = field(default=None, repr=False)  # freeing the replaced set
+    _lazy_task: "asyncio.Task[bool] | None" = field(default=None, repr=False)
 
     def _known_destinations(self) -> set[str]:
         return self.cfg.destination_names()
@@ -80,6 +88,20 @@ class RulesState:
         )
         self.cache_status = statuses[-1] if statuses else None
         return self._built(matcher.prepare() if prepare else matcher)
+
+    def start_lazy(self) -> "asyncio.Task[bool]":
+        """:meth:`finish_lazy` as a task of the running loop (one at a time: a newer set's
+        replaces the previous one's, which stops by itself)."""
+        task = asyncio.get_running_loop().create_task(self.finish_lazy(), name="rules-lazy")
+        self._lazy_task = task
+        return task
+
+    async def close(self) -> None:
+        """Stop the lazy work and the freeing of replaced sets (shutdown)."""
+        for task in (self._lazy_task, self._released):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     async def finish_lazy(self) -> bool:
         """Compile what the start-up left to first use (the fields' regexes) on the event loop,
@@ -218,9 +240,9 @@ class RulesState:
                 phases["worker_total"] = round(time.perf_counter() - t, 3)
                 t_read = time.perf_counter()
                 if key is not None:
+                    # complete as it is: its regexes compile on first use, or paced on the
+                    # loop after the swap (finish_lazy), as at start-up
                     matcher = await _read_back(key, phases)
-                    if matcher is not None:
-                        await _compile_regexes(matcher, phases)
                 phases["read_back"] = round(time.perf_counter() - t_read, 3)
                 status = "process"
             if matcher is None:  # thread mode, or no entry (a file changed while the worker read them)
@@ -238,10 +260,12 @@ class RulesState:
             return self._failed(str(exc), error=str(exc))
         t_swap = time.perf_counter()
         old = self._swap(self._built(matcher))
-        self.lazy_pending = False
+        self.lazy_pending = status == "process"  # the thread compiled them ahead
         self._loaded_key = key
         self._release(old)
         del old
+        if self.lazy_pending:
+            self.start_lazy()
         phases["swap"] = round(time.perf_counter() - t_swap, 3)
         self.reloads += 1
         self.last_reload_seconds = time.perf_counter() - t

@@ -262,7 +262,7 @@ class Daemon:
         ]
         watch_task = None if once else asyncio.create_task(self._watch_rules(stop))
         # what the start-up left to first use (regexes), compiled while the pipeline runs
-        lazy_task = asyncio.create_task(self.rules.finish_lazy(), name="rules-lazy")
+        self.rules.start_lazy()
         log.info(
             "claimwatch running",
             sources=list(self.sources),
@@ -283,8 +283,7 @@ class Daemon:
                         t.cancel()
                     await asyncio.gather(*still, return_exceptions=True)
         finally:
-            lazy_task.cancel()
-            await asyncio.gather(lazy_task, return_exceptions=True)
+            await self.rules.close()
             pipeline.give_up_retrying()  # what cannot be written now is re-read after a restart
             await pipeline.close()
             if self._notices:
