@@ -77,8 +77,12 @@ class RulesState:
         ahead here (the first message would wait for it): what compiles on first use (the
         fields' regexes) is compiled by :meth:`finish_lazy` while the pipeline runs, or by
         the first message that needs it."""
+        t = time.perf_counter()
+        c = time.process_time()
         self._swap(self._build(prepare=False))
         self.lazy_pending = True
+        log.info("rules loaded", rules=self.rule_count, cache=self.cache_status,
+                 seconds=round(time.perf_counter() - t, 3), cpu_seconds=round(time.process_time() - c, 3))
 
     def _build(self, prepare: bool = True) -> tuple[Matcher, int, str]:
         statuses: list[str] = []
