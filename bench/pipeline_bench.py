@@ -376,7 +376,7 @@ async def main() -> None:
                     help="measure RUNS restarts from a warm cache instead (with --reload-rules N: the pack + N "
                          "generated rules): time and daemon CPU until the first message is stored and until all are")
     ap.add_argument("--code", type=Path, default=ROOT,
-                    help="with --startup: run the daemon from this checkout (e.g. main's, for an A/B)")
+                    help="run the daemon from this checkout (e.g. main's, for an A/B)")
     ap.add_argument("--gc-stats", action="store_true",
                     help="with --reload-rules: record the daemon's garbage collections (gc.callbacks) and print "
                          "their count and pauses in each period")
@@ -448,7 +448,7 @@ async def main() -> None:
     proc = subprocess.Popen(
         [sys.executable, *profile, "-m", "monitor", "run", "--config", str(tmp / "cfg.yaml"),
          "--log-level", "INFO" if log_fh else "WARNING"],
-        cwd=ROOT,
+        cwd=args.code.resolve(),
         stderr=log_fh or subprocess.DEVNULL,
         env=env,
     )
