@@ -20,10 +20,21 @@ window). Each rate is also given per CPU second of the daemon process (all its t
 /proc; the reload's worker process is not counted there: it runs at the lowest priority). The new set adds a rule whose term 1 % of the messages
 carry, so the first hit of that rule marks the swap; no message is matched against a
 half-built set (tests/test_rules_cache.py). ``--daemon-log FILE`` keeps the daemon's log
-(INFO) and prints its ``rules reloaded`` line with the seconds of each reload phase.
+(INFO) and prints its ``rules reloaded`` line with the seconds of each reload phase. Each
+period also gets the CPUs used by the daemon, by its worker processes (the reload's build),
+by this bench and by everything else on the machine, and the machine's idle and steal time
+(/proc); ``--gc-stats`` records the daemon's garbage collections (``gc.callbacks``) and
+prints their count and pauses in each period.
+
+``--startup RUNS`` measures restarts instead: the rule set's compiled form is written to the
+cache by a first load, then the daemon is started RUNS times on a feed of ``--messages``:
+seconds and daemon CPU seconds until the first message is stored and until all are, and
+until the lazy work (the regexes compiled after start-up) is done. ``--code DIR`` runs the
+daemon from another checkout (e.g. main's) for an A/B.
 
 Usage: python bench/pipeline_bench.py [--messages 100000] [--latency-samples 200] [--reload-rules 10000]
-                                      [--warmup 10] [--steady 10] [--daemon-log FILE]
+                                      [--warmup 10] [--steady 10] [--daemon-log FILE] [--gc-stats]
+                                      [--startup RUNS] [--code DIR]
 """
 
 from __future__ import annotations
