@@ -20,10 +20,21 @@ window). Each rate is also given per CPU second of the daemon process (all its t
 /proc; the reload's worker process is not counted there: it runs at the lowest priority). The new set adds a rule whose term 1 % of the messages
 carry, so the first hit of that rule marks the swap; no message is matched against a
 half-built set (tests/test_rules_cache.py). ``--daemon-log FILE`` keeps the daemon's log
-(INFO) and prints its ``rules reloaded`` line with the seconds of each reload phase.
+(INFO) and prints its ``rules reloaded`` line with the seconds of each reload phase. Each
+period also gets the CPUs used by the daemon, by its worker processes (the reload's build),
+by this bench and by everything else on the machine, and the machine's idle and steal time
+(/proc); ``--gc-stats`` records the daemon's garbage collections (``gc.callbacks``) and
+prints their count and pauses in each period.
+
+``--startup RUNS`` measures restarts instead: the rule set's compiled form is written to the
+cache by a first load, then the daemon is started RUNS times on a feed of ``--messages``:
+seconds and daemon CPU seconds until the first message is stored and until all are, and
+until the lazy work (the regexes compiled after start-up) is done. ``--code DIR`` runs the
+daemon from another checkout (e.g. main's) for an A/B.
 
 Usage: python bench/pipeline_bench.py [--messages 100000] [--latency-samples 200] [--reload-rules 10000]
-                                      [--warmup 10] [--steady 10] [--daemon-log FILE]
+                                      [--warmup 10] [--steady 10] [--daemon-log FILE] [--gc-stats]
+                                      [--startup RUNS] [--code DIR]
 """
 
 from __future__ import annotations
@@ -115,6 +126,58 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the reload's worker and multiprocessing's helpers)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                kids = [int(k) for k in (task / "children").read_text().split()]
+                out.extend(kids)
+                todo.extend(kids)
+        except OSError:
+            pass
+    return out
+
+
+def machine_cpu() -> tuple[float, float, float]:
+    """(busy, idle, steal) seconds of the whole machine so far (/proc/stat)."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tck = os.sysconf("SC_CLK_TCK")
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / tck, (v[3] + v[4]) / tck, v[7] / tck
+
+
+class Accounts:
+    """CPU seconds by whom, sampled: the daemon, its worker processes (kept after they exit:
+    the last figure seen), this bench, the whole machine (busy, idle, steal)."""
+
+    def __init__(self, daemon: int) -> None:
+        self.daemon = daemon
+        self.workers: dict[int, float] = {}
+
+    def snap(self) -> dict[str, float]:
+        import resource
+
+        for p in descendants(self.daemon):
+            c = cpu_seconds(p)
+            if c == c:  # not NaN
+                self.workers[p] = max(self.workers.get(p, 0.0), c)
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        busy, idle, steal = machine_cpu()
+        return {"t": time.perf_counter(), "daemon": cpu_seconds(self.daemon), "worker": sum(self.workers.values()),
+                "bench": me.ru_utime + me.ru_stime, "busy": busy, "idle": idle, "steal": steal}
+
+    @staticmethod
+    def line(a: dict[str, float], b: dict[str, float]) -> str:
+        wall = b["t"] - a["t"]
+        d = {k: (b[k] - a[k]) / wall for k in a if k != "t"}
+        return (f"CPUs: daemon {d['daemon']:.2f}, its worker {d['worker']:.2f}, this bench {d['bench']:.2f}, "
+                f"others {max(d['busy'] - d['daemon'] - d['worker'] - d['bench'], 0):.2f}; machine idle {d['idle']:.2f}, "
+                f"steal {d['steal']:.2f}")
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) of process ``pid`` so far, all its threads."""
     try:
@@ -125,8 +188,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: int,
-                         warmup: float = 10.0, steady_s: float = 10.0) -> None:
-    """Steady rate, then SIGHUP after an edit; the rate until the new set's first hit."""
+                         warmup: float = 10.0, steady_s: float = 10.0) -> dict[str, float]:
+    """Steady rate, then SIGHUP after an edit; the rate until the new set's first hit.
+    Returns the wall-clock (time.time()) bounds of the periods: before, hup, swap, after."""
+    acc = Accounts(proc.pid)
+    marks: dict[str, float] = {}
     t_start = time.perf_counter()
     while count(db, "select count(*) from messages") < 1:
         if proc.poll() is not None:
@@ -141,12 +207,16 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
             samples.append((time.perf_counter(), count(db, "select count(*) from messages"), cpu_seconds(proc.pid)))
             await asyncio.sleep(0.1)
 
+    marks["before"] = time.time()
+    a0 = acc.snap()
     await sample(time.perf_counter() + steady_s)
+    a1 = acc.snap()
     (t0, c0, u0), (t1, c1, u1) = samples[0], samples[-1]
     steady = (c1 - c0) / (t1 - t0)
     print(f"steady (after {warmup:.0f} s of warm-up): {steady:,.0f} msgs/s over {t1 - t0:.1f} s "
           f"({(c1 - c0) / max(u1 - u0, 1e-9):,.0f} msgs per daemon CPU second, {(u1 - u0) / (t1 - t0):.2f} CPUs); "
           f"load average {load_average()}")
+    print(f"  before: {acc.line(a0, a1)}")
     edited = rules_path / "generated" / "bench-0000.yml"
     edited.write_text(edited.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     (rules_path / "generated" / "zz-marker.yml").write_text(
@@ -154,6 +224,8 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
     t_hup = time.perf_counter()
     c_hup = count(db, "select count(*) from messages")
     u_hup = cpu_seconds(proc.pid)
+    a_hup = acc.snap()
+    marks["hup"] = time.time()
     proc.send_signal(signal.SIGHUP)
     timeline: list[tuple[float, int]] = [(t_hup, c_hup)]
     while count(db, "select count(*) from hits where rule_id = 'zz-marker'") == 0:
@@ -163,7 +235,10 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
         if got >= n:
             raise SystemExit("the feed ran out before the reload finished: use more --messages")
         timeline.append((time.perf_counter(), got))
+        acc.snap()  # the worker's CPU, while it lives
         await asyncio.sleep(0.05)
+    a_swap = acc.snap()
+    marks["swap"] = time.time()
     t_swap = time.perf_counter()
     c_swap = count(db, "select count(*) from messages")
     u_swap = cpu_seconds(proc.pid)
@@ -172,6 +247,7 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
           f"{during:,.0f} msgs/s during the reload = {during / steady:.0%} of the steady rate "
           f"({(c_swap - c_hup) / max(u_swap - u_hup, 1e-9):,.0f} msgs per daemon CPU second, "
           f"{(u_swap - u_hup) / (t_swap - t_hup):.2f} CPUs); load average {load_average()}")
+    print(f"  window: {acc.line(a_hup, a_swap)}; the worker {a_swap['worker'] - a_hup['worker']:.1f} CPU s in all")
     # msgs/s per second since SIGHUP: where a dip is (build in the worker process, read-back, swap)
     buckets: dict[int, list[tuple[float, int]]] = {}
     for t, c in timeline:
@@ -188,7 +264,11 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
     # the rate after the window too: the archive grows and the machine is shared, so the
     # rate before the reload alone can flatter or wrong the window
     samples.clear()
+    a2 = acc.snap()
+    marks["after"] = time.time()
     await sample(time.perf_counter() + steady_s)
+    a3 = acc.snap()
+    marks["end"] = time.time()
     (t0, c0, u0), (t1, c1, u1) = samples[0], samples[-1]
     after = (c1 - c0) / (t1 - t0)
     if c1 >= n:
@@ -198,6 +278,98 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
         print(f"after the reload: {after:,.0f} msgs/s over {t1 - t0:.1f} s "
               f"({(c1 - c0) / max(u1 - u0, 1e-9):,.0f} msgs per daemon CPU second); the window = {during / mean:.0%} "
               f"of the mean of the rates before and after ({mean:,.0f} msgs/s); load average {load_average()}")
+    print(f"  after: {acc.line(a2, a3)}")
+    return marks
+
+
+# the daemon run with a record of its garbage collections (start, pause, generation, collected),
+# written as JSON to argv[1] when it exits
+GC_PROBE = """
+import atexit, gc, json, sys, time, runpy
+out, rec, t = sys.argv[1], [], [0.0, 0.0]
+def cb(phase, info):
+    if phase == "start":
+        t[0], t[1] = time.time(), time.perf_counter()
+    else:
+        rec.append((t[0], time.perf_counter() - t[1], info["generation"], info["collected"]))
+gc.callbacks.append(cb)
+atexit.register(lambda: open(out, "w").write(json.dumps(rec)))
+sys.argv = ["monitor", *sys.argv[4:]]  # after: the file, "-m", "monitor"
+runpy.run_module("monitor", run_name="__main__", alter_sys=True)
+"""
+
+
+def print_gc(path: Path, marks: dict[str, float]) -> None:
+    """The daemon's collections in each period (before, window, after): count by generation,
+    their pauses in all and the longest."""
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        print("gc: no record (the daemon did not exit cleanly)")
+        return
+    periods = [("before", marks["before"], marks["hup"]), ("window", marks["hup"], marks["swap"]),
+               ("after", marks["after"], marks.get("end", marks["after"]))]
+    for name, a, b in periods:
+        got = [r for r in rec if a <= r[0] < b]
+        by_gen = [sum(1 for r in got if r[2] == g) for g in range(3)]
+        pause = sum(r[1] for r in got)
+        longest = max((r[1] for r in got), default=0.0)
+        full = sum(r[1] for r in got if r[2] == 2)
+        print(f"gc {name} ({b - a:.1f} s): collections by generation {by_gen}, pauses {pause:.3f} s "
+              f"({pause / max(b - a, 1e-9):.1%} of the period; full ones {full:.3f} s), longest {longest * 1000:.0f} ms")
+
+
+async def measure_startup(args: argparse.Namespace, tmp: Path, cfg: dict, n: int) -> None:
+    """Restarts with unchanged rules (the cache holds their compiled set, written by a first
+    load from the same checkout): seconds and daemon CPU seconds from the start of the process
+    until the first message is stored, and until all ``n`` are."""
+    import yaml
+
+    env = dict(os.environ, CLAIMWATCH_CACHE_DIR=str(tmp / "cache"))
+    code = args.code.resolve()
+    populate = ("import sys; from monitor.config import load_config; from monitor.daemon.rules_state import RulesState; "
+                "c = load_config(sys.argv[1]); RulesState(c, c.rules).load()")
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", populate, str(tmp / "cfg.yaml")], cwd=code, env=env, check=True)
+    print(f"cache written in {time.perf_counter() - t:.1f} s (code: {code}); load average {load_average()}")
+    for run in range(args.startup):
+        db = tmp / f"archive{run}.db"
+        run_cfg = dict(cfg, database=str(db), log_level="INFO")
+        (tmp / "cfg-run.yaml").write_text(yaml.safe_dump(run_cfg), encoding="utf-8")
+        log_path = tmp / f"daemon{run}.log"
+        with log_path.open("w") as log_fh:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(tmp / "cfg-run.yaml"),
+                                     "--log-level", "INFO"], cwd=code, stderr=log_fh, env=env)
+            try:
+                while count(db, "select count(*) from messages") < 1:
+                    if proc.poll() is not None:
+                        raise SystemExit("daemon exited early")
+                    await asyncio.sleep(0.005)
+                t1, u1 = time.perf_counter() - t0, cpu_seconds(proc.pid)
+                while count(db, "select count(*) from messages") < n:
+                    if proc.poll() is not None:
+                        raise SystemExit("daemon exited early")
+                    await asyncio.sleep(0.05)
+                t2, u2 = time.perf_counter() - t0, cpu_seconds(proc.pid)
+                t3 = float("nan")
+                while time.perf_counter() - t0 < t2 + 30:  # the lazy work's end (logged)
+                    if "rules ready" in log_path.read_text(errors="replace"):
+                        t3 = time.perf_counter() - t0
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        ready = [row for row in log_path.read_text(errors="replace").splitlines() if "rules loaded" in row or "rules ready" in row]
+        print(f"restart {run + 1}: first message stored after {t1:.2f} s ({u1:.2f} daemon CPU s, the interpreter's "
+              f"start and imports included); all {n:,} after {t2:.2f} s ({u2:.2f} CPU s: {n / (t2 - t1):,.0f} msgs/s "
+              f"after the first); lazy work done after {t3:.2f} s; load average {load_average()}")
+        for row in ready:
+            print(f"  daemon: {row.strip()}")
 
 
 async def main() -> None:
@@ -211,6 +383,14 @@ async def main() -> None:
     ap.add_argument("--steady", type=float, default=10.0,
                     help="with --reload-rules: seconds over which the rates before and after the reload are measured")
     ap.add_argument("--profile", type=Path, help="cProfile the daemon into this file (slower; for finding costs)")
+    ap.add_argument("--startup", type=int, default=0, metavar="RUNS",
+                    help="measure RUNS restarts from a warm cache instead (with --reload-rules N: the pack + N "
+                         "generated rules): time and daemon CPU until the first message is stored and until all are")
+    ap.add_argument("--code", type=Path, default=ROOT,
+                    help="run the daemon from this checkout (e.g. main's, for an A/B)")
+    ap.add_argument("--gc-stats", action="store_true",
+                    help="with --reload-rules: record the daemon's garbage collections (gc.callbacks) and print "
+                         "their count and pauses in each period")
     ap.add_argument("--daemon-log", type=Path,
                     help="the daemon's log (INFO) into this file; with --reload-rules the reload's phases are printed")
     args = ap.parse_args()
@@ -263,20 +443,34 @@ async def main() -> None:
             fh.write(line(i, text))
     size_mb = feed.stat().st_size / 1e6
 
+    if args.startup:
+        try:
+            await measure_startup(args, tmp, cfg, n)
+        finally:
+            await runner.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
+    gc_file = tmp / "gc.json"
+    if args.gc_stats and not profile:
+        profile = ["-c", GC_PROBE, str(gc_file)]
     env = dict(os.environ, CLAIMWATCH_CACHE_DIR=str(tmp / "cache"))
     log_fh = args.daemon_log.open("w") if args.daemon_log else None
     proc = subprocess.Popen(
         [sys.executable, *profile, "-m", "monitor", "run", "--config", str(tmp / "cfg.yaml"),
          "--log-level", "INFO" if log_fh else "WARNING"],
-        cwd=ROOT,
+        cwd=args.code.resolve(),
         stderr=log_fh or subprocess.DEVNULL,
         env=env,
     )
     peak = 0
     try:
         if args.reload_rules:
-            await measure_reload(proc, db, rules_path, n, args.warmup, args.steady)
+            marks = await measure_reload(proc, db, rules_path, n, args.warmup, args.steady)
+            if args.gc_stats:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+                print_gc(gc_file, marks)
             if log_fh:
                 await asyncio.sleep(0.5)
                 for row in args.daemon_log.read_text(errors="replace").splitlines():

@@ -261,6 +261,8 @@ class Daemon:
             for name, src in self.sources.items()
         ]
         watch_task = None if once else asyncio.create_task(self._watch_rules(stop))
+        # what the start-up left to first use (regexes), compiled while the pipeline runs
+        self.rules.start_lazy()
         log.info(
             "claimwatch running",
             sources=list(self.sources),
@@ -281,6 +283,7 @@ class Daemon:
                         t.cancel()
                     await asyncio.gather(*still, return_exceptions=True)
         finally:
+            await self.rules.close()
             pipeline.give_up_retrying()  # what cannot be written now is re-read after a restart
             await pipeline.close()
             if self._notices:

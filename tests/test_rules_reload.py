@@ -1,0 +1,180 @@
+"""The daemon's rule set at start-up and after a hot reload: the first messages are served
+from the cached set before its lazy work (regex compilation) is done, and a replaced set is
+freed in steps, never while something still uses it."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from pathlib import Path
+
+import pytest
+
+from daemon_helpers import canonical_line, db_rows, wait_for, write_config
+from monitor.archive import Archive
+from monitor.config import load_config
+from monitor.daemon import Daemon, Pipeline
+from monitor.daemon import rules_state as rs_mod
+from monitor.daemon.rules_state import RulesState, _emptied
+from monitor.model import Message
+from monitor.rules.cache import load_matcher
+from monitor.sources.base import Envelope
+
+from rules_helpers import msg, write
+
+REGEX_RULE = """\
+id: wilayah
+level: high
+match:
+  w:
+    regex: ['wilayat\\s+\\pL+', 'emirate\\s+of\\s+\\pL+', 'province\\s+of\\s+\\pL+']
+"""
+
+WATCH = """\
+id: watch
+level: high
+match:
+  who: ["@list:names", Kerman]
+"""
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    d = tmp_path / "cache"
+    monkeypatch.setenv("CLAIMWATCH_CACHE_DIR", str(d))
+    return d
+
+
+def _compiled(matcher) -> tuple[int, int]:  # noqa: ANN001
+    done = total = 0
+    for index in matcher.fields.values():
+        compiled = index.compiled
+        total += len(compiled)
+        done += sum(1 for i in range(len(compiled)) if list.__getitem__(compiled, i) is not None)
+    return done, total
+
+
+async def test_start_up_serves_messages_from_the_cache_before_the_lazy_work_is_done(tmp_path, cache, monkeypatch) -> None:
+    """A restart with unchanged rules reads the cached set and matches the first messages at
+    once; the regexes compile afterwards (paced on the event loop) or when a message needs
+    one; the daemon does not wait for them."""
+    cfg = load_config(write_config(tmp_path, None, None))
+    write(tmp_path / "rules" / "wilayah.yml", REGEX_RULE)
+    load_matcher([cfg.rules], known_destinations=cfg.destination_names(), default_destinations=tuple(cfg.alerts.default))
+    gate = asyncio.Event()
+    real = rs_mod._compile_regexes
+
+    async def held(*a, **kw):  # the lazy work waits until the test has seen messages served
+        await gate.wait()
+        return await real(*a, **kw)
+
+    monkeypatch.setattr(rs_mod, "_compile_regexes", held)
+    daemon = Daemon(cfg)
+    daemon.prepare()
+    assert daemon.rules.cache_status == "hit" and daemon.rules.lazy_pending
+    assert _compiled(daemon.rules.get()) == (0, 3)  # nothing compiled ahead at start-up
+    task = asyncio.create_task(daemon.run())
+    feed = tmp_path / "in" / "feed.jsonl"
+    db = tmp_path / "archive.db"
+    try:
+        feed.write_text(canonical_line(1, "They claimed responsibility for it"), encoding="utf-8")
+        await wait_for(lambda: len(db_rows(db, "select id from hits")) == 1, 20, "first hit")
+        assert daemon.rules.lazy_pending and _compiled(daemon.rules.get())[0] == 0
+        with feed.open("a", encoding="utf-8") as fh:  # a message that needs a regex compiles it
+            fh.write(canonical_line(2, "a statement of wilayat sinai"))
+        await wait_for(lambda: len(db_rows(db, "select id from hits where rule_id = 'wilayah'")) == 1, 20,
+                       "regex hit")
+        assert _compiled(daemon.rules.get())[0] == 1 and daemon.rules.lazy_pending
+        gate.set()
+        await wait_for(lambda: not daemon.rules.lazy_pending, 20, "lazy work done")
+        assert _compiled(daemon.rules.get()) == (3, 3)
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 15) == 0
+
+
+def _state(tmp_path: Path, d: Path) -> RulesState:
+    cfg = load_config(write_config(tmp_path, None, None))
+    st = RulesState(cfg, str(d), reload_in="process")
+    st.load()
+    return st
+
+
+def _rules(tmp_path: Path) -> Path:
+    d = tmp_path / "watchrules"
+    write(d / "watch.yml", WATCH)
+    write(d / "lists" / "names.csv", "".join(f"Name{i} Surname{i}\n" for i in range(300)))
+    write(d / "wilayah.yml", REGEX_RULE)
+    return d
+
+
+async def test_the_replaced_set_is_freed_once_the_pipeline_let_go_of_it(tmp_path, cache, db_path) -> None:
+    d = _rules(tmp_path)
+    st = _state(tmp_path, d)
+    old = weakref.ref(st.get())
+    archive = Archive.open(db_path)
+    pipe = Pipeline(archive, st.get, batch_wait=0.001)
+    pipe.start()
+    try:
+        write(d / "watch.yml", WATCH.replace("Kerman", "Zahedan"))
+        reload = asyncio.create_task(st.reload_async())
+        n = 0
+        while not reload.done():
+            await pipe.emit(Envelope(event=msg("Name7 Surname7 spoke", message_id=str(n)), source="t"))
+            n += 1
+            await asyncio.sleep(0.001)
+        assert await reload
+        for k in range(5):  # the matcher stage lets go of the old set at its next message
+            await pipe.emit(Envelope(event=msg("Name7 Surname7 in Zahedan", message_id=f"after{k}"), source="t"))
+        await asyncio.wait_for(st.released(), 30)
+        gc.collect()
+        assert old() is None
+        # the new set's regexes: compiled after the swap (paced), as at start-up
+        assert await asyncio.wait_for(st._lazy_task, 30) and not st.lazy_pending
+        assert _compiled(st.get()) == (3, 3)
+        await pipe.close()
+    finally:
+        archive.close()
+    assert [h.rule_id for h in st.get().match(msg("blast in Zahedan"))] == ["watch"]
+
+
+async def test_a_replaced_set_still_in_use_is_left_whole(tmp_path, cache, monkeypatch) -> None:
+    """Something else holds the old set (a slow consumer): it is not taken apart, and still
+    matches as before; it is freed where its last reference goes."""
+    monkeypatch.setattr(rs_mod, "RELEASE_WAIT", 0.3)
+    d = _rules(tmp_path)
+    st = _state(tmp_path, d)
+    kept = st.get()
+    before = [h.rule_id for h in kept.match(msg("Name7 Surname7 in Kerman"))]
+    write(d / "watch.yml", WATCH.replace("Kerman", "Zahedan"))
+    assert await st.reload_async()
+    await asyncio.wait_for(st.released(), 30)
+    assert [h.rule_id for h in kept.match(msg("Name7 Surname7 in Kerman"))] == before == ["watch"]
+    assert [h.rule_id for h in kept.match(msg("Name250 Surname250"))] == ["watch"]
+    assert [h.rule_id for h in st.get().match(msg("Kerman"))] == []
+    old = weakref.ref(kept)
+    del kept
+    assert old() is None
+
+
+def test_freeing_in_steps_leaves_shared_objects_whole() -> None:
+    shared = {i: [i] * 3 for i in range(500)}
+    held = list(range(1000))
+
+    class Part:
+        def __init__(self) -> None:
+            self.big = {i: (i, str(i)) for i in range(1000)}
+            self.shared = shared
+
+    parts = [Part() for _ in range(5)]
+    refs = [weakref.ref(p) for p in parts]
+    kept = parts[4]
+    root = {"a": parts[0], "b": parts[1:3], "c": ("x", parts[3]), "d": held, "e": shared, "f": kept}
+    del parts
+    steps = list(_emptied([root]))
+    assert steps and root == {}
+    assert [r() is None for r in refs] == [True, True, True, True, False]
+    assert len(kept.big) == 1000 and kept.shared is shared  # held elsewhere: untouched
+    assert len(shared) == 500 and shared[7] == [7, 7, 7]
+    assert held == list(range(1000))
