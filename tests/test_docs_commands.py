@@ -85,3 +85,22 @@ def test_the_checker_finds_a_renamed_option_and_command() -> None:
     assert check(ROOT_COMMAND, ["hits", "--kind", "claim"]) is None
     assert "no option --kinds" in (check(ROOT_COMMAND, ["hits", "--kinds", "claim"]) or "")
     assert "no command 'evaluate'" in (check(ROOT_COMMAND, ["rules", "evaluate", "rules/"]) or "")
+
+
+CONFLICT = re.compile(r"^(<{7}|>{7})( |$)|^={7}$")
+
+
+def conflict_markers(path: Path) -> list[int]:
+    """Line numbers of merge-conflict markers left in a document."""
+    return [n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if CONFLICT.match(line)]
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_no_merge_conflict_markers_left(path: Path) -> None:
+    assert conflict_markers(path) == []
+
+
+def test_the_marker_check_finds_a_left_conflict(tmp_path: Path) -> None:
+    doc = tmp_path / "x.md"
+    doc.write_text("a\n<<<<<<< HEAD\nours\n=======\ntheirs\n>>>>>>> branch\n| ======= |\n", encoding="utf-8")
+    assert conflict_markers(doc) == [2, 4, 6]
