@@ -29,6 +29,7 @@ import re
 from array import array
 from dataclasses import dataclass
 from operator import itemgetter
+from stat import S_ISLNK
 from itertools import chain, islice, repeat
 from typing import Sequence
 
@@ -112,8 +113,24 @@ def is_list_dir(name: str) -> bool:
     return name == LIST_DIR
 
 
-def list_files(paths: Sequence[str], problems: list[Problem] | None = None) -> list[str]:
-    """List files under ``paths`` (in ``lists`` folders, sorted; hidden ones skipped)."""
+def real_path(full: str, real_root: str, name: str, stats: dict | None = None) -> str:
+    """``os.path.realpath(full)`` of the entry ``name`` of the directory whose real path is
+    ``real_root``: one ``lstat`` instead of one per path component (10,000 rule files).
+    ``stats`` (optional) gets ``full``'s ``stat`` when it is not a symlink (the ``lstat`` is it)."""
+    try:
+        st = os.lstat(full)
+    except OSError:
+        return os.path.join(real_root, name)
+    if S_ISLNK(st.st_mode):
+        return os.path.realpath(full)
+    if stats is not None:
+        stats[full] = st
+    return os.path.join(real_root, name)
+
+
+def list_files(paths: Sequence[str], problems: list[Problem] | None = None, stats: dict | None = None) -> list[str]:
+    """List files under ``paths`` (in ``lists`` folders, sorted; hidden ones skipped).
+    ``stats`` (optional) gets each file's ``os.stat`` result where the walk has it."""
     out: list[str] = []
     seen: set[str] = set()
     for raw in paths:
@@ -129,7 +146,7 @@ def list_files(paths: Sequence[str], problems: list[Problem] | None = None) -> l
                 if name.startswith(".") or not name.lower().endswith(LIST_EXTENSIONS):
                     continue
                 path = os.path.join(root, name)
-                key = os.path.realpath(path) if os.path.islink(path) else os.path.join(real_root, name)
+                key = real_path(path, real_root, name, stats)
                 if key not in seen:
                     seen.add(key)
                     out.append(path)

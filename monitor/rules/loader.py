@@ -24,7 +24,7 @@ from ..model import KINDS
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
 from ..gcpause import paused_gc
-from .lists import LIST_DIR, ListTerms, WatchList, list_files, load_lists, load_lists_in_background
+from .lists import LIST_DIR, ListTerms, WatchList, list_files, load_lists, load_lists_in_background, real_path
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, check_regex
 from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
@@ -89,8 +89,9 @@ class _FileContext:
 
 
 # -- discovery and reading ------------------------------------------------------------------
-def rule_files(paths: Sequence[str | Path], problems: list[Problem]) -> list[str]:
-    """Rule files under ``paths`` in a stable order (directories walked, sorted)."""
+def rule_files(paths: Sequence[str | Path], problems: list[Problem], stats: dict | None = None) -> list[str]:
+    """Rule files under ``paths`` in a stable order (directories walked, sorted). ``stats``
+    (optional) gets each file's ``os.stat`` result (symlinks followed) where the walk has it."""
     out: list[str] = []
     seen: set[str] = set()
 
@@ -111,7 +112,7 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem]) -> list[str
                         if real_root is None:
                             real_root = os.path.realpath(root)
                         full = os.path.join(root, name)
-                        found.append((full, real_path(full, real_root, name)))
+                        found.append((full, real_path(full, real_root, name, stats)))
             if not found:
                 problems.append(Problem(p, 1, 1, "no rule files (*.yml, *.yaml) in this directory"))
             for f, key in found:
@@ -121,12 +122,6 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem]) -> list[str
         else:
             problems.append(Problem(p, 1, 1, "no such file or directory"))
     return out
-
-
-def real_path(full: str, real_root: str, name: str) -> str:
-    """``os.path.realpath(full)`` of the entry ``name`` of the directory whose real path is
-    ``real_root``: one ``lstat`` instead of one per path component (10,000 rule files)."""
-    return os.path.realpath(full) if os.path.islink(full) else os.path.join(real_root, name)
 
 
 def _read(file: str, problems: list[Problem]) -> tuple[bytes, str] | None:
