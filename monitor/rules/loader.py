@@ -24,7 +24,7 @@ from ..model import KINDS
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
 from ..gcpause import paused_gc
-from .lists import LIST_DIR, ListTerms, WatchList, list_files, load_lists, load_lists_in_background, real_path
+from .lists import LIST_DIR, ListTerms, WatchList, list_files, load_lists, load_lists_in_background, entry_key, walk_files
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, check_regex
 from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
@@ -89,6 +89,10 @@ class _FileContext:
 
 
 # -- discovery and reading ------------------------------------------------------------------
+def _rule_dir(name: str) -> bool:
+    return not name.startswith(".") and name != LIST_DIR
+
+
 def rule_files(paths: Sequence[str | Path], problems: list[Problem], stats: dict | None = None) -> list[str]:
     """Rule files under ``paths`` in a stable order (directories walked, sorted). ``stats``
     (optional) gets each file's ``os.stat`` result (symlinks followed) where the walk has it."""
@@ -104,15 +108,14 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem], stats: dict
         p = str(raw)
         if os.path.isdir(p):
             found = []
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != LIST_DIR)  # lists: see lists.py
+            for root, files in walk_files(p, _rule_dir):  # lists: see lists.py
                 real_root = None
-                for name in sorted(files):
+                for entry in files:
+                    name = entry.name
                     if not name.startswith(".") and name.lower().endswith(RULE_EXTENSIONS):
                         if real_root is None:
                             real_root = os.path.realpath(root)
-                        full = os.path.join(root, name)
-                        found.append((full, real_path(full, real_root, name, stats)))
+                        found.append((entry.path, entry_key(entry, real_root, stats)))
             if not found:
                 problems.append(Problem(p, 1, 1, "no rule files (*.yml, *.yaml) in this directory"))
             for f, key in found:
