@@ -70,6 +70,9 @@ class _FileContext:
         self.problems = problems
         self._lines: list[str] | None = None
         self.actors: dict[str, Actor] = {}
+        # an actor's terms and fingerprint, computed once per load (Actor computes them on
+        # each access; the pack's rules reference its 80 actors thousands of times)
+        self.actor_memo: dict[tuple[str, str], object] = {}
         self.referenced: set[str] = set()  # actors the rule being built references
         self.lists: dict[str, WatchList] = {}
         self.referenced_lists: set[str] = set()  # lists the rule being built references
@@ -81,6 +84,20 @@ class _FileContext:
         else:
             line, col = node_or_pos
         self.problems.append(Problem(self.file, line, col, message))
+
+    def actor_terms(self, actor: Actor) -> tuple:
+        key = ("terms", actor.id)
+        got = self.actor_memo.get(key)
+        if got is None or got[0] is not actor:
+            got = self.actor_memo[key] = (actor, actor.terms)
+        return got[1]  # type: ignore[index]
+
+    def actor_fingerprint(self, actor: Actor) -> str:
+        key = ("print", actor.id)
+        got = self.actor_memo.get(key)
+        if got is None or got[0] is not actor:
+            got = self.actor_memo[key] = (actor, actor.fingerprint())
+        return got[1]  # type: ignore[index]
 
     def line_text(self, line: int) -> str:
         if self._lines is None:
@@ -195,10 +212,12 @@ def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None
         lists, list_problems, failed_lists = loaded
         problems.extend(list_problems)
     rules: list[Rule] = []
+    actor_memo: dict[tuple[str, str], object] = {}
     for file, got in parsed:
         if got is not None and file not in actor_files:
             ctx, data, root = got
             ctx.actors = actors
+            ctx.actor_memo = actor_memo
             ctx.lists = lists
             ctx.failed_lists = failed_lists
             rules.extend(_build_rules(ctx, data, root, known_destinations))
@@ -781,7 +800,7 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
     if len(ctx.problems) > n_before or rule_id is None or condition is None:
         return None
     if ctx.referenced or ctx.referenced_lists:  # the rule's meaning includes the actors and lists it references
-        folded = "\n".join([rule_hash, *(ctx.actors[a].fingerprint() for a in sorted(ctx.referenced)),
+        folded = "\n".join([rule_hash, *(ctx.actor_fingerprint(ctx.actors[a]) for a in sorted(ctx.referenced)),
                             *("list:" + ctx.lists[n].fingerprint() for n in sorted(ctx.referenced_lists))])
         rule_hash = hashlib.sha256(folded.encode("utf-8")).hexdigest()
     rule = Rule(
@@ -959,9 +978,10 @@ def _terms(ctx: _FileContext, node: Node, where: str, what: str) -> list | None:
         if raw.strip().lower().startswith("@actor"):
             actor = _actor_ref(ctx, t_node, raw, where)
             if actor is not None:
-                if not actor.terms:
+                terms = ctx.actor_terms(actor)
+                if not terms:
                     ctx.add(t_node, f"{where}: actor '{actor.id}' has no names")
-                out.extend(actor.terms)
+                out.extend(terms)
             continue
         if raw.strip().lower().startswith("@list"):
             wl = _list_ref(ctx, t_node, raw, where)
