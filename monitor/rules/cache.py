@@ -3,8 +3,9 @@ parse, validation and compilation of a large set.
 
 The key is a SHA-256 of everything the compiled set depends on: the code of
 :mod:`monitor.rules` (and of the matcher's C libraries' versions and Python's), every rule,
-actor and list file under the rules paths (path and content hash), the known alert
-destinations and the default destinations. Any edit gives a new key, so a stale entry is
+actor and list file under the rules paths (path, length and content hash), the known alert
+destinations and the default destinations. A file's content hash is reused from the manifest
+of the last hashing while its ``stat`` is unchanged (see :func:`source_key`). Any edit gives a new key, so a stale entry is
 never used; entries of the same rules paths with another key are removed when a new one is
 written. A file that cannot be read back (truncated, damaged, from another version) is
 removed and the set rebuilt.
