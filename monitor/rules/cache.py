@@ -3,8 +3,9 @@ parse, validation and compilation of a large set.
 
 The key is a SHA-256 of everything the compiled set depends on: the code of
 :mod:`monitor.rules` (and of the matcher's C libraries' versions and Python's), every rule,
-actor and list file under the rules paths (path and content hash), the known alert
-destinations and the default destinations. Any edit gives a new key, so a stale entry is
+actor and list file under the rules paths (path, length and content hash), the known alert
+destinations and the default destinations. A file's content hash is reused from the manifest
+of the last hashing while its ``stat`` is unchanged (see :func:`source_key`). Any edit gives a new key, so a stale entry is
 never used; entries of the same rules paths with another key are removed when a new one is
 written. A file that cannot be read back (truncated, damaged, from another version) is
 removed and the set rebuilt.
@@ -88,32 +89,117 @@ def code_version() -> str:
     return _code_version
 
 
+RACY_NS = 2_000_000_000  # a file whose mtime or ctime is this close to its hashing is hashed again next time
+MANIFEST_VERSION = b"claimwatch rules manifest v1\n"
+
+
+_clock = time.time_ns  # the wall clock that file times are compared with
+
+
+def _stat_sig(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What must be unchanged for a file's recorded content hash to be reused. The ctime
+    cannot be set back by a program (``touch -d``, ``cp -p``, ``rsync -t`` set the mtime only)
+    and changes with every write, rename into place or inode change."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def _manifest_path(directory: Path, where: str) -> Path:
+    return directory / f"{where}.manifest"
+
+
+def _read_manifest(directory: Path | None, where: str) -> dict[str, tuple]:
+    """path -> (stat signature or None, SHA-256 of the content) from the last hashing of the
+    same rules paths with the same code; {} when there is none or it is unreadable."""
+    if directory is None:
+        return {}
+    try:
+        data = _manifest_path(directory, where).read_bytes()
+    except OSError:
+        return {}
+    head = MANIFEST_VERSION + code_version().encode() + b"\n"
+    if not data.startswith(head):
+        return {}
+    try:
+        got = pickle.loads(data[len(head):])
+    except Exception:  # damaged: hash everything (and write a new one)
+        return {}
+    return got if isinstance(got, dict) else {}
+
+
+def _write_manifest(directory: Path, where: str, manifest: dict[str, tuple]) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{where}-", suffix=".manifest", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(MANIFEST_VERSION + code_version().encode() + b"\n")
+                fh.write(pickle.dumps(manifest, protocol=pickle.HIGHEST_PROTOCOL))
+            os.replace(tmp, _manifest_path(directory, where))
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    except OSError as exc:
+        log.warning("rules cache manifest not written", error=str(exc)[:200])
+
+
+def _hash_file(path: str) -> tuple[int, bytes]:
+    """(length, SHA-256) of the file's content."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return len(data), hashlib.sha256(data).digest()
+
+
 def source_key(
     paths: Sequence[str | Path],
     known_destinations: set[str] | None = None,
     default_destinations: Sequence[str] = ("console",),
 ) -> tuple[str, str] | None:
     """(key of the paths, key of their content) or None when the paths have problems (the
-    load reports them)."""
+    load reports them).
+
+    The content key hashes every file's path, length and content hash. The content hash of
+    a file is read from the manifest of the last hashing (``WHERE.manifest`` in the cache
+    directory) when the file's ``stat`` (size, mtime, ctime, inode, device) is the one recorded
+    there; otherwise, or when the file had changed less than :data:`RACY_NS` before it was
+    hashed (an edit in the same timestamp tick could then leave the stat unchanged), the file
+    is read and hashed again."""
+    racy_after = _clock() - RACY_NS  # taken before any file is looked at
     problems: list[Problem] = []
     strs = [str(p) for p in paths]
-    files = rule_files(strs, problems) + list_files(strs)
+    stats: dict[str, os.stat_result] = {}  # the walk's lstat of each file that is not a symlink
+    files = rule_files(strs, problems, stats) + list_files(strs, None, stats)
     if problems:
         return None
-    where = hashlib.sha256("\0".join([os.getcwd(), *strs, *map(os.path.abspath, strs)]).encode())
+    where = hashlib.sha256("\0".join([os.getcwd(), *strs, *map(os.path.abspath, strs)]).encode()).hexdigest()[:20]
+    directory = cache_dir()
+    old = _read_manifest(directory, where)
+    new: dict[str, tuple] = {}
     h = hashlib.sha256(code_version().encode())
+    stat = os.stat
     for f in files:
         try:
-            with open(f, "rb") as fh:
-                data = fh.read()
+            st = stats.get(f) or stat(f)
+            sig = _stat_sig(st)
+            known = old.get(f)
+            if known is not None and known[0] == sig:
+                size, digest = st.st_size, known[1]
+            else:
+                size, digest = _hash_file(f)
         except OSError:
             return None
-        # path, length and content of every file, in one running hash
-        h.update(f"\0{f}\0{len(data)}\0".encode())
-        h.update(data)
+        trusted = st.st_mtime_ns < racy_after and st.st_ctime_ns < racy_after and size == st.st_size
+        new[f] = (sig if trusted else None, digest)
+        # path, length and content hash of every file, in one running hash
+        h.update(f"\0{f}\0{size}\0".encode())
+        h.update(digest)
     h.update(("\0dest:" + ("*" if known_destinations is None else ",".join(sorted(known_destinations)))).encode())
     h.update(("\0default:" + ",".join(default_destinations)).encode())
-    return where.hexdigest()[:20], h.hexdigest()
+    if directory is not None and new != old:
+        _write_manifest(directory, where, new)
+    return where, h.hexdigest()
 
 
 class _PoliteReader:

@@ -30,7 +30,7 @@ from array import array
 from dataclasses import dataclass
 from operator import itemgetter
 from itertools import chain, islice, repeat
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 from .problems import Problem
 from .terms import Term, TermError, Word, parse_term, parse_terms
@@ -112,28 +112,80 @@ def is_list_dir(name: str) -> bool:
     return name == LIST_DIR
 
 
-def list_files(paths: Sequence[str], problems: list[Problem] | None = None) -> list[str]:
-    """List files under ``paths`` (in ``lists`` folders, sorted; hidden ones skipped)."""
+def walk_files(top: str, keep_dir: "Callable[[str], bool]") -> "Iterator[tuple[str, list[os.DirEntry]]]":
+    """``(root, its entries that are not directories, sorted by name)`` for ``top`` and the
+    directories below it, in the order of ``os.walk(top)`` (top-down, symlinked directories
+    not followed, unreadable ones skipped) with each directory's subdirectories filtered by
+    ``keep_dir(name)`` and sorted. The entries come from ``os.scandir``: their type, and so
+    whether one is a symlink, costs no system call (10,000 rule files: no ``lstat`` each)."""
+    stack = [top]
+    while stack:
+        root = stack.pop()
+        try:
+            with os.scandir(root) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        dirs: list[str] = []
+        files: list[os.DirEntry] = []
+        for e in entries:
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                dirs.append(e.name)
+            else:
+                files.append(e)
+        files.sort(key=_entry_name)
+        yield root, files
+        join, islink = os.path.join, os.path.islink
+        stack.extend(reversed([p for p in (join(root, d) for d in sorted(filter(keep_dir, dirs))) if not islink(p)]))
+
+
+def _entry_name(entry: os.DirEntry) -> str:
+    return entry.name
+
+
+def entry_key(entry: os.DirEntry, real_root: str, stats: dict | None) -> str:
+    """``os.path.realpath`` of a walked file (``real_root``: its directory's real path), one
+    call for symlinks only; ``stats`` (optional) gets the file's ``stat`` (symlinks followed)."""
+    if stats is not None:
+        try:
+            stats[entry.path] = entry.stat()
+        except OSError:
+            pass
+    if entry.is_symlink():
+        return os.path.realpath(entry.path)
+    return os.path.join(real_root, entry.name)
+
+
+def list_files(paths: Sequence[str], problems: list[Problem] | None = None, stats: dict | None = None) -> list[str]:
+    """List files under ``paths`` (in ``lists`` folders, sorted; hidden ones skipped).
+    ``stats`` (optional) gets each file's ``os.stat`` result."""
     out: list[str] = []
     seen: set[str] = set()
     for raw in paths:
         p = str(raw)
         if not os.path.isdir(p):
             continue
-        for root, dirs, files in os.walk(p):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for root, files in walk_files(p, _visible):
             if os.path.basename(root) != LIST_DIR:
                 continue
             real_root = os.path.realpath(root)
-            for name in sorted(files):
+            for entry in files:
+                name = entry.name
                 if name.startswith(".") or not name.lower().endswith(LIST_EXTENSIONS):
                     continue
-                path = os.path.join(root, name)
-                key = os.path.realpath(path) if os.path.islink(path) else os.path.join(real_root, name)
+                key = entry_key(entry, real_root, stats)
                 if key not in seen:
                     seen.add(key)
-                    out.append(path)
+                    out.append(entry.path)
     return out
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith(".")
 
 
 def load_lists(files: Sequence[str], problems: list[Problem], failed: set[str] | None = None) -> dict[str, WatchList]:

@@ -24,7 +24,7 @@ from ..model import KINDS
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
 from ..gcpause import paused_gc
-from .lists import LIST_DIR, ListTerms, WatchList, list_files, load_lists, load_lists_in_background
+from .lists import LIST_DIR, ListTerms, WatchList, list_files, load_lists, load_lists_in_background, entry_key, walk_files
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, check_regex
 from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
@@ -70,6 +70,9 @@ class _FileContext:
         self.problems = problems
         self._lines: list[str] | None = None
         self.actors: dict[str, Actor] = {}
+        # an actor's terms and fingerprint, computed once per load (Actor computes them on
+        # each access; the pack's rules reference its 80 actors thousands of times)
+        self.actor_memo: dict[tuple[str, str], object] = {}
         self.referenced: set[str] = set()  # actors the rule being built references
         self.lists: dict[str, WatchList] = {}
         self.referenced_lists: set[str] = set()  # lists the rule being built references
@@ -82,6 +85,20 @@ class _FileContext:
             line, col = node_or_pos
         self.problems.append(Problem(self.file, line, col, message))
 
+    def actor_terms(self, actor: Actor) -> tuple:
+        key = ("terms", actor.id)
+        got = self.actor_memo.get(key)
+        if got is None or got[0] is not actor:
+            got = self.actor_memo[key] = (actor, actor.terms)
+        return got[1]  # type: ignore[index]
+
+    def actor_fingerprint(self, actor: Actor) -> str:
+        key = ("print", actor.id)
+        got = self.actor_memo.get(key)
+        if got is None or got[0] is not actor:
+            got = self.actor_memo[key] = (actor, actor.fingerprint())
+        return got[1]  # type: ignore[index]
+
     def line_text(self, line: int) -> str:
         if self._lines is None:
             self._lines = self.text.splitlines()
@@ -89,8 +106,13 @@ class _FileContext:
 
 
 # -- discovery and reading ------------------------------------------------------------------
-def rule_files(paths: Sequence[str | Path], problems: list[Problem]) -> list[str]:
-    """Rule files under ``paths`` in a stable order (directories walked, sorted)."""
+def _rule_dir(name: str) -> bool:
+    return not name.startswith(".") and name != LIST_DIR
+
+
+def rule_files(paths: Sequence[str | Path], problems: list[Problem], stats: dict | None = None) -> list[str]:
+    """Rule files under ``paths`` in a stable order (directories walked, sorted). ``stats``
+    (optional) gets each file's ``os.stat`` result (symlinks followed) where the walk has it."""
     out: list[str] = []
     seen: set[str] = set()
 
@@ -103,15 +125,14 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem]) -> list[str
         p = str(raw)
         if os.path.isdir(p):
             found = []
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != LIST_DIR)  # lists: see lists.py
+            for root, files in walk_files(p, _rule_dir):  # lists: see lists.py
                 real_root = None
-                for name in sorted(files):
+                for entry in files:
+                    name = entry.name
                     if not name.startswith(".") and name.lower().endswith(RULE_EXTENSIONS):
                         if real_root is None:
                             real_root = os.path.realpath(root)
-                        full = os.path.join(root, name)
-                        found.append((full, real_path(full, real_root, name)))
+                        found.append((entry.path, entry_key(entry, real_root, stats)))
             if not found:
                 problems.append(Problem(p, 1, 1, "no rule files (*.yml, *.yaml) in this directory"))
             for f, key in found:
@@ -121,12 +142,6 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem]) -> list[str
         else:
             problems.append(Problem(p, 1, 1, "no such file or directory"))
     return out
-
-
-def real_path(full: str, real_root: str, name: str) -> str:
-    """``os.path.realpath(full)`` of the entry ``name`` of the directory whose real path is
-    ``real_root``: one ``lstat`` instead of one per path component (10,000 rule files)."""
-    return os.path.realpath(full) if os.path.islink(full) else os.path.join(real_root, name)
 
 
 def _read(file: str, problems: list[Problem]) -> tuple[bytes, str] | None:
@@ -197,10 +212,12 @@ def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None
         lists, list_problems, failed_lists = loaded
         problems.extend(list_problems)
     rules: list[Rule] = []
+    actor_memo: dict[tuple[str, str], object] = {}
     for file, got in parsed:
         if got is not None and file not in actor_files:
             ctx, data, root = got
             ctx.actors = actors
+            ctx.actor_memo = actor_memo
             ctx.lists = lists
             ctx.failed_lists = failed_lists
             rules.extend(_build_rules(ctx, data, root, known_destinations))
@@ -783,7 +800,7 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
     if len(ctx.problems) > n_before or rule_id is None or condition is None:
         return None
     if ctx.referenced or ctx.referenced_lists:  # the rule's meaning includes the actors and lists it references
-        folded = "\n".join([rule_hash, *(ctx.actors[a].fingerprint() for a in sorted(ctx.referenced)),
+        folded = "\n".join([rule_hash, *(ctx.actor_fingerprint(ctx.actors[a]) for a in sorted(ctx.referenced)),
                             *("list:" + ctx.lists[n].fingerprint() for n in sorted(ctx.referenced_lists))])
         rule_hash = hashlib.sha256(folded.encode("utf-8")).hexdigest()
     rule = Rule(
@@ -961,9 +978,10 @@ def _terms(ctx: _FileContext, node: Node, where: str, what: str) -> list | None:
         if raw.strip().lower().startswith("@actor"):
             actor = _actor_ref(ctx, t_node, raw, where)
             if actor is not None:
-                if not actor.terms:
+                terms = ctx.actor_terms(actor)
+                if not terms:
                     ctx.add(t_node, f"{where}: actor '{actor.id}' has no names")
-                out.extend(actor.terms)
+                out.extend(terms)
             continue
         if raw.strip().lower().startswith("@list"):
             wl = _list_ref(ctx, t_node, raw, where)
