@@ -915,16 +915,14 @@ class _Scan:
         if not index.words or not text:
             self.st = ""
             self.tokens: list[str] = []
-            self.sets: list[frozenset[int]] | None = []
+            self.sets: list[frozenset[int]] = []
             self.found: set[int] = set()
             return
         self.st = st = scan_text(text)
         self.tokens = tokens = st.split()
         lookup = index.lookup
-        # the words found, at C level (a word without a lookup result adds an empty set); the
-        # per-token results (positions) are looked up again only when asked (occurrences)
-        self.sets = None
-        self.found = found = set().union(*map(lookup.__getitem__, tokens))
+        self.sets = sets = list(map(lookup.__getitem__, tokens))
+        self.found = found = set().union(*filter(None, sets))
         if _PIECE in found:
             found.discard(_PIECE)
             for i, joined in merged_pairs(tokens):
@@ -954,10 +952,7 @@ class _Scan:
         got = pos.get(wid)
         if got is None:
             # the token indexes whose lookup holds wid, found at C level
-            sets = self.sets
-            if sets is None:  # each token's lookup result (cached: dict lookups again)
-                sets = self.sets = list(map(self.index.lookup.__getitem__, self.tokens))
-            got = [(i, i + 1) for i in compress(count(), map(contains, sets, repeat(wid)))]
+            got = [(i, i + 1) for i in compress(count(), map(contains, self.sets, repeat(wid)))]
             if self.extra:
                 got.extend((i, i + 2) for i, ws in self.extra if wid in ws)
                 got.sort()
