@@ -753,6 +753,9 @@ def test_scan_words_letters_spans_and_positions(tmp_path) -> None:
             assert scan.span(i, i + 1) == text_span(text, offsets, bounds[i][0], bounds[i][1]), (text, i)
             if i + 1 < len(tokens):
                 assert scan.span(i, i + 2) == text_span(text, offsets, bounds[i][0], bounds[i + 1][1]), (text, i)
+        # all spans at once (the hit path) = one at a time
+        pairs = [(i, i + 1, "t") for i in order] + [(i, i + 2, "u") for i in order if i + 1 < len(tokens)]
+        assert _Scan(index, text).char_spans(pairs) == [(*scan.span(s, e), raw) for s, e, raw in pairs], text
         assert _Scan(index, text).bounds() == bounds, text
         for w in range(len(index.words)):
             assert scan.occurrences(w) == sorted(
@@ -891,3 +894,63 @@ def test_regex_search_on_utf8_agrees_with_search(monkeypatch):
             data = text.encode("utf-8")
             for i in range(len(patterns)):
                 assert regexes.search_utf8(i, data) == regexes.search(i, text), (patterns[i], text, use_private)
+
+
+def test_first_lookup_of_a_word_one_automaton_pass(tmp_path) -> None:
+    """A word seen for the first time is looked up in one automaton pass for the wildcard words
+    and the regexes' letter runs together: the same ids as a pass of each automaton apart (the
+    wildcard keys over all forms, the letter runs inside the token only), also where a run and
+    a ``*word*`` key are the same letters."""
+    from monitor.rules.matcher import _NOTHING, _PIECE, _Lookup, _second
+    from monitor.rules.morphology import MERGE_TOKENS, fast_word_forms
+
+    m = matcher_for(
+        tmp_path,
+        "id: p\nmatch:\n  a: [kerman, '*ولة', 'claim*', '*spok*', '*بیان*', 'مسؤول*']\n"
+        "  r: {regex: ['spok[a-z]+ (?:said|told)', 'مسؤول[^ ]* (?:عن|على)', '(?:دولة|ولة) ', 'bayan', 'الدولة', 'مسؤولية (?:عن|على)']}\n"
+        "condition: a or r\n",
+    )
+    index = m.fields["text"]
+    lookup = index.lookup
+    assert lookup.auto is not None and lookup.gates is not None and lookup.both is not None
+    runs = {k for k, _ in lookup.gates.items()}
+    wild = {k.strip() for k, _ in lookup.auto.items()}
+    assert runs & wild, (runs, wild)  # a run that is also a wildcard key's letters
+
+    def apart(token: str) -> frozenset[int]:  # what two separate passes give
+        forms = fast_word_forms(token)
+        got = [index.exact[f] for f in forms if f in index.exact]
+        got.extend(map(_second, lookup.auto.iter(" " + "  ".join(forms) + " ")))
+        for _, ids in lookup.gates.iter(forms[0]):
+            got.extend(ids)
+        if token in MERGE_TOKENS:
+            got.append(_PIECE)
+        return frozenset(got) if got else _NOTHING
+
+    pieces = ["spok", "esman", "claim", "ed", "kerman", "و", "ال", "لل", "يت", "دولة", "ولة", "مسؤول", "ية", "ها", "ب",
+              "بیان", "یه", "bayan", "x", "ي", "مي"]
+    rng = random.Random(5)
+    tokens = {"".join(rng.choice(pieces) for _ in range(rng.randint(1, 4))) for _ in range(4000)}
+    tokens |= {"spokesman", "والدولة", "للدولة", "مسؤوليتها", "bayan", "kerman", "ها", "مي"}
+    hit_gates = hit_wild = 0
+    for token in sorted(tokens):
+        from monitor.text import scan_text
+
+        token = scan_text(token).replace(" ", "")
+        if not token:
+            continue
+        lookup.pop(token, None)
+        got = lookup[token]
+        assert got == apart(token), token
+        hit_gates += any(i < -1 for i in got)
+        hit_wild += any(i >= 0 and index.words[i].kind != "exact" for i in got)
+    assert hit_gates > 100 and hit_wild > 100, (hit_gates, hit_wild)
+    # a run found only in another form than the token itself does not count (للدولة has the
+    # form الدوله: ل + ال): such tokens are among those checked
+    def everywhere(token: str) -> frozenset[int]:
+        forms = fast_word_forms(token)
+        return apart(token) | {i for f in forms for _, ids in lookup.gates.iter(f) for i in ids}
+
+    assert everywhere("للدوله") != lookup["للدوله"]
+    fresh = _Lookup(index.exact, None)  # no wildcard words, no regexes: no automaton at all
+    assert fresh.both is None and fresh["kerman"] == frozenset({index.exact["kerman"]})

@@ -111,36 +111,72 @@ MAX_CACHED_WORD_CHARS = 64
 
 
 class _Lookup(dict):
-    """word of the message (as :func:`scan_text` gives it) -> ids of the term words it matches."""
+    """word of the message (as :func:`scan_text` gives it) -> ids of the term words it matches.
+
+    A word seen for the first time is looked up by its forms (:func:`fast_word_forms`) in the
+    dict of whole words and, in ONE automaton pass over its forms framed by spaces, both for
+    the wildcard words (``auto``) and for the letter runs the field's regexes need (``gates``:
+    counted only inside the first form, the token itself; see :meth:`_both`)."""
 
     def __init__(self, exact: dict[str, int], auto: "ahocorasick.Automaton | None") -> None:
         super().__init__()
         self.exact = exact
         self.auto = auto
-        # the letter runs the field's regexes need (see _FieldIndex._build_regexes): a token
-        # holding one gets the (negative) ids of their sets
-        self.gates: "ahocorasick.Automaton | None" = None
+        self._gates: "ahocorasick.Automaton | None" = None
+        self.both: "ahocorasick.Automaton | None" = self._both()
+
+    # the letter runs the field's regexes need (see _FieldIndex._build_regexes): a token
+    # holding one gets the (negative) ids of their sets
+    @property
+    def gates(self) -> "ahocorasick.Automaton | None":
+        return self._gates
+
+    @gates.setter
+    def gates(self, value: "ahocorasick.Automaton | None") -> None:
+        self._gates = value
+        self.both = self._both()
+
+    def _both(self) -> "ahocorasick.Automaton | None":
+        """One automaton with the keys of ``auto`` and of ``gates``; a key's value is
+        ``(wildcard word ids, regex letter-set ids)`` (a run and a ``*word*`` key can be the
+        same string). None when neither has a key."""
+        auto, gates = self.auto, self._gates
+        if auto is None and gates is None:
+            return None
+        values: dict[str, tuple[list[int], list[int]]] = {}
+        if auto is not None:
+            for key, wid in auto.items():
+                values.setdefault(key, ([], []))[0].append(wid)
+        if gates is not None:
+            for key, ids in gates.items():
+                values.setdefault(key, ([], []))[1].extend(ids)
+        both = ahocorasick.Automaton()
+        for key, (wids, ids) in values.items():
+            both.add_word(key, (tuple(wids), tuple(ids)))
+        both.make_automaton()
+        return both
 
     def __missing__(self, token: str) -> frozenset[int]:
         forms = fast_word_forms(token)  # the folded token first
         first = forms[0]
         exact = self.exact
-        auto = self.auto
         if len(forms) == 1:
             w = exact.get(first)
             got = [] if w is None else [w]
-            if auto is not None:
-                got.extend(map(_second, auto.iter(" " + first + " ")))
+            framed = " " + first + " "
         else:
             got = [exact[f] for f in forms if f in exact]
-            if auto is not None:
-                got.extend(map(_second, auto.iter(" " + "  ".join(forms) + " ")))
+            framed = " " + "  ".join(forms) + " "
+        both = self.both
+        if both is not None:
+            inside = len(first)  # a run ending at or before it lies in the first form (the token)
+            for end, (wids, ids) in both.iter(framed):
+                if wids:
+                    got.extend(wids)
+                if ids and end <= inside:
+                    got.extend(ids)
         if token in MERGE_TOKENS:
             got.append(_PIECE)
-        gates = self.gates
-        if gates is not None:
-            for _, ids in gates.iter(first):  # the token as normalize() has it
-                got.extend(ids)
         value = frozenset(got) if got else _NOTHING
         if len(token) <= MAX_CACHED_WORD_CHARS:
             if len(self) >= MAX_CACHED_WORDS:
@@ -932,6 +968,21 @@ class _Scan:
             return s, e
         return text_span(self.text, offsets, s, e)
 
+    def char_spans(self, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+        """``(start, end, term)`` token spans -> the same with :meth:`span`'s characters of the
+        original text, all at once (the token offsets and the offset map looked up once)."""
+        if not spans:
+            return []
+        pos = self._bounds
+        if pos is None:
+            pos = self._bounds = self.starts_of_tokens()
+        tokens = self.tokens
+        offsets = self._spans or self.offsets()
+        if offsets.identity:  # no character of the text changes length in normalisation
+            return [(pos[s], pos[e - 1] + len(tokens[e - 1]), raw) for s, e, raw in spans]
+        text = self.text
+        return [(*text_span(text, offsets, pos[s], pos[e - 1] + len(tokens[e - 1])), raw) for s, e, raw in spans]
+
     def _start(self, k: int) -> int:
         """Offset of token ``k`` in :attr:`st` (see :meth:`starts_of_tokens`)."""
         pos = self._bounds
@@ -1480,10 +1531,11 @@ def _selection_matches(sel: _Sel, scan: _Scan) -> tuple[int, tuple[Match, ...]]:
         cache = scan.matched
         if cache is None:
             cache = scan.matched = {}
-        key = (sel.name, _terms_key(sel, scan.index))
+        tk = _terms_key(sel, scan.index)
+        key = (sel.name, tk)
         got = cache.get(key)
         if got is None:
-            n, spans = _term_matches(sel, scan)
+            n, spans = _term_matches(sel, scan, tk)
             name, field = sel.name, sel.field
             got = cache[key] = (n, tuple([_new_match(name, raw, a, b, field) for a, b, raw in spans]))
         return got
@@ -1496,29 +1548,35 @@ def _selection_matches(sel: _Sel, scan: _Scan) -> tuple[int, tuple[Match, ...]]:
     return len(out), tuple(sorted(unique.values(), key=_SPAN_ORDER))
 
 
-def _term_matches(sel: _Sel, scan: _Scan) -> tuple[int, list[tuple[int, int, str]]]:
+def _term_matches(sel: _Sel, scan: _Scan, key: int | None = None) -> tuple[int, list[tuple[int, int, str]]]:
     """(spans found, the distinct spans as ``(start, end, term)`` sorted) of a true ``any``
     or ``all`` selection's terms, in the original text. They depend on the terms only:
     selections that share a tuple of terms (a list or an actor referenced by several rules)
-    compute them once per message."""
-    terms: Sequence[Term] = sel.sel.terms
+    compute them once per message (``key``: :func:`_terms_key`, when the caller has it).
+
+    The terms' token spans are collected first and turned into character spans together
+    (:meth:`_Scan.char_spans`); a one-word term's spans are its word's occurrences."""
     explained = scan.explained
     if explained is None:
         explained = scan.explained = {}
-    key = _terms_key(sel, scan.index)
+    if key is None:
+        key = _terms_key(sel, scan.index)
     got = explained.get(key)
     if got is None:
-        found: list[tuple[int, int, str]] = []
+        terms: Sequence[Term] = sel.sel.terms
         term_wids = sel.term_wids
-        span = scan.span
-        for t in sel.found_terms(scan.found, scan.index):
-            spans = scan.term_spans(term_wids[t])
+        occurrences = scan.occurrences
+        tokens: list[tuple[int, int, str]] = []
+        for t in sel.found_terms(scan.found, scan.index):  # first word found: a one-word term occurs
+            wids = term_wids[t]
+            spans = occurrences(wids[0]) if len(wids) == 1 else scan.term_spans(wids)
             if not spans:
                 continue
             raw = terms[t].raw
-            for s, e in (_outermost(spans) if len(spans) > 1 else spans)[:MAX_MATCHES_PER_HIT]:
-                a, b = span(s, e)
-                found.append((a, b, raw))
+            if len(spans) > 1:
+                spans = _outermost(spans)[:MAX_MATCHES_PER_HIT]
+            tokens.extend([(s, e, raw) for s, e in spans])
+        found = scan.char_spans(tokens)
         n = len(found)
         if n > 1:
             unique: dict[tuple[int, int], tuple[int, int, str]] = {}
