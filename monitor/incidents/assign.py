@@ -619,14 +619,22 @@ class _State:
                     del cur[:-BAND_CAP]
 
     def near_family(self, conn: sqlite3.Connection, sig: fam.Signature, ws: list[str],
-                    pending: Mapping[int, str]) -> list[tuple[int, str]]:
+                    pending: Mapping[int, str], cities: frozenset[str] = frozenset(),
+                    barred: set[int] | None = None) -> list[tuple[int, str]]:
         """Families with a near copy of the text (``sig``, words ``ws``). Of the texts sharing
         a band (of a crowded band only its newest BAND_CAP texts), the NEAR_VERIFIED sharing
         most (at least MIN_SHARED_BANDS) are compared on their actual shingles (texts from the
         caches, from ``pending`` for this transaction's, else one SELECT), so templated texts
         (two claims that differ in the city and the toll) are not taken for copies. Returns
         the families matched (with the text that matched), most similar first, then earliest
-        seen."""
+        seen.
+
+        ``cities`` (the message's located cities) and ``barred``: of the candidates held in
+        memory, those whose incident the caller would pass over anyway (another city: the same
+        template about another attack; a barred incident) are not compared (their texts not
+        read, their shingles not made); the caller still checks every family returned, so the
+        answer it acts on is the same (of these 4 candidates, most are a template's siblings
+        about other cities)."""
         bands = self.bands
         found_in: list[int] = []  # the texts of each band shared (counted below)
         add = found_in.extend
@@ -666,11 +674,18 @@ class _State:
         best.sort(key=counts.__getitem__, reverse=True)
         tids = best[:NEAR_VERIFIED]
         sigs, held = self.sigs, self.cold_where
+        families, incidents = self.families, self.incidents
         where: dict[int, tuple[int, int | None]] = {}
         away = []
         for t in tids:
             got = sigs.get(t)
             if got is not None:
+                f = families.get(got[0])
+                if f is not None:
+                    inc = incidents.get(f.incident)
+                    if inc is not None and ((barred and inc.id in barred) or (
+                            cities and inc.loc_cities and not (cities & inc.loc_cities))):
+                        continue  # (_other_city: the caller would pass it over)
                 where[t] = got[:2]
             else:
                 got = held.get(t)
@@ -695,7 +710,7 @@ class _State:
                 _put(tcache, rid, text, TEXT_CACHE)
         mine = sig.shingle_set if sig.shingle_set is not None else fam.shingles(ws)
         found: dict[int, tuple[float, str, str]] = {}  # family -> (similarity, first date, text)
-        near_copy, families = fam.near_copy, self.families
+        near_copy = fam.near_copy
         for t in tids:
             fid, rid = where.get(t, (0, None))
             if rid is None:
@@ -1042,7 +1057,7 @@ class IncidentTracker:
         if family_id is None:
             sig = self._signature(fp, ws)
             if sig is not None:
-                near = st.near_family(conn, sig, ws, self._pending_texts)
+                near = st.near_family(conn, sig, ws, self._pending_texts, loc[1], barred)
         for fid, text in near:
             inc = st.peek(conn, st.families[fid].incident)
             if inc is None or (barred and inc.id in barred) or _other_city(loc[1], inc):
