@@ -674,32 +674,29 @@ class _State:
         best.sort(key=counts.__getitem__, reverse=True)
         tids = best[:NEAR_VERIFIED]
         sigs, held = self.sigs, self.cold_where
-        families, incidents = self.families, self.incidents
+        passed_over = self._passed_over
         where: dict[int, tuple[int, int | None]] = {}
         away = []
         for t in tids:
             got = sigs.get(t)
             if got is not None:
-                f = families.get(got[0])
-                if f is not None:
-                    inc = incidents.get(f.incident)
-                    if inc is not None and ((barred and inc.id in barred) or (
-                            cities and inc.loc_cities and not (cities & inc.loc_cities))):
-                        continue  # (_other_city: the caller would pass it over)
-                where[t] = got[:2]
+                if not passed_over(got[0], cities, barred):
+                    where[t] = got[:2]
             else:
                 got = held.get(t)
-                if got is not None:
-                    where[t] = got
-                else:
+                if got is None:
                     away.append(t)
+                elif not passed_over(got[0], cities, barred):
+                    where[t] = got
         if away:
             for t, fid, rid in conn.execute(
                 f"SELECT id, family_id, message_rowid FROM family_texts WHERE id IN ({','.join('?' * len(away))})", away
             ).fetchall():
-                where[t] = held[t] = (fid, rid)
+                held[t] = (fid, rid)
                 if len(held) > COLD_CACHE:
                     held.popitem(last=False)
+                if not passed_over(fid, cities, barred):
+                    where[t] = (fid, rid)
         cache, tcache = self.shingle_cache, self.text_cache
         todo = [rid for t in tids if (rid := where.get(t, (0, None))[1]) is not None and rid not in cache
                 and rid not in tcache and rid not in pending]
@@ -710,7 +707,7 @@ class _State:
                 _put(tcache, rid, text, TEXT_CACHE)
         mine = sig.shingle_set if sig.shingle_set is not None else fam.shingles(ws)
         found: dict[int, tuple[float, str, str]] = {}  # family -> (similarity, first date, text)
-        near_copy = fam.near_copy
+        near_copy, families = fam.near_copy, self.families
         for t in tids:
             fid, rid = where.get(t, (0, None))
             if rid is None:
@@ -730,6 +727,23 @@ class _State:
                 found[f.id] = (sim, f.first_date, got[0])
         order = sorted(found.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
         return [(fid, text) for fid, (_s, _d, text) in order]
+
+
+    def _passed_over(self, fid: int, cities: frozenset[str], barred: set[int] | None) -> bool:
+        """Would :meth:`IncidentTracker._assign_one` pass over family ``fid``'s incident as a
+        near copy's (not live, barred, or :func:`_other_city`)? Answered from memory only
+        (the incident as :meth:`peek` gives it, when that needs no query); False when unknown."""
+        f = self.families.get(fid)
+        if f is None:
+            return False
+        inc = self.incidents.get(f.incident)
+        if inc is None:
+            if not self.partial:
+                return True  # (peek: None)
+            inc = self.peeked.get(f.incident)
+            if inc is None:
+                return False
+        return bool((barred and inc.id in barred) or (cities and inc.loc_cities and not (cities & inc.loc_cities)))
 
 
 @dataclass
