@@ -234,25 +234,32 @@ _CAP_WORD = re.compile(r"[^\W\d_][^\W_]*")
 _ASCII_RUNS = bytes(c if c < 128 and chr(c).isalnum() else 32 for c in range(256))
 
 
-def _cap_words_ascii(text: str) -> list[str]:
-    """``_CAP_WORD`` words of an ASCII ``text`` that start with a capital: in each run of
-    letters and digits, a word starts at its first letter. (A table and a split: ~3x quicker
-    here than a regular expression; a test compares them.)"""
+def _cap_runs_ascii(text: str) -> list[bytes]:
+    """``_CAP_WORD`` words of an ASCII ``text`` that start with a capital (ASCII bytes): in
+    each run of letters and digits, a word starts at its first letter. (A table and a split:
+    ~3x quicker here than a regular expression; a test compares them.)"""
     out = []
     for run in text.encode("ascii").translate(_ASCII_RUNS).split():
         if run[0] <= 57:  # a digit: the word starts after the digits
             run = run.lstrip(b"0123456789")
         if run and 65 <= run[0] <= 90:  # A-Z
-            out.append(run.decode("ascii"))
+            out.append(run)
     return out
+
+
+def _cap_words_ascii(text: str) -> list[str]:
+    """:func:`_cap_runs_ascii` as text."""
+    return [run.decode("ascii") for run in _cap_runs_ascii(text)]
 
 
 def _capitalised(text: str) -> set[str]:
     """Normalised words that start with a capital letter in ``text`` (Latin-script names)."""
     if text.isascii():
-        caps = _cap_words_ascii(text)
-    else:
-        caps = [w for w in _CAP_WORD.findall(text) if w[0].isupper()]
+        # the normalised form of an ASCII word (letters and digits) is its lower case: one
+        # bytes.lower for all of them (~40 % quicker than normalising; a test compares them)
+        runs = _cap_runs_ascii(text)
+        return set(b" ".join(runs).lower().decode("ascii").split()) if runs else set()
+    caps = [w for w in _CAP_WORD.findall(text) if w[0].isupper()]
     if not caps:
         return set()
     return set(word_text(" ".join(caps)).split())  # one normalisation for all of them (as WORD_RE.findall)
