@@ -746,7 +746,7 @@ class _State:
         return bool((barred and inc.id in barred) or (cities and inc.loc_cities and not (cities & inc.loc_cities)))
 
 
-@dataclass
+@dataclass(slots=True)
 class Assigned:
     """Where :meth:`IncidentTracker.on_hits` put a message (for the alerting policy)."""
 
@@ -1302,11 +1302,12 @@ class IncidentTracker:
                     new_keys.append(("actor", a))
                 else:
                     counted[a] = n + 1
-        if inc.days is None:
+        days = inc.days
+        if days is None:
             st.index_days(inc)  # every key (the new ones too) over the whole span
         else:
-            if grew:
-                st.index_days(inc)  # every key over the days the span grew by
+            if grew and not (days[0] <= inc.t0 // BUCKET and inc.t1 // BUCKET <= days[1]):
+                st.index_days(inc)  # every key over the days the span grew by (into another bucket)
             if new_keys:
                 st.index_days(inc, new_keys)  # the new keys over the whole span
         self._dirty_inc.add(inc.id)
