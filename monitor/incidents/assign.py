@@ -499,14 +499,21 @@ class _State:
             for k in fam_texts.pop(fid, ()):
                 del texts[k]
             moved += fam_sigs.pop(fid, ())
-        bands = self.bands
+        # out of the band lists: each list touched is filtered once (a crowded band loses many
+        # texts at once; removing them one by one scanned it twice a text)
+        bands, sigs = self.bands, self.sigs
+        gone_texts = set(moved)
+        touched: dict[int, None] = {}
         for t in moved:
-            for k in self.sigs.pop(t)[2]:
-                cur = bands.get(k)
-                if cur is not None and t in cur:
-                    cur.remove(t)
-                    if not cur:
-                        del bands[k]
+            touched.update(dict.fromkeys(sigs.pop(t)[2]))
+        for k in touched:
+            cur = bands.get(k)
+            if cur is not None:
+                kept = [t for t in cur if t not in gone_texts]
+                if not kept:
+                    del bands[k]
+                elif len(kept) < len(cur):
+                    cur[:] = kept
         self.cold_texts += len(moved)
         self.cold_bands.clear()  # what is not held changed
         self.cold_fps.clear()
