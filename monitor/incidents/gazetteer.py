@@ -32,7 +32,7 @@ import tempfile
 import threading
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 from ..text import WORD_RE, normalize, proclitic_stems, word_text
 
@@ -171,7 +171,8 @@ class Gazetteer:
             words = WORD_RE.findall(normalize(text))
         if not words:
             return []
-        caps: set[str] | None = None
+        caps: Any = None  # (the capitalised words: a set; of an ASCII text, form -> bool as asked)
+        ascii_text, lowered = False, None
         found: dict[str, Place] = {}
         index = self.index
         n = len(words)
@@ -209,8 +210,17 @@ class Gazetteer:
                         continue
                     if e.latin:
                         if caps is None:
-                            caps = _capitalised(text)
-                        if form not in caps:
+                            ascii_text = text.isascii()
+                            caps = {} if ascii_text else _capitalised(text)
+                        if ascii_text:  # (the one form asked about, not every capitalised word)
+                            capital = caps.get(form)
+                            if capital is None:
+                                if lowered is None:
+                                    lowered = text.lower()
+                                capital = caps[form] = _capital_ascii(text, lowered, form)
+                            if not capital:
+                                continue
+                        elif form not in caps:
                             continue
                     if best is None or k + 1 > best[0]:
                         best = (k + 1, e.place)
@@ -250,6 +260,24 @@ def _cap_runs_ascii(text: str) -> list[bytes]:
 def _cap_words_ascii(text: str) -> list[str]:
     """:func:`_cap_runs_ascii` as text."""
     return [run.decode("ascii") for run in _cap_runs_ascii(text)]
+
+
+def _capital_ascii(text: str, lowered: str, form: str) -> bool:
+    """``form in _capitalised(text)`` for an ASCII ``text`` (``lowered``: its lower case), without
+    making the whole set: an occurrence of ``form`` that is a whole run of letters and digits
+    but for digits before it, and starts with a capital (a test compares them)."""
+    n, size = len(form), len(lowered)
+    pos = lowered.find(form)
+    while pos >= 0:
+        end = pos + n
+        if "A" <= text[pos] <= "Z" and (end == size or not lowered[end].isalnum()):
+            i = pos
+            while i and lowered[i - 1].isdigit():
+                i -= 1
+            if not i or not lowered[i - 1].isalnum():
+                return True
+        pos = lowered.find(form, pos + 1)
+    return False
 
 
 def _capitalised(text: str) -> set[str]:
