@@ -155,18 +155,19 @@ _NO_COLD: tuple[list[int], bool] = ([], True)  # a band key without texts not he
 
 
 def _ts(iso: str) -> float:
-    """Epoch seconds of an archive date (ISO 8601, UTC); the last one is remembered (a message's
-    date is asked for several times in a row)."""
-    global _LAST_TS
-    last = _LAST_TS
-    if last[0] == iso:
-        return last[1]
-    t = datetime.fromisoformat(iso).timestamp()  # (Python >= 3.11 reads the trailing Z)
-    _LAST_TS = (iso, t)
+    """Epoch seconds of an archive date (ISO 8601, UTC); the recent ones are remembered (a
+    message's date is asked for several times, an incident's start and end in turn; cleared
+    when full)."""
+    t = _TS.get(iso)
+    if t is None:
+        if len(_TS) >= TS_CACHE:
+            _TS.clear()
+        t = _TS[iso] = datetime.fromisoformat(iso).timestamp()  # (Python >= 3.11 reads the trailing Z)
     return t
 
 
-_LAST_TS: tuple[str, float] = ("", 0.0)
+TS_CACHE = 16384
+_TS: dict[str, float] = {}
 
 
 class _Peek(NamedTuple):
