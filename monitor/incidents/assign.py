@@ -1326,11 +1326,12 @@ class IncidentTracker:
         self._dirty_inc.add(inc.id)
 
     def _facet_place(self, inc: _Inc, pid: str, located: int, mention: bool) -> bool:
-        """Count a place; True when it became located (index it)."""
-        key = (inc.id, "place", pid)
-        self._dirty_facets.add(key)
+        """Count a place; True when it became located (index it). The row is written only when
+        it changed (a located city's country, not a mention, leaves it as it was after the first)."""
         cur = inc.places.get(pid)
         if cur is None:
+            key = (inc.id, "place", pid)
+            self._dirty_facets.add(key)
             self._new_facets.add(key)
             inc.places[pid] = [1 if mention else 0, located]
             if located:
@@ -1341,7 +1342,10 @@ class IncidentTracker:
         if located and not cur[1]:
             cur[1] = 1
             inc.locate(pid)
+            self._dirty_facets.add((inc.id, "place", pid))
             return True
+        if mention:
+            self._dirty_facets.add((inc.id, "place", pid))
         return False
 
     def _facet_actor(self, st: _State, inc: _Inc, actor: str, *, index: bool = True) -> bool:
