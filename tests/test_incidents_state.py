@@ -155,6 +155,18 @@ def test_the_ascii_fast_paths_read_the_same_words_and_capitals() -> None:
         assert gazetteer._capitalised(text) == set(WORD_RE.findall(normalize(" ".join(general))))
         if text.isascii():
             assert gazetteer._cap_words_ascii(text) == general
+    # the ASCII path's lower case for the normalised form, on random ASCII texts
+    import random
+    rnd = random.Random(5)
+    alphabet = [chr(c) for c in range(128)] + list("AZaz09 Kk") * 8
+    for _ in range(3000):
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(0, 24)))
+        general = [w for w in gazetteer._CAP_WORD.findall(text) if w[0].isupper()]
+        assert gazetteer._capitalised(text) == set(WORD_RE.findall(normalize(" ".join(general)))), repr(text)
+        # one form asked about (Gazetteer.find on an ASCII text) as the whole set answers it
+        caps = gazetteer._capitalised(text)
+        for form in set(fam.words(text)) | caps | {"a", "k", "z", "0a", "ka", "kk"}:
+            assert gazetteer._capital_ascii(text, text.lower(), form) == (form in caps), (text, form)
 
 
 def test_the_cyclic_collector_pauses_for_a_batch_only(tmp_path, monkeypatch) -> None:
