@@ -223,7 +223,10 @@ async def test_drain_leaves_rows_that_still_fail_pending(archive, slack):
         await worker.aclose()
     [row] = outbox_rows(archive)
     assert row["status"] == "pending" and row["attempts"] >= 3
-    assert row["last_error"] == "Slack webhook HTTP 503: unavailable"
+    # the deadline can fall while a retry is on the wire: that send is handed back as interrupted
+    # (it may or may not have reached Slack); otherwise the row keeps the last failure
+    assert row["last_error"] in ("Slack webhook HTTP 503: unavailable", "interrupted while sending")
+    assert len(slack.requests) >= 3
 
 
 async def test_run_wakes_up_when_told_and_stops(archive, slack):
