@@ -226,7 +226,7 @@ async def test_drain_leaves_rows_that_still_fail_pending(archive, slack):
     # the deadline can fall while a retry is on the wire: that send is handed back as interrupted
     # (it may or may not have reached Slack); otherwise the row keeps the last failure
     assert row["last_error"] in ("Slack webhook HTTP 503: unavailable", "interrupted while sending")
-    assert len(slack.requests) >= 3
+    assert len(slack.requests) >= row["attempts"] - 1  # every attempt but an interrupted last one arrived
 
 
 async def test_run_wakes_up_when_told_and_stops(archive, slack):
