@@ -31,12 +31,7 @@ from monitor.rules import cache  # noqa: E402
 
 
 def compiled_count(matcher) -> tuple[int, int]:  # noqa: ANN001
-    done = total = 0
-    for index in matcher.fields.values():
-        compiled = index.compiled
-        total += len(compiled)
-        done += sum(1 for i in range(len(compiled)) if list.__getitem__(compiled, i) is not None)
-    return done, total
+    return matcher.regexes_compiled()
 
 
 def child(matcher, messages, chunks: list[int], prepare: bool, wfd: int) -> None:  # noqa: ANN001

@@ -178,6 +178,15 @@ class Accounts:
                 f"steal {d['steal']:.2f}")
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Stop the daemon: SIGTERM, then SIGKILL if it has not ended within 20 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) of process ``pid`` so far, all its threads."""
     try:
@@ -359,11 +368,7 @@ async def measure_startup(args: argparse.Namespace, tmp: Path, cfg: dict, n: int
                         break
                     await asyncio.sleep(0.05)
             finally:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop(proc)
         ready = [row for row in log_path.read_text(errors="replace").splitlines() if "rules loaded" in row or "rules ready" in row]
         print(f"restart {run + 1}: first message stored after {t1:.2f} s ({u1:.2f} daemon CPU s, the interpreter's "
               f"start and imports included); all {n:,} after {t2:.2f} s ({u2:.2f} CPU s: {n / (t2 - t1):,.0f} msgs/s "
@@ -517,11 +522,7 @@ async def main() -> None:
         )
         print(f"daemon peak RSS: {peak / 1024:.0f} MB")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         await runner.cleanup()
         # feed, archive and rules: ~130 MB a run at 100,000 messages, ~0.5 GB with --reload-rules
         shutil.rmtree(tmp, ignore_errors=True)

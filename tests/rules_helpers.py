@@ -7,9 +7,28 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from monitor.model import Forward, Message
 from monitor.rules import Matcher, load_rules
 from monitor.rules.reference import NaiveMatcher
+
+# a watch rule over a names list and a place, as the cache and reload tests write it
+WATCH_RULE = """\
+id: watch
+level: high
+match:
+  who: ["@list:names", Kerman]
+"""
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache folder of the test's own (CLAIMWATCH_CACHE_DIR)."""
+    d = tmp_path / "cache"
+    monkeypatch.setenv("CLAIMWATCH_CACHE_DIR", str(d))
+    return d
+
 
 T0 = datetime(2024, 1, 4, 15, 0, tzinfo=timezone.utc)
 _counter = iter(range(1, 10**9))

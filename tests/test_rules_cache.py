@@ -20,21 +20,9 @@ from monitor.rules import cache as cache_mod
 from monitor.rules.cache import cache_dir, load_matcher
 from monitor.sources.base import Envelope
 
-from rules_helpers import msg, write
+from rules_helpers import msg, write, WATCH_RULE, cache  # noqa: F401 (cache is a fixture)
 
-RULE = """\
-id: watch
-level: high
-match:
-  who: ["@list:names", Kerman]
-"""
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "cache"
-    monkeypatch.setenv("CLAIMWATCH_CACHE_DIR", str(d))
-    return d
+RULE = WATCH_RULE
 
 
 def rules(tmp_path: Path, rule: str = RULE, names: str = "Yahya Saree\n") -> Path:

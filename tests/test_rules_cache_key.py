@@ -12,21 +12,9 @@ import pytest
 from monitor.rules import cache as cache_mod
 from monitor.rules.cache import load_matcher, source_key
 
-from rules_helpers import msg, write
+from rules_helpers import msg, write, WATCH_RULE, cache  # noqa: F401 (cache is a fixture)
 
-RULE = """\
-id: watch
-level: high
-match:
-  who: ["@list:names", Kerman]
-"""
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "cache"
-    monkeypatch.setenv("CLAIMWATCH_CACHE_DIR", str(d))
-    return d
+RULE = WATCH_RULE
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from monitor.model import Message
 from monitor.rules.cache import load_matcher
 from monitor.sources.base import Envelope
 
-from rules_helpers import msg, write
+from rules_helpers import msg, write, WATCH_RULE, cache  # noqa: F401 (cache is a fixture)
 
 REGEX_RULE = """\
 id: wilayah
@@ -31,28 +31,11 @@ match:
     regex: ['wilayat\\s+\\pL+', 'emirate\\s+of\\s+\\pL+', 'province\\s+of\\s+\\pL+']
 """
 
-WATCH = """\
-id: watch
-level: high
-match:
-  who: ["@list:names", Kerman]
-"""
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "cache"
-    monkeypatch.setenv("CLAIMWATCH_CACHE_DIR", str(d))
-    return d
+WATCH = WATCH_RULE
 
 
 def _compiled(matcher) -> tuple[int, int]:  # noqa: ANN001
-    done = total = 0
-    for index in matcher.fields.values():
-        compiled = index.compiled
-        total += len(compiled)
-        done += sum(1 for i in range(len(compiled)) if list.__getitem__(compiled, i) is not None)
-    return done, total
+    return matcher.regexes_compiled()
 
 
 async def test_start_up_serves_messages_from_the_cache_before_the_lazy_work_is_done(tmp_path, cache, monkeypatch) -> None:

@@ -126,21 +126,31 @@ def _read_manifest(directory: Path | None, where: str) -> dict[str, tuple]:
     return got if isinstance(got, dict) else {}
 
 
+def _replace_atomically(target: Path, chunks: "list[bytes]", prefix: str, suffix: str = "") -> None:
+    """Write ``chunks`` to a temporary file beside ``target`` and rename it over ``target``
+    (readers see the old file or the whole new one); the temporary file is removed on error."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def _write_manifest(directory: Path, where: str, manifest: dict[str, tuple]) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{where}-", suffix=".manifest", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(MANIFEST_VERSION + code_version().encode() + b"\n")
-                fh.write(pickle.dumps(manifest, protocol=pickle.HIGHEST_PROTOCOL))
-            os.replace(tmp, _manifest_path(directory, where))
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        _replace_atomically(
+            _manifest_path(directory, where),
+            [MANIFEST_VERSION + code_version().encode() + b"\n", pickle.dumps(manifest, protocol=pickle.HIGHEST_PROTOCOL)],
+            prefix=f".{where}-", suffix=".manifest",
+        )
     except OSError as exc:
         log.warning("rules cache manifest not written", error=str(exc)[:200])
 
@@ -625,21 +635,9 @@ def _write(directory: Path, where: str, key: str, matcher: Matcher) -> Path | No
     try:
         directory.mkdir(parents=True, exist_ok=True)
         live, rest = _entry_bytes(matcher)
-        fd, tmp = tempfile.mkstemp(prefix=f".{where}-", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(MAGIC + key.encode() + b"\n")
-                fh.write(_PARTS.pack(len(live), len(rest), zlib.crc32(live), zlib.crc32(rest)))
-                fh.write(live)
-                fh.write(rest)
-            target = directory / f"{where}-{key}.pickle"
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        target = directory / f"{where}-{key}.pickle"
+        head = MAGIC + key.encode() + b"\n" + _PARTS.pack(len(live), len(rest), zlib.crc32(live), zlib.crc32(rest))
+        _replace_atomically(target, [head, live, rest], prefix=f".{where}-")
     except (OSError, pickle.PicklingError, RecursionError, TypeError, AttributeError) as exc:
         log.warning("rules cache not written", error=str(exc)[:200])
         return None

@@ -1317,6 +1317,16 @@ class Matcher:
                         time.sleep(pause)  # off the event loop: let it run between two compilations
         return self
 
+    def regexes_compiled(self) -> tuple[int, int]:
+        """(compiled so far, all) of the fields' regexes: how much of :meth:`prepare`'s work
+        is still to do."""
+        done = total = 0
+        for index in self.fields.values():
+            compiled = index.compiled
+            total += len(compiled)
+            done += sum(1 for i in range(len(compiled)) if list.__getitem__(compiled, i) is not None)
+        return done, total
+
     def actors_of(self, msg: Message, scan: "_Scan | None" = None) -> tuple[str, ...]:
         """Ids of the actors ``msg`` names or was posted by (with their parents)."""
         if self.actors is None:
