@@ -99,3 +99,12 @@ async def wait_for(pred: Callable[[], bool], timeout: float = 20.0, what: str = 
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def feed_first_hit(tmp: Path, text: str = "They claimed responsibility for it") -> tuple[Path, Path]:
+    """Write message 1 into the running daemon's followed feed (``tmp/in/feed.jsonl``) and wait
+    until its hit is stored; returns (feed, archive db) for the test to go on with."""
+    feed, db = tmp / "in" / "feed.jsonl", tmp / "archive.db"
+    feed.write_text(canonical_line(1, text), encoding="utf-8")
+    await wait_for(lambda: len(db_rows(db, "select id from hits")) == 1, 20, "first hit")
+    return feed, db

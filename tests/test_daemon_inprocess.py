@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from daemon_helpers import RULE, canonical_line, db_rows, wait_for, write_config
+from daemon_helpers import RULE, canonical_line, db_rows, wait_for, write_config, feed_first_hit
 from monitor.archive import Archive
 from monitor.config import load_config
 from monitor.daemon import Daemon, Pipeline
@@ -33,11 +33,8 @@ async def test_broken_rule_file_keeps_old_rules_and_reports(tmp_path: Path) -> N
     daemon = Daemon(cfg)
     daemon.prepare()
     task = asyncio.create_task(daemon.run())
-    feed = tmp_path / "in" / "feed.jsonl"
-    db = tmp_path / "archive.db"
     try:
-        feed.write_text(canonical_line(1, "They claimed responsibility for it"), encoding="utf-8")
-        await wait_for(lambda: len(db_rows(db, "select id from hits")) == 1, 20, "first hit")
+        feed, db = await feed_first_hit(tmp_path)
         (tmp_path / "rules" / "claim.yaml").write_text(RULE.replace("condition: claim and not denial", "condition: claim and ("))
         os.kill(os.getpid(), signal.SIGHUP)
         await wait_for(lambda: daemon.rules.last_error is not None, 10, "reload error")

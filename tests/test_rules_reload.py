@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon_helpers import canonical_line, db_rows, wait_for, write_config
+from daemon_helpers import canonical_line, db_rows, wait_for, write_config, feed_first_hit
 from monitor.archive import Archive
 from monitor.config import load_config
 from monitor.daemon import Daemon, Pipeline
@@ -58,11 +58,8 @@ async def test_start_up_serves_messages_from_the_cache_before_the_lazy_work_is_d
     assert daemon.rules.cache_status == "hit" and daemon.rules.lazy_pending
     assert _compiled(daemon.rules.get()) == (0, 3)  # nothing compiled ahead at start-up
     task = asyncio.create_task(daemon.run())
-    feed = tmp_path / "in" / "feed.jsonl"
-    db = tmp_path / "archive.db"
     try:
-        feed.write_text(canonical_line(1, "They claimed responsibility for it"), encoding="utf-8")
-        await wait_for(lambda: len(db_rows(db, "select id from hits")) == 1, 20, "first hit")
+        feed, db = await feed_first_hit(tmp_path)
         assert daemon.rules.lazy_pending and _compiled(daemon.rules.get())[0] == 0
         with feed.open("a", encoding="utf-8") as fh:  # a message that needs a regex compiles it
             fh.write(canonical_line(2, "a statement of wilayat sinai"))
