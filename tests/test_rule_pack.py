@@ -1345,6 +1345,16 @@ EXAMPLES = [
     # eighth Arabic round: the Houthis' headline of a ship hit ("أنصار الله: ضرب سفينة نفطية بريطانية")
     ("claim-formula-ar", "أنصار الله: ضرب سفينة نفطية بريطانية في خليج عدن", dict(**TG), True),
     ("claim-formula-ar", "ضرب إعصار قوي سفينة شحن قبالة السواحل العمانية", dict(**TG), False),
+    # Arabic, round 10: denials by disowning the attack, in the first person, by the charge called false, by a dare
+    # to prove it and by a rejection with the speaker's name between; "no group has claimed it" and fact-checks are none
+    ("denial-ar", "تبرأت الجماعة في بيان من الهجوم الذي استهدف حافلة للركاب", dict(**TG), True),
+    ("denial-ar", "تبرأ اللاعب من تصريحاته السابقة عن المدرب", dict(**TG), False),
+    ("denial-ar", "وقال المتحدث باسم الحزب: لم نتبن العملية ولو نفذناها لأعلنا ذلك", dict(**TG), True),
+    ("denial-ar", "ولم تتبن أي جهة الهجوم حتى الآن", dict(**TG), False),
+    ("denial-ar", "ووصفت الوزارة الاتهامات الموجهة إليها بأنها اتهامات باطلة", dict(**TG), True),
+    ("denial-ar", "وتبين أن الفيديو المتداول قديم وأن الادعاءات الكاذبة المرافقة له مضللة", dict(**TG), False),
+    ("denial-ar", "رفض وزير الخارجية الباكستاني شاه محمود قريشي الاتهامات بتورط بلاده في الهجوم", dict(**TG), True),
+    ("denial-ar", "الحركة تتحدى أي جهة أن تثبت تورطها في الاعتداء", dict(**TG), True),
     ("claim-fa", "پکک مسؤلیت انفجارهای اخیر را برعهده گرفت", dict(**TG), True),
     ("claim-fa", "هنوز هیچ گروهی مسئولیت این حمله را بر عهده نگرفته است", dict(**TG), False),
     ("claim-formula-fa", "گروه جیش العدل با صدور بیانیه‌ای مدعی شده که یک خودروی حامل مواد منفجره را در داخل پاسگاه منفجر کرده است", dict(**TG), True),
