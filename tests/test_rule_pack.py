@@ -1355,6 +1355,10 @@ EXAMPLES = [
     ("denial-ar", "وتبين أن الفيديو المتداول قديم وأن الادعاءات الكاذبة المرافقة له مضللة", dict(**TG), False),
     ("denial-ar", "رفض وزير الخارجية الباكستاني شاه محمود قريشي الاتهامات بتورط بلاده في الهجوم", dict(**TG), True),
     ("denial-ar", "الحركة تتحدى أي جهة أن تثبت تورطها في الاعتداء", dict(**TG), True),
+    # a claim doubted or mocked by others is a report of it, the adoption of a law is not
+    ("report-ar", "لكن الجيش سخر من إعلان المسؤولية واعتبره محاولة دعائية من الجماعة", dict(**TG), True),
+    ("report-ar", "وشككت السلطات في تبني التنظيم للهجوم على الفندق", dict(**TG), True),
+    ("report-ar", "وشككت المعارضة في تبني الحكومة لخطة الإصلاح", dict(**TG), False),
     # Arabic, round 10: a spokesman titled by his section "in the movement" speaks for the group, not for a state
     ("statement-comment-ar", "وقال المتحدث باسم الجناح العسكري في حركة الجهاد الإسلامي إن مقاتليه قصفوا مستوطنات الغلاف", dict(**TG), False),
     ("statement-comment-ar", "وقال المتحدث باسم وزارة الداخلية إن الهجوم الإرهابي استهدف نقطة تفتيش في مدينة العريش", dict(**TG), True),
