@@ -1369,6 +1369,16 @@ EXAMPLES = [
     ("statement-strike-ar", "قالت وزارة الداخلية إن الشرطة فككت شبكة لتهريب السيارات المسروقة", dict(**TG), False),
     ("statement-threat-ar", "وأضاف الوزير أن الرد سيكون قاسيا وفي الوقت المناسب", dict(**TG), True),
     ("statement-threat-ar", "وأضاف المدرب أن الرد سيكون في الملعب وأن المباراة ستكون قاسية", dict(**TG), False),
+    # the enemy a state names (occupiers, rebels) and the fate it foretells them, speaker only in the verb
+    ("statement-threat-ar", "وتابع الرئيس أن المحتلين سيندمون على كل قذيفة أطلقوها على مدننا", dict(**TG), True),
+    ("statement-threat-ar", "وأكد رئيس مجلس السيادة أن الميليشيا المتمردة وداعميها إلى زوال", dict(**TG), True),
+    ("statement-threat-ar", "وأضاف الخبير أن المستثمرين سيندمون على بيع أسهمهم مبكرا", dict(**TG), False),
+    # the rebels as an official names them; a "so-called" group's spokesman is no official
+    ("statement-comment-ar", "وقالت الحكومة إن المتمردين يحشدون قواتهم قرب العاصمة", dict(**TG), True),
+    ("statement-comment-ar", "وقال المتحدث باسم ما يعرف بجبهة التحرير الوطني إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
+    # a state's charge quotes the group's own words ("يصفون الجنود بالمرتدين"); the group's words alone stay out
+    ("statement-comment-ar", "وقالت وزارة الداخلية إن التحريات أثبتت أن أفراد الخلية الإرهابية يصفون الجنود بالمرتدين", dict(**TG), True),
+    ("statement-comment-ar", "وقال المتحدث إن المجاهدين نفذوا هجوما على ثكنة المرتدين", dict(**TG), False),
     ("claim-fa", "پکک مسؤلیت انفجارهای اخیر را برعهده گرفت", dict(**TG), True),
     ("claim-fa", "هنوز هیچ گروهی مسئولیت این حمله را بر عهده نگرفته است", dict(**TG), False),
     ("claim-formula-fa", "گروه جیش العدل با صدور بیانیه‌ای مدعی شده که یک خودروی حامل مواد منفجره را در داخل پاسگاه منفجر کرده است", dict(**TG), True),
