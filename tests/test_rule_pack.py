@@ -1379,6 +1379,11 @@ EXAMPLES = [
     # a state's charge quotes the group's own words ("يصفون الجنود بالمرتدين"); the group's words alone stay out
     ("statement-comment-ar", "وقالت وزارة الداخلية إن التحريات أثبتت أن أفراد الخلية الإرهابية يصفون الجنود بالمرتدين", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث إن المجاهدين نفذوا هجوما على ثكنة المرتدين", dict(**TG), False),
+    # an official who has said nothing yet makes no statement
+    ("statement-comment-ar", "ولم تصدر وزارة الدفاع حتى الآن أي بيان رسمي بشأن الهجوم على القاعدة", dict(**TG), False),
+    # responsibility claimed is not responsibility laid ("شاحنة تحمل ... تبنى مسؤوليته"); the blame stands when no one claimed
+    ("statement-blame-ar", "انفجرت سيارة تحمل متفجرات في هجوم تبنى مسؤوليته تنظيم داعش المحظور في روسيا", dict(**TG), False),
+    ("statement-blame-ar", "حمّل وزير الداخلية الروسي تنظيم داعش مسؤولية الهجوم على السوق، فيما لم تعلن أي جهة مسؤوليتها عنه", dict(**TG), True),
     ("claim-fa", "پکک مسؤلیت انفجارهای اخیر را برعهده گرفت", dict(**TG), True),
     ("claim-fa", "هنوز هیچ گروهی مسئولیت این حمله را بر عهده نگرفته است", dict(**TG), False),
     ("claim-formula-fa", "گروه جیش العدل با صدور بیانیه‌ای مدعی شده که یک خودروی حامل مواد منفجره را در داخل پاسگاه منفجر کرده است", dict(**TG), True),
