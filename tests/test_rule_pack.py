@@ -1373,6 +1373,10 @@ EXAMPLES = [
     ("statement-threat-ar", "وتابع الرئيس أن المحتلين سيندمون على كل قذيفة أطلقوها على مدننا", dict(**TG), True),
     ("statement-threat-ar", "وأكد رئيس مجلس السيادة أن الميليشيا المتمردة وداعميها إلى زوال", dict(**TG), True),
     ("statement-threat-ar", "وأضاف الخبير أن المستثمرين سيندمون على بيع أسهمهم مبكرا", dict(**TG), False),
+    # the answer promised in the third person against a hostile act; the right to answer a drone kept
+    ("statement-threat-ar", "قال وزير الدفاع إن بلاده سترد بشكل حاسم على أي عمل عدائي يستهدف منشآتها", dict(**TG), True),
+    ("statement-threat-ar", "وأكدت الوزارة أن الطائرات المسيرة انطلقت من خارج الحدود وأن الدولة تحتفظ بحقها في الرد", dict(**TG), True),
+    ("statement-threat-ar", "قال وزير الخارجية إن بلاده سترد على رسالة الوكالة الدولية خلال أيام", dict(**TG), False),
     # the rebels as an official names them; a "so-called" group's spokesman is no official
     ("statement-comment-ar", "وقالت الحكومة إن المتمردين يحشدون قواتهم قرب العاصمة", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث باسم ما يعرف بجبهة التحرير الوطني إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
