@@ -1377,6 +1377,17 @@ EXAMPLES = [
     ("statement-threat-ar", "قال وزير الدفاع إن بلاده سترد بشكل حاسم على أي عمل عدائي يستهدف منشآتها", dict(**TG), True),
     ("statement-threat-ar", "وأكدت الوزارة أن الطائرات المسيرة انطلقت من خارج الحدود وأن الدولة تحتفظ بحقها في الرد", dict(**TG), True),
     ("statement-threat-ar", "قال وزير الخارجية إن بلاده سترد على رسالة الوكالة الدولية خلال أيام", dict(**TG), False),
+    # a future strike at whoever attacks; a government by its construct threatening the groups by the state's name for them
+    ("statement-threat-ar", "قال رئيس الوزراء إن الدولة ستضرب بقوة كل من يهاجمها", dict(**TG), True),
+    ("statement-threat-ar", "حكومة الوحدة الوطنية تتوعد الخوارج بالملاحقة حتى آخر عنصر", dict(**TG), True),
+    ("statement-threat-ar", "قال رئيس الوزراء إن العاصفة ستضرب السواحل الشرقية بقوة مساء الغد", dict(**TG), False),
+    # incoming drones dealt with; fire opened on a patrol in an official headline; a missile test and a peace accord
+    ("statement-strike-ar", "أعلنت رئاسة الأركان العامة للجيش التعامل مع طائرات مسيرة معادية دخلت المجال الجوي", dict(**TG), True),
+    ("statement-strike-ar", "أعلنت رئاسة الأركان العامة للجيش التعامل مع طلبات التجنيد إلكترونيا", dict(**TG), False),
+    ("statement-comment-ar", "قيادة الجيش: دورية تعرضت لإطلاق نار من الجانب الآخر للحدود", dict(**TG), True),
+    ("statement-comment-ar", "الخارجية: نرحب بوقف إطلاق النار ونأمل أن يصمد", dict(**TG), False),
+    ("statement-comment-ar", "أعلنت وزارة الدفاع عن إجراء تجربة ناجحة لإطلاق صاروخ باليستي بعيد المدى", dict(**TG), False),
+    ("statement-comment-ar", "وقالت الحكومة إن المتمردين وقعوا اتفاق سلام برعاية إقليمية", dict(**TG), False),
     # the rebels as an official names them; a "so-called" group's spokesman is no official
     ("statement-comment-ar", "وقالت الحكومة إن المتمردين يحشدون قواتهم قرب العاصمة", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث باسم ما يعرف بجبهة التحرير الوطني إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
