@@ -1388,6 +1388,10 @@ EXAMPLES = [
     ("statement-comment-ar", "الخارجية: نرحب بوقف إطلاق النار ونأمل أن يصمد", dict(**TG), False),
     ("statement-comment-ar", "أعلنت وزارة الدفاع عن إجراء تجربة ناجحة لإطلاق صاروخ باليستي بعيد المدى", dict(**TG), False),
     ("statement-comment-ar", "وقالت الحكومة إن المتمردين وقعوا اتفاق سلام برعاية إقليمية", dict(**TG), False),
+    # a minister or a government's spokesman telling what "the Houthi militia" did is a statement, not the group's claim
+    ("claim-formula-ar", "قال وزير الإعلام إن ميليشيا الحوثي قصفت الأحياء السكنية في المدينة بالمدفعية", dict(**TG), False),
+    ("statement-comment-ar", "قال وزير الإعلام إن ميليشيا الحوثي قصفت الأحياء السكنية في المدينة بالمدفعية", dict(**TG), True),
+    ("claim-formula-ar", "قال الناطق الرسمي باسم الحكومة إن الميليشيا الحوثية استهدفت الميناء النفطي بطائرة مسيرة", dict(**TG), False),
     # the rebels as an official names them; a "so-called" group's spokesman is no official
     ("statement-comment-ar", "وقالت الحكومة إن المتمردين يحشدون قواتهم قرب العاصمة", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث باسم ما يعرف بجبهة التحرير الوطني إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
