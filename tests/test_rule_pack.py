@@ -1392,6 +1392,21 @@ EXAMPLES = [
     ("claim-formula-ar", "قال وزير الإعلام إن ميليشيا الحوثي قصفت الأحياء السكنية في المدينة بالمدفعية", dict(**TG), False),
     ("statement-comment-ar", "قال وزير الإعلام إن ميليشيا الحوثي قصفت الأحياء السكنية في المدينة بالمدفعية", dict(**TG), True),
     ("claim-formula-ar", "قال الناطق الرسمي باسم الحكومة إن الميليشيا الحوثية استهدفت الميناء النفطي بطائرة مسيرة", dict(**TG), False),
+    # protected people targeted and the crime named by an official; not the targeting of inflation
+    ("statement-comment-ar", "قال رئيس الحكومة إن استهداف الصحفيين في الجنوب جريمة موصوفة", dict(**TG), True),
+    ("statement-comment-ar", "قال رئيس الحكومة إن استهداف المستثمرين الأجانب أولوية للعام المقبل", dict(**TG), False),
+    # warplanes are a state's; a bare saying verb with the state's word for its target
+    ("statement-strike-ar", "وقال إن الطائرات الحربية دمرت مخازن أسلحة ومنصات صواريخ تابعة للجماعة", dict(**TG), True),
+    ("statement-strike-ar", "وأشار إلى أن الغارات أسفرت عن مقتل عشرات الإرهابيين وتدمير عرباتهم", dict(**TG), True),
+    ("statement-strike-ar", "وقال إن الطائرات الحربية القديمة ستعرض في متحف القوات الجوية", dict(**TG), False),
+    # the attack described as a flagrant aggression, speaker only in the verb
+    ("statement-condemn-ar", "ووصف الهجوم على مقر البعثة بأنه اعتداء سافر على القانون الدولي", dict(**TG), True),
+    ("statement-condemn-ar", "ووصف المدرب الهجوم الكاسح لفريقه بأنه مفتاح الفوز", dict(**TG), False),
+    # the hunt promised, the threat's own verb, the threat of ruin
+    ("statement-threat-ar", "وتابع: سنلاحق القتلة أينما كانوا حتى ينالوا جزاءهم", dict(**TG), True),
+    ("statement-threat-ar", "وتوعد بأن يدفع منفذو الهجوم ثمن فعلتهم", dict(**TG), True),
+    ("statement-threat-ar", "وزير الدفاع: سنعيد البلاد إلى العصر الحجري إذا تجرأ حزب الله على مهاجمتنا", dict(**TG), True),
+    ("statement-threat-ar", "وتابع: سنلاحق المتهربين من الضرائب أينما كانوا", dict(**TG), False),
     # the rebels as an official names them; a "so-called" group's spokesman is no official
     ("statement-comment-ar", "وقالت الحكومة إن المتمردين يحشدون قواتهم قرب العاصمة", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث باسم ما يعرف بجبهة التحرير الوطني إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
