@@ -1407,6 +1407,9 @@ EXAMPLES = [
     ("statement-threat-ar", "وتوعد بأن يدفع منفذو الهجوم ثمن فعلتهم", dict(**TG), True),
     ("statement-threat-ar", "وزير الدفاع: سنعيد البلاد إلى العصر الحجري إذا تجرأ حزب الله على مهاجمتنا", dict(**TG), True),
     ("statement-threat-ar", "وتابع: سنلاحق المتهربين من الضرائب أينما كانوا", dict(**TG), False),
+    # history's invaders and a war on corruption are about no attack
+    ("statement-comment-ar", "ألقى وزير الثقافة كلمة عن تاريخ مقاومة الغزاة في القرن التاسع عشر", dict(**TG), False),
+    ("statement-comment-ar", "قال وزير المالية إن الحكومة ستواصل الحرب على الفساد حتى القضاء عليه", dict(**TG), False),
     # the rebels as an official names them; a "so-called" group's spokesman is no official
     ("statement-comment-ar", "وقالت الحكومة إن المتمردين يحشدون قواتهم قرب العاصمة", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث باسم ما يعرف بجبهة التحرير الوطني إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
