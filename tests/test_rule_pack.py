@@ -1410,6 +1410,13 @@ EXAMPLES = [
     # history's invaders and a war on corruption are about no attack
     ("statement-comment-ar", "ألقى وزير الثقافة كلمة عن تاريخ مقاومة الغزاة في القرن التاسع عشر", dict(**TG), False),
     ("statement-comment-ar", "قال وزير المالية إن الحكومة ستواصل الحرب على الفساد حتى القضاء عليه", dict(**TG), False),
+    # a head of state's warning about a war, a stance expressed against an aggression; not a warning about the weather
+    ("statement-comment-ar", "حذر الملك من أن استمرار الحرب على غزة سيؤدي إلى توسع الصراع في المنطقة", dict(**TG), True),
+    ("statement-comment-ar", "أعرب الرئيس عن تضامن بلاده مع الشعب اللبناني في وجه العدوان", dict(**TG), True),
+    ("statement-comment-ar", "حذر وزير الزراعة من موجة حر تضرب المحاصيل الأسبوع المقبل", dict(**TG), False),
+    ("statement-threat-ar", "وأكد المتحدث باسم الحكومة أن المملكة ستتصدى لأي اختراق لأجوائها", dict(**TG), True),
+    ("statement-threat-ar", "وأكد المتحدث باسم الحكومة أن الوزارة ستتصدى لارتفاع الأسعار في الأسواق", dict(**TG), False),
+    ("statement-condemn-ar", "أدان البرلمان العربي الاعتداء الإرهابي على مسجد في المدينة", dict(**TG), True),
     # the rebels as an official names them; a "so-called" group's spokesman is no official
     ("statement-comment-ar", "وقالت الحكومة إن المتمردين يحشدون قواتهم قرب العاصمة", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث باسم ما يعرف بجبهة التحرير الوطني إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
