@@ -1417,6 +1417,11 @@ EXAMPLES = [
     ("statement-threat-ar", "وأكد المتحدث باسم الحكومة أن المملكة ستتصدى لأي اختراق لأجوائها", dict(**TG), True),
     ("statement-threat-ar", "وأكد المتحدث باسم الحكومة أن الوزارة ستتصدى لارتفاع الأسعار في الأسواق", dict(**TG), False),
     ("statement-condemn-ar", "أدان البرلمان العربي الاعتداء الإرهابي على مسجد في المدينة", dict(**TG), True),
+    # an accident's blast, an attack ruled out, a currency "attacked" by speculators: no comment on an attack
+    ("statement-comment-ar", "قالت الشرطة إن انفجار أسطوانة غاز في مطعم أدى إلى مقتل شخصين", dict(**TG), False),
+    ("statement-comment-ar", "قال مسؤول في وزارة الكهرباء إن انقطاع التيار سببه عطل فني وليس هجوما", dict(**TG), False),
+    ("statement-comment-ar", "قال محافظ البنك المركزي إن الهجوم على العملة الوطنية من قبل المضاربين سيفشل", dict(**TG), False),
+    ("statement-comment-ar", "قالت الشرطة إن انفجار سيارة مفخخة قرب مركز أمني أدى إلى مقتل شخصين", dict(**TG), True),
     # the rebels as an official names them; a "so-called" group's spokesman is no official
     ("statement-comment-ar", "وقالت الحكومة إن المتمردين يحشدون قواتهم قرب العاصمة", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث باسم ما يعرف بجبهة التحرير الوطني إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
