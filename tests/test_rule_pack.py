@@ -1422,6 +1422,10 @@ EXAMPLES = [
     ("statement-comment-ar", "قال مسؤول في وزارة الكهرباء إن انقطاع التيار سببه عطل فني وليس هجوما", dict(**TG), False),
     ("statement-comment-ar", "قال محافظ البنك المركزي إن الهجوم على العملة الوطنية من قبل المضاربين سيفشل", dict(**TG), False),
     ("statement-comment-ar", "قالت الشرطة إن انفجار سيارة مفخخة قرب مركز أمني أدى إلى مقتل شخصين", dict(**TG), True),
+    # rockets falling told in an official headline; the attack's authors arrested; an opening ceremony is no operation
+    ("statement-comment-ar", "خلية الإعلام الأمني: سقوط صاروخين كاتيوشا داخل المنطقة الخضراء دون خسائر بشرية", dict(**TG), True),
+    ("statement-strike-ar", "الجيش يعلن توقيف مطلقي الصواريخ من الجنوب", dict(**TG), True),
+    ("statement-strike-ar", "خلية الإعلام الأمني: افتتاح جسر جديد في بغداد بحضور قائد العمليات", dict(**TG), False),
     # the rebels as an official names them; a "so-called" group's spokesman is no official
     ("statement-comment-ar", "وقالت الحكومة إن المتمردين يحشدون قواتهم قرب العاصمة", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث باسم ما يعرف بجبهة التحرير الوطني إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
