@@ -1426,6 +1426,10 @@ EXAMPLES = [
     ("statement-comment-ar", "خلية الإعلام الأمني: سقوط صاروخين كاتيوشا داخل المنطقة الخضراء دون خسائر بشرية", dict(**TG), True),
     ("statement-strike-ar", "الجيش يعلن توقيف مطلقي الصواريخ من الجنوب", dict(**TG), True),
     ("statement-strike-ar", "خلية الإعلام الأمني: افتتاح جسر جديد في بغداد بحضور قائد العمليات", dict(**TG), False),
+    # heads of state and ministers by their names (actors.yml) condemn as officials
+    ("statement-condemn-ar", "محمد بن زايد يدين الهجوم الإرهابي على المدنيين", dict(**TG), True),
+    ("statement-condemn-ar", "أبو الغيط يدين بأشد العبارات الاعتداء على قافلة المساعدات", dict(**TG), True),
+    ("statement-condemn-ar", "الصفدي يدين الاعتداء الإسرائيلي على الأراضي السورية", dict(**TG), True),
     # the rebels as an official names them; a "so-called" group's spokesman is no official
     ("statement-comment-ar", "وقالت الحكومة إن المتمردين يحشدون قواتهم قرب العاصمة", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث باسم ما يعرف بجبهة التحرير الوطني إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
