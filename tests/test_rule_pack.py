@@ -1430,6 +1430,9 @@ EXAMPLES = [
     ("statement-condemn-ar", "محمد بن زايد يدين الهجوم الإرهابي على المدنيين", dict(**TG), True),
     ("statement-condemn-ar", "أبو الغيط يدين بأشد العبارات الاعتداء على قافلة المساعدات", dict(**TG), True),
     ("statement-condemn-ar", "الصفدي يدين الاعتداء الإسرائيلي على الأراضي السورية", dict(**TG), True),
+    # the answer told by comparison; not a forecast of growth
+    ("statement-threat-ar", "وشدد قائد الحرس الثوري على أن الرد سيكون أقوى وأوسع إذا ارتكب العدو أي خطأ", dict(**TG), True),
+    ("statement-threat-ar", "وشدد الوزير على أن النمو سيكون أقوى وأوسع في العام المقبل", dict(**TG), False),
     # the rebels as an official names them; a "so-called" group's spokesman is no official
     ("statement-comment-ar", "وقالت الحكومة إن المتمردين يحشدون قواتهم قرب العاصمة", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث باسم ما يعرف بجبهة التحرير الوطني إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
