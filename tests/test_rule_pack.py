@@ -1433,6 +1433,12 @@ EXAMPLES = [
     # the answer told by comparison; not a forecast of growth
     ("statement-threat-ar", "وشدد قائد الحرس الثوري على أن الرد سيكون أقوى وأوسع إذا ارتكب العدو أي خطأ", dict(**TG), True),
     ("statement-threat-ar", "وشدد الوزير على أن النمو سيكون أقوى وأوسع في العام المقبل", dict(**TG), False),
+    # a state's shelling, drone or air force named by its adjective strikes a group: a state's strike, no group's claim
+    ("statement-strike-ar", "قصف مدفعي تركي يستهدف مواقع لحزب العمال الكردستاني في دهوك", dict(**TG), True),
+    ("claim-formula-ar", "قصف مدفعي تركي يستهدف مواقع لحزب العمال الكردستاني في دهوك", dict(**TG), False),
+    ("claim-formula-ar", "مسيرة تركية تستهدف قياديا في قسد بريف الحسكة", dict(**TG), False),
+    ("statement-strike-ar", "الطيران الإسرائيلي يغير على مواقع لحزب الله في البقاع", dict(**TG), True),
+    ("statement-strike-ar", "الطيران الإسرائيلي يغير مسارات رحلاته بسبب الأحوال الجوية", dict(**TG), False),
     # the rebels as an official names them; a "so-called" group's spokesman is no official
     ("statement-comment-ar", "وقالت الحكومة إن المتمردين يحشدون قواتهم قرب العاصمة", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث باسم ما يعرف بجبهة التحرير الوطني إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
