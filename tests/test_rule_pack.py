@@ -74,6 +74,12 @@ EXAMPLES = [
     ("report-en", "Islamic State claimed responsibility for Thursday's bombing in a statement on Telegram", dict(**X, lang="en"), False),
     ("report-en", "The BLA, which claimed responsibility for a bombing in Quetta last March, has stepped up its attacks.", dict(**X, lang="en"), True),
     ("claim-en", "The BLA, which claimed responsibility for a bombing in Quetta last March, has stepped up its attacks.", dict(**X, lang="en"), False),
+    # round 10: a dated older claim, a passive tally, a line that weighs a claim instead of telling it
+    ("report-en", "In October 2010, AQAP claimed responsibility for a foiled plot to send parcel bombs to the United States.", dict(**X, lang="en"), True),
+    ("report-en", "Since March, various attacks have been claimed in central Mali by militants of JNIM.", dict(**X, lang="en"), True),
+    ("report-en", "The report by Amaq gave no evidence to support the claim that a commander was killed.", dict(**X, lang="en"), True),
+    ("report-en", "The Amaq news agency published a video of the attack on the army post on Friday.", dict(**X, lang="en"), False),
+    ("report-en", "The ministry said the figures could not be verified because of the floods.", dict(**X, lang="en"), False),
     # -- claims, Arabic ---------------------------------------------------------------------------
     ("claim-ar", "#عاجل | تنظيم داعش يتبنّى الهجوم على مسجد في مسقط، وفق بيان نشرته وكالة أعماق", dict(channel="alarabiya_brk", **TG), True),
     ("claim-ar", "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم الانتحاري الذي استهدف مسجداً في مسقط", dict(**TG), True),
