@@ -590,6 +590,11 @@ EXAMPLES = [
     ("statement-threat-en", "IRGC statement: the criminal Zionist regime will pay the price for its crime in Damascus", dict(**X, channel="IRIran_Military", lang="en"), True),
     ("statement-threat-en", "The White House said the attack on U.S. troops will not go unanswered", dict(**X, lang="en"), True),
     ("statement-threat-en", "The government warned that consumers will pay the price for higher fuel taxes", dict(**X, lang="en"), False),
+    # round 10: orders and warnings in the speaker's own words
+    ("statement-threat-en", "\u201cI have ordered our forces to destroy any terrorist boat that threatens our ships,\u201d the defence minister said.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "\u201cWe will not tire of hunting for these militants until we finish them,\u201d the interior minister told reporters.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "\u201cThe country's reaction would be firm, decisive and crushing after this aggression,\u201d the minister added.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The minister said the new stadium will destroy the old parking lot and bear all the costs.", dict(**X, lang="en"), False),
     ("statement-condemn-en", "The UN Secretary-General condemned the terrorist attack in Moscow in the strongest terms", dict(**X, lang="en"), True),
     ("statement-condemn-en", "Qatar's foreign ministry strongly condemns the bombing of a mosque in Peshawar", dict(**X, lang="en"), True),
     ("statement-condemn-en", "The president offered condolences to the families of the flood victims", dict(**X, lang="en"), False),
