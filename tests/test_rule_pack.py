@@ -56,6 +56,12 @@ EXAMPLES = [
     # a group counting its own dead in its statement speaks of the enemy's attack
     ("claim-formula-en", "The Al-Aqsa Martyrs Brigades issued a statement claiming that three of its fighters were killed in clashes with Israeli forces in Jenin.", dict(**X, lang="en"), False),
     ("claim-formula-en", "The Al-Aqsa Martyrs Brigades said in a statement that its fighters targeted an Israeli army jeep near Jenin with an explosive device.", dict(**X, lang="en"), True),
+    # round 10: a state's forces as the ones "claiming", and a line that calls the group "terrorists",
+    # are the state's account of its operation, not the group's claim
+    ("claim-en", "Congolese defence forces claimed to have killed 26 ADF fighters in a gun battle near Beni.", dict(**X, lang="en"), False),
+    ("claim-en", "The ADF claimed responsibility for the attack on the army post near Beni.", dict(**X, lang="en"), True),
+    ("claim-formula-en", "\u201cThe national army killed five al-Shabaab terrorists and destroyed their hideouts near Afgoye,\u201d the state radio reported.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "Al-Shabaab fighters stormed an army base near Afgoye and killed five soldiers, the group's radio reported.", dict(**X, lang="en"), True),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
