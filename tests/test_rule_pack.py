@@ -59,6 +59,8 @@ EXAMPLES = [
     # round 10: a state's forces as the ones "claiming", and a line that calls the group "terrorists",
     # are the state's account of its operation, not the group's claim
     ("claim-en", "Congolese defence forces claimed to have killed 26 ADF fighters in a gun battle near Beni.", dict(**X, lang="en"), False),
+    ("claim-en", "Gunmen attacked a checkpoint near Ataq overnight, killing three soldiers; no party has yet claimed responsibility for the attack.", dict(**X, lang="en"), False),
+    ("claim-en", "The militia announced the suspension of its military operations against US forces to spare the government embarrassment.", dict(**X, lang="en"), False),
     ("claim-en", "The ADF claimed responsibility for the attack on the army post near Beni.", dict(**X, lang="en"), True),
     ("claim-formula-en", "\u201cThe national army killed five al-Shabaab terrorists and destroyed their hideouts near Afgoye,\u201d the state radio reported.", dict(**X, lang="en"), False),
     ("claim-formula-en", "Al-Shabaab fighters stormed an army base near Afgoye and killed five soldiers, the group's radio reported.", dict(**X, lang="en"), True),
