@@ -64,6 +64,8 @@ EXAMPLES = [
     ("claim-en", "The ADF claimed responsibility for the attack on the army post near Beni.", dict(**X, lang="en"), True),
     ("claim-formula-en", "\u201cThe national army killed five al-Shabaab terrorists and destroyed their hideouts near Afgoye,\u201d the state radio reported.", dict(**X, lang="en"), False),
     ("claim-formula-en", "Al-Shabaab fighters stormed an army base near Afgoye and killed five soldiers, the group's radio reported.", dict(**X, lang="en"), True),
+    ("claim-formula-en", "ISWAP fighters overran a military base in Borno, the group said in a statement.", dict(**X, lang="en"), True),
+    ("claim-formula-en", "Floodwaters overran the military base in Borno, officials said.", dict(**X, lang="en"), False),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
