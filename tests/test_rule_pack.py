@@ -1191,6 +1191,9 @@ EXAMPLES = [
     ("statement-comment-en", "\u201cWe struck the enemy\u2019s positions with our fighters,\u201d the group claimed.", dict(**X, lang="en"), False),
     ("statement-comment-en", "In a statement, the government said the nation will honour the memory of the victims of the terrorist attack.", dict(**X, lang="en"), False),
     ("statement-comment-en", "The police spokesman said the blast at the market was caused by an explosion of gas in a restaurant.", dict(**X, lang="en"), False),
+    # round 10: a military counting its own dead is a casualty notice, not a statement about the attack
+    ("statement-comment-en", "The army announced the killing of five soldiers and the wounding of 14 others during the operation.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The army said the attack on the checkpoint was carried out by militants who crossed the border.", dict(**X, lang="en"), True),
     ("statement-strike-en", "Troops destroyed three illegal refining sites and seized 20,000 litres of stolen crude, the army said.", dict(**X, lang="en"), False),
     ("statement-threat-en", "The foreign ministry warned that any further attack on its border posts would have dire consequences.", dict(**X, lang="en"), True),
     ("statement-threat-en", "The central bank warned that further rate rises would have serious consequences for borrowers.", dict(**X, lang="en"), False),
