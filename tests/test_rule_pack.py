@@ -60,6 +60,10 @@ EXAMPLES = [
     # are the state's account of its operation, not the group's claim
     ("claim-en", "Congolese defence forces claimed to have killed 26 ADF fighters in a gun battle near Beni.", dict(**X, lang="en"), False),
     ("claim-en", "Gunmen attacked a checkpoint near Ataq overnight, killing three soldiers; no party has yet claimed responsibility for the attack.", dict(**X, lang="en"), False),
+    # "had claimed" in reported speech is the news; alone it tells an older claim
+    ("claim-en", "The SITE Intelligence Group said the Islamic State West Africa Province had claimed responsibility for the attack on the army base.", dict(**X, lang="en"), True),
+    ("claim-en", "The Pakistani Taliban had claimed responsibility for the attack on the school, which killed 150 people.", dict(**X, lang="en"), False),
+    ("report-en", "The Pakistani Taliban had claimed responsibility for the attack on the school, which killed 150 people.", dict(**X, lang="en"), True),
     ("claim-en", "The militia announced the suspension of its military operations against US forces to spare the government embarrassment.", dict(**X, lang="en"), False),
     ("claim-en", "The ADF claimed responsibility for the attack on the army post near Beni.", dict(**X, lang="en"), True),
     ("claim-formula-en", "\u201cThe national army killed five al-Shabaab terrorists and destroyed their hideouts near Afgoye,\u201d the state radio reported.", dict(**X, lang="en"), False),
