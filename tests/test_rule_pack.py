@@ -91,6 +91,8 @@ EXAMPLES = [
     # round 10: a dated older claim, a passive tally, a line that weighs a claim instead of telling it
     ("report-en", "In October 2010, AQAP claimed responsibility for a foiled plot to send parcel bombs to the United States.", dict(**X, lang="en"), True),
     ("report-en", "Since March, various attacks have been claimed in central Mali by militants of JNIM.", dict(**X, lang="en"), True),
+    ("report-en", "Monday's bombing in Gao was the first claimed suicide bombing of JNIM since July.", dict(**X, lang="en"), True),
+    ("report-en", "JNIM fighters attacked a convoy near Gao on Monday, the army said.", dict(**X, lang="en"), False),
     ("report-en", "The report by Amaq gave no evidence to support the claim that a commander was killed.", dict(**X, lang="en"), True),
     ("report-en", "The Amaq news agency published a video of the attack on the army post on Friday.", dict(**X, lang="en"), False),
     ("report-en", "The ministry said the figures could not be verified because of the floods.", dict(**X, lang="en"), False),
