@@ -597,6 +597,9 @@ EXAMPLES = [
     ("claim-stance-fa", "در این بیانیه آمده است: ما در این عملیات ۱۲ تروریست را به هلاکت رساندیم.", dict(**TG), False),
     # -- official statements, English ----------------------------------------------------------
     # round 9: the official telling what the group had done is its blame
+    ("statement-blame-en", "The government attributed responsibility for the bombing to the Islamic State group.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The committee attributed the delay to the weather and the strike by dock workers.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "The Prime Minister's Office said the premier takes the placing of bombs on buses extremely seriously and will order a harsh response.", dict(**X, lang="en"), True),
     ("statement-blame-en", "The Saudi defence ministry said the Houthi militia had launched a drone at civilian targets in Jazan.", dict(**X, lang="en"), True),
     ("statement-blame-en", "Saudi Arabia and the Houthis had launched talks on a prisoner exchange in Muscat, diplomats said.", dict(**X, lang="en"), False),
     ("statement-blame-en", "Iran's Foreign Ministry spokesman said the Zionist regime and the United States bear responsibility for the terrorist attack in Kerman.", dict(**X, channel="PressTV", lang="en"), True),
