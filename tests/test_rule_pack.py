@@ -69,6 +69,10 @@ EXAMPLES = [
     ("claim-formula-en", "\u201cThe national army killed five al-Shabaab terrorists and destroyed their hideouts near Afgoye,\u201d the state radio reported.", dict(**X, lang="en"), False),
     ("claim-formula-en", "Al-Shabaab fighters stormed an army base near Afgoye and killed five soldiers, the group's radio reported.", dict(**X, lang="en"), True),
     ("claim-formula-en", "ISWAP fighters overran a military base in Borno, the group said in a statement.", dict(**X, lang="en"), True),
+    ("claim-formula-en", "A security source said that after the drone attacks Hezbollah would try to hit a military target in the Galilee.", dict(**X, lang="en"), False),
+    ("claim-en", "The attack is considered one of the first claimed by the Islamic State group on European soil.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "Border guards foiled 280 attempts to smuggle narcotics into the kingdom last year, the commander said.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "Five of the smugglers were killed by border troops and weapons and narcotics were seized, the army said.", dict(**X, lang="en"), True),
     ("claim-formula-en", "Floodwaters overran the military base in Borno, officials said.", dict(**X, lang="en"), False),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
