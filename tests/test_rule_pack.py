@@ -73,6 +73,8 @@ EXAMPLES = [
     ("claim-en", "The attack is considered one of the first claimed by the Islamic State group on European soil.", dict(**X, lang="en"), False),
     ("statement-strike-en", "Border guards foiled 280 attempts to smuggle narcotics into the kingdom last year, the commander said.", dict(**X, lang="en"), False),
     ("statement-strike-en", "Five of the smugglers were killed by border troops and weapons and narcotics were seized, the army said.", dict(**X, lang="en"), True),
+    ("claim-en", "A spokesperson of the NPA's southern command said on Sunday that they staged the ambush on a police patrol vehicle.", dict(**X, lang="en"), True),
+    ("claim-en", "A spokesperson of the NPA's southern command condemned the army's raid on a village in Negros.", dict(**X, lang="en"), False),
     ("claim-formula-en", "Floodwaters overran the military base in Borno, officials said.", dict(**X, lang="en"), False),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
