@@ -1211,6 +1211,9 @@ EXAMPLES = [
     # round 10: a military counting its own dead is a casualty notice, not a statement about the attack
     ("statement-comment-en", "The army announced the killing of five soldiers and the wounding of 14 others during the operation.", dict(**X, lang="en"), False),
     ("statement-comment-en", "The army said the attack on the checkpoint was carried out by militants who crossed the border.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "During the operation, terrorists opened heavy fire and a fierce firefight ensued, which resulted in the elimination of three terrorists, it added.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "Security forces repulsed the attack on the checkpoint and two of the attackers were killed, said Colonel Ahmed.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The final was decided in a penalty shootout, said the coach.", dict(**X, lang="en"), False),
     ("statement-strike-en", "Troops destroyed three illegal refining sites and seized 20,000 litres of stolen crude, the army said.", dict(**X, lang="en"), False),
     ("statement-threat-en", "The foreign ministry warned that any further attack on its border posts would have dire consequences.", dict(**X, lang="en"), True),
     ("statement-threat-en", "The central bank warned that further rate rises would have serious consequences for borrowers.", dict(**X, lang="en"), False),
