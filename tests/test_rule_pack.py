@@ -1226,6 +1226,10 @@ EXAMPLES = [
     ("statement-strike-en", "The mujahideen raided the army base and killed 20 crusader troops, the statement said.", dict(**X, lang="en"), False),
     ("claim-en", "Eight suspects went on trial on Monday over the concert hall bombing, for which Islamic State claimed responsibility.", dict(**X, lang="en"), False),
     ("report-en", "Eight suspects went on trial on Monday over the concert hall bombing, for which Islamic State claimed responsibility.", dict(**X, lang="en"), True),
+    ("report-en", "The Hasam movement had previously claimed several attacks in or near Cairo, including the assassination of a police officer.", dict(**X, lang="en"), True),
+    ("report-en", "The opposition movement had previously claimed the election was rigged.", dict(**X, lang="en"), False),
+    ("report-en", "However, no jihadist organization has so far claimed responsibility for the recent spate of abductions.", dict(**X, lang="en"), False),
+    ("report-en", "The claim could not be fully confirmed, as the Al-Aqsa Martyrs Brigades have no official channels.", dict(**X, lang="en"), True),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
