@@ -75,6 +75,8 @@ EXAMPLES = [
     ("statement-strike-en", "Five of the smugglers were killed by border troops and weapons and narcotics were seized, the army said.", dict(**X, lang="en"), True),
     ("claim-en", "A spokesperson of the NPA's southern command said on Sunday that they staged the ambush on a police patrol vehicle.", dict(**X, lang="en"), True),
     ("claim-en", "A spokesperson of the NPA's southern command condemned the army's raid on a village in Negros.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "A statement from the militant group said elements of al-Mourabitoun, which follows al Qaeda, managed to carry out the operation in Sevare.", dict(**X, lang="en"), True),
+    ("claim-formula-en", "The army said in a statement that troops were able to carry out the operation against al-Shabaab without losses.", dict(**X, lang="en"), False),
     ("claim-formula-en", "Floodwaters overran the military base in Borno, officials said.", dict(**X, lang="en"), False),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
