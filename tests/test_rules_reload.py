@@ -158,3 +158,64 @@ def test_freeing_in_steps_leaves_shared_objects_whole() -> None:
     assert len(kept.big) == 1000 and kept.shared is shared  # held elsewhere: untouched
     assert len(shared) == 500 and shared[7] == [7, 7, 7]
     assert held == list(range(1000))
+
+
+def _watch_state(tmp_path: Path, mode: str) -> tuple[RulesState, Path]:
+    d = tmp_path / "rules"
+    write(d / "watch.yml", WATCH)
+    write(d / "lists" / "names.csv", "Yahya Saree\n")
+    st = RulesState(load_config(write_config(tmp_path, None, None)), str(d), reload_in=mode)
+    st.load()
+    return st, d
+
+
+def _hit_ids(st: RulesState, text: str) -> list[str]:
+    return [h.rule_id for h in st.get().match(msg(text))]
+
+
+async def test_a_request_made_before_the_worker_read_the_files_is_not_checked_again(tmp_path, cache, monkeypatch) -> None:
+    """SIGHUP then the folder watch's request a moment later, while the worker starts: the
+    worker took the files' key after both, so the daemon neither builds again nor hashes the
+    files again itself (a thread holding the GIL beside the pipeline)."""
+    st, d = _watch_state(tmp_path, "process")
+    hashed: list[object] = []
+    real_key = rs_mod.source_key
+    monkeypatch.setattr(rs_mod, "source_key", lambda *a, **k: hashed.append(a) or real_key(*a, **k))
+    write(d / "watch.yml", WATCH.replace("Kerman", "Zahedan"))
+    first = asyncio.ensure_future(st.reload_async())
+    await asyncio.sleep(0)  # the first request is under way: the second one joins it
+    assert await st.reload_async() is True
+    assert await first is True
+    assert st.reloads == 1
+    assert hashed == []  # decided from the worker's key time, no key taken in the daemon
+    assert _hit_ids(st, "Zahedan") == ["watch"]
+
+
+async def test_a_request_after_the_files_were_read_reloads_the_edit(tmp_path, cache, monkeypatch) -> None:
+    """An edit (and its request) after the build read the files is not lost: the files are
+    checked again and the edit is loaded by a second build."""
+    st, d = _watch_state(tmp_path, "thread")
+    read = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    real_load = rs_mod.load_matcher
+    calls: list[int] = []
+
+    def slow_load(*a, **k):  # noqa: ANN002, ANN003
+        m = real_load(*a, **k)
+        calls.append(1)
+        if len(calls) == 1:  # the files are read: now the edit comes, before this build is done
+            loop.call_soon_threadsafe(read.set)
+            import time as _t
+
+            _t.sleep(0.5)
+        return m
+
+    monkeypatch.setattr(rs_mod, "load_matcher", slow_load)
+    write(d / "watch.yml", WATCH.replace("Kerman", "Zahedan"))
+    first = asyncio.ensure_future(st.reload_async())
+    await read.wait()
+    write(d / "watch.yml", WATCH.replace("Kerman", "Bushehr"))
+    assert await st.reload_async() is True
+    assert await first is True
+    assert st.reloads == 2 and len(calls) == 2
+    assert _hit_ids(st, "Bushehr") == ["watch"] and _hit_ids(st, "Zahedan") == []

@@ -65,6 +65,8 @@ class RulesState:
     _reloading: "asyncio.Future[bool] | None" = field(default=None, repr=False)
     _again: bool = field(default=False, repr=False)
     _loaded_key: tuple[str, str] | None = field(default=None, repr=False)  # source_key of the set read back
+    _key_taken_at: float | None = field(default=None, repr=False)  # time.time() before that key was taken
+    _again_at: float = field(default=0.0, repr=False)  # time.time() of the last request made during a reload
     lazy_pending: bool = False  # the current set still has regexes to compile (finish_lazy)
     _released: "asyncio.Task[None] | None" = field(default=None, repr=False)  # freeing the replaced set
     _lazy_task: "asyncio.Task[bool] | None" = field(default=None, repr=False)
@@ -195,6 +197,7 @@ class RulesState:
         done once more after it (the files may have changed again)."""
         if self._reloading is not None:
             self._again = True
+            self._again_at = time.time()
             return await asyncio.shield(self._reloading)
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._reloading = fut
@@ -206,7 +209,13 @@ class RulesState:
                 if not self._again:
                     break
                 # asked again meanwhile (SIGHUP and the folder watch both fire on an edit):
-                # only if the files differ from those of the set just read back
+                # only if the files differ from those of the set just read back. A request
+                # made before that set's key was taken (the watch's, ~0.3 s after the edit,
+                # while the worker starts) came after every edit the key saw: no need to
+                # hash the files again here (a thread holding the GIL beside the pipeline)
+                if ok and self._key_taken_at is not None and self._again_at < self._key_taken_at:
+                    log.info("rules asked again before the reload read the files; not reloading again")
+                    break
                 if ok and await self._unchanged():
                     log.info("rules unchanged since the reload; not reloading again")
                     break
@@ -234,11 +243,13 @@ class RulesState:
         defaults = tuple(self.cfg.alerts.default)
         phases: dict[str, float] = {}
         key: tuple[str, str] | None = None
+        key_at: float | None = None  # time.time() before ``key`` was taken
         try:
             matcher = None
             if mode == "process" and directory is not None:
                 ok, problems, phases, key = await _in_process(
                     _build_at_low_priority, [self.path], known, defaults, str(directory))
+                key_at = phases.pop("key_at", None)
                 if not ok:
                     return self._failed(problems or "invalid rules", problems=problems)
                 phases = {f"worker_{k}": v for k, v in phases.items()}
@@ -253,6 +264,7 @@ class RulesState:
             if matcher is None:  # thread mode, or no entry (a file changed while the worker read them)
                 statuses: list[str] = []
                 keys: list[tuple[str, str]] = []
+                key_at = time.time()
                 matcher = await asyncio.to_thread(
                     _prepared, load_matcher, [self.path], known_destinations=known, default_destinations=defaults,
                     on_status=statuses.append, keys=keys,
@@ -267,6 +279,7 @@ class RulesState:
         old = self._swap(self._built(matcher))
         self.lazy_pending = status == "process"  # the thread compiled them ahead
         self._loaded_key = key
+        self._key_taken_at = key_at if key is not None else None
         self._release(old)
         del old
         if self.lazy_pending:
@@ -503,7 +516,7 @@ def _build_at_low_priority(*args: Any) -> tuple[bool, str | None, dict[str, floa
     the seconds of its phases (logged with the reload) and the key of the entry written."""
     _exit_with_daemon()
     _lowest_priority()
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {"key_at": time.time()}  # the files' key is taken first
     ok, problems, key = build_into_cache(*args, timings=timings)
     return ok, problems, timings, key
 
