@@ -243,7 +243,8 @@ class Spy:
 
 
 async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: int,
-                         warmup: float = 10.0, steady_s: float = 10.0, spy_dir: Path | None = None) -> dict[str, float]:
+                         warmup: float = 10.0, steady_s: float = 10.0, spy_dir: Path | None = None,
+                         control: float = 0.0) -> dict[str, float]:
     """Steady rate, then SIGHUP after an edit; the rate until the new set's first hit.
     Returns the wall-clock (time.time()) bounds of the periods: before, hup, swap, after."""
     acc = Accounts(proc.pid)
@@ -274,23 +275,31 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
           f"({(c1 - c0) / max(u1 - u0, 1e-9):,.0f} msgs per daemon CPU second, {(u1 - u0) / (t1 - t0):.2f} CPUs); "
           f"load average {load_average()}")
     print(f"  before: {acc.line(a0, a1)}")
-    edited = rules_path / "generated" / "bench-0000.yml"
-    edited.write_text(edited.read_text(encoding="utf-8") + "\n", encoding="utf-8")
-    (rules_path / "generated" / "zz-marker.yml").write_text(
-        "id: zz-marker\nlevel: info\nmatch:\n  m: [zzmarker]\n", encoding="utf-8")
+    if not control:
+        edited = rules_path / "generated" / "bench-0000.yml"
+        edited.write_text(edited.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+        (rules_path / "generated" / "zz-marker.yml").write_text(
+            "id: zz-marker\nlevel: info\nmatch:\n  m: [zzmarker]\n", encoding="utf-8")
     t_hup = time.perf_counter()
     c_hup = count(db, "select count(*) from messages")
     u_hup = cpu_seconds(proc.pid)
     a_hup = acc.snap()
     marks["hup"] = time.time()
     spy.start("2-build")
-    proc.send_signal(signal.SIGHUP)
+    if not control:
+        proc.send_signal(signal.SIGHUP)
     timeline: list[tuple[float, int]] = [(t_hup, c_hup)]
     # the window in two parts: the worker process builds (load, compile, write the entry),
     # then the daemon reads the entry back until the swap (and the first hit is stored)
     built: tuple[float, int, float, float, dict[str, float]] | None = None
     busy_kids: set[int] = set()
-    while count(db, "select count(*) from hits where rule_id = 'zz-marker'") == 0:
+
+    def window_open() -> bool:
+        if control:  # no reload: a window as long as a reload's, for the drift of the rate alone
+            return time.perf_counter() - t_hup < control
+        return count(db, "select count(*) from hits where rule_id = 'zz-marker'") == 0
+
+    while window_open():
         if proc.poll() is not None:
             raise SystemExit("daemon exited early")
         got = count(db, "select count(*) from messages")
@@ -301,7 +310,8 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
         if built is None:
             kids = set(descendants(proc.pid))
             busy_kids |= {p for p, c in acc.workers.items() if c > 0.5}
-            if busy_kids and not busy_kids & kids:  # the build worker has exited
+            if (busy_kids and not busy_kids & kids) or (control and time.perf_counter() - t_hup > control * 2 / 3):
+                # the build worker has exited (control: the last third, as a read-back)
                 spy.start("3-readback")
                 built = (time.perf_counter(), got, cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid), snap)
         await asyncio.sleep(0.05)
@@ -315,7 +325,8 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
     c_swap = count(db, "select count(*) from messages")
     u_swap = cpu_seconds(proc.pid)
     during = (c_swap - c_hup) / (t_swap - t_hup)
-    print(f"reload: SIGHUP -> first message matched by the new set {t_swap - t_hup:.1f} s; "
+    print(("control (no reload): a window of " if control else "reload: SIGHUP -> first message matched by the new set ")
+          + f"{t_swap - t_hup:.1f} s; "
           f"{during:,.0f} msgs/s during the reload = {during / steady:.0%} of the steady rate "
           f"({(c_swap - c_hup) / max(u_swap - u_hup, 1e-9):,.0f} msgs per daemon CPU second, "
           f"{(u_swap - u_hup) / (t_swap - t_hup):.2f} CPUs); load average {load_average()}")
@@ -477,6 +488,9 @@ async def main() -> None:
     ap.add_argument("--gc-stats", action="store_true",
                     help="with --reload-rules: record the daemon's garbage collections (gc.callbacks) and print "
                          "their count and pauses in each period")
+    ap.add_argument("--control", type=float, default=0.0, metavar="SECONDS",
+                    help="with --reload-rules: no reload; the 'window' is SECONDS long (its first two thirds as "
+                         "'build', the last as 'read-back'): the drift of the rate over a run without a reload")
     ap.add_argument("--py-spy", type=Path, metavar="DIR",
                     help="with --reload-rules: record the daemon's stacks with py-spy (if installed) into DIR, one "
                          "collapsed-stack file per period (before, build, read-back, after); see bench/spy_split.py")
@@ -555,7 +569,7 @@ async def main() -> None:
     peak = 0
     try:
         if args.reload_rules:
-            marks = await measure_reload(proc, db, rules_path, n, args.warmup, args.steady, args.py_spy)
+            marks = await measure_reload(proc, db, rules_path, n, args.warmup, args.steady, args.py_spy, args.control)
             if args.gc_stats:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(30)

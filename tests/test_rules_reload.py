@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import weakref
 from pathlib import Path
 
@@ -219,3 +220,64 @@ async def test_a_request_after_the_files_were_read_reloads_the_edit(tmp_path, ca
     assert await first is True
     assert st.reloads == 2 and len(calls) == 2
     assert _hit_ids(st, "Bushehr") == ["watch"] and _hit_ids(st, "Zahedan") == []
+
+
+# run in the spawned worker process by the tests below (importable by name there)
+def _child_answer(marker: str) -> tuple[int, str]:
+    import atexit
+
+    atexit.register(lambda: Path(marker).write_text("torn down"))  # skipped by os._exit
+    return os.getpid(), "built"
+
+
+def _child_raises(text: str) -> None:
+    raise ValueError(text)
+
+
+def _child_dies(code: int) -> None:
+    os._exit(code)
+
+
+def _child_sleeps(pid_file: str) -> None:
+    import time as _t
+
+    Path(pid_file).write_text(str(os.getpid()))
+    _t.sleep(120)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_the_build_worker_answers_then_ends_without_tearing_down(tmp_path) -> None:
+    """The worker's answer comes back; the process then ends at once (no interpreter
+    teardown: what it built is never freed object by object) and is reaped."""
+    marker = tmp_path / "teardown"
+    pid, what = await rs_mod._in_process(_child_answer, str(marker))
+    assert what == "built" and pid != os.getpid()
+    await wait_for(lambda: not _alive(pid), timeout=10)
+    assert not marker.exists()
+
+
+async def test_a_failing_or_dying_build_worker_is_an_error_in_the_daemon(tmp_path) -> None:
+    with pytest.raises(ValueError, match="bad rules folder"):
+        await rs_mod._in_process(_child_raises, "bad rules folder")
+    with pytest.raises(RuntimeError, match="died .exit code 3"):
+        await rs_mod._in_process(_child_dies, 3)
+
+
+async def test_a_cancelled_reload_ends_its_build_worker(tmp_path) -> None:
+    """Shutdown cancels a reload under way: its worker is killed, not left building."""
+    pid_file = tmp_path / "pid"
+    task = asyncio.ensure_future(rs_mod._in_process(_child_sleeps, str(pid_file)))
+    await wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", timeout=30)
+    pid = int(pid_file.read_text())
+    assert _alive(pid)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not _alive(pid)
