@@ -281,3 +281,39 @@ async def test_a_cancelled_reload_ends_its_build_worker(tmp_path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not _alive(pid)
+
+
+MORE_REGEX_RULE = """\
+id: emirate
+level: high
+match:
+  e:
+    regex: ['emirate\\s+of\\s+\\pL+', 'caliphate\\s+of\\s+\\pL+']
+"""
+
+
+async def test_a_reload_reuses_the_regexes_the_replaced_set_compiled(tmp_path, cache) -> None:
+    """Patterns the replaced set has compiled are not compiled again for the new set (the same
+    RE2 objects, shared); only the new pattern is left to compile, and the hits are those of
+    a set compiled from scratch."""
+    d = tmp_path / "rules"
+    write(d / "wilayah.yml", REGEX_RULE)
+    st = RulesState(load_config(write_config(tmp_path, None, None)), str(d), reload_in="process")
+    st.load()
+    old = st.get()
+    old.prepare()
+    before = {p: list.__getitem__(c, i) for c, i, p in rs_mod._regex_slots(old)}
+    assert len(before) == 3 and all(v is not None for v in before.values())
+    write(d / "emirate.yml", MORE_REGEX_RULE)
+    assert await st.reload_async() is True
+    new = st.get()
+    assert new is not old
+    slots = {p: list.__getitem__(c, i) for c, i, p in rs_mod._regex_slots(new)}
+    assert set(slots) == set(before) | {"caliphate\\s+of\\s+\\pL+"}
+    for pattern, compiled in before.items():
+        assert slots[pattern] is compiled  # carried over, not compiled again
+    text = "the caliphate of Khorasan and the emirate of Kabul in wilayat Sinai"
+    fresh = load_matcher([d], cache=False)
+    assert sorted(h.rule_id for h in new.match(msg(text))) == sorted(h.rule_id for h in fresh.match(msg(text)))
+    assert sorted(h.rule_id for h in new.match(msg(text))) == ["emirate", "wilayah"]
+    await st.close()

@@ -17,12 +17,18 @@ compiled rules, a few ms) at a time, paced so the steps take at most a quarter o
 time (no second thread contending for the GIL with the pipeline: the loop between two steps
 matches messages as usual), and only the complete matcher is swapped in, in one assignment.
 Every message is matched against the old set or the new one, never a half-built one (a set
-whose regexes compile on first use is complete: same hits). After the swap its regexes are
-compiled as at start-up, and the replaced set is freed a few ms at a time
+whose regexes compile on first use is complete: same hits). The regexes the replaced set had
+compiled are handed to the new one where the pattern is the same (:func:`_carry_regexes`);
+after the swap the rest are compiled as at start-up, and the replaced set is freed a few ms
+at a time
 (:func:`_free_in_steps`) once the pipeline no longer holds it. The read-back builds only the
 live matcher: the rule set's own objects are read on first use
 (:class:`monitor.rules.cache.CachedMatcher`). Without a cache directory the build runs in a
 worker thread.
+
+The worker process answers over a pipe that the event loop reads (no thread waits for it) and
+then ends with ``os._exit``: the set it built is dropped with its memory, not freed object by
+object beside the daemon's read-back.
 """
 
 from __future__ import annotations
@@ -276,6 +282,7 @@ class RulesState:
         except Exception as exc:  # unreadable folder, worker died ...
             return self._failed(str(exc), error=str(exc))
         t_swap = time.perf_counter()
+        phases["regexes_carried"] = _carry_regexes(self.matcher, matcher)
         old = self._swap(self._built(matcher))
         self.lazy_pending = status == "process"  # the thread compiled them ahead
         self._loaded_key = key
@@ -389,6 +396,46 @@ async def _compile_regexes(
     busy += time.perf_counter() - t0
     phases.update(prepare=round(busy, 3), regexes=n, prepare_wall=round(time.perf_counter() - t, 3))
     return True
+
+
+def _regex_slots(matcher: Matcher) -> Iterator[tuple[Any, int, str]]:
+    """(the field's compiled-on-first-use list, index, pattern) of each regex of ``matcher``."""
+    for index in matcher.fields.values():
+        compiled = getattr(index, "compiled", None)
+        patterns = getattr(compiled, "patterns", None)
+        if not compiled or patterns is None:
+            continue
+        for i, pattern in enumerate(patterns):
+            yield compiled, i, pattern
+
+
+def _carry_regexes(old: Matcher | None, new: Matcher) -> int:
+    """Give ``new`` the regexes ``old`` has compiled, where the pattern is the same (a regex is
+    compiled from its pattern alone, and an RE2 object is immutable: the two sets share it
+    safely). A reload of a few changed files then compiles only their new patterns, on first
+    use or in :meth:`RulesState.finish_lazy`, instead of all of them again (~1 CPU s on the
+    event loop at 10,000 rules). Returns how many were carried over."""
+    if old is None:
+        return 0
+    done: dict[str, tuple[Any, Any]] = {}
+    for compiled, i, pattern in _regex_slots(old):
+        got = list.__getitem__(compiled, i)
+        if got is not None and pattern not in done:
+            programs = getattr(compiled, "programs", None)
+            done[pattern] = (got, programs[i] if programs is not None else None)
+    carried = 0
+    if not done:
+        return 0
+    for compiled, i, pattern in _regex_slots(new):
+        if list.__getitem__(compiled, i) is not None or pattern not in done:
+            continue
+        got, program = done[pattern]
+        list.__setitem__(compiled, i, got)
+        programs = getattr(compiled, "programs", None)
+        if programs is not None and program is not None and programs[i] is None:
+            programs[i] = program
+        carried += 1
+    return carried
 
 
 FREE_STEP = 0.004  # seconds of freeing per step (checked every FREE_CHECK elements)
