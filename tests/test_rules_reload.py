@@ -230,6 +230,10 @@ def _child_answer(marker: str) -> tuple[int, str]:
     return os.getpid(), "built"
 
 
+def _child_big(n: int) -> str:
+    return "ي" * n
+
+
 def _child_raises(text: str) -> None:
     raise ValueError(text)
 
@@ -261,6 +265,8 @@ async def test_the_build_worker_answers_then_ends_without_tearing_down(tmp_path)
     assert what == "built" and pid != os.getpid()
     await wait_for(lambda: not _alive(pid), timeout=10)
     assert not marker.exists()
+    # an answer far larger than the pipe's buffer arrives whole, read as it comes
+    assert await rs_mod._in_process(_child_big, 3_000_000) == "ي" * 3_000_000
 
 
 async def test_a_failing_or_dying_build_worker_is_an_error_in_the_daemon(tmp_path) -> None:

@@ -615,17 +615,24 @@ def _lowest_priority() -> str:
 
 
 def _run_in_child(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    """The worker process: ``fn(*args)``, its result (or its exception) sent to the daemon,
-    then ``os._exit``: no interpreter teardown freeing what ``fn`` built, one object at a time."""
-    try:
-        answer: tuple[str, Any] = ("ok", fn(*args))
-    except BaseException as exc:  # noqa: BLE001 - reported to the daemon
-        answer = ("error", exc)
+    """The worker process: ``fn(*args)``, its result (or its exception) written pickled to the
+    pipe, the pipe closed (the daemon reads to its end), then ``os._exit``: no interpreter
+    teardown freeing what ``fn`` built, one object at a time."""
+    import pickle
+
     try:
         try:
-            conn.send(answer)
+            answer: tuple[str, Any] = ("ok", fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - reported to the daemon
+            answer = ("error", exc)
+        try:
+            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # an answer that does not pickle
-            conn.send(("error", RuntimeError(f"rules build worker: {type(exc).__name__}: {exc}")))
+            data = pickle.dumps(("error", RuntimeError(f"rules build worker: {type(exc).__name__}: {exc}")))
+        view = memoryview(data)
+        fd = conn.fileno()
+        while view:
+            view = view[os.write(fd, view):]
         conn.close()
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -641,38 +648,50 @@ WORKER_EXIT_WAIT = 10.0  # seconds the daemon waits for the worker to end after 
 
 async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` in a freshly spawned worker process (it shares nothing with the daemon's
-    event loop, threads or GIL). The answer is awaited on the event loop (a reader on the
-    pipe: no thread waits for it, so a shutdown never waits for the build); the worker ends
-    right after sending it (:func:`_run_in_child`) and is reaped without blocking; a
-    cancelled reload (shutdown) kills it."""
+    event loop, threads or GIL). The answer is read on the event loop as it arrives (a
+    non-blocking reader on the pipe, to its end: no thread waits for it, so a shutdown never
+    waits for a build, and a slow writer at the lowest priority never blocks the loop); the
+    worker ends right after writing it (:func:`_run_in_child`) and is reaped without blocking;
+    a cancelled reload (shutdown) kills it."""
     import multiprocessing
+    import pickle
 
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_run_in_child, args=(send, fn, args), name="claimwatch-rules-build", daemon=True)
     loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
+    ended: asyncio.Future[None] = loop.create_future()
+    chunks: list[bytes] = []
     fd = receive.fileno()
     started = False
     try:
         proc.start()
         started = True
-        send.close()  # the child's end: EOF here when it dies without an answer
+        send.close()  # the child's end: the pipe ends when the child closes it or dies
+        os.set_blocking(fd, False)
 
         def readable() -> None:
-            if not ready.done():
-                ready.set_result(None)
+            while not ended.done():
+                try:
+                    got = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    return
+                except OSError as exc:  # pragma: no cover - the pipe failed
+                    ended.set_exception(exc)
+                    return
+                if not got:
+                    ended.set_result(None)
+                    return
+                chunks.append(got)
 
         loop.add_reader(fd, readable)
         try:
-            await ready
+            await ended
         finally:
             loop.remove_reader(fd)
-        try:
-            kind, value = receive.recv()  # a few hundred bytes, all there once readable
-        except EOFError:
-            proc.join(1.0)
-            raise RuntimeError(f"the rules build worker died (exit code {proc.exitcode})") from None
+        if not chunks:  # ended without an answer
+            await _reap(proc, WORKER_EXIT_WAIT / 10)
+            raise RuntimeError(f"the rules build worker died (exit code {proc.exitcode})")
     except BaseException:
         if started and proc.exitcode is None:  # cancelled (shutdown) or failed: the build is abandoned
             proc.kill()
@@ -684,6 +703,7 @@ async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
     reaping = loop.create_task(_reap(proc), name="rules-build-reap")
     _REAPING.add(reaping)
     reaping.add_done_callback(_REAPING.discard)
+    kind, value = pickle.loads(b"".join(chunks))
     if kind == "error":
         raise value
     return value
@@ -692,12 +712,13 @@ async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
 _REAPING: set["asyncio.Task[None]"] = set()
 
 
-async def _reap(proc: Any) -> None:
-    """Wait (polling, never blocking the loop) for the worker to end; kill it if it lingers."""
+async def _reap(proc: Any, wait: float = WORKER_EXIT_WAIT) -> None:
+    """Wait (polling, never blocking the loop) for the worker to end; kill it if it lingers
+    more than ``wait`` seconds."""
     waited = 0.0
     while proc.exitcode is None:  # waitpid(WNOHANG) under the hood
-        if waited > WORKER_EXIT_WAIT:
+        if waited > wait:
             proc.kill()
             waited = 0.0
-        await asyncio.sleep(0.05)
-        waited += 0.05
+        await asyncio.sleep(0.02)
+        waited += 0.02
