@@ -31,7 +31,7 @@ def _build_at_low_priority(
     more for the interpreter's teardown at 10,000 rules, beside the daemon's read-back)."""
     _exit_with_daemon()
     _lowest_priority()
-    timings: dict[str, float] = {"key_at": time.time()}  # the files' key is taken first
+    timings: dict[str, float] = {"key_at": time.monotonic()}  # the files' key is taken first (a system-wide clock)
     os.environ[CACHE_ENV] = directory
     keys: list[tuple[str, str]] = []
     try:

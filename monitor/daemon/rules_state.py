@@ -72,8 +72,8 @@ class RulesState:
     _reloading: "asyncio.Future[bool] | None" = field(default=None, repr=False)
     _again: bool = field(default=False, repr=False)
     _loaded_key: tuple[str, str] | None = field(default=None, repr=False)  # source_key of the set read back
-    _key_taken_at: float | None = field(default=None, repr=False)  # time.time() before that key was taken
-    _again_at: float = field(default=0.0, repr=False)  # time.time() of the last request made during a reload
+    _key_taken_at: float | None = field(default=None, repr=False)  # time.monotonic() before that key was taken
+    _again_at: float = field(default=0.0, repr=False)  # time.monotonic() of the last request during a reload
     lazy_pending: bool = False  # the current set still has regexes to compile (finish_lazy)
     _released: "asyncio.Task[None] | None" = field(default=None, repr=False)  # freeing the replaced set
     _lazy_task: "asyncio.Task[bool] | None" = field(default=None, repr=False)
@@ -204,7 +204,7 @@ class RulesState:
         done once more after it (the files may have changed again)."""
         if self._reloading is not None:
             self._again = True
-            self._again_at = time.time()
+            self._again_at = time.monotonic()
             return await asyncio.shield(self._reloading)
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._reloading = fut
@@ -250,7 +250,7 @@ class RulesState:
         defaults = tuple(self.cfg.alerts.default)
         phases: dict[str, float] = {}
         key: tuple[str, str] | None = None
-        key_at: float | None = None  # time.time() before ``key`` was taken
+        key_at: float | None = None  # time.monotonic() before ``key`` was taken (system-wide: the worker's too)
         try:
             matcher = None
             if mode == "process" and directory is not None:
@@ -271,7 +271,7 @@ class RulesState:
             if matcher is None:  # thread mode, or no entry (a file changed while the worker read them)
                 statuses: list[str] = []
                 keys: list[tuple[str, str]] = []
-                key_at = time.time()
+                key_at = time.monotonic()
                 matcher = await asyncio.to_thread(
                     _prepared, load_matcher, [self.path], known_destinations=known, default_destinations=defaults,
                     on_status=statuses.append, keys=keys,
