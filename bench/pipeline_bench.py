@@ -166,14 +166,16 @@ class Accounts:
                 self.workers[p] = max(self.workers.get(p, 0.0), c)
         me = resource.getrusage(resource.RUSAGE_SELF)
         busy, idle, steal = machine_cpu()
-        return {"t": time.perf_counter(), "daemon": cpu_seconds(self.daemon), "worker": sum(self.workers.values()),
+        return {"t": time.perf_counter(), "daemon": cpu_seconds(self.daemon), "loop": cpu_seconds(self.daemon, self.daemon),
+                "worker": sum(self.workers.values()), "faults": minor_faults(self.daemon),
                 "bench": me.ru_utime + me.ru_stime, "busy": busy, "idle": idle, "steal": steal}
 
     @staticmethod
     def line(a: dict[str, float], b: dict[str, float]) -> str:
         wall = b["t"] - a["t"]
         d = {k: (b[k] - a[k]) / wall for k in a if k != "t"}
-        return (f"CPUs: daemon {d['daemon']:.2f}, its worker {d['worker']:.2f}, this bench {d['bench']:.2f}, "
+        return (f"CPUs: daemon {d['daemon']:.2f} (event-loop thread {d['loop']:.2f}; {d['faults']:,.0f} minor page "
+                f"faults/s), its worker {d['worker']:.2f}, this bench {d['bench']:.2f}, "
                 f"others {max(d['busy'] - d['daemon'] - d['worker'] - d['bench'], 0):.2f}; machine idle {d['idle']:.2f}, "
                 f"steal {d['steal']:.2f}")
 
@@ -187,20 +189,66 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) of process ``pid`` so far, all its threads."""
+def minor_faults(pid: int) -> float:
+    """Minor page faults of process ``pid`` so far (first touches of new memory)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return float(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far, all its threads (of its thread
+    ``tid`` alone when given: the daemon's event-loop thread is ``tid == pid``)."""
+    try:
+        where = f"/proc/{pid}/task/{tid}/stat" if tid is not None else f"/proc/{pid}/stat"
+        fields = Path(where).read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return float("nan")
 
 
+class Spy:
+    """py-spy (if installed: ``pip install py-spy``) recording the daemon's Python stacks, one
+    collapsed-stack file per period (``--py-spy DIR``): where its CPU goes before, in each
+    part of the window and after. Non-blocking sampling (the daemon is not paused)."""
+
+    def __init__(self, pid: int, out: Path | None, rate: int = 100) -> None:
+        self.pid, self.out, self.rate = pid, out, rate
+        self.proc: subprocess.Popen | None = None
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.exe = exe if out is not None and Path(exe).exists() else None
+        if out is not None and self.exe is None:
+            print("py-spy not found: no stacks recorded")
+
+    def start(self, name: str) -> None:
+        self.stop()
+        if self.exe is None:
+            return
+        assert self.out is not None
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [self.exe, "record", "--pid", str(self.pid), "--nonblocking", "--rate", str(self.rate), "--threads",
+             "--format", "raw", "--output", str(self.out / f"{name}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+
 async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: int,
-                         warmup: float = 10.0, steady_s: float = 10.0) -> dict[str, float]:
+                         warmup: float = 10.0, steady_s: float = 10.0, spy_dir: Path | None = None,
+                         control: float = 0.0) -> dict[str, float]:
     """Steady rate, then SIGHUP after an edit; the rate until the new set's first hit.
     Returns the wall-clock (time.time()) bounds of the periods: before, hup, swap, after."""
     acc = Accounts(proc.pid)
+    spy = Spy(proc.pid, spy_dir)
     marks: dict[str, float] = {}
     t_start = time.perf_counter()
     while count(db, "select count(*) from messages") < 1:
@@ -217,6 +265,7 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
             await asyncio.sleep(0.1)
 
     marks["before"] = time.time()
+    spy.start("1-before")
     a0 = acc.snap()
     await sample(time.perf_counter() + steady_s)
     a1 = acc.snap()
@@ -226,37 +275,74 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
           f"({(c1 - c0) / max(u1 - u0, 1e-9):,.0f} msgs per daemon CPU second, {(u1 - u0) / (t1 - t0):.2f} CPUs); "
           f"load average {load_average()}")
     print(f"  before: {acc.line(a0, a1)}")
-    edited = rules_path / "generated" / "bench-0000.yml"
-    edited.write_text(edited.read_text(encoding="utf-8") + "\n", encoding="utf-8")
-    (rules_path / "generated" / "zz-marker.yml").write_text(
-        "id: zz-marker\nlevel: info\nmatch:\n  m: [zzmarker]\n", encoding="utf-8")
+    if not control:
+        edited = rules_path / "generated" / "bench-0000.yml"
+        edited.write_text(edited.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+        (rules_path / "generated" / "zz-marker.yml").write_text(
+            "id: zz-marker\nlevel: info\nmatch:\n  m: [zzmarker]\n", encoding="utf-8")
     t_hup = time.perf_counter()
     c_hup = count(db, "select count(*) from messages")
     u_hup = cpu_seconds(proc.pid)
     a_hup = acc.snap()
     marks["hup"] = time.time()
-    proc.send_signal(signal.SIGHUP)
+    spy.start("2-build")
+    if not control:
+        proc.send_signal(signal.SIGHUP)
     timeline: list[tuple[float, int]] = [(t_hup, c_hup)]
-    while count(db, "select count(*) from hits where rule_id = 'zz-marker'") == 0:
+    # the window in two parts: the worker process builds (load, compile, write the entry),
+    # then the daemon reads the entry back until the swap (and the first hit is stored)
+    built: tuple[float, int, float, float, dict[str, float]] | None = None
+    busy_kids: set[int] = set()
+
+    def window_open() -> bool:
+        if control:  # no reload: a window as long as a reload's, for the drift of the rate alone
+            return time.perf_counter() - t_hup < control
+        return count(db, "select count(*) from hits where rule_id = 'zz-marker'") == 0
+
+    while window_open():
         if proc.poll() is not None:
             raise SystemExit("daemon exited early")
         got = count(db, "select count(*) from messages")
         if got >= n:
             raise SystemExit("the feed ran out before the reload finished: use more --messages")
         timeline.append((time.perf_counter(), got))
-        acc.snap()  # the worker's CPU, while it lives
+        snap = acc.snap()  # the worker's CPU, while it lives
+        if built is None:
+            kids = set(descendants(proc.pid))
+            busy_kids |= {p for p, c in acc.workers.items() if c > 0.5}
+            if (busy_kids and not busy_kids & kids) or (control and time.perf_counter() - t_hup > control * 2 / 3):
+                # the build worker has exited (control: the last third, as a read-back)
+                spy.start("3-readback")
+                built = (time.perf_counter(), got, cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid), snap)
         await asyncio.sleep(0.05)
+    spy.stop()
     a_swap = acc.snap()
+    periods: dict[str, dict[str, float]] = {
+        "1-before": {"msgs": samples[-1][1] - samples[0][1], "seconds": samples[-1][0] - samples[0][0],
+                     "daemon_cpu": samples[-1][2] - samples[0][2]}}
     marks["swap"] = time.time()
     t_swap = time.perf_counter()
     c_swap = count(db, "select count(*) from messages")
     u_swap = cpu_seconds(proc.pid)
     during = (c_swap - c_hup) / (t_swap - t_hup)
-    print(f"reload: SIGHUP -> first message matched by the new set {t_swap - t_hup:.1f} s; "
+    print(("control (no reload): a window of " if control else "reload: SIGHUP -> first message matched by the new set ")
+          + f"{t_swap - t_hup:.1f} s; "
           f"{during:,.0f} msgs/s during the reload = {during / steady:.0%} of the steady rate "
           f"({(c_swap - c_hup) / max(u_swap - u_hup, 1e-9):,.0f} msgs per daemon CPU second, "
           f"{(u_swap - u_hup) / (t_swap - t_hup):.2f} CPUs); load average {load_average()}")
     print(f"  window: {acc.line(a_hup, a_swap)}; the worker {a_swap['worker'] - a_hup['worker']:.1f} CPU s in all")
+    if built is not None:
+        t_b, c_b, u_b, l_b, a_b = built
+        for name, (ta, ca, ua, la), (tb, cb, ub, lb), aa, ab in (
+            ("build (SIGHUP -> worker exit)", (t_hup, c_hup, u_hup, a_hup["loop"]), (t_b, c_b, u_b, l_b), a_hup, a_b),
+            ("read-back (worker exit -> first hit)", (t_b, c_b, u_b, l_b), (t_swap, c_swap, u_swap, a_swap["loop"]),
+             a_b, a_swap),
+        ):
+            periods["2-build" if name.startswith("build") else "3-readback"] = {
+                "msgs": cb - ca, "seconds": tb - ta, "daemon_cpu": ub - ua}
+            print(f"  {name}: {tb - ta:.1f} s, {(cb - ca) / max(tb - ta, 1e-9):,.0f} msgs/s, "
+                  f"{(cb - ca) / max(ub - ua, 1e-9):,.0f} msgs per daemon CPU s ({(cb - ca) / max(lb - la, 1e-9):,.0f} per "
+                  f"event-loop thread CPU s); {acc.line(aa, ab)}")
     # msgs/s per second since SIGHUP: where a dip is (build in the worker process, read-back, swap)
     buckets: dict[int, list[tuple[float, int]]] = {}
     for t, c in timeline:
@@ -275,11 +361,17 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
     samples.clear()
     a2 = acc.snap()
     marks["after"] = time.time()
+    spy.start("4-after")
     await sample(time.perf_counter() + steady_s)
+    spy.stop()
     a3 = acc.snap()
     marks["end"] = time.time()
     (t0, c0, u0), (t1, c1, u1) = samples[0], samples[-1]
     after = (c1 - c0) / (t1 - t0)
+    periods["4-after"] = {"msgs": c1 - c0, "seconds": t1 - t0, "daemon_cpu": u1 - u0}
+    if spy_dir is not None:
+        spy_dir.mkdir(parents=True, exist_ok=True)
+        (spy_dir / "periods.json").write_text(json.dumps(periods, indent=1))
     if c1 >= n:
         print("after the reload: the feed ran out (use more --messages)")
     else:
@@ -396,6 +488,12 @@ async def main() -> None:
     ap.add_argument("--gc-stats", action="store_true",
                     help="with --reload-rules: record the daemon's garbage collections (gc.callbacks) and print "
                          "their count and pauses in each period")
+    ap.add_argument("--control", type=float, default=0.0, metavar="SECONDS",
+                    help="with --reload-rules: no reload; the 'window' is SECONDS long (its first two thirds as "
+                         "'build', the last as 'read-back'): the drift of the rate over a run without a reload")
+    ap.add_argument("--py-spy", type=Path, metavar="DIR",
+                    help="with --reload-rules: record the daemon's stacks with py-spy (if installed) into DIR, one "
+                         "collapsed-stack file per period (before, build, read-back, after); see bench/spy_split.py")
     ap.add_argument("--daemon-log", type=Path,
                     help="the daemon's log (INFO) into this file; with --reload-rules the reload's phases are printed")
     args = ap.parse_args()
@@ -471,7 +569,7 @@ async def main() -> None:
     peak = 0
     try:
         if args.reload_rules:
-            marks = await measure_reload(proc, db, rules_path, n, args.warmup, args.steady)
+            marks = await measure_reload(proc, db, rules_path, n, args.warmup, args.steady, args.py_spy, args.control)
             if args.gc_stats:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(30)

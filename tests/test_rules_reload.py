@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import weakref
 from pathlib import Path
 
@@ -158,3 +159,167 @@ def test_freeing_in_steps_leaves_shared_objects_whole() -> None:
     assert len(kept.big) == 1000 and kept.shared is shared  # held elsewhere: untouched
     assert len(shared) == 500 and shared[7] == [7, 7, 7]
     assert held == list(range(1000))
+
+
+def _watch_state(tmp_path: Path, mode: str) -> tuple[RulesState, Path]:
+    d = tmp_path / "rules"
+    write(d / "watch.yml", WATCH)
+    write(d / "lists" / "names.csv", "Yahya Saree\n")
+    st = RulesState(load_config(write_config(tmp_path, None, None)), str(d), reload_in=mode)
+    st.load()
+    return st, d
+
+
+def _hit_ids(st: RulesState, text: str) -> list[str]:
+    return [h.rule_id for h in st.get().match(msg(text))]
+
+
+async def test_a_request_made_before_the_worker_read_the_files_is_not_checked_again(tmp_path, cache, monkeypatch) -> None:
+    """SIGHUP then the folder watch's request a moment later, while the worker starts: the
+    worker took the files' key after both, so the daemon neither builds again nor hashes the
+    files again itself (a thread holding the GIL beside the pipeline)."""
+    st, d = _watch_state(tmp_path, "process")
+    hashed: list[object] = []
+    real_key = rs_mod.source_key
+    monkeypatch.setattr(rs_mod, "source_key", lambda *a, **k: hashed.append(a) or real_key(*a, **k))
+    write(d / "watch.yml", WATCH.replace("Kerman", "Zahedan"))
+    first = asyncio.ensure_future(st.reload_async())
+    await asyncio.sleep(0)  # the first request is under way: the second one joins it
+    assert await st.reload_async() is True
+    assert await first is True
+    assert st.reloads == 1
+    assert hashed == []  # decided from the worker's key time, no key taken in the daemon
+    assert _hit_ids(st, "Zahedan") == ["watch"]
+
+
+async def test_a_request_after_the_files_were_read_reloads_the_edit(tmp_path, cache, monkeypatch) -> None:
+    """An edit (and its request) after the build read the files is not lost: the files are
+    checked again and the edit is loaded by a second build."""
+    st, d = _watch_state(tmp_path, "thread")
+    read = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    real_load = rs_mod.load_matcher
+    calls: list[int] = []
+
+    def slow_load(*a, **k):  # noqa: ANN002, ANN003
+        m = real_load(*a, **k)
+        calls.append(1)
+        if len(calls) == 1:  # the files are read: now the edit comes, before this build is done
+            loop.call_soon_threadsafe(read.set)
+            import time as _t
+
+            _t.sleep(0.5)
+        return m
+
+    monkeypatch.setattr(rs_mod, "load_matcher", slow_load)
+    write(d / "watch.yml", WATCH.replace("Kerman", "Zahedan"))
+    first = asyncio.ensure_future(st.reload_async())
+    await read.wait()
+    write(d / "watch.yml", WATCH.replace("Kerman", "Bushehr"))
+    assert await st.reload_async() is True
+    assert await first is True
+    assert st.reloads == 2 and len(calls) == 2
+    assert _hit_ids(st, "Bushehr") == ["watch"] and _hit_ids(st, "Zahedan") == []
+
+
+# run in the spawned worker process by the tests below (importable by name there)
+def _child_answer(marker: str) -> tuple[int, str]:
+    import atexit
+
+    atexit.register(lambda: Path(marker).write_text("torn down"))  # skipped by os._exit
+    return os.getpid(), "built"
+
+
+def _child_big(n: int) -> str:
+    return "ي" * n
+
+
+def _child_raises(text: str) -> None:
+    raise ValueError(text)
+
+
+def _child_dies(code: int) -> None:
+    os._exit(code)
+
+
+def _child_sleeps(pid_file: str) -> None:
+    import time as _t
+
+    Path(pid_file).write_text(str(os.getpid()))
+    _t.sleep(120)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_the_build_worker_answers_then_ends_without_tearing_down(tmp_path) -> None:
+    """The worker's answer comes back; the process then ends at once (no interpreter
+    teardown: what it built is never freed object by object) and is reaped."""
+    marker = tmp_path / "teardown"
+    pid, what = await rs_mod._in_process(_child_answer, str(marker))
+    assert what == "built" and pid != os.getpid()
+    await wait_for(lambda: not _alive(pid), timeout=10)
+    assert not marker.exists()
+    # an answer far larger than the pipe's buffer arrives whole, read as it comes
+    assert await rs_mod._in_process(_child_big, 3_000_000) == "ي" * 3_000_000
+
+
+async def test_a_failing_or_dying_build_worker_is_an_error_in_the_daemon(tmp_path) -> None:
+    with pytest.raises(ValueError, match="bad rules folder"):
+        await rs_mod._in_process(_child_raises, "bad rules folder")
+    with pytest.raises(RuntimeError, match="died .exit code 3"):
+        await rs_mod._in_process(_child_dies, 3)
+
+
+async def test_a_cancelled_reload_ends_its_build_worker(tmp_path) -> None:
+    """Shutdown cancels a reload under way: its worker is killed, not left building."""
+    pid_file = tmp_path / "pid"
+    task = asyncio.ensure_future(rs_mod._in_process(_child_sleeps, str(pid_file)))
+    await wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", timeout=30)
+    pid = int(pid_file.read_text())
+    assert _alive(pid)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not _alive(pid)
+
+
+MORE_REGEX_RULE = """\
+id: emirate
+level: high
+match:
+  e:
+    regex: ['emirate\\s+of\\s+\\pL+', 'caliphate\\s+of\\s+\\pL+']
+"""
+
+
+async def test_a_reload_reuses_the_regexes_the_replaced_set_compiled(tmp_path, cache) -> None:
+    """Patterns the replaced set has compiled are not compiled again for the new set (the same
+    RE2 objects, shared); only the new pattern is left to compile, and the hits are those of
+    a set compiled from scratch."""
+    d = tmp_path / "rules"
+    write(d / "wilayah.yml", REGEX_RULE)
+    st = RulesState(load_config(write_config(tmp_path, None, None)), str(d), reload_in="process")
+    st.load()
+    old = st.get()
+    old.prepare()
+    before = {p: list.__getitem__(c, i) for c, i, p in rs_mod._regex_slots(old)}
+    assert len(before) == 3 and all(v is not None for v in before.values())
+    write(d / "emirate.yml", MORE_REGEX_RULE)
+    assert await st.reload_async() is True
+    new = st.get()
+    assert new is not old
+    slots = {p: list.__getitem__(c, i) for c, i, p in rs_mod._regex_slots(new)}
+    assert set(slots) == set(before) | {"caliphate\\s+of\\s+\\pL+"}
+    for pattern, compiled in before.items():
+        assert slots[pattern] is compiled  # carried over, not compiled again
+    text = "the caliphate of Khorasan and the emirate of Kabul in wilayat Sinai"
+    fresh = load_matcher([d], cache=False)
+    assert sorted(h.rule_id for h in new.match(msg(text))) == sorted(h.rule_id for h in fresh.match(msg(text)))
+    assert sorted(h.rule_id for h in new.match(msg(text))) == ["emirate", "wilayah"]
+    await st.close()

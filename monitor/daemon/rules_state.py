@@ -17,12 +17,18 @@ compiled rules, a few ms) at a time, paced so the steps take at most a quarter o
 time (no second thread contending for the GIL with the pipeline: the loop between two steps
 matches messages as usual), and only the complete matcher is swapped in, in one assignment.
 Every message is matched against the old set or the new one, never a half-built one (a set
-whose regexes compile on first use is complete: same hits). After the swap its regexes are
-compiled as at start-up, and the replaced set is freed a few ms at a time
+whose regexes compile on first use is complete: same hits). The regexes the replaced set had
+compiled are handed to the new one where the pattern is the same (:func:`_carry_regexes`);
+after the swap the rest are compiled as at start-up, and the replaced set is freed a few ms
+at a time
 (:func:`_free_in_steps`) once the pipeline no longer holds it. The read-back builds only the
 live matcher: the rule set's own objects are read on first use
 (:class:`monitor.rules.cache.CachedMatcher`). Without a cache directory the build runs in a
 worker thread.
+
+The worker process answers over a pipe that the event loop reads (no thread waits for it) and
+then ends with ``os._exit``: the set it built is dropped with its memory, not freed object by
+object beside the daemon's read-back.
 """
 
 from __future__ import annotations
@@ -39,8 +45,9 @@ from typing import Any, Callable, Iterator
 from ..config import Config
 from ..logs import get_logger
 from ..rules import Matcher, RuleSetError
-from ..rules.cache import build_into_cache, cache_dir, load_matcher, open_entry, source_key
+from ..rules.cache import cache_dir, load_matcher, open_entry, source_key
 from ..rules.loader import format_problems
+from ..rules_worker import _build_at_low_priority, _lowest_priority, _run_in_child  # noqa: F401 (tests)
 
 log = get_logger("claimwatch.rules")
 
@@ -65,6 +72,8 @@ class RulesState:
     _reloading: "asyncio.Future[bool] | None" = field(default=None, repr=False)
     _again: bool = field(default=False, repr=False)
     _loaded_key: tuple[str, str] | None = field(default=None, repr=False)  # source_key of the set read back
+    _key_taken_at: float | None = field(default=None, repr=False)  # time.monotonic() before that key was taken
+    _again_at: float = field(default=0.0, repr=False)  # time.monotonic() of the last request during a reload
     lazy_pending: bool = False  # the current set still has regexes to compile (finish_lazy)
     _released: "asyncio.Task[None] | None" = field(default=None, repr=False)  # freeing the replaced set
     _lazy_task: "asyncio.Task[bool] | None" = field(default=None, repr=False)
@@ -195,6 +204,7 @@ class RulesState:
         done once more after it (the files may have changed again)."""
         if self._reloading is not None:
             self._again = True
+            self._again_at = time.monotonic()
             return await asyncio.shield(self._reloading)
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._reloading = fut
@@ -206,7 +216,13 @@ class RulesState:
                 if not self._again:
                     break
                 # asked again meanwhile (SIGHUP and the folder watch both fire on an edit):
-                # only if the files differ from those of the set just read back
+                # only if the files differ from those of the set just read back. A request
+                # made before that set's key was taken (the watch's, ~0.3 s after the edit,
+                # while the worker starts) came after every edit the key saw: no need to
+                # hash the files again here (a thread holding the GIL beside the pipeline)
+                if ok and self._key_taken_at is not None and self._again_at < self._key_taken_at:
+                    log.info("rules asked again before the reload read the files; not reloading again")
+                    break
                 if ok and await self._unchanged():
                     log.info("rules unchanged since the reload; not reloading again")
                     break
@@ -234,11 +250,13 @@ class RulesState:
         defaults = tuple(self.cfg.alerts.default)
         phases: dict[str, float] = {}
         key: tuple[str, str] | None = None
+        key_at: float | None = None  # time.monotonic() before ``key`` was taken (system-wide: the worker's too)
         try:
             matcher = None
             if mode == "process" and directory is not None:
                 ok, problems, phases, key = await _in_process(
                     _build_at_low_priority, [self.path], known, defaults, str(directory))
+                key_at = phases.pop("key_at", None)
                 if not ok:
                     return self._failed(problems or "invalid rules", problems=problems)
                 phases = {f"worker_{k}": v for k, v in phases.items()}
@@ -253,6 +271,7 @@ class RulesState:
             if matcher is None:  # thread mode, or no entry (a file changed while the worker read them)
                 statuses: list[str] = []
                 keys: list[tuple[str, str]] = []
+                key_at = time.monotonic()
                 matcher = await asyncio.to_thread(
                     _prepared, load_matcher, [self.path], known_destinations=known, default_destinations=defaults,
                     on_status=statuses.append, keys=keys,
@@ -264,9 +283,11 @@ class RulesState:
         except Exception as exc:  # unreadable folder, worker died ...
             return self._failed(str(exc), error=str(exc))
         t_swap = time.perf_counter()
+        phases["regexes_carried"] = _carry_regexes(self.matcher, matcher)
         old = self._swap(self._built(matcher))
         self.lazy_pending = status == "process"  # the thread compiled them ahead
         self._loaded_key = key
+        self._key_taken_at = key_at if key is not None else None
         self._release(old)
         del old
         if self.lazy_pending:
@@ -376,6 +397,46 @@ async def _compile_regexes(
     busy += time.perf_counter() - t0
     phases.update(prepare=round(busy, 3), regexes=n, prepare_wall=round(time.perf_counter() - t, 3))
     return True
+
+
+def _regex_slots(matcher: Matcher) -> Iterator[tuple[Any, int, str]]:
+    """(the field's compiled-on-first-use list, index, pattern) of each regex of ``matcher``."""
+    for index in matcher.fields.values():
+        compiled = getattr(index, "compiled", None)
+        patterns = getattr(compiled, "patterns", None)
+        if not compiled or patterns is None:
+            continue
+        for i, pattern in enumerate(patterns):
+            yield compiled, i, pattern
+
+
+def _carry_regexes(old: Matcher | None, new: Matcher) -> int:
+    """Give ``new`` the regexes ``old`` has compiled, where the pattern is the same (a regex is
+    compiled from its pattern alone, and an RE2 object is immutable: the two sets share it
+    safely). A reload of a few changed files then compiles only their new patterns, on first
+    use or in :meth:`RulesState.finish_lazy`, instead of all of them again (~1 CPU s on the
+    event loop at 10,000 rules). Returns how many were carried over."""
+    if old is None:
+        return 0
+    done: dict[str, tuple[Any, Any]] = {}
+    for compiled, i, pattern in _regex_slots(old):
+        got = list.__getitem__(compiled, i)
+        if got is not None and pattern not in done:
+            programs = getattr(compiled, "programs", None)
+            done[pattern] = (got, programs[i] if programs is not None else None)
+    carried = 0
+    if not done:
+        return 0
+    for compiled, i, pattern in _regex_slots(new):
+        if list.__getitem__(compiled, i) is not None or pattern not in done:
+            continue
+        got, program = done[pattern]
+        list.__setitem__(compiled, i, got)
+        programs = getattr(compiled, "programs", None)
+        if programs is not None and program is not None and programs[i] is None:
+            programs[i] = program
+        carried += 1
+    return carried
 
 
 FREE_STEP = 0.004  # seconds of freeing per step (checked every FREE_CHECK elements)
@@ -497,54 +558,82 @@ def _prepared(
     return matcher
 
 
-def _build_at_low_priority(*args: Any) -> tuple[bool, str | None, dict[str, float], tuple[str, str] | None]:
-    """The worker process's job: :func:`build_into_cache` at the lowest CPU priority, so on a
-    busy machine the daemon's own pipeline keeps its share of the cores; returns its result,
-    the seconds of its phases (logged with the reload) and the key of the entry written."""
-    _exit_with_daemon()
-    _lowest_priority()
-    timings: dict[str, float] = {}
-    ok, problems, key = build_into_cache(*args, timings=timings)
-    return ok, problems, timings, key
-
-
-def _exit_with_daemon() -> None:
-    """End this worker when the daemon is gone (Linux's parent-death signal): at the lowest
-    priority on a busy machine it may still be building when the daemon stops."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # not Linux
-        pass
-
-
-def _lowest_priority() -> str:
-    """Run this process only on CPU time nothing else wants: ``SCHED_IDLE`` on Linux (a
-    nice-10 worker still takes its weighted share of a contended core), else nice 19;
-    returns which. On a saturated machine the new set arrives later; the old one matches
-    meanwhile."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined]
-        return "idle"
-    except (AttributeError, OSError):  # not Linux, or not permitted
-        pass
-    try:
-        os.nice(19)
-        return "nice"
-    except (AttributeError, OSError):  # pragma: no cover - not POSIX
-        return "normal"
+WORKER_EXIT_WAIT = 10.0  # seconds the daemon waits for the worker to end after its answer
 
 
 async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` in a freshly spawned worker process (it shares nothing with the daemon's
-    event loop, threads or GIL)."""
+    event loop, threads or GIL). The answer is read on the event loop as it arrives (a
+    non-blocking reader on the pipe, to its end: no thread waits for it, so a shutdown never
+    waits for a build, and a slow writer at the lowest priority never blocks the loop); the
+    worker ends right after writing it (:func:`_run_in_child`) and is reaped without blocking;
+    a cancelled reload (shutdown) kills it."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    import pickle
 
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_run_in_child, args=(send, fn, args), name="claimwatch-rules-build", daemon=True)
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+    chunks: list[bytes] = []
+    fd = receive.fileno()
+    started = False
     try:
-        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        proc.start()
+        started = True
+        send.close()  # the child's end: the pipe ends when the child closes it or dies
+        os.set_blocking(fd, False)
+
+        def readable() -> None:
+            while not ended.done():
+                try:
+                    got = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    return
+                except OSError as exc:  # pragma: no cover - the pipe failed
+                    ended.set_exception(exc)
+                    return
+                if not got:
+                    ended.set_result(None)
+                    return
+                chunks.append(got)
+
+        loop.add_reader(fd, readable)
+        try:
+            await ended
+        finally:
+            loop.remove_reader(fd)
+        if not chunks:  # ended without an answer
+            await _reap(proc, WORKER_EXIT_WAIT / 10)
+            raise RuntimeError(f"the rules build worker died (exit code {proc.exitcode})")
+    except BaseException:
+        if started and proc.exitcode is None:  # cancelled (shutdown) or failed: the build is abandoned
+            proc.kill()
+            proc.join(1.0)
+        raise
     finally:
-        pool.shutdown(wait=False)  # the worker exits on its own; never join it on the event loop
+        receive.close()
+        send.close()
+    reaping = loop.create_task(_reap(proc), name="rules-build-reap")
+    _REAPING.add(reaping)
+    reaping.add_done_callback(_REAPING.discard)
+    kind, value = pickle.loads(b"".join(chunks))
+    if kind == "error":
+        raise value
+    return value
+
+
+_REAPING: set["asyncio.Task[None]"] = set()
+
+
+async def _reap(proc: Any, wait: float = WORKER_EXIT_WAIT) -> None:
+    """Wait (polling, never blocking the loop) for the worker to end; kill it if it lingers
+    more than ``wait`` seconds."""
+    waited = 0.0
+    while proc.exitcode is None:  # waitpid(WNOHANG) under the hood
+        if waited > wait:
+            proc.kill()
+            waited = 0.0
+        await asyncio.sleep(0.02)
+        waited += 0.02
