@@ -47,7 +47,7 @@ from ..logs import get_logger
 from ..rules import Matcher, RuleSetError
 from ..rules.cache import cache_dir, load_matcher, open_entry, source_key
 from ..rules.loader import format_problems
-from ..rules_worker import _build_at_low_priority, _lowest_priority, _run_in_child  # noqa: F401 (tests)
+from ..rules.build_worker import _build_at_low_priority, _lowest_priority, _run_in_child  # noqa: F401 (tests)
 
 log = get_logger("claimwatch.rules")
 

@@ -1,6 +1,6 @@
 """The hot reload's build worker: the code that runs in the spawned worker process
-(:func:`monitor.daemon.rules_state._in_process`). Kept out of :mod:`monitor.daemon` so the
-worker imports only the rules code it needs (``monitor.daemon`` imports the whole service:
+(:func:`monitor.daemon.rules_state._in_process`). Kept in :mod:`monitor.rules`, out of :mod:`monitor.daemon`, so
+the worker imports only the rules code it needs (``monitor.daemon`` imports the whole service:
 0.3 CPU s more per reload)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import sys
 import time
 from typing import Any, Callable
 
-from .rules import RuleSetError
-from .rules.cache import CACHE_ENV, load_matcher
-from .rules.loader import format_problems
+from . import RuleSetError
+from .cache import CACHE_ENV, load_matcher
+from .loader import format_problems
 
 
 _BUILT: list[Any] = []  # in the worker process: the set it built, never freed object by object
