@@ -1383,6 +1383,12 @@ EXAMPLES = [
     ("statement-strike-fa", "سخنگوی وزارت دفاع طالبان گفت در عملیات نیروهای امنیتی ۵ عضو داعش در ننگرهار کشته شدند.", dict(**TG), True),
     # a parade is not a state's strike
     ("statement-strike-fa", "نیروهای هوایی این کشور در مراسم رژه روز ارتش شرکت کردند.", dict(**TG), False),
+    # Persian puts the verb last: the state body that opens the line speaks the "از ... خبر داد" at its
+    # end, the group named between is its object; a group that opens the line speaks its own
+    ("statement-strike-fa", "قرارگاه قدس نیروی زمینی سپاه روز دوشنبه در ارتفاعات مرزی شمال‌غرب از کشته شدن چهار عضو گروهک تروریستی پژاک خبر داد.", dict(**TG), True),
+    ("statement-strike-fa", "فرماندهی مرکزی آمریکا از اجرای سه حمله هوایی علیه مواضع گروه الشباب در جنوب سومالی خبر داد.", dict(**X), True),
+    ("statement-strike-fa", "گروهک پژاک از کشته شدن دو عضو خود در درگیری با نیروهای سپاه خبر داد.", dict(**TG), False),
+    ("statement-comment-fa", "جنبش حماس از شهادت سه تن از اعضای گردان‌های قسام در حمله پهپادی ارتش اسرائیل خبر داد.", dict(**TG), False),
     ("statement-threat-fa", "وزیر آموزش گفت به نامه معلمان پاسخ مناسب داده خواهد شد.", dict(**TG), False),
 ]
 
