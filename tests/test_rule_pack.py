@@ -1398,6 +1398,12 @@ EXAMPLES = [
     ("statement-strike-fa", "فرماندهی مرکزی آمریکا از اجرای سه حمله هوایی علیه مواضع گروه الشباب در جنوب سومالی خبر داد.", dict(**X), True),
     ("statement-strike-fa", "گروهک پژاک از کشته شدن دو عضو خود در درگیری با نیروهای سپاه خبر داد.", dict(**TG), False),
     ("statement-comment-fa", "جنبش حماس از شهادت سه تن از اعضای گردان‌های قسام در حمله پهپادی ارتش اسرائیل خبر داد.", dict(**TG), False),
+    # the judiciary's steps after an attack are not a statement about it; its blame still is
+    ("statement-comment-fa", "دادستان استان گفت برای حمله تروریستی به پاسگاه انتظامی دستورات قضایی لازم صادر شد.", dict(**TG), False),
+    ("statement-comment-fa", "دادستان استان گفت عاملان حمله تروریستی به پاسگاه انتظامی از عناصر گروهک تروریستی جیش الظلم بودند.", dict(**TG), True),
+    # another side's claim called false is a denial, not a statement
+    ("denial-fa", "تحریک طالبان پاکستان ادعای ارتش این کشور درباره کشته شدن فرماندهانش را نادرست خوانده و گفته است که حمله هوایی خانه‌های مردم را هدف قرار داد.", dict(**TG), True),
+    ("statement-strike-fa", "تحریک طالبان پاکستان ادعای ارتش این کشور درباره کشته شدن فرماندهانش را نادرست خوانده و گفته است که حمله هوایی خانه‌های مردم را هدف قرار داد.", dict(**TG), False),
     ("statement-threat-fa", "وزیر آموزش گفت به نامه معلمان پاسخ مناسب داده خواهد شد.", dict(**TG), False),
 ]
 
