@@ -541,6 +541,11 @@ EXAMPLES = [
     ("claim-fa", "طالبان پاکستان مسئولیت حمله به مسجد پیشاور را بر عهده گرفت.", dict(**TG), True),
     # an earlier claim told at length, a habit in the present, and a claim others could not confirm
     ("report-fa", "جبهه آزادی دو روز پیش نیز مسئولیت یک حمله‌ی دیگر بر نیروهای طالبان در شهر مزارشریف را بر عهده گرفته بود.", dict(**TG), True),
+    # a group's record in any spelling of "responsibility" (a count of attacks, told at length before its
+    # verb) and the habit of groups named only by their kind are reports; today's claim of one group is not
+    ("report-fa", "به گفته ناظران، گروه تحریک طالبان پاکستان تاکنون مسوولیت صدها حمله انتحاری و انفجاری را علیه نیروهای ارتش و پلیس و مردم عادی در مناطق قبایلی به عهده گرفته است.", dict(**TG), True),
+    ("report-fa", "گروه‌های مسلح مخالف دولت در شمال مالی معمولا مسئولیت حملاتی را که علیه نیروهای ارتش انجام می‌شود بر عهده می‌گیرند.", dict(**TG), True),
+    ("report-fa", "گروه تحریک طالبان پاکستان مسئولیت حمله انتحاری امروز به پاسگاه پلیس در پیشاور را بر عهده گرفت.", dict(**TG), False),
     ("report-fa", "شورشیان بلوچ معمولا مسئولیت انفجارهایی را که در مسیر کاروان‌های نظامی رخ می‌دهد برعهده می‌گیرند.", dict(**TG), True),
     ("report-fa", "منابع مستقل هنوز قادر به تایید این ادعای حوثی‌ها درباره هدف قرار دادن ناو آمریکایی نبوده‌اند.", dict(**TG), True),
     ("report-fa", "حوثی‌ها مسئولیت حمله به کشتی تجاری در دریای سرخ را بر عهده گرفتند.", dict(**TG), False),
