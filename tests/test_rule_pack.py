@@ -1421,6 +1421,11 @@ EXAMPLES = [
     # another side's claim called false is a denial, not a statement
     ("denial-fa", "تحریک طالبان پاکستان ادعای ارتش این کشور درباره کشته شدن فرماندهانش را نادرست خوانده و گفته است که حمله هوایی خانه‌های مردم را هدف قرار داد.", dict(**TG), True),
     ("statement-strike-fa", "تحریک طالبان پاکستان ادعای ارتش این کشور درباره کشته شدن فرماندهانش را نادرست خوانده و گفته است که حمله هوایی خانه‌های مردم را هدف قرار داد.", dict(**TG), False),
+    # the reporter's present and the plural of the verb of saying ("می‌گویند"، "خبر دادند") after an official
+    # speaker; unofficial sources opening the line ("منابع محلی ... می‌گویند") are not a statement
+    ("statement-comment-fa", "مقامات محلی ولایت بادغیس از حمله افراد مسلح ناشناس بر یک پاسگاه پولیس در شب گذشته خبر دادند.", dict(**TG), True),
+    ("statement-comment-fa", "مقام‌های امنیتی پاکستان می‌گویند که در درگیری نیروهای امنیتی با شبه‌نظامیان در وزیرستان جنوبی چهار مهاجم کشته شدند.", dict(**TG), True),
+    ("statement-comment-fa", "منابع محلی در قندهار می‌گویند که پس از حمله شب گذشته بر یک پاسگاه، طالبان ده‌ها تن از ساکنان را بازداشت کرده‌اند.", dict(**TG), False),
     ("statement-threat-fa", "وزیر آموزش گفت به نامه معلمان پاسخ مناسب داده خواهد شد.", dict(**TG), False),
 ]
 
