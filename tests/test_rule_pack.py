@@ -359,6 +359,32 @@ EXAMPLES = [
     ("claim-fa", "گروه هکری «گنجشک درنده» مسئولیت حمله سایبری به پمپ بنزین‌ها را بر عهده گرفت.", dict(**TG), False),
     ("claim-fa", "وزیر راه مسئولیت حادثه قطار را پذیرفت و استعفا داد.", dict(**TG), False),
     ("claim-fa", "گروه داعش با صدور بیانیه‌ای این حمله را به عهده گرفت.", dict(**TG), True),
+    # the attack noun inside the verb ("را هدف حمله ... قرار داد"), the first person in the perfect, and the
+    # enemy's dead announced by the group; a state's strike so worded, a minister's "we have done", and a
+    # group's own dead are not claims
+    ("claim-fa", "حزب‌الله در بیانیه‌ای اعلام کرد رزمندگانش یک پایگاه ارتش اسرائیل را هدف حمله سنگین راکتی قرار دادند.", dict(**TG), True),
+    ("claim-fa", "ارتش اسرائیل اعلام کرد مواضع حزب‌الله را هدف حملات هوایی سنگین قرار داده است.", dict(**TG), False),
+    ("claim-fa", "سخنگوی انصارالله گفت: ما این هفته با ده‌ها موشک و پهپاد عملیاتی را در عمق سرزمین‌های اشغالی انجام داده‌ایم.", dict(**TG), True),
+    ("claim-fa", "وزیر دفاع گفت: ما در این سال‌ها تلاش‌های زیادی برای امنیت مرزها انجام داده‌ایم.", dict(**TG), False),
+    ("claim-fa", "جبهه آزادی افغانستان از کشته شدن سه طالب در حمله به یک پاسگاه در ولایت پروان خبر داد.", dict(**TG), True),
+    ("claim-fa", "جبهه آزادی افغانستان از کشته شدن دو تن از اعضای خود در درگیری با طالبان خبر داد.", dict(**TG), False),
+    # a seizure announced by the group, the object told at length before "خبر داد", is a claim; a state
+    # body that opens the line speaks the verb at its end, and the group named between is its object
+    ("claim-fa", "گردان‌های قسام در بیانیه‌ای از تسلط بر یک پهپاد شناسایی ارتش اسرائیل که بر فراز اردوگاه‌های مرکز نوار غزه در حال پرواز بود خبر داد.", dict(**TG), True),
+    ("claim-fa", "حوثی‌ها از تصرف یک کشتی تجاری مرتبط با اسرائیل در دریای سرخ خبر دادند.", dict(**TG), True),
+    ("claim-fa", "فرماندهی مرکزی آمریکا روز یکشنبه از انهدام چهار پهپاد انتحاری حوثی‌ها بر فراز دریای سرخ خبر داد.", dict(**X), False),
+    ("claim-fa", "پلیس ایتالیا از تصرف یک محموله سلاح متعلق به یک گروه مافیایی در بندر جنوا خبر داد.", dict(**TG), False),
+    # the group's own bulletin named as the source at the head of the line: the group tells its operation,
+    # not a state; a state body's or the UN's bulletin so named is not the group's claim
+    ("claim-fa", "بر اساس بیانیه جبهه آزادی افغانستان، حمله شب گذشته بر یک پاسگاه طالبان در ولسوالی اندراب صورت گرفته که در آن سه طالب کشته شده‌اند.", dict(**TG), True),
+    ("statement-strike-fa", "بر اساس بیانیه جبهه آزادی افغانستان، حمله شب گذشته بر یک پاسگاه طالبان در ولسوالی اندراب صورت گرفته که در آن سه طالب کشته شده‌اند.", dict(**TG), False),
+    ("claim-fa", "بر اساس بیانیه وزارت دفاع طالبان، حمله شب گذشته بر مواضع داعش در ننگرهار صورت گرفت و پنج عضو این گروه کشته شدند.", dict(**TG), False),
+    ("claim-fa", "بر اساس گزارش سازمان ملل، حملات گروه الشباب در سال گذشته افزایش یافته است.", dict(**TG), False),
+    # the jets as the group's target ("آشیانه جنگنده‌ها"، the spokesman named with his title after a comma)
+    # are not the enemy's strike; the enemy's jets striking, told by the same spokesman, are not a claim
+    ("claim-fa", "یحیی سریع، سخنگوی نیروهای مسلح یمن اظهار کرد: پهپادهای یمنی امروز آشیانه جنگنده‌ها در پایگاه هوایی ملک خالد را هدف قرار دادند.", dict(**TG), True),
+    ("claim-fa", "ابوعبیده، سخنگوی گردان‌های قسام تاکید کرد: جنگنده‌های دشمن خانه‌های مردم را هدف قرار دادند و ما پاسخ خواهیم داد.", dict(**TG), False),
+    ("claim-fa", "ابوعبیده، سخنگوی گردان‌های قسام گفت: جنگنده‌های اسرائیل شب گذشته اردوگاه جبالیا را بمباران کردند و ده‌ها غیرنظامی را کشتند.", dict(**TG), False),
     ("claim-fa", "فرماندهی عملیات نجات را سازمان امداد و نجات بر عهده گرفت.", dict(**TG), False),
     ("claim-fa", "انصارالله با انتشار تصاویری مدعی سرنگونی یک پهپاد آمریکایی شد.", dict(**TG), True),
     ("claim-fa", "سخنگوی ارتش اسرائیل گفت جنگنده‌ها مواضع حزب‌الله را هدف قرار دادند", dict(**TG), False),
@@ -574,6 +600,11 @@ EXAMPLES = [
     ("claim-fa", "طالبان پاکستان مسئولیت حمله به مسجد پیشاور را بر عهده گرفت.", dict(**TG), True),
     # an earlier claim told at length, a habit in the present, and a claim others could not confirm
     ("report-fa", "جبهه آزادی دو روز پیش نیز مسئولیت یک حمله‌ی دیگر بر نیروهای طالبان در شهر مزارشریف را بر عهده گرفته بود.", dict(**TG), True),
+    # a group's record in any spelling of "responsibility" (a count of attacks, told at length before its
+    # verb) and the habit of groups named only by their kind are reports; today's claim of one group is not
+    ("report-fa", "به گفته ناظران، گروه تحریک طالبان پاکستان تاکنون مسوولیت صدها حمله انتحاری و انفجاری را علیه نیروهای ارتش و پلیس و مردم عادی در مناطق قبایلی به عهده گرفته است.", dict(**TG), True),
+    ("report-fa", "گروه‌های مسلح مخالف دولت در شمال مالی معمولا مسئولیت حملاتی را که علیه نیروهای ارتش انجام می‌شود بر عهده می‌گیرند.", dict(**TG), True),
+    ("report-fa", "گروه تحریک طالبان پاکستان مسئولیت حمله انتحاری امروز به پاسگاه پلیس در پیشاور را بر عهده گرفت.", dict(**TG), False),
     ("report-fa", "شورشیان بلوچ معمولا مسئولیت انفجارهایی را که در مسیر کاروان‌های نظامی رخ می‌دهد برعهده می‌گیرند.", dict(**TG), True),
     ("report-fa", "منابع مستقل هنوز قادر به تایید این ادعای حوثی‌ها درباره هدف قرار دادن ناو آمریکایی نبوده‌اند.", dict(**TG), True),
     ("report-fa", "حوثی‌ها مسئولیت حمله به کشتی تجاری در دریای سرخ را بر عهده گرفتند.", dict(**TG), False),
@@ -1556,6 +1587,32 @@ EXAMPLES = [
     ("statement-strike-fa", "سخنگوی وزارت دفاع طالبان گفت در عملیات نیروهای امنیتی ۵ عضو داعش در ننگرهار کشته شدند.", dict(**TG), True),
     # a parade is not a state's strike
     ("statement-strike-fa", "نیروهای هوایی این کشور در مراسم رژه روز ارتش شرکت کردند.", dict(**TG), False),
+    # Persian puts the verb last: the state body that opens the line speaks the "از ... خبر داد" at its
+    # end, the group named between is its object; a group that opens the line speaks its own
+    ("statement-strike-fa", "قرارگاه قدس نیروی زمینی سپاه روز دوشنبه در ارتفاعات مرزی شمال‌غرب از کشته شدن چهار عضو گروهک تروریستی پژاک خبر داد.", dict(**TG), True),
+    ("statement-strike-fa", "فرماندهی مرکزی آمریکا از اجرای سه حمله هوایی علیه مواضع گروه الشباب در جنوب سومالی خبر داد.", dict(**X), True),
+    ("statement-strike-fa", "گروهک پژاک از کشته شدن دو عضو خود در درگیری با نیروهای سپاه خبر داد.", dict(**TG), False),
+    ("statement-comment-fa", "جنبش حماس از شهادت سه تن از اعضای گردان‌های قسام در حمله پهپادی ارتش اسرائیل خبر داد.", dict(**TG), False),
+    # the judiciary's steps after an attack are not a statement about it; its blame still is
+    ("statement-comment-fa", "دادستان استان گفت برای حمله تروریستی به پاسگاه انتظامی دستورات قضایی لازم صادر شد.", dict(**TG), False),
+    ("statement-comment-fa", "دادستان استان گفت عاملان حمله تروریستی به پاسگاه انتظامی از عناصر گروهک تروریستی جیش الظلم بودند.", dict(**TG), True),
+    # another side's claim called false is a denial, not a statement
+    ("denial-fa", "تحریک طالبان پاکستان ادعای ارتش این کشور درباره کشته شدن فرماندهانش را نادرست خوانده و گفته است که حمله هوایی خانه‌های مردم را هدف قرار داد.", dict(**TG), True),
+    ("statement-strike-fa", "تحریک طالبان پاکستان ادعای ارتش این کشور درباره کشته شدن فرماندهانش را نادرست خوانده و گفته است که حمله هوایی خانه‌های مردم را هدف قرار داد.", dict(**TG), False),
+    # the reporter's present and the plural of the verb of saying ("می‌گویند"، "خبر دادند") after an official
+    # speaker; unofficial sources opening the line ("منابع محلی ... می‌گویند") are not a statement
+    ("statement-comment-fa", "مقامات محلی ولایت بادغیس از حمله افراد مسلح ناشناس بر یک پاسگاه پولیس در شب گذشته خبر دادند.", dict(**TG), True),
+    ("statement-comment-fa", "مقام‌های امنیتی پاکستان می‌گویند که در درگیری نیروهای امنیتی با شبه‌نظامیان در وزیرستان جنوبی چهار مهاجم کشته شدند.", dict(**TG), True),
+    ("statement-comment-fa", "منابع محلی در قندهار می‌گویند که پس از حمله شب گذشته بر یک پاسگاه، طالبان ده‌ها تن از ساکنان را بازداشت کرده‌اند.", dict(**TG), False),
+    # the charge called groundless in two words, the link denied with the attack told at length between; an
+    # official denying a group's claim reports that claim; a forecast called groundless is no denial
+    ("denial-fa", "سخنگوی وزارت خارجه پاکستان اتهام دست داشتن اسلام‌آباد در حمله به کنسولگری را کاملاً بی‌اساس و مردود دانست.", dict(**TG), True),
+    ("denial-fa", "سخنگوی تحریک طالبان پاکستان اعلام کرد که این گروه هیچ ارتباطی با انفجار روز گذشته در بازار شهر پیشاور و کشته شدن غیرنظامیان ندارد.", dict(**TG), True),
+    ("report-fa", "استاندار سیستان و بلوچستان ادعای گروهک تروریستی جیش‌العدل مبنی بر حمله به پاسگاه مرزی و کشته شدن مرزبانان را تکذیب کرد.", dict(**TG), True),
+    ("denial-fa", "وزیر اقتصاد پیش‌بینی‌های صندوق بین‌المللی پول درباره تورم را بی‌اساس دانست.", dict(**TG), False),
+    # a state's aircraft or forces open the line and attack (a headline with its verb); a drill is not a strike
+    ("statement-strike-fa", "پهپادهای پاکستان به مواضع تحریک طالبان پاکستان در وزیرستان شمالی حمله کردند.", dict(**TG), True),
+    ("statement-strike-fa", "نیروهای آمریکایی در یک رزمایش مشترک با ارتش کره جنوبی اهداف فرضی را هدف قرار دادند.", dict(**TG), False),
     ("statement-threat-fa", "وزیر آموزش گفت به نامه معلمان پاسخ مناسب داده خواهد شد.", dict(**TG), False),
 ]
 
