@@ -28,6 +28,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter, OrderedDict
+from contextlib import nullcontext
+from functools import partial
 from itertools import chain
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -39,6 +41,7 @@ from ..gcpause import paused_gc
 from ..model import KINDS
 from . import families as fam
 from .gazetteer import Gazetteer, Place, load as load_gazetteer
+from .writer import InlineWriter, LockedReads, RowWriter, short_switch_interval
 
 _KIND_RANK = {k: i for i, k in enumerate(KINDS)}
 _UNSET = object()
@@ -53,6 +56,8 @@ IN_MEMORY = 2000  # incidents a writer holds before it evicts those past the win
 COLD_CACHE = 200_000  # band keys / exact-copy keys whose rows in the tables are kept in memory
 SQL_CHUNK = 500  # values bound in one IN (...) query
 STAGED_ROWS = 32768  # band rows kept in family_bands_new before they are moved to family_bands
+WRITE_CHUNK = 64  # a batch's messages assigned before their new rows are handed to the writer thread
+THREAD_MIN = 2 * WRITE_CHUNK  # batches of fewer messages write in the flushing thread
 
 
 def strongest_kind(kinds: Iterable[str]) -> str:
@@ -781,9 +786,13 @@ class IncidentTracker:
     one ``executemany`` per table by :meth:`flush`, which the archive calls before every commit
     (:meth:`discard` after a rollback)."""
 
-    def __init__(self, settings: Settings | None = None, gazetteer: Gazetteer | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, gazetteer: Gazetteer | None = None, *,
+                 threaded: bool = True) -> None:
         self.settings = settings or Settings()
         self._gaz = gazetteer
+        # big batches: their rows written by a thread of their own while the next messages are
+        # assigned (monitor.incidents.writer); False: always in the flushing thread
+        self.threaded = threaded
         self._state: _State | None = None
         self._in_tx = False
         # text -> words, key, places, located places, place ids as JSON (FIFO: _put)
@@ -796,9 +805,14 @@ class IncidentTracker:
         self._new_keys: dict[tuple[str, str, str], int] = {}  # (platform, channel, message) -> family, this transaction
         self._dirty_inc: set[int] = set()
         self._dirty_fam: set[int] = set()
-        self._new_texts: list[tuple] = []
+        self._new_texts: list[tuple] = []  # (not handed to the writer yet)
         self._new_bands: list[int] = []  # the band keys of the new texts' signatures ...
-        self._new_band_texts: list[int] = []  # ... and their text ids
+        self._new_band_texts: list[int] = []  # ... and their text ids (not handed to the writer yet)
+        self._batch_bands: list[int] = []  # the same, of the whole batch (handed to the writer)
+        self._batch_band_texts: list[int] = []
+        self._unshipped: list[int] = []  # rowids of _new_members not handed to the writer yet ...
+        self._shipped: set[int] = set()  # ... and those handed (their later changes: _changed_members)
+        self._shipped_any = False
         self._queue: list[tuple[Incoming, str, bool]] = []  # stored hits, assigned at flush (one batch)
         self._sigs: dict[str, fam.Signature | None] = {}  # fingerprint -> signature, computed for the batch
         self._batch: dict[str, _Words] = {}  # text -> words, key, places, located places, place ids as JSON
@@ -839,18 +853,36 @@ class IncidentTracker:
             self._flush(conn)
 
     def _flush(self, conn: sqlite3.Connection) -> None:
+        # A big batch's rows are written by a thread of their own (RowWriter) while the next
+        # messages are assigned and the state is evicted; small ones here, at once.
+        threaded = self.threaded and len(self._queue) >= THREAD_MIN
+        w: RowWriter | InlineWriter = RowWriter() if threaded else InlineWriter()
+        try:
+            with short_switch_interval() if threaded else nullcontext():
+                self._flush_with(conn, w)
+                w.wait()  # (raises the writer's failure: the archive rolls back)
+        except BaseException:
+            w.abort()  # nothing runs after this: the archive rolls back next
+            self._reset_pending()
+            raise
+
+    def _flush_with(self, conn: sqlite3.Connection, w: "RowWriter | InlineWriter") -> None:
         if self._queue:
-            self._run_queue(conn)
+            self._run_queue(LockedReads(conn, w.lock) if isinstance(w, RowWriter) else conn, (conn, w))
         self._in_tx = False
         st = self._state
-        if st is None or not (self._dirty_inc or self._changed_members or self._new_texts):
+        if st is None or not (self._dirty_inc or self._changed_members or self._new_texts or self._unshipped
+                              or self._shipped_any):
             self._reset_pending()
             return
-        if self._new_texts:
-            _insert_rows(conn, "INSERT OR FAIL INTO family_texts(id, fingerprint, family_id, signature, message_rowid)", 5,
-                         list(chain.from_iterable(self._new_texts)))
-        if self._new_bands:
-            self._write_bands(conn, st)
+        lock = w.lock
+        self._ship(conn, w)  # the rows the last messages added
+        if self._batch_bands:
+            self._write_bands(conn, st, w)
+        if self._changed_members:
+            w.submit(partial(_executemany, conn, lock, "UPDATE incident_messages SET kind=?, rules=?, actors=?"
+                             " WHERE message_rowid=?",
+                             [(k, _j(ru), _j(ac), r) for r, (k, ru, ac) in self._changed_members.items()]))
         if self._dirty_fam:
             fams, made, rows, old = st.families, self._new_fams, [], []
             for i in sorted(self._dirty_fam):
@@ -861,22 +893,9 @@ class IncidentTracker:
                     old += (i, f.first, f.first_date, f.members)
             # (a stored family keeps its incident: only corrections move one, and they reload
             # the state; leaving incident_id out spares idx_families_incident, ~2x quicker)
-            _upsert_rows(conn, "families", ("id",), ("incident_id", "first_message_rowid", "first_date", "members"),
-                         rows, old, ("first_message_rowid", "first_date", "members"))
-        if self._new_members:
-            _insert_rows(
-                conn, "INSERT OR FAIL INTO incident_messages(message_rowid, incident_id, family_id, date, platform, channel_id,"
-                " kind, rules, actors, places, how, origin, added_at)", 13,
-                [v for r, (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added)
-                 in self._new_members.items()
-                 for v in (r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), places, how,
-                           origin, added)],
-            )
-        if self._changed_members:
-            conn.executemany(
-                "UPDATE incident_messages SET kind=?, rules=?, actors=? WHERE message_rowid=?",
-                [(k, _j(ru), _j(ac), r) for r, (k, ru, ac) in self._changed_members.items()],
-            )
+            w.submit(partial(_upsert_rows, conn, "families", ("id",),
+                             ("incident_id", "first_message_rowid", "first_date", "members"),
+                             rows, old, ("first_message_rowid", "first_date", "members"), lock=lock))
         if self._dirty_facets:
             rows, old = [], []
             new_facets = self._new_facets
@@ -888,7 +907,8 @@ class IncidentTracker:
                 else:
                     m, loc = inc.actors[value], 0
                 (rows if key in new_facets else old).extend((iid, facet, value, m, loc))
-            _upsert_rows(conn, "incident_facets", ("incident_id", "facet", "value"), ("mentions", "located"), rows, old)
+            w.submit(partial(_upsert_rows, conn, "incident_facets", ("incident_id", "facet", "value"),
+                             ("mentions", "located"), rows, old, lock=lock))
         if self._dirty_inc:
             rows, old, made = [], [], self._new_incs
             for iid in sorted(self._dirty_inc):
@@ -901,19 +921,59 @@ class IncidentTracker:
                     rows.append(inc.created)
                 else:
                     old += vals
-            _upsert_rows(conn, "incidents", ("id",), _INCIDENT_WRITTEN + ("created_at",), rows, old, _INCIDENT_WRITTEN)
+            w.submit(partial(_upsert_rows, conn, "incidents", ("id",), _INCIDENT_WRITTEN + ("created_at",), rows, old,
+                             _INCIDENT_WRITTEN, lock=lock))
         st.gen += 1
-        _set_generation(conn, st.gen)
+        w.submit(partial(_executemany, conn, lock, _SET_GENERATION, [(str(st.gen),)]))
         self._reset_pending()
-        st.evict(self.settings)
+        st.evict(self.settings)  # (in memory only: meanwhile the writer writes the rows above)
 
-    def _write_bands(self, conn: sqlite3.Connection, st: _State) -> None:
-        """The new texts' band keys: into ``family_bands_new`` (small: a batch's random keys
-        change few of its pages), moved to ``family_bands`` in one sorted ``INSERT ... SELECT``
-        once it holds :data:`STAGED_ROWS` rows. (Written straight into ``family_bands``, a
-        batch's ~3,400 random keys changed nearly every page of it: the whole table went
-        through the WAL at every commit, and again at the checkpoint.)"""
-        keys, tids = self._new_bands, self._new_band_texts
+    def _ship(self, conn: sqlite3.Connection, w: "RowWriter | InlineWriter") -> None:
+        """Hand the rows the messages assigned since the last call added (texts, band keys,
+        members) to the writer. Nothing the assignment reads from the tables depends on them:
+        the batch's texts are held in memory, its members in ``_new_members``."""
+        lock = w.lock
+        if self._new_texts:
+            flat = list(chain.from_iterable(self._new_texts))
+            self._new_texts = []
+            w.submit(partial(_insert_rows, conn, "INSERT OR FAIL INTO family_texts(id, fingerprint, family_id,"
+                             " signature, message_rowid)", 5, flat, lock=lock))
+            self._shipped_any = True
+        if self._new_bands:
+            keys, tids = self._new_bands, self._new_band_texts
+            self._batch_bands += keys
+            self._batch_band_texts += tids
+            self._new_bands, self._new_band_texts = [], []
+            # into family_bands_new (see _write_bands), in key order (numpy sorts the two
+            # columns: quicker than a list of pairs)
+            a, b = np.array(keys, dtype=np.int64), np.array(tids, dtype=np.int64)
+            order = np.lexsort((b, a))
+            flat = np.empty(2 * len(order), dtype=np.int64)
+            flat[0::2], flat[1::2] = a[order], b[order]
+            w.submit(partial(_insert_rows, conn, "INSERT OR FAIL INTO family_bands_new(band_key, text_id)", 2,
+                             flat.tolist(), lock=lock))
+        if self._unshipped:
+            members = self._new_members
+            flat = [v for r in self._unshipped
+                    for (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added)
+                    in (members[r],)
+                    for v in (r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), places, how,
+                              origin, added)]
+            self._shipped.update(self._unshipped)
+            self._unshipped = []
+            w.submit(partial(
+                _insert_rows, conn, "INSERT OR FAIL INTO incident_messages(message_rowid, incident_id, family_id, date,"
+                " platform, channel_id, kind, rules, actors, places, how, origin, added_at)", 13, flat, lock=lock))
+            self._shipped_any = True
+
+    def _write_bands(self, conn: sqlite3.Connection, st: _State, w: "RowWriter | InlineWriter") -> None:
+        """The batch's band keys went into ``family_bands_new`` (small: a batch's random keys
+        change few of its pages); they are moved to ``family_bands`` with the rows staged
+        before them in one sorted ``INSERT ... SELECT`` once it holds :data:`STAGED_ROWS`
+        rows. (Written straight into ``family_bands``, a batch's ~3,400 random keys changed
+        nearly every page of it: the whole table went through the WAL at every commit, and
+        again at the checkpoint.) :attr:`_State.staged` mirrors ``family_bands_new``."""
+        keys, tids = self._batch_bands, self._batch_band_texts
         staged = st.staged
         for k, t in zip(keys, tids):  # (text ids ascending: oldest first per key)
             got = staged.get(k)
@@ -923,17 +983,9 @@ class IncidentTracker:
                 got.append(t)
         st.staged_rows += len(keys)
         if st.staged_rows >= STAGED_ROWS:
-            conn.execute("INSERT OR FAIL INTO family_bands(band_key, text_id) SELECT band_key, text_id"
-                         " FROM family_bands_new ORDER BY band_key, text_id")
-            conn.execute("DELETE FROM family_bands_new")
+            w.submit(partial(_executemany, conn, w.lock, _MOVE_BANDS, [()]))
+            w.submit(partial(_executemany, conn, w.lock, "DELETE FROM family_bands_new", [()]))
             st.staged, st.staged_rows = {}, 0
-        # in key order (numpy sorts the two columns: quicker than a list of pairs)
-        a, b = np.array(keys, dtype=np.int64), np.array(tids, dtype=np.int64)
-        order = np.lexsort((b, a))
-        flat = np.empty(2 * len(order), dtype=np.int64)
-        flat[0::2], flat[1::2] = a[order], b[order]
-        _insert_rows(conn, "INSERT OR FAIL INTO family_bands_new(band_key, text_id)" if st.staged_rows
-                     else "INSERT OR FAIL INTO family_bands(band_key, text_id)", 2, flat.tolist())
 
     def discard(self) -> None:
         """The transaction rolled back: forget the state (reloaded from the tables when next needed)."""
@@ -999,14 +1051,24 @@ class IncidentTracker:
         self._prepare(conn, st, [m])
         return self._assign_one(conn, st, m, now, barred, new)
 
-    def _run_queue(self, conn: sqlite3.Connection) -> None:
+    def _run_queue(self, conn: "sqlite3.Connection | LockedReads",
+                   ship: "tuple[sqlite3.Connection, RowWriter | InlineWriter] | None" = None) -> None:
         """Assign the queued messages in order: what can be done for all of them at once first
-        (:meth:`_prepare`), then each in turn."""
+        (:meth:`_prepare`), then each in turn; with ``ship`` (the connection and the writer of
+        a flush), the rows of every :data:`WRITE_CHUNK` messages are handed to the writer."""
         items, self._queue = self._queue, []
         st = self.state(conn)
         self._prepare(conn, st, [m for m, _now, _new in items])
-        for m, now, new in items:
-            self._assign_one(conn, st, m, now, None, new)
+        if ship is None or len(items) < THREAD_MIN:
+            for m, now, new in items:
+                self._assign_one(conn, st, m, now, None, new)
+            return
+        wconn, w = ship
+        assign_one = self._assign_one
+        for i in range(0, len(items), WRITE_CHUNK):
+            for m, now, new in items[i:i + WRITE_CHUNK]:
+                assign_one(conn, st, m, now, None, new)
+            self._ship(wconn, w)
 
     def _prepare(self, conn: sqlite3.Connection, st: _State, batch: Sequence[Incoming]) -> None:
         """The batch's texts: words, exact-copy key and places once per distinct text (kept for
@@ -1119,6 +1181,8 @@ class IncidentTracker:
             f.first, f.first_date = m.rowid, m.date
         self._dirty_fam.add(family_id)
         self._index_text(conn, st, family_id, fp, sig, ws, fwd_keys[0] if fwd_keys else None, m, fp_known)
+        if m.rowid not in self._new_members:
+            self._unshipped.append(m.rowid)
         self._new_members[m.rowid] = [incident_id, family_id, m.date, m.platform, m.channel_id, m.kind, m.rules,
                                       m.actors, places_json, how, origin, now]
         self._new_keys[(m.platform, m.channel_id, m.message_id)] = family_id
@@ -1152,6 +1216,8 @@ class IncidentTracker:
         if pending:
             pend = self._new_members[m.rowid]
             pend[5], pend[6], pend[7] = kind, rules, actors
+            if m.rowid in self._shipped:  # its row is written already: updated after it
+                self._changed_members[m.rowid] = (kind, rules, actors)
         else:
             self._changed_members[m.rowid] = (kind, rules, actors)
         inc = st.incident(conn, incident_id)
@@ -1397,7 +1463,7 @@ BIND_PER_STATEMENT = 240  # values bound to one multi-row INSERT (_insert_rows)
 
 
 def _upsert_rows(conn: sqlite3.Connection, table: str, keys: tuple[str, ...], cols: tuple[str, ...], new: list[Any],
-                 old: list[Any], update: tuple[str, ...] | None = None) -> None:
+                 old: list[Any], update: tuple[str, ...] | None = None, *, lock: Any = None) -> None:
     """Write rows: ``new`` ones, not in the table (``keys`` then ``cols`` values each, flat:
     ``INSERT OR FAIL``, many rows a statement) and ``old`` ones (``keys`` then ``update``
     values each, ``update`` by default ``cols``: an ``UPDATE`` a row). (An ``INSERT ... ON
@@ -1412,19 +1478,33 @@ def _upsert_rows(conn: sqlite3.Connection, table: str, keys: tuple[str, ...], co
     if new:
         ncols = len(keys) + len(cols)
         try:
-            _insert_rows(conn, f"INSERT OR FAIL INTO {table}({', '.join(keys + cols)})", ncols, new)
+            _insert_rows(conn, f"INSERT OR FAIL INTO {table}({', '.join(keys + cols)})", ncols, new, lock=lock)
         except sqlite3.IntegrityError:
             _insert_rows(conn, f"INSERT INTO {table}({', '.join(keys + cols)})", ncols, new,
                          f" ON CONFLICT({', '.join(keys)}) DO UPDATE SET "
-                         + ", ".join(f"{c}=excluded.{c}" for c in cols))
+                         + ", ".join(f"{c}=excluded.{c}" for c in cols), lock=lock)
     if old:
         nk, nc = len(keys), len(keys) + len(upd)
-        conn.executemany(
+        _executemany(
+            conn, lock,
             f"UPDATE {table} SET " + ", ".join(f"{c}=?" for c in upd) + " WHERE " + " AND ".join(f"{k}=?" for k in keys),
             [old[i + nk:i + nc] + old[i:i + nk] for i in range(0, len(old), nc)])
 
 
-def _insert_rows(conn: sqlite3.Connection, head: str, ncols: int, flat: list[Any], tail: str = "") -> None:
+def _executemany(conn: sqlite3.Connection, lock: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """``conn.executemany`` under ``lock`` (the writer's: monitor.incidents.writer)."""
+    with lock if lock is not None else nullcontext():
+        conn.executemany(sql, rows)
+
+
+_MOVE_BANDS = ("INSERT OR FAIL INTO family_bands(band_key, text_id) SELECT band_key, text_id FROM family_bands_new"
+               " ORDER BY band_key, text_id")
+_SET_GENERATION = ("INSERT INTO meta(key, value) VALUES ('incidents_generation', ?)"
+                   " ON CONFLICT(key) DO UPDATE SET value=excluded.value")
+
+
+def _insert_rows(conn: sqlite3.Connection, head: str, ncols: int, flat: list[Any], tail: str = "", *,
+                 lock: Any = None) -> None:
     """``INSERT ... VALUES`` of many rows (``flat``: their ``ncols`` values each, row after
     row) with several rows per statement: the same rows in the same order as an
     ``executemany`` of one row each, with a fraction of its per-statement cost (binding and
@@ -1432,6 +1512,15 @@ def _insert_rows(conn: sqlite3.Connection, head: str, ncols: int, flat: list[Any
     per = max(1, BIND_PER_STATEMENT // ncols)  # rows per statement
     step = per * ncols
     whole = len(flat) // step * step
+    if lock is not None:  # a statement at a time under the lock (the assigning thread reads in between)
+        sql = _values_sql(head, ncols, per, tail)
+        for i in range(0, whole, step):
+            with lock:
+                conn.execute(sql, flat[i:i + step])
+        if whole < len(flat):
+            with lock:
+                conn.execute(_values_sql(head, ncols, (len(flat) - whole) // ncols, tail), flat[whole:])
+        return
     if whole:
         conn.executemany(_values_sql(head, ncols, per, tail), [flat[i:i + step] for i in range(0, whole, step)])
     if whole < len(flat):
@@ -1490,10 +1579,7 @@ def _generation(conn: sqlite3.Connection) -> int:
 
 
 def _set_generation(conn: sqlite3.Connection, gen: int) -> None:
-    conn.execute(
-        "INSERT INTO meta(key, value) VALUES ('incidents_generation', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-        (str(gen),),
-    )
+    conn.execute(_SET_GENERATION, (str(gen),))
 
 
 def located_places(places: Sequence[Place]) -> list[tuple[str, int, str | None]]:
