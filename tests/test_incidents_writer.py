@@ -35,9 +35,11 @@ TABLES = {
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    """Chunks of 8 messages, the thread from 16 (the bench's batches of 500 at this scale);
-    band keys moved to family_bands every 3 texts' worth (the move is written too)."""
+    """Chunks of 8 messages, the thread from 16 (the bench's batches of 500 at this scale),
+    statements of 40 values (rows are handed over at every chunk); band keys moved to
+    family_bands every 3 texts' worth (the move is written too)."""
     monkeypatch.setattr(assign, "WRITE_CHUNK", 8)
+    monkeypatch.setattr(assign, "BIND_PER_STATEMENT", 40)
     monkeypatch.setattr(assign, "THREAD_MIN", 16)
     monkeypatch.setattr(assign, "STAGED_ROWS", 3 * BANDS)
 

@@ -928,39 +928,49 @@ class IncidentTracker:
         self._reset_pending()
         st.evict(self.settings)  # (in memory only: meanwhile the writer writes the rows above)
 
-    def _ship(self, conn: sqlite3.Connection, w: "RowWriter | InlineWriter") -> None:
+    def _ship(self, conn: sqlite3.Connection, w: "RowWriter | InlineWriter", final: bool = True) -> None:
         """Hand the rows the messages assigned since the last call added (texts, band keys,
-        members) to the writer. Nothing the assignment reads from the tables depends on them:
-        the batch's texts are held in memory, its members in ``_new_members``."""
+        members) to the writer; unless ``final``, only as many as fill whole statements of
+        :func:`_insert_rows` (the rest waits for the next call: a statement of another number
+        of rows is prepared anew). Nothing the assignment reads from the tables depends on
+        them: the batch's texts are held in memory, its members in ``_new_members``."""
         lock = w.lock
         if self._new_texts:
-            flat = list(chain.from_iterable(self._new_texts))
-            self._new_texts = []
-            w.submit(partial(_insert_rows, conn, "INSERT OR FAIL INTO family_texts(id, fingerprint, family_id,"
-                             " signature, message_rowid)", 5, flat, lock=lock))
-            self._shipped_any = True
+            n = len(self._new_texts) if final else _whole_rows(len(self._new_texts), 5)
+            if n:
+                flat = list(chain.from_iterable(self._new_texts[:n]))
+                del self._new_texts[:n]
+                w.submit(partial(_insert_rows, conn, "INSERT OR FAIL INTO family_texts(id, fingerprint, family_id,"
+                                 " signature, message_rowid)", 5, flat, lock=lock))
+                self._shipped_any = True
         if self._new_bands:
             keys, tids = self._new_bands, self._new_band_texts
-            self._batch_bands += keys
-            self._batch_band_texts += tids
-            self._new_bands, self._new_band_texts = [], []
-            # into family_bands_new (see _write_bands), in key order (numpy sorts the two
-            # columns: quicker than a list of pairs)
-            a, b = np.array(keys, dtype=np.int64), np.array(tids, dtype=np.int64)
-            order = np.lexsort((b, a))
-            flat = np.empty(2 * len(order), dtype=np.int64)
-            flat[0::2], flat[1::2] = a[order], b[order]
-            w.submit(partial(_insert_rows, conn, "INSERT OR FAIL INTO family_bands_new(band_key, text_id)", 2,
-                             flat.tolist(), lock=lock))
+            n = len(keys) if final else _whole_rows(len(keys), 2)
+            if n:
+                # into family_bands_new (see _write_bands), in key order (numpy sorts the two
+                # columns: quicker than a list of pairs); the rest (the greatest keys) waits
+                a, b = np.array(keys, dtype=np.int64), np.array(tids, dtype=np.int64)
+                order = np.lexsort((b, a))
+                a, b = a[order], b[order]
+                flat = np.empty(2 * n, dtype=np.int64)
+                flat[0::2], flat[1::2] = a[:n], b[:n]
+                self._batch_bands += a[:n].tolist()
+                self._batch_band_texts += b[:n].tolist()
+                self._new_bands, self._new_band_texts = a[n:].tolist(), b[n:].tolist()
+                w.submit(partial(_insert_rows, conn, "INSERT OR FAIL INTO family_bands_new(band_key, text_id)", 2,
+                                 flat.tolist(), lock=lock))
         if self._unshipped:
-            members = self._new_members
-            flat = [v for r in self._unshipped
+            n = len(self._unshipped) if final else _whole_rows(len(self._unshipped), 13)
+            if not n:
+                return
+            members, todo = self._new_members, self._unshipped[:n]
+            del self._unshipped[:n]
+            flat = [v for r in todo
                     for (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added)
                     in (members[r],)
                     for v in (r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), places, how,
                               origin, added)]
-            self._shipped.update(self._unshipped)
-            self._unshipped = []
+            self._shipped.update(todo)
             w.submit(partial(
                 _insert_rows, conn, "INSERT OR FAIL INTO incident_messages(message_rowid, incident_id, family_id, date,"
                 " platform, channel_id, kind, rules, actors, places, how, origin, added_at)", 13, flat, lock=lock))
@@ -1068,7 +1078,7 @@ class IncidentTracker:
         for i in range(0, len(items), WRITE_CHUNK):
             for m, now, new in items[i:i + WRITE_CHUNK]:
                 assign_one(conn, st, m, now, None, new)
-            self._ship(wconn, w)
+            self._ship(wconn, w, final=False)
 
     def _prepare(self, conn: sqlite3.Connection, st: _State, batch: Sequence[Incoming]) -> None:
         """The batch's texts: words, exact-copy key and places once per distinct text (kept for
@@ -1460,6 +1470,12 @@ class IncidentTracker:
 
 
 BIND_PER_STATEMENT = 240  # values bound to one multi-row INSERT (_insert_rows)
+
+
+def _whole_rows(n: int, ncols: int) -> int:
+    """Of ``n`` rows of ``ncols`` values, how many fill whole statements of :func:`_insert_rows`."""
+    per = max(1, BIND_PER_STATEMENT // ncols)
+    return n // per * per
 
 
 def _upsert_rows(conn: sqlite3.Connection, table: str, keys: tuple[str, ...], cols: tuple[str, ...], new: list[Any],
