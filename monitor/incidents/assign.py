@@ -934,18 +934,17 @@ class IncidentTracker:
         :func:`_insert_rows` (the rest waits for the next call: a statement of another number
         of rows is prepared anew). Nothing the assignment reads from the tables depends on
         them: the batch's texts are held in memory, its members in ``_new_members``."""
-        lock = w.lock
+        lock, per = w.lock, w.per_statement
+        job: list[tuple[str, int, list[Any]]] = []  # (head, columns, values) of each insert, in order
         if self._new_texts:
-            n = len(self._new_texts) if final else _whole_rows(len(self._new_texts), 5)
+            n = len(self._new_texts) if final else _whole_rows(len(self._new_texts), 5, per)
             if n:
-                flat = list(chain.from_iterable(self._new_texts[:n]))
+                job.append(("INSERT OR FAIL INTO family_texts(id, fingerprint, family_id, signature, message_rowid)",
+                            5, list(chain.from_iterable(self._new_texts[:n]))))
                 del self._new_texts[:n]
-                w.submit(partial(_insert_rows, conn, "INSERT OR FAIL INTO family_texts(id, fingerprint, family_id,"
-                                 " signature, message_rowid)", 5, flat, lock=lock))
-                self._shipped_any = True
         if self._new_bands:
             keys, tids = self._new_bands, self._new_band_texts
-            n = len(keys) if final else _whole_rows(len(keys), 2)
+            n = len(keys) if final else _whole_rows(len(keys), 2, per)
             if n:
                 # into family_bands_new (see _write_bands), in key order (numpy sorts the two
                 # columns: quicker than a list of pairs); the rest (the greatest keys) waits
@@ -957,23 +956,22 @@ class IncidentTracker:
                 self._batch_bands += a[:n].tolist()
                 self._batch_band_texts += b[:n].tolist()
                 self._new_bands, self._new_band_texts = a[n:].tolist(), b[n:].tolist()
-                w.submit(partial(_insert_rows, conn, "INSERT OR FAIL INTO family_bands_new(band_key, text_id)", 2,
-                                 flat.tolist(), lock=lock))
+                job.append(("INSERT OR FAIL INTO family_bands_new(band_key, text_id)", 2, flat.tolist()))
         if self._unshipped:
-            n = len(self._unshipped) if final else _whole_rows(len(self._unshipped), 13)
-            if not n:
-                return
-            members, todo = self._new_members, self._unshipped[:n]
-            del self._unshipped[:n]
-            flat = [v for r in todo
-                    for (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added)
-                    in (members[r],)
-                    for v in (r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), places, how,
-                              origin, added)]
-            self._shipped.update(todo)
-            w.submit(partial(
-                _insert_rows, conn, "INSERT OR FAIL INTO incident_messages(message_rowid, incident_id, family_id, date,"
-                " platform, channel_id, kind, rules, actors, places, how, origin, added_at)", 13, flat, lock=lock))
+            n = len(self._unshipped) if final else _whole_rows(len(self._unshipped), 13, per)
+            if n:
+                members, todo = self._new_members, self._unshipped[:n]
+                del self._unshipped[:n]
+                job.append(("INSERT OR FAIL INTO incident_messages(message_rowid, incident_id, family_id, date,"
+                            " platform, channel_id, kind, rules, actors, places, how, origin, added_at)", 13,
+                            [v for r in todo
+                             for (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added)
+                             in (members[r],)
+                             for v in (r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), places,
+                                       how, origin, added)]))
+                self._shipped.update(todo)
+        if job:
+            w.submit(partial(_insert_all, conn, job, lock, per))
             self._shipped_any = True
 
     def _write_bands(self, conn: sqlite3.Connection, st: _State, w: "RowWriter | InlineWriter") -> None:
@@ -1472,10 +1470,18 @@ class IncidentTracker:
 BIND_PER_STATEMENT = 240  # values bound to one multi-row INSERT (_insert_rows)
 
 
-def _whole_rows(n: int, ncols: int) -> int:
-    """Of ``n`` rows of ``ncols`` values, how many fill whole statements of :func:`_insert_rows`."""
-    per = max(1, BIND_PER_STATEMENT // ncols)
+def _whole_rows(n: int, ncols: int, values: int | None = None) -> int:
+    """Of ``n`` rows of ``ncols`` values, how many fill whole statements of :func:`_insert_rows`
+    (``values`` bound a statement, by default :data:`BIND_PER_STATEMENT`)."""
+    per = max(1, (values or BIND_PER_STATEMENT) // ncols)
     return n // per * per
+
+
+def _insert_all(conn: sqlite3.Connection, inserts: Sequence[tuple[str, int, list[Any]]], lock: Any,
+                values: int | None) -> None:
+    """:func:`_insert_rows` of each ``(head, ncols, flat)`` in turn (one writer job)."""
+    for head, ncols, flat in inserts:
+        _insert_rows(conn, head, ncols, flat, lock=lock, values=values)
 
 
 def _upsert_rows(conn: sqlite3.Connection, table: str, keys: tuple[str, ...], cols: tuple[str, ...], new: list[Any],
@@ -1520,12 +1526,12 @@ _SET_GENERATION = ("INSERT INTO meta(key, value) VALUES ('incidents_generation',
 
 
 def _insert_rows(conn: sqlite3.Connection, head: str, ncols: int, flat: list[Any], tail: str = "", *,
-                 lock: Any = None) -> None:
+                 lock: Any = None, values: int | None = None) -> None:
     """``INSERT ... VALUES`` of many rows (``flat``: their ``ncols`` values each, row after
     row) with several rows per statement: the same rows in the same order as an
     ``executemany`` of one row each, with a fraction of its per-statement cost (binding and
     stepping a statement per row took ~a quarter of the time of writing ``family_bands``)."""
-    per = max(1, BIND_PER_STATEMENT // ncols)  # rows per statement
+    per = max(1, (values or BIND_PER_STATEMENT) // ncols)  # rows per statement
     step = per * ncols
     whole = len(flat) // step * step
     if lock is not None:  # a statement at a time under the lock (the assigning thread reads in between)

@@ -16,9 +16,9 @@ Rules the tracker keeps:
 * a job that fails stops the writer: the jobs after it are dropped (never run), and
   :meth:`RowWriter.wait` raises that job's exception in the flushing thread (the archive rolls
   the transaction back);
-* when the flushing thread fails itself, :meth:`RowWriter.abort` drops the jobs not started
-  and waits for the running one before the archive rolls back (a statement run after the
-  ``ROLLBACK`` would run outside any transaction);
+* when the flushing thread fails itself, :meth:`RowWriter.abort` drops the jobs not started,
+  stops the running one at its next statement and waits for it before the archive rolls back
+  (a statement run after the ``ROLLBACK`` would run outside any transaction);
 * :attr:`RowWriter.lock` is held around each statement of a job and around each read of the
   assigning thread (:class:`LockedReads`): SQLite serialises the two threads' statements on the
   connection anyway, but the error code of a failed statement is read from the connection after
@@ -36,6 +36,35 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
 SWITCH_INTERVAL = 0.0005  # s: the GIL's switch interval while a writer thread runs (Python's default: 0.005)
+# values bound to one multi-row INSERT by the writer thread: each statement takes the GIL back
+# (twice); SQLite's cost a row is the same for 120 or 480 rows a statement
+WRITER_VALUES = 960
+
+
+class Cancelled(Exception):
+    """The flush failed: a writer job stops at its next statement."""
+
+
+class StatementLock:
+    """The lock around each statement (the writer's and the assigning thread's reads); once
+    :attr:`cancelled`, entering it raises :class:`Cancelled` (a job of an aborted flush runs
+    no further statement)."""
+
+    __slots__ = ("_lock", "cancelled")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.cancelled = False
+
+    def __enter__(self) -> "StatementLock":
+        self._lock.acquire()
+        if self.cancelled:
+            self._lock.release()
+            raise Cancelled("the incident batch failed")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lock.release()
 
 
 class RowWriter:
@@ -43,7 +72,8 @@ class RowWriter:
     module's rules. One per flush: :meth:`wait` or :meth:`abort` ends the thread."""
 
     def __init__(self, name: str = "incident-writer") -> None:
-        self.lock = threading.Lock()
+        self.per_statement = WRITER_VALUES
+        self.lock = StatementLock()
         self._name = name
         self._cond = threading.Condition()
         self._jobs: deque[Callable[[], Any]] = deque()
@@ -111,7 +141,9 @@ class RowWriter:
 
     def abort(self) -> None:
         """Drop the jobs not started, wait for the running one, end the thread (the flushing
-        thread failed; a failure of the writer's own is dropped: the caller's is raised)."""
+        thread failed; a failure of the writer's own is dropped: the caller's is raised). The
+        running job stops at its next statement."""
+        self.lock.cancelled = True
         with self._cond:
             self._jobs.clear()
             self._stop = True
@@ -133,6 +165,7 @@ class InlineWriter:
     """The same interface, running each job at once in the calling thread (small batches)."""
 
     lock = None  # (one thread: statements run as before, many a call)
+    per_statement = None  # (assign.BIND_PER_STATEMENT)
     ran = 0
 
     def submit(self, job: Callable[[], Any]) -> None:
@@ -161,12 +194,12 @@ class LockedReads:
 
     __slots__ = ("conn", "lock")
 
-    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock) -> None:
+    def __init__(self, conn: sqlite3.Connection, lock: StatementLock) -> None:
         self.conn, self.lock = conn, lock
 
     def execute(self, sql: str, args: Sequence[Any] | dict = ()) -> _Rows:
         with self.lock:
-            return _Rows(self.conn.execute(sql, args).fetchall())
+            return _Rows(self.conn.execute(sql, args))
 
 
 _switch_lock = threading.Lock()
