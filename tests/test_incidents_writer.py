@@ -280,3 +280,25 @@ def test_the_switch_interval_is_short_meanwhile_and_restored() -> None:
             assert sys.getswitchinterval() == min(before, writer.SWITCH_INTERVAL)
         assert sys.getswitchinterval() == min(before, writer.SWITCH_INTERVAL)
     assert sys.getswitchinterval() == before
+
+
+def test_sync_waits_for_the_jobs_keeps_the_thread_and_raises_a_failure() -> None:
+    """(The exact-copy lookup of a batch runs on the writer while the signatures are computed:
+    the tracker waits for it with sync.)"""
+    w = RowWriter()
+    found: dict[str, int] = {}
+    gate = threading.Event()
+    w.submit(lambda: gate.wait(10))
+    w.submit(lambda: found.update(a=1))
+    gate.set()
+    w.sync()
+    assert found == {"a": 1} and w.alive
+
+    def fail() -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    w.submit(fail)
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        w.sync()
+    w.abort()
+    assert not w.alive and not _writer_threads()

@@ -403,17 +403,21 @@ class _State:
         :data:`SQL_CHUNK` keys (:meth:`text_family` then answers from memory)."""
         if not self.partial:
             return
+        todo = self.texts_to_fetch(keys)
+        self.texts_fetched(todo, _fetch_texts(conn, todo))
+
+    def texts_to_fetch(self, keys: Iterable[str]) -> list[str]:
+        """Of exact-copy keys, those to look up in ``family_texts`` (:meth:`prefetch_texts`)."""
         texts, cold = self.texts, self.cold_fps
         todo = list({k for k in keys if k not in texts and k not in cold})
         if len(cold) + len(todo) > COLD_CACHE:
             cold.clear()
-        for i in range(0, len(todo), SQL_CHUNK):
-            chunk = todo[i:i + SQL_CHUNK]
-            found = dict(conn.execute(
-                f"SELECT fingerprint, family_id FROM family_texts WHERE fingerprint IN ({','.join('?' * len(chunk))})",
-                chunk))
-            for k in chunk:
-                cold[k] = found.get(k)
+        return todo
+
+    def texts_fetched(self, todo: list[str], found: Mapping[str, int]) -> None:
+        cold = self.cold_fps
+        for k in todo:
+            cold[k] = found.get(k)
 
     def prefetch_bands(self, conn: sqlite3.Connection, keys: Iterable[int]) -> None:
         """Read from ``family_bands`` the newest texts of a batch's band keys that may be needed
@@ -1066,7 +1070,7 @@ class IncidentTracker:
         a flush), the rows of every :data:`WRITE_CHUNK` messages are handed to the writer."""
         items, self._queue = self._queue, []
         st = self.state(conn)
-        self._prepare(conn, st, [m for m, _now, _new in items])
+        self._prepare(conn, st, [m for m, _now, _new in items], ship if len(items) >= THREAD_MIN else None)
         if ship is None or len(items) < THREAD_MIN:
             for m, now, new in items:
                 self._assign_one(conn, st, m, now, None, new)
@@ -1078,11 +1082,14 @@ class IncidentTracker:
                 assign_one(conn, st, m, now, None, new)
             self._ship(wconn, w, final=False)
 
-    def _prepare(self, conn: sqlite3.Connection, st: _State, batch: Sequence[Incoming]) -> None:
+    def _prepare(self, conn: "sqlite3.Connection | LockedReads", st: _State, batch: Sequence[Incoming],
+                 ship: "tuple[sqlite3.Connection, RowWriter | InlineWriter] | None" = None) -> None:
         """The batch's texts: words, exact-copy key and places once per distinct text (kept for
         the next batches: reposts are frequent); the MinHash signatures of the texts not known
         yet in one numpy pass; the exact-copy keys and band keys not held in memory looked up
-        in the tables with one query each."""
+        in the tables with one query each. With ``ship`` (a flush's writer), the exact-copy
+        keys are looked up by the writer thread while the signatures are computed (of every
+        text not held: those found there are dropped after)."""
         recents = self._recent
         self._batch = batch_words = {}
         fresh: dict[str, list[str]] = {}  # texts not known yet: fingerprint -> words
@@ -1102,11 +1109,23 @@ class IncidentTracker:
                 fwd = self._forward_keys(m)
                 if fwd:
                     keys.append(fwd[0])
-        if st.partial:
-            st.prefetch_texts(conn, keys)
+        if st.partial and ship is not None and isinstance(ship[1], RowWriter):
+            wconn, w = ship
+            todo = st.texts_to_fetch(keys)
+            found: dict[str, int] = {}
+            if todo:
+                w.submit(partial(_fetch_texts, wconn, todo, w.lock, found))
+            sigs = dict(zip(fresh, fam.signatures(list(fresh.values()))))
+            w.sync()  # (raises the lookup's failure)
+            st.texts_fetched(todo, found)
             cold = st.cold_fps
-            fresh = {fp: ws for fp, ws in fresh.items() if cold.get(fp) is None}
-        self._sigs = dict(zip(fresh, fam.signatures(list(fresh.values()))))
+            self._sigs = {fp: sig for fp, sig in sigs.items() if cold.get(fp) is None}
+        else:
+            if st.partial:
+                st.prefetch_texts(conn, keys)
+                cold = st.cold_fps
+                fresh = {fp: ws for fp, ws in fresh.items() if cold.get(fp) is None}
+            self._sigs = dict(zip(fresh, fam.signatures(list(fresh.values()))))
         if st.cold_texts:
             st.prefetch_bands(conn, [k for sig in self._sigs.values() if sig is not None for k in sig.band_keys()])
 
@@ -1629,6 +1648,20 @@ def _facet(conn: sqlite3.Connection, incident_id: int, facet: str, value: str, l
         " located = max(located, excluded.located)",
         (incident_id, facet, value, 1 if mention else 0, located),
     )
+
+
+def _fetch_texts(conn: sqlite3.Connection, keys: list[str], lock: Any = None,
+                 into: dict[str, int] | None = None) -> dict[str, int]:
+    """The families of the exact-copy keys found in ``family_texts`` (a query a
+    :data:`SQL_CHUNK` keys; under ``lock``: the writer's, when it runs there)."""
+    found = {} if into is None else into
+    for i in range(0, len(keys), SQL_CHUNK):
+        chunk = keys[i:i + SQL_CHUNK]
+        with lock if lock is not None else nullcontext():
+            found.update(conn.execute(
+                f"SELECT fingerprint, family_id FROM family_texts WHERE fingerprint IN ({','.join('?' * len(chunk))})",
+                chunk))
+    return found
 
 
 def _text_family(conn: sqlite3.Connection, key: str) -> int | None:

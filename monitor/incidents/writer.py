@@ -139,6 +139,15 @@ class RowWriter:
         if err is not None:
             raise err
 
+    def sync(self) -> None:
+        """Wait for every job submitted (the thread stays); raise the first job's failure."""
+        with self._cond:
+            while self._jobs or self._busy:
+                self._cond.wait()
+            err, self._error = self._error, None
+        if err is not None:
+            raise err
+
     def abort(self) -> None:
         """Drop the jobs not started, wait for the running one, end the thread (the flushing
         thread failed; a failure of the writer's own is dropped: the caller's is raised). The
@@ -172,6 +181,9 @@ class InlineWriter:
         job()
 
     def wait(self) -> None:
+        pass
+
+    def sync(self) -> None:
         pass
 
     def abort(self) -> None:
