@@ -56,7 +56,7 @@ IN_MEMORY = 2000  # incidents a writer holds before it evicts those past the win
 COLD_CACHE = 200_000  # band keys / exact-copy keys whose rows in the tables are kept in memory
 SQL_CHUNK = 500  # values bound in one IN (...) query
 STAGED_ROWS = 32768  # band rows kept in family_bands_new before they are moved to family_bands
-WRITE_CHUNK = 64  # a batch's messages assigned before their new rows are handed to the writer thread
+WRITE_CHUNK = 128  # a batch's messages assigned before their new rows are handed to the writer thread
 THREAD_MIN = 2 * WRITE_CHUNK  # batches of fewer messages write in the flushing thread
 
 
