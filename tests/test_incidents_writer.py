@@ -61,8 +61,12 @@ def _archive(tmp_path, name: str, *, threaded: bool, in_memory: int = 3) -> Arch
 
 
 def _queue(tracker: IncidentTracker, items) -> None:
+    """Every tenth message says it forwards the message three before it (Telegram's
+    ``forwarded_from``: looked up in the tables or this transaction's rows)."""
+    stream = _stream()
     for i, (date, ch, text, actors, kind, _e) in items:
-        tracker.queue(Incoming(i + 1, "telegram", ch, str(i), date, text, None, kind, ["r"], actors), "now", new=True)
+        fwd = {"id": f"channel{stream[i - 3][1]}", "message_id": str(i - 3)} if i % 10 == 9 else None
+        tracker.queue(Incoming(i + 1, "telegram", ch, str(i), date, text, fwd, kind, ["r"], actors), "now", new=True)
 
 
 def _writer_threads() -> list[threading.Thread]:
@@ -106,6 +110,8 @@ def test_the_writer_thread_writes_the_same_rows_as_the_flushing_thread(tmp_path,
     assert set(spy.threads) == {threading.current_thread().name}
     assert threaded == inline
     assert len(threaded["incident_messages"]) == len(_stream())
+    assert sum(1 for r in threaded["incident_messages"] if r[10] == "forward") >= 5
+    assert sum(1 for r in threaded["family_texts"] if r[1].startswith("fwd:")) >= 5
     assert len(threaded["bands"]) > 3 * BANDS  # moved to family_bands at least once on the way
 
 
