@@ -789,7 +789,7 @@ class IncidentTracker:
     Assignment reads only the in-memory :class:`_State`; the rows it changes are written with
     one ``executemany`` per table by :meth:`flush`, which the archive calls before every commit
     (:meth:`discard` after a rollback); those of a batch of :data:`THREAD_MIN` messages or more
-    by a thread of their own while the batch is assigned (:mod:`.writer`), before the commit.
+    by a thread of their own while the batch is assigned (:mod:`.writer`), before the commit."""
 
     def __init__(self, settings: Settings | None = None, gazetteer: Gazetteer | None = None, *,
                  threaded: bool = True) -> None:
