@@ -41,6 +41,7 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(assign, "WRITE_CHUNK", 8)
     monkeypatch.setattr(assign, "BIND_PER_STATEMENT", 40)
     monkeypatch.setattr(writer, "WRITER_VALUES", 40)
+    monkeypatch.setattr(assign, "CPU_SHARE_MIN", 0.0)  # the thread whatever the machine's load (but see the last test)
     monkeypatch.setattr(assign, "THREAD_MIN", 16)
     monkeypatch.setattr(assign, "STAGED_ROWS", 3 * BANDS)
 
@@ -308,3 +309,28 @@ def test_sync_waits_for_the_jobs_keeps_the_thread_and_raises_a_failure() -> None
         w.sync()
     w.abort()
     assert not w.alive and not _writer_threads()
+
+
+def test_no_writer_thread_while_the_process_gets_less_than_a_cpu(tmp_path, monkeypatch, small_chunks) -> None:
+    """With another job on the second core the thread would wait for the GIL hand-overs: a
+    big batch is written in the flushing thread while the process got less than
+    CPU_SHARE_MIN CPU seconds a second in its last big flushes, and the thread comes back
+    when it gets a full CPU again (the same rows either way: the first test)."""
+    monkeypatch.setattr(assign, "CPU_SHARE_MIN", 0.8)
+    archive = _archive(tmp_path, "share", threaded=True)
+    tracker = archive.incidents
+    stream = list(enumerate(_stream()))
+    spy = _Spy(monkeypatch)
+    shares = iter([0.3, 0.3, 1.0, 1.0, 1.0])
+    monkeypatch.setattr(tracker, "_measured", lambda cpu, wall, real=tracker._measured: real(next(shares), 1.0))
+    used = []
+    try:
+        for start in range(0, 160, 32):
+            spy.threads.clear()
+            with archive.transaction():
+                _queue(tracker, stream[start:start + 32])
+            used.append("incident-writer" in spy.threads)
+    finally:
+        archive.close()
+    # shares measured after each: 0.65, 0.475, 0.7375, 0.86875 -> threaded, inline, inline, inline, threaded
+    assert used == [True, False, False, False, True]

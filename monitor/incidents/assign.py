@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections import Counter, OrderedDict
 from contextlib import nullcontext
 from functools import partial
@@ -58,6 +59,10 @@ SQL_CHUNK = 500  # values bound in one IN (...) query
 STAGED_ROWS = 32768  # band rows kept in family_bands_new before they are moved to family_bands
 WRITE_CHUNK = 128  # a batch's messages assigned before their new rows are handed to the writer thread
 THREAD_MIN = 2 * WRITE_CHUNK  # batches of fewer messages write in the flushing thread
+# the writer thread only while the process got at least this much CPU time per wall second in
+# its last big flushes (a moving average): below, another job holds the second core, and a
+# second thread costs hand-overs of the GIL to a thread that is not running
+CPU_SHARE_MIN = 0.8
 
 
 def strongest_kind(kinds: Iterable[str]) -> str:
@@ -798,6 +803,7 @@ class IncidentTracker:
         # big batches: their rows written by a thread of their own while the next messages are
         # assigned (monitor.incidents.writer); False: always in the flushing thread
         self.threaded = threaded
+        self.cpu_share = 1.0  # CPU seconds per wall second of the last big flushes (moving average)
         self._state: _State | None = None
         self._in_tx = False
         # text -> words, key, places, located places, place ids as JSON (FIFO: _put)
@@ -860,8 +866,10 @@ class IncidentTracker:
     def _flush(self, conn: sqlite3.Connection) -> None:
         # A big batch's rows are written by a thread of their own (RowWriter) while the next
         # messages are assigned and the state is evicted; small ones here, at once.
-        threaded = self.threaded and len(self._queue) >= THREAD_MIN
+        big = len(self._queue) >= THREAD_MIN
+        threaded = self.threaded and big and self.cpu_share >= CPU_SHARE_MIN
         w: RowWriter | InlineWriter = RowWriter() if threaded else InlineWriter()
+        t, cpu = time.perf_counter(), time.process_time()
         try:
             with short_switch_interval() if threaded else nullcontext():
                 self._flush_with(conn, w)
@@ -870,6 +878,15 @@ class IncidentTracker:
             w.abort()  # nothing runs after this: the archive rolls back next
             self._reset_pending()
             raise
+        if big:
+            self._measured(time.process_time() - cpu, time.perf_counter() - t)
+
+    def _measured(self, cpu: float, wall: float) -> None:
+        """A big flush took ``cpu`` seconds of the process's CPU time in ``wall`` seconds:
+        :attr:`cpu_share` follows (another job taking the second core shows as less than one
+        CPU second per second, in either mode)."""
+        if wall > 0:
+            self.cpu_share = 0.5 * self.cpu_share + 0.5 * min(2.0, cpu / wall)
 
     def _flush_with(self, conn: sqlite3.Connection, w: "RowWriter | InlineWriter") -> None:
         if self._queue:
