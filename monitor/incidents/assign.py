@@ -27,10 +27,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections import Counter, OrderedDict
-from contextlib import nullcontext
-from functools import partial
 from itertools import chain
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -42,7 +39,6 @@ from ..gcpause import paused_gc
 from ..model import KINDS
 from . import families as fam
 from .gazetteer import Gazetteer, Place, load as load_gazetteer
-from .writer import InlineWriter, LockedReads, RowWriter, short_switch_interval
 
 _KIND_RANK = {k: i for i, k in enumerate(KINDS)}
 _UNSET = object()
@@ -57,12 +53,6 @@ IN_MEMORY = 2000  # incidents a writer holds before it evicts those past the win
 COLD_CACHE = 200_000  # band keys / exact-copy keys whose rows in the tables are kept in memory
 SQL_CHUNK = 500  # values bound in one IN (...) query
 STAGED_ROWS = 32768  # band rows kept in family_bands_new before they are moved to family_bands
-WRITE_CHUNK = 128  # a batch's messages assigned before their new rows are handed to the writer thread
-THREAD_MIN = 2 * WRITE_CHUNK  # batches of fewer messages write in the flushing thread
-# the writer thread only while the process got at least this much CPU time per wall second in
-# its last big flushes (a moving average): below, another job holds the second core, and a
-# second thread costs hand-overs of the GIL to a thread that is not running
-CPU_SHARE_MIN = 0.8
 
 
 def strongest_kind(kinds: Iterable[str]) -> str:
@@ -408,21 +398,17 @@ class _State:
         :data:`SQL_CHUNK` keys (:meth:`text_family` then answers from memory)."""
         if not self.partial:
             return
-        todo = self.texts_to_fetch(keys)
-        self.texts_fetched(todo, _fetch_texts(conn, todo))
-
-    def texts_to_fetch(self, keys: Iterable[str]) -> list[str]:
-        """Of exact-copy keys, those to look up in ``family_texts`` (:meth:`prefetch_texts`)."""
         texts, cold = self.texts, self.cold_fps
         todo = list({k for k in keys if k not in texts and k not in cold})
         if len(cold) + len(todo) > COLD_CACHE:
             cold.clear()
-        return todo
-
-    def texts_fetched(self, todo: list[str], found: Mapping[str, int]) -> None:
-        cold = self.cold_fps
-        for k in todo:
-            cold[k] = found.get(k)
+        for i in range(0, len(todo), SQL_CHUNK):
+            chunk = todo[i:i + SQL_CHUNK]
+            found = dict(conn.execute(
+                f"SELECT fingerprint, family_id FROM family_texts WHERE fingerprint IN ({','.join('?' * len(chunk))})",
+                chunk))
+            for k in chunk:
+                cold[k] = found.get(k)
 
     def prefetch_bands(self, conn: sqlite3.Connection, keys: Iterable[int]) -> None:
         """Read from ``family_bands`` the newest texts of a batch's band keys that may be needed
@@ -793,17 +779,11 @@ class IncidentTracker:
 
     Assignment reads only the in-memory :class:`_State`; the rows it changes are written with
     one ``executemany`` per table by :meth:`flush`, which the archive calls before every commit
-    (:meth:`discard` after a rollback); those of a batch of :data:`THREAD_MIN` messages or more
-    by a thread of their own while the batch is assigned (:mod:`.writer`), before the commit."""
+    (:meth:`discard` after a rollback)."""
 
-    def __init__(self, settings: Settings | None = None, gazetteer: Gazetteer | None = None, *,
-                 threaded: bool = True) -> None:
+    def __init__(self, settings: Settings | None = None, gazetteer: Gazetteer | None = None) -> None:
         self.settings = settings or Settings()
         self._gaz = gazetteer
-        # big batches: their rows written by a thread of their own while the next messages are
-        # assigned (monitor.incidents.writer); False: always in the flushing thread
-        self.threaded = threaded
-        self.cpu_share = 1.0  # CPU seconds per wall second of the last big flushes (moving average)
         self._state: _State | None = None
         self._in_tx = False
         # text -> words, key, places, located places, place ids as JSON (FIFO: _put)
@@ -816,14 +796,9 @@ class IncidentTracker:
         self._new_keys: dict[tuple[str, str, str], int] = {}  # (platform, channel, message) -> family, this transaction
         self._dirty_inc: set[int] = set()
         self._dirty_fam: set[int] = set()
-        self._new_texts: list[tuple] = []  # (not handed to the writer yet)
+        self._new_texts: list[tuple] = []
         self._new_bands: list[int] = []  # the band keys of the new texts' signatures ...
-        self._new_band_texts: list[int] = []  # ... and their text ids (not handed to the writer yet)
-        self._batch_bands: list[int] = []  # the same, of the whole batch (handed to the writer)
-        self._batch_band_texts: list[int] = []
-        self._unshipped: list[int] = []  # rowids of _new_members not handed to the writer yet ...
-        self._shipped: set[int] = set()  # ... and those handed (their later changes: _changed_members)
-        self._shipped_any = False
+        self._new_band_texts: list[int] = []  # ... and their text ids
         self._queue: list[tuple[Incoming, str, bool]] = []  # stored hits, assigned at flush (one batch)
         self._sigs: dict[str, fam.Signature | None] = {}  # fingerprint -> signature, computed for the batch
         self._batch: dict[str, _Words] = {}  # text -> words, key, places, located places, place ids as JSON
@@ -864,47 +839,18 @@ class IncidentTracker:
             self._flush(conn)
 
     def _flush(self, conn: sqlite3.Connection) -> None:
-        # A big batch's rows are written by a thread of their own (RowWriter) while the next
-        # messages are assigned and the state is evicted; small ones here, at once.
-        big = len(self._queue) >= THREAD_MIN
-        threaded = self.threaded and big and self.cpu_share >= CPU_SHARE_MIN
-        w: RowWriter | InlineWriter = RowWriter() if threaded else InlineWriter()
-        t, cpu = time.perf_counter(), time.process_time()
-        try:
-            with short_switch_interval() if threaded else nullcontext():
-                self._flush_with(conn, w)
-                w.wait()  # (raises the writer's failure: the archive rolls back)
-        except BaseException:
-            w.abort()  # nothing runs after this: the archive rolls back next
-            self._reset_pending()
-            raise
-        if big:
-            self._measured(time.process_time() - cpu, time.perf_counter() - t)
-
-    def _measured(self, cpu: float, wall: float) -> None:
-        """A big flush took ``cpu`` seconds of the process's CPU time in ``wall`` seconds:
-        :attr:`cpu_share` follows (another job taking the second core shows as less than one
-        CPU second per second, in either mode)."""
-        if wall > 0:
-            self.cpu_share = 0.5 * self.cpu_share + 0.5 * min(2.0, cpu / wall)
-
-    def _flush_with(self, conn: sqlite3.Connection, w: "RowWriter | InlineWriter") -> None:
         if self._queue:
-            self._run_queue(LockedReads(conn, w.lock) if isinstance(w, RowWriter) else conn, (conn, w))
+            self._run_queue(conn)
         self._in_tx = False
         st = self._state
-        if st is None or not (self._dirty_inc or self._changed_members or self._new_texts or self._unshipped
-                              or self._shipped_any):
+        if st is None or not (self._dirty_inc or self._changed_members or self._new_texts):
             self._reset_pending()
             return
-        lock = w.lock
-        self._ship(conn, w)  # the rows the last messages added
-        if self._batch_bands:
-            self._write_bands(conn, st, w)
-        if self._changed_members:
-            w.submit(partial(_executemany, conn, lock, "UPDATE incident_messages SET kind=?, rules=?, actors=?"
-                             " WHERE message_rowid=?",
-                             [(k, _j(ru), _j(ac), r) for r, (k, ru, ac) in self._changed_members.items()]))
+        if self._new_texts:
+            _insert_rows(conn, "INSERT OR FAIL INTO family_texts(id, fingerprint, family_id, signature, message_rowid)", 5,
+                         list(chain.from_iterable(self._new_texts)))
+        if self._new_bands:
+            self._write_bands(conn, st)
         if self._dirty_fam:
             fams, made, rows, old = st.families, self._new_fams, [], []
             for i in sorted(self._dirty_fam):
@@ -915,9 +861,22 @@ class IncidentTracker:
                     old += (i, f.first, f.first_date, f.members)
             # (a stored family keeps its incident: only corrections move one, and they reload
             # the state; leaving incident_id out spares idx_families_incident, ~2x quicker)
-            w.submit(partial(_upsert_rows, conn, "families", ("id",),
-                             ("incident_id", "first_message_rowid", "first_date", "members"),
-                             rows, old, ("first_message_rowid", "first_date", "members"), lock=lock))
+            _upsert_rows(conn, "families", ("id",), ("incident_id", "first_message_rowid", "first_date", "members"),
+                         rows, old, ("first_message_rowid", "first_date", "members"))
+        if self._new_members:
+            _insert_rows(
+                conn, "INSERT OR FAIL INTO incident_messages(message_rowid, incident_id, family_id, date, platform, channel_id,"
+                " kind, rules, actors, places, how, origin, added_at)", 13,
+                [v for r, (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added)
+                 in self._new_members.items()
+                 for v in (r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), places, how,
+                           origin, added)],
+            )
+        if self._changed_members:
+            conn.executemany(
+                "UPDATE incident_messages SET kind=?, rules=?, actors=? WHERE message_rowid=?",
+                [(k, _j(ru), _j(ac), r) for r, (k, ru, ac) in self._changed_members.items()],
+            )
         if self._dirty_facets:
             rows, old = [], []
             new_facets = self._new_facets
@@ -929,8 +888,7 @@ class IncidentTracker:
                 else:
                     m, loc = inc.actors[value], 0
                 (rows if key in new_facets else old).extend((iid, facet, value, m, loc))
-            w.submit(partial(_upsert_rows, conn, "incident_facets", ("incident_id", "facet", "value"),
-                             ("mentions", "located"), rows, old, lock=lock))
+            _upsert_rows(conn, "incident_facets", ("incident_id", "facet", "value"), ("mentions", "located"), rows, old)
         if self._dirty_inc:
             rows, old, made = [], [], self._new_incs
             for iid in sorted(self._dirty_inc):
@@ -943,67 +901,19 @@ class IncidentTracker:
                     rows.append(inc.created)
                 else:
                     old += vals
-            w.submit(partial(_upsert_rows, conn, "incidents", ("id",), _INCIDENT_WRITTEN + ("created_at",), rows, old,
-                             _INCIDENT_WRITTEN, lock=lock))
+            _upsert_rows(conn, "incidents", ("id",), _INCIDENT_WRITTEN + ("created_at",), rows, old, _INCIDENT_WRITTEN)
         st.gen += 1
-        w.submit(partial(_executemany, conn, lock, _SET_GENERATION, [(str(st.gen),)]))
+        _set_generation(conn, st.gen)
         self._reset_pending()
-        st.evict(self.settings)  # (in memory only: meanwhile the writer writes the rows above)
+        st.evict(self.settings)
 
-    def _ship(self, conn: sqlite3.Connection, w: "RowWriter | InlineWriter", final: bool = True) -> None:
-        """Hand the rows the messages assigned since the last call added (texts, band keys,
-        members) to the writer; unless ``final``, only as many as fill whole statements of
-        :func:`_insert_rows` (the rest waits for the next call: a statement of another number
-        of rows is prepared anew). Nothing the assignment reads from the tables depends on
-        them: the batch's texts are held in memory, its members in ``_new_members``."""
-        lock, per = w.lock, w.per_statement
-        job: list[tuple[str, int, list[Any]]] = []  # (head, columns, values) of each insert, in order
-        if self._new_texts:
-            n = len(self._new_texts) if final else _whole_rows(len(self._new_texts), 5, per)
-            if n:
-                job.append(("INSERT OR FAIL INTO family_texts(id, fingerprint, family_id, signature, message_rowid)",
-                            5, list(chain.from_iterable(self._new_texts[:n]))))
-                del self._new_texts[:n]
-        if self._new_bands:
-            keys, tids = self._new_bands, self._new_band_texts
-            n = len(keys) if final else _whole_rows(len(keys), 2, per)
-            if n:
-                # into family_bands_new (see _write_bands), in key order (numpy sorts the two
-                # columns: quicker than a list of pairs); the rest (the greatest keys) waits
-                a, b = np.array(keys, dtype=np.int64), np.array(tids, dtype=np.int64)
-                order = np.lexsort((b, a))
-                a, b = a[order], b[order]
-                flat = np.empty(2 * n, dtype=np.int64)
-                flat[0::2], flat[1::2] = a[:n], b[:n]
-                self._batch_bands += a[:n].tolist()
-                self._batch_band_texts += b[:n].tolist()
-                self._new_bands, self._new_band_texts = a[n:].tolist(), b[n:].tolist()
-                job.append(("INSERT OR FAIL INTO family_bands_new(band_key, text_id)", 2, flat.tolist()))
-        if self._unshipped:
-            n = len(self._unshipped) if final else _whole_rows(len(self._unshipped), 13, per)
-            if n:
-                members, todo = self._new_members, self._unshipped[:n]
-                del self._unshipped[:n]
-                job.append(("INSERT OR FAIL INTO incident_messages(message_rowid, incident_id, family_id, date,"
-                            " platform, channel_id, kind, rules, actors, places, how, origin, added_at)", 13,
-                            [v for r in todo
-                             for (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added)
-                             in (members[r],)
-                             for v in (r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), places,
-                                       how, origin, added)]))
-                self._shipped.update(todo)
-        if job:
-            w.submit(partial(_insert_all, conn, job, lock, per))
-            self._shipped_any = True
-
-    def _write_bands(self, conn: sqlite3.Connection, st: _State, w: "RowWriter | InlineWriter") -> None:
-        """The batch's band keys went into ``family_bands_new`` (small: a batch's random keys
-        change few of its pages); they are moved to ``family_bands`` with the rows staged
-        before them in one sorted ``INSERT ... SELECT`` once it holds :data:`STAGED_ROWS`
-        rows. (Written straight into ``family_bands``, a batch's ~3,400 random keys changed
-        nearly every page of it: the whole table went through the WAL at every commit, and
-        again at the checkpoint.) :attr:`_State.staged` mirrors ``family_bands_new``."""
-        keys, tids = self._batch_bands, self._batch_band_texts
+    def _write_bands(self, conn: sqlite3.Connection, st: _State) -> None:
+        """The new texts' band keys: into ``family_bands_new`` (small: a batch's random keys
+        change few of its pages), moved to ``family_bands`` in one sorted ``INSERT ... SELECT``
+        once it holds :data:`STAGED_ROWS` rows. (Written straight into ``family_bands``, a
+        batch's ~3,400 random keys changed nearly every page of it: the whole table went
+        through the WAL at every commit, and again at the checkpoint.)"""
+        keys, tids = self._new_bands, self._new_band_texts
         staged = st.staged
         for k, t in zip(keys, tids):  # (text ids ascending: oldest first per key)
             got = staged.get(k)
@@ -1013,9 +923,17 @@ class IncidentTracker:
                 got.append(t)
         st.staged_rows += len(keys)
         if st.staged_rows >= STAGED_ROWS:
-            w.submit(partial(_executemany, conn, w.lock, _MOVE_BANDS, [()]))
-            w.submit(partial(_executemany, conn, w.lock, "DELETE FROM family_bands_new", [()]))
+            conn.execute("INSERT OR FAIL INTO family_bands(band_key, text_id) SELECT band_key, text_id"
+                         " FROM family_bands_new ORDER BY band_key, text_id")
+            conn.execute("DELETE FROM family_bands_new")
             st.staged, st.staged_rows = {}, 0
+        # in key order (numpy sorts the two columns: quicker than a list of pairs)
+        a, b = np.array(keys, dtype=np.int64), np.array(tids, dtype=np.int64)
+        order = np.lexsort((b, a))
+        flat = np.empty(2 * len(order), dtype=np.int64)
+        flat[0::2], flat[1::2] = a[order], b[order]
+        _insert_rows(conn, "INSERT OR FAIL INTO family_bands_new(band_key, text_id)" if st.staged_rows
+                     else "INSERT OR FAIL INTO family_bands(band_key, text_id)", 2, flat.tolist())
 
     def discard(self) -> None:
         """The transaction rolled back: forget the state (reloaded from the tables when next needed)."""
@@ -1081,33 +999,20 @@ class IncidentTracker:
         self._prepare(conn, st, [m])
         return self._assign_one(conn, st, m, now, barred, new)
 
-    def _run_queue(self, conn: "sqlite3.Connection | LockedReads",
-                   ship: "tuple[sqlite3.Connection, RowWriter | InlineWriter] | None" = None) -> None:
+    def _run_queue(self, conn: sqlite3.Connection) -> None:
         """Assign the queued messages in order: what can be done for all of them at once first
-        (:meth:`_prepare`), then each in turn; with ``ship`` (the connection and the writer of
-        a flush), the rows of every :data:`WRITE_CHUNK` messages are handed to the writer."""
+        (:meth:`_prepare`), then each in turn."""
         items, self._queue = self._queue, []
         st = self.state(conn)
-        self._prepare(conn, st, [m for m, _now, _new in items], ship if len(items) >= THREAD_MIN else None)
-        if ship is None or len(items) < THREAD_MIN:
-            for m, now, new in items:
-                self._assign_one(conn, st, m, now, None, new)
-            return
-        wconn, w = ship
-        assign_one = self._assign_one
-        for i in range(0, len(items), WRITE_CHUNK):
-            for m, now, new in items[i:i + WRITE_CHUNK]:
-                assign_one(conn, st, m, now, None, new)
-            self._ship(wconn, w, final=False)
+        self._prepare(conn, st, [m for m, _now, _new in items])
+        for m, now, new in items:
+            self._assign_one(conn, st, m, now, None, new)
 
-    def _prepare(self, conn: "sqlite3.Connection | LockedReads", st: _State, batch: Sequence[Incoming],
-                 ship: "tuple[sqlite3.Connection, RowWriter | InlineWriter] | None" = None) -> None:
+    def _prepare(self, conn: sqlite3.Connection, st: _State, batch: Sequence[Incoming]) -> None:
         """The batch's texts: words, exact-copy key and places once per distinct text (kept for
         the next batches: reposts are frequent); the MinHash signatures of the texts not known
         yet in one numpy pass; the exact-copy keys and band keys not held in memory looked up
-        in the tables with one query each. With ``ship`` (a flush's writer), the exact-copy
-        keys are looked up by the writer thread while the signatures are computed (of every
-        text not held: those found there are dropped after)."""
+        in the tables with one query each."""
         recents = self._recent
         self._batch = batch_words = {}
         fresh: dict[str, list[str]] = {}  # texts not known yet: fingerprint -> words
@@ -1127,23 +1032,11 @@ class IncidentTracker:
                 fwd = self._forward_keys(m)
                 if fwd:
                     keys.append(fwd[0])
-        if st.partial and ship is not None and isinstance(ship[1], RowWriter):
-            wconn, w = ship
-            todo = st.texts_to_fetch(keys)
-            found: dict[str, int] = {}
-            if todo:
-                w.submit(partial(_fetch_texts, wconn, todo, w.lock, found))
-            sigs = dict(zip(fresh, fam.signatures(list(fresh.values()))))
-            w.sync()  # (raises the lookup's failure)
-            st.texts_fetched(todo, found)
+        if st.partial:
+            st.prefetch_texts(conn, keys)
             cold = st.cold_fps
-            self._sigs = {fp: sig for fp, sig in sigs.items() if cold.get(fp) is None}
-        else:
-            if st.partial:
-                st.prefetch_texts(conn, keys)
-                cold = st.cold_fps
-                fresh = {fp: ws for fp, ws in fresh.items() if cold.get(fp) is None}
-            self._sigs = dict(zip(fresh, fam.signatures(list(fresh.values()))))
+            fresh = {fp: ws for fp, ws in fresh.items() if cold.get(fp) is None}
+        self._sigs = dict(zip(fresh, fam.signatures(list(fresh.values()))))
         if st.cold_texts:
             st.prefetch_bands(conn, [k for sig in self._sigs.values() if sig is not None for k in sig.band_keys()])
 
@@ -1226,8 +1119,6 @@ class IncidentTracker:
             f.first, f.first_date = m.rowid, m.date
         self._dirty_fam.add(family_id)
         self._index_text(conn, st, family_id, fp, sig, ws, fwd_keys[0] if fwd_keys else None, m, fp_known)
-        if m.rowid not in self._new_members:
-            self._unshipped.append(m.rowid)
         self._new_members[m.rowid] = [incident_id, family_id, m.date, m.platform, m.channel_id, m.kind, m.rules,
                                       m.actors, places_json, how, origin, now]
         self._new_keys[(m.platform, m.channel_id, m.message_id)] = family_id
@@ -1261,8 +1152,6 @@ class IncidentTracker:
         if pending:
             pend = self._new_members[m.rowid]
             pend[5], pend[6], pend[7] = kind, rules, actors
-            if m.rowid in self._shipped:  # its row is written already: updated after it
-                self._changed_members[m.rowid] = (kind, rules, actors)
         else:
             self._changed_members[m.rowid] = (kind, rules, actors)
         inc = st.incident(conn, incident_id)
@@ -1507,22 +1396,8 @@ class IncidentTracker:
 BIND_PER_STATEMENT = 240  # values bound to one multi-row INSERT (_insert_rows)
 
 
-def _whole_rows(n: int, ncols: int, values: int | None = None) -> int:
-    """Of ``n`` rows of ``ncols`` values, how many fill whole statements of :func:`_insert_rows`
-    (``values`` bound a statement, by default :data:`BIND_PER_STATEMENT`)."""
-    per = max(1, (values or BIND_PER_STATEMENT) // ncols)
-    return n // per * per
-
-
-def _insert_all(conn: sqlite3.Connection, inserts: Sequence[tuple[str, int, list[Any]]], lock: Any,
-                values: int | None) -> None:
-    """:func:`_insert_rows` of each ``(head, ncols, flat)`` in turn (one writer job)."""
-    for head, ncols, flat in inserts:
-        _insert_rows(conn, head, ncols, flat, lock=lock, values=values)
-
-
 def _upsert_rows(conn: sqlite3.Connection, table: str, keys: tuple[str, ...], cols: tuple[str, ...], new: list[Any],
-                 old: list[Any], update: tuple[str, ...] | None = None, *, lock: Any = None) -> None:
+                 old: list[Any], update: tuple[str, ...] | None = None) -> None:
     """Write rows: ``new`` ones, not in the table (``keys`` then ``cols`` values each, flat:
     ``INSERT OR FAIL``, many rows a statement) and ``old`` ones (``keys`` then ``update``
     values each, ``update`` by default ``cols``: an ``UPDATE`` a row). (An ``INSERT ... ON
@@ -1537,49 +1412,26 @@ def _upsert_rows(conn: sqlite3.Connection, table: str, keys: tuple[str, ...], co
     if new:
         ncols = len(keys) + len(cols)
         try:
-            _insert_rows(conn, f"INSERT OR FAIL INTO {table}({', '.join(keys + cols)})", ncols, new, lock=lock)
+            _insert_rows(conn, f"INSERT OR FAIL INTO {table}({', '.join(keys + cols)})", ncols, new)
         except sqlite3.IntegrityError:
             _insert_rows(conn, f"INSERT INTO {table}({', '.join(keys + cols)})", ncols, new,
                          f" ON CONFLICT({', '.join(keys)}) DO UPDATE SET "
-                         + ", ".join(f"{c}=excluded.{c}" for c in cols), lock=lock)
+                         + ", ".join(f"{c}=excluded.{c}" for c in cols))
     if old:
         nk, nc = len(keys), len(keys) + len(upd)
-        _executemany(
-            conn, lock,
+        conn.executemany(
             f"UPDATE {table} SET " + ", ".join(f"{c}=?" for c in upd) + " WHERE " + " AND ".join(f"{k}=?" for k in keys),
             [old[i + nk:i + nc] + old[i:i + nk] for i in range(0, len(old), nc)])
 
 
-def _executemany(conn: sqlite3.Connection, lock: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """``conn.executemany`` under ``lock`` (the writer's: monitor.incidents.writer)."""
-    with lock if lock is not None else nullcontext():
-        conn.executemany(sql, rows)
-
-
-_MOVE_BANDS = ("INSERT OR FAIL INTO family_bands(band_key, text_id) SELECT band_key, text_id FROM family_bands_new"
-               " ORDER BY band_key, text_id")
-_SET_GENERATION = ("INSERT INTO meta(key, value) VALUES ('incidents_generation', ?)"
-                   " ON CONFLICT(key) DO UPDATE SET value=excluded.value")
-
-
-def _insert_rows(conn: sqlite3.Connection, head: str, ncols: int, flat: list[Any], tail: str = "", *,
-                 lock: Any = None, values: int | None = None) -> None:
+def _insert_rows(conn: sqlite3.Connection, head: str, ncols: int, flat: list[Any], tail: str = "") -> None:
     """``INSERT ... VALUES`` of many rows (``flat``: their ``ncols`` values each, row after
     row) with several rows per statement: the same rows in the same order as an
     ``executemany`` of one row each, with a fraction of its per-statement cost (binding and
     stepping a statement per row took ~a quarter of the time of writing ``family_bands``)."""
-    per = max(1, (values or BIND_PER_STATEMENT) // ncols)  # rows per statement
+    per = max(1, BIND_PER_STATEMENT // ncols)  # rows per statement
     step = per * ncols
     whole = len(flat) // step * step
-    if lock is not None:  # a statement at a time under the lock (the assigning thread reads in between)
-        sql = _values_sql(head, ncols, per, tail)
-        for i in range(0, whole, step):
-            with lock:
-                conn.execute(sql, flat[i:i + step])
-        if whole < len(flat):
-            with lock:
-                conn.execute(_values_sql(head, ncols, (len(flat) - whole) // ncols, tail), flat[whole:])
-        return
     if whole:
         conn.executemany(_values_sql(head, ncols, per, tail), [flat[i:i + step] for i in range(0, whole, step)])
     if whole < len(flat):
@@ -1638,7 +1490,10 @@ def _generation(conn: sqlite3.Connection) -> int:
 
 
 def _set_generation(conn: sqlite3.Connection, gen: int) -> None:
-    conn.execute(_SET_GENERATION, (str(gen),))
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES ('incidents_generation', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        (str(gen),),
+    )
 
 
 def located_places(places: Sequence[Place]) -> list[tuple[str, int, str | None]]:
@@ -1666,20 +1521,6 @@ def _facet(conn: sqlite3.Connection, incident_id: int, facet: str, value: str, l
         " located = max(located, excluded.located)",
         (incident_id, facet, value, 1 if mention else 0, located),
     )
-
-
-def _fetch_texts(conn: sqlite3.Connection, keys: list[str], lock: Any = None,
-                 into: dict[str, int] | None = None) -> dict[str, int]:
-    """The families of the exact-copy keys found in ``family_texts`` (a query a
-    :data:`SQL_CHUNK` keys; under ``lock``: the writer's, when it runs there)."""
-    found = {} if into is None else into
-    for i in range(0, len(keys), SQL_CHUNK):
-        chunk = keys[i:i + SQL_CHUNK]
-        with lock if lock is not None else nullcontext():
-            found.update(conn.execute(
-                f"SELECT fingerprint, family_id FROM family_texts WHERE fingerprint IN ({','.join('?' * len(chunk))})",
-                chunk))
-    return found
 
 
 def _text_family(conn: sqlite3.Connection, key: str) -> int | None:
