@@ -450,6 +450,14 @@ condition: (a and b) or who
     assert back == gates and all(type(w) is frozenset for w, _letters in back)
     plain = pickle.dumps([frozenset(g) for g in shared], protocol=pickle.HIGHEST_PROTOCOL)
     assert len(pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL)) < len(plain) * 0.6
+    # the list's alternatives are read back as their terms; their index is built when first asked
+    (lazy,) = {id(s.alts): s.alts for cr in cached._rules for s in cr.sels if s.name == "who"}.values()
+    assert "_terms" in dir(type(lazy)) and len(object.__getattribute__(lazy, "_terms")) == 100
+    (eager,) = {id(s.alts): s.alts for cr in built._rules for s in cr.sels if s.name == "who"}.values()
+    assert (lazy.singles, lazy.keys, lazy.by_first) == (eager.singles, eager.keys, eager.by_first)
+    with pytest.raises(AttributeError):
+        object.__getattribute__(lazy, "_terms")
+    cached, _ = load(d)  # read back again: lazy until matching asks
     texts = ["a blast1 of Name3 Family3", "strike2 and the rest", "the blast0", "Name7 Family7", "Name7 alone"]
     for text in texts:
         a, b = built.match(msg(text, message_id="1")), cached.match(msg(text, message_id="1"))

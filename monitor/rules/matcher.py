@@ -39,6 +39,7 @@ when a candidate rule needs them, and character spans in the original text only 
 
 from __future__ import annotations
 
+import copyreg
 import dataclasses
 import re
 import sys
@@ -405,10 +406,41 @@ class _Alts:
     followed. Interned per field by content: rules that use the same actor or list share one
     object, and its per-message answers are computed once (memo on the :class:`_Scan`)."""
 
-    __slots__ = ("uid", "singles", "by_first", "keys")
+    __slots__ = ("uid", "singles", "by_first", "keys", "_terms")
+    LAZY_MIN = 64  # alternatives with this many terms are pickled as their terms (see __reduce__)
 
     def __init__(self, uid: int, term_wids: "frozenset[tuple[int, ...]]") -> None:
         self.uid = uid
+        self._build(term_wids)
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - only while unset: read back lazily, see __reduce__
+        if name in ("singles", "by_first", "keys"):
+            try:
+                terms = object.__getattribute__(self, "_terms")
+            except AttributeError:
+                raise AttributeError(name) from None
+            self._build(frozenset(terms))
+            del self._terms
+            return object.__getattribute__(self, name)
+        raise AttributeError(name)
+
+    def __reduce__(self) -> tuple:
+        """Large alternatives (a watch list's names) are pickled as their terms (the phrases'
+        tuples are the selection's, already in the pickle): read back, the per-first-word
+        index and the sets are built when a message first asks (a few hundred µs for 200
+        names), not for every list of the set on every read-back."""
+        try:
+            terms = object.__getattribute__(self, "_terms")
+        except AttributeError:
+            terms = None
+            if len(self.singles) + sum(map(len, self.by_first.values())) >= self.LAZY_MIN:
+                terms = (*((w,) for w in sorted(self.singles)), *chain.from_iterable(self.by_first.values()))
+        if terms is not None:
+            return (_lazy_alts, (self.uid, terms))
+        state = {k: object.__getattribute__(self, k) for k in ("uid", "singles", "by_first", "keys")}
+        return (copyreg.__newobj__, (_Alts,), (None, state))
+
+    def _build(self, term_wids: "frozenset[tuple[int, ...]]") -> None:
         singles: set[int] = set()
         by_first: dict[int, list[tuple[int, ...]]] = {}
         for w in sorted(term_wids):
@@ -447,6 +479,14 @@ class _Alts:
                 for p in by_first[k]:
                     out.update([s for s, _ in scan.term_spans(p)])
         return sorted(out)
+
+
+def _lazy_alts(uid: int, terms: tuple) -> _Alts:
+    """An :class:`_Alts` read back from its terms; its sets are built on first use."""
+    out = _Alts.__new__(_Alts)
+    out.uid = uid
+    out._terms = terms
+    return out
 
 
 class _Sel:
