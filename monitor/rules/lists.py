@@ -149,7 +149,11 @@ class ListTerms:
 
     def __reduce__(self) -> tuple:
         words, ids, counts = self.flat()
-        return (_list_terms, (self.raws, counts.tobytes(), words, ids.tobytes()))
+        raws: "list[str] | str" = self.raws
+        joined = "\0".join(raws)
+        if raws and joined.count("\0") == len(raws) - 1:  # one string to read back, not one per term
+            raws = joined
+        return (_list_terms, (raws, counts.tobytes(), words, ids.tobytes()))
 
 
 def read_bounded(file: str, size: int, limit: int) -> bytes:
@@ -187,7 +191,9 @@ def _idle_core() -> bool:
     return cpus >= 2 and load <= cpus - 1
 
 
-def _list_terms(raws: list[str], counts: bytes, words: tuple, ids: bytes) -> ListTerms:
+def _list_terms(raws: "list[str] | str", counts: bytes, words: tuple, ids: bytes) -> ListTerms:
+    if isinstance(raws, str):
+        raws = raws.split("\0")
     n = array("B")
     n.frombytes(counts)
     w = array("I")
