@@ -282,6 +282,43 @@ def test_parse_terms_gives_what_parse_term_gives() -> None:
         assert sum(g is None for g in got) == 12
 
 
+def test_parse_terms_flat_gives_the_flat_form_of_parse_term() -> None:
+    """A plain list's entries parsed straight into the flat form (no Term per entry): the
+    words, word numbers and words per term of parse_term's terms; None for a batch with an
+    entry parse_term must decide, cold or warm chunk cache; the ListTerms made from it is
+    the sequence of those terms (indexing, slicing, iteration, ==, pickling)."""
+    import pickle
+
+    from monitor.rules import lists as lists_mod
+    from monitor.rules import terms as terms_mod
+
+    plain = [r for r in BATCH_TERMS if terms_mod.parse_terms([r]) != [None]]
+    cases = [plain, plain[:1], ["Abdul-Malik al-Houthi", "a - b", "x"], *([r] for r in BATCH_TERMS)]
+    for cold in (True, False):
+        for raws in cases:
+            if cold:
+                terms_mod._CHUNKS.clear()
+                terms_mod._WORDS.clear()
+                terms_mod._MERGING.clear()
+            got = terms_mod.parse_terms_flat(list(raws))
+            expected = terms_mod.parse_terms(list(raws))
+            if None in expected:
+                assert got is None, raws
+                continue
+            assert got is not None, raws
+            lt = lists_mod.ListTerms.of_flat(list(raws), *got)
+            ref = lists_mod.ListTerms(expected)
+            assert got == ref.flat() and lt.flat() == ref.flat()
+            assert lt == ref and lt == tuple(expected) and len(lt) == len(expected)
+            assert list(lt) == expected and lt[0] == expected[0] and lt[1:] == tuple(expected[1:])
+            assert lt.raws == list(raws) and list(lt.word_tuples()) == [t.words for t in expected]
+            assert all(type(t) is terms_mod.Term and all(type(w) is terms_mod.Word for w in t.words) for t in lt)
+            back = pickle.loads(pickle.dumps(lists_mod.ListTerms.of_flat(list(raws), *got)))
+            assert back._terms is None and back == lt and back._terms is None  # read back flat: terms made on first use
+    assert terms_mod.parse_terms_flat([]) is None
+    assert terms_mod.parse_terms_flat(["ok", "claim*"]) is None and terms_mod.parse_terms_flat(["ok", "-"]) is None
+
+
 @pytest.mark.parametrize("text", [*PLAIN_CSV_CASES, COMMANDERS_CSV, "a,b\na\nb,c,a\n", "claim*,*stan\nبیانیه ای\n",
                                   "ok\n@list:x\n", "ok\n" + "x" * 300 + "\n", "#only a comment\n", "-- , ...\n"])
 def test_the_list_fast_path_loads_what_the_row_loop_loads(tmp_path, monkeypatch, text) -> None:

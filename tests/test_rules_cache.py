@@ -416,3 +416,51 @@ async def test_the_reload_reads_back_on_the_event_loop_a_step_at_a_time(tmp_path
     assert "ruleset" not in m.__dict__  # the fingerprint did not need the rule set
     assert st.fingerprint == fingerprint(m)
     assert ids(m, "blast in Zahedan") == ["watch"]
+
+
+def test_gates_on_a_list_share_its_words_and_read_back_equal(tmp_path, cache) -> None:
+    """Rules ``(a and b) or who`` over one watch list get gates holding the list's anchor
+    words; those are one shared part per list (pickled once, joined on reading back), equal
+    to the plain sets; read back from the cache, the gates are plain frozensets of the same
+    words and the hits (with their matches) are the same."""
+    import pickle
+
+    from monitor.rules.matcher import _GateWords
+
+    names = "".join(f"Name{i} Family{i}\n" for i in range(100))
+    d = tmp_path / "rules"
+    for i, common in enumerate(["the", "of", "and"]):
+        write(d / f"r{i}.yml", f"""\
+id: r{i}
+match:
+  a: ["blast{i}", "strike{i}"]
+  b: ["{common}"]
+  who: ["@list:names"]
+condition: (a and b) or who
+""")
+    write(d / "lists" / "names.csv", names)
+    built, _ = load(d)
+    cached, status = load(d)
+    assert status == ["hit"]
+    gates = [g for cr in built._rules for g in (cr.gates or ())]
+    shared = [g for g, _letters in gates if isinstance(g, _GateWords)]
+    assert len(shared) == 3 and len({id(g.parts[0]) for g in shared}) == 1  # one part for the list, in 3 rules
+    assert all(len(g) == 101 and g == frozenset(g) and g == frozenset().union(*g.parts) for g in shared)
+    back = [g for cr in cached._rules for g in (cr.gates or ())]
+    assert back == gates and all(type(w) is frozenset for w, _letters in back)
+    plain = pickle.dumps([frozenset(g) for g in shared], protocol=pickle.HIGHEST_PROTOCOL)
+    assert len(pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL)) < len(plain) * 0.6
+    # the list's alternatives are read back as their terms; their index is built when first asked
+    (lazy,) = {id(s.alts): s.alts for cr in cached._rules for s in cr.sels if s.name == "who"}.values()
+    assert "_terms" in dir(type(lazy)) and len(object.__getattribute__(lazy, "_terms")) == 100
+    (eager,) = {id(s.alts): s.alts for cr in built._rules for s in cr.sels if s.name == "who"}.values()
+    assert (lazy.singles, lazy.keys, lazy.by_first) == (eager.singles, eager.keys, eager.by_first)
+    with pytest.raises(AttributeError):
+        object.__getattribute__(lazy, "_terms")
+    cached, _ = load(d)  # read back again: lazy until matching asks
+    texts = ["a blast1 of Name3 Family3", "strike2 and the rest", "the blast0", "Name7 Family7", "Name7 alone"]
+    for text in texts:
+        a, b = built.match(msg(text, message_id="1")), cached.match(msg(text, message_id="1"))
+        assert [(h, h.matches) for h in a] == [(h, h.matches) for h in b], text
+    assert [h.rule_id for h in built.match(msg("the blast0"))] == ["r0"]
+    assert sorted(h.rule_id for h in built.match(msg("Name7 Family7"))) == ["r0", "r1", "r2"]

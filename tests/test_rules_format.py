@@ -11,7 +11,7 @@ import pytest
 from monitor.rules import Matcher, RuleSetError, load_rules
 from monitor.rules.loader import MAX_FILE_BYTES, format_problems
 
-from rules_helpers import write
+from rules_helpers import msg, write
 
 GOOD = """
 id: is-claim-ar
@@ -368,3 +368,20 @@ def test_warns_on_ascii_boundaries_next_to_arabic(tmp_path, pattern: str, warned
 def test_shipped_pack_has_no_warnings() -> None:
     pack = Path(__file__).resolve().parent.parent / "rules"
     assert lint(load_rules([pack])) == []
+
+
+def test_equal_terms_in_rules_written_apart_are_one_tuple(tmp_path) -> None:
+    """Selections with the same terms in different rules share one tuple of the same Term
+    objects (the compiler handles it once); the rules and their hits are as before."""
+    from monitor.rules import Matcher
+
+    d = tmp_path / "rules"
+    for i in range(3):
+        write(d / f"r{i}.yml", f"id: r{i}\nmatch:\n  a: [blast{i}]\n  b: [the, 'Kerman*']\ncondition: a and b\n")
+    rs = load_rules([d])
+    bs = [r.selection("b").terms for r in rs.rules]
+    assert bs[0] is bs[1] is bs[2] and [t.raw for t in bs[0]] == ["the", "Kerman*"]
+    assert rs.rules[0].selection("a").terms[0].raw == "blast0"
+    m = Matcher(rs)
+    assert [h.rule_id for h in m.match(msg("the blast1 in Kermanshah"))] == ["r1"]
+    assert m.match(msg("blast1 alone")) == []

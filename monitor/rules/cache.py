@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..logs import get_logger
 from ..gcpause import paused_gc
-from .lists import list_files
+from .lists import ListTerms, list_files
 from .loader import load_rules, rule_files
 from .matcher import Matcher, _Rule, _Sel
 from .problems import Problem
@@ -362,7 +362,7 @@ class _TermsView:
 
     @classmethod
     def of(cls, terms: Sequence[Any], owner: tuple[int, int], cell: _Cell) -> "_TermsView":
-        raws = [t.raw for t in terms]
+        raws = terms.raws if isinstance(terms, ListTerms) else [t.raw for t in terms]
         joined = cls.SEP.join(raws)
         fits = len(raws) > 0 and joined.count(cls.SEP) == len(raws) - 1
         return cls(joined if fits else tuple(raws), len(raws), owner, cell)

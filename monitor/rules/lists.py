@@ -30,10 +30,10 @@ from array import array
 from dataclasses import dataclass
 from operator import itemgetter
 from itertools import chain, islice, repeat
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from .problems import Problem
-from .terms import Term, TermError, Word, parse_term, parse_terms
+from .terms import Term, TermError, Word, parse_term, parse_terms, parse_terms_flat
 
 _tuple_new = tuple.__new__
 _TERM_WORDS = itemgetter(1)  # Term.words
@@ -57,31 +57,125 @@ class WatchList:
         return self.digest
 
 
-class ListTerms(tuple):
-    """A list's terms: a tuple that pickles flat (its raw strings, the number of words of each
-    term, its distinct words and their numbers) instead of one pickled object per term, so a
-    cached rule set with 200,000 names reads back faster and hot reload's child sends less.
+class ListTerms:
+    """A list's terms, kept flat: the raw strings, the list's distinct words, the number of
+    each word of each term in that tuple and the number of words of each term (:meth:`flat`).
+    A sequence of :class:`~monitor.rules.terms.Term` (indexing, iteration, ``len``, ``==``
+    with a tuple of terms), but the ``Term`` objects are only made when something asks for
+    them (``rules check``'s lint, a ``near`` group, the reference matcher): loading, the
+    pattern budget, compiling and the cache use the flat form, so 200,000 names cost no
+    ``Term`` and no tuple of words each. Pickled flat (the cache entry, the loader's child).
 
-    The same flat form (:meth:`flat`) serves the pattern budget check and the compiler: a
-    list's distinct words are looked up once, and its terms' word ids and rarest words are
-    computed by C-level passes over the numbers instead of term by term."""
+    Built from terms (:meth:`of_terms`: the flat form computed on first use) or from the flat
+    form (:meth:`of_flat`: what a plain CSV list is parsed into, see
+    :func:`~monitor.rules.terms.parse_terms_flat`)."""
+
+    __slots__ = ("_raws", "_flat", "_terms", "__weakref__")
+
+    def __init__(self, terms: "Iterable[Term]" = ()) -> None:
+        self._terms: tuple[Term, ...] | None = tuple(terms)
+        self._raws: list[str] | None = None
+        self._flat: tuple[tuple[Word, ...], array, array] | None = None
+
+    @classmethod
+    def of_terms(cls, terms: "Iterable[Term]") -> "ListTerms":
+        return cls(terms)
+
+    @classmethod
+    def of_flat(cls, raws: list[str], words: "tuple[Word, ...]", ids: array, counts: array) -> "ListTerms":
+        out = cls.__new__(cls)
+        out._terms = None
+        out._raws = raws
+        out._flat = (words, ids, counts)
+        return out
 
     def flat(self) -> "tuple[tuple[Word, ...], array, array]":
         """(distinct words in order of first occurrence, the number of each word of each term
         in that tuple (array ``I``), the number of words of each term (array ``B``))."""
-        got = self.__dict__.get("_flat")
+        got = self._flat
         if got is None:
-            per_term = list(map(_TERM_WORDS, self))
+            per_term = list(map(_TERM_WORDS, self._terms))  # type: ignore[arg-type]
             words = tuple(dict.fromkeys(chain.from_iterable(per_term)))
             number = {w: i for i, w in enumerate(words)}
             ids = array("I", map(number.__getitem__, chain.from_iterable(per_term)))
             counts = array("B", map(len, per_term))  # at most MAX_TERM_WORDS (16)
-            got = self.__dict__["_flat"] = (words, ids, counts)
+            got = self._flat = (words, ids, counts)
         return got
+
+    @property
+    def raws(self) -> list[str]:
+        """Each term as written (``Term.raw``), without making the terms."""
+        got = self._raws
+        if got is None:
+            got = self._raws = [t[0] for t in self._terms]  # type: ignore[union-attr]
+        return got
+
+    def word_tuples(self) -> "Iterator[tuple[Word, ...]]":
+        """Each term's words (``Term.words``), without making the terms."""
+        if self._terms is not None:
+            return map(_TERM_WORDS, self._terms)
+        words, ids, counts = self._flat  # type: ignore[misc]
+        it = map(words.__getitem__, ids)
+        return map(tuple, map(islice, repeat(it), counts))
+
+    def terms(self) -> "tuple[Term, ...]":
+        """The terms as a tuple (made on first use from the flat form)."""
+        got = self._terms
+        if got is None:
+            got = self._terms = tuple(map(_tuple_new, repeat(Term), zip(self._raws, self.word_tuples())))  # type: ignore[arg-type]
+        return got
+
+    def __len__(self) -> int:
+        return len(self._terms) if self._terms is not None else len(self._raws)  # type: ignore[arg-type]
+
+    def __iter__(self) -> "Iterator[Term]":
+        return iter(self.terms())
+
+    def __getitem__(self, i):  # noqa: ANN001, ANN204 - an index or a slice, as a tuple's
+        return self.terms()[i]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ListTerms):
+            return self is other or (self.raws == other.raws and list(self.word_tuples()) == list(other.word_tuples()))
+        if isinstance(other, tuple):
+            return self.terms() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.terms())
+
+    def __repr__(self) -> str:
+        return f"ListTerms({len(self):,} terms)"
 
     def __reduce__(self) -> tuple:
         words, ids, counts = self.flat()
-        return (_list_terms, ([t[0] for t in self], counts.tobytes(), words, ids.tobytes()))
+        raws: "list[str] | str" = self.raws
+        joined = "\0".join(raws)
+        if raws and joined.count("\0") == len(raws) - 1:  # one string to read back, not one per term
+            raws = joined
+        return (_list_terms, (raws, counts.tobytes(), words, ids.tobytes()))
+
+
+def read_bounded(file: str, size: int, limit: int) -> bytes:
+    """The content of ``file`` (``size``: its size as last seen), read up to one byte past
+    ``limit`` (the caller reports a file that long). Unbuffered, with a first read of the
+    file's size: ``open(file, "rb").read(limit + 1)`` allocates a buffer of the whole limit
+    (5 MiB) for every file and gives it back, a third of the time of reading 10,000 small
+    rule files. A file that grew meanwhile is read on in small steps, up to the limit."""
+    with open(file, "rb", buffering=0) as fh:
+        data = fh.read(min(size, limit) + 1)
+        if data and len(data) <= limit:
+            parts = [data]
+            total = len(data)
+            while total <= limit:
+                part = fh.read(min(65_536, limit + 1 - total))  # usually b"": the end of the file
+                if not part:
+                    break
+                parts.append(part)
+                total += len(part)
+            if len(parts) > 1:
+                data = b"".join(parts)
+    return data
 
 
 def _idle_core() -> bool:
@@ -97,15 +191,14 @@ def _idle_core() -> bool:
     return cpus >= 2 and load <= cpus - 1
 
 
-def _list_terms(raws: list[str], counts: bytes, words: tuple, ids: bytes) -> ListTerms:
+def _list_terms(raws: "list[str] | str", counts: bytes, words: tuple, ids: bytes) -> ListTerms:
+    if isinstance(raws, str):
+        raws = raws.split("\0")
     n = array("B")
     n.frombytes(counts)
     w = array("I")
     w.frombytes(ids)
-    it = map(words.__getitem__, w)
-    out = ListTerms(map(_tuple_new, repeat(Term), zip(raws, map(tuple, map(islice, repeat(it), n)))))
-    out.__dict__["_flat"] = (words, w, n)
-    return out
+    return ListTerms.of_flat(raws, words, w, n)
 
 
 def is_list_dir(name: str) -> bool:
@@ -218,10 +311,13 @@ def load_list(file: str, problems: list[Problem]) -> WatchList | None:
             problems.append(Problem(file, 1, 1, f"list file is {size / 2**20:.1f} MiB; the limit is "
                                                 f"{MAX_LIST_BYTES / 2**20:.0f} MiB (split it into several lists)"))
             return None
-        with open(file, "rb") as fh:
-            data = fh.read()
+        data = read_bounded(file, size, MAX_LIST_BYTES)
     except OSError as exc:
         problems.append(Problem(file, 1, 1, f"cannot read: {exc.strerror or exc}"))
+        return None
+    if len(data) > MAX_LIST_BYTES:
+        problems.append(Problem(file, 1, 1, f"list file is over {MAX_LIST_BYTES / 2**20:.0f} MiB; the limit is "
+                                            f"{MAX_LIST_BYTES / 2**20:.0f} MiB (split it into several lists)"))
         return None
     try:
         text = data.decode("utf-8-sig")
@@ -299,6 +395,9 @@ def _plain_list(text: str) -> "tuple[ListTerms, int] | None":
     raws = list(dict.fromkeys(cells))  # the first of equal entries, in order
     if "\n@" in "\n" + "\n".join(raws):  # a reference: not allowed in a list (reported by the loop)
         return None
+    flat = parse_terms_flat(raws)
+    if flat is not None:  # the common case: no Term objects made
+        return ListTerms.of_flat(raws, *flat), entries
     terms = parse_terms(raws)
     if None in terms:
         try:

@@ -24,7 +24,7 @@ from ..model import KINDS
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
 from ..gcpause import paused_gc
-from .lists import LIST_DIR, ListTerms, WatchList, list_files, load_lists, load_lists_in_background, entry_key, walk_files
+from .lists import LIST_DIR, ListTerms, WatchList, list_files, load_lists, load_lists_in_background, entry_key, read_bounded, walk_files
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, check_regex
 from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
@@ -73,6 +73,10 @@ class _FileContext:
         # an actor's terms and fingerprint, computed once per load (Actor computes them on
         # each access; the pack's rules reference its 80 actors thousands of times)
         self.actor_memo: dict[tuple[str, str], object] = {}
+        # a term's raw text -> its Term, a tuple of terms -> the first equal one, shared by
+        # every file of a load: rules written apart with the same terms (``b: [في]`` in
+        # thousands of rules) share one tuple, which the compiler then handles once
+        self.term_memo: dict = {}
         self.referenced: set[str] = set()  # actors the rule being built references
         self.lists: dict[str, WatchList] = {}
         self.referenced_lists: set[str] = set()  # lists the rule being built references
@@ -153,8 +157,7 @@ def _read(file: str, problems: list[Problem]) -> tuple[bytes, str] | None:
                         "(split it, or keep long watch lists smaller)")
             )
             return None
-        with open(file, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+        data = read_bounded(file, size, MAX_FILE_BYTES)
     except OSError as exc:
         problems.append(Problem(file, 1, 1, f"cannot read: {exc.strerror or exc}"))
         return None
@@ -213,11 +216,13 @@ def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None
         problems.extend(list_problems)
     rules: list[Rule] = []
     actor_memo: dict[tuple[str, str], object] = {}
+    term_memo: dict = {}
     for file, got in parsed:
         if got is not None and file not in actor_files:
             ctx, data, root = got
             ctx.actors = actors
             ctx.actor_memo = actor_memo
+            ctx.term_memo = term_memo
             ctx.lists = lists
             ctx.failed_lists = failed_lists
             rules.extend(_build_rules(ctx, data, root, known_destinations))
@@ -276,7 +281,9 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
                 largest = (len(terms), rule, sel)
     if largest is not None:  # the largest selection by its distinct words
         _n, rule, sel = largest
-        largest = (len({w for t in sel.terms for w in t.words}), rule, sel)
+        terms = sel.terms
+        n = len(terms.flat()[0]) if isinstance(terms, ListTerms) else len({w for t in terms for w in t.words})
+        largest = (n, rule, sel)
     total = sum(map(len, words.values()))
     if total > MAX_PATTERNS and largest is not None:
         n, rule, sel = largest
@@ -865,7 +872,7 @@ def _build_selection(name: str, key: Node, node: Node, ctx: _FileContext) -> Sel
         terms = _terms(ctx, node, where, "any")
         if len(ctx.problems) > n_before or terms is None:
             return None
-        return Selection(name, "any", "text", _as_tuple(terms), line=key.line, col=key.col)
+        return Selection(name, "any", "text", _as_tuple(terms, ctx.term_memo), line=key.line, col=key.col)
     entries: dict[str, tuple[Node, Node]] = {}
     for k, v in node.items():
         if k.kind != "scalar" or k.value not in SELECTION_KEYS:
@@ -932,14 +939,17 @@ def _build_selection(name: str, key: Node, node: Node, ctx: _FileContext) -> Sel
                 within = int(raw)
     if len(ctx.problems) > n_before:
         return None
-    return Selection(name, op, field, _as_tuple(terms), tuple(regexes), within, key.line, key.col, tuple(groups))
+    return Selection(name, op, field, _as_tuple(terms, ctx.term_memo), tuple(regexes), within, key.line, key.col, tuple(groups))
 
 
-def _as_tuple(terms: "Sequence[Term]") -> tuple:
-    """``terms`` as a tuple; a list's own tuple (:class:`~monitor.rules.lists.ListTerms`) is
-    kept as it is, so every selection that references the list shares it (``tuple()`` of a
-    tuple subclass copies it)."""
-    return terms if isinstance(terms, tuple) else tuple(terms)
+def _as_tuple(terms: "Sequence[Term]", memo: dict | None = None) -> tuple:
+    """``terms`` as a tuple; a list's own terms (:class:`~monitor.rules.lists.ListTerms`) are
+    kept as they are, so every selection that references the list shares them. With
+    ``memo`` (see ``_FileContext.term_memo``), equal tuples of terms are one object."""
+    if isinstance(terms, (tuple, ListTerms)):
+        return terms  # type: ignore[return-value]
+    out = tuple(terms)
+    return out if memo is None else memo.setdefault(out, out)
 
 
 def _near_terms(ctx: _FileContext, node: Node, where: str) -> tuple[list, list[tuple[int, ...]]]:
@@ -974,6 +984,7 @@ def _terms(ctx: _FileContext, node: Node, where: str, what: str) -> list | None:
         wl = _list_ref(ctx, items[0][0], items[0][1], where)
         return wl.terms if wl is not None else []  # type: ignore[return-value]
     out = []
+    memo = ctx.term_memo
     for t_node, raw in items:
         if raw.strip().lower().startswith("@actor"):
             actor = _actor_ref(ctx, t_node, raw, where)
@@ -988,8 +999,12 @@ def _terms(ctx: _FileContext, node: Node, where: str, what: str) -> list | None:
             if wl is not None:
                 out.extend(wl.terms)
             continue
-        try:
-            out.append(parse_term(raw))
-        except TermError as exc:
-            ctx.add(t_node, f"{where}: {exc}")
+        term = memo.get(raw)
+        if term is None:
+            try:
+                term = memo[raw] = parse_term(raw)
+            except TermError as exc:
+                ctx.add(t_node, f"{where}: {exc}")
+                continue
+        out.append(term)
     return out

@@ -12,8 +12,9 @@ itself is one pattern per word.
 from __future__ import annotations
 
 import re
-from itertools import chain, islice, repeat
-from operator import itemgetter
+from array import array
+from itertools import accumulate, chain, islice, repeat
+from operator import itemgetter, sub
 from typing import NamedTuple
 
 from .morphology import MERGE_TOKENS as _MERGE, PREFIX_TOKENS, merge_term_words
@@ -192,6 +193,55 @@ def _parse_batch(raws: "list[str]") -> "list[Term | None]":
                     or not merging.isdisjoint(splits[i])):
                 terms[i] = None
     return terms
+
+
+def parse_terms_flat(raws: "list[str]") -> "tuple[tuple[Word, ...], array, array] | None":
+    """The flat form of ``parse_term`` of each of ``raws`` (see
+    :meth:`~monitor.rules.lists.ListTerms.flat`: the distinct words in order of first
+    occurrence, the number of each word of each term, the number of words of each term),
+    computed from the cached chunks without a tuple of words or a ``Term`` per entry; the
+    same words as :func:`parse_terms`. None when an entry is one :func:`parse_term` must
+    decide (wildcards, a term too long, without words or with too many, Persian pieces to
+    join): then parse them one by one (:func:`parse_terms`)."""
+    if not raws or max(map(len, raws)) > MAX_TERM_CHARS or "*" in "\n".join(raws):
+        return None
+    wordlist: list[Word] = []
+    per_term: list[int] = []
+    for at in range(0, len(raws), PARSE_BATCH):
+        got = _flat_batch(raws[at : at + PARSE_BATCH])
+        if got is None:
+            return None
+        wordlist += got[0]
+        per_term += got[1]
+    if max(per_term) > MAX_TERM_WORDS or 0 in per_term:
+        return None
+    distinct = tuple(dict.fromkeys(wordlist))
+    number = dict(zip(distinct, range(len(distinct))))
+    return distinct, array("I", map(number.__getitem__, wordlist)), array("B", per_term)
+
+
+def _flat_batch(raws: "list[str]") -> "tuple[list[Word], list[int]] | None":
+    if len(_CHUNKS) >= MAX_CACHED_CHUNKS:  # as parse_term does between two terms
+        _CHUNKS.clear()
+        _WORDS.clear()
+        _MERGING.clear()
+    splits = list(map(str.split, raws))
+    counts = list(map(len, splits))  # chunks per term
+    flat = list(chain.from_iterable(splits))
+    cache = _CHUNKS
+    missing = set(flat).difference(cache)
+    if missing:
+        _fill_chunks(list(missing))
+    if not _MERGING.isdisjoint(flat):
+        return None
+    got = list(map(cache.__getitem__, flat))
+    lens = list(map(len, got))
+    if set(lens) == {1}:  # every chunk one word (names): the words themselves
+        return list(map(itemgetter(0), got)), counts
+    # words per term: the words of its chunks (a chunk "al-Houthi" has two, "-" none)
+    cum = [0, *accumulate(lens)]
+    bounds = [0, *accumulate(counts)]
+    return list(chain.from_iterable(got)), list(map(sub, map(cum.__getitem__, bounds[1:]), map(cum.__getitem__, bounds[:-1])))
 
 
 def _fill_chunks(chunks: "list[str]") -> None:

@@ -10,6 +10,7 @@ tags. Scalars stay the strings written in the file; the rule loader decides thei
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Iterator
 
 import yaml
@@ -104,9 +105,6 @@ def _events(text: str) -> Iterator[yaml.Event]:
         yield ev
 
 
-_SKIP = (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)
-
-
 def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
     """Parse ``text`` into positioned node trees (one per document).
 
@@ -114,6 +112,7 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
     nesting deeper than :data:`MAX_DEPTH` and alias expansion beyond ``max_nodes``.
     """
     out = ParsedYaml()
+    documents, issues = out.documents, out.issues
     stack: list[tuple[Node, list]] = []  # (collection node, [pending key node or None, seen keys])
     anchors: dict[str, Node] = {}
     open_anchors: set[int] = set()
@@ -121,23 +120,26 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
     scalar_ev, alias_ev = yaml.ScalarEvent, yaml.AliasEvent
     seq_start, map_start = yaml.SequenceStartEvent, yaml.MappingStartEvent
     seq_end, map_end, doc_start = yaml.SequenceEndEvent, yaml.MappingEndEvent, yaml.DocumentStartEvent
-    skip = _SKIP
+    # libyaml's events asked for one by one (no generator in between), else PyYAML's
+    get = _CParser(text).get_event if _CParser is not None else partial(next, _events(text), None)
     try:
-        for ev in _events(text):
+        while True:
+            ev = get()
+            if ev is None:
+                break
             kind = type(ev)
             if kind is scalar_ev:
                 m = ev.start_mark
                 node = Node("scalar", m.line + 1, m.column + 1, ev.value, ev.style or "")
                 if ev.anchor:
                     anchors[ev.anchor] = node
+                doc_size += 1
+                if doc_size > max_nodes:
+                    line, col = _mark(ev)
+                    raise YamlSyntaxError(line, col, f"document expands to more than {max_nodes:,} nodes (alias expansion)")
             elif kind is seq_end or kind is map_end:
-                coll, _state = stack.pop()
-                open_anchors.discard(id(coll))
-                if not stack:  # a finished document root
-                    out.documents.append(coll)
-                    continue
-                _attach(stack[-1], coll, out)
-                continue
+                node, _state = stack.pop()
+                open_anchors.discard(id(node))
             elif kind is seq_start or kind is map_start:
                 line, col = _mark(ev)
                 if len(stack) >= MAX_DEPTH:
@@ -156,22 +158,35 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
                 if id(target) in open_anchors:
                     raise YamlSyntaxError(line, col, f"alias '*{ev.anchor}' refers to a collection that contains it")
                 node = target
+                doc_size += node.size
+                if doc_size > max_nodes:
+                    raise YamlSyntaxError(line, col, f"document expands to more than {max_nodes:,} nodes (alias expansion)")
             elif kind is doc_start:
                 anchors.clear()
                 doc_size = 0
                 continue
-            elif isinstance(ev, skip):
+            else:  # stream and document ends
                 continue
-            else:  # pragma: no cover - no other event types exist
+            # attach the node (a scalar, an alias's target or a finished collection) to its parent
+            if not stack:  # a document's root
+                documents.append(node)
                 continue
-            doc_size += node.size
-            if doc_size > max_nodes:
-                line, col = _mark(ev)
-                raise YamlSyntaxError(line, col, f"document expands to more than {max_nodes:,} nodes (alias expansion)")
-            if not stack:
-                out.documents.append(node)
+            coll, state = stack[-1]
+            coll.size += node.size
+            if coll.kind == "seq":
+                coll.value.append(node)  # type: ignore[union-attr]
+            elif state[0] is None:
+                state[0] = node
+                if node.kind == "scalar":
+                    seen = state[1]
+                    first = seen.get(node.value)
+                    if first is not None:
+                        issues.append(YamlIssue(node.line, node.col, f"duplicate key '{node.value}' (first at line {first})"))
+                    else:
+                        seen[node.value] = node.line
             else:
-                _attach(stack[-1], node, out)
+                coll.value.append((state[0], node))  # type: ignore[union-attr]
+                state[0] = None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -186,22 +201,3 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
     except yaml.YAMLError as exc:  # pragma: no cover - other libyaml errors carry no mark
         raise YamlSyntaxError(1, 1, f"YAML syntax error: {exc}") from None
     return out
-
-
-def _attach(parent: tuple[Node, list], node: Node, out: ParsedYaml) -> None:
-    coll, state = parent
-    coll.size += node.size
-    if coll.kind == "seq":
-        coll.value.append(node)  # type: ignore[union-attr]
-        return
-    if state[0] is None:
-        state[0] = node
-        if node.kind == "scalar":
-            first = state[1].get(node.value)
-            if first is not None:
-                out.issues.append(YamlIssue(node.line, node.col, f"duplicate key '{node.value}' (first at line {first})"))
-            else:
-                state[1][node.value] = node.line
-        return
-    coll.value.append((state[0], node))  # type: ignore[union-attr]
-    state[0] = None
