@@ -243,7 +243,7 @@ class _FieldIndex:
         # the RE2 programs and the word-lookup cache are rebuilt on load (see monitor.rules.cache);
         # word_ids (needed only while compiling) is rebuilt from words when asked for
         state = dict(self.__dict__)
-        for k in ("compiled", "lookup", "word_ids", "first_terms", "phrase_keys", "term_keys"):
+        for k in ("compiled", "lookup", "word_ids", "first_terms", "phrase_keys", "term_keys", "_anchor_plan"):
             state.pop(k, None)
         return state
 
@@ -1814,14 +1814,33 @@ def _regex_candidates(index: _FieldIndex, scan: _Scan, got: list) -> None:
     found = scan.gates_found
     if not scan.scanned:  # the field has no words: its letters were not looked for
         got.extend([rules for r, _, rules in index.regex_anchors if scan.regex_match(r)])
-    elif not found:
-        for r, need, rules in index.regex_anchors:
-            if need is None and scan.regex_match(r):
-                got.append(rules)
-    else:
-        for r, need, rules in index.regex_anchors:
-            if (need is None or need <= found) and scan.regex_match(r):
-                got.append(rules)
+        return
+    plan = index.__dict__.get("_anchor_plan")
+    if plan is None or plan[0] is not index.regex_anchors:
+        plan = index._anchor_plan = _anchor_plan(index.regex_anchors)
+    _, always, by_gate = plan
+    for r, rules in always:
+        if scan.regex_match(r):
+            got.append(rules)
+    if found:  # an anchor regex is listed under one of the letter sets it needs: asked once
+        for g in found:
+            entries = by_gate.get(g)
+            if entries is not None:
+                for r, need, rules in entries:
+                    if need <= found and scan.regex_match(r):
+                        got.append(rules)
+
+
+def _anchor_plan(anchors: tuple) -> tuple:
+    """``(anchors, those that need no letters as (regex, rules), letter-set id -> the anchors
+    listed under it)``: each anchor that needs letters is listed under the smallest id of its
+    sets (all of them must be found for it to run, so that one is)."""
+    always = tuple([(r, rules) for r, need, rules in anchors if need is None])
+    by_gate: dict[int, list] = {}
+    for r, need, rules in anchors:
+        if need is not None:
+            by_gate.setdefault(min(need), []).append((r, need, rules))
+    return anchors, always, {g: tuple(v) for g, v in by_gate.items()}
 
 
 def _evaluate(sel: _Sel, scan: _Scan) -> bool:
