@@ -793,20 +793,16 @@ def _condition_function(source: str | None) -> Callable[[Callable[[int], bool]],
 
 
 class _Rule:
-    __slots__ = (
-        "rule", "sels", "program", "positive", "sources", "languages", "hit", "cond_src", "test", "gates", "fast",
-        "explain",
-    )
+    __slots__ = ("rule", "sels", "program", "positive", "sources", "languages", "hit", "cond_src", "test", "gates", "fast")
 
     def __getstate__(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__ if k not in ("test", "fast", "explain")}
+        return {k: getattr(self, k) for k in self.__slots__ if k not in ("test", "fast")}
 
     def __setstate__(self, state: dict) -> None:
         for k, v in state.items():
             setattr(self, k, v)
         self.test = _condition_function(self.cond_src)
         self.fast = None
-        self.explain = None
 
     def __init__(
         self, rule: Rule, sels: list[_Sel], default_destinations: tuple[str, ...], sources: "_Sources | None",
@@ -826,7 +822,6 @@ class _Rule:
         self.program, self.cond_src = got
         self.test = _condition_function(self.cond_src)
         self.fast: tuple | None = None  # (condition with inlined word tests, uses the text's words): first use
-        self.explain: tuple | None = None  # see _explain_plan: on a hit's first read
         self.positive = [i for i, s in enumerate(sels) if s.name in rule.condition.positive]
         self.sources = sources
         self.languages = rule.languages
@@ -1516,14 +1511,12 @@ class Matcher:
             if fast[0](truth, found):
                 if actors is None:
                     actors = self.actors_of(msg, scan_of("text")) if self.actors is not None else ()
-                hits.append(_lazy_hit(cr.hit, actors, partial(_matches, cr, memo, scan_of, fields)))
+                hits.append(_lazy_hit(cr.hit, actors, partial(_matches, cr, memo, scan_of)))
         return hits
 
 
 
-def _matches(
-    cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan], fields: "dict[str, _FieldIndex]",
-) -> tuple[Match, ...]:
+def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) -> tuple[Match, ...]:
     """The matches of a hit of rule ``cr`` (its true positive selections explained, spans in
     the original text); ``memo``: the message's selection truths (selection uid -> bool).
 
@@ -1532,43 +1525,27 @@ def _matches(
     selection; at most :data:`MAX_MATCHES_PER_HIT`. A selection's matches come deduplicated
     and sorted from :func:`_selection_matches` (for ``any`` and ``all`` shared by the rules
     with the same selection name and terms), and two selections of a rule never report the
-    same match (their names differ), so a hit only merges them. What does not change from
-    one message to the next (each positive selection's cache key and terms) is looked up
-    once per rule (:func:`_explain_plan`)."""
-    plan = cr.explain
-    if plan is None:
-        plan = cr.explain = _explain_plan(cr, fields)
+    same match (their names differ), so a hit only merges them."""
     parts: list[tuple[Match, ...]] = []
     raw = 0  # matches before deduplication: explaining stops once there are enough
+    sels = cr.sels
     text_only = True
-    for sel, uid, field, key, terms in plan:
+    for i in cr.positive:
         if raw >= MAX_MATCHES_PER_HIT:
             break
-        v = memo.get(uid)
+        sel = sels[i]
+        v = memo.get(sel.uid)
         if v is None:
-            scan = scan_of(field)
+            scan = scan_of(sel.field)
             alts = sel.alts
-            v = memo[uid] = alts.present(scan) if alts is not None else _evaluate(sel, scan)
-        if not v:
-            continue
-        scan = scan_of(field)
-        if key is None:
-            n, got = _selection_matches(sel, scan)
-        else:  # any / all: shared by the selections with this name and terms (see _selection_matches)
-            cache = scan.matched
-            if cache is None:
-                cache = scan.matched = {}
-            done = cache.get(key)
-            if done is None:
-                n, spans = _term_matches(sel, scan, key[1], terms)
-                name = sel.name
-                done = cache[key] = (n, tuple([_new_match(name, t, a, b, field) for a, b, t in spans]))
-            n, got = done
-        if n:
-            raw += n
-            parts.append(got)
-            if field != "text":
-                text_only = False
+            v = memo[sel.uid] = alts.present(scan) if alts is not None else _evaluate(sel, scan)
+        if v:
+            n, got = _selection_matches(sel, scan_of(sel.field))
+            if n:
+                raw += n
+                parts.append(got)
+                if sel.field != "text":
+                    text_only = False
     if len(parts) == 1:
         got = parts[0]
         return got if len(got) <= MAX_MATCHES_PER_HIT else got[:MAX_MATCHES_PER_HIT]
@@ -1577,25 +1554,6 @@ def _matches(
     merged = list(chain.from_iterable(parts))
     merged.sort(key=_TEXT_ORDER if text_only else _field_order)
     return tuple(merged[:MAX_MATCHES_PER_HIT])
-
-
-def _explain_plan(cr: _Rule, fields: "dict[str, _FieldIndex]") -> tuple:
-    """Per positive selection of ``cr``: ``(selection, uid, field, key, terms)``; for ``any``
-    and ``all`` ``key`` is the per-message cache key of its matches (name, :func:`_terms_key`)
-    and ``terms`` its ``(word id, term as written)`` pairs when it has at most eight terms of
-    one word each (else None: see :func:`_term_matches`); both None for other selections."""
-    out = []
-    for i in cr.positive:
-        sel = cr.sels[i]
-        key = terms = None
-        if sel.op in ("any", "all"):
-            key = (sel.name, _terms_key(sel, fields[sel.field]))
-            wids = sel.term_wids
-            if len(wids) <= 8 and all(len(w) == 1 for w in wids):
-                written = sel.sel.terms
-                terms = tuple([(w[0], written[t].raw) for t, w in enumerate(wids)])
-        out.append((sel, sel.uid, sel.field, key, terms))
-    return tuple(out)
 
 
 _SPAN_ORDER = attrgetter("start", "end")
@@ -1630,17 +1588,14 @@ def _selection_matches(sel: _Sel, scan: _Scan) -> tuple[int, tuple[Match, ...]]:
     return len(out), tuple(sorted(unique.values(), key=_SPAN_ORDER))
 
 
-def _term_matches(
-    sel: _Sel, scan: _Scan, key: int | None = None, singles: "tuple[tuple[int, str], ...] | None" = None,
-) -> tuple[int, list[tuple[int, int, str]]]:
+def _term_matches(sel: _Sel, scan: _Scan, key: int | None = None) -> tuple[int, list[tuple[int, int, str]]]:
     """(spans found, the distinct spans as ``(start, end, term)`` sorted) of a true ``any``
     or ``all`` selection's terms, in the original text. They depend on the terms only:
     selections that share a tuple of terms (a list or an actor referenced by several rules)
     compute them once per message (``key``: :func:`_terms_key`, when the caller has it).
 
     The terms' token spans are collected first and turned into character spans together
-    (:meth:`_Scan.char_spans`); a one-word term's spans are its word's occurrences
-    (``singles``: the terms as :func:`_explain_plan` gives them, when all have one word)."""
+    (:meth:`_Scan.char_spans`); a one-word term's spans are its word's occurrences."""
     explained = scan.explained
     if explained is None:
         explained = scan.explained = {}
@@ -1648,30 +1603,19 @@ def _term_matches(
         key = _terms_key(sel, scan.index)
     got = explained.get(key)
     if got is None:
+        terms: Sequence[Term] = sel.sel.terms
+        term_wids = sel.term_wids
         occurrences = scan.occurrences
         tokens: list[tuple[int, int, str]] = []
-        if singles is not None:  # a few one-word terms: (word id, term as written), in term order
-            found = scan.found
-            for w, raw in singles:
-                if w in found:
-                    spans = occurrences(w)
-                    if len(spans) == 1:
-                        s, e = spans[0]
-                        tokens.append((s, e, raw))
-                    elif spans:
-                        tokens.extend([(s, e, raw) for s, e in _outermost(spans)[:MAX_MATCHES_PER_HIT]])
-        else:
-            terms: Sequence[Term] = sel.sel.terms
-            term_wids = sel.term_wids
-            for t in sel.found_terms(scan.found, scan.index):  # first word found: a one-word term occurs
-                wids = term_wids[t]
-                spans = occurrences(wids[0]) if len(wids) == 1 else scan.term_spans(wids)
-                if not spans:
-                    continue
-                raw = terms[t].raw
-                if len(spans) > 1:
-                    spans = _outermost(spans)[:MAX_MATCHES_PER_HIT]
-                tokens.extend([(s, e, raw) for s, e in spans])
+        for t in sel.found_terms(scan.found, scan.index):  # first word found: a one-word term occurs
+            wids = term_wids[t]
+            spans = occurrences(wids[0]) if len(wids) == 1 else scan.term_spans(wids)
+            if not spans:
+                continue
+            raw = terms[t].raw
+            if len(spans) > 1:
+                spans = _outermost(spans)[:MAX_MATCHES_PER_HIT]
+            tokens.extend([(s, e, raw) for s, e in spans])
         found = scan.char_spans(tokens)
         n = len(found)
         if n > 1:
