@@ -244,7 +244,7 @@ class _FieldIndex:
         # the RE2 programs and the word-lookup cache are rebuilt on load (see monitor.rules.cache);
         # word_ids (needed only while compiling) is rebuilt from words when asked for
         state = dict(self.__dict__)
-        for k in ("compiled", "lookup", "word_ids", "first_terms", "phrase_keys", "term_keys"):
+        for k in ("compiled", "lookup", "word_ids", "first_terms", "phrase_keys", "term_keys", "_anchor_plan"):
             state.pop(k, None)
         return state
 
@@ -898,8 +898,39 @@ def _fast_test(cr: _Rule) -> tuple[Callable[[Callable[[int], bool], "set[int] | 
     if cr.cond_src is None:  # nested too deeply for a Python expression
         program = cr.program
         return (lambda t, found: run_program(program, t)), False
+    # what the inlining below depends on: the source and, per selection, whether it is an
+    # 'any' on the text and which of its word sets are empty. Rules of one shape (10,000
+    # generated rules: a few dozen) share the rewritten source (no regex substitution per rule)
+    shape = (cr.cond_src, tuple([
+        0 if s.field != "text" or s.alts is None else 1 + (not s.alts.keys) + 2 * (not s.alts.singles)
+        for s in cr.sels
+    ]))
+    got = _FAST_SHAPES.get(shape)
+    if got is None:
+        got = _fast_shape(cr)
+        if len(_FAST_SHAPES) >= 10_000:
+            _FAST_SHAPES.clear()
+        _FAST_SHAPES[shape] = got
+    factory, sel_of_param = got
+    if factory is None:
+        test = cr.test
+        return (lambda t, found: test(t)), False
+    sels = cr.sels
+    values = [sels[i].alts.singles if singles else sels[i].alts.keys for i, singles in sel_of_param]  # type: ignore[union-attr]
+    return factory(*values), True
+
+
+# (condition source, per selection: 0 not inlined, else 1 + no phrase keys + 2 * no single
+# words) -> (factory or None, per parameter: (selection index, True for its singles, False
+# for its phrase keys)); see _fast_test
+_FAST_SHAPES: dict[tuple, tuple] = {}
+
+
+def _fast_shape(cr: _Rule) -> tuple:
+    """The factory of :func:`_fast_test` for ``cr``'s shape and the word set each of its
+    parameters takes."""
     params: list[str] = []
-    values: list[frozenset[int]] = []
+    sel_of_param: list[tuple[int, bool]] = []
 
     def inline(m: re.Match[str]) -> str:
         i = int(m.group(1))
@@ -909,17 +940,16 @@ def _fast_test(cr: _Rule) -> tuple[Callable[[Callable[[int], bool], "set[int] | 
             return m.group(0)
         if f"s{i}" not in params:  # a selection named twice in the condition: one parameter
             params.extend((f"s{i}", f"k{i}"))
-            values.extend((alts.singles, alts.keys))
+            sel_of_param.extend(((i, True), (i, False)))
         if not alts.keys:
             return f"(not s{i}.isdisjoint(found))"
         if not alts.singles:
             return f"(not k{i}.isdisjoint(found) and t({i}))"
         return f"(not s{i}.isdisjoint(found) or (not k{i}.isdisjoint(found) and t({i})))"
 
-    source = _CALL.sub(inline, cr.cond_src)
+    source = _CALL.sub(inline, cr.cond_src)  # type: ignore[arg-type]
     if not params:
-        test = cr.test
-        return (lambda t, found: test(t)), False
+        return None, ()
     factory = _FAST_FACTORIES.get(source)
     if factory is None:
         if len(_FAST_FACTORIES) >= 10_000:
@@ -927,7 +957,7 @@ def _fast_test(cr: _Rule) -> tuple[Callable[[Callable[[int], bool], "set[int] | 
         factory = _FAST_FACTORIES[source] = eval(  # noqa: S307 - built from the parsed tree
             f"lambda {', '.join(params)}: lambda t, found: {source}", {"_at_least": _at_least}
         )
-    return factory(*values), True
+    return factory, tuple(sel_of_param)
 
 
 class _Scan:
@@ -1812,14 +1842,33 @@ def _regex_candidates(index: _FieldIndex, scan: _Scan, got: list) -> None:
     found = scan.gates_found
     if not scan.scanned:  # the field has no words: its letters were not looked for
         got.extend([rules for r, _, rules in index.regex_anchors if scan.regex_match(r)])
-    elif not found:
-        for r, need, rules in index.regex_anchors:
-            if need is None and scan.regex_match(r):
-                got.append(rules)
-    else:
-        for r, need, rules in index.regex_anchors:
-            if (need is None or need <= found) and scan.regex_match(r):
-                got.append(rules)
+        return
+    plan = index.__dict__.get("_anchor_plan")
+    if plan is None or plan[0] is not index.regex_anchors:
+        plan = index._anchor_plan = _anchor_plan(index.regex_anchors)
+    _, always, by_gate = plan
+    for r, rules in always:
+        if scan.regex_match(r):
+            got.append(rules)
+    if found:  # an anchor regex is listed under one of the letter sets it needs: asked once
+        for g in found:
+            entries = by_gate.get(g)
+            if entries is not None:
+                for r, need, rules in entries:
+                    if need <= found and scan.regex_match(r):
+                        got.append(rules)
+
+
+def _anchor_plan(anchors: tuple) -> tuple:
+    """``(anchors, those that need no letters as (regex, rules), letter-set id -> the anchors
+    listed under it)``: each anchor that needs letters is listed under the smallest id of its
+    sets (all of them must be found for it to run, so that one is)."""
+    always = tuple([(r, rules) for r, need, rules in anchors if need is None])
+    by_gate: dict[int, list] = {}
+    for r, need, rules in anchors:
+        if need is not None:
+            by_gate.setdefault(min(need), []).append((r, need, rules))
+    return anchors, always, {g: tuple(v) for g, v in by_gate.items()}
 
 
 def _evaluate(sel: _Sel, scan: _Scan) -> bool:
