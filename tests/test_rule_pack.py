@@ -107,6 +107,13 @@ EXAMPLES = [
     ("report-en", "The report by Amaq gave no evidence to support the claim that a commander was killed.", dict(**X, lang="en"), True),
     ("report-en", "The Amaq news agency published a video of the attack on the army post on Friday.", dict(**X, lang="en"), False),
     ("report-en", "The ministry said the figures could not be verified because of the floods.", dict(**X, lang="en"), False),
+    # round 11: a group cutting itself off from an attack, "no proof linking" it, and plural "no claims" are
+    # denials or none, never a claim
+    ("claim-en", "The TTP spokesman has dissociated the movement from the bombing of the mosque in Peshawar.", dict(**X, lang="en"), False),
+    ("denial-en", "The TTP spokesman has dissociated the movement from the bombing of the mosque in Peshawar.", dict(**X, lang="en"), True),
+    ("claim-en", "A Hamas official said there was no proof linking the group to the shooting at the bus stop.", dict(**X, lang="en"), False),
+    ("claim-en", "No immediate claims of responsibility were made for the blast, but police suspect Islamic State.", dict(**X, lang="en"), False),
+    ("claim-en", "Islamic State claimed responsibility for the blast at the market, its Amaq agency said.", dict(**X, lang="en"), True),
     # -- claims, Arabic ---------------------------------------------------------------------------
     ("claim-ar", "#عاجل | تنظيم داعش يتبنّى الهجوم على مسجد في مسقط، وفق بيان نشرته وكالة أعماق", dict(channel="alarabiya_brk", **TG), True),
     ("claim-ar", "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم الانتحاري الذي استهدف مسجداً في مسقط", dict(**TG), True),
