@@ -114,6 +114,10 @@ EXAMPLES = [
     ("claim-en", "A Hamas official said there was no proof linking the group to the shooting at the bus stop.", dict(**X, lang="en"), False),
     ("claim-en", "No immediate claims of responsibility were made for the blast, but police suspect Islamic State.", dict(**X, lang="en"), False),
     ("claim-en", "Islamic State claimed responsibility for the blast at the market, its Amaq agency said.", dict(**X, lang="en"), True),
+    # round 11: a later event "came two days after" the group claimed: the claim is background
+    ("report-en", "The ambush came three days after the Pakistani Taliban took credit for a bombing in Quetta.", dict(**X, lang="en"), True),
+    ("claim-en", "The ambush came three days after the Pakistani Taliban took credit for a bombing in Quetta.", dict(**X, lang="en"), False),
+    ("claim-en", "Islamic State claimed the bombing in Jalalabad two days after the attack, in a statement on Telegram.", dict(**X, lang="en"), True),
     # -- claims, Arabic ---------------------------------------------------------------------------
     ("claim-ar", "#عاجل | تنظيم داعش يتبنّى الهجوم على مسجد في مسقط، وفق بيان نشرته وكالة أعماق", dict(channel="alarabiya_brk", **TG), True),
     ("claim-ar", "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم الانتحاري الذي استهدف مسجداً في مسقط", dict(**TG), True),
