@@ -693,6 +693,9 @@ EXAMPLES = [
     ("statement-strike-en", "Five terrorists were killed in a clearance operation near the border, the statement said.", dict(**X, lang="en"), True),
     ("statement-strike-en", "The statement said a training course for police officers would begin on Monday.", dict(**X, lang="en"), False),
     ("statement-threat-en", "\u201cYou will pay a heavy price,\u201d the prime minister warned Hezbollah.", dict(**X, lang="en"), True),
+    # round 11: a group's own media as the speaker is not an official statement
+    ("statement-comment-en", "Media outlets affiliated with the Houthi movement reported that American aggression aircraft launched three airstrikes on Hodeidah.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The Pentagon said in a statement that US aircraft launched three airstrikes on Houthi radar sites near Hodeidah.", dict(**X, lang="en"), True),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
