@@ -696,6 +696,15 @@ EXAMPLES = [
     # round 11: a group's own media as the speaker is not an official statement
     ("statement-comment-en", "Media outlets affiliated with the Houthi movement reported that American aggression aircraft launched three airstrikes on Hodeidah.", dict(**X, lang="en"), False),
     ("statement-comment-en", "The Pentagon said in a statement that US aircraft launched three airstrikes on Houthi radar sites near Hodeidah.", dict(**X, lang="en"), True),
+    # round 11: more speakers by title (adviser, mayor, premier, security official, military intelligence) and
+    # "will face justice"; an anonymous security source guessing is not an official statement
+    ("statement-threat-en", "The national security adviser vowed retaliation for the drone attack on the refinery.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "The mayor condemned the shooting outside the synagogue on Saturday night.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The premier said those responsible for the bombing of the station would face justice.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The premier said the new budget would face scrutiny in parliament next week.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "A security source said the militants would probably try to hit an army post in the coming days.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "A security official said al-Shabaab militants stormed the army base near Marka at dawn.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "Al-Shabaab said in a statement that its fighters stormed the army base near Marka at dawn.", dict(**X, lang="en"), True),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
