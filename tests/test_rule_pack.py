@@ -78,6 +78,10 @@ EXAMPLES = [
     ("claim-formula-en", "A statement from the militant group said elements of al-Mourabitoun, which follows al Qaeda, managed to carry out the operation in Sevare.", dict(**X, lang="en"), True),
     ("claim-formula-en", "The army said in a statement that troops were able to carry out the operation against al-Shabaab without losses.", dict(**X, lang="en"), False),
     ("claim-formula-en", "Floodwaters overran the military base in Borno, officials said.", dict(**X, lang="en"), False),
+    # round 11: a group named "... Army" speaks for itself, not for a state army; seizures and raids in "said it"
+    ("claim-en", "The Kachin Independence Army said it seized a junta outpost near Bhamo on Monday.", dict(**X, lang="en"), True),
+    ("claim-en", "The Arakan Army said it captured the military command headquarters after two weeks of fighting.", dict(**X, lang="en"), True),
+    ("claim-en", "The army said it seized a large cache of weapons near Bhamo on Monday.", dict(**X, lang="en"), False),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
