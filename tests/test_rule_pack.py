@@ -82,6 +82,12 @@ EXAMPLES = [
     ("claim-en", "The Kachin Independence Army said it seized a junta outpost near Bhamo on Monday.", dict(**X, lang="en"), True),
     ("claim-en", "The Arakan Army said it captured the military command headquarters after two weeks of fighting.", dict(**X, lang="en"), True),
     ("claim-en", "The army said it seized a large cache of weapons near Bhamo on Monday.", dict(**X, lang="en"), False),
+    # round 11: a media wing's footage of its attack is a claim; a state's footage, a hostage video, or photos of
+    # wreckage are not
+    ("claim-en", "The al-Quds Brigades released footage showing rocket attacks on Israeli troop gatherings near Rafah.", dict(**X, lang="en"), True),
+    ("claim-en", "Hezbollah published a video of its drone strike on an army position in the Galilee.", dict(**X, lang="en"), True),
+    ("claim-en", "The army released footage showing its strike on a Hamas tunnel in Khan Younis.", dict(**X, lang="en"), False),
+    ("claim-en", "Al-Shabaab posted photos of the wreckage of the cargo plane near Baidoa.", dict(**X, lang="en"), False),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
