@@ -88,6 +88,15 @@ EXAMPLES = [
     ("claim-en", "Hezbollah published a video of its drone strike on an army position in the Galilee.", dict(**X, lang="en"), True),
     ("claim-en", "The army released footage showing its strike on a Hamas tunnel in Khan Younis.", dict(**X, lang="en"), False),
     ("claim-en", "Al-Shabaab posted photos of the wreckage of the cargo plane near Baidoa.", dict(**X, lang="en"), False),
+    # round 11: a spokesman "from an undisclosed location", a "recognised codeword", a clash or an engagement of
+    # the enemy told by the group, a "device" it planted
+    ("claim-en", "The spokesman told reporters by telephone from an undisclosed location that the attack was revenge for the raids.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The spokesman told reporters by telephone from an undisclosed location that the attack was revenge for the raids.", dict(**X, lang="en"), False),
+    ("claim-en", "The minister was taken to an undisclosed location after the attack on his convoy.", dict(**X, lang="en"), False),
+    ("claim-en", "Using a recognised codeword, the New IRA said it planted the device under the officer's car.", dict(**X, lang="en"), True),
+    ("claim-en", "The group said it had clashed with army troops near Gao, killing seven soldiers.", dict(**X, lang="en"), True),
+    ("claim-en", "Hamas said it engaged in talks with Egyptian mediators on the ceasefire.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "The Al-Qassam Brigades said in a statement that its fighters engaged Israeli armored forces in an ambush near Rafah.", dict(**X, lang="en"), True),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
