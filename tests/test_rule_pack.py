@@ -137,6 +137,12 @@ EXAMPLES = [
     ("report-en", "The ambush came three days after the Pakistani Taliban took credit for a bombing in Quetta.", dict(**X, lang="en"), True),
     ("claim-en", "The ambush came three days after the Pakistani Taliban took credit for a bombing in Quetta.", dict(**X, lang="en"), False),
     ("claim-en", "Islamic State claimed the bombing in Jalalabad two days after the attack, in a statement on Telegram.", dict(**X, lang="en"), True),
+    # round 11: a claim called absurd or baseless, a state's "soil is not used", a month-scale background claim;
+    # a fact-check calling a claim false is not a denial
+    ("denial-en", "\u201cWe find this claim absurd and ridiculous,\u201d the foreign ministry spokesman told reporters.", dict(**X, lang="en"), True),
+    ("denial-en", "The spokesman said Afghanistan's soil is not used against any country, including Pakistan.", dict(**X, lang="en"), True),
+    ("denial-en", "Fact check: the claim that the video shows a new attack is false; a reverse image search dates it to 2016.", dict(**X, lang="en"), False),
+    ("report-en", "Last month the group claimed a bomb attack on a police patrol in Derry.", dict(**X, lang="en"), True),
     # -- claims, Arabic ---------------------------------------------------------------------------
     ("claim-ar", "#عاجل | تنظيم داعش يتبنّى الهجوم على مسجد في مسقط، وفق بيان نشرته وكالة أعماق", dict(channel="alarabiya_brk", **TG), True),
     ("claim-ar", "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم الانتحاري الذي استهدف مسجداً في مسقط", dict(**TG), True),
