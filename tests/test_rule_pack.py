@@ -730,6 +730,15 @@ EXAMPLES = [
     ("statement-comment-en", "A security source said the militants would probably try to hit an army post in the coming days.", dict(**X, lang="en"), False),
     ("claim-formula-en", "A security official said al-Shabaab militants stormed the army base near Marka at dawn.", dict(**X, lang="en"), False),
     ("claim-formula-en", "Al-Shabaab said in a statement that its fighters stormed the army base near Marka at dawn.", dict(**X, lang="en"), True),
+    # round 11: headlines with the state as subject and a present-tense strike verb, "says army" at the end, and
+    # "would regret" in reported speech; a group's headline, a deal "struck", a country that "hits back" are not
+    ("statement-strike-en", "Pakistan strikes TTP hideouts in Afghanistan's Paktika province", dict(**X, lang="en"), True),
+    ("statement-strike-en", "US forces strike Houthi radar sites near Hodeidah", dict(**X, lang="en"), True),
+    ("statement-strike-en", "Somali forces kill 40 al-Shabaab militants in Middle Shabelle, says army", dict(**X, lang="en"), True),
+    ("statement-strike-en", "Hezbollah strikes Israeli base with a swarm of drones", dict(**X, lang="en"), False),
+    ("statement-strike-en", "US strikes trade deal with Japan on car tariffs", dict(**X, lang="en"), False),
+    ("statement-strike-en", "India hits back at critics over its vaccine policy", dict(**X, lang="en"), False),
+    ("statement-threat-en", "The foreign ministry said in a statement that the Zionist regime would regret its crime in Damascus.", dict(**X, lang="en"), True),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
