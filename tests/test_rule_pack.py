@@ -97,6 +97,11 @@ EXAMPLES = [
     ("claim-en", "The group said it had clashed with army troops near Gao, killing seven soldiers.", dict(**X, lang="en"), True),
     ("claim-en", "Hamas said it engaged in talks with Egyptian mediators on the ceasefire.", dict(**X, lang="en"), False),
     ("claim-formula-en", "The Al-Qassam Brigades said in a statement that its fighters engaged Israeli armored forces in an ambush near Rafah.", dict(**X, lang="en"), True),
+    # round 11: a state's spokesman or a junta telling the group's attack is not the group's claim; the group's own
+    # spokesman is
+    ("claim-en", "A police spokesman said the TTP fighters attacked the checkpoint with grenades.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "The military junta said the rebels attacked a police station, killing six officers.", dict(**X, lang="en"), False),
+    ("claim-en", "A TTP spokesman said its fighters attacked the checkpoint with grenades.", dict(**X, lang="en"), True),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
