@@ -744,6 +744,9 @@ EXAMPLES = [
     ("statement-strike-en", "US strikes trade deal with Japan on car tariffs", dict(**X, lang="en"), False),
     ("statement-strike-en", "India hits back at critics over its vaccine policy", dict(**X, lang="en"), False),
     ("statement-threat-en", "The foreign ministry said in a statement that the Zionist regime would regret its crime in Damascus.", dict(**X, lang="en"), True),
+    # round 11: a quote in a state's words ("our gallant troops", "criminal elements") closed by a speaker's name
+    ("statement-comment-en", "\u201cOur gallant troops repelled the attack and killed eight criminal elements,\u201d Mahamat said.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "\u201cOur gallant fans never stopped singing after the defeat,\u201d Mahamat said.", dict(**X, lang="en"), False),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
