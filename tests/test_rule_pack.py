@@ -747,6 +747,12 @@ EXAMPLES = [
     # round 11: a quote in a state's words ("our gallant troops", "criminal elements") closed by a speaker's name
     ("statement-comment-en", "\u201cOur gallant troops repelled the attack and killed eight criminal elements,\u201d Mahamat said.", dict(**X, lang="en"), True),
     ("statement-comment-en", "\u201cOur gallant fans never stopped singing after the defeat,\u201d Mahamat said.", dict(**X, lang="en"), False),
+    # round 11: local officials by title (district commissioner, prefect), "an official statement", "fired upon",
+    # "a roadside bomb planted by"; a bridge "blown up" for works is not an attack
+    ("statement-comment-en", "The district commissioner said suspected Maoists blew up a police vehicle with an IED.", dict(**X, lang="en"), True),
+    ("claim-formula-en", "The district commissioner said suspected Maoists blew up a police vehicle with an IED.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "A border patrol was fired upon by militants near the fence, an official statement said.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The minister said the old bridge was blown up to make way for a new one.", dict(**X, lang="en"), False),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
