@@ -102,6 +102,9 @@ EXAMPLES = [
     ("claim-en", "A police spokesman said the TTP fighters attacked the checkpoint with grenades.", dict(**X, lang="en"), False),
     ("claim-formula-en", "The military junta said the rebels attacked a police station, killing six officers.", dict(**X, lang="en"), False),
     ("claim-en", "A TTP spokesman said its fighters attacked the checkpoint with grenades.", dict(**X, lang="en"), True),
+    # round 11: "IS" for Islamic State as the subject of a claim verb
+    ("claim-en", "IS claims responsibility for Kabul mosque bombing", dict(**X, lang="en"), True),
+    ("claim-en", "He is said to have planned the attack on the base.", dict(**X, lang="en"), False),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
