@@ -756,6 +756,15 @@ EXAMPLES = [
     ("claim-formula-en", "The district commissioner said suspected Maoists blew up a police vehicle with an IED.", dict(**X, lang="en"), False),
     ("statement-comment-en", "A border patrol was fired upon by militants near the fence, an official statement said.", dict(**X, lang="en"), True),
     ("statement-comment-en", "The minister said the old bridge was blown up to make way for a new one.", dict(**X, lang="en"), False),
+    # round 11: more attack words for official comments and blame (bombed, siege, glide bombs, cross-border
+    # strikes), "police say"; a group's "alleged it was behind" is its claim, not an official's blame
+    ("statement-comment-en", "Myanmar's military government said resistance fighters had bombed a bridge in Sagaing.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "Sri Lanka police say suicide bombers belonged to local Islamist group", dict(**X, lang="en"), True),
+    ("statement-comment-en", "Zelensky says Russia struck Kharkiv with glide bombs, killing four", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The foreign ministry summoned the ambassador over the cross-border strikes.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The minister said they struck a deal with the unions.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "Somalia's information minister said al-Shabaab militants were behind the hotel siege.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "Al-Mourabitoun, a group formed by Moktar Belmoktar, alleged it was behind the siege in a statement.", dict(**X, lang="en"), False),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
