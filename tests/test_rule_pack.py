@@ -151,6 +151,11 @@ EXAMPLES = [
     ("denial-en", "The spokesman said Afghanistan's soil is not used against any country, including Pakistan.", dict(**X, lang="en"), True),
     ("denial-en", "Fact check: the claim that the video shows a new attack is false; a reverse image search dates it to 2016.", dict(**X, lang="en"), False),
     ("report-en", "Last month the group claimed a bomb attack on a police patrol in Derry.", dict(**X, lang="en"), True),
+    # round 11: a claim of earlier attacks ("previous bombings claimed by", "hallmarks") is background; a group
+    # distancing themselves denies
+    ("report-en", "The attack bore the hallmarks of previous bombings claimed by the Pakistani Taliban.", dict(**X, lang="en"), True),
+    ("claim-en", "The attack bore the hallmarks of previous bombings claimed by the Pakistani Taliban.", dict(**X, lang="en"), False),
+    ("denial-en", "The Taliban distanced themselves from the attack, saying they do not target civilians.", dict(**X, lang="en"), True),
     # -- claims, Arabic ---------------------------------------------------------------------------
     ("claim-ar", "#عاجل | تنظيم داعش يتبنّى الهجوم على مسجد في مسقط، وفق بيان نشرته وكالة أعماق", dict(channel="alarabiya_brk", **TG), True),
     ("claim-ar", "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم الانتحاري الذي استهدف مسجداً في مسقط", dict(**TG), True),
