@@ -770,6 +770,11 @@ EXAMPLES = [
     ("statement-comment-en", "The minister said they struck a deal with the unions.", dict(**X, lang="en"), False),
     ("statement-blame-en", "Somalia's information minister said al-Shabaab militants were behind the hotel siege.", dict(**X, lang="en"), True),
     ("statement-blame-en", "Al-Mourabitoun, a group formed by Moktar Belmoktar, alleged it was behind the siege in a statement.", dict(**X, lang="en"), False),
+    # round 11: heads of state and ministers by name (rules/actors.yml) and a threat in reported speech
+    ("statement-threat-en", "Tinubu condemned the attack and vowed that those responsible would be punished.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "Trump condemned the attack and vowed that those responsible would be punished.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "Ruto condemned the attack on the bus and said those responsible would be brought to justice.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The coach vowed that the players would be punished for the defeat.", dict(**X, lang="en"), False),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
