@@ -775,6 +775,9 @@ EXAMPLES = [
     ("statement-condemn-en", "Trump condemned the attack and vowed that those responsible would be punished.", dict(**X, lang="en"), True),
     ("statement-threat-en", "Ruto condemned the attack on the bus and said those responsible would be brought to justice.", dict(**X, lang="en"), True),
     ("statement-threat-en", "The coach vowed that the players would be punished for the defeat.", dict(**X, lang="en"), False),
+    # round 11: an official ruling terrorism out is not a statement about an attack
+    ("statement-comment-en", "The police said the shooting was not terror-related.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "Officials said there was no evidence that the blast was a terrorist attack.", dict(**X, lang="en"), False),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
