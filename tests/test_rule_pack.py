@@ -778,6 +778,15 @@ EXAMPLES = [
     # round 11: an official ruling terrorism out is not a statement about an attack
     ("statement-comment-en", "The police said the shooting was not terror-related.", dict(**X, lang="en"), False),
     ("statement-comment-en", "Officials said there was no evidence that the blast was a terrorist attack.", dict(**X, lang="en"), False),
+    # round 11: a state's spokesman named by its country speaks for the state, Saree's "Yemeni armed forces" does not;
+    # more attack words (detonated, beheaded, abducted, firing on, downed) and "takfiri elements"
+    ("statement-comment-en", "Israel's military spokesman said Hezbollah fired 30 rockets into northern Israel.", dict(**X, lang="en"), True),
+    ("claim-formula-en", "Israel's military spokesman said Hezbollah fired 30 rockets into northern Israel.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "Yemeni armed forces spokesman Yahya Saree said the forces targeted a ship in the Red Sea with a ballistic missile.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The Egyptian armed forces spokesman said 12 takfiri elements were killed in a raid.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The Azerbaijani defence ministry accused Armenian forces of firing on its positions.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The Thai army said insurgents detonated a bomb near a ranger base in Pattani.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "Russia says it downed 120 Ukrainian drones overnight", dict(**X, lang="en"), True),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
