@@ -105,6 +105,8 @@ EXAMPLES = [
     # round 11: "IS" for Islamic State as the subject of a claim verb
     ("claim-en", "IS claims responsibility for Kabul mosque bombing", dict(**X, lang="en"), True),
     ("claim-en", "He is said to have planned the attack on the base.", dict(**X, lang="en"), False),
+    # round 11: a group unknown to the actor list, by the kind of its name ("... Revolutionary Army")
+    ("claim-en", "The Zomi Revolutionary Army claimed responsibility for the killing of two village volunteers.", dict(**X, lang="en"), True),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
