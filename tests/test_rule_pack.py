@@ -158,6 +158,14 @@ EXAMPLES = [
     ("report-en", "The attack bore the hallmarks of previous bombings claimed by the Pakistani Taliban.", dict(**X, lang="en"), True),
     ("claim-en", "The attack bore the hallmarks of previous bombings claimed by the Pakistani Taliban.", dict(**X, lang="en"), False),
     ("denial-en", "The Taliban distanced themselves from the attack, saying they do not target civilians.", dict(**X, lang="en"), True),
+    # round 11: the claim as background of the news ("Hours after IS claimed ..., officials blamed", "While the Houthis
+    # claimed ...", "which has claimed a string of attacks"); "Hours after the attack, IS claimed" is the claim
+    ("claim-en", "Hours after the Islamic State claimed the attack, Russian officials blamed Ukraine.", dict(**X, lang="en"), False),
+    ("report-en", "Hours after the Islamic State claimed the attack, Russian officials blamed Ukraine.", dict(**X, lang="en"), True),
+    ("claim-en", "Hours after the attack, the Islamic State claimed responsibility through Amaq.", dict(**X, lang="en"), True),
+    ("report-en", "While the Houthis claimed to have hit the ship, the US military said no damage was reported.", dict(**X, lang="en"), True),
+    ("claim-en", "While in Kabul, the Islamic State claimed the bombing of a mosque.", dict(**X, lang="en"), True),
+    ("report-en", "The Islamic State, which has claimed a string of attacks on Shiite mosques, is suspected.", dict(**X, lang="en"), True),
     # -- claims, Arabic ---------------------------------------------------------------------------
     ("claim-ar", "#عاجل | تنظيم داعش يتبنّى الهجوم على مسجد في مسقط، وفق بيان نشرته وكالة أعماق", dict(channel="alarabiya_brk", **TG), True),
     ("claim-ar", "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم الانتحاري الذي استهدف مسجداً في مسقط", dict(**TG), True),
