@@ -797,6 +797,8 @@ EXAMPLES = [
     ("statement-blame-en", "The Azerbaijani defence ministry accused Armenian forces of firing on its positions.", dict(**X, lang="en"), True),
     ("statement-comment-en", "The Thai army said insurgents detonated a bomb near a ranger base in Pattani.", dict(**X, lang="en"), True),
     ("statement-comment-en", "Russia says it downed 120 Ukrainian drones overnight", dict(**X, lang="en"), True),
+    # round 11: a weapons test is no attack
+    ("statement-comment-en", "The military said it had test-fired a new ballistic missile capable of reaching 2,000 km.", dict(**X, lang="en"), False),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
