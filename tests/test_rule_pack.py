@@ -107,6 +107,7 @@ EXAMPLES = [
     ("claim-en", "He is said to have planned the attack on the base.", dict(**X, lang="en"), False),
     # round 11: a group unknown to the actor list, by the kind of its name ("... Revolutionary Army")
     ("claim-en", "The Zomi Revolutionary Army claimed responsibility for the killing of two village volunteers.", dict(**X, lang="en"), True),
+    ("claim-en", "The IS issued a statement saying two suicide bombers detonated explosive belts at the cathedral.", dict(**X, lang="en"), True),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
