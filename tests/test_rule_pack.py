@@ -801,6 +801,7 @@ EXAMPLES = [
     # round 11: a weapons test is no attack
     ("statement-comment-en", "The military said it had test-fired a new ballistic missile capable of reaching 2,000 km.", dict(**X, lang="en"), False),
     ("statement-comment-en", "Japan protested the missile launch over its territory.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "According to Ukraine's General Staff, the Saratov oil refinery was hit during the overnight operation.", dict(**X, lang="en"), True),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
