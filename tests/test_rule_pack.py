@@ -802,6 +802,13 @@ EXAMPLES = [
     ("statement-comment-en", "The military said it had test-fired a new ballistic missile capable of reaching 2,000 km.", dict(**X, lang="en"), False),
     ("statement-comment-en", "Japan protested the missile launch over its territory.", dict(**X, lang="en"), True),
     ("statement-strike-en", "According to Ukraine's General Staff, the Saratov oil refinery was hit during the overnight operation.", dict(**X, lang="en"), True),
+    # round 11: threats in reported speech and South Asian wording; a group's own warning is not an official one
+    ("statement-threat-en", "The Indian army chief warned Pakistan that any misadventure would be met with a strong response.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The Pakistani defence minister warned the Afghan Taliban that Pakistan would strike hideouts inside Afghanistan.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "China warned that it would take resolute measures if Taiwan provoked a conflict.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The army warned the TTP that any attack would be met with full force.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "Hezbollah warned Israel that any attack on Lebanon would be met with a response.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "The Houthis warned the United States that any aggression would be met with a response.", dict(**X, lang="en"), False),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
