@@ -108,6 +108,11 @@ EXAMPLES = [
     # round 11: a group unknown to the actor list, by the kind of its name ("... Revolutionary Army")
     ("claim-en", "The Zomi Revolutionary Army claimed responsibility for the killing of two village volunteers.", dict(**X, lang="en"), True),
     ("claim-en", "The IS issued a statement saying two suicide bombers detonated explosive belts at the cathedral.", dict(**X, lang="en"), True),
+    # round 11: a state taking responsibility for its strike is no group's claim (a group named after a country is);
+    # a man claiming membership claims no attack
+    ("claim-en", "Israel claimed responsibility for the killing of the Hezbollah commander.", dict(**X, lang="en"), False),
+    ("claim-en", "Tehrik-e-Taliban Pakistan has taken responsibility for the attack on NATO supply trucks.", dict(**X, lang="en"), True),
+    ("claim-en", "Police arrested a man who claimed he was a member of ISIS after he threatened to bomb a mall.", dict(**X, lang="en"), False),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
@@ -167,6 +172,8 @@ EXAMPLES = [
     ("report-en", "While the Houthis claimed to have hit the ship, the US military said no damage was reported.", dict(**X, lang="en"), True),
     ("claim-en", "While in Kabul, the Islamic State claimed the bombing of a mosque.", dict(**X, lang="en"), True),
     ("report-en", "The Islamic State, which has claimed a string of attacks on Shiite mosques, is suspected.", dict(**X, lang="en"), True),
+    ("report-en", "The Pakistani Taliban commander who claimed the Peshawar school massacre was killed in a drone strike.", dict(**X, lang="en"), True),
+    ("claim-en", "The Pakistani Taliban commander who claimed the Peshawar school massacre was killed in a drone strike.", dict(**X, lang="en"), False),
     # -- claims, Arabic ---------------------------------------------------------------------------
     ("claim-ar", "#عاجل | تنظيم داعش يتبنّى الهجوم على مسجد في مسقط، وفق بيان نشرته وكالة أعماق", dict(channel="alarabiya_brk", **TG), True),
     ("claim-ar", "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم الانتحاري الذي استهدف مسجداً في مسقط", dict(**TG), True),
