@@ -113,6 +113,10 @@ EXAMPLES = [
     ("claim-en", "Israel claimed responsibility for the killing of the Hezbollah commander.", dict(**X, lang="en"), False),
     ("claim-en", "Tehrik-e-Taliban Pakistan has taken responsibility for the attack on NATO supply trucks.", dict(**X, lang="en"), True),
     ("claim-en", "Police arrested a man who claimed he was a member of ISIS after he threatened to bomb a mall.", dict(**X, lang="en"), False),
+    ("claim-en", "The TTP took ownership of the suicide attack in Bannu.", dict(**X, lang="en"), True),
+    ("claim-en", "The Kurdistan Freedom Hawks owned the bombing in Istanbul in a statement on its website.", dict(**X, lang="en"), True),
+    ("claim-en", "The group said its members were behind the kidnapping of the engineers.", dict(**X, lang="en"), True),
+    ("claim-en", "The minister took ownership of the failures in the health system.", dict(**X, lang="en"), False),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
