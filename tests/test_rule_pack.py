@@ -820,6 +820,13 @@ EXAMPLES = [
     ("statement-threat-en", "The army warned the TTP that any attack would be met with full force.", dict(**X, lang="en"), True),
     ("statement-comment-en", "Hezbollah warned Israel that any attack on Lebanon would be met with a response.", dict(**X, lang="en"), False),
     ("statement-threat-en", "The Houthis warned the United States that any aggression would be met with a response.", dict(**X, lang="en"), False),
+    # round 11: the press, bloggers, monitors or local sources as the speaker tell news, not an official statement;
+    # state media relay the state
+    ("statement-comment-en", "Israeli media reported that the drone attack damaged a building in Eilat.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "Local sources reported that Turkish drones struck a vehicle in Qamishli.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "Russian war bloggers said Ukrainian drones attacked the airfield overnight.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "State media said the army killed 20 terrorists in an operation in Balochistan.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "White House press secretary Karoline Leavitt said the strikes on the Houthis would continue.", dict(**X, lang="en"), True),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
