@@ -827,6 +827,10 @@ EXAMPLES = [
     ("statement-comment-en", "Russian war bloggers said Ukrainian drones attacked the airfield overnight.", dict(**X, lang="en"), False),
     ("statement-strike-en", "State media said the army killed 20 terrorists in an operation in Balochistan.", dict(**X, lang="en"), True),
     ("statement-strike-en", "White House press secretary Karoline Leavitt said the strikes on the Houthis would continue.", dict(**X, lang="en"), True),
+    # round 11: an armed group opening the line as the one condemning or accusing is no official voice
+    ("statement-condemn-en", "Hamas condemned the Israeli strike on the school as a heinous crime.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "Al-Shabaab accused Kenyan forces of killing civilians in Lamu.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "Pakistan condemned the TTP attack on the checkpoint as a cowardly act.", dict(**X, lang="en"), True),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
