@@ -831,6 +831,7 @@ EXAMPLES = [
     ("statement-condemn-en", "Hamas condemned the Israeli strike on the school as a heinous crime.", dict(**X, lang="en"), False),
     ("statement-blame-en", "Al-Shabaab accused Kenyan forces of killing civilians in Lamu.", dict(**X, lang="en"), False),
     ("statement-condemn-en", "Pakistan condemned the TTP attack on the checkpoint as a cowardly act.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The CTD said it arrested four terrorists of the banned TTP and recovered explosives.", dict(**X, lang="en"), True),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
