@@ -117,6 +117,9 @@ EXAMPLES = [
     ("claim-en", "The Kurdistan Freedom Hawks owned the bombing in Istanbul in a statement on its website.", dict(**X, lang="en"), True),
     ("claim-en", "The group said its members were behind the kidnapping of the engineers.", dict(**X, lang="en"), True),
     ("claim-en", "The minister took ownership of the failures in the health system.", dict(**X, lang="en"), False),
+    # round 11: headline present tense with an unnamed group ("Baloch separatists say they killed ...")
+    ("claim-en", "Baloch separatists say they killed 14 soldiers in Kalat ambush", dict(**X, lang="en"), True),
+    ("claim-en", "Myanmar rebels say they seized army base near Chinese border", dict(**X, lang="en"), True),
     # -- denials and reports, English -----------------------------------------------------------
     ("denial-en", "Tehran denied any involvement in the attack and said the accusations were baseless", dict(**X, lang="en"), True),
     ("denial-en", "The Taliban said they had nothing to do with the bombing in Peshawar", dict(**X, lang="en"), True),
@@ -832,6 +835,7 @@ EXAMPLES = [
     ("statement-blame-en", "Al-Shabaab accused Kenyan forces of killing civilians in Lamu.", dict(**X, lang="en"), False),
     ("statement-condemn-en", "Pakistan condemned the TTP attack on the checkpoint as a cowardly act.", dict(**X, lang="en"), True),
     ("statement-strike-en", "The CTD said it arrested four terrorists of the banned TTP and recovered explosives.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "Residents say they fled after the army attacked the village.", dict(**X, lang="en"), False),
     # -- official statements, Arabic -----------------------------------------------------------
     ("statement-blame-ar", "وزارة الخارجية الإيرانية: الكيان الصهيوني يتحمل المسؤولية الكاملة عن الهجوم الإرهابي في كرمان", dict(**TG), True),
     ("statement-blame-ar", "الحكومة تحمل المسؤولية لشركة الكهرباء عن انقطاع التيار", dict(**TG), False),
