@@ -181,6 +181,11 @@ EXAMPLES = [
     ("report-en", "The Islamic State, which has claimed a string of attacks on Shiite mosques, is suspected.", dict(**X, lang="en"), True),
     ("report-en", "The Pakistani Taliban commander who claimed the Peshawar school massacre was killed in a drone strike.", dict(**X, lang="en"), True),
     ("claim-en", "The Pakistani Taliban commander who claimed the Peshawar school massacre was killed in a drone strike.", dict(**X, lang="en"), False),
+    # round 11: more denial grammar
+    ("denial-en", "Hamas said it had no knowledge of the attack and was not behind it.", dict(**X, lang="en"), True),
+    ("denial-en", "The Houthis said they did not target the vessel and blamed the US for the incident.", dict(**X, lang="en"), True),
+    ("denial-en", "A spokesman for the group said the group had no connection with the attackers.", dict(**X, lang="en"), True),
+    ("denial-en", "The BLA rejected reports that its fighters had killed civilians in the attack.", dict(**X, lang="en"), True),
     # -- claims, Arabic ---------------------------------------------------------------------------
     ("claim-ar", "#عاجل | تنظيم داعش يتبنّى الهجوم على مسجد في مسقط، وفق بيان نشرته وكالة أعماق", dict(channel="alarabiya_brk", **TG), True),
     ("claim-ar", "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم الانتحاري الذي استهدف مسجداً في مسقط", dict(**TG), True),
