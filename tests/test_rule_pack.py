@@ -186,6 +186,11 @@ EXAMPLES = [
     ("denial-en", "The Houthis said they did not target the vessel and blamed the US for the incident.", dict(**X, lang="en"), True),
     ("denial-en", "A spokesman for the group said the group had no connection with the attackers.", dict(**X, lang="en"), True),
     ("denial-en", "The BLA rejected reports that its fighters had killed civilians in the attack.", dict(**X, lang="en"), True),
+    # round 11: fact-checks and line-initial "Though X claimed" are report
+    ("report-en", "Fact check: No, ISIS did not claim responsibility for the Bondi stabbing.", dict(**X, lang="en"), True),
+    ("claim-en", "A viral post falsely claims that Hamas took responsibility for the shooting.", dict(**X, lang="en"), False),
+    ("report-en", "A viral post falsely claims that Hamas took responsibility for the shooting.", dict(**X, lang="en"), True),
+    ("claim-en", "Though the TTP claimed the bombing, police suspect a rival faction.", dict(**X, lang="en"), False),
     # -- claims, Arabic ---------------------------------------------------------------------------
     ("claim-ar", "#عاجل | تنظيم داعش يتبنّى الهجوم على مسجد في مسقط، وفق بيان نشرته وكالة أعماق", dict(channel="alarabiya_brk", **TG), True),
     ("claim-ar", "أعلن تنظيم الدولة الإسلامية مسؤوليته عن الهجوم الانتحاري الذي استهدف مسجداً في مسقط", dict(**TG), True),
