@@ -1614,6 +1614,15 @@ EXAMPLES = [
     ("statement-strike-fa", "پهپادهای پاکستان به مواضع تحریک طالبان پاکستان در وزیرستان شمالی حمله کردند.", dict(**TG), True),
     ("statement-strike-fa", "نیروهای آمریکایی در یک رزمایش مشترک با ارتش کره جنوبی اهداف فرضی را هدف قرار دادند.", dict(**TG), False),
     ("statement-threat-fa", "وزیر آموزش گفت به نامه معلمان پاسخ مناسب داده خواهد شد.", dict(**TG), False),
+    # -- Persian, round 11 -------------------------------------------------------------------------
+    # "بامداد" (dawn) is no relief work: the strike or the claim of that hour still counts; relief work does not
+    ("statement-strike-fa", "وزارت دفاع روسیه بامداد امروز از انهدام سه پهپاد اوکراینی بر فراز منطقه بلگورود خبر داد.", dict(**TG), True),
+    ("statement-strike-fa", "ارتش اعلام کرد عملیات امدادرسانی به آسیب‌دیدگان با موفقیت انجام شد.", dict(**TG), False),
+    ("claim-fa", "حزب‌الله اعلام کرد بامداد امروز پایگاه نظامی رژیم صهیونیستی در الجلیل را هدف قرار داد.", dict(**TG), True),
+    # a court's verdict on an attack's accused is a trial, not a blame or a condemnation
+    ("statement-blame-fa", "دادستان کل کشور در آئین رونمایی از رأی محکومیت آمران و عاملان حمله تروریستی به حرم گفت این پرونده با همکاری سپاه و وزارت اطلاعات پیگیری شد.", dict(**TG), False),
+    ("statement-condemn-fa", "رئیس دادگستری استان پس از صدور حکم قطعی متهمان حمله تروریستی گفت عاملان این جنایت محکوم شدند.", dict(**TG), False),
+    ("statement-condemn-fa", "وزیر کشور حمله تروریستی به پاسگاه مرزی را به شدت محکوم کرد.", dict(**TG), True),
 ]
 
 
