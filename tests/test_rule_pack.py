@@ -1623,6 +1623,10 @@ EXAMPLES = [
     ("statement-blame-fa", "دادستان کل کشور در آئین رونمایی از رأی محکومیت آمران و عاملان حمله تروریستی به حرم گفت این پرونده با همکاری سپاه و وزارت اطلاعات پیگیری شد.", dict(**TG), False),
     ("statement-condemn-fa", "رئیس دادگستری استان پس از صدور حکم قطعی متهمان حمله تروریستی گفت عاملان این جنایت محکوم شدند.", dict(**TG), False),
     ("statement-condemn-fa", "وزیر کشور حمله تروریستی به پاسگاه مرزی را به شدت محکوم کرد.", dict(**TG), True),
+    # a state's strike told by unofficial sources that open the line (after a "به گزارش ...؛") is a report;
+    # security sources are the state's own
+    ("statement-strike-fa", "به گزارش کردپا؛ منابع محلی کُرد می‌گویند جنگنده‌های ترکیه شب گذشته مواضع پ‌ک‌ک در کوهستان قندیل را بمباران کردند.", dict(**TG), False),
+    ("statement-strike-fa", "منابع امنیتی پاکستان می‌گویند نیروهای امنیتی در عملیاتی در وزیرستان شمالی هشت تروریست را به هلاکت رساندند.", dict(**TG), True),
 ]
 
 
