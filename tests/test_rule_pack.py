@@ -1627,6 +1627,11 @@ EXAMPLES = [
     # security sources are the state's own
     ("statement-strike-fa", "به گزارش کردپا؛ منابع محلی کُرد می‌گویند جنگنده‌های ترکیه شب گذشته مواضع پ‌ک‌ک در کوهستان قندیل را بمباران کردند.", dict(**TG), False),
     ("statement-strike-fa", "منابع امنیتی پاکستان می‌گویند نیروهای امنیتی در عملیاتی در وزیرستان شمالی هشت تروریست را به هلاکت رساندند.", dict(**TG), True),
+    # the group's spokesman gives the reason of "this attack" (its own), the operation "done" in the perfect
+    # plural; an attack the group only praises ("... را پاسخی طبیعی ... خواند") is not its claim
+    ("claim-formula-fa", "سخنگوی جیش‌العدل در گفتگو با یک رسانه گفت این حمله پاسخی به اعدام جوانان بلوچ بود.", dict(**TG), True),
+    ("claim-formula-fa", "خبرگزاری اعماق وابسته به داعش اعلام کرد حمله به ایست بازرسی ارتش را عوامل این گروه انجام داده‌اند.", dict(**TG), True),
+    ("claim-formula-fa", "سخنگوی حماس در بیانیه‌ای این عملیات را پاسخی طبیعی به جنایات اشغالگران خواند.", dict(**TG), False),
 ]
 
 
