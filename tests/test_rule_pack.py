@@ -1657,6 +1657,13 @@ EXAMPLES = [
     ("claim-fa", "سرایا القدس در ویدئویی که منتشر کرد، لحظه هدف قرار دادن یک تانک مرکاوا در جنین را نشان داد.", dict(**TG), True),
     ("claim-fa", "منابع آگاه محلی می‌گویند گروهی از تروریست‌های داعش در ولایت ننگرهار ۱۰ تن از جنگجویان طالبان را سر بریده‌اند.", dict(**TG), False),
     ("claim-fa", "سپاه پاسداران از کشته شدن پنج نیروی سپاه در درگیری با گروهک پژاک در کوه‌های سردشت خبر داد.", dict(**TG), False),
+    # a Taliban "قرارگاه" is the group's target, not a state headquarters speaking; the ezafe written
+    # "جبههی" is the same front opening the line, a group, not a state's strike
+    ("claim-formula-fa", "در اعلامیه‌ای که از سوی جبهه مقاومت ملی نشر شده، آمده است که نیروهای این جبهه به یک قرارگاه طالبان حمله کرده‌اند.", dict(**TG), True),
+    ("claim-formula-fa", "روابط عمومی قرارگاه حمزه سپاه اعلام کرد اعضای گروهک پژاک در درگیری با رزمندگان این قرارگاه کشته شدند.", dict(**TG), False),
+    ("statement-strike-fa", "جبههی مقاومت ملی میگوید که در حملهی نیروهایش بر یک پاسگاه طالبان در پنجشیر سه طالب کشته شدند.", dict(**TG), False),
+    # the aftermath told by an official (calm back, the wounded visited) is no statement about the attack
+    ("statement-comment-fa", "یک مقام محلی گفت وضعیت امنیتی شهر پس از حمله شب گذشته به حالت عادی بازگشته است.", dict(**TG), False),
 ]
 
 
