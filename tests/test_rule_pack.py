@@ -1664,6 +1664,12 @@ EXAMPLES = [
     ("statement-strike-fa", "جبههی مقاومت ملی میگوید که در حملهی نیروهایش بر یک پاسگاه طالبان در پنجشیر سه طالب کشته شدند.", dict(**TG), False),
     # the aftermath told by an official (calm back, the wounded visited) is no statement about the attack
     ("statement-comment-fa", "یک مقام محلی گفت وضعیت امنیتی شهر پس از حمله شب گذشته به حالت عادی بازگشته است.", dict(**TG), False),
+    # the group's own men right after the verb of saying make the group the speaker, whatever army is
+    # named after as the target; spokesmen and media by name (جیئند بلوچ، محمد خراسانی، اعماق) are the group's;
+    # an army that opens the line and says "its forces" is still a state
+    ("claim-formula-fa", "جیئند بلوچ در بیانیه‌ای گفت جنگجویان این گروه کاروان ارتش پاکستان در کیچ را با بمب کنار جاده‌ای هدف قرار دادند.", dict(**TG), True),
+    ("claim-formula-fa", "محمد خراسانی در پیامی گفت مجاهدین ما پاسگاه پلیس در دیره اسماعیل خان را تصرف کردند.", dict(**TG), True),
+    ("claim-formula-fa", "ارتش پاکستان در بیانیه‌ای گفت نیروهایش در وزیرستان ده تروریست را به هلاکت رساندند.", dict(**TG), False),
 ]
 
 
