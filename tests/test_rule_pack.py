@@ -1677,6 +1677,10 @@ EXAMPLES = [
     ("claim-fa", "پلیس با انتشار عکس عامل انتحاری، او را یکی از اعضای داعش معرفی کرد.", dict(**TG), False),
     # "حملات متعدد" in today's announcement is no background record
     ("claim-fa", "جبهه آزادی افغانستان از کشته شدن ۱۲ طالب در حملات متعدد بر مواضع طالبان در بدخشان خبر داد.", dict(**TG), True),
+    # the group's statement quoted in its first person, no group named, is its claim; Iran's forces saying
+    # "we" are a state
+    ("claim-formula-fa", "به گزارش الجزیره در این بیانیه آمده است: ما در پاسخ به تجاوز به مسجد الاقصی یک حمله موشکی به شهرک‌های اطراف غزه انجام دادیم.", dict(**TG), True),
+    ("claim-formula-fa", "در این اطلاعیه آمده است: رزمندگان اسلام در سپاه پاسداران ما مقرهای تروریست‌ها را هدف قرار دادیم.", dict(**TG), False),
 ]
 
 
