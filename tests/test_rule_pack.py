@@ -1684,6 +1684,9 @@ EXAMPLES = [
     # Dari: losses inflicted ("تلفات سنگینی وارد کرده‌اند") and the passive "صورت گرفته ... کشته‌وزخمی شدند"
     ("claim-formula-fa", "جبهه مقاومت با نشر خبرنامه‌ای گفته است که نیروهایش در حمله بر یک پوسته طالبان در اندراب به این گروه تلفات سنگینی وارد کرده‌اند.", dict(**TG), True),
     ("claim-formula-fa", "بربنیاد اعلامیه جبهه آزادی، حمله بر یک موتر طالبان در ولایت تخار صورت گرفته که در آن دو طالب کشته‌وزخمی شدند.", dict(**TG), True),
+    # an army's evacuation warning before a strike is an official warning; one for a flood is not
+    ("statement-threat-fa", "ارتش اسرائیل با صدور هشدار تخلیه از ساکنان ضاحیه بیروت خواست فوراً منطقه را ترک کنند.", dict(**TG), True),
+    ("statement-threat-fa", "وزارت کشور به دلیل خطر سیل از ساکنان روستاهای حاشیه رودخانه خواست فوراً منطقه را ترک کنند.", dict(**TG), False),
 ]
 
 
