@@ -1687,6 +1687,9 @@ EXAMPLES = [
     # an army's evacuation warning before a strike is an official warning; one for a flood is not
     ("statement-threat-fa", "ارتش اسرائیل با صدور هشدار تخلیه از ساکنان ضاحیه بیروت خواست فوراً منطقه را ترک کنند.", dict(**TG), True),
     ("statement-threat-fa", "وزارت کشور به دلیل خطر سیل از ساکنان روستاهای حاشیه رودخانه خواست فوراً منطقه را ترک کنند.", dict(**TG), False),
+    # the group's fighters opening the line tell its act with no verb of saying; a seizure "تحت کنترل خود گرفتند"
+    ("claim-formula-fa", "رزمندگان حزب‌الله همچنین یک پهپاد هرمس ۴۵۰ را سرنگون کردند و دو کوادکوپتر را تحت کنترل خود گرفتند.", dict(**TG), True),
+    ("claim-formula-fa", "نیروهای ارتش اسرائیل همچنین یک پهپاد حزب‌الله را سرنگون کردند.", dict(**TG), False),
 ]
 
 
