@@ -1690,6 +1690,10 @@ EXAMPLES = [
     # the group's fighters opening the line tell its act with no verb of saying; a seizure "تحت کنترل خود گرفتند"
     ("claim-formula-fa", "رزمندگان حزب‌الله همچنین یک پهپاد هرمس ۴۵۰ را سرنگون کردند و دو کوادکوپتر را تحت کنترل خود گرفتند.", dict(**TG), True),
     ("claim-formula-fa", "نیروهای ارتش اسرائیل همچنین یک پهپاد حزب‌الله را سرنگون کردند.", dict(**TG), False),
+    # a front's spokesman is an armed group's; "تا کنون ... چیزی نگفته‌اند" (no comment yet from the other side)
+    # is the news's tail, not a background record
+    ("claim-formula-fa", "سخنگوی جبهه افزوده است که این حمله بالای پاسگاه قطعات خاص طالبان انجام شده است. طالبان تا کنون در مورد این حمله چیزی نگفته‌اند.", dict(**TG), True),
+    ("report-fa", "داعش تاکنون مسئولیت ده‌ها حمله انتحاری در کابل را بر عهده گرفته است.", dict(**TG), True),
 ]
 
 
