@@ -1694,6 +1694,9 @@ EXAMPLES = [
     # is the news's tail, not a background record
     ("claim-formula-fa", "سخنگوی جبهه افزوده است که این حمله بالای پاسگاه قطعات خاص طالبان انجام شده است. طالبان تا کنون در مورد این حمله چیزی نگفته‌اند.", dict(**TG), True),
     ("report-fa", "داعش تاکنون مسئولیت ده‌ها حمله انتحاری در کابل را بر عهده گرفته است.", dict(**TG), True),
+    # a lesson promised to a state at war with the speaker's is a threat; to a cricket side it is not
+    ("statement-threat-fa", "نخست‌وزیر پاکستان گفت هند درسی فراموش‌نشدنی از پاسخ نیروهای مسلح ما خواهد گرفت.", dict(**TG), True),
+    ("statement-threat-fa", "وزیر ورزش پاکستان گفت تیم هند درسی فراموش‌نشدنی از بازیکنان ما خواهد گرفت.", dict(**TG), False),
 ]
 
 
