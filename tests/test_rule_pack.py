@@ -918,6 +918,10 @@ EXAMPLES = [
     ("statement-strike-ar", "أعلن المكتب المركزي للأبحاث القضائية عن تفكيك خلية إرهابية تتكون من أربعة عناصر", dict(**TG), True),
     ("statement-strike-ar", "وقالت دائرة المخابرات العامة الأردنية إنها أحبطت مخططات تستهدف الأمن الوطني", dict(**TG), True),
     ("statement-comment-ar", "وقال شهود إن الهجوم استهدف مبنى المخابرات العامة في المدينة", dict(**TG), False),
+    # Arabic, round 11: the blamed one and a long speaker (title and name) between "حمّل" and "مسؤولية";
+    # the same shape about a non-violent duty is no statement
+    ("statement-blame-ar", "وحمّل وزير الخارجية الباكستاني إسحاق دار الهند أمس الأحد مسؤولية الهجوم على القطار", dict(**TG), True),
+    ("statement-blame-ar", "وحمل رئيس الجمهورية عبد المجيد تبون الحكومة في اجتماع مجلس الوزراء مسؤولية تأخر مشاريع السكن", dict(**TG), False),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
