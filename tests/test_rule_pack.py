@@ -922,6 +922,10 @@ EXAMPLES = [
     # the same shape about a non-violent duty is no statement
     ("statement-blame-ar", "وحمّل وزير الخارجية الباكستاني إسحاق دار الهند أمس الأحد مسؤولية الهجوم على القطار", dict(**TG), True),
     ("statement-blame-ar", "وحمل رئيس الجمهورية عبد المجيد تبون الحكومة في اجتماع مجلس الوزراء مسؤولية تأخر مشاريع السكن", dict(**TG), False),
+    # an official's order to hunt the attackers down is a statement; to pursue price-fixers or those behind late wages is not
+    ("statement-threat-ar", "أمر وزير الداخلية بتعقب مطلقي الصواريخ على المطار", dict(**TG), True),
+    ("statement-threat-ar", "دعا رئيس الوزراء إلى محاسبة المسؤولين عن تأخر صرف الرواتب", dict(**TG), False),
+    ("statement-threat-ar", "وجه المحافظ بملاحقة المتلاعبين بأسعار الخبز", dict(**TG), False),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
