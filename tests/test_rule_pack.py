@@ -926,6 +926,10 @@ EXAMPLES = [
     ("statement-threat-ar", "أمر وزير الداخلية بتعقب مطلقي الصواريخ على المطار", dict(**TG), True),
     ("statement-threat-ar", "دعا رئيس الوزراء إلى محاسبة المسؤولين عن تأخر صرف الرواتب", dict(**TG), False),
     ("statement-threat-ar", "وجه المحافظ بملاحقة المتلاعبين بأسعار الخبز", dict(**TG), False),
+    # an official refuting rumours of an attack tells no attack; the same official telling the attack does
+    ("statement-comment-ar", "وقالت وزارة الدفاع إن الأنباء المتداولة عن هجوم على قاعدة جوية في الشمال عارية تماما عن الصحة", dict(**TG), False),
+    ("statement-comment-ar", "أكد متحدث باسم وزارة الداخلية عدم صحة ما يتم تداوله عن تفجير في محطة القطارات", dict(**TG), False),
+    ("statement-comment-ar", "وقال وزير الداخلية إن الهجوم الإرهابي على الكنيسة أسفر عن مقتل ثلاثة من رجال الشرطة", dict(**TG), True),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
