@@ -341,6 +341,11 @@ EXAMPLES = [
     ("report-ar", "وكانت الحركة أول جماعة تعلن مسؤوليتها عن الهجوم على الفندق", dict(**TG), True),
     ("claim-ar", "أعلنت الجماعة مسؤوليتها عن الهجوم الذي وقع في 17 فبراير الجاري على ثكنة للجيش", dict(**TG), True),
     ("report-ar", "أعلنت الجماعة مسؤوليتها عن الهجوم الذي وقع في 17 فبراير الجاري على ثكنة للجيش", dict(**TG), False),
+    # a police chief or a governor named by title in construct ("قائد شرطة الإقليم"، "محافظ الأنبار") tells the
+    # group's attack, he does not claim it; the group saying the same is a claim
+    ("claim-formula-ar", "قال قائد شرطة الإقليم إن مسلحين من حركة الشباب هاجموا قرية وقتلوا خمسة مدنيين", dict(**TG), False),
+    ("claim-formula-ar", "وقال محافظ الأنبار إن عناصر من تنظيم داعش هاجموا نقطة للجيش غرب الرمادي", dict(**TG), False),
+    ("claim-formula-ar", "قالت حركة الشباب إن مقاتليها هاجموا قاعدة للجيش في إقليم شبيلي السفلى", dict(**TG), True),
     # -- claims, Persian --------------------------------------------------------------------------
     ("claim-fa", "گروه تروریستی داعش با انتشار بیانیه‌ای مسئولیت حمله تروریستی کرمان را بر عهده گرفت.", dict(**TG), True),
     ("claim-fa", "جیش الظلم مسئولیت حمله به پاسگاه مرزی راسک را پذیرفت", dict(**TG), True),
@@ -930,6 +935,9 @@ EXAMPLES = [
     ("statement-comment-ar", "وقالت وزارة الدفاع إن الأنباء المتداولة عن هجوم على قاعدة جوية في الشمال عارية تماما عن الصحة", dict(**TG), False),
     ("statement-comment-ar", "أكد متحدث باسم وزارة الداخلية عدم صحة ما يتم تداوله عن تفجير في محطة القطارات", dict(**TG), False),
     ("statement-comment-ar", "وقال وزير الداخلية إن الهجوم الإرهابي على الكنيسة أسفر عن مقتل ثلاثة من رجال الشرطة", dict(**TG), True),
+    # "whoever tampers with the country's security" is the enemy an official threatens; a club chairman's warning is not
+    ("statement-threat-ar", "وأكد الناطق الرسمي باسم الحكومة أن الدولة ستضرب بيد من حديد كل من يعبث بأمن المواطنين", dict(**TG), True),
+    ("statement-threat-ar", "وحذر رئيس نادي الزمالك من العبث بأمن الملعب في المباراة القادمة", dict(**TG), False),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
