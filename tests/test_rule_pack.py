@@ -346,6 +346,9 @@ EXAMPLES = [
     ("claim-formula-ar", "قال قائد شرطة الإقليم إن مسلحين من حركة الشباب هاجموا قرية وقتلوا خمسة مدنيين", dict(**TG), False),
     ("claim-formula-ar", "وقال محافظ الأنبار إن عناصر من تنظيم داعش هاجموا نقطة للجيش غرب الرمادي", dict(**TG), False),
     ("claim-formula-ar", "قالت حركة الشباب إن مقاتليها هاجموا قاعدة للجيش في إقليم شبيلي السفلى", dict(**TG), True),
+    # a ministry "revealing" a dismantled cell tells the state's operation; the group "revealing" its attack claims it
+    ("claim-formula-ar", "وكشفت وزارة الداخلية عن تفكيك خلية مرتبطة بتنظيم داعش كانت تخطط لاستهداف كنائس في العاصمة", dict(**TG), False),
+    ("claim-formula-ar", "كشفت حركة الشباب في بيان أن مقاتليها قتلوا عشرة جنود في هجوم على قاعدة عسكرية", dict(**TG), True),
     # -- claims, Persian --------------------------------------------------------------------------
     ("claim-fa", "گروه تروریستی داعش با انتشار بیانیه‌ای مسئولیت حمله تروریستی کرمان را بر عهده گرفت.", dict(**TG), True),
     ("claim-fa", "جیش الظلم مسئولیت حمله به پاسگاه مرزی راسک را پذیرفت", dict(**TG), True),
@@ -938,6 +941,12 @@ EXAMPLES = [
     # "whoever tampers with the country's security" is the enemy an official threatens; a club chairman's warning is not
     ("statement-threat-ar", "وأكد الناطق الرسمي باسم الحكومة أن الدولة ستضرب بيد من حديد كل من يعبث بأمن المواطنين", dict(**TG), True),
     ("statement-threat-ar", "وحذر رئيس نادي الزمالك من العبث بأمن الملعب في المباراة القادمة", dict(**TG), False),
+    # a coalition's command by its title and a minister briefing the cabinet on the attack are officials speaking;
+    # the ruling parliamentary coalition and a finance briefing are not about an attack
+    ("statement-comment-ar", "أكدت قيادة التحالف أن الميليشيا حاولت استهداف منشأة مدنية في جازان بطائرة مسيرة مفخخة", dict(**TG), True),
+    ("statement-comment-ar", "أبلغ وزير الدفاع مجلس الوزراء بالهجوم الذي نفذته جماعة مسلحة على قرية في إقليم كيفو", dict(**TG), True),
+    ("statement-comment-ar", "أبلغ وزير المالية مجلس الوزراء بنتائج المفاوضات مع صندوق النقد الدولي", dict(**TG), False),
+    ("statement-comment-ar", "أكدت قيادة التحالف الحاكم في البرلمان دعمها لمشروع قانون الموازنة", dict(**TG), False),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
