@@ -349,6 +349,12 @@ EXAMPLES = [
     # a ministry "revealing" a dismantled cell tells the state's operation; the group "revealing" its attack claims it
     ("claim-formula-ar", "وكشفت وزارة الداخلية عن تفكيك خلية مرتبطة بتنظيم داعش كانت تخطط لاستهداف كنائس في العاصمة", dict(**TG), False),
     ("claim-formula-ar", "كشفت حركة الشباب في بيان أن مقاتليها قتلوا عشرة جنود في هجوم على قاعدة عسكرية", dict(**TG), True),
+    # the group confirming the responsibility of its own military wing claims the attack ("حركة الجهاد" short for
+    # PIJ); a minister or a security official saying a group "bears responsibility" blames it, he does not claim it
+    ("claim-ar", "أكدت حركة الجهاد مسؤولية جناحها العسكري عن عملية إطلاق النار قرب جنين", dict(**TG), True),
+    ("claim-ar", "وقال وزير الداخلية إن حركة الشباب تتحمل مسؤولية الهجوم على الفندق", dict(**TG), False),
+    ("claim-ar", "وأكد مسؤول أمني أن حركة الشباب تتحمل مسؤولية الهجوم", dict(**TG), False),
+    ("statement-blame-ar", "وأكد مسؤول أمني أن حركة الشباب تتحمل مسؤولية الهجوم", dict(**TG), True),
     # -- claims, Persian --------------------------------------------------------------------------
     ("claim-fa", "گروه تروریستی داعش با انتشار بیانیه‌ای مسئولیت حمله تروریستی کرمان را بر عهده گرفت.", dict(**TG), True),
     ("claim-fa", "جیش الظلم مسئولیت حمله به پاسگاه مرزی راسک را پذیرفت", dict(**TG), True),
