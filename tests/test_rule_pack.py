@@ -355,6 +355,11 @@ EXAMPLES = [
     ("claim-ar", "وقال وزير الداخلية إن حركة الشباب تتحمل مسؤولية الهجوم على الفندق", dict(**TG), False),
     ("claim-ar", "وأكد مسؤول أمني أن حركة الشباب تتحمل مسؤولية الهجوم", dict(**TG), False),
     ("statement-blame-ar", "وأكد مسؤول أمني أن حركة الشباب تتحمل مسؤولية الهجوم", dict(**TG), True),
+    # the resistance's fighters by its own names for them striking the enemy it names ("أبطال المقاومة"، "المقاومون"
+    # ... "صهيونية"، "للاحتلال"); the occupation's raid arresting "resistance fighters" is not a claim
+    ("claim-formula-ar", "نفذ أبطال المقاومة كمينا محكما لقوة صهيونية راجلة في حي الشجاعية", dict(**TG), True),
+    ("claim-formula-ar", "استهدف المقاومون آلية عسكرية للاحتلال بقذيفة الياسين 105", dict(**TG), True),
+    ("claim-formula-ar", "اقتحمت قوات الاحتلال مخيم جنين واعتقلت عددا من المقاومين", dict(**TG), False),
     # -- claims, Persian --------------------------------------------------------------------------
     ("claim-fa", "گروه تروریستی داعش با انتشار بیانیه‌ای مسئولیت حمله تروریستی کرمان را بر عهده گرفت.", dict(**TG), True),
     ("claim-fa", "جیش الظلم مسئولیت حمله به پاسگاه مرزی راسک را پذیرفت", dict(**TG), True),
