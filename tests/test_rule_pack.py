@@ -961,6 +961,9 @@ EXAMPLES = [
     ("statement-comment-ar", "أبلغ وزير الدفاع مجلس الوزراء بالهجوم الذي نفذته جماعة مسلحة على قرية في إقليم كيفو", dict(**TG), True),
     ("statement-comment-ar", "أبلغ وزير المالية مجلس الوزراء بنتائج المفاوضات مع صندوق النقد الدولي", dict(**TG), False),
     ("statement-comment-ar", "أكدت قيادة التحالف الحاكم في البرلمان دعمها لمشروع قانون الموازنة", dict(**TG), False),
+    # condemning a decision to list someone as terrorist is no condemnation of an attack
+    ("statement-condemn-ar", "أدان الأمين العام لجامعة الدول العربية قرار البرلمان تصنيف الوكالة الأممية منظمة إرهابية", dict(**TG), False),
+    ("statement-condemn-ar", "أدانت وزارة الخارجية بأشد العبارات الهجوم الإرهابي على مركز الشرطة", dict(**TG), True),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
