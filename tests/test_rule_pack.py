@@ -967,6 +967,8 @@ EXAMPLES = [
     # condemning a decision to list someone as terrorist is no condemnation of an attack
     ("statement-condemn-ar", "أدان الأمين العام لجامعة الدول العربية قرار البرلمان تصنيف الوكالة الأممية منظمة إرهابية", dict(**TG), False),
     ("statement-condemn-ar", "أدانت وزارة الخارجية بأشد العبارات الهجوم الإرهابي على مركز الشرطة", dict(**TG), True),
+    # "did not plot", "did not carry out" deny the attack: no statement about it
+    ("statement-comment-ar", "وقالت وزارة الدفاع إنها لم تقم بأي غارة على المنطقة", dict(**TG), False),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
