@@ -969,6 +969,9 @@ EXAMPLES = [
     ("statement-condemn-ar", "أدانت وزارة الخارجية بأشد العبارات الهجوم الإرهابي على مركز الشرطة", dict(**TG), True),
     # "did not plot", "did not carry out" deny the attack: no statement about it
     ("statement-comment-ar", "وقالت وزارة الدفاع إنها لم تقم بأي غارة على المنطقة", dict(**TG), False),
+    # punishment promised to the enemy is a threat; a minister holding negligent staff to account is not
+    ("statement-threat-ar", "قال المرشد الإيراني إن الكيان الصهيوني سيعاقب على جريمته", dict(**TG), True),
+    ("statement-threat-ar", "وقال وزير التربية إن الوزارة ستحاسب المقصرين في امتحانات الثانوية العامة", dict(**TG), False),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
