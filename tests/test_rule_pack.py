@@ -979,6 +979,11 @@ EXAMPLES = [
     # punishment promised to the enemy is a threat; a minister holding negligent staff to account is not
     ("statement-threat-ar", "قال المرشد الإيراني إن الكيان الصهيوني سيعاقب على جريمته", dict(**TG), True),
     ("statement-threat-ar", "وقال وزير التربية إن الوزارة ستحاسب المقصرين في امتحانات الثانوية العامة", dict(**TG), False),
+    # an army taking ground back from a group, and blame for "an escalation" (no article), are statements; a
+    # government freeing fuel prices is not
+    ("statement-strike-ar", "قال قائد القوات البرية الصومالية إن قواته سيطرت على بلدة كانت تحت سيطرة حركة الشباب", dict(**TG), True),
+    ("statement-strike-ar", "أعلنت الحكومة تحرير أسعار الوقود بشكل كامل", dict(**TG), False),
+    ("statement-blame-ar", "حمل المتحدث باسم الخارجية الإيرانية الولايات المتحدة مسؤولية أي تصعيد في المنطقة", dict(**TG), True),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
