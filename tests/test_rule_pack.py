@@ -984,6 +984,10 @@ EXAMPLES = [
     ("statement-strike-ar", "قال قائد القوات البرية الصومالية إن قواته سيطرت على بلدة كانت تحت سيطرة حركة الشباب", dict(**TG), True),
     ("statement-strike-ar", "أعلنت الحكومة تحرير أسعار الوقود بشكل كامل", dict(**TG), False),
     ("statement-blame-ar", "حمل المتحدث باسم الخارجية الإيرانية الولايات المتحدة مسؤولية أي تصعيد في المنطقة", dict(**TG), True),
+    # the condemnation's epithets and the enemy's names without the article ("اعتداء غادر"، "كل عدو يتجرأ")
+    ("statement-condemn-ar", "وصفت الرئاسة الهجوم على الكنيسة بأنه اعتداء غادر على الآمنين", dict(**TG), True),
+    ("statement-condemn-ar", "وصف مدرب المنتخب أداء الحكم بأنه أداء بشع ومستفز", dict(**TG), False),
+    ("statement-threat-ar", "وتوعد وزير الدفاع خوارج العصر برد حازم", dict(**TG), True),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
