@@ -373,6 +373,11 @@ EXAMPLES = [
     ("report-ar", "ومنذ أن تبنى التنظيم تفجير الكنيسة تكثفت الإجراءات الأمنية حول دور العبادة", dict(**TG), True),
     ("claim-ar", "ويرى محللون أن التنظيم يسارع إلى تبني هجمات لم يخطط لها لتعويض خسائره", dict(**TG), False),
     ("claim-ar", "تبنت حركة الشباب الهجوم على الفندق في مقديشو صباح اليوم", dict(**TG), True),
+    # a group's numbered military communiqué on its army's shelling of the "occupation's" positions is a claim (the
+    # Sahrawi army named as the group); a royal army's communiqué on its units is a state statement
+    ("claim-formula-ar", "وأفاد البلاغ العسكري رقم 25 بأن وحدات الجيش الصحراوي قصفت مواقع قوات الاحتلال المغربي في قطاع المحبس", dict(**TG), True),
+    ("statement-strike-ar", "وأفاد البلاغ العسكري رقم 25 بأن وحدات الجيش الصحراوي قصفت مواقع قوات الاحتلال المغربي في قطاع المحبس", dict(**TG), False),
+    ("statement-strike-ar", "وأفاد بلاغ للقيادة العامة للقوات المسلحة الملكية بأن الوحدات العسكرية تصدت لمحاولة تسلل", dict(**TG), True),
     # -- claims, Persian --------------------------------------------------------------------------
     ("claim-fa", "گروه تروریستی داعش با انتشار بیانیه‌ای مسئولیت حمله تروریستی کرمان را بر عهده گرفت.", dict(**TG), True),
     ("claim-fa", "جیش الظلم مسئولیت حمله به پاسگاه مرزی راسک را پذیرفت", dict(**TG), True),
