@@ -993,6 +993,9 @@ EXAMPLES = [
     ("statement-condemn-ar", "وصفت الرئاسة الهجوم على الكنيسة بأنه اعتداء غادر على الآمنين", dict(**TG), True),
     ("statement-condemn-ar", "وصف مدرب المنتخب أداء الحكم بأنه أداء بشع ومستفز", dict(**TG), False),
     ("statement-threat-ar", "وتوعد وزير الدفاع خوارج العصر برد حازم", dict(**TG), True),
+    # an attack only as a landmark of time, and compensation for its victims, tell no attack
+    ("statement-comment-ar", "ويعكس البيان موقفا موحدا للمرة الأولى للمجلس منذ هجوم الجيش على المدينة في الربيع", dict(**TG), False),
+    ("statement-comment-ar", "أعلنت وزارة المالية صرف تعويضات لأسر ضحايا الهجوم الإرهابي على السوق", dict(**TG), False),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
