@@ -996,6 +996,9 @@ EXAMPLES = [
     # an attack only as a landmark of time, and compensation for its victims, tell no attack
     ("statement-comment-ar", "ويعكس البيان موقفا موحدا للمرة الأولى للمجلس منذ هجوم الجيش على المدينة في الربيع", dict(**TG), False),
     ("statement-comment-ar", "أعلنت وزارة المالية صرف تعويضات لأسر ضحايا الهجوم الإرهابي على السوق", dict(**TG), False),
+    # an armed group condemning with the Levantine "دانت" is no official statement; a foreign ministry so condemning is
+    ("statement-condemn-ar", "دانت حركة حماس الهجوم الإرهابي على المسجد في النيجر", dict(**TG), False),
+    ("statement-condemn-ar", "دانت الخارجية القطرية الهجوم الإرهابي على المسجد في النيجر", dict(**TG), True),
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
