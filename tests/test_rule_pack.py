@@ -989,10 +989,6 @@ EXAMPLES = [
     ("statement-strike-ar", "قال قائد القوات البرية الصومالية إن قواته سيطرت على بلدة كانت تحت سيطرة حركة الشباب", dict(**TG), True),
     ("statement-strike-ar", "أعلنت الحكومة تحرير أسعار الوقود بشكل كامل", dict(**TG), False),
     ("statement-blame-ar", "حمل المتحدث باسم الخارجية الإيرانية الولايات المتحدة مسؤولية أي تصعيد في المنطقة", dict(**TG), True),
-    # the condemnation's epithets and the enemy's names without the article ("اعتداء غادر"، "كل عدو يتجرأ")
-    ("statement-condemn-ar", "وصفت الرئاسة الهجوم على الكنيسة بأنه اعتداء غادر على الآمنين", dict(**TG), True),
-    ("statement-condemn-ar", "وصف مدرب المنتخب أداء الحكم بأنه أداء بشع ومستفز", dict(**TG), False),
-    ("statement-threat-ar", "وتوعد وزير الدفاع خوارج العصر برد حازم", dict(**TG), True),
     # an attack only as a landmark of time, and compensation for its victims, tell no attack
     ("statement-comment-ar", "ويعكس البيان موقفا موحدا للمرة الأولى للمجلس منذ هجوم الجيش على المدينة في الربيع", dict(**TG), False),
     ("statement-comment-ar", "أعلنت وزارة المالية صرف تعويضات لأسر ضحايا الهجوم الإرهابي على السوق", dict(**TG), False),
