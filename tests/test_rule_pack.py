@@ -981,9 +981,6 @@ EXAMPLES = [
     ("statement-condemn-ar", "أدانت وزارة الخارجية بأشد العبارات الهجوم الإرهابي على مركز الشرطة", dict(**TG), True),
     # "did not plot", "did not carry out" deny the attack: no statement about it
     ("statement-comment-ar", "وقالت وزارة الدفاع إنها لم تقم بأي غارة على المنطقة", dict(**TG), False),
-    # punishment promised to the enemy is a threat; a minister holding negligent staff to account is not
-    ("statement-threat-ar", "قال المرشد الإيراني إن الكيان الصهيوني سيعاقب على جريمته", dict(**TG), True),
-    ("statement-threat-ar", "وقال وزير التربية إن الوزارة ستحاسب المقصرين في امتحانات الثانوية العامة", dict(**TG), False),
     # an army taking ground back from a group, and blame for "an escalation" (no article), are statements; a
     # government freeing fuel prices is not
     ("statement-strike-ar", "قال قائد القوات البرية الصومالية إن قواته سيطرت على بلدة كانت تحت سيطرة حركة الشباب", dict(**TG), True),
