@@ -379,3 +379,35 @@ async def test_a_reload_cancelled_while_its_worker_is_stopped_kills_it(tmp_path)
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not _alive(pid)
+
+
+def _build_dies(paths, known, defaults, directory):  # noqa: ANN001 - run in the worker in place of the build
+    os._exit(3)
+
+
+@pytest.mark.parametrize("how", ["invalid", "worker dies"])
+async def test_a_failed_reload_keeps_the_old_set_and_logs_one_line(tmp_path, cache, monkeypatch, how) -> None:
+    """Invalid rules, or a build worker that dies: the old set stays in force (same object,
+    same hits), one error line is logged and the default destinations are told once."""
+    from structlog.testing import capture_logs
+
+    st, d = _watch_state(tmp_path, "process")
+    notices: list[str] = []
+    st.on_error = notices.append
+    before = st.get()
+    if how == "invalid":
+        write(d / "watch.yml", WATCH.replace("level: high", "level: loud"))
+    else:
+        monkeypatch.setattr(rs_mod, "_build_at_low_priority", _build_dies)
+        write(d / "watch.yml", WATCH.replace("Kerman", "Zahedan"))
+    with capture_logs() as logs:
+        assert await st.reload_async() is False
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert [e["event"] for e in errors] == ["rules reload failed; keeping the previous rules"]
+    assert len(notices) == 1
+    if how == "invalid":
+        assert "unknown level 'loud'" in notices[0] and "watch.yml" in notices[0]
+    else:
+        assert "died (exit code 3)" in notices[0]
+    assert st.get() is before and st.reloads == 0 and st.last_error == notices[0]
+    assert _hit_ids(st, "Kerman") == ["watch"] and _hit_ids(st, "Zahedan") == []

@@ -11,7 +11,8 @@ on the event loop, a regex at a time, paced (or by the first message that needs 
 
 A hot reload in the running daemon (:meth:`RulesState.reload_async`) never blocks the event
 loop: the new set is loaded and compiled in a worker process (spawned, at the lowest CPU
-priority, ended with the daemon; it writes the cache entry and says which), the entry is
+priority, paced while the pipeline holds a backlog (:class:`_Pacer`), ended with the daemon;
+it writes the cache entry and says which), the entry is
 read and checked in a worker thread, then unpickled on the event loop itself a step (~100
 compiled rules, a few ms) at a time, paced so the steps take at most a quarter of the loop's
 time (no second thread contending for the GIL with the pipeline: the loop between two steps
@@ -577,9 +578,9 @@ class _Pacer:
     :data:`BUSY_CPUS` of CPU over the last run part), stopping it
     (``SIGSTOP``) for the rest of each :data:`PACE_PERIOD` and letting it go on (``SIGCONT``)
     from a timer of the event loop. ``SCHED_IDLE`` already gives every daemon thread the CPU
-    the moment it wants it, but on these two vCPUs the worker beside a busy pipeline still
-    slows it (shared caches and memory, the host's scheduling): the pipeline did 7 - 9 % fewer
-    messages per CPU second while the worker ran. Paced, the worker's slowing is spread over
+    the moment it wants it, but on two vCPUs the worker beside a busy pipeline still slows it
+    (shared caches and memory, the host's scheduling: 7 % fewer messages per daemon CPU second
+    while the worker ran, docs/performance.md). Paced, the worker's slowing is spread over
     a longer build (the new set comes later); with the pipeline idle or keeping up (the usual
     case outside a backlog) the worker is never stopped. ``share >= 1``: not paced."""
 
