@@ -16,7 +16,10 @@ is stored (the daemon's word caches fill and its rate settles), prints the stead
 first message matched by the new set) and their ratio, then the rate over ``--steady``
 seconds after the window and the window's share of the mean of the rates before and after
 (the archive grows and the machine is shared: the rate before alone can flatter or wrong the
-window). Each rate is also given per CPU second of the daemon process (all its threads, from
+window), and what the window cost: messages short of the rate before over as long, and short of
+the daemon's rate per CPU second before for the CPU it had in the window (in daemon CPU seconds).
+Every period polls the archive (``max(id)``, not ``count(*)``) and /proc alike, every 0.1 s.
+Each rate is also given per CPU second of the daemon process (all its threads, from
 /proc; the reload's worker process is not counted there: it runs at the lowest priority). The new set adds a rule whose term 1 % of the messages
 carry, so the first hit of that rule marks the swap; no message is matched against a
 half-built set (tests/test_rules_cache.py). ``--daemon-log FILE`` keeps the daemon's log
