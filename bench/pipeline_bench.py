@@ -348,10 +348,10 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
     per_cpu = (c1 - c0) / max(u1 - u0, 1e-9)
     short = steady * (t_swap - t_hup) - (c_swap - c_hup)
     short_cpu = per_cpu * (u_swap - u_hup) - (c_swap - c_hup)
-    print(f"  the window stored {c_swap - c_hup:,} messages: {short:,.0f} fewer than at the rate before "
-          f"({short / steady:.1f} s of it), {short_cpu:,.0f} fewer than the daemon's CPU in the window would have "
-          f"stored at its rate per CPU second before ({short_cpu / per_cpu:.2f} daemon CPU s; per daemon CPU s "
-          f"{(c_swap - c_hup) / max(u_swap - u_hup, 1e-9) / per_cpu:.0%} of before)")
+    print(f"  the window stored {c_swap - c_hup:,} messages; short of the rate before: {short:,.0f} "
+          f"({short / steady:.1f} s of it); short of what the daemon's CPU in the window stores at its rate per CPU "
+          f"second before: {short_cpu:,.0f} ({short_cpu / per_cpu:.2f} daemon CPU s; per daemon CPU s "
+          f"{(c_swap - c_hup) / max(u_swap - u_hup, 1e-9) / per_cpu:.0%} of before; negative: more)")
     if built is not None:
         t_b, c_b, u_b, l_b, a_b = built
         for name, (ta, ca, ua, la), (tb, cb, ub, lb), aa, ab in (
