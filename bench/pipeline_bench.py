@@ -16,7 +16,10 @@ is stored (the daemon's word caches fill and its rate settles), prints the stead
 first message matched by the new set) and their ratio, then the rate over ``--steady``
 seconds after the window and the window's share of the mean of the rates before and after
 (the archive grows and the machine is shared: the rate before alone can flatter or wrong the
-window). Each rate is also given per CPU second of the daemon process (all its threads, from
+window), and what the window cost: messages short of the rate before over as long, and short of
+the daemon's rate per CPU second before for the CPU it had in the window (in daemon CPU seconds).
+Every period polls the archive (``max(id)``, not ``count(*)``) and /proc alike, every 0.1 s.
+Each rate is also given per CPU second of the daemon process (all its threads, from
 /proc; the reload's worker process is not counted there: it runs at the lowest priority). The new set adds a rule whose term 1 % of the messages
 carry, so the first hit of that rule marks the swap; no message is matched against a
 half-built set (tests/test_rules_cache.py). ``--daemon-log FILE`` keeps the daemon's log
@@ -242,6 +245,13 @@ class Spy:
             self.proc = None
 
 
+# messages stored so far: the largest id (an INTEGER PRIMARY KEY: a B-tree's last entry) equals the
+# row count here (every message new, none deleted) and costs microseconds, where count(*) reads
+# the whole table (tens of ms at 500,000 rows, beside the daemon's writer, more the longer the run)
+STORED = "select coalesce(max(id), 0) from messages"
+POLL = 0.1  # seconds between two polls of the archive and /proc, the same in every period
+
+
 async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: int,
                          warmup: float = 10.0, steady_s: float = 10.0, spy_dir: Path | None = None,
                          control: float = 0.0) -> dict[str, float]:
@@ -251,7 +261,7 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
     spy = Spy(proc.pid, spy_dir)
     marks: dict[str, float] = {}
     t_start = time.perf_counter()
-    while count(db, "select count(*) from messages") < 1:
+    while count(db, STORED) < 1:
         if proc.poll() is not None:
             raise SystemExit("daemon exited early")
         await asyncio.sleep(0.1)
@@ -261,8 +271,9 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
 
     async def sample(until: float) -> None:
         while time.perf_counter() < until:
-            samples.append((time.perf_counter(), count(db, "select count(*) from messages"), cpu_seconds(proc.pid)))
-            await asyncio.sleep(0.1)
+            samples.append((time.perf_counter(), count(db, STORED), cpu_seconds(proc.pid)))
+            acc.snap()  # as often as in the window: the bench's own load alike in every period
+            await asyncio.sleep(POLL)
 
     marks["before"] = time.time()
     spy.start("1-before")
@@ -281,7 +292,7 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
         (rules_path / "generated" / "zz-marker.yml").write_text(
             "id: zz-marker\nlevel: info\nmatch:\n  m: [zzmarker]\n", encoding="utf-8")
     t_hup = time.perf_counter()
-    c_hup = count(db, "select count(*) from messages")
+    c_hup = count(db, STORED)
     u_hup = cpu_seconds(proc.pid)
     a_hup = acc.snap()
     marks["hup"] = time.time()
@@ -302,7 +313,7 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
     while window_open():
         if proc.poll() is not None:
             raise SystemExit("daemon exited early")
-        got = count(db, "select count(*) from messages")
+        got = count(db, STORED)
         if got >= n:
             raise SystemExit("the feed ran out before the reload finished: use more --messages")
         timeline.append((time.perf_counter(), got))
@@ -314,7 +325,7 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
                 # the build worker has exited (control: the last third, as a read-back)
                 spy.start("3-readback")
                 built = (time.perf_counter(), got, cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid), snap)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(POLL)
     spy.stop()
     a_swap = acc.snap()
     periods: dict[str, dict[str, float]] = {
@@ -322,7 +333,7 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
                      "daemon_cpu": samples[-1][2] - samples[0][2]}}
     marks["swap"] = time.time()
     t_swap = time.perf_counter()
-    c_swap = count(db, "select count(*) from messages")
+    c_swap = count(db, STORED)
     u_swap = cpu_seconds(proc.pid)
     during = (c_swap - c_hup) / (t_swap - t_hup)
     print(("control (no reload): a window of " if control else "reload: SIGHUP -> first message matched by the new set ")
@@ -331,6 +342,16 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
           f"({(c_swap - c_hup) / max(u_swap - u_hup, 1e-9):,.0f} msgs per daemon CPU second, "
           f"{(u_swap - u_hup) / (t_swap - t_hup):.2f} CPUs); load average {load_average()}")
     print(f"  window: {acc.line(a_hup, a_swap)}; the worker {a_swap['worker'] - a_hup['worker']:.1f} CPU s in all")
+    # what the window cost in messages: short of the rate before over as long, and short of the
+    # rate per daemon CPU second before for the CPU the daemon had in the window (the second is
+    # the daemon's own loss, whatever others took from it meanwhile)
+    per_cpu = (c1 - c0) / max(u1 - u0, 1e-9)
+    short = steady * (t_swap - t_hup) - (c_swap - c_hup)
+    short_cpu = per_cpu * (u_swap - u_hup) - (c_swap - c_hup)
+    print(f"  the window stored {c_swap - c_hup:,} messages; short of the rate before: {short:,.0f} "
+          f"({short / steady:.1f} s of it); short of what the daemon's CPU in the window stores at its rate per CPU "
+          f"second before: {short_cpu:,.0f} ({short_cpu / per_cpu:.2f} daemon CPU s; per daemon CPU s "
+          f"{(c_swap - c_hup) / max(u_swap - u_hup, 1e-9) / per_cpu:.0%} of before; negative: more)")
     if built is not None:
         t_b, c_b, u_b, l_b, a_b = built
         for name, (ta, ca, ua, la), (tb, cb, ub, lb), aa, ab in (
@@ -369,6 +390,9 @@ async def measure_reload(proc: subprocess.Popen, db: Path, rules_path: Path, n: 
     (t0, c0, u0), (t1, c1, u1) = samples[0], samples[-1]
     after = (c1 - c0) / (t1 - t0)
     periods["4-after"] = {"msgs": c1 - c0, "seconds": t1 - t0, "daemon_cpu": u1 - u0}
+    rows, top = count(db, "select count(*) from messages"), count(db, STORED)
+    if rows < top:
+        print(f"note: {rows:,} rows but ids up to {top:,}: the rates above count ids, not rows")
     if spy_dir is not None:
         spy_dir.mkdir(parents=True, exist_ok=True)
         (spy_dir / "periods.json").write_text(json.dumps(periods, indent=1))

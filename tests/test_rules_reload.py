@@ -323,3 +323,125 @@ async def test_a_reload_reuses_the_regexes_the_replaced_set_compiled(tmp_path, c
     assert sorted(h.rule_id for h in new.match(msg(text))) == sorted(h.rule_id for h in fresh.match(msg(text)))
     assert sorted(h.rule_id for h in new.match(msg(text))) == ["emirate", "wilayah"]
     await st.close()
+
+
+# the paced build worker (rules_state._Pacer): run in the spawned worker by the tests below
+def _child_counts(rounds: int) -> int:
+    total = 0
+    for r in range(rounds):
+        total += sum(range(20_000)) % 7 + r
+    return total
+
+
+def _state_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+async def test_a_busy_daemon_stops_its_build_worker_part_of_the_time(tmp_path) -> None:
+    """While the daemon is busy (a backlog) the worker is stopped for part of each cycle and
+    let go on after it; its answer arrives as without pacing, and it ends."""
+    paced: list[rs_mod._Pacer] = []
+    task = asyncio.ensure_future(rs_mod._in_process(_child_counts, 3000, share=0.3, busy=lambda: True, paced=paced))
+    states: set[str] = set()
+    while not task.done():
+        if paced and paced[0].stopped_at is not None:
+            states.add(_state_of(paced[0].pid))
+        await asyncio.sleep(0.005)
+    assert await task == _child_counts(3000)
+    pacer = paced[0]
+    assert pacer.stops >= 1 and "T" in states  # stopped meanwhile
+    assert pacer.stopped_at is None  # let go when the answer came
+    await wait_for(lambda: not _alive(pacer.pid), timeout=20, what="the worker's end")
+
+
+async def test_an_idle_daemon_never_stops_its_build_worker(tmp_path) -> None:
+    """The pipeline idle or keeping up: the worker builds at the speed the machine gives it."""
+    paced: list[rs_mod._Pacer] = []
+    asked: list[bool] = []
+    got = await rs_mod._in_process(_child_counts, 3000, share=0.3, busy=lambda: asked.append(False) or False,
+                                   paced=paced)
+    assert got == _child_counts(3000)
+    assert asked and paced[0].stops == 0
+
+
+async def test_a_reload_cancelled_while_its_worker_is_stopped_kills_it(tmp_path) -> None:
+    pid_file = tmp_path / "pid"
+    paced: list[rs_mod._Pacer] = []
+    task = asyncio.ensure_future(rs_mod._in_process(_child_sleeps, str(pid_file), share=0.3, busy=lambda: True,
+                                                    paced=paced))
+    await wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", timeout=30)
+    pid = int(pid_file.read_text())
+    await wait_for(lambda: paced[0].stopped_at is not None and _state_of(pid) == "T", timeout=30, what="stopped")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not _alive(pid)
+
+
+def _build_dies(paths, known, defaults, directory):  # noqa: ANN001 - run in the worker in place of the build
+    os._exit(3)
+
+
+@pytest.mark.parametrize("how", ["invalid", "worker dies"])
+async def test_a_failed_reload_keeps_the_old_set_and_logs_one_line(tmp_path, cache, monkeypatch, how) -> None:
+    """Invalid rules, or a build worker that dies: the old set stays in force (same object,
+    same hits), one error line is logged and the default destinations are told once."""
+    from structlog.testing import capture_logs
+
+    st, d = _watch_state(tmp_path, "process")
+    notices: list[str] = []
+    st.on_error = notices.append
+    before = st.get()
+    if how == "invalid":
+        write(d / "watch.yml", WATCH.replace("level: high", "level: loud"))
+    else:
+        monkeypatch.setattr(rs_mod, "_build_at_low_priority", _build_dies)
+        write(d / "watch.yml", WATCH.replace("Kerman", "Zahedan"))
+    with capture_logs() as logs:
+        assert await st.reload_async() is False
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert [e["event"] for e in errors] == ["rules reload failed; keeping the previous rules"]
+    assert len(notices) == 1
+    if how == "invalid":
+        assert "unknown level 'loud'" in notices[0] and "watch.yml" in notices[0]
+    else:
+        assert "died (exit code 3)" in notices[0]
+    assert st.get() is before and st.reloads == 0 and st.last_error == notices[0]
+    assert _hit_ids(st, "Kerman") == ["watch"] and _hit_ids(st, "Zahedan") == []
+
+
+async def test_the_daemon_counts_as_busy_while_its_pipeline_is_behind(tmp_path) -> None:
+    """What paces a reload's build worker in the daemon: a backlog in the pipeline's queues
+    (a feed read faster than it is matched and stored), not an idle pipeline."""
+    from daemon_helpers import db_rows
+
+    cfg = load_config(write_config(tmp_path, None, None))
+    daemon = Daemon(cfg)
+    daemon.prepare()
+    task = asyncio.create_task(daemon.run())
+    try:
+        await wait_for(lambda: daemon.rules.busy is not None, 20, "the pipeline running")
+        assert daemon.rules.busy() is False  # nothing queued
+        n = 30_000
+        (tmp_path / "in" / "feed.jsonl").write_text(
+            "".join(canonical_line(i, f"weather report number {i}") for i in range(n)), encoding="utf-8")
+        seen: list[bool] = []
+
+        async def watch() -> None:
+            while True:
+                seen.append(daemon.rules.busy())
+                await asyncio.sleep(0.002)
+
+        watcher = asyncio.create_task(watch())
+        db = tmp_path / "archive.db"
+        await wait_for(lambda: (db_rows(db, "select max(id) from messages") or [(0,)])[0][0] == n, 120, "all stored")
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        assert True in seen  # behind while the feed was read
+        assert daemon.rules.busy() is False  # caught up
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
