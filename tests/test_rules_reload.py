@@ -325,62 +325,6 @@ async def test_a_reload_reuses_the_regexes_the_replaced_set_compiled(tmp_path, c
     await st.close()
 
 
-# the paced build worker (rules_state._Pacer): run in the spawned worker by the tests below
-def _child_counts(rounds: int) -> int:
-    total = 0
-    for r in range(rounds):
-        total += sum(range(20_000)) % 7 + r
-    return total
-
-
-def _state_of(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
-
-
-async def test_a_busy_daemon_stops_its_build_worker_part_of_the_time(tmp_path) -> None:
-    """While the daemon is busy (a backlog) the worker is stopped for part of each cycle and
-    let go on after it; its answer arrives as without pacing, and it ends."""
-    paced: list[rs_mod._Pacer] = []
-    task = asyncio.ensure_future(rs_mod._in_process(_child_counts, 3000, share=0.3, busy=lambda: True, paced=paced))
-    states: set[str] = set()
-    while not task.done():
-        if paced and paced[0].stopped_at is not None:
-            states.add(_state_of(paced[0].pid))
-        await asyncio.sleep(0.005)
-    assert await task == _child_counts(3000)
-    pacer = paced[0]
-    assert pacer.stops >= 1 and "T" in states  # stopped meanwhile
-    assert pacer.stopped_at is None  # let go when the answer came
-    await wait_for(lambda: not _alive(pacer.pid), timeout=20, what="the worker's end")
-
-
-async def test_an_idle_daemon_never_stops_its_build_worker(tmp_path) -> None:
-    """The pipeline idle or keeping up: the worker builds at the speed the machine gives it."""
-    paced: list[rs_mod._Pacer] = []
-    asked: list[bool] = []
-    got = await rs_mod._in_process(_child_counts, 3000, share=0.3, busy=lambda: asked.append(False) or False,
-                                   paced=paced)
-    assert got == _child_counts(3000)
-    assert asked and paced[0].stops == 0
-
-
-async def test_a_reload_cancelled_while_its_worker_is_stopped_kills_it(tmp_path) -> None:
-    pid_file = tmp_path / "pid"
-    paced: list[rs_mod._Pacer] = []
-    task = asyncio.ensure_future(rs_mod._in_process(_child_sleeps, str(pid_file), share=0.3, busy=lambda: True,
-                                                    paced=paced))
-    await wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", timeout=30)
-    pid = int(pid_file.read_text())
-    await wait_for(lambda: paced[0].stopped_at is not None and _state_of(pid) == "T", timeout=30, what="stopped")
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert not _alive(pid)
-
-
 def _build_dies(paths, known, defaults, directory):  # noqa: ANN001 - run in the worker in place of the build
     os._exit(3)
 

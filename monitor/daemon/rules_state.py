@@ -11,8 +11,7 @@ on the event loop, a regex at a time, paced (or by the first message that needs 
 
 A hot reload in the running daemon (:meth:`RulesState.reload_async`) never blocks the event
 loop: the new set is loaded and compiled in a worker process (spawned, at the lowest CPU
-priority, paced while the pipeline holds a backlog (:class:`_Pacer`), ended with the daemon;
-it writes the cache entry and says which), the entry is
+priority, ended with the daemon; it writes the cache entry and says which), the entry is
 read and checked in a worker thread, then unpickled on the event loop itself a step (~100
 compiled rules, a few ms) at a time, paced so the steps take at most a quarter of the loop's
 time (no second thread contending for the GIL with the pipeline: the loop between two steps
@@ -52,8 +51,6 @@ from ..rules.build_worker import _build_at_low_priority, _lowest_priority, _run_
 
 log = get_logger("claimwatch.rules")
 
-WORKER_SHARE = 0.5  # while the daemon is busy, the reload's build worker runs at most this share of the time
-
 
 @dataclass
 class RulesState:
@@ -71,8 +68,6 @@ class RulesState:
     reload_in: str = "auto"  # "process" (worker process + cache), "thread", "auto": process when caching is on
     cache_status: str | None = None  # hit | miss | off: how the current set was loaded
     last_reload_seconds: float | None = None
-    worker_share: float = WORKER_SHARE  # the build worker's share of the time while the daemon is busy (_Pacer)
-    busy: Callable[[], bool] | None = None  # the daemon has a backlog (set by the service: the pipeline's queues)
     _watch_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _reloading: "asyncio.Future[bool] | None" = field(default=None, repr=False)
     _again: bool = field(default=False, repr=False)
@@ -259,13 +254,9 @@ class RulesState:
         try:
             matcher = None
             if mode == "process" and directory is not None:
-                paced: list[_Pacer] = []
                 ok, problems, phases, key = await _in_process(
-                    _build_at_low_priority, [self.path], known, defaults, str(directory),
-                    share=self.worker_share, busy=self.busy, paced=paced)
+                    _build_at_low_priority, [self.path], known, defaults, str(directory))
                 key_at = phases.pop("key_at", None)
-                if paced:
-                    phases.update(stops=paced[0].stops, stopped=round(paced[0].stopped_seconds, 3))
                 if not ok:
                     return self._failed(problems or "invalid rules", problems=problems)
                 phases = {f"worker_{k}": v for k, v in phases.items()}
@@ -568,84 +559,15 @@ def _prepared(
 
 
 WORKER_EXIT_WAIT = 10.0  # seconds the daemon waits for the worker to end after its answer
-PACE_PERIOD = 0.1  # seconds: one cycle of the paced worker (run, then stopped)
-BUSY_CPUS = 0.5  # the daemon counts as busy when it used at least this many CPUs over the last run part
 
 
-class _Pacer:
-    """Lets the build worker process run only ``share`` of the time while the daemon is busy
-    (``busy()``: the pipeline holds a backlog; without it, the daemon used at least
-    :data:`BUSY_CPUS` of CPU over the last run part), stopping it
-    (``SIGSTOP``) for the rest of each :data:`PACE_PERIOD` and letting it go on (``SIGCONT``)
-    from a timer of the event loop. ``SCHED_IDLE`` already gives every daemon thread the CPU
-    the moment it wants it, but on two vCPUs the worker beside a busy pipeline still slows it
-    (shared caches and memory, the host's scheduling: 7 % fewer messages per daemon CPU second
-    while the worker ran, docs/performance.md). Paced, the worker's slowing is spread over
-    a longer build (the new set comes later); with the pipeline idle or keeping up (the usual
-    case outside a backlog) the worker is never stopped. ``share >= 1``: not paced."""
-
-    def __init__(self, pid: int, share: float, busy: Callable[[], bool] | None = None,
-                 period: float = PACE_PERIOD) -> None:
-        self.pid = pid
-        self.busy = busy
-        self.run_for = period * share
-        self.stop_for = period * (1 - share)
-        self.stopped_at: float | None = None
-        self.stops = 0
-        self.stopped_seconds = 0.0
-        self._handle: asyncio.TimerHandle | None = None
-        self._mark = (time.perf_counter(), time.process_time())
-        self._loop = asyncio.get_running_loop()
-        self._handle = self._loop.call_later(self.run_for, self._tick)
-
-    def _signal(self, sig: int) -> bool:
-        try:
-            os.kill(self.pid, sig)
-            return True
-        except OSError:  # ended meanwhile
-            return False
-
-    def _tick(self) -> None:
-        import signal
-
-        now, cpu = time.perf_counter(), time.process_time()
-        if self.stopped_at is not None:
-            self._signal(signal.SIGCONT)
-            self.stopped_seconds += now - self.stopped_at
-            self.stopped_at = None
-        else:
-            t0, c0 = self._mark
-            busy = self.busy() if self.busy is not None else (cpu - c0) >= BUSY_CPUS * (now - t0)
-            if busy and self._signal(signal.SIGSTOP):
-                self.stopped_at = now
-                self.stops += 1
-                self._handle = self._loop.call_later(self.stop_for, self._tick)
-                return
-        self._mark = (now, cpu)
-        self._handle = self._loop.call_later(self.run_for, self._tick)
-
-    def close(self) -> None:
-        """No more pacing; a stopped worker goes on (it may still have to end)."""
-        import signal
-
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if self.stopped_at is not None:
-            self._signal(signal.SIGCONT)
-            self.stopped_seconds += time.perf_counter() - self.stopped_at
-            self.stopped_at = None
-
-
-async def _in_process(fn: Callable[..., Any], *args: Any, share: float = 1.0,
-                      busy: Callable[[], bool] | None = None, paced: "list[_Pacer] | None" = None) -> Any:
+async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` in a freshly spawned worker process (it shares nothing with the daemon's
     event loop, threads or GIL). The answer is read on the event loop as it arrives (a
     non-blocking reader on the pipe, to its end: no thread waits for it, so a shutdown never
     waits for a build, and a slow writer at the lowest priority never blocks the loop); the
     worker ends right after writing it (:func:`_run_in_child`) and is reaped without blocking;
-    a cancelled reload (shutdown) kills it. ``share < 1``: the worker is paced while the
-    daemon is busy (:class:`_Pacer`: ``busy()``, appended to ``paced`` when given)."""
+    a cancelled reload (shutdown) kills it."""
     import multiprocessing
     import pickle
 
@@ -657,16 +579,11 @@ async def _in_process(fn: Callable[..., Any], *args: Any, share: float = 1.0,
     chunks: list[bytes] = []
     fd = receive.fileno()
     started = False
-    pacer: _Pacer | None = None
     try:
         proc.start()
         started = True
         send.close()  # the child's end: the pipe ends when the child closes it or dies
         os.set_blocking(fd, False)
-        if share < 1 and proc.pid is not None:
-            pacer = _Pacer(proc.pid, share, busy)
-            if paced is not None:
-                paced.append(pacer)
 
         def readable() -> None:
             while not ended.done():
@@ -687,8 +604,6 @@ async def _in_process(fn: Callable[..., Any], *args: Any, share: float = 1.0,
             await ended
         finally:
             loop.remove_reader(fd)
-            if pacer is not None:  # the answer is in (or the reload is abandoned): let it end
-                pacer.close()
         if not chunks:  # ended without an answer
             await _reap(proc, WORKER_EXIT_WAIT / 10)
             raise RuntimeError(f"the rules build worker died (exit code {proc.exitcode})")

@@ -27,8 +27,6 @@ from ..timefmt import from_epoch
 from .pipeline import Pipeline
 from .rules_state import RulesState
 
-BACKLOG = 1_000  # messages queued in the pipeline: it is behind (a reload's build worker is paced)
-
 log = get_logger("claimwatch.daemon")
 
 
@@ -245,8 +243,6 @@ class Daemon:
         )
         self._notices: set[asyncio.Task[None]] = set()
         pipeline.start()
-        # a backlog: a reload's build worker is paced meanwhile (RulesState.worker_share)
-        self.rules.busy = lambda: sum(pipeline.depths().values()) >= BACKLOG
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self._schedule_jobs(self.scheduler, pipeline)
         self._heartbeat()  # status shows this run from the start
