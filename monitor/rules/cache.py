@@ -634,7 +634,8 @@ def _read(path: Path, key: str, pause: float = 0.0) -> Matcher | None:
 def _write(directory: Path, where: str, key: str, matcher: Matcher) -> Path | None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        live, rest = _entry_bytes(matcher)
+        with paused_gc():  # the picklers' memos keep what they reduce alive: collections would walk it all
+            live, rest = _entry_bytes(matcher)
         target = directory / f"{where}-{key}.pickle"
         head = MAGIC + key.encode() + b"\n" + _PARTS.pack(len(live), len(rest), zlib.crc32(live), zlib.crc32(rest))
         _replace_atomically(target, [head, live, rest], prefix=f".{where}-")
