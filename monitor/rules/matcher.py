@@ -413,17 +413,6 @@ class _Alts:
         self.uid = uid
         self._build(term_wids)
 
-    def __getattr__(self, name: str):  # noqa: ANN204 - only while unset: read back lazily, see __reduce__
-        if name in ("singles", "by_first", "keys"):
-            try:
-                terms = object.__getattribute__(self, "_terms")
-            except AttributeError:
-                raise AttributeError(name) from None
-            self._build(frozenset(terms))
-            del self._terms
-            return object.__getattribute__(self, name)
-        raise AttributeError(name)
-
     def __reduce__(self) -> tuple:
         """Large alternatives (a watch list's names) are pickled as their terms (the phrases'
         tuples are the selection's, already in the pickle): read back, the per-first-word
@@ -481,9 +470,30 @@ class _Alts:
         return sorted(out)
 
 
-def _lazy_alts(uid: int, terms: tuple) -> _Alts:
-    """An :class:`_Alts` read back from its terms; its sets are built on first use."""
-    out = _Alts.__new__(_Alts)
+class _LazyAlts(_Alts):
+    """An :class:`_Alts` read back from its terms (see :meth:`_Alts.__reduce__`): its sets are
+    built when first asked for. (Only this class has a ``__getattr__``: the unpickler's look-up
+    of ``__setstate__`` on each of the ~15,000 small alternatives read back by their slots
+    stays in C.)"""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - only while unset
+        if name in ("singles", "by_first", "keys"):
+            try:
+                terms = object.__getattribute__(self, "_terms")
+            except AttributeError:
+                raise AttributeError(name) from None
+            self._build(frozenset(terms))
+            del self._terms
+            return object.__getattribute__(self, name)
+        raise AttributeError(name)
+
+
+def _lazy_alts(uid: int, terms: "Sequence[tuple[int, ...]]") -> _Alts:
+    """An :class:`_Alts` read back from its terms (any sequence of word-id tuples); its sets
+    are built on first use."""
+    out = _LazyAlts.__new__(_LazyAlts)
     out.uid = uid
     out._terms = terms
     return out
@@ -836,17 +846,42 @@ def _condition_function(source: str | None) -> Callable[[Callable[[int], bool]],
     return fn
 
 
+class _CondRef:
+    """A condition function in a pickle: read back as :func:`_condition_function` of ``source``
+    (one object per source, so a pickle holds each shape's once)."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+
+    def __reduce__(self) -> tuple:
+        return (_condition_function, (self.source,))
+
+
+_COND_REFS: dict[str | None, _CondRef] = {}
+
+
+def _cond_ref(source: str | None) -> _CondRef:
+    got = _COND_REFS.get(source)
+    if got is None:
+        if len(_COND_REFS) >= 10_000:
+            _COND_REFS.clear()
+        got = _COND_REFS[source] = _CondRef(source)
+    return got
+
+
 class _Rule:
     __slots__ = ("rule", "sels", "program", "positive", "sources", "languages", "hit", "cond_src", "test", "gates", "fast")
 
-    def __getstate__(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__ if k not in ("test", "fast")}
-
-    def __setstate__(self, state: dict) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
-        self.test = _condition_function(self.cond_src)
-        self.fast = None
+    def __reduce_ex__(self, protocol: object) -> tuple:
+        """``object.__new__`` and the slots, set by the unpickler in C (no Python call per rule
+        read back); the condition function as a reference that is read back as
+        :func:`_condition_function` of its source (once per shape in a pickle)."""
+        state = {k: getattr(self, k) for k in self.__slots__ if k not in ("test", "fast")}
+        state["test"] = _cond_ref(self.cond_src)
+        state["fast"] = None
+        return (copyreg.__newobj__, (_Rule,), (None, state))
 
     def __init__(
         self, rule: Rule, sels: list[_Sel], default_destinations: tuple[str, ...], sources: "_Sources | None",
