@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import copyreg
 import dataclasses
+from array import array
+from bisect import bisect_left
 import re
 import sys
 import time
@@ -242,10 +244,13 @@ class _FieldIndex:
 
     def __getstate__(self) -> dict:
         # the RE2 programs and the word-lookup cache are rebuilt on load (see monitor.rules.cache);
-        # word_ids (needed only while compiling) is rebuilt from words when asked for
+        # word_ids (needed only while compiling) is rebuilt from words when asked for; the
+        # phrase anchors go flat (see _PhraseIndex)
         state = dict(self.__dict__)
         for k in ("compiled", "lookup", "word_ids", "first_terms", "phrase_keys", "term_keys", "_anchor_plan"):
             state.pop(k, None)
+        if "key_phrases" in state:
+            state["key_phrases"] = _PhraseIndex.flat(state["key_phrases"])
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -253,7 +258,12 @@ class _FieldIndex:
         self.compiled = []
         self.first_terms = {}
         if hasattr(self, "exact"):
-            self.phrase_keys = frozenset(self.key_phrases)
+            phrases = self.key_phrases
+            if isinstance(phrases, tuple):  # the flat form
+                self.key_phrases = phrases = _PhraseIndex.of(phrases)
+                self.phrase_keys = frozenset(phrases.words)
+            else:
+                self.phrase_keys = frozenset(phrases)
             self.lookup = _Lookup(self.exact, self.automaton)
             self._build_regexes()
 
@@ -358,6 +368,70 @@ class _FieldIndex:
     @property
     def eager(self) -> bool:
         return self.has_triggers
+
+
+class _PhraseIndex(dict):
+    """A field's ``key_phrases`` read back from a pickle: word id -> the flat ``(phrase word
+    ids, rule indexes, ...)`` tuple, decoded from one flat array when first asked for (through
+    ``[]``: the matcher asks only for the words in ``phrase_keys``). 200,000 names: ~60,000
+    words and ~200,000 phrases that a read-back no longer makes as objects."""
+
+    __slots__ = ("words", "starts", "data", "rule_sets")
+
+    @staticmethod
+    def flat(phrases: "dict[int, tuple]") -> tuple:
+        """``(words, starts, data, rule sets)``: the sorted word ids (``uint32`` bytes), where
+        each word's entries start in ``data`` (``uint32``: the number of entries, then per entry
+        the phrase's length, its word ids and the index of its rule tuple in ``rule sets``)."""
+        if isinstance(phrases, _PhraseIndex):  # read back and pickled again: its flat form is whole
+            return (phrases.words.tobytes(), phrases.starts.tobytes(), phrases.data.tobytes(), phrases.rule_sets)
+        words = sorted(phrases)
+        starts = array("I")
+        data = array("I")
+        index: dict[int, int] = {}  # id(rule tuple) -> its index
+        rule_sets: list[tuple[int, ...]] = []
+        for w in words:
+            entries = phrases[w]
+            starts.append(len(data))
+            data.append(len(entries) // 2)
+            for i in range(0, len(entries), 2):
+                wids, rules = entries[i], entries[i + 1]
+                k = index.get(id(rules))
+                if k is None:
+                    k = index[id(rules)] = len(rule_sets)
+                    rule_sets.append(rules)
+                data.append(len(wids))
+                data.extend(wids)
+                data.append(k)
+        return (array("I", words).tobytes(), starts.tobytes(), data.tobytes(), tuple(rule_sets))
+
+    @classmethod
+    def of(cls, flat: tuple) -> "_PhraseIndex":
+        out = cls()
+        out.words, out.starts, out.data = array("I"), array("I"), array("I")
+        out.words.frombytes(flat[0])
+        out.starts.frombytes(flat[1])
+        out.data.frombytes(flat[2])
+        out.rule_sets = flat[3]
+        return out
+
+    def __missing__(self, word: int) -> tuple:
+        words = self.words
+        i = bisect_left(words, word)
+        if i == len(words) or words[i] != word:
+            raise KeyError(word)
+        data, rule_sets = self.data, self.rule_sets
+        at = self.starts[i]
+        got: list = []
+        for _ in range(data[at]):
+            n = data[at + 1]
+            got += (tuple(data[at + 2 : at + 2 + n]), rule_sets[data[at + 2 + n]])
+            at += n + 2
+        value = self[word] = tuple(got)
+        return value
+
+    def __reduce__(self) -> tuple:
+        return (_PhraseIndex.of, (_PhraseIndex.flat(self),))
 
 
 class _Regexes(list):
