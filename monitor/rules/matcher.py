@@ -251,6 +251,9 @@ class _FieldIndex:
             state.pop(k, None)
         if "key_phrases" in state:
             state["key_phrases"] = _PhraseIndex.flat(state["key_phrases"])
+        lookup = self.__dict__.get("lookup")
+        if lookup is not None and "regex_gates" in state:  # read back as they are (see __setstate__)
+            state["lookup_both"] = lookup.both
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -264,8 +267,25 @@ class _FieldIndex:
                 self.phrase_keys = frozenset(phrases.words)
             else:
                 self.phrase_keys = frozenset(phrases)
-            self.lookup = _Lookup(self.exact, self.automaton)
-            self._build_regexes()
+            if "lookup_both" in state:  # the regexes' letter sets and the lookup's automaton as built
+                both = self.__dict__.pop("lookup_both")
+                if self.regexes:
+                    self.compiled = _Regexes(self.regexes)
+                self.lookup = lookup = _Lookup(self.exact, None)
+                lookup.auto = self.automaton
+                lookup._gates = self.regex_gates
+                lookup.both = both
+            else:
+                self._build_regexes()
+                self.lookup = self._new_lookup()
+
+    def _new_lookup(self) -> "_Lookup":
+        """The word lookup over ``exact``, the wildcard automaton and the regexes' letter runs
+        (its joint automaton built once)."""
+        lookup = _Lookup(self.exact, None)
+        lookup.auto = self.automaton
+        lookup.gates = self.regex_gates
+        return lookup
 
     def __getattr__(self, name: str):  # noqa: ANN204 - only for attributes left out of the pickle
         if name == "word_ids" and "words" in self.__dict__:
@@ -315,8 +335,8 @@ class _FieldIndex:
         self.has_triggers = bool(self.triggers or self.regex_triggers or key_phrases)
         self.triggers = {}
         self.phrase_triggers = {}
-        self.lookup = _Lookup(self.exact, self.automaton)
         self._build_regexes()
+        self.lookup = self._new_lookup()
 
     def _build_regexes(self) -> None:
         # The letters each regex needs (regexes.required_literal_sets: for each set, one of
@@ -342,7 +362,8 @@ class _FieldIndex:
             for run, ids in by_run.items():
                 auto.add_word(run, tuple(ids))
             auto.make_automaton()
-        lookup = getattr(self, "lookup", None)
+        self.regex_gates = auto
+        lookup = self.__dict__.get("lookup")
         if lookup is not None:
             lookup.gates = auto
         # (regex id, the letter sets it needs or None, rules anchored on it) per anchor regex
