@@ -98,7 +98,7 @@ from .regexes import (
 )
 from .ruleset import FIELDS, Rule, RuleSet, Selection
 from .lists import ListTerms
-from .terms import EXACT, Term, Word
+from .terms import EXACT, INFIX, PREFIX, SUFFIX, Term, Word
 
 MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
@@ -251,6 +251,11 @@ class _FieldIndex:
             state.pop(k, None)
         if "key_phrases" in state:
             state["key_phrases"] = _PhraseIndex.flat(state["key_phrases"])
+        words = state.get("words")
+        if words:  # their texts (the same strings as exact's keys) and kinds: remade in C on load
+            state["words"] = [w.text for w in words]
+            kinds = bytes([_KIND_CODES[w.kind] for w in words])
+            state["word_kinds"] = None if not any(kinds) else kinds
         lookup = self.__dict__.get("lookup")
         if lookup is not None and "regex_gates" in state:  # read back as they are (see __setstate__)
             state["lookup_both"] = lookup.both
@@ -258,6 +263,10 @@ class _FieldIndex:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        if "word_kinds" in state:
+            kinds = self.__dict__.pop("word_kinds")
+            kinds = repeat(EXACT) if kinds is None else map(_KINDS.__getitem__, kinds)
+            self.words = list(map(_tuple_new, repeat(Word), zip(self.words, kinds)))
         self.compiled = []
         self.first_terms = {}
         if hasattr(self, "exact"):
@@ -389,6 +398,11 @@ class _FieldIndex:
     @property
     def eager(self) -> bool:
         return self.has_triggers
+
+
+_KINDS = (EXACT, PREFIX, SUFFIX, INFIX)
+_KIND_CODES = {k: i for i, k in enumerate(_KINDS)}
+_tuple_new = tuple.__new__
 
 
 class _PhraseIndex(dict):
