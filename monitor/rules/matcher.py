@@ -105,6 +105,7 @@ _TOKEN = re.compile(r"\S+")
 _second = itemgetter(1)
 _NOTHING: frozenset[int] = frozenset()
 _NO_WORDS: frozenset[int] = frozenset()
+_NO_GROUPS: list[list[int]] = []  # never changed
 _TERM_WORDS = itemgetter(1)  # Term.words
 _PIECES: frozenset[int] = frozenset({-1})
 _FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}
@@ -629,7 +630,7 @@ class _Sel:
         self.singles = frozenset(w[0] for w in self.term_wids if len(w) == 1) or _NOTHING if all_op else _NOTHING
         self.phrases = tuple(w for w in self.term_wids if len(w) > 1) if all_op else ()
         self.regex_ids = frozenset(index.regex_id(p) for p in sel.regexes) if sel.regexes else _NOTHING
-        self.groups = [list(g) for g in sel.groups]
+        self.groups = [list(g) for g in sel.groups] if sel.groups else _NO_GROUPS  # one shared empty list: pickled once
         self.first_terms: dict[int, tuple[int, ...]] | None = None  # for _explain, built on first use
         self.first_keys: frozenset[int] = _NOTHING
         self.alts: _Alts | None = None
