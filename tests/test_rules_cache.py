@@ -464,3 +464,88 @@ condition: (a and b) or who
         assert [(h, h.matches) for h in a] == [(h, h.matches) for h in b], text
     assert [h.rule_id for h in built.match(msg("the blast0"))] == ["r0"]
     assert sorted(h.rule_id for h in built.match(msg("Name7 Family7"))) == ["r0", "r1", "r2"]
+
+
+def _entry_with(entry: Path, magic: bytes, live: bytes, rest: bytes) -> None:
+    """Rewrite ``entry`` (same name, so the same key) with these parts, lengths and CRCs right."""
+    import zlib
+
+    key = entry.name.split("-", 1)[1].removesuffix(".pickle")
+    head = magic + key.encode() + b"\n" + cache_mod._PARTS.pack(len(live), len(rest), zlib.crc32(live), zlib.crc32(rest))
+    entry.write_bytes(head + live + rest)
+
+
+def test_an_entry_of_an_older_format_or_unreadable_is_rebuilt_with_a_log_line(tmp_path, cache) -> None:
+    """An entry written by the previous format (v2: its own magic line, under the same name),
+    one truncated, one whose checksums hold but whose pickle is not a compiled set, and one
+    whose live part refers to a class that does not exist: each is found on reading, logged
+    (one warning, no traceback), removed and rebuilt; the rebuilt entry is then read back."""
+    import pickle
+
+    from structlog.testing import capture_logs
+
+    d = rules(tmp_path)
+    load(d)
+    (entry,) = cache.glob("*.pickle")
+    good = entry.read_bytes()
+    at = good.index(b"\n", len(cache_mod.MAGIC)) + 1  # after the magic line and the key
+    live_len, rest_len, _, _ = cache_mod._PARTS.unpack_from(good, at)
+    at += cache_mod._PARTS.size
+    live, rest = good[at : at + live_len], good[at + live_len :]
+    assert len(rest) == rest_len
+    damaged = {
+        "older format": lambda: _entry_with(entry, b"claimwatch compiled rules v2\n", live, rest),
+        "truncated": lambda: entry.write_bytes(good[: len(good) - 1000]),
+        "not a set": lambda: _entry_with(entry, cache_mod.MAGIC, pickle.dumps(("a", "b")), rest),
+        "foreign class": lambda: _entry_with(entry, cache_mod.MAGIC, live.replace(b"_SelView", b"_GoneVie"), rest),
+    }
+    assert b"_SelView" in live
+    for what, damage in damaged.items():
+        damage()
+        with capture_logs() as logs:
+            m, status = load(d)
+        assert status == ["miss"], what
+        assert ids(m, "Yahya Saree spoke") == ["watch"], what
+        warnings = [e for e in logs if e["log_level"] == "warning"]
+        assert len(warnings) == 1 and "rebuilding" in warnings[0]["event"], (what, logs)
+        assert "exc_info" not in warnings[0] and "Traceback" not in str(warnings[0]), what
+        m, status = load(d)
+        assert status == ["hit"] and ids(m, "Yahya Saree spoke") == ["watch"], what
+        (entry,) = cache.glob("*.pickle")
+        good = entry.read_bytes()
+
+
+def test_flat_term_ids_and_phrase_anchors_read_back_as_built(tmp_path, cache) -> None:
+    """A watch list's term word ids (one flat object in the entry) and a field's phrase anchors
+    (one flat array) read back equal to the compiled ones; the matches of the cached set are
+    the compiled set's, and pickling the read-back set again gives the same set."""
+    import pickle
+
+    from monitor.rules.cache import _FlatWids
+    from monitor.rules.matcher import _PhraseIndex
+
+    names = "".join(f"Name{i} Family{i}\n" for i in range(90)) + "".join(f"Solo{i}\n" for i in range(30))
+    d = tmp_path / "rules"
+    write(d / "r.yml", 'id: r\nmatch:\n  who: ["@list:names"]\n  a: ["blast"]\ncondition: who or a\n')
+    write(d / "lists" / "names.csv", names)
+    built, _ = load(d)
+    cached, status = load(d)
+    assert status == ["hit"]
+    (bsel,) = [s for s in built._rules[0].sels if s.name == "who"]
+    (csel,) = [s for s in cached._rules[0].sels if s.name == "who"]
+    assert isinstance(csel.term_wids, _FlatWids) and csel.term_wids.wids is None  # not made yet
+    assert len(csel.term_wids) == 120 and list(csel.term_wids) == list(bsel.term_wids)
+    assert csel.term_wids[5] == bsel.term_wids[5] and csel.term_wids == bsel.term_wids
+    bi, ci = built.fields["text"], cached.fields["text"]
+    assert isinstance(ci.key_phrases, _PhraseIndex) and len(ci.key_phrases) == 0 and ci.phrase_keys == bi.phrase_keys
+    assert all(ci.key_phrases[w] == bi.key_phrases[w] for w in bi.phrase_keys)
+    with pytest.raises(KeyError):
+        ci.key_phrases[max(bi.phrase_keys) + 1]
+    again = pickle.loads(pickle.dumps(cached, protocol=pickle.HIGHEST_PROTOCOL))
+    texts = ["Name3 Family3 and Solo7", "a blast", "Family3 Name3", "Name89 Family89", "nothing"]
+    for m in (cached, again):
+        for text in texts:
+            a, b = built.match(msg(text, message_id="1")), m.match(msg(text, message_id="1"))
+            assert [(h, h.matches) for h in a] == [(h, h.matches) for h in b], text
+    assert sorted(m.match(msg("Name3 Family3 and Solo7"))[0].matches[i].term for i in range(2)) == ["Name3 Family3", "Solo7"]
+    assert _FlatWids.of(((1, 2), (2**32,))) is None and _FlatWids.of(((1,) * 256,)) is None

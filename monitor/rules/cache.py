@@ -40,20 +40,23 @@ import time
 import weakref
 import zlib
 from pathlib import Path
+from array import array
+from itertools import chain, islice, repeat
+from operator import itemgetter
 from typing import Any, Callable, Iterator, Sequence
 
 from ..logs import get_logger
 from ..gcpause import paused_gc
 from .lists import ListTerms, list_files
 from .loader import load_rules, rule_files
-from .matcher import Matcher, _Rule, _Sel
+from .matcher import Matcher, _Alts, _Rule, _Sel, _lazy_alts
 from .problems import Problem
 from .ruleset import RuleSet
 
 log = get_logger("claimwatch.rules.cache")
 
 CACHE_ENV = "CLAIMWATCH_CACHE_DIR"
-MAGIC = b"claimwatch compiled rules v2\n"
+MAGIC = b"claimwatch compiled rules v3\n"
 _PARTS = struct.Struct("<QQII")  # lengths and CRC-32 of the live pickle and of the rule set's
 _code_version: str | None = None
 
@@ -300,10 +303,12 @@ def _slots_reduce(obj: Any, skip: tuple[str, ...] = ()) -> tuple:
     return (copyreg.__newobj__, (type(obj),), (None, {k: getattr(obj, k) for k in obj.__slots__ if k not in skip}))
 
 
-class _LazyPart:
-    """Base of the stand-ins for parts of the rule set: attributes they do not hold are read
-    from the real part (:meth:`real`, which reads the rule set on first need); pickled by their
-    slots."""
+class _LazyPart(tuple):
+    """Base of the stand-ins for parts of the rule set: a tuple of what they hold (read
+    through properties), the rest read from the real part (:meth:`real`, which reads the rule
+    set on first need). Pickled as ``cls.__new__(cls, items)``: the unpickler builds each in C
+    (no ``__setstate__`` look-up, which would fall into ``__getattr__``: ~40,000 Python calls
+    for 10,000 rules)."""
 
     __slots__ = ()
 
@@ -311,25 +316,25 @@ class _LazyPart:
         raise NotImplementedError
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in self.__slots__:  # the unpickler's look-ups, unset slots
+        if name.startswith("__"):  # the pickler's and copy's look-ups
             raise AttributeError(name)
         return getattr(self.real(), name)
 
-    def __reduce_ex__(self, protocol: Any) -> tuple:
-        return _slots_reduce(self)
+    def __reduce__(self) -> tuple:
+        return (copyreg.__newobj__, (type(self), tuple(self)))
 
 
 class _RuleRef(_LazyPart):
     """Stands for a compiled rule's :class:`~monitor.rules.ruleset.Rule` (``_Rule.rule``) until
-    the rule set is read: any attribute reads it (see :meth:`CachedMatcher.full`)."""
+    the rule set is read: any attribute reads it (see :meth:`CachedMatcher.full`). Made as
+    ``_RuleRef((index, cell))``."""
 
-    __slots__ = ("index", "cell")
-
-    def __init__(self, index: int, cell: _Cell) -> None:
-        self.index, self.cell = index, cell
+    __slots__ = ()
+    index = property(itemgetter(0))
+    cell = property(itemgetter(1))
 
     def real(self) -> Any:
-        return self.cell.ruleset().rules[self.index]
+        return self[1].ruleset().rules[self[0]]
 
 
 class _TermRef:
@@ -395,16 +400,74 @@ class _TermsView:
 class _SelView(_LazyPart):
     """Stands for a compiled selection's :class:`~monitor.rules.ruleset.Selection`
     (``_Sel.sel``): ``terms`` (a :class:`_TermsView`) and ``regexes`` at once, anything else
-    from the rule set."""
+    from the rule set. Made as ``_SelView((terms, regexes, rule index, selection index,
+    cell))``."""
 
-    __slots__ = ("terms", "regexes", "owner", "cell")
-
-    def __init__(self, terms: _TermsView, regexes: tuple[str, ...], owner: tuple[int, int], cell: _Cell) -> None:
-        self.terms, self.regexes, self.owner, self.cell = terms, regexes, owner, cell
+    __slots__ = ()
+    terms = property(itemgetter(0))
+    regexes = property(itemgetter(1))
+    owner = property(itemgetter(2, 3))
+    cell = property(itemgetter(4))
 
     def real(self) -> Any:
-        ri, j = self.owner
-        return self.cell.ruleset().rules[ri].selections[j]
+        return self[4].ruleset().rules[self[2]].selections[self[3]]
+
+
+class _FlatWids:
+    """A large selection's term word ids (a watch list's: ``_Sel.term_wids``, and the terms of
+    its :class:`~monitor.rules.matcher._Alts`) in a cache entry: the ids of all terms' words in
+    one ``bytes`` (``uint32``) and the words per term in another (``None``: one word each), so
+    reading the entry back makes two objects, not a tuple and its ints per term (10,000 rules
+    + 200,000 names: ~750,000 objects). The tuple of tuples is made on first use (a hit's
+    matches, the alternatives' sets) and read through :meth:`__getitem__` and iteration;
+    selections that shared the tuple share this object (``id`` keys stay one per content)."""
+
+    __slots__ = ("ids", "counts", "n", "wids")
+    MIN_TERMS = 64
+
+    @classmethod
+    def of(cls, wids: "tuple[tuple[int, ...], ...]") -> "_FlatWids | None":
+        """The flat form of ``wids``, or None when it does not fit (a word id of 2**32 or
+        more, a term of 256 words or more)."""
+        try:
+            counts = bytes(map(len, wids))
+            ids = array("I", chain.from_iterable(wids)).tobytes()
+        except (ValueError, OverflowError):
+            return None
+        out = cls.__new__(cls)
+        out.ids, out.n, out.wids = ids, len(wids), None
+        out.counts = None if len(ids) == 4 * len(counts) else counts
+        return out
+
+    def tuple(self) -> "tuple[tuple[int, ...], ...]":
+        wids = self.wids
+        if wids is None:
+            flat = memoryview(self.ids).cast("I")
+            if self.counts is None:
+                wids = tuple(zip(flat))
+            else:
+                it = iter(flat)
+                wids = tuple(map(tuple, map(islice, repeat(it), self.counts)))
+            self.wids = wids
+        return wids
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.tuple()[i]
+
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
+        return iter(self.tuple())
+
+    def __eq__(self, other: object) -> bool:
+        return self.tuple() == (other.tuple() if isinstance(other, _FlatWids) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        # the slots set by the unpickler in C (no __setstate__ or __getattr__ on this class)
+        return (copyreg.__newobj__, (_FlatWids,), (None, {"ids": self.ids, "counts": self.counts, "n": self.n, "wids": None}))
 
 
 class CachedMatcher(Matcher):
@@ -427,10 +490,11 @@ class CachedMatcher(Matcher):
             for cr in self._rules:
                 ref = cr.rule
                 if isinstance(ref, _RuleRef):
-                    rule = cr.rule = rules[ref.index]
-                    for j, sel in enumerate(cr.sels):
-                        if isinstance(sel.sel, _SelView):
-                            sel.sel = rule.selections[sel.sel.owner[1]]
+                    rule = cr.rule = rules[ref[0]]
+                    for sel in cr.sels:
+                        view = sel.sel
+                        if isinstance(view, _SelView):
+                            sel.sel = rule.selections[view[3]]
             self.__dict__["ruleset"] = ruleset
         return self
 
@@ -478,13 +542,28 @@ def _live_pickler(buf: io.BytesIO, matcher: Matcher) -> tuple[pickle.Pickler, _C
         return (_new_cached_matcher, (), state)
 
     def reduce_rule(cr: _Rule) -> tuple:
-        state = cr.__getstate__()
+        new, args, (_, state) = cr.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
         rule = state["rule"]
-        state["rule"] = _RuleRef(rule.index if isinstance(rule, _RuleRef) else rule_index[id(rule)], cell)
-        return (copyreg.__newobj__, (_Rule,), state)
+        state["rule"] = _RuleRef((rule[0] if isinstance(rule, _RuleRef) else rule_index[id(rule)], cell))
+        return (new, args, (None, state))
+
+    flat: dict[int, _FlatWids | None] = {}  # id(a large shared tuple of term word ids) -> its flat form
+    alts_flat: dict[int, _FlatWids] = {}  # id(an any selection's alternatives) -> its terms' flat form
 
     def reduce_sel(sel: _Sel) -> tuple:
         state = {k: getattr(sel, k) for k in _Sel.__slots__ if hasattr(sel, k)}
+        wids = state["term_wids"]  # before "alts" in the state (the alternatives may use its flat form)
+        if isinstance(wids, tuple) and len(wids) >= _FlatWids.MIN_TERMS:
+            got = flat.get(id(wids), False)
+            if got is False:
+                got = flat[id(wids)] = _FlatWids.of(wids)
+                keep.append(wids)  # ids stay valid while pickling
+            if got is not None:
+                state["term_wids"] = got
+                if sel.op == "any" and sel.alts is not None:
+                    alts_flat[id(sel.alts)] = got  # made from this tuple (see _Interner.alts_of)
+        elif isinstance(wids, _FlatWids) and sel.op == "any" and sel.alts is not None:
+            alts_flat[id(sel.alts)] = wids
         s = sel.sel
         if isinstance(s, _SelView):
             view = s
@@ -493,13 +572,22 @@ def _live_pickler(buf: io.BytesIO, matcher: Matcher) -> tuple[pickle.Pickler, _C
             terms = views.get(id(s.terms))
             if terms is None:
                 terms = views[id(s.terms)] = _TermsView.of(s.terms, owner, cell)
-            view = _SelView(terms, tuple(s.regexes), owner, cell)
+            view = _SelView((terms, tuple(s.regexes), owner[0], owner[1], cell))
         state["sel"] = view
         return (copyreg.__newobj__, (_Sel,), (None, state))
 
+    def reduce_alts(alts: _Alts) -> tuple:
+        got = alts_flat.get(id(alts))
+        if got is not None and alts.LAZY_MIN <= len(got):
+            return (_lazy_alts, (alts.uid, got))
+        return alts.__reduce__()
+
+    keep: list = []
     p = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
     table = copyreg.dispatch_table.copy()
     table.update({Matcher: reduce_matcher, CachedMatcher: reduce_matcher, _Rule: reduce_rule, _Sel: reduce_sel})
+    for cls in (_Alts, *_Alts.__subclasses__()):
+        table[cls] = reduce_alts
     p.dispatch_table = table
     return p, cell
 
@@ -634,7 +722,8 @@ def _read(path: Path, key: str, pause: float = 0.0) -> Matcher | None:
 def _write(directory: Path, where: str, key: str, matcher: Matcher) -> Path | None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        live, rest = _entry_bytes(matcher)
+        with paused_gc():  # the picklers' memos keep what they reduce alive: collections would walk it all
+            live, rest = _entry_bytes(matcher)
         target = directory / f"{where}-{key}.pickle"
         head = MAGIC + key.encode() + b"\n" + _PARTS.pack(len(live), len(rest), zlib.crc32(live), zlib.crc32(rest))
         _replace_atomically(target, [head, live, rest], prefix=f".{where}-")

@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import copyreg
 import dataclasses
+from array import array
+from bisect import bisect_left
 import re
 import sys
 import time
@@ -96,13 +98,14 @@ from .regexes import (
 )
 from .ruleset import FIELDS, Rule, RuleSet, Selection
 from .lists import ListTerms
-from .terms import EXACT, Term, Word
+from .terms import EXACT, INFIX, PREFIX, SUFFIX, Term, Word
 
 MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
 _second = itemgetter(1)
 _NOTHING: frozenset[int] = frozenset()
 _NO_WORDS: frozenset[int] = frozenset()
+_NO_GROUPS: list[list[int]] = []  # never changed
 _TERM_WORDS = itemgetter(1)  # Term.words
 _PIECES: frozenset[int] = frozenset({-1})
 _FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}
@@ -242,20 +245,57 @@ class _FieldIndex:
 
     def __getstate__(self) -> dict:
         # the RE2 programs and the word-lookup cache are rebuilt on load (see monitor.rules.cache);
-        # word_ids (needed only while compiling) is rebuilt from words when asked for
+        # word_ids (needed only while compiling) is rebuilt from words when asked for; the
+        # phrase anchors go flat (see _PhraseIndex)
         state = dict(self.__dict__)
         for k in ("compiled", "lookup", "word_ids", "first_terms", "phrase_keys", "term_keys", "_anchor_plan"):
             state.pop(k, None)
+        if "key_phrases" in state:
+            state["key_phrases"] = _PhraseIndex.flat(state["key_phrases"])
+        words = state.get("words")
+        if words:  # their texts (the same strings as exact's keys) and kinds: remade in C on load
+            state["words"] = [w.text for w in words]
+            kinds = bytes([_KIND_CODES[w.kind] for w in words])
+            state["word_kinds"] = None if not any(kinds) else kinds
+        lookup = self.__dict__.get("lookup")
+        if lookup is not None and "regex_gates" in state:  # read back as they are (see __setstate__)
+            state["lookup_both"] = lookup.both
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        if "word_kinds" in state:
+            kinds = self.__dict__.pop("word_kinds")
+            kinds = repeat(EXACT) if kinds is None else map(_KINDS.__getitem__, kinds)
+            self.words = list(map(_tuple_new, repeat(Word), zip(self.words, kinds)))
         self.compiled = []
         self.first_terms = {}
         if hasattr(self, "exact"):
-            self.phrase_keys = frozenset(self.key_phrases)
-            self.lookup = _Lookup(self.exact, self.automaton)
-            self._build_regexes()
+            phrases = self.key_phrases
+            if isinstance(phrases, tuple):  # the flat form
+                self.key_phrases = phrases = _PhraseIndex.of(phrases)
+                self.phrase_keys = frozenset(phrases.words)
+            else:
+                self.phrase_keys = frozenset(phrases)
+            if "lookup_both" in state:  # the regexes' letter sets and the lookup's automaton as built
+                both = self.__dict__.pop("lookup_both")
+                if self.regexes:
+                    self.compiled = _Regexes(self.regexes)
+                self.lookup = lookup = _Lookup(self.exact, None)
+                lookup.auto = self.automaton
+                lookup._gates = self.regex_gates
+                lookup.both = both
+            else:
+                self._build_regexes()
+                self.lookup = self._new_lookup()
+
+    def _new_lookup(self) -> "_Lookup":
+        """The word lookup over ``exact``, the wildcard automaton and the regexes' letter runs
+        (its joint automaton built once)."""
+        lookup = _Lookup(self.exact, None)
+        lookup.auto = self.automaton
+        lookup.gates = self.regex_gates
+        return lookup
 
     def __getattr__(self, name: str):  # noqa: ANN204 - only for attributes left out of the pickle
         if name == "word_ids" and "words" in self.__dict__:
@@ -305,8 +345,8 @@ class _FieldIndex:
         self.has_triggers = bool(self.triggers or self.regex_triggers or key_phrases)
         self.triggers = {}
         self.phrase_triggers = {}
-        self.lookup = _Lookup(self.exact, self.automaton)
         self._build_regexes()
+        self.lookup = self._new_lookup()
 
     def _build_regexes(self) -> None:
         # The letters each regex needs (regexes.required_literal_sets: for each set, one of
@@ -332,7 +372,8 @@ class _FieldIndex:
             for run, ids in by_run.items():
                 auto.add_word(run, tuple(ids))
             auto.make_automaton()
-        lookup = getattr(self, "lookup", None)
+        self.regex_gates = auto
+        lookup = self.__dict__.get("lookup")
         if lookup is not None:
             lookup.gates = auto
         # (regex id, the letter sets it needs or None, rules anchored on it) per anchor regex
@@ -358,6 +399,75 @@ class _FieldIndex:
     @property
     def eager(self) -> bool:
         return self.has_triggers
+
+
+_KINDS = (EXACT, PREFIX, SUFFIX, INFIX)
+_KIND_CODES = {k: i for i, k in enumerate(_KINDS)}
+_tuple_new = tuple.__new__
+
+
+class _PhraseIndex(dict):
+    """A field's ``key_phrases`` read back from a pickle: word id -> the flat ``(phrase word
+    ids, rule indexes, ...)`` tuple, decoded from one flat array when first asked for (through
+    ``[]``: the matcher asks only for the words in ``phrase_keys``). 200,000 names: ~60,000
+    words and ~200,000 phrases that a read-back no longer makes as objects."""
+
+    __slots__ = ("words", "starts", "data", "rule_sets")
+
+    @staticmethod
+    def flat(phrases: "dict[int, tuple]") -> tuple:
+        """``(words, starts, data, rule sets)``: the sorted word ids (``uint32`` bytes), where
+        each word's entries start in ``data`` (``uint32``: the number of entries, then per entry
+        the phrase's length, its word ids and the index of its rule tuple in ``rule sets``)."""
+        if isinstance(phrases, _PhraseIndex):  # read back and pickled again: its flat form is whole
+            return (phrases.words.tobytes(), phrases.starts.tobytes(), phrases.data.tobytes(), phrases.rule_sets)
+        words = sorted(phrases)
+        starts = array("I")
+        data = array("I")
+        index: dict[int, int] = {}  # id(rule tuple) -> its index
+        rule_sets: list[tuple[int, ...]] = []
+        for w in words:
+            entries = phrases[w]
+            starts.append(len(data))
+            data.append(len(entries) // 2)
+            for i in range(0, len(entries), 2):
+                wids, rules = entries[i], entries[i + 1]
+                k = index.get(id(rules))
+                if k is None:
+                    k = index[id(rules)] = len(rule_sets)
+                    rule_sets.append(rules)
+                data.append(len(wids))
+                data.extend(wids)
+                data.append(k)
+        return (array("I", words).tobytes(), starts.tobytes(), data.tobytes(), tuple(rule_sets))
+
+    @classmethod
+    def of(cls, flat: tuple) -> "_PhraseIndex":
+        out = cls()
+        out.words, out.starts, out.data = array("I"), array("I"), array("I")
+        out.words.frombytes(flat[0])
+        out.starts.frombytes(flat[1])
+        out.data.frombytes(flat[2])
+        out.rule_sets = flat[3]
+        return out
+
+    def __missing__(self, word: int) -> tuple:
+        words = self.words
+        i = bisect_left(words, word)
+        if i == len(words) or words[i] != word:
+            raise KeyError(word)
+        data, rule_sets = self.data, self.rule_sets
+        at = self.starts[i]
+        got: list = []
+        for _ in range(data[at]):
+            n = data[at + 1]
+            got += (tuple(data[at + 2 : at + 2 + n]), rule_sets[data[at + 2 + n]])
+            at += n + 2
+        value = self[word] = tuple(got)
+        return value
+
+    def __reduce__(self) -> tuple:
+        return (_PhraseIndex.of, (_PhraseIndex.flat(self),))
 
 
 class _Regexes(list):
@@ -412,17 +522,6 @@ class _Alts:
     def __init__(self, uid: int, term_wids: "frozenset[tuple[int, ...]]") -> None:
         self.uid = uid
         self._build(term_wids)
-
-    def __getattr__(self, name: str):  # noqa: ANN204 - only while unset: read back lazily, see __reduce__
-        if name in ("singles", "by_first", "keys"):
-            try:
-                terms = object.__getattribute__(self, "_terms")
-            except AttributeError:
-                raise AttributeError(name) from None
-            self._build(frozenset(terms))
-            del self._terms
-            return object.__getattribute__(self, name)
-        raise AttributeError(name)
 
     def __reduce__(self) -> tuple:
         """Large alternatives (a watch list's names) are pickled as their terms (the phrases'
@@ -481,9 +580,30 @@ class _Alts:
         return sorted(out)
 
 
-def _lazy_alts(uid: int, terms: tuple) -> _Alts:
-    """An :class:`_Alts` read back from its terms; its sets are built on first use."""
-    out = _Alts.__new__(_Alts)
+class _LazyAlts(_Alts):
+    """An :class:`_Alts` read back from its terms (see :meth:`_Alts.__reduce__`): its sets are
+    built when first asked for. (Only this class has a ``__getattr__``: the unpickler's look-up
+    of ``__setstate__`` on each of the ~15,000 small alternatives read back by their slots
+    stays in C.)"""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - only while unset
+        if name in ("singles", "by_first", "keys"):
+            try:
+                terms = object.__getattribute__(self, "_terms")
+            except AttributeError:
+                raise AttributeError(name) from None
+            self._build(frozenset(terms))
+            del self._terms
+            return object.__getattribute__(self, name)
+        raise AttributeError(name)
+
+
+def _lazy_alts(uid: int, terms: "Sequence[tuple[int, ...]]") -> _Alts:
+    """An :class:`_Alts` read back from its terms (any sequence of word-id tuples); its sets
+    are built on first use."""
+    out = _LazyAlts.__new__(_LazyAlts)
     out.uid = uid
     out._terms = terms
     return out
@@ -510,7 +630,7 @@ class _Sel:
         self.singles = frozenset(w[0] for w in self.term_wids if len(w) == 1) or _NOTHING if all_op else _NOTHING
         self.phrases = tuple(w for w in self.term_wids if len(w) > 1) if all_op else ()
         self.regex_ids = frozenset(index.regex_id(p) for p in sel.regexes) if sel.regexes else _NOTHING
-        self.groups = [list(g) for g in sel.groups]
+        self.groups = [list(g) for g in sel.groups] if sel.groups else _NO_GROUPS  # one shared empty list: pickled once
         self.first_terms: dict[int, tuple[int, ...]] | None = None  # for _explain, built on first use
         self.first_keys: frozenset[int] = _NOTHING
         self.alts: _Alts | None = None
@@ -836,17 +956,42 @@ def _condition_function(source: str | None) -> Callable[[Callable[[int], bool]],
     return fn
 
 
+class _CondRef:
+    """A condition function in a pickle: read back as :func:`_condition_function` of ``source``
+    (one object per source, so a pickle holds each shape's once)."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+
+    def __reduce__(self) -> tuple:
+        return (_condition_function, (self.source,))
+
+
+_COND_REFS: dict[str | None, _CondRef] = {}
+
+
+def _cond_ref(source: str | None) -> _CondRef:
+    got = _COND_REFS.get(source)
+    if got is None:
+        if len(_COND_REFS) >= 10_000:
+            _COND_REFS.clear()
+        got = _COND_REFS[source] = _CondRef(source)
+    return got
+
+
 class _Rule:
     __slots__ = ("rule", "sels", "program", "positive", "sources", "languages", "hit", "cond_src", "test", "gates", "fast")
 
-    def __getstate__(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__ if k not in ("test", "fast")}
-
-    def __setstate__(self, state: dict) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
-        self.test = _condition_function(self.cond_src)
-        self.fast = None
+    def __reduce_ex__(self, protocol: object) -> tuple:
+        """``object.__new__`` and the slots, set by the unpickler in C (no Python call per rule
+        read back); the condition function as a reference that is read back as
+        :func:`_condition_function` of its source (once per shape in a pickle)."""
+        state = {k: getattr(self, k) for k in self.__slots__ if k not in ("test", "fast")}
+        state["test"] = _cond_ref(self.cond_src)
+        state["fast"] = None
+        return (copyreg.__newobj__, (_Rule,), (None, state))
 
     def __init__(
         self, rule: Rule, sels: list[_Sel], default_destinations: tuple[str, ...], sources: "_Sources | None",
