@@ -151,7 +151,8 @@ class _Family:
         self.id, self.incident, self.first, self.first_date, self.members = fid, incident, first, first_date, members
 
 
-_NO_COLD: tuple[list[int], bool] = ([], True)  # a band key without texts not held (shared: never changed)
+_NO_COLD: tuple[list[int], bool] = ([], True)
+_NOWHERE: tuple[int, None] = (0, None)  # (near_family: a candidate passed over)  # a band key without texts not held (shared: never changed)
 
 
 def _ts(iso: str) -> float:
@@ -711,7 +712,7 @@ class _State:
                 if not passed_over(fid, cities, barred):
                     where[t] = (fid, rid)
         cache, tcache = self.shingle_cache, self.text_cache
-        todo = [rid for t in tids if (rid := where.get(t, (0, None))[1]) is not None and rid not in cache
+        todo = [rid for t in tids if (rid := where.get(t, _NOWHERE)[1]) is not None and rid not in cache
                 and rid not in tcache and rid not in pending]
         if todo:
             for rid, text in conn.execute(
@@ -722,7 +723,7 @@ class _State:
         found: dict[int, tuple[float, str, str]] = {}  # family -> (similarity, first date, text)
         near_copy, families = fam.near_copy, self.families
         for t in tids:
-            fid, rid = where.get(t, (0, None))
+            fid, rid = where.get(t, _NOWHERE)
             if rid is None:
                 continue
             got = cache.get(rid)
@@ -738,6 +739,8 @@ class _State:
             f = families.get(fid) or self.family(conn, fid)
             if f is not None and (f.id not in found or sim > found[f.id][0]):
                 found[f.id] = (sim, f.first_date, got[0])
+        if len(found) <= 1:  # (most: none, or the one family of the copy)
+            return [(fid, text) for fid, (_s, _d, text) in found.items()]
         order = sorted(found.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
         return [(fid, text) for fid, (_s, _d, text) in order]
 
@@ -1006,7 +1009,7 @@ class IncidentTracker:
         st = self.state(conn)
         self._prepare(conn, st, [m for m, _now, _new in items])
         for m, now, new in items:
-            self._assign_one(conn, st, m, now, None, new)
+            self._assign_one(conn, st, m, now, None, new, False)
 
     def _prepare(self, conn: sqlite3.Connection, st: _State, batch: Sequence[Incoming]) -> None:
         """The batch's texts: words, exact-copy key and places once per distinct text (kept for
@@ -1059,7 +1062,8 @@ class IncidentTracker:
         return fam.Signature(got.values, got.shingles, got.band_keys(), got.shingle_set, got.blob)
 
     def _assign_one(self, conn: sqlite3.Connection, st: _State, m: Incoming, now: str, barred: set[int] | None,
-                    new: bool) -> Assigned:
+                    new: bool, result: bool = True) -> Assigned | None:
+        """Assign ``m``; with ``result`` False (a batch: :meth:`_run_queue`) nothing is returned."""
         if not new:
             existing = self._member(conn, m.rowid)
             if existing is not None:
@@ -1123,7 +1127,7 @@ class IncidentTracker:
                                       m.actors, places_json, how, origin, now]
         self._new_keys[(m.platform, m.channel_id, m.message_id)] = family_id
         self._add_to_incident(st, st.incidents[incident_id], m, places, now, loc)
-        return Assigned(incident_id, family_id, how, f.first, True)
+        return Assigned(incident_id, family_id, how, f.first, True) if result else None
 
     def _in_window(self, inc: Any, when: str) -> bool:
         if inc is None:
@@ -1298,10 +1302,17 @@ class IncidentTracker:
         if inc.t1 > st.latest:
             st.latest = inc.t1
         new_keys: list[tuple[str, str]] = []
+        counted_places, iid = inc.places, inc.id
         for pid, located, country in (loc or _located(places))[0]:
-            if self._facet_place(inc, pid, located, True):
+            cur = counted_places.get(pid)
+            if cur is not None and (cur[1] or not located):  # (_facet_place's mention, inline: most)
+                cur[0] += 1
+                self._dirty_facets.add((iid, "place", pid))
+            elif self._facet_place(inc, pid, located, True):
                 new_keys.append(("place", pid))
-            if country and self._facet_place(inc, country, 1, False):
+            # (a located city's country: unchanged once located)
+            if country and ((cur := counted_places.get(country)) is None or not cur[1]) \
+                    and self._facet_place(inc, country, 1, False):
                 new_keys.append(("place", country))
         if m.actors:  # (_facet_actor without indexing, inline)
             dirty, iid, counted = self._dirty_facets, inc.id, inc.actors
