@@ -1646,18 +1646,35 @@ def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) 
         if raw >= MAX_MATCHES_PER_HIT:
             break
         sel = sels[i]
+        scan = scan_of(sel.field)
         v = memo.get(sel.uid)
         if v is None:
-            scan = scan_of(sel.field)
             alts = sel.alts
             v = memo[sel.uid] = alts.present(scan) if alts is not None else _evaluate(sel, scan)
-        if v:
-            n, got = _selection_matches(sel, scan_of(sel.field))
-            if n:
-                raw += n
-                parts.append(got)
-                if sel.field != "text":
-                    text_only = False
+        if not v:
+            continue
+        if sel.op in _TERM_OPS:  # _selection_matches of an 'any' or 'all', inlined (most hits)
+            cache = scan.matched
+            if cache is None:
+                cache = scan.matched = {}
+            index = scan.index
+            tk = index.term_keys.get(id(sel.sel.terms))
+            if tk is None:
+                tk = _terms_key(sel, index)
+            key = (sel.name, tk)
+            got = cache.get(key)
+            if got is None:
+                n, spans = _term_matches(sel, scan, tk)
+                name, field = sel.name, sel.field
+                got = cache[key] = (n, tuple([_new_match(name, term, a, b, field) for a, b, term in spans]))
+            n, got = got
+        else:
+            n, got = _selection_matches(sel, scan)
+        if n:
+            raw += n
+            parts.append(got)
+            if sel.field != "text":
+                text_only = False
     if len(parts) == 1:
         got = parts[0]
         return got if len(got) <= MAX_MATCHES_PER_HIT else got[:MAX_MATCHES_PER_HIT]
@@ -1668,6 +1685,7 @@ def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) 
     return tuple(merged[:MAX_MATCHES_PER_HIT])
 
 
+_TERM_OPS = frozenset(("any", "all"))
 _SPAN_ORDER = attrgetter("start", "end")
 _TEXT_ORDER = attrgetter("start", "end", "selection")
 
@@ -1679,7 +1697,7 @@ def _field_order(m: Match) -> tuple:
 def _selection_matches(sel: _Sel, scan: _Scan) -> tuple[int, tuple[Match, ...]]:
     """(matches found, the distinct ones sorted by span) of a true selection; for ``any`` and
     ``all`` computed once per message for every selection with the same name and terms."""
-    if sel.op in ("any", "all"):
+    if sel.op in _TERM_OPS:
         cache = scan.matched
         if cache is None:
             cache = scan.matched = {}
