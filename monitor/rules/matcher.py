@@ -46,7 +46,7 @@ import sys
 import time
 from functools import partial
 from itertools import accumulate, chain, compress, count, islice, repeat
-from operator import add, attrgetter, contains, itemgetter, ne
+from operator import add, attrgetter, call, contains, itemgetter, ne
 from typing import Callable, Iterable, Sequence
 
 import ahocorasick
@@ -1792,6 +1792,7 @@ def _new_match(selection: str, term: str, start: int, end: int, field: str) -> M
 
 _MATCHES_SLOT = Hit.__dict__["matches"]  # the dataclass's slot (a member descriptor)
 _HIT_SETTERS = {f.name: Hit.__dict__[f.name].__set__ for f in dataclasses.fields(Hit)}
+_SET_ACTORS = _HIT_SETTERS["actors"]
 
 
 class _LazyHit(Hit):
@@ -1836,10 +1837,9 @@ def _lazy_hit(fields: dict, actors: tuple[str, ...], pending: Callable[[], tuple
     """A :class:`_LazyHit` with ``fields`` (a rule's constant fields), built without the
     frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field: ~5 µs)."""
     hit = object.__new__(_LazyHit)
-    setters = _HIT_SETTERS
-    for k, v in fields.items():
-        setters[k](hit, v)
-    setters["actors"](hit, actors)
+    # setters[k](hit, v) for each field, in C (any() runs them all: each returns None)
+    any(map(call, map(_HIT_SETTERS.__getitem__, fields), repeat(hit), fields.values()))
+    _SET_ACTORS(hit, actors)
     object.__setattr__(hit, "_pending", pending)
     return hit
 
