@@ -102,6 +102,7 @@ MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
 _second = itemgetter(1)
 _NOTHING: frozenset[int] = frozenset()
+_NO_IDS: tuple[int, ...] = ()  # a word's lookup that matches nothing
 _NO_WORDS: frozenset[int] = frozenset()
 _TERM_WORDS = itemgetter(1)  # Term.words
 _PIECES: frozenset[int] = frozenset({-1})
@@ -112,7 +113,8 @@ MAX_CACHED_WORD_CHARS = 64
 
 
 class _Lookup(dict):
-    """word of the message (as :func:`scan_text` gives it) -> ids of the term words it matches.
+    """word of the message (as :func:`scan_text` gives it) -> ids of the term words it matches
+    (a tuple, each id once).
 
     A word seen for the first time is looked up by its forms (:func:`fast_word_forms`) in the
     dict of whole words and, in ONE automaton pass over its forms framed by spaces, both for
@@ -157,7 +159,7 @@ class _Lookup(dict):
         both.make_automaton()
         return both
 
-    def __missing__(self, token: str) -> frozenset[int]:
+    def __missing__(self, token: str) -> tuple[int, ...]:
         forms = fast_word_forms(token)  # the folded token first
         first = forms[0]
         exact = self.exact
@@ -178,7 +180,10 @@ class _Lookup(dict):
                     got.extend(ids)
         if token in MERGE_TOKENS:
             got.append(_PIECE)
-        value = frozenset(got) if got else _NOTHING
+        # a tuple (each id once), not a frozenset: the garbage collector stops tracking a tuple
+        # of ints at its first pass, so the cache's words do not pile up in the old generation
+        # and make full collections (a set's frozenset would be tracked for ever); 2 - 4x smaller
+        value = (got[0],) if len(got) == 1 else tuple(set(got)) if got else _NO_IDS
         if len(token) <= MAX_CACHED_WORD_CHARS:
             if len(self) >= MAX_CACHED_WORDS:
                 self.clear()
@@ -996,7 +1001,7 @@ class _Scan:
 
     __slots__ = (
         "index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans",
-        "_present", "_starts", "gates_found", "_norm", "_utf8", "explained", "matched",
+        "_present", "_starts", "gates_found", "_norm", "_utf8", "matched",
     )
 
     def __init__(self, index: _FieldIndex, text: str) -> None:
@@ -1009,15 +1014,14 @@ class _Scan:
         self._regex: dict[int, bool] | None = None  # regex id -> matches (see regex_match)
         self._norm: str | None = None  # normalize(text), for the regexes
         self._utf8: bytes | None = None  # the same, encoded
-        self.explained: dict[int, tuple[int, list[tuple[int, int, str]]]] | None = None  # see _term_matches
-        self.matched: dict[tuple[str, int], tuple[int, tuple[Match, ...]]] | None = None  # see _selection_matches
+        self.matched: dict[tuple[str, int], tuple[int, tuple[Match, ...]]] | None = None  # see _term_match_objects
         self._spans = None
         self.extra: list[tuple[int, frozenset[int]]] = []
         self.gates_found: frozenset[int] | set[int] = _NOTHING  # ids of the regex letter sets found
         if not index.words or not text:
             self.st = ""
             self.tokens: list[str] = []
-            self.sets: list[frozenset[int]] = []
+            self.sets: list[tuple[int, ...]] = []
             self.found: set[int] = set()
             return
         self.st = st = scan_text(text)
@@ -1028,7 +1032,7 @@ class _Scan:
         if _PIECE in found:
             found.discard(_PIECE)
             for i, joined in merged_pairs(tokens):
-                ws = lookup[joined] - _PIECES
+                ws = frozenset(lookup[joined]).difference(_PIECES)
                 if ws:
                     self.extra.append((i, ws))
                     found |= ws
@@ -1084,6 +1088,23 @@ class _Scan:
             return [(pos[s], pos[e - 1] + len(tokens[e - 1]), raw) for s, e, raw in spans]
         text = self.text
         return [(*text_span(text, offsets, pos[s], pos[e - 1] + len(tokens[e - 1])), raw) for s, e, raw in spans]
+
+    def span_matches(self, name: str, field: str, spans: "list[tuple[tuple[int, int], str]]") -> tuple[Match, ...]:
+        """``Match(name, term, ...)`` for each ``((start, end), term)`` token span, with
+        :meth:`span`'s characters of the original text (as :meth:`char_spans`)."""
+        if not spans:
+            return ()
+        pos = self._bounds
+        if pos is None:
+            pos = self._bounds = self.starts_of_tokens()
+        tokens = self.tokens
+        offsets = self._spans or self.offsets()
+        new = _new_match
+        if offsets.identity:  # no character of the text changes length in normalisation
+            return tuple([new(name, raw, pos[s], pos[e - 1] + len(tokens[e - 1]), field) for (s, e), raw in spans])
+        text = self.text
+        return tuple([new(name, raw, *text_span(text, offsets, pos[s], pos[e - 1] + len(tokens[e - 1])), field)
+                      for (s, e), raw in spans])
 
     def _start(self, k: int) -> int:
         """Offset of token ``k`` in :attr:`st` (see :meth:`starts_of_tokens`)."""
@@ -1653,21 +1674,8 @@ def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) 
             v = memo[sel.uid] = alts.present(scan) if alts is not None else _evaluate(sel, scan)
         if not v:
             continue
-        if sel.op in _TERM_OPS:  # _selection_matches of an 'any' or 'all', inlined (most hits)
-            cache = scan.matched
-            if cache is None:
-                cache = scan.matched = {}
-            index = scan.index
-            tk = index.term_keys.get(id(sel.sel.terms))
-            if tk is None:
-                tk = _terms_key(sel, index)
-            key = (sel.name, tk)
-            got = cache.get(key)
-            if got is None:
-                n, spans = _term_matches(sel, scan, tk)
-                name, field = sel.name, sel.field
-                got = cache[key] = (n, tuple([_new_match(name, term, a, b, field) for a, b, term in spans]))
-            n, got = got
+        if sel.op in _TERM_OPS:  # most hits' selections: _selection_matches without its dispatch
+            n, got = _term_match_objects(sel, scan)
         else:
             n, got = _selection_matches(sel, scan)
         if n:
@@ -1698,17 +1706,7 @@ def _selection_matches(sel: _Sel, scan: _Scan) -> tuple[int, tuple[Match, ...]]:
     """(matches found, the distinct ones sorted by span) of a true selection; for ``any`` and
     ``all`` computed once per message for every selection with the same name and terms."""
     if sel.op in _TERM_OPS:
-        cache = scan.matched
-        if cache is None:
-            cache = scan.matched = {}
-        tk = _terms_key(sel, scan.index)
-        key = (sel.name, tk)
-        got = cache.get(key)
-        if got is None:
-            n, spans = _term_matches(sel, scan, tk)
-            name, field = sel.name, sel.field
-            got = cache[key] = (n, tuple([_new_match(name, raw, a, b, field) for a, b, raw in spans]))
-        return got
+        return _term_match_objects(sel, scan)
     out = _explain(sel, scan)
     if len(out) <= 1:
         return len(out), tuple(out)
@@ -1718,42 +1716,44 @@ def _selection_matches(sel: _Sel, scan: _Scan) -> tuple[int, tuple[Match, ...]]:
     return len(out), tuple(sorted(unique.values(), key=_SPAN_ORDER))
 
 
-def _term_matches(sel: _Sel, scan: _Scan, key: int | None = None) -> tuple[int, list[tuple[int, int, str]]]:
-    """(spans found, the distinct spans as ``(start, end, term)`` sorted) of a true ``any``
-    or ``all`` selection's terms, in the original text. They depend on the terms only:
-    selections that share a tuple of terms (a list or an actor referenced by several rules)
-    compute them once per message (``key``: :func:`_terms_key`, when the caller has it).
+def _term_match_objects(sel: _Sel, scan: _Scan) -> tuple[int, tuple[Match, ...]]:
+    """(spans found, the distinct ones as :class:`Match` objects sorted by span) of a true
+    ``any`` or ``all`` selection's terms, with their characters in the original text;
+    computed once per message for every selection with the same name and terms (a list or
+    an actor referenced by several rules, ``b: [في]`` written in a hundred rules: see
+    :func:`_terms_key`).
 
-    The terms' token spans are collected first and turned into character spans together
-    (:meth:`_Scan.char_spans`); a one-word term's spans are its word's occurrences."""
-    explained = scan.explained
-    if explained is None:
-        explained = scan.explained = {}
-    if key is None:
-        key = _terms_key(sel, scan.index)
-    got = explained.get(key)
-    if got is None:
-        raws = scan.index.term_raws[key]  # the terms as written (see _terms_key)
-        term_wids = sel.term_wids
-        occurrences = scan.occurrences
-        tokens: list[tuple[int, int, str]] = []
-        for t in sel.found_terms(scan.found, scan.index):  # first word found: a one-word term occurs
-            wids = term_wids[t]
-            spans = occurrences(wids[0]) if len(wids) == 1 else scan.term_spans(wids)
-            if not spans:
-                continue
-            raw = raws[t]
-            if len(spans) > 1:
-                spans = _outermost(spans)[:MAX_MATCHES_PER_HIT]
-            tokens.extend([(s, e, raw) for s, e in spans])
-        found = scan.char_spans(tokens)
-        n = len(found)
-        if n > 1:
-            unique: dict[tuple[int, int], tuple[int, int, str]] = {}
-            for item in found:
-                unique.setdefault(item[:2], item)  # the first term found there
-            found = [unique[k] for k in sorted(unique)]
-        got = explained[key] = (n, found)
+    The terms' token spans are collected, each span kept once (the first term found there)
+    and sorted, then turned into characters and matches together
+    (:meth:`_Scan.span_matches`): tokens map to characters in order, so distinct token
+    spans are distinct character spans in the same order. A one-word term's spans are its
+    word's occurrences."""
+    cache = scan.matched
+    if cache is None:
+        cache = scan.matched = {}
+    index = scan.index
+    tk = index.term_keys.get(id(sel.sel.terms))
+    if tk is None:
+        tk = _terms_key(sel, index)
+    key = (sel.name, tk)
+    got = cache.get(key)
+    if got is not None:
+        return got
+    raws = index.term_raws[tk]  # the terms as written (see _terms_key)
+    term_wids = sel.term_wids
+    occurrences = scan.occurrences
+    spans: list[tuple[tuple[int, int], str]] = []
+    for t in sel.found_terms(scan.found, index):  # first word found: a one-word term occurs
+        wids = term_wids[t]
+        at = occurrences(wids[0]) if len(wids) == 1 else scan.term_spans(wids)
+        if at:
+            if len(at) > 1:
+                at = _outermost(at)[:MAX_MATCHES_PER_HIT]
+            spans += zip(at, repeat(raws[t]))
+    n = len(spans)
+    if n > 1:  # reversed: for a span found twice the first term's entry is written last
+        spans = sorted(dict(reversed(spans)).items())
+    got = cache[key] = (n, scan.span_matches(sel.name, sel.field, spans))
     return got
 
 
@@ -1775,18 +1775,19 @@ def _terms_key(sel: _Sel, index: _FieldIndex) -> int:
 
 
 _MATCH_SETTERS = tuple(Match.__dict__[f.name].__set__ for f in dataclasses.fields(Match))
+_set_selection, _set_term, _set_start, _set_end, _set_field = _MATCH_SETTERS
+_object_new = object.__new__
 
 
 def _new_match(selection: str, term: str, start: int, end: int, field: str) -> Match:
     """``Match(selection, term, start, end, field)`` without the frozen dataclass's
     ``__init__`` (one ``object.__setattr__`` per field)."""
-    m = object.__new__(Match)
-    s0, s1, s2, s3, s4 = _MATCH_SETTERS
-    s0(m, selection)
-    s1(m, term)
-    s2(m, start)
-    s3(m, end)
-    s4(m, field)
+    m = _object_new(Match)
+    _set_selection(m, selection)
+    _set_term(m, term)
+    _set_start(m, start)
+    _set_end(m, end)
+    _set_field(m, field)
     return m
 
 
@@ -1964,7 +1965,7 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
 
     terms: Sequence[Term] = sel.sel.terms
     if sel.op in ("any", "all"):
-        return [_new_match(name, raw, a, b, field) for a, b, raw in _term_matches(sel, scan)[1]]
+        return list(_term_match_objects(sel, scan)[1])
     elif sel.op == "near":
         window = _near_window(_group_starts(sel, scan), sel.within)
         if window is not None:
