@@ -1644,14 +1644,17 @@ class Matcher:
             if fast[0](truth, found):
                 if actors is None:
                     actors = self.actors_of(msg, scan_of("text")) if self.actors is not None else ()
-                hits.append(_lazy_hit(cr.hit, actors, partial(_matches, cr, memo, scan_of)))
+                hits.append(_lazy_hit(cr.hit, actors, partial(_matches, cr, memo, scans.get, scan_of)))
         return hits
 
 
 
-def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) -> tuple[Match, ...]:
+def _matches(
+    cr: _Rule, memo: dict[int, bool], scanned: Callable[[str], "_Scan | None"], scan_of: Callable[[str], _Scan],
+) -> tuple[Match, ...]:
     """The matches of a hit of rule ``cr`` (its true positive selections explained, spans in
-    the original text); ``memo``: the message's selection truths (selection uid -> bool).
+    the original text); ``memo``: the message's selection truths (selection uid -> bool);
+    ``scanned(field)``: the field's scan if made, ``scan_of(field)`` makes it.
 
     Each span is reported once per selection (terms that normalise alike, كرمان and کرمان,
     find the same words: the first term's match is kept), sorted by field, start, end and
@@ -1667,7 +1670,7 @@ def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) 
         if raw >= MAX_MATCHES_PER_HIT:
             break
         sel = sels[i]
-        scan = scan_of(sel.field)
+        scan = scanned(sel.field) or scan_of(sel.field)
         v = memo.get(sel.uid)
         if v is None:
             alts = sel.alts
