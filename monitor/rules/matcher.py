@@ -102,7 +102,6 @@ MAX_MATCHES_PER_HIT = 100
 _TOKEN = re.compile(r"\S+")
 _second = itemgetter(1)
 _NOTHING: frozenset[int] = frozenset()
-_NO_IDS: tuple[int, ...] = ()  # a word's lookup that matches nothing
 _NO_WORDS: frozenset[int] = frozenset()
 _TERM_WORDS = itemgetter(1)  # Term.words
 _PIECES: frozenset[int] = frozenset({-1})
@@ -113,8 +112,7 @@ MAX_CACHED_WORD_CHARS = 64
 
 
 class _Lookup(dict):
-    """word of the message (as :func:`scan_text` gives it) -> ids of the term words it matches
-    (a tuple, each id once).
+    """word of the message (as :func:`scan_text` gives it) -> ids of the term words it matches.
 
     A word seen for the first time is looked up by its forms (:func:`fast_word_forms`) in the
     dict of whole words and, in ONE automaton pass over its forms framed by spaces, both for
@@ -159,7 +157,7 @@ class _Lookup(dict):
         both.make_automaton()
         return both
 
-    def __missing__(self, token: str) -> tuple[int, ...]:
+    def __missing__(self, token: str) -> frozenset[int]:
         forms = fast_word_forms(token)  # the folded token first
         first = forms[0]
         exact = self.exact
@@ -180,10 +178,7 @@ class _Lookup(dict):
                     got.extend(ids)
         if token in MERGE_TOKENS:
             got.append(_PIECE)
-        # a tuple (each id once), not a frozenset: the garbage collector stops tracking a tuple
-        # of ints at its first pass, so the cache's words do not pile up in the old generation
-        # and make full collections (a set's frozenset would be tracked for ever); 2 - 4x smaller
-        value = (got[0],) if len(got) == 1 else tuple(set(got)) if got else _NO_IDS
+        value = frozenset(got) if got else _NOTHING
         if len(token) <= MAX_CACHED_WORD_CHARS:
             if len(self) >= MAX_CACHED_WORDS:
                 self.clear()
@@ -1021,7 +1016,7 @@ class _Scan:
         if not index.words or not text:
             self.st = ""
             self.tokens: list[str] = []
-            self.sets: list[tuple[int, ...]] = []
+            self.sets: list[frozenset[int]] = []
             self.found: set[int] = set()
             return
         self.st = st = scan_text(text)
@@ -1032,7 +1027,7 @@ class _Scan:
         if _PIECE in found:
             found.discard(_PIECE)
             for i, joined in merged_pairs(tokens):
-                ws = frozenset(lookup[joined]).difference(_PIECES)
+                ws = lookup[joined] - _PIECES
                 if ws:
                     self.extra.append((i, ws))
                     found |= ws
