@@ -326,6 +326,10 @@ class OffsetMap:
     __slots__ = ("_orig", "_norm_start", "_length", "_norm_len")
 
     def __init__(self, text: str) -> None:
+        if text.isascii():  # every ASCII character normalises to one character: the identity
+            self._orig = self._norm_start = self._length = ()
+            self._norm_len = len(text)
+            return
         orig: list[int] = []
         norm_start: list[int] = []
         length: list[int] = []

@@ -954,3 +954,65 @@ def test_first_lookup_of_a_word_one_automaton_pass(tmp_path) -> None:
     assert everywhere("للدوله") != lookup["للدوله"]
     fresh = _Lookup(index.exact, None)  # no wildcard words, no regexes: no automaton at all
     assert fresh.both is None and fresh["kerman"] == frozenset({index.exact["kerman"]})
+
+
+def test_first_word_index_of_a_long_term_list() -> None:
+    """A long list's terms by first word (built by C-level passes) are what a loop over the
+    terms gives: one index for a first word that starts one term, the ascending indexes of
+    all the terms it starts otherwise; and found_terms answers from it in term order."""
+    from monitor.rules.matcher import _first_index
+
+    rng = random.Random(5)
+    for n in (1, 2, 9, 40, 300):
+        for spread in (3, n, 10 * n):  # many shared first words, some, almost none
+            term_wids = tuple(tuple(rng.randrange(spread) for _ in range(rng.randint(1, 3))) for _ in range(n))
+            expected: dict[int, list[int]] = {}
+            for t, w in enumerate(term_wids):
+                expected.setdefault(w[0], []).append(t)
+            got = _first_index(term_wids)
+            assert {k: ([v] if isinstance(v, int) else list(v)) for k, v in got.items()} == expected
+            assert all(isinstance(v, int) == (len(expected[k]) == 1) for k, v in got.items())
+
+
+@pytest.mark.parametrize("wildcard", [False, True])
+def test_hit_matches_through_a_watch_list_equal_the_terms_written_inline(tmp_path, wildcard: bool) -> None:
+    """A hit's matches through a watch list (a plain list is read without Term objects) are
+    those of the same terms written in the rule: overlapping names (a name inside a longer
+    one), Arabic proclitics, Persian suffixes, letters that normalise alike (the first term
+    found there is reported), a wildcard, next to another selection and a negation; and
+    reading them makes none of a plain list's Term objects."""
+    import json
+
+    from monitor.rules.lists import ListTerms
+
+    names = ["Abu Bakr al-Baghdadi", "al-Baghdadi", "Baghdadi", "الدولة الإسلامية", "الدولة", "سپاه پاسداران",
+             "پاسداران", "كرمان", "کرمان", "kerman"] + [f"name{i} other{i}" for i in range(80)]
+    if wildcard:
+        names.append("houthi*")
+    cond = "(who and not denied) or (where and who)"
+    body = "  where: [tehran, تهران]\n  denied: [denied, نفى]\ncondition: " + cond + "\n"
+    by_list = tmp_path / "by-list"
+    write(by_list / "a.yml", 'id: a\nmatch:\n  who: ["@list:people"]\n' + body)
+    (by_list / "lists").mkdir()
+    (by_list / "lists" / "people.csv").write_text("\n".join(names) + "\n", encoding="utf-8")
+    inline = tmp_path / "inline"
+    write(inline / "a.yml", "id: a\nmatch:\n  who: " + json.dumps(names, ensure_ascii=False) + "\n" + body)
+    listed, written = Matcher(load_rules([by_list])), Matcher(load_rules([inline]))
+    texts = [
+        "Abu Bakr al-Baghdadi and al-Baghdadi, then Baghdadi in Tehran",
+        "وبالدولة الإسلامية، للدولة والدولة",
+        "سپاه پاسدارانش و پاسداران‌ها در تهران",
+        "كرمان ثم کرمان و KERMAN; the Houthis and houthi",
+        "Baghdadi denied it in Tehran",
+        "Baghdadi denied it",
+        "name3 other3 name4 name5 other5, name6",
+    ]
+    terms = listed.rules[0].selections[0].terms
+    assert isinstance(terms, ListTerms) and (terms._terms is None) != wildcard
+    seen = 0
+    for text in texts:
+        got = [(h.rule_id, h.matches) for h in listed.match(msg(text))]
+        assert got == [(h.rule_id, h.matches) for h in written.match(msg(text))], text
+        seen += sum(len(m) for _, m in got)
+    assert seen >= 20 + wildcard
+    assert (terms._terms is None) != wildcard  # a plain list's matches were read from its flat form

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -142,6 +143,19 @@ def test_offset_map_equals_the_offsets_list(text: str, _expected: str) -> None:
     assert normalized_offsets(text) == offsets
     # identity: the matcher's hit spans skip the map when no character changes length
     assert m.identity == (offsets == list(range(len(text) + 1))), text
+
+
+def test_offset_map_of_ascii_text_is_the_identity() -> None:
+    """ASCII text (any of the 128 code points, controls included) takes the map's shortcut:
+    the identity, which is what the offsets list says for it."""
+    rng = random.Random(11)
+    texts = ["", "a", "\x00\x7f", "".join(map(chr, range(128)))]
+    texts += ["".join(chr(rng.randrange(128)) for _ in range(rng.randint(1, 60))) for _ in range(2000)]
+    for text in texts:
+        _norm, offsets = normalize_with_offsets(text)
+        m = OffsetMap(text)
+        assert m.identity and offsets == list(range(len(text) + 1)), repr(text)
+        assert len(m) == len(offsets) and [m[i] for i in range(len(offsets))] == offsets
 
 
 # -- the matcher's word analysis (monitor.rules.morphology) ----------------------------------

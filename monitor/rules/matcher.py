@@ -48,7 +48,7 @@ import sys
 import time
 from functools import partial
 from itertools import accumulate, chain, compress, count, islice, repeat
-from operator import add, attrgetter, contains, itemgetter
+from operator import add, attrgetter, call, contains, itemgetter, ne
 from typing import Callable, Iterable, Sequence
 
 import ahocorasick
@@ -227,7 +227,7 @@ class _FieldIndex:
         self.has_triggers = False
         # id(a selection's shared tuple of term word ids) -> its terms by first word (see
         # _Sel.found_terms; built on first use, not pickled; the tuples live as long as this)
-        self.first_terms: dict[int, tuple[dict[int, tuple[int, ...]], frozenset[int]]] = {}
+        self.first_terms: dict[int, tuple[dict[int, int | tuple[int, ...]], frozenset[int]]] = {}
 
     def word_id(self, word: Word) -> int:
         wid = self.word_ids.get(word)  # a Word is a (text, kind) tuple: equal words, one id
@@ -248,7 +248,7 @@ class _FieldIndex:
         # word_ids (needed only while compiling) is rebuilt from words when asked for; the
         # phrase anchors go flat (see _PhraseIndex)
         state = dict(self.__dict__)
-        for k in ("compiled", "lookup", "word_ids", "first_terms", "phrase_keys", "term_keys", "_anchor_plan"):
+        for k in ("compiled", "lookup", "word_ids", "first_terms", "phrase_keys", "term_keys", "term_raws", "_anchor_plan"):
             state.pop(k, None)
         if "key_phrases" in state:
             state["key_phrases"] = _PhraseIndex.flat(state["key_phrases"])
@@ -304,6 +304,9 @@ class _FieldIndex:
         if name == "term_keys":  # see _terms_key (made on first use, not pickled: keyed by id)
             self.term_keys = {}
             return self.term_keys
+        if name == "term_raws":  # see _terms_key
+            self.term_raws = {}
+            return self.term_raws
         raise AttributeError(name)
 
     def build(self) -> None:
@@ -631,7 +634,7 @@ class _Sel:
         self.phrases = tuple(w for w in self.term_wids if len(w) > 1) if all_op else ()
         self.regex_ids = frozenset(index.regex_id(p) for p in sel.regexes) if sel.regexes else _NOTHING
         self.groups = [list(g) for g in sel.groups] if sel.groups else _NO_GROUPS  # one shared empty list: pickled once
-        self.first_terms: dict[int, tuple[int, ...]] | None = None  # for _explain, built on first use
+        self.first_terms: dict[int, int | tuple[int, ...]] | None = None  # for _explain, built on first use (_first_index)
         self.first_keys: frozenset[int] = _NOTHING
         self.alts: _Alts | None = None
         self.galts: tuple[_Alts, ...] = ()
@@ -685,16 +688,41 @@ class _Sel:
             shared = index.first_terms
             got = shared.get(id(self.term_wids))
             if got is None:
-                first: dict[int, list[int]] = {}
-                for t, w in enumerate(self.term_wids):
-                    first.setdefault(w[0], []).append(t)
-                got = shared[id(self.term_wids)] = ({k: tuple(v) for k, v in first.items()}, frozenset(first))
+                first = _first_index(self.term_wids)
+                got = shared[id(self.term_wids)] = (first, frozenset(first))
             self.first_terms, self.first_keys = got
         keys = self.first_keys.intersection(found)
         if not keys:
             return []
         first = self.first_terms
-        return sorted(t for k in keys for t in first[k])
+        out: list[int] = []
+        for k in keys:
+            t = first[k]
+            if t.__class__ is int:
+                out.append(t)
+            else:
+                out.extend(t)
+        if len(out) > 1:
+            out.sort()
+        return out
+
+
+def _first_index(term_wids: "Sequence[tuple[int, ...]]") -> dict[int, "int | tuple[int, ...]"]:
+    """First word id -> the index of the term that starts with it, or the indexes (ascending,
+    a tuple) when several do. Built by C-level passes (a list of 3,000 actor names is indexed
+    when a message first asks: a Python loop over its terms cost ~1 ms)."""
+    firsts = list(map(itemgetter(0), term_wids))
+    last = dict(zip(firsts, count()))  # each first word -> its last term
+    if len(last) == len(firsts):  # every first word starts one term
+        return last
+    first = dict(zip(reversed(firsts), range(len(firsts) - 1, -1, -1)))  # -> its first term
+    multi = set(compress(last.keys(), map(ne, last.values(), map(first.__getitem__, last.keys()))))
+    groups: dict[int, list[int]] = {}
+    for t in compress(count(), map(multi.__contains__, firsts)):
+        groups.setdefault(firsts[t], []).append(t)
+    for k, ts in groups.items():
+        last[k] = tuple(ts)
+    return last
 
 
 def _phrases_of(term_wids: "Sequence[tuple[int, ...]]") -> tuple[tuple[int, ...] | None, ...] | None:
@@ -1113,7 +1141,7 @@ class _Scan:
 
     __slots__ = (
         "index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans",
-        "_present", "_starts", "gates_found", "_norm", "_utf8", "explained", "matched",
+        "_present", "_starts", "gates_found", "_norm", "_utf8", "matched",
     )
 
     def __init__(self, index: _FieldIndex, text: str) -> None:
@@ -1126,8 +1154,7 @@ class _Scan:
         self._regex: dict[int, bool] | None = None  # regex id -> matches (see regex_match)
         self._norm: str | None = None  # normalize(text), for the regexes
         self._utf8: bytes | None = None  # the same, encoded
-        self.explained: dict[int, tuple[int, list[tuple[int, int, str]]]] | None = None  # see _term_matches
-        self.matched: dict[tuple[str, int], tuple[int, tuple[Match, ...]]] | None = None  # see _selection_matches
+        self.matched: dict[tuple[str, int], tuple[int, tuple[Match, ...]]] | None = None  # see _term_match_objects
         self._spans = None
         self.extra: list[tuple[int, frozenset[int]]] = []
         self.gates_found: frozenset[int] | set[int] = _NOTHING  # ids of the regex letter sets found
@@ -1201,6 +1228,23 @@ class _Scan:
             return [(pos[s], pos[e - 1] + len(tokens[e - 1]), raw) for s, e, raw in spans]
         text = self.text
         return [(*text_span(text, offsets, pos[s], pos[e - 1] + len(tokens[e - 1])), raw) for s, e, raw in spans]
+
+    def span_matches(self, name: str, field: str, spans: "list[tuple[tuple[int, int], str]]") -> tuple[Match, ...]:
+        """``Match(name, term, ...)`` for each ``((start, end), term)`` token span, with
+        :meth:`span`'s characters of the original text (as :meth:`char_spans`)."""
+        if not spans:
+            return ()
+        pos = self._bounds
+        if pos is None:
+            pos = self._bounds = self.starts_of_tokens()
+        tokens = self.tokens
+        offsets = self._spans or self.offsets()
+        new = _new_match
+        if offsets.identity:  # no character of the text changes length in normalisation
+            return tuple([new(name, raw, pos[s], pos[e - 1] + len(tokens[e - 1]), field) for (s, e), raw in spans])
+        text = self.text
+        return tuple([new(name, raw, *text_span(text, offsets, pos[s], pos[e - 1] + len(tokens[e - 1])), field)
+                      for (s, e), raw in spans])
 
     def _start(self, k: int) -> int:
         """Offset of token ``k`` in :attr:`st` (see :meth:`starts_of_tokens`)."""
@@ -1740,14 +1784,17 @@ class Matcher:
             if fast[0](truth, found):
                 if actors is None:
                     actors = self.actors_of(msg, scan_of("text")) if self.actors is not None else ()
-                hits.append(_lazy_hit(cr.hit, actors, partial(_matches, cr, memo, scan_of)))
+                hits.append(_lazy_hit(cr.hit, actors, partial(_matches, cr, memo, scans.get, scan_of)))
         return hits
 
 
 
-def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) -> tuple[Match, ...]:
+def _matches(
+    cr: _Rule, memo: dict[int, bool], scanned: Callable[[str], "_Scan | None"], scan_of: Callable[[str], _Scan],
+) -> tuple[Match, ...]:
     """The matches of a hit of rule ``cr`` (its true positive selections explained, spans in
-    the original text); ``memo``: the message's selection truths (selection uid -> bool).
+    the original text); ``memo``: the message's selection truths (selection uid -> bool);
+    ``scanned(field)``: the field's scan if made, ``scan_of(field)`` makes it.
 
     Each span is reported once per selection (terms that normalise alike, كرمان and کرمان,
     find the same words: the first term's match is kept), sorted by field, start, end and
@@ -1763,18 +1810,22 @@ def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) 
         if raw >= MAX_MATCHES_PER_HIT:
             break
         sel = sels[i]
+        scan = scanned(sel.field) or scan_of(sel.field)
         v = memo.get(sel.uid)
         if v is None:
-            scan = scan_of(sel.field)
             alts = sel.alts
             v = memo[sel.uid] = alts.present(scan) if alts is not None else _evaluate(sel, scan)
-        if v:
-            n, got = _selection_matches(sel, scan_of(sel.field))
-            if n:
-                raw += n
-                parts.append(got)
-                if sel.field != "text":
-                    text_only = False
+        if not v:
+            continue
+        if sel.op in _TERM_OPS:  # most hits' selections: _selection_matches without its dispatch
+            n, got = _term_match_objects(sel, scan)
+        else:
+            n, got = _selection_matches(sel, scan)
+        if n:
+            raw += n
+            parts.append(got)
+            if sel.field != "text":
+                text_only = False
     if len(parts) == 1:
         got = parts[0]
         return got if len(got) <= MAX_MATCHES_PER_HIT else got[:MAX_MATCHES_PER_HIT]
@@ -1785,6 +1836,7 @@ def _matches(cr: _Rule, memo: dict[int, bool], scan_of: Callable[[str], _Scan]) 
     return tuple(merged[:MAX_MATCHES_PER_HIT])
 
 
+_TERM_OPS = frozenset(("any", "all"))
 _SPAN_ORDER = attrgetter("start", "end")
 _TEXT_ORDER = attrgetter("start", "end", "selection")
 
@@ -1796,18 +1848,8 @@ def _field_order(m: Match) -> tuple:
 def _selection_matches(sel: _Sel, scan: _Scan) -> tuple[int, tuple[Match, ...]]:
     """(matches found, the distinct ones sorted by span) of a true selection; for ``any`` and
     ``all`` computed once per message for every selection with the same name and terms."""
-    if sel.op in ("any", "all"):
-        cache = scan.matched
-        if cache is None:
-            cache = scan.matched = {}
-        tk = _terms_key(sel, scan.index)
-        key = (sel.name, tk)
-        got = cache.get(key)
-        if got is None:
-            n, spans = _term_matches(sel, scan, tk)
-            name, field = sel.name, sel.field
-            got = cache[key] = (n, tuple([_new_match(name, raw, a, b, field) for a, b, raw in spans]))
-        return got
+    if sel.op in _TERM_OPS:
+        return _term_match_objects(sel, scan)
     out = _explain(sel, scan)
     if len(out) <= 1:
         return len(out), tuple(out)
@@ -1817,42 +1859,44 @@ def _selection_matches(sel: _Sel, scan: _Scan) -> tuple[int, tuple[Match, ...]]:
     return len(out), tuple(sorted(unique.values(), key=_SPAN_ORDER))
 
 
-def _term_matches(sel: _Sel, scan: _Scan, key: int | None = None) -> tuple[int, list[tuple[int, int, str]]]:
-    """(spans found, the distinct spans as ``(start, end, term)`` sorted) of a true ``any``
-    or ``all`` selection's terms, in the original text. They depend on the terms only:
-    selections that share a tuple of terms (a list or an actor referenced by several rules)
-    compute them once per message (``key``: :func:`_terms_key`, when the caller has it).
+def _term_match_objects(sel: _Sel, scan: _Scan) -> tuple[int, tuple[Match, ...]]:
+    """(spans found, the distinct ones as :class:`Match` objects sorted by span) of a true
+    ``any`` or ``all`` selection's terms, with their characters in the original text;
+    computed once per message for every selection with the same name and terms (a list or
+    an actor referenced by several rules, ``b: [في]`` written in a hundred rules: see
+    :func:`_terms_key`).
 
-    The terms' token spans are collected first and turned into character spans together
-    (:meth:`_Scan.char_spans`); a one-word term's spans are its word's occurrences."""
-    explained = scan.explained
-    if explained is None:
-        explained = scan.explained = {}
-    if key is None:
-        key = _terms_key(sel, scan.index)
-    got = explained.get(key)
-    if got is None:
-        terms: Sequence[Term] = sel.sel.terms
-        term_wids = sel.term_wids
-        occurrences = scan.occurrences
-        tokens: list[tuple[int, int, str]] = []
-        for t in sel.found_terms(scan.found, scan.index):  # first word found: a one-word term occurs
-            wids = term_wids[t]
-            spans = occurrences(wids[0]) if len(wids) == 1 else scan.term_spans(wids)
-            if not spans:
-                continue
-            raw = terms[t].raw
-            if len(spans) > 1:
-                spans = _outermost(spans)[:MAX_MATCHES_PER_HIT]
-            tokens.extend([(s, e, raw) for s, e in spans])
-        found = scan.char_spans(tokens)
-        n = len(found)
-        if n > 1:
-            unique: dict[tuple[int, int], tuple[int, int, str]] = {}
-            for item in found:
-                unique.setdefault(item[:2], item)  # the first term found there
-            found = [unique[k] for k in sorted(unique)]
-        got = explained[key] = (n, found)
+    The terms' token spans are collected, each span kept once (the first term found there)
+    and sorted, then turned into characters and matches together
+    (:meth:`_Scan.span_matches`): tokens map to characters in order, so distinct token
+    spans are distinct character spans in the same order. A one-word term's spans are its
+    word's occurrences."""
+    cache = scan.matched
+    if cache is None:
+        cache = scan.matched = {}
+    index = scan.index
+    tk = index.term_keys.get(id(sel.sel.terms))
+    if tk is None:
+        tk = _terms_key(sel, index)
+    key = (sel.name, tk)
+    got = cache.get(key)
+    if got is not None:
+        return got
+    raws = index.term_raws[tk]  # the terms as written (see _terms_key)
+    term_wids = sel.term_wids
+    occurrences = scan.occurrences
+    spans: list[tuple[tuple[int, int], str]] = []
+    for t in sel.found_terms(scan.found, index):  # first word found: a one-word term occurs
+        wids = term_wids[t]
+        at = occurrences(wids[0]) if len(wids) == 1 else scan.term_spans(wids)
+        if at:
+            if len(at) > 1:
+                at = _outermost(at)[:MAX_MATCHES_PER_HIT]
+            spans += zip(at, repeat(raws[t]))
+    n = len(spans)
+    if n > 1:  # reversed: for a span found twice the first term's entry is written last
+        spans = sorted(dict(reversed(spans)).items())
+    got = cache[key] = (n, scan.span_matches(sel.name, sel.field, spans))
     return got
 
 
@@ -1864,30 +1908,35 @@ def _terms_key(sel: _Sel, index: _FieldIndex) -> int:
     keys = index.term_keys
     got = keys.get(id(terms))
     if got is None:
-        content = (id(sel.term_wids), tuple([t.raw for t in terms]))  # term_wids: one tuple per content
+        # a watch list's texts without making its Term objects
+        raws = tuple(terms.raws if isinstance(terms, ListTerms) else [t.raw for t in terms])
+        content = (id(sel.term_wids), raws)  # term_wids: one tuple per content
         got = keys.setdefault(content, len(keys))
         keys[id(terms)] = got
+        index.term_raws.setdefault(got, raws)
     return got
 
 
 _MATCH_SETTERS = tuple(Match.__dict__[f.name].__set__ for f in dataclasses.fields(Match))
+_set_selection, _set_term, _set_start, _set_end, _set_field = _MATCH_SETTERS
+_object_new = object.__new__
 
 
 def _new_match(selection: str, term: str, start: int, end: int, field: str) -> Match:
     """``Match(selection, term, start, end, field)`` without the frozen dataclass's
     ``__init__`` (one ``object.__setattr__`` per field)."""
-    m = object.__new__(Match)
-    s0, s1, s2, s3, s4 = _MATCH_SETTERS
-    s0(m, selection)
-    s1(m, term)
-    s2(m, start)
-    s3(m, end)
-    s4(m, field)
+    m = _object_new(Match)
+    _set_selection(m, selection)
+    _set_term(m, term)
+    _set_start(m, start)
+    _set_end(m, end)
+    _set_field(m, field)
     return m
 
 
 _MATCHES_SLOT = Hit.__dict__["matches"]  # the dataclass's slot (a member descriptor)
 _HIT_SETTERS = {f.name: Hit.__dict__[f.name].__set__ for f in dataclasses.fields(Hit)}
+_SET_ACTORS = _HIT_SETTERS["actors"]
 
 
 class _LazyHit(Hit):
@@ -1932,10 +1981,9 @@ def _lazy_hit(fields: dict, actors: tuple[str, ...], pending: Callable[[], tuple
     """A :class:`_LazyHit` with ``fields`` (a rule's constant fields), built without the
     frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field: ~5 µs)."""
     hit = object.__new__(_LazyHit)
-    setters = _HIT_SETTERS
-    for k, v in fields.items():
-        setters[k](hit, v)
-    setters["actors"](hit, actors)
+    # setters[k](hit, v) for each field, in C (any() runs them all: each returns None)
+    any(map(call, map(_HIT_SETTERS.__getitem__, fields), repeat(hit), fields.values()))
+    _SET_ACTORS(hit, actors)
     object.__setattr__(hit, "_pending", pending)
     return hit
 
@@ -2060,7 +2108,7 @@ def _explain(sel: _Sel, scan: _Scan) -> list[Match]:
 
     terms: Sequence[Term] = sel.sel.terms
     if sel.op in ("any", "all"):
-        return [_new_match(name, raw, a, b, field) for a, b, raw in _term_matches(sel, scan)[1]]
+        return list(_term_match_objects(sel, scan)[1])
     elif sel.op == "near":
         window = _near_window(_group_starts(sel, scan), sel.within)
         if window is not None:
