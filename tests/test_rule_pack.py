@@ -1429,6 +1429,40 @@ EXAMPLES = [
     ("report-en", "The opposition movement had previously claimed the election was rigged.", dict(**X, lang="en"), False),
     ("report-en", "However, no jihadist organization has so far claimed responsibility for the recent spate of abductions.", dict(**X, lang="en"), False),
     ("report-en", "The claim could not be fully confirmed, as the Al-Aqsa Martyrs Brigades have no official channels.", dict(**X, lang="en"), True),
+    # -- English, twelfth round: officials' asides, groups as speakers, background claims -----------------
+    # an official's aside on the inquiry, a tribute, a toll or the wounded is no statement about the attack;
+    # telling who carried it out is
+    ("statement-comment-en", "The defence ministry said the attack on the border post was carried out by militants who crossed from the mountains.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "A police official said they are reviewing CCTV footage from the area to identify the attackers.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The prime minister paid tribute to the soldiers killed in the attack and offered condolences to their families, his office said.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "Officials said the death toll from the terrorist attack had risen to 14, the interior ministry said.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The interior minister said the wounded were rushed to hospital after the terrorist attack and the situation was under control.", dict(**X, lang="en"), False),
+    # "the group" / "the rebels" opening the line with an apposition, a group named "... Liberation Army", a
+    # rebels' spokesman: the group speaks, not a state
+    ("statement-comment-en", "The group, led by a Malian jihadist, said it carried out the attacks on the embassy and the army headquarters in the capital, which left eight soldiers dead.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The rebels, who control much of the north, said the attack on the army base killed 12 soldiers.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The Sahrawi People's Liberation Army confirmed in a statement that enemy positions along the wall were attacked.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The army confirmed in a statement that enemy positions along the border were attacked and destroyed.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "A spokesman for the rebels told reporters that their fighters had shot down a helicopter.", dict(**X, lang="en"), False),
+    ("claim-en", "A spokesman for the rebels told reporters that their fighters had shot down a helicopter.", dict(**X, lang="en"), True),
+    # the Taliban government's spokesman blaming a state is an official's blame; a Hezbollah spokesman's is not
+    ("statement-blame-en", "Taliban spokesman Zabihullah Mujahid blamed Pakistan for the deadly attack on the border town.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "A Hezbollah spokesman blamed Israel for the deadly strike on the village.", dict(**X, lang="en"), False),
+    # a claim a week before the story, a line opened by "Earlier,", a tally of "most attacks": background
+    ("claim-en", "The previous week, the Islamic State claimed responsibility for the killing of a cleric in the capital.", dict(**X, lang="en"), False),
+    ("report-en", "The previous week, the Islamic State claimed responsibility for the killing of a cleric in the capital.", dict(**X, lang="en"), True),
+    ("claim-en", "Earlier, the TTP claimed responsibility for the attack on the convoy.", dict(**X, lang="en"), False),
+    ("claim-en", "Earlier on Tuesday, the militant outfit claimed responsibility for the attack on the convoy.", dict(**X, lang="en"), True),
+    ("claim-en", "The militants have claimed responsibility for most attacks on the security forces in the region.", dict(**X, lang="en"), False),
+    # "also claimed" tells another, older claim unless the line dates it to this week
+    ("claim-en", "The UBA also claimed responsibility for a bomb blast on a train on Tuesday which killed 13 people.", dict(**X, lang="en"), True),
+    ("claim-en", "The Islamic State has also claimed the killing of two aid workers in the north.", dict(**X, lang="en"), False),
+    ("report-en", "The Islamic State has also claimed the killing of two aid workers in the north.", dict(**X, lang="en"), True),
+    # "acknowledged carrying out", "had blown up": the group's own claim; police telling it is not
+    ("claim-en", "The group acknowledged carrying out the attack on the convoy.", dict(**X, lang="en"), True),
+    ("claim-en", "The company acknowledged carrying out the audit.", dict(**X, lang="en"), False),
+    ("claim-en", "The insurgents said on Telegram that they had blown up a gas pipeline near the town.", dict(**X, lang="en"), True),
+    ("claim-en", "Police said the insurgents had blown up a bridge.", dict(**X, lang="en"), False),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
