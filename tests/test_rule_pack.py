@@ -1463,6 +1463,21 @@ EXAMPLES = [
     ("claim-en", "The company acknowledged carrying out the audit.", dict(**X, lang="en"), False),
     ("claim-en", "The insurgents said on Telegram that they had blown up a gas pipeline near the town.", dict(**X, lang="en"), True),
     ("claim-en", "Police said the insurgents had blown up a bridge.", dict(**X, lang="en"), False),
+    # an armed group opening the line as the speaker, or its statement opening it, is no official even when the
+    # translation calls its men "terrorists"; a ministry saying the same is
+    ("statement-comment-en", "Islamic State said in its statement that 12 terrorists and two booby-trapped trucks carried out the attack on the base.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The interior ministry said in its statement that terrorists carried out the attack on the base.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The statement from IS's Khorasan province said a first attacker struck the headquarters of the intelligence service.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "The statement from the army said troops struck militant hideouts near the border.", dict(**X, lang="en"), True),
+    # a claim in an "after" clause behind the line's own news, or in a "for which" / "that claimed" clause, is
+    # background; "(Two days / Hours) after the bombing, IS claimed ..." opening the line is the news
+    ("claim-en", "Security was tightened across the capital after the bombing was claimed by the Islamic State.", dict(**X, lang="en"), False),
+    ("report-en", "Security was tightened across the capital after the bombing was claimed by the Islamic State.", dict(**X, lang="en"), True),
+    ("claim-en", "Hours after the bombing, the Islamic State claimed responsibility through its Amaq agency.", dict(**X, lang="en"), True),
+    ("claim-en", "Two days after the attack on the base, the Islamic State claimed responsibility.", dict(**X, lang="en"), True),
+    ("claim-en", "The attack came two days after IS-K took credit for a bombing in Kabul.", dict(**X, lang="en"), False),
+    ("claim-en", "The blast, for which the TTP claimed responsibility, killed 30 people.", dict(**X, lang="en"), False),
+    ("report-en", "The group that claimed the bombing was banned last year.", dict(**X, lang="en"), True),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
