@@ -1478,6 +1478,17 @@ EXAMPLES = [
     ("claim-en", "The attack came two days after IS-K took credit for a bombing in Kabul.", dict(**X, lang="en"), False),
     ("claim-en", "The blast, for which the TTP claimed responsibility, killed 30 people.", dict(**X, lang="en"), False),
     ("report-en", "The group that claimed the bombing was banned last year.", dict(**X, lang="en"), True),
+    # the legal and policy aftermath told by an official (arrests, courts, laws, threat levels, deployments,
+    # curfews, flights, briefings, the year's tally, a technical fault) is no statement about the attack
+    ("statement-comment-en", "Police said they had arrested three suspects in connection with the bombing.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The interior minister said the government would introduce tougher anti-terrorism laws after the attack.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The national terrorism threat level remains at substantial, the home secretary said.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The army said it had deployed additional troops to the border region after the attacks.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The governor announced a curfew in the city after the attack.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "A government spokesman said the president was briefed on the attack and was following developments.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The minister told parliament that 120 terrorist attacks had been recorded in the province this year.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "Officials said the explosion at the substation was caused by a technical fault, not an attack.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The interior minister said the attack on the police station was carried out by militants who crossed from the mountains.", dict(**X, lang="en"), True),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
