@@ -1489,6 +1489,13 @@ EXAMPLES = [
     ("statement-comment-en", "The minister told parliament that 120 terrorist attacks had been recorded in the province this year.", dict(**X, lang="en"), False),
     ("statement-comment-en", "Officials said the explosion at the substation was caused by a technical fault, not an attack.", dict(**X, lang="en"), False),
     ("statement-comment-en", "The interior minister said the attack on the police station was carried out by militants who crossed from the mountains.", dict(**X, lang="en"), True),
+    # a claim told as the latest of a series, at a commemoration, in a UN panel's report, or "previously taken":
+    # background; "in a series of tweets" is only the channel of today's claim
+    ("claim-en", "The attack was the latest in a series claimed by the Islamic State in the region.", dict(**X, lang="en"), False),
+    ("claim-en", "Mourners gathered on Sunday to remember the 67 people killed in the mall attack claimed by al-Shabaab.", dict(**X, lang="en"), False),
+    ("claim-en", "The jihadist group claimed the bombing in a statement, according to a report released on Monday by a UN panel.", dict(**X, lang="en"), False),
+    ("report-en", "ISIS has previously taken responsibility for attacks on Shiite mosques in the province.", dict(**X, lang="en"), True),
+    ("claim-en", "In a series of tweets, al-Shabaab said it sent fighters armed with rifles and grenades to storm the hotel.", dict(**X, lang="en"), True),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
