@@ -1496,6 +1496,12 @@ EXAMPLES = [
     ("claim-en", "The jihadist group claimed the bombing in a statement, according to a report released on Monday by a UN panel.", dict(**X, lang="en"), False),
     ("report-en", "ISIS has previously taken responsibility for attacks on Shiite mosques in the province.", dict(**X, lang="en"), True),
     ("claim-en", "In a series of tweets, al-Shabaab said it sent fighters armed with rifles and grenades to storm the hotel.", dict(**X, lang="en"), True),
+    # a coalition's spokesman telling the group's launch is not the group's claim; an army chief's "befitting
+    # reply" and an order to "track down the gunmen" are threats; a coach's is not
+    ("claim-en", "The coalition spokesman said the Houthi militia launched the drone towards civilian targets.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "Army chief said the country would give a befitting reply to the enemy.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The governor ordered the police to track down the gunmen behind the shooting.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The coach ordered the players to track down the ball.", dict(**X, lang="en"), False),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
