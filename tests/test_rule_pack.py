@@ -1502,6 +1502,11 @@ EXAMPLES = [
     ("statement-threat-en", "Army chief said the country would give a befitting reply to the enemy.", dict(**X, lang="en"), True),
     ("statement-threat-en", "The governor ordered the police to track down the gunmen behind the shooting.", dict(**X, lang="en"), True),
     ("statement-threat-en", "The coach ordered the players to track down the ball.", dict(**X, lang="en"), False),
+    # an army's offensive against the rebels is an announced operation; a company's against its rivals is not,
+    # and the rebels' own offensive is their claim
+    ("statement-strike-en", "The army said it had launched an offensive against the rebels in the north.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The company launched an offensive against its rivals in the smartphone market.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "The rebels said they had launched an offensive against army positions.", dict(**X, lang="en"), False),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
