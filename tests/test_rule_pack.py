@@ -1507,6 +1507,16 @@ EXAMPLES = [
     ("statement-strike-en", "The army said it had launched an offensive against the rebels in the north.", dict(**X, lang="en"), True),
     ("statement-strike-en", "The company launched an offensive against its rivals in the smartphone market.", dict(**X, lang="en"), False),
     ("statement-strike-en", "The rebels said they had launched an offensive against army positions.", dict(**X, lang="en"), False),
+    # "boasted of killing", a town seized by insurgents; a commander of an armed group telling a newspaper what
+    # "they" did is its claim, an army commander's is the army's
+    ("claim-en", "The jihadists boasted of killing 30 soldiers in a propaganda video.", dict(**X, lang="en"), True),
+    ("claim-en", "The minister boasted of record growth in the economy.", dict(**X, lang="en"), False),
+    ("claim-en", "The insurgents said they had seized the town after heavy fighting.", dict(**X, lang="en"), True),
+    ("claim-en", "The army said it had seized the town after heavy fighting.", dict(**X, lang="en"), False),
+    ("claim-en", "A commander of the resistance force told local media that they had shelled the police station.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "A commander of the resistance force told local media that they had shelled the police station.", dict(**X, lang="en"), False),
+    ("claim-en", "The army commander told reporters that they had killed 10 militants in the raid.", dict(**X, lang="en"), False),
+    ("claim-en", "The coach told reporters that they had attacked well in the second half.", dict(**X, lang="en"), False),
     # -- more Arabic and Persian constructions -----------------------------------------------------
     ("claim-formula-ar", "وقالت المقاومة الإسلامية في العراق في بيان إن مجاهديها هاجموا بالطيران المسير هدفا حيويا في الجولان المحتل", dict(**TG), True),
     ("claim-formula-ar", "وأضافت حماس في بيان: استهدفنا دبابة ميركافا بقذيفة الياسين شرق خان يونس", dict(**TG), True),
