@@ -1478,9 +1478,9 @@ EXAMPLES = [
     ("claim-en", "The attack came two days after IS-K took credit for a bombing in Kabul.", dict(**X, lang="en"), False),
     ("claim-en", "The blast, for which the TTP claimed responsibility, killed 30 people.", dict(**X, lang="en"), False),
     ("report-en", "The group that claimed the bombing was banned last year.", dict(**X, lang="en"), True),
-    # the legal and policy aftermath told by an official (arrests, courts, laws, threat levels, deployments,
+    # the legal and policy aftermath told by an official (courts, laws, threat levels, deployments,
     # curfews, flights, briefings, the year's tally, a technical fault) is no statement about the attack
-    ("statement-comment-en", "Police said they had arrested three suspects in connection with the bombing.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "Police said the suspect would appear in court on Monday after the attack on the mosque.", dict(**X, lang="en"), False),
     ("statement-comment-en", "The interior minister said the government would introduce tougher anti-terrorism laws after the attack.", dict(**X, lang="en"), False),
     ("statement-comment-en", "The national terrorism threat level remains at substantial, the home secretary said.", dict(**X, lang="en"), False),
     ("statement-comment-en", "The army said it had deployed additional troops to the border region after the attacks.", dict(**X, lang="en"), False),
