@@ -1074,6 +1074,13 @@ EXAMPLES = [
     ("statement-strike-ar", "أعلن المكتب المركزي للأبحاث القضائية عن تفكيك خلية إرهابية تتكون من أربعة عناصر", dict(**TG), True),
     ("statement-strike-ar", "وقالت دائرة المخابرات العامة الأردنية إنها أحبطت مخططات تستهدف الأمن الوطني", dict(**TG), True),
     ("statement-comment-ar", "وقال شهود إن الهجوم استهدف مبنى المخابرات العامة في المدينة", dict(**TG), False),
+    # -- Arabic, round 12: officials' comments that are no statement, claims mentioned as background --
+    # drills and a rumour rebutted are no official comment on an attack
+    ("statement-comment-ar", "وأوضح بيان وزارة الدفاع أن المناورة تضمنت تدريبات على اقتحام أوكار إرهابية وتحرير رهائن.", dict(**TG), False),
+    ("statement-comment-ar", "أكد مصدر أمني عدم صحة الأنباء المتداولة عن وقوع انفجار قرب مقر وزارة الداخلية.", dict(**TG), False),
+    ("statement-comment-ar", "وقالت وزارة الخارجية إن المعلومات التي انتشرت بشأن قصف قاعدة عسكرية عارية تماما عن الصحة.", dict(**TG), False),
+    ("statement-comment-ar", "وقال وزير الداخلية إن الهجوم الإرهابي على الكنيسة أسفر عن مقتل ثلاثة من رجال الشرطة.", dict(**TG), True),
+    # -- end of Arabic round 12 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
