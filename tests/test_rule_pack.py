@@ -1907,6 +1907,27 @@ def test_every_shipped_rule_has_positive_and_negative_examples(pack) -> None:
     assert all(v == {True, False} for v in seen.values()), seen
 
 
+def test_media_wing_release_is_a_watch_alert(pack) -> None:
+    """A media wing's release (the Al-Furqan post of `make demo`'s Kerman timeline) is neither a claim nor an
+    official statement: kind watch, at medium so it still alerts. `rules eval` counts that alert like any
+    other: an alerted positive on a claim item (not a false alert, not the claim's hit), a false alert on `none`."""
+    from monitor.rules.evaluate import Item, evaluate
+
+    _rs, matcher, _n = pack
+    text = "مؤسسة الفرقان: الإصدار المرئي الجديد من ولاية غرب أفريقيا بعنوان «ملاحم المجاهدين» قريباً"
+    hits = {h.rule_id: h for h in matcher.match(msg(text, **TG))}
+    assert hits["group-release"].kind == "watch" and hits["group-release"].level == "medium"
+    assert not {h.kind for h in hits.values()} & {"claim", "statement"}
+    items = [Item("r1", text, "ar", "none", "islamic-state", "https://example.org/r1", "dev"),
+             Item("r2", "نشرت وكالة أعماق كلمة صوتية جديدة للمتحدث الرسمي للدولة الإسلامية", "ar", "claim",
+                  "islamic-state", "https://example.org/r2", "dev")]
+    ev = evaluate(matcher, items)
+    r1, r2 = ev.results
+    assert r1.alerted and r1.false_alert
+    assert r2.alerted and not r2.false_alert and r2.missed
+    assert ev.overall().predicted == 2 and ev.overall().true == 1
+
+
 def test_shipped_rules_are_documented_and_routable(pack) -> None:
     rs, matcher, _n = pack
     assert matcher.stats()["unanchored_rules"] == 0
