@@ -1089,6 +1089,12 @@ EXAMPLES = [
     ("claim-ar", "وقال محلل إنه في حال تبنى تنظيم داعش الهجوم على المسجد فإن ذلك يعني تراجع قدراته.", dict(**TG), False),
     ("claim-ar", "تبنى تنظيم داعش اليوم الأحد الهجوم على المسجد في العريش.", dict(**TG), True),
     ("claim-ar", "أعلنت جماعة نصرة الإسلام والمسلمين مسؤوليتها عن هجوم استهدف قاعدة للجيش في شمال بوركينا فاسو أمس.", dict(**TG), True),
+    # a commemoration is what was attacked, not an anniversary of a claim; an anniversary still is background
+    ("claim-ar", "عاجل | تنظيم الدولة الإسلامية يعلن مسؤوليته عن تفجير استهدف تجمعا لإحياء ذكرى القائد الراحل في المدينة.", dict(**TG), True),
+    ("claim-ar", "في الذكرى العاشرة للهجوم على المسرح، يستذكر الأهالي يوم أعلن تنظيم داعش مسؤوليته عن قتل 90 شخصا.", dict(**TG), False),
+    # a claim's news dated by an earlier blame is no official blame
+    ("statement-blame-ar", "تنظيم داعش يعلن مسؤوليته عن تفجير المسجد، ويأتي الإعلان بعد يوم من اتهامات الحكومة لإسرائيل بالوقوف وراء الهجوم.", dict(**TG), False),
+    ("statement-blame-ar", "اتهمت الحكومة الإيرانية إسرائيل بالوقوف وراء الهجوم على المسجد رغم إعلان تنظيم داعش مسؤوليته.", dict(**TG), True),
     # -- end of Arabic round 12 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
