@@ -1095,6 +1095,9 @@ EXAMPLES = [
     # a claim's news dated by an earlier blame is no official blame
     ("statement-blame-ar", "تنظيم داعش يعلن مسؤوليته عن تفجير المسجد، ويأتي الإعلان بعد يوم من اتهامات الحكومة لإسرائيل بالوقوف وراء الهجوم.", dict(**TG), False),
     ("statement-blame-ar", "اتهمت الحكومة الإيرانية إسرائيل بالوقوف وراء الهجوم على المسجد رغم إعلان تنظيم داعش مسؤوليته.", dict(**TG), True),
+    # the blamed one after the speaker's title, name and the date
+    ("statement-blame-ar", "وحمّل وزير الخارجية الباكستاني إسحاق دار الهند، مساء أمس الخميس، مسؤولية الهجوم على القطار.", dict(**TG), True),
+    ("statement-blame-ar", "حملت الشاحنة التي وصلت إلى الميناء صباح أمس الخميس شحنة من القمح والأدوية ومواد الإغاثة على مسؤولية المنظمة.", dict(**TG), False),
     # -- end of Arabic round 12 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
