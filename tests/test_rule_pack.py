@@ -1098,6 +1098,10 @@ EXAMPLES = [
     # the blamed one after the speaker's title, name and the date
     ("statement-blame-ar", "وحمّل وزير الخارجية الباكستاني إسحاق دار الهند، مساء أمس الخميس، مسؤولية الهجوم على القطار.", dict(**TG), True),
     ("statement-blame-ar", "حملت الشاحنة التي وصلت إلى الميناء صباح أمس الخميس شحنة من القمح والأدوية ومواد الإغاثة على مسؤولية المنظمة.", dict(**TG), False),
+    # an attempted strike told by an official ("حاولوا استهداف")، an order to pursue the attackers
+    ("statement-comment-ar", "وأكدت وزارة الدفاع السعودية أن الحوثيين حاولوا فجر اليوم استهداف محطة الكهرباء في جازان بطائرة مسيرة.", dict(**TG), True),
+    ("statement-comment-ar", "وجه رئيس الوزراء العراقي بملاحقة مطلقي الصواريخ على قاعدة عين الأسد وتقديمهم إلى العدالة.", dict(**TG), True),
+    ("statement-comment-ar", "وجه رئيس الوزراء العراقي بملاحقة المتهربين من دفع الضرائب وتقديمهم إلى القضاء.", dict(**TG), False),
     # -- end of Arabic round 12 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
