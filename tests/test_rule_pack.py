@@ -1102,6 +1102,13 @@ EXAMPLES = [
     ("statement-comment-ar", "وأكدت وزارة الدفاع السعودية أن الحوثيين حاولوا فجر اليوم استهداف محطة الكهرباء في جازان بطائرة مسيرة.", dict(**TG), True),
     ("statement-comment-ar", "وجه رئيس الوزراء العراقي بملاحقة مطلقي الصواريخ على قاعدة عين الأسد وتقديمهم إلى العدالة.", dict(**TG), True),
     ("statement-comment-ar", "وجه رئيس الوزراء العراقي بملاحقة المتهربين من دفع الضرائب وتقديمهم إلى القضاء.", dict(**TG), False),
+    # a speakerless threat: the fire that will consume the enemy, the act that will not pass unanswered;
+    # the same words with the group's own stance ("المقاومة"، "مجاهدينا") are a group's threat
+    ("statement-threat-ar", "وأكد أن نيران الغارات التي ألقيت على رؤوس المدنيين في المستشفى ستلتهم الصهاينة قريبا.", dict(**TG), True),
+    ("statement-threat-ar", "وأضاف أن هذا الاعتداء على سفارتنا لن يمر مرور الكرام.", dict(**TG), True),
+    ("statement-threat-ar", "وأكد أن صواريخ المقاومة ستلتهم الصهاينة وأن مجاهدينا جاهزون للمعركة.", dict(**TG), False),
+    ("claim-formula-ar", "وأكد أن صواريخ المقاومة ستلتهم الصهاينة وأن مجاهدينا جاهزون للمعركة.", dict(**TG), False),
+    ("claim-formula-ar", "وأكد البيان أن مجاهدينا استهدفوا تجمعا لجنود العدو بقذائف الهاون وأنهم جاهزون لمواصلة القتال.", dict(**TG), True),
     # -- end of Arabic round 12 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
