@@ -1113,6 +1113,9 @@ EXAMPLES = [
     ("statement-condemn-ar", "أدانت وزارة الخارجية قرار البرلمان تصنيف المنظمة الإغاثية منظمة إرهابية ووصفته بأنه خطوة خطيرة.", dict(**TG), False),
     ("statement-condemn-ar", "أدانت وزارة الخارجية بأشد العبارات الهجوم الإرهابي الذي نفذته منظمة إرهابية على مركز للشرطة.", dict(**TG), True),
     ("statement-comment-ar", "أدانت وزارة الخارجية قرار البرلمان تصنيف المنظمة الإغاثية منظمة إرهابية ووصفته بأنه خطوة خطيرة.", dict(**TG), False),
+    # a speakerless condemnation: the attack with a state's epithet
+    ("statement-condemn-ar", "وأضاف: “ولذلك قاموا بهذا الاعتداء السافر على حافلة العمال في الحقل النفطي”.", dict(**TG), True),
+    ("statement-condemn-ar", "وأضاف أن اللاعبين قدموا أداء سافرا في الدفاع أمام هجوم المنافس.", dict(**TG), False),
     # -- end of Arabic round 12 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
