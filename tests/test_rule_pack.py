@@ -1116,6 +1116,11 @@ EXAMPLES = [
     # a speakerless condemnation: the attack with a state's epithet
     ("statement-condemn-ar", "وأضاف: “ولذلك قاموا بهذا الاعتداء السافر على حافلة العمال في الحقل النفطي”.", dict(**TG), True),
     ("statement-condemn-ar", "وأضاف أن اللاعبين قدموا أداء سافرا في الدفاع أمام هجوم المنافس.", dict(**TG), False),
+    # the aftermath's routine told by an official (the inquiry, the wounded's care) is no statement, unless the
+    # culprit is named
+    ("statement-comment-ar", "وقال وزير الداخلية إن فريق بحث شكل للوقوف على ملابسات الانفجار الذي وقع قرب السفارة.", dict(**TG), False),
+    ("statement-comment-ar", "وقال المتحدث باسم وزارة الصحة إن سيارات الإسعاف نقلت مصابي الهجوم إلى المستشفيات وإن حالة اثنين منهم حرجة.", dict(**TG), False),
+    ("statement-comment-ar", "وقال وزير الداخلية إن التحقيقات جارية وإن المعلومات الأولية تشير إلى أن خلية تابعة لتنظيم داعش تقف وراء الهجوم.", dict(**TG), True),
     # -- end of Arabic round 12 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
