@@ -1121,6 +1121,9 @@ EXAMPLES = [
     ("statement-comment-ar", "وقال وزير الداخلية إن فريق بحث شكل للوقوف على ملابسات الانفجار الذي وقع قرب السفارة.", dict(**TG), False),
     ("statement-comment-ar", "وقال المتحدث باسم وزارة الصحة إن سيارات الإسعاف نقلت مصابي الهجوم إلى المستشفيات وإن حالة اثنين منهم حرجة.", dict(**TG), False),
     ("statement-comment-ar", "وقال وزير الداخلية إن التحقيقات جارية وإن المعلومات الأولية تشير إلى أن خلية تابعة لتنظيم داعش تقف وراء الهجوم.", dict(**TG), True),
+    # a state's air force told by its fleet and bases, the speaker only in the verb; the victims' side is no statement
+    ("statement-strike-ar", "وأضاف أنه منذ منتصف الليل شاركت نحو 100 طائرة من 4 قواعد جوية وأطلقت نحو 300 صاروخ وقذيفة للإغارة على 120 هدفا.", dict(**TG), True),
+    ("statement-strike-ar", "وقالت مصادر طبية إن عشرة أشخاص استشهدوا في غارات شنتها طائرات حربية على مخيم للنازحين.", dict(**TG), False),
     # -- end of Arabic round 12 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
