@@ -1124,6 +1124,9 @@ EXAMPLES = [
     # a state's air force told by its fleet and bases, the speaker only in the verb; the victims' side is no statement
     ("statement-strike-ar", "وأضاف أنه منذ منتصف الليل شاركت نحو 100 طائرة من 4 قواعد جوية وأطلقت نحو 300 صاروخ وقذيفة للإغارة على 120 هدفا.", dict(**TG), True),
     ("statement-strike-ar", "وقالت مصادر طبية إن عشرة أشخاص استشهدوا في غارات شنتها طائرات حربية على مخيم للنازحين.", dict(**TG), False),
+    # the spokesman of a "so-called" group gives the attack's motive: the group's claim
+    ("claim-formula-ar", "وقال المتحدث باسم ما يعرف بجبهة تحرير الجنوب إن الهجوم على الثكنة جاء ردا على قصف الجيش لقرى المنطقة.", dict(**TG), True),
+    ("claim-formula-ar", "وقال المتحدث باسم وزارة الدفاع إن الهجوم على الثكنة جاء ردا على قصف المتمردين لقرى المنطقة.", dict(**TG), False),
     # -- end of Arabic round 12 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
