@@ -1127,6 +1127,10 @@ EXAMPLES = [
     # the spokesman of a "so-called" group gives the attack's motive: the group's claim
     ("claim-formula-ar", "وقال المتحدث باسم ما يعرف بجبهة تحرير الجنوب إن الهجوم على الثكنة جاء ردا على قصف الجيش لقرى المنطقة.", dict(**TG), True),
     ("claim-formula-ar", "وقال المتحدث باسم وزارة الدفاع إن الهجوم على الثكنة جاء ردا على قصف المتمردين لقرى المنطقة.", dict(**TG), False),
+    # the plot denied ("لم تدبر ذلك الانفجار") is a denial, not a comment on the attack
+    ("denial-ar", "وقال المتحدث باسم الحركة للصحفيين: نعلن أن الحركة لم تدبر ذلك الانفجار ونعتقد أنه مؤامرة.", dict(**TG), True),
+    ("statement-comment-ar", "وقال الشيخ علي المتحدث باسم الشباب للصحفيين: نعلن أن حركة الشباب لم تدبر ذلك الانفجار.", dict(**TG), False),
+    ("denial-ar", "وقال المدرب إن الفريق لم يخطط جيدا للمباراة.", dict(**TG), False),
     # -- end of Arabic round 12 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
