@@ -1135,6 +1135,10 @@ EXAMPLES = [
     ("statement-strike-ar", "وقال “أبو خالد” إن قيادة الجناح العسكري أمرتهم بالرد، وأكد أنهم استهدفوا أكثر من 10 مواقع للجيش.", dict(**TG), False),
     ("statement-strike-ar", "وقال وزير الدفاع إن الجيش استهدف أكثر من 10 مواقع للإرهابيين في المنطقة الحدودية.", dict(**TG), True),
     ("statement-comment-ar", "وقال “أبو خالد” إن قيادة الجناح العسكري أمرتهم بالرد، وأكد أنهم استهدفوا أكثر من 10 مواقع للجيش.", dict(**TG), False),
+    # the condemnations named by their noun and the states' adjective, no speaker
+    ("statement-condemn-ar", "إدانات عربية ودولية واسعة للهجوم الإرهابي على المسجد في مدينة بيشاور.", dict(**TG), True),
+    ("statement-condemn-ar", "تنديد أممي بالغارات على مخيم النازحين في شمال دارفور.", dict(**TG), True),
+    ("statement-condemn-ar", "إدانات عربية ودولية لقرار إغلاق المعبر أمام شاحنات المساعدات.", dict(**TG), False),
     # -- end of Arabic round 12 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
