@@ -1139,6 +1139,8 @@ EXAMPLES = [
     ("statement-condemn-ar", "إدانات عربية ودولية واسعة للهجوم الإرهابي على المسجد في مدينة بيشاور.", dict(**TG), True),
     ("statement-condemn-ar", "تنديد أممي بالغارات على مخيم النازحين في شمال دارفور.", dict(**TG), True),
     ("statement-condemn-ar", "إدانات عربية ودولية لقرار إغلاق المعبر أمام شاحنات المساعدات.", dict(**TG), False),
+    # the Houthis' drone force in a quoted statement is the group's, not a state's strike
+    ("statement-strike-ar", "وذكر أن \"سلاح الجو المسير استهدف بعدد من الطائرات المسيرة سفينة تجارية إسرائيلية في البحر الأحمر\".", dict(**TG), False),
     # -- end of Arabic round 12 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
