@@ -1141,6 +1141,9 @@ EXAMPLES = [
     ("statement-condemn-ar", "إدانات عربية ودولية لقرار إغلاق المعبر أمام شاحنات المساعدات.", dict(**TG), False),
     # the Houthis' drone force in a quoted statement is the group's, not a state's strike
     ("statement-strike-ar", "وذكر أن \"سلاح الجو المسير استهدف بعدد من الطائرات المسيرة سفينة تجارية إسرائيلية في البحر الأحمر\".", dict(**TG), False),
+    # an armed incursion told by an official
+    ("statement-comment-ar", "وأبلغ وزير الدفاع مجلس الوزراء بالتوغل الذي نفذه أفراد من جماعة مسلحة في قرية حدودية يوم الاثنين.", dict(**TG), True),
+    ("statement-comment-ar", "وأبلغ وزير التجارة مجلس الوزراء بتوغل الأسعار في الأسواق خلال الأسبوع الماضي.", dict(**TG), False),
     # -- end of Arabic round 12 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
