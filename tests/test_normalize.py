@@ -197,6 +197,35 @@ def test_word_forms(word: str, must_have: set[str], must_not_have: set[str]) -> 
     assert word_forms(scan_text(word))[0] == normalize(word)  # the word itself comes first
 
 
+@pytest.mark.parametrize(
+    ("word", "must_have", "must_not_have"),
+    [
+        # Persian attaches none of Arabic's proclitics: بامداد (dawn) is not ب + امداد (relief),
+        # بزنید keeps its verb prefix, و and the prepositions are written apart
+        ("بامداد", {"بامداد"}, {"امداد"}),
+        ("بزنید", {"بزنيد"}, {"زنيد"}),
+        ("وزارت", {"وزارت"}, {"زارت"}),
+        ("والقسام", {"والقسام"}, {"القسام", "قسام"}),
+        ("لبنان", {"لبنان"}, {"بنان"}),
+        # ... but the Arabic article stays in the Arabic names Persian borrows
+        ("القسام", {"القسام", "قسام"}, set()),
+        ("البغدادی", {"البغدادي", "بغدادي"}, set()),
+        # the suffixes are stripped as in any message
+        ("بیانیهای", {"بيانيه"}, set()),
+        ("کشورهای", {"كشور"}, set()),
+        ("مسؤولیتها", {"مسووليت"}, set()),
+    ],
+)
+def test_word_forms_of_a_persian_message(word: str, must_have: set[str], must_not_have: set[str]) -> None:
+    got = set(word_forms(scan_text(word), persian=True))
+    assert must_have <= got, got
+    assert not (must_not_have & got), got
+    assert got == set(fast_word_forms(scan_text(word), persian=True))
+    # the same word in an Arabic message loses its proclitics
+    if word in ("بامداد", "والقسام"):
+        assert must_not_have <= set(word_forms(scan_text(word)))
+
+
 def test_fast_word_forms_are_word_forms() -> None:
     """The matcher's fast_word_forms gives exactly word_forms's forms (folded token first) on
     every proclitic x core x suffix combination of short cores, the words of the parametrised
@@ -215,6 +244,8 @@ def test_fast_word_forms_are_word_forms() -> None:
     words.discard("")
     for w in words:
         slow, fast = word_forms(w), fast_word_forms(w)
+        assert fast[0] == slow[0] and len(fast) == len(set(fast)) and set(fast) == set(slow), w
+        slow, fast = word_forms(w, persian=True), fast_word_forms(w, persian=True)
         assert fast[0] == slow[0] and len(fast) == len(set(fast)) and set(fast) == set(slow), w
 
 

@@ -13,7 +13,12 @@ Forms of a normalised Arabic-script word (Arabic or Persian), as :func:`scan_tex
 2. proclitics stripped: conjunctions و ف, prepositions ب ك ل, article ال and their
    combinations (``فبالدولة`` -> ``الدولة``, ``دولة``); ``لل`` also gives the form with the
    article (``للدولة`` -> ``الدولة``), and ``ل`` before a word starting with ``ل`` too
-   (``لله`` -> ``الله``);
+   (``لله`` -> ``الله``). In a Persian message (``persian=True``: the message's language is
+   ``fa``) only the article is stripped (:data:`PERSIAN_PROCLITICS`): Persian writes و and
+   the prepositions apart (``و``, ``به``, ``برای``), and a word's first ب is part of the
+   word (the verb prefix of ``بزنید``, ``بامداد`` "dawn", which is not ب + ``امداد``
+   "relief"); the Arabic article stays in the Arabic names Persian borrows (``القسام``,
+   ``البغدادی``), so it is still taken off;
 3. of each form of 1-2, enclitic pronouns stripped: ه ها هم هما هن كم كن نا ي ك, restoring
    ة where the stem ends in ت (``مسؤوليتها`` -> ``مسؤولية``) and ى where it ends in ا
    (``تبناه`` -> ``تبنى``); a final ة or ى is never taken for a pronoun (``دولة`` stays
@@ -45,6 +50,8 @@ _MAX_PROCLITIC = max(len(p) for p in STRIP_PROCLITICS)
 _LAM_ARTICLE = ("لل", "ولل", "فلل")  # ل + ال: the stem had the article
 _LAM = ("ل", "ول", "فل")  # ل + الل...: لله is ل + الله
 _PROCLITIC_FIRST = frozenset(p[0] for p in STRIP_PROCLITICS)
+# what a Persian message's words lose: only the article of borrowed Arabic names (see above)
+PERSIAN_PROCLITICS: frozenset[str] = frozenset({"ال"})
 ENCLITICS = ("هما", "ها", "هم", "هن", "كم", "كن", "نا", "ه", "ي", "ك")
 PERSIAN_SUFFIXES = ("هایی", "های", "ها", "ترین", "تر")
 PERSIAN_SUFFIXES_AFTER_HEH = ("ای",)
@@ -91,20 +98,22 @@ def _fold(form: str) -> str:
     return form.replace("ة", "ه").replace("ى", "ي") if ("ة" in form or "ى" in form) else form
 
 
-def word_forms(token: str) -> tuple[str, ...]:
+def word_forms(token: str, persian: bool = False) -> tuple[str, ...]:
     """The normalised forms a term can match for one token of :func:`scan_text`.
 
     The first is the token itself (folded: ة -> ه, ى -> ي); non-Arabic-script tokens have
-    only that one.
+    only that one. ``persian``: the token is a word of a Persian message (only the article
+    is stripped of the proclitics).
     """
     if not ("\u0600" <= token[0] <= "\u06ff") or len(token) < MIN_STEM:
         return (_fold(token),)
     folded = _fold(token)
     base = {token}
     n = len(token)
+    proclitics = PERSIAN_PROCLITICS if persian else STRIP_PROCLITICS
     for k in range(min(_MAX_PROCLITIC, n - 1) if token[0] in _PROCLITIC_FIRST else 0, 0, -1):
         p = token[:k]
-        if p not in STRIP_PROCLITICS:
+        if p not in proclitics:
             continue
         rest = token[k:]
         if len(rest) >= MIN_STEM:
@@ -173,6 +182,11 @@ _PROCLITICS_BY_FIRST: dict[str, tuple[tuple[str, int, bool], ...]] = {}
 for _p in sorted(STRIP_PROCLITICS, key=lambda p: (-len(p), p)):
     _PROCLITICS_BY_FIRST.setdefault(_p[0], ())
     _PROCLITICS_BY_FIRST[_p[0]] += ((_p, len(_p), _p in _LAM_ARTICLE),)
+_PERSIAN_PROCLITICS_BY_FIRST: dict[str, tuple[tuple[str, int, bool], ...]] = {
+    first: tuple(x for x in entries if x[0] in PERSIAN_PROCLITICS)
+    for first, entries in _PROCLITICS_BY_FIRST.items()
+    if any(x[0] in PERSIAN_PROCLITICS for x in entries)
+}
 # suffix -> (suffix, its length, only after ه, restores ة/ى before it) by the suffix's last letter
 _SUFFIXES_BY_LAST: dict[str, tuple[tuple[str, int, bool, bool], ...]] = {}
 for _s in ENCLITICS_N:
@@ -184,7 +198,7 @@ for _s in PERSIAN_SUFFIXES_N + PERSIAN_AFTER_HEH_N:
 _FOLD_TABLE = str.maketrans({"ة": "ه", "ى": "ي"})
 
 
-def fast_word_forms(token: str) -> tuple[str, ...]:
+def fast_word_forms(token: str, persian: bool = False) -> tuple[str, ...]:
     """:func:`word_forms` (the same forms; the first is the folded token, the others in no
     particular order), computed with fewer steps."""
     n = len(token)
@@ -192,7 +206,7 @@ def fast_word_forms(token: str) -> tuple[str, ...]:
         return (token.translate(_FOLD_TABLE) if ("ة" in token or "ى" in token) else token,)
     folded = token.translate(_FOLD_TABLE) if ("ة" in token or "ى" in token) else token
     bases = [folded]
-    pros = _PROCLITICS_BY_FIRST.get(token[0])
+    pros = (_PERSIAN_PROCLITICS_BY_FIRST if persian else _PROCLITICS_BY_FIRST).get(token[0])
     if pros is not None:
         for p, k, lam_article in pros:
             if k < n and token.startswith(p):
