@@ -8,7 +8,8 @@ import re
 import pytest
 
 from monitor.rules.morphology import (
-    ENCLITICS_N, PERSIAN_AFTER_HEH_N, PERSIAN_SUFFIXES_N, STRIP_PROCLITICS, fast_word_forms, merged_pairs, word_forms,
+    ENCLITICS_N, PERSIAN_AFTER_HEH_N, PERSIAN_PERFECT, PERSIAN_SUFFIXES_N, STRIP_PROCLITICS, fast_word_forms, merged_pairs,
+    word_forms,
 )
 from monitor.text import (
     PROCLITICS,
@@ -184,6 +185,11 @@ def forms(word: str) -> set[str]:
         ("بیانیهای", {"بيانيه"}, set()),
         ("کشورهای", {"كشور"}, set()),
         ("کشورهایی", {"كشور"}, set()),
+        # the perfect's copula after a past participle, written joined (the pages lost their ZWNJs)
+        ("کشتهاند", {"كشته"}, set()),
+        ("شدهاست", {"شده"}, set()),
+        ("کشورهاست", set(), {"كشوره", "كشورها"}),  # no participle before it
+        ("سپاهاست", set(), {"سپاه"}),
         ("بزرگترین", {"بزرگ"}, set()),
         ("بزرگتر", {"بزرگ"}, set()),
         ("میشود", {"ميشود"}, {"شود"}),
@@ -235,8 +241,9 @@ def test_fast_word_forms_are_word_forms() -> None:
     rng = random.Random(8)
     letters = "ابتثجحخدذرزسشصضطظعغفقكلمنهويةىپچژگ"
     prefixes = sorted(STRIP_PROCLITICS) + ["", "ه", "ال", "ل", "لل"]
-    suffixes = [*ENCLITICS_N, *PERSIAN_SUFFIXES_N, *PERSIAN_AFTER_HEH_N, ""]
-    cores = ["", "ه", "ت", "ا", "ل", "لل", "ها", "الل", "تا", "دوله", "دولة", "كتاب", "مسووليت", "تبنا", "بيانيه"]
+    suffixes = [*ENCLITICS_N, *PERSIAN_SUFFIXES_N, *PERSIAN_AFTER_HEH_N, *PERSIAN_PERFECT, ""]
+    cores = ["", "ه", "ت", "ا", "ل", "لل", "ها", "الل", "تا", "دوله", "دولة", "كتاب", "مسووليت", "تبنا", "بيانيه",
+             "ده", "ته", "كشته", "شده", "سپاه", "كشورها"]
     cores += ["".join(rng.choice(letters) for _ in range(rng.randint(1, 6))) for _ in range(60)]
     words = {p + c + s for p in prefixes for c in cores for s in suffixes}
     words |= {scan_text(w) for w in ("مسؤوليتها", "فبالدولة", "للدولة", "لله", "تبناه", "بیانیهای", "ISIS", "1402")}
@@ -260,6 +267,9 @@ def test_scan_text_keeps_teh_marbuta_and_alef_maqsura_with_word_text_offsets() -
 def test_pieces_of_persian_words_are_joined() -> None:
     tokens = scan_text("بیانیه‌ای سپاه می‌شود، می شود ها").split()
     assert merged_pairs(tokens) == [(0, "بيانيهاي"), (3, "ميشود"), (5, "ميشود"), (6, "شودها")]
+    # the perfect's copula joins a past participle only ("کشته‌اند", "شده است"; not "سپاه است")
+    tokens = scan_text("کشته‌اند سپاه است شده است").split()
+    assert merged_pairs(tokens) == [(0, "كشتهاند"), (4, "شدهاست")]
     assert merged_pairs(["ها", "ای"]) == []  # a piece never joins a piece
     assert merged_pairs("isis ها".split()) == []  # only Arabic-script words take them
 

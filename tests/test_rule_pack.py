@@ -1889,6 +1889,9 @@ EXAMPLES = [
     # and its verb open the line; the group telling the enemy's strike on it is no claim
     ("claim-formula-fa", "حزب الله لبنان اعلام کرد پایگاه نظامی رژیم صهیونیستی را در الجلیل هدف حمله دقیق پهپادی قرار داده است.", dict(**TG), True),
     ("claim-formula-fa", "حماس اعلام کرد ارتش اسرائیل بامداد امروز مقر این جنبش در رفح را هدف حمله سنگین هوایی قرار داد.", dict(**TG), False),
+    # the perfect written joined, as pages that lost their ZWNJs have it ("کشتهاست"), is the perfect
+    ("claim-formula-fa", "داعش در بیانیهی خود نوشته که دو مامور پلیس را در ولایت ننگرهار کشتهاست.", dict(**TG), True),
+    ("claim-formula-fa", "پلیس در بیانیه‌ی خود نوشته که دو عضو داعش را در ولایت ننگرهار کشتهاست.", dict(**TG), False),
 ]
 
 
