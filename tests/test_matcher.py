@@ -140,6 +140,34 @@ def test_term_semantics(tmp_path, term: str, text: str, expected: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("term", "text", "lang", "expected"),
+    [
+        # a Persian message's words lose no Arabic proclitic: "بامداد" (dawn) is not ب + "امداد" (relief)
+        ("امداد", "حمله بامداد امروز آغاز شد", "fa", False),
+        ("امداد", "حمله بامداد امروز در پیشاور آغاز شد", None, False),  # Persian by its letters (پ)
+        ("امداد", "گروه امداد به محل رسید", "fa", True),
+        ("امداد", "وصلت قوافل بامداد جديدة", "ar", True),  # the same word in Arabic is ب + امداد
+        ("زارت", "وزارت خارجه ایران اعلام کرد", "fa", False),
+        ("الدولة", "وزارت و بالدولة", "fa", False),
+        # ... but the Arabic article of a borrowed name is still taken off
+        ("قسام", "گردان‌های القسام اعلام کردند", "fa", True),
+        ("قسام", "أعلنت كتائب القسام", "ar", True),
+    ],
+)
+def test_persian_messages_keep_their_first_letters(tmp_path, term: str, text: str, lang: str | None,
+                                                   expected: bool) -> None:
+    compiled, naive = both_for(tmp_path, one_term_rule(term))
+    m = msg(text, lang=lang)
+    assert bool(compiled.match(m)) is expected
+    assert bool(naive.match_ids(m)) is expected
+    # the word cache of Persian messages is apart: an Arabic message after a Persian one (and back)
+    # still finds its proclitic forms
+    ar = msg("وصلت قوافل بامداد جديدة", lang="ar")
+    if term == "امداد":
+        assert compiled.match(ar) and not compiled.match(msg("حمله بامداد امروز آغاز شد", lang="fa"))
+
+
+@pytest.mark.parametrize(
     ("term", "text", "expected"),
     [
         ("الدولة", "الدولة الإسلامية تبنت", True),

@@ -2020,6 +2020,37 @@ EXAMPLES = [
     # a lesson promised to a state at war with the speaker's is a threat; to a cricket side it is not
     ("statement-threat-fa", "نخست‌وزیر پاکستان گفت هند درسی فراموش‌نشدنی از پاسخ نیروهای مسلح ما خواهد گرفت.", dict(**TG), True),
     ("statement-threat-fa", "وزیر ورزش پاکستان گفت تیم هند درسی فراموش‌نشدنی از بازیکنان ما خواهد گرفت.", dict(**TG), False),
+    # -- Persian, round 12 -------------------------------------------------------------------------
+    # bare "امداد" (relief) excludes again now that a Persian "بامداد" (dawn) is not read as ب + امداد;
+    # the two exclusions a misplaced comment had hidden ("جستجو"، "عمرانی") are back
+    ("claim-fa", "هلال احمر مسئولیت عملیات امداد در مناطق سیل‌زده را بر عهده گرفت.", dict(**TG), False),
+    ("claim-fa", "شهرداری مسئولیت عملیات جستجو برای یافتن مفقودان را بر عهده گرفت.", dict(**TG), False),
+    # an armed group opening the line with "اضافه کرد" ("added") speaks, whatever it calls its forces
+    ("statement-strike-fa", "نیروهای مسلح یمن اضافه کرد که این عملیات با دو موشک بالستیک انجام شد و به کشتی هدف اصابت کرد.", dict(**TG), False),
+    ("statement-strike-fa", "ارتش پاکستان اضافه کرد که در این عملیات هشت تروریست در وزیرستان به هلاکت رسیدند.", dict(**TG), True),
+    # a humanitarian body speaks of the victims, an official's lament blames no one; the same line
+    # without the lament stays an official's word on the attack
+    ("statement-comment-fa", "دبیرکل جمعیت هلال احمر ایران گفت در حمله تروریستی دیروز ۱۲ نفر زخمی شدند.", dict(**TG), False),
+    ("statement-comment-fa", "استاندار گفت: متاسفانه در این حمله تروریستی سه کودک جان باختند.", dict(**TG), False),
+    ("statement-comment-fa", "استاندار گفت: در این حمله تروریستی سه کودک جان باختند.", dict(**TG), True),
+    # the charge called groundless in the joined spelling, the side not informed of the attack: a denial
+    ("statement-comment-fa", "سخنگوی وزارت خارجه گفت اتهامات بیاساس آمریکا درباره نقش ایران در حمله به پایگاه تکرار ادعاهای گذشته است.", dict(**TG), False),
+    ("statement-comment-fa", "وزیر کشور اقلیم از عدم اطلاع نیروهای امنیتی از حمله به روستا خبر داد.", dict(**TG), False),
+    # "will not leave it unanswered" is a threat; said of a lost match it is not
+    ("statement-threat-fa", "وزارت دفاع طالبان اعلام کرد که این حمله را بیپاسخ نخواهد گذاشت.", dict(**TG), True),
+    ("statement-threat-fa", "وزیر ورزش گفت این شکست را بی‌پاسخ نخواهد گذاشت و تیم در بازی برگشت جبران می‌کند.", dict(**TG), False),
+    # the claim in a relative clause after the attack named ("حمله‌ای که داعش مسئولیت آن را پذیرفت"):
+    # background of the news, a report; the claim as the news stays a claim
+    ("claim-fa", "در نخستین حمله که گروه داعش مسئولیت آن را پذیرفت ده‌ها غیرنظامی در نزدیکی فرودگاه کشته شدند.", dict(**TG), False),
+    ("report-fa", "در نخستین حمله که گروه داعش مسئولیت آن را پذیرفت ده‌ها غیرنظامی در نزدیکی فرودگاه کشته شدند.", dict(**TG), True),
+    ("claim-fa", "گروه داعش در بیانیه‌ای مسئولیت حمله به فرودگاه را پذیرفت.", dict(**TG), True),
+    # the group's verb in two pieces around the weapon ("هدف حمله دقیق پهپادی قرار داده است") after the group
+    # and its verb open the line; the group telling the enemy's strike on it is no claim
+    ("claim-formula-fa", "حزب الله لبنان اعلام کرد پایگاه نظامی رژیم صهیونیستی را در الجلیل هدف حمله دقیق پهپادی قرار داده است.", dict(**TG), True),
+    ("claim-formula-fa", "حماس اعلام کرد ارتش اسرائیل بامداد امروز مقر این جنبش در رفح را هدف حمله سنگین هوایی قرار داد.", dict(**TG), False),
+    # the perfect written joined, as pages that lost their ZWNJs have it ("کشتهاست"), is the perfect
+    ("claim-formula-fa", "داعش در بیانیهی خود نوشته که دو مامور پلیس را در ولایت ننگرهار کشتهاست.", dict(**TG), True),
+    ("claim-formula-fa", "پلیس در بیانیه‌ی خود نوشته که دو عضو داعش را در ولایت ننگرهار کشتهاست.", dict(**TG), False),
 ]
 
 

@@ -56,3 +56,14 @@ def script_language(text: str) -> str | None:
 
 def message_language(msg: Message) -> str | None:
     return declared_language(msg.lang) or script_language(msg.text)
+
+
+def is_persian(msg: Message) -> bool:
+    """Whether ``msg`` is in Persian (:func:`message_language` is ``fa``), for the word
+    analysis (:func:`monitor.rules.morphology.word_forms`). Text without Arabic script is
+    not (decided without the script analysis)."""
+    lang = declared_language(msg.lang)
+    if lang is not None:
+        return lang == "fa"
+    text = msg.text
+    return bool(text) and not text.isascii() and script_language(text) == "fa"

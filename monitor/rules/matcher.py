@@ -90,7 +90,7 @@ from ..model import Hit, Match, Message, make_url
 from .anchors import REGEX_COST, rarest_word, word_cost
 from .condition import fold_necessary, run_program
 from ..gcpause import paused_gc
-from .language import message_language
+from .language import is_persian, message_language
 from .morphology import MERGE_TOKENS, fast_word_forms, merged_pairs
 from ..text import OffsetMap, normalize, scan_text, text_span
 from .regexes import (
@@ -122,12 +122,21 @@ class _Lookup(dict):
     the wildcard words (``auto``) and for the letter runs the field's regexes need (``gates``:
     counted only inside the first form, the token itself; see :meth:`_both`)."""
 
-    def __init__(self, exact: dict[str, int], auto: "ahocorasick.Automaton | None") -> None:
+    def __init__(self, exact: dict[str, int], auto: "ahocorasick.Automaton | None", persian: bool = False) -> None:
         super().__init__()
         self.exact = exact
         self.auto = auto
+        self.persian = persian  # the words of Persian messages (see morphology.word_forms)
         self._gates: "ahocorasick.Automaton | None" = None
         self.both: "ahocorasick.Automaton | None" = self._both()
+
+    def persian_twin(self) -> "_Lookup":
+        """A lookup over the same words for Persian messages (its own cache)."""
+        twin = _Lookup(self.exact, None, persian=True)
+        twin.auto = self.auto
+        twin._gates = self._gates
+        twin.both = self.both
+        return twin
 
     # the letter runs the field's regexes need (see _FieldIndex._build_regexes): a token
     # holding one gets the (negative) ids of their sets
@@ -161,7 +170,7 @@ class _Lookup(dict):
         return both
 
     def __missing__(self, token: str) -> frozenset[int]:
-        forms = fast_word_forms(token)  # the folded token first
+        forms = fast_word_forms(token, self.persian)  # the folded token first
         first = forms[0]
         exact = self.exact
         if len(forms) == 1:
@@ -248,7 +257,7 @@ class _FieldIndex:
         # word_ids (needed only while compiling) is rebuilt from words when asked for; the
         # phrase anchors go flat (see _PhraseIndex)
         state = dict(self.__dict__)
-        for k in ("compiled", "lookup", "word_ids", "first_terms", "phrase_keys", "term_keys", "term_raws", "_anchor_plan"):
+        for k in ("compiled", "lookup", "lookup_fa", "word_ids", "first_terms", "phrase_keys", "term_keys", "term_raws", "_anchor_plan"):
             state.pop(k, None)
         if "key_phrases" in state:
             state["key_phrases"] = _PhraseIndex.flat(state["key_phrases"])
@@ -285,6 +294,7 @@ class _FieldIndex:
                 lookup.auto = self.automaton
                 lookup._gates = self.regex_gates
                 lookup.both = both
+                self.lookup_fa = None
             else:
                 self._build_regexes()
                 self.lookup = self._new_lookup()
@@ -292,10 +302,21 @@ class _FieldIndex:
     def _new_lookup(self) -> "_Lookup":
         """The word lookup over ``exact``, the wildcard automaton and the regexes' letter runs
         (its joint automaton built once)."""
+        self.lookup_fa = None
         lookup = _Lookup(self.exact, None)
         lookup.auto = self.automaton
         lookup.gates = self.regex_gates
         return lookup
+
+    def lookup_of(self, persian: bool) -> "_Lookup":
+        """The word lookup for a message's words: Persian messages have their own (their
+        words lose fewer proclitics, see :func:`~monitor.rules.morphology.word_forms`)."""
+        if not persian:
+            return self.lookup
+        twin = self.__dict__.get("lookup_fa")
+        if twin is None:
+            twin = self.lookup_fa = self.lookup.persian_twin()
+        return twin
 
     def __getattr__(self, name: str):  # noqa: ANN204 - only for attributes left out of the pickle
         if name == "word_ids" and "words" in self.__dict__:
@@ -379,6 +400,7 @@ class _FieldIndex:
         lookup = self.__dict__.get("lookup")
         if lookup is not None:
             lookup.gates = auto
+            self.lookup_fa = None  # made again from lookup when next needed
         # (regex id, the letter sets it needs or None, rules anchored on it) per anchor regex
         self.regex_anchors: tuple[tuple[int, frozenset[int] | None, tuple[int, ...]], ...] = tuple(
             (r, need[r], tuple(rs)) for r, rs in self.regex_triggers.items()
@@ -1144,7 +1166,7 @@ class _Scan:
         "_present", "_starts", "gates_found", "_norm", "_utf8", "matched",
     )
 
-    def __init__(self, index: _FieldIndex, text: str) -> None:
+    def __init__(self, index: _FieldIndex, text: str, persian: bool = False) -> None:
         self.index = index
         self.text = text
         self._present: dict[int, bool] | None = None  # memos, made on first use
@@ -1166,7 +1188,7 @@ class _Scan:
             return
         self.st = st = scan_text(text)
         self.tokens = tokens = st.split()
-        lookup = index.lookup
+        lookup = index.lookup_of(persian) if persian else index.lookup
         self.sets = sets = list(map(lookup.__getitem__, tokens))
         self.found = found = set().union(*filter(None, sets))
         if _PIECE in found:
@@ -1634,7 +1656,7 @@ class Matcher:
         if self.actors is None:
             return ()
         if scan is None:
-            scan = _Scan(self.fields["text"], msg.text or "")
+            scan = _Scan(self.fields["text"], msg.text or "", is_persian(msg))
         return self.actors.tag(msg, self._named_in(scan))
 
     def _named_in(self, scan: "_Scan") -> set[str]:
@@ -1691,8 +1713,9 @@ class Matcher:
         scans: dict[str, _Scan] = {}
         got: list[frozenset[int]] = []
         text_index = self._eager_text
+        persian = is_persian(msg)
         if text_index is not None:
-            scan = scans["text"] = _Scan(text_index, msg.text or "")
+            scan = scans["text"] = _Scan(text_index, msg.text or "", persian)
             found = scan.found
             if found:
                 got = list(filter(None, map(text_index.key_rules.__getitem__, found)))
@@ -1701,7 +1724,7 @@ class Matcher:
             if text_index.regex_anchors:
                 _regex_candidates(text_index, scan, got)
         for name, index in self._eager_other:
-            scan = scans[name] = _Scan(index, field_value(msg, name))
+            scan = scans[name] = _Scan(index, field_value(msg, name), persian)
             if scan.found:
                 got.extend(filter(None, map(index.key_rules.__getitem__, scan.found)))
                 if index.phrase_keys:
@@ -1728,7 +1751,7 @@ class Matcher:
         def scan_of(field: str) -> _Scan:
             s = scans.get(field)
             if s is None:
-                s = scans[field] = _Scan(fields[field], field_value(msg, field))
+                s = scans[field] = _Scan(fields[field], field_value(msg, field), is_persian(msg))
             return s
 
         sources_memo: dict[int, bool] = {}

@@ -13,13 +13,20 @@ Forms of a normalised Arabic-script word (Arabic or Persian), as :func:`scan_tex
 2. proclitics stripped: conjunctions و ف, prepositions ب ك ل, article ال and their
    combinations (``فبالدولة`` -> ``الدولة``, ``دولة``); ``لل`` also gives the form with the
    article (``للدولة`` -> ``الدولة``), and ``ل`` before a word starting with ``ل`` too
-   (``لله`` -> ``الله``);
+   (``لله`` -> ``الله``). In a Persian message (``persian=True``: the message's language is
+   ``fa``) only the article is stripped (:data:`PERSIAN_PROCLITICS`): Persian writes و and
+   the prepositions apart (``و``, ``به``, ``برای``), and a word's first ب is part of the
+   word (the verb prefix of ``بزنید``, ``بامداد`` "dawn", which is not ب + ``امداد``
+   "relief"); the Arabic article stays in the Arabic names Persian borrows (``القسام``,
+   ``البغدادی``), so it is still taken off;
 3. of each form of 1-2, enclitic pronouns stripped: ه ها هم هما هن كم كن نا ي ك, restoring
    ة where the stem ends in ت (``مسؤوليتها`` -> ``مسؤولية``) and ى where it ends in ا
    (``تبناه`` -> ``تبنى``); a final ة or ى is never taken for a pronoun (``دولة`` stays
    whole);
-4. of each form of 1-2, Persian suffixes stripped: ها های هایی ترین تر, and ای after ه
-   (``بیانیهای`` -> ``بیانیه``).
+4. of each form of 1-2, Persian suffixes stripped: ها های هایی ترین تر, ای after ه
+   (``بیانیهای`` -> ``بیانیه``), and the perfect's copula است / اند after a past participle (a
+   word ending in ده or ته: ``کشتهاند`` -> ``کشته``, ``شدهاست`` -> ``شده``; ``کشورهاست`` is
+   not one).
 
 A stripped form must keep at least :data:`MIN_STEM` letters: shorter words match only as
 written (the term ``لي`` does not hit ``ولي``, ``من`` does not hit ``ومن``).
@@ -27,7 +34,9 @@ written (the term ``لي`` does not hit ``ولي``, ``من`` does not hit ``وم
 Persian words written in two pieces (ZWNJ, which normalisation turns into a space, or a
 plain space) are joined by :func:`merged_pairs`: a standalone suffix token
 (:data:`SUFFIX_TOKENS`: ها های هایی ای ی تر ترین) joins the word before it (``بیانیه‌ای``,
-``بیانیه ای`` -> ``بیانیهای`` -> ``بیانیه``), and the verbal prefix می / نمی joins the word
+``بیانیه ای`` -> ``بیانیهای`` -> ``بیانیه``), as does است / اند after a past participle
+(``کشته‌اند``, ``کشته اند`` -> ``کشتهاند``: the spelling of the stored pages, which lost their
+ZWNJs; not ``سپاه است``), and the verbal prefix می / نمی joins the word
 after it (``می‌شود``, ``می شود`` -> ``میشود``). The prefix is never stripped (``میرود`` is
 not ``رود``); terms are joined the same way (:func:`merge_term_words`), so ``میشود``,
 ``می‌شود`` and ``می شود`` are one term and match all three spellings.
@@ -45,17 +54,27 @@ _MAX_PROCLITIC = max(len(p) for p in STRIP_PROCLITICS)
 _LAM_ARTICLE = ("لل", "ولل", "فلل")  # ل + ال: the stem had the article
 _LAM = ("ل", "ول", "فل")  # ل + الل...: لله is ل + الله
 _PROCLITIC_FIRST = frozenset(p[0] for p in STRIP_PROCLITICS)
+# what a Persian message's words lose: only the article of borrowed Arabic names (see above)
+PERSIAN_PROCLITICS: frozenset[str] = frozenset({"ال"})
 ENCLITICS = ("هما", "ها", "هم", "هن", "كم", "كن", "نا", "ه", "ي", "ك")
 PERSIAN_SUFFIXES = ("هایی", "های", "ها", "ترین", "تر")
 PERSIAN_SUFFIXES_AFTER_HEH = ("ای",)
+PERSIAN_PERFECT = ("است", "اند")  # the copula of the perfect, after a past participle (ده / ته)
 
 # after normalisation (ی -> ي, ک -> ك)
 ENCLITICS_N = ENCLITICS
 PERSIAN_SUFFIXES_N = tuple(s.replace("ی", "ي") for s in PERSIAN_SUFFIXES)
 PERSIAN_AFTER_HEH_N = tuple(s.replace("ی", "ي") for s in PERSIAN_SUFFIXES_AFTER_HEH)
 SUFFIX_TOKENS: frozenset[str] = frozenset({"ها", "هاي", "هايي", "اي", "ي", "تر", "ترين"})
+PERFECT_TOKENS: frozenset[str] = frozenset(PERSIAN_PERFECT)  # pieces joined after a participle only
 PREFIX_TOKENS: frozenset[str] = frozenset({"مي", "نمي"})
-MERGE_TOKENS: frozenset[str] = SUFFIX_TOKENS | PREFIX_TOKENS
+MERGE_TOKENS: frozenset[str] = SUFFIX_TOKENS | PERFECT_TOKENS | PREFIX_TOKENS
+
+
+def is_participle(word: str) -> bool:
+    """Whether a normalised word ends like a Persian past participle (ده / ته: ``شده``,
+    ``کشته``), which the perfect's copula است / اند follows."""
+    return len(word) >= 3 and word[-1] == "ه" and word[-2] in "دت"
 
 
 def _by_last_letter(suffixes: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -66,7 +85,7 @@ def _by_last_letter(suffixes: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
 
 
 _ENCLITICS_BY_LAST = _by_last_letter(ENCLITICS_N)
-_PERSIAN_BY_LAST = _by_last_letter(PERSIAN_SUFFIXES_N + PERSIAN_AFTER_HEH_N)
+_PERSIAN_BY_LAST = _by_last_letter(PERSIAN_SUFFIXES_N + PERSIAN_AFTER_HEH_N + PERSIAN_PERFECT)
 _SUFFIX_LAST = frozenset(_ENCLITICS_BY_LAST) | frozenset(_PERSIAN_BY_LAST)
 
 
@@ -83,28 +102,35 @@ def _strip_suffixes(word: str, out: set[str]) -> None:
             elif end == "ا":
                 out.add(stem[:-1] + "ى")
     for x in _PERSIAN_BY_LAST.get(last, ()):
-        if n - len(x) >= MIN_STEM and word.endswith(x) and (x not in PERSIAN_AFTER_HEH_N or word[-len(x) - 1] == "ه"):
-            out.add(word[: -len(x)])
+        if n - len(x) >= MIN_STEM and word.endswith(x):
+            stem = word[: -len(x)]
+            if x in PERSIAN_PERFECT:
+                if is_participle(stem):
+                    out.add(stem)
+            elif x not in PERSIAN_AFTER_HEH_N or stem[-1] == "ه":
+                out.add(stem)
 
 
 def _fold(form: str) -> str:
     return form.replace("ة", "ه").replace("ى", "ي") if ("ة" in form or "ى" in form) else form
 
 
-def word_forms(token: str) -> tuple[str, ...]:
+def word_forms(token: str, persian: bool = False) -> tuple[str, ...]:
     """The normalised forms a term can match for one token of :func:`scan_text`.
 
     The first is the token itself (folded: ة -> ه, ى -> ي); non-Arabic-script tokens have
-    only that one.
+    only that one. ``persian``: the token is a word of a Persian message (only the article
+    is stripped of the proclitics).
     """
     if not ("\u0600" <= token[0] <= "\u06ff") or len(token) < MIN_STEM:
         return (_fold(token),)
     folded = _fold(token)
     base = {token}
     n = len(token)
+    proclitics = PERSIAN_PROCLITICS if persian else STRIP_PROCLITICS
     for k in range(min(_MAX_PROCLITIC, n - 1) if token[0] in _PROCLITIC_FIRST else 0, 0, -1):
         p = token[:k]
-        if p not in STRIP_PROCLITICS:
+        if p not in proclitics:
             continue
         rest = token[k:]
         if len(rest) >= MIN_STEM:
@@ -138,6 +164,10 @@ def merged_pairs(tokens: list[str]) -> list[tuple[int, str]]:
             prev = tokens[i - 1]
             if prev not in MERGE_TOKENS and is_arabic_script(prev):
                 out.append((i - 1, prev + t))
+        elif t in PERFECT_TOKENS and i > 0:
+            prev = tokens[i - 1]
+            if prev not in MERGE_TOKENS and is_participle(prev):
+                out.append((i - 1, prev + t))
         if t in PREFIX_TOKENS and i < last:
             nxt = tokens[i + 1]
             if nxt not in MERGE_TOKENS and is_arabic_script(nxt):
@@ -154,7 +184,8 @@ def merge_term_words(texts: list[str], exact: list[bool], open_end: list[bool]) 
         if groups and len(groups[-1]) == 1:
             j = groups[-1][0]
             prev = texts[j]
-            suffix = exact[i] and exact[j] and t in SUFFIX_TOKENS and prev not in MERGE_TOKENS
+            suffix = exact[i] and exact[j] and prev not in MERGE_TOKENS and (
+                t in SUFFIX_TOKENS or t in PERFECT_TOKENS and is_participle(prev))
             prefix = exact[j] and open_end[i] and prev in PREFIX_TOKENS and t not in MERGE_TOKENS
             if (suffix and is_arabic_script(prev)) or (prefix and is_arabic_script(t)):
                 groups[-1].append(i)
@@ -173,18 +204,24 @@ _PROCLITICS_BY_FIRST: dict[str, tuple[tuple[str, int, bool], ...]] = {}
 for _p in sorted(STRIP_PROCLITICS, key=lambda p: (-len(p), p)):
     _PROCLITICS_BY_FIRST.setdefault(_p[0], ())
     _PROCLITICS_BY_FIRST[_p[0]] += ((_p, len(_p), _p in _LAM_ARTICLE),)
+_PERSIAN_PROCLITICS_BY_FIRST: dict[str, tuple[tuple[str, int, bool], ...]] = {
+    first: tuple(x for x in entries if x[0] in PERSIAN_PROCLITICS)
+    for first, entries in _PROCLITICS_BY_FIRST.items()
+    if any(x[0] in PERSIAN_PROCLITICS for x in entries)
+}
 # suffix -> (suffix, its length, only after ه, restores ة/ى before it) by the suffix's last letter
 _SUFFIXES_BY_LAST: dict[str, tuple[tuple[str, int, bool, bool], ...]] = {}
 for _s in ENCLITICS_N:
     _SUFFIXES_BY_LAST.setdefault(_s[-1], ())
     _SUFFIXES_BY_LAST[_s[-1]] += ((_s, len(_s), False, True),)
-for _s in PERSIAN_SUFFIXES_N + PERSIAN_AFTER_HEH_N:
+for _s in PERSIAN_SUFFIXES_N + PERSIAN_AFTER_HEH_N + PERSIAN_PERFECT:
     _SUFFIXES_BY_LAST.setdefault(_s[-1], ())
-    _SUFFIXES_BY_LAST[_s[-1]] += ((_s, len(_s), _s in PERSIAN_AFTER_HEH_N, False),)
+    # what must stand before the suffix: 0 nothing, 1 ه, 2 a participle's ده / ته
+    _SUFFIXES_BY_LAST[_s[-1]] += ((_s, len(_s), 1 if _s in PERSIAN_AFTER_HEH_N else 2 if _s in PERSIAN_PERFECT else 0, False),)
 _FOLD_TABLE = str.maketrans({"ة": "ه", "ى": "ي"})
 
 
-def fast_word_forms(token: str) -> tuple[str, ...]:
+def fast_word_forms(token: str, persian: bool = False) -> tuple[str, ...]:
     """:func:`word_forms` (the same forms; the first is the folded token, the others in no
     particular order), computed with fewer steps."""
     n = len(token)
@@ -192,7 +229,7 @@ def fast_word_forms(token: str) -> tuple[str, ...]:
         return (token.translate(_FOLD_TABLE) if ("ة" in token or "ى" in token) else token,)
     folded = token.translate(_FOLD_TABLE) if ("ة" in token or "ى" in token) else token
     bases = [folded]
-    pros = _PROCLITICS_BY_FIRST.get(token[0])
+    pros = (_PERSIAN_PROCLITICS_BY_FIRST if persian else _PROCLITICS_BY_FIRST).get(token[0])
     if pros is not None:
         for p, k, lam_article in pros:
             if k < n and token.startswith(p):
@@ -208,9 +245,11 @@ def fast_word_forms(token: str) -> tuple[str, ...]:
     if sufs is not None:
         # a base form with the article added (لل -> ال) is one letter longer than the token
         longest = max(map(len, bases)) if len(bases) > 1 else n
-        for s, k, after_heh, enclitic in sufs:
+        for s, k, after, enclitic in sufs:
             # every base form long enough for the suffix ends like the token (n > k then)
-            if longest - k >= MIN_STEM and token.endswith(s) and (not after_heh or token[-k - 1] == "ه"):
+            if longest - k >= MIN_STEM and token.endswith(s) and (
+                not after or token[-k - 1] == "ه" and (after == 1 or (n - k >= 3 and token[-k - 2] in "دت"))
+            ):
                 restore = None
                 if enclitic:
                     before = token[-k - 1]

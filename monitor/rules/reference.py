@@ -25,14 +25,14 @@ from .source_filter import sources_match
 class _Field:
     """A field's text as the naive matcher sees it: normalised text and word forms."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, persian: bool = False) -> None:
         self.norm = normalize(text)
         tokens = scan_text(text).split()
         self.spans: dict[int, list[tuple[int, tuple[str, ...]]]] = {}  # start -> [(end, forms)]
         for i, t in enumerate(tokens):
-            self.spans.setdefault(i, []).append((i + 1, word_forms(t)))
+            self.spans.setdefault(i, []).append((i + 1, word_forms(t, persian)))
         for i, joined in merged_pairs(tokens):
-            self.spans[i].append((i + 2, word_forms(joined)))
+            self.spans[i].append((i + 2, word_forms(joined, persian)))
         self.forms = {f for spans in self.spans.values() for _, forms in spans for f in forms}
 
     def term_starts(self, term: Term) -> list[int]:
@@ -115,7 +115,7 @@ class NaiveMatcher:
                 sel = sels[name]
                 f = sel.sel.field
                 if f not in norms:
-                    norms[f] = _Field(field_value(msg, f))
+                    norms[f] = _Field(field_value(msg, f), message_language(msg) == "fa")
                 return sel.evaluate(norms[f])
 
             if _eval(rule.condition.tree, truth):
