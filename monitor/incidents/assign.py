@@ -686,12 +686,11 @@ class _State:
             return []  # no text shares two bands
         # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25); the
         # texts sharing most bands, the newest first among equals
-        best = [t for t, n in counts.items() if n >= MIN_SHARED_BANDS]
+        best = [(n, t) for t, n in counts.items() if n >= MIN_SHARED_BANDS]
         if not best:
             return []
-        best.sort(reverse=True)  # newest first, then (a stable sort) most bands shared first
-        best.sort(key=counts.__getitem__, reverse=True)
-        tids = best[:NEAR_VERIFIED]
+        best.sort(reverse=True)  # most bands shared first, then newest first (text ids are unique)
+        tids = [t for _n, t in best[:NEAR_VERIFIED]]
         sigs, held = self.sigs, self.cold_where
         passed_over = self._passed_over
         where: dict[int, tuple[int, int | None]] = {}
