@@ -51,6 +51,7 @@ def enrich(path: str, seed: int) -> None:
                   "incident_threads", "incidents"):
         if table in tables:
             c.execute(f"DELETE FROM {table}")
+    c.execute("DELETE FROM meta WHERE key='incidents_bands_written'")  # (no text's band keys are written)
     hits = c.execute("SELECT h.id, h.message_rowid, m.date, m.platform, m.channel_id FROM hits h"
                      " JOIN messages m ON m.id = h.message_rowid ORDER BY h.id").fetchall()
     for hid, *_ in hits:

@@ -338,8 +338,22 @@ def _m7_family_bands_new(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m8_family_bands_once(conn: sqlite3.Connection) -> None:
+    """The newest texts' band keys are no longer staged in ``family_bands_new`` (every band
+    row was written twice: there, then moved): a writer keeps them in memory and writes them
+    to ``family_bands`` once, in bulk, with ``meta.incidents_bands_written``, the last text id
+    whose keys are there (the keys of the texts after it are computed from their stored
+    signatures; :meth:`monitor.incidents.assign.IncidentTracker._write_bands`). The staged
+    rows move to ``family_bands``; every text's keys are then there."""
+    conn.execute("INSERT OR IGNORE INTO family_bands(band_key, text_id) SELECT band_key, text_id FROM family_bands_new"
+                 " ORDER BY band_key, text_id")
+    conn.execute("DROP TABLE family_bands_new")
+    conn.execute("INSERT INTO meta(key, value) SELECT 'incidents_bands_written', coalesce(max(id), 0) FROM family_texts"
+                 " WHERE true ON CONFLICT(key) DO UPDATE SET value=excluded.value")
+
+
 MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw, _m3_hit_kind_actors, _m5_incidents, _m6_family_bands,
-                               _m7_family_bands_new]
+                               _m7_family_bands_new, _m8_family_bands_once]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
-import numpy as np
-
 from ..gcpause import paused_gc
 from ..model import KINDS
 from . import families as fam
@@ -52,7 +50,8 @@ BUCKET = 3 * 86400  # incidents are indexed by the 3-day buckets their span cove
 IN_MEMORY = 2000  # incidents a writer holds before it evicts those past the window
 COLD_CACHE = 200_000  # band keys / exact-copy keys whose rows in the tables are kept in memory
 SQL_CHUNK = 500  # values bound in one IN (...) query
-STAGED_ROWS = 32768  # band rows kept in family_bands_new before they are moved to family_bands
+STAGED_ROWS = 32768  # band rows of the newest texts kept in memory only before they are written to family_bands
+BANDS_MARK = "incidents_bands_written"  # meta: the last text id whose band keys are in family_bands
 
 
 def strongest_kind(kinds: Iterable[str]) -> str:
@@ -219,8 +218,10 @@ class _State:
         # band key -> the newest texts of family_bands not held (newest first), and whether that is all of them
         self.cold_bands: dict[int, tuple[list[int], bool]] = {}
         self.cold_fps: dict[str, int | None] = {}  # exact-copy key -> its family in family_texts (looked up)
-        # the rows of family_bands_new (the newest texts' band keys, moved to family_bands in
-        # bulk: IncidentTracker._write_bands): band key -> text ids, oldest first; and their number
+        # the band keys of the newest texts (after meta.incidents_bands_written), not in
+        # family_bands yet: written there in bulk (IncidentTracker._write_bands), computed
+        # from their stored signatures when the state is loaded. band key -> text ids, oldest
+        # first; and their number
         self.staged: dict[int, list[int]] = {}
         self.staged_rows = 0
         # text id -> family, message of texts not held that were compared (family_texts rows do
@@ -291,14 +292,18 @@ class _State:
                     hot_blobs.append(blob)
         for (tid, fid, rowid), keys in zip(hot_ids, fam.band_key_matrix(hot_blobs).tolist()):
             s.add_signature(tid, fid, rowid, keys)
-        staged = s.staged
-        for k, tid in conn.execute("SELECT band_key, text_id FROM family_bands_new"):
-            got = staged.get(k)
-            if got is None:
-                staged[k] = [tid]
-            else:
-                got.append(tid)
-            s.staged_rows += 1
+        # the newest texts' band keys are not in family_bands: from their signatures
+        staged, unwritten = s.staged, conn.execute(
+            "SELECT id, signature FROM family_texts WHERE id > ? AND signature IS NOT NULL ORDER BY id",
+            (bands_written(conn),)).fetchall()
+        for (tid, _blob), keys in zip(unwritten, fam.band_key_matrix([b for _t, b in unwritten]).tolist()):
+            for k in keys:
+                got = staged.get(k)
+                if got is None:
+                    staged[k] = [tid]
+                else:
+                    got.append(tid)
+        s.staged_rows = fam.BANDS * len(unwritten)
         signed = conn.execute("SELECT count(*) FROM family_texts WHERE signature IS NOT NULL").fetchone()[0]
         s.cold_texts = signed - len(hot_ids)
         return s
@@ -445,7 +450,7 @@ class _State:
 
     def _with_staged(self, key: int, table: list[int], floor: int | None) -> list[int]:
         """``table`` (a band's texts not held from ``family_bands``, newest first) with those of
-        ``family_bands_new`` (:attr:`staged`) merged in; when ``table`` is only the newest
+        the newest texts, not written there yet (:attr:`staged`), merged in; when ``table`` is only the newest
         rows (``floor``: the oldest of them), nothing older than them is taken (the next ones
         may be in ``family_bands``)."""
         sigs = self.sigs
@@ -454,7 +459,7 @@ class _State:
 
     def _cold_band(self, conn: sqlite3.Connection, key: int, cap: int) -> list[int]:
         """The ``cap`` newest texts of band ``key`` whose families are not in memory (from
-        ``family_bands`` and ``family_bands_new``: the texts there that are not held)."""
+        ``family_bands`` and the newest texts' keys, :attr:`staged`: the texts there that are not held)."""
         got = self.cold_bands.get(key)
         if got is None or (len(got[0]) < cap and not got[1]):
             sigs = self.sigs
@@ -681,12 +686,11 @@ class _State:
             return []  # no text shares two bands
         # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25); the
         # texts sharing most bands, the newest first among equals
-        best = [t for t, n in counts.items() if n >= MIN_SHARED_BANDS]
+        best = [(n, t) for t, n in counts.items() if n >= MIN_SHARED_BANDS]
         if not best:
             return []
-        best.sort(reverse=True)  # newest first, then (a stable sort) most bands shared first
-        best.sort(key=counts.__getitem__, reverse=True)
-        tids = best[:NEAR_VERIFIED]
+        best.sort(reverse=True)  # most bands shared first, then newest first (text ids are unique)
+        tids = [t for _n, t in best[:NEAR_VERIFIED]]
         sigs, held = self.sigs, self.cold_where
         passed_over = self._passed_over
         where: dict[int, tuple[int, int | None]] = {}
@@ -911,11 +915,14 @@ class IncidentTracker:
         st.evict(self.settings)
 
     def _write_bands(self, conn: sqlite3.Connection, st: _State) -> None:
-        """The new texts' band keys: into ``family_bands_new`` (small: a batch's random keys
-        change few of its pages), moved to ``family_bands`` in one sorted ``INSERT ... SELECT``
-        once it holds :data:`STAGED_ROWS` rows. (Written straight into ``family_bands``, a
-        batch's ~3,400 random keys changed nearly every page of it: the whole table went
-        through the WAL at every commit, and again at the checkpoint.)"""
+        """The new texts' band keys: kept in memory (:attr:`_State.staged`) and written to
+        ``family_bands`` once, in key order, when :data:`STAGED_ROWS` are held, with the mark
+        of the last text written (``meta.incidents_bands_written``; a process that loads the
+        state computes the keys of the texts after it from their stored signatures). (Written
+        straight into ``family_bands`` batch by batch, a batch's ~3,400 random keys changed
+        nearly every page of it: the whole table went through the WAL at every commit, and
+        again at the checkpoint. Staged in a small table and moved in bulk, every row was
+        written twice.)"""
         keys, tids = self._new_bands, self._new_band_texts
         staged = st.staged
         for k, t in zip(keys, tids):  # (text ids ascending: oldest first per key)
@@ -926,17 +933,10 @@ class IncidentTracker:
                 got.append(t)
         st.staged_rows += len(keys)
         if st.staged_rows >= STAGED_ROWS:
-            conn.execute("INSERT OR FAIL INTO family_bands(band_key, text_id) SELECT band_key, text_id"
-                         " FROM family_bands_new ORDER BY band_key, text_id")
-            conn.execute("DELETE FROM family_bands_new")
+            _insert_rows(conn, "INSERT OR FAIL INTO family_bands(band_key, text_id)", 2,
+                         [v for k in sorted(staged) for t in staged[k] for v in (k, t)])
+            _set_bands_written(conn, st.next_text - 1)  # (this batch's texts are in family_texts already)
             st.staged, st.staged_rows = {}, 0
-        # in key order (numpy sorts the two columns: quicker than a list of pairs)
-        a, b = np.array(keys, dtype=np.int64), np.array(tids, dtype=np.int64)
-        order = np.lexsort((b, a))
-        flat = np.empty(2 * len(order), dtype=np.int64)
-        flat[0::2], flat[1::2] = a[order], b[order]
-        _insert_rows(conn, "INSERT OR FAIL INTO family_bands_new(band_key, text_id)" if st.staged_rows
-                     else "INSERT OR FAIL INTO family_bands(band_key, text_id)", 2, flat.tolist())
 
     def discard(self) -> None:
         """The transaction rolled back: forget the state (reloaded from the tables when next needed)."""
@@ -1498,6 +1498,19 @@ def _other_city(mine: frozenset[str], inc: Any) -> bool:
 def _generation(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT value FROM meta WHERE key='incidents_generation'").fetchone()
     return int(row[0]) if row else 0
+
+
+def bands_written(conn: sqlite3.Connection) -> int:
+    """The last family text id whose band keys are in ``family_bands`` (every text with a
+    signature up to it has its :data:`~.families.BANDS` rows there, the texts after it none:
+    their keys are computed from their signatures; 0 when none is)."""
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (BANDS_MARK,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _set_bands_written(conn: sqlite3.Connection, text_id: int) -> None:
+    conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                 (BANDS_MARK, str(text_id)))
 
 
 def _set_generation(conn: sqlite3.Connection, gen: int) -> None:

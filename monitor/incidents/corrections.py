@@ -13,7 +13,7 @@ import json
 import sqlite3
 from typing import Any, Callable
 
-from .assign import IncidentTracker, Incoming, _facet, _j, located_places, strongest_kind
+from .assign import BANDS_MARK, IncidentTracker, Incoming, _facet, _j, located_places, strongest_kind
 
 
 REBUILD_FLUSH = 5000  # a rebuild writes its rows every so many messages (the tracker may then evict)
@@ -216,9 +216,10 @@ def rebuild(archive: Any, progress: Callable[[int, int], None] | None = None) ->
     with archive.lock, archive.transaction():
         # alert threads follow their first alert's message into its new incident (below)
         threads = conn.execute("SELECT destination, ref, outbox_id, created_at FROM incident_threads").fetchall()
-        for table in ("incident_threads", "incident_messages", "family_bands", "family_bands_new", "family_texts", "families",
+        for table in ("incident_threads", "incident_messages", "family_bands", "family_texts", "families",
                       "incident_facets", "incidents"):
             conn.execute(f"DELETE FROM {table}")
+        conn.execute("DELETE FROM meta WHERE key=?", (BANDS_MARK,))  # no text's band keys are written
         tracker.invalidate(conn)
         total = conn.execute("SELECT count(DISTINCT message_rowid) FROM hits").fetchone()[0]
         done = 0

@@ -292,10 +292,21 @@ def verify(
 _BANDS = 16  # band keys a family text with a MinHash signature has in family_bands (monitor.incidents.families.BANDS)
 
 
+def _bands_written_at_mark(conn: sqlite3.Connection) -> bool:
+    """Has the archive migration 8 (``_m8_family_bands_once``: the band keys of the texts up to
+    ``meta.incidents_bands_written`` only, none written when it is not set)? (A read-only
+    verify does not migrate.)"""
+    from ..archive.schema import MIGRATIONS, _m8_family_bands_once
+
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return row is not None and int(row[0]) >= MIGRATIONS.index(_m8_family_bands_once) + 1
+
+
 def _check_incidents(conn: sqlite3.Connection, report: VerifyReport, problem: Any) -> None:
     """Incident tables (derived from hits, docs/incidents.md): members exist, each incident's
     message count matches its members, no member sits in a merged incident, every family text
-    with a signature has its band keys in ``family_bands``."""
+    with a signature has its band keys in ``family_bands`` (up to the texts written there:
+    ``meta.incidents_bands_written``)."""
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name='incidents'").fetchone() is None:
         return
     for (rowid,) in conn.execute(
@@ -312,17 +323,22 @@ def _check_incidents(conn: sqlite3.Connection, report: VerifyReport, problem: An
         elif merged is None and stored != actual:
             problem("incidents", "incidents", iid, None, f"incident counts {stored} message(s), has {actual}")
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name='family_bands'").fetchone() is not None:
-        # the near-copy index (schema 6; the newest texts' keys in family_bands_new, schema 7):
-        # every text with a signature has its 16 band keys, no other has any
+        # the near-copy index (migration 6): every text with a signature up to the mark
+        # (meta.incidents_bands_written, migration 8) has its 16 band keys, no other has any
+        # (the newest texts' keys are computed from their signatures); migration 7 staged the
+        # newest texts' keys in family_bands_new
+        staged = conn.execute("SELECT 1 FROM sqlite_master WHERE name='family_bands_new'").fetchone() is not None
         bands_sql = ("(SELECT band_key, text_id FROM family_bands UNION ALL SELECT band_key, text_id FROM family_bands_new)"
-                     if conn.execute("SELECT 1 FROM sqlite_master WHERE name='family_bands_new'").fetchone() is not None
-                     else "family_bands")
-        for tid, signed, bands in conn.execute(
-            "SELECT t.id, t.signature IS NOT NULL, coalesce(b.n, 0) FROM family_texts t LEFT JOIN"
-            f" (SELECT text_id, count(*) AS n FROM {bands_sql} GROUP BY text_id) b ON b.text_id = t.id"
-            f" WHERE coalesce(b.n, 0) <> CASE WHEN t.signature IS NULL THEN 0 ELSE {_BANDS} END"
+                     if staged else "family_bands")
+        row = conn.execute("SELECT value FROM meta WHERE key='incidents_bands_written'").fetchone()
+        mark = int(row[0]) if row is not None else 0 if _bands_written_at_mark(conn) else None
+        due = "t.signature IS NOT NULL" + (f" AND t.id <= {mark}" if mark is not None else "")
+        for tid, expected, bands in conn.execute(
+            f"SELECT t.id, CASE WHEN {due} THEN {_BANDS} ELSE 0 END AS expected, coalesce(b.n, 0) FROM family_texts t"
+            f" LEFT JOIN (SELECT text_id, count(*) AS n FROM {bands_sql} GROUP BY text_id) b ON b.text_id = t.id"
+            f" WHERE coalesce(b.n, 0) <> expected"
         ):
-            problem("incidents", "family_bands", tid, None, f"family text has {bands} band key(s), not {_BANDS if signed else 0}")
+            problem("incidents", "family_bands", tid, None, f"family text has {bands} band key(s), not {expected}")
         for (tid,) in conn.execute(
             f"SELECT DISTINCT b.text_id FROM {bands_sql} b LEFT JOIN family_texts t ON t.id = b.text_id WHERE t.id IS NULL"
         ):
