@@ -9,8 +9,9 @@ runs in a separate process, in one of these ways:
 
 * ``idle``: the worker as the daemon starts it (``SCHED_IDLE``), no CPU placement;
 * ``split``: the same, and the daemon's threads kept on one CPU and the worker on the other
-  for the build's length (``sched_setaffinity``), as :mod:`monitor.daemon.rules_state` does
-  with ``CLAIMWATCH_RELOAD_PLACEMENT=split`` (here set from outside, with ``taskset``);
+  for the build's length (``sched_setaffinity`` on each of the daemon's threads from here, the
+  build started under ``taskset``): whether such a placement in the daemon would pay (not in
+  the daemon: not measured on a quiet machine yet);
 * ``pin``: the daemon's threads on one CPU, no build (what the placement alone costs).
 
 Each period's rate (messages stored per second, ``max(id)`` of the archive polled every 0.1 s)
