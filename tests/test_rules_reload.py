@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import reload_worker_jobs
 from daemon_helpers import canonical_line, db_rows, wait_for, write_config, feed_first_hit
 from monitor.archive import Archive
 from monitor.config import load_config
@@ -267,6 +268,23 @@ async def test_the_build_worker_answers_then_ends_without_tearing_down(tmp_path)
     assert not marker.exists()
     # an answer far larger than the pipe's buffer arrives whole, read as it comes
     assert await rs_mod._in_process(_child_big, 3_000_000) == "ي" * 3_000_000
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+async def test_the_build_worker_runs_at_idle_priority_from_its_start(tmp_path) -> None:
+    """The worker is at SCHED_IDLE before its job runs (set as its interpreter starts, not by
+    the job: its start and imports never compete with the daemon at normal priority), and it
+    imports the rules code only: not multiprocessing, not the daemon or the CLI that started it."""
+    policy, imported = await rs_mod._in_process(reload_worker_jobs.start_state)
+    assert policy == os.SCHED_IDLE
+    assert imported == []
+    pid, fd = rs_mod.spawn_worker(reload_worker_jobs.start_state, ())
+    try:
+        # already so when posix_spawn has returned: the interpreter's start runs at idle
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+    finally:
+        os.close(fd)
+        os.waitpid(pid, 0)
 
 
 async def test_a_failing_or_dying_build_worker_is_an_error_in_the_daemon(tmp_path) -> None:

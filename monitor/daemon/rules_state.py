@@ -10,8 +10,8 @@ compiles on first use (the fields' RE2 regexes) is compiled by :meth:`RulesState
 on the event loop, a regex at a time, paced (or by the first message that needs one).
 
 A hot reload in the running daemon (:meth:`RulesState.reload_async`) never blocks the event
-loop: the new set is loaded and compiled in a worker process (spawned, at the lowest CPU
-priority, ended with the daemon; it writes the cache entry and says which), the entry is
+loop: the new set is loaded and compiled in a worker process (``posix_spawn``, at
+``SCHED_IDLE`` from its start, ended with the daemon; it writes the cache entry and says which), the entry is
 read and checked in a worker thread, then unpickled on the event loop itself a step (~100
 compiled rules, a few ms) at a time, paced so the steps take at most a quarter of the loop's
 time (no second thread contending for the GIL with the pipeline: the loop between two steps
@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from ..logs import get_logger
 from ..rules import Matcher, RuleSetError
 from ..rules.cache import cache_dir, load_matcher, open_entry, source_key
 from ..rules.loader import format_problems
-from ..rules.build_worker import _build_at_low_priority, _lowest_priority, _run_in_child  # noqa: F401 (tests)
+from ..rules.build_worker import _build_at_low_priority, _lowest_priority, spawn_worker  # noqa: F401 (tests)
 
 log = get_logger("claimwatch.rules")
 
@@ -562,27 +563,22 @@ WORKER_EXIT_WAIT = 10.0  # seconds the daemon waits for the worker to end after 
 
 
 async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` in a freshly spawned worker process (it shares nothing with the daemon's
-    event loop, threads or GIL). The answer is read on the event loop as it arrives (a
-    non-blocking reader on the pipe, to its end: no thread waits for it, so a shutdown never
-    waits for a build, and a slow writer at the lowest priority never blocks the loop); the
-    worker ends right after writing it (:func:`_run_in_child`) and is reaped without blocking;
-    a cancelled reload (shutdown) kills it."""
-    import multiprocessing
+    """``fn(*args)`` in a freshly started worker process (it shares nothing with the daemon's
+    event loop, threads or GIL), at ``SCHED_IDLE`` from its first instruction
+    (:func:`monitor.rules.build_worker.spawn_worker`: ``posix_spawn``; ``fn`` a module-level
+    function). The answer is read on the event loop as it arrives (a non-blocking reader on
+    the pipe, to its end: no thread waits for it, so a shutdown never waits for a build, and a
+    slow writer at the lowest priority never blocks the loop); the worker ends right after
+    writing it (:func:`monitor.rules.build_worker._answer`) and is reaped without blocking; a
+    cancelled reload (shutdown) kills it."""
     import pickle
 
-    ctx = multiprocessing.get_context("spawn")
-    receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_run_in_child, args=(send, fn, args), name="claimwatch-rules-build", daemon=True)
     loop = asyncio.get_running_loop()
     ended: asyncio.Future[None] = loop.create_future()
     chunks: list[bytes] = []
-    fd = receive.fileno()
-    started = False
+    pid, fd = spawn_worker(fn, args)
+    worker = _Worker(pid)
     try:
-        proc.start()
-        started = True
-        send.close()  # the child's end: the pipe ends when the child closes it or dies
         os.set_blocking(fd, False)
 
         def readable() -> None:
@@ -605,17 +601,19 @@ async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
         finally:
             loop.remove_reader(fd)
         if not chunks:  # ended without an answer
-            await _reap(proc, WORKER_EXIT_WAIT / 10)
-            raise RuntimeError(f"the rules build worker died (exit code {proc.exitcode})")
+            await _reap(worker, WORKER_EXIT_WAIT / 10)
+            raise RuntimeError(f"the rules build worker died (exit code {worker.exitcode})")
     except BaseException:
-        if started and proc.exitcode is None:  # cancelled (shutdown) or failed: the build is abandoned
-            proc.kill()
-            proc.join(1.0)
+        if worker.exitcode is None:  # cancelled (shutdown) or failed: the build is abandoned
+            worker.kill()
+            for _ in range(100):
+                if worker.exitcode is not None:
+                    break
+                time.sleep(0.01)
         raise
     finally:
-        receive.close()
-        send.close()
-    reaping = loop.create_task(_reap(proc), name="rules-build-reap")
+        os.close(fd)
+    reaping = loop.create_task(_reap(worker), name="rules-build-reap")
     _REAPING.add(reaping)
     reaping.add_done_callback(_REAPING.discard)
     kind, value = pickle.loads(b"".join(chunks))
@@ -624,10 +622,38 @@ async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
     return value
 
 
+class _Worker:
+    """A started worker process, reaped without blocking (``waitpid(WNOHANG)``)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._code: int | None = None
+
+    @property
+    def exitcode(self) -> int | None:
+        """Its exit code (negative: the signal that ended it) once it has ended, else None."""
+        if self._code is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # pragma: no cover - reaped elsewhere
+                self._code = -1
+            else:
+                if pid:
+                    self._code = os.waitstatus_to_exitcode(status)
+        return self._code
+
+    def kill(self) -> None:
+        if self.exitcode is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:  # pragma: no cover - ended meanwhile
+                pass
+
+
 _REAPING: set["asyncio.Task[None]"] = set()
 
 
-async def _reap(proc: Any, wait: float = WORKER_EXIT_WAIT) -> None:
+async def _reap(proc: "_Worker", wait: float = WORKER_EXIT_WAIT) -> None:
     """Wait (polling, never blocking the loop) for the worker to end; kill it if it lingers
     more than ``wait`` seconds."""
     waited = 0.0

@@ -1,7 +1,15 @@
-"""The hot reload's build worker: the code that runs in the spawned worker process
-(:func:`monitor.daemon.rules_state._in_process`). Kept in :mod:`monitor.rules`, out of :mod:`monitor.daemon`, so
-the worker imports only the rules code it needs (``monitor.daemon`` imports the whole service:
-0.3 CPU s more per reload)."""
+"""The hot reload's build worker: the code that runs in the worker process the daemon starts
+(:func:`spawn_worker`, awaited by :func:`monitor.daemon.rules_state._in_process`). Kept in
+:mod:`monitor.rules`, out of :mod:`monitor.daemon`, so the worker imports only the rules code it
+needs (``monitor.daemon`` imports the whole service: 0.3 CPU s more per reload).
+
+The worker is started with ``posix_spawn`` at ``SCHED_IDLE`` from its first instruction (the
+policy is set in the child before ``exec``): its interpreter's start and its imports (0.3 – 0.6
+CPU s) no longer run at normal priority beside the daemon, as they did under
+``multiprocessing``'s spawn (the job set the policy only once it ran). Nor does a second
+interpreter start at normal priority for ``multiprocessing``'s resource tracker, and the daemon's
+main module (the ``claimwatch`` console script: the whole CLI) is not imported again in the
+worker."""
 
 from __future__ import annotations
 
@@ -9,11 +17,6 @@ import os
 import sys
 import time
 from typing import Any, Callable
-
-from . import RuleSetError
-from .cache import CACHE_ENV, load_matcher
-from .loader import format_problems
-
 
 _BUILT: list[Any] = []  # in the worker process: the set it built, never freed object by object
 
@@ -29,8 +32,12 @@ def _build_at_low_priority(
     once the daemon has the answer (:func:`_in_process`), so its million objects are dropped
     with the process's memory instead of freed one by one (0.3 s of CPU for the set, 0.35 s
     more for the interpreter's teardown at 10,000 rules, beside the daemon's read-back)."""
+    from . import RuleSetError
+    from .cache import CACHE_ENV, load_matcher
+    from .loader import format_problems
+
     _exit_with_daemon()
-    _lowest_priority()
+    _lowest_priority()  # already so when started by spawn_worker; kept for other callers
     timings: dict[str, float] = {"key_at": time.monotonic()}  # the files' key is taken first (a system-wide clock)
     os.environ[CACHE_ENV] = directory
     keys: list[tuple[str, str]] = []
@@ -72,10 +79,10 @@ def _lowest_priority() -> str:
         return "normal"
 
 
-def _run_in_child(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+def _answer(fd: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     """The worker process: ``fn(*args)``, its result (or its exception) written pickled to the
-    pipe, the pipe closed (the daemon reads to its end), then ``os._exit``: no interpreter
-    teardown freeing what ``fn`` built, one object at a time."""
+    pipe ``fd``, the pipe closed (the daemon reads to its end), then ``os._exit``: no
+    interpreter teardown freeing what ``fn`` built, one object at a time."""
     import pickle
 
     try:
@@ -88,10 +95,9 @@ def _run_in_child(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> N
         except Exception as exc:  # an answer that does not pickle
             data = pickle.dumps(("error", RuntimeError(f"rules build worker: {type(exc).__name__}: {exc}")))
         view = memoryview(data)
-        fd = conn.fileno()
         while view:
             view = view[os.write(fd, view):]
-        conn.close()
+        os.close(fd)
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -101,3 +107,62 @@ def _run_in_child(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> N
         os._exit(0)
 
 
+# The worker's interpreter runs this (``python -S -c``): the daemon's import path first (the
+# site module is skipped: the path already holds what it would add), then the job.
+# argv: -c, the answer's fd, the daemon's pid, the job (pickled, hex), the import path ...
+_BOOT = ("import sys; sys.path[:] = sys.argv[4:]; "
+         "from monitor.rules.build_worker import _child_main; _child_main()")
+ANSWER_FD = 3  # the answer pipe's number in the worker
+
+
+def _child_main() -> None:
+    """The worker process's entry (:data:`_BOOT`): ends with the daemon, then runs the job
+    and answers (:func:`_answer`)."""
+    import pickle
+
+    fd, parent = int(sys.argv[1]), int(sys.argv[2])
+    _exit_with_daemon()
+    if os.getppid() != parent:  # the daemon ended before the parent-death signal was set
+        os._exit(1)
+    fn, args = pickle.loads(bytes.fromhex(sys.argv[3]))
+    _answer(fd, fn, args)
+
+
+def spawn_worker(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[int, int]:
+    """Start the worker process for ``fn(*args)`` (``fn`` importable by name in the worker:
+    a module-level function) with ``posix_spawn`` and put it at ``SCHED_IDLE`` as its
+    interpreter starts (:func:`_idle`; where the system refuses, the job lowers its own
+    priority, see :func:`_lowest_priority`). Returns its pid and the reading end of the pipe its answer comes
+    on (blocking, close-on-exec; the caller reads it to its end, then reaps the pid)."""
+    import pickle
+
+    job = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL).hex()
+    argv = [sys.executable, "-S", "-c", _BOOT, str(ANSWER_FD), str(os.getpid()), job,
+            *(p for p in sys.path if isinstance(p, str))]
+    read, write = os.pipe()
+    try:
+        actions = [(os.POSIX_SPAWN_DUP2, write, ANSWER_FD)] if write != ANSWER_FD else []
+        if write == ANSWER_FD:  # dup2 onto itself would keep close-on-exec
+            os.set_inheritable(write, True)
+        pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=actions)
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    _idle(pid)
+    return pid, read
+
+
+def _idle(pid: int) -> bool:
+    """Put process ``pid`` at ``SCHED_IDLE``; False where the system refuses (the job then
+    lowers its own priority, :func:`_lowest_priority`). Called right after ``posix_spawn``
+    returns, i.e. as the worker's interpreter starts: ``posix_spawnattr_setschedpolicy``
+    accepts only ``SCHED_OTHER``, ``SCHED_FIFO`` and ``SCHED_RR``, and a ``SCHED_IDLE`` thread
+    of the daemon calling ``posix_spawn`` (it waits until the child has called ``exec``) could
+    wait on a starved child."""
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined]
+        return True
+    except (AttributeError, OSError):  # not Linux, not permitted, or ended already
+        return False
