@@ -3,10 +3,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DB     ?= data/demo.db
 # rules eval gate on the corpus's test split: the figures the shipped pack reaches there, rounded
-# down to 0.01 (claim recall 0.731, statement recall 0.764, alert precision 0.877 on 2026-11-29, on
-# the 463 test items after the collection round; the 303 older ones alone: 0.89), so a rule change
-# that loses recall or precision fails CI. Raise them when the pack improves.
-EVAL_MIN_RECALL    ?= 0.76
+# down to 0.01 (claim recall 0.790, statement recall 0.806, alert precision 0.889 on the 463 test
+# items on 2026-11-30, after the twelfth rule round), so a rule change that loses recall or
+# precision fails CI. Raise them when the pack improves.
+EVAL_MIN_RECALL    ?= 0.78
 EVAL_MIN_PRECISION ?= 0.88
 
 .PHONY: demo test eval install install-test bench clean browser screenshots web-bench
