@@ -19,8 +19,10 @@ from .config import Config, ConfigError, load_config, resolve_config_path
 if TYPE_CHECKING:  # pragma: no cover
     from .archive import Archive
 
-console = Console()
-err_console = Console(stderr=True)
+# No emoji codes: a path, key or message text such as "a:fire:.json" or "root:x:0" is printed as
+# it is, never turned into an emoji.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 DbOpt = Annotated[
     Optional[str],
@@ -45,7 +47,11 @@ def cut(message: str, limit: int = MAX_ERROR_CHARS) -> str:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {cut(message)}", highlight=False, markup=True, soft_wrap=True)
+    """One line ``error: MESSAGE`` on stderr, then exit ``code``. The message is plain text (it
+    names paths, keys and values the user typed or a file held): never read as markup."""
+    from rich.text import Text
+
+    err_console.print(Text.assemble(("error:", "bold red"), " ", cut(message)), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

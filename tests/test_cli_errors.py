@@ -125,3 +125,17 @@ def test_unreadable_input_is_one_line(tmp_path: Path) -> None:
     # /proc/self/mem exists and opens, but reading it fails (EIO): a real unreadable input.
     one_line_error(cw("import", "/proc/self/mem", "--db", str(tmp_path / "u.db"), "--no-rules"),
                    "/proc/self/mem: cannot read")
+
+
+def test_errors_print_paths_and_keys_as_typed(tmp_path: Path, archive: Path) -> None:
+    # Brackets are not rich markup (a "[/]" raised MarkupError: a traceback) and ":x:" is no emoji.
+    missing = tmp_path / "[/]claims.json"
+    one_line_error(cw("import", str(missing), "--db", str(archive), "--no-rules"), f"{missing}: no such file")
+    db = tmp_path / "[bold]a:x:.db"
+    one_line_error(cw("stats", "--db", str(db)), f"{db}: archive not found")
+    res = cw("show", "telegram:1:[/x]", "--db", str(archive))
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.strip() == "error: no message telegram:1:[/x] in the archive"
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    one_line_error(cw("import", str(passwd), "--db", str(archive), "--no-rules"), "text starting 'root:x:0:0")

@@ -445,7 +445,7 @@ def serve_cmd(
         try:
             from datasette_auth_passwords.utils import hash_password as _hash
         except ImportError as exc:
-            fail(f"datasette-auth-passwords is not installed ({exc.name}): pip install 'claimwatch\\[web]'")
+            fail(f"datasette-auth-passwords is not installed ({exc.name}): pip install 'claimwatch[web]'")
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
         if not password:
             fail("empty password")
@@ -456,7 +456,7 @@ def serve_cmd(
     try:
         from ..web.app import PASSWORD_ENV, serve
     except ImportError as exc:
-        fail(f"Datasette is not installed ({exc.name}): pip install 'claimwatch\\[web]'")
+        fail(f"Datasette is not installed ({exc.name}): pip install 'claimwatch[web]'")
     open_archive(path).close()  # exits 2 when there is no archive
     password_hash = os.environ.get(PASSWORD_ENV, "").strip() or None
     if password_hash and password_hash.count("$") != 3:
