@@ -55,10 +55,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def setup(config: str | None, log_level: str = "INFO", log_format: str | None = None) -> Config:
-    """Load config (or defaults) and configure logging; config errors exit 2."""
+def setup(config: str | None, log_level: str | None = "INFO", log_format: str | None = None) -> Config:
+    """Load config (or defaults) and configure logging (``log_level`` / ``log_format`` None: the
+    config's); config errors and unknown levels or formats exit 2."""
     from .logs import configure_logging
 
+    from .config import LOG_LEVELS
+
+    if log_level is not None and log_level.upper() not in LOG_LEVELS:
+        fail(f"--log-level: unknown level {log_level!r} (one of {', '.join(LOG_LEVELS)})")
+    if log_format is not None and log_format not in ("console", "json"):
+        fail(f"--log-format: unknown format {log_format!r} (console or json)")
     try:
         cfg = load_config(resolve_config_path(config))
     except ConfigError as exc:

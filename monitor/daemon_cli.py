@@ -30,8 +30,14 @@ def run_cmd(
     drain_timeout: Annotated[
         float, typer.Option("--drain-timeout", help="With --once: seconds to keep retrying failing destinations.")
     ] = 30.0,
-    log_level: LogLevelOpt = "INFO",
-    log_format: Annotated[Optional[str], typer.Option("--log-format", help="console | json")] = None,
+    log_level: Annotated[
+        Optional[str],
+        typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR (default: the config's log_level, INFO).",
+                     show_default=False),
+    ] = None,
+    log_format: Annotated[
+        Optional[str], typer.Option("--log-format", help="console | json (default: the config's log_format).")
+    ] = None,
     role: Annotated[
         str,
         typer.Option("--role", help="all (one process) | collector (sources -> Redis) | archiver (Redis -> archive, alerts)."),

@@ -139,3 +139,22 @@ def test_errors_print_paths_and_keys_as_typed(tmp_path: Path, archive: Path) -> 
     passwd = tmp_path / "passwd"
     passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
     one_line_error(cw("import", str(passwd), "--db", str(archive), "--no-rules"), "text starting 'root:x:0:0")
+
+
+def test_log_level_and_format_are_checked_and_the_configs_level_is_used(tmp_path: Path, archive: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    body = (f"database: {tmp_path / 'run.db'}\nrules: {tmp_path / 'rules'}\n"
+            f"sources:\n  files:\n    - {{path: {tmp_path / 'in.jsonl'}}}\n"
+            f"alerts:\n  default: [f]\n  destinations:\n    f: {{type: file, path: {tmp_path / 'alerts.jsonl'}}}\n")
+    cfg.write_text(body)
+    one_line_error(cw("run", "--once", "-c", str(cfg), "--log-level", "LOUD"), "--log-level", "'LOUD'", "WARNING")
+    one_line_error(cw("stats", "--db", str(archive), "--log-level", "verbose"), "--log-level", "'verbose'")
+    one_line_error(cw("run", "--once", "-c", str(cfg), "--log-format", "xml"), "--log-format", "'xml'")
+    cfg.write_text("log_level: LOUD\n" + body)
+    one_line_error(cw("stats", "--db", str(archive), "-c", str(cfg)), str(cfg), "log_level", "'LOUD'")
+    cfg.write_text("log_level: ERROR\n" + body)
+    res = cw("run", "--once", "-c", str(cfg))
+    assert res.returncode == 0, res.stderr
+    assert "[info" not in res.stderr and "rules loaded" not in res.stderr, res.stderr  # the config's level holds
+    res = cw("run", "--once", "-c", str(cfg), "--log-level", "info")  # the option overrides it
+    assert res.returncode == 0 and "claimwatch running" in res.stderr, res.stderr
