@@ -158,3 +158,9 @@ def test_log_level_and_format_are_checked_and_the_configs_level_is_used(tmp_path
     assert "[info" not in res.stderr and "rules loaded" not in res.stderr, res.stderr  # the config's level holds
     res = cw("run", "--once", "-c", str(cfg), "--log-level", "info")  # the option overrides it
     assert res.returncode == 0 and "claimwatch running" in res.stderr, res.stderr
+
+
+def test_unknown_platform_is_a_usage_error_in_hits_too(archive: Path) -> None:
+    # as in search and export (it listed "0 hit(s)", exit 0)
+    one_line_error(cw("hits", "--db", str(archive), "--platform", "facebook"), "--platform", "'facebook'", "telegram, x")
+    assert "5 hit(s)" in cw("hits", "--db", str(archive), "--platform", "telegram").stdout
