@@ -10,6 +10,7 @@ from typing import Annotated, Any, Iterable, Optional
 import typer
 from rich.json import JSON
 from rich.markup import escape
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -119,20 +120,33 @@ def search_cmd(
             ),
         )
         return
-    table = Table(title=Text(f"{len(res)} result(s) for {query}"), show_lines=False)
-    for col, kw in (("score", {"justify": "right"}), ("date", {}), ("channel", {}), ("key", {"no_wrap": True}),
-                    ("snippet", {"ratio": 1})):
-        table.add_column(col, **kw)
-    for r in res:
+    def snippet(r: Any) -> Text:
         snip = Text(r.snippet)
         for s, e in r.snippet_spans:
             snip.stylize("bold black on yellow", s, e)
         if r.row.get("deleted_at"):
             snip.append("  [deleted]", style="red")
-        table.add_row(f"{r.score:.2f}", (r.row["date"] or "")[:16].replace("T", " "),
-                      Text(str(r.message.channel or r.message.channel_title or r.message.channel_id)),
-                      Text(r.key), snip)
-    console.print(table)
+        return snip
+
+    def channel(r: Any) -> Text:
+        return Text(str(r.message.channel or r.message.channel_title or r.message.channel_id))
+
+    if console.width < 120:  # a table would leave the snippet a few letters wide: a heading line, then the snippet
+        console.print(Text(f"{len(res)} result(s) for {query}", style="bold"), soft_wrap=True)
+        for r in res:
+            console.print(Text.assemble((f"{r.score:.2f}", "bold"), "  ",
+                                        ((r.row["date"] or "")[:16].replace("T", " "), "dim"), "  ",
+                                        channel(r), "  ", (r.key, "dim")), soft_wrap=True)
+            console.print(Padding(snippet(r), (0, 0, 0, 4)))
+    else:
+        table = Table(title=Text(f"{len(res)} result(s) for {query}"), show_lines=False)
+        for col, kw in (("score", {"justify": "right"}), ("date", {}), ("channel", {}), ("key", {"no_wrap": True}),
+                        ("snippet", {"ratio": 1})):
+            table.add_column(col, **kw)
+        for r in res:
+            table.add_row(f"{r.score:.2f}", (r.row["date"] or "")[:16].replace("T", " "), channel(r), Text(r.key),
+                          snippet(r))
+        console.print(table)
     if res.window_full:
         err_console.print(
             f"[dim]more than {res.window} matches: ranked among the newest {res.window} "
