@@ -17,6 +17,8 @@ from rich.console import Console
 from .config import Config, ConfigError, load_config, resolve_config_path
 
 if TYPE_CHECKING:  # pragma: no cover
+    from rich.text import Text
+
     from .archive import Archive
 
 # No emoji codes: a path, key or message text such as "a:fire:.json" or "root:x:0" is printed as
@@ -87,6 +89,37 @@ def open_archive(path: str, *, readonly: bool = True) -> "Archive":
     if not Path(path).exists():
         fail(f"{path}: archive not found (run 'claimwatch import' or 'claimwatch run' first)")
     return Archive.open(path, readonly=readonly)
+
+
+def shown(value: Any) -> str:
+    """Text read from Telegram, X or a file, made safe for a terminal: bidi embeddings,
+    overrides and isolates become U+FFFD (they would reorder the rest of the line) and control
+    characters (ESC sequences could clear the screen, recolour or retitle the terminal) are
+    shown as ``\\x1b``-style escapes; tab and newline stay. ``--json`` and exports keep the
+    text as archived."""
+    from .alerts.destinations.console import visible_controls
+    from .bidi import neutralize_bidi
+
+    return visible_controls(neutralize_bidi("" if value is None else str(value)))
+
+
+def shown_text(value: Any, spans: Iterable[tuple[int, int]] = (), style: str = "") -> "Text":
+    """:func:`shown` as a rich Text (never markup), with ``spans`` (offsets into ``value``)
+    styled ``style``: each piece is made safe on its own, so an escape that lengthens the text
+    does not shift the highlights."""
+    from rich.text import Text
+
+    raw = "" if value is None else str(value)
+    out = Text()
+    pos = 0
+    for start, end in sorted(spans):
+        if start < pos or end <= start:
+            continue
+        out.append(shown(raw[pos:start]))
+        out.append(shown(raw[start:end]), style=style)
+        pos = end
+    out.append(shown(raw[pos:]))
+    return out
 
 
 def print_json_lines(rows: Iterable[Any]) -> None:

@@ -48,11 +48,12 @@ def test_alerts_errors_exit_2(db_with_rows, tmp_path):
 
 def test_alerts_hostile_channel_names_are_not_rich_markup(db_path):
     with Archive.open(db_path) as archive:
-        msg = message("claimed responsibility", channel=None, title="[bold red]FAKE[/] \x1b[31m")
+        msg = message("claimed responsibility", channel=None, title="[bold red]FAKE[/]\u202eR \x1b[31m")
         archive.store([(msg, [hit_for(msg)])])
     r = runner.invoke(app, ["alerts", "--db", str(db_path)], env={"COLUMNS": "300"})
     assert r.exit_code == 0, r.output
     assert "[bold red]FAKE[/]" in r.output and "\x1b[31m" not in r.output
+    assert "\u202e" not in r.output and "[bold red]FAKE[/]\ufffdR" in r.output
 
 
 def test_alerts_retry_requeues_failed_rows(db_with_rows):

@@ -181,3 +181,27 @@ def test_message_detail_finds_a_chain_record_far_from_its_version(arch) -> None:
     arch.conn.commit()
     d = message_detail(arch.conn, "telegram:-1001:1")
     assert [v["chain_seq"] for v in d["versions"]] == [5001, 5002]
+
+
+HOSTILE_TEXT = "ISIS claimed responsibility \x1b[2J\x1b[31mRED \u202eexe.kcatta\u202c for it"
+HOSTILE_CHANNEL = "chan\x1b]0;pwned\x07\u202ex"
+
+
+@pytest.mark.parametrize("width", ["80", "200"])
+def test_terminal_output_neutralises_hostile_text(db_path, width) -> None:
+    """Text from a post reaches the terminal without its escape sequences (clear screen,
+    recolour, retitle) or bidi overrides: shown as \\x1b and U+FFFD. --json keeps it."""
+    msg = Message("telegram", "1001", "5", datetime(2024, 1, 4, tzinfo=timezone.utc), HOSTILE_TEXT,
+                  channel=HOSTILE_CHANNEL, raw={"text": HOSTILE_TEXT})
+    hit = Hit("claims", "h1", "high", "Claims \x1b[5m", (Match("kw", "claimed", 5, 12),), ())
+    with Archive.open(db_path) as archive:
+        archive.store([(msg, [hit])])
+    for args in (["hits"], ["search", "claimed"], ["show", "telegram:1001:5"], ["stats"]):
+        r = runner.invoke(app, [*args, "--db", str(db_path)], env={"COLUMNS": width})
+        assert r.exit_code == 0, (args, r.output)
+        assert "\x1b" not in r.output and "\u202e" not in r.output and "\u202c" not in r.output, (args, r.output)
+        assert "\\x1b" in r.output, (args, r.output)
+    r = runner.invoke(app, ["search", "claimed", "--db", str(db_path)], env={"COLUMNS": width})
+    assert "\ufffdexe.kcatta\ufffd" in r.output
+    r = runner.invoke(app, ["hits", "--json", "--db", str(db_path)])
+    assert json.loads(r.stdout)["text"] == HOSTILE_TEXT

@@ -22,6 +22,7 @@ from ..cli_common import (
     open_archive,
     print_json_lines,
     setup,
+    shown,
 )
 from ..logs import redact
 
@@ -29,10 +30,9 @@ STATUS_STYLE = {"sent": "green", "failed": "bold red", "pending": "yellow", "sen
 
 
 def _safe(value: Any) -> Text:
-    """Hostile text (channel names, errors) as a rich Text: no markup, no terminal controls."""
-    from .destinations.console import visible_controls
-
-    return Text(visible_controls("" if value is None else str(value)))
+    """Hostile text (channel names, errors) as a rich Text: no markup, no terminal controls, no
+    bidi overrides."""
+    return Text(shown(value))
 
 
 def _short_time(value: str | None) -> str:
