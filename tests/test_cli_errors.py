@@ -164,3 +164,15 @@ def test_unknown_platform_is_a_usage_error_in_hits_too(archive: Path) -> None:
     # as in search and export (it listed "0 hit(s)", exit 0)
     one_line_error(cw("hits", "--db", str(archive), "--platform", "facebook"), "--platform", "'facebook'", "telegram, x")
     assert "5 hit(s)" in cw("hits", "--db", str(archive), "--platform", "telegram").stdout
+
+
+def test_search_and_export_warn_of_a_rule_or_channel_naming_nothing(tmp_path: Path, archive: Path) -> None:
+    # as hits does: an export of 0 messages because of a typo said nothing.
+    out = tmp_path / "e.jsonl"
+    res = cw("export", "-o", str(out), "--db", str(archive), "--rule", "claimz")
+    assert res.returncode == 0 and "exported 0 messages" in res.stdout, res.stderr
+    assert "no hits of a rule named 'claimz'" in res.stderr and "claims" in res.stderr
+    res = cw("search", "claimed", "--db", str(archive), "--channel", "@nowhere")
+    assert res.returncode == 0 and "no channel '@nowhere'" in res.stderr
+    res = cw("export", "-o", str(out), "--db", str(archive), "--rule", "claims")
+    assert "warning" not in res.stderr and "exported 5 messages" in res.stdout

@@ -68,6 +68,14 @@ def _one_line(text: str | None, width: int = 120) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+def _warn_unknown(archive: Archive, filters: Any) -> None:
+    """A --rule or --channel that names nothing in the archive (a typo) says so on stderr."""
+    from .hits import unknown_names
+
+    for warning in unknown_names(archive.conn, rules=filters.rules, channels=filters.channels):
+        err_console.print(Text.assemble(("warning:", "yellow"), " ", shown(warning)), highlight=False, soft_wrap=True)
+
+
 def _filters(**kw: Any):
     from .filters import FilterError, Filters
 
@@ -103,6 +111,7 @@ def search_cmd(
     filters = _filters(platform=platform, channel=channel, since=since, until=until, rule=rule)
     archive = _open(db, config, log_level)
     with archive:
+        _warn_unknown(archive, filters)
         try:
             res = search(archive, query, filters, limit=limit, window=window, sort=sort)
         except QuerySyntaxError as exc:
@@ -364,6 +373,7 @@ def export_cmd(
 
     filters = _filters(platform=platform, channel=channel, since=since, until=until, rule=rule)
     archive = _open(db, config, log_level)
+    _warn_unknown(archive, filters)
     with archive, Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=err_console, transient=True,
         disable=out == "-" or not err_console.is_terminal,
