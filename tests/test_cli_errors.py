@@ -176,3 +176,19 @@ def test_search_and_export_warn_of_a_rule_or_channel_naming_nothing(tmp_path: Pa
     assert res.returncode == 0 and "no channel '@nowhere'" in res.stderr
     res = cw("export", "-o", str(out), "--db", str(archive), "--rule", "claims")
     assert "warning" not in res.stderr and "exported 5 messages" in res.stdout
+
+
+def test_export_never_overwrites_the_archive(tmp_path: Path, archive: Path) -> None:
+    # `--out` or `--manifest` naming the archive renamed the export over it: the archive was gone.
+    before = archive.read_bytes()
+    one_line_error(cw("export", "-o", str(archive), "--db", str(archive)), "--out", "is the archive being exported")
+    link = tmp_path / "link.db"
+    link.symlink_to(archive)
+    one_line_error(cw("export", "-o", str(link), "--db", str(archive)), "--out", "is the archive being exported")
+    one_line_error(cw("export", "-o", str(tmp_path / "e.jsonl"), "--manifest", f"{archive}-wal", "--db", str(archive)),
+                   "--manifest", "is the archive being exported")
+    assert archive.read_bytes() == before and not list(tmp_path.glob("*.part"))
+    assert cw("stats", "--db", str(archive)).returncode == 0
+    same = tmp_path / "same.json"
+    one_line_error(cw("export", "-o", str(same), "--manifest", str(same), "--db", str(archive)), "same file")
+    assert not same.exists() and not list(tmp_path.glob("same*"))
