@@ -205,3 +205,21 @@ def test_terminal_output_neutralises_hostile_text(db_path, width) -> None:
     assert "\ufffdexe.kcatta\ufffd" in r.output
     r = runner.invoke(app, ["hits", "--json", "--db", str(db_path)])
     assert json.loads(r.stdout)["text"] == HOSTILE_TEXT
+
+
+def test_show_x_links_by_share_form_and_renamed_handle(tmp_path) -> None:
+    # x.com/i/web/status/N (share links) was "not a message key"; a link with the account's old
+    # handle found nothing, though an X post id names one post.
+    from monitor.query.show import find_message_rowid
+
+    db = tmp_path / "x.db"
+    with Archive.open(db) as a:
+        a.store([(Message("x", "44196397", "1600000000000000001", T1, "a tweet", channel="newname"), []),
+                 (Message("telegram", "5", "1600000000000000001", T1, "same number on telegram"), [])])
+        tweet = find_message_rowid(a.conn, "x:44196397:1600000000000000001")
+        for ref in ("https://x.com/i/web/status/1600000000000000001",
+                    "https://x.com/oldname/status/1600000000000000001",
+                    "https://twitter.com/OldName/status/1600000000000000001?s=20"):
+            assert find_message_rowid(a.conn, ref) == tweet, ref
+        assert find_message_rowid(a.conn, "https://x.com/oldname/status/1600000000000000002") is None
+        assert find_message_rowid(a.conn, "https://t.me/oldname/1600000000000000001") is None  # telegram: by channel
