@@ -15,6 +15,7 @@ from .alerts.queue import status_counts
 from .timefmt import age, ago, approx_duration
 from .cli_common import (
     ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, err_console, fail, print_json_lines, setup,
+    shown_text,
 )
 
 
@@ -245,7 +246,7 @@ def status_cmd(
             lag = age(s["last_message_date"])
         table.add_row(
             s["source"], ago(s["last_message_at"]), lag, ago(s["last_poll_at"]),
-            str(s["errors"]), (s["last_error"] or "")[:80],
+            str(s["errors"]), shown_text((s["last_error"] or "")[:80]),  # may quote a post, a title, X's reply
         )
     console.print(table)
     for s in report["sources"]:  # sources with a read budget (x)
