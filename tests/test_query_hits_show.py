@@ -223,3 +223,19 @@ def test_show_x_links_by_share_form_and_renamed_handle(tmp_path) -> None:
             assert find_message_rowid(a.conn, ref) == tweet, ref
         assert find_message_rowid(a.conn, "https://x.com/oldname/status/1600000000000000002") is None
         assert find_message_rowid(a.conn, "https://t.me/oldname/1600000000000000001") is None  # telegram: by channel
+
+
+@pytest.mark.parametrize("width", ["120", "140", "220"])
+def test_hits_table_never_squeezes_keys(db_path, width) -> None:
+    # At 120 columns a table with X keys (40 characters) squeezed every column ("l…", keys cut):
+    # when the identifiers leave the text too little room, the hits are listed instead.
+    key = "x:1188000000000000001:1743248521286414337"
+    msg = Message("x", "1188000000000000001", "1743248521286414337", datetime(2024, 1, 5, tzinfo=timezone.utc),
+                  "The group claimed responsibility for the attack", channel="PayamMellat_FA")
+    hit = Hit("statement-comment-fa", "h1", "medium", "Comment", (Match("kw", "claimed", 10, 17),), ())
+    with Archive.open(db_path) as archive:
+        archive.store([(msg, [hit])])
+    r = runner.invoke(app, ["hits", "--db", str(db_path)], env={"COLUMNS": width})
+    assert r.exit_code == 0, r.output
+    assert key in r.output and "statement-comment-fa" in r.output and "medium" in r.output.lower(), r.output
+    assert "The group claimed responsibility for the attack" in r.output, r.output

@@ -8,6 +8,7 @@ import sys
 from typing import Annotated, Any, Iterable, Optional
 
 import typer
+from rich.cells import cell_len
 from rich.json import JSON
 from rich.markup import escape
 from rich.padding import Padding
@@ -213,7 +214,6 @@ def hits_cmd(
     if console.width < 120:
         _print_hits_list(rows)
         return
-    table = Table(title=f"{len(rows)} hit(s)")
     cells = [
         (
             (r["date"] or "")[:16].replace("T", " "),  # when posted (--json/--csv: created_at = detected)
@@ -227,9 +227,14 @@ def hits_cmd(
         )
         for r in rows
     ]
-    # Identifiers stay whole; the text takes what is left of the console's width.
-    widths = [max([len(col)] + [len(str(c[i])) for c in cells]) for i, col in enumerate(HIT_TABLE_COLUMNS[:-1])]
-    text_width = max(12, console.width - sum(widths) - 3 * len(HIT_TABLE_COLUMNS) - 1)
+    # Identifiers stay whole; the text takes what is left of the console's width. When that is
+    # too little (long X keys, long channel names), a table would squeeze every column: a list.
+    widths = [max([len(col)] + [cell_len(str(c[i])) for c in cells]) for i, col in enumerate(HIT_TABLE_COLUMNS[:-1])]
+    text_width = console.width - sum(widths) - 3 * len(HIT_TABLE_COLUMNS) - 1
+    if text_width < 30:
+        _print_hits_list(rows)
+        return
+    table = Table(title=f"{len(rows)} hit(s)")
     for i, col in enumerate(HIT_TABLE_COLUMNS):
         if col == "text":
             table.add_column(col, no_wrap=True, overflow="ellipsis", width=text_width)
