@@ -28,6 +28,7 @@ from .cli_common import (
     open_archive,
     print_json_lines,
     setup,
+    shown_text,
 )
 
 app = typer.Typer(
@@ -171,7 +172,7 @@ def stats_cmd(
         table.add_column(col, justify="right" if col == "messages" else "left")
     for row in s["by_channel"]:
         table.add_row(
-            row["platform"], str(row["channel"]), row["channel_id"], str(row["messages"]),
+            row["platform"], shown_text(row["channel"]), shown_text(row["channel_id"]), str(row["messages"]),
             _short_date(row["first"]), _short_date(row["last"]),
         )
     console.print(table)

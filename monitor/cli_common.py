@@ -17,10 +17,14 @@ from rich.console import Console
 from .config import Config, ConfigError, load_config, resolve_config_path
 
 if TYPE_CHECKING:  # pragma: no cover
+    from rich.text import Text
+
     from .archive import Archive
 
-console = Console()
-err_console = Console(stderr=True)
+# No emoji codes: a path, key or message text such as "a:fire:.json" or "root:x:0" is printed as
+# it is, never turned into an emoji.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 DbOpt = Annotated[
     Optional[str],
@@ -45,14 +49,25 @@ def cut(message: str, limit: int = MAX_ERROR_CHARS) -> str:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {cut(message)}", highlight=False, markup=True, soft_wrap=True)
+    """One line ``error: MESSAGE`` on stderr, then exit ``code``. The message is plain text (it
+    names paths, keys and values the user typed or a file held): never read as markup."""
+    from rich.text import Text
+
+    err_console.print(Text.assemble(("error:", "bold red"), " ", cut(message)), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
-def setup(config: str | None, log_level: str = "INFO", log_format: str | None = None) -> Config:
-    """Load config (or defaults) and configure logging; config errors exit 2."""
+def setup(config: str | None, log_level: str | None = "INFO", log_format: str | None = None) -> Config:
+    """Load config (or defaults) and configure logging (``log_level`` / ``log_format`` None: the
+    config's); config errors and unknown levels or formats exit 2."""
     from .logs import configure_logging
 
+    from .config import LOG_LEVELS
+
+    if log_level is not None and log_level.upper() not in LOG_LEVELS:
+        fail(f"--log-level: unknown level {log_level!r} (one of {', '.join(LOG_LEVELS)})")
+    if log_format is not None and log_format not in ("console", "json"):
+        fail(f"--log-format: unknown format {log_format!r} (console or json)")
     try:
         cfg = load_config(resolve_config_path(config))
     except ConfigError as exc:
@@ -74,6 +89,37 @@ def open_archive(path: str, *, readonly: bool = True) -> "Archive":
     if not Path(path).exists():
         fail(f"{path}: archive not found (run 'claimwatch import' or 'claimwatch run' first)")
     return Archive.open(path, readonly=readonly)
+
+
+def shown(value: Any) -> str:
+    """Text read from Telegram, X or a file, made safe for a terminal: bidi embeddings,
+    overrides and isolates become U+FFFD (they would reorder the rest of the line) and control
+    characters (ESC sequences could clear the screen, recolour or retitle the terminal) are
+    shown as ``\\x1b``-style escapes; tab and newline stay. ``--json`` and exports keep the
+    text as archived."""
+    from .alerts.destinations.console import visible_controls
+    from .bidi import neutralize_bidi
+
+    return visible_controls(neutralize_bidi("" if value is None else str(value)))
+
+
+def shown_text(value: Any, spans: Iterable[tuple[int, int]] = (), style: str = "") -> "Text":
+    """:func:`shown` as a rich Text (never markup), with ``spans`` (offsets into ``value``)
+    styled ``style``: each piece is made safe on its own, so an escape that lengthens the text
+    does not shift the highlights."""
+    from rich.text import Text
+
+    raw = "" if value is None else str(value)
+    out = Text()
+    pos = 0
+    for start, end in sorted(spans):
+        if start < pos or end <= start:
+            continue
+        out.append(shown(raw[pos:start]))
+        out.append(shown(raw[start:end]), style=style)
+        pos = end
+    out.append(shown(raw[pos:]))
+    return out
 
 
 def print_json_lines(rows: Iterable[Any]) -> None:

@@ -221,6 +221,9 @@ class IncidentsConfig(_Model):
         return parse_duration(v)
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 class Config(_Model):
     database: str = "data/claimwatch.db"
     rules: str = "rules/"
@@ -232,6 +235,14 @@ class Config(_Model):
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
     source_path: str | None = Field(default=None, exclude=True)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, v: Any) -> str:
+        level = str(v).upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown level {v!r} (one of {', '.join(LOG_LEVELS)})")
+        return level
 
     def destination_names(self) -> set[str]:
         # console is always available, even when not declared.

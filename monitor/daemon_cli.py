@@ -15,6 +15,7 @@ from .alerts.queue import status_counts
 from .timefmt import age, ago, approx_duration
 from .cli_common import (
     ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, err_console, fail, print_json_lines, setup,
+    shown_text,
 )
 
 
@@ -30,8 +31,14 @@ def run_cmd(
     drain_timeout: Annotated[
         float, typer.Option("--drain-timeout", help="With --once: seconds to keep retrying failing destinations.")
     ] = 30.0,
-    log_level: LogLevelOpt = "INFO",
-    log_format: Annotated[Optional[str], typer.Option("--log-format", help="console | json")] = None,
+    log_level: Annotated[
+        Optional[str],
+        typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR (default: the config's log_level, INFO).",
+                     show_default=False),
+    ] = None,
+    log_format: Annotated[
+        Optional[str], typer.Option("--log-format", help="console | json (default: the config's log_format).")
+    ] = None,
     role: Annotated[
         str,
         typer.Option("--role", help="all (one process) | collector (sources -> Redis) | archiver (Redis -> archive, alerts)."),
@@ -239,7 +246,7 @@ def status_cmd(
             lag = age(s["last_message_date"])
         table.add_row(
             s["source"], ago(s["last_message_at"]), lag, ago(s["last_poll_at"]),
-            str(s["errors"]), (s["last_error"] or "")[:80],
+            str(s["errors"]), shown_text((s["last_error"] or "")[:80]),  # may quote a post, a title, X's reply
         )
     console.print(table)
     for s in report["sources"]:  # sources with a read budget (x)

@@ -48,11 +48,12 @@ def test_alerts_errors_exit_2(db_with_rows, tmp_path):
 
 def test_alerts_hostile_channel_names_are_not_rich_markup(db_path):
     with Archive.open(db_path) as archive:
-        msg = message("claimed responsibility", channel=None, title="[bold red]FAKE[/] \x1b[31m")
+        msg = message("claimed responsibility", channel=None, title="[bold red]FAKE[/]\u202eR \x1b[31m")
         archive.store([(msg, [hit_for(msg)])])
     r = runner.invoke(app, ["alerts", "--db", str(db_path)], env={"COLUMNS": "300"})
     assert r.exit_code == 0, r.output
     assert "[bold red]FAKE[/]" in r.output and "\x1b[31m" not in r.output
+    assert "\u202e" not in r.output and "[bold red]FAKE[/]\ufffdR" in r.output
 
 
 def test_alerts_retry_requeues_failed_rows(db_with_rows):
@@ -118,3 +119,18 @@ def test_alerts_test_temporary_failure_is_reported_as_such(tmp_path, slack):
     assert r.exit_code == 1
     result = json.loads(r.stdout.splitlines()[-1])
     assert result == {"destination": "s", "type": "webhook", "ok": False, "error": "webhook HTTP 503: down", "temporary": True}
+
+
+def test_alerts_table_keeps_ids_whole_on_a_narrow_console(db_with_rows):
+    # `alerts retry IDS` takes these ids: at 80 columns they were cut to "1…".
+    with Archive.open(db_with_rows) as archive:
+        archive.conn.execute("UPDATE outbox SET id = id + 123450, destination = 'slack-analysts-' || destination")
+        archive.conn.execute("UPDATE hits SET rule_id = 'statement-condemn-fa-long-rule-id'")
+    for width in (80, 100):
+        r = runner.invoke(app, ["alerts", "--db", str(db_with_rows)], env={"COLUMNS": str(width)})
+        assert r.exit_code == 0, r.output
+        lines = r.output.splitlines()
+        assert all(len(line) <= width for line in lines), r.output
+        for oid in (123451, 123452, 123453):
+            assert any(line.split()[:1] == [str(oid)] for line in lines), r.output
+        assert "failed" in r.output and "pending" in r.output and "sent" in r.output, r.output

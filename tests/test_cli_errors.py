@@ -125,3 +125,70 @@ def test_unreadable_input_is_one_line(tmp_path: Path) -> None:
     # /proc/self/mem exists and opens, but reading it fails (EIO): a real unreadable input.
     one_line_error(cw("import", "/proc/self/mem", "--db", str(tmp_path / "u.db"), "--no-rules"),
                    "/proc/self/mem: cannot read")
+
+
+def test_errors_print_paths_and_keys_as_typed(tmp_path: Path, archive: Path) -> None:
+    # Brackets are not rich markup (a "[/]" raised MarkupError: a traceback) and ":x:" is no emoji.
+    missing = tmp_path / "[/]claims.json"
+    one_line_error(cw("import", str(missing), "--db", str(archive), "--no-rules"), f"{missing}: no such file")
+    db = tmp_path / "[bold]a:x:.db"
+    one_line_error(cw("stats", "--db", str(db)), f"{db}: archive not found")
+    res = cw("show", "telegram:1:[/x]", "--db", str(archive))
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.strip() == "error: no message telegram:1:[/x] in the archive"
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    one_line_error(cw("import", str(passwd), "--db", str(archive), "--no-rules"), "text starting 'root:x:0:0")
+
+
+def test_log_level_and_format_are_checked_and_the_configs_level_is_used(tmp_path: Path, archive: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    body = (f"database: {tmp_path / 'run.db'}\nrules: {tmp_path / 'rules'}\n"
+            f"sources:\n  files:\n    - {{path: {tmp_path / 'in.jsonl'}}}\n"
+            f"alerts:\n  default: [f]\n  destinations:\n    f: {{type: file, path: {tmp_path / 'alerts.jsonl'}}}\n")
+    cfg.write_text(body)
+    one_line_error(cw("run", "--once", "-c", str(cfg), "--log-level", "LOUD"), "--log-level", "'LOUD'", "WARNING")
+    one_line_error(cw("stats", "--db", str(archive), "--log-level", "verbose"), "--log-level", "'verbose'")
+    one_line_error(cw("run", "--once", "-c", str(cfg), "--log-format", "xml"), "--log-format", "'xml'")
+    cfg.write_text("log_level: LOUD\n" + body)
+    one_line_error(cw("stats", "--db", str(archive), "-c", str(cfg)), str(cfg), "log_level", "'LOUD'")
+    cfg.write_text("log_level: ERROR\n" + body)
+    res = cw("run", "--once", "-c", str(cfg))
+    assert res.returncode == 0, res.stderr
+    assert "[info" not in res.stderr and "rules loaded" not in res.stderr, res.stderr  # the config's level holds
+    res = cw("run", "--once", "-c", str(cfg), "--log-level", "info")  # the option overrides it
+    assert res.returncode == 0 and "claimwatch running" in res.stderr, res.stderr
+
+
+def test_unknown_platform_is_a_usage_error_in_hits_too(archive: Path) -> None:
+    # as in search and export (it listed "0 hit(s)", exit 0)
+    one_line_error(cw("hits", "--db", str(archive), "--platform", "facebook"), "--platform", "'facebook'", "telegram, x")
+    assert "5 hit(s)" in cw("hits", "--db", str(archive), "--platform", "telegram").stdout
+
+
+def test_search_and_export_warn_of_a_rule_or_channel_naming_nothing(tmp_path: Path, archive: Path) -> None:
+    # as hits does: an export of 0 messages because of a typo said nothing.
+    out = tmp_path / "e.jsonl"
+    res = cw("export", "-o", str(out), "--db", str(archive), "--rule", "claimz")
+    assert res.returncode == 0 and "exported 0 messages" in res.stdout, res.stderr
+    assert "no hits of a rule named 'claimz'" in res.stderr and "claims" in res.stderr
+    res = cw("search", "claimed", "--db", str(archive), "--channel", "@nowhere")
+    assert res.returncode == 0 and "no channel '@nowhere'" in res.stderr
+    res = cw("export", "-o", str(out), "--db", str(archive), "--rule", "claims")
+    assert "warning" not in res.stderr and "exported 5 messages" in res.stdout
+
+
+def test_export_never_overwrites_the_archive(tmp_path: Path, archive: Path) -> None:
+    # `--out` or `--manifest` naming the archive renamed the export over it: the archive was gone.
+    before = archive.read_bytes()
+    one_line_error(cw("export", "-o", str(archive), "--db", str(archive)), "--out", "is the archive being exported")
+    link = tmp_path / "link.db"
+    link.symlink_to(archive)
+    one_line_error(cw("export", "-o", str(link), "--db", str(archive)), "--out", "is the archive being exported")
+    one_line_error(cw("export", "-o", str(tmp_path / "e.jsonl"), "--manifest", f"{archive}-wal", "--db", str(archive)),
+                   "--manifest", "is the archive being exported")
+    assert archive.read_bytes() == before and not list(tmp_path.glob("*.part"))
+    assert cw("stats", "--db", str(archive)).returncode == 0
+    same = tmp_path / "same.json"
+    one_line_error(cw("export", "-o", str(same), "--manifest", str(same), "--db", str(archive)), "same file")
+    assert not same.exists() and not list(tmp_path.glob("same*"))

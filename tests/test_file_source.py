@@ -138,3 +138,15 @@ async def test_import_once_is_checkpointed(tmp_path: Path, archive: Archive) -> 
     col2 = Collector(archive)
     await run_once(FilesSource([FileSourceConfig(path=str(f))]), col2)
     assert col2.ids == []  # unchanged file: not read again
+
+
+async def test_import_once_counts_and_reports_bad_records(tmp_path: Path, archive: Archive) -> None:
+    # as a followed file's bad lines are: counted, in last_error (status) and warned (it was an info line)
+    f = tmp_path / "export.jsonl"
+    f.write_text(line(1) + "{not json\n" + line(2), encoding="utf-8")
+    src = FilesSource([FileSourceConfig(path=str(f))])
+    col = Collector(archive)
+    await run_once(src, col)
+    assert col.ids == ["1", "2"]
+    assert src.stats["bad_lines"] == 1 and src.stats["errors"] == 1
+    assert "export.jsonl:2" in (src.last_error or "") and "skipped" in (src.last_error or "")

@@ -181,3 +181,61 @@ def test_message_detail_finds_a_chain_record_far_from_its_version(arch) -> None:
     arch.conn.commit()
     d = message_detail(arch.conn, "telegram:-1001:1")
     assert [v["chain_seq"] for v in d["versions"]] == [5001, 5002]
+
+
+HOSTILE_TEXT = "ISIS claimed responsibility \x1b[2J\x1b[31mRED \u202eexe.kcatta\u202c for it"
+HOSTILE_CHANNEL = "chan\x1b]0;pwned\x07\u202ex"
+
+
+@pytest.mark.parametrize("width", ["80", "200"])
+def test_terminal_output_neutralises_hostile_text(db_path, width) -> None:
+    """Text from a post reaches the terminal without its escape sequences (clear screen,
+    recolour, retitle) or bidi overrides: shown as \\x1b and U+FFFD. --json keeps it."""
+    msg = Message("telegram", "1001", "5", datetime(2024, 1, 4, tzinfo=timezone.utc), HOSTILE_TEXT,
+                  channel=HOSTILE_CHANNEL, raw={"text": HOSTILE_TEXT})
+    hit = Hit("claims", "h1", "high", "Claims \x1b[5m", (Match("kw", "claimed", 5, 12),), ())
+    with Archive.open(db_path) as archive:
+        archive.store([(msg, [hit])])
+    for args in (["hits"], ["search", "claimed"], ["show", "telegram:1001:5"], ["stats"]):
+        r = runner.invoke(app, [*args, "--db", str(db_path)], env={"COLUMNS": width})
+        assert r.exit_code == 0, (args, r.output)
+        assert "\x1b" not in r.output and "\u202e" not in r.output and "\u202c" not in r.output, (args, r.output)
+        assert "\\x1b" in r.output, (args, r.output)
+    r = runner.invoke(app, ["search", "claimed", "--db", str(db_path)], env={"COLUMNS": width})
+    assert "\ufffdexe.kcatta\ufffd" in r.output
+    r = runner.invoke(app, ["hits", "--json", "--db", str(db_path)])
+    assert json.loads(r.stdout)["text"] == HOSTILE_TEXT
+
+
+def test_show_x_links_by_share_form_and_renamed_handle(tmp_path) -> None:
+    # x.com/i/web/status/N (share links) was "not a message key"; a link with the account's old
+    # handle found nothing, though an X post id names one post.
+    from monitor.query.show import find_message_rowid
+
+    db = tmp_path / "x.db"
+    with Archive.open(db) as a:
+        a.store([(Message("x", "44196397", "1600000000000000001", T1, "a tweet", channel="newname"), []),
+                 (Message("telegram", "5", "1600000000000000001", T1, "same number on telegram"), [])])
+        tweet = find_message_rowid(a.conn, "x:44196397:1600000000000000001")
+        for ref in ("https://x.com/i/web/status/1600000000000000001",
+                    "https://x.com/oldname/status/1600000000000000001",
+                    "https://twitter.com/OldName/status/1600000000000000001?s=20"):
+            assert find_message_rowid(a.conn, ref) == tweet, ref
+        assert find_message_rowid(a.conn, "https://x.com/oldname/status/1600000000000000002") is None
+        assert find_message_rowid(a.conn, "https://t.me/oldname/1600000000000000001") is None  # telegram: by channel
+
+
+@pytest.mark.parametrize("width", ["120", "140", "220"])
+def test_hits_table_never_squeezes_keys(db_path, width) -> None:
+    # At 120 columns a table with X keys (40 characters) squeezed every column ("l…", keys cut):
+    # when the identifiers leave the text too little room, the hits are listed instead.
+    key = "x:1188000000000000001:1743248521286414337"
+    msg = Message("x", "1188000000000000001", "1743248521286414337", datetime(2024, 1, 5, tzinfo=timezone.utc),
+                  "The group claimed responsibility for the attack", channel="PayamMellat_FA")
+    hit = Hit("statement-comment-fa", "h1", "medium", "Comment", (Match("kw", "claimed", 10, 17),), ())
+    with Archive.open(db_path) as archive:
+        archive.store([(msg, [hit])])
+    r = runner.invoke(app, ["hits", "--db", str(db_path)], env={"COLUMNS": width})
+    assert r.exit_code == 0, r.output
+    assert key in r.output and "statement-comment-fa" in r.output and "medium" in r.output.lower(), r.output
+    assert "The group claimed responsibility for the attack" in r.output, r.output

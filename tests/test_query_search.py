@@ -245,3 +245,15 @@ def test_hostile_text_is_not_rich_markup(db_path) -> None:
     assert r.exit_code == 0
     flat = "".join(ch for ch in r.output if ch not in " \n│")
     assert "[boldred]FAKE[/]" in flat and "[link=http://x]y[/link]" in flat
+
+
+def test_cli_search_on_a_narrow_console_lists_results_readably(arch, db_path) -> None:
+    # At 80 columns the table left the snippet a few letters wide (one word per line).
+    r = runner.invoke(app, ["search", "claimed", "--db", str(db_path)], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    assert "2 result(s) for claimed" in r.output
+    assert "ISIS claimed responsibility for the attack on the checkpoint" in r.output
+    assert any(line.split()[-1:] == ["x:42:7"] for line in r.output.splitlines()), r.output
+    assert all(len(line) <= 80 for line in r.output.splitlines())
+    r = runner.invoke(app, ["search", "claimed", "--db", str(db_path)], env={"COLUMNS": "160"})
+    assert r.exit_code == 0 and "┃ score" in r.output and "ISIS claimed responsibility for the attack" in r.output

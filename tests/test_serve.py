@@ -178,3 +178,17 @@ def test_healthz_and_pages_not_found(server: httpx.Client) -> None:
     assert server.get("/message/nonsense").status_code == 404
     assert server.get("/channel/telegram/nope").status_code == 404
     assert server.get("/incident/12345").status_code == 404
+
+
+def test_client_errors_leave_no_traceback_in_the_log(archive_file: Path) -> None:
+    """A 404, a 400 or a refused ?sql= (403) printed a rich traceback with each frame's local
+    variables (request scope, headers) into the server's log, ~60 lines per request."""
+    with Server(archive_file) as srv, httpx.Client(base_url=srv.base, timeout=10) as client:
+        assert client.get("/message/nonsense").status_code == 404
+        assert client.get("/incident/12345").status_code == 404
+        assert client.get("/claims/search.json", params={"q": "isis AND"}).status_code == 400
+        assert client.get("/claims.json", params={"sql": "select 1"}).status_code == 403
+        srv.log.seek(0)
+        log = srv.log.read().decode(errors="replace")
+    assert "Traceback" not in log and "locals" not in log, log
+    assert len(log.splitlines()) < 10, log

@@ -88,3 +88,20 @@ def test_hits_table_shows_when_the_post_was_published(tmp_path: Path) -> None:
 
     row = json.loads(cw("hits", "--config", str(config), "--json").stdout.splitlines()[0])
     assert row["date"].startswith("2024-01-04T15:00:05") and row["created_at"] > row["date"]  # detection kept
+
+
+def test_status_shows_a_sources_last_error_as_text(tmp_path: Path) -> None:
+    # A source's last error can quote what it read (a title, a post, X's reply): "[/]" was read
+    # as rich markup (MarkupError: a traceback) and an ESC sequence reached the terminal.
+    import sqlite3
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(canonical_line(1, "hello"))
+    db = tmp_path / "a.db"
+    assert cw("import", str(src), "--db", str(db), "--no-rules").returncode == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO source_status (source, errors, last_error, info, updated_at) VALUES"
+                     " ('telegram', 1, 'channel [/] \x1b[2J private', '{}', '2024-01-01T00:00:00Z')")
+    res = cw("status", "--db", str(db))
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert "channel [/] \\x1b[2J private" in res.stdout and "\x1b" not in res.stdout, res.stdout

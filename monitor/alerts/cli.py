@@ -22,6 +22,7 @@ from ..cli_common import (
     open_archive,
     print_json_lines,
     setup,
+    shown,
 )
 from ..logs import redact
 
@@ -29,15 +30,34 @@ STATUS_STYLE = {"sent": "green", "failed": "bold red", "pending": "yellow", "sen
 
 
 def _safe(value: Any) -> Text:
-    """Hostile text (channel names, errors) as a rich Text: no markup, no terminal controls."""
-    from .destinations.console import visible_controls
-
-    return Text(visible_controls("" if value is None else str(value)))
+    """Hostile text (channel names, errors) as a rich Text: no markup, no terminal controls, no
+    bidi overrides."""
+    return Text(shown(value))
 
 
 def _short_time(value: str | None) -> str:
     """``05-01 12:00`` from an archive timestamp (UTC)."""
     return (value or "")[5:16].replace("T", " ")
+
+
+LIST_COLUMNS = ("id", "when (UTC)", "destination", "kind", "status", "rule", "channel")
+_FLEX = {"destination": 16, "rule": 24, "channel": 24}  # cut (…) to fit; the others stay whole
+
+
+def _column_widths(cells: list[tuple[Text, ...]], console_width: int) -> list[int]:
+    """Widths of the ``alerts`` table: id, time, kind and status whole (ids are what ``alerts
+    retry`` takes); destination, rule and channel at most their caps, cut further on a narrow
+    console, the widest first."""
+    natural = [max([len(name)] + [c[i].cell_len for c in cells]) for i, name in enumerate(LIST_COLUMNS)]
+    widths = [min(w, _FLEX.get(name, w)) for w, name in zip(natural, LIST_COLUMNS)]
+    room = console_width - 2 - 3 * (len(LIST_COLUMNS) - 1)  # outer edges, and padding + rule between columns
+    flex = [i for i, name in enumerate(LIST_COLUMNS) if name in _FLEX]
+    while sum(widths) > room:
+        i = max(flex, key=lambda j: widths[j])
+        if widths[i] <= 6:
+            break
+        widths[i] -= 1
+    return widths
 
 
 def register(app: typer.Typer) -> None:
@@ -78,15 +98,8 @@ def register(app: typer.Typer) -> None:
         if not rows:
             console.print("no deliveries" + (f" with status {status}" if status else ""))
             return
-        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-        table.add_column("id", justify="right", no_wrap=True)
-        table.add_column("when (UTC)", no_wrap=True)
-        table.add_column("destination", no_wrap=True, max_width=16)
-        table.add_column("kind", no_wrap=True)
-        table.add_column("status", no_wrap=True)
-        table.add_column("rule", no_wrap=True, max_width=18)
-        table.add_column("channel", no_wrap=True, max_width=20)
         errors = []
+        cells = []
         for r in rows:
             channel = ("@" + r["channel"].lstrip("@")) if r["channel"] else (r["channel_title"] or r["channel_id"] or "")
             if r["status"] in ("sent", "skipped"):
@@ -96,17 +109,23 @@ def register(app: typer.Typer) -> None:
             else:
                 when = r["created_at"]
             status = r["status"] + (f" ×{r['attempts']}" if r["attempts"] > 1 else "")  # × tries
-            table.add_row(
-                str(r["id"]),
+            cells.append((
+                Text(str(r["id"])),
                 _safe(_short_time(when)),
                 _safe(r["destination"]),
                 _safe(r["kind"]),
                 Text(status, style=STATUS_STYLE.get(r["status"], "")),
                 _safe(r["rule_id"] or ""),
                 _safe(channel),
-            )
+            ))
             if r["last_error"] and r["status"] != "sent":
                 errors.append(Text.assemble(f"#{r['id']} {r['status']}: ", _safe(r["last_error"])))
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+        for name, width in zip(LIST_COLUMNS, _column_widths(cells, console.width)):
+            table.add_column(name, justify="right" if name == "id" else "left", no_wrap=True, width=width,
+                             overflow="ellipsis")
+        for c in cells:
+            table.add_row(*c)
         console.print(table)
         if errors:
             console.print("last errors:")

@@ -8,8 +8,10 @@ import sys
 from typing import Annotated, Any, Iterable, Optional
 
 import typer
+from rich.cells import cell_len
 from rich.json import JSON
 from rich.markup import escape
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -27,6 +29,8 @@ from ..cli_common import (
     open_archive,
     print_json_lines,
     setup,
+    shown,
+    shown_text,
 )
 
 CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV on stdout (header row first).")]
@@ -61,10 +65,16 @@ def _write_csv(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
 
 
 def _one_line(text: str | None, width: int = 120) -> str:
-    from ..bidi import neutralize_bidi
-
-    flat = " ".join(neutralize_bidi(text or "").split())
+    flat = " ".join(shown(text).split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _warn_unknown(archive: Archive, filters: Any) -> None:
+    """A --rule or --channel that names nothing in the archive (a typo) says so on stderr."""
+    from .hits import unknown_names
+
+    for warning in unknown_names(archive.conn, rules=filters.rules, channels=filters.channels):
+        err_console.print(Text.assemble(("warning:", "yellow"), " ", shown(warning)), highlight=False, soft_wrap=True)
 
 
 def _filters(**kw: Any):
@@ -102,6 +112,7 @@ def search_cmd(
     filters = _filters(platform=platform, channel=channel, since=since, until=until, rule=rule)
     archive = _open(db, config, log_level)
     with archive:
+        _warn_unknown(archive, filters)
         try:
             res = search(archive, query, filters, limit=limit, window=window, sort=sort)
         except QuerySyntaxError as exc:
@@ -119,20 +130,31 @@ def search_cmd(
             ),
         )
         return
-    table = Table(title=Text(f"{len(res)} result(s) for {query}"), show_lines=False)
-    for col, kw in (("score", {"justify": "right"}), ("date", {}), ("channel", {}), ("key", {"no_wrap": True}),
-                    ("snippet", {"ratio": 1})):
-        table.add_column(col, **kw)
-    for r in res:
-        snip = Text(r.snippet)
-        for s, e in r.snippet_spans:
-            snip.stylize("bold black on yellow", s, e)
+    def snippet(r: Any) -> Text:
+        snip = shown_text(r.snippet, r.snippet_spans, "bold black on yellow")
         if r.row.get("deleted_at"):
             snip.append("  [deleted]", style="red")
-        table.add_row(f"{r.score:.2f}", (r.row["date"] or "")[:16].replace("T", " "),
-                      Text(str(r.message.channel or r.message.channel_title or r.message.channel_id)),
-                      Text(r.key), snip)
-    console.print(table)
+        return snip
+
+    def channel(r: Any) -> Text:
+        return shown_text(r.message.channel or r.message.channel_title or r.message.channel_id)
+
+    if console.width < 120:  # a table would leave the snippet a few letters wide: a heading line, then the snippet
+        console.print(Text(f"{len(res)} result(s) for {query}", style="bold"), soft_wrap=True)
+        for r in res:
+            console.print(Text.assemble((f"{r.score:.2f}", "bold"), "  ",
+                                        ((r.row["date"] or "")[:16].replace("T", " "), "dim"), "  ",
+                                        channel(r), "  ", (shown(r.key), "dim")), soft_wrap=True)
+            console.print(Padding(snippet(r), (0, 0, 0, 4)))
+    else:
+        table = Table(title=Text(f"{len(res)} result(s) for {query}"), show_lines=False)
+        for col, kw in (("score", {"justify": "right"}), ("date", {}), ("channel", {}), ("key", {"no_wrap": True}),
+                        ("snippet", {"ratio": 1})):
+            table.add_column(col, **kw)
+        for r in res:
+            table.add_row(f"{r.score:.2f}", (r.row["date"] or "")[:16].replace("T", " "), channel(r), shown_text(r.key),
+                          snippet(r))
+        console.print(table)
     if res.window_full:
         err_console.print(
             f"[dim]more than {res.window} matches: ranked among the newest {res.window} "
@@ -192,7 +214,6 @@ def hits_cmd(
     if console.width < 120:
         _print_hits_list(rows)
         return
-    table = Table(title=f"{len(rows)} hit(s)")
     cells = [
         (
             (r["date"] or "")[:16].replace("T", " "),  # when posted (--json/--csv: created_at = detected)
@@ -200,15 +221,20 @@ def hits_cmd(
             Text(r["kind"] or ""),
             Text(r["rule_id"]),
             Text(_one_line(",".join(r["actors"] or []), 24)),  # ids, cut: the rest stays whole
-            Text(str(r["channel"] or r["channel_id"])),
-            Text(r["key"]),
+            shown_text(r["channel"] or r["channel_id"]),
+            shown_text(r["key"]),
             Text(_one_line(r["text"])),
         )
         for r in rows
     ]
-    # Identifiers stay whole; the text takes what is left of the console's width.
-    widths = [max([len(col)] + [len(str(c[i])) for c in cells]) for i, col in enumerate(HIT_TABLE_COLUMNS[:-1])]
-    text_width = max(12, console.width - sum(widths) - 3 * len(HIT_TABLE_COLUMNS) - 1)
+    # Identifiers stay whole; the text takes what is left of the console's width. When that is
+    # too little (long X keys, long channel names), a table would squeeze every column: a list.
+    widths = [max([len(col)] + [cell_len(str(c[i])) for c in cells]) for i, col in enumerate(HIT_TABLE_COLUMNS[:-1])]
+    text_width = console.width - sum(widths) - 3 * len(HIT_TABLE_COLUMNS) - 1
+    if text_width < 30:
+        _print_hits_list(rows)
+        return
+    table = Table(title=f"{len(rows)} hit(s)")
     for i, col in enumerate(HIT_TABLE_COLUMNS):
         if col == "text":
             table.add_column(col, no_wrap=True, overflow="ellipsis", width=text_width)
@@ -238,9 +264,9 @@ def _print_hits_list(rows: list[dict[str, Any]]) -> None:
             "  ",
             (",".join(r["actors"] or []), ""),
             "  ",
-            str(r["channel"] or r["channel_id"]),
+            shown(r["channel"] or r["channel_id"]),
             "  ",
-            (r["key"], "dim"),
+            (shown(r["key"]), "dim"),
         )
         console.print(head, soft_wrap=True)
         body = Text("    " + _one_line(r["text"]))
@@ -283,20 +309,20 @@ def show_cmd(
     for name in ("key", "channel", "channel_title", "date", "edit_date", "author", "lang", "url", "reply_to",
                  "grouped_id", "first_seen_at", "updated_at", "raw_sha256"):
         if m.get(name) is not None:
-            fields.add_row(name, Text(str(m[name])))
+            fields.add_row(name, shown_text(m[name]))
     if m.get("deleted_at"):
         fields.add_row("deleted", Text(f"deleted at {m['deleted_at']} (kept in the archive)", style="bold red"))
     for name in ("forwarded_from", "media", "extra"):
         if m.get(name):
-            fields.add_row(name, Text(json.dumps(m[name], ensure_ascii=False)))
-    console.print(Panel(fields, title=Text(m["key"]), expand=False))
-    console.print(Panel(Text(m["text"] or ""), title="text", expand=False))
+            fields.add_row(name, shown_text(json.dumps(m[name], ensure_ascii=False)))
+    console.print(Panel(fields, title=shown_text(m["key"]), expand=False))
+    console.print(Panel(shown_text(m["text"]), title="text", expand=False))
 
     versions = Table(title=f"versions ({len(d['versions'])})", show_lines=True)
     for col in ("#", "seen", "edit_date", "text", "raw_sha256", "chain"):
         versions.add_column(col, ratio=1 if col == "text" else None)
     for i, v in enumerate(d["versions"], 1):
-        versions.add_row(str(i), v["seen_at"][:19], v["edit_date"] or "", Text(v["text"]), v["raw_sha256"][:16] + "…",
+        versions.add_row(str(i), v["seen_at"][:19], v["edit_date"] or "", shown_text(v["text"]), v["raw_sha256"][:16] + "…",
                          f"seq {v['chain_seq']}" if v["chain_seq"] else Text("not chained", style="red"))
     console.print(versions)
 
@@ -307,8 +333,8 @@ def show_cmd(
         for h in d["hits"]:
             matched = ", ".join(sorted({f"{x.get('selection')}: {x.get('term')}" for x in h["matches"]}))
             hits.add_row(str(h["id"]), h["created_at"][:19], Text(h["rule_id"]),
-                         Text(h["level"], style=LEVEL_STYLE.get(h["level"].lower(), "")), Text(h["title"] or ""),
-                         Text(matched))
+                         Text(h["level"], style=LEVEL_STYLE.get(h["level"].lower(), "")), shown_text(h["title"]),
+                         shown_text(matched))
         console.print(hits)
     else:
         console.print("[dim]no hits[/]")
@@ -319,10 +345,13 @@ def show_cmd(
         for o in d["deliveries"]:
             out.add_row(str(o["hit_id"]), Text(o["destination"]), o["kind"],
                         Text(o["status"], style="green" if o["status"] == "sent" else "yellow"),
-                        str(o["attempts"]), o["sent_at"] or "", Text(o["last_error"] or ""))
+                        str(o["attempts"]), o["sent_at"] or "", shown_text(o["last_error"]))
         console.print(out)
     raw = d["raw"]
-    console.print(Panel(JSON.from_data(raw) if not isinstance(raw, str) else Text(raw), title="raw record", expand=False))
+    from ..bidi import neutralize_all  # JSON escapes control characters; bidi controls it keeps
+
+    console.print(Panel(JSON.from_data(neutralize_all(raw)) if not isinstance(raw, str) else shown_text(raw),
+                        title="raw record", expand=False))
 
 
 def export_cmd(
@@ -349,6 +378,7 @@ def export_cmd(
 
     filters = _filters(platform=platform, channel=channel, since=since, until=until, rule=rule)
     archive = _open(db, config, log_level)
+    _warn_unknown(archive, filters)
     with archive, Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=err_console, transient=True,
         disable=out == "-" or not err_console.is_terminal,
@@ -445,7 +475,7 @@ def serve_cmd(
         try:
             from datasette_auth_passwords.utils import hash_password as _hash
         except ImportError as exc:
-            fail(f"datasette-auth-passwords is not installed ({exc.name}): pip install 'claimwatch\\[web]'")
+            fail(f"datasette-auth-passwords is not installed ({exc.name}): pip install 'claimwatch[web]'")
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
         if not password:
             fail("empty password")
@@ -456,7 +486,7 @@ def serve_cmd(
     try:
         from ..web.app import PASSWORD_ENV, serve
     except ImportError as exc:
-        fail(f"Datasette is not installed ({exc.name}): pip install 'claimwatch\\[web]'")
+        fail(f"Datasette is not installed ({exc.name}): pip install 'claimwatch[web]'")
     open_archive(path).close()  # exits 2 when there is no archive
     password_hash = os.environ.get(PASSWORD_ENV, "").strip() or None
     if password_hash and password_hash.count("$") != 3:

@@ -126,6 +126,24 @@ class _HashingWriter(io.RawIOBase):
         return len(data)
 
 
+def _check_targets(archive_path: str | Path, out: str | Path | None, manifest: str | Path | None) -> None:
+    """Refuse an export that would overwrite the archive it reads (or its WAL files: the
+    ``.part`` file is renamed over the target), or whose file and manifest are one file."""
+    db = Path(archive_path).resolve()
+    protected = {db, *(Path(f"{db}{suffix}") for suffix in ("-wal", "-shm", "-journal"))}
+    for option, value in (("--out", out), ("--manifest", manifest)):
+        if value is None:
+            continue
+        target = Path(value).resolve()
+        same = target in protected or Path(f"{target}.part") in protected
+        if not same and target.exists() and db.exists():
+            same = os.path.samefile(target, db)
+        if same:
+            raise ExportError(f"{option} {value}: is the archive being exported ({archive_path}) or one of its files")
+    if out is not None and manifest is not None and Path(out).resolve() == Path(manifest).resolve():
+        raise ExportError(f"--out and --manifest name the same file: {out}")
+
+
 def export(
     archive: Archive,
     out: str | Path,
@@ -148,6 +166,7 @@ def export(
         raise ExportError("--excel only applies to --format csv")
     filters = filters or Filters()
     to_stdout = str(out) == "-"
+    _check_targets(archive.path, None if to_stdout else out, manifest)
     result = ExportResult(fmt, None if to_stdout else str(out), filters=filters.as_dict())
     conn = archive.conn
     part = Path(f"{out}.part")

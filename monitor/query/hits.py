@@ -101,7 +101,7 @@ def list_hits(
         conds.append("h.created_at >= ?")
         args.append(parse_when(since, "--since"))
     if channels or platforms:
-        fconds, fargs = Filters(platforms=list(platforms or []), channels=list(channels or [])).where(conn, "m")
+        fconds, fargs = Filters.build(platform=list(platforms or []), channel=list(channels or [])).where(conn, "m")
         conds += fconds
         args += fargs
     sql = (

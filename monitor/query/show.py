@@ -17,7 +17,7 @@ class RefError(ValueError):
 
 _TME = re.compile(r"^(?:https?://)?(?:www\.)?(?:t\.me|telegram\.me|telegram\.dog)/(?:s/)?(c/)?([^/?#]+)/(?:\d+/)?(\d+)/?(?:[?#].*)?$")
 _XCOM = re.compile(
-    r"^(?:https?://)?(?:www\.|mobile\.)?(?:x|twitter)\.com/([^/?#]+)/status(?:es)?/(\d+)(?:/[^?#]*)?/?(?:[?#].*)?$"
+    r"^(?:https?://)?(?:www\.|mobile\.)?(?:x|twitter)\.com/(?:i/web|([^/?#]+))/status(?:es)?/(\d+)(?:/[^?#]*)?/?(?:[?#].*)?$"
 )
 
 
@@ -65,7 +65,7 @@ def find_message_rowid(conn: sqlite3.Connection, ref: str) -> int | None:
                 break
         if row or name is None:
             return row[0] if row else None
-    if name is None:  # an x.com/i/status link: the id alone
+    if name is None:  # an x.com/i/status or /i/web/status link: the id alone
         rows = conn.execute("SELECT id FROM messages WHERE platform=? AND message_id=?", (platform, message_id)).fetchall()
         return rows[0][0] if len(rows) == 1 else None
     for p, cid in sorted(resolve_channels(conn, [name], [platform])):
@@ -74,6 +74,9 @@ def find_message_rowid(conn: sqlite3.Connection, ref: str) -> int | None:
         ).fetchone()
         if row:
             return row[0]
+    if platform == "x":  # a handle the archive does not know (renamed since): X post ids are unique
+        rows = conn.execute("SELECT id FROM messages WHERE platform=? AND message_id=?", (platform, message_id)).fetchall()
+        return rows[0][0] if len(rows) == 1 else None
     return None
 
 

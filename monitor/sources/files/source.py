@@ -38,7 +38,7 @@ from ..base import Envelope, Source, SourceContext
 from ..depth import depth_message, line_too_deep
 from ..surrogates import json_may_have_surrogates
 from .detect import read_messages
-from .errors import InputError
+from .errors import ImportStats, InputError
 from .fastjson import loads_checked
 from .jsonl import parse_jsonl_record
 from .watch import Watcher, entry_folder, known, may_name
@@ -229,9 +229,10 @@ class FilesSource(Source):
             return
         log.info("importing file", path=str(path))
         previous: Message | None = None
+        stats = ImportStats()
         try:
             # The reader is synchronous and streaming; yield to the loop between messages.
-            for n, msg in enumerate(read_messages(path, fmt=fmt, skip_bad=True)):
+            for n, msg in enumerate(read_messages(path, fmt=fmt, skip_bad=True, stats=stats)):
                 if previous is not None:
                     await ctx.emit(Envelope(previous, SOURCE))
                 previous = msg
@@ -240,6 +241,8 @@ class FilesSource(Source):
         except InputError as exc:
             self._error(str(exc))
             return
+        finally:
+            self._skipped(path, stats)
         if previous is not None:
             await ctx.emit(Envelope(previous, SOURCE, checkpoint=(key, stamp)))
         self.stats["files"] += 1
@@ -326,6 +329,17 @@ class FilesSource(Source):
             self.stats["bad_lines"] += 1
             self._error(f"{where}: skipped malformed line: {exc}")
             return []
+
+    def _skipped(self, path: Path, stats: ImportStats) -> None:
+        """Malformed records skipped in a file read once: warned and counted like a followed
+        file's malformed lines (they were an info line only: unseen at log level WARNING)."""
+        if not stats.bad:
+            return
+        self.stats["bad_lines"] += stats.bad
+        for example in stats.bad_examples:
+            self._error(f"{example}: skipped malformed record")
+        if stats.bad > len(stats.bad_examples):
+            self._error(f"{path}: {stats.bad} malformed record(s) skipped in all")
 
     def _error(self, message: str) -> None:
         self.stats["errors"] += 1
