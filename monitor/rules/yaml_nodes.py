@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+import re
 from typing import Iterator
 
 import yaml
@@ -105,12 +106,193 @@ def _events(text: str) -> Iterator[yaml.Event]:
         yield ev
 
 
+# -- the common case without libyaml: a plain rule file ---------------------------------------
+# Most rule files of a large set are written by tools or from one template: block mappings of
+# plain keys whose values are plain or double-quoted scalars and one-line flow sequences and
+# mappings of them. Such a file is parsed here line by line (a regular expression per line
+# and per flow item) into the same nodes, positions and duplicate-key issues that libyaml's
+# events give (tests/test_yaml_nodes.py compares both on generated and random texts); any
+# other text (comments, block sequences, anchors, tags, single quotes, escapes, multi-line
+# scalars, tabs, characters outside the printable BMP, empty values...) returns None and goes
+# through libyaml as before, which also reports every error.
+SIMPLE_MAX_CHARS = 65_536
+_SIMPLE_TEXT = re.compile("[\n\x20-\x7e\u00a0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]*\\Z")
+_SIMPLE_LINE = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_]{0,127}):(?:( +)(.*))?\Z")
+# a plain scalar in block context: no indicator first, no ':' or '#' (nor a '"' or "'" after a
+# space, where YAML would not take it for a plain character anyway), not ending in a space
+_SIMPLE_PLAIN = re.compile(r"""[^-?:,\[\]{}#&*!|>'"%@` ][^:#]*\Z""")
+# one flow item (after spaces): a double-quoted scalar without escapes, a flow plain scalar
+# (no flow indicators, quotes, ':' or '#'), '[' or '{' (a nested collection), or the end
+_SIMPLE_FLOW = re.compile(r"""( *)(?:"([^"\\]*)"|([^-?:,\[\]{}#&*!|>'"%@` ][^,\[\]{}#:"']*)|([\[{]))""")
+_SIMPLE_KEY = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_]{0,127}):( +)")
+_SIMPLE_SEP = re.compile(r" *([,\]}])")
+_SIMPLE_DQ_SEQ = re.compile(r'\[(?:"[^"\\]*"(?:, "[^"\\]*")*)?\]\Z')
+
+
+def _parse_simple(text: str) -> "ParsedYaml | None":
+    """:func:`parse_yaml` of a plain rule file (see above), or None for any other text."""
+    if len(text) > SIMPLE_MAX_CHARS or not _SIMPLE_TEXT.match(text) or " \n" in text or text.endswith(" "):
+        return None
+    issues: list[YamlIssue] = []
+    stack: list[tuple[int, Node, dict]] = []  # open block mappings: (indent, node, seen keys)
+    pending: Node | None = None  # a key whose block mapping starts on the next line
+    line_match = _SIMPLE_LINE.match
+    dq_seq = _SIMPLE_DQ_SEQ.match
+    node = Node
+    root = None
+    top: "tuple[int, Node, dict]" = (0, None, {})  # type: ignore[assignment]
+    line_no = 0
+    for line in text.split("\n"):
+        line_no += 1
+        if not line:
+            continue
+        m = line_match(line)
+        if m is None:
+            return None
+        spaces, key, gap, raw = m.groups()
+        indent = len(spaces)
+        if pending is not None:
+            if indent <= top[0]:
+                return None  # an empty value: libyaml's null and its position
+            coll = node("map", line_no, indent + 1, [])
+            top[1].value.append((pending, coll))  # type: ignore[union-attr]
+            top = (indent, coll, {})
+            stack.append(top)
+            pending = None
+        elif root is None:
+            if indent:
+                return None
+            root = node("map", line_no, 1, [])
+            top = (0, root, {})
+            stack.append(top)
+        elif indent != top[0]:
+            while indent < top[0]:
+                stack.pop()
+                top = stack[-1]
+            if indent != top[0]:
+                return None
+        key_node = node("scalar", line_no, indent + 1, key, "")
+        seen = top[2]
+        if key in seen:
+            issues.append(YamlIssue(line_no, indent + 1, f"duplicate key '{key}' (first at line {seen[key]})"))
+        else:
+            seen[key] = line_no
+        if gap is None:
+            pending = key_node
+            continue
+        col = indent + len(key) + 2 + len(gap)
+        first_char = raw[0]
+        if first_char == "[":
+            if dq_seq(raw):  # ["a", "b", ...]: the common case, split at once
+                if len(raw) == 2:
+                    value = node("seq", line_no, col, [])
+                else:
+                    items = []
+                    at = col + 1
+                    for item in raw[2:-2].split('", "'):
+                        items.append(node("scalar", line_no, at, item, '"'))
+                        at += len(item) + 4
+                    value = node("seq", line_no, col, items, "", len(items) + 1)
+                top[1].value.append((key_node, value))  # type: ignore[union-attr]
+                continue
+            got = _simple_flow(raw, 0, line_no, col, issues)
+            if got is None or got[1] != len(raw):
+                return None
+            value = got[0]
+        elif first_char == "{":
+            got = _simple_flow(raw, 0, line_no, col, issues)
+            if got is None or got[1] != len(raw):
+                return None
+            value = got[0]
+        elif first_char == '"':
+            if raw.find('"', 1) != len(raw) - 1 or "\\" in raw:
+                return None
+            value = node("scalar", line_no, col, raw[1:-1], '"')
+        elif _SIMPLE_PLAIN.match(raw):
+            value = node("scalar", line_no, col, raw, "")
+        else:
+            return None
+        top[1].value.append((key_node, value))  # type: ignore[union-attr]
+    if pending is not None or root is None:
+        return None
+    _set_sizes(root)
+    return ParsedYaml([root], issues)
+
+
+def _simple_flow(raw: str, pos: int, line_no: int, col: int, issues: list, depth: int = 0) -> "tuple[Node, int] | None":
+    """The one-line flow collection starting at ``raw[pos]`` (``[`` or ``{``; ``col``: the
+    column of ``raw[0]``) and the position after it, or None when it is not of the simple kind."""
+    if depth >= 8:
+        return None
+    is_seq = raw[pos] == "["
+    node = Node("seq" if is_seq else "map", line_no, col + pos, [])
+    items = node.value
+    seen: dict = {}
+    close = "]" if is_seq else "}"
+    m = _SIMPLE_SEP.match(raw, pos + 1)
+    if m is not None and m[1] != ",":  # empty
+        return (node, m.end()) if m[1] == close else None
+    pos += 1
+    while True:
+        key_node = None
+        if not is_seq:
+            k = _SIMPLE_KEY.match(raw, pos)
+            if k is None:
+                return None
+            key = k[2]
+            key_node = Node("scalar", line_no, col + pos + len(k[1]), key, "")
+            first = seen.get(key)
+            if first is not None:
+                issues.append(YamlIssue(line_no, key_node.col, f"duplicate key '{key}' (first at line {first})"))
+            else:
+                seen[key] = line_no
+            pos = k.end()
+        m = _SIMPLE_FLOW.match(raw, pos)
+        if m is None:
+            return None
+        if m[4] is not None:  # a nested collection
+            got = _simple_flow(raw, m.start(4), line_no, col, issues, depth + 1)
+            if got is None:
+                return None
+            child, pos = got
+        elif m[2] is not None:
+            child = Node("scalar", line_no, col + m.start(2) - 1, m[2], '"')
+            pos = m.end()
+        else:
+            value = m[3].rstrip(" ")
+            child = Node("scalar", line_no, col + m.start(3), value, "")
+            pos = m.end()
+        items.append(child if key_node is None else (key_node, child))  # type: ignore[union-attr]
+        m = _SIMPLE_SEP.match(raw, pos)
+        if m is None:
+            return None
+        pos = m.end()
+        if m[1] != ",":
+            return (node, pos) if m[1] == close else None
+
+
+def _set_sizes(root: Node) -> int:
+    """Each collection's ``size`` (nodes in its subtree), as :func:`parse_yaml` counts them."""
+    total = 1
+    if root.kind == "map":
+        for k, v in root.value:  # type: ignore[union-attr]
+            total += 1 + (_set_sizes(v) if v.kind != "scalar" else 1)
+    elif root.kind == "seq":
+        for v in root.value:  # type: ignore[union-attr]
+            total += _set_sizes(v) if v.kind != "scalar" else 1
+    root.size = total
+    return total
+
+
 def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
     """Parse ``text`` into positioned node trees (one per document).
 
     Raises :class:`YamlSyntaxError` with a 1-based line and column for syntax errors,
     nesting deeper than :data:`MAX_DEPTH` and alias expansion beyond ``max_nodes``.
     """
+    simple = _parse_simple(text) if max_nodes >= 1_000 else None
+    if simple is not None:
+        return simple
     out = ParsedYaml()
     documents, issues = out.documents, out.issues
     stack: list[tuple[Node, list]] = []  # (collection node, [pending key node or None, seen keys])
