@@ -48,7 +48,7 @@ import sys
 import time
 from functools import partial
 from itertools import accumulate, chain, compress, count, islice, repeat
-from operator import add, attrgetter, call, contains, itemgetter, ne
+from operator import add, attrgetter, call, contains, getitem, itemgetter, ne
 from typing import Callable, Iterable, Sequence
 
 import ahocorasick
@@ -107,6 +107,8 @@ _NOTHING: frozenset[int] = frozenset()
 _NO_WORDS: frozenset[int] = frozenset()
 _NO_GROUPS: list[list[int]] = []  # never changed
 _TERM_WORDS = itemgetter(1)  # Term.words
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
 _PIECES: frozenset[int] = frozenset({-1})
 _FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}
 _PIECE = -1  # in a word's lookup result: the word is a Persian piece (ها، ای، می ...), see merged_pairs
@@ -727,7 +729,7 @@ def _first_index(term_wids: "Sequence[tuple[int, ...]]") -> dict[int, "int | tup
 
 def _phrases_of(term_wids: "Sequence[tuple[int, ...]]") -> tuple[tuple[int, ...] | None, ...] | None:
     """Per term: its word ids when it has several words, else None; None when none has."""
-    if all(len(w) == 1 for w in term_wids):
+    if max(map(len, term_wids), default=0) <= 1:
         return None
     return tuple([w if len(w) > 1 else None for w in term_wids])
 
@@ -748,9 +750,9 @@ class _Terms:
         rarest word of each term) and the phrase of each anchor (see :func:`_phrases_of`)."""
         if self._any is None:
             rarest = self.rarest
-            self._any = (
-                sum([c for _, c in rarest]),
-                tuple([tw[i] for (i, _), tw in zip(rarest, self.wids)]),
+            self._any = (  # C-level passes (a list's 200 names); the same sum, in the same order
+                sum(map(_SECOND, rarest)),
+                tuple(map(getitem, self.wids, map(_FIRST, rarest))),
                 _phrases_of(self.wids),
             )
         return self._any
@@ -769,6 +771,23 @@ class _Interner:
         self._tuples: dict[tuple, _Terms] = {}
         self._shared: dict[tuple, tuple] = {}
         self._cost: dict[Word, float] = {}
+        self._by_id: dict[str, list[float]] = {}  # field -> the cost of each word id (see _id_costs)
+
+    def _id_costs(self, index: _FieldIndex) -> list[float]:
+        """The cost of each word of ``index`` by its id (the words given ids since the last
+        call priced now: :func:`~monitor.rules.anchors.word_cost`, once per word)."""
+        got = self._by_id.get(index.name)
+        if got is None:
+            got = self._by_id[index.name] = []
+        words = index.words
+        if len(got) < len(words):
+            costs = self._cost
+            for w in words[len(got):]:
+                c = costs.get(w)
+                if c is None:
+                    c = costs[w] = word_cost(w)
+                got.append(c)
+        return got
 
     def shared(self, value: tuple) -> tuple:
         """One tuple per content (the selections that reference the same list share it)."""
@@ -839,12 +858,8 @@ class _Interner:
         if None in gl:  # new words: ids in order of first occurrence
             word_id = index.word_id
             gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
-        costs = self._cost
-        cl = list(map(costs.get, words))
-        if None in cl:
-            cl = [costs.setdefault(w, word_cost(w)) if c is None else c for c, w in zip(cl, words)]
         gids = list(map(gl.__getitem__, ids))
-        cs = list(map(cl.__getitem__, ids))
+        cs = list(map(self._id_costs(index).__getitem__, gids))  # by word id: no second look-up by word
         if len(ids) == len(counts):  # one word each
             return tuple(zip(gids)), tuple(zip(repeat(0), cs))
         it = iter(gids)

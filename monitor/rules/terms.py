@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import re
 from array import array
-from itertools import accumulate, chain, islice, repeat
-from operator import itemgetter, sub
+from collections import defaultdict
+from functools import partial
+from itertools import accumulate, chain, compress, count, islice, repeat
+from operator import is_, itemgetter, sub
 from typing import NamedTuple
 
 from .morphology import MERGE_TOKENS as _MERGE, PREFIX_TOKENS, merge_term_words
@@ -146,6 +148,7 @@ def parse_term(raw: str) -> Term:
     return _tuple_new(Term, (raw, words))  # Term(raw, words) without the named tuple's Python __new__
 
 
+_is_none = partial(is_, None)
 PARSE_BATCH = 50_000  # terms per batch of parse_terms (the chunk cache is checked between two)
 
 
@@ -215,9 +218,10 @@ def parse_terms_flat(raws: "list[str]") -> "tuple[tuple[Word, ...], array, array
         per_term += got[1]
     if max(per_term) > MAX_TERM_WORDS or 0 in per_term:
         return None
-    distinct = tuple(dict.fromkeys(wordlist))
-    number = dict(zip(distinct, range(len(distinct))))
-    return distinct, array("I", map(number.__getitem__, wordlist)), array("B", per_term)
+    # each word's number, given on its first occurrence (one look-up per word, in C)
+    number: defaultdict[Word, int] = defaultdict(count().__next__)
+    ids = array("I", map(number.__getitem__, wordlist))
+    return tuple(number), ids, array("B", per_term)
 
 
 def _flat_batch(raws: "list[str]") -> "tuple[list[Word], list[int]] | None":
@@ -229,12 +233,12 @@ def _flat_batch(raws: "list[str]") -> "tuple[list[Word], list[int]] | None":
     counts = list(map(len, splits))  # chunks per term
     flat = list(chain.from_iterable(splits))
     cache = _CHUNKS
-    missing = set(flat).difference(cache)
-    if missing:
-        _fill_chunks(list(missing))
+    got = list(map(cache.get, flat))
+    if None in got:  # chunks not seen yet (their words are made once, in one pass)
+        _fill_chunks(list(dict.fromkeys(compress(flat, map(_is_none, got)))))
+        got = list(map(cache.__getitem__, flat))
     if not _MERGING.isdisjoint(flat):
         return None
-    got = list(map(cache.__getitem__, flat))
     lens = list(map(len, got))
     if set(lens) == {1}:  # every chunk one word (names): the words themselves
         return list(map(itemgetter(0), got)), counts
