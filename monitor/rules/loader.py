@@ -835,6 +835,9 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
 
 
 _CONDITIONS: dict[tuple[str, tuple[str, ...]], object] = {}
+# patterns check_regex accepted (a pure function of the text: RE2 parses a pattern with ``\pL``
+# in ~0.5 ms, and large sets repeat patterns); refusals are not kept, so they are reported each time
+_REGEXES_OK: set[str] = set()
 
 
 def _parse_condition_cached(text: str, names: list[str]):  # noqa: ANN202
@@ -907,12 +910,16 @@ def _build_selection(name: str, key: Node, node: Node, ctx: _FileContext) -> Sel
         if items is not None and not items:
             ctx.add(op_key, f"{where}: 'regex' is empty")
         for r_node, pattern in items or []:
-            try:
-                check_regex(pattern)  # the matcher compiles it on first use
-            except RegexError as exc:
-                ctx.add(r_node, f"{where}: invalid regex {pattern!r}: {exc}")
-            else:
-                regexes.append(pattern)
+            if pattern not in _REGEXES_OK:
+                try:
+                    check_regex(pattern)  # the matcher compiles it on first use
+                except RegexError as exc:
+                    ctx.add(r_node, f"{where}: invalid regex {pattern!r}: {exc}")
+                    continue
+                if len(_REGEXES_OK) >= 20_000:
+                    _REGEXES_OK.clear()
+                _REGEXES_OK.add(pattern)
+            regexes.append(pattern)
     else:  # near
         if op_node.kind != "map":
             ctx.add(op_node, f"{where}: 'near' must be a mapping with 'terms' and 'within'")

@@ -47,7 +47,7 @@ import re
 import sys
 import time
 from functools import partial
-from itertools import accumulate, chain, compress, count, islice, repeat
+from itertools import accumulate, chain, compress, count, groupby, islice, repeat
 from operator import add, attrgetter, call, contains, getitem, itemgetter, ne
 from typing import Callable, Iterable, Sequence
 
@@ -336,6 +336,14 @@ class _FieldIndex:
         key_phrases: dict[int, tuple] = {}
         rules_of: dict[int, tuple[int, ...]] = {}  # id(list of rules) -> its shared tuple
         for w, entries in self.phrase_triggers.items():
+            if len(entries) == 1:  # the common case (a name's rarest word): no list in between
+                wids, rs = entries[0]
+                t = rules_of.get(id(rs))
+                if t is None:
+                    t = tuple(sorted(set(rs)))
+                    t = rules_of[id(rs)] = shared.setdefault(t, t)
+                key_phrases[w] = (wids, t)
+                continue
             got: list = []
             for wids, rs in entries:
                 t = rules_of.get(id(rs))
@@ -545,16 +553,16 @@ class _Alts:
         return (copyreg.__newobj__, (_Alts,), (None, state))
 
     def _build(self, term_wids: "frozenset[tuple[int, ...]]") -> None:
-        singles: set[int] = set()
-        by_first: dict[int, list[tuple[int, ...]]] = {}
-        for w in sorted(term_wids):
-            if len(w) == 1:
-                singles.add(w[0])
-            else:
-                by_first.setdefault(w[0], []).append(w)
-        self.singles = frozenset(singles)
-        self.by_first = {k: tuple(v) for k, v in by_first.items()}
-        self.keys = frozenset(by_first)
+        terms = sorted(term_wids)
+        lens = list(map(len, terms))
+        if 1 in lens:
+            self.singles = frozenset([w[0] for w, n in zip(terms, lens) if n == 1])
+            terms = [w for w, n in zip(terms, lens) if n > 1]
+        else:
+            self.singles = _NOTHING
+        # phrases by first word (ascending), each group in sorted order: sorted, so contiguous
+        self.by_first = {k: tuple(g) for k, g in groupby(terms, _FIRST)}
+        self.keys = frozenset(self.by_first)
 
     def present(self, scan: "_Scan") -> bool:
         found = scan.found

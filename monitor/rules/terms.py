@@ -237,7 +237,7 @@ def _flat_batch(raws: "list[str]") -> "tuple[list[Word], list[int]] | None":
     if None in got:  # chunks not seen yet (their words are made once, in one pass)
         _fill_chunks(list(dict.fromkeys(compress(flat, map(_is_none, got)))))
         got = list(map(cache.__getitem__, flat))
-    if not _MERGING.isdisjoint(flat):
+    if _MERGING and not _MERGING.isdisjoint(flat):
         return None
     lens = list(map(len, got))
     if set(lens) == {1}:  # every chunk one word (names): the words themselves
