@@ -259,15 +259,18 @@ def _fill_chunks(chunks: "list[str]") -> None:
             _chunk_words(c)
         return
     words = _WORDS
-    findall = WORD_RE.findall
-    merge = _MERGE
-    merging = _MERGING
-    cache = _CHUNKS
-    for chunk, norm in zip(chunks, parts):
-        got = tuple([words.get(w) or words.setdefault(w, _tuple_new(Word, (w, EXACT))) for w in findall(norm)])
-        if not merge.isdisjoint([w.text for w in got]):
-            merging.add(chunk)
-        cache[chunk] = got
+    found = list(map(WORD_RE.findall, parts))  # each chunk's word texts
+    texts = list(chain.from_iterable(found))
+    got = list(map(words.get, texts))
+    if None in got:  # new words: one Word per text, made in C
+        new = list(dict.fromkeys(compress(texts, map(_is_none, got))))
+        words.update(zip(new, map(_tuple_new, repeat(Word), zip(new, repeat(EXACT)))))
+        got = list(map(words.__getitem__, texts))
+    it = iter(got)
+    _CHUNKS.update(zip(chunks, map(tuple, map(islice, repeat(it), map(len, found)))))
+    if not _MERGE.isdisjoint(texts):  # chunks with a word that joins its neighbour (rare)
+        merge = _MERGE
+        _MERGING.update(c for c, f in zip(chunks, found) if not merge.isdisjoint(f))
 
 
 def _wildcard_words(raw: str) -> list[Word]:
