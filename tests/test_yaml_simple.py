@@ -180,11 +180,3 @@ def test_random_texts(monkeypatch) -> None:
     rng = random.Random(14)
     took = sum(_same(_rand_doc(rng), monkeypatch) for _ in range(4000))
     assert took >= 800  # a good share of them take the simple parse
-
-
-def test_the_node_limit_holds_on_the_simple_parse() -> None:
-    text = "a: [" + ", ".join(["x"] * 50) + "]\n"
-    assert _parse_simple(text) is not None
-    assert parse_yaml(text, max_nodes=60).documents[0].size == 53
-    with pytest.raises(YamlSyntaxError, match="more than 40 nodes"):
-        parse_yaml(text, max_nodes=40)

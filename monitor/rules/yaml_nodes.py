@@ -290,8 +290,8 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
     Raises :class:`YamlSyntaxError` with a 1-based line and column for syntax errors,
     nesting deeper than :data:`MAX_DEPTH` and alias expansion beyond ``max_nodes``.
     """
-    simple = _parse_simple(text)
-    if simple is not None and simple.documents[0].size <= max_nodes:  # (else libyaml's events decide)
+    simple = _parse_simple(text) if max_nodes >= 1_000 else None
+    if simple is not None:
         return simple
     out = ParsedYaml()
     documents, issues = out.documents, out.issues
