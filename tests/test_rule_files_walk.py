@@ -79,3 +79,22 @@ def test_the_walk_finds_what_os_walk_found_in_the_same_order(tmp_path) -> None:
     for f, st in stats.items():  # the walk's stat of each file is the file's (symlinks followed)
         assert (st.st_ino, st.st_size, st.st_mtime_ns) == (os.stat(f).st_ino, os.stat(f).st_size, os.stat(f).st_mtime_ns)
     assert os.path.join(d, "link.yml") in stats and os.path.join(d, "broken.yml") not in stats
+
+
+def test_one_walk_finds_the_rule_and_the_list_files_alike(tmp_path) -> None:
+    from monitor.rules.loader import rule_and_list_files
+
+    d = tree(tmp_path)
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "top.csv").write_text("a\n", encoding="utf-8")
+    (tmp_path / "lists" / "top.yml").write_text("id: t\n", encoding="utf-8")
+    for paths in ([d], [d, os.path.join(d, "outside", "h.yml"), os.path.join(d, "sub")], [os.path.join(d, "sub"), d],
+                  [str(tmp_path / "lists"), d + os.sep], [os.path.join(d, "lists")], [os.path.join(d, "missing"), d],
+                  [str(tmp_path / "elsewhere" / "dir")]):
+        problems: list = []
+        stats: dict = {}
+        want_problems: list = []
+        want_stats: dict = {}
+        want = (rule_files(paths, want_problems, want_stats), list_files(paths, None, want_stats))
+        assert rule_and_list_files(paths, problems, stats) == want, paths
+        assert problems == want_problems and stats.keys() == want_stats.keys()

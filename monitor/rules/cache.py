@@ -48,7 +48,7 @@ from typing import Any, Callable, Iterator, Sequence
 from ..logs import get_logger
 from ..gcpause import paused_gc
 from .lists import ListTerms, list_files
-from .loader import load_rules, rule_files
+from .loader import load_rules, rule_and_list_files, rule_files
 from .matcher import Matcher, _Alts, _Rule, _Sel, _lazy_alts
 from .problems import Problem
 from .ruleset import RuleSet
@@ -183,7 +183,8 @@ def source_key(
     problems: list[Problem] = []
     strs = [str(p) for p in paths]
     stats: dict[str, os.stat_result] = {}  # the walk's lstat of each file that is not a symlink
-    files = rule_files(strs, problems, stats) + list_files(strs, None, stats)
+    found, found_lists = rule_and_list_files(strs, problems, stats)
+    files = found + found_lists
     if problems:
         return None
     where = hashlib.sha256("\0".join([os.getcwd(), *strs, *map(os.path.abspath, strs)]).encode()).hexdigest()[:20]
@@ -191,12 +192,14 @@ def source_key(
     old = _read_manifest(directory, where)
     new: dict[str, tuple] = {}
     h = hashlib.sha256(code_version().encode())
+    parts: list[bytes] = []  # path, length and content hash of every file: hashed in one go
     stat = os.stat
+    get_old = old.get
     for f in files:
         try:
             st = stats.get(f) or stat(f)
             sig = _stat_sig(st)
-            known = old.get(f)
+            known = get_old(f)
             if known is not None and known[0] == sig:
                 size, digest = st.st_size, known[1]
             else:
@@ -205,9 +208,9 @@ def source_key(
             return None
         trusted = st.st_mtime_ns < racy_after and st.st_ctime_ns < racy_after and size == st.st_size
         new[f] = (sig if trusted else None, digest)
-        # path, length and content hash of every file, in one running hash
-        h.update(f"\0{f}\0{size}\0".encode())
-        h.update(digest)
+        parts.append(f"\0{f}\0{size}\0".encode())
+        parts.append(digest)
+    h.update(b"".join(parts))
     h.update(("\0dest:" + ("*" if known_destinations is None else ",".join(sorted(known_destinations)))).encode())
     h.update(("\0default:" + ",".join(default_destinations)).encode())
     if directory is not None and new != old:

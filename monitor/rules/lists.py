@@ -205,12 +205,16 @@ def is_list_dir(name: str) -> bool:
     return name == LIST_DIR
 
 
-def walk_files(top: str, keep_dir: "Callable[[str], bool]") -> "Iterator[tuple[str, list[os.DirEntry]]]":
+def walk_files(
+    top: str, keep_dir: "Callable[[str], bool]", want_files: "Callable[[str], bool] | None" = None,
+) -> "Iterator[tuple[str, list[os.DirEntry]]]":
     """``(root, its entries that are not directories, sorted by name)`` for ``top`` and the
     directories below it, in the order of ``os.walk(top)`` (top-down, symlinked directories
     not followed, unreadable ones skipped) with each directory's subdirectories filtered by
     ``keep_dir(name)`` and sorted. The entries come from ``os.scandir``: their type, and so
-    whether one is a symlink, costs no system call (10,000 rule files: no ``lstat`` each)."""
+    whether one is a symlink, costs no system call (10,000 rule files: no ``lstat`` each).
+    ``want_files(root)`` (optional): False when the caller will not look at a directory's
+    files (they are then neither collected nor sorted: an empty list)."""
     stack = [top]
     while stack:
         root = stack.pop()
@@ -221,6 +225,7 @@ def walk_files(top: str, keep_dir: "Callable[[str], bool]") -> "Iterator[tuple[s
             continue
         dirs: list[str] = []
         files: list[os.DirEntry] = []
+        keep_files = want_files is None or want_files(root)
         for e in entries:
             try:
                 is_dir = e.is_dir()
@@ -228,7 +233,7 @@ def walk_files(top: str, keep_dir: "Callable[[str], bool]") -> "Iterator[tuple[s
                 is_dir = False
             if is_dir:
                 dirs.append(e.name)
-            else:
+            elif keep_files:
                 files.append(e)
         files.sort(key=_entry_name)
         yield root, files
@@ -253,6 +258,12 @@ def entry_key(entry: os.DirEntry, real_root: str, stats: dict | None) -> str:
     return os.path.join(real_root, entry.name)
 
 
+def entry_prefix(real_root: str) -> str:
+    """``real_root`` and a separator: ``entry_prefix(r) + name == os.path.join(r, name)`` for a
+    name without separators (a directory entry's), one concatenation per file."""
+    return os.path.join(real_root, "")
+
+
 def list_files(paths: Sequence[str], problems: list[Problem] | None = None, stats: dict | None = None) -> list[str]:
     """List files under ``paths`` (in ``lists`` folders, sorted; hidden ones skipped).
     ``stats`` (optional) gets each file's ``os.stat`` result."""
@@ -262,7 +273,7 @@ def list_files(paths: Sequence[str], problems: list[Problem] | None = None, stat
         p = str(raw)
         if not os.path.isdir(p):
             continue
-        for root, files in walk_files(p, _visible):
+        for root, files in walk_files(p, _visible, _is_list_root):
             if os.path.basename(root) != LIST_DIR:
                 continue
             real_root = os.path.realpath(root)
@@ -279,6 +290,10 @@ def list_files(paths: Sequence[str], problems: list[Problem] | None = None, stat
 
 def _visible(name: str) -> bool:
     return not name.startswith(".")
+
+
+def _is_list_root(root: str) -> bool:
+    return os.path.basename(root) == LIST_DIR
 
 
 def load_lists(files: Sequence[str], problems: list[Problem], failed: set[str] | None = None) -> dict[str, WatchList]:

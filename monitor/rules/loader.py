@@ -24,7 +24,7 @@ from ..model import KINDS
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
 from ..gcpause import paused_gc
-from .lists import LIST_DIR, ListTerms, WatchList, list_files, load_lists, load_lists_in_background, entry_key, read_bounded, walk_files
+from .lists import LIST_DIR, LIST_EXTENSIONS, ListTerms, WatchList, list_files, load_lists, load_lists_in_background, entry_prefix, read_bounded, walk_files
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, check_regex
 from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
@@ -130,13 +130,19 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem], stats: dict
         if os.path.isdir(p):
             found = []
             for root, files in walk_files(p, _rule_dir):  # lists: see lists.py
-                real_root = None
+                prefix = None
                 for entry in files:
                     name = entry.name
                     if not name.startswith(".") and name.lower().endswith(RULE_EXTENSIONS):
-                        if real_root is None:
-                            real_root = os.path.realpath(root)
-                        found.append((entry.path, entry_key(entry, real_root, stats)))
+                        if prefix is None:
+                            prefix = entry_prefix(os.path.realpath(root))
+                        # entry_key, inlined (10,000 files): the stat for the cache key, the real path
+                        if stats is not None:
+                            try:
+                                stats[entry.path] = entry.stat()
+                            except OSError:
+                                pass
+                        found.append((entry.path, os.path.realpath(entry.path) if entry.is_symlink() else prefix + name))
             if not found:
                 problems.append(Problem(p, 1, 1, "no rule files (*.yml, *.yaml) in this directory"))
             for f, key in found:
@@ -146,6 +152,81 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem], stats: dict
         else:
             problems.append(Problem(p, 1, 1, "no such file or directory"))
     return out
+
+
+def rule_and_list_files(
+    paths: Sequence[str | Path], problems: list[Problem], stats: dict | None = None,
+) -> tuple[list[str], list[str]]:
+    """``(rule_files(paths, problems, stats), list_files(paths, None, stats))`` from one walk of
+    each directory (the two walks each listed the 10,000 files of a large rules folder)."""
+    rules_out: list[str] = []
+    lists_out: list[str] = []
+    seen: set[str] = set()
+    seen_lists: set[str] = set()
+    for raw in paths:
+        p = str(raw)
+        if not os.path.isdir(p):
+            if os.path.isfile(p):
+                if (key := os.path.realpath(p)) not in seen:
+                    seen.add(key)
+                    rules_out.append(p)
+            else:
+                problems.append(Problem(p, 1, 1, "no such file or directory"))
+            continue
+        # rule files come from the directories rule_files walks (none inside a 'lists' folder
+        # below p), list files from every visible folder named 'lists' (as list_files)
+        below_lists: set[str] = set()
+
+        def wanted(root: str, p: str = p, below_lists: set[str] = below_lists) -> bool:
+            if root != p and (os.path.basename(root) == LIST_DIR or os.path.dirname(root) in below_lists):
+                below_lists.add(root)
+            return root not in below_lists or os.path.basename(root) == LIST_DIR
+
+        found = []
+        for root, files in walk_files(p, _visible_dir, wanted):
+            if not files:
+                continue
+            if root not in below_lists:
+                prefix = None
+                for entry in files:
+                    name = entry.name
+                    if not name.startswith(".") and name.lower().endswith(RULE_EXTENSIONS):
+                        if prefix is None:
+                            prefix = entry_prefix(os.path.realpath(root))
+                        if stats is not None:
+                            try:
+                                stats[entry.path] = entry.stat()
+                            except OSError:
+                                pass
+                        found.append((entry.path, os.path.realpath(entry.path) if entry.is_symlink() else prefix + name))
+            if os.path.basename(root) == LIST_DIR:
+                prefix = None
+                for entry in files:
+                    name = entry.name
+                    if name.startswith(".") or not name.lower().endswith(LIST_EXTENSIONS):
+                        continue
+                    if prefix is None:
+                        prefix = entry_prefix(os.path.realpath(root))
+                    if stats is not None:
+                        try:
+                            stats[entry.path] = entry.stat()
+                        except OSError:
+                            pass
+                    key = os.path.realpath(entry.path) if entry.is_symlink() else prefix + name
+                    if key not in seen_lists:
+                        seen_lists.add(key)
+                        lists_out.append(entry.path)
+        if not found:
+            problems.append(Problem(p, 1, 1, "no rule files (*.yml, *.yaml) in this directory"))
+        for f, key in found:
+            if key not in seen:
+                seen.add(key)
+                rules_out.append(f)
+    return rules_out, lists_out
+
+
+def _visible_dir(name: str) -> bool:
+    return not name.startswith(".")
 
 
 def _read(file: str, problems: list[Problem]) -> tuple[bytes, str] | None:
@@ -189,8 +270,8 @@ def load_rules(paths: Sequence[str | Path], *, known_destinations: set[str] | No
 
 def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None) -> RuleSet:
     problems: list[Problem] = []
-    files = rule_files(paths, problems)
-    lists_job = load_lists_in_background(list_files([str(p) for p in paths]))  # a second process, if it helps
+    files, found_lists = rule_and_list_files(paths, problems)
+    lists_job = load_lists_in_background(found_lists)  # a second process, if it helps
     try:
         parsed = [(file, _parse_file(file, problems)) for file in files]
     finally:
@@ -210,7 +291,7 @@ def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None
     _check_members(actors, problems)
     failed_lists: set[str] = set()
     if loaded is None:
-        lists = load_lists(list_files([str(p) for p in paths]), problems, failed_lists)
+        lists = load_lists(found_lists, problems, failed_lists)
     else:
         lists, list_problems, failed_lists = loaded
         problems.extend(list_problems)
@@ -835,6 +916,9 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
 
 
 _CONDITIONS: dict[tuple[str, tuple[str, ...]], object] = {}
+# patterns check_regex accepted (a pure function of the text: RE2 parses a pattern with ``\pL``
+# in ~0.5 ms, and large sets repeat patterns); refusals are not kept, so they are reported each time
+_REGEXES_OK: set[str] = set()
 
 
 def _parse_condition_cached(text: str, names: list[str]):  # noqa: ANN202
@@ -907,12 +991,16 @@ def _build_selection(name: str, key: Node, node: Node, ctx: _FileContext) -> Sel
         if items is not None and not items:
             ctx.add(op_key, f"{where}: 'regex' is empty")
         for r_node, pattern in items or []:
-            try:
-                check_regex(pattern)  # the matcher compiles it on first use
-            except RegexError as exc:
-                ctx.add(r_node, f"{where}: invalid regex {pattern!r}: {exc}")
-            else:
-                regexes.append(pattern)
+            if pattern not in _REGEXES_OK:
+                try:
+                    check_regex(pattern)  # the matcher compiles it on first use
+                except RegexError as exc:
+                    ctx.add(r_node, f"{where}: invalid regex {pattern!r}: {exc}")
+                    continue
+                if len(_REGEXES_OK) >= 20_000:
+                    _REGEXES_OK.clear()
+                _REGEXES_OK.add(pattern)
+            regexes.append(pattern)
     else:  # near
         if op_node.kind != "map":
             ctx.add(op_node, f"{where}: 'near' must be a mapping with 'terms' and 'within'")

@@ -47,8 +47,8 @@ import re
 import sys
 import time
 from functools import partial
-from itertools import accumulate, chain, compress, count, islice, repeat
-from operator import add, attrgetter, call, contains, itemgetter, ne
+from itertools import accumulate, chain, compress, count, groupby, islice, repeat
+from operator import add, attrgetter, call, contains, getitem, itemgetter, ne
 from typing import Callable, Iterable, Sequence
 
 import ahocorasick
@@ -107,6 +107,8 @@ _NOTHING: frozenset[int] = frozenset()
 _NO_WORDS: frozenset[int] = frozenset()
 _NO_GROUPS: list[list[int]] = []  # never changed
 _TERM_WORDS = itemgetter(1)  # Term.words
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
 _PIECES: frozenset[int] = frozenset({-1})
 _FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}
 _PIECE = -1  # in a word's lookup result: the word is a Persian piece (ها، ای، می ...), see merged_pairs
@@ -355,6 +357,14 @@ class _FieldIndex:
         key_phrases: dict[int, tuple] = {}
         rules_of: dict[int, tuple[int, ...]] = {}  # id(list of rules) -> its shared tuple
         for w, entries in self.phrase_triggers.items():
+            if len(entries) == 1:  # the common case (a name's rarest word): no list in between
+                wids, rs = entries[0]
+                t = rules_of.get(id(rs))
+                if t is None:
+                    t = tuple(sorted(set(rs)))
+                    t = rules_of[id(rs)] = shared.setdefault(t, t)
+                key_phrases[w] = (wids, t)
+                continue
             got: list = []
             for wids, rs in entries:
                 t = rules_of.get(id(rs))
@@ -565,16 +575,16 @@ class _Alts:
         return (copyreg.__newobj__, (_Alts,), (None, state))
 
     def _build(self, term_wids: "frozenset[tuple[int, ...]]") -> None:
-        singles: set[int] = set()
-        by_first: dict[int, list[tuple[int, ...]]] = {}
-        for w in sorted(term_wids):
-            if len(w) == 1:
-                singles.add(w[0])
-            else:
-                by_first.setdefault(w[0], []).append(w)
-        self.singles = frozenset(singles)
-        self.by_first = {k: tuple(v) for k, v in by_first.items()}
-        self.keys = frozenset(by_first)
+        terms = sorted(term_wids)
+        lens = list(map(len, terms))
+        if 1 in lens:
+            self.singles = frozenset([w[0] for w, n in zip(terms, lens) if n == 1])
+            terms = [w for w, n in zip(terms, lens) if n > 1]
+        else:
+            self.singles = _NOTHING
+        # phrases by first word (ascending), each group in sorted order: sorted, so contiguous
+        self.by_first = {k: tuple(g) for k, g in groupby(terms, _FIRST)}
+        self.keys = frozenset(self.by_first)
 
     def present(self, scan: "_Scan") -> bool:
         found = scan.found
@@ -749,7 +759,7 @@ def _first_index(term_wids: "Sequence[tuple[int, ...]]") -> dict[int, "int | tup
 
 def _phrases_of(term_wids: "Sequence[tuple[int, ...]]") -> tuple[tuple[int, ...] | None, ...] | None:
     """Per term: its word ids when it has several words, else None; None when none has."""
-    if all(len(w) == 1 for w in term_wids):
+    if max(map(len, term_wids), default=0) <= 1:
         return None
     return tuple([w if len(w) > 1 else None for w in term_wids])
 
@@ -770,9 +780,9 @@ class _Terms:
         rarest word of each term) and the phrase of each anchor (see :func:`_phrases_of`)."""
         if self._any is None:
             rarest = self.rarest
-            self._any = (
-                sum([c for _, c in rarest]),
-                tuple([tw[i] for (i, _), tw in zip(rarest, self.wids)]),
+            self._any = (  # C-level passes (a list's 200 names); the same sum, in the same order
+                sum(map(_SECOND, rarest)),
+                tuple(map(getitem, self.wids, map(_FIRST, rarest))),
                 _phrases_of(self.wids),
             )
         return self._any
@@ -791,6 +801,23 @@ class _Interner:
         self._tuples: dict[tuple, _Terms] = {}
         self._shared: dict[tuple, tuple] = {}
         self._cost: dict[Word, float] = {}
+        self._by_id: dict[str, list[float]] = {}  # field -> the cost of each word id (see _id_costs)
+
+    def _id_costs(self, index: _FieldIndex) -> list[float]:
+        """The cost of each word of ``index`` by its id (the words given ids since the last
+        call priced now: :func:`~monitor.rules.anchors.word_cost`, once per word)."""
+        got = self._by_id.get(index.name)
+        if got is None:
+            got = self._by_id[index.name] = []
+        words = index.words
+        if len(got) < len(words):
+            costs = self._cost
+            for w in words[len(got):]:
+                c = costs.get(w)
+                if c is None:
+                    c = costs[w] = word_cost(w)
+                got.append(c)
+        return got
 
     def shared(self, value: tuple) -> tuple:
         """One tuple per content (the selections that reference the same list share it)."""
@@ -861,12 +888,8 @@ class _Interner:
         if None in gl:  # new words: ids in order of first occurrence
             word_id = index.word_id
             gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
-        costs = self._cost
-        cl = list(map(costs.get, words))
-        if None in cl:
-            cl = [costs.setdefault(w, word_cost(w)) if c is None else c for c, w in zip(cl, words)]
         gids = list(map(gl.__getitem__, ids))
-        cs = list(map(cl.__getitem__, ids))
+        cs = list(map(self._id_costs(index).__getitem__, gids))  # by word id: no second look-up by word
         if len(ids) == len(counts):  # one word each
             return tuple(zip(gids)), tuple(zip(repeat(0), cs))
         it = iter(gids)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import re
 from array import array
-from itertools import accumulate, chain, islice, repeat
-from operator import itemgetter, sub
+from collections import defaultdict
+from functools import partial
+from itertools import accumulate, chain, compress, count, islice, repeat
+from operator import is_, itemgetter, sub
 from typing import NamedTuple
 
 from .morphology import MERGE_TOKENS as _MERGE, PREFIX_TOKENS, merge_term_words
@@ -146,6 +148,7 @@ def parse_term(raw: str) -> Term:
     return _tuple_new(Term, (raw, words))  # Term(raw, words) without the named tuple's Python __new__
 
 
+_is_none = partial(is_, None)
 PARSE_BATCH = 50_000  # terms per batch of parse_terms (the chunk cache is checked between two)
 
 
@@ -215,9 +218,10 @@ def parse_terms_flat(raws: "list[str]") -> "tuple[tuple[Word, ...], array, array
         per_term += got[1]
     if max(per_term) > MAX_TERM_WORDS or 0 in per_term:
         return None
-    distinct = tuple(dict.fromkeys(wordlist))
-    number = dict(zip(distinct, range(len(distinct))))
-    return distinct, array("I", map(number.__getitem__, wordlist)), array("B", per_term)
+    # each word's number, given on its first occurrence (one look-up per word, in C)
+    number: defaultdict[Word, int] = defaultdict(count().__next__)
+    ids = array("I", map(number.__getitem__, wordlist))
+    return tuple(number), ids, array("B", per_term)
 
 
 def _flat_batch(raws: "list[str]") -> "tuple[list[Word], list[int]] | None":
@@ -229,12 +233,12 @@ def _flat_batch(raws: "list[str]") -> "tuple[list[Word], list[int]] | None":
     counts = list(map(len, splits))  # chunks per term
     flat = list(chain.from_iterable(splits))
     cache = _CHUNKS
-    missing = set(flat).difference(cache)
-    if missing:
-        _fill_chunks(list(missing))
-    if not _MERGING.isdisjoint(flat):
+    got = list(map(cache.get, flat))
+    if None in got:  # chunks not seen yet (their words are made once, in one pass)
+        _fill_chunks(list(dict.fromkeys(compress(flat, map(_is_none, got)))))
+        got = list(map(cache.__getitem__, flat))
+    if _MERGING and not _MERGING.isdisjoint(flat):
         return None
-    got = list(map(cache.__getitem__, flat))
     lens = list(map(len, got))
     if set(lens) == {1}:  # every chunk one word (names): the words themselves
         return list(map(itemgetter(0), got)), counts
@@ -255,15 +259,18 @@ def _fill_chunks(chunks: "list[str]") -> None:
             _chunk_words(c)
         return
     words = _WORDS
-    findall = WORD_RE.findall
-    merge = _MERGE
-    merging = _MERGING
-    cache = _CHUNKS
-    for chunk, norm in zip(chunks, parts):
-        got = tuple([words.get(w) or words.setdefault(w, _tuple_new(Word, (w, EXACT))) for w in findall(norm)])
-        if not merge.isdisjoint([w.text for w in got]):
-            merging.add(chunk)
-        cache[chunk] = got
+    found = list(map(WORD_RE.findall, parts))  # each chunk's word texts
+    texts = list(chain.from_iterable(found))
+    got = list(map(words.get, texts))
+    if None in got:  # new words: one Word per text, made in C
+        new = list(dict.fromkeys(compress(texts, map(_is_none, got))))
+        words.update(zip(new, map(_tuple_new, repeat(Word), zip(new, repeat(EXACT)))))
+        got = list(map(words.__getitem__, texts))
+    it = iter(got)
+    _CHUNKS.update(zip(chunks, map(tuple, map(islice, repeat(it), map(len, found)))))
+    if not _MERGE.isdisjoint(texts):  # chunks with a word that joins its neighbour (rare)
+        merge = _MERGE
+        _MERGING.update(c for c, f in zip(chunks, found) if not merge.isdisjoint(f))
 
 
 def _wildcard_words(raw: str) -> list[Word]:
