@@ -560,14 +560,13 @@ class _Alts:
             return True
         if self.keys:
             by_first = self.by_first
+            # the phrases all of whose words were found (term_spans would say [] at once
+            # otherwise), picked at C level: a phrase's words are tested in one call
+            issuperset = found.issuperset
             for k in self.keys.intersection(found):
-                for p in by_first[k]:
-                    for w in p:  # every word found (term_spans would say [] at once otherwise)
-                        if w not in found:
-                            break
-                    else:
-                        if scan.term_spans(p):
-                            return True
+                for p in filter(issuperset, by_first[k]):
+                    if scan.term_spans(p):
+                        return True
         return False
 
     def starts(self, scan: "_Scan") -> list[int]:
@@ -2103,29 +2102,27 @@ def _regex_candidates(index: _FieldIndex, scan: _Scan, got: list) -> None:
     plan = index.__dict__.get("_anchor_plan")
     if plan is None or plan[0] is not index.regex_anchors:
         plan = index._anchor_plan = _anchor_plan(index.regex_anchors)
-    _, always, by_gate = plan
+    _, always, by_gate, gates = plan
     for r, rules in always:
         if scan.regex_match(r):
             got.append(rules)
     if found:  # an anchor regex is listed under one of the letter sets it needs: asked once
-        for g in found:
-            entries = by_gate.get(g)
-            if entries is not None:
-                for r, need, rules in entries:
-                    if need <= found and scan.regex_match(r):
-                        got.append(rules)
+        for g in gates.intersection(found):
+            for r, need, rules in by_gate[g]:
+                if need <= found and scan.regex_match(r):
+                    got.append(rules)
 
 
 def _anchor_plan(anchors: tuple) -> tuple:
     """``(anchors, those that need no letters as (regex, rules), letter-set id -> the anchors
-    listed under it)``: each anchor that needs letters is listed under the smallest id of its
-    sets (all of them must be found for it to run, so that one is)."""
+    listed under it, those ids)``: each anchor that needs letters is listed under the smallest
+    id of its sets (all of them must be found for it to run, so that one is)."""
     always = tuple([(r, rules) for r, need, rules in anchors if need is None])
     by_gate: dict[int, list] = {}
     for r, need, rules in anchors:
         if need is not None:
             by_gate.setdefault(min(need), []).append((r, need, rules))
-    return anchors, always, {g: tuple(v) for g, v in by_gate.items()}
+    return anchors, always, {g: tuple(v) for g, v in by_gate.items()}, frozenset(by_gate)
 
 
 def _evaluate(sel: _Sel, scan: _Scan) -> bool:
