@@ -2127,19 +2127,19 @@ def _anchor_plan(anchors: tuple) -> tuple:
 
 def _evaluate(sel: _Sel, scan: _Scan) -> bool:
     op = sel.op
-    if op == "any":
-        return scan.present(sel.alts)  # type: ignore[arg-type]
+    if op == "near":  # the pack's most asked (an 'any' is mostly answered by its alternatives)
+        # every group needs an alternative that occurs, then a window over their starts
+        for g in sel.galts:
+            if not scan.present(g):
+                return False
+        return _near_window(_group_starts(sel, scan), sel.within) is not None
+    if op == "regex":
+        return any(map(scan.regex_match, sel.regex_ids))
     if op == "all":
         if not sel.singles.issubset(scan.found):
             return False
         return all(scan.term_spans(p) for p in sel.phrases)
-    if op == "regex":
-        return any(map(scan.regex_match, sel.regex_ids))
-    # near: every group needs an alternative that occurs, then a window over their starts
-    for g in sel.galts:
-        if not scan.present(g):
-            return False
-    return _near_window(_group_starts(sel, scan), sel.within) is not None
+    return scan.present(sel.alts)  # type: ignore[arg-type]  # any
 
 
 def _group_starts(sel: _Sel, scan: _Scan) -> list[list[int]]:
