@@ -355,6 +355,27 @@ class OffsetMap:
         """True when every character normalises to exactly one (``m[i] == i``, nothing removed)."""
         return not self._orig
 
+    def text_span(self, text: str, start: int, end: int) -> tuple[int, int]:
+        """:func:`text_span` ``(text, self, start, end)`` for ``0 <= start < end <= len(self) - 1``
+        (a token's span), in one call: both ends mapped without ``__getitem__``'s checks."""
+        ns = self._norm_start
+        k = bisect.bisect_right(ns, start) - 1
+        if k >= 0:
+            at = ns[k]
+            n = self._length[k]
+            start = self._orig[k] if start < at + n else self._orig[k] + 1 + (start - at - n)
+        q = end - 1
+        k = bisect.bisect_right(ns, q) - 1
+        if k >= 0:
+            at = ns[k]
+            n = self._length[k]
+            q = self._orig[k] if q < at + n else self._orig[k] + 1 + (q - at - n)
+        e = q + 1
+        size = len(text)
+        while e < size and _TABLE[ord(text[e])] == "":
+            e += 1
+        return start, e
+
     def __getitem__(self, q: int) -> int:
         if q < 0:
             q += self._norm_len + 1

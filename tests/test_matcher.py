@@ -1044,3 +1044,75 @@ def test_hit_matches_through_a_watch_list_equal_the_terms_written_inline(tmp_pat
         seen += sum(len(m) for _, m in got)
     assert seen >= 20 + wildcard
     assert (terms._terms is None) != wildcard  # a plain list's matches were read from its flat form
+
+
+def _reference_matches(m: Matcher, message, rule_id: str) -> tuple:
+    """A hit's matches the long way (as before the explanation's fast paths): every positive
+    selection's truth asked again, every term whose first word was found followed in term
+    order, each span kept once (the first term found there), each span turned into
+    characters alone (``_Scan.span``), the selections merged by field, start, end, name."""
+    from monitor.model import Match
+    from monitor.rules.matcher import (
+        _FIELD_ORDER, MAX_MATCHES_PER_HIT, _Scan, _evaluate, _outermost, _selection_matches, field_value,
+    )
+
+    cr = next(r for r in m._rules if r.rule.id == rule_id)
+    scans: dict[str, _Scan] = {}
+    out: list = []
+    raw = 0
+    for i in cr.positive:
+        if raw >= MAX_MATCHES_PER_HIT:
+            break
+        sel = cr.sels[i]
+        scan = scans.get(sel.field)
+        if scan is None:
+            scan = scans[sel.field] = _Scan(m.fields[sel.field], field_value(message, sel.field))
+        if not (sel.alts.present(scan) if sel.alts is not None else _evaluate(sel, scan)):
+            continue
+        if sel.op not in ("any", "all"):
+            n, got = _selection_matches(sel, scan)
+            raw += n
+            out += got
+            continue
+        terms = sel.sel.terms
+        spans: dict[tuple[int, int], str] = {}
+        for t, wids in enumerate(sel.term_wids):
+            if wids[0] not in scan.found:
+                continue
+            at = scan.occurrences(wids[0]) if len(wids) == 1 else scan.term_spans(wids)
+            if len(at) > 1:
+                at = _outermost(at)[:MAX_MATCHES_PER_HIT]
+            raw += len(at)
+            for span in at:
+                spans.setdefault(span, terms[t].raw)
+        out += [Match(sel.name, term, *scan.span(*span), sel.field) for span, term in sorted(spans.items())]
+    out.sort(key=lambda x: (_FIELD_ORDER[x.field], x.start, x.end, x.selection))
+    return tuple(out[:MAX_MATCHES_PER_HIT])
+
+
+def test_hit_matches_equal_the_long_way(tmp_path) -> None:
+    """Every hit's matches (the explanation's fast paths: the rule's plan, one found term
+    without a merge, the first-word index for a few terms, one Match made in place) equal
+    :func:`_reference_matches` on random rules and texts: terms that normalise alike, one
+    term inside another, phrases, wildcards, ``all``, ``near``, a regex, proclitics, harakat,
+    ZWNJ, ligatures, repeated words; through a watch list too."""
+    rng = random.Random(29)
+    d = _rules_dir(tmp_path, rng)
+    alike = ["كرمان", "کرمان", "kerman", "kerman blast", "blast", "بیانیه", "بيان"]
+    write(d / "alike.yml", "id: alike\nmatch:\n  a: " + str(alike) + "\n  b: [the, في]\n  rx:\n    regex: ['kerman\\s+\\w+']\n"
+          "  who: ['@list:people']\ncondition: (a and b) or rx or who\n")
+    (d / "lists").mkdir(exist_ok=True)
+    (d / "lists" / "people.csv").write_text("Abu Bakr\nBakr\nالدولة الإسلامية\nكرمان\n", encoding="utf-8")
+    m = Matcher(load_rules([d]))
+    extra = ["كرمان", "کرمان", "Kerman", "blast", "بیانیه\u200cای", "بیانیه ای", "لا", "ﻻ", "Abu", "Bakr", "بيانَ", "the", "في"]
+    hits = matches = 0
+    for _ in range(1500):
+        words = [rng.choice(PREFIXES) + rng.choice(VOCAB + extra) for _ in range(rng.randint(1, 16))]
+        words = [w + ("\u064e" if rng.random() < 0.1 else "") for w in words]
+        seps = [rng.choice([" ", " ", ", ", "\n", " - ", "\u200c", "ـ "]) for _ in words]
+        message = msg("".join(w + s for w, s in zip(words, seps)))
+        for h in m.match(message):
+            assert h.matches == _reference_matches(m, message, h.rule_id), (h.rule_id, message.text)
+            hits += 1
+            matches += len(h.matches)
+    assert hits > 10_000 and matches > 10_000, (hits, matches)

@@ -147,6 +147,19 @@ def test_offset_map_equals_the_offsets_list(text: str, _expected: str) -> None:
     assert m.identity == (offsets == list(range(len(text) + 1))), text
 
 
+@pytest.mark.parametrize(("text", "_expected"), CASES + [("الدَّوْلَةُ ﷲ Straße e\u0301\u200c", "")])
+def test_offset_map_text_span_equals_text_span(text: str, _expected: str) -> None:
+    """The map's one-call span of a normalised range (the matcher's hit spans) is
+    :func:`text_span` of it, for every non-empty range, harakat, ligatures and ZWNJ included."""
+    from monitor.text import text_span
+
+    m = OffsetMap(text)
+    n = len(m) - 1
+    for start in range(n):
+        for end in range(start + 1, n + 1):
+            assert m.text_span(text, start, end) == text_span(text, m, start, end), (text, start, end)
+
+
 def test_offset_map_of_ascii_text_is_the_identity() -> None:
     """ASCII text (any of the 128 code points, controls included) takes the map's shortcut:
     the identity, which is what the offsets list says for it."""

@@ -592,14 +592,13 @@ class _Alts:
             return True
         if self.keys:
             by_first = self.by_first
+            # the phrases all of whose words were found (term_spans would say [] at once
+            # otherwise), picked at C level: a phrase's words are tested in one call
+            issuperset = found.issuperset
             for k in self.keys.intersection(found):
-                for p in by_first[k]:
-                    for w in p:  # every word found (term_spans would say [] at once otherwise)
-                        if w not in found:
-                            break
-                    else:
-                        if scan.term_spans(p):
-                            return True
+                for p in filter(issuperset, by_first[k]):
+                    if scan.term_spans(p):
+                        return True
         return False
 
     def starts(self, scan: "_Scan") -> list[int]:
@@ -713,10 +712,9 @@ class _Sel:
         """Indexes (ascending) of the terms whose first word was found."""
         if self.first_terms is None:
             term_wids = self.term_wids
-            if len(term_wids) <= 8:  # a few terms: asked directly (no index built for them)
-                return [t for t, w in enumerate(term_wids) if w[0] in found]
             # built on first use, once per shared tuple of terms (a list's 200 names are
-            # referenced by 10 rules: one dict, not ten)
+            # referenced by 10 rules: one dict, not ten; a few terms too: one set
+            # intersection answers then, not a test per term)
             shared = index.first_terms
             got = shared.get(id(self.term_wids))
             if got is None:
@@ -1055,15 +1053,17 @@ def _cond_ref(source: str | None) -> _CondRef:
 
 
 class _Rule:
-    __slots__ = ("rule", "sels", "program", "positive", "sources", "languages", "hit", "cond_src", "test", "gates", "fast")
+    __slots__ = (
+        "rule", "sels", "program", "positive", "sources", "languages", "hit", "cond_src", "test", "gates", "fast", "explain",
+    )
 
     def __reduce_ex__(self, protocol: object) -> tuple:
         """``object.__new__`` and the slots, set by the unpickler in C (no Python call per rule
         read back); the condition function as a reference that is read back as
         :func:`_condition_function` of its source (once per shape in a pickle)."""
-        state = {k: getattr(self, k) for k in self.__slots__ if k not in ("test", "fast")}
+        state = {k: getattr(self, k) for k in self.__slots__ if k not in ("test", "fast", "explain")}
         state["test"] = _cond_ref(self.cond_src)
-        state["fast"] = None
+        state["fast"] = state["explain"] = None
         return (copyreg.__newobj__, (_Rule,), (None, state))
 
     def __init__(
@@ -1084,6 +1084,7 @@ class _Rule:
         self.program, self.cond_src = got
         self.test = _condition_function(self.cond_src)
         self.fast: tuple | None = None  # (condition with inlined word tests, uses the text's words): first use
+        self.explain: tuple | None = None  # see _explain_plan: on the first hit whose matches are read
         self.positive = [i for i, s in enumerate(sels) if s.name in rule.condition.positive]
         self.sources = sources
         self.languages = rule.languages
@@ -1243,7 +1244,8 @@ class _Scan:
         got = pos.get(wid)
         if got is None:
             # the token indexes whose lookup holds wid, found at C level
-            got = [(i, i + 1) for i in compress(count(), map(contains, self.sets, repeat(wid)))]
+            at = list(compress(count(), map(contains, self.sets, repeat(wid))))
+            got = list(zip(at, map(add, at, repeat(1))))
             if self.extra:
                 got.extend((i, i + 2) for i, ws in self.extra if wid in ws)
                 got.sort()
@@ -1288,8 +1290,36 @@ class _Scan:
         if offsets.identity:  # no character of the text changes length in normalisation
             return tuple([new(name, raw, pos[s], pos[e - 1] + len(tokens[e - 1]), field) for (s, e), raw in spans])
         text = self.text
-        return tuple([new(name, raw, *text_span(text, offsets, pos[s], pos[e - 1] + len(tokens[e - 1])), field)
-                      for (s, e), raw in spans])
+        span = offsets.text_span
+        return tuple([new(name, raw, *span(text, pos[s], pos[e - 1] + len(tokens[e - 1])), field) for (s, e), raw in spans])
+
+    def term_matches(self, name: str, field: str, spans: "list[tuple[int, int]]", raw: str) -> tuple[Match, ...]:
+        """:meth:`span_matches` of token spans ``spans`` (distinct, sorted) of one term ``raw``."""
+        if not spans:
+            return ()
+        pos = self._bounds
+        if pos is None:
+            pos = self._bounds = self.starts_of_tokens()
+        tokens = self.tokens
+        offsets = self._spans or self.offsets()
+        if len(spans) == 1:  # most hits: one Match made here, without a call per field
+            s, e = spans[0]
+            start, end = pos[s], pos[e - 1] + len(tokens[e - 1])
+            if offsets._orig:  # not the identity (see OffsetMap.identity)
+                start, end = offsets.text_span(self.text, start, end)
+            m = _object_new(Match)
+            _set_selection(m, name)
+            _set_term(m, raw)
+            _set_start(m, start)
+            _set_end(m, end)
+            _set_field(m, field)
+            return (m,)
+        new = _new_match
+        if offsets.identity:
+            return tuple([new(name, raw, pos[s], pos[e - 1] + len(tokens[e - 1]), field) for s, e in spans])
+        text = self.text
+        span = offsets.text_span
+        return tuple([new(name, raw, *span(text, pos[s], pos[e - 1] + len(tokens[e - 1])), field) for s, e in spans])
 
     def _start(self, k: int) -> int:
         """Offset of token ``k`` in :attr:`st` (see :meth:`starts_of_tokens`)."""
@@ -1850,27 +1880,35 @@ def _matches(
     same match (their names differ), so a hit only merges them."""
     parts: list[tuple[Match, ...]] = []
     raw = 0  # matches before deduplication: explaining stops once there are enough
-    sels = cr.sels
+    plan = cr.explain
+    if plan is None:
+        plan = cr.explain = _explain_plan(cr)
     text_only = True
-    for i in cr.positive:
+    memo_get = memo.get
+    for sel, uid, field, alts, term_op in plan:
         if raw >= MAX_MATCHES_PER_HIT:
             break
-        sel = sels[i]
-        scan = scanned(sel.field) or scan_of(sel.field)
-        v = memo.get(sel.uid)
-        if v is None:
-            alts = sel.alts
-            v = memo[sel.uid] = alts.present(scan) if alts is not None else _evaluate(sel, scan)
-        if not v:
+        v = memo_get(uid)
+        if v is None:  # not asked by the condition (short-circuited): asked now
+            scan = scanned(field) or scan_of(field)
+            if alts is None:
+                v = memo[uid] = _evaluate(sel, scan)
+            elif alts.singles.isdisjoint(scan.found) and alts.keys.isdisjoint(scan.found):
+                v = memo[uid] = False  # what present() answers at once (a watch list named nowhere)
+            else:
+                v = memo[uid] = alts.present(scan)
+            if not v:
+                continue
+        elif not v:
             continue
-        if sel.op in _TERM_OPS:  # most hits' selections: _selection_matches without its dispatch
-            n, got = _term_match_objects(sel, scan)
         else:
-            n, got = _selection_matches(sel, scan)
+            scan = scanned(field) or scan_of(field)
+        # most hits' selections are 'any' or 'all': _selection_matches without its dispatch
+        n, got = _term_match_objects(sel, scan) if term_op else _selection_matches(sel, scan)
         if n:
             raw += n
             parts.append(got)
-            if sel.field != "text":
+            if field != "text":
                 text_only = False
     if len(parts) == 1:
         got = parts[0]
@@ -1883,6 +1921,13 @@ def _matches(
 
 
 _TERM_OPS = frozenset(("any", "all"))
+
+
+def _explain_plan(cr: _Rule) -> tuple:
+    """Per positive selection of ``cr`` (in order): ``(selection, uid, field, alternatives,
+    whether it is an 'any' or 'all')``: what :func:`_matches` reads of each."""
+    sels = cr.sels
+    return tuple([(s, s.uid, s.field, s.alts, s.op in _TERM_OPS) for s in map(sels.__getitem__, cr.positive)])
 _SPAN_ORDER = attrgetter("start", "end")
 _TEXT_ORDER = attrgetter("start", "end", "selection")
 
@@ -1930,9 +1975,27 @@ def _term_match_objects(sel: _Sel, scan: _Scan) -> tuple[int, tuple[Match, ...]]
         return got
     raws = index.term_raws[tk]  # the terms as written (see _terms_key)
     term_wids = sel.term_wids
+    # the terms whose first word was found (a one-word term occurs): sel.found_terms, with the
+    # common case of one such word answered here
+    first = sel.first_terms
+    keys = None if first is None else sel.first_keys.intersection(scan.found)
+    if keys is not None and len(keys) == 1:
+        for k in keys:
+            t = first[k]
+        found = (t,) if t.__class__ is int else t
+    else:
+        found = sel.found_terms(scan.found, index)
+    if len(found) == 1:  # one term: its spans are distinct and sorted already
+        t = found[0]
+        wids = term_wids[t]
+        at = scan.occurrences(wids[0]) if len(wids) == 1 else scan.term_spans(wids)
+        if len(at) > 1:
+            at = _outermost(at)[:MAX_MATCHES_PER_HIT]
+        got = cache[key] = (len(at), scan.term_matches(sel.name, sel.field, at, raws[t]))
+        return got
     occurrences = scan.occurrences
     spans: list[tuple[tuple[int, int], str]] = []
-    for t in sel.found_terms(scan.found, index):  # first word found: a one-word term occurs
+    for t in found:
         wids = term_wids[t]
         at = occurrences(wids[0]) if len(wids) == 1 else scan.term_spans(wids)
         if at:
@@ -2085,46 +2148,44 @@ def _regex_candidates(index: _FieldIndex, scan: _Scan, got: list) -> None:
     plan = index.__dict__.get("_anchor_plan")
     if plan is None or plan[0] is not index.regex_anchors:
         plan = index._anchor_plan = _anchor_plan(index.regex_anchors)
-    _, always, by_gate = plan
+    _, always, by_gate, gates = plan
     for r, rules in always:
         if scan.regex_match(r):
             got.append(rules)
     if found:  # an anchor regex is listed under one of the letter sets it needs: asked once
-        for g in found:
-            entries = by_gate.get(g)
-            if entries is not None:
-                for r, need, rules in entries:
-                    if need <= found and scan.regex_match(r):
-                        got.append(rules)
+        for g in gates.intersection(found):
+            for r, need, rules in by_gate[g]:
+                if need <= found and scan.regex_match(r):
+                    got.append(rules)
 
 
 def _anchor_plan(anchors: tuple) -> tuple:
     """``(anchors, those that need no letters as (regex, rules), letter-set id -> the anchors
-    listed under it)``: each anchor that needs letters is listed under the smallest id of its
-    sets (all of them must be found for it to run, so that one is)."""
+    listed under it, those ids)``: each anchor that needs letters is listed under the smallest
+    id of its sets (all of them must be found for it to run, so that one is)."""
     always = tuple([(r, rules) for r, need, rules in anchors if need is None])
     by_gate: dict[int, list] = {}
     for r, need, rules in anchors:
         if need is not None:
             by_gate.setdefault(min(need), []).append((r, need, rules))
-    return anchors, always, {g: tuple(v) for g, v in by_gate.items()}
+    return anchors, always, {g: tuple(v) for g, v in by_gate.items()}, frozenset(by_gate)
 
 
 def _evaluate(sel: _Sel, scan: _Scan) -> bool:
     op = sel.op
-    if op == "any":
-        return scan.present(sel.alts)  # type: ignore[arg-type]
+    if op == "near":  # the pack's most asked (an 'any' is mostly answered by its alternatives)
+        # every group needs an alternative that occurs, then a window over their starts
+        for g in sel.galts:
+            if not scan.present(g):
+                return False
+        return _near_window(_group_starts(sel, scan), sel.within) is not None
+    if op == "regex":
+        return any(map(scan.regex_match, sel.regex_ids))
     if op == "all":
         if not sel.singles.issubset(scan.found):
             return False
         return all(scan.term_spans(p) for p in sel.phrases)
-    if op == "regex":
-        return any(map(scan.regex_match, sel.regex_ids))
-    # near: every group needs an alternative that occurs, then a window over their starts
-    for g in sel.galts:
-        if not scan.present(g):
-            return False
-    return _near_window(_group_starts(sel, scan), sel.within) is not None
+    return scan.present(sel.alts)  # type: ignore[arg-type]  # any
 
 
 def _group_starts(sel: _Sel, scan: _Scan) -> list[list[int]]:

@@ -44,6 +44,8 @@ not ``رود``); terms are joined the same way (:func:`merge_term_words`), so ``
 
 from __future__ import annotations
 
+from itertools import compress, count
+
 from ..text import PROCLITICS, is_arabic_script
 
 MIN_STEM = 3  # letters a stripped form keeps at least
@@ -158,7 +160,7 @@ def merged_pairs(tokens: list[str]) -> list[tuple[int, str]]:
     a suffix token after an Arabic-script word, or می/نمی before one."""
     out = []
     last = len(tokens) - 1
-    for i in [i for i, t in enumerate(tokens) if t in MERGE_TOKENS]:
+    for i in compress(count(), map(MERGE_TOKENS.__contains__, tokens)):  # the pieces, found at C level
         t = tokens[i]
         if t in SUFFIX_TOKENS and i > 0:
             prev = tokens[i - 1]
