@@ -1054,6 +1054,7 @@ def _reference_matches(m: Matcher, message, rule_id: str) -> tuple:
     from monitor.model import Match
     from monitor.rules.matcher import (
         _FIELD_ORDER, MAX_MATCHES_PER_HIT, _Scan, _evaluate, _outermost, _selection_matches, field_value,
+        is_persian,
     )
 
     cr = next(r for r in m._rules if r.rule.id == rule_id)
@@ -1066,7 +1067,7 @@ def _reference_matches(m: Matcher, message, rule_id: str) -> tuple:
         sel = cr.sels[i]
         scan = scans.get(sel.field)
         if scan is None:
-            scan = scans[sel.field] = _Scan(m.fields[sel.field], field_value(message, sel.field))
+            scan = scans[sel.field] = _Scan(m.fields[sel.field], field_value(message, sel.field), is_persian(message))
         if not (sel.alts.present(scan) if sel.alts is not None else _evaluate(sel, scan)):
             continue
         if sel.op not in ("any", "all"):
