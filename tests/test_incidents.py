@@ -292,6 +292,25 @@ def test_cli_listing_filters_show_and_markdown(tmp_path) -> None:
     assert missing.exit_code == 1
 
 
+def test_show_on_a_wide_console_keeps_the_timeline_and_escapes_hostile_text(tmp_path) -> None:
+    """On a console of 120 columns or more the actors and channel columns are cut, never the
+    offsets, kinds and text; text from a post reaches the terminal without its escape
+    sequences or bidi overrides."""
+    hostile = [dict(r) for r in KERMAN]
+    hostile[1]["text"] = "Two explosions near the Soleimani tomb \x1b[2Jin Kerman, Iran; \u202edozens killed"
+    archive_with(tmp_path, hostile, name="wide.db").close()
+    db = str(tmp_path / "wide.db")
+    runner = CliRunner()
+    for width in ("80", "150", "220"):
+        out = runner.invoke(app, ["incident", "show", "1", "--db", db], env={"COLUMNS": width})
+        assert out.exit_code == 0, out.output
+        assert "\x1b" not in out.output and "\u202e" not in out.output, width
+        if width != "80":  # at 80 columns the text wraps anywhere
+            assert "\\x1b[2J" in out.output, width
+        for seen in ("T+0m", "T+1d1h51m", "statement", "claim", "Soleimani"):
+            assert seen in out.output, (width, seen)
+
+
 def test_verify_and_export_include_incidents(tmp_path) -> None:
     archive_with(tmp_path, KERMAN + KABUL, name="v.db").close()
     db = str(tmp_path / "v.db")

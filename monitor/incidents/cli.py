@@ -9,7 +9,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..model import KINDS
-from ..cli_common import ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, fail, open_archive, print_json_lines, setup
+from ..cli_common import (
+    ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, fail, open_archive, print_json_lines, setup, shown,
+)
 
 KIND_STYLE = {"claim": "bold red", "statement": "bold yellow", "denial": "cyan", "report": "green", "watch": "dim"}
 
@@ -98,19 +100,22 @@ def show_cmd(
     c = d["counts"]
     if d.get("merged_from"):
         console.print(f"[dim]incident {d['merged_from']} was merged into {d['id']}[/]")
-    console.print(Text.assemble((f"Incident {d['id']}: ", "bold"), (d["title"], "bold")))
-    console.print(Text(f"places: {', '.join(d['places']) or '-'}   actors: "
+    console.print(Text.assemble((f"Incident {d['id']}: ", "bold"), (shown(d["title"]), "bold")))
+    console.print(Text(f"places: {shown(', '.join(d['places'])) or '-'}   actors: "
                        f"{', '.join(titles.get(a, a) for a in d['actors']) or '-'}"))
     console.print(Text(f"{d['start']} - {d['end']}   {c['messages']} message(s) in {c['channels']} channel(s)"))
     table = Table(show_lines=False)
     wide = console.width >= 120
     cols = ("T", "date", "kind", "actors", "channel", "text") if wide else ("T", "kind", "channel", "text")
     for col in cols:
+        # on a wide console the actors and channel columns are cut (ellipsis), never the text:
+        # a long actor list took the whole width and the offsets, kinds and text vanished
         table.add_column(col, ratio=1 if col == "text" else None, no_wrap=col != "text",
-                         min_width=9 if col == "T" else None, overflow="ellipsis" if col == "channel" else None,
-                         max_width=16 if col == "channel" and not wide else None)
+                         min_width=9 if col == "T" else None,
+                         overflow="ellipsis" if col in ("channel", "actors") else None,
+                         max_width={"channel": 20 if wide else 16, "actors": 28}.get(col))
     for e in timeline(d):
-        body = Text(" ".join(e["text"].split())[:300])
+        body = Text(shown(" ".join(e["text"].split())[:300]))
         if e.get("family_note"):
             body.append(f"\n{e['family_note']}", style="italic dim")
         if e.get("url"):
@@ -118,9 +123,9 @@ def show_cmd(
         kind = Text(e["kind"], style=KIND_STYLE.get(e["kind"], ""))
         if wide:
             table.add_row(e["offset"], e["date"][:16].replace("T", " "), kind,
-                          Text(", ".join(titles.get(a, a) for a in e["actors"])), Text(str(e["channel"])), body)
+                          Text(", ".join(titles.get(a, a) for a in e["actors"])), Text(shown(e["channel"])), body)
         else:
-            table.add_row(e["offset"], kind, Text(str(e["channel"])), body)
+            table.add_row(e["offset"], kind, Text(shown(e["channel"])), body)
     console.print(table)
 
 
