@@ -118,6 +118,10 @@ def test_the_compiled_gazetteer_is_cached_on_disk(tmp_path, monkeypatch) -> None
     # an empty CLAIMWATCH_CACHE_DIR: no cache at all
     monkeypatch.setenv("CLAIMWATCH_CACHE_DIR", "")
     assert gazetteer.cache_path() is None
+    # 'off' switches it off as it does the rules cache (it made a folder named off/)
+    for off in ("off", "OFF", "none", "0"):
+        monkeypatch.setenv("CLAIMWATCH_CACHE_DIR", off)
+        assert gazetteer.cache_path() is None, off
 
 
 def test_signatures_are_datasketchs_minhash() -> None:

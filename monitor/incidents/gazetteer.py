@@ -312,11 +312,13 @@ def load() -> Gazetteer:
 
 
 def cache_path() -> Path | None:
-    """``$CLAIMWATCH_CACHE_DIR`` (empty: no cache) or ``$XDG_CACHE_HOME/claimwatch`` or
-    ``~/.cache/claimwatch``, file ``gazetteer-<key>.json``."""
+    """``$CLAIMWATCH_CACHE_DIR`` (empty or ``off``: no cache, as for the rules cache) or
+    ``$XDG_CACHE_HOME/claimwatch`` or ``~/.cache/claimwatch``, file ``gazetteer-<key>.json``."""
+    from ..rules.cache import cache_switched_off
+
     env = os.environ.get("CLAIMWATCH_CACHE_DIR")
     if env is not None:
-        if not env.strip():
+        if cache_switched_off(env):
             return None
         base = Path(env)
     else:

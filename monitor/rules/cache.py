@@ -61,11 +61,17 @@ _PARTS = struct.Struct("<QQII")  # lengths and CRC-32 of the live pickle and of 
 _code_version: str | None = None
 
 
+def cache_switched_off(value: str) -> bool:
+    """Whether a ``$CLAIMWATCH_CACHE_DIR`` value switches caching off (empty, ``off``, ``0``, ``no``,
+    ``false``, ``none``): one answer for the rules cache and the gazetteer's."""
+    return value.strip().lower() in ("", "off", "0", "no", "false", "none")
+
+
 def cache_dir() -> Path | None:
     """Where compiled rule sets are kept, or None when caching is off."""
     value = os.environ.get(CACHE_ENV)
     if value is not None:
-        if value.strip().lower() in ("", "off", "0", "no", "false", "none"):
+        if cache_switched_off(value):
             return None
         return Path(value)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
