@@ -15,7 +15,7 @@ import re
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import yaml
 
@@ -114,6 +114,25 @@ def _rule_dir(name: str) -> bool:
     return not name.startswith(".") and name != LIST_DIR
 
 
+def _add_entries(root: str, files: Sequence[Any], stats: dict | None, found: list[tuple[str, str]],
+                 extensions: tuple[str, ...] = RULE_EXTENSIONS) -> None:
+    """The visible files among a folder's ``files`` (``os.DirEntry``) whose names end with one
+    of ``extensions`` appended to ``found`` as (path, key) — entry_key inlined (10,000 files):
+    the real path, and the stat for the cache key into ``stats`` where given."""
+    prefix = None
+    for entry in files:
+        name = entry.name
+        if not name.startswith(".") and name.lower().endswith(extensions):
+            if prefix is None:
+                prefix = entry_prefix(os.path.realpath(root))
+            if stats is not None:
+                try:
+                    stats[entry.path] = entry.stat()
+                except OSError:
+                    pass
+            found.append((entry.path, os.path.realpath(entry.path) if entry.is_symlink() else prefix + name))
+
+
 def rule_files(paths: Sequence[str | Path], problems: list[Problem], stats: dict | None = None) -> list[str]:
     """Rule files under ``paths`` in a stable order (directories walked, sorted). ``stats``
     (optional) gets each file's ``os.stat`` result (symlinks followed) where the walk has it."""
@@ -130,19 +149,7 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem], stats: dict
         if os.path.isdir(p):
             found = []
             for root, files in walk_files(p, _rule_dir):  # lists: see lists.py
-                prefix = None
-                for entry in files:
-                    name = entry.name
-                    if not name.startswith(".") and name.lower().endswith(RULE_EXTENSIONS):
-                        if prefix is None:
-                            prefix = entry_prefix(os.path.realpath(root))
-                        # entry_key, inlined (10,000 files): the stat for the cache key, the real path
-                        if stats is not None:
-                            try:
-                                stats[entry.path] = entry.stat()
-                            except OSError:
-                                pass
-                        found.append((entry.path, os.path.realpath(entry.path) if entry.is_symlink() else prefix + name))
+                _add_entries(root, files, stats, found)
             if not found:
                 problems.append(Problem(p, 1, 1, "no rule files (*.yml, *.yaml) in this directory"))
             for f, key in found:
@@ -187,35 +194,14 @@ def rule_and_list_files(
             if not files:
                 continue
             if root not in below_lists:
-                prefix = None
-                for entry in files:
-                    name = entry.name
-                    if not name.startswith(".") and name.lower().endswith(RULE_EXTENSIONS):
-                        if prefix is None:
-                            prefix = entry_prefix(os.path.realpath(root))
-                        if stats is not None:
-                            try:
-                                stats[entry.path] = entry.stat()
-                            except OSError:
-                                pass
-                        found.append((entry.path, os.path.realpath(entry.path) if entry.is_symlink() else prefix + name))
+                _add_entries(root, files, stats, found)
             if os.path.basename(root) == LIST_DIR:
-                prefix = None
-                for entry in files:
-                    name = entry.name
-                    if name.startswith(".") or not name.lower().endswith(LIST_EXTENSIONS):
-                        continue
-                    if prefix is None:
-                        prefix = entry_prefix(os.path.realpath(root))
-                    if stats is not None:
-                        try:
-                            stats[entry.path] = entry.stat()
-                        except OSError:
-                            pass
-                    key = os.path.realpath(entry.path) if entry.is_symlink() else prefix + name
+                listed: list[tuple[str, str]] = []
+                _add_entries(root, files, stats, listed, LIST_EXTENSIONS)
+                for path, key in listed:
                     if key not in seen_lists:
                         seen_lists.add(key)
-                        lists_out.append(entry.path)
+                        lists_out.append(path)
         if not found:
             problems.append(Problem(p, 1, 1, "no rule files (*.yml, *.yaml) in this directory"))
         for f, key in found:

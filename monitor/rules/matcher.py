@@ -49,7 +49,7 @@ import time
 from functools import partial
 from itertools import accumulate, chain, compress, count, groupby, islice, repeat
 from operator import add, attrgetter, call, contains, getitem, itemgetter, ne
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import ahocorasick
 
@@ -1261,16 +1261,20 @@ class _Scan:
             return s, e
         return text_span(self.text, offsets, s, e)
 
+    def _token_layout(self) -> tuple[list[int], Any, Any]:
+        """The tokens' start offsets (memoised), the tokens and the offset map: what turning
+        token spans into characters of the original text needs."""
+        pos = self._bounds
+        if pos is None:
+            pos = self._bounds = self.starts_of_tokens()
+        return pos, self.tokens, self._spans or self.offsets()
+
     def char_spans(self, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
         """``(start, end, term)`` token spans -> the same with :meth:`span`'s characters of the
         original text, all at once (the token offsets and the offset map looked up once)."""
         if not spans:
             return []
-        pos = self._bounds
-        if pos is None:
-            pos = self._bounds = self.starts_of_tokens()
-        tokens = self.tokens
-        offsets = self._spans or self.offsets()
+        pos, tokens, offsets = self._token_layout()
         if offsets.identity:  # no character of the text changes length in normalisation
             return [(pos[s], pos[e - 1] + len(tokens[e - 1]), raw) for s, e, raw in spans]
         text = self.text
@@ -1281,11 +1285,7 @@ class _Scan:
         :meth:`span`'s characters of the original text (as :meth:`char_spans`)."""
         if not spans:
             return ()
-        pos = self._bounds
-        if pos is None:
-            pos = self._bounds = self.starts_of_tokens()
-        tokens = self.tokens
-        offsets = self._spans or self.offsets()
+        pos, tokens, offsets = self._token_layout()
         new = _new_match
         if offsets.identity:  # no character of the text changes length in normalisation
             return tuple([new(name, raw, pos[s], pos[e - 1] + len(tokens[e - 1]), field) for (s, e), raw in spans])
@@ -1297,11 +1297,7 @@ class _Scan:
         """:meth:`span_matches` of token spans ``spans`` (distinct, sorted) of one term ``raw``."""
         if not spans:
             return ()
-        pos = self._bounds
-        if pos is None:
-            pos = self._bounds = self.starts_of_tokens()
-        tokens = self.tokens
-        offsets = self._spans or self.offsets()
+        pos, tokens, offsets = self._token_layout()
         if len(spans) == 1:  # most hits: one Match made here, without a call per field
             s, e = spans[0]
             start, end = pos[s], pos[e - 1] + len(tokens[e - 1])
