@@ -794,11 +794,11 @@ EXAMPLES = [
     # "a roadside bomb planted by"; a bridge "blown up" for works is not an attack
     ("statement-comment-en", "The district commissioner said suspected Maoists blew up a police vehicle with an IED.", dict(**X, lang="en"), True),
     ("claim-formula-en", "The district commissioner said suspected Maoists blew up a police vehicle with an IED.", dict(**X, lang="en"), False),
-    ("statement-comment-en", "A border patrol was fired upon by militants near the fence, an official statement said.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "A border patrol was fired upon by militants near the fence, an official statement said.", dict(**X, lang="en"), False),
     ("statement-comment-en", "The minister said the old bridge was blown up to make way for a new one.", dict(**X, lang="en"), False),
     # round 11: more attack words for official comments and blame (bombed, siege, glide bombs, cross-border
     # strikes), "police say"; a group's "alleged it was behind" is its claim, not an official's blame
-    ("statement-comment-en", "Myanmar's military government said resistance fighters had bombed a bridge in Sagaing.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "Myanmar's military government said resistance fighters had bombed a bridge in Sagaing.", dict(**X, lang="en"), False),
     ("statement-comment-en", "Sri Lanka police say suicide bombers belonged to local Islamist group", dict(**X, lang="en"), True),
     ("statement-comment-en", "Zelensky says Russia struck Kharkiv with glide bombs, killing four", dict(**X, lang="en"), True),
     ("statement-comment-en", "The foreign ministry summoned the ambassador over the cross-border strikes.", dict(**X, lang="en"), True),
@@ -820,7 +820,7 @@ EXAMPLES = [
     ("claim-formula-en", "Yemeni armed forces spokesman Yahya Saree said the forces targeted a ship in the Red Sea with a ballistic missile.", dict(**X, lang="en"), True),
     ("statement-strike-en", "The Egyptian armed forces spokesman said 12 takfiri elements were killed in a raid.", dict(**X, lang="en"), True),
     ("statement-blame-en", "The Azerbaijani defence ministry accused Armenian forces of firing on its positions.", dict(**X, lang="en"), True),
-    ("statement-comment-en", "The Thai army said insurgents detonated a bomb near a ranger base in Pattani.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The Thai army said insurgents detonated a bomb near a ranger base in Pattani.", dict(**X, lang="en"), False),
     ("statement-comment-en", "Russia says it downed 120 Ukrainian drones overnight", dict(**X, lang="en"), True),
     # round 11: a weapons test is no attack
     ("statement-comment-en", "The military said it had test-fired a new ballistic missile capable of reaching 2,000 km.", dict(**X, lang="en"), False),
@@ -1300,8 +1300,8 @@ EXAMPLES = [
     ("claim-formula-en", "The group targeted the military site with a ballistic missile, Saree said in a televised address.", dict(**X, lang="en"), True),
     ("claim-formula-en", "The Islamic Resistance in Iraq issued a statement on Thursday, announcing that resistance fighters attacked a US base in Syria with drones.", dict(**X, lang="en"), True),
     ("claim-formula-en", "The Islamic Resistance in Iraq has repeatedly attacked US bases in Iraq and Syria so far.", dict(**X, lang="en"), False),
-    ("statement-comment-en", "Pakistan's defence minister said the suicide bombing should serve as a warning about the growing terror threat.", dict(**X, lang="en"), True),
-    ("statement-comment-en", "The Pentagon said in a statement that the attack against US personnel took place at a base near Hasakah.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "Pakistan's defence minister said the suicide bombing should serve as a warning about the growing terror threat.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The Pentagon said in a statement that the attack against US personnel took place at a base near Hasakah.", dict(**X, lang="en"), False),
     ("statement-comment-en", "The defence ministry said the exercise would simulate an attack on the coast.", dict(**X, lang="en"), False),
     ("statement-comment-en", "Islamic State claimed the attack on the shrine, the interior ministry said.", dict(**X, lang="en"), False),
     ("statement-comment-en", "Hamas said in a statement that the attack on the tank killed three soldiers.", dict(**X, lang="en"), False),
@@ -1389,7 +1389,7 @@ EXAMPLES = [
     ('statement-condemn-en', 'The president condemned the vandalism of the statue and called for calm.', dict(**X, lang="en"), False),
     ('statement-comment-en', "Iran's Intelligence Ministry said it had arrested 35 people linked to the Kerman attack.", dict(**X, lang="en"), True),
     ('statement-comment-en', "US says strikes on Houthi targets in Yemen degraded the group's ability to attack ships.", dict(**X, lang="en"), True),
-    ('statement-comment-en', '“Three soldiers embraced martyrdom while fighting valiantly against the attackers,” the statement added.', dict(**X, lang="en"), True),
+    ('statement-comment-en', '“Three soldiers embraced martyrdom while fighting valiantly against the attackers,” the statement added.', dict(**X, lang="en"), False),
     ('statement-comment-en', '“Such cowardly acts of terrorism will not shake our resolve,” he said.', dict(**X, lang="en"), True),
     ('statement-comment-en', '“An attack from several sides left many soldiers dead, and our fighters seized weapons,” the statement read.', dict(**X, lang="en"), False),
     ('statement-comment-en', 'The ministry said 40 people were killed when a bus plunged into a ravine.', dict(**X, lang="en"), False),
@@ -1449,7 +1449,8 @@ EXAMPLES = [
     ('statement-comment-en', 'In October 2023, the president announced the elimination of key bandit commanders in the northwest.', dict(**X, lang="en"), False),
     ('statement-comment-en', 'Four vehicles used by the terrorists in their attacks were destroyed and weapons were seized, Samir said.', dict(**X, lang="en"), True),
     ('statement-comment-en', '“Our mujahideen attacked the apostate army and destroyed four vehicles,” Abu Ahmed said.', dict(**X, lang="en"), False),
-    ('statement-comment-en', 'Brig. Gen. Yahya Rasool said the attack on the checkpoint near Tarmiyah killed two soldiers.', dict(**X, lang="en"), True),
+    # round 13 (officials convention): a toll told by an officer is a plain account, not a statement
+    ('statement-comment-en', 'Brig. Gen. Yahya Rasool said the attack on the checkpoint near Tarmiyah killed two soldiers.', dict(**X, lang="en"), False),
     ('statement-comment-en', 'General manager Tom Reed said the team\'s attack was the best in the league this season.', dict(**X, lang="en"), False),
     ('claim-en', 'After a rocket attack killed two contractors in March, a new group calling itself Ashab al-Kahf took credit for the strike.', dict(**X, lang="en"), False),
     ('claim-en', 'A new group calling itself Ashab al-Kahf took credit for the rocket attack that killed two contractors on Tuesday.', dict(**X, lang="en"), True),
@@ -1537,7 +1538,7 @@ EXAMPLES = [
     # an armed group opening the line as the speaker, or its statement opening it, is no official even when the
     # translation calls its men "terrorists"; a ministry saying the same is
     ("statement-comment-en", "Islamic State said in its statement that 12 terrorists and two booby-trapped trucks carried out the attack on the base.", dict(**X, lang="en"), False),
-    ("statement-comment-en", "The interior ministry said in its statement that terrorists carried out the attack on the base.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The interior ministry said in its statement that terrorists backed by a foreign state carried out the attack on the base.", dict(**X, lang="en"), True),
     ("statement-strike-en", "The statement from IS's Khorasan province said a first attacker struck the headquarters of the intelligence service.", dict(**X, lang="en"), False),
     ("statement-strike-en", "The statement from the army said troops struck militant hideouts near the border.", dict(**X, lang="en"), True),
     # a claim in an "after" clause behind the line's own news, or in a "for which" / "that claimed" clause, is
@@ -2051,6 +2052,35 @@ EXAMPLES = [
     # the perfect written joined, as pages that lost their ZWNJs have it ("کشتهاست"), is the perfect
     ("claim-formula-fa", "داعش در بیانیهی خود نوشته که دو مامور پلیس را در ولایت ننگرهار کشتهاست.", dict(**TG), True),
     ("claim-formula-fa", "پلیس در بیانیه‌ی خود نوشته که دو عضو داعش را در ولایت ننگرهار کشتهاست.", dict(**TG), False),
+    # round 13, the officials convention (docs/rules.md "Kinds"): an official's comment is a statement only with a
+    # stance on the attack (blame, vow, condemnation, its own side's operation); a plain account (toll, "militants
+    # attacked", investigation) is none
+    ("statement-comment-en", "The interior minister said the attack was carried out by a faction of the rebel movement based across the border.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "Police said the gunmen who attacked the checkpoint belonged to al-Shabaab.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "Zelensky says Russia struck Kharkiv with glide bombs, killing four", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The interior minister said nine soldiers were killed when extremists attacked a patrol.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The police commissioner said the explosion at the bus station killed four people and wounded eleven.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "Officials said the attack happened shortly after midnight near the market.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "The interior minister said nine soldiers were killed when extremists attacked a patrol.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "Nine soldiers were killed when militants attacked a patrol, the army said, adding that troops killed 12 attackers in the counterattack.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The military said it was responding to cross-border fire and had shelled the launch sites.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The interior minister directed police to hunt down the killers behind the bombing of the bus station.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "\u201cWe will respond at a time and place of our choosing,\u201d the defence minister told reporters.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The finance minister said the budget would be presented at a time of our choosing.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "\u201cOur nation will never bow to terror and will not be intimidated,\u201d the president said after the bombing.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "\u201cThose behind this bombing will pay a heavy price,\u201d the president said.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "Colombia's president blamed the ELN dissidents for the car bomb.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The coach blamed the referee for the defeat.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "Ethiopia's prime minister said the rebels would be made to pay for the massacre.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The Thai prime minister vowed to bring the bombers to justice.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The Cameroonian army said gunmen attacked a school and killed four pupils.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "The Philippine army said troops killed five Abu Sayyaf militants in a clash on Jolo.", dict(**X, lang="en"), True),
+    ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
+    ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
+    ("claim-en", "Partisans claimed responsibility for the attack on a military train near the border.", dict(**X, lang="en"), True),
+    ("claim-en", "The volunteers claimed the trophy after a penalty shootout.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "The mujahideen launched a blessed operation against the crusader base at dawn.", dict(**TG), True),
+    ("claim-formula-en", "By the grace of God, the army killed 20 terrorists in the operation, the statement said.", dict(**TG), False),
 ]
 
 
