@@ -1035,7 +1035,8 @@ EXAMPLES = [
     ("statement-comment-ar", "وزير الاقتصاد: هجوم المضاربين على العملة سيفشل", dict(**TG), False),
     # seventh Arabic round: officials of more countries telling of attackers and of terror suffered, summons,
     # pursuit of the perpetrators, a state force's own announcement; a group's voice is not an official's
-    ("statement-comment-ar", "قال الرئيس الكيني إن متطرفين هاجموا دورية للجيش وقتلوا ستة جنود", dict(**TG), True),
+    # round 13, the officials convention: a toll with generic attackers or an attack only called terrorist is a plain account
+    ("statement-comment-ar", "قال الرئيس الكيني إن متطرفين هاجموا دورية للجيش وقتلوا ستة جنود", dict(**TG),False),
     ("statement-comment-ar", "الخارجية العراقية تستدعي السفير احتجاجا على الضربة", dict(**TG), True),
     ("statement-comment-ar", "وأكد المتحدث باسم الحكومة أن الشرطة ستلاحق الجناة حتى القبض عليهم", dict(**TG), True),
     ("statement-comment-ar", "ولفت التنظيم في منشور إلى أن مقاتليه هاجموا قاعدة للجيش", dict(**TG), False),
@@ -1079,7 +1080,8 @@ EXAMPLES = [
     ("statement-comment-ar", "وأوضح بيان وزارة الدفاع أن المناورة تضمنت تدريبات على اقتحام أوكار إرهابية وتحرير رهائن.", dict(**TG), False),
     ("statement-comment-ar", "أكد مصدر أمني عدم صحة الأنباء المتداولة عن وقوع انفجار قرب مقر وزارة الداخلية.", dict(**TG), False),
     ("statement-comment-ar", "وقالت وزارة الخارجية إن المعلومات التي انتشرت بشأن قصف قاعدة عسكرية عارية تماما عن الصحة.", dict(**TG), False),
-    ("statement-comment-ar", "وقال وزير الداخلية إن الهجوم الإرهابي على الكنيسة أسفر عن مقتل ثلاثة من رجال الشرطة.", dict(**TG), True),
+    # round 13, the officials convention: a toll with generic attackers or an attack only called terrorist is a plain account
+    ("statement-comment-ar", "وقال وزير الداخلية إن الهجوم الإرهابي على الكنيسة أسفر عن مقتل ثلاثة من رجال الشرطة.", dict(**TG),False),
     # a claim told as the time of something else, a past first claimant, a month-and-year date, a claim
     # supposed: background, not today's claim
     ("claim-ar", "برز اسم الجماعة في مارس حين تبنت هجوما انتحاريا على سوق شعبي في المدينة.", dict(**TG), False),
@@ -1145,6 +1147,25 @@ EXAMPLES = [
     ("statement-comment-ar", "وأبلغ وزير الدفاع مجلس الوزراء بالتوغل الذي نفذه أفراد من جماعة مسلحة في قرية حدودية يوم الاثنين.", dict(**TG), True),
     ("statement-comment-ar", "وأبلغ وزير التجارة مجلس الوزراء بتوغل الأسعار في الأسواق خلال الأسبوع الماضي.", dict(**TG), False),
     # -- end of Arabic round 12 --
+    # -- Arabic, round 13: the officials convention (a plain account is no statement), second-person threats,
+    # a resolve to end the group, the blamed one further from حمّل, operations that go on --
+    ("statement-comment-ar", "قال حاكم الولاية إن ستة جنود قتلوا عندما هاجم مسلحون نقطة تفتيش قرب الحدود.", dict(**X, lang="ar"), False),
+    ("statement-comment-ar", "قال حاكم الولاية إن ستة جنود قتلوا عندما هاجم مسلحون تابعون لجماعة متمردة نقطة تفتيش قرب الحدود.", dict(**X, lang="ar"), True),
+    ("statement-comment-ar", "أكد وزير النفط تعرض إحدى محطات الضخ في الحقل الشمالي إلى اعتداء بطائرات مسيرة فجر اليوم.", dict(**X, lang="ar"), False),
+    ("statement-comment-ar", "أكد وزير النفط تعرض إحدى محطات الضخ إلى اعتداء بطائرات مسيرة أطلقتها جماعة الحوثي فجر اليوم.", dict(**X, lang="ar"), True),
+    ("statement-comment-ar", "وقال المتحدث باسم الحكومة إن الهجوم الذي وصفته السلطات بالإرهابي أسفر عن مقتل شرطيين.", dict(**X, lang="ar"), False),
+    ("statement-comment-ar", "وقال المتحدث باسم الحكومة إن الهجوم الجبان الذي وصفته السلطات بالإرهابي أسفر عن مقتل شرطيين.", dict(**X, lang="ar"), True),
+    ("statement-comment-ar", "وأكد قائد العمليات أن القوات ستواصل تنفيذ مثل هذه العمليات حتى طرد المسلحين من المنطقة.", dict(**X, lang="ar"), True),
+    ("statement-comment-ar", "وأكد مدير المطار أن العمليات في المطار ستتواصل بشكل طبيعي رغم الأحوال الجوية.", dict(**X, lang="ar"), False),
+    ("statement-strike-ar", "أعلنت الرئاسة مقتل ثمانية جنود في هجوم استهدف موقعا للجيش شمال البلاد.", dict(**X, lang="ar"), False),
+    ("statement-strike-ar", "أعلنت الرئاسة مقتل ثمانية جنود في هجوم استهدف موقعا للجيش، وأكدت أن قواتها تمكنت من تحييد عشرين إرهابيا.", dict(**X, lang="ar"), True),
+    ("statement-threat-ar", "وقال قائد الجيش: إذا مستم جنودنا فسنجدكم ونقضي عليكم أينما كنتم.", dict(**X, lang="ar"), True),
+    ("statement-threat-ar", "وقال مدرب الفريق: إذا أهدرتم الفرص فسنجدكم في المركز الأخير.", dict(**X, lang="ar"), False),
+    ("statement-threat-ar", "أكد وزير الدفاع عزم الحكومة على القضاء على حركة الشباب في الإقليم خلال أشهر.", dict(**X, lang="ar"), True),
+    ("statement-threat-ar", "أكد وزير الرياضة عزم الحكومة على القضاء على ظاهرة التسرب المدرسي خلال أشهر.", dict(**X, lang="ar"), False),
+    ("statement-blame-ar", "وحمّلت وزارة الداخلية مسلحي «الجبهة الوطنية»، التي يعتقد أنها تنشط من وراء الحدود، مسؤولية الاعتداءين.", dict(**X, lang="ar"), True),
+    ("statement-blame-ar", "وحمّل مدرب الفريق لاعبي خط الوسط، الذين غاب أغلبهم عن التدريبات هذا الأسبوع، مسؤولية الخسارة الثقيلة.", dict(**X, lang="ar"), False),
+    # -- end of Arabic round 13 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
@@ -1726,7 +1747,8 @@ EXAMPLES = [
     ("statement-threat-ar", 'وتابع: "من يعتدي على أمننا سيدفع الثمن غاليا"', dict(**TG), True),
     ("statement-threat-ar", 'وقال: "ما حدث جريمة إرهابية نكراء ولن يفلت مرتكبوها من العقاب"', dict(**TG), True),
     ("statement-threat-ar", "وشدد على أن القوات المسلحة ستضرب بيد من حديد كل من تسول له نفسه المساس بأمن الوطن", dict(**TG), True),
-    ("statement-comment-ar", "ونقلت وكالة الأنباء الرسمية عن مصدر مسؤول قوله إن الهجوم الإرهابي أسفر عن استشهاد اثنين من رجال الأمن", dict(**TG), True),
+    # round 13, the officials convention: a toll with generic attackers or an attack only called terrorist is a plain account
+    ("statement-comment-ar", "ونقلت وكالة الأنباء الرسمية عن مصدر مسؤول قوله إن الهجوم الإرهابي أسفر عن استشهاد اثنين من رجال الأمن", dict(**TG),False),
     ("claim-formula-ar", "وتابع البيان أن المجاهدين غنموا أسلحة وذخائر بعد اقتحام الثكنة", dict(**TG), True),
     ("claim-formula-ar", 'وقال: "نفذنا العملية ردا على جرائم الاحتلال بحق أسرانا"', dict(**TG), True),
     ("statement-comment-ar", 'وقال: "نفذنا العملية ردا على جرائم الاحتلال بحق أسرانا"', dict(**TG), False),
