@@ -644,7 +644,7 @@ EXAMPLES = [
     ("claim-fa", "پلیس اعلام کرد یک گروه افراطی این حمله را انجام داده است.", dict(**TG), False),
     ("claim-formula-fa", "گروه تحقیق اعلام کرد که عملیات نجات معدنچیان ادامه دارد.", dict(**TG), False),
     ("statement-comment-fa", "سخنگوی وزارت دفاع گفت از آغاز ماه گذشته تاکنون ۴۰ بار به پایگاه‌های ما حمله شده و این حملات در دو کشور رخ داده است.", dict(**TG), False),
-    ("statement-comment-fa", "سخنگوی وزارت دفاع گفت بامداد امروز به پایگاه نیروهای ما در شرق سوریه حمله شد.", dict(**TG), True),
+    ("statement-comment-fa", "سخنگوی وزارت دفاع گفت بامداد امروز به پایگاه نیروهای ما در شرق سوریه حمله شد.", dict(**TG), False),
     ("statement-comment-fa", "ارتش اسرائیل: سه راکت از جنوب لبنان به سمت الجلیل شلیک شد", dict(**TG), True),
     ("claim-formula-fa", "انصارالله اعلام کرد عملیات خود را تا توقف جنایات در غزه ادامه خواهد داد.", dict(**TG), False),
     ("claim-formula-fa", "حزب‌الله گفت در صورت ادامه حملات، عملیات‌های خود را گسترش خواهد داد.", dict(**TG), False),
@@ -1203,7 +1203,7 @@ EXAMPLES = [
     ("statement-strike-fa", "مقاومت اسلامی عراق اعلام کرد در ادامه عملیات در حمایت از غزه، پایگاه ارتش اشغالگر در جولان اشغالی را با پهپاد هدف قرار داد.", dict(**TG), False),
     ("statement-condemn-fa", "حماس حمله رژیم صهیونیستی به بیمارستان المعمدانی را محکوم کرد.", dict(**TG), False),
     ("statement-condemn-fa", "به گزارش ایرنا، جهاد اسلامی ترور فرماندهان مقاومت را به شدت محکوم کرد.", dict(**TG), False),
-    ("statement-comment-fa", "روابط عمومی سپاه اعلام کرد در درگیری با اشرار مسلح در سراوان دو پاسدار به شهادت رسیدند.", dict(**TG), True),
+    ("statement-comment-fa", "روابط عمومی سپاه اعلام کرد در درگیری با اشرار مسلح در سراوان دو پاسدار به شهادت رسیدند.", dict(**TG), False),
     ("statement-comment-fa", "به گفته این مقام، عاملان این حمله تروریستی از خاک کشور همسایه وارد شده بودند.", dict(**TG), True),
     ("statement-comment-fa", "وی افزود: تیم ما در نیمه دوم حملات بیشتری انجام داد و شایسته پیروزی بود.", dict(**TG), False),
     ("statement-comment-fa", "این گروه در بیانیه‌ای که در تلگرام منتشر کرد، گفت یکی از اعضایش جلیقه انفجاری خود را در میان تجمع شیعیان منفجر کرده است.", dict(**TG), False),
@@ -1939,7 +1939,7 @@ EXAMPLES = [
     # attack words in their non-violent senses
     ("statement-comment-fa", "سخنگوی وزارت نفت گفت علت انفجار گاز در ساختمان مسکونی نشت لوله بوده است.", dict(**TG), False),
     ("statement-comment-fa", "سخنگوی دولت گفت این حملات ترور شخصیت علیه وزیر است و پاسخ حقوقی می‌گیرد.", dict(**TG), False),
-    ("statement-comment-fa", "سخنگوی وزارت کشور گفت عاملان انفجار بمب در ایستگاه اتوبوس شناسایی شده‌اند.", dict(**TG), True),
+    ("statement-comment-fa", "سخنگوی وزارت کشور گفت عاملان انفجار بمب در ایستگاه اتوبوس شناسایی شده‌اند.", dict(**TG), False),
     ("statement-comment-fa", "سخنگوی دولت گفت حمله منتقدان به برنامه اقتصادی دولت بی‌پایه است.", dict(**TG), False),
     ("statement-comment-fa", "رئیس جمهور در سالگرد حمله تروریستی شاهچراغ گفت یاد شهدا را گرامی می‌داریم.", dict(**TG), False),
     ("statement-blame-fa", "دادستان کل گفت پرونده عاملان حمله به مجلس با صدور کیفرخواست به دادگاه فرستاده شد.", dict(**TG), False),
@@ -1967,8 +1967,8 @@ EXAMPLES = [
     ("statement-strike-fa", "تحریک طالبان پاکستان ادعای ارتش این کشور درباره کشته شدن فرماندهانش را نادرست خوانده و گفته است که حمله هوایی خانه‌های مردم را هدف قرار داد.", dict(**TG), False),
     # the reporter's present and the plural of the verb of saying ("می‌گویند"، "خبر دادند") after an official
     # speaker; unofficial sources opening the line ("منابع محلی ... می‌گویند") are not a statement
-    ("statement-comment-fa", "مقامات محلی ولایت بادغیس از حمله افراد مسلح ناشناس بر یک پاسگاه پولیس در شب گذشته خبر دادند.", dict(**TG), True),
-    ("statement-comment-fa", "مقام‌های امنیتی پاکستان می‌گویند که در درگیری نیروهای امنیتی با شبه‌نظامیان در وزیرستان جنوبی چهار مهاجم کشته شدند.", dict(**TG), True),
+    ("statement-comment-fa", "مقامات محلی ولایت بادغیس از حمله افراد مسلح ناشناس بر یک پاسگاه پولیس در شب گذشته خبر دادند.", dict(**TG), False),
+    ("statement-comment-fa", "مقام‌های امنیتی پاکستان می‌گویند که در درگیری نیروهای امنیتی با شبه‌نظامیان در وزیرستان جنوبی چهار مهاجم کشته شدند.", dict(**TG), False),
     ("statement-comment-fa", "منابع محلی در قندهار می‌گویند که پس از حمله شب گذشته بر یک پاسگاه، طالبان ده‌ها تن از ساکنان را بازداشت کرده‌اند.", dict(**TG), False),
     # the charge called groundless in two words, the link denied with the attack told at length between; an
     # official denying a group's claim reports that claim; a forecast called groundless is no denial
@@ -2075,7 +2075,7 @@ EXAMPLES = [
     # without the lament stays an official's word on the attack
     ("statement-comment-fa", "دبیرکل جمعیت هلال احمر ایران گفت در حمله تروریستی دیروز ۱۲ نفر زخمی شدند.", dict(**TG), False),
     ("statement-comment-fa", "استاندار گفت: متاسفانه در این حمله تروریستی سه کودک جان باختند.", dict(**TG), False),
-    ("statement-comment-fa", "استاندار گفت: در این حمله تروریستی سه کودک جان باختند.", dict(**TG), True),
+    ("statement-comment-fa", "استاندار گفت: در این حمله تروریستی سه کودک جان باختند.", dict(**TG), False),
     # the charge called groundless in the joined spelling, the side not informed of the attack: a denial
     ("statement-comment-fa", "سخنگوی وزارت خارجه گفت اتهامات بیاساس آمریکا درباره نقش ایران در حمله به پایگاه تکرار ادعاهای گذشته است.", dict(**TG), False),
     ("statement-comment-fa", "وزیر کشور اقلیم از عدم اطلاع نیروهای امنیتی از حمله به روستا خبر داد.", dict(**TG), False),
@@ -2123,6 +2123,26 @@ EXAMPLES = [
     ("claim-en", "The volunteers claimed the trophy after a penalty shootout.", dict(**X, lang="en"), False),
     ("claim-formula-en", "The mujahideen launched a blessed operation against the crusader base at dawn.", dict(**TG), True),
     ("claim-formula-en", "By the grace of God, the army killed 20 terrorists in the operation, the statement said.", dict(**TG), False),
+    # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
+    # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
+    # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
+    ("statement-comment-fa", "سخنگوی ارتش گفت در حمله افراد مسلح به یک پاسگاه مرزی سه سرباز زخمی شدند.", dict(**TG), False),
+    ("statement-comment-fa", "فرماندار گفت: بر اثر انفجار بمب در بازار شهر چهار نفر کشته و ده نفر زخمی شدند.", dict(**TG), False),
+    ("statement-comment-fa", "سخنگوی پلیس اعلام کرد تحقیقات درباره حمله به ایستگاه قطار ادامه دارد.", dict(**TG), False),
+    ("statement-comment-fa", "سخنگوی ارتش گفت در درگیری با شبه‌نظامیان در مرز پنج شورشی کشته شدند.", dict(**TG), False),
+    ("statement-comment-fa", "سخنگوی وزارت دفاع گفت حمله پهپادی شورشیان هوثی به پایگاه ما دفع شد و هیچ خسارتی نداشت.", dict(**TG), True),
+    ("statement-comment-fa", "وزارت دفاع اعلام کرد مواضع ارتش در مرز شمالی مورد حمله نیروهای مسلح ارمنستان قرار گرفت.", dict(**TG), True),
+    ("statement-comment-fa", "سخنگوی وزارت خارجه گفت این حمله وحشیانه بی‌پاسخ نخواهد ماند.", dict(**TG), True),
+    ("statement-comment-fa", "رئیس‌جمهور گفت عاملان این حمله تروریستی اعضای گروه داعش بودند.", dict(**TG), True),
+    ("statement-comment-fa", "وزیر کشور گفت تروریست‌هایی که به پاسگاه حمله کردند از خاک کشور همسایه وارد شده بودند.", dict(**TG), True),
+    ("statement-comment-fa", "وزیر کشور گفت ما اجازه نمی‌دهیم کسی از خاک ما برای حمله به همسایگان استفاده کند.", dict(**TG), False),
+    ("statement-comment-fa", "وزارت اطلاعات اعلام کرد یک تیم تروریستی در استان کرمان منهدم شد.", dict(**TG), True),
+    ("statement-comment-fa", "سخنگوی وزارت کشور از بازداشت هشت تروریست وابسته به داعش در سه استان خبر داد.", dict(**TG), True),
+    ("statement-comment-fa", "سخنگوی پلیس از بازداشت هشت قاچاقچی مواد مخدر در سه استان خبر داد.", dict(**TG), False),
+    ("statement-comment-fa", "ارتش اعلام کرد شش تروریست وابسته به این گروه در شمال کشور کشته شدند.", dict(**TG), True),
+    ("statement-comment-fa", "ارتش اعلام کرد در درگیری با مهاجمان شش تروریست کشته شدند.", dict(**TG), False),
+    ("statement-comment-fa", "رئیس‌جمهور ترکیه دولت سوریه را تهدید کرد و گفت پاسخ ما به کشته شدن سربازانمان پایان نیافته است.", dict(**TG), True),
+    ("statement-comment-fa", "جبهه مقاومت ادعا کرده است که در حمله‌ای در کابل شش عضو طالبان کشته شدند.", dict(**TG), False),
 ]
 
 
