@@ -2147,10 +2147,6 @@ def _regex_candidates(
     letters are absent is not run, nor one whose rules all have a ``languages:`` filter the
     message fails: they would not be evaluated). ``lang``: ``[message_language(msg)]`` once
     known (filled here when first needed)."""
-    found = scan.gates_found
-    if not scan.scanned:  # the field has no words: its letters were not looked for
-        got.extend([rules for r, _, rules in index.regex_anchors if scan.regex_match(r)])
-        return
     plan = index.__dict__.get("_anchor_plan")
     if plan is None or plan[0] is not index.regex_anchors:
         plan = index._anchor_plan = _anchor_plan(index.regex_anchors, rules)
@@ -2160,6 +2156,13 @@ def _regex_candidates(
             continue
         if scan.regex_match(r):
             got.append(rs)
+    found = scan.gates_found
+    if not scan.scanned:  # the field has no words: its letters were not looked for
+        for entries in by_gate.values():
+            for r, _, rs, langs in entries:
+                if (langs is None or (lang[0] in langs if lang else _language_in(langs, msg, lang))) and scan.regex_match(r):
+                    got.append(rs)
+        return
     if found:  # an anchor regex is listed under one of the letter sets it needs: asked once
         for g in gates.intersection(found):
             for r, need, rs, langs in by_gate[g]:
