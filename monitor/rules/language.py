@@ -25,13 +25,25 @@ _PERSIAN_LETTERS = _WEAK_LETTERS + _STRONG_LETTERS  # the most frequent first (s
 _NOT_LANGUAGES = {"und", "zxx", "mul", "mis"}
 
 
+_DECLARED: dict[str, str | None] = {}  # declared code -> its answer (a feed uses a handful)
+_DECLARED_MAX = 1_000
+
+
 def declared_language(lang: str | None) -> str | None:
     """The primary subtag of a declared language code, or None when it names no language."""
     if not lang:
         return None
-    code = lang.strip().lower().replace("_", "-").split("-")[0]
+    try:
+        return _DECLARED[lang]
+    except (KeyError, TypeError):
+        pass
+    code: str | None = lang.strip().lower().replace("_", "-").split("-")[0]
     if not code.isalpha() or not 2 <= len(code) <= 3 or code in _NOT_LANGUAGES or code.startswith("q"):
-        return None
+        code = None
+    if isinstance(lang, str):
+        if len(_DECLARED) >= _DECLARED_MAX:
+            _DECLARED.clear()
+        _DECLARED[lang] = code
     return code
 
 

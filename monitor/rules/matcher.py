@@ -2152,8 +2152,12 @@ def _regex_candidates(
         plan = index._anchor_plan = _anchor_plan(index.regex_anchors, rules)
     _, always, by_gate, gates = plan
     for r, rs, langs in always:
-        if langs is not None and not (lang[0] in langs if lang else _language_in(langs, msg, lang)):
-            continue
+        if langs is not None:
+            if lang:
+                if lang[0] not in langs:
+                    continue
+            elif langs is _FA_ONLY or not _language_in(langs, msg, lang):  # (not Persian)
+                continue
         if scan.regex_match(r):
             got.append(rs)
     found = scan.gates_found
@@ -2200,7 +2204,7 @@ def _anchor_plan(anchors: tuple, rules: "list[_Rule]") -> tuple:
             if langs is None:
                 return None
             out.update(langs)
-        return frozenset(out)
+        return _FA_ONLY if out == _FA_ONLY else frozenset(out)  # the one asked by identity
 
     always = tuple([(r, rs, languages(rs)) for r, need, rs in anchors if need is None])
     by_gate: dict[int, list] = {}
