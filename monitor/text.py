@@ -208,8 +208,13 @@ def _fast_translator(table: dict, alphabet: str, encoding_map):  # noqa: ANN001,
             mapping[i] = position[img]
     byte_table, deleted = bytes(mapping), bytes(delete)
     encode, decode = codecs.charmap_encode, codecs.charmap_decode
+    # ASCII maps into ASCII (every table): an ASCII text needs no charmap, its bytes are the
+    # codec's (the alphabet starts with ASCII) and the result decodes as ASCII
+    ascii_closed = all(b < 0x80 for b in byte_table[:0x80])
 
     def translate(text: str) -> str:
+        if ascii_closed and text.isascii():
+            return text.encode("ascii").translate(byte_table, deleted).decode("ascii")
         try:
             raw = encode(text, "strict", encoding_map)[0]
         except UnicodeEncodeError:

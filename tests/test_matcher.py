@@ -806,6 +806,57 @@ def test_script_language(text: str, expected: str | None) -> None:
     assert script_language(text) == expected
 
 
+def test_is_persian_and_language_not_persian_equal_message_language() -> None:
+    """The matcher's cheap language answers (no script analysis without a Persian letter; no
+    Persian letter tests once a message is known not Persian) equal message_language on texts
+    mixing the letters that decide it, with and without a declared language."""
+    from monitor.rules.language import is_persian, language_not_persian, message_language
+
+    rng = random.Random(14)
+    pieces = ["پ", "چ", "ژ", "گ", "ک", "ی", "ة", "ۃ", "ي", "ك", "ال", "كرمان", "کرمان", "ab", "é", "Kermān", "12",
+              "١٢", " ", " ", ",", "\u200c", "😀", "ـ", "\xa0"]
+    langs = [None, None, None, "", "fa", "fa-IR", "ar", "en", "und", "qaa", "zxx", "x"]
+    for _ in range(4000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        m = msg(text, lang=rng.choice(langs))
+        expected = message_language(m)
+        assert is_persian(m) == (expected == "fa"), (text, m.lang)
+        if expected != "fa":
+            assert language_not_persian(m) == expected, (text, m.lang)
+
+
+def test_anchor_regex_skipped_by_language_same_hits_as_naive(tmp_path) -> None:
+    """A rule anchored on a regex with no letters to gate it is not run for a message its
+    rules' ``languages:`` exclude: the hits still equal the naive loop's, for rules of one
+    language, of several, without a filter, and two rules of different languages sharing the
+    anchor regex."""
+    d = tmp_path / "rules"
+    rx = "'^\\W*\\pL'"  # no letter runs: asked on every message
+    write(d / "a.yml", f"id: fa-only\nlanguages: [fa]\nmatch:\n  rx:\n    regex: [{rx}]\n")
+    write(d / "b.yml", f"id: ar-en\nlanguages: [ar, en]\nmatch:\n  rx:\n    regex: ['^\\W*\\pL\\pL']\n")
+    write(d / "c.yml", f"id: any-lang\nmatch:\n  rx:\n    regex: ['\\d\\d$']\n")
+    write(d / "d.yml", f"id: shared-fa\nlanguages: [fa]\nmatch:\n  rx:\n    regex: ['\\pL\\s\\pL']\n")
+    write(d / "e.yml", f"id: shared-en\nlanguages: [en]\nmatch:\n  rx:\n    regex: ['\\pL\\s\\pL']\n")
+    write(d / "f.yml", f"id: gated-ar\nlanguages: [ar]\nmatch:\n  rx:\n    regex: ['كرمان\\s+\\pL']\n")
+    rules = load_rules([d])
+    write(d / "g.yml", "id: words\nmatch:\n  w: [attack]\n")  # the text has words to look up
+    with_words = load_rules([d])
+    rng = random.Random(8)
+    words = ["کرمان", "كرمان", "پیام", "انفجار", "الدولة", "attack", "Kerman", "12", "١٢", "ی", "ة", "!"]
+    for rs in (rules, with_words):  # a text scanned for words and one not (no term words)
+        compiled, naive = Matcher(rs), NaiveMatcher(rs)
+        index = compiled.fields["text"]
+        assert index.regex_anchors and any(need is None for _, need, _ in index.regex_anchors)
+        seen: set[str] = set()
+        for _ in range(1500):
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 5)))
+            m = msg(text, lang=rng.choice([None, None, None, "fa", "ar", "en", "und"]))
+            got = [h.rule_id for h in compiled.match(m)]
+            assert got == naive.match_ids(m), (text, m.lang)
+            seen.update(got)
+        assert seen >= {"fa-only", "ar-en", "any-lang", "shared-fa", "shared-en", "gated-ar"}
+
+
 # -- regex gates: the letters a regex needs ---------------------------------------------------
 @pytest.mark.parametrize(
     ("pattern", "expected"),

@@ -329,6 +329,18 @@ def test_fast_path_equals_the_table_on_random_texts(kind: str) -> None:
     assert taken == 2_000
 
 
+@pytest.mark.parametrize("kind", sorted(_FAST))
+def test_fast_path_equals_the_table_on_ascii_texts(kind: str) -> None:
+    """ASCII text takes its own path (ASCII bytes, no charmap): the same result as the table."""
+    import random
+
+    rng = random.Random(11)
+    fast = _FAST[kind]
+    for _ in range(3_000):
+        text = "".join(chr(rng.randrange(0x80)) for _ in range(rng.randrange(0, 80)))
+        assert fast(text) == _slow(kind, text), repr(text)
+
+
 def test_fast_alphabet_covers_arabic_persian_and_ascii_text() -> None:
     from monitor.text import FAST_ALPHABET
 

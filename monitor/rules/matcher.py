@@ -90,7 +90,7 @@ from ..model import Hit, Match, Message, make_url
 from .anchors import REGEX_COST, rarest_word, word_cost
 from .condition import fold_necessary, run_program
 from ..gcpause import paused_gc
-from .language import is_persian, message_language
+from .language import is_persian, language_not_persian
 from .morphology import MERGE_TOKENS, fast_word_forms, merged_pairs
 from ..text import OffsetMap, normalize, scan_text, text_span
 from .regexes import (
@@ -1759,10 +1759,17 @@ class Matcher:
 
     # -- matching -------------------------------------------------------------------------
     def candidates(self, msg: Message) -> tuple[list[int], dict[str, _Scan]]:
+        cands, scans, _ = self._candidates(msg)
+        return cands, scans
+
+    def _candidates(self, msg: Message) -> tuple[list[int], dict[str, _Scan], list[str | None]]:
+        """The candidate rules, the fields' scans and the message's language if it was needed
+        (``[language]``; ``[]`` when not asked yet, see :func:`_regex_candidates`)."""
         scans: dict[str, _Scan] = {}
         got: list[frozenset[int]] = []
         text_index = self._eager_text
         persian = is_persian(msg)
+        lang: list[str | None] = ["fa"] if persian else []  # message_language(msg), when known
         if text_index is not None:
             scan = scans["text"] = _Scan(text_index, msg.text or "", persian)
             found = scan.found
@@ -1771,7 +1778,7 @@ class Matcher:
                 if text_index.phrase_keys:
                     _phrase_candidates(text_index, found, got)
             if text_index.regex_anchors:
-                _regex_candidates(text_index, scan, got)
+                _regex_candidates(text_index, scan, got, self._rules, msg, lang)
         for name, index in self._eager_other:
             scan = scans[name] = _Scan(index, field_value(msg, name), persian)
             if scan.found:
@@ -1779,19 +1786,18 @@ class Matcher:
                 if index.phrase_keys:
                     _phrase_candidates(index, scan.found, got)
             if index.regex_anchors:
-                _regex_candidates(index, scan, got)
+                _regex_candidates(index, scan, got, self._rules, msg, lang)
         if not got:
-            return self._unanchored, scans
-        return sorted(set(self._unanchored).union(*got)), scans
+            return self._unanchored, scans, lang
+        return sorted(set(self._unanchored).union(*got)), scans, lang
 
     def match(self, msg: Message) -> list[Hit]:
         """The hits of every rule on ``msg`` (in rule order)."""
-        cands, scans = self.candidates(msg)
+        cands, scans, lang = self._candidates(msg)
         if not cands:
             return []
         hits: list[Hit] = []
         actors: tuple[str, ...] | None = None  # computed once, for the first hit
-        lang: list[str | None] = []
         memo: dict[int, bool] = {}
         memo_get = memo.get
         rules = self._rules
@@ -1839,8 +1845,8 @@ class Matcher:
                 if not ok:
                     continue
             if cr.languages is not None:
-                if not lang:
-                    lang.append(message_language(msg))
+                if not lang:  # not Persian (see _candidates)
+                    lang.append(language_not_persian(msg))
                 if lang[0] not in cr.languages:
                     continue
             sels = cr.sels
@@ -2134,36 +2140,77 @@ def _phrase_candidates(index: _FieldIndex, found: set[int], got: list) -> None:
                 got.append(entries[i + 1])
 
 
-def _regex_candidates(index: _FieldIndex, scan: _Scan, got: list) -> None:
+def _regex_candidates(
+    index: _FieldIndex, scan: _Scan, got: list, rules: "list[_Rule]", msg: Message, lang: list,
+) -> None:
     """Add to ``got`` the rules anchored on a regex that matches (a regex whose needed
-    letters are absent is not run)."""
-    found = scan.gates_found
-    if not scan.scanned:  # the field has no words: its letters were not looked for
-        got.extend([rules for r, _, rules in index.regex_anchors if scan.regex_match(r)])
-        return
+    letters are absent is not run, nor one whose rules all have a ``languages:`` filter the
+    message fails: they would not be evaluated). ``lang``: ``[message_language(msg)]`` once
+    known (filled here when first needed)."""
     plan = index.__dict__.get("_anchor_plan")
     if plan is None or plan[0] is not index.regex_anchors:
-        plan = index._anchor_plan = _anchor_plan(index.regex_anchors)
+        plan = index._anchor_plan = _anchor_plan(index.regex_anchors, rules)
     _, always, by_gate, gates = plan
-    for r, rules in always:
+    for r, rs, langs in always:
+        if langs is not None:
+            if lang:
+                if lang[0] not in langs:
+                    continue
+            elif langs is _FA_ONLY or not _language_in(langs, msg, lang):  # (not Persian)
+                continue
         if scan.regex_match(r):
-            got.append(rules)
+            got.append(rs)
+    found = scan.gates_found
+    if not scan.scanned:  # the field has no words: its letters were not looked for
+        for entries in by_gate.values():
+            for r, _, rs, langs in entries:
+                if (langs is None or (lang[0] in langs if lang else _language_in(langs, msg, lang))) and scan.regex_match(r):
+                    got.append(rs)
+        return
     if found:  # an anchor regex is listed under one of the letter sets it needs: asked once
         for g in gates.intersection(found):
-            for r, need, rules in by_gate[g]:
-                if need <= found and scan.regex_match(r):
-                    got.append(rules)
+            for r, need, rs, langs in by_gate[g]:
+                if need <= found and (
+                    langs is None or (lang[0] in langs if lang else _language_in(langs, msg, lang))
+                ) and scan.regex_match(r):
+                    got.append(rs)
 
 
-def _anchor_plan(anchors: tuple) -> tuple:
-    """``(anchors, those that need no letters as (regex, rules), letter-set id -> the anchors
-    listed under it, those ids)``: each anchor that needs letters is listed under the smallest
-    id of its sets (all of them must be found for it to run, so that one is)."""
-    always = tuple([(r, rules) for r, need, rules in anchors if need is None])
+_FA_ONLY = frozenset({"fa"})
+
+
+def _language_in(langs: frozenset, msg: Message, lang: list) -> bool:
+    """Whether the message's language (``lang``: ``[language]`` when known, ``[]`` when not:
+    then the message is not Persian, see :meth:`Matcher._candidates`) is in ``langs``."""
+    if lang:
+        return lang[0] in langs
+    if langs == _FA_ONLY:  # not Persian: known without the script analysis
+        return False
+    lang.append(language_not_persian(msg))
+    return lang[0] in langs
+
+
+def _anchor_plan(anchors: tuple, rules: "list[_Rule]") -> tuple:
+    """``(anchors, those that need no letters as (regex, rules, languages), letter-set id -> the
+    anchors listed under it as (regex, sets, rules, languages), those ids)``: each anchor that
+    needs letters is listed under the smallest id of its sets (all of them must be found for it
+    to run, so that one is); ``languages``: the union of its rules' ``languages:`` filters, None
+    when one of them has none (the regex is run only for a message in one of them)."""
+
+    def languages(rs: tuple[int, ...]) -> frozenset | None:
+        out: set[str] = set()
+        for ri in rs:
+            langs = rules[ri].languages
+            if langs is None:
+                return None
+            out.update(langs)
+        return _FA_ONLY if out == _FA_ONLY else frozenset(out)  # the one asked by identity
+
+    always = tuple([(r, rs, languages(rs)) for r, need, rs in anchors if need is None])
     by_gate: dict[int, list] = {}
-    for r, need, rules in anchors:
+    for r, need, rs in anchors:
         if need is not None:
-            by_gate.setdefault(min(need), []).append((r, need, rules))
+            by_gate.setdefault(min(need), []).append((r, need, rs, languages(rs)))
     return anchors, always, {g: tuple(v) for g, v in by_gate.items()}, frozenset(by_gate)
 
 
