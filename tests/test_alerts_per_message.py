@@ -162,3 +162,19 @@ async def test_incident_thread_note_and_repost_skip_with_several_rules(archive, 
     assert "officials blamed Israel, United States" in text
     mails = smtp.wait_for(2)
     assert mails[1]["msg"]["In-Reply-To"] == mails[0]["msg"]["Message-ID"]
+
+
+def test_alerts_listing_names_every_rule_of_an_alert(archive, db_path):
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    msg = message(TEXT)
+    archive.store([(msg, _hits(msg, dests=("slack",)))])
+    runner = CliRunner()
+    r = runner.invoke(app, ["alerts", "--db", str(db_path), "--json"])
+    assert r.exit_code == 0, r.output
+    [row] = [json.loads(line) for line in r.stdout.splitlines()]
+    assert (row["rule_id"], row["rules"]) == ("claims", ["claims", "explosion-report"]) and "payload" not in row
+    r = runner.invoke(app, ["alerts", "--db", str(db_path)])
+    assert "claims +1" in r.stdout
