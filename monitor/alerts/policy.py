@@ -19,8 +19,9 @@ Throttling and repost grouping: for a rule with ``throttle:`` (``Hit.throttle_se
 the first hit in a channel is alerted at once and opens a window of that length for the
 rule + channel. Further hits in the window are stored as usual but get no alert of their
 own: they are counted into one follow-up row per destination ("N more hits"), due at the
-window's end (and are not listed in an alert another rule's hit of the same message makes). Identical text reposted in *other* channels while a window is open (same
-normalised text, whitespace collapsed, SHA-256) is counted into that window's follow-up too.
+window's end (and are not listed in the alert another rule's hit of the same message makes).
+Identical text reposted in *other* channels while a window is open (same normalised text,
+whitespace collapsed, SHA-256) is counted into that window's follow-up too.
 Grouping only applies to rules with a throttle, inside their windows: a rule without
 ``throttle:`` alerts every hit, reposts included.
 
