@@ -6,10 +6,13 @@ alert, daemon, collector and query commands are registered from their own packag
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer import Abort
+from typer.core import TyperGroup
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.markup import escape
 from rich.table import Table
@@ -26,10 +29,50 @@ from .cli_common import (
     err_console,
     fail,
     open_archive,
+    print_error,
     print_json_lines,
     setup,
     shown_text,
 )
+
+class _Root(TyperGroup):
+    """The ``claimwatch`` command group. Usage errors of any command (an unknown option, a
+    missing argument, a bad value) are the project's one line on stderr (``error: claimwatch
+    rules test: No such option: --bogus (see 'claimwatch rules test --help')``) with their exit
+    code (2), not click's boxed panel over several lines."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except Abort:  # end of input at a prompt
+            print_error("aborted")
+            sys.exit(1)
+        except Exception as exc:
+            if not _is_click_error(exc):
+                raise
+            if type(exc).__name__ != "NoArgsIsHelpError":  # that one printed the help already
+                print_error(_usage_line(exc))
+            sys.exit(getattr(exc, "exit_code", 2))
+        # commands return None; an int is the code of a typer.Exit (fail() raises one)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_click_error(exc: Exception) -> bool:
+    """A click usage or parameter error: click's own class, or the copy newer typer vendors."""
+    return any(c.__name__ == "ClickException" and c.__module__.endswith("exceptions") for c in type(exc).__mro__)
+
+
+def _usage_line(exc: Exception) -> str:
+    message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return message
+    path = ctx.command_path
+    return f"{path}: {message} (see '{path} --help')"
+
 
 app = typer.Typer(
     name="claimwatch",
@@ -37,6 +80,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Root,
 )
 
 

@@ -48,12 +48,17 @@ def cut(message: str, limit: int = MAX_ERROR_CHARS) -> str:
     return message[:limit] + f"... ({len(message) - limit:,} more characters)"
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """One line ``error: MESSAGE`` on stderr, then exit ``code``. The message is plain text (it
-    names paths, keys and values the user typed or a file held): never read as markup."""
+def print_error(message: str) -> None:
+    """One line ``error: MESSAGE`` on stderr. The message is plain text (it names paths, keys
+    and values the user typed or a file held): never read as markup."""
     from rich.text import Text
 
     err_console.print(Text.assemble(("error:", "bold red"), " ", cut(message)), highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """:func:`print_error`, then exit ``code``."""
+    print_error(message)
     raise typer.Exit(code)
 
 

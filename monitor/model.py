@@ -261,6 +261,8 @@ class Match:
 
 # What a hit is (a rule's ``kind:``), strongest first; rules default to ``watch``.
 KINDS = ("claim", "statement", "denial", "report", "watch")
+# A rule's ``level:``, lowest first (an alert listing several hits takes the highest).
+LEVELS = ("info", "low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True, slots=True)

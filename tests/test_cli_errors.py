@@ -192,3 +192,38 @@ def test_export_never_overwrites_the_archive(tmp_path: Path, archive: Path) -> N
     same = tmp_path / "same.json"
     one_line_error(cw("export", "-o", str(same), "--manifest", str(same), "--db", str(archive)), "same file")
     assert not same.exists() and not list(tmp_path.glob("same*"))
+
+
+def test_usage_errors_are_one_line_exit_2_for_every_command(tmp_path: Path) -> None:
+    """Click's usage errors (unknown option or command, missing argument or option value, a
+    value of the wrong type) in the project's one-line form, not a boxed panel (one place:
+    the root command group)."""
+    # (run as `python -m monitor`, which click names the program)
+    one_line_error(cw("rules", "test", "--bogus"),
+                   "error: python -m monitor rules test: No such option: --bogus (see 'python -m monitor rules test --help')")
+    one_line_error(cw("rules", "test"), "monitor rules test: Missing argument 'rules'.")
+    one_line_error(cw("hits", "--limit", "many", "--db", str(tmp_path / "a.db")), "monitor hits:", "'--limit'")
+    one_line_error(cw("no-such-command"), "monitor: No such command 'no-such-command'.")
+    one_line_error(cw("stats", "--db"), "Option '--db' requires an argument.")
+    one_line_error(cw("incident", "show", "--bogus\x1b[2J"), "No such option")  # what the user typed, as text
+    # help and --version as before: help exits 0, a group without a command shows its help (exit 2)
+    res = cw("rules", "--help")
+    assert res.returncode == 0 and "Usage: python -m monitor rules" in res.stdout
+    res = cw("rules")
+    assert res.returncode == 2 and "Usage: python -m monitor rules" in res.stdout + res.stderr and "error:" not in res.stderr
+    res = cw("--version")
+    assert res.returncode == 0 and res.stdout.startswith("claimwatch ")
+    res = subprocess.run([str(Path(sys.executable).with_name("claimwatch")), "alerts", "--bogus"], capture_output=True,
+                         text=True, timeout=120)
+    one_line_error(res, "error: claimwatch alerts: No such option: --bogus (see 'claimwatch alerts --help')")
+
+
+def test_usage_error_through_the_app_object_is_one_line_too() -> None:
+    """``typer.testing.CliRunner`` (and any caller of ``monitor.cli.app``) gets the same line."""
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    r = CliRunner().invoke(app, ["alerts", "retry", "--bogus"])
+    assert r.exit_code == 2
+    assert r.stderr.strip() == "error: claimwatch alerts retry: No such option: --bogus (see 'claimwatch alerts retry --help')"

@@ -223,6 +223,26 @@ def test_test_over_canonical_jsonl(tmp_path: Path, rules_dir: Path) -> None:
     assert [text[m["start"]:m["end"]] for m in rows[0]["matches"]] == ["وتبنّى", "الدولة الإسلامية"]
 
 
+def test_test_escapes_terminal_controls_and_bidi_from_posts(tmp_path: Path, rules_dir: Path) -> None:
+    """The channel, message id and text of a post are shown as ``incident show`` shows them
+    (``\\x1b``-style escapes, bidi overrides as U+FFFD); ``--json`` keeps them as they are."""
+    text = "\x1b]0;pwned\x07\x1b[2J The Islamic State \u202eclaimed responsibility\u202c \x1b[31mRED"
+    f = tmp_path / "in.jsonl"
+    f.write_text(canonical_json(msg(text, channel="chan\x1b[5m\u2066x", message_id="7\x1b[8m").to_dict()) + "\n",
+                 encoding="utf-8")
+    r = run("rules", "test", rules_dir, f)
+    assert r.exit_code == 0, r.output
+    [line] = r.stdout.splitlines()
+    for raw in ("\x1b", "\x07", "\u202e", "\u202c", "\u2066"):
+        assert raw not in line, repr(line)
+    assert "telegram/chan\\x1b[5m\ufffdx/7\\x1b[8m  " in line
+    assert "  \\x1b]0;pwned\\x07\\x1b[2J The [Islamic State] \ufffd[claimed responsibility" in line
+    assert line.endswith(" \\x1b[31mRED")
+    r = run("rules", "test", rules_dir, f, "--json")
+    rec = json.loads(r.stdout)
+    assert (rec["channel"], rec["message_id"]) == ("chan\x1b[5m\u2066x", "7\x1b[8m")
+
+
 def test_phrase_across_telegram_entity_boundaries(tmp_path: Path, rules_dir: Path) -> None:
     """Telegram export text is a list of plain strings and formatting entities; a phrase split
     across them (bold "Islamic", link "State") still matches, with spans in the flattened text."""

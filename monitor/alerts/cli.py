@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
                 _safe(r["destination"]),
                 _safe(r["kind"]),
                 Text(status, style=STATUS_STYLE.get(r["status"], "")),
-                _safe(r["rule_id"] or ""),
+                _safe((r["rule_id"] or "") + (f" +{len(r['rules']) - 1}" if len(r.get("rules") or ()) > 1 else "")),
                 _safe(channel),
             ))
             if r["last_error"] and r["status"] != "sent":

@@ -55,7 +55,7 @@ from . import queue
 from .alert import Alert
 from .kinds import DeliveryResult, OutboxStatus
 from .destinations.base import Destination, PermanentDeliveryError, TemporaryDeliveryError
-from .records import row_dict
+from .records import payload_of, row_dict
 from .render import RenderError, Renderer, render_row
 from ..timefmt import parse_ts, ts
 
@@ -608,12 +608,14 @@ async def _wait_any(events: Iterable[asyncio.Event], timeout: float) -> None:
 
 # -- library functions for the CLI --------------------------------------------------
 def list_deliveries(archive: Archive, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Recent outbox rows (newest first) with their rule and channel."""
+    """Recent outbox rows (newest first) with their rule and channel; ``rules``: the rule ids
+    of the hits an alert lists (its lead's first; one alert per message, however many rules
+    hit it)."""
     if status is not None and status not in STATUSES:
         raise ValueError(f"unknown status '{status}' (one of: {', '.join(STATUSES)})")
     sql = (
         "SELECT o.id, o.created_at, o.destination, o.kind, o.status, o.attempts, o.next_attempt_at, o.sent_at,"
-        " o.last_error, o.hit_id, h.rule_id, h.title, h.level, m.platform, m.channel_id, m.channel,"
+        " o.last_error, o.hit_id, h.rule_id, h.title, h.level, o.payload, m.platform, m.channel_id, m.channel,"
         " m.channel_title, m.url"
         " FROM outbox o LEFT JOIN hits h ON h.id = o.hit_id LEFT JOIN messages m ON m.id = h.message_rowid"
     )
@@ -626,9 +628,17 @@ def list_deliveries(archive: Archive, status: str | None = None, limit: int = 50
     with archive.lock:
         cur = archive.conn.execute(sql, args)
         rows = [row_dict(cur, r) for r in cur.fetchall()]
+        listed = {r["id"]: [i for i in payload_of(r).get("hit_ids") or () if i != r["hit_id"]]
+                  for r in rows if r["kind"] == "alert"}
+        wanted = sorted({i for ids in listed.values() for i in ids})
+        rule_of = dict(archive.conn.execute(
+            f"SELECT id, rule_id FROM hits WHERE id IN ({','.join('?' * len(wanted))})", wanted)) if wanted else {}
     for r in rows:
         if r["last_error"]:
             r["last_error"] = redact(r["last_error"])
+        del r["payload"]
+        if r["kind"] == "alert":
+            r["rules"] = ([r["rule_id"]] if r["rule_id"] else []) + [rule_of[i] for i in listed[r["id"]] if i in rule_of]
     return rows
 
 

@@ -5,8 +5,12 @@ writes with alerts (``claimwatch import --alert``, the daemon's pipeline, Telegr
 backfill through the pipeline), so the same messages leave the same outbox rows whichever
 way they arrived:
 
-* a new hit -> one ``alert`` row per destination (``Hit.destinations``, else the policy's
-  ``default_destinations``), subject to throttling and repost grouping below;
+* the new hits of a stored message -> ONE ``alert`` row per destination (``Hit.destinations``,
+  else the policy's ``default_destinations``) listing every hit routed there, however many
+  rules matched: the row's ``hit_id`` is the lead hit (the highest level, then rule order),
+  which gives the alert its level, title and kind; the others are in its payload
+  (``{"hit_ids": [lead, …]}``, absent when the alert has one hit). Subject to throttling and
+  repost grouping below;
 * an edit that changed the text of a message with an earlier hit -> one ``edited`` row
   (previous and new text) per destination that got an alert for that message;
 * a deletion of such a message -> one ``deleted`` row per destination likewise.
@@ -15,8 +19,9 @@ Throttling and repost grouping: for a rule with ``throttle:`` (``Hit.throttle_se
 the first hit in a channel is alerted at once and opens a window of that length for the
 rule + channel. Further hits in the window are stored as usual but get no alert of their
 own: they are counted into one follow-up row per destination ("N more hits"), due at the
-window's end. Identical text reposted in *other* channels while a window is open (same
-normalised text, whitespace collapsed, SHA-256) is counted into that window's follow-up too.
+window's end (and are not listed in the alert another rule's hit of the same message makes).
+Identical text reposted in *other* channels while a window is open (same normalised text,
+whitespace collapsed, SHA-256) is counted into that window's follow-up too.
 Grouping only applies to rules with a throttle, inside their windows: a rule without
 ``throttle:`` alerts every hit, reposts included.
 
@@ -35,7 +40,7 @@ import json
 import sqlite3
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..model import Hit, Message, canonical_json, channel_label, channel_url, sha256_hex
+from ..model import LEVELS, Hit, Message, canonical_json, channel_label, channel_url, sha256_hex
 from ..text import normalize
 from ..timefmt import shift
 from .kinds import AlertKind, OutboxStatus
@@ -67,50 +72,29 @@ class OutboxPolicy:
     def from_config(cls, cfg: "Config | None") -> "OutboxPolicy":
         return cls(cfg.alerts.default if cfg is not None else ())
 
-    # -- a new hit ------------------------------------------------------------
-    def on_hit(self, archive: "Archive", hit_id: int, hit: Hit, msg: Message, now: str) -> list[int]:
-        """Outbox ids for a hit stored for the first time."""
-        dests = list(dict.fromkeys(hit.destinations or self.default_destinations))
-        if not dests:
+    # -- new hits -------------------------------------------------------------
+    def on_hits(self, archive: "Archive", hits: Sequence[tuple[int, Hit]], msg: Message, now: str) -> list[int]:
+        """Outbox ids for the hits (``(hit id, hit)``, in rule order) of one message stored
+        for the first time: one alert per destination listing the hits routed there, and
+        the throttle windows the alerted throttled hits open."""
+        routed = [(hit_id, hit, tuple(dict.fromkeys(hit.destinations or self.default_destinations)))
+                  for hit_id, hit in hits]
+        routed = [item for item in routed if item[2]]
+        if not routed:
             return []
-        if not hit.throttle_seconds or hit.throttle_seconds <= 0:
-            return _alerts(archive, hit_id, dests, now)
-        fingerprint = text_fingerprint(msg.text)
-        window = _find_window(archive.conn, hit, msg, fingerprint, now)
-        if window is not None:
-            _count_into(archive.conn, window, hit_id)
-            return []
-        ids = _alerts(archive, hit_id, dests, now)
-        window_key = f"{hit.rule_id}|{msg.platform}|{msg.channel_id}|{now}"
-        payload = {
-            "window_key": window_key,
-            "rule_id": hit.rule_id,
-            "title": hit.title,
-            "level": hit.level,
-            "platform": msg.platform,
-            "channel_id": msg.channel_id,
-            "channel": channel_label(msg.platform, msg.channel, msg.channel_title, msg.channel_id),
-            "channel_url": channel_url(msg.platform, msg.channel),
-            "window_start": now,
-            "window_end": shift(now, hit.throttle_seconds),
-            "window_seconds": hit.throttle_seconds,
-            "first_hit_id": hit_id,
-            "text_fingerprint": fingerprint,
-            "count": 0,
-            "hit_ids": [],
-        }
-        for dest in dests:
-            oid = archive.enqueue(
-                hit_id,
-                dest,
-                kind=AlertKind.FOLLOWUP,
-                payload=payload,
-                dedup_key=f"followup:{window_key}:{dest}",
-                due=payload["window_end"],
-                now=now,
-            )
-            if oid is not None:
-                ids.append(oid)
+        fingerprint = text_fingerprint(msg.text) if any(h.throttle_seconds for _i, h, _d in routed) else None
+        alerted = []
+        for hit_id, hit, dests in routed:
+            if hit.throttle_seconds and hit.throttle_seconds > 0:
+                window = _find_window(archive.conn, hit, msg, fingerprint, now)
+                if window is not None:
+                    _count_into(archive.conn, window, hit_id)
+                    continue
+            alerted.append((hit_id, hit, dests))
+        ids = _alerts(archive, alerted, now)
+        for hit_id, hit, dests in alerted:
+            if hit.throttle_seconds and hit.throttle_seconds > 0:
+                ids.extend(_open_window(archive, hit_id, hit, dests, msg, fingerprint, now))
         return ids
 
     # -- edits and deletions --------------------------------------------------
@@ -135,15 +119,16 @@ class OutboxPolicy:
 
 
 def _followup(archive: "Archive", message_rowid: int, kind: AlertKind, payload: dict[str, Any], now: str) -> list[int]:
-    """One follow-up per destination that alerted on a hit of this message."""
+    """One follow-up per destination that alerted on a hit of this message (about the lead
+    hit of the first alert there)."""
     rows = archive.conn.execute(
-        "SELECT h.id, o.destination FROM hits h JOIN outbox o ON o.hit_id = h.id"
-        " WHERE h.message_rowid=? AND o.kind = 'alert' GROUP BY o.destination",
+        "SELECT o.hit_id, o.destination, min(o.id) FROM hits h JOIN outbox o ON o.hit_id = h.id"
+        " WHERE h.message_rowid=? AND o.kind = 'alert' GROUP BY o.destination ORDER BY 3",
         (message_rowid,),
     ).fetchall()
     ids = []
     version = sha256_hex(payload.get("new_text") or "")
-    for hit_id, destination in rows:
+    for hit_id, destination, _first in rows:
         # One follow-up per message, destination and new text (or deletion).
         key = f"{kind}:{message_rowid}:{destination}:{version}"
         oid = archive.enqueue(hit_id, destination, kind=kind, payload=payload, dedup_key=key, now=now)
@@ -152,10 +137,60 @@ def _followup(archive: "Archive", message_rowid: int, kind: AlertKind, payload: 
     return ids
 
 
-def _alerts(archive: "Archive", hit_id: int, dests: Sequence[str], now: str) -> list[int]:
+def level_rank(level: str) -> int:
+    """Order of a hit's level (higher is more urgent; an unknown level ranks lowest)."""
+    return LEVELS.index(level) if level in LEVELS else -1
+
+
+def _alerts(archive: "Archive", hits: Sequence[tuple[int, Hit, Sequence[str]]], now: str) -> list[int]:
+    """One alert row per destination (in order of first mention) for the hits routed there,
+    the highest level first (``sorted`` is stable: rule order among equals)."""
+    per_dest: dict[str, list[tuple[int, Hit]]] = {}
+    for hit_id, hit, dests in hits:
+        for dest in dests:
+            per_dest.setdefault(dest, []).append((hit_id, hit))
+    ids = []
+    for dest, listed in per_dest.items():
+        listed = sorted(listed, key=lambda item: -level_rank(item[1].level))
+        payload = {"hit_ids": [hit_id for hit_id, _hit in listed]} if len(listed) > 1 else None
+        oid = archive.enqueue(listed[0][0], dest, kind=AlertKind.ALERT, payload=payload, now=now)
+        if oid is not None:
+            ids.append(oid)
+    return ids
+
+
+def _open_window(archive: "Archive", hit_id: int, hit: Hit, dests: Sequence[str], msg: Message,
+                 fingerprint: str | None, now: str) -> list[int]:
+    """The follow-up rows (one per destination) of the throttle window an alerted hit opens."""
+    window_key = f"{hit.rule_id}|{msg.platform}|{msg.channel_id}|{now}"
+    payload = {
+        "window_key": window_key,
+        "rule_id": hit.rule_id,
+        "title": hit.title,
+        "level": hit.level,
+        "platform": msg.platform,
+        "channel_id": msg.channel_id,
+        "channel": channel_label(msg.platform, msg.channel, msg.channel_title, msg.channel_id),
+        "channel_url": channel_url(msg.platform, msg.channel),
+        "window_start": now,
+        "window_end": shift(now, hit.throttle_seconds),
+        "window_seconds": hit.throttle_seconds,
+        "first_hit_id": hit_id,
+        "text_fingerprint": fingerprint,
+        "count": 0,
+        "hit_ids": [],
+    }
     ids = []
     for dest in dests:
-        oid = archive.enqueue(hit_id, dest, kind=AlertKind.ALERT, now=now)
+        oid = archive.enqueue(
+            hit_id,
+            dest,
+            kind=AlertKind.FOLLOWUP,
+            payload=payload,
+            dedup_key=f"followup:{window_key}:{dest}",
+            due=payload["window_end"],
+            now=now,
+        )
         if oid is not None:
             ids.append(oid)
     return ids

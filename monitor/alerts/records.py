@@ -69,6 +69,27 @@ def _add_album(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
     row["album_items"] = len(items)
 
 
+_LISTED_SQL = """
+SELECT id AS hit_id, rule_id, level, title, kind AS hit_kind, actors, matches, text_sha256
+FROM hits WHERE id IN ({marks})
+"""
+
+
+def load_listed_hits(conn: sqlite3.Connection, hit_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Rule, level, title, kind, actors and matches of the hits an alert lists besides its
+    lead, in the order of ``hit_ids`` (hits not found are left out)."""
+    ids = [int(i) for i in hit_ids][:500]
+    if not ids:
+        return []
+    found = {}
+    for row in dict_rows(conn.execute(_LISTED_SQL.format(marks=",".join("?" * len(ids))), ids)):
+        row["matches"] = json_column(row["matches"], [])
+        actors = json_column(row.get("actors"), [])
+        row["actors"] = [str(a) for a in actors] if isinstance(actors, list) else []
+        found[row["hit_id"]] = row
+    return [found[i] for i in ids if i in found]
+
+
 def load_hits_brief(conn: sqlite3.Connection, hit_ids: Iterable[int]) -> list[dict[str, Any]]:
     """Channel, link and date of each hit (for follow-ups), in hit order."""
     ids = [int(i) for i in hit_ids]

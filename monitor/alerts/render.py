@@ -17,7 +17,7 @@ import re
 import sqlite3
 import unicodedata
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
@@ -139,10 +139,29 @@ def _terms(text: str, matches: list[Mapping[str, Any]]) -> list[str]:
 
 
 # -- contexts (plain JSON-able dicts, the template variables) -----------------------
-def hit_context(facts: Mapping[str, Any], *, kind: str = "alert", change: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Template context of an alert (or an edited/deleted follow-up) from :func:`records.load_hit`."""
+def _actor_items(actors: Any) -> list[dict[str, str]]:
+    # ids from the archive; the renderer fills in the titles it knows (rules/actors.yml)
+    return [{"id": one_line(str(a), 100), "title": one_line(str(a), 100)} for a in actors or []]
+
+
+def hit_context(
+    facts: Mapping[str, Any],
+    *,
+    kind: str = "alert",
+    change: Mapping[str, Any] | None = None,
+    also: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """Template context of an alert (or an edited/deleted follow-up) from :func:`records.load_hit`.
+
+    ``also``: the other hits of the message the alert lists (:func:`records.load_listed_hits`),
+    after ``facts``, its lead: ``rules`` lists them all, ``hit.actors`` and ``matches`` are the
+    union, the lead gives level, title and kind."""
     text = facts.get("text") or ""
     matches = list(facts.get("matches") or [])
+    same_text = [h for h in also if h.get("text_sha256") == facts.get("text_sha256")]
+    for other in same_text:  # the offsets are into the same text
+        matches.extend(other.get("matches") or [])
+    actors = list(dict.fromkeys(a for h in (facts, *also) for a in h.get("actors") or []))
     platform = facts.get("platform")
     url = http_url(facts.get("url")) or (
         make_url(platform, facts.get("channel"), facts.get("channel_id"), facts.get("message_id"))
@@ -159,9 +178,20 @@ def hit_context(facts: Mapping[str, Any], *, kind: str = "alert", change: Mappin
             "id": facts.get("hit_id"),
             "stored": human_utc(facts.get("hit_created_at")),
             "kind": one_line(str(facts.get("hit_kind") or "watch"), 30),
-            # ids from the archive; the renderer fills in the titles it knows (rules/actors.yml)
-            "actors": [{"id": one_line(str(a), 100), "title": one_line(str(a), 100)} for a in facts.get("actors") or []],
+            "actors": _actor_items(actors),
         },
+        # every rule that hit (the lead first): one alert per message, however many rules matched
+        "rules": [
+            {
+                "hit_id": h.get("hit_id"),
+                "rule_id": one_line(str(h.get("rule_id") or ""), 200),
+                "title": one_line(str(h.get("title") or h.get("rule_id") or ""), 300),
+                "level": one_line(str(h.get("level") or "info").upper(), 30),
+                "kind": one_line(str(h.get("hit_kind") or "watch"), 30),
+                "actors": _actor_items(h.get("actors")),
+            }
+            for h in (facts, *also)
+        ],
         "channel": {
             "label": one_line(
                 channel_label(platform, facts.get("channel"), facts.get("channel_title"), facts.get("channel_id")), 200
@@ -321,6 +351,9 @@ class Renderer:
             keep_trailing_newline=True,
         )
 
+    def _titled(self, actors: Any) -> list[dict[str, str]]:
+        return [{"id": a["id"], "title": one_line(self.actor_titles.get(a["id"], a["title"]), 100)} for a in actors or []]
+
     def _template(self, name: str, ctx: Mapping[str, Any]) -> str:
         try:
             return self.env.get_template(name).render(**ctx)
@@ -329,9 +362,10 @@ class Renderer:
 
     def render(self, ctx: Mapping[str, Any]) -> Alert:
         hit = ctx.get("hit")
-        if hit and hit.get("actors") and self.actor_titles:
-            actors = [{"id": a["id"], "title": one_line(self.actor_titles.get(a["id"], a["title"]), 100)} for a in hit["actors"]]
-            ctx = {**ctx, "hit": {**hit, "actors": actors}}
+        if hit and self.actor_titles:
+            ctx = {**ctx, "hit": {**hit, "actors": self._titled(hit.get("actors"))}}
+            if ctx.get("rules"):
+                ctx["rules"] = [{**r, "actors": self._titled(r.get("actors"))} for r in ctx["rules"]]
         inc = ctx.get("incident")
         if inc:
             from ..incidents.alerting import note_text
@@ -364,6 +398,12 @@ class Renderer:
         )
 
 
+def _more_rules(ctx: Mapping[str, Any]) -> str:
+    """`` (+2 rules)`` when the alert lists more than its lead's rule, else ""."""
+    n = len(ctx.get("rules") or ()) - 1
+    return f" (+{n} rule{'s' if n > 1 else ''})" if n > 0 else ""
+
+
 def _headline(ctx: Mapping[str, Any]) -> str:
     spec = KINDS.get(ctx["kind"])
     return spec.headline(ctx) if spec is not None else str(ctx["title"])
@@ -382,6 +422,11 @@ def subject(ctx: Mapping[str, Any]) -> str:
         f"[claimwatch][{one_line(level, 20)}]{kind} {_headline(ctx)}" + (f" · {actors}" if actors else "")
         + f" · {ctx['channel']['label']}"
     )
+
+
+def rule_line(rule: Mapping[str, Any]) -> str:
+    """One hit an alert lists: ``HIGH claim · Claim of responsibility (claim-en)``."""
+    return one_line(f"{rule['level']} {rule['kind']} · {rule['title']} ({rule['rule_id']})", 400)
 
 
 def actor_line(ctx: Mapping[str, Any], limit: int = 200) -> str:
@@ -432,6 +477,11 @@ def _context_notes(ctx: Mapping[str, Any]) -> list[str]:
         notes.append(":paperclip: Media: " + sf.plain(msg["media"], 500))
     if msg.get("edited"):
         notes.append(":pencil2: Edited " + sf.escape(msg["edited"]))
+    rules = ctx.get("rules") or ()
+    if len(rules) > 1:  # an alert listing several hits: each hit and its rule
+        notes.append(" · ".join(f"hit #{r['hit_id']} rule `{sf.plain(r['rule_id'], 200)}`" for r in rules))
+        notes.append(f"kind `{sf.plain(str(ctx['hit']['kind']), 30)}`")
+        return notes
     tail = f"rule `{sf.plain(str(ctx['rule_id']), 200)}`"
     if (ctx.get("hit") or {}).get("kind"):
         tail += f" · kind `{sf.plain(str(ctx['hit']['kind']), 30)}`"
@@ -446,7 +496,7 @@ def _slack_alert(ctx: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     kind = (ctx.get("hit") or {}).get("kind")
     kind = None if kind == "watch" else kind  # watch lists (the default kind) get no badge
     head = f"{_emoji(ctx['level'])} *{sf.plain(ctx['level'], 30)}*" + (f" · `{sf.plain(kind, 30)}`" if kind else "")
-    head += f" · *{sf.plain(ctx['title'], 500)}*"
+    head += f" · *{sf.plain(ctx['title'], 500)}*" + _more_rules(ctx)
     if ctx.get("test"):
         head += " _(test)_"
     text = msg["text"] or ""
@@ -462,6 +512,8 @@ def _slack_alert(ctx: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         fields.append("*Actors*\n" + sf.plain(actors, 1000))
     if ctx["matches"]:
         fields.append("*Matched*\n" + sf.plain(", ".join(ctx["matches"]), 1000))
+    if len(ctx.get("rules") or ()) > 1:
+        fields.append("*Rules*\n" + sf.lines_within([f"• {sf.plain(rule_line(r), 300)}" for r in ctx["rules"]], 1900))
     inc = ctx.get("incident")
     if inc:
         fields.append(f"*Incident*\n#{inc['id']} " + sf.plain(inc["title"], 300))
@@ -471,7 +523,7 @@ def _slack_alert(ctx: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         blocks.insert(1, sf.section(":pushpin: " + sf.plain(note, 1000)))
     fallback = (
         f"[{sf.plain(ctx['level'], 30)}]" + (f"[{sf.plain(kind, 30)}]" if kind else "")
-        + f" {sf.plain(ctx['title'], 300)}" + (f" · {sf.plain(actors, 200)}" if actors else "")
+        + f" {sf.plain(ctx['title'], 300)}{_more_rules(ctx)}" + (f" · {sf.plain(actors, 200)}" if actors else "")
         + (f" · {sf.plain(note, 300)}" if note else "")
         + f" · {sf.plain(ctx['channel']['label'], 200)}: "
         + (sf.plain(text, 300) if text else "(no text)")
@@ -572,11 +624,16 @@ def _hit_row_context(conn: sqlite3.Connection, row: Mapping[str, Any], payload: 
     facts = records.load_hit(conn, row["hit_id"])
     if facts is None:
         raise RenderError(f"outbox row {row.get('id')}: hit {row['hit_id']} not found")
-    ctx = hit_context(facts, kind=kind, change=payload)
-    if kind == AlertKind.ALERT:
-        from ..incidents.alerting import alert_incident
+    if kind != AlertKind.ALERT:
+        return hit_context(facts, kind=kind, change=payload)
+    # the other hits of the message this alert lists (rows from before one alert per message have none)
+    others = [i for i in payload.get("hit_ids") or () if i != row["hit_id"]]
+    ctx = hit_context(facts, kind=kind, also=records.load_listed_hits(conn, others))
+    from ..incidents.alerting import alert_incident
 
-        ctx["incident"] = alert_incident(conn, row["hit_id"])
+    # a claim among the hits is what the incident's note ("claim by …, officials blamed …") is about
+    claim = next((r["hit_id"] for r in ctx["rules"] if r["kind"] == "claim"), row["hit_id"])
+    ctx["incident"] = alert_incident(conn, claim)
     return ctx
 
 
@@ -602,7 +659,8 @@ class KindSpec:
 
 # One entry per alert kind (monitor.alerts.kinds.AlertKind, plus "test" for `claimwatch alerts test`).
 KINDS: dict[str, KindSpec] = {
-    AlertKind.ALERT: KindSpec("alert", _slack_alert, _hit_row_context),
+    AlertKind.ALERT: KindSpec("alert", _slack_alert, _hit_row_context,
+                              headline=lambda ctx: f"{ctx['title']}{_more_rules(ctx)}"),
     AlertKind.TEST: KindSpec(
         "alert", _slack_alert, lambda _c, row, _p: sample_context(str(row.get("destination") or ""))
     ),

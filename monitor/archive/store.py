@@ -400,10 +400,9 @@ class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
             return
         if self.incidents is not None:  # in memory now; its rows are written before COMMIT (_Tx)
             self.incidents.on_hits(c, rowid, row, [h for _i, h in new], now, new=outcome.status is _NEW)
-        for hit_id, hit in new:
-            outcome.new_hit_ids.append(hit_id)
-            if alerts and msg is not None:
-                outcome.new_outbox_ids.extend(self.policy.on_hit(self, hit_id, hit, msg, now))
+        outcome.new_hit_ids.extend(hit_id for hit_id, _hit in new)
+        if alerts and msg is not None:  # one alert per destination for all of them
+            outcome.new_outbox_ids.extend(self.policy.on_hits(self, new, msg, now))
 
     def enqueue(
         self,

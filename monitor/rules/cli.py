@@ -27,6 +27,7 @@ from ..cli_common import (
     open_archive,
     print_json_lines,
     setup,
+    shown,
 )
 from ..config import Config
 from ..model import Hit, Message, iso, make_url
@@ -235,7 +236,9 @@ def test_cmd(
                 else:
                     where = f"{msg.platform}/{msg.channel or msg.channel_id}/{msg.message_id}"
                     actors = f" [{','.join(hit.actors)}]" if hit.actors else ""
-                    out.write(f"{iso(msg.date)}  {hit.level:<8} {hit.kind:<9} {hit.rule_id}{actors}  {where}  {_snippet(msg, hit)}\n")
+                    # channel, message id and text come from the post: escaped for the terminal
+                    out.write(f"{iso(msg.date)}  {hit.level:<8} {hit.kind:<9} {hit.rule_id}{actors}  {shown(where)}"
+                              f"  {shown(_snippet(msg, hit))}\n")
         out.flush()
     total = sum(per_rule.values())
     by_rule = ", ".join(f"{r} {n}" for r, n in per_rule.most_common())
@@ -272,7 +275,8 @@ def _print_listing(title: str, rows: list[dict[str, Any]]) -> None:
         table.add_column(col, overflow="fold" if col != "text" else "ellipsis")
     for r in rows:
         rules = ", ".join(f"{h['rule']}({h['kind']},{h['level']})" for h in r["rules"]) or "-"
-        table.add_row(Text(r["id"]), r["lang"], r["label"], Text(r["actor"] or "-"), Text(rules), Text(r["text"]))
+        table.add_row(Text(shown(r["id"])), r["lang"], r["label"], Text(shown(r["actor"] or "-")), Text(rules),
+                      Text(shown(r["text"])))
     console.print(table)
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from typing import TYPE_CHECKING
 
+from ..model import LEVELS
 from .condition import Condition
 from .source_filter import SourcePattern
 from .terms import Term
@@ -14,7 +15,6 @@ if TYPE_CHECKING:
     from .actors import Actor
     from .lists import WatchList
 
-LEVELS = ("info", "low", "medium", "high", "critical")
 FIELDS = ("text", "channel", "author", "forwarded_from", "url")
 OPS = ("any", "all", "near", "regex")
 
