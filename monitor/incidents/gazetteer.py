@@ -101,11 +101,12 @@ COUNTRY_ALIASES: dict[str, tuple[str, ...]] = {
 # Place is the country's): an Al-Furqan release "from West Africa Province" is located in
 # Nigeria, so it does not join an incident in Iran by its actor. Left out on purpose: names of
 # regions of several countries (Sahel, Khorasan: ISKP's and an Iranian province, Kurdistan,
-# Balochistan), and words that are also names (Persian سینا, Sina).
+# Balochistan), and words that are also names or words (Persian سینا, Sina; Arabic بورنو, also
+# "porno", and برنو, also Brno: Borno only as "ولاية برنو").
 REGION_ALIASES: dict[str, tuple[str, ...]] = {
     "NG": ("West Africa Province", "Islamic State West Africa", "ISWAP", "Borno", "Yobe",
            "ولاية غرب أفريقيا", "ولاية غرب إفريقيا", "ولاية غرب أفريقية", "ولاية غرب إفريقية",
-           "ولایت غرب آفریقا", "داعش غرب آفریقا", "ایسواپ", "برنو", "بورنو", "يوبي"),
+           "ولایت غرب آفریقا", "داعش غرب آفریقا", "ایسواپ", "ولاية برنو", "ولاية بورنو", "ولاية يوبي"),
     "EG": ("Sinai", "Sinai Province", "North Sinai", "Wilayat Sinai", "سيناء", "ولاية سيناء", "شمال سيناء",
            "ولایت سینا", "صحرای سینا"),
     "SY": ("Wilayat al-Sham", "ولاية الشام"),
