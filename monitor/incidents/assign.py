@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from itertools import chain
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,13 +35,6 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from ..gcpause import paused_gc
 
-try:  # Counter's counting loop in C, on a plain dict (see near_family)
-    from collections import _count_elements
-except ImportError:  # pragma: no cover - an interpreter without the C helper
-    def _count_elements(mapping: dict, iterable: Iterable[Any]) -> None:
-        get = mapping.get
-        for elem in iterable:
-            mapping[elem] = get(elem, 0) + 1
 from ..model import KINDS
 from . import families as fam
 from .gazetteer import Gazetteer, Place, load as load_gazetteer
@@ -689,10 +682,7 @@ class _State:
                 cur = bands.get(k)
                 if cur is not None:
                     add(cur[-BAND_CAP:])
-        # counted in C, insertion order as found: what Counter(found_in) does, without its
-        # Python __init__ and update and on a plain dict (~45 % of the counting's time)
-        counts: dict[int, int] = {}
-        _count_elements(counts, found_in)
+        counts = Counter(found_in)  # insertion order as found
         if len(counts) == len(found_in):
             return []  # no text shares two bands
         # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25); the
