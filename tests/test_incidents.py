@@ -182,13 +182,17 @@ def test_kerman_is_one_incident_with_an_ordered_timeline_and_the_right_first_see
     assert keys(d)[0] == "telegram:100:1"
     assert set(public(d)) == {"id", "title", "places", "actors", "start", "end", "first_seen", "counts", "messages"}
     assert set(d["messages"][0]) == {"platform", "channel_id", "message_id", "date", "kind", "rules", "actors",
-                                     "family", "first_in_family"}
+                                     "family", "first_in_family", "lag_seconds", "origin"}
     # the claim's family: first seen in the Amaq mirror; forward, exact copy, trimmed copy, late repost
     claim = next(m for m in d["messages"] if m["channel_id"] == "500")
     assert claim["first_in_family"] and claim["kind"] == "claim"
     family = [m for m in d["messages"] if m["family"] == claim["family"]]
     assert {m["channel_id"] for m in family} == {"500", "600", "601", "602", "603"}
     assert [m["first_in_family"] for m in family].count(True) == 1
+    # provenance: each copy's lag after the first, and the forward's origin as Telegram gives it
+    assert [(m["channel_id"], m["lag_seconds"], m["origin"]) for m in family] == [
+        ("500", 0, None), ("600", 180, None), ("601", 720, "telegram:500:77"), ("602", 2460, None),
+        ("603", 7 * 86400 - 13 * 3600 - 49 * 60 + 10 * 3600, None)]
     entries = timeline(d)
     head = next(e for e in entries if e["channel_id"] == "500")
     assert head["offset"] == "T+1d1h51m"
@@ -309,6 +313,9 @@ def test_show_on_a_wide_console_keeps_the_timeline_and_escapes_hostile_text(tmp_
             assert "\\x1b[2J" in out.output, width
         for seen in ("T+0m", "T+1d1h51m", "statement", "claim", "Soleimani"):
             assert seen in out.output, (width, seen)
+        # the speaker/actor of each message, at any width (a column when wide, under the text else)
+        table = out.output[out.output.index("T+0m"):]
+        assert "united-states" in table and "Islamic State" in table, width
 
 
 def test_verify_and_export_include_incidents(tmp_path) -> None:

@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from ..gcpause import paused_gc
+
 from ..model import KINDS
 from . import families as fam
 from .gazetteer import Gazetteer, Place, load as load_gazetteer
@@ -681,7 +682,7 @@ class _State:
                 cur = bands.get(k)
                 if cur is not None:
                     add(cur[-BAND_CAP:])
-        counts = Counter(found_in)  # counted in C; insertion order as found
+        counts = Counter(found_in)  # insertion order as found
         if len(counts) == len(found_in):
             return []  # no text shares two bands
         # one shared band of 16 is what unrelated texts of one template share (J ~ 0.25); the
@@ -854,8 +855,20 @@ class IncidentTracker:
             self._reset_pending()
             return
         if self._new_texts:
-            _insert_rows(conn, "INSERT OR FAIL INTO family_texts(id, fingerprint, family_id, signature, message_rowid)", 5,
-                         list(chain.from_iterable(self._new_texts)))
+            # (rows without a signature by a statement without the column: binding a None or a
+            # bytes costs ~1 us each, sqlite3 looks for an adapter of any value that is not
+            # exactly an int, float, str or bytearray: the blob goes as a bytearray)
+            signed, bare = [], []
+            for tid, key, fid, blob, rowid in self._new_texts:
+                if blob is None:
+                    bare += (tid, key, fid, rowid)
+                else:
+                    signed += (tid, key, fid, bytearray(blob), rowid)
+            if signed:
+                _insert_rows(conn, "INSERT OR FAIL INTO family_texts(id, fingerprint, family_id, signature, message_rowid)",
+                             5, signed)
+            if bare:
+                _insert_rows(conn, "INSERT OR FAIL INTO family_texts(id, fingerprint, family_id, message_rowid)", 4, bare)
         if self._new_bands:
             self._write_bands(conn, st)
         if self._dirty_fam:
@@ -871,14 +884,21 @@ class IncidentTracker:
             _upsert_rows(conn, "families", ("id",), ("incident_id", "first_message_rowid", "first_date", "members"),
                          rows, old, ("first_message_rowid", "first_date", "members"))
         if self._new_members:
-            _insert_rows(
-                conn, "INSERT OR FAIL INTO incident_messages(message_rowid, incident_id, family_id, date, platform, channel_id,"
-                " kind, rules, actors, places, how, origin, added_at)", 13,
-                [v for r, (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added)
-                 in self._new_members.items()
-                 for v in (r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), places, how,
-                           origin, added)],
-            )
+            # (most have no forward origin: written without the column, a None bound costs ~1 us)
+            plain, forwards = [], []
+            for r, (iid, fid, date, platform, channel, kind, rules, actors, places, how, origin, added) \
+                    in self._new_members.items():
+                if origin is None:
+                    plain += (r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), places, how, added)
+                else:
+                    forwards += (r, iid, fid, date, platform, channel, kind, _jl(rules), _jl(actors), places, how,
+                                 origin, added)
+            head = ("INSERT OR FAIL INTO incident_messages(message_rowid, incident_id, family_id, date, platform,"
+                    " channel_id, kind, rules, actors, places, how")
+            if plain:
+                _insert_rows(conn, head + ", added_at)", 12, plain)
+            if forwards:
+                _insert_rows(conn, head + ", origin, added_at)", 13, forwards)
         if self._changed_members:
             conn.executemany(
                 "UPDATE incident_messages SET kind=?, rules=?, actors=? WHERE message_rowid=?",
@@ -1073,7 +1093,7 @@ class IncidentTracker:
         near: list[tuple[int, str]] = []
         family_id, how, origin = None, "", None
         # 1. the family of a text it copies
-        fwd_keys = self._forward_keys(m)
+        fwd_keys = self._forward_keys(m) if m.forwarded_from else None
         if fwd_keys:
             origin = fwd_keys[1]
             family_id = self._forward_origin_family(conn, m, origin)

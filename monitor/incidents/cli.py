@@ -116,6 +116,8 @@ def show_cmd(
                          max_width={"channel": 20 if wide else 16, "actors": 28}.get(col))
     for e in timeline(d):
         body = Text(shown(" ".join(e["text"].split())[:300]))
+        if not wide and e["actors"]:  # (no actors column: the speaker/actor under the text)
+            body.append("\n" + ", ".join(_short_title(titles.get(a, a)) for a in e["actors"]), style="magenta")
         if e.get("family_note"):
             body.append(f"\n{e['family_note']}", style="italic dim")
         if e.get("url"):
@@ -127,6 +129,12 @@ def show_cmd(
         else:
             table.add_row(e["offset"], kind, Text(shown(e["channel"])), body)
     console.print(table)
+
+
+def _short_title(title: str) -> str:
+    """``Iran (Leader, President, government)`` -> ``Iran``: the bracketed gloss left out where
+    the width is short."""
+    return title.split(" (", 1)[0].strip() or title
 
 
 def _write(db: str | None, config: str | None, log_level: str, fn: Any) -> Any:

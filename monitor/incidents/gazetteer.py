@@ -18,7 +18,8 @@ capitalised in the original text (the city Police, the town of Mobile), and a sh
 names that are everyday words (:data:`LATIN_STOP`, :data:`ARABIC_STOP`) is never matched.
 
 Not covered: villages and towns under 15,000 inhabitants (unless named with their province
-or country, which then counts), provinces and regions, landmarks (a shrine, a cemetery),
+or country, which then counts), provinces and regions but the few of one country in
+:data:`REGION_ALIASES` (Islamic State's provinces: West Africa = Nigeria), landmarks (a shrine, a cemetery),
 demonyms ("Iranian"), and Persian suffixes on place names (کرمانی).
 """
 
@@ -93,6 +94,29 @@ COUNTRY_ALIASES: dict[str, tuple[str, ...]] = {
     "YE": ("Yemen", "اليمن", "یمن"),
     "LB": ("Lebanon", "لبنان"),
     "TR": ("Turkey", "Türkiye", "تركيا", "ترکیه"),
+}
+# Regions that lie in one country, named for where it happened where no city is: the
+# provinces ("wilayat") Islamic State names its claims and releases by, and a few provinces of
+# the watched region that claims name instead of a town. They count as their country (the
+# Place is the country's): an Al-Furqan release "from West Africa Province" is located in
+# Nigeria, so it does not join an incident in Iran by its actor. Left out on purpose: names of
+# regions of several countries (Sahel, Khorasan: ISKP's and an Iranian province, Kurdistan,
+# Balochistan), and words that are also names or words (Persian سینا, Sina; Arabic بورنو, also
+# "porno", and برنو, also Brno: Borno only as "ولاية برنو").
+REGION_ALIASES: dict[str, tuple[str, ...]] = {
+    "NG": ("West Africa Province", "Islamic State West Africa", "ISWAP", "Borno", "Yobe",
+           "ولاية غرب أفريقيا", "ولاية غرب إفريقيا", "ولاية غرب أفريقية", "ولاية غرب إفريقية",
+           "ولایت غرب آفریقا", "داعش غرب آفریقا", "ایسواپ", "ولاية برنو", "ولاية بورنو", "ولاية يوبي"),
+    "EG": ("Sinai", "Sinai Province", "North Sinai", "Wilayat Sinai", "سيناء", "ولاية سيناء", "شمال سيناء",
+           "ولایت سینا", "صحرای سینا"),
+    "SY": ("Wilayat al-Sham", "ولاية الشام"),
+    "MZ": ("Cabo Delgado", "كابو ديلغادو", "کابو دلگادو"),
+    "AF": ("Nangarhar", "ننگرهار", "ننكرهار"),
+    "PK": ("Khyber Pakhtunkhwa", "Waziristan", "North Waziristan", "South Waziristan", "خیبر پختونخوا",
+           "خيبر بختونخوا", "وزیرستان", "وزيرستان"),
+    "IQ": ("Anbar", "Diyala", "Nineveh", "الأنبار", "الانبار", "ديالى", "نينوى"),
+    "IR": ("Sistan and Baluchestan", "Khuzestan", "سیستان و بلوچستان", "خوزستان", "سيستان وبلوشستان"),
+    "YE": ("Hadramawt", "Hadramout", "حضرموت"),
 }
 # Country names that are everyday words in running text (never matched alone).
 COUNTRY_STOP = frozenset({"chad", "jordan", "guinea", "turkey", "georgia", "niger", "china", "us"})
@@ -415,7 +439,8 @@ def build(min_population: int = MIN_POPULATION) -> Gazetteer:
     ar, fa = Locale("ar").territories, Locale("fa").territories
     en = Locale("en").territories
     for iso2, place in cplaces.items():
-        for name in (place.name, en.get(iso2), ar.get(iso2), fa.get(iso2), *COUNTRY_ALIASES.get(iso2, ())):
+        for name in (place.name, en.get(iso2), ar.get(iso2), fa.get(iso2), *COUNTRY_ALIASES.get(iso2, ()),
+                     *REGION_ALIASES.get(iso2, ())):
             if name:
                 gaz.add(name, place)
     return gaz

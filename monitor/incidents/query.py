@@ -107,10 +107,11 @@ def incident_detail(conn: sqlite3.Connection, incident_id: int) -> dict[str, Any
     out = _summary(conn, row)
     messages = []
     extras = []
-    for (platform, channel_id, message_id, date, kind, rules, actors, family, first_rowid, rowid, how, origin, url,
-         channel, title, text) in conn.execute(
+    for (platform, channel_id, message_id, date, kind, rules, actors, family, first_rowid, first_date, rowid, how,
+         origin, url, channel, title, text) in conn.execute(
         "SELECT im.platform, im.channel_id, m.message_id, im.date, im.kind, im.rules, im.actors, im.family_id,"
-        " f.first_message_rowid, im.message_rowid, im.how, im.origin, m.url, m.channel, m.channel_title, m.text"
+        " f.first_message_rowid, f.first_date, im.message_rowid, im.how, im.origin, m.url, m.channel,"
+        " m.channel_title, m.text"
         " FROM incident_messages im JOIN messages m ON m.id = im.message_rowid"
         " LEFT JOIN families f ON f.id = im.family_id WHERE im.incident_id=? ORDER BY im.date, im.message_rowid",
         (live,),
@@ -119,6 +120,9 @@ def incident_detail(conn: sqlite3.Connection, incident_id: int) -> dict[str, Any
             "platform": platform, "channel_id": channel_id, "message_id": message_id, "date": date, "kind": kind,
             "rules": json.loads(rules), "actors": json.loads(actors), "family": family,
             "first_in_family": first_rowid == rowid,
+            # provenance: seconds after the family's first copy, and the message a Telegram/X
+            # forward names as its origin (platform:channel_id:message_id)
+            "lag_seconds": _lag(first_date, date), "origin": origin,
         })
         extras.append({"channel": channel or title or channel_id, "url": url or make_url(platform, channel, channel_id, message_id), "text": text or "", "how": how,
                        "origin": origin})
@@ -127,6 +131,12 @@ def incident_detail(conn: sqlite3.Connection, incident_id: int) -> dict[str, Any
     if live != incident_id:
         out["merged_from"] = incident_id
     return out
+
+
+def _lag(first: str | None, date: str) -> int | None:
+    if not first:
+        return None
+    return max(0, int((parse_iso(date) - parse_iso(first)).total_seconds()))
 
 
 def timeline(detail: dict[str, Any]) -> list[dict[str, Any]]:
