@@ -36,3 +36,14 @@ def spin(seconds: float) -> tuple[int, int]:
     while time.process_time() < end:
         pass
     return os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def build_after_raise(rules: str, directory: str) -> tuple[bool, int]:
+    """In a spawned worker: raised to the normal policy first (as the daemon raises a starved
+    worker, here before its job has started), then the reload's job on ``rules``; whether the
+    rules were valid and the worker's policy after the job (it must not have lowered itself)."""
+    from monitor.rules import build_worker
+
+    assert build_worker.to_nice(os.getpid(), os.getpriority(os.PRIO_PROCESS, 0))
+    ok, _problems, _timings, _key = build_worker._build_at_low_priority([rules], None, (), directory)
+    return ok, os.sched_getscheduler(0)

@@ -445,3 +445,16 @@ def test_the_escalation_raises_only_a_starved_worker_and_stops_when_refused() ->
     assert refused.check(now=1.0)
     assert not refused.check(now=2.0)
     assert refused.refused and refused.raised == [] and refused.steps == []
+
+
+@pytest.mark.skipif(not _may_raise_from_idle(), reason="leaving SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE")
+async def test_a_worker_raised_before_its_job_starts_is_not_lowered_again_by_it(tmp_path) -> None:
+    """On a busy machine the worker may be raised while its interpreter still starts; the
+    reload's job (load, compile, write the entry) then keeps the raised priority: it does not
+    put itself back at SCHED_IDLE (nothing would raise it again)."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(rules / "w.yml", "id: w\nlevel: high\nmatch:\n  who: [Kerman]\n")
+    ok, policy = await rs_mod._in_process(reload_worker_jobs.build_after_raise, str(rules), str(tmp_path / "cache"))
+    assert ok
+    assert policy == os.SCHED_OTHER

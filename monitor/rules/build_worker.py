@@ -19,6 +19,11 @@ import time
 from typing import Any, Callable
 
 _BUILT: list[Any] = []  # in the worker process: the set it built, never freed object by object
+# in a worker started by spawn_worker: its priority is the daemon's business (SCHED_IDLE, or
+# nice 19 where that is refused, from its start; raised when starved: Escalation), so the job
+# must not lower it again (a job starting after a raise would undo it, and nothing would raise
+# it a second time)
+_SPAWNED = False
 
 
 def _build_at_low_priority(
@@ -37,7 +42,8 @@ def _build_at_low_priority(
     from .loader import format_problems
 
     _exit_with_daemon()
-    _lowest_priority()  # already so when started by spawn_worker; kept for other callers
+    if not _SPAWNED:  # started by spawn_worker: the daemon set its priority and may have raised it since
+        _lowest_priority()
     timings: dict[str, float] = {"key_at": time.monotonic()}  # the files' key is taken first (a system-wide clock)
     os.environ[CACHE_ENV] = directory
     keys: list[tuple[str, str]] = []
@@ -120,7 +126,9 @@ def _child_main() -> None:
     and answers (:func:`_answer`)."""
     import pickle
 
+    global _SPAWNED
     fd, parent = int(sys.argv[1]), int(sys.argv[2])
+    _SPAWNED = True
     _exit_with_daemon()
     if os.getppid() != parent:  # the daemon ended before the parent-death signal was set
         os._exit(1)
@@ -131,8 +139,8 @@ def _child_main() -> None:
 def spawn_worker(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[int, int]:
     """Start the worker process for ``fn(*args)`` (``fn`` importable by name in the worker:
     a module-level function) with ``posix_spawn`` and put it at ``SCHED_IDLE`` as its
-    interpreter starts (:func:`_idle`; where the system refuses, the job lowers its own
-    priority, see :func:`_lowest_priority`). Returns its pid and the reading end of the pipe its answer comes
+    interpreter starts (:func:`_idle`; where the system refuses, nice 19 from here
+    instead). Returns its pid and the reading end of the pipe its answer comes
     on (blocking, close-on-exec; the caller reads it to its end, then reaps the pid)."""
     import pickle
 
@@ -155,8 +163,8 @@ def spawn_worker(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[int, in
 
 
 def _idle(pid: int) -> bool:
-    """Put process ``pid`` at ``SCHED_IDLE``; False where the system refuses (the job then
-    lowers its own priority, :func:`_lowest_priority`). Called right after ``posix_spawn``
+    """Put process ``pid`` at ``SCHED_IDLE``; False where the system refuses (then nice 19, set
+    from here too: the job leaves its priority alone). Called right after ``posix_spawn``
     returns, i.e. as the worker's interpreter starts: ``posix_spawnattr_setschedpolicy``
     accepts only ``SCHED_OTHER``, ``SCHED_FIFO`` and ``SCHED_RR``, and a ``SCHED_IDLE`` thread
     of the daemon calling ``posix_spawn`` (it waits until the child has called ``exec``) could
@@ -165,7 +173,12 @@ def _idle(pid: int) -> bool:
         os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined]
         return True
     except (AttributeError, OSError):  # not Linux, not permitted, or ended already
-        return False
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, 19)  # a child's nice may always be raised by its parent
+    except (AttributeError, OSError):  # pragma: no cover - not POSIX, or ended already
+        pass
+    return False
 
 
 # -- a starved worker raised a step at a time ------------------------------------------------
