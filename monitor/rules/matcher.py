@@ -48,7 +48,7 @@ import sys
 import time
 from functools import partial
 from itertools import accumulate, chain, compress, count, groupby, islice, repeat
-from operator import add, attrgetter, call, contains, getitem, itemgetter, is_, ne
+from operator import add, attrgetter, call, contains, getitem, itemgetter, ne
 from typing import Any, Callable, Iterable, Sequence
 
 import ahocorasick
@@ -886,10 +886,9 @@ class _Interner:
         same ids, in the same order, and the same results."""
         words, ids, counts = terms.flat()
         gl = list(map(index.word_ids.get, words))
-        if None in gl:  # new words (the list's words are distinct): ids in order of first occurrence
+        if None in gl:  # new words: ids in order of first occurrence
             word_id = index.word_id
-            for i in compress(count(), map(is_, gl, repeat(None))):  # only the new ones in Python
-                gl[i] = word_id(words[i])
+            gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
         gids = list(map(gl.__getitem__, ids))
         cs = list(map(self._id_costs(index).__getitem__, gids))  # by word id: no second look-up by word
         if len(ids) == len(counts):  # one word each
