@@ -757,12 +757,9 @@ def _first_index(term_wids: "Sequence[tuple[int, ...]]") -> dict[int, "int | tup
 
 def _phrases_of(term_wids: "Sequence[tuple[int, ...]]") -> tuple[tuple[int, ...] | None, ...] | None:
     """Per term: its word ids when it has several words, else None; None when none has."""
-    lens = list(map(len, term_wids))
-    if max(lens, default=0) <= 1:
+    if max(map(len, term_wids), default=0) <= 1:
         return None
-    if min(lens) > 1:  # every term a phrase (a watch list of names): no Python loop over them
-        return tuple(term_wids)
-    return tuple([w if n > 1 else None for w, n in zip(term_wids, lens)])
+    return tuple([w if len(w) > 1 else None for w in term_wids])
 
 
 class _Terms:
@@ -895,12 +892,18 @@ class _Interner:
             return tuple(zip(gids)), tuple(zip(repeat(0), cs))
         it = iter(gids)
         wids = tuple(map(tuple, map(islice, repeat(it), counts)))
-        # each term's costs as a tuple, its cheapest and that cost's first place: C-level
-        # passes (a Python loop over 200,000 names sliced, took min and index of each)
-        it = iter(cs)
-        per = list(map(tuple, map(islice, repeat(it), counts)))
-        mins = list(map(min, per))
-        return wids, tuple(zip(map(tuple.index, per, mins), mins))
+        rarest: list[tuple[int, float]] = []
+        append = rarest.append
+        at = 0
+        for k in counts:
+            if k == 1:
+                append((0, cs[at]))
+            else:
+                c = cs[at : at + k]
+                m = min(c)
+                append((c.index(m), m))
+            at += k
+        return wids, tuple(rarest)
 
     def alts_of(self, field: str, term_wids: tuple[tuple[int, ...], ...]) -> _Alts:
         """:meth:`alts` of a shared ``wids`` tuple (by identity first)."""
@@ -2099,16 +2102,12 @@ def _register_anchors(groups: "Iterable[tuple[dict, tuple[int, ...], list[int], 
     merged: list[tuple[dict, int]] = []
     for target, anchors, rules, phrases, anchor_terms in groups:
         if anchor_terms is not None:
-            plain = [ident for ident, wids in zip(anchors, anchor_terms) if wids is None] if None in anchor_terms else []
-            get = phrases.get
-            # (phrase, rules) pairs made in C; a new anchor word gets a one-entry list at once
-            for ident, pair in zip(anchors, zip(anchor_terms, repeat(rules))):
-                if pair[0] is not None:
-                    got = get(ident)
-                    if got is None:
-                        phrases[ident] = [pair]
-                    else:
-                        got.append(pair)
+            plain = []
+            for ident, wids in zip(anchors, anchor_terms):
+                if wids is None:
+                    plain.append(ident)
+                else:
+                    phrases.setdefault(ident, []).append((wids, rules))
             anchors = plain
         for ident in anchors:
             got = target.get(ident)
