@@ -271,10 +271,13 @@ async def test_the_build_worker_answers_then_ends_without_tearing_down(tmp_path)
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
-async def test_the_build_worker_runs_at_idle_priority_from_its_start(tmp_path) -> None:
+async def test_the_build_worker_runs_at_idle_priority_from_its_start(tmp_path, monkeypatch) -> None:
     """The worker is at SCHED_IDLE before its job runs (set as its interpreter starts, not by
     the job: its start and imports never compete with the daemon at normal priority), and it
     imports the rules code only: not multiprocessing, not the daemon or the CLI that started it."""
+    from monitor.rules import build_worker
+
+    monkeypatch.setattr(build_worker, "RAISE_STEPS", ())  # a busy host's starved start is not raised here
     policy, imported = await rs_mod._in_process(reload_worker_jobs.start_state)
     assert policy == os.SCHED_IDLE
     assert imported == []
@@ -373,3 +376,85 @@ async def test_a_failed_reload_keeps_the_old_set_and_logs_one_line(tmp_path, cac
         assert "died (exit code 3)" in notices[0]
     assert st.get() is before and st.reloads == 0 and st.last_error == notices[0]
     assert _hit_ids(st, "Kerman") == ["watch"] and _hit_ids(st, "Zahedan") == []
+
+
+def _may_raise_from_idle() -> bool:
+    """Whether this process may move a child from SCHED_IDLE back to the normal policy at nice 0
+    (CAP_SYS_NICE or RLIMIT_NICE): tried on a real child."""
+    import subprocess
+
+    from monitor.rules import build_worker
+
+    if not hasattr(os, "SCHED_IDLE"):
+        return False
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        os.sched_setscheduler(child.pid, os.SCHED_IDLE, os.sched_param(0))
+        return build_worker.to_nice(child.pid, os.getpriority(os.PRIO_PROCESS, 0))
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.skipif(not _may_raise_from_idle(), reason="leaving SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE")
+async def test_a_starved_build_worker_is_raised_a_step_at_a_time(monkeypatch) -> None:
+    """A worker that gets no CPU (this one sleeps) is moved from SCHED_IDLE to the normal
+    policy at nice 10, then at the daemon's own priority, a step each time it has been starved
+    for STARVED_AFTER seconds; its job sees the new policy, and the steps are reported."""
+    from monitor.rules import build_worker
+
+    monkeypatch.setattr(build_worker, "STARVED_AFTER", 0.3)
+    monkeypatch.setattr(build_worker, "CHECK_EVERY", 0.1)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    steps = list(dict.fromkeys(max(n, own) for n in build_worker.RAISE_STEPS))
+    raised: list = []
+    policy, nice = await rs_mod._in_process(reload_worker_jobs.until_raised, steps[-1], 60.0, raised=raised)
+    assert (policy, nice) == (os.SCHED_OTHER, steps[-1])
+    assert [n for n, _ in raised] == steps
+    assert all(at >= 0.3 for _, at in raised) and raised[0][1] < raised[-1][1]
+
+
+def test_the_escalation_raises_only_a_starved_worker_and_stops_when_refused() -> None:
+    """Escalation's decisions from the worker's CPU time: fed at more than STARVED_SHARE of a
+    CPU it is never raised; starved for ``after`` seconds it is raised a step, starved as long
+    again the next; a step the system refuses ends the escalation (no more tries)."""
+    from monitor.rules.build_worker import Escalation
+
+    cpu = {"used": 0.0}
+    applied: list[tuple[int, int]] = []
+    esc = Escalation(4242, share=0.5, after=10.0, steps=(10, 0), now=0.0,
+                     cpu=lambda pid: cpu["used"], apply=lambda pid, n: applied.append((pid, n)) or True)
+    for t in range(1, 61):  # a minute at 0.8 of a CPU: never starved
+        cpu["used"] += 0.8
+        assert esc.check(now=float(t))
+    assert applied == [] and esc.raised == []
+    for t in range(61, 71):  # ten seconds at 0.1: starved -> nice 10
+        cpu["used"] += 0.1
+        esc.check(now=float(t))
+    assert applied == [(4242, 10)] and esc.raised == [(10, 70.0)]
+    cpu["used"] += 0.9
+    esc.check(now=71.0)  # fed again: the count starts over
+    for t in range(72, 81):
+        esc.check(now=float(t))
+    assert applied == [(4242, 10)]
+    assert not esc.check(now=81.0)  # ten seconds starved at nice 10 -> nice 0, the last step
+    assert applied == [(4242, 10), (4242, 0)] and esc.raised == [(10, 70.0), (0, 81.0)]
+
+    refused = Escalation(4243, share=0.5, after=2.0, steps=(10, 0), now=0.0,
+                         cpu=lambda pid: None, apply=lambda pid, n: False)  # no /proc: plain deadlines
+    assert refused.check(now=1.0)
+    assert not refused.check(now=2.0)
+    assert refused.refused and refused.raised == [] and refused.steps == []
+
+
+@pytest.mark.skipif(not _may_raise_from_idle(), reason="leaving SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE")
+async def test_a_worker_raised_before_its_job_starts_is_not_lowered_again_by_it(tmp_path) -> None:
+    """On a busy machine the worker may be raised while its interpreter still starts; the
+    reload's job (load, compile, write the entry) then keeps the raised priority: it does not
+    put itself back at SCHED_IDLE (nothing would raise it again)."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(rules / "w.yml", "id: w\nlevel: high\nmatch:\n  who: [Kerman]\n")
+    ok, policy = await rs_mod._in_process(reload_worker_jobs.build_after_raise, str(rules), str(tmp_path / "cache"))
+    assert ok
+    assert policy == os.SCHED_OTHER

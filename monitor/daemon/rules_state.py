@@ -48,6 +48,7 @@ from ..logs import get_logger
 from ..rules import Matcher, RuleSetError
 from ..rules.cache import cache_dir, load_matcher, open_entry, source_key
 from ..rules.loader import format_problems
+from ..rules import build_worker
 from ..rules.build_worker import _build_at_low_priority, _lowest_priority, spawn_worker  # noqa: F401 (tests)
 
 log = get_logger("claimwatch.rules")
@@ -255,9 +256,13 @@ class RulesState:
         try:
             matcher = None
             if mode == "process" and directory is not None:
+                raised: list = []
                 ok, problems, phases, key = await _in_process(
-                    _build_at_low_priority, [self.path], known, defaults, str(directory))
+                    _build_at_low_priority, [self.path], known, defaults, str(directory), raised=raised)
                 key_at = phases.pop("key_at", None)
+                if raised:  # the worker was starved and raised (see build_worker.Escalation)
+                    phases["raised"] = " ".join(  # type: ignore[assignment]  (logged as worker_raised)
+                        r if isinstance(r, str) else f"nice{r[0]}@{r[1]}s" for r in raised)
                 if not ok:
                     return self._failed(problems or "invalid rules", problems=problems)
                 phases = {f"worker_{k}": v for k, v in phases.items()}
@@ -562,7 +567,7 @@ def _prepared(
 WORKER_EXIT_WAIT = 10.0  # seconds the daemon waits for the worker to end after its answer
 
 
-async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
+async def _in_process(fn: Callable[..., Any], *args: Any, raised: list | None = None) -> Any:
     """``fn(*args)`` in a freshly started worker process (it shares nothing with the daemon's
     event loop, threads or GIL), at ``SCHED_IDLE`` from its first instruction
     (:func:`monitor.rules.build_worker.spawn_worker`: ``posix_spawn``; ``fn`` a module-level
@@ -570,7 +575,10 @@ async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
     the pipe, to its end: no thread waits for it, so a shutdown never waits for a build, and a
     slow writer at the lowest priority never blocks the loop); the worker ends right after
     writing it (:func:`monitor.rules.build_worker._answer`) and is reaped without blocking; a
-    cancelled reload (shutdown) kills it."""
+    cancelled reload (shutdown) kills it. A worker starved of CPU is raised a step at a time
+    (:class:`monitor.rules.build_worker.Escalation`, checked on the loop); ``raised`` (a list)
+    gets its steps, ``(nice, seconds after the start)``, and ``"refused"`` where the system
+    did not allow one."""
     import pickle
 
     loop = asyncio.get_running_loop()
@@ -578,6 +586,22 @@ async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
     chunks: list[bytes] = []
     pid, fd = spawn_worker(fn, args)
     worker = _Worker(pid)
+    watch = build_worker.Escalation(pid)
+    timer: asyncio.TimerHandle | None = None
+
+    def look() -> None:
+        nonlocal timer
+        timer = None
+        if ended.done():
+            return
+        if watch.check():
+            timer = loop.call_later(build_worker.CHECK_EVERY, look)
+        elif watch.refused:
+            log.warning("the rules build worker is starved of CPU and may not be raised from idle priority "
+                        "(needs CAP_SYS_NICE or RLIMIT_NICE); the new set comes when the machine has CPU to spare",
+                        pid=pid)
+
+    timer = loop.call_later(build_worker.CHECK_EVERY, look)
     try:
         os.set_blocking(fd, False)
 
@@ -613,6 +637,12 @@ async def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
         raise
     finally:
         os.close(fd)
+        if timer is not None:
+            timer.cancel()
+        if raised is not None:
+            raised.extend(watch.raised)
+            if watch.refused:
+                raised.append("refused")
     reaping = loop.create_task(_reap(worker), name="rules-build-reap")
     _REAPING.add(reaping)
     reaping.add_done_callback(_REAPING.discard)

@@ -19,6 +19,11 @@ import time
 from typing import Any, Callable
 
 _BUILT: list[Any] = []  # in the worker process: the set it built, never freed object by object
+# in a worker started by spawn_worker: its priority is the daemon's business (SCHED_IDLE, or
+# nice 19 where that is refused, from its start; raised when starved: Escalation), so the job
+# must not lower it again (a job starting after a raise would undo it, and nothing would raise
+# it a second time)
+_SPAWNED = False
 
 
 def _build_at_low_priority(
@@ -37,7 +42,8 @@ def _build_at_low_priority(
     from .loader import format_problems
 
     _exit_with_daemon()
-    _lowest_priority()  # already so when started by spawn_worker; kept for other callers
+    if not _SPAWNED:  # started by spawn_worker: the daemon set its priority and may have raised it since
+        _lowest_priority()
     timings: dict[str, float] = {"key_at": time.monotonic()}  # the files' key is taken first (a system-wide clock)
     os.environ[CACHE_ENV] = directory
     keys: list[tuple[str, str]] = []
@@ -120,7 +126,9 @@ def _child_main() -> None:
     and answers (:func:`_answer`)."""
     import pickle
 
+    global _SPAWNED
     fd, parent = int(sys.argv[1]), int(sys.argv[2])
+    _SPAWNED = True
     _exit_with_daemon()
     if os.getppid() != parent:  # the daemon ended before the parent-death signal was set
         os._exit(1)
@@ -131,8 +139,8 @@ def _child_main() -> None:
 def spawn_worker(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[int, int]:
     """Start the worker process for ``fn(*args)`` (``fn`` importable by name in the worker:
     a module-level function) with ``posix_spawn`` and put it at ``SCHED_IDLE`` as its
-    interpreter starts (:func:`_idle`; where the system refuses, the job lowers its own
-    priority, see :func:`_lowest_priority`). Returns its pid and the reading end of the pipe its answer comes
+    interpreter starts (:func:`_idle`; where the system refuses, nice 19 from here
+    instead). Returns its pid and the reading end of the pipe its answer comes
     on (blocking, close-on-exec; the caller reads it to its end, then reaps the pid)."""
     import pickle
 
@@ -155,8 +163,8 @@ def spawn_worker(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[int, in
 
 
 def _idle(pid: int) -> bool:
-    """Put process ``pid`` at ``SCHED_IDLE``; False where the system refuses (the job then
-    lowers its own priority, :func:`_lowest_priority`). Called right after ``posix_spawn``
+    """Put process ``pid`` at ``SCHED_IDLE``; False where the system refuses (then nice 19, set
+    from here too: the job leaves its priority alone). Called right after ``posix_spawn``
     returns, i.e. as the worker's interpreter starts: ``posix_spawnattr_setschedpolicy``
     accepts only ``SCHED_OTHER``, ``SCHED_FIFO`` and ``SCHED_RR``, and a ``SCHED_IDLE`` thread
     of the daemon calling ``posix_spawn`` (it waits until the child has called ``exec``) could
@@ -165,4 +173,100 @@ def _idle(pid: int) -> bool:
         os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined]
         return True
     except (AttributeError, OSError):  # not Linux, not permitted, or ended already
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, 19)  # a child's nice may always be raised by its parent
+    except (AttributeError, OSError):  # pragma: no cover - not POSIX, or ended already
+        pass
+    return False
+
+
+# -- a starved worker raised a step at a time ------------------------------------------------
+# At SCHED_IDLE the worker runs only on CPU time nothing else wants: on a quiet machine that is
+# most of the second core (the reload does not slow the stream), on a busy one next to nothing
+# (a reload of 10,000 rules took 155 s beside a CI run). So the daemon watches the worker's CPU
+# time: once it has had less than STARVED_SHARE of a CPU for STARVED_AFTER seconds in a row, it
+# is moved to the normal policy at the next nice level of RAISE_STEPS (never above the
+# daemon's own priority), and so on. A quiet machine never raises it; a busy one bounds the
+# swap's delay at the cost of the worker's (weighted) share beside the daemon from then on.
+STARVED_SHARE = 0.5  # CPU seconds per wall second below which the worker counts as starved
+STARVED_AFTER = 15.0  # wall seconds starved at one level before it is raised a step
+RAISE_STEPS = (10, 0)  # the nice levels it is raised to (SCHED_OTHER), one a step
+CHECK_EVERY = 1.0  # seconds between two looks at its CPU time (/proc: ~20 µs on the loop)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (``/proc``), None where unknown
+    (not Linux, or it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def to_nice(pid: int, nice: int) -> bool:
+    """Move process ``pid`` from ``SCHED_IDLE`` (or a higher nice) to the normal policy at
+    ``nice``; False where the system refuses: leaving ``SCHED_IDLE`` or lowering a nice value
+    needs ``CAP_SYS_NICE`` or a high enough ``RLIMIT_NICE`` (``ulimit -e``: 20 − nice)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, nice)  # first, so the policy switch lands at it
+        os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))  # type: ignore[attr-defined]
+        return True
+    except (AttributeError, OSError):
         return False
+
+
+class Escalation:
+    """Watches a worker started at ``SCHED_IDLE`` (:func:`spawn_worker`) and raises it a step
+    (:data:`RAISE_STEPS`) each time it has been starved (:data:`STARVED_SHARE`) for
+    :data:`STARVED_AFTER` seconds; call :meth:`check` every :data:`CHECK_EVERY` seconds
+    while it builds. ``raised`` lists ``(nice, seconds since the start)`` of each step;
+    ``refused`` is set when the system did not allow a step (no further steps then). Where
+    the worker's CPU time is unknown (no ``/proc``) it counts as starved: plain deadlines."""
+
+    def __init__(self, pid: int, *, share: float | None = None, after: float | None = None,
+                 steps: tuple[int, ...] | None = None, now: float | None = None,
+                 cpu: Callable[[int], float | None] = cpu_seconds,
+                 apply: Callable[[int, int], bool] = to_nice) -> None:
+        self.pid = pid
+        self.share = STARVED_SHARE if share is None else share
+        self.after = STARVED_AFTER if after is None else after
+        try:
+            own = os.getpriority(os.PRIO_PROCESS, 0)
+        except (AttributeError, OSError):  # pragma: no cover - not POSIX
+            own = 0
+        self.steps: list[int] = []
+        for n in RAISE_STEPS if steps is None else steps:
+            if max(n, own) not in self.steps:
+                self.steps.append(max(n, own))
+        self._cpu, self._apply = cpu, apply
+        self.start = time.monotonic() if now is None else now
+        self._at, self._used = self.start, cpu(pid) or 0.0
+        self.starved = 0.0
+        self.raised: list[tuple[int, float]] = []
+        self.refused = False
+
+    def check(self, now: float | None = None) -> bool:
+        """One look at the worker (raise it a step if it is due); False when there is nothing
+        left to do (every step taken, or refused)."""
+        now = time.monotonic() if now is None else now
+        used = self._cpu(self.pid)
+        dt = now - self._at
+        if dt <= 0:
+            return bool(self.steps)
+        starved = used is None or (used - self._used) / dt < self.share
+        self._at = now
+        if used is not None:
+            self._used = used
+        self.starved = self.starved + dt if starved else 0.0
+        if self.starved >= self.after and self.steps:
+            nice = self.steps.pop(0)
+            if not self._apply(self.pid, nice):
+                self.refused = True
+                self.steps.clear()
+                return False
+            self.raised.append((nice, round(now - self.start, 1)))
+            self.starved = 0.0
+        return bool(self.steps)
