@@ -282,6 +282,11 @@ def test_cli_listing_filters_show_and_markdown(tmp_path) -> None:
         out = runner.invoke(app, ["incidents", "--json", "--db", db, *args])
         assert out.exit_code == 0, out.output
         assert len(out.output.splitlines()) == expect, (args, out.output)
+    table = runner.invoke(app, ["incidents", "--db", db], env={"COLUMNS": "80"})
+    assert table.exit_code == 0, table.output
+    for r in rows:  # on 80 columns the day of start and end is shown whole, not cut to "2024-01-…"
+        assert r["start"][:10] in table.output and r["end"][:10] in table.output, table.output
+        assert r["start"][11:16] in table.output
     bad = runner.invoke(app, ["incidents", "--kind", "rumour", "--db", db])
     assert bad.exit_code == 2 and "unknown kind" in bad.output
     kerman = next(r for r in rows if "Kerman" in r["places"])

@@ -60,16 +60,28 @@ def incidents_cmd(
         return
     table = Table(title=f"{len(rows)} incident(s)")
     for col in ("id", "start", "end", "title", "actors", "msgs", "chans", "kinds"):
-        table.add_column(col, justify="right" if col in ("id", "msgs", "chans") else "left")
+        # dates as "YYYY-MM-DD" over "HH:MM", never cut: on 80 columns the day is what must show
+        table.add_column(col, justify="right" if col in ("id", "msgs", "chans") else "left",
+                         no_wrap=col in ("id", "start", "end"))
     for r in rows:
         c = r["counts"]
         kinds = Text()
         for k in KINDS:
             if c.get(k):
-                kinds.append(f"{c[k]} {k} ", style=KIND_STYLE[k])
-        table.add_row(str(r["id"]), r["start"][:16].replace("T", " "), r["end"][:16].replace("T", " "), Text(r["title"]),
+                if kinds:
+                    kinds.append("\n")
+                kinds.append(f"{c[k]} {k}", style=KIND_STYLE[k])
+        title = r["title"]  # "Kerman, Iran · 2024-01-03": the start column shows the day
+        if title.endswith(" · " + r["start"][:10]):
+            title = title[: -len(" · " + r["start"][:10])]
+        table.add_row(str(r["id"]), _two_lines(r["start"]), _two_lines(r["end"]), Text(title),
                       Text(", ".join(r["actors"][:4])), str(c["messages"]), str(c["channels"]), kinds)
     console.print(table)
+
+
+def _two_lines(iso: str) -> str:
+    """``2024-01-03T11:58:00+00:00`` -> ``2024-01-03`` over ``11:58`` (a narrow column keeps the day)."""
+    return f"{iso[:10]}\n{iso[11:16]}"
 
 
 def show_cmd(
