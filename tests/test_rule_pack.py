@@ -2123,6 +2123,26 @@ EXAMPLES = [
     ("claim-en", "The volunteers claimed the trophy after a penalty shootout.", dict(**X, lang="en"), False),
     ("claim-formula-en", "The mujahideen launched a blessed operation against the crusader base at dawn.", dict(**TG), True),
     ("claim-formula-en", "By the grace of God, the army killed 20 terrorists in the operation, the statement said.", dict(**TG), False),
+    # fourteenth English claims round (det-enc): claim grammar that carries to groups the corpus lacks, and what
+    # is no claim (a state spokesman's attribution, a checked post, a claim supposed or asked about)
+    ("claim-en", "The jihadist group claimed control of the army post after an overnight assault.", dict(**X, lang="en"), True),
+    ("claim-en", "The company claimed control of the market after the merger.", dict(**X, lang="en"), False),
+    ("claim-en", "The rebel outfit claimed itself responsible for the ambush on the police convoy.", dict(**X, lang="en"), True),
+    ("claim-en", "The bank claimed it was responsible for the error, not its customers.", dict(**X, lang="en"), False),
+    ("claim-en", "\u201cOur agent burned down a relay cabinet on the railway line,\u201d the partisans wrote on Telegram.", dict(**X, lang="en"), True),
+    ("claim-en", "\u201cOur agent will call you back tomorrow,\u201d the travel company wrote on Telegram.", dict(**X, lang="en"), False),
+    ("claim-en", "The separatist rebels claimed that the attack was revenge for the arrests.", dict(**X, lang="en"), True),
+    ("claim-en", "A police spokesman claimed that the attack was carried out by separatist rebels.", dict(**X, lang="en"), False),
+    ("claim-en", "Sharing this image, a Twitter user wrote that militants claimed responsibility for the blast.", dict(**X, lang="en"), False),
+    ("claim-en", "However, soon as the group claimed responsibility for the attack, officials questioned it.", dict(**X, lang="en"), False),
+    ("claim-en", "Whether a terror group claims responsibility for an attack has little bearing on the inquiry.", dict(**X, lang="en"), False),
+    ("claim-en", "Militant groups often don't claim responsibility for attacks on civilians.", dict(**X, lang="en"), False),
+    ("claim-en", "Did the militant group claim responsibility for the bombing?", dict(**X, lang="en"), False),
+    ("claim-en", "The militant group claimed responsibility for the bombing on Friday.", dict(**X, lang="en"), True),
+    ("claim-en", "The armed group acknowledged the attack on the army camp in a short statement.", dict(**X, lang="en"), True),
+    ("claim-en", "The coach acknowledged the attack had been poor all season.", dict(**X, lang="en"), False),
+    ("claim-en", "The militant group said it had eliminated 19 soldiers in the raid.", dict(**X, lang="en"), True),
+    ("claim-en", "The army said it had eliminated 19 militants in the raid.", dict(**X, lang="en"), False),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
