@@ -2143,6 +2143,10 @@ EXAMPLES = [
     ("claim-en", "The coach acknowledged the attack had been poor all season.", dict(**X, lang="en"), False),
     ("claim-en", "The militant group said it had eliminated 19 soldiers in the raid.", dict(**X, lang="en"), True),
     ("claim-en", "The army said it had eliminated 19 militants in the raid.", dict(**X, lang="en"), False),
+    ("claim-en", "The group has a history of claiming responsibility for attacks it did not carry out.", dict(**X, lang="en"), False),
+    ("report-en", "The group has a history of claiming responsibility for attacks it did not carry out.", dict(**X, lang="en"), True),
+    ("denial-en", "The rebels called the accusation a false flag staged by the army.", dict(**X, lang="en"), True),
+    ("denial-en", "The flag was raised over the stadium before the match.", dict(**X, lang="en"), False),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
