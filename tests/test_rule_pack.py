@@ -2147,6 +2147,12 @@ EXAMPLES = [
     ("report-en", "The group has a history of claiming responsibility for attacks it did not carry out.", dict(**X, lang="en"), True),
     ("denial-en", "The rebels called the accusation a false flag staged by the army.", dict(**X, lang="en"), True),
     ("denial-en", "The flag was raised over the stadium before the match.", dict(**X, lang="en"), False),
+    ("claim-en", "\u201cThis attack is revenge for the military operations in our valley,\u201d he told media by telephone.", dict(**X, lang="en"), True),
+    ("claim-en", "The minister said this attack was a cowardly act against innocent people.", dict(**X, lang="en"), False),
+    ("claim-en", "\u201cWe only have to be lucky once,\u201d said the statement, which was passed to a newspaper using a codeword.", dict(**X, lang="en"), True),
+    ("claim-en", "The password manager asks for a codeword each time you log in.", dict(**X, lang="en"), False),
+    ("claim-en", "The Taliban statement said the attack on the checkpoint killed six soldiers.", dict(**X, lang="en"), True),
+    ("claim-en", "The Taliban statement said the Israeli strike killed six civilians in Gaza.", dict(**X, lang="en"), False),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
