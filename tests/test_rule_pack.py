@@ -2117,6 +2117,16 @@ EXAMPLES = [
     ("statement-threat-en", "The Thai prime minister vowed to bring the bombers to justice.", dict(**X, lang="en"), True),
     ("statement-strike-en", "The Cameroonian army said gunmen attacked a school and killed four pupils.", dict(**X, lang="en"), False),
     ("statement-strike-en", "The Philippine army said troops killed five Abu Sayyaf militants in a clash on Jolo.", dict(**X, lang="en"), True),
+# @@DETENS14@@
+    # round 14, English statements: grammar that carries to the next government. Condolences, solidarity and
+    # concern are no condemnation; "backed by", "on the orders of" attribute an attack
+    ("statement-condemn-en", "The foreign minister offered condolences to the families of the victims of the bombing in the capital.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The foreign ministry expressed solidarity with the people after the attack on the market.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The foreign ministry strongly condemned the bombing in the capital and called it a cowardly act.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The defence ministry said the attack on the border post was staged by rebels backed by a neighbouring state.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The interior minister said the gunmen who attacked the hotel acted on the orders of a commander abroad.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The president, backed by parliament, signed the new budget into law.", dict(**X, lang="en"), False),
+# @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
     ("claim-en", "Partisans claimed responsibility for the attack on a military train near the border.", dict(**X, lang="en"), True),
