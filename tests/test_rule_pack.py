@@ -1377,8 +1377,9 @@ EXAMPLES = [
     ("statement-comment-en", "Police said the explosion at the restaurant was caused by a gas leak.", dict(**X, lang="en"), False),
     ("statement-comment-en", "He said the attack on free speech by the government was unacceptable.", dict(**X, lang="en"), False),
     ("statement-comment-en", "\u201cOur fighters will keep the pressure on,\u201d he said, praising the security forces.", dict(**X, lang="en"), False),
-    ("statement-condemn-en", "The foreign minister offered condolences to the families of the victims of the terrorist attack in Moscow.", dict(**X, lang="en"), True),
-    ("statement-condemn-en", "NATO's secretary general said the alliance stands in solidarity with Turkey after the terrorist attack in Ankara.", dict(**X, lang="en"), True),
+    # round 14 (officials convention): condolences and solidarity alone are no condemnation (were True before)
+    ("statement-condemn-en", "The foreign minister offered condolences to the families of the victims of the terrorist attack in Moscow.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "NATO's secretary general said the alliance stands in solidarity with Turkey after the terrorist attack in Ankara.", dict(**X, lang="en"), False),
     ("statement-condemn-en", "A spokesman for the Pakistani Taliban said the group was not involved in the bombing and condemned it.", dict(**X, lang="en"), False),
     ("statement-threat-en", "Netanyahu said Israel would exact a heavy price from Hezbollah for the deadly rocket strike.", dict(**X, lang="en"), True),
     ("statement-threat-en", "Iran's foreign ministry spokesman called the attack a terrorist crime and vowed a firm response.", dict(**X, lang="en"), True),
