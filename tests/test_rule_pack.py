@@ -1392,7 +1392,8 @@ EXAMPLES = [
     ("statement-blame-en", "An umbrella group of Iran-backed militias said it was behind the drone attack on the Tower 22 base.", dict(**X, lang="en"), False),
     ("claim-en", "It said its fighters stormed the army base near Mocimboa da Praia and seized weapons.", dict(**X, lang="en"), True),
     ("claim-en", "The army said it had struck the militants' hideouts and that their fighters had fled into the hills.", dict(**X, lang="en"), False),
-    ("statement-condemn-en", "The EU's foreign policy chief expressed grave concern over the Israeli strikes on Beirut and urged restraint.", dict(**X, lang="en"), True),
+    # round 14 (officials convention): concern and calls for restraint are no condemnation (was True before)
+    ("statement-condemn-en", "The EU's foreign policy chief expressed grave concern over the Israeli strikes on Beirut and urged restraint.", dict(**X, lang="en"), False),
     ("statement-condemn-en", "The foreign ministry expressed deep concern over the attack on press freedom in the new media law.", dict(**X, lang="en"), False),
     ("claim-en", "The statement said the group's fighters had ambushed a convoy on the Kismayo road.", dict(**X, lang="en"), True),
     # -- English, fourth round: unlisted groups, background tallies, subject order, stance -----------
@@ -2127,6 +2128,12 @@ EXAMPLES = [
     ("statement-blame-en", "The defence ministry said the attack on the border post was staged by rebels backed by a neighbouring state.", dict(**X, lang="en"), True),
     ("statement-blame-en", "The interior minister said the gunmen who attacked the hotel acted on the orders of a commander abroad.", dict(**X, lang="en"), True),
     ("statement-blame-en", "The president, backed by parliament, signed the new budget into law.", dict(**X, lang="en"), False),
+    # more words of condemnation and protest, and the weapon or hostile act as what is condemned
+    ("statement-condemn-en", "The foreign ministry slammed the dastardly attack on the police station in the north.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "The defence ministry lodged a protest note over the drone incursion into its airspace.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "The prime minister said he was appalled by the missile launches at civilian areas.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "The interior minister slammed the opposition's remarks about the police budget.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The defence ministry said the rocket carrying the new satellite reached orbit.", dict(**X, lang="en"), False),
 # @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
