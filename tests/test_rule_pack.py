@@ -2134,6 +2134,7 @@ EXAMPLES = [
     ("statement-condemn-en", "The prime minister said he was appalled by the missile launches at civilian areas.", dict(**X, lang="en"), True),
     ("statement-condemn-en", "The interior minister slammed the opposition's remarks about the police budget.", dict(**X, lang="en"), False),
     ("statement-condemn-en", "The defence ministry said the rocket carrying the new satellite reached orbit.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The interior ministry said the explosion at the station was an act of terrorism and that four people died.", dict(**X, lang="en"), False),
 # @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
