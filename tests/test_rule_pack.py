@@ -2135,6 +2135,11 @@ EXAMPLES = [
     ("statement-condemn-en", "The interior minister slammed the opposition's remarks about the police budget.", dict(**X, lang="en"), False),
     ("statement-condemn-en", "The defence ministry said the rocket carrying the new satellite reached orbit.", dict(**X, lang="en"), False),
     ("statement-condemn-en", "The interior ministry said the explosion at the station was an act of terrorism and that four people died.", dict(**X, lang="en"), False),
+    # units that act for a state's military, strikes named by their arm, strongholds and fighters as targets
+    ("statement-strike-en", "The army said its commandos destroyed a rebel stronghold in the hills overnight.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The armed forces said they launched joint air and artillery strikes against the insurgents' camps.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The army said floods destroyed a bridge near the old rebel stronghold.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "The marines held a parade to honour the fighters of the last war.", dict(**X, lang="en"), False),
 # @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
