@@ -2140,6 +2140,9 @@ EXAMPLES = [
     ("statement-strike-en", "The armed forces said they launched joint air and artillery strikes against the insurgents' camps.", dict(**X, lang="en"), True),
     ("statement-strike-en", "The army said floods destroyed a bridge near the old rebel stronghold.", dict(**X, lang="en"), False),
     ("statement-strike-en", "The marines held a parade to honour the fighters of the last war.", dict(**X, lang="en"), False),
+    # a navy's or coast guard's drug or migrant interdiction is no strike
+    ("statement-strike-en", "The navy said it intercepted a vessel carrying two tonnes of cocaine off the coast.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "The navy said it intercepted two drones launched at its warships in the Red Sea.", dict(**X, lang="en"), True),
 # @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
