@@ -2143,6 +2143,10 @@ EXAMPLES = [
     # a navy's or coast guard's drug or migrant interdiction is no strike
     ("statement-strike-en", "The navy said it intercepted a vessel carrying two tonnes of cocaine off the coast.", dict(**X, lang="en"), False),
     ("statement-strike-en", "The navy said it intercepted two drones launched at its warships in the Red Sea.", dict(**X, lang="en"), True),
+    # intergovernmental bodies and peacekeeping missions speak as officials
+    ("statement-condemn-en", "ECOWAS strongly condemned the attack on the border post and the killing of soldiers.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "KFOR will not tolerate attacks on its troops and will respond to any provocation.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "ECOWAS leaders met in Abuja to discuss the single currency.", dict(**X, lang="en"), False),
 # @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
