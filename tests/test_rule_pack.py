@@ -2147,6 +2147,9 @@ EXAMPLES = [
     ("statement-condemn-en", "ECOWAS strongly condemned the attack on the border post and the killing of soldiers.", dict(**X, lang="en"), True),
     ("statement-threat-en", "KFOR will not tolerate attacks on its troops and will respond to any provocation.", dict(**X, lang="en"), True),
     ("statement-condemn-en", "ECOWAS leaders met in Abuja to discuss the single currency.", dict(**X, lang="en"), False),
+    # the other state's border guards or units named as the ones who fired
+    ("statement-comment-en", "The foreign ministry said that the neighbouring country's border guards opened fire on a village on our side of the border.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The foreign ministry said that a village near the border came under mortar fire overnight.", dict(**X, lang="en"), False),
 # @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
