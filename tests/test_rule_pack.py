@@ -2150,6 +2150,9 @@ EXAMPLES = [
     # the other state's border guards or units named as the ones who fired
     ("statement-comment-en", "The foreign ministry said that the neighbouring country's border guards opened fire on a village on our side of the border.", dict(**X, lang="en"), True),
     ("statement-comment-en", "The foreign ministry said that a village near the border came under mortar fire overnight.", dict(**X, lang="en"), False),
+    # the other state's forces as the ones who carried out a provocation
+    ("statement-comment-en", "The defence ministry said units of the neighbouring country's armed forces carried out provocations along the border overnight.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The defence ministry said troops carried out exercises to prepare for provocations on the border.", dict(**X, lang="en"), False),
 # @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
