@@ -2153,6 +2153,11 @@ EXAMPLES = [
     # the other state's forces as the ones who carried out a provocation
     ("statement-comment-en", "The defence ministry said units of the neighbouring country's armed forces carried out provocations along the border overnight.", dict(**X, lang="en"), True),
     ("statement-comment-en", "The defence ministry said troops carried out exercises to prepare for provocations on the border.", dict(**X, lang="en"), False),
+    # more vows of retaliation
+    ("statement-threat-en", "The defence minister said any provocation by the militants would meet a stern response.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The army spokesman said troops shall not hesitate to pursue the attackers across the border.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The president vowed to fight corruption in the ministries.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "The opposition leader said his party will defeat the government in the election.", dict(**X, lang="en"), False),
 # @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
