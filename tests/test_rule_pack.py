@@ -2158,6 +2158,15 @@ EXAMPLES = [
     ("statement-threat-en", "The army spokesman said troops shall not hesitate to pursue the attackers across the border.", dict(**X, lang="en"), True),
     ("statement-threat-en", "The president vowed to fight corruption in the ministries.", dict(**X, lang="en"), False),
     ("statement-threat-en", "The opposition leader said his party will defeat the government in the election.", dict(**X, lang="en"), False),
+    # a vow that the killers will not escape justice, foreign powers as backers, a junta as the speaker, a diplomatic
+    # protest in Chinese wording, fire aimed at another state's drone
+    ("statement-threat-en", "The president vowed that the killers of the villagers would not escape justice.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The court said the suspect had tried to escape justice by fleeing abroad.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "The junta said the attack was carried out by armed terrorist groups supported by foreign powers.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The junta said the new dam was built with loans from foreign powers.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The foreign ministry lodged stern representations after the coast guard fired water cannon at its fishing boats.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The army said it fired at an Israeli drone that violated the country's airspace.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The army said the drone crashed because of a technical fault and was not fired at.", dict(**X, lang="en"), False),
 # @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
