@@ -2167,6 +2167,9 @@ EXAMPLES = [
     ("statement-condemn-en", "The foreign ministry lodged stern representations after the coast guard fired water cannon at its fishing boats.", dict(**X, lang="en"), True),
     ("statement-comment-en", "The army said it fired at an Israeli drone that violated the country's airspace.", dict(**X, lang="en"), True),
     ("statement-comment-en", "The army said the drone crashed because of a technical fault and was not fired at.", dict(**X, lang="en"), False),
+    # a labour strike condemned is no attack
+    ("statement-condemn-en", "The government condemned the teachers' strike as irresponsible.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The government condemned the drone strike on the teachers' training college.", dict(**X, lang="en"), True),
 # @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
