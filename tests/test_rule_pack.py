@@ -2170,6 +2170,12 @@ EXAMPLES = [
     # a labour strike condemned is no attack
     ("statement-condemn-en", "The government condemned the teachers' strike as irresponsible.", dict(**X, lang="en"), False),
     ("statement-condemn-en", "The government condemned the drone strike on the teachers' training college.", dict(**X, lang="en"), True),
+    # ordinary crime told by the police is no attack of a party
+    ("statement-blame-en", "Police said the husband was behind the killing of his wife and had been arrested.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "Police said a robbery gang was responsible for the shooting at the petrol station.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "The police said the suspects who attacked the jeweller would face the full force of the law.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "Police said the husband was behind the killing of his wife and had been arrested.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "Police said the separatist militia was behind the killing of the two officers at the checkpoint.", dict(**X, lang="en"), True),
 # @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
