@@ -2176,6 +2176,8 @@ EXAMPLES = [
     ("statement-threat-en", "The police said the suspects who attacked the jeweller would face the full force of the law.", dict(**X, lang="en"), False),
     ("statement-comment-en", "Police said the husband was behind the killing of his wife and had been arrested.", dict(**X, lang="en"), False),
     ("statement-blame-en", "Police said the separatist militia was behind the killing of the two officers at the checkpoint.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The army said its troops had retaken the town from the insurgents after heavy fighting.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The army said the town's market had retaken its place as the busiest in the region.", dict(**X, lang="en"), False),
 # @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
