@@ -2178,6 +2178,9 @@ EXAMPLES = [
     ("statement-blame-en", "Police said the separatist militia was behind the killing of the two officers at the checkpoint.", dict(**X, lang="en"), True),
     ("statement-strike-en", "The army said its troops had retaken the town from the insurgents after heavy fighting.", dict(**X, lang="en"), True),
     ("statement-strike-en", "The army said the town's market had retaken its place as the busiest in the region.", dict(**X, lang="en"), False),
+    # a capital standing for its government
+    ("statement-blame-en", "Naypyidaw blamed the rebels for the bombing of the railway.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "Fans accused the coach of backing the wrong players after the defeat in Nairobi.", dict(**X, lang="en"), False),
 # @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
