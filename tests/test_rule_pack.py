@@ -1420,8 +1420,9 @@ EXAMPLES = [
     ("statement-comment-en", "Police said the explosion at the restaurant was caused by a gas leak.", dict(**X, lang="en"), False),
     ("statement-comment-en", "He said the attack on free speech by the government was unacceptable.", dict(**X, lang="en"), False),
     ("statement-comment-en", "\u201cOur fighters will keep the pressure on,\u201d he said, praising the security forces.", dict(**X, lang="en"), False),
-    ("statement-condemn-en", "The foreign minister offered condolences to the families of the victims of the terrorist attack in Moscow.", dict(**X, lang="en"), True),
-    ("statement-condemn-en", "NATO's secretary general said the alliance stands in solidarity with Turkey after the terrorist attack in Ankara.", dict(**X, lang="en"), True),
+    # round 14 (officials convention): condolences and solidarity alone are no condemnation (were True before)
+    ("statement-condemn-en", "The foreign minister offered condolences to the families of the victims of the terrorist attack in Moscow.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "NATO's secretary general said the alliance stands in solidarity with Turkey after the terrorist attack in Ankara.", dict(**X, lang="en"), False),
     ("statement-condemn-en", "A spokesman for the Pakistani Taliban said the group was not involved in the bombing and condemned it.", dict(**X, lang="en"), False),
     ("statement-threat-en", "Netanyahu said Israel would exact a heavy price from Hezbollah for the deadly rocket strike.", dict(**X, lang="en"), True),
     ("statement-threat-en", "Iran's foreign ministry spokesman called the attack a terrorist crime and vowed a firm response.", dict(**X, lang="en"), True),
@@ -1434,7 +1435,8 @@ EXAMPLES = [
     ("statement-blame-en", "An umbrella group of Iran-backed militias said it was behind the drone attack on the Tower 22 base.", dict(**X, lang="en"), False),
     ("claim-en", "It said its fighters stormed the army base near Mocimboa da Praia and seized weapons.", dict(**X, lang="en"), True),
     ("claim-en", "The army said it had struck the militants' hideouts and that their fighters had fled into the hills.", dict(**X, lang="en"), False),
-    ("statement-condemn-en", "The EU's foreign policy chief expressed grave concern over the Israeli strikes on Beirut and urged restraint.", dict(**X, lang="en"), True),
+    # round 14 (officials convention): concern and calls for restraint are no condemnation (was True before)
+    ("statement-condemn-en", "The EU's foreign policy chief expressed grave concern over the Israeli strikes on Beirut and urged restraint.", dict(**X, lang="en"), False),
     ("statement-condemn-en", "The foreign ministry expressed deep concern over the attack on press freedom in the new media law.", dict(**X, lang="en"), False),
     ("claim-en", "The statement said the group's fighters had ambushed a convoy on the Kismayo road.", dict(**X, lang="en"), True),
     # -- English, fourth round: unlisted groups, background tallies, subject order, stance -----------
@@ -2163,6 +2165,69 @@ EXAMPLES = [
     ("statement-threat-en", "The Thai prime minister vowed to bring the bombers to justice.", dict(**X, lang="en"), True),
     ("statement-strike-en", "The Cameroonian army said gunmen attacked a school and killed four pupils.", dict(**X, lang="en"), False),
     ("statement-strike-en", "The Philippine army said troops killed five Abu Sayyaf militants in a clash on Jolo.", dict(**X, lang="en"), True),
+# @@DETENS14@@
+    # round 14, English statements: grammar that carries to the next government. Condolences, solidarity and
+    # concern are no condemnation; "backed by", "on the orders of" attribute an attack
+    ("statement-condemn-en", "The foreign minister offered condolences to the families of the victims of the bombing in the capital.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The foreign ministry expressed solidarity with the people after the attack on the market.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The foreign ministry strongly condemned the bombing in the capital and called it a cowardly act.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The defence ministry said the attack on the border post was staged by rebels backed by a neighbouring state.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The interior minister said the gunmen who attacked the hotel acted on the orders of a commander abroad.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The president, backed by parliament, signed the new budget into law.", dict(**X, lang="en"), False),
+    # more words of condemnation and protest, and the weapon or hostile act as what is condemned
+    ("statement-condemn-en", "The foreign ministry slammed the dastardly attack on the police station in the north.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "The defence ministry lodged a protest note over the drone incursion into its airspace.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "The prime minister said he was appalled by the missile launches at civilian areas.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "The interior minister slammed the opposition's remarks about the police budget.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The defence ministry said the rocket carrying the new satellite reached orbit.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The interior ministry said the explosion at the station was an act of terrorism and that four people died.", dict(**X, lang="en"), False),
+    # units that act for a state's military, strikes named by their arm, strongholds and fighters as targets
+    ("statement-strike-en", "The army said its commandos destroyed a rebel stronghold in the hills overnight.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The armed forces said they launched joint air and artillery strikes against the insurgents' camps.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The army said floods destroyed a bridge near the old rebel stronghold.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "The marines held a parade to honour the fighters of the last war.", dict(**X, lang="en"), False),
+    # a navy's or coast guard's drug or migrant interdiction is no strike
+    ("statement-strike-en", "The navy said it intercepted a vessel carrying two tonnes of cocaine off the coast.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "The navy said it intercepted two drones launched at its warships in the Red Sea.", dict(**X, lang="en"), True),
+    # intergovernmental bodies and peacekeeping missions speak as officials
+    ("statement-condemn-en", "ECOWAS strongly condemned the attack on the border post and the killing of soldiers.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "KFOR will not tolerate attacks on its troops and will respond to any provocation.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "ECOWAS leaders met in Abuja to discuss the single currency.", dict(**X, lang="en"), False),
+    # the other state's border guards or units named as the ones who fired
+    ("statement-comment-en", "The foreign ministry said that the neighbouring country's border guards opened fire on a village on our side of the border.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The foreign ministry said that a village near the border came under mortar fire overnight.", dict(**X, lang="en"), False),
+    # the other state's forces as the ones who carried out a provocation
+    ("statement-comment-en", "The defence ministry said units of the neighbouring country's armed forces carried out provocations along the border overnight.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The defence ministry said troops carried out exercises to prepare for provocations on the border.", dict(**X, lang="en"), False),
+    # more vows of retaliation
+    ("statement-threat-en", "The defence minister said any provocation by the militants would meet a stern response.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The army spokesman said troops shall not hesitate to pursue the attackers across the border.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The president vowed to fight corruption in the ministries.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "The opposition leader said his party will defeat the government in the election.", dict(**X, lang="en"), False),
+    # a vow that the killers will not escape justice, foreign powers as backers, a junta as the speaker, a diplomatic
+    # protest in Chinese wording, fire aimed at another state's drone
+    ("statement-threat-en", "The president vowed that the killers of the villagers would not escape justice.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The court said the suspect had tried to escape justice by fleeing abroad.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "The junta said the attack was carried out by armed terrorist groups supported by foreign powers.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The junta said the new dam was built with loans from foreign powers.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The foreign ministry lodged stern representations after the coast guard fired water cannon at its fishing boats.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The army said it fired at an Israeli drone that violated the country's airspace.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The army said the drone crashed because of a technical fault and was not fired at.", dict(**X, lang="en"), False),
+    # a labour strike condemned is no attack
+    ("statement-condemn-en", "The government condemned the teachers' strike as irresponsible.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The government condemned the drone strike on the teachers' training college.", dict(**X, lang="en"), True),
+    # ordinary crime told by the police is no attack of a party
+    ("statement-blame-en", "Police said the husband was behind the killing of his wife and had been arrested.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "Police said a robbery gang was responsible for the shooting at the petrol station.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "The police said the suspects who attacked the jeweller would face the full force of the law.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "Police said the husband was behind the killing of his wife and had been arrested.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "Police said the separatist militia was behind the killing of the two officers at the checkpoint.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The army said its troops had retaken the town from the insurgents after heavy fighting.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The army said the town's market had retaken its place as the busiest in the region.", dict(**X, lang="en"), False),
+    # a capital standing for its government
+    ("statement-blame-en", "Naypyidaw blamed the rebels for the bombing of the railway.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "Fans accused the coach of backing the wrong players after the defeat in Nairobi.", dict(**X, lang="en"), False),
+# @@DETENS14-END@@
     ("claim-en", "The insurgents' media arm said two of its members blew themselves up at the checkpoint.", dict(**X, lang="en"), True),
     ("claim-en", "The union said two of its members were hurt in an accident at the plant.", dict(**X, lang="en"), False),
     ("claim-en", "Partisans claimed responsibility for the attack on a military train near the border.", dict(**X, lang="en"), True),
