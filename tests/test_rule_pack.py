@@ -2143,6 +2143,14 @@ EXAMPLES = [
     ("statement-comment-fa", "ارتش اعلام کرد در درگیری با مهاجمان شش تروریست کشته شدند.", dict(**TG), False),
     ("statement-comment-fa", "رئیس‌جمهور ترکیه دولت سوریه را تهدید کرد و گفت پاسخ ما به کشته شدن سربازانمان پایان نیافته است.", dict(**TG), True),
     ("statement-comment-fa", "جبهه مقاومت ادعا کرده است که در حمله‌ای در کابل شش عضو طالبان کشته شدند.", dict(**TG), False),
+    # round 14 (fa): the attack laid at someone's door or directed by a service; a group's act in the
+    # subjunctive after "توانستند"
+    ("statement-blame-fa", "دولت هند حمله انتحاری به کاروان نیروهای امنیتی را به گردن ایادی دولت همسایه انداخت.", dict(**TG), True),
+    ("statement-blame-fa", "فرمانده نیروی زمینی گفت حملات تروریستی اخیر در مرز با هدایت سرویس‌های دشمن صورت می‌گیرد.", dict(**TG), True),
+    ("statement-blame-fa", "وزیر آموزش گفت برگزاری امتحانات نهایی با هدایت معاونت آموزشی صورت می‌گیرد.", dict(**TG), False),
+    ("statement-blame-fa", "وزیر ورزش گفت شکست تیم ملی را نباید به گردن مربی انداخت.", dict(**TG), False),
+    ("claim-stance-fa", "در این بیانیه آمده است: «مجاهدان ما توانستند مقر دشمن را با موشک هدف قرار دهند».", dict(**TG), True),
+    ("claim-stance-fa", "سخنگوی سپاه گفت رزمندگان ما توانستند مواضع تروریست‌ها را هدف قرار دهند.", dict(**TG), False),
 ]
 
 
