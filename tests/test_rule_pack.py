@@ -2151,6 +2151,16 @@ EXAMPLES = [
     ("statement-blame-fa", "وزیر ورزش گفت شکست تیم ملی را نباید به گردن مربی انداخت.", dict(**TG), False),
     ("claim-stance-fa", "در این بیانیه آمده است: «مجاهدان ما توانستند مقر دشمن را با موشک هدف قرار دهند».", dict(**TG), True),
     ("claim-stance-fa", "سخنگوی سپاه گفت رزمندگان ما توانستند مواضع تروریست‌ها را هدف قرار دهند.", dict(**TG), False),
+    # round 14 (fa): a district governor and "behind the bombing" blame; a newspaper or a channel naming the
+    # author is not a government; Baloch and Kurdish armed parties by their full names are groups, not states
+    ("statement-blame-fa", "ولسوال خان‌آباد گفت عاملان این حمله از اعضای داعش بودند.", dict(**TG), True),
+    ("statement-blame-fa", "وزارت کشور اعلام کرد یک گروهک تروریستی پشت بمب‌گذاری در بازار شهر است.", dict(**TG), True),
+    ("statement-blame-fa", "روزنامه نیویورک تایمز نوشت اسرائیل پشت انفجار در بندر بوده است.", dict(**TG), False),
+    ("statement-blame-fa", "شبکه تلویزیونی رووداو عامل این انفجارها را جمهوری اسلامی ایران میداند و ویدئوهایی نیز در این رابطه منتشر کرده است.", dict(**TG), False),
+    ("claim-formula-fa", "ارتش رهایی بخش بلوچ ادعا کرد که ۱۰ سرباز پاکستانی را در حمله به یک پاسگاه کشته است.", dict(**TG), True),
+    ("statement-comment-fa", "ارتش رهایی بخش بلوچ ادعا کرد که ۱۰ سرباز پاکستانی را در حمله به یک پاسگاه کشته است.", dict(**TG), False),
+    ("claim-formula-fa", "حزب حیات آزاد کردستان اعلام کرد گریلاهایش یک پایگاه نظامی سپاه را در مریوان هدف قرار دادند.", dict(**TG), True),
+    ("statement-strike-fa", "حزب حیات آزاد کردستان اعلام کرد گریلاهایش یک پایگاه نظامی سپاه را در مریوان هدف قرار دادند.", dict(**TG), False),
 ]
 
 
