@@ -2172,6 +2172,11 @@ EXAMPLES = [
     ("claim-fa", "سخنگوی ارتش آزادیبخش بلوچستان در بیانیه‌ای گفت جنگجویان این گروه کاروان ارتش را هدف قرار دادند.", dict(**TG), True),
     ("claim-fa", "سخنگوی ارتش پاکستان گفت جنگجویان این گروه کاروان ارتش را هدف قرار دادند.", dict(**TG), False),
     ("claim-fa", "مربی تیم گفت شکست دیروز کار آنها بوده است و داور مقصر نیست.", dict(**TG), False),
+    # round 14 (fa): security services as speakers, a cell dismantled, the attacker named by the police
+    ("statement-comment-fa", "سازمان امنیت ملی قرقیزستان اعلام کرد یک هسته تروریستی را در بیشکک متلاشی کرده است.", dict(**TG), True),
+    ("statement-comment-fa", "پلیس گفت در این انفجار یک خودرو به طور کامل متلاشی شد و دو نفر کشته شدند.", dict(**TG), False),
+    ("statement-blame-fa", "پلیس کویت اعلام کرد عامل انفجار مسجد امام صادق عضو داعش بوده است.", dict(**TG), True),
+    ("statement-blame-fa", "داعش با انتشار تصویر عامل انتحاری، او را «ابوعمر» معرفی کرد.", dict(**TG), False),
 ]
 
 
