@@ -2179,6 +2179,8 @@ EXAMPLES = [
     ("statement-blame-fa", "داعش با انتشار تصویر عامل انتحاری، او را «ابوعمر» معرفی کرد.", dict(**TG), False),
     ("statement-comment-fa", "سپاه اعلام کرد مراسم بزرگداشت شهدای حمله تروریستی کرمان فردا برگزار می‌شود.", dict(**TG), False),
     ("statement-comment-fa", "سخنگوی دولت گفت جلسه هیئت دولت درباره حمله ملخ‌ها به مزارع برگزار شد.", dict(**TG), False),
+    # round 14 (fa): a group justifying another's operation does not claim it
+    ("claim-formula-fa", "سخنگوی حماس گفت عملیات تل‌آویو پاسخ طبیعی به جنایات اشغالگران است.", dict(**TG), False),
 ]
 
 
