@@ -2181,6 +2181,7 @@ EXAMPLES = [
     ("statement-comment-fa", "سخنگوی دولت گفت جلسه هیئت دولت درباره حمله ملخ‌ها به مزارع برگزار شد.", dict(**TG), False),
     # round 14 (fa): a group justifying another's operation does not claim it
     ("claim-formula-fa", "سخنگوی حماس گفت عملیات تل‌آویو پاسخ طبیعی به جنایات اشغالگران است.", dict(**TG), False),
+    ("claim-formula-fa", "به گفته منابع محلی، گروه طالبان پاکستان به پاسگاه مرزی حمله کرد.", dict(**TG), False),
 ]
 
 
