@@ -2187,6 +2187,8 @@ EXAMPLES = [
     ("statement-comment-fa", "یک مقام نظامی آمریکا تایید کرد که پایگاه التنف هدف حمله راکتی قرار گرفت اما تلفاتی نداشت.", dict(**TG), False),
     ("statement-comment-fa", "وزیر کشور گفت حمله به پاسگاه ساعت ۲ بامداد رخ داد.", dict(**TG), False),
     ("statement-comment-fa", "یک مقام نظامی آمریکا گفت حملات حوثی‌ها به کشتی‌های تجاری خطر بزرگی برای کشتیرانی است.", dict(**TG), True),
+    # round 14 (fa): the group named only as the target's positions is not the claimant
+    ("claim-fa", "پیشمرگه‌های کرد با حمایت ائتلاف مواضع داعش در کرکوک را هدف قرار دادند.", dict(**TG), False),
 ]
 
 
