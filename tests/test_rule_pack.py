@@ -2189,6 +2189,11 @@ EXAMPLES = [
     ("statement-comment-fa", "یک مقام نظامی آمریکا گفت حملات حوثی‌ها به کشتی‌های تجاری خطر بزرگی برای کشتیرانی است.", dict(**TG), True),
     # round 14 (fa): the group named only as the target's positions is not the claimant
     ("claim-fa", "پیشمرگه‌های کرد با حمایت ائتلاف مواضع داعش در کرکوک را هدف قرار دادند.", dict(**TG), False),
+    # round 14 (fa): the claim in a relative clause, the news after it, is a report; "said that it claimed" is not
+    ("report-fa", "در حمله روز سه‌شنبه که شاخه‌ای از تحریک طالبان پاکستان مسئولیت آن را بر عهده گرفت، ۱۲ تن کشته شدند.", dict(**TG), True),
+    ("claim-fa", "در حمله روز سه‌شنبه که شاخه‌ای از تحریک طالبان پاکستان مسئولیت آن را بر عهده گرفت، ۱۲ تن کشته شدند.", dict(**TG), False),
+    ("claim-fa", "طالبان پاکستان که مسئولیت این حمله را پذیرفته، خواستار آزادی زندانیانش شد.", dict(**TG), False),
+    ("claim-fa", "داعش اعلام کرد که مسئولیت حمله را پذیرفته است، حمله‌ای که ۲۰ کشته برجا گذاشت.", dict(**TG), True),
 ]
 
 
