@@ -2182,11 +2182,6 @@ EXAMPLES = [
     # round 14 (fa): a group justifying another's operation does not claim it
     ("claim-formula-fa", "سخنگوی حماس گفت عملیات تل‌آویو پاسخ طبیعی به جنایات اشغالگران است.", dict(**TG), False),
     ("claim-formula-fa", "به گفته منابع محلی، گروه طالبان پاکستان به پاسگاه مرزی حمله کرد.", dict(**TG), False),
-    # round 14 (fa): the speaker's own state named by the attack is not its attacker (an official's plain
-    # account); a non-state attacker named still makes it a statement
-    ("statement-comment-fa", "یک مقام نظامی آمریکا تایید کرد که پایگاه التنف هدف حمله راکتی قرار گرفت اما تلفاتی نداشت.", dict(**TG), False),
-    ("statement-comment-fa", "وزیر کشور گفت حمله به پاسگاه ساعت ۲ بامداد رخ داد.", dict(**TG), False),
-    ("statement-comment-fa", "یک مقام نظامی آمریکا گفت حملات حوثی‌ها به کشتی‌های تجاری خطر بزرگی برای کشتیرانی است.", dict(**TG), True),
     # round 14 (fa): the group named only as the target's positions is not the claimant
     ("claim-fa", "پیشمرگه‌های کرد با حمایت ائتلاف مواضع داعش در کرکوک را هدف قرار دادند.", dict(**TG), False),
     # round 14 (fa): the claim in a relative clause, the news after it, is a report; "said that it claimed" is not
