@@ -2182,8 +2182,6 @@ EXAMPLES = [
     # round 14 (fa): a group justifying another's operation does not claim it
     ("claim-formula-fa", "سخنگوی حماس گفت عملیات تل‌آویو پاسخ طبیعی به جنایات اشغالگران است.", dict(**TG), False),
     ("claim-formula-fa", "به گفته منابع محلی، گروه طالبان پاکستان به پاسگاه مرزی حمله کرد.", dict(**TG), False),
-    # round 14 (fa): the group named only as the target's positions is not the claimant
-    ("claim-fa", "پیشمرگه‌های کرد با حمایت ائتلاف مواضع داعش در کرکوک را هدف قرار دادند.", dict(**TG), False),
     # round 14 (fa): the claim in a relative clause, the news after it, is a report; "said that it claimed" is not
     ("report-fa", "در حمله روز سه‌شنبه که شاخه‌ای از تحریک طالبان پاکستان مسئولیت آن را بر عهده گرفت، ۱۲ تن کشته شدند.", dict(**TG), True),
     ("claim-fa", "در حمله روز سه‌شنبه که شاخه‌ای از تحریک طالبان پاکستان مسئولیت آن را بر عهده گرفت، ۱۲ تن کشته شدند.", dict(**TG), False),
