@@ -2284,6 +2284,50 @@ EXAMPLES = [
     ("statement-comment-fa", "ارتش اعلام کرد در درگیری با مهاجمان شش تروریست کشته شدند.", dict(**TG), False),
     ("statement-comment-fa", "رئیس‌جمهور ترکیه دولت سوریه را تهدید کرد و گفت پاسخ ما به کشته شدن سربازانمان پایان نیافته است.", dict(**TG), True),
     ("statement-comment-fa", "جبهه مقاومت ادعا کرده است که در حمله‌ای در کابل شش عضو طالبان کشته شدند.", dict(**TG), False),
+    # round 14 (fa): the attack laid at someone's door or directed by a service; a group's act in the
+    # subjunctive after "توانستند"
+    ("statement-blame-fa", "دولت هند حمله انتحاری به کاروان نیروهای امنیتی را به گردن ایادی دولت همسایه انداخت.", dict(**TG), True),
+    ("statement-blame-fa", "فرمانده نیروی زمینی گفت حملات تروریستی اخیر در مرز با هدایت سرویس‌های دشمن صورت می‌گیرد.", dict(**TG), True),
+    ("statement-blame-fa", "وزیر آموزش گفت برگزاری امتحانات نهایی با هدایت معاونت آموزشی صورت می‌گیرد.", dict(**TG), False),
+    ("statement-blame-fa", "وزیر ورزش گفت شکست تیم ملی را نباید به گردن مربی انداخت.", dict(**TG), False),
+    ("claim-stance-fa", "در این بیانیه آمده است: «مجاهدان ما توانستند مقر دشمن را با موشک هدف قرار دهند».", dict(**TG), True),
+    ("claim-stance-fa", "سخنگوی سپاه گفت رزمندگان ما توانستند مواضع تروریست‌ها را هدف قرار دهند.", dict(**TG), False),
+    # round 14 (fa): a district governor and "behind the bombing" blame; a newspaper or a channel naming the
+    # author is not a government; Baloch and Kurdish armed parties by their full names are groups, not states
+    ("statement-blame-fa", "ولسوال خان‌آباد گفت عاملان این حمله از اعضای داعش بودند.", dict(**TG), True),
+    ("statement-blame-fa", "وزارت کشور اعلام کرد یک گروهک تروریستی پشت بمب‌گذاری در بازار شهر است.", dict(**TG), True),
+    ("statement-blame-fa", "روزنامه نیویورک تایمز نوشت اسرائیل پشت انفجار در بندر بوده است.", dict(**TG), False),
+    ("statement-blame-fa", "شبکه تلویزیونی رووداو عامل این انفجارها را جمهوری اسلامی ایران میداند و ویدئوهایی نیز در این رابطه منتشر کرده است.", dict(**TG), False),
+    ("claim-formula-fa", "ارتش رهایی بخش بلوچ ادعا کرد که ۱۰ سرباز پاکستانی را در حمله به یک پاسگاه کشته است.", dict(**TG), True),
+    ("statement-comment-fa", "ارتش رهایی بخش بلوچ ادعا کرد که ۱۰ سرباز پاکستانی را در حمله به یک پاسگاه کشته است.", dict(**TG), False),
+    ("claim-formula-fa", "حزب حیات آزاد کردستان اعلام کرد گریلاهایش یک پایگاه نظامی سپاه را در مریوان هدف قرار دادند.", dict(**TG), True),
+    ("statement-strike-fa", "حزب حیات آزاد کردستان اعلام کرد گریلاهایش یک پایگاه نظامی سپاه را در مریوان هدف قرار دادند.", dict(**TG), False),
+    # round 14 (fa): a claim told as recent background or doubted is a report
+    ("claim-fa", "داعش اخیرا مسئولیت حمله به زیارتگاه شیعیان را نیز بر عهده گرفت که در آن ۱۵ نفر کشته شدند.", dict(**TG), False),
+    ("report-fa", "داعش اخیرا مسئولیت حمله به زیارتگاه شیعیان را نیز بر عهده گرفت که در آن ۱۵ نفر کشته شدند.", dict(**TG), True),
+    ("claim-fa", "رویترز گزارش کرد که داعش مسئولیت حمله به مرکز خرید را به عهده گرفته است که این ادعا مورد تردید کارشناسان قرار گرفت.", dict(**TG), False),
+    ("claim-fa", "مجری: گروه جیش العدل مسئولیت حمله به پاسگاه را بر عهده گرفته است. آیا این گروه توان چنین حمله‌ای را دارد؟", dict(**TG), False),
+    ("report-fa", "مجری: گروه جیش العدل مسئولیت حمله به پاسگاه را بر عهده گرفته است. آیا این گروه توان چنین حمله‌ای را دارد؟", dict(**TG), True),
+    # round 14 (fa): "the blast was their work"; a "liberation army" opening the line is a group, not a state's army
+    ("claim-fa", "شاخه خراسان داعش اعلام کرده است که انفجار دیروز در بدخشان کار آنها بوده است.", dict(**TG), True),
+    ("claim-fa", "سخنگوی ارتش آزادیبخش بلوچستان در بیانیه‌ای گفت جنگجویان این گروه کاروان ارتش را هدف قرار دادند.", dict(**TG), True),
+    ("claim-fa", "سخنگوی ارتش پاکستان گفت جنگجویان این گروه کاروان ارتش را هدف قرار دادند.", dict(**TG), False),
+    ("claim-fa", "مربی تیم گفت شکست دیروز کار آنها بوده است و داور مقصر نیست.", dict(**TG), False),
+    # round 14 (fa): security services as speakers, a cell dismantled, the attacker named by the police
+    ("statement-comment-fa", "سازمان امنیت ملی قرقیزستان اعلام کرد یک هسته تروریستی را در بیشکک متلاشی کرده است.", dict(**TG), True),
+    ("statement-comment-fa", "پلیس گفت در این انفجار یک خودرو به طور کامل متلاشی شد و دو نفر کشته شدند.", dict(**TG), False),
+    ("statement-blame-fa", "پلیس کویت اعلام کرد عامل انفجار مسجد امام صادق عضو داعش بوده است.", dict(**TG), True),
+    ("statement-blame-fa", "داعش با انتشار تصویر عامل انتحاری، او را «ابوعمر» معرفی کرد.", dict(**TG), False),
+    ("statement-comment-fa", "سپاه اعلام کرد مراسم بزرگداشت شهدای حمله تروریستی کرمان فردا برگزار می‌شود.", dict(**TG), False),
+    ("statement-comment-fa", "سخنگوی دولت گفت جلسه هیئت دولت درباره حمله ملخ‌ها به مزارع برگزار شد.", dict(**TG), False),
+    # round 14 (fa): a group justifying another's operation does not claim it
+    ("claim-formula-fa", "سخنگوی حماس گفت عملیات تل‌آویو پاسخ طبیعی به جنایات اشغالگران است.", dict(**TG), False),
+    ("claim-formula-fa", "به گفته منابع محلی، گروه طالبان پاکستان به پاسگاه مرزی حمله کرد.", dict(**TG), False),
+    # round 14 (fa): the claim in a relative clause, the news after it, is a report; "said that it claimed" is not
+    ("report-fa", "در حمله روز سه‌شنبه که شاخه‌ای از تحریک طالبان پاکستان مسئولیت آن را بر عهده گرفت، ۱۲ تن کشته شدند.", dict(**TG), True),
+    ("claim-fa", "در حمله روز سه‌شنبه که شاخه‌ای از تحریک طالبان پاکستان مسئولیت آن را بر عهده گرفت، ۱۲ تن کشته شدند.", dict(**TG), False),
+    ("claim-fa", "طالبان پاکستان که مسئولیت این حمله را پذیرفته، خواستار آزادی زندانیانش شد.", dict(**TG), False),
+    ("claim-fa", "داعش اعلام کرد که مسئولیت حمله را پذیرفته است، حمله‌ای که ۲۰ کشته برجا گذاشت.", dict(**TG), True),
 ]
 
 
