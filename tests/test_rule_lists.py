@@ -342,6 +342,14 @@ def test_rules_built_while_the_child_parses_the_lists_equal_those_built_after(tm
     assert sel.terms is forked.lists[0].terms and len(sel.terms) == 6
     for text in ("يحيى سريع claimed it", "Abu Obeida spoke", "in Sanaa today", "Yahya Saree claimed it"):
         assert repr(Matcher(forked).match(msg(text))) == repr(Matcher(inproc).match(msg(text)))
+    # a flat list's terms come with each term's rarest word from the child: the compiler's
+    # word ids and anchors are those it computes itself
+    from monitor.rules import matcher as matcher_mod
+
+    places = forked.lists[1].terms
+    assert places._pre is not None and getattr(inproc.lists[1].terms, "_pre", None) is None
+    got = matcher_mod._Interner()._compile_flat(matcher_mod._FieldIndex("text"), places)
+    assert got == matcher_mod._Interner()._compile_flat(matcher_mod._FieldIndex("text"), inproc.lists[1].terms)
 
 
 def test_problems_are_the_same_whether_rules_were_built_early_or_not(tmp_path, monkeypatch) -> None:

@@ -70,7 +70,9 @@ class ListTerms:
     form (:meth:`of_flat`: what a plain CSV list is parsed into, see
     :func:`~monitor.rules.terms.parse_terms_flat`)."""
 
-    __slots__ = ("_raws", "_flat", "_terms", "__weakref__")
+    # _pre: each term's rarest word (index, cost), computed by the lists' child (see
+    # _rarest_of) for the compiler; not pickled (the cache entry has the compiled set)
+    __slots__ = ("_raws", "_flat", "_terms", "_pre", "__weakref__")
 
     def __init__(self, terms: "Iterable[Term]" = ()) -> None:
         self._terms: tuple[Term, ...] | None = tuple(terms)
@@ -551,7 +553,7 @@ class PendingListTerms(ListTerms):
     __slots__ = ()
 
     def __init__(self) -> None:  # noqa: D107 - nothing yet
-        self._terms = self._raws = self._flat = None
+        self._terms = self._raws = self._flat = self._pre = None
 
     def _pending(self, *_args: object) -> "Any":
         raise ListPending("a watch list still being parsed")
@@ -570,7 +572,57 @@ def fill_pending(pending: ListTerms, got: ListTerms) -> None:
     """Give ``pending`` (a :class:`PendingListTerms`) the terms of ``got`` and make it a plain
     :class:`ListTerms`: every selection already built against it sees the list's terms."""
     pending._terms, pending._raws, pending._flat = got._terms, got._raws, got._flat
+    pending._pre = getattr(got, "_pre", None)
     pending.__class__ = ListTerms
+
+
+def _rarest_of(lists: dict[str, WatchList]) -> dict[str, tuple[bytes, bytes]]:
+    """For each list in its flat form: each term's rarest word, the first of its cheapest by
+    :func:`~monitor.rules.anchors.word_cost` (the compiler's anchor choice, see
+    ``matcher._Interner._compile_flat``), as two arrays' bytes (index ``B``, cost ``d``).
+    Computed by the lists' child after parsing, while the parent still builds the rules: a
+    pure function of the words, so the compiler takes it as it is."""
+    from .anchors import word_cost
+
+    memo: dict[Word, float] = {}
+    out: dict[str, tuple[bytes, bytes]] = {}
+    for name, wl in lists.items():
+        terms = wl.terms
+        flat = terms._flat if isinstance(terms, ListTerms) else None
+        if flat is None:
+            continue
+        words, ids, counts = flat
+        wc = [memo[w] if w in memo else memo.setdefault(w, word_cost(w)) for w in words]
+        cs = list(map(wc.__getitem__, ids))
+        if len(ids) == len(counts):  # one word each
+            idx = bytes(len(counts))
+            rc = cs
+        else:
+            at = 0
+            ix: list[int] = []
+            rc = []
+            for k in counts:
+                if k == 1:
+                    ix.append(0)
+                    rc.append(cs[at])
+                else:
+                    c = cs[at : at + k]
+                    m = min(c)
+                    ix.append(c.index(m))
+                    rc.append(m)
+                at += k
+            idx = bytes(ix)
+        out[name] = (idx, array("d", rc).tobytes())
+    return out
+
+
+def _attach_rarest(lists: dict[str, WatchList], rarest: dict[str, tuple[bytes, bytes]]) -> None:
+    for name, (idx, rc) in rarest.items():
+        wl = lists.get(name)
+        if wl is not None:
+            costs = array("d")
+            costs.frombytes(rc)
+            wl.terms._pre = tuple(zip(idx, costs))  # type: ignore[union-attr]
 
 
 def _read_ahead(files: Sequence[str]) -> "dict[str, bytes] | None":
@@ -630,7 +682,7 @@ def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable
             problems: list[Problem] = []
             failed: set[str] = set()
             got = load_lists(files, problems, failed, data)
-            out = pickle.dumps((got, problems, failed), protocol=pickle.HIGHEST_PROTOCOL)
+            out = pickle.dumps((got, problems, failed, _rarest_of(got)), protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(wfd, "wb") as fh:
                 fh.write(out)
             code = 0
@@ -645,7 +697,9 @@ def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable
         finally:
             _pid, status = os.waitpid(pid, 0)
         if status == 0 and got:
-            return pickle.loads(got)  # the lists' terms come flat (see ListTerms)
+            lists, problems, failed, rarest = pickle.loads(got)  # the lists' terms come flat (see ListTerms)
+            _attach_rarest(lists, rarest)
+            return lists, problems, failed
         problems = []
         failed = set()
         return load_lists(files, problems, failed), problems, failed
