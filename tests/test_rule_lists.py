@@ -222,7 +222,7 @@ def test_lists_loaded_in_a_second_process_equal_those_loaded_in_process(tmp_path
     files = lists_mod.list_files([str(d)])
     monkeypatch.setattr(lists_mod, "FORK_MIN_BYTES", 0)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # a core to spare
+    monkeypatch.setattr(lists_mod, "_runnable_now", lambda: 1)  # only this process: a core to spare
     # a thread left by an earlier test (e.g. a cache writer) would make the loader keep to
     # one process; the child only parses and exits, so the fork is safe to ask for here
     monkeypatch.setattr(threading, "active_count", lambda: 1)
@@ -245,11 +245,132 @@ def test_lists_loaded_in_a_second_process_equal_those_loaded_in_process(tmp_path
     forked_set = load_rules([d])
     monkeypatch.setattr(lists_mod, "FORK_MIN_BYTES", 1 << 40)
     inproc_set = load_rules([d])
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 0.5, 0.5))  # both cores busy: in-process
+    monkeypatch.setattr(lists_mod, "_runnable_now", lambda: 2)  # another task runnable: in-process
     assert lists_mod.load_lists_in_background(files) is None
     assert [r.hash for r in forked_set.rules] == [r.hash for r in inproc_set.rules]
     text = msg("يحيى سريع claimed it; والدولة الإسلامية")
     assert repr(Matcher(forked_set).match(text)) == repr(Matcher(inproc_set).match(text))
+
+
+def test_the_child_is_asked_for_only_when_a_core_is_free_now(monkeypatch) -> None:
+    """The decision is the number of tasks runnable this instant (this one included), not the
+    last minute's load average (which counts this process's own busy minute); the load
+    average only where that count cannot be read."""
+    import os
+
+    from monitor.rules import lists as lists_mod
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.6, 1.0, 1.0))
+    monkeypatch.setattr(lists_mod, "_runnable_now", lambda: 1)
+    assert lists_mod._idle_core()
+    monkeypatch.setattr(lists_mod, "_runnable_now", lambda: 2)
+    assert not lists_mod._idle_core()
+    monkeypatch.setattr(lists_mod, "_runnable_now", lambda: None)
+    assert not lists_mod._idle_core()
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.7, 1.0, 1.0))
+    assert lists_mod._idle_core()
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(lists_mod, "_runnable_now", lambda: 1)
+    assert not lists_mod._idle_core()
+
+
+EARLY_RULES = {
+    "a-plain.yml": "id: plain\nmatch:\n  who: ['@list:commanders']\n  what: [claimed]\ncondition: who and what\n",
+    "b-near.yml": RULE.replace("id: commanders", "id: near-list"),
+    "c-mixed.yml": "id: mixed\nmatch:\n  who: ['@list:commanders', 'Abu Obeida']\ncondition: who\n",
+    "d-other.yml": "id: other\nmatch:\n  who: ['@list:places']\ncondition: who\n",
+}
+
+
+def _load_both_ways(d, monkeypatch):  # noqa: ANN001, ANN202
+    """(forked result, in-process result) of load_rules: each the rule set or the problems."""
+    import os
+    import threading
+
+    from monitor.rules import lists as lists_mod
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setattr(lists_mod, "_runnable_now", lambda: 1)
+    out = []
+    for min_bytes in (0, 1 << 40):  # forked, then in-process
+        monkeypatch.setattr(lists_mod, "FORK_MIN_BYTES", min_bytes)
+        try:
+            out.append(load_rules([d]))
+        except RuleSetError as exc:
+            out.append([str(p) for p in exc.problems])
+    return out
+
+
+def test_rules_built_while_the_child_parses_the_lists_equal_those_built_after(tmp_path, monkeypatch) -> None:
+    """With the lists in a forked child the rules are built against stand-ins of the lists
+    while it works (a rule file that needs a list's terms, e.g. a ``near`` group or a list
+    mixed with other terms, is built once they are in): the same rules in the same order, the
+    same hashes, lists and hits as building them after the lists."""
+    import os
+
+    from monitor.rules import lists as lists_mod
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    d = rules_dir(tmp_path, lists={"commanders.csv": COMMANDERS_CSV, "places.csv": "Sanaa,صنعاء\nكرمان,کرمان\n"})
+    (d / "watch.yml").unlink()
+    for name, text in EARLY_RULES.items():
+        write(d / name, text)
+    built: list = []
+    real = lists_mod.load_lists_in_background
+    monkeypatch.setattr(lists_mod, "load_lists_in_background", real)
+    import monitor.rules.loader as loader_mod
+
+    def spy(files):  # noqa: ANN001, ANN202
+        job = real(files)
+        built.append(job is not None and job.shells is not None)
+        return job
+
+    monkeypatch.setattr(loader_mod, "load_lists_in_background", spy)
+    forked, inproc = _load_both_ways(d, monkeypatch)
+    assert built == [True, False]
+    assert [r.id for r in forked.rules] == [r.id for r in inproc.rules] == ["plain", "near-list", "mixed", "other"]
+    assert [r.hash for r in forked.rules] == [r.hash for r in inproc.rules]
+    assert [(wl.name, wl.digest, wl.entries, list(wl.terms)) for wl in forked.lists] == \
+        [(wl.name, wl.digest, wl.entries, list(wl.terms)) for wl in inproc.lists]
+    for wl in forked.lists:
+        assert type(wl.terms) is lists_mod.ListTerms
+    # the early rules hold the list's own terms object, filled in place
+    sel = forked.rules[0].selection("who")
+    assert sel.terms is forked.lists[0].terms and len(sel.terms) == 6
+    for text in ("يحيى سريع claimed it", "Abu Obeida spoke", "in Sanaa today", "Yahya Saree claimed it"):
+        assert repr(Matcher(forked).match(msg(text))) == repr(Matcher(inproc).match(msg(text)))
+    # a flat list's terms come with each term's rarest word from the child: the compiler's
+    # word ids and anchors are those it computes itself
+    from monitor.rules import matcher as matcher_mod
+
+    places = forked.lists[1].terms
+    assert places._pre is not None and getattr(inproc.lists[1].terms, "_pre", None) is None
+    got = matcher_mod._Interner()._compile_flat(matcher_mod._FieldIndex("text"), places)
+    assert got == matcher_mod._Interner()._compile_flat(matcher_mod._FieldIndex("text"), inproc.lists[1].terms)
+
+
+def test_problems_are_the_same_whether_rules_were_built_early_or_not(tmp_path, monkeypatch) -> None:
+    """Problems in rule files (reported in file order) and in a list (then every rule is
+    built again after the lists, as in one process) read the same either way."""
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    rules = dict(EARLY_RULES)
+    rules["b-near.yml"] = rules["b-near.yml"].replace("within: 4", "within: -1")
+    rules["e-bad.yml"] = "id: bad\nmatch:\n  who: ['@list:nolist']\ncondition: who or x\n"
+    d = rules_dir(tmp_path, lists={"commanders.csv": COMMANDERS_CSV, "places.csv": "Sanaa\n"})
+    (d / "watch.yml").unlink()
+    for name, text in rules.items():
+        write(d / name, text)
+    forked, inproc = _load_both_ways(d, monkeypatch)
+    assert isinstance(forked, list) and forked == inproc and len(forked) >= 2
+    (d / "lists" / "places.csv").write_text("ok\n@list:commanders\n", encoding="utf-8")  # a list with a problem
+    forked, inproc = _load_both_ways(d, monkeypatch)
+    assert isinstance(forked, list) and forked == inproc and any("places" in p for p in forked)
 
 
 BATCH_TERMS = [

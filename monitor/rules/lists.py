@@ -30,7 +30,7 @@ from array import array
 from dataclasses import dataclass
 from operator import itemgetter
 from itertools import chain, islice, repeat
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .problems import Problem
 from .terms import Term, TermError, Word, parse_term, parse_terms, parse_terms_flat
@@ -70,7 +70,9 @@ class ListTerms:
     form (:meth:`of_flat`: what a plain CSV list is parsed into, see
     :func:`~monitor.rules.terms.parse_terms_flat`)."""
 
-    __slots__ = ("_raws", "_flat", "_terms", "__weakref__")
+    # _pre: each term's rarest word (index, cost), computed by the lists' child (see
+    # _rarest_of) for the compiler; not pickled (the cache entry has the compiled set)
+    __slots__ = ("_raws", "_flat", "_terms", "_pre", "__weakref__")
 
     def __init__(self, terms: "Iterable[Term]" = ()) -> None:
         self._terms: tuple[Term, ...] | None = tuple(terms)
@@ -179,16 +181,33 @@ def read_bounded(file: str, size: int, limit: int) -> bytes:
 
 
 def _idle_core() -> bool:
-    """Whether a second process would get a core of its own: two CPUs or more and a load
-    average (last minute) at most one below their number. The child costs ~1 CPU second more
-    than loading in-process (pickling, copy-on-write pages): on a machine whose cores are
-    all busy it only adds work (measured: no gain in wall time at a load of 3 on 2 cores)."""
+    """Whether a second process would get a core of its own now: two CPUs or more and fewer
+    other tasks runnable this instant than the CPUs less one (``/proc/loadavg``'s count of
+    runnable tasks, this process included; where it cannot be read, the last minute's load
+    average at most one below the CPUs). An instant, not the last minute: the load average
+    counts the loading process's own last minute (a bench or a daemon that was busy before the
+    load) and trails a machine that just became idle or busy. On a machine whose other cores
+    are busy the child only adds work (pickling, copy-on-write pages): loaded in-process then."""
     cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return False
+    running = _runnable_now()
+    if running is not None:
+        return running - 1 <= cpus - 2
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return False
-    return cpus >= 2 and load <= cpus - 1
+    return load <= cpus - 1
+
+
+def _runnable_now() -> int | None:
+    """Tasks runnable on the machine this instant, this one included (Linux), or None."""
+    try:
+        with open("/proc/loadavg", "rb") as fh:
+            return int(fh.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _list_terms(raws: "list[str] | str", counts: bytes, words: tuple, ids: bytes) -> ListTerms:
@@ -296,12 +315,15 @@ def _is_list_root(root: str) -> bool:
     return os.path.basename(root) == LIST_DIR
 
 
-def load_lists(files: Sequence[str], problems: list[Problem], failed: set[str] | None = None) -> dict[str, WatchList]:
+def load_lists(
+    files: Sequence[str], problems: list[Problem], failed: set[str] | None = None, data: dict[str, bytes] | None = None
+) -> dict[str, WatchList]:
     """The lists of ``files`` by name; problems are appended to ``problems``, the names of
-    the lists that had problems added to ``failed``."""
+    the lists that had problems added to ``failed``. ``data``: files already read (their
+    bytes, see :func:`_read_ahead`), not read again."""
     out: dict[str, WatchList] = {}
     for file in files:
-        got = load_list(file, problems)
+        got = load_list(file, problems, None if data is None else data.get(file))
         if got is None:
             if failed is not None:
                 failed.add(os.path.splitext(os.path.basename(file))[0])
@@ -314,12 +336,14 @@ def load_lists(files: Sequence[str], problems: list[Problem], failed: set[str] |
     return out
 
 
-def load_list(file: str, problems: list[Problem]) -> WatchList | None:
+def load_list(file: str, problems: list[Problem], data: bytes | None = None) -> WatchList | None:
     name = os.path.splitext(os.path.basename(file))[0]
     if not _NAME_RE.match(name):
         problems.append(Problem(file, 1, 1, f"invalid list name '{name}': name the file with lowercase letters, "
                                             "digits, '.', '_' and '-' (e.g. houthi-commanders.csv)"))
         return None
+    if data is not None:  # read by the parent before the fork (no problem there: see _read_ahead)
+        return _parse_list(file, name, data, problems)
     try:
         size = os.path.getsize(file)
         if size > MAX_LIST_BYTES:
@@ -334,6 +358,10 @@ def load_list(file: str, problems: list[Problem]) -> WatchList | None:
         problems.append(Problem(file, 1, 1, f"list file is over {MAX_LIST_BYTES / 2**20:.0f} MiB; the limit is "
                                             f"{MAX_LIST_BYTES / 2**20:.0f} MiB (split it into several lists)"))
         return None
+    return _parse_list(file, name, data, problems)
+
+
+def _parse_list(file: str, name: str, data: bytes, problems: list[Problem]) -> WatchList | None:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -504,10 +532,119 @@ def _yaml_rows(file: str, text: str, problems: list[Problem]) -> list[tuple[int,
 
 
 # -- loading the lists in a second process ----------------------------------------------------
-# 200,000 names cost ~1.3 s of parsing; the rule files' YAML costs as much. When a core is idle
-# the lists are parsed in a forked child while the parent parses the rule files, and
-# come back pickled flat (see ListTerms: no pickled object per term).
+# 200,000 names cost ~2 s of parsing; the rule files' reading and YAML cost ~1.5 s. When a core
+# is free the lists are parsed in a forked child while the parent parses the rule files and
+# then builds the rules against stand-ins of the lists (PendingListTerms: a rule holds a list's
+# terms object and its digest, not its names); the child's lists come back pickled flat (see
+# ListTerms: no pickled object per term) and fill the stand-ins in place.
 FORK_MIN_BYTES = 2 * 1024 * 1024  # list files smaller than this in all are loaded in-process
+
+
+class ListPending(Exception):
+    """Something asked for the terms of a list its child has not sent yet (see
+    :class:`PendingListTerms`): build that rule file again once the lists are in."""
+
+
+class PendingListTerms(ListTerms):
+    """A list's terms while the child parses them: rules can reference it (their selections
+    hold this object, shared like any list's terms) but whatever asks for its terms raises
+    :class:`ListPending`. :func:`fill_pending` makes it the list's :class:`ListTerms`, in place."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:  # noqa: D107 - nothing yet
+        self._terms = self._raws = self._flat = self._pre = None
+
+    def _pending(self, *_args: object) -> "Any":
+        raise ListPending("a watch list still being parsed")
+
+    flat = word_tuples = terms = __len__ = __iter__ = __getitem__ = __eq__ = __reduce__ = _pending  # type: ignore[assignment]
+    raws = property(_pending)  # type: ignore[assignment]
+
+    def __hash__(self) -> int:
+        return self._pending()
+
+    def __repr__(self) -> str:
+        return "PendingListTerms()"
+
+
+def fill_pending(pending: ListTerms, got: ListTerms) -> None:
+    """Give ``pending`` (a :class:`PendingListTerms`) the terms of ``got`` and make it a plain
+    :class:`ListTerms`: every selection already built against it sees the list's terms."""
+    pending._terms, pending._raws, pending._flat = got._terms, got._raws, got._flat
+    pending._pre = getattr(got, "_pre", None)
+    pending.__class__ = ListTerms
+
+
+def _rarest_of(lists: dict[str, WatchList]) -> dict[str, tuple[bytes, bytes]]:
+    """For each list in its flat form: each term's rarest word, the first of its cheapest by
+    :func:`~monitor.rules.anchors.word_cost` (the compiler's anchor choice, see
+    ``matcher._Interner._compile_flat``), as two arrays' bytes (index ``B``, cost ``d``).
+    Computed by the lists' child after parsing, while the parent still builds the rules: a
+    pure function of the words, so the compiler takes it as it is."""
+    from .anchors import word_cost
+
+    memo: dict[Word, float] = {}
+    out: dict[str, tuple[bytes, bytes]] = {}
+    for name, wl in lists.items():
+        terms = wl.terms
+        flat = terms._flat if isinstance(terms, ListTerms) else None
+        if flat is None:
+            continue
+        words, ids, counts = flat
+        wc = [memo[w] if w in memo else memo.setdefault(w, word_cost(w)) for w in words]
+        cs = list(map(wc.__getitem__, ids))
+        if len(ids) == len(counts):  # one word each
+            idx = bytes(len(counts))
+            rc = cs
+        else:
+            at = 0
+            ix: list[int] = []
+            rc = []
+            for k in counts:
+                if k == 1:
+                    ix.append(0)
+                    rc.append(cs[at])
+                else:
+                    c = cs[at : at + k]
+                    m = min(c)
+                    ix.append(c.index(m))
+                    rc.append(m)
+                at += k
+            idx = bytes(ix)
+        out[name] = (idx, array("d", rc).tobytes())
+    return out
+
+
+def _attach_rarest(lists: dict[str, WatchList], rarest: dict[str, tuple[bytes, bytes]]) -> None:
+    for name, (idx, rc) in rarest.items():
+        wl = lists.get(name)
+        if wl is not None:
+            costs = array("d")
+            costs.frombytes(rc)
+            wl.terms._pre = tuple(zip(idx, costs))  # type: ignore[union-attr]
+
+
+def _read_ahead(files: Sequence[str]) -> "dict[str, bytes] | None":
+    """Each list file's bytes, read before the fork (the child parses them from its copy of
+    this memory; the parent needs their digests for the stand-ins), or None when a file would
+    be a problem (a bad or repeated name, too big, unreadable): then the child reads and
+    reports as :func:`load_lists` does, and the rules are built after it answered."""
+    out: dict[str, bytes] = {}
+    names: set[str] = set()
+    try:
+        for file in files:
+            name = os.path.splitext(os.path.basename(file))[0]
+            size = os.path.getsize(file)
+            if not _NAME_RE.match(name) or name in names or size > MAX_LIST_BYTES:
+                return None
+            names.add(name)
+            data = out[file] = read_bounded(file, size, MAX_LIST_BYTES)
+            if len(data) > MAX_LIST_BYTES:
+                return None
+    except OSError:
+        return None
+    return out
 
 
 def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable, see below
@@ -515,7 +652,10 @@ def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable
     (``os.fork`` available, one thread in this process, a core to spare: see
     :func:`_idle_core`, at least :data:`FORK_MIN_BYTES` of list files); returns a callable giving ``(lists, problems,
     failed)``, or None (then load them in-process). The callable must be called once (it
-    reaps the child; a child that failed is replaced by loading in-process)."""
+    reaps the child; a child that failed is replaced by loading in-process). Its ``shells``
+    attribute: list name -> a :class:`WatchList` whose terms are a :class:`PendingListTerms`
+    (its digest already right), to build rules against while the child works; None when a
+    list file would be a problem (then build the rules after the call)."""
     import threading
 
     if not files or not hasattr(os, "fork") or threading.active_count() != 1 or not _idle_core():
@@ -527,6 +667,7 @@ def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable
     if total < FORK_MIN_BYTES:
         return None
     files = list(files)
+    data = _read_ahead(files)
     rfd, wfd = os.pipe()
     try:
         pid = os.fork()
@@ -540,10 +681,10 @@ def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable
             os.close(rfd)
             problems: list[Problem] = []
             failed: set[str] = set()
-            got = load_lists(files, problems, failed)
-            data = pickle.dumps((got, problems, failed), protocol=pickle.HIGHEST_PROTOCOL)
+            got = load_lists(files, problems, failed, data)
+            out = pickle.dumps((got, problems, failed, _rarest_of(got)), protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(wfd, "wb") as fh:
-                fh.write(data)
+                fh.write(out)
             code = 0
         finally:
             os._exit(code)
@@ -552,13 +693,23 @@ def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable
     def result() -> tuple[dict[str, WatchList], list[Problem], set[str]]:
         try:
             with os.fdopen(rfd, "rb") as fh:
-                data = fh.read()
+                got = fh.read()
         finally:
             _pid, status = os.waitpid(pid, 0)
-        if status == 0 and data:
-            return pickle.loads(data)  # the lists' terms come flat (see ListTerms)
+        if status == 0 and got:
+            lists, problems, failed, rarest = pickle.loads(got)  # the lists' terms come flat (see ListTerms)
+            _attach_rarest(lists, rarest)
+            return lists, problems, failed
         problems = []
         failed = set()
         return load_lists(files, problems, failed), problems, failed
 
+    result.shells = None  # type: ignore[attr-defined]
+    if data is not None:
+        result.shells = {  # type: ignore[attr-defined]
+            os.path.splitext(os.path.basename(f))[0]: WatchList(
+                os.path.splitext(os.path.basename(f))[0], f, PendingListTerms(), hashlib.sha256(b).hexdigest()  # type: ignore[arg-type]
+            )
+            for f, b in data.items()
+        }
     return result

@@ -24,7 +24,10 @@ from ..model import KINDS
 from .condition import RESERVED, ConditionErrors, parse_condition, single_condition
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
 from ..gcpause import paused_gc
-from .lists import LIST_DIR, LIST_EXTENSIONS, ListTerms, WatchList, list_files, load_lists, load_lists_in_background, entry_prefix, read_bounded, walk_files
+from .lists import (
+    LIST_DIR, LIST_EXTENSIONS, ListPending, ListTerms, WatchList, entry_prefix, fill_pending, list_files, load_lists,
+    load_lists_in_background, read_bounded, walk_files,
+)
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, check_regex
 from .ruleset import FIELDS, LEVELS, OPS, Rule, RuleSet, Selection
@@ -258,41 +261,37 @@ def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None
     problems: list[Problem] = []
     files, found_lists = rule_and_list_files(paths, problems)
     lists_job = load_lists_in_background(found_lists)  # a second process, if it helps
+    shells = getattr(lists_job, "shells", None)  # the lists' stand-ins (see lists.PendingListTerms)
+    early = None
+    term_memo: dict = {}
+    actor_memo: dict[tuple[str, str], object] = {}
     try:
         parsed = [(file, _parse_file(file, problems)) for file in files]
+        actors, actor_files = _build_all_actors(parsed, problems)
+        if shells is not None:  # the rules built while the child parses the lists
+            early = _build_files(parsed, actor_files, actors, actor_memo, term_memo, shells, set(), known_destinations, True)
     finally:
         loaded = lists_job() if lists_job is not None else None  # (lists, their problems, failed lists)
-    actors: dict[str, Actor] = {}
-    actor_files = []
-    for file, got in parsed:
-        if got is not None and _is_actor_file(got[2]):
-            actor_files.append(file)
-            for actor in _build_actors(got[0], got[2]):
-                other = actors.get(actor.id)
-                if other is None:
-                    actors[actor.id] = actor
-                else:
-                    problems.append(Problem(actor.file, actor.line, actor.col,
-                                            f"duplicate actor id '{actor.id}' (also defined at {other.file}:{other.line}:{other.col})"))
-    _check_members(actors, problems)
     failed_lists: set[str] = set()
     if loaded is None:
         lists = load_lists(found_lists, problems, failed_lists)
     else:
         lists, list_problems, failed_lists = loaded
         problems.extend(list_problems)
+        if early is not None and (list_problems or failed_lists or not _fill_shells(shells, lists)):
+            early = None  # a list with problems: the rules are built the usual way, below
+        if early is not None:
+            lists = {name: WatchList(wl.name, wl.file, shells[name].terms, wl.digest, wl.entries) for name, wl in lists.items()}
+    if early is None:
+        early = _build_files(parsed, actor_files, actors, actor_memo, term_memo, lists, failed_lists, known_destinations, False)
     rules: list[Rule] = []
-    actor_memo: dict[tuple[str, str], object] = {}
-    term_memo: dict = {}
-    for file, got in parsed:
-        if got is not None and file not in actor_files:
-            ctx, data, root = got
-            ctx.actors = actors
-            ctx.actor_memo = actor_memo
-            ctx.term_memo = term_memo
-            ctx.lists = lists
-            ctx.failed_lists = failed_lists
-            rules.extend(_build_rules(ctx, data, root, known_destinations))
+    for i, got in enumerate(early):
+        if got is None:  # it asked for a list's terms before the child's answer: built now
+            got = _build_files([parsed[i]], actor_files, actors, actor_memo, term_memo, lists, failed_lists,
+                               known_destinations, True)[0]
+        built, file_problems = got  # type: ignore[misc]
+        rules.extend(built)
+        problems.extend(file_problems)
     first: dict[str, Rule] = {}
     for rule in rules:
         other = first.get(rule.id)
@@ -306,6 +305,67 @@ def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None
     if problems:
         raise RuleSetError(problems)
     return RuleSet(rules=rules, files=files, actors=list(actors.values()), lists=list(lists.values()))
+
+
+def _build_all_actors(parsed: list, problems: list[Problem]) -> tuple[dict[str, Actor], list[str]]:
+    """The actors of the actor files among ``parsed`` (read first: any rule can reference any actor)."""
+    actors: dict[str, Actor] = {}
+    actor_files = []
+    for file, got in parsed:
+        if got is not None and _is_actor_file(got[2]):
+            actor_files.append(file)
+            for actor in _build_actors(got[0], got[2]):
+                other = actors.get(actor.id)
+                if other is None:
+                    actors[actor.id] = actor
+                else:
+                    problems.append(Problem(actor.file, actor.line, actor.col,
+                                            f"duplicate actor id '{actor.id}' (also defined at {other.file}:{other.line}:{other.col})"))
+    _check_members(actors, problems)
+    return actors, actor_files
+
+
+def _build_files(
+    parsed: list, actor_files: list[str], actors: dict[str, Actor], actor_memo: dict, term_memo: dict,
+    lists: dict[str, WatchList], failed_lists: set[str], known_destinations: set[str] | None, apart: bool,
+) -> list:
+    """Per file of ``parsed``: (its rules, its build problems). With ``apart`` each file's
+    problems are collected on their own (the caller adds them in file order) and a file that
+    asks for a list still being parsed (:class:`~monitor.rules.lists.ListPending`) is None;
+    without it the problems go to each file's own list as they come (the usual order)."""
+    out: list = []
+    for file, got in parsed:
+        if got is None or file in actor_files:
+            out.append(((), ()))
+            continue
+        ctx, data, root = got
+        ctx.actors = actors
+        ctx.actor_memo = actor_memo
+        ctx.term_memo = term_memo
+        ctx.lists = lists
+        ctx.failed_lists = failed_lists
+        if not apart:
+            out.append((_build_rules(ctx, data, root, known_destinations), ()))
+            continue
+        shared = ctx.problems
+        ctx.problems = mine = []
+        try:
+            out.append((_build_rules(ctx, data, root, known_destinations), mine))
+        except ListPending:
+            out.append(None)
+        finally:
+            ctx.problems = shared
+    return out
+
+
+def _fill_shells(shells: dict[str, WatchList], lists: dict[str, WatchList]) -> bool:
+    """Fill the stand-ins the early rules hold with the child's lists; False when the two do
+    not correspond (then nothing is filled)."""
+    if shells.keys() != lists.keys() or any(shells[n].digest != wl.digest for n, wl in lists.items()):
+        return False
+    for name, wl in lists.items():
+        fill_pending(shells[name].terms, wl.terms)  # type: ignore[arg-type]
+    return True
 
 
 def load_actor_titles(paths: Sequence[str | Path]) -> dict[str, str]:

@@ -887,6 +887,9 @@ class _Interner:
             word_id = index.word_id
             gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
         gids = list(map(gl.__getitem__, ids))
+        pre = getattr(terms, "_pre", None)  # each term's rarest word, from the lists' child (watch)
+        if pre is not None:
+            return (tuple(zip(gids)) if len(ids) == len(counts) else tuple(map(tuple, map(islice, repeat(iter(gids)), counts)))), pre
         cs = list(map(self._id_costs(index).__getitem__, gids))  # by word id: no second look-up by word
         if len(ids) == len(counts):  # one word each
             return tuple(zip(gids)), tuple(zip(repeat(0), cs))
