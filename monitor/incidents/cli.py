@@ -70,7 +70,8 @@ def incidents_cmd(
                          no_wrap=col in ("id", "start", "end", "kinds", "counts"))
     for r in rows:
         c = r["counts"]
-        kinds = Text(f"{c['messages']} msgs\n{c['channels']} chans", style="dim") if narrow else Text()
+        kinds = Text(f"{c['messages']} msg{'s' * (c['messages'] != 1)}\n{c['channels']} chan{'s' * (c['channels'] != 1)}",
+                     style="dim") if narrow else Text()
         for k in KINDS:
             if c.get(k):
                 if kinds:
