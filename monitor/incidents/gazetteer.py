@@ -289,9 +289,10 @@ class Gazetteer:
         found: dict[str, Place] = {}
         index = self.index
         n = len(words)
-        joined = " ".join(words)
-        # (any Arabic-script letter at all first: a quicker scan, and most texts have none)
-        if joined.isascii() or _ARABIC_SCRIPT.search(joined) is None or _WORD_STARTS_ARABIC.search(joined) is None:
+        # (an ASCII text first: its words are ASCII, no join needed; then any Arabic-script
+        # letter at all: a quicker scan, and most texts have none)
+        if text.isascii() or (joined := " ".join(words)).isascii() or _ARABIC_SCRIPT.search(joined) is None \
+                or _WORD_STARTS_ARABIC.search(joined) is None:
             # no Arabic-script word (whose proclitic stems may be names): only the words that
             # start a name can, the others are passed over as the loop below would
             names = index.keys() & words  # (the words are looked up in the index: no set of them made)
