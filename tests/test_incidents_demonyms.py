@@ -38,6 +38,9 @@ def test_demonyms_are_not_places_and_say_where_or_who() -> None:
         ("انفجار در یک شهر ایرانی", "country:IR", "where"),
         ("سربازان پاکستانی کشته شدند", "country:PK", "where"),
         ("Israeli agents were behind it", "country:IL", "mention"),
+        # the soldiers and bases of a power whose forces serve abroad are not where it happened
+        ("the Resistance struck an American base with drones", "country:US", "mention"),
+        ("پهپادها پایگاه آمریکایی را هدف قرار دادند", "country:US", "mention"),
     ):
         places, dems = gaz.find_all(text)
         assert places == [] and gaz.find(text) == [], text  # not places

@@ -21,7 +21,8 @@ names that are everyday words (:data:`LATIN_STOP`, :data:`ARABIC_STOP`) is never
 پاکستانی) are not places: :meth:`Gazetteer.find` passes over them (a longer demonym wins over the
 country name it starts with: نیجریه‌ای is not Nigeria) and :meth:`Gazetteer.find_all` returns
 them apart, each with its country and its role by the words next to it (:func:`demonym_role`):
-``where`` ("an Iranian city", "Pakistani soldiers", مدينة إيرانية, سربازان پاکستانی), ``who`` (a
+``where`` ("an Iranian city", "Pakistani soldiers", مدينة إيرانية, سربازان پاکستانی; not the
+soldiers or bases of a power whose forces serve abroad: "an American base"), ``who`` (a
 speaker: "Iranian officials", "the Nigerian army", الخارجية الإيرانية, مقامات پاکستانی) or
 ``mention``. English demonyms: ``countryinfo`` (plus a few everyday forms, :data:`DEMONYM_ALIASES`);
 Arabic and Persian: the nisba of the CLDR and alias names of the countries of the watched region
@@ -153,13 +154,20 @@ DEMONYM_STOP_PAIRS = frozenset({("ماليه", "اي"), ("تركيه", "اي")})
 # the next two words, Arabic and Persian: the two before it, where the noun stands)
 DEMONYM_WHERE = frozenset(normalize(w) for w in """
     city cities town towns village villages province provinces region district border borders soil territory
-    territories capital base bases soldier soldiers troops civilians citizens nationals pilgrims policemen
-    workers villagers checkpoint outpost convoy guards
-    مدينه المدينه مدن بلده البلده قريه القريه محافظه المحافظه اقليم الحدود حدود الاراضي اراضي العاصمه قاعده
-    جنود الجنود جندي عسكريين العسكريين مدنيين المدنيين مواطنين المواطنين مواطنون زوار الزوار رعايا حرس نقطه
-    شهر شهرهاي روستا روستاي استان مرز مرزهاي خاك پايتخت پايگاه سربازان سرباز نظاميان شهروندان زائران
-    اتباع مرزبانان
+    territories capital civilians citizens nationals pilgrims policemen workers villagers
+    مدينه المدينه مدن بلده البلده قريه القريه محافظه المحافظه اقليم الحدود حدود الاراضي اراضي العاصمه
+    مدنيين المدنيين مواطنين المواطنين مواطنون زوار الزوار رعايا
+    شهر شهرهاي روستا روستاي استان مرز مرزهاي خاك پايتخت شهروندان زائران اتباع
     """.split())
+# soldiers and bases: where it happened for the countries of the region ("Pakistani soldiers
+# were killed"), a mention for the powers whose forces serve abroad ("an American base",
+# "American troops" in Iraq or Syria)
+DEMONYM_WHERE_FORCES = frozenset(normalize(w) for w in """
+    base bases soldier soldiers troops checkpoint outpost convoy guards
+    قاعده جنود الجنود جندي عسكريين العسكريين حرس نقطه
+    پايگاه سربازان سرباز نظاميان مرزبانان
+    """.split())
+FORCES_ABROAD = frozenset("US GB FR RU DE IL TR".split())
 DEMONYM_WHO = frozenset(normalize(w) for w in """
     official officials authorities authority government govt ministry minister ministers foreign president
     presidency spokesman spokesperson spokeswoman military army media state tv television agency embassy envoy
@@ -345,14 +353,15 @@ class Gazetteer:
                 if not e.demonym:
                     found.setdefault(e.place.id, e.place)
                 elif demonyms is not None:
-                    demonyms.append(Demonym(e.place, demonym_role(words, i, i + best[0], e.latin), i, i + best[0]))
+                    demonyms.append(Demonym(e.place, demonym_role(words, i, i + best[0], e.latin, e.place.country),
+                                            i, i + best[0]))
                 i += best[0]
             else:
                 i += 1
         return list(found.values())
 
 
-def demonym_role(words: list[str], start: int, end: int, latin: bool) -> str:
+def demonym_role(words: list[str], start: int, end: int, latin: bool, country: str = "") -> str:
     """``where`` when the noun a demonym qualifies says where it happened or who was hit ("an
     Iranian city", "Pakistani soldiers"), ``who`` when it is a speaker ("Iranian officials", "the
     Nigerian army said", "the Iranian foreign ministry"), else ``mention``. The noun: in English
@@ -364,6 +373,8 @@ def demonym_role(words: list[str], start: int, end: int, latin: bool) -> str:
             return "where"
         if w in DEMONYM_WHO:
             return "who"
+        if w in DEMONYM_WHERE_FORCES:
+            return "mention" if country in FORCES_ABROAD else "where"
     return "mention"
 
 
