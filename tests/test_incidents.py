@@ -344,3 +344,27 @@ def test_verify_and_export_include_incidents(tmp_path) -> None:
         conn.execute("UPDATE incidents SET messages = messages + 1 WHERE id = 1")
     res = runner.invoke(app, ["verify", "--json", "--db", db])
     assert res.exit_code == 1
+
+
+def test_listing_on_80_columns_keeps_each_kind_count_whole(tmp_path) -> None:
+    """On 80 columns every line of the counts is whole ("12 statement", never cut to
+    "stateme…"), next to the whole start and end days; a wide console keeps its columns."""
+    more = [rec(str(800 + i), 1, f"{T}15:{i:02d}:00Z",
+                f"Official {i}: the Zionist regime and America will pay the price for the crime in Kerman")
+            for i in range(10)]
+    archive_with(tmp_path, KERMAN + KABUL + more, name="wide80.db").close()
+    db = str(tmp_path / "wide80.db")
+    runner = CliRunner()
+    rows = [json.loads(line) for line in runner.invoke(app, ["incidents", "--json", "--db", db]).output.splitlines()]
+    kerman = next(r for r in rows if "Kerman" in r["places"])
+    assert kerman["counts"]["statement"] == 12 and kerman["counts"]["claim"] == 5
+    table = runner.invoke(app, ["incidents", "--db", db], env={"COLUMNS": "80"})
+    assert table.exit_code == 0, table.output
+    assert max(len(line) for line in table.output.splitlines()) <= 80, table.output
+    assert "statem…" not in table.output and "stateme…" not in table.output, table.output
+    for seen in ("12 statement", "5 claim", "1 denial", "1 report", "1 statement", "20 msgs", "19 chans"):
+        assert seen in table.output, (seen, table.output)
+    for r in rows:
+        assert r["start"][:10] in table.output and r["end"][:10] in table.output, table.output
+    wide = runner.invoke(app, ["incidents", "--db", db], env={"COLUMNS": "160"})
+    assert wide.exit_code == 0 and "chans" in wide.output and "12 statement" in wide.output, wide.output

@@ -59,13 +59,19 @@ def incidents_cmd(
         print_json_lines(rows)
         return
     table = Table(title=f"{len(rows)} incident(s)")
-    for col in ("id", "start", "end", "title", "actors", "msgs", "chans", "kinds"):
-        # dates as "YYYY-MM-DD" over "HH:MM", never cut: on 80 columns the day is what must show
+    # under 100 columns the message and channel counts go over the kinds, in one column: two
+    # columns fewer leave room for "12 statement" whole (on 80 columns it was cut to "stateme…")
+    narrow = console.width < 100
+    cols = ("id", "start", "end", "title", "actors") + (("counts",) if narrow else ("msgs", "chans", "kinds"))
+    for col in cols:
+        # dates as "YYYY-MM-DD" over "HH:MM", never cut: on 80 columns the day is what must show;
+        # nor the counts, one a line ("12 statement")
         table.add_column(col, justify="right" if col in ("id", "msgs", "chans") else "left",
-                         no_wrap=col in ("id", "start", "end"))
+                         no_wrap=col in ("id", "start", "end", "kinds", "counts"))
     for r in rows:
         c = r["counts"]
-        kinds = Text()
+        kinds = Text(f"{c['messages']} msg{'s' * (c['messages'] != 1)}\n{c['channels']} chan{'s' * (c['channels'] != 1)}",
+                     style="dim") if narrow else Text()
         for k in KINDS:
             if c.get(k):
                 if kinds:
@@ -74,8 +80,9 @@ def incidents_cmd(
         title = r["title"]  # "Kerman, Iran · 2024-01-03": the start column shows the day
         if title.endswith(" · " + r["start"][:10]):
             title = title[: -len(" · " + r["start"][:10])]
+        counts = (kinds,) if narrow else (str(c["messages"]), str(c["channels"]), kinds)
         table.add_row(str(r["id"]), _two_lines(r["start"]), _two_lines(r["end"]), Text(title),
-                      Text(", ".join(r["actors"][:4])), str(c["messages"]), str(c["channels"]), kinds)
+                      Text(", ".join(r["actors"][:4])), *counts)
     console.print(table)
 
 

