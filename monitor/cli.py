@@ -131,7 +131,10 @@ def import_cmd(
         from .rules.cli import matcher_for_cli
 
         matcher = matcher_for_cli(rules or cfg.rules, cfg, required=rules is not None)
-    archive = Archive.open(db_path(db, cfg))
+    target = db_path(db, cfg)
+    # a new archive (no file, or an empty one) that no file made it into is removed again below
+    new_archive = target != ":memory:" and (not Path(target).exists() or Path(target).stat().st_size == 0)
+    archive = Archive.open(target)
     from .alerts.policy import OutboxPolicy
     from .incidents import configure as configure_incidents
 
@@ -176,6 +179,9 @@ def import_cmd(
             reports.append(report)
             for example in report.bad_examples:
                 err_console.print(f"[yellow]skipped:[/] {escape(example)}", highlight=False, soft_wrap=True)
+    if failed and not reports and new_archive:
+        for leftover in (target, f"{target}-wal", f"{target}-shm"):
+            Path(leftover).unlink(missing_ok=True)
     if json_out:
         print_json_lines(r.as_dict() for r in reports)
     elif reports:  # no empty table after a failed import

@@ -256,3 +256,16 @@ def test_a_database_that_is_no_claimwatch_archive_is_named_and_left_alone(tmp_pa
     res = cw("import", str(src), "--db", str(empty), "--no-rules")
     assert res.returncode == 0, res.stderr
     assert cw("stats", "--db", str(empty)).returncode == 0
+
+
+def test_an_import_that_fails_leaves_no_new_archive_behind(tmp_path: Path, archive: Path) -> None:
+    """Nothing half-written: a first import whose every file fails created an empty archive
+    (the next command then found an "archive" with nothing in it); an existing one is kept."""
+    cut = tmp_path / "cut.json"
+    cut.write_text('{"name": "c", "type": "public_channel", "id": 1, "messages": [{"id": 1, "type": "mess')
+    new = tmp_path / "sub" / "new.db"
+    one_line_error(cw("import", str(cut), "--db", str(new), "--no-rules"), "cut.json", "truncated JSON")
+    assert not new.exists() and not Path(f"{new}-wal").exists() and not Path(f"{new}-shm").exists()
+    before = archive.stat().st_size
+    one_line_error(cw("import", str(cut), "--db", str(archive), "--no-rules"), "cut.json")
+    assert archive.exists() and archive.stat().st_size == before
