@@ -269,3 +269,14 @@ def test_an_import_that_fails_leaves_no_new_archive_behind(tmp_path: Path, archi
     before = archive.stat().st_size
     one_line_error(cw("import", str(cut), "--db", str(archive), "--no-rules"), "cut.json")
     assert archive.exists() and archive.stat().st_size == before
+
+
+def test_a_number_past_sqlites_integers_is_one_line_naming_it(archive: Path) -> None:
+    """An incident id, outbox id or --limit past 2**63-1 was an OverflowError traceback
+    ("Python int too large to convert to SQLite INTEGER") or "datatype mismatch"."""
+    big = "99999999999999999999999"
+    for args, named in ((["incident", "show", big], big), (["alerts", "retry", big], big),
+                        (["hits", "--limit", big], f"--limit {big}"), ([f"--limit={big}", "incidents"][::-1], "--limit"),
+                        (["search", "claimed", "--window", big], f"--window {big}")):
+        one_line_error(cw(*args, "--db", str(archive)), named, "out of range")
+    assert cw("search", big, "--db", str(archive)).returncode == 0  # a long number is a fine query
