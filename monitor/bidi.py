@@ -15,6 +15,7 @@ text through :func:`neutralize_bidi`; the archive keeps the raw text.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 REPLACEMENT = "\ufffd"
@@ -36,3 +37,15 @@ def neutralize_all(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(neutralize_all(v) for v in value)
     return value
+
+
+def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``(start, end)`` moved inwards past invisible format characters (category Cf: bidi
+    controls and marks, ZWNJ/ZWJ, ZWSP, BOM) at either edge of ``text[start:end]``. A
+    highlight drawn around such a character (``[الدولة الإسلامية\u200f]``) has the control
+    act on its own bracket; the character stays in the text, just outside the highlight."""
+    while start < end and unicodedata.category(text[start]) == "Cf":
+        start += 1
+    while end > start and unicodedata.category(text[end - 1]) == "Cf":
+        end -= 1
+    return start, end

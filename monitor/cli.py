@@ -131,7 +131,10 @@ def import_cmd(
         from .rules.cli import matcher_for_cli
 
         matcher = matcher_for_cli(rules or cfg.rules, cfg, required=rules is not None)
-    archive = Archive.open(db_path(db, cfg))
+    target = db_path(db, cfg)
+    # a new archive (no file, or an empty one) that no file made it into is removed again below
+    new_archive = target != ":memory:" and (not Path(target).exists() or Path(target).stat().st_size == 0)
+    archive = Archive.open(target)
     from .alerts.policy import OutboxPolicy
     from .incidents import configure as configure_incidents
 
@@ -176,6 +179,9 @@ def import_cmd(
             reports.append(report)
             for example in report.bad_examples:
                 err_console.print(f"[yellow]skipped:[/] {escape(example)}", highlight=False, soft_wrap=True)
+    if failed and not reports and new_archive:
+        for leftover in (target, f"{target}-wal", f"{target}-shm"):
+            Path(leftover).unlink(missing_ok=True)
     if json_out:
         print_json_lines(r.as_dict() for r in reports)
     elif reports:  # no empty table after a failed import
@@ -244,6 +250,18 @@ def _register_all() -> None:
 _register_all()
 
 
+def _number_out_of_range(args: list[str]) -> str | None:
+    """The first argument that is an integer too large for SQLite, named with its option."""
+    from .cli_common import cut
+
+    for i, arg in enumerate(args):
+        value = arg.partition("=")[2] if arg.startswith("--") and "=" in arg else arg
+        if value.lstrip("-").isdigit() and abs(int(value)) > 2**63 - 1:
+            option = arg.partition("=")[0] if value is not arg else (args[i - 1] if i and args[i - 1].startswith("-") else "")
+            return f"{option} {cut(value, 30)}".strip() if option else cut(value, 30)
+    return None
+
+
 def main() -> None:
     """The ``claimwatch`` command. Environment problems (an archive path that is a folder, a
     folder that cannot be created or read, a file that is not a database) are one line on
@@ -256,7 +274,14 @@ def main() -> None:
 
     try:
         app()
-    except (sqlite3.Error, OSError) as exc:
+    except (OverflowError, sqlite3.Error, OSError) as exc:
         text = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.filename}: {exc.strerror or exc}"
+        too_big = _number_out_of_range(sys.argv[1:])
+        if too_big and (isinstance(exc, OverflowError) or "datatype mismatch" in text):
+            # an id or limit past SQLite's 64-bit integers ("Python int too large", or a
+            # mismatch in LIMIT): say which argument, not the driver's words
+            text = f"{too_big}: out of range (at most {2**63 - 1})"
+        elif isinstance(exc, OverflowError):
+            raise
         err_console.print(f"[bold red]error:[/] {escape(cut(text))}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None

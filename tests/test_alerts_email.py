@@ -94,6 +94,20 @@ async def test_crlf_in_hostile_fields_never_reaches_a_header(archive, smtp):
     assert b"\r\nBcc:" not in head and b"\r\nX-Injected:" not in head
 
 
+async def test_a_long_non_ascii_subject_folds_without_changing_its_spaces(archive, smtp):
+    # the stdlib's folding of encoded words drops the space between two of them (here it
+    # read back "وكالةأعماق") or keeps the space before a fold and adds the fold's own
+    title = "Amaq News Agency of the Islamic State in Khorasan · وكالة أعماق"
+    _store(archive, title=title)
+    await _drain(archive, _cfg(smtp.port))
+    [mail] = smtp.wait_for(1)
+    head = mail["raw"].split(b"\r\n\r\n", 1)[0]
+    raw_subject = head.split(b"Subject:", 1)[1].split(b"\r\nFrom:", 1)[0]
+    assert b"\r\n " in raw_subject  # folded: the case at issue
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    assert mail["msg"]["Subject"] == f"[claimwatch][HIGH] Claim of responsibility · {title} (@amaq_example)"
+
+
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 async def test_smtp_auth_login(archive):
     sink = SmtpSink(users={"alerts@example.org": "s3cret-pass"}).start()

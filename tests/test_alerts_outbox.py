@@ -213,6 +213,28 @@ async def test_gives_up_after_max_retry_seconds_of_backoff(archive, slack):
     assert len(slack.requests) == 3
 
 
+async def test_a_deadline_while_a_failure_is_recorded_still_records_it(archive, slack):
+    """drain's deadline cancels the delivery while the outcome of a failed send is being
+    written (in a thread): the row was left 'sending' (on a busy host the write had not even
+    started, and a cancelled thread job never runs). The outcome is written before drain ends."""
+    slack.respond(*[(503, {}, "unavailable")] * 10)
+    _store_many(archive, 1)
+    worker = DeliveryWorker(archive, build_destinations(_slack_cfg(slack.webhook_url)), base_delay=5, max_delay=5)
+    record = worker._record_retry
+
+    def slow_record(*args):
+        threading.Event().wait(3)  # a busy host: the deadline falls while this runs
+        return record(*args)
+
+    worker._record_retry = slow_record
+    try:
+        await worker.drain(1.5)
+    finally:
+        await worker.aclose()
+    [row] = outbox_rows(archive)
+    assert row["status"] == "pending" and row["last_error"] == "Slack webhook HTTP 503: unavailable", row
+
+
 async def test_drain_leaves_rows_that_still_fail_pending(archive, slack):
     slack.respond(*[(503, {}, "unavailable")] * 100)
     _store_many(archive, 1)

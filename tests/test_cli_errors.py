@@ -227,3 +227,56 @@ def test_usage_error_through_the_app_object_is_one_line_too() -> None:
     r = CliRunner().invoke(app, ["alerts", "retry", "--bogus"])
     assert r.exit_code == 2
     assert r.stderr.strip() == "error: claimwatch alerts retry: No such option: --bogus (see 'claimwatch alerts retry --help')"
+
+
+def test_a_database_that_is_no_claimwatch_archive_is_named_and_left_alone(tmp_path: Path) -> None:
+    """Another program's SQLite file (or an empty one) given as --db: the read commands say
+    which file is not an archive (not a bare "no such table: messages"), and a writing command
+    refuses it rather than adding claimwatch's tables to it."""
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.execute("INSERT INTO notes VALUES ('keep me')")
+    conn.close()
+    before = other.read_bytes()
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    for db in (other, empty):
+        for args in (["stats"], ["search", "claimed"], ["hits"], ["verify"], ["incidents"], ["alerts"], ["status"],
+                     ["show", "telegram:1:1"], ["export", "--out", str(tmp_path / "x.jsonl")]):
+            one_line_error(cw(*args, "--db", str(db)), str(db), "not a claimwatch archive")
+    src = tmp_path / "in.jsonl"
+    src.write_text(canonical_line(1, "The group claimed responsibility"))
+    one_line_error(cw("import", str(src), "--db", str(other), "--no-rules"), str(other), "not a claimwatch archive")
+    assert other.read_bytes() == before
+    assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "x.jsonl.part").exists()
+    # an empty file is a new archive to a writing command, as a missing one is
+    res = cw("import", str(src), "--db", str(empty), "--no-rules")
+    assert res.returncode == 0, res.stderr
+    assert cw("stats", "--db", str(empty)).returncode == 0
+
+
+def test_an_import_that_fails_leaves_no_new_archive_behind(tmp_path: Path, archive: Path) -> None:
+    """Nothing half-written: a first import whose every file fails created an empty archive
+    (the next command then found an "archive" with nothing in it); an existing one is kept."""
+    cut = tmp_path / "cut.json"
+    cut.write_text('{"name": "c", "type": "public_channel", "id": 1, "messages": [{"id": 1, "type": "mess')
+    new = tmp_path / "sub" / "new.db"
+    one_line_error(cw("import", str(cut), "--db", str(new), "--no-rules"), "cut.json", "truncated JSON")
+    assert not new.exists() and not Path(f"{new}-wal").exists() and not Path(f"{new}-shm").exists()
+    before = archive.stat().st_size
+    one_line_error(cw("import", str(cut), "--db", str(archive), "--no-rules"), "cut.json")
+    assert archive.exists() and archive.stat().st_size == before
+
+
+def test_a_number_past_sqlites_integers_is_one_line_naming_it(archive: Path) -> None:
+    """An incident id, outbox id or --limit past 2**63-1 was an OverflowError traceback
+    ("Python int too large to convert to SQLite INTEGER") or "datatype mismatch"."""
+    big = "99999999999999999999999"
+    for args, named in ((["incident", "show", big], big), (["alerts", "retry", big], big),
+                        (["hits", "--limit", big], f"--limit {big}"), ([f"--limit={big}", "incidents"][::-1], "--limit"),
+                        (["search", "claimed", "--window", big], f"--window {big}")):
+        one_line_error(cw(*args, "--db", str(archive)), named, "out of range")
+    assert cw("search", big, "--db", str(archive)).returncode == 0  # a long number is a fine query

@@ -243,6 +243,20 @@ def test_test_escapes_terminal_controls_and_bidi_from_posts(tmp_path: Path, rule
     assert (rec["channel"], rec["message_id"]) == ("chan\x1b[5m\u2066x", "7\x1b[8m")
 
 
+def test_test_highlights_end_at_the_letters_not_at_an_invisible_control(tmp_path: Path, rules_dir: Path) -> None:
+    """A match the matcher ends after a bidi control or mark (RLM, ZWNJ, PDF) is bracketed
+    without it: a control inside ``[…]`` turned the closing bracket the other way in an
+    Arabic line. The control stays in the text, outside the brackets (bidi ones as U+FFFD)."""
+    text = "أعلن تنظيم الدولة الإسلامية\u200f مسؤوليته. The Islamic State\u200c claimed responsibility\u202c here"
+    f = tmp_path / "in.jsonl"
+    f.write_text(canonical_json(msg(text).to_dict()) + "\n", encoding="utf-8")
+    r = run("rules", "test", rules_dir, f)
+    assert r.exit_code == 0, r.output
+    [line] = r.stdout.splitlines()
+    assert "[الدولة الإسلامية]\u200f [مسؤوليته]" in line or "[الدولة الإسلامية]\u200f مسؤوليته" in line, ascii(line)
+    assert "The [Islamic State]\u200c [claimed responsibility]\ufffd here" in line, ascii(line)
+
+
 def test_phrase_across_telegram_entity_boundaries(tmp_path: Path, rules_dir: Path) -> None:
     """Telegram export text is a list of plain strings and formatting entities; a phrase split
     across them (bold "Islamic", link "State") still matches, with spans in the flattened text."""

@@ -576,6 +576,22 @@ def test_deeply_nested_messages_are_refused_with_the_byte(tmp_path) -> None:
     assert _import_error(p) == f"{p}: JSON nested deeper than 100 levels at byte {len(head) + 99}"  # the 100th [ is level 101
 
 
+def test_a_deep_first_jsonl_line_longer_than_the_peek_is_refused(tmp_path) -> None:
+    """Detection streams a first line longer than its 64 kB peek with ijson: its prefixes grow
+    with the depth, so a 200,000-level post never finished detecting (quadratic). Run in a
+    subprocess so that a regression fails (timeout) instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    post = '{"id":"1","text":"claimed responsibility","author_id":"2","x":' + "[" * 200_000 + "]" * 200_000 + "}"
+    p = _export(tmp_path, post + "\n", "deep.jsonl")
+    code = ("import sys\nfrom monitor.sources.files import InputError, read_messages\n"
+            "try:\n    list(read_messages(sys.argv[1]))\nexcept InputError as exc:\n    print(exc)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"{p}:1: JSON nested deeper than 100 levels", res.stdout
+
+
 def test_a_message_with_a_1000_level_field_is_refused(tmp_path) -> None:
     msg = '{"id":1,"type":"message","date_unixtime":"1700000000","text":"hi","x":' + "[" * 1000 + "]" * 1000 + "}"
     p = _export(tmp_path, '{"name":"c","type":"public_channel","id":5,"messages":[' + msg + "]}")

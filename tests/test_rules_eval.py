@@ -144,6 +144,7 @@ def test_cli_tables_for_humans() -> None:
         ('{"id": "c1", "text": "t", "lang": "en", "label": "claim", "actor": null, "source": "https://a.example/1", "split": "dev"}',
          "field 'id': duplicate id 'c1' (first at {corpus}:1)"),
         ('{"id": "x1", "text": "t",', "not valid JSON: "),
+        ("[" * 100_000 + "]" * 100_000, "JSON nested deeper than 100 levels"),  # was a RecursionError traceback
     ],
 )
 def test_a_bad_corpus_line_is_a_one_line_error(tmp_path, line: str, error: str) -> None:

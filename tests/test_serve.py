@@ -192,3 +192,27 @@ def test_client_errors_leave_no_traceback_in_the_log(archive_file: Path) -> None
         log = srv.log.read().decode(errors="replace")
     assert "Traceback" not in log and "locals" not in log, log
     assert len(log.splitlines()) < 10, log
+
+
+def test_a_records_url_is_linked_only_when_it_is_http(tmp_path: Path) -> None:
+    """A message's ``url`` comes from the record (a canonical JSONL line, an export): a
+    ``javascript:`` URL was put in the message and incident pages' "source" links as it was."""
+    text = "Islamic State claimed responsibility for the attack in Kerman, Iran"
+    hit = Hit("claims", "h1", "high", "Claims", (Match("kw", "claimed responsibility", 21, 43),), (), kind="claim")
+    with Archive.open(tmp_path / "a.db") as a:
+        a.store([
+            (Message("telegram", "-1009", "1", T1, text, channel="evil", url="javascript:alert(document.domain)",
+                     raw={"id": 1}), [hit]),
+            (Message("telegram", "-1009", "2", T1, text + " again", channel="evil", url="https://t.me/evil/2",
+                     raw={"id": 2}), [hit]),
+        ])
+    with Server(tmp_path / "a.db") as srv:
+        pages = [httpx.get(f"{srv.base}/message/telegram:-1009:1", timeout=30),
+                 httpx.get(f"{srv.base}/message/telegram:-1009:2", timeout=30)]
+        incident = httpx.get(f"{srv.base}/incident/1", timeout=30)
+        if incident.status_code == 200:
+            pages.append(incident)
+    for page in pages:
+        assert page.status_code == 200
+        assert "javascript:" not in page.text.lower(), page.url
+    assert 'href="https://t.me/evil/2"' in pages[1].text

@@ -105,3 +105,32 @@ def test_status_shows_a_sources_last_error_as_text(tmp_path: Path) -> None:
     res = cw("status", "--db", str(db))
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
     assert "channel [/] \\x1b[2J private" in res.stdout and "\x1b" not in res.stdout, res.stdout
+
+
+def test_status_counts_the_errors_of_the_files_source(tmp_path: Path) -> None:
+    """A configured file that is missing or a Telegram export that is cut short is a warning
+    in the log of ``run --once``; ``status`` (its errors column and last error, and the
+    top-level fields of ``--json``) showed 0 and nothing, the count sat in ``info`` only."""
+    import json
+
+    import yaml
+
+    config = write_config(tmp_path, None, None)
+    cfg = yaml.safe_load(config.read_text())
+    cut = tmp_path / "cut.json"
+    cut.write_text('{"name": "c", "type": "public_channel", "id": 1, "messages": [{"id": 1, "type": "mess')
+    cfg["sources"]["files"] = [{"path": str(tmp_path / "missing.json")}, {"path": str(cut)}]
+    config.write_text(yaml.safe_dump(cfg))
+    assert cw("run", "--config", str(config), "--once").returncode == 0
+    [files] = [s for s in json.loads(cw("status", "--config", str(config), "--json").stdout)["sources"]
+               if s["source"] == "files"]
+    assert files["errors"] == 2, files
+    assert "cut.json: truncated JSON" in files["last_error"], files
+    out = cw("status", "--config", str(config)).stdout
+    [row] = [line for line in out.splitlines() if "│ files" in line]
+    assert [c.strip() for c in row.split("│")][5] == "2" and "cut.json" in row, out
+    # a second run adds its own errors, not the first run's again
+    assert cw("run", "--config", str(config), "--once").returncode == 0
+    [files] = [s for s in json.loads(cw("status", "--config", str(config), "--json").stdout)["sources"]
+               if s["source"] == "files"]
+    assert files["errors"] == 4, files

@@ -262,6 +262,18 @@ class DeliveryWorker:
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
 
+    async def _outcome(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Record a send's outcome (in a thread) even when the delivery is cancelled meanwhile
+        (drain's deadline, shutdown): a cancelled thread job that had not started never ran
+        and left the row 'sending'. The cancellation goes on once the outcome is written."""
+        job = asyncio.ensure_future(self._db(fn, *args))
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await job
+            raise
+
     def _now(self) -> datetime:
         return self.clock()
 
@@ -368,16 +380,16 @@ class DeliveryWorker:
             self._release(row["id"], undo_attempt=False)
             raise
         except TemporaryDeliveryError as exc:
-            return await self._db(self._record_retry, row, job.attempts, exc.reason, exc.retry_after)
+            return await self._outcome(self._record_retry, row, job.attempts, exc.reason, exc.retry_after)
         except PermanentDeliveryError as exc:
-            return await self._db(self._record_failed, row, exc.reason)
+            return await self._outcome(self._record_failed, row, exc.reason)
         except TimeoutError:
-            return await self._db(self._record_retry, row, job.attempts, f"timed out after {self.send_timeout:g}s", None)
+            return await self._outcome(self._record_retry, row, job.attempts, f"timed out after {self.send_timeout:g}s", None)
         except Exception as exc:  # a bug or an unexpected library error: retry, and say what it was
             log.exception("destination_error", destination=row["destination"], outbox_id=row["id"])
             reason = redact(f"{type(exc).__name__}: {exc}")
-            return await self._db(self._record_retry, row, job.attempts, reason, None)
-        return await self._db(self._record_sent, row, job.attempts, time.perf_counter() - started,
+            return await self._outcome(self._record_retry, row, job.attempts, reason, None)
+        return await self._outcome(self._record_sent, row, job.attempts, time.perf_counter() - started,
                               alert.incident_id if isinstance(ref, str) and ref else None, ref)
 
     # -- SQL (run in threads, under archive.lock) ---------------------------------

@@ -27,7 +27,10 @@ class SourceStatus:
         polled: bool = False,
         error: str | None = None,
         info: Mapping[str, Any] | None = None,
+        error_count: int = 1,
     ) -> None:
+        """Upsert a source's status row; ``error`` adds ``error_count`` errors (default 1)
+        and becomes the last error."""
         now = now_iso()
         with self.lock, self.transaction():
             self.conn.execute(
@@ -37,7 +40,7 @@ class SourceStatus:
                 " last_poll_at=COALESCE(excluded.last_poll_at, last_poll_at),"
                 " errors=errors + excluded.errors, last_error=COALESCE(excluded.last_error, last_error),"
                 " info=COALESCE(excluded.info, info), updated_at=excluded.updated_at",
-                (source, last_message_at, now if polled else None, 1 if error else 0, error,
+                (source, last_message_at, now if polled else None, max(1, error_count) if error else 0, error,
                  json.dumps(info) if info is not None else None, now),
             )
 

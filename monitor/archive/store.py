@@ -87,6 +87,26 @@ def _connect_readonly(path: str) -> sqlite3.Connection:
     raise ArchiveOpenError(f"{path}: cannot open the archive: {first}")
 
 
+def _check_is_archive(conn: sqlite3.Connection, path: str, readonly: bool) -> None:
+    """Refuse a SQLite file that is not a claimwatch archive: another program's database
+    (reading it would fail on a missing table; writing would add claimwatch's tables to it)
+    or, to a reading command, an empty one. An empty file is a new archive to a writer."""
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+    except sqlite3.Error as exc:
+        conn.close()
+        raise ArchiveOpenError(f"{path}: cannot open the archive: {exc}") from None
+    if "meta" in tables and ("messages" in tables or not readonly):
+        return  # an archive (to a writer, also one its first migration has only begun)
+    if not tables and not readonly:
+        return
+    conn.close()
+    if not tables:
+        raise ArchiveOpenError(f"{path}: not a claimwatch archive (an empty database)")
+    shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+    raise ArchiveOpenError(f"{path}: not a claimwatch archive (its tables: {shown}); give the archive's path")
+
+
 class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
     """An open archive. Create with :meth:`open`; use as a context manager to close."""
 
@@ -127,6 +147,8 @@ class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
             except sqlite3.Error as exc:
                 raise ArchiveOpenError(f"{path}: cannot open the archive: {exc}") from None
         conn.execute("PRAGMA busy_timeout=10000")
+        if path != ":memory:":
+            _check_is_archive(conn, path, readonly)
         if not readonly:
             if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
                 # A new archive: 8 kB pages hold ~4 message rows instead of 2 (imports ~10 %

@@ -100,6 +100,8 @@ class Daemon:
         self.stop_event: asyncio.Event | None = None
         self.source_errors: dict[str, str] = {}
         self._last_message: dict[str, tuple[float, Any]] = {}  # source -> (received at, latest event)
+        # errors a source counts in its health() (the files source) recorded in the archive so far
+        self._errors_recorded: dict[str, int] = {}
         self._lock_fh: Any = None
         self._write_notice_at = -WRITE_NOTICE_EVERY
         self._reload_tasks: set[asyncio.Task[bool]] = set()
@@ -428,7 +430,15 @@ class Daemon:
                     event_date = getattr(event, "date", None)
                     date = event_date.isoformat() if isinstance(event_date, datetime) else None
                 src_info = {**src.health(), "last_message_date": date}
-                self.archive.record_source_status(name, last_message_at=received, polled=True, info=src_info)
+                # a source that counts its errors itself (a missing or broken file): into the
+                # status row's errors and last error, which `claimwatch status` shows
+                counted = src_info.get("errors")
+                new_errors = counted - self._errors_recorded.get(name, 0) if isinstance(counted, int) else 0
+                error = src_info.get("last_error") if new_errors > 0 else None
+                self.archive.record_source_status(name, last_message_at=received, polled=True, info=src_info,
+                                                  error=str(error) if error else None, error_count=new_errors)
+                if error:
+                    self._errors_recorded[name] = counted
             self.archive.record_source_status("daemon", polled=True, info=info)
         except Exception as exc:  # status is best effort (the archive may be full)
             log.warning("heartbeat failed", error=str(exc))

@@ -29,6 +29,7 @@ from ..cli_common import (
     setup,
     shown,
 )
+from ..bidi import trim_span
 from ..config import Config
 from ..model import Hit, Message, iso, make_url
 from .loader import load_rules
@@ -153,9 +154,13 @@ def _snippet(msg: Message, hit: Hit, width: int = 90) -> str:
     for m in spans:
         if m.start < pos or m.end > end:
             continue
-        parts.append(text[pos:m.start])
-        parts.append("[" + text[m.start:m.end] + "]")
-        pos = m.end
+        # a bidi control or mark at a match's edge stays outside the brackets
+        s, e = trim_span(text, m.start, m.end)
+        if s == e:
+            continue
+        parts.append(text[pos:s])
+        parts.append("[" + text[s:e] + "]")
+        pos = e
     parts.append(text[pos:end])
     body = " ".join("".join(parts).split())
     return ("…" if start > 0 else "") + body + ("…" if end < len(text) else "")

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 from ..model import Message
+from ..sources.depth import depth_message, line_too_deep
 from .ruleset import LEVELS
 
 LABELS = ("claim", "statement", "denial", "report", "none")
@@ -172,6 +173,8 @@ def read_corpus(paths: Sequence[str | Path], split: str = "all") -> list[Item]:
                     raise CorpusError(f"{file}:{number}: not valid UTF-8 ({exc.reason})") from None
                 if not text.strip():
                     continue
+                if line_too_deep(raw):  # json.loads would recurse (RecursionError)
+                    raise CorpusError(f"{file}:{number}: {depth_message()}")
                 try:
                     record = json.loads(text)
                 except ValueError as exc:

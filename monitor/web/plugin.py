@@ -35,7 +35,7 @@ from ..query.filters import FilterError
 from ..query.fts import QuerySyntaxError, compile_query, translate
 from ..query.highlight import CLOSE, OPEN, Highlighter, mark, snippet
 from . import data, search_page
-from .text import neutralize_bidi, text_dir
+from .text import http_url, neutralize_bidi, text_dir
 
 
 def cw_fts(query: str | None) -> str:
@@ -88,6 +88,7 @@ def prepare_jinja2_environment(env: Any) -> None:
     env.filters["cwq"] = lambda s: quote(str(s), safe=":@-_.~")
     env.filters["nobidi"] = neutralize_bidi
     env.filters["textdir"] = text_dir
+    env.filters["httpurl"] = http_url  # links from records: http(s) only
 
 
 @hookimpl

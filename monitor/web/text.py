@@ -105,3 +105,20 @@ def text_dir(text: Any) -> str:
         elif t == "L":
             ltr += 1
     return "rtl" if rtl > ltr else "auto"
+
+
+def http_url(value: Any) -> str:
+    """``value`` if it is an http(s) URL with a host and no spaces or controls, else "": a
+    record's ``url`` is hostile input (``javascript:…`` in an href runs in the archive's origin)."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str):
+        return ""
+    url = value.strip()
+    if not url or any(ord(ch) < 0x20 or ch.isspace() or ord(ch) == 0x7F for ch in url):
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    return url if parts.scheme.lower() in ("http", "https") and parts.netloc else ""

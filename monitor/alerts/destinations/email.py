@@ -1,7 +1,10 @@
 """Email over SMTP (aiosmtplib): multipart/alternative, plain text + HTML.
 
 Header values are built with the stdlib ``email`` package in SMTP policy, which refuses
-CR/LF in a header; the renderer already made the subject a single line.
+CR/LF in a header; the renderer already made the subject a single line. A subject with
+non-ASCII text is encoded here (RFC 2047 encoded words, folded at 76 columns): the stdlib's
+own folding of such a subject keeps the space before a fold and adds the fold's, so a
+reader showed two spaces where the alert had one.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
@@ -35,7 +39,11 @@ class EmailDestination(Destination):
 
     def build_message(self, alert: Alert) -> EmailMessage:
         msg = EmailMessage()
-        msg["Subject"] = alert.subject
+        if alert.subject.isascii():
+            msg["Subject"] = alert.subject
+        else:
+            # every character, spaces included, inside encoded words: folding adds no space
+            msg.set_raw("Subject", Header(alert.subject, "utf-8", header_name="Subject").encode(linesep="\n"))
         msg["From"] = self.cfg.from_
         msg["To"] = ", ".join(self.cfg.to)
         msg["Date"] = formatdate(localtime=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
 
 from ...model import Message
+from ..depth import MAX_JSON_DEPTH
 from ..telegram.export import ijson_backend, read_telegram_export
 from .errors import ImportStats, InputError, ProgressFn
 from .jsonl import classify_record, read_jsonl
@@ -110,22 +111,35 @@ def _snippet(b: bytes, n: int = 20) -> str:
 
 
 def _scan_top_level(f: IO[bytes]) -> str | None:
-    """Classify a JSON object from its top-level keys, reading no further than needed."""
+    """Classify a JSON object from its top-level keys, reading no further than needed.
+
+    ijson's basic events (no prefixes: a prefix grows with the depth, and building one per
+    event made a deeply nested first line quadratic: 200,000 levels never finished), the
+    depth counted here and the scan stopped past MAX_JSON_DEPTH (the reader then reports it)."""
     ijson = ijson_backend()
     keys: set[str] = set()
+    depth = 0
+    key: str | None = None
     try:
-        for n, (prefix, event, value) in enumerate(ijson.parse(f)):
-            if prefix == "" and event == "map_key":
+        for n, (event, value) in enumerate(ijson.basic_parse(f)):
+            if event in ("start_map", "start_array"):
+                depth += 1
+                if depth > MAX_JSON_DEPTH:
+                    break
+            elif event in ("end_map", "end_array"):
+                depth -= 1
+                if depth == 0:
+                    break
+            elif depth == 1 and event == "map_key":
+                key = value
                 keys.add(value)
                 if value in _TELEGRAM_KEYS:
                     return "telegram"
                 if value in _X_PAGE_KEYS:
                     return "x"
-            elif prefix == "schema" and event == "string":
+            elif depth == 1 and event == "string" and key == "schema":
                 if value.startswith("claimwatch.message/"):
                     return "canonical"
-            elif prefix == "" and event == "end_map":
-                break
             if n > _SCAN_EVENTS:
                 break
     except Exception:  # noqa: BLE001 - a broken document: decide from what was seen
