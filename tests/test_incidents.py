@@ -368,3 +368,29 @@ def test_listing_on_80_columns_keeps_each_kind_count_whole(tmp_path) -> None:
         assert r["start"][:10] in table.output and r["end"][:10] in table.output, table.output
     wide = runner.invoke(app, ["incidents", "--db", db], env={"COLUMNS": "160"})
     assert wide.exit_code == 0 and "chans" in wide.output and "12 statement" in wide.output, wide.output
+
+
+def test_markdown_timeline_keeps_hostile_posts_inert(tmp_path) -> None:
+    """A post's text, channel and url are hostile: `incident show --markdown` must not turn them
+    into live links, HTML or reordered lines when the report is pasted and rendered."""
+    hostile = [
+        dict(rec("800", 1, T + "12:00:00Z",
+                 "Blast in Kerman <script>alert(1)</script> [click](javascript:alert(2)) \u202eevil\u202c",
+                 channel="evil_chan"), url="javascript:alert(3)"),
+        dict(rec("801", 2, T + "12:30:00Z", "The Iranian President blamed Israel for the Kerman blast"),
+             url="https://t.me/ok_chan/2?x=(y)"),
+    ]
+    archive_with(tmp_path, hostile, name="md.db").close()
+    db = str(tmp_path / "md.db")
+    runner = CliRunner()
+    rows = [json.loads(line) for line in runner.invoke(app, ["incidents", "--json", "--db", db]).output.splitlines()]
+    md = runner.invoke(app, ["incident", "show", str(rows[0]["id"]), "--markdown", "--db", db])
+    assert md.exit_code == 0, md.output
+    out = md.output
+    assert "javascript:alert(3)" not in out  # the record's own url is no link target
+    assert "\\[click\\](javascript:alert(2))" in out  # the post's link syntax is shown, not made a link
+    assert "<script>" not in out and "\\<script\\>" in out
+    assert "\\[click\\]" in out
+    assert "\u202e" not in out and "\u202c" not in out
+    assert "[chan801](https://t.me/ok_chan/2?x=%28y%29)" in out
+    assert "[evil\\_chan](" not in out and "evil\\_chan" in out

@@ -6,7 +6,9 @@ import json
 import sqlite3
 from typing import Any, Iterator
 
+from ..bidi import neutralize_bidi
 from ..model import make_url
+from ..web.text import http_url
 from ..query.filters import FilterError, parse_when
 from ..timefmt import compact_duration, offset, parse_iso
 from ..model import KINDS
@@ -190,8 +192,9 @@ def markdown(detail: dict[str, Any], actor_titles: dict[str, str] | None = None)
     lines.append(f"- **Places:** {', '.join(detail['places']) or '—'}")
     lines.append(f"- **Actors:** {', '.join(titles.get(a, a) for a in detail['actors']) or '—'}")
     lines.append(f"- **Period:** {detail['start']} – {detail['end']} (UTC)")
-    lines.append(f"- **First seen (T0):** {fs.get('date', '')} in {fs.get('platform', '')}:{fs.get('channel_id', '')}"
-                 + (f" <{fs['url']}>" if fs.get("url") else ""))
+    first_url = _md_url(fs.get("url"))
+    lines.append(f"- **First seen (T0):** {fs.get('date', '')} in {_md(fs.get('platform', ''))}:{_md(fs.get('channel_id', ''))}"
+                 + (f" <{first_url}>" if first_url else ""))
     kinds = ", ".join(f"{c[k]} {k}" for k in KINDS if c.get(k))
     lines.append(f"- **Messages:** {c['messages']} in {c['channels']} channel(s) ({kinds})")
     lines += ["", "| T | date (UTC) | kind | actors | channel | message |", "|---|---|---|---|---|---|"]
@@ -201,14 +204,27 @@ def markdown(detail: dict[str, Any], actor_titles: dict[str, str] | None = None)
             text = text[:279] + "…"
         if e.get("family_note"):
             text += f" _({_md(e['family_note'])})_"
-        link = f"[{_md(e['channel'])}]({e['url']})" if e.get("url") else _md(e["channel"])
+        url = _md_url(e.get("url"))
+        link = f"[{_md(e['channel'])}]({url})" if url else _md(e["channel"])
         actors = ", ".join(titles.get(a, a) for a in e["actors"])
         lines.append(f"| {e['offset']} | {e['date'][:16].replace('T', ' ')} | {e['kind']} | {_md(actors)} | {link} | {text} |")
     return "\n".join(lines) + "\n"
 
 
-def _md(s: str) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
+_MD_ACTIVE = str.maketrans({ch: "\\" + ch for ch in "\\`*_[]<>|#!~"})
+
+
+def _md(s: Any) -> str:
+    """Text from a post made inert in Markdown: bidi controls neutralised, the characters that
+    open links, HTML, emphasis or a table cell escaped (a post is hostile input)."""
+    return neutralize_bidi(str(s)).translate(_MD_ACTIVE).replace("\n", " ").replace("\r", " ")
+
+
+def _md_url(value: Any) -> str:
+    """A record's url for a Markdown link: http(s) only (never ``javascript:``), with the
+    characters that would end the link target percent-encoded."""
+    url = http_url(value)
+    return url.replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
 
 
 def iter_all(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
