@@ -131,6 +131,11 @@ class _Lookup(dict):
         self.persian = persian  # the words of Persian messages (see morphology.word_forms)
         self._gates: "ahocorasick.Automaton | None" = None
         self.both: "ahocorasick.Automaton | None" = self._both()
+        # the "hot" ids (see _FieldIndex.hot_ids: words rules are anchored on, phrase keys,
+        # regex letter sets, Persian pieces) and the cached tokens whose value holds one: a
+        # message none of whose tokens is hot has no candidate from its words (see _Scan)
+        self.hot_ids: frozenset[int] | None = None
+        self.hot: set[str] = set()
 
     def persian_twin(self) -> "_Lookup":
         """A lookup over the same words for Persian messages (its own cache)."""
@@ -138,7 +143,14 @@ class _Lookup(dict):
         twin.auto = self.auto
         twin._gates = self._gates
         twin.both = self.both
+        twin.hot_ids = self.hot_ids
         return twin
+
+    def set_hot_ids(self, ids: "frozenset[int] | None") -> None:
+        """Set the hot ids; the cached words are forgotten (classified again when next seen)."""
+        self.hot_ids = ids
+        self.clear()
+        self.hot = set()
 
     # the letter runs the field's regexes need (see _FieldIndex._build_regexes): a token
     # holding one gets the (negative) ids of their sets
@@ -196,7 +208,16 @@ class _Lookup(dict):
         if len(token) <= MAX_CACHED_WORD_CHARS:
             if len(self) >= MAX_CACHED_WORDS:
                 self.clear()
+                self.hot.clear()
             self[token] = value
+        if got:
+            hot_ids = self.hot_ids
+            if hot_ids is not None and not hot_ids.isdisjoint(got):
+                hot = self.hot
+                if len(hot) >= MAX_CACHED_WORDS:  # long tokens (not cached) could fill it
+                    self.clear()
+                    hot.clear()
+                hot.add(token)
         return value
 
 
@@ -410,6 +431,7 @@ class _FieldIndex:
         lookup = self.__dict__.get("lookup")
         if lookup is not None:
             lookup.gates = auto
+            lookup.set_hot_ids(None)  # the gate ids may have changed: classified again when next needed
             self.lookup_fa = None  # made again from lookup when next needed
         # (regex id, the letter sets it needs or None, rules anchored on it) per anchor regex
         self.regex_anchors: tuple[tuple[int, frozenset[int] | None, tuple[int, ...]], ...] = tuple(
@@ -417,6 +439,17 @@ class _FieldIndex:
         )
         if self.regexes:
             self.compiled = _Regexes(self.regexes)
+
+    def hot_ids(self) -> frozenset[int]:
+        """The ids a word's lookup value may hold that can make a rule a candidate: the words
+        rules are anchored on (``key_rules``), the words that key anchor phrases, the regexes'
+        letter sets and the Persian piece mark. A message none of whose words holds one has no
+        candidate from its words, and no letter set of a regex (see :class:`_Scan`)."""
+        ids = set(compress(count(), map(ne, self.key_rules, repeat(None))))
+        ids.update(self.phrase_keys)
+        ids.update(self.gate_ids)
+        ids.add(_PIECE)
+        return frozenset(ids)
 
     @property
     def pattern_count(self) -> int:
@@ -1187,10 +1220,10 @@ class _Scan:
 
     __slots__ = (
         "index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans",
-        "_present", "_starts", "gates_found", "_norm", "_utf8", "matched",
+        "_present", "_starts", "gates_found", "_norm", "_utf8", "matched", "cold",
     )
 
-    def __init__(self, index: _FieldIndex, text: str, persian: bool = False) -> None:
+    def __init__(self, index: _FieldIndex, text: str, persian: bool = False, lazy: bool = False) -> None:
         self.index = index
         self.text = text
         self._present: dict[int, bool] | None = None  # memos, made on first use
@@ -1204,6 +1237,10 @@ class _Scan:
         self._spans = None
         self.extra: list[tuple[int, frozenset[int]]] = []
         self.gates_found: frozenset[int] | set[int] = _NOTHING  # ids of the regex letter sets found
+        # lazy=True: when no word of the text is hot (see _FieldIndex.hot_ids), ``found`` is
+        # left unset (None) and ``cold`` is True: no word can make a rule a candidate, and
+        # there are no Persian pieces and no regex letter sets; :meth:`warm` computes ``found``
+        self.cold = False
         if not index.words or not text:
             self.st = ""
             self.tokens: list[str] = []
@@ -1213,7 +1250,13 @@ class _Scan:
         self.st = st = scan_text(text)
         self.tokens = tokens = st.split()
         lookup = index.lookup_of(persian) if persian else index.lookup
+        if lazy and lookup.hot_ids is None:
+            lookup.set_hot_ids(index.hot_ids())
         self.sets = sets = list(map(lookup.__getitem__, tokens))
+        if lazy and lookup.hot.isdisjoint(tokens):
+            self.cold = True
+            self.found = None  # type: ignore[assignment] - see warm()
+            return
         self.found = found = set().union(*filter(None, sets))
         if _PIECE in found:
             found.discard(_PIECE)
@@ -1226,6 +1269,12 @@ class _Scan:
         if gate_ids and not found.isdisjoint(gate_ids):
             self.gates_found = found & gate_ids
             found -= gate_ids
+
+    def warm(self) -> None:
+        """Compute ``found`` of a cold scan (the union of its words' values: none of them holds
+        a hot id, so no Persian piece is joined and no regex letter set is set apart)."""
+        if self.found is None:
+            self.found = set().union(*filter(None, self.sets))
 
     @property
     def scanned(self) -> bool:
@@ -1759,37 +1808,49 @@ class Matcher:
 
     # -- matching -------------------------------------------------------------------------
     def candidates(self, msg: Message) -> tuple[list[int], dict[str, _Scan]]:
-        cands, scans, _ = self._candidates(msg)
+        cands, scans, _ = self._candidates(msg, True)
         return cands, scans
 
-    def _candidates(self, msg: Message) -> tuple[list[int], dict[str, _Scan], list[str | None]]:
+    def _candidates(self, msg: Message, warm: bool = False) -> tuple[list[int], dict[str, _Scan], list[str | None]]:
         """The candidate rules, the fields' scans and the message's language if it was needed
-        (``[language]``; ``[]`` when not asked yet, see :func:`_regex_candidates`)."""
+        (``[language]``; ``[]`` when not asked yet, see :func:`_regex_candidates`). A scan
+        whose words are all cold (see :class:`_Scan`) is given its ``found`` when there are
+        candidates (or ``warm``); without candidates nothing reads it."""
         scans: dict[str, _Scan] = {}
         got: list[frozenset[int]] = []
         text_index = self._eager_text
         persian = is_persian(msg)
         lang: list[str | None] = ["fa"] if persian else []  # message_language(msg), when known
+        cold: list[_Scan] = []
         if text_index is not None:
-            scan = scans["text"] = _Scan(text_index, msg.text or "", persian)
+            scan = scans["text"] = _Scan(text_index, msg.text or "", persian, True)
             found = scan.found
-            if found:
+            if scan.cold:
+                cold.append(scan)
+            elif found:
                 got = list(filter(None, map(text_index.key_rules.__getitem__, found)))
                 if text_index.phrase_keys:
                     _phrase_candidates(text_index, found, got)
             if text_index.regex_anchors:
                 _regex_candidates(text_index, scan, got, self._rules, msg, lang)
         for name, index in self._eager_other:
-            scan = scans[name] = _Scan(index, field_value(msg, name), persian)
-            if scan.found:
+            scan = scans[name] = _Scan(index, field_value(msg, name), persian, True)
+            if scan.cold:
+                cold.append(scan)
+            elif scan.found:
                 got.extend(filter(None, map(index.key_rules.__getitem__, scan.found)))
                 if index.phrase_keys:
                     _phrase_candidates(index, scan.found, got)
             if index.regex_anchors:
                 _regex_candidates(index, scan, got, self._rules, msg, lang)
         if not got:
-            return self._unanchored, scans, lang
-        return sorted(set(self._unanchored).union(*got)), scans, lang
+            cands = self._unanchored
+        else:
+            cands = sorted(set(self._unanchored).union(*got))
+        if cold and (cands or warm):
+            for scan in cold:
+                scan.warm()
+        return cands, scans, lang
 
     def match(self, msg: Message) -> list[Hit]:
         """The hits of every rule on ``msg`` (in rule order)."""
