@@ -196,7 +196,9 @@ class _Lookup(dict):
             framed = " " + "  ".join(forms) + " "
         both = self.both
         if both is not None:
-            inside = len(first)  # a run ending at or before it lies in the first form (the token)
+            # a run ending at or before it lies in the first form (the token); a whole word of a
+            # regex (" w ", see regexes.required_literal_sets) ends on the space after it
+            inside = len(first) + 1
             for end, (wids, ids) in both.iter(framed):
                 if wids:
                     got.extend(wids)
