@@ -87,7 +87,7 @@ if not _private_match_works():  # pragma: no cover - another version of google-r
     _UNANCHORED = None
 
 from ..model import Hit, Match, Message, make_url
-from .anchors import REGEX_COST, rarest_word, word_cost
+from .anchors import COMMON_WORDS, REGEX_COST, rarest_word, word_cost
 from .condition import fold_necessary, run_program
 from ..gcpause import paused_gc
 from .language import is_persian, language_not_persian
@@ -444,14 +444,29 @@ class _FieldIndex:
 
     def hot_ids(self) -> frozenset[int]:
         """The ids a word's lookup value may hold that can make a rule a candidate: the words
-        rules are anchored on (``key_rules``), the words that key anchor phrases, the regexes'
-        letter sets and the Persian piece mark. A message none of whose words holds one has no
-        candidate from its words, and no letter set of a regex (see :class:`_Scan`)."""
+        rules are anchored on (``key_rules``), the words that key anchor phrases, the letter set
+        each anchor regex is listed under and the Persian piece mark. A message none of whose
+        words holds one has no candidate from its words or its anchor regexes with letters
+        (see :class:`_Scan`)."""
         ids = set(compress(count(), map(ne, self.key_rules, repeat(None))))
         ids.update(self.phrase_keys)
-        ids.update(self.gate_ids)
-        ids.add(_PIECE)
+        # an anchor regex with letters runs only when all its letter sets were found: the one
+        # it is listed under (see _anchor_plan) is enough; the other regexes run only when a
+        # candidate rule asks
+        need_sets = [need for _, need, _ in self.regex_anchors if need]
+        if need_sets:
+            sets = self._gate_sets()
+            for need in need_sets:  # one set it needs, the one least likely to be found
+                ids.add(min(sorted(need, reverse=True), key=lambda i: _letter_set_cost(sets.get(i, ()))))
         return frozenset(ids)
+
+    def _gate_sets(self) -> "dict[int, tuple[str, ...]]":
+        """Letter-set id -> its runs (as :meth:`_build_regexes` numbers them)."""
+        set_ids: dict[tuple[str, ...], int] = {}
+        for pattern in self.regexes:
+            for s in required_literal_sets(pattern):
+                set_ids.setdefault(s, -2 - len(set_ids))
+        return {i: s for s, i in set_ids.items()}
 
     @property
     def pattern_count(self) -> int:
@@ -469,6 +484,22 @@ class _FieldIndex:
     @property
     def eager(self) -> bool:
         return self.has_triggers
+
+
+def _letter_set_cost(runs: "tuple[str, ...]") -> float:
+    """How likely a regex's letter set is to be found in a message (higher: more likely): its
+    runs' estimated frequencies added (a run is found inside words, a whole word " w " alone)."""
+    if not runs:
+        return float("inf")
+    total = 0.0
+    for run in runs:
+        word = run.strip()
+        if word in COMMON_WORDS:
+            total += 200.0
+        else:
+            n = len(word)
+            total += {1: 100.0, 2: 40.0, 3: 12.0, 4: 5.0, 5: 3.0}.get(n, 2.0 if n < 8 else 1.0) * (0.5 if run[0] == " " else 1.0)
+    return total
 
 
 _KINDS = (EXACT, PREFIX, SUFFIX, INFIX)
@@ -1239,9 +1270,10 @@ class _Scan:
         self._spans = None
         self.extra: list[tuple[int, frozenset[int]]] = []
         self.gates_found: frozenset[int] | set[int] = _NOTHING  # ids of the regex letter sets found
-        # lazy=True: when no word of the text is hot (see _FieldIndex.hot_ids), ``found`` is
-        # left unset (None) and ``cold`` is True: no word can make a rule a candidate, and
-        # there are no Persian pieces and no regex letter sets; :meth:`warm` computes ``found``
+        # lazy=True: when no word of the text (nor a Persian word joined from two of them) is
+        # hot (see _FieldIndex.hot_ids), ``found`` is left unset (None) and ``cold`` is True: no
+        # word can make a rule a candidate and no anchor regex with letters can match;
+        # :meth:`warm` computes ``found`` and ``gates_found``
         self.cold = False
         if not index.words or not text:
             self.st = ""
@@ -1255,28 +1287,42 @@ class _Scan:
         if lazy and lookup.hot_ids is None:
             lookup.set_hot_ids(index.hot_ids())
         self.sets = sets = list(map(lookup.__getitem__, tokens))
-        if lazy and lookup.hot.isdisjoint(tokens):
+        pieces = not MERGE_TOKENS.isdisjoint(tokens)  # a token's value then holds _PIECE
+        if pieces:  # the Persian words written in two pieces, joined and looked up
+            extra = self.extra
+            for i, joined in merged_pairs(tokens):
+                ws = lookup[joined] - _PIECES
+                if ws:
+                    extra.append((i, ws))
+        if lazy and lookup.hot.isdisjoint(tokens) and (
+            not self.extra or all(map(lookup.hot_ids.isdisjoint, map(_SECOND, self.extra)))
+        ):
             self.cold = True
             self.found = None  # type: ignore[assignment] - see warm()
             return
         self.found = found = set().union(*filter(None, sets))
-        if _PIECE in found:
+        if pieces:
             found.discard(_PIECE)
-            for i, joined in merged_pairs(tokens):
-                ws = lookup[joined] - _PIECES
-                if ws:
-                    self.extra.append((i, ws))
-                    found |= ws
+            for _, ws in self.extra:
+                found |= ws
         gate_ids = index.gate_ids
         if gate_ids and not found.isdisjoint(gate_ids):
             self.gates_found = found & gate_ids
             found -= gate_ids
 
     def warm(self) -> None:
-        """Compute ``found`` of a cold scan (the union of its words' values: none of them holds
-        a hot id, so no Persian piece is joined and no regex letter set is set apart)."""
+        """Compute ``found`` of a cold scan: the union of its words' values (none of them is a
+        Persian piece) and the regex letter sets set apart, as :meth:`__init__` does."""
         if self.found is None:
-            self.found = set().union(*filter(None, self.sets))
+            self.found = found = set().union(*filter(None, self.sets))
+            if self.extra or _PIECE in found:
+                found.discard(_PIECE)
+                for _, ws in self.extra:
+                    found |= ws
+            gate_ids = self.index.gate_ids
+            if gate_ids and not found.isdisjoint(gate_ids):
+                self.gates_found = found & gate_ids
+                found -= gate_ids
 
     @property
     def scanned(self) -> bool:

@@ -438,7 +438,7 @@ class _Item:
 
 
 def _class_nonword(p: str, i: int, j: int) -> bool:
-    """Whether the class ``p[i:j]`` matches only characters that are not letters or digits
+    r"""Whether the class ``p[i:j]`` matches only characters that are not letters or digits
     (:meth:`str.isalnum`, which equals RE2's ``[\pL\pN]`` on every code point): a negated
     class holding ``\pL`` and ``\pN``, or a class of non-word characters listed one by one."""
     body = p[i + 1 : j - 1]
