@@ -963,6 +963,17 @@ def test_gated_regex_selections_agree_with_the_naive_matcher(tmp_path) -> None:
     assert total > 300
 
 
+def test_every_word_character_is_a_letter_or_number_for_re2() -> None:
+    """A whole-word regex gate relies on it: a character RE2's ``[^\\pL\\pN]`` matches is never
+    part of a word of the scan (``str.isalnum``)."""
+    import re2
+
+    letter_or_number = re2.compile(r"[\pL\pN]")
+    words = [c for c in map(chr, range(0x110000)) if c.isalnum()]
+    assert len(words) > 100_000
+    assert all(letter_or_number.fullmatch(c) for c in words)
+
+
 def test_whole_word_regex_gates_agree_with_the_naive_matcher(tmp_path) -> None:
     """Regexes gated only by whole words (runs under three letters between non-word
     characters, a phrase with optional separators), anchored and behind word anchors: the
