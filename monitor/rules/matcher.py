@@ -419,6 +419,7 @@ class _FieldIndex:
             need.append(frozenset([set_ids.setdefault(s, -2 - len(set_ids)) for s in sets]) if sets else None)
         self.regex_need: tuple[frozenset[int] | None, ...] = tuple(need)
         self.gate_ids: frozenset[int] = frozenset(set_ids.values())
+        self.gate_sets: dict[int, tuple[str, ...]] = {i: s for s, i in set_ids.items()}  # see hot_ids
         by_run: dict[str, list[int]] = {}
         for s, i in set_ids.items():
             for run in s:
@@ -455,7 +456,7 @@ class _FieldIndex:
         # candidate rule asks
         need_sets = [need for _, need, _ in self.regex_anchors if need]
         if need_sets:
-            sets = self._gate_sets()
+            sets = self.__dict__.get("gate_sets") or self._gate_sets()
             for need in need_sets:  # one set it needs, the one least likely to be found
                 ids.add(min(sorted(need, reverse=True), key=lambda i: _letter_set_cost(sets.get(i, ()))))
         return frozenset(ids)

@@ -13,7 +13,9 @@ without lookaround); ``rules check`` warns when one stands next to Arabic-script
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Sequence
 
 import re2
 
@@ -461,7 +463,10 @@ def _class_nonword(p: str, i: int, j: int) -> bool:
     return n > 0
 
 
-def _parse_items(p: str, start: int, end: int) -> list[_Item]:
+@functools.lru_cache(maxsize=4096)
+def _parse_items(p: str, start: int, end: int) -> tuple[_Item, ...]:
+    """The items of ``p[start:end]`` (memoised: a group's alternatives are read again by every
+    enclosing level; the items are not changed once made)."""
     items: list[_Item] = []
     i = start
     while i < end:
@@ -546,10 +551,10 @@ def _parse_items(p: str, start: int, end: int) -> list[_Item]:
                 it.repeated = quant == "+" or quant == "*"
         items.append(it)
         i = nxt
-    return items
+    return tuple(items)
 
 
-def _left_of(items: list[_Item], k: int, context: bool | None) -> bool | None:
+def _left_of(items: "Sequence[_Item]", k: int, context: bool | None) -> bool | None:
     """Whether the character before ``items[k]`` is always a non-word character (or there is
     none: the text's start): True, False, or ``context`` when the items before it may all
     match empty (``context``: what is known of the character before the sequence)."""
@@ -570,7 +575,7 @@ def _left_of(items: list[_Item], k: int, context: bool | None) -> bool | None:
     return context
 
 
-def _right_of(items: list[_Item], k: int, context: bool | None) -> bool | None:
+def _right_of(items: "Sequence[_Item]", k: int, context: bool | None) -> bool | None:
     """:func:`_left_of` for the character after ``items[k]`` (or the text's end)."""
     for it in items[k + 1 :]:
         if it.end_anchor:
@@ -604,7 +609,7 @@ def _good_atom(atom: str) -> bool:
     )
 
 
-def _phrase_variants(items: list[_Item], left: bool, right: bool) -> tuple[str, ...] | None:
+def _phrase_variants(items: "Sequence[_Item]", left: bool, right: bool) -> tuple[str, ...] | None:
     """For a sequence of letters and separators (non-word items, some optional: at most
     :data:`MAX_VARIANTS_OPTIONAL`), one atom per variant (each optional separator present or
     absent): its longest word of at least :data:`MIN_LITERAL` letters, else its longest word
