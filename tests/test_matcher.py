@@ -877,6 +877,17 @@ def test_anchor_regex_skipped_by_language_same_hits_as_naive(tmp_path) -> None:
         (r"[abc]+defg{2}h", [("defg",)]),  # 'g{2}': the run ends after one g ('defgg' is not read)
         (r"x(?P<n>abcd)y", [("abcd",)]),
         (r"(abc", []),  # invalid
+        # a shorter run is a whole word (" w ") when non-word characters or the text's ends
+        # always surround it; a phrase with optional separators gives one atom per variant
+        (r"(?:^|\s)(?:پ ک ک|تی ?تی ?پی)\s+گفت", [("گفت",), (" پ ", "تيتيپي", "تيپي", "تيتي", " تي ")]),
+        (r"x\s(?:ab|cd)\s", [(" ab ", " cd ")]),
+        (r"^ab\W", [(" ab ",)]),
+        (r"(?:^|[^\pL\pN])(?:ab|cd)(?:[^\pL\pN]|$)", [(" ab ", " cd ")]),
+        (r"\bis\W+said", [("said",)]),  # RE2's \b is ASCII: a letter of another script may be before
+        (r"ab c", []),  # what is before 'ab' and after 'c' is not known
+        (r"(?:^|[^\pL\pN])ab+\s", []),  # 'b+': more b's may follow
+        (r"(?:^|[^\pL\pN])a?b\s", []),  # an optional letter before 'b'
+        (r"(?:^|[^\pL\pN])ab(?:c|\s)", []),  # 'c' may follow
     ],
 )
 def test_required_literal_sets(pattern, expected) -> None:
@@ -915,7 +926,7 @@ def test_regex_gates_never_drop_a_match_of_the_shipped_regexes() -> None:
     assert sum(1 for _, _, sets in gated if sets) >= len(patterns) // 2
     matched = 0
     for text in _gate_texts():
-        norm, words = normalize(text), word_text(text)
+        norm, words = normalize(text), f" {word_text(text)} "  # whole words (" w ") framed too
         for pattern, rx, sets in gated:
             if sets and rx.search(norm):
                 matched += 1
@@ -950,6 +961,85 @@ def test_gated_regex_selections_agree_with_the_naive_matcher(tmp_path) -> None:
         assert got == naive.match_ids(m), text
         total += len(got)
     assert total > 300
+
+
+def test_every_word_character_is_a_letter_or_number_for_re2() -> None:
+    """A whole-word regex gate relies on it: a character RE2's ``[^\\pL\\pN]`` matches is never
+    part of a word of the scan (``str.isalnum``)."""
+    import re2
+
+    letter_or_number = re2.compile(r"[\pL\pN]")
+    words = [c for c in map(chr, range(0x110000)) if c.isalnum()]
+    assert len(words) > 100_000
+    assert all(letter_or_number.fullmatch(c) for c in words)
+
+
+def test_whole_word_regex_gates_agree_with_the_naive_matcher(tmp_path) -> None:
+    """Regexes gated only by whole words (runs under three letters between non-word
+    characters, a phrase with optional separators), anchored and behind word anchors: the
+    compiled matcher finds the naive matcher's hits on texts where the short words stand alone,
+    inside longer words, glued by ZWNJ, next to punctuation and at the text's ends."""
+    from rules_helpers import write
+
+    d = tmp_path / "whole"
+    lead = "(?:^|[^\\pL\\pN])(?:پ ک ک|تی ?تی ?پی|حماس)[،,]?(?:\\s*:|\\s+(?:گفت|اعلام))(?:[^\\pL\\pN]|$)"
+    write(d / "r1.yml", f"id: r1\nlanguages: [fa]\nmatch:\n  lead:\n    regex: ['{lead}']\n")
+    write(d / "r2.yml", f"id: r2\nmatch:\n  lead:\n    regex: ['{lead}']\n")
+    write(d / "r3.yml", "id: r3\nmatch:\n  a: [isis]\n  b:\n    regex: ['(?:^|\\s)(?:ab|cd)\\W+x\\b']\ncondition: a and b\n")
+    write(d / "r4.yml", "id: r4\nmatch:\n  b:\n    regex: ['^ab\\W']\n")
+    rs = load_rules([d])
+    compiled, naive = Matcher(rs), NaiveMatcher(rs)
+    index = compiled.fields["text"]
+    for pattern in index.regexes:
+        assert index.regex_need[index.regex_ids[pattern]] is not None, pattern  # all gated
+    vocab = ["پ", "ک", "پ ک ک", "پ\u200cک ک", "پکک", "تی", "پی", "تیتیپی", "تی تی پی", "تی تیپی", "تیتی پی", "تی\u200cتی\u200cپی",
+             "تیتی", "پیتی", "حماس", "حماسه", ":", "،", ",", "گفت", "گفتند", "اعلام", "ab", "cd", "abx", "xab", "x", "isis",
+             "ab,", "-", "ی", "است", "می", "شود"]
+    rng = random.Random(23)
+    total = 0
+    for _ in range(4_000):
+        text = rng.choice(["", " ", "\n"]).join(rng.choice(vocab) for _ in range(rng.randint(0, 7)))
+        if rng.random() < 0.3:
+            text = text.replace(" ", rng.choice(["", "  ", "\u200c", "."]), 1)
+        m = msg(text, lang=rng.choice([None, "fa", "en"]))
+        got = [h.rule_id for h in compiled.match(m)]
+        assert got == naive.match_ids(m), (text, m.lang)
+        total += len(got)
+    assert total > 300
+
+
+def test_cold_messages_same_hits_and_warm_scans(tmp_path) -> None:
+    """A message none of whose words is hot (see ``_FieldIndex.hot_ids``) skips its found
+    words' union and the anchors: the hits still equal the naive matcher's with rules anchored
+    on words, phrases, joined Persian pieces (``می شود``), an anchor regex with letters, a rule
+    whose regex runs behind a word anchor and an unanchored rule; ``candidates()`` gives scans
+    whose found words are computed."""
+    from rules_helpers import write
+
+    d = tmp_path / "cold"
+    write(d / "w.yml", "id: w\nmatch:\n  a: [kerman]\n  b: [the]\ncondition: a and b\n")
+    write(d / "p.yml", "id: p\nmatch:\n  a: [abu hamza, blast site]\n")
+    write(d / "fa.yml", "id: fa\nmatch:\n  a: [میشود, بیانیه]\n  b: [حمله]\ncondition: a and b\n")
+    write(d / "rx.yml", "id: rx\nmatch:\n  c:\n    regex: ['\\bclaim(?:ed|s)\\W+attack']\n")
+    write(d / "rb.yml", "id: rb\nmatch:\n  a: [kerman]\n  c:\n    regex: ['weather\\W+is']\ncondition: a and not c\n")
+    write(d / "un.yml", "id: un\nmatch:\n  a: [storm]\ncondition: not a\n")
+    rs = load_rules([d])
+    compiled, naive = Matcher(rs), NaiveMatcher(rs)
+    vocab = ["kerman", "the", "abu", "hamza", "blast", "site", "weather", "is", "claimed", "claims", "attack", "storm",
+             "می", "شود", "میشود", "می\u200cشود", "بیانیه", "ای", "بیانیه\u200cای", "حمله", "و", "rain", "sunny", "،"]
+    rng = random.Random(29)
+    cold = total = 0
+    for _ in range(3_000):
+        text = " ".join(rng.choice(vocab) for _ in range(rng.randint(0, 8)))
+        m = msg(text, lang=rng.choice([None, "fa"]))
+        _, scans, _ = compiled._candidates(m)
+        cold += bool(scans.get("text") and scans["text"].cold)
+        got = [h.rule_id for h in compiled.match(m)]
+        assert got == naive.match_ids(m), (text, m.lang)
+        total += len(got)
+        cands, scans = compiled.candidates(m)
+        assert all(s.found is not None for s in scans.values()), text
+    assert cold > 100 and total > 1_000
 
 
 def test_regex_search_on_utf8_agrees_with_search(monkeypatch):

@@ -87,7 +87,7 @@ if not _private_match_works():  # pragma: no cover - another version of google-r
     _UNANCHORED = None
 
 from ..model import Hit, Match, Message, make_url
-from .anchors import REGEX_COST, rarest_word, word_cost
+from .anchors import COMMON_WORDS, REGEX_COST, rarest_word, word_cost
 from .condition import fold_necessary, run_program
 from ..gcpause import paused_gc
 from .language import is_persian, language_not_persian
@@ -131,6 +131,11 @@ class _Lookup(dict):
         self.persian = persian  # the words of Persian messages (see morphology.word_forms)
         self._gates: "ahocorasick.Automaton | None" = None
         self.both: "ahocorasick.Automaton | None" = self._both()
+        # the "hot" ids (see _FieldIndex.hot_ids: words rules are anchored on, phrase keys,
+        # regex letter sets, Persian pieces) and the cached tokens whose value holds one: a
+        # message none of whose tokens is hot has no candidate from its words (see _Scan)
+        self.hot_ids: frozenset[int] | None = None
+        self.hot: set[str] = set()
 
     def persian_twin(self) -> "_Lookup":
         """A lookup over the same words for Persian messages (its own cache)."""
@@ -138,7 +143,14 @@ class _Lookup(dict):
         twin.auto = self.auto
         twin._gates = self._gates
         twin.both = self.both
+        twin.hot_ids = self.hot_ids
         return twin
+
+    def set_hot_ids(self, ids: "frozenset[int] | None") -> None:
+        """Set the hot ids; the cached words are forgotten (classified again when next seen)."""
+        self.hot_ids = ids
+        self.clear()
+        self.hot = set()
 
     # the letter runs the field's regexes need (see _FieldIndex._build_regexes): a token
     # holding one gets the (negative) ids of their sets
@@ -184,7 +196,9 @@ class _Lookup(dict):
             framed = " " + "  ".join(forms) + " "
         both = self.both
         if both is not None:
-            inside = len(first)  # a run ending at or before it lies in the first form (the token)
+            # a run ending at or before it lies in the first form (the token); a whole word of a
+            # regex (" w ", see regexes.required_literal_sets) ends on the space after it
+            inside = len(first) + 1
             for end, (wids, ids) in both.iter(framed):
                 if wids:
                     got.extend(wids)
@@ -196,7 +210,16 @@ class _Lookup(dict):
         if len(token) <= MAX_CACHED_WORD_CHARS:
             if len(self) >= MAX_CACHED_WORDS:
                 self.clear()
+                self.hot.clear()
             self[token] = value
+        if got:
+            hot_ids = self.hot_ids
+            if hot_ids is not None and not hot_ids.isdisjoint(got):
+                hot = self.hot
+                if len(hot) >= MAX_CACHED_WORDS:  # long tokens (not cached) could fill it
+                    self.clear()
+                    hot.clear()
+                hot.add(token)
         return value
 
 
@@ -396,6 +419,7 @@ class _FieldIndex:
             need.append(frozenset([set_ids.setdefault(s, -2 - len(set_ids)) for s in sets]) if sets else None)
         self.regex_need: tuple[frozenset[int] | None, ...] = tuple(need)
         self.gate_ids: frozenset[int] = frozenset(set_ids.values())
+        self.gate_sets: dict[int, tuple[str, ...]] = {i: s for s, i in set_ids.items()}  # see hot_ids
         by_run: dict[str, list[int]] = {}
         for s, i in set_ids.items():
             for run in s:
@@ -410,6 +434,7 @@ class _FieldIndex:
         lookup = self.__dict__.get("lookup")
         if lookup is not None:
             lookup.gates = auto
+            lookup.set_hot_ids(None)  # the gate ids may have changed: classified again when next needed
             self.lookup_fa = None  # made again from lookup when next needed
         # (regex id, the letter sets it needs or None, rules anchored on it) per anchor regex
         self.regex_anchors: tuple[tuple[int, frozenset[int] | None, tuple[int, ...]], ...] = tuple(
@@ -417,6 +442,32 @@ class _FieldIndex:
         )
         if self.regexes:
             self.compiled = _Regexes(self.regexes)
+
+    def hot_ids(self) -> frozenset[int]:
+        """The ids a word's lookup value may hold that can make a rule a candidate: the words
+        rules are anchored on (``key_rules``), the words that key anchor phrases, the letter set
+        each anchor regex is listed under and the Persian piece mark. A message none of whose
+        words holds one has no candidate from its words or its anchor regexes with letters
+        (see :class:`_Scan`)."""
+        ids = set(compress(count(), map(ne, self.key_rules, repeat(None))))
+        ids.update(self.phrase_keys)
+        # an anchor regex with letters runs only when all its letter sets were found: the one
+        # it is listed under (see _anchor_plan) is enough; the other regexes run only when a
+        # candidate rule asks
+        need_sets = [need for _, need, _ in self.regex_anchors if need]
+        if need_sets:
+            sets = self.__dict__.get("gate_sets") or self._gate_sets()
+            for need in need_sets:  # one set it needs, the one least likely to be found
+                ids.add(min(sorted(need, reverse=True), key=lambda i: _letter_set_cost(sets.get(i, ()))))
+        return frozenset(ids)
+
+    def _gate_sets(self) -> "dict[int, tuple[str, ...]]":
+        """Letter-set id -> its runs (as :meth:`_build_regexes` numbers them)."""
+        set_ids: dict[tuple[str, ...], int] = {}
+        for pattern in self.regexes:
+            for s in required_literal_sets(pattern):
+                set_ids.setdefault(s, -2 - len(set_ids))
+        return {i: s for s, i in set_ids.items()}
 
     @property
     def pattern_count(self) -> int:
@@ -434,6 +485,22 @@ class _FieldIndex:
     @property
     def eager(self) -> bool:
         return self.has_triggers
+
+
+def _letter_set_cost(runs: "tuple[str, ...]") -> float:
+    """How likely a regex's letter set is to be found in a message (higher: more likely): its
+    runs' estimated frequencies added (a run is found inside words, a whole word " w " alone)."""
+    if not runs:
+        return float("inf")
+    total = 0.0
+    for run in runs:
+        word = run.strip()
+        if word in COMMON_WORDS:
+            total += 200.0
+        else:
+            n = len(word)
+            total += {1: 100.0, 2: 40.0, 3: 12.0, 4: 5.0, 5: 3.0}.get(n, 2.0 if n < 8 else 1.0) * (0.5 if run[0] == " " else 1.0)
+    return total
 
 
 _KINDS = (EXACT, PREFIX, SUFFIX, INFIX)
@@ -1190,10 +1257,10 @@ class _Scan:
 
     __slots__ = (
         "index", "text", "st", "tokens", "sets", "extra", "found", "_positions", "_bounds", "_regex", "_spans",
-        "_present", "_starts", "gates_found", "_norm", "_utf8", "matched",
+        "_present", "_starts", "gates_found", "_norm", "_utf8", "matched", "cold",
     )
 
-    def __init__(self, index: _FieldIndex, text: str, persian: bool = False) -> None:
+    def __init__(self, index: _FieldIndex, text: str, persian: bool = False, lazy: bool = False) -> None:
         self.index = index
         self.text = text
         self._present: dict[int, bool] | None = None  # memos, made on first use
@@ -1207,6 +1274,11 @@ class _Scan:
         self._spans = None
         self.extra: list[tuple[int, frozenset[int]]] = []
         self.gates_found: frozenset[int] | set[int] = _NOTHING  # ids of the regex letter sets found
+        # lazy=True: when no word of the text (nor a Persian word joined from two of them) is
+        # hot (see _FieldIndex.hot_ids), ``found`` is left unset (None) and ``cold`` is True: no
+        # word can make a rule a candidate and no anchor regex with letters can match;
+        # :meth:`warm` computes ``found`` and ``gates_found``
+        self.cold = False
         if not index.words or not text:
             self.st = ""
             self.tokens: list[str] = []
@@ -1216,19 +1288,45 @@ class _Scan:
         self.st = st = scan_text(text)
         self.tokens = tokens = st.split()
         lookup = index.lookup_of(persian) if persian else index.lookup
+        if lazy and lookup.hot_ids is None:
+            lookup.set_hot_ids(index.hot_ids())
         self.sets = sets = list(map(lookup.__getitem__, tokens))
-        self.found = found = set().union(*filter(None, sets))
-        if _PIECE in found:
-            found.discard(_PIECE)
+        pieces = not MERGE_TOKENS.isdisjoint(tokens)  # a token's value then holds _PIECE
+        if pieces:  # the Persian words written in two pieces, joined and looked up
+            extra = self.extra
             for i, joined in merged_pairs(tokens):
                 ws = lookup[joined] - _PIECES
                 if ws:
-                    self.extra.append((i, ws))
-                    found |= ws
+                    extra.append((i, ws))
+        if lazy and lookup.hot.isdisjoint(tokens) and (
+            not self.extra or all(map(lookup.hot_ids.isdisjoint, map(_SECOND, self.extra)))
+        ):
+            self.cold = True
+            self.found = None  # type: ignore[assignment] - see warm()
+            return
+        self.found = found = set().union(*filter(None, sets))
+        if pieces:
+            found.discard(_PIECE)
+            for _, ws in self.extra:
+                found |= ws
         gate_ids = index.gate_ids
         if gate_ids and not found.isdisjoint(gate_ids):
             self.gates_found = found & gate_ids
             found -= gate_ids
+
+    def warm(self) -> None:
+        """Compute ``found`` of a cold scan: the union of its words' values (none of them is a
+        Persian piece) and the regex letter sets set apart, as :meth:`__init__` does."""
+        if self.found is None:
+            self.found = found = set().union(*filter(None, self.sets))
+            if self.extra or _PIECE in found:
+                found.discard(_PIECE)
+                for _, ws in self.extra:
+                    found |= ws
+            gate_ids = self.index.gate_ids
+            if gate_ids and not found.isdisjoint(gate_ids):
+                self.gates_found = found & gate_ids
+                found -= gate_ids
 
     @property
     def scanned(self) -> bool:
@@ -1762,37 +1860,49 @@ class Matcher:
 
     # -- matching -------------------------------------------------------------------------
     def candidates(self, msg: Message) -> tuple[list[int], dict[str, _Scan]]:
-        cands, scans, _ = self._candidates(msg)
+        cands, scans, _ = self._candidates(msg, True)
         return cands, scans
 
-    def _candidates(self, msg: Message) -> tuple[list[int], dict[str, _Scan], list[str | None]]:
+    def _candidates(self, msg: Message, warm: bool = False) -> tuple[list[int], dict[str, _Scan], list[str | None]]:
         """The candidate rules, the fields' scans and the message's language if it was needed
-        (``[language]``; ``[]`` when not asked yet, see :func:`_regex_candidates`)."""
+        (``[language]``; ``[]`` when not asked yet, see :func:`_regex_candidates`). A scan
+        whose words are all cold (see :class:`_Scan`) is given its ``found`` when there are
+        candidates (or ``warm``); without candidates nothing reads it."""
         scans: dict[str, _Scan] = {}
         got: list[frozenset[int]] = []
         text_index = self._eager_text
         persian = is_persian(msg)
         lang: list[str | None] = ["fa"] if persian else []  # message_language(msg), when known
+        cold: list[_Scan] = []
         if text_index is not None:
-            scan = scans["text"] = _Scan(text_index, msg.text or "", persian)
+            scan = scans["text"] = _Scan(text_index, msg.text or "", persian, True)
             found = scan.found
-            if found:
+            if scan.cold:
+                cold.append(scan)
+            elif found:
                 got = list(filter(None, map(text_index.key_rules.__getitem__, found)))
                 if text_index.phrase_keys:
                     _phrase_candidates(text_index, found, got)
             if text_index.regex_anchors:
                 _regex_candidates(text_index, scan, got, self._rules, msg, lang)
         for name, index in self._eager_other:
-            scan = scans[name] = _Scan(index, field_value(msg, name), persian)
-            if scan.found:
+            scan = scans[name] = _Scan(index, field_value(msg, name), persian, True)
+            if scan.cold:
+                cold.append(scan)
+            elif scan.found:
                 got.extend(filter(None, map(index.key_rules.__getitem__, scan.found)))
                 if index.phrase_keys:
                     _phrase_candidates(index, scan.found, got)
             if index.regex_anchors:
                 _regex_candidates(index, scan, got, self._rules, msg, lang)
         if not got:
-            return self._unanchored, scans, lang
-        return sorted(set(self._unanchored).union(*got)), scans, lang
+            cands = self._unanchored
+        else:
+            cands = sorted(set(self._unanchored).union(*got))
+        if cold and (cands or warm):
+            for scan in cold:
+                scan.warm()
+        return cands, scans, lang
 
     def match(self, msg: Message) -> list[Hit]:
         """The hits of every rule on ``msg`` (in rule order)."""

@@ -13,7 +13,9 @@ without lookaround); ``rules check`` warns when one stands next to Arabic-script
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Sequence
 
 import re2
 
@@ -400,12 +402,13 @@ def _split_alternatives(p: str, start: int, end: int) -> list[tuple[int, int]]:
     return out
 
 
-def _alternation_literals(p: str, start: int, end: int) -> tuple[str, ...] | None:
+def _alternation_literals(p: str, start: int, end: int, left: bool = False, right: bool = False) -> tuple[str, ...] | None:
     """One set for a ``|`` list: the best set of each alternative, together (None when an
-    alternative has none)."""
+    alternative has none). ``left`` / ``right``: whether every match of the list is preceded /
+    followed by a non-word character or the text's start / end (see :func:`_sequence_literals`)."""
     got: list[str] = []
     for a, b in _split_alternatives(p, start, end):
-        sets = _sequence_literals(p, a, b)
+        sets = _sequence_literals(p, a, b, left, right)
         if not sets:
             return None
         got.extend(sets[0])
@@ -416,21 +419,59 @@ _QUANTIFIER = re.compile(r"(?:[?*+]|\{(\d*)(?:,\d*)?\})\??")
 _FLAGS = re.compile(r"\?[a-zA-Z-]*")
 
 
-def _sequence_literals(p: str, start: int, end: int) -> list[tuple[str, ...]]:
-    """The sets of the items of a sequence (no top-level ``|``), best first."""
-    candidates: list[tuple[str, ...]] = []
-    run: list[str] = []
+class _Item:
+    """One item of a sequence as :func:`_sequence_literals` reads it."""
 
-    def close() -> None:
-        if run:
-            candidates.append((normalize("".join(run)),))
-            run.clear()
+    __slots__ = ("char", "group", "optional", "repeated", "nonword", "zero", "start_anchor", "end_anchor",
+                 "ends_nonword", "starts_nonword")
 
+    def __init__(self) -> None:
+        self.char: str | None = None  # a letter or digit matched as itself
+        self.group: tuple[int, int] | None = None
+        self.optional = self.repeated = False
+        self.nonword = False  # matches only characters that are not letters or digits
+        self.zero = False  # matches no character (an assertion, a flags group)
+        self.start_anchor = self.end_anchor = False  # ^ \A / $ \z
+        # for a group: whether every non-empty match of it ends / starts with a non-word
+        # character (True), may end / start with a word character (False), or only matches
+        # empty or leaves it to what is before / after it (None)
+        self.ends_nonword: bool | None = None
+        self.starts_nonword: bool | None = None
+
+
+def _class_nonword(p: str, i: int, j: int) -> bool:
+    r"""Whether the class ``p[i:j]`` matches only characters that are not letters or digits
+    (:meth:`str.isalnum`, which equals RE2's ``[\pL\pN]`` on every code point): a negated
+    class holding ``\pL`` and ``\pN``, or a class of non-word characters listed one by one."""
+    body = p[i + 1 : j - 1]
+    if body.startswith("^"):
+        return "\\pL" in body and "\\pN" in body
+    k, n = 0, len(body)
+    while k < n:
+        c = body[k]
+        if c == "\\":
+            if k + 1 >= n:
+                return False
+            d = body[k + 1]
+            if not (d in "sntrfv" or not d.isalnum()):
+                return False
+            k += 2
+            continue
+        if c.isalnum() or c == "[" or (c == "-" and 0 < k < n - 1):
+            return False
+        k += 1
+    return n > 0
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_items(p: str, start: int, end: int) -> tuple[_Item, ...]:
+    """The items of ``p[start:end]`` (memoised: a group's alternatives are read again by every
+    enclosing level; the items are not changed once made)."""
+    items: list[_Item] = []
     i = start
     while i < end:
         c = p[i]
-        group: tuple[int, int] | None = None
-        letter = False
+        it = _Item()
         if c == "\\":
             if i + 1 >= end:
                 raise _Unparsed
@@ -448,8 +489,17 @@ def _sequence_literals(p: str, start: int, end: int) -> list[tuple[str, ...]]:
                 nxt = i + 3
             else:
                 nxt = i + 2
+                if d in "bB":
+                    it.zero = True
+                elif d == "A":
+                    it.zero = it.start_anchor = True
+                elif d == "z":
+                    it.zero = it.end_anchor = True
+                elif d in "sntrfv" or not d.isalnum():
+                    it.nonword = True
         elif c == "[":
             nxt = _skip_class(p, i)
+            it.nonword = _class_nonword(p, i, nxt)
         elif c == "(":
             j = _close_paren(p, i)
             nxt = j + 1
@@ -464,39 +514,209 @@ def _sequence_literals(p: str, start: int, end: int) -> list[tuple[str, ...]]:
                     inner = j
                 else:
                     raise _Unparsed
-            group = (inner, j)
+            it.group = (inner, j)
+            if inner >= j:
+                it.zero = True
+            else:
+                ends, starts = [], []
+                for a, b in _split_alternatives(p, inner, j):
+                    sub = _parse_items(p, a, b)
+                    ends.append(_left_of(sub, len(sub), None))
+                    starts.append(_right_of(sub, -1, None))
+                it.ends_nonword = False if False in ends else True if all(ends) else None
+                it.starts_nonword = False if False in starts else True if all(starts) else None
         elif c in ".^$":
             nxt = i + 1
+            if c == "^":
+                it.zero = it.start_anchor = True
+            elif c == "$":
+                it.zero = it.end_anchor = True
         elif c in ")|?*+{":
             raise _Unparsed  # not where an item starts
         else:
             nxt = i + 1
-            letter = c.isalnum()
+            if c.isalnum():
+                it.char = c
+            else:
+                it.nonword = True
         q = _QUANTIFIER.match(p, nxt, end)
         if q is not None:
             nxt = q.end()
             quant = q.group(0)[0]
             if quant == "{":
-                optional = q.group(1) in ("", "0")
-                repeated = q.group(0).rstrip("?") != "{1}"
+                it.optional = q.group(1) in ("", "0")
+                it.repeated = q.group(0).rstrip("?") != "{1}"
             else:
-                optional = quant in "?*"
-                repeated = quant == "+"
+                it.optional = quant in "?*"
+                it.repeated = quant == "+" or quant == "*"
+        items.append(it)
+        i = nxt
+    return tuple(items)
+
+
+def _left_of(items: "Sequence[_Item]", k: int, context: bool | None) -> bool | None:
+    """Whether the character before ``items[k]`` is always a non-word character (or there is
+    none: the text's start): True, False, or ``context`` when the items before it may all
+    match empty (``context``: what is known of the character before the sequence)."""
+    for it in reversed(items[:k]):
+        if it.start_anchor:
+            return True
+        if it.zero:
+            continue
+        if it.group is not None:
+            ends = it.ends_nonword
         else:
-            optional = repeated = False
-        if letter and not optional:
-            run.append(c)
-            if repeated:
-                close()
+            ends = it.nonword
+        if ends is False:
+            return False
+        if ends is None or it.optional:
+            continue
+        return True
+    return context
+
+
+def _right_of(items: "Sequence[_Item]", k: int, context: bool | None) -> bool | None:
+    """:func:`_left_of` for the character after ``items[k]`` (or the text's end)."""
+    for it in items[k + 1 :]:
+        if it.end_anchor:
+            return True
+        if it.zero:
+            continue
+        if it.group is not None:
+            starts = it.starts_nonword
         else:
-            close()
-            if group is not None and not optional and group[0] < group[1]:
-                got = _alternation_literals(p, group[0], group[1])
+            starts = it.nonword
+        if starts is False:
+            return False
+        if starts is None or it.optional:
+            continue
+        return True
+    return context
+
+
+MAX_VARIANTS_OPTIONAL = 4  # optional separators of a phrase read as all their variants (2 ** 4)
+
+
+def _whole(word: str) -> str | None:
+    """``word`` as a whole-word atom: framed by spaces (normalised), or None."""
+    w = normalize(word)
+    return f" {w} " if w.isalnum() else None
+
+
+def _good_atom(atom: str) -> bool:
+    return (atom.isalnum() and len(atom) >= MIN_LITERAL) or (
+        len(atom) > 2 and atom[0] == " " and atom[-1] == " " and atom[1:-1].isalnum()
+    )
+
+
+def _phrase_variants(items: "Sequence[_Item]", left: bool, right: bool) -> tuple[str, ...] | None:
+    """For a sequence of letters and separators (non-word items, some optional: at most
+    :data:`MAX_VARIANTS_OPTIONAL`), one atom per variant (each optional separator present or
+    absent): its longest word of at least :data:`MIN_LITERAL` letters, else its longest word
+    bounded on both sides (a separator, or ``left`` / ``right`` for the first / last word) as a
+    whole word. None when a variant has neither or the sequence is not of that form."""
+    optional = []
+    for k, it in enumerate(items):
+        if it.zero:
+            continue
+        if it.char is not None:
+            if it.optional or it.repeated:
+                return None
+        elif not it.nonword:
+            return None
+        elif it.optional:
+            optional.append(k)
+    if len(optional) > MAX_VARIANTS_OPTIONAL or not any(it.char is not None for it in items):
+        return None
+    atoms: list[str] = []
+    for mask in range(1 << len(optional)):
+        absent = {k for b, k in enumerate(optional) if not mask >> b & 1}
+        words: list[list] = []  # [letters, bounded before]
+        current: list[str] = []
+        before = left  # a separator (present) before the current word, or the context
+        for k, it in enumerate(items):
+            if it.zero or k in absent:
+                continue
+            if it.char is not None:
+                current.append(it.char)
+            else:  # a separator present
+                if current:
+                    words.append(["".join(current), before, True])
+                    current = []
+                before = True
+        if current:
+            words.append(["".join(current), before, right])
+        best = None
+        runs = [w for w, _, _ in words if len(w) >= MIN_LITERAL]
+        if runs:
+            best = normalize(max(runs, key=len))
+            if not best.isalnum():
+                return None
+        else:
+            bounded = [w for w, a, b in words if a and b]
+            if bounded:
+                best = _whole(max(bounded, key=len))
+        if best is None:
+            return None
+        atoms.append(best)
+    return tuple(dict.fromkeys(atoms))
+
+
+def _sequence_literals(p: str, start: int, end: int, left: bool = False, right: bool = False) -> list[tuple[str, ...]]:
+    """The sets of the items of a sequence (no top-level ``|``), best first.
+
+    A set holds letter runs (found inside a word) and whole words framed by spaces
+    (``" تي "``: a word of the text, all of it). A run shorter than :data:`MIN_LITERAL`
+    letters is a whole word when a non-word character (or the text's start / end) is always
+    before and after it; ``left`` / ``right`` say so of the characters around the sequence.
+    A phrase of letters with optional separators (``تی ?تی ?پی``) gives one atom per variant."""
+    candidates: list[tuple[str, ...]] = []
+    items = _parse_items(p, start, end)
+    run: list[str] = []
+    first = 0  # the index of the run's first letter
+
+    def close(k: int, whole: bool) -> None:
+        """The run ends before ``items[k]`` (``whole``: it may be a whole word)."""
+        if run:
+            text = "".join(run)
+            if len(text) >= MIN_LITERAL:
+                candidates.append((normalize(text),))
+            elif whole and _left_of(items, first, left) is True and _right_of(items, k - 1, right) is True:
+                atom = _whole(text)
+                if atom is not None:
+                    candidates.append((atom,))
+            run.clear()
+
+    for k, it in enumerate(items):
+        if it.char is not None and not it.optional:
+            if not run:
+                first = k
+            run.append(it.char)
+            if it.repeated:
+                close(k + 1, False)
+        else:
+            close(k, True)
+            group = it.group
+            if group is not None and not it.optional and group[0] < group[1]:
+                inner_left = inner_right = False
+                if not it.repeated:
+                    inner_left = _left_of(items, k, left) is True
+                    inner_right = _right_of(items, k, right) is True
+                got = _alternation_literals(p, group[0], group[1], inner_left, inner_right)
                 if got:
                     candidates.append(got)
-        i = nxt
-    close()
-    good = [c for c in candidates if all(lit.isalnum() and len(lit) >= MIN_LITERAL for lit in c)]
+    close(len(items), True)
+    good = [c for c in candidates if all(map(_good_atom, c))]
+    if not good:
+        phrase = _phrase_variants(items, left, right)
+        if phrase and all(map(_good_atom, phrase)):
+            good = [phrase]
     good = list(dict.fromkeys(good))
-    good.sort(key=lambda c: (-min(map(len, c)), len(c)))
+    good.sort(key=lambda c: (-min(map(_atom_score, c)), len(c)))
     return good
+
+
+def _atom_score(atom: str) -> float:
+    """A run scores its length; a whole word (shorter than :data:`MIN_LITERAL`) less than any
+    run: its letters minus a half (``" تي "``: 1.5)."""
+    return len(atom) - 2.5 if atom[0] == " " else len(atom)
