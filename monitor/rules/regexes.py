@@ -554,44 +554,36 @@ def _parse_items(p: str, start: int, end: int) -> tuple[_Item, ...]:
     return tuple(items)
 
 
-def _left_of(items: "Sequence[_Item]", k: int, context: bool | None) -> bool | None:
-    """Whether the character before ``items[k]`` is always a non-word character (or there is
-    none: the text's start): True, False, or ``context`` when the items before it may all
-    match empty (``context``: what is known of the character before the sequence)."""
-    for it in reversed(items[:k]):
-        if it.start_anchor:
+def _nonword_beside(items: "Sequence[_Item]", k: int, context: bool | None, *, before: bool) -> bool | None:
+    """Whether the character before (``before``) or after ``items[k]`` is always a non-word
+    character (or there is none: the text's start or end): True, False, or ``context`` when the
+    items on that side may all match empty (``context``: what is known of the character beyond
+    the sequence on that side)."""
+    for it in (reversed(items[:k]) if before else items[k + 1 :]):
+        if it.start_anchor if before else it.end_anchor:
             return True
         if it.zero:
             continue
         if it.group is not None:
-            ends = it.ends_nonword
+            edge = it.ends_nonword if before else it.starts_nonword
         else:
-            ends = it.nonword
-        if ends is False:
+            edge = it.nonword
+        if edge is False:
             return False
-        if ends is None or it.optional:
+        if edge is None or it.optional:
             continue
         return True
     return context
+
+
+def _left_of(items: "Sequence[_Item]", k: int, context: bool | None) -> bool | None:
+    """:func:`_nonword_beside` for the character before ``items[k]``."""
+    return _nonword_beside(items, k, context, before=True)
 
 
 def _right_of(items: "Sequence[_Item]", k: int, context: bool | None) -> bool | None:
-    """:func:`_left_of` for the character after ``items[k]`` (or the text's end)."""
-    for it in items[k + 1 :]:
-        if it.end_anchor:
-            return True
-        if it.zero:
-            continue
-        if it.group is not None:
-            starts = it.starts_nonword
-        else:
-            starts = it.nonword
-        if starts is False:
-            return False
-        if starts is None or it.optional:
-            continue
-        return True
-    return context
+    """:func:`_nonword_beside` for the character after ``items[k]``."""
+    return _nonword_beside(items, k, context, before=False)
 
 
 MAX_VARIANTS_OPTIONAL = 4  # optional separators of a phrase read as all their variants (2 ** 4)
