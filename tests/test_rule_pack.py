@@ -2264,6 +2264,22 @@ EXAMPLES = [
     ("claim-en", "The password manager asks for a codeword each time you log in.", dict(**X, lang="en"), False),
     ("claim-en", "The Taliban statement said the attack on the checkpoint killed six soldiers.", dict(**X, lang="en"), True),
     ("claim-en", "The Taliban statement said the Israeli strike killed six civilians in Gaza.", dict(**X, lang="en"), False),
+    # round 15 (en claims): a report whose group no list holds, told with an explicit claim phrase and a background
+    # cue; denials by other words (a plural distancing, a defence ministry's formula, a group putting the attack on
+    # the state)
+    ("report-en", "The Zomi front had earlier claimed responsibility for an ambush that killed six soldiers.", dict(**X, lang="en"), True),
+    ("report-en", "A network that claimed responsibility for the 1995 bombings was dismantled by the police.", dict(**X, lang="en"), True),
+    ("report-en", "It has claimed responsibility for the death of five people last March in an attack on a restaurant.", dict(**X, lang="en"), True),
+    ("report-en", "The coach took responsibility for the defeat last year, saying the attack had been poor.", dict(**X, lang="en"), False),
+    ("report-en", "The insurer accepted responsibility for the flood damage last year.", dict(**X, lang="en"), False),
+    ("denial-en", "The factions issued a statement distancing themselves from the rocket fire.", dict(**X, lang="en"), True),
+    ("denial-en", "The ministry said the report of two soldiers killed by shelling is false and does not correspond to reality.", dict(**X, lang="en"), True),
+    ("denial-en", "The spokesman said that Afghanistan's soil is not a threat to any other country.", dict(**X, lang="en"), True),
+    ("denial-en", "Pro-Taliban militants distributed leaflets blaming Pakistani authorities for the killing of the reporter.", dict(**X, lang="en"), True),
+    ("denial-en", "The rebel chief condemned the grenade attack and blamed Indian agencies for it.", dict(**X, lang="en"), True),
+    ("denial-en", "The army spokesman blamed the police for the security lapse at the checkpoint.", dict(**X, lang="en"), False),
+    ("denial-en", "The minister blamed the rebels for the attack on the convoy.", dict(**X, lang="en"), False),
+    ("denial-en", "The two parties agreed to distance the talks from the election campaign.", dict(**X, lang="en"), False),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
