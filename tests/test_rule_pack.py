@@ -2280,6 +2280,20 @@ EXAMPLES = [
     ("denial-en", "The army spokesman blamed the police for the security lapse at the checkpoint.", dict(**X, lang="en"), False),
     ("denial-en", "The minister blamed the rebels for the attack on the convoy.", dict(**X, lang="en"), False),
     ("denial-en", "The two parties agreed to distance the talks from the election campaign.", dict(**X, lang="en"), False),
+    # round 15 (en claims): an explicit claim phrase with an attack word, whoever the claimer; a spokesman giving the
+    # motive; "<X> members announced that they had ..."; the group's troops in a spokesman's account; a state's
+    # spokesman by rank and name is no group's formula
+    ("claim-en", "Southern highlands leaders claimed responsibility for the attack on social media, saying eight soldiers were killed.", dict(**X, lang="en"), True),
+    ("claim-en", "The prime minister took credit for the raid that killed the cartel boss.", dict(**X, lang="en"), False),
+    ("claim-en", "The coach claimed credit for the attack that won the match.", dict(**X, lang="en"), False),
+    ("claim-en", "The bank admitted responsibility for the data loss that hit its customers.", dict(**X, lang="en"), False),
+    ("claim-en", "A spokesperson of the Karen front said the attack was in retaliation for the shelling of villages.", dict(**X, lang="en"), True),
+    ("claim-en", "A police spokesman said the attack was in retaliation for the arrest of militants.", dict(**X, lang="en"), False),
+    ("claim-en", "Volunteer corps members announced that they had conducted the raid on a border post.", dict(**X, lang="en"), True),
+    ("claim-en", "Club members announced that they had conducted the annual audit.", dict(**X, lang="en"), False),
+    ("claim-en", "A spokesman for the rebels told a local paper on Thursday that the group's troops took complete control of the army base.", dict(**X, lang="en"), True),
+    ("claim-en", "An army spokesman told reporters on Thursday that its troops took control of the rebel base.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "Armed forces spokesman Col. Juan Cruz said the rebels attacked the patrol with explosives, killing two soldiers.", dict(**X, lang="en"), False),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
