@@ -2294,6 +2294,12 @@ EXAMPLES = [
     ("claim-en", "A spokesman for the rebels told a local paper on Thursday that the group's troops took complete control of the army base.", dict(**X, lang="en"), True),
     ("claim-en", "An army spokesman told reporters on Thursday that its troops took control of the rebel base.", dict(**X, lang="en"), False),
     ("claim-formula-en", "Armed forces spokesman Col. Juan Cruz said the rebels attacked the patrol with explosives, killing two soldiers.", dict(**X, lang="en"), False),
+    # round 15 (en claims): "<X> said (on a day) (that) it <attack verb>" with a target, whatever X, unless X is a
+    # state of rules/actors.yml, a state body or a company
+    ("claim-en", "The SAD said on Monday that it targeted the airport camp with a squadron of drones.", dict(**X, lang="en"), True),
+    ("claim-en", "Ukraine said on Monday that it struck a Russian air base with drones.", dict(**X, lang="en"), False),
+    ("claim-en", "The company said on Monday that it launched a rocket carrying two satellites.", dict(**X, lang="en"), False),
+    ("claim-en", "The Rapid Support Forces said they shot down an army drone over Nyala.", dict(**X, lang="en"), True),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
