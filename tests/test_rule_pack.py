@@ -2300,6 +2300,16 @@ EXAMPLES = [
     ("claim-en", "Ukraine said on Monday that it struck a Russian air base with drones.", dict(**X, lang="en"), False),
     ("claim-en", "The company said on Monday that it launched a rocket carrying two satellites.", dict(**X, lang="en"), False),
     ("claim-en", "The Rapid Support Forces said they shot down an army drone over Nyala.", dict(**X, lang="en"), True),
+    # round 15 (en claims): a passive "is jointly claimed by"; the group's spokesperson telling who carried it out;
+    # "we <name> fighters carried out"; "the deadliest ... since 2008" and "created in March 2022" date no older claim
+    ("claim-en", "Today's raid is also jointly claimed by the Freedom Legion, a legion of defectors fighting on the front.", dict(**X, lang="en"), True),
+    ("claim-en", "The statement was signed by the group's spokesperson, who said that the operation was carried out by its fighters.", dict(**X, lang="en"), True),
+    ("claim-en", "The group's spokesperson said the peace talks would resume next week.", dict(**X, lang="en"), False),
+    ("claim-en", "\u201cYes, we Zomi fighters carried out the attack on the camp,\u201d he said in the audio.", dict(**X, lang="en"), True),
+    ("claim-en", "\u201cWe fighters of the old war carried the flag to the memorial,\u201d the veteran said.", dict(**X, lang="en"), False),
+    ("claim-en", "The rebel army said it staged the attack, the deadliest in the capital since 2008.", dict(**X, lang="en"), True),
+    ("claim-en", "The rebel army said it staged an attack on the capital in 2008.", dict(**X, lang="en"), False),
+    ("claim-en", "The militant group, created in March 2022, said it stormed the border post on Tuesday.", dict(**X, lang="en"), True),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
