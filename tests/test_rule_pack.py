@@ -2310,6 +2310,10 @@ EXAMPLES = [
     ("claim-en", "The rebel army said it staged the attack, the deadliest in the capital since 2008.", dict(**X, lang="en"), True),
     ("claim-en", "The rebel army said it staged an attack on the capital in 2008.", dict(**X, lang="en"), False),
     ("claim-en", "The militant group, created in March 2022, said it stormed the border post on Tuesday.", dict(**X, lang="en"), True),
+    # round 15 (en denials): other words for having no hand in it
+    ("denial-en", "The movement said it had no part in the bombing of the market.", dict(**X, lang="en"), True),
+    ("denial-en", "The government disavowed the strike on the convoy and said it was not a party to it.", dict(**X, lang="en"), True),
+    ("denial-en", "The actor had a small part in the new series, his agent said.", dict(**X, lang="en"), False),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
