@@ -2314,6 +2314,9 @@ EXAMPLES = [
     ("denial-en", "The movement said it had no part in the bombing of the market.", dict(**X, lang="en"), True),
     ("denial-en", "The government disavowed the strike on the convoy and said it was not a party to it.", dict(**X, lang="en"), True),
     ("denial-en", "The actor had a small part in the new series, his agent said.", dict(**X, lang="en"), False),
+    # round 15 (en claims): the emphatic "did say" weighs a group's words, it is not the claim's news
+    ("claim-formula-en", "Hamas did say on May 12 that they fired 130 rockets at Israel, according to the broadcaster.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "Hamas said on Monday that its fighters fired 130 rockets at Israel.", dict(**X, lang="en"), True),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
