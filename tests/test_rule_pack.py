@@ -2317,6 +2317,7 @@ EXAMPLES = [
     # round 15 (en claims): the emphatic "did say" weighs a group's words, it is not the claim's news
     ("claim-formula-en", "Hamas did say on May 12 that they fired 130 rockets at Israel, according to the broadcaster.", dict(**X, lang="en"), False),
     ("claim-formula-en", "Hamas said on Monday that its fighters fired 130 rockets at Israel.", dict(**X, lang="en"), True),
+    ("claim-en", "The US military claimed responsibility for the strike on the convoy.", dict(**X, lang="en"), False),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
