@@ -2172,6 +2172,11 @@ EXAMPLES = [
     ("statement-blame-en", "The foreign minister blamed the airline for the delays at the airport.", dict(**X, lang="en"), False),
     ("statement-condemn-en", "The president condemned the attack on democracy by the rioters who stormed the congress.", dict(**X, lang="en"), False),
     ("statement-condemn-en", "The president condemned the attack on the police station by the rioters who stormed the town.", dict(**X, lang="en"), True),
+    # round 15: separatists, guerrillas and dissidents killed in an operation are the state's strike; the same
+    # opponents killing soldiers are a plain account
+    ("statement-strike-en", "The army said 12 armed separatists were killed in an offensive near the border on Saturday.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The army said separatists killed five soldiers in an ambush near the border on Saturday.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "The ministry said guerrillas killed two police officers at a checkpoint.", dict(**X, lang="en"), False),
     # round 14, English statements: grammar that carries to the next government. Condolences, solidarity and
     # concern are no condemnation; "backed by", "on the orders of" attribute an attack
     ("statement-condemn-en", "The foreign minister offered condolences to the families of the victims of the bombing in the capital.", dict(**X, lang="en"), False),
