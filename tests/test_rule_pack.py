@@ -2177,6 +2177,10 @@ EXAMPLES = [
     ("statement-strike-en", "The army said 12 armed separatists were killed in an offensive near the border on Saturday.", dict(**X, lang="en"), True),
     ("statement-strike-en", "The army said separatists killed five soldiers in an ambush near the border on Saturday.", dict(**X, lang="en"), False),
     ("statement-strike-en", "The ministry said guerrillas killed two police officers at a checkpoint.", dict(**X, lang="en"), False),
+    # round 15: an army spokesman with a long name "claimed that" a named group carried out the attack; a rebels'
+    # spokesman claiming the same is no statement
+    ("statement-comment-en", "Army spokesman Sylvain Mbala Ekenge Tshikudi claimed that the attack on the village was carried out by the ADF.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "A spokesman for the rebels claimed that the attack on the village was carried out by their fighters.", dict(**X, lang="en"), False),
     # round 14, English statements: grammar that carries to the next government. Condolences, solidarity and
     # concern are no condemnation; "backed by", "on the orders of" attribute an attack
     ("statement-condemn-en", "The foreign minister offered condolences to the families of the victims of the bombing in the capital.", dict(**X, lang="en"), False),
