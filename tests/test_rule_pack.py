@@ -2181,6 +2181,9 @@ EXAMPLES = [
     # spokesman claiming the same is no statement
     ("statement-comment-en", "Army spokesman Sylvain Mbala Ekenge Tshikudi claimed that the attack on the village was carried out by the ADF.", dict(**X, lang="en"), True),
     ("statement-comment-en", "A spokesman for the rebels claimed that the attack on the village was carried out by their fighters.", dict(**X, lang="en"), False),
+    # round 15: the sponsor named by training and arms together; pilots "trained by" instructors are no blame
+    ("statement-blame-en", "The minister said the rebels who attacked the town were trained and armed by the neighbouring country.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The army said the pilots were trained by American instructors to fly the new drones.", dict(**X, lang="en"), False),
     # round 14, English statements: grammar that carries to the next government. Condolences, solidarity and
     # concern are no condemnation; "backed by", "on the orders of" attribute an attack
     ("statement-condemn-en", "The foreign minister offered condolences to the families of the victims of the bombing in the capital.", dict(**X, lang="en"), False),
