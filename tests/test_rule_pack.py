@@ -2166,6 +2166,24 @@ EXAMPLES = [
     ("statement-strike-en", "The Cameroonian army said gunmen attacked a school and killed four pupils.", dict(**X, lang="en"), False),
     ("statement-strike-en", "The Philippine army said troops killed five Abu Sayyaf militants in a clash on Jolo.", dict(**X, lang="en"), True),
 # @@DETENS14@@
+    # round 15, English statements: the one-word airstrike is the attack blamed; a figurative "attack on democracy"
+    # condemned by a leader is no attack
+    ("statement-blame-en", "The foreign minister blamed the neighbouring army for the airstrikes that killed nine civilians.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The foreign minister blamed the airline for the delays at the airport.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The president condemned the attack on democracy by the rioters who stormed the congress.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "The president condemned the attack on the police station by the rioters who stormed the town.", dict(**X, lang="en"), True),
+    # round 15: separatists, guerrillas and dissidents killed in an operation are the state's strike; the same
+    # opponents killing soldiers are a plain account
+    ("statement-strike-en", "The army said 12 armed separatists were killed in an offensive near the border on Saturday.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The army said separatists killed five soldiers in an ambush near the border on Saturday.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "The ministry said guerrillas killed two police officers at a checkpoint.", dict(**X, lang="en"), False),
+    # round 15: an army spokesman with a long name "claimed that" a named group carried out the attack; a rebels'
+    # spokesman claiming the same is no statement
+    ("statement-comment-en", "Army spokesman Sylvain Mbala Ekenge Tshikudi claimed that the attack on the village was carried out by the ADF.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "A spokesman for the rebels claimed that the attack on the village was carried out by their fighters.", dict(**X, lang="en"), False),
+    # round 15: the sponsor named by training and arms together; pilots "trained by" instructors are no blame
+    ("statement-blame-en", "The minister said the rebels who attacked the town were trained and armed by the neighbouring country.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The army said the pilots were trained by American instructors to fly the new drones.", dict(**X, lang="en"), False),
     # round 14, English statements: grammar that carries to the next government. Condolences, solidarity and
     # concern are no condemnation; "backed by", "on the orders of" attribute an attack
     ("statement-condemn-en", "The foreign minister offered condolences to the families of the victims of the bombing in the capital.", dict(**X, lang="en"), False),
@@ -2471,6 +2489,17 @@ NEW_ACTOR_EXAMPLES = [
     ("قال المتحدث باسم الجيش الغاني إن قوات الأمن قتلت ثلاثة إرهابيين في هجوم على مركز حدودي.", "ar", "statement", "sahel"),
     ("ونزوئلا هشدار داد به هرگونه تجاوز نظامی آمریکا پاسخ خواهد داد.", "fa", "statement", "western-governments"),
     ("Zambia condemned the attack on its peacekeepers and said those responsible must be brought to justice.", "en", "statement", "states-africa"),
+    # round 15: a leader, minister or military spokesman named only by the person's name (officials in office
+    # 2024-2025 in the government entries); the same names in ordinary news alert nothing
+    ("Mirziyoyev strongly condemned the terrorist attack on the concert hall.", "en", "statement", "central-asia"),
+    ("Wadephul condemned the drone attack on the hospital in Kharkiv as a war crime.", "en", "statement", "germany"),
+    ("Ramaphosa condemned the attack on the peacekeepers in Goma.", "en", "statement", "states-africa"),
+    ("Muttaqi blamed Pakistan for the airstrikes in Paktika that killed civilians.", "en", "statement", "afghanistan"),
+    ("Kurti blamed Serbia for the armed attack on the Kosovo Police in Banjska.", "en", "statement", "kosovo"),
+    ("Tebboune received the new ambassador of Italy and discussed gas exports.", "en", None, "maghreb"),
+    ("Aliyev met Pashinyan in Abu Dhabi to discuss the peace treaty.", "en", None, "central-asia"),
+    ("Wadephul said the government would increase its humanitarian aid next year.", "en", None, "germany"),
+    ("Noboa said the economy would grow by three percent next year.", "en", None, "states-americas"),
     ("هددت حكومة هندوراس بالرد على أي هجوم يستهدف قواتها على الحدود بعد مقتل جنديين.", "ar", "statement", "states-americas"),
     ("دولت گواتمالا حمله مسلحانه به پاسگاه پلیس را محکوم کرد و گفت عاملان آن مجازات خواهند شد.", "fa", "statement", "states-americas"),
     # ordinary text with the new names, or with words a careless name would catch
