@@ -1229,6 +1229,38 @@ EXAMPLES = [
     ("claim-ar", "الحوثيون تبنوا الهجوم على السفينة في البحر الأحمر.", dict(**X, lang="ar"), True),
     ("claim-ar", "الأعضاء تبنوا قرارا بالإجماع في مجلس الأمن.", dict(**X, lang="ar"), False),
     # -- end of Arabic round 14 --
+    # -- Arabic, round 15: officers by rank; "المسؤول عن" a title before a portfolio; the claim as verbal noun, the
+    # pluperfect announced deed and claims called opportunistic are background; the deed denied in a clause and the
+    # accuser's remarks rejected; a group bearing the blame beside a denial clearing another party; the state's organs
+    # in the first person and its operation in the passive; a charge called baseless; a statement attributed to a group --
+    ("statement-comment-ar", "وقال العقيد الركن أحمد المالكي إن الهجوم على القاعدة نفذته ميليشيا الحوثي.", dict(**X, lang="ar"), True),
+    ("claim-formula-ar", "وقال العقيد الركن أحمد المالكي إن الهجوم على القاعدة نفذته ميليشيا الحوثي.", dict(**X, lang="ar"), False),
+    ("statement-comment-ar", "وقالت عائلة العقيد الراحل إن جنازته ستقام غدا في مسقط رأسه.", dict(**X, lang="ar"), False),
+    ("statement-blame-ar", "قال وزير الخارجية إن حزب الله هو المسؤول عن الهجوم على البلدة.", dict(**X, lang="ar"), True),
+    ("statement-blame-ar", "وقال نائب حاكم الإقليم، المسؤول عن الأمن، إن التفجير وقع قرب المطار الدولي.", dict(**X, lang="ar"), False),
+    ("statement-comment-ar", "وقال نائب حاكم الإقليم، المسؤول عن الأمن، إن التفجير وقع قرب المطار الدولي.", dict(**X, lang="ar"), False),
+    ("report-ar", "قال مدير المخابرات إن بلاده لم تتحقق بعد من صلة التنظيم بالهجوم رغم إعلان داعش المسؤولية.", dict(**X, lang="ar"), True),
+    ("report-ar", "رحب الوزير بإعلان الحكومة المسؤولية عن تنظيم المؤتمر رغم اعتراض المعارضة.", dict(**X, lang="ar"), False),
+    ("report-ar", "وكانت حركة الشباب قد أعلنت في يناير الماضي قتل أكثر من 100 جندي كيني في معسكر قرب الحدود.", dict(**X, lang="ar"), True),
+    ("claim-ar", "وكانت حركة الشباب قد أعلنت في يناير الماضي قتل أكثر من 100 جندي كيني في معسكر قرب الحدود.", dict(**X, lang="ar"), False),
+    ("report-ar", "أعلنت حركة الشباب اليوم قتل عشرة جنود في هجوم على معسكر قرب الحدود.", dict(**X, lang="ar"), False),
+    ("report-ar", "ويقول محللون إن التنظيم يسارع إلى نشر مزاعم انتهازية بعد هجمات ينفذها أفراد معزولون.", dict(**X, lang="ar"), True),
+    ("report-ar", "انتقد الوزير ما وصفه بمزاعم انتهازية للمعارضة حول نتائج الانتخابات.", dict(**X, lang="ar"), False),
+    ("report-ar", "ورغم عدم الإعلان عن أية خسائر، أقرت الحكومة بخسائر جراء الهجوم الذي تبناه تنظيم داعش في شريط مصور.", dict(**X, lang="ar"), True),
+    ("denial-ar", "نفت وزارة الدفاع الروسية اليوم الأحد أنها قصفت قوات المعارضة في ريف حلب.", dict(**X, lang="ar"), True),
+    ("denial-ar", "نفى المتحدث باسم الوزارة أنه تلقى دعوة لحضور المؤتمر.", dict(**X, lang="ar"), False),
+    ("denial-ar", "رفضت الحكومة تصريحات الرئيس السابق الذي اتهم فيها جيشها بالتورط في تدبير التفجير.", dict(**X, lang="ar"), True),
+    ("denial-ar", "رفضت المعارضة تصريحات الوزير الذي اتهم فيها الحكومة السابقة بالفساد.", dict(**X, lang="ar"), False),
+    ("statement-blame-ar", "وقالت المتحدثة باسم البيت الأبيض إن تنظيم الدولة الإسلامية يتحمل المسؤولية الكاملة عن الهجوم، ولا صلة لأوكرانيا به.", dict(**X, lang="ar"), True),
+    ("statement-blame-ar", "وقال المتحدث باسم الحركة إن الاحتلال يتحمل المسؤولية الكاملة عن الهجوم ولا علاقة للحركة به.", dict(**X, lang="ar"), False),
+    ("statement-comment-ar", "وتابع: تلقت مخابراتنا معلومات عنهم وتم اعتراضهم، وقتل عشرة منهم في الاشتباك.", dict(**X, lang="ar"), True),
+    ("statement-comment-ar", "وتابع: تلقت مخابراتنا تقارير عن ارتفاع أسعار الوقود في الأسواق.", dict(**X, lang="ar"), False),
+    ("claim-formula-ar", "ووصف المتحدث باسم الحركة اتهامات الوزير للحركة بأنها قدمت دعما لمنفذي التفجير بأنها باطلة ولا أساس لها من الصحة.", dict(**X, lang="ar"), False),
+    ("denial-ar", "ووصف المتحدث باسم الحركة اتهامات الوزير للحركة بأنها قدمت دعما لمنفذي التفجير بأنها باطلة ولا أساس لها من الصحة.", dict(**X, lang="ar"), True),
+    ("claim-ar", "وأعلن البيان المنسوب للتنظيم مسؤوليته عن الهجوم على مقر الشرطة في المدينة.", dict(**X, lang="ar"), True),
+    ("claim-ar", "أعلن جيش تحرير أورومو مسؤوليته عن الهجوم على قافلة عسكرية في الإقليم.", dict(**X, lang="ar"), True),
+    ("claim-ar", "قال جيش تحرير أورومو إنه مستعد لمحادثات سلام مع الحكومة.", dict(**X, lang="ar"), False),
+    # -- end of Arabic round 15 --
     # -- official statements, Persian ----------------------------------------------------------
     ("statement-blame-fa", "سخنگوی وزارت امور خارجه رژیم صهیونیستی و آمریکا را مسئول این جنایت تروریستی دانست.", dict(**X, channel="IRIMFA", lang="fa"), True),
     ("statement-blame-fa", "سخنگوی وزارت خارجه ادعای آمریکا درباره دست داشتن ایران در این حمله تروریستی را تکذیب کرد", dict(**TG), False),
