@@ -1065,7 +1065,8 @@ EXAMPLES = [
     ("statement-strike-ar", "قالت حركة الشباب إن قواتها قتلت عناصر من الجيش الصومالي", dict(**TG), False),
     ("statement-blame-ar", "وحملت وزارة الخارجية الجزائرية المجلس العسكري في مالي المسؤولية الكاملة عن إسقاط المسيرة", dict(**TG), True),
     ("statement-strike-ar", "وقالت هيئة الأركان الأوكرانية إن قواتها ضربت مصفاة نفط روسية", dict(**TG), True),
-    ("statement-comment-ar", "أعلنت رئاسة الجمهورية الحداد الوطني ثلاثة أيام على أرواح ضحايا الهجوم الإرهابي", dict(**TG), True),
+    # (round 15, the officials convention) mourning declared for the victims of an attack only called terrorist is a plain account (was True)
+    ("statement-comment-ar", "أعلنت رئاسة الجمهورية الحداد الوطني ثلاثة أيام على أرواح ضحايا الهجوم الإرهابي", dict(**TG), False),
     ("statement-blame-ar", "وزير الداخلية يشتبه بتورط الهند في الهجوم الانتحاري على المسجد", dict(**TG), True),
     ("statement-blame-ar", "نفت الحكومة الهندية أي تورط لها في التفجير", dict(**TG), False),
     ("statement-strike-ar", "أعلنت فصائل عراقية مسلحة أنها استهدفت قاعدة للجيش الأميركي في مطار أربيل بطائرة مسيرة", dict(**TG), False),
