@@ -2334,6 +2334,9 @@ EXAMPLES = [
     ("statement-comment-fa", "تهران- ایرنا- داعش با انتشار بیانیه‌ای از آزادی ۹ عضو بازداشت شده خود خبر داد.", dict(**TG), False),
     ("statement-comment-fa", "ارتش ترکیه اعلام کرد مواضع پ‌ک‌ک در شمال عراق را با پهپاد مورد حمله قرار داده است.", dict(**TG), True),
     ("statement-comment-fa", "پلیس اعلام کرد افراد مسلح ناشناس یک پاسگاه را مورد حمله قرار دادند و دو مامور زخمی شدند.", dict(**TG), False),
+    # round 15 (fa): a named party as the place struck ("پایگاه روسیه") is not a named attacker
+    ("statement-comment-fa", "سخنگوی ارتش روسیه گفت پایگاه روسیه در طرطوس هدف حمله پهپادی قرار گرفت و خسارتی نداشت.", dict(**TG), False),
+    ("statement-comment-fa", "سخنگوی وزارت دفاع ترکیه گفت حملات پ‌ک‌ک به پاسگاه‌های مرزی ادامه دارد.", dict(**TG), True),
 ]
 
 
