@@ -2337,6 +2337,9 @@ EXAMPLES = [
     # round 15 (fa): a named party as the place struck ("پایگاه روسیه") is not a named attacker
     ("statement-comment-fa", "سخنگوی ارتش روسیه گفت پایگاه روسیه در طرطوس هدف حمله پهپادی قرار گرفت و خسارتی نداشت.", dict(**TG), False),
     ("statement-comment-fa", "سخنگوی وزارت دفاع ترکیه گفت حملات پ‌ک‌ک به پاسگاه‌های مرزی ادامه دارد.", dict(**TG), True),
+    # round 15 (fa): "the front claims that ... Taliban members were killed": the group's claim; a ministry's is not
+    ("claim-fa", "جبهه آزادی ادعا کرده است که در نتیجه کمین نیروهایش در ولایت پروان، چهار عضو طالبان کشته شدند.", dict(**TG), True),
+    ("claim-fa", "وزارت دفاع ادعا کرد که در نتیجه عملیات نیروهای ویژه در ولایت پروان، چهار عضو طالبان کشته شدند.", dict(**TG), False),
 ]
 
 
