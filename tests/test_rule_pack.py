@@ -2340,6 +2340,9 @@ EXAMPLES = [
     # round 15 (fa): "the front claims that ... Taliban members were killed": the group's claim; a ministry's is not
     ("claim-fa", "جبهه آزادی ادعا کرده است که در نتیجه کمین نیروهایش در ولایت پروان، چهار عضو طالبان کشته شدند.", dict(**TG), True),
     ("claim-fa", "وزارت دفاع ادعا کرد که در نتیجه عملیات نیروهای ویژه در ولایت پروان، چهار عضو طالبان کشته شدند.", dict(**TG), False),
+    # round 15 (fa): an official naming any armed group the actor list knows as the attacker; a nameless one is not named
+    ("statement-comment-fa", "سخنگوی ارتش مالی گفت حمله جماعت نصرت الاسلام به پایگاه نظامی در شمال کشور ادامه دارد.", dict(**TG), True),
+    ("statement-comment-fa", "سخنگوی ارتش مالی گفت حمله افراد مسلح به پایگاه نظامی در شمال کشور ادامه دارد.", dict(**TG), False),
 ]
 
 
