@@ -2343,6 +2343,11 @@ EXAMPLES = [
     # round 15 (fa): an official naming any armed group the actor list knows as the attacker; a nameless one is not named
     ("statement-comment-fa", "سخنگوی ارتش مالی گفت حمله جماعت نصرت الاسلام به پایگاه نظامی در شمال کشور ادامه دارد.", dict(**TG), True),
     ("statement-comment-fa", "سخنگوی ارتش مالی گفت حمله افراد مسلح به پایگاه نظامی در شمال کشور ادامه دارد.", dict(**TG), False),
+    # round 15 (fa): the weapon between the object and the verb ("... را با خمپاره هدف قرار داده است"), any group;
+    # Sudan's RSF is a group; an army's strike so told is not a claim
+    ("claim-fa", "جنبش آزادی‌بخش کابیندا اعلام کرد کاروان ارتش آنگولا را با خمپاره هدف قرار داده است.", dict(**TG), True),
+    ("claim-fa", "نیروهای پشتیبانی سریع در بیانیه‌ای اعلام کردند پایگاه هوایی ارتش در الفاشر را با پهپاد هدف قرار دادند.", dict(**TG), True),
+    ("claim-fa", "ارتش سودان در بیانیه‌ای اعلام کرد مواضع نیروهای پشتیبانی سریع در الفاشر را با پهپاد هدف قرار داد.", dict(**TG), False),
 ]
 
 
