@@ -2351,6 +2351,10 @@ EXAMPLES = [
     # round 15 (fa): the "resistance" factions by their collective name speak as a group, a ministry naming them does not
     ("statement-condemn-fa", "گروه‌های مقاومت فلسطین در بیانیه‌ای حمله اسرائیل به اردوگاه جنین را محکوم کردند.", dict(**TG), False),
     ("statement-condemn-fa", "سخنگوی وزارت خارجه عراق اعلام کرد حمله آمریکا به مقرهای حشد الشعبی را محکوم می‌کند و از گروه‌های مقاومت خواست خویشتن‌داری کنند.", dict(**TG), True),
+    # round 15 (fa): claims in the habitual past are the group's record (a report), not a claim; no group, no report
+    ("report-fa", "مسئولیت حملات به پاسگاه‌های مرزی، مدارس، بازارها، مساجد و جاده‌های استان سیستان و بلوچستان را گروه جیش العدل بر عهده می‌گرفت.", dict(**TG), True),
+    ("claim-fa", "مسئولیت حملات به پاسگاه‌های مرزی، مدارس، بازارها، مساجد و جاده‌های استان سیستان و بلوچستان را گروه جیش العدل بر عهده می‌گرفت.", dict(**TG), False),
+    ("report-fa", "مسئولیت نگهداری از پارک‌ها و فضای سبز شهر را شهرداری بر عهده می‌گرفت.", dict(**TG), False),
 ]
 
 
