@@ -2358,6 +2358,9 @@ EXAMPLES = [
     # round 15 (fa): "we knew nothing of this attack" denies a part in it; not knowing a market's hours does not
     ("denial-fa", "سخنگوی حزب گفت: ما از این انفجار اطلاعی نداریم و هیچ یک از نیروهای ما در آن منطقه حضور نداشتند.", dict(**TG), True),
     ("denial-fa", "شهروندان گفتند از زمان دقیق بازگشایی بازار اطلاعی نداریم.", dict(**TG), False),
+    # round 15 (fa): the party "responsible for" the attack named by an official; a group saying so is its claim
+    ("statement-blame-fa", "سخنگوی ارتش سودان گفت نیروهای واکنش سریع مسئول کشتار غیرنظامیان در الفاشر هستند.", dict(**TG), True),
+    ("statement-blame-fa", "سخنگوی گروه داعش گفت جنگجویان خلافت مسئول حمله به کلیسا در موزامبیک هستند.", dict(**TG), False),
 ]
 
 
