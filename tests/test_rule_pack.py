@@ -2361,6 +2361,9 @@ EXAMPLES = [
     # round 15 (fa): the party "responsible for" the attack named by an official; a group saying so is its claim
     ("statement-blame-fa", "سخنگوی ارتش سودان گفت نیروهای واکنش سریع مسئول کشتار غیرنظامیان در الفاشر هستند.", dict(**TG), True),
     ("statement-blame-fa", "سخنگوی گروه داعش گفت جنگجویان خلافت مسئول حمله به کلیسا در موزامبیک هستند.", dict(**TG), False),
+    # round 15 (fa): the claim in its own clause and the background after the semicolon is a claim; a cue before it is not
+    ("claim-fa", "داعش مسئولیت حمله به کلیسا را پذیرفت؛ این گروه پیش‌تر نیز حملاتی را در این استان انجام داده بود.", dict(**TG), True),
+    ("claim-fa", "پیش از این نیز داعش مسئولیت حمله به کلیسا را پذیرفت. این گروه بارها کلیساها را هدف قرار داده است.", dict(**TG), False),
 ]
 
 
