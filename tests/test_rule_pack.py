@@ -2453,6 +2453,42 @@ EXAMPLES = [
     ("claim-fa", "در حمله روز سه‌شنبه که شاخه‌ای از تحریک طالبان پاکستان مسئولیت آن را بر عهده گرفت، ۱۲ تن کشته شدند.", dict(**TG), False),
     ("claim-fa", "طالبان پاکستان که مسئولیت این حمله را پذیرفته، خواستار آزادی زندانیانش شد.", dict(**TG), False),
     ("claim-fa", "داعش اعلام کرد که مسئولیت حمله را پذیرفته است، حمله‌ای که ۲۰ کشته برجا گذاشت.", dict(**TG), True),
+    # round 15 (fa): the group named as the object of an arrest is not the speaker; its own side's strike
+    # told with "را ... مورد حمله قرار داد(ه است)"
+    ("statement-comment-fa", "تهران- ایرنا- وزارت اطلاعات با صدور بیانیه‌ای از بازداشت ۹ تروریست داعشی در سه استان خبر داد.", dict(**TG), True),
+    ("statement-comment-fa", "تهران- ایرنا- داعش با انتشار بیانیه‌ای از آزادی ۹ عضو بازداشت شده خود خبر داد.", dict(**TG), False),
+    ("statement-comment-fa", "ارتش ترکیه اعلام کرد مواضع پ‌ک‌ک در شمال عراق را با پهپاد مورد حمله قرار داده است.", dict(**TG), True),
+    ("statement-comment-fa", "پلیس اعلام کرد افراد مسلح ناشناس یک پاسگاه را مورد حمله قرار دادند و دو مامور زخمی شدند.", dict(**TG), False),
+    # round 15 (fa): a named party as the place struck ("پایگاه روسیه") is not a named attacker
+    ("statement-comment-fa", "سخنگوی ارتش روسیه گفت پایگاه روسیه در طرطوس هدف حمله پهپادی قرار گرفت و خسارتی نداشت.", dict(**TG), False),
+    ("statement-comment-fa", "سخنگوی وزارت دفاع ترکیه گفت حملات پ‌ک‌ک به پاسگاه‌های مرزی ادامه دارد.", dict(**TG), True),
+    # round 15 (fa): "the front claims that ... Taliban members were killed": the group's claim; a ministry's is not
+    ("claim-fa", "جبهه آزادی ادعا کرده است که در نتیجه کمین نیروهایش در ولایت پروان، چهار عضو طالبان کشته شدند.", dict(**TG), True),
+    ("claim-fa", "وزارت دفاع ادعا کرد که در نتیجه عملیات نیروهای ویژه در ولایت پروان، چهار عضو طالبان کشته شدند.", dict(**TG), False),
+    # round 15 (fa): an official naming any armed group the actor list knows as the attacker; a nameless one is not named
+    ("statement-comment-fa", "سخنگوی ارتش مالی گفت حمله جماعت نصرت الاسلام به پایگاه نظامی در شمال کشور ادامه دارد.", dict(**TG), True),
+    ("statement-comment-fa", "سخنگوی ارتش مالی گفت حمله افراد مسلح به پایگاه نظامی در شمال کشور ادامه دارد.", dict(**TG), False),
+    # round 15 (fa): the weapon between the object and the verb ("... را با خمپاره هدف قرار داده است"), any group;
+    # Sudan's RSF is a group; an army's strike so told is not a claim
+    ("claim-fa", "جنبش آزادی‌بخش کابیندا اعلام کرد کاروان ارتش آنگولا را با خمپاره هدف قرار داده است.", dict(**TG), True),
+    ("claim-fa", "نیروهای پشتیبانی سریع در بیانیه‌ای اعلام کردند پایگاه هوایی ارتش در الفاشر را با پهپاد هدف قرار دادند.", dict(**TG), True),
+    ("claim-fa", "ارتش سودان در بیانیه‌ای اعلام کرد مواضع نیروهای پشتیبانی سریع در الفاشر را با پهپاد هدف قرار داد.", dict(**TG), False),
+    # round 15 (fa): the "resistance" factions by their collective name speak as a group, a ministry naming them does not
+    ("statement-condemn-fa", "گروه‌های مقاومت فلسطین در بیانیه‌ای حمله اسرائیل به اردوگاه جنین را محکوم کردند.", dict(**TG), False),
+    ("statement-condemn-fa", "سخنگوی وزارت خارجه عراق اعلام کرد حمله آمریکا به مقرهای حشد الشعبی را محکوم می‌کند و از گروه‌های مقاومت خواست خویشتن‌داری کنند.", dict(**TG), True),
+    # round 15 (fa): claims in the habitual past are the group's record (a report), not a claim; no group, no report
+    ("report-fa", "مسئولیت حملات به پاسگاه‌های مرزی، مدارس، بازارها، مساجد و جاده‌های استان سیستان و بلوچستان را گروه جیش العدل بر عهده می‌گرفت.", dict(**TG), True),
+    ("claim-fa", "مسئولیت حملات به پاسگاه‌های مرزی، مدارس، بازارها، مساجد و جاده‌های استان سیستان و بلوچستان را گروه جیش العدل بر عهده می‌گرفت.", dict(**TG), False),
+    ("report-fa", "مسئولیت نگهداری از پارک‌ها و فضای سبز شهر را شهرداری بر عهده می‌گرفت.", dict(**TG), False),
+    # round 15 (fa): "we knew nothing of this attack" denies a part in it; not knowing a market's hours does not
+    ("denial-fa", "سخنگوی حزب گفت: ما از این انفجار اطلاعی نداریم و هیچ یک از نیروهای ما در آن منطقه حضور نداشتند.", dict(**TG), True),
+    ("denial-fa", "شهروندان گفتند از زمان دقیق بازگشایی بازار اطلاعی نداریم.", dict(**TG), False),
+    # round 15 (fa): the party "responsible for" the attack named by an official; a group saying so is its claim
+    ("statement-blame-fa", "سخنگوی ارتش سودان گفت نیروهای واکنش سریع مسئول کشتار غیرنظامیان در الفاشر هستند.", dict(**TG), True),
+    ("statement-blame-fa", "سخنگوی گروه داعش گفت جنگجویان خلافت مسئول حمله به کلیسا در موزامبیک هستند.", dict(**TG), False),
+    # round 15 (fa): the claim in its own clause and the background after the semicolon is a claim; a cue before it is not
+    ("claim-fa", "داعش مسئولیت حمله به کلیسا را پذیرفت؛ این گروه پیش‌تر نیز حملاتی را در این استان انجام داده بود.", dict(**TG), True),
+    ("claim-fa", "پیش از این نیز داعش مسئولیت حمله به کلیسا را پذیرفت. این گروه بارها کلیساها را هدف قرار داده است.", dict(**TG), False),
 ]
 
 
