@@ -14,7 +14,7 @@ from rich.table import Table
 from .alerts.queue import status_counts
 from .timefmt import age, ago, approx_duration
 from .cli_common import (
-    ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, err_console, fail, print_json_lines, setup,
+    ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, err_console, fail, print_error, print_json_lines, setup,
     shown_text,
 )
 
@@ -70,6 +70,8 @@ def run_cmd(
         note = pending_note(daemon.db)
         if note:
             err_console.print(escape(note), highlight=False, soft_wrap=True)
+        for problem in daemon.problems:  # a missing configured file, a source that failed
+            print_error(problem)
     raise typer.Exit(code)
 
 
@@ -84,7 +86,10 @@ def _run_collector(cfg: Any, once: bool) -> None:
         collector.prepare()
     except (ValueError, OSError, ConfigError) as exc:
         fail(f"cannot start: {exc}")
-    raise typer.Exit(asyncio.run(collector.run(once=once)))
+    code = asyncio.run(collector.run(once=once))
+    for problem in collector.problems:
+        print_error(problem)
+    raise typer.Exit(code)
 
 
 def pending_note(path: str) -> str | None:
