@@ -204,3 +204,42 @@ def test_real_subprocess(tmp_path: Path, db_path: Path) -> None:
     assert p.returncode == 2
     assert [line for line in p.stderr.splitlines() if line.startswith("error:")] == [f"error: {expected}"]
     assert counts(db_path)[0] == 22
+
+
+def _at_80_columns(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "80"}, cwd=ROOT)
+
+
+def test_import_and_stats_on_80_columns_cut_no_path_or_channel(tmp_path: Path) -> None:
+    """On 80 columns the import table showed each path as "samples/…" and stats showed both
+    "PayamMellat_FA" and "PayamMellat_EN" as "PayamMella…" (and cut X's 19-digit ids)."""
+    db = tmp_path / "a.db"
+    res = _at_80_columns("import", "samples/telegram/account-export.json", "samples/x/tweets.jsonl", "--db", str(db),
+                         "--no-rules")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "…" not in out and all(len(line) <= 80 for line in out.splitlines()), out
+    flat = " ".join(out.split())
+    assert "samples/telegram/account-export.json (telegram): read 12, new 12" in flat, out
+    assert "samples/x/tweets.jsonl (x): read 14, new 14, edited 0, unchanged 0, service 0, bad 0, hits 0" in flat
+    wide = subprocess.run([sys.executable, "-m", "monitor", "import", "samples/x/tweets.jsonl", "--db", str(db),
+                           "--no-rules"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "200"}, cwd=ROOT)
+    assert "┃ file " in wide.stdout and "│ samples/x/tweets.jsonl " in wide.stdout, wide.stdout  # the table when it fits
+    res = _at_80_columns("stats", "--db", str(db))
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "…" not in out and all(len(line) <= 80 for line in out.splitlines()), out
+    assert all(line.rstrip().endswith(("┓", "┃", "┩", "│", "┘")) for line in out.splitlines() if line[:1] in "┏┃┡│└")
+    for name in ("PayamMellat_FA", "PayamMellat_EN", "KermanGov_IR", "خبرگزاری پیام ملت"):
+        assert name in out, out
+    # an X id folds onto the next line, whole
+    rows = [[c.strip() for c in line.split("│")] for line in out.splitlines() if line.startswith("│")]
+    ids = []
+    for row in rows:
+        if row[1]:
+            ids.append(row[3])
+        else:
+            ids[-1] += row[3]
+    assert "1188000000000000001" in ids and "1188000000000000002" in ids, out
