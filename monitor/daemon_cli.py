@@ -63,7 +63,11 @@ def run_cmd(
         daemon.prepare()
     except RuleSetError as exc:
         fail("rules have errors; not starting\n" + format_problems(exc.problems))
-    except (ValueError, OSError, ConfigError, RenderError) as exc:
+    except ConfigError as exc:  # a destination's settings: name the file and line
+        from .config import locate
+
+        fail(f"cannot start: {locate(cfg, str(exc))}")
+    except (ValueError, OSError, RenderError) as exc:
         fail(f"cannot start: {exc}")
     code = asyncio.run(daemon.run(once=once))
     if once:
