@@ -243,3 +243,41 @@ def test_import_and_stats_on_80_columns_cut_no_path_or_channel(tmp_path: Path) -
         else:
             ids[-1] += row[3]
     assert "1188000000000000001" in ids and "1188000000000000002" in ids, out
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        # a unix time past year 9999, and a date past it in UTC, ended the import in a traceback
+        ("date", 99999999999999, "date: not a date: unix time 99999999999999 is out of range"),
+        ("date", "99999999999999", "date: not a date: unix time 99999999999999 is out of range"),
+        ("date", "9999-12-31T23:59:59-01:00", "date: not a date: '9999-12-31T23:59:59-01:00' is out of range in UTC"),
+        ("date", True, "date: unsupported date value True"),
+        # a platform no command can list was archived
+        ("platform", "facebook", "platform: unknown platform 'facebook' (one of telegram, x)"),
+    ],
+)
+def test_canonical_records_with_impossible_dates_or_platforms_are_one_line_errors(
+        tmp_path: Path, db_path: Path, field: str, value: Any, expected: str) -> None:
+    record = {"schema": "claimwatch.message/1", "platform": "telegram", "channel_id": "555", "message_id": "1",
+              "date": "2024-01-04T14:00:00Z", "text": "x", field: value}
+    p = tmp_path / "c.jsonl"
+    p.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    r = run(db_path, str(p))
+    assert r.exit_code == 2 and "Traceback" not in r.stderr, r.stderr
+    assert error_lines(r) == [f"error: {p}:1: {expected}"], r.stderr
+    assert not db_path.exists() or counts(db_path)[0] == 0
+
+
+def test_an_early_year_is_stored_with_four_digits_and_x_in_any_case(tmp_path: Path, db_path: Path) -> None:
+    # "0001-01-01" was stored "1-01-01T…", which sorts after "2024-…" as text
+    base = {"schema": "claimwatch.message/1", "platform": "telegram", "channel_id": "555", "text": "x"}
+    p = tmp_path / "c.jsonl"
+    p.write_text("".join(json.dumps({**base, **r}) + "\n" for r in (
+        {"message_id": "1", "date": "2024-01-04T14:00:00Z"}, {"message_id": "2", "date": "0001-01-01T00:00:00Z"},
+        {"message_id": "3", "date": "2024-01-04T15:00:00Z", "platform": "X"})), encoding="utf-8")
+    assert run(db_path, str(p)).exit_code == 0
+    with sqlite3.connect(db_path) as c:
+        assert c.execute("select platform, message_id, date from messages order by date").fetchall() == [
+            ("telegram", "2", "0001-01-01T00:00:00Z"), ("telegram", "1", "2024-01-04T14:00:00Z"),
+            ("x", "3", "2024-01-04T15:00:00Z")]
