@@ -281,3 +281,12 @@ def test_an_early_year_is_stored_with_four_digits_and_x_in_any_case(tmp_path: Pa
         assert c.execute("select platform, message_id, date from messages order by date").fetchall() == [
             ("telegram", "2", "0001-01-01T00:00:00Z"), ("telegram", "1", "2024-01-04T14:00:00Z"),
             ("x", "3", "2024-01-04T15:00:00Z")]
+
+
+def test_x_post_whose_id_or_date_is_past_year_9999_is_a_one_line_error(tmp_path: Path, db_path: Path) -> None:
+    # the time in a 26-digit id (a post without created_at) ended the import in a traceback
+    p = tmp_path / "t.jsonl"
+    p.write_text(json.dumps({"id": "9" * 26, "text": "x", "author_id": "1"}) + "\n", encoding="utf-8")
+    r = run(db_path, str(p))
+    assert r.exit_code == 2 and "Traceback" not in r.stderr, r.stderr
+    assert error_lines(r) == [f"error: {p}:1: id '{'9' * 26}': not an X post id (its time is out of range)"]
