@@ -24,6 +24,10 @@ class MessageError(ValueError):
     """A record could not be turned into a Message (missing or invalid field)."""
 
 
+class DateOutOfRange(MessageError):
+    """A date past year 9999 (or before year 1) in UTC."""
+
+
 def cut_repr(value: Any, limit: int = 60) -> str:
     """``repr(value)`` for an error message, cut to ``limit`` characters."""
     text = repr(value)
@@ -57,7 +61,7 @@ def to_utc(value: Any, field_name: str = "date") -> datetime | None:
     try:
         return dt.astimezone(timezone.utc)
     except OverflowError:  # 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
-        raise MessageError(f"{field_name}: not a date: {cut_repr(value)} is out of range in UTC") from None
+        raise DateOutOfRange(f"{field_name}: not a date: {cut_repr(value)} is out of range in UTC") from None
 
 
 def _from_timestamp(value: float, field_name: str) -> datetime:
@@ -66,7 +70,7 @@ def _from_timestamp(value: float, field_name: str) -> datetime:
     try:
         return datetime.fromtimestamp(value, tz=timezone.utc)
     except (ValueError, OverflowError, OSError):
-        raise MessageError(f"{field_name}: not a date: unix time {cut_repr(value)} is out of range") from None
+        raise DateOutOfRange(f"{field_name}: not a date: unix time {cut_repr(value)} is out of range") from None
 
 
 def iso(dt: datetime | None) -> str | None:
