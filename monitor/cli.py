@@ -32,6 +32,7 @@ from .cli_common import (
     print_error,
     print_json_lines,
     setup,
+    shown,
     shown_text,
 )
 
@@ -185,18 +186,41 @@ def import_cmd(
     if json_out:
         print_json_lines(r.as_dict() for r in reports)
     elif reports:  # no empty table after a failed import
-        table = Table(title="Import")
-        for col in ("file", "format", "read", "new", "edited", "unchanged", "service", "bad", "hits"):
-            table.add_column(col, justify="left" if col in ("file", "format") else "right")
-        for r in reports:
-            d = r.as_dict()
-            table.add_row(
-                r.path, r.format, str(r.read), str(d["new"]), str(d["edited"] + d["updated"]), str(d["unchanged"]),
-                str(r.skipped_service), str(r.bad), str(d["hits"]),
-            )
-        console.print(table)
+        _print_import(reports)
     if failed:
         raise typer.Exit(2)
+
+
+_IMPORT_COLUMNS = ("read", "new", "edited", "unchanged", "service", "bad", "hits")
+
+
+def _print_import(reports: list[Any]) -> None:
+    """The import table; on a console too narrow for it whole (80 columns left the path
+    "samples/…"), one line per file instead: the path in full, then its counts."""
+    rows = []
+    for r in reports:
+        d = r.as_dict()
+        counts = (r.read, d["new"], d["edited"] + d["updated"], d["unchanged"], r.skipped_service, r.bad, d["hits"])
+        rows.append((r.path, r.format, [str(n) for n in counts]))
+    widths = [max(len(col), *(len(c[i]) for _p, _f, c in rows)) for i, col in enumerate(_IMPORT_COLUMNS)]
+    whole = (3 * (len(_IMPORT_COLUMNS) + 2) + 1 + max(len(p) for p, _f, _c in rows)
+             + max(6, *(len(f) for _p, f, _c in rows)) + sum(widths))
+    if whole > console.width:
+        from rich.text import Text
+
+        console.print(Text("Import", style="bold"))
+        for path, fmt, counts in rows:
+            line = Text()
+            line.append(shown(path), style="bold")
+            line.append(f" ({fmt}): " + ", ".join(f"{col} {n}" for col, n in zip(_IMPORT_COLUMNS, counts)))
+            console.print(line)
+        return
+    table = Table(title="Import")
+    for col in ("file", "format", *_IMPORT_COLUMNS):
+        table.add_column(col, justify="left" if col in ("file", "format") else "right", no_wrap=True)
+    for path, fmt, counts in rows:
+        table.add_row(shown_text(path), fmt, *counts)
+    console.print(table)
 
 
 @app.command("stats")
@@ -218,12 +242,26 @@ def stats_cmd(
         f"[bold]{s['hits']}[/] hits, {s['first_date'] or '-'} .. {s['last_date'] or '-'}"
     )
     table = Table(title="Messages by channel")
-    for col in ("platform", "channel", "channel_id", "messages", "first", "last"):
-        table.add_column(col, justify="right" if col == "messages" else "left")
+    # Channel names and ids are never cut: on 80 columns "PayamMellat_FA" and "PayamMellat_EN"
+    # were both "PayamMella…". On a narrow console first and last share a column (one above
+    # the other), a name keeps its width up to 18 columns, longer names and ids fold.
+    longest = max((len(str(row["channel"] or "")) for row in s["by_channel"]), default=7)
+    ids = max((len(str(row["channel_id"] or "")) for row in s["by_channel"]), default=10)
+    stacked = console.width < 8 + max(longest, 7) + max(ids, 10) + 8 + 16 + 16 + 19
+    cols = ("platform", "channel", "channel_id", "messages") + (("first / last",) if stacked else ("first", "last"))
+    name_width = min(max(longest, 7), 18)
+    # stacked: the id gets what is left (rich's own shrinking overshot 80 columns by one)
+    id_width = min(max(console.width - (8 + name_width + 8 + 16 + 16), 6), max(ids, 10)) if stacked else None
+    for col in cols:
+        table.add_column(col, justify="right" if col == "messages" else "left", overflow="fold",
+                         no_wrap=col in ("platform", "messages", "first / last"),
+                         width=name_width if stacked and col == "channel" else id_width if col == "channel_id" else None,
+                         min_width=name_width if col == "channel" else None)
     for row in s["by_channel"]:
+        first, last = _short_date(row["first"]), _short_date(row["last"])
         table.add_row(
             row["platform"], shown_text(row["channel"]), shown_text(row["channel_id"]), str(row["messages"]),
-            _short_date(row["first"]), _short_date(row["last"]),
+            *((f"{first}\n{last}",) if stacked else (first, last)),
         )
     console.print(table)
     if s["outbox"]:

@@ -76,7 +76,10 @@ def setup(config: str | None, log_level: str | None = "INFO", log_format: str | 
     try:
         cfg = load_config(resolve_config_path(config))
     except ConfigError as exc:
-        fail(str(exc))
+        *first, last = str(exc).splitlines() or [""]
+        for problem in first:  # several problems: each its own "error:" line
+            print_error(problem)
+        fail(last)
     configure_logging(log_level or cfg.log_level, log_format or cfg.log_format)
     return cfg
 

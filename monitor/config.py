@@ -304,7 +304,7 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{name}: not valid UTF-8 (byte {exc.start})") from exc
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    _check_yaml(text, name)
+    doc = _check_yaml(text, name)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -315,24 +315,76 @@ def load_config(path: str | Path | None) -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{name}: top level must be a mapping")
-    data = interpolate(data, file=name)
+    try:
+        data = interpolate(data, file=name)
+    except ConfigError as exc:  # "FILE: where: ..." -> "FILE:LINE: where: ..."
+        where = str(exc)[len(name) + 2:].partition(":")[0]
+        raise ConfigError(f"{_at(name, doc, _path(where))}: {str(exc)[len(name) + 2:]}") from None
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             loc = _loc(tuple(err["loc"]))
+            at = _at(name, doc, tuple(err["loc"]))
             if err["type"] == "extra_forbidden":
-                problems.append(f"{name}: unknown key '{loc}'")
+                problems.append(f"{at}: unknown key '{loc}'")
             else:
-                problems.append(f"{name}: {loc}: {err['msg']}")
+                problems.append(f"{at}: {loc}: {err['msg']}")
         raise ConfigError("\n".join(problems)) from None
     cfg.source_path = name
-    _check_references(cfg, name)
+    _check_references(cfg, name, doc)
     return cfg
 
 
-def _check_yaml(text: str, name: str) -> None:
+def locate(cfg: "Config", message: str) -> str:
+    """``message`` (``alerts.destinations.s: slack needs …``, raised after loading) prefixed with
+    the config file and the line of the key it names; as it is without a config file."""
+    name = cfg.source_path
+    if not name:
+        return message
+    where = message.partition(":")[0]
+    if " " in where or "." not in where:
+        return f"{name}: {message}"
+    try:
+        doc = _check_yaml(Path(name).read_text(encoding="utf-8"), name)
+    except (OSError, UnicodeDecodeError, ConfigError):
+        doc = None
+    return f"{_at(name, doc, _path(where))}: {message}"
+
+
+def _path(where: str) -> tuple[Any, ...]:
+    """``sources.files[1].path`` -> ("sources", "files", 1, "path")."""
+    out: list[Any] = []
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", where):
+        out.append(int(part[1:-1]) if part.startswith("[") else part)
+    return tuple(out)
+
+
+def _at(name: str, doc: Any, loc: tuple[Any, ...]) -> str:
+    """``FILE:LINE`` of the deepest node of ``loc`` the file has (a missing key: its mapping's
+    line), or ``FILE`` when the file has none of it."""
+    node, line = doc, None
+    for part in loc:
+        if node is None:
+            break
+        nxt = None
+        if node.kind == "map":
+            for k, v in node.items():
+                if k.kind == "scalar" and k.value == str(part):
+                    nxt = v
+                    line = k.line
+                    break
+        elif node.kind == "seq" and isinstance(part, int) and 0 <= part < len(node.value):
+            nxt = node.value[part]
+            line = nxt.line
+        node = nxt
+        if nxt is None:
+            break
+    return f"{name}:{line}" if line is not None else name
+
+
+def _check_yaml(text: str, name: str) -> Any:
     """Hostile-input checks before PyYAML builds anything, with the rule loader's machinery:
     nesting depth, a node limit counting alias expansion (no "billion laughs"), one
     document, no duplicate keys."""
@@ -348,15 +400,18 @@ def _check_yaml(text: str, name: str) -> None:
         raise ConfigError(f"{name}:{second.line}:{second.col}: more than one YAML document")
     if parsed.issues:
         raise ConfigError("\n".join(f"{name}:{i.line}:{i.col}: {i.message}" for i in parsed.issues))
+    return parsed.documents[0] if parsed.documents else None
 
 
-def _check_references(cfg: Config, name: str) -> None:
+def _check_references(cfg: Config, name: str, doc: Any = None) -> None:
     known = cfg.destination_names()
-    for dest in cfg.alerts.default:
+    for i, dest in enumerate(cfg.alerts.default):
         if dest not in known:
-            raise ConfigError(f"{name}: alerts.default: unknown destination '{dest}'")
+            at = _at(name, doc, ("alerts", "default", i))
+            raise ConfigError(f"{at}: alerts.default: unknown destination '{dest}'")
     if cfg.alerts.digest and cfg.alerts.digest.destination not in known:
-        raise ConfigError(f"{name}: alerts.digest.destination: unknown destination '{cfg.alerts.digest.destination}'")
+        at = _at(name, doc, ("alerts", "digest", "destination"))
+        raise ConfigError(f"{at}: alerts.digest.destination: unknown destination '{cfg.alerts.digest.destination}'")
 
 
 def resolve_config_path(explicit: str | None) -> str | None:

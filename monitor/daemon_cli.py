@@ -14,7 +14,7 @@ from rich.table import Table
 from .alerts.queue import status_counts
 from .timefmt import age, ago, approx_duration
 from .cli_common import (
-    ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, err_console, fail, print_json_lines, setup,
+    ConfigOpt, DbOpt, JsonOpt, LogLevelOpt, console, db_path, err_console, fail, print_error, print_json_lines, setup,
     shown_text,
 )
 
@@ -63,13 +63,19 @@ def run_cmd(
         daemon.prepare()
     except RuleSetError as exc:
         fail("rules have errors; not starting\n" + format_problems(exc.problems))
-    except (ValueError, OSError, ConfigError, RenderError) as exc:
+    except ConfigError as exc:  # a destination's settings: name the file and line
+        from .config import locate
+
+        fail(f"cannot start: {locate(cfg, str(exc))}")
+    except (ValueError, OSError, RenderError) as exc:
         fail(f"cannot start: {exc}")
     code = asyncio.run(daemon.run(once=once))
     if once:
         note = pending_note(daemon.db)
         if note:
             err_console.print(escape(note), highlight=False, soft_wrap=True)
+        for problem in daemon.problems:  # a missing configured file, a source that failed
+            print_error(problem)
     raise typer.Exit(code)
 
 
@@ -84,7 +90,10 @@ def _run_collector(cfg: Any, once: bool) -> None:
         collector.prepare()
     except (ValueError, OSError, ConfigError) as exc:
         fail(f"cannot start: {exc}")
-    raise typer.Exit(asyncio.run(collector.run(once=once)))
+    code = asyncio.run(collector.run(once=once))
+    for problem in collector.problems:
+        print_error(problem)
+    raise typer.Exit(code)
 
 
 def pending_note(path: str) -> str | None:

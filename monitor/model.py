@@ -24,18 +24,30 @@ class MessageError(ValueError):
     """A record could not be turned into a Message (missing or invalid field)."""
 
 
+class DateOutOfRange(MessageError):
+    """A date past year 9999 (or before year 1) in UTC."""
+
+
+def cut_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def to_utc(value: Any, field_name: str = "date") -> datetime | None:
     """Coerce a datetime, ISO-8601 string or unix timestamp into an aware UTC datetime."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
         dt = value
+    elif isinstance(value, bool):  # true is an int to Python, not a date
+        raise MessageError(f"{field_name}: unsupported date value {value!r}")
     elif isinstance(value, (int, float)):
-        dt = datetime.fromtimestamp(value, tz=timezone.utc)
+        dt = _from_timestamp(value, field_name)
     elif isinstance(value, str):
         s = value.strip()
         if s.isdigit():
-            return datetime.fromtimestamp(int(s), tz=timezone.utc)
+            return _from_timestamp(int(s), field_name)
         if s.endswith("Z"):
             s = s[:-1] + "+00:00"
         try:
@@ -46,14 +58,29 @@ def to_utc(value: Any, field_name: str = "date") -> datetime | None:
         raise MessageError(f"{field_name}: unsupported date value {value!r}")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+        raise DateOutOfRange(f"{field_name}: not a date: {cut_repr(value)} is out of range in UTC") from None
+
+
+def _from_timestamp(value: float, field_name: str) -> datetime:
+    """A unix timestamp as a UTC datetime; one past year 9999 (or inf, NaN) is a MessageError,
+    not the ValueError/OverflowError that ended an import in a traceback."""
+    try:
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        raise DateOutOfRange(f"{field_name}: not a date: unix time {cut_repr(value)} is out of range") from None
 
 
 def iso(dt: datetime | None) -> str | None:
     """ISO-8601 UTC with a trailing Z (the archive's and the JSON output's date format)."""
     if dt is None:
         return None
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    dt = dt.astimezone(timezone.utc)
+    # the year padded to 4 digits: strftime's %Y gives "1-01-01" for year 1, which sorts after
+    # "2024-…" as text (the archive orders and filters dates as text)
+    return f"{dt.year:04d}-" + dt.strftime("%m-%dT%H:%M:%SZ")
 
 
 def canonical_json(obj: Any) -> str:
@@ -210,6 +237,9 @@ class Message:
         for name in ("platform", "channel_id", "message_id", "date"):
             if d.get(name) in (None, ""):
                 raise MessageError(f"missing required field '{name}'")
+        platform = d["platform"].strip().lower() if isinstance(d["platform"], str) else d["platform"]
+        if platform not in PLATFORMS:  # "facebook" was archived, though no command can list it
+            raise MessageError(f"platform: unknown platform {cut_repr(d['platform'])} (one of {', '.join(PLATFORMS)})")
         text = d.get("text") or ""
         if not isinstance(text, str):
             raise MessageError("field 'text' must be a string")
@@ -217,7 +247,7 @@ class Message:
         if isinstance(media, Mapping):
             media = [media]
         return cls(
-            platform=str(d["platform"]),
+            platform=platform,
             channel_id=str(d["channel_id"]),
             message_id=str(d["message_id"]),
             date=to_utc(d["date"], "date"),  # type: ignore[arg-type]

@@ -266,3 +266,29 @@ def test_slack_emphasis_in_quoted_text_is_neutralised():
     assert "claims_test" in body and "2*3" in body
     assert "*claimed responsibility*" in body  # our own bold still works
     assert "*bold*" in alert.text  # plain text and the archive keep what was written
+
+
+def test_bold_stops_before_a_bidi_mark_or_zwnj_at_the_end_of_a_match(tmp_path):
+    """The matcher's phrase span can end on an RLM (or a ZWNJ) that follows the phrase: bolded,
+    Slack got ``*الدولة الإسلامية\u200f*`` and email ``<b>…\u200f</b>``, the mark inside the run
+    (the closing marker did not close, the bold spilled). Rendering bolds the words only; the
+    mark stays in the text, outside."""
+    from datetime import datetime, timezone
+
+    from monitor.model import Message
+    from monitor.rules import Matcher, load_rules
+
+    (tmp_path / "r.yaml").write_text('id: is-name\ntitle: IS named\nlevel: high\nmatch:\n  n:\n'
+                                     '    any: ["الدولة الإسلامية"]\ncondition: n\n', encoding="utf-8")
+    text = "تبنى تنظيم الدولة الإسلامية\u200f الهجوم و\u200cالدولة الإسلامية\u200c"
+    msg = Message("telegram", "-1001", "42", datetime(2024, 5, 1, tzinfo=timezone.utc), text=text)
+    [hit] = Matcher(load_rules([tmp_path])).match(msg)
+    spans = [(x.start, x.end) for x in hit.matches]
+    assert any(text[e - 1] in "\u200f\u200c" for _s, e in spans)  # the matcher's spans (not changed here)
+    matches = [{"selection": "n", "term": "x", "start": s, "end": e, "field": "text"} for s, e in spans]
+    alert = Renderer().render(hit_context(_facts(text, matches=matches)))
+    slack = _all_slack_text(alert)
+    assert "*الدولة الإسلامية*\u200b\u200f الهجوم" in slack, slack
+    assert "\u200f*" not in slack and "\u200c*" not in slack, slack
+    assert "\u200f</strong>" not in alert.html and "\u200c</strong>" not in alert.html, alert.html
+    assert "<strong>الدولة الإسلامية</strong>\u200f" in alert.html  # the mark is kept, outside the bold

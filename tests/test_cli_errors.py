@@ -71,6 +71,38 @@ def test_read_only_commands_work_in_a_read_only_folder(tmp_path: Path, archive: 
             ro.chmod(0o755)
 
 
+def test_writing_a_read_only_archive_says_why(tmp_path: Path, archive: Path) -> None:
+    """A writing command on an archive it cannot write said "unable to open database file"
+    (or, for a read-only file, "attempt to write a readonly database" naming no file)."""
+    src = tmp_path / "in.jsonl"
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "a.db").write_bytes(archive.read_bytes())
+    if os.geteuid() == 0:
+        mnt = tmp_path / "mnt"
+        mnt.mkdir()
+        if subprocess.run(["mount", "--bind", str(ro), str(mnt)], capture_output=True).returncode != 0:
+            pytest.skip("cannot bind-mount")
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(mnt)], check=True, capture_output=True)
+            for db in (mnt / "a.db", mnt / "new.db"):
+                one_line_error(cw("import", str(src), "--db", str(db), "--no-rules"),
+                               f"{db}: cannot open the archive for writing", "read-only file system")
+            one_line_error(cw("incident", "merge", "1", "2", "--db", str(mnt / "a.db")), "read-only file system")
+        finally:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+        return
+    (ro / "a.db").chmod(0o444)
+    one_line_error(cw("import", str(src), "--db", str(ro / "a.db"), "--no-rules"),
+                   "cannot open the archive for writing", "the file is read-only")
+    (ro / "a.db").chmod(0o644)
+    ro.chmod(0o555)
+    try:
+        one_line_error(cw("import", str(src), "--db", str(ro / "new.db"), "--no-rules"), "is not writable")
+    finally:
+        ro.chmod(0o755)
+
+
 def _check_read_only(db: Path) -> None:
     for args in (["stats"], ["search", "claimed"], ["verify"], ["hits"], ["status"]):
         res = cw(*args, "--db", str(db))

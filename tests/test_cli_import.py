@@ -204,3 +204,89 @@ def test_real_subprocess(tmp_path: Path, db_path: Path) -> None:
     assert p.returncode == 2
     assert [line for line in p.stderr.splitlines() if line.startswith("error:")] == [f"error: {expected}"]
     assert counts(db_path)[0] == 22
+
+
+def _at_80_columns(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "80"}, cwd=ROOT)
+
+
+def test_import_and_stats_on_80_columns_cut_no_path_or_channel(tmp_path: Path) -> None:
+    """On 80 columns the import table showed each path as "samples/…" and stats showed both
+    "PayamMellat_FA" and "PayamMellat_EN" as "PayamMella…" (and cut X's 19-digit ids)."""
+    db = tmp_path / "a.db"
+    res = _at_80_columns("import", "samples/telegram/account-export.json", "samples/x/tweets.jsonl", "--db", str(db),
+                         "--no-rules")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "…" not in out and all(len(line) <= 80 for line in out.splitlines()), out
+    flat = " ".join(out.split())
+    assert "samples/telegram/account-export.json (telegram): read 12, new 12" in flat, out
+    assert "samples/x/tweets.jsonl (x): read 14, new 14, edited 0, unchanged 0, service 0, bad 0, hits 0" in flat
+    wide = subprocess.run([sys.executable, "-m", "monitor", "import", "samples/x/tweets.jsonl", "--db", str(db),
+                           "--no-rules"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "200"}, cwd=ROOT)
+    assert "┃ file " in wide.stdout and "│ samples/x/tweets.jsonl " in wide.stdout, wide.stdout  # the table when it fits
+    res = _at_80_columns("stats", "--db", str(db))
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "…" not in out and all(len(line) <= 80 for line in out.splitlines()), out
+    assert all(line.rstrip().endswith(("┓", "┃", "┩", "│", "┘")) for line in out.splitlines() if line[:1] in "┏┃┡│└")
+    for name in ("PayamMellat_FA", "PayamMellat_EN", "KermanGov_IR", "خبرگزاری پیام ملت"):
+        assert name in out, out
+    # an X id folds onto the next line, whole
+    rows = [[c.strip() for c in line.split("│")] for line in out.splitlines() if line.startswith("│")]
+    ids = []
+    for row in rows:
+        if row[1]:
+            ids.append(row[3])
+        else:
+            ids[-1] += row[3]
+    assert "1188000000000000001" in ids and "1188000000000000002" in ids, out
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        # a unix time past year 9999, and a date past it in UTC, ended the import in a traceback
+        ("date", 99999999999999, "date: not a date: unix time 99999999999999 is out of range"),
+        ("date", "99999999999999", "date: not a date: unix time 99999999999999 is out of range"),
+        ("date", "9999-12-31T23:59:59-01:00", "date: not a date: '9999-12-31T23:59:59-01:00' is out of range in UTC"),
+        ("date", True, "date: unsupported date value True"),
+        # a platform no command can list was archived
+        ("platform", "facebook", "platform: unknown platform 'facebook' (one of telegram, x)"),
+    ],
+)
+def test_canonical_records_with_impossible_dates_or_platforms_are_one_line_errors(
+        tmp_path: Path, db_path: Path, field: str, value: Any, expected: str) -> None:
+    record = {"schema": "claimwatch.message/1", "platform": "telegram", "channel_id": "555", "message_id": "1",
+              "date": "2024-01-04T14:00:00Z", "text": "x", field: value}
+    p = tmp_path / "c.jsonl"
+    p.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    r = run(db_path, str(p))
+    assert r.exit_code == 2 and "Traceback" not in r.stderr, r.stderr
+    assert error_lines(r) == [f"error: {p}:1: {expected}"], r.stderr
+    assert not db_path.exists() or counts(db_path)[0] == 0
+
+
+def test_an_early_year_is_stored_with_four_digits_and_x_in_any_case(tmp_path: Path, db_path: Path) -> None:
+    # "0001-01-01" was stored "1-01-01T…", which sorts after "2024-…" as text
+    base = {"schema": "claimwatch.message/1", "platform": "telegram", "channel_id": "555", "text": "x"}
+    p = tmp_path / "c.jsonl"
+    p.write_text("".join(json.dumps({**base, **r}) + "\n" for r in (
+        {"message_id": "1", "date": "2024-01-04T14:00:00Z"}, {"message_id": "2", "date": "0001-01-01T00:00:00Z"},
+        {"message_id": "3", "date": "2024-01-04T15:00:00Z", "platform": "X"})), encoding="utf-8")
+    assert run(db_path, str(p)).exit_code == 0
+    with sqlite3.connect(db_path) as c:
+        assert c.execute("select platform, message_id, date from messages order by date").fetchall() == [
+            ("telegram", "2", "0001-01-01T00:00:00Z"), ("telegram", "1", "2024-01-04T14:00:00Z"),
+            ("x", "3", "2024-01-04T15:00:00Z")]
+
+
+def test_x_post_whose_id_or_date_is_past_year_9999_is_a_one_line_error(tmp_path: Path, db_path: Path) -> None:
+    # the time in a 26-digit id (a post without created_at) ended the import in a traceback
+    p = tmp_path / "t.jsonl"
+    p.write_text(json.dumps({"id": "9" * 26, "text": "x", "author_id": "1"}) + "\n", encoding="utf-8")
+    r = run(db_path, str(p))
+    assert r.exit_code == 2 and "Traceback" not in r.stderr, r.stderr
+    assert error_lines(r) == [f"error: {p}:1: id '{'9' * 26}': not an X post id (its time is out of range)"]

@@ -44,11 +44,15 @@ def test_env_interpolation_and_default(tmp_path: Path, monkeypatch: pytest.Monke
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("databse: x.db\n", "unknown key 'databse'"),
-        ("sources:\n  files:\n    - {path: a, folow: true}\n", "unknown key 'sources.files[0].folow'"),
+        # the line of the key named (a missing key: its mapping's line)
+        ("databse: x.db\n", "cfg.yaml:1: unknown key 'databse'"),
+        ("sources:\n  files:\n    - {path: a}\n    - {path: a, folow: true}\n",
+         "cfg.yaml:4: unknown key 'sources.files[1].folow'"),
         ("alerts:\n  destinations:\n    s: {type: slack, webhook_url: '${CW_UNSET_VAR}'}\n",
-         "alerts.destinations.s.webhook_url: environment variable CW_UNSET_VAR is not set"),
-        ("alerts:\n  default: [nowhere]\n", "alerts.default: unknown destination 'nowhere'"),
+         "cfg.yaml:3: alerts.destinations.s.webhook_url: environment variable CW_UNSET_VAR is not set"),
+        ("# alerts\nalerts:\n  default:\n    - console\n    - nowhere\n",
+         "cfg.yaml:5: alerts.default: unknown destination 'nowhere'"),
+        ("\n\nsources:\n  telegram:\n    api_id: abc\n", "cfg.yaml:5: sources.telegram.api_id: Input should be"),
         ("database: [unclosed\n", "cfg.yaml:2:1: YAML error"),
         ("- just a list\n", "top level must be a mapping"),
         ("sources:\n  x: {interval: soon}\n", "sources.x.interval"),
@@ -60,6 +64,25 @@ def test_errors_name_the_file_and_key(tmp_path: Path, text: str, message: str) -
         load_config(write(tmp_path, text))
     assert message in str(err.value)
     assert str(tmp_path / "cfg.yaml") in str(err.value)
+
+
+def test_cli_prints_each_config_problem_as_its_own_error_line(tmp_path: Path) -> None:
+    # two problems were "error: FILE: database: …" and a second line without "error:"
+    res = CliRunner().invoke(app, ["stats", "--config", str(write(tmp_path, "database: 5\nfoo: 1\n"))])
+    assert res.exit_code == 2
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    cfg = tmp_path / "cfg.yaml"
+    assert lines == [f"error: {cfg}:1: database: Input should be a valid string", f"error: {cfg}:2: unknown key 'foo'"]
+
+
+def test_run_names_the_line_of_a_destination_it_cannot_build(tmp_path: Path) -> None:
+    cfg = write(tmp_path, f"database: {tmp_path / 'a.db'}\nalerts:\n  default: [s]\n  destinations:\n"
+                          "    s: {type: slack}\n")
+    res = CliRunner().invoke(app, ["run", "--once", "--config", str(cfg), "--log-level", "ERROR"])
+    assert res.exit_code == 2
+    assert res.output.strip() == (f"error: cannot start: {cfg}:5: alerts.destinations.s: slack needs 'webhook_url',"
+                                  " or 'token' and 'channel'")
+    assert not (tmp_path / "a.db").exists()
 
 
 def test_non_utf8_config(tmp_path: Path) -> None:

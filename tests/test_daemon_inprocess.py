@@ -258,3 +258,19 @@ async def test_a_failing_source_is_not_restarted_once_the_daemon_stops(tmp_path:
     revoked = Revoked()
     await daemon._run_source("revoked", revoked, SourceContext(archive=None, emit=None), once=False)
     assert revoked.runs == 1 and daemon.source_errors["revoked"] == "session revoked"
+
+
+async def test_run_once_exits_1_when_a_source_failed_and_names_it(tmp_path: Path) -> None:
+    """A source that failed during ``run --once`` (a network error, a revoked session) was
+    logged and recorded, and the run still exited 0: a cron job never knew."""
+    cfg = load_config(write_config(tmp_path, None, None))
+    daemon = Daemon(cfg)
+    daemon.prepare()
+    from monitor.sources.base import Source
+
+    class FlakySource(_Flaky, Source):
+        pass
+
+    daemon.sources["flaky"] = FlakySource(forever=True)
+    assert await asyncio.wait_for(daemon.run(once=True), 30) == 1
+    assert daemon.problems == ["flaky: OSError: feed unreachable"]

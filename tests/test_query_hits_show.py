@@ -86,6 +86,18 @@ def test_cli_hits_kind_and_actor(arch, db_path) -> None:
     assert got["kind"] == "claim" and json.loads(got["actors"]) == ["amaq", "islamic-state"]
 
 
+def test_cli_hits_actor_naming_nothing_warns_and_ids_ignore_case(arch, db_path) -> None:
+    """README's `hits --kind claim --actor houthis` on an archive without a Houthi hit printed
+    "0 hit(s)" and nothing else, as did a name for an id (`--actor "Islamic State"`)."""
+    r = runner.invoke(app, ["hits", "--db", str(db_path), "--kind", "claim", "--actor", "houthis"])
+    assert r.exit_code == 0 and "0 hit(s)" in r.stdout, r.output
+    assert ("warning: --actor: no hits tagged with the actor id 'houthis' in the archive (actor ids with hits:"
+            " amaq, iran, irgc, islamic-state;") in " ".join(r.stderr.split()), r.stderr
+    r = runner.invoke(app, ["hits", "--db", str(db_path), "--json", "--actor", "Islamic-State"])
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr
+    assert [json.loads(line)["rule_id"] for line in r.stdout.splitlines()] == ["isis-claims"]
+
+
 def test_cli_hits_outputs(arch, db_path) -> None:
     r = runner.invoke(app, ["hits", "--db", str(db_path), "--level", "high+"])
     assert r.exit_code == 0, r.output

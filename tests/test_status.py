@@ -121,7 +121,15 @@ def test_status_counts_the_errors_of_the_files_source(tmp_path: Path) -> None:
     cut.write_text('{"name": "c", "type": "public_channel", "id": 1, "messages": [{"id": 1, "type": "mess')
     cfg["sources"]["files"] = [{"path": str(tmp_path / "missing.json")}, {"path": str(cut)}]
     config.write_text(yaml.safe_dump(cfg))
-    assert cw("run", "--config", str(config), "--once").returncode == 0
+    res = cw("run", "--config", str(config), "--once", "--log-level", "ERROR")
+    # a configured file that is missing or cut short is an input error: exit 2, one line each
+    # naming the config and the entry (it exited 0: a cron job never knew)
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {config}: sources.files[0]: {tmp_path / 'missing.json'}: no such file",
+                      f"error: {config}: sources.files[1]: {cut}: truncated JSON: the file ends at byte 85,"
+                      " in messages[0]"], res.stderr
     [files] = [s for s in json.loads(cw("status", "--config", str(config), "--json").stdout)["sources"]
                if s["source"] == "files"]
     assert files["errors"] == 2, files
@@ -130,7 +138,7 @@ def test_status_counts_the_errors_of_the_files_source(tmp_path: Path) -> None:
     [row] = [line for line in out.splitlines() if "│ files" in line]
     assert [c.strip() for c in row.split("│")][5] == "2" and "cut.json" in row, out
     # a second run adds its own errors, not the first run's again
-    assert cw("run", "--config", str(config), "--once").returncode == 0
+    assert cw("run", "--config", str(config), "--once").returncode == 2
     [files] = [s for s in json.loads(cw("status", "--config", str(config), "--json").stdout)["sources"]
                if s["source"] == "files"]
     assert files["errors"] == 4, files

@@ -133,6 +133,25 @@ def test_doctor_without_credentials(tmp_path):
     assert "my.telegram.org" in json.loads(result.stdout.splitlines()[0])["detail"]
 
 
+def test_doctor_on_a_config_without_telegram_says_so_and_exits_0(tmp_path, monkeypatch):
+    """A config that reads files or X only is not a problem: it exited 1 ("nothing to check"),
+    failing a deployment gate."""
+    monkeypatch.setattr(tg_cli, "make_gateway", lambda cfg: pytest.fail("must not connect"))
+    monkeypatch.delenv("CLAIMWATCH_CONFIG", raising=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"database: {tmp_path / 'a.db'}\nsources:\n  files:\n    - {{path: {tmp_path / 'in.jsonl'}}}\n")
+    result = runner.invoke(app, ["doctor", "--config", str(cfg), "--json"])
+    assert result.exit_code == 0, result.output
+    [row] = [json.loads(x) for x in result.stdout.splitlines()]
+    assert row["name"] == "telegram" and row["configured"] is False and row["ok"]
+    assert str(cfg) in row["detail"] and "no sources.telegram" in row["detail"]
+    result = runner.invoke(app, ["doctor", "--config", str(cfg)])
+    assert result.exit_code == 0 and "not configured" in result.stdout and "problem" not in result.output
+    result = runner.invoke(app, ["doctor"])  # no config at all
+    assert result.exit_code == 0 and "no config file given" in " ".join(result.stdout.split())
+    assert not (tmp_path / "a.db").exists()
+
+
 # -- session files ---------------------------------------------------------------------------
 def test_session_file_is_created_0600_even_with_a_permissive_umask(tmp_path):
     old = os.umask(0o022)

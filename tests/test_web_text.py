@@ -26,6 +26,17 @@ def test_pieces_merge_and_clip_spans() -> None:
     assert pieces("", []) == [(False, "")]
 
 
+def test_pieces_leave_a_mark_or_zwnj_at_a_span_edge_outside_the_highlight() -> None:
+    # a rule's match can end on the RLM after a phrase (the matcher's span): the <mark> holds the words
+    text = "تبنى الدولة الإسلامية\u200f الهجوم و\u200cبیانیه"
+    s = text.index("الدولة")
+    e = text.index("\u200f") + 1
+    b = text.index("\u200c")
+    assert pieces(text, [(s, e), (b, len(text))]) == [
+        (False, "تبنى "), (True, "الدولة الإسلامية"), (False, "\u200f الهجوم و\u200c"), (True, "بیانیه")]
+    assert pieces("\u200f", [(0, 1)]) == [(False, "\u200f")]
+
+
 def test_bidi_controls_neutralised_same_length() -> None:
     text = "a\u202eb\u2067c\u200fd"
     out = neutralize_bidi(text)

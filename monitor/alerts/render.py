@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
-from ..bidi import neutralize_all
+from ..bidi import neutralize_all, trim_span
 from ..model import channel_label, channel_url, make_url
 from . import records
 from . import slack_format as sf
@@ -116,7 +116,12 @@ def _spans(text: str, matches: list[Mapping[str, Any]]) -> list[tuple[int, int]]
         except (KeyError, TypeError, ValueError):
             continue
         if 0 <= s < e <= len(text):
-            spans.append((s, e))
+            # the matcher's span may end on an RLM or ZWNJ (or start on one): bolding it would put
+            # the control inside Slack's *…* / the <b> run, where it turns the closing mark and
+            # the bold spills; the character stays in the text, outside the highlight
+            s, e = trim_span(text, s, e)
+            if s < e:
+                spans.append((s, e))
     return spans
 
 
@@ -129,6 +134,7 @@ def _terms(text: str, matches: list[Mapping[str, Any]]) -> list[str]:
             try:
                 s, e = int(m["start"]), int(m["end"])
                 if 0 <= s < e <= len(text):
+                    s, e = trim_span(text, s, e)  # "الدولة الإسلامية", not with the RLM after it
                     term = text[s:e]
             except (KeyError, TypeError, ValueError):
                 pass

@@ -65,6 +65,36 @@ class ArchiveOpenError(OSError):
         return str(self.args[0]) if self.args else "cannot open the archive"
 
 
+def _unwritable_reason(path: str) -> str | None:
+    """Why SQLite cannot write ``path`` (a new archive, or its ``-wal``/``-shm`` files next to
+    it), in words: "unable to open database file" names no cause. None when nothing is found."""
+    if path == ":memory:":
+        return None
+    p = Path(path).resolve()
+    folder = p.parent
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"its folder {folder} is on a read-only file system"
+    except OSError:
+        return None
+    if p.exists() and not os.access(p, os.W_OK):
+        return "the file is read-only (no write permission for this user)"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (f"its folder {folder} is not writable by this user (SQLite creates "
+                f"{p.name}-wal and {p.name}-shm next to the archive)")
+    for side in ("-wal", "-shm", "-journal"):
+        other = Path(str(p) + side)
+        if other.exists() and not os.access(other, os.R_OK | os.W_OK):
+            return f"{other.name} next to it is not writable by this user"
+    return None
+
+
+def _open_error(path: str, exc: sqlite3.Error) -> ArchiveOpenError:
+    reason = _unwritable_reason(path)
+    return ArchiveOpenError(f"{path}: cannot open the archive for writing: {reason} ({exc})" if reason
+                            else f"{path}: cannot open the archive: {exc}")
+
+
 def _connect_readonly(path: str) -> sqlite3.Connection:
     """``mode=ro``; in a folder this process cannot write (no ``-shm`` can be created) the
     file is read as ``immutable`` (nobody can be writing it there)."""
@@ -141,22 +171,32 @@ class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise ArchiveOpenError(f"{path}: cannot create its folder: {exc.strerror or exc}") from None
+                if Path(path).exists() and not os.access(path, os.W_OK):
+                    # SQLite would open it read-only and fail at the first write, naming no file
+                    raise ArchiveOpenError(f"{path}: cannot open the archive for writing: {_unwritable_reason(path)}")
             try:
                 conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             except sqlite3.Error as exc:
-                raise ArchiveOpenError(f"{path}: cannot open the archive: {exc}") from None
+                raise _open_error(path, exc) from None
         conn.execute("PRAGMA busy_timeout=10000")
         if path != ":memory:":
             _check_is_archive(conn, path, readonly)
         if not readonly:
-            if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
-                # A new archive: 8 kB pages hold ~4 message rows instead of 2 (imports ~10 %
-                # faster). Only possible before the first table and before WAL mode.
-                conn.execute(f"PRAGMA page_size={NEW_ARCHIVE_PAGE_SIZE}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            migrate(conn)
+            try:
+                if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+                    # A new archive: 8 kB pages hold ~4 message rows instead of 2 (imports ~10 %
+                    # faster). Only possible before the first table and before WAL mode.
+                    conn.execute(f"PRAGMA page_size={NEW_ARCHIVE_PAGE_SIZE}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                migrate(conn)
+            except sqlite3.OperationalError as exc:
+                reason = _unwritable_reason(path)
+                if reason is None:
+                    raise
+                conn.close()
+                raise _open_error(path, exc) from None
             cap = os.environ.get(MAX_PAGES_ENV)
             if cap:
                 # Caps the archive's size (tests fill it with this: SQLite then fails writes

@@ -50,6 +50,7 @@ class Collector:
         self.publisher: Any = None
         self.redis: Any = None
         self.source_errors: dict[str, str] = {}
+        self.problems: list[str] = []  # after run(once=True): see daemon.service.once_outcome
         self._lock_fh: Any = None
 
     def prepare(self) -> None:
@@ -120,6 +121,11 @@ class Collector:
             if self._lock_fh is not None:
                 self._lock_fh.close()
         log.info("collector stopped", **{k: v for k, v in pub.health().items() if k != "last_error"})
+        if once:
+            from ..daemon.service import once_outcome
+
+            code, self.problems = once_outcome(self.cfg, self.sources, self.source_errors)
+            return code
         return 0
 
     async def _run_source(self, name: str, source: Source, ctx: SourceContext, once: bool) -> None:

@@ -39,6 +39,16 @@ WRITE_NOTICE_EVERY = 3600.0  # at most one "archive writes failing" notice an ho
 ONCE_WRITE_ATTEMPTS = 4  # --once: attempts per failing batch before it gives up (exit 1)
 
 
+def once_outcome(cfg: Config, sources: dict[str, Source], source_errors: dict[str, str]) -> tuple[int, list[str]]:
+    """The exit code of a ``run --once`` whose sources ran to their end, and its problems (one
+    line each). A configured input that is missing or unreadable is an input error (2, as
+    ``claimwatch import`` of a missing file); a source that failed otherwise is 1."""
+    where = f"{cfg.source_path}: " if cfg.source_path else ""
+    inputs = [where + p for src in sources.values() for p in src.input_problems()]
+    failed = [f"{name}: {err}" for name, err in source_errors.items()]
+    return (2 if inputs else 1 if failed else 0), inputs + failed
+
+
 def build_sources(cfg: Config) -> dict[str, Source]:
     """One source per configured section (files, telegram, x)."""
     sources: dict[str, Source] = {}
@@ -99,6 +109,8 @@ class Daemon:
         self.started_at: str | None = None
         self.stop_event: asyncio.Event | None = None
         self.source_errors: dict[str, str] = {}
+        # after run(once=True): what the sources could not read, one line each ("source: reason")
+        self.problems: list[str] = []
         self._last_message: dict[str, tuple[float, Any]] = {}  # source -> (received at, latest event)
         # errors a source counts in its health() (the files source) recorded in the archive so far
         self._errors_recorded: dict[str, int] = {}
@@ -321,6 +333,9 @@ class Daemon:
             log.error("events were not stored (archive writes failed); they are read again on the next run",
                       unstored=pipeline.stats.unstored, error=pipeline.write_error)
             return 1
+        if once:
+            code, self.problems = once_outcome(self.cfg, self.sources, self.source_errors)
+            return code
         return 0
 
     def _emit_tracked(self, pipeline: Pipeline) -> Any:

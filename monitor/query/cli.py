@@ -189,7 +189,8 @@ def hits_cmd(
     archive = _open(db, config, log_level)
     with archive:
         try:
-            for warning in unknown_names(archive.conn, rules=_split(rule), channels=_split(channel)):
+            for warning in unknown_names(archive.conn, rules=_split(rule), channels=_split(channel),
+                                         actors=_split(actor)):
                 err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
             rows = list_hits(
                 archive.conn,

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..durations import parse_duration
-from ..model import MessageError, PLATFORMS, iso, to_utc
+from ..model import DateOutOfRange, MessageError, PLATFORMS, iso, to_utc
 
 
 class FilterError(ValueError):
@@ -40,6 +40,8 @@ def parse_when(value: str, option: str = "--since", *, end_of_day: bool = False,
             raise FilterError(out_of_range) from None
     try:
         dt = to_utc(s, option)
+    except DateOutOfRange:
+        raise FilterError(out_of_range) from None
     except MessageError as exc:
         raise FilterError(f"{option}: not a date: {shown!r} (use 2024-01-31, 2024-01-31T12:00:00Z or 7d)") from exc
     except (OverflowError, ValueError, OSError):

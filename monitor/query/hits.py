@@ -44,8 +44,8 @@ def parse_levels(values: list[str] | str | None) -> list[str]:
 
 
 def unknown_names(conn: sqlite3.Connection, *, rules: list[str] | None = None,
-                  channels: list[str] | None = None) -> list[str]:
-    """Warnings for ``--rule`` / ``--channel`` values that name nothing in the archive."""
+                  channels: list[str] | None = None, actors: list[str] | None = None) -> list[str]:
+    """Warnings for ``--rule`` / ``--channel`` / ``--actor`` values that name nothing in the archive."""
     from .filters import resolve_channels
 
     out = []
@@ -57,6 +57,16 @@ def unknown_names(conn: sqlite3.Connection, *, rules: list[str] | None = None,
     for ref in channels or []:
         if not resolve_channels(conn, [ref]):
             out.append(f"--channel: no channel {_short(ref)!r} in the archive (an id, @username or title)")
+    if actors:
+        # `hits --actor houthis` on an archive with no Houthi hit, or `--actor "Islamic State"`
+        # (a name, not the id): "0 hit(s)" said nothing of why
+        tagged = [a for (a,) in conn.execute(
+            "SELECT DISTINCT value FROM hits, json_each(hits.actors) WHERE json_valid(hits.actors) ORDER BY value")]
+        for actor in actors:
+            if actor.strip().lower() not in tagged:
+                some = ", ".join(tagged[:12]) + (", ..." if len(tagged) > 12 else "") if tagged else "none"
+                out.append(f"--actor: no hits tagged with the actor id {_short(actor)!r} in the archive"
+                           f" (actor ids with hits: {some}; ids are listed in rules/actors.yml)")
     return out
 
 
@@ -89,6 +99,7 @@ def list_hits(
         conds.append(f"h.kind IN ({','.join('?' * len(kinds))})")
         args += kinds
     if actors:
+        actors = [a.strip().lower() for a in actors]  # ids are lower-case: "Houthis" is houthis
         conds.append(f"EXISTS (SELECT 1 FROM json_each(h.actors) WHERE json_each.value IN ({','.join('?' * len(actors))}))")
         args += actors
     if rules:

@@ -62,6 +62,11 @@ class Source(abc.ABC):
     def health(self) -> dict[str, Any]:
         return {}
 
+    def input_problems(self) -> list[str]:
+        """What this source was configured to read and could not (a missing file, a file that
+        is no export), one line each: ``run --once`` prints them and exits 2."""
+        return []
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (called once on shutdown)."""
 

@@ -11,6 +11,8 @@ import unicodedata
 import re
 from typing import Any, Iterable
 
+from ..bidi import trim_span
+
 # Embedding, override and isolate controls (LRE RLE PDF LRO RLO, LRI RLI FSI PDI): a hostile
 # text could use them to reorder what follows it on the page. Replaced by U+FFFD (same length,
 # so match offsets stay valid). LRM/RLM/ALM are harmless marks and kept.
@@ -29,11 +31,15 @@ Span = tuple[int, int]
 
 
 def pieces(text: str | None, spans: Iterable[Span]) -> list[tuple[bool, str]]:
-    """``text`` cut into (highlighted?, piece) at the merged, clipped ``spans``."""
+    """``text`` cut into (highlighted?, piece) at the merged, clipped ``spans``; a mark or ZWNJ
+    at a span's edge (a rule's match can end on the RLM after a phrase) stays outside it."""
     text = neutralize_bidi(text)
     out: list[tuple[bool, str]] = []
     pos = 0
     for s, e in _merge(spans, len(text)):
+        s, e = trim_span(text, s, e)
+        if e <= s or s < pos:
+            continue
         if s > pos:
             out.append((False, text[pos:s]))
         out.append((True, text[s:e]))

@@ -95,13 +95,14 @@ class FilesSource(Source):
     follow_mode: str | None = None  # "inotify" or "poll" while following
     _paths: dict[str, tuple[Path, str]] = field(default_factory=dict)  # followed path (and real path) -> (path, format)
     _keys: dict[str, str] = field(default_factory=dict)  # followed path -> its resolved path, this scan
+    _unread: list[str] = field(default_factory=list)  # files read once that are missing or failed (not an export, cut off)
 
     # -- Source interface -----------------------------------------------------
     async def run(self, ctx: SourceContext, *, once: bool = False) -> None:
-        for entry in self.entries:
+        for i, entry in enumerate(self.entries):
             if not entry.follow:
                 for path in expand(entry.path) or [Path(entry.path)]:
-                    await self._import_once(ctx, path, entry.format)
+                    await self._import_once(ctx, path, entry.format, f"sources.files[{i}]")
         follow = [e for e in self.entries if e.follow]
         if not follow:
             return
@@ -200,6 +201,9 @@ class FilesSource(Source):
             for path, fmt in files:
                 await self._poll_file(ctx, path, fmt)
 
+    def input_problems(self) -> list[str]:
+        return list(self._unread)
+
     def health(self) -> dict[str, Any]:
         return {
             **self.stats,
@@ -216,12 +220,14 @@ class FilesSource(Source):
                 f.fh = None
 
     # -- import once ----------------------------------------------------------
-    async def _import_once(self, ctx: SourceContext, path: Path, fmt: str) -> None:
+    async def _import_once(self, ctx: SourceContext, path: Path, fmt: str, entry: str = "sources.files") -> None:
         key = str(path.resolve())
         try:
             st = path.stat()
         except FileNotFoundError:
-            self._error(f"{path}: no such file")
+            what = "no file matches" if any(ch in str(path) for ch in "*?[") else "no such file"
+            self._error(f"{path}: {what}")
+            self._unread.append(f"{entry}: {path}: {what}")
             return
         stamp = f"done:{st.st_size}:{st.st_mtime_ns}"
         if ctx.checkpoint(SOURCE, key) == stamp:
@@ -240,6 +246,7 @@ class FilesSource(Source):
                     await asyncio.sleep(0)
         except InputError as exc:
             self._error(str(exc))
+            self._unread.append(f"{entry}: {exc}")
             return
         finally:
             self._skipped(path, stats)

@@ -127,6 +127,27 @@ def login_telegram(
         console.print(f"Logged in as {escape(who)}; session saved to {escape(str(path))} (mode 0600).", highlight=False)
 
 
+def _not_configured(cfg: Any, json_out: bool) -> None:
+    """A config without ``sources.telegram`` (files or X only) is not a problem: doctor says
+    Telegram is not configured and exits 0 (it exited 1, failing a deployment gate on a config
+    that reads no Telegram)."""
+    from .doctor import Check
+
+    if cfg.source_path:
+        detail = f"not configured: {cfg.source_path} has no sources.telegram; nothing to check"
+    else:
+        detail = "not configured: no config file given (--config or CLAIMWATCH_CONFIG); nothing to check"
+    check = Check("telegram", True, detail)
+    if json_out:
+        print_json_lines([{**check.as_dict(), "configured": False}])
+        return
+    table = Table(title="Telegram")
+    for col in ("check", "status", "detail"):
+        table.add_column(col, overflow="fold")
+    table.add_row(Text("telegram"), Text("not configured", style="yellow"), Text(check.detail))
+    console.print(table)
+
+
 async def _login(client: Any, phone: str | None) -> Any:
     try:
         await client.start(
@@ -151,7 +172,8 @@ def doctor(
 ) -> None:
     """Check Telegram credentials and session, resolve and read every configured channel,
     and report each one OK or why it cannot be read (per account when there are several).
-    Exit 1 if anything is wrong."""
+    Exit 1 if anything is wrong; a config without sources.telegram is reported as not
+    configured (exit 0)."""
     from ...archive import Archive
     from . import cli as this
     from .doctor import run_doctor
@@ -159,7 +181,8 @@ def doctor(
     cfg = setup(config, log_level)
     tg = cfg.sources.telegram
     if tg is None:
-        fail("sources.telegram is not configured: nothing to check (is --config the right file?)", code=1)
+        _not_configured(cfg, json_out)
+        return
     path = db_path(db, cfg)
     # The channel cache lives in the archive; a check creates no archive: without one, the
     # resolved channels are cached in memory for this run only.

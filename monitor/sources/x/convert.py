@@ -44,8 +44,12 @@ Obj = Mapping[str, Any]
 
 
 def snowflake_time(tweet_id: int | str) -> datetime:
-    """Creation time encoded in a tweet id (ids since late 2010), in whole seconds like ``created_at``."""
-    return datetime.fromtimestamp(((int(tweet_id) >> 22) + TWITTER_EPOCH_MS) // 1000, tz=timezone.utc)
+    """Creation time encoded in a tweet id (ids since late 2010), in whole seconds like ``created_at``.
+    An id whose time is past year 9999 is a :class:`MessageError` (it was a traceback)."""
+    try:
+        return datetime.fromtimestamp(((int(tweet_id) >> 22) + TWITTER_EPOCH_MS) // 1000, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        raise MessageError(f"id {str(tweet_id)[:40]!r}: not an X post id (its time is out of range)") from None
 
 
 def _data(obj: Any) -> Any:
