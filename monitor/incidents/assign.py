@@ -192,6 +192,9 @@ def _iso(t: float) -> str:
 # the columns of an incidents row the tracker writes (after id; created_at too when it is new)
 _INCIDENT_WRITTEN = ("title", "start_at", "end_at", "first_message_rowid", "places", "actors", "counts", "messages",
                      "channels", "updated_at")
+# (of a stored incident whose first message stays: start_at is left out, so its index is not
+# rewritten: SQLite rewrites the entry of every index of a column a statement sets, changed or not)
+_INCIDENT_SAME_START = tuple(c for c in _INCIDENT_WRITTEN if c != "start_at")
 _INCIDENT_COLS = "id, start_at, end_at, first_message_rowid, counts, messages, created_at, updated_at"
 
 
@@ -824,6 +827,7 @@ class IncidentTracker:
         self._new_facets: set[tuple[int, str, str]] = set()  # (of them: not in incident_facets yet)
         self._new_incs: set[int] = set()  # incidents and families made in this transaction (not in their tables)
         self._new_fams: set[int] = set()
+        self._start_moved: set[int] = set()  # incidents whose first message changed (start_at rewritten)
 
     @property
     def gazetteer(self) -> Gazetteer:
@@ -926,18 +930,23 @@ class IncidentTracker:
                 (rows if key in new_facets else old).extend((iid, facet, value, m, loc))
             _upsert_rows(conn, "incident_facets", ("incident_id", "facet", "value"), ("mentions", "located"), rows, old)
         if self._dirty_inc:
-            rows, old, made = [], [], self._new_incs
+            rows, old, same, made, moved = [], [], [], self._new_incs, self._start_moved
             for iid in sorted(self._dirty_inc):
                 inc = st.incidents[iid]
                 places, actors = self._summary(inc)
-                vals = (iid, self.title(places, actors, inc.start), inc.start, inc.end, inc.first, _jl(places),
-                        _jl(actors), _j(inc.counts), inc.messages, len(inc.channels), inc.updated)
+                title = self.title(places, actors, inc.start)
                 if iid in made:
-                    rows += vals
-                    rows.append(inc.created)
+                    rows += (iid, title, inc.start, inc.end, inc.first, _jl(places), _jl(actors), _j(inc.counts),
+                             inc.messages, len(inc.channels), inc.updated, inc.created)
+                elif iid in moved:
+                    old += (iid, title, inc.start, inc.end, inc.first, _jl(places), _jl(actors), _j(inc.counts),
+                            inc.messages, len(inc.channels), inc.updated)
                 else:
-                    old += vals
+                    same += (iid, title, inc.end, inc.first, _jl(places), _jl(actors), _j(inc.counts), inc.messages,
+                             len(inc.channels), inc.updated)
             _upsert_rows(conn, "incidents", ("id",), _INCIDENT_WRITTEN + ("created_at",), rows, old, _INCIDENT_WRITTEN)
+            if same:
+                _upsert_rows(conn, "incidents", ("id",), _INCIDENT_SAME_START, [], same)
         st.gen += 1
         _set_generation(conn, st.gen)
         self._reset_pending()
@@ -1403,6 +1412,7 @@ class IncidentTracker:
             inc.first = m.rowid
             if m.date < inc.start:
                 inc.start, inc.t0, grew = m.date, _ts(m.date), True
+                self._start_moved.add(inc.id)
         if m.date > inc.end:
             inc.end, inc.t1, grew = m.date, _ts(m.date), True
         inc.messages += 1
