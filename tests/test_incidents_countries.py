@@ -32,6 +32,8 @@ IRAN_BLAMES = rec("810", 1, "2024-01-03T20:00:00Z", "Iran blamed Israel and the 
 ISRAEL_BLAMES = rec("811", 1, "2024-01-04T08:00:00Z", "Israel blamed Iran for the rocket explosion", channel="idf")
 US_DENIES = rec("812", 1, "2024-01-03T21:00:00Z",
                 "The United States had no involvement, it is ridiculous to suggest so", channel="state")
+# in Persian the subject comes first too: Iran holds Israel responsible (Kerman, not Ashkelon)
+IRAN_BLAMES_FA = rec("814", 1, "2024-01-04T09:30:00Z", "ایران اسرائیل را مسئول حمله دانست", channel="irna_fa")
 # no incident of its countries is active: opens one, located where the first country named is
 PAKISTAN_BLAMES = rec("813", 1, "2024-01-05T12:00:00Z", "Pakistan blamed India for the attack", channel="ispr")
 
@@ -43,7 +45,8 @@ def _places(archive, iid: int) -> dict[str, int]:
 
 
 def test_a_statement_naming_only_countries_joins_the_speakers_incident_and_locates_nothing_else(tmp_path) -> None:
-    archive = _archive(tmp_path, KERMAN + [ASHKELON, HOUSTON, IRAN_BLAMES, ISRAEL_BLAMES, US_DENIES, PAKISTAN_BLAMES])
+    archive = _archive(tmp_path, KERMAN + [ASHKELON, HOUSTON, IRAN_BLAMES, ISRAEL_BLAMES, US_DENIES, PAKISTAN_BLAMES,
+                                           IRAN_BLAMES_FA])
     kerman, ashkelon, houston = (_incident_of(archive, r) for r in (KERMAN[0], ASHKELON, HOUSTON))
     assert len({kerman, ashkelon, houston}) == 3
     # Iran speaks: Kerman; Israel and the United States are mentions there, not where it happened
@@ -55,6 +58,7 @@ def test_a_statement_naming_only_countries_joins_the_speakers_incident_and_locat
     # Israel speaks about the rocket: Ashkelon (not Kerman, which names Iran and Israel too)
     assert _incident_of(archive, ISRAEL_BLAMES) == ashkelon
     assert incident_detail(archive.conn, ashkelon)["places"] == ["Ashkelon", "Israel"]
+    assert _incident_of(archive, IRAN_BLAMES_FA) == kerman
     # the accused denies: where it was blamed (Kerman), not the refinery in Houston
     assert _incident_of(archive, US_DENIES) == kerman
     assert set(keys(incident_detail(archive.conn, houston))) == {_key(HOUSTON)}
