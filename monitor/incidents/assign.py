@@ -1154,8 +1154,9 @@ class IncidentTracker:
                 # countries it names are mentions there, not where it happened
                 loc = ([(pid, 0, None) for pid, _located, _country in loc[0]], frozenset(), loc[2])
             elif order is not None:  # it opens one: where the first country it names is
-                first = next(p.id for p in places if p.id in order or p.country_id in order)
-                loc = ([e if e[0] == first else (e[0], 0, None) for e in loc[0]], loc[1], loc[2])
+                first = next((p.id for p in places if p.id in order or p.country_id in order), None)
+                if first is not None:
+                    loc = ([e if e[0] == first else (e[0], 0, None) for e in loc[0]], loc[1], loc[2])
             if incident_id is None:
                 incident_id = st.next_incident
                 st.next_incident += 1
@@ -1626,7 +1627,7 @@ def _governments(kind: str, places: Sequence[Place], loc: tuple,
             c = p.id
         if c and c not in order:
             order.append(c)
-    return order
+    return order or None
 
 
 def _demonym_speakers(dems: Sequence[Demonym]) -> tuple[tuple[str, int], ...]:
