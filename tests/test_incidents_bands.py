@@ -15,7 +15,7 @@ import sqlite3
 import numpy as np
 
 from monitor.archive import Archive
-from monitor.archive.schema import SCHEMA_VERSION
+from monitor.archive.schema import MIGRATIONS, SCHEMA_VERSION, _m8_family_bands_once
 from monitor.incidents import assign
 from monitor.incidents.assign import IncidentTracker, Settings, bands_written
 from monitor.incidents.corrections import rebuild
@@ -145,7 +145,8 @@ def _as_schema_7(db, staged_from: int) -> None:
         conn.executemany("INSERT INTO family_bands VALUES (?, ?)", [r for r in rows if r[1] < staged_from])
         conn.executemany("INSERT INTO family_bands_new VALUES (?, ?)", [r for r in rows if r[1] >= staged_from])
         conn.execute("DELETE FROM meta WHERE key='incidents_bands_written'")
-        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION - 1),))
+        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                     (str(MIGRATIONS.index(_m8_family_bands_once)),))
 
 
 def test_an_archive_with_staged_keys_gets_them_moved_and_goes_on_the_same(tmp_path) -> None:
@@ -262,3 +263,48 @@ def test_a_rebuild_starts_the_band_keys_again(tmp_path, monkeypatch) -> None:
         assert verify(conn).ok and _members(archive) == before
     finally:
         archive.close()
+
+
+def test_an_archive_with_long_fingerprints_gets_them_shortened_and_finds_old_copies(tmp_path) -> None:
+    """Migration 9 (``_m9_short_fingerprints``): the exact-copy keys of ``family_texts`` were 32
+    hex characters (128 bits of the SHA-256), now 16 (64 bits: the unique index they are looked
+    up by is under half the size, and it was the largest part of the pages a writer's commits
+    changed). An archive written with the long keys gets them cut (forward keys stay as they
+    are); a copy of a text whose incident is no longer held still finds its family by the key,
+    as in an archive that never had the long ones; ``verify`` passes."""
+    small, full = _open(tmp_path, "small.db", 1), _open(tmp_path, "full.db", None)
+    try:
+        _import_kerman_then_later((small, full), tmp_path)
+    finally:
+        small.close()
+    db = tmp_path / "small.db"
+    fp = fingerprint(words(CLAIM_AR))
+    assert len(fp) == 16
+    with sqlite3.connect(db) as conn:
+        keys = dict(conn.execute("SELECT id, fingerprint FROM family_texts"))
+        assert any(k.startswith("fwd:") for k in keys.values())  # (the forward of the scenario)
+        # as migration 8 left it: 32 characters (the SHA-256's first 128 bits)
+        import hashlib
+        long = {i: hashlib.sha256(" ".join(words(t)).encode()).hexdigest()[:32]
+                for i, t in conn.execute("SELECT f.id, m.text FROM family_texts f JOIN messages m"
+                                         " ON m.id = f.message_rowid WHERE f.fingerprint NOT LIKE 'fwd:%'")}
+        assert all(keys[i] == v[:16] for i, v in long.items())
+        conn.executemany("UPDATE family_texts SET fingerprint=? WHERE id=?", [(v, i) for i, v in long.items()])
+        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION - 1),))
+    again = Archive.open(db)
+    again.incidents = IncidentTracker(Settings(in_memory=1))
+    try:
+        conn = again.conn
+        assert dict(conn.execute("SELECT id, fingerprint FROM family_texts")) == keys
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+        assert verify(conn).ok
+        copy = [rec("605", 9, "2024-01-12T10:00:00Z", CLAIM_AR, channel="repost_later")]
+        _import(again, tmp_path, LATE_REPOSTS + copy, "late")
+        _import(full, tmp_path, LATE_REPOSTS + copy, "late")
+        got = _members(again)
+        assert got == _members(full)
+        assert got["telegram:605:9"][2] == "copy" and got["telegram:605:9"][:2] == got["telegram:500:77"][:2]
+        assert verify(conn).ok
+    finally:
+        again.close()
+        full.close()

@@ -235,3 +235,24 @@ def test_rows_written_as_new_and_old_end_as_an_upsert_would_leave_them(tmp_path)
     conn.execute("COMMIT")
     assert conn.execute("SELECT * FROM t ORDER BY a").fetchall() == [(1, "x", 10, "keep"), (2, "y", 20, "again"),
                                                                       (3, "z", 3, "new"), (4, "w", 4, "new")]
+
+
+def test_an_earlier_message_moves_a_stored_incidents_start_and_a_later_one_leaves_it(tmp_path) -> None:
+    """A stored incident's row is rewritten without ``start_at`` unless its first message
+    changed (its index entry is then left alone); a backfilled earlier message moves it."""
+    archive = Archive.open(tmp_path / "w.db")
+    try:
+        _import(archive, tmp_path, KERMAN[1:3], "first")  # 12:05 and 14:08
+        row = lambda: archive.conn.execute(  # noqa: E731
+            "SELECT start_at, end_at, first_message_rowid, messages FROM incidents").fetchall()
+        (start, end, first, n), = row()
+        assert (start, end, n) == ("2024-01-03T12:05:00Z", "2024-01-03T14:08:00Z", 2)
+        _import(archive, tmp_path, KERMAN[3:4], "later")  # 14:20: the end moves, the start stays
+        assert row() == [(start, "2024-01-03T14:20:00Z", first, 3)]
+        _import(archive, tmp_path, KERMAN[:1], "earlier")  # 11:58, backfilled: the start moves
+        (start2, end2, first2, n2), = row()
+        assert (start2, end2, n2) == ("2024-01-03T11:58:00Z", "2024-01-03T14:20:00Z", 4) and first2 != first
+        assert archive.conn.execute("SELECT id FROM incidents WHERE start_at = ?", (start2,)).fetchone() is not None
+        _consistent(archive.conn)
+    finally:
+        archive.close()

@@ -352,8 +352,22 @@ def _m8_family_bands_once(conn: sqlite3.Connection) -> None:
                  " WHERE true ON CONFLICT(key) DO UPDATE SET value=excluded.value")
 
 
+def _m9_short_fingerprints(conn: sqlite3.Connection) -> None:
+    """The exact-copy keys of ``family_texts`` (``fingerprint``, unique and indexed) are the first
+    16 hex characters of the SHA-256 of a text's words (64 bits), no longer 32
+    (:func:`monitor.incidents.families.fingerprint`): the keys are random, so each commit of a
+    writer's new texts changed nearly every page of their index (a third of the pages its
+    commits wrote on the incident bench); at half the size it has half the pages. The stored
+    keys are cut to 16; forward keys (``fwd:...``) stay. (A cut key that would collide with
+    another, which 64 bits make unlikely, is left long: no new copy finds that text by it.)
+    The index is rebuilt, packed."""
+    conn.execute("UPDATE OR IGNORE family_texts SET fingerprint = substr(fingerprint, 1, 16)"
+                 " WHERE length(fingerprint) > 16 AND fingerprint NOT LIKE 'fwd:%'")
+    conn.execute("REINDEX family_texts")
+
+
 MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw, _m3_hit_kind_actors, _m5_incidents, _m6_family_bands,
-                               _m7_family_bands_new, _m8_family_bands_once]
+                               _m7_family_bands_new, _m8_family_bands_once, _m9_short_fingerprints]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

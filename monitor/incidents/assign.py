@@ -192,6 +192,9 @@ def _iso(t: float) -> str:
 # the columns of an incidents row the tracker writes (after id; created_at too when it is new)
 _INCIDENT_WRITTEN = ("title", "start_at", "end_at", "first_message_rowid", "places", "actors", "counts", "messages",
                      "channels", "updated_at")
+# (of a stored incident whose first message stays: start_at is left out, so its index is not
+# rewritten: SQLite rewrites the entry of every index of a column a statement sets, changed or not)
+_INCIDENT_SAME_START = tuple(c for c in _INCIDENT_WRITTEN if c != "start_at")
 _INCIDENT_COLS = "id, start_at, end_at, first_message_rowid, counts, messages, created_at, updated_at"
 
 
@@ -824,6 +827,7 @@ class IncidentTracker:
         self._new_facets: set[tuple[int, str, str]] = set()  # (of them: not in incident_facets yet)
         self._new_incs: set[int] = set()  # incidents and families made in this transaction (not in their tables)
         self._new_fams: set[int] = set()
+        self._start_moved: set[int] = set()  # incidents whose first message changed (start_at rewritten)
 
     @property
     def gazetteer(self) -> Gazetteer:
@@ -926,18 +930,23 @@ class IncidentTracker:
                 (rows if key in new_facets else old).extend((iid, facet, value, m, loc))
             _upsert_rows(conn, "incident_facets", ("incident_id", "facet", "value"), ("mentions", "located"), rows, old)
         if self._dirty_inc:
-            rows, old, made = [], [], self._new_incs
+            rows, old, same, made, moved = [], [], [], self._new_incs, self._start_moved
             for iid in sorted(self._dirty_inc):
                 inc = st.incidents[iid]
                 places, actors = self._summary(inc)
-                vals = (iid, self.title(places, actors, inc.start), inc.start, inc.end, inc.first, _jl(places),
-                        _jl(actors), _j(inc.counts), inc.messages, len(inc.channels), inc.updated)
+                title = self.title(places, actors, inc.start)
                 if iid in made:
-                    rows += vals
-                    rows.append(inc.created)
+                    rows += (iid, title, inc.start, inc.end, inc.first, _jl(places), _jl(actors), _j(inc.counts),
+                             inc.messages, len(inc.channels), inc.updated, inc.created)
+                elif iid in moved:
+                    old += (iid, title, inc.start, inc.end, inc.first, _jl(places), _jl(actors), _j(inc.counts),
+                            inc.messages, len(inc.channels), inc.updated)
                 else:
-                    old += vals
+                    same += (iid, title, inc.end, inc.first, _jl(places), _jl(actors), _j(inc.counts), inc.messages,
+                             len(inc.channels), inc.updated)
             _upsert_rows(conn, "incidents", ("id",), _INCIDENT_WRITTEN + ("created_at",), rows, old, _INCIDENT_WRITTEN)
+            if same:
+                _upsert_rows(conn, "incidents", ("id",), _INCIDENT_SAME_START, [], same)
         st.gen += 1
         _set_generation(conn, st.gen)
         self._reset_pending()
@@ -1138,9 +1147,16 @@ class IncidentTracker:
             if incident_id is None or (barred and incident_id in barred) or st.incident(conn, incident_id) is None:
                 family_id, how, incident_id = None, "", None
         if incident_id is None:
-            incident_id, how = self._choose(conn, st, m, places, barred or set(), loc, dems)
-            if how == "demonym" and places:  # joined by its speaker's country: the countries it names are mentions
+            order = _governments(m.kind, places, loc, dems) if places else None
+            incident_id, how = self._choose(conn, st, m, places, barred or set(), loc, dems, order)
+            if (how == "demonym" and places) or (order is not None and incident_id is not None):
+                # joined by its speaker's country, or a statement naming governments only: the
+                # countries it names are mentions there, not where it happened
                 loc = ([(pid, 0, None) for pid, _located, _country in loc[0]], frozenset(), loc[2])
+            elif order is not None:  # it opens one: where the first country it names is
+                first = next((p.id for p in places if p.id in order or p.country_id in order), None)
+                if first is not None:
+                    loc = ([e if e[0] == first else (e[0], 0, None) for e in loc[0]], loc[1], loc[2])
             if incident_id is None:
                 incident_id = st.next_incident
                 st.next_incident += 1
@@ -1260,11 +1276,17 @@ class IncidentTracker:
     # -- choosing an incident -------------------------------------------------------------------
     def _choose(self, conn: sqlite3.Connection, st: _State, m: Incoming, places: list[Place],
                 barred: set[int], loc: tuple | None = None,
-                dems: tuple[tuple[str, int], ...] = ()) -> tuple[int | None, str]:
+                dems: tuple[tuple[str, int], ...] = (), order: Sequence[str] | None = None) -> tuple[int | None, str]:
+        """``order``: the countries of a statement or denial naming no city (:func:`_governments`)."""
         when = _ts(m.date)
         if places:
+            if order is not None and m.kind == "denial" and m.actors:
+                # a denial names the accused: where it was blamed (its actors) before its country
+                got = self._by_actor(conn, st, m, when, barred)
+                if got is not None:
+                    return got, "actor"
             speakers = frozenset(c for c, rank in dems if rank == 2) if dems else frozenset()
-            got = self._by_place(conn, st, m, when, places, barred, loc, speakers)
+            got = self._by_place(conn, st, m, when, places, barred, loc, speakers, order)
             if got is not None:
                 return got
             return None, ""
@@ -1273,20 +1295,26 @@ class IncidentTracker:
             if got is not None:
                 return got, "demonym"
         if m.actors:
-            lo, hi = when - self.settings.actor_window, when + self.settings.actor_window
-            best: tuple[tuple, int] | None = None
-            actors = set(m.actors)
-            st.load_active(conn, "actor", m.actors, lo, hi)
-            for iid in st.active("actor", m.actors, lo, hi):
-                if iid in barred:
-                    continue
-                inc = st.incidents[iid]
-                score = (len(actors & inc.actors.keys()), inc.end, -iid)
-                if best is None or score > best[0]:
-                    best = (score, iid)
-            if best is not None:
-                return best[1], "actor"
+            got = self._by_actor(conn, st, m, when, barred)
+            if got is not None:
+                return got, "actor"
         return None, ""
+
+    def _by_actor(self, conn: sqlite3.Connection, st: _State, m: Incoming, when: float, barred: set[int]) -> int | None:
+        """The incident active within ``actor_window`` sharing most actors with ``m`` (then the
+        most recent)."""
+        lo, hi = when - self.settings.actor_window, when + self.settings.actor_window
+        best: tuple[tuple, int] | None = None
+        actors = set(m.actors)
+        st.load_active(conn, "actor", m.actors, lo, hi)
+        for iid in st.active("actor", m.actors, lo, hi):
+            if iid in barred:
+                continue
+            inc = st.incidents[iid]
+            score = (len(actors & inc.actors.keys()), inc.end, -iid)
+            if best is None or score > best[0]:
+                best = (score, iid)
+        return best[1] if best is not None else None
 
     def _by_demonym(self, conn: sqlite3.Connection, st: _State, m: Incoming, when: float,
                     dems: tuple[tuple[str, int], ...], barred: set[int]) -> int | None:
@@ -1314,11 +1342,13 @@ class IncidentTracker:
         return best[1] if best else None
 
     def _by_place(self, conn: sqlite3.Connection, st: _State, m: Incoming, when: float, places: list[Place],
-                  barred: set[int], loc: tuple | None = None,
-                  speakers: frozenset[str] = frozenset()) -> tuple[int, str] | None:
+                  barred: set[int], loc: tuple | None = None, speakers: frozenset[str] = frozenset(),
+                  order: Sequence[str] | None = None) -> tuple[int, str] | None:
         """The incident a message naming ``places`` joins, and how ("place"; "demonym" when only
         the country of a speaker's demonym matched: "Iranian officials blamed Israel and the
-        US" names the blamed countries, its speaker's country is where it happened)."""
+        US" names the blamed countries, its speaker's country is where it happened). ``order``: a
+        statement or denial naming governments only (:func:`_governments`): the incident located
+        in the first of them that speaks wins (then shared actors, then the most recent)."""
         lo, hi = when - self.settings.window, when + self.settings.window
         _lp, cities, countries = loc or _located(places)
         if speakers and (cities or m.kind not in ("statement", "denial")):
@@ -1328,6 +1358,7 @@ class IncidentTracker:
         capitals = {p.id for p in places if p.id in cities and p.capital} if m.kind in ("statement", "denial") else set()
         actors = set(m.actors)
         best: tuple[tuple, int] | None = None
+        how = "place"
         # an incident sharing a city beats any that shares only a country: look at those first
         if st.partial and lo <= st.cold_until:  # incidents not in memory may be within the window
             st.load_active(conn, "place", cities | countries | speakers, lo, hi)
@@ -1346,6 +1377,16 @@ class IncidentTracker:
                 other = cities - capitals  # a capital alone may stand for its government
                 if other and inc_cities:
                     continue  # another city: another attack
+                if order is not None:  # governments: the one that speaks first
+                    rank = next((i for i, c in enumerate(order) if c in inc_countries), None)
+                    if rank is None:
+                        continue
+                    strength = 1 if order[rank] in countries else 0
+                    score = (1, 0, -rank, len(actors & inc.actors.keys()) if actors else 0, inc.end, -incident_id)
+                    if best is None or score > best[0]:
+                        best = (score, incident_id)
+                        how = "place" if strength else "demonym"
+                    continue
                 if countries & inc_countries:
                     strength = 1
                 elif speakers and speakers & inc_countries:
@@ -1357,9 +1398,10 @@ class IncidentTracker:
                      shared_actors, inc.end, -incident_id)
             if best is None or score > best[0]:
                 best = (score, incident_id)
+                how = "place" if strength else "demonym"
         if best is None:
             return None
-        return best[1], "place" if best[0][0] else "demonym"
+        return best[1], how
 
     # -- incident rows --------------------------------------------------------------------------
     def _add_to_incident(self, st: _State, inc: _Inc, m: Incoming, places: list[Place], now: str,
@@ -1371,6 +1413,7 @@ class IncidentTracker:
             inc.first = m.rowid
             if m.date < inc.start:
                 inc.start, inc.t0, grew = m.date, _ts(m.date), True
+                self._start_moved.add(inc.id)
         if m.date > inc.end:
             inc.end, inc.t1, grew = m.date, _ts(m.date), True
         inc.messages += 1
@@ -1563,6 +1606,28 @@ def _demonym_places(dems: Sequence[Demonym]) -> tuple[list[Place], tuple[tuple[s
         if d.role == "where":
             places.setdefault(d.country.id, d.country)
     return list(places.values()), () if places else _demonym_speakers(dems)
+
+
+def _governments(kind: str, places: Sequence[Place], loc: tuple,
+                 dems: tuple[tuple[str, int], ...]) -> list[str] | None:
+    """A statement or denial that names countries and no city (a capital named alone stands for
+    its government): its countries, the one that speaks first (a speaker's demonym, "Iranian
+    officials", then the countries in the order it names them: "Iran blamed Israel and the
+    United States"); None for any other message. They are governments, not where it happened."""
+    if kind not in ("statement", "denial"):
+        return None
+    order: list[str] = [c for c, rank in dems if rank == 2]
+    cities = loc[1]
+    for p in places:
+        if p.kind == "city":
+            if not p.capital or p.id not in cities:
+                return None  # a city that is not a capital says where it happened
+            c = p.country_id
+        else:
+            c = p.id
+        if c and c not in order:
+            order.append(c)
+    return order or None
 
 
 def _demonym_speakers(dems: Sequence[Demonym]) -> tuple[tuple[str, int], ...]:
