@@ -496,3 +496,68 @@ def test_list_terms_flat_form_survives_pickling_and_compiles_like_a_plain_tuple(
             b._compile(ib, seed)
         assert a._compile(ia, tuple(wl.terms)) == b._compile(ib, back)
         assert ia.words == ib.words and a._cost == b._cost
+
+
+def test_lists_numbered_by_the_child_compile_and_count_as_looked_up_by_value(tmp_path, monkeypatch) -> None:
+    """The lists' child numbers the words of all lists at once and sends each list's words as
+    numbers into one table (pickled once): read back, a list's terms are the same; the
+    compiler's word ids (looked up by number, once per word for all lists) are those, in the
+    order, it gives looking each word up by value, whatever the field knew before; the
+    pattern budget counts the same words."""
+    import io
+    import pickle
+
+    from monitor.rules import lists as lists_mod
+    from monitor.rules import loader as loader_mod
+    from monitor.rules.matcher import _FieldIndex, _Interner
+
+    d = tmp_path / "lists"
+    d.mkdir()
+    texts = {
+        "a.csv": COMMANDERS_CSV + "Sanaa,صنعاء\nكرمان,کرمان\n",
+        "b.csv": "Sanaa,Kerman\nAbu Bakr al-Baghdadi\nYahya Saree,new name\n",
+        "c.yml": "- [Yahya Saree, claim*]\n- بیانیه ای\n",
+    }
+    for name, text in texts.items():
+        (d / name).write_text(text, encoding="utf-8")
+    got = lists_mod.load_lists([str(d / n) for n in texts], [], set())
+    plain = pickle.loads(pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL))  # as before: words per list
+    table = lists_mod._number_words(got)
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = {lists_mod.ListTerms: lists_mod._numbered_reduce}
+    pickler.dump(got)
+    back = pickle.loads(buf.getvalue())
+    numbered = [n for n, wl in back.items() if wl.terms._g is not None]
+    assert numbered == ["a", "b", "c"]  # every list with its flat form (c's made by the pickling above)
+    assert back["a"].terms._g[0] is back["b"].terms._g[0] and len(back["a"].terms._g[0]) == len(table)
+    for name in texts:
+        name = name.split(".")[0]
+        assert back[name].terms == plain[name].terms and back[name].terms.flat() == plain[name].terms.flat()
+    for wl in back.values():  # the words made again only when asked for
+        wl.terms._flat = None
+    seed = tuple(plain["b"].terms[1:2])  # words the field knew before the lists
+    a, ia = _Interner(), _FieldIndex("text")
+    b, ib = _Interner(), _FieldIndex("text")
+    a._compile(ia, seed)
+    b._compile(ib, seed)
+    for name in ("a", "b", "c"):
+        assert a._compile(ia, plain[name].terms) == b._compile(ib, back[name].terms)
+    assert ia.words == ib.words
+    assert all(wl.terms._flat is None for wl in back.values())  # compiled from the numbers
+
+    def budget(lists_by_name):  # noqa: ANN001, ANN202 - the problem naming the set's word count
+        from monitor.rules.ruleset import Rule, Selection
+        from monitor.rules.condition import parse_condition
+
+        sels = tuple(Selection(f"s{i}", "any", "text", wl.terms) for i, wl in enumerate(lists_by_name.values()))
+        sels += (Selection("own", "any", "text", seed),)
+        rule = Rule(id="r", title="r", level="low", selections=sels,
+                    condition=parse_condition(" or ".join(s.name for s in sels), [s.name for s in sels]),
+                    file="r.yml", line=1, hash="h")
+        problems: list = []
+        loader_mod._check_budget([rule], problems)
+        return [p.message for p in problems]
+
+    monkeypatch.setattr(loader_mod, "MAX_PATTERNS", 1)
+    assert budget(back) == budget(plain) and "match patterns" in budget(plain)[0]
