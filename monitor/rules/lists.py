@@ -73,9 +73,9 @@ class ListTerms:
     :func:`~monitor.rules.terms.parse_terms_flat`)."""
 
     # _pre: each term's rarest word (index, cost), computed by the lists' child (see
-    # rarest_of) for the compiler; not pickled (the cache entry has the compiled set).
-    # _g: (table, numbers, ids, counts, lists) when the words of all lists were numbered at
-    # once (see number_words; lists: how many): the list's distinct words are table[n] for n in
+    # _rarest_of) for the compiler; not pickled (the cache entry has the compiled set).
+    # _g: (table, numbers, ids, counts) when the lists' child numbered the words of all
+    # lists at once (see _number_words): the list's distinct words are table[n] for n in
     # numbers, made into a tuple only when asked for (flat()); the compiler and the pattern
     # budget work on the numbers (no look-up of 440,000 words by value, see ids_in_field)
     __slots__ = ("_raws", "_flat", "_terms", "_pre", "_g", "__weakref__")
@@ -104,7 +104,7 @@ class ListTerms:
         in that tuple (array ``I``), the number of words of each term (array ``B``))."""
         got = self._flat
         if got is None and self._g is not None:  # numbered by the lists' child: the words made now
-            table, numbers, ids, counts, _lists = self._g
+            table, numbers, ids, counts = self._g
             got = self._flat = (tuple(map(table.__getitem__, numbers)), ids, counts)
         if got is None:
             per_term = list(map(_TERM_WORDS, self._terms))  # type: ignore[arg-type]
@@ -231,19 +231,17 @@ def _list_terms(raws: "list[str] | str", counts: bytes, words: tuple, ids: bytes
     return ListTerms.of_flat(raws, words, w, n)
 
 
-def _numbered_list_terms(
-    raws: "list[str] | str", counts: bytes, table: tuple, numbers: bytes, ids: bytes, lists: int
-) -> ListTerms:
-    """A list's terms as the lists' child sends them (see :func:`number_words`)."""
+def _numbered_list_terms(raws: "list[str] | str", counts: bytes, table: tuple, numbers: bytes, ids: bytes) -> ListTerms:
+    """A list's terms as the lists' child sends them (see :func:`_number_words`)."""
     out = _list_terms(raws, counts, (), ids)
     n = array("I")
     n.frombytes(numbers)
-    out._g = (table, n, *out._flat[1:], lists)  # type: ignore[index]
+    out._g = (table, n, *out._flat[1:])  # type: ignore[index]
     out._flat = None
     return out
 
 
-def number_words(lists: "dict[str, WatchList]") -> "tuple[Word, ...]":
+def _number_words(lists: "dict[str, WatchList]") -> "tuple[Word, ...]":
     """Number the distinct words of all flat lists at once, in order of first occurrence
     (the lists' child, after parsing): each such list's terms get ``_g`` (the table of words,
     the number of each of the list's distinct words, ids, counts; see :class:`ListTerms`).
@@ -268,7 +266,7 @@ def number_words(lists: "dict[str, WatchList]") -> "tuple[Word, ...]":
         numbered.append((terms, array("I", got)))
     out = tuple(table)
     for terms, numbers in numbered:
-        terms._g = (out, numbers, *terms._flat[1:], len(numbered))  # type: ignore[index]
+        terms._g = (out, numbers, *terms._flat[1:])  # type: ignore[index]
     return out
 
 
@@ -278,12 +276,12 @@ def _numbered_reduce(terms: ListTerms) -> tuple:
     g = terms._g
     if g is None:
         return terms.__reduce__()
-    table, numbers, ids, counts, lists = g
+    table, numbers, ids, counts = g
     raws: "list[str] | str" = terms.raws
     joined = "\0".join(raws)
     if raws and joined.count("\0") == len(raws) - 1:
         raws = joined
-    return (_numbered_list_terms, (raws, counts.tobytes(), table, numbers.tobytes(), ids.tobytes(), lists))
+    return (_numbered_list_terms, (raws, counts.tobytes(), table, numbers.tobytes(), ids.tobytes()))
 
 
 def ids_in_field(terms: ListTerms, word_id: "Callable[[Word], int]", memo: dict) -> "list[int] | None":
@@ -664,13 +662,13 @@ def fill_pending(pending: ListTerms, got: ListTerms) -> None:
     pending.__class__ = ListTerms
 
 
-def rarest_of(lists: dict[str, WatchList]) -> dict[str, tuple[bytes, bytes]]:
+def _rarest_of(lists: dict[str, WatchList]) -> dict[str, tuple[bytes, bytes]]:
     """For each list in its flat form: each term's rarest word, the first of its cheapest by
     :func:`~monitor.rules.anchors.word_cost` (the compiler's anchor choice, see
     ``matcher._Interner._compile_flat``), as two arrays' bytes (index ``B``, cost ``d``).
     Computed by the lists' child after parsing, while the parent still builds the rules: a
     pure function of the words, so the compiler takes it as it is. Words numbered by
-    :func:`number_words` are priced once for all lists, by number; each term's minimum and
+    :func:`_number_words` are priced once for all lists, by number; each term's minimum and
     its first position by C-level passes (``min`` and ``list.index`` of its costs)."""
     from .anchors import word_cost
 
@@ -683,7 +681,7 @@ def rarest_of(lists: dict[str, WatchList]) -> dict[str, tuple[bytes, bytes]]:
             continue
         g = terms._g
         if g is not None:
-            table, numbers, ids, counts, _lists = g
+            table, numbers, ids, counts = g
             costs = by_number.get(id(table))
             if costs is None:
                 costs = by_number[id(table)] = list(map(word_cost, table))
@@ -707,7 +705,7 @@ def rarest_of(lists: dict[str, WatchList]) -> dict[str, tuple[bytes, bytes]]:
     return out
 
 
-def attach_rarest(lists: dict[str, WatchList], rarest: dict[str, tuple[bytes, bytes]]) -> None:
+def _attach_rarest(lists: dict[str, WatchList], rarest: dict[str, tuple[bytes, bytes]]) -> None:
     for name, (idx, rc) in rarest.items():
         wl = lists.get(name)
         if wl is not None:
@@ -773,11 +771,11 @@ def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable
             problems: list[Problem] = []
             failed: set[str] = set()
             got = load_lists(files, problems, failed, data)
-            number_words(got)
+            _number_words(got)
             buf = io.BytesIO()
             pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
-            pickler.dispatch_table = {ListTerms: _numbered_reduce}  # the words' table once (see number_words)
-            pickler.dump((got, problems, failed, rarest_of(got)))
+            pickler.dispatch_table = {ListTerms: _numbered_reduce}  # the words' table once (see _number_words)
+            pickler.dump((got, problems, failed, _rarest_of(got)))
             with os.fdopen(wfd, "wb") as fh:
                 fh.write(buf.getbuffer())
             code = 0
@@ -793,7 +791,7 @@ def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable
             _pid, status = os.waitpid(pid, 0)
         if status == 0 and got:
             lists, problems, failed, rarest = pickle.loads(got)  # the lists' terms come flat (see ListTerms)
-            attach_rarest(lists, rarest)
+            _attach_rarest(lists, rarest)
             return lists, problems, failed
         problems = []
         failed = set()

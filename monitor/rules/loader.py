@@ -25,8 +25,8 @@ from .condition import RESERVED, ConditionErrors, parse_condition, single_condit
 from .actors import ACTOR_KEYS, ACTOR_TYPES, Actor, descendants
 from ..gcpause import paused_gc
 from .lists import (
-    LIST_DIR, LIST_EXTENSIONS, ListPending, ListTerms, WatchList, attach_rarest, entry_prefix, fill_pending, list_files,
-    load_lists, load_lists_in_background, number_words, rarest_of, walk_files,
+    LIST_DIR, LIST_EXTENSIONS, ListPending, ListTerms, WatchList, entry_prefix, fill_pending, list_files, load_lists,
+    load_lists_in_background, read_bounded, walk_files,
 )
 from .problems import Problem, RuleSetError, format_problems
 from .regexes import RegexError, check_regex
@@ -218,36 +218,16 @@ def _visible_dir(name: str) -> bool:
     return not name.startswith(".")
 
 
-_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-
-
 def _read(file: str, problems: list[Problem]) -> tuple[bytes, str] | None:
-    # one open, fstat, read and close per file (10,000 rule files): the read asks for one
-    # byte more than the size, so a read of exactly the size is the whole file (no second
-    # read for the end); a short read or a file that grew is read on, up to the limit
     try:
-        fd = os.open(file, _O_READ)
-        try:
-            size = os.fstat(fd).st_size
-            if size > MAX_FILE_BYTES:
-                problems.append(
-                    Problem(file, 1, 1, f"rule file is {size / 2**20:.1f} MiB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MiB "
-                            "(split it, or keep long watch lists smaller)")
-                )
-                return None
-            data = os.read(fd, size + 1)
-            if len(data) != size:
-                parts = [data]
-                total = len(data)
-                while total <= MAX_FILE_BYTES:
-                    part = os.read(fd, min(65_536, MAX_FILE_BYTES + 1 - total))
-                    if not part:
-                        break
-                    parts.append(part)
-                    total += len(part)
-                data = b"".join(parts)
-        finally:
-            os.close(fd)
+        size = os.path.getsize(file)
+        if size > MAX_FILE_BYTES:
+            problems.append(
+                Problem(file, 1, 1, f"rule file is {size / 2**20:.1f} MiB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MiB "
+                        "(split it, or keep long watch lists smaller)")
+            )
+            return None
+        data = read_bounded(file, size, MAX_FILE_BYTES)
     except OSError as exc:
         problems.append(Problem(file, 1, 1, f"cannot read: {exc.strerror or exc}"))
         return None
@@ -295,8 +275,6 @@ def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None
     failed_lists: set[str] = set()
     if loaded is None:
         lists = load_lists(found_lists, problems, failed_lists)
-        number_words(lists)  # as the child does: the budget and the compiler work on numbers,
-        attach_rarest(lists, rarest_of(lists))  # and the compiler takes each name's rarest word
     else:
         lists, list_problems, failed_lists = loaded
         problems.extend(list_problems)
@@ -412,8 +390,7 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
     largest: tuple[int, Rule, Selection] | None = None
     words: dict[str, set] = {}  # field -> its distinct term words (kind, text): the matcher holds each once
     seen_tuples: set[tuple[str, int]] = set()  # (field, id(terms)): selections that reference one list share it
-    # (field, id(table)) -> (the table, the lists numbered into it that the field uses, by id)
-    numbered: dict[tuple[str, int], tuple[tuple, dict[int, ListTerms]]] = {}
+    numbered: dict[tuple[str, int], tuple[tuple, set[int]]] = {}  # (field, id(table)) -> the lists' numbered words used
     for rule in rules:
         for sel in rule.selections:
             regexes += len(sel.regexes)
@@ -425,8 +402,8 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
             if key not in seen_tuples:
                 seen_tuples.add(key)
                 g = terms._g if isinstance(terms, ListTerms) else None
-                if g is not None:  # numbered (see lists.number_words): the words counted below
-                    numbered.setdefault((field, id(g[0])), (g[0], {}))[1][id(terms)] = terms
+                if g is not None:  # numbered by the lists' child: numbers, not words, collected
+                    numbered.setdefault((field, id(g[0])), (g[0], set()))[1].update(g[1])
                 elif isinstance(terms, ListTerms):  # a list's distinct words, computed once
                     words.setdefault(field, set()).update(terms.flat()[0])
                 else:  # every word of every term in one C-level pass (a Term is a (raw, words) tuple)
@@ -439,13 +416,7 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
         n = len(terms.flat()[0]) if isinstance(terms, ListTerms) else len({w for t in terms for w in t.words})
         largest = (n, rule, sel)
     for (field, _t), (table, used) in numbered.items():  # each numbered word once (equal ones once, by value)
-        if len(used) == next(iter(used.values()))._g[4]:  # every list numbered into the table: all its words
-            words.setdefault(field, set()).update(table)
-        else:
-            numbers: set[int] = set()
-            for terms in used.values():
-                numbers.update(terms._g[1])
-            words.setdefault(field, set()).update(map(table.__getitem__, numbers))
+        words.setdefault(field, set()).update(table if len(used) == len(table) else map(table.__getitem__, used))
     total = sum(map(len, words.values()))
     if total > MAX_PATTERNS and largest is not None:
         n, rule, sel = largest

@@ -949,9 +949,9 @@ class _Interner:
         :meth:`~monitor.rules.lists.ListTerms.flat`): the distinct words looked up once, then
         each term's word ids and (first) cheapest word by C-level passes over the numbers. The
         same ids, in the same order, and the same results."""
-        gl = ids_in_field(terms, index.word_id, self._numbered.setdefault(index.name, {}))  # lists numbered on load (watch)
+        gl = ids_in_field(terms, index.word_id, self._numbered.setdefault(index.name, {}))  # numbered by the lists' child (watch)
         if gl is not None:
-            ids, counts = terms._g[2:4]
+            ids, counts = terms._g[2:]
         else:
             words, ids, counts = terms.flat()
             gl = list(map(index.word_ids.get, words))
@@ -959,7 +959,7 @@ class _Interner:
                 word_id = index.word_id
                 gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
         gids = list(map(gl.__getitem__, ids))
-        pre = getattr(terms, "_pre", None)  # each term's rarest word, computed on load (watch)
+        pre = getattr(terms, "_pre", None)  # each term's rarest word, from the lists' child (watch)
         if pre is not None:
             return (tuple(zip(gids)) if len(ids) == len(counts) else tuple(map(tuple, map(islice, repeat(iter(gids)), counts)))), pre
         cs = list(map(self._id_costs(index).__getitem__, gids))  # by word id: no second look-up by word
