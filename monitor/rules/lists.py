@@ -28,9 +28,8 @@ import pickle
 import re
 from array import array
 from dataclasses import dataclass
-from functools import partial
-from operator import is_, itemgetter
-from itertools import accumulate, chain, compress, islice, repeat
+from operator import itemgetter
+from itertools import chain, islice, repeat
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .problems import Problem
@@ -38,7 +37,6 @@ from .terms import Term, TermError, Word, parse_term, parse_terms, parse_terms_f
 
 _tuple_new = tuple.__new__
 _TERM_WORDS = itemgetter(1)  # Term.words
-_is_none = partial(is_, None)
 
 LIST_DIR = "lists"
 LIST_EXTENSIONS = (".csv", ".txt", ".yml", ".yaml")
@@ -73,18 +71,13 @@ class ListTerms:
     :func:`~monitor.rules.terms.parse_terms_flat`)."""
 
     # _pre: each term's rarest word (index, cost), computed by the lists' child (see
-    # _rarest_of) for the compiler; not pickled (the cache entry has the compiled set).
-    # _g: (table, numbers, ids, counts) when the lists' child numbered the words of all
-    # lists at once (see _number_words): the list's distinct words are table[n] for n in
-    # numbers, made into a tuple only when asked for (flat()); the compiler and the pattern
-    # budget work on the numbers (no look-up of 440,000 words by value, see ids_in_field)
-    __slots__ = ("_raws", "_flat", "_terms", "_pre", "_g", "__weakref__")
+    # _rarest_of) for the compiler; not pickled (the cache entry has the compiled set)
+    __slots__ = ("_raws", "_flat", "_terms", "_pre", "__weakref__")
 
     def __init__(self, terms: "Iterable[Term]" = ()) -> None:
         self._terms: tuple[Term, ...] | None = tuple(terms)
         self._raws: list[str] | None = None
         self._flat: tuple[tuple[Word, ...], array, array] | None = None
-        self._g: tuple | None = None
 
     @classmethod
     def of_terms(cls, terms: "Iterable[Term]") -> "ListTerms":
@@ -96,16 +89,12 @@ class ListTerms:
         out._terms = None
         out._raws = raws
         out._flat = (words, ids, counts)
-        out._g = None
         return out
 
     def flat(self) -> "tuple[tuple[Word, ...], array, array]":
         """(distinct words in order of first occurrence, the number of each word of each term
         in that tuple (array ``I``), the number of words of each term (array ``B``))."""
         got = self._flat
-        if got is None and self._g is not None:  # numbered by the lists' child: the words made now
-            table, numbers, ids, counts = self._g
-            got = self._flat = (tuple(map(table.__getitem__, numbers)), ids, counts)
         if got is None:
             per_term = list(map(_TERM_WORDS, self._terms))  # type: ignore[arg-type]
             words = tuple(dict.fromkeys(chain.from_iterable(per_term)))
@@ -127,7 +116,7 @@ class ListTerms:
         """Each term's words (``Term.words``), without making the terms."""
         if self._terms is not None:
             return map(_TERM_WORDS, self._terms)
-        words, ids, counts = self.flat()
+        words, ids, counts = self._flat  # type: ignore[misc]
         it = map(words.__getitem__, ids)
         return map(tuple, map(islice, repeat(it), counts))
 
@@ -229,81 +218,6 @@ def _list_terms(raws: "list[str] | str", counts: bytes, words: tuple, ids: bytes
     w = array("I")
     w.frombytes(ids)
     return ListTerms.of_flat(raws, words, w, n)
-
-
-def _numbered_list_terms(raws: "list[str] | str", counts: bytes, table: tuple, numbers: bytes, ids: bytes) -> ListTerms:
-    """A list's terms as the lists' child sends them (see :func:`_number_words`)."""
-    out = _list_terms(raws, counts, (), ids)
-    n = array("I")
-    n.frombytes(numbers)
-    out._g = (table, n, *out._flat[1:])  # type: ignore[index]
-    out._flat = None
-    return out
-
-
-def _number_words(lists: "dict[str, WatchList]") -> "tuple[Word, ...]":
-    """Number the distinct words of all flat lists at once, in order of first occurrence
-    (the lists' child, after parsing): each such list's terms get ``_g`` (the table of words,
-    the number of each of the list's distinct words, ids, counts; see :class:`ListTerms`).
-    Equal words are one object here (interned by :mod:`~monitor.rules.terms`), so they are
-    numbered by identity, no word hashed; were two equal words apart, each would have a
-    number and a word's id in a field is still found by value (see :func:`ids_in_field`)."""
-    pos: dict[int, int] = {}
-    table: list[Word] = []
-    numbered = []
-    for wl in lists.values():
-        terms = wl.terms
-        flat = terms._flat if isinstance(terms, ListTerms) else None
-        if flat is None:
-            continue
-        words = flat[0]
-        got = list(map(pos.get, map(id, words)))
-        if None in got:  # new words: numbered in order
-            for k in compress(range(len(got)), map(_is_none, got)):
-                w = words[k]
-                got[k] = pos[id(w)] = len(table)
-                table.append(w)
-        numbered.append((terms, array("I", got)))
-    out = tuple(table)
-    for terms, numbers in numbered:
-        terms._g = (out, numbers, *terms._flat[1:])  # type: ignore[index]
-    return out
-
-
-def _numbered_reduce(terms: ListTerms) -> tuple:
-    """How the lists' child pickles a list's terms: numbered (the table once for all lists,
-    by the pickle's memo), not a tuple of words each."""
-    g = terms._g
-    if g is None:
-        return terms.__reduce__()
-    table, numbers, ids, counts = g
-    raws: "list[str] | str" = terms.raws
-    joined = "\0".join(raws)
-    if raws and joined.count("\0") == len(raws) - 1:
-        raws = joined
-    return (_numbered_list_terms, (raws, counts.tobytes(), table, numbers.tobytes(), ids.tobytes()))
-
-
-def ids_in_field(terms: ListTerms, word_id: "Callable[[Word], int]", memo: dict) -> "list[int] | None":
-    """The ids in a field of ``terms``' distinct words (``word_id``: the field's, giving new
-    words ids in the order asked), through the numbering of the lists' child: each numbered
-    word is looked up in the field once for all lists (``memo``: the field's, kept by the
-    caller), then a list's words are list indexing. The same ids, given in the same order,
-    as looking each word up; None when the list was not numbered (then do that)."""
-    g = terms._g
-    if g is None:
-        return None
-    table, numbers = g[0], g[1]
-    got = memo.get(id(table))
-    if got is None:
-        got = memo[id(table)] = (table, [None] * len(table))  # the table kept alive with its id
-    by_number = got[1]
-    gl = list(map(by_number.__getitem__, numbers))
-    if None in gl:  # words not yet looked up in this field, in the list's order
-        for k in compress(range(len(gl)), map(_is_none, gl)):
-            n = numbers[k]
-            gl[k] = by_number[n] = word_id(table[n])
-    return gl
 
 
 def is_list_dir(name: str) -> bool:
@@ -639,7 +553,7 @@ class PendingListTerms(ListTerms):
     __slots__ = ()
 
     def __init__(self) -> None:  # noqa: D107 - nothing yet
-        self._terms = self._raws = self._flat = self._pre = self._g = None
+        self._terms = self._raws = self._flat = self._pre = None
 
     def _pending(self, *_args: object) -> "Any":
         raise ListPending("a watch list still being parsed")
@@ -657,7 +571,7 @@ class PendingListTerms(ListTerms):
 def fill_pending(pending: ListTerms, got: ListTerms) -> None:
     """Give ``pending`` (a :class:`PendingListTerms`) the terms of ``got`` and make it a plain
     :class:`ListTerms`: every selection already built against it sees the list's terms."""
-    pending._terms, pending._raws, pending._flat, pending._g = got._terms, got._raws, got._flat, got._g
+    pending._terms, pending._raws, pending._flat = got._terms, got._raws, got._flat
     pending._pre = getattr(got, "_pre", None)
     pending.__class__ = ListTerms
 
@@ -667,40 +581,37 @@ def _rarest_of(lists: dict[str, WatchList]) -> dict[str, tuple[bytes, bytes]]:
     :func:`~monitor.rules.anchors.word_cost` (the compiler's anchor choice, see
     ``matcher._Interner._compile_flat``), as two arrays' bytes (index ``B``, cost ``d``).
     Computed by the lists' child after parsing, while the parent still builds the rules: a
-    pure function of the words, so the compiler takes it as it is. Words numbered by
-    :func:`_number_words` are priced once for all lists, by number; each term's minimum and
-    its first position by C-level passes (``min`` and ``list.index`` of its costs)."""
+    pure function of the words, so the compiler takes it as it is."""
     from .anchors import word_cost
 
     memo: dict[Word, float] = {}
-    by_number: dict[int, list[float]] = {}  # id(a table of numbered words) -> their costs
     out: dict[str, tuple[bytes, bytes]] = {}
     for name, wl in lists.items():
         terms = wl.terms
-        if not isinstance(terms, ListTerms):
+        flat = terms._flat if isinstance(terms, ListTerms) else None
+        if flat is None:
             continue
-        g = terms._g
-        if g is not None:
-            table, numbers, ids, counts = g
-            costs = by_number.get(id(table))
-            if costs is None:
-                costs = by_number[id(table)] = list(map(word_cost, table))
-            cs = list(map(costs.__getitem__, map(numbers.__getitem__, ids)))
-        else:
-            flat = terms._flat
-            if flat is None:
-                continue
-            words, ids, counts = flat
-            wc = [memo[w] if w in memo else memo.setdefault(w, word_cost(w)) for w in words]
-            cs = list(map(wc.__getitem__, ids))
+        words, ids, counts = flat
+        wc = [memo[w] if w in memo else memo.setdefault(w, word_cost(w)) for w in words]
+        cs = list(map(wc.__getitem__, ids))
         if len(ids) == len(counts):  # one word each
             idx = bytes(len(counts))
             rc = cs
         else:
-            ends = list(accumulate(counts))
-            spans = list(map(cs.__getitem__, map(slice, [0, *ends[:-1]], ends)))  # each term's costs
-            rc = list(map(min, spans))
-            idx = bytes(map(list.index, spans, rc))
+            at = 0
+            ix: list[int] = []
+            rc = []
+            for k in counts:
+                if k == 1:
+                    ix.append(0)
+                    rc.append(cs[at])
+                else:
+                    c = cs[at : at + k]
+                    m = min(c)
+                    ix.append(c.index(m))
+                    rc.append(m)
+                at += k
+            idx = bytes(ix)
         out[name] = (idx, array("d", rc).tobytes())
     return out
 
@@ -771,13 +682,9 @@ def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable
             problems: list[Problem] = []
             failed: set[str] = set()
             got = load_lists(files, problems, failed, data)
-            _number_words(got)
-            buf = io.BytesIO()
-            pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
-            pickler.dispatch_table = {ListTerms: _numbered_reduce}  # the words' table once (see _number_words)
-            pickler.dump((got, problems, failed, _rarest_of(got)))
+            out = pickle.dumps((got, problems, failed, _rarest_of(got)), protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(wfd, "wb") as fh:
-                fh.write(buf.getbuffer())
+                fh.write(out)
             code = 0
         finally:
             os._exit(code)

@@ -390,7 +390,6 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
     largest: tuple[int, Rule, Selection] | None = None
     words: dict[str, set] = {}  # field -> its distinct term words (kind, text): the matcher holds each once
     seen_tuples: set[tuple[str, int]] = set()  # (field, id(terms)): selections that reference one list share it
-    numbered: dict[tuple[str, int], tuple[tuple, set[int]]] = {}  # (field, id(table)) -> the lists' numbered words used
     for rule in rules:
         for sel in rule.selections:
             regexes += len(sel.regexes)
@@ -401,10 +400,7 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
             key = (field, id(terms))
             if key not in seen_tuples:
                 seen_tuples.add(key)
-                g = terms._g if isinstance(terms, ListTerms) else None
-                if g is not None:  # numbered by the lists' child: numbers, not words, collected
-                    numbered.setdefault((field, id(g[0])), (g[0], set()))[1].update(g[1])
-                elif isinstance(terms, ListTerms):  # a list's distinct words, computed once
+                if isinstance(terms, ListTerms):  # a list's distinct words, computed once
                     words.setdefault(field, set()).update(terms.flat()[0])
                 else:  # every word of every term in one C-level pass (a Term is a (raw, words) tuple)
                     words.setdefault(field, set()).update(chain.from_iterable(map(_TERM_WORDS, terms)))
@@ -415,8 +411,6 @@ def _check_budget(rules: list[Rule], problems: list[Problem]) -> None:
         terms = sel.terms
         n = len(terms.flat()[0]) if isinstance(terms, ListTerms) else len({w for t in terms for w in t.words})
         largest = (n, rule, sel)
-    for (field, _t), (table, used) in numbered.items():  # each numbered word once (equal ones once, by value)
-        words.setdefault(field, set()).update(table if len(used) == len(table) else map(table.__getitem__, used))
     total = sum(map(len, words.values()))
     if total > MAX_PATTERNS and largest is not None:
         n, rule, sel = largest

@@ -97,7 +97,7 @@ from .regexes import (
     compile_regex, required_literal, required_literal_sets,
 )
 from .ruleset import FIELDS, Rule, RuleSet, Selection
-from .lists import ListTerms, ids_in_field
+from .lists import ListTerms
 from .terms import EXACT, INFIX, PREFIX, SUFFIX, Term, Word
 
 MAX_MATCHES_PER_HIT = 100
@@ -867,7 +867,6 @@ class _Interner:
         self._shared: dict[tuple, tuple] = {}
         self._cost: dict[Word, float] = {}
         self._by_id: dict[str, list[float]] = {}  # field -> the cost of each word id (see _id_costs)
-        self._numbered: dict[str, dict] = {}  # field -> the ids of the lists' numbered words (see lists.ids_in_field)
 
     def _id_costs(self, index: _FieldIndex) -> list[float]:
         """The cost of each word of ``index`` by its id (the words given ids since the last
@@ -949,15 +948,11 @@ class _Interner:
         :meth:`~monitor.rules.lists.ListTerms.flat`): the distinct words looked up once, then
         each term's word ids and (first) cheapest word by C-level passes over the numbers. The
         same ids, in the same order, and the same results."""
-        gl = ids_in_field(terms, index.word_id, self._numbered.setdefault(index.name, {}))  # numbered by the lists' child (watch)
-        if gl is not None:
-            ids, counts = terms._g[2:]
-        else:
-            words, ids, counts = terms.flat()
-            gl = list(map(index.word_ids.get, words))
-            if None in gl:  # new words: ids in order of first occurrence
-                word_id = index.word_id
-                gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
+        words, ids, counts = terms.flat()
+        gl = list(map(index.word_ids.get, words))
+        if None in gl:  # new words: ids in order of first occurrence
+            word_id = index.word_id
+            gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
         gids = list(map(gl.__getitem__, ids))
         pre = getattr(terms, "_pre", None)  # each term's rarest word, from the lists' child (watch)
         if pre is not None:
