@@ -1178,25 +1178,29 @@ _FAST_FACTORIES: dict[str, Callable[..., Callable]] = {}
 
 
 def _fast_test(cr: _Rule) -> tuple[Callable[[Callable[[int], bool], "set[int] | frozenset[int]"], bool], bool]:
-    """The rule's condition as ``f(t, found)``: an ``any`` selection on the text is tested in
-    place where the found words decide it (``found``: the text's found words): one-word terms
-    only -> ``not singles.isdisjoint(found)`` (what :meth:`_Alts.present` answers); with
-    phrases, a selection none of whose single words and phrase first words was found is false
-    without a call, otherwise ``t`` decides. Every other selection goes through ``t``
-    (memoised per message). Returns ``(f, whether f uses found)``."""
+    """The rule's condition as ``f(t, found)``: a selection on the text is tested in place
+    where the found words decide it or rule it out (``found``: the text's found words):
+
+    * an ``any`` of one-word terms only -> ``not singles.isdisjoint(found)`` (what
+      :meth:`_Alts.present` answers); with phrases, one none of whose single words and phrase
+      first words was found is false without a call, otherwise ``t`` decides;
+    * a ``near``: false without a call when one of its groups has none of its single words
+      and phrase first words found (what :func:`_evaluate` would find first), else ``t``;
+    * an ``all``: false without a call unless every word of its terms was found; ``t``
+      decides only when it has phrases (their order), else the subset test is the answer.
+
+    Every other selection goes through ``t`` (memoised per message). Returns ``(f, whether f
+    uses found)``."""
     if cr.cond_src is None:  # nested too deeply for a Python expression
         program = cr.program
         return (lambda t, found: run_program(program, t)), False
-    # what the inlining below depends on: the source and, per selection, whether it is an
-    # 'any' on the text and which of its word sets are empty. Rules of one shape (10,000
-    # generated rules: a few dozen) share the rewritten source (no regex substitution per rule)
-    shape = (cr.cond_src, tuple([
-        0 if s.field != "text" or s.alts is None else 1 + (not s.alts.keys) + 2 * (not s.alts.singles)
-        for s in cr.sels
-    ]))
+    # what the inlining below depends on: the source and, per selection, its inlined form
+    # (see _inline_code). Rules of one shape (10,000 generated rules: a few dozen) share the
+    # rewritten source (no regex substitution per rule)
+    shape = (cr.cond_src, tuple([_inline_code(s) for s in cr.sels]))
     got = _FAST_SHAPES.get(shape)
     if got is None:
-        got = _fast_shape(cr)
+        got = _fast_shape(cr.cond_src, shape[1])
         if len(_FAST_SHAPES) >= 10_000:
             _FAST_SHAPES.clear()
         _FAST_SHAPES[shape] = got
@@ -1205,38 +1209,83 @@ def _fast_test(cr: _Rule) -> tuple[Callable[[Callable[[int], bool], "set[int] | 
         test = cr.test
         return (lambda t, found: test(t)), False
     sels = cr.sels
-    values = [sels[i].alts.singles if singles else sels[i].alts.keys for i, singles in sel_of_param]  # type: ignore[union-attr]
-    return factory(*values), True
+    return factory(*[_inline_value(sels[i], part) for i, part in sel_of_param]), True
 
 
-# (condition source, per selection: 0 not inlined, else 1 + no phrase keys + 2 * no single
-# words) -> (factory or None, per parameter: (selection index, True for its singles, False
-# for its phrase keys)); see _fast_test
+def _inline_code(s: _Sel) -> "int | tuple":
+    """How :func:`_fast_test` inlines selection ``s``: 0 not at all; an ``any``: 1 + no phrase
+    keys + 2 * no single words; a ``near``: ``("n", <that code of each group>)``; an ``all``:
+    ``("a", whether it has phrases)``."""
+    if s.field != "text":
+        return 0
+    alts = s.alts
+    if alts is not None:
+        return 1 + (not alts.keys) + 2 * (not alts.singles)
+    if s.op == "near" and s.galts:
+        return ("n", tuple([1 + (not g.keys) + 2 * (not g.singles) for g in s.galts]))
+    if s.op == "all" and s.term_wids:
+        return ("a", bool(s.phrases))
+    return 0
+
+
+def _inline_value(s: _Sel, part: "tuple") -> frozenset[int]:
+    """The word set of one parameter of :func:`_fast_shape`: ``("s",)`` / ``("k",)`` an
+    ``any``'s single words / phrase keys, ``("s", g)`` / ``("k", g)`` those of a ``near``'s
+    group ``g``, ``("a",)`` every word of an ``all``'s terms."""
+    kind = part[0]
+    if kind == "a":
+        return frozenset(chain.from_iterable(s.term_wids))
+    alts = s.alts if len(part) == 1 else s.galts[part[1]]
+    return alts.singles if kind == "s" else alts.keys  # type: ignore[union-attr]
+
+
+# (condition source, per selection its inlined form, see _inline_code) -> (factory or None,
+# per parameter: (selection index, which word set, see _inline_value)); see _fast_test
 _FAST_SHAPES: dict[tuple, tuple] = {}
 
 
-def _fast_shape(cr: _Rule) -> tuple:
-    """The factory of :func:`_fast_test` for ``cr``'s shape and the word set each of its
-    parameters takes."""
+def _alts_test(code: int, s: str, k: str, then: str) -> str:
+    """The inlined test of alternatives with single words ``s`` and phrase keys ``k`` (their
+    code as in :func:`_inline_code`): ``then`` decides when only a phrase key was found."""
+    if code == 2:  # no phrase keys
+        return f"not {s}.isdisjoint(found)"
+    if code == 3:  # no single words
+        return f"(not {k}.isdisjoint(found) and {then})"
+    return f"(not {s}.isdisjoint(found) or (not {k}.isdisjoint(found) and {then}))"
+
+
+def _fast_shape(cond_src: str, codes: tuple) -> tuple:
+    """The factory of :func:`_fast_test` for a condition source and its selections' inlined
+    forms, and the word set each of its parameters takes."""
     params: list[str] = []
-    sel_of_param: list[tuple[int, bool]] = []
+    sel_of_param: list[tuple[int, tuple]] = []
+
+    def param(name: str, i: int, part: tuple) -> str:
+        if name not in params:  # a selection named twice in the condition: one parameter
+            params.append(name)
+            sel_of_param.append((i, part))
+        return name
 
     def inline(m: re.Match[str]) -> str:
         i = int(m.group(1))
-        sel = cr.sels[i]
-        alts = sel.alts
-        if sel.field != "text" or alts is None:
+        code = codes[i]
+        if code == 0:
             return m.group(0)
-        if f"s{i}" not in params:  # a selection named twice in the condition: one parameter
-            params.extend((f"s{i}", f"k{i}"))
-            sel_of_param.extend(((i, True), (i, False)))
-        if not alts.keys:
-            return f"(not s{i}.isdisjoint(found))"
-        if not alts.singles:
-            return f"(not k{i}.isdisjoint(found) and t({i}))"
-        return f"(not s{i}.isdisjoint(found) or (not k{i}.isdisjoint(found) and t({i})))"
+        if isinstance(code, int):  # any
+            s = param(f"s{i}", i, ("s",)) if code != 3 else ""
+            k = param(f"k{i}", i, ("k",)) if code != 2 else ""
+            return f"({_alts_test(code, s, k, f't({i})')})"
+        if code[0] == "n":  # near: each group needs a word found, then t decides
+            tests = []
+            for g, gc in enumerate(code[1]):
+                s = param(f"s{i}_{g}", i, ("s", g)) if gc != 3 else ""
+                k = param(f"k{i}_{g}", i, ("k", g)) if gc != 2 else ""
+                tests.append(_alts_test(gc, s, k, "True"))
+            return f"({' and '.join(tests)} and t({i}))"
+        a = param(f"a{i}", i, ("a",))  # all: every word of its terms found
+        return f"({a} <= found and t({i}))" if code[1] else f"({a} <= found)"
 
-    source = _CALL.sub(inline, cr.cond_src)  # type: ignore[arg-type]
+    source = _CALL.sub(inline, cond_src)
     if not params:
         return None, ()
     factory = _FAST_FACTORIES.get(source)
