@@ -791,6 +791,24 @@ def test_scan_words_letters_spans_and_positions(tmp_path) -> None:
             ), text
 
 
+def test_scan_text_leaves_no_whitespace_but_the_space() -> None:
+    """The matcher splits a non-ASCII scan text on " " alone (``_Scan``): every other character
+    str.split() counts as whitespace is a non-word character, which scan_text turns into spaces.
+    Checked on every code point (scan_text maps character by character)."""
+    import sys
+
+    from monitor.text import scan_text
+
+    for cp in range(sys.maxunicode + 1):
+        if 0xD800 <= cp < 0xE000:
+            continue
+        out = scan_text(chr(cp))
+        assert all(ch == " " or not ch.isspace() for ch in out), hex(cp)
+    text = "a\u00a0b\u2028c\u3000d\te\x1cf\u200cg\u0085h  ،كرمان\u2003بیانیه"
+    st = scan_text(text)
+    assert list(filter(None, st.split(" "))) == st.split()
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -1335,7 +1335,10 @@ class _Scan:
             self.found: set[int] = set()
             return
         self.st = st = scan_text(text)
-        self.tokens = tokens = st.split()
+        # the only whitespace scan_text leaves is " " (every other non-word character becomes
+        # one; checked on every code point in the tests): a non-ASCII text is split on it with
+        # a plain character compare, not str.split()'s Unicode whitespace test per character
+        self.tokens = tokens = st.split() if st.isascii() else list(filter(None, st.split(" ")))
         lookup = index.lookup_of(persian) if persian else index.lookup
         if lazy and lookup.hot_ids is None:
             lookup.set_hot_ids(index.hot_ids())
