@@ -1027,9 +1027,10 @@ def test_whole_word_regex_gates_agree_with_the_naive_matcher(tmp_path) -> None:
 
 
 def test_cold_messages_same_hits_and_warm_scans(tmp_path) -> None:
-    """A message none of whose words is hot (see ``_FieldIndex.hot_ids``) skips its found
-    words' union and the anchors: the hits still equal the naive matcher's with rules anchored
-    on words, phrases, joined Persian pieces (``می شود``), an anchor regex with letters, a rule
+    """A message none of whose words is hot (see ``_FieldIndex.hot_ids``) and whose words do
+    not hold every letter set of one anchor regex skips its found words' union and the anchors:
+    the hits still equal the naive matcher's with rules anchored on words, phrases, joined
+    Persian pieces (``می شود``), an anchor regex with letters, a rule
     whose regex runs behind a word anchor and an unanchored rule; ``candidates()`` gives scans
     whose found words are computed."""
     from rules_helpers import write
@@ -1058,6 +1059,10 @@ def test_cold_messages_same_hits_and_warm_scans(tmp_path) -> None:
         cands, scans = compiled.candidates(m)
         assert all(s.found is not None for s in scans.values()), text
     assert cold > 100 and total > 1_000
+    # an anchor regex's words make a message warm only when every letter set it needs is found
+    for text, is_cold in (("attack in the rain", True), ("claims rain", True), ("claimed the attack", False)):
+        _, scans, _ = compiled._candidates(msg(text))
+        assert scans["text"].cold is is_cold, text
 
 
 def test_regex_search_on_utf8_agrees_with_search(monkeypatch):

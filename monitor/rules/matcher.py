@@ -87,7 +87,7 @@ if not _private_match_works():  # pragma: no cover - another version of google-r
     _UNANCHORED = None
 
 from ..model import Hit, Match, Message, make_url
-from .anchors import COMMON_WORDS, REGEX_COST, rarest_word, word_cost
+from .anchors import REGEX_COST, rarest_word, word_cost
 from .condition import fold_necessary, run_program
 from ..gcpause import paused_gc
 from .language import is_persian, language_not_persian
@@ -131,11 +131,17 @@ class _Lookup(dict):
         self.persian = persian  # the words of Persian messages (see morphology.word_forms)
         self._gates: "ahocorasick.Automaton | None" = None
         self.both: "ahocorasick.Automaton | None" = self._both()
-        # the "hot" ids (see _FieldIndex.hot_ids: words rules are anchored on, phrase keys,
-        # regex letter sets, Persian pieces) and the cached tokens whose value holds one: a
-        # message none of whose tokens is hot has no candidate from its words (see _Scan)
+        # the "hot" ids (see _FieldIndex.hot_ids: words rules are anchored on, phrase keys)
+        # and the cached tokens whose value holds one: a message none of whose tokens is hot
+        # has no candidate from its words (see _Scan); the "gated" tokens: those whose value
+        # holds a letter set an anchor regex needs (``gate_needs``: the sets each such regex
+        # needs, by the smallest id): a message with no hot token has a candidate from them
+        # only when every set of one anchor regex is among its tokens'
         self.hot_ids: frozenset[int] | None = None
         self.hot: set[str] = set()
+        self.gated_ids: frozenset[int] = _NOTHING
+        self.gate_needs: dict[int, tuple[frozenset[int], ...]] = {}
+        self.gated: set[str] = set()
 
     def persian_twin(self) -> "_Lookup":
         """A lookup over the same words for Persian messages (its own cache)."""
@@ -144,13 +150,30 @@ class _Lookup(dict):
         twin._gates = self._gates
         twin.both = self.both
         twin.hot_ids = self.hot_ids
+        twin.gated_ids = self.gated_ids
+        twin.gate_needs = self.gate_needs
         return twin
 
-    def set_hot_ids(self, ids: "frozenset[int] | None") -> None:
-        """Set the hot ids; the cached words are forgotten (classified again when next seen)."""
+    def set_hot_ids(
+        self, ids: "frozenset[int] | None", gate_needs: "dict[int, tuple[frozenset[int], ...]] | None" = None,
+    ) -> None:
+        """Set the hot ids and the anchor regexes' letter sets (see above); the cached words are
+        forgotten (classified again when next seen)."""
         self.hot_ids = ids
+        self.gate_needs = gate_needs or {}
+        self.gated_ids = frozenset().union(*chain.from_iterable(self.gate_needs.values()))
         self.clear()
         self.hot = set()
+        self.gated = set()
+
+    def may_run_regex(self, gates: "set[int]") -> bool:
+        """Whether every letter set of one anchor regex is in ``gates``."""
+        needs = self.gate_needs
+        for g in needs.keys() & gates:
+            for need in needs[g]:
+                if need <= gates:
+                    return True
+        return False
 
     # the letter runs the field's regexes need (see _FieldIndex._build_regexes): a token
     # holding one gets the (negative) ids of their sets
@@ -211,15 +234,25 @@ class _Lookup(dict):
             if len(self) >= MAX_CACHED_WORDS:
                 self.clear()
                 self.hot.clear()
+                self.gated.clear()
             self[token] = value
         if got:
             hot_ids = self.hot_ids
-            if hot_ids is not None and not hot_ids.isdisjoint(got):
-                hot = self.hot
-                if len(hot) >= MAX_CACHED_WORDS:  # long tokens (not cached) could fill it
-                    self.clear()
-                    hot.clear()
-                hot.add(token)
+            if hot_ids is not None:
+                if not hot_ids.isdisjoint(got):
+                    hot = self.hot
+                    if len(hot) >= MAX_CACHED_WORDS:  # long tokens (not cached) could fill it
+                        self.clear()
+                        hot.clear()
+                        self.gated.clear()
+                    hot.add(token)
+                if not self.gated_ids.isdisjoint(got):
+                    gated = self.gated
+                    if len(gated) >= MAX_CACHED_WORDS:
+                        self.clear()
+                        self.hot.clear()
+                        gated.clear()
+                    gated.add(token)
         return value
 
 
@@ -419,7 +452,6 @@ class _FieldIndex:
             need.append(frozenset([set_ids.setdefault(s, -2 - len(set_ids)) for s in sets]) if sets else None)
         self.regex_need: tuple[frozenset[int] | None, ...] = tuple(need)
         self.gate_ids: frozenset[int] = frozenset(set_ids.values())
-        self.gate_sets: dict[int, tuple[str, ...]] = {i: s for s, i in set_ids.items()}  # see hot_ids
         by_run: dict[str, list[int]] = {}
         for s, i in set_ids.items():
             for run in s:
@@ -444,30 +476,23 @@ class _FieldIndex:
             self.compiled = _Regexes(self.regexes)
 
     def hot_ids(self) -> frozenset[int]:
-        """The ids a word's lookup value may hold that can make a rule a candidate: the words
-        rules are anchored on (``key_rules``), the words that key anchor phrases, the letter set
-        each anchor regex is listed under and the Persian piece mark. A message none of whose
-        words holds one has no candidate from its words or its anchor regexes with letters
-        (see :class:`_Scan`)."""
+        """The ids a word's lookup value may hold that can make a rule a candidate by itself:
+        the words rules are anchored on (``key_rules``) and the words that key anchor phrases.
+        A message none of whose words holds one has no candidate from its words (see
+        :class:`_Scan`); from its anchor regexes with letters only when all of one's letter
+        sets were found (see :meth:`gate_needs`)."""
         ids = set(compress(count(), map(ne, self.key_rules, repeat(None))))
         ids.update(self.phrase_keys)
-        # an anchor regex with letters runs only when all its letter sets were found: the one
-        # it is listed under (see _anchor_plan) is enough; the other regexes run only when a
-        # candidate rule asks
-        need_sets = [need for _, need, _ in self.regex_anchors if need]
-        if need_sets:
-            sets = self.__dict__.get("gate_sets") or self._gate_sets()
-            for need in need_sets:  # one set it needs, the one least likely to be found
-                ids.add(min(sorted(need, reverse=True), key=lambda i: _letter_set_cost(sets.get(i, ()))))
         return frozenset(ids)
 
-    def _gate_sets(self) -> "dict[int, tuple[str, ...]]":
-        """Letter-set id -> its runs (as :meth:`_build_regexes` numbers them)."""
-        set_ids: dict[tuple[str, ...], int] = {}
-        for pattern in self.regexes:
-            for s in required_literal_sets(pattern):
-                set_ids.setdefault(s, -2 - len(set_ids))
-        return {i: s for s, i in set_ids.items()}
+    def gate_needs(self) -> "dict[int, tuple[frozenset[int], ...]]":
+        """The letter sets each anchor regex with letters needs (all of them must be found for
+        it to run; the other regexes run only when a candidate rule asks), by the smallest id."""
+        needs: dict[int, list[frozenset[int]]] = {}
+        for _, need, _ in self.regex_anchors:
+            if need and need not in needs.setdefault(min(need), []):
+                needs[min(need)].append(need)
+        return {g: tuple(v) for g, v in needs.items()}
 
     @property
     def pattern_count(self) -> int:
@@ -485,22 +510,6 @@ class _FieldIndex:
     @property
     def eager(self) -> bool:
         return self.has_triggers
-
-
-def _letter_set_cost(runs: "tuple[str, ...]") -> float:
-    """How likely a regex's letter set is to be found in a message (higher: more likely): its
-    runs' estimated frequencies added (a run is found inside words, a whole word " w " alone)."""
-    if not runs:
-        return float("inf")
-    total = 0.0
-    for run in runs:
-        word = run.strip()
-        if word in COMMON_WORDS:
-            total += 200.0
-        else:
-            n = len(word)
-            total += {1: 100.0, 2: 40.0, 3: 12.0, 4: 5.0, 5: 3.0}.get(n, 2.0 if n < 8 else 1.0) * (0.5 if run[0] == " " else 1.0)
-    return total
 
 
 _KINDS = (EXACT, PREFIX, SUFFIX, INFIX)
@@ -1341,7 +1350,7 @@ class _Scan:
         self.tokens = tokens = st.split() if st.isascii() else list(filter(None, st.split(" ")))
         lookup = index.lookup_of(persian) if persian else index.lookup
         if lazy and lookup.hot_ids is None:
-            lookup.set_hot_ids(index.hot_ids())
+            lookup.set_hot_ids(index.hot_ids(), index.gate_needs())
         self.sets = sets = list(map(lookup.__getitem__, tokens))
         pieces = not MERGE_TOKENS.isdisjoint(tokens)  # a token's value then holds _PIECE
         if pieces:  # the Persian words written in two pieces, joined and looked up
@@ -1352,6 +1361,13 @@ class _Scan:
                     extra.append((i, ws))
         if lazy and lookup.hot.isdisjoint(tokens) and (
             not self.extra or all(map(lookup.hot_ids.isdisjoint, map(_SECOND, self.extra)))
+        ) and (
+            # no anchor regex with letters can run: no token holds one of their letter sets,
+            # or those found complete none of their needs
+            (lookup.gated.isdisjoint(tokens) and not self.extra)
+            or not lookup.may_run_regex(set().union(
+                *map(lookup.__getitem__, lookup.gated.intersection(tokens)), *map(_SECOND, self.extra),
+            ))
         ):
             self.cold = True
             self.found = None  # type: ignore[assignment] - see warm()
