@@ -481,9 +481,9 @@ class _FieldIndex:
         A message none of whose words holds one has no candidate from its words (see
         :class:`_Scan`); from its anchor regexes with letters only when all of one's letter
         sets were found (see :meth:`gate_needs`)."""
-        ids = set(compress(count(), map(ne, self.key_rules, repeat(None))))
-        ids.update(self.phrase_keys)
-        return frozenset(ids)
+        # a word's rules are a non-empty tuple, None when it anchors none: compress reads the
+        # truth at C level; the phrase keys' set is copied as a table, not rebuilt
+        return self.phrase_keys.union(compress(count(), self.key_rules))
 
     def gate_needs(self) -> "dict[int, tuple[frozenset[int], ...]]":
         """The letter sets each anchor regex with letters needs (all of them must be found for
