@@ -1193,8 +1193,9 @@ def _fast_test(cr: _Rule) -> tuple[Callable[[Callable[[int], bool], "set[int] | 
     * an ``any`` of one-word terms only -> ``not singles.isdisjoint(found)`` (what
       :meth:`_Alts.present` answers); with phrases, one none of whose single words and phrase
       first words was found is false without a call, otherwise ``t`` decides;
-    * a ``near``: false without a call when one of its groups has none of its single words
-      and phrase first words found (what :func:`_evaluate` would find first), else ``t``;
+    * a ``near``: false without a call when its smallest group has none of its single words
+      and phrase first words found (what :func:`_evaluate` would find), else ``t`` (one group
+      only: the source stays short, each shape's ``eval`` cheap);
     * an ``all``: false without a call unless every word of its terms was found; ``t``
       decides only when it has phrases (their order), else the subset test is the answer.
 
@@ -1223,15 +1224,17 @@ def _fast_test(cr: _Rule) -> tuple[Callable[[Callable[[int], bool], "set[int] | 
 
 def _inline_code(s: _Sel) -> "int | tuple":
     """How :func:`_fast_test` inlines selection ``s``: 0 not at all; an ``any``: 1 + no phrase
-    keys + 2 * no single words; a ``near``: ``("n", <that code of each group>)``; an ``all``:
-    ``("a", whether it has phrases)``."""
+    keys + 2 * no single words; a ``near``: ``("n", its smallest group, that group's code)``;
+    an ``all``: ``("a", whether it has phrases)``."""
     if s.field != "text":
         return 0
     alts = s.alts
     if alts is not None:
         return 1 + (not alts.keys) + 2 * (not alts.singles)
     if s.op == "near" and s.galts:
-        return ("n", tuple([1 + (not g.keys) + 2 * (not g.singles) for g in s.galts]))
+        g = _smallest_group(s.galts)
+        alts = s.galts[g]
+        return ("n", g, 1 + (not alts.keys) + 2 * (not alts.singles))
     if s.op == "all" and s.term_wids:
         return ("a", bool(s.phrases))
     return 0
@@ -1246,6 +1249,18 @@ def _inline_value(s: _Sel, part: "tuple") -> frozenset[int]:
         return frozenset(chain.from_iterable(s.term_wids))
     alts = s.alts if len(part) == 1 else s.galts[part[1]]
     return alts.singles if kind == "s" else alts.keys  # type: ignore[union-attr]
+
+
+def _smallest_group(galts: "tuple[_Alts, ...]") -> int:
+    """The index of the ``near`` group with the fewest alternatives (the first of equals); a
+    large one read back unbuilt is counted by its terms (not built for the count)."""
+    sizes = []
+    for a in galts:
+        try:
+            sizes.append(len(object.__getattribute__(a, "_terms")))
+        except AttributeError:
+            sizes.append(len(a.singles) + sum(map(len, a.by_first.values())))
+    return sizes.index(min(sizes))
 
 
 # (condition source, per selection its inlined form, see _inline_code) -> (factory or None,
@@ -1284,13 +1299,11 @@ def _fast_shape(cond_src: str, codes: tuple) -> tuple:
             s = param(f"s{i}", i, ("s",)) if code != 3 else ""
             k = param(f"k{i}", i, ("k",)) if code != 2 else ""
             return f"({_alts_test(code, s, k, f't({i})')})"
-        if code[0] == "n":  # near: each group needs a word found, then t decides
-            tests = []
-            for g, gc in enumerate(code[1]):
-                s = param(f"s{i}_{g}", i, ("s", g)) if gc != 3 else ""
-                k = param(f"k{i}_{g}", i, ("k", g)) if gc != 2 else ""
-                tests.append(_alts_test(gc, s, k, "True"))
-            return f"({' and '.join(tests)} and t({i}))"
+        if code[0] == "n":  # near: its smallest group needs a word found, then t decides
+            _, g, gc = code
+            s = param(f"s{i}", i, ("s", g)) if gc != 3 else ""
+            k = param(f"k{i}", i, ("k", g)) if gc != 2 else ""
+            return f"({_alts_test(gc, s, k, 'True')} and t({i}))"
         a = param(f"a{i}", i, ("a",))  # all: every word of its terms found
         return f"({a} <= found and t({i}))" if code[1] else f"({a} <= found)"
 
