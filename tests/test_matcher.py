@@ -791,6 +791,24 @@ def test_scan_words_letters_spans_and_positions(tmp_path) -> None:
             ), text
 
 
+def test_scan_text_leaves_no_whitespace_but_the_space() -> None:
+    """The matcher splits a non-ASCII scan text on " " alone (``_Scan``): every other character
+    str.split() counts as whitespace is a non-word character, which scan_text turns into spaces.
+    Checked on every code point (scan_text maps character by character)."""
+    import sys
+
+    from monitor.text import scan_text
+
+    for cp in range(sys.maxunicode + 1):
+        if 0xD800 <= cp < 0xE000:
+            continue
+        out = scan_text(chr(cp))
+        assert all(ch == " " or not ch.isspace() for ch in out), hex(cp)
+    text = "a\u00a0b\u2028c\u3000d\te\x1cf\u200cg\u0085h  ،كرمان\u2003بیانیه"
+    st = scan_text(text)
+    assert list(filter(None, st.split(" "))) == st.split()
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -1009,9 +1027,10 @@ def test_whole_word_regex_gates_agree_with_the_naive_matcher(tmp_path) -> None:
 
 
 def test_cold_messages_same_hits_and_warm_scans(tmp_path) -> None:
-    """A message none of whose words is hot (see ``_FieldIndex.hot_ids``) skips its found
-    words' union and the anchors: the hits still equal the naive matcher's with rules anchored
-    on words, phrases, joined Persian pieces (``می شود``), an anchor regex with letters, a rule
+    """A message none of whose words is hot (see ``_FieldIndex.hot_ids``) and whose words do
+    not hold every letter set of one anchor regex skips its found words' union and the anchors:
+    the hits still equal the naive matcher's with rules anchored on words, phrases, joined
+    Persian pieces (``می شود``), an anchor regex with letters, a rule
     whose regex runs behind a word anchor and an unanchored rule; ``candidates()`` gives scans
     whose found words are computed."""
     from rules_helpers import write
@@ -1040,6 +1059,10 @@ def test_cold_messages_same_hits_and_warm_scans(tmp_path) -> None:
         cands, scans = compiled.candidates(m)
         assert all(s.found is not None for s in scans.values()), text
     assert cold > 100 and total > 1_000
+    # an anchor regex's words make a message warm only when every letter set it needs is found
+    for text, is_cold in (("attack in the rain", True), ("claims rain", True), ("claimed the attack", False)):
+        _, scans, _ = compiled._candidates(msg(text))
+        assert scans["text"].cold is is_cold, text
 
 
 def test_regex_search_on_utf8_agrees_with_search(monkeypatch):

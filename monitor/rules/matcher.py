@@ -87,7 +87,7 @@ if not _private_match_works():  # pragma: no cover - another version of google-r
     _UNANCHORED = None
 
 from ..model import Hit, Match, Message, make_url
-from .anchors import COMMON_WORDS, REGEX_COST, rarest_word, word_cost
+from .anchors import REGEX_COST, rarest_word, word_cost
 from .condition import fold_necessary, run_program
 from ..gcpause import paused_gc
 from .language import is_persian, language_not_persian
@@ -131,11 +131,17 @@ class _Lookup(dict):
         self.persian = persian  # the words of Persian messages (see morphology.word_forms)
         self._gates: "ahocorasick.Automaton | None" = None
         self.both: "ahocorasick.Automaton | None" = self._both()
-        # the "hot" ids (see _FieldIndex.hot_ids: words rules are anchored on, phrase keys,
-        # regex letter sets, Persian pieces) and the cached tokens whose value holds one: a
-        # message none of whose tokens is hot has no candidate from its words (see _Scan)
+        # the "hot" ids (see _FieldIndex.hot_ids: words rules are anchored on, phrase keys)
+        # and the cached tokens whose value holds one: a message none of whose tokens is hot
+        # has no candidate from its words (see _Scan); the "gated" tokens: those whose value
+        # holds a letter set an anchor regex needs (``gate_needs``: the sets each such regex
+        # needs, by the smallest id): a message with no hot token has a candidate from them
+        # only when every set of one anchor regex is among its tokens'
         self.hot_ids: frozenset[int] | None = None
         self.hot: set[str] = set()
+        self.gated_ids: frozenset[int] = _NOTHING
+        self.gate_needs: dict[int, tuple[frozenset[int], ...]] = {}
+        self.gated: set[str] = set()
 
     def persian_twin(self) -> "_Lookup":
         """A lookup over the same words for Persian messages (its own cache)."""
@@ -144,13 +150,30 @@ class _Lookup(dict):
         twin._gates = self._gates
         twin.both = self.both
         twin.hot_ids = self.hot_ids
+        twin.gated_ids = self.gated_ids
+        twin.gate_needs = self.gate_needs
         return twin
 
-    def set_hot_ids(self, ids: "frozenset[int] | None") -> None:
-        """Set the hot ids; the cached words are forgotten (classified again when next seen)."""
+    def set_hot_ids(
+        self, ids: "frozenset[int] | None", gate_needs: "dict[int, tuple[frozenset[int], ...]] | None" = None,
+    ) -> None:
+        """Set the hot ids and the anchor regexes' letter sets (see above); the cached words are
+        forgotten (classified again when next seen)."""
         self.hot_ids = ids
+        self.gate_needs = gate_needs or {}
+        self.gated_ids = frozenset().union(*chain.from_iterable(self.gate_needs.values()))
         self.clear()
         self.hot = set()
+        self.gated = set()
+
+    def may_run_regex(self, gates: "set[int]") -> bool:
+        """Whether every letter set of one anchor regex is in ``gates``."""
+        needs = self.gate_needs
+        for g in needs.keys() & gates:
+            for need in needs[g]:
+                if need <= gates:
+                    return True
+        return False
 
     # the letter runs the field's regexes need (see _FieldIndex._build_regexes): a token
     # holding one gets the (negative) ids of their sets
@@ -211,15 +234,25 @@ class _Lookup(dict):
             if len(self) >= MAX_CACHED_WORDS:
                 self.clear()
                 self.hot.clear()
+                self.gated.clear()
             self[token] = value
         if got:
             hot_ids = self.hot_ids
-            if hot_ids is not None and not hot_ids.isdisjoint(got):
-                hot = self.hot
-                if len(hot) >= MAX_CACHED_WORDS:  # long tokens (not cached) could fill it
-                    self.clear()
-                    hot.clear()
-                hot.add(token)
+            if hot_ids is not None:
+                if not hot_ids.isdisjoint(got):
+                    hot = self.hot
+                    if len(hot) >= MAX_CACHED_WORDS:  # long tokens (not cached) could fill it
+                        self.clear()
+                        hot.clear()
+                        self.gated.clear()
+                    hot.add(token)
+                if not self.gated_ids.isdisjoint(got):
+                    gated = self.gated
+                    if len(gated) >= MAX_CACHED_WORDS:
+                        self.clear()
+                        self.hot.clear()
+                        gated.clear()
+                    gated.add(token)
         return value
 
 
@@ -419,7 +452,6 @@ class _FieldIndex:
             need.append(frozenset([set_ids.setdefault(s, -2 - len(set_ids)) for s in sets]) if sets else None)
         self.regex_need: tuple[frozenset[int] | None, ...] = tuple(need)
         self.gate_ids: frozenset[int] = frozenset(set_ids.values())
-        self.gate_sets: dict[int, tuple[str, ...]] = {i: s for s, i in set_ids.items()}  # see hot_ids
         by_run: dict[str, list[int]] = {}
         for s, i in set_ids.items():
             for run in s:
@@ -444,30 +476,23 @@ class _FieldIndex:
             self.compiled = _Regexes(self.regexes)
 
     def hot_ids(self) -> frozenset[int]:
-        """The ids a word's lookup value may hold that can make a rule a candidate: the words
-        rules are anchored on (``key_rules``), the words that key anchor phrases, the letter set
-        each anchor regex is listed under and the Persian piece mark. A message none of whose
-        words holds one has no candidate from its words or its anchor regexes with letters
-        (see :class:`_Scan`)."""
-        ids = set(compress(count(), map(ne, self.key_rules, repeat(None))))
-        ids.update(self.phrase_keys)
-        # an anchor regex with letters runs only when all its letter sets were found: the one
-        # it is listed under (see _anchor_plan) is enough; the other regexes run only when a
-        # candidate rule asks
-        need_sets = [need for _, need, _ in self.regex_anchors if need]
-        if need_sets:
-            sets = self.__dict__.get("gate_sets") or self._gate_sets()
-            for need in need_sets:  # one set it needs, the one least likely to be found
-                ids.add(min(sorted(need, reverse=True), key=lambda i: _letter_set_cost(sets.get(i, ()))))
-        return frozenset(ids)
+        """The ids a word's lookup value may hold that can make a rule a candidate by itself:
+        the words rules are anchored on (``key_rules``) and the words that key anchor phrases.
+        A message none of whose words holds one has no candidate from its words (see
+        :class:`_Scan`); from its anchor regexes with letters only when all of one's letter
+        sets were found (see :meth:`gate_needs`)."""
+        # a word's rules are a non-empty tuple, None when it anchors none: compress reads the
+        # truth at C level; the phrase keys' set is copied as a table, not rebuilt
+        return self.phrase_keys.union(compress(count(), self.key_rules))
 
-    def _gate_sets(self) -> "dict[int, tuple[str, ...]]":
-        """Letter-set id -> its runs (as :meth:`_build_regexes` numbers them)."""
-        set_ids: dict[tuple[str, ...], int] = {}
-        for pattern in self.regexes:
-            for s in required_literal_sets(pattern):
-                set_ids.setdefault(s, -2 - len(set_ids))
-        return {i: s for s, i in set_ids.items()}
+    def gate_needs(self) -> "dict[int, tuple[frozenset[int], ...]]":
+        """The letter sets each anchor regex with letters needs (all of them must be found for
+        it to run; the other regexes run only when a candidate rule asks), by the smallest id."""
+        needs: dict[int, list[frozenset[int]]] = {}
+        for _, need, _ in self.regex_anchors:
+            if need and need not in needs.setdefault(min(need), []):
+                needs[min(need)].append(need)
+        return {g: tuple(v) for g, v in needs.items()}
 
     @property
     def pattern_count(self) -> int:
@@ -485,22 +510,6 @@ class _FieldIndex:
     @property
     def eager(self) -> bool:
         return self.has_triggers
-
-
-def _letter_set_cost(runs: "tuple[str, ...]") -> float:
-    """How likely a regex's letter set is to be found in a message (higher: more likely): its
-    runs' estimated frequencies added (a run is found inside words, a whole word " w " alone)."""
-    if not runs:
-        return float("inf")
-    total = 0.0
-    for run in runs:
-        word = run.strip()
-        if word in COMMON_WORDS:
-            total += 200.0
-        else:
-            n = len(word)
-            total += {1: 100.0, 2: 40.0, 3: 12.0, 4: 5.0, 5: 3.0}.get(n, 2.0 if n < 8 else 1.0) * (0.5 if run[0] == " " else 1.0)
-    return total
 
 
 _KINDS = (EXACT, PREFIX, SUFFIX, INFIX)
@@ -1178,25 +1187,30 @@ _FAST_FACTORIES: dict[str, Callable[..., Callable]] = {}
 
 
 def _fast_test(cr: _Rule) -> tuple[Callable[[Callable[[int], bool], "set[int] | frozenset[int]"], bool], bool]:
-    """The rule's condition as ``f(t, found)``: an ``any`` selection on the text is tested in
-    place where the found words decide it (``found``: the text's found words): one-word terms
-    only -> ``not singles.isdisjoint(found)`` (what :meth:`_Alts.present` answers); with
-    phrases, a selection none of whose single words and phrase first words was found is false
-    without a call, otherwise ``t`` decides. Every other selection goes through ``t``
-    (memoised per message). Returns ``(f, whether f uses found)``."""
+    """The rule's condition as ``f(t, found)``: a selection on the text is tested in place
+    where the found words decide it or rule it out (``found``: the text's found words):
+
+    * an ``any`` of one-word terms only -> ``not singles.isdisjoint(found)`` (what
+      :meth:`_Alts.present` answers); with phrases, one none of whose single words and phrase
+      first words was found is false without a call, otherwise ``t`` decides;
+    * a ``near``: false without a call when its smallest group has none of its single words
+      and phrase first words found (what :func:`_evaluate` would find), else ``t`` (one group
+      only: the source stays short, each shape's ``eval`` cheap);
+    * an ``all``: false without a call unless every word of its terms was found; ``t``
+      decides only when it has phrases (their order), else the subset test is the answer.
+
+    Every other selection goes through ``t`` (memoised per message). Returns ``(f, whether f
+    uses found)``."""
     if cr.cond_src is None:  # nested too deeply for a Python expression
         program = cr.program
         return (lambda t, found: run_program(program, t)), False
-    # what the inlining below depends on: the source and, per selection, whether it is an
-    # 'any' on the text and which of its word sets are empty. Rules of one shape (10,000
-    # generated rules: a few dozen) share the rewritten source (no regex substitution per rule)
-    shape = (cr.cond_src, tuple([
-        0 if s.field != "text" or s.alts is None else 1 + (not s.alts.keys) + 2 * (not s.alts.singles)
-        for s in cr.sels
-    ]))
+    # what the inlining below depends on: the source and, per selection, its inlined form
+    # (see _inline_code). Rules of one shape (10,000 generated rules: a few dozen) share the
+    # rewritten source (no regex substitution per rule)
+    shape = (cr.cond_src, tuple([_inline_code(s) for s in cr.sels]))
     got = _FAST_SHAPES.get(shape)
     if got is None:
-        got = _fast_shape(cr)
+        got = _fast_shape(cr.cond_src, shape[1])
         if len(_FAST_SHAPES) >= 10_000:
             _FAST_SHAPES.clear()
         _FAST_SHAPES[shape] = got
@@ -1205,38 +1219,95 @@ def _fast_test(cr: _Rule) -> tuple[Callable[[Callable[[int], bool], "set[int] | 
         test = cr.test
         return (lambda t, found: test(t)), False
     sels = cr.sels
-    values = [sels[i].alts.singles if singles else sels[i].alts.keys for i, singles in sel_of_param]  # type: ignore[union-attr]
-    return factory(*values), True
+    return factory(*[_inline_value(sels[i], part) for i, part in sel_of_param]), True
 
 
-# (condition source, per selection: 0 not inlined, else 1 + no phrase keys + 2 * no single
-# words) -> (factory or None, per parameter: (selection index, True for its singles, False
-# for its phrase keys)); see _fast_test
+def _inline_code(s: _Sel) -> "int | tuple":
+    """How :func:`_fast_test` inlines selection ``s``: 0 not at all; an ``any``: 1 + no phrase
+    keys + 2 * no single words; a ``near``: ``("n", its smallest group, that group's code)``;
+    an ``all``: ``("a", whether it has phrases)``."""
+    if s.field != "text":
+        return 0
+    alts = s.alts
+    if alts is not None:
+        return 1 + (not alts.keys) + 2 * (not alts.singles)
+    if s.op == "near" and s.galts:
+        g = _smallest_group(s.galts)
+        alts = s.galts[g]
+        return ("n", g, 1 + (not alts.keys) + 2 * (not alts.singles))
+    if s.op == "all" and s.term_wids:
+        return ("a", bool(s.phrases))
+    return 0
+
+
+def _inline_value(s: _Sel, part: "tuple") -> frozenset[int]:
+    """The word set of one parameter of :func:`_fast_shape`: ``("s",)`` / ``("k",)`` an
+    ``any``'s single words / phrase keys, ``("s", g)`` / ``("k", g)`` those of a ``near``'s
+    group ``g``, ``("a",)`` every word of an ``all``'s terms."""
+    kind = part[0]
+    if kind == "a":
+        return frozenset(chain.from_iterable(s.term_wids))
+    alts = s.alts if len(part) == 1 else s.galts[part[1]]
+    return alts.singles if kind == "s" else alts.keys  # type: ignore[union-attr]
+
+
+def _smallest_group(galts: "tuple[_Alts, ...]") -> int:
+    """The index of the ``near`` group with the fewest alternatives (the first of equals); a
+    large one read back unbuilt is counted by its terms (not built for the count)."""
+    sizes = []
+    for a in galts:
+        try:
+            sizes.append(len(object.__getattribute__(a, "_terms")))
+        except AttributeError:
+            sizes.append(len(a.singles) + sum(map(len, a.by_first.values())))
+    return sizes.index(min(sizes))
+
+
+# (condition source, per selection its inlined form, see _inline_code) -> (factory or None,
+# per parameter: (selection index, which word set, see _inline_value)); see _fast_test
 _FAST_SHAPES: dict[tuple, tuple] = {}
 
 
-def _fast_shape(cr: _Rule) -> tuple:
-    """The factory of :func:`_fast_test` for ``cr``'s shape and the word set each of its
-    parameters takes."""
+def _alts_test(code: int, s: str, k: str, then: str) -> str:
+    """The inlined test of alternatives with single words ``s`` and phrase keys ``k`` (their
+    code as in :func:`_inline_code`): ``then`` decides when only a phrase key was found."""
+    if code == 2:  # no phrase keys
+        return f"not {s}.isdisjoint(found)"
+    if code == 3:  # no single words
+        return f"(not {k}.isdisjoint(found) and {then})"
+    return f"(not {s}.isdisjoint(found) or (not {k}.isdisjoint(found) and {then}))"
+
+
+def _fast_shape(cond_src: str, codes: tuple) -> tuple:
+    """The factory of :func:`_fast_test` for a condition source and its selections' inlined
+    forms, and the word set each of its parameters takes."""
     params: list[str] = []
-    sel_of_param: list[tuple[int, bool]] = []
+    sel_of_param: list[tuple[int, tuple]] = []
+
+    def param(name: str, i: int, part: tuple) -> str:
+        if name not in params:  # a selection named twice in the condition: one parameter
+            params.append(name)
+            sel_of_param.append((i, part))
+        return name
 
     def inline(m: re.Match[str]) -> str:
         i = int(m.group(1))
-        sel = cr.sels[i]
-        alts = sel.alts
-        if sel.field != "text" or alts is None:
+        code = codes[i]
+        if code == 0:
             return m.group(0)
-        if f"s{i}" not in params:  # a selection named twice in the condition: one parameter
-            params.extend((f"s{i}", f"k{i}"))
-            sel_of_param.extend(((i, True), (i, False)))
-        if not alts.keys:
-            return f"(not s{i}.isdisjoint(found))"
-        if not alts.singles:
-            return f"(not k{i}.isdisjoint(found) and t({i}))"
-        return f"(not s{i}.isdisjoint(found) or (not k{i}.isdisjoint(found) and t({i})))"
+        if isinstance(code, int):  # any
+            s = param(f"s{i}", i, ("s",)) if code != 3 else ""
+            k = param(f"k{i}", i, ("k",)) if code != 2 else ""
+            return f"({_alts_test(code, s, k, f't({i})')})"
+        if code[0] == "n":  # near: its smallest group needs a word found, then t decides
+            _, g, gc = code
+            s = param(f"s{i}", i, ("s", g)) if gc != 3 else ""
+            k = param(f"k{i}", i, ("k", g)) if gc != 2 else ""
+            return f"({_alts_test(gc, s, k, 'True')} and t({i}))"
+        a = param(f"a{i}", i, ("a",))  # all: every word of its terms found
+        return f"({a} <= found and t({i}))" if code[1] else f"({a} <= found)"
 
-    source = _CALL.sub(inline, cr.cond_src)  # type: ignore[arg-type]
+    source = _CALL.sub(inline, cond_src)
     if not params:
         return None, ()
     factory = _FAST_FACTORIES.get(source)
@@ -1286,10 +1357,13 @@ class _Scan:
             self.found: set[int] = set()
             return
         self.st = st = scan_text(text)
-        self.tokens = tokens = st.split()
+        # the only whitespace scan_text leaves is " " (every other non-word character becomes
+        # one; checked on every code point in the tests): a non-ASCII text is split on it with
+        # a plain character compare, not str.split()'s Unicode whitespace test per character
+        self.tokens = tokens = st.split() if st.isascii() else list(filter(None, st.split(" ")))
         lookup = index.lookup_of(persian) if persian else index.lookup
         if lazy and lookup.hot_ids is None:
-            lookup.set_hot_ids(index.hot_ids())
+            lookup.set_hot_ids(index.hot_ids(), index.gate_needs())
         self.sets = sets = list(map(lookup.__getitem__, tokens))
         pieces = not MERGE_TOKENS.isdisjoint(tokens)  # a token's value then holds _PIECE
         if pieces:  # the Persian words written in two pieces, joined and looked up
@@ -1300,6 +1374,13 @@ class _Scan:
                     extra.append((i, ws))
         if lazy and lookup.hot.isdisjoint(tokens) and (
             not self.extra or all(map(lookup.hot_ids.isdisjoint, map(_SECOND, self.extra)))
+        ) and (
+            # no anchor regex with letters can run: no token holds one of their letter sets,
+            # or those found complete none of their needs
+            (lookup.gated.isdisjoint(tokens) and not self.extra)
+            or not lookup.may_run_regex(set().union(
+                *map(lookup.__getitem__, lookup.gated.intersection(tokens)), *map(_SECOND, self.extra),
+            ))
         ):
             self.cold = True
             self.found = None  # type: ignore[assignment] - see warm()
