@@ -4,9 +4,11 @@ nothing. Real subprocesses of ``claimwatch`` on real SQLite files."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,21 +51,32 @@ def test_db_that_is_a_directory_or_has_no_folder(tmp_path: Path, archive: Path) 
                    "/proc/no-such-dir/a.db", "cannot create its folder")
 
 
-def test_read_only_commands_work_in_a_read_only_folder(tmp_path: Path, archive: Path) -> None:
+@contextlib.contextmanager
+def read_only_mount(tmp_path: Path, archive: Path) -> Iterator[Path]:
+    """A copy of ``archive`` as ``a.db`` in a folder mounted read-only (a read-only bind mount,
+    so root cannot write it either); the folder's path. Only as root."""
     ro = tmp_path / "ro"
-    ro.mkdir()
+    ro.mkdir(exist_ok=True)
     (ro / "a.db").write_bytes(archive.read_bytes())
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "--bind", str(ro), str(mnt)], capture_output=True).returncode != 0:
+        pytest.skip("cannot bind-mount")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mnt)], check=True, capture_output=True)
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_read_only_commands_work_in_a_read_only_folder(tmp_path: Path, archive: Path) -> None:
     if os.geteuid() == 0:
-        mnt = tmp_path / "mnt"
-        mnt.mkdir()
-        if subprocess.run(["mount", "--bind", str(ro), str(mnt)], capture_output=True).returncode != 0:
-            pytest.skip("cannot bind-mount")
-        try:
-            subprocess.run(["mount", "-o", "remount,bind,ro", str(mnt)], check=True, capture_output=True)
+        with read_only_mount(tmp_path, archive) as mnt:
             _check_read_only(mnt / "a.db")
-        finally:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
     else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        (ro / "a.db").write_bytes(archive.read_bytes())
         ro.chmod(0o555)
         try:
             _check_read_only(ro / "a.db")
@@ -75,23 +88,16 @@ def test_writing_a_read_only_archive_says_why(tmp_path: Path, archive: Path) -> 
     """A writing command on an archive it cannot write said "unable to open database file"
     (or, for a read-only file, "attempt to write a readonly database" naming no file)."""
     src = tmp_path / "in.jsonl"
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    (ro / "a.db").write_bytes(archive.read_bytes())
     if os.geteuid() == 0:
-        mnt = tmp_path / "mnt"
-        mnt.mkdir()
-        if subprocess.run(["mount", "--bind", str(ro), str(mnt)], capture_output=True).returncode != 0:
-            pytest.skip("cannot bind-mount")
-        try:
-            subprocess.run(["mount", "-o", "remount,bind,ro", str(mnt)], check=True, capture_output=True)
+        with read_only_mount(tmp_path, archive) as mnt:
             for db in (mnt / "a.db", mnt / "new.db"):
                 one_line_error(cw("import", str(src), "--db", str(db), "--no-rules"),
                                f"{db}: cannot open the archive for writing", "read-only file system")
             one_line_error(cw("incident", "merge", "1", "2", "--db", str(mnt / "a.db")), "read-only file system")
-        finally:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
         return
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "a.db").write_bytes(archive.read_bytes())
     (ro / "a.db").chmod(0o444)
     one_line_error(cw("import", str(src), "--db", str(ro / "a.db"), "--no-rules"),
                    "cannot open the archive for writing", "the file is read-only")

@@ -11,6 +11,7 @@ real import path and rules (test_incidents's Kerman scenario)."""
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 
@@ -149,16 +150,22 @@ def _as_schema_7(db, staged_from: int) -> None:
                      (str(MIGRATIONS.index(_m8_family_bands_once)),))
 
 
-def test_an_archive_with_staged_keys_gets_them_moved_and_goes_on_the_same(tmp_path) -> None:
-    """``_m7_family_bands_new``'s rows move to ``family_bands`` (the table goes, the mark
-    is the last text); later imports, with an evicting writer, group as a writer that holds
-    everything and never had the staged table."""
+def _closed_small_and_open_full(tmp_path: Path) -> tuple[Path, Archive]:
+    """The Kerman imports into an evicting writer's archive (closed; its path) and into a
+    writer that holds everything (still open)."""
     small, full = _open(tmp_path, "small.db", 1), _open(tmp_path, "full.db", None)
     try:
         _import_kerman_then_later((small, full), tmp_path)
     finally:
         small.close()
-    db = tmp_path / "small.db"
+    return tmp_path / "small.db", full
+
+
+def test_an_archive_with_staged_keys_gets_them_moved_and_goes_on_the_same(tmp_path) -> None:
+    """``_m7_family_bands_new``'s rows move to ``family_bands`` (the table goes, the mark
+    is the last text); later imports, with an evicting writer, group as a writer that holds
+    everything and never had the staged table."""
+    db, full = _closed_small_and_open_full(tmp_path)
     with sqlite3.connect(db) as conn:
         texts = [t for (t,) in conn.execute("SELECT id FROM family_texts WHERE signature IS NOT NULL ORDER BY id")]
     assert len(texts) >= 3
@@ -272,12 +279,7 @@ def test_an_archive_with_long_fingerprints_gets_them_shortened_and_finds_old_cop
     changed). An archive written with the long keys gets them cut (forward keys stay as they
     are); a copy of a text whose incident is no longer held still finds its family by the key,
     as in an archive that never had the long ones; ``verify`` passes."""
-    small, full = _open(tmp_path, "small.db", 1), _open(tmp_path, "full.db", None)
-    try:
-        _import_kerman_then_later((small, full), tmp_path)
-    finally:
-        small.close()
-    db = tmp_path / "small.db"
+    db, full = _closed_small_and_open_full(tmp_path)
     fp = fingerprint(words(CLAIM_AR))
     assert len(fp) == 16
     with sqlite3.connect(db) as conn:
