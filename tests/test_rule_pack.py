@@ -2489,6 +2489,21 @@ EXAMPLES = [
     # round 15 (fa): the claim in its own clause and the background after the semicolon is a claim; a cue before it is not
     ("claim-fa", "داعش مسئولیت حمله به کلیسا را پذیرفت؛ این گروه پیش‌تر نیز حملاتی را در این استان انجام داده بود.", dict(**TG), True),
     ("claim-fa", "پیش از این نیز داعش مسئولیت حمله به کلیسا را پذیرفت. این گروه بارها کلیساها را هدف قرار داده است.", dict(**TG), False),
+    # round 16 (ar): an attack ascribed to a group by others, a culprit guessed, a threat of attacks to come and the
+    # targeting of civilians rejected are no claim (a claim beside its threat still is); "أسرت" only with its captive
+    # (the bare form also reads "أسرته", his family); a state accusing a group names its deed, the group accusing a
+    # state stays the group's line
+    ("claim-formula-ar", "قتل عشرة جنود في كمين نسب إلى تنظيم الدولة وفق مصادر عسكرية.", dict(**TG), False),
+    ("claim-formula-ar", "ورجحت مصادر أمنية أن تكون حركة الشباب وراء التفجير.", dict(**TG), False),
+    ("claim-formula-ar", "وهدد الحوثيون باستهداف السفن المتجهة إلى الموانئ الإسرائيلية.", dict(**TG), False),
+    ("claim-formula-ar", "وقالت الجماعة فى بيان، إن ثلاثة من قبيلة \"الفلان\" نفذوا هجوما استمر لساعات على منتجع \"كنجابا\" الواقع شرق العاصمة، متوعدة بشن مزيد من الهجمات الإرهابية فى مالى.", dict(**TG), True),
+    ("claim-formula-ar", "أكدت الجماعة في بيان أنها ترفض استهداف المدنيين تحت أي ذريعة.", dict(**TG), False),
+    ("claim-formula-ar", "قالت الجماعة إن قائدها ترك زوجته وأسرته في المخيم.", dict(**TG), False),
+    ("claim-formula-ar", "قالت الحركة في بيان إنها أسرت جنديا إسرائيليا قرب الحدود.", dict(**TG), True),
+    ("claim-formula-ar", "قالت الحركة في بيان إنها استهدفت قافلة للجيش واتهمت الحكومة بقتل المدنيين.", dict(**TG), True),
+    ("claim-formula-ar", "واتهم الجيش السوداني، في بيان اليوم الاثنين، حركة الشباب باستهداف مناطق سكنية بقصف صاروخي.", dict(**TG), False),
+    ("statement-blame-ar", "اتهمت وزارة الدفاع في بيان حركة الشباب بتنفيذ الهجوم على القاعدة.", dict(**TG), True),
+    ("statement-blame-ar", "اتهمت حماس في بيان الجيش الإسرائيلي بقصف مستشفى في غزة.", dict(**TG), False),
 ]
 
 
