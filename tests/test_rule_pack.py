@@ -2504,6 +2504,30 @@ EXAMPLES = [
     ("claim-formula-ar", "واتهم الجيش السوداني، في بيان اليوم الاثنين، حركة الشباب باستهداف مناطق سكنية بقصف صاروخي.", dict(**TG), False),
     ("statement-blame-ar", "اتهمت وزارة الدفاع في بيان حركة الشباب بتنفيذ الهجوم على القاعدة.", dict(**TG), True),
     ("statement-blame-ar", "اتهمت حماس في بيان الجيش الإسرائيلي بقصف مستشفى في غزة.", dict(**TG), False),
+    # round 16 (ar): the epithets without the article and the act named only by them, the perpetrators called
+    # criminals or traitors; a former official speaks for no state; the closure told in the passive is routine; the
+    # official writing on a platform and the answer promised as coming; innocence declared and "we do not target
+    # civilians" as denials
+    ("statement-condemn-ar", "قال الرئيس إن ما حدث عمل بربري.", dict(**TG), True),
+    ("statement-condemn-ar", "وصفت الحكومة العملية بأنها جريمة شنيعة.", dict(**TG), True),
+    ("statement-condemn-ar", "وأضافت الرئاسة أن من قاموا بهذه العملية مجرمون وخونة.", dict(**TG), True),
+    ("statement-condemn-ar", "غادر الرئيس المدينة بعد افتتاح المعرض الدولي للكتاب.", dict(**TG), False),
+    ("statement-condemn-ar", "قال قائد الجيش السابق في مقابلة إن الهجوم الإرهابي الجبان كان متوقعا.", dict(**TG), False),
+    ("statement-threat-ar", "كتب وزير الدفاع على منصة إكس أن الرد سيأتي في الوقت المناسب.", dict(**TG), True),
+    ("statement-threat-ar", "قال وزير التعليم إن الرد على طلبات الطلاب سيأتي الأسبوع المقبل.", dict(**TG), False),
+    ("statement-threat-ar", "قال رئيس الوزراء الأسبق إن العملية العسكرية ستقضي على الإرهاب.", dict(**TG), False),
+    ("statement-comment-ar", "قالت خلية الأزمة إن الهجوم نفذته خلية مرتبطة بتنظيم داعش.", dict(**TG), True),
+    ("statement-comment-ar", "قالت وزارة الداخلية إن الطرق المؤدية إلى موقع التفجير أغلقت.", dict(**TG), False),
+    ("denial-ar", "وقال الحزب في بيان إن عناصره برآء من كل حادثة عنف.", dict(**TG), True),
+    ("denial-ar", "قالت الجماعة في بيان إنه من غير الوارد بالنسبة لها استهداف المدنيين.", dict(**TG), True),
+    ("denial-ar", "قالت منظمة حقوقية إن القصف استهدف المدنيين الأبرياء في السوق.", dict(**TG), False),
+    ("claim-ar", "أعلنت الجماعة براءتها من التفجير.", dict(**TG), False),
+    # round 16 (ar): the "this day in history" column and an attack dated years back are background
+    ("report-ar", "في مثل هذا اليوم من عام 2015 أعلن تنظيم داعش مسؤوليته عن هجمات باريس.", dict(**TG), True),
+    ("claim-ar", "في مثل هذا اليوم من عام 2015 أعلن تنظيم داعش مسؤوليته عن هجمات باريس.", dict(**TG), False),
+    ("report-ar", "وأعلنت الحركة لاحقا مسؤوليتها عن الهجوم الذي وقع قبل ثلاث سنوات.", dict(**TG), True),
+    ("report-ar", "في مثل هذا اليوم من كل عام يحتفل السكان بعيد الحصاد.", dict(**TG), False),
+    ("claim-ar", "أعلن تنظيم داعش مسؤوليته عن الهجوم الذي وقع أمس في كابل.", dict(**TG), True),
 ]
 
 
