@@ -2528,6 +2528,12 @@ EXAMPLES = [
     ("report-ar", "وأعلنت الحركة لاحقا مسؤوليتها عن الهجوم الذي وقع قبل ثلاث سنوات.", dict(**TG), True),
     ("report-ar", "في مثل هذا اليوم من كل عام يحتفل السكان بعيد الحصاد.", dict(**TG), False),
     ("claim-ar", "أعلن تنظيم داعش مسؤوليته عن الهجوم الذي وقع أمس في كابل.", dict(**TG), True),
+    # round 16 (ar): the perpetrators' epithet only about an attack (not a bank robbery); the enemy as "whoever
+    # threatens its security"; the hospitals receiving the wounded are routine
+    ("statement-condemn-ar", "قال قائد الشرطة إن الجناة مجرمون محترفون سرقوا البنك ليلا.", dict(**TG), False),
+    ("statement-threat-ar", "قال الرئيس في خطاب متلفز إن بلاده لن تتهاون مع من يهدد أمنها وستضرب بيد من حديد.", dict(**TG), True),
+    ("statement-threat-ar", "قال وزير الرياضة إن المنتخب سيضرب بقوة في المباراة المقبلة.", dict(**TG), False),
+    ("statement-comment-ar", "قال وزير الصحة إن المستشفيات استقبلت 40 جريحا بعد الانفجار.", dict(**TG), False),
 ]
 
 
