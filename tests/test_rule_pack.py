@@ -2389,6 +2389,18 @@ EXAMPLES = [
     ("claim-formula-en", "Hamas did say on May 12 that they fired 130 rockets at Israel, according to the broadcaster.", dict(**X, lang="en"), False),
     ("claim-formula-en", "Hamas said on Monday that its fighters fired 130 rockets at Israel.", dict(**X, lang="en"), True),
     ("claim-en", "The US military claimed responsibility for the strike on the convoy.", dict(**X, lang="en"), False),
+    # round 16 (en reports): a claim in a passive relative clause, "has since claimed", a pluperfect claim with an
+    # adverb are background; a claim told as the news keeps its relative clause about the attack; the agent left open
+    ("report-en", "The suicide bombing of the mosque, which was claimed by the Islamic State group, killed 26 worshippers.", dict(**X, lang="en"), True),
+    ("claim-en", "The suicide bombing of the mosque, which was claimed by the Islamic State group, killed 26 worshippers.", dict(**X, lang="en"), False),
+    ("claim-en", "The Islamic State group claimed the attack, which killed 12 soldiers, in a statement on Telegram.", dict(**X, lang="en"), True),
+    ("report-en", "The group has since claimed several attacks on army posts in the north.", dict(**X, lang="en"), True),
+    ("report-en", "The company has since claimed a larger share of the market.", dict(**X, lang="en"), False),
+    ("report-en", "Islamic State had reportedly claimed credit for the attack, but officials blamed a local outfit.", dict(**X, lang="en"), True),
+    ("claim-en", "Islamic State had reportedly claimed credit for the attack, but officials blamed a local outfit.", dict(**X, lang="en"), False),
+    ("claim-en", "SITE said the Islamic State had apparently claimed responsibility for the attack on the police post.", dict(**X, lang="en"), True),
+    ("claim-en", "It is not clear if ISIS inspired the assault or if its operatives directed the attackers to carry it out.", dict(**X, lang="en"), False),
+    ("claim-en", "ISIS said its fighters attacked the concert hall, killing dozens.", dict(**X, lang="en"), True),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
