@@ -2401,6 +2401,10 @@ EXAMPLES = [
     ("claim-en", "SITE said the Islamic State had apparently claimed responsibility for the attack on the police post.", dict(**X, lang="en"), True),
     ("claim-en", "It is not clear if ISIS inspired the assault or if its operatives directed the attackers to carry it out.", dict(**X, lang="en"), False),
     ("claim-en", "ISIS said its fighters attacked the concert hall, killing dozens.", dict(**X, lang="en"), True),
+    # round 16 (en denials): the denier's "never been involved" and "no unit of ours has to do with the attack"
+    ("denial-en", "\u201cWe have never been involved in hostage-taking,\u201d the group's spokesman said.", dict(**X, lang="en"), True),
+    ("denial-en", "\u201cNo unit of the liberation army has to do with the attack on the brigade,\u201d the group said.", dict(**X, lang="en"), True),
+    ("denial-en", "The minister said no one has to deal with the paperwork alone, and she had never been to the border.", dict(**X, lang="en"), False),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
