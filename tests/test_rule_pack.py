@@ -2405,6 +2405,23 @@ EXAMPLES = [
     ("denial-en", "\u201cWe have never been involved in hostage-taking,\u201d the group's spokesman said.", dict(**X, lang="en"), True),
     ("denial-en", "\u201cNo unit of the liberation army has to do with the attack on the brigade,\u201d the group said.", dict(**X, lang="en"), True),
     ("denial-en", "The minister said no one has to deal with the paperwork alone, and she had never been to the border.", dict(**X, lang="en"), False),
+    # round 16 (en reports): the perfect in a relative clause is the group's record; a comma-set "which claimed the
+    # <attack>" describes the group ("which claimed 12 lives" does not); a trial's acquittal; "had taken responsibility";
+    # "earlier claims"; "last week" dates an older claim unless the line dates its news to a day
+    ("report-en", "ISWAP is an offshoot of Boko Haram that has claimed attacks on military bases across Borno state.", dict(**X, lang="en"), True),
+    ("claim-en", "ISWAP is an offshoot of Boko Haram that has claimed attacks on military bases across Borno state.", dict(**X, lang="en"), False),
+    ("report-en", "The Islamic State, which claimed the Easter bombings, has lost most of its territory.", dict(**X, lang="en"), True),
+    ("claim-en", "The Islamic State, which claimed the Easter bombings, has lost most of its territory.", dict(**X, lang="en"), False),
+    ("report-en", "The storm, which claimed 12 lives, hit the coast where the militants once camped.", dict(**X, lang="en"), False),
+    ("report-en", "Five men were acquitted of helping the bombers in the attack claimed by ISIS-K.", dict(**X, lang="en"), True),
+    ("claim-en", "Five men were acquitted of helping the bombers in the attack claimed by ISIS-K.", dict(**X, lang="en"), False),
+    ("report-en", "The TTP had taken responsibility for the school massacre in Peshawar.", dict(**X, lang="en"), True),
+    ("claim-en", "The TTP had taken responsibility for the school massacre in Peshawar.", dict(**X, lang="en"), False),
+    ("report-en", "The militants' earlier claims included the bombing of a bus in Quetta.", dict(**X, lang="en"), True),
+    ("report-en", "Security was tightened in the capital, where the Islamic State claimed a suicide bombing last week.", dict(**X, lang="en"), True),
+    ("claim-en", "Security was tightened in the capital, where the Islamic State claimed a suicide bombing last week.", dict(**X, lang="en"), False),
+    ("claim-en", "The Islamic State claimed responsibility for last week's attack on the church in a statement on Monday.", dict(**X, lang="en"), True),
+    ("claim-en", "The Taliban said its fighters attacked the checkpoint last week and again on Monday.", dict(**X, lang="en"), True),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
