@@ -2422,6 +2422,18 @@ EXAMPLES = [
     ("claim-en", "Security was tightened in the capital, where the Islamic State claimed a suicide bombing last week.", dict(**X, lang="en"), False),
     ("claim-en", "The Islamic State claimed responsibility for last week's attack on the church in a statement on Monday.", dict(**X, lang="en"), True),
     ("claim-en", "The Taliban said its fighters attacked the checkpoint last week and again on Monday.", dict(**X, lang="en"), True),
+    # round 16 (en reports): a group no list holds, named by its kind ("rebel groups", "a jihadist outfit",
+    # "... Revolutionary Army"), with "claimed by" or a claim of an attack and a background cue; the year a group
+    # was created dates no older claim; "took credit for the downing of a helicopter"; "claimed on <day> to have <act>"
+    ("report-en", "Since the 2010 elections, several bombings claimed by rebel groups have rocked the country.", dict(**X, lang="en"), True),
+    ("report-en", "The trial of four men accused over the 2017 bombing claimed by a little-known jihadist outfit opened on Monday.", dict(**X, lang="en"), True),
+    ("report-en", "The Zomi Revolutionary Army, which claimed the 2019 ambush, signed a ceasefire last year.", dict(**X, lang="en"), True),
+    ("report-en", "The painting, claimed by two museums since 2010, was returned to the collector.", dict(**X, lang="en"), False),
+    ("report-en", "Today's raid is also jointly claimed by the Freedom Legion, a legion of defectors created in March 2022.", dict(**X, lang="en"), False),
+    ("claim-en", "The insurgents took credit for the downing of an army helicopter on Wednesday.", dict(**X, lang="en"), True),
+    ("claim-en", "Rebels claimed on Tuesday to have shot down an army helicopter near the border.", dict(**X, lang="en"), True),
+    ("claim-en", "The army claimed on Tuesday to have killed 30 militants in the north.", dict(**X, lang="en"), False),
+    ("claim-en", "The company claimed on Monday to have launched the first reusable rocket.", dict(**X, lang="en"), False),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
