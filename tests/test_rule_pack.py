@@ -2434,6 +2434,15 @@ EXAMPLES = [
     ("claim-en", "Rebels claimed on Tuesday to have shot down an army helicopter near the border.", dict(**X, lang="en"), True),
     ("claim-en", "The army claimed on Tuesday to have killed 30 militants in the north.", dict(**X, lang="en"), False),
     ("claim-en", "The company claimed on Monday to have launched the first reusable rocket.", dict(**X, lang="en"), False),
+    # round 16 (en claims): a rebel spokesman's "we captured the town" (the place is what the attack hits); a spokesman's
+    # "his organisation was behind the bomb attack"; "said its drones bombed ..."; a state saying "its drones struck"
+    # tells its own strike
+    ("claim-en", "\u201cWe captured the town at dawn after a fierce battle,\u201d a rebel spokesman told AFP by telephone.", dict(**X, lang="en"), True),
+    ("claim-en", "\u201cWe captured the title at last,\u201d the team captain said.", dict(**X, lang="en"), False),
+    ("claim-en", "A spokesman for the outlawed group told reporters that his organisation was behind the bomb attack in the market.", dict(**X, lang="en"), True),
+    ("claim-en", "A police spokesman said his organisation was behind the campaign against the bomb threats.", dict(**X, lang="en"), False),
+    ("claim-en", "Hyper Drone Force said its drones bombed a junta outpost, killing 12 soldiers.", dict(**X, lang="en"), True),
+    ("claim-en", "The army said its drones struck militant hideouts in the valley, killing 12 fighters.", dict(**X, lang="en"), False),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
