@@ -2443,6 +2443,11 @@ EXAMPLES = [
     ("claim-en", "A police spokesman said his organisation was behind the campaign against the bomb threats.", dict(**X, lang="en"), False),
     ("claim-en", "Hyper Drone Force said its drones bombed a junta outpost, killing 12 soldiers.", dict(**X, lang="en"), True),
     ("claim-en", "The army said its drones struck militant hideouts in the valley, killing 12 fighters.", dict(**X, lang="en"), False),
+    # round 16 (en denials): the attackers said not to be the group's own; a report dismissed as baseless
+    ("denial-en", "The Taliban said the attackers were not their members and that the group does not target civilians.", dict(**X, lang="en"), True),
+    ("claim-en", "The militants said the attack was the work of the intelligence services, not their fighters.", dict(**X, lang="en"), False),
+    ("denial-en", "Kigali dismissed the UN report as baseless, saying its troops were not in Congo.", dict(**X, lang="en"), True),
+    ("denial-en", "The club said the new members were not their first choice for the board.", dict(**X, lang="en"), False),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
