@@ -2448,6 +2448,11 @@ EXAMPLES = [
     ("claim-en", "The militants said the attack was the work of the intelligence services, not their fighters.", dict(**X, lang="en"), False),
     ("denial-en", "Kigali dismissed the UN report as baseless, saying its troops were not in Congo.", dict(**X, lang="en"), True),
     ("denial-en", "The club said the new members were not their first choice for the board.", dict(**X, lang="en"), False),
+    # round 16 (en reports): a trial's and an anniversary's other words
+    ("report-en", "Five years on, relatives of those killed in the bombing claimed by the Islamic State still wait for answers.", dict(**X, lang="en"), True),
+    ("claim-en", "Five years on, relatives of those killed in the bombing claimed by the Islamic State still wait for answers.", dict(**X, lang="en"), False),
+    ("report-en", "The jury heard that the attack was claimed by the Islamic State within hours.", dict(**X, lang="en"), True),
+    ("claim-en", "The Islamic State claimed the attack on the court building in a statement on Monday.", dict(**X, lang="en"), True),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
