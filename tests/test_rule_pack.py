@@ -2389,6 +2389,70 @@ EXAMPLES = [
     ("claim-formula-en", "Hamas did say on May 12 that they fired 130 rockets at Israel, according to the broadcaster.", dict(**X, lang="en"), False),
     ("claim-formula-en", "Hamas said on Monday that its fighters fired 130 rockets at Israel.", dict(**X, lang="en"), True),
     ("claim-en", "The US military claimed responsibility for the strike on the convoy.", dict(**X, lang="en"), False),
+    # round 16 (en reports): a claim in a passive relative clause, "has since claimed", a pluperfect claim with an
+    # adverb are background; a claim told as the news keeps its relative clause about the attack; the agent left open
+    ("report-en", "The suicide bombing of the mosque, which was claimed by the Islamic State group, killed 26 worshippers.", dict(**X, lang="en"), True),
+    ("claim-en", "The suicide bombing of the mosque, which was claimed by the Islamic State group, killed 26 worshippers.", dict(**X, lang="en"), False),
+    ("claim-en", "The Islamic State group claimed the attack, which killed 12 soldiers, in a statement on Telegram.", dict(**X, lang="en"), True),
+    ("report-en", "The group has since claimed several attacks on army posts in the north.", dict(**X, lang="en"), True),
+    ("report-en", "The company has since claimed a larger share of the market.", dict(**X, lang="en"), False),
+    ("report-en", "Islamic State had reportedly claimed credit for the attack, but officials blamed a local outfit.", dict(**X, lang="en"), True),
+    ("claim-en", "Islamic State had reportedly claimed credit for the attack, but officials blamed a local outfit.", dict(**X, lang="en"), False),
+    ("claim-en", "SITE said the Islamic State had apparently claimed responsibility for the attack on the police post.", dict(**X, lang="en"), True),
+    ("claim-en", "It is not clear if ISIS inspired the assault or if its operatives directed the attackers to carry it out.", dict(**X, lang="en"), False),
+    ("claim-en", "ISIS said its fighters attacked the concert hall, killing dozens.", dict(**X, lang="en"), True),
+    # round 16 (en denials): the denier's "never been involved" and "no unit of ours has to do with the attack"
+    ("denial-en", "\u201cWe have never been involved in hostage-taking,\u201d the group's spokesman said.", dict(**X, lang="en"), True),
+    ("denial-en", "\u201cNo unit of the liberation army has to do with the attack on the brigade,\u201d the group said.", dict(**X, lang="en"), True),
+    ("denial-en", "The minister said no one has to deal with the paperwork alone, and she had never been to the border.", dict(**X, lang="en"), False),
+    # round 16 (en reports): the perfect in a relative clause is the group's record; a comma-set "which claimed the
+    # <attack>" describes the group ("which claimed 12 lives" does not); a trial's acquittal; "had taken responsibility";
+    # "earlier claims"; "last week" dates an older claim unless the line dates its news to a day
+    ("report-en", "ISWAP is an offshoot of Boko Haram that has claimed attacks on military bases across Borno state.", dict(**X, lang="en"), True),
+    ("claim-en", "ISWAP is an offshoot of Boko Haram that has claimed attacks on military bases across Borno state.", dict(**X, lang="en"), False),
+    ("report-en", "The Islamic State, which claimed the Easter bombings, has lost most of its territory.", dict(**X, lang="en"), True),
+    ("claim-en", "The Islamic State, which claimed the Easter bombings, has lost most of its territory.", dict(**X, lang="en"), False),
+    ("report-en", "The storm, which claimed 12 lives, hit the coast where the militants once camped.", dict(**X, lang="en"), False),
+    ("report-en", "Five men were acquitted of helping the bombers in the attack claimed by ISIS-K.", dict(**X, lang="en"), True),
+    ("claim-en", "Five men were acquitted of helping the bombers in the attack claimed by ISIS-K.", dict(**X, lang="en"), False),
+    ("report-en", "The TTP had taken responsibility for the school massacre in Peshawar.", dict(**X, lang="en"), True),
+    ("claim-en", "The TTP had taken responsibility for the school massacre in Peshawar.", dict(**X, lang="en"), False),
+    ("report-en", "The militants' earlier claims included the bombing of a bus in Quetta.", dict(**X, lang="en"), True),
+    ("report-en", "Security was tightened in the capital, where the Islamic State claimed a suicide bombing last week.", dict(**X, lang="en"), True),
+    ("claim-en", "Security was tightened in the capital, where the Islamic State claimed a suicide bombing last week.", dict(**X, lang="en"), False),
+    ("claim-en", "The Islamic State claimed responsibility for last week's attack on the church in a statement on Monday.", dict(**X, lang="en"), True),
+    ("claim-en", "The Taliban said its fighters attacked the checkpoint last week and again on Monday.", dict(**X, lang="en"), True),
+    # round 16 (en reports): a group no list holds, named by its kind ("rebel groups", "a jihadist outfit",
+    # "... Revolutionary Army"), with "claimed by" or a claim of an attack and a background cue; the year a group
+    # was created dates no older claim; "took credit for the downing of a helicopter"; "claimed on <day> to have <act>"
+    ("report-en", "Since the 2010 elections, several bombings claimed by rebel groups have rocked the country.", dict(**X, lang="en"), True),
+    ("report-en", "The trial of four men accused over the 2017 bombing claimed by a little-known jihadist outfit opened on Monday.", dict(**X, lang="en"), True),
+    ("report-en", "The Zomi Revolutionary Army, which claimed the 2019 ambush, signed a ceasefire last year.", dict(**X, lang="en"), True),
+    ("report-en", "The painting, claimed by two museums since 2010, was returned to the collector.", dict(**X, lang="en"), False),
+    ("report-en", "Today's raid is also jointly claimed by the Freedom Legion, a legion of defectors created in March 2022.", dict(**X, lang="en"), False),
+    ("claim-en", "The insurgents took credit for the downing of an army helicopter on Wednesday.", dict(**X, lang="en"), True),
+    ("claim-en", "Rebels claimed on Tuesday to have shot down an army helicopter near the border.", dict(**X, lang="en"), True),
+    ("claim-en", "The army claimed on Tuesday to have killed 30 militants in the north.", dict(**X, lang="en"), False),
+    ("claim-en", "The company claimed on Monday to have launched the first reusable rocket.", dict(**X, lang="en"), False),
+    # round 16 (en claims): a rebel spokesman's "we captured the town" (the place is what the attack hits); a spokesman's
+    # "his organisation was behind the bomb attack"; "said its drones bombed ..."; a state saying "its drones struck"
+    # tells its own strike
+    ("claim-en", "\u201cWe captured the town at dawn after a fierce battle,\u201d a rebel spokesman told AFP by telephone.", dict(**X, lang="en"), True),
+    ("claim-en", "\u201cWe captured the title at last,\u201d the team captain said.", dict(**X, lang="en"), False),
+    ("claim-en", "A spokesman for the outlawed group told reporters that his organisation was behind the bomb attack in the market.", dict(**X, lang="en"), True),
+    ("claim-en", "A police spokesman said his organisation was behind the campaign against the bomb threats.", dict(**X, lang="en"), False),
+    ("claim-en", "Hyper Drone Force said its drones bombed a junta outpost, killing 12 soldiers.", dict(**X, lang="en"), True),
+    ("claim-en", "The army said its drones struck militant hideouts in the valley, killing 12 fighters.", dict(**X, lang="en"), False),
+    # round 16 (en denials): the attackers said not to be the group's own; a report dismissed as baseless
+    ("denial-en", "The Taliban said the attackers were not their members and that the group does not target civilians.", dict(**X, lang="en"), True),
+    ("claim-en", "The militants said the attack was the work of the intelligence services, not their fighters.", dict(**X, lang="en"), False),
+    ("denial-en", "Kigali dismissed the UN report as baseless, saying its troops were not in Congo.", dict(**X, lang="en"), True),
+    ("denial-en", "The club said the new members were not their first choice for the board.", dict(**X, lang="en"), False),
+    # round 16 (en reports): a trial's and an anniversary's other words
+    ("report-en", "Five years on, relatives of those killed in the bombing claimed by the Islamic State still wait for answers.", dict(**X, lang="en"), True),
+    ("claim-en", "Five years on, relatives of those killed in the bombing claimed by the Islamic State still wait for answers.", dict(**X, lang="en"), False),
+    ("report-en", "The jury heard that the attack was claimed by the Islamic State within hours.", dict(**X, lang="en"), True),
+    ("claim-en", "The Islamic State claimed the attack on the court building in a statement on Monday.", dict(**X, lang="en"), True),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
