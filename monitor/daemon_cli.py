@@ -63,11 +63,11 @@ def run_cmd(
         daemon.prepare()
     except RuleSetError as exc:
         fail("rules have errors; not starting\n" + format_problems(exc.problems))
-    except ConfigError as exc:  # a destination's settings: name the file and line
+    except (ConfigError, ValueError, RenderError) as exc:  # a destination's or source's settings: the file and line
         from .config import locate
 
         fail(f"cannot start: {locate(cfg, str(exc))}")
-    except (ValueError, OSError, RenderError) as exc:
+    except OSError as exc:
         fail(f"cannot start: {exc}")
     code = asyncio.run(daemon.run(once=once))
     if once:
@@ -88,7 +88,11 @@ def _run_collector(cfg: Any, once: bool) -> None:
         fail(f"{cfg.source_path or 'the config'}: --role collector needs a 'bus:' section (bus: {{url: redis://...}})")
     try:
         collector.prepare()
-    except (ValueError, OSError, ConfigError) as exc:
+    except (ValueError, ConfigError) as exc:
+        from .config import locate
+
+        fail(f"cannot start: {locate(cfg, str(exc))}")
+    except OSError as exc:
         fail(f"cannot start: {exc}")
     code = asyncio.run(collector.run(once=once))
     for problem in collector.problems:

@@ -120,6 +120,20 @@ def test_run_names_the_line_of_a_destination_it_cannot_build(tmp_path: Path) -> 
     assert not (tmp_path / "a.db").exists()
 
 
+def test_run_names_the_line_of_a_source_or_templates_setting_it_cannot_use(tmp_path: Path) -> None:
+    # "error: cannot start: sources.telegram: api_id and api_hash are required", naming no file
+    cfg = write(tmp_path, f"database: {tmp_path / 'a.db'}\nsources:\n  telegram:\n    channels: ['@a']\n")
+    res = CliRunner().invoke(app, ["run", "--once", "--config", str(cfg), "--log-level", "ERROR"])
+    assert res.exit_code == 2
+    assert res.output.startswith(f"error: cannot start: {cfg}:3: sources.telegram: api_id and api_hash are required")
+    assert len(res.output.strip().splitlines()) == 1
+    cfg = write(tmp_path, f"database: {tmp_path / 'a.db'}\nalerts:\n  templates: {tmp_path / 'none'}\n")
+    res = CliRunner().invoke(app, ["run", "--once", "--config", str(cfg), "--log-level", "ERROR"])
+    assert res.exit_code == 2
+    assert res.output.strip() == f"error: cannot start: {cfg}:3: alerts.templates: {tmp_path / 'none'}: not a folder"
+    assert not (tmp_path / "a.db").exists()
+
+
 def test_non_utf8_config(tmp_path: Path) -> None:
     p = tmp_path / "cfg.yaml"
     p.write_bytes(b"database: \xff\xfe\n")
