@@ -387,7 +387,7 @@ def locate(cfg: "Config", message: str) -> str:
     if not name:
         return message
     where = message.partition(":")[0]
-    if " " in where or "." not in where or re.split(r"[.\[]", where)[0] not in Config.model_fields:
+    if " " in where or "." not in where:
         return f"{name}: {message}"
     try:
         doc = _check_yaml(Path(name).read_text(encoding="utf-8"), name)

@@ -63,12 +63,12 @@ def run_cmd(
         daemon.prepare()
     except RuleSetError as exc:
         fail("rules have errors; not starting\n" + format_problems(exc.problems))
-    except (ConfigError, ValueError, RenderError) as exc:  # a destination's or source's settings: the file and line
+    except ConfigError as exc:  # a destination's settings: name the file and line
         from .config import locate
 
         fail(f"cannot start: {locate(cfg, str(exc))}")
-    except OSError as exc:
-        fail(f"cannot start: {exc}")
+    except (ValueError, OSError, RenderError) as exc:
+        fail(f"cannot start: {_located(cfg, exc)}")
     code = asyncio.run(daemon.run(once=once))
     if once:
         note = pending_note(daemon.db)
@@ -88,16 +88,25 @@ def _run_collector(cfg: Any, once: bool) -> None:
         fail(f"{cfg.source_path or 'the config'}: --role collector needs a 'bus:' section (bus: {{url: redis://...}})")
     try:
         collector.prepare()
-    except (ValueError, ConfigError) as exc:
-        from .config import locate
-
-        fail(f"cannot start: {locate(cfg, str(exc))}")
-    except OSError as exc:
-        fail(f"cannot start: {exc}")
+    except (ValueError, OSError, ConfigError) as exc:
+        fail(f"cannot start: {_located(cfg, exc)}")
     code = asyncio.run(collector.run(once=once))
     for problem in collector.problems:
         print_error(problem)
     raise typer.Exit(code)
+
+
+def _located(cfg: Any, exc: BaseException) -> str:
+    """A start-up error about a setting (``sources.telegram: api_id and api_hash are required``,
+    ``alerts.templates: …``) with the config file and line of that setting; others as they are
+    (an archive path, another daemon running)."""
+    from .config import Config, locate
+
+    message = str(exc)
+    where = message.partition(":")[0]
+    if " " not in where and where.replace("[", ".").split(".")[0] in Config.model_fields:
+        return locate(cfg, message)
+    return message
 
 
 def pending_note(path: str) -> str | None:

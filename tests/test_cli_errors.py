@@ -139,7 +139,8 @@ def test_run_checks_the_archive_and_the_config_before_it_builds_the_rules(tmp_pa
     assert not (tmp_path / "new.db").exists()
     with open(str(archive) + ".lock", "a+") as held:  # a daemon runs on it
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        one_line_error(run_with(archive), "cannot start", "another claimwatch daemon is running")
+        line = one_line_error(run_with(archive), "cannot start", "another claimwatch daemon is running")
+        assert str(cfg) not in line  # not a setting of the config file
     if os.geteuid() == 0:
         with read_only_mount(tmp_path, archive) as mnt:
             one_line_error(run_with(mnt / "a.db"), "cannot start", "cannot open the archive for writing",
