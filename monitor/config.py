@@ -280,6 +280,57 @@ def interpolate(value: Any, *, file: str, where: str = "") -> Any:
     return value
 
 
+# pydantic's names of the schemas inside a field, which it puts in an error's location: a union
+# member ("str", "int", a discriminator's value such as "slack"), a validator ("function-after[...]")
+_SCHEMA_TAG = re.compile(r"^(?:[a-z][a-z0-9_-]*\[.*\]|str|int|float|bool|bytes|none|constrained-[a-z]+|[A-Z]\w*)$")
+
+
+def _user_loc(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``loc`` without pydantic's schema tags, so the path is the one written in the file:
+    ``alerts.destinations.s.slack.webhook_url`` -> ``alerts.destinations.s.webhook_url``,
+    ``sources.telegram.backfill.str`` -> ``sources.telegram.backfill``. Walks the loaded data:
+    a part that is not a key (or index) of the value there and is not the last part (a
+    missing key), or that is a schema's name where the value is not a mapping, is a tag."""
+    out: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif isinstance(part, str) and (
+                (isinstance(node, dict) and i < len(loc) - 1) or not isinstance(node, dict)
+                or _SCHEMA_TAG.match(part)):
+            continue  # a tag: the value stays where it was
+        else:
+            node = None
+        out.append(part)
+    return tuple(out)
+
+
+def _problem_lines(name: str, doc: Any, data: Any, errors: list[Any]) -> list[str]:
+    """One line per location the user wrote: the errors of a union's members at one place
+    (``backfill``: not a string, not an integer) are one line."""
+    by_loc: dict[tuple[Any, ...], list[Any]] = {}
+    for err in errors:
+        by_loc.setdefault(_user_loc(data, tuple(err["loc"])), []).append(err)
+    problems = []
+    for loc_t, errs in by_loc.items():
+        loc = _loc(loc_t)
+        at = _at(name, doc, loc_t)
+        if any(e["type"] == "extra_forbidden" for e in errs):
+            problems.append(f"{at}: unknown key '{loc}'")
+            continue
+        msgs = list(dict.fromkeys(e["msg"] for e in errs))
+        lead = "Input should be "
+        if len(msgs) > 1 and all(m.startswith(lead) for m in msgs):
+            msg = lead + " or ".join(m[len(lead):] for m in msgs)
+        else:
+            msg = "; ".join(msgs)
+        problems.append(f"{at}: {loc}: {msg}")
+    return problems
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for p in loc:
@@ -323,15 +374,7 @@ def load_config(path: str | Path | None) -> Config:
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = _loc(tuple(err["loc"]))
-            at = _at(name, doc, tuple(err["loc"]))
-            if err["type"] == "extra_forbidden":
-                problems.append(f"{at}: unknown key '{loc}'")
-            else:
-                problems.append(f"{at}: {loc}: {err['msg']}")
-        raise ConfigError("\n".join(problems)) from None
+        raise ConfigError("\n".join(_problem_lines(name, doc, data, exc.errors()))) from None
     cfg.source_path = name
     _check_references(cfg, name, doc)
     return cfg

@@ -68,7 +68,7 @@ def run_cmd(
 
         fail(f"cannot start: {locate(cfg, str(exc))}")
     except (ValueError, OSError, RenderError) as exc:
-        fail(f"cannot start: {exc}")
+        fail(f"cannot start: {_located(cfg, exc)}")
     code = asyncio.run(daemon.run(once=once))
     if once:
         note = pending_note(daemon.db)
@@ -89,11 +89,24 @@ def _run_collector(cfg: Any, once: bool) -> None:
     try:
         collector.prepare()
     except (ValueError, OSError, ConfigError) as exc:
-        fail(f"cannot start: {exc}")
+        fail(f"cannot start: {_located(cfg, exc)}")
     code = asyncio.run(collector.run(once=once))
     for problem in collector.problems:
         print_error(problem)
     raise typer.Exit(code)
+
+
+def _located(cfg: Any, exc: BaseException) -> str:
+    """A start-up error about a setting (``sources.telegram: api_id and api_hash are required``,
+    ``alerts.templates: …``) with the config file and line of that setting; others as they are
+    (an archive path, another daemon running)."""
+    from .config import Config, locate
+
+    message = str(exc)
+    where = message.partition(":")[0]
+    if " " not in where and where.replace("[", ".").split(".")[0] in Config.model_fields:
+        return locate(cfg, message)
+    return message
 
 
 def pending_note(path: str) -> str | None:

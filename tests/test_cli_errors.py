@@ -109,6 +109,53 @@ def test_writing_a_read_only_archive_says_why(tmp_path: Path, archive: Path) -> 
         ro.chmod(0o755)
 
 
+def test_run_checks_the_archive_and_the_config_before_it_builds_the_rules(tmp_path: Path, archive: Path) -> None:
+    """``run`` built the rules (seconds for a big set) and only then found the archive it could
+    not write, the daemon already running on it, or a missing templates folder. A broken rule
+    file shows the order: the cheap problem is the one reported, and nothing is created."""
+    import fcntl
+    import sqlite3
+
+    bad_rules = tmp_path / "bad-rules"
+    bad_rules.mkdir()
+    (bad_rules / "r.yaml").write_text("id: r\ntitle: R\nlevel: high\nmatch:\n  c:\n    any: [x]\ncondition: nope\n")
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as c:
+        c.execute("create table t (x)")
+    cfg = tmp_path / "c.yaml"
+
+    def run_with(db: Path) -> subprocess.CompletedProcess:
+        cfg.write_text(f"database: {db}\nrules: {bad_rules}\n"
+                       f"alerts:\n  default: [f]\n  destinations:\n    f: {{type: file, path: {tmp_path / 'al.jsonl'}}}\n")
+        return cw("run", "--once", "-c", str(cfg), "--log-level", "ERROR")
+
+    one_line_error(run_with(tmp_path), "cannot start", "is a directory")
+    one_line_error(run_with(other), "cannot start", f"{other}: not a claimwatch archive (its tables: t)")
+    (tmp_path / "file").write_text("x")
+    one_line_error(run_with(tmp_path / "file" / "sub" / "a.db"), "cannot start", "cannot create its folder",
+                   "is not a folder")
+    res = run_with(tmp_path / "new.db")
+    assert res.returncode == 2 and "rules have errors" in res.stderr, res.stderr  # the archive is fine
+    assert not (tmp_path / "new.db").exists()
+    with open(str(archive) + ".lock", "a+") as held:  # a daemon runs on it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        line = one_line_error(run_with(archive), "cannot start", "another claimwatch daemon is running")
+        assert str(cfg) not in line  # not a setting of the config file
+    if os.geteuid() == 0:
+        with read_only_mount(tmp_path, archive) as mnt:
+            one_line_error(run_with(mnt / "a.db"), "cannot start", "cannot open the archive for writing",
+                           "read-only file system")
+    else:
+        archive.chmod(0o444)
+        one_line_error(run_with(archive), "cannot start", "cannot open the archive for writing", "read-only")
+        archive.chmod(0o644)
+    cfg_text = (f"database: {tmp_path / 'new.db'}\nrules: {bad_rules}\n"
+                f"alerts:\n  templates: {tmp_path / 'no-templates'}\n")
+    cfg.write_text(cfg_text)
+    one_line_error(cw("run", "--once", "-c", str(cfg)), "cannot start", "alerts.templates", "not a folder")
+    assert not (tmp_path / "new.db").exists()
+
+
 def _check_read_only(db: Path) -> None:
     for args in (["stats"], ["search", "claimed"], ["verify"], ["hits"], ["status"]):
         res = cw(*args, "--db", str(db))

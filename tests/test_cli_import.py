@@ -269,6 +269,32 @@ def test_canonical_records_with_impossible_dates_or_platforms_are_one_line_error
     assert not db_path.exists() or counts(db_path)[0] == 0
 
 
+@pytest.mark.parametrize(
+    ("field", "raw", "shown"),
+    [
+        # stored as message "12.5" / "1000.0" / "True": ids no source has, and a later import of
+        # the same message with the integer id was a second message
+        ("message_id", "12.5", "12.5"), ("message_id", "1e3", "1000.0"), ("message_id", "true", "True"),
+        ("message_id", "[7]", "[7]"), ("channel_id", "555.0", "555.0"), ("reply_to", "3.5", "3.5"),
+    ],
+)
+def test_canonical_ids_that_are_not_integers_or_strings_are_one_line_errors(
+        tmp_path: Path, db_path: Path, field: str, raw: str, shown: str) -> None:
+    good = {"schema": "claimwatch.message/1", "platform": "telegram", "channel_id": "555", "message_id": 1,
+            "date": "2024-01-04T14:00:00Z", "text": "x"}
+    bad = json.dumps({**good, "message_id": "2", field: "@@"}).replace('"@@"', raw)
+    p = tmp_path / "c.jsonl"
+    p.write_text(json.dumps(good) + "\n" + bad + "\n", encoding="utf-8")
+    r = run(db_path, str(p))
+    assert r.exit_code == 2 and "Traceback" not in r.stderr, r.stderr
+    assert error_lines(r) == [f"error: {p}:2: {field}: must be an integer or a string, not {shown}"], r.stderr
+    assert not db_path.exists() or counts(db_path)[0] == 0  # the good first line is not kept either
+    r = run(db_path, str(p), "--skip-bad")
+    assert r.exit_code == 0, r.stderr
+    with sqlite3.connect(db_path) as c:
+        assert c.execute("select channel_id, message_id from messages").fetchall() == [("555", "1")]
+
+
 def test_an_early_year_is_stored_with_four_digits_and_x_in_any_case(tmp_path: Path, db_path: Path) -> None:
     # "0001-01-01" was stored "1-01-01T…", which sorts after "2024-…" as text
     base = {"schema": "claimwatch.message/1", "platform": "telegram", "channel_id": "555", "text": "x"}

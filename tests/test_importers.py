@@ -265,6 +265,21 @@ def test_x_missing_created_at_uses_the_snowflake_time() -> None:
     assert m.extra["date_from_id"] is True and m.url == "https://x.com/i/status/1742552774333198337"
 
 
+def test_snowflake_time_has_one_home() -> None:
+    """The live X source and the page walker read a post id's time with one function (the
+    source kept a copy of its own, in milliseconds, with no range check)."""
+    from monitor.sources.x import source as x_source
+
+    root = SAMPLES.parent
+    homes = [p.relative_to(root).as_posix() for p in (root / "monitor").rglob("*.py")
+             if "def snowflake_time(" in p.read_text(encoding="utf-8")]
+    assert homes == ["monitor/sources/x/convert.py"]
+    assert x_source.snowflake_time is x_convert.snowflake_time
+    assert x_source.snowflake_time(1742552774333198337) == datetime(2024, 1, 3, 14, 25, 31, tzinfo=UTC)
+    with pytest.raises(MessageError, match="not an X post id"):
+        x_source.snowflake_time(1 << 80)
+
+
 def test_x_lone_surrogates_are_replaced_in_text_and_kept_in_raw(tmp_path: Path, archive: Archive) -> None:
     # X may cut a post in the middle of an emoji: a lone UTF-16 surrogate escape.
     line = '{"id":"1742552774333198338","text":"cut \\ud83c","author_id":"9","created_at":"2024-01-03T14:25:31.000Z"}\n'

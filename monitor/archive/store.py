@@ -89,6 +89,13 @@ def _unwritable_reason(path: str) -> str | None:
     return None
 
 
+def _read_only_fs(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def _open_error(path: str, exc: sqlite3.Error) -> ArchiveOpenError:
     reason = _unwritable_reason(path)
     return ArchiveOpenError(f"{path}: cannot open the archive for writing: {reason} ({exc})" if reason
@@ -208,6 +215,38 @@ class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
 
             archive.incidents = LazyTracker()
         return archive
+
+    @staticmethod
+    def check_writable(path: str | Path) -> None:
+        """Raise :class:`ArchiveOpenError` (one line) when :meth:`open` could not open ``path``
+        for writing or it is not an archive, without creating anything: ``claimwatch run``
+        checks this before it builds the rules (seconds for a big set), not after."""
+        path = str(path)
+        if path == ":memory:":
+            return
+        p = Path(path)
+        if p.is_dir():
+            raise ArchiveOpenError(f"{path}: is a directory, not an archive file")
+        folder = p.resolve().parent
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if existing != folder:  # open() creates the folder: can it?
+            why = (f"{existing} is not a folder" if not existing.is_dir()
+                   else None if os.access(existing, os.W_OK | os.X_OK) and not _read_only_fs(existing)
+                   else f"{existing} is not writable by this user")
+            if why:
+                raise ArchiveOpenError(f"{path}: cannot create its folder: {why}")
+            return
+        reason = _unwritable_reason(path)
+        if reason is not None:
+            raise ArchiveOpenError(f"{path}: cannot open the archive for writing: {reason}")
+        if p.exists():
+            conn = _connect_readonly(path)
+            try:
+                _check_is_archive(conn, path, readonly=False)
+            finally:
+                conn.close()
 
     def close(self) -> None:
         self.conn.close()

@@ -120,24 +120,32 @@ class Daemon:
 
     # -- preparation (synchronous; errors here mean "refuse to start") ---------
     def prepare(self) -> None:
-        """Validate rules, open/migrate the archive, build destinations and sources.
+        """Build destinations and sources, check the archive can be written, validate the
+        rules, open/migrate the archive.
 
-        Raises ``RuleSetError`` for broken rules and ``ConfigError``/``ValueError`` for
-        unusable configuration, before anything starts.
+        Raises ``ConfigError``/``ValueError``/``OSError`` for unusable configuration or archive
+        (checked first), ``RuleSetError`` for broken rules, before anything starts.
         """
         from ..alerts import build_destinations
         from ..alerts.policy import OutboxPolicy
+        from ..alerts.render import Renderer
 
+        # The cheap checks first (destinations, sources, the templates folder, the archive's
+        # lock and write access): building the rules takes seconds for a big set, and a user
+        # waited for it to learn that the archive was read-only. Nothing is created before the
+        # rules are good but the lock file.
+        self.destinations = build_destinations(self.cfg)
+        if self.role != "archiver":
+            self.sources = build_sources(self.cfg)
+        Renderer(self.cfg.alerts.templates)  # RenderError when alerts.templates is not a folder
+        Archive.check_writable(self.db)
+        self._lock_archive()
         self.rules = RulesState(self.cfg, self.cfg.rules, on_error=self._notify_rules_error)
         self.rules.load()
-        self.destinations = build_destinations(self.cfg)
         if self.role == "archiver":
             from ..bus.roles import archiver_sources
 
             self.sources = archiver_sources(self.cfg, self.rules)
-        else:
-            self.sources = build_sources(self.cfg)
-        self._lock_archive()
         self.archive = Archive.open(self.db)
         from ..incidents import configure as configure_incidents
 

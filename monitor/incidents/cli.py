@@ -125,28 +125,36 @@ def show_cmd(
     console.print(Text(f"{d['start']} - {d['end']}   {c['messages']} message(s) in {c['channels']} channel(s)"))
     table = Table(show_lines=False)
     wide = console.width >= 120
-    cols = ("T", "date", "kind", "actors", "channel", "text") if wide else ("T", "kind", "channel", "text")
+    # under 120 columns two: the offset over the kind, and the message (its channel whole over
+    # the text, the link on a line of its own: a channel column left the text 32 columns and
+    # cut both the names, "خبرگزاری پیام م…", and the links)
+    cols = ("T", "date", "kind", "actors", "channel", "text") if wide else ("T", "message")
     for col in cols:
-        # on a wide console the actors and channel columns are cut (ellipsis), never the text:
-        # a long actor list took the whole width and the offsets, kinds and text vanished
-        table.add_column(col, ratio=1 if col == "text" else None, no_wrap=col != "text",
+        # on a wide console the actors column is cut (ellipsis), never the text: a long actor
+        # list took the whole width and the offsets, kinds and text vanished; channel names
+        # wrap, never cut
+        table.add_column(col, ratio=1 if col in ("text", "message") else None,
+                         no_wrap=col not in ("text", "message", "channel"),
                          min_width=9 if col == "T" else None,
-                         overflow="ellipsis" if col in ("channel", "actors") else None,
-                         max_width={"channel": 20 if wide else 16, "actors": 28}.get(col))
+                         overflow="ellipsis" if col == "actors" else "fold" if col == "channel" else None,
+                         max_width={"channel": 20, "actors": 28}.get(col))
     for e in timeline(d):
-        body = Text(shown(" ".join(e["text"].split())[:300]))
+        body = Text()
+        if not wide:
+            body.append(shown(e["channel"]) + "\n", style="bold")
+        body.append(shown(" ".join(e["text"].split())[:300]))
         if not wide and e["actors"]:  # (no actors column: the speaker/actor under the text)
             body.append("\n" + ", ".join(_short_title(titles.get(a, a)) for a in e["actors"]), style="magenta")
         if e.get("family_note"):
             body.append(f"\n{e['family_note']}", style="italic dim")
         if e.get("url"):
-            body.append(f"\n{e['url']}", style="blue")
+            body.append(f"\n{shown(e['url'])}", style="blue")
         kind = Text(e["kind"], style=KIND_STYLE.get(e["kind"], ""))
         if wide:
             table.add_row(e["offset"], e["date"][:16].replace("T", " "), kind,
                           Text(", ".join(titles.get(a, a) for a in e["actors"])), Text(shown(e["channel"])), body)
         else:
-            table.add_row(e["offset"], kind, Text(shown(e["channel"])), body)
+            table.add_row(Text(e["offset"] + "\n").append_text(kind), body)
     console.print(table)
 
 

@@ -193,8 +193,10 @@ def markdown(detail: dict[str, Any], actor_titles: dict[str, str] | None = None)
     lines.append(f"- **Actors:** {', '.join(titles.get(a, a) for a in detail['actors']) or '—'}")
     lines.append(f"- **Period:** {detail['start']} – {detail['end']} (UTC)")
     first_url = _md_url(fs.get("url"))
-    lines.append(f"- **First seen (T0):** {fs.get('date', '')} in {_md(fs.get('platform', ''))}:{_md(fs.get('channel_id', ''))}"
-                 + (f" <{first_url}>" if first_url else ""))
+    first_channel = _md(_first_channel(detail) or f"{fs.get('platform', '')}:{fs.get('channel_id', '')}")
+    lines.append(f"- **First seen (T0):** {fs.get('date', '')} in "
+                 + (f"[{first_channel}]({first_url})" if first_url else first_channel)
+                 + (f" ({_md(PLATFORM_NAMES.get(fs.get('platform', ''), fs.get('platform', '')))})" if fs else ""))
     kinds = ", ".join(f"{c[k]} {k}" for k in KINDS if c.get(k))
     lines.append(f"- **Messages:** {c['messages']} in {c['channels']} channel(s) ({kinds})")
     lines += ["", "| T | date (UTC) | kind | actors | channel | message |", "|---|---|---|---|---|---|"]
@@ -209,6 +211,20 @@ def markdown(detail: dict[str, Any], actor_titles: dict[str, str] | None = None)
         actors = ", ".join(titles.get(a, a) for a in e["actors"])
         lines.append(f"| {e['offset']} | {e['date'][:16].replace('T', ' ')} | {e['kind']} | {_md(actors)} | {link} | {text} |")
     return "\n".join(lines) + "\n"
+
+
+PLATFORM_NAMES = {"telegram": "Telegram", "x": "X"}
+
+
+def _first_channel(detail: dict[str, Any]) -> str | None:
+    """The name of the first-seen message's channel (its @name or title, as the timeline shows
+    it), not ``telegram:1987600000``."""
+    fs = detail.get("first_seen") or {}
+    key = (fs.get("platform"), fs.get("channel_id"), fs.get("message_id"))
+    for m, x in zip(detail.get("messages", []), detail.get("_extras", [])):
+        if (m["platform"], m["channel_id"], m["message_id"]) == key:
+            return str(x["channel"])
+    return None
 
 
 _MD_ACTIVE = str.maketrans({ch: "\\" + ch for ch in "\\`*_[]<>|#!~"})

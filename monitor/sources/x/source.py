@@ -37,7 +37,7 @@ from ..base import Envelope, Source, SourceContext, SourceStopped
 from . import budget
 from .accounts import Account, parse_accounts, resolve_accounts
 from .client import ENDPOINTS, MIN_PAGE, PAGE_SIZE, SEARCH, TIMELINE, USERS, XApi
-from .convert import page_items
+from .convert import page_items, snowflake_time
 from .poller import Caller, EndpointForbidden, Fetched, RequestFailed, UsageCapped, fetch_pages
 
 log = get_logger("claimwatch.x")
@@ -53,14 +53,6 @@ PART_NAMES = {TIMELINE: "account timelines", SEARCH: "searches"}
 
 class _Stopping(Exception):
     """ctx.stop was set while waiting."""
-
-
-TWITTER_EPOCH_MS = 1288834974657
-
-
-def snowflake_time(post_id: int) -> datetime:
-    """When X minted a post id (the top bits of a snowflake are milliseconds since 2010-11-04)."""
-    return datetime.fromtimestamp(((post_id >> 22) + TWITTER_EPOCH_MS) / 1000, tz=timezone.utc)
 
 
 @dataclass(frozen=True)
