@@ -670,7 +670,10 @@ EXAMPLES = [
     ("statement-strike-fa", "«نیروهای دموکراتیک سوریه» شامگاه دیروز در بیانیه‌ای اعلام کردند: دو خودروی نظامی شبه‌نظامیان وابسته به ترکیه را در نزدیکی منبج منهدم کرده‌ایم.", dict(**TG), False),
     ("claim-formula-fa", "گردان‌های ناصر صلاح الدین اعلام کردند یک تانک مرکاوا را در شرق خان یونس منهدم کردند.", dict(**TG), True),
     ("claim-fa", "ولایت سینا مسئولیت حمله به پاسگاه ارتش مصر در العریش را بر عهده گرفت.", dict(**TG), True),
-    ("claim-fa", "ارتش اراکان کنترل شهر پالتوا را به دست گرفت.", dict(**TG), True),
+    # (round 16: a town taken told by the news, no word of the group, is no claim -- as "بوکوحرام به روستایی حمله
+    # کرد"; was True)
+    ("claim-fa", "ارتش اراکان کنترل شهر پالتوا را به دست گرفت.", dict(**TG), False),
+    ("claim-fa", "ارتش اراکان اعلام کرد کنترل شهر پالتوا را به دست گرفته است.", dict(**TG), True),
     ("claim-fa", "ابوحمزه سخنگوی سرایا القدس گفت مقاومت تا آزادی کامل فلسطین ادامه خواهد یافت.", dict(**TG), False),
     ("claim-fa", "قسد و دولت دمشق درباره ادغام نیروها در ارتش سوریه گفت‌وگو کردند.", dict(**TG), False),
     # the Popular Mobilisation Forces are Iraq's state forces: their operation against IS is not a claim
@@ -879,7 +882,10 @@ EXAMPLES = [
     ("statement-strike-ar", "وقال الجيش في بيان إن قواته استهدفت مواقع المسلحين وقتلت عددا من عناصر التنظيم", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث باسم الحركة إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
     ("statement-comment-ar", "وقال مسؤول في حركة الشباب لرويترز إن الهجوم على القاعدة العسكرية أسفر عن مقتل جنود", dict(**TG), False),
-    ("statement-comment-ar", "وقال مسؤول في وزارة الدفاع لرويترز إن الهجوم على القاعدة العسكرية أسفر عن مقتل جنود", dict(**TG), True),
+    # (round 16, det-fa: القاعدة here is "the base", no longer read as al-Qaeda through a Persian actor name; the plain
+    # account is none by the officials convention, the example now takes a position)
+    ("statement-comment-ar", "وقال مسؤول في وزارة الدفاع لرويترز إن الهجوم الإرهابي الجبان على القاعدة العسكرية أسفر عن مقتل جنود", dict(**TG), True),
+    ("statement-comment-ar", "وقال مسؤول في وزارة الدفاع لرويترز إن الهجوم على القاعدة العسكرية أسفر عن مقتل جنود", dict(**TG), False),
     ("statement-comment-ar", "وقال مندوب إيران لدى الأمم المتحدة إن الهجوم على القنصلية انتهاك صارخ للقانون الدولي", dict(**TG), True),
     ("statement-comment-ar", "وقال مندوب المبيعات إن الشركة ستطلق هاتفا جديدا بعد الهجوم الإعلاني للمنافسين", dict(**TG), False),
     ("statement-condemn-ar", "وأضاف البيان: ندين الهجوم الإرهابي الذي نفذته عناصر مرتبطة بالتنظيم", dict(**TG), True),
@@ -2489,6 +2495,13 @@ EXAMPLES = [
     # round 15 (fa): the claim in its own clause and the background after the semicolon is a claim; a cue before it is not
     ("claim-fa", "داعش مسئولیت حمله به کلیسا را پذیرفت؛ این گروه پیش‌تر نیز حملاتی را در این استان انجام داده بود.", dict(**TG), True),
     ("claim-fa", "پیش از این نیز داعش مسئولیت حمله به کلیسا را پذیرفت. این گروه بارها کلیساها را هدف قرار داده است.", dict(**TG), False),
+    # round 16 (fa): a town taken is the group's claim when the group says so; the news telling it is not
+    ("claim-fa", "نیروهای واکنش سریع اعلام کردند کنترل شهر بابنوسه را به دست گرفته‌اند.", dict(**TG), True),
+    ("claim-fa", "نیروهای واکنش سریع کنترل شهر بابنوسه را به دست گرفتند.", dict(**TG), False),
+    # round 16 (fa): Sudan's RSF by its other Persian name, al-Shabaab with the Persian word before it
+    ("statement-blame-fa", "ارتش سودان نیروهای واکنش سریع را به کشتار غیرنظامیان در الفاشر متهم کرد.", dict(**TG), True),
+    ("statement-comment-fa", "مقامات محلی کنیا از حمله شبه نظامیان الشباب به یک پاسگاه پلیس در مندرا خبر دادند.", dict(**TG), True),
+    ("statement-comment-fa", "مقامات محلی کنیا از برگزاری جشنواره الشباب در مندرا خبر دادند.", dict(**TG), False),
 ]
 
 
@@ -2617,6 +2630,25 @@ def test_new_actors_are_found_and_do_not_over_match(pack, text: str, lang: str, 
         assert actor in tagged, tagged
     else:
         assert not {a for a in tagged if a.startswith(NEW_ACTOR_IDS)}, tagged
+
+
+# round 16: actor names match in every language, so a Persian name that is an ordinary Arabic word (القاعدة "the
+# base", الشباب "the youth") is listed only with a Persian word around it; the Persian rules read the bare name
+ACTOR_TAG_EXAMPLES = [
+    ("استهدفت المقاومة الإسلامية القاعدة الأمريكية في عين الأسد بطائرة مسيرة.", "ar", "al-qaeda", False),
+    ("أعلنت وزارة الشباب والرياضة افتتاح ملعب جديد في العاصمة.", "ar", "al-shabaab", False),
+    ("گروه القاعده مسئولیت حمله به پایگاه ارتش را بر عهده گرفت.", "fa", "al-qaeda", True),
+    ("نیروهای آمریکا در ادلب علیه القاعده حمله کردند.", "fa", "al-qaeda", True),
+    ("تروریست‌های الشباب به یک پایگاه نظامی در جنوب سومالی حمله کردند.", "fa", "al-shabaab", True),
+    ("نیروهای واکنش سریع شهر الفاشر را محاصره کرده‌اند.", "fa", "rsf", True),
+    ("نیروی واکنش سریع پلیس در محل حاضر شد.", "fa", "rsf", False),
+]
+
+
+@pytest.mark.parametrize(("text", "lang", "actor", "tagged"), ACTOR_TAG_EXAMPLES)
+def test_persian_names_do_not_tag_arabic_words(pack, text: str, lang: str, actor: str, tagged: bool) -> None:
+    _rs, matcher, _n = pack
+    assert (actor in set(matcher.actors_of(msg(text, platform="x", lang=lang)))) is tagged
 
 
 def test_new_actor_blocks_are_referenced_by_the_grammar(pack) -> None:
