@@ -2502,6 +2502,10 @@ EXAMPLES = [
     ("statement-blame-fa", "ارتش سودان نیروهای واکنش سریع را به کشتار غیرنظامیان در الفاشر متهم کرد.", dict(**TG), True),
     ("statement-comment-fa", "مقامات محلی کنیا از حمله شبه نظامیان الشباب به یک پاسگاه پلیس در مندرا خبر دادند.", dict(**TG), True),
     ("statement-comment-fa", "مقامات محلی کنیا از برگزاری جشنواره الشباب در مندرا خبر دادند.", dict(**TG), False),
+    # round 16 (fa): the group "announced" the enemy's soldiers dead ("lost their lives"); its own members, or a state, are not
+    ("claim-fa", "نیروهای مدافع خلق اعلام کرد در نتیجه درگیری با ارتش ترکیه در شرناخ ۱۰ سرباز ترک جان خود را از دست دادند.", dict(**TG), True),
+    ("claim-fa", "حماس اعلام کرد سه عضو این جنبش در حمله اسرائیل جان باختند.", dict(**TG), False),
+    ("claim-fa", "ارتش ترکیه اعلام کرد در درگیری با پ‌ک‌ک در شرناخ ۱۰ سرباز ترک جان خود را از دست دادند.", dict(**TG), False),
     # round 16 (fa): responsibility for "a few" attacks is a group's record (a report), "all of yesterday's" may be a claim
     ("report-fa", "گروه انصار بیت المقدس در سال ۲۰۱۱ ظهور کرد و مسئولیت چند حمله به خط لوله گاز را بر عهده گرفت.", dict(**TG), True),
     ("claim-fa", "گروه انصار بیت المقدس در سال ۲۰۱۱ ظهور کرد و مسئولیت چند حمله به خط لوله گاز را بر عهده گرفت.", dict(**TG), False),
