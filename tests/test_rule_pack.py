@@ -2506,6 +2506,10 @@ EXAMPLES = [
     ("claim-fa", "نیروهای مدافع خلق اعلام کرد در نتیجه درگیری با ارتش ترکیه در شرناخ ۱۰ سرباز ترک جان خود را از دست دادند.", dict(**TG), True),
     ("claim-fa", "حماس اعلام کرد سه عضو این جنبش در حمله اسرائیل جان باختند.", dict(**TG), False),
     ("claim-fa", "ارتش ترکیه اعلام کرد در درگیری با پ‌ک‌ک در شرناخ ۱۰ سرباز ترک جان خود را از دست دادند.", dict(**TG), False),
+    # round 16 (fa): the anniversary ceremony attacked today is the news; the attack's anniversary is background
+    ("claim-fa", "داعش مسئولیت حمله به مراسم سالگرد یک رهبر شیعه در کابل را بر عهده گرفت.", dict(**TG), True),
+    ("report-fa", "در سالگرد حمله به مسجد که داعش مسئولیت آن را بر عهده گرفته بود، مراسمی برگزار شد.", dict(**TG), True),
+    ("claim-fa", "در سالگرد حمله به مسجد که داعش مسئولیت آن را بر عهده گرفته بود، مراسمی برگزار شد.", dict(**TG), False),
     # round 16 (fa): responsibility for "a few" attacks is a group's record (a report), "all of yesterday's" may be a claim
     ("report-fa", "گروه انصار بیت المقدس در سال ۲۰۱۱ ظهور کرد و مسئولیت چند حمله به خط لوله گاز را بر عهده گرفت.", dict(**TG), True),
     ("claim-fa", "گروه انصار بیت المقدس در سال ۲۰۱۱ ظهور کرد و مسئولیت چند حمله به خط لوله گاز را بر عهده گرفت.", dict(**TG), False),
