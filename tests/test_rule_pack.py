@@ -2515,6 +2515,14 @@ EXAMPLES = [
     ("statement-condemn-fa", "نیروهای مقاومت عراق، ضمن محکوم کردن حمله آمریکا به مقرهای حشد الشعبی در غرب عراق، اعلام کردند که به زودی انتقام شدیدی خواهند گرفت.", dict(**TG), False),
     ("statement-threat-fa", "دولت عراق، ضمن محکوم کردن حمله آمریکا به مقرهای حشد الشعبی در غرب عراق، اعلام کرد که به این تجاوز پاسخ خواهد داد.", dict(**TG), True),
     ("statement-condemn-fa", "دولت عراق، ضمن محکوم کردن حمله آمریکا به مقرهای حشد الشعبی در غرب عراق، اعلام کرد که به این تجاوز پاسخ خواهد داد.", dict(**TG), True),
+    # round 16 (fa): the blame frame negated ("... پشت انفجار ... نبوده است"، "ما عامل این حمله نیستیم") is a denial,
+    # neither a blame nor a claim; a car "not behind the building" denies nothing
+    ("denial-fa", "سخنگوی ارتش اسرائیل گفت اسرائیل پشت انفجار بیمارستان غزه نبوده است.", dict(**TG), True),
+    ("statement-blame-fa", "سخنگوی ارتش اسرائیل گفت اسرائیل پشت انفجار بیمارستان غزه نبوده است.", dict(**TG), False),
+    ("statement-blame-fa", "سخنگوی ارتش اسرائیل گفت حماس پشت انفجار بیمارستان غزه بوده است.", dict(**TG), True),
+    ("denial-fa", "سخنگوی گروه گفت ما عامل این حمله نیستیم.", dict(**TG), True),
+    ("claim-formula-fa", "سخنگوی گروه گفت ما عامل این حمله نیستیم.", dict(**TG), False),
+    ("denial-fa", "پلیس گفت خودروی بمب‌گذاری شده پشت ساختمان نبوده است.", dict(**TG), False),
     # round 16 (fa): responsibility for "a few" attacks is a group's record (a report), "all of yesterday's" may be a claim
     ("report-fa", "گروه انصار بیت المقدس در سال ۲۰۱۱ ظهور کرد و مسئولیت چند حمله به خط لوله گاز را بر عهده گرفت.", dict(**TG), True),
     ("claim-fa", "گروه انصار بیت المقدس در سال ۲۰۱۱ ظهور کرد و مسئولیت چند حمله به خط لوله گاز را بر عهده گرفت.", dict(**TG), False),
