@@ -670,7 +670,10 @@ EXAMPLES = [
     ("statement-strike-fa", "«نیروهای دموکراتیک سوریه» شامگاه دیروز در بیانیه‌ای اعلام کردند: دو خودروی نظامی شبه‌نظامیان وابسته به ترکیه را در نزدیکی منبج منهدم کرده‌ایم.", dict(**TG), False),
     ("claim-formula-fa", "گردان‌های ناصر صلاح الدین اعلام کردند یک تانک مرکاوا را در شرق خان یونس منهدم کردند.", dict(**TG), True),
     ("claim-fa", "ولایت سینا مسئولیت حمله به پاسگاه ارتش مصر در العریش را بر عهده گرفت.", dict(**TG), True),
-    ("claim-fa", "ارتش اراکان کنترل شهر پالتوا را به دست گرفت.", dict(**TG), True),
+    # (round 16: a town taken told by the news, no word of the group, is no claim -- as "بوکوحرام به روستایی حمله
+    # کرد"; was True)
+    ("claim-fa", "ارتش اراکان کنترل شهر پالتوا را به دست گرفت.", dict(**TG), False),
+    ("claim-fa", "ارتش اراکان اعلام کرد کنترل شهر پالتوا را به دست گرفته است.", dict(**TG), True),
     ("claim-fa", "ابوحمزه سخنگوی سرایا القدس گفت مقاومت تا آزادی کامل فلسطین ادامه خواهد یافت.", dict(**TG), False),
     ("claim-fa", "قسد و دولت دمشق درباره ادغام نیروها در ارتش سوریه گفت‌وگو کردند.", dict(**TG), False),
     # the Popular Mobilisation Forces are Iraq's state forces: their operation against IS is not a claim
@@ -879,7 +882,10 @@ EXAMPLES = [
     ("statement-strike-ar", "وقال الجيش في بيان إن قواته استهدفت مواقع المسلحين وقتلت عددا من عناصر التنظيم", dict(**TG), True),
     ("statement-comment-ar", "وقال المتحدث باسم الحركة إن الهجوم جاء ردا على اعتقال قادتها", dict(**TG), False),
     ("statement-comment-ar", "وقال مسؤول في حركة الشباب لرويترز إن الهجوم على القاعدة العسكرية أسفر عن مقتل جنود", dict(**TG), False),
-    ("statement-comment-ar", "وقال مسؤول في وزارة الدفاع لرويترز إن الهجوم على القاعدة العسكرية أسفر عن مقتل جنود", dict(**TG), True),
+    # (round 16, det-fa: القاعدة here is "the base", no longer read as al-Qaeda through a Persian actor name; the plain
+    # account is none by the officials convention, the example now takes a position)
+    ("statement-comment-ar", "وقال مسؤول في وزارة الدفاع لرويترز إن الهجوم الإرهابي الجبان على القاعدة العسكرية أسفر عن مقتل جنود", dict(**TG), True),
+    ("statement-comment-ar", "وقال مسؤول في وزارة الدفاع لرويترز إن الهجوم على القاعدة العسكرية أسفر عن مقتل جنود", dict(**TG), False),
     ("statement-comment-ar", "وقال مندوب إيران لدى الأمم المتحدة إن الهجوم على القنصلية انتهاك صارخ للقانون الدولي", dict(**TG), True),
     ("statement-comment-ar", "وقال مندوب المبيعات إن الشركة ستطلق هاتفا جديدا بعد الهجوم الإعلاني للمنافسين", dict(**TG), False),
     ("statement-condemn-ar", "وأضاف البيان: ندين الهجوم الإرهابي الذي نفذته عناصر مرتبطة بالتنظيم", dict(**TG), True),
@@ -2598,6 +2604,43 @@ EXAMPLES = [
     ("statement-threat-ar", "قال الرئيس في خطاب متلفز إن بلاده لن تتهاون مع من يهدد أمنها وستضرب بيد من حديد.", dict(**TG), True),
     ("statement-threat-ar", "قال وزير الرياضة إن المنتخب سيضرب بقوة في المباراة المقبلة.", dict(**TG), False),
     ("statement-comment-ar", "قال وزير الصحة إن المستشفيات استقبلت 40 جريحا بعد الانفجار.", dict(**TG), False),
+    # round 16 (fa): a town taken is the group's claim when the group says so; the news telling it is not
+    ("claim-fa", "نیروهای واکنش سریع اعلام کردند کنترل شهر بابنوسه را به دست گرفته‌اند.", dict(**TG), True),
+    ("claim-fa", "نیروهای واکنش سریع کنترل شهر بابنوسه را به دست گرفتند.", dict(**TG), False),
+    # round 16 (fa): Sudan's RSF by its other Persian name, al-Shabaab with the Persian word before it
+    ("statement-blame-fa", "ارتش سودان نیروهای واکنش سریع را به کشتار غیرنظامیان در الفاشر متهم کرد.", dict(**TG), True),
+    ("statement-comment-fa", "مقامات محلی کنیا از حمله شبه نظامیان الشباب به یک پاسگاه پلیس در مندرا خبر دادند.", dict(**TG), True),
+    ("statement-comment-fa", "مقامات محلی کنیا از برگزاری جشنواره الشباب در مندرا خبر دادند.", dict(**TG), False),
+    # round 16 (fa): the group "announced" the enemy's soldiers dead ("lost their lives"); its own members, or a state, are not
+    ("claim-fa", "نیروهای مدافع خلق اعلام کرد در نتیجه درگیری با ارتش ترکیه در شرناخ ۱۰ سرباز ترک جان خود را از دست دادند.", dict(**TG), True),
+    ("claim-fa", "حماس اعلام کرد سه عضو این جنبش در حمله اسرائیل جان باختند.", dict(**TG), False),
+    ("claim-fa", "ارتش ترکیه اعلام کرد در درگیری با پ‌ک‌ک در شرناخ ۱۰ سرباز ترک جان خود را از دست دادند.", dict(**TG), False),
+    # round 16 (fa): the anniversary ceremony attacked today is the news; the attack's anniversary is background
+    ("claim-fa", "داعش مسئولیت حمله به مراسم سالگرد یک رهبر شیعه در کابل را بر عهده گرفت.", dict(**TG), True),
+    ("report-fa", "در سالگرد حمله به مسجد که داعش مسئولیت آن را بر عهده گرفته بود، مراسمی برگزار شد.", dict(**TG), True),
+    ("claim-fa", "در سالگرد حمله به مسجد که داعش مسئولیت آن را بر عهده گرفته بود، مراسمی برگزار شد.", dict(**TG), False),
+    # round 16 (fa): a line that opens with the "resistance" factions is their word, whatever it then condemns or vows
+    ("statement-threat-fa", "نیروهای مقاومت عراق، ضمن محکوم کردن حمله آمریکا به مقرهای حشد الشعبی در غرب عراق، اعلام کردند که به زودی انتقام شدیدی خواهند گرفت.", dict(**TG), False),
+    ("statement-condemn-fa", "نیروهای مقاومت عراق، ضمن محکوم کردن حمله آمریکا به مقرهای حشد الشعبی در غرب عراق، اعلام کردند که به زودی انتقام شدیدی خواهند گرفت.", dict(**TG), False),
+    ("statement-threat-fa", "دولت عراق، ضمن محکوم کردن حمله آمریکا به مقرهای حشد الشعبی در غرب عراق، اعلام کرد که به این تجاوز پاسخ خواهد داد.", dict(**TG), True),
+    ("statement-condemn-fa", "دولت عراق، ضمن محکوم کردن حمله آمریکا به مقرهای حشد الشعبی در غرب عراق، اعلام کرد که به این تجاوز پاسخ خواهد داد.", dict(**TG), True),
+    # round 16 (fa): the blame frame negated ("... پشت انفجار ... نبوده است"، "ما عامل این حمله نیستیم") is a denial,
+    # neither a blame nor a claim; a car "not behind the building" denies nothing
+    ("denial-fa", "سخنگوی ارتش اسرائیل گفت اسرائیل پشت انفجار بیمارستان غزه نبوده است.", dict(**TG), True),
+    ("statement-blame-fa", "سخنگوی ارتش اسرائیل گفت اسرائیل پشت انفجار بیمارستان غزه نبوده است.", dict(**TG), False),
+    ("statement-blame-fa", "سخنگوی ارتش اسرائیل گفت حماس پشت انفجار بیمارستان غزه بوده است.", dict(**TG), True),
+    ("denial-fa", "سخنگوی گروه گفت ما عامل این حمله نیستیم.", dict(**TG), True),
+    ("claim-formula-fa", "سخنگوی گروه گفت ما عامل این حمله نیستیم.", dict(**TG), False),
+    ("denial-fa", "پلیس گفت خودروی بمب‌گذاری شده پشت ساختمان نبوده است.", dict(**TG), False),
+    # round 16 (fa): responsibility for "a few" attacks is a group's record (a report), "all of yesterday's" may be a claim
+    ("report-fa", "گروه انصار بیت المقدس در سال ۲۰۱۱ ظهور کرد و مسئولیت چند حمله به خط لوله گاز را بر عهده گرفت.", dict(**TG), True),
+    ("claim-fa", "گروه انصار بیت المقدس در سال ۲۰۱۱ ظهور کرد و مسئولیت چند حمله به خط لوله گاز را بر عهده گرفت.", dict(**TG), False),
+    ("claim-fa", "داعش مسئولیت تمامی حملات دیروز در بغداد را بر عهده گرفت.", dict(**TG), True),
+    ("report-fa", "شهرداری مسئولیت چند پروژه عمرانی را بر عهده گرفت.", dict(**TG), False),
+    # round 16 (fa): "در اطلاعیه <group> آمده است" quotes the group (its "نیروهای دولت اسلامی" is no state speaker)
+    ("statement-strike-fa", "در اطلاعیه داعش آمده است: «نیروهای دولت اسلامی یک پاسگاه ارتش در شمال موزامبیک را مورد هدف قرار دادند و ده سرباز را کشتند».", dict(**TG), False),
+    ("statement-strike-fa", "در اطلاعیه ارتش موزامبیک آمده است: «نیروهای ما یک مقر تروریست‌ها در شمال کشور را هدف قرار دادند و ده تروریست را به هلاکت رساندند».", dict(**TG), True),
+    ("statement-comment-fa", "در اطلاعیه داعش آمده است: «نیروهای دولت اسلامی یک پاسگاه ارتش در شمال موزامبیک را مورد هدف قرار دادند و ده سرباز را کشتند».", dict(**TG), False),
 ]
 
 
@@ -2726,6 +2769,25 @@ def test_new_actors_are_found_and_do_not_over_match(pack, text: str, lang: str, 
         assert actor in tagged, tagged
     else:
         assert not {a for a in tagged if a.startswith(NEW_ACTOR_IDS)}, tagged
+
+
+# round 16: actor names match in every language, so a Persian name that is an ordinary Arabic word (القاعدة "the
+# base", الشباب "the youth") is listed only with a Persian word around it; the Persian rules read the bare name
+ACTOR_TAG_EXAMPLES = [
+    ("استهدفت المقاومة الإسلامية القاعدة الأمريكية في عين الأسد بطائرة مسيرة.", "ar", "al-qaeda", False),
+    ("أعلنت وزارة الشباب والرياضة افتتاح ملعب جديد في العاصمة.", "ar", "al-shabaab", False),
+    ("گروه القاعده مسئولیت حمله به پایگاه ارتش را بر عهده گرفت.", "fa", "al-qaeda", True),
+    ("نیروهای آمریکا در ادلب علیه القاعده حمله کردند.", "fa", "al-qaeda", True),
+    ("تروریست‌های الشباب به یک پایگاه نظامی در جنوب سومالی حمله کردند.", "fa", "al-shabaab", True),
+    ("نیروهای واکنش سریع شهر الفاشر را محاصره کرده‌اند.", "fa", "rsf", True),
+    ("نیروی واکنش سریع پلیس در محل حاضر شد.", "fa", "rsf", False),
+]
+
+
+@pytest.mark.parametrize(("text", "lang", "actor", "tagged"), ACTOR_TAG_EXAMPLES)
+def test_persian_names_do_not_tag_arabic_words(pack, text: str, lang: str, actor: str, tagged: bool) -> None:
+    _rs, matcher, _n = pack
+    assert (actor in set(matcher.actors_of(msg(text, platform="x", lang=lang)))) is tagged
 
 
 def test_new_actor_blocks_are_referenced_by_the_grammar(pack) -> None:
