@@ -47,7 +47,7 @@ _UNSET = object()
 NEAR_VERIFIED = 4  # LSH candidates (those sharing most bands) compared on their actual shingles
 SHINGLE_CACHE = 4096  # texts whose shingles are kept after a comparison
 TEXT_CACHE = 32768  # texts of indexed signatures kept (the newest; older ones are read when compared)
-GIVEN_TEXTS = 65536  # texts prepared elsewhere kept until their hits are assigned (IncidentTracker.give)
+GIVEN_TEXTS = 8192  # texts prepared elsewhere held until their hits are assigned (IncidentTracker.give; ~8 kB each)
 RECENT_TEXTS = 2048  # texts whose words, key and places are kept (reposts are frequent)
 MIN_SHARED_BANDS = 2  # E[shared bands] = 16 * Jaccard^2: 4 at 0.5, 1 at 0.25
 BAND_CAP = 16  # of a crowded band (template text), only its newest texts are candidates
@@ -1067,8 +1067,8 @@ class IncidentTracker:
             text = m.text
             got = batch_words.get(text) or recents.get(text)
             sig: Any = _UNSET
+            prep = given.pop(text, None) if given else None
             if got is None:
-                prep = given.pop(text, None) if given else None
                 if prep is None:
                     got = self._words(text)
                 else:
@@ -1119,14 +1119,22 @@ class IncidentTracker:
         n, *values = fam._BLOB.unpack(blob)
         return got, fam.Signature(values, n, keys, shingles, blob)
 
+    def prepare_texts(self, texts: Sequence[str]) -> list["Prepared"]:
+        """:func:`prepare_texts` with this tracker's gazetteer (for a process forked from this one)."""
+        return prepare_texts(texts, self._gaz)
+
     def give(self, prepared: Iterable[tuple[str, "Prepared"]]) -> None:
         """Texts prepared elsewhere (:func:`prepare_texts`, in the process that produced the
-        hits): used by the next batches instead of computing them here (a bounded cache; a text
-        not given, or given by another gazetteer's preparer, is computed here as before)."""
+        hits): used by the next batch that assigns them instead of computing them here (each
+        taken once). Bounded: when :data:`GIVEN_TEXTS` are held (a transaction storing more hits
+        than that), the others are not kept and the writer computes them as before."""
         given = self._given
-        if len(given) > GIVEN_TEXTS:
-            given.clear()
-        given.update(prepared)
+        room = GIVEN_TEXTS - len(given)
+        if room <= 0:
+            return
+        if not isinstance(prepared, list):
+            prepared = list(prepared)
+        given.update(prepared if len(prepared) <= room else prepared[:room])
 
     def _signature(self, fp: str | None, ws: list[str]) -> fam.Signature | None:
         """The text's signature (computed for the batch by :meth:`_prepare`, else now)."""
