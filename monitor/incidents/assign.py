@@ -1123,11 +1123,15 @@ class IncidentTracker:
         """:func:`prepare_texts` with this tracker's gazetteer (for a process forked from this one)."""
         return prepare_texts(texts, self._gaz)
 
-    def give(self, prepared: Iterable[tuple[str, "Prepared"]]) -> None:
+    def give(self, prepared: Iterable[tuple[str, "Prepared"]], *, kept: bool = False) -> None:
         """Texts prepared elsewhere (:func:`prepare_texts`, in the process that produced the
         hits): used by the next batch that assigns them instead of computing them here (each
         taken once). Bounded: when :data:`GIVEN_TEXTS` are held (a transaction storing more hits
-        than that), the others are not kept and the writer computes them as before."""
+        than that), the others are not kept and the writer computes them as before. ``kept``:
+        prepared with the kept gazetteer (another process's :func:`prepare_texts` without one),
+        not taken by a tracker given another gazetteer."""
+        if kept and self._gaz is not None and self._gaz is not load_gazetteer():
+            return
         given = self._given
         room = GIVEN_TEXTS - len(given)
         if room <= 0:
