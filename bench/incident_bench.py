@@ -5,7 +5,11 @@ bench/import_bench.py's job), then assigns --hits of them to incidents increment
 order, through the archive's tracker in archive transactions of 500 (the daemon writer's batch
 size): each hit is queued (``IncidentTracker.queue``, what ``Archive._store_hits`` does through
 ``on_hits``) and the transaction's hits are assigned as one batch, and their rows written,
-when it commits. Then it times ``incidents`` listings. Also reports the
+when it commits. By default (``--preparer on``) a forked process prepares each transaction's
+texts ahead of the writer (words, places, signatures: ``prepare_texts``; the writer is given
+them, ``IncidentTracker.give``), as the import's preparer process and the bus's preparer
+workers do; ``--preparer off``: the writer prepares them (the live daemon without the bus,
+small imports). Then it times ``incidents`` listings. Also reports the
 purity of the incidents and families found (share of their messages from the event that has
 most of them), the tracker's state size after the run (incidents, families and texts held in
 memory, texts not held counted; ``--in-memory N`` sets its bound) and the time to load it
