@@ -5,7 +5,11 @@ bench/import_bench.py's job), then assigns --hits of them to incidents increment
 order, through the archive's tracker in archive transactions of 500 (the daemon writer's batch
 size): each hit is queued (``IncidentTracker.queue``, what ``Archive._store_hits`` does through
 ``on_hits``) and the transaction's hits are assigned as one batch, and their rows written,
-when it commits. Then it times ``incidents`` listings. Also reports the
+when it commits. By default (``--preparer on``) a forked process prepares each transaction's
+texts ahead of the writer (words, places, signatures: ``prepare_texts``; the writer is given
+them, ``IncidentTracker.give``), as the import's preparer process and the bus's preparer
+workers do; ``--preparer off``: the writer prepares them (the live daemon without the bus,
+small imports). Then it times ``incidents`` listings. Also reports the
 purity of the incidents and families found (share of their messages from the event that has
 most of them), the tracker's state size after the run (incidents, families and texts held in
 memory, texts not held counted; ``--in-memory N`` sets its bound) and the time to load it
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import marshal
+import multiprocessing
 import os
 import random
 import resource
@@ -34,11 +40,12 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.archive import Archive  # noqa: E402
-from monitor.incidents.assign import IncidentTracker, Incoming, Settings  # noqa: E402
+from monitor.incidents.assign import IncidentTracker, Incoming, Settings, prepare_texts  # noqa: E402
 from monitor.incidents.gazetteer import load  # noqa: E402
 from monitor.incidents.query import list_incidents  # noqa: E402
 
@@ -48,6 +55,26 @@ ACTORS = ["islamic-state", "iran", "israel", "united-states", "houthis", "hamas"
 
 def iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def start_preparer(texts: list[str], gazetteer: Any) -> tuple[Any, Any]:
+    """A forked process that prepares the texts of each transaction of 500 hits ahead of the
+    writer (:func:`~monitor.incidents.assign.prepare_texts`, each text once a transaction) and
+    sends them marshalled through a bounded queue: what the process that produces hits (the
+    import's preparer) does for the writer."""
+    ctx = multiprocessing.get_context("fork")
+    chunks = ctx.Queue(maxsize=8)
+
+    def produce() -> None:
+        for start in range(0, len(texts), 500):
+            part = list(dict.fromkeys(texts[start:start + 500]))
+            chunks.put(marshal.dumps(list(zip(part, prepare_texts(part, gazetteer)))))
+        chunks.close()
+        chunks.join_thread()
+
+    proc = ctx.Process(target=produce, name="incident-bench-prepare", daemon=True)
+    proc.start()
+    return chunks, proc
 
 
 def main() -> None:
@@ -61,6 +88,10 @@ def main() -> None:
     ap.add_argument("--in-memory", type=int, default=None,
                     help="incidents the tracker holds before evicting those past the window (default: the tracker's)")
     ap.add_argument("--profile", default=None, help="write a cProfile of the assignment to this file")
+    ap.add_argument("--preparer", choices=("on", "off"), default="on",
+                    help="on: the texts' words, places and signatures are prepared in a second process ahead of"
+                         " the writer (prepare_texts / IncidentTracker.give, as the import's preparer does);"
+                         " off: the writer computes them (before the ninth session)")
     args = ap.parse_args()
     rnd = random.Random(7)
     gaz = load()
@@ -137,13 +168,20 @@ def main() -> None:
 
         prof = cProfile.Profile()
         prof.enable()
+    chunks = preparer = None
+    if args.preparer == "on":
+        chunks, preparer = start_preparer([r[5] for r in todo], tracker.gazetteer)
     t, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(todo), 500):
+        if chunks is not None:
+            tracker.give(marshal.loads(chunks.get()))
         with archive.transaction():
             for rowid, platform, cid, mid, date, text in todo[start:start + 500]:
                 kind, actors, _ev = hit_at[rowid]
                 tracker.queue(Incoming(rowid, platform, cid, mid, date, text, None, kind, ["r"], actors), "now", new=True)
     secs, cpu = time.perf_counter() - t, time.process_time() - cpu
+    if preparer is not None:
+        preparer.join()
     load_avg = os.getloadavg()
     size = getattr(tracker._state, "size", dict)()
     if prof is not None:
@@ -153,6 +191,8 @@ def main() -> None:
     print(f"assigned {len(todo):,} hits in {secs:.1f}s: {len(todo) / secs:,.0f} hits/s"
           f" ({len(todo) / cpu:,.0f} per CPU second) -> {n_inc:,} incidents; load average {load_avg[0]:.2f}")
     print(f"tracker state after: {size} (in_memory={getattr(settings, 'in_memory', None)})")
+    print("texts prepared in a second process (words, places, signatures; --preparer on)" if preparer is not None
+          else "texts prepared by the writer (--preparer off)")
     purity = {}
     for col in ("incident_id", "family_id"):
         groups: dict[int, list[int]] = {}
@@ -188,7 +228,7 @@ def main() -> None:
     print(f"incidents listing (50 rows, 5 filter mixes): p50 {statistics.median(lat):.1f} ms,"
           f" p99 {lat[int(len(lat) * 0.99) - 1]:.1f} ms")
     print(json.dumps({"messages": args.messages, "hits": len(todo), "hits_per_s": round(len(todo) / secs),
-                      "hits_per_cpu_s": round(len(todo) / cpu),
+                      "hits_per_cpu_s": round(len(todo) / cpu), "preparer": args.preparer,
                       "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 1), "incident_purity": round(purity["incident_id"], 4),
                       "family_purity": round(purity["family_id"], 4), "family_recall": round(purity["recall"], 4), "state_load_s": round(load_s, 2),
                       "load_avg": round(load_avg[0], 2), "state": size}))

@@ -60,7 +60,13 @@ def without_times(lines: list[dict]) -> list[str]:
     return sorted(json.dumps(strip(d), sort_keys=True) for d in lines)
 
 
-async def test_preparers_store_exactly_what_the_archiver_alone_stores(tmp_path: Path, redis_server) -> None:
+async def test_preparers_store_exactly_what_the_archiver_alone_stores(tmp_path: Path, redis_server, monkeypatch) -> None:
+    from monitor.incidents.assign import IncidentTracker
+
+    given: list[int] = []  # texts the workers prepared for incident assignment, given to the writer
+    own_give = IncidentTracker.give
+    monkeypatch.setattr(IncidentTracker, "give", lambda self, prepared, **kw: (
+        given.append(len(prepared)), own_give(self, prepared, **kw))[1])
     base = write_bus_config(tmp_path, redis_server.url)
     r = redis_sync.Redis.from_url(redis_server.url)
     feed(tmp_path, 1, 250)
@@ -87,8 +93,10 @@ async def test_preparers_store_exactly_what_the_archiver_alone_stores(tmp_path: 
     assert bus_w.preparers == 1 and bus_w.prepared >= 370 and bus_w.preparer_failures == 0
     assert bus_a.preparers == 0 and bus_a.prepared == 0
     assert bus_w.dead == bus_a.dead == 1 and bus_w.acked == bus_a.acked
-    for name in ("messages", "versions", "chain", "hits", "outbox", "incidents"):
+    for name in ("messages", "versions", "chain", "hits", "outbox", "incidents", "incident_messages", "families",
+                 "family_texts", "incident_facets"):
         assert table(tmp_path / "workers.db", name) == table(tmp_path / "alone.db", name), name
+    assert sum(given) >= 40  # (the claims' texts, by the workers; none by the archiver alone)
     assert db_rows(tmp_path / "workers.db", "select count(*) from messages")[0][0] == 370
     assert db_rows(tmp_path / "workers.db", "select count(*) from messages where deleted_at is not null")[0][0] == 2
     assert db_rows(tmp_path / "workers.db", "select count(*) from outbox where kind='edited'")[0][0] >= 1

@@ -347,7 +347,8 @@ class BusSource(Source):
             for index in range(len(items) if items else len(events or ())):
                 item = items[index] if items else None
                 if item is not None:
-                    good.append(prepare.Prepared(item[0], item[1], item[2], fp, entry, index))
+                    good.append(prepare.Prepared(item[0], item[1], item[2], fp, entry, index,
+                                                 item[3] if len(item) > 3 else None))
                     continue
                 event = events[index]  # type: ignore[index]
                 if isinstance(event, codec.BusRecordError):

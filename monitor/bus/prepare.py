@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-from ..archive.rows import CHANNEL_ID, DATE, MESSAGE_ID, PLATFORM, Row, prepare_row
+from ..archive.rows import CHANNEL_ID, DATE, MESSAGE_ID, PLATFORM, TEXT, Row, prepare_row
 from ..model import Hit, Message, to_utc
 from . import codec
 
@@ -133,10 +133,30 @@ def prepare_entries(bodies: Sequence[bytes | None], wanted: str) -> tuple[str, l
     for (items, i, msg), found in zip(msgs, hits):
         if found is not None:
             try:  # the Message too when it has hits (the outbox policy reads it; ~1 % of events)
-                items[i] = (prepare_row(msg), found, msg if found else None)
+                items[i] = (prepare_row(msg), found, msg if found else None, None)
             except Exception:
                 pass
+    _prepare_incident_texts(msgs, hits)
     return _rules["fingerprint"], out
+
+
+def _prepare_incident_texts(msgs: list[tuple[list[Any], int, Message]], hits: list[Any]) -> None:
+    """The texts of the messages with hits, prepared for incident assignment (words, places,
+    signatures: :func:`monitor.incidents.assign.prepare_texts`, with the kept gazetteer) and
+    sent with their rows: the archiver's writer is given them (:meth:`Prepared.incident`)."""
+    texts = [(items, i, items[i][0][TEXT] or "") for (items, i, _m), found in zip(msgs, hits)
+             if found and items[i] is not None]
+    if not texts:
+        return
+    try:
+        from ..incidents.assign import prepare_texts
+
+        distinct = list(dict.fromkeys(t for _items, _i, t in texts))
+        got = dict(zip(distinct, prepare_texts(distinct)))
+    except Exception:  # the writer prepares them itself, as before
+        return
+    for items, i, text in texts:
+        items[i] = (*items[i][:3], got[text])
 
 
 # -- in the archiver --------------------------------------------------------------
@@ -155,6 +175,7 @@ class Prepared:
     fingerprint: str
     entry: "EntryEvents"
     index: int
+    incident: Any = None  # its text prepared for incident assignment when it has hits (or None)
 
     def hits_for(self, matcher: Any) -> list[Hit]:
         """The hits under ``matcher`` (the archiver's set now): the worker's when it matched

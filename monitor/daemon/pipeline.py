@@ -26,6 +26,7 @@ from typing import Any, Callable
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from ..archive import Archive, StoreResult
+from ..archive.rows import TEXT
 from ..logs import get_logger
 from ..model import Deletion, Hit, MatcherLike, Message
 from ..sources.base import Envelope
@@ -309,6 +310,11 @@ class Pipeline:
         if isinstance(pending[0][0], Message):
             result = self.archive.store(pending)
         else:  # rows prepared by the bus's workers (monitor.bus.prepare.Prepared)
+            incidents = self.archive.incidents
+            if incidents is not None:  # their texts prepared for incident assignment there too
+                given = [(p.row[TEXT] or "", p.incident) for p, hits in pending if hits and p.incident is not None]
+                if given:
+                    incidents.give(given, kept=True)
             result = self.archive.store_prepared([(p.row, hits, p.decoded() if hits else None) for p, hits in pending])
         total.add(result)
         total.outcomes.extend(result.outcomes)

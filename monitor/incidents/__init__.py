@@ -40,6 +40,15 @@ class LazyTracker:
         if self._tracker is not None:
             self._tracker.discard()
 
+    def prepare_texts(self, texts: Any) -> Any:
+        """The texts' preparation for assignment (:func:`.assign.prepare_texts`), in a process
+        forked from the writer: with the tracker's gazetteer, or the kept one it will load."""
+        if self._tracker is not None:
+            return self._tracker.prepare_texts(texts)
+        from .assign import prepare_texts
+
+        return prepare_texts(texts)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.tracker, name)
 

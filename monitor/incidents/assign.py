@@ -47,6 +47,7 @@ _UNSET = object()
 NEAR_VERIFIED = 4  # LSH candidates (those sharing most bands) compared on their actual shingles
 SHINGLE_CACHE = 4096  # texts whose shingles are kept after a comparison
 TEXT_CACHE = 32768  # texts of indexed signatures kept (the newest; older ones are read when compared)
+GIVEN_TEXTS = 8192  # texts prepared elsewhere held until their hits are assigned (IncidentTracker.give; ~8 kB each)
 RECENT_TEXTS = 2048  # texts whose words, key and places are kept (reposts are frequent)
 MIN_SHARED_BANDS = 2  # E[shared bands] = 16 * Jaccard^2: 4 at 0.5, 1 at 0.25
 BAND_CAP = 16  # of a crowded band (template text), only its newest texts are candidates
@@ -734,7 +735,9 @@ class _State:
                 f"SELECT id, text FROM messages WHERE id IN ({','.join('?' * len(todo))})", todo
             ).fetchall():
                 _put(tcache, rid, text, TEXT_CACHE)
-        mine = sig.shingle_set if sig.shingle_set is not None else fam.shingles(ws)
+        mine = sig.shingle_set
+        if mine is None:  # (a signature given by another process: its shingles, kept for _index_text)
+            mine = sig.shingle_set = fam.shingles(ws)
         found: dict[int, tuple[float, str, str]] = {}  # family -> (similarity, first date, text)
         near_copy, families = fam.near_copy, self.families
         for t in tids:
@@ -808,6 +811,7 @@ class IncidentTracker:
         self._in_tx = False
         # text -> words, key, places, located places, place ids as JSON (FIFO: _put)
         self._recent: OrderedDict[str, _Words] = OrderedDict()
+        self._given: dict[str, Prepared] = {}  # text -> prepared where its hit was produced (give())
         self._reset_pending()
 
     def _reset_pending(self) -> None:
@@ -1054,21 +1058,30 @@ class IncidentTracker:
         the next batches: reposts are frequent); the MinHash signatures of the texts not known
         yet in one numpy pass; the exact-copy keys and band keys not held in memory looked up
         in the tables with one query each."""
-        recents = self._recent
+        recents, given = self._recent, self._given
         self._batch = batch_words = {}
         fresh: dict[str, list[str]] = {}  # texts not known yet: fingerprint -> words
+        ready: dict[str, fam.Signature | None] = {}  # (of them: signatures given, see give())
         keys: list[str] = []  # exact-copy keys to look up
         for m in batch:
             text = m.text
             got = batch_words.get(text) or recents.get(text)
+            sig: Any = _UNSET
+            prep = given.pop(text, None) if given else None
             if got is None:
-                got = self._words(text)
+                if prep is None:
+                    got = self._words(text)
+                else:
+                    got, sig = self._from_prepared(text, prep)
             batch_words[text] = got
             fp = got[1]
             if fp is not None and fp not in st.texts:
                 keys.append(fp)
                 if len(got[0]) >= fam.MIN_WORDS:
-                    fresh[fp] = got[0]
+                    if sig is not _UNSET and fp not in fresh:
+                        ready[fp] = sig
+                    else:
+                        fresh[fp] = got[0]
             if m.forwarded_from:
                 fwd = self._forward_keys(m)
                 if fwd:
@@ -1077,23 +1090,55 @@ class IncidentTracker:
             st.prefetch_texts(conn, keys)
             cold = st.cold_fps
             fresh = {fp: ws for fp, ws in fresh.items() if cold.get(fp) is None}
+            ready = {fp: sig for fp, sig in ready.items() if cold.get(fp) is None}
+        for fp in ready.keys() & fresh.keys():  # (given, and met again in the batch: computed once)
+            del fresh[fp]
         self._sigs = dict(zip(fresh, fam.signatures(list(fresh.values()))))
+        if ready:
+            self._sigs.update(ready)
         if st.cold_texts:
             st.prefetch_bands(conn, [k for sig in self._sigs.values() if sig is not None for k in sig.band_keys()])
 
     def _words(self, text: str) -> "_Words":
         """A text's words, exact-copy key, places and located places (:func:`_located`), kept
         for the texts that come again."""
-        ws = fam.words(text)
-        places, dems = self.gazetteer.find_all(text, ws)
-        others: tuple[tuple[str, int], ...] = ()
-        if dems and not places:
-            places, others = _demonym_places(dems)
-        elif dems:
-            others = _demonym_speakers(dems)
-        got = (ws, fam.fingerprint(ws), places, _located(places), _jl([p.id for p in places]), others)
+        ws, fp, places, others = text_facts(text, self.gazetteer)
+        got = (ws, fp, places, _located(places), _jl([p.id for p in places]), others)
         _put(self._recent, text, got, RECENT_TEXTS)
         return got
+
+    def _from_prepared(self, text: str, prep: "Prepared") -> tuple["_Words", fam.Signature | None]:
+        """:meth:`_words` and the signature of a text from its :func:`prepare_texts` tuple
+        (made where the hit was produced): what the writer would compute, without computing it."""
+        ws, fp, place_rows, places_json, others, blob, keys, shingles = prep
+        places = [Place._make(r) for r in place_rows] if place_rows else []
+        got = (ws, fp, places, _located(places), places_json, others)
+        _put(self._recent, text, got, RECENT_TEXTS)
+        if blob is None:
+            return got, None
+        n, *values = fam._BLOB.unpack(blob)
+        return got, fam.Signature(values, n, keys, shingles, blob)
+
+    def prepare_texts(self, texts: Sequence[str]) -> list["Prepared"]:
+        """:func:`prepare_texts` with this tracker's gazetteer (for a process forked from this one)."""
+        return prepare_texts(texts, self._gaz)
+
+    def give(self, prepared: Iterable[tuple[str, "Prepared"]], *, kept: bool = False) -> None:
+        """Texts prepared elsewhere (:func:`prepare_texts`, in the process that produced the
+        hits): used by the next batch that assigns them instead of computing them here (each
+        taken once). Bounded: when :data:`GIVEN_TEXTS` are held (a transaction storing more hits
+        than that), the others are not kept and the writer computes them as before. ``kept``:
+        prepared with the kept gazetteer (another process's :func:`prepare_texts` without one),
+        not taken by a tracker given another gazetteer."""
+        if kept and self._gaz is not None and self._gaz is not load_gazetteer():
+            return
+        given = self._given
+        room = GIVEN_TEXTS - len(given)
+        if room <= 0:
+            return
+        if not isinstance(prepared, list):
+            prepared = list(prepared)
+        given.update(prepared if len(prepared) <= room else prepared[:room])
 
     def _signature(self, fp: str | None, ws: list[str]) -> fam.Signature | None:
         """The text's signature (computed for the batch by :meth:`_prepare`, else now)."""
@@ -1639,6 +1684,47 @@ def _demonym_speakers(dems: Sequence[Demonym]) -> tuple[tuple[str, int], ...]:
         if r is not None and r > out.get(d.country.id, 0):
             out[d.country.id] = r
     return tuple(out.items())
+
+
+def text_facts(text: str, gazetteer: Gazetteer) -> tuple[list[str], str | None, list[Place], tuple[tuple[str, int], ...]]:
+    """A text's words, exact-copy key, places (with no place named, the countries of the
+    demonyms that say where it happened) and the countries of its other demonyms with their
+    strength: what assignment needs of a text that depends on nothing else."""
+    ws = fam.words(text)
+    places, dems = gazetteer.find_all(text, ws)
+    others: tuple[tuple[str, int], ...] = ()
+    if dems and not places:
+        places, others = _demonym_places(dems)
+    elif dems:
+        others = _demonym_speakers(dems)
+    return ws, fam.fingerprint(ws), places, others
+
+
+# a text prepared where its hit was produced (prepare_texts): words, exact-copy key, places (as
+# plain tuples) and their ids as JSON, demonym countries, and the signature's blob, band keys and
+# shingles (None under MIN_WORDS). Plain lists, tuples, sets, str, int and bytes only: it goes
+# through marshal or pickle.
+Prepared = tuple[list[str], "str | None", list[tuple], str, tuple, "bytes | None", "list[int] | None",
+                 "set[bytes] | None"]
+
+
+def prepare_texts(texts: Sequence[str], gazetteer: Gazetteer | None = None) -> list[Prepared]:
+    """The per-text work of assignment that depends on the text alone (words, exact-copy key,
+    places, MinHash signature), for another process to do: the process that produced the hits
+    computes it and the writer is given it (:meth:`IncidentTracker.give`), so the writer's serial
+    path only applies it. The same values as the writer's own (:func:`text_facts`,
+    :func:`~.families.signatures`); ``gazetteer`` must be the writer's (default: the kept one)."""
+    gaz = gazetteer if gazetteer is not None else load_gazetteer()
+    facts = [text_facts(t, gaz) for t in texts]
+    sigs = fam.signatures([f[0] for f in facts])
+    out: list[Prepared] = []
+    for (ws, fp, places, others), sig in zip(facts, sigs):
+        rows, ids = [tuple(p) for p in places], _jl([p.id for p in places])
+        if sig is None:
+            out.append((ws, fp, rows, ids, others, None, None, None))
+        else:
+            out.append((ws, fp, rows, ids, others, sig.to_blob(), sig.band_keys(), sig.shingle_set))
+    return out
 
 
 _Located = tuple[list[tuple[str, int, "str | None"]], frozenset[str], frozenset[str]]

@@ -76,7 +76,7 @@ def import_file(
     if prepare_process and ingest_prepare.available() and not alerts:
         rows = ingest_prepare.prepared_rows(
             path, fmt=fmt, skip_bad=skip_bad, matcher=matcher, stats=stats, progress=progress,
-            archive_path=archive.path,
+            archive_path=archive.path, incidents=archive.incidents if matcher is not None else None,
         )
         try:
             result = archive.store_rows(rows, collect=False)

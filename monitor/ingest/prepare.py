@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ..archive.rows import RAW_SHA, Row, complete_row, prepare_row
+from ..archive.rows import RAW_SHA, TEXT, Row, complete_row, prepare_row
 from ..model import Hit, MatcherLike, Message
 from ..sources.files.detect import read_messages
 from ..sources.files.errors import ImportStats
@@ -60,6 +60,7 @@ def prepared_rows(
     stats: ImportStats | None = None,
     progress: Callable[[int], None] | None = None,
     archive_path: str | None = None,
+    incidents: Any = None,
 ) -> Iterator[tuple[Row, Sequence[Hit]]]:
     """Yield (row, hits) for every message of ``path``, prepared in a forked process.
 
@@ -67,12 +68,16 @@ def prepared_rows(
     early (or an exception in the consumer) stops the preparer. ``archive_path`` (the
     archive's file): the preparer reads it (read-only) to leave out the search column and
     record hash of records stored already (a re-import); the writer computes them if it
-    needs them after all.
+    needs them after all. ``incidents`` (the archive's incident tracker): the preparer also
+    prepares the texts of the messages with hits for assignment (words, places, signatures:
+    :func:`~monitor.incidents.assign.prepare_texts`) and the tracker is given them with their
+    chunk (:meth:`~monitor.incidents.assign.IncidentTracker.give`), so the writer only applies them.
     """
     ctx = multiprocessing.get_context("fork")
     chunks: Any = ctx.Queue(maxsize=QUEUE_CHUNKS)
     proc = ctx.Process(
-        target=_produce, args=(chunks, str(path), fmt, skip_bad, matcher, archive_path), name="claimwatch-prepare",
+        target=_produce, args=(chunks, str(path), fmt, skip_bad, matcher, archive_path, incidents),
+        name="claimwatch-prepare",
         daemon=True,
     )
     proc.start()
@@ -85,8 +90,10 @@ def prepared_rows(
                     raise RuntimeError(f"{path}: the preparer process stopped (exit code {proc.exitcode})") from None
                 continue
             if kind == "rows":
-                packed, hits = payload
+                packed, hits, texts = payload
                 rows = marshal.loads(packed)
+                if texts is not None:
+                    incidents.give(marshal.loads(texts))
                 if progress is not None:
                     progress(nbytes)
                 if hits:
@@ -149,8 +156,18 @@ class _StoredRecords:
         return complete_row(row)
 
 
+def _incident_texts(incidents: Any, rows: list[Row], hits: dict[int, list[Hit]]) -> bytes | None:
+    """The texts of a chunk's messages with hits prepared for incident assignment (marshalled
+    (text, prepared) pairs), or None."""
+    if incidents is None or not hits:
+        return None
+    texts = list(dict.fromkeys(rows[i][TEXT] or "" for i in hits))
+    return marshal.dumps(list(zip(texts, incidents.prepare_texts(texts))))
+
+
 def _produce(
-    chunks: Any, path: str, fmt: str, skip_bad: bool, matcher: MatcherLike | None, archive_path: str | None = None
+    chunks: Any, path: str, fmt: str, skip_bad: bool, matcher: MatcherLike | None, archive_path: str | None = None,
+    incidents: Any = None,
 ) -> None:
     """The preparer process: read, match, prepare; send chunks, then "done" or "error"."""
     # Fresh stream objects: another thread of the parent (a progress display) may have held
@@ -176,10 +193,10 @@ def _produce(
                     hits[len(rows)] = found
             rows.append(prepare(msg, not rows))
             if len(rows) == CHUNK_ROWS:
-                chunks.put(("rows", (marshal.dumps(rows), hits), position[0]))
+                chunks.put(("rows", (marshal.dumps(rows), hits, _incident_texts(incidents, rows, hits)), position[0]))
                 rows, hits = [], {}
         if rows:
-            chunks.put(("rows", (marshal.dumps(rows), hits), position[0]))
+            chunks.put(("rows", (marshal.dumps(rows), hits, _incident_texts(incidents, rows, hits)), position[0]))
         chunks.put(("done", dataclasses.asdict(stats), stats.bytes_read or position[0]))
     except BaseException as exc:  # noqa: BLE001 - every failure goes to the writer
         chunks.put(("error", _picklable(exc), position[0]))
