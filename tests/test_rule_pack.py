@@ -2262,6 +2262,16 @@ EXAMPLES = [
     ("statement-strike-en", "The army said more than 60 militants had been put out of action in the fighting.", dict(**X, lang="en"), True),
     ("statement-strike-en", "Kamau said the officers repelled the assailants and killed three.", dict(**X, lang="en"), True),
     ("statement-strike-en", "Kamau said the officers repelled the protesters with tear gas.", dict(**X, lang="en"), False),
+    # round 16: a leader's office and the state's media as the speaker; a quote naming the sponsor needs no state word
+    ("statement-threat-en", "Erdogan's office said the perpetrators of the attack would be held to account.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The minister told state TV that the bombers were sent by handlers abroad to attack the market.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "\"The attack was planned and financed abroad by a hostile intelligence service,\" Ndakuru said.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "\"The festival was sponsored by a foreign bank,\" Ndakuru said after the concert.", dict(**X, lang="en"), False),
+    # round 16: the strike with its article; the self-defence a military invokes; a union's strike, a citizen's right
+    ("statement-strike-en", "Russia said it carried out the airstrike in Syria that killed a senior commander of the militants.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The union said it carried out the strike at the factory for three days.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "Central Command said US forces exercised their inherent right to defend themselves against the missiles.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The minister said citizens have the inherent right to protest peacefully.", dict(**X, lang="en"), False),
     # round 16: an armed group's own voice: its leaflets, "did say", "our comrades" (dev-A lines)
     ("statement-blame-en", "MIRANSHAH: Pro-Taliban militants yesterday distributed leaflets blaming Pakistani authorities for the killing of a reporter who was investigating the death of a key Al Qaeda operative.", dict(**X, lang="en"), False),
     ("statement-comment-en", "Hamas did say on May 12 that they fired 130 rockets at Israel, according to BBC News.", dict(**X, lang="en"), False),
