@@ -2272,6 +2272,9 @@ EXAMPLES = [
     ("statement-strike-en", "The union said it carried out the strike at the factory for three days.", dict(**X, lang="en"), False),
     ("statement-threat-en", "Central Command said US forces exercised their inherent right to defend themselves against the missiles.", dict(**X, lang="en"), True),
     ("statement-threat-en", "The minister said citizens have the inherent right to protest peacefully.", dict(**X, lang="en"), False),
+    # round 16: the operation in a quote closed by a pronoun; the attackers' killing so told is a plain account
+    ("statement-strike-en", "\"We captured two of the militants alive and seized their rifles,\" she said.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "\"The militants killed two of our soldiers,\" she said.", dict(**X, lang="en"), False),
     # round 16: an armed group's own voice: its leaflets, "did say", "our comrades" (dev-A lines)
     ("statement-blame-en", "MIRANSHAH: Pro-Taliban militants yesterday distributed leaflets blaming Pakistani authorities for the killing of a reporter who was investigating the death of a key Al Qaeda operative.", dict(**X, lang="en"), False),
     ("statement-comment-en", "Hamas did say on May 12 that they fired 130 rockets at Israel, according to BBC News.", dict(**X, lang="en"), False),
