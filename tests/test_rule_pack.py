@@ -2225,6 +2225,65 @@ EXAMPLES = [
     ("statement-strike-en", "The Cameroonian army said gunmen attacked a school and killed four pupils.", dict(**X, lang="en"), False),
     ("statement-strike-en", "The Philippine army said troops killed five Abu Sayyaf militants in a clash on Jolo.", dict(**X, lang="en"), True),
 # @@DETENS14@@
+    # round 16, English statements: the frames around the position. Institutions with no title word the list had
+    # speak for the state; asking "who was behind" names no one
+    ("statement-blame-en", "The Crisis Cell blamed the bandits for the attack on the village.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The Crisis Cell blamed the heavy rains for the collapse of the bridge.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "The governor said jihadists were behind the ambush on the convoy.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The church said the truth of who was really behind the attacks is being hidden by the government.", dict(**X, lang="en"), False),
+    # round 16: blame without "blame": the attackers sent, trained or directed by someone, agents of, a line-opening
+    # pronoun accusing (its speaker named in the sentence before); parcels "sent by", a pronoun accused by others
+    ("statement-blame-en", "Officials said the gunmen had been sent by a rival faction's leaders to attack the checkpoint.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "Officials said the parcels were sent by a company in the capital after the bombing of the depot.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "Those behind the blast were agents of a foreign intelligence service, the ministry said.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "He accused the rebels of carrying out the attack on the market.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "He was accused by the rebels of ordering the attack on the market.", dict(**X, lang="en"), False),
+    # round 16: condemnation without "condemn": an official (or a line-opening pronoun) calling the act an act of
+    # terrorism or a war crime; witnesses saying so, or a match called barbaric, are not
+    ("statement-condemn-en", "The minister called the bombing an act of terrorism.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "Witnesses called the bombing an act of terrorism.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "He described the attack as a war crime.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "He described the match as a barbaric display by the visiting side.", dict(**X, lang="en"), False),
+    # round 16: threats without "retaliate"; diplomatic retaliation answers no attack
+    ("statement-threat-en", "The presidency said the attackers will answer for this crime.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The ministry said the expulsion of its diplomats will not go unanswered.", dict(**X, lang="en"), False),
+    # round 16: responsibility, sovereignty and international law as the official's position; a ruling called an
+    # attack on parliament's sovereignty, accounts someone was responsible for, laws after the attack are not
+    ("statement-comment-en", "\"It was a direct attack against the sovereignty of our country,\" the defence minister said.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The minister said the court ruling was an attack against the sovereignty of parliament.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "\"The two men were directly responsible for the bombings in the capital,\" the interior minister said.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "\"The two men were directly responsible for the accounts of the company,\" the minister said.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "The foreign ministry said the shelling of the border villages was in violation of international law.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "The minister said tougher anti-terrorism laws would be introduced after the attack.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "In a statement, the ministry affirmed its support for all efforts by the neighbouring government to apprehend those responsible for this terrorist act.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "\"Our troops suffered heavy casualties in the ambush,\" the army spokesman said.", dict(**X, lang="en"), False),
+    # round 16: own-side operations told by their results; the attackers shooting, storms downing lines, protesters
+    # repelled with tear gas are not
+    ("statement-strike-en", "Police said officers shot dead three gunmen who attacked a checkpoint.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "Police said three gunmen shot dead a shopkeeper in the market.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "Police said gunmen shot and killed two officers at a checkpoint.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "The coalition said its air defences had downed a ballistic missile launched toward the city.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "Storms downed power lines across the region, the utility said.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "\"The terrorists suffered heavy casualties and fled,\" the army spokesman told reporters.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The army said more than 60 militants had been put out of action in the fighting.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "Kamau said the officers repelled the assailants and killed three.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "Kamau said the officers repelled the protesters with tear gas.", dict(**X, lang="en"), False),
+    # round 16: a leader's office and the state's media as the speaker; a quote naming the sponsor needs no state word
+    ("statement-threat-en", "Erdogan's office said the perpetrators of the attack would be held to account.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The minister told state TV that the bombers were sent by handlers abroad to attack the market.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "\"The attack was planned and financed abroad by a hostile intelligence service,\" Ndakuru said.", dict(**X, lang="en"), True),
+    ("statement-comment-en", "\"The festival was sponsored by a foreign bank,\" Ndakuru said after the concert.", dict(**X, lang="en"), False),
+    # round 16: the strike with its article; the self-defence a military invokes; a union's strike, a citizen's right
+    ("statement-strike-en", "Russia said it carried out the airstrike in Syria that killed a senior commander of the militants.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The union said it carried out the strike at the factory for three days.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "Central Command said US forces exercised their inherent right to defend themselves against the missiles.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The minister said citizens have the inherent right to protest peacefully.", dict(**X, lang="en"), False),
+    # round 16: the operation in a quote closed by a pronoun; the attackers' killing so told is a plain account
+    ("statement-strike-en", "\"We captured two of the militants alive and seized their rifles,\" she said.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "\"The militants killed two of our soldiers,\" she said.", dict(**X, lang="en"), False),
+    # round 16: an armed group's own voice: its leaflets, "did say", "our comrades" (dev-A lines)
+    ("statement-blame-en", "MIRANSHAH: Pro-Taliban militants yesterday distributed leaflets blaming Pakistani authorities for the killing of a reporter who was investigating the death of a key Al Qaeda operative.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "Hamas did say on May 12 that they fired 130 rockets at Israel, according to BBC News.", dict(**X, lang="en"), False),
     # round 15, English statements: the one-word airstrike is the attack blamed; a figurative "attack on democracy"
     # condemned by a leader is no attack
     ("statement-blame-en", "The foreign minister blamed the neighbouring army for the airstrikes that killed nine civilians.", dict(**X, lang="en"), True),
