@@ -403,14 +403,17 @@ def cost_free(tree: Node) -> bool:
     the same whatever the selections' costs: no node of the walk ever chooses between two
     different sets (an ``or`` of selections, ``1 of them``), so a rule's anchor and gates can
     be shared by every rule of its shape, not only by those with equal costs (watch). Walks
-    the candidate sets as ``required_sets`` does, without costs; any choice says False."""
-    choice = False
+    the candidate sets as ``required_sets`` does, without costs, and stops at the first
+    choice (so each node has at most one set: no products grow). May say False without need
+    (a choice on a side the result does not use): that only shares less."""
 
-    def distinct(sets: list) -> list:
-        nonlocal choice
+    class _Choice(Exception):
+        pass
+
+    def one(sets: list) -> list:
         out = list(dict.fromkeys(sets))
         if len(out) > 1:
-            choice = True
+            raise _Choice
         return out
 
     def union(subs: list) -> list:
@@ -418,21 +421,21 @@ def cost_free(tree: Node) -> bool:
             return []
         out: list = [frozenset()]
         for x in subs:
-            out = distinct([o | s for o in out for s in x])
+            out = one([o | s for o in out for s in x])
         return out
-
-    def atleast_need(node: Node) -> bool:
-        return node[0] == "atleast" and node[1] > 1 and len(node[2]) > 1
 
     stack = [tree]
     while stack:  # an ``atleast`` needing more than one of several: its choice is by cost
         node = stack.pop()
-        if atleast_need(node):
+        if node[0] == "atleast" and node[1] > 1 and len(node[2]) > 1:
             return False
         if node[0] == "not":
             stack.append(node[1])
         elif node[0] in ("and", "or"):
             stack.extend(node[1])
-    fold_necessary(tree, lambda _name: 0.0, leaf=lambda names: [names], empty=[],
-                   best=lambda parts: distinct([s for p in parts for s in p]), union=union)
-    return not choice
+    try:  # an ``atleast`` of one: all its names whatever their order (the cost below)
+        fold_necessary(tree, lambda _name: 0.0, leaf=lambda names: [names], empty=[],
+                       best=lambda parts: one([s for p in parts for s in p]), union=union)
+    except _Choice:
+        return False
+    return True
