@@ -962,14 +962,13 @@ class _Interner:
         word_ids = index.word_ids
         gl = list(map(word_ids.get, words))
         if None in gl:  # new words: ids in order of first occurrence (a list's words are distinct)
-            if 2 * gl.count(None) >= len(gl):  # mostly new: no Python call per new word (watch)
-                new = [w for g, w in zip(gl, words) if g is None]
-                word_ids.update(zip(new, count(len(index.words))))
-                index.words.extend(new)
-                gl = list(map(word_ids.__getitem__, words))
-            else:  # a few new (most of a large set's lists): a call for each of those only
-                word_id = index.word_id
-                gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
+            # added in one update, their ids put in place without hashing a word again: no
+            # Python call per new word (watch)
+            new = [w for g, w in zip(gl, words) if g is None]
+            word_ids.update(zip(new, count(len(index.words))))
+            nxt = count(len(index.words)).__next__
+            index.words.extend(new)
+            gl = [nxt() if g is None else g for g in gl]
         gids = list(map(gl.__getitem__, ids))
         pre = getattr(terms, "_pre", None)  # each term's rarest word, from the lists' child (watch)
         if pre is not None:
