@@ -959,20 +959,10 @@ class _Interner:
         each term's word ids and (first) cheapest word by C-level passes over the numbers. The
         same ids, in the same order, and the same results."""
         words, ids, counts = terms.flat()
-        word_ids = index.word_ids
-        gl = list(map(word_ids.get, words))
-        if None in gl:  # new words: ids in order of first occurrence (a list's words are distinct)
-            if 4 * gl.count(None) >= len(gl):
-                # many new: added in one update, their ids put in place without hashing a word
-                # again, no Python call per new word (watch)
-                new = [w for g, w in zip(gl, words) if g is None]
-                word_ids.update(zip(new, count(len(index.words))))
-                nxt = count(len(index.words)).__next__
-                index.words.extend(new)
-                gl = [nxt() if g is None else g for g in gl]
-            else:  # a few (a large set's lists mostly reuse words): one call for each of those
-                word_id = index.word_id
-                gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
+        gl = list(map(index.word_ids.get, words))
+        if None in gl:  # new words: ids in order of first occurrence
+            word_id = index.word_id
+            gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
         gids = list(map(gl.__getitem__, ids))
         pre = getattr(terms, "_pre", None)  # each term's rarest word, from the lists' child (watch)
         if pre is not None:
