@@ -696,6 +696,33 @@ def test_required_sets_give_every_conjunct_of_a_condition() -> None:
     assert sets("2 of them") == {frozenset("abc")}  # any 3 of the 4: at least one of them is true
 
 
+def test_a_cost_free_condition_has_the_same_anchor_and_gates_whatever_the_costs() -> None:
+    # the compiler shares a rule's anchor and gates by the condition's shape alone when
+    # condition.cost_free says so: then every cost assignment must give the same sets
+    from monitor.rules.condition import cost_free, necessary_selections
+    from monitor.rules.matcher import required_sets
+
+    rng = random.Random(7)
+    conds = [
+        "a or b", "(a or b) or c", "(1 of them) or d", "not a", "not (a or b)", "a and a", "a",
+        "a and b", "(a and b) or c", "(a and b and not c) or d", "not (a and b)", "2 of them", "(a or b) and c",
+    ]
+    free = {}
+    for cond in conds:
+        tree = parse_condition(cond, list("abcd")).tree
+        free[cond] = cost_free(tree)
+        seen = set()
+        for _ in range(40):
+            costs = {n: rng.choice([0.5, 1.0, 2.0, 3.0, 7.5]) for n in "abcd"}
+            cost = costs.__getitem__
+            seen.add((necessary_selections(tree, cost), tuple(required_sets(tree, cost))))
+        if free[cond]:
+            assert len(seen) == 1, cond
+        elif cond != "not (a and b)":  # said False without need (the unused side chooses): safe
+            assert len(seen) > 1, cond  # each of these does choose by cost
+    assert [c for c in conds if free[c]] == ["a or b", "(a or b) or c", "(1 of them) or d", "not a", "not (a or b)", "a and a", "a"]
+
+
 def test_gates_drop_rules_whose_other_required_words_are_absent(tmp_path) -> None:
     d = tmp_path / "r"
     write(d / "a.yml", "id: a\nmatch:\n  place:\n    near: {terms: [[kerman, tehran], [blast, attack]], within: 3}\n")

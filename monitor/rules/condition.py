@@ -396,3 +396,46 @@ def fold_necessary(tree: Node, cost: Callable[[str], float], *, leaf: Callable[[
         else:
             results[id(node)] = (union([t for t, _ in sub]), best([f for _, f in sub]))
     return results[id(tree)][0]
+
+
+def cost_free(tree: Node) -> bool:
+    """Whether :func:`necessary_selections` and the matcher's ``required_sets`` of ``tree`` are
+    the same whatever the selections' costs: no node of the walk ever chooses between two
+    different sets (an ``or`` of selections, ``1 of them``), so a rule's anchor and gates can
+    be shared by every rule of its shape, not only by those with equal costs (watch). Walks
+    the candidate sets as ``required_sets`` does, without costs, and stops at the first
+    choice (so each node has at most one set: no products grow). May say False without need
+    (a choice on a side the result does not use): that only shares less."""
+
+    class _Choice(Exception):
+        pass
+
+    def one(sets: list) -> list:
+        out = list(dict.fromkeys(sets))
+        if len(out) > 1:
+            raise _Choice
+        return out
+
+    def union(subs: list) -> list:
+        if not subs or any(not x for x in subs):
+            return []
+        out: list = [frozenset()]
+        for x in subs:
+            out = one([o | s for o in out for s in x])
+        return out
+
+    stack = [tree]
+    while stack:  # an ``atleast`` needing more than one of several: its choice is by cost
+        node = stack.pop()
+        if node[0] == "atleast" and node[1] > 1 and len(node[2]) > 1:
+            return False
+        if node[0] == "not":
+            stack.append(node[1])
+        elif node[0] in ("and", "or"):
+            stack.extend(node[1])
+    try:  # an ``atleast`` of one: all its names whatever their order (the cost below)
+        fold_necessary(tree, lambda _name: 0.0, leaf=lambda names: [names], empty=[],
+                       best=lambda parts: one([s for p in parts for s in p]), union=union)
+    except _Choice:
+        return False
+    return True

@@ -88,7 +88,7 @@ if not _private_match_works():  # pragma: no cover - another version of google-r
 
 from ..model import Hit, Match, Message, make_url
 from .anchors import REGEX_COST, rarest_word, word_cost
-from .condition import fold_necessary, run_program
+from .condition import cost_free, fold_necessary, run_program
 from ..gcpause import paused_gc
 from .language import is_persian, language_not_persian
 from .morphology import MERGE_TOKENS, fast_word_forms, merged_pairs
@@ -390,13 +390,14 @@ class _FieldIndex:
 
     def build(self) -> None:
         """The word dict, the wildcard automaton, the rules each word triggers, the lookup cache."""
-        self.exact: dict[str, int] = {}
+        words = self.words
+        exact = list(map(EXACT.__eq__, map(_SECOND, words)))  # Word.kind: C-level passes (watch)
+        self.exact: dict[str, int] = dict(zip(compress(map(_FIRST, words), exact), compress(count(), exact)))
         auto = ahocorasick.Automaton()
-        for wid, word in enumerate(self.words):
-            if word.kind == EXACT:
-                self.exact[word.text] = wid
-            else:
-                auto.add_word(word.key(), wid)
+        if len(self.exact) < len(words):
+            for wid, word in enumerate(words):
+                if word.kind != EXACT:
+                    auto.add_word(word.key(), wid)
         if len(auto):
             auto.make_automaton()
             self.automaton: ahocorasick.Automaton | None = auto
@@ -1781,6 +1782,7 @@ class Matcher:
         shapes: dict[tuple, tuple] = {}  # (condition text, selection names) -> (program, source)
         # (id(condition tree), selection names and costs) -> (anchor names, required sets, the tree)
         necessary: dict[tuple, tuple] = {}
+        free_trees: dict[int, bool] = {}  # id(condition tree) -> condition.cost_free of it
         source_sets: dict[tuple, _Sources] = {}
         gate_parts: dict[int, tuple] = {}  # id(a large anchor tuple) -> (it, its frozenset): see _GateWords
         # (id(target dict), id(anchors tuple)) -> (target, anchors, rule indexes ascending)
@@ -1801,7 +1803,12 @@ class Matcher:
             by_name = {s.name: s for s in sels}
             # the anchor and the gates' sets depend only on the condition and the selections'
             # costs: rules of one shape with equal costs (a third of 10,000 generated ones) share them
-            nkey = (id(rule.condition.tree), tuple([(s.name, s.cost) for s in sels]))
+            tree = rule.condition.tree
+            free = free_trees.get(id(tree))
+            if free is None:
+                free = free_trees[id(tree)] = cost_free(tree)
+            # a tree whose anchor and gates do not depend on the costs: shared by its shape (watch)
+            nkey = (id(tree), tuple([s.name for s in sels]) if free else tuple([(s.name, s.cost) for s in sels]))
             got = necessary.get(nkey)
             if got is None:
                 cost = by_name_cost(by_name)
