@@ -2700,6 +2700,35 @@ EXAMPLES = [
     ("statement-strike-fa", "در اطلاعیه داعش آمده است: «نیروهای دولت اسلامی یک پاسگاه ارتش در شمال موزامبیک را مورد هدف قرار دادند و ده سرباز را کشتند».", dict(**TG), False),
     ("statement-strike-fa", "در اطلاعیه ارتش موزامبیک آمده است: «نیروهای ما یک مقر تروریست‌ها در شمال کشور را هدف قرار دادند و ده تروریست را به هلاکت رساندند».", dict(**TG), True),
     ("statement-comment-fa", "در اطلاعیه داعش آمده است: «نیروهای دولت اسلامی یک پاسگاه ارتش در شمال موزامبیک را مورد هدف قرار دادند و ده سرباز را کشتند».", dict(**TG), False),
+    # round 17 (det-arfa): an armed group opening the clause as the blamer (RSF now an armed group in Arabic too); a
+    # state's force "claiming" its own strike; claims told as background by their time or number; strike results
+    # counted in militants; a vow of retaliation without an enemy word; intelligence agencies as speakers; the
+    # narrator's relative clause and the state's epithets are no claim; "not involved" denials; Persian: the
+    # Houthis' own military voice, a state army "taking responsibility", "we were behind it", the vow to pursue
+    ("statement-blame-ar", "حملت حركة الجهاد الإسلامي الاحتلال المسؤولية الكاملة عن اغتيال قائدها في جنين.", dict(**TG), False),
+    ("statement-blame-ar", "حملت وزارة الخارجية الاحتلال المسؤولية الكاملة عن الهجوم على المخيم.", dict(**TG), True),
+    ("statement-strike-ar", "اتهم الدعم السريع الجيش بقصف سوق شعبي في نيالا، وقال إن الغارة قتلت عشرات المدنيين.", dict(**TG), False),
+    ("statement-strike-ar", "وأكد الجيش، في بيان، قصف تجمعات قوات الدعم السريع غرب أم درمان وتدمير عدد من المركبات القتالية.", dict(**TG), True),
+    ("claim-ar", "أعلن الحرس الثوري الإيراني، الثلاثاء، مسؤوليته عن قصف مقرات للجماعات الانفصالية شمال العراق بالصواريخ.", dict(**TG), False),
+    ("statement-strike-ar", "أعلن الحرس الثوري الإيراني، الثلاثاء، مسؤوليته عن قصف مقرات للجماعات الانفصالية شمال العراق بالصواريخ.", dict(**TG), True),
+    ("claim-ar", "وفي الآونة الأخيرة، أعلن التنظيم مسؤوليته عن هجوم على حافلة للجيش في تدمر.", dict(**TG), False),
+    ("report-ar", "وكان التنظيم قد أعلن مسؤوليته عن العديد من الهجمات على قوات الأمن في المحافظة.", dict(**TG), True),
+    ("claim-ar", "أعلنت حركة الشباب مسؤوليتها عن الهجوم على القاعدة العسكرية الذي أسفر عن مقتل عدد من الجنود.", dict(**TG), True),
+    ("statement-strike-ar", "قالت وزارة الدفاع إن قواتها قتلت 15 متشددا في عملية بولاية بورنو.", dict(**TG), True),
+    ("statement-threat-ar", "وقال وزير الداخلية إن منفذي التفجير سيواجهون عقاباً قاسياً.", dict(**TG), True),
+    ("statement-threat-ar", "وقال وزير الرياضة إن المنتخب سيواجه منافسا قويا في النهائي.", dict(**TG), False),
+    ("statement-blame-ar", "واتهم جهاز المخابرات العامة دولة مجاورة بالوقوف وراء التفجير الذي استهدف الموكب.", dict(**TG), True),
+    ("claim-formula-ar", "وقال المراسل إن الهجوم الذي نفذته جماعة مسلحة على الحاجز أسفر عن مقتل أربعة جنود.", dict(**TG), False),
+    ("claim-formula-ar", "وأكد المصدر العسكري مقتل عدد من إرهابيي تنظيم داعش خلال عملية للجيش على أوكارهم في البادية.", dict(**TG), False),
+    ("denial-ar", "وقال المتحدث باسم الحكومة إن بلاده ليست متورطة في الهجوم على السفارة.", dict(**TG), True),
+    ("denial-ar", "وقال الطبيب إن المريض ليس متورطا في أي نشاط رياضي عنيف منذ سنوات.", dict(**TG), False),
+    ("statement-strike-fa", "یحیی سریع سخنگوی نیروهای مسلح یمن گفت: یک کشتی آمریکایی را در دریای سرخ با موشک هدف قرار دادیم.", dict(**TG), False),
+    ("statement-strike-fa", "سخنگوی ارتش پاکستان گفت: نیروهای ما مقر تروریست‌ها را در وزیرستان هدف قرار دادند و ۱۲ تروریست را کشتند.", dict(**TG), True),
+    ("claim-fa", "ارتش اسرائیل مسئولیت حمله هوایی به ساختمانی در بیروت را بر عهده گرفت.", dict(**TG), False),
+    ("claim-fa", "گروه جیش العدل مسئولیت حمله به پاسگاه مرزی را بر عهده گرفت.", dict(**TG), True),
+    ("statement-blame-fa", "سخنگوی گروه در بیانیه‌ای گفت: ما عامل این حمله بودیم و به حملات خود ادامه می‌دهیم.", dict(**TG), False),
+    ("statement-blame-fa", "سخنگوی وزارت خارجه مسئولیت این حمله تروریستی را متوجه رژیم صهیونیستی دانست.", dict(**TG), True),
+    ("statement-threat-fa", "فرمانده ارتش گفت: به تعقیب تروریست‌ها تا نابودی کامل ادامه خواهیم داد.", dict(**TG), True),
 ]
 
 
