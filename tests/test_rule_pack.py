@@ -2284,6 +2284,44 @@ EXAMPLES = [
     # round 16: an armed group's own voice: its leaflets, "did say", "our comrades" (dev-A lines)
     ("statement-blame-en", "MIRANSHAH: Pro-Taliban militants yesterday distributed leaflets blaming Pakistani authorities for the killing of a reporter who was investigating the death of a key Al Qaeda operative.", dict(**X, lang="en"), False),
     ("statement-comment-en", "Hamas did say on May 12 that they fired 130 rockets at Israel, according to BBC News.", dict(**X, lang="en"), False),
+    # round 17, English statements: the official names the attacker without a blame verb (a listed group or a
+    # state's forces as the one who attacked); residents and the press naming them, or an official relaying reports,
+    # do not
+    ("statement-blame-en", "The military said the Arakan Army attacked the police station on Monday.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "Residents said the Arakan Army attacked the police station on Monday.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "The defence ministry said Azerbaijani troops fired on a border post overnight.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "Local media reported that Azerbaijani troops fired on a border post overnight.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "The United Nations said it was concerned by reports that Russian forces attacked a hospital.", dict(**X, lang="en"), False),
+    # round 17: attribution by a hedge, a suspect, 'attributes ... to', the attack planned by someone; a cyber
+    # attack, a murder suspect and a festival's planners are not
+    ("statement-blame-en", "The army spokesman said the attack on the village was likely carried out by the ADF.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "Experts said the cyber attack was likely carried out by a foreign intelligence service.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "Police said the rebel group is the prime suspect in the blast at the market.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "Police said the husband is the prime suspect in the murder of his wife.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "The president attributes the attack on the pipeline to the rebels.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The interior minister said the bombing was planned by a cell in the neighbouring country.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The minister said the festival was planned by local volunteers after the attack.", dict(**X, lang="en"), False),
+    # round 17: condemnation in the official's own words without a labelling verb, a post opening with the verb,
+    # violence rejected; the opposition condemning is no official
+    ("statement-condemn-en", "\"This was a heinous and cowardly act,\" the president said.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "\"This was a heinous and cowardly act,\" a witness said.", dict(**X, lang="en"), False),
+    ("statement-condemn-en", "Strongly condemn the bomb blasts in the city this morning.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "The ministry strongly condemns the criminal act and rejects all forms of violence and terrorism.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "The opposition leader condemned the government's failure to prevent the attack.", dict(**X, lang="en"), False),
+    ("statement-comment-en", "Analysts say Iran is likely to retaliate for the strike on its consulate.", dict(**X, lang="en"), False),
+    # round 17: own-side operations by other verbs and voices; praise of the forces and the state's dead killed by
+    # attackers are plain accounts
+    ("statement-strike-en", "The army said troops took out three rebel positions overnight.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "Security forces eliminated six terrorists in an operation, the military's media wing said.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "Defence Headquarters said troops eliminated 40 terrorists and rescued 20 kidnapped hostages.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "\"So far two terrorists have been killed and the operation is going on,\" IGP Kashmir said.", dict(**X, lang="en"), True),
+    ("statement-strike-en", "The president praised the bravery of the soldiers who repelled the attack.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "A dozen soldiers were killed Tuesday by jihadists who attacked an army post, a presidential spokesman said.", dict(**X, lang="en"), False),
+    # round 17: vows in other words; a coach's 'befitting reply' is none
+    ("statement-threat-en", "\"This attack will not rest unanswered,\" she said.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The army chief said the country will give a befitting reply to the enemy.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "The coach said the team will give a befitting reply in the return leg.", dict(**X, lang="en"), False),
+    ("statement-threat-en", "Turkish security forces will persist in the fight until there is no terrorist left.", dict(**X, lang="en"), True),
     # round 15, English statements: the one-word airstrike is the attack blamed; a figurative "attack on democracy"
     # condemned by a leader is no attack
     ("statement-blame-en", "The foreign minister blamed the neighbouring army for the airstrikes that killed nine civilians.", dict(**X, lang="en"), True),
