@@ -2542,11 +2542,13 @@ EXAMPLES = [
     ("claim-en", "The group has claimed responsibility for the kidnapping of a French national last month.", dict(**X, lang="en"), False),
     ("claim-en", "A car bomb at a military base in June was claimed by dissident members of a militant group on Wednesday.", dict(**X, lang="en"), True),
     # round 17 (en claims): a quote closed by the group's word for itself (not a rights group's, not the state's deeds told
-    # by the group); "said in a statement that it had targeted" with a group by name or kind; "our guerrilla forces"
+    # by the group); "said in a statement that it had “targeted ...”" with a group by name, or by kind and its words quoted;
+    # "our guerrilla forces"
     ("claim-en", "\u201cThe serial bomb blasts were carried out by our fighters,\u201d the proscribed outfit said in a statement.", dict(**X, lang="en"), True),
     ("claim-en", "\u201cGovernment forces shelled the village and killed 12 civilians,\u201d the rights group said.", dict(**X, lang="en"), False),
     ("claim-en", "\u201cThe army killed 20 of our members,\u201d the group said.", dict(**X, lang="en"), False),
-    ("claim-en", "Liwa al-Islam, an Islamist rebel group, said in a statement on its Facebook page that it had targeted the crisis cell.", dict(**X, lang="en"), True),
+    ("claim-en", "Liwa al-Islam, an Islamist rebel group, said in a statement on its Facebook page that it had \u201ctargeted the crisis cell.\u201d", dict(**X, lang="en"), True),
+    ("claim-en", "The faction said it fired its leader after a corruption scandal.", dict(**X, lang="en"), False),
     ("claim-en", "The hotel group said in a statement on Monday that it had targeted younger guests with its new brand.", dict(**X, lang="en"), False),
     ("claim-en", "In a statement, the ELN said: \u201cOur guerrilla forces carried out an act of sabotage on the pipeline.\u201d", dict(**X, lang="en"), True),
     # round 17 (en reports): a past passive "was claimed by" with no day and no teller is background; a doubted claim; a
