@@ -2556,6 +2556,62 @@ EXAMPLES = [
     ("claim-en", "Five years on, relatives of those killed in the bombing claimed by the Islamic State still wait for answers.", dict(**X, lang="en"), False),
     ("report-en", "The jury heard that the attack was claimed by the Islamic State within hours.", dict(**X, lang="en"), True),
     ("claim-en", "The Islamic State claimed the attack on the court building in a statement on Monday.", dict(**X, lang="en"), True),
+    # round 17 (en claims): other verbs of owning an attack; the spokesman of a group no list holds; a state speaker blocks
+    # an explicit claim only beside the verb (not as the target); a media wing as the speaker; the teller named last; a
+    # member telling what the group did; "it claimed"; a claim dated to a day keeps the month as the attack's date
+    ("claim-en", "The insurgent coalition asserted responsibility on Sunday for the ambush that left four soldiers dead.", dict(**X, lang="en"), True),
+    ("claim-en", "\u201cThe Islamic Security Force takes the responsibility for yesterday\u2019s blasts,\u201d the text message said.", dict(**X, lang="en"), True),
+    ("claim-en", "The airline said it took full responsibility for the delays caused by the strike.", dict(**X, lang="en"), False),
+    ("claim-en", "Abu Baseer, the spokesman for Ansarul Muhajideen, claimed the attack in a statement that was given to AFP.", dict(**X, lang="en"), True),
+    ("claim-en", "A spokesman for the aid group claimed the attack killed 20 civilians in the camp.", dict(**X, lang="en"), False),
+    ("claim-en", "Dostain Baloch, spokesperson for the BRG, claimed responsibility for a bomb attack on Pakistani security forces.", dict(**X, lang="en"), True),
+    ("claim-en", "The president accepted responsibility for the bombing of the bridge, his office said.", dict(**X, lang="en"), False),
+    ("claim-en", "An IS member blew up his explosive belt among the guards, the jihadist group's Amaq news agency said on Telegram.", dict(**X, lang="en"), True),
+    ("claim-en", "The group's media arm said US airstrikes killed 12 civilians in the village.", dict(**X, lang="en"), False),
+    ("claim-en", "Fighters attacked two military bases and a police station on Thursday, a KIA spokesperson said.", dict(**X, lang="en"), True),
+    ("claim-en", "Around 15 officers fled the outpost under siege, Lin Yone, the leader of the Phoenix Special Guerrilla Force, told Myanmar Now.", dict(**X, lang="en"), True),
+    ("claim-en", "Boko Haram fighters attacked the village, killing 10, the village leader told AFP.", dict(**X, lang="en"), False),
+    ("claim-en", "Houthi rebels fired missiles at the ship, a spokesman for the shipping company said.", dict(**X, lang="en"), False),
+    ("claim-en", "An officer of the Bago People\u2019s Defence Force said that the group mounted an assault on a military outpost.", dict(**X, lang="en"), True),
+    ("claim-en", "An officer of the district police said that the group mounted an assault on the outpost.", dict(**X, lang="en"), False),
+    ("claim-en", "Next, it claimed an IED attack on peacekeepers from Chad in the Kidal region.", dict(**X, lang="en"), True),
+    ("claim-en", "The company said it claimed the attack was staged by rivals.", dict(**X, lang="en"), False),
+    ("claim-en", "The ELN guerrilla group on Monday admitted responsibility for a deadly bomb attack earlier this month.", dict(**X, lang="en"), True),
+    ("claim-en", "The group has claimed responsibility for the kidnapping of a French national last month.", dict(**X, lang="en"), False),
+    ("claim-en", "A car bomb at a military base in June was claimed by dissident members of a militant group on Wednesday.", dict(**X, lang="en"), True),
+    # round 17 (en claims): a quote closed by the group's word for itself (not a rights group's, not the state's deeds told
+    # by the group); "said in a statement that it had “targeted ...”" with a group by name, or by kind and its words quoted;
+    # "our guerrilla forces"
+    ("claim-en", "\u201cThe serial bomb blasts were carried out by our fighters,\u201d the proscribed outfit said in a statement.", dict(**X, lang="en"), True),
+    ("claim-en", "\u201cGovernment forces shelled the village and killed 12 civilians,\u201d the rights group said.", dict(**X, lang="en"), False),
+    ("claim-en", "\u201cThe army killed 20 of our members,\u201d the group said.", dict(**X, lang="en"), False),
+    ("claim-en", "Liwa al-Islam, an Islamist rebel group, said in a statement on its Facebook page that it had \u201ctargeted the crisis cell.\u201d", dict(**X, lang="en"), True),
+    ("claim-en", "The faction said it fired its leader after a corruption scandal.", dict(**X, lang="en"), False),
+    ("claim-en", "The hotel group said in a statement on Monday that it had targeted younger guests with its new brand.", dict(**X, lang="en"), False),
+    ("claim-en", "In a statement, the ELN said: \u201cOur guerrilla forces carried out an act of sabotage on the pipeline.\u201d", dict(**X, lang="en"), True),
+    # round 17 (en reports): a past passive "was claimed by" with no day and no teller is background; a doubted claim; a
+    # group's "previously said it carried out"; other ways of saying long ago
+    ("report-en", "Both sets of assaults were claimed by the same cell of the Islamic State group.", dict(**X, lang="en"), True),
+    ("claim-en", "Both sets of assaults were claimed by the same cell of the Islamic State group.", dict(**X, lang="en"), False),
+    ("claim-en", "The attack was claimed by the Black Banner Brigade in a statement on its Telegram channel.", dict(**X, lang="en"), True),
+    ("claim-en", "It was claimed by the Sunni jihadist Jaish al-Adl group, the TV report said.", dict(**X, lang="en"), True),
+    ("report-en", "Officials voiced doubts about the authenticity of the tape in which the leader of al-Qaeda claims responsibility for the attack.", dict(**X, lang="en"), True),
+    ("claim-en", "Officials voiced doubts about the authenticity of the tape in which the leader of al-Qaeda claims responsibility for the attack.", dict(**X, lang="en"), False),
+    ("report-en", "Al Nasra first emerged in January and has previously said it carried out other attacks.", dict(**X, lang="en"), True),
+    ("report-en", "The outfit, which claimed the pipeline bombing a decade ago, has since splintered.", dict(**X, lang="en"), True),
+    ("report-en", "The talks took place in the wake of the attack on the UN office claimed by Boko Haram.", dict(**X, lang="en"), True),
+    # round 17 (en denials): an adverb inside the formula, the group's hands, "they were not ours", the group's conduct told
+    # as a rule, the attack put on an enemy out to defame or discredit the group; the denial forms kept out of the claims
+    ("denial-en", "\u201cThe INLA had absolutely nothing to do with the shooting,\u201d the spokesperson said.", dict(**X, lang="en"), True),
+    ("denial-en", "We have no hands in the political killings going on in the region.", dict(**X, lang="en"), True),
+    ("denial-en", "\u201cThey were not ours,\u201d said one of the officials.", dict(**X, lang="en"), True),
+    ("denial-en", "The spokesman said: \u201cwe don\u2019t attack civilians, let alone villagers.\u201d", dict(**X, lang="en"), True),
+    ("denial-en", "The group does not engage in such barbaric killings and cannot be part of such crimes.", dict(**X, lang="en"), True),
+    ("denial-en", "The group's spokesman said its enemies are attempting to defame the group by carrying out such attacks.", dict(**X, lang="en"), True),
+    ("claim-en", "The group's spokesman said its enemies are attempting to defame the group by carrying out such attacks.", dict(**X, lang="en"), False),
+    ("claim-en", "The rebels insisted their fighters played no part in the massacre.", dict(**X, lang="en"), False),
+    ("denial-en", "\u201cClaims that our forces are responsible is unfounded, cheap propaganda,\u201d he added.", dict(**X, lang="en"), True),
+    ("denial-en", "The band said the new songs were not ours to release before the tour.", dict(**X, lang="en"), False),
     # thirteenth Persian round (the officials convention): an official's plain account is not a statement; the
     # comment rule needs a position (a threat, a condemnation, its own side's operation, a named attacker,
     # an arrest or the enemy's dead announced); a clash's toll and generic "gunmen" stay plain
