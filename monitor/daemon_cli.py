@@ -29,7 +29,8 @@ def run_cmd(
     db: DbOpt = None,
     once: Annotated[bool, typer.Option("--once", help="Process what the sources have now, deliver alerts, exit.")] = False,
     drain_timeout: Annotated[
-        float, typer.Option("--drain-timeout", help="With --once: seconds to keep retrying failing destinations.")
+        float, typer.Option("--drain-timeout", min=0,
+                            help="With --once: seconds to keep retrying failing destinations.")
     ] = 30.0,
     log_level: Annotated[
         Optional[str],

@@ -119,6 +119,11 @@ def test_alerts_test_temporary_failure_is_reported_as_such(tmp_path, slack):
     assert r.exit_code == 1
     result = json.loads(r.stdout.splitlines()[-1])
     assert result == {"destination": "s", "type": "webhook", "ok": False, "error": "webhook HTTP 503: down", "temporary": True}
+    slack.respond((503, {}, "down"))
+    r = runner.invoke(app, ["alerts", "test", "s", "--config", str(cfg)], env={"COLUMNS": "200"})
+    assert r.exit_code == 1
+    # one space after the destination (print's separator after a trailing space made two)
+    assert "temporary failure (would be retried): s (webhook): webhook HTTP 503: down" in r.output
 
 
 def test_alerts_table_keeps_ids_whole_on_a_narrow_console(db_with_rows):

@@ -365,3 +365,9 @@ def test_a_number_past_sqlites_integers_is_one_line_naming_it(archive: Path) -> 
                         (["search", "claimed", "--window", big], f"--window {big}")):
         one_line_error(cw(*args, "--db", str(archive)), named, "out of range")
     assert cw("search", big, "--db", str(archive)).returncode == 0  # a long number is a fine query
+
+
+def test_a_negative_drain_timeout_is_a_usage_error(tmp_path: Path) -> None:
+    # `run --once --drain-timeout -5` was taken (and gave up on failing destinations at once)
+    one_line_error(cw("run", "--once", "--drain-timeout", "-5", "--db", str(tmp_path / "a.db")),
+                   "--drain-timeout", "greater than or equal to 0")

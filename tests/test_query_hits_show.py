@@ -56,6 +56,25 @@ def test_list_hits_filters(arch) -> None:
         parse_levels("urgent+")
 
 
+def test_level_info_is_the_rules_lowest_level(arch) -> None:
+    # rules write `level: info` (site-mention in the shipped pack); `hits --level info` was refused
+    # ("one of informational, …") and `--level informational` matched none of the info hits
+    info = Hit("site", "h3", "info", "Site mention", (Match("kw", "killed", 0, 6),), ())
+    arch.store([(Message("x", "42", "8", T2, "killed near the shrine", channel="newsdesk", raw={"id": 8}), [info])],
+               alerts=False)
+    assert parse_levels("info") == ["info"]
+    assert parse_levels("informational") == ["info"]
+    assert parse_levels("INFO+") == ["info", "low", "medium", "high", "critical"]
+    assert [h["rule_id"] for h in list_hits(arch.conn, levels=parse_levels("info"))] == ["site"]
+    assert "site" not in [h["rule_id"] for h in list_hits(arch.conn, levels=parse_levels("low+"))]
+    assert len(list(list_hits(arch.conn, levels=parse_levels("info+")))) == 4
+    r = runner.invoke(app, ["hits", "--level", "info", "--json", "--db", str(arch.path)])
+    assert r.exit_code == 0, r.output
+    assert [json.loads(line)["rule_id"] for line in r.output.splitlines()] == ["site"]
+    with pytest.raises(FilterError, match=r"one of info, low, medium, high, critical"):
+        parse_levels("urgent")
+
+
 def test_list_hits_by_kind_and_actor(arch) -> None:
     conn = arch.conn
     assert [(h["rule_id"], h["kind"], h["actors"]) for h in list_hits(conn)] == [

@@ -218,7 +218,7 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[green]ok:[/] test alert sent to {destination} ({dest.type})", highlight=False)
         else:
             kind = "temporary failure (would be retried)" if result["temporary"] else "failed"
-            err_console.print(f"[bold red]{kind}:[/] {destination} ({dest.type}): ", _safe(result["error"]), highlight=False)
+            err_console.print(f"[bold red]{kind}:[/] {destination} ({dest.type}):", _safe(result["error"]), highlight=False)
         if error is not None:
             raise typer.Exit(1)
 

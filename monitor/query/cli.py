@@ -521,4 +521,5 @@ def register(app: typer.Typer) -> None:
     app.command("show")(show_cmd)
     app.command("export")(export_cmd)
     app.command("verify")(verify_cmd)
-    app.command("serve")(serve_cmd)
+    # the listing of `claimwatch --help` shows a short help as written, line breaks and all
+    app.command("serve", short_help="Browse the archive in the browser (Datasette, read-only; the web extra).")(serve_cmd)

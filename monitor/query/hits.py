@@ -6,12 +6,15 @@ import json
 import sqlite3
 from typing import Any, Iterator
 
-from ..model import KINDS
+from ..model import KINDS, LEVELS
 from .filters import FilterError, Filters, parse_when
 
 
-# Known levels, lowest first (Sigma-style); ``high+`` means high and above.
-LEVELS = ("informational", "low", "medium", "high", "critical")
+# The rules' levels (``monitor.model.LEVELS``: info, low, medium, high, critical), lowest first;
+# ``high+`` means high and above. Sigma's spelling ``informational`` is read as ``info`` (this
+# list said ``informational`` once, and ``--level info`` was refused while ``informational``
+# matched none of the archive's ``info`` hits).
+_ALIASES = {"informational": "info"}
 
 HIT_COLUMNS = (
     "id", "created_at", "rule_id", "rule_hash", "level", "kind", "actors", "title", "tags", "matches", "key",
@@ -30,6 +33,7 @@ def parse_levels(values: list[str] | str | None) -> list[str]:
         for part in (p.strip().lower() for p in str(value).split(",")):
             if not part:
                 continue
+            part = _ALIASES.get(part.rstrip("+"), part.rstrip("+")) + ("+" if part.endswith("+") else "")
             if part.endswith("+"):
                 base = part[:-1]
                 if base not in LEVELS:

@@ -44,7 +44,8 @@ def register(app: typer.Typer) -> None:
     login_app = typer.Typer(help="Log in to a platform (writes the session claimwatch uses).", no_args_is_help=True)
     login_app.command("telegram")(login_telegram)
     app.add_typer(login_app, name="login")
-    app.command("doctor")(doctor)
+    # the listing of `claimwatch --help` shows a short help as written, line breaks and all
+    app.command("doctor", short_help="Check Telegram credentials, session and every configured channel.")(doctor)
 
 
 def login_telegram(
