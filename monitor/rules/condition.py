@@ -346,10 +346,12 @@ def necessary_selections(tree: Node, cost: Callable[[str], float]) -> frozenset[
     """
 
     def set_cost(s: frozenset[str]) -> float:
-        return sum(cost(n) for n in s)
+        return sum(map(cost, s))  # (the same additions, in the same order, as a generator's)
 
     def best(sets: list[frozenset[str] | None]) -> frozenset[str] | None:
         cands = [s for s in sets if s is not None]
+        if len(cands) == 1:  # nothing to compare
+            return cands[0]
         return min(cands, key=lambda s: (set_cost(s), sorted(s))) if cands else None
 
     def union(sets: list[frozenset[str] | None]) -> frozenset[str] | None:
@@ -366,36 +368,68 @@ def fold_necessary(tree: Node, cost: Callable[[str], float], *, leaf: Callable[[
     is necessary for it to be true and what for it to be false, bottom-up without recursion.
     ``leaf`` wraps a set of selection names, ``empty`` stands for "nothing known", ``best``
     picks among alternatives (and: for true; or: for false) and ``union`` combines what each
-    child needs (or: for true; and: for false)."""
-    results: dict[int, tuple[Any, Any]] = {}
+    child needs (or: for true; and: for false). The nodes are visited in an order made once per
+    tree (:func:`_fold_plan`; 10,000 rules share a few condition trees: watch); every node's
+    result is a pure function of its children's, so the order changes nothing."""
+    results: list[tuple[Any, Any]] = []
+    append = results.append
+    for kind, arg, kids in _fold_plan(tree):
+        if kind == "sel":
+            append((leaf(arg), empty))
+        elif kind == "atleast":
+            need, names = arg
+            if not names or need < 1:
+                append((empty, empty))
+            else:
+                chosen = sorted(names, key=lambda n: (cost(n), n))[: len(names) - need + 1]
+                append((leaf(frozenset(chosen)), empty))
+        elif kind == "not":
+            t, f = results[kids[0]]
+            append((f, t))
+        else:
+            sub = [results[k] for k in kids]
+            if kind == "and":
+                append((best([t for t, _ in sub]), union([f for _, f in sub])))
+            else:
+                append((union([t for t, _ in sub]), best([f for _, f in sub])))
+    return results[-1][0]
+
+
+_PLANS: dict[int, tuple[Node, list]] = {}  # id(tree) -> (the tree, kept alive so its id stays its own; its plan)
+
+
+def _fold_plan(tree: Node) -> list[tuple[str, Any, tuple[int, ...]]]:
+    """``tree``'s nodes in post-order (children before their parent, the root last), each as
+    ``(kind, arg, indexes of its children in this list)``: ``arg`` is a selection's name as a
+    frozenset, an ``atleast``'s (need, names), else None. Made once per tree (bounded cache)."""
+    got = _PLANS.get(id(tree))
+    if got is not None and got[0] is tree:
+        return got[1]
+    plan: list[tuple[str, Any, tuple[int, ...]]] = []
+    index: dict[int, int] = {}
     stack: list[tuple[Node, bool]] = [(tree, False)]
     while stack:
         node, done = stack.pop()
         kind = node[0]
         if kind == "sel":
-            results[id(node)] = (leaf(frozenset({node[1]})), empty)
+            index[id(node)] = len(plan)
+            plan.append((kind, frozenset({node[1]}), ()))
             continue
         if kind == "atleast":
-            need, names = node[1], node[2]
-            if not names or need < 1:
-                results[id(node)] = (empty, empty)
-            else:
-                chosen = sorted(names, key=lambda n: (cost(n), n))[: len(names) - need + 1]
-                results[id(node)] = (leaf(frozenset(chosen)), empty)
+            index[id(node)] = len(plan)
+            plan.append((kind, (node[1], node[2]), ()))
             continue
         children = [node[1]] if kind == "not" else list(node[1])
         if not done:
             stack.append((node, True))
             stack.extend((c, False) for c in children)
             continue
-        sub = [results[id(c)] for c in children]
-        if kind == "not":
-            results[id(node)] = (sub[0][1], sub[0][0])
-        elif kind == "and":
-            results[id(node)] = (best([t for t, _ in sub]), union([f for _, f in sub]))
-        else:
-            results[id(node)] = (union([t for t, _ in sub]), best([f for _, f in sub]))
-    return results[id(tree)][0]
+        index[id(node)] = len(plan)
+        plan.append((kind, None, tuple(index[id(c)] for c in children)))
+    if len(_PLANS) >= 20_000:
+        _PLANS.clear()
+    _PLANS[id(tree)] = (tree, plan)
+    return plan
 
 
 def cost_free(tree: Node) -> bool:

@@ -1132,7 +1132,7 @@ def _terms(ctx: _FileContext, node: Node, where: str, what: str) -> list | None:
     if not items:
         ctx.add(node, f"{where}: '{what}' is empty")
         return None
-    if len(items) == 1 and items[0][1].strip().lower().startswith("@list"):
+    if len(items) == 1 and "@" in items[0][1] and items[0][1].strip().lower().startswith("@list"):
         # one list: its own tuple of terms, so every selection referencing it shares one
         # tuple object (the budget check and the compiler handle it once)
         wl = _list_ref(ctx, items[0][0], items[0][1], where)
@@ -1140,6 +1140,16 @@ def _terms(ctx: _FileContext, node: Node, where: str, what: str) -> list | None:
     out = []
     memo = ctx.term_memo
     for t_node, raw in items:
+        if "@" not in raw:  # a plain term (the common case): no reference to look for (watch)
+            term = memo.get(raw)
+            if term is None:
+                try:
+                    term = memo[raw] = parse_term(raw)
+                except TermError as exc:
+                    ctx.add(t_node, f"{where}: {exc}")
+                    continue
+            out.append(term)
+            continue
         if raw.strip().lower().startswith("@actor"):
             actor = _actor_ref(ctx, t_node, raw, where)
             if actor is not None:

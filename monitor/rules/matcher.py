@@ -287,10 +287,10 @@ class _FieldIndex:
         # key_rules, where rules anchored on the same words share one tuple
         self.triggers: dict[int, list[int]] = {}
         self.regex_triggers: dict[int, list[int] | tuple[int, ...]] = {}  # regex id -> rule indexes
-        # word id -> [(word ids of a phrase it anchors, rule indexes)]: those rules are
-        # candidates only when every word of the phrase was found; emptied by build() into
-        # key_phrases (same shape, tuples)
-        self.phrase_triggers: dict[int, list[tuple[tuple[int, ...], list[int]]]] = {}
+        # word id -> [word ids of a phrase it anchors, rule indexes (a tuple, ascending), word ids
+        # of the next phrase, its rule indexes, ...] (flat): those rules are candidates only when
+        # every word of the phrase was found; emptied by build() into key_phrases (tuples)
+        self.phrase_triggers: dict[int, list] = {}
         self.has_triggers = False
         # id(a selection's shared tuple of term word ids) -> its terms by first word (see
         # _Sel.found_terms; built on first use, not pickled; the tuples live as long as this)
@@ -411,25 +411,9 @@ class _FieldIndex:
         self.key_rules = key_rules
         # word id -> (phrase word ids, rule indexes, phrase word ids, rule indexes, ...): flat,
         # one tuple per word (200,000 names: 200,000 fewer objects to pickle and read back)
-        key_phrases: dict[int, tuple] = {}
-        rules_of: dict[int, tuple[int, ...]] = {}  # id(list of rules) -> its shared tuple
-        for w, entries in self.phrase_triggers.items():
-            if len(entries) == 1:  # the common case (a name's rarest word): no list in between
-                wids, rs = entries[0]
-                t = rules_of.get(id(rs))
-                if t is None:
-                    t = tuple(sorted(set(rs)))
-                    t = rules_of[id(rs)] = shared.setdefault(t, t)
-                key_phrases[w] = (wids, t)
-                continue
-            got: list = []
-            for wids, rs in entries:
-                t = rules_of.get(id(rs))
-                if t is None:
-                    t = tuple(sorted(set(rs)))
-                    t = rules_of[id(rs)] = shared.setdefault(t, t)
-                got += (wids, t)
-            key_phrases[w] = tuple(got)
+        # registered flat (see _register_anchors): one tuple per word, made in C (watch)
+        triggers = self.phrase_triggers
+        key_phrases: dict[int, tuple] = dict(zip(triggers.keys(), map(tuple, triggers.values())))
         self.key_phrases = key_phrases
         self.phrase_keys = frozenset(key_phrases)
         self.regex_triggers = {r: tuple(rs) for r, rs in self.regex_triggers.items()}
@@ -1652,9 +1636,11 @@ def required_sets(tree: tuple, cost: Callable[[str], float]) -> list[frozenset[s
     rule's anchor); the others let a candidate rule be dropped with a set test (a "gate")."""
 
     def set_cost(s: frozenset[str]) -> float:
-        return sum(cost(n) for n in s)
+        return sum(map(cost, s))  # (the same additions, in the same order, as a generator's)
 
     def cheapest(sets: list[frozenset[str]]) -> list[frozenset[str]]:
+        if len(sets) == 1:  # nothing to compare (watch)
+            return sets
         return sorted(set(sets), key=lambda s: (set_cost(s), sorted(s)))[:MAX_GATES + 1]
 
     def union_of_best(subs: list[list[frozenset[str]]]) -> list[frozenset[str]]:
@@ -1761,8 +1747,9 @@ def _rule_gates(
 
 
 def by_name_cost(by_name: dict[str, _Sel]) -> Callable[[str], float]:
-    """A selection's estimated cost by name (see :class:`_Sel`)."""
-    return lambda n: by_name[n].cost
+    """A selection's estimated cost by name (see :class:`_Sel`): a dict's look-up, no
+    Python call per name (the anchor and gate sets ask for it thousands of times: watch)."""
+    return {n: s.cost for n, s in by_name.items()}.__getitem__
 
 
 class Matcher:
@@ -2310,11 +2297,18 @@ def _register_anchors(groups: "Iterable[tuple[dict, tuple[int, ...], list[int], 
     for target, anchors, rules, phrases, anchor_terms in groups:
         if anchor_terms is not None:
             plain = []
+            rules_t = None
             for ident, wids in zip(anchors, anchor_terms):
                 if wids is None:
                     plain.append(ident)
                 else:
-                    phrases.setdefault(ident, []).append((wids, rules))
+                    if rules_t is None:  # the group's rules, ascending, each once (a tuple shared by its phrases)
+                        rules_t = tuple(sorted(set(rules)))
+                    got = phrases.get(ident)
+                    if got is None:
+                        phrases[ident] = [wids, rules_t]
+                    else:
+                        got += (wids, rules_t)
             anchors = plain
         for ident in anchors:
             got = target.get(ident)

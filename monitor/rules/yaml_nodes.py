@@ -110,10 +110,19 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
 
     Raises :class:`YamlSyntaxError` with a 1-based line and column for syntax errors,
     nesting deeper than :data:`MAX_DEPTH` and alias expansion beyond ``max_nodes``.
+    The innermost open collection is kept in locals (a scalar, most events, is attached
+    without a look at the stack: watch).
     """
     out = ParsedYaml()
     documents, issues = out.documents, out.issues
-    stack: list[tuple[Node, list]] = []  # (collection node, [pending key node or None, seen keys])
+    # the open collections: the innermost in locals (top, its kind, its values, a map's
+    # pending key and seen keys), the ones around it saved on ``outer``
+    outer: list[tuple] = []
+    top = None
+    top_seq = False
+    vals: list = []
+    key = None
+    seen: dict = {}
     anchors: dict[str, Node] = {}
     open_anchors: set[int] = set()
     doc_size = 0
@@ -137,18 +146,43 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
                 if doc_size > max_nodes:
                     line, col = _mark(ev)
                     raise YamlSyntaxError(line, col, f"document expands to more than {max_nodes:,} nodes (alias expansion)")
-            elif kind is seq_end or kind is map_end:
-                node, _state = stack.pop()
+                if top is None:
+                    documents.append(node)
+                    continue
+                top.size += 1
+                if top_seq:
+                    vals.append(node)
+                elif key is None:
+                    key = node
+                    first = seen.get(node.value)
+                    if first is not None:
+                        issues.append(YamlIssue(node.line, node.col, f"duplicate key '{node.value}' (first at line {first})"))
+                    else:
+                        seen[node.value] = node.line
+                else:
+                    vals.append((key, node))
+                    key = None
+                continue
+            if kind is seq_end or kind is map_end:
+                node = top
                 open_anchors.discard(id(node))
+                if outer:
+                    top, top_seq, vals, key, seen = outer.pop()
+                else:
+                    top = None
             elif kind is seq_start or kind is map_start:
-                line, col = _mark(ev)
-                if len(stack) >= MAX_DEPTH:
+                m = ev.start_mark
+                line, col = (m.line + 1, m.column + 1) if m is not None else (1, 1)
+                if len(outer) + (top is not None) >= MAX_DEPTH:
                     raise YamlSyntaxError(line, col, f"nesting deeper than {MAX_DEPTH} levels")
-                coll = Node("seq" if kind is seq_start else "map", line, col, [])
+                is_seq = kind is seq_start
+                coll = Node("seq" if is_seq else "map", line, col, [])
                 if ev.anchor:
                     anchors[ev.anchor] = coll
                     open_anchors.add(id(coll))
-                stack.append((coll, [None, {}]))
+                if top is not None:
+                    outer.append((top, top_seq, vals, key, seen))
+                top, top_seq, vals, key, seen = coll, is_seq, coll.value, None, {}
                 continue
             elif kind is alias_ev:
                 line, col = _mark(ev)
@@ -167,26 +201,24 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
                 continue
             else:  # stream and document ends
                 continue
-            # attach the node (a scalar, an alias's target or a finished collection) to its parent
-            if not stack:  # a document's root
+            # attach a finished collection or an alias's target to its parent
+            if top is None:
                 documents.append(node)
                 continue
-            coll, state = stack[-1]
-            coll.size += node.size
-            if coll.kind == "seq":
-                coll.value.append(node)  # type: ignore[union-attr]
-            elif state[0] is None:
-                state[0] = node
+            top.size += node.size
+            if top_seq:
+                vals.append(node)
+            elif key is None:
+                key = node
                 if node.kind == "scalar":
-                    seen = state[1]
                     first = seen.get(node.value)
                     if first is not None:
                         issues.append(YamlIssue(node.line, node.col, f"duplicate key '{node.value}' (first at line {first})"))
                     else:
                         seen[node.value] = node.line
             else:
-                coll.value.append((state[0], node))  # type: ignore[union-attr]
-                state[0] = None
+                vals.append((key, node))
+                key = None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
