@@ -74,11 +74,11 @@ def test_runs_and_prints_tables(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "dev-B" in proc.stdout and "by language" in proc.stdout
-    for system in ("classifier", "rules", "rules OR classifier", "rules AND NOT none"):
+    for system in ("classifier", "rules", "rules OR classifier", "precision kept", "rules AND NOT none"):
         assert system in proc.stdout
     result = json.loads(out_json.read_text(encoding="utf-8"))
     assert result["final"] == "logreg"
-    assert set(result["thresholds"]["logreg"]) == {"alone", "or", "and_not"}
+    assert set(result["thresholds"]["logreg"]) == {"alone", "or", "or_kept", "and_not"}
     assert set(result["eval"]) == {"test", str(held.parent)}
     for figures in [*result["dev_b"]["logreg"].values(), *result["eval"]["test"].values()]:
         assert set(figures) >= {"n", "claim", "statement", "denial", "report", "alerts", "languages"}
