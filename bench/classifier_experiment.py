@@ -17,9 +17,11 @@ report / none) with a probability for each item. Figures use the definitions of
   probability >= N (a precision filter).
 
 Protocol: every variant is trained on dev-A (sha256(item id) even) and measured on dev-B (odd);
-T, H and N are chosen on dev-B (best alert F1; ties: the median tied threshold). The chosen variant is then trained on all of dev
-and measured on ``--eval`` paths (and on the corpus's ``test`` split with ``--test``; run it at
-most twice, figures only). Never tune on test.
+T, H and N are chosen on dev-B (best alert F1; ties: the median tied threshold); dev-B's items
+whose actor no dev-A item has get a table of their own. The ``--final`` variant (logistic
+regression) is then trained on all of dev and measured, with its dev-B thresholds, on ``--eval``
+paths (every split of them) and on the corpus's ``test`` split with ``--test`` (run it at most
+twice a round, figures only). Never tune on test.
 
     .venv/bin/python bench/classifier_experiment.py                      # dev-A -> dev-B, all variants
     .venv/bin/python bench/classifier_experiment.py --eval /path/heldout/  # + a corpus folder
