@@ -77,6 +77,16 @@ def start_preparer(texts: list[str], gazetteer: Any) -> tuple[Any, Any]:
     return chunks, proc
 
 
+def schedstat() -> tuple[float, float] | None:
+    """This thread's seconds on a CPU and waiting for one (Linux's schedstat), or None."""
+    try:
+        with open("/proc/thread-self/schedstat") as fh:
+            on_cpu, waiting = fh.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=1_000_000)
@@ -171,7 +181,7 @@ def main() -> None:
     chunks = preparer = None
     if args.preparer == "on":
         chunks, preparer = start_preparer([r[5] for r in todo], tracker.gazetteer)
-    t, cpu = time.perf_counter(), time.process_time()
+    t, cpu, sched = time.perf_counter(), time.process_time(), schedstat()
     for start in range(0, len(todo), 500):
         if chunks is not None:
             tracker.give(marshal.loads(chunks.get()))
@@ -180,6 +190,15 @@ def main() -> None:
                 kind, actors, _ev = hit_at[rowid]
                 tracker.queue(Incoming(rowid, platform, cid, mid, date, text, None, kind, ["r"], actors), "now", new=True)
     secs, cpu = time.perf_counter() - t, time.process_time() - cpu
+    sched_end = schedstat()
+    # the writer's thread: on a CPU, waiting for one (the host's load), and blocked (the rest:
+    # I/O such as the log's syncs, waiting for the preparer): on an idle host the wall time is
+    # about on CPU + blocked
+    writer = None
+    if sched is not None and sched_end is not None:
+        on_cpu, waiting = sched_end[0] - sched[0], sched_end[1] - sched[1]
+        writer = {"on_cpu_s": round(on_cpu, 2), "runqueue_s": round(waiting, 2),
+                  "blocked_s": round(max(0.0, secs - on_cpu - waiting), 2)}
     if preparer is not None:
         preparer.join()
     load_avg = os.getloadavg()
@@ -190,6 +209,9 @@ def main() -> None:
     n_inc = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
     print(f"assigned {len(todo):,} hits in {secs:.1f}s: {len(todo) / secs:,.0f} hits/s"
           f" ({len(todo) / cpu:,.0f} per CPU second) -> {n_inc:,} incidents; load average {load_avg[0]:.2f}")
+    if writer is not None:
+        print(f"writer thread: {writer['on_cpu_s']:.2f}s on a CPU, {writer['runqueue_s']:.2f}s waiting for one,"
+              f" {writer['blocked_s']:.2f}s blocked; without the wait: {len(todo) / (secs - writer['runqueue_s']):,.0f} hits/s")
     print(f"tracker state after: {size} (in_memory={getattr(settings, 'in_memory', None)})")
     print("texts prepared in a second process (words, places, signatures; --preparer on)" if preparer is not None
           else "texts prepared by the writer (--preparer off)")
@@ -231,7 +253,7 @@ def main() -> None:
                       "hits_per_cpu_s": round(len(todo) / cpu), "preparer": args.preparer,
                       "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 1), "incident_purity": round(purity["incident_id"], 4),
                       "family_purity": round(purity["family_id"], 4), "family_recall": round(purity["recall"], 4), "state_load_s": round(load_s, 2),
-                      "load_avg": round(load_avg[0], 2), "state": size}))
+                      "load_avg": round(load_avg[0], 2), "writer": writer, "state": size}))
     archive.close()
 
 

@@ -45,6 +45,7 @@ from .rows import (
 )
 from .schema import migrate
 from .status import SourceStatus
+from .wal import WRITER_AUTOCHECKPOINT, WalCheckpointer, attach
 
 _NEW, _EDITED, _UPDATED, _UNCHANGED = StoreStatus  # locals of the hot path
 
@@ -161,6 +162,9 @@ class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
         # Keeps incidents up to date as hits are stored (monitor.incidents), inside the store
         # transaction; None switches it off. Writable archives get one with default settings.
         self.incidents: Any = None
+        # Checkpoints the write-ahead log on a thread of its own after commits (monitor.archive.wal);
+        # None for a read-only or in-memory archive.
+        self.checkpointer: WalCheckpointer | None = None
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
@@ -210,6 +214,10 @@ class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
                 # with "database or disk is full", as on a full disk).
                 conn.execute(f"PRAGMA max_page_count={int(cap)}")
         archive = cls(conn, path)
+        if not readonly and path != ":memory:":
+            # the writer checkpoints itself only past this bound; below it a thread does
+            conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT}")
+            archive.checkpointer = attach(archive, path)
         if not readonly:
             from ..incidents import LazyTracker
 
@@ -249,6 +257,8 @@ class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
                 conn.close()
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()  # before the last connection: that one checkpoints all
         self.conn.close()
 
     def __enter__(self) -> "Archive":
@@ -620,6 +630,8 @@ class _Tx:
             except BaseException:
                 self._rollback(conn)
                 raise
+            if self.archive.checkpointer is not None:
+                self.archive.checkpointer.nudge()
         else:
             # SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR): a second
             # ROLLBACK would raise "no transaction is active" and hide the real error.
