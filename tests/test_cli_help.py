@@ -24,7 +24,7 @@ def command_rows(args: list[str]) -> list[str]:
     return [line.strip("│ ").rstrip() for line in panel.splitlines()[1:] if line.startswith("│")]
 
 
-@pytest.mark.parametrize("group", [[], ["rules"], ["alerts"], ["login"]])
+@pytest.mark.parametrize("group", [[], ["rules"], ["alerts"], ["login"], ["incident"]])
 def test_every_command_is_listed_on_one_line(group: list[str]) -> None:
     rows = command_rows(group)
     assert rows, "no Commands panel"

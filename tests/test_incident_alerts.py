@@ -187,3 +187,15 @@ def test_the_note_names_the_group_once_and_titles_without_gloss():
     assert note_text(note, titles) == ("claim by Islamic State, 25h50m after the first report; "
                                        "officials blamed Iran, Israel at T+2h21m")
     assert note_text({**note, "claimants": []}, titles).startswith("claim, 25h50m after")
+
+
+def test_the_note_names_actors_without_their_titles_glosses() -> None:
+    """The shipped actors' titles carry glosses ("Islamic State (IS, ISIS, Daesh) and its
+    provinces"): the incident note names the actor only, as docs/alerts.md shows it."""
+    from monitor.incidents.alerting import _short
+
+    assert _short("Islamic State (IS, ISIS, Daesh) and its provinces") == "Islamic State"
+    assert _short("Israel (Prime Minister's Office, government, Foreign Ministry)") == "Israel"
+    assert _short("Iran (government)") == "Iran"
+    assert _short("Hezbollah") == "Hezbollah"
+    assert _short("(unnamed)") == "(unnamed)"

@@ -104,8 +104,9 @@ def note_text(note: Mapping[str, Any], titles: Mapping[str, str]) -> str:
 
 
 def _short(title: str) -> str:
-    """``Iran (government)`` -> ``Iran``: the bracketed gloss of a title is left out of the note."""
-    return re.sub(r"\s*\((government|state)\)$", "", title).strip() or title
+    """``Iran (government)`` -> ``Iran``, ``Islamic State (IS, ISIS, Daesh) and its provinces`` ->
+    ``Islamic State``: a title's bracketed gloss, and what follows it, is left out of the note."""
+    return re.sub(r"\s*\(.*$", "", title, flags=re.S).strip() or title
 
 
 def _home_actors(places: list[str]) -> set[str]:

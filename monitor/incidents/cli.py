@@ -216,8 +216,10 @@ def rebuild_cmd(
     log_level: LogLevelOpt = "WARNING",
     json_out: JsonOpt = False,
 ) -> None:
-    """Reassign every message with hits from scratch (e.g. after changing incidents.window),
-    then apply the recorded merges and detaches again."""
+    """Reassign every message with hits from scratch, then apply the recorded corrections again.
+
+    For a changed incidents.window or gazetteer: the recorded merges and detaches are applied
+    again after the reassignment."""
     from . import configure
     from .corrections import rebuild
 

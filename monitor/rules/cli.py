@@ -40,7 +40,7 @@ __all__ = ["register", "matcher_for_cli", "format_problems", "hit_record"]
 
 rules_app = typer.Typer(
     name="rules",
-    help="Check rule files and test them against messages.",
+    help="Check rule files, test them against messages and evaluate them on a labelled corpus.",
     no_args_is_help=True,
     add_completion=False,
 )
