@@ -1,0 +1,230 @@
+/* The matcher's per-message scan in one C pass (see monitor/rules/scan.py).
+
+   scan(text, table, astral, lookup) -> (st, tokens, values) | None
+
+   * st: ``text`` with every character mapped through ``table`` (a bytearray of 65,536
+     native uint16: the image of each BMP code point under monitor.text's scan table, DELETED
+     when it maps to nothing, UNKNOWN when not known here) or, above the BMP, through
+     ``astral`` (dict: code point -> image code point, or -1 when it maps to nothing): exactly
+     ``monitor.text.scan_text(text)``, which maps each character alone;
+   * tokens: the non-empty runs of ``st`` between spaces (``st`` holds no other whitespace):
+     ``st.split()``;
+   * values: ``lookup[token]`` for each token (a dict: its ``__missing__`` is called for a
+     token not in it, as ``lookup[token]`` would);
+   * nonempty: the values that are not empty, in order;
+   * flags: 1 when a token is in ``pieces``, 2 in ``hot``, 4 in ``gated`` (sets; asked after
+     every look-up, and only for tokens with a non-empty value: a token of one of these sets
+     always has one, see monitor/rules/scan.py).
+
+   None when a character of ``text`` has no known one-character image (the caller then takes
+   the Python path and may teach ``table`` / ``astral`` the text's characters). */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define UNKNOWN 0xFFFF
+#define DELETED 0xFFFE
+#define TABLE_SIZE 0x20000 /* the BMP and plane 1 (emoji, mathematical letters) */
+
+static PyObject *
+scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "scan(text, table, lookup, pieces, hot, gated)");
+        return NULL;
+    }
+    PyObject *text = args[0], *table_obj = args[1], *lookup = args[2];
+    PyObject *sets[3] = {args[3], args[4], args[5]};
+    if (!PyUnicode_Check(text) || !PyByteArray_Check(table_obj) || PyByteArray_GET_SIZE(table_obj) != TABLE_SIZE * 2
+        || !PyDict_Check(lookup) || !PyAnySet_Check(sets[0]) || !PyAnySet_Check(sets[1]) || !PyAnySet_Check(sets[2])) {
+        PyErr_SetString(PyExc_TypeError, "scan(str, bytearray of 0x20000 uint16, dict, set, set, set)");
+        return NULL;
+    }
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+    const uint16_t *table = (const uint16_t *)PyByteArray_AS_STRING(table_obj);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+
+    /* first pass: the images (at most one character each), their largest code point */
+    Py_UCS4 stack_buf[512];
+    Py_UCS4 *buf = stack_buf;
+    if (n > 512) {
+        buf = PyMem_Malloc(n * sizeof(Py_UCS4));
+        if (buf == NULL)
+            return PyErr_NoMemory();
+    }
+    Py_ssize_t m = 0;
+    Py_UCS4 maxchar = 0;
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        Py_UCS4 img;
+        if (c >= TABLE_SIZE)
+            goto unknown;
+        uint16_t t = table[c];
+        if (t == UNKNOWN)
+            goto unknown;
+        if (t == DELETED)
+            continue;
+        img = t;
+        buf[m++] = img;
+        if (img > maxchar)
+            maxchar = img;
+    }
+
+    PyObject *st = PyUnicode_New(m, maxchar);
+    if (st == NULL)
+        goto done;
+    int skind = PyUnicode_KIND(st);
+    void *sdata = PyUnicode_DATA(st);
+    for (Py_ssize_t i = 0; i < m; i++)
+        PyUnicode_WRITE(skind, sdata, i, buf[i]);
+
+    PyObject *nonempty = NULL;
+    PyObject *tokens = PyList_New(0);
+    PyObject *values = PyList_New(0);
+    if (tokens == NULL || values == NULL)
+        goto fail;
+    Py_ssize_t i = 0;
+    while (i < m) {
+        while (i < m && buf[i] == ' ')
+            i++;
+        if (i >= m)
+            break;
+        Py_ssize_t start = i;
+        while (i < m && buf[i] != ' ')
+            i++;
+        PyObject *tok = PyUnicode_Substring(st, start, i);
+        if (tok == NULL)
+            goto fail;
+        if (PyList_Append(tokens, tok) < 0) {
+            Py_DECREF(tok);
+            goto fail;
+        }
+        PyObject *v = PyDict_GetItemWithError(lookup, tok); /* borrowed */
+        if (v != NULL)
+            Py_INCREF(v);
+        else if (PyErr_Occurred()) {
+            Py_DECREF(tok);
+            goto fail;
+        }
+        else {
+            v = PyObject_GetItem(lookup, tok); /* the dict subclass's __missing__ */
+            if (v == NULL) {
+                Py_DECREF(tok);
+                goto fail;
+            }
+        }
+        Py_DECREF(tok);
+        int r = PyList_Append(values, v);
+        Py_DECREF(v);
+        if (r < 0)
+            goto fail;
+    }
+    /* after every look-up (a look-up's __missing__ may have emptied the three sets): the
+       non-empty values, and which of the sets hold one of their tokens (a token of one of the
+       sets has a non-empty value, see the module docstring) */
+    nonempty = PyList_New(0);
+    if (nonempty == NULL)
+        goto fail;
+    long flags = 0;
+    Py_ssize_t count = PyList_GET_SIZE(values);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *v = PyList_GET_ITEM(values, k);
+        if (PyAnySet_Check(v) && PySet_GET_SIZE(v) == 0)
+            continue;
+        if (PyList_Append(nonempty, v) < 0)
+            goto fail;
+        PyObject *tok = PyList_GET_ITEM(tokens, k);
+        for (int b = 0; b < 3; b++) {
+            if (flags & (1L << b))
+                continue;
+            int r = PySet_Contains(sets[b], tok);
+            if (r < 0)
+                goto fail;
+            if (r)
+                flags |= 1L << b;
+        }
+    }
+    PyObject *f = PyLong_FromLong(flags);
+    if (f == NULL)
+        goto fail;
+    result = PyTuple_Pack(5, st, tokens, values, nonempty, f);
+    Py_DECREF(f);
+fail:
+    Py_DECREF(st);
+    Py_XDECREF(tokens);
+    Py_XDECREF(values);
+    Py_XDECREF(nonempty);
+    goto done;
+unknown:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    if (buf != stack_buf)
+        PyMem_Free(buf);
+    return result;
+}
+
+/* script_counts(text) -> (Arabic-script letters, Latin letters, flags): the counts of the
+   characters of monitor.rules.language's _ARABIC_SCRIPT and _LATIN classes, and flags 1: one
+   of its strong Persian letters (پچژگ), 2: a weak one (کی), 4: a teh marbuta (ةۃ). */
+static PyObject *
+script_counts(PyObject *self, PyObject *text)
+{
+    (void)self;
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "script_counts(str)");
+        return NULL;
+    }
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t arabic = 0, latin = 0;
+    long flags = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 0x0600) {
+            if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= 0x00C0 && c <= 0x024F))
+                latin++;
+        }
+        else if (c <= 0x06FF) {
+            arabic++;
+            switch (c) {
+            case 0x067E: case 0x0686: case 0x0698: case 0x06AF: flags |= 1; break;  /* پ چ ژ گ */
+            case 0x06A9: case 0x06CC: flags |= 2; break;  /* ک ی */
+            case 0x0629: case 0x06C3: flags |= 4; break;  /* ة ۃ */
+            }
+        }
+        else if ((c >= 0x0750 && c <= 0x077F) || (c >= 0x08A0 && c <= 0x08FF) || (c >= 0xFB50 && c <= 0xFDFF)
+                 || (c >= 0xFE70 && c <= 0xFEFF))
+            arabic++;
+        else if (c >= 0x1E00 && c <= 0x1EFF)
+            latin++;
+    }
+    return Py_BuildValue("nnl", arabic, latin, flags);
+}
+
+static PyMethodDef methods[] = {
+    {"script_counts", (PyCFunction)script_counts, METH_O,
+     "script_counts(text) -> (Arabic-script letters, Latin letters, flags: 1 strong Persian, 2 weak, 4 teh marbuta)"},
+    {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
+     "scan(text, table, lookup, pieces, hot, gated) -> (st, tokens, values, nonempty, flags) or None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_scan", "The matcher's per-message scan in C.", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__scan(void)
+{
+    return PyModule_Create(&module);
+}
