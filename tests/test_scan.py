@@ -174,3 +174,13 @@ def test_script_counts_agree_with_the_regexes(monkeypatch: pytest.MonkeyPatch) -
     with_c = [(language.script_language(t), language._letters(t)) for t in texts if not t.isascii()]
     monkeypatch.setattr(language, "_script_counts", None)
     assert with_c == [(language.script_language(t), language._letters(t)) for t in texts if not t.isascii()]
+
+
+def test_word_spans() -> None:
+    rng = random.Random(5)
+    for _ in range(500):
+        values = [frozenset(rng.sample(range(8), rng.randrange(0, 4))) for _ in range(rng.randrange(0, 30))]
+        wid = rng.randrange(9)
+        want = [(i, i + 1) for i, v in enumerate(values) if wid in v]
+        assert scan_mod.word_spans(values, wid) == want
+        assert scan_mod.python_word_spans(values, wid) == want

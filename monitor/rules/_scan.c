@@ -211,7 +211,51 @@ script_counts(PyObject *self, PyObject *text)
     return Py_BuildValue("nnl", arabic, latin, flags);
 }
 
+/* word_spans(values, wid) -> [(i, i + 1) for each i where wid in values[i]] (values: the
+   scan's sets; an empty one is skipped without a look-up). */
+static PyObject *
+word_spans(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "word_spans(list of sets, wid)");
+        return NULL;
+    }
+    PyObject *values = args[0], *wid = args[1];
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        int r;
+        if (PyAnySet_Check(v)) {
+            if (PySet_GET_SIZE(v) == 0)
+                continue;
+            r = PySet_Contains(v, wid);
+        }
+        else
+            r = PySequence_Contains(v, wid);
+        if (r < 0)
+            goto fail;
+        if (r) {
+            PyObject *span = Py_BuildValue("(nn)", i, i + 1);
+            if (span == NULL)
+                goto fail;
+            r = PyList_Append(out, span);
+            Py_DECREF(span);
+            if (r < 0)
+                goto fail;
+        }
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"word_spans", (PyCFunction)(void (*)(void))word_spans, METH_FASTCALL,
+     "word_spans(values, wid) -> [(i, i + 1) for i where wid in values[i]]"},
     {"script_counts", (PyCFunction)script_counts, METH_O,
      "script_counts(text) -> (Arabic-script letters, Latin letters, flags: 1 strong Persian, 2 weak, 4 teh marbuta)"},
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,

@@ -92,7 +92,7 @@ from .condition import cost_free, fold_necessary, run_program
 from ..gcpause import paused_gc
 from .language import is_persian, language_not_persian
 from .morphology import MERGE_TOKENS, fast_word_forms, merged_pairs
-from .scan import scan_words
+from .scan import scan_words, word_spans
 from ..text import OffsetMap, normalize, scan_text, text_span
 from .regexes import (
     compile_regex, required_literal, required_literal_sets,
@@ -1426,9 +1426,8 @@ class _Scan:
             pos = self._positions = {}
         got = pos.get(wid)
         if got is None:
-            # the token indexes whose lookup holds wid, found at C level
-            at = list(compress(count(), map(contains, self.sets, repeat(wid))))
-            got = list(zip(at, map(add, at, repeat(1))))
+            # the token spans whose lookup holds wid, found at C level (scan.word_spans)
+            got = word_spans(self.sets, wid)
             if self.extra:
                 got.extend((i, i + 2) for i, ws in self.extra if wid in ws)
                 got.sort()

@@ -21,14 +21,15 @@ results on every code point and on random texts: ``tests/test_scan.py``.
 from __future__ import annotations
 
 from array import array
-from itertools import compress
+from itertools import compress, count, repeat
+from operator import add, contains
 
 from ..text import FAST_ALPHABET, _SCAN_TABLE, scan_text
 
 try:
-    from ._scan import scan as _c_scan
+    from ._scan import scan as _c_scan, word_spans as _c_word_spans
 except ImportError:  # not built (no C compiler at install): the Python path
-    _c_scan = None
+    _c_scan = _c_word_spans = None
 
 UNKNOWN = 0xFFFF
 DELETED = 0xFFFE
@@ -103,3 +104,12 @@ def python_scan_words(
     asked = list(compress(tokens, values))  # the tokens with a non-empty value
     flags = (not pieces.isdisjoint(asked)) | (not hot.isdisjoint(asked)) << 1 | (not gated.isdisjoint(asked)) << 2
     return st, tokens, values, list(filter(None, values)), flags
+
+
+def python_word_spans(values: list, wid: int) -> "list[tuple[int, int]]":
+    """``[(i, i + 1) for each i where wid in values[i]]`` (at C level)."""
+    at = list(compress(count(), map(contains, values, repeat(wid))))
+    return list(zip(at, map(add, at, repeat(1))))
+
+
+word_spans = _c_word_spans if _c_word_spans is not None else python_word_spans
