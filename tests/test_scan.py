@@ -184,3 +184,18 @@ def test_word_spans() -> None:
         want = [(i, i + 1) for i, v in enumerate(values) if wid in v]
         assert scan_mod.word_spans(values, wid) == want
         assert scan_mod.python_word_spans(values, wid) == want
+
+
+@needs_c
+def test_token_starts() -> None:
+    from itertools import accumulate, compress, repeat
+    from operator import add
+
+    rng = random.Random(9)
+    pool = "ab ي  پ1\u200c😀ـ.,"
+    for _ in range(2000):
+        st = scan_text("".join(rng.choice(pool) for _ in range(rng.randrange(0, 40))))
+        lengths = list(map(len, st.split(" ")))
+        want = list(compress(accumulate(map(add, lengths, repeat(1)), initial=0), lengths))
+        assert scan_mod.c_token_starts(st) == want
+        assert [st[i:].split(" ")[0] for i in want] == st.split()

@@ -253,7 +253,47 @@ fail:
     return NULL;
 }
 
+/* token_starts(st) -> the offsets in st where a run of non-space characters starts (st: a
+   scan text, whose tokens are those runs). */
+static PyObject *
+token_starts(PyObject *self, PyObject *st)
+{
+    (void)self;
+    if (!PyUnicode_Check(st)) {
+        PyErr_SetString(PyExc_TypeError, "token_starts(str)");
+        return NULL;
+    }
+    if (PyUnicode_READY(st) < 0)
+        return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(st);
+    int kind = PyUnicode_KIND(st);
+    const void *data = PyUnicode_DATA(st);
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    int space = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyUnicode_READ(kind, data, i) == ' ') {
+            space = 1;
+            continue;
+        }
+        if (space) {
+            PyObject *at = PyLong_FromSsize_t(i);
+            if (at == NULL || PyList_Append(out, at) < 0) {
+                Py_XDECREF(at);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(at);
+            space = 0;
+        }
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"token_starts", (PyCFunction)token_starts, METH_O,
+     "token_starts(st) -> offsets where a run of non-space characters starts"},
     {"word_spans", (PyCFunction)(void (*)(void))word_spans, METH_FASTCALL,
      "word_spans(values, wid) -> [(i, i + 1) for i where wid in values[i]]"},
     {"script_counts", (PyCFunction)script_counts, METH_O,

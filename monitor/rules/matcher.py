@@ -92,7 +92,7 @@ from .condition import cost_free, fold_necessary, run_program
 from ..gcpause import paused_gc
 from .language import is_persian, language_not_persian
 from .morphology import MERGE_TOKENS, fast_word_forms, merged_pairs
-from .scan import scan_words, word_spans
+from .scan import c_token_starts, scan_words, word_spans
 from ..text import OffsetMap, normalize, scan_text, text_span
 from .regexes import (
     compile_regex, required_literal, required_literal_sets,
@@ -1511,8 +1511,11 @@ class _Scan:
         letters, digits and spaces, so its tokens are the non-empty pieces between single
         spaces, and a piece starts one character after the end of the piece before it.
         (Spans need them: computed once per message with a hit whose matches are read.)"""
-        lengths = list(map(len, self.st.split(" ")))
-        got = list(compress(accumulate(map(add, lengths, repeat(1)), initial=0), lengths))
+        if c_token_starts is not None:  # one C pass (scan.token_starts)
+            got = c_token_starts(self.st)
+        else:
+            lengths = list(map(len, self.st.split(" ")))
+            got = list(compress(accumulate(map(add, lengths, repeat(1)), initial=0), lengths))
         if len(got) != len(self.tokens):  # other characters between the words: find each one
             got = []
             find = self.st.find

@@ -27,9 +27,9 @@ from operator import add, contains
 from ..text import FAST_ALPHABET, _SCAN_TABLE, scan_text
 
 try:
-    from ._scan import scan as _c_scan, word_spans as _c_word_spans
+    from ._scan import scan as _c_scan, token_starts as c_token_starts, word_spans as _c_word_spans
 except ImportError:  # not built (no C compiler at install): the Python path
-    _c_scan = _c_word_spans = None
+    _c_scan = _c_word_spans = c_token_starts = None
 
 UNKNOWN = 0xFFFF
 DELETED = 0xFFFE
