@@ -85,45 +85,47 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyUnicode_WRITE(skind, sdata, i, buf[i]);
 
     PyObject *nonempty = NULL;
-    PyObject *tokens = PyList_New(0);
-    PyObject *values = PyList_New(0);
+    Py_ssize_t ntok = 0; /* the tokens: runs of non-spaces */
+    for (Py_ssize_t i = 0; i < m; i++)
+        if (buf[i] != ' ' && (i == 0 || buf[i - 1] == ' '))
+            ntok++;
+    PyObject *tokens = PyList_New(ntok); /* filled in order below (NULL until then) */
+    PyObject *values = PyList_New(ntok);
     if (tokens == NULL || values == NULL)
         goto fail;
-    Py_ssize_t i = 0;
+    Py_ssize_t i = 0, k = 0;
     while (i < m) {
         while (i < m && buf[i] == ' ')
             i++;
         if (i >= m)
             break;
         Py_ssize_t start = i;
-        while (i < m && buf[i] != ' ')
+        Py_UCS4 tmax = 0;
+        while (i < m && buf[i] != ' ') {
+            if (buf[i] > tmax)
+                tmax = buf[i];
             i++;
-        PyObject *tok = PyUnicode_Substring(st, start, i);
+        }
+        PyObject *tok = PyUnicode_New(i - start, tmax); /* its own largest character: canonical */
         if (tok == NULL)
             goto fail;
-        if (PyList_Append(tokens, tok) < 0) {
-            Py_DECREF(tok);
-            goto fail;
-        }
+        int tkind = PyUnicode_KIND(tok);
+        void *tdata = PyUnicode_DATA(tok);
+        for (Py_ssize_t j = start; j < i; j++)
+            PyUnicode_WRITE(tkind, tdata, j - start, buf[j]);
+        PyList_SET_ITEM(tokens, k, tok); /* the list owns it */
         PyObject *v = PyDict_GetItemWithError(lookup, tok); /* borrowed */
         if (v != NULL)
             Py_INCREF(v);
-        else if (PyErr_Occurred()) {
-            Py_DECREF(tok);
+        else if (PyErr_Occurred())
             goto fail;
-        }
         else {
             v = PyObject_GetItem(lookup, tok); /* the dict subclass's __missing__ */
-            if (v == NULL) {
-                Py_DECREF(tok);
+            if (v == NULL)
                 goto fail;
-            }
         }
-        Py_DECREF(tok);
-        int r = PyList_Append(values, v);
-        Py_DECREF(v);
-        if (r < 0)
-            goto fail;
+        PyList_SET_ITEM(values, k, v);
+        k++;
     }
     /* after every look-up (a look-up's __missing__ may have emptied the three sets): the
        non-empty values, and which of the sets hold one of their tokens (a token of one of the
