@@ -27,6 +27,26 @@
 #define DELETED 0xFFFE
 #define TABLE_SIZE 0x20000 /* the BMP and plane 1 (emoji, mathematical letters) */
 
+/* the n characters of buf into the new string s (of n characters, made for their largest) */
+static void
+copy_chars(PyObject *s, const Py_UCS4 *buf, Py_ssize_t n)
+{
+    int kind = PyUnicode_KIND(s);
+    void *data = PyUnicode_DATA(s);
+    if (kind == PyUnicode_1BYTE_KIND) {
+        Py_UCS1 *d = data;
+        for (Py_ssize_t i = 0; i < n; i++)
+            d[i] = (Py_UCS1)buf[i];
+    }
+    else if (kind == PyUnicode_2BYTE_KIND) {
+        Py_UCS2 *d = data;
+        for (Py_ssize_t i = 0; i < n; i++)
+            d[i] = (Py_UCS2)buf[i];
+    }
+    else
+        memcpy(data, buf, n * sizeof(Py_UCS4));
+}
+
 static PyObject *
 scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -60,29 +80,37 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t m = 0;
     Py_UCS4 maxchar = 0;
     PyObject *result = NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        Py_UCS4 img;
-        if (c >= TABLE_SIZE)
-            goto unknown;
-        uint16_t t = table[c];
-        if (t == UNKNOWN)
-            goto unknown;
-        if (t == DELETED)
-            continue;
-        img = t;
-        buf[m++] = img;
-        if (img > maxchar)
-            maxchar = img;
-    }
+    /* one loop per kind of the text's storage (no per-character switch) */
+#define MAP_CHARS(TYPE)                                         \
+    do {                                                        \
+        const TYPE *p = (const TYPE *)data;                     \
+        for (Py_ssize_t i = 0; i < n; i++) {                    \
+            Py_UCS4 c = p[i];                                   \
+            if (c >= TABLE_SIZE)                                \
+                goto unknown;                                   \
+            uint16_t t = table[c];                              \
+            if (t >= DELETED) {                                 \
+                if (t == UNKNOWN)                               \
+                    goto unknown;                               \
+                continue;                                       \
+            }                                                   \
+            buf[m++] = t;                                       \
+            if (t > maxchar)                                    \
+                maxchar = t;                                    \
+        }                                                       \
+    } while (0)
+    if (kind == PyUnicode_1BYTE_KIND)
+        MAP_CHARS(Py_UCS1);
+    else if (kind == PyUnicode_2BYTE_KIND)
+        MAP_CHARS(Py_UCS2);
+    else
+        MAP_CHARS(Py_UCS4);
+#undef MAP_CHARS
 
     PyObject *st = PyUnicode_New(m, maxchar);
     if (st == NULL)
         goto done;
-    int skind = PyUnicode_KIND(st);
-    void *sdata = PyUnicode_DATA(st);
-    for (Py_ssize_t i = 0; i < m; i++)
-        PyUnicode_WRITE(skind, sdata, i, buf[i]);
+    copy_chars(st, buf, m);
 
     PyObject *nonempty = NULL;
     Py_ssize_t ntok = 0; /* the tokens: runs of non-spaces */
@@ -109,10 +137,7 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyObject *tok = PyUnicode_New(i - start, tmax); /* its own largest character: canonical */
         if (tok == NULL)
             goto fail;
-        int tkind = PyUnicode_KIND(tok);
-        void *tdata = PyUnicode_DATA(tok);
-        for (Py_ssize_t j = start; j < i; j++)
-            PyUnicode_WRITE(tkind, tdata, j - start, buf[j]);
+        copy_chars(tok, buf + start, i - start);
         PyList_SET_ITEM(tokens, k, tok); /* the list owns it */
         PyObject *v = PyDict_GetItemWithError(lookup, tok); /* borrowed */
         if (v != NULL)
