@@ -15,7 +15,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# setup.py builds the optional C extension of the matcher's scan (monitor/rules/_scan.c)
+$(VENV)/.installed: pyproject.toml setup.py monitor/rules/_scan.c | $(BIN)/python
 	$(BIN)/python -m pip install -e '.[test,web]'
 	touch $@
 

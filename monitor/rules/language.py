@@ -11,6 +11,11 @@ import re
 
 from ..model import Message
 
+try:  # (Arabic-script letters, Latin letters, Persian letter flags) of a text: see _scan.c
+    from ._scan import script_counts as _script_counts
+except ImportError:  # not built: the regexes below
+    _script_counts = None
+
 _ARABIC_SCRIPT = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]")
 _LATIN = re.compile(r"[A-Za-z\u00C0-\u024F\u1E00-\u1EFF]")
 _ARABIC_RUNS = re.compile(_ARABIC_SCRIPT.pattern + "+")
@@ -50,6 +55,9 @@ def declared_language(lang: str | None) -> str | None:
 def _letters(text: str) -> tuple[int, int]:
     """(Arabic-script, Latin) letters of a non-ASCII ``text`` as :func:`script_language`
     weighs them (without Latin letters: 1 or 0 for Arabic script)."""
+    if _script_counts is not None:  # one C pass
+        arabic, latin, _ = _script_counts(text)
+        return (arabic, latin) if latin else (1 if arabic else 0, 0)
     if _LATIN.search(text) is None:
         return (0 if _ARABIC_SCRIPT.search(text) is None else 1), 0
     # counted in runs (one string per word, not per letter)
@@ -62,6 +70,13 @@ def script_language(text: str) -> str | None:
         return None
     if text.isascii():  # no Arabic script: Latin letters or nothing
         return "en" if _LATIN.search(text) else None
+    if _script_counts is not None:  # the same counts and letter tests in one C pass
+        arabic, latin, flags = _script_counts(text)
+        if arabic and arabic >= latin:
+            if flags & 1 or (flags & 2 and not flags & 4):
+                return "fa"
+            return "ar"
+        return "en" if latin else None
     arabic, latin = _letters(text)
     if arabic and arabic >= latin:
         if _PERSIAN_STRONG.search(text):

@@ -92,6 +92,7 @@ from .condition import cost_free, fold_necessary, run_program
 from ..gcpause import paused_gc
 from .language import is_persian, language_not_persian
 from .morphology import MERGE_TOKENS, fast_word_forms, merged_pairs
+from .scan import c_token_starts, scan_words, word_spans
 from ..text import OffsetMap, normalize, scan_text, text_span
 from .regexes import (
     compile_regex, required_literal, required_literal_sets,
@@ -1341,28 +1342,27 @@ class _Scan:
             self.sets: list[frozenset[int]] = []
             self.found: set[int] = set()
             return
-        self.st = st = scan_text(text)
-        # the only whitespace scan_text leaves is " " (every other non-word character becomes
-        # one; checked on every code point in the tests): a non-ASCII text is split on it with
-        # a plain character compare, not str.split()'s Unicode whitespace test per character
-        self.tokens = tokens = st.split() if st.isascii() else list(filter(None, st.split(" ")))
         lookup = index.lookup_of(persian) if persian else index.lookup
         if lazy and lookup.hot_ids is None:
             lookup.set_hot_ids(index.hot_ids(), index.gate_needs())
-        self.sets = sets = list(map(lookup.__getitem__, tokens))
-        pieces = not MERGE_TOKENS.isdisjoint(tokens)  # a token's value then holds _PIECE
+        # the scan text, its words, their look-ups, the non-empty ones and whether a token is a
+        # Persian piece (1), hot (2) or gated (4), in one C pass (see scan.scan_words)
+        self.st, self.tokens, self.sets, nonempty, flags = st, tokens, sets, nonempty, flags = scan_words(
+            text, lookup, MERGE_TOKENS, lookup.hot, lookup.gated,
+        )
+        pieces = flags & 1  # a token's value then holds _PIECE
         if pieces:  # the Persian words written in two pieces, joined and looked up
             extra = self.extra
             for i, joined in merged_pairs(tokens):
                 ws = lookup[joined] - _PIECES
                 if ws:
                     extra.append((i, ws))
-        if lazy and lookup.hot.isdisjoint(tokens) and (
+        if lazy and not flags & 2 and (
             not self.extra or all(map(lookup.hot_ids.isdisjoint, map(_SECOND, self.extra)))
         ) and (
             # no anchor regex with letters can run: no token holds one of their letter sets,
             # or those found complete none of their needs
-            (lookup.gated.isdisjoint(tokens) and not self.extra)
+            (not flags & 4 and not self.extra)
             or not lookup.may_run_regex(set().union(
                 *map(lookup.__getitem__, lookup.gated.intersection(tokens)), *map(_SECOND, self.extra),
             ))
@@ -1370,7 +1370,7 @@ class _Scan:
             self.cold = True
             self.found = None  # type: ignore[assignment] - see warm()
             return
-        self.found = found = set().union(*filter(None, sets))
+        self.found = found = set().union(*nonempty)
         if pieces:
             found.discard(_PIECE)
             for _, ws in self.extra:
@@ -1410,9 +1410,8 @@ class _Scan:
             pos = self._positions = {}
         got = pos.get(wid)
         if got is None:
-            # the token indexes whose lookup holds wid, found at C level
-            at = list(compress(count(), map(contains, self.sets, repeat(wid))))
-            got = list(zip(at, map(add, at, repeat(1))))
+            # the token spans whose lookup holds wid, found at C level (scan.word_spans)
+            got = word_spans(self.sets, wid)
             if self.extra:
                 got.extend((i, i + 2) for i, ws in self.extra if wid in ws)
                 got.sort()
@@ -1496,8 +1495,11 @@ class _Scan:
         letters, digits and spaces, so its tokens are the non-empty pieces between single
         spaces, and a piece starts one character after the end of the piece before it.
         (Spans need them: computed once per message with a hit whose matches are read.)"""
-        lengths = list(map(len, self.st.split(" ")))
-        got = list(compress(accumulate(map(add, lengths, repeat(1)), initial=0), lengths))
+        if c_token_starts is not None:  # one C pass (scan.token_starts)
+            got = c_token_starts(self.st)
+        else:
+            lengths = list(map(len, self.st.split(" ")))
+            got = list(compress(accumulate(map(add, lengths, repeat(1)), initial=0), lengths))
         if len(got) != len(self.tokens):  # other characters between the words: find each one
             got = []
             find = self.st.find

@@ -1,0 +1,201 @@
+"""The matcher's scan in one C pass (monitor/rules/_scan.c, monitor/rules/scan.py) against the
+Python steps it replaces: scan_text, the split, one look-up per word."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from monitor.rules import scan as scan_mod
+from monitor.rules.scan import python_scan_words, scan_words
+from monitor.text import scan_text
+
+needs_c = pytest.mark.skipif(scan_mod._c_scan is None, reason="the C extension is not built (no compiler at install)")
+
+
+class _Missing(dict):
+    """A look-up like the matcher's: a word not in it is analysed (here: its length) and kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.missed: list[str] = []
+
+    def __missing__(self, token: str) -> int:
+        self.missed.append(token)
+        self[token] = value = len(token)
+        return value
+
+
+_PIECES = frozenset({"ها", "می", "ای"})
+
+
+def _same(text: str) -> None:
+    a, b = _Missing(), _Missing()
+    # the sets hold some of the text's words (each word's value here is its length: never empty)
+    words = scan_text(text).split()
+    hot = set(words[1::3])
+    gated = set(words[2::5])
+    pieces = _PIECES | set(words[:1])
+    want = python_scan_words(text, a, pieces, hot, gated)
+    got = scan_words(text, b, pieces, hot, gated)
+    assert got == want, repr(text)
+    st, tokens, values, nonempty, flags = got
+    assert st == scan_text(text)
+    assert tokens == words
+    assert values == [len(t) for t in tokens] and nonempty == values
+    assert flags == bool(words) | bool(hot) << 1 | bool(gated) << 2
+    assert b.missed == a.missed  # each new word analysed once, in the text's order
+    for tok in tokens:
+        assert type(tok) is str
+
+
+def test_flags_and_empty_values() -> None:
+    class Lookup(dict):
+        def __missing__(self, token: str) -> frozenset:
+            return frozenset() if token.startswith("x") else frozenset({len(token)})
+
+    text = "xa bb xc dd ها"
+    for fn in (scan_words, python_scan_words):
+        st, tokens, values, nonempty, flags = fn(text, Lookup(), _PIECES, {"bb"}, {"zz"})
+        assert tokens == ["xa", "bb", "xc", "dd", "ها"]
+        assert nonempty == [frozenset({2})] * 3 and flags == 1 | 2
+        assert fn(text, Lookup(), frozenset(), {"xa"}, {"dd"})[4] == 4  # "xa": an empty value, not asked
+
+
+def test_every_code_point_alone_and_between_letters() -> None:
+    # every code point the C pass's table covers (the BMP and plane 1), a sample beyond;
+    # twice: the first text with a character the table does not know takes the Python path
+    # and teaches the table, the second goes through C
+    covered = [cp for cp in range(scan_mod.TABLE_SIZE) if not 0xD800 <= cp < 0xE000]
+    beyond = list(range(scan_mod.TABLE_SIZE, 0x110000, 0x101))
+    for _ in range(2):
+        for cps in (covered, beyond):
+            for lo in range(0, len(cps), 0x1000):
+                chars = [chr(cp) for cp in cps[lo:lo + 0x1000]]
+                for c in chars[::97]:
+                    _same(c)
+                _same("a" + "b".join(chars) + "z")
+                _same("ب" + " ".join(chars) + "ت")
+
+
+@needs_c
+def test_known_characters_go_through_c() -> None:
+    text = "قال المتحدث 😀 باسم الحرس: «لقد أطلقنا» the IRGC‌ها said ٣ ۴ ـ"
+    scan_words(text, _Missing())  # teaches the table the emoji
+    got = scan_mod._c_scan(text, scan_mod._table, _Missing(), _PIECES, set(), set())
+    assert got is not None and got == python_scan_words(text, _Missing(), _PIECES)
+    # a character whose image is several characters is never taken by the C pass
+    lig = "صلى الله عليه ﷺ"
+    assert len(lig[-1].translate(scan_mod._SCAN_TABLE)) > 1
+    scan_words(lig, _Missing())
+    assert scan_mod._c_scan(lig, scan_mod._table, _Missing(), _PIECES, set(), set()) is None
+    _same(lig)
+
+
+def test_random_texts() -> None:
+    rng = random.Random(7)
+    pool = (
+        "ابتثجحخدذرزسشصضطظعغفقكلمنهويءآأإؤئةى" + "پچژکگیۀ" + "ًٌٍَُِّْٰ" + "ـ" + "٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹"
+        + "\u200c\u200d\u200b\u200e\u200f\ufeff" + "abcXYZ019_-.,;:!?#@/'\"()[]«»\t\n\r  \xa0"
+        + "ﷺﻻﺑ" + "ÉéçİıßœÆ" + "Ωπж" + "😀🇮🇷👍🏽" + "\U0001d400\U0001d7ce" + "中文" + "\u2028\u3000\x1c\x85"
+    )
+    for _ in range(3000):
+        n = rng.randrange(0, 80)
+        _same("".join(rng.choice(pool) for _ in range(n)))
+    long_text = "".join(rng.choice(pool) for _ in range(5000))  # more than the C pass's stack buffer
+    _same(long_text)
+    _same("")
+    _same("   ")
+
+
+@needs_c
+def test_errors_and_the_lookups_own_errors() -> None:
+    with pytest.raises(TypeError):
+        scan_mod._c_scan("x", bytes(scan_mod._table), {}, _PIECES, set(), set())
+    with pytest.raises(TypeError):
+        scan_mod._c_scan("x", scan_mod._table, {}, _PIECES, set())
+
+    class Boom(dict):
+        def __missing__(self, token: str) -> None:
+            raise KeyError(token)
+
+    with pytest.raises(KeyError):
+        scan_words("word", Boom())
+
+
+def test_matcher_same_hits_without_the_c_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from monitor.model import Message
+    from monitor.rules import Matcher, load_rules
+
+    root = Path(__file__).resolve().parent.parent
+    texts = [
+        "أعلنت الدولة الإسلامية مسؤوليتها عن الهجوم 😀 على القوات",
+        "سپاه پاسداران مسئولیت این حمله را بر عهده گرفت‌ و گفت",
+        "The Islamic State claimed responsibility for the attack ﷺ in Kerman",
+        "قال المتحدث العسكري يحيى سريع إن القوات المسلحة اليمنية نفذت عملية",
+        "IDF spokesperson said the strike targeted a Hezbollah commander 👍🏽",
+    ]
+
+    date = datetime(2026, 12, 1, tzinfo=timezone.utc)
+
+    def hits(m: Matcher) -> list[str]:
+        out = []
+        for i, t in enumerate(texts * 2):
+            msg = Message(platform="telegram", channel_id="c", message_id=str(i), date=date, text=t)
+            out.extend(repr((h, h.matches)) for h in m.match(msg))
+        return out
+
+    matcher = Matcher(load_rules([root / "rules"]))
+    with_c = hits(matcher)
+    monkeypatch.setattr(scan_mod, "_c_scan", None)
+    without = hits(matcher)
+    assert with_c == without
+    assert with_c  # the texts do hit the shipped pack
+
+
+def test_script_counts_agree_with_the_regexes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.rules import language
+
+    rng = random.Random(3)
+    pool = "abzAZ éÀɏḀỿ" + "ابتةۃيىكپچژگکی" + "ݐݿࢠࣿﭐ﷿ﹰ﻿" + "؀ۿ" + "0 ,.😀中Ωж\u200c"
+    texts = ["".join(rng.choice(pool) for _ in range(rng.randrange(1, 40))) for _ in range(4000)]
+    texts += [chr(cp) for cp in range(0x2000)] + [chr(cp) for cp in range(0xFB00, 0x10000)]
+    if language._script_counts is not None:
+        for t in texts[:4000]:
+            a, l, f = language._script_counts(t)
+            assert a == sum(map(len, language._ARABIC_RUNS.findall(t)))
+            assert l == sum(map(len, language._LATIN_RUNS.findall(t)))
+            assert f == (bool(language._PERSIAN_STRONG.search(t)) | bool(language._PERSIAN_WEAK.search(t)) << 1
+                         | bool(language._TEH_MARBUTA.search(t)) << 2)
+    with_c = [(language.script_language(t), language._letters(t)) for t in texts if not t.isascii()]
+    monkeypatch.setattr(language, "_script_counts", None)
+    assert with_c == [(language.script_language(t), language._letters(t)) for t in texts if not t.isascii()]
+
+
+def test_word_spans() -> None:
+    rng = random.Random(5)
+    for _ in range(500):
+        values = [frozenset(rng.sample(range(8), rng.randrange(0, 4))) for _ in range(rng.randrange(0, 30))]
+        wid = rng.randrange(9)
+        want = [(i, i + 1) for i, v in enumerate(values) if wid in v]
+        assert scan_mod.word_spans(values, wid) == want
+        assert scan_mod.python_word_spans(values, wid) == want
+
+
+@needs_c
+def test_token_starts() -> None:
+    from itertools import accumulate, compress, repeat
+    from operator import add
+
+    rng = random.Random(9)
+    pool = "ab ي  پ1\u200c😀ـ.,"
+    for _ in range(2000):
+        st = scan_text("".join(rng.choice(pool) for _ in range(rng.randrange(0, 40))))
+        lengths = list(map(len, st.split(" ")))
+        want = list(compress(accumulate(map(add, lengths, repeat(1)), initial=0), lengths))
+        assert scan_mod.c_token_starts(st) == want
+        assert [st[i:].split(" ")[0] for i in want] == st.split()
