@@ -2,12 +2,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DB     ?= data/demo.db
-# rules eval gate on the corpus's test split: the figures the shipped pack reaches there, rounded
-# down to 0.01 (claim recall 0.790, statement recall 0.806, alert precision 0.889 on the 463 test
-# items on 2026-11-30, after the twelfth rule round), so a rule change that loses recall or
+# rules eval gate on the corpus's test split, a point or two below the figures the shipped pack
+# reaches there (claim recall 0.807, statement recall 0.824, alert precision 0.897 on the 463 test
+# items on 2026-12-01, after the seventeenth rule round), so a rule change that loses recall or
 # precision fails CI. Raise them when the pack improves.
-EVAL_MIN_RECALL    ?= 0.78
-EVAL_MIN_PRECISION ?= 0.88
+EVAL_MIN_RECALL    ?= 0.79
+EVAL_MIN_PRECISION ?= 0.89
 
 .PHONY: demo test eval install install-test bench clean browser screenshots web-bench
 
