@@ -1140,29 +1140,21 @@ def _terms(ctx: _FileContext, node: Node, where: str, what: str) -> list | None:
     out = []
     memo = ctx.term_memo
     for t_node, raw in items:
-        if "@" not in raw:  # a plain term (the common case): no reference to look for (watch)
-            term = memo.get(raw)
-            if term is None:
-                try:
-                    term = memo[raw] = parse_term(raw)
-                except TermError as exc:
-                    ctx.add(t_node, f"{where}: {exc}")
-                    continue
-            out.append(term)
-            continue
-        if raw.strip().lower().startswith("@actor"):
-            actor = _actor_ref(ctx, t_node, raw, where)
-            if actor is not None:
-                terms = ctx.actor_terms(actor)
-                if not terms:
-                    ctx.add(t_node, f"{where}: actor '{actor.id}' has no names")
-                out.extend(terms)
-            continue
-        if raw.strip().lower().startswith("@list"):
-            wl = _list_ref(ctx, t_node, raw, where)
-            if wl is not None:
-                out.extend(wl.terms)
-            continue
+        if "@" in raw:  # a plain term (the common case) has no reference to look for
+            ref = raw.strip().lower()
+            if ref.startswith("@actor"):
+                actor = _actor_ref(ctx, t_node, raw, where)
+                if actor is not None:
+                    terms = ctx.actor_terms(actor)
+                    if not terms:
+                        ctx.add(t_node, f"{where}: actor '{actor.id}' has no names")
+                    out.extend(terms)
+                continue
+            if ref.startswith("@list"):
+                wl = _list_ref(ctx, t_node, raw, where)
+                if wl is not None:
+                    out.extend(wl.terms)
+                continue
         term = memo.get(raw)
         if term is None:
             try:
