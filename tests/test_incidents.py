@@ -268,6 +268,30 @@ def test_merge_and_detach_hold_across_a_reimport_and_a_rebuild(tmp_path) -> None
     assert show.exit_code == 0 and json.loads(show.output)["counts"]["messages"] == len(members)
 
 
+def test_corrections_name_what_is_wrong_with_their_arguments(tmp_path) -> None:
+    db = tmp_path / "bad.db"
+    runner = CliRunner()
+    archive = archive_with(tmp_path, KERMAN, name="bad.db")
+    kerman = list_incidents(archive.conn)[0]["id"]
+    archive.close()
+
+    def err(*args: str) -> str:
+        res = runner.invoke(app, ["incident", *args, "--db", str(db)])
+        assert res.exit_code == 2, res.output
+        assert "Traceback" not in res.output
+        return " ".join(res.output.split())
+
+    assert "Invalid value for 'A'" in err("merge", "x", str(kerman))
+    assert "Invalid value for 'B'" in err("merge", str(kerman), "y")
+    assert "'garbage' is not a message key (PLATFORM:CHANNEL_ID:MESSAGE_ID)" in err("detach", str(kerman), "garbage")
+    assert "no message telegram:999:1 in the archive" in err("detach", str(kerman), "telegram:999:1")
+    assert "no incident 999" in err("detach", "999", "x:400:9")
+    # nothing was changed by the refused corrections
+    with Archive.open(db) as ar:
+        assert len(list_incidents(ar.conn)) == 1
+        assert ar.conn.execute("SELECT count(*) FROM incident_corrections").fetchone()[0] == 0
+
+
 def test_cli_listing_filters_show_and_markdown(tmp_path) -> None:
     archive_with(tmp_path, KERMAN + KABUL, name="cli.db").close()
     db = str(tmp_path / "cli.db")

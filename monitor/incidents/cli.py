@@ -183,8 +183,8 @@ def _write(db: str | None, config: str | None, log_level: str, fn: Any) -> Any:
 
 
 def merge_cmd(
-    a: Annotated[int, typer.Argument(help="Incident that stays.")],
-    b: Annotated[int, typer.Argument(help="Incident merged into A.")],
+    a: Annotated[int, typer.Argument(help="Incident that stays.", metavar="A")],
+    b: Annotated[int, typer.Argument(help="Incident merged into A.", metavar="B")],
     db: DbOpt = None,
     config: ConfigOpt = None,
     log_level: LogLevelOpt = "WARNING",

@@ -98,10 +98,14 @@ def detach(conn: sqlite3.Connection, tracker: IncidentTracker, incident_id: int,
     live = resolve(conn, incident_id)
     if live is None:
         raise CorrectionError(f"no incident {incident_id}")
+    if len(message_key.split(":", 2)) != 3:
+        raise CorrectionError(f"'{message_key}' is not a message key (PLATFORM:CHANNEL_ID:MESSAGE_ID)")
     rowid = _rowid_of(conn, message_key)
+    if rowid is None:
+        raise CorrectionError(f"no message {message_key} in the archive")
     row = conn.execute(
         "SELECT incident_id, family_id, date FROM incident_messages WHERE message_rowid=?", (rowid,)
-    ).fetchone() if rowid is not None else None
+    ).fetchone()
     if row is None or row[0] != live:
         raise CorrectionError(f"message {message_key} is not in incident {incident_id}")
     _old, family_id, date = row
