@@ -101,6 +101,85 @@ async def wait_for(pred: Callable[[], bool], timeout: float = 20.0, what: str = 
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def outbox_report(db: Path, log: Path | None = None) -> str:
+    """The archive's delivery state in a few lines, for a failed wait's message: messages and
+    hits stored, outbox rows by kind, destination and status (with their attempts), every row
+    not yet sent (status, attempts, next_attempt_at, last_error), the time now, and the last
+    lines of the daemon's ``log`` that are not ``alert_sent``."""
+    out = [f"now {datetime.now(timezone.utc).isoformat(timespec='milliseconds')}"]
+    if not db.exists():
+        out.append(f"{db}: no archive yet")
+    else:
+        counts = [db_rows(db, f"select count(*) from {t}") for t in ("messages", "hits")]
+        out.append("messages {}, hits {}".format(*(c[0][0] if c else "?" for c in counts)))
+        for kind, dest, status, n, lo, hi in db_rows(
+            db, "select kind, destination, status, count(*), min(attempts), max(attempts) from outbox"
+            " group by kind, destination, status order by kind, destination, status"
+        ):
+            out.append(f"outbox {kind}/{dest}/{status}: {n} rows, attempts {lo}-{hi}")
+        unsent = db_rows(
+            db, "select id, kind, destination, status, attempts, next_attempt_at, last_error from outbox"
+            " where status != 'sent' order by id"
+        )
+        for row in unsent[:40]:
+            out.append("  row {} {}/{} {} attempts={} next_attempt_at={} last_error={!r}".format(*row))
+        if len(unsent) > 40:
+            out.append(f"  ... {len(unsent) - 40} more rows not sent")
+    if log is not None and log.exists():
+        lines = [x for x in log.read_text(encoding="utf-8", errors="replace").splitlines()
+                 if x.strip() and '"alert_sent"' not in x]
+        out.append("daemon log (without alert_sent):")
+        out.extend("  " + x[:400] for x in lines[-15:])
+    return "\n".join(out)
+
+
+def archive_progress(db: Path, *files: Path) -> tuple:
+    """What a daemon has done so far: messages and hits stored, outbox rows per status, their
+    attempts, the sizes of ``files`` (its log). Changes whenever it makes progress."""
+    state: list[Any] = [f.stat().st_size if f.exists() else -1 for f in files]
+    if db.exists():
+        state += db_rows(db, "select (select count(*) from messages), (select count(*) from hits),"
+                             " (select coalesce(sum(attempts), 0) from outbox)")
+        state += db_rows(db, "select status, count(*) from outbox group by status order by status")
+    return tuple(state)
+
+
+async def wait_progress(
+    pred: Callable[[], bool],
+    what: str,
+    *,
+    progress: Callable[[], Any],
+    report: Callable[[], str],
+    proc: Any = None,
+    stall: float = 60.0,
+    limit: float = 300.0,
+) -> None:
+    """Poll ``pred`` until it holds. Unlike :func:`wait_for` there is no fixed deadline for
+    the work: a loaded host only makes it slower. It fails when ``progress()`` (a snapshot of
+    what the daemon has done, e.g. :func:`archive_progress`) has not changed for ``stall``
+    seconds, after ``limit`` seconds in all, or at once when ``proc`` (the daemon's Popen)
+    has exited; the message says which, and carries ``report()`` (e.g. :func:`outbox_report`)."""
+    start = time.monotonic()
+    last, changed = progress(), start
+    while True:
+        if pred():
+            return
+        now = time.monotonic()
+        why = None
+        if proc is not None and proc.poll() is not None:
+            why = f"the daemon exited with {proc.returncode}"
+        elif now - changed > stall:
+            why = f"no progress for {stall:g} s"
+        elif now - start > limit:
+            why = f"still not done after {limit:g} s"
+        if why is not None:
+            raise AssertionError(f"timed out waiting for {what} ({why}, {now - start:.1f} s in all)\n{report()}")
+        await asyncio.sleep(0.1)
+        snap = progress()
+        if snap != last:
+            last, changed = snap, time.monotonic()
+
+
 async def feed_first_hit(tmp: Path, text: str = "They claimed responsibility for it") -> tuple[Path, Path]:
     """Write message 1 into the running daemon's followed feed (``tmp/in/feed.jsonl``) and wait
     until its hit is stored; returns (feed, archive db) for the test to go on with."""
