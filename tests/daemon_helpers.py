@@ -8,7 +8,7 @@ import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 from monitor.model import Message
 from alerts_support import FakeSlack, SmtpSink
@@ -144,21 +144,20 @@ def archive_progress(db: Path, *files: Path) -> tuple:
     return tuple(state)
 
 
-async def wait_progress(
-    pred: Callable[[], bool],
-    what: str,
-    *,
-    progress: Callable[[], Any],
-    report: Callable[[], str],
-    proc: Any = None,
-    stall: float = 60.0,
-    limit: float = 300.0,
-) -> None:
-    """Poll ``pred`` until it holds. Unlike :func:`wait_for` there is no fixed deadline for
-    the work: a loaded host only makes it slower. It fails when ``progress()`` (a snapshot of
-    what the daemon has done, e.g. :func:`archive_progress`) has not changed for ``stall``
-    seconds, after ``limit`` seconds in all, or at once when ``proc`` (the daemon's Popen)
-    has exited; the message says which, and carries ``report()`` (e.g. :func:`outbox_report`)."""
+# wait_progress: how long a daemon may show no progress (nothing stored, no outbox row changed,
+# no log line) before a wait fails. Longer than any wait the daemon tests' retry policy allows
+# (write_config: max_retry_seconds 120, so backoffs of at most 64 s) and than a daemon's start on
+# a starved host (31 s seen at a third of a CPU share on a host at load 12); far shorter than
+# the outbox's lease (300 s) that a row left 'sending' would wait for if a restart missed it.
+STALL_SECONDS = 120.0
+LIMIT_SECONDS = 600.0  # and at most this long in all
+
+
+def _progress_polls(
+    pred: Callable[[], bool], what: str, progress: Callable[[], Any], report: Callable[[], str],
+    procs: Sequence[Any], stall: float, limit: float,
+) -> Iterator[None]:
+    """The loop of :func:`wait_progress`: yields while the caller should sleep between polls."""
     start = time.monotonic()
     last, changed = progress(), start
     while True:
@@ -166,18 +165,55 @@ async def wait_progress(
             return
         now = time.monotonic()
         why = None
-        if proc is not None and proc.poll() is not None:
-            why = f"the daemon exited with {proc.returncode}"
+        exited = [p for p in procs if p.poll() is not None]
+        if exited:
+            why = f"a daemon exited with {exited[0].returncode}: {' '.join(map(str, exited[0].args))}"
         elif now - changed > stall:
             why = f"no progress for {stall:g} s"
         elif now - start > limit:
             why = f"still not done after {limit:g} s"
         if why is not None:
             raise AssertionError(f"timed out waiting for {what} ({why}, {now - start:.1f} s in all)\n{report()}")
-        await asyncio.sleep(0.1)
+        yield
         snap = progress()
         if snap != last:
             last, changed = snap, time.monotonic()
+
+
+async def wait_progress(
+    pred: Callable[[], bool],
+    what: str,
+    *,
+    progress: Callable[[], Any],
+    report: Callable[[], str],
+    proc: Any = None,
+    procs: Sequence[Any] = (),
+    stall: float = STALL_SECONDS,
+    limit: float = LIMIT_SECONDS,
+) -> None:
+    """Poll ``pred`` until it holds. Unlike :func:`wait_for` there is no fixed deadline for
+    the work: a loaded host only makes it slower. It fails when ``progress()`` (a snapshot of
+    what the daemon has done, e.g. :func:`archive_progress`) has not changed for ``stall``
+    seconds, after ``limit`` seconds in all, or at once when ``proc`` (the daemon's Popen; or
+    one of ``procs``) has exited; the message says which, and carries ``report()`` (e.g.
+    :func:`outbox_report`)."""
+    for _ in _progress_polls(pred, what, progress, report, (*procs, *([proc] if proc is not None else [])), stall, limit):
+        await asyncio.sleep(0.1)
+
+
+def wait_progress_sync(
+    pred: Callable[[], bool],
+    what: str,
+    *,
+    progress: Callable[[], Any],
+    report: Callable[[], str],
+    procs: Sequence[Any] = (),
+    stall: float = STALL_SECONDS,
+    limit: float = LIMIT_SECONDS,
+) -> None:
+    """:func:`wait_progress` for a test that is not a coroutine."""
+    for _ in _progress_polls(pred, what, progress, report, procs, stall, limit):
+        time.sleep(0.1)
 
 
 async def feed_first_hit(tmp: Path, text: str = "They claimed responsibility for it") -> tuple[Path, Path]:

@@ -55,7 +55,7 @@ async def test_kill_and_restart_loses_and_duplicates_nothing(tmp_path: Path) -> 
 
     # Waits end on progress, not on a fixed deadline: on a loaded host (2 cores, many jobs)
     # a restart alone can take tens of seconds. They fail when the daemon makes no progress
-    # for a minute or exits, and say what the outbox holds.
+    # for two minutes (STALL_SECONDS) or exits, and say what the outbox holds.
     def progress() -> tuple:
         return (*archive_progress(db, log), len(slack.requests), len(smtp.messages))
 
