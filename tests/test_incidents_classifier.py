@@ -92,3 +92,21 @@ def test_a_classifier_hit_on_a_member_updates_it_and_never_moves_it(tmp_path: Pa
     assert archive.conn.execute("SELECT count(*) FROM hits WHERE rule_id='classifier'").fetchone() == (1,)
     assert len(list_incidents(archive.conn)) == 1
     archive.close()
+
+
+def test_an_actorless_first_claim_gets_the_incident_note_without_claimants(tmp_path: Path) -> None:
+    """The classifier's claim naming Kerman but no actor, after the officials blamed others: the
+    alert's note says "claim, …; officials blamed …" (no "by …": nobody is named)."""
+    from monitor.incidents.alerting import alert_incident, note_text
+
+    text = "Two of our brothers carried out the operation in Kerman, praise be to God"
+    m = ClassifierMatcher(matcher(tmp_path), decide={text: ("claim", 0.9)}.get)
+    archive = _import(tmp_path, KERMAN[:5] + [rec("950", 1, "2024-01-04T13:00:00Z", text, channel="brothers")], "n.db", m)
+    inc, kind, rules, actors, how = _member(archive, "telegram:950:1")
+    assert (kind, rules, actors, how) == ("claim", '["classifier"]', "[]", "place")
+    hit_id = archive.conn.execute("SELECT id FROM hits WHERE rule_id='classifier'").fetchone()[0]
+    got = alert_incident(archive.conn, hit_id)
+    assert got["id"] == inc and got["note"]["claimants"] == []
+    assert note_text(got["note"], {"israel": "Israel", "united-states": "United States"}) == (
+        "claim, 25h2m after the first report; officials blamed Israel, United States at T+2h10m")
+    archive.close()
