@@ -130,6 +130,15 @@ def test_hits_kind_rule_json_csv(db: Path) -> None:
         assert r.exit_code == 0 and "classifier 0.77" in r.stdout and "classifier 0.64" in r.stdout
 
 
+def test_search_by_rule_classifier(db: Path) -> None:
+    r = runner.invoke(app, ["search", "operation OR condemned OR الدولة", "--db", str(db), "--rule", "classifier", "--json"])
+    assert r.exit_code == 0, r.output
+    assert sorted(json.loads(x)["key"] for x in r.stdout.splitlines()) == [
+        "telegram:-1001:1", "telegram:-1002:2", "x:42:3"]
+    r = runner.invoke(app, ["search", "operation OR الدولة", "--db", str(db), "--rule", "isis-claims", "--json"])
+    assert [json.loads(x)["key"] for x in r.stdout.splitlines()] == ["telegram:-1001:1"]
+
+
 def test_show_says_no_terms_for_the_classifier(db: Path) -> None:
     r = runner.invoke(app, ["show", "telegram:-1001:1", "--db", str(db)], terminal_width=220)
     assert r.exit_code == 0
