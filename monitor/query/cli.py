@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..archive import Archive
+from ..archive.columns import score_text
 from ..cli_common import (
     ConfigOpt,
     DbOpt,
@@ -251,8 +252,6 @@ HIT_TABLE_COLUMNS = ("posted", "level", "kind", "rule", "actors", "channel", "ke
 
 def _rule_cell(r: dict[str, Any]) -> str:
     """The rule id, and a learned classifier's probability after it (``classifier 0.83``)."""
-    from ..archive.columns import score_text
-
     score = score_text(r.get("score"))
     return f"{r['rule_id']} {score}" if score else r["rule_id"]
 
@@ -350,8 +349,6 @@ def show_cmd(
         for col in ("id", "recorded", "rule", "level", "title", "matched") + (("score",) if scored else ()):
             hits.add_column(col)
         for h in d["hits"]:
-            from ..archive.columns import score_text
-
             hits.add_row(str(h["id"]), h["created_at"][:19], Text(h["rule_id"]),
                          Text(h["level"], style=LEVEL_STYLE.get(h["level"].lower(), "")), shown_text(h["title"]),
                          shown_text(matched_text(h)), *((score_text(h.get("score")),) if scored else ()))
