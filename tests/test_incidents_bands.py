@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from monitor.archive import Archive
-from monitor.archive.schema import MIGRATIONS, SCHEMA_VERSION, _m8_family_bands_once
+from monitor.archive.schema import MIGRATIONS, SCHEMA_VERSION, _m8_family_bands_once, _m9_short_fingerprints
 from monitor.incidents import assign
 from monitor.incidents.assign import IncidentTracker, Settings, bands_written
 from monitor.incidents.corrections import rebuild
@@ -292,7 +292,8 @@ def test_an_archive_with_long_fingerprints_gets_them_shortened_and_finds_old_cop
                                          " ON m.id = f.message_rowid WHERE f.fingerprint NOT LIKE 'fwd:%'")}
         assert all(keys[i] == v[:16] for i, v in long.items())
         conn.executemany("UPDATE family_texts SET fingerprint=? WHERE id=?", [(v, i) for i, v in long.items()])
-        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION - 1),))
+        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",  # as before migration 9 (_m9_…)
+                     (str(MIGRATIONS.index(_m9_short_fingerprints)),))
     again = Archive.open(db)
     again.incidents = IncidentTracker(Settings(in_memory=1))
     try:

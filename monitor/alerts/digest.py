@@ -14,6 +14,7 @@ from typing import Any
 from ..archive import Archive, utcnow
 from ..config import Config
 from ..model import make_url
+from ..archive.columns import classifier_why, hit_score_sql, score_text
 from .records import row_dict
 from ..model import channel_label, channel_url
 from .render import one_line
@@ -30,11 +31,16 @@ def build_digest(archive: Archive, since: datetime, until: datetime) -> dict[str
     conn = archive.conn
     with archive.lock:
         total = conn.execute("SELECT count(*) FROM hits WHERE created_at >= ? AND created_at < ?", (lo, hi)).fetchone()[0]
+        score = hit_score_sql(conn, "hits")
+        # a learned classifier's hits (score set) are counted per kind under their rule id
+        # ("Learned classifier: claim" and "…: statement" are two lines), with their mean probability
         rules = [
-            {"rule_id": rid, "title": one_line(title or rid, 300), "level": level or "", "count": n}
-            for rid, title, level, n in conn.execute(
-                "SELECT rule_id, max(title), max(level), count(*) FROM hits WHERE created_at >= ? AND created_at < ?"
-                " GROUP BY rule_id ORDER BY count(*) DESC, rule_id",
+            {"rule_id": rid, "title": one_line(title or rid, 300), "level": level or "", "count": n,
+             **({"score": round(mean, 4), "why": f"mean probability {score_text(mean)}"} if mean is not None else {})}
+            for rid, title, level, n, mean in conn.execute(
+                f"SELECT rule_id, max(title), max(level), count(*), avg({score}) FROM hits"
+                " WHERE created_at >= ? AND created_at < ?"
+                f" GROUP BY rule_id, CASE WHEN {score} IS NOT NULL THEN kind END ORDER BY count(*) DESC, rule_id, 2",
                 (lo, hi),
             )
         ]
@@ -55,7 +61,8 @@ def build_digest(archive: Archive, since: datetime, until: datetime) -> dict[str
             )
         ]
         cur = conn.execute(
-            "SELECT h.id AS hit_id, h.rule_id, h.title, h.level, h.created_at, m.platform, m.channel_id,"
+            f"SELECT h.id AS hit_id, h.rule_id, h.title, h.level, h.kind, {hit_score_sql(conn)} AS score,"
+            " h.created_at, m.platform, m.channel_id,"
             " m.channel, m.channel_title, m.message_id, m.url, m.date"
             " FROM hits h JOIN messages m ON m.id = h.message_rowid"
             " WHERE h.created_at >= ? AND h.created_at < ? ORDER BY h.created_at DESC, h.id DESC LIMIT ?",
@@ -73,6 +80,8 @@ def build_digest(archive: Archive, since: datetime, until: datetime) -> dict[str
             "url": r["url"] or make_url(r["platform"], r["channel"], r["channel_id"], r["message_id"]),
             "date": r["date"],
             "detected": r["created_at"],
+            # a learned classifier's hit: "learned classifier: claim, probability 0.83" (else "")
+            **({"score": r["score"], "why": classifier_why(r["kind"], r["score"])} if r["score"] is not None else {}),
         }
         for r in latest_rows
     ]

@@ -144,14 +144,16 @@ def level_rank(level: str) -> int:
 
 def _alerts(archive: "Archive", hits: Sequence[tuple[int, Hit, Sequence[str]]], now: str) -> list[int]:
     """One alert row per destination (in order of first mention) for the hits routed there,
-    the highest level first (``sorted`` is stable: rule order among equals)."""
+    the highest level first, a rule's hit before a learned classifier's (``Hit.score`` set) of
+    the same level (``sorted`` is stable: rule order among equals)."""
     per_dest: dict[str, list[tuple[int, Hit]]] = {}
     for hit_id, hit, dests in hits:
         for dest in dests:
             per_dest.setdefault(dest, []).append((hit_id, hit))
     ids = []
     for dest, listed in per_dest.items():
-        listed = sorted(listed, key=lambda item: -level_rank(item[1].level))
+        # a rule's hit leads a learned classifier's of the same level (its terms say more)
+        listed = sorted(listed, key=lambda item: (-level_rank(item[1].level), item[1].score is not None))
         payload = {"hit_ids": [hit_id for hit_id, _hit in listed]} if len(listed) > 1 else None
         oid = archive.enqueue(listed[0][0], dest, kind=AlertKind.ALERT, payload=payload, now=now)
         if oid is not None:

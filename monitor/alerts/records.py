@@ -8,11 +8,11 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Iterable, Mapping
 
-from ..archive.columns import dict_rows, json_column
+from ..archive.columns import dict_rows, hit_score_sql, json_column
 
 _HIT_SQL = """
 SELECT h.id AS hit_id, h.rule_id, h.rule_hash, h.level, h.title, h.tags, h.matches, h.text_sha256,
-       h.created_at AS hit_created_at, h.kind AS hit_kind, h.actors,
+       h.created_at AS hit_created_at, h.kind AS hit_kind, h.actors, {score} AS score,
        m.id AS message_rowid, m.platform, m.channel_id, m.message_id, m.channel, m.channel_title,
        m.date, m.edit_date, m.author, m.url, m.forwarded_from, m.media, m.deleted_at, m.grouped_id,
        m.text AS current_text,
@@ -33,7 +33,7 @@ ORDER BY h.id
 
 def load_hit(conn: sqlite3.Connection, hit_id: int) -> dict[str, Any] | None:
     """A hit with its message; ``text`` is the version of the text the rule matched."""
-    rows = dict_rows(conn.execute(_HIT_SQL, (hit_id,)))
+    rows = dict_rows(conn.execute(_HIT_SQL.format(score=hit_score_sql(conn)), (hit_id,)))
     if not rows:
         return None
     row = rows[0]
@@ -70,19 +70,21 @@ def _add_album(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
 
 
 _LISTED_SQL = """
-SELECT id AS hit_id, rule_id, level, title, kind AS hit_kind, actors, matches, text_sha256
-FROM hits WHERE id IN ({marks})
+SELECT h.id AS hit_id, h.rule_id, h.level, h.title, h.kind AS hit_kind, h.actors, h.matches, h.text_sha256,
+       {score} AS score
+FROM hits h WHERE h.id IN ({marks})
 """
 
 
 def load_listed_hits(conn: sqlite3.Connection, hit_ids: Iterable[int]) -> list[dict[str, Any]]:
-    """Rule, level, title, kind, actors and matches of the hits an alert lists besides its
+    """Rule, level, title, kind, actors, matches and score of the hits an alert lists besides its
     lead, in the order of ``hit_ids`` (hits not found are left out)."""
     ids = [int(i) for i in hit_ids][:500]
     if not ids:
         return []
     found = {}
-    for row in dict_rows(conn.execute(_LISTED_SQL.format(marks=",".join("?" * len(ids))), ids)):
+    sql = _LISTED_SQL.format(marks=",".join("?" * len(ids)), score=hit_score_sql(conn))
+    for row in dict_rows(conn.execute(sql, ids)):
         row["matches"] = json_column(row["matches"], [])
         actors = json_column(row.get("actors"), [])
         row["actors"] = [str(a) for a in actors] if isinstance(actors, list) else []

@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from ..archive.columns import classifier_why, score_text
 from ..bidi import neutralize_all, trim_span
 from ..model import channel_label, channel_url, make_url
 from . import records
@@ -150,6 +151,19 @@ def _actor_items(actors: Any) -> list[dict[str, str]]:
     return [{"id": one_line(str(a), 100), "title": one_line(str(a), 100)} for a in actors or []]
 
 
+def _score(value: Any) -> float | None:
+    """A hit's ``score`` (a learned classifier's probability) as a float; None for a rule's hit."""
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _why(h: Mapping[str, Any]) -> str:
+    """``learned classifier: claim, probability 0.83`` for a classifier's hit (no terms), else ""."""
+    return one_line(classifier_why(h.get("hit_kind") or "watch", _score(h.get("score"))), 200)
+
+
 def hit_context(
     facts: Mapping[str, Any],
     *,
@@ -161,7 +175,9 @@ def hit_context(
 
     ``also``: the other hits of the message the alert lists (:func:`records.load_listed_hits`),
     after ``facts``, its lead: ``rules`` lists them all, ``hit.actors`` and ``matches`` are the
-    union, the lead gives level, title and kind."""
+    union, the lead gives level, title and kind. A learned classifier's hit (``score`` set, no
+    matches, often no actors) adds no terms: ``classifier`` says why it matched
+    (``learned classifier: claim, probability 0.83``), one line per such hit listed."""
     text = facts.get("text") or ""
     matches = list(facts.get("matches") or [])
     same_text = [h for h in also if h.get("text_sha256") == facts.get("text_sha256")]
@@ -185,6 +201,7 @@ def hit_context(
             "stored": human_utc(facts.get("hit_created_at")),
             "kind": one_line(str(facts.get("hit_kind") or "watch"), 30),
             "actors": _actor_items(actors),
+            "score": _score(facts.get("score")),
         },
         # every rule that hit (the lead first): one alert per message, however many rules matched
         "rules": [
@@ -195,9 +212,13 @@ def hit_context(
                 "level": one_line(str(h.get("level") or "info").upper(), 30),
                 "kind": one_line(str(h.get("hit_kind") or "watch"), 30),
                 "actors": _actor_items(h.get("actors")),
+                "score": _score(h.get("score")),
+                "why": _why(h),  # "" for a rule's hit (its terms are in ``matches``)
             }
             for h in (facts, *also)
         ],
+        # why the hits without terms matched: "learned classifier: claim, probability 0.83"
+        "classifier": [w for w in dict.fromkeys(_why(h) for h in (facts, *also)) if w],
         "channel": {
             "label": one_line(
                 channel_label(platform, facts.get("channel"), facts.get("channel_title"), facts.get("channel_id")), 200
@@ -289,10 +310,14 @@ def digest_context(payload: Mapping[str, Any]) -> dict[str, Any]:
         "since": human_utc(payload.get("since")),
         "until": human_utc(payload.get("until")),
         "total": int(payload.get("total_hits") or 0),
-        "rules": list(payload.get("rules") or []),
+        # "why": a learned classifier's line ("mean probability 0.81"; "" for a rule, and in a
+        # digest queued before there was one)
+        "rules": [{**r, "why": one_line(str(r.get("why") or ""), 100)} for r in payload.get("rules") or []],
         "channels": [{**c, "url": http_url(c.get("url"))} for c in payload.get("channels") or []],
         "latest": [
-            {**h, "url": http_url(h.get("url")), "date": human_utc(h.get("date"))} for h in payload.get("latest") or []
+            {**h, "url": http_url(h.get("url")), "date": human_utc(h.get("date")),
+             "why": one_line(str(h.get("why") or ""), 100)}
+            for h in payload.get("latest") or []
         ],
         "incidents": list(payload.get("incidents") or []),
     }
@@ -431,8 +456,11 @@ def subject(ctx: Mapping[str, Any]) -> str:
 
 
 def rule_line(rule: Mapping[str, Any]) -> str:
-    """One hit an alert lists: ``HIGH claim · Claim of responsibility (claim-en)``."""
-    return one_line(f"{rule['level']} {rule['kind']} · {rule['title']} ({rule['rule_id']})", 400)
+    """One hit an alert lists: ``HIGH claim · Claim of responsibility (claim-en)``; a learned
+    classifier's: ``MEDIUM claim · Learned classifier: claim (classifier, probability 0.83)``."""
+    score = score_text(rule.get("score"))
+    return one_line(f"{rule['level']} {rule['kind']} · {rule['title']} ({rule['rule_id']}"
+                    + (f", probability {score}" if score else "") + ")", 400)
 
 
 def actor_line(ctx: Mapping[str, Any], limit: int = 200) -> str:
@@ -518,6 +546,8 @@ def _slack_alert(ctx: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         fields.append("*Actors*\n" + sf.plain(actors, 1000))
     if ctx["matches"]:
         fields.append("*Matched*\n" + sf.plain(", ".join(ctx["matches"]), 1000))
+    if ctx.get("classifier"):  # a hit without terms: why it matched instead
+        fields.append("*Classifier*\n" + sf.plain("; ".join(ctx["classifier"]), 1000))
     if len(ctx.get("rules") or ()) > 1:
         fields.append("*Rules*\n" + sf.lines_within([f"• {sf.plain(rule_line(r), 300)}" for r in ctx["rules"]], 1900))
     inc = ctx.get("incident")
@@ -589,6 +619,7 @@ def _slack_digest(ctx: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     if ctx["rules"]:
         lines = [
             f"• *{sf.plain(str(r.get('level', '')).upper(), 30)}* {sf.plain(str(r.get('title') or r.get('rule_id')), 300)}: {r['count']}"
+            + (f" ({sf.plain(str(r['why']), 100)})" if r.get("why") else "")
             for r in ctx["rules"]
         ]
         blocks.append(sf.section("*By rule*\n" + sf.lines_within(lines, sf.SECTION_TEXT_LIMIT - 20)))
@@ -597,7 +628,8 @@ def _slack_digest(ctx: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         blocks.append(sf.section("*Top channels*\n" + sf.lines_within(lines, sf.SECTION_TEXT_LIMIT - 20)))
     if ctx["latest"]:
         lines = [
-            f"• {sf.link(h.get('url'), h['channel'])} · {sf.plain(str(h.get('title') or ''), 200)} · {sf.escape(h.get('date') or '')}"
+            f"• {sf.link(h.get('url'), h['channel'])} · {sf.plain(str(h.get('title') or ''), 200)}"
+            + (f" ({sf.plain(str(h['why']), 100)})" if h.get("why") else "") + f" · {sf.escape(h.get('date') or '')}"
             for h in ctx["latest"]
         ]
         blocks.append(sf.section("*Latest hits*\n" + sf.lines_within(lines, sf.SECTION_TEXT_LIMIT - 20)))

@@ -366,8 +366,17 @@ def _m9_short_fingerprints(conn: sqlite3.Connection) -> None:
     conn.execute("REINDEX family_texts")
 
 
+def _m10_hit_score(conn: sqlite3.Connection) -> None:
+    """``hits.score`` (REAL): a learned classifier's probability for its hit (``Hit.score``;
+    rule ``classifier``, no matches, often no actors: docs/architecture.md, "Hits without
+    terms"); NULL for a rule's hit, so every existing hit keeps NULL. Schema version 9.
+    (Idempotent: an archive whose version was set back keeps its column.)"""
+    if not any(row[1] == "score" for row in conn.execute("PRAGMA table_info(hits)")):
+        conn.execute("ALTER TABLE hits ADD COLUMN score REAL")
+
+
 MIGRATIONS: list[Migration] = [_m1_initial, _m2_shared_version_raw, _m3_hit_kind_actors, _m5_incidents, _m6_family_bands,
-                               _m7_family_bands_new, _m8_family_bands_once, _m9_short_fingerprints]
+                               _m7_family_bands_new, _m8_family_bands_once, _m9_short_fingerprints, _m10_hit_score]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -489,7 +489,7 @@ class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
         for hit in hits:
             cur = c.execute(
                 "INSERT OR IGNORE INTO hits(message_rowid, rule_id, rule_hash, level, title, tags, matches,"
-                " text_sha256, created_at, kind, actors) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " text_sha256, created_at, kind, actors, score) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     rowid,
                     hit.rule_id,
@@ -502,6 +502,7 @@ class Archive(BulkWriter, ChainWriter, Checkpoints, Channels, SourceStatus):
                     now,
                     hit.kind,
                     canonical_json(list(hit.actors)) if hit.actors else None,
+                    hit.score,
                 ),
             )
             if cur.rowcount != 1:

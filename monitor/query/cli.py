@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..archive import Archive
+from ..archive.columns import score_text
 from ..cli_common import (
     ConfigOpt,
     DbOpt,
@@ -220,7 +221,7 @@ def hits_cmd(
             (r["date"] or "")[:16].replace("T", " "),  # when posted (--json/--csv: created_at = detected)
             Text(r["level"] or "", style=LEVEL_STYLE.get((r["level"] or "").lower(), "")),
             Text(r["kind"] or ""),
-            Text(r["rule_id"]),
+            Text(_rule_cell(r)),
             Text(_one_line(",".join(r["actors"] or []), 24)),  # ids, cut: the rest stays whole
             shown_text(r["channel"] or r["channel_id"]),
             shown_text(r["key"]),
@@ -249,6 +250,21 @@ def hits_cmd(
 HIT_TABLE_COLUMNS = ("posted", "level", "kind", "rule", "actors", "channel", "key", "text")
 
 
+def _rule_cell(r: dict[str, Any]) -> str:
+    """The rule id, and a learned classifier's probability after it (``classifier 0.83``)."""
+    score = score_text(r.get("score"))
+    return f"{r['rule_id']} {score}" if score else r["rule_id"]
+
+
+def matched_text(h: dict[str, Any]) -> str:
+    """The terms a hit matched (``selection: term``), or ``no terms (classifier)`` for a
+    learned classifier's hit (``score`` set: it matches no terms)."""
+    matched = ", ".join(sorted({f"{x.get('selection')}: {x.get('term')}" for x in h.get("matches") or []}))
+    if not matched and h.get("score") is not None:
+        return "no terms (classifier)"
+    return matched
+
+
 def _print_hits_list(rows: list[dict[str, Any]]) -> None:
     """Hits for a narrow console: a heading line per hit, then its text (one line, cut)."""
     console.print(f"[bold]{len(rows)} hit(s)[/]")
@@ -261,7 +277,7 @@ def _print_hits_list(rows: list[dict[str, Any]]) -> None:
             "  ",
             (r["kind"] or "", "italic"),
             "  ",
-            (r["rule_id"], "bold"),
+            (_rule_cell(r), "bold"),
             "  ",
             (",".join(r["actors"] or []), ""),
             "  ",
@@ -329,13 +345,13 @@ def show_cmd(
 
     if d["hits"]:
         hits = Table(title=f"hits ({len(d['hits'])})")
-        for col in ("id", "recorded", "rule", "level", "title", "matched"):
+        scored = any(h.get("score") is not None for h in d["hits"])
+        for col in ("id", "recorded", "rule", "level", "title", "matched") + (("score",) if scored else ()):
             hits.add_column(col)
         for h in d["hits"]:
-            matched = ", ".join(sorted({f"{x.get('selection')}: {x.get('term')}" for x in h["matches"]}))
             hits.add_row(str(h["id"]), h["created_at"][:19], Text(h["rule_id"]),
                          Text(h["level"], style=LEVEL_STYLE.get(h["level"].lower(), "")), shown_text(h["title"]),
-                         shown_text(matched))
+                         shown_text(matched_text(h)), *((score_text(h.get("score")),) if scored else ()))
         console.print(hits)
     else:
         console.print("[dim]no hits[/]")

@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any, Iterator
 
 from ..model import KINDS, LEVELS
+from ..archive.columns import hit_score_sql
 from .filters import FilterError, Filters, parse_when
 
 
@@ -16,8 +17,10 @@ from .filters import FilterError, Filters, parse_when
 # matched none of the archive's ``info`` hits).
 _ALIASES = {"informational": "info"}
 
+# ``score``: a learned classifier's probability (rule ``classifier``, ``matches`` empty); null for
+# a rule's hit
 HIT_COLUMNS = (
-    "id", "created_at", "rule_id", "rule_hash", "level", "kind", "actors", "title", "tags", "matches", "key",
+    "id", "created_at", "rule_id", "rule_hash", "level", "kind", "actors", "title", "tags", "matches", "score", "key",
     "platform", "channel_id", "channel", "message_id", "date", "url", "text", "deleted_at",
 )
 
@@ -121,7 +124,7 @@ def list_hits(
         args += fargs
     sql = (
         "SELECT h.id, h.created_at, h.rule_id, h.rule_hash, h.level, h.kind, h.actors, h.title, h.tags, h.matches,"
-        " m.platform, m.channel_id, coalesce(m.channel, m.channel_title) AS channel, m.message_id, m.date,"
+        f" {hit_score_sql(conn)} AS score, m.platform, m.channel_id, coalesce(m.channel, m.channel_title) AS channel, m.message_id, m.date,"
         " m.url, m.text, m.deleted_at FROM hits h JOIN messages m ON m.id = h.message_rowid"
     )
     if conds:

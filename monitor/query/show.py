@@ -6,7 +6,7 @@ import re
 import sqlite3
 from typing import Any
 
-from ..archive.columns import dict_rows, json_column
+from ..archive.columns import dict_rows, hit_score_sql, json_column
 from ..model import PLATFORMS
 from .filters import resolve_channels
 
@@ -119,8 +119,8 @@ def message_detail(conn: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
         v["chain_seq"] = _chain_seq(conn, v["id"])
     hits = _rows(
         conn,
-        "SELECT id, created_at, rule_id, rule_hash, level, kind, actors, title, tags, matches, text_sha256 FROM hits"
-        " WHERE message_rowid=? ORDER BY id",
+        "SELECT h.id, h.created_at, h.rule_id, h.rule_hash, h.level, h.kind, h.actors, h.title, h.tags, h.matches,"
+        f" h.text_sha256, {hit_score_sql(conn)} AS score FROM hits h WHERE h.message_rowid=? ORDER BY h.id",
         (rowid,),
     )
     for h in hits:

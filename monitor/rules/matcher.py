@@ -1163,6 +1163,7 @@ class _Rule:
             throttle_seconds=rule.throttle,
             tags=tuple(rule.tags),
             kind=rule.kind,
+            score=None,  # Hit.score: a slot _lazy_hit must set (unset, reading it or pickling the hit fails)
         )
 
 

@@ -17,7 +17,7 @@ from ..model import KINDS
 from ..incidents.query import incident_detail, list_incidents, public, timeline
 from ..timefmt import compact_duration, parse_iso
 from ..model import PLATFORMS, channel_url, iso, make_url
-from ..archive.columns import json_column
+from ..archive.columns import hit_score_sql, json_column, score_text
 from ..query.show import message_detail
 from .chart import bars, day_series
 from .text import pieces, short, word_diff
@@ -68,7 +68,8 @@ def home(conn: sqlite3.Connection, titles: dict[str, str], now: datetime | None 
     kinds += sorted({k for row in by_level_kind.values() for k in row} - set(kinds))
     hits = [_hit_row(r, titles) for r in conn.execute(
         "SELECT h.id, h.created_at, h.level, h.kind, h.actors, h.rule_id, h.title, m.platform, m.channel_id,"
-        " m.message_id, coalesce(m.channel, m.channel_title, m.channel_id), m.date, m.text, m.deleted_at"
+        f" m.message_id, coalesce(m.channel, m.channel_title, m.channel_id), m.date, m.text, m.deleted_at,"
+        f" {hit_score_sql(conn)}"
         " FROM hits h JOIN messages m ON m.id = h.message_rowid ORDER BY h.created_at DESC, h.id DESC LIMIT ?",
         (HOME_HITS,),
     )]
@@ -90,12 +91,13 @@ def home(conn: sqlite3.Connection, titles: dict[str, str], now: datetime | None 
 
 def _hit_row(r: tuple, titles: dict[str, str]) -> dict[str, Any]:
     (hid, created, level, kind, actors, rule_id, title, platform, channel_id, message_id, channel, date, text,
-     deleted) = r
+     deleted, score) = r
     return {
         "id": hid, "created_at": created, "level": level, "kind": kind,
         "actors": [titles.get(a, a) for a in json_column(actors, [])], "rule_id": rule_id, "title": title,
         "key": message_key(platform, channel_id, message_id), "platform": platform, "channel_id": channel_id,
         "channel": channel, "date": date, "text": short(text, 200), "deleted_at": deleted,
+        "score": score, "score_text": score_text(score),  # a learned classifier's probability ("" for a rule)
     }
 
 
@@ -199,6 +201,7 @@ def message(conn: sqlite3.Connection, key: str, titles: dict[str, str]) -> dict[
     for h in hits:
         h["actor_titles"] = [titles.get(a, a) for a in h["actors"]]
         h["terms"] = sorted({x.get("term", "") for x in h["matches"] if isinstance(x, dict)} - {""})
+        h["score_text"] = score_text(h.get("score"))  # a learned classifier's hit: no terms, a probability
         for x in h["matches"]:
             if isinstance(x, dict) and x.get("field", "text") == "text" and "start" in x and "end" in x:
                 by_text.setdefault(h["text_sha256"], []).append((x["start"], x["end"]))
@@ -262,12 +265,15 @@ def channel(conn: sqlite3.Connection, platform: str, channel_id: str, titles: di
             "SELECT substr(date, 1, 10) AS day, count(*) FROM messages WHERE platform=? AND channel_id=? AND date >= ?"
             " GROUP BY day", (platform, channel_id, since),
         ).fetchall())
+    score = hit_score_sql(conn)
+    # a learned classifier's hits: one row per kind (claim, statement), with their mean probability
     rules = [
-        {"rule_id": r[0], "level": r[1], "kind": r[2], "hits": r[3], "last": r[4]}
+        {"rule_id": r[0], "level": r[1], "kind": r[2], "hits": r[3], "last": r[4], "score_text": score_text(r[5])}
         for r in conn.execute(
-            "SELECT h.rule_id, max(h.level), max(h.kind), count(*), max(m.date) FROM messages m"
+            f"SELECT h.rule_id, max(h.level), max(h.kind), count(*), max(m.date), avg({score}) FROM messages m"
             " JOIN hits h ON h.message_rowid = m.id WHERE m.platform=? AND m.channel_id=?"
-            " GROUP BY h.rule_id ORDER BY count(*) DESC, h.rule_id", (platform, channel_id),
+            f" GROUP BY h.rule_id, CASE WHEN {score} IS NOT NULL THEN h.kind END ORDER BY count(*) DESC, h.rule_id, 3",
+            (platform, channel_id),
         )
     ]
     recent = []
