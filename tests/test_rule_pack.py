@@ -2823,6 +2823,33 @@ EXAMPLES = [
     ("statement-blame-fa", "سخنگوی گروه در بیانیه‌ای گفت: ما عامل این حمله بودیم و به حملات خود ادامه می‌دهیم.", dict(**TG), False),
     ("statement-blame-fa", "سخنگوی وزارت خارجه مسئولیت این حمله تروریستی را متوجه رژیم صهیونیستی دانست.", dict(**TG), True),
     ("statement-threat-fa", "فرمانده ارتش گفت: به تعقیب تروریست‌ها تا نابودی کامل ادامه خواهیم داد.", dict(**TG), True),
+    # round 18 (det-arfa): the Houthis' voice in Persian by Saree and a "Yemeni defence ministry source" (Sudan's
+    # RSF excluded); massacre nouns and a record told of the attack ("الأكثر دموية منذ") in Arabic claims; first-person
+    # vows; an air target intercepted; a group known by its name's shape saying in a statement it struck (not the
+    # enemy's strike); the exorbitant price; Persian role-rejection denials; the Taliban by a government's title
+    # and the envoy summoned
+    ("claim-formula-fa", "به گفته سریع، نیروهای مسلح یمن یک پهپاد آمریکایی ام\u200cکیو-۹ را بر فراز استان مأرب سرنگون کردند.", dict(**TG), True),
+    ("claim-formula-fa", "نیروهای واکنش سریع سودان اعلام کردند که یک پهپاد ارتش را بر فراز نیالا ساقط کردند.", dict(**TG), False),
+    ("claim-formula-fa", "منبعی در وزارت دفاع یمن اعلام کرد که یک کشتی متعلق به رژیم صهیونیستی در دریای سرخ هدف قرار گرفت.", dict(**TG), True),
+    ("claim-ar", "أعلن تنظيم داعش مسؤوليته عن مجزرة الحافلة في الصحراء التي قتل فيها عشرون عاملا.", dict(**TG), True),
+    ("claim-ar", "وأعلن التنظيم مسؤوليته عن الهجوم، الذي يعد الأكثر دموية في البلاد منذ عام 2017.", dict(**TG), True),
+    ("report-ar", "وأعلن التنظيم مسؤوليته عن الهجوم، الذي يعد الأكثر دموية في البلاد منذ عام 2017.", dict(**TG), False),
+    ("statement-threat-ar", "وقال رئيس الوزراء: سنثأر لدماء شهدائنا من الإرهابيين الذين نفذوا الهجوم.", dict(**TG), True),
+    ("statement-threat-ar", "وقال المدرب: سنثأر للخسارة أمام المنافس في مباراة الإياب.", dict(**TG), False),
+    ("statement-strike-ar", "وقال الجيش في بيان إن دفاعاته الجوية اعترضت هدفين جويين فوق المنطقة الشمالية.", dict(**TG), True),
+    ("statement-strike-ar", "وقالت الشركة إن طائرة بدون طيار للتصوير حلقت فوق الملعب خلال المباراة.", dict(**TG), False),
+    ("claim-formula-ar", "قالت الكتائب في بيان إنه تم استهداف آلية عسكرية للاحتلال بعبوة ناسفة شرق المدينة.", dict(**TG), True),
+    ("claim-formula-ar", "قالت الكتائب في بيان إن قائدها قتل بقصف غادر أميركي استهدف سيارته شرق المدينة.", dict(**TG), False),
+    ("statement-threat-fa", "سخنگوی وزارت خارجه گفت: عاملان این حمله تروریستی بهای گزافی خواهند پرداخت.", dict(**TG), True),
+    ("statement-threat-fa", "سخنگوی وزارت اقتصاد گفت: مصرف\u200cکنندگان بهای گزافی برای تورم پرداخته\u200cاند.", dict(**TG), False),
+    ("denial-fa", "وزارت خارجه پاکستان با رد هرگونه نقش در این حمله، اتهامات را بی\u200cاساس خواند.", dict(**TG), True),
+    ("denial-fa", "مربی تیم با رد هرگونه نقش در انتخاب بازیکنان، گفت که تصمیم با باشگاه بوده است.", dict(**TG), False),
+    ("statement-strike-fa", "وزارت دفاع حکومت طالبان روز پنجشنبه اعلام کرد که در پاسخ به حملات پاکستان، مواضع نظامی این کشور را هدف قرار داده است.", dict(**TG), True),
+    ("statement-strike-fa", "گروه طالبان روز پنجشنبه اعلام کرد که مواضع نیروهای دولتی را در ولایت غزنی هدف قرار داده است.", dict(**TG), False),
+    ("statement-condemn-fa", "وزارت خارجه طالبان سفیر پاکستان را احضار کرد و نسبت به حمله هوایی بر پکتیکا اعتراض کرد.", dict(**TG), True),
+    ("statement-condemn-fa", "وزارت خارجه سفیر جدید را برای تقدیم استوارنامه احضار کرد.", dict(**TG), False),
+    ("statement-condemn-ar", "وأكدت حكومة طالبان في بيان أنها تدين بشدة الهجوم على المسجد في قندوز.", dict(**TG), True),
+    ("statement-condemn-ar", "وأكدت حركة طالبان في بيان أنها تدين بشدة الهجوم على المسجد في قندوز.", dict(**TG), False),
 ]
 
 
