@@ -2850,6 +2850,34 @@ EXAMPLES = [
     ("statement-condemn-fa", "وزارت خارجه سفیر جدید را برای تقدیم استوارنامه احضار کرد.", dict(**TG), False),
     ("statement-condemn-ar", "وأكدت حكومة طالبان في بيان أنها تدين بشدة الهجوم على المسجد في قندوز.", dict(**TG), True),
     ("statement-condemn-ar", "وأكدت حركة طالبان في بيان أنها تدين بشدة الهجوم على المسجد في قندوز.", dict(**TG), False),
+    # round 18 (det-en, 2026-12-01): state police forces and agencies as speakers; the official's suspicion naming the
+    # attacker; "the work of"; a no-claim line keeps the blame; agentless passive blame is narration
+    ("statement-blame-en", "Scotland Yard said it believes a dissident cell was behind the bombing of the army barracks.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "Police suspect the Kuki National Front planted the bomb that killed four people at the market.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "There were many reasons to suspect that the Islamic State was responsible for the attack in Sinai.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "The grenade attack on the checkpoint was the work of Maoist guerrillas, the district police chief said.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "No group has claimed responsibility, but authorities suspect the Abu Sayyaf carried out the bombing of the ferry.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "The militia has been widely blamed for a wave of bomb attacks on police posts in the province.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "The army blamed the NPA for the ambush, an accusation denied by the rebel group.", dict(**X, lang="en"), True),
+    ("statement-blame-en", "A spokesman for the Karenni rebels said government agents were behind the bombing of the bridge.", dict(**X, lang="en"), False),
+    ("statement-blame-en", "PARIS (AP) — France on Wednesday opened the trial of 14 men accused in the 2016 truck attack in Nice.", dict(**X, lang="en"), False),
+    # round 18: threats by the full weight of justice and force met with force; "quoted as saying"; condemnation labels
+    ("statement-threat-en", "The president pledged to bring the full weight of justice to bear on those who planted the bombs at the station.", dict(**X, lang="en"), True),
+    ("statement-threat-en", "\"These killings by bandits must be met with the fiercest force,\" an aide quoted the president as saying.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "The governor said that the blast is an act of cowardice and an insult to the people of the state.", dict(**X, lang="en"), True),
+    ("statement-condemn-en", "Visiting the wounded, she called the bombings a crime against the people of Mindanao.", dict(**X, lang="en"), True),
+    # round 18: "in response to" is a strike only beside an act of force
+    ("statement-strike-en", "In response to the incident, the Revolutionary Guard issued a statement saying a terrorist team had tried to storm the police station.", dict(**X, lang="en"), False),
+    ("statement-strike-en", "In response to the rocket fire, the military said its jets struck terrorist launch sites in the north.", dict(**X, lang="en"), True),
+    # round 18 (claims): officials telling what a group did are not its claim
+    ("claim-formula-en", "Defence Minister Ahmed Bello said the ISWAP fighters attacked the base at dawn and were repelled.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "The Ministry of Information said that its forces killed 40 members of al-Shabaab near Baidoa.", dict(**X, lang="en"), False),
+    ("claim-formula-en", "The TTP said its fighters attacked a police checkpoint in Bannu, killing three policemen.", dict(**X, lang="en"), True),
+    # round 18 (claims): admissions and the leader's own group; a claim denied by the state stays a claim
+    ("claim-en", "The Sindhudesh Revolutionary Army has admitted that it was behind the bomb attack on the railway line.", dict(**X, lang="en"), True),
+    ("claim-en", "The separatist commander said his brigade was responsible for the ambush on the army convoy.", dict(**X, lang="en"), True),
+    ("claim-formula-en", "The Houthis said their missiles hit an American destroyer in the Red Sea, a claim the US military denied.", dict(**X, lang="en"), True),
+    ("denial-en", "The Houthis said their missiles hit an American destroyer in the Red Sea, a claim the US military denied.", dict(**X, lang="en"), False),
 ]
 
 
