@@ -209,3 +209,32 @@ def test_token_starts() -> None:
         want = list(compress(accumulate(map(add, lengths, repeat(1)), initial=0), lengths))
         assert scan_mod.c_token_starts(st) == want
         assert [st[i:].split(" ")[0] for i in want] == st.split()
+
+
+@pytest.mark.parametrize("c_pass", [True, False])
+def test_word_cache_starting_over_mid_message_keeps_its_hot_and_gated_words(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, c_pass: bool,
+) -> None:
+    """The word cache starts over when it is full (``MAX_CACHED_WORDS``, here 4). A word known
+    from an earlier message (cached, hot or gated) must still count when new words after it fill
+    the cache within the same message: the message is not cold, its hits are the naive
+    matcher's."""
+    from monitor.rules import Matcher, load_rules
+    from monitor.rules import matcher as matcher_mod
+    from monitor.rules.reference import NaiveMatcher
+    from rules_helpers import msg, write
+
+    d = tmp_path / "r"
+    write(d / "w.yml", "id: w\nmatch:\n  a: [kerman]\n")
+    write(d / "rx.yml", "id: rx\nmatch:\n  c:\n    regex: ['\\bclaim(?:ed|s)\\W+attack']\n")
+    monkeypatch.setattr(matcher_mod, "MAX_CACHED_WORDS", 4)
+    if not c_pass:
+        monkeypatch.setattr(scan_mod, "_c_scan", None)
+    rs = load_rules([d])
+    compiled, naive = Matcher(rs), NaiveMatcher(rs)
+    texts = ["kerman", "kerman a1 a2 a3 a4 a5 a6", "claimed attack", "claimed attack b1 b2 b3 b4 b5 b6",
+             "c1 kerman c2 c3 c4 c5 c6 c7 claimed c8 attack c9"]
+    for text in texts * 3:
+        m = msg(text)
+        assert [h.rule_id for h in compiled.match(m)] == naive.match_ids(m), text
+    assert len(compiled.fields["text"].lookup) <= 4 + 13  # the limit, at most one message over it

@@ -113,7 +113,7 @@ _SECOND = itemgetter(1)
 _PIECES: frozenset[int] = frozenset({-1})
 _FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}
 _PIECE = -1  # in a word's lookup result: the word is a Persian piece (ها، ای، می ...), see merged_pairs
-MAX_CACHED_WORDS = 200_000  # per field: words whose lookup is remembered (then the cache starts over)
+MAX_CACHED_WORDS = 200_000  # per field: words whose lookup is remembered (then it starts over, before the next message)
 MAX_CACHED_WORD_CHARS = 64
 
 
@@ -231,30 +231,29 @@ class _Lookup(dict):
         if token in MERGE_TOKENS:
             got.append(_PIECE)
         value = frozenset(got) if got else _NOTHING
+        # the cache never starts over here, in the middle of a message (its earlier words,
+        # already looked up, would lose their hot and gated marks): see start_over_if_full
         if len(token) <= MAX_CACHED_WORD_CHARS:
-            if len(self) >= MAX_CACHED_WORDS:
-                self.clear()
-                self.hot.clear()
-                self.gated.clear()
             self[token] = value
         if got:
             hot_ids = self.hot_ids
             if hot_ids is not None:
                 if not hot_ids.isdisjoint(got):
-                    hot = self.hot
-                    if len(hot) >= MAX_CACHED_WORDS:  # long tokens (not cached) could fill it
-                        self.clear()
-                        hot.clear()
-                        self.gated.clear()
-                    hot.add(token)
+                    self.hot.add(token)
                 if not self.gated_ids.isdisjoint(got):
-                    gated = self.gated
-                    if len(gated) >= MAX_CACHED_WORDS:
-                        self.clear()
-                        self.hot.clear()
-                        gated.clear()
-                    gated.add(token)
+                    self.gated.add(token)
         return value
+
+    def start_over_if_full(self) -> None:
+        """Forget the cached words (and the hot and gated ones) when the cache, or one of those
+        sets (which also take the long tokens the cache does not keep), holds
+        ``MAX_CACHED_WORDS``: called before a message's words are looked up, so the cache grows
+        past the limit by at most one message's new words and never starts over mid-message."""
+        limit = MAX_CACHED_WORDS
+        if len(self) >= limit or len(self.hot) >= limit or len(self.gated) >= limit:
+            self.clear()
+            self.hot.clear()
+            self.gated.clear()
 
 
 def field_value(msg: Message, field: str) -> str:
@@ -1345,6 +1344,7 @@ class _Scan:
         lookup = index.lookup_of(persian) if persian else index.lookup
         if lazy and lookup.hot_ids is None:
             lookup.set_hot_ids(index.hot_ids(), index.gate_needs())
+        lookup.start_over_if_full()
         # the scan text, its words, their look-ups, the non-empty ones and whether a token is a
         # Persian piece (1), hot (2) or gated (4), in one C pass (see scan.scan_words)
         self.st, self.tokens, self.sets, nonempty, flags = st, tokens, sets, nonempty, flags = scan_words(
