@@ -50,11 +50,12 @@ def _same(text: str) -> None:
     want = python_scan_words(text, a, pieces, hot, gated)
     got = scan_words(text, b, pieces, hot, gated)
     assert got == want, repr(text)
-    st, tokens, values, nonempty, flags = got
+    st, tokens, values, nonempty, flags, gvals = got
     assert st == scan_text(text)
     assert tokens == words
     assert values == [len(t) for t in tokens] and nonempty == values
     assert flags == bool(words) | bool(hot) << 1 | bool(gated) << 2
+    assert gvals == [len(t) for t in tokens if t in gated]
     assert b.missed == a.missed  # each new word analysed once, in the text's order
     for tok in tokens:
         assert type(tok) is str
@@ -67,10 +68,11 @@ def test_flags_and_empty_values() -> None:
 
     text = "xa bb xc dd ها"
     for fn in (scan_words, python_scan_words):
-        st, tokens, values, nonempty, flags = fn(text, Lookup(), _PIECES, {"bb"}, {"zz"})
+        st, tokens, values, nonempty, flags, gvals = fn(text, Lookup(), _PIECES, {"bb"}, {"zz"})
         assert tokens == ["xa", "bb", "xc", "dd", "ها"]
-        assert nonempty == [frozenset({2})] * 3 and flags == 1 | 2
-        assert fn(text, Lookup(), frozenset(), {"xa"}, {"dd"})[4] == 4  # "xa": an empty value, not asked
+        assert nonempty == [frozenset({2})] * 3 and flags == 1 | 2 and gvals == []
+        got = fn(text, Lookup(), frozenset(), {"xa"}, {"dd", "xc"})  # "xa", "xc": empty values, not asked
+        assert got[4] == 4 and got[5] == [frozenset({2})]
 
 
 def test_every_code_point_alone_and_between_letters() -> None:
@@ -238,3 +240,52 @@ def test_word_cache_starting_over_mid_message_keeps_its_hot_and_gated_words(
         m = msg(text)
         assert [h.rule_id for h in compiled.match(m)] == naive.match_ids(m), text
     assert len(compiled.fields["text"].lookup) <= 4 + 13  # the limit, at most one message over it
+
+
+@needs_c
+def test_word_cache_gives_the_same_scans() -> None:
+    """The C pass's own word cache (keyed by a token's characters): the same tokens, values,
+    non-empty values and flags as the Python path, each new word analysed once; an entry holds
+    the token's value and marks (1 piece, 2 hot, 4 gated, 8 non-empty value); tokens longer than
+    its max_chars are not kept; a full cache adds no more; clear() empties it."""
+    rng = random.Random(11)
+    pool = "ابتثجحخدذرزسشصپچژکگی" + "abcxyz019" + "😀中ÉΩ"
+    words = ["".join(rng.choice(pool) for _ in range(rng.randint(1, 12))) for _ in range(300)] + ["ها", "می"]
+    hot, gated = set(words[1::7]), set(words[2::11])
+
+    class Lookup(_Missing):
+        def __missing__(self, token: str) -> frozenset:  # type: ignore[override]
+            self.missed.append(token)
+            value = frozenset() if token.startswith("x") else frozenset({len(token)})
+            if token.startswith("z"):
+                hot.add(token)  # a look-up may add to the sets (as the matcher's does)
+            if len(token) <= 10:
+                self[token] = value
+            return value
+
+    a, b = Lookup(), Lookup()
+    cache = scan_mod.new_word_cache(100_000, 10)
+    for _ in range(800):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 30)))
+        want = python_scan_words(text, a, _PIECES, hot, gated)
+        got = scan_words(text, b, _PIECES, hot, gated, cache)
+        assert got == want, text
+        assert all(type(t) is str for t in got[1])
+    assert b.missed == a.missed
+    kept = [w for w in set(b.missed) if len(w) <= 10]
+    assert len(cache) == len(kept) > 100
+    for w in kept:
+        value, marks = cache.get(w)
+        assert value == b[w]
+        want_marks = (8 | (w in _PIECES) | (w in hot) << 1 | (w in gated) << 2) if value else 0
+        assert marks == want_marks, w
+    assert cache.get("x" * 11) is None
+    cache.clear()
+    assert len(cache) == 0 and cache.get(kept[0]) is None
+    small = scan_mod.new_word_cache(3, 64)
+    text = "aa bb cc dd ee aa dd"
+    assert scan_words(text, _Missing(), _PIECES, set(), set(), small) == python_scan_words(text, _Missing(), _PIECES)
+    assert scan_words(text, _Missing(), _PIECES, set(), set(), small)[2] == [2] * 7
+    assert len(small) == 3
+    with pytest.raises(TypeError):
+        scan_mod._c_scan("x", scan_mod._table, {}, _PIECES, set(), set(), {})
