@@ -50,11 +50,12 @@ def _same(text: str) -> None:
     want = python_scan_words(text, a, pieces, hot, gated)
     got = scan_words(text, b, pieces, hot, gated)
     assert got == want, repr(text)
-    st, tokens, values, nonempty, flags = got
+    st, tokens, values, nonempty, flags, gvals = got
     assert st == scan_text(text)
     assert tokens == words
     assert values == [len(t) for t in tokens] and nonempty == values
     assert flags == bool(words) | bool(hot) << 1 | bool(gated) << 2
+    assert gvals == [len(t) for t in tokens if t in gated]
     assert b.missed == a.missed  # each new word analysed once, in the text's order
     for tok in tokens:
         assert type(tok) is str
@@ -67,10 +68,11 @@ def test_flags_and_empty_values() -> None:
 
     text = "xa bb xc dd ها"
     for fn in (scan_words, python_scan_words):
-        st, tokens, values, nonempty, flags = fn(text, Lookup(), _PIECES, {"bb"}, {"zz"})
+        st, tokens, values, nonempty, flags, gvals = fn(text, Lookup(), _PIECES, {"bb"}, {"zz"})
         assert tokens == ["xa", "bb", "xc", "dd", "ها"]
-        assert nonempty == [frozenset({2})] * 3 and flags == 1 | 2
-        assert fn(text, Lookup(), frozenset(), {"xa"}, {"dd"})[4] == 4  # "xa": an empty value, not asked
+        assert nonempty == [frozenset({2})] * 3 and flags == 1 | 2 and gvals == []
+        got = fn(text, Lookup(), frozenset(), {"xa"}, {"dd", "xc"})  # "xa", "xc": empty values, not asked
+        assert got[4] == 4 and got[5] == [frozenset({2})]
 
 
 def test_every_code_point_alone_and_between_letters() -> None:
@@ -209,3 +211,81 @@ def test_token_starts() -> None:
         want = list(compress(accumulate(map(add, lengths, repeat(1)), initial=0), lengths))
         assert scan_mod.c_token_starts(st) == want
         assert [st[i:].split(" ")[0] for i in want] == st.split()
+
+
+@pytest.mark.parametrize("c_pass", [True, False])
+def test_word_cache_starting_over_mid_message_keeps_its_hot_and_gated_words(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, c_pass: bool,
+) -> None:
+    """The word cache starts over when it is full (``MAX_CACHED_WORDS``, here 4). A word known
+    from an earlier message (cached, hot or gated) must still count when new words after it fill
+    the cache within the same message: the message is not cold, its hits are the naive
+    matcher's."""
+    from monitor.rules import Matcher, load_rules
+    from monitor.rules import matcher as matcher_mod
+    from monitor.rules.reference import NaiveMatcher
+    from rules_helpers import msg, write
+
+    d = tmp_path / "r"
+    write(d / "w.yml", "id: w\nmatch:\n  a: [kerman]\n")
+    write(d / "rx.yml", "id: rx\nmatch:\n  c:\n    regex: ['\\bclaim(?:ed|s)\\W+attack']\n")
+    monkeypatch.setattr(matcher_mod, "MAX_CACHED_WORDS", 4)
+    if not c_pass:
+        monkeypatch.setattr(scan_mod, "_c_scan", None)
+    rs = load_rules([d])
+    compiled, naive = Matcher(rs), NaiveMatcher(rs)
+    texts = ["kerman", "kerman a1 a2 a3 a4 a5 a6", "claimed attack", "claimed attack b1 b2 b3 b4 b5 b6",
+             "c1 kerman c2 c3 c4 c5 c6 c7 claimed c8 attack c9"]
+    for text in texts * 3:
+        m = msg(text)
+        assert [h.rule_id for h in compiled.match(m)] == naive.match_ids(m), text
+    assert len(compiled.fields["text"].lookup) <= 4 + 13  # the limit, at most one message over it
+
+
+@needs_c
+def test_word_cache_gives_the_same_scans() -> None:
+    """The C pass's own word cache (keyed by a token's characters): the same tokens, values,
+    non-empty values and flags as the Python path, each new word analysed once; an entry holds
+    the token's value and marks (1 piece, 2 hot, 4 gated, 8 non-empty value); tokens longer than
+    its max_chars are not kept; a full cache adds no more; clear() empties it."""
+    rng = random.Random(11)
+    pool = "ابتثجحخدذرزسشصپچژکگی" + "abcxyz019" + "😀中ÉΩ"
+    words = ["".join(rng.choice(pool) for _ in range(rng.randint(1, 12))) for _ in range(300)] + ["ها", "می"]
+    hot, gated = set(words[1::7]), set(words[2::11])
+
+    class Lookup(_Missing):
+        def __missing__(self, token: str) -> frozenset:  # type: ignore[override]
+            self.missed.append(token)
+            value = frozenset() if token.startswith("x") else frozenset({len(token)})
+            if token.startswith("z"):
+                hot.add(token)  # a look-up may add to the sets (as the matcher's does)
+            if len(token) <= 10:
+                self[token] = value
+            return value
+
+    a, b = Lookup(), Lookup()
+    cache = scan_mod.new_word_cache(100_000, 10)
+    for _ in range(800):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 30)))
+        want = python_scan_words(text, a, _PIECES, hot, gated)
+        got = scan_words(text, b, _PIECES, hot, gated, cache)
+        assert got == want, text
+        assert all(type(t) is str for t in got[1])
+    assert b.missed == a.missed
+    kept = [w for w in set(b.missed) if len(w) <= 10]
+    assert len(cache) == len(kept) > 100
+    for w in kept:
+        value, marks = cache.get(w)
+        assert value == b[w]
+        want_marks = (8 | (w in _PIECES) | (w in hot) << 1 | (w in gated) << 2) if value else 0
+        assert marks == want_marks, w
+    assert cache.get("x" * 11) is None
+    cache.clear()
+    assert len(cache) == 0 and cache.get(kept[0]) is None
+    small = scan_mod.new_word_cache(3, 64)
+    text = "aa bb cc dd ee aa dd"
+    assert scan_words(text, _Missing(), _PIECES, set(), set(), small) == python_scan_words(text, _Missing(), _PIECES)
+    assert scan_words(text, _Missing(), _PIECES, set(), set(), small)[2] == [2] * 7
+    assert len(small) == 3
+    with pytest.raises(TypeError):
+        scan_mod._c_scan("x", scan_mod._table, {}, _PIECES, set(), set(), {})

@@ -92,7 +92,7 @@ from .condition import cost_free, fold_necessary, run_program
 from ..gcpause import paused_gc
 from .language import is_persian, language_not_persian
 from .morphology import MERGE_TOKENS, fast_word_forms, merged_pairs
-from .scan import c_token_starts, scan_words, word_spans
+from .scan import c_token_starts, new_word_cache, scan_words, word_spans
 from ..text import OffsetMap, normalize, scan_text, text_span
 from .regexes import (
     compile_regex, required_literal, required_literal_sets,
@@ -113,7 +113,7 @@ _SECOND = itemgetter(1)
 _PIECES: frozenset[int] = frozenset({-1})
 _FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}
 _PIECE = -1  # in a word's lookup result: the word is a Persian piece (ها، ای، می ...), see merged_pairs
-MAX_CACHED_WORDS = 200_000  # per field: words whose lookup is remembered (then the cache starts over)
+MAX_CACHED_WORDS = 200_000  # per field: words whose lookup is remembered (then it starts over, before the next message)
 MAX_CACHED_WORD_CHARS = 64
 
 
@@ -143,6 +143,22 @@ class _Lookup(dict):
         self.gated_ids: frozenset[int] = _NOTHING
         self.gate_needs: dict[int, tuple[frozenset[int], ...]] = {}
         self.gated: set[str] = set()
+        # the C pass's own cache of the words above (keyed by their characters, with their hot
+        # and gated marks): cleared with this dict, see clear()
+        self.words_c = new_word_cache(MAX_CACHED_WORDS, MAX_CACHED_WORD_CHARS)
+        # True when this dict, ``hot`` or ``gated`` holds MAX_CACHED_WORDS words: the cache starts
+        # over (clear()) before the next message's look-ups, never in the middle of a message
+        # (whose words looked up before would lose their hot and gated marks)
+        self.full = False
+
+    def clear(self) -> None:
+        """Forget the cached words, here, in the C pass's cache and in ``hot`` and ``gated``."""
+        dict.clear(self)
+        if self.words_c is not None:
+            self.words_c.clear()
+        self.hot.clear()
+        self.gated.clear()
+        self.full = False
 
     def persian_twin(self) -> "_Lookup":
         """A lookup over the same words for Persian messages (its own cache)."""
@@ -231,29 +247,26 @@ class _Lookup(dict):
         if token in MERGE_TOKENS:
             got.append(_PIECE)
         value = frozenset(got) if got else _NOTHING
+        # the cache never starts over here, in the middle of a message (its earlier words,
+        # already looked up, would lose their hot and gated marks): see start_over_if_full
+        # (``full`` is read before the next message's look-ups: _Scan calls clear())
         if len(token) <= MAX_CACHED_WORD_CHARS:
-            if len(self) >= MAX_CACHED_WORDS:
-                self.clear()
-                self.hot.clear()
-                self.gated.clear()
             self[token] = value
+            if len(self) >= MAX_CACHED_WORDS:
+                self.full = True
         if got:
             hot_ids = self.hot_ids
             if hot_ids is not None:
                 if not hot_ids.isdisjoint(got):
                     hot = self.hot
-                    if len(hot) >= MAX_CACHED_WORDS:  # long tokens (not cached) could fill it
-                        self.clear()
-                        hot.clear()
-                        self.gated.clear()
                     hot.add(token)
+                    if len(hot) >= MAX_CACHED_WORDS:  # long tokens (not cached) could fill it
+                        self.full = True
                 if not self.gated_ids.isdisjoint(got):
                     gated = self.gated
-                    if len(gated) >= MAX_CACHED_WORDS:
-                        self.clear()
-                        self.hot.clear()
-                        gated.clear()
                     gated.add(token)
+                    if len(gated) >= MAX_CACHED_WORDS:
+                        self.full = True
         return value
 
 
@@ -1346,10 +1359,12 @@ class _Scan:
         lookup = index.lookup_of(persian) if persian else index.lookup
         if lazy and lookup.hot_ids is None:
             lookup.set_hot_ids(index.hot_ids(), index.gate_needs())
+        if lookup.full:  # the word cache starts over between messages (see _Lookup.full)
+            lookup.clear()
         # the scan text, its words, their look-ups, the non-empty ones and whether a token is a
         # Persian piece (1), hot (2) or gated (4), in one C pass (see scan.scan_words)
-        self.st, self.tokens, self.sets, nonempty, flags = st, tokens, sets, nonempty, flags = scan_words(
-            text, lookup, MERGE_TOKENS, lookup.hot, lookup.gated,
+        self.st, self.tokens, self.sets, nonempty, flags, gvals = st, tokens, sets, nonempty, flags, gvals = scan_words(
+            text, lookup, MERGE_TOKENS, lookup.hot, lookup.gated, lookup.words_c,
         )
         pieces = flags & 1  # a token's value then holds _PIECE
         if pieces:  # the Persian words written in two pieces, joined and looked up
@@ -1365,7 +1380,7 @@ class _Scan:
             # or those found complete none of their needs
             (not flags & 4 and not self.extra)
             or not lookup.may_run_regex(set().union(
-                *map(lookup.__getitem__, lookup.gated.intersection(tokens)), *map(_SECOND, self.extra),
+                *gvals, *map(_SECOND, self.extra),
             ))
         ):
             self.cold = True

@@ -9,6 +9,9 @@ the same three steps in Python).
 * ``values = [lookup[t] for t in tokens]`` (``lookup``: a dict whose ``__missing__`` analyses a
   word seen for the first time, :class:`monitor.rules.matcher._Lookup`).
 
+(and, from the values and three sets of words, the non-empty values, which sets hold a token
+and the values of the "gated" tokens: see :func:`scan_words`).
+
 The C pass maps the characters through a table of the images (one character or none) of the
 code points of the BMP and plane 1, filled from :mod:`monitor.text`'s scan table: first the characters its charmap fast path
 covers (ASCII, Arabic and Persian letters and punctuation), then, each time a text brings
@@ -27,9 +30,9 @@ from operator import add, contains
 from ..text import FAST_ALPHABET, _SCAN_TABLE, scan_text
 
 try:
-    from ._scan import scan as _c_scan, token_starts as c_token_starts, word_spans as _c_word_spans
+    from ._scan import WordCache, scan as _c_scan, token_starts as c_token_starts, word_spans as _c_word_spans
 except ImportError:  # not built (no C compiler at install): the Python path
-    _c_scan = _c_word_spans = c_token_starts = None
+    _c_scan = _c_word_spans = c_token_starts = WordCache = None
 
 UNKNOWN = 0xFFFF
 DELETED = 0xFFFE
@@ -72,18 +75,29 @@ learn(FAST_ALPHABET)
 _EMPTY: frozenset = frozenset()
 
 
+def new_word_cache(max_entries: int, max_chars: int) -> "WordCache | None":
+    """The C pass's own word cache (None without the extension): see :func:`scan_words`."""
+    return None if WordCache is None else WordCache(max_entries, max_chars)
+
+
 def scan_words(
     text: str, lookup: dict, pieces: "frozenset[str]" = _EMPTY, hot: "set[str] | frozenset[str]" = _EMPTY,
-    gated: "set[str] | frozenset[str]" = _EMPTY,
-) -> "tuple[str, list[str], list, list, int]":
-    """``(st, tokens, values, nonempty, flags)`` (see the module docstring): ``nonempty`` the
-    values that are not empty, in order; ``flags``: 1 when a token is in ``pieces``, 2 when one
-    is in ``hot``, 4 when one is in ``gated`` (asked after every look-up: a look-up may empty
-    them). Only tokens with a non-empty value are asked about: a token of one of these sets
-    must have one (the matcher's Persian pieces, hot and gated words, see
-    :class:`monitor.rules.matcher._Lookup`)."""
+    gated: "set[str] | frozenset[str]" = _EMPTY, cache: "WordCache | None" = None,
+) -> "tuple[str, list[str], list, list, int, list]":
+    """``(st, tokens, values, nonempty, flags, gvals)`` (see the module docstring): ``nonempty``
+    the values that are not empty, in order; ``flags``: 1 when a token is in ``pieces``, 2 when
+    one is in ``hot``, 4 when one is in ``gated``; ``gvals``: the values of the tokens in
+    ``gated``, in order. Only tokens with a non-empty value are asked
+    about: a token of one of these sets must have one (the matcher's Persian pieces, hot and
+    gated words, see :class:`monitor.rules.matcher._Lookup`). A look-up may add to the sets but
+    must not take from them.
+
+    ``cache`` (:func:`new_word_cache`, for the C pass): the tokens seen before, keyed by their
+    characters, with their ``str``, value and marks (piece, hot, gated) as they were right after
+    their look-up: such a token costs no new ``str`` and no dict look-up. The owner clears it
+    whenever ``lookup`` or the sets start over (a cached value or mark must stay true)."""
     if _c_scan is not None:
-        got = _c_scan(text, _table, lookup, pieces, hot, gated)
+        got = _c_scan(text, _table, lookup, pieces, hot, gated, cache)
         if got is not None:
             return got
         learn(text)
@@ -93,7 +107,7 @@ def scan_words(
 def python_scan_words(
     text: str, lookup: dict, pieces: "frozenset[str]" = _EMPTY, hot: "set[str] | frozenset[str]" = _EMPTY,
     gated: "set[str] | frozenset[str]" = _EMPTY,
-) -> "tuple[str, list[str], list, list, int]":
+) -> "tuple[str, list[str], list, list, int, list]":
     """:func:`scan_words` without the C pass."""
     st = scan_text(text)
     # the only whitespace scan_text leaves is " " (every other non-word character becomes
@@ -103,7 +117,9 @@ def python_scan_words(
     values = list(map(lookup.__getitem__, tokens))
     asked = list(compress(tokens, values))  # the tokens with a non-empty value
     flags = (not pieces.isdisjoint(asked)) | (not hot.isdisjoint(asked)) << 1 | (not gated.isdisjoint(asked)) << 2
-    return st, tokens, values, list(filter(None, values)), flags
+    nonempty = list(filter(None, values))
+    gvals = list(compress(nonempty, map(gated.__contains__, asked))) if flags & 4 else []
+    return st, tokens, values, nonempty, flags, gvals
 
 
 def python_word_spans(values: list, wid: int) -> "list[tuple[int, int]]":
