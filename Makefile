@@ -15,8 +15,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 
-# setup.py builds the optional C extension of the matcher's scan (monitor/rules/_scan.c)
-$(VENV)/.installed: pyproject.toml setup.py monitor/rules/_scan.c | $(BIN)/python
+# setup.py builds the optional C extensions: the matcher's scan (monitor/rules/_scan.c) and the
+# classifier's features (monitor/rules/_features.c)
+$(VENV)/.installed: pyproject.toml setup.py monitor/rules/_scan.c monitor/rules/_features.c | $(BIN)/python
 	$(BIN)/python -m pip install -e '.[test,web]'
 	touch $@
 

@@ -319,6 +319,7 @@ class Hit:
     tags: tuple[str, ...] = ()
     kind: str = "watch"  # one of KINDS (the rule's ``kind:``)
     actors: tuple[str, ...] = ()  # ids of the actors the message names or that posted it
+    score: float | None = None  # a learned classifier's probability for its hit; None for rule hits
 
     def selections(self) -> list[str]:
         return sorted({m.selection for m in self.matches})
