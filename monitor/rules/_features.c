@@ -22,6 +22,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #define FNV_OFFSET 0xcbf29ce484222325ULL
@@ -83,22 +84,13 @@ buf_push(Buf *b, uint32_t x)
     return 0;
 }
 
-static PyObject *
-extract(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* the distinct feature indices of a normalised text (see the top), in the order of their first
+   occurrence, and their counts: into *keys_out and *vals_out (PyMem_Malloc'ed, the caller frees
+   them); 0, or -1 with an exception set */
+static int
+collect(PyObject *text, long char_bits, long word_bits, uint32_t **keys_out, uint32_t **vals_out,
+        Py_ssize_t *distinct_out, Py_ssize_t *distinct_char_out)
 {
-    (void)self;
-    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyLong_Check(args[1]) || !PyLong_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "extract(text: str, char_bits: int, word_bits: int)");
-        return NULL;
-    }
-    PyObject *text = args[0];
-    long char_bits = PyLong_AsLong(args[1]), word_bits = PyLong_AsLong(args[2]);
-    if ((char_bits == -1 || word_bits == -1) && PyErr_Occurred())
-        return NULL;
-    if (char_bits < 1 || char_bits > 30 || word_bits < 1 || word_bits > 30) {
-        PyErr_SetString(PyExc_ValueError, "char_bits and word_bits must be 1 to 30");
-        return NULL;
-    }
     const uint32_t cmask = (uint32_t)((1UL << char_bits) - 1), wmask = (uint32_t)((1UL << word_bits) - 1);
     const uint32_t wbase = (uint32_t)(1UL << char_bits);
     const int kind = PyUnicode_KIND(text);
@@ -109,7 +101,7 @@ extract(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Buf out = {NULL, 0, 0};
     Py_ssize_t n_char_emitted;
     uint32_t *keys = NULL, *vals = NULL, *table = NULL;
-    PyObject *result = NULL;
+    int ok = -1;
 
     /* character n-grams of " token " */
     Py_ssize_t i = 0;
@@ -199,12 +191,12 @@ extract(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             else
                 vals[table[2 * at + 1]]++;
         }
-        PyObject *ki = PyBytes_FromStringAndSize((const char *)keys, distinct * (Py_ssize_t)sizeof(uint32_t));
-        PyObject *vi = PyBytes_FromStringAndSize((const char *)vals, distinct * (Py_ssize_t)sizeof(uint32_t));
-        if (ki != NULL && vi != NULL)
-            result = Py_BuildValue("(OOn)", ki, vi, distinct_char);
-        Py_XDECREF(ki);
-        Py_XDECREF(vi);
+        *keys_out = keys;
+        *vals_out = vals;
+        keys = vals = NULL;
+        *distinct_out = distinct;
+        *distinct_char_out = distinct_char;
+        ok = 0;
     }
 
 done:
@@ -212,12 +204,145 @@ done:
     PyMem_Free(table);
     PyMem_Free(keys);
     PyMem_Free(vals);
+    return ok;
+}
+
+static int
+parse_text_bits(PyObject *const *args, long *char_bits, long *word_bits)
+{
+    *char_bits = PyLong_AsLong(args[1]);
+    *word_bits = PyLong_AsLong(args[2]);
+    if ((*char_bits == -1 || *word_bits == -1) && PyErr_Occurred())
+        return -1;
+    if (*char_bits < 1 || *char_bits > 30 || *word_bits < 1 || *word_bits > 30) {
+        PyErr_SetString(PyExc_ValueError, "char_bits and word_bits must be 1 to 30");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+extract(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyLong_Check(args[1]) || !PyLong_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "extract(text: str, char_bits: int, word_bits: int)");
+        return NULL;
+    }
+    long char_bits, word_bits;
+    if (parse_text_bits(args, &char_bits, &word_bits) < 0)
+        return NULL;
+    uint32_t *keys = NULL, *vals = NULL;
+    Py_ssize_t distinct = 0, distinct_char = 0;
+    if (collect(args[0], char_bits, word_bits, &keys, &vals, &distinct, &distinct_char) < 0)
+        return NULL;
+    PyObject *result = NULL;
+    PyObject *ki = PyBytes_FromStringAndSize((const char *)keys, distinct * (Py_ssize_t)sizeof(uint32_t));
+    PyObject *vi = PyBytes_FromStringAndSize((const char *)vals, distinct * (Py_ssize_t)sizeof(uint32_t));
+    if (ki != NULL && vi != NULL)
+        result = Py_BuildValue("(OOn)", ki, vi, distinct_char);
+    Py_XDECREF(ki);
+    Py_XDECREF(vi);
+    PyMem_Free(keys);
+    PyMem_Free(vals);
+    return result;
+}
+
+/* score(text, char_bits, word_bits, rowmap, weights, classes) -> tuple of floats
+
+   The logits of a normalised text without the intercept: what monitor.rules.classifier's
+   Model.proba_features computes with NumPy (its reference), fused with the extraction.
+   rowmap: int32 per feature index (2**char_bits + 2**word_bits of them), the row of the known
+   index or -1; weights: float64 rows of classes + 1 values (idf * coef per class, idf ** 2).
+   Per block (characters, words): sum tf * w over its known indices (tf = 1 + ln count),
+   divided by the square root of sum tf ** 2 * idf ** 2 (nothing when that is 0). */
+static PyObject *
+score(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 6 || !PyUnicode_Check(args[0]) || !PyLong_Check(args[1]) || !PyLong_Check(args[2])
+        || !PyLong_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "score(text: str, char_bits: int, word_bits: int, rowmap, weights, classes: int)");
+        return NULL;
+    }
+    long char_bits, word_bits;
+    if (parse_text_bits(args, &char_bits, &word_bits) < 0)
+        return NULL;
+    long k = PyLong_AsLong(args[5]);
+    if (k < 1 || k > 64) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "classes must be 1 to 64");
+        return NULL;
+    }
+    Py_buffer rm, w;
+    if (PyObject_GetBuffer(args[3], &rm, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[4], &w, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&rm);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    uint32_t *keys = NULL, *vals = NULL;
+    Py_ssize_t distinct = 0, distinct_char = 0;
+    const Py_ssize_t n_index = ((Py_ssize_t)1 << char_bits) + ((Py_ssize_t)1 << word_bits);
+    const Py_ssize_t stride = k + 1;
+    if (rm.len != n_index * (Py_ssize_t)sizeof(int32_t) || w.len % (stride * (Py_ssize_t)sizeof(double)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "rowmap or weights do not have the sizes of char_bits, word_bits and classes");
+        goto end;
+    }
+    const Py_ssize_t n_rows = w.len / (stride * (Py_ssize_t)sizeof(double));
+    if (collect(args[0], char_bits, word_bits, &keys, &vals, &distinct, &distinct_char) < 0)
+        goto end;
+    {
+        const int32_t *rows = rm.buf;
+        const double *wt = w.buf;
+        double logits[64] = {0}, part[64];
+        for (int block = 0; block < 2; block++) {
+            Py_ssize_t a = block == 0 ? 0 : distinct_char, b = block == 0 ? distinct_char : distinct;
+            double norm2 = 0.0;
+            for (long c = 0; c < k; c++)
+                part[c] = 0.0;
+            for (Py_ssize_t i = a; i < b; i++) {
+                int32_t r = rows[keys[i]];
+                if (r < 0 || r >= n_rows)
+                    continue;
+                const double tf = 1.0 + log((double)vals[i]);
+                const double *row = wt + (Py_ssize_t)r * stride;
+                for (long c = 0; c < k; c++)
+                    part[c] += tf * row[c];
+                norm2 += tf * tf * row[k];
+            }
+            if (norm2 > 0) {
+                const double inv = 1.0 / sqrt(norm2);
+                for (long c = 0; c < k; c++)
+                    logits[c] += part[c] * inv;
+            }
+        }
+        result = PyTuple_New(k);
+        if (result != NULL) {
+            for (long c = 0; c < k; c++) {
+                PyObject *f = PyFloat_FromDouble(logits[c]);
+                if (f == NULL) {
+                    Py_CLEAR(result);
+                    break;
+                }
+                PyTuple_SET_ITEM(result, c, f);
+            }
+        }
+    }
+end:
+    PyMem_Free(keys);
+    PyMem_Free(vals);
+    PyBuffer_Release(&rm);
+    PyBuffer_Release(&w);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"extract", (PyCFunction)(void (*)(void))extract, METH_FASTCALL,
      "extract(text, char_bits, word_bits) -> (indices, counts, n_char): the hashed n-gram features of a normalised text"},
+    {"score", (PyCFunction)(void (*)(void))score, METH_FASTCALL,
+     "score(text, char_bits, word_bits, rowmap, weights, classes) -> logits without the intercept"},
     {NULL, NULL, 0, NULL},
 };
 

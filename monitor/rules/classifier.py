@@ -54,10 +54,10 @@ from ..text import normalize
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
-try:  # built by setup.py; without it the same features come from python_extract
-    from ._features import extract as _c_extract
+try:  # built by setup.py; without it the same features come from python_extract (and NumPy scores)
+    from ._features import extract as _c_extract, score as _c_score
 except ImportError:  # pragma: no cover - no C compiler at install time
-    _c_extract = None
+    _c_extract = _c_score = None
 
 FORMAT_VERSION = 1  # of the model file
 FEATURES_VERSION = 1  # of the feature definition above
@@ -200,10 +200,11 @@ class Model:
     trained_items: int
     params: str = ""
     _rowmap: np.ndarray | None = field(default=None, repr=False)
+    _weights: np.ndarray | None = field(default=None, repr=False)
 
-    def __getstate__(self) -> dict[str, Any]:  # the row map is rebuilt on first use (8 MB)
+    def __getstate__(self) -> dict[str, Any]:  # the scoring tables are rebuilt on first use
         state = dict(self.__dict__)
-        state["_rowmap"] = None
+        state["_rowmap"] = state["_weights"] = None
         return state
 
     @property
@@ -216,8 +217,23 @@ class Model:
             self._rowmap = rm
         return rm
 
+    @property
+    def weights(self) -> np.ndarray:
+        """Per known index: ``idf * coef`` (one column per class) and ``idf ** 2`` (float64):
+        the logits and the squared norms are then two products with the sublinear tf."""
+        w = self._weights
+        if w is None:
+            idf = self.idf.astype(np.float64)
+            w = np.empty((len(self.index), len(self.classes) + 1), dtype=np.float64)
+            w[:, :-1] = idf[:, None] * self.coef.astype(np.float64)
+            w[:, -1] = idf * idf
+            self._weights = w
+        return w
+
     def vector(self, idx: np.ndarray, counts: np.ndarray, n_char: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rows of the known features, their TF-IDF values, each block L2-normalised)."""
+        """(rows of the known features, their TF-IDF values, each block L2-normalised): the
+        features as scikit-learn's vectorisers make them (the reference; :meth:`proba_features`
+        computes the same products without making the vector)."""
         rows = self.rowmap[idx]
         known = rows >= 0
         values = (1.0 + np.log(counts.astype(np.float64)))
@@ -231,14 +247,40 @@ class Model:
         return rows, values * scale
 
     def proba_features(self, idx: np.ndarray, counts: np.ndarray, n_char: int) -> np.ndarray:
-        rows, values = self.vector(idx, counts, n_char)
-        logits = values @ self.coef[rows] + self.intercept if len(rows) else self.intercept.astype(np.float64)
+        """Class probabilities of a text's features (:func:`features`): with ``tf = 1 + ln
+        count`` and ``W`` = :attr:`weights`, each block's ``tf @ W`` gives its unnormalised
+        logits and (with ``tf ** 2``) its squared norm; the block's logits are divided by its
+        norm. A handful of NumPy calls whatever the text's length."""
+        rows = self.rowmap[idx]
+        known = rows >= 0
+        k = rows[known]
+        nk = int(np.count_nonzero(known[:n_char]))  # the character indices come first
+        tf = np.log(counts[known], dtype=np.float64)
+        tf += 1.0
+        w = self.weights[k]
+        logits = self.intercept.astype(np.float64)
+        for a, b in ((0, nk), (nk, len(k))):
+            if b > a:
+                t = tf[a:b]
+                part = t @ w[a:b]
+                norm2 = (t * t) @ w[a:b, -1]
+                if norm2 > 0:
+                    logits = logits + part[:-1] / math.sqrt(norm2)
         logits = logits - logits.max()
         e = np.exp(logits)
         return e / e.sum()
 
     def proba(self, text: str) -> np.ndarray:
-        """Probability per class (``self.classes``) of a raw text."""
+        """Probability per class (``self.classes``) of a raw text: the C extension's ``score``
+        (extraction and the products of :meth:`proba_features` in one pass) when it is built,
+        else :func:`features` and :meth:`proba_features`."""
+        if _c_score is not None and _c_extract is not None:
+            z = _c_score(normalize(text or ""), self.char_bits, self.word_bits, self.rowmap, self.weights, len(self.classes))
+            logits = [a + b for a, b in zip(z, self.intercept.tolist())]
+            top = max(logits)
+            e = [math.exp(x - top) for x in logits]
+            total = sum(e)
+            return np.array([x / total for x in e])
         return self.proba_features(*features(text, self.char_bits, self.word_bits))
 
     def proba_many(self, texts: Iterable[str]) -> np.ndarray:
