@@ -115,6 +115,20 @@ def test_c_features_equal_python_on_the_whole_corpus() -> None:
             assert C._c_extract(t, *bits) == C.python_extract(t, *bits), (t, bits)
 
 
+@needs_c
+def test_c_score_equals_the_numpy_scorer(tmp_path: Path, small) -> None:
+    assert C._c_score is not None
+    items, fitted = small
+    C.save_model(tmp_path / "m.npz", T.model_arrays(fitted, {}, C.corpus_digest(items), "dev", {}))
+    model = C.load_model(tmp_path / "m.npz")
+    for it in read_corpus([CORPUS])[::7] + [read_corpus([CORPUS])[0]]:
+        np.testing.assert_allclose(model.proba(it.text), model.proba_features(*C.features(it.text)), atol=1e-12)
+    for t in ("", "!!!", "x" * 5000):
+        np.testing.assert_allclose(model.proba(t), model.proba_features(*C.features(t)), atol=1e-12)
+    with pytest.raises(ValueError, match="sizes"):
+        C._c_score("x", 20, 20, np.zeros(5, dtype=np.int32), model.weights, len(model.classes))
+
+
 # -- the scorer against scikit-learn -----------------------------------------------------------
 def test_scorer_equals_scikit_learn_on_the_same_hashed_features(tmp_path: Path, small) -> None:
     from scipy.sparse import hstack
