@@ -306,7 +306,7 @@ score(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 int32_t r = rows[keys[i]];
                 if (r < 0 || r >= n_rows)
                     continue;
-                const double tf = 1.0 + log((double)vals[i]);
+                const double tf = vals[i] == 1 ? 1.0 : 1.0 + log((double)vals[i]); /* most n-grams occur once */
                 const double *row = wt + (Py_ssize_t)r * stride;
                 for (long c = 0; c < k; c++)
                     part[c] += tf * row[c];
