@@ -434,3 +434,14 @@ def test_cli_score_and_train(tmp_path: Path, small) -> None:
     assert summary["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest() and summary["items"] == len(items)
     r = runner.invoke(app, ["rules", "classifier", "train", str(tmp_path / "nope.jsonl")])
     assert r.exit_code == 2 and "no such file" in r.output
+
+
+def test_the_python_fallback_scores_as_the_c_path(tmp_path: Path, small, monkeypatch: pytest.MonkeyPatch) -> None:
+    items, fitted = small
+    C.save_model(tmp_path / "m.npz", T.model_arrays(fitted, {}, C.corpus_digest(items), "dev", {}))
+    model = C.load_model(tmp_path / "m.npz")
+    texts = [it.text for it in read_corpus([CORPUS], "test")[:40]]
+    fast = model.proba_many(texts)
+    monkeypatch.setattr(C, "_c_extract", None)
+    monkeypatch.setattr(C, "_c_score", None)
+    np.testing.assert_allclose(model.proba_many(texts), fast, atol=1e-12)
