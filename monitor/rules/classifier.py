@@ -44,15 +44,12 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..model import Hit, Message
 from ..text import normalize
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 try:  # built by setup.py; without it the same features come from python_extract (and NumPy scores)
     from ._features import extract as _c_extract, score as _c_score
@@ -289,10 +286,6 @@ class Model:
 
     def size(self) -> int:
         return len(self.index)
-
-
-def _scalar(data: Mapping[str, np.ndarray], name: str, file: str) -> Any:
-    return data[name].item()
 
 
 def load_model(path: str | os.PathLike, data: bytes | None = None) -> Model:

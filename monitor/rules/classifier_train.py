@@ -33,7 +33,6 @@ from .classifier import (
     FORMAT_VERSION,
     NEVER,
     WORD_BITS,
-    Classifier,
     corpus_digest,
     extract,
     save_model,
@@ -198,22 +197,6 @@ def rule_outcomes(matcher: Any, items: Sequence[Any], alert_level: str = "medium
         out.append([(h.kind, h.level) for h in matcher.match(it.message(), classifier=False)])
         if progress is not None and i % 100 == 0:
             progress(i)
-    return out
-
-
-def combined(clf: Classifier, proba: np.ndarray, rules: Sequence[Sequence[tuple[str, str]]]) -> list[tuple[str, str] | None]:
-    """Per item, the classifier hit's (kind, level) beside the rules' hits, or None."""
-
-    class _H:
-        __slots__ = ("level",)
-
-        def __init__(self, level: str) -> None:
-            self.level = level
-
-    out: list[tuple[str, str] | None] = []
-    for row, hits in zip(proba, rules):
-        got = clf.decide(row, [_H(lv) for _k, lv in hits])
-        out.append(None if got is None else (got[0], clf.level_of(got[0])))
     return out
 
 
