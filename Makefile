@@ -5,7 +5,10 @@ DB     ?= data/demo.db
 # rules eval gate on the corpus's test split, a point or two below the figures the shipped pack
 # reaches there (claim recall 0.807, statement recall 0.824, alert precision 0.897 on the 463 test
 # items on 2026-12-01, after the seventeenth rule round), so a rule change that loses recall or
-# precision fails CI. Raise them when the pack improves.
+# precision fails CI. Raise them when the pack improves. The pack's learned classifier
+# (rules/classifier.yml) is part of the matcher, so the gate is of the rules and the classifier
+# together; with it (2026-12-01, eleventh session) test reads alert precision 0.866, recall 0.908
+# (claim 0.933, statement 0.840): the precision floor fails, left for the coordinator to decide.
 EVAL_MIN_RECALL    ?= 0.79
 EVAL_MIN_PRECISION ?= 0.89
 
@@ -15,8 +18,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 
-# setup.py builds the optional C extension of the matcher's scan (monitor/rules/_scan.c)
-$(VENV)/.installed: pyproject.toml setup.py monitor/rules/_scan.c | $(BIN)/python
+# setup.py builds the optional C extensions: the matcher's scan (monitor/rules/_scan.c) and the
+# classifier's features (monitor/rules/_features.c)
+$(VENV)/.installed: pyproject.toml setup.py monitor/rules/_scan.c monitor/rules/_features.c | $(BIN)/python
 	$(BIN)/python -m pip install -e '.[test,web]'
 	touch $@
 

@@ -9,7 +9,8 @@ report / none) with a probability for each item. Figures use the definitions of
 * classifier alone: an item is alerted when its predicted label is claim or statement with
   probability >= T (T chosen on dev-B); recall of claim/statement = items of that label alerted
   with that label; denial/report: items predicted as that label (any probability);
-* rules alone: ``monitor.rules.evaluate.evaluate`` with ``load_matcher([rules])``;
+* rules alone: ``monitor.rules.evaluate.evaluate`` with ``load_matcher([rules])`` and ``classifier=False``
+  (the pack's shipped classifier, monitor/rules/classifier.py, left out);
 * rules OR classifier: the rules' alerts plus the classifier's claim/statement at probability >= H;
 * rules OR classifier, precision kept: H the lowest threshold whose dev-B alert precision is at
   most 0.01 below the rules' own;
@@ -168,7 +169,8 @@ def rules_preds(rules_path: Path, items: Sequence[Item], progress: Callable[[int
     from monitor.rules.cache import load_matcher
     from monitor.rules.evaluate import evaluate
 
-    ev = evaluate(load_matcher([rules_path]), items, progress=progress)
+    # the rules alone: the pack's own learned classifier (rules/classifier.yml) left out
+    ev = evaluate(load_matcher([rules_path]), items, progress=progress, classifier=False)
     out = []
     for r in ev.results:
         p = Pred({h.kind for h in r.alert_hits if h.kind in POSITIVE}

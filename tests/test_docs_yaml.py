@@ -1,6 +1,6 @@
 """The YAML examples in README.md and docs/*.md load: a config block validates with the config
 model (the README's complete example with `load_config`, references checked), a rule, a rule
-file, an actor file or a `match:` fragment loads with the rule loader (next to the shipped
+file, an actor file, a classifier file (with the shipped model) or a `match:` fragment loads with the rule loader (next to the shipped
 actors and the docs' own list examples). A doc example that no longer loads is a bug."""
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ def kind(data: object) -> str:
     keys = set(data)
     if "actors" in keys:
         return "actors"
+    if "classifier" in keys:
+        return "classifier"
     if "rules" in keys and isinstance(data["rules"], list):
         return "rule file"
     if "id" in keys or keys == {"match"}:
@@ -69,7 +71,7 @@ def test_documented_yaml_loads(where: str, text: str, tmp_path: Path, monkeypatc
         monkeypatch.setenv(name, value)
     data = yaml.safe_load(text)
     what = kind(data)
-    assert what != "other", f"{where}: a YAML example of no known kind (config, rule, actors)"
+    assert what != "other", f"{where}: a YAML example of no known kind (config, rule, actors, classifier)"
     if what == "config":
         if where.startswith("README.md"):  # the complete example: references checked too
             config = tmp_path / "claimwatch.yaml"
@@ -88,6 +90,8 @@ def test_documented_yaml_loads(where: str, text: str, tmp_path: Path, monkeypatc
         header = LIST_HEADER.match(csv_text)
         if header:
             (rules / "lists" / header.group(1)).write_text(csv_text, encoding="utf-8")
+    if what == "classifier":  # its model beside it: the shipped one
+        (rules / data["classifier"]["model"]).write_bytes((ROOT / "rules" / "classifier.npz").read_bytes())
     (rules / "example.yml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     try:
         loaded = load_rules([rules], known_destinations=None)
@@ -95,6 +99,8 @@ def test_documented_yaml_loads(where: str, text: str, tmp_path: Path, monkeypatc
         pytest.fail(f"{where}: {exc}")
     if what in ("rule", "rule file"):
         assert loaded.rules, f"{where}: no rule loaded"
+    if what == "classifier":
+        assert loaded.classifier is not None, f"{where}: no classifier loaded"
 
 
 def _interpolated(data: object) -> object:

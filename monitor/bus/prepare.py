@@ -42,8 +42,10 @@ _rules: dict[str, Any] = {}  # the worker's state: args for loading, matcher, fi
 
 def fingerprint(matcher: Any) -> str:
     """The rule set's fingerprint (as :class:`monitor.daemon.rules_state.RulesState` computes it)."""
-    rules = matcher.rules
-    return hashlib.sha256("".join(sorted(r.id + getattr(r, "hash", "") for r in rules)).encode()).hexdigest()
+    keys = [r.id + getattr(r, "hash", "") for r in matcher.rules]
+    if getattr(matcher, "classifier", None) is not None:  # its id and model digest (a retrained model is a new set)
+        keys.append(matcher.classifier.key)
+    return hashlib.sha256("".join(sorted(keys)).encode()).hexdigest()
 
 
 def init_worker(rules_path: str, known: set[str], defaults: tuple[str, ...], archiver_pid: int) -> None:

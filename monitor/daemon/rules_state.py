@@ -140,6 +140,8 @@ class RulesState:
         # from the compiled rules' hit fields (the rule id and file hash each hit carries):
         # the same as hashing matcher.rules' (id, hash), without reading a cached set's rules
         keys = [cr.hit["rule_id"] + (cr.hit["rule_hash"] or "") for cr in matcher._rules]
+        if getattr(matcher, "classifier", None) is not None:  # its id and model digest (a retrained model is a new set)
+            keys.append(matcher.classifier.key)
         fp = hashlib.sha256("".join(sorted(keys)).encode()).hexdigest()
         return matcher, len(keys), fp
 

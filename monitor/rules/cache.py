@@ -3,7 +3,8 @@ parse, validation and compilation of a large set.
 
 The key is a SHA-256 of everything the compiled set depends on: the code of
 :mod:`monitor.rules` (and of the matcher's C libraries' versions and Python's), every rule,
-actor and list file under the rules paths (path, length and content hash), the known alert
+actor, list and model file (the learned classifier's ``*.npz``) under the rules paths (path,
+length and content hash), the known alert
 destinations and the default destinations. A file's content hash is reused from the manifest
 of the last hashing while its ``stat`` is unchanged (see :func:`source_key`). Any edit gives a new key, so a stale entry is
 never used; entries of the same rules paths with another key are removed when a new one is
@@ -189,8 +190,9 @@ def source_key(
     problems: list[Problem] = []
     strs = [str(p) for p in paths]
     stats: dict[str, os.stat_result] = {}  # the walk's lstat of each file that is not a symlink
-    found, found_lists = rule_and_list_files(strs, problems, stats)
-    files = found + found_lists
+    models: list[str] = []  # the classifier's model files (*.npz beside the rule files)
+    found, found_lists = rule_and_list_files(strs, problems, stats, models)
+    files = found + found_lists + models
     if problems:
         return None
     where = hashlib.sha256("\0".join([os.getcwd(), *strs, *map(os.path.abspath, strs)]).encode()).hexdigest()[:20]

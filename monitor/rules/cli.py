@@ -48,6 +48,9 @@ rules_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     """Add the ``rules`` command group to the main app."""
+    from .classifier_cli import classifier_app
+
+    rules_app.add_typer(classifier_app, name="classifier")
     app.add_typer(rules_app, name="rules")
 
 
@@ -107,8 +110,10 @@ def check_cmd(
 
     stats = Matcher(ruleset).stats()
     warnings = lint(ruleset)
+    clf = ruleset.classifier
     summary = (
         f"ok: {len(ruleset.rules)} rule(s)" + (f" and {len(ruleset.actors)} actor(s)" if ruleset.actors else "")
+        + (f", the learned classifier '{clf.id}' ({clf.model.size():,} features, {', '.join(clf.kinds)})" if clf is not None else "")
         + f" in {len(ruleset.files)} file(s); "
         f"{stats['terms']:,} distinct term(s), {stats['patterns']:,} match patterns, {stats['regexes']} regex(es), "
         f"{stats['unanchored_rules']} rule(s) evaluated on every message; "
@@ -300,6 +305,10 @@ def eval_cmd(
     show_misses: Annotated[
         bool, typer.Option("--show-misses/--no-show-misses", help="List the misses and false alerts with their text.")
     ] = True,
+    use_classifier: Annotated[
+        bool, typer.Option("--classifier/--no-classifier",
+                           help="With the pack's learned classifier (rules/classifier.yml), if it has one, or the rules alone.")
+    ] = True,
     config: ConfigOpt = None,
     log_level: LogLevelOpt = "WARNING",
     json_out: JsonOpt = False,
@@ -307,7 +316,9 @@ def eval_cmd(
     """Precision and recall of RULES on a labelled corpus; exit 1 below the thresholds.
 
     Alerts are hits at --alert-level or above; claims and statements count with their kind,
-    denials and reports at any level. Definitions in docs/rules.md.
+    denials and reports at any level. The pack's learned classifier counts like a rule
+    (--no-classifier: the rules alone); a model trained on another version of the corpus is
+    warned of. Definitions in docs/rules.md.
     """
     import json
 
@@ -334,16 +345,29 @@ def eval_cmd(
         fail(str(exc))
     if not items:
         fail(f"no corpus items in split '{split}'")
+    clf = getattr(matcher, "classifier", None) if use_classifier else None
+    stale = None
+    if clf is not None:
+        from .classifier import stale_reason
+
+        stale = stale_reason(clf.model, corpus)
+        if stale:
+            err_console.print(f"warning: {stale}", highlight=False, markup=False, soft_wrap=True)
     with Progress(
         TextColumn("[bold]matching"), BarColumn(), MofNCompleteColumn(), console=err_console, transient=True,
         disable=json_out or not err_console.is_terminal or len(items) < 500,
     ) as progress:
         task = progress.add_task("corpus", total=len(items))
-        ev = evaluate(matcher, items, alert_level=level, split=split, progress=lambda n: progress.update(task, completed=n))
+        ev = evaluate(matcher, items, alert_level=level, split=split, progress=lambda n: progress.update(task, completed=n),
+                      classifier=use_classifier)
     failed = ev.gate(min_recall, min_precision)
     if json_out:
         data = ev.to_dict()
         data["thresholds"] = {"min_recall": min_recall, "min_precision": min_precision, "failed": failed}
+        data["classifier"] = None if clf is None else {
+            "id": clf.spec.id, "model": clf.model.path, "sha256": clf.model.digest, "thresholds": clf.spec.thresholds,
+            "when": clf.spec.when, "stale": stale,
+        }
         sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
         sys.stdout.flush()
     else:
@@ -351,7 +375,9 @@ def eval_cmd(
         console.print(
             f"[bold]{len(items)} item(s)[/] (split {split}), alerts at {level} and above: "
             f"precision {_pct(overall.precision)}, recall {_pct(overall.recall)}, F1 {_pct(overall.f1)} "
-            f"({overall.predicted} alerted, {overall.true} of {overall.relevant} claims/statements)",
+            f"({overall.predicted} alerted, {overall.true} of {overall.relevant} claims/statements)"
+            + (f"; with the learned classifier '{clf.spec.id}'" if clf is not None else "")
+            + ("; rules alone (--no-classifier)" if not use_classifier and getattr(matcher, "classifier", None) is not None else ""),
             highlight=False,
             soft_wrap=True,
         )

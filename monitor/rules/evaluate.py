@@ -19,6 +19,9 @@ Definitions (docs/rules.md, "Evaluating rules"):
   level by design);
 * overall alert precision = alerted items labelled claim or statement / alerted items; alert
   recall = claim and statement items alerted / claim and statement items; F1 everywhere.
+
+The rule set's learned classifier (rules/classifier.yml), when it has one, is part of the matcher:
+its hit counts like a rule's (``evaluate(..., classifier=False)``: the rules alone).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
@@ -406,15 +410,18 @@ def evaluate(
     alert_level: str = "medium",
     split: str = "all",
     progress: Callable[[int], None] | None = None,
+    classifier: bool = True,
 ) -> Evaluation:
-    """Match every item and collect the figures; ``progress(n)`` after every 100 items."""
+    """Match every item and collect the figures; ``progress(n)`` after every 100 items.
+    ``classifier``: with the rule set's learned classifier (if it has one; False: the rules alone)."""
     if alert_level not in LEVELS:
         raise ValueError(f"unknown alert level {alert_level!r} (one of {', '.join(LEVELS)})")
     floor = LEVELS.index(alert_level)
     rank = {lv: i for i, lv in enumerate(LEVELS)}
     ev = Evaluation(alert_level=alert_level, split=split, rules=list(matcher.rules))
+    match = matcher.match if classifier else partial(matcher.match, classifier=False)
     for i, item in enumerate(items, 1):
-        hits = [HitInfo(h.rule_id, h.kind, h.level) for h in matcher.match(item.message())]
+        hits = [HitInfo(h.rule_id, h.kind, h.level) for h in match(item.message())]
         alert_hits = [h for h in hits if rank.get(h.level, 0) >= floor]
         ev.results.append(ItemResult(item, hits, alert_hits))
         if progress is not None and i % 100 == 0:

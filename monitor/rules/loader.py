@@ -49,6 +49,7 @@ RULE_KEYS = (
 SELECTION_KEYS = ("any", "all", "regex", "near", "field")
 NEAR_KEYS = ("terms", "within")
 RULE_EXTENSIONS = (".yml", ".yaml")
+MODEL_EXTENSIONS = (".npz",)  # the learned classifier's model files (monitor/rules/classifier.py)
 
 _ID_RE = re.compile(r"[a-z0-9._-]+\Z")
 _SELECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -165,10 +166,12 @@ def rule_files(paths: Sequence[str | Path], problems: list[Problem], stats: dict
 
 
 def rule_and_list_files(
-    paths: Sequence[str | Path], problems: list[Problem], stats: dict | None = None,
+    paths: Sequence[str | Path], problems: list[Problem], stats: dict | None = None, models: list[str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """``(rule_files(paths, problems, stats), list_files(paths, None, stats))`` from one walk of
-    each directory (the two walks each listed the 10,000 files of a large rules folder)."""
+    each directory (the two walks each listed the 10,000 files of a large rules folder).
+    ``models`` (optional) gets the model files (``*.npz``) beside the rule files: the
+    classifier's model, whose content the compiled-set cache key includes."""
     rules_out: list[str] = []
     lists_out: list[str] = []
     seen: set[str] = set()
@@ -180,6 +183,8 @@ def rule_and_list_files(
                 if (key := os.path.realpath(p)) not in seen:
                     seen.add(key)
                     rules_out.append(p)
+                    if models is not None:  # a classifier file given alone: its model is beside it
+                        _model_files(os.path.dirname(p) or ".", models, stats)
             else:
                 problems.append(Problem(p, 1, 1, "no such file or directory"))
             continue
@@ -198,6 +203,8 @@ def rule_and_list_files(
                 continue
             if root not in below_lists:
                 _add_entries(root, files, stats, found)
+                if models is not None:
+                    _add_models(root, files, stats, models)
             if os.path.basename(root) == LIST_DIR:
                 listed: list[tuple[str, str]] = []
                 _add_entries(root, files, stats, listed, LIST_EXTENSIONS)
@@ -212,6 +219,23 @@ def rule_and_list_files(
                 seen.add(key)
                 rules_out.append(f)
     return rules_out, lists_out
+
+
+def _add_models(root: str, files: Sequence[Any], stats: dict | None, models: list[str]) -> None:
+    found: list[tuple[str, str]] = []
+    _add_entries(root, files, stats, found, MODEL_EXTENSIONS)
+    for path, _key in found:
+        if path not in models:
+            models.append(path)
+
+
+def _model_files(directory: str, models: list[str], stats: dict | None) -> None:
+    try:
+        with os.scandir(directory) as it:
+            entries = sorted((e for e in it if e.is_file()), key=lambda e: e.name)
+    except OSError:
+        return
+    _add_models(directory, entries, stats, models)
 
 
 def _visible_dir(name: str) -> bool:
@@ -265,19 +289,23 @@ def _read(file: str, problems: list[Problem]) -> tuple[bytes, str] | None:
 
 
 # -- the public entry point -----------------------------------------------------------------
-def load_rules(paths: Sequence[str | Path], *, known_destinations: set[str] | None = None) -> RuleSet:
+def load_rules(
+    paths: Sequence[str | Path], *, known_destinations: set[str] | None = None, classifier: bool = True,
+) -> RuleSet:
     """Load, validate and return the rules under ``paths``; raises :class:`RuleSetError`.
 
     Actor files (a top-level mapping with ``actors:``) are read first, so rules of any file
-    can reference any actor (``@actor:ID`` in terms and in ``sources:``).
+    can reference any actor (``@actor:ID`` in terms and in ``sources:``). A classifier file
+    (``classifier:``, rules/classifier.yml) gives the set its learned classifier and model;
+    ``classifier=False`` leaves it out unread (training a new model).
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     with paused_gc():
-        return _load_rules(paths, known_destinations)
+        return _load_rules(paths, known_destinations, classifier)
 
 
-def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None) -> RuleSet:
+def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None, with_classifier: bool = True) -> RuleSet:
     problems: list[Problem] = []
     files, found_lists = rule_and_list_files(paths, problems)
     lists_job = load_lists_in_background(found_lists)  # a second process, if it helps
@@ -288,6 +316,9 @@ def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None
     try:
         parsed = [(file, _parse_file(file, problems)) for file in files]
         actors, actor_files = _build_all_actors(parsed, problems)
+        classifier, skipped = _build_classifier(parsed, problems, known_destinations, with_classifier)  # rules/classifier.yml
+        if skipped:
+            actor_files = actor_files + skipped  # neither is a rule file
         if shells is not None:  # the rules built while the child parses the lists
             early = _build_files(parsed, actor_files, actors, actor_memo, term_memo, shells, set(), known_destinations, True)
     finally:
@@ -321,10 +352,33 @@ def _load_rules(paths: Sequence[str | Path], known_destinations: set[str] | None
             problems.append(
                 Problem(rule.file, *rule.id_pos, f"duplicate id '{rule.id}' (also defined at {other.file}:{other.id_pos[0]}:{other.id_pos[1]})")
             )
+    if classifier is not None and classifier.id in first:
+        other = first[classifier.id]
+        problems.append(Problem(classifier.file, classifier.line, 1, f"duplicate id '{classifier.id}' (also defined at "
+                                f"{other.file}:{other.id_pos[0]}:{other.id_pos[1]})"))
     _check_budget(rules, problems)
     if problems:
         raise RuleSetError(problems)
-    return RuleSet(rules=rules, files=files, actors=list(actors.values()), lists=list(lists.values()))
+    return RuleSet(rules=rules, files=files, actors=list(actors.values()), lists=list(lists.values()), classifier=classifier)
+
+
+def _build_classifier(
+    parsed: list, problems: list[Problem], known_destinations: set[str] | None, build: bool = True,
+) -> tuple[Any, list[str]]:
+    """(the set's learned classifier or None, the classifier files): the files whose mapping
+    has ``classifier:`` (monitor/rules/classifier_file.py; NumPy imported only when there is one)."""
+    found = [(file, got) for file, got in parsed if got is not None and got[2].kind == "map"
+             and any(k.kind == "scalar" and k.value == "classifier" for k, _v in got[2].items())]
+    if not found or not build:
+        return None, [file for file, _got in found]
+    from .classifier_file import build_classifier, one_classifier
+
+    specs = []
+    for _file, (ctx, _data, root) in found:
+        spec = build_classifier(ctx, root, known_destinations)
+        if spec is not None:
+            specs.append(spec)
+    return one_classifier(specs, problems), [file for file, _got in found]
 
 
 def _build_all_actors(parsed: list, problems: list[Problem]) -> tuple[dict[str, Actor], list[str]]:
@@ -452,7 +506,7 @@ def load_file(
     if got is None:
         return []
     ctx, data, root = got
-    if _is_actor_file(root):
+    if _is_actor_file(root) or (root.kind == "map" and any(k.kind == "scalar" and k.value == "classifier" for k, _v in root.items())):
         return []
     ctx.actors = actors or {}
     return _build_rules(ctx, data, root, known_destinations)

@@ -1176,7 +1176,7 @@ class _Rule:
             throttle_seconds=rule.throttle,
             tags=tuple(rule.tags),
             kind=rule.kind,
-            score=None,  # Hit.score: a slot _lazy_hit must set (unset, reading it or pickling the hit fails)
+            score=None,  # a rule's hit has no probability (the classifier's hit has: monitor/rules/classifier.py); _lazy_hit must set every slot
         )
 
 
@@ -1773,6 +1773,8 @@ def by_name_cost(by_name: dict[str, _Sel]) -> Callable[[str], float]:
 class Matcher:
     """All rules of a :class:`RuleSet`, compiled; ``match(msg)`` returns the hits."""
 
+    classifier: Any = None  # the set's learned classifier (monitor/rules/classifier.py)
+
     def __init__(self, ruleset: RuleSet, default_destinations: Sequence[str] = ("console",)) -> None:
         with paused_gc():
             self._compile(ruleset, default_destinations)
@@ -1870,6 +1872,13 @@ class Matcher:
         self._eager_text = self.fields["text"] if any(n == "text" for n, _ in self._eager) else None
         self._eager_other = [(n, i) for n, i in self._eager if n != "text"]
         self.rule_count = len(self._rules)
+        spec = getattr(ruleset, "classifier", None)
+        if spec is not None and spec.enabled:
+            from .classifier import Classifier  # NumPy: imported only for a set with a classifier
+
+            self.classifier = Classifier(spec, self.default_destinations)
+        else:
+            self.classifier = None
 
     def prepare(self, pause: float = 0.0) -> "Matcher":
         """Compile what is otherwise compiled on first use (the fields' regexes), e.g. in
@@ -1997,11 +2006,12 @@ class Matcher:
                 scan.warm()
         return cands, scans, lang
 
-    def match(self, msg: Message) -> list[Hit]:
-        """The hits of every rule on ``msg`` (in rule order)."""
+    def match(self, msg: Message, classifier: bool = True) -> list[Hit]:
+        """The hits of every rule on ``msg`` (in rule order), then the set's learned
+        classifier's if it has one (and ``classifier``; see :meth:`_classified`)."""
         cands, scans, lang = self._candidates(msg)
         if not cands:
-            return []
+            return [] if self.classifier is None or not classifier else self._classified(msg, [])
         hits: list[Hit] = []
         actors: tuple[str, ...] | None = None  # computed once, for the first hit
         memo: dict[int, bool] = {}
@@ -2069,6 +2079,14 @@ class Matcher:
                 if actors is None:
                     actors = self.actors_of(msg, scan_of("text")) if self.actors is not None else ()
                 hits.append(_lazy_hit(cr.hit, actors, partial(_matches, cr, memo, scans.get, scan_of)))
+        return hits if self.classifier is None or not classifier else self._classified(msg, hits)
+
+    def _classified(self, msg: Message, hits: list[Hit]) -> list[Hit]:
+        """``hits`` and the classifier's hit on ``msg`` when it has one (its actors: the rule
+        hits', else the message's, found only then)."""
+        hit = self.classifier.hit(msg, hits, partial(self.actors_of, msg))  # type: ignore[union-attr]
+        if hit is not None:
+            hits.append(hit)
         return hits
 
 

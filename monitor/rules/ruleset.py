@@ -13,6 +13,7 @@ from .terms import Term
 
 if TYPE_CHECKING:
     from .actors import Actor
+    from .classifier import ClassifierSpec
     from .lists import WatchList
 
 FIELDS = ("text", "channel", "author", "forwarded_from", "url")
@@ -79,6 +80,7 @@ class RuleSet:
     files: list[str] = field(default_factory=list)
     actors: list["Actor"] = field(default_factory=list)  # from the actor files (rules/actors.yml)
     lists: list["WatchList"] = field(default_factory=list)  # from the list files (rules/lists/*.csv)
+    classifier: "ClassifierSpec | None" = None  # the learned classifier (rules/classifier.yml), if any
 
     def __len__(self) -> int:
         return len(self.rules)
