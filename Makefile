@@ -2,15 +2,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DB     ?= data/demo.db
-# rules eval gate on the corpus's test split, a point or two below the figures the shipped pack
-# reaches there (claim recall 0.807, statement recall 0.824, alert precision 0.897 on the 463 test
-# items on 2026-12-01, after the seventeenth rule round), so a rule change that loses recall or
-# precision fails CI. Raise them when the pack improves. The pack's learned classifier
-# (rules/classifier.yml) is part of the matcher, so the gate is of the rules and the classifier
-# together; with it (2026-12-01, eleventh session) test reads alert precision 0.866, recall 0.908
-# (claim 0.933, statement 0.840): the precision floor fails, left for the coordinator to decide.
-EVAL_MIN_RECALL    ?= 0.79
-EVAL_MIN_PRECISION ?= 0.89
+# rules eval gates on the corpus's test split, a point or two below what the shipped pack reaches
+# there, so a change that loses recall or precision fails CI. Raise them when the pack improves.
+# Two gates (2026-12-01, eleventh session, after the eighteenth rule round):
+# - the pack as shipped, rules + the learned classifier (rules/classifier.yml): claim recall 0.924,
+#   statement recall 0.832, alert precision 0.872 (recall 0.900);
+# - the rules alone (--no-classifier), so a rule change cannot hide behind the classifier: claim
+#   recall 0.815, statement recall 0.824, alert precision 0.898.
+# The classifier trades precision for recall (test F1 0.870 -> 0.886; the held-out set outside the
+# repository 0.822 -> 0.834): docs/rules.md, "The learned classifier in the pack".
+EVAL_MIN_RECALL          ?= 0.82
+EVAL_MIN_PRECISION       ?= 0.86
+EVAL_RULES_MIN_RECALL    ?= 0.80
+EVAL_RULES_MIN_PRECISION ?= 0.89
 
 .PHONY: demo test eval install install-test bench clean browser screenshots web-bench
 
@@ -54,7 +58,9 @@ test: install browser
 eval: install
 	@if ls corpus/*.jsonl >/dev/null 2>&1; then \
 		$(BIN)/claimwatch rules eval rules/ corpus/ --split test --no-show-misses \
-			--min-recall $(EVAL_MIN_RECALL) --min-precision $(EVAL_MIN_PRECISION); \
+			--min-recall $(EVAL_MIN_RECALL) --min-precision $(EVAL_MIN_PRECISION) && \
+		$(BIN)/claimwatch rules eval rules/ corpus/ --split test --no-show-misses --no-classifier \
+			--min-recall $(EVAL_RULES_MIN_RECALL) --min-precision $(EVAL_RULES_MIN_PRECISION); \
 	else echo "no corpus/*.jsonl: rules eval skipped"; fi
 
 bench: install

@@ -397,6 +397,12 @@ def test_evaluate_counts_the_classifier_and_warns_of_a_stale_model(tmp_path: Pat
                       encoding="utf-8")
     assert C.stale_reason(m.classifier.model, [corpus]) is None
     assert C.stale_reason(m.classifier.model, [CORPUS]) is not None
+    # another corpus with none of the training split's items (a held-out set of test items): nothing to compare
+    held_out = tmp_path / "held-out.jsonl"
+    held_out.write_text(corpus.read_text(encoding="utf-8").replace('"split": "dev"', '"split": "test"'), encoding="utf-8")
+    assert C.stale_reason(m.classifier.model, [held_out]) is None
+    r = runner.invoke(app, ["rules", "eval", str(rules), str(held_out), "--json"])
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.output
 
 
 def test_the_shipped_model_loads_and_matches_the_corpus() -> None:

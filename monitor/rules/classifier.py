@@ -521,8 +521,9 @@ def corpus_digest(items: Iterable[Any]) -> str:
 
 def stale_reason(model: Model, corpus_paths: Sequence[str | os.PathLike]) -> str | None:
     """Why ``model`` no longer fits the corpus at ``corpus_paths`` (its training split's items
-    changed since it was trained), or None when it fits (or the corpus cannot be read: the
-    caller reports that)."""
+    changed since it was trained), or None when it fits, when the paths hold none of the
+    training split's items (another corpus, e.g. a held-out set of ``test`` items: nothing to
+    compare) or when the corpus cannot be read (the caller reports that)."""
     from .evaluate import CorpusError, read_corpus
 
     split = model.corpus_split or "dev"
@@ -530,7 +531,7 @@ def stale_reason(model: Model, corpus_paths: Sequence[str | os.PathLike]) -> str
         items = read_corpus(list(corpus_paths), split if split in ("dev", "test") else "all")
     except CorpusError:
         return None
-    if corpus_digest(items) == model.corpus_digest:
+    if not items or corpus_digest(items) == model.corpus_digest:
         return None
     return (f"the classifier model {model.path} was trained on another '{split}' corpus ({model.trained_items} items; "
             f"now {len(items)}): retrain it: claimwatch rules classifier train {' '.join(map(str, corpus_paths))}")
