@@ -585,46 +585,38 @@ def _rarest_of(lists: dict[str, WatchList]) -> dict[str, tuple[bytes, bytes]]:
     :func:`~monitor.rules.anchors.word_cost` (the compiler's anchor choice, see
     ``matcher._Interner._compile_flat``), as two arrays' bytes (index ``B``, cost ``d``).
     Computed by the lists' child after parsing, while the parent still builds the rules: a
-    pure function of the words, so the compiler takes it as it is. The terms' minima and
-    their first positions by NumPy passes over all lists at once (a Python loop over the
-    200,000 names was a fifth of the child's time: watch, eleventh session); each word
-    priced once."""
-    import numpy as np
-
+    pure function of the words, so the compiler takes it as it is."""
     from .anchors import word_cost
 
     memo: dict[Word, float] = {}
-    flats = []
+    out: dict[str, tuple[bytes, bytes]] = {}
     for name, wl in lists.items():
         terms = wl.terms
         flat = terms._flat if isinstance(terms, ListTerms) else None
-        if flat is not None:
-            flats.append((name, flat))
-    if not flats:
-        return {}
-    costs: list[np.ndarray] = []
-    counts: list[np.ndarray] = []
-    for _name, (words, ids, per_term) in flats:
-        wc = list(map(memo.get, words))
-        if None in wc:
-            wc = [memo.setdefault(w, word_cost(w)) if c is None else c for c, w in zip(wc, words)]
-        costs.append(np.array(wc, dtype=np.float64)[np.frombuffer(ids, dtype=np.uint32)])
-        counts.append(np.frombuffer(per_term, dtype=np.uint8))
-    cs = np.concatenate(costs)  # every word of every term of every list, in order
-    cnt = np.concatenate(counts).astype(np.intp)  # words per term (at least one)
-    starts = np.zeros(len(cnt), dtype=np.intp)
-    np.cumsum(cnt[:-1], out=starts[1:])
-    mins = np.minimum.reduceat(cs, starts)  # each term's cheapest cost
-    # the first position of that cost in each term (positions past 255 cannot occur: a term
-    # has at most 16 words)
-    pos = np.arange(len(cs), dtype=np.intp) - np.repeat(starts, cnt)
-    first = np.minimum.reduceat(np.where(cs == np.repeat(mins, cnt), pos, 255), starts).astype(np.uint8)
-    out: dict[str, tuple[bytes, bytes]] = {}
-    at = 0
-    for name, (_words, _ids, per_term) in flats:
-        n = len(per_term)
-        out[name] = (first[at : at + n].tobytes(), mins[at : at + n].tobytes())
-        at += n
+        if flat is None:
+            continue
+        words, ids, counts = flat
+        wc = [memo[w] if w in memo else memo.setdefault(w, word_cost(w)) for w in words]
+        cs = list(map(wc.__getitem__, ids))
+        if len(ids) == len(counts):  # one word each
+            idx = bytes(len(counts))
+            rc = cs
+        else:
+            at = 0
+            ix: list[int] = []
+            rc = []
+            for k in counts:
+                if k == 1:
+                    ix.append(0)
+                    rc.append(cs[at])
+                else:
+                    c = cs[at : at + k]
+                    m = min(c)
+                    ix.append(c.index(m))
+                    rc.append(m)
+                at += k
+            idx = bytes(ix)
+        out[name] = (idx, array("d", rc).tobytes())
     return out
 
 

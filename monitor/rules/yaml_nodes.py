@@ -252,11 +252,13 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
 # column, value, style, size) are the ones the event walk above gives
 # (tests/test_yaml_simple.py compares the two on the generated sets, the pack and random
 # documents). ~5x faster on 10,000 generated rule files (watch, eleventh session).
-_SIMPLE_CHARS = re.compile("[^\n\x20-\x7e\u00a0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]")
+# a character outside "\n\x20-\x7e\u00a0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd" (written as
+# what is left out: the negated class of those ranges takes ~10 ms to compile on import)
+_SIMPLE_CHARS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff\U00010000-\U0010ffff]")
 _KEY_LINE = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_]*):(?: (.+))?\Z")
 # a plain scalar after "key: " (block context): no indicator first, none of : # quotes
 # brackets braces commas & * ! | > % @ ` \ anywhere, no space last
-_PLAIN_BLOCK = re.compile("[A-Za-z0-9_(\u00a0-\U0010ffff](?:[^:#'\"\\[\\]{},&*!|>%@`\\\\]*[^:#'\"\\[\\]{},&*!|>%@`\\\\ ])?\\Z")
+_PLAIN_BLOCK = re.compile("(?:[A-Za-z0-9_(]|[^\x00-\x7f])(?:[^:#'\"\\[\\]{},&*!|>%@`\\\\]*[^:#'\"\\[\\]{},&*!|>%@`\\\\ ])?\\Z")
 # a flow item: a double-quoted string without escapes, a single-quoted one without quotes
 # inside, or a plain word
 _FLOW_ITEM = re.compile(r'"([^"\\]*)"|' + r"'([^']*)'|([A-Za-z0-9_][A-Za-z0-9_.\-]*)")
