@@ -352,6 +352,51 @@ def test_rules_built_while_the_child_parses_the_lists_equal_those_built_after(tm
     assert got == matcher_mod._Interner()._compile_flat(matcher_mod._FieldIndex("text"), inproc.lists[1].terms)
 
 
+def test_a_fields_first_words_are_its_lists_numbered_by_the_child_or_here_alike(tmp_path, monkeypatch) -> None:
+    """The words of the lists a field references are its first word ids (the lists in file
+    order, each word where it first occurs): numbered by the lists' child when it numbered
+    exactly those lists, by the compiler otherwise; the same ids either way, the same words
+    and hits as compiling them in rule order, and each list's rarest words from the child
+    equal to the compiler's own."""
+    import os
+
+    from monitor.rules import lists as lists_mod
+    from monitor.rules import matcher as matcher_mod
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    d = rules_dir(tmp_path, lists={"commanders.csv": COMMANDERS_CSV, "places.csv": "Sanaa,صنعاء\nكرمان,کرمان\nbig claim,x\n"})
+    (d / "watch.yml").unlink()
+    for name, text in EARLY_RULES.items():
+        write(d / name, text)
+    forked, inproc = _load_both_ways(d, monkeypatch)
+    assert all(getattr(wl.terms, "_gids", None) is not None for wl in forked.lists)
+    assert all(getattr(wl.terms, "_gids", None) is None for wl in inproc.lists)
+    a, b = Matcher(forked), Matcher(inproc)
+    assert a.fields["text"].words == b.fields["text"].words
+    n = len(lists_mod.number_lists([wl.terms.flat()[:2] for wl in inproc.lists])[0])
+    assert set(a.fields["text"].words[:n]) == {w for wl in inproc.lists for w in wl.terms.flat()[0]}
+    monkeypatch.setattr(matcher_mod.Matcher, "_seed_lists", lambda self, ruleset, intern: None)
+    c = Matcher(inproc)  # the words given ids in rule order, as before
+    assert sorted(c.fields["text"].words) == sorted(a.fields["text"].words)
+    for text in ("يحيى سريع claimed it", "Abu Obeida spoke", "in Sanaa today", "Yahya Saree claimed it", "a big claim x"):
+        assert repr(a.match(msg(text))) == repr(b.match(msg(text))) == repr(c.match(msg(text)))
+    compared = 0
+    for got, wl in zip(forked.lists, inproc.lists):  # the child's rarest words: the compiler's own
+        if got.terms._pre is not None:  # (a list read row by row has no flat form in the child then)
+            assert got.terms._pre == matcher_mod._Interner()._compile_flat(matcher_mod._FieldIndex("text"), wl.terms)[1]
+            compared += 1
+    assert compared
+    # a set whose rules reference only some of the lists: those numbered by the compiler
+    (d / "d-other.yml").unlink()
+    forked, inproc = _load_both_ways(d, monkeypatch)
+    monkeypatch.undo()
+    a, b = Matcher(forked), Matcher(inproc)
+    assert a.fields["text"].words == b.fields["text"].words
+    only_places = set(forked.lists[1].terms.flat()[0]) - set(forked.lists[0].terms.flat()[0])
+    assert only_places and only_places.isdisjoint(a.fields["text"].words)  # an unreferenced list adds no word
+
+
 def test_problems_are_the_same_whether_rules_were_built_early_or_not(tmp_path, monkeypatch) -> None:
     """Problems in rule files (reported in file order) and in a list (then every rule is
     built again after the lists, as in one process) read the same either way."""

@@ -29,7 +29,8 @@ import re
 from array import array
 from dataclasses import dataclass
 from operator import itemgetter
-from itertools import chain, islice, repeat
+from collections import defaultdict
+from itertools import chain, count, islice, repeat
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .problems import Problem
@@ -71,8 +72,10 @@ class ListTerms:
     :func:`~monitor.rules.terms.parse_terms_flat`)."""
 
     # _pre: each term's rarest word (index, cost), computed by the lists' child (see
-    # _rarest_of) for the compiler; not pickled (the cache entry has the compiled set)
-    __slots__ = ("_raws", "_flat", "_terms", "_pre", "__weakref__")
+    # _rarest_of) for the compiler; _gids: (ListNumbering, each word of each term as its
+    # number in that numbering's table), also from the child (see _numbered); neither
+    # pickled (the cache entry has the compiled set)
+    __slots__ = ("_raws", "_flat", "_terms", "_pre", "_gids", "__weakref__")
 
     def __init__(self, terms: "Iterable[Term]" = ()) -> None:
         self._terms: tuple[Term, ...] | None = tuple(terms)
@@ -553,7 +556,7 @@ class PendingListTerms(ListTerms):
     __slots__ = ()
 
     def __init__(self) -> None:  # noqa: D107 - nothing yet
-        self._terms = self._raws = self._flat = self._pre = None
+        self._terms = self._raws = self._flat = self._pre = self._gids = None
 
     def _pending(self, *_args: object) -> "Any":
         raise ListPending("a watch list still being parsed")
@@ -573,6 +576,7 @@ def fill_pending(pending: ListTerms, got: ListTerms) -> None:
     :class:`ListTerms`: every selection already built against it sees the list's terms."""
     pending._terms, pending._raws, pending._flat = got._terms, got._raws, got._flat
     pending._pre = getattr(got, "_pre", None)
+    pending._gids = getattr(got, "_gids", None)
     pending.__class__ = ListTerms
 
 
@@ -614,6 +618,57 @@ def _rarest_of(lists: dict[str, WatchList]) -> dict[str, tuple[bytes, bytes]]:
             idx = bytes(ix)
         out[name] = (idx, array("d", rc).tobytes())
     return out
+
+
+class ListNumbering:
+    """The distinct words of all lists of a load in one table (each list in file order, its
+    words in order of first occurrence): the compiler gives a field that references every
+    one of these lists these words as its first ids, in this order (see
+    ``matcher.Matcher._seed_lists``), so each list's terms are already numbered (``_gids``)
+    and no word is looked up per list. ``count``: how many lists were numbered."""
+
+    __slots__ = ("table", "count")
+
+    def __init__(self, table: "tuple[Word, ...]", count: int) -> None:
+        self.table = table
+        self.count = count
+
+
+def number_lists(flats: "Sequence[tuple[tuple[Word, ...], array]]") -> "tuple[tuple[Word, ...], list[array]]":
+    """The words of ``flats`` (each list's distinct words and the number of each word of each
+    term in them, in order) in one table, and each list's terms' words as numbers into it."""
+    number: defaultdict = defaultdict(count().__next__)  # a word's number on its first occurrence
+    out: list[array] = []
+    for words, ids in flats:
+        local = list(map(number.__getitem__, words))
+        out.append(array("I", map(local.__getitem__, ids)))
+    return tuple(number), out
+
+
+def _numbered(lists: dict[str, WatchList]) -> "tuple[tuple[Word, ...], dict[str, bytes]] | None":
+    """:func:`number_lists` of every list (the child's lists, in file order), the numbers as
+    bytes per list name; None when one has no flat form."""
+    flats = []
+    for wl in lists.values():
+        if not isinstance(wl.terms, ListTerms):
+            return None
+        words, ids, _counts = wl.terms.flat()
+        flats.append((words, ids))
+    table, gids = number_lists(flats)
+    return table, {name: g.tobytes() for name, g in zip(lists, gids)}
+
+
+def _attach_numbering(lists: dict[str, WatchList], numbered: "tuple[tuple[Word, ...], dict[str, bytes]] | None") -> None:
+    if numbered is None or not lists:
+        return
+    table, gids = numbered
+    if gids.keys() != lists.keys():
+        return
+    numbering = ListNumbering(table, len(lists))
+    for name, wl in lists.items():
+        a = array("I")
+        a.frombytes(gids[name])
+        wl.terms._gids = (numbering, a)  # type: ignore[union-attr]
 
 
 def _attach_rarest(lists: dict[str, WatchList], rarest: dict[str, tuple[bytes, bytes]]) -> None:
@@ -682,7 +737,7 @@ def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable
             problems: list[Problem] = []
             failed: set[str] = set()
             got = load_lists(files, problems, failed, data)
-            out = pickle.dumps((got, problems, failed, _rarest_of(got)), protocol=pickle.HIGHEST_PROTOCOL)
+            out = pickle.dumps((got, problems, failed, _rarest_of(got), _numbered(got)), protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(wfd, "wb") as fh:
                 fh.write(out)
             code = 0
@@ -697,8 +752,9 @@ def load_lists_in_background(files: Sequence[str]):  # noqa: ANN201 - a callable
         finally:
             _pid, status = os.waitpid(pid, 0)
         if status == 0 and got:
-            lists, problems, failed, rarest = pickle.loads(got)  # the lists' terms come flat (see ListTerms)
+            lists, problems, failed, rarest, numbered = pickle.loads(got)  # the lists' terms come flat (see ListTerms)
             _attach_rarest(lists, rarest)
+            _attach_numbering(lists, numbered)
             return lists, problems, failed
         problems = []
         failed = set()

@@ -98,7 +98,7 @@ from .regexes import (
     compile_regex, required_literal, required_literal_sets,
 )
 from .ruleset import FIELDS, Rule, RuleSet, Selection
-from .lists import ListTerms
+from .lists import ListTerms, PendingListTerms, number_lists
 from .terms import EXACT, INFIX, PREFIX, SUFFIX, Term, Word
 
 MAX_MATCHES_PER_HIT = 100
@@ -875,6 +875,9 @@ class _Interner:
         self._shared: dict[tuple, tuple] = {}
         self._cost: dict[Word, float] = {}
         self._by_id: dict[str, list[float]] = {}  # field -> the cost of each word id (see _id_costs)
+        # (field, id(a list's terms)) -> each word of each term as its id in the field, given
+        # before any rule is compiled (see Matcher._seed_lists)
+        self.seeded: dict[tuple[str, int], Sequence[int]] = {}
 
     def _id_costs(self, index: _FieldIndex) -> list[float]:
         """The cost of each word of ``index`` by its id (the words given ids since the last
@@ -957,11 +960,13 @@ class _Interner:
         each term's word ids and (first) cheapest word by C-level passes over the numbers. The
         same ids, in the same order, and the same results."""
         words, ids, counts = terms.flat()
-        gl = list(map(index.word_ids.get, words))
-        if None in gl:  # new words: ids in order of first occurrence
-            word_id = index.word_id
-            gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
-        gids = list(map(gl.__getitem__, ids))
+        gids = self.seeded.get((index.name, id(terms)))  # numbered before the rules (watch)
+        if gids is None:
+            gl = list(map(index.word_ids.get, words))
+            if None in gl:  # new words: ids in order of first occurrence
+                word_id = index.word_id
+                gl = [word_id(w) if g is None else g for g, w in zip(gl, words)]
+            gids = list(map(gl.__getitem__, ids))
         pre = getattr(terms, "_pre", None)  # each term's rarest word, from the lists' child (watch)
         if pre is not None:
             return (tuple(zip(gids)) if len(ids) == len(counts) else tuple(map(tuple, map(islice, repeat(iter(gids)), counts)))), pre
@@ -1786,6 +1791,7 @@ class Matcher:
         self._rules: list[_Rule] = []
         self._unanchored: list[int] = []
         intern = _Interner()
+        self._seed_lists(ruleset, intern)
         shapes: dict[tuple, tuple] = {}  # (condition text, selection names) -> (program, source)
         # (id(condition tree), selection names and costs) -> (anchor names, required sets, the tree)
         necessary: dict[tuple, tuple] = {}
@@ -1879,6 +1885,45 @@ class Matcher:
             self.classifier = Classifier(spec, self.default_destinations)
         else:
             self.classifier = None
+
+    def _seed_lists(self, ruleset: RuleSet, intern: _Interner) -> None:
+        """Give each field the words of the watch lists its selections reference (by
+        ``@list:``, a selection holding the list's own terms) as its first ids: the lists in
+        their files' order, each word where it first occurs (see
+        :class:`~monitor.rules.lists.ListNumbering`), before any rule is compiled. Where the
+        lists' child numbered exactly these lists (``_gids``), its numbers are the ids (no
+        word looked up per list: 440,000 at 10,000 rules); otherwise they are numbered here,
+        the same way, so a set compiles to the same ids with the lists forked or not. Only
+        the order of the field's words changes (rule words follow the lists'): the same
+        words, anchors and hits."""
+        refs: dict[str, dict[int, ListTerms]] = {}
+        for rule in ruleset.rules:
+            if rule.enabled:
+                for sel in rule.selections:
+                    terms = sel.terms
+                    if isinstance(terms, ListTerms) and not isinstance(terms, PendingListTerms):
+                        refs.setdefault(sel.field, {})[id(terms)] = terms
+        if not refs:
+            return
+        order = {id(wl.terms): i for i, wl in enumerate(getattr(ruleset, "lists", None) or ())}
+        last = len(order)
+        for field, by_id in refs.items():
+            # in the lists' order (any list not in the set's lists after them, as referenced)
+            terms_in_order = sorted(by_id.values(), key=lambda t: order.get(id(t), last))
+            pre = [getattr(t, "_gids", None) for t in terms_in_order]
+            numbering = pre[0][0] if pre[0] is not None else None
+            if numbering is not None and numbering.count == len(pre) and all(p is not None and p[0] is numbering for p in pre):
+                table = numbering.table
+                numbers: list = [p[1] for p in pre]
+            else:
+                table, numbers = number_lists([t.flat()[:2] for t in terms_in_order])
+            index = self._field(field)
+            if index.words:  # pragma: no cover - a field is empty before the rules are compiled
+                continue
+            index.words.extend(table)
+            index.word_ids.update(zip(table, count()))
+            for t, gids in zip(terms_in_order, numbers):
+                intern.seeded[(field, id(t))] = gids
 
     def prepare(self, pause: float = 0.0) -> "Matcher":
         """Compile what is otherwise compiled on first use (the fields' regexes), e.g. in

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import accumulate, repeat
 from typing import Iterator
+
+import re
 
 import yaml
 
@@ -111,8 +114,12 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
     Raises :class:`YamlSyntaxError` with a 1-based line and column for syntax errors,
     nesting deeper than :data:`MAX_DEPTH` and alias expansion beyond ``max_nodes``.
     The innermost open collection is kept in locals (a scalar, most events, is attached
-    without a look at the stack: watch).
+    without a look at the stack: watch). A document of the simple kind most rule files are
+    (see :func:`parse_simple`) is read without libyaml's events: the same nodes.
     """
+    got = parse_simple(text, max_nodes)
+    if got is not None:
+        return got
     out = ParsedYaml()
     documents, issues = out.documents, out.issues
     # the open collections: the innermost in locals (top, its kind, its values, a map's
@@ -233,3 +240,180 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
     except yaml.YAMLError as exc:  # pragma: no cover - other libyaml errors carry no mark
         raise YamlSyntaxError(1, 1, f"YAML syntax error: {exc}") from None
     return out
+
+
+# -- simple documents without libyaml's events ------------------------------------------------
+# Most rule files (and every file of a generated watch set) are one block mapping of
+# ``key: value`` lines, values plain words, quoted strings, or one-line flow lists and
+# mappings of those. parse_simple reads exactly that subset line by line (a regex a line, no
+# event objects) and gives up (None) on anything else (comments, block lists, multi-line or
+# escaped scalars, anchors, tags, blank lines, a duplicate key, a character outside the ones
+# below...), so that libyaml reads it: the subset is chosen so that its nodes (kind, line,
+# column, value, style, size) are the ones the event walk above gives
+# (tests/test_yaml_simple.py compares the two on the generated sets, the pack and random
+# documents). ~5x faster on 10,000 generated rule files (watch, eleventh session).
+# a character outside "\n\x20-\x7e\u00a0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd" (written as
+# what is left out: the negated class of those ranges takes ~10 ms to compile on import)
+_SIMPLE_CHARS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff\U00010000-\U0010ffff]")
+_KEY_LINE = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_]*):(?: (.+))?\Z")
+# a plain scalar after "key: " (block context): no indicator first, none of : # quotes
+# brackets braces commas & * ! | > % @ ` \ anywhere, no space last
+_PLAIN_BLOCK = re.compile("(?:[A-Za-z0-9_(]|[^\x00-\x7f])(?:[^:#'\"\\[\\]{},&*!|>%@`\\\\]*[^:#'\"\\[\\]{},&*!|>%@`\\\\ ])?\\Z")
+# a flow item: a double-quoted string without escapes, a single-quoted one without quotes
+# inside, or a plain word
+_FLOW_ITEM = re.compile(r'"([^"\\]*)"|' + r"'([^']*)'|([A-Za-z0-9_][A-Za-z0-9_.\-]*)")
+_FLOW_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*): ")
+_DQ_LIST = re.compile(r'\["[^"\\]*"(?:, "[^"\\]*")*\]\Z').match
+
+
+def _next_col(col: int, length: int) -> int:
+    return col + length + 4  # '", "'
+
+
+def _scalar_dq(line: int, col: int, value: str) -> Node:
+    return Node("scalar", line, col, value, '"')
+
+
+_MAX_KEY = 128  # libyaml's simple keys end at 1,024 characters: longer ones go to the event walk
+
+
+def _flow_item(value: str, at: int, line: int, col0: int) -> "tuple[Node, int] | None":
+    """The quoted string or plain word at ``value[at]`` and the position after it."""
+    m = _FLOW_ITEM.match(value, at)
+    if m is None:
+        return None
+    g = m.lastindex
+    style = '"' if g == 1 else "'" if g == 2 else ""
+    return Node("scalar", line, col0 + at + 1, m.group(g), style), m.end()
+
+
+def _flow_seq(value: str, at: int, line: int, col0: int) -> "tuple[Node, int] | None":
+    """``[item, item, ...]`` at ``value[at]`` (items as :func:`_flow_item`, one space after each comma)."""
+    items: list = []
+    seq = Node("seq", line, col0 + at + 1, items)
+    at += 1
+    n = len(value)
+    while True:
+        got = _flow_item(value, at, line, col0)
+        if got is None:
+            return None
+        items.append(got[0])
+        at = got[1]
+        if at < n and value[at] == "]":
+            seq.size = 1 + len(items)
+            return seq, at + 1
+        if not value.startswith(", ", at):
+            return None
+        at += 2
+
+
+def _flow_map(value: str, at: int, line: int, col0: int) -> "tuple[Node, int] | None":
+    """``{key: value, ...}`` at ``value[at]`` (plain word keys, each value a flow item or list)."""
+    pairs: list = []
+    node = Node("map", line, col0 + at + 1, pairs)
+    seen: set = set()
+    size = 1
+    at += 1
+    n = len(value)
+    while True:
+        m = _FLOW_KEY.match(value, at)
+        if m is None or m.group(1) in seen or len(m.group(1)) > _MAX_KEY:
+            return None
+        seen.add(m.group(1))
+        key = Node("scalar", line, col0 + at + 1, m.group(1), "")
+        at = m.end()
+        got = _flow_seq(value, at, line, col0) if value.startswith("[", at) else _flow_item(value, at, line, col0)
+        if got is None:
+            return None
+        pairs.append((key, got[0]))
+        size += 1 + got[0].size
+        at = got[1]
+        if at < n and value[at] == "}":
+            node.size = size
+            return node, at + 1
+        if not value.startswith(", ", at):
+            return None
+        at += 2
+
+
+def parse_simple(text: str, max_nodes: int = MAX_NODES) -> "ParsedYaml | None":
+    """:func:`parse_yaml` of a document of the simple kind (see above), or None when ``text``
+    is not one (then parse it with :func:`parse_yaml`'s event walk)."""
+    if not text or _SIMPLE_CHARS.search(text) is not None:
+        return None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if not lines:
+        return None
+    root = Node("map", 1, 1, [])
+    # the open block mappings: (indent, node, its pairs, its keys); a key without a value
+    # opens the next one, at the next line's (deeper) indent
+    stack: list = [(0, root, root.value, set())]
+    indent, node, pairs, seen = stack[-1]
+    opening: "Node | None" = None  # the key whose mapping starts on the next line
+    match = _KEY_LINE.match
+    plain = _PLAIN_BLOCK.match
+    for i, line in enumerate(lines, 1):
+        m = match(line)
+        if m is None:
+            return None
+        ind = len(m.group(1))
+        if opening is not None:  # the first key of the mapping the previous line opened
+            if ind <= indent or len(stack) >= MAX_DEPTH:
+                return None
+            child = Node("map", i, ind + 1, [])
+            pairs.append((opening, child))
+            stack.append((ind, child, child.value, set()))
+            indent, node, pairs, seen = stack[-1]
+            opening = None
+        elif ind != indent:
+            if ind > indent:
+                return None
+            while stack and stack[-1][0] > ind:
+                _close(stack.pop())
+            if not stack or stack[-1][0] != ind:
+                return None
+            indent, node, pairs, seen = stack[-1]
+        name = m.group(2)
+        if name in seen or len(name) > _MAX_KEY:
+            return None  # a duplicate key: the event walk reports it
+        seen.add(name)
+        key = Node("scalar", i, ind + 1, name, "")
+        value = m.group(3)
+        if value is None:
+            opening = key
+            continue
+        col0 = ind + len(name) + 2  # the value's offset in the line
+        first = value[0]
+        if first == "[" and _DQ_LIST(value) is not None:  # the common list: double-quoted strings
+            texts = value[2:-2].split('", "')
+            # each item's column: its quote, after the items before it and their '", "'
+            items = list(map(_scalar_dq, repeat(i), accumulate(map(len, texts), _next_col, initial=col0 + 2), texts))
+            pairs.append((key, Node("seq", i, col0 + 1, items, "", 1 + len(items))))
+            continue
+        if first == "[":
+            got = _flow_seq(value, 0, i, col0)
+        elif first == "{":
+            got = _flow_map(value, 0, i, col0)
+        elif first == '"' or first == "'":
+            got = _flow_item(value, 0, i, col0)
+        elif plain(value) is not None:
+            got = Node("scalar", i, col0 + 1, value, ""), len(value)
+        else:
+            return None
+        if got is None or got[1] != len(value):
+            return None
+        pairs.append((key, got[0]))
+    if opening is not None:  # a key without a value on the last line
+        return None
+    while stack:  # sizes: every mapping counts itself, its keys and its values' sizes
+        _close(stack.pop())
+    if root.size > max_nodes:
+        return None
+    return ParsedYaml([root], [])
+
+
+def _close(entry: tuple) -> None:
+    """A block mapping's size once its last pair is in (its nested ones are closed first)."""
+    entry[1].size = 1 + len(entry[2]) + sum([v.size for _k, v in entry[2]])
