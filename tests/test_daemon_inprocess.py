@@ -175,7 +175,8 @@ async def test_rules_folder_change_reloads_without_signal(tmp_path: Path) -> Non
                 break
             except AssertionError:
                 continue
-        assert daemon.rules.rule_count == 2
+        # a loaded host may take longer than the attempts to build the new set: wait for it
+        await wait_for(lambda: daemon.rules.rule_count == 2, 120, "reload after file change")
         feed.write_text(canonical_line(1, "Explosions reported in Kerman today"), encoding="utf-8")
         await wait_for(lambda: db_rows(db, "select rule_id from hits") == [("kerman-watch",)], 20, "new rule hit")
     finally:

@@ -65,11 +65,11 @@ async def test_start_up_serves_messages_from_the_cache_before_the_lazy_work_is_d
         assert daemon.rules.lazy_pending and _compiled(daemon.rules.get())[0] == 0
         with feed.open("a", encoding="utf-8") as fh:  # a message that needs a regex compiles it
             fh.write(canonical_line(2, "a statement of wilayat sinai"))
-        await wait_for(lambda: len(db_rows(db, "select id from hits where rule_id = 'wilayah'")) == 1, 20,
+        await wait_for(lambda: len(db_rows(db, "select id from hits where rule_id = 'wilayah'")) == 1, 120,
                        "regex hit")
         assert _compiled(daemon.rules.get())[0] == 1 and daemon.rules.lazy_pending
         gate.set()
-        await wait_for(lambda: not daemon.rules.lazy_pending, 20, "lazy work done")
+        await wait_for(lambda: not daemon.rules.lazy_pending, 120, "lazy work done")
         assert _compiled(daemon.rules.get()) == (3, 3)
     finally:
         daemon.request_stop()
@@ -301,7 +301,7 @@ async def test_a_cancelled_reload_ends_its_build_worker(tmp_path) -> None:
     """Shutdown cancels a reload under way: its worker is killed, not left building."""
     pid_file = tmp_path / "pid"
     task = asyncio.ensure_future(rs_mod._in_process(_child_sleeps, str(pid_file)))
-    await wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", timeout=30)
+    await wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", timeout=120)
     pid = int(pid_file.read_text())
     assert _alive(pid)
     task.cancel()
