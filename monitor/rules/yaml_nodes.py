@@ -108,6 +108,15 @@ def _events(text: str) -> Iterator[yaml.Event]:
         yield ev
 
 
+def _note_key(node: Node, seen: dict, issues: list) -> None:
+    """Record a mapping's scalar key; a key seen before in the same mapping is a duplicate."""
+    first = seen.get(node.value)
+    if first is not None:
+        issues.append(YamlIssue(node.line, node.col, f"duplicate key '{node.value}' (first at line {first})"))
+    else:
+        seen[node.value] = node.line
+
+
 def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
     """Parse ``text`` into positioned node trees (one per document).
 
@@ -161,11 +170,7 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
                     vals.append(node)
                 elif key is None:
                     key = node
-                    first = seen.get(node.value)
-                    if first is not None:
-                        issues.append(YamlIssue(node.line, node.col, f"duplicate key '{node.value}' (first at line {first})"))
-                    else:
-                        seen[node.value] = node.line
+                    _note_key(node, seen, issues)
                 else:
                     vals.append((key, node))
                     key = None
@@ -217,12 +222,8 @@ def parse_yaml(text: str, *, max_nodes: int = MAX_NODES) -> ParsedYaml:
                 vals.append(node)
             elif key is None:
                 key = node
-                if node.kind == "scalar":
-                    first = seen.get(node.value)
-                    if first is not None:
-                        issues.append(YamlIssue(node.line, node.col, f"duplicate key '{node.value}' (first at line {first})"))
-                    else:
-                        seen[node.value] = node.line
+                if node.kind == "scalar":  # an alias of a scalar
+                    _note_key(node, seen, issues)
             else:
                 vals.append((key, node))
                 key = None
