@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..durations import parse_duration
 from ..model import LEVELS
 from .classifier import RAISABLE, WHEN, ClassifierSpec, ModelError, load_model, NEVER
 from .problems import Problem
@@ -42,7 +41,7 @@ def is_classifier_file(root: Any) -> bool:
 def build_classifier(ctx: Any, root: Any, known_destinations: set[str] | None) -> ClassifierSpec | None:
     """The classifier of a parsed classifier file (``ctx``: the loader's file context), its
     model loaded and checked; None after a problem (added to ``ctx``)."""
-    from .loader import _ID_RE, _str, _str_list, _suggest, _TRUE, _FALSE
+    from .loader import _ID_RE, _str, _str_list, _suggest, alert_field, enabled_field, throttle_field
 
     n_before = len(ctx.problems)
     node = None
@@ -145,37 +144,12 @@ def build_classifier(ctx: Any, root: Any, known_destinations: set[str] | None) -
             else:
                 when = w.strip().lower()
 
-    alert: list[str] = []
-    if "alert" in fields:
-        for a_node, dest in _str_list(ctx, fields["alert"][1], "alert") or []:
-            if known_destinations is not None and dest not in known_destinations:
-                known = sorted(known_destinations)
-                ctx.add(a_node, f"unknown alert destination '{dest}'{_suggest(dest, known)}; known: {', '.join(known)}")
-            else:
-                alert.append(dest)
-    throttle = None
-    if "throttle" in fields and not fields["throttle"][1].is_null:
-        t_node = fields["throttle"][1]
-        if t_node.kind != "scalar":
-            ctx.add(t_node, "'throttle' must be a duration such as 10m")
-        else:
-            try:
-                throttle = int(round(parse_duration(t_node.value))) or None
-            except ValueError as exc:
-                ctx.add(t_node, f"throttle: {exc}")
+    alert = alert_field(ctx, fields, known_destinations)
+    throttle = throttle_field(ctx, fields)
     tags: list[str] = ["classifier"]
     if "tags" in fields:
         tags = [v for _n, v in (_str_list(ctx, fields["tags"][1], "tags") or [])]
-    enabled = True
-    if "enabled" in fields:
-        e_node = fields["enabled"][1]
-        value = str(e_node.value).lower() if e_node.kind == "scalar" else ""
-        if value in _TRUE:
-            enabled = True
-        elif value in _FALSE:
-            enabled = False
-        else:
-            ctx.add(e_node, "'enabled' must be true or false")
+    enabled = enabled_field(ctx, fields)
 
     model = None
     model_file = ""

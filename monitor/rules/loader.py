@@ -809,6 +809,48 @@ def _str(ctx: _FileContext, node: Node, what: str) -> str | None:
     return node.value  # type: ignore[return-value]
 
 
+def alert_field(ctx: Any, fields: dict[str, Any], known_destinations: set[str] | None) -> list[str]:
+    """A rule's (or the classifier's) ``alert:`` destinations; unknown ones are problems."""
+    alert: list[str] = []
+    if "alert" in fields:
+        for a_node, dest in _str_list(ctx, fields["alert"][1], "alert") or []:
+            if known_destinations is not None and dest not in known_destinations:
+                known = sorted(known_destinations)
+                ctx.add(a_node, f"unknown alert destination '{dest}'{_suggest(dest, known)}; known: {', '.join(known)}")
+            else:
+                alert.append(dest)
+    return alert
+
+
+def throttle_field(ctx: Any, fields: dict[str, Any]) -> int | None:
+    """A rule's (or the classifier's) ``throttle:`` in whole seconds (None: none or zero)."""
+    if "throttle" not in fields or fields["throttle"][1].is_null:
+        return None
+    t_node = fields["throttle"][1]
+    if t_node.kind != "scalar":
+        ctx.add(t_node, "'throttle' must be a duration such as 10m")
+        return None
+    try:
+        seconds = parse_duration(t_node.value)
+    except ValueError as exc:
+        ctx.add(t_node, f"throttle: {exc}")
+        return None
+    return int(round(seconds)) or None
+
+
+def enabled_field(ctx: Any, fields: dict[str, Any]) -> bool:
+    """A rule's (or the classifier's) ``enabled:`` (default true)."""
+    if "enabled" not in fields:
+        return True
+    e_node = fields["enabled"][1]
+    value = str(e_node.value).lower() if e_node.kind == "scalar" else ""
+    if value in _FALSE:
+        return False
+    if value not in _TRUE:
+        ctx.add(e_node, "'enabled' must be true or false")
+    return True
+
+
 def _str_list(ctx: _FileContext, node: Node, what: str, *, allow_scalar: bool = True) -> list[tuple[Node, str]] | None:
     if node.kind == "scalar":
         if node.is_null:
@@ -918,38 +960,9 @@ def _build_rule(node: Node, ctx: _FileContext, rule_hash: str, known_destination
                 langs.add(code)
         languages = frozenset(langs) if langs else None
 
-    alert: list[str] = []
-    if "alert" in fields:
-        for a_node, dest in _str_list(ctx, fields["alert"][1], "alert") or []:
-            if known_destinations is not None and dest not in known_destinations:
-                known = sorted(known_destinations)
-                ctx.add(a_node, f"unknown alert destination '{dest}'{_suggest(dest, known)}; known: {', '.join(known)}")
-            else:
-                alert.append(dest)
-
-    throttle = None
-    if "throttle" in fields and not fields["throttle"][1].is_null:
-        t_node = fields["throttle"][1]
-        if t_node.kind != "scalar":
-            ctx.add(t_node, "'throttle' must be a duration such as 10m")
-        else:
-            try:
-                seconds = parse_duration(t_node.value)
-            except ValueError as exc:
-                ctx.add(t_node, f"throttle: {exc}")
-            else:
-                throttle = int(round(seconds)) or None
-
-    enabled = True
-    if "enabled" in fields:
-        e_node = fields["enabled"][1]
-        value = str(e_node.value).lower() if e_node.kind == "scalar" else ""
-        if value in _TRUE:
-            enabled = True
-        elif value in _FALSE:
-            enabled = False
-        else:
-            ctx.add(e_node, "'enabled' must be true or false")
+    alert = alert_field(ctx, fields, known_destinations)
+    throttle = throttle_field(ctx, fields)
+    enabled = enabled_field(ctx, fields)
 
     author = None
     if "author" in fields and not fields["author"][1].is_null:
