@@ -289,3 +289,26 @@ def slack_text(request: dict[str, Any]) -> str:
 
     walk(body.get("blocks", []))
     return "\n".join(parts)
+
+
+def desk_config(slack: Any, smtp: Any, **extra: Any) -> Any:
+    """A Config with the loopback Slack (bot token, #claims) and SMTP (desk@example.org) destinations."""
+    from monitor.config import Config
+
+    return Config.model_validate({"alerts": {"destinations": {
+        "slack": {"type": "slack", "token": "xoxb-test-token-123", "channel": "#claims", "base_url": slack.api_base},
+        "mail": {"type": "email", "host": "127.0.0.1", "port": smtp.port, "security": "none",
+                 "from": "claimwatch <alerts@example.org>", "to": ["desk@example.org"], "timeout": 5},
+    }, **extra}})
+
+
+async def drain(archive: Any, cfg: Any) -> int:
+    """Deliver every due outbox row with a real delivery worker (short backoff); rows sent."""
+    from monitor.alerts.destinations import build_destinations
+    from monitor.alerts.outbox import DeliveryWorker
+
+    worker = DeliveryWorker(archive, build_destinations(cfg), base_delay=0.05, max_delay=0.2)
+    try:
+        return await worker.drain(10.0)
+    finally:
+        await worker.aclose()

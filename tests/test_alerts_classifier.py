@@ -11,12 +11,11 @@ import dataclasses
 import json
 from datetime import datetime, timedelta, timezone
 
+from alerts_support import desk_config, drain
 from alerts_support import HOSTILE, hit_for, message, outbox_rows, slack, slack_text, smtp  # noqa: F401
 from classifier_support import classifier_hit
 
-from monitor.alerts.destinations import build_destinations
 from monitor.alerts.digest import build_digest, enqueue_digest
-from monitor.alerts.outbox import DeliveryWorker
 from monitor.alerts.render import Renderer, hit_context, render_row
 from monitor.config import Config
 from monitor.timefmt import ts
@@ -25,19 +24,11 @@ TEXT = "Our fighters carried out the operation at the checkpoint and killed twel
 
 
 def _cfg(slack, smtp, **extra) -> Config:  # noqa: F811
-    return Config.model_validate({"alerts": {"destinations": {
-        "slack": {"type": "slack", "token": "xoxb-test-token-123", "channel": "#claims", "base_url": slack.api_base},
-        "mail": {"type": "email", "host": "127.0.0.1", "port": smtp.port, "security": "none",
-                 "from": "claimwatch <alerts@example.org>", "to": ["desk@example.org"], "timeout": 5},
-    }, **extra}})
+    return desk_config(slack, smtp, **extra)
 
 
 async def _drain(archive, cfg) -> int:
-    worker = DeliveryWorker(archive, build_destinations(cfg), base_delay=0.05, max_delay=0.2)
-    try:
-        return await worker.drain(10.0)
-    finally:
-        await worker.aclose()
+    return await drain(archive, cfg)
 
 
 def _posts(slack):  # noqa: F811

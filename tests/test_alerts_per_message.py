@@ -9,29 +9,20 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from alerts_support import desk_config, drain
 from alerts_support import hit_for, message, outbox_rows, slack, slack_text, smtp  # noqa: F401
 
-from monitor.alerts.destinations import build_destinations
-from monitor.alerts.outbox import DeliveryWorker
 from monitor.config import Config
 
 TEXT = "The group claimed responsibility for the attack; two explosions shook the city"
 
 
 def _cfg(slack, smtp) -> Config:  # noqa: F811
-    return Config.model_validate({"alerts": {"destinations": {
-        "slack": {"type": "slack", "token": "xoxb-test-token-123", "channel": "#claims", "base_url": slack.api_base},
-        "mail": {"type": "email", "host": "127.0.0.1", "port": smtp.port, "security": "none",
-                 "from": "claimwatch <alerts@example.org>", "to": ["desk@example.org"], "timeout": 5},
-    }}})
+    return desk_config(slack, smtp)
 
 
 async def _drain(archive, cfg) -> int:
-    worker = DeliveryWorker(archive, build_destinations(cfg), base_delay=0.05, max_delay=0.2)
-    try:
-        return await worker.drain(10.0)
-    finally:
-        await worker.aclose()
+    return await drain(archive, cfg)
 
 
 def _hits(msg, dests=("slack", "mail"), report_dests=None):
